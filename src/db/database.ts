@@ -1,0 +1,186 @@
+/**
+ * One database interface over two engines: a PostgreSQL pool (DATABASE_URL) or the embedded
+ * PGlite (PostgreSQL compiled to WebAssembly) under DATA_DIR, so `npm start` needs no server.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+
+// int8 (bigint) and numeric come back as strings by default; our counters fit in a double.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** Something SQL can be sent to: the database itself or an open transaction. */
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** True inside a transaction. */
+  readonly inTransaction: boolean;
+}
+
+export interface TransactionOptions {
+  /** SERIALIZABLE isolation; serialization failures are retried by `transaction`. */
+  serializable?: boolean;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** Runs `work` on one dedicated connection (for session-level advisory locks). */
+  withConnection<T>(work: (conn: Queryable) => Promise<T>): Promise<T>;
+  /** Runs a script of several statements (migrations). */
+  exec(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']); // serialization failure, deadlock
+const MAX_TRANSACTION_ATTEMPTS = 5;
+
+export function isRetryableDbError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '');
+}
+
+async function withRetries<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isRetryableDbError(err) || n >= MAX_TRANSACTION_ATTEMPTS) {
+        throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * n));
+    }
+  }
+}
+
+class PostgresDatabase implements Database {
+  readonly kind = 'postgres';
+  readonly inTransaction = false;
+  private readonly pool: pg.Pool;
+
+  constructor(connectionString: string, poolSize: number) {
+    this.pool = new pg.Pool({ connectionString, max: poolSize });
+    // An idle client's connection can drop (server restart); the pool replaces it on next use.
+    this.pool.on('error', () => undefined);
+  }
+
+  async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    const result = await this.pool.query(sql, params as unknown[] | undefined);
+    return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+  }
+
+  async transaction<T>(work: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
+    return withRetries(async () => {
+      const client = await this.pool.connect();
+      let broken = false;
+      try {
+        await client.query(options?.serializable ? 'BEGIN ISOLATION LEVEL SERIALIZABLE' : 'BEGIN');
+        const tx: Queryable = {
+          inTransaction: true,
+          async query<R>(sql: string, params?: readonly unknown[]) {
+            const result = await client.query(sql, params as unknown[] | undefined);
+            return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+          },
+        };
+        const result = await work(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    });
+  }
+
+  async withConnection<T>(work: (conn: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      return await work({
+        inTransaction: false,
+        async query<R>(sql: string, params?: readonly unknown[]) {
+          const result = await client.query(sql, params as unknown[] | undefined);
+          return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+        },
+      });
+    } finally {
+      client.release();
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+class EmbeddedDatabase implements Database {
+  readonly kind = 'pglite';
+  readonly inTransaction = false;
+  private readonly db: PGlite;
+
+  constructor(db: PGlite) {
+    this.db = db;
+  }
+
+  async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    const result = await this.db.query<R>(sql, params as unknown[] | undefined);
+    return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+  }
+
+  // PGlite has a single connection and queues every other query behind an open transaction,
+  // so transactions are serial and serializable by construction.
+  async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (inner) =>
+      work({
+        inTransaction: true,
+        async query<R>(sql: string, params?: readonly unknown[]) {
+          const result = await inner.query<R>(sql, params as unknown[] | undefined);
+          return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+        },
+      }),
+    );
+  }
+
+  async withConnection<T>(work: (conn: Queryable) => Promise<T>): Promise<T> {
+    return work(this);
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.db.exec(sql);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+/** Opens PostgreSQL when a URL is given, else the embedded database in `${dataDir}/pgdata` (or in memory). */
+export async function openDatabase(options: {
+  databaseUrl?: string;
+  dataDir?: string;
+  poolSize?: number;
+}): Promise<Database> {
+  if (options.databaseUrl) {
+    return new PostgresDatabase(options.databaseUrl, options.poolSize ?? 10);
+  }
+  if (!options.dataDir) {
+    return new EmbeddedDatabase(await PGlite.create());
+  }
+  const pgdata = path.join(options.dataDir, 'pgdata');
+  await fs.mkdir(pgdata, { recursive: true });
+  return new EmbeddedDatabase(await PGlite.create(pgdata));
+}

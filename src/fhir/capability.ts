@@ -1,0 +1,143 @@
+/**
+ * /fhir/metadata: the CapabilityStatement, generated from what the code actually serves — the
+ * router's route table, the resource types and search parameters the store indexes, and the
+ * modifiers the search planner implements.
+ */
+import type { FhirRouter } from '@medplum/fhir-router';
+import type {
+  CapabilityStatement,
+  CapabilityStatementRestResource,
+  CapabilityStatementRestResourceSearchParam,
+} from '@medplum/fhirtypes';
+import { getAllResourceTypes, getSupportedSearchParameters } from './definitions.ts';
+import { indexTableFor } from './indexer.ts';
+
+/** Modifiers and prefixes per parameter type, as implemented in search/conditions.ts. */
+export const SUPPORTED_MODIFIERS: Record<string, string> = {
+  token: ':missing, :not, :text, :of-type (identifier)',
+  string: ':missing, :exact, :contains, :not',
+  reference: ':missing, :not, :identifier, :[type], chained one level (a.b, a:Type.b), _has one level',
+  date: ':missing; prefixes eq ne gt lt ge le sa eb ap',
+  number: ':missing; prefixes eq ne gt lt ge le sa eb ap',
+  quantity: ':missing; prefixes eq ne gt lt ge le sa eb ap; value|system|code',
+  uri: ':missing, :below, :above, :not',
+};
+
+const TYPE_INTERACTIONS: Record<string, string> = {
+  read: 'read',
+  vread: 'vread',
+  update: 'update',
+  patch: 'patch',
+  delete: 'delete',
+  'history-instance': 'history-instance',
+  'history-type': 'history-type',
+  create: 'create',
+  'search-type': 'search-type',
+};
+
+export interface CapabilityOptions {
+  baseUrl: string;
+  version: string;
+  /** Operations served beside the router's routes, e.g. none yet. */
+  operations?: { name: string; definition: string }[];
+}
+
+function searchParams(resourceType: string): CapabilityStatementRestResourceSearchParam[] {
+  const params: CapabilityStatementRestResourceSearchParam[] = [];
+  for (const [code, param] of getSupportedSearchParameters(resourceType)) {
+    if (!indexTableFor(param) && code !== '_id' && code !== '_lastUpdated') {
+      continue;
+    }
+    params.push({
+      name: code,
+      definition: param.url,
+      type: param.type,
+      documentation: `Modifiers: ${SUPPORTED_MODIFIERS[param.type as string] ?? 'none'}`,
+    });
+  }
+  return params;
+}
+
+/** Builds the statement; call once at start-up and serve the result. */
+export function buildCapabilityStatement(router: FhirRouter, options: CapabilityOptions): CapabilityStatement {
+  const routed = new Set<string>();
+  const systemInteractions = new Set<string>();
+  for (const route of router.router.routes) {
+    const interaction = route.data?.interaction;
+    if (!interaction) {
+      continue;
+    }
+    if (route.path[0]?.param && TYPE_INTERACTIONS[interaction]) {
+      routed.add(TYPE_INTERACTIONS[interaction]);
+    } else if (route.path.length <= 1 && !route.path[0]?.param) {
+      if (interaction === 'batch') {
+        systemInteractions.add('batch').add('transaction');
+      } else if (interaction === 'search-system' || interaction === 'history-system') {
+        systemInteractions.add(interaction);
+      }
+    }
+  }
+  const types = getAllResourceTypes().sort();
+  const referencedBy = new Map<string, string[]>();
+  for (const type of types) {
+    for (const [code, param] of getSupportedSearchParameters(type)) {
+      if (param.type === 'reference') {
+        for (const target of param.target ?? []) {
+          referencedBy.set(target, [...(referencedBy.get(target) ?? []), `${type}:${code}`]);
+        }
+      }
+    }
+  }
+  const resources: CapabilityStatementRestResource[] = types.map((type) => ({
+    type: type as CapabilityStatementRestResource['type'],
+    profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    interaction: [...routed].map((code) => ({ code: code as 'read' })),
+    versioning: 'versioned-update',
+    readHistory: true,
+    updateCreate: true,
+    conditionalCreate: true,
+    conditionalRead: 'full-support',
+    conditionalUpdate: true,
+    conditionalDelete: 'single',
+    referencePolicy: ['literal', 'logical', 'local'],
+    searchInclude: [...getSupportedSearchParameters(type)]
+      .filter(([, param]) => param.type === 'reference')
+      .map(([code]) => `${type}:${code}`),
+    searchRevInclude: referencedBy.get(type) ?? [],
+    searchParam: searchParams(type),
+  }));
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    kind: 'instance',
+    software: { name: 'second-opinion-hub', version: options.version },
+    implementation: { description: 'Second-opinion FHIR/DICOM hub', url: `${options.baseUrl}/fhir` },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
+    rest: [
+      {
+        mode: 'server',
+        documentation:
+          'Searches page with a keyset cursor (_cursor) that stays correct while data changes; _offset is also accepted. ' +
+          'Unknown search parameters are ignored (and left out of the self link) unless the request says Prefer: handling=strict.',
+        security: { cors: true, description: 'No authentication is enforced by this version of the hub.' },
+        resource: resources,
+        interaction: [...systemInteractions].map((code) => ({ code: code as 'transaction' })),
+        searchParam: [
+          { name: '_id', type: 'token' },
+          { name: '_lastUpdated', type: 'date' },
+          { name: '_count', type: 'number' },
+          { name: '_sort', type: 'string' },
+          { name: '_include', type: 'string' },
+          { name: '_revinclude', type: 'string' },
+          { name: '_summary', type: 'string' },
+          { name: '_total', type: 'string' },
+          { name: '_elements', type: 'string' },
+        ],
+        operation: options.operations?.map((op) => ({ name: op.name, definition: op.definition })) ?? [],
+      },
+    ],
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * Turns a resource into the rows of the search index tables, one row per value of each
+ * search parameter, using the R4 SearchParameter FHIRPath expressions.
+ */
+import {
+  convertToSearchableDates,
+  convertToSearchableNumbers,
+  convertToSearchableQuantities,
+  convertToSearchableReferences,
+  convertToSearchableStrings,
+  convertToSearchableTokens,
+  convertToSearchableUris,
+  evalFhirPathTyped,
+  getSearchParameterDetails,
+  toTypedValue,
+} from '@medplum/core';
+import type { Resource, SearchParameter } from '@medplum/fhirtypes';
+import { getSupportedSearchParameters } from './definitions.ts';
+
+export interface SearchIndexRows {
+  token: [param: string, system: string | null, value: string | null, display: string | null][];
+  string: [param: string, normalized: string, exact: string][];
+  reference: [param: string, targetType: string | null, targetId: string | null, reference: string][];
+  date: [param: string, low: string | null, high: string | null][];
+  number: [param: string, low: number | null, high: number | null, system: string | null, code: string | null][];
+  uri: [param: string, value: string][];
+}
+
+export const INDEX_TABLES = ['token', 'string', 'reference', 'date', 'number', 'uri'] as const;
+export type IndexTable = (typeof INDEX_TABLES)[number];
+
+/** The index table that holds a search parameter's values. */
+export function indexTableFor(param: SearchParameter): IndexTable | undefined {
+  switch (param.type) {
+    case 'token':
+      return 'token';
+    case 'string':
+      return 'string';
+    case 'reference':
+      return 'reference';
+    case 'date':
+      return 'date';
+    case 'number':
+    case 'quantity':
+      return 'number';
+    case 'uri':
+      return 'uri';
+    default:
+      return undefined;
+  }
+}
+
+// convertToSearchableTokens reports display texts under this pseudo-system.
+const TEXT_SYSTEM = 'urn:hub:text';
+// _id and _lastUpdated are columns of the resource table, not index rows.
+const COLUMN_PARAMETERS = new Set(['_id', '_lastUpdated']);
+
+/** Lower case, without diacritics: the form FHIR string search compares. */
+export function normalizeString(value: string): string {
+  return value
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase();
+}
+
+/** Splits `Type/id`, `Type/id/_history/v` or `base/Type/id` into type and id. */
+export function parseReference(reference: string): { targetType: string | null; targetId: string | null } {
+  const withoutHistory = reference.replace(/\/_history\/[^/]+$/, '');
+  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(withoutHistory);
+  return match ? { targetType: match[1], targetId: match[2] } : { targetType: null, targetId: null };
+}
+
+function details(resourceType: string, param: SearchParameter): ReturnType<typeof getSearchParameterDetails> {
+  return getSearchParameterDetails(resourceType, param);
+}
+
+/** Computes every index row of a resource. */
+export function extractSearchIndex(resource: Resource): SearchIndexRows {
+  const rows: SearchIndexRows = { token: [], string: [], reference: [], date: [], number: [], uri: [] };
+  const typed = [toTypedValue(resource)];
+  for (const [code, param] of getSupportedSearchParameters(resource.resourceType)) {
+    if (COLUMN_PARAMETERS.has(code)) {
+      continue;
+    }
+    const values = evalFhirPathTyped(details(resource.resourceType, param).parsedExpression, typed);
+    if (values.length === 0) {
+      continue;
+    }
+    switch (param.type) {
+      case 'token':
+        addIdentifierTypes(rows, code, values);
+        for (const token of convertToSearchableTokens(values, { textSearchSystem: TEXT_SYSTEM })) {
+          if (token.system === TEXT_SYSTEM) {
+            if (token.value) {
+              rows.token.push([code, null, null, normalizeString(token.value)]);
+            }
+          } else if (token.value !== undefined || token.system !== undefined) {
+            rows.token.push([code, token.system ?? null, token.value ?? null, null]);
+          }
+        }
+        break;
+      case 'string':
+        for (const value of convertToSearchableStrings(values)) {
+          rows.string.push([code, normalizeString(value), value]);
+        }
+        break;
+      case 'reference':
+        addReferenceIdentifiers(rows, code, values);
+        for (const reference of convertToSearchableReferences(values)) {
+          const { targetType, targetId } = parseReference(reference);
+          rows.reference.push([code, targetType, targetId, reference]);
+        }
+        break;
+      case 'date':
+        for (const period of convertToSearchableDates(values)) {
+          rows.date.push([code, period.start ?? null, period.end ?? null]);
+        }
+        break;
+      case 'number':
+        for (const [low, high] of convertToSearchableNumbers(values)) {
+          rows.number.push([code, low ?? null, high ?? null, null, null]);
+        }
+        break;
+      case 'quantity':
+        for (const quantity of convertToSearchableQuantities(values)) {
+          if (quantity.value !== undefined) {
+            rows.number.push([code, quantity.value, quantity.value, quantity.system ?? null, quantity.code ?? quantity.unit ?? null]);
+          }
+        }
+        break;
+      case 'uri':
+        for (const uri of convertToSearchableUris(values)) {
+          rows.uri.push([code, uri]);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return rows;
+}
+
+type Typed = ReturnType<typeof toTypedValue>;
+
+/** Rows for `identifier:of-type=system|code|value`, kept under the pseudo-parameter `code:of-type`. */
+function addIdentifierTypes(rows: SearchIndexRows, code: string, values: Typed[]): void {
+  for (const { type, value } of values) {
+    if (type !== 'Identifier') {
+      continue;
+    }
+    const identifier = value as { value?: string; type?: { coding?: { system?: string; code?: string }[] } };
+    for (const coding of identifier.type?.coding ?? []) {
+      if (identifier.value && coding.code) {
+        rows.token.push([`${code}:of-type`, null, `${coding.system ?? ''}|${coding.code}|${identifier.value}`, null]);
+      }
+    }
+  }
+}
+
+/** Rows for `subject:identifier=system|value`, kept under the pseudo-parameter `code:identifier`. */
+function addReferenceIdentifiers(rows: SearchIndexRows, code: string, values: Typed[]): void {
+  for (const { value } of values) {
+    const identifier = (value as { identifier?: { system?: string; value?: string } } | undefined)?.identifier;
+    if (identifier?.value) {
+      rows.token.push([`${code}:identifier`, identifier.system ?? null, identifier.value, null]);
+    }
+  }
+}

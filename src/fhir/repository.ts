@@ -1,0 +1,599 @@
+/**
+ * The FHIR store on PostgreSQL (or PGlite): the repository that @medplum/fhir-router's REST and
+ * batch/transaction handling runs on. One instance per request; `withTransaction` hands out an
+ * instance bound to the open transaction.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  OperationOutcomeError,
+  allOk,
+  applyPatch,
+  badRequest,
+  conflict,
+  created,
+  deepEquals,
+  fhirpathPatchTypedValue,
+  formatSearchQuery,
+  gone,
+  isResourceType,
+  multipleMatches,
+  notFound,
+  parseFhirPathPatchParameters,
+  preconditionFailed,
+  toTypedValue,
+} from '@medplum/core';
+import type { Operation, SearchRequest, WithId } from '@medplum/core';
+import { FhirRepository, getExtraEntries } from '@medplum/fhir-router';
+import type {
+  CreateResourceOptions,
+  DeleteResourceOptions,
+  ReadHistoryOptions,
+  RepositoryMode,
+  SearchOptions,
+  TransactionOptions,
+  UpdateResourceOptions,
+} from '@medplum/fhir-router';
+import type { Binary, Bundle, BundleEntry, OperationOutcome, Parameters, Reference, Resource } from '@medplum/fhirtypes';
+import type { Database, Queryable } from '../db/database.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import { BlobTooLargeError } from '../storage/blob-store.ts';
+import { recordOutboxEvent } from '../db/outbox.ts';
+import { resourceChangeEvent } from './events.ts';
+import { extractSearchIndex } from './indexer.ts';
+import { payloadTooLarge } from './outcomes.ts';
+import { runSearch } from './search/search.ts';
+import { subsetResource } from './subset.ts';
+import { validateFhirResource } from './validation.ts';
+import { buildWriteStatement } from './write.ts';
+import type { OutboxEvent } from './write.ts';
+
+const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+const UNIQUE_VIOLATION = '23505';
+
+export interface RepositoryContext {
+  db: Database;
+  blobs: BlobStore;
+  /** The hub's public base URL (without /fhir). */
+  baseUrl: string;
+  binaryMaxBytes: number;
+  /** Prefer: handling=strict — unknown search parameters are errors. */
+  strictSearch?: boolean;
+}
+
+interface CurrentRow {
+  version: number;
+  deleted: boolean;
+  content: string | null;
+}
+
+export interface HistoryOptions {
+  since?: string;
+  count?: number;
+  offset?: number;
+}
+
+function assertKnownType(resourceType: string | undefined): asserts resourceType is string {
+  if (!resourceType || !isResourceType(resourceType)) {
+    throw new OperationOutcomeError({
+      ...notFound,
+      issue: [{ severity: 'error', code: 'not-found', details: { text: `Unknown resource type "${resourceType}"` } }],
+    });
+  }
+}
+
+function mapDbError(err: unknown): never {
+  if ((err as { code?: string }).code === UNIQUE_VIOLATION) {
+    throw new OperationOutcomeError(conflict('A concurrent write created the same resource; retry the request'));
+  }
+  throw err;
+}
+
+export class HubRepository extends FhirRepository {
+  private readonly ctx: RepositoryContext;
+  private readonly conn: Queryable;
+
+  constructor(ctx: RepositoryContext, conn?: Queryable) {
+    super();
+    this.ctx = ctx;
+    this.conn = conn ?? ctx.db;
+  }
+
+  get fhirBase(): string {
+    return `${this.ctx.baseUrl}/fhir`;
+  }
+
+  setMode(_mode: RepositoryMode): void {
+    // One database for reads and writes; read replicas would be chosen here.
+  }
+
+  generateId(): string {
+    return randomUUID();
+  }
+
+  async withTransaction<TResult>(callback: (txRepo: this) => Promise<TResult>, options?: TransactionOptions): Promise<TResult> {
+    if (this.conn.inTransaction) {
+      return callback(this);
+    }
+    return this.ctx.db.transaction(
+      (tx) => callback(new HubRepository(this.ctx, tx) as this),
+      { serializable: options?.serializable },
+    );
+  }
+
+  /** Records an outbox event in this repository's transaction (or on its own). */
+  async recordEvent(event: OutboxEvent): Promise<void> {
+    await recordOutboxEvent(this.conn, event);
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  private async currentRow(resourceType: string, id: string, lock: boolean): Promise<CurrentRow | undefined> {
+    const result = await this.conn.query<CurrentRow>(
+      `SELECT version, deleted, content FROM resource WHERE resource_type = $1 AND id = $2${lock ? ' FOR UPDATE' : ''}`,
+      [resourceType, id],
+    );
+    return result.rows[0];
+  }
+
+  async readResource<T extends Resource>(resourceType: string, id: string): Promise<WithId<T>> {
+    assertKnownType(resourceType);
+    if (!ID_PATTERN.test(id)) {
+      throw new OperationOutcomeError(notFound);
+    }
+    const row = await this.currentRow(resourceType, id, false);
+    if (!row) {
+      throw new OperationOutcomeError(notFound);
+    }
+    if (row.deleted || !row.content) {
+      throw new OperationOutcomeError(gone);
+    }
+    return this.withBinaryData(JSON.parse(row.content) as WithId<T>);
+  }
+
+  async readReference<T extends Resource>(reference: Reference<T>): Promise<WithId<T>> {
+    const [resourceType, id] = (reference.reference ?? '').split('/');
+    if (!resourceType || !id) {
+      throw new OperationOutcomeError(badRequest('Invalid reference'));
+    }
+    return this.readResource<T>(resourceType, id);
+  }
+
+  async readReferences<T extends Resource>(references: readonly Reference<T>[]): Promise<(T | Error)[]> {
+    const keys = references.map((ref) => {
+      const text = (ref.reference ?? '').startsWith(this.fhirBase + '/')
+        ? (ref.reference ?? '').slice(this.fhirBase.length + 1)
+        : (ref.reference ?? '');
+      const [type, id] = text.split('/');
+      return { type, id };
+    });
+    const valid = keys.filter((k) => k.type && k.id && ID_PATTERN.test(k.id));
+    const found = new Map<string, Resource>();
+    if (valid.length > 0) {
+      const result = await this.conn.query<{ resource_type: string; id: string; content: string }>(
+        `SELECT r.resource_type, r.id, r.content FROM resource r
+         JOIN unnest($1::text[], $2::text[]) AS k(t, i) ON r.resource_type = k.t AND r.id = k.i
+         WHERE NOT r.deleted`,
+        [valid.map((k) => k.type), valid.map((k) => k.id)],
+      );
+      for (const row of result.rows) {
+        found.set(`${row.resource_type}/${row.id}`, JSON.parse(row.content) as Resource);
+      }
+    }
+    return keys.map(({ type, id }) => (found.get(`${type}/${id}`) as T) ?? new OperationOutcomeError(notFound));
+  }
+
+  async readVersion<T extends Resource>(resourceType: string, id: string, vid: string): Promise<WithId<T>> {
+    assertKnownType(resourceType);
+    if (!ID_PATTERN.test(id) || !/^\d{1,9}$/.test(vid)) {
+      throw new OperationOutcomeError(notFound);
+    }
+    const result = await this.conn.query<{ deleted: boolean; content: string | null }>(
+      'SELECT deleted, content FROM resource_version WHERE resource_type = $1 AND id = $2 AND version = $3',
+      [resourceType, id, Number(vid)],
+    );
+    const row = result.rows[0];
+    if (!row) {
+      throw new OperationOutcomeError(notFound);
+    }
+    if (row.deleted || !row.content) {
+      throw new OperationOutcomeError(gone);
+    }
+    return this.withBinaryData(JSON.parse(row.content) as WithId<T>, Number(vid));
+  }
+
+  async readHistory<T extends Resource>(resourceType: string, id: string, options?: ReadHistoryOptions): Promise<Bundle<WithId<T>>> {
+    assertKnownType(resourceType);
+    if (!ID_PATTERN.test(id)) {
+      throw new OperationOutcomeError(notFound);
+    }
+    const count = Math.min(Math.max(options?.limit ?? 100, 1), 1000);
+    const offset = Math.max(options?.offset ?? 0, 0);
+    const total = await this.conn.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM resource_version WHERE resource_type = $1 AND id = $2',
+      [resourceType, id],
+    );
+    if (total.rows[0].n === 0) {
+      throw new OperationOutcomeError(notFound);
+    }
+    const rows = await this.conn.query<HistoryRow>(
+      `SELECT resource_type, id, version, last_updated, method, deleted, content FROM resource_version
+       WHERE resource_type = $1 AND id = $2 ORDER BY version DESC LIMIT $3 OFFSET $4`,
+      [resourceType, id, count, offset],
+    );
+    return this.historyBundle(rows.rows, total.rows[0].n, `${this.fhirBase}/${resourceType}/${id}/_history`, count, offset);
+  }
+
+  /** Type-level (`Patient/_history`) or system-level (`/_history`) history, newest first. */
+  async readChanges(resourceType: string | undefined, options: HistoryOptions): Promise<Bundle> {
+    if (resourceType !== undefined) {
+      assertKnownType(resourceType);
+    }
+    const count = Math.min(Math.max(options.count ?? 100, 1), 1000);
+    const offset = Math.max(options.offset ?? 0, 0);
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (resourceType) {
+      values.push(resourceType);
+      where.push(`resource_type = $${values.length}`);
+    }
+    if (options.since) {
+      values.push(options.since);
+      where.push(`last_updated >= $${values.length}::timestamptz`);
+    }
+    const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const rows = await this.conn.query<HistoryRow>(
+      `SELECT resource_type, id, version, last_updated, method, deleted, content FROM resource_version ${clause}
+       ORDER BY last_updated DESC, resource_type, id, version DESC LIMIT ${count + 1} OFFSET ${offset}`,
+      values,
+    );
+    const url = `${this.fhirBase}${resourceType ? '/' + resourceType : ''}/_history`;
+    const bundle = this.historyBundle(rows.rows.slice(0, count), undefined, url, count, offset);
+    if (rows.rows.length <= count) {
+      bundle.link = bundle.link?.filter((link) => link.relation !== 'next');
+    }
+    return bundle;
+  }
+
+  private historyBundle<T extends Resource>(
+    rows: HistoryRow[],
+    total: number | undefined,
+    url: string,
+    count: number,
+    offset: number,
+  ): Bundle<WithId<T>> {
+    const entry: BundleEntry<WithId<T>>[] = rows.map((row) => {
+      const lastModified = new Date(row.last_updated).toISOString();
+      const path = `${row.resource_type}/${row.id}`;
+      const status = row.method === 'POST' ? '201 Created' : row.deleted ? '204 No Content' : '200 OK';
+      return {
+        fullUrl: `${this.fhirBase}/${path}`,
+        ...(row.content ? { resource: JSON.parse(row.content) as WithId<T> } : {}),
+        request: { method: row.method as 'POST', url: row.method === 'POST' ? row.resource_type : path },
+        response: { status, etag: `W/"${row.version}"`, lastModified },
+      };
+    });
+    const link = [{ relation: 'self', url: `${url}?_count=${count}${offset ? `&_offset=${offset}` : ''}` }];
+    if (total === undefined || offset + count < total) {
+      link.push({ relation: 'next', url: `${url}?_count=${count}&_offset=${offset + count}` });
+    }
+    return { resourceType: 'Bundle', type: 'history', ...(total !== undefined ? { total } : {}), link, entry };
+  }
+
+  // ---- search ------------------------------------------------------------------------------
+
+  async search<T extends Resource>(request: SearchRequest<T>, options?: SearchOptions): Promise<Bundle<WithId<T>>> {
+    const types = request.types && request.types.length > 0 ? request.types : [request.resourceType];
+    types.forEach((type) => assertKnownType(type));
+    const page = await runSearch(this.conn, request as SearchRequest, {
+      baseUrl: this.ctx.baseUrl,
+      strict: Boolean(this.ctx.strictSearch),
+    });
+    const subset = { summary: request.summary, elements: request.fields };
+    const entry: BundleEntry<WithId<T>>[] = page.resources.map((resource) => ({
+      fullUrl: `${this.fhirBase}/${resource.resourceType}/${resource.id}`,
+      resource: subsetResource(resource, subset) as WithId<T>,
+      search: { mode: 'match' },
+    }));
+    if (page.resources.length > 0 && (request.include || request.revInclude)) {
+      const extra: BundleEntry[] = [];
+      await getExtraEntries(this, request as SearchRequest, page.resources, extra, {
+        fullUrl: (type, id) => `${this.fhirBase}/${type}/${id}`,
+      });
+      for (const item of extra) {
+        entry.push({ ...item, resource: item.resource && (subsetResource(item.resource, subset) as WithId<T>) });
+      }
+    }
+    const bundle: Bundle<WithId<T>> = { resourceType: 'Bundle', type: 'searchset', entry };
+    if (page.total !== undefined) {
+      bundle.total = page.total;
+    }
+    if (!options?.resourceOnly) {
+      const path = request.types ? this.fhirBase : `${this.fhirBase}/${request.resourceType}`;
+      const ignored = new Set(page.ignored);
+      const used: SearchRequest = {
+        ...request,
+        filters: request.filters?.filter((f) => !ignored.has(f)),
+        cursor: undefined,
+      } as SearchRequest;
+      bundle.link = [
+        { relation: 'self', url: `${path}${formatSearchQuery({ ...used, cursor: request.cursor })}` },
+        { relation: 'first', url: `${path}${formatSearchQuery({ ...used, offset: undefined })}` },
+      ];
+      if (page.nextCursor) {
+        bundle.link.push({ relation: 'next', url: `${path}${formatSearchQuery({ ...used, offset: undefined, cursor: page.nextCursor })}` });
+      }
+    }
+    return bundle;
+  }
+
+  async searchByReference<T extends Resource>(
+    request: SearchRequest<T>,
+    referenceField: string,
+    references: string[],
+  ): Promise<Record<string, WithId<T>[]>> {
+    const result: Record<string, WithId<T>[]> = {};
+    for (const reference of references) {
+      result[reference] = await this.searchResources<T>({
+        ...request,
+        filters: [...(request.filters ?? []), { code: referenceField, operator: 'eq', value: reference }],
+      } as SearchRequest<T>);
+    }
+    return result;
+  }
+
+  /** If-None-Exist: one resource however many clients race (an advisory lock on the criteria). */
+  async conditionalCreate<T extends Resource>(
+    resource: T,
+    search: SearchRequest<T>,
+    options?: CreateResourceOptions,
+  ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
+    if (search.resourceType !== resource.resourceType) {
+      throw new OperationOutcomeError(badRequest('If-None-Exist criteria must be for the type being created'));
+    }
+    const criteria = { ...search, count: 2, sortRules: undefined };
+    return this.withTransaction(async (tx) => {
+      const lockKey = `${resource.resourceType}?${formatSearchQuery(criteria)}`;
+      await tx.conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [lockKey]);
+      const matches = await tx.searchResources<T>(criteria);
+      if (matches.length > 1) {
+        throw new OperationOutcomeError(multipleMatches);
+      }
+      if (matches.length === 1) {
+        return { resource: matches[0], outcome: allOk };
+      }
+      return { resource: await tx.createResource(resource, options), outcome: created };
+    });
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  async createResource<T extends Resource>(resource: T, options?: CreateResourceOptions): Promise<WithId<T>> {
+    assertKnownType(resource.resourceType);
+    const id = options?.assignedId && resource.id ? resource.id : this.generateId();
+    return this.writeVersion<T>({ ...resource, id }, undefined, 'POST');
+  }
+
+  async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
+    assertKnownType(resource.resourceType);
+    const id = resource.id;
+    if (!id || !ID_PATTERN.test(id)) {
+      throw new OperationOutcomeError(badRequest('Resource id is missing or invalid', `${resource.resourceType}.id`));
+    }
+    return this.withTransaction(async (tx) => {
+      const current = await tx.currentRow(resource.resourceType, id, true);
+      checkIfMatch(current, options?.ifMatch);
+      if (current && !current.deleted && current.content && unchanged(JSON.parse(current.content) as Resource, resource)) {
+        return tx.withBinaryData(JSON.parse(current.content) as WithId<T>);
+      }
+      return tx.writeVersion<T>(resource, current, 'PUT');
+    });
+  }
+
+  async patchResource<T extends Resource>(
+    resourceType: T['resourceType'],
+    id: string,
+    patch: Operation[] | Parameters,
+    options?: UpdateResourceOptions,
+  ): Promise<WithId<T>> {
+    return this.withTransaction(async (tx) => {
+      assertKnownType(resourceType);
+      const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, true) : undefined;
+      if (!current) {
+        throw new OperationOutcomeError(notFound);
+      }
+      if (current.deleted || !current.content) {
+        throw new OperationOutcomeError(gone);
+      }
+      checkIfMatch(current, options?.ifMatch);
+      const patched = JSON.parse(current.content) as Resource;
+      applyResourcePatch(patched, patch);
+      if (patched.resourceType !== resourceType || patched.id !== id) {
+        throw new OperationOutcomeError(badRequest('A patch may not change resourceType or id'));
+      }
+      if (unchanged(JSON.parse(current.content) as Resource, patched)) {
+        return JSON.parse(current.content) as WithId<T>;
+      }
+      return tx.writeVersion<T>(patched as T, current, 'PATCH');
+    });
+  }
+
+  async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
+    assertKnownType(resourceType);
+    await this.withTransaction(async (tx) => {
+      const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, true) : undefined;
+      if (!current) {
+        throw new OperationOutcomeError(notFound);
+      }
+      checkIfMatch(current, options?.ifMatch);
+      if (current.deleted) {
+        return;
+      }
+      const version = current.version + 1;
+      const statement = buildWriteStatement({
+        resourceType,
+        id,
+        version,
+        lastUpdated: new Date().toISOString(),
+        method: 'DELETE',
+        replacing: true,
+        event: resourceChangeEvent(resourceType, id, version, 'DELETE'),
+      });
+      await tx.conn.query(statement.sql, statement.values);
+    });
+  }
+
+  /** Validates, indexes and stores the next version of a resource. */
+  private async writeVersion<T extends Resource>(
+    resource: T,
+    current: CurrentRow | undefined,
+    method: 'POST' | 'PUT' | 'PATCH',
+  ): Promise<WithId<T>> {
+    const id = resource.id as string;
+    const version = (current?.version ?? 0) + 1;
+    const lastUpdated = new Date().toISOString();
+    const candidate = { ...resource, meta: { ...resource.meta, versionId: String(version), lastUpdated } } as WithId<T>;
+    validateFhirResource(candidate);
+    let binary: { key: string; size: number } | undefined;
+    let stored: WithId<T> = candidate;
+    if (candidate.resourceType === 'Binary' && (candidate as Binary).data !== undefined) {
+      const { data, ...rest } = candidate as unknown as Binary;
+      binary = await this.storeBlob(Buffer.from(data as string, 'base64'));
+      stored = rest as unknown as WithId<T>;
+    }
+    const statement = buildWriteStatement({
+      resourceType: candidate.resourceType,
+      id,
+      version,
+      lastUpdated,
+      method: current ? method : 'POST',
+      content: JSON.stringify(stored),
+      replacing: current !== undefined,
+      index: extractSearchIndex(stored),
+      binary,
+      event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
+    });
+    try {
+      await this.conn.query(statement.sql, statement.values);
+    } catch (err) {
+      mapDbError(err);
+    }
+    return candidate;
+  }
+
+  /** Stores raw Binary content and creates or updates its Binary resource. */
+  async writeBinary(id: string | undefined, contentType: string, blob: { key: string; size: number }, extra?: Partial<Binary>): Promise<WithId<Binary>> {
+    const resource: Binary = { ...extra, resourceType: 'Binary', contentType, ...(id ? { id } : {}) };
+    const write = async (tx: HubRepository): Promise<WithId<Binary>> => {
+      const current = id ? await tx.currentRow('Binary', id, true) : undefined;
+      const binaryId = id ?? tx.generateId();
+      const version = (current?.version ?? 0) + 1;
+      const lastUpdated = new Date().toISOString();
+      const stored = { ...resource, id: binaryId, meta: { ...resource.meta, versionId: String(version), lastUpdated } } as WithId<Binary>;
+      validateFhirResource({ ...stored, data: '' } as Binary);
+      const statement = buildWriteStatement({
+        resourceType: 'Binary',
+        id: binaryId,
+        version,
+        lastUpdated,
+        method: current ? 'PUT' : 'POST',
+        content: JSON.stringify(stored),
+        replacing: current !== undefined,
+        index: extractSearchIndex(stored),
+        binary: blob,
+      });
+      await tx.conn.query(statement.sql, statement.values).catch(mapDbError);
+      return stored;
+    };
+    return this.withTransaction(write);
+  }
+
+  /** The blob behind a Binary version, for streaming its raw content. */
+  async binaryContent(id: string, version: number): Promise<{ key: string; size: number } | undefined> {
+    const result = await this.conn.query<{ blob_key: string; size: number }>(
+      'SELECT blob_key, size FROM binary_content WHERE id = $1 AND version = $2',
+      [id, version],
+    );
+    const row = result.rows[0];
+    return row && { key: row.blob_key, size: Number(row.size) };
+  }
+
+  private async storeBlob(bytes: Buffer): Promise<{ key: string; size: number }> {
+    try {
+      return await this.ctx.blobs.put(bytes, this.ctx.binaryMaxBytes);
+    } catch (err) {
+      if (err instanceof BlobTooLargeError) {
+        throw new OperationOutcomeError(payloadTooLarge(err.message));
+      }
+      throw err;
+    }
+  }
+
+  /** Puts a Binary's content back as base64 `data` when it is read as a FHIR resource. */
+  private async withBinaryData<T extends Resource>(resource: WithId<T>, version?: number): Promise<WithId<T>> {
+    if (resource.resourceType !== 'Binary') {
+      return resource;
+    }
+    const blob = await this.binaryContent(resource.id, version ?? Number(resource.meta?.versionId));
+    if (!blob) {
+      return resource;
+    }
+    const data = (await this.ctx.blobs.read(blob.key)).toString('base64');
+    return { ...resource, data } as WithId<T>;
+  }
+}
+
+interface HistoryRow {
+  resource_type: string;
+  id: string;
+  version: number;
+  last_updated: Date | string;
+  method: string;
+  deleted: boolean;
+  content: string | null;
+}
+
+function checkIfMatch(current: CurrentRow | undefined, ifMatch: string | undefined): void {
+  if (ifMatch === undefined) {
+    return;
+  }
+  if (!current || String(current.version) !== ifMatch.replace(/^W\//, '').replaceAll('"', '')) {
+    throw new OperationOutcomeError({
+      ...preconditionFailed,
+      issue: [
+        {
+          severity: 'error',
+          code: 'conflict',
+          details: { text: `If-Match ${ifMatch} does not match the current version ${current?.version ?? '(none)'}` },
+        },
+      ],
+    });
+  }
+}
+
+/** Same content, ignoring the server-managed meta fields. */
+function unchanged(before: Resource, after: Resource): boolean {
+  const strip = (r: Resource): Resource => {
+    const { meta, ...rest } = r;
+    const { versionId: _v, lastUpdated: _l, ...otherMeta } = meta ?? {};
+    return (Object.keys(otherMeta).length > 0 ? { ...rest, meta: otherMeta } : rest) as Resource;
+  };
+  return deepEquals(strip(before), strip(after));
+}
+
+function applyResourcePatch(resource: Resource, patch: Operation[] | Parameters): void {
+  try {
+    if (Array.isArray(patch)) {
+      const errors = applyPatch(resource, patch).filter(Boolean);
+      if (errors.length > 0) {
+        throw new OperationOutcomeError(badRequest(errors.map((e) => e?.message).join('; ')));
+      }
+    } else {
+      fhirpathPatchTypedValue(toTypedValue(resource), parseFhirPathPatchParameters(patch));
+    }
+  } catch (err) {
+    if (err instanceof OperationOutcomeError) {
+      throw err;
+    }
+    throw new OperationOutcomeError(badRequest(`Invalid patch: ${(err as Error).message}`));
+  }
+}

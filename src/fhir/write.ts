@@ -1,0 +1,120 @@
+/**
+ * The SQL of one resource write: the current row, the version row, the search index and, when the
+ * write must cause later work, the outbox event, all in one statement (data-modifying CTEs), so a
+ * create costs a single round trip and is atomic even outside an explicit transaction.
+ */
+import type { SearchIndexRows } from './indexer.ts';
+import { SqlParams } from './search/conditions.ts';
+
+export interface OutboxEvent {
+  queue: string;
+  name: string;
+  payload: Record<string, unknown>;
+}
+
+export interface ResourceWrite {
+  resourceType: string;
+  id: string;
+  version: number;
+  lastUpdated: string;
+  method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** JSON text of the stored resource; undefined for a delete. */
+  content?: string;
+  /** False for a first version: fails with a unique violation if the id is taken. */
+  replacing: boolean;
+  index?: SearchIndexRows;
+  binary?: { key: string; size: number };
+  event?: OutboxEvent;
+}
+
+const INDEX_COLUMNS = {
+  token: [
+    ['param', 'text'],
+    ['system', 'text'],
+    ['value', 'text'],
+    ['display', 'text'],
+  ],
+  string: [
+    ['param', 'text'],
+    ['normalized', 'text'],
+    ['exact', 'text'],
+  ],
+  reference: [
+    ['param', 'text'],
+    ['target_type', 'text'],
+    ['target_id', 'text'],
+    ['reference', 'text'],
+  ],
+  date: [
+    ['param', 'text'],
+    ['low', 'timestamptz'],
+    ['high', 'timestamptz'],
+  ],
+  number: [
+    ['param', 'text'],
+    ['low', 'numeric'],
+    ['high', 'numeric'],
+    ['system', 'text'],
+    ['code', 'text'],
+  ],
+  uri: [
+    ['param', 'text'],
+    ['value', 'text'],
+  ],
+} as const;
+
+/** Builds the single statement that performs a write. */
+export function buildWriteStatement(write: ResourceWrite): { sql: string; values: unknown[] } {
+  const p = new SqlParams();
+  const type = p.add(write.resourceType);
+  const id = p.add(write.id);
+  const version = p.add(write.version);
+  const lastUpdated = p.add(write.lastUpdated);
+  const deleted = write.content === undefined;
+  const content = p.add(write.content ?? null);
+  const ctes: string[] = [];
+
+  const upsert = write.replacing
+    ? ` ON CONFLICT (resource_type, id) DO UPDATE SET version = EXCLUDED.version, last_updated = EXCLUDED.last_updated, ` +
+      `deleted = EXCLUDED.deleted, content = EXCLUDED.content`
+    : '';
+  ctes.push(
+    `w_resource AS (INSERT INTO resource (resource_type, id, version, last_updated, deleted, content) ` +
+      `VALUES (${type}, ${id}, ${version}, ${lastUpdated}::timestamptz, ${deleted}, ${content})${upsert})`,
+  );
+  ctes.push(
+    `w_version AS (INSERT INTO resource_version (resource_type, id, version, last_updated, method, deleted, content) ` +
+      `VALUES (${type}, ${id}, ${version}, ${lastUpdated}::timestamptz, ${p.add(write.method)}, ${deleted}, ${content}))`,
+  );
+  if (write.replacing) {
+    for (const table of Object.keys(INDEX_COLUMNS)) {
+      ctes.push(`d_${table} AS (DELETE FROM sp_${table} WHERE resource_type = ${type} AND resource_id = ${id})`);
+    }
+  }
+  if (write.index) {
+    for (const [table, columns] of Object.entries(INDEX_COLUMNS)) {
+      const rows = write.index[table as keyof SearchIndexRows] as unknown[][];
+      if (rows.length === 0) {
+        continue;
+      }
+      const arrays = columns.map(([, sqlType], c) => `${p.add(rows.map((row) => row[c]))}::${sqlType}[]`);
+      ctes.push(
+        `i_${table} AS (INSERT INTO sp_${table} (resource_type, resource_id, ${columns.map(([name]) => name).join(', ')}) ` +
+          `SELECT ${type}, ${id}, u.* FROM unnest(${arrays.join(', ')}) AS u)`,
+      );
+    }
+  }
+  if (write.binary) {
+    ctes.push(
+      `w_binary AS (INSERT INTO binary_content (id, version, blob_key, size) ` +
+        `VALUES (${id}, ${version}, ${p.add(write.binary.key)}, ${p.add(write.binary.size)}))`,
+    );
+  }
+  if (write.event) {
+    ctes.push(
+      `w_event AS (INSERT INTO outbox (queue, name, payload) ` +
+        `VALUES (${p.add(write.event.queue)}, ${p.add(write.event.name)}, ${p.add(JSON.stringify(write.event.payload))}::jsonb))`,
+    );
+  }
+  return { sql: `WITH ${ctes.join(', ')} SELECT 1`, values: p.values };
+}

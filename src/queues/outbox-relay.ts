@@ -1,0 +1,136 @@
+/**
+ * Moves outbox rows into BullMQ. Each event becomes a job whose id is derived from the outbox id,
+ * so a relay that dies after enqueueing but before marking the row re-adds the same job id, which
+ * BullMQ ignores: the job arrives exactly once. Several relays may run; SKIP LOCKED splits the work.
+ */
+import { Queue } from 'bullmq';
+import type { JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.ts';
+import { lockPendingEvents, markDispatched } from '../db/outbox.ts';
+import type { PendingOutboxEvent } from '../db/outbox.ts';
+
+const BATCH_SIZE = 200;
+
+/** The BullMQ job id of an outbox event (BullMQ refuses all-digit custom ids). */
+export const outboxJobId = (eventId: number): string => `outbox-${eventId}`;
+
+/** Defaults for every job the relay creates: retries with backoff, finished jobs kept a week. */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 1000 },
+  // Kept long enough that a re-relayed event still finds its job and is deduplicated.
+  removeOnComplete: { age: 7 * 24 * 3600 },
+  removeOnFail: false,
+};
+
+export interface OutboxRelayOptions {
+  db: Database;
+  connection: Redis;
+  prefix: string;
+  pollMs: number;
+  logger: Logger;
+  /** Runs after jobs are added and before the rows are marked (fault-injection point for tests). */
+  afterEnqueue?: (events: PendingOutboxEvent[]) => Promise<void> | void;
+}
+
+export class OutboxRelay {
+  private readonly options: OutboxRelayOptions;
+  private readonly queues = new Map<string, Queue>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  private again = false;
+  private failures = 0;
+
+  constructor(options: OutboxRelayOptions) {
+    this.options = options;
+  }
+
+  queue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.options.connection, prefix: this.options.prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
+      queue.on('error', () => undefined);
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** Relays one batch; returns how many events it dispatched. */
+  async relayOnce(): Promise<number> {
+    return this.options.db.transaction(async (tx) => {
+      const events = await lockPendingEvents(tx, BATCH_SIZE);
+      if (events.length === 0) {
+        return 0;
+      }
+      const byQueue = new Map<string, PendingOutboxEvent[]>();
+      for (const event of events) {
+        byQueue.set(event.queue, [...(byQueue.get(event.queue) ?? []), event]);
+      }
+      for (const [queueName, batch] of byQueue) {
+        await this.queue(queueName).addBulk(
+          batch.map((event) => ({ name: event.name, data: event.payload, opts: { jobId: outboxJobId(event.id) } })),
+        );
+      }
+      await this.options.afterEnqueue?.(events);
+      await markDispatched(tx, events.map((event) => event.id));
+      return events.length;
+    });
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Asks for a run as soon as possible (after a write that recorded an event). */
+  kick(): void {
+    if (this.stopped) {
+      return;
+    }
+    if (this.running) {
+      this.again = true;
+    } else {
+      this.schedule(0);
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) {
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.loop().finally(() => {
+        this.running = undefined;
+      });
+    }, delayMs);
+  }
+
+  private async loop(): Promise<void> {
+    let next = this.options.pollMs;
+    try {
+      let dispatched: number;
+      do {
+        this.again = false;
+        dispatched = await this.relayOnce();
+      } while ((dispatched === BATCH_SIZE || this.again) && !this.stopped);
+      this.failures = 0;
+    } catch (err) {
+      this.failures++;
+      next = Math.min(this.options.pollMs * 2 ** this.failures, 30_000);
+      this.options.logger.warn({ err: { message: (err as Error).message }, retryInMs: next }, 'outbox relay failed; will retry');
+    }
+    this.schedule(next);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    this.queues.clear();
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * The FHIR REST API over HTTP: content negotiation, the FHIR headers (ETag, Last-Modified,
+ * Location, Prefer, conditional reads), raw Binary streaming, and the hand-off to the router.
+ */
+import express from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { OperationOutcomeError, badRequest, gone, normalizeOperationOutcome, notFound, isResourceType } from '@medplum/core';
+import type { FhirRequest, FhirRouter, HttpMethod } from '@medplum/fhir-router';
+import type { Binary, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import { HubRepository } from '../fhir/repository.ts';
+import type { RepositoryContext } from '../fhir/repository.ts';
+import { methodNotAllowed, notAcceptable, outcomeStatus, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.ts';
+import { BlobTooLargeError } from '../storage/blob-store.ts';
+
+export const FHIR_JSON = 'application/fhir+json';
+const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
+const METHODS: HttpMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
+export interface FhirRoutesOptions {
+  router: FhirRouter;
+  repository: Omit<RepositoryContext, 'strictSearch'>;
+  capabilityStatement: CapabilityStatement;
+  maxBodyBytes: number;
+  /** Called after every successful write (the outbox relay's kick). */
+  onWrite?: () => void;
+}
+
+function sendOutcome(res: Response, outcome: OperationOutcome, status = outcomeStatus(outcome)): void {
+  let body = outcome;
+  if (status >= 500) {
+    // Internal details (SQL, stack, values) stay in the log under the request id, not in the reply.
+    const requestId = String(res.locals.requestId ?? '');
+    res.locals.errorOutcome = outcome;
+    body = {
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'error', code: 'exception', details: { text: `Internal server error (request ${requestId})` } }],
+    };
+  }
+  res.status(status).type(FHIR_JSON).send(JSON.stringify(body));
+}
+
+/** True when the client asked for something other than FHIR JSON (XML, or a raw Binary). */
+function wantsFhirJson(req: Request): boolean {
+  const format = typeof req.query._format === 'string' ? req.query._format : undefined;
+  if (format) {
+    return /json/.test(format);
+  }
+  const accept = req.headers.accept;
+  return !accept || /(\*\/\*|application\/(fhir\+)?json|application\/\*)/.test(accept);
+}
+
+function refuseXml(req: Request): OperationOutcome | undefined {
+  const format = typeof req.query._format === 'string' ? req.query._format : '';
+  const accept = req.headers.accept ?? '';
+  if (/xml/.test(format) || (/xml/.test(accept) && !/json|\*\/\*/.test(accept))) {
+    return notAcceptable('This server speaks FHIR JSON only (application/fhir+json)');
+  }
+  return undefined;
+}
+
+function preferences(req: Request): { returnPref?: string; strict: boolean } {
+  const prefer = [req.headers.prefer ?? ''].flat().join(',');
+  const returnPref = /return=(minimal|representation|OperationOutcome)/i.exec(prefer)?.[1];
+  return { returnPref, strict: /handling=strict/i.test(prefer) };
+}
+
+function paramString(value: string | string[] | undefined): string {
+  return (Array.isArray(value) ? value[0] : value) ?? '';
+}
+
+function setResourceHeaders(res: Response, resource: Resource, fhirBase: string, status: number): void {
+  const versionId = resource.meta?.versionId;
+  if (versionId) {
+    res.setHeader('ETag', `W/"${versionId}"`);
+  }
+  if (resource.meta?.lastUpdated) {
+    res.setHeader('Last-Modified', new Date(resource.meta.lastUpdated).toUTCString());
+  }
+  if (status === 201 && resource.id && resource.resourceType !== 'Bundle') {
+    res.setHeader('Location', `${fhirBase}/${resource.resourceType}/${resource.id}/_history/${versionId}`);
+  }
+}
+
+/** If-None-Match / If-Modified-Since on a read: true when 304 Not Modified applies. */
+function notModified(req: Request, resource: Resource): boolean {
+  const ifNoneMatch = req.headers['if-none-match'];
+  if (ifNoneMatch && resource.meta?.versionId) {
+    const tags = ifNoneMatch.split(',').map((tag) => tag.trim().replace(/^W\//, '').replaceAll('"', ''));
+    return tags.includes(resource.meta.versionId) || tags.includes('*');
+  }
+  const ifModifiedSince = req.headers['if-modified-since'];
+  if (ifModifiedSince && resource.meta?.lastUpdated) {
+    const since = Date.parse(ifModifiedSince);
+    const modified = Math.floor(Date.parse(resource.meta.lastUpdated) / 1000) * 1000;
+    return !Number.isNaN(since) && modified <= since;
+  }
+  return false;
+}
+
+function sendJson(req: Request, res: Response, status: number, body: unknown): void {
+  const pretty = req.query._pretty === 'true';
+  const accept = req.headers.accept ?? '';
+  const type = /application\/json/.test(accept) && !/fhir\+json/.test(accept) ? 'application/json' : FHIR_JSON;
+  res.status(status).type(type).send(JSON.stringify(body, undefined, pretty ? 2 : undefined));
+}
+
+export function createFhirRoutes(options: FhirRoutesOptions): Router {
+  const routes = express.Router();
+  const fhirBase = `${options.repository.baseUrl}/fhir`;
+  const repoFor = (req: Request): HubRepository =>
+    new HubRepository({ ...options.repository, strictSearch: preferences(req).strict });
+
+  routes.use((req, res, next) => {
+    const refusal = refuseXml(req);
+    if (refusal) {
+      sendOutcome(res, refusal);
+      return;
+    }
+    const type = req.path.split('/')[1];
+    if (type === 'metadata' && req.method !== 'GET') {
+      res.setHeader('Allow', 'GET');
+      sendOutcome(res, methodNotAllowed(`${req.method} is not allowed on /metadata`));
+      return;
+    }
+    if (type && !/^[$_]/.test(type) && type !== 'metadata' && !isResourceType(type)) {
+      res.locals.route = 'fhir/unknown';
+      sendOutcome(res, { ...notFound, issue: [{ severity: 'error', code: 'not-found', details: { text: `Unknown resource type "${type}"` } }] });
+      return;
+    }
+    next();
+  });
+
+  routes.get('/metadata', (req, res) => {
+    res.locals.route = 'fhir/metadata';
+    sendJson(req, res, 200, options.capabilityStatement);
+  });
+
+  // Raw Binary content: any media type that is not FHIR JSON is the content itself (R4 Binary).
+  const isRawBody = (req: Request): boolean => {
+    const type = req.headers['content-type'];
+    return type !== undefined && !JSON_TYPES.some((json) => type.startsWith(json));
+  };
+  const rawBinaryWrite = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (!isRawBody(req)) {
+      next();
+      return;
+    }
+    res.locals.route = 'fhir/Binary/raw';
+    const repo = repoFor(req);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > options.repository.binaryMaxBytes) {
+      sendOutcome(res, payloadTooLarge(`Content exceeds the limit of ${options.repository.binaryMaxBytes} bytes`));
+      req.resume();
+      return;
+    }
+    try {
+      const blob = await options.repository.blobs.put(req, options.repository.binaryMaxBytes);
+      const securityContext = req.headers['x-security-context'];
+      const binary = await repo.writeBinary(
+        req.params.id ? paramString(req.params.id) : undefined,
+        (req.headers['content-type'] as string).split(';')[0].trim() || 'application/octet-stream',
+        blob,
+        typeof securityContext === 'string' ? { securityContext: { reference: securityContext } } : undefined,
+      );
+      const status = binary.meta?.versionId === '1' ? 201 : 200;
+      setResourceHeaders(res, binary, fhirBase, status);
+      options.onWrite?.();
+      respondWithResource(req, res, status, binary);
+    } catch (err) {
+      if (err instanceof BlobTooLargeError) {
+        sendOutcome(res, payloadTooLarge(err.message));
+        req.resume();
+        return;
+      }
+      sendOutcome(res, normalizeOperationOutcome(err));
+    }
+  };
+  routes.post('/Binary', rawBinaryWrite);
+  routes.put('/Binary/:id', rawBinaryWrite);
+
+  const rawBinaryRead = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (wantsFhirJson(req) && !(req.headers.accept && !/json/.test(req.headers.accept) && !/\*\/\*/.test(req.headers.accept))) {
+      next();
+      return;
+    }
+    res.locals.route = 'fhir/Binary/raw';
+    const repo = repoFor(req);
+    try {
+      const id = paramString(req.params.id);
+      const resource = (req.params.vid
+        ? await repo.readVersion<Binary>('Binary', id, paramString(req.params.vid))
+        : await repo.readResource<Binary>('Binary', id)) as Binary;
+      if (notModified(req, resource)) {
+        res.status(304).end();
+        return;
+      }
+      const blob = await repo.binaryContent(id, Number(resource.meta?.versionId));
+      if (!blob) {
+        sendOutcome(res, gone);
+        return;
+      }
+      setResourceHeaders(res, resource, fhirBase, 200);
+      res.status(200).type(resource.contentType);
+      res.setHeader('Content-Length', String(blob.size));
+      options.repository.blobs.open(blob.key).pipe(res);
+    } catch (err) {
+      sendOutcome(res, normalizeOperationOutcome(err));
+    }
+  };
+  routes.get('/Binary/:id', rawBinaryRead);
+  routes.get('/Binary/:id/_history/:vid', rawBinaryRead);
+
+  routes.use(
+    express.json({ type: JSON_TYPES, limit: options.maxBodyBytes, strict: true }),
+    express.urlencoded({ type: 'application/x-www-form-urlencoded', extended: false, limit: options.maxBodyBytes }),
+  );
+
+  routes.use(async (req, res) => {
+    const method = req.method as HttpMethod;
+    const { returnPref } = preferences(req);
+    if (['POST', 'PUT', 'PATCH'].includes(method) && req.headers['content-type'] === undefined && Number(req.headers['content-length'] ?? 0) > 0) {
+      sendOutcome(res, unsupportedMediaType('Content-Type is required (application/fhir+json)'));
+      return;
+    }
+    const isSearchPost = method === 'POST' && req.path.endsWith('/_search');
+    const formBody = typeof req.headers['content-type'] === 'string' && req.headers['content-type'].startsWith('application/x-www-form-urlencoded');
+    if (['POST', 'PUT', 'PATCH'].includes(method) && !isSearchPost && req.headers['content-type'] && !JSON_TYPES.some((t) => (req.headers['content-type'] as string).startsWith(t))) {
+      sendOutcome(res, unsupportedMediaType(`Unsupported Content-Type "${req.headers['content-type']}"; use application/fhir+json`));
+      return;
+    }
+    if (req.path.includes('$graphql')) {
+      sendOutcome(res, { ...notFound, issue: [{ severity: 'error', code: 'not-supported', details: { text: 'GraphQL is not offered' } }] });
+      return;
+    }
+    const url = req.originalUrl.slice(req.baseUrl.length).replace(/^\/+/, '');
+    const route = options.router.find(method, url);
+    if (!route) {
+      const allowed = METHODS.filter((other) => other !== method && options.router.find(other, url));
+      if (allowed.length > 0) {
+        res.setHeader('Allow', allowed.join(', '));
+        sendOutcome(res, methodNotAllowed(`${method} is not allowed here; allowed: ${allowed.join(', ')}`));
+      } else {
+        sendOutcome(res, notFound);
+      }
+      return;
+    }
+    res.locals.route = `fhir/${route.data?.interaction ?? 'operation'}`;
+    const body = isSearchPost && formBody ? { ...(req.query as object), ...(req.body as object) } : req.body;
+    const fhirRequest: FhirRequest = {
+      method,
+      url,
+      pathname: '',
+      params: {},
+      query: {},
+      body,
+      headers: req.headers,
+      config: { transactions: true },
+    };
+    const repo = repoFor(req);
+    let result;
+    try {
+      result = await options.router.handleRequest(fhirRequest, repo);
+    } catch (err) {
+      result = [normalizeOperationOutcome(err)] as const;
+    }
+    const [outcome, resource] = result;
+    const status = outcomeStatus(outcome);
+    if (status >= 400 || !resource) {
+      if (status < 400 && method !== 'GET') {
+        options.onWrite?.();
+      }
+      sendOutcome(res, outcome, status);
+      return;
+    }
+    if (method !== 'GET') {
+      options.onWrite?.();
+    }
+    setResourceHeaders(res, resource, fhirBase, status);
+    if (method === 'GET' && notModified(req, resource)) {
+      res.status(304).end();
+      return;
+    }
+    respondWithResource(req, res, status, resource, returnPref, outcome);
+  });
+
+  return routes;
+}
+
+function respondWithResource(
+  req: Request,
+  res: Response,
+  status: number,
+  resource: Resource,
+  returnPref?: string,
+  outcome?: OperationOutcome,
+): void {
+  const isWrite = req.method !== 'GET';
+  if (isWrite && returnPref === 'minimal') {
+    res.status(status).end();
+    return;
+  }
+  if (isWrite && returnPref?.toLowerCase() === 'operationoutcome') {
+    sendJson(req, res, status, outcome ?? { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational' }] });
+    return;
+  }
+  sendJson(req, res, status, resource);
+}
+
+/** Express-level failures (unparseable JSON, oversized bodies) as OperationOutcomes. */
+export function fhirErrorHandler(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+  if (res.headersSent) {
+    next(err);
+    return;
+  }
+  const type = (err as { type?: string }).type;
+  if (type === 'entity.too.large') {
+    sendOutcome(res, payloadTooLarge('Request body is too large'));
+  } else if (type === 'entity.parse.failed') {
+    sendOutcome(res, badRequest(`Request body is not valid JSON: ${(err as Error).message}`));
+  } else if (type === 'charset.unsupported' || type === 'encoding.unsupported') {
+    sendOutcome(res, unsupportedMediaType((err as Error).message));
+  } else if (err instanceof OperationOutcomeError) {
+    sendOutcome(res, err.outcome);
+  } else {
+    sendOutcome(res, normalizeOperationOutcome(err));
+  }
+}
