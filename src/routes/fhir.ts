@@ -264,7 +264,10 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       result = [normalizeOperationOutcome(err)] as const;
     }
     const [outcome, resource] = result;
-    const status = outcomeStatus(outcome);
+    let status = outcomeStatus(outcome);
+    if (method === 'PUT' && status === 200 && resource?.meta?.versionId === '1') {
+      status = 201; // update as create (R4 http §3.1.0.4.1)
+    }
     if (status >= 400 || !resource) {
       if (status < 400 && method !== 'GET') {
         options.onWrite?.();

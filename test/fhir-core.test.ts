@@ -1,0 +1,3 @@
+import { describeFhirCore } from './support/core-suite.ts';
+
+describeFhirCore('postgres');

@@ -1,0 +1,117 @@
+/**
+ * Starts a real hub for a test: a fresh PostgreSQL database (or the embedded PGlite when
+ * HUB_TEST_DB=pglite), a private BullMQ prefix on the real Redis, a temporary DATA_DIR and a free port.
+ */
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { loadConfig } from '../../src/config.ts';
+import type { HubConfig } from '../../src/config.ts';
+import { startHub } from '../../src/hub.ts';
+import type { Hub } from '../../src/hub.ts';
+import { createLogger } from '../../src/logger.ts';
+
+export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const TEST_DB_KIND: 'postgres' | 'pglite' = process.env.HUB_TEST_DB === 'pglite' ? 'pglite' : 'postgres';
+
+export interface TestHub {
+  hub: Hub;
+  config: HubConfig;
+  /** The FHIR base URL, e.g. http://127.0.0.1:40123/fhir */
+  fhir: string;
+  baseUrl: string;
+  databaseUrl?: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Creates an empty PostgreSQL database and returns its URL and a function that drops it. */
+export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `hub_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(ADMIN_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+export async function startTestHub(
+  options: { db?: 'postgres' | 'pglite'; env?: Record<string, string> } = {},
+): Promise<TestHub> {
+  const env = options.env ?? {};
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-test-'));
+  const database = (options.db ?? TEST_DB_KIND) === 'postgres' ? await createTestDatabase() : undefined;
+  const port = await freePort();
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: `test-${randomBytes(4).toString('hex')}`,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    OUTBOX_POLL_MS: '50',
+    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...env,
+  });
+  const hub = await startHub(config, createLogger(config.logLevel));
+  return {
+    hub,
+    config,
+    baseUrl: config.baseUrl,
+    fhir: `${config.baseUrl}/fhir`,
+    databaseUrl: database?.url,
+    stop: async () => {
+      await hub.close();
+      await database?.drop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** fetch() against the FHIR API with JSON in and out. */
+export async function fhirFetch(
+  url: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const response = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers: {
+      accept: 'application/fhir+json',
+      ...(init.body !== undefined ? { 'content-type': 'application/fhir+json' } : {}),
+      ...init.headers,
+    },
+    body: init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body),
+  });
+  const text = await response.text();
+  let body: any = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON
+  }
+  return { status: response.status, headers: response.headers, body };
+}
