@@ -31,6 +31,32 @@ export interface Hub {
   close(): Promise<void>;
 }
 
+const REDIS_CONNECT_WAIT_MS = 3000;
+
+/**
+ * Resolves true when Redis first answers, false on its first error or after `timeoutMs`. The hub
+ * starts without Redis (the outbox keeps the work), but should not report it down merely because
+ * its first connection is still opening.
+ */
+function firstRedisContact(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') {
+    return Promise.resolve(true);
+  }
+  return new Promise((resolve) => {
+    const settle = (ready: boolean): void => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      resolve(ready);
+    };
+    const onReady = (): void => settle(true);
+    const onError = (): void => settle(false);
+    const timer = setTimeout(() => settle(false), timeoutMs);
+    redis.once('ready', onReady);
+    redis.once('error', onError);
+  });
+}
+
 export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> {
   loadFhirDefinitions();
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
@@ -38,10 +64,20 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
   logger.info({ database: db.kind, migrationsApplied: applied }, 'database ready');
 
   const redis = producerConnection(config.redisUrl);
-  const relay = new OutboxRelay({ db, connection: redis, prefix: config.queuePrefix, pollMs: config.outboxPollMs, logger });
+  if (!(await firstRedisContact(redis, REDIS_CONNECT_WAIT_MS))) {
+    logger.warn('redis does not answer yet; writes wait in the outbox until it does');
+  }
+  const metrics = new HubMetrics();
+  const relay = new OutboxRelay({
+    db,
+    connection: redis,
+    prefix: config.queuePrefix,
+    pollMs: config.outboxPollMs,
+    logger,
+    onDispatched: (count) => metrics.outboxDispatched.inc(count),
+  });
   const blobs = new FileBlobStore(path.join(config.dataDir, 'blobs'));
   const router = createFhirRouter();
-  const metrics = new HubMetrics();
   const app = createApp({
     db,
     redis,
@@ -56,8 +92,25 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     },
   });
 
-  const server = http.createServer(app);
+  const server = http.createServer();
   server.keepAliveTimeout = 65_000;
+  // While draining, each response closes its connection (Connection: close), so an idle keep-alive
+  // connection cannot hold the shutdown open until SHUTDOWN_GRACE_MS.
+  let draining = false;
+  const inFlight = new Set<http.ServerResponse>();
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (draining) {
+      res.setHeader('Connection', 'close');
+    }
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+    res.once('finish', () => {
+      if (draining) {
+        setImmediate(() => server.closeIdleConnections());
+      }
+    });
+  });
+  server.on('request', app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -71,8 +124,15 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      draining = true;
+      for (const res of inFlight) {
+        if (!res.headersSent) {
+          res.setHeader('Connection', 'close');
+        }
+      }
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      logger.info({ inFlight: inFlight.size }, 'stopped accepting connections; draining');
       const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
       await drained;
       clearTimeout(grace);

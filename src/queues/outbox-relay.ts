@@ -31,8 +31,12 @@ export interface OutboxRelayOptions {
   prefix: string;
   pollMs: number;
   logger: Logger;
+  /** Runs after rows are locked and before any job is added (fault-injection point for tests). */
+  beforeEnqueue?: (events: PendingOutboxEvent[]) => Promise<void> | void;
   /** Runs after jobs are added and before the rows are marked (fault-injection point for tests). */
   afterEnqueue?: (events: PendingOutboxEvent[]) => Promise<void> | void;
+  /** Counts dispatched events (metrics). */
+  onDispatched?: (count: number) => void;
 }
 
 export class OutboxRelay {
@@ -65,6 +69,7 @@ export class OutboxRelay {
       if (events.length === 0) {
         return 0;
       }
+      await this.options.beforeEnqueue?.(events);
       const byQueue = new Map<string, PendingOutboxEvent[]>();
       for (const event of events) {
         byQueue.set(event.queue, [...(byQueue.get(event.queue) ?? []), event]);
@@ -76,6 +81,7 @@ export class OutboxRelay {
       }
       await this.options.afterEnqueue?.(events);
       await markDispatched(tx, events.map((event) => event.id));
+      this.options.onDispatched?.(events.length);
       return events.length;
     });
   }
