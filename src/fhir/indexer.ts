@@ -75,9 +75,9 @@ function details(resourceType: string, param: SearchParameter): ReturnType<typeo
 }
 
 /** Computes every index row of a resource. */
-export function extractSearchIndex(resource: Resource): SearchIndexRows {
+export function extractSearchIndex(resource: Resource, fhirBase?: string): SearchIndexRows {
   const rows: SearchIndexRows = { token: [], string: [], reference: [], date: [], number: [], uri: [] };
-  const typed = [toTypedValue(resource)];
+  const typed = [toTypedValue(fhirBase ? localizeReferences(resource, fhirBase) : resource)];
   for (const [code, param] of getSupportedSearchParameters(resource.resourceType)) {
     if (COLUMN_PARAMETERS.has(code)) {
       continue;
@@ -100,7 +100,7 @@ export function extractSearchIndex(resource: Resource): SearchIndexRows {
         }
         break;
       case 'string':
-        for (const value of convertToSearchableStrings(values)) {
+        for (const value of searchableStrings(values)) {
           rows.string.push([code, normalizeString(value), value]);
         }
         break;
@@ -142,6 +142,30 @@ export function extractSearchIndex(resource: Resource): SearchIndexRows {
 
 type Typed = ReturnType<typeof toTypedValue>;
 
+// The string fields of a HumanName and an Address that a `name` or `address` search may match.
+const PART_FIELDS = ['text', 'family', 'given', 'prefix', 'suffix', 'line', 'city', 'district', 'state', 'postalCode', 'country'];
+
+/**
+ * The strings a string parameter matches. A HumanName or Address matches on any of its parts
+ * (R4 Patient `name`, `address`), so `name=smith` finds "Ann Smith": each part is indexed as
+ * well as the whole.
+ */
+function searchableStrings(values: Typed[]): string[] {
+  const strings = new Set(convertToSearchableStrings(values));
+  for (const { type, value } of values) {
+    if (type !== 'HumanName' && type !== 'Address') {
+      continue;
+    }
+    const fields = value as Record<string, unknown>;
+    for (const part of PART_FIELDS.flatMap((field) => fields[field] ?? [])) {
+      if (typeof part === 'string' && part.trim() !== '') {
+        strings.add(part);
+      }
+    }
+  }
+  return [...strings];
+}
+
 /** Rows for `identifier:of-type=system|code|value`, kept under the pseudo-parameter `code:of-type`. */
 function addIdentifierTypes(rows: SearchIndexRows, code: string, values: Typed[]): void {
   for (const { type, value } of values) {
@@ -165,4 +189,30 @@ function addReferenceIdentifiers(rows: SearchIndexRows, code: string, values: Ty
       rows.token.push([`${code}:identifier`, identifier.system ?? null, identifier.value, null]);
     }
   }
+}
+
+/**
+ * A copy of the resource whose absolute references to this server (`{base}/Patient/1`) read as
+ * local ones (`Patient/1`), so that FHIRPath's resolve() in expressions such as
+ * `subject.where(resolve() is Patient)` sees their type. The stored resource keeps its own form.
+ */
+export function localizeReferences<T extends Resource>(resource: T, fhirBase: string): T {
+  const prefix = fhirBase.endsWith('/') ? fhirBase : `${fhirBase}/`;
+  if (!JSON.stringify(resource).includes(prefix)) {
+    return resource;
+  }
+  const walk = (value: unknown): unknown => {
+    if (Array.isArray(value)) {
+      return value.map(walk);
+    }
+    if (typeof value !== 'object' || value === null) {
+      return value;
+    }
+    const copy: Record<string, unknown> = {};
+    for (const [key, inner] of Object.entries(value)) {
+      copy[key] = key === 'reference' && typeof inner === 'string' && inner.startsWith(prefix) ? inner.slice(prefix.length) : walk(inner);
+    }
+    return copy;
+  };
+  return walk(resource) as T;
 }

@@ -9,7 +9,6 @@ import {
   allOk,
   applyPatch,
   badRequest,
-  conflict,
   created,
   deepEquals,
   fhirpathPatchTypedValue,
@@ -19,6 +18,7 @@ import {
   multipleMatches,
   notFound,
   parseFhirPathPatchParameters,
+  parseSearchRequest,
   preconditionFailed,
   toTypedValue,
 } from '@medplum/core';
@@ -41,14 +41,14 @@ import { recordOutboxEvent } from '../db/outbox.ts';
 import { resourceChangeEvent } from './events.ts';
 import { extractSearchIndex } from './indexer.ts';
 import { payloadTooLarge } from './outcomes.ts';
-import { runSearch } from './search/search.ts';
+import { runSearch, searchLinkQuery } from './search/search.ts';
 import { subsetResource } from './subset.ts';
 import { validateFhirResource } from './validation.ts';
 import { buildWriteStatement } from './write.ts';
+import { toOutcomeError, withFhirErrors } from './db-errors.ts';
 import type { OutboxEvent } from './write.ts';
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
-const UNIQUE_VIOLATION = '23505';
 
 export interface RepositoryContext {
   db: Database;
@@ -81,12 +81,6 @@ function assertKnownType(resourceType: string | undefined): asserts resourceType
   }
 }
 
-function mapDbError(err: unknown): never {
-  if ((err as { code?: string }).code === UNIQUE_VIOLATION) {
-    throw new OperationOutcomeError(conflict('A concurrent write created the same resource; retry the request'));
-  }
-  throw err;
-}
 
 export class HubRepository extends FhirRepository {
   private readonly ctx: RepositoryContext;
@@ -95,7 +89,7 @@ export class HubRepository extends FhirRepository {
   constructor(ctx: RepositoryContext, conn?: Queryable) {
     super();
     this.ctx = ctx;
-    this.conn = conn ?? ctx.db;
+    this.conn = withFhirErrors(conn ?? ctx.db);
   }
 
   get fhirBase(): string {
@@ -114,10 +108,22 @@ export class HubRepository extends FhirRepository {
     if (this.conn.inTransaction) {
       return callback(this);
     }
-    return this.ctx.db.transaction(
-      (tx) => callback(new HubRepository(this.ctx, tx) as this),
-      { serializable: options?.serializable },
-    );
+    try {
+      return await this.ctx.db.transaction(
+        (tx) => callback(new HubRepository(this.ctx, tx) as this),
+        { serializable: options?.serializable },
+      );
+    } catch (err) {
+      throw toOutcomeError(err);
+    }
+  }
+
+  /**
+   * This repository with Prefer: handling=strict, for the searches that pick the resource a write
+   * acts on: a misspelt parameter must be an error, not a dropped criterion that matches anything.
+   */
+  private strictRepository(): HubRepository {
+    return new HubRepository({ ...this.ctx, strictSearch: true }, this.conn);
   }
 
   /** Records an outbox event in this repository's transaction (or on its own). */
@@ -276,7 +282,7 @@ export class HubRepository extends FhirRepository {
     if (total === undefined || offset + count < total) {
       link.push({ relation: 'next', url: `${url}?_count=${count}&_offset=${offset + count}` });
     }
-    return { resourceType: 'Bundle', type: 'history', ...(total !== undefined ? { total } : {}), link, entry };
+    return { resourceType: 'Bundle', type: 'history', ...(total !== undefined ? { total } : {}), link, ...(entry.length > 0 ? { entry } : {}) };
   }
 
   // ---- search ------------------------------------------------------------------------------
@@ -303,7 +309,8 @@ export class HubRepository extends FhirRepository {
         entry.push({ ...item, resource: item.resource && (subsetResource(item.resource, subset) as WithId<T>) });
       }
     }
-    const bundle: Bundle<WithId<T>> = { resourceType: 'Bundle', type: 'searchset', entry };
+    // FHIR JSON has no empty arrays: an empty page has no entry element at all.
+    const bundle: Bundle<WithId<T>> = { resourceType: 'Bundle', type: 'searchset', ...(entry.length > 0 ? { entry } : {}) };
     if (page.total !== undefined) {
       bundle.total = page.total;
     }
@@ -313,14 +320,15 @@ export class HubRepository extends FhirRepository {
       const used: SearchRequest = {
         ...request,
         filters: request.filters?.filter((f) => !ignored.has(f)),
+        sortRules: page.sortRules,
         cursor: undefined,
       } as SearchRequest;
       bundle.link = [
-        { relation: 'self', url: `${path}${formatSearchQuery({ ...used, cursor: request.cursor })}` },
-        { relation: 'first', url: `${path}${formatSearchQuery({ ...used, offset: undefined })}` },
+        { relation: 'self', url: `${path}${searchLinkQuery({ ...used, cursor: request.cursor })}` },
+        { relation: 'first', url: `${path}${searchLinkQuery({ ...used, offset: undefined })}` },
       ];
       if (page.nextCursor) {
-        bundle.link.push({ relation: 'next', url: `${path}${formatSearchQuery({ ...used, offset: undefined, cursor: page.nextCursor })}` });
+        bundle.link.push({ relation: 'next', url: `${path}${searchLinkQuery({ ...used, offset: undefined, cursor: page.nextCursor })}` });
       }
     }
     return bundle;
@@ -354,7 +362,7 @@ export class HubRepository extends FhirRepository {
     return this.withTransaction(async (tx) => {
       const lockKey = `${resource.resourceType}?${formatSearchQuery(criteria)}`;
       await tx.conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [lockKey]);
-      const matches = await tx.searchResources<T>(criteria);
+      const matches = await tx.strictRepository().searchResources<T>(criteria);
       if (matches.length > 1) {
         throw new OperationOutcomeError(multipleMatches);
       }
@@ -451,7 +459,8 @@ export class HubRepository extends FhirRepository {
     const id = resource.id as string;
     const version = (current?.version ?? 0) + 1;
     const lastUpdated = new Date().toISOString();
-    const candidate = { ...resource, meta: { ...resource.meta, versionId: String(version), lastUpdated } } as WithId<T>;
+    const literal = await this.resolveConditionalReferences(resource);
+    const candidate = { ...literal, meta: { ...literal.meta, versionId: String(version), lastUpdated } } as WithId<T>;
     validateFhirResource(candidate);
     let binary: { key: string; size: number } | undefined;
     let stored: WithId<T> = candidate;
@@ -468,16 +477,41 @@ export class HubRepository extends FhirRepository {
       method: current ? method : 'POST',
       content: JSON.stringify(stored),
       replacing: current !== undefined,
-      index: extractSearchIndex(stored),
+      index: extractSearchIndex(stored, this.fhirBase),
       binary,
       event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
     });
-    try {
-      await this.conn.query(statement.sql, statement.values);
-    } catch (err) {
-      mapDbError(err);
-    }
+    await this.conn.query(statement.sql, statement.values);
     return candidate;
+  }
+
+  /**
+   * R4 http §3.1.0.11.2: a conditional reference (`Patient?identifier=sys|val`) is replaced by a
+   * literal reference to its one match; no match is 404, several are 412, and either fails the write.
+   */
+  private async resolveConditionalReferences<T extends Resource>(resource: T): Promise<T> {
+    const queries = new Set<string>();
+    collectConditionalReferences(resource, queries);
+    if (queries.size === 0) {
+      return resource;
+    }
+    const strict = this.strictRepository();
+    const literals = new Map<string, string>();
+    for (const query of queries) {
+      const search = parseSearchRequest(query);
+      assertKnownType(search.resourceType);
+      if (!search.filters?.length) {
+        throw new OperationOutcomeError(badRequest(`Conditional reference ${query} has no search criteria`));
+      }
+      const matches = await strict.searchResources({ ...search, count: 2, offset: 0, sortRules: undefined });
+      if (matches.length !== 1) {
+        const outcome = matches.length === 0 ? notFound : multipleMatches;
+        const text = `Conditional reference ${query} matched ${matches.length === 0 ? 'no resource' : 'more than one resource'}`;
+        throw new OperationOutcomeError({ ...outcome, issue: [{ ...outcome.issue[0], details: { text } }] });
+      }
+      literals.set(query, `${matches[0].resourceType}/${matches[0].id}`);
+    }
+    return replaceReferences(resource, literals) as T;
   }
 
   /** Stores raw Binary content and creates or updates its Binary resource. */
@@ -498,10 +532,10 @@ export class HubRepository extends FhirRepository {
         method: current ? 'PUT' : 'POST',
         content: JSON.stringify(stored),
         replacing: current !== undefined,
-        index: extractSearchIndex(stored),
+        index: extractSearchIndex(stored, this.fhirBase),
         binary: blob,
       });
-      await tx.conn.query(statement.sql, statement.values).catch(mapDbError);
+      await tx.conn.query(statement.sql, statement.values);
       return stored;
     };
     return this.withTransaction(write);
@@ -550,6 +584,38 @@ interface HistoryRow {
   method: string;
   deleted: boolean;
   content: string | null;
+}
+
+// `Type?criteria`: a search in place of a literal reference (R4 references §2.3.0.1 / http §3.1.0.11.2).
+const CONDITIONAL_REFERENCE = /^[A-Z][A-Za-z]+\?/;
+
+function collectConditionalReferences(value: unknown, queries: Set<string>): void {
+  if (Array.isArray(value)) {
+    value.forEach((item) => collectConditionalReferences(item, queries));
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'reference' && typeof child === 'string' && CONDITIONAL_REFERENCE.test(child)) {
+        queries.add(child);
+      } else {
+        collectConditionalReferences(child, queries);
+      }
+    }
+  }
+}
+
+function replaceReferences(value: unknown, literals: Map<string, string>): unknown {
+  if (Array.isArray(value)) {
+    return value.map((item) => replaceReferences(item, literals));
+  }
+  if (typeof value !== 'object' || value === null) {
+    return value;
+  }
+  return Object.fromEntries(
+    Object.entries(value).map(([key, child]) => [
+      key,
+      key === 'reference' && typeof child === 'string' && literals.has(child) ? literals.get(child) : replaceReferences(child, literals),
+    ]),
+  );
 }
 
 function checkIfMatch(current: CurrentRow | undefined, ifMatch: string | undefined): void {

@@ -4,7 +4,7 @@
  */
 import { allOk } from '@medplum/core';
 import { FhirRouter } from '@medplum/fhir-router';
-import type { FhirRequest, FhirRepository, FhirResponse } from '@medplum/fhir-router';
+import type { FhirRequest, FhirRepository, FhirResponse, HttpMethod } from '@medplum/fhir-router';
 import type { HubRepository } from './repository.ts';
 
 function historyOptions(req: FhirRequest): { since?: string; count?: number; offset?: number } {
@@ -27,8 +27,45 @@ async function systemHistory(req: FhirRequest, repo: FhirRepository): Promise<Fh
   return [allOk, await (repo as HubRepository).readChanges(undefined, historyOptions(req))];
 }
 
+const TYPE_MODIFIER = /^([a-z][a-z0-9-]*):([A-Z][A-Za-z]+)$/;
+
+/**
+ * Rewrites `subject:Patient=123` to `subject=Patient/123` in a URL's query. @medplum/core's parser
+ * drops the type of a `:[type]` modifier, which would let `Group/123` match too.
+ */
+export function expandTypeModifiers(url: string): string {
+  const queryStart = url.indexOf('?');
+  if (queryStart < 0 || !/:[A-Z]/.test(url.slice(queryStart))) {
+    return url;
+  }
+  const params = new URLSearchParams(url.slice(queryStart + 1));
+  const rewritten = new URLSearchParams();
+  for (const [key, value] of params) {
+    const match = TYPE_MODIFIER.exec(key);
+    if (!match) {
+      rewritten.append(key, value);
+      continue;
+    }
+    const [, code, type] = match;
+    const typed = value
+      .split(',')
+      // A value naming another type (`subject:Group=Patient/1`) can match nothing: keep it unresolvable.
+      .map((item) => (new RegExp(`(^|/)${type}/[^/]+$`).test(item) ? item : `${type}/${item}`))
+      .join(',');
+    rewritten.append(code, typed);
+  }
+  return `${url.slice(0, queryStart)}?${rewritten.toString()}`;
+}
+
+/** The router, with the query rewrites above applied to every request, batch entries included. */
+class HubFhirRouter extends FhirRouter {
+  override find(method: HttpMethod, url: string): ReturnType<FhirRouter['find']> {
+    return super.find(method, expandTypeModifiers(url));
+  }
+}
+
 export function createFhirRouter(): FhirRouter {
-  const router = new FhirRouter();
+  const router = new HubFhirRouter();
   router.add('GET', ':resourceType/_history', typeHistory, 'history-type');
   router.add('GET', '_history', systemHistory, 'history-system');
   return router;

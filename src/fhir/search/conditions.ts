@@ -2,13 +2,14 @@
  * FHIR search filters → SQL conditions over the resource table and the sp_* index tables.
  * Every value reaches PostgreSQL as a bind parameter, never spliced into the SQL text.
  */
-import { Operator, OperationOutcomeError, badRequest, splitSearchOnComma } from '@medplum/core';
+import { Operator, OperationOutcomeError, badRequest, getSearchParameters, parseParameter, splitSearchOnComma } from '@medplum/core';
 import type { Filter } from '@medplum/core';
 import type { SearchParameter } from '@medplum/fhirtypes';
 import { getSupportedSearchParameters } from '../definitions.ts';
 import { indexTableFor, normalizeString } from '../indexer.ts';
 import type { IndexTable } from '../indexer.ts';
 import { escapeLike, parseSearchDate, parseSearchNumber } from './values.ts';
+import type { SearchNumber } from './values.ts';
 
 /** Collects bind parameters and hands out their placeholders. */
 export class SqlParams {
@@ -84,6 +85,9 @@ export function buildCondition(filter: Filter, owner: Owner, params: SqlParams, 
     return undefined;
   }
   if (filter.operator === Operator.MISSING || filter.operator === Operator.PRESENT) {
+    if (filter.value !== 'true' && filter.value !== 'false') {
+      throw unsupported(`:${filter.operator} takes true or false, not "${filter.value}"`, filter.code);
+    }
     const wantMissing = (filter.operator === Operator.MISSING) === (filter.value === 'true');
     const any = exists(table, owner, filter.code, params, () => 'true');
     return wantMissing ? `NOT ${any}` : any;
@@ -128,7 +132,7 @@ function idCondition(filter: Filter, owner: Owner, params: SqlParams): string {
 function lastUpdatedCondition(filter: Filter, owner: Owner, params: SqlParams): string {
   const parts = splitSearchOnComma(filter.value).map((value) => {
     const range = parseSearchDate(value, '_lastUpdated');
-    return rangeComparison(filter.operator, 'lu.last_updated', 'lu.last_updated', range.low, range.high, params, '_lastUpdated');
+    return rangeComparison(filter.operator, 'lu.last_updated', 'lu.last_updated', { ...range, cast: '::timestamptz' }, params, '_lastUpdated');
   });
   if (owner.rowAlias) {
     return anyOf(parts.map((p) => p.replaceAll('lu.', `${owner.rowAlias}.`)));
@@ -136,47 +140,56 @@ function lastUpdatedCondition(filter: Filter, owner: Owner, params: SqlParams): 
   return `EXISTS (SELECT 1 FROM resource lu WHERE lu.resource_type = ${owner.typeSql} AND lu.id = ${owner.idSql} AND ${anyOf(parts)})`;
 }
 
-/** Compares a stored [low, high] range with a search range per the FHIR prefixes. */
+/** A search value as the range it stands for. */
+interface SearchRange {
+  low: string | number;
+  high: string | number;
+  cast: '::timestamptz' | '::numeric';
+  /** The high bound itself lies outside the range, as with numbers: `100` is [99.5, 100.5). */
+  openHigh?: boolean;
+}
+
+/** Compares a stored [low, high] range with a search range per the FHIR R4 prefixes. */
 function rangeComparison(
   operator: string,
   lowSql: string,
   highSql: string,
-  low: string | number,
-  high: string | number,
+  range: SearchRange,
   params: SqlParams,
   code: string,
-  cast = '::timestamptz',
 ): string {
   // Placeholders are added on first use: PostgreSQL cannot type a parameter the SQL never uses.
   let loSql: string | undefined;
   let hiSql: string | undefined;
   const bound = {
     get lo(): string {
-      return (loSql ??= `${params.add(low)}${cast}`);
+      return (loSql ??= `${params.add(range.low)}${range.cast}`);
     },
     get hi(): string {
-      return (hiSql ??= `${params.add(high)}${cast}`);
+      return (hiSql ??= `${params.add(range.high)}${range.cast}`);
     },
   };
-  const inf = cast === '::timestamptz' ? "'-infinity'::timestamptz" : "'-Infinity'::numeric";
-  const sup = cast === '::timestamptz' ? "'infinity'::timestamptz" : "'Infinity'::numeric";
+  const inf = range.cast === '::timestamptz' ? "'-infinity'::timestamptz" : "'-Infinity'::numeric";
+  const sup = range.cast === '::timestamptz' ? "'infinity'::timestamptz" : "'Infinity'::numeric";
   const storedLow = `COALESCE(${lowSql}, ${inf})`;
   const storedHigh = `COALESCE(${highSql}, ${sup})`;
+  const contained = (): string => `(${storedLow} >= ${bound.lo} AND ${storedHigh} ${range.openHigh ? '<' : '<='} ${bound.hi})`;
   switch (operator) {
     case Operator.EQUALS:
     case Operator.EXACT:
-      return `(${storedLow} >= ${bound.lo} AND ${storedHigh} <= ${bound.hi})`;
+      return contained();
     case Operator.NOT_EQUALS:
     case Operator.NOT:
-      return `NOT (${storedLow} >= ${bound.lo} AND ${storedHigh} <= ${bound.hi})`;
+      return `NOT ${contained()}`;
     case Operator.GREATER_THAN:
       return `${storedHigh} > ${bound.hi}`;
     case Operator.LESS_THAN:
       return `${storedLow} < ${bound.lo}`;
+    // ge/le: the range above (below) the search value overlaps the stored one, or the search range contains it.
     case Operator.GREATER_THAN_OR_EQUALS:
-      return `${storedHigh} >= ${bound.lo}`;
+      return `(${storedHigh} > ${bound.hi} OR ${contained()})`;
     case Operator.LESS_THAN_OR_EQUALS:
-      return `${storedLow} <= ${bound.hi}`;
+      return `(${storedLow} < ${bound.lo} OR ${contained()})`;
     case Operator.STARTS_AFTER:
       return `${storedLow} > ${bound.hi}`;
     case Operator.ENDS_BEFORE:
@@ -194,9 +207,22 @@ function dateCondition(filter: Filter, owner: Owner, params: SqlParams): string 
   const negate = filter.operator === Operator.NOT_EQUALS || filter.operator === Operator.NOT;
   const operator = negate ? Operator.EQUALS : filter.operator;
   const found = exists('date', owner, filter.code, params, (a) =>
-    anyOf(ranges.map((r) => rangeComparison(operator, `${a}.low`, `${a}.high`, r.low, r.high, params, filter.code))),
+    anyOf(ranges.map((r) => rangeComparison(operator, `${a}.low`, `${a}.high`, { ...r, cast: '::timestamptz' }, params, filter.code))),
   );
   return negate ? `NOT ${found}` : found;
+}
+
+/** The range a number is compared as: its precision for eq, ±10% for ap, the value itself for the rest. */
+function numberRange(operator: string, number: SearchNumber): SearchRange {
+  switch (operator) {
+    case Operator.EQUALS:
+    case Operator.EXACT:
+      return { low: number.low, high: number.high, openHigh: true, cast: '::numeric' };
+    case Operator.APPROXIMATELY:
+      return { low: number.approximateLow, high: number.approximateHigh, cast: '::numeric' };
+    default:
+      return { low: number.value, high: number.value, cast: '::numeric' };
+  }
 }
 
 function numberCondition(filter: Filter, param: SearchParameter, owner: Owner, params: SqlParams): string {
@@ -206,18 +232,15 @@ function numberCondition(filter: Filter, param: SearchParameter, owner: Owner, p
     anyOf(
       splitSearchOnComma(filter.value).map((raw) => {
         const [numberText, system, code] = param.type === 'quantity' ? raw.split('|') : [raw];
-        const { value, halfWidth } = parseSearchNumber(numberText, filter.code);
-        const spread = operator === Operator.APPROXIMATELY ? Math.abs(value) * 0.1 : halfWidth;
-        const [low, high] = [value - spread, value + spread];
-        const exact = operator === Operator.EQUALS || operator === Operator.APPROXIMATELY ? [low, high] : [value, value];
-        let sql = rangeComparison(operator, `${a}.low`, `${a}.high`, exact[0], exact[1], params, filter.code, '::numeric');
+        const range = numberRange(operator, parseSearchNumber(numberText, filter.code));
+        const parts = [rangeComparison(operator, `${a}.low`, `${a}.high`, range, params, filter.code)];
         if (system) {
-          sql += ` AND ${a}.system = ${params.add(system)}`;
+          parts.push(`${a}.system = ${params.add(system)}`);
         }
         if (code) {
-          sql += ` AND ${a}.code = ${params.add(code)}`;
+          parts.push(`${a}.code = ${params.add(code)}`);
         }
-        return `(${sql})`;
+        return `(${parts.join(' AND ')})`;
       }),
     ),
   );
@@ -291,6 +314,7 @@ function stringCondition(filter: Filter, owner: Owner, params: SqlParams): strin
   }
 }
 
+/** :below and :above compare whole path segments: `…/protocols` is not above `…/protocols-old`. */
 function uriCondition(filter: Filter, owner: Owner, params: SqlParams): string {
   const values = splitSearchOnComma(filter.value);
   switch (filter.operator) {
@@ -299,17 +323,35 @@ function uriCondition(filter: Filter, owner: Owner, params: SqlParams): string {
       return exists('uri', owner, filter.code, params, (a) => `${a}.value = ANY(${params.add(values)}::text[])`);
     case Operator.BELOW:
       return exists('uri', owner, filter.code, params, (a) =>
-        anyOf(values.map((v) => `${a}.value LIKE ${params.add(escapeLike(v) + '%')}`)),
+        anyOf(
+          values.map((v) => {
+            const base = v.replace(/\/+$/, '');
+            return `(${a}.value = ANY(${params.add([v, base])}::text[]) OR ${a}.value LIKE ${params.add(escapeLike(base) + '/%')})`;
+          }),
+        ),
       );
     case Operator.ABOVE:
       return exists('uri', owner, filter.code, params, (a) =>
-        anyOf(values.map((v) => `${params.add(v)} LIKE replace(replace(${a}.value, '%', '\\%'), '_', '\\_') || '%'`)),
+        anyOf(
+          values.map((v) => {
+            const value = params.add(v);
+            return `(${a}.value = ${value} OR starts_with(${value}, rtrim(${a}.value, '/') || '/'))`;
+          }),
+        ),
       );
     case Operator.NOT:
       return `NOT ${exists('uri', owner, filter.code, params, (a) => `${a}.value = ANY(${params.add(values)}::text[])`)}`;
     default:
       throw unsupported(`Modifier :${filter.operator} is not supported on uri parameter ${filter.code}`, filter.code);
   }
+}
+
+/**
+ * SQL that is true when a stored reference points into this server: relative, or an absolute URL
+ * under our base. `http://other-ehr/fhir/Patient/1` is not our Patient/1.
+ */
+function localReference(a: string, params: SqlParams, baseUrl: string): string {
+  return `(strpos(${a}.reference, ':') = 0 OR starts_with(${a}.reference, ${params.add(`${baseUrl}/fhir/`)}))`;
 }
 
 /** Local form of a reference value: `Type/id`, a bare id, or anything else (URL, urn:uuid). */
@@ -324,11 +366,11 @@ function referenceMatch(a: string, value: string, typeModifier: string | undefin
     if (typeModifier && typeModifier !== parts[0]) {
       return 'false';
     }
-    return `(${a}.target_type = ${params.add(parts[0])} AND ${a}.target_id = ${params.add(parts[1])})`;
+    return `(${a}.target_type = ${params.add(parts[0])} AND ${a}.target_id = ${params.add(parts[1])} AND ${localReference(a, params, baseUrl)})`;
   }
   if (parts.length === 1 && !local.includes(':')) {
     const typed = typeModifier ? ` AND ${a}.target_type = ${params.add(typeModifier)}` : '';
-    return `(${a}.target_id = ${params.add(local)}${typed})`;
+    return `(${a}.target_id = ${params.add(local)}${typed} AND ${localReference(a, params, baseUrl)})`;
   }
   return `${a}.reference = ${params.add(value)}`;
 }
@@ -380,16 +422,30 @@ function chain(filter: Filter, owner: Owner, params: SqlParams, options: Conditi
   if (rest.includes('.') || rest.startsWith('_has:')) {
     throw unsupported('Chained search is supported one level deep', filter.code);
   }
-  const inner: Filter = { code: rest, operator: filter.operator, value: filter.value };
-  return exists('reference', owner, linkCode, params, (a) =>
-    anyOf(
+  return exists('reference', owner, linkCode, params, (a) => {
+    const targets = anyOf(
       usable.map((type) => {
         const target: Owner = { resourceType: type, typeSql: params.add(type), idSql: `${a}.target_id` };
-        const condition = buildCondition(inner, target, params, { ...options, strict: true });
+        const condition = buildCondition(innerFilter(type, rest, filter.value), target, params, { ...options, strict: true });
         return `(${a}.target_type = ${target.typeSql} AND ${condition ?? 'true'})`;
       }),
-    ),
-  );
+    );
+    return `${localReference(a, params, options.baseUrl)} AND ${targets}`;
+  });
+}
+
+/**
+ * The filter at the end of a chain, parsed as its own resource type defines it: the search parser
+ * keeps a chained key whole (`subject.birthdate:missing`), so its modifier and value prefix are still raw.
+ */
+function innerFilter(resourceType: string, key: string, value: string): Filter {
+  const colon = key.indexOf(':');
+  const code = colon < 0 ? key : key.slice(0, colon);
+  const param = getSearchParameters(resourceType)?.[code];
+  if (!param) {
+    return { code: key, operator: Operator.EQUALS, value };
+  }
+  return parseParameter(param, Operator.EQUALS, colon < 0 ? '' : key.slice(colon + 1), value);
 }
 
 /** `_has:Observation:patient:code=x`: resources referred to by an Observation (via patient) with code x. */
@@ -408,25 +464,40 @@ function reverseChain(filter: Filter, owner: Owner, params: SqlParams, options: 
   }
   const a = params.alias('h');
   const source: Owner = { resourceType: sourceType, typeSql: `${a}.resource_type`, idSql: `${a}.resource_id` };
-  const condition = buildCondition({ code: rest, operator: filter.operator, value: filter.value }, source, params, {
-    ...options,
-    strict: true,
-  });
+  const condition = buildCondition(innerFilter(sourceType, rest, filter.value), source, params, { ...options, strict: true });
   return (
     `EXISTS (SELECT 1 FROM sp_reference ${a} WHERE ${a}.resource_type = ${params.add(sourceType)} AND ` +
     `${a}.param = ${params.add(linkCode)} AND ${a}.target_type = ${owner.typeSql} AND ${a}.target_id = ${owner.idSql} AND ` +
+    `${localReference(a, params, options.baseUrl)} AND ` +
     `EXISTS (SELECT 1 FROM resource hr WHERE hr.resource_type = ${a}.resource_type AND hr.id = ${a}.resource_id AND NOT hr.deleted) AND ` +
     `${condition ?? 'true'})`
   );
 }
 
+/** How a sort key's values compare, so that a cursor's values can be checked before they reach SQL. */
+export type SortKind = 'text' | 'timestamp' | 'numeric';
+
+const SORT_KIND: Record<IndexTable, SortKind> = {
+  token: 'text',
+  string: 'text',
+  reference: 'text',
+  date: 'timestamp',
+  number: 'numeric',
+  uri: 'text',
+};
+
 /** SQL for the value a sort rule orders by, or undefined for an unknown parameter. */
-export function sortExpression(code: string, descending: boolean, owner: Owner, params: SqlParams): string | undefined {
+export function sortExpression(
+  code: string,
+  descending: boolean,
+  owner: Owner,
+  params: SqlParams,
+): { sql: string; kind: SortKind } | undefined {
   if (code === '_id') {
-    return owner.idSql;
+    return { sql: owner.idSql, kind: 'text' };
   }
   if (code === '_lastUpdated') {
-    return `${owner.rowAlias ?? 'r'}.last_updated`;
+    return { sql: `${owner.rowAlias ?? 'r'}.last_updated`, kind: 'timestamp' };
   }
   const param = getSupportedSearchParameters(owner.resourceType).get(code);
   const table = param && indexTableFor(param);
@@ -443,8 +514,8 @@ export function sortExpression(code: string, descending: boolean, owner: Owner, 
     uri: 'value',
   };
   const a = params.alias('s');
-  return (
+  const sql =
     `(SELECT ${agg}(${a}.${column[table]}) FROM sp_${table} ${a} WHERE ${a}.resource_type = ${owner.typeSql} ` +
-    `AND ${a}.resource_id = ${owner.idSql} AND ${a}.param = ${params.add(code)})`
-  );
+    `AND ${a}.resource_id = ${owner.idSql} AND ${a}.param = ${params.add(code)})`;
+  return { sql, kind: SORT_KIND[table] };
 }

@@ -3,12 +3,13 @@
  * keys and the immutable creation sequence, so a `next` link neither repeats nor skips a resource
  * that existed when the search began, whatever is created or deleted in between.
  */
-import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest } from '@medplum/core';
-import type { Filter, SearchRequest, WithId } from '@medplum/core';
+import { createHash } from 'node:crypto';
+import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest, formatSearchQuery } from '@medplum/core';
+import type { Filter, SearchRequest, SortRule, WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Queryable } from '../../db/database.ts';
 import { SqlParams, buildCondition, sortExpression } from './conditions.ts';
-import type { ConditionOptions, Owner } from './conditions.ts';
+import type { ConditionOptions, Owner, SortKind } from './conditions.ts';
 
 export interface SearchPage {
   resources: WithId<Resource>[];
@@ -18,34 +19,70 @@ export interface SearchPage {
   nextCursor?: string;
   /** Filters that were ignored (unknown parameters in lenient mode). */
   ignored: Filter[];
+  /** The sort rules that were applied (unknown ones are ignored in lenient mode). */
+  sortRules: SortRule[];
 }
 
 interface Cursor {
+  /** Fingerprint of the search the cursor belongs to. */
+  q: string;
   /** Sort key values of the last row of the previous page. */
-  v: (string | number | null)[];
+  v: (string | null)[];
   /** Its creation sequence number (the final tie-breaker). */
   s: number;
+}
+
+interface SortKey {
+  sql: string;
+  descending: boolean;
+  kind: SortKind;
+}
+
+/**
+ * Identifies a search independently of parameter order (a `next` link lists them sorted), so a
+ * cursor cannot be replayed against another search whose sort keys it does not describe.
+ */
+function searchFingerprint(types: string[], filters: Filter[], sortRules: SortRule[]): string {
+  const parts = [
+    types.join(','),
+    ...filters.map((f) => JSON.stringify(['f', f.code, f.operator, f.value])).sort(),
+    ...sortRules.map((rule) => JSON.stringify(['s', rule.code, Boolean(rule.descending)])),
+  ];
+  return createHash('sha256').update(parts.join('\n')).digest('base64url').slice(0, 22);
 }
 
 function encodeCursor(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-function decodeCursor(text: string, keyCount: number): Cursor {
-  try {
-    const cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Cursor;
-    if (Array.isArray(cursor.v) && cursor.v.length === keyCount && Number.isInteger(cursor.s)) {
-      return cursor;
-    }
-  } catch {
-    // fall through
-  }
-  throw new OperationOutcomeError(badRequest('Invalid _cursor: it belongs to another search or was altered', '_cursor'));
+const CURSOR_VALUE: Record<SortKind, (value: unknown) => boolean> = {
+  text: (value) => typeof value === 'string',
+  timestamp: (value) => typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(value) && !Number.isNaN(Date.parse(value)),
+  numeric: (value) => typeof value === 'string' && /^-?\d+(\.\d+)?(e[-+]?\d+)?$/i.test(value),
+};
+
+function isValidCursor(cursor: Cursor, fingerprint: string, keys: SortKey[]): boolean {
+  return (
+    cursor.q === fingerprint &&
+    Array.isArray(cursor.v) &&
+    cursor.v.length === keys.length &&
+    cursor.v.every((value, i) => value === null || CURSOR_VALUE[keys[i].kind](value)) &&
+    Number.isSafeInteger(cursor.s) &&
+    cursor.s > 0
+  );
 }
 
-interface SortKey {
-  sql: string;
-  descending: boolean;
+function decodeCursor(text: string, fingerprint: string, keys: SortKey[]): Cursor {
+  let cursor: Cursor | undefined;
+  try {
+    cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Cursor;
+  } catch {
+    // reported below
+  }
+  if (cursor && typeof cursor === 'object' && isValidCursor(cursor, fingerprint, keys)) {
+    return cursor;
+  }
+  throw new OperationOutcomeError(badRequest('Invalid _cursor: it belongs to another search or was altered', '_cursor'));
 }
 
 /** Rows strictly after the cursor in (keys…, seq) order, with NULLs last in both directions. */
@@ -79,14 +116,11 @@ function pageSize(request: SearchRequest): number {
   return Math.min(count, DEFAULT_MAX_SEARCH_COUNT);
 }
 
-function toCursorValue(value: unknown): string | number | null {
+function toCursorValue(value: unknown): string | null {
   if (value === null || value === undefined) {
     return null;
   }
-  if (value instanceof Date) {
-    return value.toISOString();
-  }
-  return typeof value === 'number' ? value : String(value);
+  return value instanceof Date ? value.toISOString() : String(value);
 }
 
 /** Executes one page of a search. */
@@ -114,23 +148,26 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
     total = result.rows[0].n;
   }
   if (count === 0) {
-    return { resources: [], total, ignored };
+    return { resources: [], total, ignored, sortRules: [] };
   }
 
   const keys: SortKey[] = [];
+  const sortRules: SortRule[] = [];
   for (const rule of request.sortRules ?? []) {
-    const sql = sortExpression(rule.code, Boolean(rule.descending), owner, params);
-    if (!sql) {
+    const expression = sortExpression(rule.code, Boolean(rule.descending), owner, params);
+    if (!expression) {
       if (options.strict) {
         throw new OperationOutcomeError(badRequest(`Unknown sort parameter "${rule.code}"`, '_sort'));
       }
-      ignored.push({ code: '_sort', operator: 'eq', value: rule.code } as Filter);
       continue;
     }
-    keys.push({ sql, descending: Boolean(rule.descending) });
+    keys.push({ ...expression, descending: Boolean(rule.descending) });
+    sortRules.push(rule);
   }
+  const used = (request.filters ?? []).filter((filter) => !ignored.includes(filter));
+  const fingerprint = searchFingerprint(types, used, sortRules);
   if (request.cursor) {
-    where.push(keysetCondition(keys, decodeCursor(request.cursor, keys.length), params));
+    where.push(keysetCondition(keys, decodeCursor(request.cursor, fingerprint, keys), params));
   }
   const select = ['r.id', 'r.content', 'r.seq', ...keys.map((key, i) => `${key.sql} AS k${i}`)];
   const order = [...keys.map((key) => `${key.sql} ${key.descending ? 'DESC' : 'ASC'} NULLS LAST`), 'r.seq ASC'];
@@ -145,9 +182,26 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
   let nextCursor: string | undefined;
   if (result.rows.length > count) {
     const last = rows[rows.length - 1];
-    nextCursor = encodeCursor({ v: keys.map((_, i) => toCursorValue(last[`k${i}`])), s: last.seq as number });
+    nextCursor = encodeCursor({ q: fingerprint, v: keys.map((_, i) => toCursorValue(last[`k${i}`])), s: Number(last.seq) });
   } else if (total === undefined && !request.cursor && !request.offset) {
     total = rows.length;
   }
-  return { resources, total, nextCursor, ignored };
+  return { resources, total, nextCursor, ignored, sortRules };
+}
+
+/**
+ * The query string of a search's self, first and next links. formatSearchQuery leaves out _summary
+ * and writes _elements as Medplum's _fields; a `next` link must keep both, or page two would
+ * return whole resources.
+ */
+export function searchLinkQuery(request: SearchRequest): string {
+  const query = formatSearchQuery({ ...request, fields: undefined });
+  const subset = [
+    ...(request.fields ? [`_elements=${request.fields.map(encodeURIComponent).join(',')}`] : []),
+    ...(request.summary ? [`_summary=${request.summary}`] : []),
+  ];
+  if (subset.length === 0) {
+    return query;
+  }
+  return `${query}${query ? '&' : '?'}${subset.join('&')}`;
 }

@@ -48,15 +48,56 @@ function zoneOffsetMs(zone: string | undefined): number {
   return sign * (hours * 60 + minutes) * 60_000;
 }
 
-/** A search number and the half-width of the range its precision implies. */
-export function parseSearchNumber(value: string, paramCode: string): { value: number; halfWidth: number } {
-  if (!/^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(value)) {
+/** A search number as exact decimal text, with the range its precision implies. */
+export interface SearchNumber {
+  value: string;
+  /** R4 search, number: `100` means [99.5, 100.5); low is inside the range, high is not. */
+  low: string;
+  high: string;
+  /** The server-defined range of `ap`: the value ±10%. */
+  approximateLow: string;
+  approximateHigh: string;
+}
+
+const NUMBER_PATTERN = /^([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?\d{1,4}))?$/;
+// Far beyond any clinical value, and within what PostgreSQL numeric can hold.
+const MAX_SCALE = 1000;
+
+/**
+ * Parses a search number. The bounds are computed on scaled integers, not binary floating point:
+ * `5.4` must mean exactly [5.35, 5.45), and 5.4 - 0.05 in floating point is 5.3500000000000005.
+ */
+export function parseSearchNumber(value: string, paramCode: string): SearchNumber {
+  const m = NUMBER_PATTERN.exec(value);
+  if (!m || (m[2] === '' && !m[3])) {
     throw new OperationOutcomeError(badRequest(`Invalid number "${value}" for search parameter ${paramCode}`, paramCode));
   }
-  const mantissa = value.toLowerCase().split('e')[0];
-  const exponent = value.toLowerCase().includes('e') ? Number(value.toLowerCase().split('e')[1]) : 0;
-  const decimals = mantissa.includes('.') ? mantissa.split('.')[1].length : 0;
-  return { value: Number(value), halfWidth: 0.5 * 10 ** (exponent - decimals) };
+  const [, sign, whole, fraction = '', exponent = '0'] = m;
+  const digits = BigInt(`${sign === '-' ? '-' : ''}${whole}${fraction}` || '0');
+  // value = digits × 10^-scale
+  const scale = fraction.length - Number(exponent);
+  if (Math.abs(scale) > MAX_SCALE) {
+    throw new OperationOutcomeError(badRequest(`Number "${value}" is out of range for search parameter ${paramCode}`, paramCode));
+  }
+  const tenfold = digits * 10n;
+  const magnitude = digits < 0n ? -digits : digits;
+  return {
+    value: decimalText(digits, scale),
+    low: decimalText(tenfold - 5n, scale + 1),
+    high: decimalText(tenfold + 5n, scale + 1),
+    approximateLow: decimalText(tenfold - magnitude, scale + 1),
+    approximateHigh: decimalText(tenfold + magnitude, scale + 1),
+  };
+}
+
+/** `digits × 10^-scale` as plain decimal text. */
+function decimalText(digits: bigint, scale: number): string {
+  if (scale <= 0) {
+    return (digits * 10n ** BigInt(-scale)).toString();
+  }
+  const negative = digits < 0n;
+  const text = (negative ? -digits : digits).toString().padStart(scale + 1, '0');
+  return `${negative ? '-' : ''}${text.slice(0, -scale)}.${text.slice(-scale)}`;
 }
 
 /** Escapes LIKE wildcards so user text matches literally. */
