@@ -349,6 +349,24 @@ export class HubRepository extends FhirRepository {
     return result;
   }
 
+  // The inherited conditional update, patch and delete find their target through this repository's
+  // search; they run on the strict one for the reason given at strictRepository.
+  override conditionalUpdate<T extends Resource>(
+    resource: T,
+    search: SearchRequest,
+    options?: CreateResourceOptions & UpdateResourceOptions,
+  ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
+    return this.ctx.strictSearch ? super.conditionalUpdate(resource, search, options) : this.strictRepository().conditionalUpdate(resource, search, options);
+  }
+
+  override conditionalPatch(search: SearchRequest, patch: Operation[], options?: UpdateResourceOptions): Promise<WithId<Resource>> {
+    return this.ctx.strictSearch ? super.conditionalPatch(search, patch, options) : this.strictRepository().conditionalPatch(search, patch, options);
+  }
+
+  override conditionalDelete(search: SearchRequest): Promise<void> {
+    return this.ctx.strictSearch ? super.conditionalDelete(search) : this.strictRepository().conditionalDelete(search);
+  }
+
   /** If-None-Exist: one resource however many clients race (an advisory lock on the criteria). */
   async conditionalCreate<T extends Resource>(
     resource: T,
@@ -486,8 +504,9 @@ export class HubRepository extends FhirRepository {
   }
 
   /**
-   * R4 http §3.1.0.11.2: a conditional reference (`Patient?identifier=sys|val`) is replaced by a
-   * literal reference to its one match; no match is 404, several are 412, and either fails the write.
+   * R4 http, "Transaction Processing Rules": a conditional reference (`Patient?identifier=sys|val`)
+   * becomes a literal reference to its one match; no match is 404, several are 412, and either fails
+   * the write.
    */
   private async resolveConditionalReferences<T extends Resource>(resource: T): Promise<T> {
     const queries = new Set<string>();
@@ -586,7 +605,7 @@ interface HistoryRow {
   content: string | null;
 }
 
-// `Type?criteria`: a search in place of a literal reference (R4 references §2.3.0.1 / http §3.1.0.11.2).
+// `Type?criteria`: a search in place of a literal reference (R4 http, conditional references).
 const CONDITIONAL_REFERENCE = /^[A-Z][A-Za-z]+\?/;
 
 function collectConditionalReferences(value: unknown, queries: Set<string>): void {

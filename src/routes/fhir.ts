@@ -6,7 +6,7 @@ import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { OperationOutcomeError, badRequest, gone, normalizeOperationOutcome, notFound, isResourceType } from '@medplum/core';
 import type { FhirRequest, FhirRouter, HttpMethod } from '@medplum/fhir-router';
-import type { Binary, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Binary, Bundle, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { HubRepository } from '../fhir/repository.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import { methodNotAllowed, notAcceptable, outcomeStatus, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.ts';
@@ -39,20 +39,37 @@ function sendOutcome(res: Response, outcome: OperationOutcome, status = outcomeS
   res.status(status).type(FHIR_JSON).send(JSON.stringify(body));
 }
 
-/** True when the client asked for something other than FHIR JSON (XML, or a raw Binary). */
-function wantsFhirJson(req: Request): boolean {
+/**
+ * Answers a request whose body is refused before it was read to the end, and closes the connection
+ * (RFC 9110 §15.5.14): reading on would cost the whole upload, and a client still sending a chunked
+ * body cannot reuse the connection anyway.
+ */
+function refuseBody(req: Request, res: Response, outcome: OperationOutcome): void {
+  res.setHeader('Connection', 'close');
+  sendOutcome(res, outcome);
+  req.resume();
+}
+
+/**
+ * R4 Binary ("Serving Binary Resources using the RESTful API"): a read gets the resource only when
+ * it names a FHIR format; any other Accept (a media type, a browser's list, *\/*, none) gets the content.
+ */
+function wantsBinaryResource(req: Request): boolean {
   const format = typeof req.query._format === 'string' ? req.query._format : undefined;
   if (format) {
     return /json/.test(format);
   }
-  const accept = req.headers.accept;
-  return !accept || /(\*\/\*|application\/(fhir\+)?json|application\/\*)/.test(accept);
+  return /application\/(fhir\+)?json/.test(req.headers.accept ?? '');
 }
+
+const BINARY_READ_PATH = /^\/Binary\/[^/]+(\/_history\/[^/]+)?$/;
 
 function refuseXml(req: Request): OperationOutcome | undefined {
   const format = typeof req.query._format === 'string' ? req.query._format : '';
   const accept = req.headers.accept ?? '';
-  if (/xml/.test(format) || (/xml/.test(accept) && !/json|\*\/\*/.test(accept))) {
+  // XML content of a Binary (a CDA document) is not FHIR XML: only application/fhir+xml is refused there.
+  const xml = req.method === 'GET' && BINARY_READ_PATH.test(req.path) ? /fhir\+xml/ : /xml/;
+  if (/xml/.test(format) || (xml.test(accept) && !/json|\*\/\*/.test(accept))) {
     return notAcceptable('This server speaks FHIR JSON only (application/fhir+json)');
   }
   return undefined;
@@ -78,6 +95,25 @@ function setResourceHeaders(res: Response, resource: Resource, fhirBase: string,
   }
   if (status === 201 && resource.id && resource.resourceType !== 'Bundle') {
     res.setHeader('Location', `${fhirBase}/${resource.resourceType}/${resource.id}/_history/${versionId}`);
+  }
+}
+
+/**
+ * R4 http, "Batch/Transaction" response: each entry carries the versioned location, ETag and
+ * Last-Modified of the resource it wrote or read, as the headers of a single request would.
+ */
+function completeEntryResponses(bundle: Bundle): void {
+  for (const entry of bundle.entry ?? []) {
+    const resource = entry.resource;
+    const versionId = resource?.meta?.versionId;
+    if (!entry.response || !resource?.id || !versionId) {
+      continue;
+    }
+    entry.response.etag = `W/"${versionId}"`;
+    entry.response.lastModified = resource.meta?.lastUpdated;
+    if (entry.response.location) {
+      entry.response.location = `${resource.resourceType}/${resource.id}/_history/${versionId}`;
+    }
   }
 }
 
@@ -149,8 +185,7 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
     const repo = repoFor(req);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > options.repository.binaryMaxBytes) {
-      sendOutcome(res, payloadTooLarge(`Content exceeds the limit of ${options.repository.binaryMaxBytes} bytes`));
-      req.resume();
+      refuseBody(req, res, payloadTooLarge(`Content exceeds the limit of ${options.repository.binaryMaxBytes} bytes`));
       return;
     }
     try {
@@ -168,8 +203,7 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       respondWithResource(req, res, status, binary);
     } catch (err) {
       if (err instanceof BlobTooLargeError) {
-        sendOutcome(res, payloadTooLarge(err.message));
-        req.resume();
+        refuseBody(req, res, payloadTooLarge(err.message));
         return;
       }
       sendOutcome(res, normalizeOperationOutcome(err));
@@ -179,7 +213,7 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
   routes.put('/Binary/:id', rawBinaryWrite);
 
   const rawBinaryRead = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (wantsFhirJson(req) && !(req.headers.accept && !/json/.test(req.headers.accept) && !/\*\/\*/.test(req.headers.accept))) {
+    if (wantsBinaryResource(req)) {
       next();
       return;
     }
@@ -264,6 +298,9 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       result = [normalizeOperationOutcome(err)] as const;
     }
     const [outcome, resource] = result;
+    if (route.data?.interaction === 'batch' && resource?.resourceType === 'Bundle') {
+      completeEntryResponses(resource);
+    }
     let status = outcomeStatus(outcome);
     if (method === 'PUT' && status === 200 && resource?.meta?.versionId === '1') {
       status = 201; // update as create (R4 http §3.1.0.4.1)
@@ -310,14 +347,14 @@ function respondWithResource(
 }
 
 /** Express-level failures (unparseable JSON, oversized bodies) as OperationOutcomes. */
-export function fhirErrorHandler(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+export function fhirErrorHandler(err: unknown, req: Request, res: Response, next: NextFunction): void {
   if (res.headersSent) {
     next(err);
     return;
   }
   const type = (err as { type?: string }).type;
   if (type === 'entity.too.large') {
-    sendOutcome(res, payloadTooLarge('Request body is too large'));
+    refuseBody(req, res, payloadTooLarge('Request body is too large'));
   } else if (type === 'entity.parse.failed') {
     sendOutcome(res, badRequest(`Request body is not valid JSON: ${(err as Error).message}`));
   } else if (type === 'charset.unsupported' || type === 'encoding.unsupported') {

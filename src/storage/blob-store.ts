@@ -7,8 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import type { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 export interface StoredBlob {
@@ -69,17 +68,14 @@ export class FileBlobStore implements BlobStore {
     const tmp = path.join(tmpDir, randomUUID());
     const hash = createHash('sha256');
     const counter = limiter(maxBytes, hash);
-    const handle = await fsp.open(tmp, 'w');
     try {
-      const input = Buffer.isBuffer(source) ? [source] : source;
-      await pipeline(input as Readable, counter, handle.createWriteStream({ autoClose: false }));
-      await handle.sync();
+      // `flush` fsyncs the file before the stream closes, and pipeline resolves only after the close.
+      const input = Buffer.isBuffer(source) ? Readable.from([source]) : source;
+      await pipeline(input, counter, fs.createWriteStream(tmp, { flush: true }));
     } catch (err) {
-      await handle.close();
       await fsp.rm(tmp, { force: true });
       throw err;
     }
-    await handle.close();
     const key = hash.digest('hex');
     const finalPath = this.pathOf(key);
     await fsp.mkdir(path.dirname(finalPath), { recursive: true });
