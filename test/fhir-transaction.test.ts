@@ -314,6 +314,32 @@ describe('transaction Bundles', () => {
     expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|unknown-criteria`))).toBe(0);
   });
 
+  test('a 30-entry referral whose patient and practitioners are conditional creates lands whole, twice without duplicates', async () => {
+    const referral = (run: number): Bundle =>
+      bundle('transaction', [
+        post(patient('BigConditional', 'big-1'), urn(40), `identifier=${MRN}|big-1`),
+        ...Array.from({ length: 4 }, (_, i) =>
+          post(
+            { resourceType: 'Practitioner', identifier: [{ system: 'urn:test:big-npi', value: `99000000${i}` }] } as Resource,
+            urn(41 + i),
+            `identifier=urn:test:big-npi|99000000${i}`,
+          ),
+        ),
+        ...Array.from({ length: 25 }, (_, i) =>
+          post(observation(`big-${run}-${i}`, urn(40), { performer: [{ reference: urn(41 + (i % 4)) }] })),
+        ),
+      ]);
+    for (const run of [1, 2]) {
+      const { status, bundle: response } = await send(referral(run));
+      expect(status).toBe(200);
+      expect(response.entry).toHaveLength(30);
+    }
+    expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|big-1`))).toBe(1);
+    expect(await count('Practitioner?identifier=urn:test:big-npi|')).toBe(4);
+    const patientId = (await fhirFetch(`${t.fhir}/Patient?identifier=${encodeURIComponent(`${MRN}|big-1`)}`)).body.entry[0].resource.id;
+    expect(await count(`Observation?subject=Patient/${patientId}`)).toBe(50);
+  });
+
   test('a 50-entry referral lands whole', async () => {
     const entries = referralEntries();
     expect(entries).toHaveLength(50);

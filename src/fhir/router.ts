@@ -2,9 +2,10 @@
  * The FHIR interaction router: @medplum/fhir-router's routes (CRUD, search, batch/transaction)
  * plus the type- and system-level history it does not route.
  */
-import { allOk } from '@medplum/core';
-import { FhirRouter } from '@medplum/fhir-router';
-import type { FhirRequest, FhirRepository, FhirResponse, HttpMethod } from '@medplum/fhir-router';
+import { allOk, badRequest } from '@medplum/core';
+import { BatchProcessor, FhirRouter } from '@medplum/fhir-router';
+import type { BundlePreprocessInfo, FhirRequest, FhirRepository, FhirResponse, HttpMethod } from '@medplum/fhir-router';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { HubRepository } from './repository.ts';
 
 function historyOptions(req: FhirRequest): { since?: string; count?: number; offset?: number } {
@@ -57,10 +58,35 @@ export function expandTypeModifiers(url: string): string {
   return `${url.slice(0, queryStart)}?${rewritten.toString()}`;
 }
 
+/**
+ * The library refuses a transaction of more than 8 entries once one entry is conditional, because
+ * its own servers make such transactions SERIALIZABLE. Ours need not be: conditional creates take an
+ * advisory lock on their criteria (HubRepository.conditionalCreate), which makes them race-safe at
+ * READ COMMITTED, so referral bundles with many `ifNoneExist` entries go through whole.
+ */
+class HubBatchProcessor extends BatchProcessor {}
+const libraryPreprocess = (BatchProcessor.prototype as unknown as { preprocessBundle(): Promise<BundlePreprocessInfo> })
+  .preprocessBundle;
+Object.defineProperty(HubBatchProcessor.prototype, 'preprocessBundle', {
+  value: async function preprocessBundle(this: BatchProcessor): Promise<BundlePreprocessInfo> {
+    const info = await libraryPreprocess.call(this);
+    return { ...info, requiresStrongTransaction: false };
+  },
+});
+
+async function batch(req: FhirRequest, repo: FhirRepository, router: FhirRouter): Promise<FhirResponse> {
+  const bundle = req.body as Resource | undefined;
+  if (bundle?.resourceType !== 'Bundle') {
+    return [badRequest('A batch or transaction must be a Bundle')];
+  }
+  return [allOk, await new HubBatchProcessor(router, repo, bundle as Bundle, req).run()];
+}
+
 /** The router, with the query rewrites above applied to every request, batch entries included. */
 class HubFhirRouter extends FhirRouter {
   override find(method: HttpMethod, url: string): ReturnType<FhirRouter['find']> {
-    return super.find(method, expandTypeModifiers(url));
+    const route = super.find(method, expandTypeModifiers(url));
+    return route?.data?.interaction === 'batch' ? { ...route, handler: batch } : route;
   }
 }
 
