@@ -708,6 +708,22 @@ describe('search by POST', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     expect(ids(repeated.body as Bundle)).toEqual(['pat-cara']);
+
+    // A parameter in the URL and in the body: both apply (AND), neither replaces the other.
+    const both = await fhirFetch(`${t.fhir}/Patient/_search?name=smith`, {
+      method: 'POST',
+      body: 'name=cara',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(ids(both.body as Bundle)).toEqual(['pat-cara']);
+
+    // The :[type] modifier in a form body restricts the target type as it does in a GET query.
+    const typed = await fhirFetch(`${t.fhir}/Observation/_search`, {
+      method: 'POST',
+      body: 'subject:Group=pat-ann',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(ids(typed.body as Bundle)).toEqual([]);
   });
 });
 

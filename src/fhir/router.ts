@@ -36,7 +36,7 @@ const TYPE_MODIFIER = /^([a-z][a-z0-9-]*):([A-Z][A-Za-z]+)$/;
  */
 export function expandTypeModifiers(url: string): string {
   const queryStart = url.indexOf('?');
-  if (queryStart < 0 || !/:[A-Z]/.test(url.slice(queryStart))) {
+  if (queryStart < 0 || !/(?::|%3[Aa])[A-Z]/.test(url.slice(queryStart))) {
     return url;
   }
   const params = new URLSearchParams(url.slice(queryStart + 1));
@@ -80,6 +80,31 @@ async function batch(req: FhirRequest, repo: FhirRepository, router: FhirRouter)
     return [badRequest('A batch or transaction must be a Bundle')];
   }
   return [allOk, await new HubBatchProcessor(router, repo, bundle as Bundle, req).run()];
+}
+
+/**
+ * The parameters of `POST [type]/_search`: those of the URL and of the form body together (a name in
+ * both is AND-ed, not overwritten), with the same rewrites as a GET query.
+ */
+export function searchPostParameters(
+  urlQuery: Record<string, unknown>,
+  formBody: Record<string, unknown>,
+): Record<string, string | string[]> {
+  const combined = new URLSearchParams();
+  for (const source of [urlQuery, formBody]) {
+    for (const [name, value] of Object.entries(source)) {
+      for (const item of [value].flat()) {
+        combined.append(name, String(item));
+      }
+    }
+  }
+  const expanded = new URLSearchParams(expandTypeModifiers(`?${combined.toString()}`).slice(1));
+  const result: Record<string, string | string[]> = {};
+  for (const name of new Set(expanded.keys())) {
+    const values = expanded.getAll(name);
+    result[name] = values.length === 1 ? values[0] : values;
+  }
+  return result;
 }
 
 /** The router, with the query rewrites above applied to every request, batch entries included. */

@@ -8,6 +8,7 @@ import { OperationOutcomeError, badRequest, gone, normalizeOperationOutcome, not
 import type { FhirRequest, FhirRouter, HttpMethod } from '@medplum/fhir-router';
 import type { Binary, Bundle, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { HubRepository } from '../fhir/repository.ts';
+import { searchPostParameters } from '../fhir/router.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import { methodNotAllowed, notAcceptable, outcomeStatus, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.ts';
 import { BlobTooLargeError } from '../storage/blob-store.ts';
@@ -279,7 +280,9 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       return;
     }
     res.locals.route = `fhir/${route.data?.interaction ?? 'operation'}`;
-    const body = isSearchPost && formBody ? { ...(req.query as object), ...(req.body as object) } : req.body;
+    const body = isSearchPost && formBody
+      ? searchPostParameters(req.query as Record<string, unknown>, req.body as Record<string, unknown>)
+      : req.body;
     const fhirRequest: FhirRequest = {
       method,
       url,
