@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { openDatabase } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
+import { pruneDispatched } from '../src/db/outbox.ts';
 import { loadFhirDefinitions } from '../src/fhir/definitions.ts';
 import { RESOURCE_EVENTS_QUEUE } from '../src/fhir/events.ts';
 import { HubRepository } from '../src/fhir/repository.ts';
@@ -112,6 +113,19 @@ describe('transactional outbox and relay', () => {
     await relay.relayOnce();
     await relay.stop();
     received.length = 0;
+  });
+
+  test('dispatched events older than the retention are pruned; pending ones never are', async () => {
+    await db.query(
+      `INSERT INTO outbox (queue, name, payload, created_at, dispatched_at) VALUES
+       ('q', 'old-dispatched', '{}', now() - interval '9 days', now() - interval '8 days'),
+       ('q', 'recent-dispatched', '{}', now(), now()),
+       ('q', 'old-pending', '{}', now() - interval '9 days', NULL)`,
+    );
+    expect(await pruneDispatched(db, 7 * 24 * 3600 * 1000)).toBe(1);
+    const left = await db.query<{ name: string }>(`SELECT name FROM outbox WHERE queue = 'q' ORDER BY name`);
+    expect(left.rows.map((r) => r.name)).toEqual(['old-pending', 'recent-dispatched']);
+    await db.query(`DELETE FROM outbox WHERE queue = 'q'`);
   });
 
   test.each(['before-enqueue', 'after-enqueue'])('relay killed %s: the job arrives exactly once after a restart', async (crashPoint) => {

@@ -8,10 +8,13 @@ import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.ts';
-import { lockPendingEvents, markDispatched } from '../db/outbox.ts';
+import { lockPendingEvents, markDispatched, pruneDispatched } from '../db/outbox.ts';
 import type { PendingOutboxEvent } from '../db/outbox.ts';
 
 const BATCH_SIZE = 200;
+// Dispatched rows are kept a week (as long as BullMQ keeps finished jobs) for tracing, then pruned.
+const KEEP_DISPATCHED_MS = 7 * 24 * 3600 * 1000;
+const PRUNE_EVERY_MS = 3600 * 1000;
 
 /** The BullMQ job id of an outbox event (BullMQ refuses all-digit custom ids). */
 export const outboxJobId = (eventId: number): string => `outbox-${eventId}`;
@@ -47,6 +50,7 @@ export class OutboxRelay {
   private stopped = true;
   private again = false;
   private failures = 0;
+  private lastPrune = 0;
 
   constructor(options: OutboxRelayOptions) {
     this.options = options;
@@ -124,6 +128,10 @@ export class OutboxRelay {
         dispatched = await this.relayOnce();
       } while ((dispatched === BATCH_SIZE || this.again) && !this.stopped);
       this.failures = 0;
+      if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
+        this.lastPrune = Date.now();
+        await pruneDispatched(this.options.db, KEEP_DISPATCHED_MS);
+      }
     } catch (err) {
       this.failures++;
       next = Math.min(this.options.pollMs * 2 ** this.failures, 30_000);
