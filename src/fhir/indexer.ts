@@ -16,6 +16,7 @@ import {
 } from '@medplum/core';
 import type { Resource, SearchParameter } from '@medplum/fhirtypes';
 import { getSupportedSearchParameters } from './definitions.ts';
+import { mapReferences } from './references.ts';
 
 export interface SearchIndexRows {
   token: [param: string, system: string | null, value: string | null, display: string | null][];
@@ -201,18 +202,5 @@ export function localizeReferences<T extends Resource>(resource: T, fhirBase: st
   if (!JSON.stringify(resource).includes(prefix)) {
     return resource;
   }
-  const walk = (value: unknown): unknown => {
-    if (Array.isArray(value)) {
-      return value.map(walk);
-    }
-    if (typeof value !== 'object' || value === null) {
-      return value;
-    }
-    const copy: Record<string, unknown> = {};
-    for (const [key, inner] of Object.entries(value)) {
-      copy[key] = key === 'reference' && typeof inner === 'string' && inner.startsWith(prefix) ? inner.slice(prefix.length) : walk(inner);
-    }
-    return copy;
-  };
-  return walk(resource) as T;
+  return mapReferences(resource, (reference) => (reference.startsWith(prefix) ? reference.slice(prefix.length) : reference));
 }

@@ -7,20 +7,16 @@ import { randomUUID } from 'node:crypto';
 import {
   OperationOutcomeError,
   allOk,
-  applyPatch,
   badRequest,
   created,
   deepEquals,
-  fhirpathPatchTypedValue,
   formatSearchQuery,
   gone,
   isResourceType,
   multipleMatches,
   notFound,
-  parseFhirPathPatchParameters,
   parseSearchRequest,
   preconditionFailed,
-  toTypedValue,
 } from '@medplum/core';
 import type { Operation, SearchRequest, WithId } from '@medplum/core';
 import { FhirRepository, getExtraEntries } from '@medplum/fhir-router';
@@ -40,6 +36,10 @@ import { BlobTooLargeError } from '../storage/blob-store.ts';
 import { recordOutboxEvent } from '../db/outbox.ts';
 import { resourceChangeEvent } from './events.ts';
 import { extractSearchIndex } from './indexer.ts';
+import { historyBundle } from './history.ts';
+import type { HistoryRow } from './history.ts';
+import { collectReferences, mapReferences } from './references.ts';
+import { applyResourcePatch } from './patch.ts';
 import { payloadTooLarge } from './outcomes.ts';
 import { runSearch, searchLinkQuery } from './search/search.ts';
 import { subsetResource } from './subset.ts';
@@ -226,7 +226,13 @@ export class HubRepository extends FhirRepository {
        WHERE resource_type = $1 AND id = $2 ORDER BY version DESC LIMIT $3 OFFSET $4`,
       [resourceType, id, count, offset],
     );
-    return this.historyBundle(rows.rows, total.rows[0].n, `${this.fhirBase}/${resourceType}/${id}/_history`, count, offset);
+    return historyBundle<T>(rows.rows, {
+      fhirBase: this.fhirBase,
+      url: `${this.fhirBase}/${resourceType}/${id}/_history`,
+      count,
+      offset,
+      total: total.rows[0].n,
+    });
   }
 
   /** Type-level (`Patient/_history`) or system-level (`/_history`) history, newest first. */
@@ -253,36 +259,7 @@ export class HubRepository extends FhirRepository {
       values,
     );
     const url = `${this.fhirBase}${resourceType ? '/' + resourceType : ''}/_history`;
-    const bundle = this.historyBundle(rows.rows.slice(0, count), undefined, url, count, offset);
-    if (rows.rows.length <= count) {
-      bundle.link = bundle.link?.filter((link) => link.relation !== 'next');
-    }
-    return bundle;
-  }
-
-  private historyBundle<T extends Resource>(
-    rows: HistoryRow[],
-    total: number | undefined,
-    url: string,
-    count: number,
-    offset: number,
-  ): Bundle<WithId<T>> {
-    const entry: BundleEntry<WithId<T>>[] = rows.map((row) => {
-      const lastModified = new Date(row.last_updated).toISOString();
-      const path = `${row.resource_type}/${row.id}`;
-      const status = row.method === 'POST' ? '201 Created' : row.deleted ? '204 No Content' : '200 OK';
-      return {
-        fullUrl: `${this.fhirBase}/${path}`,
-        ...(row.content ? { resource: JSON.parse(row.content) as WithId<T> } : {}),
-        request: { method: row.method as 'POST', url: row.method === 'POST' ? row.resource_type : path },
-        response: { status, etag: `W/"${row.version}"`, lastModified },
-      };
-    });
-    const link = [{ relation: 'self', url: `${url}?_count=${count}${offset ? `&_offset=${offset}` : ''}` }];
-    if (total === undefined || offset + count < total) {
-      link.push({ relation: 'next', url: `${url}?_count=${count}&_offset=${offset + count}` });
-    }
-    return { resourceType: 'Bundle', type: 'history', ...(total !== undefined ? { total } : {}), link, ...(entry.length > 0 ? { entry } : {}) };
+    return historyBundle(rows.rows.slice(0, count), { fhirBase: this.fhirBase, url, count, offset, hasMore: rows.rows.length > count });
   }
 
   // ---- search ------------------------------------------------------------------------------
@@ -509,9 +486,8 @@ export class HubRepository extends FhirRepository {
    * the write.
    */
   private async resolveConditionalReferences<T extends Resource>(resource: T): Promise<T> {
-    const queries = new Set<string>();
-    collectConditionalReferences(resource, queries);
-    if (queries.size === 0) {
+    const queries = [...collectReferences(resource)].filter((reference) => CONDITIONAL_REFERENCE.test(reference));
+    if (queries.length === 0) {
       return resource;
     }
     const strict = this.strictRepository();
@@ -530,7 +506,7 @@ export class HubRepository extends FhirRepository {
       }
       literals.set(query, `${matches[0].resourceType}/${matches[0].id}`);
     }
-    return replaceReferences(resource, literals) as T;
+    return mapReferences(resource, (reference) => literals.get(reference) ?? reference);
   }
 
   /** Stores raw Binary content and creates or updates its Binary resource. */
@@ -595,47 +571,8 @@ export class HubRepository extends FhirRepository {
   }
 }
 
-interface HistoryRow {
-  resource_type: string;
-  id: string;
-  version: number;
-  last_updated: Date | string;
-  method: string;
-  deleted: boolean;
-  content: string | null;
-}
-
 // `Type?criteria`: a search in place of a literal reference (R4 http, conditional references).
 const CONDITIONAL_REFERENCE = /^[A-Z][A-Za-z]+\?/;
-
-function collectConditionalReferences(value: unknown, queries: Set<string>): void {
-  if (Array.isArray(value)) {
-    value.forEach((item) => collectConditionalReferences(item, queries));
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [key, child] of Object.entries(value)) {
-      if (key === 'reference' && typeof child === 'string' && CONDITIONAL_REFERENCE.test(child)) {
-        queries.add(child);
-      } else {
-        collectConditionalReferences(child, queries);
-      }
-    }
-  }
-}
-
-function replaceReferences(value: unknown, literals: Map<string, string>): unknown {
-  if (Array.isArray(value)) {
-    return value.map((item) => replaceReferences(item, literals));
-  }
-  if (typeof value !== 'object' || value === null) {
-    return value;
-  }
-  return Object.fromEntries(
-    Object.entries(value).map(([key, child]) => [
-      key,
-      key === 'reference' && typeof child === 'string' && literals.has(child) ? literals.get(child) : replaceReferences(child, literals),
-    ]),
-  );
-}
 
 function checkIfMatch(current: CurrentRow | undefined, ifMatch: string | undefined): void {
   if (ifMatch === undefined) {
@@ -663,22 +600,4 @@ function unchanged(before: Resource, after: Resource): boolean {
     return (Object.keys(otherMeta).length > 0 ? { ...rest, meta: otherMeta } : rest) as Resource;
   };
   return deepEquals(strip(before), strip(after));
-}
-
-function applyResourcePatch(resource: Resource, patch: Operation[] | Parameters): void {
-  try {
-    if (Array.isArray(patch)) {
-      const errors = applyPatch(resource, patch).filter(Boolean);
-      if (errors.length > 0) {
-        throw new OperationOutcomeError(badRequest(errors.map((e) => e?.message).join('; ')));
-      }
-    } else {
-      fhirpathPatchTypedValue(toTypedValue(resource), parseFhirPathPatchParameters(patch));
-    }
-  } catch (err) {
-    if (err instanceof OperationOutcomeError) {
-      throw err;
-    }
-    throw new OperationOutcomeError(badRequest(`Invalid patch: ${(err as Error).message}`));
-  }
 }
