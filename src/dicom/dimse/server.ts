@@ -1,0 +1,96 @@
+/**
+ * The DIMSE listener: a TCP server bound to one host only (never every interface), TCP_NODELAY on
+ * every connection, one {@link Association} per connection, and a shutdown that stops accepting, lets
+ * running associations finish for a grace period, then aborts the rest.
+ */
+import { createServer } from 'node:net';
+import type { Socket } from 'node:net';
+import type { Logger } from '../../logger.ts';
+import { Association } from './association.ts';
+import type { OnStore } from './association.ts';
+
+export type { OnStore, StoreRequest, StoreResult } from './association.ts';
+
+export interface DimseServerOptions {
+  host: string;
+  /** 0 picks a free port; the chosen one is returned. */
+  port: number;
+  aeTitle: string;
+  /** Calling AE titles allowed to associate; undefined allows any. */
+  allowedCallingAeTitles?: readonly string[] | undefined;
+  onStore: OnStore;
+  logger: Logger;
+  /** Maximum PDU length we receive (PS3.8 §D.1), announced in the A-ASSOCIATE-AC; 4096 to 64 MiB. */
+  maxPduLength: number;
+  /** Where C-STORE data sets are streamed while they arrive. */
+  tempDir: string;
+  artimTimeoutMs?: number | undefined;
+  idleTimeoutMs?: number | undefined;
+  /** How long `close()` lets running associations finish before aborting them. */
+  closeGraceMs?: number | undefined;
+}
+
+export interface DimseServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startDimseServer(options: DimseServerOptions): Promise<DimseServer> {
+  // PS3.8 §D.1 allows 0 (unlimited), but then one PDU could be 4 GiB held in memory.
+  if (!Number.isInteger(options.maxPduLength) || options.maxPduLength < 4096 || options.maxPduLength > 1 << 26) {
+    throw new RangeError(`maxPduLength must be between 4096 and ${1 << 26}`);
+  }
+  const associations = new Set<Association>();
+  let nextAssociationId = 1;
+  const associationOptions = {
+    aeTitle: options.aeTitle,
+    allowedCallingAeTitles: options.allowedCallingAeTitles,
+    onStore: options.onStore,
+    logger: options.logger,
+    maxPduLength: options.maxPduLength,
+    tempDir: options.tempDir,
+    artimTimeoutMs: options.artimTimeoutMs ?? 30_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
+  };
+  const server = createServer({ noDelay: true }, (socket: Socket) => {
+    socket.setNoDelay(true);
+    const logger = options.logger.child({ association: nextAssociationId++, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    const association = new Association(socket, associationOptions, logger);
+    associations.add(association);
+    void association.finished.then(() => associations.delete(association));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: options.host, port: options.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (error) => options.logger.error({ err: error }, 'DIMSE listener error'));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  options.logger.info({ host: options.host, port, aeTitle: options.aeTitle }, 'DIMSE listener started');
+
+  let closing: Promise<void> | undefined;
+  async function close(): Promise<void> {
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    const running = () => Promise.all([...associations].map((association) => association.finished));
+    let graceTimer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((resolve) => (graceTimer = setTimeout(() => resolve('timeout'), options.closeGraceMs ?? 10_000)));
+    const outcome = await Promise.race([running(), graceOver]);
+    clearTimeout(graceTimer);
+    if (outcome === 'timeout') {
+      options.logger.warn({ associations: associations.size }, 'aborting associations still running at shutdown');
+      for (const association of associations) association.abort();
+      // An onStore that never settles must not hold the shutdown forever.
+      const abortGrace = new Promise<'timeout'>((resolve) => (graceTimer = setTimeout(() => resolve('timeout'), 2000)));
+      if ((await Promise.race([running(), abortGrace])) === 'timeout') options.logger.error('associations still busy after abort');
+      clearTimeout(graceTimer);
+    }
+    await stopped;
+  }
+  return {
+    port,
+    close: () => (closing ??= close()),
+  };
+}
