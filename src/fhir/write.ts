@@ -3,6 +3,7 @@
  * write must cause later work, the outbox event, all in one statement (data-modifying CTEs), so a
  * create costs a single round trip and is atomic even outside an explicit transaction.
  */
+import { prepared } from '../db/database.ts';
 import type { SearchIndexRows } from './indexer.ts';
 import { SqlParams } from './search/conditions.ts';
 
@@ -63,7 +64,11 @@ const INDEX_COLUMNS = {
   ],
 } as const;
 
-/** Builds the single statement that performs a write. */
+/**
+ * Builds the single statement that performs a write. It runs as a prepared statement: its text
+ * depends only on the resource type's shape (which index tables get rows, update or create, event
+ * or not), so each connection parses and plans a few dozen texts once instead of every write.
+ */
 export function buildWriteStatement(write: ResourceWrite): { sql: string; values: unknown[] } {
   const p = new SqlParams();
   const type = p.add(write.resourceType);
@@ -116,5 +121,5 @@ export function buildWriteStatement(write: ResourceWrite): { sql: string; values
         `VALUES (${p.add(write.event.queue)}, ${p.add(write.event.name)}, ${p.add(JSON.stringify(write.event.payload))}::jsonb))`,
     );
   }
-  return { sql: `WITH ${ctes.join(', ')} SELECT 1`, values: p.values };
+  return { sql: prepared(`WITH ${ctes.join(', ')} SELECT 1`), values: p.values };
 }

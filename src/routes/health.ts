@@ -1,4 +1,8 @@
-/** GET /healthz: 200 when the database and Redis answer, 503 naming what is down. */
+/**
+ * GET /livez: the process is up and its HTTP stack answers (touches neither the database nor Redis,
+ * so an orchestrator restarts the hub only for its own faults, never for a dependency's outage).
+ * GET /healthz: 200 when the database and Redis answer, 503 naming what is down (readiness).
+ */
 import express from 'express';
 import type { Router } from 'express';
 import type { Redis } from 'ioredis';
@@ -25,6 +29,10 @@ async function check(name: string, probe: () => Promise<unknown>): Promise<[stri
 
 export function createHealthRoutes(db: Database, redis: Redis): Router {
   const routes = express.Router();
+  routes.get('/livez', (_req, res) => {
+    res.locals.route = 'livez';
+    res.status(200).json({ status: 'alive' });
+  });
   routes.get('/healthz', async (_req, res) => {
     res.locals.route = 'healthz';
     const results = Object.fromEntries(
