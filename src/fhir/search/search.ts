@@ -129,9 +129,15 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
   const ignored: Filter[] = [];
   const conditionOptions: ConditionOptions = { ...options, ignored };
   const types = request.types && request.types.length > 0 ? request.types : [request.resourceType];
-  const owner: Owner = { resourceType: types[0], typeSql: 'r.resource_type', idSql: 'r.id', rowAlias: 'r' };
+  // With one type, the type is a constant in every index subquery, so PostgreSQL can use the
+  // (resource_type, param, value…) indexes; `= ANY(array)` would hide it and force a scan.
+  const typeSql = types.length === 1 ? params.add(types[0]) : 'r.resource_type';
+  const owner: Owner = { resourceType: types[0], typeSql, idSql: 'r.id', rowAlias: 'r' };
 
-  const where: string[] = [`r.resource_type = ANY(${params.add(types)}::text[])`, 'NOT r.deleted'];
+  const where: string[] = [
+    types.length === 1 ? `r.resource_type = ${typeSql}` : `r.resource_type = ANY(${params.add(types)}::text[])`,
+    'NOT r.deleted',
+  ];
   for (const filter of request.filters ?? []) {
     const condition = buildCondition(filter, owner, params, conditionOptions);
     if (condition) {
