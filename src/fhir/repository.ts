@@ -46,6 +46,7 @@ import { subsetResource } from './subset.ts';
 import { validateFhirResource } from './validation.ts';
 import { buildWriteStatement } from './write.ts';
 import { toOutcomeError, withFhirErrors } from './db-errors.ts';
+import { WritePipeline } from './write-pipeline.ts';
 import type { OutboxEvent } from './write.ts';
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -85,11 +86,14 @@ function assertKnownType(resourceType: string | undefined): asserts resourceType
 export class HubRepository extends FhirRepository {
   private readonly ctx: RepositoryContext;
   private readonly conn: Queryable;
+  /** Set inside a transaction: writes go through it (see write-pipeline.ts). */
+  private readonly pipeline: WritePipeline | undefined;
 
-  constructor(ctx: RepositoryContext, conn?: Queryable) {
+  constructor(ctx: RepositoryContext, conn?: Queryable, pipeline?: WritePipeline) {
     super();
     this.ctx = ctx;
-    this.conn = withFhirErrors(conn ?? ctx.db);
+    this.pipeline = pipeline;
+    this.conn = pipeline ? pipeline.ordered() : withFhirErrors(conn ?? ctx.db);
   }
 
   get fhirBase(): string {
@@ -110,7 +114,12 @@ export class HubRepository extends FhirRepository {
     }
     try {
       return await this.ctx.db.transaction(
-        (tx) => callback(new HubRepository(this.ctx, tx) as this),
+        async (tx) => {
+          const pipeline = new WritePipeline(withFhirErrors(tx));
+          const result = await callback(new HubRepository(this.ctx, undefined, pipeline) as this);
+          await pipeline.settle();
+          return result;
+        },
         { serializable: options?.serializable },
       );
     } catch (err) {
@@ -123,7 +132,7 @@ export class HubRepository extends FhirRepository {
    * acts on: a misspelt parameter must be an error, not a dropped criterion that matches anything.
    */
   private strictRepository(): HubRepository {
-    return new HubRepository({ ...this.ctx, strictSearch: true }, this.conn);
+    return new HubRepository({ ...this.ctx, strictSearch: true }, this.conn, this.pipeline);
   }
 
   /** Records an outbox event in this repository's transaction (or on its own). */
@@ -476,7 +485,11 @@ export class HubRepository extends FhirRepository {
       binary,
       event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
     });
-    await this.conn.query(statement.sql, statement.values);
+    if (this.pipeline) {
+      this.pipeline.send(statement.sql, statement.values);
+    } else {
+      await this.conn.query(statement.sql, statement.values);
+    }
     return candidate;
   }
 
