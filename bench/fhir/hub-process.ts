@@ -78,6 +78,7 @@ export async function startHubProcess(options: HubProcessOptions): Promise<HubPr
       REDIS_URL: options.redisUrl,
       QUEUE_PREFIX: options.queuePrefix,
       LOG_LEVEL: 'warn',
+      DIMSE_PORT: '0',
     },
     stdio: ['ignore', log, log],
   });

@@ -425,6 +425,15 @@ export class HubRepository extends FhirRepository {
       if (unchanged(JSON.parse(current.content) as Resource, patched)) {
         return JSON.parse(current.content) as WithId<T>;
       }
+      try {
+        validateFhirResource(patched);
+      } catch (err) {
+        // R4 http §3.1.0.5 (patch): a patch that yields an invalid resource is 422, not 400.
+        if (err instanceof OperationOutcomeError) {
+          throw new OperationOutcomeError({ ...err.outcome, id: 'unprocessable' });
+        }
+        throw err;
+      }
       return tx.writeVersion<T>(patched as T, current, 'PATCH');
     });
   }

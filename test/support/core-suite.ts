@@ -101,7 +101,14 @@ export function describeFhirCore(db: 'postgres' | 'pglite'): void {
         headers: { 'content-type': 'application/json-patch+json' },
         body: [{ op: 'replace', path: '/gender', value: 'robot' }],
       });
-      expect(bad.status).toBe(400);
+      expect(bad.status).toBe(422); // R4: a patch that yields an invalid resource
+      expect(bad.body.issue[0].expression).toEqual(['Patient.gender']);
+      const unparseable = await fhirFetch(`${t.fhir}/Patient/${created.body.id}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json-patch+json' },
+        body: [{ op: 'replace', path: '/name/7/family', value: 'x' }],
+      });
+      expect(unparseable.status).toBe(400);
     });
 
     test('conditional create is race-safe: ten concurrent If-None-Exist creates make one resource', async () => {

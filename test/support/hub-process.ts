@@ -66,6 +66,7 @@ export async function startHubProcess(env: Record<string, string> = {}, timeoutM
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: `test-${randomBytes(4).toString('hex')}`,
     LOG_LEVEL: 'info',
+    DIMSE_PORT: '0',
     ...env,
     PORT: String(port),
   });

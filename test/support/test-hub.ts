@@ -74,6 +74,8 @@ export async function startTestHub(
     QUEUE_PREFIX: `test-${randomBytes(4).toString('hex')}`,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     OUTBOX_POLL_MS: '50',
+    // Each test hub listens for DICOM on a free port of its own.
+    DIMSE_PORT: '0',
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...env,
   });
