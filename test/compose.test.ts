@@ -117,8 +117,8 @@ describe('docker-compose.yml', () => {
 
 describe('Dockerfile', () => {
   test('uses the Node version the project pins', () => {
-    const pinned = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> })
-      .dependencies.node;
+    const pinned = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> })
+      .devDependencies.node;
     expect(dockerfile).toMatch(new RegExp(`^ARG NODE_VERSION=${pinned.replaceAll('.', '\\.')}$`, 'm'));
     expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}/m);
   });

@@ -116,7 +116,15 @@ export class HubRepository extends FhirRepository {
       return await this.ctx.db.transaction(
         async (tx) => {
           const pipeline = new WritePipeline(withFhirErrors(tx));
-          const result = await callback(new HubRepository(this.ctx, undefined, pipeline) as this);
+          let result: TResult;
+          try {
+            result = await callback(new HubRepository(this.ctx, undefined, pipeline) as this);
+          } catch (err) {
+            // Writes still queued must reach the server before ROLLBACK does, or one could run
+            // after it, outside the transaction. A write that failed first is the real cause.
+            await pipeline.settle();
+            throw err;
+          }
           await pipeline.settle();
           return result;
         },

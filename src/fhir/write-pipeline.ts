@@ -17,10 +17,15 @@ export class WritePipeline {
   }
 
   send(sql: string, params: readonly unknown[]): void {
+    // One statement at a time on the connection (node-postgres deprecates overlapping queries on
+    // one client); after a failure the transaction is lost, so later writes are not sent at all.
+    const previous = this.pending.at(-1) ?? Promise.resolve();
     this.pending.push(
-      this.conn.query(sql, params).catch((error: unknown) => {
-        this.failure ??= { error };
-      }),
+      previous
+        .then(() => (this.failure ? undefined : this.conn.query(sql, params)))
+        .catch((error: unknown) => {
+          this.failure ??= { error };
+        }),
     );
   }
 
