@@ -16,6 +16,13 @@ const url = (protocols: string[]) =>
     }
   }, `must be a URL starting with ${protocols.map((p) => p + '//').join(' or ')}`);
 
+/** PS3.5 §6.2 AE: 1-16 characters of the default repertoire, no backslash or control characters. */
+const aeTitle = z.string().trim().min(1).max(16).regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'must be printable ASCII without a backslash');
+
+function splitList(value: string): string[] {
+  return value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+}
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 /** The environment variables, their defaults and their rules. Documented in README.md. */
@@ -33,6 +40,13 @@ const schema = z.object({
   BINARY_MAX_BYTES: positiveInt.default(512 * 1024 * 1024),
   OUTBOX_POLL_MS: positiveInt.default(250),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
+  DIMSE_HOST: z.string().min(1).default('127.0.0.1'),
+  DIMSE_PORT: port.default(11112),
+  DIMSE_AE_TITLE: aeTitle.default('HUB'),
+  DIMSE_ALLOWED_CALLING_AE_TITLES: z.string().default('').refine(
+    (value) => splitList(value).every((title) => aeTitle.safeParse(title).success),
+    'must be a comma-separated list of AE titles (1-16 characters each, no backslash or control characters)',
+  ),
 });
 
 /** The names of every environment variable the hub reads (docker-compose.yml is checked against it). */
@@ -54,6 +68,12 @@ export interface HubConfig {
   readonly binaryMaxBytes: number;
   readonly outboxPollMs: number;
   readonly shutdownGraceMs: number;
+  readonly dimseHost: string;
+  /** 0 picks a free port; the chosen one is `Hub.dimsePort`. */
+  readonly dimsePort: number;
+  readonly dimseAeTitle: string;
+  /** Calling AE titles allowed to associate; undefined allows any. */
+  readonly dimseAllowedCallingAeTitles: readonly string[] | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -88,5 +108,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     binaryMaxBytes: c.BINARY_MAX_BYTES,
     outboxPollMs: c.OUTBOX_POLL_MS,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
+    dimseHost: c.DIMSE_HOST,
+    dimsePort: c.DIMSE_PORT,
+    dimseAeTitle: c.DIMSE_AE_TITLE,
+    dimseAllowedCallingAeTitles: splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES).length > 0
+      ? splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES)
+      : undefined,
   };
 }

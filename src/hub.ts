@@ -1,7 +1,9 @@
 /**
- * Starts the hub's roles in one process: the database (migrated), the FHIR API over HTTP and the
- * outbox relay. `close()` stops accepting, drains in-flight requests and closes every pool.
+ * Starts the hub's roles in one process: the database (migrated), the FHIR API over HTTP, the DIMSE
+ * listener (C-STORE into the DICOM ingest path) and the outbox relay. `close()` stops accepting,
+ * drains in-flight requests and associations, and closes every pool.
  */
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +12,10 @@ import type { HubConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import type { Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
+import { startDimseServer } from './dicom/dimse/server.ts';
+import type { DimseServer } from './dicom/dimse/server.ts';
+import { createStoreHandler } from './dicom/dimse/store-handler.ts';
+import { ensureDicomWebEndpoint } from './dicom/ingest.ts';
 import { buildCapabilityStatement } from './fhir/capability.ts';
 import { loadFhirDefinitions } from './fhir/definitions.ts';
 import { createFhirRouter } from './fhir/router.ts';
@@ -28,6 +34,8 @@ export interface Hub {
   readonly redis: Redis;
   /** The URL the server listens on (the port is resolved when PORT=0). */
   readonly url: string;
+  /** The DIMSE listener's port (resolved when DIMSE_PORT=0). */
+  readonly dimsePort: number;
   close(): Promise<void>;
 }
 
@@ -92,6 +100,37 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     },
   });
 
+  const repositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
+  const dimseTempDir = path.join(config.dataDir, 'tmp', 'dimse');
+  const part10Dir = path.join(config.dataDir, 'tmp', 'part10');
+  await fs.mkdir(dimseTempDir, { recursive: true });
+  await fs.mkdir(part10Dir, { recursive: true });
+  const ingest = { db, blobs, repository: repositoryContext, endpointId: await ensureDicomWebEndpoint(repositoryContext) };
+  const dimseLogger = logger.child({ role: 'dimse' });
+  const storeInstance = createStoreHandler(ingest, part10Dir, dimseLogger);
+  let dimse: DimseServer;
+  try {
+    dimse = await startDimseServer({
+      host: config.dimseHost,
+      port: config.dimsePort,
+      aeTitle: config.dimseAeTitle,
+      allowedCallingAeTitles: config.dimseAllowedCallingAeTitles,
+      logger: dimseLogger,
+      maxPduLength: 1 << 20,
+      tempDir: dimseTempDir,
+      closeGraceMs: config.shutdownGraceMs,
+      onStore: async (request) => {
+        const result = await storeInstance(request);
+        if (result.status === 0) relay.kick();
+        return result;
+      },
+    });
+  } catch (err) {
+    redis.disconnect();
+    await db.close();
+    throw err;
+  }
+
   const server = http.createServer();
   server.keepAliveTimeout = 65_000;
   // While draining, each response closes its connection (Connection: close), so an idle keep-alive
@@ -111,10 +150,15 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     });
   });
   server.on('request', app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (err) {
+    await dimse.close();
+    throw err;
+  }
   relay.start();
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -125,6 +169,8 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      // Both listeners stop accepting at once; running associations get the same grace as requests.
+      const dimseClosed = dimse.close();
       for (const res of inFlight) {
         if (!res.headersSent) {
           res.setHeader('Connection', 'close');
@@ -136,6 +182,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
       const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
       await drained;
       clearTimeout(grace);
+      await dimseClosed;
       await relay.stop();
       redis.disconnect();
       await db.close();
@@ -143,5 +190,5 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     })();
     return closing;
   };
-  return { server, db, relay, redis, url, close };
+  return { server, db, relay, redis, url, dimsePort: dimse.port, close };
 }

@@ -23,6 +23,18 @@ describe('loadConfig', () => {
       binaryMaxBytes: 512 * 1024 * 1024,
       outboxPollMs: 250,
       shutdownGraceMs: 10_000,
+      dimseHost: '127.0.0.1',
+      dimsePort: 11112,
+      dimseAeTitle: 'HUB',
+      dimseAllowedCallingAeTitles: undefined,
+    });
+  });
+
+  test('DIMSE settings: the allow-list is split on commas, blanks dropped', () => {
+    expect(loadConfig({ DIMSE_PORT: '0', DIMSE_AE_TITLE: 'SECOND_OPINION', DIMSE_ALLOWED_CALLING_AE_TITLES: ' CT1, PACS ,,' })).toMatchObject({
+      dimsePort: 0,
+      dimseAeTitle: 'SECOND_OPINION',
+      dimseAllowedCallingAeTitles: ['CT1', 'PACS'],
     });
   });
 
@@ -88,6 +100,10 @@ describe('loadConfig', () => {
     ['DATABASE_POOL_SIZE', '0'],
     ['OUTBOX_POLL_MS', '1.5'],
     ['SHUTDOWN_GRACE_MS', 'soon'],
+    ['DIMSE_PORT', '70000'],
+    ['DIMSE_AE_TITLE', 'SEVENTEEN_CHARS_X'],
+    ['DIMSE_AE_TITLE', 'BACK\\SLASH'],
+    ['DIMSE_ALLOWED_CALLING_AE_TITLES', 'CT1,WAY_TOO_LONG_AE_TITLE'],
   ])('%s=%s is refused with a message naming %s', (name, value) => {
     let error: unknown;
     try {
