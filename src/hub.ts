@@ -85,6 +85,14 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     onDispatched: (count) => metrics.outboxDispatched.inc(count),
   });
   const blobs = new FileBlobStore(path.join(config.dataDir, 'blobs'));
+  const repositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
+  const dimseTempDir = path.join(config.dataDir, 'tmp', 'dimse');
+  const part10Dir = path.join(config.dataDir, 'tmp', 'part10');
+  await fs.mkdir(dimseTempDir, { recursive: true });
+  await fs.mkdir(part10Dir, { recursive: true });
+  const ingest = { db, blobs, repository: repositoryContext, endpointId: await ensureDicomWebEndpoint(repositoryContext) };
+  const stowTempDir = path.join(config.dataDir, 'tmp', 'stow');
+  await fs.mkdir(stowTempDir, { recursive: true });
   const router = createFhirRouter();
   const app = createApp({
     db,
@@ -98,14 +106,9 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
       maxBodyBytes: config.fhirMaxBodyBytes,
       onWrite: () => relay.kick(),
     },
+    dicomweb: { ingest, baseUrl: config.baseUrl, tempDir: stowTempDir, logger: logger.child({ role: 'dicomweb' }) },
   });
 
-  const repositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
-  const dimseTempDir = path.join(config.dataDir, 'tmp', 'dimse');
-  const part10Dir = path.join(config.dataDir, 'tmp', 'part10');
-  await fs.mkdir(dimseTempDir, { recursive: true });
-  await fs.mkdir(part10Dir, { recursive: true });
-  const ingest = { db, blobs, repository: repositoryContext, endpointId: await ensureDicomWebEndpoint(repositoryContext) };
   const dimseLogger = logger.child({ role: 'dimse' });
   const storeInstance = createStoreHandler(ingest, part10Dir, dimseLogger);
   let dimse: DimseServer;

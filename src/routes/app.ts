@@ -8,6 +8,8 @@ import type { Database } from '../db/database.ts';
 import { createFhirRoutes, fhirErrorHandler } from './fhir.ts';
 import type { FhirRoutesOptions } from './fhir.ts';
 import { createHealthRoutes } from './health.ts';
+import { createDicomwebRoutes } from './dicomweb/index.ts';
+import type { DicomwebOptions } from './dicomweb/index.ts';
 import type { HubMetrics } from './metrics.ts';
 
 export interface AppOptions {
@@ -16,6 +18,7 @@ export interface AppOptions {
   logger: Logger;
   metrics: HubMetrics;
   fhir: FhirRoutesOptions;
+  dicomweb?: DicomwebOptions;
 }
 
 export function createApp(options: AppOptions): Express {
@@ -56,6 +59,9 @@ export function createApp(options: AppOptions): Express {
     res.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
   });
   app.use('/fhir', createFhirRoutes(options.fhir));
+  if (options.dicomweb) {
+    app.use('/dicomweb', createDicomwebRoutes(options.dicomweb));
+  }
   app.use('/fhir', fhirErrorHandler);
   app.use((_req, res) => {
     res.locals.route = 'unknown';

@@ -1,0 +1,24 @@
+/**
+ * DICOMweb (PS3.18) under /dicomweb: STOW-RS (stow.ts), QIDO-RS (qido.ts) and WADO-RS (wado.ts),
+ * on the same index and storage area as the DIMSE listener.
+ */
+import express from 'express';
+import type { Router } from 'express';
+import type { Logger } from 'pino';
+import type { IngestContext } from '../../dicom/ingest.ts';
+
+export interface DicomwebOptions {
+  ingest: IngestContext;
+  /** The hub's public base URL; DICOMweb is at `${baseUrl}/dicomweb`. */
+  baseUrl: string;
+  /** Where uploaded parts are spooled before ingest (under DATA_DIR). */
+  tempDir: string;
+  logger: Logger;
+}
+
+export function createDicomwebRoutes(options: DicomwebOptions): Router {
+  const routes = express.Router();
+  // Each service registers its routes here.
+  void options;
+  return routes;
+}
