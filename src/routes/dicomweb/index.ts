@@ -6,6 +6,10 @@ import express from 'express';
 import type { Router } from 'express';
 import type { Logger } from 'pino';
 import type { IngestContext } from '../../dicom/ingest.ts';
+import { registerStowRoutes } from './stow.ts';
+import { dicomwebCors } from './cors.ts';
+import { createQidoRoutes } from './qido.ts';
+import { createWadoRoutes } from './wado.ts';
 
 export interface DicomwebOptions {
   ingest: IngestContext;
@@ -18,7 +22,9 @@ export interface DicomwebOptions {
 
 export function createDicomwebRoutes(options: DicomwebOptions): Router {
   const routes = express.Router();
-  // Each service registers its routes here.
-  void options;
+  routes.use(dicomwebCors);
+  registerStowRoutes(routes, options);
+  routes.use(createQidoRoutes(options));
+  routes.use(createWadoRoutes(options));
   return routes;
 }

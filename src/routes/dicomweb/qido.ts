@@ -1,0 +1,342 @@
+/**
+ * QIDO-RS (PS3.18 §10.6) answered from the index tables, never from the blobs.
+ *
+ * Decisions:
+ * - No match answers 200 with `[]`. PS3.18 has allowed 204 for an empty result, but an empty array
+ *   is what every client parses without a special case (OHIF's dicomweb-client reads both).
+ * - Matching (PS3.4 §C.2.2.2): an empty value is a universal match; `*` and `?` are wildcards in
+ *   PatientName, PatientID, AccessionNumber, StudyDescription and SeriesDescription; PatientName and
+ *   the descriptions match case-insensitively; UID keys take lists (comma-separated or repeated);
+ *   StudyDate takes `YYYYMMDD`, `A-B`, `-B` and `A-`.
+ * - `fuzzymatching` is accepted and ignored: matching is never fuzzy, which PS3.18 permits.
+ * - An unknown query key, a malformed date, range or number answers 400.
+ * - `includefield` adds attributes from the DICOM JSON of one instance of the study or series
+ *   (the index keeps it), so study and series results stay index-only; `all` adds every
+ *   attribute of the level's modules we know.
+ */
+import express from 'express';
+import type { Request, Response, Router } from 'express';
+import type { DicomJsonAttribute, DicomJsonDataset } from '../../dicom/dicom-json.ts';
+import type { DicomwebOptions } from './index.ts';
+
+type Level = 'study' | 'series' | 'instance';
+
+interface QueryKey {
+  tag: string;
+  level: Level;
+  match: 'uid' | 'text' | 'text-ci' | 'date' | 'modalities' | 'integer';
+  /** The SQL column, with its table alias. */
+  column: string;
+}
+
+const QUERY_KEYS: Readonly<Record<string, QueryKey>> = {
+  StudyInstanceUID: { tag: '0020000D', level: 'study', match: 'uid', column: 's.study_instance_uid' },
+  PatientName: { tag: '00100010', level: 'study', match: 'text-ci', column: 's.patient_name_search' },
+  PatientID: { tag: '00100020', level: 'study', match: 'text', column: 's.patient_id' },
+  AccessionNumber: { tag: '00080050', level: 'study', match: 'text', column: 's.accession_number' },
+  StudyDescription: { tag: '00081030', level: 'study', match: 'text-ci', column: 's.study_description' },
+  ModalitiesInStudy: { tag: '00080061', level: 'study', match: 'modalities', column: 's.modalities' },
+  StudyDate: { tag: '00080020', level: 'study', match: 'date', column: 's.study_date' },
+  StudyID: { tag: '00200010', level: 'study', match: 'text', column: 's.study_id' },
+  SeriesInstanceUID: { tag: '0020000E', level: 'series', match: 'uid', column: 'se.series_instance_uid' },
+  Modality: { tag: '00080060', level: 'series', match: 'text', column: 'se.modality' },
+  SeriesNumber: { tag: '00200011', level: 'series', match: 'integer', column: 'se.series_number' },
+  SeriesDescription: { tag: '0008103E', level: 'series', match: 'text-ci', column: 'se.series_description' },
+  SOPInstanceUID: { tag: '00080018', level: 'instance', match: 'uid', column: 'i.sop_instance_uid' },
+  SOPClassUID: { tag: '00080016', level: 'instance', match: 'uid', column: 'i.sop_class_uid' },
+  InstanceNumber: { tag: '00200013', level: 'instance', match: 'integer', column: 'i.instance_number' },
+};
+
+const KEY_BY_TAG = new Map(Object.values(QUERY_KEYS).map((key) => [key.tag, key]));
+const LEVEL_DEPTH: Readonly<Record<Level, number>> = { study: 0, series: 1, instance: 2 };
+const RESERVED_PARAMETERS = new Set(['limit', 'offset', 'includefield', 'fuzzymatching']);
+const MAX_LIMIT = 1000;
+
+/** Keywords `includefield` may name besides the query keys, and the attributes `all` adds per level. */
+const INCLUDABLE: Readonly<Record<string, string>> = {
+  SpecificCharacterSet: '00080005', StudyTime: '00080030', ReferringPhysicianName: '00080090',
+  PatientBirthDate: '00100030', PatientSex: '00100040', PatientAge: '00101010', PatientWeight: '00101030',
+  NumberOfStudyRelatedSeries: '00201206', NumberOfStudyRelatedInstances: '00201208', NumberOfSeriesRelatedInstances: '00201209',
+  SeriesDate: '00080021', SeriesTime: '00080031', BodyPartExamined: '00180015', Manufacturer: '00080070',
+  InstitutionName: '00080080', ProtocolName: '00181030', Laterality: '00200060', PerformedProcedureStepStartDate: '00400244',
+  PerformedProcedureStepStartTime: '00400245', Rows: '00280010', Columns: '00280011', NumberOfFrames: '00280008',
+  ContentDate: '00080023', ContentTime: '00080033', RetrieveURL: '00081190',
+};
+const STUDY_MODULE_TAGS = new Set(['00080020', '00080030', '00080050', '00080090', '00081030', '00081032', '00081060',
+  '0020000D', '00200010', '00101010', '00101020', '00101030', '00102180', '001021B0']);
+const SERIES_MODULE_TAGS = new Set(['00080021', '00080031', '00080060', '00080070', '00080080', '00081010', '0008103E',
+  '00081090', '00180015', '00181030', '0020000E', '00200011', '00200060', '00400244', '00400245', '00400275']);
+
+export class QidoError extends Error {}
+
+interface SqlQuery {
+  where: string[];
+  params: unknown[];
+}
+
+function addParam(query: SqlQuery, value: unknown): string {
+  query.params.push(value);
+  return `$${query.params.length}`;
+}
+
+function values(raw: unknown): string[] {
+  return (Array.isArray(raw) ? raw : [raw]).filter((value): value is string => typeof value === 'string');
+}
+
+/** DICOM wildcards to a LIKE pattern, escaping LIKE's own metacharacters. */
+function likePattern(value: string): string {
+  return value.replace(/[\\%_]/g, '\\$&').replace(/\*/g, '%').replace(/\?/g, '_');
+}
+
+function matchText(query: SqlQuery, column: string, value: string, caseInsensitive: boolean): string {
+  const operand = caseInsensitive ? value.toUpperCase() : value;
+  const target = caseInsensitive && !column.endsWith('_search') ? `upper(${column})` : column;
+  if (/[*?]/.test(operand)) return `${target} LIKE ${addParam(query, likePattern(operand))}`;
+  return `${target} = ${addParam(query, operand)}`;
+}
+
+function matchDate(query: SqlQuery, column: string, value: string): string {
+  const range = /^(\d{8})?(-)?(\d{8})?$/.exec(value);
+  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3])) throw new QidoError(`invalid date or date range "${value}"`);
+  const [, from, dash, to] = range;
+  if (!dash) return `${column} = ${addParam(query, from)}`;
+  if (from && to && from > to) throw new QidoError(`date range "${value}" ends before it starts`);
+  const bounds: string[] = [];
+  if (from) bounds.push(`${column} >= ${addParam(query, from)}`);
+  if (to) bounds.push(`${column} <= ${addParam(query, to)}`);
+  return bounds.join(' AND ');
+}
+
+function addMatch(query: SqlQuery, name: string, key: QueryKey, raw: string[]): void {
+  const list = raw.flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== '');
+  if (list.length === 0) return;
+  switch (key.match) {
+    case 'uid':
+      query.where.push(`${key.column} = ANY (${addParam(query, list)}::text[])`);
+      return;
+    case 'modalities':
+      query.where.push(`${key.column} && ${addParam(query, list)}::text[]`);
+      return;
+    case 'integer':
+      if (!list.every((value) => /^[+-]?\d{1,9}$/.test(value))) throw new QidoError(`${name} must be an integer`);
+      query.where.push(`${key.column} = ANY (${addParam(query, list.map(Number))}::integer[])`);
+      return;
+    case 'date':
+      query.where.push(`(${list.map((value) => matchDate(query, key.column, value)).join(') OR (')})`);
+      return;
+    default:
+      // Text keys are single-valued; a comma is part of the value.
+      query.where.push(matchText(query, key.column, raw.join(',').trim(), key.match === 'text-ci'));
+  }
+}
+
+function pagination(raw: unknown, name: string, fallback: number, max: number): number {
+  const [value] = values(raw);
+  if (value === undefined || value === '') return fallback;
+  if (!/^\d{1,9}$/.test(value)) throw new QidoError(`${name} must be a non-negative integer`);
+  return Math.min(Number(value), max);
+}
+
+interface QueryPlan extends SqlQuery {
+  limit: number;
+  offset: number;
+  /** Tags to add from the representative DICOM JSON; `all` for the level's whole set. */
+  include: Set<string> | 'all';
+}
+
+function planQuery(req: Request, level: Level): QueryPlan {
+  const plan: QueryPlan = { where: [], params: [], limit: MAX_LIMIT, offset: 0, include: new Set() };
+  plan.limit = pagination(req.query.limit, 'limit', MAX_LIMIT, MAX_LIMIT);
+  plan.offset = pagination(req.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
+  for (const field of values(req.query.includefield).flatMap((value) => value.split(','))) {
+    const name = field.trim();
+    if (name === '') continue;
+    if (name === 'all') {
+      plan.include = 'all';
+      continue;
+    }
+    const tag = /^[0-9A-Fa-f]{8}$/.test(name) ? name.toUpperCase() : (QUERY_KEYS[name]?.tag ?? INCLUDABLE[name]);
+    if (!tag) throw new QidoError(`unknown attribute "${name}" in includefield`);
+    if (plan.include !== 'all') plan.include.add(tag);
+  }
+  for (const [name, raw] of Object.entries(req.query)) {
+    if (RESERVED_PARAMETERS.has(name)) continue;
+    const key = QUERY_KEYS[name] ?? KEY_BY_TAG.get(name.toUpperCase());
+    if (!key || LEVEL_DEPTH[key.level] > LEVEL_DEPTH[level]) throw new QidoError(`unsupported query key "${name}"`);
+    addMatch(plan, name, key, values(raw));
+  }
+  return plan;
+}
+
+const empty = (vr: string): DicomJsonAttribute => ({ vr });
+function text(vr: string, value: string | null | undefined): DicomJsonAttribute {
+  return value === null || value === undefined || value === '' ? empty(vr) : { vr, Value: [value] };
+}
+function integer(vr: string, value: number | null | undefined): DicomJsonAttribute {
+  return value === null || value === undefined ? empty(vr) : { vr, Value: [value] };
+}
+function personName(value: string | null): DicomJsonAttribute {
+  return value ? { vr: 'PN', Value: [{ Alphabetic: value }] } : empty('PN');
+}
+
+/** Adds the requested attributes present in one instance's stored DICOM JSON; bulk data never. */
+function addIncluded(result: DicomJsonDataset, representativeJson: string | null, include: Set<string> | 'all', level: Level): void {
+  if (!representativeJson || (include !== 'all' && include.size === 0)) return;
+  const stored = JSON.parse(representativeJson) as DicomJsonDataset;
+  const wanted = (tag: string): boolean => {
+    if (include !== 'all') return include.has(tag);
+    if (level === 'study') return STUDY_MODULE_TAGS.has(tag) || tag.startsWith('0010');
+    if (level === 'series') return SERIES_MODULE_TAGS.has(tag);
+    return true;
+  };
+  for (const [tag, attribute] of Object.entries(stored)) {
+    if (tag in result || !wanted(tag) || attribute.BulkDataURI !== undefined || attribute.InlineBinary !== undefined) continue;
+    result[tag] = attribute;
+  }
+}
+
+function sortedByTag(dataset: DicomJsonDataset): DicomJsonDataset {
+  return Object.fromEntries(Object.entries(dataset).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+interface StudyRow {
+  study_instance_uid: string; patient_id: string | null; patient_name: string | null; patient_birth_date: string | null;
+  patient_sex: string | null; study_date: string | null; study_time: string | null; accession_number: string | null;
+  study_description: string | null; referring_physician_name: string | null; study_id: string | null; modalities: string[];
+  number_of_series: number; number_of_instances: number; representative_json?: string | null;
+}
+interface SeriesRow {
+  study_instance_uid: string; series_instance_uid: string; modality: string | null; series_number: number | null;
+  series_description: string | null; body_part_examined: string | null; number_of_instances: number;
+  representative_json?: string | null;
+}
+interface InstanceRow {
+  study_instance_uid: string; series_instance_uid: string; sop_instance_uid: string; sop_class_uid: string;
+  instance_number: number | null; rows: number | null; columns: number | null; number_of_frames: number | null;
+  dicom_json?: string;
+}
+
+const STUDY_COLUMNS = `s.study_instance_uid, s.patient_id, s.patient_name, s.patient_birth_date, s.patient_sex, s.study_date,
+  s.study_time, s.accession_number, s.study_description, s.referring_physician_name, s.study_id, s.modalities,
+  s.number_of_series, s.number_of_instances`;
+
+export function createQidoRoutes(options: DicomwebOptions): Router {
+  const routes = express.Router();
+  const db = options.ingest.db;
+  const studyUrl = (study: string): string => `${options.baseUrl}/dicomweb/studies/${study}`;
+
+  const respond = async (req: Request, res: Response, level: Level, run: (plan: QueryPlan) => Promise<DicomJsonDataset[]>) => {
+    res.locals.route = `qido-${level}`;
+    let plan: QueryPlan;
+    try {
+      plan = planQuery(req, level);
+    } catch (error) {
+      if (!(error instanceof QidoError)) throw error;
+      res.status(400).type('application/json').send(JSON.stringify({ error: error.message }));
+      return;
+    }
+    const results = await run(plan);
+    res.status(200).type('application/dicom+json').send(JSON.stringify(results.map(sortedByTag)));
+  };
+
+  const wantsRepresentative = (plan: QueryPlan): boolean => plan.include === 'all' || plan.include.size > 0;
+
+  routes.get('/studies', (req, res) => respond(req, res, 'study', async (plan) => {
+    const representative = wantsRepresentative(plan)
+      ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.study_instance_uid = s.study_instance_uid LIMIT 1) AS representative_json'
+      : '';
+    const rows = await db.query<StudyRow>(
+      `SELECT ${STUDY_COLUMNS}${representative} FROM dicom_study s
+       ${plan.where.length ? `WHERE ${plan.where.join(' AND ')}` : ''}
+       ORDER BY s.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, s.study_instance_uid
+       LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
+    return rows.rows.map((row) => {
+      const result: DicomJsonDataset = {
+        // The index holds decoded text, which goes out as UTF-8.
+        '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
+        '00080020': text('DA', row.study_date),
+        '00080030': text('TM', row.study_time),
+        '00080050': text('SH', row.accession_number),
+        '00080061': row.modalities.length ? { vr: 'CS', Value: row.modalities } : empty('CS'),
+        '00080090': personName(row.referring_physician_name),
+        '00081030': text('LO', row.study_description),
+        '00081190': { vr: 'UR', Value: [studyUrl(row.study_instance_uid)] },
+        '00100010': personName(row.patient_name),
+        '00100020': text('LO', row.patient_id),
+        '00100030': text('DA', row.patient_birth_date),
+        '00100040': text('CS', row.patient_sex),
+        '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
+        '00200010': text('SH', row.study_id),
+        '00201206': integer('IS', row.number_of_series),
+        '00201208': integer('IS', row.number_of_instances),
+      };
+      addIncluded(result, row.representative_json ?? null, plan.include, 'study');
+      return result;
+    });
+  }));
+
+  routes.get('/studies/:study/series', (req, res) => respond(req, res, 'series', async (plan) => {
+    const study = addParam(plan, req.params.study);
+    const representative = wantsRepresentative(plan)
+      ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.series_instance_uid = se.series_instance_uid LIMIT 1) AS representative_json'
+      : '';
+    const rows = await db.query<SeriesRow>(
+      `SELECT se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number, se.series_description,
+         se.body_part_examined, se.number_of_instances${representative}
+       FROM dicom_series se JOIN dicom_study s ON s.study_instance_uid = se.study_instance_uid
+       WHERE ${[`se.study_instance_uid = ${study}`, ...plan.where].join(' AND ')}
+       ORDER BY se.series_number NULLS LAST, se.created_at, se.series_instance_uid
+       LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
+    return rows.rows.map((row) => {
+      const result: DicomJsonDataset = {
+        '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
+        '00080060': text('CS', row.modality),
+        '0008103E': text('LO', row.series_description),
+        '00081190': { vr: 'UR', Value: [`${studyUrl(row.study_instance_uid)}/series/${row.series_instance_uid}`] },
+        '00180015': text('CS', row.body_part_examined),
+        '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
+        '0020000E': { vr: 'UI', Value: [row.series_instance_uid] },
+        '00200011': integer('IS', row.series_number),
+        '00201209': integer('IS', row.number_of_instances),
+      };
+      addIncluded(result, row.representative_json ?? null, plan.include, 'series');
+      return result;
+    });
+  }));
+
+  const instances = (req: Request, res: Response, series: string | undefined) => respond(req, res, 'instance', async (plan) => {
+    const scope = [`i.study_instance_uid = ${addParam(plan, req.params.study)}`];
+    if (series !== undefined) scope.push(`i.series_instance_uid = ${addParam(plan, series)}`);
+    const rows = await db.query<InstanceRow>(
+      `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
+         i.columns, i.number_of_frames${wantsRepresentative(plan) ? ', i.dicom_json' : ''}
+       FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
+         JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid
+       WHERE ${[...scope, ...plan.where].join(' AND ')}
+       ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid
+       LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
+    return rows.rows.map((row) => {
+      const result: DicomJsonDataset = {
+        '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
+        '00080016': { vr: 'UI', Value: [row.sop_class_uid] },
+        '00080018': { vr: 'UI', Value: [row.sop_instance_uid] },
+        '00081190': {
+          vr: 'UR',
+          Value: [`${studyUrl(row.study_instance_uid)}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`],
+        },
+        '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
+        '0020000E': { vr: 'UI', Value: [row.series_instance_uid] },
+        '00200013': integer('IS', row.instance_number),
+        '00280008': integer('IS', row.number_of_frames),
+        '00280010': integer('US', row.rows),
+        '00280011': integer('US', row.columns),
+      };
+      addIncluded(result, row.dicom_json ?? null, plan.include, 'instance');
+      return result;
+    });
+  });
+
+  routes.get('/studies/:study/instances', (req, res) => instances(req, res, undefined));
+  routes.get('/studies/:study/series/:series/instances', (req, res) => instances(req, res, req.params.series));
+  return routes;
+}

@@ -1,0 +1,329 @@
+/**
+ * STOW-RS (PS3.18 §10.5): `POST /studies` and `POST /studies/{StudyInstanceUID}` with a
+ * multipart/related body of application/dicom parts. Each part streams to a file under the spool
+ * directory and goes through the same ingest path as C-STORE; nothing holds a whole part in memory.
+ *
+ * Answers (PS3.18 §10.5.3, Store Instances Response Module, application/dicom+json):
+ * - 200 every instance stored (an identical instance stored before counts as stored);
+ * - 202 some stored, some failed;
+ * - 409 none stored (a study UID mismatch, a conflicting duplicate, unreadable data, or a mixture);
+ *   503 instead when every failure was the hub running out of resources, which a client should retry;
+ * - 400 malformed request (bad multipart framing, no parts, invalid study UID in the path),
+ *   413 more parts than the limit; 415 not multipart/related, or a `type` other than application/dicom.
+ *
+ * FailureReason (0008,1197), from PS3.18 Table I.2-2 where it has a code:
+ * - 0xA700 out of resources: the spool or blob write, or the database, failed; or a part over the size limit;
+ * - 0xA900 the instance does not belong to the study named in the path (Table I.2-2 has no code for
+ *   this; A9xx "data set does not match" is the closest, and the request's target is what it fails);
+ * - 0xC000 cannot understand: not DICOM Part 10, truncated, inconsistent UIDs, a part of another
+ *   media type, a malformed part;
+ * - 0x0111 (PS3.7 "duplicate SOP Instance", allowed as an additional code): the SOP Instance UID is
+ *   already stored with other bytes; the stored instance stays (ingest.ts duplicate policy).
+ * An instance is listed in ReferencedSOPSequence only once ingest has synced its blob and committed its rows.
+ */
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Request, Response, Router } from 'express';
+import { getString } from '../../dicom/attributes.ts';
+import { ingestInstance } from '../../dicom/ingest.ts';
+import type { IngestOutcome } from '../../dicom/ingest.ts';
+import { MultipartError, parseMediaType, parseMultipartRelatedContentType, readMultipart } from '../../dicom/multipart.ts';
+import type { ReceivedPart } from '../../dicom/multipart.ts';
+import { isValidUid, parsePart10File } from '../../dicom/part10.ts';
+import { LONG_LENGTH_VRS } from '../../dicom/vr.ts';
+import type { DicomwebOptions } from './index.ts';
+
+export const FailureReason = {
+  outOfResources: 0xa700,
+  studyMismatch: 0xa900,
+  cannotUnderstand: 0xc000,
+  duplicateSopInstance: 0x0111,
+} as const;
+
+const DICOM = 'application/dicom';
+/** Instances ingested at once per request: overlaps one part's fsync and commit with the next part's upload. */
+const INGEST_CONCURRENCY = 4;
+
+interface SopReference {
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+}
+
+type PartResult =
+  | { index: number; stored: true; sopClassUid: string | undefined; sopInstanceUid: string; studyInstanceUid: string; seriesInstanceUid: string }
+  | ({ index: number; stored: false; failureReason: number; why: string } & SopReference);
+
+/** Registers the STOW-RS routes on the DICOMweb router. */
+export function registerStowRoutes(routes: Router, options: DicomwebOptions): void {
+  const handler = (req: Request, res: Response): Promise<void> => storeInstances(req, res, options);
+  routes.post('/studies', handler);
+  routes.post('/studies/:study', handler);
+}
+
+async function storeInstances(req: Request, res: Response, options: DicomwebOptions): Promise<void> {
+  res.locals.route = 'dicomweb.stow';
+  res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+  const study = typeof req.params.study === 'string' ? req.params.study : undefined;
+  if (study !== undefined && !isValidUid(study)) {
+    refuseRequest(req, res, 400, 'the StudyInstanceUID in the path is not a valid UID');
+    return;
+  }
+  let boundary: string;
+  try {
+    const contentType = parseMultipartRelatedContentType(req.headers['content-type']);
+    // PS3.18 §10.5.1.2: the `type` parameter names the parts' media type; without it each part's own Content-Type decides.
+    if (contentType.type !== undefined && parseMediaType(contentType.type).essence !== DICOM) {
+      throw new MultipartError('unsupported-media-type', `type=${contentType.type} is not supported; only application/dicom`);
+    }
+    boundary = contentType.boundary;
+  } catch (error) {
+    if (!(error instanceof MultipartError)) throw error;
+    refuseRequest(req, res, error.status, error.message);
+    return;
+  }
+
+  const results: PartResult[] = [];
+  const ingests = new Set<Promise<void>>();
+  const ingestPart = async (index: number, file: string): Promise<void> => {
+    try {
+      results.push(await ingestSpooled(options, index, file, study));
+    } catch (error) {
+      options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS spooled part could not be read');
+      results.push({ index, stored: false, failureReason: FailureReason.outOfResources, why: 'the spooled part could not be read' });
+    } finally {
+      await rm(file, { force: true });
+    }
+  };
+
+  const onPart = async (part: ReceivedPart): Promise<void> => {
+    if (part.contentType !== undefined && !isDicomPart(part.contentType)) {
+      part.body.resume();
+      results.push({ index: part.index, stored: false, failureReason: FailureReason.cannotUnderstand, why: 'part is not application/dicom' });
+      return;
+    }
+    const file = join(options.tempDir, `${randomUUID()}.dcm`);
+    try {
+      await pipeline(part.body, createWriteStream(file));
+    } catch (error) {
+      await rm(file, { force: true });
+      results.push(partFailure(part.index, error));
+      return;
+    }
+    while (ingests.size >= INGEST_CONCURRENCY) await Promise.race(ingests);
+    const ingest = ingestPart(part.index, file).finally(() => ingests.delete(ingest));
+    ingests.add(ingest);
+  };
+
+  let framingError: MultipartError | undefined;
+  let partCount = 0;
+  try {
+    const read = await readMultipart(req, { boundary }, onPart);
+    partCount = read.partCount;
+    const answered = new Set(results.map((result) => result.index));
+    for (const failure of read.failures) {
+      if (!answered.has(failure.index)) results.push(partFailure(failure.index, failure.error));
+    }
+  } catch (error) {
+    if (error instanceof MultipartError) framingError = error;
+    else if (!req.complete) {
+      // The client went away mid-upload: finish what was received, answer nobody.
+      await Promise.all(ingests);
+      options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS upload aborted');
+      return;
+    } else {
+      await Promise.all(ingests);
+      throw error;
+    }
+  }
+  await Promise.all(ingests);
+  results.sort((a, b) => a.index - b.index);
+  logFailures(options, results);
+
+  const stored = results.filter((result) => result.stored).length;
+  if (framingError !== undefined || partCount === 0) {
+    const message = framingError?.message ?? 'the multipart body has no parts';
+    if (stored === 0) {
+      refuseRequest(req, res, framingError?.status ?? 400, message);
+      return;
+    }
+    // Instances before the framing error are committed; say so, with the request's error status.
+    res.setHeader('Warning', `299 - "${message.replace(/["\\]/g, '')}"`);
+    sendStoreResponse(req, res, framingError?.status ?? 400, options.baseUrl, study, results);
+    return;
+  }
+  const failures = results.filter((result) => !result.stored);
+  let status = 200;
+  if (failures.length > 0) {
+    if (stored > 0) status = 202;
+    else status = failures.every((failure) => failure.failureReason === FailureReason.outOfResources) ? 503 : 409;
+  }
+  sendStoreResponse(req, res, status, options.baseUrl, study, results);
+}
+
+function isDicomPart(contentType: string): boolean {
+  try {
+    return parseMediaType(contentType).essence === DICOM;
+  } catch {
+    return false;
+  }
+}
+
+function partFailure(index: number, error: unknown): PartResult {
+  if (error instanceof MultipartError && error.code === 'part-too-large') {
+    return { index, stored: false, failureReason: FailureReason.outOfResources, why: error.message };
+  }
+  if (error instanceof MultipartError) return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: error.message };
+  return { index, stored: false, failureReason: FailureReason.outOfResources, why: 'the part could not be spooled' };
+}
+
+/** Ingests one spooled part; storage errors become out-of-resources failures of this part alone. */
+async function ingestSpooled(options: DicomwebOptions, index: number, file: string, study: string | undefined): Promise<PartResult> {
+  const meta = await readMetaUids(file);
+  if (study !== undefined) {
+    const parsed = parsePart10File(file);
+    if (!parsed.ok) return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: parsed.reason, ...meta };
+    const studyInstanceUid = getString(parsed.dataset, '0020000D');
+    if (studyInstanceUid !== study) {
+      return {
+        index, stored: false, failureReason: FailureReason.studyMismatch,
+        why: 'StudyInstanceUID (0020,000D) differs from the study in the request path',
+        sopClassUid: getString(parsed.dataset, '00080016') ?? meta.sopClassUid,
+        sopInstanceUid: getString(parsed.dataset, '00080018') ?? meta.sopInstanceUid,
+      };
+    }
+  }
+  let outcome: IngestOutcome;
+  try {
+    outcome = await ingestInstance(options.ingest, file);
+  } catch (error) {
+    options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS instance could not be stored');
+    return { index, stored: false, failureReason: FailureReason.outOfResources, why: 'the instance could not be stored', ...meta };
+  }
+  switch (outcome.status) {
+    case 'stored':
+    case 'duplicate':
+      // Ingest refuses an instance whose meta SOP Class UID differs from its dataset's, so the meta one is the instance's.
+      return {
+        index, stored: true, sopClassUid: meta.sopClassUid, sopInstanceUid: outcome.sopInstanceUid,
+        studyInstanceUid: outcome.studyInstanceUid, seriesInstanceUid: outcome.seriesInstanceUid,
+      };
+    case 'conflict':
+      return { index, stored: false, failureReason: FailureReason.duplicateSopInstance, why: outcome.reason, ...meta };
+    case 'refused':
+      return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: outcome.reason, ...meta };
+  }
+}
+
+/** Bytes read for the File Meta Information: the preamble, "DICM" and a generous group 0002. */
+const META_WINDOW = 132 + 64 * 1024;
+
+/**
+ * The SOP Class and Instance UIDs of the File Meta Information (PS3.10 §7.1, always Explicit VR
+ * Little Endian), best effort: whatever can be read before the first problem.
+ */
+async function readMetaUids(file: string): Promise<SopReference> {
+  const handle = await open(file, 'r');
+  let head: Buffer;
+  try {
+    const buffer = Buffer.alloc(META_WINDOW);
+    const { bytesRead } = await handle.read(buffer, 0, META_WINDOW, 0);
+    head = buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+  const uids: SopReference = {};
+  if (head.length < 132 || head.toString('latin1', 128, 132) !== 'DICM') return uids;
+  let pos = 132;
+  while (pos + 8 <= head.length && head.readUInt16LE(pos) === 0x0002) {
+    const element = head.readUInt16LE(pos + 2);
+    const vr = head.toString('latin1', pos + 4, pos + 6);
+    const long = LONG_LENGTH_VRS.has(vr);
+    if (long && pos + 12 > head.length) break;
+    const length = long ? head.readUInt32LE(pos + 8) : head.readUInt16LE(pos + 6);
+    const start = pos + (long ? 12 : 8);
+    if (start + length > head.length) break;
+    if (vr === 'UI' && (element === 0x0002 || element === 0x0003)) {
+      const uid = head.toString('latin1', start, start + length).replace(/[\0 ]+$/, '');
+      if (isValidUid(uid)) {
+        if (element === 0x0002) uids.sopClassUid = uid;
+        else uids.sopInstanceUid = uid;
+      }
+    }
+    pos = start + length;
+  }
+  return uids;
+}
+
+function logFailures(options: DicomwebOptions, results: readonly PartResult[]): void {
+  for (const result of results) {
+    // The reasons name tags and offsets, never values.
+    if (!result.stored) options.logger.warn({ part: result.index, failureReason: result.failureReason, reason: result.why }, 'STOW-RS instance refused');
+  }
+}
+
+type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
+
+function uidElement(uid: string | undefined): { vr: string; Value?: unknown[] } {
+  return uid === undefined ? { vr: 'UI' } : { vr: 'UI', Value: [uid] };
+}
+
+/** PS3.18 §10.5.3 Store Instances Response Module as DICOM JSON (PS3.18 Annex F). */
+function storeResponse(baseUrl: string, study: string | undefined, results: readonly PartResult[]): DicomJson {
+  const studiesUrl = `${baseUrl}/dicomweb/studies`;
+  const referenced: DicomJson[] = [];
+  const failed: DicomJson[] = [];
+  const studies = new Set<string>();
+  for (const result of results) {
+    if (result.stored) {
+      studies.add(result.studyInstanceUid);
+      referenced.push({
+        '00081150': uidElement(result.sopClassUid),
+        '00081155': uidElement(result.sopInstanceUid),
+        '00081190': {
+          vr: 'UR',
+          Value: [`${studiesUrl}/${result.studyInstanceUid}/series/${result.seriesInstanceUid}/instances/${result.sopInstanceUid}`],
+        },
+      });
+    } else {
+      failed.push({
+        '00081150': uidElement(result.sopClassUid),
+        '00081155': uidElement(result.sopInstanceUid),
+        '00081197': { vr: 'US', Value: [result.failureReason] },
+      });
+    }
+  }
+  // RetrieveURL is Type 2: the study's URL when the request had one study, empty otherwise.
+  const studyUid = study ?? (studies.size === 1 ? [...studies][0] : undefined);
+  const response: DicomJson = {
+    '00081190': studyUid === undefined ? { vr: 'UR' } : { vr: 'UR', Value: [`${studiesUrl}/${studyUid}`] },
+  };
+  if (failed.length > 0) response['00081198'] = { vr: 'SQ', Value: failed };
+  if (referenced.length > 0) response['00081199'] = { vr: 'SQ', Value: referenced };
+  return response;
+}
+
+function sendStoreResponse(req: Request, res: Response, status: number, baseUrl: string, study: string | undefined,
+  results: readonly PartResult[]): void {
+  closeIfUnread(req, res);
+  res.status(status).type('application/dicom+json').send(JSON.stringify(storeResponse(baseUrl, study, results)));
+}
+
+/** Answers a request refused as a whole, before or while its body was read. */
+function refuseRequest(req: Request, res: Response, status: number, message: string): void {
+  closeIfUnread(req, res);
+  res.status(status).type('text/plain').send(`${message}\n`);
+}
+
+/**
+ * A body not read to its end (refused early, or a framing error mid-upload) could be gigabytes:
+ * the connection closes after the answer instead of reading it all to keep the connection alive.
+ * What is already on its way is discarded so the client can read the answer before the close.
+ */
+function closeIfUnread(req: Request, res: Response): void {
+  if (req.complete) return;
+  res.setHeader('Connection', 'close');
+  req.resume();
+}

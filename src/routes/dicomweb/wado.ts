@@ -1,0 +1,266 @@
+/**
+ * WADO-RS (PS3.18 §10.4): study, series and instance retrieval as multipart/related
+ * application/dicom, streaming the stored Part 10 files byte for byte, and their `metadata`
+ * as application/dicom+json from the index.
+ *
+ * Decisions:
+ * - The hub never transcodes: each instance goes out in the transfer syntax it was stored in.
+ *   `transfer-syntax=*`, or none, accepts that; an Accept that names only other syntaxes is
+ *   answered 406 (PS3.18 §8.7.3.5.2) rather than with bytes the client did not ask for.
+ * - Metadata is the DICOM JSON stored at ingest, with its relative BulkDataURIs
+ *   (`bulkdata/<tag>`) made absolute under the instance's URL. The JSON text is rewritten, not
+ *   re-parsed: a serialised JSON string value cannot contain the unescaped `"BulkDataURI":"`.
+ * - Unknown study, series or instance: 404.
+ * - Bulk data (PS3.18 §10.4.1.1.5) of native values comes back as one application/octet-stream
+ *   part, little-endian as §8.7.3.4 requires (values of the retired big-endian syntax are
+ *   swapped). Encapsulated pixel data is refused with 406: its frames are what /frames is for.
+ */
+import express from 'express';
+import type { Request, Response, Router } from 'express';
+import { writeMultipartRelated } from '../../dicom/multipart.ts';
+import type { OutgoingPart } from '../../dicom/multipart.ts';
+import { parseMediaType } from '../../dicom/multipart.ts';
+import { parsePart10 } from '../../dicom/part10.ts';
+import type { DicomDataset, DicomElement } from '../../dicom/part10.ts';
+import { BULK_TAGS, BULK_VRS } from '../../dicom/vr.ts';
+import type { DicomwebOptions } from './index.ts';
+
+interface Scope {
+  study: string;
+  series?: string;
+  instance?: string;
+}
+
+/** Bytes per number of the binary VRs whose values are byte-swapped between endiannesses. */
+const SWAP_SIZES: Readonly<Record<string, number>> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
+
+/** The element a relative bulk data path names: `<tag>` or `<seq>/<item>/…/<tag>`. */
+function elementAt(dataset: DicomDataset, path: readonly string[]): { element: DicomElement; bigEndian: boolean } | undefined {
+  let current = dataset;
+  for (let index = 0; index < path.length; index += 2) {
+    const element = current.elements.get(path[index]!.toUpperCase());
+    if (!element) return undefined;
+    if (index === path.length - 1) return { element, bigEndian: current.bigEndian };
+    const item = /^\d{1,6}$/.test(path[index + 1]!) ? element.items?.[Number(path[index + 1])] : undefined;
+    if (!item) return undefined;
+    current = item;
+  }
+  return undefined;
+}
+
+function littleEndian(value: Buffer, vr: string, bigEndian: boolean): Buffer {
+  const size = SWAP_SIZES[vr];
+  if (!bigEndian || size === undefined) return value;
+  const swapped = Buffer.from(value);
+  if (size === 2) swapped.swap16();
+  else if (size === 4) swapped.swap32();
+  else swapped.swap64();
+  return swapped;
+}
+
+interface StoredInstanceRow {
+  study_instance_uid: string;
+  series_instance_uid: string;
+  sop_instance_uid: string;
+  transfer_syntax_uid: string;
+  blob_key: string;
+  size: string;
+  dicom_json?: string;
+}
+
+/**
+ * The transfer syntaxes an Accept header allows for multipart/related application/dicom:
+ * '*' for any (including no transfer-syntax parameter), a set of UIDs, or null when the header
+ * accepts no application/dicom parts at all.
+ */
+export function acceptedTransferSyntaxes(accept: string | undefined): '*' | Set<string> | null {
+  if (accept === undefined || accept.trim() === '') return '*';
+  const syntaxes = new Set<string>();
+  for (const range of splitAcceptHeader(accept)) {
+    let media;
+    try {
+      media = parseMediaType(range);
+    } catch {
+      continue;
+    }
+    const type = media.essence;
+    if (type === '*/*' || type === 'multipart/*') return '*';
+    if (type !== 'multipart/related') continue;
+    const partType = media.parameters.get('type')?.toLowerCase();
+    if (partType !== undefined && partType !== 'application/dicom' && partType !== '*/*' && partType !== 'application/*') continue;
+    const syntax = media.parameters.get('transfer-syntax');
+    if (syntax === undefined || syntax === '*') return '*';
+    syntaxes.add(syntax);
+  }
+  return syntaxes.size > 0 ? syntaxes : null;
+}
+
+/** Splits an Accept header on the commas that separate media ranges (not those inside quotes). */
+function splitAcceptHeader(accept: string): string[] {
+  const ranges: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const char of accept) {
+    if (char === '"') quoted = !quoted;
+    if (char === ',' && !quoted) {
+      ranges.push(current);
+      current = '';
+    } else {
+      current += char;
+    }
+  }
+  ranges.push(current);
+  return ranges.map((range) => range.trim()).filter((range) => range !== '');
+}
+
+function acceptsDicomJson(accept: string | undefined): boolean {
+  if (accept === undefined || accept.trim() === '') return true;
+  return splitAcceptHeader(accept).some((range) => {
+    const type = range.split(';')[0]!.trim().toLowerCase();
+    return ['application/dicom+json', 'application/json', 'application/*', '*/*'].includes(type);
+  });
+}
+
+function notAcceptable(res: Response, message: string): void {
+  res.status(406).type('application/json').send(JSON.stringify({ error: message }));
+}
+
+function notFound(res: Response, scope: Scope): void {
+  const level = scope.instance !== undefined ? 'instance' : scope.series !== undefined ? 'series' : 'study';
+  res.status(404).type('application/json').send(JSON.stringify({ error: `no such ${level}` }));
+}
+
+function scopeOf(req: Request): Scope {
+  const params = req.params as Record<string, string | undefined>;
+  return { study: params.study!, series: params.series, instance: params.instance };
+}
+
+export function createWadoRoutes(options: DicomwebOptions): Router {
+  const routes = express.Router();
+  const db = options.ingest.db;
+  const blobs = options.ingest.blobs;
+  const instanceUrl = (row: StoredInstanceRow): string =>
+    `${options.baseUrl}/dicomweb/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`;
+
+  const findInstances = async (scope: Scope, withJson: boolean): Promise<StoredInstanceRow[]> => {
+    const conditions = ['i.study_instance_uid = $1'];
+    const params: string[] = [scope.study];
+    if (scope.series !== undefined) {
+      params.push(scope.series);
+      conditions.push(`i.series_instance_uid = $${params.length}`);
+    }
+    if (scope.instance !== undefined) {
+      params.push(scope.instance);
+      conditions.push(`i.sop_instance_uid = $${params.length}`);
+    }
+    const result = await db.query<StoredInstanceRow>(
+      `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key, i.size
+         ${withJson ? ', i.dicom_json' : ''}
+       FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
+       WHERE ${conditions.join(' AND ')}
+       ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`, params);
+    return result.rows;
+  };
+
+  const retrieve = async (req: Request, res: Response) => {
+    res.locals.route = 'wado-retrieve';
+    const scope = scopeOf(req);
+    const accepted = acceptedTransferSyntaxes(req.headers.accept);
+    if (accepted === null) {
+      notAcceptable(res, 'retrieval is offered as multipart/related; type="application/dicom"');
+      return;
+    }
+    const rows = await findInstances(scope, false);
+    if (rows.length === 0) {
+      notFound(res, scope);
+      return;
+    }
+    if (accepted !== '*' && rows.some((row) => !accepted.has(row.transfer_syntax_uid))) {
+      notAcceptable(res, 'an instance is stored in a transfer syntax the Accept header does not allow, and the hub does not transcode');
+      return;
+    }
+    // Files are opened one at a time as the multipart writer reaches them, not all up front.
+    async function* parts(): AsyncGenerator<OutgoingPart> {
+      for (const row of rows) {
+        yield {
+          body: blobs.open(row.blob_key),
+          contentType: `application/dicom; transfer-syntax=${row.transfer_syntax_uid}`,
+          contentLength: Number(row.size),
+          contentLocation: instanceUrl(row),
+        };
+      }
+    }
+    const multipart = writeMultipartRelated(parts(), { type: 'application/dicom' });
+    res.status(200).setHeader('Content-Type', multipart.contentType);
+    multipart.body.on('error', (error) => {
+      options.logger.error({ requestId: res.locals.requestId, error: error.message }, 'WADO-RS retrieval failed mid-stream');
+      res.destroy(error);
+    });
+    multipart.body.pipe(res);
+  };
+
+  const metadata = async (req: Request, res: Response) => {
+    res.locals.route = 'wado-metadata';
+    const scope = scopeOf(req);
+    if (!acceptsDicomJson(req.headers.accept)) {
+      notAcceptable(res, 'metadata is offered as application/dicom+json');
+      return;
+    }
+    const rows = await findInstances(scope, true);
+    if (rows.length === 0) {
+      notFound(res, scope);
+      return;
+    }
+    const datasets = rows.map((row) =>
+      row.dicom_json!.replaceAll('"BulkDataURI":"bulkdata/', `"BulkDataURI":${JSON.stringify(`${instanceUrl(row)}/bulkdata/`).slice(0, -1)}`));
+    res.status(200).type('application/dicom+json').send(`[${datasets.join(',')}]`);
+  };
+
+  const bulkdata = async (req: Request, res: Response) => {
+    res.locals.route = 'wado-bulkdata';
+    const scope = scopeOf(req);
+    const acceptsOctets = req.headers.accept === undefined || splitAcceptHeader(req.headers.accept).some((range) => {
+      const lower = range.toLowerCase();
+      if (lower.startsWith('*/*')) return true;
+      return lower.startsWith('multipart/') && (!lower.includes('type=') || /type="?(application\/octet-stream|\*\/\*)/.test(lower));
+    });
+    if (!acceptsOctets) {
+      notAcceptable(res, 'bulk data is offered as multipart/related; type="application/octet-stream"');
+      return;
+    }
+    const [row] = await findInstances(scope, false);
+    if (!row) {
+      notFound(res, scope);
+      return;
+    }
+    // The bounded reader parses the stored file; bulk values are views of this buffer, not copies.
+    const parsed = parsePart10(await blobs.read(row.blob_key));
+    const path = (req.params as Record<string, string[] | undefined>).path ?? [];
+    const found = parsed.ok ? elementAt(parsed.dataset, path) : undefined;
+    // Only the elements the metadata gives a BulkDataURI; other values are in the metadata itself.
+    if (!found || found.element.items || !(BULK_VRS.has(found.element.vr) || BULK_TAGS.has(found.element.tag))) {
+      res.status(404).type('application/json').send(JSON.stringify({ error: 'no such bulk data element' }));
+      return;
+    }
+    if (found.element.fragments || !found.element.value) {
+      notAcceptable(res, 'encapsulated pixel data is retrieved by frame');
+      return;
+    }
+    const multipart = writeMultipartRelated([{
+      body: littleEndian(found.element.value, found.element.vr, found.bigEndian),
+      contentType: 'application/octet-stream',
+      contentLocation: `${instanceUrl(row)}/bulkdata/${path.join('/')}`,
+    }], { type: 'application/octet-stream' });
+    res.status(200).setHeader('Content-Type', multipart.contentType);
+    multipart.body.pipe(res);
+  };
+
+  routes.get('/studies/:study', retrieve);
+  routes.get('/studies/:study/series/:series', retrieve);
+  routes.get('/studies/:study/series/:series/instances/:instance', retrieve);
+  routes.get('/studies/:study/metadata', metadata);
+  routes.get('/studies/:study/series/:series/metadata', metadata);
+  routes.get('/studies/:study/series/:series/instances/:instance/metadata', metadata);
+  routes.get('/studies/:study/series/:series/instances/:instance/bulkdata/*path', bulkdata);
+  return routes;
+}

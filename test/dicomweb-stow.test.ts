@@ -1,0 +1,251 @@
+/**
+ * STOW-RS against a real hub: a batch of pydicom files stored byte for byte and indexed with their
+ * ImagingStudy; bad parts failing alone; a study UID mismatch; media type and framing refusals;
+ * idempotent repeats; no spooled file left behind.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, readdir } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { writeMultipartRelated } from '../src/dicom/multipart.ts';
+import type { OutgoingPart } from '../src/dicom/multipart.ts';
+import { FailureReason } from '../src/routes/dicomweb/stow.ts';
+import { FileBlobStore } from '../src/storage/blob-store.ts';
+import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import type { TestHub } from './support/test-hub.ts';
+
+const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
+const BATCH = ['CT_small.dcm', 'MR_small.dcm', 'JPEG2000.dcm', 'SC_rgb_jpeg_dcmtk.dcm', 'image_dfl.dcm', 'ExplVR_BigEnd.dcm',
+  'waveform_ecg.dcm', 'liver_1frame.dcm'];
+
+type DicomJson = Record<string, { vr: string; Value?: any[] }>;
+
+interface StowAnswer {
+  status: number;
+  headers: Headers;
+  body: DicomJson | string;
+}
+
+async function body(parts: OutgoingPart[]): Promise<{ contentType: string; bytes: Buffer }> {
+  const multipart = writeMultipartRelated(parts, { type: 'application/dicom' });
+  const chunks: Buffer[] = [];
+  for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
+  return { contentType: multipart.contentType, bytes: Buffer.concat(chunks) };
+}
+
+const dicomPart = (bytes: Buffer): OutgoingPart => ({ body: bytes, contentType: 'application/dicom' });
+const testFile = (name: string): Promise<Buffer> => readFile(join(TEST_FILES, name));
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+const uidsOf = (sequence: { Value?: any[] } | undefined, tag: string): string[] => (sequence?.Value ?? []).map((item) => item[tag]?.Value?.[0]);
+
+describe('STOW-RS', () => {
+  let th: TestHub;
+  let blobs: FileBlobStore;
+
+  const stow = async (path: string, contentType: string, bytes: Buffer): Promise<StowAnswer> => {
+    const response = await fetch(`${th.baseUrl}/dicomweb${path}`, {
+      method: 'POST',
+      headers: { 'content-type': contentType, accept: 'application/dicom+json' },
+      body: new Uint8Array(bytes),
+    });
+    const text = await response.text();
+    const isJson = (response.headers.get('content-type') ?? '').startsWith('application/dicom+json');
+    return { status: response.status, headers: response.headers, body: isJson ? JSON.parse(text) as DicomJson : text };
+  };
+
+  const stowParts = async (path: string, parts: OutgoingPart[]): Promise<StowAnswer> => {
+    const { contentType, bytes } = await body(parts);
+    return stow(path, contentType, bytes);
+  };
+
+  const instanceRow = async (sopInstanceUid: string) =>
+    (await th.hub.db.query<{ blob_key: string; study_instance_uid: string; sha256: string }>(
+      'SELECT blob_key, study_instance_uid, sha256 FROM dicom_instance WHERE sop_instance_uid = $1', [sopInstanceUid])).rows[0];
+
+  const spooled = async (): Promise<string[]> => readdir(join(th.config.dataDir, 'tmp', 'stow'));
+
+  beforeAll(async () => {
+    th = await startTestHub();
+    blobs = new FileBlobStore(join(th.config.dataDir, 'blobs'));
+  });
+
+  afterAll(async () => {
+    await th?.stop();
+  });
+
+  test('a batch of valid instances: 200, RetrieveURLs, index rows, byte-exact blobs, ImagingStudy', async () => {
+    const files = await Promise.all(BATCH.map(testFile));
+    const answer = await stowParts('/studies', files.map(dicomPart));
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
+    const response = answer.body as DicomJson;
+    expect(response['00081198']).toBeUndefined();
+    const referenced = response['00081199']?.Value ?? [];
+    expect(referenced).toHaveLength(BATCH.length);
+    // Several studies in one request: the top-level RetrieveURL (Type 2) is present and empty.
+    expect(response['00081190']).toEqual({ vr: 'UR' });
+
+    for (const [index, item] of referenced.entries()) {
+      const sopInstanceUid = item['00081155'].Value[0] as string;
+      expect(item['00081150'].Value[0]).toMatch(/^1\.2\.840\.10008\.5\.1\.4\.1\.1\./);
+      const row = await instanceRow(sopInstanceUid);
+      expect(row).toBeDefined();
+      const url = item['00081190'].Value[0] as string;
+      expect(url).toMatch(new RegExp(`^${th.baseUrl}/dicomweb/studies/${row!.study_instance_uid}/series/[0-9.]+/instances/${sopInstanceUid}$`));
+      const stored = await blobs.read(row!.blob_key);
+      expect({ file: BATCH[index], sha256: sha256(stored) }).toEqual({ file: BATCH[index], sha256: sha256(files[index]!) });
+      expect(row!.sha256).toBe(sha256(files[index]!));
+
+      const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${row!.study_instance_uid}`);
+      const studies = await fhirFetch(`${th.fhir}/ImagingStudy?identifier=${identifier}`);
+      expect(studies.status).toBe(200);
+      expect(studies.body.entry).toHaveLength(1);
+      const instanceUids = studies.body.entry[0].resource.series.flatMap((series: { instance: { uid: string }[] }) => series.instance.map((i) => i.uid));
+      expect(instanceUids).toContain(sopInstanceUid);
+    }
+    expect(await spooled()).toEqual([]);
+  }, 20_000);
+
+  test('a mixed batch: 202, the truncated file and the non-DICOM part fail alone, the others are stored', async () => {
+    const good = await Promise.all(['test-SR.dcm', 'JPGExtended.dcm'].map(testFile));
+    const truncated = await testFile('MR_truncated.dcm');
+    const answer = await stowParts('/studies', [
+      dicomPart(good[0]!),
+      dicomPart(truncated),
+      dicomPart(Buffer.from('this is not a DICOM file\n'.repeat(20))),
+      dicomPart(good[1]!),
+    ]);
+    expect(answer.status).toBe(202);
+    const response = answer.body as DicomJson;
+    const failed = response['00081198']?.Value ?? [];
+    expect(failed).toHaveLength(2);
+    expect(failed.map((item) => item['00081197'])).toEqual([
+      { vr: 'US', Value: [FailureReason.cannotUnderstand] },
+      { vr: 'US', Value: [FailureReason.cannotUnderstand] },
+    ]);
+    // The truncated file's meta group is readable, so its UIDs are reported; the text part has none.
+    expect(failed[0]['00081155'].Value?.[0]).toMatch(/^[0-9.]+$/);
+    expect(failed[1]['00081155']).toEqual({ vr: 'UI' });
+    const stored = uidsOf(response['00081199'], '00081155');
+    expect(stored).toHaveLength(2);
+    for (const uid of stored) expect(await instanceRow(uid)).toBeDefined();
+    // MR_truncated.dcm shares its SOP Instance UID with MR_small.dcm, stored above, which stays as it was.
+    expect((await instanceRow(failed[0]['00081155'].Value[0]))?.sha256).not.toBe(sha256(truncated));
+    expect(await spooled()).toEqual([]);
+  }, 20_000);
+
+  test('POST /studies/{uid} with an instance of another study: 409, nothing stored', async () => {
+    const file = await testFile('reportsi.dcm');
+    const answer = await stowParts('/studies/1.2.826.0.1.3680043.8.498.999', [dicomPart(file)]);
+    expect(answer.status).toBe(409);
+    const response = answer.body as DicomJson;
+    expect(response['00081190']).toEqual({ vr: 'UR', Value: [`${th.baseUrl}/dicomweb/studies/1.2.826.0.1.3680043.8.498.999`] });
+    const failed = response['00081198']?.Value ?? [];
+    expect(failed).toHaveLength(1);
+    expect(failed[0]['00081197']).toEqual({ vr: 'US', Value: [FailureReason.studyMismatch] });
+    expect(await instanceRow(failed[0]['00081155'].Value[0])).toBeUndefined();
+    expect(response['00081199']).toBeUndefined();
+  });
+
+  test('POST /studies/{uid} with an instance of that study: 200 with the study RetrieveURL', async () => {
+    const file = await testFile('reportsi.dcm');
+    const first = await stowParts('/studies', [dicomPart(file)]);
+    const studyUrl = ((first.body as DicomJson)['00081190']!.Value ?? [])[0] as string;
+    const study = studyUrl.split('/').pop()!;
+    const [sopInstanceUid] = uidsOf((first.body as DicomJson)['00081199'], '00081155');
+    const answer = await stowParts(`/studies/${study}`, [dicomPart(file)]);
+    expect(answer.status).toBe(200);
+    expect((answer.body as DicomJson)['00081190']).toEqual({ vr: 'UR', Value: [studyUrl] });
+    expect(uidsOf((answer.body as DicomJson)['00081199'], '00081155')).toEqual([sopInstanceUid]);
+  });
+
+  test('the same instance twice, in one request and again later: 200 each time, stored once', async () => {
+    const file = await testFile('CT_small.dcm');
+    for (const parts of [[dicomPart(file), dicomPart(file)], [dicomPart(file)]]) {
+      const answer = await stowParts('/studies', parts);
+      expect(answer.status).toBe(200);
+      expect(uidsOf((answer.body as DicomJson)['00081199'], '00081155')).toEqual(parts.map(() => '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322'));
+    }
+    const count = await th.hub.db.query<{ count: string }>('SELECT count(*) FROM dicom_instance WHERE sop_instance_uid = $1',
+      ['1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322']);
+    expect(Number(count.rows[0]!.count)).toBe(1);
+  });
+
+  test('the same SOP Instance UID with other bytes: 409 with 0x0111, the first instance stays', async () => {
+    const original = await testFile('MR_small.dcm');
+    const altered = Buffer.from(original);
+    altered[altered.length - 1] = altered[altered.length - 1]! ^ 0xff;
+    const answer = await stowParts('/studies', [dicomPart(altered)]);
+    expect(answer.status).toBe(409);
+    expect(((answer.body as DicomJson)['00081198']!.Value ?? [])[0]['00081197']).toEqual({ vr: 'US', Value: [FailureReason.duplicateSopInstance] });
+    const row = await instanceRow('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457');
+    expect(row!.sha256).toBe(sha256(original));
+  });
+
+  test('media types: 415 for another Content-Type or a type other than application/dicom; a part of another type fails alone', async () => {
+    const file = await testFile('CT_small.dcm');
+    expect((await stow('/studies', 'application/dicom', file)).status).toBe(415);
+    const { bytes } = await body([dicomPart(file)]);
+    const boundary = bytes.toString('latin1', 2, bytes.indexOf('\r\n'));
+    expect((await stow('/studies', `multipart/related; type="application/dicom+xml"; boundary=${boundary}`, bytes)).status).toBe(415);
+    expect((await stow('/studies', `multipart/mixed; boundary=${boundary}`, bytes)).status).toBe(415);
+    const mixed = await stowParts('/studies', [dicomPart(file), { body: Buffer.from('{}'), contentType: 'application/json' }]);
+    expect(mixed.status).toBe(202);
+    expect(((mixed.body as DicomJson)['00081198']!.Value ?? [])[0]['00081197']).toEqual({ vr: 'US', Value: [FailureReason.cannotUnderstand] });
+  });
+
+  test('malformed requests: 400 for a missing close delimiter, no parts, a bad boundary or study UID', async () => {
+    const file = await testFile('MR_small.dcm');
+    const { contentType, bytes } = await body([dicomPart(file)]);
+    const unclosed = bytes.subarray(0, bytes.lastIndexOf('\r\n--'));
+    const truncated = await stow('/studies', contentType, unclosed);
+    expect(truncated.status).toBe(400);
+    expect(truncated.body).toMatch(/close delimiter/);
+
+    const boundary = 'b0undary';
+    expect((await stow('/studies', `multipart/related; type=application/dicom; boundary=${boundary}`, Buffer.from(`--${boundary}--\r\n`))).status)
+      .toBe(400);
+    expect((await stow('/studies', 'multipart/related; type=application/dicom', bytes)).status).toBe(400);
+    expect((await stow('/studies/not-a-uid', contentType, bytes)).status).toBe(400);
+    expect(await spooled()).toEqual([]);
+  });
+
+  test('a body cut off after a complete part: the part before is stored and listed, with the 400', async () => {
+    const [first, second] = await Promise.all(['CT_small.dcm', 'MR_small.dcm'].map(testFile));
+    const { contentType, bytes } = await body([dicomPart(first!), dicomPart(second!)]);
+    const cut = bytes.subarray(0, bytes.lastIndexOf('\r\n--') - 100);
+    const answer = await stow('/studies', contentType, cut);
+    expect(answer.status).toBe(400);
+    expect(answer.headers.get('warning')).toMatch(/close delimiter/);
+    const stored = uidsOf((answer.body as DicomJson)['00081199'], '00081155');
+    expect(stored).toHaveLength(1);
+    expect(await instanceRow(stored[0]!)).toBeDefined();
+    expect(await spooled()).toEqual([]);
+  });
+
+  test('a client that goes away mid-part leaves no spooled file, and the hub goes on', async () => {
+    const file = await testFile('MR_small.dcm');
+    const { contentType, bytes } = await body([dicomPart(file)]);
+    await new Promise<void>((resolve) => {
+      const upload = request(`${th.baseUrl}/dicomweb/studies`, { method: 'POST', headers: { 'content-type': contentType } });
+      upload.on('error', () => resolve());
+      upload.write(bytes.subarray(0, bytes.length / 2), () => setTimeout(() => {
+        upload.destroy();
+        resolve();
+      }, 100));
+    });
+    for (let attempt = 0; attempt < 50 && (await spooled()).length > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await spooled()).toEqual([]);
+    const again = await stowParts('/studies', [dicomPart(file)]);
+    expect(again.status).toBe(200);
+  });
+
+  test('a large body refused from its headers is answered without being read to its end', async () => {
+    const large = Buffer.alloc(64 * 1024 * 1024, 0x41);
+    const started = Date.now();
+    const answer = await stow('/studies', 'application/octet-stream', large);
+    expect(answer.status).toBe(415);
+    expect(answer.headers.get('connection')).toBe('close');
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
