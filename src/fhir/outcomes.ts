@@ -2,7 +2,7 @@
  * OperationOutcomes for the statuses @medplum/core has no ready-made outcome for. The HTTP status
  * travels in the outcome's id, so an error keeps its status through the router and batch code.
  */
-import { OperationOutcomeError, getStatus } from '@medplum/core';
+import { getStatus } from '@medplum/core';
 import type { OperationOutcome, OperationOutcomeIssue } from '@medplum/fhirtypes';
 
 const STATUS_BY_ID: Record<string, number> = {
@@ -10,31 +10,20 @@ const STATUS_BY_ID: Record<string, number> = {
   'method-not-allowed': 405,
   'payload-too-large': 413,
   'unsupported-media-type': 415,
+  // a PATCH whose result is invalid (repository.patchResource)
   unprocessable: 422,
-  'service-unavailable': 503,
 };
 
-function outcome(id: string, code: OperationOutcomeIssue['code'], text: string, expression?: string): OperationOutcome {
-  return {
-    resourceType: 'OperationOutcome',
-    id,
-    issue: [{ severity: 'error', code, details: { text }, ...(expression ? { expression: [expression] } : {}) }],
-  };
+function outcome(id: string, code: OperationOutcomeIssue['code'], text: string): OperationOutcome {
+  return { resourceType: 'OperationOutcome', id, issue: [{ severity: 'error', code, details: { text } }] };
 }
 
 export const methodNotAllowed = (text: string): OperationOutcome => outcome('method-not-allowed', 'not-supported', text);
 export const notAcceptable = (text: string): OperationOutcome => outcome('not-acceptable', 'not-supported', text);
 export const payloadTooLarge = (text: string): OperationOutcome => outcome('payload-too-large', 'too-long', text);
 export const unsupportedMediaType = (text: string): OperationOutcome => outcome('unsupported-media-type', 'not-supported', text);
-export const unprocessable = (text: string, expression?: string): OperationOutcome =>
-  outcome('unprocessable', 'business-rule', text, expression);
-export const serviceUnavailable = (text: string): OperationOutcome => outcome('service-unavailable', 'transient', text);
 
 /** The HTTP status an OperationOutcome stands for. */
 export function outcomeStatus(result: OperationOutcome): number {
   return (result.id && STATUS_BY_ID[result.id]) || getStatus(result);
-}
-
-export function fail(result: OperationOutcome): never {
-  throw new OperationOutcomeError(result);
 }
