@@ -152,19 +152,21 @@ async function writeIndex(ctx: IngestContext, tx: Queryable, instance: StoredIns
   const imagingStudyId = study.rows[0]!.imaging_study_id;
 
   const modality = text(a.Modality);
-  const newSeries = await tx.query(
-    `INSERT INTO dicom_series (series_instance_uid, study_instance_uid, modality, series_number, series_description, body_part_examined)
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (series_instance_uid) DO NOTHING RETURNING 1`,
+  // One round trip either way: the new series row, or (from the statement's snapshot, which does not
+  // see `created`) the study that already holds this series.
+  const seriesRow = await tx.query<{ created: boolean; study_instance_uid: string }>(
+    `WITH created AS (
+       INSERT INTO dicom_series (series_instance_uid, study_instance_uid, modality, series_number, series_description, body_part_examined)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (series_instance_uid) DO NOTHING RETURNING study_instance_uid)
+     SELECT true AS created, study_instance_uid FROM created
+     UNION ALL
+     SELECT false, study_instance_uid FROM dicom_series WHERE series_instance_uid = $1 AND NOT EXISTS (SELECT FROM created)`,
     [instance.seriesInstanceUid, instance.studyInstanceUid, modality, integer(a.SeriesNumber), text(a.SeriesDescription),
       text(a.BodyPartExamined)],
   );
-  const seriesCreated = newSeries.rows.length === 1;
-  if (!seriesCreated) {
-    const owner = await tx.query<{ study_instance_uid: string }>(
-      'SELECT study_instance_uid FROM dicom_series WHERE series_instance_uid = $1', [instance.seriesInstanceUid]);
-    if (owner.rows[0]?.study_instance_uid !== instance.studyInstanceUid) {
-      throw new NotStored({ status: 'refused', reason: 'SeriesInstanceUID is already stored under another StudyInstanceUID' });
-    }
+  const seriesCreated = seriesRow.rows[0]?.created === true;
+  if (seriesRow.rows[0]?.study_instance_uid !== instance.studyInstanceUid) {
+    throw new NotStored({ status: 'refused', reason: 'SeriesInstanceUID is already stored under another StudyInstanceUID' });
   }
 
   const inserted = await tx.query(
@@ -188,27 +190,37 @@ async function writeIndex(ctx: IngestContext, tx: Queryable, instance: StoredIns
     });
   }
 
-  await tx.query('UPDATE dicom_series SET number_of_instances = number_of_instances + 1 WHERE series_instance_uid = $1',
-    [instance.seriesInstanceUid]);
-  const updated = await tx.query<StudyRow>(
-    `UPDATE dicom_study SET
-       number_of_instances = number_of_instances + 1,
-       number_of_series = number_of_series + $2,
-       modalities = CASE WHEN $3::text IS NULL OR $3::text = ANY (modalities) THEN modalities ELSE array_append(modalities, $3::text) END,
-       updated_at = now()
-     WHERE study_instance_uid = $1
-     RETURNING study_instance_uid, patient_id, study_date, accession_number, study_description, modalities, number_of_series,
-       number_of_instances`,
-    [instance.studyInstanceUid, seriesCreated ? 1 : 0, modality],
+  // The counts and the rows the ImagingStudy is built from, in one round trip. The SELECTs see the
+  // statement's snapshot: the instance inserted above, but not this statement's own series count
+  // update, hence the `+ 1` for this instance's series.
+  const rows = await tx.query<{ study: StudyRow; series: SeriesRow[]; instances: InstanceRow[] }>(
+    `WITH series_count AS (
+       UPDATE dicom_series SET number_of_instances = number_of_instances + 1 WHERE series_instance_uid = $2 RETURNING 1),
+     study AS (
+       UPDATE dicom_study SET
+         number_of_instances = number_of_instances + 1,
+         number_of_series = number_of_series + $3,
+         modalities = CASE WHEN $4::text IS NULL OR $4::text = ANY (modalities) THEN modalities ELSE array_append(modalities, $4::text) END,
+         updated_at = now()
+       WHERE study_instance_uid = $1
+       RETURNING study_instance_uid, patient_id, study_date, accession_number, study_description, modalities, number_of_series,
+         number_of_instances)
+     SELECT
+       (SELECT row_to_json(study) FROM study) AS study,
+       (SELECT coalesce(json_agg(json_build_object(
+           'series_instance_uid', series_instance_uid, 'modality', modality, 'series_number', series_number,
+           'series_description', series_description, 'body_part_examined', body_part_examined,
+           'number_of_instances', number_of_instances + CASE WHEN series_instance_uid = $2 THEN 1 ELSE 0 END)
+           ORDER BY series_number NULLS LAST, created_at, series_instance_uid), '[]')
+         FROM dicom_series WHERE study_instance_uid = $1) AS series,
+       (SELECT coalesce(json_agg(json_build_object(
+           'sop_instance_uid', sop_instance_uid, 'series_instance_uid', series_instance_uid, 'sop_class_uid', sop_class_uid,
+           'instance_number', instance_number)
+           ORDER BY instance_number NULLS LAST, created_at, sop_instance_uid), '[]')
+         FROM dicom_instance WHERE study_instance_uid = $1) AS instances`,
+    [instance.studyInstanceUid, instance.seriesInstanceUid, seriesCreated ? 1 : 0, modality],
   );
-  const series = await tx.query<SeriesRow>(
-    `SELECT series_instance_uid, modality, series_number, series_description, body_part_examined, number_of_instances
-     FROM dicom_series WHERE study_instance_uid = $1 ORDER BY series_number NULLS LAST, created_at, series_instance_uid`,
-    [instance.studyInstanceUid]);
-  const instances = await tx.query<InstanceRow>(
-    `SELECT sop_instance_uid, series_instance_uid, sop_class_uid, instance_number
-     FROM dicom_instance WHERE study_instance_uid = $1 ORDER BY instance_number NULLS LAST, created_at, sop_instance_uid`,
-    [instance.studyInstanceUid]);
-  const imagingStudy = deriveImagingStudy(imagingStudyId, ctx.endpointId, updated.rows[0]!, series.rows, instances.rows);
-  await new HubRepository(ctx.repository, tx).updateResource(imagingStudy);
+  const { study: studyRow, series, instances } = rows.rows[0]!;
+  const imagingStudy = deriveImagingStudy(imagingStudyId, ctx.endpointId, studyRow, series, instances);
+  await new HubRepository(ctx.repository, tx).updateDerivedResource(imagingStudy);
 }

@@ -138,7 +138,27 @@ export function extractSearchIndex(resource: Resource, fhirBase?: string): Searc
         break;
     }
   }
-  return rows;
+  return withoutDuplicates(rows);
+}
+
+/**
+ * Identical rows match the same searches, and a resource can have very many: an ImagingStudy has
+ * one `dicom-class` token per instance, nearly all the same, and is rewritten on every stored one.
+ */
+function withoutDuplicates(rows: SearchIndexRows): SearchIndexRows {
+  const unique = <Row extends readonly unknown[]>(list: Row[]): Row[] => {
+    const seen = new Set<string>();
+    return list.filter((row) => {
+      const key = JSON.stringify(row);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  };
+  return {
+    token: unique(rows.token), string: unique(rows.string), reference: unique(rows.reference), date: unique(rows.date),
+    number: unique(rows.number), uri: unique(rows.uri),
+  };
 }
 
 type Typed = ReturnType<typeof toTypedValue>;

@@ -394,6 +394,20 @@ export class HubRepository extends FhirRepository {
   }
 
   async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
+    return this.update(resource, options, true);
+  }
+
+  /**
+   * An update of a resource our own code derives from trusted data (the ImagingStudy of a DICOM
+   * study, rebuilt on every stored instance): the same write, index and outbox event, without the
+   * R4 validator, which costs more than the rest of the write. Its builder is validated in tests
+   * (imaging-study.test.ts); never use this for content that came from a client.
+   */
+  async updateDerivedResource<T extends Resource>(resource: T): Promise<WithId<T>> {
+    return this.update(resource, undefined, false);
+  }
+
+  private async update<T extends Resource>(resource: T, options: UpdateResourceOptions | undefined, validate: boolean): Promise<WithId<T>> {
     assertKnownType(resource.resourceType);
     const id = resource.id;
     if (!id || !ID_PATTERN.test(id)) {
@@ -405,7 +419,7 @@ export class HubRepository extends FhirRepository {
       if (current && !current.deleted && current.content && unchanged(JSON.parse(current.content) as Resource, resource)) {
         return tx.withBinaryData(JSON.parse(current.content) as WithId<T>);
       }
-      return tx.writeVersion<T>(resource, current, 'PUT');
+      return tx.writeVersion<T>(resource, current, 'PUT', validate);
     });
   }
 
@@ -476,13 +490,14 @@ export class HubRepository extends FhirRepository {
     resource: T,
     current: CurrentRow | undefined,
     method: 'POST' | 'PUT' | 'PATCH',
+    validate = true,
   ): Promise<WithId<T>> {
     const id = resource.id as string;
     const version = (current?.version ?? 0) + 1;
     const lastUpdated = new Date().toISOString();
     const literal = await this.resolveConditionalReferences(resource);
     const candidate = { ...literal, meta: { ...literal.meta, versionId: String(version), lastUpdated } } as WithId<T>;
-    validateFhirResource(candidate);
+    if (validate) validateFhirResource(candidate);
     let binary: { key: string; size: number } | undefined;
     let stored: WithId<T> = candidate;
     if (candidate.resourceType === 'Binary' && (candidate as Binary).data !== undefined) {
