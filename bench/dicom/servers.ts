@@ -1,0 +1,209 @@
+/**
+ * The two servers under test. Orthanc runs inside a network namespace that has only a loopback
+ * interface (Orthanc 1.10 cannot bind to 127.0.0.1 alone), so it is unreachable from outside;
+ * its clients run inside the same namespace. The hub runs as `npm start` would (`node src/main.ts`).
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import pg from 'pg';
+
+export const NETNS = 'hubbench-dicom';
+
+export interface Server {
+  name: 'hub' | 'orthanc';
+  /** DICOMweb base URL, as seen from where `wrap` runs commands. */
+  dicomweb: string;
+  dimsePort: number;
+  aeTitle: string;
+  pid: number;
+  /** Prefix for commands that must reach this server (the namespace for Orthanc). */
+  wrap(cmd: string, args: string[]): [string, string[]];
+  stop(): Promise<void>;
+}
+
+export function missingTools(): string[] {
+  const missing: string[] = [];
+  const need: [string, string][] = [
+    ['/usr/sbin/Orthanc', 'orthanc'],
+    ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so', 'orthanc-dicomweb'],
+    ['/usr/bin/storescu', 'dcmtk'],
+    ['/usr/bin/dcmodify', 'dcmtk'],
+    ['/usr/lib/python3/dist-packages/pydicom/data/test_files', 'python3-pydicom'],
+    ['/usr/sbin/ip', 'iproute2'],
+  ];
+  for (const [file, pkg] of need) if (!fs.existsSync(file)) missing.push(`${pkg} (${file})`);
+  return missing;
+}
+
+export function vmHwmKb(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  if (!(await waitExit(child, 20_000))) {
+    child.kill('SIGKILL');
+    await waitExit(child, 5_000);
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-15).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export function ensureNetns(): void {
+  const list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  if (!list.split('\n').some((line) => line.split(' ')[0] === NETNS)) {
+    execFileSync('ip', ['netns', 'add', NETNS]);
+  }
+  execFileSync('ip', ['netns', 'exec', NETNS, 'ip', 'link', 'set', 'lo', 'up']);
+  const links = execFileSync('ip', ['netns', 'exec', NETNS, 'ip', '-o', 'link'], { encoding: 'utf8' });
+  const names = links.split('\n').filter((l) => l.trim() !== '').map((l) => l.split(':')[1].trim());
+  if (names.some((n) => n !== 'lo')) throw new Error(`namespace ${NETNS} has interfaces other than lo: ${names.join(', ')}`);
+}
+
+export function removeNetns(): void {
+  spawnSync('ip', ['netns', 'delete', NETNS]);
+}
+
+const inNs = (cmd: string, args: string[]): [string, string[]] => ['ip', ['netns', 'exec', NETNS, cmd, ...args]];
+
+export async function startOrthanc(workDir: string): Promise<Server> {
+  const storage = path.join(workDir, 'orthanc', 'storage');
+  const logs = path.join(workDir, 'orthanc', 'logs');
+  fs.rmSync(storage, { recursive: true, force: true });
+  fs.mkdirSync(storage, { recursive: true });
+  fs.mkdirSync(logs, { recursive: true });
+  const httpPort = 18042;
+  const dimsePort = 14242;
+  const config = {
+    Name: 'HUB-BENCH-ORTHANC',
+    StorageDirectory: storage,
+    IndexDirectory: storage,
+    StorageCompression: false,
+    Plugins: ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so'],
+    HttpServerEnabled: true,
+    HttpPort: httpPort,
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    DicomServerEnabled: true,
+    DicomAet: 'ORTHANC',
+    DicomPort: dimsePort,
+    DicomCheckCalledAet: false,
+    DicomAlwaysAllowEcho: true,
+    DicomAlwaysAllowStore: true,
+    DicomModalities: {},
+    SaveJobs: false,
+    KeepAlive: true,
+    TcpNoDelay: true,
+    DicomWeb: { Enable: true, Root: '/dicom-web/', EnableWado: false },
+  };
+  const configFile = path.join(workDir, 'orthanc', 'orthanc.json');
+  fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const logFile = path.join(logs, 'stdout.txt');
+  const out = fs.openSync(logFile, 'a');
+  const [cmd, args] = inNs('/usr/sbin/Orthanc', [`--logdir=${logs}`, configFile]);
+  // `ip netns exec` execs Orthanc in place, so child.pid is Orthanc's pid.
+  const child = spawn(cmd, args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  const base = `http://127.0.0.1:${httpPort}`;
+  for (let i = 0; ; i += 1) {
+    const probe = spawnSync(...inNs('curl', ['-sf', '-o', '/dev/null', `${base}/system`]));
+    if (probe.status === 0) break;
+    if (child.exitCode !== null || i > 300) {
+      await stopChild(child);
+      throw new Error(`Orthanc did not start; log ${logFile}:\n${tail(logFile)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    name: 'orthanc', dicomweb: `${base}/dicom-web`, dimsePort, aeTitle: 'ORTHANC', pid: child.pid ?? -1,
+    wrap: inNs, stop: () => stopChild(child),
+  };
+}
+
+export async function resetDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    await client.query(`CREATE DATABASE "${database}"`);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function startHub(options: { repoRoot: string; workDir: string; databaseUrl: string }): Promise<Server> {
+  const dataDir = path.join(options.workDir, 'hub-data');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.mkdirSync(dataDir, { recursive: true });
+  const port = await freePort();
+  const dimsePort = await freePort();
+  const logFile = path.join(options.workDir, 'hub.log');
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, ['src/main.ts'], {
+    cwd: options.repoRoot,
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1', PORT: String(port), BASE_URL: '', DATA_DIR: dataDir, DATABASE_URL: options.databaseUrl,
+      QUEUE_PREFIX: 'hubbench-dicom', LOG_LEVEL: 'warn',
+      DIMSE_HOST: '127.0.0.1', DIMSE_PORT: String(dimsePort), DIMSE_AE_TITLE: 'HUB',
+    },
+    stdio: ['ignore', out, out],
+  });
+  fs.closeSync(out);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the hub exited during start-up; log ${logFile}:\n${tail(logFile)}`);
+    try {
+      if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stopChild(child);
+      throw new Error(`the hub did not become healthy; log ${logFile}:\n${tail(logFile)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    name: 'hub', dicomweb: `${url}/dicomweb`, dimsePort, aeTitle: 'HUB', pid: child.pid ?? -1,
+    wrap: (cmd, args) => [cmd, args], stop: () => stopChild(child),
+  };
+}
