@@ -15,7 +15,7 @@ import { CommandField, Status, encodeRequest } from '../src/dicom/dimse/command-
 import { buildPart10Header } from '../src/dicom/dimse/part10-writer.ts';
 import { APPLICATION_CONTEXT_NAME, PduType, encodeAssociateRq, encodePData, encodeReleaseRq } from '../src/dicom/dimse/pdu.ts';
 import { DUPLICATE_SOP_INSTANCE } from '../src/dicom/dimse/store-handler.ts';
-import { RawPeer, freePort, readPart10, runDcmtk, startDcmtk, waitForListener } from '../src/dicom/dimse/test-peer.ts';
+import { RawPeer, freePort, readPart10, runDcmtk, startDcmtk, storescuProfile, waitForListener } from '../src/dicom/dimse/test-peer.ts';
 import type { Part10File } from '../src/dicom/dimse/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { startHubProcess } from './support/hub-process.ts';
@@ -36,23 +36,6 @@ interface InstanceRow {
   size: string;
   sha256: string;
   dicom_json: string;
-}
-
-/** A storescu profile proposing each file's own SOP class and transfer syntax (no conversion). */
-function storescuProfile(files: readonly Part10File[]): string {
-  const syntaxes = [...new Set(files.map((file) => file.transferSyntaxUid))];
-  const contexts = [...new Set(files.map((file) => `${file.sopClassUid}\\TS${syntaxes.indexOf(file.transferSyntaxUid)}`))];
-  return [
-    '[[TransferSyntaxes]]',
-    ...syntaxes.flatMap((uid, index) => [`[TS${index}]`, `TransferSyntax1 = ${uid}`]),
-    '[[PresentationContexts]]',
-    '[Contexts]',
-    ...contexts.map((context, index) => `PresentationContext${index + 1} = ${context}`),
-    '[[Profiles]]',
-    '[Ingest]',
-    'PresentationContexts = Contexts',
-    '',
-  ].join('\n');
 }
 
 /** `count` copies of a pydicom file, each with fresh Study, Series and SOP Instance UIDs. */
@@ -89,7 +72,7 @@ describe('DICOM ingest over C-STORE', () => {
   const storescu = async (files: readonly string[], profileName: string) => {
     const parts = await Promise.all(files.map((file) => readPart10(file)));
     const profile = join(workDir, `${profileName}.cfg`);
-    await writeFile(profile, storescuProfile(parts));
+    await writeFile(profile, storescuProfile(parts, 'Ingest'));
     return runDcmtk('storescu', ['-v', '-nh', '-xf', profile, 'Ingest', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1',
       String(th.hub.dimsePort), ...files], 30_000);
   };
@@ -126,7 +109,7 @@ describe('DICOM ingest over C-STORE', () => {
     try {
       await waitForListener(referencePort);
       const profile = join(workDir, 'reference.cfg');
-      await writeFile(profile, storescuProfile(originals));
+      await writeFile(profile, storescuProfile(originals, 'Ingest'));
       const run = await runDcmtk('storescu', ['-xf', profile, 'Ingest', '-aet', 'STORESCU', '-aec', 'REF', '127.0.0.1', String(referencePort), ...files]);
       expect(run.code).toBe(0);
     } finally {
@@ -306,7 +289,7 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
     try {
       const files = await freshCopies('CT_small.dcm', 150, join(workDir, 'corpus'));
       const parts = await Promise.all(files.map((file) => readPart10(file)));
-      await writeFile(join(workDir, 'crash.cfg'), storescuProfile(parts));
+      await writeFile(join(workDir, 'crash.cfg'), storescuProfile(parts, 'Ingest'));
       const dimsePort = await freePort();
       const env = { DATA_DIR: dataDir, DATABASE_URL: database.url, DIMSE_PORT: String(dimsePort), LOG_LEVEL: 'info' };
       const hub = await startHubProcess(env);

@@ -7,7 +7,7 @@
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readPart10, runDcmtk } from '../src/dicom/dimse/test-peer.ts';
+import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
 import type { Part10File } from '../src/dicom/dimse/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { startTestHub } from './support/test-hub.ts';
@@ -24,23 +24,6 @@ interface Fixture {
   part10: Part10File;
   study: string;
   series: string;
-}
-
-/** A storescu profile proposing each file's own SOP class and transfer syntax (no conversion). */
-function storescuProfile(files: readonly Part10File[]): string {
-  const syntaxes = [...new Set(files.map((file) => file.transferSyntaxUid))];
-  const contexts = [...new Set(files.map((file) => `${file.sopClassUid}\\TS${syntaxes.indexOf(file.transferSyntaxUid)}`))];
-  return [
-    '[[TransferSyntaxes]]',
-    ...syntaxes.flatMap((uid, index) => [`[TS${index}]`, `TransferSyntax1 = ${uid}`]),
-    '[[PresentationContexts]]',
-    '[Contexts]',
-    ...contexts.map((context, index) => `PresentationContext${index + 1} = ${context}`),
-    '[[Profiles]]',
-    '[Load]',
-    'PresentationContexts = Contexts',
-    '',
-  ].join('\n');
 }
 
 /** The parts of a multipart/related body, each with its headers (lower-cased names) and bytes. */
@@ -125,7 +108,7 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     }
     const files = [...fixtures.values()];
     const profile = join(workDir, 'load.cfg');
-    await writeFile(profile, storescuProfile(files.map((file) => file.part10)));
+    await writeFile(profile, storescuProfile(files.map((file) => file.part10), 'Load'));
     const stored = await runDcmtk('storescu', ['-nh', '-xf', profile, 'Load', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1',
       String(th.hub.dimsePort), ...files.map((file) => file.path)], 30_000);
     expect(stored.code).toBe(0);

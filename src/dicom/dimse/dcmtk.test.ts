@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createLogger } from '../../logger.ts';
 import { Status } from './command-set.ts';
 import { writePart10File } from './part10-writer.ts';
-import { freePort, readPart10, runDcmtk, startDcmtk, waitForListener } from './test-peer.ts';
+import { freePort, readPart10, runDcmtk, startDcmtk, storescuProfile, waitForListener } from './test-peer.ts';
 import { startDimseServer } from './server.ts';
 import type { DimseServer, StoreRequest, StoreResult } from './server.ts';
 
@@ -51,23 +51,6 @@ interface TestFile {
   sopInstanceUid: string;
   transferSyntaxUid: string;
   dataSet: Buffer;
-}
-
-/** A storescu profile with one presentation context per (SOP class, transfer syntax) of the files. */
-function storescuProfile(pairs: Array<{ sopClassUid: string; transferSyntaxUid: string }>): string {
-  const syntaxes = [...new Set(pairs.map((pair) => pair.transferSyntaxUid))];
-  const contexts = [...new Set(pairs.map((pair) => `${pair.sopClassUid}\\TS${syntaxes.indexOf(pair.transferSyntaxUid)}`))];
-  return [
-    '[[TransferSyntaxes]]',
-    ...syntaxes.flatMap((uid, index) => [`[TS${index}]`, `TransferSyntax1 = ${uid}`]),
-    '[[PresentationContexts]]',
-    '[HubContexts]',
-    ...contexts.map((context, index) => `PresentationContext${index + 1} = ${context}`),
-    '[[Profiles]]',
-    '[Hub]',
-    'PresentationContexts = HubContexts',
-    '',
-  ].join('\n');
 }
 
 describe('DIMSE SCP with dcmtk peers', () => {
@@ -143,7 +126,7 @@ describe('DIMSE SCP with dcmtk peers', () => {
     const files = originals.map((file) => file.path);
     expect(files.length).toBeGreaterThan(100);
     const profile = join(workDir, 'all.cfg');
-    await writeFile(profile, storescuProfile(originals));
+    await writeFile(profile, storescuProfile(originals, 'Hub'));
     const storescuArgs = (aeTitle: string, port: number) => ['-xf', profile, 'Hub', '-aet', 'STORESCU', '-aec', aeTitle, '127.0.0.1', String(port), ...files];
 
     // storescu re-encodes what it sends (explicit sequence lengths, recalculated group lengths, no
@@ -192,7 +175,7 @@ describe('DIMSE SCP with dcmtk peers', () => {
     const originals = (await validTestFiles()).slice(0, 24);
     const files = originals.map((file) => file.path);
     const profile = join(workDir, 'some.cfg');
-    await writeFile(profile, storescuProfile(originals));
+    await writeFile(profile, storescuProfile(originals, 'Hub'));
     const refusals = [
       { status: Status.outOfResources, comment: 'disk full' },
       { status: Status.dataSetDoesNotMatchSopClass, comment: 'data set does not match SOP class' },

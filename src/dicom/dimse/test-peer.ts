@@ -246,3 +246,23 @@ export function parseAssociateAc(body: Buffer): AcceptedAssociation {
   });
   return accepted;
 }
+
+/**
+ * A storescu configuration file (`-xf FILE PROFILE`) with one presentation context per SOP class
+ * and transfer syntax of the files, so that each is sent as it is stored (no conversion).
+ */
+export function storescuProfile(files: readonly { sopClassUid: string; transferSyntaxUid: string }[], profile: string): string {
+  const syntaxes = [...new Set(files.map((file) => file.transferSyntaxUid))];
+  const contexts = [...new Set(files.map((file) => `${file.sopClassUid}\\TS${syntaxes.indexOf(file.transferSyntaxUid)}`))];
+  return [
+    '[[TransferSyntaxes]]',
+    ...syntaxes.flatMap((uid, index) => [`[TS${index}]`, `TransferSyntax1 = ${uid}`]),
+    '[[PresentationContexts]]',
+    `[${profile}Contexts]`,
+    ...contexts.map((context, index) => `PresentationContext${index + 1} = ${context}`),
+    '[[Profiles]]',
+    `[${profile}]`,
+    `PresentationContexts = ${profile}Contexts`,
+    '',
+  ].join('\n');
+}
