@@ -27,7 +27,8 @@ export interface HubProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port that was free on the loopback interface a moment ago. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
