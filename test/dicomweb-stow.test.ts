@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { writeMultipartRelated } from '../src/dicom/multipart.ts';
 import type { OutgoingPart } from '../src/dicom/multipart.ts';
 import { FailureReason } from '../src/routes/dicomweb/stow.ts';
-import { FileBlobStore } from '../src/storage/blob-store.ts';
+import { DEFAULT_MEMORY_BYTES, FileBlobStore } from '../src/storage/blob-store.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
@@ -62,7 +62,8 @@ describe('STOW-RS', () => {
     (await th.hub.db.query<{ blob_key: string; study_instance_uid: string; sha256: string }>(
       'SELECT blob_key, study_instance_uid, sha256 FROM dicom_instance WHERE sop_instance_uid = $1', [sopInstanceUid])).rows[0];
 
-  const spooled = async (): Promise<string[]> => readdir(join(th.config.dataDir, 'tmp', 'stow'));
+  /** The blob store's temp files: parts spilled while they arrive, blobs being written. */
+  const spooled = async (): Promise<string[]> => readdir(join(th.config.dataDir, 'blobs', 'tmp')).catch(() => []);
 
   beforeAll(async () => {
     th = await startTestHub();
@@ -96,11 +97,17 @@ describe('STOW-RS', () => {
       expect({ file: BATCH[index], sha256: sha256(stored) }).toEqual({ file: BATCH[index], sha256: sha256(files[index]!) });
       expect(row!.sha256).toBe(sha256(files[index]!));
 
+      // The ImagingStudy follows once the study has been quiet for a moment (the refresher), not with the answer.
       const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${row!.study_instance_uid}`);
-      const studies = await fhirFetch(`${th.fhir}/ImagingStudy?identifier=${identifier}`);
-      expect(studies.status).toBe(200);
-      expect(studies.body.entry).toHaveLength(1);
-      const instanceUids = studies.body.entry[0].resource.series.flatMap((series: { instance: { uid: string }[] }) => series.instance.map((i) => i.uid));
+      let instanceUids: string[] = [];
+      for (let attempt = 0; attempt < 100 && !instanceUids.includes(sopInstanceUid); attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+        const studies = await fhirFetch(`${th.fhir}/ImagingStudy?identifier=${identifier}`);
+        expect(studies.status).toBe(200);
+        const entries = (studies.body.entry ?? []) as { resource: { series: { instance: { uid: string }[] }[] } }[];
+        expect(entries.length).toBeLessThanOrEqual(1);
+        instanceUids = entries.flatMap((entry) => entry.resource.series.flatMap((series) => series.instance.map((i) => i.uid)));
+      }
       expect(instanceUids).toContain(sopInstanceUid);
     }
     expect(await spooled()).toEqual([]);
@@ -224,19 +231,24 @@ describe('STOW-RS', () => {
   });
 
   test('a client that goes away mid-part leaves no spooled file, and the hub goes on', async () => {
-    const file = await testFile('MR_small.dcm');
-    const { contentType, bytes } = await body([dicomPart(file)]);
+    // Past the blob writer's in-memory limit, so the part spills to a temp file while it arrives.
+    const large = Buffer.concat([await testFile('MR_small.dcm'), Buffer.alloc(4 * DEFAULT_MEMORY_BYTES)]);
+    const { contentType, bytes } = await body([dicomPart(large)]);
     await new Promise<void>((resolve) => {
       const upload = request(`${th.baseUrl}/dicomweb/studies`, { method: 'POST', headers: { 'content-type': contentType } });
       upload.on('error', () => resolve());
-      upload.write(bytes.subarray(0, bytes.length / 2), () => setTimeout(() => {
-        upload.destroy();
-        resolve();
-      }, 100));
+      upload.write(bytes.subarray(0, bytes.length / 2), () => {
+        void (async () => {
+          for (let attempt = 0; attempt < 100 && (await spooled()).length === 0; attempt++) await new Promise((r) => setTimeout(r, 20));
+          expect((await spooled()).length).toBe(1);
+          upload.destroy();
+          resolve();
+        })();
+      });
     });
     for (let attempt = 0; attempt < 50 && (await spooled()).length > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(await spooled()).toEqual([]);
-    const again = await stowParts('/studies', [dicomPart(file)]);
+    const again = await stowParts('/studies', [dicomPart(await testFile('MR_small.dcm'))]);
     expect(again.status).toBe(200);
   });
 

@@ -65,13 +65,27 @@ export async function migrate(db: Database): Promise<string[]> {
   });
 }
 
-/** Splits a migration script on the semicolons that end statements (our scripts hold no bodies). */
+/**
+ * Splits a migration script on the semicolons that end statements; semicolons inside a `$$` quoted
+ * body (a function's) do not end one.
+ */
 function splitStatements(sql: string): string[] {
-  return sql
+  const text = sql
     .split('\n')
     .filter((line) => !line.trim().startsWith('--'))
-    .join('\n')
-    .split(';')
-    .map((statement) => statement.trim())
-    .filter(Boolean);
+    .join('\n');
+  const statements: string[] = [];
+  let start = 0;
+  let inBody = false;
+  for (let i = 0; i < text.length; i++) {
+    if (text.startsWith('$$', i)) {
+      inBody = !inBody;
+      i++;
+    } else if (text[i] === ';' && !inBody) {
+      statements.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  statements.push(text.slice(start));
+  return statements.map((statement) => statement.trim()).filter(Boolean);
 }

@@ -1,26 +1,66 @@
 /**
- * The storage area: immutable blobs addressed by the SHA-256 of their bytes. The file-system store
- * writes to a temporary file, syncs it, then renames it into place, so a blob that `put` returned
- * survives a crash. An S3-compatible store can implement the same interface.
+ * The storage area: immutable blobs addressed by the SHA-256 of their bytes. A blob is written to a
+ * temporary file, synced, renamed into place and its directory synced, so a blob that `put` (or a
+ * staged blob's `commit`) returned survives a crash. An S3-compatible store can implement the same
+ * interface.
+ *
+ * Small blobs are held in memory while they arrive and reach the disk in one write; larger ones
+ * spill to a temporary file as they arrive, so nothing large is ever held whole.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 
 export interface StoredBlob {
   key: string;
   size: number;
 }
 
+/**
+ * Bytes received and hashed but not yet in the store: `commit` makes them a durable blob, `discard`
+ * drops them. Exactly one of `bytes` (held in memory) and `file` (spilled) is set, for a caller that
+ * must read them before deciding (a DICOM parser, say).
+ */
+export interface StagedBlob extends StoredBlob {
+  readonly bytes: Buffer | undefined;
+  readonly file: string | undefined;
+  /**
+   * Starts writing the bytes to a synced temp file, so that the sync overlaps whatever the caller
+   * does before deciding; `commit` and `discard` wait for it. Calling it is optional.
+   */
+  prepare(): void;
+  commit(): Promise<StoredBlob>;
+  discard(): Promise<void>;
+}
+
+/** Receives a blob's bytes in order. `write` rejects with BlobTooLargeError past the limit. */
+export interface BlobWriter {
+  readonly size: number;
+  write(chunk: Buffer): Promise<void>;
+  /** Ends the bytes; the writer is spent. */
+  stage(): Promise<StagedBlob>;
+  abort(): Promise<void>;
+}
+
+export interface BlobWriterOptions {
+  maxBytes?: number | undefined;
+  /** Bytes held in memory before the writer spills to a temporary file. */
+  memoryBytes?: number | undefined;
+}
+
 export interface BlobStore {
   /** Streams bytes into the store; rejects with BlobTooLargeError past maxBytes. */
   put(source: Readable | Buffer, maxBytes?: number): Promise<StoredBlob>;
+  createWriter(options?: BlobWriterOptions): BlobWriter;
   read(key: string): Promise<Buffer>;
   open(key: string): Readable;
   size(key: string): Promise<number>;
+  /** The blob's file, for stores that keep blobs on the local file system (random access without a copy). */
+  localPath?(key: string): string | undefined;
 }
 
 export class BlobTooLargeError extends Error {
@@ -32,56 +72,42 @@ export class BlobTooLargeError extends Error {
   }
 }
 
-function limiter(maxBytes: number, hash: ReturnType<typeof createHash>): Transform & { size: number } {
-  let size = 0;
-  const transform = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      size += chunk.length;
-      if (size > maxBytes) {
-        callback(new BlobTooLargeError(maxBytes));
-        return;
-      }
-      hash.update(chunk);
-      callback(null, chunk);
-    },
-  });
-  return Object.defineProperty(transform, 'size', { get: () => size }) as Transform & { size: number };
-}
+/** Held in memory up to this by default: a typical CT or MR instance (~0.5 MB) never touches a temp file. */
+export const DEFAULT_MEMORY_BYTES = 1024 * 1024;
+const KEY_PATTERN = /^[0-9a-f]{64}$/;
 
 export class FileBlobStore implements BlobStore {
-  private readonly root: string;
+  readonly root: string;
+  readonly tmpDir: string;
+  /** Directories known to exist: saves a mkdir per blob. */
+  private readonly knownDirs = new Set<string>();
 
   constructor(root: string) {
     this.root = root;
+    this.tmpDir = path.join(root, 'tmp');
   }
 
-  private pathOf(key: string): string {
-    if (!/^[0-9a-f]{64}$/.test(key)) {
+  pathOf(key: string): string {
+    if (!KEY_PATTERN.test(key)) {
       throw new Error('Invalid blob key');
     }
     return path.join(this.root, key.slice(0, 2), key.slice(2, 4), key);
   }
 
+  createWriter(options: BlobWriterOptions = {}): BlobWriter {
+    return new FileBlobWriter(this, options.maxBytes ?? Number.MAX_SAFE_INTEGER, options.memoryBytes ?? DEFAULT_MEMORY_BYTES);
+  }
+
   async put(source: Readable | Buffer, maxBytes = Number.MAX_SAFE_INTEGER): Promise<StoredBlob> {
-    const tmpDir = path.join(this.root, 'tmp');
-    await fsp.mkdir(tmpDir, { recursive: true });
-    const tmp = path.join(tmpDir, randomUUID());
-    const hash = createHash('sha256');
-    const counter = limiter(maxBytes, hash);
+    const writer = this.createWriter({ maxBytes });
     try {
-      // `flush` fsyncs the file before the stream closes, and pipeline resolves only after the close.
-      const input = Buffer.isBuffer(source) ? Readable.from([source]) : source;
-      await pipeline(input, counter, fs.createWriteStream(tmp, { flush: true }));
-    } catch (err) {
-      await fsp.rm(tmp, { force: true });
-      throw err;
+      if (Buffer.isBuffer(source)) await writer.write(source);
+      else for await (const chunk of source) await writer.write(chunk as Buffer);
+    } catch (error) {
+      await writer.abort();
+      throw error;
     }
-    const key = hash.digest('hex');
-    const finalPath = this.pathOf(key);
-    await fsp.mkdir(path.dirname(finalPath), { recursive: true });
-    await fsp.rename(tmp, finalPath);
-    await syncDirectory(path.dirname(finalPath));
-    return { key, size: counter.size };
+    return (await writer.stage()).commit();
   }
 
   async read(key: string): Promise<Buffer> {
@@ -95,14 +121,191 @@ export class FileBlobStore implements BlobStore {
   async size(key: string): Promise<number> {
     return (await fsp.stat(this.pathOf(key))).size;
   }
+
+  localPath(key: string): string {
+    return this.pathOf(key);
+  }
+
+  /** A path for a new temporary file, creating the temp directory once. */
+  async tempPath(): Promise<string> {
+    await this.ensureDir(this.tmpDir);
+    return path.join(this.tmpDir, randomUUID());
+  }
+
+  /**
+   * Renames a synced temp file to its key's place and syncs the directory. A blob already there has
+   * the same bytes (its name is their hash), so replacing it changes nothing a reader could see.
+   */
+  async install(tmp: string, key: string): Promise<void> {
+    const finalPath = this.pathOf(key);
+    const dir = path.dirname(finalPath);
+    await this.ensureDir(dir);
+    // rename(2) and open(2) of a directory take microseconds: run here rather than through the
+    // thread pool, which the fsyncs (the real waits) keep busy.
+    fs.renameSync(tmp, finalPath);
+    await syncDirectory(dir);
+  }
+
+  /** Writes bytes to a new temp file and syncs it; returns its path. */
+  async writeTemp(bytes: Buffer): Promise<string> {
+    const tmp = await this.tempPath();
+    const fd = fs.openSync(tmp, 'wx');
+    try {
+      let written = 0;
+      while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
+      await fdatasync(fd);
+    } catch (error) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw error;
+    }
+    fs.closeSync(fd);
+    return tmp;
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await fsp.mkdir(dir, { recursive: true });
+    this.knownDirs.add(dir);
+  }
+}
+
+class FileBlobWriter implements BlobWriter {
+  private readonly store: FileBlobStore;
+  private readonly maxBytes: number;
+  private readonly memoryBytes: number;
+  private readonly hash: Hash = createHash('sha256');
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private spill: { path: string; handle: FileHandle } | undefined;
+  private written = 0;
+  private done = false;
+
+  constructor(store: FileBlobStore, maxBytes: number, memoryBytes: number) {
+    this.store = store;
+    this.maxBytes = maxBytes;
+    this.memoryBytes = memoryBytes;
+  }
+
+  get size(): number {
+    return this.written;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.done) throw new Error('blob writer already finished');
+    if (this.written + chunk.length > this.maxBytes) throw new BlobTooLargeError(this.maxBytes);
+    this.written += chunk.length;
+    this.hash.update(chunk);
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.spill !== undefined || this.buffered > this.memoryBytes) await this.flushToSpill();
+  }
+
+  async stage(): Promise<StagedBlob> {
+    if (this.done) throw new Error('blob writer already finished');
+    this.done = true;
+    const key = this.hash.digest('hex');
+    const size = this.written;
+    if (this.spill === undefined) {
+      const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [];
+      return stagedInMemory(this.store, key, size, bytes);
+    }
+    try {
+      await this.flushToSpill();
+      await this.spill.handle.datasync();
+    } finally {
+      await this.spill.handle.close();
+    }
+    return stagedInFile(this.store, key, size, this.spill.path);
+  }
+
+  async abort(): Promise<void> {
+    this.done = true;
+    this.chunks = [];
+    const spill = this.spill;
+    this.spill = undefined;
+    if (spill) {
+      await spill.handle.close().catch(() => undefined);
+      await fsp.rm(spill.path, { force: true });
+    }
+  }
+
+  private async flushToSpill(): Promise<void> {
+    if (this.spill === undefined) {
+      const tmp = await this.store.tempPath();
+      this.spill = { path: tmp, handle: await fsp.open(tmp, 'wx') };
+    }
+    const chunks = this.chunks;
+    this.chunks = [];
+    this.buffered = 0;
+    if (chunks.length > 0) await writeAll(this.spill.handle, chunks);
+  }
+}
+
+function stagedInMemory(store: FileBlobStore, key: string, size: number, bytes: Buffer): StagedBlob {
+  let synced: Promise<string> | undefined;
+  return {
+    key, size, bytes, file: undefined,
+    prepare() {
+      synced ??= store.writeTemp(bytes);
+      // Its failure is reported by commit; discard needs no report.
+      synced.catch(() => undefined);
+    },
+    async commit() {
+      synced ??= store.writeTemp(bytes);
+      await store.install(await synced, key);
+      return { key, size };
+    },
+    async discard() {
+      if (synced === undefined) return;
+      const tmp = await synced.catch(() => undefined);
+      if (tmp !== undefined) await fsp.rm(tmp, { force: true });
+    },
+  };
+}
+
+function stagedInFile(store: FileBlobStore, key: string, size: number, file: string): StagedBlob {
+  return {
+    key, size, bytes: undefined, file,
+    prepare() {},
+    async commit() {
+      await store.install(file, key);
+      return { key, size };
+    },
+    async discard() {
+      await fsp.rm(file, { force: true });
+    },
+  };
+}
+
+async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
+  let pending = chunks;
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending);
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const chunk of pending) {
+      if (skip >= chunk.length) skip -= chunk.length;
+      else {
+        rest.push(skip > 0 ? chunk.subarray(skip) : chunk);
+        skip = 0;
+      }
+    }
+    pending = rest;
+  }
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
 }
 
 /** fsync on the directory makes a rename durable. */
 async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
+  const fd = fs.openSync(dir, 'r');
   try {
-    await handle.sync();
+    await new Promise<void>((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve())));
   } finally {
-    await handle.close();
+    fs.closeSync(fd);
   }
 }

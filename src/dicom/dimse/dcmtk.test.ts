@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { createLogger } from '../../logger.ts';
 import { Status } from './command-set.ts';
 import { writePart10File } from './part10-writer.ts';
-import { freePort, readPart10, runDcmtk, startDcmtk, storescuProfile, waitForListener } from './test-peer.ts';
+import { fileStoreHandler, freePort, readPart10, runDcmtk, startDcmtk, storescuProfile, waitForListener } from './test-peer.ts';
+import type { FileStoreRequest } from './test-peer.ts';
 import { startDimseServer } from './server.ts';
 import type { DimseServer, StoreRequest, StoreResult } from './server.ts';
 
@@ -58,7 +59,7 @@ describe('DIMSE SCP with dcmtk peers', () => {
   let tempDir: string;
   let outDir: string;
   let server: DimseServer;
-  let stored: StoreRequest[] = [];
+  let stored: FileStoreRequest[] = [];
   let refuse: (request: StoreRequest, index: number) => StoreResult | undefined = () => undefined;
 
   beforeAll(async () => {
@@ -74,8 +75,7 @@ describe('DIMSE SCP with dcmtk peers', () => {
       allowedCallingAeTitles: ['ECHOSCU', 'STORESCU'],
       logger: createLogger(process.env.DIMSE_TEST_LOG ?? 'silent'),
       maxPduLength: 65536,
-      tempDir,
-      onStore: async (request) => {
+      store: fileStoreHandler(tempDir, async (request) => {
         const index = stored.length;
         stored.push(request);
         const refusal = refuse(request, index);
@@ -87,7 +87,7 @@ describe('DIMSE SCP with dcmtk peers', () => {
           sourceApplicationEntityTitle: request.callingAeTitle,
         });
         return { status: Status.success };
-      },
+      }),
     });
   });
 

@@ -1,17 +1,18 @@
 /**
- * C-STORE into the ingest path: the received data set becomes a Part 10 file (the bytes we store
- * and serve), `ingestInstance` stores it, and the outcome becomes a C-STORE status (PS3.4 §B.2.3).
- * Each instance is answered on its own: a refusal or an error never touches its neighbours.
+ * C-STORE into the ingest path: the received data set, behind a File Meta Information header, goes
+ * straight into a blob writer as it arrives (the Part 10 bytes we store and serve; held in memory
+ * while small, spilled to a temp file beyond that), `ingestInstance` stores it, and the outcome
+ * becomes a C-STORE status (PS3.4 §B.2.3). Each instance is answered on its own: a refusal or an
+ * error never touches its neighbours. When the peer releases the association, the ImagingStudies of
+ * the studies it sent are brought up to date before the release is confirmed.
  */
-import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from '../../logger.ts';
+import type { BlobWriter } from '../../storage/blob-store.ts';
 import { ingestInstance } from '../ingest.ts';
 import type { IngestContext, IngestOutcome } from '../ingest.ts';
 import { Status } from './command-set.ts';
-import { writePart10File } from './part10-writer.ts';
-import type { OnStore, StoreResult } from './server.ts';
+import { buildPart10Header } from './part10-writer.ts';
+import type { DataSetSink, StoreHandler, StoreResult } from './server.ts';
 
 /** PS3.7 §C.4.x general status: a different instance already holds this SOP Instance UID. */
 export const DUPLICATE_SOP_INSTANCE = 0x0111;
@@ -24,32 +25,61 @@ export function storeResultOf(outcome: IngestOutcome): StoreResult {
     case 'conflict':
       return { status: DUPLICATE_SOP_INSTANCE, comment: 'SOP Instance UID already stored with other content' };
     case 'refused':
+    case 'wrong-study':
       // C000 "cannot understand"; the comment (LO, 64 characters) names the first problem found.
       return { status: Status.cannotUnderstand, comment: outcome.reason };
   }
 }
 
-export function createStoreHandler(ctx: IngestContext, part10Dir: string, logger: Logger): OnStore {
-  return async (request) => {
-    const part10File = join(part10Dir, `${randomUUID()}.dcm`);
-    try {
-      await writePart10File(request.datasetFile, part10File, {
+interface BlobSink extends DataSetSink {
+  writer: BlobWriter;
+}
+
+export function createStoreHandler(ctx: IngestContext, logger: Logger): StoreHandler<BlobSink> {
+  /** The studies each running association stored instances of. */
+  const studiesByAssociation = new Map<number, Set<string>>();
+  return {
+    async begin(request) {
+      const writer = ctx.blobs.createWriter();
+      await writer.write(buildPart10Header({
         mediaStorageSopClassUid: request.sopClassUid,
         mediaStorageSopInstanceUid: request.sopInstanceUid,
         transferSyntaxUid: request.transferSyntaxUid,
         sourceApplicationEntityTitle: request.callingAeTitle,
-      });
-      const outcome = await ingestInstance(ctx, part10File);
-      if (outcome.status === 'refused' || outcome.status === 'conflict') {
-        logger.warn({ outcome: outcome.status, reason: outcome.reason }, 'C-STORE instance refused');
+      }));
+      return { writer, write: (chunk) => writer.write(chunk), abort: () => writer.abort() };
+    },
+
+    async complete(request, sink) {
+      try {
+        const staged = await sink.writer.stage();
+        let outcome: IngestOutcome;
+        try {
+          outcome = await ingestInstance(ctx, staged);
+        } finally {
+          await staged.discard();
+        }
+        if (outcome.status === 'refused' || outcome.status === 'conflict') {
+          logger.warn({ outcome: outcome.status, reason: outcome.reason }, 'C-STORE instance refused');
+        }
+        if (outcome.status === 'stored' || outcome.status === 'duplicate') {
+          let studies = studiesByAssociation.get(request.associationId);
+          if (!studies) studiesByAssociation.set(request.associationId, (studies = new Set()));
+          studies.add(outcome.studyInstanceUid);
+        }
+        return storeResultOf(outcome);
+      } catch (error) {
+        // The message of a storage error names files or SQL, never dataset values.
+        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'C-STORE instance could not be stored');
+        return { status: Status.outOfResources, comment: 'the instance could not be stored' };
       }
-      return storeResultOf(outcome);
-    } catch (error) {
-      // The message of a storage error names files or SQL, never dataset values.
-      logger.error({ err: error instanceof Error ? error.message : String(error) }, 'C-STORE instance could not be stored');
-      return { status: Status.outOfResources, comment: 'the instance could not be stored' };
-    } finally {
-      await rm(part10File, { force: true });
-    }
+    },
+
+    async end(associationId, released) {
+      const studies = studiesByAssociation.get(associationId);
+      studiesByAssociation.delete(associationId);
+      // After an abort the refresher's own schedule brings them up to date.
+      if (released && studies) await ctx.studies.flush(studies);
+    },
   };
 }

@@ -4,13 +4,16 @@
  * received data sets with pydicom's test files. Used only by `*.test.ts`.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { open, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { connect, createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import { decodeCommandSet } from './command-set.ts';
 import type { CommandSet } from './command-set.ts';
 import { PduReader, PduType, parsePDataTf } from './pdu.ts';
 import type { Pdu } from './pdu.ts';
+import type { DataSetSink, StoreHandler, StoreRequest, StoreResult } from './server.ts';
 
 export interface ToolResult {
   code: number | null;
@@ -265,4 +268,52 @@ export function storescuProfile(files: readonly { sopClassUid: string; transferS
     `PresentationContexts = ${profile}Contexts`,
     '',
   ].join('\n');
+}
+
+export interface FileStoreRequest extends StoreRequest {
+  /** The data set exactly as received (no File Meta Information); deleted after the callback settles. */
+  datasetFile: string;
+  byteLength: number;
+}
+
+/**
+ * A store handler that streams each data set to a file in `tempDir` and hands it to `onStore` once
+ * complete, deleting it afterwards (tests check that nothing is left behind).
+ */
+export function fileStoreHandler(tempDir: string, onStore: (request: FileStoreRequest) => Promise<StoreResult> | StoreResult): StoreHandler<FileSink> {
+  return {
+    async begin() {
+      const path = join(tempDir, `${randomUUID()}.dataset`);
+      const handle = await open(path, 'wx');
+      let closed = false;
+      const close = async () => {
+        if (!closed) await handle.close();
+        closed = true;
+      };
+      return {
+        path,
+        close,
+        write: async (chunk) => {
+          await handle.write(chunk);
+        },
+        abort: async () => {
+          await close();
+          await rm(path, { force: true });
+        },
+      };
+    },
+    async complete(request, sink, byteLength) {
+      try {
+        await sink.close();
+        return await onStore({ ...request, datasetFile: sink.path, byteLength });
+      } finally {
+        await rm(sink.path, { force: true });
+      }
+    },
+  };
+}
+
+interface FileSink extends DataSetSink {
+  path: string;
+  close(): Promise<void>;
 }

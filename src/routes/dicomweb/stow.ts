@@ -1,7 +1,11 @@
 /**
  * STOW-RS (PS3.18 §10.5): `POST /studies` and `POST /studies/{StudyInstanceUID}` with a
- * multipart/related body of application/dicom parts. Each part streams to a file under the spool
- * directory and goes through the same ingest path as C-STORE; nothing holds a whole part in memory.
+ * multipart/related body of application/dicom parts. Each part streams into a blob writer (held in
+ * memory while small, spilled to a temp file beyond that, so nothing holds a large part whole) and
+ * goes through the same ingest path as C-STORE, several parts at once. The studies' ImagingStudies
+ * follow through the refresher (study-refresher.ts) once the study has been quiet for a moment: the
+ * answer does not wait for them, since a viewer or PACS sending one instance per request would
+ * otherwise pay for an ImagingStudy rewrite per instance.
  *
  * Answers (PS3.18 §10.5.3, Store Instances Response Module, application/dicom+json):
  * - 200 every instance stored (an identical instance stored before counts as stored);
@@ -21,18 +25,14 @@
  *   already stored with other bytes; the stored instance stays (ingest.ts duplicate policy).
  * An instance is listed in ReferencedSOPSequence only once ingest has synced its blob and committed its rows.
  */
-import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { open } from 'node:fs/promises';
 import type { Request, Response, Router } from 'express';
-import { getString } from '../../dicom/attributes.ts';
 import { ingestInstance } from '../../dicom/ingest.ts';
 import type { IngestOutcome } from '../../dicom/ingest.ts';
 import { MultipartError, parseMediaType, parseMultipartRelatedContentType, readMultipart } from '../../dicom/multipart.ts';
 import type { ReceivedPart } from '../../dicom/multipart.ts';
-import { isValidUid, parsePart10File } from '../../dicom/part10.ts';
+import { isValidUid } from '../../dicom/part10.ts';
+import type { StagedBlob } from '../../storage/blob-store.ts';
 import { LONG_LENGTH_VRS } from '../../dicom/vr.ts';
 import type { DicomwebOptions } from './index.ts';
 
@@ -44,8 +44,12 @@ export const FailureReason = {
 } as const;
 
 const DICOM = 'application/dicom';
-/** Instances ingested at once per request: overlaps one part's fsync and commit with the next part's upload. */
-const INGEST_CONCURRENCY = 4;
+/**
+ * Instances ingested at once per request: overlaps parts' fsyncs and commits with each other and
+ * with the upload of the next parts. Bounds the memory a request holds to this many parts of up to
+ * the blob writer's in-memory size.
+ */
+const INGEST_CONCURRENCY = 8;
 
 interface SopReference {
   sopClassUid?: string;
@@ -87,14 +91,14 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
 
   const results: PartResult[] = [];
   const ingests = new Set<Promise<void>>();
-  const ingestPart = async (index: number, file: string): Promise<void> => {
+  const ingestPart = async (index: number, staged: StagedBlob): Promise<void> => {
     try {
-      results.push(await ingestSpooled(options, index, file, study));
+      results.push(await ingestStaged(options, index, staged, study));
     } catch (error) {
       options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS spooled part could not be read');
       results.push({ index, stored: false, failureReason: FailureReason.outOfResources, why: 'the spooled part could not be read' });
     } finally {
-      await rm(file, { force: true });
+      await staged.discard();
     }
   };
 
@@ -104,16 +108,19 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
       results.push({ index: part.index, stored: false, failureReason: FailureReason.cannotUnderstand, why: 'part is not application/dicom' });
       return;
     }
-    const file = join(options.tempDir, `${randomUUID()}.dcm`);
+    // Wait before reading the part, so that at most INGEST_CONCURRENCY parts are held at once.
+    while (ingests.size >= INGEST_CONCURRENCY) await Promise.race(ingests);
+    const writer = options.ingest.blobs.createWriter();
+    let staged: StagedBlob;
     try {
-      await pipeline(part.body, createWriteStream(file));
+      for await (const chunk of part.body) await writer.write(chunk as Buffer);
+      staged = await writer.stage();
     } catch (error) {
-      await rm(file, { force: true });
+      await writer.abort();
       results.push(partFailure(part.index, error));
       return;
     }
-    while (ingests.size >= INGEST_CONCURRENCY) await Promise.race(ingests);
-    const ingest = ingestPart(part.index, file).finally(() => ingests.delete(ingest));
+    const ingest = ingestPart(part.index, staged).finally(() => ingests.delete(ingest));
     ingests.add(ingest);
   };
 
@@ -179,25 +186,12 @@ function partFailure(index: number, error: unknown): PartResult {
   return { index, stored: false, failureReason: FailureReason.outOfResources, why: 'the part could not be spooled' };
 }
 
-/** Ingests one spooled part; storage errors become out-of-resources failures of this part alone. */
-async function ingestSpooled(options: DicomwebOptions, index: number, file: string, study: string | undefined): Promise<PartResult> {
-  const meta = await readMetaUids(file);
-  if (study !== undefined) {
-    const parsed = parsePart10File(file);
-    if (!parsed.ok) return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: parsed.reason, ...meta };
-    const studyInstanceUid = getString(parsed.dataset, '0020000D');
-    if (studyInstanceUid !== study) {
-      return {
-        index, stored: false, failureReason: FailureReason.studyMismatch,
-        why: 'StudyInstanceUID (0020,000D) differs from the study in the request path',
-        sopClassUid: getString(parsed.dataset, '00080016') ?? meta.sopClassUid,
-        sopInstanceUid: getString(parsed.dataset, '00080018') ?? meta.sopInstanceUid,
-      };
-    }
-  }
+/** Ingests one staged part; storage errors become out-of-resources failures of this part alone. */
+async function ingestStaged(options: DicomwebOptions, index: number, staged: StagedBlob, study: string | undefined): Promise<PartResult> {
+  const meta = await readMetaUids(staged);
   let outcome: IngestOutcome;
   try {
-    outcome = await ingestInstance(options.ingest, file);
+    outcome = await ingestInstance(options.ingest, staged, { studyInstanceUid: study });
   } catch (error) {
     options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS instance could not be stored');
     return { index, stored: false, failureReason: FailureReason.outOfResources, why: 'the instance could not be stored', ...meta };
@@ -214,6 +208,11 @@ async function ingestSpooled(options: DicomwebOptions, index: number, file: stri
       return { index, stored: false, failureReason: FailureReason.duplicateSopInstance, why: outcome.reason, ...meta };
     case 'refused':
       return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: outcome.reason, ...meta };
+    case 'wrong-study':
+      return {
+        index, stored: false, failureReason: FailureReason.studyMismatch, why: outcome.reason,
+        sopClassUid: outcome.sopClassUid ?? meta.sopClassUid, sopInstanceUid: outcome.sopInstanceUid ?? meta.sopInstanceUid,
+      };
   }
 }
 
@@ -224,15 +223,18 @@ const META_WINDOW = 132 + 64 * 1024;
  * The SOP Class and Instance UIDs of the File Meta Information (PS3.10 §7.1, always Explicit VR
  * Little Endian), best effort: whatever can be read before the first problem.
  */
-async function readMetaUids(file: string): Promise<SopReference> {
-  const handle = await open(file, 'r');
+async function readMetaUids(staged: StagedBlob): Promise<SopReference> {
   let head: Buffer;
-  try {
-    const buffer = Buffer.alloc(META_WINDOW);
-    const { bytesRead } = await handle.read(buffer, 0, META_WINDOW, 0);
-    head = buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
+  if (staged.bytes !== undefined) head = staged.bytes.subarray(0, META_WINDOW);
+  else {
+    const handle = await open(staged.file!, 'r');
+    try {
+      const buffer = Buffer.alloc(META_WINDOW);
+      const { bytesRead } = await handle.read(buffer, 0, META_WINDOW, 0);
+      head = buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
   }
   const uids: SopReference = {};
   if (head.length < 132 || head.toString('latin1', 128, 132) !== 'DICM') return uids;
