@@ -1,16 +1,14 @@
 /**
  * One DICOM association on one TCP connection, acceptor side: the PS3.8 §9.2 state machine reduced to
- * what an SCP needs, and the DIMSE (PS3.7) services on top of it: C-ECHO, and C-STORE with the data
- * set streamed fragment by fragment to a temp file. Every other request gets a failure response and
- * the association carries on; a failed instance fails only its own C-STORE.
+ * what an SCP needs, and the DIMSE (PS3.7) services on top of it: C-ECHO, C-STORE with the data
+ * set handed fragment by fragment to the store handler's sink as it arrives, and C-FIND (when a
+ * handler is configured), whose responses go out next to the pump so that a C-CANCEL-RQ is read.
+ * Every other request gets a failure response and the association carries on; a failed instance
+ * fails only its own C-STORE.
  *
  * PDUs are handled strictly in order by one pump; the socket is paused while the pump is behind, so a
- * slow disk or a slow `onStore` pushes back on the peer instead of filling memory.
+ * slow disk or a slow store handler pushes back on the peer instead of filling memory.
  */
-import { randomUUID } from 'node:crypto';
-import { open, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../logger.ts';
 import { CommandField, NO_DATA_SET, Status, decodeCommandSet, encodeResponse } from './command-set.ts';
@@ -33,16 +31,22 @@ import {
   parsePDataTf,
 } from './pdu.ts';
 import type { Pdu, PresentationContextAnswer, Rejection } from './pdu.ts';
-import { VERIFICATION_SOP_CLASS, isAcceptedAbstractSyntax, isValidUid } from './sop-classes.ts';
+import { VERIFICATION_SOP_CLASS, isAcceptedAbstractSyntax, isAcceptedTransferSyntax, isQuerySopClass, isValidUid } from './sop-classes.ts';
 
 export interface StoreRequest {
+  /** Unique per server: the association the request came on. */
+  associationId: number;
   callingAeTitle: string;
   sopClassUid: string;
   sopInstanceUid: string;
   transferSyntaxUid: string;
-  /** The data set exactly as received (no File Meta Information). Deleted after `onStore` settles. */
-  datasetFile: string;
-  byteLength: number;
+}
+
+/** Receives one data set's fragments, exactly as received (no File Meta Information), in order. */
+export interface DataSetSink {
+  write(chunk: Buffer): Promise<void>;
+  /** The data set will not be completed (the association ended, or writing failed): drop it. */
+  abort(): Promise<void>;
 }
 
 export interface StoreResult {
@@ -52,18 +56,50 @@ export interface StoreResult {
 }
 
 /**
- * Called once per received instance, after its last fragment is on disk. To keep the data set, move
- * or copy `datasetFile` before resolving. A throw becomes status 0x0110 (processing failure).
+ * Stores C-STORE data sets: `begin` gives the sink an accepted request's data set streams into;
+ * `complete` stores it once its last fragment is written, and its result is the C-STORE answer (a
+ * throw becomes 0x0110 processing failure; the sink is not aborted after `complete` started). `end`
+ * runs when an association ends: on a release the peer gets its A-RELEASE-RP only once it settles.
  */
-export type OnStore = (request: StoreRequest) => Promise<StoreResult> | StoreResult;
+export interface StoreHandler<S extends DataSetSink = DataSetSink> {
+  begin(request: StoreRequest): Promise<S>;
+  complete(request: StoreRequest, sink: S, byteLength: number): Promise<StoreResult>;
+  end?(associationId: number, released: boolean): Promise<void>;
+}
+
+export interface FindRequest {
+  callingAeTitle: string;
+  /** Our AE title, for Retrieve AE Title (0008,0054). */
+  calledAeTitle: string;
+  sopClassUid: string;
+  /** The identifier's transfer syntax: the presentation context's, Implicit or Explicit VR Little Endian. */
+  transferSyntaxUid: string;
+  identifier: Buffer;
+}
+
+export interface FindResponse {
+  /** Pending (0xFF00/0xFF01) with an identifier, or the final status (PS3.4 §C.4.1.1.4). */
+  status: number;
+  identifier?: Buffer | undefined;
+  comment?: string | undefined;
+}
+
+/**
+ * Called once per C-FIND-RQ: yields the pending responses one at a time and returns the final one.
+ * On C-CANCEL-RQ or a closed connection the association stops pulling and calls `return()`.
+ */
+export type OnFind = (request: FindRequest) => AsyncGenerator<FindResponse, FindResponse, undefined>;
 
 export interface AssociationOptions {
   aeTitle: string;
   allowedCallingAeTitles?: readonly string[] | undefined;
-  onStore: OnStore;
+  /** Unique per server. */
+  id: number;
+  store: StoreHandler;
+  /** Without it, the query models are not negotiated and C-FIND-RQ is an unrecognized operation (0x0211). */
+  onFind?: OnFind | undefined;
   logger: Logger;
   maxPduLength: number;
-  tempDir: string;
   /** PS3.8 §9.1.5 ARTIM: how long to wait for the A-ASSOCIATE-RQ and for the peer to close after release or abort. */
   artimTimeoutMs: number;
   /** How long an established association may stay silent (or stall mid-PDU) before it is aborted. */
@@ -76,26 +112,37 @@ interface AcceptedContext {
   transferSyntaxUid: string;
 }
 
-/** A request whose data set is arriving: stored to a temp file, or counted and dropped. */
+/** A request whose data set is arriving: written to the store handler's sink, or counted and dropped. */
 interface IncomingDataSet {
   context: AcceptedContext;
   command: CommandSet;
-  file?: { handle: FileHandle; path: string } | undefined;
+  request?: StoreRequest | undefined;
+  sink?: DataSetSink | undefined;
   byteLength: number;
   /** When set, the data set is discarded and this is the answer. */
   failure?: StoreResult | undefined;
+  /** A C-FIND identifier, kept in memory (at most MAX_IDENTIFIER_LENGTH bytes). */
+  identifier?: Buffer[] | undefined;
+}
+
+/** A C-FIND whose responses are being sent while the pump goes on reading (for its C-CANCEL-RQ). */
+interface RunningFind {
+  messageId: number;
+  cancelled: boolean;
+  done: Promise<void>;
 }
 
 /** PS3.8 Annex D: an A-ASSOCIATE-RQ with 128 presentation contexts stays far below this. */
 const MAX_ASSOCIATE_RQ_LENGTH = 1 << 20;
 const MAX_COMMAND_SET_LENGTH = 1 << 16;
+const MAX_IDENTIFIER_LENGTH = 1 << 20;
 const PAUSE_AT_QUEUED_PDUS = 16;
 const RESUME_AT_QUEUED_PDUS = 2;
 
 type State = 'awaiting-associate' | 'established' | 'closing';
 
 export class Association {
-  /** Resolves when the connection is closed and no temp file of it remains. */
+  /** Resolves when the connection is closed and no data set of it is pending. */
   readonly finished: Promise<void>;
 
   private readonly socket: Socket;
@@ -117,6 +164,8 @@ export class Association {
   private commandLength = 0;
   private commandContextId = 0;
   private incoming: IncomingDataSet | undefined;
+  private storeEnded = false;
+  private runningFind: RunningFind | undefined;
   private resolveFinished!: () => void;
 
   constructor(socket: Socket, options: AssociationOptions, logger: Logger) {
@@ -181,6 +230,8 @@ export class Association {
       }
       if (this.socketClosed) {
         await this.discardIncoming();
+        await this.runningFind?.done;
+        await this.endStore(false);
         this.resolveFinished();
       }
     } finally {
@@ -200,7 +251,10 @@ export class Association {
         await this.onPData(pdu.body);
         return;
       case PduType.releaseRq:
+        await this.cancelFind();
         await this.discardIncoming();
+        await this.endStore(true);
+        if (this.socketClosed) return;
         this.log.debug('association released');
         this.state = 'closing';
         this.socket.end(encodeReleaseRp());
@@ -241,8 +295,9 @@ export class Association {
       return;
     }
     const answers: PresentationContextAnswer[] = rq.presentationContexts.map((proposed) => {
-      const transferSyntaxUid = proposed.transferSyntaxUids.find(isValidUid);
-      if (!isAcceptedAbstractSyntax(proposed.abstractSyntaxUid)) {
+      const transferSyntaxUid = proposed.transferSyntaxUids.find((uid) => isAcceptedTransferSyntax(proposed.abstractSyntaxUid, uid));
+      // Query models are offered only when a C-FIND handler is configured.
+      if (!isAcceptedAbstractSyntax(proposed.abstractSyntaxUid) || (isQuerySopClass(proposed.abstractSyntaxUid) && !this.options.onFind)) {
         return { id: proposed.id, result: PresentationContextResult.abstractSyntaxNotSupported, transferSyntaxUid: proposed.transferSyntaxUids[0] ?? '' };
       }
       if (transferSyntaxUid === undefined) {
@@ -336,6 +391,18 @@ export class Association {
   private async onCommand(context: AcceptedContext, command: CommandSet): Promise<void> {
     const field = command.commandField;
     const hasDataSet = command.commandDataSetType !== undefined ? command.commandDataSetType !== NO_DATA_SET : field === CommandField.cStoreRq;
+    if (field === CommandField.cCancelRq) {
+      // PS3.7 §9.3.2.3: C-CANCEL has no response; the cancelled C-FIND answers 0xFE00.
+      if (this.runningFind && this.runningFind.messageId === command.messageIdBeingRespondedTo) this.runningFind.cancelled = true;
+      return;
+    }
+    // Without asynchronous operations negotiated, one operation at a time (PS3.7 §D.3.3.3).
+    if (this.runningFind) await this.runningFind.done;
+    if (field === CommandField.cFindRq && this.options.onFind && !command.malformed && command.messageId !== undefined) {
+      if (hasDataSet) this.incoming = { context, command, byteLength: 0, identifier: [] };
+      else this.respondToUnsupported(context, command, { status: Status.cannotUnderstand, comment: 'C-FIND-RQ without an identifier' });
+      return;
+    }
     if (field === CommandField.cEchoRq && !command.malformed) {
       this.respond(context, {
         commandField: CommandField.cEchoRsp,
@@ -354,7 +421,6 @@ export class Association {
       this.incoming = await this.startDataSet(context, command);
       return;
     }
-    if (field === CommandField.cCancelRq) return; // PS3.7 §9.3.2.3: C-CANCEL has no response.
     const failure = { status: Status.unrecognizedOperation, comment: field === undefined ? 'unreadable command set' : `command 0x${field.toString(16)} not supported` };
     this.log.info({ commandField: field, malformed: command.malformed }, 'unsupported DIMSE request');
     if (hasDataSet) this.incoming = { context, command, byteLength: 0, failure };
@@ -371,11 +437,17 @@ export class Association {
       // PS3.4 §B.2.3: the SOP class must be the one negotiated for this presentation context.
       incoming.failure = { status: Status.sopClassNotSupported, comment: 'SOP class differs from the presentation context' };
     } else {
-      const path = join(this.options.tempDir, `${randomUUID()}.dataset`);
+      incoming.request = {
+        associationId: this.options.id,
+        callingAeTitle: this.callingAeTitle,
+        sopClassUid: command.affectedSopClassUid,
+        sopInstanceUid: command.affectedSopInstanceUid,
+        transferSyntaxUid: context.transferSyntaxUid,
+      };
       try {
-        incoming.file = { handle: await open(path, 'wx'), path };
+        incoming.sink = await this.options.store.begin(incoming.request);
       } catch (error) {
-        this.log.error({ err: error }, 'cannot create a temp file for a C-STORE data set');
+        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'cannot open a sink for a C-STORE data set');
         incoming.failure = { status: Status.outOfResources, comment: 'cannot store the data set' };
       }
     }
@@ -384,46 +456,45 @@ export class Association {
 
   private async writeFragment(incoming: IncomingDataSet, data: Buffer): Promise<void> {
     incoming.byteLength += data.length;
-    if (!incoming.file || incoming.failure) return;
+    if (incoming.identifier) {
+      if (incoming.byteLength <= MAX_IDENTIFIER_LENGTH) incoming.identifier.push(data);
+      else incoming.failure ??= { status: Status.outOfResources, comment: 'identifier too large' };
+      return;
+    }
+    if (!incoming.sink || incoming.failure) return;
     try {
-      let written = 0;
-      while (written < data.length) {
-        const { bytesWritten } = await incoming.file.handle.write(data, written, data.length - written);
-        written += bytesWritten;
-      }
+      await incoming.sink.write(data);
     } catch (error) {
-      this.log.error({ err: error }, 'writing a C-STORE data set failed');
+      this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'writing a C-STORE data set failed');
       incoming.failure = { status: Status.outOfResources, comment: 'cannot store the data set' };
-      await this.removeTempFile(incoming);
+      await this.abortSink(incoming);
     }
   }
 
   private async completeDataSet(incoming: IncomingDataSet): Promise<void> {
     this.incoming = undefined;
     const field = incoming.command.commandField;
+    if (field === CommandField.cFindRq) {
+      this.startFind(incoming);
+      return;
+    }
     if (field !== CommandField.cStoreRq) {
       if (field === CommandField.cEchoRq) return;
       this.respondToUnsupported(incoming.context, incoming.command, incoming.failure ?? { status: Status.unrecognizedOperation });
       return;
     }
     let result: StoreResult = incoming.failure ?? { status: Status.processingFailure };
-    if (incoming.file && !incoming.failure) {
+    const { sink, request } = incoming;
+    if (sink && request && !incoming.failure) {
+      incoming.sink = undefined;
       try {
-        await incoming.file.handle.close();
-        result = await this.options.onStore({
-          callingAeTitle: this.callingAeTitle,
-          sopClassUid: incoming.command.affectedSopClassUid!,
-          sopInstanceUid: incoming.command.affectedSopInstanceUid!,
-          transferSyntaxUid: incoming.context.transferSyntaxUid,
-          datasetFile: incoming.file.path,
-          byteLength: incoming.byteLength,
-        });
+        result = await this.options.store.complete(request, sink, incoming.byteLength);
       } catch (error) {
-        this.log.error({ err: error }, 'storing a received instance failed');
+        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'storing a received instance failed');
         result = { status: Status.processingFailure, comment: 'processing failure' };
       }
     }
-    await this.removeTempFile(incoming);
+    await this.abortSink(incoming);
     if (result.status !== Status.success) {
       // UIDs can identify a patient's study, so the log carries the message id, not the instance UID.
       this.log.info({ messageId: incoming.command.messageId, status: result.status, comment: result.comment }, 'C-STORE not successful');
@@ -457,6 +528,105 @@ export class Association {
     });
   }
 
+  private startFind(incoming: IncomingDataSet): void {
+    const { context, command } = incoming;
+    if (incoming.failure) {
+      this.respondToUnsupported(context, command, incoming.failure);
+      return;
+    }
+    const running: RunningFind = { messageId: command.messageId!, cancelled: false, done: Promise.resolve() };
+    this.runningFind = running;
+    running.done = this.runFind(context, command, Buffer.concat(incoming.identifier ?? []), running).finally(() => {
+      if (this.runningFind === running) this.runningFind = undefined;
+    });
+  }
+
+  /** Runs next to the pump, so that a C-CANCEL-RQ is read while the responses go out. */
+  private async runFind(context: AcceptedContext, command: CommandSet, identifier: Buffer, running: RunningFind): Promise<void> {
+    const answer = (response: FindResponse) => this.respondToFind(context, command, response);
+    const onFind = this.options.onFind;
+    if (!onFind || !isQuerySopClass(context.abstractSyntaxUid) || command.affectedSopClassUid !== context.abstractSyntaxUid) {
+      await answer({ status: Status.sopClassNotSupported, comment: 'SOP class not supported for C-FIND' });
+      return;
+    }
+    let responses: AsyncGenerator<FindResponse, FindResponse, undefined> | undefined;
+    try {
+      responses = onFind({
+        callingAeTitle: this.callingAeTitle,
+        calledAeTitle: this.options.aeTitle,
+        sopClassUid: context.abstractSyntaxUid,
+        transferSyntaxUid: context.transferSyntaxUid,
+        identifier,
+      });
+      for (;;) {
+        if (this.socketClosed || this.state === 'closing') {
+          await responses.return({ status: Status.processingFailure });
+          return;
+        }
+        if (running.cancelled) {
+          await responses.return({ status: Status.cancelled });
+          await answer({ status: Status.cancelled });
+          return;
+        }
+        const next = await responses.next();
+        if (next.done) {
+          await answer(next.value);
+          return;
+        }
+        if (!running.cancelled) await answer(next.value);
+      }
+    } catch (error) {
+      this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'C-FIND failed');
+      await responses?.return({ status: Status.cannotUnderstand }).catch(() => undefined);
+      // 0xC000 is also C-FIND's "unable to process" (PS3.4 §C.4.1.1.4).
+      await answer({ status: Status.cannotUnderstand, comment: 'unable to process the query' });
+    }
+  }
+
+  /** Sends one C-FIND-RSP, with its identifier when pending; waits while the socket's buffer is full. */
+  private async respondToFind(context: AcceptedContext, command: CommandSet, response: FindResponse): Promise<void> {
+    if (this.socketClosed || this.state === 'closing') return;
+    const pdus = encodePData(context.id, true, encodeResponse({
+      commandField: CommandField.cFindRsp,
+      messageIdBeingRespondedTo: command.messageId ?? 0,
+      status: response.status,
+      affectedSopClassUid: command.affectedSopClassUid,
+      errorComment: response.comment,
+      hasDataSet: response.identifier !== undefined,
+    }), this.peerMaxPduLength);
+    if (response.identifier) pdus.push(...encodePData(context.id, false, response.identifier, this.peerMaxPduLength));
+    // A response the peer takes is progress: the idle timer aborts a peer that stops reading them.
+    if (this.socket.write(Buffer.concat(pdus), () => this.touchIdleTimer())) return;
+    const drained = await new Promise<boolean>((resolve) => {
+      const finish = (outcome: boolean) => {
+        clearTimeout(timer);
+        this.socket.off('drain', onDrain);
+        this.socket.off('close', onDrain);
+        resolve(outcome);
+      };
+      const onDrain = () => finish(true);
+      const timer = setTimeout(() => finish(false), this.options.idleTimeoutMs);
+      this.socket.on('drain', onDrain);
+      this.socket.on('close', onDrain);
+    });
+    if (!drained) {
+      // Not even an A-ABORT would get through a full send buffer.
+      this.log.warn('the peer stopped reading C-FIND responses; closing the connection');
+      this.socket.destroy();
+    }
+  }
+
+  private touchIdleTimer(): void {
+    if (this.idleTimer && !this.pumping) this.startIdleTimer();
+  }
+
+  private async cancelFind(): Promise<void> {
+    const running = this.runningFind;
+    if (!running) return;
+    running.cancelled = true;
+    await running.done;
+  }
+
   private respond(context: AcceptedContext, fields: Parameters<typeof encodeResponse>[0]): void {
     if (this.socketClosed || this.state === 'closing') return;
     const pdus = encodePData(context.id, true, encodeResponse(fields), this.peerMaxPduLength);
@@ -468,17 +638,27 @@ export class Association {
     this.commandLength = 0;
     const incoming = this.incoming;
     this.incoming = undefined;
-    if (incoming) await this.removeTempFile(incoming);
+    if (incoming) await this.abortSink(incoming);
   }
 
-  private async removeTempFile(incoming: IncomingDataSet): Promise<void> {
-    const file = incoming.file;
-    if (!file) return;
-    incoming.file = undefined;
-    await file.handle.close().catch(() => undefined);
-    await unlink(file.path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') this.log.warn({ err: error }, 'cannot remove a temp data set');
+  private async abortSink(incoming: IncomingDataSet): Promise<void> {
+    const sink = incoming.sink;
+    if (!sink) return;
+    incoming.sink = undefined;
+    await sink.abort().catch((error: unknown) => {
+      this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'cannot drop an unfinished data set');
     });
+  }
+
+  /** Tells the store handler, once, that the association is over. */
+  private async endStore(released: boolean): Promise<void> {
+    if (this.storeEnded) return;
+    this.storeEnded = true;
+    try {
+      await this.options.store.end?.(this.options.id, released);
+    } catch (error) {
+      this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'finishing the association\'s instances failed');
+    }
   }
 
   private sendAbortAndClose(reason: number): void {

@@ -13,6 +13,7 @@ export const CommandField = {
   cEchoRq: 0x0030,
   cCancelRq: 0x0fff,
   cStoreRsp: 0x8001,
+  cFindRsp: 0x8020,
   cEchoRsp: 0x8030,
 } as const;
 
@@ -29,6 +30,8 @@ export const Status = {
   outOfResources: 0xa700,
   dataSetDoesNotMatchSopClass: 0xa900,
   cannotUnderstand: 0xc000,
+  /** PS3.4 §C.4.1.1.4: matching terminated by a C-CANCEL-RQ. */
+  cancelled: 0xfe00,
 } as const;
 
 const Tag = {
@@ -102,15 +105,17 @@ export interface ResponseFields {
   affectedSopClassUid?: string | undefined;
   affectedSopInstanceUid?: string | undefined;
   errorComment?: string | undefined;
+  /** A data set (a C-FIND identifier) follows the command. */
+  hasDataSet?: boolean | undefined;
 }
 
-/** Encodes a response command set (no data set follows). */
+/** Encodes a response command set. */
 export function encodeResponse(fields: ResponseFields): Buffer {
   const elements: Buffer[] = [];
   if (fields.affectedSopClassUid) elements.push(uiElement(Tag.affectedSopClassUid, fields.affectedSopClassUid));
   elements.push(usElement(Tag.commandField, fields.commandField));
   elements.push(usElement(Tag.messageIdBeingRespondedTo, fields.messageIdBeingRespondedTo));
-  elements.push(usElement(Tag.commandDataSetType, NO_DATA_SET));
+  elements.push(usElement(Tag.commandDataSetType, fields.hasDataSet ? DATA_SET_PRESENT : NO_DATA_SET));
   elements.push(usElement(Tag.status, fields.status));
   // PS3.7 §C.4: Error Comment is LO, at most 64 characters.
   if (fields.errorComment) elements.push(stringElement(Tag.errorComment, fields.errorComment.slice(0, 64), ' '));

@@ -14,10 +14,10 @@ import { writePart10File } from './part10-writer.ts';
 import { APPLICATION_CONTEXT_NAME, AbortReason, PduType, PresentationContextResult, encodeAbort, encodeAssociateRq, encodePData, encodeReleaseRq } from './pdu.ts';
 import type { ProposedPresentationContext } from './pdu.ts';
 import { startDimseServer } from './server.ts';
-import type { DimseServer, StoreRequest } from './server.ts';
+import type { DimseServer } from './server.ts';
 import { isStorageSopClass } from './sop-classes.ts';
-import { RawPeer, parseAssociateAc, readPart10, runDcmtk } from './test-peer.ts';
-import type { Part10File } from './test-peer.ts';
+import { RawPeer, fileStoreHandler, parseAssociateAc, readPart10, runDcmtk } from './test-peer.ts';
+import type { FileStoreRequest, Part10File } from './test-peer.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const CLASSIFICATION = '/work/shared/reference/orthanc-anchor/pydicom-testfiles-classified.txt';
@@ -75,7 +75,7 @@ describe('DIMSE SCP over a raw socket', () => {
   let tempDir: string;
   let outDir: string;
   let server: DimseServer;
-  let stored: StoreRequest[] = [];
+  let stored: FileStoreRequest[] = [];
   let ctSmall: Part10File;
 
   beforeAll(async () => {
@@ -92,10 +92,9 @@ describe('DIMSE SCP over a raw socket', () => {
       allowedCallingAeTitles: ['RAW', 'ECHOSCU'],
       logger: createLogger(process.env.DIMSE_TEST_LOG ?? 'silent'),
       maxPduLength: SERVER_MAX_PDU,
-      tempDir,
       artimTimeoutMs: 400,
       idleTimeoutMs: 600,
-      onStore: async (request) => {
+      store: fileStoreHandler(tempDir, async (request) => {
         const index = stored.length;
         stored.push(request);
         if (request.sopInstanceUid.endsWith('.666')) return { status: Status.dataSetDoesNotMatchSopClass, comment: 'not a CT data set' };
@@ -105,7 +104,7 @@ describe('DIMSE SCP over a raw socket', () => {
           transferSyntaxUid: request.transferSyntaxUid,
         });
         return { status: Status.success };
-      },
+      }),
     });
   });
 
@@ -327,7 +326,7 @@ describe('DIMSE SCP over a raw socket', () => {
 describe('DIMSE server listener', () => {
   test('listens on the given address only', async () => {
     const tempDir = await mkdtemp(join(tmpdir(), 'dimse-bind-'));
-    const server = await startDimseServer({ host: '127.0.0.1', port: 0, aeTitle: 'HUB', logger: createLogger('silent'), maxPduLength: SERVER_MAX_PDU, tempDir, onStore: () => ({ status: Status.success }) });
+    const server = await startDimseServer({ host: '127.0.0.1', port: 0, aeTitle: 'HUB', logger: createLogger('silent'), maxPduLength: SERVER_MAX_PDU, store: fileStoreHandler(tempDir, () => ({ status: Status.success })) });
     try {
       // Linux routes all of 127/8 to the loopback interface: a wildcard bind would answer on 127.0.0.2.
       await expect(RawPeer.connect(server.port, '127.0.0.2')).rejects.toThrow(/ECONNREFUSED/);
@@ -339,7 +338,7 @@ describe('DIMSE server listener', () => {
   });
 
   test('refuses an unbounded or tiny maximum PDU length', async () => {
-    const options = { host: '127.0.0.1', port: 0, aeTitle: 'HUB', logger: createLogger('silent'), tempDir: tmpdir(), onStore: () => ({ status: Status.success }) };
+    const options = { host: '127.0.0.1', port: 0, aeTitle: 'HUB', logger: createLogger('silent'), store: fileStoreHandler(tmpdir(), () => ({ status: Status.success })) };
     await expect(startDimseServer({ ...options, maxPduLength: 0 })).rejects.toThrow(RangeError);
     await expect(startDimseServer({ ...options, maxPduLength: 100 })).rejects.toThrow(RangeError);
   });
@@ -354,9 +353,8 @@ describe('DIMSE server shutdown', () => {
       aeTitle: 'HUB',
       logger: createLogger('silent'),
       maxPduLength: SERVER_MAX_PDU,
-      tempDir,
       closeGraceMs: 300,
-      onStore: () => ({ status: Status.success }),
+      store: fileStoreHandler(tempDir, () => ({ status: Status.success })),
     });
     const contexts = [{ id: 1, abstractSyntaxUid: VERIFICATION, transferSyntaxUids: [IMPLICIT_LE] }];
     const releasing = await RawPeer.connect(server.port);

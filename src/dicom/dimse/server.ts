@@ -7,9 +7,9 @@ import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../logger.ts';
 import { Association } from './association.ts';
-import type { OnStore } from './association.ts';
+import type { OnFind, StoreHandler } from './association.ts';
 
-export type { OnStore, StoreRequest, StoreResult } from './association.ts';
+export type { DataSetSink, FindRequest, FindResponse, OnFind, StoreHandler, StoreRequest, StoreResult } from './association.ts';
 
 export interface DimseServerOptions {
   host: string;
@@ -18,12 +18,13 @@ export interface DimseServerOptions {
   aeTitle: string;
   /** Calling AE titles allowed to associate; undefined allows any. */
   allowedCallingAeTitles?: readonly string[] | undefined;
-  onStore: OnStore;
+  /** Where C-STORE data sets go while they arrive, and how they are stored. */
+  store: StoreHandler;
+  /** Answers C-FIND (Study/Patient Root); without it the query models are not negotiated. */
+  onFind?: OnFind | undefined;
   logger: Logger;
   /** Maximum PDU length we receive (PS3.8 §D.1), announced in the A-ASSOCIATE-AC; 4096 to 64 MiB. */
   maxPduLength: number;
-  /** Where C-STORE data sets are streamed while they arrive. */
-  tempDir: string;
   artimTimeoutMs?: number | undefined;
   idleTimeoutMs?: number | undefined;
   /** How long `close()` lets running associations finish before aborting them. */
@@ -45,17 +46,18 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
   const associationOptions = {
     aeTitle: options.aeTitle,
     allowedCallingAeTitles: options.allowedCallingAeTitles,
-    onStore: options.onStore,
+    store: options.store,
+    onFind: options.onFind,
     logger: options.logger,
     maxPduLength: options.maxPduLength,
-    tempDir: options.tempDir,
     artimTimeoutMs: options.artimTimeoutMs ?? 30_000,
     idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
   };
   const server = createServer({ noDelay: true }, (socket: Socket) => {
     socket.setNoDelay(true);
-    const logger = options.logger.child({ association: nextAssociationId++, peer: `${socket.remoteAddress}:${socket.remotePort}` });
-    const association = new Association(socket, associationOptions, logger);
+    const id = nextAssociationId++;
+    const logger = options.logger.child({ association: id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    const association = new Association(socket, { ...associationOptions, id }, logger);
     associations.add(association);
     void association.finished.then(() => associations.delete(association));
   });
@@ -82,7 +84,7 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     if (outcome === 'timeout') {
       options.logger.warn({ associations: associations.size }, 'aborting associations still running at shutdown');
       for (const association of associations) association.abort();
-      // An onStore that never settles must not hold the shutdown forever.
+      // A store handler that never settles must not hold the shutdown forever.
       const abortGrace = new Promise<'timeout'>((resolve) => (graceTimer = setTimeout(() => resolve('timeout'), 2000)));
       if ((await Promise.race([running(), abortGrace])) === 'timeout') options.logger.error('associations still busy after abort');
       clearTimeout(graceTimer);

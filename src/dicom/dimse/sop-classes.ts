@@ -1,9 +1,16 @@
 /**
- * Which abstract syntaxes the SCP accepts: Verification and every storage SOP class (PS3.4 Annex B),
+ * Which abstract syntaxes the SCP accepts: Verification, Study and Patient Root Q/R FIND (PS3.4
+ * Annex C), and every storage SOP class (PS3.4 Annex B),
  * including storage classes outside the 1.2.840.10008.5.1.4.1.1 arc and common vendor-private ones.
  */
 
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
+/** PS3.4 Annex C Query/Retrieve Information Models – FIND. */
+export const PATIENT_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.1.1';
+export const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
+
+/** The C-FIND identifier is read and written by our own data set code: Implicit and Explicit VR Little Endian only. */
+const QUERY_TRANSFER_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1']);
 
 const STANDARD_STORAGE_ARC = '1.2.840.10008.5.1.4.1.1.';
 
@@ -38,8 +45,17 @@ export function isStorageSopClass(uid: string): boolean {
   return (uid.startsWith(STANDARD_STORAGE_ARC) && uid.length > STANDARD_STORAGE_ARC.length) || OTHER_STANDARD_STORAGE.has(uid) || PRIVATE_STORAGE.has(uid);
 }
 
+export function isQuerySopClass(uid: string): boolean {
+  return uid === STUDY_ROOT_FIND || uid === PATIENT_ROOT_FIND;
+}
+
 export function isAcceptedAbstractSyntax(uid: string): boolean {
-  return uid === VERIFICATION_SOP_CLASS || isStorageSopClass(uid);
+  return uid === VERIFICATION_SOP_CLASS || isStorageSopClass(uid) || isQuerySopClass(uid);
+}
+
+/** Whether a proposed transfer syntax can be accepted for an abstract syntax. */
+export function isAcceptedTransferSyntax(abstractSyntaxUid: string, transferSyntaxUid: string): boolean {
+  return isQuerySopClass(abstractSyntaxUid) ? QUERY_TRANSFER_SYNTAXES.has(transferSyntaxUid) : isValidUid(transferSyntaxUid);
 }
 
 /** PS3.5 §9.1: a UID is at most 64 characters of digits and dots, no empty or zero-led component. */

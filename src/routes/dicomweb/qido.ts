@@ -17,35 +17,25 @@
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { DicomJsonAttribute, DicomJsonDataset } from '../../dicom/dicom-json.ts';
+import { INDEX_ATTRIBUTE_BY_KEYWORD, QueryError, addParam, matchCondition } from '../../dicom/query.ts';
+import type { IndexAttribute, SqlQuery } from '../../dicom/query.ts';
 import type { DicomwebOptions } from './index.ts';
 
 type Level = 'study' | 'series' | 'instance';
 
-interface QueryKey {
-  tag: string;
+interface QueryKey extends IndexAttribute {
+  /** QIDO-RS has no patient level: patient attributes are study keys. */
   level: Level;
-  match: 'uid' | 'text' | 'text-ci' | 'date' | 'modalities' | 'integer';
-  /** The SQL column, with its table alias. */
-  column: string;
 }
 
-const QUERY_KEYS: Readonly<Record<string, QueryKey>> = {
-  StudyInstanceUID: { tag: '0020000D', level: 'study', match: 'uid', column: 's.study_instance_uid' },
-  PatientName: { tag: '00100010', level: 'study', match: 'text-ci', column: 's.patient_name_search' },
-  PatientID: { tag: '00100020', level: 'study', match: 'text', column: 's.patient_id' },
-  AccessionNumber: { tag: '00080050', level: 'study', match: 'text', column: 's.accession_number' },
-  StudyDescription: { tag: '00081030', level: 'study', match: 'text-ci', column: 's.study_description' },
-  ModalitiesInStudy: { tag: '00080061', level: 'study', match: 'modalities', column: 's.modalities' },
-  StudyDate: { tag: '00080020', level: 'study', match: 'date', column: 's.study_date' },
-  StudyID: { tag: '00200010', level: 'study', match: 'text', column: 's.study_id' },
-  SeriesInstanceUID: { tag: '0020000E', level: 'series', match: 'uid', column: 'se.series_instance_uid' },
-  Modality: { tag: '00080060', level: 'series', match: 'text', column: 'se.modality' },
-  SeriesNumber: { tag: '00200011', level: 'series', match: 'integer', column: 'se.series_number' },
-  SeriesDescription: { tag: '0008103E', level: 'series', match: 'text-ci', column: 'se.series_description' },
-  SOPInstanceUID: { tag: '00080018', level: 'instance', match: 'uid', column: 'i.sop_instance_uid' },
-  SOPClassUID: { tag: '00080016', level: 'instance', match: 'uid', column: 'i.sop_class_uid' },
-  InstanceNumber: { tag: '00200013', level: 'instance', match: 'integer', column: 'i.instance_number' },
-};
+const QIDO_KEYWORDS = ['StudyInstanceUID', 'PatientName', 'PatientID', 'AccessionNumber', 'StudyDescription', 'ModalitiesInStudy',
+  'StudyDate', 'StudyID', 'SeriesInstanceUID', 'Modality', 'SeriesNumber', 'SeriesDescription', 'SOPInstanceUID', 'SOPClassUID',
+  'InstanceNumber'];
+
+const QUERY_KEYS: Readonly<Record<string, QueryKey>> = Object.fromEntries(QIDO_KEYWORDS.map((keyword) => {
+  const attribute = INDEX_ATTRIBUTE_BY_KEYWORD.get(keyword)!;
+  return [keyword, { ...attribute, level: attribute.level === 'patient' ? 'study' : attribute.level }];
+}));
 
 const KEY_BY_TAG = new Map(Object.values(QUERY_KEYS).map((key) => [key.tag, key]));
 const LEVEL_DEPTH: Readonly<Record<Level, number>> = { study: 0, series: 1, instance: 2 };
@@ -67,73 +57,22 @@ const STUDY_MODULE_TAGS = new Set(['00080020', '00080030', '00080050', '00080090
 const SERIES_MODULE_TAGS = new Set(['00080021', '00080031', '00080060', '00080070', '00080080', '00081010', '0008103E',
   '00081090', '00180015', '00181030', '0020000E', '00200011', '00200060', '00400244', '00400245', '00400275']);
 
-export class QidoError extends Error {}
-
-interface SqlQuery {
-  where: string[];
-  params: unknown[];
-}
-
-function addParam(query: SqlQuery, value: unknown): string {
-  query.params.push(value);
-  return `$${query.params.length}`;
-}
-
 function values(raw: unknown): string[] {
   return (Array.isArray(raw) ? raw : [raw]).filter((value): value is string => typeof value === 'string');
-}
-
-/** DICOM wildcards to a LIKE pattern, escaping LIKE's own metacharacters. */
-function likePattern(value: string): string {
-  return value.replace(/[\\%_]/g, '\\$&').replace(/\*/g, '%').replace(/\?/g, '_');
-}
-
-function matchText(query: SqlQuery, column: string, value: string, caseInsensitive: boolean): string {
-  const operand = caseInsensitive ? value.toUpperCase() : value;
-  const target = caseInsensitive && !column.endsWith('_search') ? `upper(${column})` : column;
-  if (/[*?]/.test(operand)) return `${target} LIKE ${addParam(query, likePattern(operand))}`;
-  return `${target} = ${addParam(query, operand)}`;
-}
-
-function matchDate(query: SqlQuery, column: string, value: string): string {
-  const range = /^(\d{8})?(-)?(\d{8})?$/.exec(value);
-  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3])) throw new QidoError(`invalid date or date range "${value}"`);
-  const [, from, dash, to] = range;
-  if (!dash) return `${column} = ${addParam(query, from)}`;
-  if (from && to && from > to) throw new QidoError(`date range "${value}" ends before it starts`);
-  const bounds: string[] = [];
-  if (from) bounds.push(`${column} >= ${addParam(query, from)}`);
-  if (to) bounds.push(`${column} <= ${addParam(query, to)}`);
-  return bounds.join(' AND ');
 }
 
 function addMatch(query: SqlQuery, name: string, key: QueryKey, raw: string[]): void {
   const list = raw.flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== '');
   if (list.length === 0) return;
-  switch (key.match) {
-    case 'uid':
-      query.where.push(`${key.column} = ANY (${addParam(query, list)}::text[])`);
-      return;
-    case 'modalities':
-      query.where.push(`${key.column} && ${addParam(query, list)}::text[]`);
-      return;
-    case 'integer':
-      if (!list.every((value) => /^[+-]?\d{1,9}$/.test(value))) throw new QidoError(`${name} must be an integer`);
-      query.where.push(`${key.column} = ANY (${addParam(query, list.map(Number))}::integer[])`);
-      return;
-    case 'date':
-      query.where.push(`(${list.map((value) => matchDate(query, key.column, value)).join(') OR (')})`);
-      return;
-    default:
-      // Text keys are single-valued; a comma is part of the value.
-      query.where.push(matchText(query, key.column, raw.join(',').trim(), key.match === 'text-ci'));
-  }
+  // Text keys are single-valued; a comma is part of the value.
+  const text = key.match === 'text' || key.match === 'text-ci';
+  query.where.push(matchCondition(query, key, text ? [raw.join(',').trim()] : list, name));
 }
 
 function pagination(raw: unknown, name: string, fallback: number, max: number): number {
   const [value] = values(raw);
   if (value === undefined || value === '') return fallback;
-  if (!/^\d{1,9}$/.test(value)) throw new QidoError(`${name} must be a non-negative integer`);
+  if (!/^\d{1,9}$/.test(value)) throw new QueryError(`${name} must be a non-negative integer`);
   return Math.min(Number(value), max);
 }
 
@@ -156,13 +95,13 @@ function planQuery(req: Request, level: Level): QueryPlan {
       continue;
     }
     const tag = /^[0-9A-Fa-f]{8}$/.test(name) ? name.toUpperCase() : (QUERY_KEYS[name]?.tag ?? INCLUDABLE[name]);
-    if (!tag) throw new QidoError(`unknown attribute "${name}" in includefield`);
+    if (!tag) throw new QueryError(`unknown attribute "${name}" in includefield`);
     if (plan.include !== 'all') plan.include.add(tag);
   }
   for (const [name, raw] of Object.entries(req.query)) {
     if (RESERVED_PARAMETERS.has(name)) continue;
     const key = QUERY_KEYS[name] ?? KEY_BY_TAG.get(name.toUpperCase());
-    if (!key || LEVEL_DEPTH[key.level] > LEVEL_DEPTH[level]) throw new QidoError(`unsupported query key "${name}"`);
+    if (!key || LEVEL_DEPTH[key.level] > LEVEL_DEPTH[level]) throw new QueryError(`unsupported query key "${name}"`);
     addMatch(plan, name, key, values(raw));
   }
   return plan;
@@ -231,7 +170,7 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
     try {
       plan = planQuery(req, level);
     } catch (error) {
-      if (!(error instanceof QidoError)) throw error;
+      if (!(error instanceof QueryError)) throw error;
       res.status(400).type('application/json').send(JSON.stringify({ error: error.message }));
       return;
     }
