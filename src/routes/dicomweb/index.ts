@@ -10,6 +10,7 @@ import { registerStowRoutes } from './stow.ts';
 import { dicomwebCors } from './cors.ts';
 import { createQidoRoutes } from './qido.ts';
 import { createWadoRoutes } from './wado.ts';
+import { createRenderedRoutes } from './rendered.ts';
 
 export interface DicomwebOptions {
   ingest: IngestContext;
@@ -26,5 +27,6 @@ export function createDicomwebRoutes(options: DicomwebOptions): Router {
   registerStowRoutes(routes, options);
   routes.use(createQidoRoutes(options));
   routes.use(createWadoRoutes(options));
+  routes.use(createRenderedRoutes(options));
   return routes;
 }

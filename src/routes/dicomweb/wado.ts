@@ -96,7 +96,7 @@ export function acceptedTransferSyntaxes(accept: string | undefined): '*' | Set<
 }
 
 /** Splits an Accept header on the commas that separate media ranges (not those inside quotes). */
-function splitAcceptHeader(accept: string): string[] {
+export function splitAcceptHeader(accept: string): string[] {
   const ranges: string[] = [];
   let current = '';
   let quoted = false;

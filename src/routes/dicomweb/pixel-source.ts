@@ -1,0 +1,121 @@
+/**
+ * A stored instance opened for its pixel data: the Part 10 header parsed through the bounded file
+ * reader (pixel data is located, never loaded), and frame bytes read on demand by offset.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Database } from '../../db/database.ts';
+import { PixelDataError, describePixels } from '../../dicom/frames.ts';
+import type { PixelDescription, RangeReader } from '../../dicom/frames.ts';
+import { parsePart10File } from '../../dicom/part10.ts';
+import type { ByteRange, DicomDataset } from '../../dicom/part10.ts';
+import type { BlobStore } from '../../storage/blob-store.ts';
+
+export interface InstanceScope {
+  study: string;
+  series?: string | undefined;
+  instance?: string | undefined;
+}
+
+export interface InstanceRow {
+  study_instance_uid: string;
+  series_instance_uid: string;
+  sop_instance_uid: string;
+  transfer_syntax_uid: string;
+  blob_key: string;
+}
+
+/** The instances of a study, series or instance, in series then instance order. */
+export async function findInstanceRows(db: Database, scope: InstanceScope): Promise<InstanceRow[]> {
+  const conditions = ['i.study_instance_uid = $1'];
+  const params: string[] = [scope.study];
+  if (scope.series !== undefined) {
+    params.push(scope.series);
+    conditions.push(`i.series_instance_uid = $${params.length}`);
+  }
+  if (scope.instance !== undefined) {
+    params.push(scope.instance);
+    conditions.push(`i.sop_instance_uid = $${params.length}`);
+  }
+  const result = await db.query<InstanceRow>(
+    `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key
+     FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
+     WHERE ${conditions.join(' AND ')}
+     ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`, params);
+  return result.rows;
+}
+
+export interface StoredPixels {
+  readonly transferSyntaxUid: string;
+  readonly dataset: DicomDataset;
+  readonly pixels: PixelDescription;
+  /** Byte size of the numbers of the Pixel Data VR (2 for OW, 1 for OB), for byte swapping. */
+  readonly wordSize: number;
+  readonly read: RangeReader;
+  /** Reads ranges that together make one frame, refusing more than maxBytes. */
+  readFrame(ranges: readonly ByteRange[], maxBytes: number): Promise<Buffer>;
+  /** Closes the file; safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/**
+ * The file of a blob: the store's own file when it keeps blobs on the local file system, else a
+ * copy spooled to tempDir that release() removes.
+ */
+async function blobFile(blobs: BlobStore, key: string, tempDir: string): Promise<{ path: string; release: () => Promise<void> }> {
+  const local = blobs.localPath?.(key);
+  if (local !== undefined) return { path: local, release: async () => undefined };
+  await mkdir(tempDir, { recursive: true });
+  const path = join(tempDir, `pixels-${randomUUID()}.dcm`);
+  await pipeline(blobs.open(key), createWriteStream(path));
+  return { path, release: () => rm(path, { force: true }) };
+}
+
+/** Opens a stored instance for frame access; a 406 when it has no pixel data. */
+export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempDir: string): Promise<StoredPixels> {
+  const file = await blobFile(blobs, row.blob_key, tempDir);
+  let handle: FileHandle | undefined;
+  try {
+    const parsed = parsePart10File(file.path);
+    if (!parsed.ok) throw new PixelDataError(500, `the stored instance cannot be parsed: ${parsed.reason}`);
+    const pixels = describePixels(parsed.dataset);
+    const inflated = parsed.inflatedDataset;
+    handle = await open(file.path, 'r');
+    const fileHandle = handle;
+    const read: RangeReader = async (range) => {
+      if (inflated) return inflated.subarray(range.offset, range.offset + range.length);
+      const buffer = Buffer.alloc(range.length);
+      const { bytesRead } = await fileHandle.read(buffer, 0, range.length, range.offset);
+      if (bytesRead !== range.length) throw new PixelDataError(500, 'the stored instance is shorter than its pixel data');
+      return buffer;
+    };
+    const pixelVr = parsed.dataset.elements.get('7FE00010')!.vr;
+    let closing: Promise<void> | undefined;
+    return {
+      transferSyntaxUid: parsed.meta.transferSyntaxUid,
+      dataset: parsed.dataset,
+      pixels,
+      wordSize: pixelVr === 'OB' ? 1 : 2,
+      read,
+      async readFrame(ranges, maxBytes) {
+        const total = ranges.reduce((sum, range) => sum + range.length, 0);
+        if (total > maxBytes) throw new PixelDataError(413, `the frame is ${total} bytes, over this server's limit of ${maxBytes} for this operation`);
+        const parts = [];
+        for (const range of ranges) parts.push(await read(range));
+        return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      },
+      close() {
+        closing ??= fileHandle.close().then(file.release);
+        return closing;
+      },
+    };
+  } catch (error) {
+    await handle?.close();
+    await file.release();
+    throw error;
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * WADO-RS frames, rendered and thumbnail resources (PS3.18 §10.4.1.1.3, §10.4.1.1.4, §10.4.1.1.6).
+ *
+ * Decisions:
+ * - Frames go out in their stored encoding (native ones as little-endian octets, Explicit VR
+ *   Little Endian, whatever the stored byte order or deflation); uncompressed is also offered for
+ *   RLE Lossless and JPEG Baseline 8-bit, which are decoded exactly or by jpeg-js. Anything else
+ *   asked for is a 406 naming what is available.
+ * - A malformed frame list is a 400; a frame past Number of Frames a 404.
+ * - Rendered and thumbnail images are image/jpeg (default) or image/png. An instance renders its
+ *   first frame; a frame URL renders one frame. Study and series thumbnails use the middle
+ *   instance of the first series, or the next instance that can be rendered.
+ * - Frames over MAX_DECODED_PIXELS are not decoded or rendered (413), so memory stays bounded;
+ *   retrieving stored frames streams them from the file without that limit.
+ */
+import { pipeline } from 'node:stream';
+import express from 'express';
+import type { Request, Response, Router } from 'express';
+import {
+  JPEG_BASELINE, NATIVE_TRANSFER_SYNTAXES, PixelDataError, RLE_LOSSLESS, checkFramesExist, locateFrames, parseFrameList,
+} from '../../dicom/frames.ts';
+import type { PixelDescription } from '../../dicom/frames.ts';
+import { encodeJpeg, encodePng } from '../../dicom/image-encode.ts';
+import { writeMultipartRelated } from '../../dicom/multipart.ts';
+import type { OutgoingPart } from '../../dicom/multipart.ts';
+import type { ByteRange } from '../../dicom/part10.ts';
+import { EXPLICIT_VR_BIG_ENDIAN } from '../../dicom/part10.ts';
+import {
+  MAX_DECODED_PIXELS, canDecodeToNative, checkDecodedSize, decodeJpegBaseline, decodeRle, decodeToNative, swapToLittleEndian,
+} from '../../dicom/pixel-decode.ts';
+import { fitWithin, parseRenderParameters, renderFrame, renderRefusal, resize } from '../../dicom/render.ts';
+import type { DisplayImage, VoiWindow } from '../../dicom/render.ts';
+import type { DicomwebOptions } from './index.ts';
+import { negotiateFrameEncoding, negotiateRenderedType } from './pixel-accept.ts';
+import { findInstanceRows, openStoredPixels } from './pixel-source.ts';
+import type { InstanceRow, InstanceScope, StoredPixels } from './pixel-source.ts';
+
+/** Thumbnails fit in this square unless a viewport is given. */
+export const DEFAULT_THUMBNAIL_SIZE = 128;
+/** Largest stored frame read whole into memory (to decode or render). */
+const MAX_FRAME_READ_BYTES = 256 * 1024 * 1024;
+/** Chunk size when streaming stored frames. */
+const STREAM_CHUNK_BYTES = 1024 * 1024;
+/** Instances tried for a study or series thumbnail before giving up. */
+const THUMBNAIL_CANDIDATES = 8;
+const JPEG_DEFAULT_QUALITY = 90;
+
+function scopeOf(req: Request): InstanceScope {
+  const params = req.params as Record<string, string | undefined>;
+  return { study: params.study!, series: params.series, instance: params.instance };
+}
+
+function sendError(res: Response, status: number, message: string): void {
+  res.status(status).type('application/json').send(JSON.stringify({ error: message }));
+}
+
+/** Runs a handler, answering PixelDataErrors with their status; other errors go to the central handler. */
+function handled(handler: (req: Request, res: Response) => Promise<void>) {
+  return async (req: Request, res: Response): Promise<void> => {
+    try {
+      await handler(req, res);
+    } catch (error) {
+      if (!(error instanceof PixelDataError) || res.headersSent) throw error;
+      sendError(res, error.status, error.message);
+    }
+  };
+}
+
+/** Stored ranges read in bounded chunks, big-endian words swapped when asked (chunks stay word-aligned). */
+async function* streamRanges(stored: StoredPixels, ranges: readonly ByteRange[], swap: boolean): AsyncGenerator<Buffer> {
+  for (const range of ranges) {
+    for (let at = 0; at < range.length; at += STREAM_CHUNK_BYTES) {
+      const chunk = await stored.read({ offset: range.offset + at, length: Math.min(STREAM_CHUNK_BYTES, range.length - at) });
+      yield swap ? swapToLittleEndian(chunk, stored.pixels, stored.wordSize) : chunk;
+    }
+  }
+}
+
+/** The frame as native little-endian samples for rendering, with the layout those samples have. */
+async function nativeFrameForRendering(stored: StoredPixels, ranges: ByteRange[]): Promise<{ frame: Buffer; pixels: PixelDescription }> {
+  const { transferSyntaxUid: syntax, pixels } = stored;
+  checkDecodedSize(pixels);
+  if (NATIVE_TRANSFER_SYNTAXES.has(syntax)) {
+    const frame = await stored.readFrame(ranges, MAX_FRAME_READ_BYTES);
+    return { frame: syntax === EXPLICIT_VR_BIG_ENDIAN ? swapToLittleEndian(frame, pixels, stored.wordSize) : frame, pixels };
+  }
+  if (syntax === RLE_LOSSLESS && pixels.bitsAllocated % 8 === 0) {
+    return { frame: decodeRle(await stored.readFrame(ranges, MAX_FRAME_READ_BYTES), pixels), pixels };
+  }
+  if (syntax === JPEG_BASELINE && pixels.bitsAllocated === 8) {
+    const frame = decodeJpegBaseline(await stored.readFrame(ranges, MAX_FRAME_READ_BYTES), pixels);
+    // jpeg-js upsamples chroma, so YBR_FULL_422 comes out as full-resolution YBR_FULL, colour-by-pixel.
+    const photometric = pixels.photometricInterpretation === 'YBR_FULL_422' ? 'YBR_FULL' : pixels.photometricInterpretation;
+    return { frame, pixels: { ...pixels, photometricInterpretation: photometric, planarConfiguration: 0 } };
+  }
+  throw new PixelDataError(406, `the frame cannot be rendered: the server has no decoder for transfer syntax ${syntax}`);
+}
+
+export function createRenderedRoutes(options: DicomwebOptions): Router {
+  const routes = express.Router();
+  const { db, blobs } = options.ingest;
+  const instanceUrl = (row: InstanceRow): string =>
+    `${options.baseUrl}/dicomweb/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`;
+
+  const frames = handled(async (req, res) => {
+    res.locals.route = 'wado-frames';
+    const frameNumbers = parseFrameList(String(req.params.frames));
+    const [row] = await findInstanceRows(db, scopeOf(req));
+    if (!row) {
+      sendError(res, 404, 'no such instance');
+      return;
+    }
+    const stored = await openStoredPixels(blobs, row, options.tempDir);
+    let streaming = false;
+    try {
+      const { pixels, transferSyntaxUid: syntax } = stored;
+      checkFramesExist(frameNumbers, pixels);
+      const negotiation = negotiateFrameEncoding(req.headers.accept, syntax, canDecodeToNative(syntax, pixels));
+      if (!negotiation.ok) {
+        sendError(res, 406, negotiation.message);
+        return;
+      }
+      const encoding = negotiation.value;
+      const decode = encoding.toNative && !NATIVE_TRANSFER_SYNTAXES.has(syntax);
+      if (decode) checkDecodedSize(pixels);
+      const locations = await locateFrames(stored.dataset, pixels, frameNumbers, stored.read);
+      const contentType = `${encoding.mediaType}; transfer-syntax=${encoding.transferSyntaxUid}`;
+      const decodeFrame = async (ranges: ByteRange[]) =>
+        decodeToNative(await stored.readFrame(ranges, MAX_FRAME_READ_BYTES), syntax, pixels, stored.wordSize);
+      // The first frame is decoded before the status line, so that a frame that cannot be decoded is a 4xx, not a cut stream.
+      let firstDecoded = decode ? await decodeFrame(locations[0]!) : undefined;
+      async function* parts(): AsyncGenerator<OutgoingPart> {
+        try {
+          for (const [index, ranges] of locations.entries()) {
+            const contentLocation = `${instanceUrl(row!)}/frames/${frameNumbers[index]}`;
+            if (decode) {
+              const native = firstDecoded ?? await decodeFrame(ranges);
+              firstDecoded = undefined;
+              yield { body: native, contentType, contentLocation };
+            } else {
+              const swap = encoding.toNative && syntax === EXPLICIT_VR_BIG_ENDIAN;
+              const contentLength = ranges.reduce((sum, range) => sum + range.length, 0);
+              yield { body: streamRanges(stored, ranges, swap), contentType, contentLength, contentLocation };
+            }
+          }
+        } finally {
+          await stored.close();
+        }
+      }
+      const multipart = writeMultipartRelated(parts(), { type: encoding.mediaType });
+      res.status(200).setHeader('Content-Type', multipart.contentType);
+      streaming = true;
+      // The parts' generator closes the file when it ends; a client gone before it started is caught here.
+      res.once('close', () => void stored.close());
+      // pipeline, unlike pipe, destroys the body when the client goes away, which closes the file.
+      pipeline(multipart.body, res, (error) => {
+        if (error && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+          options.logger.error({ requestId: res.locals.requestId, error: error.message }, 'WADO-RS frames failed mid-stream');
+        }
+      });
+    } finally {
+      if (!streaming) await stored.close();
+    }
+  });
+
+  /** Renders one frame of one instance to display pixels. */
+  const renderInstance = async (row: InstanceRow, frameNumber: number, window: VoiWindow | undefined): Promise<DisplayImage> => {
+    const stored = await openStoredPixels(blobs, row, options.tempDir);
+    try {
+      checkFramesExist([frameNumber], stored.pixels);
+      const refusal = renderRefusal(stored.pixels);
+      if (refusal) throw new PixelDataError(406, `the frame cannot be rendered: ${refusal}`);
+      checkDecodedSize(stored.pixels);
+      const [ranges] = await locateFrames(stored.dataset, stored.pixels, [frameNumber], stored.read);
+      const { frame, pixels } = await nativeFrameForRendering(stored, ranges!);
+      return renderFrame(frame, pixels, window);
+    } finally {
+      await stored.close();
+    }
+  };
+
+  const render = (kind: 'rendered' | 'thumbnail') => handled(async (req, res) => {
+    res.locals.route = `wado-${kind}`;
+    const parameters = parseRenderParameters(req.query as Record<string, unknown>);
+    const negotiation = negotiateRenderedType(req.headers.accept);
+    if (!negotiation.ok) {
+      sendError(res, 406, negotiation.message);
+      return;
+    }
+    let frameNumber = 1;
+    if (req.params.frames !== undefined) {
+      const list = parseFrameList(String(req.params.frames));
+      if (list.length !== 1) throw new PixelDataError(400, `${kind} frames are retrieved one frame at a time`);
+      frameNumber = list[0]!;
+    }
+    const scope = scopeOf(req);
+    const rows = await findInstanceRows(db, scope);
+    if (rows.length === 0) {
+      sendError(res, 404, `no such ${scope.instance !== undefined ? 'instance' : scope.series !== undefined ? 'series' : 'study'}`);
+      return;
+    }
+    let image: DisplayImage | undefined;
+    let refusal: PixelDataError | undefined;
+    for (const row of representativeOrder(rows).slice(0, THUMBNAIL_CANDIDATES)) {
+      try {
+        image = await renderInstance(row, frameNumber, parameters.window);
+        break;
+      } catch (error) {
+        // A study or series thumbnail moves on past instances that cannot be rendered (an SR, say).
+        if (!(error instanceof PixelDataError) || error.status !== 406 || scope.instance !== undefined) throw error;
+        refusal = error;
+      }
+    }
+    if (!image) throw refusal ?? new PixelDataError(406, 'no instance here can be rendered');
+    const viewport = parameters.viewport ?? (kind === 'thumbnail' ? { width: DEFAULT_THUMBNAIL_SIZE, height: DEFAULT_THUMBNAIL_SIZE } : undefined);
+    if (viewport) {
+      const size = fitWithin(image.width, image.height, viewport);
+      if (size.width * size.height > MAX_DECODED_PIXELS) throw new PixelDataError(413, 'the requested viewport is larger than this server renders');
+      image = resize(image, size.width, size.height);
+    }
+    const body = negotiation.value === 'image/png' ? encodePng(image) : encodeJpeg(image, parameters.quality ?? JPEG_DEFAULT_QUALITY);
+    res.status(200).type(negotiation.value).send(body);
+  });
+
+  const instance = '/studies/:study/series/:series/instances/:instance';
+  routes.get(`${instance}/frames/:frames`, frames);
+  routes.get(`${instance}/rendered`, render('rendered'));
+  routes.get(`${instance}/frames/:frames/rendered`, render('rendered'));
+  routes.get('/studies/:study/thumbnail', render('thumbnail'));
+  routes.get('/studies/:study/series/:series/thumbnail', render('thumbnail'));
+  routes.get(`${instance}/thumbnail`, render('thumbnail'));
+  routes.get(`${instance}/frames/:frames/thumbnail`, render('thumbnail'));
+  return routes;
+}
+
+/** The middle instance of the first series first, then the rest in order. */
+function representativeOrder(rows: readonly InstanceRow[]): InstanceRow[] {
+  if (rows.length === 1) return [...rows];
+  const firstSeries = rows.filter((row) => row.series_instance_uid === rows[0]!.series_instance_uid);
+  const middle = firstSeries[Math.floor((firstSeries.length - 1) / 2)]!;
+  return [middle, ...rows.filter((row) => row !== middle)];
+}
