@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
 import { REPO_ROOT } from './support/hub-process.ts';
+import { HUB_NODE_FLAGS } from '../src/runtime/node-flags.ts';
 
 interface ComposeService {
   image?: string;
@@ -123,8 +124,9 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}/m);
   });
 
-  test('runs node src/main.ts as a non-root user with DATA_DIR on a volume', () => {
-    expect(dockerfile).toMatch(/^CMD \["node", "src\/main\.ts"\]$/m);
+  test('runs node src/main.ts, with the flags of npm start, as a non-root user with DATA_DIR on a volume', () => {
+    expect(dockerfile).toMatch(/^CMD \[.*\]$/m);
+    expect(JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!)).toEqual(['node', ...HUB_NODE_FLAGS, 'src/main.ts']);
     const user = /^USER (\S+)$/m.exec(dockerfile)?.[1];
     expect(user).toBeDefined();
     expect(['root', '0']).not.toContain(user);

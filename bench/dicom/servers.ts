@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort } from '../fhir/hub-process.ts';
+import { HUB_NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 
 export const NETNS = 'hubbench-dicom';
 
@@ -165,7 +166,7 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
   const dimsePort = await freePort();
   const logFile = path.join(options.workDir, 'hub.log');
   const out = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['src/main.ts'], {
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, 'src/main.ts'], {
     cwd: options.repoRoot,
     env: {
       ...process.env,

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { HUB_NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 
 export interface HubProcessOptions {
   repoRoot: string;
@@ -67,7 +68,7 @@ export async function startHubProcess(options: HubProcessOptions): Promise<HubPr
   const log = fs.openSync(options.logFile, 'a');
   const nodeFlags = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
   // process.execPath is the Node 24 that runs this script (the project's pinned `node` package).
-  const child = spawn(process.execPath, [...nodeFlags, 'src/main.ts'], {
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, ...nodeFlags, 'src/main.ts'], {
     cwd: options.repoRoot,
     env: {
       ...process.env,

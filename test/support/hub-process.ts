@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_VARIABLES } from '../../src/config.ts';
 import { TEST_REDIS_URL, freePort } from './test-hub.ts';
+import { HUB_NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The Node 24 binary of the `node` npm package (the machine's own node is older). */
@@ -51,7 +52,7 @@ export function cleanEnvironment(): Record<string, string> {
 
 /** Spawns `node src/main.ts` without waiting for it (for start-up failures). */
 export function spawnMain(env: Record<string, string>): ChildProcess {
-  return spawn(NODE_BIN, ['src/main.ts'], {
+  return spawn(NODE_BIN, [...HUB_NODE_FLAGS, 'src/main.ts'], {
     cwd: REPO_ROOT,
     env: { ...cleanEnvironment(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
