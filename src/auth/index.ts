@@ -1,0 +1,121 @@
+/**
+ * The authentication layer assembled for one hub process: the client registry, the token endpoint,
+ * people's login (authorization endpoint, sessions, logout), SMART discovery, bearer-token
+ * authentication and the FHIR scope guard.
+ */
+import express from 'express';
+import type { RequestHandler, Router } from 'express';
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.ts';
+import { AccessTokens } from './access-tokens.ts';
+import { authenticate } from './authenticate.ts';
+import { AuthorizationCodes } from './authorization-codes.ts';
+import { AUTHORIZE_PATH, createAuthorizeRoutes } from './authorize-endpoint.ts';
+import { ClientAssertionVerifier } from './client-assertion.ts';
+import { ClientRegistry } from './clients.ts';
+import { fhirScopeGuard } from './fhir-scope-guard.ts';
+import { JtiStore } from './jti-store.ts';
+import { JwksUrlCache } from './jwks-url-cache.ts';
+import { createLogoutRoutes } from './logout-endpoint.ts';
+import { decoyPasswordHash } from './passwords.ts';
+import { LOGIN_PER_ACCOUNT, LOGIN_PER_IP, RateLimiter, TOKEN_PER_IP } from './rate-limit.ts';
+import { RevokedSessions, SessionStore } from './sessions.ts';
+import type { SessionLimits } from './sessions.ts';
+import { SigningKeyStore } from './signing-keys.ts';
+import { JWKS_PATH, createSmartConfigurationRoutes } from './smart-configuration.ts';
+import { TOKEN_PATH, createTokenRoutes } from './token-endpoint.ts';
+import { UserStore } from './users.ts';
+
+export type { Identity } from './access-tokens.ts';
+export { requestIdentity } from './authenticate.ts';
+
+export interface AuthOptions {
+  db: Database;
+  /** The hub's public base URL (BASE_URL); the token endpoint is `${baseUrl}/oauth2/token`. */
+  baseUrl: string;
+  /** AUTH_REQUIRED */
+  required: boolean;
+  logger: Logger;
+  /** AUTH_SESSION_IDLE_SECONDS and AUTH_SESSION_MAX_SECONDS. */
+  sessions?: SessionLimits;
+}
+
+export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleSeconds: 30 * 60, maxSeconds: 12 * 60 * 60 };
+
+/** What the CapabilityStatement says about security (capability.ts). */
+export interface CapabilitySecurity {
+  tokenEndpoint: string;
+  authorizeEndpoint: string;
+  revokeEndpoint: string;
+  authRequired: boolean;
+}
+
+export interface Auth {
+  readonly tokenUrl: string;
+  readonly security: CapabilitySecurity;
+  /** POST /oauth2/token and the SMART configuration documents; mounted at the root. */
+  readonly routes: Router;
+  /** For /fhir: bearer authentication (the CapabilityStatement stays open), then the scope guard. */
+  readonly fhir: RequestHandler[];
+  /** For /dicomweb: bearer authentication. */
+  readonly dicomweb: RequestHandler[];
+}
+
+export function tokenUrlFor(baseUrl: string): string {
+  return `${baseUrl}${TOKEN_PATH}`;
+}
+
+/** Loads (or, on the first start, generates) the signing key and assembles the routes. */
+export async function startAuth(options: AuthOptions): Promise<Auth> {
+  const tokenUrl = tokenUrlFor(options.baseUrl);
+  const urls = {
+    issuer: options.baseUrl,
+    tokenUrl,
+    authorizeUrl: `${options.baseUrl}${AUTHORIZE_PATH}`,
+    revokeUrl: `${options.baseUrl}/oauth2/revoke`,
+    jwksUrl: `${options.baseUrl}${JWKS_PATH}`,
+  };
+  const fhirBaseUrl = `${options.baseUrl}/fhir`;
+  const logger = options.logger.child({ role: 'auth' });
+  const secureCookies = options.baseUrl.startsWith('https:');
+  const tokens = new AccessTokens(new SigningKeyStore(options.db), options.baseUrl);
+  await tokens.start();
+  // Computed now, so that the first login with an unknown e-mail is not slower than the others.
+  await decoyPasswordHash();
+  const clients = new ClientRegistry(options.db);
+  const users = new UserStore(options.db);
+  const sessions = new SessionStore(options.db, options.sessions ?? DEFAULT_SESSION_LIMITS);
+  const revokedSessions = new RevokedSessions(options.db);
+  const codes = new AuthorizationCodes(options.db);
+  const verifier = new ClientAssertionVerifier({ clients, jwksUrls: new JwksUrlCache(), jtis: new JtiStore(options.db), tokenUrl });
+  const routes = express.Router();
+  routes.use(createSmartConfigurationRoutes(urls, tokens));
+  routes.use(createTokenRoutes({
+    verifier,
+    tokens,
+    logger,
+    codeGrant: { codes, sessions, revokedSessions, users, clients, tokens, fhirBaseUrl },
+    limiter: new RateLimiter(TOKEN_PER_IP),
+  }));
+  routes.use(createAuthorizeRoutes({
+    clients,
+    users,
+    sessions,
+    codes,
+    issuer: options.baseUrl,
+    fhirBaseUrl,
+    secureCookies,
+    loginPerIp: new RateLimiter(LOGIN_PER_IP),
+    loginPerAccount: new RateLimiter(LOGIN_PER_ACCOUNT),
+    logger,
+  }));
+  routes.use(createLogoutRoutes({ tokens, clients, sessions, revokedSessions, secureCookies, logger }));
+  const isCapabilityStatement = (req: express.Request): boolean => req.path === '/metadata' || req.path.startsWith('/.well-known/');
+  return {
+    tokenUrl,
+    security: { tokenEndpoint: tokenUrl, authorizeEndpoint: urls.authorizeUrl, revokeEndpoint: urls.revokeUrl, authRequired: options.required },
+    routes,
+    fhir: [authenticate({ tokens, required: options.required, revokedSessions, isOpen: isCapabilityStatement }), fhirScopeGuard()],
+    dicomweb: [authenticate({ tokens, required: options.required, revokedSessions })],
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * Checking a person's credentials: e-mail, password and, for staff, a TOTP code. Every refusal looks
+ * the same to the person (LOGIN_REFUSED): an unknown e-mail, a wrong password or code, a locked or a
+ * disabled account cannot be told apart, and an unknown e-mail costs as much scrypt time as a known one.
+ * The reason is returned for the log, which names the user by id only.
+ */
+import { decoyPasswordHash, hashPassword, needsRehash, verifyPassword } from './passwords.ts';
+import { verifyTotp } from './totp.ts';
+import { publicUser, requiresTotp } from './users.ts';
+import type { User, UserStore } from './users.ts';
+
+export const LOGIN_REFUSED = 'The e-mail address, password or authenticator code is not correct, or the account is locked or disabled.';
+/** Five failures in a row lock the account for fifteen minutes. */
+export const MAX_FAILED_LOGINS = 5;
+export const LOCKOUT_SECONDS = 15 * 60;
+
+export type LoginRefusal = 'unknown-user' | 'disabled' | 'locked' | 'wrong-password' | 'totp-missing' | 'wrong-totp';
+
+export type LoginResult =
+  | { ok: true; user: User }
+  | { ok: false; reason: LoginRefusal; userId?: string; lockedNow?: boolean };
+
+export interface Credentials {
+  email: string;
+  password: string;
+  totp: string;
+}
+
+export async function checkCredentials(users: UserStore, credentials: Credentials, now: () => number = Date.now): Promise<LoginResult> {
+  const user = await users.findByEmail(credentials.email);
+  if (!user) {
+    await verifyPassword(credentials.password, await decoyPasswordHash());
+    return { ok: false, reason: 'unknown-user' };
+  }
+  const passwordMatches = await verifyPassword(credentials.password, user.passwordHash);
+  if (user.status !== 'active') return { ok: false, reason: 'disabled', userId: user.id };
+  if (user.lockedUntil !== undefined && user.lockedUntil.getTime() > now()) return { ok: false, reason: 'locked', userId: user.id };
+
+  let refusal: LoginRefusal | undefined;
+  let totpStep: number | undefined;
+  if (!passwordMatches) {
+    refusal = 'wrong-password';
+  } else if (requiresTotp(user.role)) {
+    if (user.totpSecret === undefined || credentials.totp.trim() === '') refusal = 'totp-missing';
+    else {
+      totpStep = verifyTotp(user.totpSecret, credentials.totp, now(), user.totpLastStep);
+      if (totpStep === undefined) refusal = 'wrong-totp';
+    }
+  }
+  if (refusal !== undefined) {
+    const lockedNow = await users.recordFailure(user.id, MAX_FAILED_LOGINS, LOCKOUT_SECONDS);
+    return { ok: false, reason: refusal, userId: user.id, lockedNow };
+  }
+  const rehashed = needsRehash(user.passwordHash) ? await hashPassword(credentials.password) : undefined;
+  if (!(await users.recordSuccess(user.id, totpStep, rehashed))) {
+    // Another login used the same code between our read and our write.
+    return { ok: false, reason: 'wrong-totp', userId: user.id };
+  }
+  return { ok: true, user: publicUser(user) };
+}
