@@ -40,6 +40,8 @@ export interface OutboxRelayOptions {
   afterEnqueue?: (events: PendingOutboxEvent[]) => Promise<void> | void;
   /** Counts dispatched events (metrics). */
   onDispatched?: (count: number) => void;
+  /** A declared queue's own job options (tries, backoff; see queue-definitions.ts); else the defaults. */
+  jobOptions?: (queue: string) => JobsOptions | undefined;
 }
 
 export class OutboxRelay {
@@ -59,7 +61,8 @@ export class OutboxRelay {
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.options.connection, prefix: this.options.prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
+      const defaultJobOptions = this.options.jobOptions?.(name) ?? DEFAULT_JOB_OPTIONS;
+      queue = new Queue(name, { connection: this.options.connection, prefix: this.options.prefix, defaultJobOptions });
       queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }

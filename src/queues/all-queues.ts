@@ -1,0 +1,25 @@
+/** Every queue the hub's workers serve; the admin view and the outbox relay read their settings here. */
+import { caseIntakeQueue } from './case-intake.ts';
+import { caseMaterialsQueue } from './case-materials.ts';
+import { caseProgressionQueue } from './case-progression.ts';
+import { caseRemindersQueue } from './case-reminders.ts';
+import { notificationsQueue } from './notifications.ts';
+import { jobOptions } from './queue-definitions.ts';
+import type { AnyQueueDefinition } from './queue-definitions.ts';
+import { resourceEventsQueue } from './resource-events.ts';
+import type { JobsOptions } from 'bullmq';
+
+export const HUB_QUEUES: readonly AnyQueueDefinition[] = [
+  notificationsQueue as AnyQueueDefinition,
+  resourceEventsQueue as AnyQueueDefinition,
+  caseIntakeQueue as AnyQueueDefinition,
+  caseMaterialsQueue as AnyQueueDefinition,
+  caseProgressionQueue as AnyQueueDefinition,
+  caseRemindersQueue as AnyQueueDefinition,
+];
+
+/** The job options of a declared queue, for the outbox relay; undefined for a queue not declared here. */
+export function declaredJobOptions(queue: string): JobsOptions | undefined {
+  const definition = HUB_QUEUES.find((candidate) => candidate.name === queue);
+  return definition ? jobOptions(definition) : undefined;
+}

@@ -1,0 +1,151 @@
+/**
+ * The `case-reminders` queue: BullMQ delayed jobs on the business-day calendar for a specialist's
+ * opinion Task (business-calendar.ts reminderSchedule from its `restriction.period.end`): reminders
+ * to the specialist before the due day, then escalation to the coordinators. Job data: the Task id
+ * and the step (`reminder-<n>` or `escalation`); the job id carries the due instant too, so the same
+ * schedule is never added twice and a changed due date schedules afresh.
+ *
+ * A job that finds the Task finished (completed, declined, cancelled) does nothing; one that runs
+ * early (a due date moved later) does nothing; a reminder or an escalation already recorded is not
+ * recorded again. Reminder: a note on the Task and an e-mail to the specialist (notifications.ts).
+ * Escalation: the coordination Task's priority raised one step and a note saying which Task is
+ * overdue, for the coordinators' work list.
+ */
+import type { Task, TaskRestriction } from '@medplum/fhirtypes';
+import { reminderSchedule } from '../cases/business-calendar.ts';
+import { HubRepository } from '../fhir/repository.ts';
+import { CASE_ROLES, TASK_CODE_SYSTEM, findCaseResource, lockCase, referencedId } from '../workflow/case-resources.ts';
+import type { WorkflowContext } from '../workflow/context.ts';
+import { workflowContext } from '../workflow/context.ts';
+import { readOptional } from '../workflow/materials.ts';
+import { caseOfTask } from '../workflow/progression.ts';
+import { OPEN_TASK_STATUSES } from '../workflow/specialists.ts';
+import { parseJobData } from './job-data.ts';
+import { recordNotification } from './notifications.ts';
+import { defineQueue } from './queue-definitions.ts';
+import type { JobInfo, QueueProducer, WorkerDeps } from './queue-definitions.ts';
+
+export const CASE_REMINDERS_QUEUE = 'case-reminders';
+export const REMINDER_NOTE_AUTHOR = 'Second-opinion hub: reminder';
+export const ESCALATION_NOTE_AUTHOR = 'Second-opinion hub: escalation';
+const PRIORITY_STEPS: readonly NonNullable<Task['priority']>[] = ['routine', 'urgent', 'asap', 'stat'];
+
+export interface ReminderJob {
+  taskId: string;
+  /** `reminder-0`, `reminder-1`, … (in time order) or `escalation`. */
+  step: string;
+}
+
+export type ReminderOutcome = 'reminded' | 'escalated' | 'already-recorded' | 'task-closed' | 'not-due' | 'no-task' | 'unknown-step';
+
+const dueOf = (restriction: TaskRestriction | undefined): Date | undefined => {
+  const end = restriction?.period?.end;
+  return end && !Number.isNaN(Date.parse(end)) ? new Date(end) : undefined;
+};
+
+/** When a step is due for a Task due at `due`, or undefined for a step the schedule does not have. */
+function stepInstant(due: Date, step: string): Date | undefined {
+  const schedule = reminderSchedule(due);
+  if (step === 'escalation') return schedule.escalation;
+  const match = /^reminder-(\d+)$/.exec(step);
+  return match ? schedule.reminders[Number(match[1])] : undefined;
+}
+
+/** The steps of a Task's schedule, each with its instant. */
+export function reminderSteps(due: Date): { step: string; at: Date }[] {
+  const schedule = reminderSchedule(due);
+  return [...schedule.reminders.map((at, index) => ({ step: `reminder-${index}`, at })), { step: 'escalation', at: schedule.escalation }];
+}
+
+export function reminderJobId(taskId: string, due: Date, step: string): string {
+  return `reminder-${taskId}-${due.getTime()}-${step}`;
+}
+
+/** The job function's core: runs one step at `ctx.now()`, in one transaction under the case lock. */
+export async function runReminder(ctx: WorkflowContext, data: ReminderJob, options: { messageIdDomain: string }): Promise<ReminderOutcome> {
+  return ctx.repository.db.transaction(async (tx) => {
+    const repo = new HubRepository(ctx.repository, tx);
+    const found = await readOptional<Task>(repo, 'Task', data.taskId);
+    const serviceRequestId = found && caseOfTask(found);
+    if (!found || !serviceRequestId) return 'no-task';
+    await lockCase(tx, serviceRequestId);
+    const task = (await readOptional<Task>(repo, 'Task', data.taskId))!;
+    if (!task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'specialist-opinion')) return 'no-task';
+    if (!OPEN_TASK_STATUSES.includes(task.status)) return 'task-closed';
+    const due = dueOf(task.restriction);
+    const at = due && stepInstant(due, data.step);
+    if (!due || !at) return 'unknown-step';
+    const now = ctx.now();
+    if (now.getTime() < at.getTime()) return 'not-due';
+
+    if (data.step !== 'escalation') {
+      const count = reminderSchedule(due).reminders.length;
+      const text = `Reminder ${Number(data.step.slice('reminder-'.length)) + 1} of ${count}: this opinion is due ${due.toISOString()}.`;
+      if ((task.note ?? []).some((note) => note.authorString === REMINDER_NOTE_AUTHOR && note.text === text)) return 'already-recorded';
+      const { meta, ...rest } = task;
+      await repo.updateResource<Task>({ ...rest, note: [...(task.note ?? []), { authorString: REMINDER_NOTE_AUTHOR, time: now.toISOString(), text }] }, { ifMatch: meta?.versionId });
+      const ownerId = referencedId(task.owner, 'Practitioner');
+      if (ownerId) {
+        await recordNotification(
+          tx,
+          {
+            kind: 'case-status-changed',
+            recipient: `Practitioner/${ownerId}`,
+            caseReference: `ServiceRequest/${serviceRequestId}`,
+            dedupeKey: `Task/${task.id}:${data.step}:${due.getTime()}`,
+          },
+          options.messageIdDomain,
+        );
+      }
+      return 'reminded';
+    }
+
+    const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
+    if (!coordination) return 'no-task';
+    const text = `Overdue: the specialist opinion Task/${task.id} was due ${due.toISOString()} and is not done; escalated to the coordinators.`;
+    if ((coordination.note ?? []).some((note) => note.authorString === ESCALATION_NOTE_AUTHOR && note.text === text)) return 'already-recorded';
+    const step = PRIORITY_STEPS.indexOf(coordination.priority ?? 'routine');
+    const { meta, ...rest } = coordination;
+    await repo.updateResource<Task>(
+      {
+        ...rest,
+        priority: PRIORITY_STEPS[Math.min(step + 1, PRIORITY_STEPS.length - 1)],
+        note: [...(coordination.note ?? []), { authorString: ESCALATION_NOTE_AUTHOR, time: now.toISOString(), text }],
+        lastModified: now.toISOString(),
+      },
+      { ifMatch: meta?.versionId },
+    );
+    return 'escalated';
+  });
+}
+
+export async function processReminder(data: ReminderJob, job: JobInfo, deps: WorkerDeps): Promise<ReminderOutcome> {
+  const outcome = await runReminder(workflowContext(deps), data, { messageIdDomain: deps.mailer.domain });
+  deps.logger.info({ queue: job.queue, jobId: job.id, taskId: data.taskId, step: data.step, outcome }, 'case reminder handled');
+  return outcome;
+}
+
+export const caseRemindersQueue = defineQueue({
+  name: CASE_REMINDERS_QUEUE,
+  data: { taskId: 'fhirId', step: 'keyword' },
+  attempts: 8,
+  backoffMs: 5000,
+  concurrency: 2,
+  process: processReminder,
+});
+
+/**
+ * Schedules a Task's reminders and escalation as delayed jobs (a step already past runs at once).
+ * Idempotent: BullMQ ignores a job id it holds. Returns the job ids.
+ */
+export async function scheduleReminders(producer: QueueProducer, taskId: string, due: Date, now: Date): Promise<string[]> {
+  const queue = producer.queue(CASE_REMINDERS_QUEUE);
+  const ids: string[] = [];
+  for (const { step, at } of reminderSteps(due)) {
+    const data = parseJobData(CASE_REMINDERS_QUEUE, caseRemindersQueue.schema, { taskId, step });
+    const jobId = reminderJobId(taskId, due, step);
+    await queue.add(CASE_REMINDERS_QUEUE, data, { jobId, delay: Math.max(0, at.getTime() - now.getTime()) });
+    ids.push(jobId);
+  }
+  return ids;
+}
