@@ -38,6 +38,19 @@ describe('deriveImagingStudy', () => {
     expect(() => validateFhirResource(broken)).toThrow();
   });
 
+  test('a matched study names the case: subject the Patient, basedOn the ServiceRequest; valid R4', () => {
+    const matched = deriveImagingStudy('a4', 'dicomweb', study({ matched_service_request_id: 'sr-1', matched_patient_id: 'pat-1' }), series, instances);
+    expect(matched.subject).toEqual({ reference: 'Patient/pat-1' });
+    expect(matched.basedOn).toEqual([{ reference: 'ServiceRequest/sr-1' }]);
+    expect(() => validateFhirResource(matched)).not.toThrow();
+  });
+
+  test('an unmatched study keeps the logical DICOM Patient ID reference and has no basedOn', () => {
+    const unmatched = deriveImagingStudy('a5', 'dicomweb', study({ matched_service_request_id: null, matched_patient_id: null }), series, instances);
+    expect(unmatched.subject).toEqual({ type: 'Patient', identifier: { value: 'P1' } });
+    expect(unmatched.basedOn).toBeUndefined();
+  });
+
   test('the DICOMweb Endpoint is valid R4', () => {
     expect(() => validateFhirResource(dicomWebEndpoint('dicomweb', 'http://localhost:8080'))).not.toThrow();
   });

@@ -18,6 +18,10 @@ export interface StudyRow {
   modalities: string[];
   number_of_series: number;
   number_of_instances: number;
+  /** The case the study was matched to (src/workflow/imaging-match.ts); absent or null while unmatched. */
+  matched_service_request_id?: string | null;
+  /** The matched case's Patient; set together with the ServiceRequest. */
+  matched_patient_id?: string | null;
 }
 
 export interface SeriesRow {
@@ -65,11 +69,14 @@ function modalityCoding(modality: string | null): Coding {
 }
 
 /**
- * ImagingStudy.subject is 1..1 but DICOM carries no FHIR Patient. A logical reference by the
- * Patient ID (no display: the name stays out of the resource) lets a later step match the study to
- * the case's Patient; without a Patient ID the reference says why it is empty.
+ * ImagingStudy.subject is 1..1 but DICOM carries no FHIR Patient. Once the study is matched to a
+ * case, the case's Patient; until then a logical reference by the DICOM Patient ID (no display: the
+ * name stays out of the resource), or, without a Patient ID, a reference that says why it is empty.
  */
-function subjectReference(patientId: string | null): Reference<Patient> {
+function subjectReference(patientId: string | null, matchedPatientId: string | null | undefined): Reference<Patient> {
+  if (matchedPatientId) {
+    return { reference: `Patient/${matchedPatientId}` };
+  }
   if (patientId && patientId.trim() !== '') {
     return { type: 'Patient', identifier: { value: patientId.trim() } };
   }
@@ -115,7 +122,10 @@ export function deriveImagingStudy(
     identifier,
     status: 'available',
     ...(study.modalities.length > 0 ? { modality: study.modalities.map((modality) => modalityCoding(modality)) } : {}),
-    subject: subjectReference(study.patient_id),
+    subject: subjectReference(study.patient_id, study.matched_patient_id),
+    ...(study.matched_service_request_id
+      ? { basedOn: [{ reference: `ServiceRequest/${study.matched_service_request_id}` }] }
+      : {}),
     ...(started ? { started } : {}),
     endpoint: [{ reference: `Endpoint/${endpointId}` }],
     numberOfSeries: study.number_of_series,

@@ -1,0 +1,309 @@
+/**
+ * `npm run demo`: plays a whole second-opinion case against a RUNNING hub, through its FHIR API and
+ * its DICOM listener, as the parties would: the patient registers, the physician's EHR sends the
+ * referral Bundle, the records arrive as a PDF, a CT and an MR study arrive by C-STORE, a coordinator
+ * accepts the case, a radiologist completes the pre-review, the hub matches a specialist (from a small
+ * roster the demo keeps on the hub) and the specialist accepts. Then a patient from New Mexico is
+ * turned away before registration. Every result is polled from the API and printed.
+ *
+ *   npm run demo -- [--url http://127.0.0.1:8080] [--dimse-host 127.0.0.1] [--dimse-port 11112]
+ *                   [--called-ae HUB] [--calling-ae DEMO] [--timeout-seconds 180]
+ * or the same through HUB_URL, DIMSE_HOST, DIMSE_PORT, DIMSE_CALLED_AE, DIMSE_CALLING_AE.
+ * Needs dcmtk (storescu, dcmodify) and pydicom's test files (python3-pydicom). Exits 1 on any failure.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { recordsPdf, sendStudies, studyFile } from './materials.ts';
+import { DemoClient, byCaseIdentifier, parameter, stateOf, withTaskCode } from './client.ts';
+import type { Resource } from './client.ts';
+import { ensureRoster } from './roster.ts';
+
+// eslint-disable-next-line no-restricted-properties -- a client of the hub, not the hub: its own settings
+const env = process.env;
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string', default: env.HUB_URL ?? 'http://127.0.0.1:8080' },
+    'dimse-host': { type: 'string', default: env.DIMSE_HOST ?? '127.0.0.1' },
+    'dimse-port': { type: 'string', default: env.DIMSE_PORT ?? '11112' },
+    'called-ae': { type: 'string', default: env.DIMSE_CALLED_AE ?? 'HUB' },
+    'calling-ae': { type: 'string', default: env.DIMSE_CALLING_AE ?? 'DEMO' },
+    'timeout-seconds': { type: 'string', default: '180' },
+  },
+});
+
+const REFERENCE_SYSTEM = 'urn:hub:reference-number';
+const NPI = 'http://hl7.org/fhir/sid/us-npi';
+const ACSN = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN' }] };
+const QUESTIONS = [
+  'Is the mass in the left lung malignant?',
+  'Would you recommend surgery or chemotherapy for this cancer?',
+  'Is a PET-CT needed before deciding?',
+  'Does the enlarged mediastinal node need a biopsy?',
+  'Is resection indicated, and if so, which approach would you choose?',
+];
+/** The physician's estimate of the records (a priced tier); the PDF that arrives has fewer pages. */
+const ESTIMATED_RECORD_PAGES = 60;
+const RECORD_PAGES = 4;
+
+let stepNumber = 0;
+function step(title: string): void {
+  stepNumber += 1;
+  console.log(`\n${stepNumber}. ${title}`);
+}
+const show = (line: string): void => console.log(`   ${line}`);
+
+async function demo(): Promise<void> {
+  const client = new DemoClient(args.url.replace(/\/+$/, ''), Number(args['timeout-seconds']) * 1000);
+  const dimsePort = Number(args['dimse-port']);
+  if (!Number.isInteger(dimsePort) || dimsePort < 1 || dimsePort > 65535) throw new Error(`--dimse-port must be a TCP port, not "${args['dimse-port']}"`);
+  const runTag = randomBytes(3).toString('hex').toUpperCase();
+  console.log(`Second-opinion hub demo against ${client.base} (DICOM ${args['dimse-host']}:${dimsePort}, AE ${args['called-ae']}), run ${runTag}`);
+
+  step('The specialists’ roster (kept on the hub between runs)');
+  const roster = await ensureRoster(client);
+  for (const member of roster) show(`${member.name}: ${member.summary} → Practitioner/${member.id}`);
+
+  step('$check-eligibility for a patient living in Massachusetts');
+  const massachusetts = await client.fhir('GET', '$check-eligibility?country=US&state=MA&plannedReview=radiology');
+  show(`outcome ${parameter(massachusetts, 'outcome')?.valueCode}: ${parameter(massachusetts, 'message')?.valueString}`);
+
+  step('Patient/$register: the patient registers and gets a reference number and a letter');
+  const birthDate = '1961-04-23';
+  const registration = await client.fhir('POST', 'Patient/$register', {
+    resourceType: 'Parameters',
+    parameter: [
+      { name: 'requestId', valueString: `demo-${randomUUID()}` },
+      {
+        name: 'patient',
+        resource: {
+          resourceType: 'Patient',
+          name: [{ family: 'Demoperson', given: ['Harriet'] }],
+          birthDate,
+          telecom: [{ system: 'email', value: 'harriet.demoperson@patient.example.org' }],
+          address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
+        },
+      },
+    ],
+  });
+  const referenceNumber: string = parameter(registration, 'referenceNumber').valueIdentifier.value;
+  const patientId: string = parameter(registration, 'patient').resource.id;
+  show(`reference number ${parameter(registration, 'referenceNumberDisplay')?.valueString ?? referenceNumber} → Patient/${patientId}`);
+  show(`letter for the physician: ${parameter(registration, 'letterPdf')?.valueReference?.reference ?? '(none)'}`);
+
+  step('The EHR sends the referral as one transaction Bundle');
+  const accessionNumber = `DEMO${runTag}${randomBytes(2).toString('hex').toUpperCase()}`;
+  const bundle = referralBundle(referenceNumber, accessionNumber);
+  const result = await client.fhir('POST', '', bundle);
+  const locations: string[] = result.entry.map((entry: { response: { location: string } }) => entry.response.location.split('/_history')[0]);
+  for (const location of locations) show(`created ${location}`);
+  const serviceRequestId = locations[2].split('/')[1];
+  const physicianId = locations[0].split('/')[1];
+
+  step('Intake: eligibility, the quote and the expected materials');
+  const submitted = await client.until(async () => {
+    const task = await byCaseIdentifier(client, 'Task', `${serviceRequestId}/coordination`);
+    return stateOf(task) === 'submitted' ? task : undefined;
+  }, 'the case to be submitted');
+  show(`coordination Task/${submitted.id}: ${stateOf(submitted)} (${submitted.status})`);
+  await printQuote(client, serviceRequestId, submitted);
+  const expected = await client.search(`Task?part-of=Task/${submitted.id}`);
+  for (const task of withTaskCode(expected, 'expect-material')) show(`expecting ${task.input?.[0]?.valueCoding?.code}: Task/${task.id} (${task.status})`);
+
+  step('A coordinator accepts the case (businessStatus awaiting-materials)');
+  await client.change(`Task/${submitted.id}`, (task) => ({ ...task, businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'awaiting-materials' }] } }));
+  const accepted = await client.until(async () => {
+    const task = await client.fhir('GET', `Task/${submitted.id}`);
+    return stateOf(task) === 'awaiting-materials' && task.status === 'accepted' ? task : undefined;
+  }, 'the acceptance to be applied');
+  show(`coordination Task: ${stateOf(accepted)} (${accepted.status})`);
+
+  step(`The records arrive: a ${RECORD_PAGES}-page PDF as Binary + DocumentReference`);
+  const pdf = await recordsPdf(RECORD_PAGES);
+  const binary = await client.fhir('POST', 'Binary', { resourceType: 'Binary', contentType: 'application/pdf', data: Buffer.from(pdf).toString('base64') });
+  const document = await client.fhir('POST', 'DocumentReference', {
+    resourceType: 'DocumentReference',
+    status: 'current',
+    type: { text: 'Discharge summary' },
+    subject: { reference: `Patient/${patientId}` },
+    content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${binary.id}`, title: 'Discharge summary' } }],
+    context: { related: [{ reference: `ServiceRequest/${serviceRequestId}` }] },
+  });
+  show(`Binary/${binary.id} (${pdf.length} bytes), DocumentReference/${document.id}`);
+  const counted = await client.until(async () => {
+    const current = await client.fhir('GET', `DocumentReference/${document.id}`);
+    return current.extension?.find((extension: { url: string }) => extension.url === 'urn:hub:extension:page-count');
+  }, 'the page count');
+  show(`page count read from the PDF: ${counted.valueInteger}`);
+  await expectMaterial(client, serviceRequestId, 'records');
+
+  step('A CT and an MR study arrive by DICOM C-STORE (storescu)');
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'hub-demo-'));
+  try {
+    // The CT carries the request's accession number; the MR the reference number as PatientID.
+    const ct = await studyFile(workDir, 'CT_small.dcm', { accessionNumber, patientId: `MRN${runTag}`, birthDate: birthDate.replaceAll('-', '') });
+    const mr = await studyFile(workDir, 'MR_small.dcm', { accessionNumber: `OTHER${runTag}`, patientId: referenceNumber, birthDate: birthDate.replaceAll('-', '') });
+    await sendStudies({ host: args['dimse-host'], port: dimsePort, calledAe: args['called-ae'], callingAe: args['calling-ae'] }, [ct.path, mr.path]);
+    for (const [label, study] of [['CT (by accession number)', ct], ['MR (by reference number as PatientID)', mr]] as const) {
+      const imagingStudy = await client.until(async () => {
+        const [found] = await client.search(`ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.studyInstanceUid}`)}`);
+        return found?.basedOn?.[0]?.reference === `ServiceRequest/${serviceRequestId}` ? found : undefined;
+      }, `the ${label} to be matched to the case`);
+      show(`${label}: ImagingStudy/${imagingStudy.id} matched to ServiceRequest/${serviceRequestId}`);
+    }
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  await expectMaterial(client, serviceRequestId, 'imaging');
+  await printQuote(client, serviceRequestId, await client.fhir('GET', `Task/${submitted.id}`));
+
+  step('Materials complete: the radiology pre-review');
+  const preReview = await client.until(async () => withTaskCode(await client.search(`Task?part-of=Task/${submitted.id}`), 'pre-review-radiology')[0], 'the pre-review Task');
+  show(`pre-review Task/${preReview.id} (${preReview.status}); case ${stateOf(await client.fhir('GET', `Task/${submitted.id}`))}`);
+  const radiologist = await client.fhir('POST', 'Practitioner', { resourceType: 'Practitioner', name: [{ prefix: ['Dr.'], family: 'Fairweather', given: ['Demo'] }] });
+  const report = await client.fhir('POST', 'DiagnosticReport', {
+    resourceType: 'DiagnosticReport',
+    status: 'final',
+    code: { text: 'Radiology pre-review' },
+    subject: { reference: `Patient/${patientId}` },
+    basedOn: [{ reference: `ServiceRequest/${serviceRequestId}` }],
+    performer: [{ reference: `Practitioner/${radiologist.id}` }],
+    conclusion: 'Images adequate for specialist review.',
+  });
+  await client.change(`Task/${preReview.id}`, (task) => ({ ...task, status: 'in-progress', owner: { reference: `Practitioner/${radiologist.id}` } }));
+  await client.change(`Task/${preReview.id}`, (task) => ({
+    ...task,
+    status: 'completed',
+    output: [{ type: { text: 'report' }, valueReference: { reference: `DiagnosticReport/${report.id}` } }],
+  }));
+  show(`completed by Practitioner/${radiologist.id} with DiagnosticReport/${report.id}`);
+
+  step('Matching: the specialist’s Task and its due date');
+  const offer = await client.until(async () => withTaskCode(await client.search(`Task?part-of=Task/${submitted.id}`), 'specialist-opinion')[0], 'the specialist’s Task');
+  const specialist = roster.find((member) => `Practitioner/${member.id}` === offer.owner?.reference);
+  show(`Task/${offer.id} offered to ${specialist?.name ?? offer.owner?.reference}, due ${offer.restriction?.period?.end} (10 business days, US Eastern)`);
+  console.log('   ranking explanation:');
+  for (const line of (offer.note ?? []).map((note: { text: string }) => note.text).join('\n').split('\n')) show(`  ${line}`);
+
+  step('The specialist accepts');
+  await client.change(`Task/${offer.id}`, (task) => ({ ...task, status: 'accepted' }));
+  const inReview = await client.until(async () => {
+    const task = await client.fhir('GET', `Task/${submitted.id}`);
+    return stateOf(task) === 'specialist-review' ? task : undefined;
+  }, 'specialist review');
+  show(`case ${stateOf(inReview)} (${inReview.status}); status e-mails went to Practitioner/${physicianId} and Patient/${patientId} (links only)`);
+
+  step('A second patient, living in New Mexico');
+  const newMexico = await client.fhir('GET', '$check-eligibility?country=US&state=NM');
+  show(`$check-eligibility: ${parameter(newMexico, 'outcome')?.valueCode}: ${parameter(newMexico, 'message')?.valueString}`);
+  if (parameter(newMexico, 'outcome')?.valueCode !== 'ineligible') throw new Error('New Mexico should be ineligible under the default policy');
+  const refused = await client.request('POST', 'Patient/$register', {
+    resourceType: 'Parameters',
+    parameter: [
+      {
+        name: 'patient',
+        resource: {
+          resourceType: 'Patient',
+          name: [{ family: 'Demoperson', given: ['Mateo'] }],
+          birthDate: '1958-09-02',
+          telecom: [{ system: 'email', value: 'mateo.demoperson@patient.example.org' }],
+          address: [{ use: 'home', city: 'Santa Fe', state: 'NM', postalCode: '87501', country: 'US' }],
+        },
+      },
+    ],
+  });
+  const issues: Resource[] = refused.body?.issue ?? [];
+  const byPolicy = issues.some((issue) => issue.code === 'business-rule' && issue.details?.coding?.some((coding: Resource) => coding.system === 'urn:hub:eligibility-reason'));
+  if (refused.status < 400 || !byPolicy) {
+    throw new Error(`Patient/$register should refuse a New Mexico resident by the jurisdiction policy; got HTTP ${refused.status} ${JSON.stringify(issues)}`);
+  }
+  show(`Patient/$register: HTTP ${refused.status}, not registered: ${issues.map((issue) => issue.details?.text).join(' ')}`);
+
+  console.log(`\nDemo finished: ServiceRequest/${serviceRequestId} is in specialist review; the New Mexico applicant was declined before registration.`);
+}
+
+function referralBundle(referenceNumber: string, accessionNumber: string): Resource {
+  const patient = `Patient?identifier=${REFERENCE_SYSTEM}|${referenceNumber}`;
+  const reference = { system: REFERENCE_SYSTEM, value: referenceNumber };
+  const physician = 'urn:uuid:9d1e3a52-1c7e-4d0b-8a55-5e6f00000001';
+  const questions = 'urn:uuid:9d1e3a52-1c7e-4d0b-8a55-5e6f00000002';
+  const material = (code: string, url: string, value: number) => ({ coding: [{ system: 'urn:hub:material', code }], extension: [{ url, valueInteger: value }] });
+  return {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [
+      {
+        fullUrl: physician,
+        resource: {
+          resourceType: 'Practitioner',
+          identifier: [{ system: NPI, value: '1245319599' }],
+          name: [{ prefix: ['Dr.'], family: 'Okonkwo', given: ['Adaeze'] }],
+          telecom: [{ system: 'email', value: 'a.okonkwo@referrer.example.org' }],
+        },
+        request: { method: 'POST', url: 'Practitioner', ifNoneExist: `identifier=${NPI}|1245319599` },
+      },
+      {
+        fullUrl: questions,
+        resource: {
+          resourceType: 'QuestionnaireResponse',
+          status: 'completed',
+          subject: { reference: patient },
+          author: { reference: physician },
+          item: [{ linkId: 'question', text: 'Your questions for the specialist', answer: QUESTIONS.map((valueString) => ({ valueString })) }],
+        },
+        request: { method: 'POST', url: 'QuestionnaireResponse' },
+      },
+      {
+        fullUrl: 'urn:uuid:9d1e3a52-1c7e-4d0b-8a55-5e6f00000003',
+        resource: {
+          resourceType: 'ServiceRequest',
+          status: 'active',
+          intent: 'order',
+          priority: 'routine',
+          category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0336', code: 'S', display: 'Second Opinion' }] }],
+          code: { text: 'Second opinion' },
+          identifier: [reference, { type: ACSN, system: 'urn:example:ris', value: accessionNumber }],
+          requisition: reference,
+          subject: { reference: patient },
+          requester: { reference: physician },
+          supportingInfo: [{ reference: questions }],
+          orderDetail: [material('imaging', 'urn:hub:extension:imaging-sites', 2), material('records', 'urn:hub:extension:record-pages', ESTIMATED_RECORD_PAGES)],
+        },
+        request: { method: 'POST', url: 'ServiceRequest' },
+      },
+    ],
+  };
+}
+
+async function printQuote(client: DemoClient, serviceRequestId: string, coordination: Resource): Promise<void> {
+  const lines = (await client.search(`ChargeItem?subject=${coordination.for?.reference ?? ''}`)).filter((item) =>
+    (item.identifier ?? []).some((identifier: { value?: string }) => identifier.value?.startsWith(`${serviceRequestId}/charge/`)),
+  );
+  console.log('   quote:');
+  for (const item of lines.sort((a, b) => String(a.code?.coding?.[0]?.code).localeCompare(String(b.code?.coding?.[0]?.code)))) {
+    const price = item.priceOverride ? `$${item.priceOverride.value.toFixed(2)}` : '(manual)';
+    show(`  ${String(item.code?.coding?.[0]?.display ?? item.code?.text).padEnd(60)} × ${String(item.quantity?.value ?? 1).padStart(2)}  ${price.padStart(10)}  ${item.status}`);
+  }
+  const quote = (coordination.extension ?? []).find((extension: { url: string }) => extension.url === 'urn:hub:extension:quote');
+  const total = quote?.extension?.find((part: { url: string }) => part.url === 'total')?.valueMoney;
+  const manual = quote?.extension?.find((part: { url: string }) => part.url === 'manualQuote')?.valueString;
+  show(manual ? `  manual quote needed: ${manual}` : `  total $${total?.value?.toFixed(2)} ${total?.currency ?? ''}`);
+}
+
+async function expectMaterial(client: DemoClient, serviceRequestId: string, kind: string): Promise<void> {
+  const task = await client.until(async () => {
+    const current = await byCaseIdentifier(client, 'Task', `${serviceRequestId}/expect-material/${kind}`);
+    return current?.status === 'completed' ? current : undefined;
+  }, `the ${kind} to be complete`);
+  show(`expected ${kind}: Task/${task.id} completed with ${(task.output ?? []).filter((output: { valueReference?: unknown }) => output.valueReference).length} item(s)`);
+}
+
+demo().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`\nDemo failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

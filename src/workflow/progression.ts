@@ -1,0 +1,418 @@
+/**
+ * The case after intake (case-model.md): materials complete → pre-review Tasks → matching → the
+ * specialist's Task → specialist-review. One job step reads the whole case under its lock and moves it
+ * as far as the facts allow, every state change through case-state.ts `transition`, all in one
+ * transaction. Each step derives what to do from the stored resources, and a Task is created only
+ * when its case identifier finds none, so a step that runs twice writes nothing the second time.
+ *
+ * A coordinator moves a case by writing the coordination Task's businessStatus (the hub has no
+ * per-user roles on FHIR writes yet): a businessStatus whose Task.status does not match
+ * STATE_RESOURCES is a person's move not yet applied; it is checked as a coordinator's move from the
+ * last consistent version's state, then applied (Task.status, ServiceRequest.status) or undone with
+ * the refusal as statusReason.
+ */
+import { parseSearchRequest } from '@medplum/core';
+import type { WithId } from '@medplum/core';
+import type { CodeableConcept, ImagingStudy, Patient, Reference, ServiceRequest, Specimen, Task } from '@medplum/fhirtypes';
+import { STATE_RESOURCES, transition } from '../cases/case-state.ts';
+import type { CaseFacts, CaseState, PreReview, TransitionResult } from '../cases/case-state.ts';
+import { dueDate } from '../cases/business-calendar.ts';
+import { checkEligibility } from '../cases/jurisdictions.ts';
+import type { Eligibility } from '../cases/jurisdictions.ts';
+import { matchSpecialists, nextCandidate } from '../cases/matching.ts';
+import type { CaseMaterials } from '../cases/specialties.ts';
+import type { Queryable } from '../db/database.ts';
+import { policyInForce, residenceOf } from '../fhir/operations/eligibility.ts';
+import { HubRepository } from '../fhir/repository.ts';
+import {
+  CASE_ROLES,
+  TASK_CODE_SYSTEM,
+  caseResourceIdentifier,
+  caseStateConcept,
+  caseStateOf,
+  findCaseResource,
+  lockCase,
+  referencedId,
+  taskCode,
+} from './case-resources.ts';
+import type { TaskCode } from './case-resources.ts';
+import { notifyCaseState } from './case-notifications.ts';
+import type { WorkflowContext } from './context.ts';
+import { expectMaterialTasks } from './expect-material.ts';
+import { TASK_INPUT_SYSTEM } from './imaging-match.ts';
+import { readOptional } from './materials.ts';
+import { questionTexts, requestQuestionnaires } from './quote.ts';
+import { OPEN_TASK_STATUSES, loadRoster, rankingNote, requestedSpecialistId, specialistTask, specialistTaskRole } from './specialists.ts';
+
+/** Coordination Task.statusReason codes the progression writes (coordinator-visible). */
+export const CASE_REASON_SYSTEM = 'urn:hub:case-reason';
+const PRE_REVIEW_KINDS = ['radiology', 'pathology'] as const;
+type PreReviewKind = (typeof PRE_REVIEW_KINDS)[number];
+const PRE_REVIEW_CODE: Record<PreReviewKind, TaskCode> = { radiology: 'pre-review-radiology', pathology: 'pre-review-pathology' };
+const PRE_REVIEW_MATERIAL: Record<PreReviewKind, 'ImagingStudy' | 'Specimen'> = { radiology: 'ImagingStudy', pathology: 'Specimen' };
+const ACCEPTED_OFFER: readonly Task['status'][] = ['accepted', 'in-progress', 'on-hold', 'completed'];
+const WITHDRAWN_OFFER: readonly Task['status'][] = ['rejected', 'cancelled', 'failed', 'entered-in-error'];
+
+export interface ProgressionResult {
+  outcome: 'no-case' | 'not-active' | 'unchanged' | 'advanced';
+  state?: CaseState;
+  /** The open offer to a specialist, whose reminders the job (re)schedules on every run. */
+  openOffer?: { taskId: string; dueAt: string };
+  /** Why the case could not go further, for the log (no PHI: codes and state names only). */
+  refusal?: string;
+}
+
+interface CaseView {
+  ctx: WorkflowContext;
+  tx: Queryable;
+  repo: HubRepository;
+  now: Date;
+  request: WithId<ServiceRequest>;
+  coordination: WithId<Task>;
+  state: CaseState;
+  eligibility: Eligibility | undefined;
+  expectTasks: WithId<Task>[];
+  children: WithId<Task>[];
+  changed: boolean;
+  refusal?: string;
+}
+
+const hasTaskCode = (task: Task, code: TaskCode): boolean =>
+  (task.code?.coding ?? []).some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === code);
+
+function eligibilityOf(ctx: WorkflowContext, patient: Patient | undefined, now: Date): Eligibility | undefined {
+  if (!patient) return undefined;
+  return checkEligibility(residenceOf(patient)?.residence ?? { country: undefined }, policyInForce(ctx.jurisdictionPolicies, now));
+}
+
+// ---- what the case's Tasks say -------------------------------------------------------------------
+
+/** Every expect-material Task is completed, or cancelled (waived by a coordinator, or no longer planned). */
+const materialsComplete = (view: CaseView): boolean => view.expectTasks.every((task) => task.status === 'completed' || task.status === 'cancelled');
+
+/** When the last expected material arrived or was waived: the instant the 10 business days count from. */
+function materialsCompletedAt(view: CaseView): Date {
+  const instants = view.expectTasks
+    .map((task) => task.executionPeriod?.end ?? task.lastModified ?? task.meta?.lastUpdated)
+    .filter((value): value is string => value !== undefined)
+    .map((value) => Date.parse(value));
+  const fallback = Date.parse(view.coordination.lastModified ?? view.coordination.meta?.lastUpdated ?? view.now.toISOString());
+  return new Date(instants.length > 0 ? Math.max(...instants) : fallback);
+}
+
+/** References to the arrived materials of a type, from the completed expect-material Tasks' output. */
+function arrived(view: CaseView, type: 'ImagingStudy' | 'Specimen'): Reference[] {
+  const references = view.expectTasks
+    .filter((task) => task.status === 'completed')
+    .flatMap((task) => task.output ?? [])
+    .map((output) => output.valueReference?.reference)
+    .filter((reference): reference is string => reference !== undefined && referencedId({ reference }, type) !== undefined);
+  return [...new Set(references)].sort().map((reference) => ({ reference }));
+}
+
+/** The pre-reviews the arrived materials call for and the patient's jurisdiction allows. */
+function plannedPreReviews(view: CaseView): { kind: PreReviewKind; materials: Reference[] }[] {
+  const allowed = view.eligibility?.allowedReviews ?? { radiology: false, pathology: false };
+  return PRE_REVIEW_KINDS.flatMap((kind) => {
+    const materials = arrived(view, PRE_REVIEW_MATERIAL[kind]);
+    return materials.length > 0 && allowed[kind] ? [{ kind, materials }] : [];
+  });
+}
+
+const preReviewTasks = (view: CaseView): { kind: PreReviewKind; task: WithId<Task> }[] =>
+  PRE_REVIEW_KINDS.flatMap((kind) =>
+    view.children.filter((task) => hasTaskCode(task, PRE_REVIEW_CODE[kind]) && task.status !== 'cancelled' && task.status !== 'entered-in-error').map((task) => ({ kind, task })),
+  );
+
+const reportsOf = (task: Task): Reference[] =>
+  (task.output ?? []).flatMap((output) => (referencedId(output.valueReference, 'DiagnosticReport') ? [{ reference: output.valueReference!.reference }] : []));
+
+/** The case's pre-reviews for the guards: done when completed with a DiagnosticReport as output. */
+const preReviewFacts = (view: CaseView): PreReview[] =>
+  preReviewTasks(view).map(({ kind, task }) => ({
+    kind,
+    reviewerId: referencedId(task.owner, 'Practitioner'),
+    done: task.status === 'completed' && reportsOf(task).length > 0,
+  }));
+
+/** The specialist-opinion offers, oldest first. */
+const offers = (view: CaseView): WithId<Task>[] =>
+  view.children.filter((task) => hasTaskCode(task, 'specialist-opinion')).sort((a, b) => (a.authoredOn ?? '').localeCompare(b.authoredOn ?? ''));
+
+/** The offer the case stands on: the latest that was not declined or withdrawn. */
+const currentOffer = (view: CaseView): WithId<Task> | undefined =>
+  offers(view).filter((task) => !WITHDRAWN_OFFER.includes(task.status)).at(-1);
+
+function facts(view: CaseView, extra: CaseFacts = {}): CaseFacts {
+  const offer = currentOffer(view);
+  const assigned = offer && ACCEPTED_OFFER.includes(offer.status) ? referencedId(offer.owner, 'Practitioner') : undefined;
+  return {
+    ...(view.eligibility ? { eligibility: { outcome: view.eligibility.outcome, allowedReviews: view.eligibility.allowedReviews } } : {}),
+    materialsComplete: materialsComplete(view),
+    preReviews: preReviewFacts(view),
+    ...(assigned ? { assignedSpecialistId: assigned } : {}),
+    ...extra,
+  };
+}
+
+// ---- writes ----------------------------------------------------------------------------------------
+
+/** The coordination Task (and the request) as a state says; statusReason replaced by `reason`. */
+async function recordState(view: CaseView, state: CaseState, reason: CodeableConcept | undefined): Promise<void> {
+  const { meta, statusReason: _old, ...rest } = view.coordination;
+  const next: Task = {
+    ...rest,
+    status: STATE_RESOURCES[state].taskStatus,
+    businessStatus: caseStateConcept(state),
+    ...(reason ? { statusReason: reason } : {}),
+    lastModified: view.now.toISOString(),
+  };
+  view.coordination = await view.repo.updateResource<Task>(next, { ifMatch: meta?.versionId });
+  const requestStatus = STATE_RESOURCES[state].serviceRequestStatus;
+  if (view.request.status !== requestStatus) {
+    const { meta: requestMeta, ...request } = view.request;
+    view.request = await view.repo.updateResource<ServiceRequest>({ ...request, status: requestStatus }, { ifMatch: requestMeta?.versionId });
+  }
+  view.state = state;
+  view.changed = true;
+  await notifyCaseState(view.ctx, { tx: view.tx, repo: view.repo, serviceRequest: view.request, patient: view.coordination.for, state });
+}
+
+/** Applies an allowed transition; records the refusal of one that is not (for the log). */
+async function move(view: CaseView, result: TransitionResult): Promise<boolean> {
+  if (!result.ok) {
+    view.refusal = result.reason;
+    return false;
+  }
+  if (result.changed) await recordState(view, result.state, undefined);
+  return true;
+}
+
+/** The coordination Task's statusReason set (or, with none, cleared) without a state change. */
+async function setReason(view: CaseView, code: string, reason: CodeableConcept | undefined): Promise<void> {
+  const current = view.coordination.statusReason;
+  const ours = current?.coding?.some((coding) => coding.system === CASE_REASON_SYSTEM && coding.code === code);
+  if (reason ? current?.text === reason.text && ours : !ours) return;
+  const { meta, statusReason: _old, ...rest } = view.coordination;
+  view.coordination = await view.repo.updateResource<Task>(
+    { ...rest, ...(reason ? { statusReason: reason } : {}), lastModified: view.now.toISOString() },
+    { ifMatch: meta?.versionId },
+  );
+  view.changed = true;
+}
+
+async function createChild(view: CaseView, role: string, task: Task): Promise<void> {
+  if (await findCaseResource<Task>(view.repo, 'Task', view.request.id, role)) return;
+  view.children.push(await view.repo.createResource<Task>(task));
+  view.changed = true;
+}
+
+function preReviewTask(view: CaseView, kind: PreReviewKind, materials: Reference[]): Task {
+  const now = view.now.toISOString();
+  return {
+    resourceType: 'Task',
+    identifier: [caseResourceIdentifier(view.request.id, PRE_REVIEW_CODE[kind])],
+    ...(view.coordination.groupIdentifier ? { groupIdentifier: view.coordination.groupIdentifier } : {}),
+    basedOn: [{ reference: `ServiceRequest/${view.request.id}` }],
+    partOf: [{ reference: `Task/${view.coordination.id}` }],
+    status: 'requested',
+    intent: 'order',
+    code: taskCode(PRE_REVIEW_CODE[kind]),
+    description: kind === 'radiology' ? 'Radiology pre-review of the imaging' : 'Pathology pre-review of the specimens',
+    focus: materials[0],
+    ...(view.coordination.for ? { for: view.coordination.for } : {}),
+    authoredOn: now,
+    lastModified: now,
+    input: materials.map((reference) => ({ type: { coding: [{ system: TASK_INPUT_SYSTEM, code: 'material' }] }, valueReference: reference })),
+  };
+}
+
+// ---- the steps -------------------------------------------------------------------------------------
+
+/** The state of the newest earlier version whose Task.status matched its businessStatus. */
+async function lastConsistentState(view: CaseView): Promise<CaseState | undefined> {
+  const history = await view.repo.readHistory<Task>('Task', view.coordination.id, { limit: 50 });
+  for (const entry of history.entry ?? []) {
+    const version = entry.resource;
+    if (!version || version.meta?.versionId === view.coordination.meta?.versionId) continue;
+    const state = caseStateOf(version);
+    if (state && STATE_RESOURCES[state].taskStatus === version.status) return state;
+  }
+  return undefined;
+}
+
+/** A coordinator's move written as businessStatus alone: applied if allowed, otherwise undone. */
+async function applyPersonsMove(view: CaseView): Promise<void> {
+  if (view.coordination.status === STATE_RESOURCES[view.state].taskStatus) return;
+  const from = await lastConsistentState(view);
+  if (!from) return;
+  const to = view.state;
+  const result = transition(
+    { state: from, referringPhysicianId: referencedId(view.request.requester, 'Practitioner') },
+    { to, actor: { role: 'coordinator', id: 'coordinator' }, now: view.now, facts: facts(view, { reason: view.coordination.statusReason?.text }) },
+  );
+  if (result.ok) {
+    // The coordinator's own statusReason (why they cancelled, failed or accepted) stays; ours goes.
+    const theirs = view.coordination.statusReason?.coding?.some((coding) => coding.system === CASE_REASON_SYSTEM) ? undefined : view.coordination.statusReason;
+    await recordState(view, to, theirs);
+  } else {
+    await recordState(view, from, { coding: [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }], text: `The move to "${to}" was refused: ${result.reason}` });
+    view.refusal = result.reason;
+  }
+}
+
+async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
+  if (!materialsComplete(view)) return;
+  const planned = plannedPreReviews(view);
+  const system = { role: 'system' as const, id: 'case-progression' };
+  if (planned.length === 0) {
+    await move(view, transition({ state: view.state, referringPhysicianId: undefined }, { to: 'matching', actor: system, now: view.now, facts: facts(view) }));
+    return;
+  }
+  const preReviews: PreReview[] = planned.map(({ kind }) => ({ kind, done: false }));
+  const result = transition({ state: view.state, referringPhysicianId: undefined }, { to: 'pre-review', actor: system, now: view.now, facts: facts(view, { preReviews }) });
+  if (!(await move(view, result))) return;
+  for (const { kind, materials } of planned) await createChild(view, PRE_REVIEW_CODE[kind], preReviewTask(view, kind, materials));
+}
+
+async function finishPreReview(view: CaseView): Promise<void> {
+  const pending = preReviewFacts(view).filter((review) => !review.done);
+  if (pending.length > 0) return;
+  await move(view, transition({ state: view.state, referringPhysicianId: undefined }, { to: 'matching', actor: { role: 'system', id: 'case-progression' }, now: view.now, facts: facts(view) }));
+}
+
+/** The assigned specialist declined or withdrew after accepting: back to matching for the next one. */
+async function specialistWithdrew(view: CaseView): Promise<void> {
+  const latest = offers(view).at(-1);
+  if (!latest || !WITHDRAWN_OFFER.includes(latest.status)) return;
+  const specialistId = referencedId(latest.owner, 'Practitioner') ?? '';
+  await move(
+    view,
+    transition(
+      { state: view.state, referringPhysicianId: undefined },
+      { to: 'matching', actor: { role: 'specialist', id: specialistId }, now: view.now, facts: facts(view, { assignedSpecialistId: specialistId }) },
+    ),
+  );
+}
+
+async function caseMaterials(view: CaseView): Promise<CaseMaterials> {
+  const studies = await Promise.all(arrived(view, 'ImagingStudy').map((ref) => readOptional<ImagingStudy>(view.repo, 'ImagingStudy', referencedId(ref, 'ImagingStudy')!)));
+  const specimens = await Promise.all(arrived(view, 'Specimen').map((ref) => readOptional<Specimen>(view.repo, 'Specimen', referencedId(ref, 'Specimen')!)));
+  const conceptText = (concept: CodeableConcept | undefined) => concept?.text ?? concept?.coding?.[0]?.display ?? concept?.coding?.[0]?.code;
+  const codingText = (coding: { display?: string; code?: string } | undefined) => coding?.display ?? coding?.code;
+  return {
+    imaging: studies.flatMap((study) =>
+      study ? [{ modality: study.modality?.[0]?.code ?? study.series?.[0]?.modality?.code ?? '', bodySite: codingText(study.series?.find((series) => series.bodySite)?.bodySite) }] : [],
+    ),
+    pathology: specimens.flatMap((specimen) => (specimen ? [{ bodySite: conceptText(specimen.collection?.bodySite) }] : [])),
+  };
+}
+
+/** Matching: offer the case to the best candidate not yet asked, or take the accepted offer. */
+async function match(view: CaseView): Promise<void> {
+  const offer = currentOffer(view);
+  if (offer && ACCEPTED_OFFER.includes(offer.status)) {
+    const specialistId = referencedId(offer.owner, 'Practitioner') ?? '';
+    await move(
+      view,
+      transition(
+        { state: view.state, referringPhysicianId: undefined },
+        { to: 'specialist-review', actor: { role: 'specialist', id: specialistId }, now: view.now, facts: facts(view) },
+      ),
+    );
+    return;
+  }
+  if (offer) return; // Offered, not answered yet.
+  const asked = offers(view).map((task) => referencedId(task.owner, 'Practitioner')).filter((id): id is string => id !== undefined);
+  const dueAt = dueDate(materialsCompletedAt(view));
+  const roster = await loadRoster(view.repo, view.now);
+  const questions = questionTexts(await requestQuestionnaires(view.repo, view.request));
+  const result = matchSpecialists(
+    {
+      questions,
+      materials: await caseMaterials(view),
+      requestedSpecialistId: await requestedSpecialistId(view.repo, view.request),
+      now: view.now,
+      reviewDueBy: dueAt,
+    },
+    roster.profiles,
+  );
+  const next = nextCandidate(result.ranking, asked);
+  if (!next) {
+    const why = [...result.excluded, ...roster.unreadable].map((member) => `${member.name}: ${member.reasons.join('; ')}`);
+    const text =
+      `No eligible specialist is left to offer the case to${asked.length > 0 ? ` (${asked.length} declined)` : ''}; a coordinator must find one.` +
+      (why.length > 0 ? ` Not eligible or not available: ${why.join(' | ')}.` : '');
+    await setReason(view, 'no-specialist', { coding: [{ system: CASE_REASON_SYSTEM, code: 'no-specialist' }], text });
+    return;
+  }
+  await setReason(view, 'no-specialist', undefined);
+  const reports = preReviewTasks(view).flatMap(({ task }) => reportsOf(task));
+  const task = specialistTask({
+    serviceRequest: view.request,
+    coordination: view.coordination,
+    specialistId: next.specialistId,
+    dueAt,
+    note: rankingNote(result, next, asked, roster.unreadable),
+    reports,
+    now: view.now,
+  });
+  await createChild(view, specialistTaskRole(next.specialistId), task);
+}
+
+// ---- the job step ----------------------------------------------------------------------------------
+
+/** Moves one case as far as its resources allow, in one transaction under the case lock. */
+export async function advanceCase(ctx: WorkflowContext, data: { serviceRequestId: string }): Promise<ProgressionResult> {
+  const { serviceRequestId } = data;
+  return ctx.repository.db.transaction(async (tx) => {
+    await lockCase(tx, serviceRequestId);
+    const repo = new HubRepository(ctx.repository, tx);
+    const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
+    const coordination = request && (await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination));
+    const state = coordination && caseStateOf(coordination);
+    if (!request || !coordination || !state) return { outcome: 'no-case' };
+    if (request.status !== 'active') return { outcome: 'not-active', state };
+    const now = ctx.now();
+    const patientId = referencedId(coordination.for, 'Patient') ?? referencedId(request.subject, 'Patient');
+    const patient = patientId ? await readOptional<Patient>(repo, 'Patient', patientId) : undefined;
+    const children = await repo.searchResources<Task>(parseSearchRequest<Task>(`Task?part-of=Task/${coordination.id}&_count=1000`));
+    const view: CaseView = {
+      ctx,
+      tx,
+      repo,
+      now,
+      request,
+      coordination,
+      state,
+      eligibility: eligibilityOf(ctx, patient, now),
+      expectTasks: [...(await expectMaterialTasks(repo, serviceRequestId)).values()],
+      children,
+      changed: false,
+    };
+
+    await applyPersonsMove(view);
+    if (view.state === 'awaiting-materials') await leaveAwaitingMaterials(view);
+    if (view.state === 'pre-review') await finishPreReview(view);
+    if (view.state === 'specialist-review') await specialistWithdrew(view);
+    if (view.state === 'matching') await match(view);
+
+    const open = currentOffer(view);
+    const openOffer =
+      open && OPEN_TASK_STATUSES.includes(open.status) && open.restriction?.period?.end
+        ? { taskId: open.id, dueAt: open.restriction.period.end }
+        : undefined;
+    ctx.logger?.info({ serviceRequestId, state: view.state, changed: view.changed, refusal: view.refusal ? 'refused' : undefined }, 'case progression');
+    return {
+      outcome: view.changed ? 'advanced' : 'unchanged',
+      state: view.state,
+      ...(openOffer ? { openOffer } : {}),
+      ...(view.refusal ? { refusal: view.refusal } : {}),
+    };
+  });
+}
+
+/** The ServiceRequest a Task of a case is based on. */
+export function caseOfTask(task: Task): string | undefined {
+  return (task.basedOn ?? []).map((reference) => referencedId(reference, 'ServiceRequest')).find((id) => id !== undefined);
+}
