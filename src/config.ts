@@ -25,6 +25,12 @@ function splitList(value: string): string[] {
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
+/** What one process does: serve HTTP and DIMSE (api), run queue workers (worker), relay the outbox (relay). */
+export const HUB_ROLES = ['api', 'worker', 'relay'] as const;
+export type HubRole = (typeof HUB_ROLES)[number];
+/** An address, bare or with a display name: `no-reply@example.org`, `Hub <no-reply@example.org>`. */
+const mailAddress = /^(?:[^<>@\r\n]*<[^\s<>()@,;:"]+@[^\s<>()@,;:"]+>|[^\s<>()@,;:"]+@[^\s<>()@,;:"]+)$/;
+
 /** The environment variables, their defaults and their rules. Documented in README.md. */
 const schema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -43,10 +49,22 @@ const schema = z.object({
   DIMSE_HOST: z.string().min(1).default('127.0.0.1'),
   DIMSE_PORT: port.default(11112),
   DIMSE_AE_TITLE: aeTitle.default('HUB'),
+  JURISDICTION_POLICY_FILE: z.string().trim().min(1).optional(),
   DIMSE_ALLOWED_CALLING_AE_TITLES: z.string().default('').refine(
     (value) => splitList(value).every((title) => aeTitle.safeParse(title).success),
     'must be a comma-separated list of AE titles (1-16 characters each, no backslash or control characters)',
   ),
+  HUB_ROLES: z.string().default(HUB_ROLES.join(',')).refine(
+    (value) => splitList(value).length > 0 && splitList(value).every((role) => (HUB_ROLES as readonly string[]).includes(role)),
+    `must be a comma-separated list of ${HUB_ROLES.join(', ')}`,
+  ),
+  SMTP_URL: url(['smtp:', 'smtps:']).optional(),
+  MAIL_FROM: z.string().trim().regex(mailAddress, 'must be an e-mail address, optionally with a display name: Name <address>').default(
+    'Second Opinion Hub <no-reply@localhost>',
+  ),
+  AUTH_REQUIRED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
+  AUTH_SESSION_IDLE_SECONDS: positiveInt.default(1800),
+  AUTH_SESSION_MAX_SECONDS: positiveInt.default(43200),
 });
 
 /** The names of every environment variable the hub reads (docker-compose.yml is checked against it). */
@@ -72,8 +90,20 @@ export interface HubConfig {
   /** 0 picks a free port; the chosen one is `Hub.dimsePort`. */
   readonly dimsePort: number;
   readonly dimseAeTitle: string;
+  /** The operator's jurisdiction policy (one JSON document or a list of versions); unset: the shipped default. */
+  readonly jurisdictionPolicyFile: string | undefined;
   /** Calling AE titles allowed to associate; undefined allows any. */
   readonly dimseAllowedCallingAeTitles: readonly string[] | undefined;
+  /** The roles this process runs (HUB_ROLES). */
+  readonly roles: readonly HubRole[];
+  /** Unset: e-mails are written as .eml files under `${dataDir}/mail`. */
+  readonly smtpUrl: string | undefined;
+  readonly mailFrom: string;
+  /** Refuse requests to /fhir and /dicomweb that carry no access token (false until access policies land). */
+  readonly authRequired: boolean;
+  /** A login session ends after this long unused, and this long after the login at the latest. */
+  readonly authSessionIdleSeconds: number;
+  readonly authSessionMaxSeconds: number;
 }
 
 export class ConfigError extends Error {}
@@ -111,8 +141,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dimseHost: c.DIMSE_HOST,
     dimsePort: c.DIMSE_PORT,
     dimseAeTitle: c.DIMSE_AE_TITLE,
+    jurisdictionPolicyFile: c.JURISDICTION_POLICY_FILE === undefined ? undefined : path.resolve(c.JURISDICTION_POLICY_FILE),
     dimseAllowedCallingAeTitles: splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES).length > 0
       ? splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES)
       : undefined,
+    roles: HUB_ROLES.filter((role) => splitList(c.HUB_ROLES).includes(role)),
+    smtpUrl: c.SMTP_URL,
+    mailFrom: c.MAIL_FROM,
+    authRequired: c.AUTH_REQUIRED === 'true',
+    authSessionIdleSeconds: c.AUTH_SESSION_IDLE_SECONDS,
+    authSessionMaxSeconds: c.AUTH_SESSION_MAX_SECONDS,
   };
 }

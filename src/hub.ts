@@ -15,26 +15,44 @@ import { migrate } from './db/migrate.ts';
 import { startDimseServer } from './dicom/dimse/server.ts';
 import type { DimseServer } from './dicom/dimse/server.ts';
 import { createStoreHandler } from './dicom/dimse/store-handler.ts';
+import { createFindHandler } from './dicom/dimse/find-handler.ts';
 import { ensureDicomWebEndpoint } from './dicom/ingest.ts';
+import { StudyRefresher } from './dicom/study-refresher.ts';
 import { buildCapabilityStatement } from './fhir/capability.ts';
+import { startAuth } from './auth/index.ts';
 import { loadFhirDefinitions } from './fhir/definitions.ts';
 import { createFhirRouter } from './fhir/router.ts';
+import { loadJurisdictionPolicies } from './fhir/operations/eligibility.ts';
 import type { Logger } from './logger.ts';
 import { producerConnection } from './queues/connection.ts';
 import { OutboxRelay } from './queues/outbox-relay.ts';
+import { HUB_QUEUES, declaredJobOptions } from './queues/all-queues.ts';
+import { DeadLetterQueue } from './queues/dead-letter.ts';
+import { QueueProducer } from './queues/queue-definitions.ts';
+import { startWorkers } from './queues/worker-runner.ts';
+import type { WorkerPool } from './queues/worker-runner.ts';
+import { createMailer } from './notify/mailer.ts';
+import type { Mailer } from './notify/mailer.ts';
 import { createApp } from './routes/app.ts';
 import { HubMetrics } from './routes/metrics.ts';
 import { FileBlobStore } from './storage/blob-store.ts';
+import { startTempSweeper } from './storage/temp-sweep.ts';
 import { HUB_VERSION } from './version.ts';
+import type { WorkflowWorkerDeps } from './workflow/context.ts';
+
+/** A temporary file untouched for this long belongs to no running upload or render. */
+const TEMP_FILE_MAX_AGE_MS = 60 * 60 * 1000;
 
 export interface Hub {
   readonly server: http.Server;
   readonly db: Database;
   readonly relay: OutboxRelay;
   readonly redis: Redis;
+  /** The queue workers, when this process has the worker role (HUB_ROLES). */
+  readonly workers: WorkerPool | undefined;
   /** The URL the server listens on (the port is resolved when PORT=0). */
   readonly url: string;
-  /** The DIMSE listener's port (resolved when DIMSE_PORT=0). */
+  /** The DIMSE listener's port (resolved when DIMSE_PORT=0); 0 in a process without the api role. */
   readonly dimsePort: number;
   close(): Promise<void>;
 }
@@ -66,10 +84,19 @@ function firstRedisContact(redis: Redis, timeoutMs: number): Promise<boolean> {
 }
 
 export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> {
+  // A broken operator policy stops start-up here, before anything is opened.
+  const jurisdictionPolicies = await loadJurisdictionPolicies(config.jurisdictionPolicyFile);
   loadFhirDefinitions();
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
   const applied = await migrate(db);
   logger.info({ database: db.kind, migrationsApplied: applied }, 'database ready');
+  const auth = await startAuth({
+    db,
+    baseUrl: config.baseUrl,
+    required: config.authRequired,
+    logger,
+    sessions: { idleSeconds: config.authSessionIdleSeconds, maxSeconds: config.authSessionMaxSeconds },
+  });
 
   const redis = producerConnection(config.redisUrl);
   if (!(await firstRedisContact(redis, REDIS_CONNECT_WAIT_MS))) {
@@ -83,50 +110,56 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     pollMs: config.outboxPollMs,
     logger,
     onDispatched: (count) => metrics.outboxDispatched.inc(count),
+    jobOptions: declaredJobOptions,
   });
   const blobs = new FileBlobStore(path.join(config.dataDir, 'blobs'));
   const repositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
-  const dimseTempDir = path.join(config.dataDir, 'tmp', 'dimse');
-  const part10Dir = path.join(config.dataDir, 'tmp', 'part10');
-  await fs.mkdir(dimseTempDir, { recursive: true });
-  await fs.mkdir(part10Dir, { recursive: true });
-  const ingest = { db, blobs, repository: repositoryContext, endpointId: await ensureDicomWebEndpoint(repositoryContext) };
-  const stowTempDir = path.join(config.dataDir, 'tmp', 'stow');
-  await fs.mkdir(stowTempDir, { recursive: true });
-  const router = createFhirRouter();
+  const studies = new StudyRefresher({
+    db,
+    repository: repositoryContext,
+    endpointId: await ensureDicomWebEndpoint(repositoryContext),
+    logger: logger.child({ role: 'imaging-study' }),
+    onRefreshed: () => relay.kick(),
+  });
+  const ingest = { db, blobs, studies };
+  const dicomwebTempDir = path.join(config.dataDir, 'tmp', 'dicomweb');
+  await fs.mkdir(dicomwebTempDir, { recursive: true });
+  const router = createFhirRouter({ repository: repositoryContext, jurisdictionPolicies, now: () => new Date() });
+  const queueProducer = new QueueProducer({ connection: redis, prefix: config.queuePrefix, definitions: HUB_QUEUES });
+  const deadLetter = new DeadLetterQueue({ connection: redis, prefix: config.queuePrefix, producer: queueProducer });
+  const serveApi = config.roles.includes('api');
   const app = createApp({
     db,
     redis,
     logger,
     metrics,
+    serveApi,
+    adminQueues: { producer: queueProducer, deadLetter },
+    auth,
     fhir: {
       router,
       repository: { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes },
-      capabilityStatement: buildCapabilityStatement(router, { baseUrl: config.baseUrl, version: HUB_VERSION }),
+      capabilityStatement: buildCapabilityStatement(router, { baseUrl: config.baseUrl, version: HUB_VERSION, security: auth.security }),
       maxBodyBytes: config.fhirMaxBodyBytes,
       onWrite: () => relay.kick(),
     },
-    dicomweb: { ingest, baseUrl: config.baseUrl, tempDir: stowTempDir, logger: logger.child({ role: 'dicomweb' }) },
+    dicomweb: { ingest, baseUrl: config.baseUrl, tempDir: dicomwebTempDir, logger: logger.child({ role: 'dicomweb' }) },
   });
 
   const dimseLogger = logger.child({ role: 'dimse' });
-  const storeInstance = createStoreHandler(ingest, part10Dir, dimseLogger);
-  let dimse: DimseServer;
+  // Without the api role the process serves only health and metrics, and no DICOM listener.
+  let dimse: DimseServer | undefined;
   try {
-    dimse = await startDimseServer({
+    if (serveApi) dimse = await startDimseServer({
       host: config.dimseHost,
       port: config.dimsePort,
       aeTitle: config.dimseAeTitle,
       allowedCallingAeTitles: config.dimseAllowedCallingAeTitles,
       logger: dimseLogger,
       maxPduLength: 1 << 20,
-      tempDir: dimseTempDir,
       closeGraceMs: config.shutdownGraceMs,
-      onStore: async (request) => {
-        const result = await storeInstance(request);
-        if (result.status === 0) relay.kick();
-        return result;
-      },
+      onFind: createFindHandler(db, dimseLogger),
+      store: createStoreHandler(ingest, dimseLogger),
     });
   } catch (err) {
     redis.disconnect();
@@ -159,10 +192,35 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
       server.listen(config.port, config.host, () => resolve());
     });
   } catch (err) {
-    await dimse.close();
+    await dimse?.close();
     throw err;
   }
-  relay.start();
+  if (config.roles.includes('relay')) relay.start();
+  studies.start();
+  const tempSweeper = startTempSweeper([blobs.tmpDir, path.join(config.dataDir, 'tmp')], {
+    maxAgeMs: TEMP_FILE_MAX_AGE_MS,
+    intervalMs: TEMP_FILE_MAX_AGE_MS / 4,
+    logger,
+  });
+  const mailer = config.roles.includes('worker') ? createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir }) : undefined;
+  // The workflow queues (src/workflow/context.ts) need more than the framework's WorkerDeps.
+  const workerDeps = (mailer: Mailer): WorkflowWorkerDeps => ({
+    db,
+    repository: repositoryContext,
+    mailer,
+    baseUrl: config.baseUrl,
+    logger,
+    queues: queueProducer,
+    jurisdictionPolicies,
+  });
+  const workers = mailer
+    ? startWorkers(HUB_QUEUES, workerDeps(mailer), {
+        redisUrl: config.redisUrl,
+        prefix: config.queuePrefix,
+        connection: redis,
+        logger,
+      })
+    : undefined;
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
@@ -173,7 +231,9 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     closing ??= (async () => {
       draining = true;
       // Both listeners stop accepting at once; running associations get the same grace as requests.
-      const dimseClosed = dimse.close();
+      const dimseClosed = dimse?.close();
+      // Workers take no new job and finish the running ones (within the grace) while requests drain.
+      const workersClosed = workers?.close(config.shutdownGraceMs);
       for (const res of inFlight) {
         if (!res.headersSent) {
           res.setHeader('Connection', 'close');
@@ -186,12 +246,18 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
       await drained;
       clearTimeout(grace);
       await dimseClosed;
+      tempSweeper.stop();
+      await studies.stop();
       await relay.stop();
+      await workersClosed;
+      mailer?.close();
+      await deadLetter.close();
+      await queueProducer.close();
       redis.disconnect();
       await db.close();
       logger.info('hub stopped');
     })();
     return closing;
   };
-  return { server, db, relay, redis, url, dimsePort: dimse.port, close };
+  return { server, db, relay, redis, workers, url, dimsePort: dimse?.port ?? 0, close };
 }

@@ -27,6 +27,13 @@ describe('loadConfig', () => {
       dimsePort: 11112,
       dimseAeTitle: 'HUB',
       dimseAllowedCallingAeTitles: undefined,
+      roles: ['api', 'worker', 'relay'],
+      smtpUrl: undefined,
+      mailFrom: 'Second Opinion Hub <no-reply@localhost>',
+      jurisdictionPolicyFile: undefined,
+      authRequired: false,
+      authSessionIdleSeconds: 1800,
+      authSessionMaxSeconds: 43200,
     });
   });
 

@@ -6,11 +6,13 @@
 import type { FhirRouter } from '@medplum/fhir-router';
 import type {
   CapabilityStatement,
+  CapabilityStatementRest,
   CapabilityStatementRestResource,
   CapabilityStatementRestResourceSearchParam,
 } from '@medplum/fhirtypes';
 import { getAllResourceTypes, getSupportedSearchParameters } from './definitions.ts';
 import { indexTableFor } from './indexer.ts';
+import { registeredOperations } from './operations/index.ts';
 
 /** Modifiers and prefixes per parameter type, as implemented in search/conditions.ts. */
 export const SUPPORTED_MODIFIERS: Record<string, string> = {
@@ -40,6 +42,41 @@ export interface CapabilityOptions {
   version: string;
   /** Operations served beside the router's routes, e.g. none yet. */
   operations?: { name: string; definition: string }[];
+  /** SMART on FHIR (src/auth): the authorization server's endpoints and whether tokens are required (AUTH_REQUIRED). */
+  security?: { tokenEndpoint: string; authorizeEndpoint?: string; revokeEndpoint?: string; authRequired: boolean };
+}
+
+/** rest.security: SMART on FHIR with the oauth-uris extension (SMART App Launch, "FHIR Authorization Endpoint and Capabilities Discovery"). */
+function restSecurity(security: CapabilityOptions['security']): CapabilityStatementRest['security'] {
+  if (!security) {
+    return { cors: true, description: 'No authentication is enforced by this version of the hub.' };
+  }
+  const people = security.authorizeEndpoint !== undefined;
+  const how = people
+    ? 'SMART App Launch (people: authorization code with PKCE S256 at the authorize endpoint, user/ scopes) and SMART Backend Services (systems: client_credentials with a private_key_jwt assertion, system/ scopes)'
+    : 'SMART Backend Services: client_credentials with a private_key_jwt assertion';
+  return {
+    cors: true,
+    service: [
+      {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }],
+        text: how,
+      },
+    ],
+    extension: [
+      {
+        url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+        extension: [
+          ...(security.authorizeEndpoint !== undefined ? [{ url: 'authorize', valueUri: security.authorizeEndpoint }] : []),
+          { url: 'token', valueUri: security.tokenEndpoint },
+          ...(security.revokeEndpoint !== undefined ? [{ url: 'revoke', valueUri: security.revokeEndpoint }] : []),
+        ],
+      },
+    ],
+    description: security.authRequired
+      ? `Every request except this CapabilityStatement needs a Bearer access token from the token endpoint (${how}); its scopes limit what it may do.`
+      : `Bearer access tokens from the token endpoint (${how}) are verified and their scopes enforced, but this deployment does not require a token yet: anonymous requests are served.`,
+  };
 }
 
 function searchParams(resourceType: string): CapabilityStatementRestResourceSearchParam[] {
@@ -88,6 +125,13 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
       }
     }
   }
+  // The operations the router routes (operations/index.ts), each where it is invoked.
+  const routedOperations = registeredOperations(router).map((definition) => ({
+    definition,
+    entry: { name: definition.code, definition: definition.url as string },
+  }));
+  const typeOperations = (type: string) =>
+    routedOperations.filter(({ definition }) => definition.type && definition.resource?.includes(type as never)).map(({ entry }) => entry);
   const resources: CapabilityStatementRestResource[] = types.map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -105,6 +149,7 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
       .map(([code]) => `${type}:${code}`),
     searchRevInclude: referencedBy.get(type) ?? [],
     searchParam: searchParams(type),
+    ...(typeOperations(type).length > 0 ? { operation: typeOperations(type) } : {}),
   }));
   return {
     resourceType: 'CapabilityStatement',
@@ -122,7 +167,7 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
         documentation:
           'Searches page with a keyset cursor (_cursor) that stays correct while data changes; _offset is also accepted. ' +
           'Unknown search parameters are ignored (and left out of the self link) unless the request says Prefer: handling=strict.',
-        security: { cors: true, description: 'No authentication is enforced by this version of the hub.' },
+        security: restSecurity(options.security),
         resource: resources,
         interaction: [...systemInteractions].map((code) => ({ code: code as 'transaction' })),
         searchParam: [
@@ -136,7 +181,10 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
           { name: '_total', type: 'string' },
           { name: '_elements', type: 'string' },
         ],
-        operation: options.operations?.map((op) => ({ name: op.name, definition: op.definition })) ?? [],
+        operation: [
+          ...routedOperations.filter(({ definition }) => definition.system).map(({ entry }) => entry),
+          ...(options.operations?.map((op) => ({ name: op.name, definition: op.definition })) ?? []),
+        ],
       },
     ],
   };

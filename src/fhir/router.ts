@@ -7,6 +7,8 @@ import { BatchProcessor, FhirRouter } from '@medplum/fhir-router';
 import type { BundlePreprocessInfo, FhirRequest, FhirRepository, FhirResponse, HttpMethod } from '@medplum/fhir-router';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { HubRepository } from './repository.ts';
+import { registerOperations } from './operations/index.ts';
+import type { OperationContext } from './operations/index.ts';
 
 function historyOptions(req: FhirRequest): { since?: string; count?: number; offset?: number } {
   const single = (name: string): string | undefined => {
@@ -115,9 +117,11 @@ class HubFhirRouter extends FhirRouter {
   }
 }
 
-export function createFhirRouter(): FhirRouter {
+/** The router; with an operation context, the hub's operations too (operations/index.ts). */
+export function createFhirRouter(operations?: OperationContext): FhirRouter {
   const router = new HubFhirRouter();
   router.add('GET', ':resourceType/_history', typeHistory, 'history-type');
   router.add('GET', '_history', systemHistory, 'history-system');
+  if (operations) registerOperations(router, operations);
   return router;
 }

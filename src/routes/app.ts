@@ -11,6 +11,9 @@ import { createHealthRoutes } from './health.ts';
 import { createDicomwebRoutes } from './dicomweb/index.ts';
 import type { DicomwebOptions } from './dicomweb/index.ts';
 import type { HubMetrics } from './metrics.ts';
+import { createAdminQueueRoutes } from './admin-queues.ts';
+import type { AdminQueuesOptions } from './admin-queues.ts';
+import type { Auth } from '../auth/index.ts';
 
 export interface AppOptions {
   db: Database;
@@ -19,6 +22,12 @@ export interface AppOptions {
   metrics: HubMetrics;
   fhir: FhirRoutesOptions;
   dicomweb?: DicomwebOptions;
+  /** The queue view; NOT yet behind authentication (that is another issue). */
+  adminQueues?: AdminQueuesOptions;
+  /** Token endpoint, SMART discovery, bearer authentication of /fhir and /dicomweb (src/auth). */
+  auth?: Auth;
+  /** False in a process without the `api` role: only health and metrics are served. */
+  serveApi?: boolean;
 }
 
 export function createApp(options: AppOptions): Express {
@@ -40,6 +49,8 @@ export function createApp(options: AppOptions): Express {
         // The path only: query strings carry search values, which can identify a patient.
         path: req.path,
         route: res.locals.route,
+        clientId: (res.locals.identity as { clientId?: string } | undefined)?.clientId,
+        userId: (res.locals.identity as { userId?: string } | undefined)?.userId,
         status: res.statusCode,
         ms: Number(process.hrtime.bigint() - started) / 1e6,
       };
@@ -58,9 +69,17 @@ export function createApp(options: AppOptions): Express {
     res.locals.route = 'metrics';
     res.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
   });
-  app.use('/fhir', createFhirRoutes(options.fhir));
-  if (options.dicomweb) {
-    app.use('/dicomweb', createDicomwebRoutes(options.dicomweb));
+  if (options.serveApi !== false) {
+    if (options.auth) {
+      app.use(options.auth.routes);
+      app.use('/fhir', ...options.auth.fhir);
+    }
+    app.use('/fhir', createFhirRoutes(options.fhir));
+    if (options.dicomweb) {
+      if (options.auth) app.use('/dicomweb', ...options.auth.dicomweb);
+      app.use('/dicomweb', createDicomwebRoutes(options.dicomweb));
+    }
+    if (options.adminQueues) app.use('/admin/queues', createAdminQueueRoutes(options.adminQueues));
   }
   app.use('/fhir', fhirErrorHandler);
   app.use((_req, res) => {

@@ -76,6 +76,8 @@ export async function startTestHub(
     OUTBOX_POLL_MS: '50',
     // Each test hub listens for DICOM on a free port of its own.
     DIMSE_PORT: '0',
+    // No queue workers unless a test asks for them (WITH_WORKERS): they would act on what the test writes.
+    HUB_ROLES: 'api,relay',
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...env,
   });
@@ -93,6 +95,9 @@ export async function startTestHub(
     },
   };
 }
+
+/** The roles of a test hub that runs the case workflow and e-mail workers too. */
+export const WITH_WORKERS = { HUB_ROLES: 'api,worker,relay' } as const;
 
 /** fetch() against the FHIR API with JSON in and out. */
 export async function fhirFetch(
