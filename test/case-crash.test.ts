@@ -18,6 +18,7 @@ import type { HubProcess } from './support/hub-process.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
 import { createTestDatabase, fhirFetch } from './support/test-hub.ts';
+import { until as waitUntil } from './support/until.ts';
 
 const CASE_RESOURCE = 'urn:hub:case-resource';
 const CASE_STATE = 'urn:hub:case-state';
@@ -26,15 +27,8 @@ const NPI = 'http://hl7.org/fhir/sid/us-npi';
 const PATIENT_EMAIL = 'crash.patient@example.org';
 const PHYSICIAN_EMAIL = 'crash.physician@example.org';
 
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 150_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 150_000): Promise<T> =>
+  waitUntil(probe, what, timeoutMs, 250);
 
 function referralBundle(referenceNumber: string) {
   const patient = `Patient?identifier=${REFERENCE}|${referenceNumber}`;

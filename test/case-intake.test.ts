@@ -19,6 +19,7 @@ import { runIntake } from '../src/workflow/intake.ts';
 import type { WorkflowContext, WorkflowWorkerDeps } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { until as waitUntil } from './support/until.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
 const CASE_RESOURCE = 'urn:hub:case-resource';
@@ -109,15 +110,8 @@ function referralBundle(referenceNumber: string, status: 'draft' | 'active', pla
   };
 }
 
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> =>
+  waitUntil(probe, what, timeoutMs, 100);
 
 const dollars = (value: number) => ({ value, currency: 'USD' });
 

@@ -21,6 +21,7 @@ import { FileBlobStore } from '../src/storage/blob-store.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { until as waitUntil } from './support/until.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const REFERENCE = 'urn:hub:reference-number';
@@ -90,15 +91,8 @@ function referralBundle(referenceNumber: string, planned: Planned, accessionNumb
   };
 }
 
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 90_000): Promise<T> =>
+  waitUntil(probe, what, timeoutMs, 100);
 
 const dicomUid = (): string => `2.25.${BigInt(`0x${randomBytes(15).toString('hex')}`)}`;
 const token = (): string => randomBytes(5).toString('hex').toUpperCase();

@@ -23,6 +23,7 @@ import type { WorkflowContext } from '../src/workflow/context.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { until as waitUntil } from './support/until.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
 const CASE_RESOURCE = 'urn:hub:case-resource';
@@ -37,15 +38,8 @@ const COMPLETED_BEFORE_THANKSGIVING = '2026-11-20T15:00:00.000Z';
 /** Monday 7 December 2026, 17:00 in New York (without the holiday it would be Friday 4 December). */
 const DUE_AFTER_THANKSGIVING = '2026-12-07T22:00:00.000Z';
 
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
-}
+const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 90_000): Promise<T> =>
+  waitUntil(probe, what, timeoutMs, 150);
 
 interface Specialist {
   family: string;

@@ -16,6 +16,7 @@ import type { HubProcess } from './support/hub-process.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
 import { createTestDatabase, freePort } from './support/test-hub.ts';
+import { until as waitUntil } from './support/until.ts';
 
 const PUBLIC_BASE = 'https://hub.example.org';
 const PHYSICIAN = 'a.okonkwo@referrer.example.org';
@@ -33,15 +34,8 @@ function runDemo(args: string[]): Promise<{ code: number | null; stdout: string;
   });
 }
 
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> =>
+  waitUntil(probe, what, timeoutMs, 250);
 
 describe('npm run demo against a running hub', () => {
   let database: { url: string; drop: () => Promise<void> };

@@ -3,6 +3,7 @@
  * storescu sending every valid pydicom test file over one association, each in its own transfer
  * syntax, with some instances refused by `onStore` in a second run.
  */
+import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ import { startDimseServer } from './server.ts';
 import type { DimseServer, StoreRequest, StoreResult } from './server.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
-const CLASSIFICATION = '/work/shared/reference/orthanc-anchor/pydicom-testfiles-classified.txt';
+const CLASSIFICATION = fileURLToPath(new URL('../testdata/pydicom-testfiles-classified.txt', import.meta.url));
 
 /**
  * Valid = Part 10 (p10=1) and read without error by dcmdump (dump_rc=0). storescu can send only those

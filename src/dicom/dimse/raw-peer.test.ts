@@ -4,6 +4,7 @@
  * operations), byte-exact storage of every valid pydicom test file as the file holds it, abrupt
  * disconnects, ARTIM and idle timeouts, the peer's maximum PDU length, and shutdown.
  */
+import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,7 @@ import { RawPeer, fileStoreHandler, parseAssociateAc, readPart10, runDcmtk } fro
 import type { FileStoreRequest, Part10File } from './test-peer.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
-const CLASSIFICATION = '/work/shared/reference/orthanc-anchor/pydicom-testfiles-classified.txt';
+const CLASSIFICATION = fileURLToPath(new URL('../testdata/pydicom-testfiles-classified.txt', import.meta.url));
 const VERIFICATION = '1.2.840.10008.1.1';
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const MR = '1.2.840.10008.5.1.4.1.1.4';
