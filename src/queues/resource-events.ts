@@ -14,7 +14,7 @@ import { RESOURCE_EVENTS_QUEUE } from '../fhir/events.ts';
 import { HubRepository } from '../fhir/repository.ts';
 import { workflowDeps } from '../workflow/context.ts';
 import { serviceRequestIntakeRoute } from './case-intake.ts';
-import { caseMaterialRoute, reconcileImagingRoute } from './case-materials.ts';
+import { caseMaterialRoute, requoteTaskRoute, questionnaireResponseRoute, reconcileImagingRoute } from './case-materials.ts';
 import { caseProgressionRoute } from './case-progression.ts';
 import { defineQueue } from './queue-definitions.ts';
 import type { AnyQueueDefinition, JobInfo, QueueDefinition, WorkerDeps } from './queue-definitions.ts';
@@ -57,7 +57,8 @@ export const RESOURCE_EVENT_ROUTES: Readonly<Record<string, readonly ResourceEve
   DocumentReference: [caseMaterialRoute],
   ImagingStudy: [caseMaterialRoute],
   Specimen: [caseMaterialRoute],
-  Task: [reconcileImagingRoute, caseProgressionRoute],
+  Task: [reconcileImagingRoute, caseProgressionRoute, requoteTaskRoute],
+  QuestionnaireResponse: [questionnaireResponseRoute],
 };
 
 export interface RoutingResult {

@@ -8,12 +8,12 @@ import type { WithId } from '@medplum/core';
 import type { CodeableConcept, Extension, Reference, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { STATE_RESOURCES } from '../cases/case-state.ts';
 import type { CaseState } from '../cases/case-state.ts';
-import type { Quote } from '../cases/fees.ts';
 import type { Eligibility } from '../cases/jurisdictions.ts';
 import { REFERENCE_NUMBER_SYSTEM } from '../cases/reference-number.ts';
 import { ELIGIBILITY_REASON_SYSTEM } from '../fhir/operations/eligibility.ts';
 import { caseStateConcept, taskCode } from './case-resources.ts';
 import { QUOTE_EXTENSION, quoteExtension, withQuoteNote } from './quote.ts';
+import type { CaseQuote } from './quote.ts';
 
 export const ELIGIBILITY_EXTENSION = 'urn:hub:extension:eligibility';
 /** R4 has no ServiceRequest.statusReason; the core extension carries it. */
@@ -49,7 +49,9 @@ export interface CoordinationTaskInput {
   /** The extension recording the screening, when it ran. */
   eligibility?: Extension;
   /** The quote; none removes an earlier one (a declined case). */
-  quote?: Quote;
+  quote?: CaseQuote;
+  /** A follow-up question's coordination Task is part of the first case's. */
+  partOf?: Reference<Task>;
   existing: Task | undefined;
   now: Date;
 }
@@ -72,6 +74,7 @@ export function coordinationTask(input: CoordinationTaskInput): Task {
     ...(extension.length > 0 ? { extension } : {}),
     ...(input.referenceNumber ? { groupIdentifier: { system: REFERENCE_NUMBER_SYSTEM, value: input.referenceNumber } } : {}),
     basedOn: [{ reference: `ServiceRequest/${serviceRequest.id}` }],
+    ...(input.partOf ? { partOf: [input.partOf] } : {}),
     status: STATE_RESOURCES[state].taskStatus,
     ...(input.statusReason ? { statusReason: input.statusReason } : {}),
     businessStatus: caseStateConcept(state),

@@ -2,9 +2,11 @@
  * The intake job (case-model.md, "Submission"): a ServiceRequest became active, or changed while its
  * case is still `submitted`. In one transaction, under the case's lock: eligibility of the patient's
  * residence (ineligible: the case is declined and the request revoked), the quote as ChargeItems,
- * the coordination Task and one expect-material Task per planned kind. Every write is a conditional
- * one on the case identifiers and an unchanged resource is not rewritten, so a second run changes
- * nothing, and a crash leaves all of a run or none of it.
+ * the coordination Task and one expect-material Task per planned kind; at submission, the materials
+ * that arrived before it (materials.ts takeUpEarlyMaterials). A follow-up question (a request
+ * `basedOn` an earlier case's) is a case of its own, part of the first, quoted with the follow-up
+ * fee. Every write is a conditional one on the case identifiers and an unchanged resource is not
+ * rewritten, so a second run changes nothing, and a crash leaves all of a run or none of it.
  */
 import { OperationOutcomeError, getStatus } from '@medplum/core';
 import type { WithId } from '@medplum/core';
@@ -21,7 +23,8 @@ import { notifyCaseState } from './case-notifications.ts';
 import type { WorkflowContext } from './context.ts';
 import { REQUEST_STATUS_REASON_EXTENSION, coordinationTask, eligibilityExtension, eligibilityReason } from './coordination.ts';
 import { expectMaterialTasks, syncExpectMaterialTasks } from './expect-material.ts';
-import { computeQuote, questionCountOf, quoteInputs, requestQuestionnaires, writeChargeItems } from './quote.ts';
+import { caseQuoteRecomputer, takeUpEarlyMaterials } from './materials.ts';
+import { caseQuoteInputs, computeQuote, followUpOf, questionCountOf, requestQuestionnaires, writeChargeItems } from './quote.ts';
 
 export type IntakeOutcome =
   | { outcome: 'not-found' }
@@ -35,6 +38,20 @@ export type IntakeOutcome =
 
 /** States in which intake (re)runs: before submission, and while submitted (a changed request re-quotes). */
 const INTAKE_STATES: readonly CaseState[] = ['intake', 'submitted'];
+/** A follow-up question needs a first case that was not turned away. */
+const ENDED_STATES: readonly CaseState[] = ['declined', 'cancelled', 'failed'];
+
+/**
+ * The first case of a follow-up question (a request `basedOn` an earlier one): its coordination
+ * Task, or why the follow-up cannot be taken on.
+ */
+async function firstCaseOf(repo: HubRepository, firstRequestId: string): Promise<{ coordination: WithId<Task> } | { reason: string }> {
+  const coordination = await findCaseResource<Task>(repo, 'Task', firstRequestId, CASE_ROLES.coordination);
+  const state = coordination && caseStateOf(coordination);
+  if (!coordination || !state) return { reason: `The request is based on ServiceRequest/${firstRequestId}, which is not a case of the hub.` };
+  if (ENDED_STATES.includes(state)) return { reason: `The request is a follow-up of ServiceRequest/${firstRequestId}, a case that was ${state}.` };
+  return { coordination };
+}
 
 async function readIfPresent<T extends ServiceRequest | Patient>(repo: HubRepository, resourceType: T['resourceType'], id: string): Promise<WithId<T> | undefined> {
   try {
@@ -67,14 +84,29 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     const patientId = referencedId(request.subject, 'Patient');
     const patient = patientId ? await readIfPresent<Patient>(repo, 'Patient', patientId) : undefined;
     const patientReference: Reference<Patient> | undefined = patient ? { reference: `Patient/${patient.id}` } : undefined;
-    const links = { serviceRequest: request, patient: patientReference, referenceNumber: referenceNumberOf(request, patient) };
+    // A follow-up question is coordinated as its own case, part of the first and under its reference number.
+    const firstRequestId = followUpOf(request);
+    const firstCase = firstRequestId ? await firstCaseOf(repo, firstRequestId) : undefined;
+    const firstCoordination = firstCase && 'coordination' in firstCase ? firstCase.coordination : undefined;
+    const links = {
+      serviceRequest: request,
+      patient: patientReference,
+      referenceNumber: firstCoordination?.groupIdentifier?.value ?? referenceNumberOf(request, patient),
+    };
     const writeCoordination = (input: Omit<Parameters<typeof coordinationTask>[0], 'serviceRequest' | 'patient' | 'referenceNumber' | 'existing' | 'now'>) =>
-      putCaseResource(repo, serviceRequestId, CASE_ROLES.coordination, coordinationTask({ ...links, ...input, existing, now }));
+      putCaseResource(
+        repo,
+        serviceRequestId,
+        CASE_ROLES.coordination,
+        coordinationTask({ ...links, ...(firstCoordination ? { partOf: { reference: `Task/${firstCoordination.id}` } } : {}), ...input, existing, now }),
+      );
 
     // The physician's submission, recorded: the state machine's guards decide whether it stands.
     const questionCount = questionCountOf(await requestQuestionnaires(repo, request));
     const requesterId = request.requester?.reference?.split('/')[1];
-    const submitted = patient
+    const submitted = firstCase && 'reason' in firstCase
+      ? { ok: false as const, reason: firstCase.reason }
+      : patient
       ? transition(
           { state, referringPhysicianId: requesterId },
           { to: 'submitted', actor: { role: 'ehr', id: requesterId ?? '' }, now, facts: { questionCount } },
@@ -117,7 +149,7 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
 
     // Quoted with the schedule in effect at submission: the coordination Task's authoring.
     const submittedAt = existing?.authoredOn && state === 'submitted' ? new Date(existing.authoredOn) : now;
-    const inputs = quoteInputs(request, questionCount, expectTasks);
+    const inputs = await caseQuoteInputs(repo, request, existing, expectTasks);
     const quote = computeQuote(inputs, selectSchedule(ctx.feeSchedules, submittedAt));
     const task = await writeCoordination({
       state: 'submitted',
@@ -127,6 +159,9 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     });
     await writeChargeItems(repo, { serviceRequestId, patient: patientReference!, received: inputs.received }, quote);
     await syncExpectMaterialTasks(repo, caseLinks(task), inputs.planned, expectTasks, now);
+    // At submission, materials that came before it (or before this job) count now, not after a
+    // retry; once submitted, each later material's own job keeps the case up to date.
+    if (state === 'intake') await takeUpEarlyMaterials(tx, ctx.repository, request, caseQuoteRecomputer(ctx), now);
     await notifyCaseState(ctx, { tx, repo, serviceRequest: request, patient: patientReference, state: 'submitted' });
     ctx.logger?.info({ serviceRequestId, coordinationTaskId: task.id, state: 'submitted', manualQuote: quote.needsManualQuote }, 'case intake');
     return { outcome: 'submitted', coordinationTaskId: task.id, manualQuote: quote.needsManualQuote };

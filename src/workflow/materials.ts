@@ -32,7 +32,7 @@ import type { MaterialKind } from './case-resources.ts';
 import type { WorkflowContext } from './context.ts';
 import { expectMaterialTasks } from './expect-material.ts';
 import { plannedMaterials, sitesFor } from './order-detail.ts';
-import { QUOTE_EXTENSION, computeQuote, questionCountOf, quoteExtension, quoteInputs, requestQuestionnaires, withQuoteNote, writeChargeItems } from './quote.ts';
+import { QUOTE_EXTENSION, caseQuoteInputs, computeQuote, quoteExtension, withQuoteNote, writeChargeItems } from './quote.ts';
 
 /** DocumentReference.extension: the pages of the document's PDF (R4 Attachment has no `pages`). */
 export const PAGE_COUNT_EXTENSION = 'urn:hub:extension:page-count';
@@ -47,10 +47,17 @@ const HUB_DOCUMENT_TYPE_SYSTEM = 'urn:hub:document-type';
 export const DOCUMENT_FLAGS = {
   'not-pdf': 'Not a PDF: counted as one document of unknown length',
   'unreadable-pdf': 'A PDF whose pages could not be read',
-  'too-large': 'Larger than the hub reads (BINARY_MAX_BYTES)',
+  'too-large': 'Larger than the hub reads to count pages (PDF_PAGE_COUNT_MAX_BYTES, or BINARY_MAX_BYTES when lower)',
   'no-content': 'No content the hub holds (no attachment data, or a URL outside this hub)',
 } as const;
 export type DocumentFlag = keyof typeof DOCUMENT_FLAGS;
+
+/**
+ * The most bytes of a document the hub reads into memory to count its pages (64 MiB): pdf-lib parses
+ * the whole file in memory, several times its size, so a larger document is flagged `too-large`
+ * rather than risk the worker. Binaries themselves may be larger (BINARY_MAX_BYTES).
+ */
+export const PDF_PAGE_COUNT_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Recomputes a case's quote in the caller's transaction (src/workflow/quote.ts). */
 export type QuoteRecomputer = (repo: HubRepository, serviceRequestId: string) => Promise<unknown>;
@@ -67,8 +74,7 @@ export function caseQuoteRecomputer(context: Pick<WorkflowContext, 'feeSchedules
     const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
     const patientId = referencedId(request.subject, 'Patient');
     if (!coordination || CLOSED_CASE_STATUSES.has(coordination.status) || !patientId) return;
-    const questionCount = questionCountOf(await requestQuestionnaires(repo, request));
-    const inputs = quoteInputs(request, questionCount, await expectMaterialTasks(repo, serviceRequestId));
+    const inputs = await caseQuoteInputs(repo, request, coordination, await expectMaterialTasks(repo, serviceRequestId));
     const submittedAt = coordination.authoredOn ? new Date(coordination.authoredOn) : context.now();
     const quote = computeQuote(inputs, selectSchedule(context.feeSchedules, submittedAt));
     await writeChargeItems(repo, { serviceRequestId, patient: { reference: `Patient/${patientId}` }, received: inputs.received }, quote);
@@ -123,9 +129,10 @@ const BINARY_URL = /^Binary\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/(\d{1,9}))?$/;
 
 /** The bytes of an attachment the hub holds (inline data or one of our Binaries), bounded. */
 async function attachmentBytes(tx: Queryable, repo: HubRepository, ctx: RepositoryContext, attachment: Attachment): Promise<Buffer | DocumentFlag> {
+  const maxBytes = Math.min(ctx.binaryMaxBytes, PDF_PAGE_COUNT_MAX_BYTES);
   if (attachment.data !== undefined) {
     // base64: 4 characters per 3 bytes.
-    if (Math.floor((attachment.data.length * 3) / 4) > ctx.binaryMaxBytes) return 'too-large';
+    if (Math.floor((attachment.data.length * 3) / 4) > maxBytes) return 'too-large';
     return Buffer.from(attachment.data, 'base64');
   }
   const url = attachment.url?.startsWith(`${repo.fhirBase}/`) ? attachment.url.slice(repo.fhirBase.length + 1) : attachment.url;
@@ -138,7 +145,7 @@ async function attachmentBytes(tx: Queryable, repo: HubRepository, ctx: Reposito
   }
   const blob = version === undefined ? undefined : await repo.binaryContent(match[1], version);
   if (!blob) return 'no-content';
-  if (blob.size > ctx.binaryMaxBytes) return 'too-large';
+  if (blob.size > maxBytes) return 'too-large';
   return ctx.blobs.read(blob.key);
 }
 
@@ -444,4 +451,65 @@ export async function recordSpecimen(tx: Queryable, ctx: RepositoryContext, spec
     outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, { also: { kind: 'pathology', reference: `Specimen/${specimen.id}` } });
   }
   return outcome;
+}
+
+/**
+ * Materials that arrived before the case's intake (the request still a draft, or intake not yet
+ * run), taken up at the end of intake so nothing waits for a retry: records of the patient tied to
+ * no case yet, or tied to this one but not counted, get their pages read and their link; then the
+ * case's expect-material Tasks and quote are brought up to date with every material it has.
+ * Runs in the intake's transaction, under the case lock.
+ */
+export async function takeUpEarlyMaterials(
+  tx: Queryable,
+  ctx: RepositoryContext,
+  request: WithId<ServiceRequest>,
+  recomputeQuote: QuoteRecomputer,
+  now: Date,
+): Promise<SyncOutcome> {
+  const repo = new HubRepository(ctx, tx);
+  const patientId = referencedId(request.subject, 'Patient');
+  const bySubject = patientId
+    ? await repo.searchResources<DocumentReference>({
+        resourceType: 'DocumentReference',
+        filters: [{ code: 'subject', operator: Operator.EQUALS, value: `Patient/${patientId}` }],
+        count: 1000,
+      })
+    : [];
+  const byCase = await repo.searchResources<DocumentReference>({
+    resourceType: 'DocumentReference',
+    filters: [{ code: 'related', operator: Operator.EQUALS, value: `ServiceRequest/${request.id}` }],
+    count: 1000,
+  });
+  const waiting = new Map<string, DocumentReference>();
+  for (const document of [...bySubject, ...byCase]) {
+    if (document.status !== 'current' || isHubDocument(document)) continue;
+    const related = document.context?.related ?? [];
+    const counted = pageCountOf(document) !== undefined || (document.meta?.tag ?? []).some((coding) => coding.system === MATERIAL_FLAG_SYSTEM);
+    const ours = related.some((reference) => referencedId(reference, 'ServiceRequest') === request.id);
+    if (related.length === 0 || (ours && !counted)) waiting.set(document.id!, document);
+  }
+  for (const id of [...waiting.keys()].sort()) await recordDocument(tx, ctx, id, recomputeQuote);
+  return syncCaseMaterials(tx, ctx, request.id, recomputeQuote, { now });
+}
+
+export type RequoteOutcome = 'no-case' | 'not-active' | 'not-submitted' | 'case-closed' | 're-quoted';
+
+/**
+ * Recomputes a case's quote because what it prices changed outside the materials: the physician's
+ * questions (a new QuestionnaireResponse version) or a coordinator's question-count override. A
+ * case still in intake has no quote yet (intake makes it). One transaction, under the case lock.
+ */
+export async function requoteCase(tx: Queryable, ctx: RepositoryContext, serviceRequestId: string, recomputeQuote: QuoteRecomputer): Promise<RequoteOutcome> {
+  await lockCase(tx, serviceRequestId);
+  const repo = new HubRepository(ctx, tx);
+  const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
+  if (!request) return 'no-case';
+  if (request.status !== 'active') return 'not-active';
+  const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
+  if (!coordination) return 'no-case';
+  if (CLOSED_CASE_STATUSES.has(coordination.status)) return 'case-closed';
+  if (coordination.status === 'draft') return 'not-submitted';
+  await recomputeQuote(repo, serviceRequestId);
+  return 're-quoted';
 }
