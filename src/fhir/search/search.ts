@@ -123,8 +123,13 @@ function toCursorValue(value: unknown): string | null {
   return value instanceof Date ? value.toISOString() : String(value);
 }
 
+export interface SearchOptions extends ConditionOptions {
+  /** An extra condition on the resource row (a person's access policy), AND-ed with the search's. */
+  restrict?: (params: SqlParams, alias: string) => string;
+}
+
 /** Executes one page of a search. */
-export async function runSearch(db: Queryable, request: SearchRequest, options: ConditionOptions): Promise<SearchPage> {
+export async function runSearch(db: Queryable, request: SearchRequest, options: SearchOptions): Promise<SearchPage> {
   const params = new SqlParams();
   const ignored: Filter[] = [];
   const conditionOptions: ConditionOptions = { ...options, ignored };
@@ -143,6 +148,9 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
     if (condition) {
       where.push(condition);
     }
+  }
+  if (options.restrict) {
+    where.push(options.restrict(params, 'r'));
   }
 
   const count = pageSize(request);

@@ -1,0 +1,475 @@
+/**
+ * The authorization matrix (issue 3, "Access rules") against a real hub with AUTH_REQUIRED=true.
+ * Every person logs in through the real authorization-code flow (login page, PKCE, TOTP for staff)
+ * with a token that carries `user/*.cruds`, so the scopes allow everything and what is refused is
+ * refused by the access policy (src/auth/access-policy.ts).
+ *
+ * Two cases, A (referred by physician A as Practitioner) and B (referred by physician B through a
+ * PractitionerRole), with a patient each, a specialist who owns a Task on case A only, and a
+ * coordinator who wrote all of it. A `trap` Task of case A points at case B's ServiceRequest, so
+ * that an _include from case A would reach into case B if the include were not filtered.
+ */
+import { ClientRegistry } from '../src/auth/clients.ts';
+import { totpCode } from '../src/auth/totp.ts';
+import { parseUserScopes } from '../src/auth/user-scopes.ts';
+import { UserStore } from '../src/auth/users.ts';
+import type { UserRole } from '../src/auth/users.ts';
+import { openDatabase } from '../src/db/database.ts';
+import type { Database } from '../src/db/database.ts';
+import { Browser, logIn } from './support/login-flow.ts';
+import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import type { TestHub } from './support/test-hub.ts';
+
+import { jest } from '@jest/globals';
+
+jest.setTimeout(120_000);
+
+const APP = 'matrix-app';
+const REDIRECT = 'http://127.0.0.1:5173/callback';
+const PASSWORD = 'a long enough password';
+const CASE = 'urn:hub:case-resource';
+const LOINC = 'http://loinc.org';
+
+type Who = 'physicianA' | 'physicianB' | 'patientA' | 'patientB' | 'specialistA' | 'coordinator';
+const PEOPLE: Record<Who, { role: UserRole; fhirUser: string }> = {
+  physicianA: { role: 'referring-physician', fhirUser: 'Practitioner/prac-a' },
+  physicianB: { role: 'referring-physician', fhirUser: 'Practitioner/prac-b' },
+  patientA: { role: 'patient', fhirUser: 'Patient/pat-a' },
+  patientB: { role: 'patient', fhirUser: 'Patient/pat-b' },
+  specialistA: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
+  coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
+};
+
+const pdf = (text: string): string => Buffer.from(`%PDF-1.4 ${text}`).toString('base64');
+
+function caseResources(c: 'a' | 'b'): Record<string, unknown>[] {
+  const sr = `sr-${c}`;
+  const patient = `Patient/pat-${c}`;
+  return [
+    { resourceType: 'Patient', id: `pat-${c}`, name: [{ family: `Case${c.toUpperCase()}` }] },
+    {
+      resourceType: 'ServiceRequest',
+      id: sr,
+      status: 'active',
+      intent: 'order',
+      subject: { reference: patient },
+      requester: { reference: c === 'a' ? 'Practitioner/prac-a' : 'PractitionerRole/role-b' },
+    },
+    {
+      resourceType: 'Task',
+      id: `coord-${c}`,
+      identifier: [{ system: CASE, value: `${sr}/coordination` }],
+      status: 'completed',
+      intent: 'order',
+      code: { coding: [{ system: 'urn:hub:task-code', code: 'coordination' }] },
+      businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-released' }] },
+      basedOn: [{ reference: `ServiceRequest/${sr}` }],
+      focus: { reference: `ServiceRequest/${sr}` },
+      for: { reference: patient },
+    },
+    {
+      resourceType: 'ChargeItem',
+      id: `charge-${c}`,
+      identifier: [{ system: CASE, value: `${sr}/charge/imaging-review` }],
+      status: 'billable',
+      code: { coding: [{ system: 'urn:hub:fee-code', code: 'imaging-review' }] },
+      subject: { reference: patient },
+      supportingInformation: [{ reference: `ServiceRequest/${sr}` }],
+    },
+    { resourceType: 'Binary', id: `bin-${c}`, contentType: 'application/pdf', data: pdf(`records ${c}`) },
+    {
+      resourceType: 'DocumentReference',
+      id: `doc-${c}`,
+      status: 'current',
+      subject: { reference: patient },
+      context: { related: [{ reference: `ServiceRequest/${sr}` }] },
+      content: [{ attachment: { contentType: 'application/pdf', url: `Binary/bin-${c}` } }],
+    },
+    { resourceType: 'ImagingStudy', id: `img-${c}`, status: 'available', subject: { reference: patient }, basedOn: [{ reference: `ServiceRequest/${sr}` }] },
+    // The consultation report, its letter and the letter's content.
+    { resourceType: 'Binary', id: `binrep-${c}`, contentType: 'application/pdf', data: pdf(`report ${c}`) },
+    {
+      resourceType: 'DiagnosticReport',
+      id: `rep-${c}`,
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '11488-4' }] },
+      subject: { reference: patient },
+      basedOn: [{ reference: `ServiceRequest/${sr}` }],
+      presentedForm: [{ contentType: 'application/pdf', url: `Binary/binrep-${c}` }],
+    },
+    {
+      resourceType: 'DocumentReference',
+      id: `docrep-${c}`,
+      status: 'current',
+      type: { coding: [{ system: LOINC, code: '11488-4' }] },
+      subject: { reference: patient },
+      context: { related: [{ reference: `ServiceRequest/${sr}` }] },
+      content: [{ attachment: { contentType: 'application/pdf', url: `Binary/binrep-${c}` } }],
+    },
+  ];
+}
+
+const FIXTURES: Record<string, unknown>[] = [
+  ...['prac-a', 'prac-b', 'prac-s', 'prac-c'].map((id) => ({ resourceType: 'Practitioner', id })),
+  { resourceType: 'PractitionerRole', id: 'role-b', practitioner: { reference: 'Practitioner/prac-b' } },
+  ...caseResources('a'),
+  ...caseResources('b'),
+  // The specialist's Task on case A: linked to the case by its identifier only, as the job writes it.
+  {
+    resourceType: 'Task',
+    id: 'spec-a',
+    identifier: [{ system: CASE, value: 'sr-a/specialist-opinion/prac-s' }],
+    status: 'requested',
+    intent: 'order',
+    code: { coding: [{ system: 'urn:hub:task-code', code: 'specialist-opinion' }] },
+    partOf: [{ reference: 'Task/coord-a' }],
+    owner: { reference: 'Practitioner/prac-s' },
+  },
+  // Case A's, pointing at case B's ServiceRequest (so it is case B's too: it refers to it).
+  {
+    resourceType: 'Task',
+    id: 'trap-a',
+    identifier: [{ system: CASE, value: 'sr-a/trap' }],
+    status: 'requested',
+    intent: 'order',
+    focus: { reference: 'ServiceRequest/sr-b' },
+  },
+];
+
+// ---- the matrix -------------------------------------------------------------------------------
+
+const TYPES = ['Patient', 'ServiceRequest', 'Task', 'DocumentReference', 'Binary', 'ImagingStudy', 'ChargeItem', 'DiagnosticReport'] as const;
+type FixtureType = (typeof TYPES)[number];
+
+/**
+ * What a search `GET /<type>` returns (ids), and so which reads answer 200 (the rest of the fixture
+ * ids of the type answer 404). Case A: pat-a, sr-a, coord-a, spec-a, trap-a, doc-a, docrep-a, bin-a,
+ * binrep-a, img-a, charge-a, rep-a; case B likewise. The patients' reports are not released yet.
+ */
+const SEES: Record<Who, Record<FixtureType, string[]>> = {
+  physicianA: {
+    Patient: ['pat-a'],
+    ServiceRequest: ['sr-a'],
+    Task: ['coord-a', 'spec-a', 'trap-a'],
+    DocumentReference: ['doc-a', 'docrep-a'],
+    Binary: ['bin-a', 'binrep-a'],
+    ImagingStudy: ['img-a'],
+    ChargeItem: ['charge-a'],
+    DiagnosticReport: ['rep-a'],
+  },
+  physicianB: {
+    Patient: ['pat-b'],
+    ServiceRequest: ['sr-b'],
+    Task: ['coord-b', 'trap-a'],
+    DocumentReference: ['doc-b', 'docrep-b'],
+    Binary: ['bin-b', 'binrep-b'],
+    ImagingStudy: ['img-b'],
+    ChargeItem: ['charge-b'],
+    DiagnosticReport: ['rep-b'],
+  },
+  patientA: {
+    Patient: ['pat-a'],
+    ServiceRequest: ['sr-a'],
+    Task: ['coord-a', 'spec-a', 'trap-a'],
+    DocumentReference: ['doc-a'],
+    Binary: ['bin-a'],
+    ImagingStudy: ['img-a'],
+    ChargeItem: ['charge-a'],
+    DiagnosticReport: [],
+  },
+  patientB: {
+    Patient: ['pat-b'],
+    ServiceRequest: ['sr-b'],
+    Task: ['coord-b', 'trap-a'],
+    DocumentReference: ['doc-b'],
+    Binary: ['bin-b'],
+    ImagingStudy: ['img-b'],
+    ChargeItem: ['charge-b'],
+    DiagnosticReport: [],
+  },
+  specialistA: {
+    Patient: ['pat-a'],
+    ServiceRequest: ['sr-a'],
+    Task: ['coord-a', 'spec-a', 'trap-a'],
+    DocumentReference: ['doc-a', 'docrep-a'],
+    Binary: ['bin-a', 'binrep-a'],
+    ImagingStudy: ['img-a'],
+    ChargeItem: ['charge-a'],
+    DiagnosticReport: ['rep-a'],
+  },
+  coordinator: {
+    Patient: ['pat-a', 'pat-b'],
+    ServiceRequest: ['sr-a', 'sr-b'],
+    Task: ['coord-a', 'coord-b', 'spec-a', 'trap-a'],
+    DocumentReference: ['doc-a', 'doc-b', 'docrep-a', 'docrep-b'],
+    Binary: ['bin-a', 'bin-b', 'binrep-a', 'binrep-b'],
+    ImagingStudy: ['img-a', 'img-b'],
+    ChargeItem: ['charge-a', 'charge-b'],
+    DiagnosticReport: ['rep-a', 'rep-b'],
+  },
+};
+
+const fixtureIds = (type: string): string[] => FIXTURES.filter((r) => r.resourceType === type).map((r) => r.id as string);
+
+const newDocument = (sr: string): Record<string, unknown> => ({
+  resourceType: 'DocumentReference',
+  status: 'current',
+  context: { related: [{ reference: `ServiceRequest/${sr}` }] },
+  content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/bin-a' } }],
+});
+const newRequest = (requester: string, subject: string): Record<string, unknown> => ({
+  resourceType: 'ServiceRequest',
+  status: 'draft',
+  intent: 'order',
+  subject: { reference: subject },
+  requester: { reference: requester },
+});
+
+/** Writes: who, what, the request, the expected status, the body. */
+const WRITES: [Who, string, string, string, number, () => unknown][] = [
+  ['physicianA', 'creates a DocumentReference for their case', 'POST', 'DocumentReference', 201, () => newDocument('sr-a')],
+  ['physicianA', 'creates a DocumentReference for the other case', 'POST', 'DocumentReference', 403, () => newDocument('sr-b')],
+  ['physicianA', 'creates a DocumentReference for no case', 'POST', 'DocumentReference', 403, () => ({ ...newDocument('x'), context: undefined })],
+  ['physicianA', 'creates a ServiceRequest they request', 'POST', 'ServiceRequest', 201, () => newRequest('Practitioner/prac-a', 'Patient/pat-a')],
+  ['physicianA', 'creates a ServiceRequest in the other physician’s name', 'POST', 'ServiceRequest', 403, () => newRequest('Practitioner/prac-b', 'Patient/pat-a')],
+  ['physicianB', 'creates a ServiceRequest through their PractitionerRole', 'POST', 'ServiceRequest', 201, () => newRequest('PractitionerRole/role-b', 'Patient/pat-b')],
+  ['physicianA', 'registers a new Patient (no case yet)', 'POST', 'Patient', 201, () => ({ resourceType: 'Patient', name: [{ family: 'New' }] })],
+  ['physicianA', 'updates the other case’s ServiceRequest (by id)', 'PUT', 'ServiceRequest/sr-b', 404, () => ({ ...FIXTURES.find((r) => r.id === 'sr-b'), status: 'revoked' })],
+  ['physicianA', 'updates their case’s Task', 'PUT', 'Task/coord-a', 200, () => ({ ...FIXTURES.find((r) => r.id === 'coord-a'), note: [{ text: 'seen' }] })],
+  ['physicianA', 'moves their Task into the other case', 'PUT', 'Task/coord-a', 403, () => ({ ...FIXTURES.find((r) => r.id === 'coord-b'), id: 'coord-a', identifier: undefined })],
+  ['physicianA', 'deletes a ChargeItem', 'DELETE', 'ChargeItem/charge-a', 403, () => undefined],
+  ['physicianA', 'patches the other case’s Task', 'PATCH', 'Task/coord-b', 404, () => [{ op: 'replace', path: '/status', value: 'cancelled' }]],
+  ['physicianA', 'patches an ImagingStudy (no update right on the type)', 'PATCH', 'ImagingStudy/img-b', 403, () => [{ op: 'replace', path: '/status', value: 'cancelled' }]],
+  ['patientA', 'creates a DocumentReference', 'POST', 'DocumentReference', 403, () => newDocument('sr-a')],
+  ['patientA', 'creates a ServiceRequest', 'POST', 'ServiceRequest', 403, () => newRequest('Practitioner/prac-a', 'Patient/pat-a')],
+  ['patientA', 'writes a Communication on their case', 'POST', 'Communication', 201, () => ({ resourceType: 'Communication', status: 'completed', basedOn: [{ reference: 'ServiceRequest/sr-a' }] })],
+  ['specialistA', 'accepts their Task', 'PUT', 'Task/spec-a', 200, () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), status: 'accepted' })],
+  ['specialistA', 'creates a ServiceRequest', 'POST', 'ServiceRequest', 403, () => newRequest('Practitioner/prac-s', 'Patient/pat-a')],
+  ['specialistA', 'updates the other case’s Task', 'PUT', 'Task/coord-b', 404, () => ({ ...FIXTURES.find((r) => r.id === 'coord-b'), note: [{ text: 'x' }] })],
+  ['coordinator', 'updates the other case’s ServiceRequest', 'PUT', 'ServiceRequest/sr-b', 200, () => ({ ...FIXTURES.find((r) => r.id === 'sr-b'), note: [{ text: 'checked' }] })],
+];
+
+describe('access matrix: each role × resource type × interaction', () => {
+  let testHub: TestHub;
+  let db: Database;
+  const tokens = {} as Record<Who, string>;
+  const as = (who: Who, path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) =>
+    fhirFetch(`${testHub.fhir}/${path}`, { ...init, headers: { authorization: `Bearer ${tokens[who]}`, ...init.headers } });
+  const keysOf = (bundle: any): string[] => (bundle.entry ?? []).filter((e: any) => e.resource).map((e: any) => `${e.resource.resourceType}/${e.resource.id}`).sort();
+
+  beforeAll(async () => {
+    testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
+    db = await openDatabase({ databaseUrl: testHub.databaseUrl, poolSize: 2 });
+    await new ClientRegistry(db).addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('openid fhirUser user/*.cruds') });
+    const users = new UserStore(db);
+    for (const [who, person] of Object.entries(PEOPLE) as [Who, (typeof PEOPLE)[Who]][]) {
+      const email = `${who.toLowerCase()}@example.org`;
+      const { totpSecret } = await users.add({ email, role: person.role, fhirUser: person.fhirUser, password: PASSWORD });
+      const { token } = await logIn(
+        new Browser(),
+        testHub.baseUrl,
+        { clientId: APP, redirectUri: REDIRECT, scope: 'openid fhirUser user/*.cruds' },
+        { email, password: PASSWORD, totp: totpSecret ? totpCode(totpSecret, Date.now()) : undefined },
+      );
+      tokens[who] = token.access_token as string;
+    }
+    const loaded = await as('coordinator', '', {
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: FIXTURES.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })),
+      },
+    });
+    expect(loaded.status).toBe(200);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await testHub?.stop();
+  });
+
+  const WHO = Object.keys(SEES) as Who[];
+
+  describe.each(WHO)('%s', (who) => {
+    test.each(TYPES)('search %s returns only their cases’ resources, with a matching _total', async (type) => {
+      const found = await as(who, `${type}?_count=100&_total=accurate`);
+      expect(found.status).toBe(200);
+      const ids = keysOf(found.body).map((key) => key.split('/')[1]).filter((id) => fixtureIds(type).includes(id));
+      expect(ids).toEqual([...SEES[who][type]].sort());
+      expect(found.body.total).toBe((found.body.entry ?? []).length);
+    });
+
+    test.each(TYPES)('read %s: 200 for theirs, 404 for every other (none 403)', async (type) => {
+      for (const id of fixtureIds(type)) {
+        const read = await as(who, `${type}/${id}`);
+        expect([`${type}/${id}`, read.status]).toEqual([`${type}/${id}`, SEES[who][type].includes(id) ? 200 : 404]);
+      }
+    });
+  });
+
+  test('anonymous requests are refused (AUTH_REQUIRED=true)', async () => {
+    expect((await fhirFetch(`${testHub.fhir}/Patient/pat-a`)).status).toBe(401);
+  });
+
+  test.each(WRITES)('%s %s: %s %s → %i', async (who, _what, method, path, status, body) => {
+    const answer = await as(who, path, {
+      method,
+      body: body(),
+      headers: method === 'PATCH' ? { 'content-type': 'application/json-patch+json' } : {},
+    });
+    expect(answer.status).toBe(status);
+  });
+
+  test('a refused write leaves nothing behind: case B’s ServiceRequest and ImagingStudy unchanged', async () => {
+    expect((await as('coordinator', 'ImagingStudy/img-b')).body.status).toBe('available');
+    const task = await as('coordinator', 'Task/coord-a');
+    expect(task.body.identifier).toEqual([{ system: CASE, value: 'sr-a/coordination' }]);
+  });
+
+  test('raw Binary download: the content for theirs, 404 for the other case’s', async () => {
+    const own = await fetch(`${testHub.fhir}/Binary/bin-a`, { headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' } });
+    expect(own.status).toBe(200);
+    expect(Buffer.from(await own.arrayBuffer()).toString()).toBe('%PDF-1.4 records a');
+    const other = await fetch(`${testHub.fhir}/Binary/bin-b`, { headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' } });
+    expect(other.status).toBe(404);
+    const version = await fetch(`${testHub.fhir}/Binary/bin-b/_history/1`, { headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' } });
+    expect(version.status).toBe(404);
+  });
+
+  test('the other case by search parameter: omitted (by _id, subject, based-on)', async () => {
+    for (const path of ['ServiceRequest?_id=sr-b', 'DocumentReference?subject=Patient/pat-b', 'Task?based-on=ServiceRequest/sr-b', 'ChargeItem?identifier=urn:hub:case-resource|sr-b/charge/imaging-review']) {
+      const found = await as('physicianA', `${path}&_total=accurate`);
+      expect([path, found.status, found.body.total, found.body.entry]).toEqual([path, 200, 0, undefined]);
+    }
+  });
+
+  test('system search (_type), POST _search and paging: filtered the same way, _total counts only theirs', async () => {
+    const system = await as('physicianA', '?_type=ServiceRequest,Patient&_id=sr-a,sr-b,pat-a,pat-b');
+    expect(keysOf(system.body)).toEqual(['Patient/pat-a', 'ServiceRequest/sr-a']);
+    const posted = await as('physicianA', 'ServiceRequest/_search', {
+      method: 'POST',
+      body: '_id=sr-a,sr-b',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(keysOf(posted.body)).toEqual(['ServiceRequest/sr-a']);
+    const all = keysOf((await as('physicianA', 'Task?_count=100')).body);
+    const seen: string[] = [];
+    let page = await as('physicianA', 'Task?_count=1&_total=accurate');
+    expect(page.body.total).toBe(all.length);
+    for (;;) {
+      seen.push(...keysOf(page.body));
+      const next = (page.body.link ?? []).find((link: any) => link.relation === 'next');
+      if (!next) break;
+      page = await fhirFetch(next.url, { headers: { authorization: `Bearer ${tokens.physicianA}` } });
+    }
+    expect(seen.sort()).toEqual(all);
+  });
+
+  test('the other case by _include and _revinclude: omitted', async () => {
+    const included = await as('physicianA', 'Task?_id=trap-a&_include=Task:focus');
+    expect(keysOf(included.body)).toEqual(['Task/trap-a']);
+    const asB = await as('physicianB', 'Task?_id=trap-a&_include=Task:focus');
+    expect(keysOf(asB.body)).toEqual(['ServiceRequest/sr-b', 'Task/trap-a']);
+    const revincluded = await as('physicianA', 'PractitionerRole?_id=role-b&_revinclude=ServiceRequest:requester');
+    expect(keysOf(revincluded.body)).toEqual(['PractitionerRole/role-b']);
+    const patients = await as('physicianA', 'Patient?_id=pat-a,pat-b&_revinclude=DocumentReference:subject&_revinclude=ChargeItem:subject');
+    expect(keysOf(patients.body)).toEqual(['ChargeItem/charge-a', 'DocumentReference/doc-a', 'DocumentReference/docrep-a', 'Patient/pat-a']);
+  });
+
+  test('the other case through a batch: each entry filtered; through a transaction: refused whole', async () => {
+    const batch = await as('physicianA', '', {
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { request: { method: 'GET', url: 'ServiceRequest/sr-a' } },
+          { request: { method: 'GET', url: 'ServiceRequest/sr-b' } },
+          { request: { method: 'GET', url: 'DocumentReference?subject=Patient/pat-b' } },
+          { request: { method: 'GET', url: 'Binary/bin-b' } },
+        ],
+      },
+    });
+    expect(batch.status).toBe(200);
+    expect(batch.body.entry.map((e: any) => e.response.status)).toEqual(['200', '404', '200', '404']);
+    expect(batch.body.entry[2].resource.entry).toBeUndefined();
+
+    const transaction = await as('physicianA', '', {
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:0b0b0b0b-0000-4000-8000-000000000001', resource: newDocument('sr-a'), request: { method: 'POST', url: 'DocumentReference' } },
+          { resource: { ...FIXTURES.find((r) => r.id === 'sr-b'), status: 'revoked' }, request: { method: 'PUT', url: 'ServiceRequest/sr-b' } },
+        ],
+      },
+    });
+    expect(transaction.status).toBe(404);
+    expect((await as('coordinator', 'ServiceRequest/sr-b')).body.status).toBe('active');
+
+    // Their own referral in one transaction: a new Patient and a ServiceRequest for it.
+    const referral = await as('physicianA', '', {
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:0b0b0b0b-0000-4000-8000-000000000002', resource: { resourceType: 'Patient', name: [{ family: 'Referred' }] }, request: { method: 'POST', url: 'Patient' } },
+          {
+            resource: newRequest('Practitioner/prac-a', 'urn:uuid:0b0b0b0b-0000-4000-8000-000000000002'),
+            request: { method: 'POST', url: 'ServiceRequest' },
+          },
+        ],
+      },
+    });
+    expect(referral.status).toBe(200);
+    const patientId = referral.body.entry[0].resource.id as string;
+    expect((await as('physicianA', `Patient/${patientId}`)).status).toBe(200);
+    expect((await as('physicianB', `Patient/${patientId}`)).status).toBe(404);
+  });
+
+  test('the other case through history: instance 404, type and system history omit it', async () => {
+    expect((await as('physicianA', 'ServiceRequest/sr-b/_history')).status).toBe(404);
+    expect((await as('physicianA', 'ServiceRequest/sr-b/_history/1')).status).toBe(404);
+    expect((await as('physicianA', 'ServiceRequest/sr-a/_history')).status).toBe(200);
+    const typeHistory = await as('physicianA', 'ServiceRequest/_history?_count=1000');
+    const typeKeys = keysOf(typeHistory.body);
+    expect(typeKeys).toContain('ServiceRequest/sr-a');
+    expect(typeKeys).not.toContain('ServiceRequest/sr-b');
+    const systemHistory = await as('physicianA', '_history?_count=1000');
+    const systemKeys = new Set(keysOf(systemHistory.body));
+    expect(systemKeys.has('Task/coord-a')).toBe(true);
+    for (const hidden of ['ServiceRequest/sr-b', 'Patient/pat-b', 'Task/coord-b', 'DocumentReference/doc-b', 'Binary/bin-b', 'ImagingStudy/img-b', 'ChargeItem/charge-b']) {
+      expect(systemKeys.has(hidden)).toBe(false);
+    }
+    // The coordinator's history has both cases.
+    const everything = new Set(keysOf((await as('coordinator', '_history?_count=1000')).body));
+    expect(everything.has('ServiceRequest/sr-b')).toBe(true);
+  });
+
+  test('a type the role has no right to: search 403, read 404', async () => {
+    expect((await as('patientA', 'PractitionerRole')).status).toBe(403);
+    expect((await as('patientA', 'PractitionerRole/role-b')).status).toBe(404);
+  });
+
+  test('the patient sees the consultation report only once the physician has opened it (report-accessed)', async () => {
+    for (const path of ['DiagnosticReport/rep-a', 'DocumentReference/docrep-a', 'Binary/binrep-a']) {
+      expect([path, (await as('patientA', path)).status]).toEqual([path, 404]);
+    }
+    const coordination = (await as('coordinator', 'Task/coord-a')).body;
+    const moved = await as('physicianA', 'Task/coord-a', {
+      method: 'PUT',
+      body: { ...coordination, meta: undefined, businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-accessed' }] } },
+    });
+    expect(moved.status).toBe(200);
+    for (const path of ['DiagnosticReport/rep-a', 'DocumentReference/docrep-a', 'Binary/binrep-a']) {
+      expect([path, (await as('patientA', path)).status]).toEqual([path, 200]);
+    }
+    const reports = await as('patientA', 'DiagnosticReport');
+    expect(keysOf(reports.body)).toEqual(['DiagnosticReport/rep-a']);
+    // Case B's report is still closed to its patient, and case A's to patient B.
+    expect((await as('patientB', 'DiagnosticReport/rep-b')).status).toBe(404);
+    expect((await as('patientB', 'DiagnosticReport/rep-a')).status).toBe(404);
+  });
+});
