@@ -6,6 +6,8 @@
 import { prepared } from '../db/database.ts';
 import type { SearchIndexRows } from './indexer.ts';
 import { SqlParams } from './search/conditions.ts';
+import { auditInsertCtes } from '../audit/statement.ts';
+import type { StoredAuditEvent } from '../audit/statement.ts';
 
 export interface OutboxEvent {
   queue: string;
@@ -26,9 +28,11 @@ export interface ResourceWrite {
   index?: SearchIndexRows;
   binary?: { key: string; size: number };
   event?: OutboxEvent;
+  /** The write's AuditEvents, stored by the same statement (audit/statement.ts). */
+  audit?: StoredAuditEvent[];
 }
 
-const INDEX_COLUMNS = {
+export const INDEX_COLUMNS = {
   token: [
     ['param', 'text'],
     ['system', 'text'],
@@ -120,6 +124,9 @@ export function buildWriteStatement(write: ResourceWrite): { sql: string; values
       `w_event AS (INSERT INTO outbox (queue, name, payload) ` +
         `VALUES (${p.add(write.event.queue)}, ${p.add(write.event.name)}, ${p.add(JSON.stringify(write.event.payload))}::jsonb))`,
     );
+  }
+  if (write.audit && write.audit.length > 0) {
+    ctes.push(...auditInsertCtes(p, write.audit));
   }
   return { sql: prepared(`WITH ${ctes.join(', ')} SELECT 1`), values: p.values };
 }

@@ -1,0 +1,242 @@
+/**
+ * The audit records of reads, searches, refused requests, logins and tokens: acknowledged once they
+ * are appended to a local journal file (DATA_DIR/audit), and stored in the database in batches, one
+ * multi-row statement every AUDIT_FLUSH_MS (or sooner when AUDIT_BATCH_SIZE are waiting). A request
+ * never waits for the database. The requests of the same moment share one append (group commit). By
+ * default the append is a write(2) (the record survives any death of the hub process); with
+ * AUDIT_JOURNAL_FSYNC=true they also wait for one shared fdatasync, which survives a power loss.
+ *
+ * The journal is a series of segments: each database flush closes the current segment, stores its
+ * events and deletes it. A hub that dies keeps its segments; the next start (of any hub on the same
+ * DATA_DIR) stores every segment whose process is gone, and the insert ignores ids already stored, so
+ * an event acknowledged before a crash is stored exactly once. Writes do not come here: their
+ * AuditEvents are part of the write's own statement (fhir/write.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.ts';
+import { insertAuditEvents, toStored, withMeta } from './statement.ts';
+
+export interface AuditLogOptions {
+  db: Database;
+  /** The journal directory, `${DATA_DIR}/audit`. */
+  dir: string;
+  logger: Logger;
+  /** AUDIT_FLUSH_MS */
+  flushMs: number;
+  /** AUDIT_BATCH_SIZE: a flush starts at once when this many events wait. */
+  batchSize: number;
+  /**
+   * AUDIT_JOURNAL_FSYNC: acknowledge only after fdatasync, which also survives a power loss; otherwise
+   * after the write(2) that puts the line in the kernel's page cache, which survives any death of the
+   * hub process, and the database has it within flushMs.
+   */
+  fsync: boolean;
+}
+
+const SEGMENT = /^journal-(\d+)-[0-9a-f]+-\d+\.ndjson$/;
+const RETRY_MS = 1000;
+const MAX_ROWS_PER_STATEMENT = 1000;
+
+interface Segment {
+  path: string;
+  file: FileHandle;
+  events: Journaled[];
+}
+
+/** An event and its journal line (its stored JSON). */
+interface Journaled {
+  event: AuditEvent;
+  content: string;
+}
+
+function journaled(event: AuditEvent): Journaled {
+  const stored = withMeta(event);
+  return { event: stored, content: JSON.stringify(stored) };
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return false; // our pid, but a previous process (a container restart)
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class AuditLog {
+  private readonly options: AuditLogOptions;
+  private readonly prefix: string;
+  private segmentCount = 0;
+  private current: Segment | undefined;
+  /** Closed segments whose events are not stored yet (a failed flush keeps them here). */
+  private readonly closed: Segment[] = [];
+  private pendingLines: string[] = [];
+  private pendingEvents: Journaled[] = [];
+  private waiters: Waiter[] = [];
+  /** Journal appends and segment switches, one at a time. */
+  private io: Promise<void> = Promise.resolve();
+  private syncScheduled = false;
+  private flushing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(options: AuditLogOptions) {
+    this.options = options;
+    this.prefix = `journal-${process.pid}-${randomBytes(4).toString('hex')}`;
+  }
+
+  /** Stores the segments of hubs that are gone, then opens this process's journal. */
+  async start(): Promise<void> {
+    await fs.mkdir(this.options.dir, { recursive: true });
+    const replayed = await this.replayOrphans();
+    if (replayed > 0) this.options.logger.warn({ events: replayed }, 'audit events recovered from the journal of a stopped hub');
+    this.current = await this.openSegment();
+    this.timer = setInterval(() => void this.flush().catch(() => undefined), this.options.flushMs);
+    this.timer.unref();
+  }
+
+  /** Resolves once the events are durable in the journal; the caller may then acknowledge. */
+  record(events: AuditEvent[]): Promise<void> {
+    if (this.stopped || this.current === undefined) return Promise.reject(new Error('the audit log is not running'));
+    for (const event of events) {
+      const entry = journaled(event);
+      this.pendingEvents.push(entry);
+      this.pendingLines.push(entry.content + '\n');
+    }
+    const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.syncScheduled) {
+      this.syncScheduled = true;
+      this.io = this.io.then(() => this.sync());
+    }
+    return written;
+  }
+
+  /** One group commit: everything recorded since the last one, one write and one fdatasync. */
+  private async sync(): Promise<void> {
+    this.syncScheduled = false;
+    const lines = this.pendingLines;
+    const events = this.pendingEvents;
+    const waiters = this.waiters;
+    this.pendingLines = [];
+    this.pendingEvents = [];
+    this.waiters = [];
+    const segment = this.current as Segment;
+    try {
+      // One write (off the event loop) for all the requests of this moment; with fsync, one fdatasync.
+      await segment.file.write(lines.join(''));
+      if (this.options.fsync) await segment.file.datasync();
+      segment.events.push(...events);
+      waiters.forEach((w) => w.resolve());
+    } catch (err) {
+      this.options.logger.error({ err: (err as Error).message }, 'audit journal write failed');
+      waiters.forEach((w) => w.reject(err));
+    }
+    if (segment.events.length >= this.options.batchSize) void this.flush().catch(() => undefined);
+  }
+
+  private async openSegment(): Promise<Segment> {
+    this.segmentCount++;
+    const file = path.join(this.options.dir, `${this.prefix}-${this.segmentCount}.ndjson`);
+    const handle = await fs.open(file, 'a');
+    // The new name must survive a crash too, or the fsynced lines in it could not be found.
+    const dir = await fs.open(this.options.dir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    return { path: file, file: handle, events: [] };
+  }
+
+  /** Stores every acknowledged event in the database (one statement per segment). */
+  flush(): Promise<void> {
+    this.flushing ??= this.flushOnce().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async flushOnce(): Promise<void> {
+    await (this.io = this.io.then(async () => {
+      const segment = this.current;
+      if (segment && segment.events.length > 0 && !this.stopped) {
+        this.current = await this.openSegment();
+        await segment.file.close();
+        this.closed.push(segment);
+      }
+    }));
+    while (this.closed.length > 0) {
+      const segment = this.closed[0];
+      try {
+        // Indexed here, off the request path.
+        await this.insert(segment.events);
+      } catch (err) {
+        this.options.logger.error({ err: (err as Error).message, events: segment.events.length }, 'storing audit events failed; kept in the journal');
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
+        throw err;
+      }
+      this.closed.shift();
+      await fs.rm(segment.path, { force: true });
+    }
+  }
+
+  private async insert(events: readonly Journaled[]): Promise<number> {
+    let count = 0;
+    // Bounded statements: a long outage can leave a large segment behind.
+    for (let i = 0; i < events.length; i += MAX_ROWS_PER_STATEMENT) {
+      count += await insertAuditEvents(this.options.db, events.slice(i, i + MAX_ROWS_PER_STATEMENT).map((entry) => toStored(entry.event, entry.content)));
+    }
+    return count;
+  }
+
+  /** Every segment left by a process that no longer runs, stored and deleted. */
+  private async replayOrphans(): Promise<number> {
+    let count = 0;
+    for (const name of (await fs.readdir(this.options.dir)).sort()) {
+      const match = SEGMENT.exec(name);
+      if (!match || processAlive(Number(match[1]))) continue;
+      const file = path.join(this.options.dir, name);
+      const events: Journaled[] = [];
+      for (const line of (await fs.readFile(file, 'utf8')).split('\n')) {
+        if (line === '') continue;
+        try {
+          events.push({ event: JSON.parse(line) as AuditEvent, content: line });
+        } catch {
+          // A line cut by the crash was never acknowledged (its fsync had not returned).
+        }
+      }
+      count += await this.insert(events);
+      await fs.rm(file, { force: true });
+    }
+    return count;
+  }
+
+  /** Stores what is left and closes the journal (SIGTERM). */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.io;
+    try {
+      await this.flush();
+    } catch {
+      // Left in the journal; the next start stores it.
+    }
+    this.stopped = true;
+    await this.io;
+    if (this.current) {
+      await this.current.file.close();
+      if (this.current.events.length === 0 && this.pendingEvents.length === 0) await fs.rm(this.current.path, { force: true });
+      this.current = undefined;
+    }
+  }
+}

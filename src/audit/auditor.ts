@@ -1,0 +1,140 @@
+/**
+ * What the HTTP layers call: who is asking (from the bearer identity and the socket), the AuditEvent
+ * of a REST interaction, login or token, and the audit context a repository's writes carry into
+ * their own statement. Without an AuditLog (AUDIT_ENABLED=false) every method does nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
+import { requestIdentity } from '../auth/authenticate.ts';
+import { authenticationAuditEvent, patientOf, restAuditEvent } from './audit-event.ts';
+import type { AuditActor, AuditOutcome, AuditSite, AuthenticationEvent } from './audit-event.ts';
+import type { AuditLog } from './audit-log.ts';
+import { toStored } from './statement.ts';
+import type { StoredAuditEvent } from './statement.ts';
+
+/** Carried by a repository (RepositoryContext.audit): each of its writes stores its AuditEvent with it. */
+export interface WriteAuditContext {
+  site: AuditSite;
+  actor: AuditActor;
+}
+
+export function requestAddress(req: Request): string | undefined {
+  return req.ip ?? req.socket.remoteAddress ?? undefined;
+}
+
+/** The actor of a request that went through bearer authentication. */
+export function requestActor(req: Request, res: Response): AuditActor {
+  const identity = requestIdentity(res);
+  const address = requestAddress(req);
+  if (identity?.kind === 'user') {
+    return { userId: identity.userId, fhirUser: identity.fhirUser, clientId: identity.clientId, clientIsRequestor: false, address };
+  }
+  if (identity?.kind === 'client') {
+    return { clientId: identity.clientId, clientIsRequestor: true, address };
+  }
+  // Anonymous (AUTH_REQUIRED=false): the network address is all there is.
+  return { clientIsRequestor: true, address };
+}
+
+type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** The AuditEvent of one resource write, ready for the write's statement; undefined without a context. */
+export function writeAudit(
+  context: WriteAuditContext | undefined,
+  write: { method: WriteMethod; resourceType: string; id: string; version: number; resource?: Resource },
+): StoredAuditEvent[] | undefined {
+  if (context === undefined) return undefined;
+  const interaction = write.method === 'DELETE' ? 'delete' : write.version === 1 ? 'create' : write.method === 'PATCH' ? 'patch' : 'update';
+  const patient = write.resource && patientOf(write.resource);
+  const event = restAuditEvent(context.site, {
+    id: randomUUID(),
+    recorded: new Date(),
+    actor: context.actor,
+    outcome: '0',
+    interaction,
+    resources: [`${write.resourceType}/${write.id}/_history/${write.version}`],
+    patients: patient ? [patient] : [],
+  });
+  return [toStored(event)];
+}
+
+/** The resources a response returned: one resource, or the entries of a Bundle. */
+function returned(resource: Resource | undefined): Resource[] {
+  if (resource === undefined) return [];
+  if (resource.resourceType !== 'Bundle') return [resource];
+  return ((resource as Bundle).entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource] : []));
+}
+
+function uniquePatients(resources: Resource[]): string[] {
+  return [...new Set(resources.map(patientOf).filter((p): p is string => p !== undefined))];
+}
+
+export interface RestAccess {
+  interaction: string;
+  status: number;
+  /** The resource type and id the path named, when it named one. */
+  target?: { resourceType: string; id?: string; version?: string };
+  resource?: Resource;
+  /** The query string, for searches. */
+  query?: string;
+}
+
+export class Auditor {
+  readonly site: AuditSite;
+  private readonly log: AuditLog | undefined;
+
+  constructor(site: AuditSite, log: AuditLog | undefined) {
+    this.site = site;
+    this.log = log;
+  }
+
+  get enabled(): boolean {
+    return this.log !== undefined;
+  }
+
+  writeContext(req: Request, res: Response): WriteAuditContext | undefined {
+    return this.log ? { site: this.site, actor: requestActor(req, res) } : undefined;
+  }
+
+  private async record(event: AuditEvent): Promise<void> {
+    await this.log?.record([event]);
+  }
+
+  /** A read, search, history, batch or operation, or any refused request, after it ran. */
+  async rest(req: Request, res: Response, access: RestAccess): Promise<void> {
+    if (!this.log) return;
+    const outcome: AuditOutcome = access.status >= 500 ? '8' : access.status >= 400 ? '4' : '0';
+    const resources = outcome === '0' ? returned(access.resource) : [];
+    const isSearch = access.interaction.startsWith('search');
+    const references = isSearch || access.interaction === 'batch' || access.interaction === 'transaction'
+      ? []
+      : access.target?.id
+        ? [`${access.target.resourceType}/${access.target.id}${access.target.version ? `/_history/${access.target.version}` : ''}`]
+        : [];
+    await this.record(restAuditEvent(this.site, {
+      id: randomUUID(),
+      recorded: new Date(),
+      actor: requestActor(req, res),
+      outcome,
+      interaction: access.interaction,
+      resources: references,
+      patients: uniquePatients(resources),
+      query: isSearch ? (access.query ?? '') : undefined,
+    }));
+  }
+
+  /** A login (success or refusal), a logout, or an access token issued (or refused). */
+  async authentication(req: Request, input: { event: AuthenticationEvent; actor: Omit<AuditActor, 'address'>; success: boolean; failureText?: string; scope?: string }): Promise<void> {
+    if (!this.log) return;
+    await this.record(authenticationAuditEvent(this.site, {
+      id: randomUUID(),
+      recorded: new Date(),
+      actor: { ...input.actor, address: requestAddress(req) },
+      outcome: input.success ? '0' : '4',
+      outcomeDesc: input.success ? undefined : input.failureText,
+      event: input.event,
+      scope: input.scope,
+    }));
+  }
+}
