@@ -7,7 +7,6 @@ import type { Router } from 'express';
 import type { Logger } from 'pino';
 import type { IngestContext } from '../../dicom/ingest.ts';
 import { registerStowRoutes } from './stow.ts';
-import { dicomwebCors } from './cors.ts';
 import { createQidoRoutes } from './qido.ts';
 import { createWadoRoutes } from './wado.ts';
 import { createRenderedRoutes } from './rendered.ts';
@@ -23,7 +22,6 @@ export interface DicomwebOptions {
 
 export function createDicomwebRoutes(options: DicomwebOptions): Router {
   const routes = express.Router();
-  routes.use(dicomwebCors);
   registerStowRoutes(routes, options);
   routes.use(createQidoRoutes(options));
   routes.use(createWadoRoutes(options));
