@@ -23,6 +23,16 @@ function splitList(value: string): string[] {
   return value.split(',').map((item) => item.trim()).filter((item) => item !== '');
 }
 
+/** An origin as browsers send it in the Origin header: `scheme://host[:port]`, nothing more. */
+function isExactOrigin(value: string): boolean {
+  try {
+    const parsed = new URL(value);
+    return (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 /** What one process does: serve HTTP and DIMSE (api), run queue workers (worker), relay the outbox (relay). */
@@ -65,6 +75,15 @@ const schema = z.object({
   AUTH_REQUIRED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
   AUTH_SESSION_IDLE_SECONDS: positiveInt.default(1800),
   AUTH_SESSION_MAX_SECONDS: positiveInt.default(43200),
+  CORS_ALLOWED_ORIGINS: z.string().default('').refine(
+    (value) => splitList(value).every(isExactOrigin),
+    'must be a comma-separated list of origins like https://viewer.example.org (scheme, host and port only, no path)',
+  ),
+  METRICS_PUBLIC: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
+  AUDIT_ENABLED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
+  AUDIT_FLUSH_MS: positiveInt.default(100),
+  AUDIT_BATCH_SIZE: positiveInt.default(500),
+  AUDIT_JOURNAL_FSYNC: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
 });
 
 /** The names of every environment variable the hub reads (docker-compose.yml is checked against it). */
@@ -104,6 +123,17 @@ export interface HubConfig {
   /** A login session ends after this long unused, and this long after the login at the latest. */
   readonly authSessionIdleSeconds: number;
   readonly authSessionMaxSeconds: number;
+  /** Origins whose browser scripts may call /fhir, /dicomweb, /oauth2 and /.well-known (CORS); empty: none. */
+  readonly corsAllowedOrigins: readonly string[];
+  /** Serve /metrics without a token (for a scraper on a private network); false: an admin token is needed. */
+  readonly metricsPublic: boolean;
+  /** Write AuditEvents (false only to measure their cost). */
+  readonly auditEnabled: boolean;
+  /** Read audits are stored in the database at least this often, or when auditBatchSize wait. */
+  readonly auditFlushMs: number;
+  readonly auditBatchSize: number;
+  /** Acknowledge a read only after its audit record is fdatasync'd (survives a power loss; slower). */
+  readonly auditJournalFsync: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -151,5 +181,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authRequired: c.AUTH_REQUIRED === 'true',
     authSessionIdleSeconds: c.AUTH_SESSION_IDLE_SECONDS,
     authSessionMaxSeconds: c.AUTH_SESSION_MAX_SECONDS,
+    corsAllowedOrigins: splitList(c.CORS_ALLOWED_ORIGINS),
+    metricsPublic: c.METRICS_PUBLIC === 'true',
+    auditEnabled: c.AUDIT_ENABLED === 'true',
+    auditFlushMs: c.AUDIT_FLUSH_MS,
+    auditBatchSize: c.AUDIT_BATCH_SIZE,
+    auditJournalFsync: c.AUDIT_JOURNAL_FSYNC === 'true',
   };
 }

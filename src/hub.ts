@@ -20,6 +20,8 @@ import { ensureDicomWebEndpoint } from './dicom/ingest.ts';
 import { StudyRefresher } from './dicom/study-refresher.ts';
 import { buildCapabilityStatement } from './fhir/capability.ts';
 import { startAuth } from './auth/index.ts';
+import { AuditLog } from './audit/audit-log.ts';
+import { Auditor } from './audit/auditor.ts';
 import { loadFhirDefinitions } from './fhir/definitions.ts';
 import { createFhirRouter } from './fhir/router.ts';
 import { loadJurisdictionPolicies } from './fhir/operations/eligibility.ts';
@@ -90,11 +92,18 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
   const applied = await migrate(db);
   logger.info({ database: db.kind, migrationsApplied: applied }, 'database ready');
+  // Before anything is served: the journal a killed hub left is stored first (audit/audit-log.ts).
+  const auditLog = config.auditEnabled
+    ? new AuditLog({ db, dir: path.join(config.dataDir, 'audit'), logger: logger.child({ role: 'audit' }), flushMs: config.auditFlushMs, batchSize: config.auditBatchSize, fsync: config.auditJournalFsync })
+    : undefined;
+  await auditLog?.start();
+  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog);
   const auth = await startAuth({
     db,
     baseUrl: config.baseUrl,
     required: config.authRequired,
     logger,
+    auditor,
     sessions: { idleSeconds: config.authSessionIdleSeconds, maxSeconds: config.authSessionMaxSeconds },
   });
 
@@ -136,12 +145,16 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     serveApi,
     adminQueues: { producer: queueProducer, deadLetter },
     auth,
+    cors: { allowedOrigins: config.corsAllowedOrigins },
+    metricsPublic: config.metricsPublic,
+    hsts: config.baseUrl.startsWith('https:'),
     fhir: {
       router,
       repository: { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes },
       capabilityStatement: buildCapabilityStatement(router, { baseUrl: config.baseUrl, version: HUB_VERSION, security: auth.security }),
       maxBodyBytes: config.fhirMaxBodyBytes,
       onWrite: () => relay.kick(),
+      auditor,
     },
     dicomweb: { ingest, baseUrl: config.baseUrl, tempDir: dicomwebTempDir, logger: logger.child({ role: 'dicomweb' }) },
   });
@@ -248,6 +261,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
       await dimseClosed;
       tempSweeper.stop();
       await studies.stop();
+      await auditLog?.stop();
       await relay.stop();
       await workersClosed;
       mailer?.close();

@@ -34,7 +34,22 @@ describe('loadConfig', () => {
       authRequired: false,
       authSessionIdleSeconds: 1800,
       authSessionMaxSeconds: 43200,
+      corsAllowedOrigins: [],
+      metricsPublic: false,
+      auditEnabled: true,
+      auditFlushMs: 100,
+      auditBatchSize: 500,
+      auditJournalFsync: false,
     });
+  });
+
+  test('CORS_ALLOWED_ORIGINS: exact origins, comma-separated; a path, a trailing slash or another scheme is refused', () => {
+    expect(loadConfig({ CORS_ALLOWED_ORIGINS: ' https://viewer.example.org, http://localhost:3000 ,' }).corsAllowedOrigins)
+      .toEqual(['https://viewer.example.org', 'http://localhost:3000']);
+    for (const bad of ['https://viewer.example.org/', 'https://viewer.example.org/ohif', 'viewer.example.org', 'ftp://viewer.example.org', '*']) {
+      expect(() => loadConfig({ CORS_ALLOWED_ORIGINS: bad })).toThrow(/CORS_ALLOWED_ORIGINS: must be a comma-separated list of origins/);
+    }
+    expect(() => loadConfig({ METRICS_PUBLIC: 'yes' })).toThrow(/METRICS_PUBLIC: must be true or false/);
   });
 
   test('DIMSE settings: the allow-list is split on commas, blanks dropped', () => {

@@ -30,7 +30,6 @@ const EXAMPLES: [Record<string, unknown>, string | undefined][] = [
   [{ resourceType: 'Communication', status: 'in-progress', subject }, 'subject'],
   [{ resourceType: 'ChargeItem', status: 'billable', code, subject }, 'subject'],
   [{ resourceType: 'Consent', status: 'active', scope: code, category: [code], patient: subject, policyRule: code }, 'patient'],
-  [{ resourceType: 'AuditEvent', type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110' }, recorded: '2026-01-02T03:04:05Z', agent: [{ requestor: true, who: { reference: 'Practitioner/x' } }], source: { observer: { reference: 'Device/hub' } }, entity: [{ what: subject }] }, 'patient'],
   [{ resourceType: 'Condition', subject, code }, 'subject'],
   [{ resourceType: 'Observation', status: 'final', code, subject, valueQuantity: { value: 5.4, unit: 'mg' } }, 'subject'],
   [{ resourceType: 'MedicationStatement', status: 'active', medicationCodeableConcept: code, subject }, 'subject'],
@@ -76,6 +75,15 @@ describe('resource types', () => {
       }
     },
   );
+
+  test("AuditEvent is the hub's own record: clients cannot create one (405)", async () => {
+    const auditEvent = { resourceType: 'AuditEvent', type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110' },
+      recorded: '2026-01-02T03:04:05Z', agent: [{ requestor: true, who: { reference: 'Practitioner/x' } }],
+      source: { observer: { reference: 'Device/hub' } }, entity: [{ what: { reference: PATIENT } }] };
+    const created = await fhirFetch(`${t.fhir}/AuditEvent`, { method: 'POST', body: auditEvent });
+    expect(created.status).toBe(405);
+    expect(created.body.resourceType).toBe('OperationOutcome');
+  });
 
   test('the CapabilityStatement lists every one of these types with its interactions', async () => {
     const statement = (await fhirFetch(`${t.fhir}/metadata`)).body;

@@ -8,7 +8,7 @@ import { startTestHub } from './support/test-hub.ts';
 
 describe('GET /livez', () => {
   test('is 200 {"status":"alive"} with a request id, and counted under its route template', async () => {
-    const t = await startTestHub();
+    const t = await startTestHub({ env: { METRICS_PUBLIC: 'true' } });
     try {
       const res = await fetch(`${t.baseUrl}/livez`);
       expect(res.status).toBe(200);

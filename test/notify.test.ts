@@ -32,6 +32,7 @@ import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
 import { createTestDatabase, fhirFetch, startTestHub, TEST_REDIS_URL, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { userToken } from './support/user-token.ts';
 
 const PUBLIC_BASE = 'https://hub.example.org';
 const MAIL_FROM = 'Second Opinion Hub <no-reply@hub.example.org>';
@@ -198,14 +199,15 @@ describe('notifications through the hub', () => {
     testHub.hub.relay.kick();
 
     const admin = `${testHub.hub.url}/admin/queues`;
+    const asAdmin = { headers: { authorization: `Bearer ${await userToken(testHub, 'admin')}` } };
     const entry = await until(async () => {
-      const response = await fetch(`${admin}/dead-letter`);
+      const response = await fetch(`${admin}/dead-letter`, asAdmin);
       const body = (await response.json()) as { entries: { queue: string; data: { notificationId: string } | null }[] };
       return body.entries.find((e) => e.queue === NOTIFICATIONS_QUEUE && e.data?.notificationId === recorded.id);
     }, 'the dead-letter entry');
     expect(entry).toMatchObject({ attempts: 1, error: `recipient ${recipient} has no e-mail address` });
     expect(await notificationRow(testHub.hub.db, recorded.id)).toMatchObject({ status: 'failed', attempts: 1 });
-    const view = (await (await fetch(admin)).json()) as { queues: { name: string; failed: number; deadLettered: number }[] };
+    const view = (await (await fetch(admin, asAdmin)).json()) as { queues: { name: string; failed: number; deadLettered: number }[] };
     expect(view.queues.find((q) => q.name === NOTIFICATIONS_QUEUE)).toMatchObject({ failed: 1, deadLettered: 1 });
 
     const updated = await fhirFetch(`${api}/Practitioner/${practitioner.body.id}`, {
@@ -213,7 +215,7 @@ describe('notifications through the hub', () => {
       body: { ...practitioner.body, telecom: [{ system: 'email', value: 'referrer@clinic.example.org' }] },
     });
     expect(updated.status).toBe(200);
-    const retry = await fetch(`${admin}/dead-letter/${encodeURIComponent((entry as unknown as { id: string }).id)}/retry`, { method: 'POST' });
+    const retry = await fetch(`${admin}/dead-letter/${encodeURIComponent((entry as unknown as { id: string }).id)}/retry`, { method: 'POST', ...asAdmin });
     expect(retry.status).toBe(202);
     const mail = await until(async () => sink.accepted.find((m) => m.messageId === recorded.messageId), 'the e-mail after the retry');
     expect(mail.recipients).toEqual(['referrer@clinic.example.org']);

@@ -100,7 +100,7 @@ function connectionRefused(port: number): Promise<string> {
 describe('health and metrics', () => {
   let t: TestHub;
   beforeAll(async () => {
-    t = await startTestHub();
+    t = await startTestHub({ env: { METRICS_PUBLIC: 'true' } });
   });
   afterAll(async () => {
     await t?.stop();

@@ -16,6 +16,7 @@ import { CSRF_COOKIE, SESSION_COOKIE, readCookie, setCookie } from './cookies.ts
 import { LOGIN_REFUSED, checkCredentials } from './login.ts';
 import { sendErrorPage, sendLoginPage } from './login-page.ts';
 import type { RateLimiter } from './rate-limit.ts';
+import type { Auditor } from '../audit/auditor.ts';
 import { ScopeSyntaxError } from './scopes.ts';
 import type { SessionStore } from './sessions.ts';
 import { formatUserScopes, grantUserScopes, parseUserScopes } from './user-scopes.ts';
@@ -40,6 +41,8 @@ export interface AuthorizeEndpointOptions {
   loginPerIp: RateLimiter;
   loginPerAccount: RateLimiter;
   logger: Logger;
+  /** Every login and refused login is audited before the answer (audit/auditor.ts). */
+  auditor?: Auditor;
 }
 
 interface AuthorizationRequest {
@@ -262,9 +265,21 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
       const result = await checkCredentials(options.users, { email, password, totp });
       if (!result.ok) {
         log.info({ requestId: res.locals.requestId, clientId: request.client.id, userId: result.userId, reason: result.reason, lockedNow: result.lockedNow }, 'login refused');
+        // The trail names the account when there is one, never the e-mail, and only the shown text.
+        await options.auditor?.authentication(req, {
+          event: 'login',
+          actor: { userId: result.userId, clientId: request.client.id, clientIsRequestor: false },
+          success: false,
+          failureText: LOGIN_REFUSED,
+        });
         showLogin(res, 401, request, csrfToken as string, { email, error: LOGIN_REFUSED });
         return;
       }
+      await options.auditor?.authentication(req, {
+        event: 'login',
+        actor: { userId: result.user.id, fhirUser: result.user.fhirUser, clientId: request.client.id, clientIsRequestor: false },
+        success: true,
+      });
       const { session, cookie } = await options.sessions.create(result.user.id);
       setCookie(res, SESSION_COOKIE, cookie, { secure: options.secureCookies, sameSite: 'Lax' });
       log.info({ requestId: res.locals.requestId, clientId: request.client.id, userId: result.user.id, sessionId: session.id }, 'login');

@@ -7,12 +7,15 @@ import express from 'express';
 import type { RequestHandler, Router } from 'express';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.ts';
+import type { Auditor } from '../audit/auditor.ts';
 import { AccessTokens } from './access-tokens.ts';
+import { adminGuard } from './admin-guard.ts';
 import { authenticate } from './authenticate.ts';
 import { AuthorizationCodes } from './authorization-codes.ts';
 import { AUTHORIZE_PATH, createAuthorizeRoutes } from './authorize-endpoint.ts';
 import { ClientAssertionVerifier } from './client-assertion.ts';
 import { ClientRegistry } from './clients.ts';
+import { dicomwebScopeGuard } from './dicomweb-scope-guard.ts';
 import { fhirScopeGuard } from './fhir-scope-guard.ts';
 import { JtiStore } from './jti-store.ts';
 import { JwksUrlCache } from './jwks-url-cache.ts';
@@ -38,6 +41,8 @@ export interface AuthOptions {
   logger: Logger;
   /** AUTH_SESSION_IDLE_SECONDS and AUTH_SESSION_MAX_SECONDS. */
   sessions?: SessionLimits;
+  /** Audits logins, logouts and issued tokens (audit/auditor.ts). */
+  auditor?: Auditor;
 }
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleSeconds: 30 * 60, maxSeconds: 12 * 60 * 60 };
@@ -57,8 +62,10 @@ export interface Auth {
   readonly routes: Router;
   /** For /fhir: bearer authentication (the CapabilityStatement stays open), then the scope guard. */
   readonly fhir: RequestHandler[];
-  /** For /dicomweb: bearer authentication. */
+  /** For /dicomweb: bearer authentication, then the ImagingStudy scope guard (dicomweb-scope-guard.ts). */
   readonly dicomweb: RequestHandler[];
+  /** For /admin/queues and /metrics: a token is always required, of an admin or coordinator (admin-guard.ts). */
+  readonly admin: RequestHandler[];
 }
 
 export function tokenUrlFor(baseUrl: string): string {
@@ -96,6 +103,7 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
     logger,
     codeGrant: { codes, sessions, revokedSessions, users, clients, tokens, fhirBaseUrl },
     limiter: new RateLimiter(TOKEN_PER_IP),
+    auditor: options.auditor,
   }));
   routes.use(createAuthorizeRoutes({
     clients,
@@ -108,6 +116,7 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
     loginPerIp: new RateLimiter(LOGIN_PER_IP),
     loginPerAccount: new RateLimiter(LOGIN_PER_ACCOUNT),
     logger,
+    auditor: options.auditor,
   }));
   routes.use(createLogoutRoutes({ tokens, clients, sessions, revokedSessions, secureCookies, logger }));
   const isCapabilityStatement = (req: express.Request): boolean => req.path === '/metadata' || req.path.startsWith('/.well-known/');
@@ -116,6 +125,7 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
     security: { tokenEndpoint: tokenUrl, authorizeEndpoint: urls.authorizeUrl, revokeEndpoint: urls.revokeUrl, authRequired: options.required },
     routes,
     fhir: [authenticate({ tokens, required: options.required, revokedSessions, isOpen: isCapabilityStatement }), fhirScopeGuard()],
-    dicomweb: [authenticate({ tokens, required: options.required, revokedSessions })],
+    dicomweb: [authenticate({ tokens, required: options.required, revokedSessions }), dicomwebScopeGuard()],
+    admin: [authenticate({ tokens, required: true, revokedSessions }), adminGuard()],
   };
 }

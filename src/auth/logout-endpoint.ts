@@ -34,7 +34,10 @@ function bearer(req: Request): string | undefined {
 
 function sameSecret(a: string | undefined, b: unknown): boolean {
   if (a === undefined || typeof b !== 'string') return false;
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  // Byte lengths: equal string lengths can differ in UTF-8, and timingSafeEqual throws on unequal sizes.
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 export function createLogoutRoutes(options: LogoutOptions): Router {

@@ -14,6 +14,7 @@ import { CLIENT_ID_PATTERN } from './clients.ts';
 import { allowClientOrigin, exchangeCode } from './code-grant.ts';
 import type { CodeGrantOptions } from './code-grant.ts';
 import type { RateLimiter } from './rate-limit.ts';
+import type { Auditor } from '../audit/auditor.ts';
 import { OAuthError } from './oauth-error.ts';
 import { ScopeSyntaxError, formatScopes, grantScopes, parseScopes } from './scopes.ts';
 import type { SystemScope } from './scopes.ts';
@@ -29,7 +30,12 @@ export interface TokenEndpointOptions {
   codeGrant?: CodeGrantOptions;
   /** Requests per client address. */
   limiter?: RateLimiter;
+  /** Every token issued, and every refusal, is audited before the answer (audit/auditor.ts). */
+  auditor?: Auditor;
 }
+
+/** The refusal text of the audit trail: the same for every reason (the reason is in the log). */
+export const TOKEN_REFUSED_AUDIT_TEXT = 'The token request was refused.';
 
 function noStore(res: Response): void {
   // RFC 6749 §5.1: token responses must not be cached.
@@ -90,6 +96,12 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
         clientId = CLIENT_ID_PATTERN.test(parameters.client_id ?? '') ? parameters.client_id : undefined;
         await allowClientOrigin(res, req.headers.origin, clientId, options.codeGrant.clients);
         const outcome = await exchangeCode(options.codeGrant, parameters);
+        await options.auditor?.authentication(req, {
+          event: 'token',
+          actor: { userId: outcome.userId, clientId, clientIsRequestor: false },
+          success: true,
+          scope: outcome.response.scope,
+        });
         options.logger.info({ requestId: res.locals.requestId, clientId, userId: outcome.userId, sessionId: outcome.sessionId, scope: outcome.response.scope }, 'access token issued');
         res.status(200).json(outcome.response);
         return;
@@ -112,11 +124,17 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
         throw new OAuthError('invalid_scope', `none of the requested scopes is allowed for this client (allowed: ${formatScopes(client.scopes)})`);
       }
       const issued = await options.tokens.issue(client.id, granted);
+      await options.auditor?.authentication(req, { event: 'token', actor: { clientId: client.id, clientIsRequestor: true }, success: true, scope: issued.scope });
       options.logger.info({ requestId: res.locals.requestId, clientId: client.id, scope: issued.scope }, 'access token issued');
       res.status(200).json({ access_token: issued.accessToken, token_type: 'bearer', expires_in: issued.expiresIn, scope: issued.scope });
     } catch (err) {
       if (err instanceof OAuthError) {
         options.logger.info({ requestId: res.locals.requestId, clientId, error: err.code, reason: err.message }, 'token request refused');
+        try {
+          await options.auditor?.authentication(req, { event: 'token', actor: { clientId, clientIsRequestor: true }, success: false, failureText: TOKEN_REFUSED_AUDIT_TEXT });
+        } catch (auditError) {
+          options.logger.error({ requestId: res.locals.requestId, err: (auditError as Error).message }, 'token refusal not audited');
+        }
         res.status(err.status).json(err.toJSON());
         return;
       }

@@ -90,6 +90,11 @@ class PostgresDatabase implements Database {
     // A checked-out client's 'error' is handled in transaction() and withConnection(): unhandled,
     // it would crash the process; the client's next query fails with the error instead.
     this.pool.on('error', () => undefined);
+    // pg-pool drops its own listener while a client is checked out; a connection ended by the server
+    // then (a failover, pg_terminate_backend) would emit an unhandled 'error' and crash the process
+    // unless every holder listens. This one always does: the client's next query fails instead, and
+    // the pool discards a client whose connection has ended.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** The statement as node-postgres takes it: named (prepared once per connection) when marked. */

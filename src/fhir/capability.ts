@@ -135,7 +135,10 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
   const resources: CapabilityStatementRestResource[] = types.map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
-    interaction: [...routed].map((code) => ({ code: code as 'read' })),
+    interaction: [...routed]
+      // AuditEvents are written by the hub alone (routes/fhir.ts answers 405 to any client write).
+      .filter((code) => type !== 'AuditEvent' || code === 'read' || code === 'search-type')
+      .map((code) => ({ code: code as 'read' })),
     versioning: 'versioned-update',
     readHistory: true,
     updateCreate: true,

@@ -9,6 +9,7 @@ import {
   allOk,
   badRequest,
   created,
+  forbidden,
   deepEquals,
   formatSearchQuery,
   gone,
@@ -40,14 +41,18 @@ import { historyBundle } from './history.ts';
 import type { HistoryRow } from './history.ts';
 import { collectReferences, mapReferences } from './references.ts';
 import { applyResourcePatch } from './patch.ts';
-import { payloadTooLarge } from './outcomes.ts';
+import { methodNotAllowed, payloadTooLarge } from './outcomes.ts';
 import { runSearch, searchLinkQuery } from './search/search.ts';
 import { subsetResource } from './subset.ts';
 import { validateFhirResource } from './validation.ts';
 import { buildWriteStatement } from './write.ts';
 import { toOutcomeError, withFhirErrors } from './db-errors.ts';
 import { WritePipeline } from './write-pipeline.ts';
+import type { AccessControl, AccessInteraction } from '../auth/access-policy.ts';
+import { SqlParams } from './search/conditions.ts';
 import type { OutboxEvent } from './write.ts';
+import { writeAudit } from '../audit/auditor.ts';
+import type { WriteAuditContext } from '../audit/auditor.ts';
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -59,6 +64,10 @@ export interface RepositoryContext {
   binaryMaxBytes: number;
   /** Prefer: handling=strict — unknown search parameters are errors. */
   strictSearch?: boolean;
+  /** A person's access policy (auth/access-policy.ts): every read, search, history and write is filtered by it. */
+  access?: AccessControl;
+  /** Who is writing: each write stores its AuditEvent in its own statement (audit/auditor.ts). */
+  audit?: WriteAuditContext;
 }
 
 interface CurrentRow {
@@ -148,6 +157,61 @@ export class HubRepository extends FhirRepository {
     await recordOutboxEvent(this.conn, event);
   }
 
+  // ---- access (auth/access-policy.ts) ------------------------------------------------------
+
+  /** 404 unless the person may do `interaction` on this resource; nothing without an access policy. */
+  private async assertVisible(resourceType: string, id: string, interaction: AccessInteraction): Promise<void> {
+    const access = this.ctx.access;
+    if (!access || access.require(resourceType, interaction) === 'all') {
+      return;
+    }
+    const params = new SqlParams();
+    const condition = access.condition(params, 'r', interaction, [resourceType]);
+    const result = await this.conn.query(
+      `SELECT 1 FROM resource r WHERE r.resource_type = ${params.add(resourceType)} AND r.id = ${params.add(id)} AND ${condition}`,
+      params.values,
+    );
+    if (result.rows.length === 0) {
+      throw new OperationOutcomeError(notFound);
+    }
+  }
+
+  /**
+   * A write under a person's access policy: the target, if it exists, must be visible to them (else
+   * 404), and with a `case` scope what is written must be one of their cases' resources afterwards
+   * (else 403, and the transaction rolls back).
+   */
+  private async guardedWrite<R>(
+    resourceType: string,
+    id: string,
+    interaction: 'create' | 'update' | 'delete',
+    write: (repo: HubRepository) => Promise<R>,
+  ): Promise<R> {
+    const access = this.ctx.access;
+    const scope = access?.require(resourceType, interaction);
+    if (!access || scope === 'all') {
+      return write(this);
+    }
+    return this.withTransaction(async (tx) => {
+      if (interaction !== 'create') {
+        const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, false) : undefined;
+        if (current && !current.deleted) {
+          await tx.assertVisible(resourceType, id, 'read');
+        }
+      }
+      const result = await write(tx);
+      if (scope === 'case' && interaction !== 'delete') {
+        await tx.assertVisible(resourceType, id, 'read').catch(() => {
+          throw new OperationOutcomeError({
+            ...forbidden,
+            issue: [{ severity: 'error', code: 'forbidden', details: { text: `${resourceType} must belong to one of your cases` } }],
+          });
+        });
+      }
+      return result;
+    });
+  }
+
   // ---- reads -------------------------------------------------------------------------------
 
   private async currentRow(resourceType: string, id: string, lock: boolean): Promise<CurrentRow | undefined> {
@@ -167,6 +231,8 @@ export class HubRepository extends FhirRepository {
     if (!row) {
       throw new OperationOutcomeError(notFound);
     }
+    // Before 410: a deleted resource is in no one's case, and 410 would tell that it existed.
+    await this.assertVisible(resourceType, id, 'read');
     if (row.deleted || !row.content) {
       throw new OperationOutcomeError(gone);
     }
@@ -192,11 +258,14 @@ export class HubRepository extends FhirRepository {
     const valid = keys.filter((k) => k.type && k.id && ID_PATTERN.test(k.id));
     const found = new Map<string, Resource>();
     if (valid.length > 0) {
+      const params = new SqlParams();
+      const keyParams = [params.add(valid.map((k) => k.type)), params.add(valid.map((k) => k.id))];
+      const access = this.ctx.access ? this.ctx.access.condition(params, 'r', 'read') : 'TRUE';
       const result = await this.conn.query<{ resource_type: string; id: string; content: string }>(
         `SELECT r.resource_type, r.id, r.content FROM resource r
-         JOIN unnest($1::text[], $2::text[]) AS k(t, i) ON r.resource_type = k.t AND r.id = k.i
-         WHERE NOT r.deleted`,
-        [valid.map((k) => k.type), valid.map((k) => k.id)],
+         JOIN unnest(${keyParams[0]}::text[], ${keyParams[1]}::text[]) AS k(t, i) ON r.resource_type = k.t AND r.id = k.i
+         WHERE NOT r.deleted AND ${access}`,
+        params.values,
       );
       for (const row of result.rows) {
         found.set(`${row.resource_type}/${row.id}`, JSON.parse(row.content) as Resource);
@@ -210,6 +279,7 @@ export class HubRepository extends FhirRepository {
     if (!ID_PATTERN.test(id) || !/^\d{1,9}$/.test(vid)) {
       throw new OperationOutcomeError(notFound);
     }
+    await this.assertVisible(resourceType, id, 'read');
     const result = await this.conn.query<{ deleted: boolean; content: string | null }>(
       'SELECT deleted, content FROM resource_version WHERE resource_type = $1 AND id = $2 AND version = $3',
       [resourceType, id, Number(vid)],
@@ -231,6 +301,7 @@ export class HubRepository extends FhirRepository {
     }
     const count = Math.min(Math.max(options?.limit ?? 100, 1), 1000);
     const offset = Math.max(options?.offset ?? 0, 0);
+    await this.assertVisible(resourceType, id, 'history');
     const total = await this.conn.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM resource_version WHERE resource_type = $1 AND id = $2',
       [resourceType, id],
@@ -269,6 +340,17 @@ export class HubRepository extends FhirRepository {
       values.push(options.since);
       where.push(`last_updated >= $${values.length}::timestamptz`);
     }
+    if (this.ctx.access) {
+      // A person sees the history of the resources they may see now (deleted ones are no one's case).
+      if (resourceType) this.ctx.access.require(resourceType, 'history');
+      const params = new SqlParams();
+      values.forEach((value) => params.add(value));
+      const condition = this.ctx.access.condition(params, 'r', 'history', resourceType ? [resourceType] : undefined);
+      if (condition !== 'TRUE') {
+        values.splice(0, values.length, ...params.values);
+        where.push(`EXISTS (SELECT 1 FROM resource r WHERE r.resource_type = resource_version.resource_type AND r.id = resource_version.id AND NOT r.deleted AND ${condition})`);
+      }
+    }
     const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     const rows = await this.conn.query<HistoryRow>(
       `SELECT resource_type, id, version, last_updated, method, deleted, content FROM resource_version ${clause}
@@ -284,9 +366,12 @@ export class HubRepository extends FhirRepository {
   async search<T extends Resource>(request: SearchRequest<T>, options?: SearchOptions): Promise<Bundle<WithId<T>>> {
     const types = request.types && request.types.length > 0 ? request.types : [request.resourceType];
     types.forEach((type) => assertKnownType(type));
+    const access = this.ctx.access;
+    types.forEach((type) => access?.require(type, 'search'));
     const page = await runSearch(this.conn, request as SearchRequest, {
       baseUrl: this.ctx.baseUrl,
       strict: Boolean(this.ctx.strictSearch),
+      restrict: access && ((params, alias) => access.condition(params, alias, 'search', types)),
     });
     const subset = { summary: request.summary, elements: request.fields };
     const entry: BundleEntry<WithId<T>>[] = page.resources.map((resource) => ({
@@ -390,7 +475,7 @@ export class HubRepository extends FhirRepository {
   async createResource<T extends Resource>(resource: T, options?: CreateResourceOptions): Promise<WithId<T>> {
     assertKnownType(resource.resourceType);
     const id = options?.assignedId && resource.id ? resource.id : this.generateId();
-    return this.writeVersion<T>({ ...resource, id }, undefined, 'POST');
+    return this.guardedWrite(resource.resourceType, id, 'create', (repo) => repo.writeVersion<T>({ ...resource, id }, undefined, 'POST'));
   }
 
   async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
@@ -413,14 +498,14 @@ export class HubRepository extends FhirRepository {
     if (!id || !ID_PATTERN.test(id)) {
       throw new OperationOutcomeError(badRequest('Resource id is missing or invalid', `${resource.resourceType}.id`));
     }
-    return this.withTransaction(async (tx) => {
+    return this.guardedWrite(resource.resourceType, id, 'update', (guarded) => guarded.withTransaction(async (tx) => {
       const current = await tx.currentRow(resource.resourceType, id, true);
       checkIfMatch(current, options?.ifMatch);
       if (current && !current.deleted && current.content && unchanged(JSON.parse(current.content) as Resource, resource)) {
         return tx.withBinaryData(JSON.parse(current.content) as WithId<T>);
       }
       return tx.writeVersion<T>(resource, current, 'PUT', validate);
-    });
+    }));
   }
 
   async patchResource<T extends Resource>(
@@ -429,8 +514,8 @@ export class HubRepository extends FhirRepository {
     patch: Operation[] | Parameters,
     options?: UpdateResourceOptions,
   ): Promise<WithId<T>> {
-    return this.withTransaction(async (tx) => {
-      assertKnownType(resourceType);
+    assertKnownType(resourceType);
+    return this.guardedWrite(resourceType, id, 'update', (guarded) => guarded.withTransaction(async (tx) => {
       const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, true) : undefined;
       if (!current) {
         throw new OperationOutcomeError(notFound);
@@ -457,12 +542,13 @@ export class HubRepository extends FhirRepository {
         throw err;
       }
       return tx.writeVersion<T>(patched as T, current, 'PATCH');
-    });
+    }));
   }
 
   async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
     assertKnownType(resourceType);
-    await this.withTransaction(async (tx) => {
+    assertNotAudit(resourceType);
+    await this.guardedWrite(resourceType, id, 'delete', (guarded) => guarded.withTransaction(async (tx) => {
       const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, true) : undefined;
       if (!current) {
         throw new OperationOutcomeError(notFound);
@@ -480,9 +566,10 @@ export class HubRepository extends FhirRepository {
         method: 'DELETE',
         replacing: true,
         event: resourceChangeEvent(resourceType, id, version, 'DELETE'),
+        audit: writeAudit(this.ctx.audit, { method: 'DELETE', resourceType, id, version, resource: current.content ? (JSON.parse(current.content) as Resource) : undefined }),
       });
       await tx.conn.query(statement.sql, statement.values);
-    });
+    }));
   }
 
   /** Validates, indexes and stores the next version of a resource. */
@@ -492,6 +579,7 @@ export class HubRepository extends FhirRepository {
     method: 'POST' | 'PUT' | 'PATCH',
     validate = true,
   ): Promise<WithId<T>> {
+    assertNotAudit(resource.resourceType);
     const id = resource.id as string;
     const version = (current?.version ?? 0) + 1;
     const lastUpdated = new Date().toISOString();
@@ -516,6 +604,7 @@ export class HubRepository extends FhirRepository {
       index: extractSearchIndex(stored, this.fhirBase),
       binary,
       event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
+      audit: writeAudit(this.ctx.audit, { method, resourceType: candidate.resourceType, id, version, resource: stored }),
     });
     if (this.pipeline) {
       this.pipeline.send(statement.sql, statement.values);
@@ -574,10 +663,15 @@ export class HubRepository extends FhirRepository {
         replacing: current !== undefined,
         index: extractSearchIndex(stored, this.fhirBase),
         binary: blob,
+        audit: writeAudit(this.ctx.audit, { method: current ? 'PUT' : 'POST', resourceType: 'Binary', id: binaryId, version }),
       });
       await tx.conn.query(statement.sql, statement.values);
       return stored;
     };
+    if (id) {
+      return this.guardedWrite('Binary', id, 'update', (guarded) => guarded.withTransaction(write));
+    }
+    this.ctx.access?.require('Binary', 'create');
     return this.withTransaction(write);
   }
 
@@ -613,6 +707,13 @@ export class HubRepository extends FhirRepository {
     }
     const data = (await this.ctx.blobs.read(blob.key)).toString('base64');
     return { ...resource, data } as WithId<T>;
+  }
+}
+
+/** AuditEvents are written only by the hub itself (audit/), never through the API or a Bundle. */
+function assertNotAudit(resourceType: string): void {
+  if (resourceType === 'AuditEvent') {
+    throw new OperationOutcomeError(methodNotAllowed('AuditEvents are recorded by the hub and cannot be created, changed or deleted'));
   }
 }
 

@@ -4,7 +4,7 @@
  *   GET  /admin/queues/dead-letter                  the jobs that ran out of tries
  *   POST /admin/queues/dead-letter/{id}/retry       moves that job (same id) back to waiting
  * Job data is ids only and error messages are redacted, so nothing here identifies a patient.
- * Not yet behind authentication (issue pending): the hub is published on loopback only.
+ * Mounted behind the admin guard (src/auth/admin-guard.ts): an admin's or coordinator's token.
  */
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';

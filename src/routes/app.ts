@@ -1,7 +1,7 @@
 /** The express application: request ids and logs, metrics, health, and the FHIR API under /fhir. */
 import { randomUUID } from 'node:crypto';
 import express from 'express';
-import type { Express } from 'express';
+import type { Express, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.ts';
@@ -14,6 +14,9 @@ import type { HubMetrics } from './metrics.ts';
 import { createAdminQueueRoutes } from './admin-queues.ts';
 import type { AdminQueuesOptions } from './admin-queues.ts';
 import type { Auth } from '../auth/index.ts';
+import { corsPolicy } from './cors.ts';
+import type { CorsPolicy } from './cors.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export interface AppOptions {
   db: Database;
@@ -22,12 +25,18 @@ export interface AppOptions {
   metrics: HubMetrics;
   fhir: FhirRoutesOptions;
   dicomweb?: DicomwebOptions;
-  /** The queue view; NOT yet behind authentication (that is another issue). */
+  /** The queue view; behind `auth.admin` (an admin or coordinator token). */
   adminQueues?: AdminQueuesOptions;
   /** Token endpoint, SMART discovery, bearer authentication of /fhir and /dicomweb (src/auth). */
   auth?: Auth;
   /** False in a process without the `api` role: only health and metrics are served. */
   serveApi?: boolean;
+  /** CORS_ALLOWED_ORIGINS; default none. */
+  cors?: CorsPolicy;
+  /** METRICS_PUBLIC: /metrics without a token. Otherwise it needs `auth.admin` (and without auth it is 403). */
+  metricsPublic?: boolean;
+  /** Strict-Transport-Security (BASE_URL is https). */
+  hsts?: boolean;
 }
 
 export function createApp(options: AppOptions): Express {
@@ -64,12 +73,18 @@ export function createApp(options: AppOptions): Express {
     next();
   });
   app.use(options.metrics.middleware());
+  app.use(securityHeaders({ hsts: options.hsts ?? false }));
   app.use(createHealthRoutes(options.db, options.redis));
-  app.get('/metrics', async (_req, res) => {
+  const adminOnly: RequestHandler[] = options.auth
+    ? options.auth.admin
+    : [(_req, res) => void res.status(403).json({ error: 'forbidden', error_description: 'authentication is not configured' })];
+  app.get('/metrics', ...(options.metricsPublic ? [] : adminOnly), async (_req, res) => {
     res.locals.route = 'metrics';
     res.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
   });
   if (options.serveApi !== false) {
+    // Before authentication, so that a 401 or 403 still reaches an allowed origin's script.
+    app.use(['/fhir', '/dicomweb', '/oauth2', '/.well-known'], corsPolicy(options.cors ?? { allowedOrigins: [] }));
     if (options.auth) {
       app.use(options.auth.routes);
       app.use('/fhir', ...options.auth.fhir);
@@ -79,7 +94,7 @@ export function createApp(options: AppOptions): Express {
       if (options.auth) app.use('/dicomweb', ...options.auth.dicomweb);
       app.use('/dicomweb', createDicomwebRoutes(options.dicomweb));
     }
-    if (options.adminQueues) app.use('/admin/queues', createAdminQueueRoutes(options.adminQueues));
+    if (options.adminQueues) app.use('/admin/queues', ...adminOnly, createAdminQueueRoutes(options.adminQueues));
   }
   app.use('/fhir', fhirErrorHandler);
   app.use((_req, res) => {

@@ -12,6 +12,9 @@ import { searchPostParameters } from '../fhir/router.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import { methodNotAllowed, notAcceptable, outcomeStatus, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.ts';
 import { BlobTooLargeError } from '../storage/blob-store.ts';
+import { accessControlFor } from '../auth/access-policy.ts';
+import { requestIdentity } from '../auth/authenticate.ts';
+import type { Auditor, RestAccess } from '../audit/auditor.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
 const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
@@ -24,6 +27,8 @@ export interface FhirRoutesOptions {
   maxBodyBytes: number;
   /** Called after every successful write (the outbox relay's kick). */
   onWrite?: () => void;
+  /** Audits every access (audit/auditor.ts); writes are audited in their own statement. */
+  auditor?: Auditor;
 }
 
 function sendOutcome(res: Response, outcome: OperationOutcome, status = outcomeStatus(outcome)): void {
@@ -144,8 +149,34 @@ function sendJson(req: Request, res: Response, status: number, body: unknown): v
 export function createFhirRoutes(options: FhirRoutesOptions): Router {
   const routes = express.Router();
   const fhirBase = `${options.repository.baseUrl}/fhir`;
-  const repoFor = (req: Request): HubRepository =>
-    new HubRepository({ ...options.repository, strictSearch: preferences(req).strict });
+  const repoFor = (req: Request, res: Response): HubRepository =>
+    new HubRepository({
+      ...options.repository,
+      strictSearch: preferences(req).strict,
+      access: accessControlFor(requestIdentity(res)),
+      audit: options.auditor?.writeContext(req, res),
+    });
+
+  /**
+   * Audits a read, search, history, batch or operation, or a refused request, before the response
+   * goes out: a response is only sent once its AuditEvent is durable (audit/audit-log.ts). Successful
+   * writes were audited by their own statement; reads of AuditEvents themselves are not audited.
+   * False when the audit failed and a 500 was sent instead.
+   */
+  const audited = async (req: Request, res: Response, access: RestAccess): Promise<boolean> => {
+    const auditor = options.auditor;
+    const writeDone = access.status < 400 && ['create', 'update', 'patch', 'delete'].includes(access.interaction);
+    if (!auditor?.enabled || writeDone || access.target?.resourceType === 'AuditEvent') {
+      return true;
+    }
+    try {
+      await auditor.rest(req, res, access);
+      return true;
+    } catch (err) {
+      sendOutcome(res, normalizeOperationOutcome(err), 500);
+      return false;
+    }
+  };
 
   routes.use((req, res, next) => {
     const refusal = refuseXml(req);
@@ -157,6 +188,14 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
     if (type === 'metadata' && req.method !== 'GET') {
       res.setHeader('Allow', 'GET');
       sendOutcome(res, methodNotAllowed(`${req.method} is not allowed on /metadata`));
+      return;
+    }
+    if (type === 'AuditEvent' && req.method !== 'GET' && !(req.method === 'POST' && req.path === '/AuditEvent/_search')) {
+      // The audit trail is append-only and written by the hub alone; the attempt itself is audited.
+      res.setHeader('Allow', 'GET');
+      const interaction = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }[req.method] ?? 'operation';
+      void options.auditor?.rest(req, res, { interaction, status: 405, target: { resourceType: 'AuditEvent', id: req.path.split('/')[2] } }).catch(() => undefined);
+      sendOutcome(res, methodNotAllowed('AuditEvents are recorded by the hub and cannot be created, changed or deleted'));
       return;
     }
     if (type && !/^[$_]/.test(type) && type !== 'metadata' && !isResourceType(type)) {
@@ -183,7 +222,7 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       return;
     }
     res.locals.route = 'fhir/Binary/raw';
-    const repo = repoFor(req);
+    const repo = repoFor(req, res);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > options.repository.binaryMaxBytes) {
       refuseBody(req, res, payloadTooLarge(`Content exceeds the limit of ${options.repository.binaryMaxBytes} bytes`));
@@ -219,12 +258,16 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       return;
     }
     res.locals.route = 'fhir/Binary/raw';
-    const repo = repoFor(req);
+    const repo = repoFor(req, res);
     try {
       const id = paramString(req.params.id);
       const resource = (req.params.vid
         ? await repo.readVersion<Binary>('Binary', id, paramString(req.params.vid))
         : await repo.readResource<Binary>('Binary', id)) as Binary;
+      const target = { resourceType: 'Binary', id, version: req.params.vid ? paramString(req.params.vid) : undefined };
+      if (!(await audited(req, res, { interaction: req.params.vid ? 'vread' : 'read', status: 200, target, resource }))) {
+        return;
+      }
       if (notModified(req, resource)) {
         res.status(304).end();
         return;
@@ -239,7 +282,11 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       res.setHeader('Content-Length', String(blob.size));
       options.repository.blobs.open(blob.key).pipe(res);
     } catch (err) {
-      sendOutcome(res, normalizeOperationOutcome(err));
+      const outcome = normalizeOperationOutcome(err);
+      const access = { interaction: 'read', status: outcomeStatus(outcome), target: { resourceType: 'Binary', id: paramString(req.params.id) } };
+      if (res.headersSent || (await audited(req, res, access))) {
+        sendOutcome(res, outcome);
+      }
     }
   };
   routes.get('/Binary/:id', rawBinaryRead);
@@ -293,7 +340,7 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       headers: req.headers,
       config: { transactions: true },
     };
-    const repo = repoFor(req);
+    const repo = repoFor(req, res);
     let result;
     try {
       result = await options.router.handleRequest(fhirRequest, repo);
@@ -307,6 +354,14 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
     let status = outcomeStatus(outcome);
     if (method === 'PUT' && status === 200 && resource?.meta?.versionId === '1') {
       status = 201; // update as create (R4 http §3.1.0.4.1)
+    }
+    const interaction = route.data?.interaction === 'batch' && (body as Bundle | undefined)?.type === 'transaction'
+      ? 'transaction'
+      : (route.data?.interaction ?? 'operation');
+    const target = route.params.resourceType ? { resourceType: route.params.resourceType, id: route.params.id, version: route.params.vid } : undefined;
+    const query = isSearchPost && formBody ? new URLSearchParams(body as Record<string, string>).toString() : url.split('?')[1];
+    if (!(await audited(req, res, { interaction, status, target, resource, query }))) {
+      return;
     }
     if (status >= 400 || !resource) {
       if (status < 400 && method !== 'GET') {
