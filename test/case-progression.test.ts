@@ -24,6 +24,7 @@ import { advanceCase } from '../src/workflow/progression.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until as waitUntil } from './support/until.ts';
+import { HubRepository } from '../src/fhir/repository.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
 const CASE_RESOURCE = 'urn:hub:case-resource';
@@ -440,6 +441,22 @@ describe('case progression after intake', () => {
     }, 'the refused move undone');
     expect(undone.status).toBe('requested');
     expect(undone.statusReason.text).toMatch(/cannot go from "submitted" to "specialist-review"/);
+
+    // The referring physician may write their case's Tasks, but not accept their own case: the
+    // hub stamps the writer on the version (meta.source) and the state machine refuses their move.
+    const asPhysician = new HubRepository({ ...ctx.repository, actor: 'urn:hub:actor:referring-physician:someone' });
+    const current = await coordination(submitted);
+    await asPhysician.updateResource({ ...current, businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] } });
+    const refused = await until(async () => {
+      const task = await coordination(submitted);
+      return stateOf(task) === 'submitted' && task.statusReason?.text?.includes('awaiting-materials') && task;
+    }, "the physician's move undone");
+    expect(refused.statusReason.coding?.[0]?.code).toBe('move-refused');
+    expect(refused.meta.source).toBeUndefined();
+
+    // A client cannot claim to be a coordinator either: a claimed hub actor is dropped.
+    const claimed = await fhir('PUT', `Task/${submitted.coordinationId}`, { ...refused, meta: { source: 'urn:hub:actor:coordinator:x' } });
+    expect(claimed.meta.source).toBeUndefined();
 
     await change(`Task/${submitted.coordinationId}`, (task) => ({ ...task, businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] } }));
     await until(async () => withCode(await children(submitted), 'pre-review-radiology')[0], 'the pre-review after acceptance');

@@ -36,6 +36,7 @@ import type { BlobStore } from '../storage/blob-store.ts';
 import { BlobTooLargeError } from '../storage/blob-store.ts';
 import { recordOutboxEvent } from '../db/outbox.ts';
 import { resourceChangeEvent } from './events.ts';
+import { HUB_ACTOR_PREFIX } from '../auth/actor.ts';
 import { extractSearchIndex } from './indexer.ts';
 import { historyBundle } from './history.ts';
 import type { HistoryRow } from './history.ts';
@@ -66,6 +67,12 @@ export interface RepositoryContext {
   strictSearch?: boolean;
   /** A person's access policy (auth/access-policy.ts): every read, search, history and write is filtered by it. */
   access?: AccessControl;
+  /**
+   * Who writes, as `urn:hub:actor:<role>:<id>` (authActor in auth/actor.ts): stamped on every version
+   * as `meta.source`, so the workflow can tell who moved a case. Without it (anonymous requests on a
+   * trusted network, the hub's own workers) no version may claim a hub actor.
+   */
+  actor?: string;
   /** Who is writing: each write stores its AuditEvent in its own statement (audit/auditor.ts). */
   audit?: WriteAuditContext;
 }
@@ -584,7 +591,7 @@ export class HubRepository extends FhirRepository {
     const version = (current?.version ?? 0) + 1;
     const lastUpdated = new Date().toISOString();
     const literal = await this.resolveConditionalReferences(resource);
-    const candidate = { ...literal, meta: { ...literal.meta, versionId: String(version), lastUpdated } } as WithId<T>;
+    const candidate = { ...literal, meta: stampActor({ ...literal.meta, versionId: String(version), lastUpdated }, this.ctx.actor) } as WithId<T>;
     if (validate) validateFhirResource(candidate);
     let binary: { key: string; size: number } | undefined;
     let stored: WithId<T> = candidate;
@@ -746,4 +753,12 @@ function unchanged(before: Resource, after: Resource): boolean {
     return (Object.keys(otherMeta).length > 0 ? { ...rest, meta: otherMeta } : rest) as Resource;
   };
   return deepEquals(strip(before), strip(after));
+}
+
+/** `meta.source` names the writer when one is known; a client can never claim to be a hub actor. */
+function stampActor(meta: NonNullable<Resource['meta']>, actor: string | undefined): NonNullable<Resource['meta']> {
+  if (actor !== undefined) return { ...meta, source: actor };
+  if (!meta.source?.startsWith(HUB_ACTOR_PREFIX)) return meta;
+  const { source: _claimed, ...rest } = meta;
+  return rest;
 }

@@ -13,6 +13,7 @@ import type { RepositoryContext } from '../fhir/repository.ts';
 import { methodNotAllowed, notAcceptable, outcomeStatus, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.ts';
 import { BlobTooLargeError } from '../storage/blob-store.ts';
 import { accessControlFor } from '../auth/access-policy.ts';
+import { authActor } from '../auth/actor.ts';
 import { requestIdentity } from '../auth/authenticate.ts';
 import type { Auditor, RestAccess } from '../audit/auditor.ts';
 
@@ -154,6 +155,7 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       ...options.repository,
       strictSearch: preferences(req).strict,
       access: accessControlFor(requestIdentity(res)),
+      actor: authActor(requestIdentity(res)),
       audit: options.auditor?.writeContext(req, res),
     });
 

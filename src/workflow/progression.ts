@@ -14,14 +14,15 @@
 import { parseSearchRequest } from '@medplum/core';
 import type { WithId } from '@medplum/core';
 import type { CodeableConcept, ImagingStudy, Patient, Reference, ServiceRequest, Specimen, Task } from '@medplum/fhirtypes';
-import { STATE_RESOURCES, transition } from '../cases/case-state.ts';
-import type { CaseFacts, CaseState, PreReview, TransitionResult } from '../cases/case-state.ts';
+import { ACTOR_ROLES, STATE_RESOURCES, transition } from '../cases/case-state.ts';
+import type { Actor, ActorRole, CaseFacts, CaseState, PreReview, TransitionResult } from '../cases/case-state.ts';
 import { dueDate } from '../cases/business-calendar.ts';
 import { checkEligibility } from '../cases/jurisdictions.ts';
 import type { Eligibility } from '../cases/jurisdictions.ts';
 import { matchSpecialists, nextCandidate } from '../cases/matching.ts';
 import type { CaseMaterials } from '../cases/specialties.ts';
 import type { Queryable } from '../db/database.ts';
+import { actorOf } from '../auth/actor.ts';
 import { policyInForce, residenceOf } from '../fhir/operations/eligibility.ts';
 import { HubRepository } from '../fhir/repository.ts';
 import {
@@ -241,7 +242,20 @@ async function lastConsistentState(view: CaseView): Promise<CaseState | undefine
   return undefined;
 }
 
-/** A coordinator's move written as businessStatus alone: applied if allowed, otherwise undone. */
+/**
+ * Who wrote the coordination Task's latest version (auth/actor.ts, stamped by the repository): a
+ * coordinator or admin moves as a coordinator; any other person or a system client as themselves, so
+ * the state machine refuses what their role may not do. A version without a recorded writer came from
+ * an anonymous request, served only while AUTH_REQUIRED=false on a trusted network: a coordinator's.
+ */
+function moverOf(task: Task): Actor {
+  const actor = actorOf(task.meta?.source);
+  if (!actor || actor.role === 'coordinator' || actor.role === 'admin') return { role: 'coordinator', id: actor?.id || 'coordinator' };
+  const role = (ACTOR_ROLES as readonly string[]).includes(actor.role) ? (actor.role as ActorRole) : 'patient';
+  return { role, id: actor.id };
+}
+
+/** A person's move written as businessStatus alone: applied if their role may make it, otherwise undone. */
 async function applyPersonsMove(view: CaseView): Promise<void> {
   if (view.coordination.status === STATE_RESOURCES[view.state].taskStatus) return;
   const from = await lastConsistentState(view);
@@ -249,7 +263,7 @@ async function applyPersonsMove(view: CaseView): Promise<void> {
   const to = view.state;
   const result = transition(
     { state: from, referringPhysicianId: referencedId(view.request.requester, 'Practitioner') },
-    { to, actor: { role: 'coordinator', id: 'coordinator' }, now: view.now, facts: facts(view, { reason: view.coordination.statusReason?.text }) },
+    { to, actor: moverOf(view.coordination), now: view.now, facts: facts(view, { reason: view.coordination.statusReason?.text }) },
   );
   if (result.ok) {
     // The coordinator's own statusReason (why they cancelled, failed or accepted) stays; ours goes.
