@@ -20,6 +20,8 @@ import { runIntake } from '../src/workflow/intake.ts';
 import { PDF_PAGE_COUNT_MAX_BYTES } from '../src/workflow/materials.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { orderDetail, registerPatient as registerPatientAt } from './support/case-fixtures.ts';
+import type { Planned } from './support/case-fixtures.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
 const CASE_RESOURCE = 'urn:hub:case-resource';
@@ -49,22 +51,6 @@ const SIX_QUESTIONS = [
   'Please comment on the reading of the prior CT.',
 ];
 const ONE_QUESTION = ['Is the lesion in the left lower lobe malignant?'];
-
-interface Planned {
-  imagingSites?: number;
-  recordPages?: number;
-  biopsySites?: number;
-}
-
-function orderDetail(planned: Planned): unknown[] {
-  const detail = (kind: string, url: string, value: number | undefined) =>
-    value === undefined ? [] : [{ coding: [{ system: 'urn:hub:material', code: kind }], extension: [{ url, valueInteger: value }] }];
-  return [
-    ...detail('imaging', 'urn:hub:extension:imaging-sites', planned.imagingSites),
-    ...detail('records', 'urn:hub:extension:record-pages', planned.recordPages),
-    ...detail('pathology', 'urn:hub:extension:biopsy-sites', planned.biopsySites),
-  ];
-}
 
 const questionnaire = (patient: string, questions: readonly string[]) => ({
   resourceType: 'QuestionnaireResponse',
@@ -187,27 +173,12 @@ describe('closing the gaps of the case workflow', () => {
   };
 
   async function registerPatient(): Promise<{ id: string; referenceNumber: string }> {
-    const response = await fhirFetch(`${th.fhir}/Patient/$register`, {
-      method: 'POST',
-      body: {
-        resourceType: 'Parameters',
-        parameter: [
-          {
-            name: 'patient',
-            resource: {
-              resourceType: 'Patient',
-              name: [{ family: 'Thistlewood', given: ['Marguerite'] }],
-              birthDate: '1959-02-17',
-              telecom: [{ system: 'email', value: 'marguerite@example.org' }],
-              address: [{ use: 'home', city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
-            },
-          },
-        ],
-      },
+    return registerPatientAt(th.fhir, {
+      name: [{ family: 'Thistlewood', given: ['Marguerite'] }],
+      birthDate: '1959-02-17',
+      telecom: [{ system: 'email', value: 'marguerite@example.org' }],
+      address: [{ use: 'home', city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
     });
-    expect([response.status, response.status === 201 ? '' : JSON.stringify(response.body)]).toEqual([201, '']);
-    const parameter = (name: string) => response.body.parameter.find((p: { name: string }) => p.name === name);
-    return { id: parameter('patient').resource.id, referenceNumber: parameter('referenceNumber').valueIdentifier.value };
   }
 
   async function refer(patient: { id: string; referenceNumber: string }, options: Parameters<typeof referralBundle>[1]): Promise<Case> {

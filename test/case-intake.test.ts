@@ -20,15 +20,12 @@ import type { WorkflowContext, WorkflowWorkerDeps } from '../src/workflow/contex
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until as waitUntil } from './support/until.ts';
+import { orderDetail, registerPatient as registerPatientAt } from './support/case-fixtures.ts';
+import type { Planned } from './support/case-fixtures.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
 const CASE_RESOURCE = 'urn:hub:case-resource';
 const NPI = 'http://hl7.org/fhir/sid/us-npi';
-
-interface Planned {
-  imagingSites?: number;
-  recordPages?: number;
-}
 
 const QUESTIONS = [
   'Is the lesion in the left lower lobe malignant?',
@@ -38,23 +35,6 @@ const QUESTIONS = [
   'Does the enlarged mediastinal node need a biopsy?',
   'Please comment on the reading of the prior CT.',
 ];
-
-function orderDetail(planned: Planned): unknown[] {
-  const details: unknown[] = [];
-  if (planned.imagingSites !== undefined) {
-    details.push({
-      coding: [{ system: 'urn:hub:material', code: 'imaging' }],
-      extension: [{ url: 'urn:hub:extension:imaging-sites', valueInteger: planned.imagingSites }],
-    });
-  }
-  if (planned.recordPages !== undefined) {
-    details.push({
-      coding: [{ system: 'urn:hub:material', code: 'records' }],
-      extension: [{ url: 'urn:hub:extension:record-pages', valueInteger: planned.recordPages }],
-    });
-  }
-  return details;
-}
 
 function serviceRequest(referenceNumber: string, status: 'draft' | 'active', planned: Planned, refs: { requester: string; questions?: string; subject: string }) {
   const identifier = { system: REFERENCE, value: referenceNumber };
@@ -151,27 +131,12 @@ describe('case intake', () => {
     (await search(`${type}?identifier=${encodeURIComponent(`${CASE_RESOURCE}|${serviceRequestId}/${role}`)}`))[0];
 
   async function registerPatient(): Promise<{ id: string; referenceNumber: string }> {
-    const response = await fhirFetch(`${hub.fhir}/Patient/$register`, {
-      method: 'POST',
-      body: {
-        resourceType: 'Parameters',
-        parameter: [
-          {
-            name: 'patient',
-            resource: {
-              resourceType: 'Patient',
-              name: [{ family: 'Quillfeather', given: ['Ottoline'] }],
-              birthDate: '1961-04-23',
-              telecom: [{ system: 'email', value: 'ottoline@example.org' }],
-              address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
-            },
-          },
-        ],
-      },
+    return registerPatientAt(hub.fhir, {
+      name: [{ family: 'Quillfeather', given: ['Ottoline'] }],
+      birthDate: '1961-04-23',
+      telecom: [{ system: 'email', value: 'ottoline@example.org' }],
+      address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
     });
-    expect(response.status).toBe(201);
-    const parameter = (name: string) => response.body.parameter.find((p: { name: string }) => p.name === name);
-    return { id: parameter('patient').resource.id, referenceNumber: parameter('referenceNumber').valueIdentifier.value };
   }
 
   async function submit(

@@ -7,6 +7,7 @@
  * `fhir-resource-events` router and the `case-materials` worker, and reads the results over FHIR.
  * Finally every job is run again directly, twice, and must change nothing.
  */
+import type { Patient } from '@medplum/fhirtypes';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,8 @@ import type { WorkflowContext } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until as waitUntil } from './support/until.ts';
+import { orderDetail, registerPatient as registerPatientAt } from './support/case-fixtures.ts';
+import type { Planned } from './support/case-fixtures.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const REFERENCE = 'urn:hub:reference-number';
@@ -29,22 +32,6 @@ const CASE_RESOURCE = 'urn:hub:case-resource';
 const MATERIAL_COUNT = 'urn:hub:material-count';
 const NPI = 'http://hl7.org/fhir/sid/us-npi';
 const ACSN = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN' }] };
-
-interface Planned {
-  imagingSites?: number;
-  recordPages?: number;
-  biopsySites?: number;
-}
-
-function orderDetail(planned: Planned): unknown[] {
-  const detail = (kind: string, url: string, value: number | undefined) =>
-    value === undefined ? [] : [{ coding: [{ system: 'urn:hub:material', code: kind }], extension: [{ url, valueInteger: value }] }];
-  return [
-    ...detail('imaging', 'urn:hub:extension:imaging-sites', planned.imagingSites),
-    ...detail('records', 'urn:hub:extension:record-pages', planned.recordPages),
-    ...detail('pathology', 'urn:hub:extension:biopsy-sites', planned.biopsySites),
-  ];
-}
 
 /** The EHR's referral: the physician (conditional create), the questions and the request. */
 function referralBundle(referenceNumber: string, planned: Planned, accessionNumber?: string) {
@@ -150,29 +137,14 @@ describe('materials arriving for a case', () => {
   const expectTask = (c: Case, kind: string) => byIdentifier('Task', `${c.serviceRequestId}/expect-material/${kind}`);
   const charge = (c: Case, code: string) => byIdentifier('ChargeItem', `${c.serviceRequestId}/charge/${code}`);
 
-  async function registerPatient(extra: { identifier?: unknown[] } = {}): Promise<{ id: string; referenceNumber: string }> {
-    const response = await fhirFetch(`${th.fhir}/Patient/$register`, {
-      method: 'POST',
-      body: {
-        resourceType: 'Parameters',
-        parameter: [
-          {
-            name: 'patient',
-            resource: {
-              resourceType: 'Patient',
-              ...extra,
-              name: [{ family: 'Quillfeather', given: ['Ottoline'] }],
-              birthDate: '1961-04-23',
-              telecom: [{ system: 'email', value: 'ottoline@example.org' }],
-              address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
-            },
-          },
-        ],
-      },
+  async function registerPatient(extra: Pick<Patient, 'identifier'> = {}): Promise<{ id: string; referenceNumber: string }> {
+    return registerPatientAt(th.fhir, {
+      ...extra,
+      name: [{ family: 'Quillfeather', given: ['Ottoline'] }],
+      birthDate: '1961-04-23',
+      telecom: [{ system: 'email', value: 'ottoline@example.org' }],
+      address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
     });
-    expect({ status: response.status, issue: response.body.issue }).toEqual({ status: 201, issue: undefined });
-    const parameter = (name: string) => response.body.parameter.find((p: { name: string }) => p.name === name);
-    return { id: parameter('patient').resource.id, referenceNumber: parameter('referenceNumber').valueIdentifier.value };
   }
 
   /** A registered patient's referral, through the real intake until the case is submitted. */

@@ -12,7 +12,7 @@
  */
 import type { AuditEvent, Coding, Reference } from '@medplum/fhirtypes';
 import type { SearchIndexRows } from '../fhir/indexer.ts';
-import { parseReference } from '../fhir/indexer.ts';
+import { parseReference, withoutDuplicates } from '../fhir/indexer.ts';
 import { DICOM } from './audit-event.ts';
 
 /** The hub's own agent (Destination Role ID): the same in every event, so not indexed. */
@@ -40,25 +40,6 @@ export function auditSearchIndex(event: AuditEvent): SearchIndexRows {
     if (!isHubAgent(agent)) reference('agent', agent.who);
   }
   for (const entity of event.entity ?? []) reference('entity', entity.what);
-  return dedupe(rows);
+  return withoutDuplicates(rows);
 }
 
-function dedupe(rows: SearchIndexRows): SearchIndexRows {
-  const unique = <T extends unknown[]>(list: T[]): T[] => {
-    const seen = new Set<string>();
-    return list.filter((row) => {
-      const key = JSON.stringify(row);
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-  };
-  return {
-    token: unique(rows.token),
-    string: unique(rows.string),
-    reference: unique(rows.reference),
-    date: rows.date,
-    number: [],
-    uri: [],
-  };
-}

@@ -145,7 +145,7 @@ export function extractSearchIndex(resource: Resource, fhirBase?: string): Searc
  * Identical rows match the same searches, and a resource can have very many: an ImagingStudy has
  * one `dicom-class` token per instance, nearly all the same, and is rewritten on every stored one.
  */
-function withoutDuplicates(rows: SearchIndexRows): SearchIndexRows {
+export function withoutDuplicates(rows: SearchIndexRows): SearchIndexRows {
   const unique = <Row extends readonly unknown[]>(list: Row[]): Row[] => {
     const seen = new Set<string>();
     return list.filter((row) => {

@@ -150,14 +150,16 @@ function sendJson(req: Request, res: Response, status: number, body: unknown): v
 export function createFhirRoutes(options: FhirRoutesOptions): Router {
   const routes = express.Router();
   const fhirBase = `${options.repository.baseUrl}/fhir`;
-  const repoFor = (req: Request, res: Response): HubRepository =>
-    new HubRepository({
+  const repoFor = (req: Request, res: Response): HubRepository => {
+    const identity = requestIdentity(res);
+    return new HubRepository({
       ...options.repository,
       strictSearch: preferences(req).strict,
-      access: accessControlFor(requestIdentity(res)),
-      actor: authActor(requestIdentity(res)),
+      access: accessControlFor(identity),
+      actor: authActor(identity),
       audit: options.auditor?.writeContext(req, res),
     });
+  };
 
   /**
    * Audits a read, search, history, batch or operation, or a refused request, before the response

@@ -27,10 +27,13 @@ export interface InstanceRow {
   sop_instance_uid: string;
   transfer_syntax_uid: string;
   blob_key: string;
+  size: string;
+  /** Only when asked for (`withJson`). */
+  dicom_json?: string;
 }
 
-/** The instances of a study, series or instance, in series then instance order. */
-export async function findInstanceRows(db: Database, scope: InstanceScope): Promise<InstanceRow[]> {
+/** The instances of a study, series or instance, in series then instance order; with their DICOM JSON when `withJson`. */
+export async function findInstanceRows(db: Database, scope: InstanceScope, withJson = false): Promise<InstanceRow[]> {
   const conditions = ['i.study_instance_uid = $1'];
   const params: string[] = [scope.study];
   if (scope.series !== undefined) {
@@ -42,7 +45,8 @@ export async function findInstanceRows(db: Database, scope: InstanceScope): Prom
     conditions.push(`i.sop_instance_uid = $${params.length}`);
   }
   const result = await db.query<InstanceRow>(
-    `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key
+    `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key, i.size
+       ${withJson ? ', i.dicom_json' : ''}
      FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
      WHERE ${conditions.join(' AND ')}
      ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`, params);

@@ -24,6 +24,8 @@ import { parsePart10 } from '../../dicom/part10.ts';
 import type { DicomDataset, DicomElement } from '../../dicom/part10.ts';
 import { BULK_TAGS, BULK_VRS } from '../../dicom/vr.ts';
 import type { DicomwebOptions } from './index.ts';
+import { findInstanceRows } from './pixel-source.ts';
+import type { InstanceRow } from './pixel-source.ts';
 
 interface Scope {
   study: string;
@@ -58,15 +60,7 @@ function littleEndian(value: Buffer, vr: string, bigEndian: boolean): Buffer {
   return swapped;
 }
 
-interface StoredInstanceRow {
-  study_instance_uid: string;
-  series_instance_uid: string;
-  sop_instance_uid: string;
-  transfer_syntax_uid: string;
-  blob_key: string;
-  size: string;
-  dicom_json?: string;
-}
+type StoredInstanceRow = InstanceRow;
 
 /**
  * The transfer syntaxes an Accept header allows for multipart/related application/dicom:
@@ -142,25 +136,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
   const instanceUrl = (row: StoredInstanceRow): string =>
     `${options.baseUrl}/dicomweb/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`;
 
-  const findInstances = async (scope: Scope, withJson: boolean): Promise<StoredInstanceRow[]> => {
-    const conditions = ['i.study_instance_uid = $1'];
-    const params: string[] = [scope.study];
-    if (scope.series !== undefined) {
-      params.push(scope.series);
-      conditions.push(`i.series_instance_uid = $${params.length}`);
-    }
-    if (scope.instance !== undefined) {
-      params.push(scope.instance);
-      conditions.push(`i.sop_instance_uid = $${params.length}`);
-    }
-    const result = await db.query<StoredInstanceRow>(
-      `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key, i.size
-         ${withJson ? ', i.dicom_json' : ''}
-       FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
-       WHERE ${conditions.join(' AND ')}
-       ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`, params);
-    return result.rows;
-  };
+  const findInstances = (scope: Scope, withJson: boolean): Promise<StoredInstanceRow[]> => findInstanceRows(db, scope, withJson);
 
   const retrieve = async (req: Request, res: Response) => {
     res.locals.route = 'wado-retrieve';
