@@ -33,6 +33,12 @@ function isExactOrigin(value: string): boolean {
   }
 }
 
+/** 127.0.0.0/8, ::1 and localhost: only this machine can connect. */
+function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127(?:\.\d{1,3}){3}$/.test(bare);
+}
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 /** What one process does: serve HTTP and DIMSE (api), run queue workers (worker), relay the outbox (relay). */
@@ -72,7 +78,7 @@ const schema = z.object({
   MAIL_FROM: z.string().trim().regex(mailAddress, 'must be an e-mail address, optionally with a display name: Name <address>').default(
     'Second Opinion Hub <no-reply@localhost>',
   ),
-  AUTH_REQUIRED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
+  AUTH_REQUIRED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   AUTH_SESSION_IDLE_SECONDS: positiveInt.default(1800),
   AUTH_SESSION_MAX_SECONDS: positiveInt.default(43200),
   CORS_ALLOWED_ORIGINS: z.string().default('').refine(
@@ -118,7 +124,7 @@ export interface HubConfig {
   /** Unset: e-mails are written as .eml files under `${dataDir}/mail`. */
   readonly smtpUrl: string | undefined;
   readonly mailFrom: string;
-  /** Refuse requests to /fhir and /dicomweb that carry no access token (false until access policies land). */
+  /** Refuse requests to /fhir and /dicomweb that carry no access token. False only on a loopback HOST (development). */
   readonly authRequired: boolean;
   /** A login session ends after this long unused, and this long after the login at the latest. */
   readonly authSessionIdleSeconds: number;
@@ -153,6 +159,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const c = parsed.data;
+  if (c.AUTH_REQUIRED === 'false' && !isLoopbackHost(c.HOST)) {
+    throw new ConfigError(
+      `Invalid configuration: AUTH_REQUIRED: may be false only while HOST is a loopback address (127.0.0.1, ::1 or localhost), not ${c.HOST}`,
+    );
+  }
+  if (splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES).length === 0 && !isLoopbackHost(c.DIMSE_HOST)) {
+    throw new ConfigError(
+      `Invalid configuration: DIMSE_ALLOWED_CALLING_AE_TITLES: must list the peers' AE titles while DIMSE_HOST (${c.DIMSE_HOST}) is not a loopback address`,
+    );
+  }
   const baseUrl = (c.BASE_URL ?? `http://${c.HOST.includes(':') ? `[${c.HOST}]` : c.HOST}:${c.PORT}`).replace(/\/+$/, '');
   return {
     host: c.HOST,

@@ -31,7 +31,7 @@ describe('loadConfig', () => {
       smtpUrl: undefined,
       mailFrom: 'Second Opinion Hub <no-reply@localhost>',
       jurisdictionPolicyFile: undefined,
-      authRequired: false,
+      authRequired: true,
       authSessionIdleSeconds: 1800,
       authSessionMaxSeconds: 43200,
       corsAllowedOrigins: [],
@@ -50,6 +50,23 @@ describe('loadConfig', () => {
       expect(() => loadConfig({ CORS_ALLOWED_ORIGINS: bad })).toThrow(/CORS_ALLOWED_ORIGINS: must be a comma-separated list of origins/);
     }
     expect(() => loadConfig({ METRICS_PUBLIC: 'yes' })).toThrow(/METRICS_PUBLIC: must be true or false/);
+  });
+
+  test('AUTH_REQUIRED is true by default; false is refused unless HOST is a loopback address', () => {
+    expect(loadConfig({}).authRequired).toBe(true);
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost']) {
+      expect(loadConfig({ HOST: host, AUTH_REQUIRED: 'false' }).authRequired).toBe(false);
+    }
+    for (const host of ['0.0.0.0', '::', '10.1.2.3', 'hub.internal', '128.0.0.1']) {
+      expect(() => loadConfig({ HOST: host, AUTH_REQUIRED: 'false' })).toThrow(/AUTH_REQUIRED: may be false only while HOST is a loopback address/);
+      expect(loadConfig({ HOST: host }).authRequired).toBe(true);
+    }
+  });
+
+  test('a DIMSE listener beyond loopback needs an allow-list of calling AE titles', () => {
+    expect(() => loadConfig({ DIMSE_HOST: '0.0.0.0' })).toThrow(/DIMSE_ALLOWED_CALLING_AE_TITLES: must list the peers' AE titles while DIMSE_HOST \(0\.0\.0\.0\)/);
+    expect(loadConfig({ DIMSE_HOST: '0.0.0.0', DIMSE_ALLOWED_CALLING_AE_TITLES: 'CT1' }).dimseAllowedCallingAeTitles).toEqual(['CT1']);
+    expect(loadConfig({ DIMSE_HOST: '::1' }).dimseAllowedCallingAeTitles).toBeUndefined();
   });
 
   test('DIMSE settings: the allow-list is split on commas, blanks dropped', () => {

@@ -68,6 +68,8 @@ export async function startHubProcess(env: Record<string, string> = {}, timeoutM
     QUEUE_PREFIX: `test-${randomBytes(4).toString('hex')}`,
     LOG_LEVEL: 'info',
     DIMSE_PORT: '0',
+    // As in test-hub.ts: a test that is about access passes AUTH_REQUIRED=true.
+    AUTH_REQUIRED: 'false',
     ...env,
     PORT: String(port),
   });

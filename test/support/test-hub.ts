@@ -78,6 +78,9 @@ export async function startTestHub(
     DIMSE_PORT: '0',
     // No queue workers unless a test asks for them (WITH_WORKERS): they would act on what the test writes.
     HUB_ROLES: 'api,relay',
+    // Suites about the FHIR and DICOM semantics run without tokens (allowed on loopback only); the
+    // suites about access (access-matrix, audit, hardening, auth-*, dicom-access) pass AUTH_REQUIRED=true.
+    AUTH_REQUIRED: 'false',
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...env,
   });
