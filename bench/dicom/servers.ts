@@ -173,6 +173,8 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
       HOST: '127.0.0.1', PORT: String(port), BASE_URL: '', DATA_DIR: dataDir, DATABASE_URL: options.databaseUrl,
       QUEUE_PREFIX: 'hubbench-dicom', LOG_LEVEL: 'warn',
       DIMSE_HOST: '127.0.0.1', DIMSE_PORT: String(dimsePort), DIMSE_AE_TITLE: 'HUB',
+      // Orthanc is measured without authentication on loopback; so is the hub (its audit still runs).
+      AUTH_REQUIRED: 'false',
     },
     stdio: ['ignore', out, out],
   });
