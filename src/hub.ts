@@ -22,7 +22,7 @@ import { buildCapabilityStatement } from './fhir/capability.ts';
 import { startAuth } from './auth/index.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { Auditor } from './audit/auditor.ts';
-import { loadFhirDefinitions } from './fhir/definitions.ts';
+import { loadFhirDefinitions, loadTerminologyDefinitions } from './fhir/definitions.ts';
 import { createFhirRouter } from './fhir/router.ts';
 import { loadJurisdictionPolicies } from './fhir/operations/eligibility.ts';
 import type { Logger } from './logger.ts';
@@ -89,6 +89,8 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
   // A broken operator policy stops start-up here, before anything is opened.
   const jurisdictionPolicies = await loadJurisdictionPolicies(config.jurisdictionPolicyFile);
   loadFhirDefinitions();
+  // The processes that write FHIR resources validate them: their first write should not pay for this.
+  if (config.roles.includes('api') || config.roles.includes('worker')) loadTerminologyDefinitions();
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
   const applied = await migrate(db);
   logger.info({ database: db.kind, migrationsApplied: applied }, 'database ready');

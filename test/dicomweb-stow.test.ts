@@ -4,11 +4,13 @@
  * idempotent repeats; no spooled file left behind.
  */
 import { createHash } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { writeMultipartRelated } from '../src/dicom/multipart.ts';
 import type { OutgoingPart } from '../src/dicom/multipart.ts';
+import { readPart10, runDcmtk } from '../src/dicom/dimse/test-peer.ts';
 import { FailureReason } from '../src/routes/dicomweb/stow.ts';
 import { DEFAULT_MEMORY_BYTES, FileBlobStore } from '../src/storage/blob-store.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
@@ -187,6 +189,44 @@ describe('STOW-RS', () => {
     expect(((answer.body as DicomJson)['00081198']!.Value ?? [])[0]['00081197']).toEqual({ vr: 'US', Value: [FailureReason.duplicateSopInstance] });
     const row = await instanceRow('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457');
     expect(row!.sha256).toBe(sha256(original));
+  });
+
+  test('many instances in one request are stored together, each with its own outcome', async () => {
+    // Sixteen parts ingested at once: their index rows go to PostgreSQL in shared statements
+    // (ingest.ts), which must still give each instance its own answer and the studies the right counts.
+    const dir = await mkdtemp(join(tmpdir(), 'stow-many-'));
+    try {
+      const paths = Array.from({ length: 13 }, (_unused, i) => join(dir, `copy-${i}.dcm`));
+      for (const path of paths) await copyFile(join(TEST_FILES, 'CT_small.dcm'), path);
+      expect((await runDcmtk('dcmodify', ['-nb', '-gst', '-gse', '-gin', ...paths], 60_000)).code).toBe(0);
+      // The last copy claims the first copy's series under a study of its own: refused.
+      const sharedSeries = `1.2.826.0.1.3680043.8.498.7777.${Date.now()}`;
+      expect((await runDcmtk('dcmodify', ['-nb', '-m', `(0020,000E)=${sharedSeries}`, paths[0]!, paths[12]!])).code).toBe(0);
+      const files = await Promise.all(paths.map((path) => readFile(path)));
+      const uids = await Promise.all(paths.map(async (path) => (await readPart10(path)).sopInstanceUid));
+      // The second copy's UID again with other bytes (a conflict), and the third's again unchanged (a duplicate).
+      const altered = Buffer.from(files[1]!);
+      altered[altered.length - 1] = altered[altered.length - 1]! ^ 0xff;
+      // The first copy goes alone first, so the last one's series is already another study's.
+      expect((await stowParts('/studies', [dicomPart(files[0]!)])).status).toBe(200);
+      const parts = [...files.map(dicomPart), dicomPart(altered), dicomPart(files[2]!), dicomPart(Buffer.from('not DICOM at all'))];
+      const answer = await stowParts('/studies', parts);
+      expect(answer.status).toBe(202);
+      const json = answer.body as DicomJson;
+      expect(uidsOf(json['00081199'], '00081155').sort()).toEqual([...uids.slice(0, 12), uids[2]].sort());
+      const failed = (json['00081198']?.Value ?? []) as DicomJson[];
+      expect(failed.map((item) => item['00081155']?.Value?.[0]).filter((uid) => uid !== undefined).sort()).toEqual([uids[1], uids[12]].sort());
+      expect(failed).toHaveLength(3);
+      expect(failed.find((item) => item['00081155']?.Value?.[0] === uids[1])!['00081197']).toEqual({ vr: 'US', Value: [FailureReason.duplicateSopInstance] });
+      const rows = await th.hub.db.query<{ sop_instance_uid: string; sha256: string; number_of_instances: number }>(
+        `SELECT i.sop_instance_uid, i.sha256, s.number_of_instances FROM dicom_instance i
+           JOIN dicom_study s USING (study_instance_uid) WHERE i.sop_instance_uid = ANY($1::text[])`, [uids]);
+      expect(rows.rows.map((row) => row.sop_instance_uid).sort()).toEqual(uids.slice(0, 12).sort());
+      expect(rows.rows.every((row) => row.number_of_instances === 1)).toBe(true);
+      expect(rows.rows.find((row) => row.sop_instance_uid === uids[1])!.sha256).toBe(sha256(files[1]!));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('media types: 415 for another Content-Type or a type other than application/dicom; a part of another type fails alone', async () => {

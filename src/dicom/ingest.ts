@@ -117,7 +117,7 @@ export async function ingestInstance(ctx: IngestContext, staged: StagedBlob, opt
     text(a.ReferringPhysicianName), text(a.StudyID),
     text(a.Modality), integer(a.SeriesNumber), text(a.SeriesDescription), text(a.BodyPartExamined),
   ];
-  const result = await storeRows(ctx.db, params);
+  const result = await storerOf(ctx.db).store(params);
   switch (result) {
     case 'stored':
       ctx.studies.touch(instance.studyInstanceUid);
@@ -131,9 +131,102 @@ export async function ingestInstance(ctx: IngestContext, staged: StagedBlob, opt
   }
 }
 
-const STORE_STATEMENT = prepared(`SELECT dicom_store_instance(${Array.from({ length: 26 }, (_unused, i) => `$${i + 1}`).join(', ')}) AS outcome`);
+const STORE_PARAMETERS = 26;
+const STORE_STATEMENT = prepared(`SELECT dicom_store_instance(${Array.from({ length: STORE_PARAMETERS }, (_unused, i) => `$${i + 1}`).join(', ')}) AS outcome`);
+/** The SQL types of dicom_store_instance's parameters, in order (migration 004). */
+const STORE_TYPES = [
+  'text', 'text', 'text', 'text', 'text', 'integer', 'integer', 'integer', 'integer', 'text', 'bigint', 'text',
+  'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'integer', 'text', 'text',
+];
+const columns = STORE_TYPES.map((_type, i) => `c${i + 1}`);
+/** Many instances in one statement: one row (and one function call) per instance, in array order. */
+const STORE_MANY_STATEMENT = prepared(
+  `SELECT u.n, dicom_store_instance(${columns.map((c) => `u.${c}`).join(', ')}) AS outcome ` +
+    `FROM unnest(${STORE_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')}) WITH ORDINALITY AS u(${columns.join(', ')}, n) ORDER BY u.n`,
+);
+/** Store statements running at once per database: while they run, the next instances gather into one. */
+const STORES_IN_FLIGHT = 2;
+/** Most instances per statement. */
+const STORE_BATCH = 32;
 
-async function storeRows(db: Database, params: unknown[]): Promise<string> {
+interface PendingStore {
+  params: unknown[];
+  resolve: (outcome: string) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Coalesces the store statements of instances that arrive while others are being stored (the parts
+ * of a STOW-RS request, several associations) into one statement: one round trip, one transaction
+ * and one WAL flush for all of them, instead of one each. An instance that arrives while nothing is
+ * being stored (one association sending one instance at a time) goes at once, alone. Each instance
+ * keeps its own outcome. A statement fails whole (a race raises 40001 inside the function, or one
+ * instance cannot be stored): its instances are then stored one by one, each with its own retries. Instances go in order of their
+ * study UID, so two statements running at once take the study rows' locks in the same order.
+ */
+class InstanceStorer {
+  private readonly db: Database;
+  private readonly pending: PendingStore[] = [];
+  private running = 0;
+
+  constructor(db: Database) {
+    this.db = db;
+  }
+
+  store(params: unknown[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ params, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.running < STORES_IN_FLIGHT && this.pending.length > 0) {
+      const batch = this.pending.splice(0, STORE_BATCH);
+      this.running++;
+      void this.run(batch).finally(() => {
+        this.running--;
+        this.pump();
+      });
+    }
+  }
+
+  private async run(batch: PendingStore[]): Promise<void> {
+    if (batch.length > 1) {
+      batch.sort((a, b) => compareText(a.params[0] as string, b.params[0] as string));
+      try {
+        const arrays = STORE_TYPES.map((_type, c) => batch.map((entry) => entry.params[c]));
+        const result = await this.db.query<{ n: string; outcome: string }>(STORE_MANY_STATEMENT, arrays);
+        result.rows.forEach((row, i) => batch[i]!.resolve(row.outcome));
+        return;
+      } catch {
+        // One instance raced another, or one cannot be stored: store them one by one, so that only
+        // the instance at fault fails.
+      }
+    }
+    await Promise.all(batch.map(async (entry) => {
+      try {
+        entry.resolve(await storeOne(this.db, entry.params));
+      } catch (error) {
+        entry.reject(error);
+      }
+    }));
+  }
+}
+
+const storers = new WeakMap<Database, InstanceStorer>();
+
+function storerOf(db: Database): InstanceStorer {
+  let storer = storers.get(db);
+  if (!storer) storers.set(db, (storer = new InstanceStorer(db)));
+  return storer;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function storeOne(db: Database, params: unknown[]): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     try {
       const result = await db.query<{ outcome: string }>(STORE_STATEMENT, params);

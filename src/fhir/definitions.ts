@@ -244,8 +244,16 @@ function slimCompose(compose: ValueSetCompose | undefined): ValueSetCompose | un
 }
 
 /**
- * An R4 value set by canonical URL, reduced to its `compose` (read lazily: the validator needs
- * them, start-up does not).
+ * Reads the value sets and code systems now rather than at the first validation, which would
+ * otherwise pay for it (a few hundred milliseconds) inside a request. Later calls do nothing.
+ */
+export function loadTerminologyDefinitions(): void {
+  if (!valueSets) loadTerminology();
+}
+
+/**
+ * An R4 value set by canonical URL, reduced to its `compose` (read at the first call unless
+ * loadTerminologyDefinitions ran: only processes that validate need them).
  */
 export function getValueSet(url: string): ValueSet | undefined {
   if (!valueSets) {

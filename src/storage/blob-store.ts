@@ -245,6 +245,7 @@ class FileBlobWriter implements BlobWriter {
 
 function stagedInMemory(store: FileBlobStore, key: string, size: number, bytes: Buffer): StagedBlob {
   let synced: Promise<string> | undefined;
+  let installed = false;
   return {
     key, size, bytes, file: undefined,
     prepare() {
@@ -255,10 +256,12 @@ function stagedInMemory(store: FileBlobStore, key: string, size: number, bytes: 
     async commit() {
       synced ??= store.writeTemp(bytes);
       await store.install(await synced, key);
+      installed = true;
       return { key, size };
     },
     async discard() {
-      if (synced === undefined) return;
+      // After a commit the temp file is the blob: nothing is left to remove (callers discard in a finally).
+      if (synced === undefined || installed) return;
       const tmp = await synced.catch(() => undefined);
       if (tmp !== undefined) await fsp.rm(tmp, { force: true });
     },
@@ -266,15 +269,17 @@ function stagedInMemory(store: FileBlobStore, key: string, size: number, bytes: 
 }
 
 function stagedInFile(store: FileBlobStore, key: string, size: number, file: string): StagedBlob {
+  let installed = false;
   return {
     key, size, bytes: undefined, file,
     prepare() {},
     async commit() {
       await store.install(file, key);
+      installed = true;
       return { key, size };
     },
     async discard() {
-      await fsp.rm(file, { force: true });
+      if (!installed) await fsp.rm(file, { force: true });
     },
   };
 }
