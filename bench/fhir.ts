@@ -3,7 +3,8 @@
  * database of its own (kept between runs), starts the hub as a child process, and measures reads,
  * creates, token and reference searches at 16 concurrent clients, the latency of 50-entry transaction
  * bundles, and a no-op route as the machine's limit. Prints medians over several runs and writes
- * bench/.work/fhir-results.json.
+ * bench/.work/fhir-results.json. Every request is authenticated as a SMART Backend Services client
+ * (fhir/auth.ts). With --audit-compare it measures what AuditEvents cost instead (fhir/audit-compare.ts).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -27,16 +28,17 @@ import {
   writeMarker,
 } from './fhir/database.ts';
 import type { DatasetMarker } from './fhir/database.ts';
-import { startCpuAccounting } from './fhir/cpu.ts';
+import { runAuditCompare } from './fhir/audit-compare.ts';
+import { TokenSource, registerBenchClient } from './fhir/auth.ts';
 import type { CpuShares } from './fhir/cpu.ts';
 import { startHubProcess } from './fhir/hub-process.ts';
-import type { HubProcess } from './fhir/hub-process.ts';
+import type { HubProcess, HubProcessOptions } from './fhir/hub-process.ts';
 import { loadDataset } from './fhir/load.ts';
 import { newestProfile, summarizeProfile } from './fhir/profile.ts';
 import type { ProfileSummary } from './fhir/profile.ts';
 import { clearQueuePrefix } from './fhir/queues.ts';
 import { maxOf, median, minOf } from './fhir/stats.ts';
-import { buildWorkloads, measureTransactions, runWorkload, verifyWorkload } from './fhir/workloads.ts';
+import { buildWorkloads, measureTransactions, measureWorkload } from './fhir/workloads.ts';
 import type { TransactionResult, WorkloadResult } from './fhir/workloads.ts';
 
 const HELP = `Usage: npm run bench:fhir -- [options]
@@ -53,7 +55,15 @@ const HELP = `Usage: npm run bench:fhir -- [options]
   --database NAME       bench database (default hub_bench)
   --load-concurrency N  transaction bundles in flight while loading (default 4)
   --cpu-prof            write a V8 CPU profile of the hub to bench/.work/profiles/
+  --audit-compare       run the workloads (default: read, search-ref-subject, search-token-code,
+                        create) against a hub with AUDIT_ENABLED=false and one with true, the
+                        measured time cut into slices that alternate between the two hubs;
+                        prints medians and the on/off ratios
+  --slice S             seconds per slice of --audit-compare (default 2)
   --help
+
+Every request carries a SMART Backend Services token of the system client bench-fhir (registered
+in the bench database with a key made for each bench process).
 
 Environment: BENCH_ADMIN_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 BENCH_REDIS_URL (default redis://127.0.0.1:6379); hub variables such as DATABASE_POOL_SIZE pass through.`;
@@ -69,6 +79,8 @@ const WORKLOAD_NAMES = [
   'transaction',
 ] as const;
 type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+/** Issue 3: reads, searches and creates, each with and without AuditEvents. */
+const AUDIT_COMPARE_WORKLOADS: readonly WorkloadName[] = ['read', 'search-ref-subject', 'search-token-code', 'create'];
 
 interface Target {
   metric: 'rps' | 'p95';
@@ -120,11 +132,13 @@ function parseOptions() {
       database: { type: 'string' },
       'load-concurrency': { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
+      'audit-compare': { type: 'boolean', default: false },
+      slice: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
-  const only = values.only?.split(',').map((name) => name.trim()) ?? [...WORKLOAD_NAMES];
+  const only = values.only?.split(',').map((name) => name.trim()) ?? (values['audit-compare'] ? [...AUDIT_COMPARE_WORKLOADS] : [...WORKLOAD_NAMES]);
   const unknown = only.filter((name) => !(WORKLOAD_NAMES as readonly string[]).includes(name));
   if (unknown.length > 0) {
     throw new UsageError(`Unknown workload(s) in --only: ${unknown.join(', ')}`);
@@ -146,6 +160,8 @@ function parseOptions() {
     database,
     loadConcurrency: positiveInt(values['load-concurrency'], 4, 'load-concurrency'),
     cpuProfile: values['cpu-prof'],
+    auditCompare: values['audit-compare'],
+    slice: positiveInt(values.slice, 2, 'slice'),
   };
 }
 type BenchOptions = ReturnType<typeof parseOptions>;
@@ -217,7 +233,7 @@ async function prepareDataset(options: BenchOptions, adminUrl: string, url: stri
   return { marker: undefined, reused: false };
 }
 
-async function loadInto(hub: HubProcess, options: BenchOptions, adminUrl: string, url: string): Promise<DatasetMarker> {
+async function loadInto(hub: HubProcess, tokens: TokenSource, options: BenchOptions, adminUrl: string, url: string): Promise<DatasetMarker> {
   const shape = datasetShape(options.resources);
   log(
     `Loading ${shape.total} resources through POST /fhir transaction bundles (${options.loadConcurrency} in flight): ` +
@@ -231,6 +247,7 @@ async function loadInto(hub: HubProcess, options: BenchOptions, adminUrl: string
     seed: SEED,
     patientsPerBundle: 20,
     concurrency: options.loadConcurrency,
+    authorization: () => tokens.authorization(),
     onProgress: (loaded, total) => {
       if (loaded - lastReport >= total / 10 || loaded === total) {
         lastReport = loaded;
@@ -374,8 +391,7 @@ async function main(): Promise<void> {
 
   const preparation = await prepareDataset(options, adminUrl, url);
   await clearQueuePrefix(redisUrl, QUEUE_PREFIX);
-  log('Starting the hub (node src/main.ts, LOG_LEVEL=warn, log in bench/.work/hub.log)');
-  const hub = await startHubProcess({
+  const hubOptions: HubProcessOptions = {
     repoRoot,
     databaseUrl: url,
     redisUrl,
@@ -383,12 +399,19 @@ async function main(): Promise<void> {
     dataDir: path.join(workDir, 'hub-data'),
     logFile: path.join(workDir, 'hub.log'),
     cpuProfileDir,
-  });
+  };
+  log('Starting the hub (node src/main.ts, LOG_LEVEL=warn, log in bench/.work/hub.log)');
+  const hub = await startHubProcess(hubOptions);
+  // After the hub's start: its migrations made the client table.
+  const credentials = await registerBenchClient(url);
+  const tokens = new TokenSource(credentials, hub.url);
+  /** The two hubs of --audit-compare. */
+  const comparedHubs: HubProcess[] = [];
   let interrupted = false;
   const onSignal = (): void => {
     interrupted = true;
     log('Interrupted: stopping the hub');
-    hub.stop().finally(() => process.exit(130));
+    Promise.all([hub, ...comparedHubs].map((h) => h.stop())).finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -397,7 +420,7 @@ async function main(): Promise<void> {
   let marker: DatasetMarker;
   let counts: Record<string, number>;
   try {
-    marker = preparation.marker ?? (await loadInto(hub, options, adminUrl, url));
+    marker = preparation.marker ?? (await loadInto(hub, tokens, options, adminUrl, url));
     const migrationsNow = await appliedMigrations(url);
     const added = migrationsNow.filter((name) => !marker.migrations.includes(name));
     if (added.length > 0) {
@@ -409,6 +432,34 @@ async function main(): Promise<void> {
     const practitionerIds = await loadedIds(url, 'Practitioner', marker.maxSeq);
     const shape = datasetShape(options.resources);
     log(`Data set: ${Object.entries(counts).map(([type, n]) => `${n} ${type}`).join(', ')}`);
+    const targets = { patientIds, serviceRequestIds, taskCount: shape.tasks, practitionerReference: `Practitioner/${practitionerIds[0]}` };
+
+    if (options.auditCompare) {
+      await hub.stop();
+      await runAuditCompare({
+        runs: options.runs,
+        workloads: [...options.only].filter((name) => name !== 'transaction' && name !== 'noop'),
+        targets,
+        seed: SEED,
+        measure: { connections: options.connections, warmup: options.warmup, seconds: options.duration, slice: options.slice, database: options.database },
+        reset: async () => {
+          const removed = await resetToDataset(url, marker.maxSeq);
+          await waitForOutboxDrained(url);
+          return removed;
+        },
+        startHub: async (env) => {
+          const started = await startHubProcess({ ...hubOptions, env, logFile: path.join(workDir, `hub-audit-${env.AUDIT_ENABLED}.log`) });
+          comparedHubs.push(started);
+          const source = new TokenSource(credentials, started.url);
+          return { hub: started, authorization: () => source.authorization() };
+        },
+        interrupted: () => interrupted,
+        log,
+        resultsFile: path.join(workDir, 'fhir-audit-compare.json'),
+        describe: { git: gitDescription(), dataset: { ...marker, counts } },
+      });
+      return;
+    }
 
     for (let run = 1; run <= options.runs && !interrupted; run++) {
       if (run > 1) {
@@ -418,20 +469,18 @@ async function main(): Promise<void> {
       await waitForOutboxDrained(url);
       const result: RunResult = { run, loadAverage: os.loadavg(), workloads: {}, cpu: {} };
       log(`\nRun ${run}/${options.runs} (load average ${result.loadAverage.map((n) => n.toFixed(2)).join(' ')})`);
-      const workloads = buildWorkloads(
-        { patientIds, serviceRequestIds, taskCount: shape.tasks, practitionerReference: `Practitioner/${practitionerIds[0]}` },
-        SEED + run,
-      );
+      const workloads = buildWorkloads(targets, SEED + run);
       for (const workload of workloads) {
         if (!options.only.has(workload.name as WorkloadName) || interrupted) {
           continue;
         }
-        await verifyWorkload(hub.url, workload);
-        const cap = 200_000 * options.duration;
-        await runWorkload(hub.url, workload, { connections: options.connections, seconds: options.warmup, maxRequests: cap });
-        const endCpu = startCpuAccounting(hub.pid, options.database, os.cpus().length);
-        const measured = await runWorkload(hub.url, workload, { connections: options.connections, seconds: options.duration, maxRequests: cap });
-        const cpu = endCpu();
+        const { result: measured, cpu } = await measureWorkload(hub, workload, {
+          connections: options.connections,
+          warmup: options.warmup,
+          seconds: options.duration,
+          database: options.database,
+          authorization: () => tokens.authorization(),
+        });
         result.workloads[workload.name as WorkloadName] = measured;
         if (cpu) {
           result.cpu[workload.name as WorkloadName] = cpu;
@@ -451,6 +500,7 @@ async function main(): Promise<void> {
           warmup: TRANSACTION_WARMUP,
           practitionerReference: `Practitioner/${practitionerIds[0]}`,
           seed: SEED + 1000 + run,
+          authorization: () => tokens.authorization(),
         });
         log(
           `  transaction(${TRANSACTION_ENTRIES})     ${options.transactions} sequential bundles  ` +

@@ -3,7 +3,9 @@
  * scripted session (failed login, login, tokens, create, read, search, update, delete, a refused
  * read) leaves one AuditEvent per access with the right codes, agents and entities; a rolled-back
  * transaction leaves none; reads acknowledged by a hub that is then killed with SIGKILL are stored by
- * the next start from the journal; AuditEvents cannot be created, changed or deleted through the API.
+ * the next start from the journal; AuditEvents cannot be created, changed or deleted through the API;
+ * the audit store answers an auditor's searches (dates with prefixes, codes, references, sorted and
+ * paged with the cursor) for admins and system clients only.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -194,6 +196,93 @@ describe('audit trail of a scripted session', () => {
     expect(await ids('outcome=4')).toEqual([failedLogin.id, gone.id, ...(personRead.outcome === '4' ? [personRead.id] : [])].sort());
   });
 
+  test('AuditEvent search: date prefixes, _sort=-date with cursor paging, _total, _id, codes, references, vread; admins and system clients only', async () => {
+    const as = { headers: bearer(clientToken) };
+    // Refused writes are audited without being waited for: let the trail settle first.
+    let all: Json[] = [];
+    await waitFor(async () => {
+      const before = all.length;
+      all = await allAuditEvents();
+      return all.length === before ? true : undefined;
+    }, 'a settled audit trail');
+    const since = `date=ge${encodeURIComponent(started)}`;
+    const total = async (query: string): Promise<number> => {
+      const page = await fhirFetch(`${testHub.fhir}/AuditEvent?${query}&${since}&_count=0&_total=accurate`, as);
+      expect(page.status).toBe(200);
+      return page.body.total;
+    };
+    const ids = async (query: string): Promise<string[]> => {
+      const page = await fhirFetch(`${testHub.fhir}/AuditEvent?${query}&${since}&_count=200`, as);
+      expect(page.status).toBe(200);
+      return (page.body.entry ?? []).map((entry: Json) => entry.resource.id).sort();
+    };
+
+    // Newest first, three per page through the `next` links: each event once, in date order.
+    const seen: Json[] = [];
+    let url: string | undefined = `${testHub.fhir}/AuditEvent?${since}&_sort=-date&_count=3&_total=accurate`;
+    let pages = 0;
+    while (url) {
+      const page = await fhirFetch(url, as);
+      expect(page.status).toBe(200);
+      if (pages === 0) expect(page.body.total).toBe(all.length);
+      seen.push(...page.body.entry.map((entry: Json) => entry.resource));
+      url = page.body.link?.find((link: Json) => link.relation === 'next')?.url;
+      pages++;
+    }
+    expect(pages).toBe(Math.ceil(all.length / 3));
+    expect(seen.map((e) => e.id).sort()).toEqual(all.map((e) => e.id).sort());
+    const times = seen.map((e) => Date.parse(e.recorded));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
+
+    // Prefixes around one event's instant split the trail without a gap or an overlap.
+    const pivot = seen[Math.floor(seen.length / 2)];
+    const at = encodeURIComponent(pivot.recorded);
+    const same = all.filter((e) => e.recorded === pivot.recorded).length;
+    expect(await total(`date=lt${at}`) + (await total(`date=ge${at}`))).toBe(all.length);
+    expect(await total(`date=le${at}`) + (await total(`date=gt${at}`))).toBe(all.length);
+    expect(await total(`date=eq${at}`)).toBe(same);
+    expect(await total(`date=ne${at}`)).toBe(all.length - same);
+    expect(await total(`date=sa${at}`)).toBe(await total(`date=gt${at}`));
+    expect(await total(`date=${pivot.recorded.slice(0, 4)}`)).toBe(all.length);
+    expect(await total('date=lt2000-01-01')).toBe(0);
+
+    const deleted = all.find((e) => coding(e, 'subtype').includes('http://hl7.org/fhir/restful-interaction|delete'));
+    const patient = entityRefs(deleted, '1')[0];
+    expect(await ids(`_id=${deleted.id}`)).toEqual([deleted.id]);
+    expect(await ids('action=D')).toEqual([deleted.id]);
+    expect(await ids('subtype=delete')).toEqual([deleted.id]);
+    expect(await total('action:not=D')).toBe(all.length - 1);
+    // R4 AuditEvent `patient`: any agent.who or entity.what that is the Patient (any version of it).
+    const about = (e: Json): string[] =>
+      [...(e.agent ?? []).map((a: Json) => a.who?.reference), ...(e.entity ?? []).map((x: Json) => x.what?.reference)]
+        .filter(Boolean)
+        .map((reference: string) => reference.replace(/\/_history\/.*$/, ''));
+    const ofPatient = all.filter((e) => about(e).includes(patient)).map((e) => e.id).sort();
+    expect(ofPatient.length).toBeGreaterThan(3);
+    expect(await ids(`patient=${patient}`)).toEqual(ofPatient);
+    expect(await ids(`entity:Patient=${patient.split('/')[1]}`)).toEqual(await ids(`entity=${patient}`));
+    const clientEvents = all.filter((e) => requestor(e)?.who?.identifier?.value === SYSTEM_CLIENT).map((e) => e.id).sort();
+    expect(clientEvents.length).toBeGreaterThan(3);
+    expect(await ids(`agent:identifier=${encodeURIComponent(`${testHub.baseUrl}/clients|${SYSTEM_CLIENT}`)}`)).toEqual(clientEvents);
+
+    // One version, never changed.
+    const vread = await fhirFetch(`${testHub.fhir}/AuditEvent/${deleted.id}/_history/1`, as);
+    expect(vread.status).toBe(200);
+    expect(vread.body).toEqual(deleted);
+    expect((await fhirFetch(`${testHub.fhir}/AuditEvent/${deleted.id}/_history/2`, as)).status).toBe(404);
+
+    // A parameter the store does not search: an error when strict, left out of the self link otherwise.
+    const strict = await fhirFetch(`${testHub.fhir}/AuditEvent?entity-role=24`, { headers: { ...as.headers, prefer: 'handling=strict' } });
+    expect(strict.status).toBe(400);
+    const lenient = await fhirFetch(`${testHub.fhir}/AuditEvent?entity-role=24&${since}&_count=1`, as);
+    expect(lenient.status).toBe(200);
+    expect(lenient.body.link.find((link: Json) => link.relation === 'self').url).not.toContain('entity-role');
+
+    // A referring physician sees none of it.
+    expect((await fhirFetch(`${testHub.fhir}/AuditEvent?${since}`, { headers: bearer(userToken) })).status).toBe(403);
+    expect((await fhirFetch(`${testHub.fhir}/AuditEvent/${deleted.id}`, { headers: bearer(userToken) })).status).toBe(404);
+  });
+
   test('AuditEvents cannot be created, changed or deleted through the API, nor in a Bundle', async () => {
     const as = { headers: bearer(clientToken) };
     const [one] = await allAuditEvents();
@@ -247,7 +336,7 @@ describe('audit trail of a scripted session', () => {
     expect(committed.status).toBe(200);
     // The write's AuditEvent is committed with it: there at once, without waiting for a flush.
     const afterCommit = await testHub.hub.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM resource WHERE resource_type = 'AuditEvent' AND content LIKE $1`,
+      `SELECT count(*)::int AS n FROM audit_event WHERE content LIKE $1`,
       [`%Patient/${committedId}/_history/1%`],
     );
     expect(afterCommit.rows[0].n).toBe(1);
@@ -256,7 +345,7 @@ describe('audit trail of a scripted session', () => {
       const page = await fhirFetch(`${testHub.fhir}/AuditEvent?subtype=http://hl7.org/fhir/restful-interaction|transaction&outcome=4`, as);
       return page.body.entry?.length ? true : undefined;
     }, 'the refused transaction\'s AuditEvent');
-    const stored = await testHub.hub.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM resource WHERE resource_type = 'AuditEvent' AND content LIKE $1`, [`%${id}%`]);
+    const stored = await testHub.hub.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_event WHERE content LIKE $1`, [`%${id}%`]);
     expect(stored.rows[0].n).toBe(0);
     expect((await fhirFetch(`${testHub.fhir}/Patient/${id}`, as)).status).toBe(404);
   });
@@ -270,7 +359,7 @@ describe('acknowledged reads survive SIGKILL', () => {
     const env = { DATABASE_URL: database.url, DATA_DIR: dataDir, AUDIT_FLUSH_MS: '600000', AUDIT_BATCH_SIZE: '100000', AUDIT_JOURNAL_FSYNC: fsync, HUB_ROLES: 'api' };
     const readsOf = async (db: pg.Client, id: string): Promise<number> =>
       (await db.query(
-        `SELECT count(*)::int AS n FROM resource WHERE resource_type = 'AuditEvent' AND content LIKE $1 AND content LIKE '%restful-interaction","code":"read"%'`,
+        `SELECT count(*)::int AS n FROM audit_event WHERE content LIKE $1 AND content LIKE '%restful-interaction","code":"read"%'`,
         [`%Patient/${id}"%`],
       )).rows[0].n;
     const db = new pg.Client({ connectionString: database.url });

@@ -108,8 +108,9 @@ export async function countByType(url: string): Promise<Record<string, number>> 
 }
 
 /**
- * Removes every resource created after the load (its versions and index rows too) and the outbox
- * events already relayed, then refreshes the planner's statistics. Returns how many were removed.
+ * Removes every resource created after the load (its versions and index rows too), the outbox
+ * events already relayed and the audit trail (audit_event, migration 010: every run starts from an
+ * empty one), then refreshes the planner's statistics. Returns how many resources were removed.
  */
 export async function resetToDataset(url: string, maxSeq: number): Promise<number> {
   return withClient(url, async (client) => {
@@ -134,6 +135,10 @@ export async function resetToDataset(url: string, maxSeq: number): Promise<numbe
       await client.query('DELETE FROM resource_version v USING bench_extra e WHERE v.resource_type = e.resource_type AND v.id = e.id');
       removed = (await client.query('DELETE FROM resource WHERE seq > $1', [maxSeq])).rowCount ?? 0;
       await client.query('DELETE FROM outbox WHERE dispatched_at IS NOT NULL');
+      const auditRows = await client.query("SELECT to_regclass('audit_event') IS NOT NULL AS present");
+      if ((auditRows.rows[0] as { present: boolean }).present) {
+        await client.query('TRUNCATE audit_event');
+      }
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK');

@@ -19,6 +19,8 @@ export interface HubProcessOptions {
   /** Write a V8 CPU profile of the hub into this folder when it exits. */
   cpuProfileDir?: string;
   startTimeoutMs?: number;
+  /** Further hub variables (AUDIT_ENABLED for --audit-compare). */
+  env?: Record<string, string>;
 }
 
 export interface HubProcess {
@@ -81,6 +83,7 @@ export async function startHubProcess(options: HubProcessOptions): Promise<HubPr
       QUEUE_PREFIX: options.queuePrefix,
       LOG_LEVEL: 'warn',
       DIMSE_PORT: '0',
+      ...options.env,
     },
     stdio: ['ignore', log, log],
   });

@@ -15,6 +15,8 @@ export interface LoadOptions {
   /** Bundles in flight at once. */
   concurrency: number;
   onProgress?: (loaded: number, total: number) => void;
+  /** The `authorization` header of each bundle (renewed as tokens age). */
+  authorization: () => Promise<string>;
 }
 
 export interface LoadReport {
@@ -25,10 +27,10 @@ export interface LoadReport {
 }
 
 /** Posts a transaction bundle; returns the `Type/id` of each entry, in order. */
-export async function postTransaction(fhirBase: string, bundle: Bundle): Promise<string[]> {
+export async function postTransaction(fhirBase: string, bundle: Bundle, authorization: string): Promise<string[]> {
   const response = await fetch(fhirBase, {
     method: 'POST',
-    headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json' },
+    headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', authorization },
     body: JSON.stringify(bundle),
     signal: AbortSignal.timeout(120_000),
   });
@@ -50,7 +52,7 @@ export async function loadDataset(options: LoadOptions): Promise<LoadReport> {
   const shape = datasetShape(options.resources);
   const started = performance.now();
   const random = new Random(options.seed);
-  const practitioners = await postTransaction(options.fhirBase, practitionerBundle(shape.practitioners, random));
+  const practitioners = await postTransaction(options.fhirBase, practitionerBundle(shape.practitioners, random), await options.authorization());
   let loaded = practitioners.length;
   let bundles = 1;
 
@@ -64,7 +66,7 @@ export async function loadDataset(options: LoadOptions): Promise<LoadReport> {
       const [first, count] = groups[next++];
       // One generator per group: the data does not depend on the order bundles finish in.
       const bundle = patientGroupBundle(shape, first, count, practitioners, new Random(options.seed + 1 + first));
-      const ids = await postTransaction(options.fhirBase, bundle);
+      const ids = await postTransaction(options.fhirBase, bundle, await options.authorization());
       loaded += ids.length;
       bundles++;
       options.onProgress?.(loaded, shape.total);

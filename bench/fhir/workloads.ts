@@ -3,9 +3,12 @@
  * sends its next request when the previous answer arrives), bounded by a duration and a request
  * cap; latencies are recorded per response, so percentiles are exact rather than bucketed.
  */
+import os from 'node:os';
 import autocannon from 'autocannon';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { LOINC, OBSERVATION_KINDS, Random, TASK_ID_SYSTEM, makeObservation, submissionBundle, taskIdentity } from './dataset.ts';
+import { startCpuAccounting } from './cpu.ts';
+import type { CpuShares } from './cpu.ts';
 import { postTransaction } from './load.ts';
 import { summarizeLatencies } from './stats.ts';
 import type { LatencySummary } from './stats.ts';
@@ -45,6 +48,11 @@ export interface WorkloadTargets {
 }
 
 const FHIR_JSON_HEADERS = { accept: 'application/fhir+json', 'content-type': 'application/fhir+json' };
+
+/** The headers of every request: FHIR JSON and the bench client's bearer token. */
+function requestHeaders(authorization: string): Record<string, string> {
+  return { ...FHIR_JSON_HEADERS, authorization };
+}
 
 function bundleWithEntries(status: number, body: string): string | undefined {
   if (status !== 200) {
@@ -127,12 +135,12 @@ export function buildWorkloads(targets: WorkloadTargets, seed: number): HttpWork
 }
 
 /** Sends a few requests of a workload one by one and fails if any answer is not the intended one. */
-export async function verifyWorkload(baseUrl: string, workload: HttpWorkload, samples = 3): Promise<void> {
+export async function verifyWorkload(baseUrl: string, workload: HttpWorkload, authorization: string, samples = 3): Promise<void> {
   for (let i = 0; i < samples; i++) {
     const request = workload.next();
     const response = await fetch(baseUrl + request.path, {
       method: workload.method,
-      headers: FHIR_JSON_HEADERS,
+      headers: requestHeaders(authorization),
       body: request.body,
       signal: AbortSignal.timeout(30_000),
     });
@@ -148,10 +156,21 @@ export interface LoadShape {
   seconds: number;
   /** Upper bound on requests, whatever the duration. */
   maxRequests: number;
+  /** The `authorization` header (a bearer token valid for the whole run). */
+  authorization: string;
 }
 
-/** Runs one workload with autocannon; returns its throughput and latency percentiles. */
-export async function runWorkload(baseUrl: string, workload: HttpWorkload, shape: LoadShape): Promise<WorkloadResult> {
+/** The raw outcome of one autocannon run: every response's latency, and the failures. */
+export interface LoadSample {
+  latencies: number[];
+  seconds: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+/** Runs one workload with autocannon for `shape.seconds`. */
+export async function runLoad(baseUrl: string, workload: HttpWorkload, shape: LoadShape): Promise<LoadSample> {
   const latencies: number[] = [];
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
@@ -161,7 +180,7 @@ export async function runWorkload(baseUrl: string, workload: HttpWorkload, shape
         duration: shape.seconds,
         maxOverallRequests: shape.maxRequests,
         timeout: 30,
-        headers: FHIR_JSON_HEADERS,
+        headers: requestHeaders(shape.authorization),
         requests: [
           {
             method: workload.method,
@@ -178,17 +197,30 @@ export async function runWorkload(baseUrl: string, workload: HttpWorkload, shape
       latencies.push(responseTime);
     });
   });
+  return { latencies, seconds: result.duration, non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
+}
+
+/** Throughput and latency percentiles of one or more samples of a workload. */
+export function workloadResult(workload: HttpWorkload, samples: readonly LoadSample[]): WorkloadResult {
+  const latencies = samples.flatMap((sample) => sample.latencies);
+  const seconds = samples.reduce((sum, sample) => sum + sample.seconds, 0);
+  const total = (pick: (sample: LoadSample) => number): number => samples.reduce((sum, sample) => sum + pick(sample), 0);
   return {
     name: workload.name,
     description: workload.description,
     requests: latencies.length,
-    seconds: result.duration,
-    rps: latencies.length / result.duration,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
+    seconds,
+    rps: latencies.length / seconds,
+    non2xx: total((sample) => sample.non2xx),
+    errors: total((sample) => sample.errors),
+    timeouts: total((sample) => sample.timeouts),
     ...summarizeLatencies(latencies),
   };
+}
+
+/** Runs one workload with autocannon; returns its throughput and latency percentiles. */
+export async function runWorkload(baseUrl: string, workload: HttpWorkload, shape: LoadShape): Promise<WorkloadResult> {
+  return workloadResult(workload, [await runLoad(baseUrl, workload, shape)]);
 }
 
 export interface TransactionResult extends LatencySummary {
@@ -200,14 +232,15 @@ export interface TransactionResult extends LatencySummary {
 /** Posts `bundles` transaction bundles of `entries` entries one after another, after `warmup` unmeasured ones. */
 export async function measureTransactions(
   fhirBase: string,
-  options: { entries: number; bundles: number; warmup: number; practitionerReference: string; seed: number },
+  options: { entries: number; bundles: number; warmup: number; practitionerReference: string; seed: number; authorization: () => Promise<string> },
 ): Promise<TransactionResult> {
   const random = new Random(options.seed);
   const samplesMs: number[] = [];
   for (let n = 0; n < options.warmup + options.bundles; n++) {
     const bundle = submissionBundle(options.entries, options.practitionerReference, random, n);
+    const authorization = await options.authorization();
     const started = performance.now();
-    const ids = await postTransaction(fhirBase, bundle);
+    const ids = await postTransaction(fhirBase, bundle, authorization);
     const elapsed = performance.now() - started;
     if (ids.length !== options.entries) {
       throw new Error(`A ${options.entries}-entry transaction answered ${ids.length} entries`);
@@ -217,4 +250,27 @@ export async function measureTransactions(
     }
   }
   return { entries: options.entries, bundles: options.bundles, samplesMs, ...summarizeLatencies(samplesMs) };
+}
+
+export interface MeasuredWorkload {
+  result: WorkloadResult;
+  cpu: CpuShares | undefined;
+}
+
+/**
+ * One workload as a run measures it: a few checked requests, `warmup` unmeasured seconds, then
+ * `seconds` measured ones with the machine's CPU accounted (cpu.ts). A fresh token for each phase.
+ */
+export async function measureWorkload(
+  hub: { url: string; pid: number },
+  workload: HttpWorkload,
+  options: { connections: number; warmup: number; seconds: number; database: string; authorization: () => Promise<string> },
+): Promise<MeasuredWorkload> {
+  await verifyWorkload(hub.url, workload, await options.authorization());
+  const maxRequests = 200_000 * options.seconds;
+  await runWorkload(hub.url, workload, { connections: options.connections, seconds: options.warmup, maxRequests, authorization: await options.authorization() });
+  const authorization = await options.authorization();
+  const endCpu = startCpuAccounting(hub.pid, options.database, os.cpus().length);
+  const result = await runWorkload(hub.url, workload, { connections: options.connections, seconds: options.seconds, maxRequests, authorization });
+  return { result, cpu: endCpu() };
 }

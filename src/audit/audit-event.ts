@@ -5,6 +5,7 @@
  * and token issuance as DICOM User Authentication (110114). Pure: the caller passes the clock and the id.
  * Only references and codes go in: no names, no search values except BALP's base64 `entity.query`.
  */
+import { randomFillSync } from 'node:crypto';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding, Reference, Resource } from '@medplum/fhirtypes';
 
 export const AUDIT_EVENT_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-event-type';
@@ -46,6 +47,30 @@ export interface AuditEventInput {
   outcome: AuditOutcome;
   /** Only a fixed, non-revealing text (never an exception message). */
   outcomeDesc?: string;
+}
+
+const randomPool = Buffer.alloc(4096);
+let randomOffset = randomPool.length;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * A new AuditEvent id: a UUID version 7 (RFC 9562 §5.7), its first 48 bits the time in ms, the other
+ * 74 random. Ids in time order keep the audit store's primary key growing at its right edge as an
+ * audit trail of millions of rows outgrows the cache, instead of touching a random page per event.
+ */
+export function auditEventId(now = Date.now()): string {
+  if (randomOffset + 10 > randomPool.length) {
+    randomFillSync(randomPool);
+    randomOffset = 0;
+  }
+  const r = randomPool;
+  const o = randomOffset;
+  randomOffset += 10;
+  const time = now.toString(16).padStart(12, '0');
+  return (
+    `${time.slice(0, 8)}-${time.slice(8, 12)}-7${HEX[r[o] & 0x0f][1]}${HEX[r[o + 1]]}-${HEX[0x80 | (r[o + 2] & 0x3f)]}${HEX[r[o + 3]]}-` +
+    `${HEX[r[o + 4]]}${HEX[r[o + 5]]}${HEX[r[o + 6]]}${HEX[r[o + 7]]}${HEX[r[o + 8]]}${HEX[r[o + 9]]}`
+  );
 }
 
 export function outcomeForStatus(status: number): AuditOutcome {
@@ -113,14 +138,17 @@ function patientEntity(reference: string): AuditEventEntity {
   };
 }
 
+/** Stored as version 1, last updated when recorded (audit/statement.ts): built so here, not copied later. */
 function base(site: AuditSite, input: AuditEventInput, type: Coding, subtype: Coding[], action: AuditEvent['action']): AuditEvent {
+  const recorded = input.recorded.toISOString();
   return {
     resourceType: 'AuditEvent',
     id: input.id,
+    meta: { versionId: '1', lastUpdated: recorded },
     type,
     subtype,
     action,
-    recorded: input.recorded.toISOString(),
+    recorded,
     outcome: input.outcome,
     ...(input.outcomeDesc !== undefined ? { outcomeDesc: input.outcomeDesc } : {}),
     agent: agents(site, input.actor),

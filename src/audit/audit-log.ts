@@ -1,10 +1,13 @@
 /**
  * The audit records of reads, searches, refused requests, logins and tokens: acknowledged once they
- * are appended to a local journal file (DATA_DIR/audit), and stored in the database in batches, one
- * multi-row statement every AUDIT_FLUSH_MS (or sooner when AUDIT_BATCH_SIZE are waiting). A request
- * never waits for the database. The requests of the same moment share one append (group commit). By
- * default the append is a write(2) (the record survives any death of the hub process); with
- * AUDIT_JOURNAL_FSYNC=true they also wait for one shared fdatasync, which survives a power loss.
+ * are appended to a local journal file (DATA_DIR/audit), and stored in the database (the audit
+ * store, statement.ts) in batches, one multi-row statement every AUDIT_FLUSH_MS (or sooner when
+ * AUDIT_BATCH_SIZE are waiting). A request never waits for the database. The requests of one turn
+ * of the event loop share one append (group commit), made when the turn's callbacks have run. By
+ * default the append is a synchronous write(2) into the page cache (a few microseconds, cheaper than
+ * a round trip through libuv's thread pool), which survives any death of the hub process; with
+ * AUDIT_JOURNAL_FSYNC=true the appends go through the thread pool and also wait for one shared
+ * fdatasync, which survives a power loss.
  *
  * The journal is a series of segments: each database flush closes the current segment, stores its
  * events and deletes it. A hub that dies keeps its segments; the next start (of any hub on the same
@@ -13,13 +16,15 @@
  * AuditEvents are part of the write's own statement (fhir/write.ts).
  */
 import { randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.ts';
-import { insertAuditEvents, toStored, withMeta } from './statement.ts';
+import { insertAuditEvents, toStored } from './statement.ts';
+import type { StoredAuditEvent } from './statement.ts';
 
 export interface AuditLogOptions {
   db: Database;
@@ -42,21 +47,15 @@ const SEGMENT = /^journal-(\d+)-[0-9a-f]+-\d+\.ndjson$/;
 const RETRY_MS = 1000;
 const MAX_ROWS_PER_STATEMENT = 1000;
 
+/**
+ * A journal file and the events written to it, each kept as the texts it is stored with (its
+ * journal line is its `content`): made when recorded, so the event objects die young instead of
+ * living on, through a garbage collection or two, until the next flush.
+ */
 interface Segment {
   path: string;
   file: FileHandle;
-  events: Journaled[];
-}
-
-/** An event and its journal line (its stored JSON). */
-interface Journaled {
-  event: AuditEvent;
-  content: string;
-}
-
-function journaled(event: AuditEvent): Journaled {
-  const stored = withMeta(event);
-  return { event: stored, content: JSON.stringify(stored) };
+  events: StoredAuditEvent[];
 }
 
 interface Waiter {
@@ -82,11 +81,11 @@ export class AuditLog {
   /** Closed segments whose events are not stored yet (a failed flush keeps them here). */
   private readonly closed: Segment[] = [];
   private pendingLines: string[] = [];
-  private pendingEvents: Journaled[] = [];
+  private pendingEvents: StoredAuditEvent[] = [];
   private waiters: Waiter[] = [];
-  /** Journal appends and segment switches, one at a time. */
+  /** Segment switches and (with fsync) journal appends, one at a time. */
   private io: Promise<void> = Promise.resolve();
-  private syncScheduled = false;
+  private appendScheduled = false;
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -110,21 +109,55 @@ export class AuditLog {
   record(events: AuditEvent[]): Promise<void> {
     if (this.stopped || this.current === undefined) return Promise.reject(new Error('the audit log is not running'));
     for (const event of events) {
-      const entry = journaled(event);
+      const entry = toStored(event);
       this.pendingEvents.push(entry);
       this.pendingLines.push(entry.content + '\n');
     }
     const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (!this.syncScheduled) {
-      this.syncScheduled = true;
-      this.io = this.io.then(() => this.sync());
+    if (!this.appendScheduled) {
+      this.appendScheduled = true;
+      setImmediate(() => {
+        if (this.options.fsync) {
+          this.io = this.io.then(() => this.sync());
+        } else {
+          this.append();
+        }
+      });
     }
     return written;
   }
 
-  /** One group commit: everything recorded since the last one, one write and one fdatasync. */
+  /**
+   * One group commit without fsync: everything recorded in this turn of the event loop, in one
+   * write(2). The segment is read and written in one synchronous step, so a segment switch
+   * (flushOnce) never separates a line from the segment whose events it is stored with.
+   */
+  private append(): void {
+    this.appendScheduled = false;
+    const lines = this.pendingLines;
+    const events = this.pendingEvents;
+    const waiters = this.waiters;
+    this.pendingLines = [];
+    this.pendingEvents = [];
+    this.waiters = [];
+    const segment = this.current;
+    try {
+      if (segment === undefined) throw new Error('the audit log is not running');
+      const bytes = Buffer.from(lines.length === 1 ? lines[0] : lines.join(''), 'utf8');
+      for (let written = 0; written < bytes.length; ) written += writeSync(segment.file.fd, bytes, written);
+      for (const entry of events) segment.events.push(entry);
+    } catch (err) {
+      this.options.logger.error({ err: (err as Error).message }, 'audit journal write failed');
+      waiters.forEach((w) => w.reject(err));
+      return;
+    }
+    waiters.forEach((w) => w.resolve());
+    if (segment.events.length >= this.options.batchSize) void this.flush().catch(() => undefined);
+  }
+
+  /** One group commit with fsync: everything recorded since the last one, one write and one fdatasync. */
   private async sync(): Promise<void> {
-    this.syncScheduled = false;
+    this.appendScheduled = false;
     const lines = this.pendingLines;
     const events = this.pendingEvents;
     const waiters = this.waiters;
@@ -149,12 +182,15 @@ export class AuditLog {
     this.segmentCount++;
     const file = path.join(this.options.dir, `${this.prefix}-${this.segmentCount}.ndjson`);
     const handle = await fs.open(file, 'a');
-    // The new name must survive a crash too, or the fsynced lines in it could not be found.
-    const dir = await fs.open(this.options.dir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
+    if (this.options.fsync) {
+      // The new name must survive a power loss too, or the fsynced lines in it could not be found.
+      // Without fsync the promise is survival of the process's death, which the page cache keeps.
+      const dir = await fs.open(this.options.dir, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
     }
     return { path: file, file: handle, events: [] };
   }
@@ -179,7 +215,7 @@ export class AuditLog {
     while (this.closed.length > 0) {
       const segment = this.closed[0];
       try {
-        // Indexed here, off the request path.
+        // Off the request path: one statement per segment.
         await this.insert(segment.events);
       } catch (err) {
         this.options.logger.error({ err: (err as Error).message, events: segment.events.length }, 'storing audit events failed; kept in the journal');
@@ -191,11 +227,11 @@ export class AuditLog {
     }
   }
 
-  private async insert(events: readonly Journaled[]): Promise<number> {
+  private async insert(events: readonly StoredAuditEvent[]): Promise<number> {
     let count = 0;
     // Bounded statements: a long outage can leave a large segment behind.
     for (let i = 0; i < events.length; i += MAX_ROWS_PER_STATEMENT) {
-      count += await insertAuditEvents(this.options.db, events.slice(i, i + MAX_ROWS_PER_STATEMENT).map((entry) => toStored(entry.event, entry.content)));
+      count += await insertAuditEvents(this.options.db, events.slice(i, i + MAX_ROWS_PER_STATEMENT));
     }
     return count;
   }
@@ -207,11 +243,11 @@ export class AuditLog {
       const match = SEGMENT.exec(name);
       if (!match || processAlive(Number(match[1]))) continue;
       const file = path.join(this.options.dir, name);
-      const events: Journaled[] = [];
+      const events: StoredAuditEvent[] = [];
       for (const line of (await fs.readFile(file, 'utf8')).split('\n')) {
         if (line === '') continue;
         try {
-          events.push({ event: JSON.parse(line) as AuditEvent, content: line });
+          events.push(toStored(JSON.parse(line) as AuditEvent, line));
         } catch {
           // A line cut by the crash was never acknowledged (its fsync had not returned).
         }
@@ -233,6 +269,8 @@ export class AuditLog {
     }
     this.stopped = true;
     await this.io;
+    // An append scheduled before `stopped` runs first (setImmediate keeps order): never on a closed fd.
+    await new Promise((resolve) => setImmediate(resolve));
     if (this.current) {
       await this.current.file.close();
       if (this.current.events.length === 0 && this.pendingEvents.length === 0) await fs.rm(this.current.path, { force: true });

@@ -3,11 +3,10 @@
  * of a REST interaction, login or token, and the audit context a repository's writes carry into
  * their own statement. Without an AuditLog (AUDIT_ENABLED=false) every method does nothing.
  */
-import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
 import { requestIdentity } from '../auth/authenticate.ts';
-import { authenticationAuditEvent, patientOf, restAuditEvent } from './audit-event.ts';
+import { auditEventId, authenticationAuditEvent, patientOf, restAuditEvent } from './audit-event.ts';
 import type { AuditActor, AuditOutcome, AuditSite, AuthenticationEvent } from './audit-event.ts';
 import type { AuditLog } from './audit-log.ts';
 import { toStored } from './statement.ts';
@@ -48,7 +47,7 @@ export function writeAudit(
   const interaction = write.method === 'DELETE' ? 'delete' : write.version === 1 ? 'create' : write.method === 'PATCH' ? 'patch' : 'update';
   const patient = write.resource && patientOf(write.resource);
   const event = restAuditEvent(context.site, {
-    id: randomUUID(),
+    id: auditEventId(),
     recorded: new Date(),
     actor: context.actor,
     outcome: '0',
@@ -80,6 +79,23 @@ export interface RestAccess {
   query?: string;
 }
 
+class RequestWriteContext implements WriteAuditContext {
+  readonly site: AuditSite;
+  private readonly req: Request;
+  private readonly res: Response;
+  private requestActor: AuditActor | undefined;
+
+  constructor(site: AuditSite, req: Request, res: Response) {
+    this.site = site;
+    this.req = req;
+    this.res = res;
+  }
+
+  get actor(): AuditActor {
+    return (this.requestActor ??= requestActor(this.req, this.res));
+  }
+}
+
 export class Auditor {
   readonly site: AuditSite;
   private readonly log: AuditLog | undefined;
@@ -93,12 +109,13 @@ export class Auditor {
     return this.log !== undefined;
   }
 
+  /** Every request's repository gets one; the actor is worked out only when a write asks for it. */
   writeContext(req: Request, res: Response): WriteAuditContext | undefined {
-    return this.log ? { site: this.site, actor: requestActor(req, res) } : undefined;
+    return this.log ? new RequestWriteContext(this.site, req, res) : undefined;
   }
 
-  private async record(event: AuditEvent): Promise<void> {
-    await this.log?.record([event]);
+  private record(event: AuditEvent): Promise<void> {
+    return this.log ? this.log.record([event]) : Promise.resolve();
   }
 
   /** A read, search, history, batch or operation, or any refused request, after it ran. */
@@ -113,7 +130,7 @@ export class Auditor {
         ? [`${access.target.resourceType}/${access.target.id}${access.target.version ? `/_history/${access.target.version}` : ''}`]
         : [];
     await this.record(restAuditEvent(this.site, {
-      id: randomUUID(),
+      id: auditEventId(),
       recorded: new Date(),
       actor: requestActor(req, res),
       outcome,
@@ -128,7 +145,7 @@ export class Auditor {
   async authentication(req: Request, input: { event: AuthenticationEvent; actor: Omit<AuditActor, 'address'>; success: boolean; failureText?: string; scope?: string }): Promise<void> {
     if (!this.log) return;
     await this.record(authenticationAuditEvent(this.site, {
-      id: randomUUID(),
+      id: auditEventId(),
       recorded: new Date(),
       actor: { ...input.actor, address: requestAddress(req) },
       outcome: input.success ? '0' : '4',
@@ -136,5 +153,10 @@ export class Auditor {
       event: input.event,
       scope: input.scope,
     }));
+  }
+
+  /** Records events built elsewhere (the DICOM audit messages of audit/dicom-audit-event.ts). */
+  async recordEvents(events: AuditEvent[]): Promise<void> {
+    if (this.log && events.length > 0) await this.log.record(events);
   }
 }

@@ -13,6 +13,7 @@ import type {
 import { getAllResourceTypes, getSupportedSearchParameters } from './definitions.ts';
 import { indexTableFor } from './indexer.ts';
 import { registeredOperations } from './operations/index.ts';
+import { AUDIT_SEARCH_PARAMETERS } from '../audit/audit-search.ts';
 
 /** Modifiers and prefixes per parameter type, as implemented in search/conditions.ts. */
 export const SUPPORTED_MODIFIERS: Record<string, string> = {
@@ -83,6 +84,9 @@ function searchParams(resourceType: string): CapabilityStatementRestResourceSear
   const params: CapabilityStatementRestResourceSearchParam[] = [];
   for (const [code, param] of getSupportedSearchParameters(resourceType)) {
     if (!indexTableFor(param) && code !== '_id' && code !== '_lastUpdated') {
+      continue;
+    }
+    if (resourceType === 'AuditEvent' && !AUDIT_SEARCH_PARAMETERS.has(code)) {
       continue;
     }
     params.push({

@@ -50,10 +50,12 @@ import { buildWriteStatement } from './write.ts';
 import { toOutcomeError, withFhirErrors } from './db-errors.ts';
 import { WritePipeline } from './write-pipeline.ts';
 import type { AccessControl, AccessInteraction } from '../auth/access-policy.ts';
+import type { Identity } from '../auth/access-tokens.ts';
 import { SqlParams } from './search/conditions.ts';
 import type { OutboxEvent } from './write.ts';
 import { writeAudit } from '../audit/auditor.ts';
 import type { WriteAuditContext } from '../audit/auditor.ts';
+import { readAuditEvent, searchAuditEvents } from '../audit/audit-search.ts';
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -75,6 +77,8 @@ export interface RepositoryContext {
   actor?: string;
   /** Who is writing: each write stores its AuditEvent in its own statement (audit/auditor.ts). */
   audit?: WriteAuditContext;
+  /** Who the request acts for (none: anonymous, or the hub itself); operations decide from it (fhir/operations/caller.ts). */
+  identity?: Identity;
 }
 
 interface CurrentRow {
@@ -110,6 +114,11 @@ export class HubRepository extends FhirRepository {
     this.ctx = ctx;
     this.pipeline = pipeline;
     this.conn = pipeline ? pipeline.ordered() : withFhirErrors(conn ?? ctx.db);
+  }
+
+  /** The context it works in: who the request acts for, and how its writes are stamped and audited. */
+  get context(): Readonly<RepositoryContext> {
+    return this.ctx;
   }
 
   get fhirBase(): string {
@@ -234,6 +243,9 @@ export class HubRepository extends FhirRepository {
     if (!ID_PATTERN.test(id)) {
       throw new OperationOutcomeError(notFound);
     }
+    if (resourceType === 'AuditEvent') {
+      return this.readAuditEvent(id) as Promise<WithId<T>>;
+    }
     const row = await this.currentRow(resourceType, id, false);
     if (!row) {
       throw new OperationOutcomeError(notFound);
@@ -285,6 +297,12 @@ export class HubRepository extends FhirRepository {
     assertKnownType(resourceType);
     if (!ID_PATTERN.test(id) || !/^\d{1,9}$/.test(vid)) {
       throw new OperationOutcomeError(notFound);
+    }
+    if (resourceType === 'AuditEvent') {
+      // An AuditEvent has one version, never changed.
+      const event = await this.readAuditEvent(id);
+      if (vid !== '1') throw new OperationOutcomeError(notFound);
+      return event as WithId<T>;
     }
     await this.assertVisible(resourceType, id, 'read');
     const result = await this.conn.query<{ deleted: boolean; content: string | null }>(
@@ -375,11 +393,13 @@ export class HubRepository extends FhirRepository {
     types.forEach((type) => assertKnownType(type));
     const access = this.ctx.access;
     types.forEach((type) => access?.require(type, 'search'));
-    const page = await runSearch(this.conn, request as SearchRequest, {
-      baseUrl: this.ctx.baseUrl,
-      strict: Boolean(this.ctx.strictSearch),
-      restrict: access && ((params, alias) => access.condition(params, alias, 'search', types)),
-    });
+    const page = types.includes('AuditEvent')
+      ? await this.searchAuditEvents(request as SearchRequest, types)
+      : await runSearch(this.conn, request as SearchRequest, {
+        baseUrl: this.ctx.baseUrl,
+        strict: Boolean(this.ctx.strictSearch),
+        restrict: access && ((params, alias) => access.condition(params, alias, 'search', types)),
+      });
     const subset = { summary: request.summary, elements: request.fields };
     const entry: BundleEntry<WithId<T>>[] = page.resources.map((resource) => ({
       fullUrl: `${this.fhirBase}/${resource.resourceType}/${resource.id}`,
@@ -418,6 +438,33 @@ export class HubRepository extends FhirRepository {
       }
     }
     return bundle;
+  }
+
+  // ---- the audit store (audit/audit-search.ts) ----------------------------------------------
+
+  /** AuditEvents are for those who may see every one (admin, coordinator, system clients); never per case. */
+  private assertAuditAccess(interaction: 'read' | 'search'): void {
+    const scope = this.ctx.access?.require('AuditEvent', interaction);
+    if (scope !== undefined && scope !== 'all') {
+      throw new OperationOutcomeError(interaction === 'read' ? notFound : forbidden);
+    }
+  }
+
+  private async readAuditEvent(id: string): Promise<WithId<Resource>> {
+    this.assertAuditAccess('read');
+    const event = await readAuditEvent(this.conn, id);
+    if (!event) {
+      throw new OperationOutcomeError(notFound);
+    }
+    return event;
+  }
+
+  private searchAuditEvents(request: SearchRequest, types: string[]): ReturnType<typeof searchAuditEvents> {
+    if (types.length > 1) {
+      throw new OperationOutcomeError(badRequest('AuditEvents are searched on their own (GET /AuditEvent?…), not with other types', '_type'));
+    }
+    this.assertAuditAccess('search');
+    return searchAuditEvents(this.conn, request, { baseUrl: this.ctx.baseUrl, strict: Boolean(this.ctx.strictSearch) });
   }
 
   async searchByReference<T extends Resource>(

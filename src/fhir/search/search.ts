@@ -1,7 +1,8 @@
 /**
  * Runs a parsed FHIR search against the store. Pages are cut with a keyset cursor over the sort
  * keys and the immutable creation sequence, so a `next` link neither repeats nor skips a resource
- * that existed when the search began, whatever is created or deleted in between.
+ * that existed when the search began, whatever is created or deleted in between. The cursor helpers
+ * also page AuditEvent searches, which run on the audit store (audit/audit-search.ts).
  */
 import { createHash } from 'node:crypto';
 import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest, formatSearchQuery } from '@medplum/core';
@@ -32,7 +33,7 @@ interface Cursor {
   s: number;
 }
 
-interface SortKey {
+export interface SortKey {
   sql: string;
   descending: boolean;
   kind: SortKind;
@@ -42,7 +43,7 @@ interface SortKey {
  * Identifies a search independently of parameter order (a `next` link lists them sorted), so a
  * cursor cannot be replayed against another search whose sort keys it does not describe.
  */
-function searchFingerprint(types: string[], filters: Filter[], sortRules: SortRule[]): string {
+export function searchFingerprint(types: string[], filters: Filter[], sortRules: SortRule[]): string {
   const parts = [
     types.join(','),
     ...filters.map((f) => JSON.stringify(['f', f.code, f.operator, f.value])).sort(),
@@ -51,7 +52,7 @@ function searchFingerprint(types: string[], filters: Filter[], sortRules: SortRu
   return createHash('sha256').update(parts.join('\n')).digest('base64url').slice(0, 22);
 }
 
-function encodeCursor(cursor: Cursor): string {
+export function encodeCursor(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
@@ -72,7 +73,7 @@ function isValidCursor(cursor: Cursor, fingerprint: string, keys: SortKey[]): bo
   );
 }
 
-function decodeCursor(text: string, fingerprint: string, keys: SortKey[]): Cursor {
+export function decodeCursor(text: string, fingerprint: string, keys: SortKey[]): Cursor {
   let cursor: Cursor | undefined;
   try {
     cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Cursor;
@@ -86,7 +87,7 @@ function decodeCursor(text: string, fingerprint: string, keys: SortKey[]): Curso
 }
 
 /** Rows strictly after the cursor in (keys…, seq) order, with NULLs last in both directions. */
-function keysetCondition(keys: SortKey[], cursor: Cursor, params: SqlParams): string {
+export function keysetCondition(keys: SortKey[], cursor: Cursor, params: SqlParams): string {
   const alternatives: string[] = [];
   const equalSoFar: string[] = [];
   keys.forEach((key, i) => {
@@ -105,7 +106,7 @@ function keysetCondition(keys: SortKey[], cursor: Cursor, params: SqlParams): st
   return `(${alternatives.map((a) => `(${a})`).join(' OR ')})`;
 }
 
-function pageSize(request: SearchRequest): number {
+export function pageSize(request: SearchRequest): number {
   const count = request.count;
   if (count === undefined) {
     return DEFAULT_SEARCH_COUNT;
@@ -116,7 +117,7 @@ function pageSize(request: SearchRequest): number {
   return Math.min(count, DEFAULT_MAX_SEARCH_COUNT);
 }
 
-function toCursorValue(value: unknown): string | null {
+export function toCursorValue(value: unknown): string | null {
   if (value === null || value === undefined) {
     return null;
   }
