@@ -1,12 +1,14 @@
 /**
  * Hardening, against a real hub with AUTH_REQUIRED=true and one configured CORS origin: security
  * headers on every API, CORS only for configured origins (preflights with Authorization included),
- * the operator views (/admin/queues, /metrics) only for admins and coordinators, DICOMweb scope
+ * the operator views (/admin/queues, /metrics) only for admins, coordinators and system clients granted
+ * hub:admin (which no SMART scope implies), DICOMweb scope
  * checks, request body limits, and a CSRF comparison that does not fall over on multi-byte input.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeMultipartRelated } from '../src/dicom/multipart.ts';
+import { clientToken } from './support/client-token.ts';
 import { startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { userToken } from './support/user-token.ts';
@@ -200,6 +202,37 @@ describe('hardening', () => {
       }
     });
 
+    test('serve a system client granted hub:admin; SMART scopes, system/*.* included, do not imply it', async () => {
+      const operations = await clientToken(testHub, 'ops-tool', 'hub:admin');
+      const scraper = await clientToken(testHub, 'scraper', 'hub:admin system/Patient.rs', 'hub:admin');
+      for (const token of [operations, scraper]) {
+        for (const url of views()) {
+          const response = await fetch(url, { headers: bearer(token) });
+          expect({ url, status: response.status }).toEqual({ url, status: 200 });
+          await response.arrayBuffer();
+        }
+      }
+      // hub:admin gives no FHIR rights.
+      const fhir = await fetch(`${testHub.fhir}/Patient`, { headers: bearer(operations) });
+      expect(fhir.status).toBe(403);
+      await fhir.arrayBuffer();
+
+      const everything = await clientToken(testHub, 'ehr-everything', 'system/*.*');
+      // Allowed hub:admin, but the token was asked for resource scopes only.
+      const withoutAdmin = await clientToken(testHub, 'ehr-with-admin', 'hub:admin system/*.rs', 'system/*.rs');
+      for (const token of [everything, withoutAdmin]) {
+        for (const url of views()) {
+          const response = await fetch(url, { headers: bearer(token) });
+          expect({ url, status: response.status }).toEqual({ url, status: 403 });
+          await response.arrayBuffer();
+        }
+      }
+      // A client not allowed hub:admin does not get it by asking.
+      await expect(clientToken(testHub, 'ehr-asking', 'system/*.*', 'hub:admin')).rejects.toThrow(/400 none of the requested scopes/);
+      const configuration = (await (await fetch(`${testHub.baseUrl}/.well-known/smart-configuration`)).json()) as { scopes_supported: string[] };
+      expect(configuration.scopes_supported).toContain('hub:admin');
+    });
+
     test('METRICS_PUBLIC=true serves /metrics without a token; /admin/queues still needs one', async () => {
       const open = await startTestHub({ env: { AUTH_REQUIRED: 'true', METRICS_PUBLIC: 'true' } });
       try {
@@ -230,15 +263,18 @@ describe('hardening', () => {
     });
 
     test('a token with ImagingStudy.c stores; the read-only token then finds and retrieves the study', async () => {
+      // A coordinator's read-only token: the radiologist's would see no study outside their cases
+      // (dicom-access.test.ts), whatever its scopes.
+      const imagingViewer = await userToken(testHub, 'coordinator', 'user/ImagingStudy.rs');
       const { contentType, bytes } = await stowBody('CT_small.dcm');
       const stored = await fetch(dicomweb('/studies'), { method: 'POST', headers: { 'content-type': contentType, accept: 'application/dicom+json', ...bearer(imagingWriter) }, body: bytes });
       expect(stored.status).toBe(200);
       const study = ((await stored.json()) as Record<string, { Value?: unknown[] }>)['00081190']?.Value?.[0] as string;
       const studyUid = study.split('/studies/')[1];
-      const search = await fetch(dicomweb(`/studies?StudyInstanceUID=${studyUid}`), { headers: { accept: 'application/dicom+json', ...bearer(imagingReader) } });
+      const search = await fetch(dicomweb(`/studies?StudyInstanceUID=${studyUid}`), { headers: { accept: 'application/dicom+json', ...bearer(imagingViewer) } });
       expect(search.status).toBe(200);
       expect(await search.json()).toHaveLength(1);
-      const metadata = await fetch(dicomweb(`/studies/${studyUid}/metadata`), { headers: { accept: 'application/dicom+json', ...bearer(imagingReader) } });
+      const metadata = await fetch(dicomweb(`/studies/${studyUid}/metadata`), { headers: { accept: 'application/dicom+json', ...bearer(imagingViewer) } });
       expect(metadata.status).toBe(200);
       await metadata.arrayBuffer();
     });

@@ -184,6 +184,28 @@ export class AccessControl {
     return parts.length === 0 ? 'FALSE' : `(${parts.join(' OR ')})`;
   }
 
+  /**
+   * A condition on a `dicom_study` row (alias) for the studies the person may see through DICOMweb
+   * (`search`: QIDO-RS, `read`: WADO-RS), by the policy's ImagingStudy entry: `all` every study,
+   * `case` the studies matched to one of their cases (dicom_study.matched_service_request_id, set by
+   * workflow/imaging-match.ts), anything else none.
+   */
+  studyCondition(binder: SqlBinder, alias: string, interaction: 'read' | 'search'): string {
+    const scope = this.scopeOf('ImagingStudy', interaction);
+    if (scope === 'all') return 'TRUE';
+    if (scope !== 'case') return 'FALSE';
+    return `${alias}.matched_service_request_id IN (${this.cases(binder)})`;
+  }
+
+  /**
+   * STOW-RS: true when the role may create ImagingStudies without a case (`all` or `any-new`). A
+   * `case` scope cannot be honoured: a stored study belongs to no case until it is matched later.
+   */
+  mayStoreStudies(): boolean {
+    const scope = this.scopeOf('ImagingStudy', 'create');
+    return scope === 'all' || scope === 'any-new';
+  }
+
   /** The person's case ServiceRequest ids, as a subquery. */
   private cases(binder: SqlBinder): string {
     const person = binder.add(this.personId);

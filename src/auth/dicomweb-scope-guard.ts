@@ -5,10 +5,14 @@
  *   QIDO-RS (GET …/studies, …/series, …/instances)   `s`  e.g. system/ImagingStudy.s
  *   WADO-RS (every other GET: instances, metadata, frames, rendered, thumbnails, bulk data)  `r`
  * so `system/ImagingStudy.rs` (or `user/ImagingStudy.rs`) is a viewer's scope and
- * `system/ImagingStudy.crs` a modality's or PACS's. Refused: 403 with an OperationOutcome. Anonymous
- * requests (allowed while AUTH_REQUIRED is false) and CORS preflights pass untouched.
+ * `system/ImagingStudy.crs` a modality's or PACS's. A person's STOW-RS also needs ImagingStudy
+ * `create` in their role's access policy (AccessControl.mayStoreStudies: today admin and coordinator);
+ * which studies a person sees is filtered below the routes (AccessControl.studyCondition). Refused:
+ * 403 with an OperationOutcome. Anonymous requests (allowed while AUTH_REQUIRED is false) and CORS
+ * preflights pass untouched.
  */
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
+import { accessControlFor } from './access-policy.ts';
 import { requestIdentity } from './authenticate.ts';
 import { scopesAllow } from './scopes.ts';
 
@@ -32,13 +36,21 @@ export function dicomwebScopeGuard(): RequestHandler {
       return;
     }
     const { permission, service } = dicomwebPermission(req.method, req.path);
-    if (scopesAllow(identity.scopes, DICOMWEB_RESOURCE_TYPE, permission)) {
-      next();
+    if (!scopesAllow(identity.scopes, DICOMWEB_RESOURCE_TYPE, permission)) {
+      forbidden(res, `The access token's scopes do not allow ${service} (needs "${permission}" on ${DICOMWEB_RESOURCE_TYPE}, e.g. system/${DICOMWEB_RESOURCE_TYPE}.${permission})`);
       return;
     }
-    const text = `The access token's scopes do not allow ${service} (needs "${permission}" on ${DICOMWEB_RESOURCE_TYPE}, e.g. system/${DICOMWEB_RESOURCE_TYPE}.${permission})`;
-    res.status(403).type('application/fhir+json').send(
-      JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'forbidden', details: { text } }] }),
-    );
+    const access = accessControlFor(identity);
+    if (permission === 'c' && access && !access.mayStoreStudies()) {
+      forbidden(res, `Your role may not store DICOM instances (${service} needs create on ${DICOMWEB_RESOURCE_TYPE} in the role's access policy)`);
+      return;
+    }
+    next();
   };
+}
+
+function forbidden(res: Response, text: string): void {
+  res.status(403).type('application/fhir+json').send(
+    JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'forbidden', details: { text } }] }),
+  );
 }

@@ -1,6 +1,7 @@
 /**
  * Query keys of the DICOM index and their matching (PS3.4 §C.2.2.2) as SQL conditions, shared by
- * QIDO-RS and the C-FIND SCP. Pure: builds SQL text and parameters, never runs them.
+ * QIDO-RS and the C-FIND SCP, and the access condition that filters QIDO-RS and WADO-RS for a person.
+ * Pure: builds SQL text and parameters, never runs them.
  *
  * Matching:
  * - single value; `*` and `?` wildcards on text keys (LIKE, with LIKE's own metacharacters escaped);
@@ -144,4 +145,19 @@ export function matchCondition(query: SqlQuery, attribute: IndexAttribute, value
     default:
       throw new QueryError(`${label} cannot be matched`);
   }
+}
+
+/**
+ * Which studies a request may see, as a condition on a `dicom_study` alias (AccessControl.studyCondition
+ * for a person). Absent: every study (a system client, an anonymous request, a DIMSE peer).
+ */
+export interface StudyAccess {
+  condition(binder: { add(value: unknown): string }, alias: string): string;
+}
+
+/** Adds the access condition on the `dicom_study` alias to the query's WHERE (in SQL, so paging stays right). */
+export function restrictToVisibleStudies(query: SqlQuery, access: StudyAccess | undefined, alias = 's'): void {
+  if (!access) return;
+  const condition = access.condition({ add: (value) => addParam(query, value) }, alias);
+  if (condition !== 'TRUE') query.where.push(condition);
 }

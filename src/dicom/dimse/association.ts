@@ -33,10 +33,20 @@ import {
 import type { Pdu, PresentationContextAnswer, Rejection } from './pdu.ts';
 import { VERIFICATION_SOP_CLASS, isAcceptedAbstractSyntax, isAcceptedTransferSyntax, isQuerySopClass, isValidUid } from './sop-classes.ts';
 
-export interface StoreRequest {
+/** Who is on the other end of an association: its AE title and the addresses of the connection. */
+export interface AssociationPeer {
+  callingAeTitle: string;
+  /** Our AE title. */
+  calledAeTitle: string;
+  /** The peer's network address. */
+  callingAddress?: string | undefined;
+  /** Ours, on this connection. */
+  calledAddress?: string | undefined;
+}
+
+export interface StoreRequest extends AssociationPeer {
   /** Unique per server: the association the request came on. */
   associationId: number;
-  callingAeTitle: string;
   sopClassUid: string;
   sopInstanceUid: string;
   transferSyntaxUid: string;
@@ -67,10 +77,8 @@ export interface StoreHandler<S extends DataSetSink = DataSetSink> {
   end?(associationId: number, released: boolean): Promise<void>;
 }
 
-export interface FindRequest {
-  callingAeTitle: string;
-  /** Our AE title, for Retrieve AE Title (0008,0054). */
-  calledAeTitle: string;
+/** calledAeTitle is our AE title, also for Retrieve AE Title (0008,0054). */
+export interface FindRequest extends AssociationPeer {
   sopClassUid: string;
   /** The identifier's transfer syntax: the presentation context's, Implicit or Explicit VR Little Endian. */
   transferSyntaxUid: string;
@@ -90,9 +98,19 @@ export interface FindResponse {
  */
 export type OnFind = (request: FindRequest) => AsyncGenerator<FindResponse, FindResponse, undefined>;
 
+/** An A-ASSOCIATE-RQ refused with an A-ASSOCIATE-RJ, and what it proposed. */
+export interface AssociationRejected extends AssociationPeer {
+  /** The reason, as a fixed text (PS3.8 Table 9-21). */
+  reason: string;
+  /** The abstract syntaxes of the proposed presentation contexts. */
+  abstractSyntaxUids: string[];
+}
+
 export interface AssociationOptions {
   aeTitle: string;
   allowedCallingAeTitles?: readonly string[] | undefined;
+  /** Told of every association refused (for the audit trail); must not throw. */
+  onRejected?: ((rejection: AssociationRejected) => void) | undefined;
   /** Unique per server. */
   id: number;
   store: StoreHandler;
@@ -178,6 +196,10 @@ export class Association {
     socket.on('error', (error) => this.log.debug({ err: error }, 'dimse socket error'));
     socket.on('close', () => this.onClose());
     this.startArtim();
+  }
+
+  private peer(callingAeTitle: string, calledAeTitle: string): AssociationPeer {
+    return { callingAeTitle, calledAeTitle, callingAddress: this.socket.remoteAddress, calledAddress: this.socket.localAddress };
   }
 
   /** Sends an A-ABORT (service provider) and drops the connection, e.g. at the end of a shutdown grace period. */
@@ -280,15 +302,15 @@ export class Association {
       this.sendAbortAndClose(AbortReason.invalidPduParameterValue);
       return;
     }
-    const allowed = this.options.allowedCallingAeTitles;
-    let rejection: Rejection | undefined;
-    // PS3.8 §9.3.2: bit 0 of the protocol version is version 1, the only one defined.
-    if ((rq.protocolVersion & 0x01) === 0) rejection = AssociateRejection.protocolVersionNotSupported;
-    else if (rq.calledAeTitle !== this.options.aeTitle) rejection = AssociateRejection.calledAeTitleNotRecognized;
-    else if (allowed !== undefined && !allowed.includes(rq.callingAeTitle)) rejection = AssociateRejection.callingAeTitleNotRecognized;
-    else if (rq.applicationContextName !== APPLICATION_CONTEXT_NAME) rejection = AssociateRejection.applicationContextNotSupported;
-    if (rejection) {
+    const refusal = this.refusalOf(rq);
+    if (refusal) {
+      const { rejection, reason } = refusal;
       this.log.info({ calledAeTitle: rq.calledAeTitle, callingAeTitle: rq.callingAeTitle, ...rejection }, 'association rejected');
+      this.options.onRejected?.({
+        ...this.peer(rq.callingAeTitle, rq.calledAeTitle),
+        reason,
+        abstractSyntaxUids: rq.presentationContexts.map((context) => context.abstractSyntaxUid),
+      });
       this.state = 'closing';
       this.socket.end(encodeAssociateRj(rejection));
       this.startArtim();
@@ -333,6 +355,21 @@ export class Association {
       },
       'association accepted',
     );
+  }
+
+  /** Why an A-ASSOCIATE-RQ is refused, if it is: the A-ASSOCIATE-RJ and a fixed text for the audit. */
+  private refusalOf(rq: ReturnType<typeof parseAssociateRq>): { rejection: Rejection; reason: string } | undefined {
+    const allowed = this.options.allowedCallingAeTitles;
+    // PS3.8 §9.3.2: bit 0 of the protocol version is version 1, the only one defined.
+    if ((rq.protocolVersion & 0x01) === 0) return { rejection: AssociateRejection.protocolVersionNotSupported, reason: 'protocol version not supported' };
+    if (rq.calledAeTitle !== this.options.aeTitle) return { rejection: AssociateRejection.calledAeTitleNotRecognized, reason: 'called AE title not recognized' };
+    if (allowed !== undefined && !allowed.includes(rq.callingAeTitle)) {
+      return { rejection: AssociateRejection.callingAeTitleNotRecognized, reason: 'calling AE title not recognized' };
+    }
+    if (rq.applicationContextName !== APPLICATION_CONTEXT_NAME) {
+      return { rejection: AssociateRejection.applicationContextNotSupported, reason: 'application context name not supported' };
+    }
+    return undefined;
   }
 
   private async onPData(body: Buffer): Promise<void> {
@@ -438,8 +475,8 @@ export class Association {
       incoming.failure = { status: Status.sopClassNotSupported, comment: 'SOP class differs from the presentation context' };
     } else {
       incoming.request = {
+        ...this.peer(this.callingAeTitle, this.options.aeTitle),
         associationId: this.options.id,
-        callingAeTitle: this.callingAeTitle,
         sopClassUid: command.affectedSopClassUid,
         sopInstanceUid: command.affectedSopInstanceUid,
         transferSyntaxUid: context.transferSyntaxUid,
@@ -552,8 +589,7 @@ export class Association {
     let responses: AsyncGenerator<FindResponse, FindResponse, undefined> | undefined;
     try {
       responses = onFind({
-        callingAeTitle: this.callingAeTitle,
-        calledAeTitle: this.options.aeTitle,
+        ...this.peer(this.callingAeTitle, this.options.aeTitle),
         sopClassUid: context.abstractSyntaxUid,
         transferSyntaxUid: context.transferSyntaxUid,
         identifier,

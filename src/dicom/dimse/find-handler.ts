@@ -14,6 +14,9 @@
  *   SpecificCharacterSet "ISO_IR 192" when a value is not ASCII (the index holds decoded text).
  *   RetrieveAETitle is our own AE title; InstanceAvailability is ONLINE.
  * - Matches are read a page at a time in unique-key order, so a query matching everything streams.
+ * - Every study is searched: the peer's identity is its allowed calling AE title (audit-trail.ts), and
+ *   no person's access policy applies. Each C-FIND is audited (a Query event naming the patients of
+ *   the studies returned) before its final response goes out.
  */
 import type { Queryable } from '../../db/database.ts';
 import type { Logger } from '../../logger.ts';
@@ -26,7 +29,11 @@ import type { WritableElement } from '../dataset-writer.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../part10.ts';
 import { INDEX_ATTRIBUTE_BY_TAG, QueryError, matchCondition } from '../query.ts';
 import type { IndexAttribute, IndexLevel, SqlQuery } from '../query.ts';
+import type { AuditOutcome } from '../../audit/audit-event.ts';
+import { auditQuery } from '../../audit/dicom-audit-event.ts';
+import type { AuditQueryKey } from '../../audit/dicom-audit-event.ts';
 import type { FindRequest, FindResponse, OnFind } from './association.ts';
+import type { DimseAuditTrail } from './audit-trail.ts';
 import { Status } from './command-set.ts';
 import { PATIENT_ROOT_FIND, STUDY_ROOT_FIND } from './sop-classes.ts';
 
@@ -109,24 +116,55 @@ class IdentifierError extends Error {
 
 export interface FindHandlerOptions {
   pageSize?: number | undefined;
+  audit?: DimseAuditTrail | undefined;
 }
+
+/** What the audit of one C-FIND learns while it runs. */
+interface FindAudit {
+  outcome: AuditOutcome;
+  outcomeDesc?: string;
+  query: string;
+  patientIds: Set<string>;
+}
+
+/** The FHIR Patient ids of a row's studies (one id, or an array at the patient level). */
+const AUDIT_PATIENTS = 'audit_patients';
 
 export function createFindHandler(db: Queryable, logger: Logger, options: FindHandlerOptions = {}): OnFind {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new RangeError('pageSize must be a positive integer');
+  const audit = options.audit;
   return async function* find(request: FindRequest): AsyncGenerator<FindResponse, FindResponse, undefined> {
+    const audited: FindAudit = { outcome: '0', query: '', patientIds: new Set() };
+    try {
+      return yield* answer(request, audited);
+    } catch (error) {
+      audited.outcome = '8';
+      throw error;
+    } finally {
+      // Also when the peer cancels: what was sent until then was seen.
+      await audit?.queried({ peer: request, sopClassUid: request.sopClassUid, ...audited });
+    }
+  };
+
+  async function* answer(request: FindRequest, audited: FindAudit): AsyncGenerator<FindResponse, FindResponse, undefined> {
     let plan: FindPlan;
     try {
-      plan = planFind(request);
+      plan = planFind(request, audited);
     } catch (error) {
       if (!(error instanceof IdentifierError)) throw error;
       // The message names attributes and levels, never values.
       logger.info({ status: error.status, reason: error.message }, 'C-FIND refused');
+      audited.outcome = '4';
+      audited.outcomeDesc = 'C-FIND refused: the identifier cannot be processed';
       return { status: error.status, comment: error.message };
     }
     const explicitVr = request.transferSyntaxUid === EXPLICIT_VR_LITTLE_ENDIAN;
     const unique = plan.level === 'patient' ? 'coalesce(s.patient_id, \'\')' : UNIQUE_KEY[plan.level].column;
     const selected = plan.keys.map((key, index) => (key.expression ? `${key.expression} AS c${index}` : undefined)).filter(Boolean);
+    selected.push(plan.level === 'patient'
+      ? `array_remove(array_agg(DISTINCT s.matched_patient_id), NULL) AS ${AUDIT_PATIENTS}`
+      : `s.matched_patient_id AS ${AUDIT_PATIENTS}`);
     let cursor: string | undefined;
     let matches = 0;
     for (;;) {
@@ -144,6 +182,7 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
       const page = await db.query<Record<string, unknown>>(sql, params);
       for (const row of page.rows) {
         matches++;
+        for (const id of [row[AUDIT_PATIENTS]].flat()) if (typeof id === 'string') audited.patientIds.add(id);
         yield {
           status: plan.unsupported ? FindStatus.pendingWithUnsupportedKeys : FindStatus.pending,
           identifier: encodeMatch(plan, row, explicitVr),
@@ -154,7 +193,7 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
     }
     logger.info({ level: plan.level, matches, keys: plan.keys.map((key) => key.tag) }, 'C-FIND answered');
     return { status: Status.success };
-  };
+  }
 }
 
 function readIdentifier(request: FindRequest): DicomDataset {
@@ -173,10 +212,11 @@ function readIdentifier(request: FindRequest): DicomDataset {
 }
 
 /** Validates the identifier against the information model and turns it into SQL and return keys. */
-function planFind(request: FindRequest): FindPlan {
+function planFind(request: FindRequest, audited: FindAudit): FindPlan {
   const model = MODELS[request.sopClassUid];
   if (!model) throw new IdentifierError(Status.sopClassNotSupported, 'SOP class not supported');
   const identifier = readIdentifier(request);
+  audited.query = findAuditQuery(identifier);
   const levelName = getString(identifier, QUERY_RETRIEVE_LEVEL)?.trim() ?? '';
   const level = LEVEL_OF_KEYWORD[levelName];
   if (!level || !model.levels.includes(level)) {
@@ -230,6 +270,23 @@ function planFind(request: FindRequest): FindPlan {
   if (characterSetRequested) plan.keys.push({ tag: SPECIFIC_CHARACTER_SET, vr: 'CS' });
   plan.keys.push({ tag: QUERY_RETRIEVE_LEVEL, vr: 'CS', fixed: levelName });
   return plan;
+}
+
+const AUDIT_KEYWORDS: Readonly<Record<string, string>> = {
+  [QUERY_RETRIEVE_LEVEL]: 'QueryRetrieveLevel', [SPECIFIC_CHARACTER_SET]: 'SpecificCharacterSet',
+  [RETRIEVE_AE_TITLE]: 'RetrieveAETitle', [INSTANCE_AVAILABILITY]: 'InstanceAvailability',
+};
+
+/** The identifier as the audit keeps it (auditQuery: keywords, and only UIDs, codes and numbers as values). */
+function findAuditQuery(identifier: DicomDataset): string {
+  const keys: AuditQueryKey[] = [];
+  for (const [tag, element] of identifier.elements) {
+    if (tag.endsWith('0000')) continue;
+    const attribute = INDEX_ATTRIBUTE_BY_TAG.get(tag);
+    const vr = element.vr === 'UN' ? attribute?.vr : element.vr;
+    keys.push({ name: attribute?.keyword ?? AUDIT_KEYWORDS[tag] ?? tag, vr, value: element.items ? '' : (getString(identifier, tag) ?? '') });
+  }
+  return auditQuery(keys);
 }
 
 function addMatch(query: SqlQuery, attribute: IndexAttribute, value: string): void {

@@ -7,17 +7,24 @@ import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../logger.ts';
 import { Association } from './association.ts';
-import type { OnFind, StoreHandler } from './association.ts';
+import type { AssociationRejected, OnFind, StoreHandler } from './association.ts';
 
-export type { DataSetSink, FindRequest, FindResponse, OnFind, StoreHandler, StoreRequest, StoreResult } from './association.ts';
+export type {
+  AssociationPeer, AssociationRejected, DataSetSink, FindRequest, FindResponse, OnFind, StoreHandler, StoreRequest, StoreResult,
+} from './association.ts';
 
 export interface DimseServerOptions {
   host: string;
   /** 0 picks a free port; the chosen one is returned. */
   port: number;
   aeTitle: string;
-  /** Calling AE titles allowed to associate; undefined allows any. */
+  /**
+   * Calling AE titles allowed to associate; undefined allows any. The calling AE title is all a peer's
+   * identity is: no per-role access policy applies over DIMSE (a C-FIND sees every study).
+   */
   allowedCallingAeTitles?: readonly string[] | undefined;
+  /** Told of every association refused (the audit trail, audit-trail.ts). */
+  onRejected?: ((rejection: AssociationRejected) => void) | undefined;
   /** Where C-STORE data sets go while they arrive, and how they are stored. */
   store: StoreHandler;
   /** Answers C-FIND (Study/Patient Root); without it the query models are not negotiated. */
@@ -46,6 +53,7 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
   const associationOptions = {
     aeTitle: options.aeTitle,
     allowedCallingAeTitles: options.allowedCallingAeTitles,
+    onRejected: options.onRejected,
     store: options.store,
     onFind: options.onFind,
     logger: options.logger,

@@ -1,10 +1,12 @@
 /**
  * DICOMweb (PS3.18) under /dicomweb: STOW-RS (stow.ts), QIDO-RS (qido.ts) and WADO-RS (wado.ts),
- * on the same index and storage area as the DIMSE listener.
+ * on the same index and storage area as the DIMSE listener. What a person sees is filtered, and every
+ * request audited, as access.ts describes.
  */
 import express from 'express';
 import type { Router } from 'express';
 import type { Logger } from 'pino';
+import type { Auditor } from '../../audit/auditor.ts';
 import type { IngestContext } from '../../dicom/ingest.ts';
 import { registerStowRoutes } from './stow.ts';
 import { createQidoRoutes } from './qido.ts';
@@ -18,6 +20,8 @@ export interface DicomwebOptions {
   /** Where uploaded parts are spooled before ingest (under DATA_DIR). */
   tempDir: string;
   logger: Logger;
+  /** Audits every request (access.ts); the refusals before the routes through dicomwebAuditTrail. */
+  auditor?: Auditor | undefined;
 }
 
 export function createDicomwebRoutes(options: DicomwebOptions): Router {

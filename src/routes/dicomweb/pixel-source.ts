@@ -12,8 +12,12 @@ import type { Database } from '../../db/database.ts';
 import { PixelDataError, describePixels } from '../../dicom/frames.ts';
 import type { PixelDescription, RangeReader } from '../../dicom/frames.ts';
 import { parsePart10File } from '../../dicom/part10.ts';
+import { addParam, restrictToVisibleStudies } from '../../dicom/query.ts';
+import type { SqlQuery, StudyAccess } from '../../dicom/query.ts';
 import type { ByteRange, DicomDataset } from '../../dicom/part10.ts';
 import type { BlobStore } from '../../storage/blob-store.ts';
+import { AUDITED_STUDY_COLUMNS } from './access.ts';
+import type { AuditedStudyRow } from './access.ts';
 
 export interface InstanceScope {
   study: string;
@@ -21,7 +25,7 @@ export interface InstanceScope {
   instance?: string | undefined;
 }
 
-export interface InstanceRow {
+export interface InstanceRow extends AuditedStudyRow {
   study_instance_uid: string;
   series_instance_uid: string;
   sop_instance_uid: string;
@@ -32,24 +36,24 @@ export interface InstanceRow {
   dicom_json?: string;
 }
 
-/** The instances of a study, series or instance, in series then instance order; with their DICOM JSON when `withJson`. */
-export async function findInstanceRows(db: Database, scope: InstanceScope, withJson = false): Promise<InstanceRow[]> {
-  const conditions = ['i.study_instance_uid = $1'];
-  const params: string[] = [scope.study];
-  if (scope.series !== undefined) {
-    params.push(scope.series);
-    conditions.push(`i.series_instance_uid = $${params.length}`);
-  }
-  if (scope.instance !== undefined) {
-    params.push(scope.instance);
-    conditions.push(`i.sop_instance_uid = $${params.length}`);
-  }
+/**
+ * The instances of a study, series or instance that the request may see (`access`, access.ts;
+ * undefined: every study), in series then instance order; with their DICOM JSON when `withJson`.
+ * Every WADO-RS lookup goes through here, so a study hidden from a person is as absent as a missing one.
+ */
+export async function findInstanceRows(db: Database, scope: InstanceScope, access: StudyAccess | undefined, withJson = false): Promise<InstanceRow[]> {
+  const query: SqlQuery = { where: [], params: [] };
+  query.where.push(`i.study_instance_uid = ${addParam(query, scope.study)}`);
+  if (scope.series !== undefined) query.where.push(`i.series_instance_uid = ${addParam(query, scope.series)}`);
+  if (scope.instance !== undefined) query.where.push(`i.sop_instance_uid = ${addParam(query, scope.instance)}`);
+  restrictToVisibleStudies(query, access);
   const result = await db.query<InstanceRow>(
-    `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key, i.size
-       ${withJson ? ', i.dicom_json' : ''}
+    `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key, i.size,
+       ${AUDITED_STUDY_COLUMNS('s')}${withJson ? ', i.dicom_json' : ''}
      FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
-     WHERE ${conditions.join(' AND ')}
-     ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`, params);
+       JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid
+     WHERE ${query.where.join(' AND ')}
+     ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`, query.params);
   return result.rows;
 }
 

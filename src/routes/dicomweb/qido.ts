@@ -13,12 +13,15 @@
  * - `includefield` adds attributes from the DICOM JSON of one instance of the study or series
  *   (the index keeps it), so study and series results stay index-only; `all` adds every
  *   attribute of the level's modules we know.
+ * - A person sees only the studies their access policy allows (access.ts): the condition is part of
+ *   the SQL, so limit and offset page through what they may see.
  */
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { DicomJsonAttribute, DicomJsonDataset } from '../../dicom/dicom-json.ts';
-import { INDEX_ATTRIBUTE_BY_KEYWORD, QueryError, addParam, matchCondition } from '../../dicom/query.ts';
+import { INDEX_ATTRIBUTE_BY_KEYWORD, QueryError, addParam, matchCondition, restrictToVisibleStudies } from '../../dicom/query.ts';
 import type { IndexAttribute, SqlQuery } from '../../dicom/query.ts';
+import { audited, studyAccessOf } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
 
 type Level = 'study' | 'series' | 'instance';
@@ -138,33 +141,42 @@ function sortedByTag(dataset: DicomJsonDataset): DicomJsonDataset {
   return Object.fromEntries(Object.entries(dataset).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** A level's results, and the FHIR Patients of their studies' cases (for the audit). */
+interface Matches {
+  datasets: DicomJsonDataset[];
+  patientIds: (string | null)[];
+}
+
+const withPatients = <Row extends { matched_patient_id: string | null }>(rows: Row[], map: (row: Row) => DicomJsonDataset): Matches =>
+  ({ datasets: rows.map(map), patientIds: rows.map((row) => row.matched_patient_id) });
+
 interface StudyRow {
   study_instance_uid: string; patient_id: string | null; patient_name: string | null; patient_birth_date: string | null;
   patient_sex: string | null; study_date: string | null; study_time: string | null; accession_number: string | null;
   study_description: string | null; referring_physician_name: string | null; study_id: string | null; modalities: string[];
-  number_of_series: number; number_of_instances: number; representative_json?: string | null;
+  number_of_series: number; number_of_instances: number; representative_json?: string | null; matched_patient_id: string | null;
 }
 interface SeriesRow {
   study_instance_uid: string; series_instance_uid: string; modality: string | null; series_number: number | null;
   series_description: string | null; body_part_examined: string | null; number_of_instances: number;
-  representative_json?: string | null;
+  representative_json?: string | null; matched_patient_id: string | null;
 }
 interface InstanceRow {
   study_instance_uid: string; series_instance_uid: string; sop_instance_uid: string; sop_class_uid: string;
   instance_number: number | null; rows: number | null; columns: number | null; number_of_frames: number | null;
-  dicom_json?: string;
+  dicom_json?: string; matched_patient_id: string | null;
 }
 
 const STUDY_COLUMNS = `s.study_instance_uid, s.patient_id, s.patient_name, s.patient_birth_date, s.patient_sex, s.study_date,
   s.study_time, s.accession_number, s.study_description, s.referring_physician_name, s.study_id, s.modalities,
-  s.number_of_series, s.number_of_instances`;
+  s.number_of_series, s.number_of_instances, s.matched_patient_id`;
 
 export function createQidoRoutes(options: DicomwebOptions): Router {
   const routes = express.Router();
   const db = options.ingest.db;
   const studyUrl = (study: string): string => `${options.baseUrl}/dicomweb/studies/${study}`;
 
-  const respond = async (req: Request, res: Response, level: Level, run: (plan: QueryPlan) => Promise<DicomJsonDataset[]>) => {
+  const respond = async (req: Request, res: Response, level: Level, run: (plan: QueryPlan) => Promise<Matches>) => {
     res.locals.route = `qido-${level}`;
     let plan: QueryPlan;
     try {
@@ -174,8 +186,10 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
       res.status(400).type('application/json').send(JSON.stringify({ error: error.message }));
       return;
     }
-    const results = await run(plan);
-    res.status(200).type('application/dicom+json').send(JSON.stringify(results.map(sortedByTag)));
+    restrictToVisibleStudies(plan, studyAccessOf(res, 'search'));
+    const matches = await run(plan);
+    if (!(await audited(options.auditor, req, res, { service: 'qido-rs', outcome: '0', patientIds: matches.patientIds }, options.logger))) return;
+    res.status(200).type('application/dicom+json').send(JSON.stringify(matches.datasets.map(sortedByTag)));
   };
 
   const wantsRepresentative = (plan: QueryPlan): boolean => plan.include === 'all' || plan.include.size > 0;
@@ -189,7 +203,7 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
        ${plan.where.length ? `WHERE ${plan.where.join(' AND ')}` : ''}
        ORDER BY s.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, s.study_instance_uid
        LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
-    return rows.rows.map((row) => {
+    return withPatients(rows.rows, (row) => {
       const result: DicomJsonDataset = {
         // The index holds decoded text, which goes out as UTF-8.
         '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
@@ -221,12 +235,12 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
       : '';
     const rows = await db.query<SeriesRow>(
       `SELECT se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number, se.series_description,
-         se.body_part_examined, se.number_of_instances${representative}
+         se.body_part_examined, se.number_of_instances, s.matched_patient_id${representative}
        FROM dicom_series se JOIN dicom_study s ON s.study_instance_uid = se.study_instance_uid
        WHERE ${[`se.study_instance_uid = ${study}`, ...plan.where].join(' AND ')}
        ORDER BY se.series_number NULLS LAST, se.created_at, se.series_instance_uid
        LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
-    return rows.rows.map((row) => {
+    return withPatients(rows.rows, (row) => {
       const result: DicomJsonDataset = {
         '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
         '00080060': text('CS', row.modality),
@@ -248,13 +262,13 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
     if (series !== undefined) scope.push(`i.series_instance_uid = ${addParam(plan, series)}`);
     const rows = await db.query<InstanceRow>(
       `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
-         i.columns, i.number_of_frames${wantsRepresentative(plan) ? ', i.dicom_json' : ''}
+         i.columns, i.number_of_frames, s.matched_patient_id${wantsRepresentative(plan) ? ', i.dicom_json' : ''}
        FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
          JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid
        WHERE ${[...scope, ...plan.where].join(' AND ')}
        ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid
        LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
-    return rows.rows.map((row) => {
+    return withPatients(rows.rows, (row) => {
       const result: DicomJsonDataset = {
         '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
         '00080016': { vr: 'UI', Value: [row.sop_class_uid] },

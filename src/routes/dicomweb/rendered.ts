@@ -10,6 +10,7 @@
  * - Rendered and thumbnail images are image/jpeg (default) or image/png. An instance renders its
  *   first frame; a frame URL renders one frame. Study and series thumbnails use the middle
  *   instance of the first series, or the next instance that can be rendered.
+ * - A study the person's access policy hides answers 404, like a missing one (access.ts).
  * - Frames over MAX_DECODED_PIXELS are not decoded or rendered (413), so memory stays bounded;
  *   retrieving stored frames streams them from the file without that limit.
  */
@@ -30,6 +31,7 @@ import {
 } from '../../dicom/pixel-decode.ts';
 import { fitWithin, parseRenderParameters, renderFrame, renderRefusal, resize } from '../../dicom/render.ts';
 import type { DisplayImage, VoiWindow } from '../../dicom/render.ts';
+import { audited, auditedStudyOf, studyAccessOf } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
 import { negotiateFrameEncoding, negotiateRenderedType } from './pixel-accept.ts';
 import { findInstanceRows, openStoredPixels } from './pixel-source.ts';
@@ -105,7 +107,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
   const frames = handled(async (req, res) => {
     res.locals.route = 'wado-frames';
     const frameNumbers = parseFrameList(String(req.params.frames));
-    const [row] = await findInstanceRows(db, scopeOf(req));
+    const [row] = await findInstanceRows(db, scopeOf(req), studyAccessOf(res, 'read'));
     if (!row) {
       sendError(res, 404, 'no such instance');
       return;
@@ -147,6 +149,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
           await stored.close();
         }
       }
+      if (!(await audited(options.auditor, req, res, { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(row)] }, options.logger))) return;
       const multipart = writeMultipartRelated(parts(), { type: encoding.mediaType });
       res.status(200).setHeader('Content-Type', multipart.contentType);
       streaming = true;
@@ -194,7 +197,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       frameNumber = list[0]!;
     }
     const scope = scopeOf(req);
-    const rows = await findInstanceRows(db, scope);
+    const rows = await findInstanceRows(db, scope, studyAccessOf(res, 'read'));
     if (rows.length === 0) {
       sendError(res, 404, `no such ${scope.instance !== undefined ? 'instance' : scope.series !== undefined ? 'series' : 'study'}`);
       return;
@@ -219,6 +222,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       image = resize(image, size.width, size.height);
     }
     const body = negotiation.value === 'image/png' ? encodePng(image) : encodeJpeg(image, parameters.quality ?? JPEG_DEFAULT_QUALITY);
+    if (!(await audited(options.auditor, req, res, { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(rows[0]!)] }, options.logger))) return;
     res.status(200).type(negotiation.value).send(body);
   });
 

@@ -24,6 +24,10 @@
  * - 0x0111 (PS3.7 "duplicate SOP Instance", allowed as an additional code): the SOP Instance UID is
  *   already stored with other bytes; the stored instance stays (ingest.ts duplicate policy).
  * An instance is listed in ReferencedSOPSequence only once ingest has synced its blob and committed its rows.
+ *
+ * Each request that reached its parts is audited (one DICOM Instances Transferred event naming the
+ * studies stored, access.ts) before the answer; a person needs ImagingStudy create in their access
+ * policy to get here at all (auth/dicomweb-scope-guard.ts).
  */
 import { open } from 'node:fs/promises';
 import type { Request, Response, Router } from 'express';
@@ -34,6 +38,9 @@ import type { ReceivedPart } from '../../dicom/multipart.ts';
 import { isValidUid } from '../../dicom/part10.ts';
 import type { StagedBlob } from '../../storage/blob-store.ts';
 import { LONG_LENGTH_VRS } from '../../dicom/vr.ts';
+import { outcomeForStatus } from '../../audit/audit-event.ts';
+import { readAuditedStudies } from '../../dicom/dimse/audit-trail.ts';
+import { audited } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
 
 export const FailureReason = {
@@ -158,6 +165,7 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     }
     // Instances before the framing error are committed; say so, with the request's error status.
     res.setHeader('Warning', `299 - "${message.replace(/["\\]/g, '')}"`);
+    if (!(await auditedStore(req, res, options, framingError?.status ?? 400, results))) return;
     sendStoreResponse(req, res, framingError?.status ?? 400, options.baseUrl, study, results);
     return;
   }
@@ -167,7 +175,17 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     if (stored > 0) status = 202;
     else status = failures.every((failure) => failure.failureReason === FailureReason.outOfResources) ? 503 : 409;
   }
+  if (!(await auditedStore(req, res, options, status, results))) return;
   sendStoreResponse(req, res, status, options.baseUrl, study, results);
+}
+
+/** The request's one DICOM Instances Transferred event, naming the studies stored; before the answer. */
+async function auditedStore(req: Request, res: Response, options: DicomwebOptions, status: number, results: readonly PartResult[]): Promise<boolean> {
+  if (!options.auditor?.enabled) return true;
+  const studies = await readAuditedStudies(options.ingest.db, results.flatMap((result) => (result.stored ? [result.studyInstanceUid] : [])));
+  const outcome = status === 202 ? '4' : outcomeForStatus(status);
+  const outcomeDesc = outcome === '0' ? undefined : 'some or all instances were not stored';
+  return audited(options.auditor, req, res, { service: 'stow-rs', outcome, outcomeDesc, studies }, options.logger);
 }
 
 function isDicomPart(contentType: string): boolean {

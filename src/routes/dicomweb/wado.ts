@@ -10,7 +10,7 @@
  * - Metadata is the DICOM JSON stored at ingest, with its relative BulkDataURIs
  *   (`bulkdata/<tag>`) made absolute under the instance's URL. The JSON text is rewritten, not
  *   re-parsed: a serialised JSON string value cannot contain the unescaped `"BulkDataURI":"`.
- * - Unknown study, series or instance: 404.
+ * - Unknown study, series or instance: 404; so is a study the person's access policy hides (access.ts).
  * - Bulk data (PS3.18 §10.4.1.1.5) of native values comes back as one application/octet-stream
  *   part, little-endian as §8.7.3.4 requires (values of the retired big-endian syntax are
  *   swapped). Encapsulated pixel data is refused with 406: its frames are what /frames is for.
@@ -24,6 +24,7 @@ import { parsePart10 } from '../../dicom/part10.ts';
 import type { DicomDataset, DicomElement } from '../../dicom/part10.ts';
 import { BULK_TAGS, BULK_VRS } from '../../dicom/vr.ts';
 import type { DicomwebOptions } from './index.ts';
+import { audited, auditedStudyOf, studyAccessOf } from './access.ts';
 import { findInstanceRows } from './pixel-source.ts';
 import type { InstanceRow } from './pixel-source.ts';
 
@@ -136,7 +137,10 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
   const instanceUrl = (row: StoredInstanceRow): string =>
     `${options.baseUrl}/dicomweb/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`;
 
-  const findInstances = (scope: Scope, withJson: boolean): Promise<StoredInstanceRow[]> => findInstanceRows(db, scope, withJson);
+  const findInstances = (res: Response, scope: Scope, withJson: boolean): Promise<StoredInstanceRow[]> =>
+    findInstanceRows(db, scope, studyAccessOf(res, 'read'), withJson);
+  const auditedRetrieval = (req: Request, res: Response, row: StoredInstanceRow): Promise<boolean> =>
+    audited(options.auditor, req, res, { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(row)] }, options.logger);
 
   const retrieve = async (req: Request, res: Response) => {
     res.locals.route = 'wado-retrieve';
@@ -146,7 +150,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'retrieval is offered as multipart/related; type="application/dicom"');
       return;
     }
-    const rows = await findInstances(scope, false);
+    const rows = await findInstances(res, scope, false);
     if (rows.length === 0) {
       notFound(res, scope);
       return;
@@ -155,6 +159,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'an instance is stored in a transfer syntax the Accept header does not allow, and the hub does not transcode');
       return;
     }
+    if (!(await auditedRetrieval(req, res, rows[0]!))) return;
     // Files are opened one at a time as the multipart writer reaches them, not all up front.
     async function* parts(): AsyncGenerator<OutgoingPart> {
       for (const row of rows) {
@@ -182,11 +187,12 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'metadata is offered as application/dicom+json');
       return;
     }
-    const rows = await findInstances(scope, true);
+    const rows = await findInstances(res, scope, true);
     if (rows.length === 0) {
       notFound(res, scope);
       return;
     }
+    if (!(await auditedRetrieval(req, res, rows[0]!))) return;
     const datasets = rows.map((row) =>
       row.dicom_json!.replaceAll('"BulkDataURI":"bulkdata/', `"BulkDataURI":${JSON.stringify(`${instanceUrl(row)}/bulkdata/`).slice(0, -1)}`));
     res.status(200).type('application/dicom+json').send(`[${datasets.join(',')}]`);
@@ -204,7 +210,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'bulk data is offered as multipart/related; type="application/octet-stream"');
       return;
     }
-    const [row] = await findInstances(scope, false);
+    const [row] = await findInstances(res, scope, false);
     if (!row) {
       notFound(res, scope);
       return;
@@ -222,6 +228,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'encapsulated pixel data is retrieved by frame');
       return;
     }
+    if (!(await auditedRetrieval(req, res, row))) return;
     const multipart = writeMultipartRelated([{
       body: littleEndian(found.element.value, found.element.vr, found.bigEndian),
       contentType: 'application/octet-stream',
