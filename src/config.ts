@@ -39,6 +39,12 @@ function isLoopbackHost(host: string): boolean {
   return bare === 'localhost' || bare === '::1' || /^127(?:\.\d{1,3}){3}$/.test(bare);
 }
 
+/** AUTH_SECRETS_KEY: the base64 (or base64url) of exactly 32 bytes, an AES-256 key. */
+function isSecretsKey(value: string): boolean {
+  const trimmed = value.trim();
+  return /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed) && Buffer.from(trimmed.replace(/-/g, '+').replace(/_/g, '/'), 'base64').length === 32;
+}
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 /** What one process does: serve HTTP and DIMSE (api), run queue workers (worker), relay the outbox (relay). */
@@ -81,6 +87,7 @@ const schema = z.object({
   AUTH_REQUIRED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   AUTH_SESSION_IDLE_SECONDS: positiveInt.default(1800),
   AUTH_SESSION_MAX_SECONDS: positiveInt.default(43200),
+  AUTH_SECRETS_KEY: z.string().refine(isSecretsKey, 'must be the base64 of 32 random bytes (e.g. openssl rand -base64 32)').optional(),
   CORS_ALLOWED_ORIGINS: z.string().default('').refine(
     (value) => splitList(value).every(isExactOrigin),
     'must be a comma-separated list of origins like https://viewer.example.org (scheme, host and port only, no path)',
@@ -129,6 +136,11 @@ export interface HubConfig {
   /** A login session ends after this long unused, and this long after the login at the latest. */
   readonly authSessionIdleSeconds: number;
   readonly authSessionMaxSeconds: number;
+  /**
+   * The AES-256 key (base64) that encrypts TOTP secrets at rest; unset: a key generated once in
+   * `${dataDir}/auth-secrets.key` (auth/secret-box.ts). Every process on one database needs the same key.
+   */
+  readonly authSecretsKey: string | undefined;
   /** Origins whose browser scripts may call /fhir, /dicomweb, /oauth2 and /.well-known (CORS); empty: none. */
   readonly corsAllowedOrigins: readonly string[];
   /** Serve /metrics without a token (for a scraper on a private network); false: an admin token is needed. */
@@ -197,6 +209,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authRequired: c.AUTH_REQUIRED === 'true',
     authSessionIdleSeconds: c.AUTH_SESSION_IDLE_SECONDS,
     authSessionMaxSeconds: c.AUTH_SESSION_MAX_SECONDS,
+    authSecretsKey: c.AUTH_SECRETS_KEY,
     corsAllowedOrigins: splitList(c.CORS_ALLOWED_ORIGINS),
     metricsPublic: c.METRICS_PUBLIC === 'true',
     auditEnabled: c.AUDIT_ENABLED === 'true',

@@ -121,6 +121,27 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
     expect((await requestToken(testHub.baseUrl, 'ehr-file', rsa, 'system/Patient.rs')).status).toBe(200);
   }, 180_000);
 
+  test('--scope accepts hub:admin, alone or beside system/ scopes; its token opens /admin/queues and /metrics', async () => {
+    const key = await keyPair('ES384', 'ops-1');
+    const jwksFile = path.join(workDir, 'ops.jwks.json');
+    await fs.writeFile(jwksFile, JSON.stringify({ keys: [key.publicJwk] }));
+    const added = await hub(['client', 'add', '--id', 'ops-tool', '--jwks', jwksFile, '--scope', 'hub:admin system/Patient.rs'], env);
+    expect(added).toMatchObject({ code: 0, stderr: '' });
+    expect(added.stdout).toContain('scopes: system/Patient.rs hub:admin');
+    expect((await hub(['client', 'add', '--id', 'scraper', '--jwks', jwksFile, '--scope', 'hub:admin'], env)).code).toBe(0);
+    const list = await hub(['client', 'list'], env);
+    expect(list.stdout).toMatch(/^scraper\s+active\s+hub:admin\s+inline JWKS/m);
+    const bad = await hub(['client', 'add', '--id', 'x', '--jwks', jwksFile, '--scope', 'hub:root'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/"hub:root" is not a SMART scope.*hub:admin/);
+
+    const token = await requestToken(testHub.baseUrl, 'scraper', key, 'hub:admin');
+    expect(token).toMatchObject({ status: 200, body: { scope: 'hub:admin' } });
+    const metrics = await fetch(`${testHub.baseUrl}/metrics`, { headers: { authorization: `Bearer ${token.body.access_token}` } });
+    expect(metrics.status).toBe(200);
+    await metrics.arrayBuffer();
+  }, 120_000);
+
   test('refusals: clear messages and exit status 1 (failed) or 2 (wrong usage)', async () => {
     const key = await keyPair('ES384', 'k');
     const publicFile = path.join(workDir, 'public.json');

@@ -48,7 +48,8 @@ describe('hub user … and hub client add --public, on PostgreSQL while the hub 
 
   beforeAll(async () => {
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
-    env = { DATABASE_URL: testHub.databaseUrl as string, BASE_URL: testHub.baseUrl };
+    // The hub's DATA_DIR holds the key its TOTP secrets are encrypted with (AUTH_SECRETS_KEY unset).
+    env = { DATABASE_URL: testHub.databaseUrl as string, BASE_URL: testHub.baseUrl, DATA_DIR: testHub.config.dataDir };
     workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-user-cli-'));
   });
   afterAll(async () => {

@@ -8,8 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
 import { spawnMain } from './support/hub-process.ts';
+import { clientToken } from './support/client-token.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { userToken } from './support/user-token.ts';
 
 interface Param {
   name: string;
@@ -255,5 +257,73 @@ describe('JURISDICTION_POLICY_FILE', () => {
     const secondCode = await new Promise<number | null>((resolve) => second.once('exit', (exitCode) => resolve(exitCode)));
     expect(secondCode).not.toBe(0);
     expect(secondOutput).toMatch(/is not valid JSON/);
+  });
+});
+
+describe('$check-eligibility checks its caller (AUTH_REQUIRED=true)', () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub({ env: { AUTH_REQUIRED: 'true' } });
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  const check = (token: string | undefined, query: string) =>
+    fhirFetch(`${hub.fhir}/$check-eligibility?${query}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+  test('a residence: any identity may ask, whatever its resource scopes; anonymous requests are 401', async () => {
+    expect((await check(undefined, 'country=FR')).status).toBe(401);
+    const callers = {
+      patient: await userToken(hub, 'patient', 'user/Questionnaire.rs'),
+      specialist: await userToken(hub, 'specialist'),
+      client: await clientToken(hub, 'ehr-observations', 'system/Observation.r'),
+    };
+    for (const [caller, token] of Object.entries(callers)) {
+      const response = await check(token, 'country=US&state=NM');
+      expect({ caller, status: response.status, outcome: answer(response.body).outcome }).toEqual({ caller, status: 200, outcome: 'ineligible' });
+    }
+  });
+
+  test('a reference number needs the right to refer; the patient need not be in the physician\'s cases yet', async () => {
+    const coordinator = await userToken(hub, 'coordinator');
+    const registered = await fhirFetch(`${hub.fhir}/Patient/$register`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${coordinator}` },
+      body: {
+        resourceType: 'Parameters',
+        parameter: [{
+          name: 'patient',
+          resource: {
+            resourceType: 'Patient',
+            name: [{ family: 'Ashdown' }],
+            birthDate: '1970-01-02',
+            telecom: [{ system: 'email', value: 'ashdown@example.org' }],
+            address: [{ use: 'home', country: 'FR' }],
+          },
+        }],
+      },
+    });
+    expect(registered.status).toBe(201);
+    const number = (registered.body.parameter as { name: string; valueIdentifier?: { value: string } }[]).find((p) => p.name === 'referenceNumber')?.valueIdentifier?.value as string;
+    const refused = {
+      patient: await userToken(hub, 'patient'),
+      specialist: await userToken(hub, 'specialist'),
+      physicianReadOnly: await userToken(hub, 'referring-physician', 'user/*.rs'),
+      client: await clientToken(hub, 'ehr-patients', 'system/Patient.rs'),
+    };
+    for (const [caller, token] of Object.entries(refused)) {
+      const response = await check(token, `referenceNumber=${number}`);
+      expect({ caller, status: response.status, code: response.body.issue?.[0]?.code }).toEqual({ caller, status: 403, code: 'forbidden' });
+      expect(JSON.stringify(response.body)).not.toMatch(/FR|eligible/);
+    }
+    const allowed = {
+      physician: await userToken(hub, 'referring-physician'),
+      client: await clientToken(hub, 'ehr-referrer', 'system/ServiceRequest.c'),
+    };
+    for (const [caller, token] of Object.entries(allowed)) {
+      const response = await check(token, `referenceNumber=${number}`);
+      expect({ caller, status: response.status, outcome: answer(response.body).outcome }).toEqual({ caller, status: 200, outcome: 'eligible' });
+    }
   });
 });

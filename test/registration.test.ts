@@ -12,8 +12,11 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { dammCheckDigit, isValidReferenceNumber } from '../src/cases/reference-number.ts';
 import { issueReferenceNumber } from '../src/fhir/operations/reference-numbers.ts';
+import { auditEventsSince, clientToken } from './support/client-token.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { until } from './support/until.ts';
+import { userToken } from './support/user-token.ts';
 
 const run = promisify(execFile);
 const SYSTEM = 'urn:hub:reference-number';
@@ -318,6 +321,96 @@ describe('Patient/$register on the embedded database', () => {
       expect(await pdfText(pdf)).toContain(param(response.body, 'referenceNumberDisplay')!.valueString!);
     } finally {
       await hub.stop();
+    }
+  });
+});
+
+describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
+  let hub: TestHub;
+  let sql: pg.Client;
+  const started = new Date(Date.now() - 1000).toISOString();
+  beforeAll(async () => {
+    hub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
+    sql = new pg.Client({ connectionString: hub.databaseUrl });
+    await sql.connect();
+  });
+  afterAll(async () => {
+    await sql?.end();
+    await hub?.stop();
+  });
+
+  const register = (token: string | undefined, body: unknown) =>
+    fhirFetch(`${hub.fhir}/Patient/$register`, { method: 'POST', body, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  /** What a registration writes, counted in the database itself. */
+  const written = async () => ({
+    resources: Number((await sql.query("SELECT count(*) AS n FROM resource WHERE resource_type IN ('Patient', 'Binary', 'DocumentReference')")).rows[0].n),
+    issued: Number((await sql.query('SELECT count(*) AS n FROM reference_number')).rows[0].n),
+  });
+
+  test('refused (403 OperationOutcome, nothing written) without the right to create a Patient', async () => {
+    const callers = {
+      anonymous: undefined,
+      specialist: await userToken(hub, 'specialist'),
+      patient: await userToken(hub, 'patient'),
+      physicianReadOnly: await userToken(hub, 'referring-physician', 'user/*.rs'),
+      clientReadOnly: await clientToken(hub, 'ehr-read-only', 'system/*.rs'),
+      clientOtherType: await clientToken(hub, 'ehr-observations', 'system/Observation.cruds system/ServiceRequest.c'),
+    };
+    const before = await written();
+    for (const [caller, token] of Object.entries(callers)) {
+      const response = await register(token, registration(patient(), `refused-${caller}`));
+      const expected = caller === 'anonymous' ? 401 : 403;
+      expect({ caller, status: response.status, type: response.body?.resourceType }).toEqual({ caller, status: expected, type: 'OperationOutcome' });
+      if (expected === 403) {
+        expect({ caller, code: response.body.issue[0].code, text: response.body.issue[0].details.text }).toEqual({
+          caller,
+          code: 'forbidden',
+          text: expect.stringMatching(/create (on )?Patient.*Patient\/\$register needs/),
+        });
+      }
+    }
+    expect(await written()).toEqual(before);
+  });
+
+  test('a referring physician, a coordinator and a client with Patient c register; the writes carry them as writer', async () => {
+    const auditor = await clientToken(hub, 'auditor', 'system/AuditEvent.rs');
+    const physician = await userToken(hub, 'referring-physician');
+    const coordinator = await userToken(hub, 'coordinator', 'user/Patient.c');
+    const ehr = await clientToken(hub, 'ehr-registrar', 'system/Patient.c');
+    const registered: { caller: string; source: RegExp | string; agent?: string; ids: string[] }[] = [];
+    for (const [caller, token, source, agent] of [
+      ['physician', physician, /^urn:hub:actor:referring-physician:[0-9a-f-]{36}$/, undefined],
+      ['coordinator', coordinator, /^urn:hub:actor:coordinator:[0-9a-f-]{36}$/, undefined],
+      ['ehr', ehr, 'urn:hub:actor:ehr:ehr-registrar', 'ehr-registrar'],
+    ] as const) {
+      const response = await register(token, registration(patient({ name: [{ family: `Writer-${caller}` }] })));
+      expect({ caller, status: response.status }).toEqual({ caller, status: 201 });
+      const created = param(response.body, 'patient')?.resource;
+      const letter = param(response.body, 'letter')?.resource;
+      const binary = param(response.body, 'letterPdf')?.valueReference?.reference as string;
+      const sources = (await sql.query<{ resource_type: string; source: string }>(
+        "SELECT resource_type, content::jsonb #>> '{meta,source}' AS source FROM resource WHERE id = ANY($1::text[]) ORDER BY resource_type",
+        [[created.id, letter.id, binary.split('/')[1]]],
+      )).rows;
+      expect(sources.map((row) => row.resource_type)).toEqual(['Binary', 'DocumentReference', 'Patient']);
+      for (const row of sources) expect({ caller, type: row.resource_type, source: row.source }).toEqual({ caller, type: row.resource_type, source: typeof source === 'string' ? source : expect.stringMatching(source) });
+      expect(created.meta.source).toEqual(sources.find((row) => row.resource_type === 'Patient')?.source);
+      registered.push({ caller, source, agent, ids: [`Patient/${created.id}`, `DocumentReference/${letter.id}`, binary] });
+    }
+    // Each write has its create AuditEvent naming the writer.
+    const events = await until(async () => {
+      const all = await auditEventsSince(hub, auditor, started);
+      const creates = all.filter((event) => event.action === 'C');
+      return registered.every(({ ids }) => ids.every((id) => creates.some((event) => JSON.stringify(event.entity ?? []).includes(`"${id}/_history/1"`)))) && creates;
+    }, 'the create AuditEvents of the registrations');
+    for (const { caller, agent, ids } of registered) {
+      for (const id of ids) {
+        const event = events.find((candidate) => JSON.stringify(candidate.entity ?? []).includes(`"${id}/_history/1"`));
+        const user = event.agent.find((a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === 'UserOauthAgent');
+        const source = event.agent.find((a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === '110153');
+        if (agent === undefined) expect({ caller, id, user: user?.altId }).toEqual({ caller, id, user: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+        else expect({ caller, id, user, client: source?.altId }).toEqual({ caller, id, user: undefined, client: agent });
+      }
     }
   });
 });

@@ -11,7 +11,7 @@ import { SignJWT, errors, exportJWK, jwtVerify } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
 import { ACCESS_TOKEN_ALGORITHM } from './signing-keys.ts';
 import type { SigningKey, SigningKeyStore } from './signing-keys.ts';
-import { formatScopes, parseScopes } from './scopes.ts';
+import { formatClientScopes, parseClientScopes } from './scopes.ts';
 import type { SystemScope } from './scopes.ts';
 import { resourceScopesOf } from './user-scopes.ts';
 import type { UserRole } from './users.ts';
@@ -29,6 +29,8 @@ export interface ClientIdentity {
   kind: 'client';
   clientId: string;
   scopes: SystemScope[];
+  /** Granted `hub:admin`: may use the operator views (admin-guard.ts). */
+  hubAdmin?: boolean;
   /** Seconds since the epoch. */
   expiresAt: number;
 }
@@ -97,10 +99,10 @@ export class AccessTokens {
     this.keys = await this.store.load();
   }
 
-  async issue(clientId: string, scopes: readonly SystemScope[]): Promise<IssuedToken> {
+  async issue(clientId: string, scopes: readonly SystemScope[], hubAdmin = false): Promise<IssuedToken> {
     if (this.keys.length === 0) await this.start();
     const key = this.keys[0];
-    const scope = formatScopes(scopes);
+    const scope = formatClientScopes({ resources: [...scopes], hubAdmin });
     const now = Math.floor(Date.now() / 1000);
     const accessToken = await new SignJWT({ client_id: clientId, scope })
       .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: 'at+jwt' })
@@ -216,7 +218,8 @@ export class AccessTokens {
 
 function identityOf(payload: JWTPayload & { sub: string; scope: string; exp: number }): Identity {
   if (payload.sid === undefined) {
-    return { kind: 'client', clientId: payload.sub, scopes: parseScopes(payload.scope), expiresAt: payload.exp };
+    const granted = parseClientScopes(payload.scope);
+    return { kind: 'client', clientId: payload.sub, scopes: granted.resources, hubAdmin: granted.hubAdmin, expiresAt: payload.exp };
   }
   const { sid, role, client_id: clientId, fhirUser } = payload as Record<string, unknown>;
   if (typeof sid !== 'string' || typeof role !== 'string' || typeof clientId !== 'string' || (fhirUser !== undefined && typeof fhirUser !== 'string')) {

@@ -15,7 +15,7 @@ import type { ClientRegistry, RegisteredClient } from './clients.ts';
 import { CSRF_COOKIE, SESSION_COOKIE, readCookie, setCookie } from './cookies.ts';
 import { LOGIN_REFUSED, checkCredentials } from './login.ts';
 import { sendErrorPage, sendLoginPage } from './login-page.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { RateLimit } from './rate-limit.ts';
 import type { Auditor } from '../audit/auditor.ts';
 import { ScopeSyntaxError } from './scopes.ts';
 import type { SessionStore } from './sessions.ts';
@@ -38,8 +38,8 @@ export interface AuthorizeEndpointOptions {
   /** The FHIR base URL: SMART's `aud` parameter must name it. */
   fhirBaseUrl: string;
   secureCookies: boolean;
-  loginPerIp: RateLimiter;
-  loginPerAccount: RateLimiter;
+  loginPerIp: RateLimit;
+  loginPerAccount: RateLimit;
   logger: Logger;
   /** Every login and refused login is audited before the answer (audit/auditor.ts). */
   auditor?: Auditor;
@@ -254,8 +254,8 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
       const email = typeof body.email === 'string' ? body.email.trim() : '';
       const password = typeof body.password === 'string' ? body.password : '';
       const totp = typeof body.totp === 'string' ? body.totp : '';
-      const ipWait = options.loginPerIp.take(`ip:${req.ip ?? req.socket.remoteAddress ?? ''}`);
-      const accountWait = ipWait > 0 ? 0 : options.loginPerAccount.take(`account:${email.toLowerCase()}`);
+      const ipWait = await options.loginPerIp.take(`ip:${req.ip ?? req.socket.remoteAddress ?? ''}`);
+      const accountWait = ipWait > 0 ? 0 : await options.loginPerAccount.take(`account:${email.toLowerCase()}`);
       if (ipWait > 0 || accountWait > 0) {
         res.setHeader('Retry-After', String(Math.max(ipWait, accountWait)));
         log.warn({ requestId: res.locals.requestId, clientId: request.client.id, limit: ipWait > 0 ? 'ip' : 'account' }, 'login rate-limited');

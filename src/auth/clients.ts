@@ -5,7 +5,7 @@
  */
 import type { Queryable } from '../db/database.ts';
 import type { PublicJwks } from './jwks.ts';
-import { formatScopes, parseScopes } from './scopes.ts';
+import { formatClientScopes, parseClientScopes } from './scopes.ts';
 import type { SystemScope } from './scopes.ts';
 import { formatUserScopes, parseUserScopes } from './user-scopes.ts';
 import type { UserScopes } from './user-scopes.ts';
@@ -22,6 +22,8 @@ export interface RegisteredClient {
   jwksUrl: string | undefined;
   /** The system/ scopes a confidential client may be granted (none for a public client). */
   scopes: SystemScope[];
+  /** The hub's `hub:admin` scope may be granted: the operator views (admin-guard.ts). */
+  hubAdmin: boolean;
   /** RFC 6749 §2.1: a public client has no credentials and logs people in with PKCE. */
   public: boolean;
   /** Where the authorization endpoint may send a public client's codes (exact match). */
@@ -38,6 +40,8 @@ export interface NewClient {
   jwks?: PublicJwks;
   jwksUrl?: string;
   scopes: readonly SystemScope[];
+  /** May be granted `hub:admin`. */
+  hubAdmin?: boolean;
 }
 
 export interface NewPublicClient {
@@ -63,11 +67,13 @@ interface ClientRow {
 const COLUMNS = 'id, jwks, jwks_url, scopes, public, redirect_uris, status, created_at, updated_at';
 
 function fromRow(row: ClientRow): RegisteredClient {
+  const granted = row.public ? { resources: [], hubAdmin: false } : parseClientScopes(row.scopes);
   return {
     id: row.id,
     jwks: row.jwks === null ? undefined : typeof row.jwks === 'string' ? (JSON.parse(row.jwks) as PublicJwks) : row.jwks,
     jwksUrl: row.jwks_url ?? undefined,
-    scopes: row.public ? [] : parseScopes(row.scopes),
+    scopes: granted.resources,
+    hubAdmin: granted.hubAdmin,
     public: row.public,
     redirectUris: typeof row.redirect_uris === 'string' ? (JSON.parse(row.redirect_uris) as string[]) : row.redirect_uris,
     userScopes: row.public ? parseUserScopes(row.scopes) : undefined,
@@ -114,13 +120,18 @@ export class ClientRegistry {
     if ((client.jwks === undefined) === (client.jwksUrl === undefined)) {
       throw new ClientRegistryError('a client has either an inline JWKS or a JWKS URL');
     }
-    if (client.scopes.length === 0) {
+    if (client.scopes.length === 0 && client.hubAdmin !== true) {
       throw new ClientRegistryError('a client needs at least one scope');
     }
     const result = await this.db.query<ClientRow>(
       `INSERT INTO auth_client (id, jwks, jwks_url, scopes) VALUES ($1, $2, $3, $4)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
-      [client.id, client.jwks === undefined ? null : JSON.stringify(client.jwks), client.jwksUrl ?? null, formatScopes(client.scopes)],
+      [
+        client.id,
+        client.jwks === undefined ? null : JSON.stringify(client.jwks),
+        client.jwksUrl ?? null,
+        formatClientScopes({ resources: [...client.scopes], hubAdmin: client.hubAdmin === true }),
+      ],
     );
     if (result.rows.length === 0) {
       throw new ClientRegistryError(`a client with id "${client.id}" is already registered`);

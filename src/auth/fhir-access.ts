@@ -10,6 +10,8 @@ export type FhirAccess =
   | { kind: 'open' }
   /** Not a resource type: the FHIR layer answers 404 whatever the scopes. */
   | { kind: 'unrouted' }
+  /** A hub operation: it checks its caller itself (fhir/operations/caller.ts). */
+  | { kind: 'operation' }
   /** `permissions` on `resourceType` (`*`: on every type, i.e. a wildcard scope). */
   | { kind: 'scoped'; resourceType: string; permissions: string; interaction: string };
 
@@ -52,8 +54,10 @@ function instanceLevel(method: string, type: string): FhirAccess {
 
 /**
  * The access a request under /fhir needs. `path` is relative to the FHIR base (`/Patient/1`);
- * `isResourceType` decides which first segments are types. Operations (`$name`) need every right
- * on their type (on `*` at system level): what an operation reads and writes is not visible here.
+ * `isResourceType` decides which first segments are types. Operations (`$name` last, by GET or POST)
+ * go through: what one reads and writes is not visible here, so each decides who may call it
+ * (fhir/operations/caller.ts); paths the router has no operation for are 404 there. Any other use
+ * of a `$` segment needs every right on its type (on `*` at system level).
  */
 export function fhirAccessFor(method: string, path: string, isResourceType: (name: string) => boolean): FhirAccess {
   const segments = path.split('/').filter((segment) => segment !== '').map((segment) => decodeSegment(segment));
@@ -68,8 +72,10 @@ export function fhirAccessFor(method: string, path: string, isResourceType: (nam
   if (first === '_history' || first === '_search') {
     return scoped('*', 's', first === '_history' ? 'history-system' : 'search-system');
   }
+  const last = segments[segments.length - 1];
+  const isOperation = last.startsWith('$') && segments.length <= 3 && (method === 'GET' || method === 'POST');
   if (first.startsWith('$')) {
-    return scoped('*', ALL, 'operation');
+    return isOperation && segments.length === 1 ? { kind: 'operation' } : scoped('*', ALL, 'operation');
   }
   if (!isResourceType(first)) {
     return { kind: 'unrouted' };
@@ -84,7 +90,7 @@ export function fhirAccessFor(method: string, path: string, isResourceType: (nam
     return scoped(first, 's', 'history-type');
   }
   if (second.startsWith('$') || third?.startsWith('$')) {
-    return scoped(first, ALL, 'operation');
+    return isOperation ? { kind: 'operation' } : scoped(first, ALL, 'operation');
   }
   if (third === undefined) {
     return instanceLevel(method, first);

@@ -5,6 +5,7 @@
  */
 import express from 'express';
 import type { RequestHandler, Router } from 'express';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.ts';
 import type { Auditor } from '../audit/auditor.ts';
@@ -21,7 +22,9 @@ import { JtiStore } from './jti-store.ts';
 import { JwksUrlCache } from './jwks-url-cache.ts';
 import { createLogoutRoutes } from './logout-endpoint.ts';
 import { decoyPasswordHash } from './passwords.ts';
-import { LOGIN_PER_ACCOUNT, LOGIN_PER_IP, RateLimiter, TOKEN_PER_IP } from './rate-limit.ts';
+import { LOGIN_PER_ACCOUNT, LOGIN_PER_IP, SharedRateLimits, TOKEN_PER_IP, localRateLimit } from './rate-limit.ts';
+import type { BucketOptions, RateLimit } from './rate-limit.ts';
+import { loadSecretBox } from './secret-box.ts';
 import { RevokedSessions, SessionStore } from './sessions.ts';
 import type { SessionLimits } from './sessions.ts';
 import { SigningKeyStore } from './signing-keys.ts';
@@ -43,6 +46,12 @@ export interface AuthOptions {
   sessions?: SessionLimits;
   /** Audits logins, logouts and issued tokens (audit/auditor.ts). */
   auditor?: Auditor;
+  /** DATA_DIR: where the TOTP secrets key file is kept when AUTH_SECRETS_KEY is unset. */
+  dataDir: string;
+  /** AUTH_SECRETS_KEY */
+  secretsKey?: string;
+  /** Redis and QUEUE_PREFIX: the token and login rate limits are shared by every process on them. */
+  rateLimits?: { redis: Redis; prefix: string };
 }
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleSeconds: 30 * 60, maxSeconds: 12 * 60 * 60 };
@@ -64,7 +73,7 @@ export interface Auth {
   readonly fhir: RequestHandler[];
   /** For /dicomweb: bearer authentication, then the ImagingStudy scope guard (dicomweb-scope-guard.ts). */
   readonly dicomweb: RequestHandler[];
-  /** For /admin/queues and /metrics: a token is always required, of an admin or coordinator (admin-guard.ts). */
+  /** For /admin/queues and /metrics: a token is always required, of an admin or coordinator, or a client with hub:admin (admin-guard.ts). */
   readonly admin: RequestHandler[];
 }
 
@@ -90,7 +99,12 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
   // Computed now, so that the first login with an unknown e-mail is not slower than the others.
   await decoyPasswordHash();
   const clients = new ClientRegistry(options.db);
-  const users = new UserStore(options.db);
+  const users = new UserStore(options.db, await loadSecretBox({ key: options.secretsKey, dataDir: options.dataDir }));
+  // A key that cannot read the stored secrets stops start-up here, naming both key ids.
+  const encrypted = await users.encryptStoredSecrets();
+  if (encrypted > 0) logger.info({ count: encrypted }, 'TOTP secrets stored in plaintext were encrypted');
+  const shared = options.rateLimits && new SharedRateLimits({ ...options.rateLimits, logger });
+  const rateLimit = (name: string, bucket: BucketOptions): RateLimit => shared?.limiter(name, bucket) ?? localRateLimit(bucket);
   const sessions = new SessionStore(options.db, options.sessions ?? DEFAULT_SESSION_LIMITS);
   const revokedSessions = new RevokedSessions(options.db);
   const codes = new AuthorizationCodes(options.db);
@@ -102,7 +116,7 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
     tokens,
     logger,
     codeGrant: { codes, sessions, revokedSessions, users, clients, tokens, fhirBaseUrl },
-    limiter: new RateLimiter(TOKEN_PER_IP),
+    limiter: rateLimit('token-ip', TOKEN_PER_IP),
     auditor: options.auditor,
   }));
   routes.use(createAuthorizeRoutes({
@@ -113,12 +127,12 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
     issuer: options.baseUrl,
     fhirBaseUrl,
     secureCookies,
-    loginPerIp: new RateLimiter(LOGIN_PER_IP),
-    loginPerAccount: new RateLimiter(LOGIN_PER_ACCOUNT),
+    loginPerIp: rateLimit('login-ip', LOGIN_PER_IP),
+    loginPerAccount: rateLimit('login-account', LOGIN_PER_ACCOUNT),
     logger,
     auditor: options.auditor,
   }));
-  routes.use(createLogoutRoutes({ tokens, clients, sessions, revokedSessions, secureCookies, logger }));
+  routes.use(createLogoutRoutes({ tokens, clients, sessions, revokedSessions, secureCookies, logger, auditor: options.auditor }));
   const isCapabilityStatement = (req: express.Request): boolean => req.path === '/metadata' || req.path.startsWith('/.well-known/');
   return {
     tokenUrl,

@@ -4,11 +4,16 @@
  * the browser, the session of the session cookie, with the CSRF token of the login page. Every token
  * of the session stops working at once in this process and within REVOCATION_REFRESH_MS in the others.
  * Clients' (Backend Services) tokens cannot be revoked: they expire within five minutes.
+ *
+ * Every request is audited before the answer (DICOM 110114 User Authentication, subtype 110123
+ * Logout): a success when it ended a session, a refusal (outcome 4, a fixed text) when it ended none.
  */
 import { timingSafeEqual } from 'node:crypto';
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { Logger } from 'pino';
+import type { AuditActor } from '../audit/audit-event.ts';
+import type { Auditor } from '../audit/auditor.ts';
 import { InvalidTokenError } from './access-tokens.ts';
 import type { AccessTokens, Identity } from './access-tokens.ts';
 import type { ClientRegistry } from './clients.ts';
@@ -25,7 +30,12 @@ export interface LogoutOptions {
   revokedSessions: RevokedSessions;
   secureCookies: boolean;
   logger: Logger;
+  auditor?: Auditor;
 }
+
+/** The audit trail's texts for a logout that ended no session: fixed, whatever the details. */
+export const LOGOUT_REFUSED_AUDIT_TEXT = 'No session was ended: no valid access token of a person, and no session cookie with its CSRF token.';
+export const CLIENT_REVOKE_REFUSED_AUDIT_TEXT = 'A client\'s access token cannot be revoked.';
 
 function bearer(req: Request): string | undefined {
   const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(req.headers.authorization ?? '');
@@ -50,6 +60,10 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
     options.logger.info({ requestId: res.locals.requestId, sessionId }, 'logout');
   }
 
+  async function audit(req: Request, actor: Omit<AuditActor, 'address'>, failureText: string | undefined): Promise<void> {
+    await options.auditor?.authentication(req, { event: 'logout', actor, success: failureText === undefined, failureText });
+  }
+
   routes.post(LOGOUT_PATHS, form, async (req, res, next) => {
     res.locals.route = 'oauth2/logout';
     res.setHeader('Cache-Control', 'no-store');
@@ -64,22 +78,32 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
           if (!(err instanceof InvalidTokenError)) throw err;
           // RFC 7009 §2.2: an invalid or expired token is no error; there is nothing to revoke.
         }
-        if (identity?.kind === 'client') {
-          res.status(400).json({ error: 'unsupported_token_type', error_description: 'a client\'s access tokens cannot be revoked; they expire within five minutes' });
-          return;
-        }
-        if (identity?.kind === 'user') {
-          await allowClientOrigin(res, req.headers.origin, identity.clientId, options.clients);
-          await revoke(identity.sessionId, res);
-        }
+      }
+      if (identity?.kind === 'client') {
+        await audit(req, { clientId: identity.clientId, clientIsRequestor: true }, CLIENT_REVOKE_REFUSED_AUDIT_TEXT);
+        res.status(400).json({ error: 'unsupported_token_type', error_description: 'a client\'s access tokens cannot be revoked; they expire within five minutes' });
+        return;
+      }
+      let actor: Omit<AuditActor, 'address'> = { clientIsRequestor: true };
+      let ended = 0;
+      if (identity?.kind === 'user') {
+        actor = { userId: identity.userId, fhirUser: identity.fhirUser, clientId: identity.clientId, clientIsRequestor: false };
+        await allowClientOrigin(res, req.headers.origin, identity.clientId, options.clients);
+        await revoke(identity.sessionId, res);
+        ended++;
       }
       const cookie = readCookie(req, SESSION_COOKIE);
       // Without a token, a cookie alone could be sent by any site: the page's CSRF token must come along.
       if (cookie !== undefined && (identity !== undefined || sameSecret(readCookie(req, CSRF_COOKIE), body.csrf))) {
-        const sessionId = await options.sessions.idForCookie(cookie);
-        if (sessionId !== undefined && sessionId !== (identity as { sessionId?: string } | undefined)?.sessionId) await revoke(sessionId, res);
+        const session = await options.sessions.forCookie(cookie);
+        if (session !== undefined && session.id !== identity?.sessionId) {
+          await revoke(session.id, res);
+          ended++;
+          if (identity === undefined) actor = { userId: session.userId, fhirUser: session.fhirUser, clientIsRequestor: false };
+        }
         clearCookie(res, SESSION_COOKIE, options.secureCookies);
       }
+      await audit(req, actor, ended > 0 ? undefined : LOGOUT_REFUSED_AUDIT_TEXT);
       res.status(200).end();
     } catch (err) {
       next(err);

@@ -5,6 +5,9 @@
  * v2 syntax: `system/<Type|*>.<cruds>` with the permissions in that order (c create, r read,
  * u update, d delete, s search). v1 syntax is accepted and mapped: `.read` → `rs`, `.write` → `cud`,
  * `.*` → `cruds`. Scopes with query parameters (`system/Observation.rs?category=…`) are refused.
+ *
+ * Beside them a system client may hold the hub's own `hub:admin` (the operator views, admin-guard.ts).
+ * It is no SMART scope and no resource scope implies it: `system/*.*` does not.
  */
 
 export const PERMISSIONS = ['c', 'r', 'u', 'd', 's'] as const;
@@ -44,6 +47,28 @@ export function parseScope(text: string): SystemScope {
     throw new ScopeSyntaxError(`"${text}": permissions must be read, write, * or a subset of cruds in that order`);
   }
   return { resourceType, permissions };
+}
+
+/** The hub's own scope for system clients: /admin/queues and /metrics (admin-guard.ts). */
+export const HUB_ADMIN_SCOPE = 'hub:admin';
+
+/** What a system client holds or asks for: SMART resource scopes, and `hub:admin` apart from them. */
+export interface ClientScopes {
+  resources: SystemScope[];
+  hubAdmin: boolean;
+}
+
+/** A system client's scope string: system/ scopes and, optionally, `hub:admin`. */
+export function parseClientScopes(text: string): ClientScopes {
+  const items = text.split(' ').filter((item) => item !== '');
+  return {
+    resources: parseScopes(items.filter((item) => item !== HUB_ADMIN_SCOPE).join(' ')),
+    hubAdmin: items.includes(HUB_ADMIN_SCOPE),
+  };
+}
+
+export function formatClientScopes(scopes: ClientScopes): string {
+  return [formatScopes(scopes.resources), scopes.hubAdmin ? HUB_ADMIN_SCOPE : ''].filter((part) => part !== '').join(' ');
 }
 
 /** Parses a space-separated scope parameter (RFC 6749 §3.3). */

@@ -87,9 +87,14 @@ export class SessionStore {
     return result.rows[0] && fromRow(result.rows[0]);
   }
 
-  async idForCookie(cookie: string): Promise<string | undefined> {
-    const result = await this.db.query<{ id: string }>('SELECT id FROM auth_session WHERE token_hash = $1', [sha256(cookie)]);
-    return result.rows[0]?.id;
+  /** The session a cookie belongs to, usable or not, with its person (for the logout's audit). */
+  async forCookie(cookie: string): Promise<{ id: string; userId: string; fhirUser: string | undefined } | undefined> {
+    const result = await this.db.query<{ id: string; user_id: string; fhir_user: string | null }>(
+      'SELECT s.id, s.user_id, u.fhir_user FROM auth_session s JOIN auth_user u ON u.id = s.user_id WHERE s.token_hash = $1',
+      [sha256(cookie)],
+    );
+    const row = result.rows[0];
+    return row && { id: row.id, userId: row.user_id, fhirUser: row.fhir_user ?? undefined };
   }
 
   /** Revokes a session; returns its absolute end (tokens cannot outlive it), undefined when unknown. */

@@ -10,6 +10,7 @@ import type { Router } from 'express';
 import type { AccessTokens } from './access-tokens.ts';
 import { ACCESS_TOKEN_ALGORITHM } from './signing-keys.ts';
 import { ASSERTION_ALGORITHMS } from './jwks.ts';
+import { HUB_ADMIN_SCOPE } from './scopes.ts';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
 
@@ -51,11 +52,13 @@ export function smartConfiguration(urls: AuthorizationServerUrls): SmartConfigur
     response_types_supported: ['code'],
     code_challenge_methods_supported: ['S256'],
     id_token_signing_alg_values_supported: [ACCESS_TOKEN_ALGORITHM],
-    // Examples of the grammar: any user/ or system/<Type>.<cruds> subset, or v1 .read/.write/.*.
+    // Examples of the grammar: any user/ or system/<Type>.<cruds> subset, or v1 .read/.write/.*;
+    // hub:admin is the hub's own (system clients: /admin/queues and /metrics), implied by none of them.
     scopes_supported: [
       'openid', 'fhirUser', 'launch/patient',
       'user/*.cruds', 'user/*.rs', 'user/*.read', 'user/*.write', 'user/*.*',
       'system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'system/*.*',
+      HUB_ADMIN_SCOPE,
     ],
     capabilities: ['launch-standalone', 'client-public', 'client-confidential-asymmetric', 'permission-v2', 'permission-v1', 'permission-user'],
   };

@@ -13,11 +13,11 @@ import type { ClientAssertionVerifier } from './client-assertion.ts';
 import { CLIENT_ID_PATTERN } from './clients.ts';
 import { allowClientOrigin, exchangeCode } from './code-grant.ts';
 import type { CodeGrantOptions } from './code-grant.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { RateLimit } from './rate-limit.ts';
 import type { Auditor } from '../audit/auditor.ts';
 import { OAuthError } from './oauth-error.ts';
-import { ScopeSyntaxError, formatScopes, grantScopes, parseScopes } from './scopes.ts';
-import type { SystemScope } from './scopes.ts';
+import { ScopeSyntaxError, formatClientScopes, grantScopes, parseClientScopes } from './scopes.ts';
+import type { ClientScopes } from './scopes.ts';
 
 export const TOKEN_PATH = '/oauth2/token';
 const MAX_FORM_BYTES = 32 * 1024;
@@ -29,7 +29,7 @@ export interface TokenEndpointOptions {
   /** The authorization_code grant; without it only client_credentials is served. */
   codeGrant?: CodeGrantOptions;
   /** Requests per client address. */
-  limiter?: RateLimiter;
+  limiter?: RateLimit;
   /** Every token issued, and every refusal, is audited before the answer (audit/auditor.ts). */
   auditor?: Auditor;
 }
@@ -60,12 +60,12 @@ function formParameters(req: Request): Record<string, string> {
   return parameters;
 }
 
-function requestedScopes(text: string | undefined): SystemScope[] {
+function requestedScopes(text: string | undefined): ClientScopes {
   if (text === undefined || text.trim() === '') {
     throw new OAuthError('invalid_request', 'the "scope" parameter is required');
   }
   try {
-    return parseScopes(text);
+    return parseClientScopes(text);
   } catch (err) {
     if (err instanceof ScopeSyntaxError) throw new OAuthError('invalid_scope', err.message);
     throw err;
@@ -80,7 +80,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
     res.locals.route = 'oauth2/token';
     noStore(res);
     let clientId: string | undefined;
-    const wait = options.limiter?.take(`ip:${req.ip ?? req.socket.remoteAddress ?? ''}`) ?? 0;
+    const wait = (await options.limiter?.take(`ip:${req.ip ?? req.socket.remoteAddress ?? ''}`)) ?? 0;
     if (wait > 0) {
       res.setHeader('Retry-After', String(wait));
       options.logger.warn({ requestId: res.locals.requestId }, 'token request rate-limited');
@@ -119,11 +119,13 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
       }
       const requested = requestedScopes(parameters.scope);
       // Requested rights beyond the registration are left out (RFC 6749 §3.3); none left is an error.
-      const granted = grantScopes(requested, client.scopes);
-      if (granted.length === 0) {
-        throw new OAuthError('invalid_scope', `none of the requested scopes is allowed for this client (allowed: ${formatScopes(client.scopes)})`);
+      const granted = grantScopes(requested.resources, client.scopes);
+      const hubAdmin = requested.hubAdmin && client.hubAdmin;
+      if (granted.length === 0 && !hubAdmin) {
+        const allowed = formatClientScopes({ resources: client.scopes, hubAdmin: client.hubAdmin });
+        throw new OAuthError('invalid_scope', `none of the requested scopes is allowed for this client (allowed: ${allowed})`);
       }
-      const issued = await options.tokens.issue(client.id, granted);
+      const issued = await options.tokens.issue(client.id, granted, hubAdmin);
       await options.auditor?.authentication(req, { event: 'token', actor: { clientId: client.id, clientIsRequestor: true }, success: true, scope: issued.scope });
       options.logger.info({ requestId: res.locals.requestId, clientId: client.id, scope: issued.scope }, 'access token issued');
       res.status(200).json({ access_token: issued.accessToken, token_type: 'bearer', expires_in: issued.expiresIn, scope: issued.scope });

@@ -2,10 +2,16 @@
  * People's accounts (table auth_user, migration 009): e-mail (unique whatever its case), role, the
  * FHIR resource the person is, an scrypt password hash, status, the TOTP secret staff must have, and
  * the failed-login counter behind the lock-out. What each role may see is not decided here.
+ *
+ * TOTP secrets are stored encrypted (secret-box.ts) when the store has the hub's SecretBox; callers
+ * always see the plaintext. A secret stored before encryption (or by a store without the box) still
+ * works, and is encrypted when the hub starts (encryptStoredSecrets) or first reads it.
  */
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/database.ts';
 import { hashPassword } from './passwords.ts';
+import { SecretKeyError, isSealed, sealedKeyId, wrongKey } from './secret-box.ts';
+import type { SecretBox } from './secret-box.ts';
 import { generateTotpSecret } from './totp.ts';
 
 export const USER_ROLES = ['coordinator', 'specialist', 'radiologist', 'pathologist', 'referring-physician', 'patient', 'admin'] as const;
@@ -101,9 +107,48 @@ export function normalizeEmail(email: string): string {
 
 export class UserStore {
   private readonly db: Queryable;
+  private readonly secrets: SecretBox | undefined;
 
-  constructor(db: Queryable) {
+  /** Without `secrets`, new TOTP secrets are stored as they are, until the hub encrypts them. */
+  constructor(db: Queryable, secrets?: SecretBox) {
     this.db = db;
+    this.secrets = secrets;
+  }
+
+  private seal(totpSecret: string): string {
+    return this.secrets ? this.secrets.seal(totpSecret) : totpSecret;
+  }
+
+  /** The credentials with the TOTP secret in plaintext; a plaintext one is encrypted now. */
+  private async reveal(user: UserCredentials): Promise<UserCredentials> {
+    const stored = user.totpSecret;
+    if (stored === undefined) return user;
+    if (!isSealed(stored)) {
+      if (this.secrets) await this.resealStored(user.id, stored, stored);
+      return user;
+    }
+    if (!this.secrets) throw new SecretKeyError('this TOTP secret is encrypted, and no secrets key was given to read it');
+    return { ...user, totpSecret: this.secrets.open(stored) };
+  }
+
+  private async resealStored(id: string, stored: string, plaintext: string): Promise<void> {
+    // Only if unchanged meanwhile (a reset-totp, another process encrypting it first).
+    await this.db.query('UPDATE auth_user SET totp_secret = $3 WHERE id = $1 AND totp_secret = $2', [id, stored, this.seal(plaintext)]);
+  }
+
+  /**
+   * Checks that every encrypted TOTP secret is readable with this store's key (throws SecretKeyError
+   * naming both key ids when not) and encrypts those stored in plaintext. Returns how many it encrypted.
+   */
+  async encryptStoredSecrets(): Promise<number> {
+    if (!this.secrets) throw new SecretKeyError('no secrets key to encrypt TOTP secrets with');
+    const keyId = this.secrets.keyId;
+    const rows = await this.db.query<{ id: string; totp_secret: string }>('SELECT id, totp_secret FROM auth_user WHERE totp_secret IS NOT NULL');
+    const foreign = rows.rows.map((row) => sealedKeyId(row.totp_secret)).find((id) => id !== undefined && id !== keyId);
+    if (foreign !== undefined) throw wrongKey(foreign, keyId);
+    const plaintext = rows.rows.filter((row) => !isSealed(row.totp_secret));
+    for (const row of plaintext) await this.resealStored(row.id, row.totp_secret, row.totp_secret);
+    return plaintext.length;
   }
 
   /**
@@ -128,7 +173,7 @@ export class UserStore {
       `INSERT INTO auth_user (id, email, role, fhir_user, password_hash, totp_secret)
        SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM auth_user WHERE lower(email) = lower($2))
        ON CONFLICT DO NOTHING RETURNING ${COLUMNS}`,
-      [randomUUID(), email, user.role, user.fhirUser ?? null, await hashPassword(user.password), totpSecret ?? null],
+      [randomUUID(), email, user.role, user.fhirUser ?? null, await hashPassword(user.password), totpSecret === undefined ? null : this.seal(totpSecret)],
     );
     if (result.rows.length === 0) throw new UserStoreError(`an account with the e-mail "${email}" exists already`);
     return { user: publicUser(fromRow(result.rows[0])), totpSecret };
@@ -136,12 +181,12 @@ export class UserStore {
 
   async findByEmail(email: string): Promise<UserCredentials | undefined> {
     const result = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user WHERE lower(email) = lower($1)`, [normalizeEmail(email)]);
-    return result.rows[0] && fromRow(result.rows[0]);
+    return result.rows[0] && this.reveal(fromRow(result.rows[0]));
   }
 
   async get(id: string): Promise<UserCredentials | undefined> {
     const result = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user WHERE id = $1`, [id]);
-    return result.rows[0] && fromRow(result.rows[0]);
+    return result.rows[0] && this.reveal(fromRow(result.rows[0]));
   }
 
   async list(): Promise<User[]> {
@@ -162,13 +207,15 @@ export class UserStore {
 
   /** A new TOTP secret (staff only), to be enrolled; the old one stops working. */
   async resetTotp(email: string): Promise<{ user: User; totpSecret: string } | undefined> {
-    const found = await this.findByEmail(email);
+    // Not findByEmail: the old secret need not be readable (a reset is how one recovers from a lost key).
+    const rows = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user WHERE lower(email) = lower($1)`, [normalizeEmail(email)]);
+    const found = rows.rows[0] && fromRow(rows.rows[0]);
     if (!found) return undefined;
     if (!requiresTotp(found.role)) throw new UserStoreError(`a ${found.role} has no TOTP (only staff log in with one)`);
     const totpSecret = generateTotpSecret();
     const result = await this.db.query<UserRow>(
       `UPDATE auth_user SET totp_secret = $2, totp_last_step = NULL, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
-      [found.id, totpSecret],
+      [found.id, this.seal(totpSecret)],
     );
     return { user: publicUser(fromRow(result.rows[0])), totpSecret };
   }

@@ -9,8 +9,8 @@ import type { RegisteredClient } from '../auth/clients.ts';
 import { JwksError, validateJwks } from '../auth/jwks.ts';
 import type { PublicJwks } from '../auth/jwks.ts';
 import { JwksFetchError, checkJwksUrl, fetchJwks } from '../auth/jwks-url-cache.ts';
-import { ScopeSyntaxError, formatScopes, parseScopes } from '../auth/scopes.ts';
-import type { SystemScope } from '../auth/scopes.ts';
+import { HUB_ADMIN_SCOPE, ScopeSyntaxError, formatClientScopes, parseClientScopes } from '../auth/scopes.ts';
+import type { ClientScopes } from '../auth/scopes.ts';
 import { formatUserScopes, parseUserScopes } from '../auth/user-scopes.ts';
 import type { UserScopes } from '../auth/user-scopes.ts';
 import type { Database } from '../db/database.ts';
@@ -36,16 +36,18 @@ export interface AddPublicClientArguments {
   scope: string;
 }
 
-function checkScopes(text: string): SystemScope[] {
-  let scopes: SystemScope[];
+function checkScopes(text: string): ClientScopes {
+  let scopes: ClientScopes;
   try {
-    scopes = parseScopes(text);
+    scopes = parseClientScopes(text);
   } catch (err) {
-    if (err instanceof ScopeSyntaxError) throw new CliError(`--scope: ${err.message}`, 2);
+    if (err instanceof ScopeSyntaxError) throw new CliError(`--scope: ${err.message} (or ${HUB_ADMIN_SCOPE} for the operator views)`, 2);
     throw err;
   }
-  if (scopes.length === 0) throw new CliError('--scope: give at least one scope, e.g. "system/Patient.rs system/ServiceRequest.cru"', 2);
-  const unknown = scopes.find((scope) => scope.resourceType !== '*' && !isResourceType(scope.resourceType));
+  if (scopes.resources.length === 0 && !scopes.hubAdmin) {
+    throw new CliError(`--scope: give at least one scope, e.g. "system/Patient.rs system/ServiceRequest.cru" or "${HUB_ADMIN_SCOPE}"`, 2);
+  }
+  const unknown = scopes.resources.find((scope) => scope.resourceType !== '*' && !isResourceType(scope.resourceType));
   if (unknown) throw new CliError(`--scope: "${unknown.resourceType}" is not a FHIR R4 resource type`, 2);
   return scopes;
 }
@@ -133,7 +135,7 @@ export async function addPublicClient(db: Database, args: AddPublicClientArgumen
 }
 
 function scopeText(client: RegisteredClient): string {
-  return client.public ? formatUserScopes(client.userScopes as UserScopes) : formatScopes(client.scopes);
+  return client.public ? formatUserScopes(client.userScopes as UserScopes) : formatClientScopes({ resources: client.scopes, hubAdmin: client.hubAdmin });
 }
 
 function keysDescription(client: RegisteredClient): string {
@@ -154,7 +156,7 @@ export async function addClient(db: Database, args: AddClientArguments, tokenUrl
   const jwksUrl = args.jwksUrl === undefined ? undefined : await checkJwksUrlArgument(args.jwksUrl, warnings);
   let client: RegisteredClient;
   try {
-    client = await new ClientRegistry(db).add({ id: args.id, jwks, jwksUrl, scopes });
+    client = await new ClientRegistry(db).add({ id: args.id, jwks, jwksUrl, scopes: scopes.resources, hubAdmin: scopes.hubAdmin });
   } catch (err) {
     if (err instanceof ClientRegistryError) throw new CliError(err.message);
     throw err;
@@ -163,7 +165,7 @@ export async function addClient(db: Database, args: AddClientArguments, tokenUrl
     out: [
       `Registered client ${client.id} (${client.status})`,
       `  keys:   ${keysDescription(client)}`,
-      `  scopes: ${formatScopes(client.scopes)}`,
+      `  scopes: ${scopeText(client)}`,
       `Token endpoint: ${tokenUrl}`,
     ],
     warnings,

@@ -2,9 +2,13 @@
  * `hub user …`: people's accounts on the hub's database: add (with a generated or given password,
  * and for staff the TOTP enrolment URI, each shown once), list, disable, enable, reset-totp, unlock.
  * Each command returns the lines to print; refusals throw a CliError. Nothing here is logged.
+ * TOTP secrets are encrypted with the hub's key (AUTH_SECRETS_KEY, or the key file under DATA_DIR):
+ * add and reset-totp first check that the key reads the secrets already stored.
  */
 import fs from 'node:fs/promises';
 import { PasswordPolicyError, checkPasswordPolicy, generatePassword } from '../auth/passwords.ts';
+import { SecretKeyError } from '../auth/secret-box.ts';
+import type { SecretBox } from '../auth/secret-box.ts';
 import { otpauthUri } from '../auth/totp.ts';
 import { USER_ROLES, UserStore, UserStoreError, isUserRole, requiresTotp } from '../auth/users.ts';
 import type { User } from '../auth/users.ts';
@@ -43,6 +47,18 @@ async function readPasswordFile(file: string): Promise<string> {
   return password;
 }
 
+/** The store with the hub's key, refused when the key cannot read the secrets stored already. */
+async function keyedStore(db: Database, secrets: SecretBox): Promise<UserStore> {
+  const users = new UserStore(db, secrets);
+  try {
+    await users.encryptStoredSecrets();
+  } catch (err) {
+    if (err instanceof SecretKeyError) throw new CliError(`${err.message} (the CLI needs the hub's AUTH_SECRETS_KEY, or its DATA_DIR)`);
+    throw err;
+  }
+  return users;
+}
+
 function enrolmentLines(email: string, secret: string): string[] {
   return [
     'TOTP enrolment (shown once): scan or paste this into an authenticator app; staff sign in with its 6-digit codes:',
@@ -55,7 +71,7 @@ function lockedNow(user: User): boolean {
   return user.lockedUntil !== undefined && user.lockedUntil.getTime() > Date.now();
 }
 
-export async function addUser(db: Database, args: AddUserArguments): Promise<CommandOutput> {
+export async function addUser(db: Database, secrets: SecretBox, args: AddUserArguments): Promise<CommandOutput> {
   if (!isUserRole(args.role)) throw new CliError(`--role must be one of ${USER_ROLES.join(', ')}`, 2);
   if (args.practitioner !== undefined && args.patient !== undefined) throw new CliError('give at most one of --practitioner ID and --patient ID', 2);
   const linkId = args.practitioner ?? args.patient;
@@ -67,7 +83,7 @@ export async function addUser(db: Database, args: AddUserArguments): Promise<Com
   const password = generated ? generatePassword() : await readPasswordFile(args.passwordFile as string);
   let added: Awaited<ReturnType<UserStore['add']>>;
   try {
-    added = await new UserStore(db).add({ email: args.email, role: args.role, fhirUser, password });
+    added = await (await keyedStore(db, secrets)).add({ email: args.email, role: args.role, fhirUser, password });
   } catch (err) {
     if (err instanceof UserStoreError) throw new CliError(err.message);
     throw err;
@@ -128,10 +144,10 @@ export async function setUserStatus(db: Database, email: string, status: 'active
   };
 }
 
-export async function resetUserTotp(db: Database, email: string): Promise<CommandOutput> {
+export async function resetUserTotp(db: Database, secrets: SecretBox, email: string): Promise<CommandOutput> {
   let reset;
   try {
-    reset = await new UserStore(db).resetTotp(email);
+    reset = await new UserStore(db, secrets).resetTotp(email);
   } catch (err) {
     if (err instanceof UserStoreError) throw new CliError(err.message);
     throw err;

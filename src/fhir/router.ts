@@ -109,10 +109,20 @@ export function searchPostParameters(
   return result;
 }
 
-/** The router, with the query rewrites above applied to every request, batch entries included. */
+/** A path segment naming an operation (`$name`, or percent-encoded `%24name`). */
+function hasOperationSegment(url: string): boolean {
+  return url.split('?')[0].split('/').some((segment) => /^(?:\$|%24)/i.test(segment));
+}
+
+/**
+ * The router, with the query rewrites above applied to every request, batch entries included. A
+ * path with an operation segment reaches operations only (never a read or search of a type or id
+ * named `$…`): the scope guard lets such paths through to the operation's own check (operations/caller.ts).
+ */
 class HubFhirRouter extends FhirRouter {
   override find(method: HttpMethod, url: string): ReturnType<FhirRouter['find']> {
     const route = super.find(method, expandTypeModifiers(url));
+    if (route && route.data?.interaction !== 'operation' && hasOperationSegment(url)) return undefined;
     return route?.data?.interaction === 'batch' ? { ...route, handler: batch } : route;
   }
 }

@@ -158,6 +158,7 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       access: accessControlFor(identity),
       actor: authActor(identity),
       audit: options.auditor?.writeContext(req, res),
+      identity,
     });
   };
 

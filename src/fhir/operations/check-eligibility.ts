@@ -1,14 +1,20 @@
 /**
  * `$check-eligibility` (system level, GET or POST): can the service serve a resident of this place,
  * and which reviews may it do? Answers from the jurisdiction policy in force; creates nothing.
- * A registered patient can be re-checked by the reference number their physician types.
+ * Any identity may ask about a residence (index.ts). A registered patient can be re-checked by the
+ * reference number their physician types: that answer is about a stored patient, so it needs the
+ * right to refer (create a ServiceRequest: referring physicians, coordinators, admins, or a client
+ * with ServiceRequest `c`), and the patient is looked up with the hub's rights, since a patient not
+ * yet referred is in none of the physician's cases.
  */
 import { OperationOutcomeError, allOk, notFound } from '@medplum/core';
 import type { FhirRequest, FhirRepository, FhirResponse, FhirRouteHandler } from '@medplum/fhir-router';
 import type { OperationDefinition, Parameters } from '@medplum/fhirtypes';
 import type { Residence } from '../../cases/jurisdictions.ts';
 import { eligibilityParameters, policyInForce, residenceOf, screenResidence } from './eligibility.ts';
+import { callerWrites, operationCaller, requireRight } from './caller.ts';
 import type { OperationContext } from './context.ts';
+import { HubRepository } from '../repository.ts';
 import { invalidParameter, operationInput, textParameter, textParameters } from './parameters.ts';
 import { findPatientByReferenceNumber, parseTypedReferenceNumber } from './reference-numbers.ts';
 
@@ -103,8 +109,11 @@ export function checkEligibilityHandler(context: OperationContext, definition: O
     if (typedNumber !== undefined && (country !== undefined || state !== undefined)) {
       throw invalidParameter('referenceNumber', 'Give either a residence (country, state) or a referenceNumber, not both');
     }
+    if (typedNumber !== undefined) {
+      requireRight(operationCaller(repo), { resourceType: 'ServiceRequest', interaction: 'create' }, '$check-eligibility with a referenceNumber');
+    }
     const residence: Residence = typedNumber !== undefined
-      ? await residenceFromReferenceNumber(repo, typedNumber)
+      ? await residenceFromReferenceNumber(new HubRepository(callerWrites(context.repository, repo)), typedNumber)
       : { country, subdivision: state };
     const policy = policyInForce(context.jurisdictionPolicies, context.now());
     const fields = typedNumber !== undefined ? { country: 'referenceNumber', state: 'referenceNumber' } : { country: 'country', state: 'state' };

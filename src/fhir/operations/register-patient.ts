@@ -4,13 +4,16 @@
  * stored. Otherwise one transaction issues a reference number, creates the Patient carrying it, and
  * stores the letter for the physician as a PDF Binary with its DocumentReference.
  *
+ * Who may call it: whoever may create a Patient (index.ts, caller.ts). Its writes are made with the
+ * hub's rights (the letter belongs to no case yet) and carry the caller as writer.
+ *
  * Retries: a client may send a `requestId` (any text it generated, e.g. a UUID). The same requestId
  * with the same patient returns the first registration (200 instead of 201); with another patient it
  * is a 409. Without a requestId every call registers anew.
  */
 import { createHash } from 'node:crypto';
 import { OperationOutcomeError, allOk, badRequest, conflict, created } from '@medplum/core';
-import type { FhirRequest, FhirResponse, FhirRouteHandler } from '@medplum/fhir-router';
+import type { FhirRepository, FhirRequest, FhirResponse, FhirRouteHandler } from '@medplum/fhir-router';
 import type { Binary, DocumentReference, OperationDefinition, Parameters, Patient } from '@medplum/fhirtypes';
 import type { Eligibility } from '../../cases/jurisdictions.ts';
 import { registrationLetter } from '../../cases/letter.ts';
@@ -18,6 +21,7 @@ import { REFERENCE_NUMBER_SYSTEM, formatReferenceNumber } from '../../cases/refe
 import type { Queryable } from '../../db/database.ts';
 import { toOutcomeError, withFhirErrors } from '../db-errors.ts';
 import { HubRepository } from '../repository.ts';
+import { callerWrites } from './caller.ts';
 import type { OperationContext } from './context.ts';
 import { eligibilityParameters, ineligibleOutcome, policyInForce, residenceOf, screenResidence } from './eligibility.ts';
 import { renderLetterPdf } from './letter-pdf.ts';
@@ -103,12 +107,13 @@ async function replay(repo: HubRepository, earlier: IssuedNumber): Promise<Regis
 
 async function register(
   context: OperationContext,
+  callerRepo: FhirRepository,
   conn: Queryable,
   submitted: Patient,
   eligibility: Eligibility,
   request: { key?: string; hash?: string },
 ): Promise<Registration> {
-  const repo = new HubRepository(context.repository, conn);
+  const repo = new HubRepository(callerWrites(context.repository, callerRepo), conn);
   const patientId = repo.generateId();
   const binaryId = repo.generateId();
   const letterId = repo.generateId();
@@ -192,7 +197,7 @@ function registrationParameters(registration: Registration, eligibility: Eligibi
 }
 
 export function registerPatientHandler(context: OperationContext, definition: OperationDefinition): FhirRouteHandler {
-  return async (req: FhirRequest, _repo, _router, options): Promise<FhirResponse> => {
+  return async (req: FhirRequest, callerRepo, _router, options): Promise<FhirResponse> => {
     if (options?.batch) {
       // It commits its own transaction, which a transaction Bundle could not roll back.
       throw new OperationOutcomeError(badRequest('Patient/$register must be called on its own, not inside a batch or transaction Bundle'));
@@ -231,10 +236,10 @@ export function registerPatientHandler(context: OperationContext, definition: Op
               throw new OperationOutcomeError(conflict('This requestId was already used for a different registration'));
             }
             replayed = true;
-            return replay(new HubRepository(context.repository, conn), earlier);
+            return replay(new HubRepository(callerWrites(context.repository, callerRepo), conn), earlier);
           }
         }
-        return register(context, conn, submitted, eligibility, { key: requestKey, hash: requestHash });
+        return register(context, callerRepo, conn, submitted, eligibility, { key: requestKey, hash: requestHash });
       });
     } catch (err) {
       throw toOutcomeError(err);
