@@ -16,6 +16,7 @@ import { startDimseServer } from './dicom/dimse/server.ts';
 import type { DimseServer } from './dicom/dimse/server.ts';
 import { createStoreHandler } from './dicom/dimse/store-handler.ts';
 import { createFindHandler } from './dicom/dimse/find-handler.ts';
+import { DimseAuditTrail } from './dicom/dimse/audit-trail.ts';
 import { ensureDicomWebEndpoint } from './dicom/ingest.ts';
 import { StudyRefresher } from './dicom/study-refresher.ts';
 import { buildCapabilityStatement } from './fhir/capability.ts';
@@ -36,14 +37,19 @@ import type { WorkerPool } from './queues/worker-runner.ts';
 import { createMailer } from './notify/mailer.ts';
 import type { Mailer } from './notify/mailer.ts';
 import { createApp } from './routes/app.ts';
+import { dicomwebAuditTrail } from './routes/dicomweb/access.ts';
 import { HubMetrics } from './routes/metrics.ts';
 import { FileBlobStore } from './storage/blob-store.ts';
+import { startOrphanSweeper } from './storage/orphan-sweep.ts';
 import { startTempSweeper } from './storage/temp-sweep.ts';
 import { HUB_VERSION } from './version.ts';
 import type { WorkflowWorkerDeps } from './workflow/context.ts';
 
 /** A temporary file untouched for this long belongs to no running upload or render. */
 const TEMP_FILE_MAX_AGE_MS = 60 * 60 * 1000;
+/** Blobs nothing refers to (storage/orphan-sweep.ts): swept by the worker process, first once start-up has settled. */
+const ORPHAN_SWEEP_DELAY_MS = 10 * 60 * 1000;
+const ORPHAN_SWEEP_INTERVAL_MS = 6 * 60 * 60 * 1000;
 
 export interface Hub {
   readonly server: http.Server;
@@ -100,6 +106,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     : undefined;
   await auditLog?.start();
   const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog);
+  const redis = producerConnection(config.redisUrl);
   const auth = await startAuth({
     db,
     baseUrl: config.baseUrl,
@@ -107,9 +114,13 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     logger,
     auditor,
     sessions: { idleSeconds: config.authSessionIdleSeconds, maxSeconds: config.authSessionMaxSeconds },
+    dataDir: config.dataDir,
+    secretsKey: config.authSecretsKey,
+    rateLimits: { redis, prefix: config.queuePrefix },
+  }).catch((err: unknown) => {
+    redis.disconnect();
+    throw err;
   });
-
-  const redis = producerConnection(config.redisUrl);
   if (!(await firstRedisContact(redis, REDIS_CONNECT_WAIT_MS))) {
     logger.warn('redis does not answer yet; writes wait in the outbox until it does');
   }
@@ -146,7 +157,8 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     metrics,
     serveApi,
     adminQueues: { producer: queueProducer, deadLetter },
-    auth,
+    // The DICOMweb audit trail goes first, so that it also sees the refusals of authentication.
+    auth: { ...auth, dicomweb: [dicomwebAuditTrail(auditor, logger.child({ role: 'dicomweb' })), ...auth.dicomweb] },
     cors: { allowedOrigins: config.corsAllowedOrigins },
     metricsPublic: config.metricsPublic,
     hsts: config.baseUrl.startsWith('https:'),
@@ -158,10 +170,11 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
       onWrite: () => relay.kick(),
       auditor,
     },
-    dicomweb: { ingest, baseUrl: config.baseUrl, tempDir: dicomwebTempDir, logger: logger.child({ role: 'dicomweb' }) },
+    dicomweb: { ingest, baseUrl: config.baseUrl, tempDir: dicomwebTempDir, logger: logger.child({ role: 'dicomweb' }), auditor },
   });
 
   const dimseLogger = logger.child({ role: 'dimse' });
+  const dimseAudit = new DimseAuditTrail(auditor, db, dimseLogger);
   // Without the api role the process serves only health and metrics, and no DICOM listener.
   let dimse: DimseServer | undefined;
   try {
@@ -170,11 +183,12 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
       port: config.dimsePort,
       aeTitle: config.dimseAeTitle,
       allowedCallingAeTitles: config.dimseAllowedCallingAeTitles,
+      onRejected: (rejection) => dimseAudit.rejected(rejection),
       logger: dimseLogger,
       maxPduLength: 1 << 20,
       closeGraceMs: config.shutdownGraceMs,
-      onFind: createFindHandler(db, dimseLogger),
-      store: createStoreHandler(ingest, dimseLogger),
+      onFind: createFindHandler(db, dimseLogger, { audit: dimseAudit }),
+      store: createStoreHandler(ingest, dimseLogger, dimseAudit),
     });
   } catch (err) {
     redis.disconnect();
@@ -217,6 +231,9 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     intervalMs: TEMP_FILE_MAX_AGE_MS / 4,
     logger,
   });
+  const orphanSweeper = config.roles.includes('worker')
+    ? startOrphanSweeper(db, blobs, { logger: logger.child({ role: 'blob-sweep' }), delayMs: ORPHAN_SWEEP_DELAY_MS, intervalMs: ORPHAN_SWEEP_INTERVAL_MS })
+    : undefined;
   const mailer = config.roles.includes('worker') ? createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir }) : undefined;
   // The workflow queues (src/workflow/context.ts) need more than the framework's WorkerDeps.
   const workerDeps = (mailer: Mailer): WorkflowWorkerDeps => ({
@@ -262,6 +279,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
       clearTimeout(grace);
       await dimseClosed;
       tempSweeper.stop();
+      await orphanSweeper?.stop();
       await studies.stop();
       await auditLog?.stop();
       await relay.stop();

@@ -7,12 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { tokenUrlFor } from '../auth/index.ts';
+import { loadSecretBox } from '../auth/secret-box.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import type { HubConfig } from '../config.ts';
 import { openDatabase } from '../db/database.ts';
 import type { Database } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
 import { loadFhirDefinitions } from '../fhir/definitions.ts';
+import { BLOB_USAGE, blobCommand } from './blob-commands.ts';
 import { addClient, addPublicClient, listClients, setClientStatus } from './client-commands.ts';
 import type { CommandOutput } from './client-commands.ts';
 import { CliError } from './cli-error.ts';
@@ -23,7 +25,9 @@ const USAGE = `Usage: hub <command>
   hub client add --id ID (--jwks FILE | --jwks-url URL) --scope "SCOPES"
       Registers a SMART Backend Services client with its public keys (a JWKS file, or the https
       URL where the client publishes them; --jwks URL works too) and the system/ scopes it may
-      be granted, e.g. --scope "system/ServiceRequest.cru system/Patient.rs". Prints the token URL.
+      be granted, e.g. --scope "system/ServiceRequest.cru system/Patient.rs". The hub's own scope
+      hub:admin lets an operations tool or metrics scraper use /admin/queues and /metrics (no
+      system/ scope implies it). Prints the token URL.
   hub client add --id ID --public --redirect-uri URI [--redirect-uri URI …] --scope "SCOPES"
       Registers a public client (the dashboard, a SMART app): no secret, people log in through
       the authorization endpoint with PKCE and are sent back to one of the redirect URIs (exact
@@ -44,7 +48,11 @@ const USAGE = `Usage: hub <command>
   hub user reset-totp --email E   (prints a new otpauth:// URI once)
   hub user unlock --email E       (clears a lock-out after repeated failed logins)
 
+${BLOB_USAGE}
+
 The database is the hub's: DATABASE_URL, or the embedded one under DATA_DIR (stop the hub first).
+TOTP secrets are encrypted with the hub's key: give the CLI the hub's AUTH_SECRETS_KEY, or its
+DATA_DIR (which holds the key file when AUTH_SECRETS_KEY is unset).
 Exit status: 0 done, 1 failed, 2 wrong usage.`;
 
 type Options = Record<string, string | boolean | string[] | undefined>;
@@ -128,6 +136,10 @@ async function clientCommand(config: HubConfig, args: string[]): Promise<Command
   }
 }
 
+function secretBox(config: HubConfig): ReturnType<typeof loadSecretBox> {
+  return loadSecretBox({ key: config.authSecretsKey, dataDir: config.dataDir });
+}
+
 async function userCommand(config: HubConfig, args: string[]): Promise<CommandOutput> {
   const [action, ...rest] = args;
   switch (action) {
@@ -144,7 +156,7 @@ async function userCommand(config: HubConfig, args: string[]): Promise<CommandOu
       const passwordFile = typeof options['password-file'] === 'string' ? path.resolve(options['password-file']) : undefined;
       const practitioner = options.practitioner as string | undefined;
       const patient = options.patient as string | undefined;
-      return withDatabase(config, (db) => addUser(db, { email, role, practitioner, patient, passwordFile }));
+      return withDatabase(config, async (db) => addUser(db, await secretBox(config), { email, role, practitioner, patient, passwordFile }));
     }
     case 'list': {
       const options = parse(rest, { json: { type: 'boolean' } });
@@ -155,8 +167,8 @@ async function userCommand(config: HubConfig, args: string[]): Promise<CommandOu
     case 'reset-totp':
     case 'unlock': {
       const email = required(parse(rest, { email: { type: 'string' } }), 'email');
-      return withDatabase(config, (db) => {
-        if (action === 'reset-totp') return resetUserTotp(db, email);
+      return withDatabase(config, async (db) => {
+        if (action === 'reset-totp') return resetUserTotp(db, await secretBox(config), email);
         if (action === 'unlock') return unlockUser(db, email);
         return setUserStatus(db, email, action === 'enable' ? 'active' : 'disabled');
       });
@@ -174,9 +186,11 @@ export async function runCli(argv: string[], output: { out: (line: string) => vo
       output.out(USAGE);
       return command === undefined ? 2 : 0;
     }
-    if (command !== 'client' && command !== 'user') throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
+    if (command !== 'client' && command !== 'user' && command !== 'blobs') throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
     const config = loadConfig();
-    const result = command === 'client' ? await clientCommand(config, rest) : await userCommand(config, rest);
+    const result = command === 'blobs'
+      ? await blobCommand(config, rest, (work) => withDatabase(config, work))
+      : command === 'client' ? await clientCommand(config, rest) : await userCommand(config, rest);
     for (const warning of result.warnings) output.err(warning);
     for (const line of result.out) output.out(line);
     return 0;

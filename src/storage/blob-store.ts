@@ -135,6 +135,8 @@ export class FileBlobStore implements BlobStore {
   /**
    * Renames a synced temp file to its key's place and syncs the directory. A blob already there has
    * the same bytes (its name is their hash), so replacing it changes nothing a reader could see.
+   * Every write must install, even of a blob that exists: the new file's fresh mtime and inode are
+   * what tell the orphan sweep (orphan-sweep.ts) that a row is about to refer to it.
    */
   async install(tmp: string, key: string): Promise<void> {
     const finalPath = this.pathOf(key);
@@ -305,8 +307,8 @@ function fdatasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
 }
 
-/** fsync on the directory makes a rename durable. */
-async function syncDirectory(dir: string): Promise<void> {
+/** fsync on the directory makes a rename (or a link) durable. */
+export async function syncDirectory(dir: string): Promise<void> {
   const fd = fs.openSync(dir, 'r');
   try {
     await new Promise<void>((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve())));
