@@ -1,4 +1,8 @@
-/** A small FHIR client for the demo: JSON in and out, errors with the OperationOutcome's text, polling. */
+/**
+ * A small FHIR client for the demo, one per party: JSON in and out with the party's access token,
+ * errors with the OperationOutcome's text, polling.
+ */
+import type { TokenSource } from './auth.ts';
 
 /** FHIR JSON as the demo reads it (it prints fields; it does not type-check the server's answers). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- arbitrary FHIR JSON from the server
@@ -12,19 +16,27 @@ export interface Response {
 export class DemoClient {
   readonly base: string;
   private readonly timeoutMs: number;
+  private readonly tokens: TokenSource;
 
-  constructor(base: string, timeoutMs: number) {
+  constructor(base: string, timeoutMs: number, tokens: TokenSource) {
     this.base = base;
     this.timeoutMs = timeoutMs;
+    this.tokens = tokens;
+  }
+
+  /** Obtains the party's access token now (the first request would otherwise). */
+  async authenticate(): Promise<void> {
+    await this.tokens.accessToken();
   }
 
   /** Any request to `/fhir/<path>`, whatever its status. */
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+    const authorization = `Bearer ${await this.tokens.accessToken()}`;
     let response: globalThis.Response;
     try {
       response = await fetch(`${this.base}/fhir${path ? `/${path}` : ''}`, {
         method,
-        headers: { accept: 'application/fhir+json', ...(body === undefined ? {} : { 'content-type': 'application/fhir+json' }), ...headers },
+        headers: { accept: 'application/fhir+json', authorization, ...(body === undefined ? {} : { 'content-type': 'application/fhir+json' }), ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {

@@ -1,14 +1,21 @@
 /**
  * `npm run demo`: plays a whole second-opinion case against a RUNNING hub, through its FHIR API and
- * its DICOM listener, as the parties would: the patient registers, the physician's EHR sends the
- * referral Bundle, the records arrive as a PDF, a CT and an MR study arrive by C-STORE, a coordinator
- * accepts the case, a radiologist completes the pre-review, the hub matches a specialist (from a small
- * roster the demo keeps on the hub) and the specialist accepts. Then a patient from New Mexico is
- * turned away before registration. Every result is polled from the API and printed.
+ * its DICOM listener, each party as itself: the patient checks eligibility and registers on the
+ * service's registration website, the physician's EHR sends the referral Bundle and the records (both
+ * SMART Backend Services clients, private_key_jwt), a CT and an MR study arrive by C-STORE, the
+ * coordinator (a person signing in: authorization code + PKCE + TOTP) accepts the case and assigns the
+ * pre-review, the radiologist completes it, the hub matches a specialist (from a small roster the
+ * coordinator keeps on the hub) and that specialist signs in and accepts. Then a patient from New
+ * Mexico is turned away before registration. Every result is polled from the API and printed.
  *
+ * First register the parties in the hub's database (setup.ts), with the hub's DATA_DIR/DATABASE_URL:
+ *   npm run demo:setup        (embedded database: while the hub is stopped; PostgreSQL: any time)
+ *   npm start
  *   npm run demo -- [--url http://127.0.0.1:8080] [--dimse-host 127.0.0.1] [--dimse-port 11112]
  *                   [--called-ae HUB] [--calling-ae DEMO] [--timeout-seconds 180]
- * or the same through HUB_URL, DIMSE_HOST, DIMSE_PORT, DIMSE_CALLED_AE, DIMSE_CALLING_AE.
+ *                   [--credentials DATA_DIR/demo/credentials.json]
+ * or the same through HUB_URL, DIMSE_HOST, DIMSE_PORT, DIMSE_CALLED_AE, DIMSE_CALLING_AE, and DATA_DIR
+ * (default ./data) for the credentials file. Works with AUTH_REQUIRED=true (the default) or false.
  * Needs dcmtk (storescu, dcmodify) and pydicom's test files (python3-pydicom). Exits 1 on any failure.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,10 +23,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { BackendServicesClient, PersonLogin, discover } from './auth.ts';
+import type { HubEndpoints } from './auth.ts';
 import { recordsPdf, sendStudies, studyFile } from './materials.ts';
 import { DemoClient, byCaseIdentifier, parameter, stateOf, withTaskCode } from './client.ts';
 import type { Resource } from './client.ts';
-import { ensureRoster } from './roster.ts';
+import { SYSTEM_SCOPE, credentialsFile, readCredentials } from './parties.ts';
+import type { DemoCredentials } from './parties.ts';
+import { ensureRadiologist, ensureRoster } from './roster.ts';
 
 // eslint-disable-next-line no-restricted-properties -- a client of the hub, not the hub: its own settings
 const env = process.env;
@@ -31,6 +42,7 @@ const { values: args } = parseArgs({
     'called-ae': { type: 'string', default: env.DIMSE_CALLED_AE ?? 'HUB' },
     'calling-ae': { type: 'string', default: env.DIMSE_CALLING_AE ?? 'DEMO' },
     'timeout-seconds': { type: 'string', default: '180' },
+    credentials: { type: 'string', default: credentialsFile(path.resolve(env.DATA_DIR || 'data')) },
   },
 });
 
@@ -55,24 +67,105 @@ function step(title: string): void {
 }
 const show = (line: string): void => console.log(`   ${line}`);
 
+/** The version's writer as the hub stamped it (meta.source, urn:hub:actor:<role>:<id>). */
+const writer = (resource: Resource): string => resource.meta?.source ?? '(no writer recorded)';
+
+/** The parties' clients; people sign in when they first act, and are signed out at the end. */
+class Cast {
+  readonly ehr: DemoClient;
+  readonly website: DemoClient;
+  private readonly base: string;
+  private readonly timeoutMs: number;
+  private readonly endpoints: HubEndpoints;
+  private readonly credentials: DemoCredentials;
+  private readonly people = new Map<string, { client: DemoClient; login: PersonLogin }>();
+
+  constructor(base: string, timeoutMs: number, endpoints: HubEndpoints, credentials: DemoCredentials) {
+    this.base = base;
+    this.timeoutMs = timeoutMs;
+    this.endpoints = endpoints;
+    this.credentials = credentials;
+    this.ehr = new DemoClient(base, timeoutMs, new BackendServicesClient(endpoints, credentials.ehr, SYSTEM_SCOPE));
+    this.website = new DemoClient(base, timeoutMs, new BackendServicesClient(endpoints, credentials.registration, SYSTEM_SCOPE));
+  }
+
+  /** The system clients' first tokens (client_credentials with a signed JWT assertion). */
+  async connectSystems(): Promise<void> {
+    for (const [client, title] of [
+      [this.website, `the registration website (${this.credentials.registration.clientId})`],
+      [this.ehr, `the physician's EHR (${this.credentials.ehr.clientId})`],
+    ] as const) {
+      await client.authenticate();
+      show(`${title}: access token by client_credentials with a signed JWT assertion (${SYSTEM_SCOPE})`);
+    }
+  }
+
+  /** The person of the credentials file's `key`, signed in. */
+  async person(key: string, title: string): Promise<DemoClient> {
+    const known = this.people.get(key);
+    if (known) return known.client;
+    const person = this.credentials.people[key];
+    if (!person) throw new Error(`the credentials file has no ${key}; run npm run demo:setup on a fresh database`);
+    const login = new PersonLogin(this.endpoints, this.credentials.app, person);
+    await login.accessToken();
+    show(`${title} signed in (authorization code + PKCE, TOTP) through ${this.credentials.app.clientId}`);
+    const client = new DemoClient(this.base, this.timeoutMs, login);
+    this.people.set(key, { client, login });
+    return client;
+  }
+
+  /** The key of the specialist whose account is linked to `Practitioner/<id>`. */
+  specialistKey(reference: string | undefined): string {
+    const found = Object.entries(this.credentials.people).find(([, person]) => person.role === 'specialist' && `Practitioner/${person.practitionerId}` === reference);
+    if (!found) throw new Error(`the case was offered to ${reference ?? 'nobody'}, who has no account in the credentials file`);
+    return found[0];
+  }
+
+  async signOut(): Promise<void> {
+    for (const { login } of this.people.values()) await login.signOut();
+  }
+}
+
 async function demo(): Promise<void> {
-  const client = new DemoClient(args.url.replace(/\/+$/, ''), Number(args['timeout-seconds']) * 1000);
+  const base = args.url.replace(/\/+$/, '');
+  const timeoutMs = Number(args['timeout-seconds']) * 1000;
   const dimsePort = Number(args['dimse-port']);
   if (!Number.isInteger(dimsePort) || dimsePort < 1 || dimsePort > 65535) throw new Error(`--dimse-port must be a TCP port, not "${args['dimse-port']}"`);
+  const credentials = await readCredentials(args.credentials);
   const runTag = randomBytes(3).toString('hex').toUpperCase();
-  console.log(`Second-opinion hub demo against ${client.base} (DICOM ${args['dimse-host']}:${dimsePort}, AE ${args['called-ae']}), run ${runTag}`);
+  console.log(`Second-opinion hub demo against ${base} (DICOM ${args['dimse-host']}:${dimsePort}, AE ${args['called-ae']}), run ${runTag}`);
 
-  step('The specialists’ roster (kept on the hub between runs)');
-  const roster = await ensureRoster(client);
+  step('The parties authenticate');
+  const endpoints = await discover(base);
+  show(`SMART configuration: token endpoint ${endpoints.tokenUrl}, authorization endpoint ${endpoints.authorizeUrl}`);
+  const cast = new Cast(base, timeoutMs, endpoints, credentials);
+  try {
+    await cast.connectSystems();
+    await playCase(cast, { dimsePort, runTag });
+  } catch (err) {
+    // The failure is what the demo reports; a sign-out failing after it would only hide it.
+    await cast.signOut().catch(() => undefined);
+    throw err;
+  }
+  await cast.signOut();
+}
+
+async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; runTag: string }): Promise<void> {
+  const coordinator = await cast.person('coordinator', 'the coordinator');
+
+  step('The specialists’ roster and the radiologist, kept on the hub by the coordinator');
+  const roster = await ensureRoster(coordinator);
   for (const member of roster) show(`${member.name}: ${member.summary} → Practitioner/${member.id}`);
+  const radiologistId = await ensureRadiologist(coordinator);
+  show(`the radiologist → Practitioner/${radiologistId}`);
 
-  step('$check-eligibility for a patient living in Massachusetts');
-  const massachusetts = await client.fhir('GET', '$check-eligibility?country=US&state=MA&plannedReview=radiology');
+  step('$check-eligibility for a patient living in Massachusetts (the registration website)');
+  const massachusetts = await cast.website.fhir('GET', '$check-eligibility?country=US&state=MA&plannedReview=radiology');
   show(`outcome ${parameter(massachusetts, 'outcome')?.valueCode}: ${parameter(massachusetts, 'message')?.valueString}`);
 
   step('Patient/$register: the patient registers and gets a reference number and a letter');
   const birthDate = '1961-04-23';
-  const registration = await client.fhir('POST', 'Patient/$register', {
+  const registration = await cast.website.fhir('POST', 'Patient/$register', {
     resourceType: 'Parameters',
     parameter: [
       { name: 'requestId', valueString: `demo-${randomUUID()}` },
@@ -96,34 +189,36 @@ async function demo(): Promise<void> {
   step('The EHR sends the referral as one transaction Bundle');
   const accessionNumber = `DEMO${runTag}${randomBytes(2).toString('hex').toUpperCase()}`;
   const bundle = referralBundle(referenceNumber, accessionNumber);
-  const result = await client.fhir('POST', '', bundle);
+  const result = await cast.ehr.fhir('POST', '', bundle);
   const locations: string[] = result.entry.map((entry: { response: { location: string } }) => entry.response.location.split('/_history')[0]);
   for (const location of locations) show(`created ${location}`);
   const serviceRequestId = locations[2].split('/')[1];
   const physicianId = locations[0].split('/')[1];
+  show(`ServiceRequest written by ${writer(await cast.ehr.fhir('GET', `ServiceRequest/${serviceRequestId}`))}`);
 
-  step('Intake: eligibility, the quote and the expected materials');
-  const submitted = await client.until(async () => {
-    const task = await byCaseIdentifier(client, 'Task', `${serviceRequestId}/coordination`);
+  step('Intake: eligibility, the quote and the expected materials (the coordinator’s worklist)');
+  const submitted = await coordinator.until(async () => {
+    const task = await byCaseIdentifier(coordinator, 'Task', `${serviceRequestId}/coordination`);
     return stateOf(task) === 'submitted' ? task : undefined;
   }, 'the case to be submitted');
   show(`coordination Task/${submitted.id}: ${stateOf(submitted)} (${submitted.status})`);
-  await printQuote(client, serviceRequestId, submitted);
-  const expected = await client.search(`Task?part-of=Task/${submitted.id}`);
+  await printQuote(coordinator, serviceRequestId, submitted);
+  const expected = await coordinator.search(`Task?part-of=Task/${submitted.id}`);
   for (const task of withTaskCode(expected, 'expect-material')) show(`expecting ${task.input?.[0]?.valueCoding?.code}: Task/${task.id} (${task.status})`);
 
-  step('A coordinator accepts the case (businessStatus awaiting-materials)');
-  await client.change(`Task/${submitted.id}`, (task) => ({ ...task, businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'awaiting-materials' }] } }));
-  const accepted = await client.until(async () => {
-    const task = await client.fhir('GET', `Task/${submitted.id}`);
+  step('The coordinator accepts the case (businessStatus awaiting-materials)');
+  const move = await coordinator.change(`Task/${submitted.id}`, (task) => ({ ...task, businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'awaiting-materials' }] } }));
+  show(`written by ${writer(move)}`);
+  const accepted = await coordinator.until(async () => {
+    const task = await coordinator.fhir('GET', `Task/${submitted.id}`);
     return stateOf(task) === 'awaiting-materials' && task.status === 'accepted' ? task : undefined;
   }, 'the acceptance to be applied');
   show(`coordination Task: ${stateOf(accepted)} (${accepted.status})`);
 
-  step(`The records arrive: a ${RECORD_PAGES}-page PDF as Binary + DocumentReference`);
+  step(`The records arrive from the EHR: a ${RECORD_PAGES}-page PDF as Binary + DocumentReference`);
   const pdf = await recordsPdf(RECORD_PAGES);
-  const binary = await client.fhir('POST', 'Binary', { resourceType: 'Binary', contentType: 'application/pdf', data: Buffer.from(pdf).toString('base64') });
-  const document = await client.fhir('POST', 'DocumentReference', {
+  const binary = await cast.ehr.fhir('POST', 'Binary', { resourceType: 'Binary', contentType: 'application/pdf', data: Buffer.from(pdf).toString('base64') });
+  const document = await cast.ehr.fhir('POST', 'DocumentReference', {
     resourceType: 'DocumentReference',
     status: 'current',
     type: { text: 'Discharge summary' },
@@ -132,12 +227,12 @@ async function demo(): Promise<void> {
     context: { related: [{ reference: `ServiceRequest/${serviceRequestId}` }] },
   });
   show(`Binary/${binary.id} (${pdf.length} bytes), DocumentReference/${document.id}`);
-  const counted = await client.until(async () => {
-    const current = await client.fhir('GET', `DocumentReference/${document.id}`);
+  const counted = await cast.ehr.until(async () => {
+    const current = await cast.ehr.fhir('GET', `DocumentReference/${document.id}`);
     return current.extension?.find((extension: { url: string }) => extension.url === 'urn:hub:extension:page-count');
   }, 'the page count');
   show(`page count read from the PDF: ${counted.valueInteger}`);
-  await expectMaterial(client, serviceRequestId, 'records');
+  await expectMaterial(coordinator, serviceRequestId, 'records');
 
   step('A CT and an MR study arrive by DICOM C-STORE (storescu)');
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'hub-demo-'));
@@ -147,8 +242,8 @@ async function demo(): Promise<void> {
     const mr = await studyFile(workDir, 'MR_small.dcm', { accessionNumber: `OTHER${runTag}`, patientId: referenceNumber, birthDate: birthDate.replaceAll('-', '') });
     await sendStudies({ host: args['dimse-host'], port: dimsePort, calledAe: args['called-ae'], callingAe: args['calling-ae'] }, [ct.path, mr.path]);
     for (const [label, study] of [['CT (by accession number)', ct], ['MR (by reference number as PatientID)', mr]] as const) {
-      const imagingStudy = await client.until(async () => {
-        const [found] = await client.search(`ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.studyInstanceUid}`)}`);
+      const imagingStudy = await coordinator.until(async () => {
+        const [found] = await coordinator.search(`ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.studyInstanceUid}`)}`);
         return found?.basedOn?.[0]?.reference === `ServiceRequest/${serviceRequestId}` ? found : undefined;
       }, `the ${label} to be matched to the case`);
       show(`${label}: ImagingStudy/${imagingStudy.id} matched to ServiceRequest/${serviceRequestId}`);
@@ -156,50 +251,54 @@ async function demo(): Promise<void> {
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
-  await expectMaterial(client, serviceRequestId, 'imaging');
-  await printQuote(client, serviceRequestId, await client.fhir('GET', `Task/${submitted.id}`));
+  await expectMaterial(coordinator, serviceRequestId, 'imaging');
+  await printQuote(coordinator, serviceRequestId, await coordinator.fhir('GET', `Task/${submitted.id}`));
 
   step('Materials complete: the radiology pre-review');
-  const preReview = await client.until(async () => withTaskCode(await client.search(`Task?part-of=Task/${submitted.id}`), 'pre-review-radiology')[0], 'the pre-review Task');
-  show(`pre-review Task/${preReview.id} (${preReview.status}); case ${stateOf(await client.fhir('GET', `Task/${submitted.id}`))}`);
-  const radiologist = await client.fhir('POST', 'Practitioner', { resourceType: 'Practitioner', name: [{ prefix: ['Dr.'], family: 'Fairweather', given: ['Demo'] }] });
-  const report = await client.fhir('POST', 'DiagnosticReport', {
+  const preReview = await coordinator.until(async () => withTaskCode(await coordinator.search(`Task?part-of=Task/${submitted.id}`), 'pre-review-radiology')[0], 'the pre-review Task');
+  show(`pre-review Task/${preReview.id} (${preReview.status}); case ${stateOf(await coordinator.fhir('GET', `Task/${submitted.id}`))}`);
+  await coordinator.change(`Task/${preReview.id}`, (task) => ({ ...task, owner: { reference: `Practitioner/${radiologistId}` } }));
+  show(`the coordinator assigns it to Practitioner/${radiologistId}`);
+  const radiologist = await cast.person('radiologist', 'the radiologist');
+  const report = await radiologist.fhir('POST', 'DiagnosticReport', {
     resourceType: 'DiagnosticReport',
     status: 'final',
     code: { text: 'Radiology pre-review' },
     subject: { reference: `Patient/${patientId}` },
     basedOn: [{ reference: `ServiceRequest/${serviceRequestId}` }],
-    performer: [{ reference: `Practitioner/${radiologist.id}` }],
+    performer: [{ reference: `Practitioner/${radiologistId}` }],
     conclusion: 'Images adequate for specialist review.',
   });
-  await client.change(`Task/${preReview.id}`, (task) => ({ ...task, status: 'in-progress', owner: { reference: `Practitioner/${radiologist.id}` } }));
-  await client.change(`Task/${preReview.id}`, (task) => ({
+  await radiologist.change(`Task/${preReview.id}`, (task) => ({ ...task, status: 'in-progress' }));
+  const completed = await radiologist.change(`Task/${preReview.id}`, (task) => ({
     ...task,
     status: 'completed',
     output: [{ type: { text: 'report' }, valueReference: { reference: `DiagnosticReport/${report.id}` } }],
   }));
-  show(`completed by Practitioner/${radiologist.id} with DiagnosticReport/${report.id}`);
+  show(`completed by Practitioner/${radiologistId} with DiagnosticReport/${report.id}; written by ${writer(completed)}`);
 
   step('Matching: the specialist’s Task and its due date');
-  const offer = await client.until(async () => withTaskCode(await client.search(`Task?part-of=Task/${submitted.id}`), 'specialist-opinion')[0], 'the specialist’s Task');
-  const specialist = roster.find((member) => `Practitioner/${member.id}` === offer.owner?.reference);
-  show(`Task/${offer.id} offered to ${specialist?.name ?? offer.owner?.reference}, due ${offer.restriction?.period?.end} (10 business days, US Eastern)`);
+  const offer = await coordinator.until(async () => withTaskCode(await coordinator.search(`Task?part-of=Task/${submitted.id}`), 'specialist-opinion')[0], 'the specialist’s Task');
+  const specialistMember = roster.find((member) => `Practitioner/${member.id}` === offer.owner?.reference);
+  show(`Task/${offer.id} offered to ${specialistMember?.name ?? offer.owner?.reference}, due ${offer.restriction?.period?.end} (10 business days, US Eastern)`);
   console.log('   ranking explanation:');
   for (const line of (offer.note ?? []).map((note: { text: string }) => note.text).join('\n').split('\n')) show(`  ${line}`);
 
   step('The specialist accepts');
-  await client.change(`Task/${offer.id}`, (task) => ({ ...task, status: 'accepted' }));
-  const inReview = await client.until(async () => {
-    const task = await client.fhir('GET', `Task/${submitted.id}`);
+  const specialist = await cast.person(cast.specialistKey(offer.owner?.reference), `the specialist (${offer.owner?.reference})`);
+  const acceptance = await specialist.change(`Task/${offer.id}`, (task) => ({ ...task, status: 'accepted' }));
+  show(`written by ${writer(acceptance)}`);
+  const inReview = await coordinator.until(async () => {
+    const task = await coordinator.fhir('GET', `Task/${submitted.id}`);
     return stateOf(task) === 'specialist-review' ? task : undefined;
   }, 'specialist review');
   show(`case ${stateOf(inReview)} (${inReview.status}); status e-mails went to Practitioner/${physicianId} and Patient/${patientId} (links only)`);
 
-  step('A second patient, living in New Mexico');
-  const newMexico = await client.fhir('GET', '$check-eligibility?country=US&state=NM');
+  step('A second patient, living in New Mexico (the registration website)');
+  const newMexico = await cast.website.fhir('GET', '$check-eligibility?country=US&state=NM');
   show(`$check-eligibility: ${parameter(newMexico, 'outcome')?.valueCode}: ${parameter(newMexico, 'message')?.valueString}`);
   if (parameter(newMexico, 'outcome')?.valueCode !== 'ineligible') throw new Error('New Mexico should be ineligible under the default policy');
-  const refused = await client.request('POST', 'Patient/$register', {
+  const refused = await cast.website.request('POST', 'Patient/$register', {
     resourceType: 'Parameters',
     parameter: [
       {

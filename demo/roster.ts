@@ -1,8 +1,10 @@
 /**
  * The demo's specialists, as src/workflow/specialists.ts reads a roster: a Practitioner with the
  * licence and board certification as qualifications and the training level as an extension, and a
- * PractitionerRole coded `specialist` with the NUCC specialty, capacity and subspecialty keywords.
- * Created once per hub (conditional creates on a demo identifier), so repeated runs reuse them.
+ * PractitionerRole coded `specialist` with the NUCC specialty, capacity and subspecialty keywords;
+ * and the radiologist's Practitioner. Written by the coordinator with fixed ids (update as create),
+ * because the specialists' and the radiologist's accounts are linked to those ids (parties.ts), and
+ * repeated runs write the same resources again.
  */
 import type { DemoClient } from './client.ts';
 
@@ -10,7 +12,7 @@ const DEMO_ROSTER_SYSTEM = 'urn:hub:demo-roster';
 const NUCC = 'http://nucc.org/provider-taxonomy';
 const SPECIALTY_NAMES: Record<string, string> = { '207RX0202X': 'medical oncology', '207RP1001X': 'pulmonary disease' };
 
-interface RosterEntry {
+export interface RosterEntry {
   key: string;
   family: string;
   level: 'attending' | 'fellow';
@@ -19,7 +21,7 @@ interface RosterEntry {
   keywords: string[];
 }
 
-const ROSTER: readonly RosterEntry[] = [
+export const ROSTER: readonly RosterEntry[] = [
   { key: 'thoracic-oncologist', family: 'Abernathy', level: 'attending', nucc: '207RX0202X', licenceEnd: '2031-06-30', keywords: ['lung', 'thoracic'] },
   { key: 'oncologist', family: 'Brightwater', level: 'attending', nucc: '207RX0202X', licenceEnd: '2031-06-30', keywords: [] },
   { key: 'pulmonologist', family: 'Eberhardt', level: 'attending', nucc: '207RP1001X', licenceEnd: '2031-06-30', keywords: ['lung'] },
@@ -27,52 +29,53 @@ const ROSTER: readonly RosterEntry[] = [
   { key: 'oncology-fellow', family: 'Castellano', level: 'fellow', nucc: '207RX0202X', licenceEnd: '2031-06-30', keywords: ['lung', 'malignan*'] },
 ];
 
+/** The radiologist who does the pre-review (not on the specialists' roster). */
+export const RADIOLOGIST_PRACTITIONER_ID = 'demo-radiologist';
+
+export const practitionerIdOf = (entry: RosterEntry): string => `demo-${entry.key}`;
+
 export interface RosterMember {
   id: string;
   name: string;
   summary: string;
 }
 
+/**
+ * Writes the roster at its fixed ids. A demo identifier found on a Practitioner at any other id (an
+ * earlier, anonymous demo created them at server-assigned ids) is set inactive, so that the hub never
+ * offers the case to a specialist without an account.
+ */
 export async function ensureRoster(client: DemoClient): Promise<RosterMember[]> {
   const members: RosterMember[] = [];
   for (const entry of ROSTER) {
-    const identifier = `${DEMO_ROSTER_SYSTEM}|${entry.key}`;
-    const practitioner = await client.fhir(
-      'POST',
-      'Practitioner',
-      {
-        resourceType: 'Practitioner',
-        identifier: [{ system: DEMO_ROSTER_SYSTEM, value: entry.key }],
-        active: true,
-        name: [{ prefix: ['Dr.'], family: entry.family, given: ['Demo'] }],
-        telecom: [{ system: 'email', value: `${entry.family.toLowerCase()}@specialists.example.org` }],
-        extension: [{ url: 'urn:hub:extension:training-level', valueCode: entry.level }],
-        qualification: [
-          { code: { coding: [{ system: 'urn:hub:qualification', code: 'medical-licence' }] }, period: { start: '2015-07-01', end: entry.licenceEnd } },
-          { code: { coding: [{ system: 'urn:hub:qualification', code: 'board-certification' }] }, period: { start: '2016-01-01' } },
-        ],
-      },
-      { 'if-none-exist': `identifier=${encodeURIComponent(identifier)}` },
-    );
-    // A conditional create that found the resource answers 200 with it (or without a body).
-    const id: string = practitioner.id ?? (await client.search(`Practitioner?identifier=${encodeURIComponent(identifier)}`))[0].id;
-    await client.fhir(
-      'POST',
-      'PractitionerRole',
-      {
-        resourceType: 'PractitionerRole',
-        identifier: [{ system: DEMO_ROSTER_SYSTEM, value: `${entry.key}/role` }],
-        active: true,
-        practitioner: { reference: `Practitioner/${id}` },
-        code: [{ coding: [{ system: 'urn:hub:practitioner-role', code: 'specialist' }] }],
-        specialty: [{ coding: [{ system: NUCC, code: entry.nucc }] }],
-        extension: [
-          { url: 'urn:hub:extension:case-capacity', valueInteger: 50 },
-          ...entry.keywords.map((valueString) => ({ url: 'urn:hub:extension:subspecialty-keyword', valueString })),
-        ],
-      },
-      { 'if-none-exist': `identifier=${encodeURIComponent(`${DEMO_ROSTER_SYSTEM}|${entry.key}/role`)}` },
-    );
+    const id = practitionerIdOf(entry);
+    await client.fhir('PUT', `Practitioner/${id}`, {
+      resourceType: 'Practitioner',
+      id,
+      identifier: [{ system: DEMO_ROSTER_SYSTEM, value: entry.key }],
+      active: true,
+      name: [{ prefix: ['Dr.'], family: entry.family, given: ['Demo'] }],
+      telecom: [{ system: 'email', value: `${entry.family.toLowerCase()}@specialists.example.org` }],
+      extension: [{ url: 'urn:hub:extension:training-level', valueCode: entry.level }],
+      qualification: [
+        { code: { coding: [{ system: 'urn:hub:qualification', code: 'medical-licence' }] }, period: { start: '2015-07-01', end: entry.licenceEnd } },
+        { code: { coding: [{ system: 'urn:hub:qualification', code: 'board-certification' }] }, period: { start: '2016-01-01' } },
+      ],
+    });
+    await client.fhir('PUT', `PractitionerRole/${id}-role`, {
+      resourceType: 'PractitionerRole',
+      id: `${id}-role`,
+      identifier: [{ system: DEMO_ROSTER_SYSTEM, value: `${entry.key}/role` }],
+      active: true,
+      practitioner: { reference: `Practitioner/${id}` },
+      code: [{ coding: [{ system: 'urn:hub:practitioner-role', code: 'specialist' }] }],
+      specialty: [{ coding: [{ system: NUCC, code: entry.nucc }] }],
+      extension: [
+        { url: 'urn:hub:extension:case-capacity', valueInteger: 50 },
+        ...entry.keywords.map((valueString) => ({ url: 'urn:hub:extension:subspecialty-keyword', valueString })),
+      ],
+    });
+    await retireStrays(client, entry.key, id);
     members.push({
       id,
       name: `Dr. Demo ${entry.family}`,
@@ -80,4 +83,23 @@ export async function ensureRoster(client: DemoClient): Promise<RosterMember[]> 
     });
   }
   return members;
+}
+
+async function retireStrays(client: DemoClient, key: string, id: string): Promise<void> {
+  const strays = (await client.search(`Practitioner?identifier=${encodeURIComponent(`${DEMO_ROSTER_SYSTEM}|${key}`)}`)).filter(
+    (practitioner) => practitioner.id !== id && practitioner.active !== false,
+  );
+  for (const stray of strays) await client.change(`Practitioner/${stray.id}`, (practitioner) => ({ ...practitioner, active: false }));
+}
+
+/** The radiologist's Practitioner, at the id their account is linked to. */
+export async function ensureRadiologist(client: DemoClient): Promise<string> {
+  await client.fhir('PUT', `Practitioner/${RADIOLOGIST_PRACTITIONER_ID}`, {
+    resourceType: 'Practitioner',
+    id: RADIOLOGIST_PRACTITIONER_ID,
+    identifier: [{ system: DEMO_ROSTER_SYSTEM, value: 'radiologist' }],
+    active: true,
+    name: [{ prefix: ['Dr.'], family: 'Fairweather', given: ['Demo'] }],
+  });
+  return RADIOLOGIST_PRACTITIONER_ID;
 }

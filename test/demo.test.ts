@@ -1,9 +1,12 @@
 /**
- * `npm run demo` end to end: a hub process as `npm start` runs it (fresh PostgreSQL database, DIMSE on
- * a free port, a temporary DATA_DIR, SMTP to a real SMTP server started here), and the demo script as
- * a child process against it. The demo itself fails (exit 1) when any step's result does not appear
- * in the API; the test then checks the status e-mails the case sent: one per (state, recipient) of
- * src/workflow/case-notifications.ts, each with the link to the case and nothing of the patient.
+ * `npm run demo:setup` then `npm run demo` end to end, as the README runs them: the setup registers
+ * the demo's parties in a fresh PostgreSQL database, a hub process runs as `npm start` does with
+ * AUTH_REQUIRED=true (DIMSE on a free port, a temporary DATA_DIR, SMTP to a real SMTP server started
+ * here), and the demo script runs as a child process against it, every party with its own token. The
+ * demo itself fails (exit 1) when any step's result does not appear in the API; the test then checks
+ * who the hub recorded as the writer of each move (meta.source), and the status e-mails the case
+ * sent: one per (state, recipient) of src/workflow/case-notifications.ts, each with the link to the
+ * case and nothing of the patient.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -11,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import pg from 'pg';
-import { NODE_BIN, REPO_ROOT, startHubProcess } from './support/hub-process.ts';
+import { NODE_BIN, REPO_ROOT, cleanEnvironment, startHubProcess } from './support/hub-process.ts';
 import type { HubProcess } from './support/hub-process.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
@@ -22,9 +25,10 @@ const PUBLIC_BASE = 'https://hub.example.org';
 const PHYSICIAN = 'a.okonkwo@referrer.example.org';
 const PATIENT = 'harriet.demoperson@patient.example.org';
 
-function runDemo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a demo script with exactly `env` as its configuration (nothing leaks in from the test runner's). */
+function runScript(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE_BIN, ['demo/demo.ts', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE_BIN, [script, ...args], { cwd: REPO_ROOT, env: { ...cleanEnvironment(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -34,26 +38,41 @@ function runDemo(args: string[]): Promise<{ code: number | null; stdout: string;
   });
 }
 
+/** The first id after `prefix` in the demo's output. */
+function idAfter(stdout: string, prefix: RegExp): string {
+  const match = new RegExp(`${prefix.source}([A-Za-z0-9.-]+)`).exec(stdout);
+  if (!match) throw new Error(`the demo printed no ${prefix.source}`);
+  return match[1];
+}
+
 const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> =>
   waitUntil(probe, what, timeoutMs, 250);
 
-describe('npm run demo against a running hub', () => {
+interface Version {
+  version: number;
+  resource: any;
+}
+
+describe('npm run demo:setup, then npm run demo against a running hub that requires authentication', () => {
   let database: { url: string; drop: () => Promise<void> };
   let dataDir: string;
   let sink: SmtpSink;
   let hub: HubProcess;
   let dimsePort: number;
   let sql: pg.Client;
+  let setup: { code: number | null; stdout: string; stderr: string };
 
   beforeAll(async () => {
     database = await createTestDatabase();
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-demo-'));
     sink = await startSmtpSink();
     dimsePort = await freePort();
+    setup = await runScript('demo/setup.ts', [], { DATABASE_URL: database.url, DATA_DIR: dataDir });
     hub = await startHubProcess(
       {
         DATABASE_URL: database.url,
         DATA_DIR: dataDir,
+        AUTH_REQUIRED: 'true',
         DIMSE_PORT: String(dimsePort),
         SMTP_URL: sink.url,
         BASE_URL: PUBLIC_BASE,
@@ -74,10 +93,52 @@ describe('npm run demo against a running hub', () => {
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
-  test('plays the case through to the specialist, declines New Mexico before registration, and the status e-mails arrive once each', async () => {
+  const versions = async (type: string, id: string): Promise<Version[]> =>
+    (await sql.query<{ version: number; content: string }>('SELECT version, content FROM resource_version WHERE resource_type = $1 AND id = $2 ORDER BY version', [type, id])).rows.map(
+      (row) => ({ version: row.version, resource: JSON.parse(row.content) }),
+    );
+
+  test('the setup registers the clients and accounts and writes their secrets for its owner only; run again, it changes nothing', async () => {
+    expect({ code: setup.code, stderr: setup.stderr }).toEqual({ code: 0, stderr: '' });
+    const file = path.join(dataDir, 'demo', 'credentials.json');
+    expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
+    const credentials = JSON.parse(await fs.readFile(file, 'utf8'));
+    expect(setup.stdout).not.toContain(credentials.people.coordinator.password);
+    expect(setup.stdout).not.toContain(credentials.people.coordinator.totpSecret);
+    const clients = await sql.query<{ id: string; public: boolean; scopes: string }>('SELECT id, public, scopes FROM auth_client ORDER BY id');
+    expect(clients.rows).toEqual([
+      { id: 'demo-app', public: true, scopes: 'openid fhirUser user/*.cruds' },
+      { id: 'demo-ehr', public: false, scopes: 'system/*.cruds' },
+      { id: 'demo-registration', public: false, scopes: 'system/*.cruds' },
+    ]);
+    const users = await sql.query<{ role: string; fhir_user: string | null; totp: boolean }>('SELECT role, fhir_user, totp_secret IS NOT NULL AS totp FROM auth_user ORDER BY role, fhir_user');
+    expect(users.rows).toEqual([
+      { role: 'coordinator', fhir_user: null, totp: true },
+      { role: 'radiologist', fhir_user: 'Practitioner/demo-radiologist', totp: true },
+      { role: 'specialist', fhir_user: 'Practitioner/demo-oncologist', totp: true },
+      { role: 'specialist', fhir_user: 'Practitioner/demo-oncology-fellow', totp: true },
+      { role: 'specialist', fhir_user: 'Practitioner/demo-pulmonologist', totp: true },
+      { role: 'specialist', fhir_user: 'Practitioner/demo-thoracic-oncologist', totp: true },
+    ]);
+
+    const again = await runScript('demo/setup.ts', [], { DATABASE_URL: database.url, DATA_DIR: dataDir });
+    expect({ code: again.code, stderr: again.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(again.stdout).toMatch(/registered already/);
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual(credentials);
+  });
+
+  test('plays the case through to the specialist with every party signed in as itself, declines New Mexico before registration, and the status e-mails arrive once each', async () => {
+    const anonymous = await fetch(`${hub.url}/fhir/Patient`);
+    expect(anonymous.status).toBe(401);
+
     const local = new URL(hub.url);
-    const run = await runDemo(['--url', hub.url, '--dimse-host', local.hostname, '--dimse-port', String(dimsePort), '--timeout-seconds', '150']);
+    const run = await runScript(
+      'demo/demo.ts',
+      ['--url', hub.url, '--dimse-host', local.hostname, '--dimse-port', String(dimsePort), '--timeout-seconds', '150'],
+      { DATA_DIR: dataDir },
+    );
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/the coordinator signed in \(authorization code \+ PKCE, TOTP\)/);
     expect(run.stdout).toMatch(/submitted \(requested\)/);
     expect(run.stdout).toMatch(/Imaging review, per imaging site .* × {2}2 +\$750\.00 {2}planned/);
     expect(run.stdout).toMatch(/page count read from the PDF: 4/);
@@ -88,6 +149,26 @@ describe('npm run demo against a running hub', () => {
     expect(run.stdout).toMatch(/Patient\/\$register: HTTP 422, not registered: .*New Mexico/);
     const serviceRequestId = /Demo finished: ServiceRequest\/(\S+) is in specialist review/.exec(run.stdout)?.[1];
     expect(serviceRequestId).toBeDefined();
+
+    // Who the hub recorded as the writer of each party's writes.
+    const coordinatorUser = await sql.query<{ id: string }>("SELECT id FROM auth_user WHERE role = 'coordinator'");
+    const coordinatorActor = `urn:hub:actor:coordinator:${coordinatorUser.rows[0].id}`;
+    const sourceOf = (version: Version | undefined): string | undefined => version?.resource.meta?.source;
+    expect(sourceOf((await versions('ServiceRequest', serviceRequestId!))[0])).toBe('urn:hub:actor:ehr:demo-ehr');
+    const coordination = await versions('Task', idAfter(run.stdout, /coordination Task\//));
+    const acceptance = coordination.find((version) => version.resource.businessStatus?.coding?.[0]?.code === 'awaiting-materials' && version.resource.status === 'requested');
+    expect(sourceOf(acceptance)).toBe(coordinatorActor);
+    // The move was applied by the hub's job (status accepted), which claims no person's identity.
+    const applied = coordination.find((version) => version.resource.businessStatus?.coding?.[0]?.code === 'awaiting-materials' && version.resource.status === 'accepted');
+    expect(applied!.version).toBeGreaterThan(acceptance!.version);
+    expect(sourceOf(applied) ?? '').not.toMatch(/^urn:hub:actor:(coordinator|radiologist|specialist|ehr):/);
+    const preReview = await versions('Task', idAfter(run.stdout, /pre-review Task\//));
+    expect(sourceOf(preReview.find((version) => version.resource.owner && version.resource.status === 'requested'))).toBe(coordinatorActor);
+    expect(sourceOf(preReview.find((version) => version.resource.status === 'completed'))).toBe('urn:hub:actor:radiologist:demo-radiologist');
+    expect(sourceOf((await versions('DiagnosticReport', idAfter(run.stdout, /with DiagnosticReport\//)))[0])).toBe('urn:hub:actor:radiologist:demo-radiologist');
+    const offer = await versions('Task', idAfter(run.stdout, /Task\/(?=\S+ offered to)/));
+    expect(sourceOf(offer.find((version) => version.resource.status === 'accepted'))).toBe('urn:hub:actor:specialist:demo-thoracic-oncologist');
+    expect(sourceOf((await versions('Practitioner', 'demo-thoracic-oncologist')).at(-1))).toBe(coordinatorActor);
 
     // submitted (physician, patient), awaiting-materials (physician), specialist-review (physician).
     const rows = await until(async () => {
@@ -111,5 +192,9 @@ describe('npm run demo against a running hub', () => {
       }
       expect(mail.subject).toBe('A second-opinion case has been updated');
     }
+
+    // The people were signed out at the end: their sessions are revoked.
+    const sessions = await sql.query<{ open: number }>('SELECT count(*)::int AS open FROM auth_session WHERE revoked_at IS NULL');
+    expect(sessions.rows[0].open).toBe(0);
   }, 240_000);
 });
