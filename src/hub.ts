@@ -138,7 +138,8 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
   const repositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
   const studies = new StudyRefresher({
     db,
-    repository: repositoryContext,
+    // The hub's own writes are audited too, with the hub as the agent.
+    repository: { ...repositoryContext, audit: auditor.hubWriteContext('imaging-study') },
     endpointId: await ensureDicomWebEndpoint(repositoryContext),
     logger: logger.child({ role: 'imaging-study' }),
     onRefreshed: () => relay.kick(),
@@ -238,7 +239,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
   // The workflow queues (src/workflow/context.ts) need more than the framework's WorkerDeps.
   const workerDeps = (mailer: Mailer): WorkflowWorkerDeps => ({
     db,
-    repository: repositoryContext,
+    repository: { ...repositoryContext, audit: auditor.hubWriteContext('case-workflow') },
     mailer,
     baseUrl: config.baseUrl,
     logger,

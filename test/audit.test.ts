@@ -18,6 +18,7 @@ import { LOGIN_REFUSED } from '../src/auth/login.ts';
 import { parseScopes } from '../src/auth/scopes.ts';
 import { parseUserScopes } from '../src/auth/user-scopes.ts';
 import { UserStore } from '../src/auth/users.ts';
+import { writeMultipartRelated } from '../src/dicom/multipart.ts';
 import { Browser, logIn, pkcePair, submitLogin } from './support/login-flow.ts';
 import { startHubProcess } from './support/hub-process.ts';
 import { createTestDatabase, fhirFetch, startTestHub } from './support/test-hub.ts';
@@ -28,6 +29,7 @@ const APP = 'audit-dashboard';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
 const SYSTEM_CLIENT = 'audit-ehr';
 const PASSWORD = 'a long enough password';
+const CT_SMALL = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
 
 type Json = any;
 
@@ -348,6 +350,28 @@ describe('audit trail of a scripted session', () => {
     const stored = await testHub.hub.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_event WHERE content LIKE $1`, [`%${id}%`]);
     expect(stored.rows[0].n).toBe(0);
     expect((await fhirFetch(`${testHub.fhir}/Patient/${id}`, as)).status).toBe(404);
+  });
+
+  test("the hub's own writes are audited, with the hub as the agent: the ImagingStudy a STOW-RS request brings", async () => {
+    const as = { headers: bearer(clientToken) };
+    const multipart = writeMultipartRelated([{ body: await fs.readFile(CT_SMALL), contentType: 'application/dicom' }], { type: 'application/dicom' });
+    const chunks: Buffer[] = [];
+    for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
+    const stored = await fetch(`${testHub.baseUrl}/dicomweb/studies`, {
+      method: 'POST',
+      headers: { ...as.headers, 'content-type': multipart.contentType, accept: 'application/dicom+json' },
+      body: new Uint8Array(Buffer.concat(chunks)),
+    });
+    expect(stored.status).toBe(200);
+    const studyUid = String(((await stored.json()) as Json)['00081190'].Value[0]).split('/studies/')[1];
+    const study = await waitFor(async () => (await fhirFetch(`${testHub.fhir}/ImagingStudy?identifier=urn:dicom:uid|urn:oid:${studyUid}`, as)).body.entry?.[0]?.resource as Json | undefined, 'the ImagingStudy');
+    const event = await waitFor(async () => (await fhirFetch(`${testHub.fhir}/AuditEvent?entity=ImagingStudy/${study.id}&subtype=${encodeURIComponent('http://hl7.org/fhir/restful-interaction|create')}`, as)).body.entry?.[0]?.resource as Json | undefined, "the ImagingStudy write's AuditEvent");
+    expect(event.outcome).toBe('0');
+    const source = (event.agent as Json[]).find((agent) => agent.type.coding[0].code === '110153');
+    expect(source).toMatchObject({ who: { identifier: { system: 'urn:ietf:rfc:3986', value: testHub.baseUrl } }, altId: 'imaging-study', requestor: true });
+    expect((event.agent as Json[]).some((agent) => agent.altId === SYSTEM_CLIENT)).toBe(false);
+    const byHub = await fhirFetch(`${testHub.fhir}/AuditEvent?agent:identifier=${encodeURIComponent(`urn:ietf:rfc:3986|${testHub.baseUrl}`)}&entity=ImagingStudy/${study.id}`, as);
+    expect(byHub.body.entry?.map((entry: Json) => entry.resource.id)).toContain(event.id);
   });
 });
 

@@ -30,6 +30,8 @@ export interface AuditActor {
   fhirUser?: string;
   /** True when the client itself is the requestor (SMART Backend Services). */
   clientIsRequestor: boolean;
+  /** The hub itself acting (a queue worker, the ImagingStudy refresher): which part of it. */
+  application?: string;
   /** The requesting network address. */
   address?: string;
 }
@@ -88,7 +90,37 @@ const REST_ACTIONS: Record<string, AuditEvent['action']> = {
   delete: 'D',
 };
 
+/**
+ * The agents of the actors seen last, each list with its JSON text: a client or a person makes many
+ * requests in a row, and the agents are the largest part of an event's text, so serialising them
+ * once per actor instead of once per event is most of what an audited read costs in JSON
+ * (auditEventJson). The lists are frozen: events share them.
+ */
+const recentAgents = new Map<string, readonly AuditEventAgent[]>();
+const agentsJson = new WeakMap<readonly AuditEventAgent[], string>();
+const RECENT_AGENTS = 1024;
+
 function agents(site: AuditSite, actor: AuditActor): AuditEventAgent[] {
+  const key = [site.baseUrl, actor.userId, actor.fhirUser, actor.clientId, actor.clientIsRequestor, actor.address, actor.application].join('\u001f');
+  let list = recentAgents.get(key);
+  if (list === undefined) {
+    if (recentAgents.size >= RECENT_AGENTS) recentAgents.clear();
+    list = Object.freeze(buildAgents(site, actor));
+    recentAgents.set(key, list);
+    agentsJson.set(list, JSON.stringify(list));
+  }
+  return list as AuditEventAgent[];
+}
+
+/** An event's JSON text, with its agents' text reused when they came from agents(). */
+export function auditEventJson(event: AuditEvent): string {
+  const cached = event.agent === undefined ? undefined : agentsJson.get(event.agent);
+  if (cached === undefined) return JSON.stringify(event);
+  const { agent: _agent, ...rest } = event;
+  return `${JSON.stringify(rest).slice(0, -1)},"agent":${cached}}`;
+}
+
+function buildAgents(site: AuditSite, actor: AuditActor): AuditEventAgent[] {
   const result: AuditEventAgent[] = [];
   if (actor.userId !== undefined) {
     result.push({
@@ -103,6 +135,9 @@ function agents(site: AuditSite, actor: AuditActor): AuditEventAgent[] {
   result.push({
     type: { coding: [{ system: DICOM, code: '110153', display: 'Source Role ID' }] },
     ...(actor.clientId !== undefined ? { who: { identifier: { system: `${site.baseUrl}/clients`, value: actor.clientId } }, altId: actor.clientId } : {}),
+    ...(actor.application !== undefined
+      ? { who: { identifier: { system: 'urn:ietf:rfc:3986', value: site.baseUrl }, display: `hub ${actor.application}` }, altId: actor.application }
+      : {}),
     requestor: actor.clientIsRequestor,
     ...(actor.address !== undefined ? { network: { address: actor.address, type: '2' as const } } : {}),
   });

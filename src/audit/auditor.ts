@@ -110,6 +110,14 @@ export class Auditor {
   }
 
   /** Every request's repository gets one; the actor is worked out only when a write asks for it. */
+  /**
+   * The audit context of the hub's own writes (the case workflow's jobs, the ImagingStudy refresher):
+   * the hub application is the agent, `component` says which part of it.
+   */
+  hubWriteContext(component: string): WriteAuditContext | undefined {
+    return this.log ? { site: this.site, actor: { application: component, clientIsRequestor: true } } : undefined;
+  }
+
   writeContext(req: Request, res: Response): WriteAuditContext | undefined {
     return this.log ? new RequestWriteContext(this.site, req, res) : undefined;
   }

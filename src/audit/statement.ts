@@ -16,6 +16,7 @@ import { prepared } from '../db/database.ts';
 import type { Queryable } from '../db/database.ts';
 import { SqlParams } from '../fhir/search/conditions.ts';
 import { auditColumns } from './audit-columns.ts';
+import { auditEventJson } from './audit-event.ts';
 
 /** An AuditEvent ready to be stored: its JSON text, and the text of each search column in AUDIT_COLUMNS order. */
 export interface StoredAuditEvent {
@@ -58,7 +59,7 @@ export function toStored(event: AuditEvent, content?: string): StoredAuditEvent 
   const id = event.id as string;
   return {
     id,
-    content: content ?? JSON.stringify(stored),
+    content: content ?? auditEventJson(stored),
     fields: [text(id), c.recorded, text(c.type), list(c.subtype), text(c.action), text(c.outcome), list(c.patient), list(c.agent), list(c.agentIdentifier), list(c.entity)],
   };
 }
