@@ -6,7 +6,8 @@
  * advertises (its BASE_URL, perhaps a public address that does not reach it from here) are only used
  * as the names the protocol asks for (`aud` of the assertion and of the authorization request).
  */
-import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { totpCode } from '../src/auth/totp.ts';
 import { SignJWT, importJWK } from 'jose';
 import type { PersonCredentials, SystemClientCredentials } from './parties.ts';
 
@@ -134,34 +135,6 @@ export class BackendServicesClient implements TokenSource {
       );
     });
   }
-}
-
-const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-function base32Bytes(text: string): Buffer {
-  const bytes: number[] = [];
-  let bits = 0;
-  let value = 0;
-  for (const char of text.toUpperCase().replace(/[\s=]/g, '')) {
-    const index = BASE32_ALPHABET.indexOf(char);
-    if (index < 0) throw new Error('a TOTP secret is base32');
-    value = ((value << 5) | index) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      bytes.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(bytes);
-}
-
-/** RFC 6238 with RFC 4226's dynamic truncation: HMAC-SHA-1, 30-second steps, 6 digits (what authenticator apps show). */
-export function totpCode(secret: string, nowMs: number): string {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(nowMs / TOTP_STEP_MS)));
-  const mac = createHmac('sha1', base32Bytes(secret)).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
 }
 
 /** The cookies the hub sets on its sign-in pages, kept as a browser would for the one sign-in. */

@@ -10,18 +10,11 @@
  */
 import { Operator, OperationOutcomeError, badRequest, getSearchParameters, splitSearchOnComma } from '@medplum/core';
 import type { Filter, SearchRequest, SortRule, WithId } from '@medplum/core';
-import type { AuditEvent, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
 import { SqlParams } from '../fhir/search/conditions.ts';
 import { parseSearchDate } from '../fhir/search/values.ts';
-import {
-  decodeCursor,
-  encodeCursor,
-  keysetCondition,
-  pageSize,
-  searchFingerprint,
-  toCursorValue,
-} from '../fhir/search/search.ts';
+import { decodeCursor, keysetCondition, pageOf, pageSize, searchFingerprint } from '../fhir/search/search.ts';
 import type { SearchPage, SortKey } from '../fhir/search/search.ts';
 import { localReference } from './audit-columns.ts';
 
@@ -210,14 +203,5 @@ export async function searchAuditEvents(db: Queryable, request: SearchRequest, o
       `ORDER BY ${order.join(', ')} LIMIT ${p.add(count + 1)}${offset}`,
     p.values,
   );
-  const rows = result.rows.slice(0, count);
-  const resources = rows.map((row) => JSON.parse(row.content as string) as WithId<Resource>);
-  let nextCursor: string | undefined;
-  if (result.rows.length > count) {
-    const last = rows[rows.length - 1];
-    nextCursor = encodeCursor({ q: fingerprint, v: keys.map((_, i) => toCursorValue(last[`k${i}`])), s: Number(last.seq) });
-  } else if (total === undefined && !request.cursor && !request.offset) {
-    total = rows.length;
-  }
-  return { resources, total, nextCursor, ignored, sortRules };
+  return { ...pageOf(result.rows, { request, count, keys, fingerprint, total }), ignored, sortRules };
 }

@@ -192,16 +192,29 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
     `ORDER BY ${order.join(', ')} LIMIT ${params.add(count + 1)}${offset}`;
   const result = await db.query<Record<string, unknown>>(sql, params.values);
 
-  const rows = result.rows.slice(0, count);
+  return { ...pageOf(result.rows, { request, count, keys, fingerprint, total }), ignored, sortRules };
+}
+
+/**
+ * A page from the rows of a keyset query that asked for `count + 1` rows (each with `content`, `seq`
+ * and the sort keys as `k0`, `k1`, …): the resources, the cursor of the next page when there is one,
+ * and the total when it is free (a first page that is the only one).
+ */
+export function pageOf(
+  fetched: readonly Record<string, unknown>[],
+  page: { request: SearchRequest; count: number; keys: readonly SortKey[]; fingerprint: string; total: number | undefined },
+): { resources: WithId<Resource>[]; total: number | undefined; nextCursor: string | undefined } {
+  const rows = fetched.slice(0, page.count);
   const resources = rows.map((row) => JSON.parse(row.content as string) as WithId<Resource>);
   let nextCursor: string | undefined;
-  if (result.rows.length > count) {
-    const last = rows[rows.length - 1];
-    nextCursor = encodeCursor({ q: fingerprint, v: keys.map((_, i) => toCursorValue(last[`k${i}`])), s: Number(last.seq) });
-  } else if (total === undefined && !request.cursor && !request.offset) {
+  let total = page.total;
+  if (fetched.length > page.count) {
+    const last = rows[rows.length - 1]!;
+    nextCursor = encodeCursor({ q: page.fingerprint, v: page.keys.map((_, i) => toCursorValue(last[`k${i}`])), s: Number(last.seq) });
+  } else if (total === undefined && !page.request.cursor && !page.request.offset) {
     total = rows.length;
   }
-  return { resources, total, nextCursor, ignored, sortRules };
+  return { resources, total, nextCursor };
 }
 
 /**
