@@ -2,7 +2,6 @@
  * `npx hub client …` as an operator runs it: a real process on the hub's database, PostgreSQL while
  * the hub runs, and the embedded PGlite database while it is stopped (and refused while it runs).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -11,28 +10,11 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
-import { REPO_ROOT, cleanEnvironment } from './support/hub-process.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { runHubCli as hub } from './support/hub-cli.ts';
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-/** Runs `npx hub <args>` from the repository with exactly `env` as the hub's configuration. */
-function hub(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['--no-install', 'hub', ...args], { cwd: REPO_ROOT, env: { ...cleanEnvironment(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr: stderr.split('\n').filter((line) => !line.startsWith('npm warn')).join('\n') }));
-  });
-}
 
 async function keyPair(alg: 'RS384' | 'ES384', kid: string): Promise<{ privateKey: CryptoKey; publicJwk: JWK; privateJwk: JWK; alg: string; kid: string }> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });

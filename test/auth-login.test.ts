@@ -4,7 +4,6 @@
  * exchange), the token's use on /fhir, every refusal, lock-out and unlock by the CLI, logout and
  * session expiry.
  */
-import { spawn } from 'node:child_process';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { ClientRegistry } from '../src/auth/clients.ts';
 import { LOGIN_REFUSED } from '../src/auth/login.ts';
@@ -15,9 +14,9 @@ import type { UserRole } from '../src/auth/users.ts';
 import { openDatabase } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
 import { Browser, authorizeUrl, exchangeCode, hiddenFields, logIn, pageError, pkcePair, submitLogin } from './support/login-flow.ts';
-import { REPO_ROOT, cleanEnvironment } from './support/hub-process.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { runHubCli as hub } from './support/hub-cli.ts';
 
 const APP = 'dashboard';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
@@ -41,17 +40,6 @@ function freshTotp(account: Account): string {
   return totpCode(secret, Date.now() + offset);
 }
 
-function hub(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['--no-install', 'hub', ...args], { cwd: REPO_ROOT, env: { ...cleanEnvironment(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function addAccount(db: Database, email: string, role: UserRole, fhirUser?: string): Promise<Account> {
   const { user, totpSecret } = await new UserStore(db).add({ email, role, fhirUser, password: PASSWORD });

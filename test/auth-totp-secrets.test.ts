@@ -4,7 +4,6 @@
  * plaintext before keep working and are encrypted (at start-up, or when first read), the `hub` CLI
  * encrypts with the same key, and a hub or CLI with another key stops with a message naming both keys.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -15,26 +14,16 @@ import { SecretBox } from '../src/auth/secret-box.ts';
 import { totpCode } from '../src/auth/totp.ts';
 import { parseUserScopes } from '../src/auth/user-scopes.ts';
 import { UserStore } from '../src/auth/users.ts';
-import { REPO_ROOT, cleanEnvironment, spawnMain } from './support/hub-process.ts';
+import { spawnMain } from './support/hub-process.ts';
 import { Browser, logIn } from './support/login-flow.ts';
 import { TEST_REDIS_URL, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { runHubCli as cli } from './support/hub-cli.ts';
 
 const APP = 'totp-app';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
 const PASSWORD = 'a long enough password';
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['--no-install', 'hub', ...args], { cwd: REPO_ROOT, env: { ...cleanEnvironment(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('TOTP secrets at rest', () => {
   const key = randomBytes(32);

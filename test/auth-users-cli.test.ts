@@ -3,33 +3,16 @@
  * PostgreSQL database while the hub runs, and on the embedded database while it is stopped. What the
  * CLI prints (the generated password, the TOTP enrolment URI) is used to log in over HTTP.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { totpCode } from '../src/auth/totp.ts';
 import { Browser, logIn, pageError, pkcePair, submitLogin } from './support/login-flow.ts';
-import { REPO_ROOT, cleanEnvironment } from './support/hub-process.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { runHubCli as hub } from './support/hub-cli.ts';
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function hub(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['--no-install', 'hub', ...args], { cwd: REPO_ROOT, env: { ...cleanEnvironment(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr: stderr.split('\n').filter((line) => !line.startsWith('npm warn')).join('\n') }));
-  });
-}
 
 const REDIRECT = 'http://127.0.0.1:8080/callback';
 

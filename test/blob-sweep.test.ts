@@ -4,7 +4,6 @@
  * ones included) stay, byte for byte; a writer racing the sweep loses nothing; an interrupted
  * sweep's quarantine is settled; one process sweeps at a time; `hub blobs sweep` as an operator runs it.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir, rename, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,9 +13,9 @@ import { createLogger } from '../src/logger.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { QUARANTINE_DIR, startOrphanSweeper, sweepOrphanBlobs } from '../src/storage/orphan-sweep.ts';
 import type { OrphanSweepOptions, OrphanSweepResult } from '../src/storage/orphan-sweep.ts';
-import { REPO_ROOT, cleanEnvironment } from './support/hub-process.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { runHubCli as cli } from './support/hub-cli.ts';
 import { until } from './support/until.ts';
 
 const CT_SMALL = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
@@ -258,15 +257,3 @@ describe('orphan blob sweep', () => {
   });
 });
 
-/** Runs `npx hub <args>` from the repository with `env` as the hub's configuration. */
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['--no-install', 'hub', ...args], { cwd: REPO_ROOT, env: { ...cleanEnvironment(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr: stderr.split('\n').filter((line) => !line.startsWith('npm warn')).join('\n') }));
-  });
-}

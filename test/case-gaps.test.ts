@@ -4,23 +4,19 @@
  * nobody planned, material sent before the request was submitted, a follow-up question, and a
  * document too large to count. Each step is also run again directly, and must change nothing.
  */
-import path from 'node:path';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import { pino } from 'pino';
 import { PDFDocument } from 'pdf-lib';
-import { DEFAULT_FEE_SCHEDULE } from '../src/cases/fees.ts';
-import { DEFAULT_JURISDICTION_POLICY } from '../src/cases/jurisdictions.ts';
 import { runCaseMaterialStep } from '../src/queues/case-materials.ts';
 import { producerConnection } from '../src/queues/connection.ts';
 import { routeResourceEvent } from '../src/queues/resource-events.ts';
-import { FileBlobStore } from '../src/storage/blob-store.ts';
 import type { WorkflowContext, WorkflowWorkerDeps } from '../src/workflow/context.ts';
 import { runIntake } from '../src/workflow/intake.ts';
 import { PDF_PAGE_COUNT_MAX_BYTES } from '../src/workflow/materials.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
-import { orderDetail, registerPatient as registerPatientAt } from './support/case-fixtures.ts';
+import { orderDetail, registerPatient as registerPatientAt, workflowContextOf } from './support/case-fixtures.ts';
 import type { Planned } from './support/case-fixtures.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
@@ -127,12 +123,7 @@ describe('closing the gaps of the case workflow', () => {
     th = await startTestHub({ db: 'postgres', env: { ...WITH_WORKERS } });
     sql = new pg.Client({ connectionString: th.databaseUrl });
     await sql.connect();
-    ctx = {
-      repository: { db: th.hub.db, blobs: new FileBlobStore(path.join(th.config.dataDir, 'blobs')), baseUrl: th.config.baseUrl, binaryMaxBytes: th.config.binaryMaxBytes },
-      jurisdictionPolicies: [DEFAULT_JURISDICTION_POLICY],
-      feeSchedules: [DEFAULT_FEE_SCHEDULE],
-      now: () => new Date(),
-    };
+    ctx = workflowContextOf(th);
     deps = { ...ctx, db: th.hub.db, mailer: undefined as never, baseUrl: th.config.baseUrl, logger: pino({ level: 'silent' }), queues: th.hub.workers!.producer };
   }, 60_000);
 

@@ -4,23 +4,19 @@
  * the test polls the FHIR API for the coordination Task, the expect-material Tasks and the quote's
  * ChargeItems. The job function is also run directly, repeatedly and concurrently, on the same data.
  */
-import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import { pino } from 'pino';
-import { DEFAULT_FEE_SCHEDULE } from '../src/cases/fees.ts';
-import { DEFAULT_JURISDICTION_POLICY } from '../src/cases/jurisdictions.ts';
 import { dammCheckDigit } from '../src/cases/reference-number.ts';
 import { producerConnection } from '../src/queues/connection.ts';
 import { routeResourceEvent } from '../src/queues/resource-events.ts';
-import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { runIntake } from '../src/workflow/intake.ts';
 import type { WorkflowContext, WorkflowWorkerDeps } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until as waitUntil } from './support/until.ts';
-import { orderDetail, registerPatient as registerPatientAt } from './support/case-fixtures.ts';
+import { orderDetail, registerPatient as registerPatientAt, workflowContextOf } from './support/case-fixtures.ts';
 import type { Planned } from './support/case-fixtures.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
@@ -104,17 +100,7 @@ describe('case intake', () => {
     hub = await startTestHub({ db: 'postgres', env: { ...WITH_WORKERS } });
     sql = new pg.Client({ connectionString: hub.databaseUrl });
     await sql.connect();
-    ctx = {
-      repository: {
-        db: hub.hub.db,
-        blobs: new FileBlobStore(path.join(hub.config.dataDir, 'blobs')),
-        baseUrl: hub.config.baseUrl,
-        binaryMaxBytes: hub.config.binaryMaxBytes,
-      },
-      jurisdictionPolicies: [DEFAULT_JURISDICTION_POLICY],
-      feeSchedules: [DEFAULT_FEE_SCHEDULE],
-      now: () => new Date(),
-    };
+    ctx = workflowContextOf(hub);
   }, 60_000);
 
   afterAll(async () => {
@@ -429,17 +415,7 @@ describe('case intake without a worker (the job function alone)', () => {
   beforeAll(async () => {
     // No worker role: nothing runs intake but the test.
     hub = await startTestHub({ db: 'postgres', env: { HUB_ROLES: 'api' } });
-    ctx = {
-      repository: {
-        db: hub.hub.db,
-        blobs: new FileBlobStore(path.join(hub.config.dataDir, 'blobs')),
-        baseUrl: hub.config.baseUrl,
-        binaryMaxBytes: hub.config.binaryMaxBytes,
-      },
-      jurisdictionPolicies: [DEFAULT_JURISDICTION_POLICY],
-      feeSchedules: [DEFAULT_FEE_SCHEDULE],
-      now: () => new Date(),
-    };
+    ctx = workflowContextOf(hub);
   }, 60_000);
 
   afterAll(async () => {

@@ -14,16 +14,13 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PDFDocument } from 'pdf-lib';
-import { DEFAULT_FEE_SCHEDULE } from '../src/cases/fees.ts';
-import { DEFAULT_JURISDICTION_POLICY } from '../src/cases/jurisdictions.ts';
 import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
 import { runCaseMaterialStep } from '../src/queues/case-materials.ts';
-import { FileBlobStore } from '../src/storage/blob-store.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until as waitUntil } from './support/until.ts';
-import { orderDetail, registerPatient as registerPatientAt } from './support/case-fixtures.ts';
+import { orderDetail, registerPatient as registerPatientAt, workflowContextOf } from './support/case-fixtures.ts';
 import type { Planned } from './support/case-fixtures.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
@@ -108,12 +105,7 @@ describe('materials arriving for a case', () => {
     th = await startTestHub({ db: 'postgres', env: { ...WITH_WORKERS, DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: 'STORESCU' } });
     sql = new pg.Client({ connectionString: th.databaseUrl });
     await sql.connect();
-    ctx = {
-      repository: { db: th.hub.db, blobs: new FileBlobStore(join(th.config.dataDir, 'blobs')), baseUrl: th.config.baseUrl, binaryMaxBytes: th.config.binaryMaxBytes },
-      jurisdictionPolicies: [DEFAULT_JURISDICTION_POLICY],
-      feeSchedules: [DEFAULT_FEE_SCHEDULE],
-      now: () => new Date(),
-    };
+    ctx = workflowContextOf(th);
   }, 60_000);
 
   afterAll(async () => {

@@ -8,19 +8,16 @@
  * run directly with a chosen `now`, and every job is run again and must change nothing.
  */
 import { randomInt } from 'node:crypto';
-import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { DEFAULT_FEE_SCHEDULE } from '../src/cases/fees.ts';
-import { DEFAULT_JURISDICTION_POLICY } from '../src/cases/jurisdictions.ts';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
 import { producerConnection } from '../src/queues/connection.ts';
 import { CASE_REMINDERS_QUEUE, reminderJobId, reminderSteps, runReminder, scheduleReminders } from '../src/queues/case-reminders.ts';
 import { QueueProducer } from '../src/queues/queue-definitions.ts';
 import { HUB_QUEUES } from '../src/queues/all-queues.ts';
-import { FileBlobStore } from '../src/storage/blob-store.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
+import { workflowContextOf } from './support/case-fixtures.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until as waitUntil } from './support/until.ts';
@@ -118,12 +115,7 @@ describe('case progression after intake', () => {
     th = await startTestHub({ db: 'postgres', env: { ...WITH_WORKERS } });
     sql = new pg.Client({ connectionString: th.databaseUrl });
     await sql.connect();
-    ctx = {
-      repository: { db: th.hub.db, blobs: new FileBlobStore(join(th.config.dataDir, 'blobs')), baseUrl: th.config.baseUrl, binaryMaxBytes: th.config.binaryMaxBytes },
-      jurisdictionPolicies: [DEFAULT_JURISDICTION_POLICY],
-      feeSchedules: [DEFAULT_FEE_SCHEDULE],
-      now: () => new Date(),
-    };
+    ctx = workflowContextOf(th);
     connection = producerConnection(th.config.redisUrl);
     producer = new QueueProducer({ connection, prefix: th.config.queuePrefix, definitions: HUB_QUEUES });
     reminders = producer.queue(CASE_REMINDERS_QUEUE);

@@ -100,19 +100,23 @@ const recentAgents = new Map<string, readonly AuditEventAgent[]>();
 const agentsJson = new WeakMap<readonly AuditEventAgent[], string>();
 const RECENT_AGENTS = 1024;
 
-function agents(site: AuditSite, actor: AuditActor): AuditEventAgent[] {
-  const key = [site.baseUrl, actor.userId, actor.fhirUser, actor.clientId, actor.clientIsRequestor, actor.address, actor.application].join('\u001f');
+/**
+ * The agents of a request: the person (when there is one), the client or the hub itself (Source Role
+ * ID), and the hub's service that was asked, `endpoint` under BASE_URL (Destination Role ID).
+ */
+export function requestAgents(site: AuditSite, actor: AuditActor, endpoint: '/fhir' | '/dicomweb' = '/fhir'): AuditEventAgent[] {
+  const key = [site.baseUrl, endpoint, actor.userId, actor.fhirUser, actor.clientId, actor.clientIsRequestor, actor.address, actor.application].join('\u001f');
   let list = recentAgents.get(key);
   if (list === undefined) {
     if (recentAgents.size >= RECENT_AGENTS) recentAgents.clear();
-    list = Object.freeze(buildAgents(site, actor));
+    list = Object.freeze(buildAgents(site, actor, `${site.baseUrl}${endpoint}`));
     recentAgents.set(key, list);
     agentsJson.set(list, JSON.stringify(list));
   }
   return list as AuditEventAgent[];
 }
 
-/** An event's JSON text, with its agents' text reused when they came from agents(). */
+/** An event's JSON text, with its agents' text reused when they came from requestAgents(). */
 export function auditEventJson(event: AuditEvent): string {
   const cached = event.agent === undefined ? undefined : agentsJson.get(event.agent);
   if (cached === undefined) return JSON.stringify(event);
@@ -120,7 +124,7 @@ export function auditEventJson(event: AuditEvent): string {
   return `${JSON.stringify(rest).slice(0, -1)},"agent":${cached}}`;
 }
 
-function buildAgents(site: AuditSite, actor: AuditActor): AuditEventAgent[] {
+function buildAgents(site: AuditSite, actor: AuditActor, service: string): AuditEventAgent[] {
   const result: AuditEventAgent[] = [];
   if (actor.userId !== undefined) {
     result.push({
@@ -143,9 +147,9 @@ function buildAgents(site: AuditSite, actor: AuditActor): AuditEventAgent[] {
   });
   result.push({
     type: { coding: [{ system: DICOM, code: '110152', display: 'Destination Role ID' }] },
-    who: { identifier: { system: 'urn:ietf:rfc:3986', value: `${site.baseUrl}/fhir` } },
+    who: { identifier: { system: 'urn:ietf:rfc:3986', value: service } },
     requestor: false,
-    network: { address: `${site.baseUrl}/fhir`, type: '5' },
+    network: { address: service, type: '5' },
   });
   return result;
 }
@@ -186,7 +190,7 @@ function base(site: AuditSite, input: AuditEventInput, type: Coding, subtype: Co
     recorded,
     outcome: input.outcome,
     ...(input.outcomeDesc !== undefined ? { outcomeDesc: input.outcomeDesc } : {}),
-    agent: agents(site, input.actor),
+    agent: requestAgents(site, input.actor),
     source: source(site),
   };
 }

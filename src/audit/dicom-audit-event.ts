@@ -17,12 +17,11 @@
  * DICOM value; the query keeps only the values of UID, code string and number keys (auditQuery).
  */
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
-import { DICOM, HUB_AUDIT_SUBTYPE } from './audit-event.ts';
+import { DICOM, HUB_AUDIT_SUBTYPE, requestAgents } from './audit-event.ts';
 import type { AuditActor, AuditOutcome, AuditSite } from './audit-event.ts';
 
 const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
 const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
-const BALP_USER_AGENT = 'https://profiles.ihe.net/ITI/BALP/CodeSystem/UserAgentTypes';
 const SOURCE_TYPE = 'http://terminology.hl7.org/CodeSystem/security-source-type';
 const DICOM_UID_SYSTEM = 'urn:dicom:uid';
 const STATION_AE_TITLE: Coding = { system: DICOM, code: '110119', display: 'Station AE Title' };
@@ -84,34 +83,6 @@ export interface DicomStudiesAuditInput extends DicomAuditInput {
   studies: readonly AuditedStudy[];
 }
 
-function httpAgents(site: AuditSite, actor: AuditActor): AuditEventAgent[] {
-  const agents: AuditEventAgent[] = [];
-  if (actor.userId !== undefined) {
-    agents.push({
-      type: { coding: [{ system: BALP_USER_AGENT, code: 'UserOauthAgent', display: 'User OAuth Agent participant' }] },
-      who: {
-        ...(actor.fhirUser !== undefined ? { reference: actor.fhirUser } : {}),
-        identifier: { system: `${site.baseUrl}/users`, value: actor.userId },
-      },
-      altId: actor.userId,
-      requestor: true,
-    });
-  }
-  agents.push({
-    type: { coding: [{ system: DICOM, code: '110153', display: 'Source Role ID' }] },
-    ...(actor.clientId !== undefined ? { who: { identifier: { system: `${site.baseUrl}/clients`, value: actor.clientId } }, altId: actor.clientId } : {}),
-    requestor: actor.clientIsRequestor,
-    ...(actor.address !== undefined ? { network: { address: actor.address, type: '2' as const } } : {}),
-  });
-  agents.push({
-    type: { coding: [{ system: DICOM, code: '110152', display: 'Destination Role ID' }] },
-    who: { identifier: { system: 'urn:ietf:rfc:3986', value: `${site.baseUrl}/dicomweb` } },
-    requestor: false,
-    network: { address: `${site.baseUrl}/dicomweb`, type: '5' },
-  });
-  return agents;
-}
-
 /** PS3.15 A.5.2: an AE is identified by its AE title (AlternativeUserID `AETITLES=`). */
 function aeAgent(role: Coding, aeTitle: string, requestor: boolean, address: string | undefined): AuditEventAgent {
   return {
@@ -140,7 +111,7 @@ function base(site: AuditSite, input: DicomAuditInput, type: Coding, action: Aud
     recorded: input.recorded.toISOString(),
     outcome: input.outcome,
     ...(input.outcomeDesc !== undefined ? { outcomeDesc: input.outcomeDesc } : {}),
-    agent: input.requester.kind === 'http' ? httpAgents(site, input.requester.actor) : dimseAgents(input.requester.peer),
+    agent: input.requester.kind === 'http' ? requestAgents(site, input.requester.actor, '/dicomweb') : dimseAgents(input.requester.peer),
     source: {
       observer: { identifier: { system: 'urn:ietf:rfc:3986', value: site.baseUrl } },
       type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }],

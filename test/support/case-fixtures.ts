@@ -1,6 +1,27 @@
-/** What the case suites share: the planned materials of a referral, and registering its patient. */
+/** What the case suites share: the jobs' context on a test hub, the planned materials of a referral, and registering its patient. */
+import path from 'node:path';
 import type { Patient } from '@medplum/fhirtypes';
+import { DEFAULT_FEE_SCHEDULE } from '../../src/cases/fees.ts';
+import { DEFAULT_JURISDICTION_POLICY } from '../../src/cases/jurisdictions.ts';
+import { FileBlobStore } from '../../src/storage/blob-store.ts';
+import type { WorkflowContext } from '../../src/workflow/context.ts';
 import { fhirFetch } from './test-hub.ts';
+import type { TestHub } from './test-hub.ts';
+
+/** The context the case jobs run with, on a test hub's database and storage, the shipped policies and the real clock. */
+export function workflowContextOf(testHub: TestHub): WorkflowContext {
+  return {
+    repository: {
+      db: testHub.hub.db,
+      blobs: new FileBlobStore(path.join(testHub.config.dataDir, 'blobs')),
+      baseUrl: testHub.config.baseUrl,
+      binaryMaxBytes: testHub.config.binaryMaxBytes,
+    },
+    jurisdictionPolicies: [DEFAULT_JURISDICTION_POLICY],
+    feeSchedules: [DEFAULT_FEE_SCHEDULE],
+    now: () => new Date(),
+  };
+}
 
 /** The counts a physician plans, as the ServiceRequest's orderDetail carries them (docs/case-workflow.md). */
 export interface Planned {
