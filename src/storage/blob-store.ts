@@ -79,8 +79,10 @@ const KEY_PATTERN = /^[0-9a-f]{64}$/;
 export class FileBlobStore implements BlobStore {
   readonly root: string;
   readonly tmpDir: string;
-  /** Directories known to exist: saves a mkdir per blob. */
+  /** Directories known to exist (the temp directory): saves a mkdir per blob. */
   private readonly knownDirs = new Set<string>();
+  /** Blob directories made or seen, settled once each is durable: saves a mkdir per blob. */
+  private readonly blobDirs = new Map<string, Promise<void>>();
 
   constructor(root: string) {
     this.root = root;
@@ -141,11 +143,45 @@ export class FileBlobStore implements BlobStore {
   async install(tmp: string, key: string): Promise<void> {
     const finalPath = this.pathOf(key);
     const dir = path.dirname(finalPath);
-    await this.ensureDir(dir);
+    const ready = this.blobDirs.get(dir);
+    if (ready === undefined) return this.installCreatingDir(tmp, finalPath);
+    // Another install may still be making this directory durable: this blob is not durable before.
+    await ready;
     // rename(2) and open(2) of a directory take microseconds: run here rather than through the
     // thread pool, which the fsyncs (the real waits) keep busy.
     fs.renameSync(tmp, finalPath);
     await syncDirectory(dir);
+  }
+
+  /**
+   * The first install into a directory (in this process) creates it if need be; its entry, and
+   * those of its parents, are durable only once their own parents are synced. Those syncs come
+   * after the blob's directory sync, which on a journaling file system has already committed them:
+   * nearly free, once per directory.
+   */
+  private async installCreatingDir(tmp: string, finalPath: string): Promise<void> {
+    const dir = path.dirname(finalPath);
+    let settle!: { resolve: () => void; reject: (error: unknown) => void };
+    const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    ready.catch(() => undefined);
+    this.blobDirs.set(dir, ready);
+    try {
+      const first = await fsp.mkdir(dir, { recursive: true });
+      fs.renameSync(tmp, finalPath);
+      await syncDirectory(dir);
+      // Up to the store's own entry, or higher when mkdir made more: a directory an earlier process
+      // made but did not live to sync is seen here as existing.
+      const top = first !== undefined && first.length < this.root.length ? first : this.root;
+      for (let made = dir; ; made = path.dirname(made)) {
+        await syncDirectory(path.dirname(made));
+        if (made === top || made === path.dirname(made)) break;
+      }
+      settle.resolve();
+    } catch (error) {
+      this.blobDirs.delete(dir);
+      settle.reject(error);
+      throw error;
+    }
   }
 
   /** Writes bytes to a new temp file and syncs it; returns its path. */
