@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { buildCorpus, writeStorescuProfile } from './dicom/corpus.ts';
 import type { Corpus } from './dicom/corpus.ts';
 import {
-  ensureNetns, missingTools, removeNetns, resetDatabase, startHub, startOrthanc, vmHwmKb,
+  ensureNetns, missingTools, removeNetns, resetDatabase, startFloor, startHub, startOrthanc, startStorescpIgnore, vmHwmKb,
 } from './dicom/servers.ts';
 import type { Server } from './dicom/servers.ts';
 
@@ -31,6 +31,7 @@ const { values: opts } = parseArgs({
     reps: { type: 'string', default: '20' },
     'database-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/hub_dicom_bench' },
     'skip-batch1': { type: 'boolean', default: false },
+    'skip-floor': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -40,7 +41,11 @@ if (opts.help) {
   --quick         small corpus (2 patients x 8 studies) for a smoke test
   --reps N        requests per QIDO/WADO query (median reported; default 20)
   --database-url  the hub's database; it is DROPPED and re-created before each ingest
-                  (default postgres://postgres@127.0.0.1:5432/hub_dicom_bench)
+                  (default postgres://postgres@127.0.0.1:5432/hub_dicom_bench); the durable
+                  floor uses the same name with _floor appended, dropped the same way
+  --skip-floor    leave out the machine's limits: dcmtk storescp --ignore (C-STORE that stores
+                  nothing) and the durable floor (bench/dicom/floor.ts: the hub's synced blob and
+                  one committed row per instance, nothing else)
 Needs root (network namespace for Orthanc), Debian packages orthanc, orthanc-dicomweb, dcmtk,
 python3-pydicom, a PostgreSQL and a Redis the hub can use. Installs nothing.`);
   process.exit(0);
@@ -50,6 +55,8 @@ const reps = Math.max(1, Number(opts.reps));
 const databaseUrl = opts['database-url'];
 const dbName = new URL(databaseUrl).pathname.replace(/^\//, '');
 const adminUrl = Object.assign(new URL(databaseUrl), { pathname: '/postgres' }).toString();
+const floorDbName = `${dbName}_floor`;
+const floorDatabaseUrl = Object.assign(new URL(databaseUrl), { pathname: `/${floorDbName}` }).toString();
 
 const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
@@ -142,8 +149,56 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
       }
     }
   }
+  if (!opts['skip-floor']) result.ingest.push(...await limitRuns(corpus, index, profile, listFile));
   log(`run ${index} peak RSS: hub ${(result.hubPeakRssKb / 1024).toFixed(1)} MB, Orthanc ${(result.orthancPeakRssKb / 1024).toFixed(1)} MB`);
   return result;
+}
+
+/** storescu over one association against a C-STORE SCP; the number of successful responses. */
+async function storescu(server: Server, profile: string, corpus: Corpus, logName: string): Promise<{ seconds: number; code: number | null; successes: number }> {
+  const [cmd, args] = server.wrap('storescu', [
+    '-v', '-xf', profile, 'Bench', '-aet', 'BENCHSCU', '-aec', server.aeTitle, '+sd', '+r', '127.0.0.1', String(server.dimsePort), corpus.dir,
+  ]);
+  const t0 = performance.now();
+  const r = await run(cmd, args, { ...process.env, TCP_NODELAY: '1' }, path.join(workDir, logName));
+  const seconds = (performance.now() - t0) / 1000;
+  const successes = (r.stdout + r.stderr).split('Received Store Response (Success)').length - 1;
+  return { seconds, code: r.code, successes };
+}
+
+/**
+ * What this machine allows, measured in the same run: C-STORE against dcmtk's `storescp --ignore`
+ * (receives, stores nothing), and C-STORE and STOW-RS against the durable floor (floor.ts).
+ */
+async function limitRuns(corpus: Corpus, index: number, profile: string, listFile: string): Promise<Ingest[]> {
+  const out: Ingest[] = [];
+  const limit = await startStorescpIgnore(workDir);
+  try {
+    const r = await storescu(limit, profile, corpus, `storescu-limit-run${index}.log`);
+    out.push(ingestResult(corpus, 'c-store', limit, r.seconds, r.successes, { storescuExit: r.code }));
+    log(`run ${index} limit (storescp --ignore) C-STORE: ${out.at(-1)!.instancesPerSecond.toFixed(1)} inst/s, answered ${r.successes}/${corpus.files.length}`);
+  } finally {
+    await limit.stop();
+  }
+  const legs: ('c-store' | 50 | 1)[] = opts['skip-batch1'] ? ['c-store', 50] : ['c-store', 50, 1];
+  for (const leg of legs) {
+    await resetDatabase(adminUrl, floorDbName);
+    const floor = await startFloor({ repoRoot, workDir, databaseUrl: floorDatabaseUrl });
+    try {
+      if (leg === 'c-store') {
+        const r = await storescu(floor, profile, corpus, `storescu-floor-run${index}.log`);
+        out.push(ingestResult(corpus, 'c-store', floor, r.seconds, await floor.count(), { storescuExit: r.code }));
+      } else {
+        const s = await client<{ seconds: number; statuses: Record<string, number> }>(floor, ['stow', floor.dicomweb, String(leg), listFile]);
+        out.push(ingestResult(corpus, `stow-batch${leg}`, floor, s.seconds, await floor.count(), s));
+      }
+      const ing = out.at(-1)!;
+      log(`run ${index} durable floor ${ing.method}: ${ing.instancesPerSecond.toFixed(1)} inst/s, stored ${ing.stored}/${corpus.files.length}`);
+    } finally {
+      await floor.stop();
+    }
+  }
+  return out;
 }
 
 function median(values: number[]): number {
@@ -191,6 +246,7 @@ async function main(): Promise<void> {
   const summary: Record<string, unknown> = {};
   const pad = (s: string, n: number): string => s.padEnd(n);
   rows.push(`${pad('ingest (median of ' + runs + ')', 26)}${pad('hub inst/s', 12)}${pad('hub MB/s', 10)}${pad('Orthanc inst/s', 16)}${pad('Orthanc MB/s', 14)}${pad('hub/Orthanc', 12)}refused hub/Orthanc`);
+  const limitRows: string[] = [];
   for (const m of methods) {
     const get = (server: string): Ingest[] => results.flatMap((r) => r.ingest.filter((x) => x.method === m && x.server === server));
     const h = get('hub');
@@ -203,6 +259,18 @@ async function main(): Promise<void> {
     const or = Math.max(...o.map((x) => x.refused));
     summary[m] = { hubInstancesPerSecond: hi, hubMbPerSecond: hm, orthancInstancesPerSecond: oi, orthancMbPerSecond: om, ratio: hi / oi, hubRefusedMax: hr, orthancRefusedMax: or };
     rows.push(`${pad(m, 26)}${pad(hi.toFixed(1), 12)}${pad(hm.toFixed(2), 10)}${pad(oi.toFixed(1), 16)}${pad(om.toFixed(2), 14)}${pad((hi / oi).toFixed(2) + 'x', 12)}${hr}/${or}`);
+    const floor = get('floor');
+    if (floor.length > 0) {
+      const fi = median(floor.map((x) => x.instancesPerSecond));
+      const li = median(get('limit').map((x) => x.instancesPerSecond));
+      Object.assign(summary[m] as object, { floorInstancesPerSecond: fi, limitInstancesPerSecond: Number.isNaN(li) ? undefined : li, floorOverOrthanc: fi / oi, hubOverFloor: hi / fi });
+      limitRows.push(`${pad(m, 26)}${pad(Number.isNaN(li) ? '-' : li.toFixed(1), 18)}${pad(fi.toFixed(1), 18)}${pad((fi / oi).toFixed(2) + 'x', 16)}${pad((hi / fi).toFixed(2) + 'x', 12)}${Math.max(...floor.map((x) => x.refused))}`);
+    }
+  }
+  if (limitRows.length > 0) {
+    rows.push('', `${pad('machine limits (median)', 26)}${pad('no-store inst/s', 18)}${pad('durable floor', 18)}${pad('floor/Orthanc', 16)}${pad('hub/floor', 12)}floor refused`, ...limitRows);
+    rows.push('no-store: dcmtk storescp --ignore. durable floor: synced blob + one committed row per instance, nothing else;');
+    rows.push('a target above the floor cannot be met by any server that acknowledges only durable instances.');
   }
   rows.push('');
   rows.push(`${pad('latency (median ms)', 26)}${pad('hub', 12)}${pad('Orthanc', 12)}hub/Orthanc`);

@@ -14,7 +14,7 @@ import { HUB_NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 export const NETNS = 'hubbench-dicom';
 
 export interface Server {
-  name: 'hub' | 'orthanc';
+  name: 'hub' | 'orthanc' | 'floor' | 'limit';
   /** DICOMweb base URL, as seen from where `wrap` runs commands. */
   dicomweb: string;
   dimsePort: number;
@@ -31,6 +31,7 @@ export function missingTools(): string[] {
     ['/usr/sbin/Orthanc', 'orthanc'],
     ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so', 'orthanc-dicomweb'],
     ['/usr/bin/storescu', 'dcmtk'],
+    ['/usr/bin/storescp', 'dcmtk'],
     ['/usr/bin/dcmodify', 'dcmtk'],
     ['/usr/lib/python3/dist-packages/pydicom/data/test_files', 'python3-pydicom'],
     ['/usr/sbin/ip', 'iproute2'],
@@ -196,6 +197,64 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
   }
   return {
     name: 'hub', dicomweb: `${url}/dicomweb`, dimsePort, aeTitle: 'HUB', pid: child.pid ?? -1,
+    wrap: (cmd, args) => [cmd, args], stop: () => stopChild(child),
+  };
+}
+
+/**
+ * The durable floor (floor.ts): the hub's blob store and one committed row per instance, nothing
+ * else. Its `dicomweb` base answers only STOW-RS; `count` is its GET /count.
+ */
+export async function startFloor(options: { repoRoot: string; workDir: string; databaseUrl: string }): Promise<Server & { count(): Promise<number> }> {
+  const dataDir = path.join(options.workDir, 'floor-data');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.mkdirSync(dataDir, { recursive: true });
+  const httpPort = await freePort();
+  const dimsePort = await freePort();
+  const logFile = path.join(options.workDir, 'floor.log');
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, 'bench/dicom/floor.ts', options.databaseUrl, dataDir, String(dimsePort), String(httpPort)], {
+    cwd: options.repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (d: Buffer): void => {
+      output += d.toString();
+      if (output.includes('ready')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', () => reject(new Error(`the durable floor exited during start-up:\n${output.slice(-2000)}`)));
+  });
+  child.stdout!.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
+  child.stderr!.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
+  const base = `http://127.0.0.1:${httpPort}`;
+  return {
+    name: 'floor', dicomweb: `${base}/dicomweb`, dimsePort, aeTitle: 'FLOOR', pid: child.pid ?? -1,
+    wrap: (cmd, args) => [cmd, args], stop: () => stopChild(child),
+    count: async () => ((await (await fetch(`${base}/count`)).json()) as { instances: number }).instances,
+  };
+}
+
+/**
+ * The machine's limit for one association: dcmtk's own `storescp --ignore`, which receives every
+ * data set and stores nothing (all transfer syntaxes it knows, any SOP class, Nagle off).
+ */
+export async function startStorescpIgnore(workDir: string): Promise<Server> {
+  const dimsePort = await freePort();
+  const out = fs.openSync(path.join(workDir, 'storescp-ignore.log'), 'a');
+  const child = spawn('storescp', ['--ignore', '+xa', '-pm', String(dimsePort)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  for (let i = 0; ; i += 1) {
+    const probe = spawnSync('echoscu', ['-aec', 'ANY', '127.0.0.1', String(dimsePort)]);
+    if (probe.status === 0) break;
+    if (child.exitCode !== null || i > 100) {
+      await stopChild(child);
+      throw new Error('storescp --ignore did not start');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    name: 'limit', dicomweb: '', dimsePort, aeTitle: 'ANY', pid: child.pid ?? -1,
     wrap: (cmd, args) => [cmd, args], stop: () => stopChild(child),
   };
 }

@@ -1,0 +1,97 @@
+/**
+ * The durable floor: a server that does only what the hub's acknowledgement promises, and nothing
+ * else, so that `bench:dicom` can show how fast any server keeping that promise can ingest on this
+ * machine. Each received instance becomes a blob through the hub's own FileBlobStore (a temp file
+ * written and synced, renamed to its SHA-256 and its directory synced) and one committed row in
+ * PostgreSQL (synchronous commit, as the hub runs); only then is it acknowledged. No parsing, no
+ * index, no DICOM JSON, no ImagingStudy, no audit.
+ *   node bench/dicom/floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort>
+ * C-STORE on <dimsePort> (our DIMSE layer, any calling and called AE title), STOW-RS on
+ * http://127.0.0.1:<httpPort>/dicomweb/studies (a 200 with an empty JSON object per request, after
+ * every part is stored), and GET /count, the rows stored. Prints "ready" when both listen.
+ */
+import http from 'node:http';
+import path from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import { startDimseServer } from '../../src/dicom/dimse/server.ts';
+import type { DataSetSink } from '../../src/dicom/dimse/server.ts';
+import { parseMultipartRelatedContentType, readMultipart } from '../../src/dicom/multipart.ts';
+import type { ReceivedPart } from '../../src/dicom/multipart.ts';
+import { FileBlobStore } from '../../src/storage/blob-store.ts';
+import type { BlobWriter, StoredBlob } from '../../src/storage/blob-store.ts';
+
+const [databaseUrl, dataDir, dimsePort, httpPort] = process.argv.slice(2);
+if (!databaseUrl || !dataDir || !dimsePort || !httpPort) throw new Error('usage: floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort>');
+
+const db = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+await db.query('CREATE TABLE IF NOT EXISTS floor_instance (blob_key text NOT NULL, size bigint NOT NULL)');
+const blobs = new FileBlobStore(path.join(dataDir, 'blobs'));
+
+async function commitRows(stored: StoredBlob[]): Promise<void> {
+  await db.query('INSERT INTO floor_instance (blob_key, size) SELECT * FROM unnest($1::text[], $2::bigint[])', [
+    stored.map((blob) => blob.key), stored.map((blob) => blob.size),
+  ]);
+}
+
+interface FloorSink extends DataSetSink {
+  writer: BlobWriter;
+}
+
+await startDimseServer({
+  host: '127.0.0.1',
+  port: Number(dimsePort),
+  aeTitle: 'FLOOR',
+  maxPduLength: 1 << 20,
+  logger: pino({ level: 'warn' }),
+  store: {
+    async begin() {
+      const writer = blobs.createWriter();
+      return { writer, write: (chunk: Buffer) => writer.write(chunk), abort: () => writer.abort() } satisfies FloorSink;
+    },
+    async complete(_request, sink: FloorSink) {
+      const blob = await (await sink.writer.stage()).commit();
+      await commitRows([blob]);
+      return { status: 0 };
+    },
+    async end() {},
+  },
+  // The DIMSE layer checks the called AE title; the bench calls this one FLOOR.
+});
+
+/** Parts stored at once per request, as the hub's STOW-RS does. */
+const PART_CONCURRENCY = 4;
+
+async function stow(req: http.IncomingMessage): Promise<void> {
+  const { boundary } = parseMultipartRelatedContentType(req.headers['content-type']);
+  const stored: StoredBlob[] = [];
+  const running = new Set<Promise<void>>();
+  await readMultipart(req, { boundary }, async (part: ReceivedPart) => {
+    while (running.size >= PART_CONCURRENCY) await Promise.race(running);
+    const writer = blobs.createWriter();
+    for await (const chunk of part.body) await writer.write(chunk as Buffer);
+    const staged = await writer.stage();
+    const commit = staged.commit().then((blob) => void stored.push(blob)).finally(() => running.delete(commit));
+    running.add(commit);
+  });
+  await Promise.all(running);
+  if (stored.length > 0) await commitRows(stored);
+}
+
+const server = http.createServer((req, res) => {
+  const answer = (status: number, body: object): void => {
+    res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+  };
+  if (req.method === 'POST' && req.url === '/dicomweb/studies') {
+    stow(req).then(() => answer(200, {}), (error: unknown) => answer(500, { error: String(error) }));
+  } else if (req.method === 'GET' && req.url === '/count') {
+    db.query<{ n: string }>('SELECT count(*) AS n FROM floor_instance').then(
+      (result) => answer(200, { instances: Number(result.rows[0]!.n) }),
+      (error: unknown) => answer(500, { error: String(error) }),
+    );
+  } else {
+    answer(404, {});
+  }
+});
+await new Promise<void>((resolve) => server.listen(Number(httpPort), '127.0.0.1', resolve));
+console.log('ready');
