@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { buildCorpus, writeStorescuProfile } from './dicom/corpus.ts';
 import type { Corpus } from './dicom/corpus.ts';
 import {
-  ensureNetns, missingTools, removeNetns, resetDatabase, startFloor, startHub, startOrthanc, startStorescpIgnore, vmHwmKb,
+  ensureNetns, missingTools, removeNetns, removeSetAside, resetDatabase, startFloor, startHub, startOrthanc, startStorescpIgnore, vmHwmKb,
 } from './dicom/servers.ts';
 import type { Server } from './dicom/servers.ts';
 
@@ -218,6 +218,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   fs.mkdirSync(workDir, { recursive: true });
+  removeSetAside(workDir);
   const patients = opts.quick ? 2 : 16;
   const corpus = buildCorpus({
     dir: path.join(workDir, opts.quick ? 'corpus-quick' : 'corpus'),
@@ -238,6 +239,7 @@ async function main(): Promise<void> {
     for (let i = 1; i <= runs; i += 1) results.push(await oneRun(corpus, i, profile, listFile));
   } finally {
     removeNetns();
+    removeSetAside(workDir);
   }
 
   // medians over runs

@@ -154,10 +154,10 @@ export class FileBlobStore implements BlobStore {
   }
 
   /**
-   * The first install into a directory (in this process) creates it if need be; its entry, and
-   * those of its parents, are durable only once their own parents are synced. Those syncs come
-   * after the blob's directory sync, which on a journaling file system has already committed them:
-   * nearly free, once per directory.
+   * The first install into a directory (in this process) makes it if need be. A directory made
+   * here is durable only once its parent is synced, and so on up to the highest one made: Linux's
+   * journaling file systems (and ext4 without a journal) do that with the blob's own syncs, others
+   * need it done. Those syncs come after the blob's, when they find little or nothing left to write.
    */
   private async installCreatingDir(tmp: string, finalPath: string): Promise<void> {
     const dir = path.dirname(finalPath);
@@ -169,13 +169,7 @@ export class FileBlobStore implements BlobStore {
       const first = await fsp.mkdir(dir, { recursive: true });
       fs.renameSync(tmp, finalPath);
       await syncDirectory(dir);
-      // Up to the store's own entry, or higher when mkdir made more: a directory an earlier process
-      // made but did not live to sync is seen here as existing.
-      const top = first !== undefined && first.length < this.root.length ? first : this.root;
-      for (let made = dir; ; made = path.dirname(made)) {
-        await syncDirectory(path.dirname(made));
-        if (made === top || made === path.dirname(made)) break;
-      }
+      await syncParentsOfMade(dir, first);
       settle.resolve();
     } catch (error) {
       this.blobDirs.delete(dir);
@@ -203,7 +197,8 @@ export class FileBlobStore implements BlobStore {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
-    await fsp.mkdir(dir, { recursive: true });
+    // The store's root is made here, with the temp directory, before any blob.
+    await syncParentsOfMade(dir, await fsp.mkdir(dir, { recursive: true }));
     this.knownDirs.add(dir);
   }
 }
@@ -341,6 +336,15 @@ async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
 
 function fdatasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+/** Syncs the parent of each directory `mkdir -p` made, from `dir` up to `first` (none if it made none). */
+async function syncParentsOfMade(dir: string, first: string | undefined): Promise<void> {
+  if (first === undefined) return;
+  for (let made = dir; ; made = path.dirname(made)) {
+    await syncDirectory(path.dirname(made));
+    if (made === first || made === path.dirname(made)) return;
+  }
 }
 
 /** fsync on the directory makes a rename (or a link) durable. */
