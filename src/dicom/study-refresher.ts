@@ -8,6 +8,10 @@
  * `quietMs` (or `maxDelayMs` after its first touch), and removes the mark only if no instance
  * arrived meanwhile. `flush` refreshes at once: a DIMSE association calls it before confirming its
  * release, so a sender that has released finds the ImagingStudy current. Marks left by a crash, or by another hub process, are picked up by a sweep.
+ * Studies that fall due together (the studies of one STOW-RS request, a flush, a sweep) are
+ * refreshed in one transaction, up to REFRESH_BATCH at a time: one lock statement, one read of
+ * their rows, one commit; a batch that fails is redone one study at a time, so one study's
+ * failure leaves the others current.
  */
 import type { Database, Queryable } from '../db/database.ts';
 import { HubRepository } from '../fhir/repository.ts';
@@ -31,6 +35,11 @@ export interface StudyRefresherOptions {
   onRefreshed?: () => void;
 }
 
+/** Studies refreshed in one transaction at most. */
+const REFRESH_BATCH = 32;
+/** How long studies falling due wait for others to share their transaction. */
+const GATHER_MS = 20;
+
 interface Pending {
   firstTouch: number;
   timer: NodeJS.Timeout;
@@ -41,6 +50,9 @@ export class StudyRefresher {
   private readonly quietMs: number;
   private readonly maxDelayMs: number;
   private readonly pending = new Map<string, Pending>();
+  /** Studies due, gathering for one batch. */
+  private readonly due = new Set<string>();
+  private dueTimer: NodeJS.Timeout | undefined;
   /** The refresh running per study; a second request for it waits and runs once more after it. */
   private readonly running = new Map<string, Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -81,7 +93,7 @@ export class StudyRefresher {
     const delay = Math.max(0, Math.min(this.quietMs, firstTouch + this.maxDelayMs - now));
     const timer = setTimeout(() => {
       this.pending.delete(studyInstanceUid);
-      void this.refresh(studyInstanceUid);
+      this.gather(studyInstanceUid);
     }, delay);
     timer.unref();
     this.pending.set(studyInstanceUid, { firstTouch, timer });
@@ -89,60 +101,107 @@ export class StudyRefresher {
 
   /** Refreshes these studies now; resolves when their ImagingStudies are current. */
   async flush(studyInstanceUids: Iterable<string>): Promise<void> {
-    const refreshes: Promise<void>[] = [];
-    for (const uid of new Set(studyInstanceUids)) {
+    const uids = [...new Set(studyInstanceUids)];
+    for (const uid of uids) {
       const pending = this.pending.get(uid);
       if (pending) {
         clearTimeout(pending.timer);
         this.pending.delete(uid);
       }
-      refreshes.push(this.refresh(uid, true));
+      this.due.delete(uid);
     }
-    const results = await Promise.allSettled(refreshes);
-    const failed = results.find((result) => result.status === 'rejected');
-    if (failed) throw failed.reason;
+    await this.refresh(uids, true);
   }
 
   /** Stops scheduling, then refreshes what is pending (what is left stays marked for the next start). */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    if (this.dueTimer) clearTimeout(this.dueTimer);
     await this.sweeping;
-    const uids = [...this.pending.keys()];
+    const uids = [...this.pending.keys(), ...this.due];
     for (const { timer } of this.pending.values()) clearTimeout(timer);
     this.pending.clear();
-    await Promise.allSettled([...uids.map((uid) => this.refresh(uid)), ...this.running.values()]);
+    this.due.clear();
+    await Promise.allSettled([this.refresh(uids), ...this.running.values()]);
   }
 
-  /** One study's refresh, never two at once in this process; `rethrow` for callers that must know. */
-  private async refresh(uid: string, rethrow = false): Promise<void> {
-    const previous = this.running.get(uid);
+  /** A study fell due: it waits briefly for others to share its transaction. */
+  private gather(uid: string): void {
+    this.due.add(uid);
+    if (this.dueTimer) return;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = undefined;
+      const uids = [...this.due];
+      this.due.clear();
+      void this.refresh(uids);
+    }, GATHER_MS);
+    this.dueTimer.unref();
+  }
+
+  /**
+   * These studies' refreshes, after any still running for them (never two at once per study in
+   * this process); `rethrow` for callers that must know.
+   */
+  private async refresh(uids: string[], rethrow = false): Promise<void> {
+    if (uids.length === 0) return;
+    const previous = uids.flatMap((uid) => this.running.get(uid) ?? []);
     const run = (async () => {
-      await previous?.catch(() => undefined);
-      await this.refreshOnce(uid);
+      await Promise.all(previous.map((earlier) => earlier.catch(() => undefined)));
+      await this.refreshNow(uids);
     })();
-    this.running.set(uid, run);
+    for (const uid of uids) this.running.set(uid, run);
     try {
       await run;
     } catch (error) {
-      // Another try comes with the next touch or sweep: the mark stays.
+      // Another try comes with the next touch or sweep: the marks stay.
       this.options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'ImagingStudy refresh failed');
       if (rethrow) throw error;
     } finally {
-      if (this.running.get(uid) === run) this.running.delete(uid);
+      for (const uid of uids) if (this.running.get(uid) === run) this.running.delete(uid);
     }
   }
 
-  private async refreshOnce(uid: string): Promise<void> {
+  /** Batch by batch; a batch that fails is redone one study at a time. Throws the first failure. */
+  private async refreshNow(uids: string[]): Promise<void> {
+    const sorted = [...new Set(uids)].sort();
+    let failure: { error: unknown } | undefined;
+    for (let start = 0; start < sorted.length; start += REFRESH_BATCH) {
+      const batch = sorted.slice(start, start + REFRESH_BATCH);
+      try {
+        await this.refreshBatch(batch);
+      } catch (error) {
+        if (batch.length === 1) {
+          failure ??= { error };
+          continue;
+        }
+        for (const uid of batch) {
+          try {
+            await this.refreshBatch([uid]);
+          } catch (single) {
+            failure ??= { error: single };
+          }
+        }
+      }
+    }
+    if (failure) throw failure.error;
+  }
+
+  private async refreshBatch(uids: string[]): Promise<void> {
     const wrote = await this.options.db.transaction(async (tx) => {
-      // Orders refreshes of one study across processes; ingest never takes this lock.
-      await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('dicom-refresh:' || $1, 0))`, [uid]);
-      const mark = await tx.query<{ generation: string }>(
-        'SELECT generation FROM dicom_study_refresh WHERE study_instance_uid = $1', [uid]);
-      if (mark.rows.length === 0) return false;
-      await writeImagingStudy(tx, this.options, uid);
-      await tx.query('DELETE FROM dicom_study_refresh WHERE study_instance_uid = $1 AND generation = $2',
-        [uid, mark.rows[0]!.generation]);
+      // Orders refreshes of one study across processes (in UID order, so two batches cannot wait
+      // on each other); ingest never takes these locks.
+      await tx.query(
+        `SELECT pg_advisory_xact_lock(hashtextextended('dicom-refresh:' || uid, 0))
+           FROM (SELECT uid FROM unnest($1::text[]) AS uid ORDER BY uid) AS due`, [uids]);
+      const marks = await tx.query<{ study_instance_uid: string; generation: string }>(
+        'SELECT study_instance_uid, generation FROM dicom_study_refresh WHERE study_instance_uid = ANY($1::text[])', [uids]);
+      if (marks.rows.length === 0) return false;
+      await writeImagingStudies(tx, this.options, marks.rows.map((mark) => mark.study_instance_uid));
+      await tx.query(
+        `DELETE FROM dicom_study_refresh AS r USING unnest($1::text[], $2::bigint[]) AS m(uid, generation)
+          WHERE r.study_instance_uid = m.uid AND r.generation = m.generation`,
+        [marks.rows.map((mark) => mark.study_instance_uid), marks.rows.map((mark) => mark.generation)]);
       return true;
     });
     if (wrote) this.options.onRefreshed?.();
@@ -156,10 +215,8 @@ export class StudyRefresher {
          WHERE touched_at < now() - make_interval(secs => $1::double precision / 1000)
          ORDER BY touched_at LIMIT 100`,
         [minAgeMs]);
-      for (const { study_instance_uid: uid } of stale.rows) {
-        if (this.stopped) return;
-        if (!this.pending.has(uid)) await this.refresh(uid);
-      }
+      if (this.stopped) return;
+      await this.refresh(stale.rows.map((row) => row.study_instance_uid).filter((uid) => !this.pending.has(uid) && !this.due.has(uid)));
     } catch (error) {
       this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'ImagingStudy sweep failed');
     }
@@ -169,6 +226,12 @@ export class StudyRefresher {
 /** Rebuilds one study's ImagingStudy from its index rows, in the caller's transaction. */
 export async function writeImagingStudy(tx: Queryable, options: { repository: RepositoryContext; endpointId: string },
   studyInstanceUid: string): Promise<void> {
+  await writeImagingStudies(tx, options, [studyInstanceUid]);
+}
+
+/** Rebuilds these studies' ImagingStudies from their index rows (one read for all), in the caller's transaction. */
+async function writeImagingStudies(tx: Queryable, options: { repository: RepositoryContext; endpointId: string },
+  studyInstanceUids: string[]): Promise<void> {
   const rows = await tx.query<{ imaging_study_id: string; study: StudyRow; series: SeriesRow[]; instances: InstanceRow[] }>(
     `SELECT
        s.imaging_study_id,
@@ -187,11 +250,12 @@ export async function writeImagingStudy(tx: Queryable, options: { repository: Re
            'instance_number', instance_number)
            ORDER BY instance_number NULLS LAST, created_at, sop_instance_uid), '[]')
          FROM dicom_instance WHERE study_instance_uid = s.study_instance_uid) AS instances
-     FROM dicom_study s WHERE s.study_instance_uid = $1`,
-    [studyInstanceUid],
+     FROM dicom_study s WHERE s.study_instance_uid = ANY($1::text[])
+     ORDER BY s.study_instance_uid`,
+    [studyInstanceUids],
   );
-  const row = rows.rows[0];
-  if (!row) return;
-  const imagingStudy = deriveImagingStudy(row.imaging_study_id, options.endpointId, row.study, row.series, row.instances);
-  await new HubRepository(options.repository, tx).updateDerivedResource(imagingStudy);
+  const repository = new HubRepository(options.repository, tx);
+  for (const row of rows.rows) {
+    await repository.updateDerivedResource(deriveImagingStudy(row.imaging_study_id, options.endpointId, row.study, row.series, row.instances));
+  }
 }
