@@ -154,6 +154,8 @@ async function startFreshHub(): Promise<{ hub: ChildProcess; url: string; dimseP
     DIMSE_PORT: String(dimsePort),
     DIMSE_AE_TITLE: 'HUB',
     LOG_LEVEL: 'warn',
+    // Measured without tokens on loopback, as bench:dicom does (the audit still runs).
+    AUTH_REQUIRED: 'false',
     ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
   });
   let output = '';
