@@ -198,9 +198,14 @@ export class StudyRefresher {
         'SELECT study_instance_uid, generation FROM dicom_study_refresh WHERE study_instance_uid = ANY($1::text[])', [uids]);
       if (marks.rows.length === 0) return false;
       await writeImagingStudies(tx, this.options, marks.rows.map((mark) => mark.study_instance_uid));
+      // A mark an instance bumped meanwhile stays. The rows are locked in study-UID order, the order
+      // in which ingest's shared store statements take them, so the two cannot deadlock.
       await tx.query(
-        `DELETE FROM dicom_study_refresh AS r USING unnest($1::text[], $2::bigint[]) AS m(uid, generation)
-          WHERE r.study_instance_uid = m.uid AND r.generation = m.generation`,
+        `DELETE FROM dicom_study_refresh AS r USING (
+           SELECT d.study_instance_uid FROM dicom_study_refresh AS d
+             JOIN unnest($1::text[], $2::bigint[]) AS m(uid, generation) ON d.study_instance_uid = m.uid AND d.generation = m.generation
+            ORDER BY d.study_instance_uid FOR UPDATE OF d) AS done
+          WHERE r.study_instance_uid = done.study_instance_uid`,
         [marks.rows.map((mark) => mark.study_instance_uid), marks.rows.map((mark) => mark.generation)]);
       return true;
     });
