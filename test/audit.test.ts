@@ -18,11 +18,12 @@ import { LOGIN_REFUSED } from '../src/auth/login.ts';
 import { parseScopes } from '../src/auth/scopes.ts';
 import { parseUserScopes } from '../src/auth/user-scopes.ts';
 import { UserStore } from '../src/auth/users.ts';
-import { writeMultipartRelated } from '../src/dicom/multipart.ts';
+import { stow as stowFiles } from './support/stow.ts';
 import { Browser, logIn, pkcePair, submitLogin } from './support/login-flow.ts';
 import { startHubProcess } from './support/hub-process.ts';
 import { createTestDatabase, fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { until } from './support/until.ts';
 
 
 const APP = 'audit-dashboard';
@@ -35,15 +36,6 @@ type Json = any;
 
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 const coding = (event: Json, field: 'type' | 'subtype'): string[] =>
   [event[field]].flat().filter(Boolean).map((c: Json) => `${c.system}|${c.code}`);
@@ -127,10 +119,10 @@ describe('audit trail of a scripted session', () => {
 
     // 4 authentication events (refused login, login, two tokens) + 8 accesses (the searches below
     // are of AuditEvents, which are not audited).
-    const events = await waitFor(async () => {
+    const events = await until(async () => {
       const found = await allAuditEvents();
       return found.length >= 12 ? found : undefined;
-    }, '12 AuditEvents');
+    }, '12 AuditEvents', 30_000, 100);
     expect(events).toHaveLength(12);
     const text = JSON.stringify(events);
     expect(text).not.toContain('Auditson'); // references only, never content
@@ -202,11 +194,11 @@ describe('audit trail of a scripted session', () => {
     const as = { headers: bearer(clientToken) };
     // Refused writes are audited without being waited for: let the trail settle first.
     let all: Json[] = [];
-    await waitFor(async () => {
+    await until(async () => {
       const before = all.length;
       all = await allAuditEvents();
       return all.length === before ? true : undefined;
-    }, 'a settled audit trail');
+    }, 'a settled audit trail', 30_000, 100);
     const since = `date=ge${encodeURIComponent(started)}`;
     const total = async (query: string): Promise<number> => {
       const page = await fhirFetch(`${testHub.fhir}/AuditEvent?${query}&${since}&_count=0&_total=accurate`, as);
@@ -343,10 +335,10 @@ describe('audit trail of a scripted session', () => {
     );
     expect(afterCommit.rows[0].n).toBe(1);
     // The refused transaction request itself is audited (outcome 4), but no entity of it exists.
-    await waitFor(async () => {
+    await until(async () => {
       const page = await fhirFetch(`${testHub.fhir}/AuditEvent?subtype=http://hl7.org/fhir/restful-interaction|transaction&outcome=4`, as);
       return page.body.entry?.length ? true : undefined;
-    }, 'the refused transaction\'s AuditEvent');
+    }, 'the refused transaction\'s AuditEvent', 30_000, 100);
     const stored = await testHub.hub.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_event WHERE content LIKE $1`, [`%${id}%`]);
     expect(stored.rows[0].n).toBe(0);
     expect((await fhirFetch(`${testHub.fhir}/Patient/${id}`, as)).status).toBe(404);
@@ -354,18 +346,11 @@ describe('audit trail of a scripted session', () => {
 
   test("the hub's own writes are audited, with the hub as the agent: the ImagingStudy a STOW-RS request brings", async () => {
     const as = { headers: bearer(clientToken) };
-    const multipart = writeMultipartRelated([{ body: await fs.readFile(CT_SMALL), contentType: 'application/dicom' }], { type: 'application/dicom' });
-    const chunks: Buffer[] = [];
-    for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
-    const stored = await fetch(`${testHub.baseUrl}/dicomweb/studies`, {
-      method: 'POST',
-      headers: { ...as.headers, 'content-type': multipart.contentType, accept: 'application/dicom+json' },
-      body: new Uint8Array(Buffer.concat(chunks)),
-    });
+    const stored = await stowFiles(testHub.baseUrl, [await fs.readFile(CT_SMALL)], as.headers);
     expect(stored.status).toBe(200);
     const studyUid = String(((await stored.json()) as Json)['00081190'].Value[0]).split('/studies/')[1];
-    const study = await waitFor(async () => (await fhirFetch(`${testHub.fhir}/ImagingStudy?identifier=urn:dicom:uid|urn:oid:${studyUid}`, as)).body.entry?.[0]?.resource as Json | undefined, 'the ImagingStudy');
-    const event = await waitFor(async () => (await fhirFetch(`${testHub.fhir}/AuditEvent?entity=ImagingStudy/${study.id}&subtype=${encodeURIComponent('http://hl7.org/fhir/restful-interaction|create')}`, as)).body.entry?.[0]?.resource as Json | undefined, "the ImagingStudy write's AuditEvent");
+    const study = await until(async () => (await fhirFetch(`${testHub.fhir}/ImagingStudy?identifier=urn:dicom:uid|urn:oid:${studyUid}`, as)).body.entry?.[0]?.resource as Json | undefined, 'the ImagingStudy', 30_000, 100);
+    const event = await until(async () => (await fhirFetch(`${testHub.fhir}/AuditEvent?entity=ImagingStudy/${study.id}&subtype=${encodeURIComponent('http://hl7.org/fhir/restful-interaction|create')}`, as)).body.entry?.[0]?.resource as Json | undefined, "the ImagingStudy write's AuditEvent", 30_000, 100);
     expect(event.outcome).toBe('0');
     const source = (event.agent as Json[]).find((agent) => agent.type.coding[0].code === '110153');
     expect(source).toMatchObject({ who: { identifier: { system: 'urn:ietf:rfc:3986', value: testHub.baseUrl } }, altId: 'imaging-study', requestor: true });

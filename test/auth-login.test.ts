@@ -17,6 +17,7 @@ import { Browser, authorizeUrl, exchangeCode, hiddenFields, logIn, pageError, pk
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { runHubCli as hub } from './support/hub-cli.ts';
+import { until } from './support/until.ts';
 
 const APP = 'dashboard';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
@@ -48,13 +49,6 @@ async function addAccount(db: Database, email: string, role: UserRole, fhirUser?
 
 const bearer = (token: string): { headers: Record<string, string> } => ({ headers: { authorization: `Bearer ${token}` } });
 
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 async function registerApps(db: Database): Promise<void> {
   const clients = new ClientRegistry(db);
@@ -302,7 +296,7 @@ describe('login with the authorization code flow and PKCE', () => {
     expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status).toBe(200);
     // Disabled by another process (the CLI's connection), so this hub learns of it from the database.
     await new UserStore(db).setStatus(account.email, 'disabled');
-    await waitFor(async () => (await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status === 401, 'the token to be refused');
+    await until(async () => (await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status === 401, 'the token to be refused', 20_000, 250);
     const answer = await submitLogin(new Browser(), testHub.baseUrl, { ...request, challenge: pkcePair().challenge }, { ...account, totp: freshTotp(account) });
     expect(pageError(answer.html)).toBe(LOGIN_REFUSED);
   });

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir, rename, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { writeMultipartRelated } from '../src/dicom/multipart.ts';
+import { stow as stowFiles } from './support/stow.ts';
 import { createLogger } from '../src/logger.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { QUARANTINE_DIR, startOrphanSweeper, sweepOrphanBlobs } from '../src/storage/orphan-sweep.ts';
@@ -44,14 +44,7 @@ describe('orphan blob sweep', () => {
   };
 
   const stow = async (bytes: Buffer): Promise<number> => {
-    const multipart = writeMultipartRelated([{ body: bytes, contentType: 'application/dicom' }], { type: 'application/dicom' });
-    const chunks: Buffer[] = [];
-    for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
-    const response = await fetch(`${th.baseUrl}/dicomweb/studies`, {
-      method: 'POST',
-      headers: { 'content-type': multipart.contentType, accept: 'application/dicom+json' },
-      body: new Uint8Array(Buffer.concat(chunks)),
-    });
+    const response = await stowFiles(th.baseUrl, [bytes]);
     await response.arrayBuffer();
     return response.status;
   };

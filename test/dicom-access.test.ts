@@ -20,13 +20,14 @@ import { totpCode } from '../src/auth/totp.ts';
 import { parseUserScopes } from '../src/auth/user-scopes.ts';
 import { UserStore } from '../src/auth/users.ts';
 import type { UserRole } from '../src/auth/users.ts';
-import { writeMultipartRelated } from '../src/dicom/multipart.ts';
+import { stow as stowFiles } from './support/stow.ts';
 import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { matchImagingStudy } from '../src/workflow/imaging-match.ts';
 import { Browser, logIn } from './support/login-flow.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { until } from './support/until.ts';
 
 import { jest } from '@jest/globals';
 
@@ -100,22 +101,6 @@ const FHIR_FIXTURES = [
   })),
 ];
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function stowBody(bytes: Buffer): Promise<{ contentType: string; bytes: Buffer }> {
-  const multipart = writeMultipartRelated([{ body: bytes, contentType: 'application/dicom' }], { type: 'application/dicom' });
-  const chunks: Buffer[] = [];
-  for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
-  return { contentType: multipart.contentType, bytes: Buffer.concat(chunks) };
-}
 
 describe('DICOM access by role, and its audit', () => {
   let th: TestHub;
@@ -139,8 +124,7 @@ describe('DICOM access by role, and its audit', () => {
   const nameOf = (uid: string): string => [...fixtures].find(([, file]) => file.study === uid)?.[0] ?? uid;
   const seen = async (who: Who, query = ''): Promise<string[]> => (await studiesSeen(tokens[who], query)).map(nameOf);
   const stow = async (token: string, name: StudyName) => {
-    const { contentType, bytes } = await stowBody(await readFile(fixture(name).path));
-    return fetch(`${dicomweb}/studies`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType, accept: 'application/dicom+json' }, body: bytes });
+    return stowFiles(th.baseUrl, [await readFile(fixture(name).path)], { authorization: `Bearer ${token}` });
   };
   const storescu = (callingAe: string, names: StudyName[]) => Promise.all(names.map((name) => readPart10(fixture(name).path))).then(async (files) => {
     const profile = join(workDir, `${callingAe}.cfg`);
@@ -368,7 +352,7 @@ describe('DICOM access by role, and its audit', () => {
         ...events.filter((event) => decodedQuery(event)?.includes('1.2.3.401')),
         ...['AUDITSCU', 'AUDITFIND', 'INTRUDER', 'INTRUDER2'].flatMap((ae) => byAe(events, ae)),
       ];
-      await waitFor(async () => (session((await auditEvents()).filter(isDicom)).length >= expected ? true : undefined), `${expected} DICOM AuditEvents`);
+      await until(async () => (session((await auditEvents()).filter(isDicom)).length >= expected ? true : undefined), `${expected} DICOM AuditEvents`, 30_000, 100);
       // Anything recorded late would show up now.
       await new Promise((resolve) => setTimeout(resolve, 500));
       const events = (await auditEvents()).filter(isDicom);

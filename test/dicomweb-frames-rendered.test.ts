@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32, inflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
-import { writeMultipartRelated } from '../src/dicom/multipart.ts';
+import { stow as stowFiles } from './support/stow.ts';
 import { startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
@@ -195,14 +195,7 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
     ], { maxBuffer: 256 * 1024 * 1024 });
     fixtures = JSON.parse(oracle.stdout) as Record<string, OracleFixture>;
     const files = await Promise.all(PLAN.map((entry) => readFile(fixtures[entry.name]!.path)));
-    const multipart = writeMultipartRelated(files.map((body) => ({ body, contentType: 'application/dicom' })), { type: 'application/dicom' });
-    const chunks: Buffer[] = [];
-    for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
-    const response = await fetch(`${th.baseUrl}/dicomweb/studies`, {
-      method: 'POST',
-      headers: { 'content-type': multipart.contentType, accept: 'application/dicom+json' },
-      body: new Uint8Array(Buffer.concat(chunks)),
-    });
+    const response = await stowFiles(th.baseUrl, files);
     const failed = response.status === 200 ? undefined : (await response.json() as Record<string, unknown>)['00081198'];
     expect({ status: response.status, failed }).toEqual({ status: 200, failed: undefined });
   }, 120_000);

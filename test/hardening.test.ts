@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeMultipartRelated } from '../src/dicom/multipart.ts';
+import { stowBody } from './support/stow.ts';
 import { clientToken } from './support/client-token.ts';
 import { startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
@@ -20,12 +20,7 @@ const FHIR_MAX_BODY_BYTES = 64 * 1024;
 
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
-async function stowBody(file: string): Promise<{ contentType: string; bytes: Uint8Array }> {
-  const multipart = writeMultipartRelated([{ body: await readFile(join(TEST_FILES, file)), contentType: 'application/dicom' }], { type: 'application/dicom' });
-  const chunks: Buffer[] = [];
-  for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
-  return { contentType: multipart.contentType, bytes: new Uint8Array(Buffer.concat(chunks)) };
-}
+const stowBodyOf = async (file: string): Promise<{ contentType: string; bytes: Uint8Array }> => stowBody([await readFile(join(TEST_FILES, file))]);
 
 describe('hardening', () => {
   let testHub: TestHub;
@@ -250,7 +245,7 @@ describe('hardening', () => {
     const dicomweb = (path: string): string => `${testHub.baseUrl}/dicomweb${path}`;
 
     test('a read-only token may search and retrieve but not store (403 before the body is read)', async () => {
-      const { contentType, bytes } = await stowBody('CT_small.dcm');
+      const { contentType, bytes } = await stowBodyOf('CT_small.dcm');
       const refused = await fetch(dicomweb('/studies'), { method: 'POST', headers: { 'content-type': contentType, accept: 'application/dicom+json', ...bearer(imagingReader) }, body: bytes });
       expect(refused.status).toBe(403);
       expect(JSON.stringify(await refused.json())).toMatch(/ImagingStudy\.c/);
@@ -266,7 +261,7 @@ describe('hardening', () => {
       // A coordinator's read-only token: the radiologist's would see no study outside their cases
       // (dicom-access.test.ts), whatever its scopes.
       const imagingViewer = await userToken(testHub, 'coordinator', 'user/ImagingStudy.rs');
-      const { contentType, bytes } = await stowBody('CT_small.dcm');
+      const { contentType, bytes } = await stowBodyOf('CT_small.dcm');
       const stored = await fetch(dicomweb('/studies'), { method: 'POST', headers: { 'content-type': contentType, accept: 'application/dicom+json', ...bearer(imagingWriter) }, body: bytes });
       expect(stored.status).toBe(200);
       const study = ((await stored.json()) as Record<string, { Value?: unknown[] }>)['00081190']?.Value?.[0] as string;

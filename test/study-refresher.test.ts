@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { DICOMWEB_ENDPOINT_ID } from '../src/dicom/ingest.ts';
-import { writeMultipartRelated } from '../src/dicom/multipart.ts';
+import { stow as stowFiles } from './support/stow.ts';
+import { until } from './support/until.ts';
 import { StudyRefresher } from '../src/dicom/study-refresher.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
@@ -39,20 +40,12 @@ describe('ImagingStudy refresher', () => {
 
   test('a study whose refresh fails keeps its mark; the other studies of its batch are refreshed', async () => {
     // Two instances of two studies, stored by STOW-RS; the hub's own refresher writes their ImagingStudies.
-    const multipart = writeMultipartRelated(
-      await Promise.all(['CT_small.dcm', 'MR_small.dcm'].map(async (name) => ({ body: await readFile(join(TEST_FILES, name)), contentType: 'application/dicom' }))),
-      { type: 'application/dicom' });
-    const chunks: Buffer[] = [];
-    for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
-    const stored = await fetch(`${th.baseUrl}/dicomweb/studies`, {
-      method: 'POST', headers: { 'Content-Type': multipart.contentType, Accept: 'application/dicom+json' }, body: Buffer.concat(chunks),
-    });
+    const stored = await stowFiles(th.baseUrl, await Promise.all(['CT_small.dcm', 'MR_small.dcm'].map((name) => readFile(join(TEST_FILES, name)))));
     expect(stored.status).toBe(200);
     const ct = await studyUidOf('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322');
     const mr = await studyUidOf('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457');
-    for (let i = 0; i < 100 && ((await imagingStudy(ct)) === undefined || (await imagingStudy(mr)) === undefined || (await marked()).length > 0); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until(async () => (await imagingStudy(ct)) !== undefined && (await imagingStudy(mr)) !== undefined && (await marked()).length === 0,
+      'both ImagingStudies, and no study left marked', 5_000, 50);
     const mrBefore = (await imagingStudy(mr))!;
 
     // Both studies change and are marked; the CT's ImagingStudy id is made unusable, so its write fails.

@@ -4,24 +4,20 @@
  * process, and a bearer token obtained with a signed client assertion, renewed well before its
  * five minutes run out. Every request of every workload carries it, audited or not.
  */
-import { randomUUID } from 'node:crypto';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import type { CryptoKey } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import pg from 'pg';
 import { ClientRegistry } from '../../src/auth/clients.ts';
 import { parseScopes } from '../../src/auth/scopes.ts';
 import type { Queryable } from '../../src/db/database.ts';
+import { BackendServicesClient } from '../../demo/auth.ts';
+import type { SystemClientCredentials } from '../../demo/parties.ts';
 
 export const BENCH_CLIENT_ID = 'bench-fhir';
 const SCOPE = 'system/*.cruds';
 const KEY_ID = 'bench-1';
-/** Tokens live 300 s; a new one is fetched once this one is this old. */
-const RENEW_AFTER_MS = 150_000;
 
-export interface BenchCredentials {
-  clientId: string;
-  privateKey: CryptoKey;
-}
+/** The bench client's private key (with its `kid`), as the demo's parties hold theirs. */
+export type BenchCredentials = SystemClientCredentials;
 
 /** Registers (or re-registers, with a new key) the bench's system client in the bench database. */
 export async function registerBenchClient(databaseUrl: string): Promise<BenchCredentials> {
@@ -46,49 +42,25 @@ export async function registerBenchClient(databaseUrl: string): Promise<BenchCre
   } finally {
     await client.end();
   }
-  return { clientId: BENCH_CLIENT_ID, privateKey };
+  return { clientId: BENCH_CLIENT_ID, alg: 'ES384', privateJwk: { ...(await exportJWK(privateKey)), kid: KEY_ID } };
 }
 
-/** Bearer tokens for one hub, renewed as they age. */
+/**
+ * Bearer tokens for one hub, renewed before they expire: the demo's SMART Backend Services client
+ * (demo/auth.ts), pointed at the hub's token endpoint.
+ */
 export class TokenSource {
-  private readonly credentials: BenchCredentials;
-  private readonly tokenUrl: string;
-  private current: { token: string; at: number } | undefined;
+  private readonly client: BackendServicesClient;
 
   constructor(credentials: BenchCredentials, hubUrl: string) {
-    this.credentials = credentials;
-    this.tokenUrl = `${hubUrl}/oauth2/token`;
+    const tokenUrl = `${hubUrl}/oauth2/token`;
+    // Only the token endpoint is used; the bench signs no one in.
+    const endpoints = { reachBase: hubUrl, tokenUrl, authorizeUrl: '', revocationUrl: '', fhirBaseUrl: `${hubUrl}/fhir` };
+    this.client = new BackendServicesClient(endpoints, credentials, SCOPE);
   }
 
   /** The `authorization` header value for the next few minutes of requests. */
   async authorization(): Promise<string> {
-    if (this.current === undefined || Date.now() - this.current.at > RENEW_AFTER_MS) {
-      this.current = { token: await this.fetchToken(), at: Date.now() };
-    }
-    return `Bearer ${this.current.token}`;
-  }
-
-  private async fetchToken(): Promise<string> {
-    const now = Math.floor(Date.now() / 1000);
-    const { clientId, privateKey } = this.credentials;
-    const assertion = await new SignJWT({ iss: clientId, sub: clientId, aud: this.tokenUrl, exp: now + 240, iat: now, jti: randomUUID() })
-      .setProtectedHeader({ alg: 'ES384', kid: KEY_ID, typ: 'JWT' })
-      .sign(privateKey);
-    const response = await fetch(this.tokenUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: assertion,
-        scope: SCOPE,
-      }),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await response.text();
-    if (response.status !== 200) {
-      throw new Error(`The token endpoint answered HTTP ${response.status}: ${text.slice(0, 300)}`);
-    }
-    return (JSON.parse(text) as { access_token: string }).access_token;
+    return `Bearer ${await this.client.accessToken()}`;
   }
 }

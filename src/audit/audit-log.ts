@@ -134,12 +134,7 @@ export class AuditLog {
    */
   private append(): void {
     this.appendScheduled = false;
-    const lines = this.pendingLines;
-    const events = this.pendingEvents;
-    const waiters = this.waiters;
-    this.pendingLines = [];
-    this.pendingEvents = [];
-    this.waiters = [];
+    const { lines, events, waiters } = this.takePending();
     const segment = this.current;
     try {
       if (segment === undefined) throw new Error('the audit log is not running');
@@ -158,12 +153,7 @@ export class AuditLog {
   /** One group commit with fsync: everything recorded since the last one, one write and one fdatasync. */
   private async sync(): Promise<void> {
     this.appendScheduled = false;
-    const lines = this.pendingLines;
-    const events = this.pendingEvents;
-    const waiters = this.waiters;
-    this.pendingLines = [];
-    this.pendingEvents = [];
-    this.waiters = [];
+    const { lines, events, waiters } = this.takePending();
     const segment = this.current as Segment;
     try {
       // One write (off the event loop) for all the requests of this moment; with fsync, one fdatasync.
@@ -176,6 +166,15 @@ export class AuditLog {
       waiters.forEach((w) => w.reject(err));
     }
     if (segment.events.length >= this.options.batchSize) void this.flush().catch(() => undefined);
+  }
+
+  /** What was recorded since the last append, handed over whole; the next records start afresh. */
+  private takePending(): { lines: string[]; events: StoredAuditEvent[]; waiters: Waiter[] } {
+    const pending = { lines: this.pendingLines, events: this.pendingEvents, waiters: this.waiters };
+    this.pendingLines = [];
+    this.pendingEvents = [];
+    this.waiters = [];
+    return pending;
   }
 
   private async openSegment(): Promise<Segment> {
