@@ -43,6 +43,8 @@ import { FileBlobStore } from './storage/blob-store.ts';
 import { startOrphanSweeper } from './storage/orphan-sweep.ts';
 import { startTempSweeper } from './storage/temp-sweep.ts';
 import { HUB_VERSION } from './version.ts';
+import { systemClock } from './runtime/clock.ts';
+import type { Clock } from './runtime/clock.ts';
 import type { WorkflowWorkerDeps } from './workflow/context.ts';
 
 /** A temporary file untouched for this long belongs to no running upload or render. */
@@ -91,7 +93,13 @@ function firstRedisContact(redis: Redis, timeoutMs: number): Promise<boolean> {
   });
 }
 
-export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> {
+export interface HubOptions {
+  /** Where every date rule takes the current instant from (runtime/clock.ts); the system clock by default. */
+  clock?: Clock;
+}
+
+export async function startHub(config: HubConfig, logger: Logger, options: HubOptions = {}): Promise<Hub> {
+  const clock = options.clock ?? systemClock;
   // A broken operator policy stops start-up here, before anything is opened.
   const jurisdictionPolicies = await loadJurisdictionPolicies(config.jurisdictionPolicyFile);
   loadFhirDefinitions();
@@ -117,6 +125,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     dataDir: config.dataDir,
     secretsKey: config.authSecretsKey,
     rateLimits: { redis, prefix: config.queuePrefix },
+    clock,
   }).catch((err: unknown) => {
     redis.disconnect();
     throw err;
@@ -147,7 +156,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
   const ingest = { db, blobs, studies };
   const dicomwebTempDir = path.join(config.dataDir, 'tmp', 'dicomweb');
   await fs.mkdir(dicomwebTempDir, { recursive: true });
-  const router = createFhirRouter({ repository: repositoryContext, jurisdictionPolicies, now: () => new Date() });
+  const router = createFhirRouter({ repository: repositoryContext, jurisdictionPolicies, now: () => clock.now() });
   const queueProducer = new QueueProducer({ connection: redis, prefix: config.queuePrefix, definitions: HUB_QUEUES });
   const deadLetter = new DeadLetterQueue({ connection: redis, prefix: config.queuePrefix, producer: queueProducer });
   const serveApi = config.roles.includes('api');
@@ -166,7 +175,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     fhir: {
       router,
       repository: { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes },
-      capabilityStatement: buildCapabilityStatement(router, { baseUrl: config.baseUrl, version: HUB_VERSION, security: auth.security }),
+      capabilityStatement: buildCapabilityStatement(router, { baseUrl: config.baseUrl, version: HUB_VERSION, date: clock.now(), security: auth.security }),
       maxBodyBytes: config.fhirMaxBodyBytes,
       onWrite: () => relay.kick(),
       auditor,
@@ -245,6 +254,7 @@ export async function startHub(config: HubConfig, logger: Logger): Promise<Hub> 
     logger,
     queues: queueProducer,
     jurisdictionPolicies,
+    clock,
   });
   const workers = mailer
     ? startWorkers(HUB_QUEUES, workerDeps(mailer), {

@@ -124,7 +124,7 @@ describe('closing the gaps of the case workflow', () => {
     sql = new pg.Client({ connectionString: th.databaseUrl });
     await sql.connect();
     ctx = workflowContextOf(th);
-    deps = { ...ctx, db: th.hub.db, mailer: undefined as never, baseUrl: th.config.baseUrl, logger: pino({ level: 'silent' }), queues: th.hub.workers!.producer };
+    deps = { ...ctx, db: th.hub.db, mailer: undefined as never, baseUrl: th.config.baseUrl, logger: pino({ level: 'silent' }), queues: th.hub.workers!.producer, clock: th.clock };
   }, 60_000);
 
   afterAll(async () => {

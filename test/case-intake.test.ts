@@ -257,6 +257,7 @@ describe('case intake', () => {
       baseUrl: hub.config.baseUrl,
       logger: pino({ level: 'silent' }),
       queues: hub.hub.workers!.producer,
+      clock: hub.clock,
     };
     const job = { id: 'replayed', queue: 'fhir-resource-events', attemptsMade: 0, attempts: 1, finalAttempt: true };
     const event = { resourceType: 'ServiceRequest', id: serviceRequestId, versionId: '1', interaction: 'create' };

@@ -22,6 +22,7 @@ import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until as waitUntil } from './support/until.ts';
 import { HubRepository } from '../src/fhir/repository.ts';
+import { clockStartingAt } from '../src/runtime/clock.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
 const CASE_RESOURCE = 'urn:hub:case-resource';
@@ -35,6 +36,8 @@ const PULMONOLOGY = '207RP1001X';
 const COMPLETED_BEFORE_THANKSGIVING = '2026-11-20T15:00:00.000Z';
 /** Monday 7 December 2026, 17:00 in New York (without the holiday it would be Friday 4 December). */
 const DUE_AFTER_THANKSGIVING = '2026-12-07T22:00:00.000Z';
+/** Where the hub's clock starts: the day the imaging arrives, whatever day the suite runs. */
+const HUB_CLOCK_START = '2026-11-20T16:00:00.000Z';
 
 const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 90_000): Promise<T> =>
   waitUntil(probe, what, timeoutMs, 150);
@@ -112,7 +115,8 @@ describe('case progression after intake', () => {
     [await coordination(c), ...(await children(c))].map((task) => `${task.id}@${task.meta.versionId}`).sort();
 
   beforeAll(async () => {
-    th = await startTestHub({ db: 'postgres', env: { ...WITH_WORKERS } });
+    // The hub's clock starts an hour after the imaging arrives, so its reminder jobs are ahead of it on any date.
+    th = await startTestHub({ db: 'postgres', env: { ...WITH_WORKERS }, clock: clockStartingAt(HUB_CLOCK_START) });
     sql = new pg.Client({ connectionString: th.databaseUrl });
     await sql.connect();
     ctx = workflowContextOf(th);
@@ -491,8 +495,8 @@ describe('case progression after intake', () => {
     const due = new Date(DUE_AFTER_THANKSGIVING);
     const countJobs = async () => (await reminders.getJobs(['delayed', 'waiting', 'active', 'completed', 'failed'])).filter((job) => job.data.taskId === offer.id).length;
     const jobsBefore = await countJobs();
-    await scheduleReminders(producer, offer.id, due, new Date());
-    await scheduleReminders(producer, offer.id, due, new Date());
+    await scheduleReminders(producer, offer.id, due, th.clock.now());
+    await scheduleReminders(producer, offer.id, due, th.clock.now());
     expect(await countJobs()).toBe(jobsBefore);
 
     // The progression job, run twice directly on every case state it reached, changes nothing.

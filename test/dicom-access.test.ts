@@ -203,7 +203,7 @@ describe('DICOM access by role, and its audit', () => {
       const row = await th.hub.db.query<{ imaging_study_id: string }>('SELECT imaging_study_id FROM dicom_study WHERE study_instance_uid = $1', [fixture(name).study]);
       const id = row.rows[0]!.imaging_study_id;
       imagingStudyIds.set(name, id);
-      outcomes[name] = (await th.hub.db.transaction((tx) => matchImagingStudy(tx, repository, id, async () => undefined))).outcome;
+      outcomes[name] = (await th.hub.db.transaction((tx) => matchImagingStudy(tx, repository, id, async () => undefined, new Date()))).outcome;
     }
     expect(outcomes).toEqual({ x: 'unmatched', b1: 'matched', a1: 'matched', a2: 'matched' });
   }, 120_000);

@@ -149,6 +149,7 @@ describe('notifications through the hub', () => {
       mailer: createMailer({ smtpUrl: sink.url, from: MAIL_FROM, dataDir: testHub.config.dataDir }),
       baseUrl: PUBLIC_BASE,
       logger: pino({ level: 'silent' }),
+      clock: testHub.clock,
     };
     const info = { id: 'direct', queue: NOTIFICATIONS_QUEUE, attemptsMade: 0, attempts: 8, finalAttempt: false };
     expect(await sendNotification({ notificationId: recorded.id }, info, deps)).toBe('already-sent');

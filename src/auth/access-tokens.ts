@@ -15,6 +15,8 @@ import { formatClientScopes, parseClientScopes } from './scopes.ts';
 import type { SystemScope } from './scopes.ts';
 import { resourceScopesOf } from './user-scopes.ts';
 import type { UserRole } from './users.ts';
+import { systemClock } from '../runtime/clock.ts';
+import type { Clock } from '../runtime/clock.ts';
 
 /** SMART Backend Services: access tokens live at most five minutes. */
 export const ACCESS_TOKEN_LIFETIME_SECONDS = 300;
@@ -83,9 +85,13 @@ export class AccessTokens {
   private lastKeyLoad = 0;
   private readonly verified = new Map<string, Identity>();
 
-  constructor(store: SigningKeyStore, issuer: string) {
+  /** Tokens are issued and checked on the hub's clock (runtime/clock.ts). */
+  private readonly clock: Clock;
+
+  constructor(store: SigningKeyStore, issuer: string, clock: Clock = systemClock) {
     this.store = store;
     this.issuer = issuer;
+    this.clock = clock;
   }
 
   /** Generates the first signing key if needed and loads the keys. */
@@ -95,7 +101,7 @@ export class AccessTokens {
   }
 
   private async reloadKeys(): Promise<void> {
-    this.lastKeyLoad = Date.now();
+    this.lastKeyLoad = this.clock.now().getTime();
     this.keys = await this.store.load();
   }
 
@@ -103,7 +109,7 @@ export class AccessTokens {
     if (this.keys.length === 0) await this.start();
     const key = this.keys[0];
     const scope = formatClientScopes({ resources: [...scopes], hubAdmin });
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.clock.now().getTime() / 1000);
     const accessToken = await new SignJWT({ client_id: clientId, scope })
       .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.issuer)
@@ -120,7 +126,7 @@ export class AccessTokens {
   async issueForUser(request: UserTokenRequest): Promise<IssuedToken & { idToken?: string }> {
     if (this.keys.length === 0) await this.start();
     const key = this.keys[0];
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.clock.now().getTime() / 1000);
     const expiresAt = Math.min(now + USER_ACCESS_TOKEN_LIFETIME_SECONDS, Math.floor(request.notAfter.getTime() / 1000));
     const claims = { client_id: request.clientId, scope: request.scope, role: request.role, sid: request.sessionId, ...(request.fhirUser ? { fhirUser: request.fhirUser } : {}) };
     const accessToken = await new SignJWT(claims)
@@ -154,7 +160,7 @@ export class AccessTokens {
 
   /** The public keys that verify the hub's tokens, for /.well-known/jwks.json. */
   async publicJwks(): Promise<{ keys: JWK[] }> {
-    if (this.keys.length === 0 || Date.now() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS) await this.reloadKeys();
+    if (this.keys.length === 0 || this.clock.now().getTime() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS) await this.reloadKeys();
     return {
       keys: await Promise.all(this.keys.map(async (key) => ({ ...(await exportJWK(key.publicKey)), kid: key.kid, alg: ACCESS_TOKEN_ALGORITHM, use: 'sig' }))),
     };
@@ -162,7 +168,7 @@ export class AccessTokens {
 
   /** The identity a token carries; throws InvalidTokenError when it is not one of ours, or expired. */
   async verify(token: string): Promise<Identity> {
-    const nowSeconds = Date.now() / 1000;
+    const nowSeconds = this.clock.now().getTime() / 1000;
     const known = this.verified.get(token);
     if (known) {
       if (known.expiresAt + CLOCK_TOLERANCE_SECONDS > nowSeconds) return known;
@@ -178,6 +184,7 @@ export class AccessTokens {
         typ: 'at+jwt',
         requiredClaims: ['exp', 'sub', 'scope'],
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        currentDate: this.clock.now(),
       }));
     } catch (err) {
       if (err instanceof errors.JWTExpired) throw new InvalidTokenError('the access token has expired');
@@ -195,7 +202,7 @@ export class AccessTokens {
   private async publicKeyFor(kid: string | undefined): Promise<SigningKey['publicKey']> {
     let key = this.keys.find((candidate) => candidate.kid === kid);
     // Another process may have added a key since we loaded ours.
-    if (!key && Date.now() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS) {
+    if (!key && this.clock.now().getTime() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS) {
       await this.reloadKeys();
       key = this.keys.find((candidate) => candidate.kid === kid);
     }
@@ -205,7 +212,7 @@ export class AccessTokens {
 
   private remember(token: string, identity: Identity): void {
     if (this.verified.size >= VERIFIED_CACHE_SIZE) {
-      const nowSeconds = Date.now() / 1000;
+      const nowSeconds = this.clock.now().getTime() / 1000;
       for (const [cached, entry] of this.verified) {
         if (entry.expiresAt < nowSeconds) this.verified.delete(cached);
       }

@@ -6,6 +6,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Queryable } from '../db/database.ts';
+import { systemClock } from '../runtime/clock.ts';
+import type { Clock } from '../runtime/clock.ts';
 
 export const AUTHORIZATION_CODE_LIFETIME_SECONDS = 60;
 /** RFC 7636 §4.1: 43-128 unreserved characters; §4.2: S256 challenges are 43 base64url characters. */
@@ -47,20 +49,22 @@ interface CodeRow {
 
 export class AuthorizationCodes {
   private readonly db: Queryable;
+  private readonly clock: Clock;
 
-  constructor(db: Queryable) {
+  constructor(db: Queryable, clock: Clock = systemClock) {
     this.db = db;
+    this.clock = clock;
   }
 
   async issue(grant: CodeGrant, lifetimeSeconds = AUTHORIZATION_CODE_LIFETIME_SECONDS): Promise<string> {
     const code = randomBytes(32).toString('base64url');
     await this.db.query(
       `INSERT INTO auth_authorization_code (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, session_id, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 second')`,
-      [sha256(code), grant.clientId, grant.redirectUri, grant.codeChallenge, grant.scope, grant.nonce ?? null, grant.sessionId, lifetimeSeconds],
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $9::timestamptz + $8 * interval '1 second')`,
+      [sha256(code), grant.clientId, grant.redirectUri, grant.codeChallenge, grant.scope, grant.nonce ?? null, grant.sessionId, lifetimeSeconds, this.clock.now()],
     );
     // Codes are kept a day after they expire, long enough to recognise a replay, then dropped.
-    await this.db.query("DELETE FROM auth_authorization_code WHERE expires_at < now() - interval '1 day'");
+    await this.db.query("DELETE FROM auth_authorization_code WHERE expires_at < $1::timestamptz - interval '1 day'", [this.clock.now()]);
     return code;
   }
 
@@ -68,9 +72,9 @@ export class AuthorizationCodes {
   async redeem(code: string): Promise<Redemption> {
     const hash = sha256(code);
     const result = await this.db.query<CodeRow>(
-      `UPDATE auth_authorization_code SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL
-       RETURNING client_id, redirect_uri, code_challenge, scope, nonce, session_id, expires_at <= now() AS expired`,
-      [hash],
+      `UPDATE auth_authorization_code SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL
+       RETURNING client_id, redirect_uri, code_challenge, scope, nonce, session_id, expires_at <= $2::timestamptz AS expired`,
+      [hash, this.clock.now()],
     );
     const row = result.rows[0];
     if (!row) {

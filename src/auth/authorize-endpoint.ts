@@ -22,6 +22,7 @@ import type { SessionStore } from './sessions.ts';
 import { formatUserScopes, grantUserScopes, parseUserScopes } from './user-scopes.ts';
 import type { UserScopes } from './user-scopes.ts';
 import type { User, UserStore } from './users.ts';
+import type { Clock } from '../runtime/clock.ts';
 
 export const AUTHORIZE_PATH = '/oauth2/authorize';
 const MAX_FORM_BYTES = 16 * 1024;
@@ -29,6 +30,8 @@ const MAX_FORM_BYTES = 16 * 1024;
 const REQUEST_PARAMETERS = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'nonce', 'aud', 'prompt'] as const;
 
 export interface AuthorizeEndpointOptions {
+  /** The hub's clock: lock-outs and TOTP steps are judged on it. */
+  clock?: Clock;
   clients: ClientRegistry;
   users: UserStore;
   sessions: SessionStore;
@@ -262,7 +265,7 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
         showLogin(res, 429, request, csrfToken as string, { email, error: 'Too many sign-in attempts. Wait a minute and try again.' });
         return;
       }
-      const result = await checkCredentials(options.users, { email, password, totp });
+      const result = await checkCredentials(options.users, { email, password, totp }, options.clock);
       if (!result.ok) {
         log.info({ requestId: res.locals.requestId, clientId: request.client.id, userId: result.userId, reason: result.reason, lockedNow: result.lockedNow }, 'login refused');
         // The trail names the account when there is one, never the e-mail, and only the shown text.

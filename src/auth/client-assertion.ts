@@ -128,9 +128,10 @@ export class ClientAssertionVerifier {
       throw refuse('unknown or disabled client');
     }
     const payload = await this.verifySignature(assertion, header, client);
-    const nowSeconds = Math.floor((this.options.now?.() ?? Date.now()) / 1000);
+    const nowMs = this.options.now?.() ?? Date.now();
+    const nowSeconds = Math.floor(nowMs / 1000);
     const { jti, rememberUntil } = checkAssertionClaims(payload, { clientId: client.id, tokenUrl: this.options.tokenUrl, nowSeconds });
-    if (!(await this.options.jtis.claim(client.id, jti, new Date(rememberUntil * 1000)))) {
+    if (!(await this.options.jtis.claim(client.id, jti, new Date(rememberUntil * 1000), new Date(nowMs)))) {
       throw refuse('this client assertion was used before ("jti" replayed)');
     }
     return client;

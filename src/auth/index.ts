@@ -31,6 +31,8 @@ import { SigningKeyStore } from './signing-keys.ts';
 import { JWKS_PATH, createSmartConfigurationRoutes } from './smart-configuration.ts';
 import { TOKEN_PATH, createTokenRoutes } from './token-endpoint.ts';
 import { UserStore } from './users.ts';
+import { systemClock } from '../runtime/clock.ts';
+import type { Clock } from '../runtime/clock.ts';
 
 export type { Identity } from './access-tokens.ts';
 export { requestIdentity } from './authenticate.ts';
@@ -52,6 +54,8 @@ export interface AuthOptions {
   secretsKey?: string;
   /** Redis and QUEUE_PREFIX: the token and login rate limits are shared by every process on them. */
   rateLimits?: { redis: Redis; prefix: string };
+  /** The hub's clock (runtime/clock.ts): token, session, code and lock-out times; the system clock by default. */
+  clock?: Clock;
 }
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleSeconds: 30 * 60, maxSeconds: 12 * 60 * 60 };
@@ -94,21 +98,22 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
   const fhirBaseUrl = `${options.baseUrl}/fhir`;
   const logger = options.logger.child({ role: 'auth' });
   const secureCookies = options.baseUrl.startsWith('https:');
-  const tokens = new AccessTokens(new SigningKeyStore(options.db), options.baseUrl);
+  const clock = options.clock ?? systemClock;
+  const tokens = new AccessTokens(new SigningKeyStore(options.db), options.baseUrl, clock);
   await tokens.start();
   // Computed now, so that the first login with an unknown e-mail is not slower than the others.
   await decoyPasswordHash();
   const clients = new ClientRegistry(options.db);
-  const users = new UserStore(options.db, await loadSecretBox({ key: options.secretsKey, dataDir: options.dataDir }));
+  const users = new UserStore(options.db, await loadSecretBox({ key: options.secretsKey, dataDir: options.dataDir }), clock);
   // A key that cannot read the stored secrets stops start-up here, naming both key ids.
   const encrypted = await users.encryptStoredSecrets();
   if (encrypted > 0) logger.info({ count: encrypted }, 'TOTP secrets stored in plaintext were encrypted');
   const shared = options.rateLimits && new SharedRateLimits({ ...options.rateLimits, logger });
   const rateLimit = (name: string, bucket: BucketOptions): RateLimit => shared?.limiter(name, bucket) ?? localRateLimit(bucket);
-  const sessions = new SessionStore(options.db, options.sessions ?? DEFAULT_SESSION_LIMITS);
-  const revokedSessions = new RevokedSessions(options.db);
-  const codes = new AuthorizationCodes(options.db);
-  const verifier = new ClientAssertionVerifier({ clients, jwksUrls: new JwksUrlCache(), jtis: new JtiStore(options.db), tokenUrl });
+  const sessions = new SessionStore(options.db, options.sessions ?? DEFAULT_SESSION_LIMITS, clock);
+  const revokedSessions = new RevokedSessions(options.db, clock);
+  const codes = new AuthorizationCodes(options.db, clock);
+  const verifier = new ClientAssertionVerifier({ clients, jwksUrls: new JwksUrlCache(), jtis: new JtiStore(options.db), tokenUrl, now: () => clock.now().getTime() });
   const routes = express.Router();
   routes.use(createSmartConfigurationRoutes(urls, tokens));
   routes.use(createTokenRoutes({
@@ -131,6 +136,7 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
     loginPerAccount: rateLimit('login-account', LOGIN_PER_ACCOUNT),
     logger,
     auditor: options.auditor,
+    clock,
   }));
   routes.use(createLogoutRoutes({ tokens, clients, sessions, revokedSessions, secureCookies, logger, auditor: options.auditor }));
   const isCapabilityStatement = (req: express.Request): boolean => req.path === '/metadata' || req.path.startsWith('/.well-known/');

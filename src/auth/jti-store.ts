@@ -19,21 +19,20 @@ export class JtiStore {
    * Records `jti` for `clientId` until `expiresAt`; false when it is already recorded and not yet
    * expired (a replay). A row left by an expired assertion is taken over.
    */
-  async claim(clientId: string, jti: string, expiresAt: Date): Promise<boolean> {
-    await this.purgeNowAndThen();
+  async claim(clientId: string, jti: string, expiresAt: Date, now: Date): Promise<boolean> {
+    await this.purgeNowAndThen(now);
     const result = await this.db.query(
       `INSERT INTO auth_assertion_jti (client_id, jti, expires_at) VALUES ($1, $2, $3)
        ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
-       WHERE auth_assertion_jti.expires_at < now()`,
-      [clientId, jti, expiresAt],
+       WHERE auth_assertion_jti.expires_at < $4`,
+      [clientId, jti, expiresAt, now],
     );
     return result.rowCount === 1;
   }
 
-  private async purgeNowAndThen(): Promise<void> {
-    const now = Date.now();
-    if (now - this.lastPurge < PURGE_INTERVAL_MS) return;
-    this.lastPurge = now;
-    await this.db.query('DELETE FROM auth_assertion_jti WHERE expires_at < now()');
+  private async purgeNowAndThen(now: Date): Promise<void> {
+    if (now.getTime() - this.lastPurge < PURGE_INTERVAL_MS) return;
+    this.lastPurge = now.getTime();
+    await this.db.query('DELETE FROM auth_assertion_jti WHERE expires_at < $1', [now]);
   }
 }

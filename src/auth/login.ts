@@ -6,6 +6,8 @@
  */
 import { decoyPasswordHash, hashPassword, needsRehash, verifyPassword } from './passwords.ts';
 import { verifyTotp } from './totp.ts';
+import { systemClock } from '../runtime/clock.ts';
+import type { Clock } from '../runtime/clock.ts';
 import { publicUser, requiresTotp } from './users.ts';
 import type { User, UserStore } from './users.ts';
 
@@ -26,7 +28,8 @@ export interface Credentials {
   totp: string;
 }
 
-export async function checkCredentials(users: UserStore, credentials: Credentials, now: () => number = Date.now): Promise<LoginResult> {
+export async function checkCredentials(users: UserStore, credentials: Credentials, clock: Clock = systemClock): Promise<LoginResult> {
+  const now = clock.now();
   const user = await users.findByEmail(credentials.email);
   if (!user) {
     await verifyPassword(credentials.password, await decoyPasswordHash());
@@ -34,7 +37,7 @@ export async function checkCredentials(users: UserStore, credentials: Credential
   }
   const passwordMatches = await verifyPassword(credentials.password, user.passwordHash);
   if (user.status !== 'active') return { ok: false, reason: 'disabled', userId: user.id };
-  if (user.lockedUntil !== undefined && user.lockedUntil.getTime() > now()) return { ok: false, reason: 'locked', userId: user.id };
+  if (user.lockedUntil !== undefined && user.lockedUntil.getTime() > now.getTime()) return { ok: false, reason: 'locked', userId: user.id };
 
   let refusal: LoginRefusal | undefined;
   let totpStep: number | undefined;
@@ -43,12 +46,12 @@ export async function checkCredentials(users: UserStore, credentials: Credential
   } else if (requiresTotp(user.role)) {
     if (user.totpSecret === undefined || credentials.totp.trim() === '') refusal = 'totp-missing';
     else {
-      totpStep = verifyTotp(user.totpSecret, credentials.totp, now(), user.totpLastStep);
+      totpStep = verifyTotp(user.totpSecret, credentials.totp, now.getTime(), user.totpLastStep);
       if (totpStep === undefined) refusal = 'wrong-totp';
     }
   }
   if (refusal !== undefined) {
-    const lockedNow = await users.recordFailure(user.id, MAX_FAILED_LOGINS, LOCKOUT_SECONDS);
+    const lockedNow = await users.recordFailure(user.id, MAX_FAILED_LOGINS, LOCKOUT_SECONDS, now);
     return { ok: false, reason: refusal, userId: user.id, lockedNow };
   }
   const rehashed = needsRehash(user.passwordHash) ? await hashPassword(credentials.password) : undefined;

@@ -13,6 +13,8 @@ import { hashPassword } from './passwords.ts';
 import { SecretKeyError, isSealed, sealedKeyId, wrongKey } from './secret-box.ts';
 import type { SecretBox } from './secret-box.ts';
 import { generateTotpSecret } from './totp.ts';
+import { systemClock } from '../runtime/clock.ts';
+import type { Clock } from '../runtime/clock.ts';
 
 export const USER_ROLES = ['coordinator', 'specialist', 'radiologist', 'pathologist', 'referring-physician', 'patient', 'admin'] as const;
 export type UserRole = (typeof USER_ROLES)[number];
@@ -110,9 +112,13 @@ export class UserStore {
   private readonly secrets: SecretBox | undefined;
 
   /** Without `secrets`, new TOTP secrets are stored as they are, until the hub encrypts them. */
-  constructor(db: Queryable, secrets?: SecretBox) {
+  /** Revocations are stamped on the hub's clock, which RevokedSessions reads them by. */
+  private readonly clock: Clock;
+
+  constructor(db: Queryable, secrets?: SecretBox, clock: Clock = systemClock) {
     this.db = db;
     this.secrets = secrets;
+    this.clock = clock;
   }
 
   private seal(totpSecret: string): string {
@@ -233,13 +239,13 @@ export class UserStore {
    * Counts a failed login; the `maxFailures`-th locks the account for `lockSeconds` and starts the
    * count again. Returns whether this failure locked it.
    */
-  async recordFailure(id: string, maxFailures: number, lockSeconds: number): Promise<boolean> {
+  async recordFailure(id: string, maxFailures: number, lockSeconds: number, now: Date): Promise<boolean> {
     const result = await this.db.query<{ locked: boolean }>(
       `UPDATE auth_user SET
          failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0 ELSE failed_attempts + 1 END,
-         locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN now() + $3 * interval '1 second' ELSE locked_until END
-       WHERE id = $1 RETURNING locked_until > now() AS locked`,
-      [id, maxFailures, lockSeconds],
+         locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN $4::timestamptz + $3 * interval '1 second' ELSE locked_until END
+       WHERE id = $1 RETURNING locked_until > $4::timestamptz AS locked`,
+      [id, maxFailures, lockSeconds, now],
     );
     return result.rows[0]?.locked === true;
   }
@@ -260,6 +266,7 @@ export class UserStore {
   }
 
   private async revokeSessions(userId: string): Promise<void> {
-    await this.db.query('UPDATE auth_session SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL', [userId]);
+    // On the writer's clock, as SessionStore.revoke does: RevokedSessions reads revocations by that time.
+    await this.db.query('UPDATE auth_session SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL', [userId, this.clock.now()]);
   }
 }

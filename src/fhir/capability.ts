@@ -41,6 +41,8 @@ const TYPE_INTERACTIONS: Record<string, string> = {
 export interface CapabilityOptions {
   baseUrl: string;
   version: string;
+  /** When the statement was built (the hub's start). */
+  date: Date;
   /** Operations served beside the router's routes, e.g. none yet. */
   operations?: { name: string; definition: string }[];
   /** SMART on FHIR (src/auth): the authorization server's endpoints and whether tokens are required (AUTH_REQUIRED). */
@@ -161,7 +163,7 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',
-    date: new Date().toISOString(),
+    date: options.date.toISOString(),
     kind: 'instance',
     software: { name: 'second-opinion-hub', version: options.version },
     implementation: { description: 'Second-opinion FHIR/DICOM hub', url: `${options.baseUrl}/fhir` },

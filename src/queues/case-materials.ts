@@ -38,16 +38,17 @@ export interface CaseMaterialJob {
 export async function runCaseMaterialStep(db: Database, context: WorkflowContext, data: CaseMaterialJob): Promise<string> {
   const { repository } = context;
   const recompute = caseQuoteRecomputer(context);
+  const now = context.now();
   return db.transaction(async (tx) => {
     switch (data.resourceType) {
       case 'DocumentReference':
-        return recordDocument(tx, repository, data.id, recompute);
+        return recordDocument(tx, repository, data.id, recompute, now);
       case 'Specimen':
-        return recordSpecimen(tx, repository, data.id, recompute);
+        return recordSpecimen(tx, repository, data.id, recompute, now);
       case 'ImagingStudy':
-        return (await matchImagingStudy(tx, repository, data.id, recompute, context.now())).outcome;
+        return (await matchImagingStudy(tx, repository, data.id, recompute, now)).outcome;
       case 'Task':
-        return resolveReconciliation(tx, repository, data.id, recompute);
+        return resolveReconciliation(tx, repository, data.id, recompute, now);
       // A re-quote of the case (its questions or their count changed): see requoteRoute below.
       case 'ServiceRequest':
         return requoteCase(tx, repository, data.id, recompute);

@@ -27,8 +27,8 @@ export async function processCaseProgression(data: { serviceRequestId: string },
   const context = workflowContext(deps);
   const result = await advanceCase(context, data);
   if (result.openOffer) {
-    // BullMQ delays run on the real clock, whatever clock the workflow is given.
-    await scheduleReminders(workflowDeps(deps).queues, result.openOffer.taskId, new Date(result.openOffer.dueAt), new Date());
+    // Delays are measured from the workflow's clock (runtime/clock.ts), so they fire when it reaches each step.
+    await scheduleReminders(workflowDeps(deps).queues, result.openOffer.taskId, new Date(result.openOffer.dueAt), context.now());
   }
   deps.logger.info({ queue: job.queue, jobId: job.id, serviceRequestId: data.serviceRequestId, outcome: result.outcome, state: result.state }, 'case progression handled');
   return result;

@@ -97,7 +97,7 @@ interface NotificationRow {
 }
 
 /** The address to write to: the best-ranked current `telecom` with system email. */
-export function emailAddressOf(resource: Patient | Practitioner, now = new Date()): string | undefined {
+export function emailAddressOf(resource: Patient | Practitioner, now: Date): string | undefined {
   const candidates = (resource.telecom ?? [])
     .filter((point) => point.system === 'email' && point.value && point.use !== 'old')
     .filter((point) => !point.period?.end || new Date(point.period.end) > now)
@@ -133,7 +133,7 @@ export async function sendNotification(data: { notificationId: string }, job: Jo
         }
         throw err;
       }
-      const to = emailAddressOf(recipient);
+      const to = emailAddressOf(recipient, deps.clock.now());
       if (!to) {
         throw new PermanentNotificationError(`recipient ${row.recipient} has no e-mail address`);
       }

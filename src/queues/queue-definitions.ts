@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import type { Mailer } from '../notify/mailer.ts';
+import type { Clock } from '../runtime/clock.ts';
 import { jobDataSchema, parseJobData } from './job-data.ts';
 import type { JobDataFieldKind, JobDataOf } from './job-data.ts';
 
@@ -22,6 +23,8 @@ export interface WorkerDeps {
   /** The hub's public base URL, for links in e-mails. */
   baseUrl: string;
   logger: Logger;
+  /** The hub's clock (runtime/clock.ts): every date rule a job applies reads it. */
+  clock: Clock;
 }
 
 /** What a job function knows about the job it runs. */

@@ -94,7 +94,7 @@ export async function notifyCaseState(ctx: WorkflowContext, change: CaseStateCha
   }
   const recorded: string[] = [];
   for (const { kind, resource } of candidates) {
-    if (!resource || !emailAddressOf(resource)) continue;
+    if (!resource || !emailAddressOf(resource, ctx.now())) continue;
     const recipient = `${resource.resourceType}/${resource.id}`;
     const result = await recordNotification(
       change.tx,

@@ -29,7 +29,6 @@ export interface WorkflowWorkerDeps extends WorkerDeps {
   jurisdictionPolicies: readonly JurisdictionPolicy[];
   /** Defaults to the shipped schedule. */
   feeSchedules?: readonly FeeSchedule[];
-  now?: () => Date;
 }
 
 /** The workflow's dependencies, or a clear error when the process started workers without them. */
@@ -47,7 +46,7 @@ export function workflowContext(deps: WorkerDeps): WorkflowContext {
     repository: workflow.repository,
     jurisdictionPolicies: workflow.jurisdictionPolicies,
     feeSchedules: workflow.feeSchedules ?? [DEFAULT_FEE_SCHEDULE],
-    now: workflow.now ?? (() => new Date()),
+    now: () => workflow.clock.now(),
     logger: workflow.logger,
     messageIdDomain: workflow.mailer?.domain,
   };

@@ -160,6 +160,7 @@ async function applyMatch(
   serviceRequestId: string,
   method: MatchMethod,
   recomputeQuote: QuoteRecomputer,
+  now: Date,
 ): Promise<void> {
   const repo = new HubRepository(ctx, tx);
   const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
@@ -173,7 +174,7 @@ async function applyMatch(
     [row.study_instance_uid, serviceRequestId, patientId, method],
   );
   await writeImagingStudy(tx, { repository: ctx, endpointId: DICOMWEB_ENDPOINT_ID }, row.study_instance_uid);
-  await syncCaseMaterials(tx, ctx, serviceRequestId, recomputeQuote);
+  await syncCaseMaterials(tx, ctx, serviceRequestId, recomputeQuote, { now });
 }
 
 const reconcileIdentifier = (imagingStudyId: string): string => `${RECONCILE_IMAGING}/${imagingStudyId}`;
@@ -252,12 +253,12 @@ export async function matchImagingStudy(
   ctx: RepositoryContext,
   imagingStudyId: string,
   recomputeQuote: QuoteRecomputer,
-  now = new Date(),
+  now: Date,
 ): Promise<{ outcome: ImagingOutcome; method?: MatchMethod }> {
   const row = await lockStudy(tx, imagingStudyId);
   if (!row) return { outcome: 'not-dicom' };
   if (row.matched_service_request_id) {
-    await syncCaseMaterials(tx, ctx, row.matched_service_request_id, recomputeQuote);
+    await syncCaseMaterials(tx, ctx, row.matched_service_request_id, recomputeQuote, { now });
     return { outcome: 'already-matched' };
   }
   const repo = new HubRepository(ctx, tx);
@@ -266,7 +267,7 @@ export async function matchImagingStudy(
   const found = await findCandidateCases(repo, await studyEvidence(tx, row));
   if (found?.serviceRequestIds.length === 1) {
     try {
-      await applyMatch(tx, ctx, row, found.serviceRequestIds[0], found.method, recomputeQuote);
+      await applyMatch(tx, ctx, row, found.serviceRequestIds[0], found.method, recomputeQuote, now);
     } catch (err) {
       if (!(err instanceof MatchRefused)) throw err;
       // The one candidate cannot take the study (no Patient subject): a coordinator decides.
@@ -293,7 +294,13 @@ export type ResolutionOutcome = 'not-reconcile' | 'gone' | 'open' | 'rejected' |
  * referencing a ServiceRequest, apply that match; when the match cannot be applied, the Task
  * becomes `failed` with the reason. One transaction.
  */
-export async function resolveReconciliation(tx: Queryable, ctx: RepositoryContext, taskId: string, recomputeQuote: QuoteRecomputer): Promise<ResolutionOutcome> {
+export async function resolveReconciliation(
+  tx: Queryable,
+  ctx: RepositoryContext,
+  taskId: string,
+  recomputeQuote: QuoteRecomputer,
+  now: Date,
+): Promise<ResolutionOutcome> {
   const repo = new HubRepository(ctx, tx);
   const task = await readOptional<Task>(repo, 'Task', taskId);
   if (!task) return 'gone';
@@ -313,14 +320,14 @@ export async function resolveReconciliation(tx: Queryable, ctx: RepositoryContex
   if (!imagingStudyId || !row) return fail('The Task focus is not an ImagingStudy of a study stored by this hub');
   const [serviceRequestId] = requests;
   if (row.matched_service_request_id === serviceRequestId) {
-    await syncCaseMaterials(tx, ctx, serviceRequestId, recomputeQuote);
+    await syncCaseMaterials(tx, ctx, serviceRequestId, recomputeQuote, { now });
     return 'already-matched';
   }
   if (row.matched_service_request_id) {
     return fail(`The study is already matched to ServiceRequest/${row.matched_service_request_id}`);
   }
   try {
-    await applyMatch(tx, ctx, row, serviceRequestId, 'coordinator', recomputeQuote);
+    await applyMatch(tx, ctx, row, serviceRequestId, 'coordinator', recomputeQuote, now);
   } catch (err) {
     if (err instanceof MatchRefused) return fail(err.message);
     throw err;

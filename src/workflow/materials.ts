@@ -379,7 +379,7 @@ export async function syncCaseMaterials(
   ctx: RepositoryContext,
   serviceRequestId: string,
   recomputeQuote: QuoteRecomputer,
-  options: { also?: ArrivedMaterial; now?: Date } = {},
+  options: { also?: ArrivedMaterial; now: Date },
 ): Promise<SyncOutcome> {
   const repo = new HubRepository(ctx, tx);
   await lockCase(tx, serviceRequestId);
@@ -392,7 +392,7 @@ export async function syncCaseMaterials(
   }
   if (CLOSED_CASE_STATUSES.has(coordination.status)) return 'case-closed';
   const arrivals = await arrivedMaterials(tx, repo, request, options.also);
-  const now = options.now ?? new Date();
+  const { now } = options;
   const tasks = await expectMaterialTasks(repo, request.id);
   for (const kind of MATERIAL_KINDS) {
     const arrivedCount = arrivals.references.filter((item) => item.kind === kind).length;
@@ -414,7 +414,7 @@ export type DocumentOutcome = 'gone' | 'not-a-record' | 'no-case' | SyncOutcome;
  * A DocumentReference was written: read its pages (or flag it), tie it to its case (context.related,
  * added when the case was found by its subject), tick the case's records. One transaction.
  */
-export async function recordDocument(tx: Queryable, ctx: RepositoryContext, documentId: string, recomputeQuote: QuoteRecomputer): Promise<DocumentOutcome> {
+export async function recordDocument(tx: Queryable, ctx: RepositoryContext, documentId: string, recomputeQuote: QuoteRecomputer, now: Date): Promise<DocumentOutcome> {
   const repo = new HubRepository(ctx, tx);
   const document = await readOptional<DocumentReference>(repo, 'DocumentReference', documentId);
   if (!document) return 'gone';
@@ -432,14 +432,14 @@ export async function recordDocument(tx: Queryable, ctx: RepositoryContext, docu
   }
   await repo.updateResource(next, { ifMatch: document.meta?.versionId });
   let outcome: SyncOutcome = 'no-case';
-  for (const id of cases.ids) outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote);
+  for (const id of cases.ids) outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, { now });
   return outcome;
 }
 
 export type SpecimenOutcome = 'gone' | 'no-case' | SyncOutcome;
 
 /** A Specimen was written: tick pathology on each case its `request` names. One transaction. */
-export async function recordSpecimen(tx: Queryable, ctx: RepositoryContext, specimenId: string, recomputeQuote: QuoteRecomputer): Promise<SpecimenOutcome> {
+export async function recordSpecimen(tx: Queryable, ctx: RepositoryContext, specimenId: string, recomputeQuote: QuoteRecomputer, now: Date): Promise<SpecimenOutcome> {
   const repo = new HubRepository(ctx, tx);
   const specimen = await readOptional<Specimen>(repo, 'Specimen', specimenId);
   if (!specimen) return 'gone';
@@ -448,7 +448,7 @@ export async function recordSpecimen(tx: Queryable, ctx: RepositoryContext, spec
   for (const id of cases) await lockCase(tx, id);
   let outcome: SyncOutcome = 'no-case';
   for (const id of cases) {
-    outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, { also: { kind: 'pathology', reference: `Specimen/${specimen.id}` } });
+    outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, { also: { kind: 'pathology', reference: `Specimen/${specimen.id}` }, now });
   }
   return outcome;
 }
@@ -489,7 +489,7 @@ export async function takeUpEarlyMaterials(
     const ours = related.some((reference) => referencedId(reference, 'ServiceRequest') === request.id);
     if (related.length === 0 || (ours && !counted)) waiting.set(document.id!, document);
   }
-  for (const id of [...waiting.keys()].sort()) await recordDocument(tx, ctx, id, recomputeQuote);
+  for (const id of [...waiting.keys()].sort()) await recordDocument(tx, ctx, id, recomputeQuote, now);
   return syncCaseMaterials(tx, ctx, request.id, recomputeQuote, { now });
 }
 

@@ -19,7 +19,7 @@ export function workflowContextOf(testHub: TestHub): WorkflowContext {
     },
     jurisdictionPolicies: [DEFAULT_JURISDICTION_POLICY],
     feeSchedules: [DEFAULT_FEE_SCHEDULE],
-    now: () => new Date(),
+    now: () => testHub.clock.now(),
   };
 }
 

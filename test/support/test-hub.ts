@@ -13,6 +13,8 @@ import type { HubConfig } from '../../src/config.ts';
 import { startHub } from '../../src/hub.ts';
 import type { Hub } from '../../src/hub.ts';
 import { createLogger } from '../../src/logger.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import type { Clock } from '../../src/runtime/clock.ts';
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -25,6 +27,8 @@ export interface TestHub {
   fhir: string;
   baseUrl: string;
   databaseUrl?: string;
+  /** The clock the hub's date rules read (the system clock unless the test chose one). */
+  clock: Clock;
   stop(): Promise<void>;
 }
 
@@ -60,7 +64,7 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
 }
 
 export async function startTestHub(
-  options: { db?: 'postgres' | 'pglite'; env?: Record<string, string> } = {},
+  options: { db?: 'postgres' | 'pglite'; env?: Record<string, string>; clock?: Clock } = {},
 ): Promise<TestHub> {
   const env = options.env ?? {};
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-test-'));
@@ -84,10 +88,12 @@ export async function startTestHub(
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...env,
   });
-  const hub = await startHub(config, createLogger(config.logLevel));
+  const clock = options.clock ?? systemClock;
+  const hub = await startHub(config, createLogger(config.logLevel), { clock });
   return {
     hub,
     config,
+    clock,
     baseUrl: config.baseUrl,
     fhir: `${config.baseUrl}/fhir`,
     databaseUrl: database?.url,

@@ -12,6 +12,7 @@ import { createMailer } from '../../src/notify/mailer.ts';
 import { producerConnection } from '../../src/queues/connection.ts';
 import { startNotificationsWorker } from '../../src/queues/notifications.ts';
 import { FileBlobStore } from '../../src/storage/blob-store.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
 
 const [databaseUrl, redisUrl, prefix, smtpUrl, dataDir, baseUrl] = process.argv.slice(2);
 loadFhirDefinitions();
@@ -21,7 +22,7 @@ const connection = producerConnection(redisUrl);
 const mailer = createMailer({ smtpUrl, from: 'Second Opinion Hub <no-reply@hub.example.org>', dataDir });
 const repository = { db, blobs: new FileBlobStore(path.join(dataDir, 'blobs')), baseUrl, binaryMaxBytes: 1e6 };
 const workers = startNotificationsWorker(
-  { db, repository, mailer, baseUrl, logger },
+  { db, repository, mailer, baseUrl, logger, clock: systemClock },
   { redisUrl, prefix, connection, logger, lockDurationMs: 4000, stalledIntervalMs: 1000 },
 );
 process.once('SIGTERM', () => {

@@ -75,12 +75,12 @@ export function registerPatientDefinition(fhirBase: string): OperationDefinition
 }
 
 /** The checks a registration needs beyond R4 validity; each failure names the field. */
-function checkRegistrant(patient: Patient): void {
+function checkRegistrant(patient: Patient, now: Date): void {
   if (!patient.name?.some((name) => name.family?.trim() || name.given?.some((given) => given.trim()) || name.text?.trim())) {
     throw invalidParameter('patient.name', 'The patient\'s name is required');
   }
   const birthDate = patient.birthDate ?? '';
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(birthDate) || Number.isNaN(Date.parse(birthDate)) || Date.parse(birthDate) > Date.now()) {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(birthDate) || Number.isNaN(Date.parse(birthDate)) || Date.parse(birthDate) > now.getTime()) {
     throw invalidParameter('patient.birthDate', 'The patient\'s full date of birth (YYYY-MM-DD, not in the future) is required');
   }
   if (!patient.telecom?.some((point) => point.system === 'email' && /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(point.value ?? ''))) {
@@ -204,7 +204,7 @@ export function registerPatientHandler(context: OperationContext, definition: Op
     }
     const input = operationInput(req, definition);
     const submitted = resourceParameter<Patient>(input, 'patient', 'Patient') as Patient;
-    checkRegistrant(submitted);
+    checkRegistrant(submitted, context.now());
     const requestKey = textParameter(input, 'requestId');
     if (requestKey !== undefined && !REQUEST_ID.test(requestKey)) {
       throw invalidParameter('requestId', 'requestId must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"');
