@@ -16,6 +16,7 @@ import { UserStore } from '../src/auth/users.ts';
 import type { UserRole } from '../src/auth/users.ts';
 import { openDatabase } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
+import { clientToken } from './support/client-token.ts';
 import { Browser, logIn } from './support/login-flow.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
@@ -246,8 +247,36 @@ const WRITES: [Who, string, string, string, number, () => unknown][] = [
   ['specialistA', 'accepts their Task', 'PUT', 'Task/spec-a', 200, () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), status: 'accepted' })],
   ['specialistA', 'creates a ServiceRequest', 'POST', 'ServiceRequest', 403, () => newRequest('Practitioner/prac-s', 'Patient/pat-a')],
   ['specialistA', 'updates the other case’s Task', 'PUT', 'Task/coord-b', 404, () => ({ ...FIXTURES.find((r) => r.id === 'coord-b'), note: [{ text: 'x' }] })],
+  ['coordinator', 'adds a specialist to the roster at a fixed id (their account is linked to it)', 'PUT', 'Practitioner/prac-new', 201, () => ({ resourceType: 'Practitioner', id: 'prac-new' })],
   ['coordinator', 'updates the other case’s ServiceRequest', 'PUT', 'ServiceRequest/sr-b', 200, () => ({ ...FIXTURES.find((r) => r.id === 'sr-b'), note: [{ text: 'checked' }] })],
 ];
+
+/**
+ * Writes that would widen the writer's reach through a link they write themselves (issue 12): each
+ * is refused, names the element, and stores nothing. Who, what, request, path, body, the expected
+ * status and the element the OperationOutcome names (undefined for a 405).
+ */
+const reference = (to: string) => ({ reference: to });
+const WIDENING_WRITES: [Who, string, string, string, () => unknown, number, string | undefined][] = [
+  ['physicianA', 'refers the other case’s Patient', 'POST', 'ServiceRequest', () => newRequest('Practitioner/prac-a', 'Patient/pat-b'), 403, 'ServiceRequest.subject'],
+  ['physicianA', 'refers a Patient that does not exist (same answer as hidden)', 'POST', 'ServiceRequest', () => newRequest('Practitioner/prac-a', 'Patient/nobody'), 403, 'ServiceRequest.subject'],
+  ['physicianA', 'attaches the other case’s Binary to their own case', 'POST', 'DocumentReference', () => ({ ...newDocument('sr-a'), content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/bin-b' } }] }), 403, 'DocumentReference.content[0].attachment.url'],
+  ['physicianA', 'attaches it by its absolute URL', 'POST', 'DocumentReference', () => ({ ...newDocument('sr-a'), content: [{ attachment: { contentType: 'application/pdf', url: `${BASE_PLACEHOLDER}/fhir/Binary/bin-b` } }] }), 403, 'DocumentReference.content[0].attachment.url'],
+  ['physicianA', 'relates a document to their case and the other', 'POST', 'DocumentReference', () => ({ ...newDocument('sr-a'), context: { related: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')] } }), 403, 'DocumentReference.context.related[1]'],
+  ['physicianA', 'sends a specimen for both cases', 'POST', 'Specimen', () => ({ resourceType: 'Specimen', request: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')] }), 403, 'Specimen.request[1]'],
+  ['physicianA', 'writes a message on both cases', 'POST', 'Communication', () => ({ resourceType: 'Communication', status: 'completed', basedOn: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')] }), 403, 'Communication.basedOn[1]'],
+  ['physicianA', 'tags their Task with the hub’s case identifier of the other case', 'PUT', 'Task/coord-a', () => ({ ...FIXTURES.find((r) => r.id === 'coord-a'), identifier: [{ system: CASE, value: 'sr-a/coordination' }, { system: CASE, value: 'sr-b/x' }] }), 403, 'Task.identifier[1]'],
+  ['physicianA', 'creates a ServiceRequest with the id the reconciliation Tasks are filed under', 'PUT', 'ServiceRequest/reconcile-imaging', () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'reconcile-imaging' }), 405, undefined],
+  ['physicianA', 'creates a Patient with an id of their choosing', 'PUT', 'Patient/chosen-by-physician', () => ({ resourceType: 'Patient', id: 'chosen-by-physician' }), 405, undefined],
+  ['physicianA', 'uploads a raw Binary under an id of their choosing (no update right on Binary)', 'PUT', 'Binary/chosen-binary', () => 'raw bytes', 403, undefined],
+  ['coordinator', 'creates case data at an id of their choosing', 'PUT', 'ServiceRequest/chosen-by-coordinator', () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'chosen-by-coordinator' }), 405, undefined],
+  ['specialistA', 'bases their Task on the other case', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), basedOn: [reference('ServiceRequest/sr-b')] }), 403, 'Task.basedOn[0]'],
+  ['specialistA', 'focuses their Task on the other case’s Patient', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), for: reference('Patient/pat-b') }), 403, 'Task.for'],
+  ['specialistA', 'claims the other case by the hub’s identifier', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), identifier: [{ system: CASE, value: 'sr-b/specialist-opinion/prac-s' }] }), 403, 'Task.identifier[0]'],
+  ['specialistA', 'writes a report on their case citing the other case’s study', 'POST', 'DiagnosticReport', () => ({ resourceType: 'DiagnosticReport', status: 'preliminary', code: { text: 'opinion' }, basedOn: [reference('ServiceRequest/sr-a')], imagingStudy: [reference('ImagingStudy/img-b')] }), 403, 'DiagnosticReport.imagingStudy[0]'],
+  ['patientA', 'writes a message on the other case', 'POST', 'Communication', () => ({ resourceType: 'Communication', status: 'completed', basedOn: [reference('ServiceRequest/sr-a')], about: [reference('ServiceRequest/sr-b')] }), 403, 'Communication.about[0]'],
+];
+const BASE_PLACEHOLDER = '{base}';
 
 describe('access matrix: each role × resource type × interaction', () => {
   let testHub: TestHub;
@@ -273,8 +302,10 @@ describe('access matrix: each role × resource type × interaction', () => {
       );
       tokens[who] = token.access_token as string;
     }
-    const loaded = await as('coordinator', '', {
+    // Fixed ids: loaded by a system client (people cannot choose ids, so update-as-create is the EHR's).
+    const loaded = await fhirFetch(testHub.fhir, {
       method: 'POST',
+      headers: { authorization: `Bearer ${await clientToken(testHub, 'fixture-loader', 'system/*.cruds')}` },
       body: {
         resourceType: 'Bundle',
         type: 'transaction',
@@ -318,6 +349,67 @@ describe('access matrix: each role × resource type × interaction', () => {
       headers: method === 'PATCH' ? { 'content-type': 'application/json-patch+json' } : {},
     });
     expect(answer.status).toBe(status);
+  });
+
+  test.each(WIDENING_WRITES)('%s %s: %s %s is refused, nothing stored', async (who, _what, method, path, body, status, element) => {
+    const type = path.split('/')[0]!;
+    const count = async (): Promise<number> => (await as('coordinator', `${type}?_summary=count`)).body.total as number;
+    const before = await count();
+    const payload = JSON.stringify(body() ?? null).replaceAll(BASE_PLACEHOLDER, testHub.baseUrl);
+    const answer = await as(who, path, {
+      method,
+      body: type === 'Binary' ? String(body()) : payload,
+      headers: type === 'Binary' ? { 'content-type': 'application/octet-stream' } : {},
+    });
+    expect(answer.status).toBe(status);
+    expect(answer.body.resourceType).toBe('OperationOutcome');
+    if (element) expect(answer.body.issue[0].expression).toEqual([element]);
+    expect(await count()).toBe(before);
+    if (method === 'PUT' && status === 405) expect((await as('coordinator', path)).status).toBe(404);
+  });
+
+  test('a person may reference what they created before it belongs to a case: a new Patient, then their referral of it', async () => {
+    const patient = await as('physicianA', 'Patient', { method: 'POST', body: { resourceType: 'Patient', name: [{ family: 'Newcomer' }] } });
+    expect(patient.status).toBe(201);
+    const referral = await as('physicianA', 'ServiceRequest', { method: 'POST', body: newRequest('Practitioner/prac-a', `Patient/${patient.body.id}`) });
+    expect(referral.status).toBe(201);
+    // Another physician cannot refer the same Patient: it is not theirs to name.
+    const other = await as('physicianB', 'ServiceRequest', { method: 'POST', body: newRequest('PractitionerRole/role-b', `Patient/${patient.body.id}`) });
+    expect(other.status).toBe(403);
+    // A raw upload is theirs to attach too.
+    const upload = await fetch(`${testHub.fhir}/Binary`, { method: 'POST', headers: { authorization: `Bearer ${tokens.physicianA}`, 'content-type': 'application/pdf' }, body: '%PDF-1.4 new' });
+    expect(upload.status).toBe(201);
+    const binaryId = ((await upload.json()) as { id: string }).id;
+    const document = await as('physicianA', 'DocumentReference', { method: 'POST', body: { ...newDocument(referral.body.id), content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${binaryId}` } }] } });
+    expect(document.status).toBe(201);
+    expect((await fetch(`${testHub.fhir}/Binary/${binaryId}`, { headers: { authorization: `Bearer ${tokens.physicianB}`, accept: 'application/pdf' } })).status).toBe(404);
+  });
+
+  test('a deleted resource cannot be brought back by a person (PUT on its id): 405, and it stays deleted', async () => {
+    const created = await as('physicianA', 'Communication', { method: 'POST', body: { resourceType: 'Communication', status: 'completed', basedOn: [reference('ServiceRequest/sr-a')] } });
+    expect(created.status).toBe(201);
+    expect((await as('coordinator', `Communication/${created.body.id}`, { method: 'DELETE' })).status).toBe(200);
+    for (const who of ['physicianA', 'physicianB', 'patientA'] as const) {
+      const revived = await as(who, `Communication/${created.body.id}`, { method: 'PUT', body: { ...created.body, meta: undefined, basedOn: [reference(who === 'physicianB' ? 'ServiceRequest/sr-b' : 'ServiceRequest/sr-a')] } });
+      expect([who, revived.status]).toEqual([who, 405]);
+    }
+    expect((await as('coordinator', `Communication/${created.body.id}`)).status).toBe(410);
+  });
+
+  test('in a transaction, one widening entry refuses the whole Bundle; in a batch, only that entry', async () => {
+    const countRequests = async (): Promise<number> => (await as('coordinator', 'ServiceRequest?_summary=count')).body.total as number;
+    const before = await countRequests();
+    const entries = [
+      { resource: newRequest('Practitioner/prac-a', 'Patient/pat-a'), request: { method: 'POST', url: 'ServiceRequest' } },
+      { resource: newRequest('Practitioner/prac-a', 'Patient/pat-b'), request: { method: 'POST', url: 'ServiceRequest' } },
+    ];
+    const transaction = await as('physicianA', '', { method: 'POST', body: { resourceType: 'Bundle', type: 'transaction', entry: entries } });
+    expect(transaction.status).toBe(403);
+    expect(await countRequests()).toBe(before);
+    const batch = await as('physicianA', '', { method: 'POST', body: { resourceType: 'Bundle', type: 'batch', entry: entries } });
+    expect(batch.status).toBe(200);
+    expect(batch.body.entry.map((entry: any) => entry.response.status.split(' ')[0])).toEqual(['201', '403']);
+    expect(await countRequests()).toBe(before + 1);
   });
 
   test('a refused write leaves nothing behind: case B’s ServiceRequest and ImagingStudy unchanged', async () => {

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PDFDocument } from 'pdf-lib';
 import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
+import { HubRepository } from '../src/fhir/repository.ts';
 import { runCaseMaterialStep } from '../src/queues/case-materials.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
@@ -319,6 +320,19 @@ describe('materials arriving for a case', () => {
       });
       expect(response.status).toBe(200);
     };
+    // A referring physician of one candidate case sees the Task (its input names their case) and
+    // completes it with their case: the hub stamps them as the writer, and the worker refuses it.
+    const asPhysician = new HubRepository({ ...ctx.repository, actor: 'urn:hub:actor:referring-physician:someone' });
+    const { meta: _seen, ...open } = await read(`Task/${task.id}`);
+    await asPhysician.updateResource({ ...open, status: 'completed', output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${first.serviceRequestId}` } }] });
+    const refused = await until(async () => {
+      const current = await read(`Task/${task.id}`);
+      return current.status === 'failed' ? current : undefined;
+    }, 'the physician’s completion to be refused');
+    expect(refused.statusReason.text).toBe('Only a coordinator may reconcile a study; a completion by a referring-physician is not applied');
+    expect((await read(`ImagingStudy/${sent.imagingStudyId}`)).basedOn).toBeUndefined();
+    expect((await sql.query('SELECT matched_service_request_id FROM dicom_study WHERE imaging_study_id = $1', [sent.imagingStudyId])).rows[0].matched_service_request_id).toBeNull();
+
     await complete('no-such-request');
     const failed = await until(async () => {
       const current = await read(`Task/${task.id}`);

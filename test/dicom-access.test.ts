@@ -30,6 +30,7 @@ import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
 
 import { jest } from '@jest/globals';
+import { clientToken } from './support/client-token.ts';
 
 jest.setTimeout(120_000);
 
@@ -174,9 +175,10 @@ describe('DICOM access by role, and its audit', () => {
     expect(issued.status).toBe(200);
     systemToken = ((await issued.json()) as Json).access_token;
 
+    // Fixed ids: loaded by a system client (people cannot choose ids, so update-as-create is the EHR's).
     const loaded = await fhirFetch(th.fhir, {
       method: 'POST',
-      headers: { authorization: `Bearer ${tokens.coordinator}` },
+      headers: { authorization: `Bearer ${await clientToken(th, 'fixture-loader', 'system/*.cruds')}` },
       body: { resourceType: 'Bundle', type: 'transaction', entry: FHIR_FIXTURES.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })) },
     });
     expect(loaded.status).toBe(200);

@@ -37,6 +37,12 @@ export interface RolePolicy {
   cases: CaseRule;
   /** Resource type (or `*` for any other type) → interaction → scope. Absent: not allowed. */
   resources: Readonly<Record<string, Partial<Record<AccessInteraction, AccessScope>>>>;
+  /**
+   * The types a person of the role may create at an id of their choosing (update as create): the
+   * roster and terminology, for staff whose accounts are linked to fixed ids. Nobody else chooses
+   * ids; system clients (EHRs) are not persons and may.
+   */
+  chooseIds?: readonly string[];
 }
 
 const EVERYTHING = { read: 'all', search: 'all', history: 'all', create: 'all', update: 'all', delete: 'all' } as const;
@@ -69,8 +75,8 @@ const REVIEWER: RolePolicy = {
 
 /** The policy of each role. README: "Access policies". */
 export const ACCESS_POLICY: Readonly<Record<UserRole, RolePolicy>> = {
-  admin: { cases: 'all', resources: { '*': EVERYTHING } },
-  coordinator: { cases: 'all', resources: { '*': EVERYTHING } },
+  admin: { cases: 'all', resources: { '*': EVERYTHING }, chooseIds: REFERENCE_TYPES },
+  coordinator: { cases: 'all', resources: { '*': EVERYTHING }, chooseIds: REFERENCE_TYPES },
   specialist: REVIEWER,
   radiologist: REVIEWER,
   pathologist: REVIEWER,
@@ -144,6 +150,11 @@ export class AccessControl {
     const [type, id] = (fhirUser ?? '').split('/');
     const expected = this.policy.cases === 'own' ? 'Patient' : 'Practitioner';
     this.personId = type === expected && id && ID_PATTERN.test(id) ? id : null;
+  }
+
+  /** True when the role may create a resource of the type at an id it chooses (PUT to a new id). */
+  mayChooseId(resourceType: string): boolean {
+    return this.policy.chooseIds?.includes(resourceType) === true;
   }
 
   /** The scope of an interaction on a type, or undefined when the role may not do it at all. */

@@ -37,6 +37,7 @@ import { BlobTooLargeError } from '../storage/blob-store.ts';
 import { recordOutboxEvent } from '../db/outbox.ts';
 import { resourceChangeEvent } from './events.ts';
 import { HUB_ACTOR_PREFIX } from '../auth/actor.ts';
+import { newClaims } from '../auth/reference-claims.ts';
 import { extractSearchIndex } from './indexer.ts';
 import { historyBundle } from './history.ts';
 import type { HistoryRow } from './history.ts';
@@ -554,6 +555,12 @@ export class HubRepository extends FhirRepository {
     }
     return this.guardedWrite(resource.resourceType, id, 'update', (guarded) => guarded.withTransaction(async (tx) => {
       const current = await tx.currentRow(resource.resourceType, id, true);
+      if (this.ctx.access && !this.ctx.access.mayChooseId(resource.resourceType) && (!current || current.deleted)) {
+        // R4 http §3.1.0.4: 405 when the server does not let this client choose the id (update-as-create).
+        throw new OperationOutcomeError({
+          ...methodNotAllowed(`${resource.resourceType}/${id} does not exist; people create resources with POST, and the hub chooses the id`),
+        });
+      }
       checkIfMatch(current, options?.ifMatch);
       if (current && !current.deleted && current.content && unchanged(JSON.parse(current.content) as Resource, resource)) {
         return tx.withBinaryData(JSON.parse(current.content) as WithId<T>);
@@ -638,6 +645,7 @@ export class HubRepository extends FhirRepository {
     const version = (current?.version ?? 0) + 1;
     const lastUpdated = new Date().toISOString();
     const literal = await this.resolveConditionalReferences(resource);
+    await this.checkReferenceClaims(literal, current);
     const candidate = { ...literal, meta: stampActor({ ...literal.meta, versionId: String(version), lastUpdated }, this.ctx.actor) } as WithId<T>;
     if (validate) validateFhirResource(candidate);
     let binary: { key: string; size: number } | undefined;
@@ -673,6 +681,46 @@ export class HubRepository extends FhirRepository {
    * becomes a literal reference to its one match; no match is 404, several are 412, and either fails
    * the write.
    */
+  /**
+   * A person's write may add only references to resources they may read, or created themselves
+   * (auth/reference-claims.ts); a target that is hidden and one that does not exist get the same
+   * 403. Nothing to check for system clients, the hub's own writes, and roles that may write every
+   * resource of the type.
+   */
+  private async checkReferenceClaims(resource: Resource, current: CurrentRow | undefined): Promise<void> {
+    const access = this.ctx.access;
+    if (!access || access.scopeOf(resource.resourceType, current && !current.deleted ? 'update' : 'create') === 'all') return;
+    const previous = current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined;
+    const claims = newClaims(resource, previous, this.fhirBase);
+    const refuse = (path: string, text: string): never => {
+      throw new OperationOutcomeError({ ...forbidden, issue: [{ severity: 'error', code: 'forbidden', details: { text }, expression: [path] }] });
+    };
+    const [identifier] = claims.caseIdentifiers;
+    if (identifier) refuse(identifier.path, 'Identifiers of the system urn:hub:case-resource are written by the hub only');
+    const checked = new Set<string>();
+    for (const claim of claims.references) {
+      const key = `${claim.resourceType}/${claim.id}`;
+      if (checked.has(key)) continue;
+      checked.add(key);
+      const scope = access.scopeOf(claim.resourceType, 'read');
+      if (scope === 'all') continue;
+      const text = `${key} is not a resource you may reference: a reference must name something you may read`;
+      if (!scope || !isResourceType(claim.resourceType)) refuse(claim.path, text);
+      const params = new SqlParams();
+      const createdByWriter = this.ctx.actor
+        ? ` OR EXISTS (SELECT 1 FROM resource_version v WHERE v.resource_type = r.resource_type AND v.id = r.id AND v.version = 1 ` +
+          `AND v.content::jsonb -> 'meta' ->> 'source' = ${params.add(this.ctx.actor)})`
+        : '';
+      const condition = access.condition(params, 'r', 'read', [claim.resourceType]);
+      const found = await this.conn.query(
+        `SELECT 1 FROM resource r WHERE r.resource_type = ${params.add(claim.resourceType)} AND r.id = ${params.add(claim.id)} ` +
+          `AND NOT r.deleted AND (${condition}${createdByWriter})`,
+        params.values,
+      );
+      if (found.rows.length === 0) refuse(claim.path, text);
+    }
+  }
+
   private async resolveConditionalReferences<T extends Resource>(resource: T): Promise<T> {
     const queries = [...collectReferences(resource)].filter((reference) => CONDITIONAL_REFERENCE.test(reference));
     if (queries.length === 0) {
@@ -702,10 +750,13 @@ export class HubRepository extends FhirRepository {
     const resource: Binary = { ...extra, resourceType: 'Binary', contentType, ...(id ? { id } : {}) };
     const write = async (tx: HubRepository): Promise<WithId<Binary>> => {
       const current = id ? await tx.currentRow('Binary', id, true) : undefined;
+      if (id && this.ctx.access && (!current || current.deleted)) {
+        throw new OperationOutcomeError(methodNotAllowed(`Binary/${id} does not exist; people create resources with POST, and the hub chooses the id`));
+      }
       const binaryId = id ?? tx.generateId();
       const version = (current?.version ?? 0) + 1;
       const lastUpdated = new Date().toISOString();
-      const stored = { ...resource, id: binaryId, meta: { ...resource.meta, versionId: String(version), lastUpdated } } as WithId<Binary>;
+      const stored = { ...resource, id: binaryId, meta: stampActor({ ...resource.meta, versionId: String(version), lastUpdated }, this.ctx.actor) } as WithId<Binary>;
       validateFhirResource({ ...stored, data: '' } as Binary);
       const statement = buildWriteStatement({
         resourceType: 'Binary',

@@ -25,6 +25,7 @@ import type { RepositoryContext } from '../fhir/repository.ts';
 import { CASE_RESOURCE_SYSTEM, TASK_CODE_SYSTEM, referencedId } from './case-resources.ts';
 import { readOptional, syncCaseMaterials } from './materials.ts';
 import type { QuoteRecomputer } from './materials.ts';
+import { actorOf } from '../auth/actor.ts';
 
 /** Task.businessStatus of a reconcile-imaging Task: why the hub could not match the study. */
 export const RECONCILE_STATUS_SYSTEM = 'urn:hub:reconcile-status';
@@ -311,6 +312,12 @@ export async function resolveReconciliation(
     await repo.updateResource<Task>({ ...task, status: 'failed', statusReason: { text: reason } }, { ifMatch: task.meta?.versionId });
     return 'failed';
   };
+  // Only a coordinator's completion is applied (or the hub's, or one from the trusted network when
+  // tokens are not required): a reconciliation moves a study, with its patient, into a case.
+  const completer = actorOf(task.meta?.source);
+  if (completer && completer.role !== 'coordinator' && completer.role !== 'admin') {
+    return fail(`Only a coordinator may reconcile a study; a completion by a ${completer.role} is not applied`);
+  }
   const requests = [...new Set((task.output ?? []).map((item) => referencedId(item.valueReference, 'ServiceRequest')).filter((id) => id !== undefined))];
   if (requests.length !== 1) {
     return fail('A completed reconcile-imaging Task needs exactly one output referencing the ServiceRequest of the case');

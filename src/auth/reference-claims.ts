@@ -1,0 +1,84 @@
+/**
+ * A reference is a claim of access. When a person writes a resource, every reference it adds (and
+ * every attachment URL naming a Binary of this hub) claims that the person may reach the target:
+ * the access model reads those links to decide who sees what, so a link nobody checked would widen
+ * the writer's reach (a ServiceRequest whose subject is someone else's Patient, a DocumentReference
+ * naming someone else's Binary, a Task based on someone else's case). This file finds the claims a
+ * write adds (pure); HubRepository.checkReferenceClaims asks the access policy about each target.
+ *
+ * Claims the previous version already made are not claims of this write: they were checked when
+ * they were written, or written by the hub. The hub's own `urn:hub:case-resource` identifiers tie a
+ * resource to a case, and only the hub adds them.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+
+export const CASE_RESOURCE_SYSTEM = 'urn:hub:case-resource';
+
+export interface ReferenceClaim {
+  resourceType: string;
+  id: string;
+  /** Where the write makes the claim, e.g. `ServiceRequest.subject` or `DocumentReference.content[0].attachment.url`. */
+  path: string;
+}
+
+export interface WriteClaims {
+  references: ReferenceClaim[];
+  /** The `urn:hub:case-resource` identifiers the write adds, with where they are. */
+  caseIdentifiers: { value: string; path: string }[];
+}
+
+const LOCAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
+const BINARY_URL = /^Binary\/([A-Za-z0-9\-.]{1,64})$/;
+
+/** `Type/id` of a reference to this hub (relative, or absolute under `fhirBase`); undefined for any other. */
+export function localTarget(reference: string, fhirBase: string): { resourceType: string; id: string } | undefined {
+  const relative = reference.startsWith(`${fhirBase}/`) ? reference.slice(fhirBase.length + 1) : reference;
+  const match = LOCAL_REFERENCE.exec(relative);
+  return match ? { resourceType: match[1]!, id: match[2]! } : undefined;
+}
+
+function binaryOfUrl(url: string, fhirBase: string): string | undefined {
+  const relative = url.startsWith(`${fhirBase}/`) ? url.slice(fhirBase.length + 1) : url;
+  return BINARY_URL.exec(relative)?.[1];
+}
+
+/** Every claim a resource makes, wherever it is in the resource (contained resources included). */
+export function claimsOf(resource: Resource, fhirBase: string): WriteClaims {
+  const claims: WriteClaims = { references: [], caseIdentifiers: [] };
+  const visit = (value: unknown, path: string, key: string | undefined): void => {
+    if (Array.isArray(value)) {
+      value.forEach((item, index) => visit(item, `${path}[${index}]`, key));
+      return;
+    }
+    if (value === null || typeof value !== 'object') return;
+    const node = value as Record<string, unknown>;
+    if (typeof node.reference === 'string') {
+      const target = localTarget(node.reference, fhirBase);
+      if (target) claims.references.push({ ...target, path });
+    }
+    if (typeof node.url === 'string') {
+      const binaryId = binaryOfUrl(node.url, fhirBase);
+      if (binaryId) claims.references.push({ resourceType: 'Binary', id: binaryId, path: `${path}.url` });
+    }
+    if (key === 'identifier' && node.system === CASE_RESOURCE_SYSTEM) claims.caseIdentifiers.push({ value: String(node.value ?? ''), path });
+    for (const [child, childValue] of Object.entries(node)) {
+      if (child === 'reference' || child === 'url' || child === 'meta') continue;
+      visit(childValue, `${path}.${child}`, child);
+    }
+  };
+  visit(resource, resource.resourceType, undefined);
+  return claims;
+}
+
+/** The claims `next` makes that `previous` (the version it replaces, if any) did not. */
+export function newClaims(next: Resource, previous: Resource | undefined, fhirBase: string): WriteClaims {
+  const made = claimsOf(next, fhirBase);
+  if (!previous) return made;
+  const before = claimsOf(previous, fhirBase);
+  const known = new Set(before.references.map((claim) => `${claim.resourceType}/${claim.id}`));
+  const knownIdentifiers = new Set(before.caseIdentifiers.map((identifier) => identifier.value));
+  return {
+    references: made.references.filter((claim) => !known.has(`${claim.resourceType}/${claim.id}`)),
+    caseIdentifiers: made.caseIdentifiers.filter((identifier) => !knownIdentifiers.has(identifier.value)),
+  };
+}
