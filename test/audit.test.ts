@@ -305,6 +305,41 @@ describe('audit trail of a scripted session', () => {
     expect(still.body).toEqual(one);
   });
 
+  test('a batch’s AuditEvent names what each entry touched: the Binary and Patient it read, the matches of its search; failed entries nothing', async () => {
+    const as = { headers: bearer(clientToken) };
+    const patient = await fhirFetch(`${testHub.fhir}/Patient`, { ...as, method: 'POST', body: { resourceType: 'Patient', name: [{ family: 'Batchread' }] } });
+    const binary = await fhirFetch(`${testHub.fhir}/Binary`, { ...as, method: 'POST', body: { resourceType: 'Binary', contentType: 'application/pdf', data: Buffer.from('%PDF-1.4 batch').toString('base64') } });
+    const observation = await fhirFetch(`${testHub.fhir}/Observation`, {
+      ...as,
+      method: 'POST',
+      body: { resourceType: 'Observation', status: 'final', code: { text: 'batch' }, subject: { reference: `Patient/${patient.body.id}` } },
+    });
+    const batch = await fhirFetch(testHub.fhir, {
+      ...as,
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { request: { method: 'GET', url: `Binary/${binary.body.id}` } },
+          { request: { method: 'GET', url: `Patient/${patient.body.id}` } },
+          { request: { method: 'GET', url: `Observation?subject=Patient/${patient.body.id}` } },
+          { request: { method: 'GET', url: 'Patient/no-such-patient' } },
+        ],
+      },
+    });
+    expect(batch.status).toBe(200);
+    const event = await until(async () => {
+      const page = await fhirFetch(`${testHub.fhir}/AuditEvent?entity=Binary/${binary.body.id}&subtype=http://hl7.org/fhir/restful-interaction|batch`, as);
+      return page.body.entry?.[0]?.resource as Json | undefined;
+    }, "the batch's AuditEvent", 30_000, 100);
+    expect(entityRefs(event, '4').sort()).toEqual(
+      [`Binary/${binary.body.id}/_history/1`, `Patient/${patient.body.id}/_history/1`, `Observation/${observation.body.id}/_history/1`].sort(),
+    );
+    expect(entityRefs(event, '1')).toEqual([`Patient/${patient.body.id}`]);
+    expect(JSON.stringify(event)).not.toContain('no-such-patient');
+  });
+
   test('a rolled-back transaction leaves no AuditEvent; a committed one has one per write', async () => {
     const as = { headers: bearer(clientToken) };
     const id = `rollback-${randomUUID()}`;

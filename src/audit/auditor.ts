@@ -65,6 +65,34 @@ function returned(resource: Resource | undefined): Resource[] {
   return ((resource as Bundle).entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource] : []));
 }
 
+/** The resources a batch or transaction answered with, entry by entry (a search entry's matches included); failed entries touched nothing. */
+function batchResources(resource: Resource | undefined): Resource[] {
+  if (resource?.resourceType !== 'Bundle') return [];
+  return ((resource as Bundle).entry ?? []).flatMap((entry) => {
+    if (!entry.resource || !/^2\d\d/.test(entry.response?.status ?? '')) return [];
+    return entry.resource.resourceType === 'Bundle' ? returned(entry.resource) : [entry.resource];
+  });
+}
+
+/**
+ * What each successful entry of a batch or transaction touched, `Type/id/_history/version`: the
+ * resource it returned, or the location it answered with (a write with return=minimal).
+ */
+function batchReferences(resource: Resource | undefined, fhirBase: string): string[] {
+  if (resource?.resourceType !== 'Bundle') return [];
+  const references: string[] = [];
+  for (const entry of (resource as Bundle).entry ?? []) {
+    if (!/^2\d\d/.test(entry.response?.status ?? '')) continue;
+    const touched = entry.resource?.resourceType === 'Bundle' ? returned(entry.resource) : entry.resource ? [entry.resource] : [];
+    for (const item of touched) {
+      if (item.id) references.push(`${item.resourceType}/${item.id}${item.meta?.versionId ? `/_history/${item.meta.versionId}` : ''}`);
+    }
+    const location = entry.response?.location;
+    if (touched.length === 0 && location) references.push(location.startsWith(`${fhirBase}/`) ? location.slice(fhirBase.length + 1) : location);
+  }
+  return references;
+}
+
 function uniquePatients(resources: Resource[]): string[] {
   return [...new Set(resources.map(patientOf).filter((p): p is string => p !== undefined))];
 }
@@ -130,11 +158,14 @@ export class Auditor {
   async rest(req: Request, res: Response, access: RestAccess): Promise<void> {
     if (!this.log) return;
     const outcome: AuditOutcome = access.status >= 500 ? '8' : access.status >= 400 ? '4' : '0';
-    const resources = outcome === '0' ? returned(access.resource) : [];
     const isSearch = access.interaction.startsWith('search');
-    const references = isSearch || access.interaction === 'batch' || access.interaction === 'transaction'
+    const isBundle = access.interaction === 'batch' || access.interaction === 'transaction';
+    const resources = outcome !== '0' ? [] : isBundle ? batchResources(access.resource) : returned(access.resource);
+    const references = isSearch
       ? []
-      : access.target?.id
+      : isBundle
+        ? outcome === '0' ? batchReferences(access.resource, `${this.site.baseUrl}/fhir`) : []
+        : access.target?.id
         ? [`${access.target.resourceType}/${access.target.id}${access.target.version ? `/_history/${access.target.version}` : ''}`]
         : [];
     await this.record(restAuditEvent(this.site, {
