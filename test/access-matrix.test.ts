@@ -31,13 +31,15 @@ const PASSWORD = 'a long enough password';
 const CASE = 'urn:hub:case-resource';
 const LOINC = 'http://loinc.org';
 
-type Who = 'physicianA' | 'physicianB' | 'patientA' | 'patientB' | 'specialistA' | 'coordinator';
+type Who = 'physicianA' | 'physicianB' | 'patientA' | 'patientB' | 'specialistA' | 'specialistB' | 'coordinator';
 const PEOPLE: Record<Who, { role: UserRole; fhirUser: string }> = {
   physicianA: { role: 'referring-physician', fhirUser: 'Practitioner/prac-a' },
   physicianB: { role: 'referring-physician', fhirUser: 'Practitioner/prac-b' },
   patientA: { role: 'patient', fhirUser: 'Patient/pat-a' },
   patientB: { role: 'patient', fhirUser: 'Patient/pat-b' },
   specialistA: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
+  // On the roster, in no case: nobody but a coordinator (or the hub) can make them a member.
+  specialistB: { role: 'specialist', fhirUser: 'Practitioner/prac-s2' },
   coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
 };
 
@@ -111,7 +113,7 @@ function caseResources(c: 'a' | 'b'): Record<string, unknown>[] {
 }
 
 const FIXTURES: Record<string, unknown>[] = [
-  ...['prac-a', 'prac-b', 'prac-s', 'prac-c'].map((id) => ({ resourceType: 'Practitioner', id })),
+  ...['prac-a', 'prac-b', 'prac-s', 'prac-s2', 'prac-c'].map((id) => ({ resourceType: 'Practitioner', id })),
   { resourceType: 'PractitionerRole', id: 'role-b', practitioner: { reference: 'Practitioner/prac-b' } },
   ...caseResources('a'),
   ...caseResources('b'),
@@ -198,6 +200,7 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     ChargeItem: ['charge-a'],
     DiagnosticReport: ['rep-a'],
   },
+  specialistB: { Patient: [], ServiceRequest: [], Task: [], DocumentReference: [], Binary: [], ImagingStudy: [], ChargeItem: [], DiagnosticReport: [] },
   coordinator: {
     Patient: ['pat-a', 'pat-b'],
     ServiceRequest: ['sr-a', 'sr-b'],
@@ -412,6 +415,57 @@ describe('access matrix: each role × resource type × interaction', () => {
     expect(await countRequests()).toBe(before + 1);
   });
 
+  test('membership is the hub’s record: an owner set by a physician or a reviewer gives no access; a coordinator’s assignment does, and its removal takes it back', async () => {
+    const seesCaseA = async (): Promise<number[]> =>
+      Promise.all(['ServiceRequest/sr-a', 'Patient/pat-a', 'DocumentReference/doc-a', 'Binary/bin-a'].map(async (path) => (await as('specialistB', path)).status));
+    const ownedBy = (practitioner: string) => ({ owner: reference(practitioner) });
+    // The physician hands their case's Task to the second specialist.
+    const handed = await as('physicianA', 'Task/coord-a');
+    expect((await as('physicianA', 'Task/coord-a', { method: 'PUT', body: { ...handed.body, ...ownedBy('Practitioner/prac-s2') } })).status).toBe(200);
+    // The specialist of case A passes their own Task on.
+    const own = await as('specialistA', 'Task/spec-a');
+    expect((await as('specialistA', 'Task/spec-a', { method: 'PUT', body: { ...own.body, ...ownedBy('Practitioner/prac-s2') } })).status).toBe(200);
+    expect(await seesCaseA()).toEqual([404, 404, 404, 404]);
+    expect((await as('specialistB', 'Task?_count=100')).body.entry ?? []).toEqual([]);
+
+    // A coordinator's assignment makes them a reviewer of case A; unassigning ends it.
+    const assigned = await as('coordinator', 'Task', {
+      method: 'POST',
+      body: { resourceType: 'Task', status: 'requested', intent: 'order', basedOn: [reference('ServiceRequest/sr-a')], ...ownedBy('Practitioner/prac-s2') },
+    });
+    expect(assigned.status).toBe(201);
+    expect(await seesCaseA()).toEqual([200, 200, 200, 200]);
+    expect((await as('specialistB', 'ServiceRequest/sr-b')).status).toBe(404);
+    const { owner: _owner, ...unassigned } = (await as('coordinator', `Task/${assigned.body.id}`)).body;
+    expect((await as('coordinator', `Task/${assigned.body.id}`, { method: 'PUT', body: unassigned })).status).toBe(200);
+    expect(await seesCaseA()).toEqual([404, 404, 404, 404]);
+
+    // Put back what the matrix's other tests read.
+    for (const [path, body] of [['Task/coord-a', handed.body], ['Task/spec-a', own.body]] as const) {
+      const current = (await as('coordinator', path)).body;
+      expect((await as('coordinator', path, { method: 'PUT', body: { ...body, meta: current.meta } })).status).toBe(200);
+    }
+  });
+
+  test('chains and _has test only what the person may see: results and _total say nothing of hidden resources', async () => {
+    const matches = async (who: Who, query: string): Promise<[string[], number]> => {
+      const found = await as(who, `${query}&_total=accurate`);
+      expect(found.status).toBe(200);
+      return [keysOf(found.body), found.body.total as number];
+    };
+    // trap-a is physician A's, and its focus is case B's ServiceRequest: a chain into it must not match.
+    expect(await matches('physicianA', 'Task?_id=trap-a&focus:ServiceRequest.status=active')).toEqual([[], 0]);
+    expect(await matches('physicianA', 'Task?_id=trap-a&focus:ServiceRequest.subject=Patient/pat-b')).toEqual([[], 0]);
+    // Through a chain into their own case it still works.
+    expect(await matches('physicianA', 'Task?_id=coord-a&focus:ServiceRequest.status=active')).toEqual([['Task/coord-a'], 1]);
+    // The patient's report is not released: _has on it does not tell that it exists or what it says.
+    expect(await matches('patientA', 'Patient?_has:DiagnosticReport:subject:code=http://loinc.org|11488-4')).toEqual([[], 0]);
+    expect(await matches('physicianA', 'Patient?_has:DiagnosticReport:subject:code=http://loinc.org|11488-4')).toEqual([['Patient/pat-a'], 1]);
+    // _has through another case's resource: physician B's trap view of case A.
+    expect(await matches('physicianB', 'ServiceRequest?_has:Task:focus:_id=trap-a')).toEqual([['ServiceRequest/sr-b'], 1]);
+    expect(await matches('physicianA', 'ServiceRequest?_has:Task:focus:_id=coord-b')).toEqual([[], 0]);
+  });
+
   test('a refused write leaves nothing behind: case B’s ServiceRequest and ImagingStudy unchanged', async () => {
     expect((await as('coordinator', 'ImagingStudy/img-b')).body.status).toBe('available');
     const task = await as('coordinator', 'Task/coord-a');
@@ -519,6 +573,30 @@ describe('access matrix: each role × resource type × interaction', () => {
     const patientId = referral.body.entry[0].resource.id as string;
     expect((await as('physicianA', `Patient/${patientId}`)).status).toBe(200);
     expect((await as('physicianB', `Patient/${patientId}`)).status).toBe(404);
+  });
+
+  test('history and vread are authorised per version: a resource moved into their case does not show its earlier case’s versions', async () => {
+    const made = await as('coordinator', 'Task', {
+      method: 'POST',
+      body: { resourceType: 'Task', status: 'requested', intent: 'order', basedOn: [reference('ServiceRequest/sr-b')], note: [{ text: 'about case B' }] },
+    });
+    expect(made.status).toBe(201);
+    const id = made.body.id as string;
+    const moved = await as('coordinator', `Task/${id}`, { method: 'PUT', body: { ...made.body, meta: undefined, basedOn: [reference('ServiceRequest/sr-a')], note: [{ text: 'now case A' }] } });
+    expect(moved.status).toBe(200);
+    expect((await as('physicianA', `Task/${id}`)).status).toBe(200);
+    expect((await as('physicianA', `Task/${id}/_history/2`)).status).toBe(200);
+    expect((await as('physicianA', `Task/${id}/_history/1`)).status).toBe(404);
+    const versions = (bundle: any): string[] => (bundle.entry ?? []).filter((e: any) => e.resource?.id === id).map((e: any) => e.resource.meta.versionId);
+    const instance = await as('physicianA', `Task/${id}/_history`);
+    expect({ versions: versions(instance.body), total: instance.body.total }).toEqual({ versions: ['2'], total: 1 });
+    expect(versions((await as('physicianA', 'Task/_history?_count=1000')).body)).toEqual(['2']);
+    expect(versions((await as('physicianA', '_history?_count=1000')).body)).toEqual(['2']);
+    expect(JSON.stringify((await as('physicianA', '_history?_count=1000')).body)).not.toContain('about case B');
+    // Case B's physician sees neither version now: the Task is no longer in their case.
+    expect((await as('physicianB', `Task/${id}/_history/1`)).status).toBe(404);
+    expect((await as('coordinator', `Task/${id}/_history`)).body.total).toBe(2);
+    expect((await as('coordinator', `Task/${id}`, { method: 'DELETE' })).status).toBe(200);
   });
 
   test('the other case through history: instance 404, type and system history omit it', async () => {

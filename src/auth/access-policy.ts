@@ -5,25 +5,26 @@
  * one resource for reads and writes. System clients and anonymous requests have no AccessControl:
  * their scopes (fhir-scope-guard.ts) are all that applies to them.
  *
- * The model. A case is its ServiceRequest. Per request, the cases a person may see are an SQL
- * subquery over the search index (live, so a ServiceRequest a physician creates inside a
- * transaction is theirs at once):
- *  - `referred`: ServiceRequest.requester = their Practitioner, or a PractitionerRole of it;
- *  - `own`: ServiceRequest.subject = their Patient;
- *  - `assigned`: the cases of a Task whose owner is their Practitioner;
+ * The model. A case is its ServiceRequest. Who belongs to it and what belongs to it is the hub's own
+ * record (tables case_member, case_resource and case_release), written by each resource write in the
+ * write's own statement from what the write passed its checks with (auth/case-links.ts; a person's
+ * write can only link what they may read, auth/reference-claims.ts). A person sees a resource when
+ * it belongs to a case they are a member of in the role their policy's `cases` rule names:
+ *  - `referred`: the case's referring physician (ServiceRequest.requester: their Practitioner, or a
+ *    PractitionerRole of it);
+ *  - `own`: the case's patient (ServiceRequest.subject), who also sees their own Patient without a
+ *    case, and the consultation report (LOINC 11488-4) and its Binary only once a Task of the case
+ *    is in `report-accessed`;
+ *  - `assigned`: a reviewer, the owner of a Task of the case that the hub, a coordinator, an admin or
+ *    a system client assigned;
  *  - `all`: every case (and every resource: no condition at all).
- * A resource belongs to a case when it is the ServiceRequest, refers to it from any indexed
- * reference (Task.basedOn/focus, DocumentReference.context.related, ImagingStudy.basedOn,
- * DiagnosticReport.basedOn, Specimen.request, Communication.basedOn, …), or carries the hub's
- * `urn:hub:case-resource` identifier `<ServiceRequest id>/…` (ChargeItems and every resource a job
- * writes). A Patient belongs to the cases whose subject it is; a Binary to the cases of a
- * DocumentReference or DiagnosticReport whose attachment points at it. The patient role does not
- * see the consultation report (LOINC 11488-4 DiagnosticReport or DocumentReference, and its
- * Binary) until the case's coordination Task is in state `report-accessed`.
+ * docs/access.md has the table of roles, resources and interactions and how membership is decided.
  */
 import { OperationOutcomeError, forbidden, notFound } from '@medplum/core';
 import type { Identity } from './access-tokens.ts';
 import type { UserRole } from './users.ts';
+import { CASE_RESOURCE_SYSTEM } from './case-links.ts';
+import type { MemberRole } from './case-links.ts';
 
 export type AccessInteraction = 'read' | 'search' | 'history' | 'create' | 'update' | 'delete';
 /**
@@ -119,10 +120,12 @@ export const ACCESS_POLICY: Readonly<Record<UserRole, RolePolicy>> = {
   },
 };
 
-const CASE_RESOURCE_SYSTEM = 'urn:hub:case-resource';
-const CASE_STATE_SYSTEM = 'urn:hub:case-state';
-const LOINC = 'http://loinc.org';
-const CONSULTATION_NOTE = '11488-4';
+/** The membership (case_member.role, written by auth/case-links.ts) each case rule reads. */
+const MEMBER_ROLE: Readonly<Record<Exclude<CaseRule, 'all'>, MemberRole>> = {
+  referred: 'referring-physician',
+  own: 'patient',
+  assigned: 'reviewer',
+};
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /** Adds a bind value and returns its placeholder (SqlParams of the search builder has this shape). */
@@ -217,71 +220,65 @@ export class AccessControl {
     return scope === 'all' || scope === 'any-new';
   }
 
-  /** The person's case ServiceRequest ids, as a subquery. */
-  private cases(binder: SqlBinder): string {
-    const person = binder.add(this.personId);
-    switch (this.policy.cases) {
-      case 'all':
-        return `SELECT id FROM resource WHERE resource_type = 'ServiceRequest' AND NOT deleted`;
-      case 'referred':
-        return (
-          `SELECT resource_id FROM sp_reference WHERE resource_type = 'ServiceRequest' AND param = 'requester' AND (` +
-          `(target_type = 'Practitioner' AND target_id = ${person}) OR (target_type = 'PractitionerRole' AND target_id IN (` +
-          `SELECT resource_id FROM sp_reference WHERE resource_type = 'PractitionerRole' AND param = 'practitioner' ` +
-          `AND target_type = 'Practitioner' AND target_id = ${person})))`
-        );
-      case 'own':
-        return `SELECT resource_id FROM sp_reference WHERE resource_type = 'ServiceRequest' AND param = 'subject' AND target_type = 'Patient' AND target_id = ${person}`;
-      case 'assigned': {
-        const owned = `SELECT resource_id FROM sp_reference WHERE resource_type = 'Task' AND param = 'owner' AND target_type = 'Practitioner' AND target_id = ${person}`;
-        return (
-          `SELECT target_id FROM sp_reference WHERE resource_type = 'Task' AND target_type = 'ServiceRequest' AND resource_id IN (${owned}) ` +
-          `UNION SELECT split_part(value, '/', 1) FROM sp_token WHERE resource_type = 'Task' AND param = 'identifier' ` +
-          `AND system = '${CASE_RESOURCE_SYSTEM}' AND resource_id IN (${owned})`
-        );
-      }
-    }
-  }
-
-  /** `alias` belongs to one of the cases of the subquery `cases` (Binary excepted). */
-  private linked(alias: string, cases: string): string {
+  /**
+   * A condition on a `resource_version` row (alias) for vread and history, beside the resource's
+   * current visibility: the version itself belonged to one of the person's cases, by the links its
+   * own content made (a ServiceRequest is its case; references to a ServiceRequest; the hub's case
+   * identifiers), so a resource moved between cases does not show its earlier case's versions. A
+   * Patient or a Binary belongs to cases through other resources, so their current visibility
+   * decides; a deletion carries no content.
+   */
+  versionCondition(binder: SqlBinder, alias: string): string {
+    if (this.policy.cases === 'all') return 'TRUE';
+    const versionCases =
+      `SELECT ${alias}.id AS case_id WHERE ${alias}.resource_type = 'ServiceRequest' ` +
+      `UNION ALL SELECT substring(u #>> '{}' from '(?:^|/)ServiceRequest/([A-Za-z0-9.-]{1,64})$') ` +
+      `FROM jsonb_path_query(${alias}.content::jsonb, 'lax $.**.reference') u ` +
+      `UNION ALL SELECT split_part(i ->> 'value', '/', 1) ` +
+      `FROM jsonb_path_query(${alias}.content::jsonb, 'lax $.identifier[*] ? (@.system == "${CASE_RESOURCE_SYSTEM}")') i`;
     return (
-      `((${alias}.resource_type = 'ServiceRequest' AND ${alias}.id IN (${cases}))` +
-      ` OR EXISTS (SELECT 1 FROM sp_reference x WHERE x.resource_type = ${alias}.resource_type AND x.resource_id = ${alias}.id ` +
-      `AND x.target_type = 'ServiceRequest' AND x.target_id IN (${cases}))` +
-      ` OR EXISTS (SELECT 1 FROM sp_token x WHERE x.resource_type = ${alias}.resource_type AND x.resource_id = ${alias}.id ` +
-      `AND x.param = 'identifier' AND x.system = '${CASE_RESOURCE_SYSTEM}' AND split_part(x.value, '/', 1) IN (${cases}))` +
-      ` OR (${alias}.resource_type = 'Patient' AND ${alias}.id IN (SELECT target_id FROM sp_reference WHERE resource_type = 'ServiceRequest' ` +
-      `AND param = 'subject' AND target_type = 'Patient' AND resource_id IN (${cases}))))`
+      `(${alias}.resource_type IN ('Patient', 'Binary') OR ${alias}.content IS NULL OR ` +
+      `EXISTS (SELECT 1 FROM (${versionCases}) vc WHERE vc.case_id IN (${this.cases(binder)})))`
     );
   }
 
-  /** For the patient role: not a consultation report, or one of a case whose report was accessed. */
-  private reportGate(alias: string, cases: string): string {
-    if (this.policy.cases !== 'own') return 'TRUE';
-    const released =
-      `SELECT target_id FROM sp_reference WHERE resource_type = 'Task' AND param = 'based-on' AND target_type = 'ServiceRequest' ` +
-      `AND target_id IN (${cases}) AND resource_id IN (SELECT resource_id FROM sp_token WHERE resource_type = 'Task' ` +
-      `AND param = 'business-status' AND system = '${CASE_STATE_SYSTEM}' AND value = 'report-accessed')`;
-    const isReport =
-      `EXISTS (SELECT 1 FROM sp_token x WHERE x.resource_type = ${alias}.resource_type AND x.resource_id = ${alias}.id ` +
-      `AND ((x.resource_type = 'DiagnosticReport' AND x.param = 'code') OR (x.resource_type = 'DocumentReference' AND x.param = 'type')) ` +
-      `AND x.system = '${LOINC}' AND x.value = '${CONSULTATION_NOTE}')`;
-    return `(NOT ${isReport} OR ${this.linked(alias, released)})`;
+  /** The membership role (case_member.role) through which the policy's `cases` rule reaches a case. */
+  private memberRole(): MemberRole | undefined {
+    return this.policy.cases === 'all' ? undefined : MEMBER_ROLE[this.policy.cases];
   }
 
+  /**
+   * A condition on a `case_member` row (alias) that it is the person's: their Practitioner or
+   * Patient, or a PractitionerRole of their Practitioner, in the role their policy reads.
+   */
+  private isMine(binder: SqlBinder, alias: string): string {
+    const type = this.policy.cases === 'own' ? 'Patient' : 'Practitioner';
+    const me = `${alias}.member = ${binder.add(this.personId === null ? null : `${type}/${this.personId}`)}`;
+    const roles =
+      type === 'Practitioner'
+        ? ` OR ${alias}.member IN (SELECT 'PractitionerRole/' || resource_id FROM sp_reference WHERE resource_type = 'PractitionerRole' ` +
+          `AND param = 'practitioner' AND target_type = 'Practitioner' AND target_id = ${binder.add(this.personId)})`
+        : '';
+    return `${alias}.role = ${binder.add(this.memberRole())} AND (${me}${roles})`;
+  }
+
+  /** The person's case ServiceRequest ids, as a subquery over the hub's membership record. */
+  private cases(binder: SqlBinder): string {
+    if (this.policy.cases === 'all') return `SELECT id FROM resource WHERE resource_type = 'ServiceRequest' AND NOT deleted`;
+    return `SELECT m.case_id FROM case_member m WHERE ${this.isMine(binder, 'm')}`;
+  }
+
+  /**
+   * `alias` belongs to one of the person's cases by the hub's record (case_resource); for the patient
+   * role a consultation report (and its Binary) only once its case is released, and their own Patient
+   * even before they have a case.
+   */
   private visibleInCase(binder: SqlBinder, alias: string): string {
-    const cases = this.cases(binder);
+    const released = this.policy.cases === 'own' ? ' AND (NOT cr.report OR EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id))' : '';
     const own = this.policy.cases === 'own' ? ` OR (${alias}.resource_type = 'Patient' AND ${alias}.id = ${binder.add(this.personId)})` : '';
-    // A Binary is the content of an attachment (DocumentReference.content, DiagnosticReport.presentedForm).
-    const binaries =
-      `SELECT substring(u #>> '{}' from '(?:^|/)Binary/([A-Za-z0-9.-]{1,64})$') FROM resource d ` +
-      `CROSS JOIN LATERAL jsonb_path_query(d.content::jsonb, 'lax $.**.url') u ` +
-      `WHERE d.resource_type IN ('DocumentReference', 'DiagnosticReport') AND NOT d.deleted ` +
-      `AND ${this.linked('d', cases)} AND ${this.reportGate('d', cases)}`;
     return (
-      `((${this.linked(alias, cases)}${own} OR (${alias}.resource_type = 'Binary' AND ${alias}.id IN (${binaries}))) ` +
-      `AND ${this.reportGate(alias, cases)})`
+      `(EXISTS (SELECT 1 FROM case_resource cr JOIN case_member m ON m.case_id = cr.case_id ` +
+      `WHERE cr.resource_type = ${alias}.resource_type AND cr.resource_id = ${alias}.id AND ${this.isMine(binder, 'm')}${released})${own})`
     );
   }
 }

@@ -11,8 +11,7 @@
  * resource to a case, and only the hub adds them.
  */
 import type { Resource } from '@medplum/fhirtypes';
-
-export const CASE_RESOURCE_SYSTEM = 'urn:hub:case-resource';
+import { CASE_RESOURCE_SYSTEM } from './case-links.ts';
 
 export interface ReferenceClaim {
   resourceType: string;

@@ -38,6 +38,7 @@ import { recordOutboxEvent } from '../db/outbox.ts';
 import { resourceChangeEvent } from './events.ts';
 import { HUB_ACTOR_PREFIX } from '../auth/actor.ts';
 import { newClaims } from '../auth/reference-claims.ts';
+import { caseLinksOf } from '../auth/case-links.ts';
 import { extractSearchIndex } from './indexer.ts';
 import { historyBundle } from './history.ts';
 import type { HistoryRow } from './history.ts';
@@ -70,6 +71,12 @@ export interface RepositoryContext {
   strictSearch?: boolean;
   /** A person's access policy (auth/access-policy.ts): every read, search, history and write is filtered by it. */
   access?: AccessControl;
+  /**
+   * The person an operation writes for (fhir/operations/caller.ts), when `access` is left out so the
+   * operation can write outside their cases: their conditional references are still resolved, and
+   * the references they supplied still checked (checkReferenceClaims), within their own reach.
+   */
+  callerAccess?: AccessControl;
   /**
    * Who writes, as `urn:hub:actor:<role>:<id>` (authActor in auth/actor.ts): stamped on every version
    * as `meta.source`, so the workflow can tell who moved a case. Without it (anonymous requests on a
@@ -169,12 +176,22 @@ export class HubRepository extends FhirRepository {
     return new HubRepository({ ...this.ctx, strictSearch: true }, this.conn, this.pipeline);
   }
 
+  /** Where a write's conditional references are looked up: within the writer's reach, strictly. */
+  private referenceLookup(): HubRepository {
+    return new HubRepository({ ...this.ctx, access: this.ctx.callerAccess ?? this.ctx.access, strictSearch: true }, this.conn, this.pipeline);
+  }
+
   /** Records an outbox event in this repository's transaction (or on its own). */
   async recordEvent(event: OutboxEvent): Promise<void> {
     await recordOutboxEvent(this.conn, event);
   }
 
   // ---- access (auth/access-policy.ts) ------------------------------------------------------
+
+  /** A person's condition on a resource_version row (AccessControl.versionCondition); TRUE without a policy. */
+  private versionCondition(params: SqlParams, alias: string): string {
+    return this.ctx.access?.versionCondition(params, alias) ?? 'TRUE';
+  }
 
   /** 404 unless the person may do `interaction` on this resource; nothing without an access policy. */
   private async assertVisible(resourceType: string, id: string, interaction: AccessInteraction): Promise<void> {
@@ -306,9 +323,11 @@ export class HubRepository extends FhirRepository {
       return event as WithId<T>;
     }
     await this.assertVisible(resourceType, id, 'read');
+    const params = new SqlParams();
+    const where = `v.resource_type = ${params.add(resourceType)} AND v.id = ${params.add(id)} AND v.version = ${params.add(Number(vid))}`;
     const result = await this.conn.query<{ deleted: boolean; content: string | null }>(
-      'SELECT deleted, content FROM resource_version WHERE resource_type = $1 AND id = $2 AND version = $3',
-      [resourceType, id, Number(vid)],
+      `SELECT v.deleted, v.content FROM resource_version v WHERE ${where} AND ${this.versionCondition(params, 'v')}`,
+      params.values,
     );
     const row = result.rows[0];
     if (!row) {
@@ -328,17 +347,16 @@ export class HubRepository extends FhirRepository {
     const count = Math.min(Math.max(options?.limit ?? 100, 1), 1000);
     const offset = Math.max(options?.offset ?? 0, 0);
     await this.assertVisible(resourceType, id, 'history');
-    const total = await this.conn.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM resource_version WHERE resource_type = $1 AND id = $2',
-      [resourceType, id],
-    );
+    const params = new SqlParams();
+    const where = `resource_type = ${params.add(resourceType)} AND id = ${params.add(id)} AND ${this.versionCondition(params, 'resource_version')}`;
+    const total = await this.conn.query<{ n: number }>(`SELECT count(*)::int AS n FROM resource_version WHERE ${where}`, params.values);
     if (total.rows[0].n === 0) {
       throw new OperationOutcomeError(notFound);
     }
     const rows = await this.conn.query<HistoryRow>(
       `SELECT resource_type, id, version, last_updated, method, deleted, content FROM resource_version
-       WHERE resource_type = $1 AND id = $2 ORDER BY version DESC LIMIT $3 OFFSET $4`,
-      [resourceType, id, count, offset],
+       WHERE ${where} ORDER BY version DESC LIMIT ${params.add(count)} OFFSET ${params.add(offset)}`,
+      params.values,
     );
     return historyBundle<T>(rows.rows, {
       fhirBase: this.fhirBase,
@@ -375,6 +393,8 @@ export class HubRepository extends FhirRepository {
       if (condition !== 'TRUE') {
         values.splice(0, values.length, ...params.values);
         where.push(`EXISTS (SELECT 1 FROM resource r WHERE r.resource_type = resource_version.resource_type AND r.id = resource_version.id AND NOT r.deleted AND ${condition})`);
+        where.push(this.versionCondition(params, 'resource_version'));
+        values.splice(0, values.length, ...params.values);
       }
     }
     const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
@@ -400,6 +420,7 @@ export class HubRepository extends FhirRepository {
         baseUrl: this.ctx.baseUrl,
         strict: Boolean(this.ctx.strictSearch),
         restrict: access && ((params, alias) => access.condition(params, alias, 'search', types)),
+        visible: access && ((params, alias) => access.condition(params, alias, 'search')),
       });
     const subset = { summary: request.summary, elements: request.fields };
     const entry: BundleEntry<WithId<T>>[] = page.resources.map((resource) => ({
@@ -626,6 +647,8 @@ export class HubRepository extends FhirRepository {
         lastUpdated: new Date().toISOString(),
         method: 'DELETE',
         replacing: true,
+        // A deleted resource gives no case links, members or releases any more.
+        caseLinks: { resources: [], members: [], releases: resourceType === 'Task' ? [] : undefined },
         event: resourceChangeEvent(resourceType, id, version, 'DELETE'),
         audit: writeAudit(this.ctx.audit, { method: 'DELETE', resourceType, id, version, resource: current.content ? (JSON.parse(current.content) as Resource) : undefined }),
       });
@@ -655,6 +678,7 @@ export class HubRepository extends FhirRepository {
       binary = await this.storeBlob(Buffer.from(data as string, 'base64'));
       stored = rest as unknown as WithId<T>;
     }
+    const index = extractSearchIndex(stored, this.fhirBase);
     const statement = buildWriteStatement({
       resourceType: candidate.resourceType,
       id,
@@ -663,7 +687,8 @@ export class HubRepository extends FhirRepository {
       method: current ? method : 'POST',
       content: JSON.stringify(stored),
       replacing: current !== undefined,
-      index: extractSearchIndex(stored, this.fhirBase),
+      index,
+      caseLinks: caseLinksOf(stored, index, this.ctx.actor),
       binary,
       event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
       audit: writeAudit(this.ctx.audit, { method, resourceType: candidate.resourceType, id, version, resource: stored }),
@@ -688,7 +713,7 @@ export class HubRepository extends FhirRepository {
    * resource of the type.
    */
   private async checkReferenceClaims(resource: Resource, current: CurrentRow | undefined): Promise<void> {
-    const access = this.ctx.access;
+    const access = this.ctx.callerAccess ?? this.ctx.access;
     if (!access || access.scopeOf(resource.resourceType, current && !current.deleted ? 'update' : 'create') === 'all') return;
     const previous = current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined;
     const claims = newClaims(resource, previous, this.fhirBase);
@@ -726,7 +751,7 @@ export class HubRepository extends FhirRepository {
     if (queries.length === 0) {
       return resource;
     }
-    const strict = this.strictRepository();
+    const strict = this.referenceLookup();
     const literals = new Map<string, string>();
     for (const query of queries) {
       const search = parseSearchRequest(query);

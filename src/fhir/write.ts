@@ -5,6 +5,7 @@
  */
 import { prepared } from '../db/database.ts';
 import type { SearchIndexRows } from './indexer.ts';
+import type { CaseLinkRows } from '../auth/case-links.ts';
 import { SqlParams } from './search/conditions.ts';
 import { auditInsertCtes } from '../audit/statement.ts';
 import type { StoredAuditEvent } from '../audit/statement.ts';
@@ -30,6 +31,8 @@ export interface ResourceWrite {
   event?: OutboxEvent;
   /** The write's AuditEvents, stored by the same statement (audit/statement.ts). */
   audit?: StoredAuditEvent[];
+  /** What the version contributes to case membership (auth/case-links.ts); replaces what the resource gave before. */
+  caseLinks?: CaseLinkRows;
 }
 
 export const INDEX_COLUMNS = {
@@ -128,5 +131,37 @@ export function buildWriteStatement(write: ResourceWrite): { sql: string; values
   if (write.audit && write.audit.length > 0) {
     ctes.push(...auditInsertCtes(p, write.audit));
   }
+  if (write.caseLinks) ctes.push(...caseLinkCtes(p, type, id, write.replacing, write.caseLinks));
   return { sql: prepared(`WITH ${ctes.join(', ')} SELECT 1`), values: p.values };
+}
+
+/** Replaces the case-membership rows a resource contributed (migration 012) with `links`. */
+function caseLinkCtes(p: SqlParams, type: string, id: string, replacing: boolean, links: CaseLinkRows): string[] {
+  const ctes: string[] = [];
+  if (replacing) ctes.push(`d_case_resource AS (DELETE FROM case_resource WHERE via_type = ${type} AND via_id = ${id})`);
+  if (links.resources.length > 0) {
+    const column = (index: number, sqlType: string): string => `${p.add(links.resources.map((row) => row[index]))}::${sqlType}[]`;
+    ctes.push(
+      `i_case_resource AS (INSERT INTO case_resource (resource_type, resource_id, case_id, report, via_type, via_id) ` +
+        `SELECT u.*, ${type}, ${id} FROM unnest(${column(0, 'text')}, ${column(1, 'text')}, ${column(2, 'text')}, ${column(3, 'boolean')}) AS u)`,
+    );
+  }
+  if (links.members) {
+    if (replacing) ctes.push(`d_case_member AS (DELETE FROM case_member WHERE via_type = ${type} AND via_id = ${id})`);
+    const members = links.members;
+    if (members.length > 0) {
+      const column = (index: number): string => `${p.add(members.map((row) => row[index]))}::text[]`;
+      ctes.push(
+        `i_case_member AS (INSERT INTO case_member (case_id, member, role, via_type, via_id) ` +
+          `SELECT u.*, ${type}, ${id} FROM unnest(${column(0)}, ${column(1)}, ${column(2)}) AS u)`,
+      );
+    }
+  }
+  if (links.releases) {
+    if (replacing) ctes.push(`d_case_release AS (DELETE FROM case_release WHERE via_id = ${id})`);
+    if (links.releases.length > 0) {
+      ctes.push(`i_case_release AS (INSERT INTO case_release (case_id, via_id) SELECT u, ${id} FROM unnest(${p.add(links.releases)}::text[]) AS u)`);
+    }
+  }
+  return ctes;
 }

@@ -43,6 +43,11 @@ export interface ConditionOptions {
   strict: boolean;
   /** Receives the filters that were ignored, for the self link. */
   ignored?: Filter[];
+  /**
+   * A person's access policy as a condition on a `resource` row: a chain's target and a `_has`
+   * source count only when it holds, so that a search cannot test what the person may not see.
+   */
+  visible?: (params: SqlParams, alias: string) => string;
 }
 
 function unsupported(message: string, code?: string): OperationOutcomeError {
@@ -430,7 +435,8 @@ function chain(filter: Filter, owner: Owner, params: SqlParams, options: Conditi
         return `(${a}.target_type = ${target.typeSql} AND ${condition ?? 'true'})`;
       }),
     );
-    return `${localReference(a, params, options.baseUrl)} AND ${targets}`;
+    const visible = options.visible ? ` AND ${visibleRow(params, options.visible, `${a}.target_type`, `${a}.target_id`)}` : '';
+    return `${localReference(a, params, options.baseUrl)} AND ${targets}${visible}`;
   });
 }
 
@@ -446,6 +452,13 @@ function innerFilter(resourceType: string, key: string, value: string): Filter {
     return { code: key, operator: Operator.EQUALS, value };
   }
   return parseParameter(param, Operator.EQUALS, colon < 0 ? '' : key.slice(colon + 1), value);
+}
+
+/** True when the resource (type, id) exists, is not deleted and, with `visible`, passes it. */
+function visibleRow(params: SqlParams, visible: ConditionOptions['visible'], typeSql: string, idSql: string): string {
+  const row = params.alias('v');
+  const policy = visible ? ` AND ${visible(params, row)}` : '';
+  return `EXISTS (SELECT 1 FROM resource ${row} WHERE ${row}.resource_type = ${typeSql} AND ${row}.id = ${idSql} AND NOT ${row}.deleted${policy})`;
 }
 
 /** `_has:Observation:patient:code=x`: resources referred to by an Observation (via patient) with code x. */
@@ -469,7 +482,7 @@ function reverseChain(filter: Filter, owner: Owner, params: SqlParams, options: 
     `EXISTS (SELECT 1 FROM sp_reference ${a} WHERE ${a}.resource_type = ${params.add(sourceType)} AND ` +
     `${a}.param = ${params.add(linkCode)} AND ${a}.target_type = ${owner.typeSql} AND ${a}.target_id = ${owner.idSql} AND ` +
     `${localReference(a, params, options.baseUrl)} AND ` +
-    `EXISTS (SELECT 1 FROM resource hr WHERE hr.resource_type = ${a}.resource_type AND hr.id = ${a}.resource_id AND NOT hr.deleted) AND ` +
+    `${visibleRow(params, options.visible, `${a}.resource_type`, `${a}.resource_id`)} AND ` +
     `${condition ?? 'true'})`
   );
 }

@@ -1,0 +1,109 @@
+/**
+ * What one resource write contributes to the hub's record of case membership (migration 012): the
+ * cases the resource belongs to, who belongs to a case, and which cases' reports are released.
+ * Pure: derived from the resource, its search index rows and who wrote it. The write statement
+ * (src/fhir/write.ts) replaces the rows the resource contributed before with these, after the
+ * write passed its checks (auth/reference-claims.ts: a person can only link what they may read).
+ *
+ * - A ServiceRequest is its own case; its subject Patient belongs to it; its requester
+ *   (Practitioner or PractitionerRole) is the case's referring physician and its subject the
+ *   case's patient.
+ * - Any other resource belongs to the cases it references by ServiceRequest, or names in a hub
+ *   `urn:hub:case-resource` identifier (`<ServiceRequest id>/…`, written by the hub only).
+ * - The Binary an attachment of a DocumentReference or DiagnosticReport names belongs to that
+ *   resource's cases; a consultation report (LOINC 11488-4) and its Binary are marked `report`.
+ * - The owner of a Task becomes a reviewer of the Task's cases only when the hub, a coordinator, an
+ *   admin or a system client wrote that owner: a reviewer cannot make themselves a member. A Task
+ *   another person writes leaves the memberships it gave unchanged.
+ * - A Task in `report-accessed` releases the consultation report of the cases it is based on.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import type { SearchIndexRows } from '../fhir/indexer.ts';
+import { actorOf } from './actor.ts';
+
+export const CASE_RESOURCE_SYSTEM = 'urn:hub:case-resource';
+const CASE_STATE_SYSTEM = 'urn:hub:case-state';
+const LOINC = 'http://loinc.org';
+const CONSULTATION_NOTE = '11488-4';
+const BINARY_URL = /(?:^|\/)Binary\/([A-Za-z0-9.-]{1,64})$/;
+
+/** Roles a membership gives, as the policies' `cases` rules read them (access-policy.ts). */
+export type MemberRole = 'referring-physician' | 'patient' | 'reviewer';
+
+/** Writers whose Task owners the hub takes as an assignment. */
+const ASSIGNING_ROLES = new Set(['coordinator', 'admin', 'ehr']);
+
+export interface CaseLinkRows {
+  /** [resource type, resource id, case id, report] */
+  resources: [string, string, string, boolean][];
+  /** [case id, member reference, role]; undefined: leave the memberships the resource gave as they are. */
+  members?: [string, string, MemberRole][];
+  /** Cases whose report the resource releases; undefined for a type that never releases one. */
+  releases?: string[];
+}
+
+function attachmentBinaries(resource: Resource): string[] {
+  const found = new Set<string>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      value.forEach(visit);
+      return;
+    }
+    if (value === null || typeof value !== 'object') return;
+    for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+      if (key === 'url' && typeof child === 'string') {
+        const id = BINARY_URL.exec(child)?.[1];
+        if (id) found.add(id);
+      } else {
+        visit(child);
+      }
+    }
+  };
+  visit(resource);
+  return [...found];
+}
+
+/** The rows a version of `resource` contributes; `actor` is the writer the hub stamped (meta.source). */
+export function caseLinksOf(resource: Resource & { id: string }, index: SearchIndexRows, actor: string | undefined): CaseLinkRows {
+  const type = resource.resourceType;
+  const references = (param: string | undefined, targetType: string): string[] =>
+    index.reference.filter(([p, t, id]) => (param === undefined || p === param) && t === targetType && id).map(([, , id]) => id as string);
+  const cases = new Set<string>(references(undefined, 'ServiceRequest'));
+  if (type === 'ServiceRequest') cases.add(resource.id);
+  for (const [param, system, value] of index.token) {
+    if (param === 'identifier' && system === CASE_RESOURCE_SYSTEM && value) {
+      const caseId = value.split('/')[0];
+      if (caseId) cases.add(caseId);
+    }
+  }
+  const report =
+    (type === 'DiagnosticReport' || type === 'DocumentReference') &&
+    index.token.some(([param, system, value]) => param === (type === 'DiagnosticReport' ? 'code' : 'type') && system === LOINC && value === CONSULTATION_NOTE);
+
+  const rows: CaseLinkRows = { resources: [...cases].map((caseId) => [type, resource.id, caseId, report]) };
+  if (type === 'DocumentReference' || type === 'DiagnosticReport') {
+    for (const binaryId of attachmentBinaries(resource)) {
+      for (const caseId of cases) rows.resources.push(['Binary', binaryId, caseId, report]);
+    }
+  }
+  if (type === 'ServiceRequest') {
+    const members: [string, string, MemberRole][] = [];
+    for (const patientId of references('subject', 'Patient')) {
+      rows.resources.push(['Patient', patientId, resource.id, false]);
+      members.push([resource.id, `Patient/${patientId}`, 'patient']);
+    }
+    for (const targetType of ['Practitioner', 'PractitionerRole']) {
+      for (const id of references('requester', targetType)) members.push([resource.id, `${targetType}/${id}`, 'referring-physician']);
+    }
+    rows.members = members;
+  }
+  if (type === 'Task') {
+    const writer = actorOf(actor);
+    if (!writer || ASSIGNING_ROLES.has(writer.role)) {
+      rows.members = references('owner', 'Practitioner').flatMap((id) => [...cases].map((caseId): [string, string, MemberRole] => [caseId, `Practitioner/${id}`, 'reviewer']));
+    }
+    const released = index.token.some(([param, system, value]) => param === 'business-status' && system === CASE_STATE_SYSTEM && value === 'report-accessed');
+    rows.releases = released ? references('based-on', 'ServiceRequest') : [];
+  }
+  return rows;
+}
