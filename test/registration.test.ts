@@ -372,6 +372,35 @@ describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
     expect(await written()).toEqual(before);
   });
 
+  test('what the caller supplies is looked up and checked within their reach: a Patient they may not see answers as one that does not exist', async () => {
+    const ehr = await clientToken(hub, 'ehr-seed', 'system/Patient.cruds');
+    const hidden = await fhirFetch(`${hub.fhir}/Patient`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ehr}` },
+      body: { resourceType: 'Patient', identifier: [{ system: 'urn:example:mrn', value: 'HIDDEN-1' }] },
+    });
+    expect(hidden.status).toBe(201);
+    const physician = await userToken(hub, 'referring-physician');
+    const linkedTo = (reference: string) => registration(patient({ link: [{ other: { reference }, type: 'seealso' }] }));
+    const before = await written();
+    const toHidden = await register(physician, linkedTo('Patient?identifier=urn:example:mrn|HIDDEN-1'));
+    const toNobody = await register(physician, linkedTo('Patient?identifier=urn:example:mrn|NOBODY-1'));
+    expect(toHidden.status).toBeGreaterThanOrEqual(400);
+    expect({ status: toHidden.status, text: JSON.stringify(toHidden.body.issue).replaceAll('HIDDEN-1', 'X') }).toEqual({
+      status: toNobody.status,
+      text: JSON.stringify(toNobody.body.issue).replaceAll('NOBODY-1', 'X'),
+    });
+    const literal = await register(physician, linkedTo(`Patient/${hidden.body.id}`));
+    expect(literal.status).toBe(403);
+    expect(literal.body.issue[0].expression).toEqual(['Patient.link[0].other']);
+    expect(await written()).toEqual(before);
+    // The same conditional reference from a system client (not limited to cases) resolves.
+    const registrar = await clientToken(hub, 'ehr-linker', 'system/Patient.cruds');
+    const linked = await register(registrar, linkedTo('Patient?identifier=urn:example:mrn|HIDDEN-1'));
+    expect(linked.status).toBe(201);
+    expect(param(linked.body, 'patient')?.resource.link[0].other.reference).toBe(`Patient/${hidden.body.id}`);
+  });
+
   test('a referring physician, a coordinator and a client with Patient c register; the writes carry them as writer', async () => {
     const auditor = await clientToken(hub, 'auditor', 'system/AuditEvent.rs');
     const physician = await userToken(hub, 'referring-physician');

@@ -9,7 +9,9 @@
  *
  * An operation that passes acts with the hub's rights (its writes may lie outside the caller's
  * cases, e.g. the letter of a patient not yet referred) but writes as the caller: meta.source and
- * the write audit name them (callerWrites).
+ * the write audit name them, and what the caller supplied (conditional references, references) is
+ * resolved and checked within the caller's own reach, so its answers tell nothing of what the
+ * caller may not see (callerWrites).
  */
 import { OperationOutcomeError, forbidden } from '@medplum/core';
 import type { FhirRepository } from '@medplum/fhir-router';
@@ -65,5 +67,5 @@ export function requireAccess(identity: Identity | undefined, access: OperationA
  */
 export function callerWrites(store: Omit<RepositoryContext, 'strictSearch'>, repo: FhirRepository): RepositoryContext {
   const caller = repo instanceof HubRepository ? repo.context : undefined;
-  return { ...store, access: undefined, actor: caller?.actor, audit: caller?.audit, identity: caller?.identity };
+  return { ...store, access: undefined, callerAccess: caller?.access, actor: caller?.actor, audit: caller?.audit, identity: caller?.identity };
 }
