@@ -4,7 +4,9 @@
  * creates, token and reference searches at 16 concurrent clients, the latency of 50-entry transaction
  * bundles, and a no-op route as the machine's limit. Prints medians over several runs and writes
  * bench/.work/fhir-results.json. Every request is authenticated as a SMART Backend Services client
- * (fhir/auth.ts). With --audit-compare it measures what AuditEvents cost instead (fhir/audit-compare.ts).
+ * (fhir/auth.ts). With --audit-compare it measures what AuditEvents cost instead (fhir/audit-compare.ts),
+ * with --person-compare what a referring physician's token costs against the client's
+ * (fhir/person-compare.ts).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { DATASET_VERSION, datasetShape } from './fhir/dataset.ts';
 import {
   appliedMigrations,
+  busiestReferringPhysician,
   countByType,
   currentMaxSeq,
   databaseUrl,
@@ -30,6 +33,8 @@ import {
 import type { DatasetMarker } from './fhir/database.ts';
 import { runAuditCompare } from './fhir/audit-compare.ts';
 import { TokenSource, registerBenchClient } from './fhir/auth.ts';
+import { PersonTokenSource, registerBenchPerson } from './fhir/person.ts';
+import { runPersonCompare } from './fhir/person-compare.ts';
 import type { CpuShares } from './fhir/cpu.ts';
 import { startHubProcess } from './fhir/hub-process.ts';
 import type { HubProcess, HubProcessOptions } from './fhir/hub-process.ts';
@@ -38,7 +43,7 @@ import { newestProfile, summarizeProfile } from './fhir/profile.ts';
 import type { ProfileSummary } from './fhir/profile.ts';
 import { clearQueuePrefix } from './fhir/queues.ts';
 import { maxOf, median, minOf } from './fhir/stats.ts';
-import { buildWorkloads, measureTransactions, measureWorkload } from './fhir/workloads.ts';
+import { CASE_WORKLOAD_NAMES, buildWorkloads, measureTransactions, measureWorkload } from './fhir/workloads.ts';
 import type { TransactionResult, WorkloadResult } from './fhir/workloads.ts';
 
 const HELP = `Usage: npm run bench:fhir -- [options]
@@ -59,11 +64,20 @@ const HELP = `Usage: npm run bench:fhir -- [options]
                         create) against a hub with AUDIT_ENABLED=false and one with true, the
                         measured time cut into slices that alternate between the two hubs;
                         prints medians and the on/off ratios
-  --slice S             seconds per slice of --audit-compare (default 2)
+  --person-compare      the same reads and searches, all of one referring physician's cases
+                        (default: read-patient, read-service-request, search-task-based-on,
+                        search-document-patient), with the physician's token and with the system
+                        client's, the measured time cut into slices that alternate between the two
+                        on one hub; prints both, the person/system ratios and whether they reach 0.85
+  --slice S             seconds per slice of --audit-compare and --person-compare (default 2)
   --help
 
 Every request carries a SMART Backend Services token of the system client bench-fhir (registered
-in the bench database with a key made for each bench process).
+in the bench database with a key made for each bench process). With --person-compare, half of them
+carry instead the token of a referring physician (role referring-physician, fhirUser the Practitioner
+who requested the most of the data set's ServiceRequests), registered in the bench database with a
+password made for each bench process and signed in through /oauth2/authorize with PKCE, again
+before each token's 10 minutes run out.
 
 Environment: BENCH_ADMIN_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 BENCH_REDIS_URL (default redis://127.0.0.1:6379); hub variables such as DATABASE_POOL_SIZE pass through.`;
@@ -133,15 +147,21 @@ function parseOptions() {
       'load-concurrency': { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
       'audit-compare': { type: 'boolean', default: false },
+      'person-compare': { type: 'boolean', default: false },
       slice: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
-  const only = values.only?.split(',').map((name) => name.trim()) ?? (values['audit-compare'] ? [...AUDIT_COMPARE_WORKLOADS] : [...WORKLOAD_NAMES]);
-  const unknown = only.filter((name) => !(WORKLOAD_NAMES as readonly string[]).includes(name));
+  if (values['audit-compare'] && values['person-compare']) {
+    throw new UsageError('--audit-compare and --person-compare are separate runs: pass one of them');
+  }
+  const known: readonly string[] = values['person-compare'] ? CASE_WORKLOAD_NAMES : WORKLOAD_NAMES;
+  const defaults = values['person-compare'] ? CASE_WORKLOAD_NAMES : values['audit-compare'] ? AUDIT_COMPARE_WORKLOADS : WORKLOAD_NAMES;
+  const only = values.only?.split(',').map((name) => name.trim()) ?? [...defaults];
+  const unknown = only.filter((name) => !known.includes(name));
   if (unknown.length > 0) {
-    throw new UsageError(`Unknown workload(s) in --only: ${unknown.join(', ')}`);
+    throw new UsageError(`Unknown workload(s) in --only: ${unknown.join(', ')}${values['person-compare'] ? ` (with --person-compare: ${known.join(', ')})` : ''}`);
   }
   const database = values.database ?? 'hub_bench';
   if (!/^[a-z_][a-z0-9_]*$/.test(database)) {
@@ -156,11 +176,13 @@ function parseOptions() {
     duration: positiveInt(values.duration, 10, 'duration'),
     warmup: positiveInt(values.warmup, 3, 'warmup'),
     transactions: positiveInt(values.transactions, 20, 'transactions'),
-    only: new Set(only as WorkloadName[]),
+    /** Names of WORKLOAD_NAMES, or of CASE_WORKLOAD_NAMES with --person-compare. */
+    only: new Set(only),
     database,
     loadConcurrency: positiveInt(values['load-concurrency'], 4, 'load-concurrency'),
     cpuProfile: values['cpu-prof'],
     auditCompare: values['audit-compare'],
+    personCompare: values['person-compare'],
     slice: positiveInt(values.slice, 2, 'slice'),
   };
 }
@@ -238,7 +260,7 @@ async function loadInto(hub: HubProcess, tokens: TokenSource, options: BenchOpti
   log(
     `Loading ${shape.total} resources through POST /fhir transaction bundles (${options.loadConcurrency} in flight): ` +
       `${shape.patients} Patient, ${shape.observations} Observation, ${shape.serviceRequests} ServiceRequest, ` +
-      `${shape.tasks} Task, ${shape.practitioners} Practitioner`,
+      `${shape.tasks} Task, ${shape.documentReferences} DocumentReference, ${shape.practitioners} Practitioner`,
   );
   let lastReport = 0;
   const report = await loadDataset({
@@ -434,6 +456,55 @@ async function main(): Promise<void> {
     log(`Data set: ${Object.entries(counts).map(([type, n]) => `${n} ${type}`).join(', ')}`);
     const targets = { patientIds, serviceRequestIds, taskCount: shape.tasks, practitionerReference: `Practitioner/${practitionerIds[0]}` };
 
+    if (options.personCompare) {
+      const physician = await busiestReferringPhysician(url, marker.maxSeq);
+      if (!physician) {
+        throw new Error('No loaded ServiceRequest names a Practitioner as requester and a Patient as subject: no referring physician to sign in as (--rebuild?)');
+      }
+      const postgres = await serverVersion(url);
+      const account = await registerBenchPerson(url, physician.practitionerId);
+      const person = new PersonTokenSource(account, hub.url);
+      const first = await person.current();
+      log(
+        `Referring physician ${account.fhirUser}: requester of ${physician.cases.length} of the ${physician.serviceRequests} ServiceRequests; ` +
+          `signed in through ${account.clientId} (granted "${first.scope}", token valid ${first.expiresInSeconds} s)`,
+      );
+      await runPersonCompare({
+        runs: options.runs,
+        workloads: [...options.only],
+        cases: physician.cases,
+        seed: SEED,
+        measure: { connections: options.connections, warmup: options.warmup, seconds: options.duration, slice: options.slice, database: options.database },
+        hub,
+        authorization: { system: () => tokens.authorization(), person: () => person.authorization() },
+        reset: async () => {
+          const removed = await resetToDataset(url, marker.maxSeq);
+          await waitForOutboxDrained(url);
+          return removed;
+        },
+        interrupted: () => interrupted,
+        log,
+        resultsFile: path.join(workDir, 'fhir-person-compare.json'),
+        describe: () => ({
+          git: gitDescription(),
+          environment: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, postgres },
+          options: { ...options, only: [...options.only] },
+          dataset: { ...marker, counts },
+          person: {
+            role: 'referring-physician',
+            fhirUser: account.fhirUser,
+            client: account.clientId,
+            scope: first.scope,
+            cases: physician.cases.length,
+            serviceRequests: physician.serviceRequests,
+            signIns: person.signIns,
+          },
+        }),
+      });
+      log(`The referring physician signed in ${person.signIns} time(s) (a person's token lasts at most 10 minutes).`);
+      return;
+    }
+
     if (options.auditCompare) {
       await hub.stop();
       await runAuditCompare({
@@ -471,7 +542,7 @@ async function main(): Promise<void> {
       log(`\nRun ${run}/${options.runs} (load average ${result.loadAverage.map((n) => n.toFixed(2)).join(' ')})`);
       const workloads = buildWorkloads(targets, SEED + run);
       for (const workload of workloads) {
-        if (!options.only.has(workload.name as WorkloadName) || interrupted) {
+        if (!options.only.has(workload.name) || interrupted) {
           continue;
         }
         const { result: measured, cpu } = await measureWorkload(hub, workload, {

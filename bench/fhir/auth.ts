@@ -2,7 +2,8 @@
  * How the benchmark authenticates (AUTH_REQUIRED is on by default): a SMART Backend Services system
  * client registered in the bench database with an inline JWKS whose private key lives only in this
  * process, and a bearer token obtained with a signed client assertion, renewed well before its
- * five minutes run out. Every request of every workload carries it, audited or not.
+ * five minutes run out. Every request of every workload carries it, audited or not. A person's
+ * token (`--person-compare`) comes from person.ts.
  */
 import { exportJWK, generateKeyPair } from 'jose';
 import pg from 'pg';
@@ -19,19 +20,27 @@ const KEY_ID = 'bench-1';
 /** The bench client's private key (with its `kid`), as the demo's parties hold theirs. */
 export type BenchCredentials = SystemClientCredentials;
 
-/** Registers (or re-registers, with a new key) the bench's system client in the bench database. */
-export async function registerBenchClient(databaseUrl: string): Promise<BenchCredentials> {
-  const { privateKey, publicKey } = await generateKeyPair('ES384', { extractable: true });
+/** Runs `work` on one connection to the bench database, as the hub's stores (ClientRegistry, UserStore) expect it. */
+export async function withBenchDatabase<T>(databaseUrl: string, work: (db: Queryable) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const db: Queryable = {
+    return await work({
       inTransaction: false,
       query: async <R>(sql: string, params?: readonly unknown[]) => {
         const result = await client.query(sql, params as unknown[] | undefined);
         return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
       },
-    };
+    });
+  } finally {
+    await client.end();
+  }
+}
+
+/** Registers (or re-registers, with a new key) the bench's system client in the bench database. */
+export async function registerBenchClient(databaseUrl: string): Promise<BenchCredentials> {
+  const { privateKey, publicKey } = await generateKeyPair('ES384', { extractable: true });
+  await withBenchDatabase(databaseUrl, async (db) => {
     // The key of an earlier bench process is gone with it: replace the registration.
     await db.query('DELETE FROM auth_client WHERE id = $1', [BENCH_CLIENT_ID]);
     await new ClientRegistry(db).add({
@@ -39,9 +48,7 @@ export async function registerBenchClient(databaseUrl: string): Promise<BenchCre
       jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: KEY_ID, alg: 'ES384' }] },
       scopes: parseScopes(SCOPE),
     });
-  } finally {
-    await client.end();
-  }
+  });
   return { clientId: BENCH_CLIENT_ID, alg: 'ES384', privateJwk: { ...(await exportJWK(privateKey)), kid: KEY_ID } };
 }
 

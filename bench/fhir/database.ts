@@ -166,6 +166,45 @@ export async function loadedIds(url: string, resourceType: string, maxSeq: numbe
   });
 }
 
+/** A practitioner as a referring physician: the loaded ServiceRequests whose requester they are. */
+export interface ReferringPhysician {
+  practitionerId: string;
+  /** Their referrals and each one's subject, in load order. */
+  cases: { serviceRequestId: string; patientId: string }[];
+  /** Every loaded ServiceRequest, theirs or not. */
+  serviceRequests: number;
+}
+
+/**
+ * The practitioner who requested the most of the loaded ServiceRequests (the first loaded among
+ * equals: the data set spreads them evenly), with those requests; undefined when none names one.
+ */
+export async function busiestReferringPhysician(url: string, maxSeq: number): Promise<ReferringPhysician | undefined> {
+  return withClient(url, async (client) => {
+    const result = await client.query<{ id: string; requester: string; subject: string; total: number }>(
+      `WITH referral AS (
+         SELECT id, seq, content::jsonb #>> '{requester,reference}' AS requester, content::jsonb #>> '{subject,reference}' AS subject
+         FROM resource WHERE resource_type = 'ServiceRequest' AND seq <= $1 AND NOT deleted
+       ), busiest AS (
+         SELECT requester FROM referral WHERE requester LIKE 'Practitioner/%' AND subject LIKE 'Patient/%'
+         GROUP BY requester ORDER BY count(*) DESC, min(seq) LIMIT 1
+       )
+       SELECT r.id, r.requester, r.subject, (SELECT count(*)::int FROM referral) AS total
+       FROM referral r JOIN busiest b USING (requester) WHERE r.subject LIKE 'Patient/%' ORDER BY r.seq`,
+      [maxSeq],
+    );
+    if (result.rows.length === 0) {
+      return undefined;
+    }
+    const idOf = (reference: string): string => reference.slice(reference.indexOf('/') + 1);
+    return {
+      practitionerId: idOf(result.rows[0].requester),
+      cases: result.rows.map((row) => ({ serviceRequestId: row.id, patientId: idOf(row.subject) })),
+      serviceRequests: result.rows[0].total,
+    };
+  });
+}
+
 export async function serverVersion(url: string): Promise<string> {
   return withClient(url, async (client) => (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0].v);
 }

@@ -1,17 +1,30 @@
 /**
  * The synthetic clinical data of the FHIR benchmark: deterministic for a seed, shaped like the
- * hub's real traffic (patients with vital signs and labs, second-opinion referrals and their tasks).
+ * hub's real traffic (patients with vital signs and labs, second-opinion referrals with their task
+ * and consultation note).
+ *
+ * The practitioners take the patients in turn as their referring physician (patient p's referrals are
+ * requested by practitioner p mod P), so each is the requester of 1/P of the referrals, all the
+ * referrals of their patients: 200 referrals of 100 patients from 10,000 resources up (one
+ * practitioner per 1,000 resources, one patient per 10). `--person-compare` signs in as one of them.
  */
 import { randomUUID } from 'node:crypto';
-import type { Bundle, BundleEntry, Observation, Patient, Practitioner, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, DocumentReference, Observation, Patient, Practitioner, ServiceRequest, Task } from '@medplum/fhirtypes';
 
-/** Bumped whenever the generated data changes shape, so an old bench database is rebuilt. */
-export const DATASET_VERSION = 1;
+/**
+ * Bumped whenever the generated data changes shape, so an old bench database is rebuilt.
+ * 2: Tasks are `basedOn` their referral too; one DocumentReference (consultation note) per referral; a
+ * patient's referrals come from one practitioner (1: referral n from practitioner n mod P).
+ */
+export const DATASET_VERSION = 2;
 
 export const LOINC = 'http://loinc.org';
 export const MRN_SYSTEM = 'https://hub.example/fhir/sid/mrn';
 export const REQUISITION_SYSTEM = 'https://hub.example/fhir/sid/requisition';
 export const TASK_ID_SYSTEM = 'https://hub.example/fhir/sid/task';
+export const DOCUMENT_ID_SYSTEM = 'https://hub.example/fhir/sid/document';
+/** LOINC Consult note: the specialist's opinion, which the referring physician reads. */
+export const CONSULT_NOTE = '11488-4';
 const OPINION_SYSTEM = 'https://hub.example/fhir/CodeSystem/opinion-specialty';
 const OBSERVATION_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-category';
 const UCUM = 'http://unitsofmeasure.org';
@@ -76,10 +89,11 @@ export interface DatasetShape {
   total: number;
   practitioners: number;
   patients: number;
-  /** Each patient has this many referrals, each referral one Task. */
+  /** Each patient has this many referrals, each referral one Task and one DocumentReference. */
   referralsPerPatient: number;
   serviceRequests: number;
   tasks: number;
+  documentReferences: number;
   observations: number;
 }
 
@@ -89,11 +103,12 @@ export function datasetShape(total: number): DatasetShape {
   const referralsPerPatient = 2;
   const serviceRequests = patients * referralsPerPatient;
   const tasks = serviceRequests;
-  const observations = total - practitioners - patients - serviceRequests - tasks;
+  const documentReferences = serviceRequests;
+  const observations = total - practitioners - patients - serviceRequests - tasks - documentReferences;
   if (observations < patients) {
     throw new Error(`A data set of ${total} resources is too small (at least 100)`);
   }
-  return { total, practitioners, patients, referralsPerPatient, serviceRequests, tasks, observations };
+  return { total, practitioners, patients, referralsPerPatient, serviceRequests, tasks, documentReferences, observations };
 }
 
 /** Task `identifier` value and `status` of the n-th task: derivable, so searches need no lookup. */
@@ -166,10 +181,34 @@ export function makeTask(n: number, serviceRequestReference: string, patientRefe
     intent: 'order',
     priority: n % 10 === 0 ? 'urgent' : 'routine',
     code: { coding: [{ system: 'http://hl7.org/fhir/CodeSystem/task-code', code: 'fulfill' }] },
+    basedOn: [{ reference: serviceRequestReference }],
     focus: { reference: serviceRequestReference },
     for: { reference: patientReference },
     owner: { reference: ownerReference },
     authoredOn: isoInstant(EPOCH_2024 + (n % 700) * DAY_MS),
+  };
+}
+
+/**
+ * The consultation note of referral n: the specialist's (the Task owner's) opinion, a PDF, tied to
+ * its case by `context.related`. Its content is not stored (no Binary): the benchmark reads and
+ * searches the DocumentReference only. A consult note is the hub's output, not one of the case's
+ * materials, so the materials job leaves it alone.
+ */
+export function makeConsultNote(n: number, serviceRequestReference: string, patientReference: string, authorReference: string): DocumentReference {
+  const date = isoInstant(EPOCH_2024 + (n % 700) * DAY_MS + 36_000_000);
+  return {
+    resourceType: 'DocumentReference',
+    identifier: [{ system: DOCUMENT_ID_SYSTEM, value: `DOC-${String(n).padStart(7, '0')}` }],
+    status: 'current',
+    docStatus: 'final',
+    type: { coding: [{ system: LOINC, code: CONSULT_NOTE, display: 'Consult note' }] },
+    subject: { reference: patientReference },
+    date,
+    author: [{ reference: authorReference }],
+    description: 'Second opinion',
+    content: [{ attachment: { contentType: 'application/pdf', language: 'en', title: 'Second opinion', creation: date } }],
+    context: { related: [{ reference: serviceRequestReference }] },
   };
 }
 
@@ -179,7 +218,8 @@ function entry(resource: BundleEntry['resource']): BundleEntry & { fullUrl: stri
 
 /**
  * The transaction bundle that loads patients [firstPatient, firstPatient + count): each patient with
- * its observations, its referrals and one Task per referral, linked by urn:uuid references.
+ * its observations, its referrals and one Task and one consultation note per referral, linked by
+ * urn:uuid references.
  */
 export function patientGroupBundle(
   shape: DatasetShape,
@@ -199,10 +239,14 @@ export function patientGroupBundle(
     }
     for (let r = 0; r < shape.referralsPerPatient; r++) {
       const n = p * shape.referralsPerPatient + r;
-      const requester = practitionerReferences[n % practitionerReferences.length];
+      const requester = practitionerReferences[p % practitionerReferences.length];
       const owner = practitionerReferences[(n * 7 + 3) % practitionerReferences.length];
       const serviceRequest = entry(makeServiceRequest(n, patient.fullUrl, requester, random));
-      entries.push(serviceRequest, entry(makeTask(n, serviceRequest.fullUrl, patient.fullUrl, owner)));
+      entries.push(
+        serviceRequest,
+        entry(makeTask(n, serviceRequest.fullUrl, patient.fullUrl, owner)),
+        entry(makeConsultNote(n, serviceRequest.fullUrl, patient.fullUrl, owner)),
+      );
     }
   }
   return { resourceType: 'Bundle', type: 'transaction', entry: entries };

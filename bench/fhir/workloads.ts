@@ -134,6 +134,54 @@ export function buildWorkloads(targets: WorkloadTargets, seed: number): HttpWork
   ];
 }
 
+/** One case of a referring physician: the referral and its subject. */
+export interface CaseTarget {
+  serviceRequestId: string;
+  patientId: string;
+}
+
+/** The workloads of `--person-compare`, in the order they run: reads and searches of one physician's cases. */
+export const CASE_WORKLOAD_NAMES = ['read-patient', 'read-service-request', 'search-task-based-on', 'search-document-patient'] as const;
+
+/**
+ * Reads and searches that touch only the resources of `cases` (one referring physician's), so that
+ * the physician's token and a system client's get the same answers to the same requests.
+ */
+export function buildCaseWorkloads(cases: readonly CaseTarget[], seed: number): HttpWorkload[] {
+  const random = new Random(seed);
+  const anyCase = (): CaseTarget => random.pick(cases);
+  return [
+    {
+      name: 'read-patient',
+      description: "GET /fhir/Patient/{the patient of one of the physician's cases}",
+      method: 'GET',
+      next: () => ({ path: `/fhir/Patient/${anyCase().patientId}` }),
+      verify: resourceOf('Patient', 200),
+    },
+    {
+      name: 'read-service-request',
+      description: "GET /fhir/ServiceRequest/{one of the physician's referrals}",
+      method: 'GET',
+      next: () => ({ path: `/fhir/ServiceRequest/${anyCase().serviceRequestId}` }),
+      verify: resourceOf('ServiceRequest', 200),
+    },
+    {
+      name: 'search-task-based-on',
+      description: "GET /fhir/Task?based-on=ServiceRequest/{one of the physician's referrals}",
+      method: 'GET',
+      next: () => ({ path: `/fhir/Task?based-on=ServiceRequest/${anyCase().serviceRequestId}` }),
+      verify: bundleWithEntries,
+    },
+    {
+      name: 'search-document-patient',
+      description: "GET /fhir/DocumentReference?patient=Patient/{the patient of one of the physician's cases}",
+      method: 'GET',
+      next: () => ({ path: `/fhir/DocumentReference?patient=Patient/${anyCase().patientId}` }),
+      verify: bundleWithEntries,
+    },
+  ];
+}
+
 /** Sends a few requests of a workload one by one and fails if any answer is not the intended one. */
 export async function verifyWorkload(baseUrl: string, workload: HttpWorkload, authorization: string, samples = 3): Promise<void> {
   for (let i = 0; i < samples; i++) {
