@@ -447,6 +447,37 @@ describe('access matrix: each role × resource type × interaction', () => {
     }
   });
 
+  test('a coordinator adds a physician to a case by hand (a case-access Task) and takes them off by cancelling it; a physician’s own such Task does nothing', async () => {
+    const accessTask = (owner: string, role: string) => ({
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'order',
+      code: { coding: [{ system: 'urn:hub:task-code', code: 'case-access' }] },
+      basedOn: [reference('ServiceRequest/sr-a')],
+      owner: reference(owner),
+      input: [{ type: { coding: [{ system: 'urn:hub:case-access-role', code: 'role' }] }, valueCode: role }],
+    });
+    const seesCaseA = async (): Promise<number[]> =>
+      Promise.all(['ServiceRequest/sr-a', 'Patient/pat-a', 'DocumentReference/doc-a'].map(async (path) => (await as('physicianB', path)).status));
+    expect(await seesCaseA()).toEqual([404, 404, 404]);
+    // Physician A turns their own case's Task into such a grant for physician B: not the hub's act.
+    const coord = (await as('physicianA', 'Task/coord-a')).body;
+    const grant = accessTask('Practitioner/prac-b', 'referring-physician');
+    expect((await as('physicianA', 'Task/coord-a', { method: 'PUT', body: { ...coord, code: grant.code, owner: grant.owner, input: grant.input } })).status).toBe(200);
+    expect(await seesCaseA()).toEqual([404, 404, 404]);
+    const restored = (await as('coordinator', 'Task/coord-a')).body;
+    expect((await as('coordinator', 'Task/coord-a', { method: 'PUT', body: { ...coord, meta: restored.meta } })).status).toBe(200);
+
+    const added = await as('coordinator', 'Task', { method: 'POST', body: grant });
+    expect(added.status).toBe(201);
+    expect(await seesCaseA()).toEqual([200, 200, 200]);
+    // Through physician B's PractitionerRole as well as their Practitioner, and as the role their policy reads only.
+    expect((await as('specialistB', 'ServiceRequest/sr-a')).status).toBe(404);
+    expect((await as('coordinator', `Task/${added.body.id}`, { method: 'PUT', body: { ...added.body, meta: undefined, status: 'cancelled' } })).status).toBe(200);
+    expect(await seesCaseA()).toEqual([404, 404, 404]);
+    expect((await as('coordinator', `Task/${added.body.id}`, { method: 'DELETE' })).status).toBe(200);
+  });
+
   test('chains and _has test only what the person may see: results and _total say nothing of hidden resources', async () => {
     const matches = async (who: Who, query: string): Promise<[string[], number]> => {
       const found = await as(who, `${query}&_total=accurate`);

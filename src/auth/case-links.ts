@@ -15,6 +15,11 @@
  * - The owner of a Task becomes a reviewer of the Task's cases only when the hub, a coordinator, an
  *   admin or a system client wrote that owner: a reviewer cannot make themselves a member. A Task
  *   another person writes leaves the memberships it gave unchanged.
+ * - A coordinator's explicit act: a Task coded `case-access` (urn:hub:task-code) whose owner is the
+ *   person (Practitioner, PractitionerRole or Patient) and whose input `urn:hub:case-access-role`
+ *   names the role makes them a member of the Task's cases while the Task is open; cancelling or
+ *   deleting it ends the membership. Only the hub, coordinators, admins and system clients' Tasks
+ *   count, as for any owner.
  * - A Task in `report-accessed` releases the consultation report of the cases it is based on.
  */
 import type { Resource } from '@medplum/fhirtypes';
@@ -32,6 +37,31 @@ export type MemberRole = 'referring-physician' | 'patient' | 'reviewer';
 
 /** Writers whose Task owners the hub takes as an assignment. */
 const ASSIGNING_ROLES = new Set(['coordinator', 'admin', 'ehr']);
+const TASK_CODE_SYSTEM = 'urn:hub:task-code';
+export const CASE_ACCESS_ROLE_SYSTEM = 'urn:hub:case-access-role';
+const MEMBER_ROLES: readonly MemberRole[] = ['referring-physician', 'patient', 'reviewer'];
+/** A `case-access` Task in one of these gives no membership. */
+const CLOSED_TASK_STATUSES = new Set(['cancelled', 'rejected', 'failed', 'completed', 'entered-in-error']);
+
+interface TaskFields {
+  status?: string;
+  code?: { coding?: { system?: string; code?: string }[] };
+  input?: { type?: { coding?: { system?: string; code?: string }[] }; valueCode?: string }[];
+}
+
+/** The memberships a trusted writer's Task gives: its owner, as a reviewer or (a `case-access` Task) in the role it names. */
+function taskMembers(task: TaskFields, references: (param: string, targetType: string) => string[], cases: Set<string>): [string, string, MemberRole][] {
+  const grant = (member: string, role: MemberRole): [string, string, MemberRole][] => [...cases].map((caseId) => [caseId, member, role]);
+  const isAccessTask = task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'case-access') === true;
+  if (!isAccessTask) return references('owner', 'Practitioner').flatMap((id) => grant(`Practitioner/${id}`, 'reviewer'));
+  if (CLOSED_TASK_STATUSES.has(task.status ?? '')) return [];
+  const roles = (task.input ?? [])
+    .filter((input) => input.type?.coding?.some((coding) => coding.system === CASE_ACCESS_ROLE_SYSTEM))
+    .map((input) => input.valueCode)
+    .filter((role): role is MemberRole => MEMBER_ROLES.includes(role as MemberRole));
+  const owners = ['Practitioner', 'PractitionerRole', 'Patient'].flatMap((type) => references('owner', type).map((id) => `${type}/${id}`));
+  return owners.flatMap((owner) => roles.flatMap((role) => grant(owner, role)));
+}
 
 export interface CaseLinkRows {
   /** [resource type, resource id, case id, report] */
@@ -99,9 +129,7 @@ export function caseLinksOf(resource: Resource & { id: string }, index: SearchIn
   }
   if (type === 'Task') {
     const writer = actorOf(actor);
-    if (!writer || ASSIGNING_ROLES.has(writer.role)) {
-      rows.members = references('owner', 'Practitioner').flatMap((id) => [...cases].map((caseId): [string, string, MemberRole] => [caseId, `Practitioner/${id}`, 'reviewer']));
-    }
+    if (!writer || ASSIGNING_ROLES.has(writer.role)) rows.members = taskMembers(resource as TaskFields, references, cases);
     const released = index.token.some(([param, system, value]) => param === 'business-status' && system === CASE_STATE_SYSTEM && value === 'report-accessed');
     rows.releases = released ? references('based-on', 'ServiceRequest') : [];
   }
