@@ -31,8 +31,10 @@ const PASSWORD = 'a long enough password';
 const CASE = 'urn:hub:case-resource';
 const LOINC = 'http://loinc.org';
 
-type Who = 'physicianA' | 'physicianB' | 'patientA' | 'patientB' | 'specialistA' | 'specialistB' | 'coordinator';
-const PEOPLE: Record<Who, { role: UserRole; fhirUser: string }> = {
+type Person = 'physicianA' | 'physicianB' | 'patientA' | 'patientB' | 'specialistA' | 'specialistB' | 'radiologistA' | 'pathologistB' | 'coordinator' | 'admin';
+/** Every role of the policy, and a system client (SMART Backend Services), limited by its scopes only. */
+type Who = Person | 'system';
+const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
   physicianA: { role: 'referring-physician', fhirUser: 'Practitioner/prac-a' },
   physicianB: { role: 'referring-physician', fhirUser: 'Practitioner/prac-b' },
   patientA: { role: 'patient', fhirUser: 'Patient/pat-a' },
@@ -40,7 +42,11 @@ const PEOPLE: Record<Who, { role: UserRole; fhirUser: string }> = {
   specialistA: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
   // On the roster, in no case: nobody but a coordinator (or the hub) can make them a member.
   specialistB: { role: 'specialist', fhirUser: 'Practitioner/prac-s2' },
+  // Reviewers assigned to one case each, by the pre-review Tasks below.
+  radiologistA: { role: 'radiologist', fhirUser: 'Practitioner/prac-r' },
+  pathologistB: { role: 'pathologist', fhirUser: 'Practitioner/prac-p' },
   coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
+  admin: { role: 'admin', fhirUser: 'Practitioner/prac-admin' },
 };
 
 const pdf = (text: string): string => Buffer.from(`%PDF-1.4 ${text}`).toString('base64');
@@ -113,7 +119,7 @@ function caseResources(c: 'a' | 'b'): Record<string, unknown>[] {
 }
 
 const FIXTURES: Record<string, unknown>[] = [
-  ...['prac-a', 'prac-b', 'prac-s', 'prac-s2', 'prac-c'].map((id) => ({ resourceType: 'Practitioner', id })),
+  ...['prac-a', 'prac-b', 'prac-s', 'prac-s2', 'prac-r', 'prac-p', 'prac-c', 'prac-admin'].map((id) => ({ resourceType: 'Practitioner', id })),
   { resourceType: 'PractitionerRole', id: 'role-b', practitioner: { reference: 'Practitioner/prac-b' } },
   ...caseResources('a'),
   ...caseResources('b'),
@@ -127,6 +133,27 @@ const FIXTURES: Record<string, unknown>[] = [
     code: { coding: [{ system: 'urn:hub:task-code', code: 'specialist-opinion' }] },
     partOf: [{ reference: 'Task/coord-a' }],
     owner: { reference: 'Practitioner/prac-s' },
+  },
+  // The pre-reviews, assigned (owner) by whoever loads the fixtures: a system client.
+  {
+    resourceType: 'Task',
+    id: 'rad-a',
+    identifier: [{ system: CASE, value: 'sr-a/pre-review-radiology' }],
+    status: 'requested',
+    intent: 'order',
+    code: { coding: [{ system: 'urn:hub:task-code', code: 'pre-review-radiology' }] },
+    basedOn: [{ reference: 'ServiceRequest/sr-a' }],
+    owner: { reference: 'Practitioner/prac-r' },
+  },
+  {
+    resourceType: 'Task',
+    id: 'path-b',
+    identifier: [{ system: CASE, value: 'sr-b/pre-review-pathology' }],
+    status: 'requested',
+    intent: 'order',
+    code: { coding: [{ system: 'urn:hub:task-code', code: 'pre-review-pathology' }] },
+    basedOn: [{ reference: 'ServiceRequest/sr-b' }],
+    owner: { reference: 'Practitioner/prac-p' },
   },
   // Case A's, pointing at case B's ServiceRequest (so it is case B's too: it refers to it).
   {
@@ -150,10 +177,12 @@ type FixtureType = (typeof TYPES)[number];
  * binrep-a, img-a, charge-a, rep-a; case B likewise. The patients' reports are not released yet.
  */
 const SEES: Record<Who, Record<FixtureType, string[]>> = {
+  admin: {} as Record<FixtureType, string[]>,
+  system: {} as Record<FixtureType, string[]>,
   physicianA: {
     Patient: ['pat-a'],
     ServiceRequest: ['sr-a'],
-    Task: ['coord-a', 'spec-a', 'trap-a'],
+    Task: ['coord-a', 'rad-a', 'spec-a', 'trap-a'],
     DocumentReference: ['doc-a', 'docrep-a'],
     Binary: ['bin-a', 'binrep-a'],
     ImagingStudy: ['img-a'],
@@ -163,7 +192,7 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
   physicianB: {
     Patient: ['pat-b'],
     ServiceRequest: ['sr-b'],
-    Task: ['coord-b', 'trap-a'],
+    Task: ['coord-b', 'path-b', 'trap-a'],
     DocumentReference: ['doc-b', 'docrep-b'],
     Binary: ['bin-b', 'binrep-b'],
     ImagingStudy: ['img-b'],
@@ -173,7 +202,7 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
   patientA: {
     Patient: ['pat-a'],
     ServiceRequest: ['sr-a'],
-    Task: ['coord-a', 'spec-a', 'trap-a'],
+    Task: ['coord-a', 'rad-a', 'spec-a', 'trap-a'],
     DocumentReference: ['doc-a'],
     Binary: ['bin-a'],
     ImagingStudy: ['img-a'],
@@ -183,7 +212,7 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
   patientB: {
     Patient: ['pat-b'],
     ServiceRequest: ['sr-b'],
-    Task: ['coord-b', 'trap-a'],
+    Task: ['coord-b', 'path-b', 'trap-a'],
     DocumentReference: ['doc-b'],
     Binary: ['bin-b'],
     ImagingStudy: ['img-b'],
@@ -193,18 +222,38 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
   specialistA: {
     Patient: ['pat-a'],
     ServiceRequest: ['sr-a'],
-    Task: ['coord-a', 'spec-a', 'trap-a'],
+    Task: ['coord-a', 'rad-a', 'spec-a', 'trap-a'],
     DocumentReference: ['doc-a', 'docrep-a'],
     Binary: ['bin-a', 'binrep-a'],
     ImagingStudy: ['img-a'],
     ChargeItem: ['charge-a'],
     DiagnosticReport: ['rep-a'],
   },
+  radiologistA: {
+    Patient: ['pat-a'],
+    ServiceRequest: ['sr-a'],
+    Task: ['coord-a', 'rad-a', 'spec-a', 'trap-a'],
+    DocumentReference: ['doc-a', 'docrep-a'],
+    Binary: ['bin-a', 'binrep-a'],
+    ImagingStudy: ['img-a'],
+    ChargeItem: ['charge-a'],
+    DiagnosticReport: ['rep-a'],
+  },
+  pathologistB: {
+    Patient: ['pat-b'],
+    ServiceRequest: ['sr-b'],
+    Task: ['coord-b', 'path-b', 'trap-a'],
+    DocumentReference: ['doc-b', 'docrep-b'],
+    Binary: ['bin-b', 'binrep-b'],
+    ImagingStudy: ['img-b'],
+    ChargeItem: ['charge-b'],
+    DiagnosticReport: ['rep-b'],
+  },
   specialistB: { Patient: [], ServiceRequest: [], Task: [], DocumentReference: [], Binary: [], ImagingStudy: [], ChargeItem: [], DiagnosticReport: [] },
   coordinator: {
     Patient: ['pat-a', 'pat-b'],
     ServiceRequest: ['sr-a', 'sr-b'],
-    Task: ['coord-a', 'coord-b', 'spec-a', 'trap-a'],
+    Task: ['coord-a', 'coord-b', 'path-b', 'rad-a', 'spec-a', 'trap-a'],
     DocumentReference: ['doc-a', 'doc-b', 'docrep-a', 'docrep-b'],
     Binary: ['bin-a', 'bin-b', 'binrep-a', 'binrep-b'],
     ImagingStudy: ['img-a', 'img-b'],
@@ -212,6 +261,8 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     DiagnosticReport: ['rep-a', 'rep-b'],
   },
 };
+SEES.admin = SEES.coordinator;
+SEES.system = SEES.coordinator;
 
 const fixtureIds = (type: string): string[] => FIXTURES.filter((r) => r.resourceType === type).map((r) => r.id as string);
 
@@ -277,6 +328,9 @@ const WIDENING_WRITES: [Who, string, string, string, () => unknown, number, stri
   ['specialistA', 'focuses their Task on the other case’s Patient', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), for: reference('Patient/pat-b') }), 403, 'Task.for'],
   ['specialistA', 'claims the other case by the hub’s identifier', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), identifier: [{ system: CASE, value: 'sr-b/specialist-opinion/prac-s' }] }), 403, 'Task.identifier[0]'],
   ['specialistA', 'writes a report on their case citing the other case’s study', 'POST', 'DiagnosticReport', () => ({ resourceType: 'DiagnosticReport', status: 'preliminary', code: { text: 'opinion' }, basedOn: [reference('ServiceRequest/sr-a')], imagingStudy: [reference('ImagingStudy/img-b')] }), 403, 'DiagnosticReport.imagingStudy[0]'],
+  ['radiologistA', 'attaches the other case’s Binary to a report on their case', 'POST', 'DiagnosticReport', () => ({ resourceType: 'DiagnosticReport', status: 'preliminary', code: { text: 'pre-review' }, basedOn: [reference('ServiceRequest/sr-a')], presentedForm: [{ contentType: 'application/pdf', url: 'Binary/bin-b' }] }), 403, 'DiagnosticReport.presentedForm[0].url'],
+  ['pathologistB', 'bases their pre-review on the other case', 'PUT', 'Task/path-b', () => ({ ...FIXTURES.find((r) => r.id === 'path-b'), basedOn: [reference('ServiceRequest/sr-a')] }), 403, 'Task.basedOn[0]'],
+  ['pathologistB', 'names the other case’s specimen in their report', 'POST', 'DiagnosticReport', () => ({ resourceType: 'DiagnosticReport', status: 'preliminary', code: { text: 'pathology' }, basedOn: [reference('ServiceRequest/sr-b')], imagingStudy: [reference('ImagingStudy/img-a')] }), 403, 'DiagnosticReport.imagingStudy[0]'],
   ['patientA', 'writes a message on the other case', 'POST', 'Communication', () => ({ resourceType: 'Communication', status: 'completed', basedOn: [reference('ServiceRequest/sr-a')], about: [reference('ServiceRequest/sr-b')] }), 403, 'Communication.about[0]'],
 ];
 const BASE_PLACEHOLDER = '{base}';
@@ -294,7 +348,7 @@ describe('access matrix: each role × resource type × interaction', () => {
     db = await openDatabase({ databaseUrl: testHub.databaseUrl, poolSize: 2 });
     await new ClientRegistry(db).addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('openid fhirUser user/*.cruds') });
     const users = new UserStore(db);
-    for (const [who, person] of Object.entries(PEOPLE) as [Who, (typeof PEOPLE)[Who]][]) {
+    for (const [who, person] of Object.entries(PEOPLE) as [Person, (typeof PEOPLE)[Person]][]) {
       const email = `${who.toLowerCase()}@example.org`;
       const { totpSecret } = await users.add({ email, role: person.role, fhirUser: person.fhirUser, password: PASSWORD });
       const { token } = await logIn(
@@ -305,10 +359,11 @@ describe('access matrix: each role × resource type × interaction', () => {
       );
       tokens[who] = token.access_token as string;
     }
+    tokens.system = await clientToken(testHub, 'fixture-loader', 'system/*.cruds');
     // Fixed ids: loaded by a system client (people cannot choose ids, so update-as-create is the EHR's).
     const loaded = await fhirFetch(testHub.fhir, {
       method: 'POST',
-      headers: { authorization: `Bearer ${await clientToken(testHub, 'fixture-loader', 'system/*.cruds')}` },
+      headers: { authorization: `Bearer ${tokens.system}` },
       body: {
         resourceType: 'Bundle',
         type: 'transaction',
@@ -357,7 +412,9 @@ describe('access matrix: each role × resource type × interaction', () => {
   test.each(WIDENING_WRITES)('%s %s: %s %s is refused, nothing stored', async (who, _what, method, path, body, status, element) => {
     const type = path.split('/')[0]!;
     const count = async (): Promise<number> => (await as('coordinator', `${type}?_summary=count`)).body.total as number;
+    const events = async (): Promise<number> => Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM outbox')).rows[0]!.n);
     const before = await count();
+    const queuedBefore = await events();
     const payload = JSON.stringify(body() ?? null).replaceAll(BASE_PLACEHOLDER, testHub.baseUrl);
     const answer = await as(who, path, {
       method,
@@ -368,6 +425,7 @@ describe('access matrix: each role × resource type × interaction', () => {
     expect(answer.body.resourceType).toBe('OperationOutcome');
     if (element) expect(answer.body.issue[0].expression).toEqual([element]);
     expect(await count()).toBe(before);
+    expect(await events()).toBe(queuedBefore);
     if (method === 'PUT' && status === 405) expect((await as('coordinator', path)).status).toBe(404);
   });
 
