@@ -82,6 +82,15 @@ describe('$check-eligibility with the default policy', () => {
     expect(result.policyVersion).toBe('default-1');
   });
 
+  test('Micronesia, the Marshall Islands and Palau written as U.S. addresses are screened as those countries', async () => {
+    for (const [state, country] of [['FM', 'FM'], ['MH', 'MH'], ['US-PW', 'PW']]) {
+      const postal = await fhirFetch(`${hub.fhir}/$check-eligibility?country=US&state=${state}`);
+      const iso = await fhirFetch(`${hub.fhir}/$check-eligibility?country=${country}`);
+      expect({ state, status: postal.status }).toEqual({ state, status: 200 });
+      expect(answer(postal.body)).toEqual(answer(iso.body));
+    }
+  });
+
   test('New Hampshire by GET: eligible without radiology; planned reviews are judged', async () => {
     const radiology = await fhirFetch(`${hub.fhir}/$check-eligibility?country=US&state=NH&plannedReview=radiology`);
     expect(radiology.status).toBe(200);

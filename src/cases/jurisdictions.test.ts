@@ -75,6 +75,16 @@ describe('the shipped default policy', () => {
     ]);
   });
 
+  test.each([
+    ['FM', 'FM'],
+    ['MH', 'US-MH'],
+    ['PW', 'pw'],
+  ])('an address in %s written the U.S. Postal Service way (US, state %s) is screened as that country', (country, state) => {
+    const asPostal = checkEligibility({ country: 'US', subdivision: state }, policy);
+    expect(asPostal.reasons.map((reason) => reason.code)).not.toContain('residence-unrecognised');
+    expect(asPostal).toEqual(checkEligibility({ country }, policy));
+  });
+
   test('the example sentence of the brief, word for word', () => {
     expect(checkEligibility({ country: 'US', subdivision: 'US-NJ' }, policy).reasons[0]).toEqual({
       code: 'no-pathology-no-radiology',

@@ -86,6 +86,10 @@ const US_STATES = new Set(
 );
 // Outlying areas have a country code of their own and an ISO 3166-2 code under US; the policy uses the latter.
 const US_TERRITORIES = new Set(['AS', 'GU', 'MP', 'PR', 'UM', 'VI']);
+// The freely associated states: sovereign countries to which the U.S. Postal Service gives state
+// codes and ZIP codes, so addresses there are often written as U.S. ones (`US`, state `FM`). They are
+// screened as the countries they are.
+const FREELY_ASSOCIATED_STATES = new Set(['FM', 'MH', 'PW']);
 
 function isUsSubdivision(code: string): boolean {
   const match = /^US-([A-Z]{2})$/.exec(code);
@@ -241,6 +245,8 @@ function resolveResidence(residence: Residence): ResolvedResidence {
     };
   }
   const subdivision = given.startsWith('US-') ? given : `US-${given}`;
+  const postalCode = subdivision.slice(3);
+  if (FREELY_ASSOCIATED_STATES.has(postalCode)) return { codes: [postalCode] };
   if (!isUsSubdivision(subdivision)) {
     return {
       problem: {
