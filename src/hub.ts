@@ -130,7 +130,8 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     redis.disconnect();
     throw err;
   });
-  if (!(await firstRedisContact(redis, REDIS_CONNECT_WAIT_MS))) {
+  const redisAnswers = await firstRedisContact(redis, REDIS_CONNECT_WAIT_MS);
+  if (!redisAnswers) {
     logger.warn('redis does not answer yet; writes wait in the outbox until it does');
   }
   const metrics = new HubMetrics();
@@ -143,6 +144,16 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     onDispatched: (count) => metrics.outboxDispatched.inc(count),
     jobOptions: declaredJobOptions,
   });
+  // A queue prefix that another database uses stops start-up here (queues/queue-prefix.ts); without
+  // Redis yet, the relay makes the same check before it dispatches anything.
+  if (redisAnswers) {
+    await relay.claim().catch(async (err: unknown) => {
+      redis.disconnect();
+      await auditLog?.stop();
+      await db.close();
+      throw err;
+    });
+  }
   const blobs = new FileBlobStore(path.join(config.dataDir, 'blobs'));
   const repositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
   const studies = new StudyRefresher({

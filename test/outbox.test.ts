@@ -17,9 +17,11 @@ import { loadFhirDefinitions } from '../src/fhir/definitions.ts';
 import { RESOURCE_EVENTS_QUEUE } from '../src/fhir/events.ts';
 import { HubRepository } from '../src/fhir/repository.ts';
 import { producerConnection, workerConnection } from '../src/queues/connection.ts';
-import { OutboxRelay, outboxJobId } from '../src/queues/outbox-relay.ts';
+import { OutboxRelay } from '../src/queues/outbox-relay.ts';
+import { databaseId, outboxJobId } from '../src/queues/queue-prefix.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
-import { TEST_REDIS_URL, createTestDatabase } from './support/test-hub.ts';
+import pg from 'pg';
+import { ADMIN_DATABASE_URL, TEST_REDIS_URL, createTestDatabase, startTestHub } from './support/test-hub.ts';
 
 const NODE = path.resolve('node_modules/.bin/node');
 
@@ -144,6 +146,93 @@ describe('transactional outbox and relay', () => {
     expect(await pendingIds()).toEqual([]);
 
     await waitForJobs(1);
-    expect(received).toEqual([outboxJobId(eventId)]);
+    expect(received).toEqual([outboxJobId(await databaseId(db), eventId)]);
+  });
+});
+
+describe('one Redis and one queue prefix, two databases', () => {
+  const redis = producerConnection(TEST_REDIS_URL);
+  afterAll(() => redis.disconnect());
+
+  test('a hub on a second database refuses to start on a prefix the first one uses, naming QUEUE_PREFIX', async () => {
+    const prefix = `test-shared-${randomBytes(4).toString('hex')}`;
+    const first = await startTestHub({ db: 'postgres', env: { QUEUE_PREFIX: prefix } });
+    try {
+      await expect(startTestHub({ db: 'postgres', env: { QUEUE_PREFIX: prefix } })).rejects.toThrow(
+        new RegExp(`QUEUE_PREFIX "${prefix}" is in use by another database`),
+      );
+      // The first hub goes on relaying: a write's event reaches its queue under an id of its database.
+      const created = await fetch(`${first.fhir}/ServiceRequest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json' },
+        body: JSON.stringify({ resourceType: 'ServiceRequest', status: 'draft', intent: 'order', subject: { reference: 'Patient/x' } }),
+      });
+      expect(created.status).toBe(201);
+      const queue = new Queue(RESOURCE_EVENTS_QUEUE, { connection: redis, prefix });
+      const database = await databaseId(first.hub.db);
+      let ids: string[] = [];
+      for (let i = 0; i < 100 && ids.length === 0; i++) {
+        ids = (await queue.getJobs(['waiting', 'completed', 'active', 'delayed'])).map((job) => job.id as string);
+        if (ids.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(ids.length).toBeGreaterThan(0);
+      for (const id of ids) expect(id).toMatch(new RegExp(`^outbox-${database}-\\d+$`));
+      await queue.obliterate({ force: true });
+      await queue.close();
+    } finally {
+      await first.stop();
+    }
+  });
+
+  test('a database restored from a backup has its outbox sequence moved past what it dispatched: no event after the restore is dropped', async () => {
+    loadFhirDefinitions();
+    const prefix = `test-restore-${randomBytes(4).toString('hex')}`;
+    const live = await createTestDatabase();
+    const restoredName = `hub_test_${randomBytes(6).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+    await admin.connect();
+    const received: string[] = [];
+    const workerRedis = workerConnection(TEST_REDIS_URL);
+    const worker = new Worker(RESOURCE_EVENTS_QUEUE, async (job) => void received.push(job.id as string), { connection: workerRedis, prefix });
+    const logger = pino({ level: 'silent' });
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-restore-'));
+    const writeAndRelay = async (url: string, count: number): Promise<void> => {
+      const db = await openDatabase({ databaseUrl: url });
+      await migrate(db);
+      const repo = new HubRepository({ db, blobs: new FileBlobStore(dataDir), baseUrl: 'http://127.0.0.1:1', binaryMaxBytes: 1e6 });
+      for (let i = 0; i < count; i++) await repo.createResource({ resourceType: 'ServiceRequest', status: 'draft', intent: 'order', subject: { reference: 'Patient/x' } });
+      const relay = new OutboxRelay({ db, connection: redis, prefix, pollMs: 1000, logger });
+      while ((await relay.relayOnce()) > 0);
+      await relay.stop();
+      await db.close();
+    };
+    const waitFor = async (count: number): Promise<void> => {
+      for (let i = 0; i < 200 && received.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    try {
+      await writeAndRelay(live.url, 2);
+      await waitFor(2);
+      // The backup: a copy of the database as it is now.
+      await admin.query(`CREATE DATABASE ${restoredName} TEMPLATE ${new URL(live.url).pathname.slice(1)}`);
+      await writeAndRelay(live.url, 3);
+      await waitFor(5);
+      expect(received).toHaveLength(5);
+      // The live database is lost; the backup is restored in its place, and the hub writes on (here
+      // before its relay has seen Redis: the events get ids the lost database had dispatched).
+      const restoredUrl = new URL(live.url);
+      restoredUrl.pathname = `/${restoredName}`;
+      await writeAndRelay(restoredUrl.toString(), 2);
+      await waitFor(7);
+      expect(received).toHaveLength(7);
+      expect(new Set(received).size).toBe(7);
+    } finally {
+      await worker.close();
+      workerRedis.disconnect();
+      await new Queue(RESOURCE_EVENTS_QUEUE, { connection: redis, prefix }).obliterate({ force: true });
+      await admin.query(`DROP DATABASE IF EXISTS ${restoredName} WITH (FORCE)`);
+      await admin.end();
+      await live.drop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,7 +1,9 @@
 /**
- * Moves outbox rows into BullMQ. Each event becomes a job whose id is derived from the outbox id,
- * so a relay that dies after enqueueing but before marking the row re-adds the same job id, which
- * BullMQ ignores: the job arrives exactly once. Several relays may run; SKIP LOCKED splits the work.
+ * Moves outbox rows into BullMQ. Each event becomes a job whose id is derived from the database's
+ * identity and the outbox id, so a relay that dies after enqueueing but before marking the row re-adds
+ * the same job id, which BullMQ ignores: the job arrives exactly once. Several relays may run; SKIP
+ * LOCKED splits the work. Before its first dispatch the relay makes sure the queue prefix is its
+ * database's and its outbox sequence is past every id it dispatched before (queue-prefix.ts).
  */
 import { Queue } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
@@ -10,14 +12,13 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/database.ts';
 import { lockPendingEvents, markDispatched, pruneDispatched } from '../db/outbox.ts';
 import type { PendingOutboxEvent } from '../db/outbox.ts';
+import { catchUpOutboxSequence, claimQueuePrefix, databaseId, outboxJobId, recordDispatched } from './queue-prefix.ts';
 
 const BATCH_SIZE = 200;
 // Dispatched rows are kept a week (as long as BullMQ keeps finished jobs) for tracing, then pruned.
 const KEEP_DISPATCHED_MS = 7 * 24 * 3600 * 1000;
 const PRUNE_EVERY_MS = 3600 * 1000;
 
-/** The BullMQ job id of an outbox event (BullMQ refuses all-digit custom ids). */
-export const outboxJobId = (eventId: number): string => `outbox-${eventId}`;
 
 /** Defaults for every job the relay creates: retries with backoff, finished jobs kept a week. */
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
@@ -53,9 +54,27 @@ export class OutboxRelay {
   private again = false;
   private failures = 0;
   private lastPrune = 0;
+  /** This database's id, once the prefix is known to be its own. */
+  private claimed: string | undefined;
 
   constructor(options: OutboxRelayOptions) {
     this.options = options;
+  }
+
+  /**
+   * Claims the queue prefix for this database and catches the outbox sequence up with what was
+   * dispatched before (a restored backup); throws QueuePrefixInUseError when another database owns it.
+   */
+  async claim(): Promise<string> {
+    if (this.claimed) return this.claimed;
+    const database = await databaseId(this.options.db);
+    await claimQueuePrefix(this.options.connection, this.options.prefix, database);
+    const moved = await catchUpOutboxSequence(this.options.connection, this.options.db, this.options.prefix, database);
+    if (moved !== undefined) {
+      this.options.logger.warn({ outboxSequence: moved }, 'the outbox sequence was behind what this database dispatched before (a restored backup?); moved past it');
+    }
+    this.claimed = database;
+    return database;
   }
 
   queue(name: string): Queue {
@@ -71,7 +90,9 @@ export class OutboxRelay {
 
   /** Relays one batch; returns how many events it dispatched. */
   async relayOnce(): Promise<number> {
-    return this.options.db.transaction(async (tx) => {
+    const database = await this.claim();
+    let highest = 0;
+    const dispatched = await this.options.db.transaction(async (tx) => {
       const events = await lockPendingEvents(tx, BATCH_SIZE);
       if (events.length === 0) {
         return 0;
@@ -83,14 +104,21 @@ export class OutboxRelay {
       }
       for (const [queueName, batch] of byQueue) {
         await this.queue(queueName).addBulk(
-          batch.map((event) => ({ name: event.name, data: event.payload, opts: { jobId: outboxJobId(event.id) } })),
+          batch.map((event) => ({ name: event.name, data: event.payload, opts: { jobId: outboxJobId(database, event.id) } })),
         );
       }
       await this.options.afterEnqueue?.(events);
       await markDispatched(tx, events.map((event) => event.id));
-      this.options.onDispatched?.(events.length);
+      highest = Math.max(...events.map((event) => Number(event.id)));
       return events.length;
     });
+    if (dispatched > 0) {
+      this.options.onDispatched?.(dispatched);
+      // After the commit: a relay killed before it leaves its events pending under ids above the mark,
+      // so the restart re-adds the same job ids and BullMQ keeps one of each.
+      await recordDispatched(this.options.connection, this.options.prefix, database, highest);
+    }
+    return dispatched;
   }
 
   start(): void {
