@@ -249,17 +249,13 @@ export class AccessControl {
 
   /**
    * A condition on a `case_member` row (alias) that it is the person's: their Practitioner or
-   * Patient, or a PractitionerRole of their Practitioner, in the role their policy reads.
+   * Patient (a PractitionerRole member is recorded for its Practitioner too), in the role their
+   * policy reads.
    */
   private isMine(binder: SqlBinder, alias: string): string {
     const type = this.policy.cases === 'own' ? 'Patient' : 'Practitioner';
-    const me = `${alias}.member = ${binder.add(this.personId === null ? null : `${type}/${this.personId}`)}`;
-    const roles =
-      type === 'Practitioner'
-        ? ` OR ${alias}.member IN (SELECT 'PractitionerRole/' || resource_id FROM sp_reference WHERE resource_type = 'PractitionerRole' ` +
-          `AND param = 'practitioner' AND target_type = 'Practitioner' AND target_id = ${binder.add(this.personId)})`
-        : '';
-    return `${alias}.role = ${binder.add(this.memberRole())} AND (${me}${roles})`;
+    const me = binder.add(this.personId === null ? null : `${type}/${this.personId}`);
+    return `${alias}.member = ${me} AND ${alias}.role = ${binder.add(this.memberRole())}`;
   }
 
   /** The person's case ServiceRequest ids, as a subquery over the hub's membership record. */

@@ -31,6 +31,7 @@ import type {
   UpdateResourceOptions,
 } from '@medplum/fhir-router';
 import type { Binary, Bundle, BundleEntry, OperationOutcome, Parameters, Reference, Resource } from '@medplum/fhirtypes';
+import { prepared } from '../db/database.ts';
 import type { Database, Queryable } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { BlobTooLargeError } from '../storage/blob-store.ts';
@@ -256,6 +257,27 @@ export class HubRepository extends FhirRepository {
     return result.rows[0];
   }
 
+  /**
+   * The current row and whether the person may read it, in one prepared statement: the access
+   * condition's text depends only on the role and the type, so each connection plans it once.
+   */
+  private async currentRowFor(resourceType: string, id: string): Promise<(CurrentRow & { visible: boolean }) | undefined> {
+    const access = this.ctx.access;
+    if (!access || access.require(resourceType, 'read') === 'all') {
+      const row = await this.currentRow(resourceType, id, false);
+      return row && { ...row, visible: true };
+    }
+    const params = new SqlParams();
+    const type = params.add(resourceType);
+    const key = params.add(id);
+    const condition = access.condition(params, 'r', 'read', [resourceType]);
+    const result = await this.conn.query<CurrentRow & { visible: boolean }>(
+      prepared(`SELECT r.version, r.deleted, r.content, ${condition} AS visible FROM resource r WHERE r.resource_type = ${type} AND r.id = ${key}`),
+      params.values,
+    );
+    return result.rows[0];
+  }
+
   async readResource<T extends Resource>(resourceType: string, id: string): Promise<WithId<T>> {
     assertKnownType(resourceType);
     if (!ID_PATTERN.test(id)) {
@@ -264,12 +286,11 @@ export class HubRepository extends FhirRepository {
     if (resourceType === 'AuditEvent') {
       return this.readAuditEvent(id) as Promise<WithId<T>>;
     }
-    const row = await this.currentRow(resourceType, id, false);
-    if (!row) {
+    const row = await this.currentRowFor(resourceType, id);
+    // Hidden before 410: a deleted resource is in no one's case, and 410 would tell that it existed.
+    if (!row?.visible) {
       throw new OperationOutcomeError(notFound);
     }
-    // Before 410: a deleted resource is in no one's case, and 410 would tell that it existed.
-    await this.assertVisible(resourceType, id, 'read');
     if (row.deleted || !row.content) {
       throw new OperationOutcomeError(gone);
     }

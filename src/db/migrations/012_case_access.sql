@@ -81,6 +81,12 @@ JOIN resource s ON s.resource_type = 'ServiceRequest' AND s.id = x.resource_id A
 WHERE x.resource_type = 'ServiceRequest' AND x.target_id IS NOT NULL
   AND ((x.param = 'subject' AND x.target_type = 'Patient') OR (x.param = 'requester' AND x.target_type IN ('Practitioner', 'PractitionerRole')));
 
+-- A PractitionerRole requester stands for its Practitioner too (src/fhir/write.ts does the same).
+INSERT INTO case_member (case_id, member, role, via_type, via_id)
+SELECT m.case_id, 'Practitioner/' || x.target_id, m.role, m.via_type, m.via_id FROM case_member m
+JOIN sp_reference x ON x.resource_type = 'PractitionerRole' AND m.member = 'PractitionerRole/' || x.resource_id
+  AND x.param = 'practitioner' AND x.target_type = 'Practitioner' AND x.target_id IS NOT NULL;
+
 INSERT INTO case_member (case_id, member, role, via_type, via_id)
 SELECT DISTINCT c.case_id, 'Practitioner/' || x.target_id, 'reviewer', 'Task', x.resource_id
 FROM sp_reference x
