@@ -75,6 +75,22 @@ export function prepared(sql: string): string {
   return PREPARED_MARKER + sql;
 }
 
+const PREPARED_SEARCH_MARKER = '/* prepared search */ ';
+// Search shapes are many more than write shapes: they get a budget of their own, so that they can
+// never take the hot write statements' places.
+const MAX_PREPARED_SEARCH_TEXTS = 200;
+
+/**
+ * Marks a search to run as a named prepared statement. PostgreSQL then plans it with the values for
+ * its first five runs on a connection, and afterwards keeps one generic plan only when that plan is
+ * estimated no costlier (plan_cache_mode auto), so a search whose best plan depends on its values
+ * keeps being planned per value. Used for a person's searches, where planning the access condition
+ * cost more than running the search (docs/access.md, "Cost").
+ */
+export function preparedSearch(sql: string): string {
+  return PREPARED_SEARCH_MARKER + sql;
+}
+
 type PgQuery = string | { name: string; text: string };
 
 class PostgresDatabase implements Database {
@@ -83,6 +99,7 @@ class PostgresDatabase implements Database {
   private readonly pool: pg.Pool;
   /** Statement name of each text marked prepared(), the same on every connection. */
   private readonly preparedNames = new Map<string, string>();
+  private preparedSearchTexts = 0;
 
   constructor(connectionString: string, poolSize: number) {
     this.pool = new pg.Pool({ connectionString, max: poolSize });
@@ -99,16 +116,21 @@ class PostgresDatabase implements Database {
 
   /** The statement as node-postgres takes it: named (prepared once per connection) when marked. */
   private statement(sql: string): PgQuery {
-    if (!sql.startsWith(PREPARED_MARKER)) {
+    const search = sql.startsWith(PREPARED_SEARCH_MARKER);
+    if (!search && !sql.startsWith(PREPARED_MARKER)) {
       return sql;
     }
     let name = this.preparedNames.get(sql);
     if (name === undefined) {
-      if (this.preparedNames.size >= MAX_PREPARED_TEXTS) {
+      const full = search
+        ? this.preparedSearchTexts >= MAX_PREPARED_SEARCH_TEXTS
+        : this.preparedNames.size - this.preparedSearchTexts >= MAX_PREPARED_TEXTS;
+      if (full) {
         return sql;
       }
       name = `hub_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
       this.preparedNames.set(sql, name);
+      if (search) this.preparedSearchTexts++;
     }
     return { name, text: sql };
   }
