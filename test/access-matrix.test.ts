@@ -120,7 +120,8 @@ function caseResources(c: 'a' | 'b'): Record<string, unknown>[] {
 
 const FIXTURES: Record<string, unknown>[] = [
   ...['prac-a', 'prac-b', 'prac-s', 'prac-s2', 'prac-r', 'prac-p', 'prac-c', 'prac-admin'].map((id) => ({ resourceType: 'Practitioner', id })),
-  { resourceType: 'PractitionerRole', id: 'role-b', practitioner: { reference: 'Practitioner/prac-b' } },
+  { resourceType: 'Organization', id: 'org-b', name: 'Clinic B' },
+  { resourceType: 'PractitionerRole', id: 'role-b', practitioner: { reference: 'Practitioner/prac-b' }, organization: { reference: 'Organization/org-b' } },
   ...caseResources('a'),
   ...caseResources('b'),
   // The specialist's Task on case A: linked to the case by its identifier only, as the job writes it.
@@ -323,6 +324,8 @@ const WIDENING_WRITES: [Who, string, string, string, () => unknown, number, stri
   ['physicianA', 'creates a ServiceRequest with the id the reconciliation Tasks are filed under', 'PUT', 'ServiceRequest/reconcile-imaging', () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'reconcile-imaging' }), 405, undefined],
   ['physicianA', 'creates a Patient with an id of their choosing', 'PUT', 'Patient/chosen-by-physician', () => ({ resourceType: 'Patient', id: 'chosen-by-physician' }), 405, undefined],
   ['physicianA', 'uploads a raw Binary under an id of their choosing (no update right on Binary)', 'PUT', 'Binary/chosen-binary', () => 'raw bytes', 403, undefined],
+  ['system', 'creates a ServiceRequest at the id the reconciliation Tasks are filed under (no one may)', 'PUT', 'ServiceRequest/reconcile-imaging', () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'reconcile-imaging' }), 405, undefined],
+  ['physicianA', 'adds themselves to the other case’s clinic', 'POST', 'PractitionerRole', () => ({ resourceType: 'PractitionerRole', practitioner: reference('Practitioner/prac-a'), organization: reference('Organization/org-b') }), 403, undefined],
   ['coordinator', 'creates case data at an id of their choosing', 'PUT', 'ServiceRequest/chosen-by-coordinator', () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'chosen-by-coordinator' }), 405, undefined],
   ['specialistA', 'bases their Task on the other case', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), basedOn: [reference('ServiceRequest/sr-b')] }), 403, 'Task.basedOn[0]'],
   ['specialistA', 'focuses their Task on the other case’s Patient', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), for: reference('Patient/pat-b') }), 403, 'Task.for'],
@@ -534,6 +537,22 @@ describe('access matrix: each role × resource type × interaction', () => {
     expect((await as('coordinator', `Task/${added.body.id}`, { method: 'PUT', body: { ...added.body, meta: undefined, status: 'cancelled' } })).status).toBe(200);
     expect(await seesCaseA()).toEqual([404, 404, 404]);
     expect((await as('coordinator', `Task/${added.body.id}`, { method: 'DELETE' })).status).toBe(200);
+  });
+
+  test('a case referred through a clinic’s PractitionerRole is that clinic’s: a physician the staff put in the clinic sees it, and no longer once taken out', async () => {
+    const seesCaseB = async (): Promise<number[]> =>
+      Promise.all(['ServiceRequest/sr-b', 'Patient/pat-b', 'DocumentReference/doc-b'].map(async (path) => (await as('physicianA', path)).status));
+    expect(await seesCaseB()).toEqual([404, 404, 404]);
+    const joined = await as('coordinator', 'PractitionerRole', {
+      method: 'POST',
+      body: { resourceType: 'PractitionerRole', practitioner: reference('Practitioner/prac-a'), organization: reference('Organization/org-b') },
+    });
+    expect(joined.status).toBe(201);
+    expect(await seesCaseB()).toEqual([200, 200, 200]);
+    // Only as a referring physician: the clinic's cases are not a reviewer's.
+    expect((await as('specialistA', 'ServiceRequest/sr-b')).status).toBe(404);
+    expect((await as('coordinator', `PractitionerRole/${joined.body.id}`, { method: 'DELETE' })).status).toBe(200);
+    expect(await seesCaseB()).toEqual([404, 404, 404]);
   });
 
   test('chains and _has test only what the person may see: results and _total say nothing of hidden resources', async () => {

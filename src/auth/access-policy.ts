@@ -254,8 +254,16 @@ export class AccessControl {
    */
   private isMine(binder: SqlBinder, alias: string): string {
     const type = this.policy.cases === 'own' ? 'Patient' : 'Practitioner';
-    const me = binder.add(this.personId === null ? null : `${type}/${this.personId}`);
-    return `${alias}.member = ${me} AND ${alias}.role = ${binder.add(this.memberRole())}`;
+    const me = `${alias}.member = ${binder.add(this.personId === null ? null : `${type}/${this.personId}`)}`;
+    // A referring physician's organisations (of their PractitionerRoles, which only staff and
+    // system clients write) are members of the cases they referred.
+    const organisations =
+      this.policy.cases === 'referred'
+        ? ` OR ${alias}.member IN (SELECT 'Organization/' || o.target_id FROM sp_reference p JOIN sp_reference o ` +
+          `ON o.resource_type = 'PractitionerRole' AND o.resource_id = p.resource_id AND o.param = 'organization' AND o.target_type = 'Organization' ` +
+          `WHERE p.resource_type = 'PractitionerRole' AND p.param = 'practitioner' AND p.target_type = 'Practitioner' AND p.target_id = ${binder.add(this.personId)})`
+        : '';
+    return `(${me}${organisations}) AND ${alias}.role = ${binder.add(this.memberRole())}`;
   }
 
   /** The person's case ServiceRequest ids, as a subquery over the hub's membership record. */

@@ -6,8 +6,9 @@
  * write passed its checks (auth/reference-claims.ts: a person can only link what they may read).
  *
  * - A ServiceRequest is its own case; its subject Patient belongs to it; its requester
- *   (Practitioner or PractitionerRole) is the case's referring physician and its subject the
- *   case's patient.
+ *   (Practitioner, PractitionerRole or Organization) is the case's referring physician, with the
+ *   practitioner and organisation a requesting PractitionerRole names (src/fhir/write.ts), and its
+ *   subject the case's patient.
  * - Any other resource belongs to the cases it references by ServiceRequest, or names in a hub
  *   `urn:hub:case-resource` identifier (`<ServiceRequest id>/…`, written by the hub only).
  * - The Binary an attachment of a DocumentReference or DiagnosticReport names belongs to that
@@ -27,6 +28,11 @@ import type { SearchIndexRows } from '../fhir/indexer.ts';
 import { actorOf } from './actor.ts';
 
 export const CASE_RESOURCE_SYSTEM = 'urn:hub:case-resource';
+/**
+ * First segments of `urn:hub:case-resource` identifiers that name no case (the reconciliation Tasks
+ * of unmatched studies are filed under `reconcile-imaging/…`): no ServiceRequest may take these ids.
+ */
+export const RESERVED_CASE_IDS: readonly string[] = ['reconcile-imaging'];
 const CASE_STATE_SYSTEM = 'urn:hub:case-state';
 const LOINC = 'http://loinc.org';
 const CONSULTATION_NOTE = '11488-4';
@@ -103,7 +109,7 @@ export function caseLinksOf(resource: Resource & { id: string }, index: SearchIn
   for (const [param, system, value] of index.token) {
     if (param === 'identifier' && system === CASE_RESOURCE_SYSTEM && value) {
       const caseId = value.split('/')[0];
-      if (caseId) cases.add(caseId);
+      if (caseId && !RESERVED_CASE_IDS.includes(caseId)) cases.add(caseId);
     }
   }
   const report =
@@ -122,7 +128,7 @@ export function caseLinksOf(resource: Resource & { id: string }, index: SearchIn
       rows.resources.push(['Patient', patientId, resource.id, false]);
       members.push([resource.id, `Patient/${patientId}`, 'patient']);
     }
-    for (const targetType of ['Practitioner', 'PractitionerRole']) {
+    for (const targetType of ['Practitioner', 'PractitionerRole', 'Organization']) {
       for (const id of references('requester', targetType)) members.push([resource.id, `${targetType}/${id}`, 'referring-physician']);
     }
     rows.members = members;

@@ -39,7 +39,7 @@ import { recordOutboxEvent } from '../db/outbox.ts';
 import { resourceChangeEvent } from './events.ts';
 import { HUB_ACTOR_PREFIX } from '../auth/actor.ts';
 import { newClaims } from '../auth/reference-claims.ts';
-import { caseLinksOf } from '../auth/case-links.ts';
+import { RESERVED_CASE_IDS, caseLinksOf } from '../auth/case-links.ts';
 import { extractSearchIndex } from './indexer.ts';
 import { historyBundle } from './history.ts';
 import type { HistoryRow } from './history.ts';
@@ -597,6 +597,9 @@ export class HubRepository extends FhirRepository {
     }
     return this.guardedWrite(resource.resourceType, id, 'update', (guarded) => guarded.withTransaction(async (tx) => {
       const current = await tx.currentRow(resource.resourceType, id, true);
+      if (resource.resourceType === 'ServiceRequest' && RESERVED_CASE_IDS.includes(id) && (!current || current.deleted)) {
+        throw new OperationOutcomeError(methodNotAllowed(`ServiceRequest/${id} is an id the hub keeps for itself`));
+      }
       if (this.ctx.access && !this.ctx.access.mayChooseId(resource.resourceType) && (!current || current.deleted)) {
         // R4 http §3.1.0.4: 405 when the server does not let this client choose the id (update-as-create).
         throw new OperationOutcomeError({

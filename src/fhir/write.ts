@@ -151,15 +151,16 @@ function caseLinkCtes(p: SqlParams, type: string, id: string, replacing: boolean
     const members = links.members;
     if (members.length > 0) {
       const column = (index: number): string => `${p.add(members.map((row) => row[index]))}::text[]`;
-      // A PractitionerRole member stands for its Practitioner too (as the role names it now), so that
-      // reading a person's cases is one indexed lookup of their own reference.
+      // A PractitionerRole member stands for its Practitioner and its Organization too (as the role
+      // names them now), so that reading a person's cases is an indexed lookup of their references.
       ctes.push(
         `i_case_member AS (INSERT INTO case_member (case_id, member, role, via_type, via_id) ` +
           `WITH u AS (SELECT * FROM unnest(${column(0)}, ${column(1)}, ${column(2)}) AS u (case_id, member, role)) ` +
           `SELECT u.case_id, u.member, u.role, ${type}, ${id} FROM u ` +
-          `UNION SELECT u.case_id, 'Practitioner/' || x.target_id, u.role, ${type}, ${id} FROM u JOIN sp_reference x ` +
+          `UNION SELECT u.case_id, x.target_type || '/' || x.target_id, u.role, ${type}, ${id} FROM u JOIN sp_reference x ` +
           `ON x.resource_type = 'PractitionerRole' AND u.member = 'PractitionerRole/' || x.resource_id ` +
-          `AND x.param = 'practitioner' AND x.target_type = 'Practitioner' AND x.target_id IS NOT NULL)`,
+          `AND ((x.param = 'practitioner' AND x.target_type = 'Practitioner') OR (x.param = 'organization' AND x.target_type = 'Organization')) ` +
+          `AND x.target_id IS NOT NULL)`,
       );
     }
   }

@@ -54,6 +54,7 @@ WITH live AS (
   SELECT t.resource_type, t.resource_id, split_part(t.value, '/', 1) FROM sp_token t
   JOIN live l ON l.resource_type = t.resource_type AND l.id = t.resource_id
   WHERE t.param = 'identifier' AND t.system = 'urn:hub:case-resource' AND t.value IS NOT NULL
+    AND split_part(t.value, '/', 1) <> 'reconcile-imaging'
 )
 SELECT k.resource_type, k.resource_id, k.case_id, r.resource_id IS NOT NULL, k.resource_type, k.resource_id
 FROM links k LEFT JOIN reports r ON r.resource_type = k.resource_type AND r.resource_id = k.resource_id
@@ -79,13 +80,15 @@ SELECT x.resource_id, x.target_type || '/' || x.target_id,
 FROM sp_reference x
 JOIN resource s ON s.resource_type = 'ServiceRequest' AND s.id = x.resource_id AND NOT s.deleted
 WHERE x.resource_type = 'ServiceRequest' AND x.target_id IS NOT NULL
-  AND ((x.param = 'subject' AND x.target_type = 'Patient') OR (x.param = 'requester' AND x.target_type IN ('Practitioner', 'PractitionerRole')));
+  AND ((x.param = 'subject' AND x.target_type = 'Patient') OR (x.param = 'requester' AND x.target_type IN ('Practitioner', 'PractitionerRole', 'Organization')));
 
--- A PractitionerRole requester stands for its Practitioner too (src/fhir/write.ts does the same).
+-- A PractitionerRole requester stands for its Practitioner and Organization too (src/fhir/write.ts
+-- does the same).
 INSERT INTO case_member (case_id, member, role, via_type, via_id)
-SELECT m.case_id, 'Practitioner/' || x.target_id, m.role, m.via_type, m.via_id FROM case_member m
+SELECT m.case_id, x.target_type || '/' || x.target_id, m.role, m.via_type, m.via_id FROM case_member m
 JOIN sp_reference x ON x.resource_type = 'PractitionerRole' AND m.member = 'PractitionerRole/' || x.resource_id
-  AND x.param = 'practitioner' AND x.target_type = 'Practitioner' AND x.target_id IS NOT NULL;
+  AND ((x.param = 'practitioner' AND x.target_type = 'Practitioner') OR (x.param = 'organization' AND x.target_type = 'Organization'))
+  AND x.target_id IS NOT NULL;
 
 INSERT INTO case_member (case_id, member, role, via_type, via_id)
 SELECT DISTINCT c.case_id, 'Practitioner/' || x.target_id, 'reviewer', 'Task', x.resource_id
