@@ -126,7 +126,10 @@ function askedQuestions(text: string): { questionMarks: number; joined: string[]
 }
 
 /** The parts of one question item, with the reasons. */
-export function countQuestionParts(text: string, index = 0): QuestionPartCount {
+export function countQuestionParts(given: string, index = 0): QuestionPartCount {
+  // Runs of whitespace become one space (one line break if they hold one) before any pattern runs:
+  // FURTHER_QUESTION's `\s*,?\s+` would otherwise backtrack quadratically on a long run.
+  const text = given.replace(/\s+/g, (run) => (run.includes('\n') ? '\n' : ' '));
   if (text.trim() === '') return { index, parts: 0, reasons: ['empty: not counted'] };
   const enumeration = enumeratedParts(text);
   const { questionMarks, joined } = askedQuestions(text);

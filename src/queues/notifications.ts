@@ -24,6 +24,7 @@ import { defineQueue } from './queue-definitions.ts';
 import type { JobInfo, QueueProducer, WorkerDeps } from './queue-definitions.ts';
 import { startWorkers } from './worker-runner.ts';
 import type { WorkerPool, WorkerRuntimeOptions } from './worker-runner.ts';
+import { isEmailAddress } from '../notify/email-address.ts';
 
 export const NOTIFICATIONS_QUEUE = 'notifications';
 
@@ -103,7 +104,7 @@ export function emailAddressOf(resource: Patient | Practitioner, now: Date): str
     .filter((point) => !point.period?.end || new Date(point.period.end) > now)
     .sort((a, b) => (a.rank ?? Number.MAX_SAFE_INTEGER) - (b.rank ?? Number.MAX_SAFE_INTEGER));
   const address = candidates[0]?.value?.trim();
-  return address && /^[^\s<>()@,;:"]+@[^\s<>()@,;:"]+\.[^\s<>()@,;:"]+$/.test(address) ? address : undefined;
+  return address && isEmailAddress(address) ? address : undefined;
 }
 
 export type SendOutcome = 'sent' | 'already-sent';

@@ -28,6 +28,7 @@ import { renderLetterPdf } from './letter-pdf.ts';
 import { invalidParameter, operationInput, resourceParameter, textParameter } from './parameters.ts';
 import { issueReferenceNumber, issuedForRequest, referenceNumberIdentifier } from './reference-numbers.ts';
 import type { IssuedNumber } from './reference-numbers.ts';
+import { isEmailAddress } from '../../notify/email-address.ts';
 
 /** The hub's own document type code, beside LOINC's generic "Letter". */
 export const DOCUMENT_TYPE_SYSTEM = 'urn:hub:document-type';
@@ -83,7 +84,7 @@ function checkRegistrant(patient: Patient, now: Date): void {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(birthDate) || Number.isNaN(Date.parse(birthDate)) || Date.parse(birthDate) > now.getTime()) {
     throw invalidParameter('patient.birthDate', 'The patient\'s full date of birth (YYYY-MM-DD, not in the future) is required');
   }
-  if (!patient.telecom?.some((point) => point.system === 'email' && /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(point.value ?? ''))) {
+  if (!patient.telecom?.some((point) => point.system === 'email' && isEmailAddress(point.value ?? ''))) {
     throw invalidParameter('patient.telecom', 'An e-mail address (telecom with system "email") is required: status updates go there');
   }
   if (patient.identifier?.some((identifier) => identifier.system === REFERENCE_NUMBER_SYSTEM)) {
