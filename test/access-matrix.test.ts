@@ -118,6 +118,19 @@ function caseResources(c: 'a' | 'b'): Record<string, unknown>[] {
   ];
 }
 
+/** A reviewer's Task of a case, as the hub files it (its case identifier) and assigns it (owner). */
+function reviewTask(id: string, caseIdentifier: string, code: string, owner: string): Record<string, unknown> {
+  return {
+    resourceType: 'Task',
+    id,
+    identifier: [{ system: CASE, value: caseIdentifier }],
+    status: 'requested',
+    intent: 'order',
+    code: { coding: [{ system: 'urn:hub:task-code', code }] },
+    owner: { reference: owner },
+  };
+}
+
 const FIXTURES: Record<string, unknown>[] = [
   ...['prac-a', 'prac-b', 'prac-s', 'prac-s2', 'prac-r', 'prac-p', 'prac-c', 'prac-admin'].map((id) => ({ resourceType: 'Practitioner', id })),
   { resourceType: 'Organization', id: 'org-b', name: 'Clinic B' },
@@ -125,37 +138,10 @@ const FIXTURES: Record<string, unknown>[] = [
   ...caseResources('a'),
   ...caseResources('b'),
   // The specialist's Task on case A: linked to the case by its identifier only, as the job writes it.
-  {
-    resourceType: 'Task',
-    id: 'spec-a',
-    identifier: [{ system: CASE, value: 'sr-a/specialist-opinion/prac-s' }],
-    status: 'requested',
-    intent: 'order',
-    code: { coding: [{ system: 'urn:hub:task-code', code: 'specialist-opinion' }] },
-    partOf: [{ reference: 'Task/coord-a' }],
-    owner: { reference: 'Practitioner/prac-s' },
-  },
+  { ...reviewTask('spec-a', 'sr-a/specialist-opinion/prac-s', 'specialist-opinion', 'Practitioner/prac-s'), partOf: [{ reference: 'Task/coord-a' }] },
   // The pre-reviews, assigned (owner) by whoever loads the fixtures: a system client.
-  {
-    resourceType: 'Task',
-    id: 'rad-a',
-    identifier: [{ system: CASE, value: 'sr-a/pre-review-radiology' }],
-    status: 'requested',
-    intent: 'order',
-    code: { coding: [{ system: 'urn:hub:task-code', code: 'pre-review-radiology' }] },
-    basedOn: [{ reference: 'ServiceRequest/sr-a' }],
-    owner: { reference: 'Practitioner/prac-r' },
-  },
-  {
-    resourceType: 'Task',
-    id: 'path-b',
-    identifier: [{ system: CASE, value: 'sr-b/pre-review-pathology' }],
-    status: 'requested',
-    intent: 'order',
-    code: { coding: [{ system: 'urn:hub:task-code', code: 'pre-review-pathology' }] },
-    basedOn: [{ reference: 'ServiceRequest/sr-b' }],
-    owner: { reference: 'Practitioner/prac-p' },
-  },
+  { ...reviewTask('rad-a', 'sr-a/pre-review-radiology', 'pre-review-radiology', 'Practitioner/prac-r'), basedOn: [{ reference: 'ServiceRequest/sr-a' }] },
+  { ...reviewTask('path-b', 'sr-b/pre-review-pathology', 'pre-review-pathology', 'Practitioner/prac-p'), basedOn: [{ reference: 'ServiceRequest/sr-b' }] },
   // Case A's, pointing at case B's ServiceRequest (so it is case B's too: it refers to it).
   {
     resourceType: 'Task',
