@@ -32,7 +32,22 @@ export interface TestHub {
   stop(): Promise<void>;
 }
 
+/** Ports this process handed out: the OS may give a just-closed port again to the next caller. */
+const handedOut = new Set<number>();
+
+/** A free port on 127.0.0.1, never one this process handed out before (two hubs started at once got the same one). */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await anyFreePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port that this process has not handed out already');
+}
+
+function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
