@@ -794,6 +794,25 @@ export class HubRepository extends FhirRepository {
     return mapReferences(resource, (reference) => literals.get(reference) ?? reference);
   }
 
+  /**
+   * Whether a person may write raw Binary content at all (create, or update `id`), asked before the
+   * content is read: bytes the hub would refuse never reach the blob store. writeBinary checks again.
+   */
+  async checkBinaryWrite(id: string | undefined): Promise<void> {
+    const access = this.ctx.access;
+    if (!access) return;
+    if (id === undefined) {
+      access.require('Binary', 'create');
+      return;
+    }
+    const scope = access.require('Binary', 'update');
+    const current = ID_PATTERN.test(id) ? await this.currentRow('Binary', id, false) : undefined;
+    if ((!current || current.deleted) && !access.mayChooseId('Binary')) {
+      throw new OperationOutcomeError(methodNotAllowed(`Binary/${id} does not exist; people create resources with POST, and the hub chooses the id`));
+    }
+    if (scope !== 'all' && current && !current.deleted) await this.assertVisible('Binary', id, 'read');
+  }
+
   /** Stores raw Binary content and creates or updates its Binary resource. */
   async writeBinary(id: string | undefined, contentType: string, blob: { key: string; size: number }, extra?: Partial<Binary>): Promise<WithId<Binary>> {
     const resource: Binary = { ...extra, resourceType: 'Binary', contentType, ...(id ? { id } : {}) };

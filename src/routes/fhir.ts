@@ -233,11 +233,18 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       refuseBody(req, res, payloadTooLarge(`Content exceeds the limit of ${options.repository.binaryMaxBytes} bytes`));
       return;
     }
+    const id = req.params.id ? paramString(req.params.id) : undefined;
+    try {
+      await repo.checkBinaryWrite(id);
+    } catch (err) {
+      refuseBody(req, res, normalizeOperationOutcome(err));
+      return;
+    }
     try {
       const blob = await options.repository.blobs.put(req, options.repository.binaryMaxBytes);
       const securityContext = req.headers['x-security-context'];
       const binary = await repo.writeBinary(
-        req.params.id ? paramString(req.params.id) : undefined,
+        id,
         (req.headers['content-type'] as string).split(';')[0].trim() || 'application/octet-stream',
         blob,
         typeof securityContext === 'string' ? { securityContext: { reference: securityContext } } : undefined,
