@@ -418,6 +418,22 @@ describe('access matrix: each role × resource type × interaction', () => {
     if (method === 'PUT' && status === 405) expect((await as('coordinator', path)).status).toBe(404);
   });
 
+  test('another server’s URL names nothing here: a document that points at elsewhere’s ServiceRequest/sr-b and Binary/bin-b joins no case of B and opens no Binary', async () => {
+    const written = await as('physicianA', 'DocumentReference', {
+      method: 'POST',
+      body: {
+        ...newDocument('sr-a'),
+        context: { related: [reference('ServiceRequest/sr-a'), reference('https://elsewhere.example/fhir/ServiceRequest/sr-b')] },
+        content: [{ attachment: { contentType: 'application/pdf', url: 'https://elsewhere.example/fhir/Binary/bin-b' } }],
+      },
+    });
+    expect(written.status).toBe(201);
+    expect((await as('physicianA', 'Binary/bin-b')).status).toBe(404);
+    expect((await as('physicianB', `DocumentReference/${written.body.id}`)).status).toBe(404);
+    expect((await as('physicianA', `DocumentReference/${written.body.id}`)).status).toBe(200);
+    expect((await as('coordinator', `DocumentReference/${written.body.id}`, { method: 'DELETE' })).status).toBe(200);
+  });
+
   test('a person may reference what they created before it belongs to a case: a new Patient, then their referral of it', async () => {
     const patient = await as('physicianA', 'Patient', { method: 'POST', body: { resourceType: 'Patient', name: [{ family: 'Newcomer' }] } });
     expect(patient.status).toBe(201);

@@ -36,7 +36,25 @@ export const RESERVED_CASE_IDS: readonly string[] = ['reconcile-imaging'];
 const CASE_STATE_SYSTEM = 'urn:hub:case-state';
 const LOINC = 'http://loinc.org';
 const CONSULTATION_NOTE = '11488-4';
-const BINARY_URL = /(?:^|\/)Binary\/([A-Za-z0-9.-]{1,64})$/;
+const LOCAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
+const BINARY_URL = /^Binary\/([A-Za-z0-9\-.]{1,64})$/;
+
+/**
+ * `Type/id` of a reference to this hub (relative, or absolute under `fhirBase`); undefined for any
+ * other (another server's URL, a urn:uuid, a contained `#id`). The one rule by which a link counts,
+ * for the claims a write makes (reference-claims.ts) and for the membership it records (below).
+ */
+export function localTarget(reference: string, fhirBase: string): { resourceType: string; id: string } | undefined {
+  const relative = reference.startsWith(`${fhirBase}/`) ? reference.slice(fhirBase.length + 1) : reference;
+  const match = LOCAL_REFERENCE.exec(relative);
+  return match ? { resourceType: match[1]!, id: match[2]! } : undefined;
+}
+
+/** The id of the Binary of this hub an attachment URL names, if it names one. */
+export function binaryOfUrl(url: string, fhirBase: string): string | undefined {
+  const relative = url.startsWith(`${fhirBase}/`) ? url.slice(fhirBase.length + 1) : url;
+  return BINARY_URL.exec(relative)?.[1];
+}
 
 /** Roles a membership gives, as the policies' `cases` rules read them (access-policy.ts). */
 export type MemberRole = 'referring-physician' | 'patient' | 'reviewer';
@@ -78,7 +96,7 @@ export interface CaseLinkRows {
   releases?: string[];
 }
 
-function attachmentBinaries(resource: Resource): string[] {
+function attachmentBinaries(resource: Resource, fhirBase: string): string[] {
   const found = new Set<string>();
   const visit = (value: unknown): void => {
     if (Array.isArray(value)) {
@@ -88,7 +106,7 @@ function attachmentBinaries(resource: Resource): string[] {
     if (value === null || typeof value !== 'object') return;
     for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
       if (key === 'url' && typeof child === 'string') {
-        const id = BINARY_URL.exec(child)?.[1];
+        const id = binaryOfUrl(child, fhirBase);
         if (id) found.add(id);
       } else {
         visit(child);
@@ -99,11 +117,18 @@ function attachmentBinaries(resource: Resource): string[] {
   return [...found];
 }
 
-/** The rows a version of `resource` contributes; `actor` is the writer the hub stamped (meta.source). */
-export function caseLinksOf(resource: Resource & { id: string }, index: SearchIndexRows, actor: string | undefined): CaseLinkRows {
+/**
+ * The rows a version of `resource` contributes; `actor` is the writer the hub stamped (meta.source),
+ * `fhirBase` the hub's FHIR base URL (references under it are its own).
+ */
+export function caseLinksOf(resource: Resource & { id: string }, index: SearchIndexRows, actor: string | undefined, fhirBase: string): CaseLinkRows {
   const type = resource.resourceType;
+  // The index also parses other servers' URLs into a type and id: only references to this hub link.
   const references = (param: string | undefined, targetType: string): string[] =>
-    index.reference.filter(([p, t, id]) => (param === undefined || p === param) && t === targetType && id).map(([, , id]) => id as string);
+    index.reference.flatMap(([p, , , reference]) => {
+      const target = param === undefined || p === param ? localTarget(reference, fhirBase) : undefined;
+      return target?.resourceType === targetType ? [target.id] : [];
+    });
   const cases = new Set<string>(references(undefined, 'ServiceRequest'));
   if (type === 'ServiceRequest') cases.add(resource.id);
   for (const [param, system, value] of index.token) {
@@ -118,7 +143,7 @@ export function caseLinksOf(resource: Resource & { id: string }, index: SearchIn
 
   const rows: CaseLinkRows = { resources: [...cases].map((caseId) => [type, resource.id, caseId, report]) };
   if (type === 'DocumentReference' || type === 'DiagnosticReport') {
-    for (const binaryId of attachmentBinaries(resource)) {
+    for (const binaryId of attachmentBinaries(resource, fhirBase)) {
       for (const caseId of cases) rows.resources.push(['Binary', binaryId, caseId, report]);
     }
   }

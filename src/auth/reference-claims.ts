@@ -11,7 +11,7 @@
  * resource to a case, and only the hub adds them.
  */
 import type { Resource } from '@medplum/fhirtypes';
-import { CASE_RESOURCE_SYSTEM } from './case-links.ts';
+import { CASE_RESOURCE_SYSTEM, binaryOfUrl, localTarget } from './case-links.ts';
 
 export interface ReferenceClaim {
   resourceType: string;
@@ -24,21 +24,6 @@ export interface WriteClaims {
   references: ReferenceClaim[];
   /** The `urn:hub:case-resource` identifiers the write adds, with where they are. */
   caseIdentifiers: { value: string; path: string }[];
-}
-
-const LOCAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
-const BINARY_URL = /^Binary\/([A-Za-z0-9\-.]{1,64})$/;
-
-/** `Type/id` of a reference to this hub (relative, or absolute under `fhirBase`); undefined for any other. */
-export function localTarget(reference: string, fhirBase: string): { resourceType: string; id: string } | undefined {
-  const relative = reference.startsWith(`${fhirBase}/`) ? reference.slice(fhirBase.length + 1) : reference;
-  const match = LOCAL_REFERENCE.exec(relative);
-  return match ? { resourceType: match[1]!, id: match[2]! } : undefined;
-}
-
-function binaryOfUrl(url: string, fhirBase: string): string | undefined {
-  const relative = url.startsWith(`${fhirBase}/`) ? url.slice(fhirBase.length + 1) : url;
-  return BINARY_URL.exec(relative)?.[1];
 }
 
 /** Every claim a resource makes, wherever it is in the resource (contained resources included). */

@@ -712,7 +712,7 @@ export class HubRepository extends FhirRepository {
       content: JSON.stringify(stored),
       replacing: current !== undefined,
       index,
-      caseLinks: caseLinksOf(stored, index, this.ctx.actor),
+      caseLinks: caseLinksOf(stored, index, this.ctx.actor, this.fhirBase),
       binary,
       event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
       audit: writeAudit(this.ctx.audit, { method, resourceType: candidate.resourceType, id, version, resource: stored }),
