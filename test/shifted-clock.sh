@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs Jest with the whole process tree's clock moved (libfaketime, Debian's `faketime`): a year
-# ahead, across the start of daylight saving time in New York (2027-03-14 07:00 UTC) and on a federal
-# holiday (Thanksgiving, 2027-11-25). The hub and its tests read the moved clock; PostgreSQL and
-# Redis keep the real one, so a rule that mixes the two clocks fails here.
+# Runs Jest with the whole process tree's clock moved ahead (libfaketime, Debian's `faketime`): a
+# year ahead, across next year's start of daylight saving time in New York (second Sunday of March,
+# 07:00 UTC) and on next year's Thanksgiving (fourth Thursday of November), all computed from the day
+# it runs, so the moved clock is always ahead of the real one. The hub and its tests read the moved
+# clock; PostgreSQL and Redis keep the real one, so a rule that mixes the two clocks fails here.
 #
 #   test/shifted-clock.sh                  the date-sensitive suites at each instant
 #   test/shifted-clock.sh --all            every suite at each instant (about 5 minutes each)
@@ -30,10 +31,18 @@ case "${1:-}" in
   *) echo "usage: $0 [--all | -- <jest args>]" >&2; exit 2 ;;
 esac
 
+# The nth weekday (1 Monday … 7 Sunday) of a month of next year, as YYYY-MM-DD.
+nth_weekday() { # month weekday n
+  local year first offset
+  year=$(($(date -u +%Y) + 1))
+  first="$year-$1-01"
+  offset=$(((7 + $2 - $(date -u -d "$first" +%u)) % 7 + 7 * ($3 - 1)))
+  date -u -d "$first +$offset days" +%F
+}
 INSTANTS=(
   "+365d"
-  "@2027-03-14 06:50:00"
-  "@2027-11-25 14:00:00"
+  "@$(nth_weekday 03 7 2) 06:50:00"
+  "@$(nth_weekday 11 4 4) 14:00:00"
 )
 # Timers and timeouts keep the real monotonic clock; only the calendar moves.
 export FAKETIME_DONT_FAKE_MONOTONIC=1 TZ=UTC
