@@ -166,6 +166,8 @@ type FixtureType = (typeof TYPES)[number];
 const SEES: Record<Who, Record<FixtureType, string[]>> = {
   admin: {} as Record<FixtureType, string[]>,
   system: {} as Record<FixtureType, string[]>,
+  radiologistA: {} as Record<FixtureType, string[]>,
+  pathologistB: {} as Record<FixtureType, string[]>,
   physicianA: {
     Patient: ['pat-a'],
     ServiceRequest: ['sr-a'],
@@ -216,26 +218,6 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     ChargeItem: ['charge-a'],
     DiagnosticReport: ['rep-a'],
   },
-  radiologistA: {
-    Patient: ['pat-a'],
-    ServiceRequest: ['sr-a'],
-    Task: ['coord-a', 'rad-a', 'spec-a', 'trap-a'],
-    DocumentReference: ['doc-a', 'docrep-a'],
-    Binary: ['bin-a', 'binrep-a'],
-    ImagingStudy: ['img-a'],
-    ChargeItem: ['charge-a'],
-    DiagnosticReport: ['rep-a'],
-  },
-  pathologistB: {
-    Patient: ['pat-b'],
-    ServiceRequest: ['sr-b'],
-    Task: ['coord-b', 'path-b', 'trap-a'],
-    DocumentReference: ['doc-b', 'docrep-b'],
-    Binary: ['bin-b', 'binrep-b'],
-    ImagingStudy: ['img-b'],
-    ChargeItem: ['charge-b'],
-    DiagnosticReport: ['rep-b'],
-  },
   specialistB: { Patient: [], ServiceRequest: [], Task: [], DocumentReference: [], Binary: [], ImagingStudy: [], ChargeItem: [], DiagnosticReport: [] },
   coordinator: {
     Patient: ['pat-a', 'pat-b'],
@@ -250,6 +232,9 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
 };
 SEES.admin = SEES.coordinator;
 SEES.system = SEES.coordinator;
+// A reviewer assigned to a case sees what its other members see.
+SEES.radiologistA = SEES.specialistA;
+SEES.pathologistB = SEES.physicianB;
 
 const fixtureIds = (type: string): string[] => FIXTURES.filter((r) => r.resourceType === type).map((r) => r.id as string);
 

@@ -17,6 +17,7 @@ import { measureInterleaved } from './interleave.ts';
 import type { InterleaveOptions } from './interleave.ts';
 import { buildWorkloads } from './workloads.ts';
 import type { HttpWorkload, WorkloadResult, WorkloadTargets } from './workloads.ts';
+import { msPerRequest } from './cpu.ts';
 import type { CpuShares } from './cpu.ts';
 
 /** Issue 3: audited requests may cost at most 15% of the throughput. */
@@ -112,13 +113,6 @@ interface CompareRow {
   hubMs: [number, number];
   postgresMs: [number, number];
   met: boolean;
-}
-
-/** CPU milliseconds one request cost a process group during a measurement. */
-function msPerRequest(half: HalfRun | undefined, workload: string, pick: (cpu: CpuShares) => number): number | undefined {
-  const cpu = half?.cpu[workload];
-  const result = half?.workloads[workload];
-  return cpu && result && result.rps > 0 ? (pick(cpu) * 1000) / result.rps : undefined;
 }
 
 function compare(halves: HalfRun[], workloads: string[]): CompareRow[] {

@@ -119,3 +119,14 @@ export function startCpuAccounting(hubPid: number, database: string, cores: numb
     };
   };
 }
+
+/** CPU milliseconds one request cost a process group during a measurement (`pick` chooses the group). */
+export function msPerRequest(
+  half: { workloads: Record<string, { rps: number }>; cpu: Record<string, CpuShares | undefined> } | undefined,
+  workload: string,
+  pick: (cpu: CpuShares) => number,
+): number | undefined {
+  const cpu = half?.cpu[workload];
+  const result = half?.workloads[workload];
+  return cpu && result && result.rps > 0 ? (pick(cpu) * 1000) / result.rps : undefined;
+}

@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { msPerRequest } from './cpu.ts';
 import type { CpuShares } from './cpu.ts';
 import type { HubProcess } from './hub-process.ts';
 import { measureInterleaved } from './interleave.ts';
@@ -156,13 +157,6 @@ interface CompareRow {
   hubMs: [number, number];
   postgresMs: [number, number];
   met: boolean;
-}
-
-/** CPU milliseconds one request cost a process group during a measurement. */
-function msPerRequest(half: HalfRun | undefined, workload: string, pick: (cpu: CpuShares) => number): number | undefined {
-  const cpu = half?.cpu[workload];
-  const result = half?.workloads[workload];
-  return cpu && result && result.rps > 0 ? (pick(cpu) * 1000) / result.rps : undefined;
 }
 
 function compare(halves: HalfRun[], workloads: string[]): CompareRow[] {
