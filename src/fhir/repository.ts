@@ -39,6 +39,7 @@ import { recordOutboxEvent } from '../db/outbox.ts';
 import { resourceChangeEvent } from './events.ts';
 import { HUB_ACTOR_PREFIX } from '../auth/actor.ts';
 import { newClaims } from '../auth/reference-claims.ts';
+import type { ReferenceClaim } from '../auth/reference-claims.ts';
 import { RESERVED_CASE_IDS, caseLinksOf } from '../auth/case-links.ts';
 import { extractSearchIndex } from './indexer.ts';
 import { historyBundle } from './history.ts';
@@ -597,15 +598,7 @@ export class HubRepository extends FhirRepository {
     }
     return this.guardedWrite(resource.resourceType, id, 'update', (guarded) => guarded.withTransaction(async (tx) => {
       const current = await tx.currentRow(resource.resourceType, id, true);
-      if (resource.resourceType === 'ServiceRequest' && RESERVED_CASE_IDS.includes(id) && (!current || current.deleted)) {
-        throw new OperationOutcomeError(methodNotAllowed(`ServiceRequest/${id} is an id the hub keeps for itself`));
-      }
-      if (this.ctx.access && !this.ctx.access.mayChooseId(resource.resourceType) && (!current || current.deleted)) {
-        // R4 http §3.1.0.4: 405 when the server does not let this client choose the id (update-as-create).
-        throw new OperationOutcomeError({
-          ...methodNotAllowed(`${resource.resourceType}/${id} does not exist; people create resources with POST, and the hub chooses the id`),
-        });
-      }
+      if (!current || current.deleted) this.assertMayChooseId(resource.resourceType, id);
       checkIfMatch(current, options?.ifMatch);
       if (current && !current.deleted && current.content && unchanged(JSON.parse(current.content) as Resource, resource)) {
         return tx.withBinaryData(JSON.parse(current.content) as WithId<T>);
@@ -741,33 +734,38 @@ export class HubRepository extends FhirRepository {
     if (!access || access.scopeOf(resource.resourceType, current && !current.deleted ? 'update' : 'create') === 'all') return;
     const previous = current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined;
     const claims = newClaims(resource, previous, this.fhirBase);
+    const notYours = (key: string): string => `${key} is not a resource you may reference: a reference must name something you may read`;
     const refuse = (path: string, text: string): never => {
       throw new OperationOutcomeError({ ...forbidden, issue: [{ severity: 'error', code: 'forbidden', details: { text }, expression: [path] }] });
     };
     const [identifier] = claims.caseIdentifiers;
     if (identifier) refuse(identifier.path, 'Identifiers of the system urn:hub:case-resource are written by the hub only');
-    const checked = new Set<string>();
+    // Every target the policy does not open to the whole role, checked in one statement.
+    const pending = new Map<string, ReferenceClaim>();
     for (const claim of claims.references) {
       const key = `${claim.resourceType}/${claim.id}`;
-      if (checked.has(key)) continue;
-      checked.add(key);
       const scope = access.scopeOf(claim.resourceType, 'read');
-      if (scope === 'all') continue;
-      const text = `${key} is not a resource you may reference: a reference must name something you may read`;
-      if (!scope || !isResourceType(claim.resourceType)) refuse(claim.path, text);
-      const params = new SqlParams();
-      const createdByWriter = this.ctx.actor
-        ? ` OR EXISTS (SELECT 1 FROM resource_version v WHERE v.resource_type = r.resource_type AND v.id = r.id AND v.version = 1 ` +
-          `AND v.content::jsonb -> 'meta' ->> 'source' = ${params.add(this.ctx.actor)})`
-        : '';
-      const condition = access.condition(params, 'r', 'read', [claim.resourceType]);
-      const found = await this.conn.query(
-        `SELECT 1 FROM resource r WHERE r.resource_type = ${params.add(claim.resourceType)} AND r.id = ${params.add(claim.id)} ` +
-          `AND NOT r.deleted AND (${condition}${createdByWriter})`,
-        params.values,
-      );
-      if (found.rows.length === 0) refuse(claim.path, text);
+      if (scope === 'all' || pending.has(key)) continue;
+      if (!scope || !isResourceType(claim.resourceType)) refuse(claim.path, notYours(key));
+      pending.set(key, claim);
     }
+    if (pending.size === 0) return;
+    const targets = [...pending.values()];
+    const params = new SqlParams();
+    const createdByWriter = this.ctx.actor
+      ? ` OR EXISTS (SELECT 1 FROM resource_version v WHERE v.resource_type = r.resource_type AND v.id = r.id AND v.version = 1 ` +
+        `AND v.content::jsonb -> 'meta' ->> 'source' = ${params.add(this.ctx.actor)})`
+      : '';
+    const found = await this.conn.query<{ resource_type: string; id: string }>(
+      `SELECT r.resource_type, r.id FROM resource r ` +
+        `JOIN unnest(${params.add(targets.map((t) => t.resourceType))}::text[], ${params.add(targets.map((t) => t.id))}::text[]) AS t (resource_type, id) ` +
+        `ON r.resource_type = t.resource_type AND r.id = t.id ` +
+        `WHERE NOT r.deleted AND (${access.condition(params, 'r', 'read')}${createdByWriter})`,
+      params.values,
+    );
+    const reachable = new Set(found.rows.map((row) => `${row.resource_type}/${row.id}`));
+    const refused = targets.find((claim) => !reachable.has(`${claim.resourceType}/${claim.id}`));
+    if (refused) refuse(refused.path, notYours(`${refused.resourceType}/${refused.id}`));
   }
 
   private async resolveConditionalReferences<T extends Resource>(resource: T): Promise<T> {
@@ -795,6 +793,20 @@ export class HubRepository extends FhirRepository {
   }
 
   /**
+   * An update that would create `type/id` (update as create, or re-creating a deleted resource): 405
+   * (R4 http §3.1.0.4) for the ids the hub keeps for itself, and for people outside their policy's
+   * `chooseIds`; system clients choose any other id.
+   */
+  private assertMayChooseId(resourceType: string, id: string): void {
+    if (resourceType === 'ServiceRequest' && RESERVED_CASE_IDS.includes(id)) {
+      throw new OperationOutcomeError(methodNotAllowed(`ServiceRequest/${id} is an id the hub keeps for itself`));
+    }
+    if (this.ctx.access && !this.ctx.access.mayChooseId(resourceType)) {
+      throw new OperationOutcomeError(methodNotAllowed(`${resourceType}/${id} does not exist; people create resources with POST, and the hub chooses the id`));
+    }
+  }
+
+  /**
    * Whether a person may write raw Binary content at all (create, or update `id`), asked before the
    * content is read: bytes the hub would refuse never reach the blob store. writeBinary checks again.
    */
@@ -807,10 +819,8 @@ export class HubRepository extends FhirRepository {
     }
     const scope = access.require('Binary', 'update');
     const current = ID_PATTERN.test(id) ? await this.currentRow('Binary', id, false) : undefined;
-    if ((!current || current.deleted) && !access.mayChooseId('Binary')) {
-      throw new OperationOutcomeError(methodNotAllowed(`Binary/${id} does not exist; people create resources with POST, and the hub chooses the id`));
-    }
-    if (scope !== 'all' && current && !current.deleted) await this.assertVisible('Binary', id, 'read');
+    if (!current || current.deleted) this.assertMayChooseId('Binary', id);
+    else if (scope !== 'all') await this.assertVisible('Binary', id, 'read');
   }
 
   /** Stores raw Binary content and creates or updates its Binary resource. */
@@ -818,9 +828,7 @@ export class HubRepository extends FhirRepository {
     const resource: Binary = { ...extra, resourceType: 'Binary', contentType, ...(id ? { id } : {}) };
     const write = async (tx: HubRepository): Promise<WithId<Binary>> => {
       const current = id ? await tx.currentRow('Binary', id, true) : undefined;
-      if (id && this.ctx.access && (!current || current.deleted)) {
-        throw new OperationOutcomeError(methodNotAllowed(`Binary/${id} does not exist; people create resources with POST, and the hub chooses the id`));
-      }
+      if (id && (!current || current.deleted)) tx.assertMayChooseId('Binary', id);
       const binaryId = id ?? tx.generateId();
       const version = (current?.version ?? 0) + 1;
       const lastUpdated = new Date().toISOString();
