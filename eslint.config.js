@@ -7,11 +7,20 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration through src/config.ts.' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'Read configuration through src/config.ts.' },
+      ],
     },
   },
-  { files: ['src/config.ts', 'bench/**', 'test/**', '**/*.test.ts', '.ci/**'], rules: { 'no-restricted-properties': 'off' } },
+  {
+    files: ['src/config.ts', 'bench/**', 'test/**', '**/*.test.ts', '.ci/**'],
+    rules: { 'no-restricted-properties': 'off' },
+  },
   // Tests inspect arbitrary JSON responses; the rule protects the code's own signatures.
   { files: ['test/**', '**/*.test.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
 );

@@ -158,11 +158,17 @@ function parseOptions() {
     throw new UsageError('--audit-compare and --person-compare are separate runs: pass one of them');
   }
   const known: readonly string[] = values['person-compare'] ? CASE_WORKLOAD_NAMES : WORKLOAD_NAMES;
-  const defaults = values['person-compare'] ? CASE_WORKLOAD_NAMES : values['audit-compare'] ? AUDIT_COMPARE_WORKLOADS : WORKLOAD_NAMES;
+  const defaults = values['person-compare']
+    ? CASE_WORKLOAD_NAMES
+    : values['audit-compare']
+      ? AUDIT_COMPARE_WORKLOADS
+      : WORKLOAD_NAMES;
   const only = values.only?.split(',').map((name) => name.trim()) ?? [...defaults];
   const unknown = only.filter((name) => !known.includes(name));
   if (unknown.length > 0) {
-    throw new UsageError(`Unknown workload(s) in --only: ${unknown.join(', ')}${values['person-compare'] ? ` (with --person-compare: ${known.join(', ')})` : ''}`);
+    throw new UsageError(
+      `Unknown workload(s) in --only: ${unknown.join(', ')}${values['person-compare'] ? ` (with --person-compare: ${known.join(', ')})` : ''}`,
+    );
   }
   const database = values.database ?? 'hub_bench';
   if (!/^[a-z_][a-z0-9_]*$/.test(database)) {
@@ -229,7 +235,11 @@ function gitDescription(): string {
 }
 
 /** Makes sure the bench database holds the data set (loading it when needed); returns its marker. */
-async function prepareDataset(options: BenchOptions, adminUrl: string, url: string): Promise<{ marker: DatasetMarker | undefined; reused: boolean }> {
+async function prepareDataset(
+  options: BenchOptions,
+  adminUrl: string,
+  url: string,
+): Promise<{ marker: DatasetMarker | undefined; reused: boolean }> {
   const current = await readDatabaseState(adminUrl, options.database);
   if (current.state === 'foreign' && !options.rebuild) {
     throw new UsageError(
@@ -240,7 +250,10 @@ async function prepareDataset(options: BenchOptions, adminUrl: string, url: stri
     const existing = current.marker;
     if (existing.version === DATASET_VERSION && existing.resources === options.resources && existing.seed === SEED) {
       const removed = await resetToDataset(url, existing.maxSeq);
-      log(`Reusing database ${options.database}: ${existing.resources} resources loaded ${existing.loadedAt}` + (removed ? `; removed ${removed} left by earlier runs` : ''));
+      log(
+        `Reusing database ${options.database}: ${existing.resources} resources loaded ${existing.loadedAt}` +
+          (removed ? `; removed ${removed} left by earlier runs` : ''),
+      );
       return { marker: existing, reused: true };
     }
   }
@@ -285,7 +298,14 @@ async function waitForWorkflowIdle(url: string, redisUrl: string): Promise<boole
   return true;
 }
 
-async function loadInto(hub: HubProcess, tokens: TokenSource, options: BenchOptions, adminUrl: string, url: string, redisUrl: string): Promise<DatasetMarker> {
+async function loadInto(
+  hub: HubProcess,
+  tokens: TokenSource,
+  options: BenchOptions,
+  adminUrl: string,
+  url: string,
+  redisUrl: string,
+): Promise<DatasetMarker> {
   const shape = datasetShape(options.resources);
   log(
     `Loading ${shape.total} resources through POST /fhir transaction bundles (${options.loadConcurrency} in flight): ` +
@@ -307,14 +327,18 @@ async function loadInto(hub: HubProcess, tokens: TokenSource, options: BenchOpti
       }
     },
   });
-  log(`Loaded in ${report.seconds.toFixed(1)} s (${Math.round(report.resourcesPerSecond)} resources/s, ${report.bundles} bundles)`);
+  log(
+    `Loaded in ${report.seconds.toFixed(1)} s (${Math.round(report.resourcesPerSecond)} resources/s, ${report.bundles} bundles)`,
+  );
   // What the workers write for the loaded cases belongs to the data set, and no run should measure beside them.
   log("Waiting for the hub's workers to finish the case workflow the load started");
   const workflowStarted = performance.now();
   if (await waitForWorkflowIdle(url, redisUrl)) {
     log(`  done in ${((performance.now() - workflowStarted) / 1000).toFixed(1)} s`);
   } else {
-    log(`  still busy after ${WORKFLOW_TIMEOUT_MS / 60_000} minutes: going on (what they write later is removed before each run)`);
+    log(
+      `  still busy after ${WORKFLOW_TIMEOUT_MS / 60_000} minutes: going on (what they write later is removed before each run)`,
+    );
   }
   await vacuumAnalyze(url);
   const marker: DatasetMarker = {
@@ -338,7 +362,11 @@ function summarize(runs: RunResult[]): SummaryRow[] {
   const targetText = (target: Target): string =>
     target.atLeast !== undefined ? `≥ ${target.atLeast.toLocaleString('en-US')}/s` : `p95 ≤ ${target.atMost} ms`;
   const judge = (target: Target | undefined, value: number): boolean | undefined =>
-    target === undefined ? undefined : target.atLeast !== undefined ? value >= target.atLeast : value <= (target.atMost ?? Infinity);
+    target === undefined
+      ? undefined
+      : target.atLeast !== undefined
+        ? value >= target.atLeast
+        : value <= (target.atMost ?? Infinity);
 
   for (const name of WORKLOAD_NAMES.filter((n) => n !== 'transaction')) {
     const rps = collect((run) => run.workloads[name]?.rps);
@@ -351,7 +379,13 @@ function summarize(runs: RunResult[]): SummaryRow[] {
       const own = run.workloads[name]?.rps;
       return noop && own !== undefined ? own / noop : undefined;
     });
-    const rpsRow: SummaryRow = { metric: `${name} throughput`, unit: 'req/s', median: median(rps), min: minOf(rps), max: maxOf(rps) };
+    const rpsRow: SummaryRow = {
+      metric: `${name} throughput`,
+      unit: 'req/s',
+      median: median(rps),
+      min: minOf(rps),
+      max: maxOf(rps),
+    };
     if (ratios.length > 0) {
       rpsRow.ratioToNoop = median(ratios);
     }
@@ -362,7 +396,13 @@ function summarize(runs: RunResult[]): SummaryRow[] {
     rows.push(rpsRow);
     for (const p of ['p50', 'p95', 'p99'] as const) {
       const values = collect((run) => run.workloads[name]?.[p]);
-      const row: SummaryRow = { metric: `${name} ${p}`, unit: 'ms', median: median(values), min: minOf(values), max: maxOf(values) };
+      const row: SummaryRow = {
+        metric: `${name} ${p}`,
+        unit: 'ms',
+        median: median(values),
+        min: minOf(values),
+        max: maxOf(values),
+      };
       if (target?.metric === 'p95' && p === 'p95') {
         row.target = targetText(target);
         row.met = judge(target, row.median);
@@ -376,7 +416,13 @@ function summarize(runs: RunResult[]): SummaryRow[] {
       continue;
     }
     const target = TARGETS.transaction;
-    const row: SummaryRow = { metric: `transaction(${TRANSACTION_ENTRIES}) ${p}`, unit: 'ms', median: median(values), min: minOf(values), max: maxOf(values) };
+    const row: SummaryRow = {
+      metric: `transaction(${TRANSACTION_ENTRIES}) ${p}`,
+      unit: 'ms',
+      median: median(values),
+      min: minOf(values),
+      max: maxOf(values),
+    };
     if (target && p === 'p95') {
       row.target = targetText(target);
       row.met = judge(target, row.median);
@@ -390,13 +436,20 @@ function formatNumber(value: number, unit: 'req/s' | 'ms'): string {
   if (!Number.isFinite(value)) {
     return '—';
   }
-  return unit === 'req/s' ? Math.round(value).toLocaleString('en-US') : value < 10 ? value.toFixed(2) : value.toFixed(1);
+  return unit === 'req/s'
+    ? Math.round(value).toLocaleString('en-US')
+    : value < 10
+      ? value.toFixed(2)
+      : value.toFixed(1);
 }
 
 function table(header: string[], rows: string[][], rightAligned: Set<number>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string =>
-    cells.map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ').trimEnd();
+    cells
+      .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -413,7 +466,13 @@ function printSummary(rows: SummaryRow[], runs: number): void {
   const tx50 = byMetric.get(`transaction(${TRANSACTION_ENTRIES}) p50`);
   const tx95 = byMetric.get(`transaction(${TRANSACTION_ENTRIES}) p95`);
   if (tx50 && tx95) {
-    medianLines.push([`transaction(${TRANSACTION_ENTRIES}), sequential`, '—', formatNumber(tx50.median, 'ms'), formatNumber(tx95.median, 'ms'), '—']);
+    medianLines.push([
+      `transaction(${TRANSACTION_ENTRIES}), sequential`,
+      '—',
+      formatNumber(tx50.median, 'ms'),
+      formatNumber(tx95.median, 'ms'),
+      '—',
+    ]);
   }
   log(`\nMEDIANS over ${runs} run(s)`);
   log(table(['workload', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms'], medianLines, new Set([1, 2, 3, 4])));
@@ -483,20 +542,33 @@ async function main(): Promise<void> {
     const migrationsNow = await appliedMigrations(url);
     const added = migrationsNow.filter((name) => !marker.migrations.includes(name));
     if (added.length > 0) {
-      log(`Note: migrations applied since the data set was loaded: ${added.join(', ')} (use --rebuild if they change indexing)`);
+      log(
+        `Note: migrations applied since the data set was loaded: ${added.join(', ')} (use --rebuild if they change indexing)`,
+      );
     }
     counts = await countByType(url);
     const patientIds = await loadedIds(url, 'Patient', marker.maxSeq);
     const serviceRequestIds = await loadedIds(url, 'ServiceRequest', marker.maxSeq);
     const practitionerIds = await loadedIds(url, 'Practitioner', marker.maxSeq);
     const shape = datasetShape(options.resources);
-    log(`Data set: ${Object.entries(counts).map(([type, n]) => `${n} ${type}`).join(', ')}`);
-    const targets = { patientIds, serviceRequestIds, taskCount: shape.tasks, practitionerReference: `Practitioner/${practitionerIds[0]}` };
+    log(
+      `Data set: ${Object.entries(counts)
+        .map(([type, n]) => `${n} ${type}`)
+        .join(', ')}`,
+    );
+    const targets = {
+      patientIds,
+      serviceRequestIds,
+      taskCount: shape.tasks,
+      practitionerReference: `Practitioner/${practitionerIds[0]}`,
+    };
 
     if (options.personCompare) {
       const physician = await busiestReferringPhysician(url, marker.maxSeq);
       if (!physician) {
-        throw new Error('No loaded ServiceRequest names a Practitioner as requester and a Patient as subject: no referring physician to sign in as (--rebuild?)');
+        throw new Error(
+          'No loaded ServiceRequest names a Practitioner as requester and a Patient as subject: no referring physician to sign in as (--rebuild?)',
+        );
       }
       const postgres = await serverVersion(url);
       const account = await registerBenchPerson(url, physician.practitionerId);
@@ -511,7 +583,13 @@ async function main(): Promise<void> {
         workloads: [...options.only],
         cases: physician.cases,
         seed: SEED,
-        measure: { connections: options.connections, warmup: options.warmup, seconds: options.duration, slice: options.slice, database: options.database },
+        measure: {
+          connections: options.connections,
+          warmup: options.warmup,
+          seconds: options.duration,
+          slice: options.slice,
+          database: options.database,
+        },
         hub,
         authorization: { system: () => tokens.authorization(), person: () => person.authorization() },
         reset: async () => {
@@ -549,14 +627,24 @@ async function main(): Promise<void> {
         workloads: [...options.only].filter((name) => name !== 'transaction' && name !== 'noop'),
         targets,
         seed: SEED,
-        measure: { connections: options.connections, warmup: options.warmup, seconds: options.duration, slice: options.slice, database: options.database },
+        measure: {
+          connections: options.connections,
+          warmup: options.warmup,
+          seconds: options.duration,
+          slice: options.slice,
+          database: options.database,
+        },
         reset: async () => {
           const removed = await resetToDataset(url, marker.maxSeq);
           await waitForOutboxDrained(url);
           return removed;
         },
         startHub: async (env) => {
-          const started = await startHubProcess({ ...hubOptions, env, logFile: path.join(workDir, `hub-audit-${env.AUDIT_ENABLED}.log`) });
+          const started = await startHubProcess({
+            ...hubOptions,
+            env,
+            logFile: path.join(workDir, `hub-audit-${env.AUDIT_ENABLED}.log`),
+          });
           comparedHubs.push(started);
           const source = new TokenSource(credentials, started.url);
           return { hub: started, authorization: () => source.authorization() };
@@ -598,7 +686,9 @@ async function main(): Promise<void> {
           `  ${workload.name.padEnd(19)} ${formatNumber(measured.rps, 'req/s').padStart(7)} req/s  ` +
             `p50 ${formatNumber(measured.p50, 'ms')}  p95 ${formatNumber(measured.p95, 'ms')}  p99 ${formatNumber(measured.p99, 'ms')} ms` +
             (cpu ? `  [cores: hub ${cpu.hub} pg ${cpu.postgres} gen ${cpu.loadGenerator} other ${cpu.other}]` : '') +
-            (problems > 0 ? `  (!) ${measured.non2xx} non-2xx, ${measured.errors} errors, ${measured.timeouts} timeouts` : ''),
+            (problems > 0
+              ? `  (!) ${measured.non2xx} non-2xx, ${measured.errors} errors, ${measured.timeouts} timeouts`
+              : ''),
         );
       }
       if (options.only.has('transaction') && !interrupted) {
@@ -649,10 +739,24 @@ async function main(): Promise<void> {
   if (profileFile) {
     profile = summarizeProfile(profileFile);
     const busy = (profile.busyMs / 1000).toFixed(1);
-    log(`\nHub CPU profile ${path.relative(process.cwd(), profileFile)}: ${busy} s busy, ${(profile.idleMs / 1000).toFixed(1)} s idle`);
-    log(table(['self time by origin', 'ms', '%'], profile.byOrigin.map((e) => [e.name, String(e.ms), e.share.toFixed(1)]), new Set([1, 2])));
+    log(
+      `\nHub CPU profile ${path.relative(process.cwd(), profileFile)}: ${busy} s busy, ${(profile.idleMs / 1000).toFixed(1)} s idle`,
+    );
+    log(
+      table(
+        ['self time by origin', 'ms', '%'],
+        profile.byOrigin.map((e) => [e.name, String(e.ms), e.share.toFixed(1)]),
+        new Set([1, 2]),
+      ),
+    );
     log('');
-    log(table(['self time by function', 'ms', '%'], profile.byFunction.map((e) => [e.name, String(e.ms), e.share.toFixed(1)]), new Set([1, 2])));
+    log(
+      table(
+        ['self time by function', 'ms', '%'],
+        profile.byFunction.map((e) => [e.name, String(e.ms), e.share.toFixed(1)]),
+        new Set([1, 2]),
+      ),
+    );
   }
   const resultsFile = path.join(workDir, 'fhir-results.json');
   const results = {
@@ -679,20 +783,34 @@ async function main(): Promise<void> {
         '(and the shared background ones), the load generator, and the rest of the machine; short-lived processes ' +
         '(PostgreSQL parallel query workers) exit before they can be read and so count as "other"',
       workloads: Object.fromEntries(
-        buildWorkloads({ patientIds: ['{id}'], serviceRequestIds: ['{id}'], taskCount: 1, practitionerReference: '' }, 0).map((w) => [w.name, w.description]),
+        buildWorkloads(
+          { patientIds: ['{id}'], serviceRequestIds: ['{id}'], taskCount: 1, practitionerReference: '' },
+          0,
+        ).map((w) => [w.name, w.description]),
       ),
     },
     targets: TARGETS,
     summary,
     ...(profile ? { hubCpuProfile: profile } : {}),
-    runs: runs.map((run) => ({ ...run, transaction: run.transaction && { ...run.transaction, samplesMs: run.transaction.samplesMs.map((ms) => Math.round(ms * 10) / 10) } })),
+    runs: runs.map((run) => ({
+      ...run,
+      transaction: run.transaction && {
+        ...run.transaction,
+        samplesMs: run.transaction.samplesMs.map((ms) => Math.round(ms * 10) / 10),
+      },
+    })),
   };
   fs.writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
   log(`\nResults written to ${path.relative(process.cwd(), resultsFile)}`);
 }
 
 main().catch((err: unknown) => {
-  const text = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? (err as Error).message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  const text =
+    err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+      ? (err as Error).message
+      : err instanceof Error
+        ? (err.stack ?? err.message)
+        : String(err);
   process.stderr.write(`bench:fhir failed: ${text}\n`);
   process.exit(1);
 });

@@ -31,7 +31,11 @@ async function copies(dir: string, n: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const paths = Array.from({ length: n }, (_unused, index) => join(dir, `ct-${String(index).padStart(4, '0')}.dcm`));
   for (const path of paths) await copyFile(CT_SMALL, path);
-  const result = await runDcmtk('dcmodify', ['-nb', '-gin', '-m', `(0020,000D)=${uid()}`, '-m', `(0020,000E)=${uid()}`, ...paths], 120_000);
+  const result = await runDcmtk(
+    'dcmodify',
+    ['-nb', '-gin', '-m', `(0020,000D)=${uid()}`, '-m', `(0020,000E)=${uid()}`, ...paths],
+    120_000,
+  );
   if (result.code !== 0) throw new Error(`dcmodify failed: ${result.output}`);
   return paths;
 }
@@ -50,11 +54,17 @@ try {
     const files = await copies(join(workDir, `dimse-${round}`), count);
     const cpu = await hubCpuMs(hub.child.pid!);
     const started = performance.now();
-    const result = await runDcmtk('storescu', ['-xs', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1', String(dimsePort), ...files], 600_000);
+    const result = await runDcmtk(
+      'storescu',
+      ['-xs', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1', String(dimsePort), ...files],
+      600_000,
+    );
     const seconds = (performance.now() - started) / 1000;
     if (result.code !== 0) throw new Error(`storescu failed: ${result.output}`);
     const cpuPerInstance = ((await hubCpuMs(hub.child.pid!)) - cpu) / count;
-    console.log(`C-STORE round ${round}: ${count} instances in ${seconds.toFixed(2)} s = ${(count / seconds).toFixed(0)}/s, hub CPU ${cpuPerInstance.toFixed(2)} ms/instance`);
+    console.log(
+      `C-STORE round ${round}: ${count} instances in ${seconds.toFixed(2)} s = ${(count / seconds).toFixed(0)}/s, hub CPU ${cpuPerInstance.toFixed(2)} ms/instance`,
+    );
   }
   for (let round = 0; round < 3; round++) {
     const files = await copies(join(workDir, `stow-${round}`), count);
@@ -62,8 +72,10 @@ try {
     const cpu = await hubCpuMs(hub.child.pid!);
     const started = performance.now();
     for (let offset = 0; offset < bodies.length; offset += 50) {
-      const multipart = writeMultipartRelated(bodies.slice(offset, offset + 50).map((body) => ({ body, contentType: 'application/dicom' })),
-        { type: 'application/dicom' });
+      const multipart = writeMultipartRelated(
+        bodies.slice(offset, offset + 50).map((body) => ({ body, contentType: 'application/dicom' })),
+        { type: 'application/dicom' },
+      );
       const chunks: Buffer[] = [];
       for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
       const response = await fetch(`${hub.url}/dicomweb/studies`, {
@@ -76,7 +88,9 @@ try {
     }
     const seconds = (performance.now() - started) / 1000;
     const cpuPerInstance = ((await hubCpuMs(hub.child.pid!)) - cpu) / count;
-    console.log(`STOW-RS round ${round}: ${count} instances in ${seconds.toFixed(2)} s = ${(count / seconds).toFixed(0)}/s, hub CPU ${cpuPerInstance.toFixed(2)} ms/instance`);
+    console.log(
+      `STOW-RS round ${round}: ${count} instances in ${seconds.toFixed(2)} s = ${(count / seconds).toFixed(0)}/s, hub CPU ${cpuPerInstance.toFixed(2)} ms/instance`,
+    );
   }
 } finally {
   await hub.stop();

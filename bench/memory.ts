@@ -44,7 +44,10 @@ function readMemory(pid: number): Memory {
 }
 
 /** Samples VmRSS every 50 ms while `work` runs; resolves with the highest sample. */
-async function sampled<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; maxRssMb: number; seconds: number }> {
+async function sampled<T>(
+  pid: number,
+  work: () => Promise<T>,
+): Promise<{ result: T; maxRssMb: number; seconds: number }> {
   let maxRssMb = 0;
   const started = performance.now();
   const timer = setInterval(() => {
@@ -61,8 +64,11 @@ async function sampled<T>(pid: number, work: () => Promise<T>): Promise<{ result
 const rows: string[] = [];
 function report(stage: string, pid: number, sample?: { maxRssMb: number; seconds: number }): void {
   const m = readMemory(pid);
-  const line = `${stage.padEnd(34)} VmRSS ${m.rssMb.toFixed(1).padStart(6)} MB   VmHWM ${m.hwmMb.toFixed(1).padStart(6)} MB` +
-    (sample === undefined ? '' : `   max sampled VmRSS ${sample.maxRssMb.toFixed(1).padStart(6)} MB in ${sample.seconds.toFixed(1)} s`);
+  const line =
+    `${stage.padEnd(34)} VmRSS ${m.rssMb.toFixed(1).padStart(6)} MB   VmHWM ${m.hwmMb.toFixed(1).padStart(6)} MB` +
+    (sample === undefined
+      ? ''
+      : `   max sampled VmRSS ${sample.maxRssMb.toFixed(1).padStart(6)} MB in ${sample.seconds.toFixed(1)} s`);
   rows.push(line);
   console.log(line);
 }
@@ -121,8 +127,12 @@ function summarizeSnapshot(file: string): string {
     totals.set(name, entry);
   }
   const top = [...totals].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 12);
-  return `${(all / 2 ** 20).toFixed(1)} MB live\n${top.map(([name, t]) =>
-    `    ${(t.bytes / 2 ** 20).toFixed(1).padStart(6)} MB ${String(t.count).padStart(8)}x ${name.slice(0, 60)}`).join('\n')}`;
+  return `${(all / 2 ** 20).toFixed(1)} MB live\n${top
+    .map(
+      ([name, t]) =>
+        `    ${(t.bytes / 2 ** 20).toFixed(1).padStart(6)} MB ${String(t.count).padStart(8)}x ${name.slice(0, 60)}`,
+    )
+    .join('\n')}`;
 }
 
 function run(cmd: string, args: string[]): Promise<{ code: number | null; output: string }> {
@@ -137,13 +147,22 @@ function run(cmd: string, args: string[]): Promise<{ code: number | null; output
 }
 
 /** Starts `node src/main.ts` at LOG_LEVEL=warn (as bench:dicom does) and waits for /healthz. */
-async function startFreshHub(): Promise<{ hub: ChildProcess; url: string; dimsePort: number; drop: () => Promise<void> }> {
+async function startFreshHub(): Promise<{
+  hub: ChildProcess;
+  url: string;
+  dimsePort: number;
+  drop: () => Promise<void>;
+}> {
   const database = await createTestDatabase();
   const port = await freePort();
   const dimsePort = await freePort();
   const dataDir = path.join(workDir, `data-${Date.now()}`);
-  const nodeOptions = [opts.snapshots ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${workDir}` : '', opts['node-options']]
-    .join(' ').trim();
+  const nodeOptions = [
+    opts.snapshots ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${workDir}` : '',
+    opts['node-options'],
+  ]
+    .join(' ')
+    .trim();
   const hub = spawnMain({
     HOST: '127.0.0.1',
     PORT: String(port),
@@ -192,11 +211,20 @@ async function fhirRequests(base: string): Promise<void> {
   const created = await fetch(`${base}/fhir/Patient`, {
     method: 'POST',
     headers,
-    body: JSON.stringify({ resourceType: 'Patient', gender: 'female', birthDate: '1970-01-01', name: [{ family: 'Memory' }] }),
+    body: JSON.stringify({
+      resourceType: 'Patient',
+      gender: 'female',
+      birthDate: '1970-01-01',
+      name: [{ family: 'Memory' }],
+    }),
   });
   if (created.status !== 201) throw new Error(`POST Patient: ${created.status} ${await created.text()}`);
   await created.arrayBuffer();
-  for (const url of [`${base}/fhir/Patient?family=Memory`, `${base}/fhir/metadata`, `${base}/fhir/ImagingStudy?_count=5`]) {
+  for (const url of [
+    `${base}/fhir/Patient?family=Memory`,
+    `${base}/fhir/metadata`,
+    `${base}/fhir/ImagingStudy?_count=5`,
+  ]) {
     const response = await fetch(url, { headers });
     if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
     await response.arrayBuffer();
@@ -208,12 +236,19 @@ async function stowBatches(dicomweb: string, corpus: Corpus, batchSize: number):
   for (let i = 0; i < corpus.files.length; i += batchSize) {
     const parts: Buffer[] = [];
     for (const file of corpus.files.slice(i, i + batchSize)) {
-      parts.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), fs.readFileSync(file.path), Buffer.from('\r\n'));
+      parts.push(
+        Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`),
+        fs.readFileSync(file.path),
+        Buffer.from('\r\n'),
+      );
     }
     parts.push(Buffer.from(`--${boundary}--\r\n`));
     const response = await fetch(`${dicomweb}/studies`, {
       method: 'POST',
-      headers: { accept: 'application/dicom+json', 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}` },
+      headers: {
+        accept: 'application/dicom+json',
+        'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      },
       body: Buffer.concat(parts),
     });
     await response.arrayBuffer();
@@ -223,7 +258,11 @@ async function stowBatches(dicomweb: string, corpus: Corpus, batchSize: number):
 }
 
 async function qidoQueries(dicomweb: string): Promise<void> {
-  for (const url of [`${dicomweb}/studies`, `${dicomweb}/studies?limit=25&includefield=00081030%2C00080060`, `${dicomweb}/studies?PatientID=BENCH-01`]) {
+  for (const url of [
+    `${dicomweb}/studies`,
+    `${dicomweb}/studies?limit=25&includefield=00081030%2C00080060`,
+    `${dicomweb}/studies?PatientID=BENCH-01`,
+  ]) {
     for (let i = 0; i < 5; i += 1) {
       const response = await fetch(url, { headers: { accept: 'application/dicom+json' } });
       if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
@@ -256,9 +295,22 @@ console.log(`corpus: ${corpus.files.length} instances, ${(corpus.bytes / 1e6).to
     await sleep(500);
     report('after FHIR requests', pid);
     await snapshot(hub, 'after-fhir');
-    const cstore = await sampled(pid, () => run('storescu', [
-      '-xf', profile, 'Bench', '-aet', 'MEMSCU', '-aec', 'HUB', '+sd', '+r', '127.0.0.1', String(dimsePort), corpus.dir,
-    ]));
+    const cstore = await sampled(pid, () =>
+      run('storescu', [
+        '-xf',
+        profile,
+        'Bench',
+        '-aet',
+        'MEMSCU',
+        '-aec',
+        'HUB',
+        '+sd',
+        '+r',
+        '127.0.0.1',
+        String(dimsePort),
+        corpus.dir,
+      ]),
+    );
     // storescu exits non-zero when the hub refuses some instances (as it does a few of the corpus).
     report(`after C-STORE (storescu exit ${cstore.result.code})`, pid, cstore);
     if (cstore.result.code !== 0) console.log(cstore.result.output.slice(-1500));

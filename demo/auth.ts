@@ -34,12 +34,16 @@ async function reach(url: string, init?: RequestInit): Promise<Response> {
   try {
     return await fetch(url, { redirect: 'manual', ...init });
   } catch (err) {
-    throw new Error(`the hub does not answer at ${new URL(url).origin} (${(err as Error).message}); start it with npm start`, { cause: err });
+    throw new Error(
+      `the hub does not answer at ${new URL(url).origin} (${(err as Error).message}); start it with npm start`,
+      { cause: err },
+    );
   }
 }
 
 /** The advertised endpoint, at the address the demo can reach. */
-const reachable = (endpoints: HubEndpoints, advertised: string): string => `${endpoints.reachBase}${new URL(advertised).pathname}`;
+const reachable = (endpoints: HubEndpoints, advertised: string): string =>
+  `${endpoints.reachBase}${new URL(advertised).pathname}`;
 
 /** SMART discovery: the hub's /.well-known/smart-configuration. */
 export async function discover(reachBase: string): Promise<HubEndpoints> {
@@ -63,15 +67,24 @@ interface TokenResponse {
   expires_in: number;
 }
 
-async function requestToken(endpoints: HubEndpoints, form: Record<string, string>, who: string): Promise<TokenResponse> {
+async function requestToken(
+  endpoints: HubEndpoints,
+  form: Record<string, string>,
+  who: string,
+): Promise<TokenResponse> {
   const response = await reach(reachable(endpoints, endpoints.tokenUrl), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: new URLSearchParams(form),
   });
-  const body = (await response.json().catch(() => ({}))) as Partial<TokenResponse> & { error?: string; error_description?: string };
+  const body = (await response.json().catch(() => ({}))) as Partial<TokenResponse> & {
+    error?: string;
+    error_description?: string;
+  };
   if (response.status !== 200 || typeof body.access_token !== 'string') {
-    throw new Error(`the token endpoint refused ${who}: HTTP ${response.status} ${body.error ?? ''} ${body.error_description ?? ''}`.trim());
+    throw new Error(
+      `the token endpoint refused ${who}: HTTP ${response.status} ${body.error ?? ''} ${body.error_description ?? ''}`.trim(),
+    );
   }
   return { access_token: body.access_token, expires_in: Number(body.expires_in) || 300 };
 }
@@ -150,17 +163,23 @@ class CookieJar {
   }
 
   header(): Record<string, string> {
-    return this.cookies.size === 0 ? {} : { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ') };
+    return this.cookies.size === 0
+      ? {}
+      : { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ') };
   }
 }
 
 const decodeHtml = (text: string): string =>
-  text.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code))).replace(/&amp;/g, '&').replace(/&quot;/g, '"');
+  text
+    .replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)))
+    .replace(/&amp;/g, '&')
+    .replace(/&quot;/g, '"');
 
 /** The login form's hidden fields: the authorization request carried through it, and the CSRF token. */
 function hiddenFields(html: string): Record<string, string> {
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) fields[decodeHtml(match[1])] = decodeHtml(match[2]);
+  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g))
+    fields[decodeHtml(match[1])] = decodeHtml(match[2]);
   return fields;
 }
 
@@ -171,7 +190,11 @@ export class PersonLogin implements TokenSource {
   private readonly person: PersonCredentials;
   private readonly cache = new CachedToken();
 
-  constructor(endpoints: HubEndpoints, app: { clientId: string; redirectUri: string; scope: string }, person: PersonCredentials) {
+  constructor(
+    endpoints: HubEndpoints,
+    app: { clientId: string; redirectUri: string; scope: string },
+    person: PersonCredentials,
+  ) {
     this.endpoints = endpoints;
     this.app = app;
     this.person = person;
@@ -216,14 +239,27 @@ export class PersonLogin implements TokenSource {
       await new Promise((resolve) => setTimeout(resolve, TOTP_STEP_MS - (Date.now() % TOTP_STEP_MS) + 1000));
       redirect = await this.submitLogin(authorize, jar, Date.now());
     }
-    if (redirect === 'refused') throw new Error(`the hub refused the ${this.person.role}'s sign-in; are the credentials from this hub's database?`);
+    if (redirect === 'refused')
+      throw new Error(
+        `the hub refused the ${this.person.role}'s sign-in; are the credentials from this hub's database?`,
+      );
     const location = new URL(redirect);
-    if (location.searchParams.get('state') !== state) throw new Error('the authorization response does not carry the request\'s state');
+    if (location.searchParams.get('state') !== state)
+      throw new Error("the authorization response does not carry the request's state");
     const code = location.searchParams.get('code');
-    if (!code) throw new Error(`the ${this.person.role}'s sign-in ended without a code: ${location.searchParams.get('error') ?? ''} ${location.searchParams.get('error_description') ?? ''}`);
+    if (!code)
+      throw new Error(
+        `the ${this.person.role}'s sign-in ended without a code: ${location.searchParams.get('error') ?? ''} ${location.searchParams.get('error_description') ?? ''}`,
+      );
     return requestToken(
       this.endpoints,
-      { grant_type: 'authorization_code', code, code_verifier: verifier, client_id: this.app.clientId, redirect_uri: this.app.redirectUri },
+      {
+        grant_type: 'authorization_code',
+        code,
+        code_verifier: verifier,
+        client_id: this.app.clientId,
+        redirect_uri: this.app.redirectUri,
+      },
       `the ${this.person.role}'s code`,
     );
   }
@@ -237,7 +273,12 @@ export class PersonLogin implements TokenSource {
     const response = await reach(authorize.origin + authorize.pathname, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...jar.header() },
-      body: new URLSearchParams({ ...hiddenFields(html), email: this.person.email, password: this.person.password, totp: totpCode(this.person.totpSecret, nowMs) }),
+      body: new URLSearchParams({
+        ...hiddenFields(html),
+        email: this.person.email,
+        password: this.person.password,
+        totp: totpCode(this.person.totpSecret, nowMs),
+      }),
     });
     jar.keep(response);
     await response.arrayBuffer();

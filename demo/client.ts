@@ -36,11 +36,18 @@ export class DemoClient {
     try {
       response = await fetch(`${this.base}/fhir${path ? `/${path}` : ''}`, {
         method,
-        headers: { accept: 'application/fhir+json', authorization, ...(body === undefined ? {} : { 'content-type': 'application/fhir+json' }), ...headers },
+        headers: {
+          accept: 'application/fhir+json',
+          authorization,
+          ...(body === undefined ? {} : { 'content-type': 'application/fhir+json' }),
+          ...headers,
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
-      throw new Error(`the hub at ${this.base} does not answer (${(err as Error).message}); start it with npm start`, { cause: err });
+      throw new Error(`the hub at ${this.base} does not answer (${(err as Error).message}); start it with npm start`, {
+        cause: err,
+      });
     }
     const text = await response.text();
     let parsed: Resource | undefined;
@@ -56,8 +63,12 @@ export class DemoClient {
   async fhir(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Resource> {
     const response = await this.request(method, path, body, headers);
     if (response.status >= 300) {
-      const issues = (response.body?.issue ?? []).map((issue: Resource) => issue.details?.text ?? issue.diagnostics ?? issue.code);
-      throw new Error(`${method} /fhir/${path}: HTTP ${response.status} ${issues.join('; ') || JSON.stringify(response.body)}`);
+      const issues = (response.body?.issue ?? []).map(
+        (issue: Resource) => issue.details?.text ?? issue.diagnostics ?? issue.code,
+      );
+      throw new Error(
+        `${method} /fhir/${path}: HTTP ${response.status} ${issues.join('; ') || JSON.stringify(response.body)}`,
+      );
     }
     return response.body ?? {};
   }
@@ -71,10 +82,14 @@ export class DemoClient {
   async change(reference: string, edit: (resource: Resource) => Resource): Promise<Resource> {
     for (let attempt = 0; ; attempt++) {
       const current = await this.fhir('GET', reference);
-      const response = await this.request('PUT', reference, edit(structuredClone(current)), { 'if-match': `W/"${current.meta.versionId}"` });
+      const response = await this.request('PUT', reference, edit(structuredClone(current)), {
+        'if-match': `W/"${current.meta.versionId}"`,
+      });
       if (response.status < 300) return response.body ?? {};
       if (response.status !== 412 && response.status !== 409) {
-        throw new Error(`PUT /fhir/${reference}: HTTP ${response.status} ${JSON.stringify(response.body?.issue ?? response.body)}`);
+        throw new Error(
+          `PUT /fhir/${reference}: HTTP ${response.status} ${JSON.stringify(response.body?.issue ?? response.body)}`,
+        );
       }
       if (attempt >= 10) throw new Error(`PUT /fhir/${reference}: still conflicting after ${attempt + 1} tries`);
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -87,7 +102,10 @@ export class DemoClient {
     for (;;) {
       const value = await probe();
       if (value) return value;
-      if (Date.now() > deadline) throw new Error(`timed out after ${this.timeoutMs / 1000} s waiting for ${what} (are the hub's workers and Redis running?)`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out after ${this.timeoutMs / 1000} s waiting for ${what} (are the hub's workers and Redis running?)`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
@@ -106,4 +124,6 @@ export const stateOf = (task: Resource | undefined): string | undefined =>
   task?.businessStatus?.coding?.find((coding: Resource) => coding.system === 'urn:hub:case-state')?.code;
 
 export const withTaskCode = (tasks: Resource[], code: string): Resource[] =>
-  tasks.filter((task) => task.code?.coding?.some((coding: Resource) => coding.system === 'urn:hub:task-code' && coding.code === code));
+  tasks.filter((task) =>
+    task.code?.coding?.some((coding: Resource) => coding.system === 'urn:hub:task-code' && coding.code === code),
+  );

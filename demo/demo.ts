@@ -86,7 +86,11 @@ class Cast {
     this.endpoints = endpoints;
     this.credentials = credentials;
     this.ehr = new DemoClient(base, timeoutMs, new BackendServicesClient(endpoints, credentials.ehr, SYSTEM_SCOPE));
-    this.website = new DemoClient(base, timeoutMs, new BackendServicesClient(endpoints, credentials.registration, SYSTEM_SCOPE));
+    this.website = new DemoClient(
+      base,
+      timeoutMs,
+      new BackendServicesClient(endpoints, credentials.registration, SYSTEM_SCOPE),
+    );
   }
 
   /** The system clients' first tokens (client_credentials with a signed JWT assertion). */
@@ -116,8 +120,11 @@ class Cast {
 
   /** The key of the specialist whose account is linked to `Practitioner/<id>`. */
   specialistKey(reference: string | undefined): string {
-    const found = Object.entries(this.credentials.people).find(([, person]) => person.role === 'specialist' && `Practitioner/${person.practitionerId}` === reference);
-    if (!found) throw new Error(`the case was offered to ${reference ?? 'nobody'}, who has no account in the credentials file`);
+    const found = Object.entries(this.credentials.people).find(
+      ([, person]) => person.role === 'specialist' && `Practitioner/${person.practitionerId}` === reference,
+    );
+    if (!found)
+      throw new Error(`the case was offered to ${reference ?? 'nobody'}, who has no account in the credentials file`);
     return found[0];
   }
 
@@ -130,10 +137,13 @@ async function demo(): Promise<void> {
   const base = args.url.replace(/\/+$/, '');
   const timeoutMs = Number(args['timeout-seconds']) * 1000;
   const dimsePort = Number(args['dimse-port']);
-  if (!Number.isInteger(dimsePort) || dimsePort < 1 || dimsePort > 65535) throw new Error(`--dimse-port must be a TCP port, not "${args['dimse-port']}"`);
+  if (!Number.isInteger(dimsePort) || dimsePort < 1 || dimsePort > 65535)
+    throw new Error(`--dimse-port must be a TCP port, not "${args['dimse-port']}"`);
   const credentials = await readCredentials(args.credentials);
   const runTag = randomBytes(3).toString('hex').toUpperCase();
-  console.log(`Second-opinion hub demo against ${base} (DICOM ${args['dimse-host']}:${dimsePort}, AE ${args['called-ae']}), run ${runTag}`);
+  console.log(
+    `Second-opinion hub demo against ${base} (DICOM ${args['dimse-host']}:${dimsePort}, AE ${args['called-ae']}), run ${runTag}`,
+  );
 
   step('The parties authenticate');
   const endpoints = await discover(base);
@@ -160,8 +170,13 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   show(`the radiologist → Practitioner/${radiologistId}`);
 
   step('$check-eligibility for a patient living in Massachusetts (the registration website)');
-  const massachusetts = await cast.website.fhir('GET', '$check-eligibility?country=US&state=MA&plannedReview=radiology');
-  show(`outcome ${parameter(massachusetts, 'outcome')?.valueCode}: ${parameter(massachusetts, 'message')?.valueString}`);
+  const massachusetts = await cast.website.fhir(
+    'GET',
+    '$check-eligibility?country=US&state=MA&plannedReview=radiology',
+  );
+  show(
+    `outcome ${parameter(massachusetts, 'outcome')?.valueCode}: ${parameter(massachusetts, 'message')?.valueString}`,
+  );
 
   step('Patient/$register: the patient registers and gets a reference number and a letter');
   const birthDate = '1961-04-23';
@@ -176,21 +191,27 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
           name: [{ family: 'Demoperson', given: ['Harriet'] }],
           birthDate,
           telecom: [{ system: 'email', value: 'harriet.demoperson@patient.example.org' }],
-          address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
+          address: [
+            { use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' },
+          ],
         },
       },
     ],
   });
   const referenceNumber: string = parameter(registration, 'referenceNumber').valueIdentifier.value;
   const patientId: string = parameter(registration, 'patient').resource.id;
-  show(`reference number ${parameter(registration, 'referenceNumberDisplay')?.valueString ?? referenceNumber} → Patient/${patientId}`);
+  show(
+    `reference number ${parameter(registration, 'referenceNumberDisplay')?.valueString ?? referenceNumber} → Patient/${patientId}`,
+  );
   show(`letter for the physician: ${parameter(registration, 'letterPdf')?.valueReference?.reference ?? '(none)'}`);
 
   step('The EHR sends the referral as one transaction Bundle');
   const accessionNumber = `DEMO${runTag}${randomBytes(2).toString('hex').toUpperCase()}`;
   const bundle = referralBundle(referenceNumber, accessionNumber);
   const result = await cast.ehr.fhir('POST', '', bundle);
-  const locations: string[] = result.entry.map((entry: { response: { location: string } }) => entry.response.location.split('/_history')[0]);
+  const locations: string[] = result.entry.map(
+    (entry: { response: { location: string } }) => entry.response.location.split('/_history')[0],
+  );
   for (const location of locations) show(`created ${location}`);
   const serviceRequestId = locations[2].split('/')[1];
   const physicianId = locations[0].split('/')[1];
@@ -204,10 +225,14 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   show(`coordination Task/${submitted.id}: ${stateOf(submitted)} (${submitted.status})`);
   await printQuote(coordinator, serviceRequestId, submitted);
   const expected = await coordinator.search(`Task?part-of=Task/${submitted.id}`);
-  for (const task of withTaskCode(expected, 'expect-material')) show(`expecting ${task.input?.[0]?.valueCoding?.code}: Task/${task.id} (${task.status})`);
+  for (const task of withTaskCode(expected, 'expect-material'))
+    show(`expecting ${task.input?.[0]?.valueCoding?.code}: Task/${task.id} (${task.status})`);
 
   step('The coordinator accepts the case (businessStatus awaiting-materials)');
-  const move = await coordinator.change(`Task/${submitted.id}`, (task) => ({ ...task, businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'awaiting-materials' }] } }));
+  const move = await coordinator.change(`Task/${submitted.id}`, (task) => ({
+    ...task,
+    businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'awaiting-materials' }] },
+  }));
   show(`written by ${writer(move)}`);
   const accepted = await coordinator.until(async () => {
     const task = await coordinator.fhir('GET', `Task/${submitted.id}`);
@@ -217,13 +242,19 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
 
   step(`The records arrive from the EHR: a ${RECORD_PAGES}-page PDF as Binary + DocumentReference`);
   const pdf = await recordsPdf(RECORD_PAGES);
-  const binary = await cast.ehr.fhir('POST', 'Binary', { resourceType: 'Binary', contentType: 'application/pdf', data: Buffer.from(pdf).toString('base64') });
+  const binary = await cast.ehr.fhir('POST', 'Binary', {
+    resourceType: 'Binary',
+    contentType: 'application/pdf',
+    data: Buffer.from(pdf).toString('base64'),
+  });
   const document = await cast.ehr.fhir('POST', 'DocumentReference', {
     resourceType: 'DocumentReference',
     status: 'current',
     type: { text: 'Discharge summary' },
     subject: { reference: `Patient/${patientId}` },
-    content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${binary.id}`, title: 'Discharge summary' } }],
+    content: [
+      { attachment: { contentType: 'application/pdf', url: `Binary/${binary.id}`, title: 'Discharge summary' } },
+    ],
     context: { related: [{ reference: `ServiceRequest/${serviceRequestId}` }] },
   });
   show(`Binary/${binary.id} (${pdf.length} bytes), DocumentReference/${document.id}`);
@@ -238,12 +269,28 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'hub-demo-'));
   try {
     // The CT carries the request's accession number; the MR the reference number as PatientID.
-    const ct = await studyFile(workDir, 'CT_small.dcm', { accessionNumber, patientId: `MRN${runTag}`, birthDate: birthDate.replaceAll('-', '') });
-    const mr = await studyFile(workDir, 'MR_small.dcm', { accessionNumber: `OTHER${runTag}`, patientId: referenceNumber, birthDate: birthDate.replaceAll('-', '') });
-    await sendStudies({ host: args['dimse-host'], port: dimsePort, calledAe: args['called-ae'], callingAe: args['calling-ae'] }, [ct.path, mr.path]);
-    for (const [label, study] of [['CT (by accession number)', ct], ['MR (by reference number as PatientID)', mr]] as const) {
+    const ct = await studyFile(workDir, 'CT_small.dcm', {
+      accessionNumber,
+      patientId: `MRN${runTag}`,
+      birthDate: birthDate.replaceAll('-', ''),
+    });
+    const mr = await studyFile(workDir, 'MR_small.dcm', {
+      accessionNumber: `OTHER${runTag}`,
+      patientId: referenceNumber,
+      birthDate: birthDate.replaceAll('-', ''),
+    });
+    await sendStudies(
+      { host: args['dimse-host'], port: dimsePort, calledAe: args['called-ae'], callingAe: args['calling-ae'] },
+      [ct.path, mr.path],
+    );
+    for (const [label, study] of [
+      ['CT (by accession number)', ct],
+      ['MR (by reference number as PatientID)', mr],
+    ] as const) {
       const imagingStudy = await coordinator.until(async () => {
-        const [found] = await coordinator.search(`ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.studyInstanceUid}`)}`);
+        const [found] = await coordinator.search(
+          `ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.studyInstanceUid}`)}`,
+        );
         return found?.basedOn?.[0]?.reference === `ServiceRequest/${serviceRequestId}` ? found : undefined;
       }, `the ${label} to be matched to the case`);
       show(`${label}: ImagingStudy/${imagingStudy.id} matched to ServiceRequest/${serviceRequestId}`);
@@ -255,9 +302,17 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   await printQuote(coordinator, serviceRequestId, await coordinator.fhir('GET', `Task/${submitted.id}`));
 
   step('Materials complete: the radiology pre-review');
-  const preReview = await coordinator.until(async () => withTaskCode(await coordinator.search(`Task?part-of=Task/${submitted.id}`), 'pre-review-radiology')[0], 'the pre-review Task');
-  show(`pre-review Task/${preReview.id} (${preReview.status}); case ${stateOf(await coordinator.fhir('GET', `Task/${submitted.id}`))}`);
-  await coordinator.change(`Task/${preReview.id}`, (task) => ({ ...task, owner: { reference: `Practitioner/${radiologistId}` } }));
+  const preReview = await coordinator.until(
+    async () => withTaskCode(await coordinator.search(`Task?part-of=Task/${submitted.id}`), 'pre-review-radiology')[0],
+    'the pre-review Task',
+  );
+  show(
+    `pre-review Task/${preReview.id} (${preReview.status}); case ${stateOf(await coordinator.fhir('GET', `Task/${submitted.id}`))}`,
+  );
+  await coordinator.change(`Task/${preReview.id}`, (task) => ({
+    ...task,
+    owner: { reference: `Practitioner/${radiologistId}` },
+  }));
   show(`the coordinator assigns it to Practitioner/${radiologistId}`);
   const radiologist = await cast.person('radiologist', 'the radiologist');
   const report = await radiologist.fhir('POST', 'DiagnosticReport', {
@@ -275,29 +330,48 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
     status: 'completed',
     output: [{ type: { text: 'report' }, valueReference: { reference: `DiagnosticReport/${report.id}` } }],
   }));
-  show(`completed by Practitioner/${radiologistId} with DiagnosticReport/${report.id}; written by ${writer(completed)}`);
+  show(
+    `completed by Practitioner/${radiologistId} with DiagnosticReport/${report.id}; written by ${writer(completed)}`,
+  );
 
   step('Matching: the specialist’s Task and its due date');
-  const offer = await coordinator.until(async () => withTaskCode(await coordinator.search(`Task?part-of=Task/${submitted.id}`), 'specialist-opinion')[0], 'the specialist’s Task');
+  const offer = await coordinator.until(
+    async () => withTaskCode(await coordinator.search(`Task?part-of=Task/${submitted.id}`), 'specialist-opinion')[0],
+    'the specialist’s Task',
+  );
   const specialistMember = roster.find((member) => `Practitioner/${member.id}` === offer.owner?.reference);
-  show(`Task/${offer.id} offered to ${specialistMember?.name ?? offer.owner?.reference}, due ${offer.restriction?.period?.end} (10 business days, US Eastern)`);
+  show(
+    `Task/${offer.id} offered to ${specialistMember?.name ?? offer.owner?.reference}, due ${offer.restriction?.period?.end} (10 business days, US Eastern)`,
+  );
   console.log('   ranking explanation:');
-  for (const line of (offer.note ?? []).map((note: { text: string }) => note.text).join('\n').split('\n')) show(`  ${line}`);
+  for (const line of (offer.note ?? [])
+    .map((note: { text: string }) => note.text)
+    .join('\n')
+    .split('\n'))
+    show(`  ${line}`);
 
   step('The specialist accepts');
-  const specialist = await cast.person(cast.specialistKey(offer.owner?.reference), `the specialist (${offer.owner?.reference})`);
+  const specialist = await cast.person(
+    cast.specialistKey(offer.owner?.reference),
+    `the specialist (${offer.owner?.reference})`,
+  );
   const acceptance = await specialist.change(`Task/${offer.id}`, (task) => ({ ...task, status: 'accepted' }));
   show(`written by ${writer(acceptance)}`);
   const inReview = await coordinator.until(async () => {
     const task = await coordinator.fhir('GET', `Task/${submitted.id}`);
     return stateOf(task) === 'specialist-review' ? task : undefined;
   }, 'specialist review');
-  show(`case ${stateOf(inReview)} (${inReview.status}); status e-mails went to Practitioner/${physicianId} and Patient/${patientId} (links only)`);
+  show(
+    `case ${stateOf(inReview)} (${inReview.status}); status e-mails went to Practitioner/${physicianId} and Patient/${patientId} (links only)`,
+  );
 
   step('A second patient, living in New Mexico (the registration website)');
   const newMexico = await cast.website.fhir('GET', '$check-eligibility?country=US&state=NM');
-  show(`$check-eligibility: ${parameter(newMexico, 'outcome')?.valueCode}: ${parameter(newMexico, 'message')?.valueString}`);
-  if (parameter(newMexico, 'outcome')?.valueCode !== 'ineligible') throw new Error('New Mexico should be ineligible under the default policy');
+  show(
+    `$check-eligibility: ${parameter(newMexico, 'outcome')?.valueCode}: ${parameter(newMexico, 'message')?.valueString}`,
+  );
+  if (parameter(newMexico, 'outcome')?.valueCode !== 'ineligible')
+    throw new Error('New Mexico should be ineligible under the default policy');
   const refused = await cast.website.request('POST', 'Patient/$register', {
     resourceType: 'Parameters',
     parameter: [
@@ -314,13 +388,23 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
     ],
   });
   const issues: Resource[] = refused.body?.issue ?? [];
-  const byPolicy = issues.some((issue) => issue.code === 'business-rule' && issue.details?.coding?.some((coding: Resource) => coding.system === 'urn:hub:eligibility-reason'));
+  const byPolicy = issues.some(
+    (issue) =>
+      issue.code === 'business-rule' &&
+      issue.details?.coding?.some((coding: Resource) => coding.system === 'urn:hub:eligibility-reason'),
+  );
   if (refused.status < 400 || !byPolicy) {
-    throw new Error(`Patient/$register should refuse a New Mexico resident by the jurisdiction policy; got HTTP ${refused.status} ${JSON.stringify(issues)}`);
+    throw new Error(
+      `Patient/$register should refuse a New Mexico resident by the jurisdiction policy; got HTTP ${refused.status} ${JSON.stringify(issues)}`,
+    );
   }
-  show(`Patient/$register: HTTP ${refused.status}, not registered: ${issues.map((issue) => issue.details?.text).join(' ')}`);
+  show(
+    `Patient/$register: HTTP ${refused.status}, not registered: ${issues.map((issue) => issue.details?.text).join(' ')}`,
+  );
 
-  console.log(`\nDemo finished: ServiceRequest/${serviceRequestId} is in specialist review; the New Mexico applicant was declined before registration.`);
+  console.log(
+    `\nDemo finished: ServiceRequest/${serviceRequestId} is in specialist review; the New Mexico applicant was declined before registration.`,
+  );
 }
 
 function referralBundle(referenceNumber: string, accessionNumber: string): Resource {
@@ -328,7 +412,10 @@ function referralBundle(referenceNumber: string, accessionNumber: string): Resou
   const reference = { system: REFERENCE_SYSTEM, value: referenceNumber };
   const physician = 'urn:uuid:9d1e3a52-1c7e-4d0b-8a55-5e6f00000001';
   const questions = 'urn:uuid:9d1e3a52-1c7e-4d0b-8a55-5e6f00000002';
-  const material = (code: string, url: string, value: number) => ({ coding: [{ system: 'urn:hub:material', code }], extension: [{ url, valueInteger: value }] });
+  const material = (code: string, url: string, value: number) => ({
+    coding: [{ system: 'urn:hub:material', code }],
+    extension: [{ url, valueInteger: value }],
+  });
   return {
     resourceType: 'Bundle',
     type: 'transaction',
@@ -350,7 +437,13 @@ function referralBundle(referenceNumber: string, accessionNumber: string): Resou
           status: 'completed',
           subject: { reference: patient },
           author: { reference: physician },
-          item: [{ linkId: 'question', text: 'Your questions for the specialist', answer: QUESTIONS.map((valueString) => ({ valueString })) }],
+          item: [
+            {
+              linkId: 'question',
+              text: 'Your questions for the specialist',
+              answer: QUESTIONS.map((valueString) => ({ valueString })),
+            },
+          ],
         },
         request: { method: 'POST', url: 'QuestionnaireResponse' },
       },
@@ -361,14 +454,23 @@ function referralBundle(referenceNumber: string, accessionNumber: string): Resou
           status: 'active',
           intent: 'order',
           priority: 'routine',
-          category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0336', code: 'S', display: 'Second Opinion' }] }],
+          category: [
+            {
+              coding: [
+                { system: 'http://terminology.hl7.org/CodeSystem/v2-0336', code: 'S', display: 'Second Opinion' },
+              ],
+            },
+          ],
           code: { text: 'Second opinion' },
           identifier: [reference, { type: ACSN, system: 'urn:example:ris', value: accessionNumber }],
           requisition: reference,
           subject: { reference: patient },
           requester: { reference: physician },
           supportingInfo: [{ reference: questions }],
-          orderDetail: [material('imaging', 'urn:hub:extension:imaging-sites', 2), material('records', 'urn:hub:extension:record-pages', ESTIMATED_RECORD_PAGES)],
+          orderDetail: [
+            material('imaging', 'urn:hub:extension:imaging-sites', 2),
+            material('records', 'urn:hub:extension:record-pages', ESTIMATED_RECORD_PAGES),
+          ],
         },
         request: { method: 'POST', url: 'ServiceRequest' },
       },
@@ -378,14 +480,22 @@ function referralBundle(referenceNumber: string, accessionNumber: string): Resou
 
 async function printQuote(client: DemoClient, serviceRequestId: string, coordination: Resource): Promise<void> {
   const lines = (await client.search(`ChargeItem?subject=${coordination.for?.reference ?? ''}`)).filter((item) =>
-    (item.identifier ?? []).some((identifier: { value?: string }) => identifier.value?.startsWith(`${serviceRequestId}/charge/`)),
+    (item.identifier ?? []).some((identifier: { value?: string }) =>
+      identifier.value?.startsWith(`${serviceRequestId}/charge/`),
+    ),
   );
   console.log('   quote:');
-  for (const item of lines.sort((a, b) => String(a.code?.coding?.[0]?.code).localeCompare(String(b.code?.coding?.[0]?.code)))) {
+  for (const item of lines.sort((a, b) =>
+    String(a.code?.coding?.[0]?.code).localeCompare(String(b.code?.coding?.[0]?.code)),
+  )) {
     const price = item.priceOverride ? `$${item.priceOverride.value.toFixed(2)}` : '(manual)';
-    show(`  ${String(item.code?.coding?.[0]?.display ?? item.code?.text).padEnd(60)} × ${String(item.quantity?.value ?? 1).padStart(2)}  ${price.padStart(10)}  ${item.status}`);
+    show(
+      `  ${String(item.code?.coding?.[0]?.display ?? item.code?.text).padEnd(60)} × ${String(item.quantity?.value ?? 1).padStart(2)}  ${price.padStart(10)}  ${item.status}`,
+    );
   }
-  const quote = (coordination.extension ?? []).find((extension: { url: string }) => extension.url === 'urn:hub:extension:quote');
+  const quote = (coordination.extension ?? []).find(
+    (extension: { url: string }) => extension.url === 'urn:hub:extension:quote',
+  );
   const total = quote?.extension?.find((part: { url: string }) => part.url === 'total')?.valueMoney;
   const manual = quote?.extension?.find((part: { url: string }) => part.url === 'manualQuote')?.valueString;
   show(manual ? `  manual quote needed: ${manual}` : `  total $${total?.value?.toFixed(2)} ${total?.currency ?? ''}`);
@@ -396,7 +506,9 @@ async function expectMaterial(client: DemoClient, serviceRequestId: string, kind
     const current = await byCaseIdentifier(client, 'Task', `${serviceRequestId}/expect-material/${kind}`);
     return current?.status === 'completed' ? current : undefined;
   }, `the ${kind} to be complete`);
-  show(`expected ${kind}: Task/${task.id} completed with ${(task.output ?? []).filter((output: { valueReference?: unknown }) => output.valueReference).length} item(s)`);
+  show(
+    `expected ${kind}: Task/${task.id} completed with ${(task.output ?? []).filter((output: { valueReference?: unknown }) => output.valueReference).length} item(s)`,
+  );
 }
 
 demo().then(

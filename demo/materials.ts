@@ -19,7 +19,12 @@ export async function recordsPdf(pages: number): Promise<Uint8Array> {
   for (let number = 1; number <= pages; number++) {
     const page = pdf.addPage([612, 792]);
     page.drawText(`Discharge summary - page ${number} of ${pages}`, { x: 72, y: 720, size: 16, font });
-    page.drawText('Demonstration document of the second-opinion hub; no real patient.', { x: 72, y: 690, size: 11, font });
+    page.drawText('Demonstration document of the second-opinion hub; no real patient.', {
+      x: 72,
+      y: 690,
+      size: 11,
+      font,
+    });
   }
   return pdf.save();
 }
@@ -76,13 +81,26 @@ export async function studyFile(
     ['0010,0030', attributes.birthDate],
   ];
   // -gse/-gin: new Series and SOP Instance UIDs (the file meta follows); -nb: no .bak file.
-  const result = await run('dcmodify', ['-nb', '-gse', '-gin', ...values.flatMap(([tag, value]) => ['-i', `(${tag})=${value}`]), target]);
+  const result = await run('dcmodify', [
+    '-nb',
+    '-gse',
+    '-gin',
+    ...values.flatMap(([tag, value]) => ['-i', `(${tag})=${value}`]),
+    target,
+  ]);
   if (result.code !== 0) throw new Error(`dcmodify failed on ${source}:\n${result.output}`);
   return { path: target, studyInstanceUid };
 }
 
 /** C-STORE of the files to the hub's DIMSE listener. */
-export async function sendStudies(target: { host: string; port: number; calledAe: string; callingAe: string }, files: readonly string[]): Promise<void> {
-  const result = await run('storescu', ['-aet', target.callingAe, '-aec', target.calledAe, target.host, String(target.port), ...files], 120_000);
+export async function sendStudies(
+  target: { host: string; port: number; calledAe: string; callingAe: string },
+  files: readonly string[],
+): Promise<void> {
+  const result = await run(
+    'storescu',
+    ['-aet', target.callingAe, '-aec', target.calledAe, target.host, String(target.port), ...files],
+    120_000,
+  );
   if (result.code !== 0) throw new Error(`storescu to ${target.host}:${target.port} failed:\n${result.output}`);
 }

@@ -40,7 +40,12 @@ export interface DemoPerson {
 /** The coordinator, the radiologist and every specialist of the roster. */
 export const PEOPLE: readonly DemoPerson[] = [
   { key: 'coordinator', role: 'coordinator', email: 'coordinator@staff.hub-demo.example.org' },
-  { key: 'radiologist', role: 'radiologist', email: 'radiologist@staff.hub-demo.example.org', practitionerId: RADIOLOGIST_PRACTITIONER_ID },
+  {
+    key: 'radiologist',
+    role: 'radiologist',
+    email: 'radiologist@staff.hub-demo.example.org',
+    practitionerId: RADIOLOGIST_PRACTITIONER_ID,
+  },
   ...ROSTER.map((entry): DemoPerson => ({
     key: entry.key,
     role: 'specialist',
@@ -95,7 +100,10 @@ export async function readCredentials(file: string): Promise<DemoCredentials> {
     throw new Error(`${file} is not JSON; run \`npm run demo:setup\` again on a fresh database`);
   }
   for (const person of PEOPLE) {
-    if (!credentials.people?.[person.key]) throw new Error(`${file} has no credentials for the ${person.key}; run \`npm run demo:setup\` again on a fresh database`);
+    if (!credentials.people?.[person.key])
+      throw new Error(
+        `${file} has no credentials for the ${person.key}; run \`npm run demo:setup\` again on a fresh database`,
+      );
   }
   return credentials;
 }

@@ -22,11 +22,39 @@ export interface RosterEntry {
 }
 
 export const ROSTER: readonly RosterEntry[] = [
-  { key: 'thoracic-oncologist', family: 'Abernathy', level: 'attending', nucc: '207RX0202X', licenceEnd: '2031-06-30', keywords: ['lung', 'thoracic'] },
-  { key: 'oncologist', family: 'Brightwater', level: 'attending', nucc: '207RX0202X', licenceEnd: '2031-06-30', keywords: [] },
-  { key: 'pulmonologist', family: 'Eberhardt', level: 'attending', nucc: '207RP1001X', licenceEnd: '2031-06-30', keywords: ['lung'] },
+  {
+    key: 'thoracic-oncologist',
+    family: 'Abernathy',
+    level: 'attending',
+    nucc: '207RX0202X',
+    licenceEnd: '2031-06-30',
+    keywords: ['lung', 'thoracic'],
+  },
+  {
+    key: 'oncologist',
+    family: 'Brightwater',
+    level: 'attending',
+    nucc: '207RX0202X',
+    licenceEnd: '2031-06-30',
+    keywords: [],
+  },
+  {
+    key: 'pulmonologist',
+    family: 'Eberhardt',
+    level: 'attending',
+    nucc: '207RP1001X',
+    licenceEnd: '2031-06-30',
+    keywords: ['lung'],
+  },
   // Never a candidate: trainees do not give opinions; the ranking explanation says so.
-  { key: 'oncology-fellow', family: 'Castellano', level: 'fellow', nucc: '207RX0202X', licenceEnd: '2031-06-30', keywords: ['lung', 'malignan*'] },
+  {
+    key: 'oncology-fellow',
+    family: 'Castellano',
+    level: 'fellow',
+    nucc: '207RX0202X',
+    licenceEnd: '2031-06-30',
+    keywords: ['lung', 'malignan*'],
+  },
 ];
 
 /** The radiologist who does the pre-review (not on the specialists' roster). */
@@ -58,8 +86,14 @@ export async function ensureRoster(client: DemoClient): Promise<RosterMember[]> 
       telecom: [{ system: 'email', value: `${entry.family.toLowerCase()}@specialists.example.org` }],
       extension: [{ url: 'urn:hub:extension:training-level', valueCode: entry.level }],
       qualification: [
-        { code: { coding: [{ system: 'urn:hub:qualification', code: 'medical-licence' }] }, period: { start: '2015-07-01', end: entry.licenceEnd } },
-        { code: { coding: [{ system: 'urn:hub:qualification', code: 'board-certification' }] }, period: { start: '2016-01-01' } },
+        {
+          code: { coding: [{ system: 'urn:hub:qualification', code: 'medical-licence' }] },
+          period: { start: '2015-07-01', end: entry.licenceEnd },
+        },
+        {
+          code: { coding: [{ system: 'urn:hub:qualification', code: 'board-certification' }] },
+          period: { start: '2016-01-01' },
+        },
       ],
     });
     await client.fhir('PUT', `PractitionerRole/${id}-role`, {
@@ -86,10 +120,11 @@ export async function ensureRoster(client: DemoClient): Promise<RosterMember[]> 
 }
 
 async function retireStrays(client: DemoClient, key: string, id: string): Promise<void> {
-  const strays = (await client.search(`Practitioner?identifier=${encodeURIComponent(`${DEMO_ROSTER_SYSTEM}|${key}`)}`)).filter(
-    (practitioner) => practitioner.id !== id && practitioner.active !== false,
-  );
-  for (const stray of strays) await client.change(`Practitioner/${stray.id}`, (practitioner) => ({ ...practitioner, active: false }));
+  const strays = (
+    await client.search(`Practitioner?identifier=${encodeURIComponent(`${DEMO_ROSTER_SYSTEM}|${key}`)}`)
+  ).filter((practitioner) => practitioner.id !== id && practitioner.active !== false);
+  for (const stray of strays)
+    await client.change(`Practitioner/${stray.id}`, (practitioner) => ({ ...practitioner, active: false }));
 }
 
 /** The radiologist's Practitioner, at the id their account is linked to. */

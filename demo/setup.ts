@@ -63,18 +63,38 @@ async function register(tx: Queryable): Promise<DemoCredentials> {
     await clients.add({ id: clientId, jwks: publicJwks, scopes: parseScopes(SYSTEM_SCOPE) });
     systemClients.push(credentials);
   }
-  await clients.addPublic({ id: APP_CLIENT_ID, redirectUris: [APP_REDIRECT_URI], userScopes: parseUserScopes(APP_SCOPE) });
+  await clients.addPublic({
+    id: APP_CLIENT_ID,
+    redirectUris: [APP_REDIRECT_URI],
+    userScopes: parseUserScopes(APP_SCOPE),
+  });
 
   const users = new UserStore(tx);
   const people: Record<string, PersonCredentials> = {};
   for (const person of PEOPLE) {
     const password = randomBytes(24).toString('base64url');
     const fhirUser = person.practitionerId === undefined ? undefined : `Practitioner/${person.practitionerId}`;
-    const { totpSecret } = await users.add({ email: person.email, role: person.role, password, ...(fhirUser ? { fhirUser } : {}) });
+    const { totpSecret } = await users.add({
+      email: person.email,
+      role: person.role,
+      password,
+      ...(fhirUser ? { fhirUser } : {}),
+    });
     if (totpSecret === undefined) throw new Error(`the hub gave the ${person.key}'s account no TOTP secret`);
-    people[person.key] = { email: person.email, password, totpSecret, role: person.role, ...(person.practitionerId ? { practitionerId: person.practitionerId } : {}) };
+    people[person.key] = {
+      email: person.email,
+      password,
+      totpSecret,
+      role: person.role,
+      ...(person.practitionerId ? { practitionerId: person.practitionerId } : {}),
+    };
   }
-  return { ehr: systemClients[0], registration: systemClients[1], app: { clientId: APP_CLIENT_ID, redirectUri: APP_REDIRECT_URI, scope: APP_SCOPE }, people };
+  return {
+    ehr: systemClients[0],
+    registration: systemClients[1],
+    app: { clientId: APP_CLIENT_ID, redirectUri: APP_REDIRECT_URI, scope: APP_SCOPE },
+    people,
+  };
 }
 
 /** Writes the file readable by its owner only, complete or not at all. */
@@ -90,7 +110,11 @@ async function writeCredentials(file: string, credentials: DemoCredentials): Pro
 }
 
 /** Whether the file's secrets are those of the registrations in the database (public keys, accounts). */
-async function matchesDatabase(db: Database, file: string, registered: Map<string, RegisteredClient>): Promise<boolean> {
+async function matchesDatabase(
+  db: Database,
+  file: string,
+  registered: Map<string, RegisteredClient>,
+): Promise<boolean> {
   if (!existsSync(file)) return false;
   const credentials = await readCredentials(file).catch(() => undefined);
   if (!credentials) return false;
@@ -103,7 +127,13 @@ async function matchesDatabase(db: Database, file: string, registered: Map<strin
   for (const person of PEOPLE) {
     const user = accounts.get(person.email.toLowerCase());
     const fhirUser = person.practitionerId === undefined ? undefined : `Practitioner/${person.practitionerId}`;
-    if (!user || user.role !== person.role || user.fhirUser !== fhirUser || credentials.people[person.key]?.email !== person.email) return false;
+    if (
+      !user ||
+      user.role !== person.role ||
+      user.fhirUser !== fhirUser ||
+      credentials.people[person.key]?.email !== person.email
+    )
+      return false;
   }
   return true;
 }
@@ -129,7 +159,11 @@ async function setup(): Promise<void> {
     const emails = new Set((await new UserStore(db).list()).map((user) => user.email.toLowerCase()));
     const accounts = PEOPLE.filter((person) => emails.has(person.email.toLowerCase()));
     if (registered.size > 0 || accounts.length > 0) {
-      if (registered.size === CLIENT_IDS.length && accounts.length === PEOPLE.length && (await matchesDatabase(db, file, registered))) {
+      if (
+        registered.size === CLIENT_IDS.length &&
+        accounts.length === PEOPLE.length &&
+        (await matchesDatabase(db, file, registered))
+      ) {
         console.log(`The demo's parties are registered already; their credentials are in ${file}.`);
         return;
       }
@@ -144,10 +178,19 @@ async function setup(): Promise<void> {
   } finally {
     await db.close();
   }
-  console.log(`Registered in the hub's database (${config.databaseUrl ? 'PostgreSQL at DATABASE_URL' : `embedded, ${config.dataDir}`}):`);
-  console.log(`  system clients (SMART Backend Services, private_key_jwt ES384): ${EHR_CLIENT_ID} (the physician's EHR), ${REGISTRATION_CLIENT_ID} (the registration website), scope ${SYSTEM_SCOPE}`);
-  console.log(`  public client ${APP_CLIENT_ID} (people's sign-in, PKCE), redirect URI ${APP_REDIRECT_URI}, scope "${APP_SCOPE}"`);
-  for (const person of PEOPLE) console.log(`  ${person.role} account (TOTP)${person.practitionerId ? ` linked to Practitioner/${person.practitionerId}` : ''}`);
+  console.log(
+    `Registered in the hub's database (${config.databaseUrl ? 'PostgreSQL at DATABASE_URL' : `embedded, ${config.dataDir}`}):`,
+  );
+  console.log(
+    `  system clients (SMART Backend Services, private_key_jwt ES384): ${EHR_CLIENT_ID} (the physician's EHR), ${REGISTRATION_CLIENT_ID} (the registration website), scope ${SYSTEM_SCOPE}`,
+  );
+  console.log(
+    `  public client ${APP_CLIENT_ID} (people's sign-in, PKCE), redirect URI ${APP_REDIRECT_URI}, scope "${APP_SCOPE}"`,
+  );
+  for (const person of PEOPLE)
+    console.log(
+      `  ${person.role} account (TOTP)${person.practitionerId ? ` linked to Practitioner/${person.practitionerId}` : ''}`,
+    );
   console.log(`Keys, passwords and TOTP secrets: ${file} (mode 0600). Next: npm start, then npm run demo.`);
 }
 

@@ -8,19 +8,30 @@ import { z } from 'zod';
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const url = (protocols: string[]) =>
-  z.string().refine((value) => {
-    try {
-      return protocols.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL starting with ${protocols.map((p) => p + '//').join(' or ')}`);
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL starting with ${protocols.map((p) => p + '//').join(' or ')}`,
+  );
 
 /** PS3.5 §6.2 AE: 1-16 characters of the default repertoire, no backslash or control characters. */
-const aeTitle = z.string().trim().min(1).max(16).regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'must be printable ASCII without a backslash');
+const aeTitle = z
+  .string()
+  .trim()
+  .min(1)
+  .max(16)
+  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'must be printable ASCII without a backslash');
 
 function splitList(value: string): string[] {
-  return value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }
 
 /** An origin as browsers send it in the Origin header: `scheme://host[:port]`, nothing more. */
@@ -42,7 +53,10 @@ function isLoopbackHost(host: string): boolean {
 /** AUTH_SECRETS_KEY: the base64 (or base64url) of exactly 32 bytes, an AES-256 key. */
 function isSecretsKey(value: string): boolean {
   const trimmed = value.trim();
-  return /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed) && Buffer.from(trimmed.replace(/-/g, '+').replace(/_/g, '/'), 'base64').length === 32;
+  return (
+    /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed) &&
+    Buffer.from(trimmed.replace(/-/g, '+').replace(/_/g, '/'), 'base64').length === 32
+  );
 }
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -72,26 +86,42 @@ const schema = z.object({
   DIMSE_PORT: port.default(11112),
   DIMSE_AE_TITLE: aeTitle.default('HUB'),
   JURISDICTION_POLICY_FILE: z.string().trim().min(1).optional(),
-  DIMSE_ALLOWED_CALLING_AE_TITLES: z.string().default('').refine(
-    (value) => splitList(value).every((title) => aeTitle.safeParse(title).success),
-    'must be a comma-separated list of AE titles (1-16 characters each, no backslash or control characters)',
-  ),
-  HUB_ROLES: z.string().default(HUB_ROLES.join(',')).refine(
-    (value) => splitList(value).length > 0 && splitList(value).every((role) => (HUB_ROLES as readonly string[]).includes(role)),
-    `must be a comma-separated list of ${HUB_ROLES.join(', ')}`,
-  ),
+  DIMSE_ALLOWED_CALLING_AE_TITLES: z
+    .string()
+    .default('')
+    .refine(
+      (value) => splitList(value).every((title) => aeTitle.safeParse(title).success),
+      'must be a comma-separated list of AE titles (1-16 characters each, no backslash or control characters)',
+    ),
+  HUB_ROLES: z
+    .string()
+    .default(HUB_ROLES.join(','))
+    .refine(
+      (value) =>
+        splitList(value).length > 0 &&
+        splitList(value).every((role) => (HUB_ROLES as readonly string[]).includes(role)),
+      `must be a comma-separated list of ${HUB_ROLES.join(', ')}`,
+    ),
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
-  MAIL_FROM: z.string().trim().regex(mailAddress, 'must be an e-mail address, optionally with a display name: Name <address>').default(
-    'Second Opinion Hub <no-reply@localhost>',
-  ),
+  MAIL_FROM: z
+    .string()
+    .trim()
+    .regex(mailAddress, 'must be an e-mail address, optionally with a display name: Name <address>')
+    .default('Second Opinion Hub <no-reply@localhost>'),
   AUTH_REQUIRED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   AUTH_SESSION_IDLE_SECONDS: positiveInt.default(1800),
   AUTH_SESSION_MAX_SECONDS: positiveInt.default(43200),
-  AUTH_SECRETS_KEY: z.string().refine(isSecretsKey, 'must be the base64 of 32 random bytes (e.g. openssl rand -base64 32)').optional(),
-  CORS_ALLOWED_ORIGINS: z.string().default('').refine(
-    (value) => splitList(value).every(isExactOrigin),
-    'must be a comma-separated list of origins like https://viewer.example.org (scheme, host and port only, no path)',
-  ),
+  AUTH_SECRETS_KEY: z
+    .string()
+    .refine(isSecretsKey, 'must be the base64 of 32 random bytes (e.g. openssl rand -base64 32)')
+    .optional(),
+  CORS_ALLOWED_ORIGINS: z
+    .string()
+    .default('')
+    .refine(
+      (value) => splitList(value).every(isExactOrigin),
+      'must be a comma-separated list of origins like https://viewer.example.org (scheme, host and port only, no path)',
+    ),
   METRICS_PUBLIC: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
   AUDIT_ENABLED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   AUDIT_FLUSH_MS: positiveInt.default(100),
@@ -181,7 +211,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `Invalid configuration: DIMSE_ALLOWED_CALLING_AE_TITLES: must list the peers' AE titles while DIMSE_HOST (${c.DIMSE_HOST}) is not a loopback address`,
     );
   }
-  const baseUrl = (c.BASE_URL ?? `http://${c.HOST.includes(':') ? `[${c.HOST}]` : c.HOST}:${c.PORT}`).replace(/\/+$/, '');
+  const baseUrl = (c.BASE_URL ?? `http://${c.HOST.includes(':') ? `[${c.HOST}]` : c.HOST}:${c.PORT}`).replace(
+    /\/+$/,
+    '',
+  );
   return {
     host: c.HOST,
     port: c.PORT,
@@ -199,10 +232,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dimseHost: c.DIMSE_HOST,
     dimsePort: c.DIMSE_PORT,
     dimseAeTitle: c.DIMSE_AE_TITLE,
-    jurisdictionPolicyFile: c.JURISDICTION_POLICY_FILE === undefined ? undefined : path.resolve(c.JURISDICTION_POLICY_FILE),
-    dimseAllowedCallingAeTitles: splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES).length > 0
-      ? splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES)
-      : undefined,
+    jurisdictionPolicyFile:
+      c.JURISDICTION_POLICY_FILE === undefined ? undefined : path.resolve(c.JURISDICTION_POLICY_FILE),
+    dimseAllowedCallingAeTitles:
+      splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES).length > 0
+        ? splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES)
+        : undefined,
     roles: HUB_ROLES.filter((role) => splitList(c.HUB_ROLES).includes(role)),
     smtpUrl: c.SMTP_URL,
     mailFrom: c.MAIL_FROM,

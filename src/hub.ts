@@ -105,12 +105,23 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
   loadFhirDefinitions();
   // The processes that write FHIR resources validate them: their first write should not pay for this.
   if (config.roles.includes('api') || config.roles.includes('worker')) loadTerminologyDefinitions();
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+  });
   const applied = await migrate(db);
   logger.info({ database: db.kind, migrationsApplied: applied }, 'database ready');
   // Before anything is served: the journal a killed hub left is stored first (audit/audit-log.ts).
   const auditLog = config.auditEnabled
-    ? new AuditLog({ db, dir: path.join(config.dataDir, 'audit'), logger: logger.child({ role: 'audit' }), flushMs: config.auditFlushMs, batchSize: config.auditBatchSize, fsync: config.auditJournalFsync })
+    ? new AuditLog({
+        db,
+        dir: path.join(config.dataDir, 'audit'),
+        logger: logger.child({ role: 'audit' }),
+        flushMs: config.auditFlushMs,
+        batchSize: config.auditBatchSize,
+        fsync: config.auditJournalFsync,
+      })
     : undefined;
   await auditLog?.start();
   const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog);
@@ -186,12 +197,23 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     fhir: {
       router,
       repository: { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes },
-      capabilityStatement: buildCapabilityStatement(router, { baseUrl: config.baseUrl, version: HUB_VERSION, date: clock.now(), security: auth.security }),
+      capabilityStatement: buildCapabilityStatement(router, {
+        baseUrl: config.baseUrl,
+        version: HUB_VERSION,
+        date: clock.now(),
+        security: auth.security,
+      }),
       maxBodyBytes: config.fhirMaxBodyBytes,
       onWrite: () => relay.kick(),
       auditor,
     },
-    dicomweb: { ingest, baseUrl: config.baseUrl, tempDir: dicomwebTempDir, logger: logger.child({ role: 'dicomweb' }), auditor },
+    dicomweb: {
+      ingest,
+      baseUrl: config.baseUrl,
+      tempDir: dicomwebTempDir,
+      logger: logger.child({ role: 'dicomweb' }),
+      auditor,
+    },
   });
 
   const dimseLogger = logger.child({ role: 'dimse' });
@@ -199,18 +221,19 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
   // Without the api role the process serves only health and metrics, and no DICOM listener.
   let dimse: DimseServer | undefined;
   try {
-    if (serveApi) dimse = await startDimseServer({
-      host: config.dimseHost,
-      port: config.dimsePort,
-      aeTitle: config.dimseAeTitle,
-      allowedCallingAeTitles: config.dimseAllowedCallingAeTitles,
-      onRejected: (rejection) => dimseAudit.rejected(rejection),
-      logger: dimseLogger,
-      maxPduLength: 1 << 20,
-      closeGraceMs: config.shutdownGraceMs,
-      onFind: createFindHandler(db, dimseLogger, { audit: dimseAudit }),
-      store: createStoreHandler(ingest, dimseLogger, dimseAudit),
-    });
+    if (serveApi)
+      dimse = await startDimseServer({
+        host: config.dimseHost,
+        port: config.dimsePort,
+        aeTitle: config.dimseAeTitle,
+        allowedCallingAeTitles: config.dimseAllowedCallingAeTitles,
+        onRejected: (rejection) => dimseAudit.rejected(rejection),
+        logger: dimseLogger,
+        maxPduLength: 1 << 20,
+        closeGraceMs: config.shutdownGraceMs,
+        onFind: createFindHandler(db, dimseLogger, { audit: dimseAudit }),
+        store: createStoreHandler(ingest, dimseLogger, dimseAudit),
+      });
   } catch (err) {
     redis.disconnect();
     await db.close();
@@ -253,9 +276,15 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     logger,
   });
   const orphanSweeper = config.roles.includes('worker')
-    ? startOrphanSweeper(db, blobs, { logger: logger.child({ role: 'blob-sweep' }), delayMs: ORPHAN_SWEEP_DELAY_MS, intervalMs: ORPHAN_SWEEP_INTERVAL_MS })
+    ? startOrphanSweeper(db, blobs, {
+        logger: logger.child({ role: 'blob-sweep' }),
+        delayMs: ORPHAN_SWEEP_DELAY_MS,
+        intervalMs: ORPHAN_SWEEP_INTERVAL_MS,
+      })
     : undefined;
-  const mailer = config.roles.includes('worker') ? createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir }) : undefined;
+  const mailer = config.roles.includes('worker')
+    ? createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir })
+    : undefined;
   // The workflow queues (src/workflow/context.ts) need more than the framework's WorkerDeps.
   const workerDeps = (mailer: Mailer): WorkflowWorkerDeps => ({
     db,

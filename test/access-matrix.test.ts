@@ -31,7 +31,17 @@ const PASSWORD = 'a long enough password';
 const CASE = 'urn:hub:case-resource';
 const LOINC = 'http://loinc.org';
 
-type Person = 'physicianA' | 'physicianB' | 'patientA' | 'patientB' | 'specialistA' | 'specialistB' | 'radiologistA' | 'pathologistB' | 'coordinator' | 'admin';
+type Person =
+  | 'physicianA'
+  | 'physicianB'
+  | 'patientA'
+  | 'patientB'
+  | 'specialistA'
+  | 'specialistB'
+  | 'radiologistA'
+  | 'pathologistB'
+  | 'coordinator'
+  | 'admin';
 /** Every role of the policy, and a system client (SMART Backend Services), limited by its scopes only. */
 type Who = Person | 'system';
 const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
@@ -94,7 +104,13 @@ function caseResources(c: 'a' | 'b'): Record<string, unknown>[] {
       context: { related: [{ reference: `ServiceRequest/${sr}` }] },
       content: [{ attachment: { contentType: 'application/pdf', url: `Binary/bin-${c}` } }],
     },
-    { resourceType: 'ImagingStudy', id: `img-${c}`, status: 'available', subject: { reference: patient }, basedOn: [{ reference: `ServiceRequest/${sr}` }] },
+    {
+      resourceType: 'ImagingStudy',
+      id: `img-${c}`,
+      status: 'available',
+      subject: { reference: patient },
+      basedOn: [{ reference: `ServiceRequest/${sr}` }],
+    },
     // The consultation report, its letter and the letter's content.
     { resourceType: 'Binary', id: `binrep-${c}`, contentType: 'application/pdf', data: pdf(`report ${c}`) },
     {
@@ -132,16 +148,33 @@ function reviewTask(id: string, caseIdentifier: string, code: string, owner: str
 }
 
 const FIXTURES: Record<string, unknown>[] = [
-  ...['prac-a', 'prac-b', 'prac-s', 'prac-s2', 'prac-r', 'prac-p', 'prac-c', 'prac-admin'].map((id) => ({ resourceType: 'Practitioner', id })),
+  ...['prac-a', 'prac-b', 'prac-s', 'prac-s2', 'prac-r', 'prac-p', 'prac-c', 'prac-admin'].map((id) => ({
+    resourceType: 'Practitioner',
+    id,
+  })),
   { resourceType: 'Organization', id: 'org-b', name: 'Clinic B' },
-  { resourceType: 'PractitionerRole', id: 'role-b', practitioner: { reference: 'Practitioner/prac-b' }, organization: { reference: 'Organization/org-b' } },
+  {
+    resourceType: 'PractitionerRole',
+    id: 'role-b',
+    practitioner: { reference: 'Practitioner/prac-b' },
+    organization: { reference: 'Organization/org-b' },
+  },
   ...caseResources('a'),
   ...caseResources('b'),
   // The specialist's Task on case A: linked to the case by its identifier only, as the job writes it.
-  { ...reviewTask('spec-a', 'sr-a/specialist-opinion/prac-s', 'specialist-opinion', 'Practitioner/prac-s'), partOf: [{ reference: 'Task/coord-a' }] },
+  {
+    ...reviewTask('spec-a', 'sr-a/specialist-opinion/prac-s', 'specialist-opinion', 'Practitioner/prac-s'),
+    partOf: [{ reference: 'Task/coord-a' }],
+  },
   // The pre-reviews, assigned (owner) by whoever loads the fixtures: a system client.
-  { ...reviewTask('rad-a', 'sr-a/pre-review-radiology', 'pre-review-radiology', 'Practitioner/prac-r'), basedOn: [{ reference: 'ServiceRequest/sr-a' }] },
-  { ...reviewTask('path-b', 'sr-b/pre-review-pathology', 'pre-review-pathology', 'Practitioner/prac-p'), basedOn: [{ reference: 'ServiceRequest/sr-b' }] },
+  {
+    ...reviewTask('rad-a', 'sr-a/pre-review-radiology', 'pre-review-radiology', 'Practitioner/prac-r'),
+    basedOn: [{ reference: 'ServiceRequest/sr-a' }],
+  },
+  {
+    ...reviewTask('path-b', 'sr-b/pre-review-pathology', 'pre-review-pathology', 'Practitioner/prac-p'),
+    basedOn: [{ reference: 'ServiceRequest/sr-b' }],
+  },
   // Case A's, pointing at case B's ServiceRequest (so it is case B's too: it refers to it).
   {
     resourceType: 'Task',
@@ -155,7 +188,16 @@ const FIXTURES: Record<string, unknown>[] = [
 
 // ---- the matrix -------------------------------------------------------------------------------
 
-const TYPES = ['Patient', 'ServiceRequest', 'Task', 'DocumentReference', 'Binary', 'ImagingStudy', 'ChargeItem', 'DiagnosticReport'] as const;
+const TYPES = [
+  'Patient',
+  'ServiceRequest',
+  'Task',
+  'DocumentReference',
+  'Binary',
+  'ImagingStudy',
+  'ChargeItem',
+  'DiagnosticReport',
+] as const;
 type FixtureType = (typeof TYPES)[number];
 
 /**
@@ -218,7 +260,16 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     ChargeItem: ['charge-a'],
     DiagnosticReport: ['rep-a'],
   },
-  specialistB: { Patient: [], ServiceRequest: [], Task: [], DocumentReference: [], Binary: [], ImagingStudy: [], ChargeItem: [], DiagnosticReport: [] },
+  specialistB: {
+    Patient: [],
+    ServiceRequest: [],
+    Task: [],
+    DocumentReference: [],
+    Binary: [],
+    ImagingStudy: [],
+    ChargeItem: [],
+    DiagnosticReport: [],
+  },
   coordinator: {
     Patient: ['pat-a', 'pat-b'],
     ServiceRequest: ['sr-a', 'sr-b'],
@@ -236,7 +287,8 @@ SEES.system = SEES.coordinator;
 SEES.radiologistA = SEES.specialistA;
 SEES.pathologistB = SEES.physicianB;
 
-const fixtureIds = (type: string): string[] => FIXTURES.filter((r) => r.resourceType === type).map((r) => r.id as string);
+const fixtureIds = (type: string): string[] =>
+  FIXTURES.filter((r) => r.resourceType === type).map((r) => r.id as string);
 
 const newDocument = (sr: string): Record<string, unknown> => ({
   resourceType: 'DocumentReference',
@@ -254,27 +306,160 @@ const newRequest = (requester: string, subject: string): Record<string, unknown>
 
 /** Writes: who, what, the request, the expected status, the body. */
 const WRITES: [Who, string, string, string, number, () => unknown][] = [
-  ['physicianA', 'creates a DocumentReference for their case', 'POST', 'DocumentReference', 201, () => newDocument('sr-a')],
-  ['physicianA', 'creates a DocumentReference for the other case', 'POST', 'DocumentReference', 403, () => newDocument('sr-b')],
-  ['physicianA', 'creates a DocumentReference for no case', 'POST', 'DocumentReference', 403, () => ({ ...newDocument('x'), context: undefined })],
-  ['physicianA', 'creates a ServiceRequest they request', 'POST', 'ServiceRequest', 201, () => newRequest('Practitioner/prac-a', 'Patient/pat-a')],
-  ['physicianA', 'creates a ServiceRequest in the other physician’s name', 'POST', 'ServiceRequest', 403, () => newRequest('Practitioner/prac-b', 'Patient/pat-a')],
-  ['physicianB', 'creates a ServiceRequest through their PractitionerRole', 'POST', 'ServiceRequest', 201, () => newRequest('PractitionerRole/role-b', 'Patient/pat-b')],
-  ['physicianA', 'registers a new Patient (no case yet)', 'POST', 'Patient', 201, () => ({ resourceType: 'Patient', name: [{ family: 'New' }] })],
-  ['physicianA', 'updates the other case’s ServiceRequest (by id)', 'PUT', 'ServiceRequest/sr-b', 404, () => ({ ...FIXTURES.find((r) => r.id === 'sr-b'), status: 'revoked' })],
-  ['physicianA', 'updates their case’s Task', 'PUT', 'Task/coord-a', 200, () => ({ ...FIXTURES.find((r) => r.id === 'coord-a'), note: [{ text: 'seen' }] })],
-  ['physicianA', 'moves their Task into the other case', 'PUT', 'Task/coord-a', 403, () => ({ ...FIXTURES.find((r) => r.id === 'coord-b'), id: 'coord-a', identifier: undefined })],
+  [
+    'physicianA',
+    'creates a DocumentReference for their case',
+    'POST',
+    'DocumentReference',
+    201,
+    () => newDocument('sr-a'),
+  ],
+  [
+    'physicianA',
+    'creates a DocumentReference for the other case',
+    'POST',
+    'DocumentReference',
+    403,
+    () => newDocument('sr-b'),
+  ],
+  [
+    'physicianA',
+    'creates a DocumentReference for no case',
+    'POST',
+    'DocumentReference',
+    403,
+    () => ({ ...newDocument('x'), context: undefined }),
+  ],
+  [
+    'physicianA',
+    'creates a ServiceRequest they request',
+    'POST',
+    'ServiceRequest',
+    201,
+    () => newRequest('Practitioner/prac-a', 'Patient/pat-a'),
+  ],
+  [
+    'physicianA',
+    'creates a ServiceRequest in the other physician’s name',
+    'POST',
+    'ServiceRequest',
+    403,
+    () => newRequest('Practitioner/prac-b', 'Patient/pat-a'),
+  ],
+  [
+    'physicianB',
+    'creates a ServiceRequest through their PractitionerRole',
+    'POST',
+    'ServiceRequest',
+    201,
+    () => newRequest('PractitionerRole/role-b', 'Patient/pat-b'),
+  ],
+  [
+    'physicianA',
+    'registers a new Patient (no case yet)',
+    'POST',
+    'Patient',
+    201,
+    () => ({ resourceType: 'Patient', name: [{ family: 'New' }] }),
+  ],
+  [
+    'physicianA',
+    'updates the other case’s ServiceRequest (by id)',
+    'PUT',
+    'ServiceRequest/sr-b',
+    404,
+    () => ({ ...FIXTURES.find((r) => r.id === 'sr-b'), status: 'revoked' }),
+  ],
+  [
+    'physicianA',
+    'updates their case’s Task',
+    'PUT',
+    'Task/coord-a',
+    200,
+    () => ({ ...FIXTURES.find((r) => r.id === 'coord-a'), note: [{ text: 'seen' }] }),
+  ],
+  [
+    'physicianA',
+    'moves their Task into the other case',
+    'PUT',
+    'Task/coord-a',
+    403,
+    () => ({ ...FIXTURES.find((r) => r.id === 'coord-b'), id: 'coord-a', identifier: undefined }),
+  ],
   ['physicianA', 'deletes a ChargeItem', 'DELETE', 'ChargeItem/charge-a', 403, () => undefined],
-  ['physicianA', 'patches the other case’s Task', 'PATCH', 'Task/coord-b', 404, () => [{ op: 'replace', path: '/status', value: 'cancelled' }]],
-  ['physicianA', 'patches an ImagingStudy (no update right on the type)', 'PATCH', 'ImagingStudy/img-b', 403, () => [{ op: 'replace', path: '/status', value: 'cancelled' }]],
+  [
+    'physicianA',
+    'patches the other case’s Task',
+    'PATCH',
+    'Task/coord-b',
+    404,
+    () => [{ op: 'replace', path: '/status', value: 'cancelled' }],
+  ],
+  [
+    'physicianA',
+    'patches an ImagingStudy (no update right on the type)',
+    'PATCH',
+    'ImagingStudy/img-b',
+    403,
+    () => [{ op: 'replace', path: '/status', value: 'cancelled' }],
+  ],
   ['patientA', 'creates a DocumentReference', 'POST', 'DocumentReference', 403, () => newDocument('sr-a')],
-  ['patientA', 'creates a ServiceRequest', 'POST', 'ServiceRequest', 403, () => newRequest('Practitioner/prac-a', 'Patient/pat-a')],
-  ['patientA', 'writes a Communication on their case', 'POST', 'Communication', 201, () => ({ resourceType: 'Communication', status: 'completed', basedOn: [{ reference: 'ServiceRequest/sr-a' }] })],
-  ['specialistA', 'accepts their Task', 'PUT', 'Task/spec-a', 200, () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), status: 'accepted' })],
-  ['specialistA', 'creates a ServiceRequest', 'POST', 'ServiceRequest', 403, () => newRequest('Practitioner/prac-s', 'Patient/pat-a')],
-  ['specialistA', 'updates the other case’s Task', 'PUT', 'Task/coord-b', 404, () => ({ ...FIXTURES.find((r) => r.id === 'coord-b'), note: [{ text: 'x' }] })],
-  ['coordinator', 'adds a specialist to the roster at a fixed id (their account is linked to it)', 'PUT', 'Practitioner/prac-new', 201, () => ({ resourceType: 'Practitioner', id: 'prac-new' })],
-  ['coordinator', 'updates the other case’s ServiceRequest', 'PUT', 'ServiceRequest/sr-b', 200, () => ({ ...FIXTURES.find((r) => r.id === 'sr-b'), note: [{ text: 'checked' }] })],
+  [
+    'patientA',
+    'creates a ServiceRequest',
+    'POST',
+    'ServiceRequest',
+    403,
+    () => newRequest('Practitioner/prac-a', 'Patient/pat-a'),
+  ],
+  [
+    'patientA',
+    'writes a Communication on their case',
+    'POST',
+    'Communication',
+    201,
+    () => ({ resourceType: 'Communication', status: 'completed', basedOn: [{ reference: 'ServiceRequest/sr-a' }] }),
+  ],
+  [
+    'specialistA',
+    'accepts their Task',
+    'PUT',
+    'Task/spec-a',
+    200,
+    () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), status: 'accepted' }),
+  ],
+  [
+    'specialistA',
+    'creates a ServiceRequest',
+    'POST',
+    'ServiceRequest',
+    403,
+    () => newRequest('Practitioner/prac-s', 'Patient/pat-a'),
+  ],
+  [
+    'specialistA',
+    'updates the other case’s Task',
+    'PUT',
+    'Task/coord-b',
+    404,
+    () => ({ ...FIXTURES.find((r) => r.id === 'coord-b'), note: [{ text: 'x' }] }),
+  ],
+  [
+    'coordinator',
+    'adds a specialist to the roster at a fixed id (their account is linked to it)',
+    'PUT',
+    'Practitioner/prac-new',
+    201,
+    () => ({ resourceType: 'Practitioner', id: 'prac-new' }),
+  ],
+  [
+    'coordinator',
+    'updates the other case’s ServiceRequest',
+    'PUT',
+    'ServiceRequest/sr-b',
+    200,
+    () => ({ ...FIXTURES.find((r) => r.id === 'sr-b'), note: [{ text: 'checked' }] }),
+  ],
 ];
 
 /**
@@ -284,28 +469,253 @@ const WRITES: [Who, string, string, string, number, () => unknown][] = [
  */
 const reference = (to: string) => ({ reference: to });
 const WIDENING_WRITES: [Who, string, string, string, () => unknown, number, string | undefined][] = [
-  ['physicianA', 'refers the other case’s Patient', 'POST', 'ServiceRequest', () => newRequest('Practitioner/prac-a', 'Patient/pat-b'), 403, 'ServiceRequest.subject'],
-  ['physicianA', 'refers a Patient that does not exist (same answer as hidden)', 'POST', 'ServiceRequest', () => newRequest('Practitioner/prac-a', 'Patient/nobody'), 403, 'ServiceRequest.subject'],
-  ['physicianA', 'attaches the other case’s Binary to their own case', 'POST', 'DocumentReference', () => ({ ...newDocument('sr-a'), content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/bin-b' } }] }), 403, 'DocumentReference.content[0].attachment.url'],
-  ['physicianA', 'attaches it by its absolute URL', 'POST', 'DocumentReference', () => ({ ...newDocument('sr-a'), content: [{ attachment: { contentType: 'application/pdf', url: `${BASE_PLACEHOLDER}/fhir/Binary/bin-b` } }] }), 403, 'DocumentReference.content[0].attachment.url'],
-  ['physicianA', 'relates a document to their case and the other', 'POST', 'DocumentReference', () => ({ ...newDocument('sr-a'), context: { related: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')] } }), 403, 'DocumentReference.context.related[1]'],
-  ['physicianA', 'sends a specimen for both cases', 'POST', 'Specimen', () => ({ resourceType: 'Specimen', request: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')] }), 403, 'Specimen.request[1]'],
-  ['physicianA', 'writes a message on both cases', 'POST', 'Communication', () => ({ resourceType: 'Communication', status: 'completed', basedOn: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')] }), 403, 'Communication.basedOn[1]'],
-  ['physicianA', 'tags their Task with the hub’s case identifier of the other case', 'PUT', 'Task/coord-a', () => ({ ...FIXTURES.find((r) => r.id === 'coord-a'), identifier: [{ system: CASE, value: 'sr-a/coordination' }, { system: CASE, value: 'sr-b/x' }] }), 403, 'Task.identifier[1]'],
-  ['physicianA', 'creates a ServiceRequest with the id the reconciliation Tasks are filed under', 'PUT', 'ServiceRequest/reconcile-imaging', () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'reconcile-imaging' }), 405, undefined],
-  ['physicianA', 'creates a Patient with an id of their choosing', 'PUT', 'Patient/chosen-by-physician', () => ({ resourceType: 'Patient', id: 'chosen-by-physician' }), 405, undefined],
-  ['physicianA', 'uploads a raw Binary under an id of their choosing (no update right on Binary)', 'PUT', 'Binary/chosen-binary', () => 'raw bytes', 403, undefined],
-  ['system', 'creates a ServiceRequest at the id the reconciliation Tasks are filed under (no one may)', 'PUT', 'ServiceRequest/reconcile-imaging', () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'reconcile-imaging' }), 405, undefined],
-  ['physicianA', 'adds themselves to the other case’s clinic', 'POST', 'PractitionerRole', () => ({ resourceType: 'PractitionerRole', practitioner: reference('Practitioner/prac-a'), organization: reference('Organization/org-b') }), 403, undefined],
-  ['coordinator', 'creates case data at an id of their choosing', 'PUT', 'ServiceRequest/chosen-by-coordinator', () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'chosen-by-coordinator' }), 405, undefined],
-  ['specialistA', 'bases their Task on the other case', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), basedOn: [reference('ServiceRequest/sr-b')] }), 403, 'Task.basedOn[0]'],
-  ['specialistA', 'focuses their Task on the other case’s Patient', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), for: reference('Patient/pat-b') }), 403, 'Task.for'],
-  ['specialistA', 'claims the other case by the hub’s identifier', 'PUT', 'Task/spec-a', () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), identifier: [{ system: CASE, value: 'sr-b/specialist-opinion/prac-s' }] }), 403, 'Task.identifier[0]'],
-  ['specialistA', 'writes a report on their case citing the other case’s study', 'POST', 'DiagnosticReport', () => ({ resourceType: 'DiagnosticReport', status: 'preliminary', code: { text: 'opinion' }, basedOn: [reference('ServiceRequest/sr-a')], imagingStudy: [reference('ImagingStudy/img-b')] }), 403, 'DiagnosticReport.imagingStudy[0]'],
-  ['radiologistA', 'attaches the other case’s Binary to a report on their case', 'POST', 'DiagnosticReport', () => ({ resourceType: 'DiagnosticReport', status: 'preliminary', code: { text: 'pre-review' }, basedOn: [reference('ServiceRequest/sr-a')], presentedForm: [{ contentType: 'application/pdf', url: 'Binary/bin-b' }] }), 403, 'DiagnosticReport.presentedForm[0].url'],
-  ['pathologistB', 'bases their pre-review on the other case', 'PUT', 'Task/path-b', () => ({ ...FIXTURES.find((r) => r.id === 'path-b'), basedOn: [reference('ServiceRequest/sr-a')] }), 403, 'Task.basedOn[0]'],
-  ['pathologistB', 'names the other case’s specimen in their report', 'POST', 'DiagnosticReport', () => ({ resourceType: 'DiagnosticReport', status: 'preliminary', code: { text: 'pathology' }, basedOn: [reference('ServiceRequest/sr-b')], imagingStudy: [reference('ImagingStudy/img-a')] }), 403, 'DiagnosticReport.imagingStudy[0]'],
-  ['patientA', 'writes a message on the other case', 'POST', 'Communication', () => ({ resourceType: 'Communication', status: 'completed', basedOn: [reference('ServiceRequest/sr-a')], about: [reference('ServiceRequest/sr-b')] }), 403, 'Communication.about[0]'],
+  [
+    'physicianA',
+    'refers the other case’s Patient',
+    'POST',
+    'ServiceRequest',
+    () => newRequest('Practitioner/prac-a', 'Patient/pat-b'),
+    403,
+    'ServiceRequest.subject',
+  ],
+  [
+    'physicianA',
+    'refers a Patient that does not exist (same answer as hidden)',
+    'POST',
+    'ServiceRequest',
+    () => newRequest('Practitioner/prac-a', 'Patient/nobody'),
+    403,
+    'ServiceRequest.subject',
+  ],
+  [
+    'physicianA',
+    'attaches the other case’s Binary to their own case',
+    'POST',
+    'DocumentReference',
+    () => ({
+      ...newDocument('sr-a'),
+      content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/bin-b' } }],
+    }),
+    403,
+    'DocumentReference.content[0].attachment.url',
+  ],
+  [
+    'physicianA',
+    'attaches it by its absolute URL',
+    'POST',
+    'DocumentReference',
+    () => ({
+      ...newDocument('sr-a'),
+      content: [{ attachment: { contentType: 'application/pdf', url: `${BASE_PLACEHOLDER}/fhir/Binary/bin-b` } }],
+    }),
+    403,
+    'DocumentReference.content[0].attachment.url',
+  ],
+  [
+    'physicianA',
+    'relates a document to their case and the other',
+    'POST',
+    'DocumentReference',
+    () => ({
+      ...newDocument('sr-a'),
+      context: { related: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')] },
+    }),
+    403,
+    'DocumentReference.context.related[1]',
+  ],
+  [
+    'physicianA',
+    'sends a specimen for both cases',
+    'POST',
+    'Specimen',
+    () => ({ resourceType: 'Specimen', request: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')] }),
+    403,
+    'Specimen.request[1]',
+  ],
+  [
+    'physicianA',
+    'writes a message on both cases',
+    'POST',
+    'Communication',
+    () => ({
+      resourceType: 'Communication',
+      status: 'completed',
+      basedOn: [reference('ServiceRequest/sr-a'), reference('ServiceRequest/sr-b')],
+    }),
+    403,
+    'Communication.basedOn[1]',
+  ],
+  [
+    'physicianA',
+    'tags their Task with the hub’s case identifier of the other case',
+    'PUT',
+    'Task/coord-a',
+    () => ({
+      ...FIXTURES.find((r) => r.id === 'coord-a'),
+      identifier: [
+        { system: CASE, value: 'sr-a/coordination' },
+        { system: CASE, value: 'sr-b/x' },
+      ],
+    }),
+    403,
+    'Task.identifier[1]',
+  ],
+  [
+    'physicianA',
+    'creates a ServiceRequest with the id the reconciliation Tasks are filed under',
+    'PUT',
+    'ServiceRequest/reconcile-imaging',
+    () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'reconcile-imaging' }),
+    405,
+    undefined,
+  ],
+  [
+    'physicianA',
+    'creates a Patient with an id of their choosing',
+    'PUT',
+    'Patient/chosen-by-physician',
+    () => ({ resourceType: 'Patient', id: 'chosen-by-physician' }),
+    405,
+    undefined,
+  ],
+  [
+    'physicianA',
+    'uploads a raw Binary under an id of their choosing (no update right on Binary)',
+    'PUT',
+    'Binary/chosen-binary',
+    () => 'raw bytes',
+    403,
+    undefined,
+  ],
+  [
+    'system',
+    'creates a ServiceRequest at the id the reconciliation Tasks are filed under (no one may)',
+    'PUT',
+    'ServiceRequest/reconcile-imaging',
+    () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'reconcile-imaging' }),
+    405,
+    undefined,
+  ],
+  [
+    'physicianA',
+    'adds themselves to the other case’s clinic',
+    'POST',
+    'PractitionerRole',
+    () => ({
+      resourceType: 'PractitionerRole',
+      practitioner: reference('Practitioner/prac-a'),
+      organization: reference('Organization/org-b'),
+    }),
+    403,
+    undefined,
+  ],
+  [
+    'coordinator',
+    'creates case data at an id of their choosing',
+    'PUT',
+    'ServiceRequest/chosen-by-coordinator',
+    () => ({ ...newRequest('Practitioner/prac-a', 'Patient/pat-a'), id: 'chosen-by-coordinator' }),
+    405,
+    undefined,
+  ],
+  [
+    'specialistA',
+    'bases their Task on the other case',
+    'PUT',
+    'Task/spec-a',
+    () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), basedOn: [reference('ServiceRequest/sr-b')] }),
+    403,
+    'Task.basedOn[0]',
+  ],
+  [
+    'specialistA',
+    'focuses their Task on the other case’s Patient',
+    'PUT',
+    'Task/spec-a',
+    () => ({ ...FIXTURES.find((r) => r.id === 'spec-a'), for: reference('Patient/pat-b') }),
+    403,
+    'Task.for',
+  ],
+  [
+    'specialistA',
+    'claims the other case by the hub’s identifier',
+    'PUT',
+    'Task/spec-a',
+    () => ({
+      ...FIXTURES.find((r) => r.id === 'spec-a'),
+      identifier: [{ system: CASE, value: 'sr-b/specialist-opinion/prac-s' }],
+    }),
+    403,
+    'Task.identifier[0]',
+  ],
+  [
+    'specialistA',
+    'writes a report on their case citing the other case’s study',
+    'POST',
+    'DiagnosticReport',
+    () => ({
+      resourceType: 'DiagnosticReport',
+      status: 'preliminary',
+      code: { text: 'opinion' },
+      basedOn: [reference('ServiceRequest/sr-a')],
+      imagingStudy: [reference('ImagingStudy/img-b')],
+    }),
+    403,
+    'DiagnosticReport.imagingStudy[0]',
+  ],
+  [
+    'radiologistA',
+    'attaches the other case’s Binary to a report on their case',
+    'POST',
+    'DiagnosticReport',
+    () => ({
+      resourceType: 'DiagnosticReport',
+      status: 'preliminary',
+      code: { text: 'pre-review' },
+      basedOn: [reference('ServiceRequest/sr-a')],
+      presentedForm: [{ contentType: 'application/pdf', url: 'Binary/bin-b' }],
+    }),
+    403,
+    'DiagnosticReport.presentedForm[0].url',
+  ],
+  [
+    'pathologistB',
+    'bases their pre-review on the other case',
+    'PUT',
+    'Task/path-b',
+    () => ({ ...FIXTURES.find((r) => r.id === 'path-b'), basedOn: [reference('ServiceRequest/sr-a')] }),
+    403,
+    'Task.basedOn[0]',
+  ],
+  [
+    'pathologistB',
+    'names the other case’s specimen in their report',
+    'POST',
+    'DiagnosticReport',
+    () => ({
+      resourceType: 'DiagnosticReport',
+      status: 'preliminary',
+      code: { text: 'pathology' },
+      basedOn: [reference('ServiceRequest/sr-b')],
+      imagingStudy: [reference('ImagingStudy/img-a')],
+    }),
+    403,
+    'DiagnosticReport.imagingStudy[0]',
+  ],
+  [
+    'patientA',
+    'writes a message on the other case',
+    'POST',
+    'Communication',
+    () => ({
+      resourceType: 'Communication',
+      status: 'completed',
+      basedOn: [reference('ServiceRequest/sr-a')],
+      about: [reference('ServiceRequest/sr-b')],
+    }),
+    403,
+    'Communication.about[0]',
+  ],
 ];
 const BASE_PLACEHOLDER = '{base}';
 
@@ -313,18 +723,38 @@ describe('access matrix: each role × resource type × interaction', () => {
   let testHub: TestHub;
   let db: Database;
   const tokens = {} as Record<Who, string>;
-  const as = (who: Who, path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) =>
-    fhirFetch(`${testHub.fhir}/${path}`, { ...init, headers: { authorization: `Bearer ${tokens[who]}`, ...init.headers } });
-  const keysOf = (bundle: any): string[] => (bundle.entry ?? []).filter((e: any) => e.resource).map((e: any) => `${e.resource.resourceType}/${e.resource.id}`).sort();
+  const as = (
+    who: Who,
+    path: string,
+    init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ) =>
+    fhirFetch(`${testHub.fhir}/${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${tokens[who]}`, ...init.headers },
+    });
+  const keysOf = (bundle: any): string[] =>
+    (bundle.entry ?? [])
+      .filter((e: any) => e.resource)
+      .map((e: any) => `${e.resource.resourceType}/${e.resource.id}`)
+      .sort();
 
   beforeAll(async () => {
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
     db = await openDatabase({ databaseUrl: testHub.databaseUrl, poolSize: 2 });
-    await new ClientRegistry(db).addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('openid fhirUser user/*.cruds') });
+    await new ClientRegistry(db).addPublic({
+      id: APP,
+      redirectUris: [REDIRECT],
+      userScopes: parseUserScopes('openid fhirUser user/*.cruds'),
+    });
     const users = new UserStore(db);
     for (const [who, person] of Object.entries(PEOPLE) as [Person, (typeof PEOPLE)[Person]][]) {
       const email = `${who.toLowerCase()}@example.org`;
-      const { totpSecret } = await users.add({ email, role: person.role, fhirUser: person.fhirUser, password: PASSWORD });
+      const { totpSecret } = await users.add({
+        email,
+        role: person.role,
+        fhirUser: person.fhirUser,
+        password: PASSWORD,
+      });
       const { token } = await logIn(
         new Browser(),
         testHub.baseUrl,
@@ -341,7 +771,10 @@ describe('access matrix: each role × resource type × interaction', () => {
       body: {
         resourceType: 'Bundle',
         type: 'transaction',
-        entry: FIXTURES.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })),
+        entry: FIXTURES.map((resource) => ({
+          resource,
+          request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
+        })),
       },
     });
     expect(loaded.status).toBe(200);
@@ -357,7 +790,9 @@ describe('access matrix: each role × resource type × interaction', () => {
     test.each(TYPES)('search %s returns only their cases’ resources, with a matching _total', async (type) => {
       const found = await as(who, `${type}?_count=100&_total=accurate`);
       expect(found.status).toBe(200);
-      const ids = keysOf(found.body).map((key) => key.split('/')[1]).filter((id) => fixtureIds(type).includes(id));
+      const ids = keysOf(found.body)
+        .map((key) => key.split('/')[1])
+        .filter((id) => fixtureIds(type).includes(id));
       expect(ids).toEqual([...SEES[who][type]].sort());
       expect(found.body.total).toBe((found.body.entry ?? []).length);
     });
@@ -383,33 +818,42 @@ describe('access matrix: each role × resource type × interaction', () => {
     expect(answer.status).toBe(status);
   });
 
-  test.each(WIDENING_WRITES)('%s %s: %s %s is refused, nothing stored', async (who, _what, method, path, body, status, element) => {
-    const type = path.split('/')[0]!;
-    const count = async (): Promise<number> => (await as('coordinator', `${type}?_summary=count`)).body.total as number;
-    const events = async (): Promise<number> => Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM outbox')).rows[0]!.n);
-    const before = await count();
-    const queuedBefore = await events();
-    const payload = JSON.stringify(body() ?? null).replaceAll(BASE_PLACEHOLDER, testHub.baseUrl);
-    const answer = await as(who, path, {
-      method,
-      body: type === 'Binary' ? String(body()) : payload,
-      headers: type === 'Binary' ? { 'content-type': 'application/octet-stream' } : {},
-    });
-    expect(answer.status).toBe(status);
-    expect(answer.body.resourceType).toBe('OperationOutcome');
-    if (element) expect(answer.body.issue[0].expression).toEqual([element]);
-    expect(await count()).toBe(before);
-    expect(await events()).toBe(queuedBefore);
-    if (method === 'PUT' && status === 405) expect((await as('coordinator', path)).status).toBe(404);
-  });
+  test.each(WIDENING_WRITES)(
+    '%s %s: %s %s is refused, nothing stored',
+    async (who, _what, method, path, body, status, element) => {
+      const type = path.split('/')[0]!;
+      const count = async (): Promise<number> =>
+        (await as('coordinator', `${type}?_summary=count`)).body.total as number;
+      const events = async (): Promise<number> =>
+        Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM outbox')).rows[0]!.n);
+      const before = await count();
+      const queuedBefore = await events();
+      const payload = JSON.stringify(body() ?? null).replaceAll(BASE_PLACEHOLDER, testHub.baseUrl);
+      const answer = await as(who, path, {
+        method,
+        body: type === 'Binary' ? String(body()) : payload,
+        headers: type === 'Binary' ? { 'content-type': 'application/octet-stream' } : {},
+      });
+      expect(answer.status).toBe(status);
+      expect(answer.body.resourceType).toBe('OperationOutcome');
+      if (element) expect(answer.body.issue[0].expression).toEqual([element]);
+      expect(await count()).toBe(before);
+      expect(await events()).toBe(queuedBefore);
+      if (method === 'PUT' && status === 405) expect((await as('coordinator', path)).status).toBe(404);
+    },
+  );
 
   test('another server’s URL names nothing here: a document that points at elsewhere’s ServiceRequest/sr-b and Binary/bin-b joins no case of B and opens no Binary', async () => {
     const written = await as('physicianA', 'DocumentReference', {
       method: 'POST',
       body: {
         ...newDocument('sr-a'),
-        context: { related: [reference('ServiceRequest/sr-a'), reference('https://elsewhere.example/fhir/ServiceRequest/sr-b')] },
-        content: [{ attachment: { contentType: 'application/pdf', url: 'https://elsewhere.example/fhir/Binary/bin-b' } }],
+        context: {
+          related: [reference('ServiceRequest/sr-a'), reference('https://elsewhere.example/fhir/ServiceRequest/sr-b')],
+        },
+        content: [
+          { attachment: { contentType: 'application/pdf', url: 'https://elsewhere.example/fhir/Binary/bin-b' } },
+        ],
       },
     });
     expect(written.status).toBe(201);
@@ -420,44 +864,92 @@ describe('access matrix: each role × resource type × interaction', () => {
   });
 
   test('a person may reference what they created before it belongs to a case: a new Patient, then their referral of it', async () => {
-    const patient = await as('physicianA', 'Patient', { method: 'POST', body: { resourceType: 'Patient', name: [{ family: 'Newcomer' }] } });
+    const patient = await as('physicianA', 'Patient', {
+      method: 'POST',
+      body: { resourceType: 'Patient', name: [{ family: 'Newcomer' }] },
+    });
     expect(patient.status).toBe(201);
-    const referral = await as('physicianA', 'ServiceRequest', { method: 'POST', body: newRequest('Practitioner/prac-a', `Patient/${patient.body.id}`) });
+    const referral = await as('physicianA', 'ServiceRequest', {
+      method: 'POST',
+      body: newRequest('Practitioner/prac-a', `Patient/${patient.body.id}`),
+    });
     expect(referral.status).toBe(201);
     // Another physician cannot refer the same Patient: it is not theirs to name.
-    const other = await as('physicianB', 'ServiceRequest', { method: 'POST', body: newRequest('PractitionerRole/role-b', `Patient/${patient.body.id}`) });
+    const other = await as('physicianB', 'ServiceRequest', {
+      method: 'POST',
+      body: newRequest('PractitionerRole/role-b', `Patient/${patient.body.id}`),
+    });
     expect(other.status).toBe(403);
     // A raw upload is theirs to attach too.
-    const upload = await fetch(`${testHub.fhir}/Binary`, { method: 'POST', headers: { authorization: `Bearer ${tokens.physicianA}`, 'content-type': 'application/pdf' }, body: '%PDF-1.4 new' });
+    const upload = await fetch(`${testHub.fhir}/Binary`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.physicianA}`, 'content-type': 'application/pdf' },
+      body: '%PDF-1.4 new',
+    });
     expect(upload.status).toBe(201);
     const binaryId = ((await upload.json()) as { id: string }).id;
-    const document = await as('physicianA', 'DocumentReference', { method: 'POST', body: { ...newDocument(referral.body.id), content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${binaryId}` } }] } });
+    const document = await as('physicianA', 'DocumentReference', {
+      method: 'POST',
+      body: {
+        ...newDocument(referral.body.id),
+        content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${binaryId}` } }],
+      },
+    });
     expect(document.status).toBe(201);
-    expect((await fetch(`${testHub.fhir}/Binary/${binaryId}`, { headers: { authorization: `Bearer ${tokens.physicianB}`, accept: 'application/pdf' } })).status).toBe(404);
+    expect(
+      (
+        await fetch(`${testHub.fhir}/Binary/${binaryId}`, {
+          headers: { authorization: `Bearer ${tokens.physicianB}`, accept: 'application/pdf' },
+        })
+      ).status,
+    ).toBe(404);
   });
 
   test('a deleted resource cannot be brought back by a person (PUT on its id): 405, and it stays deleted', async () => {
-    const created = await as('physicianA', 'Communication', { method: 'POST', body: { resourceType: 'Communication', status: 'completed', basedOn: [reference('ServiceRequest/sr-a')] } });
+    const created = await as('physicianA', 'Communication', {
+      method: 'POST',
+      body: { resourceType: 'Communication', status: 'completed', basedOn: [reference('ServiceRequest/sr-a')] },
+    });
     expect(created.status).toBe(201);
     expect((await as('coordinator', `Communication/${created.body.id}`, { method: 'DELETE' })).status).toBe(200);
     for (const who of ['physicianA', 'physicianB', 'patientA'] as const) {
-      const revived = await as(who, `Communication/${created.body.id}`, { method: 'PUT', body: { ...created.body, meta: undefined, basedOn: [reference(who === 'physicianB' ? 'ServiceRequest/sr-b' : 'ServiceRequest/sr-a')] } });
+      const revived = await as(who, `Communication/${created.body.id}`, {
+        method: 'PUT',
+        body: {
+          ...created.body,
+          meta: undefined,
+          basedOn: [reference(who === 'physicianB' ? 'ServiceRequest/sr-b' : 'ServiceRequest/sr-a')],
+        },
+      });
       expect([who, revived.status]).toEqual([who, 405]);
     }
     expect((await as('coordinator', `Communication/${created.body.id}`)).status).toBe(410);
   });
 
   test('in a transaction, one widening entry refuses the whole Bundle; in a batch, only that entry', async () => {
-    const countRequests = async (): Promise<number> => (await as('coordinator', 'ServiceRequest?_summary=count')).body.total as number;
+    const countRequests = async (): Promise<number> =>
+      (await as('coordinator', 'ServiceRequest?_summary=count')).body.total as number;
     const before = await countRequests();
     const entries = [
-      { resource: newRequest('Practitioner/prac-a', 'Patient/pat-a'), request: { method: 'POST', url: 'ServiceRequest' } },
-      { resource: newRequest('Practitioner/prac-a', 'Patient/pat-b'), request: { method: 'POST', url: 'ServiceRequest' } },
+      {
+        resource: newRequest('Practitioner/prac-a', 'Patient/pat-a'),
+        request: { method: 'POST', url: 'ServiceRequest' },
+      },
+      {
+        resource: newRequest('Practitioner/prac-a', 'Patient/pat-b'),
+        request: { method: 'POST', url: 'ServiceRequest' },
+      },
     ];
-    const transaction = await as('physicianA', '', { method: 'POST', body: { resourceType: 'Bundle', type: 'transaction', entry: entries } });
+    const transaction = await as('physicianA', '', {
+      method: 'POST',
+      body: { resourceType: 'Bundle', type: 'transaction', entry: entries },
+    });
     expect(transaction.status).toBe(403);
     expect(await countRequests()).toBe(before);
-    const batch = await as('physicianA', '', { method: 'POST', body: { resourceType: 'Bundle', type: 'batch', entry: entries } });
+    const batch = await as('physicianA', '', {
+      method: 'POST',
+      body: { resourceType: 'Bundle', type: 'batch', entry: entries },
+    });
     expect(batch.status).toBe(200);
     expect(batch.body.entry.map((entry: any) => entry.response.status.split(' ')[0])).toEqual(['201', '403']);
     expect(await countRequests()).toBe(before + 1);
@@ -465,21 +957,45 @@ describe('access matrix: each role × resource type × interaction', () => {
 
   test('membership is the hub’s record: an owner set by a physician or a reviewer gives no access; a coordinator’s assignment does, and its removal takes it back', async () => {
     const seesCaseA = async (): Promise<number[]> =>
-      Promise.all(['ServiceRequest/sr-a', 'Patient/pat-a', 'DocumentReference/doc-a', 'Binary/bin-a'].map(async (path) => (await as('specialistB', path)).status));
+      Promise.all(
+        ['ServiceRequest/sr-a', 'Patient/pat-a', 'DocumentReference/doc-a', 'Binary/bin-a'].map(
+          async (path) => (await as('specialistB', path)).status,
+        ),
+      );
     const ownedBy = (practitioner: string) => ({ owner: reference(practitioner) });
     // The physician hands their case's Task to the second specialist.
     const handed = await as('physicianA', 'Task/coord-a');
-    expect((await as('physicianA', 'Task/coord-a', { method: 'PUT', body: { ...handed.body, ...ownedBy('Practitioner/prac-s2') } })).status).toBe(200);
+    expect(
+      (
+        await as('physicianA', 'Task/coord-a', {
+          method: 'PUT',
+          body: { ...handed.body, ...ownedBy('Practitioner/prac-s2') },
+        })
+      ).status,
+    ).toBe(200);
     // The specialist of case A passes their own Task on.
     const own = await as('specialistA', 'Task/spec-a');
-    expect((await as('specialistA', 'Task/spec-a', { method: 'PUT', body: { ...own.body, ...ownedBy('Practitioner/prac-s2') } })).status).toBe(200);
+    expect(
+      (
+        await as('specialistA', 'Task/spec-a', {
+          method: 'PUT',
+          body: { ...own.body, ...ownedBy('Practitioner/prac-s2') },
+        })
+      ).status,
+    ).toBe(200);
     expect(await seesCaseA()).toEqual([404, 404, 404, 404]);
     expect((await as('specialistB', 'Task?_count=100')).body.entry ?? []).toEqual([]);
 
     // A coordinator's assignment makes them a reviewer of case A; unassigning ends it.
     const assigned = await as('coordinator', 'Task', {
       method: 'POST',
-      body: { resourceType: 'Task', status: 'requested', intent: 'order', basedOn: [reference('ServiceRequest/sr-a')], ...ownedBy('Practitioner/prac-s2') },
+      body: {
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'order',
+        basedOn: [reference('ServiceRequest/sr-a')],
+        ...ownedBy('Practitioner/prac-s2'),
+      },
     });
     expect(assigned.status).toBe(201);
     expect(await seesCaseA()).toEqual([200, 200, 200, 200]);
@@ -489,9 +1005,14 @@ describe('access matrix: each role × resource type × interaction', () => {
     expect(await seesCaseA()).toEqual([404, 404, 404, 404]);
 
     // Put back what the matrix's other tests read.
-    for (const [path, body] of [['Task/coord-a', handed.body], ['Task/spec-a', own.body]] as const) {
+    for (const [path, body] of [
+      ['Task/coord-a', handed.body],
+      ['Task/spec-a', own.body],
+    ] as const) {
       const current = (await as('coordinator', path)).body;
-      expect((await as('coordinator', path, { method: 'PUT', body: { ...body, meta: current.meta } })).status).toBe(200);
+      expect((await as('coordinator', path, { method: 'PUT', body: { ...body, meta: current.meta } })).status).toBe(
+        200,
+      );
     }
   });
 
@@ -506,33 +1027,61 @@ describe('access matrix: each role × resource type × interaction', () => {
       input: [{ type: { coding: [{ system: 'urn:hub:case-access-role', code: 'role' }] }, valueCode: role }],
     });
     const seesCaseA = async (): Promise<number[]> =>
-      Promise.all(['ServiceRequest/sr-a', 'Patient/pat-a', 'DocumentReference/doc-a'].map(async (path) => (await as('physicianB', path)).status));
+      Promise.all(
+        ['ServiceRequest/sr-a', 'Patient/pat-a', 'DocumentReference/doc-a'].map(
+          async (path) => (await as('physicianB', path)).status,
+        ),
+      );
     expect(await seesCaseA()).toEqual([404, 404, 404]);
     // Physician A turns their own case's Task into such a grant for physician B: not the hub's act.
     const coord = (await as('physicianA', 'Task/coord-a')).body;
     const grant = accessTask('Practitioner/prac-b', 'referring-physician');
-    expect((await as('physicianA', 'Task/coord-a', { method: 'PUT', body: { ...coord, code: grant.code, owner: grant.owner, input: grant.input } })).status).toBe(200);
+    expect(
+      (
+        await as('physicianA', 'Task/coord-a', {
+          method: 'PUT',
+          body: { ...coord, code: grant.code, owner: grant.owner, input: grant.input },
+        })
+      ).status,
+    ).toBe(200);
     expect(await seesCaseA()).toEqual([404, 404, 404]);
     const restored = (await as('coordinator', 'Task/coord-a')).body;
-    expect((await as('coordinator', 'Task/coord-a', { method: 'PUT', body: { ...coord, meta: restored.meta } })).status).toBe(200);
+    expect(
+      (await as('coordinator', 'Task/coord-a', { method: 'PUT', body: { ...coord, meta: restored.meta } })).status,
+    ).toBe(200);
 
     const added = await as('coordinator', 'Task', { method: 'POST', body: grant });
     expect(added.status).toBe(201);
     expect(await seesCaseA()).toEqual([200, 200, 200]);
     // Through physician B's PractitionerRole as well as their Practitioner, and as the role their policy reads only.
     expect((await as('specialistB', 'ServiceRequest/sr-a')).status).toBe(404);
-    expect((await as('coordinator', `Task/${added.body.id}`, { method: 'PUT', body: { ...added.body, meta: undefined, status: 'cancelled' } })).status).toBe(200);
+    expect(
+      (
+        await as('coordinator', `Task/${added.body.id}`, {
+          method: 'PUT',
+          body: { ...added.body, meta: undefined, status: 'cancelled' },
+        })
+      ).status,
+    ).toBe(200);
     expect(await seesCaseA()).toEqual([404, 404, 404]);
     expect((await as('coordinator', `Task/${added.body.id}`, { method: 'DELETE' })).status).toBe(200);
   });
 
   test('a case referred through a clinic’s PractitionerRole is that clinic’s: a physician the staff put in the clinic sees it, and no longer once taken out', async () => {
     const seesCaseB = async (): Promise<number[]> =>
-      Promise.all(['ServiceRequest/sr-b', 'Patient/pat-b', 'DocumentReference/doc-b'].map(async (path) => (await as('physicianA', path)).status));
+      Promise.all(
+        ['ServiceRequest/sr-b', 'Patient/pat-b', 'DocumentReference/doc-b'].map(
+          async (path) => (await as('physicianA', path)).status,
+        ),
+      );
     expect(await seesCaseB()).toEqual([404, 404, 404]);
     const joined = await as('coordinator', 'PractitionerRole', {
       method: 'POST',
-      body: { resourceType: 'PractitionerRole', practitioner: reference('Practitioner/prac-a'), organization: reference('Organization/org-b') },
+      body: {
+        resourceType: 'PractitionerRole',
+        practitioner: reference('Practitioner/prac-a'),
+        organization: reference('Organization/org-b'),
+      },
     });
     expect(joined.status).toBe(201);
     expect(await seesCaseB()).toEqual([200, 200, 200]);
@@ -552,12 +1101,24 @@ describe('access matrix: each role × resource type × interaction', () => {
     expect(await matches('physicianA', 'Task?_id=trap-a&focus:ServiceRequest.status=active')).toEqual([[], 0]);
     expect(await matches('physicianA', 'Task?_id=trap-a&focus:ServiceRequest.subject=Patient/pat-b')).toEqual([[], 0]);
     // Through a chain into their own case it still works.
-    expect(await matches('physicianA', 'Task?_id=coord-a&focus:ServiceRequest.status=active')).toEqual([['Task/coord-a'], 1]);
+    expect(await matches('physicianA', 'Task?_id=coord-a&focus:ServiceRequest.status=active')).toEqual([
+      ['Task/coord-a'],
+      1,
+    ]);
     // The patient's report is not released: _has on it does not tell that it exists or what it says.
-    expect(await matches('patientA', 'Patient?_has:DiagnosticReport:subject:code=http://loinc.org|11488-4')).toEqual([[], 0]);
-    expect(await matches('physicianA', 'Patient?_has:DiagnosticReport:subject:code=http://loinc.org|11488-4')).toEqual([['Patient/pat-a'], 1]);
+    expect(await matches('patientA', 'Patient?_has:DiagnosticReport:subject:code=http://loinc.org|11488-4')).toEqual([
+      [],
+      0,
+    ]);
+    expect(await matches('physicianA', 'Patient?_has:DiagnosticReport:subject:code=http://loinc.org|11488-4')).toEqual([
+      ['Patient/pat-a'],
+      1,
+    ]);
     // _has through another case's resource: physician B's trap view of case A.
-    expect(await matches('physicianB', 'ServiceRequest?_has:Task:focus:_id=trap-a')).toEqual([['ServiceRequest/sr-b'], 1]);
+    expect(await matches('physicianB', 'ServiceRequest?_has:Task:focus:_id=trap-a')).toEqual([
+      ['ServiceRequest/sr-b'],
+      1,
+    ]);
     expect(await matches('physicianA', 'ServiceRequest?_has:Task:focus:_id=coord-b')).toEqual([[], 0]);
   });
 
@@ -568,17 +1129,28 @@ describe('access matrix: each role × resource type × interaction', () => {
   });
 
   test('raw Binary download: the content for theirs, 404 for the other case’s', async () => {
-    const own = await fetch(`${testHub.fhir}/Binary/bin-a`, { headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' } });
+    const own = await fetch(`${testHub.fhir}/Binary/bin-a`, {
+      headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' },
+    });
     expect(own.status).toBe(200);
     expect(Buffer.from(await own.arrayBuffer()).toString()).toBe('%PDF-1.4 records a');
-    const other = await fetch(`${testHub.fhir}/Binary/bin-b`, { headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' } });
+    const other = await fetch(`${testHub.fhir}/Binary/bin-b`, {
+      headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' },
+    });
     expect(other.status).toBe(404);
-    const version = await fetch(`${testHub.fhir}/Binary/bin-b/_history/1`, { headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' } });
+    const version = await fetch(`${testHub.fhir}/Binary/bin-b/_history/1`, {
+      headers: { authorization: `Bearer ${tokens.physicianA}`, accept: 'application/pdf' },
+    });
     expect(version.status).toBe(404);
   });
 
   test('the other case by search parameter: omitted (by _id, subject, based-on)', async () => {
-    for (const path of ['ServiceRequest?_id=sr-b', 'DocumentReference?subject=Patient/pat-b', 'Task?based-on=ServiceRequest/sr-b', 'ChargeItem?identifier=urn:hub:case-resource|sr-b/charge/imaging-review']) {
+    for (const path of [
+      'ServiceRequest?_id=sr-b',
+      'DocumentReference?subject=Patient/pat-b',
+      'Task?based-on=ServiceRequest/sr-b',
+      'ChargeItem?identifier=urn:hub:case-resource|sr-b/charge/imaging-review',
+    ]) {
       const found = await as('physicianA', `${path}&_total=accurate`);
       expect([path, found.status, found.body.total, found.body.entry]).toEqual([path, 200, 0, undefined]);
     }
@@ -613,8 +1185,16 @@ describe('access matrix: each role × resource type × interaction', () => {
     expect(keysOf(asB.body)).toEqual(['ServiceRequest/sr-b', 'Task/trap-a']);
     const revincluded = await as('physicianA', 'PractitionerRole?_id=role-b&_revinclude=ServiceRequest:requester');
     expect(keysOf(revincluded.body)).toEqual(['PractitionerRole/role-b']);
-    const patients = await as('physicianA', 'Patient?_id=pat-a,pat-b&_revinclude=DocumentReference:subject&_revinclude=ChargeItem:subject');
-    expect(keysOf(patients.body)).toEqual(['ChargeItem/charge-a', 'DocumentReference/doc-a', 'DocumentReference/docrep-a', 'Patient/pat-a']);
+    const patients = await as(
+      'physicianA',
+      'Patient?_id=pat-a,pat-b&_revinclude=DocumentReference:subject&_revinclude=ChargeItem:subject',
+    );
+    expect(keysOf(patients.body)).toEqual([
+      'ChargeItem/charge-a',
+      'DocumentReference/doc-a',
+      'DocumentReference/docrep-a',
+      'Patient/pat-a',
+    ]);
   });
 
   test('the other case through a batch: each entry filtered; through a transaction: refused whole', async () => {
@@ -641,8 +1221,15 @@ describe('access matrix: each role × resource type × interaction', () => {
         resourceType: 'Bundle',
         type: 'transaction',
         entry: [
-          { fullUrl: 'urn:uuid:0b0b0b0b-0000-4000-8000-000000000001', resource: newDocument('sr-a'), request: { method: 'POST', url: 'DocumentReference' } },
-          { resource: { ...FIXTURES.find((r) => r.id === 'sr-b'), status: 'revoked' }, request: { method: 'PUT', url: 'ServiceRequest/sr-b' } },
+          {
+            fullUrl: 'urn:uuid:0b0b0b0b-0000-4000-8000-000000000001',
+            resource: newDocument('sr-a'),
+            request: { method: 'POST', url: 'DocumentReference' },
+          },
+          {
+            resource: { ...FIXTURES.find((r) => r.id === 'sr-b'), status: 'revoked' },
+            request: { method: 'PUT', url: 'ServiceRequest/sr-b' },
+          },
         ],
       },
     });
@@ -656,7 +1243,11 @@ describe('access matrix: each role × resource type × interaction', () => {
         resourceType: 'Bundle',
         type: 'transaction',
         entry: [
-          { fullUrl: 'urn:uuid:0b0b0b0b-0000-4000-8000-000000000002', resource: { resourceType: 'Patient', name: [{ family: 'Referred' }] }, request: { method: 'POST', url: 'Patient' } },
+          {
+            fullUrl: 'urn:uuid:0b0b0b0b-0000-4000-8000-000000000002',
+            resource: { resourceType: 'Patient', name: [{ family: 'Referred' }] },
+            request: { method: 'POST', url: 'Patient' },
+          },
           {
             resource: newRequest('Practitioner/prac-a', 'urn:uuid:0b0b0b0b-0000-4000-8000-000000000002'),
             request: { method: 'POST', url: 'ServiceRequest' },
@@ -673,16 +1264,31 @@ describe('access matrix: each role × resource type × interaction', () => {
   test('history and vread are authorised per version: a resource moved into their case does not show its earlier case’s versions', async () => {
     const made = await as('coordinator', 'Task', {
       method: 'POST',
-      body: { resourceType: 'Task', status: 'requested', intent: 'order', basedOn: [reference('ServiceRequest/sr-b')], note: [{ text: 'about case B' }] },
+      body: {
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'order',
+        basedOn: [reference('ServiceRequest/sr-b')],
+        note: [{ text: 'about case B' }],
+      },
     });
     expect(made.status).toBe(201);
     const id = made.body.id as string;
-    const moved = await as('coordinator', `Task/${id}`, { method: 'PUT', body: { ...made.body, meta: undefined, basedOn: [reference('ServiceRequest/sr-a')], note: [{ text: 'now case A' }] } });
+    const moved = await as('coordinator', `Task/${id}`, {
+      method: 'PUT',
+      body: {
+        ...made.body,
+        meta: undefined,
+        basedOn: [reference('ServiceRequest/sr-a')],
+        note: [{ text: 'now case A' }],
+      },
+    });
     expect(moved.status).toBe(200);
     expect((await as('physicianA', `Task/${id}`)).status).toBe(200);
     expect((await as('physicianA', `Task/${id}/_history/2`)).status).toBe(200);
     expect((await as('physicianA', `Task/${id}/_history/1`)).status).toBe(404);
-    const versions = (bundle: any): string[] => (bundle.entry ?? []).filter((e: any) => e.resource?.id === id).map((e: any) => e.resource.meta.versionId);
+    const versions = (bundle: any): string[] =>
+      (bundle.entry ?? []).filter((e: any) => e.resource?.id === id).map((e: any) => e.resource.meta.versionId);
     const instance = await as('physicianA', `Task/${id}/_history`);
     expect({ versions: versions(instance.body), total: instance.body.total }).toEqual({ versions: ['2'], total: 1 });
     expect(versions((await as('physicianA', 'Task/_history?_count=1000')).body)).toEqual(['2']);
@@ -705,7 +1311,15 @@ describe('access matrix: each role × resource type × interaction', () => {
     const systemHistory = await as('physicianA', '_history?_count=1000');
     const systemKeys = new Set(keysOf(systemHistory.body));
     expect(systemKeys.has('Task/coord-a')).toBe(true);
-    for (const hidden of ['ServiceRequest/sr-b', 'Patient/pat-b', 'Task/coord-b', 'DocumentReference/doc-b', 'Binary/bin-b', 'ImagingStudy/img-b', 'ChargeItem/charge-b']) {
+    for (const hidden of [
+      'ServiceRequest/sr-b',
+      'Patient/pat-b',
+      'Task/coord-b',
+      'DocumentReference/doc-b',
+      'Binary/bin-b',
+      'ImagingStudy/img-b',
+      'ChargeItem/charge-b',
+    ]) {
       expect(systemKeys.has(hidden)).toBe(false);
     }
     // The coordinator's history has both cases.
@@ -725,7 +1339,11 @@ describe('access matrix: each role × resource type × interaction', () => {
     const coordination = (await as('coordinator', 'Task/coord-a')).body;
     const moved = await as('physicianA', 'Task/coord-a', {
       method: 'PUT',
-      body: { ...coordination, meta: undefined, businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-accessed' }] } },
+      body: {
+        ...coordination,
+        meta: undefined,
+        businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-accessed' }] },
+      },
     });
     expect(moved.status).toBe(200);
     for (const path of ['DiagnosticReport/rep-a', 'DocumentReference/docrep-a', 'Binary/binrep-a']) {

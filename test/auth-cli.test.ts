@@ -14,17 +14,36 @@ import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { runHubCli as hub } from './support/hub-cli.ts';
 
-
-
-async function keyPair(alg: 'RS384' | 'ES384', kid: string): Promise<{ privateKey: CryptoKey; publicJwk: JWK; privateJwk: JWK; alg: string; kid: string }> {
+async function keyPair(
+  alg: 'RS384' | 'ES384',
+  kid: string,
+): Promise<{ privateKey: CryptoKey; publicJwk: JWK; privateJwk: JWK; alg: string; kid: string }> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  return { privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid }, privateJwk: { ...(await exportJWK(privateKey)), kid }, alg, kid };
+  return {
+    privateKey,
+    publicJwk: { ...(await exportJWK(publicKey)), kid },
+    privateJwk: { ...(await exportJWK(privateKey)), kid },
+    alg,
+    kid,
+  };
 }
 
-async function requestToken(baseUrl: string, clientId: string, key: { privateKey: CryptoKey; alg: string; kid: string }, scope: string) {
+async function requestToken(
+  baseUrl: string,
+  clientId: string,
+  key: { privateKey: CryptoKey; alg: string; kid: string },
+  scope: string,
+) {
   const tokenUrl = `${baseUrl}/oauth2/token`;
   const now = Math.floor(Date.now() / 1000);
-  const clientAssertion = await new SignJWT({ iss: clientId, sub: clientId, aud: tokenUrl, exp: now + 240, iat: now, jti: randomUUID() })
+  const clientAssertion = await new SignJWT({
+    iss: clientId,
+    sub: clientId,
+    aud: tokenUrl,
+    exp: now + 240,
+    iat: now,
+    jti: randomUUID(),
+  })
     .setProtectedHeader({ alg: key.alg, kid: key.kid })
     .sign(key.privateKey);
   const response = await fetch(tokenUrl, {
@@ -52,7 +71,9 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
     testHub = await startTestHub({ db: 'postgres' });
     env = { DATABASE_URL: testHub.databaseUrl as string, BASE_URL: testHub.baseUrl };
     workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-cli-'));
-    jwksServer = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: servedKeys })));
+    jwksServer = http.createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: servedKeys })),
+    );
     await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
     jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
   });
@@ -67,30 +88,53 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
     const rsa = await keyPair('RS384', 'rsa-1');
     const jwksFile = path.join(workDir, 'ehr.jwks.json');
     await fs.writeFile(jwksFile, JSON.stringify({ keys: [rsa.publicJwk] }));
-    const added = await hub(['client', 'add', '--id', 'ehr-file', '--jwks', jwksFile, '--scope', 'system/Patient.rs system/ServiceRequest.cru'], env);
+    const added = await hub(
+      [
+        'client',
+        'add',
+        '--id',
+        'ehr-file',
+        '--jwks',
+        jwksFile,
+        '--scope',
+        'system/Patient.rs system/ServiceRequest.cru',
+      ],
+      env,
+    );
     expect(added).toMatchObject({ code: 0, stderr: '' });
     expect(added.stdout).toContain('Registered client ehr-file (active)');
     expect(added.stdout).toContain(`Token endpoint: ${testHub.baseUrl}/oauth2/token`);
 
     const token = await requestToken(testHub.baseUrl, 'ehr-file', rsa, 'system/Patient.rs');
     expect(token.status).toBe(200);
-    expect((await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${token.body.access_token}` } })).status).toBe(200);
+    expect(
+      (await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${token.body.access_token}` } }))
+        .status,
+    ).toBe(200);
 
     const ec = await keyPair('ES384', 'ec-1');
     servedKeys = [ec.publicJwk];
-    const byUrl = await hub(['client', 'add', '--id', 'ehr-url', '--jwks-url', jwksUrl, '--scope', 'system/*.read'], env);
+    const byUrl = await hub(
+      ['client', 'add', '--id', 'ehr-url', '--jwks-url', jwksUrl, '--scope', 'system/*.read'],
+      env,
+    );
     expect(byUrl.code).toBe(0);
     expect(byUrl.stdout).toContain(`JWKS URL ${jwksUrl}`);
     expect(byUrl.stdout).toContain('scopes: system/*.rs');
     expect((await requestToken(testHub.baseUrl, 'ehr-url', ec, 'system/Observation.rs')).status).toBe(200);
     // The issue's spelling, --jwks URL, registers by URL too.
-    const urlAsJwks = await hub(['client', 'add', '--id', 'ehr-url-2', '--jwks', jwksUrl, '--scope', 'system/Observation.rs'], env);
+    const urlAsJwks = await hub(
+      ['client', 'add', '--id', 'ehr-url-2', '--jwks', jwksUrl, '--scope', 'system/Observation.rs'],
+      env,
+    );
     expect(urlAsJwks.code).toBe(0);
     expect(urlAsJwks.stdout).toContain(`JWKS URL ${jwksUrl}`);
 
     const list = await hub(['client', 'list'], env);
     expect(list.code).toBe(0);
-    expect(list.stdout).toMatch(/^ehr-file\s+active\s+system\/Patient\.rs system\/ServiceRequest\.cru\s+inline JWKS, 1 key \(kid rsa-1\)/m);
+    expect(list.stdout).toMatch(
+      /^ehr-file\s+active\s+system\/Patient\.rs system\/ServiceRequest\.cru\s+inline JWKS, 1 key \(kid rsa-1\)/m,
+    );
     expect(list.stdout).toMatch(/^ehr-url\s+active\s+system\/\*\.rs\s+JWKS URL/m);
     const json = JSON.parse((await hub(['client', 'list', '--json'], env)).stdout);
     expect(json.map((client: { id: string }) => client.id)).toEqual(['ehr-file', 'ehr-url', 'ehr-url-2']);
@@ -98,7 +142,10 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
     const disabled = await hub(['client', 'disable', '--id', 'ehr-file'], env);
     expect(disabled).toMatchObject({ code: 0 });
     expect(disabled.stdout).toContain('Disabled client ehr-file');
-    expect(await requestToken(testHub.baseUrl, 'ehr-file', rsa, 'system/Patient.rs')).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    expect(await requestToken(testHub.baseUrl, 'ehr-file', rsa, 'system/Patient.rs')).toMatchObject({
+      status: 401,
+      body: { error: 'invalid_client' },
+    });
     expect((await hub(['client', 'enable', '--id', 'ehr-file'], env)).code).toBe(0);
     expect((await requestToken(testHub.baseUrl, 'ehr-file', rsa, 'system/Patient.rs')).status).toBe(200);
   }, 180_000);
@@ -107,10 +154,15 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
     const key = await keyPair('ES384', 'ops-1');
     const jwksFile = path.join(workDir, 'ops.jwks.json');
     await fs.writeFile(jwksFile, JSON.stringify({ keys: [key.publicJwk] }));
-    const added = await hub(['client', 'add', '--id', 'ops-tool', '--jwks', jwksFile, '--scope', 'hub:admin system/Patient.rs'], env);
+    const added = await hub(
+      ['client', 'add', '--id', 'ops-tool', '--jwks', jwksFile, '--scope', 'hub:admin system/Patient.rs'],
+      env,
+    );
     expect(added).toMatchObject({ code: 0, stderr: '' });
     expect(added.stdout).toContain('scopes: system/Patient.rs hub:admin');
-    expect((await hub(['client', 'add', '--id', 'scraper', '--jwks', jwksFile, '--scope', 'hub:admin'], env)).code).toBe(0);
+    expect(
+      (await hub(['client', 'add', '--id', 'scraper', '--jwks', jwksFile, '--scope', 'hub:admin'], env)).code,
+    ).toBe(0);
     const list = await hub(['client', 'list'], env);
     expect(list.stdout).toMatch(/^scraper\s+active\s+hub:admin\s+inline JWKS/m);
     const bad = await hub(['client', 'add', '--id', 'x', '--jwks', jwksFile, '--scope', 'hub:root'], env);
@@ -119,7 +171,9 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
 
     const token = await requestToken(testHub.baseUrl, 'scraper', key, 'hub:admin');
     expect(token).toMatchObject({ status: 200, body: { scope: 'hub:admin' } });
-    const metrics = await fetch(`${testHub.baseUrl}/metrics`, { headers: { authorization: `Bearer ${token.body.access_token}` } });
+    const metrics = await fetch(`${testHub.baseUrl}/metrics`, {
+      headers: { authorization: `Bearer ${token.body.access_token}` },
+    });
     expect(metrics.status).toBe(200);
     await metrics.arrayBuffer();
   }, 120_000);
@@ -132,13 +186,33 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
     await fs.writeFile(privateFile, JSON.stringify({ keys: [key.privateJwk] }));
     const cases: [string[], number, RegExp][] = [
       [['client', 'add', '--id', 'x', '--jwks', privateFile, '--scope', 'system/*.rs'], 1, /private key material/],
-      [['client', 'add', '--id', 'x', '--jwks', path.join(workDir, 'missing.json'), '--scope', 'system/*.rs'], 1, /cannot read .*ENOENT/],
-      [['client', 'add', '--id', 'x', '--jwks', publicFile, '--scope', 'system/Patinet.rs'], 2, /"Patinet" is not a FHIR R4 resource type/],
+      [
+        ['client', 'add', '--id', 'x', '--jwks', path.join(workDir, 'missing.json'), '--scope', 'system/*.rs'],
+        1,
+        /cannot read .*ENOENT/,
+      ],
+      [
+        ['client', 'add', '--id', 'x', '--jwks', publicFile, '--scope', 'system/Patinet.rs'],
+        2,
+        /"Patinet" is not a FHIR R4 resource type/,
+      ],
       [['client', 'add', '--id', 'x', '--jwks', publicFile, '--scope', 'patient/*.rs'], 2, /only system\//],
       [['client', 'add', '--id', 'x', '--jwks', publicFile], 2, /--scope is required/],
-      [['client', 'add', '--id', 'x', '--jwks', publicFile, '--jwks-url', jwksUrl, '--scope', 'system/*.rs'], 2, /exactly one of --jwks/],
-      [['client', 'add', '--id', 'x', '--jwks', jwksUrl, '--jwks-url', jwksUrl, '--scope', 'system/*.rs'], 2, /exactly one of --jwks/],
-      [['client', 'add', '--id', 'x', '--jwks-url', 'http://keys.example.org/jwks', '--scope', 'system/*.rs'], 2, /https/],
+      [
+        ['client', 'add', '--id', 'x', '--jwks', publicFile, '--jwks-url', jwksUrl, '--scope', 'system/*.rs'],
+        2,
+        /exactly one of --jwks/,
+      ],
+      [
+        ['client', 'add', '--id', 'x', '--jwks', jwksUrl, '--jwks-url', jwksUrl, '--scope', 'system/*.rs'],
+        2,
+        /exactly one of --jwks/,
+      ],
+      [
+        ['client', 'add', '--id', 'x', '--jwks-url', 'http://keys.example.org/jwks', '--scope', 'system/*.rs'],
+        2,
+        /https/,
+      ],
       [['client', 'add', '--id', 'bad id', '--jwks', publicFile, '--scope', 'system/*.rs'], 1, /client id/],
       [['client', 'disable', '--id', 'nobody'], 1, /no client with id "nobody"/],
       [['client', 'remove', '--id', 'x'], 2, /unknown client command "remove"/],
@@ -150,7 +224,9 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
       expect({ args, code: result.code }).toEqual({ args, code });
       expect(result.stderr).toMatch(message);
     }
-    expect((await hub(['client', 'add', '--id', 'dup', '--jwks', publicFile, '--scope', 'system/*.rs'], env)).code).toBe(0);
+    expect(
+      (await hub(['client', 'add', '--id', 'dup', '--jwks', publicFile, '--scope', 'system/*.rs'], env)).code,
+    ).toBe(0);
     const duplicate = await hub(['client', 'add', '--id', 'dup', '--jwks', publicFile, '--scope', 'system/*.rs'], env);
     expect(duplicate.code).toBe(1);
     expect(duplicate.stderr).toMatch(/already registered/);
@@ -172,7 +248,10 @@ describe('hub client … on the embedded database', () => {
     const jwksFile = path.join(dataDir, 'client.jwks.json');
     await fs.writeFile(jwksFile, JSON.stringify({ keys: [key.publicJwk] }));
     const env = { DATA_DIR: dataDir };
-    const added = await hub(['client', 'add', '--id', 'pacs', '--jwks', jwksFile, '--scope', 'system/ImagingStudy.rs'], env);
+    const added = await hub(
+      ['client', 'add', '--id', 'pacs', '--jwks', jwksFile, '--scope', 'system/ImagingStudy.rs'],
+      env,
+    );
     expect(added.code).toBe(0);
 
     const testHub = await startTestHub({ db: 'pglite', env: { DATA_DIR: dataDir } });

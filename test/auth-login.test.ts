@@ -13,7 +13,16 @@ import { UserStore } from '../src/auth/users.ts';
 import type { UserRole } from '../src/auth/users.ts';
 import { openDatabase } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
-import { Browser, authorizeUrl, exchangeCode, hiddenFields, logIn, pageError, pkcePair, submitLogin } from './support/login-flow.ts';
+import {
+  Browser,
+  authorizeUrl,
+  exchangeCode,
+  hiddenFields,
+  logIn,
+  pageError,
+  pkcePair,
+  submitLogin,
+} from './support/login-flow.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { runHubCli as hub } from './support/hub-cli.ts';
@@ -41,19 +50,27 @@ function freshTotp(account: Account): string {
   return totpCode(secret, Date.now() + offset);
 }
 
-
 async function addAccount(db: Database, email: string, role: UserRole, fhirUser?: string): Promise<Account> {
   const { user, totpSecret } = await new UserStore(db).add({ email, role, fhirUser, password: PASSWORD });
   return { email, password: PASSWORD, totpSecret, id: user.id };
 }
 
-const bearer = (token: string): { headers: Record<string, string> } => ({ headers: { authorization: `Bearer ${token}` } });
-
+const bearer = (token: string): { headers: Record<string, string> } => ({
+  headers: { authorization: `Bearer ${token}` },
+});
 
 async function registerApps(db: Database): Promise<void> {
   const clients = new ClientRegistry(db);
-  await clients.addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('openid fhirUser launch/patient user/*.rs user/ServiceRequest.cru') });
-  await clients.addPublic({ id: OTHER_APP, redirectUris: [OTHER_REDIRECT], userScopes: parseUserScopes('openid user/Patient.rs') });
+  await clients.addPublic({
+    id: APP,
+    redirectUris: [REDIRECT],
+    userScopes: parseUserScopes('openid fhirUser launch/patient user/*.rs user/ServiceRequest.cru'),
+  });
+  await clients.addPublic({
+    id: OTHER_APP,
+    redirectUris: [OTHER_REDIRECT],
+    userScopes: parseUserScopes('openid user/Patient.rs'),
+  });
 }
 
 describe('login with the authorization code flow and PKCE', () => {
@@ -83,7 +100,9 @@ describe('login with the authorization code flow and PKCE', () => {
     expect((await fhirFetch(`${testHub.fhir}/Patient`)).status).toBe(401);
     const browser = new Browser();
     const { verifier, challenge } = pkcePair();
-    const page = await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge, state: 'state-1', nonce: 'nonce-1' }));
+    const page = await browser.get(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge, state: 'state-1', nonce: 'nonce-1' }),
+    );
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
@@ -93,10 +112,20 @@ describe('login with the authorization code flow and PKCE', () => {
     expect(html).toMatch(/<form method="post" action="\/oauth2\/authorize">/);
     const fields = hiddenFields(html);
     expect(fields.csrf).toEqual(browser.cookies.get('hub_csrf'));
-    expect(fields).toMatchObject({ client_id: APP, redirect_uri: REDIRECT, code_challenge: challenge, state: 'state-1' });
+    expect(fields).toMatchObject({
+      client_id: APP,
+      redirect_uri: REDIRECT,
+      code_challenge: challenge,
+      state: 'state-1',
+    });
 
     // E-mail in another case: addresses are compared case-insensitively.
-    const posted = await browser.post(`${testHub.baseUrl}/oauth2/authorize`, { ...fields, email: 'coordinator@example.ORG', password: PASSWORD, totp: freshTotp(coordinator) });
+    const posted = await browser.post(`${testHub.baseUrl}/oauth2/authorize`, {
+      ...fields,
+      email: 'coordinator@example.ORG',
+      password: PASSWORD,
+      totp: freshTotp(coordinator),
+    });
     expect(posted.status).toBe(303);
     const location = new URL(posted.headers.get('location') as string);
     expect(`${location.origin}${location.pathname}`).toBe(REDIRECT);
@@ -112,56 +141,116 @@ describe('login with the authorization code flow and PKCE', () => {
     expect(token.body.expires_in).toBeLessThanOrEqual(900);
     expect(token.body.patient).toBeUndefined();
     const claims = decodeJwt(token.body.access_token);
-    expect(claims).toMatchObject({ sub: coordinator.id, role: 'coordinator', fhirUser: 'Practitioner/prac-1', client_id: APP, scope: 'openid fhirUser user/*.rs' });
+    expect(claims).toMatchObject({
+      sub: coordinator.id,
+      role: 'coordinator',
+      fhirUser: 'Practitioner/prac-1',
+      client_id: APP,
+      scope: 'openid fhirUser user/*.rs',
+    });
     expect(typeof claims.sid).toBe('string');
 
     // The id_token verifies with the hub's published keys and names the user's FHIR resource.
     const configuration = (await (await fetch(`${testHub.baseUrl}/.well-known/smart-configuration`)).json()) as any;
-    const idToken = await jwtVerify(token.body.id_token, createRemoteJWKSet(new URL(configuration.jwks_uri)), { issuer: testHub.baseUrl, audience: APP });
-    expect(idToken.payload).toMatchObject({ sub: coordinator.id, nonce: 'nonce-1', fhirUser: `${testHub.fhir}/Practitioner/prac-1` });
+    const idToken = await jwtVerify(token.body.id_token, createRemoteJWKSet(new URL(configuration.jwks_uri)), {
+      issuer: testHub.baseUrl,
+      audience: APP,
+    });
+    expect(idToken.payload).toMatchObject({
+      sub: coordinator.id,
+      nonce: 'nonce-1',
+      fhirUser: `${testHub.fhir}/Practitioner/prac-1`,
+    });
 
     expect((await fhirFetch(`${testHub.fhir}/metadata`, bearer(token.body.access_token))).status).toBe(200);
     const patients = await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.body.access_token));
     expect(patients.status).toBe(200);
     expect(patients.body.resourceType).toBe('Bundle');
     // user/*.rs: reading yes, writing no.
-    const create = await fhirFetch(`${testHub.fhir}/Patient`, { method: 'POST', body: { resourceType: 'Patient' }, ...bearer(token.body.access_token) });
+    const create = await fhirFetch(`${testHub.fhir}/Patient`, {
+      method: 'POST',
+      body: { resourceType: 'Patient' },
+      ...bearer(token.body.access_token),
+    });
     expect(create.status).toBe(403);
 
     // The session lets the app get a new code without the form (and without a TOTP code).
     const again = pkcePair();
-    const silent = await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge: again.challenge, state: 'state-2' }));
+    const silent = await browser.get(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge: again.challenge, state: 'state-2' }),
+    );
     expect(silent.status).toBe(303);
     const silentLocation = new URL(silent.headers.get('location') as string);
     expect(silentLocation.searchParams.get('state')).toBe('state-2');
-    const second = await exchangeCode(testHub.baseUrl, { code: silentLocation.searchParams.get('code') as string, verifier: again.verifier, clientId: APP, redirectUri: REDIRECT });
+    const second = await exchangeCode(testHub.baseUrl, {
+      code: silentLocation.searchParams.get('code') as string,
+      verifier: again.verifier,
+      clientId: APP,
+      redirectUri: REDIRECT,
+    });
     expect(second.status).toBe(200);
     expect(decodeJwt(second.body.access_token).sid).toBe(claims.sid);
     // prompt=login asks for the credentials again.
-    expect((await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge: again.challenge, extra: { prompt: 'login' } }))).status).toBe(200);
+    expect(
+      (
+        await browser.get(
+          authorizeUrl(testHub.baseUrl, { ...request, challenge: again.challenge, extra: { prompt: 'login' } }),
+        )
+      ).status,
+    ).toBe(200);
   });
 
   test('a patient logs in without TOTP; launch/patient gives the patient context; scopes are narrowed to the registration', async () => {
-    const { token } = await logIn(new Browser(), testHub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'launch/patient fhirUser user/*.cruds patient/*.rs offline_access' }, patient);
-    expect(token).toMatchObject({ patient: 'pat-1', scope: 'fhirUser launch/patient user/*.rs user/ServiceRequest.cru' });
+    const { token } = await logIn(
+      new Browser(),
+      testHub.baseUrl,
+      {
+        clientId: APP,
+        redirectUri: REDIRECT,
+        scope: 'launch/patient fhirUser user/*.cruds patient/*.rs offline_access',
+      },
+      patient,
+    );
+    expect(token).toMatchObject({
+      patient: 'pat-1',
+      scope: 'fhirUser launch/patient user/*.rs user/ServiceRequest.cru',
+    });
     expect(token.id_token).toBeUndefined();
-    expect(decodeJwt(token.access_token)).toMatchObject({ sub: patient.id, role: 'patient', fhirUser: 'Patient/pat-1' });
+    expect(decodeJwt(token.access_token)).toMatchObject({
+      sub: patient.id,
+      role: 'patient',
+      fhirUser: 'Patient/pat-1',
+    });
     expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status).toBe(200);
     // CORS: the app's scripts, on its redirect URI's origin, may read the token response; other origins not.
-    for (const [origin, allowed] of [['http://127.0.0.1:5173', true], ['https://evil.example', false]] as const) {
+    for (const [origin, allowed] of [
+      ['http://127.0.0.1:5173', true],
+      ['https://evil.example', false],
+    ] as const) {
       const browser = new Browser();
       const { verifier, challenge } = pkcePair();
       const attempt = await submitLogin(browser, testHub.baseUrl, { ...request, challenge }, patient);
       const response = await fetch(`${testHub.baseUrl}/oauth2/token`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', origin },
-        body: new URLSearchParams({ grant_type: 'authorization_code', code: attempt.location?.searchParams.get('code') as string, code_verifier: verifier, client_id: APP, redirect_uri: REDIRECT }),
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code: attempt.location?.searchParams.get('code') as string,
+          code_verifier: verifier,
+          client_id: APP,
+          redirect_uri: REDIRECT,
+        }),
       });
       expect(response.status).toBe(200);
       expect(response.headers.get('access-control-allow-origin')).toBe(allowed ? origin : null);
     }
     // A staff member asking for launch/patient gets no patient context (there is no patient picker).
-    const { token: staff } = await logIn(new Browser(), testHub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'launch/patient user/*.rs' }, { ...specialist, totp: freshTotp(specialist) });
+    const { token: staff } = await logIn(
+      new Browser(),
+      testHub.baseUrl,
+      { clientId: APP, redirectUri: REDIRECT, scope: 'launch/patient user/*.rs' },
+      { ...specialist, totp: freshTotp(specialist) },
+    );
     expect(staff.scope).toBe('user/*.rs');
     expect(staff.patient).toBeUndefined();
   });
@@ -189,19 +278,52 @@ describe('login with the authorization code flow and PKCE', () => {
       expect(location.searchParams.get('code')).toBeNull();
     };
     const verifier = 'v'.repeat(50);
-    await expectRedirectError(authorizeUrl(testHub.baseUrl, { ...request, challenge: verifier.slice(0, 43), method: 'plain' }), 'invalid_request', /S256/);
-    await expectRedirectError(authorizeUrl(testHub.baseUrl, { ...request, challenge, extra: { code_challenge_method: '' } }), 'invalid_request', /S256/);
+    await expectRedirectError(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge: verifier.slice(0, 43), method: 'plain' }),
+      'invalid_request',
+      /S256/,
+    );
+    await expectRedirectError(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge, extra: { code_challenge_method: '' } }),
+      'invalid_request',
+      /S256/,
+    );
     await expectRedirectError(authorizeUrl(testHub.baseUrl, { ...request }), 'invalid_request', /PKCE is required/);
-    await expectRedirectError(authorizeUrl(testHub.baseUrl, { ...request, challenge, extra: { response_type: 'token' } }), 'unsupported_response_type', /code/);
-    await expectRedirectError(authorizeUrl(testHub.baseUrl, { ...request, challenge, scope: 'user/*.d' }), 'invalid_scope', /none of the requested scopes/);
-    await expectRedirectError(authorizeUrl(testHub.baseUrl, { ...request, challenge, scope: 'user/Patient.x' }), 'invalid_scope', /not a SMART user scope/);
-    await expectRedirectError(authorizeUrl(testHub.baseUrl, { ...request, challenge, extra: { aud: 'https://other.example.org/fhir' } }), 'invalid_request', /aud/);
-    await expectRedirectError(authorizeUrl(testHub.baseUrl, { ...request, challenge, extra: { prompt: 'none' } }), 'login_required', /not logged in/);
+    await expectRedirectError(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge, extra: { response_type: 'token' } }),
+      'unsupported_response_type',
+      /code/,
+    );
+    await expectRedirectError(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge, scope: 'user/*.d' }),
+      'invalid_scope',
+      /none of the requested scopes/,
+    );
+    await expectRedirectError(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge, scope: 'user/Patient.x' }),
+      'invalid_scope',
+      /not a SMART user scope/,
+    );
+    await expectRedirectError(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge, extra: { aud: 'https://other.example.org/fhir' } }),
+      'invalid_request',
+      /aud/,
+    );
+    await expectRedirectError(
+      authorizeUrl(testHub.baseUrl, { ...request, challenge, extra: { prompt: 'none' } }),
+      'login_required',
+      /not logged in/,
+    );
 
     // A form posted without the CSRF cookie's token is refused.
     const page = await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge }));
     const fields = hiddenFields(await page.text());
-    const forged = await browser.post(`${testHub.baseUrl}/oauth2/authorize`, { ...fields, csrf: 'x'.repeat(32), email: referrer.email, password: referrer.password });
+    const forged = await browser.post(`${testHub.baseUrl}/oauth2/authorize`, {
+      ...fields,
+      csrf: 'x'.repeat(32),
+      email: referrer.email,
+      password: referrer.password,
+    });
     expect(forged.status).toBe(403);
     expect(forged.headers.get('location')).toBeNull();
   });
@@ -213,10 +335,10 @@ describe('login with the authorization code flow and PKCE', () => {
       const response = browser.cookies.has('hub_session')
         ? await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge }))
         : await browser.post(`${testHub.baseUrl}/oauth2/authorize`, {
-          ...hiddenFields(await (await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge }))).text()),
-          email: referrer.email,
-          password: referrer.password,
-        });
+            ...hiddenFields(await (await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge }))).text()),
+            email: referrer.email,
+            password: referrer.password,
+          });
       expect(response.status).toBe(303);
       return { code: new URL(response.headers.get('location') as string).searchParams.get('code') as string, verifier };
     };
@@ -227,28 +349,62 @@ describe('login with the authorization code flow and PKCE', () => {
     };
 
     const wrong = await getCode();
-    expectInvalidGrant(await exchangeCode(testHub.baseUrl, { code: wrong.code, verifier: pkcePair().verifier, clientId: APP, redirectUri: REDIRECT }), /code_verifier/);
+    expectInvalidGrant(
+      await exchangeCode(testHub.baseUrl, {
+        code: wrong.code,
+        verifier: pkcePair().verifier,
+        clientId: APP,
+        redirectUri: REDIRECT,
+      }),
+      /code_verifier/,
+    );
 
     const mismatch = await getCode();
-    expectInvalidGrant(await exchangeCode(testHub.baseUrl, { ...mismatch, clientId: APP, redirectUri: 'http://127.0.0.1:5173/elsewhere' }), /redirect_uri/);
+    expectInvalidGrant(
+      await exchangeCode(testHub.baseUrl, {
+        ...mismatch,
+        clientId: APP,
+        redirectUri: 'http://127.0.0.1:5173/elsewhere',
+      }),
+      /redirect_uri/,
+    );
     const otherClient = await getCode();
-    expectInvalidGrant(await exchangeCode(testHub.baseUrl, { ...otherClient, clientId: OTHER_APP, redirectUri: REDIRECT }), /another client/);
-    expectInvalidGrant(await exchangeCode(testHub.baseUrl, { code: 'no-such-code', verifier: pkcePair().verifier, clientId: APP, redirectUri: REDIRECT }), /unknown/);
+    expectInvalidGrant(
+      await exchangeCode(testHub.baseUrl, { ...otherClient, clientId: OTHER_APP, redirectUri: REDIRECT }),
+      /another client/,
+    );
+    expectInvalidGrant(
+      await exchangeCode(testHub.baseUrl, {
+        code: 'no-such-code',
+        verifier: pkcePair().verifier,
+        clientId: APP,
+        redirectUri: REDIRECT,
+      }),
+      /unknown/,
+    );
 
     const expiring = await getCode();
     await db.query("UPDATE auth_authorization_code SET expires_at = now() - interval '1 second' WHERE used_at IS NULL");
-    expectInvalidGrant(await exchangeCode(testHub.baseUrl, { ...expiring, clientId: APP, redirectUri: REDIRECT }), /expired/);
+    expectInvalidGrant(
+      await exchangeCode(testHub.baseUrl, { ...expiring, clientId: APP, redirectUri: REDIRECT }),
+      /expired/,
+    );
 
     const good = await getCode();
     const first = await exchangeCode(testHub.baseUrl, { ...good, clientId: APP, redirectUri: REDIRECT });
     expect(first.status).toBe(200);
     expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(first.body.access_token))).status).toBe(200);
-    expectInvalidGrant(await exchangeCode(testHub.baseUrl, { ...good, clientId: APP, redirectUri: REDIRECT }), /used before/);
+    expectInvalidGrant(
+      await exchangeCode(testHub.baseUrl, { ...good, clientId: APP, redirectUri: REDIRECT }),
+      /used before/,
+    );
     const refused = await fhirFetch(`${testHub.fhir}/Patient`, bearer(first.body.access_token));
     expect(refused.status).toBe(401);
     expect(refused.headers.get('www-authenticate')).toMatch(/invalid_token/);
     // The revoked session no longer authorizes: the login form is shown again.
-    expect((await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge: pkcePair().challenge }))).status).toBe(200);
+    expect(
+      (await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge: pkcePair().challenge }))).status,
+    ).toBe(200);
   });
 
   test('wrong password and unknown e-mail get the same answer; staff without or with a wrong TOTP code are refused', async () => {
@@ -258,7 +414,11 @@ describe('login with the authorization code flow and PKCE', () => {
       await attempt({ email: specialist.email, password: 'not the password at all', totp: freshTotp(specialist) }),
       await attempt({ email: 'nobody@example.org', password: 'not the password at all', totp: '123456' }),
       await attempt({ email: specialist.email, password: PASSWORD }),
-      await attempt({ email: specialist.email, password: PASSWORD, totp: totpCode(specialist.totpSecret as string, Date.now() - 10 * 60_000) }),
+      await attempt({
+        email: specialist.email,
+        password: PASSWORD,
+        totp: totpCode(specialist.totpSecret as string, Date.now() - 10 * 60_000),
+      }),
     ];
     for (const answer of answers) {
       expect(answer.status).toBe(401);
@@ -274,16 +434,30 @@ describe('login with the authorization code flow and PKCE', () => {
   test('five failures lock the account: the right credentials are refused until `hub user unlock`', async () => {
     const account = await addAccount(db, 'locked@example.org', 'radiologist', 'Practitioner/prac-4');
     for (let i = 0; i < 5; i++) {
-      const answer = await submitLogin(new Browser(), testHub.baseUrl, { ...request, challenge: pkcePair().challenge }, { email: account.email, password: `wrong password ${i}`, totp: '000000' });
+      const answer = await submitLogin(
+        new Browser(),
+        testHub.baseUrl,
+        { ...request, challenge: pkcePair().challenge },
+        { email: account.email, password: `wrong password ${i}`, totp: '000000' },
+      );
       expect(pageError(answer.html)).toBe(LOGIN_REFUSED);
     }
-    const whileLocked = await submitLogin(new Browser(), testHub.baseUrl, { ...request, challenge: pkcePair().challenge }, { ...account, totp: freshTotp(account) });
+    const whileLocked = await submitLogin(
+      new Browser(),
+      testHub.baseUrl,
+      { ...request, challenge: pkcePair().challenge },
+      { ...account, totp: freshTotp(account) },
+    );
     expect(whileLocked.status).toBe(401);
     expect(pageError(whileLocked.html)).toBe(LOGIN_REFUSED);
-    const listed = JSON.parse((await hub(['user', 'list', '--json'], { DATABASE_URL: testHub.databaseUrl as string })).stdout);
+    const listed = JSON.parse(
+      (await hub(['user', 'list', '--json'], { DATABASE_URL: testHub.databaseUrl as string })).stdout,
+    );
     expect(listed.find((user: { email: string }) => user.email === account.email)).toMatchObject({ locked: true });
 
-    const unlocked = await hub(['user', 'unlock', '--email', account.email], { DATABASE_URL: testHub.databaseUrl as string });
+    const unlocked = await hub(['user', 'unlock', '--email', account.email], {
+      DATABASE_URL: testHub.databaseUrl as string,
+    });
     expect(unlocked).toMatchObject({ code: 0 });
     expect(unlocked.stdout).toContain(`Unlocked user ${account.email}`);
     const { token } = await logIn(new Browser(), testHub.baseUrl, request, { ...account, totp: freshTotp(account) });
@@ -296,16 +470,35 @@ describe('login with the authorization code flow and PKCE', () => {
     expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status).toBe(200);
     // Disabled by another process (the CLI's connection), so this hub learns of it from the database.
     await new UserStore(db).setStatus(account.email, 'disabled');
-    await until(async () => (await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status === 401, 'the token to be refused', 20_000, 250);
-    const answer = await submitLogin(new Browser(), testHub.baseUrl, { ...request, challenge: pkcePair().challenge }, { ...account, totp: freshTotp(account) });
+    await until(
+      async () => (await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status === 401,
+      'the token to be refused',
+      20_000,
+      250,
+    );
+    const answer = await submitLogin(
+      new Browser(),
+      testHub.baseUrl,
+      { ...request, challenge: pkcePair().challenge },
+      { ...account, totp: freshTotp(account) },
+    );
     expect(pageError(answer.html)).toBe(LOGIN_REFUSED);
   });
 
   test('logout revokes: the token stops working and the session cookie no longer authorizes', async () => {
     const browser = new Browser();
-    const { token } = await logIn(browser, testHub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' }, referrer);
+    const { token } = await logIn(
+      browser,
+      testHub.baseUrl,
+      { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' },
+      referrer,
+    );
     expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status).toBe(200);
-    const logout = await browser.post(`${testHub.baseUrl}/oauth2/logout`, {}, { authorization: `Bearer ${token.access_token}` });
+    const logout = await browser.post(
+      `${testHub.baseUrl}/oauth2/logout`,
+      {},
+      { authorization: `Bearer ${token.access_token}` },
+    );
     expect(logout.status).toBe(200);
     expect(browser.cookies.has('hub_session')).toBe(false);
     const after = await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token));
@@ -314,12 +507,32 @@ describe('login with the authorization code flow and PKCE', () => {
 
     // RFC 7009 form at /oauth2/revoke, from another browser session of the same person.
     const other = new Browser();
-    const { token: second } = await logIn(other, testHub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' }, referrer);
-    const revoked = await fetch(`${testHub.baseUrl}/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: second.access_token }) });
+    const { token: second } = await logIn(
+      other,
+      testHub.baseUrl,
+      { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' },
+      referrer,
+    );
+    const revoked = await fetch(`${testHub.baseUrl}/oauth2/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: second.access_token }),
+    });
     expect(revoked.status).toBe(200);
     expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(second.access_token))).status).toBe(401);
     // The session behind the cookie was revoked too: the form is shown again.
-    expect((await other.get(authorizeUrl(testHub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs', challenge: pkcePair().challenge }))).status).toBe(200);
+    expect(
+      (
+        await other.get(
+          authorizeUrl(testHub.baseUrl, {
+            clientId: APP,
+            redirectUri: REDIRECT,
+            scope: 'user/*.rs',
+            challenge: pkcePair().challenge,
+          }),
+        )
+      ).status,
+    ).toBe(200);
   });
 
   test('a session past its absolute end no longer authorizes, and its codes no longer exchange', async () => {
@@ -331,7 +544,10 @@ describe('login with the authorization code flow and PKCE', () => {
     const code = new URL(silent.headers.get('location') as string).searchParams.get('code') as string;
     await db.query("UPDATE auth_session SET expires_at = now() - interval '1 second' WHERE user_id = $1", [patient.id]);
     const exchanged = await exchangeCode(testHub.baseUrl, { code, verifier, clientId: APP, redirectUri: REDIRECT });
-    expect(exchanged).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: expect.stringMatching(/session has ended/) } });
+    expect(exchanged).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_grant', error_description: expect.stringMatching(/session has ended/) },
+    });
     expect((await browser.get(authorizeUrl(testHub.baseUrl, { ...request, challenge }))).status).toBe(200);
   });
 
@@ -348,9 +564,18 @@ describe('login with the authorization code flow and PKCE', () => {
       response_types_supported: ['code'],
       token_endpoint_auth_methods_supported: ['private_key_jwt', 'none'],
     });
-    expect(configuration.scopes_supported).toEqual(expect.arrayContaining(['openid', 'fhirUser', 'launch/patient', 'user/*.rs', 'system/*.rs']));
+    expect(configuration.scopes_supported).toEqual(
+      expect.arrayContaining(['openid', 'fhirUser', 'launch/patient', 'user/*.rs', 'system/*.rs']),
+    );
     expect(configuration.scopes_supported).not.toContain('offline_access');
-    expect(configuration.capabilities).toEqual(expect.arrayContaining(['launch-standalone', 'client-public', 'permission-user', 'client-confidential-asymmetric']));
+    expect(configuration.capabilities).toEqual(
+      expect.arrayContaining([
+        'launch-standalone',
+        'client-public',
+        'permission-user',
+        'client-confidential-asymmetric',
+      ]),
+    );
     const jwks = (await (await fetch(configuration.jwks_uri)).json()) as any;
     expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
     expect(jwks.keys[0].d).toBeUndefined();
@@ -372,7 +597,11 @@ describe('login with the authorization code flow and PKCE', () => {
     const fields = hiddenFields(await page.text());
     let limited: Response | undefined;
     for (let i = 0; i < 40 && !limited; i++) {
-      const response = await browser.post(`${testHub.baseUrl}/oauth2/authorize`, { ...fields, email: `someone-${i}@example.org`, password: 'wrong password!' });
+      const response = await browser.post(`${testHub.baseUrl}/oauth2/authorize`, {
+        ...fields,
+        email: `someone-${i}@example.org`,
+        password: 'wrong password!',
+      });
       if (response.status === 429) limited = response;
       else expect(response.status).toBe(401);
     }
@@ -399,7 +628,12 @@ describe('session idle time', () => {
   test('tokens end with the session; an idle session no longer authorizes', async () => {
     const account = await addAccount(db, 'idle@example.org', 'referring-physician');
     const browser = new Browser();
-    const { token } = await logIn(browser, testHub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' }, account);
+    const { token } = await logIn(
+      browser,
+      testHub.baseUrl,
+      { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' },
+      account,
+    );
     expect(token.expires_in).toBeLessThanOrEqual(4);
     const expiresAt = decodeJwt(token.access_token).exp as number;
     // The hub tolerates 5 s of clock skew on its own tokens.
@@ -407,7 +641,14 @@ describe('session idle time', () => {
     const refused = await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token));
     expect(refused.status).toBe(401);
     expect(refused.headers.get('www-authenticate')).toMatch(/expired/);
-    const page = await browser.get(authorizeUrl(testHub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs', challenge: pkcePair().challenge }));
+    const page = await browser.get(
+      authorizeUrl(testHub.baseUrl, {
+        clientId: APP,
+        redirectUri: REDIRECT,
+        scope: 'user/*.rs',
+        challenge: pkcePair().challenge,
+      }),
+    );
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<form');
   });

@@ -34,8 +34,18 @@ describe('logout audit', () => {
 
   beforeAll(async () => {
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
-    await new ClientRegistry(testHub.hub.db).addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('openid fhirUser user/*.rs') });
-    ({ user: { id: userId } } = await new UserStore(testHub.hub.db).add({ ...person, role: 'referring-physician', fhirUser: 'Practitioner/prac-leaving' }));
+    await new ClientRegistry(testHub.hub.db).addPublic({
+      id: APP,
+      redirectUris: [REDIRECT],
+      userScopes: parseUserScopes('openid fhirUser user/*.rs'),
+    });
+    ({
+      user: { id: userId },
+    } = await new UserStore(testHub.hub.db).add({
+      ...person,
+      role: 'referring-physician',
+      fhirUser: 'Practitioner/prac-leaving',
+    }));
     auditor = await clientToken(testHub, 'auditor', 'system/AuditEvent.rs');
   });
   afterAll(async () => {
@@ -43,18 +53,27 @@ describe('logout audit', () => {
   });
 
   const post = (path: string, form: Record<string, string>, headers: Record<string, string> = {}) =>
-    fetch(`${testHub.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form) });
+    fetch(`${testHub.baseUrl}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(form),
+    });
 
   test('every logout and revoke, ended or refused, has its Logout AuditEvent naming who asked', async () => {
     // Ended: by bearer token, by RFC 7009 token parameter, by the session cookie with its CSRF token.
     const first = await logIn(new Browser(), testHub.baseUrl, request, person);
-    expect((await post('/oauth2/logout', {}, { authorization: `Bearer ${first.token.access_token}` })).status).toBe(200);
+    expect((await post('/oauth2/logout', {}, { authorization: `Bearer ${first.token.access_token}` })).status).toBe(
+      200,
+    );
     const second = await logIn(new Browser(), testHub.baseUrl, request, person);
     expect((await post('/oauth2/revoke', { token: second.token.access_token })).status).toBe(200);
     const browser = new Browser();
     await logIn(browser, testHub.baseUrl, request, person);
     expect(browser.cookies.has('hub_session')).toBe(true);
-    expect((await browser.post(`${testHub.baseUrl}/oauth2/logout`, { csrf: browser.cookies.get('hub_csrf') as string })).status).toBe(200);
+    expect(
+      (await browser.post(`${testHub.baseUrl}/oauth2/logout`, { csrf: browser.cookies.get('hub_csrf') as string }))
+        .status,
+    ).toBe(200);
     expect(browser.cookies.has('hub_session')).toBe(false);
 
     // Refused: a token that is not valid, a client's token, a cookie without its CSRF token.
@@ -63,11 +82,13 @@ describe('logout audit', () => {
     expect((await post('/oauth2/revoke', { token: ehr })).status).toBe(400);
     const third = new Browser();
     await logIn(third, testHub.baseUrl, request, person);
-    expect((await third.post(`${testHub.baseUrl}/oauth2/logout`, { csrf: 'not the page\'s token' })).status).toBe(200);
+    expect((await third.post(`${testHub.baseUrl}/oauth2/logout`, { csrf: "not the page's token" })).status).toBe(200);
     expect(third.cookies.has('hub_session')).toBe(true);
 
     const logouts = await until(async () => {
-      const events = (await auditEventsSince(testHub, auditor, started)).filter((event) => event.subtype?.some((c: { code: string }) => c.code === '110123'));
+      const events = (await auditEventsSince(testHub, auditor, started)).filter((event) =>
+        event.subtype?.some((c: { code: string }) => c.code === '110123'),
+      );
       return events.length >= 6 && events;
     }, 'six Logout AuditEvents');
     expect(logouts).toHaveLength(6);
@@ -76,13 +97,17 @@ describe('logout audit', () => {
       expect(event.subtype).toEqual([{ system: DICOM, code: '110123', display: 'Logout' }]);
       expect(event.action).toBe('E');
     }
-    const userOf = (event: { agent: Agent[] }) => event.agent.find((agent) => agent.type.coding[0].code === 'UserOauthAgent');
+    const userOf = (event: { agent: Agent[] }) =>
+      event.agent.find((agent) => agent.type.coding[0].code === 'UserOauthAgent');
     const clientOf = (event: { agent: Agent[] }) => event.agent.find((agent) => agent.type.coding[0].code === '110153');
     const ended = logouts.filter((event) => event.outcome === '0');
     expect(ended).toHaveLength(3);
-    for (const event of ended) expect(userOf(event)).toMatchObject({ altId: userId, who: { reference: 'Practitioner/prac-leaving' } });
+    for (const event of ended)
+      expect(userOf(event)).toMatchObject({ altId: userId, who: { reference: 'Practitioner/prac-leaving' } });
     const refused = logouts.filter((event) => event.outcome === '4');
-    expect(refused.map((event) => event.outcomeDesc).sort()).toEqual([CLIENT_REVOKE_REFUSED_AUDIT_TEXT, LOGOUT_REFUSED_AUDIT_TEXT, LOGOUT_REFUSED_AUDIT_TEXT].sort());
+    expect(refused.map((event) => event.outcomeDesc).sort()).toEqual(
+      [CLIENT_REVOKE_REFUSED_AUDIT_TEXT, LOGOUT_REFUSED_AUDIT_TEXT, LOGOUT_REFUSED_AUDIT_TEXT].sort(),
+    );
     const byClient = refused.find((event) => event.outcomeDesc === CLIENT_REVOKE_REFUSED_AUDIT_TEXT);
     expect(clientOf(byClient)).toMatchObject({ altId: 'ehr-leaving' });
     expect(userOf(byClient)).toBeUndefined();

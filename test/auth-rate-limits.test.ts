@@ -29,9 +29,20 @@ async function tokenRequest(hub: TestHub): Promise<number> {
 /** The login form of `hub` in a browser of its own, posted with a wrong password for `email`. */
 async function loginAttempt(hub: TestHub, email: string): Promise<number> {
   const browser = new Browser();
-  const page = await browser.get(authorizeUrl(hub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs', challenge: pkcePair().challenge }));
+  const page = await browser.get(
+    authorizeUrl(hub.baseUrl, {
+      clientId: APP,
+      redirectUri: REDIRECT,
+      scope: 'user/*.rs',
+      challenge: pkcePair().challenge,
+    }),
+  );
   const fields = hiddenFields(await page.text());
-  const response = await browser.post(`${hub.baseUrl}/oauth2/authorize`, { ...fields, email, password: 'not the password' });
+  const response = await browser.post(`${hub.baseUrl}/oauth2/authorize`, {
+    ...fields,
+    email,
+    password: 'not the password',
+  });
   await response.arrayBuffer();
   return response.status;
 }
@@ -43,10 +54,18 @@ describe('rate limits shared through Redis', () => {
   let redis: Redis;
 
   beforeAll(async () => {
-    const shared = { AUTH_REQUIRED: 'true', QUEUE_PREFIX: prefix, AUTH_SECRETS_KEY: randomBytes(32).toString('base64') };
+    const shared = {
+      AUTH_REQUIRED: 'true',
+      QUEUE_PREFIX: prefix,
+      AUTH_SECRETS_KEY: randomBytes(32).toString('base64'),
+    };
     first = await startTestHub({ db: 'postgres', env: shared });
     second = await startTestHub({ db: 'postgres', env: { ...shared, DATABASE_URL: first.databaseUrl as string } });
-    await new ClientRegistry(first.hub.db).addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('user/*.rs') });
+    await new ClientRegistry(first.hub.db).addPublic({
+      id: APP,
+      redirectUris: [REDIRECT],
+      userScopes: parseUserScopes('user/*.rs'),
+    });
     redis = new Redis(TEST_REDIS_URL);
   });
   afterAll(async () => {
@@ -78,7 +97,8 @@ describe('rate limits shared through Redis', () => {
   test('login attempts for one account: ten in all across both hubs, then 429 from either', async () => {
     const email = 'Target.Person@example.org';
     const statuses: number[] = [];
-    for (let attempt = 0; attempt < LOGIN_PER_ACCOUNT.capacity; attempt++) statuses.push(await loginAttempt(attempt % 2 === 0 ? first : second, email));
+    for (let attempt = 0; attempt < LOGIN_PER_ACCOUNT.capacity; attempt++)
+      statuses.push(await loginAttempt(attempt % 2 === 0 ? first : second, email));
     expect(statuses).toEqual(Array(LOGIN_PER_ACCOUNT.capacity).fill(401));
     // The account's budget is spent whatever the hub and however the e-mail is cased.
     expect(await loginAttempt(second, email.toLowerCase())).toBe(429);
@@ -95,7 +115,9 @@ describe('rate limits shared through Redis', () => {
       expect(key.toLowerCase()).not.toMatch(/example\.org|127\.0\.0\.1|::1|target/);
       expect(await redis.pttl(key)).toBeGreaterThan(0);
     }
-    expect(new Set(keys.map((key) => key.split(':')[key.split(':').length - 2]))).toEqual(new Set(['token-ip', 'login-ip', 'login-account']));
+    expect(new Set(keys.map((key) => key.split(':')[key.split(':').length - 2]))).toEqual(
+      new Set(['token-ip', 'login-ip', 'login-account']),
+    );
   });
 });
 
@@ -104,7 +126,11 @@ describe('rate limits without Redis', () => {
   beforeAll(async () => {
     // Nothing listens on port 1: every Redis command fails at once.
     hub = await startTestHub({ env: { AUTH_REQUIRED: 'true', REDIS_URL: 'redis://127.0.0.1:1' } });
-    await new ClientRegistry(hub.hub.db).addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('user/*.rs') });
+    await new ClientRegistry(hub.hub.db).addPublic({
+      id: APP,
+      redirectUris: [REDIRECT],
+      userScopes: parseUserScopes('user/*.rs'),
+    });
   });
   afterAll(async () => {
     await hub?.stop();

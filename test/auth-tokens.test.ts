@@ -27,8 +27,15 @@ async function keyPair(alg: KeyPair['alg'], kid: string): Promise<KeyPair> {
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
-async function postForm(url: string, form: Record<string, string>): Promise<{ status: number; headers: Headers; body: any }> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
+async function postForm(
+  url: string,
+  form: Record<string, string>,
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form),
+  });
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
 }
@@ -45,14 +52,30 @@ describe('SMART Backend Services', () => {
   let jwksHits = 0;
 
   /** A client assertion as SMART Backend Services describes it, with `claims` and `header` overriding. */
-  async function assertion(clientId: string, key: KeyPair, claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}): Promise<string> {
+  async function assertion(
+    clientId: string,
+    key: KeyPair,
+    claims: Record<string, unknown> = {},
+    header: Record<string, unknown> = {},
+  ): Promise<string> {
     const now = nowSeconds();
-    return new SignJWT({ iss: clientId, sub: clientId, aud: tokenUrl, exp: now + 240, iat: now, jti: randomUUID(), ...claims })
+    return new SignJWT({
+      iss: clientId,
+      sub: clientId,
+      aud: tokenUrl,
+      exp: now + 240,
+      iat: now,
+      jti: randomUUID(),
+      ...claims,
+    })
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT', ...header })
       .sign(key.privateKey);
   }
 
-  function requestToken(clientAssertion: string, scope = 'system/Patient.rs'): Promise<{ status: number; headers: Headers; body: any }> {
+  function requestToken(
+    clientAssertion: string,
+    scope = 'system/Patient.rs',
+  ): Promise<{ status: number; headers: Headers; body: any }> {
     return postForm(tokenUrl, {
       grant_type: 'client_credentials',
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
@@ -68,7 +91,10 @@ describe('SMART Backend Services', () => {
   }
 
   async function expectRefused(response: { status: number; body: any }, error: string, reason: RegExp): Promise<void> {
-    expect({ status: response.status, error: response.body.error }).toEqual({ status: error === 'invalid_client' ? 401 : 400, error });
+    expect({ status: response.status, error: response.body.error }).toEqual({
+      status: error === 'invalid_client' ? 401 : 400,
+      error,
+    });
     expect(response.body.error_description).toMatch(reason);
     expect(response.body.access_token).toBeUndefined();
   }
@@ -82,9 +108,17 @@ describe('SMART Backend Services', () => {
     jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
     testHub = await startTestHub();
     tokenUrl = `${testHub.baseUrl}/oauth2/token`;
-    [rsa, ec, stranger] = await Promise.all([keyPair('RS384', 'rsa-1'), keyPair('ES384', 'ec-1'), keyPair('ES384', 'ec-1')]);
+    [rsa, ec, stranger] = await Promise.all([
+      keyPair('RS384', 'rsa-1'),
+      keyPair('ES384', 'ec-1'),
+      keyPair('ES384', 'ec-1'),
+    ]);
     const clients = new ClientRegistry(testHub.hub.db);
-    await clients.add({ id: 'ehr-rsa', jwks: { keys: [rsa.publicJwk] }, scopes: parseScopes('system/Patient.rs system/ServiceRequest.cru') });
+    await clients.add({
+      id: 'ehr-rsa',
+      jwks: { keys: [rsa.publicJwk] },
+      scopes: parseScopes('system/Patient.rs system/ServiceRequest.cru'),
+    });
     await clients.add({ id: 'ehr-ec', jwks: { keys: [ec.publicJwk] }, scopes: parseScopes('system/*.rs') });
     await clients.add({ id: 'ehr-off', jwks: { keys: [ec.publicJwk] }, scopes: parseScopes('system/*.rs') });
     await clients.setStatus('ehr-off', 'disabled');
@@ -101,9 +135,16 @@ describe('SMART Backend Services', () => {
     const response = await requestToken(await assertion('ehr-rsa', rsa), 'system/Patient.rs');
     expect(response.status).toBe(200);
     expect(response.headers.get('cache-control')).toBe('no-store');
-    expect(response.body).toEqual({ access_token: expect.any(String), token_type: 'bearer', expires_in: 300, scope: 'system/Patient.rs' });
+    expect(response.body).toEqual({
+      access_token: expect.any(String),
+      token_type: 'bearer',
+      expires_in: 300,
+      scope: 'system/Patient.rs',
+    });
     expect(response.body.refresh_token).toBeUndefined();
-    const patients = await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${response.body.access_token}` } });
+    const patients = await fhirFetch(`${testHub.fhir}/Patient`, {
+      headers: { authorization: `Bearer ${response.body.access_token}` },
+    });
     expect(patients.status).toBe(200);
     expect(patients.body.resourceType).toBe('Bundle');
   });
@@ -115,112 +156,254 @@ describe('SMART Backend Services', () => {
   });
 
   test('requested scopes are narrowed to the allowed ones; none allowed is invalid_scope', async () => {
-    const narrowed = await requestToken(await assertion('ehr-rsa', rsa), 'system/Patient.cruds system/Observation.rs system/ServiceRequest.*');
+    const narrowed = await requestToken(
+      await assertion('ehr-rsa', rsa),
+      'system/Patient.cruds system/Observation.rs system/ServiceRequest.*',
+    );
     expect(narrowed.status).toBe(200);
     expect(narrowed.body.scope).toBe('system/Patient.rs system/ServiceRequest.cru');
-    await expectRefused(await requestToken(await assertion('ehr-rsa', rsa), 'system/Observation.rs'), 'invalid_scope', /none of the requested scopes/);
-    await expectRefused(await requestToken(await assertion('ehr-rsa', rsa), 'patient/*.rs'), 'invalid_scope', /only system\//);
-    await expectRefused(await requestToken(await assertion('ehr-rsa', rsa), 'system/Patient.rs?gender=female'), 'invalid_scope', /query parameters/);
+    await expectRefused(
+      await requestToken(await assertion('ehr-rsa', rsa), 'system/Observation.rs'),
+      'invalid_scope',
+      /none of the requested scopes/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-rsa', rsa), 'patient/*.rs'),
+      'invalid_scope',
+      /only system\//,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-rsa', rsa), 'system/Patient.rs?gender=female'),
+      'invalid_scope',
+      /query parameters/,
+    );
   });
 
   test('refused: expired, not yet valid, wrong aud, lifetime over 5 minutes', async () => {
     const now = nowSeconds();
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec, { exp: now - 120, iat: now - 400 })), 'invalid_client', /expired/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec, { nbf: now + 200, exp: now + 290 })), 'invalid_client', /not valid yet/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec, { iat: now + 200, exp: now + 290 })), 'invalid_client', /not valid yet/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec, { aud: `${testHub.fhir}` })), 'invalid_client', /"aud" must be the token endpoint/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec, { exp: now + 600 })), 'invalid_client', /at most 300 seconds/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec, { exp: undefined })), 'invalid_client', /"exp" is required/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec, { jti: undefined })), 'invalid_client', /"jti" is required/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec, { sub: 'someone-else' })), 'invalid_client', /"iss" and "sub"/);
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec, { exp: now - 120, iat: now - 400 })),
+      'invalid_client',
+      /expired/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec, { nbf: now + 200, exp: now + 290 })),
+      'invalid_client',
+      /not valid yet/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec, { iat: now + 200, exp: now + 290 })),
+      'invalid_client',
+      /not valid yet/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec, { aud: `${testHub.fhir}` })),
+      'invalid_client',
+      /"aud" must be the token endpoint/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec, { exp: now + 600 })),
+      'invalid_client',
+      /at most 300 seconds/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec, { exp: undefined })),
+      'invalid_client',
+      /"exp" is required/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec, { jti: undefined })),
+      'invalid_client',
+      /"jti" is required/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec, { sub: 'someone-else' })),
+      'invalid_client',
+      /"iss" and "sub"/,
+    );
   });
 
   test('refused: a key not in the JWKS, alg none, HS256 keyed with the public key, a tampered signature', async () => {
     // Same kid as the registered key, other key material.
-    await expectRefused(await requestToken(await assertion('ehr-ec', stranger)), 'invalid_client', /signature does not verify/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', stranger, {}, { kid: 'unknown-kid' })), 'invalid_client', /no registered key/);
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', stranger)),
+      'invalid_client',
+      /signature does not verify/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', stranger, {}, { kid: 'unknown-kid' })),
+      'invalid_client',
+      /no registered key/,
+    );
     // An ES384 key's signature presented as RS384: the algorithm must match the key type.
-    await expectRefused(await requestToken(await assertion('ehr-ec', { ...rsa, kid: 'ec-1' })), 'invalid_client', /no registered key/);
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', { ...rsa, kid: 'ec-1' })),
+      'invalid_client',
+      /no registered key/,
+    );
 
     const now = nowSeconds();
     const claims = { iss: 'ehr-ec', sub: 'ehr-ec', aud: tokenUrl, exp: now + 240, jti: randomUUID() };
     await expectRefused(await requestToken(new UnsecuredJWT(claims).encode()), 'invalid_client', /alg "none"/);
     const publicPem = await exportSPKI(ec.publicKey);
-    const hmac = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', kid: 'ec-1' }).sign(new TextEncoder().encode(publicPem));
+    const hmac = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256', kid: 'ec-1' })
+      .sign(new TextEncoder().encode(publicPem));
     await expectRefused(await requestToken(hmac), 'invalid_client', /HMAC/);
 
     const [header, payload, signature] = (await assertion('ehr-ec', ec)).split('.');
     const flipped = signature.slice(0, 10) + (signature[10] === 'A' ? 'B' : 'A') + signature.slice(11);
-    await expectRefused(await requestToken([header, payload, flipped].join('.')), 'invalid_client', /signature does not verify/);
-    const otherPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), jti: randomUUID() })).toString('base64url');
-    await expectRefused(await requestToken([header, otherPayload, signature].join('.')), 'invalid_client', /signature does not verify/);
+    await expectRefused(
+      await requestToken([header, payload, flipped].join('.')),
+      'invalid_client',
+      /signature does not verify/,
+    );
+    const otherPayload = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), jti: randomUUID() }),
+    ).toString('base64url');
+    await expectRefused(
+      await requestToken([header, otherPayload, signature].join('.')),
+      'invalid_client',
+      /signature does not verify/,
+    );
   });
 
   test('refused: a replayed jti, a disabled client, an unknown client', async () => {
     const once = await assertion('ehr-ec', ec);
     expect((await requestToken(once)).status).toBe(200);
     await expectRefused(await requestToken(once), 'invalid_client', /replayed/);
-    await expectRefused(await requestToken(await assertion('ehr-off', ec)), 'invalid_client', /unknown or disabled client/);
-    await expectRefused(await requestToken(await assertion('nobody', ec)), 'invalid_client', /unknown or disabled client/);
+    await expectRefused(
+      await requestToken(await assertion('ehr-off', ec)),
+      'invalid_client',
+      /unknown or disabled client/,
+    );
+    await expectRefused(
+      await requestToken(await assertion('nobody', ec)),
+      'invalid_client',
+      /unknown or disabled client/,
+    );
   });
 
   test('malformed token requests', async () => {
-    await expectRefused(await postForm(tokenUrl, { grant_type: 'password', username: 'x' }), 'unsupported_grant_type', /client_credentials/);
+    await expectRefused(
+      await postForm(tokenUrl, { grant_type: 'password', username: 'x' }),
+      'unsupported_grant_type',
+      /client_credentials/,
+    );
     // authorization_code is people's login (auth-login.test.ts); without its parameters it is malformed.
-    await expectRefused(await postForm(tokenUrl, { grant_type: 'authorization_code', code: 'x' }), 'invalid_request', /"client_id" parameter is required/);
+    await expectRefused(
+      await postForm(tokenUrl, { grant_type: 'authorization_code', code: 'x' }),
+      'invalid_request',
+      /"client_id" parameter is required/,
+    );
     await expectRefused(await postForm(tokenUrl, { scope: 'system/*.rs' }), 'invalid_request', /grant_type/);
-    await expectRefused(await postForm(tokenUrl, { grant_type: 'client_credentials', client_secret: 'x' }), 'invalid_client', /client_assertion/);
+    await expectRefused(
+      await postForm(tokenUrl, { grant_type: 'client_credentials', client_secret: 'x' }),
+      'invalid_client',
+      /client_assertion/,
+    );
     await expectRefused(await requestToken('not-a-jwt'), 'invalid_client', /not a signed JWT/);
-    await expectRefused(await requestToken(await assertion('ehr-ec', ec), ''), 'invalid_request', /"scope" parameter is required/);
+    await expectRefused(
+      await requestToken(await assertion('ehr-ec', ec), ''),
+      'invalid_request',
+      /"scope" parameter is required/,
+    );
     const json = await fetch(tokenUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-    expect({ status: json.status, body: await json.json() }).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+    expect({ status: json.status, body: await json.json() }).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_request' },
+    });
     const get = await fetch(tokenUrl);
     expect(get.status).toBe(405);
   });
 
   test('bearer tokens on /fhir: expired or foreign → 401 invalid_token; scopes enforced with 403', async () => {
     // An access token signed with the hub's own key, but expired.
-    const row = (await testHub.hub.db.query<{ kid: string; private_jwk: JWK }>('SELECT kid, private_jwk FROM auth_signing_key')).rows[0];
-    const hubKey = await importJWK(typeof row.private_jwk === 'string' ? JSON.parse(row.private_jwk) : row.private_jwk, 'ES256');
+    const row = (
+      await testHub.hub.db.query<{ kid: string; private_jwk: JWK }>('SELECT kid, private_jwk FROM auth_signing_key')
+    ).rows[0];
+    const hubKey = await importJWK(
+      typeof row.private_jwk === 'string' ? JSON.parse(row.private_jwk) : row.private_jwk,
+      'ES256',
+    );
     const now = nowSeconds();
     const expired = await new SignJWT({ client_id: 'ehr-ec', scope: 'system/*.rs' })
       .setProtectedHeader({ alg: 'ES256', kid: row.kid, typ: 'at+jwt' })
-      .setIssuer(testHub.baseUrl).setAudience(testHub.baseUrl).setSubject('ehr-ec')
-      .setIssuedAt(now - 900).setExpirationTime(now - 600).setJti(randomUUID())
+      .setIssuer(testHub.baseUrl)
+      .setAudience(testHub.baseUrl)
+      .setSubject('ehr-ec')
+      .setIssuedAt(now - 900)
+      .setExpirationTime(now - 600)
+      .setJti(randomUUID())
       .sign(hubKey);
     const refused = await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${expired}` } });
     expect(refused.status).toBe(401);
     expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
-    expect(refused.body).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'login', details: { text: expect.stringMatching(/expired/) } }] });
+    expect(refused.body).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ code: 'login', details: { text: expect.stringMatching(/expired/) } }],
+    });
 
     // A token signed by anyone else (a client's own key) is not ours.
-    const forged = await new SignJWT({ scope: 'system/*.cruds' }).setProtectedHeader({ alg: 'ES384', kid: row.kid, typ: 'at+jwt' })
-      .setIssuer(testHub.baseUrl).setAudience(testHub.baseUrl).setSubject('ehr-ec').setExpirationTime(now + 60).sign(ec.privateKey);
-    expect((await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${forged}` } })).status).toBe(401);
-    expect((await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: 'Basic dXNlcjpwYXNz' } })).status).toBe(401);
-    expect((await fhirFetch(`${testHub.baseUrl}/dicomweb/studies`, { headers: { authorization: `Bearer ${expired}` } })).status).toBe(401);
+    const forged = await new SignJWT({ scope: 'system/*.cruds' })
+      .setProtectedHeader({ alg: 'ES384', kid: row.kid, typ: 'at+jwt' })
+      .setIssuer(testHub.baseUrl)
+      .setAudience(testHub.baseUrl)
+      .setSubject('ehr-ec')
+      .setExpirationTime(now + 60)
+      .sign(ec.privateKey);
+    expect(
+      (await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${forged}` } })).status,
+    ).toBe(401);
+    expect(
+      (await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: 'Basic dXNlcjpwYXNz' } })).status,
+    ).toBe(401);
+    expect(
+      (await fhirFetch(`${testHub.baseUrl}/dicomweb/studies`, { headers: { authorization: `Bearer ${expired}` } }))
+        .status,
+    ).toBe(401);
 
     const token = await accessToken('ehr-rsa', rsa, 'system/Patient.rs system/ServiceRequest.cru');
     const auth = { authorization: `Bearer ${token}` };
     const observations = await fhirFetch(`${testHub.fhir}/Observation`, { headers: auth });
     expect(observations.status).toBe(403);
-    expect(observations.body).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'forbidden', details: { text: expect.stringMatching(/search on Observation/) } }] });
-    expect((await fhirFetch(`${testHub.fhir}/Patient`, { method: 'POST', headers: auth, body: { resourceType: 'Patient' } })).status).toBe(403);
+    expect(observations.body).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ code: 'forbidden', details: { text: expect.stringMatching(/search on Observation/) } }],
+    });
+    expect(
+      (await fhirFetch(`${testHub.fhir}/Patient`, { method: 'POST', headers: auth, body: { resourceType: 'Patient' } }))
+        .status,
+    ).toBe(403);
     // ServiceRequest.cru: read passes the guard (404: there is none), search does not.
     expect((await fhirFetch(`${testHub.fhir}/ServiceRequest/none`, { headers: auth })).status).toBe(404);
     expect((await fhirFetch(`${testHub.fhir}/ServiceRequest?status=active`, { headers: auth })).status).toBe(403);
-    const transaction = await fhirFetch(`${testHub.fhir}`, { method: 'POST', headers: auth, body: { resourceType: 'Bundle', type: 'transaction', entry: [] } });
+    const transaction = await fhirFetch(`${testHub.fhir}`, {
+      method: 'POST',
+      headers: auth,
+      body: { resourceType: 'Bundle', type: 'transaction', entry: [] },
+    });
     expect(transaction.status).toBe(403);
     expect(transaction.body.issue[0].details.text).toMatch(/Batch and transaction/);
     // The CapabilityStatement needs no token.
-    expect((await fhirFetch(`${testHub.fhir}/metadata`, { headers: { authorization: `Bearer ${expired}` } })).status).toBe(200);
+    expect(
+      (await fhirFetch(`${testHub.fhir}/metadata`, { headers: { authorization: `Bearer ${expired}` } })).status,
+    ).toBe(200);
 
     // A client with every right may create, and send a transaction.
     const adminAuth = { authorization: `Bearer ${await accessToken('ehr-admin', ec, 'system/*.cruds')}` };
-    const created = await fhirFetch(`${testHub.fhir}/Patient`, { method: 'POST', headers: adminAuth, body: { resourceType: 'Patient', active: true } });
+    const created = await fhirFetch(`${testHub.fhir}/Patient`, {
+      method: 'POST',
+      headers: adminAuth,
+      body: { resourceType: 'Patient', active: true },
+    });
     expect(created.status).toBe(201);
     expect((await fhirFetch(`${testHub.fhir}/Patient/${created.body.id}`, { headers: auth })).status).toBe(200);
-    const bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient' } }] };
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient' } }],
+    };
     expect((await fhirFetch(`${testHub.fhir}`, { method: 'POST', headers: adminAuth, body: bundle })).status).toBe(200);
   });
 
@@ -229,7 +412,11 @@ describe('SMART Backend Services', () => {
   });
 
   test('a JWKS by URL: fetched, cached, refetched once for a new kid, not again within a minute', async () => {
-    const [first, second, third] = await Promise.all([keyPair('ES384', 'url-1'), keyPair('RS384', 'url-2'), keyPair('ES384', 'url-3')]);
+    const [first, second, third] = await Promise.all([
+      keyPair('ES384', 'url-1'),
+      keyPair('RS384', 'url-2'),
+      keyPair('ES384', 'url-3'),
+    ]);
     servedKeys = [first.publicJwk];
     await new ClientRegistry(testHub.hub.db).add({ id: 'ehr-url', jwksUrl, scopes: parseScopes('system/*.rs') });
     jwksHits = 0;
@@ -251,7 +438,10 @@ describe('SMART Backend Services', () => {
   });
 
   test('/.well-known/smart-configuration, at the root and under /fhir, and the CapabilityStatement', async () => {
-    for (const url of [`${testHub.baseUrl}/.well-known/smart-configuration`, `${testHub.fhir}/.well-known/smart-configuration`]) {
+    for (const url of [
+      `${testHub.baseUrl}/.well-known/smart-configuration`,
+      `${testHub.fhir}/.well-known/smart-configuration`,
+    ]) {
       const response = await fetch(url);
       expect(response.status).toBe(200);
       const configuration = (await response.json()) as any;
@@ -267,7 +457,10 @@ describe('SMART Backend Services', () => {
     }
     const metadata = await fhirFetch(`${testHub.fhir}/metadata`);
     const security = metadata.body.rest[0].security;
-    expect(security.service[0].coding[0]).toEqual({ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' });
+    expect(security.service[0].coding[0]).toEqual({
+      system: 'http://terminology.hl7.org/CodeSystem/restful-security-service',
+      code: 'SMART-on-FHIR',
+    });
     expect(security.extension[0]).toEqual({
       url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
       extension: expect.arrayContaining([{ url: 'token', valueUri: tokenUrl }]),
@@ -292,17 +485,33 @@ describe('AUTH_REQUIRED=true', () => {
     expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(anonymous.body.resourceType).toBe('OperationOutcome');
     expect((await fetch(`${testHub.baseUrl}/dicomweb/studies`)).status).toBe(401);
-    for (const path of ['/healthz', '/livez', '/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration', '/fhir/metadata']) {
+    for (const path of [
+      '/healthz',
+      '/livez',
+      '/.well-known/smart-configuration',
+      '/fhir/.well-known/smart-configuration',
+      '/fhir/metadata',
+    ]) {
       expect({ path, status: (await fetch(`${testHub.baseUrl}${path}`)).status }).toEqual({ path, status: 200 });
     }
     const metadata = await fhirFetch(`${testHub.fhir}/metadata`);
     expect(metadata.body.rest[0].security.description).toMatch(/needs a Bearer access token/);
 
     const key = await keyPair('ES384', 'k');
-    await new ClientRegistry(testHub.hub.db).add({ id: 'ehr', jwks: { keys: [key.publicJwk] }, scopes: parseScopes('system/*.rs') });
+    await new ClientRegistry(testHub.hub.db).add({
+      id: 'ehr',
+      jwks: { keys: [key.publicJwk] },
+      scopes: parseScopes('system/*.rs'),
+    });
     const now = nowSeconds();
     const tokenUrl = `${testHub.baseUrl}/oauth2/token`;
-    const clientAssertion = await new SignJWT({ iss: 'ehr', sub: 'ehr', aud: tokenUrl, exp: now + 120, jti: randomUUID() })
+    const clientAssertion = await new SignJWT({
+      iss: 'ehr',
+      sub: 'ehr',
+      aud: tokenUrl,
+      exp: now + 120,
+      jti: randomUUID(),
+    })
       .setProtectedHeader({ alg: 'ES384', kid: 'k' })
       .sign(key.privateKey);
     const token = await postForm(tokenUrl, {
@@ -312,7 +521,10 @@ describe('AUTH_REQUIRED=true', () => {
       scope: 'system/*.rs',
     });
     expect(token.status).toBe(200);
-    expect((await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${token.body.access_token}` } })).status).toBe(200);
+    expect(
+      (await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${token.body.access_token}` } }))
+        .status,
+    ).toBe(200);
   });
 });
 
@@ -323,7 +535,10 @@ describe('two hub processes on one database, behind one BASE_URL', () => {
 
   beforeAll(async () => {
     first = await startTestHub({ db: 'postgres', env: { BASE_URL: baseUrl } });
-    second = await startTestHub({ db: 'postgres', env: { BASE_URL: baseUrl, DATABASE_URL: first.databaseUrl as string } });
+    second = await startTestHub({
+      db: 'postgres',
+      env: { BASE_URL: baseUrl, DATABASE_URL: first.databaseUrl as string },
+    });
   });
   afterAll(async () => {
     await second?.stop();
@@ -332,9 +547,19 @@ describe('two hub processes on one database, behind one BASE_URL', () => {
 
   test('a token issued by one is accepted by the other; a jti used at one is refused at the other', async () => {
     const key = await keyPair('ES384', 'k');
-    await new ClientRegistry(first.hub.db).add({ id: 'ehr', jwks: { keys: [key.publicJwk] }, scopes: parseScopes('system/*.rs') });
+    await new ClientRegistry(first.hub.db).add({
+      id: 'ehr',
+      jwks: { keys: [key.publicJwk] },
+      scopes: parseScopes('system/*.rs'),
+    });
     const now = nowSeconds();
-    const clientAssertion = await new SignJWT({ iss: 'ehr', sub: 'ehr', aud: `${baseUrl}/oauth2/token`, exp: now + 120, jti: randomUUID() })
+    const clientAssertion = await new SignJWT({
+      iss: 'ehr',
+      sub: 'ehr',
+      aud: `${baseUrl}/oauth2/token`,
+      exp: now + 120,
+      jti: randomUUID(),
+    })
       .setProtectedHeader({ alg: 'ES384', kid: 'k' })
       .sign(key.privateKey);
     const form = {
@@ -348,7 +573,9 @@ describe('two hub processes on one database, behind one BASE_URL', () => {
     const replay = await postForm(`${second.hub.url}/oauth2/token`, form);
     expect({ status: replay.status, error: replay.body.error }).toEqual({ status: 401, error: 'invalid_client' });
     expect(replay.body.error_description).toMatch(/replayed/);
-    const read = await fhirFetch(`${second.hub.url}/fhir/Patient`, { headers: { authorization: `Bearer ${token.body.access_token}` } });
+    const read = await fhirFetch(`${second.hub.url}/fhir/Patient`, {
+      headers: { authorization: `Bearer ${token.body.access_token}` },
+    });
     expect(read.status).toBe(200);
   });
 });

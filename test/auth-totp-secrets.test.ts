@@ -24,7 +24,6 @@ const APP = 'totp-app';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
 const PASSWORD = 'a long enough password';
 
-
 describe('TOTP secrets at rest', () => {
   const key = randomBytes(32);
   const otherKey = randomBytes(32);
@@ -33,22 +32,35 @@ describe('TOTP secrets at rest', () => {
   /** The next TOTP step per secret: each code is accepted once. */
   const nextStep = new Map<string, number>();
   const code = (secret: string): string => {
-    const step = Math.max(Math.floor(Date.now() / 30_000), (nextStep.get(secret) ?? 0));
+    const step = Math.max(Math.floor(Date.now() / 30_000), nextStep.get(secret) ?? 0);
     nextStep.set(secret, step + 1);
     return totpCode(secret, step * 30_000);
   };
   const stored = async (email: string): Promise<string> =>
-    (await sql.query<{ totp_secret: string }>('SELECT totp_secret FROM auth_user WHERE email = $1', [email])).rows[0].totp_secret;
+    (await sql.query<{ totp_secret: string }>('SELECT totp_secret FROM auth_user WHERE email = $1', [email])).rows[0]
+      .totp_secret;
   const logsIn = async (hub: TestHub, email: string, secret: string): Promise<boolean> => {
-    const { token } = await logIn(new Browser(), hub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' }, { email, password: PASSWORD, totp: code(secret) });
+    const { token } = await logIn(
+      new Browser(),
+      hub.baseUrl,
+      { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' },
+      { email, password: PASSWORD, totp: code(secret) },
+    );
     return typeof token.access_token === 'string';
   };
 
   beforeAll(async () => {
-    testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true', AUTH_SECRETS_KEY: key.toString('base64') } });
+    testHub = await startTestHub({
+      db: 'postgres',
+      env: { AUTH_REQUIRED: 'true', AUTH_SECRETS_KEY: key.toString('base64') },
+    });
     sql = new pg.Client({ connectionString: testHub.databaseUrl });
     await sql.connect();
-    await new ClientRegistry(testHub.hub.db).addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('openid user/*.rs') });
+    await new ClientRegistry(testHub.hub.db).addPublic({
+      id: APP,
+      redirectUris: [REDIRECT],
+      userScopes: parseUserScopes('openid user/*.rs'),
+    });
   });
   afterAll(async () => {
     await sql?.end();
@@ -56,7 +68,11 @@ describe('TOTP secrets at rest', () => {
   });
 
   test('the column holds the encrypted secret, never the secret; the staff member logs in with their codes', async () => {
-    const { totpSecret } = await new UserStore(testHub.hub.db, new SecretBox(key)).add({ email: 'radiologist@example.org', role: 'radiologist', password: PASSWORD });
+    const { totpSecret } = await new UserStore(testHub.hub.db, new SecretBox(key)).add({
+      email: 'radiologist@example.org',
+      role: 'radiologist',
+      password: PASSWORD,
+    });
     const secret = totpSecret as string;
     const column = await stored('radiologist@example.org');
     expect(column).toMatch(new RegExp(`^v1:${new SecretBox(key).keyId}:`));
@@ -67,7 +83,11 @@ describe('TOTP secrets at rest', () => {
 
   test('a secret stored in plaintext keeps working and is encrypted when first read', async () => {
     // A store without the key writes as the hub did before encryption.
-    const { totpSecret } = await new UserStore(testHub.hub.db).add({ email: 'legacy@example.org', role: 'specialist', password: PASSWORD });
+    const { totpSecret } = await new UserStore(testHub.hub.db).add({
+      email: 'legacy@example.org',
+      role: 'specialist',
+      password: PASSWORD,
+    });
     expect(await stored('legacy@example.org')).toBe(totpSecret);
     expect(await logsIn(testHub, 'legacy@example.org', totpSecret as string)).toBe(true);
     const column = await stored('legacy@example.org');
@@ -77,9 +97,20 @@ describe('TOTP secrets at rest', () => {
   });
 
   test('a hub starting on plaintext secrets encrypts them before serving', async () => {
-    const { totpSecret } = await new UserStore(testHub.hub.db).add({ email: 'older@example.org', role: 'pathologist', password: PASSWORD });
+    const { totpSecret } = await new UserStore(testHub.hub.db).add({
+      email: 'older@example.org',
+      role: 'pathologist',
+      password: PASSWORD,
+    });
     expect(await stored('older@example.org')).toBe(totpSecret);
-    const second = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true', AUTH_SECRETS_KEY: key.toString('base64'), DATABASE_URL: testHub.databaseUrl as string } });
+    const second = await startTestHub({
+      db: 'postgres',
+      env: {
+        AUTH_REQUIRED: 'true',
+        AUTH_SECRETS_KEY: key.toString('base64'),
+        DATABASE_URL: testHub.databaseUrl as string,
+      },
+    });
     try {
       expect(await stored('older@example.org')).toMatch(/^v1:/);
       expect(await logsIn(second, 'older@example.org', totpSecret as string)).toBe(true);
@@ -92,11 +123,18 @@ describe('TOTP secrets at rest', () => {
     const env = { DATABASE_URL: testHub.databaseUrl as string, AUTH_SECRETS_KEY: key.toString('base64') };
     const added = await cli(['user', 'add', '--email', 'coordinator@example.org', '--role', 'coordinator'], env);
     expect(added.code).toBe(0);
-    const secret = new URL(/^\s+(otpauth:\/\/\S+)$/m.exec(added.stdout)?.[1] as string).searchParams.get('secret') as string;
+    const secret = new URL(/^\s+(otpauth:\/\/\S+)$/m.exec(added.stdout)?.[1] as string).searchParams.get(
+      'secret',
+    ) as string;
     const password = /^Password \(shown once; hand it over securely\): (\S+)$/m.exec(added.stdout)?.[1] as string;
     expect(await stored('coordinator@example.org')).toMatch(/^v1:/);
     expect(await stored('coordinator@example.org')).not.toContain(secret);
-    const { token } = await logIn(new Browser(), testHub.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' }, { email: 'coordinator@example.org', password, totp: code(secret) });
+    const { token } = await logIn(
+      new Browser(),
+      testHub.baseUrl,
+      { clientId: APP, redirectUri: REDIRECT, scope: 'user/*.rs' },
+      { email: 'coordinator@example.org', password, totp: code(secret) },
+    );
     expect(token.access_token).toEqual(expect.any(String));
   });
 
@@ -104,8 +142,14 @@ describe('TOTP secrets at rest', () => {
     const configured = new SecretBox(key).keyId;
     const wrong = new SecretBox(otherKey).keyId;
     const message = new RegExp(`encrypted with key ${configured}, but the configured key is ${wrong}`);
-    await new UserStore(testHub.hub.db, new SecretBox(key)).add({ email: 'keyed@example.org', role: 'admin', password: PASSWORD });
-    await expect(new UserStore(testHub.hub.db, new SecretBox(otherKey)).findByEmail('keyed@example.org')).rejects.toThrow(message);
+    await new UserStore(testHub.hub.db, new SecretBox(key)).add({
+      email: 'keyed@example.org',
+      role: 'admin',
+      password: PASSWORD,
+    });
+    await expect(
+      new UserStore(testHub.hub.db, new SecretBox(otherKey)).findByEmail('keyed@example.org'),
+    ).rejects.toThrow(message);
 
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-wrong-key-'));
     const child = spawnMain({
@@ -127,9 +171,14 @@ describe('TOTP secrets at rest', () => {
     expect(output).toMatch(message);
     expect(output).not.toMatch(/hub listening/);
 
-    const refused = await cli(['user', 'add', '--email', 'nobody@example.org', '--role', 'admin'], { DATABASE_URL: testHub.databaseUrl as string, AUTH_SECRETS_KEY: otherKey.toString('base64') });
+    const refused = await cli(['user', 'add', '--email', 'nobody@example.org', '--role', 'admin'], {
+      DATABASE_URL: testHub.databaseUrl as string,
+      AUTH_SECRETS_KEY: otherKey.toString('base64'),
+    });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(message);
-    expect(Number((await sql.query("SELECT count(*) AS n FROM auth_user WHERE email = 'nobody@example.org'")).rows[0].n)).toBe(0);
+    expect(
+      Number((await sql.query("SELECT count(*) AS n FROM auth_user WHERE email = 'nobody@example.org'")).rows[0].n),
+    ).toBe(0);
   });
 });

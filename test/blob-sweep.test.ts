@@ -35,7 +35,11 @@ describe('orphan blob sweep', () => {
     const past = new Date(Date.now() - 48 * HOUR_MS);
     await utimes(store.pathOf(key), past, past);
   };
-  const exists = (key: string): Promise<boolean> => stat(store.pathOf(key)).then(() => true, () => false);
+  const exists = (key: string): Promise<boolean> =>
+    stat(store.pathOf(key)).then(
+      () => true,
+      () => false,
+    );
   const quarantined = (): Promise<string[]> => readdir(join(store.root, QUARANTINE_DIR)).catch(() => []);
   const oldOrphan = async (bytes = randomBytes(2000)): Promise<string> => {
     const { key } = await store.put(bytes);
@@ -51,7 +55,9 @@ describe('orphan blob sweep', () => {
 
   /** WADO-RS of one instance: the single part's bytes. */
   const retrieveInstance = async (): Promise<Buffer> => {
-    const response = await fetch(`${th.baseUrl}/dicomweb${ctInstancePath}`, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+    const response = await fetch(`${th.baseUrl}/dicomweb${ctInstancePath}`, {
+      headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    });
     expect(response.status).toBe(200);
     const boundary = /boundary="?([^";]+)"?/.exec(response.headers.get('content-type') ?? '')![1]!;
     const body = Buffer.from(await response.arrayBuffer());
@@ -64,8 +70,16 @@ describe('orphan blob sweep', () => {
     return { status: response.status, bytes: Buffer.from(await response.arrayBuffer()) };
   };
 
-  const rawWrite = async (method: 'POST' | 'PUT', path: string, bytes: Buffer): Promise<{ status: number; id: string }> => {
-    const response = await fetch(`${th.fhir}/${path}`, { method, headers: { 'content-type': 'application/octet-stream', accept: 'application/fhir+json' }, body: new Uint8Array(bytes) });
+  const rawWrite = async (
+    method: 'POST' | 'PUT',
+    path: string,
+    bytes: Buffer,
+  ): Promise<{ status: number; id: string }> => {
+    const response = await fetch(`${th.fhir}/${path}`, {
+      method,
+      headers: { 'content-type': 'application/octet-stream', accept: 'application/fhir+json' },
+      body: new Uint8Array(bytes),
+    });
     return { status: response.status, id: ((await response.json()) as { id: string }).id };
   };
 
@@ -74,8 +88,14 @@ describe('orphan blob sweep', () => {
     store = new FileBlobStore(join(th.config.dataDir, 'blobs'));
     ct = await readFile(CT_SMALL);
     expect(await stow(ct)).toBe(200);
-    const row = (await th.hub.db.query<{ study_instance_uid: string; series_instance_uid: string; sop_instance_uid: string; blob_key: string }>(
-      'SELECT study_instance_uid, series_instance_uid, sop_instance_uid, blob_key FROM dicom_instance')).rows;
+    const row = (
+      await th.hub.db.query<{
+        study_instance_uid: string;
+        series_instance_uid: string;
+        sop_instance_uid: string;
+        blob_key: string;
+      }>('SELECT study_instance_uid, series_instance_uid, sop_instance_uid, blob_key FROM dicom_instance')
+    ).rows;
     expect(row).toHaveLength(1);
     expect(row[0]!.blob_key).toBe(sha256(ct));
     ctInstancePath = `/studies/${row[0]!.study_instance_uid}/series/${row[0]!.series_instance_uid}/instances/${row[0]!.sop_instance_uid}`;
@@ -87,7 +107,10 @@ describe('orphan blob sweep', () => {
 
   test('an old orphan goes; a fresh orphan, a STOW-RS instance and a FHIR Binary stay, retrievable byte for byte', async () => {
     const letter = Buffer.from('%PDF-1.4 a letter that nothing else contains');
-    const created = await fhirFetch(`${th.fhir}/Binary`, { method: 'POST', body: { resourceType: 'Binary', contentType: 'application/pdf', data: letter.toString('base64') } });
+    const created = await fhirFetch(`${th.fhir}/Binary`, {
+      method: 'POST',
+      body: { resourceType: 'Binary', contentType: 'application/pdf', data: letter.toString('base64') },
+    });
     expect(created.status).toBe(201);
     await age(sha256(ct));
     await age(sha256(letter));
@@ -95,7 +118,16 @@ describe('orphan blob sweep', () => {
     const fresh = (await store.put(randomBytes(1500))).key;
 
     const result = await sweep();
-    expect(result).toEqual({ ran: true, scanned: 4, old: 3, referenced: 2, removed: 1, removedBytes: 2000, rescued: 0, recovered: 0 });
+    expect(result).toEqual({
+      ran: true,
+      scanned: 4,
+      old: 3,
+      referenced: 2,
+      removed: 1,
+      removedBytes: 2000,
+      rescued: 0,
+      recovered: 0,
+    });
     expect(await exists(orphan)).toBe(false);
     expect(await exists(fresh)).toBe(true);
     expect((await retrieveInstance()).equals(ct)).toBe(true);
@@ -159,7 +191,11 @@ describe('orphan blob sweep', () => {
           expect([...keys].sort()).toEqual([reinstalledKey, referredKey].sort());
           expect(await exists(reinstalledKey)).toBe(false);
           await store.put(reinstalled);
-          await th.hub.db.query('INSERT INTO binary_content (id, version, blob_key, size) VALUES ($1, 1, $2, $3)', ['sweep-race', referredKey, referred.length]);
+          await th.hub.db.query('INSERT INTO binary_content (id, version, blob_key, size) VALUES ($1, 1, $2, $3)', [
+            'sweep-race',
+            referredKey,
+            referred.length,
+          ]);
         },
       },
     });
@@ -173,7 +209,9 @@ describe('orphan blob sweep', () => {
   test('a failure while blobs are in quarantine puts them back', async () => {
     const bytes = randomBytes(2800);
     const key = await oldOrphan(bytes);
-    await expect(sweep({ hooks: { afterQuarantine: () => Promise.reject(new Error('disk on fire')) } })).rejects.toThrow('disk on fire');
+    await expect(
+      sweep({ hooks: { afterQuarantine: () => Promise.reject(new Error('disk on fire')) } }),
+    ).rejects.toThrow('disk on fire');
     expect((await store.read(key)).equals(bytes)).toBe(true);
     expect(await quarantined()).toEqual([]);
     expect(await sweep()).toMatchObject({ removed: 1 });
@@ -221,7 +259,11 @@ describe('orphan blob sweep', () => {
 
   test('the scheduled sweeper runs after its delay and stops', async () => {
     const orphan = await oldOrphan();
-    const sweeper = startOrphanSweeper(th.hub.db, store, { logger: createLogger('silent'), delayMs: 20, intervalMs: HOUR_MS });
+    const sweeper = startOrphanSweeper(th.hub.db, store, {
+      logger: createLogger('silent'),
+      delayMs: 20,
+      intervalMs: HOUR_MS,
+    });
     try {
       await until(async () => !(await exists(orphan)), 'the scheduled sweep', 10_000, 50);
     } finally {
@@ -249,4 +291,3 @@ describe('orphan blob sweep', () => {
     expect((await retrieveInstance()).equals(ct)).toBe(true);
   });
 });
-

@@ -33,7 +33,10 @@ const until = <T>(probe: () => Promise<T | undefined | false>, what: string, tim
 function referralBundle(referenceNumber: string) {
   const patient = `Patient?identifier=${REFERENCE}|${referenceNumber}`;
   const identifier = { system: REFERENCE, value: referenceNumber };
-  const material = (code: string, url: string, value: number) => ({ coding: [{ system: 'urn:hub:material', code }], extension: [{ url, valueInteger: value }] });
+  const material = (code: string, url: string, value: number) => ({
+    coding: [{ system: 'urn:hub:material', code }],
+    extension: [{ url, valueInteger: value }],
+  });
   return {
     resourceType: 'Bundle',
     type: 'transaction',
@@ -54,7 +57,14 @@ function referralBundle(referenceNumber: string) {
           resourceType: 'QuestionnaireResponse',
           status: 'completed',
           subject: { reference: patient },
-          item: [{ linkId: 'question', answer: ['Is the mass in the left lung malignant?', 'Is surgery indicated?'].map((valueString) => ({ valueString })) }],
+          item: [
+            {
+              linkId: 'question',
+              answer: ['Is the mass in the left lung malignant?', 'Is surgery indicated?'].map((valueString) => ({
+                valueString,
+              })),
+            },
+          ],
         },
         request: { method: 'POST', url: 'QuestionnaireResponse' },
       },
@@ -71,7 +81,10 @@ function referralBundle(referenceNumber: string) {
           subject: { reference: patient },
           requester: { reference: 'urn:uuid:3c1b6a70-2f0e-4d4e-9a61-7e2d00000001' },
           supportingInfo: [{ reference: 'urn:uuid:3c1b6a70-2f0e-4d4e-9a61-7e2d00000002' }],
-          orderDetail: [material('imaging', 'urn:hub:extension:imaging-sites', 2), material('records', 'urn:hub:extension:record-pages', 120)],
+          orderDetail: [
+            material('imaging', 'urn:hub:extension:imaging-sites', 2),
+            material('records', 'urn:hub:extension:record-pages', 120),
+          ],
         },
         request: { method: 'POST', url: 'ServiceRequest' },
       },
@@ -128,15 +141,29 @@ describe('a worker killed in the middle of a case job', () => {
     return worker;
   };
 
-  const fhir = async (method: string, reference: string, body?: unknown, headers?: Record<string, string>): Promise<any> => {
-    const response = await fhirFetch(reference ? `${api.url}/fhir/${reference}` : `${api.url}/fhir`, { method, body, headers });
-    if (response.status >= 300) throw new Error(`${method} ${reference}: ${response.status} ${JSON.stringify(response.body)}`);
+  const fhir = async (
+    method: string,
+    reference: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<any> => {
+    const response = await fhirFetch(reference ? `${api.url}/fhir/${reference}` : `${api.url}/fhir`, {
+      method,
+      body,
+      headers,
+    });
+    if (response.status >= 300)
+      throw new Error(`${method} ${reference}: ${response.status} ${JSON.stringify(response.body)}`);
     return response.body;
   };
   const search = async (query: string): Promise<any[]> =>
-    ((await fhir('GET', `${query}${query.includes('?') ? '&' : '?'}_count=1000`)).entry ?? []).map((entry: { resource: unknown }) => entry.resource);
-  const caseIdentifier = (resource: any): string | undefined => resource.identifier?.find((id: any) => id.system === CASE_RESOURCE)?.value;
-  const stateOf = (task: any): string | undefined => task?.businessStatus?.coding?.find((coding: any) => coding.system === CASE_STATE)?.code;
+    ((await fhir('GET', `${query}${query.includes('?') ? '&' : '?'}_count=1000`)).entry ?? []).map(
+      (entry: { resource: unknown }) => entry.resource,
+    );
+  const caseIdentifier = (resource: any): string | undefined =>
+    resource.identifier?.find((id: any) => id.system === CASE_RESOURCE)?.value;
+  const stateOf = (task: any): string | undefined =>
+    task?.businessStatus?.coding?.find((coding: any) => coding.system === CASE_STATE)?.code;
 
   /** Holds every INSERT/UPDATE on `notification` until {@link release}; other tables stay writable. */
   const hold = async (): Promise<void> => {
@@ -213,16 +240,24 @@ describe('a worker killed in the middle of a case job', () => {
 
     // 2. The progression job applying the coordinator's acceptance, held and killed.
     await hold();
-    await fhir('PUT', `Task/${submitted.id}`, { ...submitted, businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] } }, {
-      'if-match': `W/"${submitted.meta.versionId}"`,
-    });
+    await fhir(
+      'PUT',
+      `Task/${submitted.id}`,
+      { ...submitted, businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] } },
+      {
+        'if-match': `W/"${submitted.meta.versionId}"`,
+      },
+    );
     await jobHeld();
     await kill(second);
     await release();
     await noneWaiting();
     // The acceptance is not applied yet: the coordinator's businessStatus, the Task still `requested`.
     const pending = (await search(coordinationQuery))[0];
-    expect({ state: stateOf(pending), status: pending.status }).toEqual({ state: 'awaiting-materials', status: 'requested' });
+    expect({ state: stateOf(pending), status: pending.status }).toEqual({
+      state: 'awaiting-materials',
+      status: 'requested',
+    });
 
     const third = await startWorker();
     await until(async () => {
@@ -241,21 +276,35 @@ describe('a worker killed in the middle of a case job', () => {
     // Exactly where it should be, with nothing twice.
     const coordination = await search(`Task?focus=ServiceRequest/${serviceRequestId}`);
     const roles = coordination.map(caseIdentifier).sort();
-    expect(roles).toEqual([`${serviceRequestId}/coordination`, `${serviceRequestId}/expect-material/imaging`, `${serviceRequestId}/expect-material/records`]);
+    expect(roles).toEqual([
+      `${serviceRequestId}/coordination`,
+      `${serviceRequestId}/expect-material/imaging`,
+      `${serviceRequestId}/expect-material/records`,
+    ]);
     const children = await search(`Task?part-of=Task/${submitted.id}`);
     expect(children.map((task) => task.input[0].valueCoding.code).sort()).toEqual(['imaging', 'records']);
     const charges = await search(`ChargeItem?subject=Patient/${patientId}`);
     const chargeRoles = charges.map(caseIdentifier).sort();
     expect(chargeRoles).toEqual([...new Set(chargeRoles)]);
     // Two questions (within the four included), 2 imaging sites, 120 pages of records (a priced tier).
-    expect(chargeRoles).toEqual(['imaging-review', 'record-pages', 'specialist-opinion'].map((code) => `${serviceRequestId}/charge/${code}`));
-    expect(rows.map((row) => row.dedupe_key.replace(`ServiceRequest/${serviceRequestId}`, 'SR').replace(/(Patient|Practitioner)\/.*/, '$1'))).toEqual([
+    expect(chargeRoles).toEqual(
+      ['imaging-review', 'record-pages', 'specialist-opinion'].map((code) => `${serviceRequestId}/charge/${code}`),
+    );
+    expect(
+      rows.map((row) =>
+        row.dedupe_key.replace(`ServiceRequest/${serviceRequestId}`, 'SR').replace(/(Patient|Practitioner)\/.*/, '$1'),
+      ),
+    ).toEqual([
       'case-state:SR:awaiting-materials:Practitioner',
       'case-state:SR:submitted:Patient',
       'case-state:SR:submitted:Practitioner',
     ]);
     expect(sink.accepted.map((mail) => mail.messageId).sort()).toEqual(rows.map((row) => row.message_id).sort());
-    expect(sink.accepted.flatMap((mail) => mail.recipients).sort()).toEqual([PATIENT_EMAIL, PHYSICIAN_EMAIL, PHYSICIAN_EMAIL]);
+    expect(sink.accepted.flatMap((mail) => mail.recipients).sort()).toEqual([
+      PATIENT_EMAIL,
+      PHYSICIAN_EMAIL,
+      PHYSICIAN_EMAIL,
+    ]);
     for (const mail of sink.accepted) {
       expect(mail.raw).not.toMatch(/Crashworthy|Imogen|1972/);
     }

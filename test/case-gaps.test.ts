@@ -56,7 +56,10 @@ const questionnaire = (patient: string, questions: readonly string[]) => ({
 });
 
 /** The EHR's referral: the physician (conditional create), the questions and the request. */
-function referralBundle(referenceNumber: string, options: { status: 'draft' | 'active'; planned: Planned; questions: readonly string[]; basedOn?: string }) {
+function referralBundle(
+  referenceNumber: string,
+  options: { status: 'draft' | 'active'; planned: Planned; questions: readonly string[]; basedOn?: string },
+) {
   const patient = `Patient?identifier=${REFERENCE}|${referenceNumber}`;
   const reference = { system: REFERENCE, value: referenceNumber };
   return {
@@ -65,10 +68,18 @@ function referralBundle(referenceNumber: string, options: { status: 'draft' | 'a
     entry: [
       {
         fullUrl: 'urn:uuid:5d3f0a2e-8c1b-4e7a-9f60-1b2c3d4e5f01',
-        resource: { resourceType: 'Practitioner', identifier: [{ system: NPI, value: '1234567893' }], name: [{ family: 'Okonkwo', given: ['Adaeze'] }] },
+        resource: {
+          resourceType: 'Practitioner',
+          identifier: [{ system: NPI, value: '1234567893' }],
+          name: [{ family: 'Okonkwo', given: ['Adaeze'] }],
+        },
         request: { method: 'POST', url: 'Practitioner', ifNoneExist: `identifier=${NPI}|1234567893` },
       },
-      { fullUrl: 'urn:uuid:5d3f0a2e-8c1b-4e7a-9f60-1b2c3d4e5f02', resource: questionnaire(patient, options.questions), request: { method: 'POST', url: 'QuestionnaireResponse' } },
+      {
+        fullUrl: 'urn:uuid:5d3f0a2e-8c1b-4e7a-9f60-1b2c3d4e5f02',
+        resource: questionnaire(patient, options.questions),
+        request: { method: 'POST', url: 'QuestionnaireResponse' },
+      },
       {
         fullUrl: 'urn:uuid:5d3f0a2e-8c1b-4e7a-9f60-1b2c3d4e5f03',
         resource: {
@@ -110,8 +121,11 @@ interface Case {
 }
 
 const quotePart = (task: any, url: string) =>
-  task.extension?.find((extension: { url: string }) => extension.url === 'urn:hub:extension:quote')?.extension?.find((part: { url: string }) => part.url === url);
-const stateOf = (task: any): string | undefined => task?.businessStatus?.coding?.find((coding: { system: string }) => coding.system === CASE_STATE)?.code;
+  task.extension
+    ?.find((extension: { url: string }) => extension.url === 'urn:hub:extension:quote')
+    ?.extension?.find((part: { url: string }) => part.url === url);
+const stateOf = (task: any): string | undefined =>
+  task?.businessStatus?.coding?.find((coding: { system: string }) => coding.system === CASE_STATE)?.code;
 
 describe('closing the gaps of the case workflow', () => {
   let th: TestHub;
@@ -124,7 +138,15 @@ describe('closing the gaps of the case workflow', () => {
     sql = new pg.Client({ connectionString: th.databaseUrl });
     await sql.connect();
     ctx = workflowContextOf(th);
-    deps = { ...ctx, db: th.hub.db, mailer: undefined as never, baseUrl: th.config.baseUrl, logger: pino({ level: 'silent' }), queues: th.hub.workers!.producer, clock: th.clock };
+    deps = {
+      ...ctx,
+      db: th.hub.db,
+      mailer: undefined as never,
+      baseUrl: th.config.baseUrl,
+      logger: pino({ level: 'silent' }),
+      queues: th.hub.workers!.producer,
+      clock: th.clock,
+    };
   }, 60_000);
 
   afterAll(async () => {
@@ -147,19 +169,34 @@ describe('closing the gaps of the case workflow', () => {
   const coordination = (c: Case) => byRole('Task', c.serviceRequestId, 'coordination');
   const put = async (reference: string, edit: (resource: any) => any): Promise<any> => {
     const current = await read(reference);
-    const response = await fhirFetch(`${th.fhir}/${reference}`, { method: 'PUT', body: edit(structuredClone(current)), headers: { 'if-match': `W/"${current.meta.versionId}"` } });
+    const response = await fhirFetch(`${th.fhir}/${reference}`, {
+      method: 'PUT',
+      body: edit(structuredClone(current)),
+      headers: { 'if-match': `W/"${current.meta.versionId}"` },
+    });
     expect([response.status, response.status === 200 ? '' : JSON.stringify(response.body)]).toEqual([200, '']);
     return response.body;
   };
 
   /** The case's live quote lines: fee code → status, quantity and price in dollars. */
-  const chargeLines = async (c: Case): Promise<Record<string, { status: string; quantity: number; price?: number }>> => {
-    const query = FEE_CODES.map((code) => encodeURIComponent(`${CASE_RESOURCE}|${c.serviceRequestId}/charge/${code}`)).join(',');
+  const chargeLines = async (
+    c: Case,
+  ): Promise<Record<string, { status: string; quantity: number; price?: number }>> => {
+    const query = FEE_CODES.map((code) =>
+      encodeURIComponent(`${CASE_RESOURCE}|${c.serviceRequestId}/charge/${code}`),
+    ).join(',');
     const items = await search(`ChargeItem?identifier=${query}`);
     return Object.fromEntries(
       items
         .filter((item) => item.status !== 'entered-in-error')
-        .map((item) => [item.code.coding[0].code, { status: item.status, quantity: item.quantity.value, ...(item.priceOverride ? { price: item.priceOverride.value } : {}) }]),
+        .map((item) => [
+          item.code.coding[0].code,
+          {
+            status: item.status,
+            quantity: item.quantity.value,
+            ...(item.priceOverride ? { price: item.priceOverride.value } : {}),
+          },
+        ]),
     );
   };
 
@@ -172,11 +209,22 @@ describe('closing the gaps of the case workflow', () => {
     });
   }
 
-  async function refer(patient: { id: string; referenceNumber: string }, options: Parameters<typeof referralBundle>[1]): Promise<Case> {
-    const response = await fhirFetch(th.fhir, { method: 'POST', body: referralBundle(patient.referenceNumber, options) });
+  async function refer(
+    patient: { id: string; referenceNumber: string },
+    options: Parameters<typeof referralBundle>[1],
+  ): Promise<Case> {
+    const response = await fhirFetch(th.fhir, {
+      method: 'POST',
+      body: referralBundle(patient.referenceNumber, options),
+    });
     expect([response.status, response.status === 200 ? '' : JSON.stringify(response.body)]).toEqual([200, '']);
     const id = (index: number) => response.body.entry[index].response.location.split('/')[1];
-    return { patientId: patient.id, referenceNumber: patient.referenceNumber, questionsId: id(1), serviceRequestId: id(2) };
+    return {
+      patientId: patient.id,
+      referenceNumber: patient.referenceNumber,
+      questionsId: id(1),
+      serviceRequestId: id(2),
+    };
   }
 
   const inState = (c: Case, state: string) =>
@@ -188,10 +236,14 @@ describe('closing the gaps of the case workflow', () => {
   /** Waits until the outbox is relayed and the workflow queues are idle. */
   async function settled(): Promise<void> {
     const connection = producerConnection(th.config.redisUrl);
-    const queues = ['fhir-resource-events', 'case-intake', 'case-materials', 'case-progression'].map((name) => new Queue(name, { connection, prefix: th.config.queuePrefix }));
+    const queues = ['fhir-resource-events', 'case-intake', 'case-materials', 'case-progression'].map(
+      (name) => new Queue(name, { connection, prefix: th.config.queuePrefix }),
+    );
     try {
       await until(async () => {
-        const pending = Number((await sql.query('SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL')).rows[0].n);
+        const pending = Number(
+          (await sql.query('SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL')).rows[0].n,
+        );
         if (pending > 0) return false;
         for (const queue of queues) {
           const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
@@ -211,7 +263,10 @@ describe('closing the gaps of the case workflow', () => {
     const queue = new Queue(queueName, { connection, prefix: th.config.queuePrefix });
     try {
       const jobs = await queue.getJobs(['completed', 'waiting', 'active', 'delayed', 'failed', 'prioritized']);
-      return jobs.map((job) => job.id ?? '').filter((id) => id.startsWith(prefix)).sort();
+      return jobs
+        .map((job) => job.id ?? '')
+        .filter((id) => id.startsWith(prefix))
+        .sort();
     } finally {
       await queue.close();
       connection.disconnect();
@@ -229,17 +284,25 @@ describe('closing the gaps of the case workflow', () => {
     return resources.map((resource) => `${resource.resourceType}/${resource.id}/${resource.meta.versionId}`).sort();
   };
 
-  const requote = (c: Case) => runCaseMaterialStep(th.hub.db, ctx, { resourceType: 'ServiceRequest', id: c.serviceRequestId });
+  const requote = (c: Case) =>
+    runCaseMaterialStep(th.hub.db, ctx, { resourceType: 'ServiceRequest', id: c.serviceRequestId });
   const routeOnce = { id: 'test', queue: 'fhir-resource-events', attemptsMade: 0, attempts: 1, finalAttempt: true };
 
   test('a coordinator corrects the question count on the coordination Task: the quote bills it beside the detected count', async () => {
-    const c = await refer(await registerPatient(), { status: 'active', planned: { imagingSites: 1 }, questions: SIX_QUESTIONS });
+    const c = await refer(await registerPatient(), {
+      status: 'active',
+      planned: { imagingSites: 1 },
+      questions: SIX_QUESTIONS,
+    });
     await inState(c, 'submitted');
     expect((await chargeLines(c))['extra-question']).toEqual({ status: 'billable', quantity: 2, price: 200 });
 
     // The coordinator accepts the case first, so the re-quote runs past intake.
     await settled();
-    await put(`Task/${(await coordination(c)).id}`, (task) => ({ ...task, businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] } }));
+    await put(`Task/${(await coordination(c)).id}`, (task) => ({
+      ...task,
+      businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] },
+    }));
     await inState(c, 'awaiting-materials');
     await settled();
     const overriding = await put(`Task/${(await coordination(c)).id}`, (task) => ({
@@ -262,10 +325,18 @@ describe('closing the gaps of the case workflow', () => {
     }, 'the re-quote with the override');
     expect(stateOf(requoted)).toBe('awaiting-materials');
     expect(quotePart(requoted, 'detectedQuestionCount')).toEqual({ url: 'detectedQuestionCount', valueUnsignedInt: 6 });
-    expect(quotePart(requoted, 'questionCountOverridden')).toEqual({ url: 'questionCountOverridden', valueBoolean: true });
-    expect(requoted.extension.find((extension: { url: string }) => extension.url === OVERRIDE)).toEqual(overriding.extension.find((e: { url: string }) => e.url === OVERRIDE));
+    expect(quotePart(requoted, 'questionCountOverridden')).toEqual({
+      url: 'questionCountOverridden',
+      valueBoolean: true,
+    });
+    expect(requoted.extension.find((extension: { url: string }) => extension.url === OVERRIDE)).toEqual(
+      overriding.extension.find((e: { url: string }) => e.url === OVERRIDE),
+    );
     // Opinion $750, one imaging site $375, 7 − 4 questions × $100.
-    expect(quotePart(requoted, 'total')).toEqual({ url: 'total', valueMoney: { value: 750 + 375 + 300, currency: 'USD' } });
+    expect(quotePart(requoted, 'total')).toEqual({
+      url: 'total',
+      valueMoney: { value: 750 + 375 + 300, currency: 'USD' },
+    });
     expect((await chargeLines(c))['extra-question']).toEqual({ status: 'billable', quantity: 3, price: 300 });
 
     // Run again, directly and through a replayed event: nothing changes, nothing more is queued.
@@ -286,7 +357,17 @@ describe('closing the gaps of the case workflow', () => {
     await settled();
     await put(`Task/${requoted.id}`, (task) => ({
       ...task,
-      extension: task.extension.map((extension: any) => (extension.url === OVERRIDE ? { url: OVERRIDE, extension: [{ url: 'count', valueUnsignedInt: 2 }, { url: 'setBy', valueString: 'coordinator-1' }] } : extension)),
+      extension: task.extension.map((extension: any) =>
+        extension.url === OVERRIDE
+          ? {
+              url: OVERRIDE,
+              extension: [
+                { url: 'count', valueUnsignedInt: 2 },
+                { url: 'setBy', valueString: 'coordinator-1' },
+              ],
+            }
+          : extension,
+      ),
     }));
     const refused = await until(async () => {
       const task = await coordination(c);
@@ -298,31 +379,48 @@ describe('closing the gaps of the case workflow', () => {
 
     // Removing the override returns to the detected count.
     await settled();
-    await put(`Task/${requoted.id}`, (task) => ({ ...task, extension: task.extension.filter((extension: { url: string }) => extension.url !== OVERRIDE) }));
+    await put(`Task/${requoted.id}`, (task) => ({
+      ...task,
+      extension: task.extension.filter((extension: { url: string }) => extension.url !== OVERRIDE),
+    }));
     const restored = await until(async () => {
       const task = await coordination(c);
-      return quotePart(task, 'questionCountOverridden')?.valueBoolean === false && !quotePart(task, 'manualQuote') ? task : undefined;
+      return quotePart(task, 'questionCountOverridden')?.valueBoolean === false && !quotePart(task, 'manualQuote')
+        ? task
+        : undefined;
     }, 'the override removed');
     expect(quotePart(restored, 'total').valueMoney.value).toBe(750 + 375 + 200);
     expect((await chargeLines(c))['extra-question']).toEqual({ status: 'billable', quantity: 2, price: 200 });
   }, 240_000);
 
   test('a new version of the physician’s questions re-quotes the case whose request lists them', async () => {
-    const c = await refer(await registerPatient(), { status: 'active', planned: { imagingSites: 1 }, questions: ONE_QUESTION });
+    const c = await refer(await registerPatient(), {
+      status: 'active',
+      planned: { imagingSites: 1 },
+      questions: ONE_QUESTION,
+    });
     await inState(c, 'submitted');
     expect(await chargeLines(c)).toEqual({
       'imaging-review': { status: 'planned', quantity: 1, price: 375 },
       'specialist-opinion': { status: 'billable', quantity: 1, price: 750 },
     });
     const patient = `Patient/${c.patientId}`;
-    const updated = await put(`QuestionnaireResponse/${c.questionsId}`, (response) => ({ ...questionnaire(patient, SIX_QUESTIONS), id: response.id }));
+    const updated = await put(`QuestionnaireResponse/${c.questionsId}`, (response) => ({
+      ...questionnaire(patient, SIX_QUESTIONS),
+      id: response.id,
+    }));
     await until(async () => (await chargeLines(c))['extra-question']?.quantity === 2, 'the re-quote for six questions');
     const task = await coordination(c);
     expect(quotePart(task, 'questionCount').valueUnsignedInt).toBe(6);
     expect(quotePart(task, 'total').valueMoney.value).toBe(750 + 375 + 200);
 
     // The event of that version routes a re-quote (and intake, for a case still in intake) once.
-    const event = { resourceType: 'QuestionnaireResponse', id: c.questionsId, versionId: updated.meta.versionId, interaction: 'update' };
+    const event = {
+      resourceType: 'QuestionnaireResponse',
+      id: c.questionsId,
+      versionId: updated.meta.versionId,
+      interaction: 'update',
+    };
     const routed = await routeResourceEvent(event, routeOnce, deps);
     expect(routed.routed.sort()).toEqual(
       [
@@ -344,12 +442,19 @@ describe('closing the gaps of the case workflow', () => {
     return Buffer.from(await pdf.save());
   };
   const uploadBinary = async (bytes: Buffer, contentType: string): Promise<string> => {
-    const response = await fetch(`${th.fhir}/Binary`, { method: 'POST', body: bytes, headers: { 'content-type': contentType, accept: 'application/fhir+json' } });
+    const response = await fetch(`${th.fhir}/Binary`, {
+      method: 'POST',
+      body: bytes,
+      headers: { 'content-type': contentType, accept: 'application/fhir+json' },
+    });
     expect(response.status).toBe(201);
     return ((await response.json()) as { id: string }).id;
   };
   const postResource = async (resource: Record<string, unknown>): Promise<any> => {
-    const response = await fhirFetch(`${th.fhir}/${resource.resourceType as string}`, { method: 'POST', body: resource });
+    const response = await fhirFetch(`${th.fhir}/${resource.resourceType as string}`, {
+      method: 'POST',
+      body: resource,
+    });
     expect([response.status, response.status === 201 ? '' : JSON.stringify(response.body)]).toEqual([201, '']);
     return response.body;
   };
@@ -363,10 +468,16 @@ describe('closing the gaps of the case workflow', () => {
     });
   const expectTask = (c: Case, kind: string) => byRole('Task', c.serviceRequestId, `expect-material/${kind}`);
   const outputCount = (task: any, code: string) =>
-    task.output?.find((output: any) => output.type.coding[0].system === MATERIAL_COUNT && output.type.coding[0].code === code)?.valueInteger;
+    task.output?.find(
+      (output: any) => output.type.coding[0].system === MATERIAL_COUNT && output.type.coding[0].code === code,
+    )?.valueInteger;
 
   test('materials sent before the request was submitted, of kinds it did and did not plan, are taken up and priced at intake', async () => {
-    const c = await refer(await registerPatient(), { status: 'draft', planned: { recordPages: 120 }, questions: ONE_QUESTION });
+    const c = await refer(await registerPatient(), {
+      status: 'draft',
+      planned: { recordPages: 120 },
+      questions: ONE_QUESTION,
+    });
     // Records found by their patient alone, and a biopsy the request does not plan, before submission.
     const binaryId = await uploadBinary(await pdfBytes(3), 'application/pdf');
     const document = await postResource({
@@ -387,7 +498,9 @@ describe('closing the gaps of the case workflow', () => {
     expect(outputCount(records, 'record-pages')).toBe(3);
     const pathology = await expectTask(c, 'pathology');
     expect(pathology).toMatchObject({ status: 'completed', partOf: [{ reference: `Task/${task.id}` }] });
-    expect(pathology.output.map((output: any) => output.valueReference?.reference).filter(Boolean)).toEqual([`Specimen/${biopsy.id}`]);
+    expect(pathology.output.map((output: any) => output.valueReference?.reference).filter(Boolean)).toEqual([
+      `Specimen/${biopsy.id}`,
+    ]);
     const counted = await read(`DocumentReference/${document.id}`);
     expect(counted.extension).toEqual([{ url: 'urn:hub:extension:page-count', valueInteger: 3 }]);
     expect(counted.context.related).toEqual([{ reference: `ServiceRequest/${c.serviceRequestId}` }]);
@@ -411,7 +524,11 @@ describe('closing the gaps of the case workflow', () => {
   }, 180_000);
 
   test('material that arrives although its plan was dropped is priced and billable; material a coordinator waives is no longer priced', async () => {
-    const c = await refer(await registerPatient(), { status: 'active', planned: { recordPages: 120, biopsySites: 1 }, questions: ONE_QUESTION });
+    const c = await refer(await registerPatient(), {
+      status: 'active',
+      planned: { recordPages: 120, biopsySites: 1 },
+      questions: ONE_QUESTION,
+    });
     await inState(c, 'submitted');
     expect(await chargeLines(c)).toEqual({
       'biopsy-review': { status: 'planned', quantity: 1, price: 425 },
@@ -421,21 +538,33 @@ describe('closing the gaps of the case workflow', () => {
 
     // The physician no longer plans pathology; a biopsy comes all the same.
     await settled();
-    await put(`ServiceRequest/${c.serviceRequestId}`, (request) => ({ ...request, orderDetail: orderDetail({ recordPages: 120 }) }));
+    await put(`ServiceRequest/${c.serviceRequestId}`, (request) => ({
+      ...request,
+      orderDetail: orderDetail({ recordPages: 120 }),
+    }));
     await until(async () => (await expectTask(c, 'pathology'))?.status === 'cancelled', 'the pathology Task cancelled');
     await until(async () => !(await chargeLines(c))['biopsy-review'], 'the biopsy line withdrawn');
     const biopsy = await specimen(c, 'left breast');
     await until(async () => (await chargeLines(c))['biopsy-review'], 'the biopsy priced');
     expect((await chargeLines(c))['biopsy-review']).toEqual({ status: 'billable', quantity: 1, price: 425 });
     const pathology = await expectTask(c, 'pathology');
-    expect(pathology.output.map((output: any) => output.valueReference?.reference).filter(Boolean)).toEqual([`Specimen/${biopsy.id}`]);
+    expect(pathology.output.map((output: any) => output.valueReference?.reference).filter(Boolean)).toEqual([
+      `Specimen/${biopsy.id}`,
+    ]);
 
     // Accepted, then the coordinator waives the records: their estimated pages are no longer charged.
     await settled();
-    await put(`Task/${(await coordination(c)).id}`, (task) => ({ ...task, businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] } }));
+    await put(`Task/${(await coordination(c)).id}`, (task) => ({
+      ...task,
+      businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] },
+    }));
     await inState(c, 'awaiting-materials');
     await settled();
-    await put(`Task/${(await expectTask(c, 'records')).id}`, (task) => ({ ...task, status: 'cancelled', statusReason: { text: 'The patient has no further records.' } }));
+    await put(`Task/${(await expectTask(c, 'records')).id}`, (task) => ({
+      ...task,
+      status: 'cancelled',
+      statusReason: { text: 'The patient has no further records.' },
+    }));
     await until(async () => !(await chargeLines(c))['record-pages'], 'the record-pages line withdrawn');
     expect(await chargeLines(c)).toEqual({
       'biopsy-review': { status: 'billable', quantity: 1, price: 425 },
@@ -454,36 +583,56 @@ describe('closing the gaps of the case workflow', () => {
     const patient = await registerPatient();
     const first = await refer(patient, { status: 'active', planned: { imagingSites: 1 }, questions: SIX_QUESTIONS });
     const firstTask = await inState(first, 'submitted');
-    const followUp = await refer(patient, { status: 'active', planned: {}, questions: ONE_QUESTION, basedOn: `ServiceRequest/${first.serviceRequestId}` });
+    const followUp = await refer(patient, {
+      status: 'active',
+      planned: {},
+      questions: ONE_QUESTION,
+      basedOn: `ServiceRequest/${first.serviceRequestId}`,
+    });
     const task = await inState(followUp, 'submitted');
     expect(task).toMatchObject({
       partOf: [{ reference: `Task/${firstTask.id}` }],
       basedOn: [{ reference: `ServiceRequest/${followUp.serviceRequestId}` }],
       groupIdentifier: { system: REFERENCE, value: patient.referenceNumber },
     });
-    expect(await chargeLines(followUp)).toEqual({ 'follow-up-question': { status: 'billable', quantity: 1, price: 250 } });
+    expect(await chargeLines(followUp)).toEqual({
+      'follow-up-question': { status: 'billable', quantity: 1, price: 250 },
+    });
     expect(quotePart(task, 'total').valueMoney.value).toBe(250);
     // The first case keeps its own quote.
     expect((await chargeLines(first))['specialist-opinion']).toEqual({ status: 'billable', quantity: 1, price: 750 });
 
     await settled();
     const before = await snapshot(followUp);
-    expect(await runIntake(ctx, { serviceRequestId: followUp.serviceRequestId })).toMatchObject({ outcome: 'submitted' });
+    expect(await runIntake(ctx, { serviceRequestId: followUp.serviceRequestId })).toMatchObject({
+      outcome: 'submitted',
+    });
     expect(await requote(followUp)).toBe('re-quoted');
     expect(await snapshot(followUp)).toEqual(before);
 
     // A follow-up of a request that never became a case waits in intake, saying why, and is not charged.
     const draft = await refer(patient, { status: 'draft', planned: {}, questions: ONE_QUESTION });
-    const orphan = await refer(patient, { status: 'active', planned: {}, questions: ONE_QUESTION, basedOn: `ServiceRequest/${draft.serviceRequestId}` });
+    const orphan = await refer(patient, {
+      status: 'active',
+      planned: {},
+      questions: ONE_QUESTION,
+      basedOn: `ServiceRequest/${draft.serviceRequestId}`,
+    });
     const waiting = await inState(orphan, 'intake');
-    expect(waiting.statusReason.text).toBe(`The request is based on ServiceRequest/${draft.serviceRequestId}, which is not a case of the hub.`);
+    expect(waiting.statusReason.text).toBe(
+      `The request is based on ServiceRequest/${draft.serviceRequestId}, which is not a case of the hub.`,
+    );
     expect(waiting.partOf).toBeUndefined();
     expect(await chargeLines(orphan)).toEqual({});
   }, 180_000);
 
   test('a document over PDF_PAGE_COUNT_MAX_BYTES is flagged too-large, not parsed, and still counts as records', async () => {
     expect(PDF_PAGE_COUNT_MAX_BYTES).toBe(64 * 1024 * 1024);
-    const c = await refer(await registerPatient(), { status: 'active', planned: { recordPages: 10 }, questions: ONE_QUESTION });
+    const c = await refer(await registerPatient(), {
+      status: 'active',
+      planned: { recordPages: 10 },
+      questions: ONE_QUESTION,
+    });
     await inState(c, 'submitted');
     // A real one-page PDF padded with trailing spaces past the limit: pdf-lib would read it.
     const pdf = await pdfBytes(1);
@@ -501,13 +650,21 @@ describe('closing the gaps of the case workflow', () => {
       const current = await read(`DocumentReference/${document.id}`);
       return current.meta.tag ? current : undefined;
     }, 'the too-large flag');
-    expect(flagged.meta.tag).toEqual([{ system: 'urn:hub:material-flag', code: 'too-large', display: expect.stringContaining('PDF_PAGE_COUNT_MAX_BYTES') }]);
+    expect(flagged.meta.tag).toEqual([
+      {
+        system: 'urn:hub:material-flag',
+        code: 'too-large',
+        display: expect.stringContaining('PDF_PAGE_COUNT_MAX_BYTES'),
+      },
+    ]);
     expect(flagged.extension).toBeUndefined();
     const records = await until(async () => {
       const task = await expectTask(c, 'records');
       return task.status === 'completed' ? task : undefined;
     }, 'the records Task to complete');
-    expect(records.output.map((output: any) => output.valueReference?.reference).filter(Boolean)).toEqual([`DocumentReference/${document.id}`]);
+    expect(records.output.map((output: any) => output.valueReference?.reference).filter(Boolean)).toEqual([
+      `DocumentReference/${document.id}`,
+    ]);
 
     // A small PDF is read as before.
     const small = await postResource({
@@ -516,12 +673,19 @@ describe('closing the gaps of the case workflow', () => {
       context: { related: [{ reference: `ServiceRequest/${c.serviceRequestId}` }] },
       content: [{ attachment: { contentType: 'application/pdf', data: (await pdfBytes(2)).toString('base64') } }],
     });
-    await until(async () => (await read(`DocumentReference/${small.id}`)).extension?.[0]?.valueInteger === 2, 'the small PDF counted');
+    await until(
+      async () => (await read(`DocumentReference/${small.id}`)).extension?.[0]?.valueInteger === 2,
+      'the small PDF counted',
+    );
 
     await settled();
     const before = await snapshot(c);
-    expect(await runCaseMaterialStep(th.hub.db, ctx, { resourceType: 'DocumentReference', id: document.id })).toBe('synced');
-    expect(await runCaseMaterialStep(th.hub.db, ctx, { resourceType: 'DocumentReference', id: document.id })).toBe('synced');
+    expect(await runCaseMaterialStep(th.hub.db, ctx, { resourceType: 'DocumentReference', id: document.id })).toBe(
+      'synced',
+    );
+    expect(await runCaseMaterialStep(th.hub.db, ctx, { resourceType: 'DocumentReference', id: document.id })).toBe(
+      'synced',
+    );
     expect(await snapshot(c)).toEqual(before);
   }, 240_000);
 });

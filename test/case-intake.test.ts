@@ -32,13 +32,20 @@ const QUESTIONS = [
   'Please comment on the reading of the prior CT.',
 ];
 
-function serviceRequest(referenceNumber: string, status: 'draft' | 'active', planned: Planned, refs: { requester: string; questions?: string; subject: string }) {
+function serviceRequest(
+  referenceNumber: string,
+  status: 'draft' | 'active',
+  planned: Planned,
+  refs: { requester: string; questions?: string; subject: string },
+) {
   const identifier = { system: REFERENCE, value: referenceNumber };
   return {
     resourceType: 'ServiceRequest',
     status,
     intent: 'order',
-    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0336', code: 'S', display: 'Second Opinion' }] }],
+    category: [
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0336', code: 'S', display: 'Second Opinion' }] },
+    ],
     // R4 prr-1: orderDetail (the planned materials) needs a code.
     code: { coding: [{ system: 'urn:hub:service', code: 'second-opinion' }], text: 'Second opinion' },
     identifier: [identifier],
@@ -59,7 +66,11 @@ function referralBundle(referenceNumber: string, status: 'draft' | 'active', pla
     entry: [
       {
         fullUrl: 'urn:uuid:0b6c7e64-8f0c-4f57-9d43-3f4f1c2b8a01',
-        resource: { resourceType: 'Practitioner', identifier: [{ system: NPI, value: '1234567893' }], name: [{ family: 'Okonkwo', given: ['Adaeze'] }] },
+        resource: {
+          resourceType: 'Practitioner',
+          identifier: [{ system: NPI, value: '1234567893' }],
+          name: [{ family: 'Okonkwo', given: ['Adaeze'] }],
+        },
         request: { method: 'POST', url: 'Practitioner', ifNoneExist: `identifier=${NPI}|1234567893` },
       },
       {
@@ -69,7 +80,13 @@ function referralBundle(referenceNumber: string, status: 'draft' | 'active', pla
           status: 'completed',
           subject: { reference: patient },
           author: { reference: 'urn:uuid:0b6c7e64-8f0c-4f57-9d43-3f4f1c2b8a01' },
-          item: [{ linkId: 'question', text: 'Your questions for the specialist', answer: QUESTIONS.map((valueString) => ({ valueString })) }],
+          item: [
+            {
+              linkId: 'question',
+              text: 'Your questions for the specialist',
+              answer: QUESTIONS.map((valueString) => ({ valueString })),
+            },
+          ],
         },
         request: { method: 'POST', url: 'QuestionnaireResponse' },
       },
@@ -121,7 +138,9 @@ describe('case intake', () => {
       name: [{ family: 'Quillfeather', given: ['Ottoline'] }],
       birthDate: '1961-04-23',
       telecom: [{ system: 'email', value: 'ottoline@example.org' }],
-      address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
+      address: [
+        { use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' },
+      ],
     });
   }
 
@@ -131,7 +150,10 @@ describe('case intake', () => {
     planned: Planned,
     withQuestions = true,
   ): Promise<{ serviceRequestId: string; questionsId: string; requesterId: string }> {
-    const response = await fhirFetch(hub.fhir, { method: 'POST', body: referralBundle(referenceNumber, status, planned, withQuestions) });
+    const response = await fhirFetch(hub.fhir, {
+      method: 'POST',
+      body: referralBundle(referenceNumber, status, planned, withQuestions),
+    });
     expect([response.status, response.status === 200 ? '' : JSON.stringify(response.body)]).toEqual([200, '']);
     const id = (index: number) => response.body.entry[index].response.location.split('/')[1];
     return { requesterId: id(0), questionsId: id(1), serviceRequestId: id(2) };
@@ -144,9 +166,17 @@ describe('case intake', () => {
     }, `the coordination Task of ServiceRequest/${serviceRequestId} in state ${state}`);
 
   const chargeLines = async (serviceRequestId: string) => {
-    const items = await search(`ChargeItem?identifier=${['specialist-opinion', 'imaging-review', 'extra-question', 'record-pages', 'record-collection']
-      .map((code) => encodeURIComponent(`${CASE_RESOURCE}|${serviceRequestId}/charge/${code}`))
-      .join(',')}`);
+    const items = await search(
+      `ChargeItem?identifier=${[
+        'specialist-opinion',
+        'imaging-review',
+        'extra-question',
+        'record-pages',
+        'record-collection',
+      ]
+        .map((code) => encodeURIComponent(`${CASE_RESOURCE}|${serviceRequestId}/charge/${code}`))
+        .join(',')}`,
+    );
     return items
       .map((item) => ({
         code: item.code.coding[0].code,
@@ -161,10 +191,14 @@ describe('case intake', () => {
   /** Waits until nothing is left in the outbox or on the event and intake queues. */
   async function settled(): Promise<void> {
     const connection = producerConnection(hub.config.redisUrl);
-    const queues = ['fhir-resource-events', 'case-intake'].map((name) => new Queue(name, { connection, prefix: hub.config.queuePrefix }));
+    const queues = ['fhir-resource-events', 'case-intake'].map(
+      (name) => new Queue(name, { connection, prefix: hub.config.queuePrefix }),
+    );
     try {
       await until(async () => {
-        const pending = Number((await sql.query('SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL')).rows[0].n);
+        const pending = Number(
+          (await sql.query('SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL')).rows[0].n,
+        );
         if (pending > 0) return false;
         for (const queue of queues) {
           const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
@@ -180,7 +214,10 @@ describe('case intake', () => {
 
   test('an EHR referral Bundle becomes a submitted case with expected materials and a priced quote', async () => {
     const patient = await registerPatient();
-    const { serviceRequestId, requesterId } = await submit(patient.referenceNumber, 'active', { imagingSites: 2, recordPages: 120 });
+    const { serviceRequestId, requesterId } = await submit(patient.referenceNumber, 'active', {
+      imagingSites: 2,
+      recordPages: 120,
+    });
 
     const task = await coordinationTask(serviceRequestId, 'submitted');
     expect(task).toMatchObject({
@@ -199,13 +236,21 @@ describe('case intake', () => {
     expect(quote.extension).toContainEqual({ url: 'total', valueMoney: dollars(1775) });
 
     const children = await search(`Task?part-of=Task/${task.id}`);
-    expect(children.map((child) => [child.code.coding[0].code, child.status, child.input[0].valueCoding.code]).sort()).toEqual([
+    expect(
+      children.map((child) => [child.code.coding[0].code, child.status, child.input[0].valueCoding.code]).sort(),
+    ).toEqual([
       ['expect-material', 'requested', 'imaging'],
       ['expect-material', 'requested', 'records'],
     ]);
     const imaging = children.find((child) => child.input[0].valueCoding.code === 'imaging');
-    expect(imaging.input).toContainEqual({ type: { coding: [{ system: 'urn:hub:material-count', code: 'imaging-sites' }] }, valueInteger: 2 });
-    expect(imaging.identifier).toContainEqual({ system: CASE_RESOURCE, value: `${serviceRequestId}/expect-material/imaging` });
+    expect(imaging.input).toContainEqual({
+      type: { coding: [{ system: 'urn:hub:material-count', code: 'imaging-sites' }] },
+      valueInteger: 2,
+    });
+    expect(imaging.identifier).toContainEqual({
+      system: CASE_RESOURCE,
+      value: `${serviceRequestId}/expect-material/imaging`,
+    });
 
     // DEFAULT_FEE_SCHEDULE: opinion $750; 2 imaging sites × $375; 6 questions (one has two parts) −
     // 4 included = 2 × $100; 120 pages fall in the 101–125 tier, $75. Lines on expected material are planned.
@@ -215,7 +260,9 @@ describe('case intake', () => {
       { code: 'record-pages', status: 'planned', quantity: 1, price: dollars(75) },
       { code: 'specialist-opinion', status: 'billable', quantity: 1, price: dollars(750) },
     ]);
-    const [opinion] = await search(`ChargeItem?identifier=${encodeURIComponent(`${CASE_RESOURCE}|${serviceRequestId}/charge/specialist-opinion`)}`);
+    const [opinion] = await search(
+      `ChargeItem?identifier=${encodeURIComponent(`${CASE_RESOURCE}|${serviceRequestId}/charge/specialist-opinion`)}`,
+    );
     expect(opinion).toMatchObject({
       subject: { reference: `Patient/${patient.id}` },
       supportingInformation: [{ reference: `ServiceRequest/${serviceRequestId}` }],
@@ -232,7 +279,9 @@ describe('case intake', () => {
     const snapshot = async () => {
       const tasks = await search(`Task?focus=ServiceRequest/${serviceRequestId}`);
       const charges = await search(`ChargeItem?subject=Patient/${patient.id}`);
-      return [...tasks, ...charges].map((resource) => `${resource.resourceType}/${resource.id}/${resource.meta.versionId}`).sort();
+      return [...tasks, ...charges]
+        .map((resource) => `${resource.resourceType}/${resource.id}/${resource.meta.versionId}`)
+        .sort();
     };
     const before = await snapshot();
     expect(before).toHaveLength(3 + 4); // coordination + 2 expect-material; opinion, imaging, pages, extra questions
@@ -269,15 +318,19 @@ describe('case intake', () => {
     const queue = new Queue('case-intake', { connection, prefix: hub.config.queuePrefix });
     try {
       const jobs = await queue.getJobs(['completed', 'waiting', 'active', 'delayed', 'failed', 'prioritized']);
-      expect(jobs.filter((candidate) => candidate.id?.startsWith(`intake-${serviceRequestId}-`)).map((candidate) => candidate.id)).toEqual([
-        `intake-${serviceRequestId}-v1`,
-      ]);
+      expect(
+        jobs
+          .filter((candidate) => candidate.id?.startsWith(`intake-${serviceRequestId}-`))
+          .map((candidate) => candidate.id),
+      ).toEqual([`intake-${serviceRequestId}-v1`]);
     } finally {
       await queue.close();
       connection.disconnect();
     }
     // Events of other types without a route are acknowledged and route nothing.
-    expect(await routeResourceEvent({ resourceType: 'Consent', id: 'c1', versionId: '1', interaction: 'create' }, job, deps)).toEqual({ routed: [] });
+    expect(
+      await routeResourceEvent({ resourceType: 'Consent', id: 'c1', versionId: '1', interaction: 'create' }, job, deps),
+    ).toEqual({ routed: [] });
   });
 
   test('a draft request creates nothing; completing it (draft → active) submits the case', async () => {
@@ -289,7 +342,10 @@ describe('case intake', () => {
     expect(await search(`ChargeItem?subject=Patient/${patient.id}`)).toEqual([]);
 
     const draft = (await fhirFetch(`${hub.fhir}/ServiceRequest/${serviceRequestId}`)).body;
-    const updated = await fhirFetch(`${hub.fhir}/ServiceRequest/${serviceRequestId}`, { method: 'PUT', body: { ...draft, status: 'active' } });
+    const updated = await fhirFetch(`${hub.fhir}/ServiceRequest/${serviceRequestId}`, {
+      method: 'PUT',
+      body: { ...draft, status: 'active' },
+    });
     expect(updated.status).toBe(200);
 
     const task = await coordinationTask(serviceRequestId, 'submitted');
@@ -305,7 +361,12 @@ describe('case intake', () => {
 
   test('an active request without questions stays in intake, saying why, until the questions are added', async () => {
     const patient = await registerPatient();
-    const { serviceRequestId, questionsId } = await submit(patient.referenceNumber, 'active', { imagingSites: 1 }, false);
+    const { serviceRequestId, questionsId } = await submit(
+      patient.referenceNumber,
+      'active',
+      { imagingSites: 1 },
+      false,
+    );
     const waiting = await coordinationTask(serviceRequestId, 'intake');
     expect(waiting.status).toBe('draft');
     expect(waiting.statusReason.text).toMatch(/no questions/);
@@ -347,13 +408,18 @@ describe('case intake', () => {
 
     const task = await coordinationTask(serviceRequestId, 'declined');
     expect(task.status).toBe('rejected');
-    expect(task.statusReason.coding).toContainEqual({ system: 'urn:hub:eligibility-reason', code: 'no-cross-state-opinion' });
+    expect(task.statusReason.coding).toContainEqual({
+      system: 'urn:hub:eligibility-reason',
+      code: 'no-cross-state-opinion',
+    });
     expect(task.statusReason.text).toMatch(/New Mexico/);
     const request = await until(async () => {
       const current = (await fhirFetch(`${hub.fhir}/ServiceRequest/${serviceRequestId}`)).body;
       return current.status === 'revoked' ? current : undefined;
     }, 'the request to be revoked');
-    const reason = request.extension.find((extension: { url: string }) => extension.url === 'http://hl7.org/fhir/StructureDefinition/request-statusReason');
+    const reason = request.extension.find(
+      (extension: { url: string }) => extension.url === 'http://hl7.org/fhir/StructureDefinition/request-statusReason',
+    );
     expect(reason.valueCodeableConcept.text).toBe(task.statusReason.text);
     await settled();
     expect(await search(`ChargeItem?subject=Patient/${created.body.id}`)).toEqual([]);
@@ -370,9 +436,13 @@ describe('case intake', () => {
     const parts = Object.fromEntries(quote.extension.map((part: { url: string }) => [part.url, part]));
     expect(parts.total).toBeUndefined();
     expect(parts.manualQuote.valueString).toMatch(/240 pages/);
-    expect(task.note).toContainEqual(expect.objectContaining({ text: expect.stringMatching(/^Manual quote needed: .*240 pages/) }));
+    expect(task.note).toContainEqual(
+      expect.objectContaining({ text: expect.stringMatching(/^Manual quote needed: .*240 pages/) }),
+    );
 
-    const [pages] = await search(`ChargeItem?identifier=${encodeURIComponent(`${CASE_RESOURCE}|${serviceRequestId}/charge/record-pages`)}`);
+    const [pages] = await search(
+      `ChargeItem?identifier=${encodeURIComponent(`${CASE_RESOURCE}|${serviceRequestId}/charge/record-pages`)}`,
+    );
     expect(pages.priceOverride).toBeUndefined();
     expect(pages.note[0].text).toMatch(/Manual quote needed/);
   });
@@ -396,7 +466,11 @@ describe('case intake', () => {
     }, 'the re-quote');
     const byCode = (lines: typeof before) => Object.fromEntries(lines.map((line) => [line.code, line]));
     // Same resources, updated: 3 sites × $375; the records no longer planned are withdrawn.
-    expect(byCode(after)['imaging-review']).toEqual({ ...byCode(before)['imaging-review'], quantity: 3, price: dollars(1125) });
+    expect(byCode(after)['imaging-review']).toEqual({
+      ...byCode(before)['imaging-review'],
+      quantity: 3,
+      price: dollars(1125),
+    });
     expect(byCode(after)['record-pages']).toEqual({ ...byCode(before)['record-pages'], status: 'entered-in-error' });
     expect(after.map((line) => line.id).sort()).toEqual(before.map((line) => line.id).sort());
 
@@ -443,7 +517,10 @@ describe('case intake without a worker (the job function alone)', () => {
       },
     });
     expect(patient.status).toBe(201);
-    const response = await fhirFetch(hub.fhir, { method: 'POST', body: referralBundle(referenceNumber, 'active', { imagingSites: 2, recordPages: 120 }) });
+    const response = await fhirFetch(hub.fhir, {
+      method: 'POST',
+      body: referralBundle(referenceNumber, 'active', { imagingSites: 2, recordPages: 120 }),
+    });
     expect(response.status).toBe(200);
     const serviceRequestId = response.body.entry[2].response.location.split('/')[1];
     const resources = async () => ({
@@ -452,7 +529,11 @@ describe('case intake without a worker (the job function alone)', () => {
     });
 
     // The logger runs after the last write of the step: failing there stands for a crash before commit.
-    const crashing = { info: () => { throw new Error('worker killed'); } } as unknown as WorkflowContext['logger'];
+    const crashing = {
+      info: () => {
+        throw new Error('worker killed');
+      },
+    } as unknown as WorkflowContext['logger'];
     await expect(runIntake({ ...ctx, logger: crashing }, { serviceRequestId })).rejects.toThrow('worker killed');
     expect(await resources()).toEqual({ tasks: 0, charges: 0 });
 

@@ -41,7 +41,11 @@ function referralBundle(referenceNumber: string, planned: Planned, accessionNumb
     entry: [
       {
         fullUrl: 'urn:uuid:6a0d3c1e-6f1b-4a4e-9d10-0c8f2b7e5a01',
-        resource: { resourceType: 'Practitioner', identifier: [{ system: NPI, value: '1234567893' }], name: [{ family: 'Okonkwo', given: ['Adaeze'] }] },
+        resource: {
+          resourceType: 'Practitioner',
+          identifier: [{ system: NPI, value: '1234567893' }],
+          name: [{ family: 'Okonkwo', given: ['Adaeze'] }],
+        },
         request: { method: 'POST', url: 'Practitioner', ifNoneExist: `identifier=${NPI}|1234567893` },
       },
       {
@@ -63,7 +67,10 @@ function referralBundle(referenceNumber: string, planned: Planned, accessionNumb
           category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0336', code: 'S' }] }],
           // R4 prr-1: orderDetail only with a code.
           code: { text: 'Second opinion' },
-          identifier: [reference, ...(accessionNumber ? [{ type: ACSN, system: 'urn:example:ris', value: accessionNumber }] : [])],
+          identifier: [
+            reference,
+            ...(accessionNumber ? [{ type: ACSN, system: 'urn:example:ris', value: accessionNumber }] : []),
+          ],
           requisition: reference,
           subject: { reference: patient },
           requester: { reference: 'urn:uuid:6a0d3c1e-6f1b-4a4e-9d10-0c8f2b7e5a01' },
@@ -103,7 +110,10 @@ describe('materials arriving for a case', () => {
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'case-materials-'));
-    th = await startTestHub({ db: 'postgres', env: { ...WITH_WORKERS, DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: 'STORESCU' } });
+    th = await startTestHub({
+      db: 'postgres',
+      env: { ...WITH_WORKERS, DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: 'STORESCU' },
+    });
     sql = new pg.Client({ connectionString: th.databaseUrl });
     await sql.connect();
     ctx = workflowContextOf(th);
@@ -130,27 +140,46 @@ describe('materials arriving for a case', () => {
   const expectTask = (c: Case, kind: string) => byIdentifier('Task', `${c.serviceRequestId}/expect-material/${kind}`);
   const charge = (c: Case, code: string) => byIdentifier('ChargeItem', `${c.serviceRequestId}/charge/${code}`);
 
-  async function registerPatient(extra: Pick<Patient, 'identifier'> = {}): Promise<{ id: string; referenceNumber: string }> {
+  async function registerPatient(
+    extra: Pick<Patient, 'identifier'> = {},
+  ): Promise<{ id: string; referenceNumber: string }> {
     return registerPatientAt(th.fhir, {
       ...extra,
       name: [{ family: 'Quillfeather', given: ['Ottoline'] }],
       birthDate: '1961-04-23',
       telecom: [{ system: 'email', value: 'ottoline@example.org' }],
-      address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
+      address: [
+        { use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' },
+      ],
     });
   }
 
   /** A registered patient's referral, through the real intake until the case is submitted. */
-  async function openCase(patient: { id: string; referenceNumber: string }, planned: Planned, accessionNumber?: string): Promise<Case> {
-    const response = await fhirFetch(th.fhir, { method: 'POST', body: referralBundle(patient.referenceNumber, planned, accessionNumber) });
+  async function openCase(
+    patient: { id: string; referenceNumber: string },
+    planned: Planned,
+    accessionNumber?: string,
+  ): Promise<Case> {
+    const response = await fhirFetch(th.fhir, {
+      method: 'POST',
+      body: referralBundle(patient.referenceNumber, planned, accessionNumber),
+    });
     expect({ status: response.status, issue: response.body.issue }).toEqual({ status: 200, issue: undefined });
     const serviceRequestId = response.body.entry[2].response.location.split('/')[1];
-    await until(async () => (await byIdentifier('Task', `${serviceRequestId}/coordination`))?.businessStatus?.coding?.[0]?.code === 'submitted', 'the case to be submitted');
+    await until(
+      async () =>
+        (await byIdentifier('Task', `${serviceRequestId}/coordination`))?.businessStatus?.coding?.[0]?.code ===
+        'submitted',
+      'the case to be submitted',
+    );
     return { patientId: patient.id, referenceNumber: patient.referenceNumber, serviceRequestId };
   }
 
   /** A CT instance of a new (or the given) study, with the attributes the matching reads. */
-  async function ctInstance(attributes: StudyAttributes, studyInstanceUid = dicomUid()): Promise<{ path: string; studyInstanceUid: string }> {
+  async function ctInstance(
+    attributes: StudyAttributes,
+    studyInstanceUid = dicomUid(),
+  ): Promise<{ path: string; studyInstanceUid: string }> {
     const path = join(workDir, `${token()}.dcm`);
     await copyFile(join(TEST_FILES, 'CT_small.dcm'), path);
     const set = [
@@ -160,7 +189,11 @@ describe('materials arriving for a case', () => {
       ['0010,0030', attributes.birthDate ?? '19000101'],
       ...(attributes.otherPatientIds ? [['0010,1000', attributes.otherPatientIds]] : []),
     ];
-    const result = await runDcmtk('dcmodify', ['-nb', '-gse', '-gin', ...set.flatMap(([tag, value]) => ['-i', `(${tag})=${value}`]), path], 60_000);
+    const result = await runDcmtk(
+      'dcmodify',
+      ['-nb', '-gse', '-gin', ...set.flatMap(([tag, value]) => ['-i', `(${tag})=${value}`]), path],
+      60_000,
+    );
     expect(result).toMatchObject({ code: 0 });
     return { path, studyInstanceUid };
   }
@@ -169,12 +202,18 @@ describe('materials arriving for a case', () => {
     const parts = await Promise.all(paths.map((path) => readPart10(path)));
     const profile = join(workDir, `${token()}.cfg`);
     await writeFile(profile, storescuProfile(parts, 'Materials'));
-    const run = await runDcmtk('storescu', ['-xf', profile, 'Materials', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1', String(th.hub.dimsePort), ...paths], 60_000);
+    const run = await runDcmtk(
+      'storescu',
+      ['-xf', profile, 'Materials', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1', String(th.hub.dimsePort), ...paths],
+      60_000,
+    );
     expect(run).toMatchObject({ code: 0 });
   }
 
   /** Sends a new one-instance study and returns its ImagingStudy id. */
-  async function sendStudy(attributes: StudyAttributes): Promise<{ imagingStudyId: string; studyInstanceUid: string; path: string }> {
+  async function sendStudy(
+    attributes: StudyAttributes,
+  ): Promise<{ imagingStudyId: string; studyInstanceUid: string; path: string }> {
     const instance = await ctInstance(attributes);
     await storescu([instance.path]);
     const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${instance.studyInstanceUid}`);
@@ -190,11 +229,20 @@ describe('materials arriving for a case', () => {
     }, `ImagingStudy/${imagingStudyId} to be matched`);
 
   const reconcileTask = (imagingStudyId: string) =>
-    until(() => byIdentifier('Task', `reconcile-imaging/${imagingStudyId}`), `the reconcile-imaging Task of ImagingStudy/${imagingStudyId}`);
+    until(
+      () => byIdentifier('Task', `reconcile-imaging/${imagingStudyId}`),
+      `the reconcile-imaging Task of ImagingStudy/${imagingStudyId}`,
+    );
 
-  const outputReferences = (task: any): string[] => (task.output ?? []).map((output: any) => output.valueReference?.reference).filter(Boolean).sort();
+  const outputReferences = (task: any): string[] =>
+    (task.output ?? [])
+      .map((output: any) => output.valueReference?.reference)
+      .filter(Boolean)
+      .sort();
   const outputCount = (task: any, code: string): number | undefined =>
-    task.output?.find((output: any) => output.type.coding?.[0]?.system === MATERIAL_COUNT && output.type.coding[0].code === code)?.valueInteger;
+    task.output?.find(
+      (output: any) => output.type.coding?.[0]?.system === MATERIAL_COUNT && output.type.coding[0].code === code,
+    )?.valueInteger;
 
   // Filled by the tests, re-run at the end.
   const jobs: { resourceType: string; id: string }[] = [];
@@ -204,7 +252,11 @@ describe('materials arriving for a case', () => {
 
   test('a CT study whose AccessionNumber is the request’s accession identifier is matched, and stays matched when the study grows', async () => {
     const accessionNumber = `ACC${token()}`;
-    caseA = await openCase(await registerPatient(), { imagingSites: 1, recordPages: 120, biopsySites: 1 }, accessionNumber);
+    caseA = await openCase(
+      await registerPatient(),
+      { imagingSites: 1, recordPages: 120, biopsySites: 1 },
+      accessionNumber,
+    );
     expect((await charge(caseA, 'imaging-review')).status).toBe('planned');
 
     const sent = await sendStudy({ accessionNumber, patientId: `PID${token()}` });
@@ -219,7 +271,10 @@ describe('materials arriving for a case', () => {
     }, 'the imaging expect-material Task to complete');
     expect(outputReferences(imaging)).toEqual([`ImagingStudy/${sent.imagingStudyId}`]);
     expect(outputCount(imaging, 'imaging-sites')).toBe(1);
-    await until(async () => (await charge(caseA, 'imaging-review'))?.status === 'billable', 'the imaging line to become billable');
+    await until(
+      async () => (await charge(caseA, 'imaging-review'))?.status === 'billable',
+      'the imaging line to become billable',
+    );
 
     // A second instance of the same study: the refresher rewrites the ImagingStudy from the index.
     const copy = join(workDir, `${token()}.dcm`);
@@ -245,27 +300,41 @@ describe('materials arriving for a case', () => {
     }, 'the imaging Task to be in progress');
     expect(outputReferences(partial)).toEqual([`ImagingStudy/${first.imagingStudyId}`]);
 
-    const second = await sendStudy({ accessionNumber: `X${token()}`, patientId: `PID${token()}`, otherPatientIds: `MRN${token()}\\${caseB.referenceNumber}` });
+    const second = await sendStudy({
+      accessionNumber: `X${token()}`,
+      patientId: `PID${token()}`,
+      otherPatientIds: `MRN${token()}\\${caseB.referenceNumber}`,
+    });
     jobs.push({ resourceType: 'ImagingStudy', id: second.imagingStudyId });
     await matchedTo(second.imagingStudyId, caseB);
     const complete = await until(async () => {
       const task = await expectTask(caseB, 'imaging');
       return task?.status === 'completed' ? task : undefined;
     }, 'the imaging Task to complete');
-    expect(outputReferences(complete)).toEqual([`ImagingStudy/${first.imagingStudyId}`, `ImagingStudy/${second.imagingStudyId}`].sort());
+    expect(outputReferences(complete)).toEqual(
+      [`ImagingStudy/${first.imagingStudyId}`, `ImagingStudy/${second.imagingStudyId}`].sort(),
+    );
     expect(outputCount(complete, 'imaging-sites')).toBe(2);
-    const rows = await sql.query('SELECT imaging_study_id, match_method FROM dicom_study WHERE matched_service_request_id = $1 ORDER BY imaging_study_id', [caseB.serviceRequestId]);
+    const rows = await sql.query(
+      'SELECT imaging_study_id, match_method FROM dicom_study WHERE matched_service_request_id = $1 ORDER BY imaging_study_id',
+      [caseB.serviceRequestId],
+    );
     expect(rows.rows.map((row) => row.match_method)).toEqual(['reference-number', 'reference-number']);
   }, 180_000);
 
   test('a study matching no case becomes a reconciliation Task; a coordinator completing it with the request applies the match', async () => {
     const mrn = `MRN${token()}`;
-    caseD = await openCase(await registerPatient({ identifier: [{ system: 'urn:example:mrn', value: mrn }] }), { imagingSites: 2 });
+    caseD = await openCase(await registerPatient({ identifier: [{ system: 'urn:example:mrn', value: mrn }] }), {
+      imagingSites: 2,
+    });
     // The hospital's own patient id and the same birth date: matched.
     const known = await sendStudy({ accessionNumber: `X${token()}`, patientId: mrn, birthDate: '19610423' });
     jobs.push({ resourceType: 'ImagingStudy', id: known.imagingStudyId });
     await matchedTo(known.imagingStudyId, caseD);
-    expect((await sql.query('SELECT match_method FROM dicom_study WHERE imaging_study_id = $1', [known.imagingStudyId])).rows[0].match_method).toBe('patient-identifier');
+    expect(
+      (await sql.query('SELECT match_method FROM dicom_study WHERE imaging_study_id = $1', [known.imagingStudyId]))
+        .rows[0].match_method,
+    ).toBe('patient-identifier');
 
     // The same patient id with another birth date matches nothing.
     const stranger = await sendStudy({ accessionNumber: `X${token()}`, patientId: mrn, birthDate: '19700101' });
@@ -285,18 +354,27 @@ describe('materials arriving for a case', () => {
     const { meta: _meta, ...fields } = task;
     const resolved = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
       method: 'PUT',
-      body: { ...fields, status: 'completed', output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${caseD.serviceRequestId}` } }] },
+      body: {
+        ...fields,
+        status: 'completed',
+        output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${caseD.serviceRequestId}` } }],
+      },
     });
     expect(resolved.status).toBe(200);
     jobs.push({ resourceType: 'Task', id: task.id });
     const study = await matchedTo(stranger.imagingStudyId, caseD);
     expect(study.subject).toEqual({ reference: `Patient/${caseD.patientId}` });
-    expect((await sql.query('SELECT match_method FROM dicom_study WHERE imaging_study_id = $1', [stranger.imagingStudyId])).rows[0].match_method).toBe('coordinator');
+    expect(
+      (await sql.query('SELECT match_method FROM dicom_study WHERE imaging_study_id = $1', [stranger.imagingStudyId]))
+        .rows[0].match_method,
+    ).toBe('coordinator');
     const imaging = await until(async () => {
       const current = await expectTask(caseD, 'imaging');
       return current?.status === 'completed' ? current : undefined;
     }, 'case D’s imaging Task to complete');
-    expect(outputReferences(imaging)).toEqual([`ImagingStudy/${known.imagingStudyId}`, `ImagingStudy/${stranger.imagingStudyId}`].sort());
+    expect(outputReferences(imaging)).toEqual(
+      [`ImagingStudy/${known.imagingStudyId}`, `ImagingStudy/${stranger.imagingStudyId}`].sort(),
+    );
     expect((await read(`Task/${task.id}`)).status).toBe('completed');
   }, 180_000);
 
@@ -316,7 +394,11 @@ describe('materials arriving for a case', () => {
       const { meta: _meta, statusReason: _reason, ...fields } = await read(`Task/${task.id}`);
       const response = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
         method: 'PUT',
-        body: { ...fields, status: 'completed', output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${serviceRequestId}` } }] },
+        body: {
+          ...fields,
+          status: 'completed',
+          output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${serviceRequestId}` } }],
+        },
       });
       expect(response.status).toBe(200);
     };
@@ -324,14 +406,26 @@ describe('materials arriving for a case', () => {
     // completes it with their case: the hub stamps them as the writer, and the worker refuses it.
     const asPhysician = new HubRepository({ ...ctx.repository, actor: 'urn:hub:actor:referring-physician:someone' });
     const { meta: _seen, ...open } = await read(`Task/${task.id}`);
-    await asPhysician.updateResource({ ...open, status: 'completed', output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${first.serviceRequestId}` } }] });
+    await asPhysician.updateResource({
+      ...open,
+      status: 'completed',
+      output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${first.serviceRequestId}` } }],
+    });
     const refused = await until(async () => {
       const current = await read(`Task/${task.id}`);
       return current.status === 'failed' ? current : undefined;
     }, 'the physician’s completion to be refused');
-    expect(refused.statusReason.text).toBe('Only a coordinator may reconcile a study; a completion by a referring-physician is not applied');
+    expect(refused.statusReason.text).toBe(
+      'Only a coordinator may reconcile a study; a completion by a referring-physician is not applied',
+    );
     expect((await read(`ImagingStudy/${sent.imagingStudyId}`)).basedOn).toBeUndefined();
-    expect((await sql.query('SELECT matched_service_request_id FROM dicom_study WHERE imaging_study_id = $1', [sent.imagingStudyId])).rows[0].matched_service_request_id).toBeNull();
+    expect(
+      (
+        await sql.query('SELECT matched_service_request_id FROM dicom_study WHERE imaging_study_id = $1', [
+          sent.imagingStudyId,
+        ])
+      ).rows[0].matched_service_request_id,
+    ).toBeNull();
 
     await complete('no-such-request');
     const failed = await until(async () => {
@@ -354,7 +448,11 @@ describe('materials arriving for a case', () => {
     for (let page = 0; page < 3; page++) pdf.addPage([612, 792]).drawText(`Discharge summary, page ${page + 1}`);
     const binary = await fhirFetch(`${th.fhir}/Binary`, {
       method: 'POST',
-      body: { resourceType: 'Binary', contentType: 'application/pdf', data: Buffer.from(await pdf.save()).toString('base64') },
+      body: {
+        resourceType: 'Binary',
+        contentType: 'application/pdf',
+        data: Buffer.from(await pdf.save()).toString('base64'),
+      },
     });
     expect(binary.status).toBe(201);
     const document = await fhirFetch(`${th.fhir}/DocumentReference`, {
@@ -383,13 +481,25 @@ describe('materials arriving for a case', () => {
     expect(outputReferences(records)).toEqual([`DocumentReference/${document.body.id}`]);
     expect(outputCount(records, 'record-pages')).toBe(3);
     // 3 pages are within the 50 the opinion includes: the $75 line for the estimated 120 is withdrawn.
-    await until(async () => (await charge(caseA, 'record-pages'))?.status === 'entered-in-error', 'the record-pages line to be withdrawn');
+    await until(
+      async () => (await charge(caseA, 'record-pages'))?.status === 'entered-in-error',
+      'the record-pages line to be withdrawn',
+    );
     const coordination = await byIdentifier('Task', `${caseA.serviceRequestId}/coordination`);
-    const quote = coordination.extension.find((extension: { url: string }) => extension.url === 'urn:hub:extension:quote');
+    const quote = coordination.extension.find(
+      (extension: { url: string }) => extension.url === 'urn:hub:extension:quote',
+    );
     expect(quote.extension.find((part: { url: string }) => part.url === 'total').valueMoney.value).toBeGreaterThan(0);
 
     // A text file found by the patient (no context.related): tied to the one active case, flagged.
-    const text = await fhirFetch(`${th.fhir}/Binary`, { method: 'POST', body: { resourceType: 'Binary', contentType: 'text/plain', data: Buffer.from('Referral notes').toString('base64') } });
+    const text = await fhirFetch(`${th.fhir}/Binary`, {
+      method: 'POST',
+      body: {
+        resourceType: 'Binary',
+        contentType: 'text/plain',
+        data: Buffer.from('Referral notes').toString('base64'),
+      },
+    });
     const notPdf = await fhirFetch(`${th.fhir}/DocumentReference`, {
       method: 'POST',
       body: {
@@ -405,7 +515,9 @@ describe('materials arriving for a case', () => {
       const current = await read(`DocumentReference/${notPdf.body.id}`);
       return current.meta.tag ? current : undefined;
     }, 'the flag');
-    expect(flagged.meta.tag).toEqual([{ system: 'urn:hub:material-flag', code: 'not-pdf', display: expect.any(String) }]);
+    expect(flagged.meta.tag).toEqual([
+      { system: 'urn:hub:material-flag', code: 'not-pdf', display: expect.any(String) },
+    ]);
     expect(flagged.extension).toBeUndefined();
     expect(flagged.context.related).toEqual([{ reference: `ServiceRequest/${caseA.serviceRequestId}` }]);
     const listed = await until(async () => {
@@ -413,7 +525,9 @@ describe('materials arriving for a case', () => {
       return outputReferences(task).length === 2 ? task : undefined;
     }, 'the second document among the records');
     expect(outputCount(listed, 'record-pages')).toBe(3);
-    expect((await search(`DocumentReference?_tag=${encodeURIComponent('urn:hub:material-flag|not-pdf')}`)).map((d) => d.id)).toEqual([notPdf.body.id]);
+    expect(
+      (await search(`DocumentReference?_tag=${encodeURIComponent('urn:hub:material-flag|not-pdf')}`)).map((d) => d.id),
+    ).toEqual([notPdf.body.id]);
 
     // A broken PDF is flagged, and the job does not fail.
     const broken = await fhirFetch(`${th.fhir}/DocumentReference`, {
@@ -422,7 +536,14 @@ describe('materials arriving for a case', () => {
         resourceType: 'DocumentReference',
         status: 'current',
         context: { related: [{ reference: `ServiceRequest/${caseA.serviceRequestId}` }] },
-        content: [{ attachment: { contentType: 'application/pdf', data: Buffer.from('%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R').toString('base64') } }],
+        content: [
+          {
+            attachment: {
+              contentType: 'application/pdf',
+              data: Buffer.from('%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R').toString('base64'),
+            },
+          },
+        ],
       },
     });
     expect(broken.status).toBe(201);
@@ -431,8 +552,13 @@ describe('materials arriving for a case', () => {
       const current = await read(`DocumentReference/${broken.body.id}`);
       return current.meta.tag ? current : undefined;
     }, 'the broken PDF to be flagged');
-    expect(unreadable.meta.tag).toEqual([{ system: 'urn:hub:material-flag', code: 'unreadable-pdf', display: expect.any(String) }]);
-    await until(async () => outputReferences(await expectTask(caseA, 'records')).length === 3, 'the third document among the records');
+    expect(unreadable.meta.tag).toEqual([
+      { system: 'urn:hub:material-flag', code: 'unreadable-pdf', display: expect.any(String) },
+    ]);
+    await until(
+      async () => outputReferences(await expectTask(caseA, 'records')).length === 3,
+      'the third document among the records',
+    );
   }, 180_000);
 
   test('a Specimen with the request ticks pathology and makes the biopsy line billable', async () => {
@@ -455,14 +581,21 @@ describe('materials arriving for a case', () => {
     }, 'the pathology Task to complete');
     expect(outputReferences(pathology)).toEqual([`Specimen/${specimen.body.id}`]);
     expect(outputCount(pathology, 'biopsy-sites')).toBe(1);
-    await until(async () => (await charge(caseA, 'biopsy-review'))?.status === 'billable', 'the biopsy line to become billable');
+    await until(
+      async () => (await charge(caseA, 'biopsy-review'))?.status === 'billable',
+      'the biopsy line to become billable',
+    );
   }, 180_000);
 
   test('every job run again, twice, changes nothing', async () => {
     expect(jobs.length).toBeGreaterThanOrEqual(10);
     const snapshot = async () => ({
       versions: (await sql.query('SELECT resource_type, id, version FROM resource ORDER BY resource_type, id')).rows,
-      matches: (await sql.query('SELECT study_instance_uid, matched_service_request_id, matched_patient_id, match_method, matched_at FROM dicom_study ORDER BY 1')).rows,
+      matches: (
+        await sql.query(
+          'SELECT study_instance_uid, matched_service_request_id, matched_patient_id, match_method, matched_at FROM dicom_study ORDER BY 1',
+        )
+      ).rows,
       outbox: (await sql.query('SELECT count(*)::int AS n FROM outbox')).rows[0].n,
     });
     // Let the workers finish what the tests set off.

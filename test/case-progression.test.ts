@@ -12,7 +12,13 @@ import { Queue } from 'bullmq';
 import pg from 'pg';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
 import { producerConnection } from '../src/queues/connection.ts';
-import { CASE_REMINDERS_QUEUE, reminderJobId, reminderSteps, runReminder, scheduleReminders } from '../src/queues/case-reminders.ts';
+import {
+  CASE_REMINDERS_QUEUE,
+  reminderJobId,
+  reminderSteps,
+  runReminder,
+  scheduleReminders,
+} from '../src/queues/case-reminders.ts';
 import { QueueProducer } from '../src/queues/queue-definitions.ts';
 import { HUB_QUEUES } from '../src/queues/all-queues.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
@@ -51,11 +57,29 @@ interface Specialist {
 }
 
 const ROSTER: Record<string, Specialist> = {
-  best: { family: 'Abernathy', level: 'attending', licenceEnd: '2030-06-30', nucc: ONCOLOGY, keywords: ['lung', 'breast'] },
+  best: {
+    family: 'Abernathy',
+    level: 'attending',
+    licenceEnd: '2030-06-30',
+    nucc: ONCOLOGY,
+    keywords: ['lung', 'breast'],
+  },
   second: { family: 'Brightwater', level: 'attending', licenceEnd: '2030-06-30', nucc: ONCOLOGY },
   // Would rank first on fit were they eligible.
-  trainee: { family: 'Castellano', level: 'fellow', licenceEnd: '2030-06-30', nucc: ONCOLOGY, keywords: ['lung', 'breast', 'malignan*'] },
-  expired: { family: 'Delacroix', level: 'attending', licenceEnd: '2025-06-30', nucc: ONCOLOGY, keywords: ['lung', 'breast', 'malignan*'] },
+  trainee: {
+    family: 'Castellano',
+    level: 'fellow',
+    licenceEnd: '2030-06-30',
+    nucc: ONCOLOGY,
+    keywords: ['lung', 'breast', 'malignan*'],
+  },
+  expired: {
+    family: 'Delacroix',
+    level: 'attending',
+    licenceEnd: '2025-06-30',
+    nucc: ONCOLOGY,
+    keywords: ['lung', 'breast', 'malignan*'],
+  },
   pulmonologist: { family: 'Eberhardt', level: 'attending', licenceEnd: '2030-06-30', nucc: PULMONOLOGY },
 };
 
@@ -96,14 +120,21 @@ describe('case progression after intake', () => {
 
   const fhir = async (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<any> => {
     const response = await fhirFetch(path ? `${th.fhir}/${path}` : th.fhir, { method, body, headers });
-    if (response.status >= 300) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(response.body?.issue ?? response.body)}`);
+    if (response.status >= 300)
+      throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(response.body?.issue ?? response.body)}`);
     return response.body;
   };
   const search = async (query: string): Promise<any[]> =>
-    ((await fhir('GET', `${query}${query.includes('?') ? '&' : '?'}_count=1000`)).entry ?? []).map((entry: { resource: unknown }) => entry.resource);
+    ((await fhir('GET', `${query}${query.includes('?') ? '&' : '?'}_count=1000`)).entry ?? []).map(
+      (entry: { resource: unknown }) => entry.resource,
+    );
   const children = (c: Case) => search(`Task?part-of=Task/${c.coordinationId}`);
-  const withCode = (tasks: any[], code: string) => tasks.filter((task) => task.code?.coding?.some((coding: any) => coding.system === TASK_CODE && coding.code === code));
-  const stateOf = (task: any): string | undefined => task.businessStatus?.coding?.find((coding: any) => coding.system === CASE_STATE)?.code;
+  const withCode = (tasks: any[], code: string) =>
+    tasks.filter((task) =>
+      task.code?.coding?.some((coding: any) => coding.system === TASK_CODE && coding.code === code),
+    );
+  const stateOf = (task: any): string | undefined =>
+    task.businessStatus?.coding?.find((coding: any) => coding.system === CASE_STATE)?.code;
   const coordination = (c: Case) => fhir('GET', `Task/${c.coordinationId}`);
   /** A PUT of the current version with changes, as a person's client does it (If-Match). */
   const change = async (reference: string, edit: (resource: any) => any): Promise<any> => {
@@ -132,8 +163,14 @@ describe('case progression after intake', () => {
         telecom: [{ system: 'email', value: `${spec.family.toLowerCase()}@specialists.example.org` }],
         extension: [{ url: 'urn:hub:extension:training-level', valueCode: spec.level }],
         qualification: [
-          { code: { coding: [{ system: 'urn:hub:qualification', code: 'medical-licence' }] }, period: { start: '2015-07-01', end: spec.licenceEnd } },
-          { code: { coding: [{ system: 'urn:hub:qualification', code: 'board-certification' }] }, period: { start: '2016-01-01' } },
+          {
+            code: { coding: [{ system: 'urn:hub:qualification', code: 'medical-licence' }] },
+            period: { start: '2015-07-01', end: spec.licenceEnd },
+          },
+          {
+            code: { coding: [{ system: 'urn:hub:qualification', code: 'board-certification' }] },
+            period: { start: '2016-01-01' },
+          },
         ],
       });
       specialists[key] = practitioner.id;
@@ -145,12 +182,18 @@ describe('case progression after intake', () => {
         specialty: [{ coding: [{ system: NUCC, code: spec.nucc }] }],
         extension: [
           { url: 'urn:hub:extension:case-capacity', valueInteger: 6 },
-          ...(spec.keywords ?? []).map((valueString) => ({ url: 'urn:hub:extension:subspecialty-keyword', valueString })),
+          ...(spec.keywords ?? []).map((valueString) => ({
+            url: 'urn:hub:extension:subspecialty-keyword',
+            valueString,
+          })),
         ],
       });
     }
     // A referring oncologist's PractitionerRole: not on the roster, never a candidate.
-    const referrer = await fhir('POST', 'Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Galloway', given: ['Referrer'] }] });
+    const referrer = await fhir('POST', 'Practitioner', {
+      resourceType: 'Practitioner',
+      name: [{ family: 'Galloway', given: ['Referrer'] }],
+    });
     await fhir('POST', 'PractitionerRole', {
       resourceType: 'PractitionerRole',
       active: true,
@@ -180,9 +223,14 @@ describe('case progression after intake', () => {
       identifier: [identifier],
       name: [{ family: 'Quillfeather', given: ['Ottoline'] }],
       birthDate: '1961-04-23',
-      address: [{ use: 'home', city: spec.residence === 'MA' ? 'Boston' : 'Concord', state: spec.residence, country: 'US' }],
+      address: [
+        { use: 'home', city: spec.residence === 'MA' ? 'Boston' : 'Concord', state: spec.residence, country: 'US' },
+      ],
     });
-    const physician = await fhir('POST', 'Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Okonkwo', given: ['Adaeze'] }] });
+    const physician = await fhir('POST', 'Practitioner', {
+      resourceType: 'Practitioner',
+      name: [{ family: 'Okonkwo', given: ['Adaeze'] }],
+    });
     const questions = await fhir('POST', 'QuestionnaireResponse', {
       resourceType: 'QuestionnaireResponse',
       status: 'completed',
@@ -210,7 +258,13 @@ describe('case progression after intake', () => {
           subject: { reference: `Patient/${patient.id}` },
           basedOn: [{ reference: `ServiceRequest/${request.id}` }],
           modality: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' }],
-          series: [{ uid: '2.25.1', modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' }, bodySite: { display: 'Chest' } }],
+          series: [
+            {
+              uid: '2.25.1',
+              modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' },
+              bodySite: { display: 'Chest' },
+            },
+          ],
         })
       : undefined;
     // No Specimen.request here: the materials job would then derive the case's materials from the DICOM index.
@@ -222,7 +276,9 @@ describe('case progression after intake', () => {
           collection: { bodySite: { text: 'Left breast' } },
         })
       : undefined;
-    const materialOutput = (reference: string) => [{ type: { coding: [{ system: 'urn:hub:material-count', code: 'material' }] }, valueReference: { reference } }];
+    const materialOutput = (reference: string) => [
+      { type: { coding: [{ system: 'urn:hub:material-count', code: 'material' }] }, valueReference: { reference } },
+    ];
     const coordinationUrl = 'urn:uuid:5f0c1d2e-0000-4000-8000-000000000001';
     const states = { 'awaiting-materials': 'accepted', submitted: 'requested' } as const;
     const common = {
@@ -258,14 +314,28 @@ describe('case progression after intake', () => {
             partOf: [{ reference: coordinationUrl }],
             status: expected.status,
             code: { coding: [{ system: TASK_CODE, code: 'expect-material' }] },
-            input: [{ type: { coding: [{ system: 'urn:hub:material-count', code: 'material' }] }, valueCoding: { system: 'urn:hub:material', code: expected.kind } }],
-            ...(expected.status === 'completed' && study && expected.kind === 'imaging' ? { output: materialOutput(`ImagingStudy/${study.id}`) } : {}),
-            ...(expected.status === 'completed' && specimen && expected.kind === 'pathology' ? { output: materialOutput(`Specimen/${specimen.id}`) } : {}),
-            ...(expected.completedAt ? { executionPeriod: { end: expected.completedAt }, lastModified: expected.completedAt } : {}),
+            input: [
+              {
+                type: { coding: [{ system: 'urn:hub:material-count', code: 'material' }] },
+                valueCoding: { system: 'urn:hub:material', code: expected.kind },
+              },
+            ],
+            ...(expected.status === 'completed' && study && expected.kind === 'imaging'
+              ? { output: materialOutput(`ImagingStudy/${study.id}`) }
+              : {}),
+            ...(expected.status === 'completed' && specimen && expected.kind === 'pathology'
+              ? { output: materialOutput(`Specimen/${specimen.id}`) }
+              : {}),
+            ...(expected.completedAt
+              ? { executionPeriod: { end: expected.completedAt }, lastModified: expected.completedAt }
+              : {}),
           },
           request: { method: 'POST', url: 'Task' },
         })),
-        { resource: { ...request, status: 'active' }, request: { method: 'PUT', url: `ServiceRequest/${request.id}`, ifMatch: `W/"${request.meta.versionId}"` } },
+        {
+          resource: { ...request, status: 'active' },
+          request: { method: 'PUT', url: `ServiceRequest/${request.id}`, ifMatch: `W/"${request.meta.versionId}"` },
+        },
       ],
     };
     const result = await fhir('POST', '', bundle);
@@ -287,24 +357,50 @@ describe('case progression after intake', () => {
       status: 'completed',
       executionPeriod: { end: at },
       lastModified: at,
-      output: [{ type: { coding: [{ system: 'urn:hub:material-count', code: 'material' }] }, valueReference: { reference: `ImagingStudy/${c.imagingStudyId}` } }],
+      output: [
+        {
+          type: { coding: [{ system: 'urn:hub:material-count', code: 'material' }] },
+          valueReference: { reference: `ImagingStudy/${c.imagingStudyId}` },
+        },
+      ],
     }));
 
   const offerTo = async (c: Case, specialistKey: string): Promise<any> =>
-    until(async () => withCode(await children(c), 'specialist-opinion').find((task) => task.owner?.reference === `Practitioner/${specialists[specialistKey]}`), `an offer to ${specialistKey}`);
+    until(
+      async () =>
+        withCode(await children(c), 'specialist-opinion').find(
+          (task) => task.owner?.reference === `Practitioner/${specialists[specialistKey]}`,
+        ),
+      `an offer to ${specialistKey}`,
+    );
 
-  const LUNG_QUESTIONS = ['Is the mass in the left lung malignant?', 'Would you recommend surgery or chemotherapy for this cancer?'];
+  const LUNG_QUESTIONS = [
+    'Is the mass in the left lung malignant?',
+    'Would you recommend surgery or chemotherapy for this cancer?',
+  ];
   const BREAST_QUESTIONS = ['Is the breast cancer on the biopsy malignant, and what staging do you suggest?'];
 
   let lungCase: Case;
 
   test('materials complete → a radiology pre-review Task; pre-review done → the best eligible specialist, due 10 business days later skipping Thanksgiving', async () => {
-    lungCase = await createCase({ state: 'awaiting-materials', residence: 'MA', questions: LUNG_QUESTIONS, imaging: true, expect: [{ kind: 'imaging', status: 'requested' }, { kind: 'records', status: 'cancelled', completedAt: '2026-11-18T15:00:00Z' }] });
+    lungCase = await createCase({
+      state: 'awaiting-materials',
+      residence: 'MA',
+      questions: LUNG_QUESTIONS,
+      imaging: true,
+      expect: [
+        { kind: 'imaging', status: 'requested' },
+        { kind: 'records', status: 'cancelled', completedAt: '2026-11-18T15:00:00Z' },
+      ],
+    });
     // Nothing moves while the imaging is outstanding.
     expect((await advanceCase(ctx, { serviceRequestId: lungCase.serviceRequestId })).state).toBe('awaiting-materials');
     await imagingArrives(lungCase, COMPLETED_BEFORE_THANKSGIVING);
 
-    const preReview = await until(async () => withCode(await children(lungCase), 'pre-review-radiology')[0], 'the radiology pre-review');
+    const preReview = await until(
+      async () => withCode(await children(lungCase), 'pre-review-radiology')[0],
+      'the radiology pre-review',
+    );
     expect(preReview).toMatchObject({
       status: 'requested',
       intent: 'order',
@@ -316,7 +412,10 @@ describe('case progression after intake', () => {
     expect(preReview.owner).toBeUndefined();
     expect(withCode(await children(lungCase), 'pre-review-pathology')).toEqual([]);
     const inPreReview = await coordination(lungCase);
-    expect({ state: stateOf(inPreReview), status: inPreReview.status }).toEqual({ state: 'pre-review', status: 'in-progress' });
+    expect({ state: stateOf(inPreReview), status: inPreReview.status }).toEqual({
+      state: 'pre-review',
+      status: 'in-progress',
+    });
     // No specialist before the pre-review is done.
     expect(withCode(await children(lungCase), 'specialist-opinion')).toEqual([]);
 
@@ -330,9 +429,20 @@ describe('case progression after intake', () => {
       imagingStudy: [{ reference: `ImagingStudy/${lungCase.imagingStudyId}` }],
       conclusion: 'Adequate for review.',
     });
-    const radiologist = await fhir('POST', 'Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Fairweather', given: ['Radiologist'] }] });
-    await change(`Task/${preReview.id}`, (task) => ({ ...task, status: 'in-progress', owner: { reference: `Practitioner/${radiologist.id}` } }));
-    await change(`Task/${preReview.id}`, (task) => ({ ...task, status: 'completed', output: [{ type: { text: 'report' }, valueReference: { reference: `DiagnosticReport/${report.id}` } }] }));
+    const radiologist = await fhir('POST', 'Practitioner', {
+      resourceType: 'Practitioner',
+      name: [{ family: 'Fairweather', given: ['Radiologist'] }],
+    });
+    await change(`Task/${preReview.id}`, (task) => ({
+      ...task,
+      status: 'in-progress',
+      owner: { reference: `Practitioner/${radiologist.id}` },
+    }));
+    await change(`Task/${preReview.id}`, (task) => ({
+      ...task,
+      status: 'completed',
+      output: [{ type: { text: 'report' }, valueReference: { reference: `DiagnosticReport/${report.id}` } }],
+    }));
 
     const offer = await offerTo(lungCase, 'best');
     expect(offer).toMatchObject({
@@ -354,7 +464,11 @@ describe('case progression after intake', () => {
     // Reminders and escalation are scheduled as delayed jobs under ids derived from the Task and its due date.
     const due = new Date(DUE_AFTER_THANKSGIVING);
     const steps = reminderSteps(due);
-    expect(steps.map((step) => step.at.toISOString())).toEqual(['2026-12-03T13:30:00.000Z', '2026-12-07T13:30:00.000Z', '2026-12-08T13:30:00.000Z']);
+    expect(steps.map((step) => step.at.toISOString())).toEqual([
+      '2026-12-03T13:30:00.000Z',
+      '2026-12-07T13:30:00.000Z',
+      '2026-12-08T13:30:00.000Z',
+    ]);
     for (const { step } of steps) {
       const job = await until(() => reminders.getJob(reminderJobId(offer.id, due, step)), `the ${step} job`);
       expect(job.data).toEqual({ taskId: offer.id, step });
@@ -367,7 +481,13 @@ describe('case progression after intake', () => {
   }, 180_000);
 
   test('a radiology-prohibited jurisdiction (New Hampshire) gets no radiology pre-review and goes straight to matching', async () => {
-    const nhCase = await createCase({ state: 'awaiting-materials', residence: 'NH', questions: LUNG_QUESTIONS, imaging: true, expect: [{ kind: 'imaging', status: 'requested' }] });
+    const nhCase = await createCase({
+      state: 'awaiting-materials',
+      residence: 'NH',
+      questions: LUNG_QUESTIONS,
+      imaging: true,
+      expect: [{ kind: 'imaging', status: 'requested' }],
+    });
     await imagingArrives(nhCase, COMPLETED_BEFORE_THANKSGIVING);
     const offer = await offerTo(nhCase, 'best');
     expect(offer.restriction.period.end).toBe(DUE_AFTER_THANKSGIVING);
@@ -377,25 +497,46 @@ describe('case progression after intake', () => {
   }, 180_000);
 
   test('the requested specialist is honoured when eligible; a requested trainee is not', async () => {
-    const requested = await createCase({ state: 'awaiting-materials', residence: 'MA', questions: LUNG_QUESTIONS, performer: specialists.pulmonologist, expect: [{ kind: 'records', status: 'completed', completedAt: '2026-11-24T15:00:00Z' }] });
+    const requested = await createCase({
+      state: 'awaiting-materials',
+      residence: 'MA',
+      questions: LUNG_QUESTIONS,
+      performer: specialists.pulmonologist,
+      expect: [{ kind: 'records', status: 'completed', completedAt: '2026-11-24T15:00:00Z' }],
+    });
     const offer = await offerTo(requested, 'pulmonologist');
     expect(offer.note[0].text).toMatch(/was requested, is eligible and available/);
     // Tuesday 24 November + 10 business days (Thanksgiving skipped) = Wednesday 9 December, 17:00 EST.
     expect(offer.restriction.period.end).toBe('2026-12-09T22:00:00.000Z');
 
-    const trainee = await createCase({ state: 'awaiting-materials', residence: 'MA', questions: LUNG_QUESTIONS, performer: specialists.trainee, expect: [{ kind: 'records', status: 'completed' }] });
+    const trainee = await createCase({
+      state: 'awaiting-materials',
+      residence: 'MA',
+      questions: LUNG_QUESTIONS,
+      performer: specialists.trainee,
+      expect: [{ kind: 'records', status: 'completed' }],
+    });
     const fallback = await offerTo(trainee, 'best');
     expect(fallback.note[0].text).toMatch(/Castellano was requested but cannot take the case: a fellow/);
     expect(withCode(await children(trainee), 'specialist-opinion')).toHaveLength(1);
   }, 180_000);
 
   test('a declined offer goes to the next candidate; with nobody left the case waits in matching with a reason', async () => {
-    const breast = await createCase({ state: 'awaiting-materials', residence: 'MA', questions: BREAST_QUESTIONS, expect: [{ kind: 'records', status: 'completed' }] });
+    const breast = await createCase({
+      state: 'awaiting-materials',
+      residence: 'MA',
+      questions: BREAST_QUESTIONS,
+      expect: [{ kind: 'records', status: 'completed' }],
+    });
     const first = await offerTo(breast, 'best');
     // Open offers count as workload (the lung case's accepted one, and the New Hampshire and trainee cases' pending ones).
     expect(first.note[0].text).toMatch(/Abernathy: .*workload 3 of 6 open cases/);
     expect(first.note[0].text).not.toMatch(/Galloway/);
-    await change(`Task/${first.id}`, (task) => ({ ...task, status: 'rejected', statusReason: { text: 'On call this fortnight' } }));
+    await change(`Task/${first.id}`, (task) => ({
+      ...task,
+      status: 'rejected',
+      statusReason: { text: 'On call this fortnight' },
+    }));
     const second = await offerTo(breast, 'second');
     expect(second.note[0].text).toMatch(/Declined earlier by: Dr\. Test Abernathy/);
     await change(`Task/${second.id}`, (task) => ({ ...task, status: 'rejected' }));
@@ -405,7 +546,11 @@ describe('case progression after intake', () => {
     }, 'the no-specialist reason');
     expect(stateOf(waiting)).toBe('matching');
     expect(waiting.statusReason.text).toMatch(/No eligible specialist is left .*\(2 declined\)/);
-    expect(withCode(await children(breast), 'specialist-opinion').map((task) => task.status).sort()).toEqual(['rejected', 'rejected']);
+    expect(
+      withCode(await children(breast), 'specialist-opinion')
+        .map((task) => task.status)
+        .sort(),
+    ).toEqual(['rejected', 'rejected']);
     // Run again: nothing new.
     const before = await snapshot(breast);
     expect((await advanceCase(ctx, { serviceRequestId: breast.serviceRequestId })).outcome).toBe('unchanged');
@@ -425,12 +570,18 @@ describe('case progression after intake', () => {
       ],
     });
     // Materials are complete, but a submitted case waits for the coordinator.
-    await until(async () => (await coordination(submitted)).extension?.some((e: any) => e.url === 'urn:hub:extension:quote'), 'the intake');
+    await until(
+      async () => (await coordination(submitted)).extension?.some((e: any) => e.url === 'urn:hub:extension:quote'),
+      'the intake',
+    );
     expect((await advanceCase(ctx, { serviceRequestId: submitted.serviceRequestId })).state).toBe('submitted');
     expect(withCode(await children(submitted), 'pre-review-radiology')).toEqual([]);
 
     // An impossible move (straight to specialist review) is undone.
-    await change(`Task/${submitted.coordinationId}`, (task) => ({ ...task, businessStatus: { coding: [{ system: CASE_STATE, code: 'specialist-review' }] } }));
+    await change(`Task/${submitted.coordinationId}`, (task) => ({
+      ...task,
+      businessStatus: { coding: [{ system: CASE_STATE, code: 'specialist-review' }] },
+    }));
     const undone = await until(async () => {
       const task = await coordination(submitted);
       return stateOf(task) === 'submitted' && task.statusReason?.coding?.[0]?.code === 'move-refused' && task;
@@ -442,7 +593,10 @@ describe('case progression after intake', () => {
     // hub stamps the writer on the version (meta.source) and the state machine refuses their move.
     const asPhysician = new HubRepository({ ...ctx.repository, actor: 'urn:hub:actor:referring-physician:someone' });
     const current = await coordination(submitted);
-    await asPhysician.updateResource({ ...current, businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] } });
+    await asPhysician.updateResource({
+      ...current,
+      businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] },
+    });
     const refused = await until(async () => {
       const task = await coordination(submitted);
       return stateOf(task) === 'submitted' && task.statusReason?.text?.includes('awaiting-materials') && task;
@@ -451,18 +605,33 @@ describe('case progression after intake', () => {
     expect(refused.meta.source).toBeUndefined();
 
     // A client cannot claim to be a coordinator either: a claimed hub actor is dropped.
-    const claimed = await fhir('PUT', `Task/${submitted.coordinationId}`, { ...refused, meta: { source: 'urn:hub:actor:coordinator:x' } });
+    const claimed = await fhir('PUT', `Task/${submitted.coordinationId}`, {
+      ...refused,
+      meta: { source: 'urn:hub:actor:coordinator:x' },
+    });
     expect(claimed.meta.source).toBeUndefined();
 
-    await change(`Task/${submitted.coordinationId}`, (task) => ({ ...task, businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] } }));
-    await until(async () => withCode(await children(submitted), 'pre-review-radiology')[0], 'the pre-review after acceptance');
+    await change(`Task/${submitted.coordinationId}`, (task) => ({
+      ...task,
+      businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] },
+    }));
+    await until(
+      async () => withCode(await children(submitted), 'pre-review-radiology')[0],
+      'the pre-review after acceptance',
+    );
     const tasks = await children(submitted);
-    expect(withCode(tasks, 'pre-review-radiology').map((task) => task.focus)).toEqual([{ reference: `ImagingStudy/${submitted.imagingStudyId}` }]);
-    expect(withCode(tasks, 'pre-review-pathology').map((task) => ({ focus: task.focus, status: task.status }))).toEqual([
-      { focus: { reference: `Specimen/${submitted.specimenId}` }, status: 'requested' },
+    expect(withCode(tasks, 'pre-review-radiology').map((task) => task.focus)).toEqual([
+      { reference: `ImagingStudy/${submitted.imagingStudyId}` },
     ]);
+    expect(withCode(tasks, 'pre-review-pathology').map((task) => ({ focus: task.focus, status: task.status }))).toEqual(
+      [{ focus: { reference: `Specimen/${submitted.specimenId}` }, status: 'requested' }],
+    );
     const accepted = await coordination(submitted);
-    expect({ state: stateOf(accepted), status: accepted.status, reason: accepted.statusReason }).toEqual({ state: 'pre-review', status: 'in-progress', reason: undefined });
+    expect({ state: stateOf(accepted), status: accepted.status, reason: accepted.statusReason }).toEqual({
+      state: 'pre-review',
+      status: 'in-progress',
+      reason: undefined,
+    });
     const history = await fhir('GET', `Task/${submitted.coordinationId}/_history`);
     const states = history.entry.map((entry: any) => `${stateOf(entry.resource)}/${entry.resource.status}`).reverse();
     // The acceptance was applied (Task accepted) before the system moved the case on.
@@ -474,26 +643,54 @@ describe('case progression after intake', () => {
     const at = (iso: string) => ({ ...ctx, now: () => new Date(iso) });
     const options = { messageIdDomain: 'hub.example.org' };
 
-    expect(await runReminder(at('2026-12-03T13:00:00Z'), { taskId: offer.id, step: 'reminder-0' }, options)).toBe('not-due');
-    expect(await runReminder(at('2026-12-03T13:31:00Z'), { taskId: offer.id, step: 'reminder-0' }, options)).toBe('reminded');
-    expect(await runReminder(at('2026-12-03T13:32:00Z'), { taskId: offer.id, step: 'reminder-0' }, options)).toBe('already-recorded');
+    expect(await runReminder(at('2026-12-03T13:00:00Z'), { taskId: offer.id, step: 'reminder-0' }, options)).toBe(
+      'not-due',
+    );
+    expect(await runReminder(at('2026-12-03T13:31:00Z'), { taskId: offer.id, step: 'reminder-0' }, options)).toBe(
+      'reminded',
+    );
+    expect(await runReminder(at('2026-12-03T13:32:00Z'), { taskId: offer.id, step: 'reminder-0' }, options)).toBe(
+      'already-recorded',
+    );
     const reminded = await fhir('GET', `Task/${offer.id}`);
-    expect(reminded.note.filter((note: any) => note.authorString === 'Second-opinion hub: reminder').map((note: any) => note.text)).toEqual([
-      `Reminder 1 of 2: this opinion is due ${DUE_AFTER_THANKSGIVING}.`,
+    expect(
+      reminded.note
+        .filter((note: any) => note.authorString === 'Second-opinion hub: reminder')
+        .map((note: any) => note.text),
+    ).toEqual([`Reminder 1 of 2: this opinion is due ${DUE_AFTER_THANKSGIVING}.`]);
+    const notifications = await sql.query(
+      'SELECT kind, recipient, case_reference FROM notification WHERE dedupe_key LIKE $1',
+      [`Task/${offer.id}:%`],
+    );
+    expect(notifications.rows).toEqual([
+      {
+        kind: 'case-status-changed',
+        recipient: `Practitioner/${specialists.best}`,
+        case_reference: `ServiceRequest/${lungCase.serviceRequestId}`,
+      },
     ]);
-    const notifications = await sql.query('SELECT kind, recipient, case_reference FROM notification WHERE dedupe_key LIKE $1', [`Task/${offer.id}:%`]);
-    expect(notifications.rows).toEqual([{ kind: 'case-status-changed', recipient: `Practitioner/${specialists.best}`, case_reference: `ServiceRequest/${lungCase.serviceRequestId}` }]);
 
-    expect(await runReminder(at('2026-12-08T14:00:00Z'), { taskId: offer.id, step: 'escalation' }, options)).toBe('escalated');
-    expect(await runReminder(at('2026-12-08T15:00:00Z'), { taskId: offer.id, step: 'escalation' }, options)).toBe('already-recorded');
+    expect(await runReminder(at('2026-12-08T14:00:00Z'), { taskId: offer.id, step: 'escalation' }, options)).toBe(
+      'escalated',
+    );
+    expect(await runReminder(at('2026-12-08T15:00:00Z'), { taskId: offer.id, step: 'escalation' }, options)).toBe(
+      'already-recorded',
+    );
     const escalated = await coordination(lungCase);
     expect(escalated.priority).toBe('urgent');
-    expect(escalated.note.filter((note: any) => note.authorString === 'Second-opinion hub: escalation')).toHaveLength(1);
-    expect(await runReminder(at('2026-12-08T14:00:00Z'), { taskId: offer.id, step: 'reminder-9' }, options)).toBe('unknown-step');
+    expect(escalated.note.filter((note: any) => note.authorString === 'Second-opinion hub: escalation')).toHaveLength(
+      1,
+    );
+    expect(await runReminder(at('2026-12-08T14:00:00Z'), { taskId: offer.id, step: 'reminder-9' }, options)).toBe(
+      'unknown-step',
+    );
 
     // Scheduling again adds no job.
     const due = new Date(DUE_AFTER_THANKSGIVING);
-    const countJobs = async () => (await reminders.getJobs(['delayed', 'waiting', 'active', 'completed', 'failed'])).filter((job) => job.data.taskId === offer.id).length;
+    const countJobs = async () =>
+      (await reminders.getJobs(['delayed', 'waiting', 'active', 'completed', 'failed'])).filter(
+        (job) => job.data.taskId === offer.id,
+      ).length;
     const jobsBefore = await countJobs();
     await scheduleReminders(producer, offer.id, due, th.clock.now());
     await scheduleReminders(producer, offer.id, due, th.clock.now());
@@ -508,15 +705,23 @@ describe('case progression after intake', () => {
     const before = await snapshot(lungCase);
     for (let run = 0; run < 2; run++) {
       const result = await advanceCase(ctx, { serviceRequestId: lungCase.serviceRequestId });
-      expect({ outcome: result.outcome, state: result.state, offer: result.openOffer?.taskId }).toEqual({ outcome: 'unchanged', state: 'specialist-review', offer: offer.id });
+      expect({ outcome: result.outcome, state: result.state, offer: result.openOffer?.taskId }).toEqual({
+        outcome: 'unchanged',
+        state: 'specialist-review',
+        offer: offer.id,
+      });
     }
     expect(await snapshot(lungCase)).toEqual(before);
 
     // The specialist finishes: later reminders and the escalation do nothing.
     await change(`Task/${offer.id}`, (task) => ({ ...task, status: 'completed' }));
     const done = await snapshot(lungCase);
-    expect(await runReminder(at('2026-12-07T14:00:00Z'), { taskId: offer.id, step: 'reminder-1' }, options)).toBe('task-closed');
-    expect(await runReminder(at('2026-12-09T14:00:00Z'), { taskId: offer.id, step: 'escalation' }, options)).toBe('task-closed');
+    expect(await runReminder(at('2026-12-07T14:00:00Z'), { taskId: offer.id, step: 'reminder-1' }, options)).toBe(
+      'task-closed',
+    );
+    expect(await runReminder(at('2026-12-09T14:00:00Z'), { taskId: offer.id, step: 'escalation' }, options)).toBe(
+      'task-closed',
+    );
     expect(await snapshot(lungCase)).toEqual(done);
 
     // No job of these queues failed for good along the way.

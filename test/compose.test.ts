@@ -31,7 +31,10 @@ const hub = compose.services.hub;
 /** Compose's own interpolation, enough for this file: ${NAME}, ${NAME:-default}, $$. */
 function interpolate(value: string, env: Record<string, string> = {}): string {
   return value
-    .replace(/\$\{(\w+)(?::?-([^}]*))?\}/g, (_m, name: string, fallback: string | undefined) => env[name] || (fallback ?? ''))
+    .replace(
+      /\$\{(\w+)(?::?-([^}]*))?\}/g,
+      (_m, name: string, fallback: string | undefined) => env[name] || (fallback ?? ''),
+    )
     .replaceAll('$$', '$');
 }
 
@@ -83,7 +86,10 @@ describe('docker-compose.yml', () => {
     const env = hubEnvironment();
     expect(new URL(env.DATABASE_URL).hostname).toBe('postgres');
     expect(new URL(env.REDIS_URL).hostname).toBe('redis');
-    expect(hub.depends_on).toMatchObject({ postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+    expect(hub.depends_on).toMatchObject({
+      postgres: { condition: 'service_healthy' },
+      redis: { condition: 'service_healthy' },
+    });
   });
 
   test("the hub's healthcheck targets /healthz on its own port", () => {
@@ -118,8 +124,11 @@ describe('docker-compose.yml', () => {
 
 describe('Dockerfile', () => {
   test('uses the Node version the project pins', () => {
-    const pinned = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> })
-      .devDependencies.node;
+    const pinned = (
+      JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+        devDependencies: Record<string, string>;
+      }
+    ).devDependencies.node;
     expect(dockerfile).toMatch(new RegExp(`^ARG NODE_VERSION=${pinned.replaceAll('.', '\\.')}$`, 'm'));
     expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}/m);
   });
@@ -140,7 +149,10 @@ describe('Dockerfile', () => {
   });
 
   test('.dockerignore keeps local dependencies and data out of the build context', () => {
-    const ignored = fs.readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim());
+    const ignored = fs
+      .readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((line) => line.trim());
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'data', '.git']));
   });
 });

@@ -44,10 +44,19 @@ describe('loadConfig', () => {
   });
 
   test('CORS_ALLOWED_ORIGINS: exact origins, comma-separated; a path, a trailing slash or another scheme is refused', () => {
-    expect(loadConfig({ CORS_ALLOWED_ORIGINS: ' https://viewer.example.org, http://localhost:3000 ,' }).corsAllowedOrigins)
-      .toEqual(['https://viewer.example.org', 'http://localhost:3000']);
-    for (const bad of ['https://viewer.example.org/', 'https://viewer.example.org/ohif', 'viewer.example.org', 'ftp://viewer.example.org', '*']) {
-      expect(() => loadConfig({ CORS_ALLOWED_ORIGINS: bad })).toThrow(/CORS_ALLOWED_ORIGINS: must be a comma-separated list of origins/);
+    expect(
+      loadConfig({ CORS_ALLOWED_ORIGINS: ' https://viewer.example.org, http://localhost:3000 ,' }).corsAllowedOrigins,
+    ).toEqual(['https://viewer.example.org', 'http://localhost:3000']);
+    for (const bad of [
+      'https://viewer.example.org/',
+      'https://viewer.example.org/ohif',
+      'viewer.example.org',
+      'ftp://viewer.example.org',
+      '*',
+    ]) {
+      expect(() => loadConfig({ CORS_ALLOWED_ORIGINS: bad })).toThrow(
+        /CORS_ALLOWED_ORIGINS: must be a comma-separated list of origins/,
+      );
     }
     expect(() => loadConfig({ METRICS_PUBLIC: 'yes' })).toThrow(/METRICS_PUBLIC: must be true or false/);
   });
@@ -58,19 +67,31 @@ describe('loadConfig', () => {
       expect(loadConfig({ HOST: host, AUTH_REQUIRED: 'false' }).authRequired).toBe(false);
     }
     for (const host of ['0.0.0.0', '::', '10.1.2.3', 'hub.internal', '128.0.0.1']) {
-      expect(() => loadConfig({ HOST: host, AUTH_REQUIRED: 'false' })).toThrow(/AUTH_REQUIRED: may be false only while HOST is a loopback address/);
+      expect(() => loadConfig({ HOST: host, AUTH_REQUIRED: 'false' })).toThrow(
+        /AUTH_REQUIRED: may be false only while HOST is a loopback address/,
+      );
       expect(loadConfig({ HOST: host }).authRequired).toBe(true);
     }
   });
 
   test('a DIMSE listener beyond loopback needs an allow-list of calling AE titles', () => {
-    expect(() => loadConfig({ DIMSE_HOST: '0.0.0.0' })).toThrow(/DIMSE_ALLOWED_CALLING_AE_TITLES: must list the peers' AE titles while DIMSE_HOST \(0\.0\.0\.0\)/);
-    expect(loadConfig({ DIMSE_HOST: '0.0.0.0', DIMSE_ALLOWED_CALLING_AE_TITLES: 'CT1' }).dimseAllowedCallingAeTitles).toEqual(['CT1']);
+    expect(() => loadConfig({ DIMSE_HOST: '0.0.0.0' })).toThrow(
+      /DIMSE_ALLOWED_CALLING_AE_TITLES: must list the peers' AE titles while DIMSE_HOST \(0\.0\.0\.0\)/,
+    );
+    expect(
+      loadConfig({ DIMSE_HOST: '0.0.0.0', DIMSE_ALLOWED_CALLING_AE_TITLES: 'CT1' }).dimseAllowedCallingAeTitles,
+    ).toEqual(['CT1']);
     expect(loadConfig({ DIMSE_HOST: '::1' }).dimseAllowedCallingAeTitles).toBeUndefined();
   });
 
   test('DIMSE settings: the allow-list is split on commas, blanks dropped', () => {
-    expect(loadConfig({ DIMSE_PORT: '0', DIMSE_AE_TITLE: 'SECOND_OPINION', DIMSE_ALLOWED_CALLING_AE_TITLES: ' CT1, PACS ,,' })).toMatchObject({
+    expect(
+      loadConfig({
+        DIMSE_PORT: '0',
+        DIMSE_AE_TITLE: 'SECOND_OPINION',
+        DIMSE_ALLOWED_CALLING_AE_TITLES: ' CT1, PACS ,,',
+      }),
+    ).toMatchObject({
       dimsePort: 0,
       dimseAeTitle: 'SECOND_OPINION',
       dimseAllowedCallingAeTitles: ['CT1', 'PACS'],
@@ -180,7 +201,9 @@ describe('loadConfig', () => {
 
     test('trailing slashes are removed', () => {
       expect(loadConfig({ BASE_URL: 'https://hub.example.org/' }).baseUrl).toBe('https://hub.example.org');
-      expect(loadConfig({ BASE_URL: 'https://example.org/second-opinion//' }).baseUrl).toBe('https://example.org/second-opinion');
+      expect(loadConfig({ BASE_URL: 'https://example.org/second-opinion//' }).baseUrl).toBe(
+        'https://example.org/second-opinion',
+      );
     });
   });
 

@@ -16,7 +16,9 @@ describe('prepared statements', () => {
       const inTransaction = await db.transaction(async (tx) => (await tx.query<{ n: number }>(sum, [5, 5])).rows[0].n);
       expect(inTransaction).toBe(10);
       // One connection in the pool: the statement it prepared is still there, once.
-      const statements = await db.query<{ statement: string }>("SELECT statement FROM pg_prepared_statements WHERE name LIKE 'hub\\_%'");
+      const statements = await db.query<{ statement: string }>(
+        "SELECT statement FROM pg_prepared_statements WHERE name LIKE 'hub\\_%'",
+      );
       expect(statements.rows).toEqual([{ statement: sum }]);
       // Unmarked SQL stays unnamed.
       await db.query('SELECT $1::int AS n', [1]);
@@ -32,11 +34,15 @@ describe('prepared statements', () => {
     const db = await openDatabase({ databaseUrl: database.url, poolSize: 1 });
     try {
       for (let shape = 0; shape < 230; shape++) {
-        expect((await db.query<{ n: number }>(preparedSearch(`SELECT $1::int + ${shape} AS n`), [1])).rows[0]!.n).toBe(shape + 1);
+        expect((await db.query<{ n: number }>(preparedSearch(`SELECT $1::int + ${shape} AS n`), [1])).rows[0]!.n).toBe(
+          shape + 1,
+        );
       }
       const write = prepared('SELECT $1::int * 2 AS n');
       expect((await db.query<{ n: number }>(write, [21])).rows[0]!.n).toBe(42);
-      const named = await db.query<{ statement: string }>("SELECT statement FROM pg_prepared_statements WHERE name LIKE 'hub\\_%'");
+      const named = await db.query<{ statement: string }>(
+        "SELECT statement FROM pg_prepared_statements WHERE name LIKE 'hub\\_%'",
+      );
       expect(named.rows.filter((row) => row.statement.startsWith('/* prepared search */'))).toHaveLength(200);
       expect(named.rows.map((row) => row.statement)).toContain(write);
     } finally {
@@ -48,7 +54,9 @@ describe('prepared statements', () => {
   test('PGlite: a marked statement runs as plain SQL', async () => {
     const db = await openDatabase({});
     try {
-      expect((await db.query<{ n: number }>(prepared('SELECT $1::int + $2::int AS n'), [2, 3])).rows).toEqual([{ n: 5 }]);
+      expect((await db.query<{ n: number }>(prepared('SELECT $1::int + $2::int AS n'), [2, 3])).rows).toEqual([
+        { n: 5 },
+      ]);
     } finally {
       await db.close();
     }

@@ -26,9 +26,17 @@ const PHYSICIAN = 'a.okonkwo@referrer.example.org';
 const PATIENT = 'harriet.demoperson@patient.example.org';
 
 /** Runs a demo script with exactly `env` as its configuration (nothing leaks in from the test runner's). */
-function runScript(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE_BIN, [script, ...args], { cwd: REPO_ROOT, env: { ...cleanEnvironment(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE_BIN, [script, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...cleanEnvironment(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -94,9 +102,12 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
   });
 
   const versions = async (type: string, id: string): Promise<Version[]> =>
-    (await sql.query<{ version: number; content: string }>('SELECT version, content FROM resource_version WHERE resource_type = $1 AND id = $2 ORDER BY version', [type, id])).rows.map(
-      (row) => ({ version: row.version, resource: JSON.parse(row.content) }),
-    );
+    (
+      await sql.query<{ version: number; content: string }>(
+        'SELECT version, content FROM resource_version WHERE resource_type = $1 AND id = $2 ORDER BY version',
+        [type, id],
+      )
+    ).rows.map((row) => ({ version: row.version, resource: JSON.parse(row.content) }));
 
   test('the setup registers the clients and accounts and writes their secrets for its owner only; run again, it changes nothing', async () => {
     expect({ code: setup.code, stderr: setup.stderr }).toEqual({ code: 0, stderr: '' });
@@ -105,13 +116,17 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     const credentials = JSON.parse(await fs.readFile(file, 'utf8'));
     expect(setup.stdout).not.toContain(credentials.people.coordinator.password);
     expect(setup.stdout).not.toContain(credentials.people.coordinator.totpSecret);
-    const clients = await sql.query<{ id: string; public: boolean; scopes: string }>('SELECT id, public, scopes FROM auth_client ORDER BY id');
+    const clients = await sql.query<{ id: string; public: boolean; scopes: string }>(
+      'SELECT id, public, scopes FROM auth_client ORDER BY id',
+    );
     expect(clients.rows).toEqual([
       { id: 'demo-app', public: true, scopes: 'openid fhirUser user/*.cruds' },
       { id: 'demo-ehr', public: false, scopes: 'system/*.cruds' },
       { id: 'demo-registration', public: false, scopes: 'system/*.cruds' },
     ]);
-    const users = await sql.query<{ role: string; fhir_user: string | null; totp: boolean }>('SELECT role, fhir_user, totp_secret IS NOT NULL AS totp FROM auth_user ORDER BY role, fhir_user');
+    const users = await sql.query<{ role: string; fhir_user: string | null; totp: boolean }>(
+      'SELECT role, fhir_user, totp_secret IS NOT NULL AS totp FROM auth_user ORDER BY role, fhir_user',
+    );
     expect(users.rows).toEqual([
       { role: 'coordinator', fhir_user: null, totp: true },
       { role: 'radiologist', fhir_user: 'Practitioner/demo-radiologist', totp: true },
@@ -156,18 +171,34 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     const sourceOf = (version: Version | undefined): string | undefined => version?.resource.meta?.source;
     expect(sourceOf((await versions('ServiceRequest', serviceRequestId!))[0])).toBe('urn:hub:actor:ehr:demo-ehr');
     const coordination = await versions('Task', idAfter(run.stdout, /coordination Task\//));
-    const acceptance = coordination.find((version) => version.resource.businessStatus?.coding?.[0]?.code === 'awaiting-materials' && version.resource.status === 'requested');
+    const acceptance = coordination.find(
+      (version) =>
+        version.resource.businessStatus?.coding?.[0]?.code === 'awaiting-materials' &&
+        version.resource.status === 'requested',
+    );
     expect(sourceOf(acceptance)).toBe(coordinatorActor);
     // The move was applied by the hub's job (status accepted), which claims no person's identity.
-    const applied = coordination.find((version) => version.resource.businessStatus?.coding?.[0]?.code === 'awaiting-materials' && version.resource.status === 'accepted');
+    const applied = coordination.find(
+      (version) =>
+        version.resource.businessStatus?.coding?.[0]?.code === 'awaiting-materials' &&
+        version.resource.status === 'accepted',
+    );
     expect(applied!.version).toBeGreaterThan(acceptance!.version);
     expect(sourceOf(applied) ?? '').not.toMatch(/^urn:hub:actor:(coordinator|radiologist|specialist|ehr):/);
     const preReview = await versions('Task', idAfter(run.stdout, /pre-review Task\//));
-    expect(sourceOf(preReview.find((version) => version.resource.owner && version.resource.status === 'requested'))).toBe(coordinatorActor);
-    expect(sourceOf(preReview.find((version) => version.resource.status === 'completed'))).toBe('urn:hub:actor:radiologist:demo-radiologist');
-    expect(sourceOf((await versions('DiagnosticReport', idAfter(run.stdout, /with DiagnosticReport\//)))[0])).toBe('urn:hub:actor:radiologist:demo-radiologist');
+    expect(
+      sourceOf(preReview.find((version) => version.resource.owner && version.resource.status === 'requested')),
+    ).toBe(coordinatorActor);
+    expect(sourceOf(preReview.find((version) => version.resource.status === 'completed'))).toBe(
+      'urn:hub:actor:radiologist:demo-radiologist',
+    );
+    expect(sourceOf((await versions('DiagnosticReport', idAfter(run.stdout, /with DiagnosticReport\//)))[0])).toBe(
+      'urn:hub:actor:radiologist:demo-radiologist',
+    );
     const offer = await versions('Task', idAfter(run.stdout, /Task\/(?=\S+ offered to)/));
-    expect(sourceOf(offer.find((version) => version.resource.status === 'accepted'))).toBe('urn:hub:actor:specialist:demo-thoracic-oncologist');
+    expect(sourceOf(offer.find((version) => version.resource.status === 'accepted'))).toBe(
+      'urn:hub:actor:specialist:demo-thoracic-oncologist',
+    );
     expect(sourceOf((await versions('Practitioner', 'demo-thoracic-oncologist')).at(-1))).toBe(coordinatorActor);
 
     // submitted (physician, patient), awaiting-materials (physician), specialist-review (physician).
@@ -177,13 +208,22 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
       );
       return found.rows.length === 4 && found.rows.every((row) => row.status === 'sent') ? found.rows : undefined;
     }, 'four notifications sent');
-    const states = rows.map((row) => /^case-state:ServiceRequest\/[^:]+:([a-z-]+):(Patient|Practitioner)\//.exec(row.dedupe_key)?.slice(1).join(' '));
-    expect(states.sort()).toEqual(['awaiting-materials Practitioner', 'specialist-review Practitioner', 'submitted Patient', 'submitted Practitioner']);
+    const states = rows.map((row) =>
+      /^case-state:ServiceRequest\/[^:]+:([a-z-]+):(Patient|Practitioner)\//.exec(row.dedupe_key)?.slice(1).join(' '),
+    );
+    expect(states.sort()).toEqual([
+      'awaiting-materials Practitioner',
+      'specialist-review Practitioner',
+      'submitted Patient',
+      'submitted Practitioner',
+    ]);
     expect(rows.every((row) => row.dedupe_key.includes(`ServiceRequest/${serviceRequestId}:`))).toBe(true);
 
     await sink.waitForMessages(4);
     expect(sink.accepted.map((mail) => mail.messageId).sort()).toEqual(rows.map((row) => row.message_id).sort());
-    expect(sink.accepted.flatMap((mail) => mail.recipients).sort()).toEqual([PHYSICIAN, PHYSICIAN, PHYSICIAN, PATIENT].sort());
+    expect(sink.accepted.flatMap((mail) => mail.recipients).sort()).toEqual(
+      [PHYSICIAN, PHYSICIAN, PHYSICIAN, PATIENT].sort(),
+    );
     for (const received of sink.accepted) {
       const mail = await simpleParser(received.raw);
       expect(mail.text).toContain(`${PUBLIC_BASE}/dashboard/cases/${serviceRequestId}`);
@@ -194,7 +234,9 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     }
 
     // The people were signed out at the end: their sessions are revoked.
-    const sessions = await sql.query<{ open: number }>('SELECT count(*)::int AS open FROM auth_session WHERE revoked_at IS NULL');
+    const sessions = await sql.query<{ open: number }>(
+      'SELECT count(*)::int AS open FROM auth_session WHERE revoked_at IS NULL',
+    );
     expect(sessions.rows[0].open).toBe(0);
   }, 240_000);
 });

@@ -102,7 +102,6 @@ const FHIR_FIXTURES = [
   })),
 ];
 
-
 describe('DICOM access by role, and its audit', () => {
   let th: TestHub;
   let workDir: string;
@@ -115,7 +114,9 @@ describe('DICOM access by role, and its audit', () => {
   const imagingStudyIds = new Map<StudyName, string>();
 
   const get = (token: string | undefined, path: string, accept?: string) =>
-    fetch(`${dicomweb}${path}`, { headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(accept ? { accept } : {}) } });
+    fetch(`${dicomweb}${path}`, {
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(accept ? { accept } : {}) },
+    });
   const as = (who: Who, path: string, accept?: string) => get(tokens[who], path, accept);
   const studiesSeen = async (token: string, query = ''): Promise<string[]> => {
     const response = await get(token, `/studies${query}`, 'application/dicom+json');
@@ -127,49 +128,114 @@ describe('DICOM access by role, and its audit', () => {
   const stow = async (token: string, name: StudyName) => {
     return stowFiles(th.baseUrl, [await readFile(fixture(name).path)], { authorization: `Bearer ${token}` });
   };
-  const storescu = (callingAe: string, names: StudyName[]) => Promise.all(names.map((name) => readPart10(fixture(name).path))).then(async (files) => {
-    const profile = join(workDir, `${callingAe}.cfg`);
-    await writeFile(profile, storescuProfile(files, 'Load'));
-    return runDcmtk('storescu', ['-nh', '-xf', profile, 'Load', '-aet', callingAe, '-aec', 'HUB', '127.0.0.1', String(th.hub.dimsePort),
-      ...names.map((name) => fixture(name).path)], 30_000);
-  });
-  const findscu = (callingAe: string, keys: string[]) => runDcmtk('findscu', ['-v', '-S', '-aet', callingAe, '-aec', 'HUB', '127.0.0.1',
-    String(th.hub.dimsePort), ...keys.flatMap((key) => ['-k', key])], 30_000);
-  const instancePath = (name: StudyName): string => `/studies/${fixture(name).study}/series/${fixture(name).series}/instances/${fixture(name).sop}`;
+  const storescu = (callingAe: string, names: StudyName[]) =>
+    Promise.all(names.map((name) => readPart10(fixture(name).path))).then(async (files) => {
+      const profile = join(workDir, `${callingAe}.cfg`);
+      await writeFile(profile, storescuProfile(files, 'Load'));
+      return runDcmtk(
+        'storescu',
+        [
+          '-nh',
+          '-xf',
+          profile,
+          'Load',
+          '-aet',
+          callingAe,
+          '-aec',
+          'HUB',
+          '127.0.0.1',
+          String(th.hub.dimsePort),
+          ...names.map((name) => fixture(name).path),
+        ],
+        30_000,
+      );
+    });
+  const findscu = (callingAe: string, keys: string[]) =>
+    runDcmtk(
+      'findscu',
+      [
+        '-v',
+        '-S',
+        '-aet',
+        callingAe,
+        '-aec',
+        'HUB',
+        '127.0.0.1',
+        String(th.hub.dimsePort),
+        ...keys.flatMap((key) => ['-k', key]),
+      ],
+      30_000,
+    );
+  const instancePath = (name: StudyName): string =>
+    `/studies/${fixture(name).study}/series/${fixture(name).series}/instances/${fixture(name).sop}`;
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'dicom-access-'));
     th = await startTestHub({
       db: 'postgres',
-      env: { AUTH_REQUIRED: 'true', DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: 'MODALITY,AUDITSCU,AUDITFIND' },
+      env: {
+        AUTH_REQUIRED: 'true',
+        DIMSE_AE_TITLE: 'HUB',
+        DIMSE_ALLOWED_CALLING_AE_TITLES: 'MODALITY,AUDITSCU,AUDITFIND',
+      },
     });
     dicomweb = `${th.baseUrl}/dicomweb`;
 
     const clients = new ClientRegistry(th.hub.db);
-    await clients.addPublic({ id: APP, redirectUris: [REDIRECT], userScopes: parseUserScopes('openid fhirUser user/*.cruds') });
+    await clients.addPublic({
+      id: APP,
+      redirectUris: [REDIRECT],
+      userScopes: parseUserScopes('openid fhirUser user/*.cruds'),
+    });
     const users = new UserStore(th.hub.db);
     for (const [who, person] of Object.entries(PEOPLE) as [Who, (typeof PEOPLE)[Who]][]) {
       const email = `${who.toLowerCase()}@example.org`;
-      const { user, totpSecret } = await users.add({ email, role: person.role, fhirUser: person.fhirUser, password: PASSWORD });
-      userIds[who] = user.id;
-      const { token } = await logIn(new Browser(), th.baseUrl, { clientId: APP, redirectUri: REDIRECT, scope: 'openid fhirUser user/*.cruds' }, {
-        email, password: PASSWORD, totp: totpSecret ? totpCode(totpSecret, Date.now()) : undefined,
+      const { user, totpSecret } = await users.add({
+        email,
+        role: person.role,
+        fhirUser: person.fhirUser,
+        password: PASSWORD,
       });
+      userIds[who] = user.id;
+      const { token } = await logIn(
+        new Browser(),
+        th.baseUrl,
+        { clientId: APP, redirectUri: REDIRECT, scope: 'openid fhirUser user/*.cruds' },
+        {
+          email,
+          password: PASSWORD,
+          totp: totpSecret ? totpCode(totpSecret, Date.now()) : undefined,
+        },
+      );
       tokens[who] = token.access_token as string;
     }
     // A PACS: a system client with ImagingStudy scopes only.
     const key = await generateKeyPair('ES384', { extractable: true });
-    await clients.add({ id: SYSTEM_CLIENT, jwks: { keys: [{ ...(await exportJWK(key.publicKey)), kid: 'k1' }] }, scopes: parseScopes('system/ImagingStudy.crs') });
+    await clients.add({
+      id: SYSTEM_CLIENT,
+      jwks: { keys: [{ ...(await exportJWK(key.publicKey)), kid: 'k1' }] },
+      scopes: parseScopes('system/ImagingStudy.crs'),
+    });
     const tokenUrl = `${th.baseUrl}/oauth2/token`;
     const now = Math.floor(Date.now() / 1000);
-    const assertion = await new SignJWT({ iss: SYSTEM_CLIENT, sub: SYSTEM_CLIENT, aud: tokenUrl, exp: now + 240, iat: now, jti: randomUUID() })
+    const assertion = await new SignJWT({
+      iss: SYSTEM_CLIENT,
+      sub: SYSTEM_CLIENT,
+      aud: tokenUrl,
+      exp: now + 240,
+      iat: now,
+      jti: randomUUID(),
+    })
       .setProtectedHeader({ alg: 'ES384', kid: 'k1', typ: 'JWT' })
       .sign(key.privateKey);
     const issued = await fetch(tokenUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({
-        grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion, scope: 'system/ImagingStudy.crs',
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+        scope: 'system/ImagingStudy.crs',
       }),
     });
     expect(issued.status).toBe(200);
@@ -179,7 +245,14 @@ describe('DICOM access by role, and its audit', () => {
     const loaded = await fhirFetch(th.fhir, {
       method: 'POST',
       headers: { authorization: `Bearer ${await clientToken(th, 'fixture-loader', 'system/*.cruds')}` },
-      body: { resourceType: 'Bundle', type: 'transaction', entry: FHIR_FIXTURES.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })) },
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: FHIR_FIXTURES.map((resource) => ({
+          resource,
+          request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
+        })),
+      },
     });
     expect(loaded.status).toBe(200);
 
@@ -187,8 +260,20 @@ describe('DICOM access by role, and its audit', () => {
     for (const [name, study] of Object.entries(STUDIES) as [StudyName, (typeof STUDIES)[StudyName]][]) {
       const path = join(workDir, `${name}.dcm`);
       await copyFile(join(TEST_FILES, 'CT_small.dcm'), path);
-      const set = [`(0010,0010)=${study.name}`, `(0010,0020)=${study.id}`, `(0008,0050)=${study.accession}`, `(0008,0020)=${study.date}`];
-      const modified = await runDcmtk('dcmodify', ['-nb', '-gst', '-gse', '-gin', ...set.flatMap((value) => ['-i', value]), path]);
+      const set = [
+        `(0010,0010)=${study.name}`,
+        `(0010,0020)=${study.id}`,
+        `(0008,0050)=${study.accession}`,
+        `(0008,0020)=${study.date}`,
+      ];
+      const modified = await runDcmtk('dcmodify', [
+        '-nb',
+        '-gst',
+        '-gse',
+        '-gin',
+        ...set.flatMap((value) => ['-i', value]),
+        path,
+      ]);
       expect({ code: modified.code, output: modified.output }).toEqual({ code: 0, output: '' });
       const dump = await runDcmtk('dcmdump', ['-s', '+P', '0020,000d', '+P', '0020,000e', '+P', '0008,0018', path]);
       const printed = [...dump.output.matchAll(/\((\w{4},\w{4})\) UI \[([\d.]+)\]/g)];
@@ -199,13 +284,23 @@ describe('DICOM access by role, and its audit', () => {
     expect(stored.code).toBe(0);
 
     // The release waited for the ImagingStudies; the matching job's own step ties each to its case.
-    const repository = { db: th.hub.db, blobs: new FileBlobStore(join(th.config.dataDir, 'blobs')), baseUrl: th.baseUrl, binaryMaxBytes: th.config.binaryMaxBytes };
+    const repository = {
+      db: th.hub.db,
+      blobs: new FileBlobStore(join(th.config.dataDir, 'blobs')),
+      baseUrl: th.baseUrl,
+      binaryMaxBytes: th.config.binaryMaxBytes,
+    };
     const outcomes: Record<string, string> = {};
     for (const name of ['x', 'b1', 'a1', 'a2'] as const) {
-      const row = await th.hub.db.query<{ imaging_study_id: string }>('SELECT imaging_study_id FROM dicom_study WHERE study_instance_uid = $1', [fixture(name).study]);
+      const row = await th.hub.db.query<{ imaging_study_id: string }>(
+        'SELECT imaging_study_id FROM dicom_study WHERE study_instance_uid = $1',
+        [fixture(name).study],
+      );
       const id = row.rows[0]!.imaging_study_id;
       imagingStudyIds.set(name, id);
-      outcomes[name] = (await th.hub.db.transaction((tx) => matchImagingStudy(tx, repository, id, async () => undefined, new Date()))).outcome;
+      outcomes[name] = (
+        await th.hub.db.transaction((tx) => matchImagingStudy(tx, repository, id, async () => undefined, new Date()))
+      ).outcome;
     }
     expect(outcomes).toEqual({ x: 'unmatched', b1: 'matched', a1: 'matched', a2: 'matched' });
   }, 120_000);
@@ -269,7 +364,11 @@ describe('DICOM access by role, and its audit', () => {
       expect(await statuses('physicianB', 'a1')).toEqual(HIDDEN);
       expect(await statuses('patientA', 'b1')).toEqual(HIDDEN);
       const hidden = await as('physicianA', `${instancePath('b1')}/metadata`, 'application/dicom+json');
-      const missing = await as('physicianA', `/studies/1.2.3.4/series/1.2.3.5/instances/1.2.3.6/metadata`, 'application/dicom+json');
+      const missing = await as(
+        'physicianA',
+        `/studies/1.2.3.4/series/1.2.3.5/instances/1.2.3.6/metadata`,
+        'application/dicom+json',
+      );
       expect([hidden.status, await hidden.text()]).toEqual([missing.status, await missing.text()]);
     });
 
@@ -293,7 +392,10 @@ describe('DICOM access by role, and its audit', () => {
       for (const who of ['physicianA', 'patientA'] as const) {
         const answer = await stow(tokens[who], 'x');
         expect([who, answer.status]).toEqual([who, 403]);
-        expect((await answer.json()) as Json).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'forbidden' }] });
+        expect((await answer.json()) as Json).toMatchObject({
+          resourceType: 'OperationOutcome',
+          issue: [{ code: 'forbidden' }],
+        });
       }
     });
   });
@@ -317,22 +419,42 @@ describe('DICOM access by role, and its audit', () => {
       }
       return events;
     }
-    const isDicom = (event: Json): boolean => event.type?.system === DCM && ['110112', '110103', '110104'].includes(event.type.code);
-    const summary = (event: Json): string => `${event.type.code}/${event.subtype.find((c: Json) => c.system === SUBTYPE).code}/${event.outcome}`;
-    const byUser = (events: Json[], who: Who): Json[] => events.filter((event) => event.agent.some((agent: Json) => agent.altId === userIds[who]));
-    const byAe = (events: Json[], ae: string): Json[] => events.filter((event) => event.agent.some((agent: Json) => agent.requestor && agent.altId === `AETITLES=${ae}`));
+    const isDicom = (event: Json): boolean =>
+      event.type?.system === DCM && ['110112', '110103', '110104'].includes(event.type.code);
+    const summary = (event: Json): string =>
+      `${event.type.code}/${event.subtype.find((c: Json) => c.system === SUBTYPE).code}/${event.outcome}`;
+    const byUser = (events: Json[], who: Who): Json[] =>
+      events.filter((event) => event.agent.some((agent: Json) => agent.altId === userIds[who]));
+    const byAe = (events: Json[], ae: string): Json[] =>
+      events.filter((event) => event.agent.some((agent: Json) => agent.requestor && agent.altId === `AETITLES=${ae}`));
     const decodedQuery = (event: Json): string | undefined => {
       const query = event.entity?.find((entity: Json) => entity.role?.code === '24')?.query;
       return query === undefined ? undefined : Buffer.from(query, 'base64').toString('utf8');
     };
-    const references = (event: Json): string[] => (event.entity ?? []).map((entity: Json) => entity.what?.reference).filter(Boolean).sort();
-    const studyUids = (event: Json): string[] => (event.entity ?? []).filter((entity: Json) => entity.role?.code === '3').map((entity: Json) => entity.what.identifier.value).sort();
+    const references = (event: Json): string[] =>
+      (event.entity ?? [])
+        .map((entity: Json) => entity.what?.reference)
+        .filter(Boolean)
+        .sort();
+    const studyUids = (event: Json): string[] =>
+      (event.entity ?? [])
+        .filter((entity: Json) => entity.role?.code === '3')
+        .map((entity: Json) => entity.what.identifier.value)
+        .sort();
 
     test('a scripted DICOMweb and DIMSE session: one event per request and association, right outcome, no DICOM patient values', async () => {
       started = since();
       // The physician: two QIDO (one by name), a WADO of theirs, a WADO of the other case, a refused STOW.
       expect((await as('auditPhysician', '/studies', 'application/dicom+json')).status).toBe(200);
-      expect((await as('auditPhysician', '/studies?PatientName=Secret*&limit=5&StudyInstanceUID=1.2.3.77', 'application/dicom+json')).status).toBe(200);
+      expect(
+        (
+          await as(
+            'auditPhysician',
+            '/studies?PatientName=Secret*&limit=5&StudyInstanceUID=1.2.3.77',
+            'application/dicom+json',
+          )
+        ).status,
+      ).toBe(200);
       expect((await as('auditPhysician', `${instancePath('a1')}/metadata`, 'application/dicom+json')).status).toBe(200);
       expect((await as('auditPhysician', instancePath('b1'))).status).toBe(404);
       expect((await stow(tokens.auditPhysician, 'stow')).status).toBe(403);
@@ -346,21 +468,35 @@ describe('DICOM access by role, and its audit', () => {
       const find = await findscu('AUDITFIND', ['QueryRetrieveLevel=STUDY', 'PatientName=Secret*', 'StudyInstanceUID']);
       expect(find.output).toMatch(/Received Final Find Response \(Success\)/);
       expect((await storescu('INTRUDER', ['dimse'])).code).not.toBe(0);
-      expect((await findscu('INTRUDER2', ['QueryRetrieveLevel=STUDY', 'PatientName=Secret*'])).output).not.toMatch(/Final Find Response/);
+      expect((await findscu('INTRUDER2', ['QueryRetrieveLevel=STUDY', 'PatientName=Secret*'])).output).not.toMatch(
+        /Final Find Response/,
+      );
 
       const expected = 5 + 2 + 1 + 4;
       const session = (events: Json[]) => [
-        ...byUser(events, 'auditPhysician'), ...byUser(events, 'auditCoordinator'),
+        ...byUser(events, 'auditPhysician'),
+        ...byUser(events, 'auditCoordinator'),
         ...events.filter((event) => decodedQuery(event)?.includes('1.2.3.401')),
         ...['AUDITSCU', 'AUDITFIND', 'INTRUDER', 'INTRUDER2'].flatMap((ae) => byAe(events, ae)),
       ];
-      await until(async () => (session((await auditEvents()).filter(isDicom)).length >= expected ? true : undefined), `${expected} DICOM AuditEvents`, 30_000, 100);
+      await until(
+        async () => (session((await auditEvents()).filter(isDicom)).length >= expected ? true : undefined),
+        `${expected} DICOM AuditEvents`,
+        30_000,
+        100,
+      );
       // Anything recorded late would show up now.
       await new Promise((resolve) => setTimeout(resolve, 500));
       const events = (await auditEvents()).filter(isDicom);
 
       const physician = byUser(events, 'auditPhysician');
-      expect(physician.map(summary).sort()).toEqual(['110103/wado-rs/0', '110103/wado-rs/4', '110104/stow-rs/4', '110112/qido-rs/0', '110112/qido-rs/0']);
+      expect(physician.map(summary).sort()).toEqual([
+        '110103/wado-rs/0',
+        '110103/wado-rs/4',
+        '110104/stow-rs/4',
+        '110112/qido-rs/0',
+        '110112/qido-rs/0',
+      ]);
       const queries = physician.filter((event) => event.type.code === '110112');
       expect(queries.map(decodedQuery).sort()).toEqual(['', 'PatientName=redacted&limit=5&StudyInstanceUID=1.2.3.77']);
       expect(references(queries.find((event) => decodedQuery(event) === '')!)).toEqual(['Patient/pat-a']);
@@ -384,8 +520,15 @@ describe('DICOM access by role, and its audit', () => {
       expect(cStore.map(summary)).toEqual(['110104/c-store/0']);
       expect(studyUids(cStore[0])).toEqual([`urn:oid:${fixture('dimse').study}`]);
       const source = cStore[0].agent.find((agent: Json) => agent.requestor);
-      expect(source).toMatchObject({ type: { coding: [{ code: '110153' }] }, who: { identifier: { value: 'AUDITSCU' } }, network: { type: '2' } });
-      expect(cStore[0].agent.find((agent: Json) => !agent.requestor)).toMatchObject({ type: { coding: [{ code: '110152' }] }, altId: 'AETITLES=HUB' });
+      expect(source).toMatchObject({
+        type: { coding: [{ code: '110153' }] },
+        who: { identifier: { value: 'AUDITSCU' } },
+        network: { type: '2' },
+      });
+      expect(cStore[0].agent.find((agent: Json) => !agent.requestor)).toMatchObject({
+        type: { coding: [{ code: '110152' }] },
+        altId: 'AETITLES=HUB',
+      });
       const cFind = byAe(events, 'AUDITFIND');
       expect(cFind.map(summary)).toEqual(['110112/c-find/0']);
       expect(decodedQuery(cFind[0])).toBe('QueryRetrieveLevel=STUDY&PatientName=redacted&StudyInstanceUID=');
@@ -396,7 +539,11 @@ describe('DICOM access by role, and its audit', () => {
 
       expect(session(events)).toHaveLength(expected);
       for (const event of session(events)) {
-        expect([summary(event), SECRET.test(JSON.stringify(event)), SECRET.test(decodedQuery(event) ?? '')]).toEqual([summary(event), false, false]);
+        expect([summary(event), SECRET.test(JSON.stringify(event)), SECRET.test(decodedQuery(event) ?? '')]).toEqual([
+          summary(event),
+          false,
+          false,
+        ]);
       }
     });
   });

@@ -13,9 +13,23 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { CommandField, Status, encodeRequest } from '../src/dicom/dimse/command-set.ts';
 import { buildPart10Header } from '../src/dicom/dimse/part10-writer.ts';
-import { APPLICATION_CONTEXT_NAME, PduType, encodeAssociateRq, encodePData, encodeReleaseRq } from '../src/dicom/dimse/pdu.ts';
+import {
+  APPLICATION_CONTEXT_NAME,
+  PduType,
+  encodeAssociateRq,
+  encodePData,
+  encodeReleaseRq,
+} from '../src/dicom/dimse/pdu.ts';
 import { DUPLICATE_SOP_INSTANCE } from '../src/dicom/dimse/store-handler.ts';
-import { RawPeer, freePort, readPart10, runDcmtk, startDcmtk, storescuProfile, waitForListener } from '../src/dicom/dimse/test-peer.ts';
+import {
+  RawPeer,
+  freePort,
+  readPart10,
+  runDcmtk,
+  startDcmtk,
+  storescuProfile,
+  waitForListener,
+} from '../src/dicom/dimse/test-peer.ts';
 import type { Part10File } from '../src/dicom/dimse/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { startHubProcess } from './support/hub-process.ts';
@@ -41,7 +55,9 @@ interface InstanceRow {
 /** `count` copies of a pydicom file, each with fresh Study, Series and SOP Instance UIDs. */
 async function freshCopies(source: string, count: number, dir: string, prefix = 'copy'): Promise<string[]> {
   await mkdir(dir, { recursive: true });
-  const paths = Array.from({ length: count }, (_unused, index) => join(dir, `${prefix}-${String(index).padStart(4, '0')}.dcm`));
+  const paths = Array.from({ length: count }, (_unused, index) =>
+    join(dir, `${prefix}-${String(index).padStart(4, '0')}.dcm`),
+  );
   for (const path of paths) await copyFile(join(TEST_FILES, source), path);
   const result = await runDcmtk('dcmodify', ['-nb', '-gst', '-gse', '-gin', ...paths], 60_000);
   expect(result.code).toBe(0);
@@ -50,7 +66,9 @@ async function freshCopies(source: string, count: number, dir: string, prefix = 
 
 /** Each Store Response storescu -v logged, in order ("Success", "Error: CannotUnderstand", …). */
 function storeResponses(output: string): string[] {
-  return output.split('\n').filter((line) => line.includes('Received Store Response'))
+  return output
+    .split('\n')
+    .filter((line) => line.includes('Received Store Response'))
     .map((line) => line.replace(/^.*Received Store Response \((.*)\).*$/, '$1'));
 }
 
@@ -60,7 +78,8 @@ describe('DICOM ingest over C-STORE', () => {
   let blobs: FileBlobStore;
 
   const instanceRow = async (sopInstanceUid: string): Promise<InstanceRow | undefined> =>
-    (await th.hub.db.query<InstanceRow>('SELECT * FROM dicom_instance WHERE sop_instance_uid = $1', [sopInstanceUid])).rows[0];
+    (await th.hub.db.query<InstanceRow>('SELECT * FROM dicom_instance WHERE sop_instance_uid = $1', [sopInstanceUid]))
+      .rows[0];
 
   const imagingStudy = async (studyInstanceUid: string) => {
     const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${studyInstanceUid}`);
@@ -73,13 +92,31 @@ describe('DICOM ingest over C-STORE', () => {
     const parts = await Promise.all(files.map((file) => readPart10(file)));
     const profile = join(workDir, `${profileName}.cfg`);
     await writeFile(profile, storescuProfile(parts, 'Ingest'));
-    return runDcmtk('storescu', ['-v', '-nh', '-xf', profile, 'Ingest', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1',
-      String(th.hub.dimsePort), ...files], 30_000);
+    return runDcmtk(
+      'storescu',
+      [
+        '-v',
+        '-nh',
+        '-xf',
+        profile,
+        'Ingest',
+        '-aet',
+        'STORESCU',
+        '-aec',
+        'HUB',
+        '127.0.0.1',
+        String(th.hub.dimsePort),
+        ...files,
+      ],
+      30_000,
+    );
   };
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'dicom-ingest-'));
-    th = await startTestHub({ env: { DIMSE_PORT: '0', DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: 'STORESCU,ECHOSCU,RAW,REF' } });
+    th = await startTestHub({
+      env: { DIMSE_PORT: '0', DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: 'STORESCU,ECHOSCU,RAW,REF' },
+    });
     blobs = new FileBlobStore(join(th.config.dataDir, 'blobs'));
   });
 
@@ -90,13 +127,30 @@ describe('DICOM ingest over C-STORE', () => {
 
   test('echoscu is answered; a calling AE title outside the allow-list is rejected', async () => {
     expect(th.hub.dimsePort).toBeGreaterThan(0);
-    expect(await runDcmtk('echoscu', ['-aet', 'ECHOSCU', '-aec', 'HUB', '127.0.0.1', String(th.hub.dimsePort)])).toEqual({ code: 0, output: '' });
-    const intruder = await runDcmtk('echoscu', ['-aet', 'INTRUDER', '-aec', 'HUB', '127.0.0.1', String(th.hub.dimsePort)]);
+    expect(
+      await runDcmtk('echoscu', ['-aet', 'ECHOSCU', '-aec', 'HUB', '127.0.0.1', String(th.hub.dimsePort)]),
+    ).toEqual({ code: 0, output: '' });
+    const intruder = await runDcmtk('echoscu', [
+      '-aet',
+      'INTRUDER',
+      '-aec',
+      'HUB',
+      '127.0.0.1',
+      String(th.hub.dimsePort),
+    ]);
     expect(intruder.output).toMatch(/Calling AE Title Not Recognized/i);
   });
 
   test('storescu stores several transfer syntaxes in one association: index, blobs byte for byte, ImagingStudy', async () => {
-    const names = ['CT_small.dcm', 'MR_small.dcm', 'JPEG2000.dcm', 'SC_rgb_jpeg_dcmtk.dcm', 'image_dfl.dcm', 'ExplVR_BigEnd.dcm', 'waveform_ecg.dcm'];
+    const names = [
+      'CT_small.dcm',
+      'MR_small.dcm',
+      'JPEG2000.dcm',
+      'SC_rgb_jpeg_dcmtk.dcm',
+      'image_dfl.dcm',
+      'ExplVR_BigEnd.dcm',
+      'waveform_ecg.dcm',
+    ];
     const files = names.map((name) => join(TEST_FILES, name));
     const originals = await Promise.all(files.map((file) => readPart10(file)));
 
@@ -105,12 +159,32 @@ describe('DICOM ingest over C-STORE', () => {
     const referenceDir = join(workDir, 'reference');
     await mkdir(referenceDir);
     const referencePort = await freePort();
-    const reference = startDcmtk('storescp', ['+B', '+xa', '+uf', '-od', referenceDir, '-aet', 'REF', String(referencePort)]);
+    const reference = startDcmtk('storescp', [
+      '+B',
+      '+xa',
+      '+uf',
+      '-od',
+      referenceDir,
+      '-aet',
+      'REF',
+      String(referencePort),
+    ]);
     try {
       await waitForListener(referencePort);
       const profile = join(workDir, 'reference.cfg');
       await writeFile(profile, storescuProfile(originals, 'Ingest'));
-      const run = await runDcmtk('storescu', ['-xf', profile, 'Ingest', '-aet', 'STORESCU', '-aec', 'REF', '127.0.0.1', String(referencePort), ...files]);
+      const run = await runDcmtk('storescu', [
+        '-xf',
+        profile,
+        'Ingest',
+        '-aet',
+        'STORESCU',
+        '-aec',
+        'REF',
+        '127.0.0.1',
+        String(referencePort),
+        ...files,
+      ]);
       expect(run.code).toBe(0);
     } finally {
       await reference.stop();
@@ -127,17 +201,23 @@ describe('DICOM ingest over C-STORE', () => {
 
     for (const original of originals) {
       const row = await instanceRow(original.sopInstanceUid);
-      expect({ uid: original.sopInstanceUid, ts: row?.transfer_syntax_uid }).toEqual({ uid: original.sopInstanceUid, ts: original.transferSyntaxUid });
+      expect({ uid: original.sopInstanceUid, ts: row?.transfer_syntax_uid }).toEqual({
+        uid: original.sopInstanceUid,
+        ts: original.transferSyntaxUid,
+      });
       const stored = await blobs.read(row!.blob_key);
       expect(createHash('sha256').update(stored).digest('hex')).toBe(row!.sha256);
       expect(Number(row!.size)).toBe(stored.length);
       const wire = sent.get(original.sopInstanceUid)!;
-      const expected = Buffer.concat([buildPart10Header({
-        mediaStorageSopClassUid: original.sopClassUid,
-        mediaStorageSopInstanceUid: original.sopInstanceUid,
-        transferSyntaxUid: original.transferSyntaxUid,
-        sourceApplicationEntityTitle: 'STORESCU',
-      }), wire.dataSet]);
+      const expected = Buffer.concat([
+        buildPart10Header({
+          mediaStorageSopClassUid: original.sopClassUid,
+          mediaStorageSopInstanceUid: original.sopInstanceUid,
+          transferSyntaxUid: original.transferSyntaxUid,
+          sourceApplicationEntityTitle: 'STORESCU',
+        }),
+        wire.dataSet,
+      ]);
       expect(stored.equals(expected)).toBe(true);
       // The header as DICOM JSON, pixel data by reference.
       const json = JSON.parse(row!.dicom_json);
@@ -156,12 +236,14 @@ describe('DICOM ingest over C-STORE', () => {
       numberOfSeries: 1,
       numberOfInstances: 1,
       subject: { type: 'Patient', identifier: { value: expect.any(String) } },
-      series: [{
-        uid: ct.series_instance_uid,
-        modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' },
-        numberOfInstances: 1,
-        instance: [{ uid: ct.sop_instance_uid, sopClass: { system: 'urn:ietf:rfc:3986', code: `urn:oid:${CT}` } }],
-      }],
+      series: [
+        {
+          uid: ct.series_instance_uid,
+          modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' },
+          numberOfInstances: 1,
+          instance: [{ uid: ct.sop_instance_uid, sopClass: { system: 'urn:ietf:rfc:3986', code: `urn:oid:${CT}` } }],
+        },
+      ],
     });
     expect(study.subject.display).toBeUndefined();
     expect(study.endpoint).toHaveLength(1);
@@ -174,8 +256,12 @@ describe('DICOM ingest over C-STORE', () => {
     const nm = await imagingStudy((await instanceRow(originals[2]!.sopInstanceUid))!.study_instance_uid);
     expect(nm[0].series[0].bodySite).toEqual({ code: 'WHOLE BODY', display: 'WHOLE BODY' });
 
-    const studyRow = (await th.hub.db.query<{ number_of_series: number; number_of_instances: number; modalities: string[] }>(
-      'SELECT number_of_series, number_of_instances, modalities FROM dicom_study WHERE study_instance_uid = $1', [ct.study_instance_uid])).rows[0];
+    const studyRow = (
+      await th.hub.db.query<{ number_of_series: number; number_of_instances: number; modalities: string[] }>(
+        'SELECT number_of_series, number_of_instances, modalities FROM dicom_study WHERE study_instance_uid = $1',
+        [ct.study_instance_uid],
+      )
+    ).rows[0];
     expect(studyRow).toEqual({ number_of_series: 1, number_of_instances: 1, modalities: ['CT'] });
     // Each study's ImagingStudy write recorded its outbox event in the same transaction.
     const events = await th.hub.db.query<{ name: string }>("SELECT name FROM outbox WHERE name LIKE 'ImagingStudy.%'");
@@ -189,9 +275,25 @@ describe('DICOM ingest over C-STORE', () => {
     // One study, two series: copies 0 and 1 share a series, copy 2 has its own.
     const study = '1.2.826.0.1.3680043.8.498.1001';
     // No Patient ID: the subject reference says why it is empty (ImagingStudy.subject is 1..1).
-    await runDcmtk('dcmodify', ['-nb', '-m', `(0020,000D)=${study}`, '-ea', '(0010,0020)', '-i', '(0018,0015)=CHEST', ...paths]);
+    await runDcmtk('dcmodify', [
+      '-nb',
+      '-m',
+      `(0020,000D)=${study}`,
+      '-ea',
+      '(0010,0020)',
+      '-i',
+      '(0018,0015)=CHEST',
+      ...paths,
+    ]);
     await runDcmtk('dcmodify', ['-nb', '-m', '(0020,000E)=1.2.826.0.1.3680043.8.498.1001.1', paths[0]!, paths[1]!]);
-    await runDcmtk('dcmodify', ['-nb', '-m', '(0020,000E)=1.2.826.0.1.3680043.8.498.1001.2', '-m', '(0020,0011)=7', paths[2]!]);
+    await runDcmtk('dcmodify', [
+      '-nb',
+      '-m',
+      '(0020,000E)=1.2.826.0.1.3680043.8.498.1001.2',
+      '-m',
+      '(0020,0011)=7',
+      paths[2]!,
+    ]);
     const result = await storescu(paths, 'multi');
     expect(storeResponses(result.output)).toEqual(['Success', 'Success', 'Success']);
     const [resource] = await imagingStudy(study);
@@ -201,15 +303,24 @@ describe('DICOM ingest over C-STORE', () => {
       type: 'Patient',
       extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }],
     });
-    expect(resource.series[0].bodySite).toEqual({ system: 'http://snomed.info/sct', code: '51185008', display: 'Thorax' });
+    expect(resource.series[0].bodySite).toEqual({
+      system: 'http://snomed.info/sct',
+      code: '51185008',
+      display: 'Thorax',
+    });
     // A series already stored under this study cannot join another one.
     const [stray] = await freshCopies('CT_small.dcm', 1, dir, 'stray');
     await runDcmtk('dcmodify', ['-nb', '-m', '(0020,000E)=1.2.826.0.1.3680043.8.498.1001.1', stray!]);
     const strayResult = await storescu([stray!], 'stray');
     expect(storeResponses(strayResult.output)).toEqual(['Error: CannotUnderstand']);
     expect(await instanceRow((await readPart10(stray!)).sopInstanceUid)).toBeUndefined();
-    expect(resource.series.map((series: { uid: string; numberOfInstances: number; instance: unknown[] }) =>
-      [series.uid, series.numberOfInstances, series.instance.length])).toEqual([
+    expect(
+      resource.series.map((series: { uid: string; numberOfInstances: number; instance: unknown[] }) => [
+        series.uid,
+        series.numberOfInstances,
+        series.instance.length,
+      ]),
+    ).toEqual([
       ['1.2.826.0.1.3680043.8.498.1001.1', 2, 2],
       ['1.2.826.0.1.3680043.8.498.1001.2', 1, 1],
     ]);
@@ -226,30 +337,58 @@ describe('DICOM ingest over C-STORE', () => {
 
     const peer = await RawPeer.connect(th.hub.dimsePort);
     try {
-      await peer.send(encodeAssociateRq({
-        calledAeTitle: 'HUB',
-        callingAeTitle: 'RAW',
-        applicationContextName: APPLICATION_CONTEXT_NAME,
-        presentationContexts: [
-          { id: 1, abstractSyntaxUid: CT, transferSyntaxUids: [EXPLICIT_LE] },
-          { id: 3, abstractSyntaxUid: MR, transferSyntaxUids: [EXPLICIT_LE] },
-        ],
-        userInformation: { maxPduLength: 0, implementationClassUid: '1.2.3.4', implementationVersionName: 'RAWPEER' },
-      }));
+      await peer.send(
+        encodeAssociateRq({
+          calledAeTitle: 'HUB',
+          callingAeTitle: 'RAW',
+          applicationContextName: APPLICATION_CONTEXT_NAME,
+          presentationContexts: [
+            { id: 1, abstractSyntaxUid: CT, transferSyntaxUids: [EXPLICIT_LE] },
+            { id: 3, abstractSyntaxUid: MR, transferSyntaxUids: [EXPLICIT_LE] },
+          ],
+          userInformation: { maxPduLength: 0, implementationClassUid: '1.2.3.4', implementationVersionName: 'RAWPEER' },
+        }),
+      );
       expect((await peer.nextPdu())?.type).toBe(PduType.associateAc);
-      const store = async (contextId: number, messageId: number, sopClassUid: string, sopInstanceUid: string, dataSet: Buffer) => {
-        const command = encodeRequest({ commandField: CommandField.cStoreRq, messageId, affectedSopClassUid: sopClassUid, affectedSopInstanceUid: sopInstanceUid, priority: 0, hasDataSet: true });
-        await peer.send(Buffer.concat([...encodePData(contextId, true, command, 16384), ...encodePData(contextId, false, dataSet, 16384)]));
+      const store = async (
+        contextId: number,
+        messageId: number,
+        sopClassUid: string,
+        sopInstanceUid: string,
+        dataSet: Buffer,
+      ) => {
+        const command = encodeRequest({
+          commandField: CommandField.cStoreRq,
+          messageId,
+          affectedSopClassUid: sopClassUid,
+          affectedSopInstanceUid: sopInstanceUid,
+          priority: 0,
+          hasDataSet: true,
+        });
+        await peer.send(
+          Buffer.concat([
+            ...encodePData(contextId, true, command, 16384),
+            ...encodePData(contextId, false, dataSet, 16384),
+          ]),
+        );
         return (await peer.nextCommand(10_000)).command;
       };
       expect(await store(1, 1, CT, ct1.sopInstanceUid, ct1.dataSet)).toMatchObject({ status: Status.success });
       const refusedTruncated = await store(3, 2, MR, '1.2.826.0.1.3680043.8.498.2002', truncated.dataSet);
-      expect(refusedTruncated).toMatchObject({ status: Status.cannotUnderstand, errorComment: expect.stringMatching(/truncated|past the end/i) });
+      expect(refusedTruncated).toMatchObject({
+        status: Status.cannotUnderstand,
+        errorComment: expect.stringMatching(/truncated|past the end/i),
+      });
       // The command names one SOP Instance UID, the data set another: refused, not stored under either.
       const mismatch = await store(1, 3, CT, '1.2.826.0.1.3680043.8.498.2003', ct2.dataSet);
-      expect(mismatch).toMatchObject({ status: Status.cannotUnderstand, errorComment: expect.stringMatching(/SOP Instance UID/) });
-      expect(await store(1, 4, CT, missingStudy.sopInstanceUid, missingStudy.dataSet))
-        .toMatchObject({ status: Status.cannotUnderstand, errorComment: 'StudyInstanceUID is missing or empty' });
+      expect(mismatch).toMatchObject({
+        status: Status.cannotUnderstand,
+        errorComment: expect.stringMatching(/SOP Instance UID/),
+      });
+      expect(await store(1, 4, CT, missingStudy.sopInstanceUid, missingStudy.dataSet)).toMatchObject({
+        status: Status.cannotUnderstand,
+        errorComment: 'StudyInstanceUID is missing or empty',
+      });
       expect(await store(1, 5, CT, ct2.sopInstanceUid, ct2.dataSet)).toMatchObject({ status: Status.success });
       await peer.send(encodeReleaseRq());
       expect((await peer.nextPdu())?.type).toBe(PduType.releaseRp);
@@ -268,7 +407,14 @@ describe('DICOM ingest over C-STORE', () => {
     const studyBefore = (await imagingStudy(before?.study_instance_uid ?? ''))[0];
     expect(studyBefore?.meta.versionId).toBe('1');
     // MR_small_jpeg_ls_lossless.dcm is MR_small.dcm compressed: same SOP Instance UID, other bytes.
-    const result = await storescu([join(TEST_FILES, 'MR_small.dcm'), join(TEST_FILES, 'MR_small_jpeg_ls_lossless.dcm'), join(TEST_FILES, 'MR_small.dcm')], 'duplicates');
+    const result = await storescu(
+      [
+        join(TEST_FILES, 'MR_small.dcm'),
+        join(TEST_FILES, 'MR_small_jpeg_ls_lossless.dcm'),
+        join(TEST_FILES, 'MR_small.dcm'),
+      ],
+      'duplicates',
+    );
     const responses = storeResponses(result.output);
     expect(responses[0]).toBe('Success');
     expect(responses[1]).toMatch(/0x111|Duplicate/i);
@@ -296,8 +442,25 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
       const hub = await startHubProcess(env);
 
       // storescu -v logs "Received Store Response (Success)" for each acknowledged instance, in order.
-      const storescu = spawn('env', ['TCP_NODELAY=1', 'storescu', '-v', '-xf', join(workDir, 'crash.cfg'), 'Ingest', '-aet', 'STORESCU',
-        '-aec', 'HUB', '127.0.0.1', String(dimsePort), ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const storescu = spawn(
+        'env',
+        [
+          'TCP_NODELAY=1',
+          'storescu',
+          '-v',
+          '-xf',
+          join(workDir, 'crash.cfg'),
+          'Ingest',
+          '-aet',
+          'STORESCU',
+          '-aec',
+          'HUB',
+          '127.0.0.1',
+          String(dimsePort),
+          ...files,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let output = '';
       let killed = false;
       const onOutput = (chunk: Buffer): void => {
@@ -323,7 +486,11 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
         await client.connect();
         const store = new FileBlobStore(join(dataDir, 'blobs'));
         for (const part of acknowledged) {
-          const row = (await client.query<InstanceRow>('SELECT * FROM dicom_instance WHERE sop_instance_uid = $1', [part.sopInstanceUid])).rows[0];
+          const row = (
+            await client.query<InstanceRow>('SELECT * FROM dicom_instance WHERE sop_instance_uid = $1', [
+              part.sopInstanceUid,
+            ])
+          ).rows[0];
           expect(row).toBeDefined();
           const bytes = await store.read(row!.blob_key);
           expect(createHash('sha256').update(bytes).digest('hex')).toBe(row!.sha256);
@@ -331,14 +498,16 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
         }
         // Each study's ImagingStudy catches up with its index rows, whether or not the killed hub had refreshed it.
         const studies = await client.query<{ study_instance_uid: string; number_of_instances: number }>(
-          'SELECT study_instance_uid, number_of_instances FROM dicom_study');
+          'SELECT study_instance_uid, number_of_instances FROM dicom_study',
+        );
         for (const study of studies.rows) {
           const url = `${restarted.url}/fhir/ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.study_instance_uid}`)}`;
           let count: number | undefined;
           for (let attempt = 0; attempt < 100 && count !== study.number_of_instances; attempt++) {
             if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100));
             const resources = await fhirFetch(url);
-            count = (resources.body.entry as { resource: { numberOfInstances: number } }[] | undefined)?.[0]?.resource.numberOfInstances;
+            count = (resources.body.entry as { resource: { numberOfInstances: number } }[] | undefined)?.[0]?.resource
+              .numberOfInstances;
           }
           expect(count).toBe(study.number_of_instances);
         }
@@ -348,8 +517,18 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
         expect(all.rows.length).toBeGreaterThanOrEqual(acknowledged.length);
         for (const row of all.rows) expect((await store.size(row.blob_key)) > 0).toBe(true);
         // And the restarted hub takes new instances.
-        const after = await runDcmtk('storescu', ['-xf', join(workDir, 'crash.cfg'), 'Ingest', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1',
-          String(dimsePort), files[files.length - 1]!]);
+        const after = await runDcmtk('storescu', [
+          '-xf',
+          join(workDir, 'crash.cfg'),
+          'Ingest',
+          '-aet',
+          'STORESCU',
+          '-aec',
+          'HUB',
+          '127.0.0.1',
+          String(dimsePort),
+          files[files.length - 1]!,
+        ]);
         expect(after.code).toBe(0);
       } finally {
         await restarted.stop();

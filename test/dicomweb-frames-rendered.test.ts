@@ -45,7 +45,13 @@ const PLAN: PlanEntry[] = [
   { name: 'ct', source: 'CT_small.dcm', values: true },
   { name: 'mr', source: 'MR_small.dcm', values: true },
   { name: 'mr-be', source: 'MR_small_bigendian.dcm', newUids: true },
-  { name: 'mr-mono1', source: 'MR_small_implicit.dcm', newUids: true, set: { PhotometricInterpretation: 'MONOCHROME1' }, values: true },
+  {
+    name: 'mr-mono1',
+    source: 'MR_small_implicit.dcm',
+    newUids: true,
+    set: { PhotometricInterpretation: 'MONOCHROME1' },
+    values: true,
+  },
   { name: 'mr-rle', source: 'MR_small_RLE.dcm', newUids: true, values: true },
   { name: 'mr-jls', source: 'MR_small_jpeg_ls_lossless.dcm', newUids: true },
   { name: 'mr-j2k', source: 'MR_small_jp2klossless.dcm', newUids: true },
@@ -77,10 +83,15 @@ function splitMultipart(body: Buffer, contentType: string): Part[] {
   while (position !== -1) {
     const headerStart = position + boundary.length + 4;
     const headerEnd = body.indexOf('\r\n\r\n', headerStart);
-    const headers = new Map(body.toString('latin1', headerStart, headerEnd).split('\r\n').map((line) => {
-      const colon = line.indexOf(':');
-      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as [string, string];
-    }));
+    const headers = new Map(
+      body
+        .toString('latin1', headerStart, headerEnd)
+        .split('\r\n')
+        .map((line) => {
+          const colon = line.indexOf(':');
+          return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as [string, string];
+        }),
+    );
     const next = body.indexOf(`\r\n--${boundary}`, headerEnd + 4);
     parts.push({ headers, body: body.subarray(headerEnd + 4, next) });
     position = body.indexOf(`--${boundary}\r\n`, next + 2);
@@ -166,11 +177,18 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
   };
   const get = async (target: string, accept?: string): Promise<{ status: number; type: string; body: Buffer }> => {
     const response = await fetch(target, { headers: accept === undefined ? {} : { accept } });
-    return { status: response.status, type: response.headers.get('content-type') ?? '', body: Buffer.from(await response.arrayBuffer()) };
+    return {
+      status: response.status,
+      type: response.headers.get('content-type') ?? '',
+      body: Buffer.from(await response.arrayBuffer()),
+    };
   };
   const frames = async (name: string, list: string, accept?: string): Promise<{ type: string; parts: Part[] }> => {
     const response = await get(url(name, `/frames/${list}`), accept);
-    expect({ status: response.status, body: response.status === 200 ? '' : response.body.toString() }).toEqual({ status: 200, body: '' });
+    expect({ status: response.status, body: response.status === 200 ? '' : response.body.toString() }).toEqual({
+      status: 200,
+      body: '',
+    });
     expect(response.type).toMatch(/^multipart\/related/);
     return { type: response.type, parts: splitMultipart(response.body, response.type) };
   };
@@ -181,7 +199,10 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
   };
   const png = async (target: string): Promise<ReturnType<typeof decodePng>> => {
     const response = await get(target, 'image/png');
-    expect({ status: response.status, body: response.status === 200 ? '' : response.body.toString() }).toEqual({ status: 200, body: '' });
+    expect({ status: response.status, body: response.status === 200 ? '' : response.body.toString() }).toEqual({
+      status: 200,
+      body: '',
+    });
     expect(response.type).toBe('image/png');
     return decodePng(response.body);
   };
@@ -190,13 +211,16 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'dicomweb-frames-'));
     th = await startTestHub();
-    const oracle = await promisify(execFile)('/usr/bin/python3', [
-      join(import.meta.dirname, 'dicomweb-frames-rendered.oracle.py'), JSON.stringify(PLAN), TEST_FILES, workDir,
-    ], { maxBuffer: 256 * 1024 * 1024 });
+    const oracle = await promisify(execFile)(
+      '/usr/bin/python3',
+      [join(import.meta.dirname, 'dicomweb-frames-rendered.oracle.py'), JSON.stringify(PLAN), TEST_FILES, workDir],
+      { maxBuffer: 256 * 1024 * 1024 },
+    );
     fixtures = JSON.parse(oracle.stdout) as Record<string, OracleFixture>;
     const files = await Promise.all(PLAN.map((entry) => readFile(fixtures[entry.name]!.path)));
     const response = await stowFiles(th.baseUrl, files);
-    const failed = response.status === 200 ? undefined : (await response.json() as Record<string, unknown>)['00081198'];
+    const failed =
+      response.status === 200 ? undefined : ((await response.json()) as Record<string, unknown>)['00081198'];
     expect({ status: response.status, failed }).toEqual({ status: 200, failed: undefined });
   }, 120_000);
 
@@ -218,11 +242,22 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
     });
 
     test('multi-frame native frames (implicit and big endian) in the order asked, comma or %2C', async () => {
-      for (const [name, list] of [['dose', '3,1,15'], ['dose-be', '15%2C2']] as const) {
+      for (const [name, list] of [
+        ['dose', '3,1,15'],
+        ['dose-be', '15%2C2'],
+      ] as const) {
         const numbers = decodeURIComponent(list).split(',').map(Number);
-        const { parts } = await frames(name, list, 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1');
-        expect(parts.map((part) => part.headers.get('content-location'))).toEqual(numbers.map((n) => url(name, `/frames/${n}`)));
-        numbers.forEach((n, index) => expect(parts[index]!.body.equals(b64(fixtures[name]!.native![n - 1]!))).toBe(true));
+        const { parts } = await frames(
+          name,
+          list,
+          'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1',
+        );
+        expect(parts.map((part) => part.headers.get('content-location'))).toEqual(
+          numbers.map((n) => url(name, `/frames/${n}`)),
+        );
+        numbers.forEach((n, index) =>
+          expect(parts[index]!.body.equals(b64(fixtures[name]!.native![n - 1]!))).toBe(true),
+        );
       }
     });
 
@@ -236,40 +271,74 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
       ];
       for (const [name, list, mediaType] of cases) {
         const fixture = fixtures[name]!;
-        for (const accept of [undefined, '*/*', `multipart/related; type="${mediaType}"`, `multipart/related; type="${mediaType}"; transfer-syntax=*`,
-          `multipart/related; type="${mediaType}"; transfer-syntax=${fixture.transferSyntax}`]) {
+        for (const accept of [
+          undefined,
+          '*/*',
+          `multipart/related; type="${mediaType}"`,
+          `multipart/related; type="${mediaType}"; transfer-syntax=*`,
+          `multipart/related; type="${mediaType}"; transfer-syntax=${fixture.transferSyntax}`,
+        ]) {
           const { type, parts } = await frames(name, list, accept);
           expect(type).toContain(mediaType);
           const numbers = list.split(',').map(Number);
           expect(parts).toHaveLength(numbers.length);
           numbers.forEach((n, index) => {
-            expect(parts[index]!.headers.get('content-type')).toBe(`${mediaType}; transfer-syntax=${fixture.transferSyntax}`);
-            expect({ name, n, equal: parts[index]!.body.equals(b64(fixture.stored![n - 1]!)) }).toEqual({ name, n, equal: true });
+            expect(parts[index]!.headers.get('content-type')).toBe(
+              `${mediaType}; transfer-syntax=${fixture.transferSyntax}`,
+            );
+            expect({ name, n, equal: parts[index]!.body.equals(b64(fixture.stored![n - 1]!)) }).toEqual({
+              name,
+              n,
+              equal: true,
+            });
           });
         }
       }
     });
 
     test('application/octet-stream with transfer-syntax=* (as OHIF asks) gives the stored bytes labelled with their syntax', async () => {
-      const { type, parts } = await frames('jpeg-rgb', '1', 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
+      const { type, parts } = await frames(
+        'jpeg-rgb',
+        '1',
+        'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+      );
       expect(type).toMatch(/type="?application\/octet-stream"?/);
-      expect(parts[0]!.headers.get('content-type')).toBe('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50');
+      expect(parts[0]!.headers.get('content-type')).toBe(
+        'application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50',
+      );
       expect(parts[0]!.body.equals(b64(fixtures['jpeg-rgb']!.stored![0]!))).toBe(true);
     });
 
     test('RLE frames asked uncompressed are decoded exactly (pydicom pixel_array)', async () => {
-      for (const [name, list] of [['dose-rle', '2,15'], ['rgb-rle-2', '1,2'], ['mr-rle', '1']] as const) {
+      for (const [name, list] of [
+        ['dose-rle', '2,15'],
+        ['rgb-rle-2', '1,2'],
+        ['mr-rle', '1'],
+      ] as const) {
         const { parts } = await frames(name, list, 'multipart/related; type="application/octet-stream"');
-        list.split(',').map(Number).forEach((n, index) => {
-          expect(parts[index]!.headers.get('content-type')).toBe(`application/octet-stream; transfer-syntax=${EXPLICIT_LE}`);
-          expect({ name, n, equal: parts[index]!.body.equals(b64(fixtures[name]!.native![n - 1]!)) }).toEqual({ name, n, equal: true });
-        });
+        list
+          .split(',')
+          .map(Number)
+          .forEach((n, index) => {
+            expect(parts[index]!.headers.get('content-type')).toBe(
+              `application/octet-stream; transfer-syntax=${EXPLICIT_LE}`,
+            );
+            expect({ name, n, equal: parts[index]!.body.equals(b64(fixtures[name]!.native![n - 1]!)) }).toEqual({
+              name,
+              n,
+              equal: true,
+            });
+          });
       }
     });
 
     test('JPEG Baseline frames asked uncompressed are decoded (jpeg-js), close to pydicom/Pillow', async () => {
       for (const name of ['jpeg-rgb', 'jpeg-ybr']) {
-        const { parts } = await frames(name, '1', 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1');
+        const { parts } = await frames(
+          name,
+          '1',
+          'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1',
+        );
         const expected = b64(fixtures[name]!.native![0]!);
         expect(parts[0]!.body.length).toBe(expected.length);
         // Two IDCT implementations: equal to within rounding.
@@ -279,7 +348,10 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
 
     test('uncompressed asked of frames the hub cannot decode is a 406 that says so', async () => {
       for (const name of ['mr-j2k', 'mr-jls', 'jpeg-422']) {
-        const answer = await refusal(url(name, '/frames/1'), 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1');
+        const answer = await refusal(
+          url(name, '/frames/1'),
+          'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1',
+        );
         expect(answer.status).toBe(406);
         expect(answer.error).toMatch(/stored compressed .* cannot be returned uncompressed/);
       }
@@ -299,7 +371,11 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
         expect(answer.error).toMatch(/available as multipart\/related/);
       }
       // Ranges are tried in order; q=0 rules one out.
-      const { parts } = await frames('j2k', '1', 'multipart/related; type="image/jp2"; q=0, multipart/related; type="image/jpeg", */*');
+      const { parts } = await frames(
+        'j2k',
+        '1',
+        'multipart/related; type="image/jp2"; q=0, multipart/related; type="image/jpeg", */*',
+      );
       expect(parts[0]!.headers.get('content-type')).toContain('image/jp2');
     });
 
@@ -326,9 +402,19 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
 
     test('the window query parameter overrides the stored one; MONOCHROME1 is inverted', async () => {
       const windowed = await png(url('mr', '/rendered?window=300,400,linear'));
-      expect(maxDifference(windowed.data, fixtures.mr!.values!.map((value) => linearWindow(value, 300, 400)))).toBeLessThanOrEqual(1);
+      expect(
+        maxDifference(
+          windowed.data,
+          fixtures.mr!.values!.map((value) => linearWindow(value, 300, 400)),
+        ),
+      ).toBeLessThanOrEqual(1);
       const inverted = await png(url('mr-mono1', '/rendered'));
-      expect(maxDifference(inverted.data, fixtures['mr-mono1']!.values!.map((value) => 255 - linearWindow(value, 600, 1600)))).toBeLessThanOrEqual(1);
+      expect(
+        maxDifference(
+          inverted.data,
+          fixtures['mr-mono1']!.values!.map((value) => 255 - linearWindow(value, 600, 1600)),
+        ),
+      ).toBeLessThanOrEqual(1);
     });
 
     test('without a window, the modality values (Rescale Slope/Intercept) are stretched from min to max', async () => {
@@ -336,7 +422,12 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
       // pixel_array holds stored values; the slope is 1, so min/max stretching is independent of the intercept.
       const values = fixtures.ct!.values!;
       const [min, max] = [Math.min(...values), Math.max(...values)];
-      expect(maxDifference(image.data, values.map((value) => Math.round(((value - min) / (max - min)) * 255)))).toBeLessThanOrEqual(1);
+      expect(
+        maxDifference(
+          image.data,
+          values.map((value) => Math.round(((value - min) / (max - min)) * 255)),
+        ),
+      ).toBeLessThanOrEqual(1);
       // The deflated 8-bit image renders too.
       const deflated = await png(url('deflated', '/rendered'));
       expect([deflated.width, deflated.height]).toEqual([512, 512]);
@@ -375,7 +466,11 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
     test('JPEG is the default; quality changes the encoding; viewport scales keeping the aspect ratio', async () => {
       for (const accept of [undefined, '*/*', 'image/*', 'image/jpeg']) {
         const response = await get(url('mr', '/rendered'), accept);
-        expect({ accept, status: response.status, type: response.type }).toEqual({ accept, status: 200, type: 'image/jpeg' });
+        expect({ accept, status: response.status, type: response.type }).toEqual({
+          accept,
+          status: 200,
+          type: 'image/jpeg',
+        });
         const decoded = jpeg.decode(response.body, { useTArray: true });
         expect([decoded.width, decoded.height]).toEqual([64, 64]);
       }
@@ -392,14 +487,27 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
       for (const name of ['mr-j2k', 'mr-jls', 'j2k']) {
         const answer = await refusal(url(name, '/rendered'));
         expect({ name, status: answer.status }).toEqual({ name, status: 406 });
-        expect(answer.error).toMatch(/cannot be rendered: the server has no decoder for transfer syntax 1\.2\.840\.10008\.1\.2\.4\.\d+/);
+        expect(answer.error).toMatch(
+          /cannot be rendered: the server has no decoder for transfer syntax 1\.2\.840\.10008\.1\.2\.4\.\d+/,
+        );
       }
       expect((await refusal(url('dose', '/rendered'), 'application/dicom')).status).toBe(406);
     });
 
     test('bad query parameters and frame numbers are 400, missing frames 404, huge frames 413', async () => {
-      for (const query of ['window=abc', 'window=40', 'window=40,0', 'window=40,400,cubic', 'viewport=0,10', 'viewport=10',
-        'viewport=1,2,3,4,5,6', 'quality=0', 'quality=101', 'quality=high', 'window=1,2&window=3,4']) {
+      for (const query of [
+        'window=abc',
+        'window=40',
+        'window=40,0',
+        'window=40,400,cubic',
+        'viewport=0,10',
+        'viewport=10',
+        'viewport=1,2,3,4,5,6',
+        'quality=0',
+        'quality=101',
+        'quality=high',
+        'window=1,2&window=3,4',
+      ]) {
         const answer = await refusal(url('mr', `/rendered?${query}`));
         expect({ query, status: answer.status }).toEqual({ query, status: 400 });
       }
@@ -437,7 +545,8 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
       for (let y = 0; y < 128; y++) {
         for (let x = 0; x < 128; x++) {
           let sum = 0;
-          for (let dy = 0; dy < 4; dy++) for (let dx = 0; dx < 4; dx++) sum += full.data[(y * 4 + dy) * 512 + x * 4 + dx]!;
+          for (let dy = 0; dy < 4; dy++)
+            for (let dx = 0; dx < 4; dx++) sum += full.data[(y * 4 + dy) * 512 + x * 4 + dx]!;
           expected.push(Math.round(sum / 16));
         }
       }
@@ -448,7 +557,9 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
       const mr = fixtures.mr!;
       const study = await png(`${th.baseUrl}/dicomweb/studies/${mr.study}/thumbnail?viewport=64,64`);
       expect([study.width, study.height]).toEqual([64, 64]);
-      const series = await png(`${th.baseUrl}/dicomweb/studies/${mr.study}/series/${mr.series}/thumbnail?viewport=64,64`);
+      const series = await png(
+        `${th.baseUrl}/dicomweb/studies/${mr.study}/series/${mr.series}/thumbnail?viewport=64,64`,
+      );
       expect(series.data.equals((await png(url('mr', '/thumbnail?viewport=64,64'))).data)).toBe(true);
       const j2k = fixtures['j2k-only']!;
       const refused = await refusal(`${th.baseUrl}/dicomweb/studies/${j2k.study}/series/${j2k.series}/thumbnail`);

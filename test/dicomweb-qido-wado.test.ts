@@ -34,10 +34,15 @@ function splitMultipart(body: Buffer, contentType: string): { headers: Map<strin
   while (position !== -1) {
     const headerStart = position + boundary.length + 4;
     const headerEnd = body.indexOf('\r\n\r\n', headerStart);
-    const headers = new Map(body.toString('latin1', headerStart, headerEnd).split('\r\n').map((line) => {
-      const colon = line.indexOf(':');
-      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as [string, string];
-    }));
+    const headers = new Map(
+      body
+        .toString('latin1', headerStart, headerEnd)
+        .split('\r\n')
+        .map((line) => {
+          const colon = line.indexOf(':');
+          return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as [string, string];
+        }),
+    );
     const next = body.indexOf(`\r\n--${boundary}`, headerEnd + 4);
     const part = body.subarray(headerEnd + 4, next);
     expect(part.length).toBe(Number(headers.get('content-length')));
@@ -49,7 +54,8 @@ function splitMultipart(body: Buffer, contentType: string): { headers: Map<strin
 }
 
 const value = (dataset: Dataset, tag: string): unknown => dataset[tag]?.Value?.[0];
-const uids = (datasets: Dataset[], tag: string): string[] => datasets.map((dataset) => value(dataset, tag) as string).sort();
+const uids = (datasets: Dataset[], tag: string): string[] =>
+  datasets.map((dataset) => value(dataset, tag) as string).sort();
 
 describe('DICOMweb QIDO-RS and WADO-RS', () => {
   let th: TestHub;
@@ -68,13 +74,18 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
   };
   const studiesMatching = async (query: string): Promise<string[]> => uids(await qido(`/studies?${query}`), '0020000D');
   const storedBlob = async (sop: string): Promise<Buffer> => {
-    const row = await th.hub.db.query<{ blob_key: string }>('SELECT blob_key FROM dicom_instance WHERE sop_instance_uid = $1', [sop]);
+    const row = await th.hub.db.query<{ blob_key: string }>(
+      'SELECT blob_key FROM dicom_instance WHERE sop_instance_uid = $1',
+      [sop],
+    );
     return blobs.read(row.rows[0]!.blob_key);
   };
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'dicomweb-qido-wado-'));
-    th = await startTestHub({ env: { DIMSE_PORT: '0', DIMSE_AE_TITLE: 'HUB', CORS_ALLOWED_ORIGINS: 'https://viewer.example.org' } });
+    th = await startTestHub({
+      env: { DIMSE_PORT: '0', DIMSE_AE_TITLE: 'HUB', CORS_ALLOWED_ORIGINS: 'https://viewer.example.org' },
+    });
     dicomweb = `${th.baseUrl}/dicomweb`;
     blobs = new FileBlobStore(join(th.config.dataDir, 'blobs'));
 
@@ -85,12 +96,28 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
       { name: 'nm', source: 'JPEG2000.dcm', regenerate: [], set: [] },
       { name: 'ct-pt', source: 'CT_small.dcm', regenerate: ['-gse', '-gin'], set: ['(0008,0060)=PT', '(0020,0011)=2'] },
       {
-        name: 'jane', source: 'CT_small.dcm', regenerate: ['-gst', '-gse', '-gin'],
-        set: ['(0010,0010)=Doe^Jane', '(0010,0020)=DOE-1', '(0008,0050)=ACC-1', '(0008,0020)=20200315', '(0008,1030)=Chest CT'],
+        name: 'jane',
+        source: 'CT_small.dcm',
+        regenerate: ['-gst', '-gse', '-gin'],
+        set: [
+          '(0010,0010)=Doe^Jane',
+          '(0010,0020)=DOE-1',
+          '(0008,0050)=ACC-1',
+          '(0008,0020)=20200315',
+          '(0008,1030)=Chest CT',
+        ],
       },
       {
-        name: 'john', source: 'MR_small.dcm', regenerate: ['-gst', '-gse', '-gin'],
-        set: ['(0010,0010)=DOE^JOHN', '(0010,0020)=DOE-2', '(0008,0050)=ACC-2', '(0008,0020)=20201231', '(0008,1030)=Brain MR'],
+        name: 'john',
+        source: 'MR_small.dcm',
+        regenerate: ['-gst', '-gse', '-gin'],
+        set: [
+          '(0010,0010)=DOE^JOHN',
+          '(0010,0020)=DOE-2',
+          '(0008,0050)=ACC-2',
+          '(0008,0020)=20201231',
+          '(0008,1030)=Brain MR',
+        ],
       },
     ];
     for (const entry of plan) {
@@ -98,7 +125,12 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
       if (entry.regenerate.length > 0) {
         const copy = join(workDir, `${entry.name}.dcm`);
         await copyFile(path, copy);
-        const modified = await runDcmtk('dcmodify', ['-nb', ...entry.regenerate, ...entry.set.flatMap((set) => ['-i', set]), copy]);
+        const modified = await runDcmtk('dcmodify', [
+          '-nb',
+          ...entry.regenerate,
+          ...entry.set.flatMap((set) => ['-i', set]),
+          copy,
+        ]);
         expect({ code: modified.code, output: modified.output }).toEqual({ code: 0, output: '' });
         path = copy;
       }
@@ -108,9 +140,30 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     }
     const files = [...fixtures.values()];
     const profile = join(workDir, 'load.cfg');
-    await writeFile(profile, storescuProfile(files.map((file) => file.part10), 'Load'));
-    const stored = await runDcmtk('storescu', ['-nh', '-xf', profile, 'Load', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1',
-      String(th.hub.dimsePort), ...files.map((file) => file.path)], 30_000);
+    await writeFile(
+      profile,
+      storescuProfile(
+        files.map((file) => file.part10),
+        'Load',
+      ),
+    );
+    const stored = await runDcmtk(
+      'storescu',
+      [
+        '-nh',
+        '-xf',
+        profile,
+        'Load',
+        '-aet',
+        'STORESCU',
+        '-aec',
+        'HUB',
+        '127.0.0.1',
+        String(th.hub.dimsePort),
+        ...files.map((file) => file.path),
+      ],
+      30_000,
+    );
     expect(stored.code).toBe(0);
     const count = await th.hub.db.query<{ count: string }>('SELECT count(*) FROM dicom_instance');
     expect(Number(count.rows[0]!.count)).toBe(files.length);
@@ -142,10 +195,18 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     expect(ct['00080050']!.Value).toBeUndefined();
     expect(ct['00080090']).toBeDefined();
     // Ordered newest first.
-    expect(studies.map((study) => value(study, '00080020'))).toEqual(['20201231', '20200315', '20040826', '20040826', '20040119']);
+    expect(studies.map((study) => value(study, '00080020'))).toEqual([
+      '20201231',
+      '20200315',
+      '20040826',
+      '20040826',
+      '20040119',
+    ]);
     const retrieved = await get(new URL(value(ct, '00081190') as string).pathname.replace('/dicomweb', ''));
     expect(retrieved.status).toBe(200);
-    expect(splitMultipart(Buffer.from(await retrieved.arrayBuffer()), retrieved.headers.get('content-type')!)).toHaveLength(2);
+    expect(
+      splitMultipart(Buffer.from(await retrieved.arrayBuffer()), retrieved.headers.get('content-type')!),
+    ).toHaveLength(2);
   });
 
   test('QIDO study matching: names with wildcards, ids, dates and ranges, modalities, UID lists, combinations', async () => {
@@ -181,8 +242,16 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
   });
 
   test('QIDO refuses unknown keys, bad dates and ranges, unknown includefields and keys of a lower level (400)', async () => {
-    for (const query of ['Foo=1', 'StudyDate=20201231-20200101', 'StudyDate=2020-01-01', 'StudyDate=-', 'includefield=NoSuchKeyword',
-      'SOPInstanceUID=1.2.3', 'limit=-1', 'offset=x']) {
+    for (const query of [
+      'Foo=1',
+      'StudyDate=20201231-20200101',
+      'StudyDate=2020-01-01',
+      'StudyDate=-',
+      'includefield=NoSuchKeyword',
+      'SOPInstanceUID=1.2.3',
+      'limit=-1',
+      'offset=x',
+    ]) {
       const response = await get(`/studies?${query}`);
       expect({ query, status: response.status }).toEqual({ query, status: 400 });
     }
@@ -192,7 +261,11 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
 
   test('QIDO limit and offset page through the studies; OHIF query with includefield; includefield=all', async () => {
     const all = (await qido('/studies')).map((study) => value(study, '0020000D'));
-    const pages = [await qido('/studies?limit=2'), await qido('/studies?limit=2&offset=2'), await qido('/studies?offset=4&limit=2')];
+    const pages = [
+      await qido('/studies?limit=2'),
+      await qido('/studies?limit=2&offset=2'),
+      await qido('/studies?offset=4&limit=2'),
+    ];
     expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
     expect(pages.flat().map((study) => value(study, '0020000D'))).toEqual(all);
     expect(await qido('/studies?offset=10')).toEqual([]);
@@ -200,7 +273,17 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     const ohif = await qido('/studies?limit=25&offset=0&fuzzymatching=false&includefield=00081030%2C00080060');
     expect(ohif).toHaveLength(5);
     for (const study of ohif) {
-      for (const tag of ['0020000D', '00080020', '00080030', '00080050', '00100010', '00100020', '00201208', '00080061', '00081030']) {
+      for (const tag of [
+        '0020000D',
+        '00080020',
+        '00080030',
+        '00080050',
+        '00100010',
+        '00100020',
+        '00201208',
+        '00080061',
+        '00081030',
+      ]) {
         expect(study[tag]).toBeDefined();
       }
     }
@@ -210,9 +293,13 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     expect(everything).toMatchObject(plain!);
     expect(Object.keys(everything!).length).toBeGreaterThan(Object.keys(plain!).length);
     expect(Object.keys(everything!).every((tag) => !tag.startsWith('7FE0') && !tag.startsWith('0028'))).toBe(true);
-    const [birth] = await qido(`/studies?StudyInstanceUID=${fixture('ct').study}&includefield=PatientBirthDate&includefield=00180050`);
+    const [birth] = await qido(
+      `/studies?StudyInstanceUID=${fixture('ct').study}&includefield=PatientBirthDate&includefield=00180050`,
+    );
     expect(birth!['00180050']).toEqual({ vr: 'DS', Value: [5] });
-    const [instance] = await qido(`/studies/${fixture('ct').study}/series/${fixture('ct').series}/instances?includefield=all`);
+    const [instance] = await qido(
+      `/studies/${fixture('ct').study}/series/${fixture('ct').series}/instances?includefield=all`,
+    );
     expect(instance!['00180050']).toBeDefined();
     expect(instance!['7FE00010']).toBeUndefined();
   });
@@ -241,7 +328,10 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     expect(one).toMatchObject({
       '00080016': { vr: 'UI', Value: [ct.part10.sopClassUid] },
       '00080018': { vr: 'UI', Value: [ct.part10.sopInstanceUid] },
-      '00081190': { vr: 'UR', Value: [`${dicomweb}/studies/${ct.study}/series/${ct.series}/instances/${ct.part10.sopInstanceUid}`] },
+      '00081190': {
+        vr: 'UR',
+        Value: [`${dicomweb}/studies/${ct.study}/series/${ct.series}/instances/${ct.part10.sopInstanceUid}`],
+      },
       '00200013': { vr: 'IS', Value: [1] },
       '00280010': { vr: 'US', Value: [128] },
       '00280011': { vr: 'US', Value: [128] },
@@ -264,7 +354,10 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
       });
       expect(response.status).toBe(200);
       expect(response.headers.get('content-type')).toMatch(/^multipart\/related;.*type="?application\/dicom"?/);
-      const [part, ...rest] = splitMultipart(Buffer.from(await response.arrayBuffer()), response.headers.get('content-type')!);
+      const [part, ...rest] = splitMultipart(
+        Buffer.from(await response.arrayBuffer()),
+        response.headers.get('content-type')!,
+      );
       expect(rest).toHaveLength(0);
       expect(part!.headers.get('content-type')).toBe(`application/dicom; transfer-syntax=${part10.transferSyntaxUid}`);
       expect(part!.body.equals(await storedBlob(part10.sopInstanceUid))).toBe(true);
@@ -279,15 +372,24 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     const ct = fixture('ct');
     const ctPt = fixture('ct-pt');
     const studyResponse = await get(`/studies/${ct.study}`, { accept: 'multipart/related; type="application/dicom"' });
-    const studyParts = splitMultipart(Buffer.from(await studyResponse.arrayBuffer()), studyResponse.headers.get('content-type')!);
-    expect(studyParts.map((part) => part.headers.get('content-location'))).toEqual([ct, ctPt].map((entry) =>
-      `${dicomweb}/studies/${ct.study}/series/${entry.series}/instances/${entry.part10.sopInstanceUid}`));
+    const studyParts = splitMultipart(
+      Buffer.from(await studyResponse.arrayBuffer()),
+      studyResponse.headers.get('content-type')!,
+    );
+    expect(studyParts.map((part) => part.headers.get('content-location'))).toEqual(
+      [ct, ctPt].map(
+        (entry) => `${dicomweb}/studies/${ct.study}/series/${entry.series}/instances/${entry.part10.sopInstanceUid}`,
+      ),
+    );
     expect(studyParts[0]!.body.equals(await storedBlob(ct.part10.sopInstanceUid))).toBe(true);
     expect(studyParts[1]!.body.equals(await storedBlob(ctPt.part10.sopInstanceUid))).toBe(true);
 
     const seriesResponse = await get(`/studies/${ct.study}/series/${ctPt.series}`);
     expect(seriesResponse.status).toBe(200);
-    const seriesParts = splitMultipart(Buffer.from(await seriesResponse.arrayBuffer()), seriesResponse.headers.get('content-type')!);
+    const seriesParts = splitMultipart(
+      Buffer.from(await seriesResponse.arrayBuffer()),
+      seriesResponse.headers.get('content-type')!,
+    );
     expect(seriesParts).toHaveLength(1);
     expect(seriesParts[0]!.body.equals(await storedBlob(ctPt.part10.sopInstanceUid))).toBe(true);
   });
@@ -298,9 +400,17 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     const explicit = `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_LE}`;
     expect((await get(`/studies/${ct.study}/series/${ct.series}`, { accept: explicit })).status).toBe(200);
     expect((await get(`/studies/${nm.study}`, { accept: explicit })).status).toBe(406);
-    expect((await get(`/studies/${nm.study}`, { accept: `${explicit}, multipart/related; type="application/dicom"; transfer-syntax=${JPEG2000}` })).status).toBe(200);
+    expect(
+      (
+        await get(`/studies/${nm.study}`, {
+          accept: `${explicit}, multipart/related; type="application/dicom"; transfer-syntax=${JPEG2000}`,
+        })
+      ).status,
+    ).toBe(200);
     expect((await get(`/studies/${nm.study}`, { accept: 'application/dicom+json' })).status).toBe(406);
-    expect((await get(`/studies/${nm.study}/metadata`, { accept: 'multipart/related; type="application/dicom"' })).status).toBe(406);
+    expect(
+      (await get(`/studies/${nm.study}/metadata`, { accept: 'multipart/related; type="application/dicom"' })).status,
+    ).toBe(406);
     expect((await get(`/studies/${nm.study}`, { accept: '*/*' })).status).toBe(200);
   });
 
@@ -308,8 +418,10 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     const ct = fixture('ct');
     const ctPt = fixture('ct-pt');
     const instanceUrl = `${dicomweb}/studies/${ct.study}/series/${ct.series}/instances/${ct.part10.sopInstanceUid}`;
-    const response = await get(`/studies/${ct.study}/series/${ct.series}/instances/${ct.part10.sopInstanceUid}/metadata`,
-      { accept: 'application/dicom+json' });
+    const response = await get(
+      `/studies/${ct.study}/series/${ct.series}/instances/${ct.part10.sopInstanceUid}/metadata`,
+      { accept: 'application/dicom+json' },
+    );
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^application\/dicom\+json/);
     const [metadata, ...rest] = (await response.json()) as Dataset[];
@@ -325,10 +437,16 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     }
 
     const studyMetadata = (await (await get(`/studies/${ct.study}/metadata`)).json()) as Dataset[];
-    expect(studyMetadata.map((dataset) => value(dataset, '00080018'))).toEqual([ct.part10.sopInstanceUid, ctPt.part10.sopInstanceUid]);
-    expect(studyMetadata[1]!['7FE00010']!.BulkDataURI)
-      .toBe(`${dicomweb}/studies/${ct.study}/series/${ctPt.series}/instances/${ctPt.part10.sopInstanceUid}/bulkdata/7FE00010`);
-    const seriesMetadata = (await (await get(`/studies/${ct.study}/series/${ctPt.series}/metadata`)).json()) as Dataset[];
+    expect(studyMetadata.map((dataset) => value(dataset, '00080018'))).toEqual([
+      ct.part10.sopInstanceUid,
+      ctPt.part10.sopInstanceUid,
+    ]);
+    expect(studyMetadata[1]!['7FE00010']!.BulkDataURI).toBe(
+      `${dicomweb}/studies/${ct.study}/series/${ctPt.series}/instances/${ctPt.part10.sopInstanceUid}/bulkdata/7FE00010`,
+    );
+    const seriesMetadata = (await (
+      await get(`/studies/${ct.study}/series/${ctPt.series}/metadata`)
+    ).json()) as Dataset[];
     expect(seriesMetadata.map((dataset) => value(dataset, '00080060'))).toEqual(['PT']);
   });
 
@@ -336,10 +454,15 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     const ct = fixture('ct');
     const instancePath = `/studies/${ct.study}/series/${ct.series}/instances/${ct.part10.sopInstanceUid}`;
     const [metadata] = (await (await get(`${instancePath}/metadata`)).json()) as Dataset[];
-    const response = await fetch(metadata!['7FE00010']!.BulkDataURI!, { headers: { accept: 'multipart/related; type="application/octet-stream"' } });
+    const response = await fetch(metadata!['7FE00010']!.BulkDataURI!, {
+      headers: { accept: 'multipart/related; type="application/octet-stream"' },
+    });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/type="?application\/octet-stream/);
-    const [part, ...rest] = splitMultipart(Buffer.from(await response.arrayBuffer()), response.headers.get('content-type')!);
+    const [part, ...rest] = splitMultipart(
+      Buffer.from(await response.arrayBuffer()),
+      response.headers.get('content-type')!,
+    );
     expect(rest).toHaveLength(0);
     expect(part!.headers.get('content-type')).toBe('application/octet-stream');
     // CT_small's 128 x 128 16-bit pixels are the last element of the file.
@@ -353,16 +476,24 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     expect((await get(`${instancePath}/bulkdata/00081140/0/7FE00010`)).status).toBe(404);
     expect((await get(`/studies/${ct.study}/series/${ct.series}/instances/1.2.3/bulkdata/7FE00010`)).status).toBe(404);
     const nm = fixture('nm');
-    const encapsulated = await get(`/studies/${nm.study}/series/${nm.series}/instances/${nm.part10.sopInstanceUid}/bulkdata/7FE00010`);
+    const encapsulated = await get(
+      `/studies/${nm.study}/series/${nm.series}/instances/${nm.part10.sopInstanceUid}/bulkdata/7FE00010`,
+    );
     expect(encapsulated.status).toBe(406);
   });
 
   test('unknown studies, series and instances are 404 for retrieval and metadata', async () => {
     const ct = fixture('ct');
-    const paths = ['/studies/1.2.3', '/studies/1.2.3/metadata', `/studies/${ct.study}/series/1.2.3`, `/studies/${ct.study}/series/1.2.3/metadata`,
-      `/studies/${ct.study}/series/${ct.series}/instances/1.2.3`, `/studies/${ct.study}/series/${ct.series}/instances/1.2.3/metadata`,
+    const paths = [
+      '/studies/1.2.3',
+      '/studies/1.2.3/metadata',
+      `/studies/${ct.study}/series/1.2.3`,
+      `/studies/${ct.study}/series/1.2.3/metadata`,
+      `/studies/${ct.study}/series/${ct.series}/instances/1.2.3`,
+      `/studies/${ct.study}/series/${ct.series}/instances/1.2.3/metadata`,
       // A real series under another study is not found there either.
-      `/studies/${fixture('mr').study}/series/${ct.series}`];
+      `/studies/${fixture('mr').study}/series/${ct.series}`,
+    ];
     for (const path of paths) expect({ path, status: (await get(path)).status }).toEqual({ path, status: 404 });
   });
 
@@ -370,12 +501,18 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     const origin = 'https://viewer.example.org';
     const preflight = await fetch(`${dicomweb}/studies`, {
       method: 'OPTIONS',
-      headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'accept, authorization' },
+      headers: {
+        origin,
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'accept, authorization',
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
     expect(preflight.headers.get('access-control-allow-methods')).toMatch(/^(?=.*\bGET\b)(?=.*\bPOST\b)/);
-    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/^(?=.*\bAccept\b)(?=.*\bContent-Type\b)(?=.*\bAuthorization\b)/);
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(
+      /^(?=.*\bAccept\b)(?=.*\bContent-Type\b)(?=.*\bAuthorization\b)/,
+    );
     expect(preflight.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
     expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
     for (const path of ['/studies', `/studies/${fixture('mr').study}/metadata`, '/studies/1.2.3', '/studies?Foo=1']) {
@@ -387,7 +524,9 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     }
     expect((await get('/studies')).headers.get('access-control-allow-origin')).toBeNull();
     // An origin not in CORS_ALLOWED_ORIGINS is not echoed.
-    expect((await get('/studies', { origin: 'https://other.example.org' })).headers.get('access-control-allow-origin')).toBeNull();
+    expect(
+      (await get('/studies', { origin: 'https://other.example.org' })).headers.get('access-control-allow-origin'),
+    ).toBeNull();
   });
 });
 

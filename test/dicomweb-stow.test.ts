@@ -17,8 +17,16 @@ import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
-const BATCH = ['CT_small.dcm', 'MR_small.dcm', 'JPEG2000.dcm', 'SC_rgb_jpeg_dcmtk.dcm', 'image_dfl.dcm', 'ExplVR_BigEnd.dcm',
-  'waveform_ecg.dcm', 'liver_1frame.dcm'];
+const BATCH = [
+  'CT_small.dcm',
+  'MR_small.dcm',
+  'JPEG2000.dcm',
+  'SC_rgb_jpeg_dcmtk.dcm',
+  'image_dfl.dcm',
+  'ExplVR_BigEnd.dcm',
+  'waveform_ecg.dcm',
+  'liver_1frame.dcm',
+];
 
 type DicomJson = Record<string, { vr: string; Value?: any[] }>;
 
@@ -38,7 +46,8 @@ async function body(parts: OutgoingPart[]): Promise<{ contentType: string; bytes
 const dicomPart = (bytes: Buffer): OutgoingPart => ({ body: bytes, contentType: 'application/dicom' });
 const testFile = (name: string): Promise<Buffer> => readFile(join(TEST_FILES, name));
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-const uidsOf = (sequence: { Value?: any[] } | undefined, tag: string): string[] => (sequence?.Value ?? []).map((item) => item[tag]?.Value?.[0]);
+const uidsOf = (sequence: { Value?: any[] } | undefined, tag: string): string[] =>
+  (sequence?.Value ?? []).map((item) => item[tag]?.Value?.[0]);
 
 describe('STOW-RS', () => {
   let th: TestHub;
@@ -52,7 +61,11 @@ describe('STOW-RS', () => {
     });
     const text = await response.text();
     const isJson = (response.headers.get('content-type') ?? '').startsWith('application/dicom+json');
-    return { status: response.status, headers: response.headers, body: isJson ? JSON.parse(text) as DicomJson : text };
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: isJson ? (JSON.parse(text) as DicomJson) : text,
+    };
   };
 
   const stowParts = async (path: string, parts: OutgoingPart[]): Promise<StowAnswer> => {
@@ -61,8 +74,12 @@ describe('STOW-RS', () => {
   };
 
   const instanceRow = async (sopInstanceUid: string) =>
-    (await th.hub.db.query<{ blob_key: string; study_instance_uid: string; sha256: string }>(
-      'SELECT blob_key, study_instance_uid, sha256 FROM dicom_instance WHERE sop_instance_uid = $1', [sopInstanceUid])).rows[0];
+    (
+      await th.hub.db.query<{ blob_key: string; study_instance_uid: string; sha256: string }>(
+        'SELECT blob_key, study_instance_uid, sha256 FROM dicom_instance WHERE sop_instance_uid = $1',
+        [sopInstanceUid],
+      )
+    ).rows[0];
 
   /** The blob store's temp files: parts spilled while they arrive, blobs being written. */
   const spooled = async (): Promise<string[]> => readdir(join(th.config.dataDir, 'blobs', 'tmp')).catch(() => []);
@@ -94,9 +111,16 @@ describe('STOW-RS', () => {
       const row = await instanceRow(sopInstanceUid);
       expect(row).toBeDefined();
       const url = item['00081190'].Value[0] as string;
-      expect(url).toMatch(new RegExp(`^${th.baseUrl}/dicomweb/studies/${row!.study_instance_uid}/series/[0-9.]+/instances/${sopInstanceUid}$`));
+      expect(url).toMatch(
+        new RegExp(
+          `^${th.baseUrl}/dicomweb/studies/${row!.study_instance_uid}/series/[0-9.]+/instances/${sopInstanceUid}$`,
+        ),
+      );
       const stored = await blobs.read(row!.blob_key);
-      expect({ file: BATCH[index], sha256: sha256(stored) }).toEqual({ file: BATCH[index], sha256: sha256(files[index]!) });
+      expect({ file: BATCH[index], sha256: sha256(stored) }).toEqual({
+        file: BATCH[index],
+        sha256: sha256(files[index]!),
+      });
       expect(row!.sha256).toBe(sha256(files[index]!));
 
       // The ImagingStudy follows once the study has been quiet for a moment (the refresher), not with the answer.
@@ -108,7 +132,9 @@ describe('STOW-RS', () => {
         expect(studies.status).toBe(200);
         const entries = (studies.body.entry ?? []) as { resource: { series: { instance: { uid: string }[] }[] } }[];
         expect(entries.length).toBeLessThanOrEqual(1);
-        instanceUids = entries.flatMap((entry) => entry.resource.series.flatMap((series) => series.instance.map((i) => i.uid)));
+        instanceUids = entries.flatMap((entry) =>
+          entry.resource.series.flatMap((series) => series.instance.map((i) => i.uid)),
+        );
       }
       expect(instanceUids).toContain(sopInstanceUid);
     }
@@ -148,7 +174,10 @@ describe('STOW-RS', () => {
     const answer = await stowParts('/studies/1.2.826.0.1.3680043.8.498.999', [dicomPart(file)]);
     expect(answer.status).toBe(409);
     const response = answer.body as DicomJson;
-    expect(response['00081190']).toEqual({ vr: 'UR', Value: [`${th.baseUrl}/dicomweb/studies/1.2.826.0.1.3680043.8.498.999`] });
+    expect(response['00081190']).toEqual({
+      vr: 'UR',
+      Value: [`${th.baseUrl}/dicomweb/studies/1.2.826.0.1.3680043.8.498.999`],
+    });
     const failed = response['00081198']?.Value ?? [];
     expect(failed).toHaveLength(1);
     expect(failed[0]['00081197']).toEqual({ vr: 'US', Value: [FailureReason.studyMismatch] });
@@ -173,10 +202,14 @@ describe('STOW-RS', () => {
     for (const parts of [[dicomPart(file), dicomPart(file)], [dicomPart(file)]]) {
       const answer = await stowParts('/studies', parts);
       expect(answer.status).toBe(200);
-      expect(uidsOf((answer.body as DicomJson)['00081199'], '00081155')).toEqual(parts.map(() => '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322'));
+      expect(uidsOf((answer.body as DicomJson)['00081199'], '00081155')).toEqual(
+        parts.map(() => '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322'),
+      );
     }
-    const count = await th.hub.db.query<{ count: string }>('SELECT count(*) FROM dicom_instance WHERE sop_instance_uid = $1',
-      ['1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322']);
+    const count = await th.hub.db.query<{ count: string }>(
+      'SELECT count(*) FROM dicom_instance WHERE sop_instance_uid = $1',
+      ['1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322'],
+    );
     expect(Number(count.rows[0]!.count)).toBe(1);
   });
 
@@ -186,7 +219,10 @@ describe('STOW-RS', () => {
     altered[altered.length - 1] = altered[altered.length - 1]! ^ 0xff;
     const answer = await stowParts('/studies', [dicomPart(altered)]);
     expect(answer.status).toBe(409);
-    expect(((answer.body as DicomJson)['00081198']!.Value ?? [])[0]['00081197']).toEqual({ vr: 'US', Value: [FailureReason.duplicateSopInstance] });
+    expect(((answer.body as DicomJson)['00081198']!.Value ?? [])[0]['00081197']).toEqual({
+      vr: 'US',
+      Value: [FailureReason.duplicateSopInstance],
+    });
     const row = await instanceRow('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457');
     expect(row!.sha256).toBe(sha256(original));
   });
@@ -201,7 +237,9 @@ describe('STOW-RS', () => {
       expect((await runDcmtk('dcmodify', ['-nb', '-gst', '-gse', '-gin', ...paths], 60_000)).code).toBe(0);
       // The last copy claims the first copy's series under a study of its own: refused.
       const sharedSeries = `1.2.826.0.1.3680043.8.498.7777.${Date.now()}`;
-      expect((await runDcmtk('dcmodify', ['-nb', '-m', `(0020,000E)=${sharedSeries}`, paths[0]!, paths[12]!])).code).toBe(0);
+      expect(
+        (await runDcmtk('dcmodify', ['-nb', '-m', `(0020,000E)=${sharedSeries}`, paths[0]!, paths[12]!])).code,
+      ).toBe(0);
       const files = await Promise.all(paths.map((path) => readFile(path)));
       const uids = await Promise.all(paths.map(async (path) => (await readPart10(path)).sopInstanceUid));
       // The second copy's UID again with other bytes (a conflict), and the third's again unchanged (a duplicate).
@@ -209,18 +247,33 @@ describe('STOW-RS', () => {
       altered[altered.length - 1] = altered[altered.length - 1]! ^ 0xff;
       // The first copy goes alone first, so the last one's series is already another study's.
       expect((await stowParts('/studies', [dicomPart(files[0]!)])).status).toBe(200);
-      const parts = [...files.map(dicomPart), dicomPart(altered), dicomPart(files[2]!), dicomPart(Buffer.from('not DICOM at all'))];
+      const parts = [
+        ...files.map(dicomPart),
+        dicomPart(altered),
+        dicomPart(files[2]!),
+        dicomPart(Buffer.from('not DICOM at all')),
+      ];
       const answer = await stowParts('/studies', parts);
       expect(answer.status).toBe(202);
       const json = answer.body as DicomJson;
       expect(uidsOf(json['00081199'], '00081155').sort()).toEqual([...uids.slice(0, 12), uids[2]].sort());
       const failed = (json['00081198']?.Value ?? []) as DicomJson[];
-      expect(failed.map((item) => item['00081155']?.Value?.[0]).filter((uid) => uid !== undefined).sort()).toEqual([uids[1], uids[12]].sort());
+      expect(
+        failed
+          .map((item) => item['00081155']?.Value?.[0])
+          .filter((uid) => uid !== undefined)
+          .sort(),
+      ).toEqual([uids[1], uids[12]].sort());
       expect(failed).toHaveLength(3);
-      expect(failed.find((item) => item['00081155']?.Value?.[0] === uids[1])!['00081197']).toEqual({ vr: 'US', Value: [FailureReason.duplicateSopInstance] });
+      expect(failed.find((item) => item['00081155']?.Value?.[0] === uids[1])!['00081197']).toEqual({
+        vr: 'US',
+        Value: [FailureReason.duplicateSopInstance],
+      });
       const rows = await th.hub.db.query<{ sop_instance_uid: string; sha256: string; number_of_instances: number }>(
         `SELECT i.sop_instance_uid, i.sha256, s.number_of_instances FROM dicom_instance i
-           JOIN dicom_study s USING (study_instance_uid) WHERE i.sop_instance_uid = ANY($1::text[])`, [uids]);
+           JOIN dicom_study s USING (study_instance_uid) WHERE i.sop_instance_uid = ANY($1::text[])`,
+        [uids],
+      );
       expect(rows.rows.map((row) => row.sop_instance_uid).sort()).toEqual(uids.slice(0, 12).sort());
       expect(rows.rows.every((row) => row.number_of_instances === 1)).toBe(true);
       expect(rows.rows.find((row) => row.sop_instance_uid === uids[1])!.sha256).toBe(sha256(files[1]!));
@@ -234,11 +287,19 @@ describe('STOW-RS', () => {
     expect((await stow('/studies', 'application/dicom', file)).status).toBe(415);
     const { bytes } = await body([dicomPart(file)]);
     const boundary = bytes.toString('latin1', 2, bytes.indexOf('\r\n'));
-    expect((await stow('/studies', `multipart/related; type="application/dicom+xml"; boundary=${boundary}`, bytes)).status).toBe(415);
+    expect(
+      (await stow('/studies', `multipart/related; type="application/dicom+xml"; boundary=${boundary}`, bytes)).status,
+    ).toBe(415);
     expect((await stow('/studies', `multipart/mixed; boundary=${boundary}`, bytes)).status).toBe(415);
-    const mixed = await stowParts('/studies', [dicomPart(file), { body: Buffer.from('{}'), contentType: 'application/json' }]);
+    const mixed = await stowParts('/studies', [
+      dicomPart(file),
+      { body: Buffer.from('{}'), contentType: 'application/json' },
+    ]);
     expect(mixed.status).toBe(202);
-    expect(((mixed.body as DicomJson)['00081198']!.Value ?? [])[0]['00081197']).toEqual({ vr: 'US', Value: [FailureReason.cannotUnderstand] });
+    expect(((mixed.body as DicomJson)['00081198']!.Value ?? [])[0]['00081197']).toEqual({
+      vr: 'US',
+      Value: [FailureReason.cannotUnderstand],
+    });
   });
 
   test('malformed requests: 400 for a missing close delimiter, no parts, a bad boundary or study UID', async () => {
@@ -250,8 +311,15 @@ describe('STOW-RS', () => {
     expect(truncated.body).toMatch(/close delimiter/);
 
     const boundary = 'b0undary';
-    expect((await stow('/studies', `multipart/related; type=application/dicom; boundary=${boundary}`, Buffer.from(`--${boundary}--\r\n`))).status)
-      .toBe(400);
+    expect(
+      (
+        await stow(
+          '/studies',
+          `multipart/related; type=application/dicom; boundary=${boundary}`,
+          Buffer.from(`--${boundary}--\r\n`),
+        )
+      ).status,
+    ).toBe(400);
     expect((await stow('/studies', 'multipart/related; type=application/dicom', bytes)).status).toBe(400);
     expect((await stow('/studies/not-a-uid', contentType, bytes)).status).toBe(400);
     expect(await spooled()).toEqual([]);
@@ -275,18 +343,23 @@ describe('STOW-RS', () => {
     const large = Buffer.concat([await testFile('MR_small.dcm'), Buffer.alloc(4 * DEFAULT_MEMORY_BYTES)]);
     const { contentType, bytes } = await body([dicomPart(large)]);
     await new Promise<void>((resolve) => {
-      const upload = request(`${th.baseUrl}/dicomweb/studies`, { method: 'POST', headers: { 'content-type': contentType } });
+      const upload = request(`${th.baseUrl}/dicomweb/studies`, {
+        method: 'POST',
+        headers: { 'content-type': contentType },
+      });
       upload.on('error', () => resolve());
       upload.write(bytes.subarray(0, bytes.length / 2), () => {
         void (async () => {
-          for (let attempt = 0; attempt < 100 && (await spooled()).length === 0; attempt++) await new Promise((r) => setTimeout(r, 20));
+          for (let attempt = 0; attempt < 100 && (await spooled()).length === 0; attempt++)
+            await new Promise((r) => setTimeout(r, 20));
           expect((await spooled()).length).toBe(1);
           upload.destroy();
           resolve();
         })();
       });
     });
-    for (let attempt = 0; attempt < 50 && (await spooled()).length > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let attempt = 0; attempt < 50 && (await spooled()).length > 0; attempt++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
     expect(await spooled()).toEqual([]);
     const again = await stowParts('/studies', [dicomPart(await testFile('MR_small.dcm'))]);
     expect(again.status).toBe(200);

@@ -33,12 +33,14 @@ function answer(body: { parameter: Param[] }) {
     radiology: allowed && param(allowed, 'radiology')?.valueBoolean,
     pathology: allowed && param(allowed, 'pathology')?.valueBoolean,
     message: param(body, 'message')?.valueString,
-    reasons: body.parameter.filter((p) => p.name === 'reason').map((reason) => ({
-      code: param(reason, 'code')?.valueCoding?.code,
-      system: param(reason, 'code')?.valueCoding?.system,
-      jurisdiction: param(reason, 'jurisdiction')?.valueCode,
-      message: param(reason, 'message')?.valueString,
-    })),
+    reasons: body.parameter
+      .filter((p) => p.name === 'reason')
+      .map((reason) => ({
+        code: param(reason, 'code')?.valueCoding?.code,
+        system: param(reason, 'code')?.valueCoding?.system,
+        jurisdiction: param(reason, 'jurisdiction')?.valueCode,
+        message: param(reason, 'message')?.valueString,
+      })),
     policyVersion: param(body, 'policyVersion')?.valueString,
     plannedReviewsAllowed: param(body, 'plannedReviewsAllowed')?.valueBoolean,
   };
@@ -46,7 +48,11 @@ function answer(body: { parameter: Param[] }) {
 
 const residence = (country: string, state?: string, extra: Param[] = []) => ({
   resourceType: 'Parameters',
-  parameter: [{ name: 'country', valueCode: country }, ...(state ? [{ name: 'state', valueCode: state }] : []), ...extra],
+  parameter: [
+    { name: 'country', valueCode: country },
+    ...(state ? [{ name: 'state', valueCode: state }] : []),
+    ...extra,
+  ],
 });
 
 /** A digit source that replays `digits` (the reference-number generator takes one). */
@@ -75,7 +81,11 @@ describe('$check-eligibility with the default policy', () => {
     expect(result.radiology).toBe(false);
     expect(result.pathology).toBe(false);
     expect(result.reasons).toEqual([
-      expect.objectContaining({ code: 'no-cross-state-opinion', system: 'urn:hub:eligibility-reason', jurisdiction: 'US-NM' }),
+      expect.objectContaining({
+        code: 'no-cross-state-opinion',
+        system: 'urn:hub:eligibility-reason',
+        jurisdiction: 'US-NM',
+      }),
     ]);
     expect(result.reasons[0].message).toMatch(/New Mexico/);
     expect(result.message).toMatch(/cannot provide a second opinion to residents of New Mexico/);
@@ -83,7 +93,11 @@ describe('$check-eligibility with the default policy', () => {
   });
 
   test('Micronesia, the Marshall Islands and Palau written as U.S. addresses are screened as those countries', async () => {
-    for (const [state, country] of [['FM', 'FM'], ['MH', 'MH'], ['US-PW', 'PW']]) {
+    for (const [state, country] of [
+      ['FM', 'FM'],
+      ['MH', 'MH'],
+      ['US-PW', 'PW'],
+    ]) {
       const postal = await fhirFetch(`${hub.fhir}/$check-eligibility?country=US&state=${state}`);
       const iso = await fhirFetch(`${hub.fhir}/$check-eligibility?country=${country}`);
       expect({ state, status: postal.status }).toEqual({ state, status: 200 });
@@ -133,10 +147,24 @@ describe('$check-eligibility with the default policy', () => {
       [residence('US'), 'state', /which U\.S\. state or territory/],
       [residence('US', 'ZZ'), 'state', /do not recognise "ZZ"/],
       [{ resourceType: 'Parameters', parameter: [] }, 'country', /country/],
-      [residence('US', 'NH', [{ name: 'plannedReview', valueCode: 'cardiology' }]), 'plannedReview', /radiology or pathology/],
+      [
+        residence('US', 'NH', [{ name: 'plannedReview', valueCode: 'cardiology' }]),
+        'plannedReview',
+        /radiology or pathology/,
+      ],
       [residence('US', 'NH', [{ name: 'county', valueString: 'Coos' }]), 'county', /no parameter "county"/],
       [{ resourceType: 'Parameters', parameter: [{ name: 'country', valueBoolean: true }] }, 'country', /text value/],
-      [{ resourceType: 'Parameters', parameter: [{ name: 'country', valueCode: 'US' }, { name: 'country', valueCode: 'FR' }] }, 'country', /only once/],
+      [
+        {
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'country', valueCode: 'US' },
+            { name: 'country', valueCode: 'FR' },
+          ],
+        },
+        'country',
+        /only once/,
+      ],
     ];
     for (const [body, expression, text] of cases) {
       const response = await check(body);
@@ -155,7 +183,10 @@ describe('$check-eligibility with the default policy', () => {
     // Swapping two adjacent different digits is always caught by the Damm check digit.
     const swapped = valid[0] + valid[2] + valid[1] + valid.slice(3);
     expect(swapped).not.toBe(valid);
-    const typo = await check({ resourceType: 'Parameters', parameter: [{ name: 'referenceNumber', valueString: swapped }] });
+    const typo = await check({
+      resourceType: 'Parameters',
+      parameter: [{ name: 'referenceNumber', valueString: swapped }],
+    });
     expect(typo.status).toBe(400);
     expect(typo.body.issue[0].expression).toEqual(['referenceNumber']);
     expect(typo.body.issue[0].details.text).toMatch(/typo/);
@@ -165,7 +196,10 @@ describe('$check-eligibility with the default policy', () => {
     expect(tooShort.body.issue[0].details.text).toMatch(/10 digits, but this has 6/);
 
     const spaced = `${valid.slice(0, 3)} ${valid.slice(3, 6)} ${valid.slice(6, 9)} ${valid.slice(9)}`;
-    const unknown = await check({ resourceType: 'Parameters', parameter: [{ name: 'referenceNumber', valueString: spaced }] });
+    const unknown = await check({
+      resourceType: 'Parameters',
+      parameter: [{ name: 'referenceNumber', valueString: spaced }],
+    });
     expect(unknown.status).toBe(404);
     expect(unknown.body.issue[0].details.text).toMatch(/No patient is registered under this reference number/);
 
@@ -179,9 +213,22 @@ describe('$check-eligibility with the default policy', () => {
     expect(operation).toBeDefined();
     const definition = await fhirFetch(operation.definition);
     expect(definition.status).toBe(200);
-    expect(definition.body).toMatchObject({ resourceType: 'OperationDefinition', code: 'check-eligibility', system: true });
+    expect(definition.body).toMatchObject({
+      resourceType: 'OperationDefinition',
+      code: 'check-eligibility',
+      system: true,
+    });
     expect(definition.body.parameter.map((p: { name: string }) => p.name)).toEqual(
-      expect.arrayContaining(['country', 'state', 'plannedReview', 'referenceNumber', 'outcome', 'allowedReviews', 'reason', 'policyVersion']),
+      expect.arrayContaining([
+        'country',
+        'state',
+        'plannedReview',
+        'referenceNumber',
+        'outcome',
+        'allowedReviews',
+        'reason',
+        'policyVersion',
+      ]),
     );
   });
 });
@@ -246,9 +293,18 @@ describe('JURISDICTION_POLICY_FILE', () => {
 
   test('a broken file stops start-up with a message naming the file and the problem', async () => {
     const file = path.join(dir, 'broken.json');
-    await fs.writeFile(file, JSON.stringify(policy('operator-9', '2020-01-01T00:00:00Z', [{ ...franceClosed, code: 'FRA' }])));
+    await fs.writeFile(
+      file,
+      JSON.stringify(policy('operator-9', '2020-01-01T00:00:00Z', [{ ...franceClosed, code: 'FRA' }])),
+    );
     const dataDir = await fs.mkdtemp(path.join(dir, 'data-'));
-    const child = spawnMain({ JURISDICTION_POLICY_FILE: file, DATA_DIR: dataDir, PORT: '0', DIMSE_PORT: '0', LOG_LEVEL: 'info' });
+    const child = spawnMain({
+      JURISDICTION_POLICY_FILE: file,
+      DATA_DIR: dataDir,
+      PORT: '0',
+      DIMSE_PORT: '0',
+      LOG_LEVEL: 'info',
+    });
     let output = '';
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -263,7 +319,9 @@ describe('JURISDICTION_POLICY_FILE', () => {
     const second = spawnMain({ JURISDICTION_POLICY_FILE: notJson, DATA_DIR: dataDir, PORT: '0', DIMSE_PORT: '0' });
     let secondOutput = '';
     second.stdout?.setEncoding('utf8').on('data', (chunk: string) => (secondOutput += chunk));
-    const secondCode = await new Promise<number | null>((resolve) => second.once('exit', (exitCode) => resolve(exitCode)));
+    const secondCode = await new Promise<number | null>((resolve) =>
+      second.once('exit', (exitCode) => resolve(exitCode)),
+    );
     expect(secondCode).not.toBe(0);
     expect(secondOutput).toMatch(/is not valid JSON/);
   });
@@ -279,7 +337,9 @@ describe('$check-eligibility checks its caller (AUTH_REQUIRED=true)', () => {
   });
 
   const check = (token: string | undefined, query: string) =>
-    fhirFetch(`${hub.fhir}/$check-eligibility?${query}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    fhirFetch(`${hub.fhir}/$check-eligibility?${query}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
 
   test('a residence: any identity may ask, whatever its resource scopes; anonymous requests are 401', async () => {
     expect((await check(undefined, 'country=FR')).status).toBe(401);
@@ -290,31 +350,39 @@ describe('$check-eligibility checks its caller (AUTH_REQUIRED=true)', () => {
     };
     for (const [caller, token] of Object.entries(callers)) {
       const response = await check(token, 'country=US&state=NM');
-      expect({ caller, status: response.status, outcome: answer(response.body).outcome }).toEqual({ caller, status: 200, outcome: 'ineligible' });
+      expect({ caller, status: response.status, outcome: answer(response.body).outcome }).toEqual({
+        caller,
+        status: 200,
+        outcome: 'ineligible',
+      });
     }
   });
 
-  test('a reference number needs the right to refer; the patient need not be in the physician\'s cases yet', async () => {
+  test("a reference number needs the right to refer; the patient need not be in the physician's cases yet", async () => {
     const coordinator = await userToken(hub, 'coordinator');
     const registered = await fhirFetch(`${hub.fhir}/Patient/$register`, {
       method: 'POST',
       headers: { authorization: `Bearer ${coordinator}` },
       body: {
         resourceType: 'Parameters',
-        parameter: [{
-          name: 'patient',
-          resource: {
-            resourceType: 'Patient',
-            name: [{ family: 'Ashdown' }],
-            birthDate: '1970-01-02',
-            telecom: [{ system: 'email', value: 'ashdown@example.org' }],
-            address: [{ use: 'home', country: 'FR' }],
+        parameter: [
+          {
+            name: 'patient',
+            resource: {
+              resourceType: 'Patient',
+              name: [{ family: 'Ashdown' }],
+              birthDate: '1970-01-02',
+              telecom: [{ system: 'email', value: 'ashdown@example.org' }],
+              address: [{ use: 'home', country: 'FR' }],
+            },
           },
-        }],
+        ],
       },
     });
     expect(registered.status).toBe(201);
-    const number = (registered.body.parameter as { name: string; valueIdentifier?: { value: string } }[]).find((p) => p.name === 'referenceNumber')?.valueIdentifier?.value as string;
+    const number = (registered.body.parameter as { name: string; valueIdentifier?: { value: string } }[]).find(
+      (p) => p.name === 'referenceNumber',
+    )?.valueIdentifier?.value as string;
     const refused = {
       patient: await userToken(hub, 'patient'),
       specialist: await userToken(hub, 'specialist'),
@@ -323,7 +391,11 @@ describe('$check-eligibility checks its caller (AUTH_REQUIRED=true)', () => {
     };
     for (const [caller, token] of Object.entries(refused)) {
       const response = await check(token, `referenceNumber=${number}`);
-      expect({ caller, status: response.status, code: response.body.issue?.[0]?.code }).toEqual({ caller, status: 403, code: 'forbidden' });
+      expect({ caller, status: response.status, code: response.body.issue?.[0]?.code }).toEqual({
+        caller,
+        status: 403,
+        code: 'forbidden',
+      });
       expect(JSON.stringify(response.body)).not.toMatch(/FR|eligible/);
     }
     const allowed = {
@@ -332,7 +404,11 @@ describe('$check-eligibility checks its caller (AUTH_REQUIRED=true)', () => {
     };
     for (const [caller, token] of Object.entries(allowed)) {
       const response = await check(token, `referenceNumber=${number}`);
-      expect({ caller, status: response.status, outcome: answer(response.body).outcome }).toEqual({ caller, status: 200, outcome: 'eligible' });
+      expect({ caller, status: response.status, outcome: answer(response.body).outcome }).toEqual({
+        caller,
+        status: 200,
+        outcome: 'eligible',
+      });
     }
   });
 });

@@ -58,8 +58,17 @@ function chunked(bytes: Buffer): ReadableStream<Uint8Array> {
   });
 }
 
-async function upload(fhir: string, bytes: Buffer, contentType: string, headers: Record<string, string> = {}): Promise<string> {
-  const res = await rawFetch(`${fhir}/Binary`, { method: 'POST', body: bytes, headers: { 'content-type': contentType, ...headers } });
+async function upload(
+  fhir: string,
+  bytes: Buffer,
+  contentType: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const res = await rawFetch(`${fhir}/Binary`, {
+    method: 'POST',
+    body: bytes,
+    headers: { 'content-type': contentType, ...headers },
+  });
   expect(res.status).toBe(201);
   return json(res).id;
 }
@@ -74,7 +83,11 @@ describe('Binary', () => {
   });
 
   test('POST raw bytes: 201 with Location; GET with their media type streams the same bytes back', async () => {
-    const created = await rawFetch(`${t.fhir}/Binary`, { method: 'POST', body: PDF, headers: { 'content-type': 'application/pdf' } });
+    const created = await rawFetch(`${t.fhir}/Binary`, {
+      method: 'POST',
+      body: PDF,
+      headers: { 'content-type': 'application/pdf' },
+    });
     expect(created.status).toBe(201);
     const binary = json(created);
     expect(binary).toMatchObject({ resourceType: 'Binary', contentType: 'application/pdf', meta: { versionId: '1' } });
@@ -114,7 +127,9 @@ describe('Binary', () => {
   });
 
   test('XML content (a CDA document) is served raw for Accept: text/xml; application/fhir+xml is 406', async () => {
-    const cda = Buffer.from('<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"><title>Discharge summary</title></ClinicalDocument>');
+    const cda = Buffer.from(
+      '<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"><title>Discharge summary</title></ClinicalDocument>',
+    );
     const id = await upload(t.fhir, cda, 'text/xml');
     const read = await rawFetch(`${t.fhir}/Binary/${id}`, { headers: { accept: 'text/xml' } });
     expect(read.status).toBe(200);
@@ -130,7 +145,12 @@ describe('Binary', () => {
     const read = await fhirFetch(`${t.fhir}/Binary/${id}`);
     expect(read.status).toBe(200);
     expect(read.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
-    expect(read.body).toMatchObject({ resourceType: 'Binary', id, contentType: 'application/pdf', meta: { versionId: '1' } });
+    expect(read.body).toMatchObject({
+      resourceType: 'Binary',
+      id,
+      contentType: 'application/pdf',
+      meta: { versionId: '1' },
+    });
     expect(Buffer.from(read.body.data, 'base64').equals(PDF)).toBe(true);
     const formatted = await rawFetch(`${t.fhir}/Binary/${id}?_format=json`, { headers: { accept: '*/*' } });
     expect(formatted.headers.get('content-type')).toMatch(/json/);
@@ -154,7 +174,11 @@ describe('Binary', () => {
   test('PUT raw makes version 2; /_history/1 still returns the old bytes raw', async () => {
     const id = await upload(t.fhir, PDF, 'application/pdf');
     const replacement = Buffer.from('\x89PNG\r\n\x1a\n' + 'replacement image', 'latin1');
-    const updated = await rawFetch(`${t.fhir}/Binary/${id}`, { method: 'PUT', body: replacement, headers: { 'content-type': 'image/png' } });
+    const updated = await rawFetch(`${t.fhir}/Binary/${id}`, {
+      method: 'PUT',
+      body: replacement,
+      headers: { 'content-type': 'image/png' },
+    });
     expect(updated.status).toBe(200);
     expect(json(updated)).toMatchObject({ id, contentType: 'image/png', meta: { versionId: '2' } });
     expect(updated.headers.get('etag')).toBe('W/"2"');
@@ -174,7 +198,11 @@ describe('Binary', () => {
   });
 
   test('PUT raw to an id that does not exist creates it (201)', async () => {
-    const res = await rawFetch(`${t.fhir}/Binary/scan-report-77`, { method: 'PUT', body: PDF, headers: { 'content-type': 'application/pdf' } });
+    const res = await rawFetch(`${t.fhir}/Binary/scan-report-77`, {
+      method: 'PUT',
+      body: PDF,
+      headers: { 'content-type': 'application/pdf' },
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get('location')).toBe(`${t.fhir}/Binary/scan-report-77/_history/1`);
     const read = await rawFetch(`${t.fhir}/Binary/scan-report-77`, { headers: { accept: 'application/pdf' } });
@@ -187,12 +215,16 @@ describe('Binary', () => {
     const unchanged = await rawFetch(url, { headers: { accept: 'application/pdf', 'if-none-match': 'W/"1"' } });
     expect(unchanged.status).toBe(304);
     expect(unchanged.bytes.length).toBe(0);
-    expect((await rawFetch(url, { headers: { accept: 'application/pdf', 'if-none-match': 'W/"5"' } })).status).toBe(200);
+    expect((await rawFetch(url, { headers: { accept: 'application/pdf', 'if-none-match': 'W/"5"' } })).status).toBe(
+      200,
+    );
     await rawFetch(url, { method: 'PUT', body: Buffer.from('v2'), headers: { 'content-type': 'application/pdf' } });
     const changed = await rawFetch(url, { headers: { accept: 'application/pdf', 'if-none-match': 'W/"1"' } });
     expect(changed.status).toBe(200);
     expect(changed.bytes.toString()).toBe('v2');
-    const old = await rawFetch(`${url}/_history/1`, { headers: { accept: 'application/pdf', 'if-none-match': 'W/"1"' } });
+    const old = await rawFetch(`${url}/_history/1`, {
+      headers: { accept: 'application/pdf', 'if-none-match': 'W/"1"' },
+    });
     expect(old.status).toBe(304);
   });
 
@@ -280,7 +312,11 @@ describe('Binary size limit (BINARY_MAX_BYTES=100000)', () => {
 
   test('a raw PUT past the limit leaves the current version in place', async () => {
     const id = await upload(t.fhir, PDF, 'application/pdf');
-    const res = await rawFetch(`${t.fhir}/Binary/${id}`, { method: 'PUT', body: chunked(randomBytes(LIMIT * 2)), headers: { 'content-type': 'application/pdf' } });
+    const res = await rawFetch(`${t.fhir}/Binary/${id}`, {
+      method: 'PUT',
+      body: chunked(randomBytes(LIMIT * 2)),
+      headers: { 'content-type': 'application/pdf' },
+    });
     expectTooLarge(res);
     const read = await rawFetch(`${t.fhir}/Binary/${id}`, { headers: { accept: 'application/pdf' } });
     expect(read.headers.get('etag')).toBe('W/"1"');
@@ -291,7 +327,11 @@ describe('Binary size limit (BINARY_MAX_BYTES=100000)', () => {
     const before = { count: await storedBinaries(), files: await blobFiles() };
     const res = await fhirFetch(`${t.fhir}/Binary`, {
       method: 'POST',
-      body: { resourceType: 'Binary', contentType: 'application/octet-stream', data: randomBytes(LIMIT + 10).toString('base64') },
+      body: {
+        resourceType: 'Binary',
+        contentType: 'application/octet-stream',
+        data: randomBytes(LIMIT + 10).toString('base64'),
+      },
     });
     expect(res.status).toBe(413);
     expect(res.body.resourceType).toBe('OperationOutcome');

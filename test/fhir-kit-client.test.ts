@@ -61,7 +61,17 @@ test('the capability statement lists what an integration needs', async () => {
   }
   const searchParams = capabilities.searchParamsFor({ resourceType: 'Patient' });
   expect(searchParams).toEqual(
-    expect.arrayContaining(['_id', '_lastUpdated', 'identifier', 'name', 'family', 'given', 'birthdate', 'gender', 'general-practitioner']),
+    expect.arrayContaining([
+      '_id',
+      '_lastUpdated',
+      'identifier',
+      'name',
+      'family',
+      'given',
+      'birthdate',
+      'gender',
+      'general-practitioner',
+    ]),
   );
   expect(capabilities.resourceSearch('Observation', 'subject')).toBe(true);
   expect(capabilities.resourceCan('Binary', 'read')).toBe(true);
@@ -92,7 +102,12 @@ test('update with If-Match, and a stale If-Match is 412', async () => {
   });
   expect(updated).toMatchObject({ id, gender: 'other', meta: { versionId: '2' } });
   const stale = await failure(
-    client.update({ resourceType: 'Patient', id, body: { ...created, gender: 'female' }, options: { headers: { 'If-Match': 'W/"1"' } } }),
+    client.update({
+      resourceType: 'Patient',
+      id,
+      body: { ...created, gender: 'female' },
+      options: { headers: { 'If-Match': 'W/"1"' } },
+    }),
   );
   expect(stale.status).toBe(412);
   expect(stale.data.resourceType).toBe('OperationOutcome');
@@ -136,7 +151,10 @@ test('delete, then read is 410 and an unknown id is 404', async () => {
 test('search pages through every match with nextPage, by GET and by POST', async () => {
   const created = new Set<string>();
   for (let i = 0; i < 7; i++) {
-    const resource = await client.create({ resourceType: 'Patient', body: patient(`Pager${i}`, `page-${i}`, PAGER_SYSTEM) });
+    const resource = await client.create({
+      resourceType: 'Patient',
+      body: patient(`Pager${i}`, `page-${i}`, PAGER_SYSTEM),
+    });
     created.add(resource.id as string);
   }
   for (const postSearch of [false, true]) {
@@ -192,14 +210,21 @@ test('a transaction, and a batch with one failing entry', async () => {
       entry: [
         { fullUrl: patientUrl, resource: patient('Transakcja', 'fkc-tx'), request: { method: 'POST', url: 'Patient' } },
         {
-          resource: { resourceType: 'Condition', code: { text: 'Suspected pulmonary nodule' }, subject: { reference: patientUrl } },
+          resource: {
+            resourceType: 'Condition',
+            code: { text: 'Suspected pulmonary nodule' },
+            subject: { reference: patientUrl },
+          },
           request: { method: 'POST', url: 'Condition' },
         },
       ],
     },
   });
   expect(response.type).toBe('transaction-response');
-  const [patientEntry, conditionEntry] = response.entry as { resource: FhirResource; response: { status: string; etag: string } }[];
+  const [patientEntry, conditionEntry] = response.entry as {
+    resource: FhirResource;
+    response: { status: string; etag: string };
+  }[];
   expect(patientEntry.response.status).toMatch(/^201/);
   expect(patientEntry.response.etag).toBe('W/"1"');
   expect(conditionEntry.resource.subject).toEqual({ reference: `Patient/${patientEntry.resource.id}` });
@@ -209,8 +234,14 @@ test('a transaction, and a batch with one failing entry', async () => {
       resourceType: 'Bundle',
       type: 'batch',
       entry: [
-        { resource: { resourceType: 'Observation', status: 'final', code: { text: 'Pack-years' } }, request: { method: 'POST', url: 'Observation' } },
-        { resource: { resourceType: 'Observation', status: 'guessed', code: { text: 'Bad' } }, request: { method: 'POST', url: 'Observation' } },
+        {
+          resource: { resourceType: 'Observation', status: 'final', code: { text: 'Pack-years' } },
+          request: { method: 'POST', url: 'Observation' },
+        },
+        {
+          resource: { resourceType: 'Observation', status: 'guessed', code: { text: 'Bad' } },
+          request: { method: 'POST', url: 'Observation' },
+        },
         { request: { method: 'GET', url: `Patient/${patientEntry.resource.id}` } },
       ],
     },
@@ -222,12 +253,23 @@ test('a transaction, and a batch with one failing entry', async () => {
 
 test('conditional create via If-None-Exist makes one resource', async () => {
   const options = { headers: { 'If-None-Exist': `identifier=${MRN}|fkc-conditional` } };
-  const first = await client.create({ resourceType: 'Patient', body: patient('Warunkowy', 'fkc-conditional'), options });
-  const second = await client.create({ resourceType: 'Patient', body: patient('Warunkowy', 'fkc-conditional'), options });
+  const first = await client.create({
+    resourceType: 'Patient',
+    body: patient('Warunkowy', 'fkc-conditional'),
+    options,
+  });
+  const second = await client.create({
+    resourceType: 'Patient',
+    body: patient('Warunkowy', 'fkc-conditional'),
+    options,
+  });
   expect(statusOf(first)).toBe(201);
   expect(statusOf(second)).toBe(200);
   expect(second.id).toBe(first.id);
-  const search = await client.search({ resourceType: 'Patient', searchParams: { identifier: `${MRN}|fkc-conditional`, _total: 'accurate' } });
+  const search = await client.search({
+    resourceType: 'Patient',
+    searchParams: { identifier: `${MRN}|fkc-conditional`, _total: 'accurate' },
+  });
   expect(search.total).toBe(1);
 });
 
@@ -237,7 +279,11 @@ test('conditional update by search parameters creates, then updates, and refuses
     identifier: [{ system: 'urn:test:ods', value: 'RX1' }],
     name,
   });
-  const created = await client.update({ resourceType: 'Organization', searchParams: { identifier: 'urn:test:ods|RX1' }, body: organization('Riverside Hospital') });
+  const created = await client.update({
+    resourceType: 'Organization',
+    searchParams: { identifier: 'urn:test:ods|RX1' },
+    body: organization('Riverside Hospital'),
+  });
   expect(statusOf(created)).toBe(201);
   const updated = await client.update({
     resourceType: 'Organization',
@@ -248,7 +294,11 @@ test('conditional update by search parameters creates, then updates, and refuses
   expect(updated).toMatchObject({ id: created.id, meta: { versionId: '2' } });
   // With one Organization stored, an ignored criterion would match it and overwrite it.
   const misspelt = await failure(
-    client.update({ resourceType: 'Organization', searchParams: { identifer: 'urn:test:ods|ZZ9' }, body: organization('Another Trust') }),
+    client.update({
+      resourceType: 'Organization',
+      searchParams: { identifer: 'urn:test:ods|ZZ9' },
+      body: organization('Another Trust'),
+    }),
   );
   expect(misspelt.status).toBe(400);
   expect(misspelt.data.resourceType).toBe('OperationOutcome');

@@ -70,7 +70,13 @@ function fixtures(fhir: string): Resource[] {
       address: [{ city: 'Bern', country: 'CH' }],
     },
     // Birth date known to the month only: it covers all of May 1980. No gender recorded.
-    { resourceType: 'Patient', id: 'pat-dan', identifier: [{ system: MRN, value: 'MRN-004' }], name: [{ family: 'Smith', given: ['Dan'] }], birthDate: '1980-05' },
+    {
+      resourceType: 'Patient',
+      id: 'pat-dan',
+      identifier: [{ system: MRN, value: 'MRN-004' }],
+      name: [{ family: 'Smith', given: ['Dan'] }],
+      birthDate: '1980-05',
+    },
     {
       resourceType: 'Patient',
       id: 'pat-eve',
@@ -80,7 +86,9 @@ function fixtures(fhir: string): Resource[] {
       gender: 'female',
       birthDate: '1990-12-31',
       multipleBirthInteger: 2,
-      contact: [{ name: { family: 'Smith', given: ['Sam'] }, telecom: [{ system: 'phone', value: '+41 44 000 00 00' }] }],
+      contact: [
+        { name: { family: 'Smith', given: ['Sam'] }, telecom: [{ system: 'phone', value: '+41 44 000 00 00' }] },
+      ],
     },
     {
       resourceType: 'Patient',
@@ -122,7 +130,9 @@ function fixtures(fhir: string): Resource[] {
       resourceType: 'Observation',
       id: 'obs-ann-weight',
       status: 'final',
-      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
+      category: [
+        { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] },
+      ],
       code: { coding: [{ system: LOINC, code: '29463-7', display: 'Body weight' }] },
       subject: ref('Patient/pat-ann'),
       encounter: ref('Encounter/enc-1'),
@@ -234,11 +244,20 @@ function fixtures(fhir: string): Resource[] {
       focus: ref('ServiceRequest/sr-2'),
       for: ref('Patient/pat-bob'),
     },
-    { resourceType: 'Task', id: 'task-3', status: 'requested', intent: 'order', focus: ref('Patient/pat-cara'), for: ref('Patient/pat-cara') },
+    {
+      resourceType: 'Task',
+      id: 'task-3',
+      status: 'requested',
+      intent: 'order',
+      focus: ref('Patient/pat-cara'),
+      for: ref('Patient/pat-cara'),
+    },
     {
       resourceType: 'Condition',
       id: 'cond-mi',
-      clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
+      clinicalStatus: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }],
+      },
       code: { coding: [{ system: SNOMED, code: '22298006', display: 'Myocardial infarction' }] },
       subject: ref('Patient/pat-ann'),
       encounter: ref('Encounter/enc-1'),
@@ -248,14 +267,28 @@ function fixtures(fhir: string): Resource[] {
     {
       resourceType: 'Condition',
       id: 'cond-dm',
-      clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'resolved' }] },
+      clinicalStatus: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'resolved' }],
+      },
       code: { coding: [{ system: SNOMED, code: '44054006', display: 'Type 2 diabetes mellitus' }] },
       subject: ref('Patient/pat-bob'),
       onsetAge: { value: 52, unit: 'a', system: UCUM, code: 'a' },
     },
     // R4 defines no number parameter on the types above; RiskAssessment.probability is one.
-    { resourceType: 'RiskAssessment', id: 'risk-low', status: 'final', subject: ref('Patient/pat-ann'), prediction: [{ probabilityDecimal: 0.25 }] },
-    { resourceType: 'RiskAssessment', id: 'risk-high', status: 'final', subject: ref('Patient/pat-bob'), prediction: [{ probabilityDecimal: 0.7 }] },
+    {
+      resourceType: 'RiskAssessment',
+      id: 'risk-low',
+      status: 'final',
+      subject: ref('Patient/pat-ann'),
+      prediction: [{ probabilityDecimal: 0.25 }],
+    },
+    {
+      resourceType: 'RiskAssessment',
+      id: 'risk-high',
+      status: 'final',
+      subject: ref('Patient/pat-bob'),
+      prediction: [{ probabilityDecimal: 0.7 }],
+    },
   ] as Resource[];
 }
 
@@ -280,14 +313,21 @@ async function remove(resource: Resource): Promise<void> {
 async function search(query: string, headers?: Record<string, string>): Promise<Bundle> {
   const url = query.startsWith('http') ? query : `${t.fhir}/${query}`;
   const res = await fhirFetch(url, { headers });
-  expect({ query, status: res.status, outcome: res.status === 200 ? undefined : res.body }).toEqual({ query, status: 200, outcome: undefined });
+  expect({ query, status: res.status, outcome: res.status === 200 ? undefined : res.body }).toEqual({
+    query,
+    status: 200,
+    outcome: undefined,
+  });
   const bundle = res.body as Bundle;
   expect(bundle.resourceType).toBe('Bundle');
   expect(bundle.type).toBe('searchset');
   return bundle;
 }
 
-async function searchError(query: string, headers?: Record<string, string>): Promise<{ status: number; outcome: OperationOutcome }> {
+async function searchError(
+  query: string,
+  headers?: Record<string, string>,
+): Promise<{ status: number; outcome: OperationOutcome }> {
   const res = await fhirFetch(`${t.fhir}/${query}`, { headers });
   expect(res.body?.resourceType).toBe('OperationOutcome');
   return { status: res.status, outcome: res.body as OperationOutcome };
@@ -295,7 +335,8 @@ async function searchError(query: string, headers?: Record<string, string>): Pro
 
 const matches = (bundle: Bundle): BundleEntry[] => (bundle.entry ?? []).filter((e) => e.search?.mode === 'match');
 const ids = (bundle: Bundle): string[] => matches(bundle).map((e) => e.resource?.id as string);
-const link = (bundle: Bundle, relation: string): string | undefined => bundle.link?.find((l: BundleLink) => l.relation === relation)?.url;
+const link = (bundle: Bundle, relation: string): string | undefined =>
+  bundle.link?.find((l: BundleLink) => l.relation === relation)?.url;
 
 /** Asserts the set of matching ids, whatever their order. */
 async function expectIds(query: string, expected: string[]): Promise<void> {
@@ -405,7 +446,11 @@ describe('reference parameters', () => {
     await expectIds(`Observation?subject=${OTHER_EHR}/Patient/pat-ann`, ['obs-external']);
     await expectIds('Observation?subject=Patient/pat-cara', ['obs-cara-bp']);
     await expectIds(`Observation?subject=${t.fhir}/Patient/pat-cara`, ['obs-cara-bp']);
-    await expectIds('Observation?subject=Patient/pat-ann,Patient/pat-bob', ['obs-ann-weight', 'obs-ann-glucose', 'obs-bob-weight']);
+    await expectIds('Observation?subject=Patient/pat-ann,Patient/pat-bob', [
+      'obs-ann-weight',
+      'obs-ann-glucose',
+      'obs-bob-weight',
+    ]);
     await expectIds('Observation?patient=Patient/pat-ann', ['obs-ann-weight', 'obs-ann-glucose']);
     await expectIds('Patient?organization=Organization/org-clinic', ['pat-ann']);
     await expectIds('Task?owner=Practitioner/prac-cuddy', ['task-1']);
@@ -414,7 +459,12 @@ describe('reference parameters', () => {
   test(':[type] restricts the target type', async () => {
     const group = await fhirFetch(`${t.fhir}/Observation`, {
       method: 'POST',
-      body: { resourceType: 'Observation', status: 'final', code: { text: 'group finding' }, subject: { reference: 'Group/pat-ann' } },
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'group finding' },
+        subject: { reference: 'Group/pat-ann' },
+      },
     });
     expect(group.status).toBe(201);
     try {
@@ -479,7 +529,10 @@ describe('date parameters', () => {
     await expectIds(`Observation?date=${encodeURIComponent('2020-03-15T05:30-04:00')}`, ['obs-ann-weight']);
     await expectIds('Observation?date=2020-03', ['obs-ann-weight', 'obs-bob-weight', 'obs-cara-bp']);
     await expectIds('Observation?date=gt2020-03-15T09:30:00Z', ['obs-ann-glucose', 'obs-bob-weight']);
-    await expectIds(`Observation?date=lt${encodeURIComponent('2020-03-15T10:30:00+01:00')}`, ['obs-cara-bp', 'obs-external']);
+    await expectIds(`Observation?date=lt${encodeURIComponent('2020-03-15T10:30:00+01:00')}`, [
+      'obs-cara-bp',
+      'obs-external',
+    ]);
     await expectIds('Encounter?date=2020-03-15', ['enc-1']);
     await expectIds('Encounter?date=ge2021', ['enc-2']);
     await expectIds('Encounter?date=lt2021-01-01', ['enc-1', 'enc-3']);
@@ -487,13 +540,23 @@ describe('date parameters', () => {
 
   test(':missing on a date', async () => {
     await expectIds('Observation?date:missing=true', ['obs-logical']);
-    await expectIds('Observation?date:missing=false&code=29463-7', ['obs-ann-weight', 'obs-bob-weight', 'obs-external']);
+    await expectIds('Observation?date:missing=false&code=29463-7', [
+      'obs-ann-weight',
+      'obs-bob-weight',
+      'obs-external',
+    ]);
   });
 
   test('_lastUpdated with prefixes', async () => {
-    const first = await create({ resourceType: 'Patient', identifier: [{ system: 'urn:test:lastupdated', value: '1' }] });
+    const first = await create({
+      resourceType: 'Patient',
+      identifier: [{ system: 'urn:test:lastupdated', value: '1' }],
+    });
     await new Promise((resolve) => setTimeout(resolve, 15));
-    const second = await create({ resourceType: 'Patient', identifier: [{ system: 'urn:test:lastupdated', value: '2' }] });
+    const second = await create({
+      resourceType: 'Patient',
+      identifier: [{ system: 'urn:test:lastupdated', value: '2' }],
+    });
     const scope = 'Patient?identifier=urn:test:lastupdated|';
     const at = (resource: Resource) => encodeURIComponent(resource.meta?.lastUpdated as string);
     const [a, b] = [first.id as string, second.id as string];
@@ -551,7 +614,10 @@ describe('uri parameters', () => {
     await expectIds(`ServiceRequest?instantiates-uri=${PROTOCOLS}/second-opinion`, []);
     await expectIds(`ServiceRequest?instantiates-uri:below=${PROTOCOLS}/second-opinion`, ['sr-1', 'sr-2']);
     await expectIds(`ServiceRequest?instantiates-uri:below=${PROTOCOLS}`, ['sr-1', 'sr-2', 'sr-3', 'sr-4']);
-    await expectIds(`ServiceRequest?instantiates-uri:above=${PROTOCOLS}/second-opinion/oncology/v2/appendix`, ['sr-2', 'sr-3']);
+    await expectIds(`ServiceRequest?instantiates-uri:above=${PROTOCOLS}/second-opinion/oncology/v2/appendix`, [
+      'sr-2',
+      'sr-3',
+    ]);
     await expectIds(`ServiceRequest?instantiates-uri:above=${PROTOCOLS}/second-opinion/cardiology`, ['sr-1', 'sr-3']);
   });
 });
@@ -585,7 +651,9 @@ describe('chained and reverse-chained parameters', () => {
     await expectIds('Patient?_has:Observation:subject:value-quantity=80', []);
     await expectIds('Patient?_has:Task:patient:status=in-progress', ['pat-bob']);
     await expectIds('Practitioner?_has:Encounter:practitioner:date=2020-03', ['prac-house']);
-    await expectIds(`Patient?_has:Observation:patient:code=${LOINC}|2339-0&_has:Condition:subject:code=22298006`, ['pat-ann']);
+    await expectIds(`Patient?_has:Observation:patient:code=${LOINC}|2339-0&_has:Condition:subject:code=22298006`, [
+      'pat-ann',
+    ]);
   });
 
   test('a deeper chain is refused', async () => {
@@ -611,8 +679,22 @@ describe('sorting and result parameters', () => {
   });
 
   test('paging by a key some resources lack: they come last, in either direction', async () => {
-    expect(await walk(`${PATIENTS}&_sort=gender&_count=1`)).toEqual(['pat-ann', 'pat-cara', 'pat-eve', 'pat-fay', 'pat-bob', 'pat-dan']);
-    expect(await walk(`${PATIENTS}&_sort=-gender,-_id&_count=2`)).toEqual(['pat-bob', 'pat-fay', 'pat-eve', 'pat-cara', 'pat-ann', 'pat-dan']);
+    expect(await walk(`${PATIENTS}&_sort=gender&_count=1`)).toEqual([
+      'pat-ann',
+      'pat-cara',
+      'pat-eve',
+      'pat-fay',
+      'pat-bob',
+      'pat-dan',
+    ]);
+    expect(await walk(`${PATIENTS}&_sort=-gender,-_id&_count=2`)).toEqual([
+      'pat-bob',
+      'pat-fay',
+      'pat-eve',
+      'pat-cara',
+      'pat-ann',
+      'pat-dan',
+    ]);
   });
 
   test('_count, _total=accurate and _summary=count', async () => {
@@ -665,23 +747,43 @@ describe('sorting and result parameters', () => {
   });
 
   test('_include and _revinclude add entries with search.mode "include"', async () => {
-    const included = await search('Observation?_id=obs-ann-weight&_include=Observation:subject&_include=Observation:performer');
+    const included = await search(
+      'Observation?_id=obs-ann-weight&_include=Observation:subject&_include=Observation:performer',
+    );
     expect(ids(included)).toEqual(['obs-ann-weight']);
     const extra = (included.entry ?? []).filter((e) => e.search?.mode === 'include');
-    expect(extra.map((e) => `${e.resource?.resourceType}/${e.resource?.id}`).sort()).toEqual(['Patient/pat-ann', 'Practitioner/prac-house']);
-    expect(extra.map((e) => e.fullUrl).sort()).toEqual([`${t.fhir}/Patient/pat-ann`, `${t.fhir}/Practitioner/prac-house`]);
+    expect(extra.map((e) => `${e.resource?.resourceType}/${e.resource?.id}`).sort()).toEqual([
+      'Patient/pat-ann',
+      'Practitioner/prac-house',
+    ]);
+    expect(extra.map((e) => e.fullUrl).sort()).toEqual([
+      `${t.fhir}/Patient/pat-ann`,
+      `${t.fhir}/Practitioner/prac-house`,
+    ]);
 
     const absolute = await search('Observation?_id=obs-cara-bp&_include=Observation:subject');
-    expect((absolute.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id)).toEqual(['pat-cara']);
+    expect((absolute.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id)).toEqual([
+      'pat-cara',
+    ]);
 
     const rev = await search('Patient?_id=pat-ann,pat-cara&_revinclude=Observation:subject&_revinclude=Task:focus');
     expect(ids(rev).sort()).toEqual(['pat-ann', 'pat-cara']);
     const revExtra = (rev.entry ?? []).filter((e) => e.search?.mode === 'include');
-    expect(revExtra.map((e) => e.resource?.id).sort()).toEqual(['obs-ann-glucose', 'obs-ann-weight', 'obs-cara-bp', 'task-3']);
+    expect(revExtra.map((e) => e.resource?.id).sort()).toEqual([
+      'obs-ann-glucose',
+      'obs-ann-weight',
+      'obs-cara-bp',
+      'task-3',
+    ]);
     expect(rev.total).toBe(2);
 
     const typed = await search('Task?_id=task-1&_include=Task:focus:ServiceRequest&_include=Task:owner');
-    expect((typed.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id).sort()).toEqual(['prac-cuddy', 'sr-1']);
+    expect(
+      (typed.entry ?? [])
+        .filter((e) => e.search?.mode === 'include')
+        .map((e) => e.resource?.id)
+        .sort(),
+    ).toEqual(['prac-cuddy', 'sr-1']);
   });
 });
 
@@ -737,9 +839,17 @@ describe('paging while the data changes', () => {
       birthDate,
     }) as Resource;
 
-  async function checkPaging(system: string, query: string, sortedOrder?: (all: Resource[]) => string[]): Promise<void> {
+  async function checkPaging(
+    system: string,
+    query: string,
+    sortedOrder?: (all: Resource[]) => string[],
+  ): Promise<void> {
     const withSystem = (patient: Resource, value: string): Resource =>
-      ({ ...patient, id: `${system}-${patient.id}`, identifier: [{ system: `urn:test:${system}`, value }] }) as Resource;
+      ({
+        ...patient,
+        id: `${system}-${patient.id}`,
+        identifier: [{ system: `urn:test:${system}`, value }],
+      }) as Resource;
     const original: Resource[] = [];
     for (let n = 0; n < 13; n++) {
       // Five distinct birth dates, so the second sort key decides between equals.
@@ -765,7 +875,9 @@ describe('paging while the data changes', () => {
     expect(order.filter((id) => deleted.has(id))).toEqual([]);
     expect(deleted.size).toBeGreaterThan(1);
     if (sortedOrder) {
-      expect(order.filter((id) => survivors.includes(id))).toEqual(sortedOrder(original).filter((id) => survivors.includes(id)));
+      expect(order.filter((id) => survivors.includes(id))).toEqual(
+        sortedOrder(original).filter((id) => survivors.includes(id)),
+      );
     }
   }
 

@@ -45,10 +45,18 @@ function patient(family: string, mrn?: string): Patient {
 }
 
 function observation(text: string, subject: string, extra: Record<string, unknown> = {}): Resource {
-  return { resourceType: 'Observation', status: 'final', code: { text }, subject: { reference: subject }, ...extra } as Resource;
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { text },
+    subject: { reference: subject },
+    ...extra,
+  } as Resource;
 }
 
-async function send(body: Bundle): Promise<{ status: number; bundle: Bundle; outcome: OperationOutcome; headers: Headers }> {
+async function send(
+  body: Bundle,
+): Promise<{ status: number; bundle: Bundle; outcome: OperationOutcome; headers: Headers }> {
   const res = await fhirFetch(t.fhir, { method: 'POST', body });
   return { status: res.status, bundle: res.body, outcome: res.body, headers: res.headers };
 }
@@ -72,7 +80,11 @@ function idOf(location: string | undefined): string {
 describe('transaction Bundles', () => {
   test('a transaction-response carries status, versioned location, etag and lastModified per entry', async () => {
     const existing = await create(patient('Response', 'resp-1'));
-    const { status, bundle: response, headers } = await send(
+    const {
+      status,
+      bundle: response,
+      headers,
+    } = await send(
       bundle('transaction', [
         post(patient('ResponseNew'), urn(1)),
         { resource: { ...existing, gender: 'other' }, request: { method: 'PUT', url: `Patient/${existing.id}` } },
@@ -103,7 +115,12 @@ describe('transaction Bundles', () => {
         bundle('transaction', [
           post(patient('AtomicInvalid', 'atomic-invalid'), urn(10)),
           post(observation('weight', urn(10))),
-          post({ resourceType: 'Condition', subject: { reference: urn(10) }, clinicalStatus: { coding: [{ code: 'x' }] }, colour: 'red' } as Resource),
+          post({
+            resourceType: 'Condition',
+            subject: { reference: urn(10) },
+            clinicalStatus: { coding: [{ code: 'x' }] },
+            colour: 'red',
+          } as Resource),
         ]),
       );
       expect(status).toBe(400);
@@ -114,13 +131,19 @@ describe('transaction Bundles', () => {
 
     test('a PUT with a stale If-Match', async () => {
       const target = await create(patient('AtomicStale', 'atomic-stale'));
-      const updated = await fhirFetch(`${t.fhir}/Patient/${target.id}`, { method: 'PUT', body: { ...target, gender: 'male' } });
+      const updated = await fhirFetch(`${t.fhir}/Patient/${target.id}`, {
+        method: 'PUT',
+        body: { ...target, gender: 'male' },
+      });
       expect(updated.body.meta.versionId).toBe('2');
       const { status, outcome } = await send(
         bundle('transaction', [
           post(patient('AtomicStaleNew', 'atomic-stale-new'), urn(11)),
           post(observation('atomic-stale-height', urn(11))),
-          { resource: { ...target, gender: 'other' }, request: { method: 'PUT', url: `Patient/${target.id}`, ifMatch: 'W/"1"' } },
+          {
+            resource: { ...target, gender: 'other' },
+            request: { method: 'PUT', url: `Patient/${target.id}`, ifMatch: 'W/"1"' },
+          },
         ]),
       );
       expect(status).toBe(412);
@@ -292,7 +315,12 @@ describe('transaction Bundles', () => {
 
     const again = await send(referral('ine-second'));
     expect(again.status).toBe(200);
-    expect(again.bundle.entry?.map((entry) => entry.response?.status.slice(0, 3))).toEqual(['200', '200', '201', '201']);
+    expect(again.bundle.entry?.map((entry) => entry.response?.status.slice(0, 3))).toEqual([
+      '200',
+      '200',
+      '201',
+      '201',
+    ]);
     expect(again.bundle.entry?.[1].resource?.id).toBe(createdNew.resource?.id);
     expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|ine-1`))).toBe(1);
     expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|ine-2`))).toBe(1);
@@ -300,12 +328,20 @@ describe('transaction Bundles', () => {
   });
 
   test('an ifNoneExist naming an unknown parameter fails instead of matching whatever exists', async () => {
-    const service: HealthcareService = { resourceType: 'HealthcareService', identifier: [{ system: 'urn:test:service', value: 'breast-clinic' }], name: 'Breast clinic' };
+    const service: HealthcareService = {
+      resourceType: 'HealthcareService',
+      identifier: [{ system: 'urn:test:service', value: 'breast-clinic' }],
+      name: 'Breast clinic',
+    };
     await create(service);
     const { status, outcome } = await send(
       bundle('transaction', [
         post(patient('UnknownCriteria', 'unknown-criteria')),
-        post({ ...service, identifier: [{ system: 'urn:test:service', value: 'lung-clinic' }], name: 'Lung clinic' }, urn(32), 'identifer=urn:test:service|lung-clinic'),
+        post(
+          { ...service, identifier: [{ system: 'urn:test:service', value: 'lung-clinic' }], name: 'Lung clinic' },
+          urn(32),
+          'identifer=urn:test:service|lung-clinic',
+        ),
       ]),
     );
     expect(status).toBe(400);
@@ -320,7 +356,10 @@ describe('transaction Bundles', () => {
         post(patient('BigConditional', 'big-1'), urn(40), `identifier=${MRN}|big-1`),
         ...Array.from({ length: 4 }, (_, i) =>
           post(
-            { resourceType: 'Practitioner', identifier: [{ system: 'urn:test:big-npi', value: `99000000${i}` }] } as Resource,
+            {
+              resourceType: 'Practitioner',
+              identifier: [{ system: 'urn:test:big-npi', value: `99000000${i}` }],
+            } as Resource,
             urn(41 + i),
             `identifier=urn:test:big-npi|99000000${i}`,
           ),
@@ -336,7 +375,8 @@ describe('transaction Bundles', () => {
     }
     expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|big-1`))).toBe(1);
     expect(await count('Practitioner?identifier=urn:test:big-npi|')).toBe(4);
-    const patientId = (await fhirFetch(`${t.fhir}/Patient?identifier=${encodeURIComponent(`${MRN}|big-1`)}`)).body.entry[0].resource.id;
+    const patientId = (await fhirFetch(`${t.fhir}/Patient?identifier=${encodeURIComponent(`${MRN}|big-1`)}`)).body
+      .entry[0].resource.id;
     expect(await count(`Observation?subject=Patient/${patientId}`)).toBe(50);
   });
 
@@ -358,8 +398,19 @@ describe('transaction Bundles', () => {
       expect(read.status).toBe(200);
       expect(JSON.stringify(read.body)).not.toContain('urn:uuid');
     }
-    for (const type of ['Observation', 'Condition', 'MedicationStatement', 'AllergyIntolerance', 'Procedure', 'DocumentReference', 'ServiceRequest']) {
-      expect({ type, count: await count(`${type}?patient=Patient/${patientId}`) }).toEqual({ type, count: byType.get(type) });
+    for (const type of [
+      'Observation',
+      'Condition',
+      'MedicationStatement',
+      'AllergyIntolerance',
+      'Procedure',
+      'DocumentReference',
+      'ServiceRequest',
+    ]) {
+      expect({ type, count: await count(`${type}?patient=Patient/${patientId}`) }).toEqual({
+        type,
+        count: byType.get(type),
+      });
     }
     const request = (await fhirFetch(`${t.fhir}/ServiceRequest?patient=Patient/${patientId}`)).body.entry[0].resource;
     expect(request.requester.reference).toMatch(/^PractitionerRole\//);
@@ -406,7 +457,10 @@ describe('batch Bundles', () => {
       bundle('batch', [
         post(patient('BatchGood', 'batch-good')),
         post({ ...patient('BatchBad', 'batch-bad'), gender: 'robot' as Patient['gender'] }),
-        { resource: { ...target, gender: 'male' }, request: { method: 'PUT', url: `Patient/${target.id}`, ifMatch: 'W/"9"' } },
+        {
+          resource: { ...target, gender: 'male' },
+          request: { method: 'PUT', url: `Patient/${target.id}`, ifMatch: 'W/"9"' },
+        },
         { request: { method: 'DELETE', url: 'Patient/batch-nobody' } },
         post(observation('batch-good-pulse', `Patient/${target.id}`)),
       ]),
@@ -427,7 +481,10 @@ describe('batch Bundles', () => {
   });
 
   test('a Bundle of another type is refused with 400', async () => {
-    const res = await fhirFetch(t.fhir, { method: 'POST', body: { resourceType: 'Bundle', type: 'collection', entry: [] } });
+    const res = await fhirFetch(t.fhir, {
+      method: 'POST',
+      body: { resourceType: 'Bundle', type: 'collection', entry: [] },
+    });
     expect(res.status).toBe(400);
     expect(res.body.resourceType).toBe('OperationOutcome');
   });
@@ -449,7 +506,11 @@ describe('concurrent transactions', () => {
       const current = (await fhirFetch(`${t.fhir}/Patient/${target.id}`)).body;
       const base = (n: number): Bundle => {
         const b = contender(n + round * 2);
-        (b.entry as BundleEntry[])[2].request = { method: 'PUT', url: `Patient/${target.id}`, ifMatch: `W/"${current.meta.versionId}"` };
+        (b.entry as BundleEntry[])[2].request = {
+          method: 'PUT',
+          url: `Patient/${target.id}`,
+          ifMatch: `W/"${current.meta.versionId}"`,
+        };
         return b;
       };
       const results = await Promise.all([send(base(1)), send(base(2))]);
@@ -482,8 +543,15 @@ function referralEntries(): BundleEntry[] {
     return fullUrl;
   };
   const patientUrl = add(patient('Referral', 'referral-1'));
-  const referringOrg = add({ resourceType: 'Organization', name: 'Harbour Street Medical Centre', identifier: [{ system: 'urn:test:org', value: 'hsmc' }] });
-  const practitioner = add({ resourceType: 'Practitioner', name: [{ family: 'Lindqvist', given: ['Eva'], prefix: ['Dr'] }] });
+  const referringOrg = add({
+    resourceType: 'Organization',
+    name: 'Harbour Street Medical Centre',
+    identifier: [{ system: 'urn:test:org', value: 'hsmc' }],
+  });
+  const practitioner = add({
+    resourceType: 'Practitioner',
+    name: [{ family: 'Lindqvist', given: ['Eva'], prefix: ['Dr'] }],
+  });
   const role = add({
     resourceType: 'PractitionerRole',
     practitioner: { reference: practitioner },
@@ -502,7 +570,9 @@ function referralEntries(): BundleEntry[] {
   const conditions = ['Breast lump, left', 'Hypertension', 'Type 2 diabetes', 'Hypothyroidism'].map((text) =>
     add({
       resourceType: 'Condition',
-      clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
+      clinicalStatus: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }],
+      },
       code: { text },
       subject: { reference: patientUrl },
       encounter: { reference: encounter },
@@ -522,25 +592,48 @@ function referralEntries(): BundleEntry[] {
       ),
     );
   }
-  for (const text of ['Metformin 500 mg', 'Levothyroxine 50 mcg', 'Ramipril 5 mg', 'Atorvastatin 20 mg', 'Aspirin 75 mg']) {
-    add({ resourceType: 'MedicationStatement', status: 'active', medicationCodeableConcept: { text }, subject: { reference: patientUrl } });
+  for (const text of [
+    'Metformin 500 mg',
+    'Levothyroxine 50 mcg',
+    'Ramipril 5 mg',
+    'Atorvastatin 20 mg',
+    'Aspirin 75 mg',
+  ]) {
+    add({
+      resourceType: 'MedicationStatement',
+      status: 'active',
+      medicationCodeableConcept: { text },
+      subject: { reference: patientUrl },
+    });
   }
   for (const text of ['Penicillin', 'Latex']) {
     add({
       resourceType: 'AllergyIntolerance',
-      clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: 'active' }] },
+      clinicalStatus: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: 'active' }],
+      },
       code: { text },
       patient: { reference: patientUrl },
       recorder: { reference: practitioner },
     });
   }
   for (const text of ['Mammography', 'Ultrasound-guided core biopsy']) {
-    add({ resourceType: 'Procedure', status: 'completed', code: { text }, subject: { reference: patientUrl }, encounter: { reference: encounter } });
+    add({
+      resourceType: 'Procedure',
+      status: 'completed',
+      code: { text },
+      subject: { reference: patientUrl },
+      encounter: { reference: encounter },
+    });
   }
   const letterBinary = next();
   entries.push({
     fullUrl: letterBinary,
-    resource: { resourceType: 'Binary', contentType: 'text/plain', data: Buffer.from('Referral letter: please review the enclosed findings.').toString('base64') },
+    resource: {
+      resourceType: 'Binary',
+      contentType: 'text/plain',
+      data: Buffer.from('Referral letter: please review the enclosed findings.').toString('base64'),
+    },
     request: { method: 'POST', url: 'Binary' },
   });
   const letter = add({
@@ -574,8 +667,21 @@ function referralEntries(): BundleEntry[] {
     type: { text: 'Imaging report' },
     subject: { reference: patientUrl },
     context: { encounter: [{ reference: encounter }], related: [{ reference: conditions[0] }] },
-    content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('Mammography: 14 mm mass, BI-RADS 4.').toString('base64') } }],
+    content: [
+      {
+        attachment: {
+          contentType: 'text/plain',
+          data: Buffer.from('Mammography: 14 mm mass, BI-RADS 4.').toString('base64'),
+        },
+      },
+    ],
   });
-  add({ resourceType: 'Observation', status: 'final', code: { text: 'Smoking status' }, subject: { reference: patientUrl }, valueCodeableConcept: { text: 'Never smoker' } });
+  add({
+    resourceType: 'Observation',
+    status: 'final',
+    code: { text: 'Smoking status' },
+    subject: { reference: patientUrl },
+    valueCodeableConcept: { text: 'Never smoker' },
+  });
   return entries;
 }

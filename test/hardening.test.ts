@@ -20,7 +20,8 @@ const FHIR_MAX_BODY_BYTES = 64 * 1024;
 
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
-const stowBodyOf = async (file: string): Promise<{ contentType: string; bytes: Uint8Array }> => stowBody([await readFile(join(TEST_FILES, file))]);
+const stowBodyOf = async (file: string): Promise<{ contentType: string; bytes: Uint8Array }> =>
+  stowBody([await readFile(join(TEST_FILES, file))]);
 
 describe('hardening', () => {
   let testHub: TestHub;
@@ -35,7 +36,11 @@ describe('hardening', () => {
   beforeAll(async () => {
     testHub = await startTestHub({
       db: 'postgres',
-      env: { AUTH_REQUIRED: 'true', CORS_ALLOWED_ORIGINS: `${VIEWER}, http://localhost:3000`, FHIR_MAX_BODY_BYTES: String(FHIR_MAX_BODY_BYTES) },
+      env: {
+        AUTH_REQUIRED: 'true',
+        CORS_ALLOWED_ORIGINS: `${VIEWER}, http://localhost:3000`,
+        FHIR_MAX_BODY_BYTES: String(FHIR_MAX_BODY_BYTES),
+      },
     });
     admin = await userToken(testHub, 'admin');
     coordinator = await userToken(testHub, 'coordinator');
@@ -62,34 +67,47 @@ describe('hardening', () => {
       expect(responses.token.status).toBe(405);
       for (const [name, response] of Object.entries(responses)) {
         await response.arrayBuffer();
-        expect({ name, headers: {
-          csp: response.headers.get('content-security-policy'),
-          nosniff: response.headers.get('x-content-type-options'),
-          frame: response.headers.get('x-frame-options'),
-          referrer: response.headers.get('referrer-policy'),
-          coop: response.headers.get('cross-origin-opener-policy'),
-          corp: response.headers.get('cross-origin-resource-policy'),
-          poweredBy: response.headers.get('x-powered-by'),
-        } }).toEqual({ name, headers: {
-          csp: expect.stringContaining("default-src 'none'"),
-          nosniff: 'nosniff',
-          frame: 'DENY',
-          referrer: 'no-referrer',
-          coop: 'same-origin',
-          // Cross-origin-isolated viewers load DICOMweb responses; nothing else is for other sites.
-          corp: name === 'dicomweb' ? 'cross-origin' : 'same-origin',
-          poweredBy: null,
-        } });
+        expect({
+          name,
+          headers: {
+            csp: response.headers.get('content-security-policy'),
+            nosniff: response.headers.get('x-content-type-options'),
+            frame: response.headers.get('x-frame-options'),
+            referrer: response.headers.get('referrer-policy'),
+            coop: response.headers.get('cross-origin-opener-policy'),
+            corp: response.headers.get('cross-origin-resource-policy'),
+            poweredBy: response.headers.get('x-powered-by'),
+          },
+        }).toEqual({
+          name,
+          headers: {
+            csp: expect.stringContaining("default-src 'none'"),
+            nosniff: 'nosniff',
+            frame: 'DENY',
+            referrer: 'no-referrer',
+            coop: 'same-origin',
+            // Cross-origin-isolated viewers load DICOMweb responses; nothing else is for other sites.
+            corp: name === 'dicomweb' ? 'cross-origin' : 'same-origin',
+            poweredBy: null,
+          },
+        });
       }
       // HSTS only for an https BASE_URL; this hub is http.
       expect(responses.fhir.headers.get('strict-transport-security')).toBeNull();
     });
 
     test('the login page keeps its own CSP, which allows its stylesheet and its form', async () => {
-      const response = await fetch(`${testHub.baseUrl}/oauth2/authorize?${new URLSearchParams({
-        response_type: 'code', client_id: 'test-user-token-app', redirect_uri: 'http://127.0.0.1:5173/callback', scope: 'openid',
-        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's',
-      })}`);
+      const response = await fetch(
+        `${testHub.baseUrl}/oauth2/authorize?${new URLSearchParams({
+          response_type: 'code',
+          client_id: 'test-user-token-app',
+          redirect_uri: 'http://127.0.0.1:5173/callback',
+          scope: 'openid',
+          code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+          code_challenge_method: 'S256',
+          state: 's',
+        })}`,
+      );
       expect(response.status).toBe(200);
       await response.text();
       expect(response.headers.get('content-security-policy')).toMatch(/style-src 'sha256-[^']+'; form-action /);
@@ -99,7 +117,14 @@ describe('hardening', () => {
 
   describe('CORS: only configured origins', () => {
     const preflight = (url: string, origin: string, method = 'GET'): Promise<Response> =>
-      fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': 'authorization, content-type' } });
+      fetch(url, {
+        method: 'OPTIONS',
+        headers: {
+          origin,
+          'access-control-request-method': method,
+          'access-control-request-headers': 'authorization, content-type',
+        },
+      });
 
     test('a preflight from a configured origin is allowed with Authorization; from another origin it is refused', async () => {
       const targets: [string, string][] = [
@@ -126,14 +151,28 @@ describe('hardening', () => {
         expect(refused.headers.get('vary')).toMatch(/\bOrigin\b/);
       }
       // The second configured origin is allowed too; an origin differing only in scheme or port is not.
-      expect((await preflight(`${testHub.fhir}/Patient`, 'http://localhost:3000')).headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
-      for (const near of ['http://viewer.example.org', 'https://viewer.example.org:8443', 'http://localhost:3001', 'null']) {
-        expect({ near, acao: (await preflight(`${testHub.fhir}/Patient`, near)).headers.get('access-control-allow-origin') }).toEqual({ near, acao: null });
+      expect(
+        (await preflight(`${testHub.fhir}/Patient`, 'http://localhost:3000')).headers.get(
+          'access-control-allow-origin',
+        ),
+      ).toBe('http://localhost:3000');
+      for (const near of [
+        'http://viewer.example.org',
+        'https://viewer.example.org:8443',
+        'http://localhost:3001',
+        'null',
+      ]) {
+        expect({
+          near,
+          acao: (await preflight(`${testHub.fhir}/Patient`, near)).headers.get('access-control-allow-origin'),
+        }).toEqual({ near, acao: null });
       }
     });
 
     test('actual requests: the configured origin may read answers, refusals included; another origin gets no ACAO', async () => {
-      const read = await fetch(`${testHub.baseUrl}/dicomweb/studies`, { headers: { origin: VIEWER, ...bearer(imagingReader) } });
+      const read = await fetch(`${testHub.baseUrl}/dicomweb/studies`, {
+        headers: { origin: VIEWER, ...bearer(imagingReader) },
+      });
       await read.arrayBuffer();
       expect(read.status).toBe(200);
       expect(read.headers.get('access-control-allow-origin')).toBe(VIEWER);
@@ -143,7 +182,11 @@ describe('hardening', () => {
       await anonymous.arrayBuffer();
       expect(anonymous.status).toBe(401);
       expect(anonymous.headers.get('access-control-allow-origin')).toBe(VIEWER);
-      for (const url of [`${testHub.fhir}/metadata`, `${testHub.baseUrl}/dicomweb/studies`, `${testHub.baseUrl}/.well-known/smart-configuration`]) {
+      for (const url of [
+        `${testHub.fhir}/metadata`,
+        `${testHub.baseUrl}/dicomweb/studies`,
+        `${testHub.baseUrl}/.well-known/smart-configuration`,
+      ]) {
         const response = await fetch(url, { headers: { origin: STRANGER, ...bearer(imagingReader) } });
         await response.arrayBuffer();
         expect({ url, acao: response.headers.get('access-control-allow-origin') }).toEqual({ url, acao: null });
@@ -160,12 +203,20 @@ describe('hardening', () => {
   });
 
   describe('operator views: /admin/queues and /metrics', () => {
-    const views = (): string[] => [`${testHub.baseUrl}/admin/queues`, `${testHub.baseUrl}/admin/queues/dead-letter`, `${testHub.baseUrl}/metrics`];
+    const views = (): string[] => [
+      `${testHub.baseUrl}/admin/queues`,
+      `${testHub.baseUrl}/admin/queues/dead-letter`,
+      `${testHub.baseUrl}/metrics`,
+    ];
 
     test('refuse anonymous requests (401) and invalid tokens (401), even though they are not under /fhir', async () => {
       for (const url of views()) {
         const anonymous = await fetch(url);
-        expect({ url, status: anonymous.status, challenge: anonymous.headers.get('www-authenticate') }).toEqual({ url, status: 401, challenge: expect.stringMatching(/^Bearer/) });
+        expect({ url, status: anonymous.status, challenge: anonymous.headers.get('www-authenticate') }).toEqual({
+          url,
+          status: 401,
+          challenge: expect.stringMatching(/^Bearer/),
+        });
         expect(await anonymous.text()).not.toMatch(/hub_http_request|queues/);
         const forged = await fetch(url, { headers: bearer(`${admin.slice(0, -4)}AAAA`) });
         expect({ url, status: forged.status }).toEqual({ url, status: 401 });
@@ -182,7 +233,10 @@ describe('hardening', () => {
           expect(((await response.json()) as { error: string }).error).toBe('forbidden');
         }
       }
-      const retry = await fetch(`${testHub.baseUrl}/admin/queues/dead-letter/x/retry`, { method: 'POST', headers: bearer(specialist) });
+      const retry = await fetch(`${testHub.baseUrl}/admin/queues/dead-letter/x/retry`, {
+        method: 'POST',
+        headers: bearer(specialist),
+      });
       expect(retry.status).toBe(403);
     });
 
@@ -190,7 +244,10 @@ describe('hardening', () => {
       for (const token of [admin, coordinator]) {
         const queues = await fetch(`${testHub.baseUrl}/admin/queues`, { headers: bearer(token) });
         expect(queues.status).toBe(200);
-        expect(await queues.json()).toMatchObject({ queues: expect.any(Array), deadLetter: { total: expect.any(Number) } });
+        expect(await queues.json()).toMatchObject({
+          queues: expect.any(Array),
+          deadLetter: { total: expect.any(Number) },
+        });
         const metrics = await fetch(`${testHub.baseUrl}/metrics`, { headers: bearer(token) });
         expect(metrics.status).toBe(200);
         expect(await metrics.text()).toContain('# TYPE hub_http_request_duration_seconds histogram');
@@ -223,8 +280,12 @@ describe('hardening', () => {
         }
       }
       // A client not allowed hub:admin does not get it by asking.
-      await expect(clientToken(testHub, 'ehr-asking', 'system/*.*', 'hub:admin')).rejects.toThrow(/400 none of the requested scopes/);
-      const configuration = (await (await fetch(`${testHub.baseUrl}/.well-known/smart-configuration`)).json()) as { scopes_supported: string[] };
+      await expect(clientToken(testHub, 'ehr-asking', 'system/*.*', 'hub:admin')).rejects.toThrow(
+        /400 none of the requested scopes/,
+      );
+      const configuration = (await (await fetch(`${testHub.baseUrl}/.well-known/smart-configuration`)).json()) as {
+        scopes_supported: string[];
+      };
       expect(configuration.scopes_supported).toContain('hub:admin');
     });
 
@@ -246,13 +307,21 @@ describe('hardening', () => {
 
     test('a read-only token may search and retrieve but not store (403 before the body is read)', async () => {
       const { contentType, bytes } = await stowBodyOf('CT_small.dcm');
-      const refused = await fetch(dicomweb('/studies'), { method: 'POST', headers: { 'content-type': contentType, accept: 'application/dicom+json', ...bearer(imagingReader) }, body: bytes });
+      const refused = await fetch(dicomweb('/studies'), {
+        method: 'POST',
+        headers: { 'content-type': contentType, accept: 'application/dicom+json', ...bearer(imagingReader) },
+        body: bytes,
+      });
       expect(refused.status).toBe(403);
       expect(JSON.stringify(await refused.json())).toMatch(/ImagingStudy\.c/);
-      const search = await fetch(dicomweb('/studies'), { headers: { accept: 'application/dicom+json', ...bearer(imagingReader) } });
+      const search = await fetch(dicomweb('/studies'), {
+        headers: { accept: 'application/dicom+json', ...bearer(imagingReader) },
+      });
       expect(search.status).toBe(200);
       await search.arrayBuffer();
-      const retrieve = await fetch(dicomweb('/studies/1.2.3/metadata'), { headers: { accept: 'application/dicom+json', ...bearer(imagingReader) } });
+      const retrieve = await fetch(dicomweb('/studies/1.2.3/metadata'), {
+        headers: { accept: 'application/dicom+json', ...bearer(imagingReader) },
+      });
       await retrieve.arrayBuffer();
       expect(retrieve.status).toBe(404);
     });
@@ -262,14 +331,22 @@ describe('hardening', () => {
       // (dicom-access.test.ts), whatever its scopes.
       const imagingViewer = await userToken(testHub, 'coordinator', 'user/ImagingStudy.rs');
       const { contentType, bytes } = await stowBodyOf('CT_small.dcm');
-      const stored = await fetch(dicomweb('/studies'), { method: 'POST', headers: { 'content-type': contentType, accept: 'application/dicom+json', ...bearer(imagingWriter) }, body: bytes });
+      const stored = await fetch(dicomweb('/studies'), {
+        method: 'POST',
+        headers: { 'content-type': contentType, accept: 'application/dicom+json', ...bearer(imagingWriter) },
+        body: bytes,
+      });
       expect(stored.status).toBe(200);
       const study = ((await stored.json()) as Record<string, { Value?: unknown[] }>)['00081190']?.Value?.[0] as string;
       const studyUid = study.split('/studies/')[1];
-      const search = await fetch(dicomweb(`/studies?StudyInstanceUID=${studyUid}`), { headers: { accept: 'application/dicom+json', ...bearer(imagingViewer) } });
+      const search = await fetch(dicomweb(`/studies?StudyInstanceUID=${studyUid}`), {
+        headers: { accept: 'application/dicom+json', ...bearer(imagingViewer) },
+      });
       expect(search.status).toBe(200);
       expect(await search.json()).toHaveLength(1);
-      const metadata = await fetch(dicomweb(`/studies/${studyUid}/metadata`), { headers: { accept: 'application/dicom+json', ...bearer(imagingViewer) } });
+      const metadata = await fetch(dicomweb(`/studies/${studyUid}/metadata`), {
+        headers: { accept: 'application/dicom+json', ...bearer(imagingViewer) },
+      });
       expect(metadata.status).toBe(200);
       await metadata.arrayBuffer();
     });
@@ -280,7 +357,12 @@ describe('hardening', () => {
         const response = await fetch(dicomweb(path), { headers: bearer(patientsOnly) });
         expect({ path, status: response.status }).toEqual({ path, status: 403 });
         const text = ((await response.json()) as { issue: { details: { text: string } }[] }).issue[0].details.text;
-        expect({ path, text }).toEqual({ path, text: expect.stringContaining(path.endsWith('/studies') || path.endsWith('/series') ? 'needs "s"' : 'needs "r"') });
+        expect({ path, text }).toEqual({
+          path,
+          text: expect.stringContaining(
+            path.endsWith('/studies') || path.endsWith('/series') ? 'needs "s"' : 'needs "r"',
+          ),
+        });
       }
     });
   });
@@ -331,17 +413,26 @@ describe('hardening', () => {
       const response = await fetch(`${testHub.fhir}/Patient`, {
         method: 'POST',
         headers: { 'content-type': 'application/fhir+json', ...bearer(admin) },
-        body: JSON.stringify({ resourceType: 'Patient', text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(FHIR_MAX_BODY_BYTES)}</div>` } }),
+        body: JSON.stringify({
+          resourceType: 'Patient',
+          text: {
+            status: 'generated',
+            div: `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(FHIR_MAX_BODY_BYTES)}</div>`,
+          },
+        }),
       });
       await response.arrayBuffer();
       expect(response.status).toBe(413);
     });
   });
 
-  test('logout: a CSRF value of the cookie\'s length in characters but not in bytes is refused, not a server error', async () => {
+  test("logout: a CSRF value of the cookie's length in characters but not in bytes is refused, not a server error", async () => {
     const response = await fetch(`${testHub.baseUrl}/oauth2/logout`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: 'hub_session=some-session; hub_csrf=abcd' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: 'hub_session=some-session; hub_csrf=abcd',
+      },
       body: new URLSearchParams({ csrf: 'abcé' }),
     });
     expect(response.status).toBe(200);

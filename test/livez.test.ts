@@ -16,7 +16,9 @@ describe('GET /livez', () => {
       expect(res.headers.get('x-request-id')).toMatch(/^[\w.-]+$/);
       expect(await res.json()).toEqual({ status: 'alive' });
       const metrics = await (await fetch(`${t.baseUrl}/metrics`)).text();
-      expect(metrics).toMatch(/^hub_http_request_duration_seconds_count\{method="GET",route="livez",status="200"\} [1-9]/m);
+      expect(metrics).toMatch(
+        /^hub_http_request_duration_seconds_count\{method="GET",route="livez",status="200"\} [1-9]/m,
+      );
     } finally {
       await t.stop();
     }

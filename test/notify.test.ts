@@ -22,7 +22,12 @@ import { loadFhirDefinitions } from '../src/fhir/definitions.ts';
 import { HubRepository } from '../src/fhir/repository.ts';
 import { createMailer } from '../src/notify/mailer.ts';
 import { producerConnection } from '../src/queues/connection.ts';
-import { NOTIFICATIONS_QUEUE, addNotificationJob, recordNotification, sendNotification } from '../src/queues/notifications.ts';
+import {
+  NOTIFICATIONS_QUEUE,
+  addNotificationJob,
+  recordNotification,
+  sendNotification,
+} from '../src/queues/notifications.ts';
 import type { NotificationInput } from '../src/queues/notifications.ts';
 import { OutboxRelay } from '../src/queues/outbox-relay.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
@@ -69,7 +74,12 @@ interface NotificationRow {
 }
 
 const notificationRow = async (db: Database, id: string): Promise<NotificationRow> =>
-  (await db.query<NotificationRow>('SELECT status, attempts, sent_at, message_id, last_error FROM notification WHERE id = $1', [id])).rows[0];
+  (
+    await db.query<NotificationRow>(
+      'SELECT status, attempts, sent_at, message_id, last_error FROM notification WHERE id = $1',
+      [id],
+    )
+  ).rows[0];
 
 function expectNoPatientDetails(text: string): void {
   for (const detail of [PATIENT_FAMILY, PATIENT_GIVEN, '1961', '555 0100']) {
@@ -88,12 +98,20 @@ describe('notifications through the hub', () => {
     sink = await startSmtpSink();
     testHub = await startTestHub({ env: { ...WITH_WORKERS, SMTP_URL: sink.url, MAIL_FROM, BASE_URL: PUBLIC_BASE } });
     api = `${testHub.hub.url}/fhir`;
-    const patient = await fhirFetch(`${api}/Patient`, { method: 'POST', body: patientResource('zq.patient@example.org') });
+    const patient = await fhirFetch(`${api}/Patient`, {
+      method: 'POST',
+      body: patientResource('zq.patient@example.org'),
+    });
     expect(patient.status).toBe(201);
     patientId = patient.body.id;
     const request = await fhirFetch(`${api}/ServiceRequest`, {
       method: 'POST',
-      body: { resourceType: 'ServiceRequest', status: 'draft', intent: 'order', subject: { reference: `Patient/${patientId}` } },
+      body: {
+        resourceType: 'ServiceRequest',
+        status: 'draft',
+        intent: 'order',
+        subject: { reference: `Patient/${patientId}` },
+      },
     });
     expect(request.status).toBe(201);
     caseReference = `ServiceRequest/${request.body.id}`;
@@ -112,7 +130,12 @@ describe('notifications through the hub', () => {
 
   test('a notification recorded in a transaction is e-mailed once, with the link and without the patient name', async () => {
     const before = sink.accepted.length;
-    const recorded = await record({ kind: 'report-ready', recipient: `Patient/${patientId}`, caseReference, dedupeKey: `test-1:${caseReference}` });
+    const recorded = await record({
+      kind: 'report-ready',
+      recipient: `Patient/${patientId}`,
+      caseReference,
+      dedupeKey: `test-1:${caseReference}`,
+    });
     expect(recorded.created).toBe(true);
     expect(recorded.messageId).toBe(`<notification.${recorded.id}@hub.example.org>`);
     testHub.hub.relay.kick();
@@ -142,10 +165,18 @@ describe('notifications through the hub', () => {
     // The same notification queued again (a second job), and the job function run directly: one e-mail.
     const workers = testHub.hub.workers!;
     const jobId = await addNotificationJob(workers.producer, recorded.id);
-    await until(async () => (await workers.producer.queue(NOTIFICATIONS_QUEUE).getJob(jobId))?.isCompleted(), 'the second job to complete');
+    await until(
+      async () => (await workers.producer.queue(NOTIFICATIONS_QUEUE).getJob(jobId))?.isCompleted(),
+      'the second job to complete',
+    );
     const deps = {
       db: testHub.hub.db,
-      repository: { db: testHub.hub.db, blobs: new FileBlobStore(path.join(testHub.config.dataDir, 'blobs')), baseUrl: PUBLIC_BASE, binaryMaxBytes: 1e6 },
+      repository: {
+        db: testHub.hub.db,
+        blobs: new FileBlobStore(path.join(testHub.config.dataDir, 'blobs')),
+        baseUrl: PUBLIC_BASE,
+        binaryMaxBytes: 1e6,
+      },
       mailer: createMailer({ smtpUrl: sink.url, from: MAIL_FROM, dataDir: testHub.config.dataDir }),
       baseUrl: PUBLIC_BASE,
       logger: pino({ level: 'silent' }),
@@ -159,13 +190,19 @@ describe('notifications through the hub', () => {
   });
 
   test('recording the same dedupe key twice keeps one notification and one outbox event', async () => {
-    const input: NotificationInput = { kind: 'case-status-changed', recipient: `Patient/${patientId}`, caseReference, dedupeKey: `test-2:${caseReference}` };
+    const input: NotificationInput = {
+      kind: 'case-status-changed',
+      recipient: `Patient/${patientId}`,
+      caseReference,
+      dedupeKey: `test-2:${caseReference}`,
+    };
     const first = await record(input);
     const second = await record(input);
     expect(second).toEqual({ id: first.id, messageId: first.messageId, created: false });
-    const events = await testHub.hub.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM outbox WHERE queue = 'notifications' AND payload->>'notificationId' = $1`, [
-      first.id,
-    ]);
+    const events = await testHub.hub.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM outbox WHERE queue = 'notifications' AND payload->>'notificationId' = $1`,
+      [first.id],
+    );
     expect(events.rows[0].n).toBe(1);
     testHub.hub.relay.kick();
     await until(async () => sink.accepted.some((mail) => mail.messageId === first.messageId), 'the e-mail');
@@ -175,28 +212,50 @@ describe('notifications through the hub', () => {
     const dedupeKey = `test-3:${caseReference}`;
     await expect(
       testHub.hub.db.transaction(async (tx) => {
-        await recordNotification(tx, { kind: 'report-released', recipient: `Patient/${patientId}`, caseReference, dedupeKey }, 'hub.example.org');
+        await recordNotification(
+          tx,
+          { kind: 'report-released', recipient: `Patient/${patientId}`, caseReference, dedupeKey },
+          'hub.example.org',
+        );
         throw new Error('the change was refused');
       }),
     ).rejects.toThrow('the change was refused');
-    expect((await testHub.hub.db.query('SELECT id FROM notification WHERE dedupe_key = $1', [dedupeKey])).rows).toEqual([]);
+    expect((await testHub.hub.db.query('SELECT id FROM notification WHERE dedupe_key = $1', [dedupeKey])).rows).toEqual(
+      [],
+    );
   });
 
   test('bad input is refused with a clear error', async () => {
-    const base: NotificationInput = { kind: 'report-ready', recipient: `Patient/${patientId}`, caseReference, dedupeKey: 'test-4' };
+    const base: NotificationInput = {
+      kind: 'report-ready',
+      recipient: `Patient/${patientId}`,
+      caseReference,
+      dedupeKey: 'test-4',
+    };
     await expect(record({ ...base, recipient: 'Organization/x' })).rejects.toThrow(/Patient or a Practitioner/);
-    await expect(record({ ...base, kind: 'lab-results' as NotificationInput['kind'] })).rejects.toThrow(/unknown notification kind/);
+    await expect(record({ ...base, kind: 'lab-results' as NotificationInput['kind'] })).rejects.toThrow(
+      /unknown notification kind/,
+    );
     await expect(recordNotification(testHub.hub.db, base, 'hub.example.org')).rejects.toThrow(/inside the transaction/);
   });
 
   test('a recipient without an e-mail address is dead-lettered; after the address is added, a retry from the view sends it', async () => {
     const practitioner = await fhirFetch(`${api}/Practitioner`, {
       method: 'POST',
-      body: { resourceType: 'Practitioner', name: [{ family: 'Referrer' }], telecom: [{ system: 'phone', value: '+1 555 0199' }] },
+      body: {
+        resourceType: 'Practitioner',
+        name: [{ family: 'Referrer' }],
+        telecom: [{ system: 'phone', value: '+1 555 0199' }],
+      },
     });
     expect(practitioner.status).toBe(201);
     const recipient = `Practitioner/${practitioner.body.id}`;
-    const recorded = await record({ kind: 'report-released', recipient, caseReference, dedupeKey: `test-5:${caseReference}` });
+    const recorded = await record({
+      kind: 'report-released',
+      recipient,
+      caseReference,
+      dedupeKey: `test-5:${caseReference}`,
+    });
     testHub.hub.relay.kick();
 
     const admin = `${testHub.hub.url}/admin/queues`;
@@ -208,7 +267,9 @@ describe('notifications through the hub', () => {
     }, 'the dead-letter entry');
     expect(entry).toMatchObject({ attempts: 1, error: `recipient ${recipient} has no e-mail address` });
     expect(await notificationRow(testHub.hub.db, recorded.id)).toMatchObject({ status: 'failed', attempts: 1 });
-    const view = (await (await fetch(admin, asAdmin)).json()) as { queues: { name: string; failed: number; deadLettered: number }[] };
+    const view = (await (await fetch(admin, asAdmin)).json()) as {
+      queues: { name: string; failed: number; deadLettered: number }[];
+    };
     expect(view.queues.find((q) => q.name === NOTIFICATIONS_QUEUE)).toMatchObject({ failed: 1, deadLettered: 1 });
 
     const updated = await fhirFetch(`${api}/Practitioner/${practitioner.body.id}`, {
@@ -216,11 +277,20 @@ describe('notifications through the hub', () => {
       body: { ...practitioner.body, telecom: [{ system: 'email', value: 'referrer@clinic.example.org' }] },
     });
     expect(updated.status).toBe(200);
-    const retry = await fetch(`${admin}/dead-letter/${encodeURIComponent((entry as unknown as { id: string }).id)}/retry`, { method: 'POST', ...asAdmin });
+    const retry = await fetch(
+      `${admin}/dead-letter/${encodeURIComponent((entry as unknown as { id: string }).id)}/retry`,
+      { method: 'POST', ...asAdmin },
+    );
     expect(retry.status).toBe(202);
-    const mail = await until(async () => sink.accepted.find((m) => m.messageId === recorded.messageId), 'the e-mail after the retry');
+    const mail = await until(
+      async () => sink.accepted.find((m) => m.messageId === recorded.messageId),
+      'the e-mail after the retry',
+    );
     expect(mail.recipients).toEqual(['referrer@clinic.example.org']);
-    await until(async () => (await notificationRow(testHub.hub.db, recorded.id)).status === 'sent', 'the notification to be marked sent');
+    await until(
+      async () => (await notificationRow(testHub.hub.db, recorded.id)).status === 'sent',
+      'the notification to be marked sent',
+    );
   });
 });
 
@@ -229,9 +299,21 @@ describe('the development default: .eml files under DATA_DIR/mail', () => {
     const testHub = await startTestHub({ env: { ...WITH_WORKERS, BASE_URL: PUBLIC_BASE } });
     try {
       const api = `${testHub.hub.url}/fhir`;
-      const patient = await fhirFetch(`${api}/Patient`, { method: 'POST', body: patientResource('dev.patient@example.org') });
+      const patient = await fhirFetch(`${api}/Patient`, {
+        method: 'POST',
+        body: patientResource('dev.patient@example.org'),
+      });
       const recorded = await testHub.hub.db.transaction((tx) =>
-        recordNotification(tx, { kind: 'case-status-changed', recipient: `Patient/${patient.body.id}`, caseReference: 'ServiceRequest/case-1', dedupeKey: 'dev-1' }, 'localhost'),
+        recordNotification(
+          tx,
+          {
+            kind: 'case-status-changed',
+            recipient: `Patient/${patient.body.id}`,
+            caseReference: 'ServiceRequest/case-1',
+            dedupeKey: 'dev-1',
+          },
+          'localhost',
+        ),
       );
       testHub.hub.relay.kick();
       const mailDir = path.join(testHub.config.dataDir, 'mail');
@@ -247,7 +329,10 @@ describe('the development default: .eml files under DATA_DIR/mail', () => {
       expect(mail.from?.value).toEqual([{ address: 'no-reply@localhost', name: 'Second Opinion Hub' }]);
       expect(mail.text).toContain(`${PUBLIC_BASE}/dashboard/cases/case-1`);
       expectNoPatientDetails(raw);
-      await until(async () => (await notificationRow(testHub.hub.db, recorded.id)).status === 'sent', 'the notification to be marked sent');
+      await until(
+        async () => (await notificationRow(testHub.hub.db, recorded.id)).status === 'sent',
+        'the notification to be marked sent',
+      );
     } finally {
       await testHub.stop();
     }
@@ -290,13 +375,21 @@ describe('a worker killed in the middle of a notification job', () => {
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
-  const startWorkerChild = async (smtpUrl: string): Promise<{ child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> }> => {
-    const child = spawn(NODE_BIN, ['test/support/worker-child.ts', database.url, TEST_REDIS_URL, prefix, smtpUrl, dataDir, PUBLIC_BASE], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+  const startWorkerChild = async (
+    smtpUrl: string,
+  ): Promise<{ child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> }> => {
+    const child = spawn(
+      NODE_BIN,
+      ['test/support/worker-child.ts', database.url, TEST_REDIS_URL, prefix, smtpUrl, dataDir, PUBLIC_BASE],
+      {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     children.push(child);
-    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+      child.once('exit', (code, signal) => resolve(signal ?? code)),
+    );
     await new Promise<void>((resolve, reject) => {
       child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
         if (chunk.includes('ready')) resolve();
@@ -308,10 +401,21 @@ describe('a worker killed in the middle of a notification job', () => {
 
   /** A patient with an address, and a notification to them relayed into the queue. */
   const queuedNotification = async (dedupeKey: string) => {
-    const repo = new HubRepository({ db, blobs: new FileBlobStore(path.join(dataDir, 'blobs')), baseUrl: PUBLIC_BASE, binaryMaxBytes: 1e6 });
-    const patient = await repo.createResource(patientResource('kill.patient@example.org') as Parameters<typeof repo.createResource>[0]);
+    const repo = new HubRepository({
+      db,
+      blobs: new FileBlobStore(path.join(dataDir, 'blobs')),
+      baseUrl: PUBLIC_BASE,
+      binaryMaxBytes: 1e6,
+    });
+    const patient = await repo.createResource(
+      patientResource('kill.patient@example.org') as Parameters<typeof repo.createResource>[0],
+    );
     const recorded = await db.transaction((tx) =>
-      recordNotification(tx, { kind: 'report-ready', recipient: `Patient/${patient.id}`, caseReference: 'ServiceRequest/case-9', dedupeKey }, 'hub.example.org'),
+      recordNotification(
+        tx,
+        { kind: 'report-ready', recipient: `Patient/${patient.id}`, caseReference: 'ServiceRequest/case-9', dedupeKey },
+        'hub.example.org',
+      ),
     );
     const relay = new OutboxRelay({ db, connection: redis, prefix, pollMs: 1000, logger: pino({ level: 'silent' }) });
     expect(await relay.relayOnce()).toBeGreaterThanOrEqual(1);
@@ -334,7 +438,10 @@ describe('a worker killed in the middle of a notification job', () => {
     sink.stall = () => false;
     const second = await startWorkerChild(sink.url);
     await until(async () => sink.accepted.length > 0, 'the e-mail from the restarted worker');
-    await until(async () => (await notificationRow(db, recorded.id)).status === 'sent', 'the notification to be marked sent');
+    await until(
+      async () => (await notificationRow(db, recorded.id)).status === 'sent',
+      'the notification to be marked sent',
+    );
     // Time for a duplicate, if any, to arrive.
     await new Promise((resolve) => setTimeout(resolve, 2000));
     expect(sink.accepted.map((mail) => mail.messageId)).toEqual([recorded.messageId]);
@@ -408,10 +515,22 @@ describe('HUB_ROLES: an api+relay process and a worker process', () => {
     try {
       const apiProcess = await startHubProcess({ ...env, HUB_ROLES: 'api,relay' });
       processes.push(apiProcess);
-      const patient = await fhirFetch(`${apiProcess.url}/fhir/Patient`, { method: 'POST', body: patientResource('roles.patient@example.org') });
+      const patient = await fhirFetch(`${apiProcess.url}/fhir/Patient`, {
+        method: 'POST',
+        body: patientResource('roles.patient@example.org'),
+      });
       expect(patient.status).toBe(201);
       const recorded = await db.transaction((tx) =>
-        recordNotification(tx, { kind: 'report-released', recipient: `Patient/${patient.body.id}`, caseReference: 'ServiceRequest/case-r', dedupeKey: 'roles-1' }, 'hub.example.org'),
+        recordNotification(
+          tx,
+          {
+            kind: 'report-released',
+            recipient: `Patient/${patient.body.id}`,
+            caseReference: 'ServiceRequest/case-r',
+            dedupeKey: 'roles-1',
+          },
+          'hub.example.org',
+        ),
       );
       await until(async () => {
         const pending = await db.query(`SELECT id FROM outbox WHERE queue = 'notifications' AND dispatched_at IS NULL`);

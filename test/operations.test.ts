@@ -31,7 +31,10 @@ function transactionOf(count: number, family: string) {
   return {
     resourceType: 'Bundle',
     type: 'transaction',
-    entry: Array.from({ length: count }, () => ({ request: { method: 'POST', url: 'Patient' }, resource: patient(family) })),
+    entry: Array.from({ length: count }, () => ({
+      request: { method: 'POST', url: 'Patient' },
+      resource: patient(family),
+    })),
   };
 }
 
@@ -54,23 +57,31 @@ function slowPost(url: string, body: string, agent: http.Agent) {
   const bytes = Buffer.from(body);
   const half = Math.floor(bytes.length / 2);
   let finish!: () => void;
-  const response = new Promise<{ status: number; body: BundleBody; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'POST',
-      agent,
-      headers: { 'content-type': 'application/fhir+json', 'content-length': String(bytes.length), accept: 'application/fhir+json' },
-    });
-    req.once('error', reject);
-    req.once('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as BundleBody, headers: res.headers }));
-      res.once('error', reject);
-    });
-    req.write(bytes.subarray(0, half));
-    finish = () => req.end(bytes.subarray(half));
-  });
+  const response = new Promise<{ status: number; body: BundleBody; headers: http.IncomingHttpHeaders }>(
+    (resolve, reject) => {
+      const req = http.request(url, {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/fhir+json',
+          'content-length': String(bytes.length),
+          accept: 'application/fhir+json',
+        },
+      });
+      req.once('error', reject);
+      req.once('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.once('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as BundleBody, headers: res.headers }),
+        );
+        res.once('error', reject);
+      });
+      req.write(bytes.subarray(0, half));
+      finish = () => req.end(bytes.subarray(half));
+    },
+  );
   return { response, finish: () => finish() };
 }
 
@@ -128,7 +139,11 @@ describe('health and metrics', () => {
     const count = (labels: string): number => {
       const line = text
         .split('\n')
-        .find((l) => l.startsWith('hub_http_request_duration_seconds_count{') && labels.split(',').every((label) => l.includes(label)));
+        .find(
+          (l) =>
+            l.startsWith('hub_http_request_duration_seconds_count{') &&
+            labels.split(',').every((label) => l.includes(label)),
+        );
       return line ? Number(line.split(' ').pop()) : 0;
     };
     expect(count('method="POST",route="fhir/create",status="201"')).toBeGreaterThanOrEqual(1);
@@ -188,11 +203,14 @@ describe('clean shutdown on SIGTERM', () => {
     const dataDir = await tempDir();
     const database = TEST_DB_KIND === 'postgres' ? await createTestDatabase() : undefined;
     // A grace period far longer than the test allows: the exit must come from draining, not from it.
-    const hub = await startHubProcess({
-      DATA_DIR: dataDir,
-      SHUTDOWN_GRACE_MS: '60000',
-      ...(database ? { DATABASE_URL: database.url } : {}),
-    }, 60_000);
+    const hub = await startHubProcess(
+      {
+        DATA_DIR: dataDir,
+        SHUTDOWN_GRACE_MS: '60000',
+        ...(database ? { DATABASE_URL: database.url } : {}),
+      },
+      60_000,
+    );
     const agent = new http.Agent({ keepAlive: true });
     try {
       const fhir = `${hub.url}/fhir`;
@@ -219,15 +237,24 @@ describe('clean shutdown on SIGTERM', () => {
 
       await new Promise((resolve) => setTimeout(resolve, 300));
       slow.finish();
-      const [slowResult, largeResult, ...concurrentResults] = await Promise.all([slow.response, large.response, ...concurrent]);
+      const [slowResult, largeResult, ...concurrentResults] = await Promise.all([
+        slow.response,
+        large.response,
+        ...concurrent,
+      ]);
       expect(slowResult.status).toBe(200);
       expect(slowResult.body.type).toBe('transaction-response');
-      expect(slowResult.body.entry.map((e) => e.response.status)).toEqual(Array(20).fill(expect.stringMatching(/^201\b/)));
+      expect(slowResult.body.entry.map((e) => e.response.status)).toEqual(
+        Array(20).fill(expect.stringMatching(/^201\b/)),
+      );
       expect(largeResult.status).toBe(200);
       expect(largeResult.body.entry).toHaveLength(300);
       expect(concurrentResults.map((r) => r.status)).toEqual(Array(5).fill(201));
 
-      const status = await Promise.race([hub.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 15_000).unref())]);
+      const status = await Promise.race([
+        hub.exited,
+        new Promise((resolve) => setTimeout(() => resolve('still running'), 15_000).unref()),
+      ]);
       const elapsed = Date.now() - signalled;
       expect(status).toEqual({ code: 0, signal: null });
       expect(elapsed).toBeLessThan(10_000);
@@ -238,7 +265,9 @@ describe('clean shutdown on SIGTERM', () => {
 
       if (database) {
         // The work was committed before the pool closed.
-        expect(await countRows(database.url, "SELECT count(*) AS n FROM resource WHERE resource_type = 'Patient'")).toBe(1 + 20 + 300 + 5);
+        expect(
+          await countRows(database.url, "SELECT count(*) AS n FROM resource WHERE resource_type = 'Patient'"),
+        ).toBe(1 + 20 + 300 + 5);
       }
     } finally {
       agent.destroy();
@@ -252,7 +281,10 @@ describe('clean shutdown on SIGTERM', () => {
 describe('migrations from two processes at once', () => {
   test('two database handles migrating one fresh database concurrently apply each version once', async () => {
     const database = await createTestDatabase();
-    const [a, b] = await Promise.all([openDatabase({ databaseUrl: database.url }), openDatabase({ databaseUrl: database.url })]);
+    const [a, b] = await Promise.all([
+      openDatabase({ databaseUrl: database.url }),
+      openDatabase({ databaseUrl: database.url }),
+    ]);
     try {
       const migrations = await listMigrations();
       expect(migrations.length).toBeGreaterThan(0);
@@ -283,11 +315,17 @@ describe('migrations from two processes at once', () => {
           throw hub.reason;
         }
       }
-      const started = hubs.map((hub) => (hub as PromiseFulfilledResult<Awaited<ReturnType<typeof startHubProcess>>>).value);
-      const applied = started.flatMap((hub) => hub.logs.find((line) => line.msg === 'database ready')?.migrationsApplied as string[]);
+      const started = hubs.map(
+        (hub) => (hub as PromiseFulfilledResult<Awaited<ReturnType<typeof startHubProcess>>>).value,
+      );
+      const applied = started.flatMap(
+        (hub) => hub.logs.find((line) => line.msg === 'database ready')?.migrationsApplied as string[],
+      );
       expect(applied.sort()).toEqual((await listMigrations()).map((m) => m.name).sort());
       expect(await countRows(database.url, 'SELECT count(*) AS n FROM schema_migration')).toBe(applied.length);
-      expect(await countRows(database.url, 'SELECT count(DISTINCT version) AS n FROM schema_migration')).toBe(applied.length);
+      expect(await countRows(database.url, 'SELECT count(DISTINCT version) AS n FROM schema_migration')).toBe(
+        applied.length,
+      );
       for (const hub of started) {
         expect((await fetch(`${hub.url}/healthz`)).status).toBe(200);
       }

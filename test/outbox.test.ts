@@ -25,7 +25,11 @@ import { ADMIN_DATABASE_URL, TEST_REDIS_URL, createTestDatabase, startTestHub } 
 
 const NODE = path.resolve('node_modules/.bin/node');
 
-function runRelayChild(databaseUrl: string, prefix: string, crashPoint: string): Promise<NodeJS.Signals | number | null> {
+function runRelayChild(
+  databaseUrl: string,
+  prefix: string,
+  crashPoint: string,
+): Promise<NodeJS.Signals | number | null> {
   return new Promise((resolve, reject) => {
     const child = spawn(NODE, ['test/support/relay-child.ts', databaseUrl, TEST_REDIS_URL, prefix, crashPoint], {
       stdio: ['ignore', 'ignore', 'inherit'],
@@ -53,7 +57,12 @@ describe('transactional outbox and relay', () => {
     db = await openDatabase({ databaseUrl: database.url });
     await migrate(db);
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-outbox-'));
-    repo = new HubRepository({ db, blobs: new FileBlobStore(dataDir), baseUrl: 'http://127.0.0.1:1', binaryMaxBytes: 1e6 });
+    repo = new HubRepository({
+      db,
+      blobs: new FileBlobStore(dataDir),
+      baseUrl: 'http://127.0.0.1:1',
+      binaryMaxBytes: 1e6,
+    });
     queue = new Queue(RESOURCE_EVENTS_QUEUE, { connection: redis, prefix });
     worker = new Worker(
       RESOURCE_EVENTS_QUEUE,
@@ -76,7 +85,9 @@ describe('transactional outbox and relay', () => {
   });
 
   const pendingIds = async (): Promise<number[]> =>
-    (await db.query<{ id: number }>('SELECT id FROM outbox WHERE dispatched_at IS NULL ORDER BY id')).rows.map((r) => r.id);
+    (await db.query<{ id: number }>('SELECT id FROM outbox WHERE dispatched_at IS NULL ORDER BY id')).rows.map(
+      (r) => r.id,
+    );
 
   const waitForJobs = async (expected: number): Promise<void> => {
     for (let i = 0; i < 100 && received.length < expected; i++) {
@@ -103,7 +114,9 @@ describe('transactional outbox and relay', () => {
     ).rejects.toThrow('abort');
     expect((await pendingIds()).length).toBe(before);
     const created = await repo.createResource(serviceRequest);
-    const rows = await db.query<{ payload: Record<string, string> }>('SELECT payload FROM outbox WHERE dispatched_at IS NULL');
+    const rows = await db.query<{ payload: Record<string, string> }>(
+      'SELECT payload FROM outbox WHERE dispatched_at IS NULL',
+    );
     expect(rows.rows.map((r) => r.payload)).toContainEqual({
       resourceType: 'ServiceRequest',
       id: created.id,
@@ -130,24 +143,27 @@ describe('transactional outbox and relay', () => {
     await db.query(`DELETE FROM outbox WHERE queue = 'q'`);
   });
 
-  test.each(['before-enqueue', 'after-enqueue'])('relay killed %s: the job arrives exactly once after a restart', async (crashPoint) => {
-    received.length = 0;
-    await repo.createResource(serviceRequest);
-    const [eventId] = await pendingIds();
-    expect(eventId).toBeDefined();
+  test.each(['before-enqueue', 'after-enqueue'])(
+    'relay killed %s: the job arrives exactly once after a restart',
+    async (crashPoint) => {
+      received.length = 0;
+      await repo.createResource(serviceRequest);
+      const [eventId] = await pendingIds();
+      expect(eventId).toBeDefined();
 
-    const exit = await runRelayChild(database.url, prefix, crashPoint);
-    expect(exit).toBe('SIGKILL');
-    expect(await pendingIds()).toEqual([eventId]); // not marked: the crash rolled the relay's transaction back
+      const exit = await runRelayChild(database.url, prefix, crashPoint);
+      expect(exit).toBe('SIGKILL');
+      expect(await pendingIds()).toEqual([eventId]); // not marked: the crash rolled the relay's transaction back
 
-    const relay = new OutboxRelay({ db, connection: redis, prefix, pollMs: 1000, logger: pino({ level: 'silent' }) });
-    expect(await relay.relayOnce()).toBe(1);
-    await relay.stop();
-    expect(await pendingIds()).toEqual([]);
+      const relay = new OutboxRelay({ db, connection: redis, prefix, pollMs: 1000, logger: pino({ level: 'silent' }) });
+      expect(await relay.relayOnce()).toBe(1);
+      await relay.stop();
+      expect(await pendingIds()).toEqual([]);
 
-    await waitForJobs(1);
-    expect(received).toEqual([outboxJobId(await databaseId(db), eventId)]);
-  });
+      await waitForJobs(1);
+      expect(received).toEqual([outboxJobId(await databaseId(db), eventId)]);
+    },
+  );
 });
 
 describe('one Redis and one queue prefix, two databases', () => {
@@ -165,7 +181,12 @@ describe('one Redis and one queue prefix, two databases', () => {
       const created = await fetch(`${first.fhir}/ServiceRequest`, {
         method: 'POST',
         headers: { 'content-type': 'application/fhir+json' },
-        body: JSON.stringify({ resourceType: 'ServiceRequest', status: 'draft', intent: 'order', subject: { reference: 'Patient/x' } }),
+        body: JSON.stringify({
+          resourceType: 'ServiceRequest',
+          status: 'draft',
+          intent: 'order',
+          subject: { reference: 'Patient/x' },
+        }),
       });
       expect(created.status).toBe(201);
       const queue = new Queue(RESOURCE_EVENTS_QUEUE, { connection: redis, prefix });
@@ -193,14 +214,28 @@ describe('one Redis and one queue prefix, two databases', () => {
     await admin.connect();
     const received: string[] = [];
     const workerRedis = workerConnection(TEST_REDIS_URL);
-    const worker = new Worker(RESOURCE_EVENTS_QUEUE, async (job) => void received.push(job.id as string), { connection: workerRedis, prefix });
+    const worker = new Worker(RESOURCE_EVENTS_QUEUE, async (job) => void received.push(job.id as string), {
+      connection: workerRedis,
+      prefix,
+    });
     const logger = pino({ level: 'silent' });
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-restore-'));
     const writeAndRelay = async (url: string, count: number): Promise<void> => {
       const db = await openDatabase({ databaseUrl: url });
       await migrate(db);
-      const repo = new HubRepository({ db, blobs: new FileBlobStore(dataDir), baseUrl: 'http://127.0.0.1:1', binaryMaxBytes: 1e6 });
-      for (let i = 0; i < count; i++) await repo.createResource({ resourceType: 'ServiceRequest', status: 'draft', intent: 'order', subject: { reference: 'Patient/x' } });
+      const repo = new HubRepository({
+        db,
+        blobs: new FileBlobStore(dataDir),
+        baseUrl: 'http://127.0.0.1:1',
+        binaryMaxBytes: 1e6,
+      });
+      for (let i = 0; i < count; i++)
+        await repo.createResource({
+          resourceType: 'ServiceRequest',
+          status: 'draft',
+          intent: 'order',
+          subject: { reference: 'Patient/x' },
+        });
       const relay = new OutboxRelay({ db, connection: redis, prefix, pollMs: 1000, logger });
       while ((await relay.relayOnce()) > 0);
       await relay.stop();

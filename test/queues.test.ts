@@ -90,7 +90,13 @@ describe('queue framework', () => {
   beforeAll(async () => {
     // The test queues' job functions use none of the hub's dependencies.
     const deps = {} as WorkerDeps;
-    pool = startWorkers(definitions, deps, { redisUrl: TEST_REDIS_URL, prefix, connection: redis, logger, sweepIntervalMs: 500 });
+    pool = startWorkers(definitions, deps, {
+      redisUrl: TEST_REDIS_URL,
+      prefix,
+      connection: redis,
+      logger,
+      sweepIntervalMs: 500,
+    });
     const app = express();
     app.use('/admin/queues', createAdminQueueRoutes({ producer: pool.producer, deadLetter: pool.deadLetter }));
     server = http.createServer(app);
@@ -137,7 +143,9 @@ describe('queue framework', () => {
     const jobId = await pool.producer.add(alwaysFails, { taskId: 'task-2', versionId: '7' }, { jobId: 'always-2' });
     const entry = await until(async () => {
       const { body } = await getJson(`${adminUrl}/dead-letter`);
-      return (body.entries as { queue: string; jobId: string }[]).find((e) => e.queue === 'always-fails' && e.jobId === jobId);
+      return (body.entries as { queue: string; jobId: string }[]).find(
+        (e) => e.queue === 'always-fails' && e.jobId === jobId,
+      );
     }, 'the dead-letter entry');
     expect(entry).toMatchObject({
       id: `always-fails.${jobId}`,
@@ -162,10 +170,17 @@ describe('queue framework', () => {
       deadLettered: 1,
     });
     // The failed job stays in BullMQ's failed set too.
-    expect(await pool.producer.queue('always-fails').getJob(jobId).then((job) => job?.isFailed())).toBe(true);
+    expect(
+      await pool.producer
+        .queue('always-fails')
+        .getJob(jobId)
+        .then((job) => job?.isFailed()),
+    ).toBe(true);
 
     healed = true;
-    const retry = await getJson(`${adminUrl}/dead-letter/${encodeURIComponent(`always-fails.${jobId}`)}/retry`, { method: 'POST' });
+    const retry = await getJson(`${adminUrl}/dead-letter/${encodeURIComponent(`always-fails.${jobId}`)}/retry`, {
+      method: 'POST',
+    });
     expect(retry).toEqual({ status: 202, body: { retried: true, queue: 'always-fails', jobId } });
     const job = await until(async () => {
       const current = await pool.producer.queue('always-fails').getJob(jobId);
@@ -173,10 +188,16 @@ describe('queue framework', () => {
     }, 'the retried job to complete');
     expect(job.returnvalue).toBe('healed');
     const after = await getJson(adminUrl);
-    expect(after.body.queues.find((q: { name: string }) => q.name === 'always-fails')).toMatchObject({ completed: 1, failed: 0, deadLettered: 0 });
+    expect(after.body.queues.find((q: { name: string }) => q.name === 'always-fails')).toMatchObject({
+      completed: 1,
+      failed: 0,
+      deadLettered: 0,
+    });
     expect((await getJson(`${adminUrl}/dead-letter`)).body.entries).toEqual([]);
 
-    const again = await getJson(`${adminUrl}/dead-letter/${encodeURIComponent(`always-fails.${jobId}`)}/retry`, { method: 'POST' });
+    const again = await getJson(`${adminUrl}/dead-letter/${encodeURIComponent(`always-fails.${jobId}`)}/retry`, {
+      method: 'POST',
+    });
     expect(again.status).toBe(404);
   });
 
@@ -187,7 +208,10 @@ describe('queue framework', () => {
     await until(async () => (await pool.deadLetter.list()).find((e) => e.id === entryId), 'the dead-letter entry');
     await new Queue('dead-letter', { connection: redis, prefix }).remove(entryId);
     expect((await pool.deadLetter.list()).map((e) => e.id)).not.toContain(entryId);
-    await until(async () => (await pool.deadLetter.list()).find((e) => e.id === entryId), 'the sweep to restore the entry');
+    await until(
+      async () => (await pool.deadLetter.list()).find((e) => e.id === entryId),
+      'the sweep to restore the entry',
+    );
   });
 
   test('job data other than the declared ids is refused when added', async () => {
@@ -212,7 +236,10 @@ describe('queue framework', () => {
     const raw = new Queue('flaky', { connection: redis, prefix });
     await raw.add('flaky', { taskId: 'task-5', note: 'Jane Roe has a cough' }, { jobId: 'raw-5', attempts: 5 });
     await raw.close();
-    const entry = await until(async () => (await pool.deadLetter.list()).find((e) => e.id === 'flaky.raw-5'), 'the refused job to be dead-lettered');
+    const entry = await until(
+      async () => (await pool.deadLetter.list()).find((e) => e.id === 'flaky.raw-5'),
+      'the refused job to be dead-lettered',
+    );
     expect(entry).toMatchObject({ queue: 'flaky', jobId: 'raw-5', data: null, attempts: 1 });
     expect(entry.error).toMatch(/unexpected key\(s\) "note"/);
     const job = await pool.producer.queue('flaky').getJob('raw-5');

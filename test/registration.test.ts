@@ -41,7 +41,9 @@ function patient(overrides: Record<string, unknown> = {}) {
     name: [{ family: 'Quillfeather', given: ['Ottoline'] }],
     birthDate: '1961-04-23',
     telecom: [{ system: 'email', value: 'ottoline@example.org' }],
-    address: [{ use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' }],
+    address: [
+      { use: 'home', line: ['12 Elm Street'], city: 'Boston', state: 'MA', postalCode: '02115', country: 'US' },
+    ],
     ...overrides,
   };
 }
@@ -128,7 +130,9 @@ describe('Patient/$register', () => {
     const stored = await fhirFetch(`${hub.fhir}/DocumentReference/${letter.id}`);
     expect(stored.status).toBe(200);
     expect(stored.body.subject.reference).toBe(`Patient/${created.id}`);
-    expect(stored.body.type.coding).toContainEqual(expect.objectContaining({ system: 'http://loinc.org', code: '51852-2' }));
+    expect(stored.body.type.coding).toContainEqual(
+      expect.objectContaining({ system: 'http://loinc.org', code: '51852-2' }),
+    );
     const attachment = stored.body.content[0].attachment;
     expect(attachment.contentType).toBe('application/pdf');
     expect(param(response.body, 'letterPdf')?.valueReference?.reference).toBe(attachment.url);
@@ -160,7 +164,9 @@ describe('Patient/$register', () => {
     const eligibility = param(response.body, 'eligibility')?.part ?? [];
     expect(eligibility.find((p) => p.name === 'outcome')?.valueCode).toBe('eligible-with-restrictions');
     const binary = param(response.body, 'letterPdf')?.valueReference?.reference;
-    const pdf = Buffer.from(await (await fetch(`${hub.fhir}/${binary}`, { headers: { accept: 'application/pdf' } })).arrayBuffer());
+    const pdf = Buffer.from(
+      await (await fetch(`${hub.fhir}/${binary}`, { headers: { accept: 'application/pdf' } })).arrayBuffer(),
+    );
     const text = await pdfText(pdf);
     expect(text).toMatch(/do not allow us to review imaging studies for this case/);
     expect(text).not.toMatch(/New Hampshire/);
@@ -187,15 +193,27 @@ describe('Patient/$register', () => {
     const before = await counts();
     const cases: [unknown, string, RegExp][] = [
       [{ resourceType: 'Parameters', parameter: [] }, 'patient', /required/],
-      [{ resourceType: 'Parameters', parameter: [{ name: 'patient', resource: { resourceType: 'Practitioner' } }] }, 'patient', /Patient resource/],
+      [
+        { resourceType: 'Parameters', parameter: [{ name: 'patient', resource: { resourceType: 'Practitioner' } }] },
+        'patient',
+        /Patient resource/,
+      ],
       [registration(patient({ name: [] })), 'patient.name', /name/],
       [registration(patient({ birthDate: undefined })), 'patient.birthDate', /date of birth/],
       [registration(patient({ birthDate: '2999-01-01' })), 'patient.birthDate', /not in the future/],
       [registration(patient({ telecom: [{ system: 'phone', value: '555-0100' }] })), 'patient.telecom', /e-mail/],
       [registration(patient({ address: [{ city: 'Boston' }] })), 'patient.address', /country/],
-      [registration(patient({ address: [{ city: 'Boston', country: 'US' }] })), 'patient.address[0].state', /state or territory/],
+      [
+        registration(patient({ address: [{ city: 'Boston', country: 'US' }] })),
+        'patient.address[0].state',
+        /state or territory/,
+      ],
       [registration(patient({ address: [{ country: 'Atlantis' }] })), 'patient.address[0].country', /country code/],
-      [registration(patient({ identifier: [{ system: SYSTEM, value: '1234567890' }] })), 'patient.identifier', /issued by the hub/],
+      [
+        registration(patient({ identifier: [{ system: SYSTEM, value: '1234567890' }] })),
+        'patient.identifier',
+        /issued by the hub/,
+      ],
       [registration(patient(), 'not a valid id!'), 'requestId', /requestId/],
     ];
     for (const [body, expression, text] of cases) {
@@ -251,7 +269,9 @@ describe('Patient/$register', () => {
     const racing = randomUUID();
     const raced = await Promise.all(Array.from({ length: 5 }, () => register(registration(patient(), racing))));
     expect(raced.map((response) => response.status).sort()).toEqual([200, 200, 200, 200, 201]);
-    expect(new Set(raced.map((response) => param(response.body, 'referenceNumber')!.valueIdentifier!.value)).size).toBe(1);
+    expect(new Set(raced.map((response) => param(response.body, 'referenceNumber')!.valueIdentifier!.value)).size).toBe(
+      1,
+    );
   });
 
   test('a number already issued is drawn again: the ledger never hands one out twice', async () => {
@@ -261,8 +281,12 @@ describe('Patient/$register', () => {
     // The next source draws the same number first, then another.
     const second = await issueReferenceNumber(hub.hub.db, owner, digits('123456789987654321'));
     expect(second).toBe(`987654321${dammCheckDigit('987654321')}`);
-    await expect(issueReferenceNumber(hub.hub.db, owner, digits('123456789'))).rejects.toThrow(/No free reference number/);
-    const rows = await sql.query('SELECT value FROM reference_number WHERE patient_id = $1 ORDER BY value', [owner.patientId]);
+    await expect(issueReferenceNumber(hub.hub.db, owner, digits('123456789'))).rejects.toThrow(
+      /No free reference number/,
+    );
+    const rows = await sql.query('SELECT value FROM reference_number WHERE patient_id = $1 ORDER BY value', [
+      owner.patientId,
+    ]);
     expect(rows.rows.map((row) => row.value)).toEqual([first, second]);
   });
 
@@ -291,12 +315,21 @@ describe('Patient/$register', () => {
 
   test('the CapabilityStatement lists $register on Patient only; GET is refused', async () => {
     const metadata = await fhirFetch(`${hub.fhir}/metadata`);
-    const patientResource = metadata.body.rest[0].resource.find((resource: { type: string }) => resource.type === 'Patient');
+    const patientResource = metadata.body.rest[0].resource.find(
+      (resource: { type: string }) => resource.type === 'Patient',
+    );
     const operation = patientResource.operation?.find((op: { name: string }) => op.name === 'register');
     expect(operation).toBeDefined();
     const definition = await fhirFetch(operation.definition);
-    expect(definition.body).toMatchObject({ resourceType: 'OperationDefinition', code: 'register', resource: ['Patient'], type: true });
-    const observation = metadata.body.rest[0].resource.find((resource: { type: string }) => resource.type === 'Observation');
+    expect(definition.body).toMatchObject({
+      resourceType: 'OperationDefinition',
+      code: 'register',
+      resource: ['Patient'],
+      type: true,
+    });
+    const observation = metadata.body.rest[0].resource.find(
+      (resource: { type: string }) => resource.type === 'Observation',
+    );
     expect(observation.operation).toBeUndefined();
 
     // $register changes data, so it is not offered by GET (R4 operations, "affectsState").
@@ -309,15 +342,23 @@ describe('Patient/$register on the embedded database', () => {
   test('registers and serves the letter', async () => {
     const hub = await startTestHub({ db: 'pglite' });
     try {
-      const response = await fhirFetch(`${hub.fhir}/Patient/$register`, { method: 'POST', body: registration(patient(), 'embedded-1') });
+      const response = await fhirFetch(`${hub.fhir}/Patient/$register`, {
+        method: 'POST',
+        body: registration(patient(), 'embedded-1'),
+      });
       expect(response.status).toBe(201);
       const number = param(response.body, 'referenceNumber')!.valueIdentifier!.value;
       expect(isValidReferenceNumber(number)).toBe(true);
-      const retry = await fhirFetch(`${hub.fhir}/Patient/$register`, { method: 'POST', body: registration(patient(), 'embedded-1') });
+      const retry = await fhirFetch(`${hub.fhir}/Patient/$register`, {
+        method: 'POST',
+        body: registration(patient(), 'embedded-1'),
+      });
       expect(retry.status).toBe(200);
       expect(param(retry.body, 'referenceNumber')!.valueIdentifier!.value).toBe(number);
       const binary = param(response.body, 'letterPdf')!.valueReference!.reference;
-      const pdf = Buffer.from(await (await fetch(`${hub.fhir}/${binary}`, { headers: { accept: 'application/pdf' } })).arrayBuffer());
+      const pdf = Buffer.from(
+        await (await fetch(`${hub.fhir}/${binary}`, { headers: { accept: 'application/pdf' } })).arrayBuffer(),
+      );
       expect(await pdfText(pdf)).toContain(param(response.body, 'referenceNumberDisplay')!.valueString!);
     } finally {
       await hub.stop();
@@ -340,10 +381,20 @@ describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
   });
 
   const register = (token: string | undefined, body: unknown) =>
-    fhirFetch(`${hub.fhir}/Patient/$register`, { method: 'POST', body, headers: token ? { authorization: `Bearer ${token}` } : {} });
+    fhirFetch(`${hub.fhir}/Patient/$register`, {
+      method: 'POST',
+      body,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
   /** What a registration writes, counted in the database itself. */
   const written = async () => ({
-    resources: Number((await sql.query("SELECT count(*) AS n FROM resource WHERE resource_type IN ('Patient', 'Binary', 'DocumentReference')")).rows[0].n),
+    resources: Number(
+      (
+        await sql.query(
+          "SELECT count(*) AS n FROM resource WHERE resource_type IN ('Patient', 'Binary', 'DocumentReference')",
+        )
+      ).rows[0].n,
+    ),
     issued: Number((await sql.query('SELECT count(*) AS n FROM reference_number')).rows[0].n),
   });
 
@@ -360,7 +411,11 @@ describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
     for (const [caller, token] of Object.entries(callers)) {
       const response = await register(token, registration(patient(), `refused-${caller}`));
       const expected = caller === 'anonymous' ? 401 : 403;
-      expect({ caller, status: response.status, type: response.body?.resourceType }).toEqual({ caller, status: expected, type: 'OperationOutcome' });
+      expect({ caller, status: response.status, type: response.body?.resourceType }).toEqual({
+        caller,
+        status: expected,
+        type: 'OperationOutcome',
+      });
       if (expected === 403) {
         expect({ caller, code: response.body.issue[0].code, text: response.body.issue[0].details.text }).toEqual({
           caller,
@@ -381,7 +436,8 @@ describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
     });
     expect(hidden.status).toBe(201);
     const physician = await userToken(hub, 'referring-physician');
-    const linkedTo = (reference: string) => registration(patient({ link: [{ other: { reference }, type: 'seealso' }] }));
+    const linkedTo = (reference: string) =>
+      registration(patient({ link: [{ other: { reference }, type: 'seealso' }] }));
     const before = await written();
     const toHidden = await register(physician, linkedTo('Patient?identifier=urn:example:mrn|HIDDEN-1'));
     const toNobody = await register(physician, linkedTo('Patient?identifier=urn:example:mrn|NOBODY-1'));
@@ -417,28 +473,54 @@ describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
       const created = param(response.body, 'patient')?.resource;
       const letter = param(response.body, 'letter')?.resource;
       const binary = param(response.body, 'letterPdf')?.valueReference?.reference as string;
-      const sources = (await sql.query<{ resource_type: string; source: string }>(
-        "SELECT resource_type, content::jsonb #>> '{meta,source}' AS source FROM resource WHERE id = ANY($1::text[]) ORDER BY resource_type",
-        [[created.id, letter.id, binary.split('/')[1]]],
-      )).rows;
+      const sources = (
+        await sql.query<{ resource_type: string; source: string }>(
+          "SELECT resource_type, content::jsonb #>> '{meta,source}' AS source FROM resource WHERE id = ANY($1::text[]) ORDER BY resource_type",
+          [[created.id, letter.id, binary.split('/')[1]]],
+        )
+      ).rows;
       expect(sources.map((row) => row.resource_type)).toEqual(['Binary', 'DocumentReference', 'Patient']);
-      for (const row of sources) expect({ caller, type: row.resource_type, source: row.source }).toEqual({ caller, type: row.resource_type, source: typeof source === 'string' ? source : expect.stringMatching(source) });
+      for (const row of sources)
+        expect({ caller, type: row.resource_type, source: row.source }).toEqual({
+          caller,
+          type: row.resource_type,
+          source: typeof source === 'string' ? source : expect.stringMatching(source),
+        });
       expect(created.meta.source).toEqual(sources.find((row) => row.resource_type === 'Patient')?.source);
-      registered.push({ caller, source, agent, ids: [`Patient/${created.id}`, `DocumentReference/${letter.id}`, binary] });
+      registered.push({
+        caller,
+        source,
+        agent,
+        ids: [`Patient/${created.id}`, `DocumentReference/${letter.id}`, binary],
+      });
     }
     // Each write has its create AuditEvent naming the writer.
     const events = await until(async () => {
       const all = await auditEventsSince(hub, auditor, started);
       const creates = all.filter((event) => event.action === 'C');
-      return registered.every(({ ids }) => ids.every((id) => creates.some((event) => JSON.stringify(event.entity ?? []).includes(`"${id}/_history/1"`)))) && creates;
+      return (
+        registered.every(({ ids }) =>
+          ids.every((id) => creates.some((event) => JSON.stringify(event.entity ?? []).includes(`"${id}/_history/1"`))),
+        ) && creates
+      );
     }, 'the create AuditEvents of the registrations');
     for (const { caller, agent, ids } of registered) {
       for (const id of ids) {
         const event = events.find((candidate) => JSON.stringify(candidate.entity ?? []).includes(`"${id}/_history/1"`));
-        const user = event.agent.find((a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === 'UserOauthAgent');
-        const source = event.agent.find((a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === '110153');
-        if (agent === undefined) expect({ caller, id, user: user?.altId }).toEqual({ caller, id, user: expect.stringMatching(/^[0-9a-f-]{36}$/) });
-        else expect({ caller, id, user, client: source?.altId }).toEqual({ caller, id, user: undefined, client: agent });
+        const user = event.agent.find(
+          (a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === 'UserOauthAgent',
+        );
+        const source = event.agent.find(
+          (a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === '110153',
+        );
+        if (agent === undefined)
+          expect({ caller, id, user: user?.altId }).toEqual({
+            caller,
+            id,
+            user: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          });
+        else
+          expect({ caller, id, user, client: source?.altId }).toEqual({ caller, id, user: undefined, client: agent });
       }
     }
   });

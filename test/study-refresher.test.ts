@@ -27,33 +27,58 @@ describe('ImagingStudy refresher', () => {
   });
 
   const studyUidOf = async (sopInstanceUid: string): Promise<string> =>
-    (await th.hub.db.query<{ study_instance_uid: string }>(
-      'SELECT study_instance_uid FROM dicom_instance WHERE sop_instance_uid = $1', [sopInstanceUid])).rows[0]!.study_instance_uid;
-  const imagingStudy = async (studyUid: string): Promise<{ description?: string; meta: { versionId: string } } | undefined> => {
+    (
+      await th.hub.db.query<{ study_instance_uid: string }>(
+        'SELECT study_instance_uid FROM dicom_instance WHERE sop_instance_uid = $1',
+        [sopInstanceUid],
+      )
+    ).rows[0]!.study_instance_uid;
+  const imagingStudy = async (
+    studyUid: string,
+  ): Promise<{ description?: string; meta: { versionId: string } } | undefined> => {
     const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${studyUid}`);
     const bundle = await fhirFetch(`${th.fhir}/ImagingStudy?identifier=${identifier}`);
     return bundle.body.entry?.[0]?.resource;
   };
   const marked = async (): Promise<string[]> =>
-    (await th.hub.db.query<{ study_instance_uid: string }>('SELECT study_instance_uid FROM dicom_study_refresh ORDER BY 1')).rows
-      .map((row) => row.study_instance_uid);
+    (
+      await th.hub.db.query<{ study_instance_uid: string }>(
+        'SELECT study_instance_uid FROM dicom_study_refresh ORDER BY 1',
+      )
+    ).rows.map((row) => row.study_instance_uid);
 
   test('a study whose refresh fails keeps its mark; the other studies of its batch are refreshed', async () => {
     // Two instances of two studies, stored by STOW-RS; the hub's own refresher writes their ImagingStudies.
-    const stored = await stowFiles(th.baseUrl, await Promise.all(['CT_small.dcm', 'MR_small.dcm'].map((name) => readFile(join(TEST_FILES, name)))));
+    const stored = await stowFiles(
+      th.baseUrl,
+      await Promise.all(['CT_small.dcm', 'MR_small.dcm'].map((name) => readFile(join(TEST_FILES, name)))),
+    );
     expect(stored.status).toBe(200);
     const ct = await studyUidOf('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322');
     const mr = await studyUidOf('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457');
-    await until(async () => (await imagingStudy(ct)) !== undefined && (await imagingStudy(mr)) !== undefined && (await marked()).length === 0,
-      'both ImagingStudies, and no study left marked', 5_000, 50);
+    await until(
+      async () =>
+        (await imagingStudy(ct)) !== undefined &&
+        (await imagingStudy(mr)) !== undefined &&
+        (await marked()).length === 0,
+      'both ImagingStudies, and no study left marked',
+      5_000,
+      50,
+    );
     const mrBefore = (await imagingStudy(mr))!;
 
     // Both studies change and are marked; the CT's ImagingStudy id is made unusable, so its write fails.
-    await th.hub.db.query("UPDATE dicom_study SET study_description = 'second look', imaging_study_id = CASE WHEN study_instance_uid = $1 THEN 'not an id!' ELSE imaging_study_id END WHERE study_instance_uid = ANY($2::text[])", [ct, [ct, mr]]);
+    await th.hub.db.query(
+      "UPDATE dicom_study SET study_description = 'second look', imaging_study_id = CASE WHEN study_instance_uid = $1 THEN 'not an id!' ELSE imaging_study_id END WHERE study_instance_uid = ANY($2::text[])",
+      [ct, [ct, mr]],
+    );
     await th.hub.db.query('INSERT INTO dicom_study_refresh (study_instance_uid) SELECT unnest($1::text[])', [[ct, mr]]);
 
     const refresher = new StudyRefresher({
-      db: th.hub.db, repository: workflowContextOf(th).repository, endpointId: DICOMWEB_ENDPOINT_ID, logger: pino({ level: 'silent' }),
+      db: th.hub.db,
+      repository: workflowContextOf(th).repository,
+      endpointId: DICOMWEB_ENDPOINT_ID,
+      logger: pino({ level: 'silent' }),
     });
     await expect(refresher.flush([ct, mr])).rejects.toThrow();
     await refresher.stop();

@@ -20,13 +20,20 @@ function median(values: number[]): number {
 }
 
 async function stow(base: string, batchSize: number, listFile: string): Promise<object> {
-  const files = fs.readFileSync(listFile, 'utf8').split('\n').filter((f) => f !== '');
+  const files = fs
+    .readFileSync(listFile, 'utf8')
+    .split('\n')
+    .filter((f) => f !== '');
   const boundary = `bench-${crypto.randomBytes(12).toString('hex')}`;
   const bodies: Buffer[] = [];
   for (let i = 0; i < files.length; i += batchSize) {
     const parts: Buffer[] = [];
     for (const file of files.slice(i, i + batchSize)) {
-      parts.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), fs.readFileSync(file), Buffer.from('\r\n'));
+      parts.push(
+        Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`),
+        fs.readFileSync(file),
+        Buffer.from('\r\n'),
+      );
     }
     parts.push(Buffer.from(`--${boundary}--\r\n`));
     bodies.push(Buffer.concat(parts));
@@ -76,7 +83,8 @@ async function qido(base: string, reps: number, patientId: string, accession: st
   // The same sample study on both servers (an AccessionNumber is unique per study in the corpus).
   const sample = await getJson(`${base}/studies?AccessionNumber=${encodeURIComponent(accession)}`);
   const study = String(sample[0]?.['0020000D']?.Value?.[0] ?? '');
-  if (study === '' || sample.length !== 1) throw new Error(`expected one study with AccessionNumber ${accession}, got ${sample.length}`);
+  if (study === '' || sample.length !== 1)
+    throw new Error(`expected one study with AccessionNumber ${accession}, got ${sample.length}`);
   const queries: [string, string][] = [
     ['qido all studies', `${base}/studies`],
     ['qido OHIF limit=25', `${base}/studies?limit=25&offset=0&fuzzymatching=false&includefield=00081030%2C00080060`],

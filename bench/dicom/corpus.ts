@@ -33,7 +33,13 @@ export function validSourceFiles(classificationFile: string): string[] {
   const picked: string[] = [];
   for (const line of lines) {
     const name = line.split(/\s+/)[0];
-    if (!name || !line.includes(' p10=1 ') || line.includes('sop=None') || !line.includes('strict=ok') || !line.includes('dump_rc=0')) {
+    if (
+      !name ||
+      !line.includes(' p10=1 ') ||
+      line.includes('sop=None') ||
+      !line.includes('strict=ok') ||
+      !line.includes('dump_rc=0')
+    ) {
       continue;
     }
     // TINY_ALPHA: 740-byte CT headers without pixel data (a DICOMDIR fixture); badVR: deliberately odd VRs;
@@ -83,13 +89,20 @@ export function readMeta(file: string): { sopClassUid: string; transferSyntaxUid
 }
 
 function listFiles(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
     .map((entry) => path.join(entry.parentPath, entry.name))
     .sort();
 }
 
-export function buildCorpus(options: { dir: string; classificationFile: string; patients: number; studiesPerPatient: number; log: (line: string) => void }): Corpus {
+export function buildCorpus(options: {
+  dir: string;
+  classificationFile: string;
+  patients: number;
+  studiesPerPatient: number;
+  log: (line: string) => void;
+}): Corpus {
   const { dir, patients, studiesPerPatient } = options;
   const sources = validSourceFiles(options.classificationFile);
   const marker = `${dir}.json`; // outside the folder: storescu +sd sends every file in it
@@ -111,15 +124,27 @@ export function buildCorpus(options: { dir: string; classificationFile: string; 
       });
       for (let s = 0; s * perStudy < copies.length; s += 1) {
         const group = copies.slice(s * perStudy, (s + 1) * perStudy);
-        execFileSync('dcmodify', [
-          '-q', '-nb', '-gin', '-gse',
-          '-i', `(0020,000D)=${newUid()}`,
-          '-i', `(0010,0020)=${pid}`,
-          '-i', `(0010,0010)=BENCH^PATIENT${p}`,
-          '-i', `(0008,0050)=ACC${p}${String(s + 1).padStart(2, '0')}`,
-          '-i', `(0020,0010)=S${p}-${s + 1}`,
-          ...group,
-        ], { stdio: ['ignore', 'ignore', 'pipe'] });
+        execFileSync(
+          'dcmodify',
+          [
+            '-q',
+            '-nb',
+            '-gin',
+            '-gse',
+            '-i',
+            `(0020,000D)=${newUid()}`,
+            '-i',
+            `(0010,0020)=${pid}`,
+            '-i',
+            `(0010,0010)=BENCH^PATIENT${p}`,
+            '-i',
+            `(0008,0050)=ACC${p}${String(s + 1).padStart(2, '0')}`,
+            '-i',
+            `(0020,0010)=S${p}-${s + 1}`,
+            ...group,
+          ],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
       }
     }
     fs.writeFileSync(marker, signature);

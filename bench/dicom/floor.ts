@@ -22,7 +22,8 @@ import { FileBlobStore } from '../../src/storage/blob-store.ts';
 import type { BlobWriter, StoredBlob } from '../../src/storage/blob-store.ts';
 
 const [databaseUrl, dataDir, dimsePort, httpPort] = process.argv.slice(2);
-if (!databaseUrl || !dataDir || !dimsePort || !httpPort) throw new Error('usage: floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort>');
+if (!databaseUrl || !dataDir || !dimsePort || !httpPort)
+  throw new Error('usage: floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort>');
 
 const db = new pg.Pool({ connectionString: databaseUrl, max: 4 });
 await db.query('CREATE TABLE IF NOT EXISTS floor_instance (blob_key text NOT NULL, size bigint NOT NULL)');
@@ -30,7 +31,8 @@ const blobs = new FileBlobStore(path.join(dataDir, 'blobs'));
 
 async function commitRows(stored: StoredBlob[]): Promise<void> {
   await db.query('INSERT INTO floor_instance (blob_key, size) SELECT * FROM unnest($1::text[], $2::bigint[])', [
-    stored.map((blob) => blob.key), stored.map((blob) => blob.size),
+    stored.map((blob) => blob.key),
+    stored.map((blob) => blob.size),
   ]);
 }
 
@@ -71,7 +73,10 @@ async function stow(req: http.IncomingMessage): Promise<void> {
     const writer = blobs.createWriter();
     for await (const chunk of part.body) await writer.write(chunk as Buffer);
     const staged = await writer.stage();
-    const commit = staged.commit().then((blob) => void stored.push(blob)).finally(() => running.delete(commit));
+    const commit = staged
+      .commit()
+      .then((blob) => void stored.push(blob))
+      .finally(() => running.delete(commit));
     running.add(commit);
   });
   await Promise.all(running);
@@ -83,7 +88,10 @@ const server = http.createServer((req, res) => {
     res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
   };
   if (req.method === 'POST' && req.url === '/dicomweb/studies') {
-    stow(req).then(() => answer(200, {}), (error: unknown) => answer(500, { error: String(error) }));
+    stow(req).then(
+      () => answer(200, {}),
+      (error: unknown) => answer(500, { error: String(error) }),
+    );
   } else if (req.method === 'GET' && req.url === '/count') {
     db.query<{ n: string }>('SELECT count(*) AS n FROM floor_instance').then(
       (result) => answer(200, { instances: Number(result.rows[0]!.n) }),

@@ -101,8 +101,12 @@ export function ensureNetns(): void {
   }
   execFileSync('ip', ['netns', 'exec', NETNS, 'ip', 'link', 'set', 'lo', 'up']);
   const links = execFileSync('ip', ['netns', 'exec', NETNS, 'ip', '-o', 'link'], { encoding: 'utf8' });
-  const names = links.split('\n').filter((l) => l.trim() !== '').map((l) => l.split(':')[1].trim());
-  if (names.some((n) => n !== 'lo')) throw new Error(`namespace ${NETNS} has interfaces other than lo: ${names.join(', ')}`);
+  const names = links
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.split(':')[1].trim());
+  if (names.some((n) => n !== 'lo'))
+    throw new Error(`namespace ${NETNS} has interfaces other than lo: ${names.join(', ')}`);
 }
 
 export function removeNetns(): void {
@@ -160,8 +164,13 @@ export async function startOrthanc(workDir: string): Promise<Server> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    name: 'orthanc', dicomweb: `${base}/dicom-web`, dimsePort, aeTitle: 'ORTHANC', pid: child.pid ?? -1,
-    wrap: inNs, stop: () => stopChild(child),
+    name: 'orthanc',
+    dicomweb: `${base}/dicom-web`,
+    dimsePort,
+    aeTitle: 'ORTHANC',
+    pid: child.pid ?? -1,
+    wrap: inNs,
+    stop: () => stopChild(child),
   };
 }
 
@@ -188,9 +197,16 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
     cwd: options.repoRoot,
     env: {
       ...process.env,
-      HOST: '127.0.0.1', PORT: String(port), BASE_URL: '', DATA_DIR: dataDir, DATABASE_URL: options.databaseUrl,
-      QUEUE_PREFIX: 'hubbench-dicom', LOG_LEVEL: 'warn',
-      DIMSE_HOST: '127.0.0.1', DIMSE_PORT: String(dimsePort), DIMSE_AE_TITLE: 'HUB',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      BASE_URL: '',
+      DATA_DIR: dataDir,
+      DATABASE_URL: options.databaseUrl,
+      QUEUE_PREFIX: 'hubbench-dicom',
+      LOG_LEVEL: 'warn',
+      DIMSE_HOST: '127.0.0.1',
+      DIMSE_PORT: String(dimsePort),
+      DIMSE_AE_TITLE: 'HUB',
       // Orthanc is measured without authentication on loopback; so is the hub (its audit still runs).
       AUTH_REQUIRED: 'false',
     },
@@ -213,8 +229,13 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    name: 'hub', dicomweb: `${url}/dicomweb`, dimsePort, aeTitle: 'HUB', pid: child.pid ?? -1,
-    wrap: (cmd, args) => [cmd, args], stop: () => stopChild(child),
+    name: 'hub',
+    dicomweb: `${url}/dicomweb`,
+    dimsePort,
+    aeTitle: 'HUB',
+    pid: child.pid ?? -1,
+    wrap: (cmd, args) => [cmd, args],
+    stop: () => stopChild(child),
   };
 }
 
@@ -222,16 +243,25 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
  * The durable floor (floor.ts): the hub's blob store and one committed row per instance, nothing
  * else. Its `dicomweb` base answers only STOW-RS; `count` is its GET /count.
  */
-export async function startFloor(options: { repoRoot: string; workDir: string; databaseUrl: string }): Promise<Server & { count(): Promise<number> }> {
+export async function startFloor(options: {
+  repoRoot: string;
+  workDir: string;
+  databaseUrl: string;
+}): Promise<Server & { count(): Promise<number> }> {
   const dataDir = path.join(options.workDir, 'floor-data');
   setAside(dataDir, options.workDir);
   fs.mkdirSync(dataDir, { recursive: true });
   const httpPort = await freePort();
   const dimsePort = await freePort();
   const logFile = path.join(options.workDir, 'floor.log');
-  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, 'bench/dicom/floor.ts', options.databaseUrl, dataDir, String(dimsePort), String(httpPort)], {
-    cwd: options.repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...HUB_NODE_FLAGS, 'bench/dicom/floor.ts', options.databaseUrl, dataDir, String(dimsePort), String(httpPort)],
+    {
+      cwd: options.repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   await new Promise<void>((resolve, reject) => {
     const onData = (d: Buffer): void => {
@@ -246,8 +276,13 @@ export async function startFloor(options: { repoRoot: string; workDir: string; d
   child.stderr!.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
   const base = `http://127.0.0.1:${httpPort}`;
   return {
-    name: 'floor', dicomweb: `${base}/dicomweb`, dimsePort, aeTitle: 'FLOOR', pid: child.pid ?? -1,
-    wrap: (cmd, args) => [cmd, args], stop: () => stopChild(child),
+    name: 'floor',
+    dicomweb: `${base}/dicomweb`,
+    dimsePort,
+    aeTitle: 'FLOOR',
+    pid: child.pid ?? -1,
+    wrap: (cmd, args) => [cmd, args],
+    stop: () => stopChild(child),
     count: async () => ((await (await fetch(`${base}/count`)).json()) as { instances: number }).instances,
   };
 }
@@ -259,7 +294,10 @@ export async function startFloor(options: { repoRoot: string; workDir: string; d
 export async function startStorescpIgnore(workDir: string): Promise<Server> {
   const dimsePort = await freePort();
   const out = fs.openSync(path.join(workDir, 'storescp-ignore.log'), 'a');
-  const child = spawn('storescp', ['--ignore', '+xa', '-pm', String(dimsePort)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', out, out] });
+  const child = spawn('storescp', ['--ignore', '+xa', '-pm', String(dimsePort)], {
+    env: { ...process.env, TCP_NODELAY: '1' },
+    stdio: ['ignore', out, out],
+  });
   fs.closeSync(out);
   for (let i = 0; ; i += 1) {
     const probe = spawnSync('echoscu', ['-aec', 'ANY', '127.0.0.1', String(dimsePort)]);
@@ -271,7 +309,12 @@ export async function startStorescpIgnore(workDir: string): Promise<Server> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    name: 'limit', dicomweb: '', dimsePort, aeTitle: 'ANY', pid: child.pid ?? -1,
-    wrap: (cmd, args) => [cmd, args], stop: () => stopChild(child),
+    name: 'limit',
+    dicomweb: '',
+    dimsePort,
+    aeTitle: 'ANY',
+    pid: child.pid ?? -1,
+    wrap: (cmd, args) => [cmd, args],
+    stop: () => stopChild(child),
   };
 }

@@ -79,7 +79,10 @@ async function measureRun(context: AuditCompareContext, run: number, hubs: Recor
     on: { run, mode: 'on', loadAverage, workloads: {}, cpu: {} },
   };
   // The same seed for both hubs: the same requests, in the same order.
-  const workloads = { off: buildWorkloads(context.targets, context.seed + run), on: buildWorkloads(context.targets, context.seed + run) };
+  const workloads = {
+    off: buildWorkloads(context.targets, context.seed + run),
+    on: buildWorkloads(context.targets, context.seed + run),
+  };
   let position = run;
   for (const name of context.workloads) {
     if (context.interrupted()) break;
@@ -121,28 +124,43 @@ function compare(halves: HalfRun[], workloads: string[]): CompareRow[] {
   return workloads.flatMap((workload) => {
     const pairs = runs
       .map((run) => [of(run, 'off')?.workloads[workload], of(run, 'on')?.workloads[workload]] as const)
-      .filter((pair): pair is readonly [WorkloadResult, WorkloadResult] => pair[0] !== undefined && pair[1] !== undefined);
+      .filter(
+        (pair): pair is readonly [WorkloadResult, WorkloadResult] => pair[0] !== undefined && pair[1] !== undefined,
+      );
     if (pairs.length === 0) return [];
     const rpsRatio = median(pairs.map(([off, on]) => on.rps / off.rps));
     const cpuMs = (mode: Mode, pick: (cpu: CpuShares) => number): number =>
       median(runs.flatMap((run) => msPerRequest(of(run, mode), workload, pick) ?? []));
-    return [{
-      workload,
-      rpsOff: median(pairs.map(([off]) => off.rps)),
-      rpsOn: median(pairs.map(([, on]) => on.rps)),
-      rpsRatio,
-      p99Off: median(pairs.map(([off]) => off.p99)),
-      p99On: median(pairs.map(([, on]) => on.p99)),
-      p99Ratio: median(pairs.map(([off, on]) => on.p99 / off.p99)),
-      hubMs: [cpuMs('off', (cpu) => cpu.hub), cpuMs('on', (cpu) => cpu.hub)],
-      postgresMs: [cpuMs('off', (cpu) => cpu.postgres), cpuMs('on', (cpu) => cpu.postgres)],
-      met: rpsRatio >= 1 - MAX_SLOWDOWN,
-    }];
+    return [
+      {
+        workload,
+        rpsOff: median(pairs.map(([off]) => off.rps)),
+        rpsOn: median(pairs.map(([, on]) => on.rps)),
+        rpsRatio,
+        p99Off: median(pairs.map(([off]) => off.p99)),
+        p99On: median(pairs.map(([, on]) => on.p99)),
+        p99Ratio: median(pairs.map(([off, on]) => on.p99 / off.p99)),
+        hubMs: [cpuMs('off', (cpu) => cpu.hub), cpuMs('on', (cpu) => cpu.hub)],
+        postgresMs: [cpuMs('off', (cpu) => cpu.postgres), cpuMs('on', (cpu) => cpu.postgres)],
+        met: rpsRatio >= 1 - MAX_SLOWDOWN,
+      },
+    ];
   });
 }
 
 function printComparison(log: (line: string) => void, rows: CompareRow[], runs: number): void {
-  const header = ['workload', 'off req/s', 'on req/s', 'on/off', 'off p99', 'on p99', 'p99 on/off', 'hub ms/req off→on', 'pg ms/req off→on', `≤ ${MAX_SLOWDOWN * 100}% slower`];
+  const header = [
+    'workload',
+    'off req/s',
+    'on req/s',
+    'on/off',
+    'off p99',
+    'on p99',
+    'p99 on/off',
+    'hub ms/req off→on',
+    'pg ms/req off→on',
+    `≤ ${MAX_SLOWDOWN * 100}% slower`,
+  ];
   const lines = rows.map((row) => [
     row.workload,
     Math.round(row.rpsOff).toLocaleString('en-US'),
@@ -156,8 +174,14 @@ function printComparison(log: (line: string) => void, rows: CompareRow[], runs: 
     row.met ? 'met' : 'MISSED',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i].length)));
-  const format = (cells: string[]): string => cells.map((cell, i) => (i === 0 || i === header.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ').trimEnd();
-  log(`\nAUDIT COMPARISON, medians over ${runs} run(s) (on/off: median of the per-run ratios; p99 in ms; CPU ms per request)`);
+  const format = (cells: string[]): string =>
+    cells
+      .map((cell, i) => (i === 0 || i === header.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  log(
+    `\nAUDIT COMPARISON, medians over ${runs} run(s) (on/off: median of the per-run ratios; p99 in ms; CPU ms per request)`,
+  );
   log(format(header));
   log(widths.map((w) => '-'.repeat(w)).join('  '));
   lines.forEach((line) => log(format(line)));
@@ -178,14 +202,31 @@ export async function runAuditCompare(context: AuditCompareContext): Promise<voi
   const rows = compare(halves, context.workloads);
   printComparison(context.log, rows, context.runs);
   const loads = halves.map((h) => h.loadAverage[0]);
-  context.log(`Load average (1 min) at the start of each run: ${loads.filter((_, i) => i % 2 === 0).map((n) => n.toFixed(2)).join(', ')}; median ${fixed(median(loads), 2)}`);
+  context.log(
+    `Load average (1 min) at the start of each run: ${loads
+      .filter((_, i) => i % 2 === 0)
+      .map((n) => n.toFixed(2))
+      .join(', ')}; median ${fixed(median(loads), 2)}`,
+  );
   const others = halves.flatMap((h) => Object.values(h.cpu).flatMap((cpu) => (cpu ? [cpu.other] : [])));
   if (others.length > 0) {
-    context.log(`Other processes used a median ${fixed(median(others), 2)} of ${os.cpus().length} cores during the measurements.`);
+    context.log(
+      `Other processes used a median ${fixed(median(others), 2)} of ${os.cpus().length} cores during the measurements.`,
+    );
   }
   fs.writeFileSync(
     context.resultsFile,
-    JSON.stringify({ generatedAt: new Date().toISOString(), ...context.describe, maxSlowdown: MAX_SLOWDOWN, comparison: rows, halves }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        generatedAt: new Date().toISOString(),
+        ...context.describe,
+        maxSlowdown: MAX_SLOWDOWN,
+        comparison: rows,
+        halves,
+      },
+      null,
+      2,
+    ) + '\n',
   );
   context.log(`Results written to ${context.resultsFile}`);
 }

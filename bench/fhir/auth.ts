@@ -62,7 +62,13 @@ export class TokenSource {
   constructor(credentials: BenchCredentials, hubUrl: string) {
     const tokenUrl = `${hubUrl}/oauth2/token`;
     // Only the token endpoint is used; the bench signs no one in.
-    const endpoints = { reachBase: hubUrl, tokenUrl, authorizeUrl: '', revocationUrl: '', fhirBaseUrl: `${hubUrl}/fhir` };
+    const endpoints = {
+      reachBase: hubUrl,
+      tokenUrl,
+      authorizeUrl: '',
+      revocationUrl: '',
+      fhirBaseUrl: `${hubUrl}/fhir`,
+    };
     this.client = new BackendServicesClient(endpoints, credentials, SCOPE);
   }
 

@@ -72,7 +72,9 @@ export async function readDatabaseState(adminUrl: string, name: string): Promise
     if (marker.dataset !== 'fhir-bench') {
       return { state: 'foreign' };
     }
-    return marker.loading || marker.maxSeq === undefined ? { state: 'loading' } : { state: 'loaded', marker: marker as DatasetMarker };
+    return marker.loading || marker.maxSeq === undefined
+      ? { state: 'loading' }
+      : { state: 'loaded', marker: marker as DatasetMarker };
   });
 }
 
@@ -132,7 +134,9 @@ export async function resetToDataset(url: string, maxSeq: number): Promise<numbe
           `DELETE FROM ${quoteIdent(table)} t USING bench_extra e WHERE t.resource_type = e.resource_type AND t.resource_id = e.id`,
         );
       }
-      await client.query('DELETE FROM resource_version v USING bench_extra e WHERE v.resource_type = e.resource_type AND v.id = e.id');
+      await client.query(
+        'DELETE FROM resource_version v USING bench_extra e WHERE v.resource_type = e.resource_type AND v.id = e.id',
+      );
       removed = (await client.query('DELETE FROM resource WHERE seq > $1', [maxSeq])).rowCount ?? 0;
       await client.query('DELETE FROM outbox WHERE dispatched_at IS NOT NULL');
       const auditRows = await client.query("SELECT to_regclass('audit_event') IS NOT NULL AS present");
@@ -206,13 +210,18 @@ export async function busiestReferringPhysician(url: string, maxSeq: number): Pr
 }
 
 export async function serverVersion(url: string): Promise<string> {
-  return withClient(url, async (client) => (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0].v);
+  return withClient(
+    url,
+    async (client) => (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0].v,
+  );
 }
 
 /** Outbox events not yet relayed to the queue. */
 export async function pendingOutboxEvents(url: string): Promise<number> {
   return withClient(url, async (client) => {
-    const result = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE dispatched_at IS NULL');
+    const result = await client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM outbox WHERE dispatched_at IS NULL',
+    );
     return result.rows[0].n;
   });
 }

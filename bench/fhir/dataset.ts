@@ -9,7 +9,16 @@
  * practitioner per 1,000 resources, one patient per 10). `--person-compare` signs in as one of them.
  */
 import { randomUUID } from 'node:crypto';
-import type { Bundle, BundleEntry, DocumentReference, Observation, Patient, Practitioner, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type {
+  Bundle,
+  BundleEntry,
+  DocumentReference,
+  Observation,
+  Patient,
+  Practitioner,
+  ServiceRequest,
+  Task,
+} from '@medplum/fhirtypes';
 
 /**
  * Bumped whenever the generated data changes shape, so an old bench database is rebuilt.
@@ -46,18 +55,86 @@ export const OBSERVATION_KINDS: readonly ObservationKind[] = [
   { code: '29463-7', display: 'Body weight', category: 'vital-signs', unit: 'kg', low: 45, high: 130 },
   { code: '8302-2', display: 'Body height', category: 'vital-signs', unit: 'cm', low: 150, high: 200 },
   { code: '9279-1', display: 'Respiratory rate', category: 'vital-signs', unit: '/min', low: 10, high: 28 },
-  { code: '59408-5', display: 'Oxygen saturation by pulse oximetry', category: 'vital-signs', unit: '%', low: 88, high: 100 },
-  { code: '2339-0', display: 'Glucose [Mass/volume] in Blood', category: 'laboratory', unit: 'mg/dL', low: 65, high: 240 },
-  { code: '2093-3', display: 'Cholesterol [Mass/volume] in Serum or Plasma', category: 'laboratory', unit: 'mg/dL', low: 120, high: 300 },
-  { code: '718-7', display: 'Hemoglobin [Mass/volume] in Blood', category: 'laboratory', unit: 'g/dL', low: 9, high: 18 },
-  { code: '4548-4', display: 'Hemoglobin A1c/Hemoglobin.total in Blood', category: 'laboratory', unit: '%', low: 4.5, high: 11 },
+  {
+    code: '59408-5',
+    display: 'Oxygen saturation by pulse oximetry',
+    category: 'vital-signs',
+    unit: '%',
+    low: 88,
+    high: 100,
+  },
+  {
+    code: '2339-0',
+    display: 'Glucose [Mass/volume] in Blood',
+    category: 'laboratory',
+    unit: 'mg/dL',
+    low: 65,
+    high: 240,
+  },
+  {
+    code: '2093-3',
+    display: 'Cholesterol [Mass/volume] in Serum or Plasma',
+    category: 'laboratory',
+    unit: 'mg/dL',
+    low: 120,
+    high: 300,
+  },
+  {
+    code: '718-7',
+    display: 'Hemoglobin [Mass/volume] in Blood',
+    category: 'laboratory',
+    unit: 'g/dL',
+    low: 9,
+    high: 18,
+  },
+  {
+    code: '4548-4',
+    display: 'Hemoglobin A1c/Hemoglobin.total in Blood',
+    category: 'laboratory',
+    unit: '%',
+    low: 4.5,
+    high: 11,
+  },
 ];
 
 const SPECIALTIES = ['radiology', 'oncology', 'cardiology', 'neurology', 'orthopedics', 'pathology'];
 /** Task states of the second-opinion workflow, weighted toward the open ones. */
-export const TASK_STATUSES = ['requested', 'received', 'accepted', 'in-progress', 'in-progress', 'completed', 'completed', 'cancelled'] as const;
-const FAMILY_NAMES = ['Schmidt', 'Rossi', 'García', 'Novak', 'Dubois', 'Jansen', 'Kowalski', 'Silva', 'Nielsen', 'Papadopoulos'];
-const GIVEN_NAMES = ['Anna', 'Luca', 'María', 'Jan', 'Chloé', 'Sven', 'Zofia', 'João', 'Ingrid', 'Eleni', 'Omar', 'Mei'];
+export const TASK_STATUSES = [
+  'requested',
+  'received',
+  'accepted',
+  'in-progress',
+  'in-progress',
+  'completed',
+  'completed',
+  'cancelled',
+] as const;
+const FAMILY_NAMES = [
+  'Schmidt',
+  'Rossi',
+  'García',
+  'Novak',
+  'Dubois',
+  'Jansen',
+  'Kowalski',
+  'Silva',
+  'Nielsen',
+  'Papadopoulos',
+];
+const GIVEN_NAMES = [
+  'Anna',
+  'Luca',
+  'María',
+  'Jan',
+  'Chloé',
+  'Sven',
+  'Zofia',
+  'João',
+  'Ingrid',
+  'Eleni',
+  'Omar',
+  'Mei',
+];
 
 /** A small seeded generator (mulberry32): the same seed gives the same data set. */
 export class Random {
@@ -108,7 +185,16 @@ export function datasetShape(total: number): DatasetShape {
   if (observations < patients) {
     throw new Error(`A data set of ${total} resources is too small (at least 100)`);
   }
-  return { total, practitioners, patients, referralsPerPatient, serviceRequests, tasks, documentReferences, observations };
+  return {
+    total,
+    practitioners,
+    patients,
+    referralsPerPatient,
+    serviceRequests,
+    tasks,
+    documentReferences,
+    observations,
+  };
 }
 
 /** Task `identifier` value and `status` of the n-th task: derivable, so searches need no lookup. */
@@ -144,7 +230,12 @@ export function makePatient(n: number, random: Random): Patient {
   };
 }
 
-export function makeObservation(patientReference: string, random: Random, kind = random.pick(OBSERVATION_KINDS), when?: number): Observation {
+export function makeObservation(
+  patientReference: string,
+  random: Random,
+  kind = random.pick(OBSERVATION_KINDS),
+  when?: number,
+): Observation {
   const value = kind.low + random.next() * (kind.high - kind.low);
   return {
     resourceType: 'Observation',
@@ -157,7 +248,12 @@ export function makeObservation(patientReference: string, random: Random, kind =
   };
 }
 
-export function makeServiceRequest(n: number, patientReference: string, requesterReference: string, random: Random): ServiceRequest {
+export function makeServiceRequest(
+  n: number,
+  patientReference: string,
+  requesterReference: string,
+  random: Random,
+): ServiceRequest {
   const specialty = random.pick(SPECIALTIES);
   return {
     resourceType: 'ServiceRequest',
@@ -165,14 +261,22 @@ export function makeServiceRequest(n: number, patientReference: string, requeste
     status: random.next() < 0.7 ? 'active' : 'completed',
     intent: 'order',
     category: [{ coding: [{ system: OPINION_SYSTEM, code: specialty }] }],
-    code: { coding: [{ system: OPINION_SYSTEM, code: `${specialty}-second-opinion` }], text: `Second opinion (${specialty})` },
+    code: {
+      coding: [{ system: OPINION_SYSTEM, code: `${specialty}-second-opinion` }],
+      text: `Second opinion (${specialty})`,
+    },
     subject: { reference: patientReference },
     requester: { reference: requesterReference },
     authoredOn: isoInstant(EPOCH_2024 + random.int(0, 700) * DAY_MS),
   };
 }
 
-export function makeTask(n: number, serviceRequestReference: string, patientReference: string, ownerReference: string): Task {
+export function makeTask(
+  n: number,
+  serviceRequestReference: string,
+  patientReference: string,
+  ownerReference: string,
+): Task {
   const { value, status } = taskIdentity(n);
   return {
     resourceType: 'Task',
@@ -195,7 +299,12 @@ export function makeTask(n: number, serviceRequestReference: string, patientRefe
  * searches the DocumentReference only. A consult note is the hub's output, not one of the case's
  * materials, so the materials job leaves it alone.
  */
-export function makeConsultNote(n: number, serviceRequestReference: string, patientReference: string, authorReference: string): DocumentReference {
+export function makeConsultNote(
+  n: number,
+  serviceRequestReference: string,
+  patientReference: string,
+  authorReference: string,
+): DocumentReference {
   const date = isoInstant(EPOCH_2024 + (n % 700) * DAY_MS + 36_000_000);
   return {
     resourceType: 'DocumentReference',
@@ -207,13 +316,19 @@ export function makeConsultNote(n: number, serviceRequestReference: string, pati
     date,
     author: [{ reference: authorReference }],
     description: 'Second opinion',
-    content: [{ attachment: { contentType: 'application/pdf', language: 'en', title: 'Second opinion', creation: date } }],
+    content: [
+      { attachment: { contentType: 'application/pdf', language: 'en', title: 'Second opinion', creation: date } },
+    ],
     context: { related: [{ reference: serviceRequestReference }] },
   };
 }
 
 function entry(resource: BundleEntry['resource']): BundleEntry & { fullUrl: string } {
-  return { fullUrl: `urn:uuid:${randomUUID()}`, resource, request: { method: 'POST', url: resource?.resourceType ?? '' } };
+  return {
+    fullUrl: `urn:uuid:${randomUUID()}`,
+    resource,
+    request: { method: 'POST', url: resource?.resourceType ?? '' },
+  };
 }
 
 /**
@@ -233,7 +348,8 @@ export function patientGroupBundle(
     const patient = entry(makePatient(p, random));
     entries.push(patient);
     // Observations are spread evenly: patient p gets those with index ≡ p (mod patients).
-    const observationCount = Math.floor(shape.observations / shape.patients) + (p < shape.observations % shape.patients ? 1 : 0);
+    const observationCount =
+      Math.floor(shape.observations / shape.patients) + (p < shape.observations % shape.patients ? 1 : 0);
     for (let o = 0; o < observationCount; o++) {
       entries.push(entry(makeObservation(patient.fullUrl, random)));
     }
@@ -262,5 +378,9 @@ export function submissionBundle(size: number, ownerReference: string, random: R
 }
 
 export function practitionerBundle(count: number, random: Random): Bundle {
-  return { resourceType: 'Bundle', type: 'transaction', entry: Array.from({ length: count }, (_, n) => entry(makePractitioner(n, random))) };
+  return {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: Array.from({ length: count }, (_, n) => entry(makePractitioner(n, random))),
+  };
 }

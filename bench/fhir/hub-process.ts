@@ -108,7 +108,9 @@ export async function startHubProcess(options: HubProcessOptions): Promise<HubPr
   const deadline = Date.now() + (options.startTimeoutMs ?? 120_000);
   for (;;) {
     if (exited) {
-      throw new Error(`The hub exited during start-up (code ${child.exitCode}). Its log (${options.logFile}):\n${tail(options.logFile)}`);
+      throw new Error(
+        `The hub exited during start-up (code ${child.exitCode}). Its log (${options.logFile}):\n${tail(options.logFile)}`,
+      );
     }
     try {
       const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
@@ -120,7 +122,9 @@ export async function startHubProcess(options: HubProcessOptions): Promise<HubPr
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`The hub did not become healthy in time. Its log (${options.logFile}):\n${tail(options.logFile)}`);
+      throw new Error(
+        `The hub did not become healthy in time. Its log (${options.logFile}):\n${tail(options.logFile)}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }

@@ -36,11 +36,19 @@ function addCpu(sum: CpuSum, shares: CpuShares, seconds: number): void {
   sum.other += shares.other * seconds;
 }
 
-export async function measureInterleaved(targets: readonly InterleavedTarget[], options: InterleaveOptions): Promise<MeasuredWorkload[]> {
+export async function measureInterleaved(
+  targets: readonly InterleavedTarget[],
+  options: InterleaveOptions,
+): Promise<MeasuredWorkload[]> {
   const maxRequests = 200_000 * options.seconds;
   for (const target of targets) {
     await verifyWorkload(target.hub.url, target.workload, await target.authorization());
-    await runLoad(target.hub.url, target.workload, { connections: options.connections, seconds: options.warmup, maxRequests, authorization: await target.authorization() });
+    await runLoad(target.hub.url, target.workload, {
+      connections: options.connections,
+      seconds: options.warmup,
+      maxRequests,
+      authorization: await target.authorization(),
+    });
   }
   const samples: LoadSample[][] = targets.map(() => []);
   const cpu: (CpuSum | undefined)[] = targets.map(() => ({ hub: 0, postgres: 0, loadGenerator: 0, other: 0 }));
@@ -52,7 +60,12 @@ export async function measureInterleaved(targets: readonly InterleavedTarget[], 
       const target = targets[i];
       const authorization = await target.authorization();
       const endCpu = startCpuAccounting(target.hub.pid, options.database, os.cpus().length);
-      const sample = await runLoad(target.hub.url, target.workload, { connections: options.connections, seconds: options.slice, maxRequests, authorization });
+      const sample = await runLoad(target.hub.url, target.workload, {
+        connections: options.connections,
+        seconds: options.slice,
+        maxRequests,
+        authorization,
+      });
       const shares = endCpu();
       samples[i].push(sample);
       const sum = cpu[i];
@@ -66,7 +79,13 @@ export async function measureInterleaved(targets: readonly InterleavedTarget[], 
     const round = (n: number): number => Math.round((n / result.seconds) * 100) / 100;
     return {
       result,
-      cpu: sum && { hub: round(sum.hub), postgres: round(sum.postgres), loadGenerator: round(sum.loadGenerator), other: round(sum.other), cores: os.cpus().length },
+      cpu: sum && {
+        hub: round(sum.hub),
+        postgres: round(sum.postgres),
+        loadGenerator: round(sum.loadGenerator),
+        other: round(sum.other),
+        cores: os.cpus().length,
+      },
     };
   });
 }

@@ -52,7 +52,11 @@ export async function loadDataset(options: LoadOptions): Promise<LoadReport> {
   const shape = datasetShape(options.resources);
   const started = performance.now();
   const random = new Random(options.seed);
-  const practitioners = await postTransaction(options.fhirBase, practitionerBundle(shape.practitioners, random), await options.authorization());
+  const practitioners = await postTransaction(
+    options.fhirBase,
+    practitionerBundle(shape.practitioners, random),
+    await options.authorization(),
+  );
   let loaded = practitioners.length;
   let bundles = 1;
 

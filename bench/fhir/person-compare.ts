@@ -80,14 +80,19 @@ function answerOf(status: number, text: string): string {
     return `${resource.resourceType}/${resource.id ?? ''} version ${resource.meta?.versionId ?? ''}`;
   }
   const bundle = resource as Bundle;
-  const entries = (bundle.entry ?? []).map((entry) => `${entry.resource?.resourceType ?? ''}/${entry.resource?.id ?? ''}`).sort();
+  const entries = (bundle.entry ?? [])
+    .map((entry) => `${entry.resource?.resourceType ?? ''}/${entry.resource?.id ?? ''}`)
+    .sort();
   return `${entries.length} entries [${entries.join(', ')}]${bundle.total === undefined ? '' : ` of ${bundle.total}`}`;
 }
 
 /** Sends a few requests of each workload with both tokens; throws when the answers differ. */
 async function checkSameAnswers(context: PersonCompareContext): Promise<void> {
   // Workloads of their own (another seed than the runs'): the same requests for both tokens.
-  const sides = IDENTITIES.map((identity) => ({ identity, workloads: buildCaseWorkloads(context.cases, context.seed - 1) }));
+  const sides = IDENTITIES.map((identity) => ({
+    identity,
+    workloads: buildCaseWorkloads(context.cases, context.seed - 1),
+  }));
   for (const name of context.workloads) {
     for (let i = 0; i < SAME_ANSWER_SAMPLES; i++) {
       const answers: string[] = [];
@@ -102,7 +107,9 @@ async function checkSameAnswers(context: PersonCompareContext): Promise<void> {
         answers.push(answerOf(response.status, await response.text()));
       }
       if (answers[0] !== answers[1]) {
-        throw new Error(`GET ${path} answers the system client and the referring physician differently, so their figures would not compare like with like:\n  system: ${answers[0]}\n  person: ${answers[1]}`);
+        throw new Error(
+          `GET ${path} answers the system client and the referring physician differently, so their figures would not compare like with like:\n  system: ${answers[0]}\n  person: ${answers[1]}`,
+        );
       }
     }
   }
@@ -120,7 +127,10 @@ async function measureRun(context: PersonCompareContext, run: number): Promise<H
     person: { run, identity: 'person', loadAverage, workloads: {}, cpu: {} },
   };
   // The same seed for both tokens: the same requests, in the same order.
-  const workloads = { system: buildCaseWorkloads(context.cases, context.seed + run), person: buildCaseWorkloads(context.cases, context.seed + run) };
+  const workloads = {
+    system: buildCaseWorkloads(context.cases, context.seed + run),
+    person: buildCaseWorkloads(context.cases, context.seed + run),
+  };
   let position = run;
   for (const name of context.workloads) {
     if (context.interrupted()) break;
@@ -161,40 +171,56 @@ interface CompareRow {
 
 function compare(halves: HalfRun[], workloads: string[]): CompareRow[] {
   const runs = [...new Set(halves.map((h) => h.run))];
-  const of = (run: number, identity: Identity): HalfRun | undefined => halves.find((h) => h.run === run && h.identity === identity);
+  const of = (run: number, identity: Identity): HalfRun | undefined =>
+    halves.find((h) => h.run === run && h.identity === identity);
   return workloads.flatMap((workload) => {
     const pairs = runs
       .map((run) => [of(run, 'system')?.workloads[workload], of(run, 'person')?.workloads[workload]] as const)
-      .filter((pair): pair is readonly [WorkloadResult, WorkloadResult] => pair[0] !== undefined && pair[1] !== undefined);
+      .filter(
+        (pair): pair is readonly [WorkloadResult, WorkloadResult] => pair[0] !== undefined && pair[1] !== undefined,
+      );
     if (pairs.length === 0) return [];
     const rpsRatios = pairs.map(([system, person]) => person.rps / system.rps);
     const rpsRatio = median(rpsRatios);
     const cpuMs = (identity: Identity, pick: (cpu: CpuShares) => number): number =>
       median(runs.flatMap((run) => msPerRequest(of(run, identity), workload, pick) ?? []));
-    return [{
-      workload,
-      description: pairs[0][0].description,
-      rpsSystem: median(pairs.map(([system]) => system.rps)),
-      rpsPerson: median(pairs.map(([, person]) => person.rps)),
-      rpsRatio,
-      rpsRatios: rpsRatios.map((ratio) => Math.round(ratio * 1000) / 1000),
-      p99System: median(pairs.map(([system]) => system.p99)),
-      p99Person: median(pairs.map(([, person]) => person.p99)),
-      p99Ratio: median(pairs.map(([system, person]) => person.p99 / system.p99)),
-      hubMs: [cpuMs('system', (cpu) => cpu.hub), cpuMs('person', (cpu) => cpu.hub)],
-      postgresMs: [cpuMs('system', (cpu) => cpu.postgres), cpuMs('person', (cpu) => cpu.postgres)],
-      met: rpsRatio >= MIN_RATIO,
-    }];
+    return [
+      {
+        workload,
+        description: pairs[0][0].description,
+        rpsSystem: median(pairs.map(([system]) => system.rps)),
+        rpsPerson: median(pairs.map(([, person]) => person.rps)),
+        rpsRatio,
+        rpsRatios: rpsRatios.map((ratio) => Math.round(ratio * 1000) / 1000),
+        p99System: median(pairs.map(([system]) => system.p99)),
+        p99Person: median(pairs.map(([, person]) => person.p99)),
+        p99Ratio: median(pairs.map(([system, person]) => person.p99 / system.p99)),
+        hubMs: [cpuMs('system', (cpu) => cpu.hub), cpuMs('person', (cpu) => cpu.hub)],
+        postgresMs: [cpuMs('system', (cpu) => cpu.postgres), cpuMs('person', (cpu) => cpu.postgres)],
+        met: rpsRatio >= MIN_RATIO,
+      },
+    ];
   });
 }
 
 function printComparison(log: (line: string) => void, rows: CompareRow[], runs: number): void {
-  const header = ['workload', 'system req/s', 'person req/s', 'person/system', 'system p99', 'person p99', 'hub ms/req system→person', 'pg ms/req system→person', `≥ ${MIN_RATIO}`];
+  const header = [
+    'workload',
+    'system req/s',
+    'person req/s',
+    'person/system',
+    'system p99',
+    'person p99',
+    'hub ms/req system→person',
+    'pg ms/req system→person',
+    `≥ ${MIN_RATIO}`,
+  ];
   const lines = rows.map((row) => [
     row.workload,
     rate(row.rpsSystem),
     rate(row.rpsPerson),
-    fixed(row.rpsRatio, 2) + (row.rpsRatios.length > 1 ? ` (${row.rpsRatios.map((ratio) => fixed(ratio, 2)).join(', ')})` : ''),
+    fixed(row.rpsRatio, 2) +
+      (row.rpsRatios.length > 1 ? ` (${row.rpsRatios.map((ratio) => fixed(ratio, 2)).join(', ')})` : ''),
     fixed(row.p99System, 1),
     fixed(row.p99Person, 1),
     `${fixed(row.hubMs[0], 3)} → ${fixed(row.hubMs[1], 3)}`,
@@ -202,8 +228,14 @@ function printComparison(log: (line: string) => void, rows: CompareRow[], runs: 
     row.met ? 'met' : 'MISSED',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i].length)));
-  const format = (cells: string[]): string => cells.map((cell, i) => (i === 0 || i === header.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ').trimEnd();
-  log(`\nPERSON TOKEN AGAINST SYSTEM TOKEN, medians over ${runs} run(s) (person/system: median of the per-run ratios; p99 in ms; CPU ms per request)`);
+  const format = (cells: string[]): string =>
+    cells
+      .map((cell, i) => (i === 0 || i === header.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  log(
+    `\nPERSON TOKEN AGAINST SYSTEM TOKEN, medians over ${runs} run(s) (person/system: median of the per-run ratios; p99 in ms; CPU ms per request)`,
+  );
   log(format(header));
   log(widths.map((w) => '-'.repeat(w)).join('  '));
   lines.forEach((line) => log(format(line)));
@@ -214,7 +246,9 @@ function printComparison(log: (line: string) => void, rows: CompareRow[], runs: 
 
 export async function runPersonCompare(context: PersonCompareContext): Promise<void> {
   await checkSameAnswers(context);
-  context.log(`The system client and the referring physician got the same answers to ${SAME_ANSWER_SAMPLES} requests of each workload.`);
+  context.log(
+    `The system client and the referring physician got the same answers to ${SAME_ANSWER_SAMPLES} requests of each workload.`,
+  );
   const halves: HalfRun[] = [];
   for (let run = 1; run <= context.runs && !context.interrupted(); run++) {
     halves.push(...(await measureRun(context, run)));
@@ -222,22 +256,33 @@ export async function runPersonCompare(context: PersonCompareContext): Promise<v
   const rows = compare(halves, context.workloads);
   printComparison(context.log, rows, context.runs);
   const loads = halves.filter((h) => h.identity === 'system').map((h) => h.loadAverage[0]);
-  context.log(`Load average (1 min) at the start of each run: ${loads.map((n) => n.toFixed(2)).join(', ')}; median ${fixed(median(loads), 2)}`);
+  context.log(
+    `Load average (1 min) at the start of each run: ${loads.map((n) => n.toFixed(2)).join(', ')}; median ${fixed(median(loads), 2)}`,
+  );
   const others = halves.flatMap((h) => Object.values(h.cpu).flatMap((cpu) => (cpu ? [cpu.other] : [])));
   if (others.length > 0) {
-    context.log(`Other processes used a median ${fixed(median(others), 2)} of ${os.cpus().length} cores during the measurements.`);
+    context.log(
+      `Other processes used a median ${fixed(median(others), 2)} of ${os.cpus().length} cores during the measurements.`,
+    );
   }
   const failures = halves.flatMap((half) =>
     Object.values(half.workloads)
       .filter((w) => w.non2xx + w.errors + w.timeouts > 0)
-      .map((w) => `run ${half.run} ${w.name} ${half.identity}: ${w.non2xx} non-2xx, ${w.errors} errors, ${w.timeouts} timeouts`),
+      .map(
+        (w) =>
+          `run ${half.run} ${w.name} ${half.identity}: ${w.non2xx} non-2xx, ${w.errors} errors, ${w.timeouts} timeouts`,
+      ),
   );
   if (failures.length > 0) {
     context.log(`\nWARNING: some requests failed, so these figures are suspect:\n  ${failures.join('\n  ')}`);
   }
   fs.writeFileSync(
     context.resultsFile,
-    JSON.stringify({ generatedAt: new Date().toISOString(), ...context.describe(), minRatio: MIN_RATIO, comparison: rows, halves }, null, 2) + '\n',
+    JSON.stringify(
+      { generatedAt: new Date().toISOString(), ...context.describe(), minRatio: MIN_RATIO, comparison: rows, halves },
+      null,
+      2,
+    ) + '\n',
   );
   context.log(`Results written to ${context.resultsFile}`);
 }

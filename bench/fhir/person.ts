@@ -46,7 +46,11 @@ export async function registerBenchPerson(databaseUrl: string, practitionerId: s
     // The password of an earlier bench process is gone with it: replace both (their sessions and codes go with them).
     await db.query('DELETE FROM auth_user WHERE lower(email) = lower($1)', [EMAIL]);
     await db.query('DELETE FROM auth_client WHERE id = $1', [BENCH_APP_ID]);
-    await new ClientRegistry(db).addPublic({ id: BENCH_APP_ID, redirectUris: [REDIRECT_URI], userScopes: parseUserScopes(SCOPE) });
+    await new ClientRegistry(db).addPublic({
+      id: BENCH_APP_ID,
+      redirectUris: [REDIRECT_URI],
+      userScopes: parseUserScopes(SCOPE),
+    });
     await new UserStore(db).add({ email: EMAIL, role: 'referring-physician', fhirUser, password });
   });
   return { email: EMAIL, password, fhirUser, clientId: BENCH_APP_ID, redirectUri: REDIRECT_URI, scope: SCOPE };
@@ -65,16 +69,21 @@ class SignInCookies {
   }
 
   header(): Record<string, string> {
-    return this.values.size === 0 ? {} : { cookie: [...this.values].map(([name, value]) => `${name}=${value}`).join('; ') };
+    return this.values.size === 0
+      ? {}
+      : { cookie: [...this.values].map(([name, value]) => `${name}=${value}`).join('; ') };
   }
 }
 
 /** The login form's hidden inputs (the authorization request and the CSRF token); the hub escapes their text as `&#N;`. */
 function hiddenInputs(html: string): Record<string, string> {
   const unescape = (text: string): string =>
-    text.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code))).replace(/&(amp|quot|lt|gt);/g, (_, name: string) => ({ amp: '&', quot: '"', lt: '<', gt: '>' })[name] ?? '');
+    text
+      .replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)))
+      .replace(/&(amp|quot|lt|gt);/g, (_, name: string) => ({ amp: '&', quot: '"', lt: '<', gt: '>' })[name] ?? '');
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) fields[unescape(match[1])] = unescape(match[2]);
+  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g))
+    fields[unescape(match[1])] = unescape(match[2]);
   return fields;
 }
 
@@ -151,24 +160,46 @@ export class PersonTokenSource {
     });
     await form.arrayBuffer();
     const location = form.headers.get('location');
-    if (form.status !== 303 || location === null) throw new Error(`the hub refused the referring physician's login: HTTP ${form.status}`);
+    if (form.status !== 303 || location === null)
+      throw new Error(`the hub refused the referring physician's login: HTTP ${form.status}`);
     const redirect = new URL(location);
-    if (redirect.searchParams.get('state') !== state) throw new Error('the authorization response does not carry the request\'s state');
+    if (redirect.searchParams.get('state') !== state)
+      throw new Error("the authorization response does not carry the request's state");
     const code = redirect.searchParams.get('code');
     if (code === null) {
-      throw new Error(`the login ended without a code: ${redirect.searchParams.get('error') ?? ''} ${redirect.searchParams.get('error_description') ?? ''}`.trim());
+      throw new Error(
+        `the login ended without a code: ${redirect.searchParams.get('error') ?? ''} ${redirect.searchParams.get('error_description') ?? ''}`.trim(),
+      );
     }
 
     const response = await fetch(at(this.endpoints.tokenUrl), {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, client_id: clientId, redirect_uri: redirectUri }),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code,
+        code_verifier: verifier,
+        client_id: clientId,
+        redirect_uri: redirectUri,
+      }),
       signal: AbortSignal.timeout(30_000),
     });
-    const body = (await response.json().catch(() => ({}))) as { access_token?: unknown; expires_in?: unknown; scope?: unknown; error?: string; error_description?: string };
+    const body = (await response.json().catch(() => ({}))) as {
+      access_token?: unknown;
+      expires_in?: unknown;
+      scope?: unknown;
+      error?: string;
+      error_description?: string;
+    };
     if (response.status !== 200 || typeof body.access_token !== 'string') {
-      throw new Error(`the token endpoint refused the referring physician's code: HTTP ${response.status} ${body.error ?? ''} ${body.error_description ?? ''}`.trim());
+      throw new Error(
+        `the token endpoint refused the referring physician's code: HTTP ${response.status} ${body.error ?? ''} ${body.error_description ?? ''}`.trim(),
+      );
     }
-    return { accessToken: body.access_token, expiresInSeconds: Number(body.expires_in) || 60, scope: typeof body.scope === 'string' ? body.scope : '' };
+    return {
+      accessToken: body.access_token,
+      expiresInSeconds: Number(body.expires_in) || 60,
+      scope: typeof body.scope === 'string' ? body.scope : '',
+    };
   }
 }

@@ -32,7 +32,6 @@ export interface ProfileSummary {
   byOrigin: ProfileEntry[];
 }
 
-
 /** The package a script belongs to, `src/…` for our own code, or V8's pseudo-frames. */
 function originOf(url: string, functionName: string): string {
   if (!url) {
@@ -84,7 +83,13 @@ export function summarizeProfile(file: string, count = 15): ProfileSummary {
     byFunction.set(name, (byFunction.get(name) ?? 0) + ms);
     byOrigin.set(origin, (byOrigin.get(origin) ?? 0) + ms);
   }
-  return { file, busyMs: Math.round(busyMs), idleMs: Math.round(idleMs), byFunction: top(byFunction, busyMs, count), byOrigin: top(byOrigin, busyMs, count) };
+  return {
+    file,
+    busyMs: Math.round(busyMs),
+    idleMs: Math.round(idleMs),
+    byFunction: top(byFunction, busyMs, count),
+    byOrigin: top(byOrigin, busyMs, count),
+  };
 }
 
 /** The newest profile in a folder, if any. */

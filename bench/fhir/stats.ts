@@ -49,5 +49,10 @@ export interface LatencySummary {
 }
 
 export function summarizeLatencies(samples: readonly number[]): LatencySummary {
-  return { p50: percentile(samples, 50), p95: percentile(samples, 95), p99: percentile(samples, 99), max: maxOf(samples) };
+  return {
+    p50: percentile(samples, 50),
+    p95: percentile(samples, 95),
+    p99: percentile(samples, 99),
+    max: maxOf(samples),
+  };
 }

@@ -6,7 +6,15 @@
 import os from 'node:os';
 import autocannon from 'autocannon';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import { LOINC, OBSERVATION_KINDS, Random, TASK_ID_SYSTEM, makeObservation, submissionBundle, taskIdentity } from './dataset.ts';
+import {
+  LOINC,
+  OBSERVATION_KINDS,
+  Random,
+  TASK_ID_SYSTEM,
+  makeObservation,
+  submissionBundle,
+  taskIdentity,
+} from './dataset.ts';
 import { startCpuAccounting } from './cpu.ts';
 import type { CpuShares } from './cpu.ts';
 import { postTransaction } from './load.ts';
@@ -94,7 +102,9 @@ export function buildWorkloads(targets: WorkloadTargets, seed: number): HttpWork
       name: 'search-token-code',
       description: 'GET /fhir/Observation?code=http://loinc.org|{one of 12 codes}',
       method: 'GET',
-      next: () => ({ path: `/fhir/Observation?code=${encodeURIComponent(`${LOINC}|${random.pick(OBSERVATION_KINDS).code}`)}` }),
+      next: () => ({
+        path: `/fhir/Observation?code=${encodeURIComponent(`${LOINC}|${random.pick(OBSERVATION_KINDS).code}`)}`,
+      }),
       verify: bundleWithEntries,
     },
     {
@@ -103,7 +113,9 @@ export function buildWorkloads(targets: WorkloadTargets, seed: number): HttpWork
       method: 'GET',
       next: () => {
         const task = taskIdentity(random.int(0, targets.taskCount));
-        return { path: `/fhir/Task?status=${task.status}&identifier=${encodeURIComponent(`${TASK_ID_SYSTEM}|${task.value}`)}` };
+        return {
+          path: `/fhir/Task?status=${task.status}&identifier=${encodeURIComponent(`${TASK_ID_SYSTEM}|${task.value}`)}`,
+        };
       },
       verify: bundleWithEntries,
     },
@@ -141,7 +153,12 @@ export interface CaseTarget {
 }
 
 /** The workloads of `--person-compare`, in the order they run: reads and searches of one physician's cases. */
-export const CASE_WORKLOAD_NAMES = ['read-patient', 'read-service-request', 'search-task-based-on', 'search-document-patient'] as const;
+export const CASE_WORKLOAD_NAMES = [
+  'read-patient',
+  'read-service-request',
+  'search-task-based-on',
+  'search-document-patient',
+] as const;
 
 /**
  * Reads and searches that touch only the resources of `cases` (one referring physician's), so that
@@ -183,7 +200,12 @@ export function buildCaseWorkloads(cases: readonly CaseTarget[], seed: number): 
 }
 
 /** Sends a few requests of a workload one by one and fails if any answer is not the intended one. */
-export async function verifyWorkload(baseUrl: string, workload: HttpWorkload, authorization: string, samples = 3): Promise<void> {
+export async function verifyWorkload(
+  baseUrl: string,
+  workload: HttpWorkload,
+  authorization: string,
+  samples = 3,
+): Promise<void> {
   for (let i = 0; i < samples; i++) {
     const request = workload.next();
     const response = await fetch(baseUrl + request.path, {
@@ -194,7 +216,9 @@ export async function verifyWorkload(baseUrl: string, workload: HttpWorkload, au
     });
     const problem = workload.verify(response.status, await response.text());
     if (problem) {
-      throw new Error(`Workload ${workload.name} (${workload.method} ${request.path}) is not measuring what it should: ${problem}`);
+      throw new Error(
+        `Workload ${workload.name} (${workload.method} ${request.path}) is not measuring what it should: ${problem}`,
+      );
     }
   }
 }
@@ -245,14 +269,21 @@ export async function runLoad(baseUrl: string, workload: HttpWorkload, shape: Lo
       latencies.push(responseTime);
     });
   });
-  return { latencies, seconds: result.duration, non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
+  return {
+    latencies,
+    seconds: result.duration,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
 }
 
 /** Throughput and latency percentiles of one or more samples of a workload. */
 export function workloadResult(workload: HttpWorkload, samples: readonly LoadSample[]): WorkloadResult {
   const latencies = samples.flatMap((sample) => sample.latencies);
   const seconds = samples.reduce((sum, sample) => sum + sample.seconds, 0);
-  const total = (pick: (sample: LoadSample) => number): number => samples.reduce((sum, sample) => sum + pick(sample), 0);
+  const total = (pick: (sample: LoadSample) => number): number =>
+    samples.reduce((sum, sample) => sum + pick(sample), 0);
   return {
     name: workload.name,
     description: workload.description,
@@ -280,7 +311,14 @@ export interface TransactionResult extends LatencySummary {
 /** Posts `bundles` transaction bundles of `entries` entries one after another, after `warmup` unmeasured ones. */
 export async function measureTransactions(
   fhirBase: string,
-  options: { entries: number; bundles: number; warmup: number; practitionerReference: string; seed: number; authorization: () => Promise<string> },
+  options: {
+    entries: number;
+    bundles: number;
+    warmup: number;
+    practitionerReference: string;
+    seed: number;
+    authorization: () => Promise<string>;
+  },
 ): Promise<TransactionResult> {
   const random = new Random(options.seed);
   const samplesMs: number[] = [];
@@ -312,13 +350,29 @@ export interface MeasuredWorkload {
 export async function measureWorkload(
   hub: { url: string; pid: number },
   workload: HttpWorkload,
-  options: { connections: number; warmup: number; seconds: number; database: string; authorization: () => Promise<string> },
+  options: {
+    connections: number;
+    warmup: number;
+    seconds: number;
+    database: string;
+    authorization: () => Promise<string>;
+  },
 ): Promise<MeasuredWorkload> {
   await verifyWorkload(hub.url, workload, await options.authorization());
   const maxRequests = 200_000 * options.seconds;
-  await runWorkload(hub.url, workload, { connections: options.connections, seconds: options.warmup, maxRequests, authorization: await options.authorization() });
+  await runWorkload(hub.url, workload, {
+    connections: options.connections,
+    seconds: options.warmup,
+    maxRequests,
+    authorization: await options.authorization(),
+  });
   const authorization = await options.authorization();
   const endCpu = startCpuAccounting(hub.pid, options.database, os.cpus().length);
-  const result = await runWorkload(hub.url, workload, { connections: options.connections, seconds: options.seconds, maxRequests, authorization });
+  const result = await runWorkload(hub.url, workload, {
+    connections: options.connections,
+    seconds: options.seconds,
+    maxRequests,
+    authorization,
+  });
   return { result, cpu: endCpu() };
 }

@@ -57,10 +57,13 @@ const HUB_VALUES = ['https://hub.example.org/fhir', 'https://hub.example.org'];
 function genericColumns(event: AuditEvent): Record<string, string[]> {
   const rows = extractSearchIndex(event);
   const pick = (param: string, table: 'token' | 'reference'): string[] => {
-    const values = table === 'token'
-      ? rows.token.filter((row) => row[0] === param && row[2] !== null).map((row) => `${row[1] ?? ''}|${row[2]}`)
-      : rows.reference.filter((row) => row[0] === param && row[1] !== null).map((row) => localReference(row[3]));
-    return [...new Set(values)].filter((value) => !HUB_VALUES.some((hub) => value.endsWith(`|${hub}`) || value === hub)).sort();
+    const values =
+      table === 'token'
+        ? rows.token.filter((row) => row[0] === param && row[2] !== null).map((row) => `${row[1] ?? ''}|${row[2]}`)
+        : rows.reference.filter((row) => row[0] === param && row[1] !== null).map((row) => localReference(row[3]));
+    return [...new Set(values)]
+      .filter((value) => !HUB_VALUES.some((hub) => value.endsWith(`|${hub}`) || value === hub))
+      .sort();
   };
   return {
     type: pick('type', 'token'),
@@ -77,21 +80,24 @@ function genericColumns(event: AuditEvent): Record<string, string[]> {
 describe('auditColumns', () => {
   beforeAll(() => loadFhirDefinitions());
 
-  test.each(events.map((event) => [event.id, event] as const))('%s: the generic indexer\'s values, in the store\'s forms', (_id, event) => {
-    const columns = auditColumns(event);
-    const sorted = (values: string[]): string[] => [...values].sort();
-    expect({
-      type: columns.type === null ? [] : [columns.type],
-      subtype: sorted(columns.subtype),
-      action: columns.action === null ? [] : [columns.action],
-      outcome: columns.outcome === null ? [] : [columns.outcome],
-      patient: sorted(columns.patient),
-      agent: sorted(columns.agent),
-      agentIdentifier: sorted(columns.agentIdentifier),
-      entity: sorted(columns.entity),
-    }).toEqual(genericColumns(event));
-    expect(columns.recorded).toBe(recorded.toISOString());
-  });
+  test.each(events.map((event) => [event.id, event] as const))(
+    "%s: the generic indexer's values, in the store's forms",
+    (_id, event) => {
+      const columns = auditColumns(event);
+      const sorted = (values: string[]): string[] => [...values].sort();
+      expect({
+        type: columns.type === null ? [] : [columns.type],
+        subtype: sorted(columns.subtype),
+        action: columns.action === null ? [] : [columns.action],
+        outcome: columns.outcome === null ? [] : [columns.outcome],
+        patient: sorted(columns.patient),
+        agent: sorted(columns.agent),
+        agentIdentifier: sorted(columns.agentIdentifier),
+        entity: sorted(columns.entity),
+      }).toEqual(genericColumns(event));
+      expect(columns.recorded).toBe(recorded.toISOString());
+    },
+  );
 
   test('references are stored without their version; absolute ones as written', () => {
     expect(localReference('Observation/o1/_history/3')).toBe('Observation/o1');

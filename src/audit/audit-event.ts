@@ -104,8 +104,21 @@ const RECENT_AGENTS = 1024;
  * The agents of a request: the person (when there is one), the client or the hub itself (Source Role
  * ID), and the hub's service that was asked, `endpoint` under BASE_URL (Destination Role ID).
  */
-export function requestAgents(site: AuditSite, actor: AuditActor, endpoint: '/fhir' | '/dicomweb' = '/fhir'): AuditEventAgent[] {
-  const key = [site.baseUrl, endpoint, actor.userId, actor.fhirUser, actor.clientId, actor.clientIsRequestor, actor.address, actor.application].join('\u001f');
+export function requestAgents(
+  site: AuditSite,
+  actor: AuditActor,
+  endpoint: '/fhir' | '/dicomweb' = '/fhir',
+): AuditEventAgent[] {
+  const key = [
+    site.baseUrl,
+    endpoint,
+    actor.userId,
+    actor.fhirUser,
+    actor.clientId,
+    actor.clientIsRequestor,
+    actor.address,
+    actor.application,
+  ].join('\u001f');
   let list = recentAgents.get(key);
   if (list === undefined) {
     if (recentAgents.size >= RECENT_AGENTS) recentAgents.clear();
@@ -129,18 +142,27 @@ function buildAgents(site: AuditSite, actor: AuditActor, service: string): Audit
   if (actor.userId !== undefined) {
     result.push({
       type: { coding: [{ system: BALP_USER_AGENT, code: 'UserOauthAgent', display: 'User OAuth Agent participant' }] },
-      who: actor.fhirUser !== undefined
-        ? { reference: actor.fhirUser, identifier: { system: `${site.baseUrl}/users`, value: actor.userId } }
-        : { identifier: { system: `${site.baseUrl}/users`, value: actor.userId } },
+      who:
+        actor.fhirUser !== undefined
+          ? { reference: actor.fhirUser, identifier: { system: `${site.baseUrl}/users`, value: actor.userId } }
+          : { identifier: { system: `${site.baseUrl}/users`, value: actor.userId } },
       altId: actor.userId,
       requestor: true,
     });
   }
   result.push({
     type: { coding: [{ system: DICOM, code: '110153', display: 'Source Role ID' }] },
-    ...(actor.clientId !== undefined ? { who: { identifier: { system: `${site.baseUrl}/clients`, value: actor.clientId } }, altId: actor.clientId } : {}),
+    ...(actor.clientId !== undefined
+      ? { who: { identifier: { system: `${site.baseUrl}/clients`, value: actor.clientId } }, altId: actor.clientId }
+      : {}),
     ...(actor.application !== undefined
-      ? { who: { identifier: { system: 'urn:ietf:rfc:3986', value: site.baseUrl }, display: `hub ${actor.application}` }, altId: actor.application }
+      ? {
+          who: {
+            identifier: { system: 'urn:ietf:rfc:3986', value: site.baseUrl },
+            display: `hub ${actor.application}`,
+          },
+          altId: actor.application,
+        }
       : {}),
     requestor: actor.clientIsRequestor,
     ...(actor.address !== undefined ? { network: { address: actor.address, type: '2' as const } } : {}),
@@ -178,7 +200,13 @@ function patientEntity(reference: string): AuditEventEntity {
 }
 
 /** Stored as version 1, last updated when recorded (audit/statement.ts): built so here, not copied later. */
-function base(site: AuditSite, input: AuditEventInput, type: Coding, subtype: Coding[], action: AuditEvent['action']): AuditEvent {
+function base(
+  site: AuditSite,
+  input: AuditEventInput,
+  type: Coding,
+  subtype: Coding[],
+  action: AuditEvent['action'],
+): AuditEvent {
   const recorded = input.recorded.toISOString();
   return {
     resourceType: 'AuditEvent',
@@ -209,10 +237,17 @@ export interface RestAuditInput extends AuditEventInput {
 /** A FHIR REST interaction (BALP Create/Read/Update/Delete/Query and their Patient variants). */
 export function restAuditEvent(site: AuditSite, input: RestAuditInput): AuditEvent {
   const action = REST_ACTIONS[input.interaction] ?? 'E';
-  const subtype = input.interaction === 'operation'
-    ? [{ system: HUB_AUDIT_SUBTYPE, code: 'operation', display: 'FHIR operation' }]
-    : [{ system: RESTFUL_INTERACTION, code: input.interaction }];
-  const event = base(site, input, { system: AUDIT_EVENT_TYPE, code: 'rest', display: 'Restful Operation' }, subtype, action);
+  const subtype =
+    input.interaction === 'operation'
+      ? [{ system: HUB_AUDIT_SUBTYPE, code: 'operation', display: 'FHIR operation' }]
+      : [{ system: RESTFUL_INTERACTION, code: input.interaction }];
+  const event = base(
+    site,
+    input,
+    { system: AUDIT_EVENT_TYPE, code: 'rest', display: 'Restful Operation' },
+    subtype,
+    action,
+  );
   const entity: AuditEventEntity[] = [];
   const patients = new Set(input.patients);
   for (const reference of new Set(input.resources)) {
@@ -240,17 +275,21 @@ export interface AuthenticationAuditInput extends AuditEventInput {
 
 /** A login, logout or token issuance (DICOM 110114 User Authentication). */
 export function authenticationAuditEvent(site: AuditSite, input: AuthenticationAuditInput): AuditEvent {
-  const subtype: Coding[] = input.event === 'logout'
-    ? [{ system: DICOM, code: '110123', display: 'Logout' }]
-    : [{ system: DICOM, code: '110122', display: 'Login' }];
-  if (input.event === 'token') subtype.push({ system: HUB_AUDIT_SUBTYPE, code: 'token-issued', display: 'Access token issued' });
+  const subtype: Coding[] =
+    input.event === 'logout'
+      ? [{ system: DICOM, code: '110123', display: 'Logout' }]
+      : [{ system: DICOM, code: '110122', display: 'Login' }];
+  if (input.event === 'token')
+    subtype.push({ system: HUB_AUDIT_SUBTYPE, code: 'token-issued', display: 'Access token issued' });
   const event = base(site, input, { system: DICOM, code: '110114', display: 'User Authentication' }, subtype, 'E');
   if (input.scope !== undefined) {
-    event.entity = [{
-      type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
-      role: { system: OBJECT_ROLE, code: '13', display: 'Security Resource' },
-      detail: [{ type: 'scope', valueString: input.scope }],
-    }];
+    event.entity = [
+      {
+        type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
+        role: { system: OBJECT_ROLE, code: '13', display: 'Security Resource' },
+        detail: [{ type: 'scope', valueString: input.scope }],
+      },
+    ];
   }
   return event;
 }

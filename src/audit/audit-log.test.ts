@@ -51,7 +51,8 @@ describe('AuditLog', () => {
   const logger = pino({ enabled: false });
   const open = (): AuditLog => new AuditLog({ db, dir, logger, flushMs: 600_000, batchSize: 100_000, fsync: false });
   const stored = async (prefix: string): Promise<number> =>
-    (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_event WHERE id LIKE $1', [`${prefix}%`])).rows[0].n;
+    (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_event WHERE id LIKE $1', [`${prefix}%`]))
+      .rows[0].n;
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -89,7 +90,11 @@ describe('AuditLog', () => {
       'SELECT patient, entity, subtype, content FROM audit_event WHERE id = $1',
       ['rec-7'],
     );
-    expect(row.rows[0]).toMatchObject({ patient: ['Patient/p7'], entity: ['Patient/p7'], subtype: ['http://hl7.org/fhir/restful-interaction|read'] });
+    expect(row.rows[0]).toMatchObject({
+      patient: ['Patient/p7'],
+      entity: ['Patient/p7'],
+      subtype: ['http://hl7.org/fhir/restful-interaction|read'],
+    });
     expect(JSON.parse(row.rows[0].content)).toEqual(withMeta(events[7]));
     await log.stop();
   });
@@ -98,7 +103,13 @@ describe('AuditLog', () => {
     const log = open();
     await log.start();
     const login = (id: string, userId: string): AuditEvent =>
-      authenticationAuditEvent(site, { id, recorded: new Date(), actor: { userId, clientId: 'app', clientIsRequestor: false }, outcome: '4', event: 'login' });
+      authenticationAuditEvent(site, {
+        id,
+        recorded: new Date(),
+        actor: { userId, clientId: 'app', clientIsRequestor: false },
+        outcome: '4',
+        event: 'login',
+      });
     await log.record([login('col-1', 'u1')]);
     await log.flush();
     await log.record([login('col-2', 'odd\nuser\u001fid'), readEvent('col-3', 'Patient/p3'), login('col-4', 'u4')]);
@@ -109,10 +120,50 @@ describe('AuditLog', () => {
     );
     const loginType = 'http://dicom.nema.org/resources/ontology/DCM|110114';
     expect(rows.rows.map(({ content: _content, ...columns }) => columns)).toEqual([
-      { id: 'col-1', type: loginType, subtype: ['http://dicom.nema.org/resources/ontology/DCM|110122'], action: 'E', outcome: '4', patient: [], agent: [], agent_identifier: ['https://hub.example.org/users|u1', 'https://hub.example.org/clients|app'], entity: [] },
-      { id: 'col-2', type: loginType, subtype: ['http://dicom.nema.org/resources/ontology/DCM|110122'], action: 'E', outcome: '4', patient: [], agent: [], agent_identifier: ['https://hub.example.org/users|odd user id', 'https://hub.example.org/clients|app'], entity: [] },
-      { id: 'col-3', type: 'http://terminology.hl7.org/CodeSystem/audit-event-type|rest', subtype: ['http://hl7.org/fhir/restful-interaction|read'], action: 'R', outcome: '0', patient: ['Patient/p3'], agent: [], agent_identifier: ['https://hub.example.org/clients|ehr'], entity: ['Patient/p3'] },
-      { id: 'col-4', type: loginType, subtype: ['http://dicom.nema.org/resources/ontology/DCM|110122'], action: 'E', outcome: '4', patient: [], agent: [], agent_identifier: ['https://hub.example.org/users|u4', 'https://hub.example.org/clients|app'], entity: [] },
+      {
+        id: 'col-1',
+        type: loginType,
+        subtype: ['http://dicom.nema.org/resources/ontology/DCM|110122'],
+        action: 'E',
+        outcome: '4',
+        patient: [],
+        agent: [],
+        agent_identifier: ['https://hub.example.org/users|u1', 'https://hub.example.org/clients|app'],
+        entity: [],
+      },
+      {
+        id: 'col-2',
+        type: loginType,
+        subtype: ['http://dicom.nema.org/resources/ontology/DCM|110122'],
+        action: 'E',
+        outcome: '4',
+        patient: [],
+        agent: [],
+        agent_identifier: ['https://hub.example.org/users|odd user id', 'https://hub.example.org/clients|app'],
+        entity: [],
+      },
+      {
+        id: 'col-3',
+        type: 'http://terminology.hl7.org/CodeSystem/audit-event-type|rest',
+        subtype: ['http://hl7.org/fhir/restful-interaction|read'],
+        action: 'R',
+        outcome: '0',
+        patient: ['Patient/p3'],
+        agent: [],
+        agent_identifier: ['https://hub.example.org/clients|ehr'],
+        entity: ['Patient/p3'],
+      },
+      {
+        id: 'col-4',
+        type: loginType,
+        subtype: ['http://dicom.nema.org/resources/ontology/DCM|110122'],
+        action: 'E',
+        outcome: '4',
+        patient: [],
+        agent: [],
+        agent_identifier: ['https://hub.example.org/users|u4', 'https://hub.example.org/clients|app'],
+        entity: [],
+      },
     ]);
     // The JSON keeps the value as it was.
     expect((JSON.parse(rows.rows[1].content as string) as AuditEvent).agent?.[0].altId).toBe('odd\nuser\u001fid');

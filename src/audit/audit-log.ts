@@ -99,7 +99,8 @@ export class AuditLog {
   async start(): Promise<void> {
     await fs.mkdir(this.options.dir, { recursive: true });
     const replayed = await this.replayOrphans();
-    if (replayed > 0) this.options.logger.warn({ events: replayed }, 'audit events recovered from the journal of a stopped hub');
+    if (replayed > 0)
+      this.options.logger.warn({ events: replayed }, 'audit events recovered from the journal of a stopped hub');
     this.current = await this.openSegment();
     this.timer = setInterval(() => void this.flush().catch(() => undefined), this.options.flushMs);
     this.timer.unref();
@@ -139,7 +140,7 @@ export class AuditLog {
     try {
       if (segment === undefined) throw new Error('the audit log is not running');
       const bytes = Buffer.from(lines.length === 1 ? lines[0] : lines.join(''), 'utf8');
-      for (let written = 0; written < bytes.length; ) written += writeSync(segment.file.fd, bytes, written);
+      for (let written = 0; written < bytes.length;) written += writeSync(segment.file.fd, bytes, written);
       for (const entry of events) segment.events.push(entry);
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message }, 'audit journal write failed');
@@ -217,7 +218,10 @@ export class AuditLog {
         // Off the request path: one statement per segment.
         await this.insert(segment.events);
       } catch (err) {
-        this.options.logger.error({ err: (err as Error).message, events: segment.events.length }, 'storing audit events failed; kept in the journal');
+        this.options.logger.error(
+          { err: (err as Error).message, events: segment.events.length },
+          'storing audit events failed; kept in the journal',
+        );
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
         throw err;
       }
@@ -272,7 +276,8 @@ export class AuditLog {
     await new Promise((resolve) => setImmediate(resolve));
     if (this.current) {
       await this.current.file.close();
-      if (this.current.events.length === 0 && this.pendingEvents.length === 0) await fs.rm(this.current.path, { force: true });
+      if (this.current.events.length === 0 && this.pendingEvents.length === 0)
+        await fs.rm(this.current.path, { force: true });
       this.current = undefined;
     }
   }

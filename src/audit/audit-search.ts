@@ -31,7 +31,8 @@ export async function readAuditEvent(db: Queryable, id: string): Promise<WithId<
   return result.rows[0] && (JSON.parse(result.rows[0].content) as WithId<AuditEvent>);
 }
 
-const fail = (message: string, code: string): OperationOutcomeError => new OperationOutcomeError(badRequest(message, code));
+const fail = (message: string, code: string): OperationOutcomeError =>
+  new OperationOutcomeError(badRequest(message, code));
 
 type TokenColumn = { sql: string; array: boolean; codeOnly?: boolean };
 
@@ -46,7 +47,13 @@ const TOKEN_COLUMNS: Record<string, TokenColumn> = {
 const REFERENCE_COLUMNS: Record<string, string> = { patient: 'r.patient', agent: 'r.agent', entity: 'r.entity' };
 
 /** The AuditEvent search parameters the store answers (the capability statement lists these). */
-export const AUDIT_SEARCH_PARAMETERS: ReadonlySet<string> = new Set(['_id', '_lastUpdated', 'date', ...Object.keys(TOKEN_COLUMNS), ...Object.keys(REFERENCE_COLUMNS)]);
+export const AUDIT_SEARCH_PARAMETERS: ReadonlySet<string> = new Set([
+  '_id',
+  '_lastUpdated',
+  'date',
+  ...Object.keys(TOKEN_COLUMNS),
+  ...Object.keys(REFERENCE_COLUMNS),
+]);
 
 /** SQL true when the `system|code` text `v` matches one search token (R4 search §3.1.1.4.5). */
 function tokenMatch(v: string, value: string, p: SqlParams): string {
@@ -74,19 +81,30 @@ function tokenCondition(filter: Filter, column: TokenColumn, p: SqlParams): stri
     const list = `${p.add(values)}::text[]`;
     return negatable(filter, column.array ? `${column.sql} && ${list}` : `${column.sql} = ANY(${list})`);
   }
-  const any = (v: string): string => (values.length === 1 ? tokenMatch(v, values[0], p) : `(${values.map((value) => tokenMatch(v, value, p)).join(' OR ')})`);
-  return negatable(filter, column.array ? `EXISTS (SELECT 1 FROM unnest(${column.sql}) AS t(v) WHERE ${any('t.v')})` : any(column.sql));
+  const any = (v: string): string =>
+    values.length === 1
+      ? tokenMatch(v, values[0], p)
+      : `(${values.map((value) => tokenMatch(v, value, p)).join(' OR ')})`;
+  return negatable(
+    filter,
+    column.array ? `EXISTS (SELECT 1 FROM unnest(${column.sql}) AS t(v) WHERE ${any('t.v')})` : any(column.sql),
+  );
 }
 
 /** The stored forms a reference search value matches: `Type/id` (a bare id: each allowed type), or as written. */
 function referenceValues(filter: Filter, value: string, baseUrl: string): string[] {
   const fhirBase = `${baseUrl}/fhir/`;
   const local = value.startsWith(fhirBase) ? value.slice(fhirBase.length) : value;
-  const typeModifier = filter.operator !== Operator.EQUALS && filter.operator !== Operator.NOT && filter.operator !== Operator.NOT_EQUALS
-    ? filter.operator
-    : undefined;
+  const typeModifier =
+    filter.operator !== Operator.EQUALS && filter.operator !== Operator.NOT && filter.operator !== Operator.NOT_EQUALS
+      ? filter.operator
+      : undefined;
   if (!local.includes('/') && !local.includes(':')) {
-    const targets = typeModifier ? [typeModifier] : filter.code === 'patient' ? ['Patient'] : (getSearchParameters('AuditEvent')?.[filter.code]?.target ?? []);
+    const targets = typeModifier
+      ? [typeModifier]
+      : filter.code === 'patient'
+        ? ['Patient']
+        : (getSearchParameters('AuditEvent')?.[filter.code]?.target ?? []);
     return targets.map((type) => `${type}/${local}`);
   }
   const reference = localReference(local);
@@ -100,7 +118,8 @@ function referenceCondition(filter: Filter, column: string, p: SqlParams, baseUr
     if (filter.code !== 'agent') throw fail(`Modifier :identifier is supported on AuditEvent agent only`, filter.code);
     return tokenCondition({ ...filter, operator: Operator.EQUALS }, { sql: 'r.agent_identifier', array: true }, p);
   }
-  const typed = filter.operator !== Operator.EQUALS && filter.operator !== Operator.NOT && filter.operator !== Operator.NOT_EQUALS;
+  const typed =
+    filter.operator !== Operator.EQUALS && filter.operator !== Operator.NOT && filter.operator !== Operator.NOT_EQUALS;
   if (typed && !/^[A-Z][A-Za-z]+$/.test(filter.operator)) {
     throw fail(`Modifier :${filter.operator} is not supported on AuditEvent ${filter.code}`, filter.code);
   }
@@ -158,7 +177,11 @@ const SORT_KEYS: Record<string, Omit<SortKey, 'descending'>> = {
 };
 
 /** One page of an AuditEvent search. */
-export async function searchAuditEvents(db: Queryable, request: SearchRequest, options: AuditSearchOptions): Promise<SearchPage> {
+export async function searchAuditEvents(
+  db: Queryable,
+  request: SearchRequest,
+  options: AuditSearchOptions,
+): Promise<SearchPage> {
   const p = new SqlParams();
   const ignored: Filter[] = [];
   const where: string[] = [];
@@ -176,7 +199,10 @@ export async function searchAuditEvents(db: Queryable, request: SearchRequest, o
   const count = pageSize(request);
   let total: number | undefined;
   if (request.total === 'accurate' || request.total === 'estimate' || count === 0) {
-    const result = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_event r ${whereSql}`, p.values.slice());
+    const result = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_event r ${whereSql}`,
+      p.values.slice(),
+    );
     total = result.rows[0].n;
   }
   if (count === 0) return { resources: [], total, ignored, sortRules: [] };

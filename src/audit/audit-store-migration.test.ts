@@ -18,7 +18,13 @@ const events: AuditEvent[] = [
   restAuditEvent(site, {
     id: 'old-read',
     recorded,
-    actor: { userId: 'u1', fhirUser: 'Practitioner/dr1', clientId: 'app', clientIsRequestor: false, address: '10.0.0.1' },
+    actor: {
+      userId: 'u1',
+      fhirUser: 'Practitioner/dr1',
+      clientId: 'app',
+      clientIsRequestor: false,
+      address: '10.0.0.1',
+    },
     outcome: '0',
     interaction: 'read',
     resources: ['Observation/o1'],
@@ -50,10 +56,15 @@ describe('migration 010: AuditEvents into the audit store', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = await openDatabase({ databaseUrl: database.url, poolSize: 2 });
-    await db.query('CREATE TABLE schema_migration (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+    await db.query(
+      'CREATE TABLE schema_migration (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
     for (const migration of (await listMigrations()).filter((m) => m.version < 10)) {
       await db.exec(migration.sql);
-      await db.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+      await db.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ]);
     }
   });
   afterAll(async () => {
@@ -64,12 +75,25 @@ describe('migration 010: AuditEvents into the audit store', () => {
   test('old AuditEvent rows move with their search columns; other resources keep theirs', async () => {
     for (const event of events) {
       const content = JSON.stringify({ ...event, meta: { versionId: '1', lastUpdated: event.recorded } });
-      await db.query(`INSERT INTO resource (resource_type, id, version, last_updated, content) VALUES ('AuditEvent', $1, 1, $2, $3)`, [event.id, event.recorded, content]);
-      await db.query(`INSERT INTO sp_date (resource_type, resource_id, param, low, high) VALUES ('AuditEvent', $1, 'date', $2, $2)`, [event.id, event.recorded]);
-      await db.query(`INSERT INTO sp_token (resource_type, resource_id, param, system, value) VALUES ('AuditEvent', $1, 'outcome', NULL, $2)`, [event.id, event.outcome]);
+      await db.query(
+        `INSERT INTO resource (resource_type, id, version, last_updated, content) VALUES ('AuditEvent', $1, 1, $2, $3)`,
+        [event.id, event.recorded, content],
+      );
+      await db.query(
+        `INSERT INTO sp_date (resource_type, resource_id, param, low, high) VALUES ('AuditEvent', $1, 'date', $2, $2)`,
+        [event.id, event.recorded],
+      );
+      await db.query(
+        `INSERT INTO sp_token (resource_type, resource_id, param, system, value) VALUES ('AuditEvent', $1, 'outcome', NULL, $2)`,
+        [event.id, event.outcome],
+      );
     }
-    await db.query(`INSERT INTO resource (resource_type, id, version, last_updated, content) VALUES ('Patient', 'p1', 1, now(), '{"resourceType":"Patient","id":"p1"}')`);
-    await db.query(`INSERT INTO sp_token (resource_type, resource_id, param, system, value) VALUES ('Patient', 'p1', 'active', NULL, 'true')`);
+    await db.query(
+      `INSERT INTO resource (resource_type, id, version, last_updated, content) VALUES ('Patient', 'p1', 1, now(), '{"resourceType":"Patient","id":"p1"}')`,
+    );
+    await db.query(
+      `INSERT INTO sp_token (resource_type, resource_id, param, system, value) VALUES ('Patient', 'p1', 'active', NULL, 'true')`,
+    );
 
     expect(await migrate(db)).toContain('010_audit_store');
 
@@ -100,17 +124,29 @@ describe('migration 010: AuditEvents into the audit store', () => {
       });
       expect(JSON.parse(row.content as string)).toMatchObject({ id: events[i].id, meta: { versionId: '1' } });
     }
-    expect(rows.rows[0]).toMatchObject({ patient: ['Patient/p1'], agent: ['Practitioner/dr1'], entity: expect.arrayContaining(['Observation/o1', 'Patient/p1']) });
-    expect(rows.rows[1]).toMatchObject({ entity: expect.arrayContaining(['Observation/o2']), outcome: '4', action: 'D' });
+    expect(rows.rows[0]).toMatchObject({
+      patient: ['Patient/p1'],
+      agent: ['Practitioner/dr1'],
+      entity: expect.arrayContaining(['Observation/o1', 'Patient/p1']),
+    });
+    expect(rows.rows[1]).toMatchObject({
+      entity: expect.arrayContaining(['Observation/o2']),
+      outcome: '4',
+      action: 'D',
+    });
 
     const left = await db.query<{ n: number }>(
       `SELECT (SELECT count(*) FROM resource WHERE resource_type = 'AuditEvent') + (SELECT count(*) FROM sp_token WHERE resource_type = 'AuditEvent')
         + (SELECT count(*) FROM sp_date WHERE resource_type = 'AuditEvent') AS n`,
     );
     expect(Number(left.rows[0].n)).toBe(0);
-    const patient = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sp_token WHERE resource_type = 'Patient' AND resource_id = 'p1'`);
+    const patient = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM sp_token WHERE resource_type = 'Patient' AND resource_id = 'p1'`,
+    );
     expect(patient.rows[0].n).toBe(1);
-    const functions = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_proc WHERE proname LIKE 'audit_migration_%'`);
+    const functions = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_proc WHERE proname LIKE 'audit_migration_%'`,
+    );
     expect(functions.rows[0].n).toBe(0);
   });
 });

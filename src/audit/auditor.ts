@@ -27,7 +27,13 @@ export function requestActor(req: Request, res: Response): AuditActor {
   const identity = requestIdentity(res);
   const address = requestAddress(req);
   if (identity?.kind === 'user') {
-    return { userId: identity.userId, fhirUser: identity.fhirUser, clientId: identity.clientId, clientIsRequestor: false, address };
+    return {
+      userId: identity.userId,
+      fhirUser: identity.fhirUser,
+      clientId: identity.clientId,
+      clientIsRequestor: false,
+      address,
+    };
   }
   if (identity?.kind === 'client') {
     return { clientId: identity.clientId, clientIsRequestor: true, address };
@@ -44,7 +50,14 @@ export function writeAudit(
   write: { method: WriteMethod; resourceType: string; id: string; version: number; resource?: Resource },
 ): StoredAuditEvent[] | undefined {
   if (context === undefined) return undefined;
-  const interaction = write.method === 'DELETE' ? 'delete' : write.version === 1 ? 'create' : write.method === 'PATCH' ? 'patch' : 'update';
+  const interaction =
+    write.method === 'DELETE'
+      ? 'delete'
+      : write.version === 1
+        ? 'create'
+        : write.method === 'PATCH'
+          ? 'patch'
+          : 'update';
   const patient = write.resource && patientOf(write.resource);
   const event = restAuditEvent(context.site, {
     id: auditEventId(),
@@ -83,12 +96,17 @@ function batchReferences(resource: Resource | undefined, fhirBase: string): stri
   const references: string[] = [];
   for (const entry of (resource as Bundle).entry ?? []) {
     if (!/^2\d\d/.test(entry.response?.status ?? '')) continue;
-    const touched = entry.resource?.resourceType === 'Bundle' ? returned(entry.resource) : entry.resource ? [entry.resource] : [];
+    const touched =
+      entry.resource?.resourceType === 'Bundle' ? returned(entry.resource) : entry.resource ? [entry.resource] : [];
     for (const item of touched) {
-      if (item.id) references.push(`${item.resourceType}/${item.id}${item.meta?.versionId ? `/_history/${item.meta.versionId}` : ''}`);
+      if (item.id)
+        references.push(
+          `${item.resourceType}/${item.id}${item.meta?.versionId ? `/_history/${item.meta.versionId}` : ''}`,
+        );
     }
     const location = entry.response?.location;
-    if (touched.length === 0 && location) references.push(location.startsWith(`${fhirBase}/`) ? location.slice(fhirBase.length + 1) : location);
+    if (touched.length === 0 && location)
+      references.push(location.startsWith(`${fhirBase}/`) ? location.slice(fhirBase.length + 1) : location);
   }
   return references;
 }
@@ -164,34 +182,51 @@ export class Auditor {
     const references = isSearch
       ? []
       : isBundle
-        ? outcome === '0' ? batchReferences(access.resource, `${this.site.baseUrl}/fhir`) : []
+        ? outcome === '0'
+          ? batchReferences(access.resource, `${this.site.baseUrl}/fhir`)
+          : []
         : access.target?.id
-        ? [`${access.target.resourceType}/${access.target.id}${access.target.version ? `/_history/${access.target.version}` : ''}`]
-        : [];
-    await this.record(restAuditEvent(this.site, {
-      id: auditEventId(),
-      recorded: new Date(),
-      actor: requestActor(req, res),
-      outcome,
-      interaction: access.interaction,
-      resources: references,
-      patients: uniquePatients(resources),
-      query: isSearch ? (access.query ?? '') : undefined,
-    }));
+          ? [
+              `${access.target.resourceType}/${access.target.id}${access.target.version ? `/_history/${access.target.version}` : ''}`,
+            ]
+          : [];
+    await this.record(
+      restAuditEvent(this.site, {
+        id: auditEventId(),
+        recorded: new Date(),
+        actor: requestActor(req, res),
+        outcome,
+        interaction: access.interaction,
+        resources: references,
+        patients: uniquePatients(resources),
+        query: isSearch ? (access.query ?? '') : undefined,
+      }),
+    );
   }
 
   /** A login (success or refusal), a logout, or an access token issued (or refused). */
-  async authentication(req: Request, input: { event: AuthenticationEvent; actor: Omit<AuditActor, 'address'>; success: boolean; failureText?: string; scope?: string }): Promise<void> {
+  async authentication(
+    req: Request,
+    input: {
+      event: AuthenticationEvent;
+      actor: Omit<AuditActor, 'address'>;
+      success: boolean;
+      failureText?: string;
+      scope?: string;
+    },
+  ): Promise<void> {
     if (!this.log) return;
-    await this.record(authenticationAuditEvent(this.site, {
-      id: auditEventId(),
-      recorded: new Date(),
-      actor: { ...input.actor, address: requestAddress(req) },
-      outcome: input.success ? '0' : '4',
-      outcomeDesc: input.success ? undefined : input.failureText,
-      event: input.event,
-      scope: input.scope,
-    }));
+    await this.record(
+      authenticationAuditEvent(this.site, {
+        id: auditEventId(),
+        recorded: new Date(),
+        actor: { ...input.actor, address: requestAddress(req) },
+        outcome: input.success ? '0' : '4',
+        outcomeDesc: input.success ? undefined : input.failureText,
+        event: input.event,
+        scope: input.scope,
+      }),
+    );
   }
 
   /** Records events built elsewhere (the DICOM audit messages of audit/dicom-audit-event.ts). */

@@ -35,7 +35,11 @@ export const DICOM_AUDIT_EVENT = {
 /** The service that was used, as the event's subtype (the hub's codes: neither DICOM nor BALP has them). */
 export type DicomService = 'qido-rs' | 'wado-rs' | 'stow-rs' | 'c-find' | 'c-store';
 const SERVICE_DISPLAY: Readonly<Record<DicomService, string>> = {
-  'qido-rs': 'QIDO-RS', 'wado-rs': 'WADO-RS', 'stow-rs': 'STOW-RS', 'c-find': 'DIMSE C-FIND', 'c-store': 'DIMSE C-STORE',
+  'qido-rs': 'QIDO-RS',
+  'wado-rs': 'WADO-RS',
+  'stow-rs': 'STOW-RS',
+  'c-find': 'DIMSE C-FIND',
+  'c-store': 'DIMSE C-STORE',
 };
 
 /** A DIMSE peer: the calling AE title it associated with, and where it connected from. */
@@ -48,9 +52,7 @@ export interface DimsePeer {
   localAddress?: string | undefined;
 }
 
-export type DicomRequester =
-  | { kind: 'http'; actor: AuditActor }
-  | { kind: 'dimse'; peer: DimsePeer };
+export type DicomRequester = { kind: 'http'; actor: AuditActor } | { kind: 'dimse'; peer: DimsePeer };
 
 /** A study as the audit names it. */
 export interface AuditedStudy {
@@ -97,7 +99,12 @@ function aeAgent(role: Coding, aeTitle: string, requestor: boolean, address: str
 function dimseAgents(peer: DimsePeer): AuditEventAgent[] {
   return [
     aeAgent({ system: DICOM, code: '110153', display: 'Source Role ID' }, peer.callingAeTitle, true, peer.address),
-    aeAgent({ system: DICOM, code: '110152', display: 'Destination Role ID' }, peer.calledAeTitle, false, peer.localAddress),
+    aeAgent(
+      { system: DICOM, code: '110152', display: 'Destination Role ID' },
+      peer.calledAeTitle,
+      false,
+      peer.localAddress,
+    ),
   ];
 }
 
@@ -111,7 +118,10 @@ function base(site: AuditSite, input: DicomAuditInput, type: Coding, action: Aud
     recorded: input.recorded.toISOString(),
     outcome: input.outcome,
     ...(input.outcomeDesc !== undefined ? { outcomeDesc: input.outcomeDesc } : {}),
-    agent: input.requester.kind === 'http' ? requestAgents(site, input.requester.actor, '/dicomweb') : dimseAgents(input.requester.peer),
+    agent:
+      input.requester.kind === 'http'
+        ? requestAgents(site, input.requester.actor, '/dicomweb')
+        : dimseAgents(input.requester.peer),
     source: {
       observer: { identifier: { system: 'urn:ietf:rfc:3986', value: site.baseUrl } },
       type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }],
@@ -161,10 +171,18 @@ export function dicomQueryAuditEvent(site: AuditSite, input: DicomQueryAuditInpu
   return withEntities(base(site, input, DICOM_AUDIT_EVENT.query, 'E'), [query, ...patientEntities(input.patientIds)]);
 }
 
-function studiesEvent(site: AuditSite, input: DicomStudiesAuditInput, type: Coding, action: AuditEvent['action']): AuditEvent {
+function studiesEvent(
+  site: AuditSite,
+  input: DicomStudiesAuditInput,
+  type: Coding,
+  action: AuditEvent['action'],
+): AuditEvent {
   const byUid = new Map(input.studies.map((study) => [study.studyInstanceUid, study]));
   const studies = [...byUid.values()].sort((a, b) => (a.studyInstanceUid < b.studyInstanceUid ? -1 : 1));
-  return withEntities(base(site, input, type, action), [...studies.map(studyEntity), ...patientEntities(studies.map((study) => study.patientId))]);
+  return withEntities(base(site, input, type, action), [
+    ...studies.map(studyEntity),
+    ...patientEntities(studies.map((study) => study.patientId)),
+  ]);
 }
 
 /** A WADO-RS retrieval (110103 DICOM Instances Accessed, action R). */

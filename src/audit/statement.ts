@@ -60,7 +60,18 @@ export function toStored(event: AuditEvent, content?: string): StoredAuditEvent 
   return {
     id,
     content: content ?? auditEventJson(stored),
-    fields: [text(id), c.recorded, text(c.type), list(c.subtype), text(c.action), text(c.outcome), list(c.patient), list(c.agent), list(c.agentIdentifier), list(c.entity)],
+    fields: [
+      text(id),
+      c.recorded,
+      text(c.type),
+      list(c.subtype),
+      text(c.action),
+      text(c.outcome),
+      list(c.patient),
+      list(c.agent),
+      list(c.agentIdentifier),
+      list(c.entity),
+    ],
   };
 }
 
@@ -70,7 +81,10 @@ export function toStored(event: AuditEvent, content?: string): StoredAuditEvent 
  */
 export function auditInsertCtes(p: SqlParams, events: readonly StoredAuditEvent[]): string[] {
   const names = [...AUDIT_COLUMNS.map(([name]) => name), 'content'];
-  const rows = events.map((e) => `(${AUDIT_COLUMNS.map(([, fromText], c) => fromText(`${p.add(e.fields[c])}::text`)).join(', ')}, ${p.add(e.content)})`);
+  const rows = events.map(
+    (e) =>
+      `(${AUDIT_COLUMNS.map(([, fromText], c) => fromText(`${p.add(e.fields[c])}::text`)).join(', ')}, ${p.add(e.content)})`,
+  );
   return [`a_event AS (INSERT INTO audit_event (${names.join(', ')}) VALUES ${rows.join(', ')})`];
 }
 

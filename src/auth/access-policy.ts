@@ -51,7 +51,16 @@ const SEE_CASE = { read: 'case', search: 'case', history: 'case' } as const;
 const WRITE_CASE = { ...SEE_CASE, create: 'case', update: 'case' } as const;
 /** The roster and terminology every person may read (who the specialists are, code systems). */
 const REFERENCE_DATA = { read: 'all', search: 'all' } as const;
-const REFERENCE_TYPES = ['Practitioner', 'PractitionerRole', 'Organization', 'Location', 'HealthcareService', 'Questionnaire', 'CodeSystem', 'ValueSet'];
+const REFERENCE_TYPES = [
+  'Practitioner',
+  'PractitionerRole',
+  'Organization',
+  'Location',
+  'HealthcareService',
+  'Questionnaire',
+  'CodeSystem',
+  'ValueSet',
+];
 const reference = Object.fromEntries(REFERENCE_TYPES.map((type) => [type, REFERENCE_DATA]));
 
 /** The reviewers': see their cases, write their opinion, reports and messages. */
@@ -136,7 +145,13 @@ export interface SqlBinder {
 function notAllowed(interaction: AccessInteraction, resourceType: string): OperationOutcomeError {
   return new OperationOutcomeError({
     ...forbidden,
-    issue: [{ severity: 'error', code: 'forbidden', details: { text: `Your role may not ${interaction} ${resourceType} resources` } }],
+    issue: [
+      {
+        severity: 'error',
+        code: 'forbidden',
+        details: { text: `Your role may not ${interaction} ${resourceType} resources` },
+      },
+    ],
   });
 }
 
@@ -184,15 +199,20 @@ export class AccessControl {
    */
   condition(binder: SqlBinder, alias: string, interaction: AccessInteraction, types?: readonly string[]): string {
     if (this.policy.cases === 'all' && this.policy.resources['*']?.[interaction] === 'all') return 'TRUE';
-    const everyType = Object.keys(this.policy.resources).filter((type) => type !== '*' && this.scopeOf(type, interaction) === 'all');
-    const caseTypes = Object.keys(this.policy.resources).filter((type) => type !== '*' && this.scopeOf(type, interaction) === 'case');
+    const everyType = Object.keys(this.policy.resources).filter(
+      (type) => type !== '*' && this.scopeOf(type, interaction) === 'all',
+    );
+    const caseTypes = Object.keys(this.policy.resources).filter(
+      (type) => type !== '*' && this.scopeOf(type, interaction) === 'case',
+    );
     const relevant = (list: string[]): string[] => (types ? list.filter((type) => types.includes(type)) : list);
     const parts: string[] = [];
     const open = relevant(everyType);
     if (open.length > 0) parts.push(`${alias}.resource_type = ANY(${binder.add(open)}::text[])`);
     const inCase = relevant(caseTypes);
     if (inCase.length > 0) {
-      const typeTest = types && types.length === 1 ? 'TRUE' : `${alias}.resource_type = ANY(${binder.add(inCase)}::text[])`;
+      const typeTest =
+        types && types.length === 1 ? 'TRUE' : `${alias}.resource_type = ANY(${binder.add(inCase)}::text[])`;
       parts.push(`(${typeTest} AND ${this.visibleInCase(binder, alias)})`);
     }
     return parts.length === 0 ? 'FALSE' : `(${parts.join(' OR ')})`;
@@ -268,7 +288,8 @@ export class AccessControl {
 
   /** The person's case ServiceRequest ids, as a subquery over the hub's membership record. */
   private cases(binder: SqlBinder): string {
-    if (this.policy.cases === 'all') return `SELECT id FROM resource WHERE resource_type = 'ServiceRequest' AND NOT deleted`;
+    if (this.policy.cases === 'all')
+      return `SELECT id FROM resource WHERE resource_type = 'ServiceRequest' AND NOT deleted`;
     return `SELECT m.case_id FROM case_member m WHERE ${this.isMine(binder, 'm')}`;
   }
 
@@ -278,8 +299,14 @@ export class AccessControl {
    * even before they have a case.
    */
   private visibleInCase(binder: SqlBinder, alias: string): string {
-    const released = this.policy.cases === 'own' ? ' AND (NOT cr.report OR EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id))' : '';
-    const own = this.policy.cases === 'own' ? ` OR (${alias}.resource_type = 'Patient' AND ${alias}.id = ${binder.add(this.personId)})` : '';
+    const released =
+      this.policy.cases === 'own'
+        ? ' AND (NOT cr.report OR EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id))'
+        : '';
+    const own =
+      this.policy.cases === 'own'
+        ? ` OR (${alias}.resource_type = 'Patient' AND ${alias}.id = ${binder.add(this.personId)})`
+        : '';
     return (
       `(EXISTS (SELECT 1 FROM case_resource cr JOIN case_member m ON m.case_id = cr.case_id ` +
       `WHERE cr.resource_type = ${alias}.resource_type AND cr.resource_id = ${alias}.id AND ${this.isMine(binder, 'm')}${released})${own})`

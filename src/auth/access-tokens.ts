@@ -128,7 +128,13 @@ export class AccessTokens {
     const key = this.keys[0];
     const now = Math.floor(this.clock.now().getTime() / 1000);
     const expiresAt = Math.min(now + USER_ACCESS_TOKEN_LIFETIME_SECONDS, Math.floor(request.notAfter.getTime() / 1000));
-    const claims = { client_id: request.clientId, scope: request.scope, role: request.role, sid: request.sessionId, ...(request.fhirUser ? { fhirUser: request.fhirUser } : {}) };
+    const claims = {
+      client_id: request.clientId,
+      scope: request.scope,
+      role: request.role,
+      sid: request.sessionId,
+      ...(request.fhirUser ? { fhirUser: request.fhirUser } : {}),
+    };
     const accessToken = await new SignJWT(claims)
       .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.issuer)
@@ -155,14 +161,27 @@ export class AccessTokens {
         .setExpirationTime(expiresAt)
         .sign(key.privateKey);
     }
-    return { accessToken, expiresIn: Math.max(0, expiresAt - now), scope: request.scope, ...(idToken ? { idToken } : {}) };
+    return {
+      accessToken,
+      expiresIn: Math.max(0, expiresAt - now),
+      scope: request.scope,
+      ...(idToken ? { idToken } : {}),
+    };
   }
 
   /** The public keys that verify the hub's tokens, for /.well-known/jwks.json. */
   async publicJwks(): Promise<{ keys: JWK[] }> {
-    if (this.keys.length === 0 || this.clock.now().getTime() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS) await this.reloadKeys();
+    if (this.keys.length === 0 || this.clock.now().getTime() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS)
+      await this.reloadKeys();
     return {
-      keys: await Promise.all(this.keys.map(async (key) => ({ ...(await exportJWK(key.publicKey)), kid: key.kid, alg: ACCESS_TOKEN_ALGORITHM, use: 'sig' }))),
+      keys: await Promise.all(
+        this.keys.map(async (key) => ({
+          ...(await exportJWK(key.publicKey)),
+          kid: key.kid,
+          alg: ACCESS_TOKEN_ALGORITHM,
+          use: 'sig',
+        })),
+      ),
     };
   }
 
@@ -226,10 +245,21 @@ export class AccessTokens {
 function identityOf(payload: JWTPayload & { sub: string; scope: string; exp: number }): Identity {
   if (payload.sid === undefined) {
     const granted = parseClientScopes(payload.scope);
-    return { kind: 'client', clientId: payload.sub, scopes: granted.resources, hubAdmin: granted.hubAdmin, expiresAt: payload.exp };
+    return {
+      kind: 'client',
+      clientId: payload.sub,
+      scopes: granted.resources,
+      hubAdmin: granted.hubAdmin,
+      expiresAt: payload.exp,
+    };
   }
   const { sid, role, client_id: clientId, fhirUser } = payload as Record<string, unknown>;
-  if (typeof sid !== 'string' || typeof role !== 'string' || typeof clientId !== 'string' || (fhirUser !== undefined && typeof fhirUser !== 'string')) {
+  if (
+    typeof sid !== 'string' ||
+    typeof role !== 'string' ||
+    typeof clientId !== 'string' ||
+    (fhirUser !== undefined && typeof fhirUser !== 'string')
+  ) {
     throw new InvalidTokenError('the access token is not valid');
   }
   return {

@@ -18,11 +18,19 @@ export const ADMIN_ROLES: readonly UserRole[] = ['admin', 'coordinator'];
 export function adminGuard(): RequestHandler {
   return (_req, res, next) => {
     const identity = requestIdentity(res);
-    if ((identity?.kind === 'user' && ADMIN_ROLES.includes(identity.role)) || (identity?.kind === 'client' && identity.hubAdmin === true)) {
+    if (
+      (identity?.kind === 'user' && ADMIN_ROLES.includes(identity.role)) ||
+      (identity?.kind === 'client' && identity.hubAdmin === true)
+    ) {
       next();
       return;
     }
     res.setHeader('Cache-Control', 'no-store');
-    res.status(403).json({ error: 'forbidden', error_description: `only a user with the role ${ADMIN_ROLES.join(' or ')}, or a client granted ${HUB_ADMIN_SCOPE}, may use this` });
+    res
+      .status(403)
+      .json({
+        error: 'forbidden',
+        error_description: `only a user with the role ${ADMIN_ROLES.join(' or ')}, or a client granted ${HUB_ADMIN_SCOPE}, may use this`,
+      });
   };
 }

@@ -34,9 +34,15 @@ function quoted(text: string): string {
 function unauthorized(res: Response, challenge: string, text: string): void {
   res.setHeader('WWW-Authenticate', challenge);
   res.setHeader('Cache-Control', 'no-store');
-  res.status(401).type('application/fhir+json').send(
-    JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'login', details: { text } }] }),
-  );
+  res
+    .status(401)
+    .type('application/fhir+json')
+    .send(
+      JSON.stringify({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'login', details: { text } }],
+      }),
+    );
 }
 
 export function authenticate(options: AuthenticateOptions): RequestHandler {
@@ -49,7 +55,11 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     const header = req.headers.authorization;
     if (header === undefined) {
       if (options.required) {
-        unauthorized(res, 'Bearer realm="hub"', 'Authentication is required: send Authorization: Bearer <access token>');
+        unauthorized(
+          res,
+          'Bearer realm="hub"',
+          'Authentication is required: send Authorization: Bearer <access token>',
+        );
         return;
       }
       next();
@@ -57,7 +67,11 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     }
     const match = BEARER.exec(header);
     if (!match) {
-      unauthorized(res, 'Bearer realm="hub", error="invalid_token", error_description="expected a Bearer token"', 'The Authorization header must be "Bearer <access token>"');
+      unauthorized(
+        res,
+        'Bearer realm="hub", error="invalid_token", error_description="expected a Bearer token"',
+        'The Authorization header must be "Bearer <access token>"',
+      );
       return;
     }
     try {
@@ -71,7 +85,11 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
         next(err);
         return;
       }
-      unauthorized(res, `Bearer realm="hub", error="invalid_token", error_description="${quoted(err.message)}"`, `Invalid access token: ${err.message}`);
+      unauthorized(
+        res,
+        `Bearer realm="hub", error="invalid_token", error_description="${quoted(err.message)}"`,
+        `Invalid access token: ${err.message}`,
+      );
       return;
     }
     next();

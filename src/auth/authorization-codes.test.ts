@@ -3,7 +3,9 @@ import { pkceMatches } from './authorization-codes.ts';
 
 describe('PKCE S256', () => {
   test('RFC 7636 Appendix B example', () => {
-    expect(pkceMatches('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk', 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM')).toBe(true);
+    expect(
+      pkceMatches('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk', 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'),
+    ).toBe(true);
   });
 
   test('refuses a wrong verifier, a plain challenge and malformed values', () => {

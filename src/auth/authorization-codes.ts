@@ -61,10 +61,22 @@ export class AuthorizationCodes {
     await this.db.query(
       `INSERT INTO auth_authorization_code (code_hash, client_id, redirect_uri, code_challenge, scope, nonce, session_id, expires_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $9::timestamptz + $8 * interval '1 second')`,
-      [sha256(code), grant.clientId, grant.redirectUri, grant.codeChallenge, grant.scope, grant.nonce ?? null, grant.sessionId, lifetimeSeconds, this.clock.now()],
+      [
+        sha256(code),
+        grant.clientId,
+        grant.redirectUri,
+        grant.codeChallenge,
+        grant.scope,
+        grant.nonce ?? null,
+        grant.sessionId,
+        lifetimeSeconds,
+        this.clock.now(),
+      ],
     );
     // Codes are kept a day after they expire, long enough to recognise a replay, then dropped.
-    await this.db.query("DELETE FROM auth_authorization_code WHERE expires_at < $1::timestamptz - interval '1 day'", [this.clock.now()]);
+    await this.db.query("DELETE FROM auth_authorization_code WHERE expires_at < $1::timestamptz - interval '1 day'", [
+      this.clock.now(),
+    ]);
     return code;
   }
 
@@ -78,7 +90,10 @@ export class AuthorizationCodes {
     );
     const row = result.rows[0];
     if (!row) {
-      const used = await this.db.query<{ session_id: string }>('SELECT session_id FROM auth_authorization_code WHERE code_hash = $1', [hash]);
+      const used = await this.db.query<{ session_id: string }>(
+        'SELECT session_id FROM auth_authorization_code WHERE code_hash = $1',
+        [hash],
+      );
       return used.rows[0] ? { status: 'reused', sessionId: used.rows[0].session_id } : { status: 'unknown' };
     }
     if (row.expired) return { status: 'expired' };

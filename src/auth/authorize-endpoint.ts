@@ -27,7 +27,18 @@ import type { Clock } from '../runtime/clock.ts';
 export const AUTHORIZE_PATH = '/oauth2/authorize';
 const MAX_FORM_BYTES = 16 * 1024;
 /** The authorization request's parameters, carried through the login form. */
-const REQUEST_PARAMETERS = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'nonce', 'aud', 'prompt'] as const;
+const REQUEST_PARAMETERS = [
+  'response_type',
+  'client_id',
+  'redirect_uri',
+  'scope',
+  'state',
+  'code_challenge',
+  'code_challenge_method',
+  'nonce',
+  'aud',
+  'prompt',
+] as const;
 
 export interface AuthorizeEndpointOptions {
   /** The hub's clock: lock-outs and TOTP steps are judged on it. */
@@ -74,15 +85,21 @@ class RedirectError extends Error {
 function single(source: Record<string, unknown>, name: string): string | undefined {
   const value = source[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new RedirectError('invalid_request', `the parameter "${name}" is given more than once`);
+  if (typeof value !== 'string')
+    throw new RedirectError('invalid_request', `the parameter "${name}" is given more than once`);
   return value;
 }
 
-async function readRequest(source: Record<string, unknown>, options: AuthorizeEndpointOptions): Promise<AuthorizationRequest> {
+async function readRequest(
+  source: Record<string, unknown>,
+  options: AuthorizeEndpointOptions,
+): Promise<AuthorizationRequest> {
   const clientId = source.client_id;
   const client = typeof clientId === 'string' && clientId !== '' ? await options.clients.get(clientId) : undefined;
   if (!client || !client.public || client.status !== 'active') {
-    throw new PageError('The application that sent you here is not registered with the hub (unknown or disabled client_id).');
+    throw new PageError(
+      'The application that sent you here is not registered with the hub (unknown or disabled client_id).',
+    );
   }
   const redirectUri = source.redirect_uri;
   if (typeof redirectUri !== 'string' || !client.redirectUris.includes(redirectUri)) {
@@ -96,16 +113,24 @@ async function readRequest(source: Record<string, unknown>, options: AuthorizeEn
   return { ...checkParameters(parameters, client, options), client, redirectUri, parameters };
 }
 
-function checkParameters(parameters: Record<string, string>, client: RegisteredClient, options: AuthorizeEndpointOptions) {
+function checkParameters(
+  parameters: Record<string, string>,
+  client: RegisteredClient,
+  options: AuthorizeEndpointOptions,
+) {
   if (parameters.response_type !== 'code') {
     throw new RedirectError('unsupported_response_type', 'only response_type=code is supported');
   }
-  if (parameters.code_challenge === undefined) throw new RedirectError('invalid_request', 'PKCE is required: send code_challenge and code_challenge_method=S256');
+  if (parameters.code_challenge === undefined)
+    throw new RedirectError('invalid_request', 'PKCE is required: send code_challenge and code_challenge_method=S256');
   if (parameters.code_challenge_method !== 'S256') {
     throw new RedirectError('invalid_request', 'code_challenge_method must be S256 (plain is not accepted)');
   }
   if (!CODE_CHALLENGE_PATTERN.test(parameters.code_challenge)) {
-    throw new RedirectError('invalid_request', 'code_challenge must be the base64url SHA-256 of the code verifier (43 characters)');
+    throw new RedirectError(
+      'invalid_request',
+      'code_challenge must be the base64url SHA-256 of the code verifier (43 characters)',
+    );
   }
   if (parameters.aud !== undefined && parameters.aud.replace(/\/+$/, '') !== options.fhirBaseUrl) {
     throw new RedirectError('invalid_request', `aud must be this hub's FHIR base URL, ${options.fhirBaseUrl}`);
@@ -121,9 +146,18 @@ function checkParameters(parameters: Record<string, string>, client: RegisteredC
     throw err;
   }
   if (formatUserScopes(scopes) === '') {
-    throw new RedirectError('invalid_scope', `none of the requested scopes is allowed for this client (allowed: ${formatUserScopes(client.userScopes as UserScopes)})`);
+    throw new RedirectError(
+      'invalid_scope',
+      `none of the requested scopes is allowed for this client (allowed: ${formatUserScopes(client.userScopes as UserScopes)})`,
+    );
   }
-  return { state: parameters.state, codeChallenge: parameters.code_challenge, nonce: parameters.nonce, prompt: parameters.prompt, scopes };
+  return {
+    state: parameters.state,
+    codeChallenge: parameters.code_challenge,
+    nonce: parameters.nonce,
+    prompt: parameters.prompt,
+    scopes,
+  };
 }
 
 /** The grant narrowed to the person: a patient context only for a Patient, `fhirUser` only when linked. */
@@ -158,7 +192,12 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
   const form = express.urlencoded({ extended: false, limit: MAX_FORM_BYTES, parameterLimit: 30 });
   const log = options.logger;
 
-  async function completeWithCode(res: Response, request: AuthorizationRequest, sessionId: string, user: User): Promise<void> {
+  async function completeWithCode(
+    res: Response,
+    request: AuthorizationRequest,
+    sessionId: string,
+    user: User,
+  ): Promise<void> {
     const code = await options.codes.issue({
       clientId: request.client.id,
       redirectUri: request.redirectUri,
@@ -171,7 +210,13 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
     res.redirect(303, redirectTo(request.redirectUri, { code, state: request.state, iss: options.issuer }));
   }
 
-  function showLogin(res: Response, status: number, request: AuthorizationRequest, csrfToken: string, extra: { email?: string; error?: string } = {}): void {
+  function showLogin(
+    res: Response,
+    status: number,
+    request: AuthorizationRequest,
+    csrfToken: string,
+    extra: { email?: string; error?: string } = {},
+  ): void {
     sendLoginPage(res, status, {
       action: AUTHORIZE_PATH,
       clientId: request.client.id,
@@ -189,17 +234,32 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
     }
     if (err instanceof RedirectError && request.redirectUri !== undefined) {
       res.setHeader('Cache-Control', 'no-store');
-      res.redirect(303, redirectTo(request.redirectUri, { error: err.code, error_description: err.message, state: request.state, iss: options.issuer }));
+      res.redirect(
+        303,
+        redirectTo(request.redirectUri, {
+          error: err.code,
+          error_description: err.message,
+          state: request.state,
+          iss: options.issuer,
+        }),
+      );
       return;
     }
     throw err;
   }
 
   /** Where errors may be sent: the redirect URI, when it is registered for an active public client. */
-  async function registeredRedirect(source: Record<string, unknown>): Promise<{ redirectUri?: string; state?: string }> {
+  async function registeredRedirect(
+    source: Record<string, unknown>,
+  ): Promise<{ redirectUri?: string; state?: string }> {
     const clientId = source.client_id;
     const client = typeof clientId === 'string' && clientId !== '' ? await options.clients.get(clientId) : undefined;
-    if (client?.public && client.status === 'active' && typeof source.redirect_uri === 'string' && client.redirectUris.includes(source.redirect_uri)) {
+    if (
+      client?.public &&
+      client.status === 'active' &&
+      typeof source.redirect_uri === 'string' &&
+      client.redirectUris.includes(source.redirect_uri)
+    ) {
       return { redirectUri: source.redirect_uri, state: typeof source.state === 'string' ? source.state : undefined };
     }
     return {};
@@ -215,12 +275,16 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
         const session = await options.sessions.useCookie(cookie);
         const user = session && (await options.users.get(session.userId));
         if (session && user) {
-          log.info({ requestId: res.locals.requestId, userId: user.id, clientId: request.client.id }, 'authorization from an existing session');
+          log.info(
+            { requestId: res.locals.requestId, userId: user.id, clientId: request.client.id },
+            'authorization from an existing session',
+          );
           await completeWithCode(res, request, session.id, user);
           return;
         }
       }
-      if (request.prompt === 'none') throw new RedirectError('login_required', 'the person is not logged in (prompt=none)');
+      if (request.prompt === 'none')
+        throw new RedirectError('login_required', 'the person is not logged in (prompt=none)');
       const csrfToken = randomBytes(24).toString('base64url');
       setCookie(res, CSRF_COOKIE, csrfToken, { secure: options.secureCookies, sameSite: 'Strict' });
       showLogin(res, 200, request, csrfToken);
@@ -251,7 +315,11 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
       const csrfCookie = readCookie(req, CSRF_COOKIE);
       const csrfToken = typeof body.csrf === 'string' ? body.csrf : undefined;
       if (!sameSecret(csrfCookie, csrfToken)) {
-        sendErrorPage(res, 403, 'This sign-in form has expired or was not sent by this hub. Go back to the application and start again.');
+        sendErrorPage(
+          res,
+          403,
+          'This sign-in form has expired or was not sent by this hub. Go back to the application and start again.',
+        );
         return;
       }
       const email = typeof body.email === 'string' ? body.email.trim() : '';
@@ -261,13 +329,28 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
       const accountWait = ipWait > 0 ? 0 : await options.loginPerAccount.take(`account:${email.toLowerCase()}`);
       if (ipWait > 0 || accountWait > 0) {
         res.setHeader('Retry-After', String(Math.max(ipWait, accountWait)));
-        log.warn({ requestId: res.locals.requestId, clientId: request.client.id, limit: ipWait > 0 ? 'ip' : 'account' }, 'login rate-limited');
-        showLogin(res, 429, request, csrfToken as string, { email, error: 'Too many sign-in attempts. Wait a minute and try again.' });
+        log.warn(
+          { requestId: res.locals.requestId, clientId: request.client.id, limit: ipWait > 0 ? 'ip' : 'account' },
+          'login rate-limited',
+        );
+        showLogin(res, 429, request, csrfToken as string, {
+          email,
+          error: 'Too many sign-in attempts. Wait a minute and try again.',
+        });
         return;
       }
       const result = await checkCredentials(options.users, { email, password, totp }, options.clock);
       if (!result.ok) {
-        log.info({ requestId: res.locals.requestId, clientId: request.client.id, userId: result.userId, reason: result.reason, lockedNow: result.lockedNow }, 'login refused');
+        log.info(
+          {
+            requestId: res.locals.requestId,
+            clientId: request.client.id,
+            userId: result.userId,
+            reason: result.reason,
+            lockedNow: result.lockedNow,
+          },
+          'login refused',
+        );
         // The trail names the account when there is one, never the e-mail, and only the shown text.
         await options.auditor?.authentication(req, {
           event: 'login',
@@ -280,12 +363,20 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
       }
       await options.auditor?.authentication(req, {
         event: 'login',
-        actor: { userId: result.user.id, fhirUser: result.user.fhirUser, clientId: request.client.id, clientIsRequestor: false },
+        actor: {
+          userId: result.user.id,
+          fhirUser: result.user.fhirUser,
+          clientId: request.client.id,
+          clientIsRequestor: false,
+        },
         success: true,
       });
       const { session, cookie } = await options.sessions.create(result.user.id);
       setCookie(res, SESSION_COOKIE, cookie, { secure: options.secureCookies, sameSite: 'Lax' });
-      log.info({ requestId: res.locals.requestId, clientId: request.client.id, userId: result.user.id, sessionId: session.id }, 'login');
+      log.info(
+        { requestId: res.locals.requestId, clientId: request.client.id, userId: result.user.id, sessionId: session.id },
+        'login',
+      );
       await completeWithCode(res, request, session.id, result.user);
     } catch (err) {
       next(err);

@@ -74,16 +74,25 @@ interface TaskFields {
 }
 
 /** The memberships a trusted writer's Task gives: its owner, as a reviewer or (a `case-access` Task) in the role it names. */
-function taskMembers(task: TaskFields, references: (param: string, targetType: string) => string[], cases: Set<string>): [string, string, MemberRole][] {
-  const grant = (member: string, role: MemberRole): [string, string, MemberRole][] => [...cases].map((caseId) => [caseId, member, role]);
-  const isAccessTask = task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'case-access') === true;
-  if (!isAccessTask) return references('owner', 'Practitioner').flatMap((id) => grant(`Practitioner/${id}`, 'reviewer'));
+function taskMembers(
+  task: TaskFields,
+  references: (param: string, targetType: string) => string[],
+  cases: Set<string>,
+): [string, string, MemberRole][] {
+  const grant = (member: string, role: MemberRole): [string, string, MemberRole][] =>
+    [...cases].map((caseId) => [caseId, member, role]);
+  const isAccessTask =
+    task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'case-access') === true;
+  if (!isAccessTask)
+    return references('owner', 'Practitioner').flatMap((id) => grant(`Practitioner/${id}`, 'reviewer'));
   if (CLOSED_TASK_STATUSES.has(task.status ?? '')) return [];
   const roles = (task.input ?? [])
     .filter((input) => input.type?.coding?.some((coding) => coding.system === CASE_ACCESS_ROLE_SYSTEM))
     .map((input) => input.valueCode)
     .filter((role): role is MemberRole => MEMBER_ROLES.includes(role as MemberRole));
-  const owners = ['Practitioner', 'PractitionerRole', 'Patient'].flatMap((type) => references('owner', type).map((id) => `${type}/${id}`));
+  const owners = ['Practitioner', 'PractitionerRole', 'Patient'].flatMap((type) =>
+    references('owner', type).map((id) => `${type}/${id}`),
+  );
   return owners.flatMap((owner) => roles.flatMap((role) => grant(owner, role)));
 }
 
@@ -121,7 +130,12 @@ function attachmentBinaries(resource: Resource, fhirBase: string): string[] {
  * The rows a version of `resource` contributes; `actor` is the writer the hub stamped (meta.source),
  * `fhirBase` the hub's FHIR base URL (references under it are its own).
  */
-export function caseLinksOf(resource: Resource & { id: string }, index: SearchIndexRows, actor: string | undefined, fhirBase: string): CaseLinkRows {
+export function caseLinksOf(
+  resource: Resource & { id: string },
+  index: SearchIndexRows,
+  actor: string | undefined,
+  fhirBase: string,
+): CaseLinkRows {
   const type = resource.resourceType;
   // The index also parses other servers' URLs into a type and id: only references to this hub link.
   const references = (param: string | undefined, targetType: string): string[] =>
@@ -139,7 +153,10 @@ export function caseLinksOf(resource: Resource & { id: string }, index: SearchIn
   }
   const report =
     (type === 'DiagnosticReport' || type === 'DocumentReference') &&
-    index.token.some(([param, system, value]) => param === (type === 'DiagnosticReport' ? 'code' : 'type') && system === LOINC && value === CONSULTATION_NOTE);
+    index.token.some(
+      ([param, system, value]) =>
+        param === (type === 'DiagnosticReport' ? 'code' : 'type') && system === LOINC && value === CONSULTATION_NOTE,
+    );
 
   const rows: CaseLinkRows = { resources: [...cases].map((caseId) => [type, resource.id, caseId, report]) };
   if (type === 'DocumentReference' || type === 'DiagnosticReport') {
@@ -154,14 +171,19 @@ export function caseLinksOf(resource: Resource & { id: string }, index: SearchIn
       members.push([resource.id, `Patient/${patientId}`, 'patient']);
     }
     for (const targetType of ['Practitioner', 'PractitionerRole', 'Organization']) {
-      for (const id of references('requester', targetType)) members.push([resource.id, `${targetType}/${id}`, 'referring-physician']);
+      for (const id of references('requester', targetType))
+        members.push([resource.id, `${targetType}/${id}`, 'referring-physician']);
     }
     rows.members = members;
   }
   if (type === 'Task') {
     const writer = actorOf(actor);
-    if (!writer || ASSIGNING_ROLES.has(writer.role)) rows.members = taskMembers(resource as TaskFields, references, cases);
-    const released = index.token.some(([param, system, value]) => param === 'business-status' && system === CASE_STATE_SYSTEM && value === 'report-accessed');
+    if (!writer || ASSIGNING_ROLES.has(writer.role))
+      rows.members = taskMembers(resource as TaskFields, references, cases);
+    const released = index.token.some(
+      ([param, system, value]) =>
+        param === 'business-status' && system === CASE_STATE_SYSTEM && value === 'report-accessed',
+    );
     rows.releases = released ? references('based-on', 'ServiceRequest') : [];
   }
   return rows;

@@ -4,7 +4,8 @@ import { OAuthError } from './oauth-error.ts';
 const tokenUrl = 'https://hub.example.org/oauth2/token';
 const now = 1_800_000_000;
 const valid = { iss: 'ehr', sub: 'ehr', aud: tokenUrl, exp: now + 240, iat: now, jti: 'a1' };
-const check = (claims: Record<string, unknown>) => checkAssertionClaims(claims, { clientId: 'ehr', tokenUrl, nowSeconds: now });
+const check = (claims: Record<string, unknown>) =>
+  checkAssertionClaims(claims, { clientId: 'ehr', tokenUrl, nowSeconds: now });
 
 describe('checkAssertionClaims', () => {
   test('a valid assertion: its jti is kept until exp plus the allowed skew', () => {

@@ -68,7 +68,8 @@ export function checkAssertionClaims(
 function readHeader(assertion: string): ProtectedHeaderParameters & { alg: AssertionAlgorithm } {
   let header: ProtectedHeaderParameters;
   try {
-    if (assertion.length > MAX_ASSERTION_LENGTH || assertion.split('.').length !== 3) throw new Error('not a compact JWS');
+    if (assertion.length > MAX_ASSERTION_LENGTH || assertion.split('.').length !== 3)
+      throw new Error('not a compact JWS');
     header = decodeProtectedHeader(assertion);
   } catch {
     throw refuse('client_assertion is not a signed JWT');
@@ -130,14 +131,22 @@ export class ClientAssertionVerifier {
     const payload = await this.verifySignature(assertion, header, client);
     const nowMs = this.options.now?.() ?? Date.now();
     const nowSeconds = Math.floor(nowMs / 1000);
-    const { jti, rememberUntil } = checkAssertionClaims(payload, { clientId: client.id, tokenUrl: this.options.tokenUrl, nowSeconds });
+    const { jti, rememberUntil } = checkAssertionClaims(payload, {
+      clientId: client.id,
+      tokenUrl: this.options.tokenUrl,
+      nowSeconds,
+    });
     if (!(await this.options.jtis.claim(client.id, jti, new Date(rememberUntil * 1000), new Date(nowMs)))) {
       throw refuse('this client assertion was used before ("jti" replayed)');
     }
     return client;
   }
 
-  private async verifySignature(assertion: string, header: { alg: AssertionAlgorithm; kid?: string }, client: RegisteredClient): Promise<JWTPayload> {
+  private async verifySignature(
+    assertion: string,
+    header: { alg: AssertionAlgorithm; kid?: string },
+    client: RegisteredClient,
+  ): Promise<JWTPayload> {
     const jwks = await this.clientKeys(client);
     let candidates = candidateKeys(jwks, header.alg, header.kid);
     if (candidates.length === 0 && client.jwksUrl !== undefined) {
@@ -146,21 +155,24 @@ export class ClientAssertionVerifier {
       if (refreshed) candidates = candidateKeys(refreshed, header.alg, header.kid);
     }
     if (candidates.length === 0) {
-      throw refuse(`no registered key of the client matches alg "${header.alg}"${header.kid === undefined ? '' : ` and kid "${header.kid}"`}`);
+      throw refuse(
+        `no registered key of the client matches alg "${header.alg}"${header.kid === undefined ? '' : ` and kid "${header.kid}"`}`,
+      );
     }
     for (const jwk of candidates) {
       try {
         const key = await importJWK(jwk, header.alg);
         const { payload } = await compactVerify(assertion, key, { algorithms: [header.alg] });
         const claims: unknown = JSON.parse(new TextDecoder().decode(payload));
-        if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw refuse('the client assertion\'s payload is not a JSON object');
+        if (typeof claims !== 'object' || claims === null || Array.isArray(claims))
+          throw refuse("the client assertion's payload is not a JSON object");
         return claims as JWTPayload;
       } catch (err) {
         if (err instanceof OAuthError) throw err;
         // Try the next candidate key.
       }
     }
-    throw refuse('the client assertion\'s signature does not verify with the client\'s registered keys');
+    throw refuse("the client assertion's signature does not verify with the client's registered keys");
   }
 
   private async clientKeys(client: RegisteredClient): Promise<PublicJwks> {
@@ -168,7 +180,7 @@ export class ClientAssertionVerifier {
     try {
       return await this.options.jwksUrls.get(client.jwksUrl as string);
     } catch {
-      throw refuse('the client\'s JWKS URL could not be fetched or holds no usable keys');
+      throw refuse("the client's JWKS URL could not be fetched or holds no usable keys");
     }
   }
 }

@@ -70,12 +70,14 @@ function fromRow(row: ClientRow): RegisteredClient {
   const granted = row.public ? { resources: [], hubAdmin: false } : parseClientScopes(row.scopes);
   return {
     id: row.id,
-    jwks: row.jwks === null ? undefined : typeof row.jwks === 'string' ? (JSON.parse(row.jwks) as PublicJwks) : row.jwks,
+    jwks:
+      row.jwks === null ? undefined : typeof row.jwks === 'string' ? (JSON.parse(row.jwks) as PublicJwks) : row.jwks,
     jwksUrl: row.jwks_url ?? undefined,
     scopes: granted.resources,
     hubAdmin: granted.hubAdmin,
     public: row.public,
-    redirectUris: typeof row.redirect_uris === 'string' ? (JSON.parse(row.redirect_uris) as string[]) : row.redirect_uris,
+    redirectUris:
+      typeof row.redirect_uris === 'string' ? (JSON.parse(row.redirect_uris) as string[]) : row.redirect_uris,
     userScopes: row.public ? parseUserScopes(row.scopes) : undefined,
     status: row.status,
     createdAt: new Date(row.created_at),
@@ -97,11 +99,17 @@ export function checkRedirectUri(uri: string): void {
   } catch {
     throw new ClientRegistryError(`redirect URI "${uri}" is not an absolute URI`);
   }
-  if (url.hash !== '' || uri.includes('#')) throw new ClientRegistryError(`redirect URI "${uri}" must not have a fragment`);
+  if (url.hash !== '' || uri.includes('#'))
+    throw new ClientRegistryError(`redirect URI "${uri}" must not have a fragment`);
   const scheme = url.protocol.slice(0, -1);
-  const acceptable = scheme === 'https' || (scheme === 'http' && LOOPBACK_HOSTS.has(url.hostname)) || (scheme.includes('.') && scheme !== 'http' && scheme !== 'https');
+  const acceptable =
+    scheme === 'https' ||
+    (scheme === 'http' && LOOPBACK_HOSTS.has(url.hostname)) ||
+    (scheme.includes('.') && scheme !== 'http' && scheme !== 'https');
   if (!acceptable) {
-    throw new ClientRegistryError(`redirect URI "${uri}" must be https (http only on 127.0.0.1, [::1] or localhost), or a private-use scheme such as com.example.app:/callback`);
+    throw new ClientRegistryError(
+      `redirect URI "${uri}" must be https (http only on 127.0.0.1, [::1] or localhost), or a private-use scheme such as com.example.app:/callback`,
+    );
   }
 }
 
@@ -144,7 +152,8 @@ export class ClientRegistry {
     if (!CLIENT_ID_PATTERN.test(client.id)) {
       throw new ClientRegistryError('a client id is 1-128 of A-Z a-z 0-9 . _ ~ : - and starts with a letter or digit');
     }
-    if (client.redirectUris.length === 0) throw new ClientRegistryError('a public client needs at least one redirect URI');
+    if (client.redirectUris.length === 0)
+      throw new ClientRegistryError('a public client needs at least one redirect URI');
     for (const uri of client.redirectUris) checkRedirectUri(uri);
     const scope = formatUserScopes(client.userScopes);
     if (scope === '') throw new ClientRegistryError('a client needs at least one scope');
@@ -171,10 +180,10 @@ export class ClientRegistry {
 
   /** Sets a client's status; false when there is no such client. */
   async setStatus(id: string, status: ClientStatus): Promise<boolean> {
-    const result = await this.db.query(
-      'UPDATE auth_client SET status = $2, updated_at = now() WHERE id = $1',
-      [id, status],
-    );
+    const result = await this.db.query('UPDATE auth_client SET status = $2, updated_at = now() WHERE id = $1', [
+      id,
+      status,
+    ]);
     return result.rowCount > 0;
   }
 }

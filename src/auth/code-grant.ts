@@ -45,7 +45,12 @@ export interface CodeGrantOutcome {
  * origins of its registered redirect URIs, and only those get `Access-Control-Allow-Origin`. Form
  * posts without an Authorization header need no preflight (Fetch: CORS-safelisted request).
  */
-export async function allowClientOrigin(res: { setHeader(name: string, value: string): unknown; append(name: string, value: string): unknown }, origin: string | undefined, clientId: string | undefined, clients: ClientRegistry): Promise<void> {
+export async function allowClientOrigin(
+  res: { setHeader(name: string, value: string): unknown; append(name: string, value: string): unknown },
+  origin: string | undefined,
+  clientId: string | undefined,
+  clients: ClientRegistry,
+): Promise<void> {
   if (origin === undefined || clientId === undefined || clientId === '') return;
   res.append('Vary', 'Origin');
   const client = await clients.get(clientId);
@@ -62,38 +67,53 @@ export async function allowClientOrigin(res: { setHeader(name: string, value: st
 
 function required(parameters: Record<string, string>, name: string): string {
   const value = parameters[name];
-  if (value === undefined || value === '') throw new OAuthError('invalid_request', `the "${name}" parameter is required`);
+  if (value === undefined || value === '')
+    throw new OAuthError('invalid_request', `the "${name}" parameter is required`);
   return value;
 }
 
-export async function exchangeCode(options: CodeGrantOptions, parameters: Record<string, string>): Promise<CodeGrantOutcome> {
+export async function exchangeCode(
+  options: CodeGrantOptions,
+  parameters: Record<string, string>,
+): Promise<CodeGrantOutcome> {
   const code = required(parameters, 'code');
   const clientId = required(parameters, 'client_id');
   const redirectUri = required(parameters, 'redirect_uri');
   const verifier = required(parameters, 'code_verifier');
   if (parameters.client_assertion !== undefined || parameters.client_secret !== undefined) {
-    throw new OAuthError('invalid_client', 'the authorization code grant is for public clients, which send only client_id');
+    throw new OAuthError(
+      'invalid_client',
+      'the authorization code grant is for public clients, which send only client_id',
+    );
   }
   const client = await options.clients.get(clientId);
-  if (!client || !client.public || client.status !== 'active') throw new OAuthError('invalid_client', 'unknown or disabled public client');
+  if (!client || !client.public || client.status !== 'active')
+    throw new OAuthError('invalid_client', 'unknown or disabled public client');
 
   const redemption = await options.codes.redeem(code);
   if (redemption.status === 'reused') {
     // RFC 6749 §4.1.2: someone replays a code; whatever was issued from it is revoked.
     const end = await options.sessions.revoke(redemption.sessionId);
     if (end) options.revokedSessions.add(redemption.sessionId, end);
-    throw new OAuthError('invalid_grant', 'the authorization code was used before; the login session it came from is revoked');
+    throw new OAuthError(
+      'invalid_grant',
+      'the authorization code was used before; the login session it came from is revoked',
+    );
   }
   if (redemption.status === 'unknown') throw new OAuthError('invalid_grant', 'unknown authorization code');
   if (redemption.status === 'expired') throw new OAuthError('invalid_grant', 'the authorization code has expired');
   const { grant } = redemption;
-  if (grant.clientId !== client.id) throw new OAuthError('invalid_grant', 'the authorization code was issued to another client');
-  if (grant.redirectUri !== redirectUri) throw new OAuthError('invalid_grant', 'redirect_uri differs from the one in the authorization request');
-  if (!pkceMatches(verifier, grant.codeChallenge)) throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+  if (grant.clientId !== client.id)
+    throw new OAuthError('invalid_grant', 'the authorization code was issued to another client');
+  if (grant.redirectUri !== redirectUri)
+    throw new OAuthError('invalid_grant', 'redirect_uri differs from the one in the authorization request');
+  if (!pkceMatches(verifier, grant.codeChallenge))
+    throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
 
   const session = await options.sessions.use(grant.sessionId);
   const user = session && (await options.users.get(session.userId));
-  if (!session || !user || user.status !== 'active') throw new OAuthError('invalid_grant', 'the login session has ended');
+  if (!session || !user || user.status !== 'active')
+    throw new OAuthError('invalid_grant', 'the login session has ended');
   const scopes = parseUserScopes(grant.scope);
   const issued = await options.tokens.issueForUser({
     userId: user.id,
@@ -104,10 +124,15 @@ export async function exchangeCode(options: CodeGrantOptions, parameters: Record
     scope: grant.scope,
     notAfter: session.deadline,
     idToken: scopes.openid
-      ? { nonce: grant.nonce, fhirUserUrl: scopes.fhirUser && user.fhirUser !== undefined ? `${options.fhirBaseUrl}/${user.fhirUser}` : undefined }
+      ? {
+          nonce: grant.nonce,
+          fhirUserUrl:
+            scopes.fhirUser && user.fhirUser !== undefined ? `${options.fhirBaseUrl}/${user.fhirUser}` : undefined,
+        }
       : undefined,
   });
-  const patient = scopes.launchPatient && user.fhirUser?.startsWith('Patient/') ? user.fhirUser.slice('Patient/'.length) : undefined;
+  const patient =
+    scopes.launchPatient && user.fhirUser?.startsWith('Patient/') ? user.fhirUser.slice('Patient/'.length) : undefined;
   return {
     response: {
       access_token: issued.accessToken,

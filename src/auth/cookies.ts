@@ -23,10 +23,21 @@ export function readCookie(req: Request, name: string): string | undefined {
  * HttpOnly, Secure on https; SameSite=Lax for the session (it must come along when an app sends the
  * browser to the authorization endpoint), Strict for the CSRF token (only our own form posts it).
  */
-export function setCookie(res: Response, name: string, value: string, options: { secure: boolean; sameSite: 'Lax' | 'Strict' }): void {
-  res.append('Set-Cookie', `${name}=${value}; Path=${COOKIE_PATH}; HttpOnly; SameSite=${options.sameSite}${options.secure ? '; Secure' : ''}`);
+export function setCookie(
+  res: Response,
+  name: string,
+  value: string,
+  options: { secure: boolean; sameSite: 'Lax' | 'Strict' },
+): void {
+  res.append(
+    'Set-Cookie',
+    `${name}=${value}; Path=${COOKIE_PATH}; HttpOnly; SameSite=${options.sameSite}${options.secure ? '; Secure' : ''}`,
+  );
 }
 
 export function clearCookie(res: Response, name: string, secure: boolean): void {
-  res.append('Set-Cookie', `${name}=; Path=${COOKIE_PATH}; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
+  res.append(
+    'Set-Cookie',
+    `${name}=; Path=${COOKIE_PATH}; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`,
+  );
 }

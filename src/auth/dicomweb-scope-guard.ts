@@ -23,7 +23,11 @@ const QIDO_LAST_SEGMENTS = new Set(['studies', 'series', 'instances']);
 /** The permission a DICOMweb request needs on ImagingStudy, and what to call it in a refusal. */
 export function dicomwebPermission(method: string, path: string): { permission: 'c' | 'r' | 's'; service: string } {
   if (method === 'POST') return { permission: 'c', service: 'STOW-RS (store)' };
-  const last = path.split('/').filter((segment) => segment !== '').at(-1) ?? '';
+  const last =
+    path
+      .split('/')
+      .filter((segment) => segment !== '')
+      .at(-1) ?? '';
   if (QIDO_LAST_SEGMENTS.has(last)) return { permission: 's', service: 'QIDO-RS (search)' };
   return { permission: 'r', service: 'WADO-RS (retrieve)' };
 }
@@ -37,12 +41,18 @@ export function dicomwebScopeGuard(): RequestHandler {
     }
     const { permission, service } = dicomwebPermission(req.method, req.path);
     if (!scopesAllow(identity.scopes, DICOMWEB_RESOURCE_TYPE, permission)) {
-      forbidden(res, `The access token's scopes do not allow ${service} (needs "${permission}" on ${DICOMWEB_RESOURCE_TYPE}, e.g. system/${DICOMWEB_RESOURCE_TYPE}.${permission})`);
+      forbidden(
+        res,
+        `The access token's scopes do not allow ${service} (needs "${permission}" on ${DICOMWEB_RESOURCE_TYPE}, e.g. system/${DICOMWEB_RESOURCE_TYPE}.${permission})`,
+      );
       return;
     }
     const access = accessControlFor(identity);
     if (permission === 'c' && access && !access.mayStoreStudies()) {
-      forbidden(res, `Your role may not store DICOM instances (${service} needs create on ${DICOMWEB_RESOURCE_TYPE} in the role's access policy)`);
+      forbidden(
+        res,
+        `Your role may not store DICOM instances (${service} needs create on ${DICOMWEB_RESOURCE_TYPE} in the role's access policy)`,
+      );
       return;
     }
     next();
@@ -50,7 +60,13 @@ export function dicomwebScopeGuard(): RequestHandler {
 }
 
 function forbidden(res: Response, text: string): void {
-  res.status(403).type('application/fhir+json').send(
-    JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'forbidden', details: { text } }] }),
-  );
+  res
+    .status(403)
+    .type('application/fhir+json')
+    .send(
+      JSON.stringify({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'forbidden', details: { text } }],
+      }),
+    );
 }

@@ -60,7 +60,10 @@ function instanceLevel(method: string, type: string): FhirAccess {
  * of a `$` segment needs every right on its type (on `*` at system level).
  */
 export function fhirAccessFor(method: string, path: string, isResourceType: (name: string) => boolean): FhirAccess {
-  const segments = path.split('/').filter((segment) => segment !== '').map((segment) => decodeSegment(segment));
+  const segments = path
+    .split('/')
+    .filter((segment) => segment !== '')
+    .map((segment) => decodeSegment(segment));
   const [first, second, third] = segments;
   if (first === undefined) {
     // GET [base]?_type=… searches every type; POST [base] is a batch or transaction.

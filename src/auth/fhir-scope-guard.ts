@@ -26,8 +26,14 @@ export function fhirScopeGuard(): RequestHandler {
       access.interaction === 'batch/transaction'
         ? 'Batch and transaction Bundles need every right on every type (a system/*.cruds scope): their entries are not checked one by one'
         : `The access token's scopes do not allow ${access.interaction} on ${target} (needs "${access.permissions}")`;
-    res.status(403).type('application/fhir+json').send(
-      JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'forbidden', details: { text } }] }),
-    );
+    res
+      .status(403)
+      .type('application/fhir+json')
+      .send(
+        JSON.stringify({
+          resourceType: 'OperationOutcome',
+          issue: [{ severity: 'error', code: 'forbidden', details: { text } }],
+        }),
+      );
   };
 }

@@ -104,47 +104,73 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
   // Computed now, so that the first login with an unknown e-mail is not slower than the others.
   await decoyPasswordHash();
   const clients = new ClientRegistry(options.db);
-  const users = new UserStore(options.db, await loadSecretBox({ key: options.secretsKey, dataDir: options.dataDir }), clock);
+  const users = new UserStore(
+    options.db,
+    await loadSecretBox({ key: options.secretsKey, dataDir: options.dataDir }),
+    clock,
+  );
   // A key that cannot read the stored secrets stops start-up here, naming both key ids.
   const encrypted = await users.encryptStoredSecrets();
   if (encrypted > 0) logger.info({ count: encrypted }, 'TOTP secrets stored in plaintext were encrypted');
   const shared = options.rateLimits && new SharedRateLimits({ ...options.rateLimits, logger });
-  const rateLimit = (name: string, bucket: BucketOptions): RateLimit => shared?.limiter(name, bucket) ?? localRateLimit(bucket);
+  const rateLimit = (name: string, bucket: BucketOptions): RateLimit =>
+    shared?.limiter(name, bucket) ?? localRateLimit(bucket);
   const sessions = new SessionStore(options.db, options.sessions ?? DEFAULT_SESSION_LIMITS, clock);
   const revokedSessions = new RevokedSessions(options.db, clock);
   const codes = new AuthorizationCodes(options.db, clock);
-  const verifier = new ClientAssertionVerifier({ clients, jwksUrls: new JwksUrlCache(), jtis: new JtiStore(options.db), tokenUrl, now: () => clock.now().getTime() });
+  const verifier = new ClientAssertionVerifier({
+    clients,
+    jwksUrls: new JwksUrlCache(),
+    jtis: new JtiStore(options.db),
+    tokenUrl,
+    now: () => clock.now().getTime(),
+  });
   const routes = express.Router();
   routes.use(createSmartConfigurationRoutes(urls, tokens));
-  routes.use(createTokenRoutes({
-    verifier,
-    tokens,
-    logger,
-    codeGrant: { codes, sessions, revokedSessions, users, clients, tokens, fhirBaseUrl },
-    limiter: rateLimit('token-ip', TOKEN_PER_IP),
-    auditor: options.auditor,
-  }));
-  routes.use(createAuthorizeRoutes({
-    clients,
-    users,
-    sessions,
-    codes,
-    issuer: options.baseUrl,
-    fhirBaseUrl,
-    secureCookies,
-    loginPerIp: rateLimit('login-ip', LOGIN_PER_IP),
-    loginPerAccount: rateLimit('login-account', LOGIN_PER_ACCOUNT),
-    logger,
-    auditor: options.auditor,
-    clock,
-  }));
-  routes.use(createLogoutRoutes({ tokens, clients, sessions, revokedSessions, secureCookies, logger, auditor: options.auditor }));
-  const isCapabilityStatement = (req: express.Request): boolean => req.path === '/metadata' || req.path.startsWith('/.well-known/');
+  routes.use(
+    createTokenRoutes({
+      verifier,
+      tokens,
+      logger,
+      codeGrant: { codes, sessions, revokedSessions, users, clients, tokens, fhirBaseUrl },
+      limiter: rateLimit('token-ip', TOKEN_PER_IP),
+      auditor: options.auditor,
+    }),
+  );
+  routes.use(
+    createAuthorizeRoutes({
+      clients,
+      users,
+      sessions,
+      codes,
+      issuer: options.baseUrl,
+      fhirBaseUrl,
+      secureCookies,
+      loginPerIp: rateLimit('login-ip', LOGIN_PER_IP),
+      loginPerAccount: rateLimit('login-account', LOGIN_PER_ACCOUNT),
+      logger,
+      auditor: options.auditor,
+      clock,
+    }),
+  );
+  routes.use(
+    createLogoutRoutes({ tokens, clients, sessions, revokedSessions, secureCookies, logger, auditor: options.auditor }),
+  );
+  const isCapabilityStatement = (req: express.Request): boolean =>
+    req.path === '/metadata' || req.path.startsWith('/.well-known/');
   return {
     tokenUrl,
-    security: { tokenEndpoint: tokenUrl, authorizeEndpoint: urls.authorizeUrl, revokeEndpoint: urls.revokeUrl, authRequired: options.required },
+    security: {
+      tokenEndpoint: tokenUrl,
+      authorizeEndpoint: urls.authorizeUrl,
+      revokeEndpoint: urls.revokeUrl,
+      authRequired: options.required,
+    },
     routes,
-    fhir: [authenticate({ tokens, required: options.required, revokedSessions, isOpen: isCapabilityStatement }), fhirScopeGuard()],
+    fhir: [
+      authenticate({ tokens, required: options.required, revokedSessions, isOpen: isCapabilityStatement }),
+      fhirScopeGuard(),
+    ],
     dicomweb: [authenticate({ tokens, required: options.required, revokedSessions }), dicomwebScopeGuard()],
     admin: [authenticate({ tokens, required: true, revokedSessions }), adminGuard()],
   };

@@ -56,12 +56,20 @@ export function cacheMaxAgeMs(cacheControl: string | null): number | undefined {
 }
 
 /** Fetches a JWKS document: no redirects, `timeoutMs` for the whole exchange, at most `maxBytes`. */
-export async function fetchJwks(url: string, timeoutMs: number, maxBytes: number): Promise<{ jwks: PublicJwks; maxAgeMs: number | undefined }> {
+export async function fetchJwks(
+  url: string,
+  timeoutMs: number,
+  maxBytes: number,
+): Promise<{ jwks: PublicJwks; maxAgeMs: number | undefined }> {
   checkJwksUrl(url);
   let response: Response;
   const signal = AbortSignal.timeout(timeoutMs);
   try {
-    response = await fetch(url, { signal, redirect: 'error', headers: { accept: 'application/jwk-set+json, application/json' } });
+    response = await fetch(url, {
+      signal,
+      redirect: 'error',
+      headers: { accept: 'application/jwk-set+json, application/json' },
+    });
   } catch (err) {
     throw new JwksFetchError(`fetching the JWKS failed: ${(err as Error).message}`, { cause: err });
   }

@@ -20,7 +20,11 @@ describe('JWKS validation', () => {
     ['no keys', { keys: [] }, /1 to 20 keys/],
     ['a symmetric key', { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }, /private key material \("k"\)/],
     ['an unknown key type', { keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA' }] }, /kty/],
-    ['an EC key on an unsupported curve', { keys: [{ kty: 'EC', crv: 'secp256k1', x: 'AA', y: 'AA' }] }, /P-256 or P-384/],
+    [
+      'an EC key on an unsupported curve',
+      { keys: [{ kty: 'EC', crv: 'secp256k1', x: 'AA', y: 'AA' }] },
+      /P-256 or P-384/,
+    ],
     ['an encryption key', { keys: [{ kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA', use: 'enc' }] }, /"sig"/],
   ])('%s is refused', async (_name, document, reason) => {
     await expect(validateJwks(document)).rejects.toThrow(JwksError);

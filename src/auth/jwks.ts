@@ -56,7 +56,8 @@ export async function validateJwks(document: unknown): Promise<PublicJwks> {
       throw new JwksError(`${name} holds private key material ("${secret}"); register the public keys only`);
     }
     if (key.kid !== undefined) {
-      if (typeof key.kid !== 'string' || key.kid === '') throw new JwksError(`${name}: "kid" must be a non-empty string`);
+      if (typeof key.kid !== 'string' || key.kid === '')
+        throw new JwksError(`${name}: "kid" must be a non-empty string`);
       if (kids.has(key.kid)) throw new JwksError(`${name}: "kid" ${JSON.stringify(key.kid)} is used twice`);
       kids.add(key.kid);
     }
@@ -64,11 +65,15 @@ export async function validateJwks(document: unknown): Promise<PublicJwks> {
       throw new JwksError(`${name}: "use" is ${JSON.stringify(key.use)}; client assertion keys are for "sig"`);
     }
     if (key.kty === 'RSA') {
-      if (typeof key.n !== 'string' || typeof key.e !== 'string') throw new JwksError(`${name}: an RSA key needs "n" and "e"`);
-      if (rsaModulusBits(key.n) < MIN_RSA_BITS) throw new JwksError(`${name}: RSA keys must have at least ${MIN_RSA_BITS} bits`);
+      if (typeof key.n !== 'string' || typeof key.e !== 'string')
+        throw new JwksError(`${name}: an RSA key needs "n" and "e"`);
+      if (rsaModulusBits(key.n) < MIN_RSA_BITS)
+        throw new JwksError(`${name}: RSA keys must have at least ${MIN_RSA_BITS} bits`);
     } else if (key.kty === 'EC') {
-      if (!Object.values(EC_CURVES).includes(key.crv as string)) throw new JwksError(`${name}: EC keys must be on P-256 or P-384`);
-      if (typeof key.x !== 'string' || typeof key.y !== 'string') throw new JwksError(`${name}: an EC key needs "x" and "y"`);
+      if (!Object.values(EC_CURVES).includes(key.crv as string))
+        throw new JwksError(`${name}: EC keys must be on P-256 or P-384`);
+      if (typeof key.x !== 'string' || typeof key.y !== 'string')
+        throw new JwksError(`${name}: an EC key needs "x" and "y"`);
     } else {
       throw new JwksError(`${name}: "kty" must be RSA or EC (got ${JSON.stringify(key.kty)})`);
     }

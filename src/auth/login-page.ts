@@ -22,7 +22,10 @@ export function escapeHtml(text: string): string {
 function securityHeaders(res: Response, formTarget?: string): void {
   // A redirect after the form post counts as a form-action target in some browsers: allow the client's origin.
   const formAction = formTarget === undefined ? "'self'" : `'self' ${formTarget}`;
-  res.setHeader('Content-Security-Policy', `default-src 'none'; style-src 'sha256-${STYLE_HASH}'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`);
+  res.setHeader(
+    'Content-Security-Policy',
+    `default-src 'none'; style-src 'sha256-${STYLE_HASH}'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+  );
   res.setHeader('X-Frame-Options', 'DENY');
   res.setHeader('X-Content-Type-Options', 'nosniff');
   res.setHeader('Referrer-Policy', 'no-referrer');
@@ -73,5 +76,8 @@ ${hidden}
 /** An error shown to the person, for requests that must not be redirected back (unknown client, bad redirect URI). */
 export function sendErrorPage(res: Response, status: number, message: string): void {
   securityHeaders(res);
-  res.status(status).type('text/html').send(page('Sign-in error', `<h1>Cannot sign in</h1><p class="error" role="alert">${escapeHtml(message)}</p>`));
+  res
+    .status(status)
+    .type('text/html')
+    .send(page('Sign-in error', `<h1>Cannot sign in</h1><p class="error" role="alert">${escapeHtml(message)}</p>`));
 }

@@ -11,7 +11,8 @@ import type { Clock } from '../runtime/clock.ts';
 import { publicUser, requiresTotp } from './users.ts';
 import type { User, UserStore } from './users.ts';
 
-export const LOGIN_REFUSED = 'The e-mail address, password or authenticator code is not correct, or the account is locked or disabled.';
+export const LOGIN_REFUSED =
+  'The e-mail address, password or authenticator code is not correct, or the account is locked or disabled.';
 /** Five failures in a row lock the account for fifteen minutes. */
 export const MAX_FAILED_LOGINS = 5;
 export const LOCKOUT_SECONDS = 15 * 60;
@@ -19,8 +20,7 @@ export const LOCKOUT_SECONDS = 15 * 60;
 export type LoginRefusal = 'unknown-user' | 'disabled' | 'locked' | 'wrong-password' | 'totp-missing' | 'wrong-totp';
 
 export type LoginResult =
-  | { ok: true; user: User }
-  | { ok: false; reason: LoginRefusal; userId?: string; lockedNow?: boolean };
+  { ok: true; user: User } | { ok: false; reason: LoginRefusal; userId?: string; lockedNow?: boolean };
 
 export interface Credentials {
   email: string;
@@ -28,7 +28,11 @@ export interface Credentials {
   totp: string;
 }
 
-export async function checkCredentials(users: UserStore, credentials: Credentials, clock: Clock = systemClock): Promise<LoginResult> {
+export async function checkCredentials(
+  users: UserStore,
+  credentials: Credentials,
+  clock: Clock = systemClock,
+): Promise<LoginResult> {
   const now = clock.now();
   const user = await users.findByEmail(credentials.email);
   if (!user) {
@@ -37,7 +41,8 @@ export async function checkCredentials(users: UserStore, credentials: Credential
   }
   const passwordMatches = await verifyPassword(credentials.password, user.passwordHash);
   if (user.status !== 'active') return { ok: false, reason: 'disabled', userId: user.id };
-  if (user.lockedUntil !== undefined && user.lockedUntil.getTime() > now.getTime()) return { ok: false, reason: 'locked', userId: user.id };
+  if (user.lockedUntil !== undefined && user.lockedUntil.getTime() > now.getTime())
+    return { ok: false, reason: 'locked', userId: user.id };
 
   let refusal: LoginRefusal | undefined;
   let totpStep: number | undefined;

@@ -34,8 +34,9 @@ export interface LogoutOptions {
 }
 
 /** The audit trail's texts for a logout that ended no session: fixed, whatever the details. */
-export const LOGOUT_REFUSED_AUDIT_TEXT = 'No session was ended: no valid access token of a person, and no session cookie with its CSRF token.';
-export const CLIENT_REVOKE_REFUSED_AUDIT_TEXT = 'A client\'s access token cannot be revoked.';
+export const LOGOUT_REFUSED_AUDIT_TEXT =
+  'No session was ended: no valid access token of a person, and no session cookie with its CSRF token.';
+export const CLIENT_REVOKE_REFUSED_AUDIT_TEXT = "A client's access token cannot be revoked.";
 
 function bearer(req: Request): string | undefined {
   const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(req.headers.authorization ?? '');
@@ -60,8 +61,17 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
     options.logger.info({ requestId: res.locals.requestId, sessionId }, 'logout');
   }
 
-  async function audit(req: Request, actor: Omit<AuditActor, 'address'>, failureText: string | undefined): Promise<void> {
-    await options.auditor?.authentication(req, { event: 'logout', actor, success: failureText === undefined, failureText });
+  async function audit(
+    req: Request,
+    actor: Omit<AuditActor, 'address'>,
+    failureText: string | undefined,
+  ): Promise<void> {
+    await options.auditor?.authentication(req, {
+      event: 'logout',
+      actor,
+      success: failureText === undefined,
+      failureText,
+    });
   }
 
   routes.post(LOGOUT_PATHS, form, async (req, res, next) => {
@@ -81,13 +91,23 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
       }
       if (identity?.kind === 'client') {
         await audit(req, { clientId: identity.clientId, clientIsRequestor: true }, CLIENT_REVOKE_REFUSED_AUDIT_TEXT);
-        res.status(400).json({ error: 'unsupported_token_type', error_description: 'a client\'s access tokens cannot be revoked; they expire within five minutes' });
+        res
+          .status(400)
+          .json({
+            error: 'unsupported_token_type',
+            error_description: "a client's access tokens cannot be revoked; they expire within five minutes",
+          });
         return;
       }
       let actor: Omit<AuditActor, 'address'> = { clientIsRequestor: true };
       let ended = 0;
       if (identity?.kind === 'user') {
-        actor = { userId: identity.userId, fhirUser: identity.fhirUser, clientId: identity.clientId, clientIsRequestor: false };
+        actor = {
+          userId: identity.userId,
+          fhirUser: identity.fhirUser,
+          clientId: identity.clientId,
+          clientIsRequestor: false,
+        };
         await allowClientOrigin(res, req.headers.origin, identity.clientId, options.clients);
         await revoke(identity.sessionId, res);
         ended++;
@@ -99,7 +119,8 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
         if (session !== undefined && session.id !== identity?.sessionId) {
           await revoke(session.id, res);
           ended++;
-          if (identity === undefined) actor = { userId: session.userId, fhirUser: session.fhirUser, clientIsRequestor: false };
+          if (identity === undefined)
+            actor = { userId: session.userId, fhirUser: session.fhirUser, clientIsRequestor: false };
         }
         clearCookie(res, SESSION_COOKIE, options.secureCookies);
       }

@@ -1,6 +1,12 @@
 /** RFC 6749 §5.2 error responses of the token endpoint. */
 
-export type OAuthErrorCode = 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client' | 'unsupported_grant_type' | 'invalid_scope';
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope';
 
 /** A refusal the token endpoint answers with `{ error, error_description }`. */
 export class OAuthError extends Error {

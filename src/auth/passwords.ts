@@ -34,11 +34,16 @@ function derive(password: string, salt: Buffer, parameters: ScryptParameters, le
 
 /** Refuses passwords too short or too long to be sensible (NIST SP 800-63B §5.1.1: length, not composition). */
 export function checkPasswordPolicy(password: string): void {
-  if ([...password].length < MIN_PASSWORD_LENGTH) throw new PasswordPolicyError(`a password has at least ${MIN_PASSWORD_LENGTH} characters`);
-  if (password.length > MAX_PASSWORD_LENGTH) throw new PasswordPolicyError(`a password has at most ${MAX_PASSWORD_LENGTH} characters`);
+  if ([...password].length < MIN_PASSWORD_LENGTH)
+    throw new PasswordPolicyError(`a password has at least ${MIN_PASSWORD_LENGTH} characters`);
+  if (password.length > MAX_PASSWORD_LENGTH)
+    throw new PasswordPolicyError(`a password has at most ${MAX_PASSWORD_LENGTH} characters`);
 }
 
-export async function hashPassword(password: string, parameters: ScryptParameters = CURRENT_PARAMETERS): Promise<string> {
+export async function hashPassword(
+  password: string,
+  parameters: ScryptParameters = CURRENT_PARAMETERS,
+): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
   const hash = await derive(password, salt, parameters, HASH_BYTES);
   return `$scrypt$ln=${parameters.ln},r=${parameters.r},p=${parameters.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`;

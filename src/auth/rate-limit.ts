@@ -37,7 +37,10 @@ export class RateLimiter {
   take(key: string, nowMs: number = Date.now()): number {
     const { capacity, refillPerSecond } = this.options;
     const bucket = this.buckets.get(key) ?? { tokens: capacity, updatedMs: nowMs };
-    bucket.tokens = Math.min(capacity, bucket.tokens + (Math.max(0, nowMs - bucket.updatedMs) / 1000) * refillPerSecond);
+    bucket.tokens = Math.min(
+      capacity,
+      bucket.tokens + (Math.max(0, nowMs - bucket.updatedMs) / 1000) * refillPerSecond,
+    );
     bucket.updatedMs = nowMs;
     this.buckets.delete(key);
     this.buckets.set(key, bucket);
@@ -137,10 +140,20 @@ export class SharedRateLimits {
   private async run(redisKey: string, bucket: BucketOptions, ttlMs: number): Promise<number | undefined> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.options.timeoutMs ?? REDIS_TIMEOUT_MS} ms`)), this.options.timeoutMs ?? REDIS_TIMEOUT_MS);
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${this.options.timeoutMs ?? REDIS_TIMEOUT_MS} ms`)),
+        this.options.timeoutMs ?? REDIS_TIMEOUT_MS,
+      );
     });
     try {
-      const evaluation = this.options.redis.eval(TAKE_SCRIPT, 1, redisKey, bucket.capacity, bucket.refillPerSecond / 1000, ttlMs);
+      const evaluation = this.options.redis.eval(
+        TAKE_SCRIPT,
+        1,
+        redisKey,
+        bucket.capacity,
+        bucket.refillPerSecond / 1000,
+        ttlMs,
+      );
       // A late answer (or failure) after the timeout is dropped.
       evaluation.catch(() => undefined);
       const [allowed, tokens] = (await Promise.race([evaluation, timeout])) as [number, string];
@@ -153,7 +166,10 @@ export class SharedRateLimits {
   private failed(err: Error): void {
     if (this.degraded) return;
     this.degraded = true;
-    this.options.logger.warn({ err: err.message }, 'rate limits: Redis does not answer; limiting per process until it does');
+    this.options.logger.warn(
+      { err: err.message },
+      'rate limits: Redis does not answer; limiting per process until it does',
+    );
   }
 
   private recovered(): void {

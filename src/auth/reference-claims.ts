@@ -44,7 +44,8 @@ export function claimsOf(resource: Resource, fhirBase: string): WriteClaims {
       const binaryId = binaryOfUrl(node.url, fhirBase);
       if (binaryId) claims.references.push({ resourceType: 'Binary', id: binaryId, path: `${path}.url` });
     }
-    if (key === 'identifier' && node.system === CASE_RESOURCE_SYSTEM) claims.caseIdentifiers.push({ value: String(node.value ?? ''), path });
+    if (key === 'identifier' && node.system === CASE_RESOURCE_SYSTEM)
+      claims.caseIdentifiers.push({ value: String(node.value ?? ''), path });
     for (const [child, childValue] of Object.entries(node)) {
       if (child === 'reference' || child === 'url' || child === 'meta') continue;
       visit(childValue, `${path}.${child}`, child);

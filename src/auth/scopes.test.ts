@@ -24,15 +24,23 @@ describe('SMART scopes', () => {
   });
 
   test('a scope list is merged per type and subsumed by the wildcard', () => {
-    expect(formatScopes(parseScopes('  system/Patient.r system/Patient.s system/*.r  system/Observation.r'))).toBe('system/*.r system/Patient.rs');
+    expect(formatScopes(parseScopes('  system/Patient.r system/Patient.s system/*.r  system/Observation.r'))).toBe(
+      'system/*.r system/Patient.rs',
+    );
   });
 
   test('the grant is the intersection of requested and allowed', () => {
     const allowed = parseScopes('system/Patient.rs system/ServiceRequest.cru system/Observation.r');
-    expect(formatScopes(grantScopes(parseScopes('system/*.rs'), allowed))).toBe('system/Observation.r system/Patient.rs system/ServiceRequest.r');
-    expect(formatScopes(grantScopes(parseScopes('system/Patient.cruds system/Encounter.rs'), allowed))).toBe('system/Patient.rs');
+    expect(formatScopes(grantScopes(parseScopes('system/*.rs'), allowed))).toBe(
+      'system/Observation.r system/Patient.rs system/ServiceRequest.r',
+    );
+    expect(formatScopes(grantScopes(parseScopes('system/Patient.cruds system/Encounter.rs'), allowed))).toBe(
+      'system/Patient.rs',
+    );
     expect(grantScopes(parseScopes('system/Encounter.rs'), allowed)).toEqual([]);
-    expect(formatScopes(grantScopes(parseScopes('system/Observation.read'), parseScopes('system/*.cruds')))).toBe('system/Observation.rs');
+    expect(formatScopes(grantScopes(parseScopes('system/Observation.read'), parseScopes('system/*.cruds')))).toBe(
+      'system/Observation.rs',
+    );
     expect(formatScopes(grantScopes(parseScopes('system/*.*'), parseScopes('system/*.rs')))).toBe('system/*.rs');
   });
 

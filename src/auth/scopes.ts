@@ -68,12 +68,19 @@ export function parseClientScopes(text: string): ClientScopes {
 }
 
 export function formatClientScopes(scopes: ClientScopes): string {
-  return [formatScopes(scopes.resources), scopes.hubAdmin ? HUB_ADMIN_SCOPE : ''].filter((part) => part !== '').join(' ');
+  return [formatScopes(scopes.resources), scopes.hubAdmin ? HUB_ADMIN_SCOPE : '']
+    .filter((part) => part !== '')
+    .join(' ');
 }
 
 /** Parses a space-separated scope parameter (RFC 6749 §3.3). */
 export function parseScopes(text: string): SystemScope[] {
-  return normalizeScopes(text.split(' ').filter((item) => item !== '').map(parseScope));
+  return normalizeScopes(
+    text
+      .split(' ')
+      .filter((item) => item !== '')
+      .map(parseScope),
+  );
 }
 
 export function formatScope(scope: SystemScope): string {
@@ -109,7 +116,9 @@ export function normalizeScopes(scopes: readonly SystemScope[]): SystemScope[] {
     }
     if (permissions !== '') result.push({ resourceType, permissions });
   }
-  return result.sort((a, b) => (a.resourceType === '*' ? -1 : b.resourceType === '*' ? 1 : a.resourceType.localeCompare(b.resourceType)));
+  return result.sort((a, b) =>
+    a.resourceType === '*' ? -1 : b.resourceType === '*' ? 1 : a.resourceType.localeCompare(b.resourceType),
+  );
 }
 
 /** What a client may get: each requested right narrowed to what its registration allows. */
@@ -117,7 +126,12 @@ export function grantScopes(requested: readonly SystemScope[], allowed: readonly
   const granted: SystemScope[] = [];
   for (const want of requested) {
     for (const may of allowed) {
-      const resourceType = want.resourceType === '*' ? may.resourceType : may.resourceType === '*' || may.resourceType === want.resourceType ? want.resourceType : undefined;
+      const resourceType =
+        want.resourceType === '*'
+          ? may.resourceType
+          : may.resourceType === '*' || may.resourceType === want.resourceType
+            ? want.resourceType
+            : undefined;
       const permissions = orderedPermissions([...want.permissions].filter((p) => may.permissions.includes(p)));
       if (resourceType !== undefined && permissions !== '') {
         granted.push({ resourceType, permissions });
@@ -130,6 +144,8 @@ export function grantScopes(requested: readonly SystemScope[], allowed: readonly
 /** True when the scopes give every one of `permissions` on `resourceType` (`*` asks for the wildcard itself). */
 export function scopesAllow(scopes: readonly SystemScope[], resourceType: string, permissions: string): boolean {
   return [...permissions].every((p) =>
-    scopes.some((scope) => (scope.resourceType === '*' || scope.resourceType === resourceType) && scope.permissions.includes(p)),
+    scopes.some(
+      (scope) => (scope.resourceType === '*' || scope.resourceType === resourceType) && scope.permissions.includes(p),
+    ),
   );
 }

@@ -22,7 +22,9 @@ describe('SecretBox', () => {
     const box = new SecretBox(randomBytes(32));
     const other = new SecretBox(randomBytes(32));
     const sealed = box.seal('JBSWY3DPEHPK3PXP');
-    expect(() => other.open(sealed)).toThrow(new RegExp(`encrypted with key ${box.keyId}, but the configured key is ${other.keyId}`));
+    expect(() => other.open(sealed)).toThrow(
+      new RegExp(`encrypted with key ${box.keyId}, but the configured key is ${other.keyId}`),
+    );
     const data = Buffer.from(sealed.split(':')[2], 'base64url');
     data[data.length - 20] ^= 1;
     expect(() => box.open(`v1:${box.keyId}:${data.toString('base64url')}`)).toThrow(SecretKeyError);
@@ -35,8 +37,12 @@ describe('SecretBox', () => {
     expect(decodeSecretsKey(key.toString('base64url'))).toEqual(key);
     expect(decodeSecretsKey(randomBytes(16).toString('base64'))).toBeUndefined();
     expect(decodeSecretsKey('not base64!')).toBeUndefined();
-    await expect(loadSecretBox({ key: 'short', dataDir: os.tmpdir() })).rejects.toThrow(/AUTH_SECRETS_KEY must be the base64 of 32 random bytes/);
-    expect((await loadSecretBox({ key: key.toString('base64'), dataDir: os.tmpdir() })).keyId).toBe(new SecretBox(key).keyId);
+    await expect(loadSecretBox({ key: 'short', dataDir: os.tmpdir() })).rejects.toThrow(
+      /AUTH_SECRETS_KEY must be the base64 of 32 random bytes/,
+    );
+    expect((await loadSecretBox({ key: key.toString('base64'), dataDir: os.tmpdir() })).keyId).toBe(
+      new SecretBox(key).keyId,
+    );
   });
 
   test('without AUTH_SECRETS_KEY: a key file generated once under DATA_DIR, mode 0600, the same for every process', async () => {

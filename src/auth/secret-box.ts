@@ -24,7 +24,8 @@ export class SecretBox {
   private readonly key: Buffer;
 
   constructor(key: Buffer) {
-    if (key.length !== KEY_BYTES) throw new SecretKeyError(`the secrets key must be ${KEY_BYTES} bytes, not ${key.length}`);
+    if (key.length !== KEY_BYTES)
+      throw new SecretKeyError(`the secrets key must be ${KEY_BYTES} bytes, not ${key.length}`);
     this.key = key;
     this.keyId = keyIdOf(key);
   }
@@ -50,9 +51,14 @@ export class SecretBox {
     decipher.setAAD(Buffer.from(`${FORMAT}:${keyId}`));
     decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
     try {
-      return Buffer.concat([decipher.update(bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+      return Buffer.concat([
+        decipher.update(bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)),
+        decipher.final(),
+      ]).toString('utf8');
     } catch {
-      throw new SecretKeyError(`a stored secret labelled with key ${keyId} fails its integrity check: it was altered, or sealed with another key`);
+      throw new SecretKeyError(
+        `a stored secret labelled with key ${keyId} fails its integrity check: it was altered, or sealed with another key`,
+      );
     }
   }
 }
@@ -93,7 +99,8 @@ export function decodeSecretsKey(text: string): Buffer | undefined {
 export async function loadSecretBox(options: { key: string | undefined; dataDir: string }): Promise<SecretBox> {
   if (options.key !== undefined) {
     const key = decodeSecretsKey(options.key);
-    if (!key) throw new SecretKeyError('AUTH_SECRETS_KEY must be the base64 of 32 random bytes (e.g. openssl rand -base64 32)');
+    if (!key)
+      throw new SecretKeyError('AUTH_SECRETS_KEY must be the base64 of 32 random bytes (e.g. openssl rand -base64 32)');
     return new SecretBox(key);
   }
   const file = path.join(options.dataDir, SECRET_KEY_FILE);
@@ -104,7 +111,10 @@ export async function loadSecretBox(options: { key: string | undefined; dataDir:
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   const key = decodeSecretsKey(await readKeyFile(file));
-  if (!key) throw new SecretKeyError(`${file} must hold the base64 of 32 bytes; restore it from a backup, or remove it only if no TOTP secret was encrypted with it`);
+  if (!key)
+    throw new SecretKeyError(
+      `${file} must hold the base64 of 32 bytes; restore it from a backup, or remove it only if no TOTP secret was encrypted with it`,
+    );
   return new SecretBox(key);
 }
 

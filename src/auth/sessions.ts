@@ -45,7 +45,9 @@ function fromRow(row: SessionRow): ActiveSession {
 }
 
 // "Usable" at the instant `now` (a placeholder): not revoked, before both ends, and the user still active.
-const usable = (now: string): string => `s.revoked_at IS NULL AND s.expires_at > ${now} AND s.last_seen_at + s.idle_seconds * interval '1 second' > ${now}
+const usable = (
+  now: string,
+): string => `s.revoked_at IS NULL AND s.expires_at > ${now} AND s.last_seen_at + s.idle_seconds * interval '1 second' > ${now}
   AND u.id = s.user_id AND u.status = 'active'`;
 const RETURNING = `s.id, s.user_id, s.expires_at, LEAST(s.expires_at, s.last_seen_at + s.idle_seconds * interval '1 second') AS deadline`;
 
@@ -70,7 +72,9 @@ export class SessionStore {
       [randomUUID(), sha256(cookie), userId, this.limits.maxSeconds, this.limits.idleSeconds, this.clock.now()],
     );
     // Sessions a day past their end can hold no live token: forget them (and their codes, by cascade).
-    await this.db.query("DELETE FROM auth_session WHERE expires_at < $1::timestamptz - interval '1 day'", [this.clock.now()]);
+    await this.db.query("DELETE FROM auth_session WHERE expires_at < $1::timestamptz - interval '1 day'", [
+      this.clock.now(),
+    ]);
     return { session: fromRow(result.rows[0]), cookie };
   }
 

@@ -46,10 +46,12 @@ export class SigningKeyStore {
       const publicJwk = { ...(await exportJWK(publicKey)), alg: ACCESS_TOKEN_ALGORITHM, use: 'sig' };
       const kid = await calculateJwkThumbprint(publicJwk);
       const privateJwk = { ...(await exportJWK(privateKey)), alg: ACCESS_TOKEN_ALGORITHM, kid };
-      await tx.query(
-        'INSERT INTO auth_signing_key (kid, alg, private_jwk, public_jwk) VALUES ($1, $2, $3, $4)',
-        [kid, ACCESS_TOKEN_ALGORITHM, JSON.stringify(privateJwk), JSON.stringify({ ...publicJwk, kid })],
-      );
+      await tx.query('INSERT INTO auth_signing_key (kid, alg, private_jwk, public_jwk) VALUES ($1, $2, $3, $4)', [
+        kid,
+        ACCESS_TOKEN_ALGORITHM,
+        JSON.stringify(privateJwk),
+        JSON.stringify({ ...publicJwk, kid }),
+      ]);
     });
   }
 

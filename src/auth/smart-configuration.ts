@@ -55,12 +55,29 @@ export function smartConfiguration(urls: AuthorizationServerUrls): SmartConfigur
     // Examples of the grammar: any user/ or system/<Type>.<cruds> subset, or v1 .read/.write/.*;
     // hub:admin is the hub's own (system clients: /admin/queues and /metrics), implied by none of them.
     scopes_supported: [
-      'openid', 'fhirUser', 'launch/patient',
-      'user/*.cruds', 'user/*.rs', 'user/*.read', 'user/*.write', 'user/*.*',
-      'system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'system/*.*',
+      'openid',
+      'fhirUser',
+      'launch/patient',
+      'user/*.cruds',
+      'user/*.rs',
+      'user/*.read',
+      'user/*.write',
+      'user/*.*',
+      'system/*.cruds',
+      'system/*.rs',
+      'system/*.read',
+      'system/*.write',
+      'system/*.*',
       HUB_ADMIN_SCOPE,
     ],
-    capabilities: ['launch-standalone', 'client-public', 'client-confidential-asymmetric', 'permission-v2', 'permission-v1', 'permission-user'],
+    capabilities: [
+      'launch-standalone',
+      'client-public',
+      'client-confidential-asymmetric',
+      'permission-v2',
+      'permission-v1',
+      'permission-user',
+    ],
   };
 }
 

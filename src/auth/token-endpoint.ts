@@ -84,7 +84,12 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
     if (wait > 0) {
       res.setHeader('Retry-After', String(wait));
       options.logger.warn({ requestId: res.locals.requestId }, 'token request rate-limited');
-      res.status(429).json({ error: 'invalid_request', error_description: `too many token requests from this address; retry after ${wait} s` });
+      res
+        .status(429)
+        .json({
+          error: 'invalid_request',
+          error_description: `too many token requests from this address; retry after ${wait} s`,
+        });
       return;
     }
     try {
@@ -102,15 +107,30 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
           success: true,
           scope: outcome.response.scope,
         });
-        options.logger.info({ requestId: res.locals.requestId, clientId, userId: outcome.userId, sessionId: outcome.sessionId, scope: outcome.response.scope }, 'access token issued');
+        options.logger.info(
+          {
+            requestId: res.locals.requestId,
+            clientId,
+            userId: outcome.userId,
+            sessionId: outcome.sessionId,
+            scope: outcome.response.scope,
+          },
+          'access token issued',
+        );
         res.status(200).json(outcome.response);
         return;
       }
       if (parameters.grant_type !== 'client_credentials') {
-        throw new OAuthError('unsupported_grant_type', `only grant_type=client_credentials${options.codeGrant ? ' and authorization_code are' : ' is'} supported`);
+        throw new OAuthError(
+          'unsupported_grant_type',
+          `only grant_type=client_credentials${options.codeGrant ? ' and authorization_code are' : ' is'} supported`,
+        );
       }
       if (parameters.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE || parameters.client_assertion === undefined) {
-        throw new OAuthError('invalid_client', `client authentication requires client_assertion_type=${JWT_BEARER_ASSERTION_TYPE} and a client_assertion`);
+        throw new OAuthError(
+          'invalid_client',
+          `client authentication requires client_assertion_type=${JWT_BEARER_ASSERTION_TYPE} and a client_assertion`,
+        );
       }
       clientId = claimedClientId(parameters.client_assertion);
       const client = await options.verifier.verify(parameters.client_assertion);
@@ -123,25 +143,62 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
       const hubAdmin = requested.hubAdmin && client.hubAdmin;
       if (granted.length === 0 && !hubAdmin) {
         const allowed = formatClientScopes({ resources: client.scopes, hubAdmin: client.hubAdmin });
-        throw new OAuthError('invalid_scope', `none of the requested scopes is allowed for this client (allowed: ${allowed})`);
+        throw new OAuthError(
+          'invalid_scope',
+          `none of the requested scopes is allowed for this client (allowed: ${allowed})`,
+        );
       }
       const issued = await options.tokens.issue(client.id, granted, hubAdmin);
-      await options.auditor?.authentication(req, { event: 'token', actor: { clientId: client.id, clientIsRequestor: true }, success: true, scope: issued.scope });
-      options.logger.info({ requestId: res.locals.requestId, clientId: client.id, scope: issued.scope }, 'access token issued');
-      res.status(200).json({ access_token: issued.accessToken, token_type: 'bearer', expires_in: issued.expiresIn, scope: issued.scope });
+      await options.auditor?.authentication(req, {
+        event: 'token',
+        actor: { clientId: client.id, clientIsRequestor: true },
+        success: true,
+        scope: issued.scope,
+      });
+      options.logger.info(
+        { requestId: res.locals.requestId, clientId: client.id, scope: issued.scope },
+        'access token issued',
+      );
+      res
+        .status(200)
+        .json({
+          access_token: issued.accessToken,
+          token_type: 'bearer',
+          expires_in: issued.expiresIn,
+          scope: issued.scope,
+        });
     } catch (err) {
       if (err instanceof OAuthError) {
-        options.logger.info({ requestId: res.locals.requestId, clientId, error: err.code, reason: err.message }, 'token request refused');
+        options.logger.info(
+          { requestId: res.locals.requestId, clientId, error: err.code, reason: err.message },
+          'token request refused',
+        );
         try {
-          await options.auditor?.authentication(req, { event: 'token', actor: { clientId, clientIsRequestor: true }, success: false, failureText: TOKEN_REFUSED_AUDIT_TEXT });
+          await options.auditor?.authentication(req, {
+            event: 'token',
+            actor: { clientId, clientIsRequestor: true },
+            success: false,
+            failureText: TOKEN_REFUSED_AUDIT_TEXT,
+          });
         } catch (auditError) {
-          options.logger.error({ requestId: res.locals.requestId, err: (auditError as Error).message }, 'token refusal not audited');
+          options.logger.error(
+            { requestId: res.locals.requestId, err: (auditError as Error).message },
+            'token refusal not audited',
+          );
         }
         res.status(err.status).json(err.toJSON());
         return;
       }
-      options.logger.error({ requestId: res.locals.requestId, clientId, err: (err as Error).message }, 'token request failed');
-      res.status(500).json({ error: 'server_error', error_description: `internal error (request ${String(res.locals.requestId ?? '')})` });
+      options.logger.error(
+        { requestId: res.locals.requestId, clientId, err: (err as Error).message },
+        'token request failed',
+      );
+      res
+        .status(500)
+        .json({
+          error: 'server_error',
+          error_description: `internal error (request ${String(res.locals.requestId ?? '')})`,
+        });
     }
   });
 
@@ -159,7 +216,9 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
     }
     noStore(res);
     const status = (err as { status?: number }).status ?? 400;
-    res.status(status >= 400 && status < 500 ? status : 400).json({ error: 'invalid_request', error_description: (err as Error).message });
+    res
+      .status(status >= 400 && status < 500 ? status : 400)
+      .json({ error: 'invalid_request', error_description: (err as Error).message });
   });
 
   return routes;

@@ -1,14 +1,36 @@
-import { base32Decode, base32Encode, hotp, otpauthUri, totpCode, totpStep, verifyTotp, generateTotpSecret } from './totp.ts';
+import {
+  base32Decode,
+  base32Encode,
+  hotp,
+  otpauthUri,
+  totpCode,
+  totpStep,
+  verifyTotp,
+  generateTotpSecret,
+} from './totp.ts';
 
 const RFC_SECRET = Buffer.from('12345678901234567890', 'ascii');
 
 describe('TOTP', () => {
   test('HOTP matches RFC 4226 Appendix D', () => {
-    expect([0, 1, 2, 3, 9].map((counter) => hotp(RFC_SECRET, counter))).toEqual(['755224', '287082', '359152', '969429', '520489']);
+    expect([0, 1, 2, 3, 9].map((counter) => hotp(RFC_SECRET, counter))).toEqual([
+      '755224',
+      '287082',
+      '359152',
+      '969429',
+      '520489',
+    ]);
   });
 
   test('TOTP (SHA-1, 8 digits) matches RFC 6238 Appendix B', () => {
-    const vectors: [number, string][] = [[59, '94287082'], [1111111109, '07081804'], [1111111111, '14050471'], [1234567890, '89005924'], [2000000000, '69279037'], [20000000000, '65353130']];
+    const vectors: [number, string][] = [
+      [59, '94287082'],
+      [1111111109, '07081804'],
+      [1111111111, '14050471'],
+      [1234567890, '89005924'],
+      [2000000000, '69279037'],
+      [20000000000, '65353130'],
+    ];
     for (const [seconds, code] of vectors) expect(hotp(RFC_SECRET, totpStep(seconds * 1000), 8)).toBe(code);
   });
 

@@ -51,7 +51,12 @@ export function generateTotpSecret(): string {
 }
 
 /** RFC 4226 §5.3: HOTP(K, C) with dynamic truncation, `digits` decimal digits. */
-export function hotp(key: Uint8Array, counter: number, digits = TOTP_DIGITS, algorithm: 'sha1' | 'sha256' | 'sha512' = 'sha1'): string {
+export function hotp(
+  key: Uint8Array,
+  counter: number,
+  digits = TOTP_DIGITS,
+  algorithm: 'sha1' | 'sha256' | 'sha512' = 'sha1',
+): string {
   const message = Buffer.alloc(8);
   message.writeBigUInt64BE(BigInt(counter));
   const mac = createHmac(algorithm, key).update(message).digest();
@@ -73,7 +78,12 @@ export function totpCode(secret: string, nowMs: number): string {
  * The time step whose code `code` is, within the accepted drift and after `lastUsedStep` (a code is
  * good once); undefined when it is none.
  */
-export function verifyTotp(secret: string, code: string, nowMs: number, lastUsedStep: number | undefined): number | undefined {
+export function verifyTotp(
+  secret: string,
+  code: string,
+  nowMs: number,
+  lastUsedStep: number | undefined,
+): number | undefined {
   const given = Buffer.from(code.replace(/\s/g, ''));
   if (!/^\d+$/.test(given.toString()) || given.length !== TOTP_DIGITS) return undefined;
   const key = base32Decode(secret);
@@ -90,6 +100,12 @@ export function verifyTotp(secret: string, code: string, nowMs: number, lastUsed
 /** The Key Uri Format authenticator apps scan (otpauth://totp/Issuer:account?secret=…&issuer=…). */
 export function otpauthUri(secret: string, account: string, issuer: string): string {
   const label = `${encodeURIComponent(issuer)}:${encodeURIComponent(account)}`;
-  const query = new URLSearchParams({ secret, issuer, algorithm: 'SHA1', digits: String(TOTP_DIGITS), period: String(TOTP_STEP_SECONDS) });
+  const query = new URLSearchParams({
+    secret,
+    issuer,
+    algorithm: 'SHA1',
+    digits: String(TOTP_DIGITS),
+    period: String(TOTP_STEP_SECONDS),
+  });
   return `otpauth://totp/${label}?${query.toString().replace(/\+/g, '%20')}`;
 }

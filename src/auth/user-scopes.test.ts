@@ -2,7 +2,9 @@ import { formatUserScopes, grantUserScopes, parseUserScopes, resourceScopesOf } 
 
 describe('user scopes', () => {
   test('parses the SMART user scopes and sets the rest aside', () => {
-    const parsed = parseUserScopes('openid fhirUser launch/patient user/Patient.read user/*.rs patient/*.rs offline_access');
+    const parsed = parseUserScopes(
+      'openid fhirUser launch/patient user/Patient.read user/*.rs patient/*.rs offline_access',
+    );
     expect(parsed).toEqual({
       openid: true,
       fhirUser: true,

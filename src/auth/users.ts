@@ -16,7 +16,15 @@ import { generateTotpSecret } from './totp.ts';
 import { systemClock } from '../runtime/clock.ts';
 import type { Clock } from '../runtime/clock.ts';
 
-export const USER_ROLES = ['coordinator', 'specialist', 'radiologist', 'pathologist', 'referring-physician', 'patient', 'admin'] as const;
+export const USER_ROLES = [
+  'coordinator',
+  'specialist',
+  'radiologist',
+  'pathologist',
+  'referring-physician',
+  'patient',
+  'admin',
+] as const;
 export type UserRole = (typeof USER_ROLES)[number];
 export type UserStatus = 'active' | 'disabled';
 
@@ -77,7 +85,8 @@ interface UserRow {
   updated_at: Date | string;
 }
 
-const COLUMNS = 'id, email, role, fhir_user, password_hash, status, totp_secret, totp_last_step, failed_attempts, locked_until, created_at, updated_at';
+const COLUMNS =
+  'id, email, role, fhir_user, password_hash, status, totp_secret, totp_last_step, failed_attempts, locked_until, created_at, updated_at';
 
 function fromRow(row: UserRow): UserCredentials {
   return {
@@ -133,13 +142,18 @@ export class UserStore {
       if (this.secrets) await this.resealStored(user.id, stored, stored);
       return user;
     }
-    if (!this.secrets) throw new SecretKeyError('this TOTP secret is encrypted, and no secrets key was given to read it');
+    if (!this.secrets)
+      throw new SecretKeyError('this TOTP secret is encrypted, and no secrets key was given to read it');
     return { ...user, totpSecret: this.secrets.open(stored) };
   }
 
   private async resealStored(id: string, stored: string, plaintext: string): Promise<void> {
     // Only if unchanged meanwhile (a reset-totp, another process encrypting it first).
-    await this.db.query('UPDATE auth_user SET totp_secret = $3 WHERE id = $1 AND totp_secret = $2', [id, stored, this.seal(plaintext)]);
+    await this.db.query('UPDATE auth_user SET totp_secret = $3 WHERE id = $1 AND totp_secret = $2', [
+      id,
+      stored,
+      this.seal(plaintext),
+    ]);
   }
 
   /**
@@ -149,7 +163,9 @@ export class UserStore {
   async encryptStoredSecrets(): Promise<number> {
     if (!this.secrets) throw new SecretKeyError('no secrets key to encrypt TOTP secrets with');
     const keyId = this.secrets.keyId;
-    const rows = await this.db.query<{ id: string; totp_secret: string }>('SELECT id, totp_secret FROM auth_user WHERE totp_secret IS NOT NULL');
+    const rows = await this.db.query<{ id: string; totp_secret: string }>(
+      'SELECT id, totp_secret FROM auth_user WHERE totp_secret IS NOT NULL',
+    );
     const foreign = rows.rows.map((row) => sealedKeyId(row.totp_secret)).find((id) => id !== undefined && id !== keyId);
     if (foreign !== undefined) throw wrongKey(foreign, keyId);
     const plaintext = rows.rows.filter((row) => !isSealed(row.totp_secret));
@@ -163,13 +179,14 @@ export class UserStore {
    */
   async add(user: NewUser): Promise<{ user: User; totpSecret: string | undefined }> {
     const email = normalizeEmail(user.email);
-    if (!EMAIL_PATTERN.test(email) || email.length > 254) throw new UserStoreError(`"${email}" is not an e-mail address`);
+    if (!EMAIL_PATTERN.test(email) || email.length > 254)
+      throw new UserStoreError(`"${email}" is not an e-mail address`);
     if (!isUserRole(user.role)) throw new UserStoreError(`the role must be one of ${USER_ROLES.join(', ')}`);
     if (user.fhirUser !== undefined && !FHIR_USER_PATTERN.test(user.fhirUser)) {
       throw new UserStoreError('the FHIR user is Practitioner/<id> or Patient/<id>');
     }
     if (user.role === 'patient' && user.fhirUser !== undefined && !user.fhirUser.startsWith('Patient/')) {
-      throw new UserStoreError('a patient\'s account links to a Patient, not a Practitioner');
+      throw new UserStoreError("a patient's account links to a Patient, not a Practitioner");
     }
     if (user.role !== 'patient' && user.fhirUser?.startsWith('Patient/')) {
       throw new UserStoreError(`a ${user.role}'s account links to a Practitioner, not a Patient`);
@@ -179,14 +196,23 @@ export class UserStore {
       `INSERT INTO auth_user (id, email, role, fhir_user, password_hash, totp_secret)
        SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM auth_user WHERE lower(email) = lower($2))
        ON CONFLICT DO NOTHING RETURNING ${COLUMNS}`,
-      [randomUUID(), email, user.role, user.fhirUser ?? null, await hashPassword(user.password), totpSecret === undefined ? null : this.seal(totpSecret)],
+      [
+        randomUUID(),
+        email,
+        user.role,
+        user.fhirUser ?? null,
+        await hashPassword(user.password),
+        totpSecret === undefined ? null : this.seal(totpSecret),
+      ],
     );
     if (result.rows.length === 0) throw new UserStoreError(`an account with the e-mail "${email}" exists already`);
     return { user: publicUser(fromRow(result.rows[0])), totpSecret };
   }
 
   async findByEmail(email: string): Promise<UserCredentials | undefined> {
-    const result = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user WHERE lower(email) = lower($1)`, [normalizeEmail(email)]);
+    const result = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user WHERE lower(email) = lower($1)`, [
+      normalizeEmail(email),
+    ]);
     return result.rows[0] && this.reveal(fromRow(result.rows[0]));
   }
 
@@ -214,7 +240,9 @@ export class UserStore {
   /** A new TOTP secret (staff only), to be enrolled; the old one stops working. */
   async resetTotp(email: string): Promise<{ user: User; totpSecret: string } | undefined> {
     // Not findByEmail: the old secret need not be readable (a reset is how one recovers from a lost key).
-    const rows = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user WHERE lower(email) = lower($1)`, [normalizeEmail(email)]);
+    const rows = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user WHERE lower(email) = lower($1)`, [
+      normalizeEmail(email),
+    ]);
     const found = rows.rows[0] && fromRow(rows.rows[0]);
     if (!found) return undefined;
     if (!requiresTotp(found.role)) throw new UserStoreError(`a ${found.role} has no TOTP (only staff log in with one)`);
@@ -267,6 +295,9 @@ export class UserStore {
 
   private async revokeSessions(userId: string): Promise<void> {
     // On the writer's clock, as SessionStore.revoke does: RevokedSessions reads revocations by that time.
-    await this.db.query('UPDATE auth_session SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL', [userId, this.clock.now()]);
+    await this.db.query('UPDATE auth_session SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL', [
+      userId,
+      this.clock.now(),
+    ]);
   }
 }

@@ -81,9 +81,18 @@ describe('federalHolidays', () => {
   });
 
   test('other known years', () => {
-    const names = (year: number) => Object.fromEntries(federalHolidays(year).map((holiday) => [holiday.name, holiday.observed]));
-    expect(names(2024)).toMatchObject({ 'Thanksgiving Day': '2024-11-28', 'Memorial Day': '2024-05-27', 'Labor Day': '2024-09-02' });
-    expect(names(2023)).toMatchObject({ "New Year's Day": '2023-01-02', 'Christmas Day': '2023-12-25', 'Veterans Day': '2023-11-10' });
+    const names = (year: number) =>
+      Object.fromEntries(federalHolidays(year).map((holiday) => [holiday.name, holiday.observed]));
+    expect(names(2024)).toMatchObject({
+      'Thanksgiving Day': '2024-11-28',
+      'Memorial Day': '2024-05-27',
+      'Labor Day': '2024-09-02',
+    });
+    expect(names(2023)).toMatchObject({
+      "New Year's Day": '2023-01-02',
+      'Christmas Day': '2023-12-25',
+      'Veterans Day': '2023-11-10',
+    });
     expect(names(2033)).toMatchObject({ "New Year's Day": '2032-12-31' });
   });
 
@@ -175,7 +184,8 @@ describe('addBusinessDays, businessDaysBetween', () => {
         const backAgain = addBusinessDays(before, n);
         if (!isBusinessDay(end) || !isBusinessDay(before)) mismatches.push(`${start} ± ${n} lands on a day off`);
         if (businessDaysBetween(start, end) !== n) mismatches.push(`${start} → ${end} is not ${n}`);
-        if (backAgain !== (isBusinessDay(start) ? start : nextBusinessDay(start))) mismatches.push(`${start} −${n} +${n} → ${backAgain}`);
+        if (backAgain !== (isBusinessDay(start) ? start : nextBusinessDay(start)))
+          mismatches.push(`${start} −${n} +${n} → ${backAgain}`);
       }
     }
     expect(mismatches).toEqual([]);
@@ -220,14 +230,26 @@ describe('Eastern time', () => {
 
 describe('dueDate: 5 p.m. Eastern on the 10th business day after the day the case became complete', () => {
   test.each([
-    ['2026-03-02T15:00:00Z', '2026-03-16T21:00:00.000Z', 'Monday 10:00 EST → Monday two weeks later 17:00 EDT (DST began between)'],
+    [
+      '2026-03-02T15:00:00Z',
+      '2026-03-16T21:00:00.000Z',
+      'Monday 10:00 EST → Monday two weeks later 17:00 EDT (DST began between)',
+    ],
     ['2026-03-02T13:00:00Z', '2026-03-16T21:00:00.000Z', 'Monday 8:00 EST, before opening, counts as Monday'],
     ['2026-03-02T21:59:59Z', '2026-03-16T21:00:00.000Z', 'Monday 16:59:59 EST counts as Monday'],
     ['2026-03-02T22:00:00Z', '2026-03-17T21:00:00.000Z', 'Monday 17:00 EST counts as Tuesday'],
-    ['2026-07-02T22:00:00Z', '2026-07-20T21:00:00.000Z', 'Thursday 18:00 EDT before the observed July 4th counts as Monday July 6'],
+    [
+      '2026-07-02T22:00:00Z',
+      '2026-07-20T21:00:00.000Z',
+      'Thursday 18:00 EDT before the observed July 4th counts as Monday July 6',
+    ],
     ['2026-11-28T15:00:00Z', '2026-12-14T22:00:00.000Z', 'Saturday counts as Monday'],
     ['2026-10-19T16:00:00Z', '2026-11-02T22:00:00.000Z', 'Monday noon EDT → 17:00 EST after DST ended'],
-    ['2027-12-20T14:00:00Z', '2028-01-05T22:00:00.000Z', 'over the observed Christmas and the observed New Year on Dec 31'],
+    [
+      '2027-12-20T14:00:00Z',
+      '2028-01-05T22:00:00.000Z',
+      'over the observed Christmas and the observed New Year on Dec 31',
+    ],
   ])('%s → %s (%s)', (completeAt, due) => {
     expect(dueDate(at(completeAt)).toISOString()).toBe(due);
   });
@@ -267,14 +289,21 @@ describe('reminderSchedule', () => {
   });
 
   test('another policy; reminders at or after the due moment are dropped; duplicates merge', () => {
-    const schedule = reminderSchedule(at('2026-03-16T12:00:00Z'), { remindBusinessDaysBefore: [0, 5, 1, 1], escalateBusinessDaysAfter: 2 });
+    const schedule = reminderSchedule(at('2026-03-16T12:00:00Z'), {
+      remindBusinessDaysBefore: [0, 5, 1, 1],
+      escalateBusinessDaysAfter: 2,
+    });
     expect(iso(schedule.reminders)).toEqual(['2026-03-09T12:30:00.000Z', '2026-03-13T12:30:00.000Z']);
     expect(schedule.escalation.toISOString()).toBe('2026-03-18T12:30:00.000Z');
   });
 
   test('refuses a policy that makes no sense', () => {
     const due = at('2026-03-16T21:00:00Z');
-    expect(() => reminderSchedule(due, { remindBusinessDaysBefore: [-1], escalateBusinessDaysAfter: 1 })).toThrow(RangeError);
-    expect(() => reminderSchedule(due, { remindBusinessDaysBefore: [2], escalateBusinessDaysAfter: 0 })).toThrow(RangeError);
+    expect(() => reminderSchedule(due, { remindBusinessDaysBefore: [-1], escalateBusinessDaysAfter: 1 })).toThrow(
+      RangeError,
+    );
+    expect(() => reminderSchedule(due, { remindBusinessDaysBefore: [2], escalateBusinessDaysAfter: 0 })).toThrow(
+      RangeError,
+    );
   });
 });

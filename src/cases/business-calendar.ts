@@ -72,7 +72,9 @@ const THURSDAY = 4;
 /** The legal public holidays of 5 U.S.C. 6103(a) for a year, in date order, computed by rule. */
 export function federalHolidays(year: number): FederalHoliday[] {
   if (!Number.isInteger(year) || year < FIRST_SUPPORTED_YEAR || year > LAST_SUPPORTED_YEAR) {
-    throw new RangeError(`Federal holidays are computed for years ${FIRST_SUPPORTED_YEAR}–${LAST_SUPPORTED_YEAR}, not ${year}`);
+    throw new RangeError(
+      `Federal holidays are computed for years ${FIRST_SUPPORTED_YEAR}–${LAST_SUPPORTED_YEAR}, not ${year}`,
+    );
   }
   const holidays: [string, number][] = [
     ["New Year's Day", dayOf(year, 1, 1)],
@@ -100,7 +102,8 @@ function observedHolidaysIn(year: number): Map<number, string> {
   let observed = observedHolidaysByYear.get(year);
   if (!observed) {
     observed = new Map();
-    const candidates = year < LAST_SUPPORTED_YEAR ? [...federalHolidays(year), ...federalHolidays(year + 1)] : federalHolidays(year);
+    const candidates =
+      year < LAST_SUPPORTED_YEAR ? [...federalHolidays(year), ...federalHolidays(year + 1)] : federalHolidays(year);
     for (const holiday of candidates) {
       if (holiday.observed.startsWith(`${year}-`)) observed.set(dayNumber(holiday.observed), holiday.name);
     }
@@ -219,7 +222,9 @@ export function easternInstant(date: CalendarDate, hour: number, minute = 0): Da
   const instant = new Date(instantMs);
   const check = easternWallClock(instant);
   if (check.date !== date || check.minutes !== hour * 60 + minute) {
-    throw new RangeError(`${date} ${hour}:${String(minute).padStart(2, '0')} does not exist in ${TIME_ZONE} (DST change)`);
+    throw new RangeError(
+      `${date} ${hour}:${String(minute).padStart(2, '0')} does not exist in ${TIME_ZONE} (DST change)`,
+    );
   }
   return instant;
 }
@@ -260,7 +265,10 @@ export interface ReminderPolicy {
   escalateBusinessDaysAfter: number;
 }
 
-export const DEFAULT_REMINDER_POLICY: ReminderPolicy = { remindBusinessDaysBefore: [2, 0], escalateBusinessDaysAfter: 1 };
+export const DEFAULT_REMINDER_POLICY: ReminderPolicy = {
+  remindBusinessDaysBefore: [2, 0],
+  escalateBusinessDaysAfter: 1,
+};
 
 export interface ReminderSchedule {
   /** In time order; only those before the due moment. */
@@ -276,9 +284,11 @@ export interface ReminderSchedule {
 export function reminderSchedule(due: Date, policy: ReminderPolicy = DEFAULT_REMINDER_POLICY): ReminderSchedule {
   const dueDay = easternDate(due);
   for (const days of [...policy.remindBusinessDaysBefore, policy.escalateBusinessDaysAfter]) {
-    if (!Number.isInteger(days) || days < 0) throw new RangeError(`Business-day offsets must be whole and not negative, not ${days}`);
+    if (!Number.isInteger(days) || days < 0)
+      throw new RangeError(`Business-day offsets must be whole and not negative, not ${days}`);
   }
-  if (policy.escalateBusinessDaysAfter < 1) throw new RangeError('Escalation comes at least 1 business day after the due day');
+  if (policy.escalateBusinessDaysAfter < 1)
+    throw new RangeError('Escalation comes at least 1 business day after the due day');
   const atOpening = (date: CalendarDate): Date => easternInstant(date, 8, 30);
   const reminderMs = new Set(
     policy.remindBusinessDaysBefore

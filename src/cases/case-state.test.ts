@@ -48,17 +48,32 @@ function satisfyingFacts(to: CaseState): CaseFacts {
 // Written out independently of the implementation: from → to → who.
 const physician: ActorRole[] = ['referring-physician', 'ehr'];
 const beforeRelease: CaseState[] = [
-  'intake', 'submitted', 'awaiting-materials', 'pre-review', 'matching', 'specialist-review', 'awaiting-information', 'report-review',
+  'intake',
+  'submitted',
+  'awaiting-materials',
+  'pre-review',
+  'matching',
+  'specialist-review',
+  'awaiting-information',
+  'report-review',
 ];
 const EXPECTED: Partial<Record<CaseState, Partial<Record<CaseState, ActorRole[]>>>> = {
   intake: { submitted: physician, cancelled: [...physician, 'coordinator'] },
-  submitted: { 'awaiting-materials': ['coordinator'], declined: ['system', 'coordinator'], cancelled: [...physician, 'coordinator'] },
+  submitted: {
+    'awaiting-materials': ['coordinator'],
+    declined: ['system', 'coordinator'],
+    cancelled: [...physician, 'coordinator'],
+  },
   'awaiting-materials': {
     'pre-review': ['coordinator', 'system', 'radiologist', 'pathologist'],
     matching: ['system', 'coordinator'],
     cancelled: [...physician, 'coordinator'],
   },
-  'pre-review': { 'awaiting-materials': ['coordinator'], matching: ['system', 'coordinator'], cancelled: ['coordinator'] },
+  'pre-review': {
+    'awaiting-materials': ['coordinator'],
+    matching: ['system', 'coordinator'],
+    cancelled: ['coordinator'],
+  },
   matching: { 'specialist-review': ['specialist', 'coordinator'], cancelled: ['coordinator'] },
   'specialist-review': {
     matching: ['specialist', 'coordinator'],
@@ -66,8 +81,15 @@ const EXPECTED: Partial<Record<CaseState, Partial<Record<CaseState, ActorRole[]>
     'report-review': ['specialist'],
     cancelled: ['coordinator'],
   },
-  'awaiting-information': { 'specialist-review': [...physician, 'specialist', 'coordinator'], cancelled: ['coordinator'] },
-  'report-review': { 'specialist-review': ['coordinator'], 'report-released': ['coordinator'], cancelled: ['coordinator'] },
+  'awaiting-information': {
+    'specialist-review': [...physician, 'specialist', 'coordinator'],
+    cancelled: ['coordinator'],
+  },
+  'report-review': {
+    'specialist-review': ['coordinator'],
+    'report-released': ['coordinator'],
+    cancelled: ['coordinator'],
+  },
   'report-released': { 'report-accessed': ['referring-physician'] },
 };
 for (const from of beforeRelease) EXPECTED[from] = { ...EXPECTED[from], failed: ['system', 'coordinator'] };
@@ -90,7 +112,10 @@ describe('the table of transitions × actors', () => {
     for (const role of ACTOR_ROLES) {
       const result = transition(inState(from), { to, actor: actor(role), now, facts: satisfyingFacts(to) });
       if (allowed.includes(role)) {
-        expect({ role, result }).toEqual({ role, result: expect.objectContaining({ ok: true, state: to, changed: true }) });
+        expect({ role, result }).toEqual({
+          role,
+          result: expect.objectContaining({ ok: true, state: to, changed: true }),
+        });
       } else {
         expect({ role, result }).toEqual({ role, result: { ok: false, reason: expect.any(String) } });
       }
@@ -115,7 +140,8 @@ describe('the table of transitions × actors', () => {
   test('a role that may not make a move is told who does', () => {
     expect(transition(inState('matching'), { to: 'specialist-review', actor: actor('radiologist'), now })).toEqual({
       ok: false,
-      reason: 'A radiologist cannot move a case from "matching" to "specialist-review"; that is done by the specialist or a coordinator.',
+      reason:
+        'A radiologist cannot move a case from "matching" to "specialist-review"; that is done by the specialist or a coordinator.',
     });
     expect(transition(inState('submitted'), { to: 'awaiting-materials', actor: actor('patient'), now })).toEqual({
       ok: false,
@@ -145,7 +171,12 @@ describe('what each state says in FHIR', () => {
 
   test('a successful move carries them, the time and a message', () => {
     expect(
-      transition(inState('report-review'), { to: 'report-released', actor: actor('coordinator'), now, facts: { reportAuthorId: SPECIALIST } }),
+      transition(inState('report-review'), {
+        to: 'report-released',
+        actor: actor('coordinator'),
+        now,
+        facts: { reportAuthorId: SPECIALIST },
+      }),
     ).toEqual({
       ok: true,
       state: 'report-released',
@@ -168,14 +199,19 @@ describe('guards', () => {
 
   test('submission needs a registered referring physician, the case’s own, and questions', () => {
     const unregistered = { state: 'intake', referringPhysicianId: undefined } as const;
-    expect(transition(unregistered, { to: 'submitted', actor: actor('referring-physician'), now, facts: ok('submitted') })).toEqual({
+    expect(
+      transition(unregistered, { to: 'submitted', actor: actor('referring-physician'), now, facts: ok('submitted') }),
+    ).toEqual({
       ok: false,
-      reason: 'The case has no registered referring physician; the service is physician-to-physician, so one must take part first.',
+      reason:
+        'The case has no registered referring physician; the service is physician-to-physician, so one must take part first.',
     });
     expect(refusal('intake', 'submitted', 'referring-physician', ok('submitted'), 'dr-other')).toBe(
       'Only the case’s own referring physician (or their EHR) can do this; the request comes from another physician.',
     );
-    expect(refusal('intake', 'submitted', 'ehr', ok('submitted'), 'dr-other')).toMatch(/^Only the case’s own referring physician/);
+    expect(refusal('intake', 'submitted', 'ehr', ok('submitted'), 'dr-other')).toMatch(
+      /^Only the case’s own referring physician/,
+    );
     for (const questionCount of [undefined, 0]) {
       expect(refusal('intake', 'submitted', 'ehr', { ...ok('submitted'), questionCount })).toBe(
         'The request has no questions; at least one is needed to choose the right specialist.',
@@ -185,7 +221,10 @@ describe('guards', () => {
 
   test('declined only when ineligible; accepted only when eligible; both need the check done', () => {
     const ineligible = { outcome: 'ineligible', allowedReviews: { pathology: false, radiology: false } } as const;
-    const restricted = { outcome: 'eligible-with-restrictions', allowedReviews: { pathology: false, radiology: true } } as const;
+    const restricted = {
+      outcome: 'eligible-with-restrictions',
+      allowedReviews: { pathology: false, radiology: true },
+    } as const;
     expect(refusal('submitted', 'declined', 'system', { eligibility: ineligible })).toBe('allowed');
     expect(refusal('submitted', 'declined', 'coordinator', { eligibility: restricted })).toBe(
       'The patient’s residence allows the service; a case is declined only when the jurisdiction rules do not allow it.',
@@ -195,19 +234,28 @@ describe('guards', () => {
       'The jurisdiction rules do not allow the service for this patient’s residence; decline the case instead.',
     );
     for (const to of ['declined', 'awaiting-materials'] as const) {
-      expect(refusal('submitted', to, 'coordinator', {})).toBe('The patient’s eligibility (jurisdiction rules) has not been checked yet.');
+      expect(refusal('submitted', to, 'coordinator', {})).toBe(
+        'The patient’s eligibility (jurisdiction rules) has not been checked yet.',
+      );
     }
   });
 
   test('the physician may withdraw only their own case', () => {
-    expect(refusal('awaiting-materials', 'cancelled', 'referring-physician', {}, 'dr-other')).toMatch(/^Only the case’s own/);
+    expect(refusal('awaiting-materials', 'cancelled', 'referring-physician', {}, 'dr-other')).toMatch(
+      /^Only the case’s own/,
+    );
     expect(refusal('awaiting-materials', 'cancelled', 'coordinator', {})).toBe('allowed');
   });
 
   test('pre-review needs complete materials and something to pre-review', () => {
-    const missing = 'Not all expected materials have arrived; wait for them, or waive the missing ones, before going on.';
-    expect(refusal('awaiting-materials', 'pre-review', 'system', { ...ok('pre-review'), materialsComplete: false })).toBe(missing);
-    expect(refusal('awaiting-materials', 'matching', 'system', { ...ok('matching'), materialsComplete: undefined })).toBe(missing);
+    const missing =
+      'Not all expected materials have arrived; wait for them, or waive the missing ones, before going on.';
+    expect(
+      refusal('awaiting-materials', 'pre-review', 'system', { ...ok('pre-review'), materialsComplete: false }),
+    ).toBe(missing);
+    expect(
+      refusal('awaiting-materials', 'matching', 'system', { ...ok('matching'), materialsComplete: undefined }),
+    ).toBe(missing);
     expect(refusal('awaiting-materials', 'pre-review', 'system', { ...ok('pre-review'), preReviews: [] })).toBe(
       'The case has no imaging or pathology to pre-review; move it to matching instead.',
     );
@@ -217,44 +265,81 @@ describe('guards', () => {
   });
 
   test('no pre-review of radiology (or pathology) where the jurisdiction prohibits it', () => {
-    const newJersey = { outcome: 'eligible-with-restrictions', allowedReviews: { pathology: false, radiology: false } } as const;
-    const newHampshire = { outcome: 'eligible-with-restrictions', allowedReviews: { pathology: true, radiology: false } } as const;
+    const newJersey = {
+      outcome: 'eligible-with-restrictions',
+      allowedReviews: { pathology: false, radiology: false },
+    } as const;
+    const newHampshire = {
+      outcome: 'eligible-with-restrictions',
+      allowedReviews: { pathology: true, radiology: false },
+    } as const;
     const radiology = [{ kind: 'radiology', reviewerId: 'dr-radiologist', done: false }] as const;
     const pathology = [{ kind: 'pathology', reviewerId: 'dr-pathologist', done: false }] as const;
     const facts = { materialsComplete: true };
-    expect(refusal('awaiting-materials', 'pre-review', 'coordinator', { ...facts, eligibility: newHampshire, preReviews: radiology })).toBe(
+    expect(
+      refusal('awaiting-materials', 'pre-review', 'coordinator', {
+        ...facts,
+        eligibility: newHampshire,
+        preReviews: radiology,
+      }),
+    ).toBe(
       'The patient’s jurisdiction does not allow radiology review; remove the radiology pre-review (and tell the referring physician) before going on.',
     );
-    expect(refusal('awaiting-materials', 'pre-review', 'radiologist', { ...facts, eligibility: newHampshire, preReviews: radiology })).toMatch(
-      /does not allow radiology review/,
-    );
-    expect(refusal('awaiting-materials', 'pre-review', 'system', { ...facts, eligibility: newJersey, preReviews: pathology })).toMatch(
-      /does not allow pathology review/,
-    );
-    expect(refusal('awaiting-materials', 'pre-review', 'pathologist', { ...facts, eligibility: newHampshire, preReviews: pathology })).toBe(
-      'allowed',
-    );
+    expect(
+      refusal('awaiting-materials', 'pre-review', 'radiologist', {
+        ...facts,
+        eligibility: newHampshire,
+        preReviews: radiology,
+      }),
+    ).toMatch(/does not allow radiology review/);
+    expect(
+      refusal('awaiting-materials', 'pre-review', 'system', {
+        ...facts,
+        eligibility: newJersey,
+        preReviews: pathology,
+      }),
+    ).toMatch(/does not allow pathology review/);
+    expect(
+      refusal('awaiting-materials', 'pre-review', 'pathologist', {
+        ...facts,
+        eligibility: newHampshire,
+        preReviews: pathology,
+      }),
+    ).toBe('allowed');
     expect(refusal('awaiting-materials', 'pre-review', 'system', { ...facts, preReviews: pathology })).toBe(
       'The patient’s eligibility (jurisdiction rules) has not been checked yet.',
     );
   });
 
   test('a prohibited pre-review added once the case is in pre-review still stops it going further', () => {
-    const newHampshire = { outcome: 'eligible-with-restrictions', allowedReviews: { pathology: true, radiology: false } } as const;
+    const newHampshire = {
+      outcome: 'eligible-with-restrictions',
+      allowedReviews: { pathology: true, radiology: false },
+    } as const;
     const facts = {
       ...ok('matching'),
       eligibility: newHampshire,
-      preReviews: [{ kind: 'pathology', done: true }, { kind: 'radiology', done: true }],
+      preReviews: [
+        { kind: 'pathology', done: true },
+        { kind: 'radiology', done: true },
+      ],
     } as const;
-    expect(refusal('pre-review', 'matching', 'system', facts)).toMatch(/^The patient’s jurisdiction does not allow radiology review/);
+    expect(refusal('pre-review', 'matching', 'system', facts)).toMatch(
+      /^The patient’s jurisdiction does not allow radiology review/,
+    );
     expect(refusal('matching', 'specialist-review', 'coordinator', facts)).toMatch(/does not allow radiology review/);
     expect(refusal('awaiting-materials', 'matching', 'coordinator', facts)).toMatch(/does not allow radiology review/);
-    expect(refusal('pre-review', 'matching', 'system', { ...facts, preReviews: [{ kind: 'pathology', done: true }] })).toBe('allowed');
+    expect(
+      refusal('pre-review', 'matching', 'system', { ...facts, preReviews: [{ kind: 'pathology', done: true }] }),
+    ).toBe('allowed');
     expect(refusal('pre-review', 'matching', 'system', { preReviews: [] })).toBe('allowed');
   });
 
   test('a radiologist or pathologist starts only the pre-review assigned to them', () => {
-    const facts = { ...ok('pre-review'), preReviews: [{ kind: 'radiology', reviewerId: 'dr-radiologist', done: false }] } as const;
+    const facts = {
+      ...ok('pre-review'),
+      preReviews: [{ kind: 'radiology', reviewerId: 'dr-radiologist', done: false }],
+    } as const;
     expect(refusal('awaiting-materials', 'pre-review', 'radiologist', facts)).toBe('allowed');
     expect(refusal('awaiting-materials', 'pre-review', 'radiologist', facts, 'dr-other')).toBe(
       'This radiologist is not assigned to the case’s radiology pre-review.',
@@ -272,7 +357,13 @@ describe('guards', () => {
         { kind: 'pathology', done: false },
       ],
     } as const;
-    const onePending = { ...ok('matching'), preReviews: [{ kind: 'radiology', done: true }, { kind: 'pathology', done: false }] } as const;
+    const onePending = {
+      ...ok('matching'),
+      preReviews: [
+        { kind: 'radiology', done: true },
+        { kind: 'pathology', done: false },
+      ],
+    } as const;
     expect(refusal('pre-review', 'matching', 'system', pending)).toBe(
       'The case cannot go to matching yet: the radiology pre-review and the pathology pre-review are not done.',
     );
@@ -286,55 +377,79 @@ describe('guards', () => {
   });
 
   test('specialist review needs the assigned specialist', () => {
-    expect(refusal('matching', 'specialist-review', 'coordinator', { ...ok('specialist-review'), assignedSpecialistId: undefined })).toBe(
-      'No specialist is assigned to the case yet.',
-    );
+    expect(
+      refusal('matching', 'specialist-review', 'coordinator', {
+        ...ok('specialist-review'),
+        assignedSpecialistId: undefined,
+      }),
+    ).toBe('No specialist is assigned to the case yet.');
     expect(refusal('matching', 'specialist-review', 'specialist', ok('specialist-review'), 'dr-someone-else')).toBe(
       'This specialist is not the one assigned to the case.',
     );
     for (const to of ['awaiting-information', 'report-review', 'matching'] as const) {
-      expect(refusal('specialist-review', to, 'specialist', ok(to), 'dr-someone-else')).toBe('This specialist is not the one assigned to the case.');
+      expect(refusal('specialist-review', to, 'specialist', ok(to), 'dr-someone-else')).toBe(
+        'This specialist is not the one assigned to the case.',
+      );
     }
   });
 
   test('the physician’s answer resumes the review only for their own case', () => {
     expect(refusal('awaiting-information', 'specialist-review', 'ehr', ok('specialist-review'))).toBe('allowed');
-    expect(refusal('awaiting-information', 'specialist-review', 'referring-physician', ok('specialist-review'), 'dr-other')).toMatch(
-      /^Only the case’s own/,
-    );
+    expect(
+      refusal('awaiting-information', 'specialist-review', 'referring-physician', ok('specialist-review'), 'dr-other'),
+    ).toMatch(/^Only the case’s own/);
   });
 
   test('the specialist submits only a report of their own', () => {
-    expect(refusal('specialist-review', 'report-review', 'specialist', { ...ok('report-review'), reportAuthorId: undefined })).toBe(
-      'There is no draft report by the assigned specialist to submit for review.',
-    );
-    expect(refusal('specialist-review', 'report-review', 'specialist', { ...ok('report-review'), reportAuthorId: 'dr-other' })).toBe(
-      'There is no draft report by the assigned specialist to submit for review.',
-    );
+    expect(
+      refusal('specialist-review', 'report-review', 'specialist', {
+        ...ok('report-review'),
+        reportAuthorId: undefined,
+      }),
+    ).toBe('There is no draft report by the assigned specialist to submit for review.');
+    expect(
+      refusal('specialist-review', 'report-review', 'specialist', {
+        ...ok('report-review'),
+        reportAuthorId: 'dr-other',
+      }),
+    ).toBe('There is no draft report by the assigned specialist to submit for review.');
   });
 
   test('release needs approval by a coordinator who is not the author', () => {
-    expect(refusal('report-review', 'report-released', 'coordinator', { reportAuthorId: 'dr-coordinating-specialist' }, 'dr-coordinating-specialist')).toBe(
-      'The report’s author cannot approve it; another coordinator must.',
-    );
+    expect(
+      refusal(
+        'report-review',
+        'report-released',
+        'coordinator',
+        { reportAuthorId: 'dr-coordinating-specialist' },
+        'dr-coordinating-specialist',
+      ),
+    ).toBe('The report’s author cannot approve it; another coordinator must.');
     expect(refusal('report-review', 'report-released', 'coordinator', {})).toBe(
       'The report’s author is not known, so its approval cannot be checked.',
     );
-    expect(refusal('report-review', 'report-released', 'specialist', ok('report-released'))).toMatch(/that is done by a coordinator\.$/);
+    expect(refusal('report-review', 'report-released', 'specialist', ok('report-released'))).toMatch(
+      /that is done by a coordinator\.$/,
+    );
   });
 
   test('report-accessed only by the referring physician’s own read, never a system client’s prefetch', () => {
-    const prefetch = 'Only the referring physician’s own reading of the report marks it accessed; a system client’s retrieval or anyone else’s reading does not.';
+    const prefetch =
+      'Only the referring physician’s own reading of the report marks it accessed; a system client’s retrieval or anyone else’s reading does not.';
     expect(refusal('report-released', 'report-accessed', 'ehr', {})).toBe(prefetch);
     expect(refusal('report-released', 'report-accessed', 'system', {})).toBe(prefetch);
     expect(refusal('report-released', 'report-accessed', 'patient', {})).toBe(prefetch);
-    expect(refusal('report-released', 'report-accessed', 'referring-physician', {}, 'dr-other')).toMatch(/^Only the case’s own/);
+    expect(refusal('report-released', 'report-accessed', 'referring-physician', {}, 'dr-other')).toMatch(
+      /^Only the case’s own/,
+    );
     expect(refusal('report-released', 'report-accessed', 'referring-physician', {})).toBe('allowed');
   });
 
   test('failing a case needs a reason', () => {
     for (const reason of [undefined, '  ']) {
-      expect(refusal('matching', 'failed', 'system', { reason })).toBe('Say why the case failed; the reason is shown to coordinators.');
+      expect(refusal('matching', 'failed', 'system', { reason })).toBe(
+        'Say why the case failed; the reason is shown to coordinators.',
+      );
     }
   });
 });
@@ -383,7 +498,10 @@ describe('repeated requests (at-least-once delivery)', () => {
     ['matching', 'patient'],
   ] as const)('%s again by %s, who could never move a case there, is refused', (state, role) => {
     const result = transition(inState(state), { to: state, actor: actor(role), now });
-    expect(result).toEqual({ ok: false, reason: expect.stringMatching(new RegExp(`^The case is already "${state}", and .* cannot move a case there\\.$`)) });
+    expect(result).toEqual({
+      ok: false,
+      reason: expect.stringMatching(new RegExp(`^The case is already "${state}", and .* cannot move a case there\\.$`)),
+    });
   });
 });
 

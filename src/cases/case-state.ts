@@ -216,7 +216,9 @@ const preReviewsDone =
   ({ facts }) => {
     if (!preReviewsKnown(facts)) return 'The case’s pre-reviews are not known.';
     const pending = facts.preReviews.filter((review) => !review.done).map((review) => `${review.kind} pre-review`);
-    return pending.length === 0 ? undefined : `${what}: the ${pending.join(' and the ')} ${pending.length > 1 ? 'are' : 'is'} not done.`;
+    return pending.length === 0
+      ? undefined
+      : `${what}: the ${pending.join(' and the ')} ${pending.length > 1 ? 'are' : 'is'} not done.`;
   };
 
 const specialistAssigned: Guard = ({ actor, facts }) => {
@@ -226,11 +228,15 @@ const specialistAssigned: Guard = ({ actor, facts }) => {
 };
 
 const draftReportByActor: Guard = ({ actor, facts }) =>
-  facts.reportAuthorId === actor.id ? undefined : 'There is no draft report by the assigned specialist to submit for review.';
+  facts.reportAuthorId === actor.id
+    ? undefined
+    : 'There is no draft report by the assigned specialist to submit for review.';
 
 const approverIsNotAuthor: Guard = ({ actor, facts }) => {
   if (!facts.reportAuthorId) return 'The report’s author is not known, so its approval cannot be checked.';
-  return facts.reportAuthorId === actor.id ? 'The report’s author cannot approve it; another coordinator must.' : undefined;
+  return facts.reportAuthorId === actor.id
+    ? 'The report’s author cannot approve it; another coordinator must.'
+    : undefined;
 };
 
 const hasReason: Guard = ({ facts }) =>
@@ -278,7 +284,11 @@ const RULES: readonly TransitionRule[] = [
     from: 'matching',
     to: 'specialist-review',
     actors: ['specialist', 'coordinator'],
-    guards: [preReviewsAllowedByJurisdiction, preReviewsDone('A specialist cannot be assigned yet'), specialistAssigned],
+    guards: [
+      preReviewsAllowedByJurisdiction,
+      preReviewsDone('A specialist cannot be assigned yet'),
+      specialistAssigned,
+    ],
   },
   // The specialist declines or withdraws; the next candidate is offered the case.
   { from: 'specialist-review', to: 'matching', actors: ['specialist', 'coordinator'], guards: [specialistAssigned] },
@@ -289,7 +299,12 @@ const RULES: readonly TransitionRule[] = [
     actors: ['referring-physician', 'ehr', 'specialist', 'coordinator'],
     guards: [ownCase, specialistAssigned],
   },
-  { from: 'specialist-review', to: 'report-review', actors: ['specialist'], guards: [specialistAssigned, draftReportByActor] },
+  {
+    from: 'specialist-review',
+    to: 'report-review',
+    actors: ['specialist'],
+    guards: [specialistAssigned, draftReportByActor],
+  },
   { from: 'report-review', to: 'specialist-review', actors: ['coordinator'], guards: [] },
   { from: 'report-review', to: 'report-released', actors: ['coordinator'], guards: [approverIsNotAuthor] },
   {
@@ -302,18 +317,29 @@ const RULES: readonly TransitionRule[] = [
       'or anyone else’s reading does not.',
   },
   // Withdrawal: the physician until the review work starts, a coordinator until the report is released.
-  ...(['intake', 'submitted', 'awaiting-materials'] as const).map(
-    (from): TransitionRule => ({ from, to: 'cancelled', actors: [...PHYSICIAN, 'coordinator'], guards: [ownCase] }),
-  ),
+  ...(['intake', 'submitted', 'awaiting-materials'] as const).map((from): TransitionRule => ({
+    from,
+    to: 'cancelled',
+    actors: [...PHYSICIAN, 'coordinator'],
+    guards: [ownCase],
+  })),
   ...(['pre-review', 'matching', 'specialist-review', 'awaiting-information', 'report-review'] as const).map(
     (from): TransitionRule => ({ from, to: 'cancelled', actors: ['coordinator'], guards: [] }),
   ),
-  ...BEFORE_RELEASE.map((from): TransitionRule => ({ from, to: 'failed', actors: ['system', 'coordinator'], guards: [hasReason] })),
+  ...BEFORE_RELEASE.map((from): TransitionRule => ({
+    from,
+    to: 'failed',
+    actors: ['system', 'coordinator'],
+    guards: [hasReason],
+  })),
 ];
 
 /** Every allowed (from, to) pair with the roles that may make it; for dashboards and documentation. */
-export const TRANSITIONS: readonly { readonly from: CaseState; readonly to: CaseState; readonly actors: readonly ActorRole[] }[] =
-  RULES.map(({ from, to, actors }) => ({ from, to, actors }));
+export const TRANSITIONS: readonly {
+  readonly from: CaseState;
+  readonly to: CaseState;
+  readonly actors: readonly ActorRole[];
+}[] = RULES.map(({ from, to, actors }) => ({ from, to, actors }));
 
 function listRoles(roles: readonly ActorRole[]): string {
   const names = roles.map((role) => ROLE_NAMES[role]);
@@ -334,7 +360,10 @@ export function transition(snapshot: CaseSnapshot, request: TransitionRequest): 
     const creators: readonly ActorRole[] = to === 'intake' ? PHYSICIAN : [];
     const roles = new Set([...creators, ...RULES.filter((rule) => rule.to === to).flatMap((rule) => rule.actors)]);
     if (!roles.has(actor.role)) {
-      return { ok: false, reason: `The case is already "${to}", and ${ROLE_NAMES[actor.role]} cannot move a case there.` };
+      return {
+        ok: false,
+        reason: `The case is already "${to}", and ${ROLE_NAMES[actor.role]} cannot move a case there.`,
+      };
     }
     return succeed(to, false, now, `The case is already "${to}"; nothing changed.`);
   }

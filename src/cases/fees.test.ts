@@ -30,9 +30,15 @@ describe('the default schedule', () => {
   });
 
   test('marks every price the page does not state as a placeholder, and no other', () => {
-    expect([...schedule.placeholderCodes].sort()).toEqual(
-      ['extra-question', 'follow-up-question', 'pathology-block', 'record-collection', 'special-stain', 'specialist-opinion', 'unstained-slide'],
-    );
+    expect([...schedule.placeholderCodes].sort()).toEqual([
+      'extra-question',
+      'follow-up-question',
+      'pathology-block',
+      'record-collection',
+      'special-stain',
+      'specialist-opinion',
+      'unstained-slide',
+    ]);
     expect(schedule.version).toMatch(/placeholder/);
   });
 
@@ -48,7 +54,14 @@ describe('quoteCase: every line', () => {
       scheduleVersion: '2026-01-placeholder',
       currency: 'USD',
       lines: [
-        { code: 'specialist-opinion', description: 'Specialist opinion', quantity: 1, unitPriceCents: BASE, amountCents: BASE, placeholderPrice: true },
+        {
+          code: 'specialist-opinion',
+          description: 'Specialist opinion',
+          quantity: 1,
+          unitPriceCents: BASE,
+          amountCents: BASE,
+          placeholderPrice: true,
+        },
       ],
       subtotalCents: BASE,
       totalCents: BASE,
@@ -58,7 +71,10 @@ describe('quoteCase: every line', () => {
   });
 
   test('imaging: one line per distinct body part, whatever the number of studies', () => {
-    const quote = quoteCase({ imagingSites: ['Chest', 'chest ', 'ABDOMEN', 'pelvis', 'Right  knee', 'right knee'] }, schedule);
+    const quote = quoteCase(
+      { imagingSites: ['Chest', 'chest ', 'ABDOMEN', 'pelvis', 'Right  knee', 'right knee'] },
+      schedule,
+    );
     expect(line(quote.lines, 'imaging-review')).toEqual({
       code: 'imaging-review',
       description: 'Imaging review, per imaging site (each body part reviewed)',
@@ -71,7 +87,10 @@ describe('quoteCase: every line', () => {
   });
 
   test('biopsy sites, with block, unstained-slide and special-stain surcharges', () => {
-    const quote = quoteCase({ biopsySites: ['uterus', 'left ovary', 'Uterus'], blocks: 3, unstainedSlides: 10, specialStains: 2 }, schedule);
+    const quote = quoteCase(
+      { biopsySites: ['uterus', 'left ovary', 'Uterus'], blocks: 3, unstainedSlides: 10, specialStains: 2 },
+      schedule,
+    );
     expect(quote.lines.map((entry) => [entry.code, entry.quantity, entry.unitPriceCents, entry.amountCents])).toEqual([
       ['specialist-opinion', 1, BASE, BASE],
       ['biopsy-review', 2, 42_500, 85_000],
@@ -91,13 +110,27 @@ describe('quoteCase: every line', () => {
   ])('%i questions → %i extra', (questionCount, extra) => {
     const quote = quoteCase({ questionCount }, schedule);
     if (extra === 0) expect(line(quote.lines, 'extra-question')).toBeUndefined();
-    else expect(line(quote.lines, 'extra-question')).toMatchObject({ quantity: extra, unitPriceCents: 10_000, amountCents: extra * 10_000 });
+    else
+      expect(line(quote.lines, 'extra-question')).toMatchObject({
+        quantity: extra,
+        unitPriceCents: 10_000,
+        amountCents: extra * 10_000,
+      });
   });
 
   test('record collection and follow-up questions', () => {
     const quote = quoteCase({ recordCollectionService: true, followUpQuestions: 2 }, schedule);
-    expect(line(quote.lines, 'record-collection')).toMatchObject({ quantity: 1, unitPriceCents: 15_000, amountCents: 15_000, placeholderPrice: true });
-    expect(line(quote.lines, 'follow-up-question')).toMatchObject({ quantity: 2, unitPriceCents: 25_000, amountCents: 50_000 });
+    expect(line(quote.lines, 'record-collection')).toMatchObject({
+      quantity: 1,
+      unitPriceCents: 15_000,
+      amountCents: 15_000,
+      placeholderPrice: true,
+    });
+    expect(line(quote.lines, 'follow-up-question')).toMatchObject({
+      quantity: 2,
+      unitPriceCents: 25_000,
+      amountCents: 50_000,
+    });
     expect(quoteCase({ recordCollectionService: false }, schedule).lines).toHaveLength(1);
   });
 
@@ -155,31 +188,37 @@ describe('quoteCase: record page tiers', () => {
     const quote = quoteCase({ recordPages }, schedule);
     const pages = line(quote.lines, 'record-pages');
     if (price === null) expect(pages).toBeUndefined();
-    else expect(pages).toMatchObject({ quantity: 1, unitPriceCents: price, amountCents: price, placeholderPrice: false });
+    else
+      expect(pages).toMatchObject({ quantity: 1, unitPriceCents: price, amountCents: price, placeholderPrice: false });
     expect(quote).toMatchObject({ needsManualQuote: false, totalCents: BASE + (price ?? 0) });
   });
 
   test('the tier is named in the line', () => {
-    expect(line(quoteCase({ recordPages: 76 }, schedule).lines, 'record-pages')!.description).toBe('Medical records, 76–100 pages (76 pages)');
+    expect(line(quoteCase({ recordPages: 76 }, schedule).lines, 'record-pages')!.description).toBe(
+      'Medical records, 76–100 pages (76 pages)',
+    );
   });
 
-  test.each([201, 450])('%i pages need a manual quote: the page line has no price and there is no total', (recordPages) => {
-    const quote = quoteCase({ recordPages, imagingSites: ['brain'] }, schedule);
-    expect(line(quote.lines, 'record-pages')).toEqual({
-      code: 'record-pages',
-      description: `Medical records, over 200 pages (${recordPages} pages): manual quote`,
-      quantity: 1,
-      unitPriceCents: null,
-      amountCents: null,
-      placeholderPrice: false,
-    });
-    expect(quote).toMatchObject({
-      needsManualQuote: true,
-      manualQuoteReason: `Medical records of ${recordPages} pages exceed the 200 pages the fee schedule prices; the service quotes them by hand.`,
-      subtotalCents: BASE + 37_500,
-      totalCents: null,
-    });
-  });
+  test.each([201, 450])(
+    '%i pages need a manual quote: the page line has no price and there is no total',
+    (recordPages) => {
+      const quote = quoteCase({ recordPages, imagingSites: ['brain'] }, schedule);
+      expect(line(quote.lines, 'record-pages')).toEqual({
+        code: 'record-pages',
+        description: `Medical records, over 200 pages (${recordPages} pages): manual quote`,
+        quantity: 1,
+        unitPriceCents: null,
+        amountCents: null,
+        placeholderPrice: false,
+      });
+      expect(quote).toMatchObject({
+        needsManualQuote: true,
+        manualQuoteReason: `Medical records of ${recordPages} pages exceed the 200 pages the fee schedule prices; the service quotes them by hand.`,
+        subtotalCents: BASE + 37_500,
+        totalCents: null,
+      });
+    },
+  );
 });
 
 describe('quoteCase: refuses what it cannot price', () => {
@@ -210,12 +249,20 @@ describe('validateFeeSchedule', () => {
     [broken({ effectiveFrom: '2026-13-01T00:00:00Z' }), /effectiveFrom must be an ISO 8601 instant/],
     [broken({ effectiveTo: '2026-01-01T00:00:00-05:00' }), /effectiveTo must be after effectiveFrom/],
     [broken({ currency: 'EUR' as 'USD' }), /prices are in USD, not EUR/],
-    [broken({ unitPriceCents: { ...schedule.unitPriceCents, 'imaging-review': 375.5 } }), /the price of imaging-review in cents must be a whole number/],
+    [
+      broken({ unitPriceCents: { ...schedule.unitPriceCents, 'imaging-review': 375.5 } }),
+      /the price of imaging-review in cents must be a whole number/,
+    ],
     [broken({ unitPriceCents: { ...schedule.unitPriceCents, 'special-stain': -1 } }), /the price of special-stain/],
     [broken({ includedQuestions: -1 }), /includedQuestions must be a whole number/],
     [broken({ recordPageTiers: [{ fromPage: 50, toPage: 75, priceCents: 2_500 }] }), /expected a tier from page 51/],
     [
-      broken({ recordPageTiers: [{ fromPage: 51, toPage: 75, priceCents: 2_500 }, { fromPage: 77, toPage: 100, priceCents: 5_000 }] }),
+      broken({
+        recordPageTiers: [
+          { fromPage: 51, toPage: 75, priceCents: 2_500 },
+          { fromPage: 77, toPage: 100, priceCents: 5_000 },
+        ],
+      }),
       /without gaps from page 51; expected a tier from page 76/,
     ],
     [broken({ recordPageTiers: [{ fromPage: 51, toPage: 50, priceCents: 2_500 }] }), /without gaps/],
@@ -229,12 +276,20 @@ describe('validateFeeSchedule', () => {
   test('a schedule without page tiers sends every case over the included pages to a manual quote', () => {
     const noTiers = broken({ recordPageTiers: [] });
     expect(quoteCase({ recordPages: 50 }, noTiers).needsManualQuote).toBe(false);
-    expect(quoteCase({ recordPages: 51 }, noTiers)).toMatchObject({ needsManualQuote: true, manualQuoteReason: expect.stringMatching(/exceed the 50 pages/) });
+    expect(quoteCase({ recordPages: 51 }, noTiers)).toMatchObject({
+      needsManualQuote: true,
+      manualQuoteReason: expect.stringMatching(/exceed the 50 pages/),
+    });
   });
 });
 
 describe('selectSchedule', () => {
-  const first: FeeSchedule = { ...schedule, version: 'v1', effectiveFrom: '2026-01-01T00:00:00-05:00', effectiveTo: '2026-07-01T00:00:00-04:00' };
+  const first: FeeSchedule = {
+    ...schedule,
+    version: 'v1',
+    effectiveFrom: '2026-01-01T00:00:00-05:00',
+    effectiveTo: '2026-07-01T00:00:00-04:00',
+  };
   const second: FeeSchedule = {
     ...schedule,
     version: 'v2',
@@ -264,7 +319,9 @@ describe('selectSchedule', () => {
   });
 
   test('nothing in effect, an ambiguous pair, a bad moment', () => {
-    expect(() => selectSchedule(schedules, new Date('2025-12-31T23:59:59-05:00'))).toThrow(/No fee schedule is in effect at 2026-01-01T04:59:59.000Z/);
+    expect(() => selectSchedule(schedules, new Date('2025-12-31T23:59:59-05:00'))).toThrow(
+      /No fee schedule is in effect at 2026-01-01T04:59:59.000Z/,
+    );
     expect(() => selectSchedule([], new Date())).toThrow(FeeError);
     expect(() => selectSchedule([second, { ...second, version: 'v2-bis' }], new Date('2026-08-01T00:00:00Z'))).toThrow(
       /v2 and v2-bis take effect at the same moment/,

@@ -115,12 +115,16 @@ const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-
 
 function instantMs(value: string, field: string, version: string): number {
   const ms = INSTANT.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new FeeError(`Fee schedule ${version}: ${field} must be an ISO 8601 instant with an offset, not ${JSON.stringify(value)}`);
+  if (Number.isNaN(ms))
+    throw new FeeError(
+      `Fee schedule ${version}: ${field} must be an ISO 8601 instant with an offset, not ${JSON.stringify(value)}`,
+    );
   return ms;
 }
 
 function requireCount(value: number, what: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new FeeError(`${what} must be a whole number, 0 or more, not ${value}`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new FeeError(`${what} must be a whole number, 0 or more, not ${value}`);
 }
 
 /** Throws a {@link FeeError} naming the first thing wrong with a schedule. */
@@ -131,18 +135,25 @@ export function validateFeeSchedule(schedule: FeeSchedule): void {
   if (schedule.effectiveTo !== undefined && instantMs(schedule.effectiveTo, 'effectiveTo', version) <= from) {
     throw new FeeError(`Fee schedule ${version}: effectiveTo must be after effectiveFrom`);
   }
-  if (schedule.currency !== 'USD') throw new FeeError(`Fee schedule ${version}: prices are in USD, not ${schedule.currency}`);
+  if (schedule.currency !== 'USD')
+    throw new FeeError(`Fee schedule ${version}: prices are in USD, not ${schedule.currency}`);
   for (const code of Object.keys(FEE_DESCRIPTIONS) as FeeCode[]) {
-    if (code !== 'record-pages') requireCount(schedule.unitPriceCents[code], `Fee schedule ${version}: the price of ${code} in cents`);
+    if (code !== 'record-pages')
+      requireCount(schedule.unitPriceCents[code], `Fee schedule ${version}: the price of ${code} in cents`);
   }
   requireCount(schedule.includedQuestions, `Fee schedule ${version}: includedQuestions`);
   requireCount(schedule.includedRecordPages, `Fee schedule ${version}: includedRecordPages`);
   let nextPage = schedule.includedRecordPages + 1;
   for (const tier of schedule.recordPageTiers) {
     if (tier.fromPage !== nextPage || !Number.isSafeInteger(tier.toPage) || tier.toPage < tier.fromPage) {
-      throw new FeeError(`Fee schedule ${version}: record page tiers must run without gaps from page ${schedule.includedRecordPages + 1}; expected a tier from page ${nextPage}`);
+      throw new FeeError(
+        `Fee schedule ${version}: record page tiers must run without gaps from page ${schedule.includedRecordPages + 1}; expected a tier from page ${nextPage}`,
+      );
     }
-    requireCount(tier.priceCents, `Fee schedule ${version}: the price of pages ${tier.fromPage}–${tier.toPage} in cents`);
+    requireCount(
+      tier.priceCents,
+      `Fee schedule ${version}: the price of pages ${tier.fromPage}–${tier.toPage} in cents`,
+    );
     nextPage = tier.toPage + 1;
   }
 }
@@ -164,7 +175,9 @@ export function selectSchedule(schedules: readonly FeeSchedule[], at: Date): Fee
     .sort((a, b) => b.from - a.from);
   if (inEffect.length === 0) throw new FeeError(`No fee schedule is in effect at ${at.toISOString()}`);
   if (inEffect.length > 1 && inEffect[0]!.from === inEffect[1]!.from) {
-    throw new FeeError(`Fee schedules ${inEffect[0]!.schedule.version} and ${inEffect[1]!.schedule.version} take effect at the same moment`);
+    throw new FeeError(
+      `Fee schedules ${inEffect[0]!.schedule.version} and ${inEffect[1]!.schedule.version} take effect at the same moment`,
+    );
   }
   return inEffect[0]!.schedule;
 }
@@ -231,7 +244,9 @@ export function quoteCase(materials: CaseMaterials, schedule: FeeSchedule): Quot
   const imagingSites = distinctSites(materials.imagingSites ?? [], 'imaging site');
   const biopsySites = distinctSites(materials.biopsySites ?? [], 'biopsy site');
   if (biopsySites === 0 && counts.blocks + counts.unstainedSlides + counts.specialStains > 0) {
-    throw new FeeError('Blocks, unstained slides and special stains are part of a biopsy review: name the biopsy site they come from');
+    throw new FeeError(
+      'Blocks, unstained slides and special stains are part of a biopsy review: name the biopsy site they come from',
+    );
   }
 
   const lines: QuoteLine[] = [];
@@ -239,7 +254,14 @@ export function quoteCase(materials: CaseMaterials, schedule: FeeSchedule): Quot
     if (quantity === 0) return;
     const unitPriceCents = schedule.unitPriceCents[code];
     const placeholderPrice = schedule.placeholderCodes.includes(code);
-    lines.push({ code, description: FEE_DESCRIPTIONS[code], quantity, unitPriceCents, amountCents: unitPriceCents * quantity, placeholderPrice });
+    lines.push({
+      code,
+      description: FEE_DESCRIPTIONS[code],
+      quantity,
+      unitPriceCents,
+      amountCents: unitPriceCents * quantity,
+      placeholderPrice,
+    });
   };
   unitLine('specialist-opinion', 1);
   unitLine('imaging-review', imagingSites);
@@ -251,16 +273,32 @@ export function quoteCase(materials: CaseMaterials, schedule: FeeSchedule): Quot
 
   let manualQuoteReason: string | undefined;
   if (counts.recordPages > schedule.includedRecordPages) {
-    const tier = schedule.recordPageTiers.find((candidate) => counts.recordPages >= candidate.fromPage && counts.recordPages <= candidate.toPage);
+    const tier = schedule.recordPageTiers.find(
+      (candidate) => counts.recordPages >= candidate.fromPage && counts.recordPages <= candidate.toPage,
+    );
     const placeholderPrice = schedule.placeholderCodes.includes('record-pages');
     if (tier) {
       const description = `${FEE_DESCRIPTIONS['record-pages']}, ${tier.fromPage}–${tier.toPage} pages (${counts.recordPages} pages)`;
-      lines.push({ code: 'record-pages', description, quantity: 1, unitPriceCents: tier.priceCents, amountCents: tier.priceCents, placeholderPrice });
+      lines.push({
+        code: 'record-pages',
+        description,
+        quantity: 1,
+        unitPriceCents: tier.priceCents,
+        amountCents: tier.priceCents,
+        placeholderPrice,
+      });
     } else {
       const lastPriced = schedule.recordPageTiers.at(-1)?.toPage ?? schedule.includedRecordPages;
       manualQuoteReason = `Medical records of ${counts.recordPages} pages exceed the ${lastPriced} pages the fee schedule prices; the service quotes them by hand.`;
       const description = `${FEE_DESCRIPTIONS['record-pages']}, over ${lastPriced} pages (${counts.recordPages} pages): manual quote`;
-      lines.push({ code: 'record-pages', description, quantity: 1, unitPriceCents: null, amountCents: null, placeholderPrice: false });
+      lines.push({
+        code: 'record-pages',
+        description,
+        quantity: 1,
+        unitPriceCents: null,
+        amountCents: null,
+        placeholderPrice: false,
+      });
     }
   }
   unitLine('record-collection', materials.recordCollectionService ? 1 : 0);

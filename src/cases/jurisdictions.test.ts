@@ -20,8 +20,27 @@ describe('the shipped default policy', () => {
   test('is valid and lists every name of domain.md, nothing more', () => {
     expect(parseJurisdictionPolicy(structuredClone(policy)).ok).toBe(true);
     expect(policy.entries.map((entry) => entry.code).sort()).toEqual(
-      ['US-NM', 'US-VI', 'US-NH', 'US-NC', 'US-AS', 'FM', 'MH', 'US-NJ', 'US-MP', 'US-RI', 'US-SC', 'US-WV',
-        'MM', 'CF', 'KP', 'CD', 'SS', 'PS', 'SY'].sort(),
+      [
+        'US-NM',
+        'US-VI',
+        'US-NH',
+        'US-NC',
+        'US-AS',
+        'FM',
+        'MH',
+        'US-NJ',
+        'US-MP',
+        'US-RI',
+        'US-SC',
+        'US-WV',
+        'MM',
+        'CF',
+        'KP',
+        'CD',
+        'SS',
+        'PS',
+        'SY',
+      ].sort(),
     );
     expect(policy.serviceJurisdiction).toEqual({ code: 'US-MA', name: 'Massachusetts' });
   });
@@ -48,7 +67,10 @@ describe('the shipped default policy', () => {
     ['US-NC', 'North Carolina'],
   ])('%s: radiology prohibited', (subdivision, name) => {
     const result = checkEligibility({ country: 'US', subdivision }, policy);
-    expect(result).toMatchObject({ outcome: 'eligible-with-restrictions', allowedReviews: { pathology: true, radiology: false } });
+    expect(result).toMatchObject({
+      outcome: 'eligible-with-restrictions',
+      allowedReviews: { pathology: true, radiology: false },
+    });
     expect(result.reasons.map((reason) => reason.message)).toEqual([
       `Residents of ${name} can receive a second opinion, but state rules do not allow us to review imaging from there.`,
     ]);
@@ -79,11 +101,14 @@ describe('the shipped default policy', () => {
     ['FM', 'FM'],
     ['MH', 'US-MH'],
     ['PW', 'pw'],
-  ])('an address in %s written the U.S. Postal Service way (US, state %s) is screened as that country', (country, state) => {
-    const asPostal = checkEligibility({ country: 'US', subdivision: state }, policy);
-    expect(asPostal.reasons.map((reason) => reason.code)).not.toContain('residence-unrecognised');
-    expect(asPostal).toEqual(checkEligibility({ country }, policy));
-  });
+  ])(
+    'an address in %s written the U.S. Postal Service way (US, state %s) is screened as that country',
+    (country, state) => {
+      const asPostal = checkEligibility({ country: 'US', subdivision: state }, policy);
+      expect(asPostal.reasons.map((reason) => reason.code)).not.toContain('residence-unrecognised');
+      expect(asPostal).toEqual(checkEligibility({ country }, policy));
+    },
+  );
 
   test('the example sentence of the brief, word for word', () => {
     expect(checkEligibility({ country: 'US', subdivision: 'US-NJ' }, policy).reasons[0]).toEqual({
@@ -155,16 +180,20 @@ describe('reading the residence', () => {
     expect(result.reasons[0].jurisdiction).toBe(`US-${country}`);
   });
 
-  test.each([[{ country: undefined }], [{ country: '' }], [{ country: '   ' }]])('%j: asks for the country', (residence) => {
-    const result = checkEligibility(residence, policy);
-    expect(result).toMatchObject({ outcome: 'ineligible', allowedReviews: none });
-    expect(result.reasons).toEqual([
-      {
-        code: 'residence-missing',
-        message: 'Please tell us the country where you live, so that we can check that we are able to serve residents there.',
-      },
-    ]);
-  });
+  test.each([[{ country: undefined }], [{ country: '' }], [{ country: '   ' }]])(
+    '%j: asks for the country',
+    (residence) => {
+      const result = checkEligibility(residence, policy);
+      expect(result).toMatchObject({ outcome: 'ineligible', allowedReviews: none });
+      expect(result.reasons).toEqual([
+        {
+          code: 'residence-missing',
+          message:
+            'Please tell us the country where you live, so that we can check that we are able to serve residents there.',
+        },
+      ]);
+    },
+  );
 
   test.each([[{ country: 'US' }], [{ country: 'US', subdivision: '' }]])('%j: asks for the state', (residence) => {
     const result = checkEligibility(residence, policy);
@@ -196,7 +225,13 @@ describe('an operator-edited policy', () => {
     effectiveFrom: '2026-03-01T00:00:00-05:00',
     entries: [
       ...policy.entries.filter((entry) => entry.code !== 'US-NH'),
-      { code: 'US-TX', name: 'Texas', rule: 'no-pathology', reason: 'Texas (example).', source: 'Operator, 2026-02-20' },
+      {
+        code: 'US-TX',
+        name: 'Texas',
+        rule: 'no-pathology',
+        reason: 'Texas (example).',
+        source: 'Operator, 2026-02-20',
+      },
       { code: 'IR', name: 'Iran', rule: 'no-service', reason: 'Iran is sanctioned.', source: 'OFAC list, 2026-02-20' },
       { code: 'US', name: 'the United States', rule: 'no-radiology', reason: 'Example.', source: 'Operator' },
     ],
@@ -224,7 +259,9 @@ describe('an operator-edited policy', () => {
 
   test('adds a sanctioned country and removes an entry', () => {
     expect(checkEligibility({ country: 'IR' }, edited).outcome).toBe('ineligible');
-    expect(checkEligibility({ country: 'US', subdivision: 'US-NH' }, policy).outcome).toBe('eligible-with-restrictions');
+    expect(checkEligibility({ country: 'US', subdivision: 'US-NH' }, policy).outcome).toBe(
+      'eligible-with-restrictions',
+    );
     expect(checkEligibility({ country: 'IR' }, policy).outcome).toBe('eligible');
   });
 
@@ -232,7 +269,10 @@ describe('an operator-edited policy', () => {
     const massachusetts = editedPolicy({
       entries: [{ code: 'US-MA', name: 'Massachusetts', rule: 'no-cross-state-opinion', reason: 'x', source: 'y' }],
     });
-    expect(checkEligibility({ country: 'US', subdivision: 'MA' }, massachusetts)).toMatchObject({ outcome: 'eligible', reasons: [] });
+    expect(checkEligibility({ country: 'US', subdivision: 'MA' }, massachusetts)).toMatchObject({
+      outcome: 'eligible',
+      reasons: [],
+    });
     const elsewhere = editedPolicy({
       serviceJurisdiction: { code: 'US-NM', name: 'New Mexico' },
       entries: [{ code: 'US-MA', name: 'Massachusetts', rule: 'no-cross-state-opinion', reason: 'x', source: 'y' }],
@@ -251,7 +291,10 @@ describe('an operator-edited policy', () => {
       ],
     });
     expect(checkEligibility({ country: 'US', subdivision: 'ME' }, twoEntries).allowedReviews).toEqual(none);
-    expect(checkEligibility({ country: 'US', subdivision: 'VT' }, twoEntries).allowedReviews).toEqual({ pathology: true, radiology: false });
+    expect(checkEligibility({ country: 'US', subdivision: 'VT' }, twoEntries).allowedReviews).toEqual({
+      pathology: true,
+      radiology: false,
+    });
   });
 });
 
@@ -338,7 +381,11 @@ describe('parseJurisdictionPolicy', () => {
 
 describe('effectivePolicy', () => {
   const at = (version: string, effectiveFrom: string) => ({ ...policy, version, effectiveFrom });
-  const history = [at('a', '2025-01-01T00:00:00-05:00'), at('c', '2026-01-01T00:00:00-05:00'), at('b', '2025-06-01T00:00:00-04:00')];
+  const history = [
+    at('a', '2025-01-01T00:00:00-05:00'),
+    at('c', '2026-01-01T00:00:00-05:00'),
+    at('b', '2025-06-01T00:00:00-04:00'),
+  ];
 
   test('picks the latest document already in force', () => {
     expect(effectivePolicy(history, new Date('2025-07-01T12:00:00Z'))?.version).toBe('b');
@@ -348,6 +395,9 @@ describe('effectivePolicy', () => {
 
   test('none before the first; on a tie the one listed last', () => {
     expect(effectivePolicy(history, new Date('2024-12-31T00:00:00Z'))).toBeUndefined();
-    expect(effectivePolicy([at('x', '2025-01-01T00:00:00Z'), at('y', '2025-01-01T00:00:00Z')], new Date('2025-02-01'))?.version).toBe('y');
+    expect(
+      effectivePolicy([at('x', '2025-01-01T00:00:00Z'), at('y', '2025-01-01T00:00:00Z')], new Date('2025-02-01'))
+        ?.version,
+    ).toBe('y');
   });
 });

@@ -155,7 +155,12 @@ export function parseJurisdictionPolicy(document: unknown): PolicyParseResult {
     errors.push('"effectiveFrom" must be a date and time with an offset, e.g. "2025-07-01T00:00:00-04:00"');
   }
   const service = document.serviceJurisdiction;
-  if (!isRecord(service) || typeof service.code !== 'string' || !isUsSubdivision(service.code) || !isText(service.name)) {
+  if (
+    !isRecord(service) ||
+    typeof service.code !== 'string' ||
+    !isUsSubdivision(service.code) ||
+    !isText(service.name)
+  ) {
     errors.push('"serviceJurisdiction" must be { "code": a U.S. state code such as "US-MA", "name": its name }');
   }
   const notes = document.notes ?? [];
@@ -172,7 +177,8 @@ export function parseJurisdictionPolicy(document: unknown): PolicyParseResult {
       if (code === undefined) return;
       const first = firstIndexByCode.get(code);
       if (first === undefined) firstIndexByCode.set(code, index);
-      else errors.push(`entries[${index}] (${code}): duplicate entry, "${code}" is already listed at entries[${first}]`);
+      else
+        errors.push(`entries[${index}] (${code}): duplicate entry, "${code}" is already listed at entries[${first}]`);
     });
   }
   if (errors.length > 0) return { ok: false, errors };
@@ -218,7 +224,8 @@ function resolveResidence(residence: Residence): ResolvedResidence {
     return {
       problem: {
         code: 'residence-missing',
-        message: 'Please tell us the country where you live, so that we can check that we are able to serve residents there.',
+        message:
+          'Please tell us the country where you live, so that we can check that we are able to serve residents there.',
       },
     };
   }
@@ -300,7 +307,12 @@ export function checkEligibility(residence: Residence, policy: JurisdictionPolic
   const noReviews = { pathology: false, radiology: false };
   const resolved = resolveResidence(residence);
   if ('problem' in resolved) {
-    return { outcome: 'ineligible', allowedReviews: noReviews, reasons: [resolved.problem], policyVersion: policy.version };
+    return {
+      outcome: 'ineligible',
+      allowedReviews: noReviews,
+      reasons: [resolved.problem],
+      policyVersion: policy.version,
+    };
   }
   // A country-wide entry and a subdivision entry may both apply; the stricter combination wins.
   const applicable = resolved.codes.flatMap((code) => policy.entries.filter((entry) => entry.code === code));
@@ -314,10 +326,16 @@ export function checkEligibility(residence: Residence, policy: JurisdictionPolic
 
   const barring = applicable.filter((entry) => isBarring(entry, policy));
   if (barring.length > 0) {
-    return { outcome: 'ineligible', allowedReviews: noReviews, reasons: barring.map(reasonFor), policyVersion: policy.version };
+    return {
+      outcome: 'ineligible',
+      allowedReviews: noReviews,
+      reasons: barring.map(reasonFor),
+      policyVersion: policy.version,
+    };
   }
   const restricting = applicable.filter((entry) => entry.rule !== 'no-cross-state-opinion');
-  const forbids = (rule: JurisdictionRule) => restricting.some((entry) => entry.rule === rule || entry.rule === 'no-pathology-no-radiology');
+  const forbids = (rule: JurisdictionRule) =>
+    restricting.some((entry) => entry.rule === rule || entry.rule === 'no-pathology-no-radiology');
   const allowedReviews = { pathology: !forbids('no-pathology'), radiology: !forbids('no-radiology') };
   return {
     outcome: restricting.length > 0 ? 'eligible-with-restrictions' : 'eligible',

@@ -33,8 +33,18 @@ export interface RegistrationLetterInput {
 }
 
 const MONTHS = [
-  'January', 'February', 'March', 'April', 'May', 'June',
-  'July', 'August', 'September', 'October', 'November', 'December',
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
 ];
 
 /** "28 November 2026", in UTC: the letter must read the same wherever it is rendered. */
@@ -62,7 +72,7 @@ export function registrationLetter(input: RegistrationLetterInput): Registration
       text:
         'You are registered for a second opinion. Please give this letter to your treating physician, the doctor ' +
         'who looks after you. The service works between physicians: your physician sends the request and your ' +
-        'medical records, and receives the specialist\'s written opinion. Keep this letter until the opinion is ready.',
+        "medical records, and receives the specialist's written opinion. Keep this letter until the opinion is ready.",
     },
     { style: 'heading', text: 'For the treating physician' },
     {
@@ -88,7 +98,8 @@ export function registrationLetter(input: RegistrationLetterInput): Registration
     },
     {
       style: 'paragraph',
-      text: 'You can start the request now and finish it later. If your EHR is connected to our FHIR API ' +
+      text:
+        'You can start the request now and finish it later. If your EHR is connected to our FHIR API ' +
         `(${input.fhirUrl}), it can send the request with the same reference number.`,
     },
   ];

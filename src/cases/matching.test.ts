@@ -21,11 +21,17 @@ function specialist(id: string, name: string, changes: Partial<SpecialistProfile
 }
 
 const ROSTER: readonly SpecialistProfile[] = [
-  specialist('ruiz', 'Dr. Ana Ruiz', { subspecialtyKeywords: ['*sarcoma', 'uterine', 'gynecologic oncology', 'sarcoma'], openCases: 2 }),
+  specialist('ruiz', 'Dr. Ana Ruiz', {
+    subspecialtyKeywords: ['*sarcoma', 'uterine', 'gynecologic oncology', 'sarcoma'],
+    openCases: 2,
+  }),
   specialist('okafor', 'Dr. Ben Okafor', { subspecialtyKeywords: ['breast', 'lymphoma'] }),
   specialist('novak', 'Dr. Laura Novak'),
   specialist('weber', 'Dr. Paul Weber', { openCases: 3 }),
-  specialist('rossi', 'Dr. Maria Rossi', { openCases: 0, leave: [{ start: '2026-03-07T00:00:00Z', end: '2026-03-21T00:00:00Z' }] }),
+  specialist('rossi', 'Dr. Maria Rossi', {
+    openCases: 0,
+    leave: [{ start: '2026-03-07T00:00:00Z', end: '2026-03-21T00:00:00Z' }],
+  }),
   specialist('farouk', 'Dr. Omar Farouk', { specialties: ['pathology'], openCases: 0, capacity: 4 }),
   specialist('li', 'Dr. Chen Li', { trainingLevel: 'fellow' }),
   specialist('park', 'Dr. Dana Park', { trainingLevel: 'resident' }),
@@ -33,7 +39,10 @@ const ROSTER: readonly SpecialistProfile[] = [
   specialist('haddad', 'Dr. Farah Haddad', { licenceExpiresAt: '2026-02-28T23:59:59-05:00' }),
   specialist('stein', 'Dr. George Stein', { boardCertified: false }),
   specialist('sato', 'Dr. Hana Sato', { active: false }),
-  specialist('petrov', 'Dr. Ivan Petrov', { subspecialtyKeywords: ['*sarcoma'], leave: [{ start: '2026-02-23T00:00:00Z', end: '2026-03-09T00:00:00Z' }] }),
+  specialist('petrov', 'Dr. Ivan Petrov', {
+    subspecialtyKeywords: ['*sarcoma'],
+    leave: [{ start: '2026-02-23T00:00:00Z', end: '2026-03-09T00:00:00Z' }],
+  }),
   specialist('moreau', 'Dr. Julia Moreau', { openCases: 5, capacity: 5 }),
   specialist('mensah', 'Dr. Kofi Mensah', { specialties: ['cardiology'] }),
   specialist('noor', 'Dr. Layla Noor', { specialties: ['dermatology'], subspecialtyKeywords: ['melanoma'] }),
@@ -56,7 +65,10 @@ describe('matchSpecialists on a realistic roster', () => {
 
   test('seeks the specialties the case calls for', () => {
     expect(result.specialtiesSought).toEqual(['oncology', 'pathology']);
-    expect(result.needs.map((need) => [need.specialty, need.score])).toEqual([['oncology', 6], ['pathology', 2]]);
+    expect(result.needs.map((need) => [need.specialty, need.score])).toEqual([
+      ['oncology', 6],
+      ['pathology', 2],
+    ]);
     expect(result.notes).toEqual([]);
     expect(result.requested).toBeUndefined();
   });
@@ -64,7 +76,12 @@ describe('matchSpecialists on a realistic roster', () => {
   test('ranks by fit, then availability through the due date, then workload; ties by name', () => {
     expect(ids(result.ranking)).toEqual(['ruiz', 'okafor', 'novak', 'weber', 'rossi', 'farouk']);
     expect(result.ranking.map((candidate) => [candidate.rank, candidate.fitScore])).toEqual([
-      [1, 10], [2, 6], [3, 6], [4, 6], [5, 6], [6, 2],
+      [1, 10],
+      [2, 6],
+      [3, 6],
+      [4, 6],
+      [5, 6],
+      [6, 2],
     ]);
   });
 
@@ -83,12 +100,24 @@ describe('matchSpecialists on a realistic roster', () => {
 
   test('never trainees, lapsed licences, uncertified, inactive, on leave, full or off-specialty; each says why', () => {
     expect(result.excluded).toEqual([
-      { specialistId: 'li', name: 'Dr. Chen Li', reasons: ['a fellow: interns, residents and fellows cannot give opinions'] },
-      { specialistId: 'park', name: 'Dr. Dana Park', reasons: ['a resident: interns, residents and fellows cannot give opinions'] },
+      {
+        specialistId: 'li',
+        name: 'Dr. Chen Li',
+        reasons: ['a fellow: interns, residents and fellows cannot give opinions'],
+      },
+      {
+        specialistId: 'park',
+        name: 'Dr. Dana Park',
+        reasons: ['a resident: interns, residents and fellows cannot give opinions'],
+      },
       {
         specialistId: 'quinn',
         name: 'Dr. Eve Quinn',
-        reasons: ['an intern: interns, residents and fellows cannot give opinions', 'not board-certified', 'no medical licence on file'],
+        reasons: [
+          'an intern: interns, residents and fellows cannot give opinions',
+          'not board-certified',
+          'no medical licence on file',
+        ],
       },
       { specialistId: 'haddad', name: 'Dr. Farah Haddad', reasons: ['licence expired on 2026-03-01'] },
       { specialistId: 'stein', name: 'Dr. George Stein', reasons: ['not board-certified'] },
@@ -129,7 +158,8 @@ describe('a requested specialist', () => {
     expect(result.requested).toEqual({
       specialistId: 'petrov',
       honoured: false,
-      explanation: 'Dr. Ivan Petrov was requested but cannot take the case: on leave until 2026-03-09. The best other match is proposed.',
+      explanation:
+        'Dr. Ivan Petrov was requested but cannot take the case: on leave until 2026-03-09. The best other match is proposed.',
     });
     expect(result.ranking[0].specialistId).toBe('ruiz');
     expect(ids(result.excluded)).toContain('petrov');
@@ -172,7 +202,10 @@ describe('boundaries and choices', () => {
     ];
     const result = matchSpecialists(sarcomaCase, roster);
     expect(ids(result.ranking)).toEqual(['b']);
-    expect(result.excluded.map((member) => member.reasons)).toEqual([['licence expired on 2026-03-02'], ['licence expiry "soon" cannot be read']]);
+    expect(result.excluded.map((member) => member.reasons)).toEqual([
+      ['licence expired on 2026-03-02'],
+      ['licence expiry "soon" cannot be read'],
+    ]);
   });
 
   test('leave is end-exclusive; leave starting after the due date does not count; unreadable leave excludes', () => {
@@ -189,14 +222,25 @@ describe('boundaries and choices', () => {
     ]);
     expect(result.excluded).toEqual([
       { specialistId: 'gone', name: 'Dr. Gone Now', reasons: ['on leave until 2026-03-05'] },
-      { specialistId: 'bad', name: 'Dr. Bad Dates', reasons: ['a leave period on the roster has dates that cannot be read'] },
+      {
+        specialistId: 'bad',
+        name: 'Dr. Bad Dates',
+        reasons: ['a leave period on the roster has dates that cannot be read'],
+      },
     ]);
   });
 
   test('without a due date, the review window is 14 days', () => {
-    const roster = [specialist('x', 'Dr. X', { leave: [{ start: '2026-03-15T00:00:00Z', end: '2026-03-20T00:00:00Z' }] })];
-    expect(matchSpecialists({ ...sarcomaCase, reviewDueBy: undefined }, roster).ranking[0].leaveStartsAt).toBe('2026-03-15T00:00:00Z');
-    expect(matchSpecialists({ ...sarcomaCase, reviewDueBy: new Date('2026-03-10T00:00:00Z') }, roster).ranking[0].leaveStartsAt).toBeUndefined();
+    const roster = [
+      specialist('x', 'Dr. X', { leave: [{ start: '2026-03-15T00:00:00Z', end: '2026-03-20T00:00:00Z' }] }),
+    ];
+    expect(matchSpecialists({ ...sarcomaCase, reviewDueBy: undefined }, roster).ranking[0].leaveStartsAt).toBe(
+      '2026-03-15T00:00:00Z',
+    );
+    expect(
+      matchSpecialists({ ...sarcomaCase, reviewDueBy: new Date('2026-03-10T00:00:00Z') }, roster).ranking[0]
+        .leaveStartsAt,
+    ).toBeUndefined();
   });
 
   test('workload compares the share of capacity used, then the count of open cases', () => {
@@ -215,13 +259,20 @@ describe('boundaries and choices', () => {
     expect(result.ranking[0].fitScore).toBe(2);
     const chosen = matchSpecialists({ ...sarcomaCase, specialty: 'cardiology' }, ROSTER);
     expect(chosen.ranking.map((candidate) => [candidate.specialistId, candidate.fitScore])).toEqual([['mensah', 1]]);
-    expect(chosen.excluded.find((member) => member.specialistId === 'ruiz')?.reasons).toEqual(['does not practise Cardiovascular Disease']);
+    expect(chosen.excluded.find((member) => member.specialistId === 'ruiz')?.reasons).toEqual([
+      'does not practise Cardiovascular Disease',
+    ]);
   });
 
   test('when no specialty can be told, every eligible specialist is ranked and the coordinator is asked to choose', () => {
-    const result = matchSpecialists({ ...sarcomaCase, questions: ['Please advise on next steps.'], materials: { imaging: [], pathology: [] } }, ROSTER);
+    const result = matchSpecialists(
+      { ...sarcomaCase, questions: ['Please advise on next steps.'], materials: { imaging: [], pathology: [] } },
+      ROSTER,
+    );
     expect(result.specialtiesSought).toEqual([]);
-    expect(result.notes).toEqual(['The questions and materials point to no specialty the hub recognises; a coordinator should choose one.']);
+    expect(result.notes).toEqual([
+      'The questions and materials point to no specialty the hub recognises; a coordinator should choose one.',
+    ]);
     expect(ids(result.ranking)).toEqual(['farouk', 'okafor', 'mensah', 'novak', 'noor', 'ruiz', 'weber', 'rossi']);
     expect(result.ranking[2].explanation).toContain('no specialty match');
   });

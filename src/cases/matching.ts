@@ -70,7 +70,8 @@ export interface MatchingResult {
   readonly needs: readonly SpecialtyNeed[];
   /** The specialties candidates must practise; empty when none could be told (all are ranked then). */
   readonly specialtiesSought: readonly Specialty[];
-  readonly requested: { readonly specialistId: string; readonly honoured: boolean; readonly explanation: string } | undefined;
+  readonly requested:
+    { readonly specialistId: string; readonly honoured: boolean; readonly explanation: string } | undefined;
   readonly ranking: readonly RankedCandidate[];
   readonly excluded: readonly ExcludedCandidate[];
   readonly notes: readonly string[];
@@ -130,7 +131,11 @@ function compareMerit(a: Candidate, b: Candidate): number {
   );
 }
 
-function explain(candidate: Candidate & { rank: number }, tiedWith: string | undefined, notes: readonly string[]): string {
+function explain(
+  candidate: Candidate & { rank: number },
+  tiedWith: string | undefined,
+  notes: readonly string[],
+): string {
   const parts: string[] = [];
   if (candidate.requested) parts.push('requested by the referring physician');
   parts.push(
@@ -138,7 +143,8 @@ function explain(candidate: Candidate & { rank: number }, tiedWith: string | und
       ? `practises ${candidate.matchedSpecialties.map((specialty) => SPECIALTIES[specialty].display).join(' and ')}`
       : 'no specialty match',
   );
-  if (candidate.subspecialtyMatches.length > 0) parts.push(`special interest in ${candidate.subspecialtyMatches.join(', ')}`);
+  if (candidate.subspecialtyMatches.length > 0)
+    parts.push(`special interest in ${candidate.subspecialtyMatches.join(', ')}`);
   parts.push(`fit ${candidate.fitScore}`);
   parts.push(`workload ${candidate.openCases} of ${candidate.capacity} open cases`);
   parts.push(
@@ -199,7 +205,11 @@ function requestOutcome(
   if (specialistId === undefined) return undefined;
   const specialist = roster.find((member) => member.id === specialistId);
   if (!specialist) {
-    return { specialistId, honoured: false, explanation: 'The requested specialist is not on the roster. The best match is proposed.' };
+    return {
+      specialistId,
+      honoured: false,
+      explanation: 'The requested specialist is not on the roster. The best match is proposed.',
+    };
   }
   const refusal = excluded.find((member) => member.specialistId === specialistId);
   if (refusal) {
@@ -207,7 +217,11 @@ function requestOutcome(
     const explanation = `${specialist.name} was requested but cannot take the case: ${why}. The best other match is proposed.`;
     return { specialistId, honoured: false, explanation };
   }
-  return { specialistId, honoured: true, explanation: `${specialist.name} was requested, is eligible and available, and is proposed first.` };
+  return {
+    specialistId,
+    honoured: true,
+    explanation: `${specialist.name} was requested, is eligible and available, and is proposed first.`,
+  };
 }
 
 function rank(candidates: readonly Candidate[], sought: readonly Specialty[]): RankedCandidate[] {
@@ -258,12 +272,18 @@ export function matchSpecialists(request: MatchingRequest, roster: readonly Spec
     requested: requestOutcome(request.requestedSpecialistId, roster, excluded),
     ranking: rank(candidates, sought),
     excluded,
-    notes: sought.length > 0 ? [] : ['The questions and materials point to no specialty the hub recognises; a coordinator should choose one.'],
+    notes:
+      sought.length > 0
+        ? []
+        : ['The questions and materials point to no specialty the hub recognises; a coordinator should choose one.'],
   };
 }
 
 /** The best-ranked candidate who has not declined this case, or undefined when the ranking is exhausted. */
-export function nextCandidate(ranking: readonly RankedCandidate[], declinedIds: Iterable<string>): RankedCandidate | undefined {
+export function nextCandidate(
+  ranking: readonly RankedCandidate[],
+  declinedIds: Iterable<string>,
+): RankedCandidate | undefined {
   const declined = new Set(declinedIds);
   return ranking.find((candidate) => !declined.has(candidate.specialistId));
 }

@@ -30,21 +30,53 @@ describe('multi-part questions', () => {
   test.each([
     ['Is surgery indicated? What margins should be obtained?', 2, ['2 question marks']],
     ['What is the diagnosis and what is the prognosis?', 2, ['a further question joined by “and what …”']],
-    ['Is adjuvant chemotherapy indicated, and if so, which regimen?', 2, ['a further question joined by “and if so, which …”']],
+    [
+      'Is adjuvant chemotherapy indicated, and if so, which regimen?',
+      2,
+      ['a further question joined by “and if so, which …”'],
+    ],
     ['Is adjuvant chemotherapy indicated; if so, for how long?', 1, ['a single question']],
-    ['Is adjuvant chemotherapy indicated; if so, how long should it be given?', 2, ['a further question joined by “if so, how …”']],
-    ['Is the mass resectable and should she receive neoadjuvant therapy first?', 2, ['a further question joined by “and should she …”']],
-    ['Is the mass resectable, and is there a role for radiation?', 2, ['a further question joined by “and is there …”']],
-    ['Please comment on the margins and what further treatment is needed.', 2, ['a further question joined by “and what …”']],
+    [
+      'Is adjuvant chemotherapy indicated; if so, how long should it be given?',
+      2,
+      ['a further question joined by “if so, how …”'],
+    ],
+    [
+      'Is the mass resectable and should she receive neoadjuvant therapy first?',
+      2,
+      ['a further question joined by “and should she …”'],
+    ],
+    [
+      'Is the mass resectable, and is there a role for radiation?',
+      2,
+      ['a further question joined by “and is there …”'],
+    ],
+    [
+      'Please comment on the margins and what further treatment is needed.',
+      2,
+      ['a further question joined by “and what …”'],
+    ],
     ['Is surgery the best option?If not, what are the alternatives?', 2, ['2 question marks']],
     [
       'Regarding the thyroid nodule: (a) is it malignant? (b) should it be resected? (c) is radioactive iodine needed afterwards?',
       3,
       ['3 enumerated parts ((a) (b) (c))', '3 question marks'],
     ],
-    ['1) Do you agree with the diagnosis? 2) Is a PET scan needed?', 2, ['2 enumerated parts (1) 2))', '2 question marks']],
-    ['Please address: 1. the diagnosis 2. the staging 3. the treatment options 4. the prognosis', 4, ['4 enumerated parts (1. 2. 3. 4.)']],
-    ['Please address: (i) the diagnosis, (ii) the staging, (iii) the treatment options.', 3, ['3 enumerated parts ((i) (ii) (iii))']],
+    [
+      '1) Do you agree with the diagnosis? 2) Is a PET scan needed?',
+      2,
+      ['2 enumerated parts (1) 2))', '2 question marks'],
+    ],
+    [
+      'Please address: 1. the diagnosis 2. the staging 3. the treatment options 4. the prognosis',
+      4,
+      ['4 enumerated parts (1. 2. 3. 4.)'],
+    ],
+    [
+      'Please address: (i) the diagnosis, (ii) the staging, (iii) the treatment options.',
+      3,
+      ['3 enumerated parts ((i) (ii) (iii))'],
+    ],
     ['Please comment on\na. the diagnosis\nb. the staging\nc. treatment', 3, ['3 enumerated parts (a. b. c.)']],
     [
       '(1) Is this a sarcoma and what grade is it? (2) Is further imaging needed?',
@@ -73,10 +105,16 @@ describe('multi-part questions', () => {
   });
 
   test('more enumerated parts than questions asked: the enumeration counts', () => {
-    expect(countQuestionParts('(a) Is it malignant? (b) the staging (c) the treatment. What is the prognosis?')).toEqual({
+    expect(
+      countQuestionParts('(a) Is it malignant? (b) the staging (c) the treatment. What is the prognosis?'),
+    ).toEqual({
       index: 0,
       parts: 3,
-      reasons: ['3 enumerated parts ((a) (b) (c))', '2 question marks', 'counted by the enumerated parts, more than the 2 questions asked'],
+      reasons: [
+        '3 enumerated parts ((a) (b) (c))',
+        '2 question marks',
+        'counted by the enumerated parts, more than the 2 questions asked',
+      ],
     });
   });
 
@@ -110,7 +148,11 @@ describe('countQuestions', () => {
   });
 
   test('a coordinator’s override sets the count and keeps the detected one', () => {
-    const override = { count: 4, setBy: 'Practitioner/coordinator-7', reason: 'Item 2 asks one thing: surgery and how to do it.' };
+    const override = {
+      count: 4,
+      setBy: 'Practitioner/coordinator-7',
+      reason: 'Item 2 asks one thing: surgery and how to do it.',
+    };
     const counted = countQuestions(physicianQuestions, override);
     expect(counted).toMatchObject({ detectedCount: 6, count: 4, override });
     expect(countQuestions(physicianQuestions, { ...override, count: 0 }).count).toBe(0);

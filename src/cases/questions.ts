@@ -47,7 +47,27 @@ export interface QuestionCount {
 }
 
 const QUESTION_WORDS = ['what', 'which', 'when', 'where', 'who', 'whom', 'whose', 'why', 'how'];
-const AUXILIARIES = ['is', 'are', 'was', 'were', 'should', 'would', 'could', 'can', 'will', 'shall', 'may', 'might', 'must', 'do', 'does', 'did', 'has', 'have', 'had'];
+const AUXILIARIES = [
+  'is',
+  'are',
+  'was',
+  'were',
+  'should',
+  'would',
+  'could',
+  'can',
+  'will',
+  'shall',
+  'may',
+  'might',
+  'must',
+  'do',
+  'does',
+  'did',
+  'has',
+  'have',
+  'had',
+];
 const PRONOUN_SUBJECTS = ['i', 'we', 'you', 'he', 'she', 'it', 'they', 'there'];
 
 const IF_SO = String.raw`if\s+(?:so|not)\s*,?\s*`;
@@ -161,7 +181,8 @@ export function countQuestions(items: readonly string[], override?: QuestionCoun
   if (!Number.isInteger(override.count) || override.count < 0) {
     throw new RangeError(`A question count is a whole number, 0 or more, not ${override.count}`);
   }
-  if (override.reason.trim() === '') throw new RangeError('A coordinator overriding the question count must give a reason');
+  if (override.reason.trim() === '')
+    throw new RangeError('A coordinator overriding the question count must give a reason');
   if (override.setBy.trim() === '') throw new RangeError('A question count override must say who set it');
   return { questions, detectedCount, count: override.count, override };
 }

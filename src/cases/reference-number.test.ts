@@ -68,7 +68,9 @@ describe('generateReferenceNumber', () => {
 
   test('is determined by the digits drawn: the payload, then the check digit', () => {
     expect(generateReferenceNumber(digitsFrom([5, 7, 2, 0, 0, 0, 0, 0, 0]))).toBe('5720000008');
-    expect(generateReferenceNumber(digitsFrom([1, 2, 3, 4, 5, 6, 7, 8, 9]))).toBe(`123456789${dammCheckDigit('123456789')}`);
+    expect(generateReferenceNumber(digitsFrom([1, 2, 3, 4, 5, 6, 7, 8, 9]))).toBe(
+      `123456789${dammCheckDigit('123456789')}`,
+    );
   });
 
   test('draws again when the first digit is 0', () => {
@@ -114,7 +116,11 @@ describe('every single-digit substitution and every adjacent transposition is re
   test('the typo message is the check-digit one when the digit count is right', () => {
     const number = sample[0]!;
     const typo = number.slice(0, 4) + ((Number(number[4]) + 1) % 10) + number.slice(5);
-    expect(parseReferenceNumber(typo)).toEqual({ ok: false, problem: 'check-digit', message: expect.stringMatching(/looks like a typo/) });
+    expect(parseReferenceNumber(typo)).toEqual({
+      ok: false,
+      problem: 'check-digit',
+      message: expect.stringMatching(/looks like a typo/),
+    });
   });
 });
 

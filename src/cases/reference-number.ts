@@ -73,8 +73,7 @@ export function isValidReferenceNumber(value: string): boolean {
 export type ReferenceNumberProblem = 'empty' | 'not-digits' | 'wrong-length' | 'leading-zero' | 'check-digit';
 
 export type ParsedReferenceNumber =
-  | { ok: true; referenceNumber: string }
-  | { ok: false; problem: ReferenceNumberProblem; message: string };
+  { ok: true; referenceNumber: string } | { ok: false; problem: ReferenceNumberProblem; message: string };
 
 // Spaces (including non-breaking ones) and the dashes people and word processors produce.
 const SEPARATORS = /[\s\u00a0\u2007\u202f\-\u2010\u2011\u2012\u2013\u2014\u2212]/g;

@@ -40,10 +40,12 @@ export function describeSweep(result: OrphanSweepResult, dryRun: boolean, graceM
     dryRun
       ? `would remove: ${result.removed} (${result.removedBytes} bytes); dry run, nothing removed`
       : `removed: ${result.removed} (${result.removedBytes} bytes)`,
-    ...(dryRun ? [] : [
-      `kept, written or referred to during the sweep: ${result.rescued}`,
-      `put back from an interrupted sweep: ${result.recovered}`,
-    ]),
+    ...(dryRun
+      ? []
+      : [
+          `kept, written or referred to during the sweep: ${result.rescued}`,
+          `put back from an interrupted sweep: ${result.recovered}`,
+        ]),
   ];
 }
 
@@ -54,10 +56,16 @@ export async function blobCommand(
   withDatabase: (work: (db: Database) => Promise<CommandOutput>) => Promise<CommandOutput>,
 ): Promise<CommandOutput> {
   const [action, ...rest] = args;
-  if (action !== 'sweep') throw usageError(`${action === undefined ? 'missing blobs command' : `unknown blobs command "${action}"`}`);
+  if (action !== 'sweep')
+    throw usageError(`${action === undefined ? 'missing blobs command' : `unknown blobs command "${action}"`}`);
   let values: { 'grace-hours'?: string; 'dry-run'?: boolean };
   try {
-    ({ values } = parseArgs({ args: rest, options: { 'grace-hours': { type: 'string' }, 'dry-run': { type: 'boolean' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: rest,
+      options: { 'grace-hours': { type: 'string' }, 'dry-run': { type: 'boolean' } },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err) {
     throw usageError((err as Error).message);
   }

@@ -41,11 +41,15 @@ function checkScopes(text: string): ClientScopes {
   try {
     scopes = parseClientScopes(text);
   } catch (err) {
-    if (err instanceof ScopeSyntaxError) throw new CliError(`--scope: ${err.message} (or ${HUB_ADMIN_SCOPE} for the operator views)`, 2);
+    if (err instanceof ScopeSyntaxError)
+      throw new CliError(`--scope: ${err.message} (or ${HUB_ADMIN_SCOPE} for the operator views)`, 2);
     throw err;
   }
   if (scopes.resources.length === 0 && !scopes.hubAdmin) {
-    throw new CliError(`--scope: give at least one scope, e.g. "system/Patient.rs system/ServiceRequest.cru" or "${HUB_ADMIN_SCOPE}"`, 2);
+    throw new CliError(
+      `--scope: give at least one scope, e.g. "system/Patient.rs system/ServiceRequest.cru" or "${HUB_ADMIN_SCOPE}"`,
+      2,
+    );
   }
   const unknown = scopes.resources.find((scope) => scope.resourceType !== '*' && !isResourceType(scope.resourceType));
   if (unknown) throw new CliError(`--scope: "${unknown.resourceType}" is not a FHIR R4 resource type`, 2);
@@ -86,7 +90,9 @@ async function checkJwksUrlArgument(url: string, warnings: string[]): Promise<st
     if (err instanceof JwksFetchError && err.cause instanceof JwksError) {
       throw new CliError(`--jwks-url: ${err.message}`);
     }
-    warnings.push(`warning: ${(err as Error).message}; the client is registered, and the hub fetches the JWKS when the client first asks for a token`);
+    warnings.push(
+      `warning: ${(err as Error).message}; the client is registered, and the hub fetches the JWKS when the client first asks for a token`,
+    );
   }
   return url;
 }
@@ -108,12 +114,19 @@ function checkUserScopes(text: string): UserScopes {
   }
   const unknown = scopes.resources.find((scope) => scope.resourceType !== '*' && !isResourceType(scope.resourceType));
   if (unknown) throw new CliError(`--scope: "${unknown.resourceType}" is not a FHIR R4 resource type`, 2);
-  if (formatUserScopes(scopes) === '') throw new CliError('--scope: give at least one scope, e.g. "openid fhirUser user/*.rs"', 2);
+  if (formatUserScopes(scopes) === '')
+    throw new CliError('--scope: give at least one scope, e.g. "openid fhirUser user/*.rs"', 2);
   return scopes;
 }
 
-export async function addPublicClient(db: Database, args: AddPublicClientArguments, authorizeUrl: string, tokenUrl: string): Promise<CommandOutput> {
-  if (args.redirectUris.length === 0) throw new CliError('a public client needs --redirect-uri URI (repeat it for several)', 2);
+export async function addPublicClient(
+  db: Database,
+  args: AddPublicClientArguments,
+  authorizeUrl: string,
+  tokenUrl: string,
+): Promise<CommandOutput> {
+  if (args.redirectUris.length === 0)
+    throw new CliError('a public client needs --redirect-uri URI (repeat it for several)', 2);
   const userScopes = checkUserScopes(args.scope);
   let client: RegisteredClient;
   try {
@@ -135,7 +148,9 @@ export async function addPublicClient(db: Database, args: AddPublicClientArgumen
 }
 
 function scopeText(client: RegisteredClient): string {
-  return client.public ? formatUserScopes(client.userScopes as UserScopes) : formatClientScopes({ resources: client.scopes, hubAdmin: client.hubAdmin });
+  return client.public
+    ? formatUserScopes(client.userScopes as UserScopes)
+    : formatClientScopes({ resources: client.scopes, hubAdmin: client.hubAdmin });
 }
 
 function keysDescription(client: RegisteredClient): string {
@@ -156,7 +171,13 @@ export async function addClient(db: Database, args: AddClientArguments, tokenUrl
   const jwksUrl = args.jwksUrl === undefined ? undefined : await checkJwksUrlArgument(args.jwksUrl, warnings);
   let client: RegisteredClient;
   try {
-    client = await new ClientRegistry(db).add({ id: args.id, jwks, jwksUrl, scopes: scopes.resources, hubAdmin: scopes.hubAdmin });
+    client = await new ClientRegistry(db).add({
+      id: args.id,
+      jwks,
+      jwksUrl,
+      scopes: scopes.resources,
+      hubAdmin: scopes.hubAdmin,
+    });
   } catch (err) {
     if (err instanceof ClientRegistryError) throw new CliError(err.message);
     throw err;
@@ -179,7 +200,11 @@ export async function listClients(db: Database, json: boolean): Promise<CommandO
       id: client.id,
       status: client.status,
       scope: scopeText(client),
-      ...(client.public ? { public: true, redirectUris: client.redirectUris } : client.jwksUrl !== undefined ? { jwksUrl: client.jwksUrl } : { jwks: client.jwks }),
+      ...(client.public
+        ? { public: true, redirectUris: client.redirectUris }
+        : client.jwksUrl !== undefined
+          ? { jwksUrl: client.jwksUrl }
+          : { jwks: client.jwks }),
       created: client.createdAt.toISOString(),
       updated: client.updatedAt.toISOString(),
     }));
@@ -188,10 +213,21 @@ export async function listClients(db: Database, json: boolean): Promise<CommandO
   if (clients.length === 0) return { out: ['No clients registered.'], warnings: [] };
   const table = [
     ['ID', 'STATUS', 'SCOPES', 'KEYS', 'CREATED'],
-    ...clients.map((client) => [client.id, client.status, scopeText(client), keysDescription(client), client.createdAt.toISOString()]),
+    ...clients.map((client) => [
+      client.id,
+      client.status,
+      scopeText(client),
+      keysDescription(client),
+      client.createdAt.toISOString(),
+    ]),
   ];
   const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
-  return { out: table.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ')), warnings: [] };
+  return {
+    out: table.map((row) =>
+      row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  '),
+    ),
+    warnings: [],
+  };
 }
 
 export async function setClientStatus(db: Database, id: string, status: 'active' | 'disabled'): Promise<CommandOutput> {
@@ -199,7 +235,11 @@ export async function setClientStatus(db: Database, id: string, status: 'active'
     throw new CliError(`no client with id "${id}" is registered`);
   }
   return {
-    out: [status === 'active' ? `Enabled client ${id}` : `Disabled client ${id}: it gets no new tokens; tokens already issued expire within 5 minutes`],
+    out: [
+      status === 'active'
+        ? `Enabled client ${id}`
+        : `Disabled client ${id}: it gets no new tokens; tokens already issued expire within 5 minutes`,
+    ],
     warnings: [],
   };
 }

@@ -109,16 +109,30 @@ async function clientCommand(config: HubConfig, args: string[]): Promise<Command
       const scope = required(options, 'scope');
       const redirectUris = (options['redirect-uri'] as string[] | undefined) ?? [];
       if (options.public === true) {
-        if (options.jwks !== undefined || options['jwks-url'] !== undefined) throw new CliError('a --public client has no keys: leave out --jwks and --jwks-url', 2);
+        if (options.jwks !== undefined || options['jwks-url'] !== undefined)
+          throw new CliError('a --public client has no keys: leave out --jwks and --jwks-url', 2);
         loadFhirDefinitions();
-        return withDatabase(config, (db) => addPublicClient(db, { id, scope, redirectUris }, `${config.baseUrl}/oauth2/authorize`, tokenUrlFor(config.baseUrl)));
+        return withDatabase(config, (db) =>
+          addPublicClient(
+            db,
+            { id, scope, redirectUris },
+            `${config.baseUrl}/oauth2/authorize`,
+            tokenUrlFor(config.baseUrl),
+          ),
+        );
       }
-      if (redirectUris.length > 0) throw new CliError('--redirect-uri is for --public clients (people\'s logins)', 2);
+      if (redirectUris.length > 0) throw new CliError("--redirect-uri is for --public clients (people's logins)", 2);
       // The issue's form `--jwks FILE|URL` is accepted too: a value that is an http(s) URL is one.
       const jwksIsUrl = typeof options.jwks === 'string' && /^https?:\/\//i.test(options.jwks);
-      if (jwksIsUrl && options['jwks-url'] !== undefined) throw new CliError('give exactly one of --jwks FILE and --jwks-url URL', 2);
+      if (jwksIsUrl && options['jwks-url'] !== undefined)
+        throw new CliError('give exactly one of --jwks FILE and --jwks-url URL', 2);
       const jwksFile = typeof options.jwks === 'string' && !jwksIsUrl ? path.resolve(options.jwks) : undefined;
-      const jwksUrl = typeof options['jwks-url'] === 'string' ? options['jwks-url'] : jwksIsUrl ? (options.jwks as string) : undefined;
+      const jwksUrl =
+        typeof options['jwks-url'] === 'string'
+          ? options['jwks-url']
+          : jwksIsUrl
+            ? (options.jwks as string)
+            : undefined;
       loadFhirDefinitions();
       return withDatabase(config, (db) => addClient(db, { id, scope, jwksFile, jwksUrl }, tokenUrlFor(config.baseUrl)));
     }
@@ -132,7 +146,10 @@ async function clientCommand(config: HubConfig, args: string[]): Promise<Command
       return withDatabase(config, (db) => setClientStatus(db, id, action === 'enable' ? 'active' : 'disabled'));
     }
     default:
-      throw new CliError(`${action === undefined ? 'missing' : `unknown`} client command${action === undefined ? '' : ` "${action}"`}\n\n${USAGE}`, 2);
+      throw new CliError(
+        `${action === undefined ? 'missing' : `unknown`} client command${action === undefined ? '' : ` "${action}"`}\n\n${USAGE}`,
+        2,
+      );
   }
 }
 
@@ -153,10 +170,13 @@ async function userCommand(config: HubConfig, args: string[]): Promise<CommandOu
       });
       const email = required(options, 'email');
       const role = required(options, 'role');
-      const passwordFile = typeof options['password-file'] === 'string' ? path.resolve(options['password-file']) : undefined;
+      const passwordFile =
+        typeof options['password-file'] === 'string' ? path.resolve(options['password-file']) : undefined;
       const practitioner = options.practitioner as string | undefined;
       const patient = options.patient as string | undefined;
-      return withDatabase(config, async (db) => addUser(db, await secretBox(config), { email, role, practitioner, patient, passwordFile }));
+      return withDatabase(config, async (db) =>
+        addUser(db, await secretBox(config), { email, role, practitioner, patient, passwordFile }),
+      );
     }
     case 'list': {
       const options = parse(rest, { json: { type: 'boolean' } });
@@ -174,23 +194,33 @@ async function userCommand(config: HubConfig, args: string[]): Promise<CommandOu
       });
     }
     default:
-      throw new CliError(`${action === undefined ? 'missing' : 'unknown'} user command${action === undefined ? '' : ` "${action}"`}\n\n${USAGE}`, 2);
+      throw new CliError(
+        `${action === undefined ? 'missing' : 'unknown'} user command${action === undefined ? '' : ` "${action}"`}\n\n${USAGE}`,
+        2,
+      );
   }
 }
 
 /** Runs one command line; returns the exit status. */
-export async function runCli(argv: string[], output: { out: (line: string) => void; err: (line: string) => void }): Promise<number> {
+export async function runCli(
+  argv: string[],
+  output: { out: (line: string) => void; err: (line: string) => void },
+): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
       output.out(USAGE);
       return command === undefined ? 2 : 0;
     }
-    if (command !== 'client' && command !== 'user' && command !== 'blobs') throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
+    if (command !== 'client' && command !== 'user' && command !== 'blobs')
+      throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
     const config = loadConfig();
-    const result = command === 'blobs'
-      ? await blobCommand(config, rest, (work) => withDatabase(config, work))
-      : command === 'client' ? await clientCommand(config, rest) : await userCommand(config, rest);
+    const result =
+      command === 'blobs'
+        ? await blobCommand(config, rest, (work) => withDatabase(config, work))
+        : command === 'client'
+          ? await clientCommand(config, rest)
+          : await userCommand(config, rest);
     for (const warning of result.warnings) output.err(warning);
     for (const line of result.out) output.out(line);
     return 0;
@@ -208,7 +238,8 @@ export async function runCli(argv: string[], output: { out: (line: string) => vo
   }
 }
 
-const isEntryPoint = process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(import.meta.filename);
+const isEntryPoint =
+  process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(import.meta.filename);
 if (isEntryPoint) {
   const status = await runCli(process.argv.slice(2), {
     out: (line) => process.stdout.write(`${line}\n`),

@@ -34,7 +34,9 @@ async function readPasswordFile(file: string): Promise<string> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (err) {
-    throw new CliError(`--password-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new CliError(
+      `--password-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   // One trailing line break is the file's, not the password's.
   const password = text.replace(/\r?\n$/, '');
@@ -53,7 +55,8 @@ async function keyedStore(db: Database, secrets: SecretBox): Promise<UserStore> 
   try {
     await users.encryptStoredSecrets();
   } catch (err) {
-    if (err instanceof SecretKeyError) throw new CliError(`${err.message} (the CLI needs the hub's AUTH_SECRETS_KEY, or its DATA_DIR)`);
+    if (err instanceof SecretKeyError)
+      throw new CliError(`${err.message} (the CLI needs the hub's AUTH_SECRETS_KEY, or its DATA_DIR)`);
     throw err;
   }
   return users;
@@ -73,12 +76,21 @@ function lockedNow(user: User): boolean {
 
 export async function addUser(db: Database, secrets: SecretBox, args: AddUserArguments): Promise<CommandOutput> {
   if (!isUserRole(args.role)) throw new CliError(`--role must be one of ${USER_ROLES.join(', ')}`, 2);
-  if (args.practitioner !== undefined && args.patient !== undefined) throw new CliError('give at most one of --practitioner ID and --patient ID', 2);
+  if (args.practitioner !== undefined && args.patient !== undefined)
+    throw new CliError('give at most one of --practitioner ID and --patient ID', 2);
   const linkId = args.practitioner ?? args.patient;
-  if (linkId !== undefined && !RESOURCE_ID.test(linkId)) throw new CliError('--practitioner/--patient: a FHIR id is 1-64 of A-Z a-z 0-9 - .', 2);
-  if (args.role === 'patient' && args.practitioner !== undefined) throw new CliError('a patient links to --patient ID, not --practitioner', 2);
-  if (args.role !== 'patient' && args.patient !== undefined) throw new CliError(`a ${args.role} links to --practitioner ID, not --patient`, 2);
-  const fhirUser = args.practitioner !== undefined ? `Practitioner/${args.practitioner}` : args.patient !== undefined ? `Patient/${args.patient}` : undefined;
+  if (linkId !== undefined && !RESOURCE_ID.test(linkId))
+    throw new CliError('--practitioner/--patient: a FHIR id is 1-64 of A-Z a-z 0-9 - .', 2);
+  if (args.role === 'patient' && args.practitioner !== undefined)
+    throw new CliError('a patient links to --patient ID, not --practitioner', 2);
+  if (args.role !== 'patient' && args.patient !== undefined)
+    throw new CliError(`a ${args.role} links to --practitioner ID, not --patient`, 2);
+  const fhirUser =
+    args.practitioner !== undefined
+      ? `Practitioner/${args.practitioner}`
+      : args.patient !== undefined
+        ? `Patient/${args.patient}`
+        : undefined;
   const generated = args.passwordFile === undefined;
   const password = generated ? generatePassword() : await readPasswordFile(args.passwordFile as string);
   let added: Awaited<ReturnType<UserStore['add']>>;
@@ -130,16 +142,29 @@ export async function listUsers(db: Database, json: boolean): Promise<CommandOut
     ]),
   ];
   const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
-  return { out: table.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ')), warnings: [] };
+  return {
+    out: table.map((row) =>
+      row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  '),
+    ),
+    warnings: [],
+  };
 }
 
 const noSuchUser = (email: string): CliError => new CliError(`no user with the e-mail "${email}"`);
 
-export async function setUserStatus(db: Database, email: string, status: 'active' | 'disabled'): Promise<CommandOutput> {
+export async function setUserStatus(
+  db: Database,
+  email: string,
+  status: 'active' | 'disabled',
+): Promise<CommandOutput> {
   const user = await new UserStore(db).setStatus(email, status);
   if (!user) throw noSuchUser(email);
   return {
-    out: [status === 'active' ? `Enabled user ${user.email}` : `Disabled user ${user.email}: signed out everywhere; their access tokens stop working within seconds`],
+    out: [
+      status === 'active'
+        ? `Enabled user ${user.email}`
+        : `Disabled user ${user.email}: signed out everywhere; their access tokens stop working within seconds`,
+    ],
     warnings: [],
   };
 }
@@ -153,7 +178,13 @@ export async function resetUserTotp(db: Database, secrets: SecretBox, email: str
     throw err;
   }
   if (!reset) throw noSuchUser(email);
-  return { out: [`New TOTP secret for ${reset.user.email}; the old one no longer works.`, ...enrolmentLines(reset.user.email, reset.totpSecret)], warnings: [] };
+  return {
+    out: [
+      `New TOTP secret for ${reset.user.email}; the old one no longer works.`,
+      ...enrolmentLines(reset.user.email, reset.totpSecret),
+    ],
+    warnings: [],
+  };
 }
 
 export async function unlockUser(db: Database, email: string): Promise<CommandOutput> {

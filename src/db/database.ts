@@ -135,10 +135,17 @@ class PostgresDatabase implements Database {
     return { name, text: sql };
   }
 
-  private async run<R>(client: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+  private async run<R>(
+    client: pg.Pool | pg.PoolClient,
+    sql: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<R>> {
     const statement = this.statement(sql);
     const values = params as unknown[] | undefined;
-    const result = typeof statement === 'string' ? await client.query(statement, values) : await client.query({ ...statement, values });
+    const result =
+      typeof statement === 'string'
+        ? await client.query(statement, values)
+        : await client.query({ ...statement, values });
     return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
   }
 

@@ -45,26 +45,44 @@ export type IndexedAttribute = keyof typeof INDEXED_ATTRIBUTES;
  * ISO 2022 code extensions (multi-valued terms with escapes) decode with their first set.
  */
 const CHARSET_ENCODINGS: Readonly<Record<string, string>> = {
-  '': 'ascii', 'ISO_IR 6': 'ascii', 'ISO 2022 IR 6': 'ascii',
-  'ISO_IR 100': 'latin1', 'ISO 2022 IR 100': 'latin1',
-  'ISO_IR 101': 'iso-8859-2', 'ISO 2022 IR 101': 'iso-8859-2',
-  'ISO_IR 109': 'iso-8859-3', 'ISO 2022 IR 109': 'iso-8859-3',
-  'ISO_IR 110': 'iso-8859-4', 'ISO 2022 IR 110': 'iso-8859-4',
-  'ISO_IR 144': 'iso-8859-5', 'ISO 2022 IR 144': 'iso-8859-5',
-  'ISO_IR 127': 'iso-8859-6', 'ISO 2022 IR 127': 'iso-8859-6',
-  'ISO_IR 126': 'iso-8859-7', 'ISO 2022 IR 126': 'iso-8859-7',
-  'ISO_IR 138': 'iso-8859-8', 'ISO 2022 IR 138': 'iso-8859-8',
-  'ISO_IR 148': 'iso-8859-9', 'ISO 2022 IR 148': 'iso-8859-9',
-  'ISO_IR 166': 'tis-620', 'ISO 2022 IR 166': 'tis-620',
-  'ISO_IR 13': 'shift_jis', 'ISO 2022 IR 13': 'shift_jis',
-  'ISO_IR 192': 'utf-8', 'GB18030': 'gb18030', 'GBK': 'gbk',
+  '': 'ascii',
+  'ISO_IR 6': 'ascii',
+  'ISO 2022 IR 6': 'ascii',
+  'ISO_IR 100': 'latin1',
+  'ISO 2022 IR 100': 'latin1',
+  'ISO_IR 101': 'iso-8859-2',
+  'ISO 2022 IR 101': 'iso-8859-2',
+  'ISO_IR 109': 'iso-8859-3',
+  'ISO 2022 IR 109': 'iso-8859-3',
+  'ISO_IR 110': 'iso-8859-4',
+  'ISO 2022 IR 110': 'iso-8859-4',
+  'ISO_IR 144': 'iso-8859-5',
+  'ISO 2022 IR 144': 'iso-8859-5',
+  'ISO_IR 127': 'iso-8859-6',
+  'ISO 2022 IR 127': 'iso-8859-6',
+  'ISO_IR 126': 'iso-8859-7',
+  'ISO 2022 IR 126': 'iso-8859-7',
+  'ISO_IR 138': 'iso-8859-8',
+  'ISO 2022 IR 138': 'iso-8859-8',
+  'ISO_IR 148': 'iso-8859-9',
+  'ISO 2022 IR 148': 'iso-8859-9',
+  'ISO_IR 166': 'tis-620',
+  'ISO 2022 IR 166': 'tis-620',
+  'ISO_IR 13': 'shift_jis',
+  'ISO 2022 IR 13': 'shift_jis',
+  'ISO_IR 192': 'utf-8',
+  GB18030: 'gb18030',
+  GBK: 'gbk',
 };
 
 /** The encoding label for a dataset's (0008,0005), or the parent's when the dataset has none. */
 export function characterSetOf(dataset: DicomDataset, inherited = 'ascii'): string {
   const element = dataset.elements.get(INDEXED_ATTRIBUTES.SpecificCharacterSet);
   if (!element?.value) return inherited;
-  const terms = element.value.toString('latin1').split('\\').map((term) => term.trim());
+  const terms = element.value
+    .toString('latin1')
+    .split('\\')
+    .map((term) => term.trim());
   const first = terms.find((term) => term !== '') ?? '';
   return CHARSET_ENCODINGS[first] ?? inherited;
 }
@@ -106,19 +124,27 @@ export function elementNumbers(element: DicomElement, bigEndian: boolean): (numb
 
 function readNumber(bytes: Buffer, at: number, vr: string, bigEndian: boolean): number | bigint {
   switch (vr) {
-    case 'US': return bigEndian ? bytes.readUInt16BE(at) : bytes.readUInt16LE(at);
-    case 'SS': return bigEndian ? bytes.readInt16BE(at) : bytes.readInt16LE(at);
-    case 'UL': return bigEndian ? bytes.readUInt32BE(at) : bytes.readUInt32LE(at);
-    case 'SL': return bigEndian ? bytes.readInt32BE(at) : bytes.readInt32LE(at);
-    case 'FL': return bigEndian ? bytes.readFloatBE(at) : bytes.readFloatLE(at);
-    case 'FD': return bigEndian ? bytes.readDoubleBE(at) : bytes.readDoubleLE(at);
-    case 'SV': return bigEndian ? bytes.readBigInt64BE(at) : bytes.readBigInt64LE(at);
-    case 'UV': return bigEndian ? bytes.readBigUInt64BE(at) : bytes.readBigUInt64LE(at);
+    case 'US':
+      return bigEndian ? bytes.readUInt16BE(at) : bytes.readUInt16LE(at);
+    case 'SS':
+      return bigEndian ? bytes.readInt16BE(at) : bytes.readInt16LE(at);
+    case 'UL':
+      return bigEndian ? bytes.readUInt32BE(at) : bytes.readUInt32LE(at);
+    case 'SL':
+      return bigEndian ? bytes.readInt32BE(at) : bytes.readInt32LE(at);
+    case 'FL':
+      return bigEndian ? bytes.readFloatBE(at) : bytes.readFloatLE(at);
+    case 'FD':
+      return bigEndian ? bytes.readDoubleBE(at) : bytes.readDoubleLE(at);
+    case 'SV':
+      return bigEndian ? bytes.readBigInt64BE(at) : bytes.readBigInt64LE(at);
+    case 'UV':
+      return bigEndian ? bytes.readBigUInt64BE(at) : bytes.readBigUInt64LE(at);
     default: {
       // AT: a tag as two 16-bit numbers, group first (PS3.5 §6.2).
       const group = bigEndian ? bytes.readUInt16BE(at) : bytes.readUInt16LE(at);
       const element = bigEndian ? bytes.readUInt16BE(at + 2) : bytes.readUInt16LE(at + 2);
-      return (group << 16 | element) >>> 0;
+      return ((group << 16) | element) >>> 0;
     }
   }
 }
@@ -134,9 +160,12 @@ export function getString(dataset: DicomDataset, tag: string): string | undefine
   // An attribute that arrived as UN (Implicit VR, or relayed by a node without its dictionary) is read with its own VR.
   const element = stored.vr === 'UN' ? { ...stored, vr: implicitVr(tag) } : stored;
   if (element.vr === 'AT') {
-    return elementNumbers(element, dataset.bigEndian).map((value) => value.toString(16).padStart(8, '0').toUpperCase()).join('\\');
+    return elementNumbers(element, dataset.bigEndian)
+      .map((value) => value.toString(16).padStart(8, '0').toUpperCase())
+      .join('\\');
   }
-  if (NUMBER_VR_SIZES[element.vr] !== undefined) return elementNumbers(element, dataset.bigEndian).map(String).join('\\');
+  if (NUMBER_VR_SIZES[element.vr] !== undefined)
+    return elementNumbers(element, dataset.bigEndian).map(String).join('\\');
   if (element.vr === 'UN' && element.value && element.value.length > 1024) return undefined;
   return elementStrings(element, characterSetOf(dataset)).join('\\');
 }

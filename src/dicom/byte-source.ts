@@ -82,7 +82,8 @@ export class FileSource implements ByteSource {
       return Buffer.from(this.window.subarray(at, at + length));
     }
     const copy = Buffer.alloc(length);
-    if (readSync(this.fd, copy, 0, length, pos) !== length) throw new MalformedDicomError(`truncated at offset ${pos}: the file is shorter than it was`);
+    if (readSync(this.fd, copy, 0, length, pos) !== length)
+      throw new MalformedDicomError(`truncated at offset ${pos}: the file is shorter than it was`);
     return copy;
   }
 
@@ -92,7 +93,8 @@ export class FileSource implements ByteSource {
     const read = readSync(this.fd, this.window, 0, FILE_WINDOW_BYTES, pos);
     this.windowStart = pos;
     this.windowEnd = pos + read;
-    if (pos + n > this.windowEnd) throw new MalformedDicomError(`truncated at offset ${pos}: the file is shorter than it was`);
+    if (pos + n > this.windowEnd)
+      throw new MalformedDicomError(`truncated at offset ${pos}: the file is shorter than it was`);
     return 0;
   }
 }

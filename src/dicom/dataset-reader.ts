@@ -5,8 +5,19 @@
  * the input buffer (or bounded copies when reading a file).
  */
 import {
-  BULK_TAGS, BULK_VRS, ITEM_DELIMITATION_TAG, ITEM_TAG, KNOWN_VRS, LONG_LENGTH_VRS, PIXEL_DATA_TAG,
-  SEQUENCE_DELIMITATION_TAG, UNDEFINED_LENGTH, US_OR_SS_TAGS, implicitVr, tagKeyOf, tagLabel,
+  BULK_TAGS,
+  BULK_VRS,
+  ITEM_DELIMITATION_TAG,
+  ITEM_TAG,
+  KNOWN_VRS,
+  LONG_LENGTH_VRS,
+  PIXEL_DATA_TAG,
+  SEQUENCE_DELIMITATION_TAG,
+  UNDEFINED_LENGTH,
+  US_OR_SS_TAGS,
+  implicitVr,
+  tagKeyOf,
+  tagLabel,
 } from './vr.ts';
 import type { ByteSource } from './byte-source.ts';
 import { MalformedDicomError } from './errors.ts';
@@ -119,12 +130,18 @@ export class DatasetReader {
    * Reads elements from pos until end, or, for an undefined-length item, until its Item
    * Delimitation; returns the offset after the last byte consumed.
    */
-  private readDataset(pos: number, end: number, encoding: Encoding, depth: number, untilItemDelimiter: boolean):
-    { dataset: DicomDataset; next: number } {
+  private readDataset(
+    pos: number,
+    end: number,
+    encoding: Encoding,
+    depth: number,
+    untilItemDelimiter: boolean,
+  ): { dataset: DicomDataset; next: number } {
     const elements = new Map<string, DicomElement>();
     while (pos < end) {
       this.spend();
-      if (end - pos < 8) throw new MalformedDicomError(`truncated at offset ${pos}: ${end - pos} bytes cannot hold an element header`);
+      if (end - pos < 8)
+        throw new MalformedDicomError(`truncated at offset ${pos}: ${end - pos} bytes cannot hold an element header`);
       const group = this.u16(pos, encoding.bigEndian);
       const elementNumber = this.u16(pos + 2, encoding.bigEndian);
       const tagNumber = ((group << 16) | elementNumber) >>> 0;
@@ -132,7 +149,10 @@ export class DatasetReader {
         if (!untilItemDelimiter) throw new MalformedDicomError(`unexpected item delimiter at offset ${pos}`);
         return { dataset: { elements, bigEndian: encoding.bigEndian }, next: pos + 8 };
       }
-      if (group === 0xfffe) throw new MalformedDicomError(`unexpected ${tagLabel(group, elementNumber)} at offset ${pos} outside a sequence`);
+      if (group === 0xfffe)
+        throw new MalformedDicomError(
+          `unexpected ${tagLabel(group, elementNumber)} at offset ${pos} outside a sequence`,
+        );
       const tag = tagKeyOf(group, elementNumber);
       let vr: string;
       let length: number;
@@ -143,10 +163,12 @@ export class DatasetReader {
         vr = String.fromCharCode(c0, c1);
         if (!KNOWN_VRS.has(vr)) {
           throw new MalformedDicomError(
-            `invalid VR at offset ${pos} in ${labelOf(tag)} (the dataset is not encoded as its transfer syntax declares)`);
+            `invalid VR at offset ${pos} in ${labelOf(tag)} (the dataset is not encoded as its transfer syntax declares)`,
+          );
         }
         if (LONG_LENGTH_VRS.has(vr)) {
-          if (end - pos < 12) throw new MalformedDicomError(`truncated at offset ${pos} in ${labelOf(tag)}: header incomplete`);
+          if (end - pos < 12)
+            throw new MalformedDicomError(`truncated at offset ${pos} in ${labelOf(tag)}: header incomplete`);
           length = this.u32(pos + 8, encoding.bigEndian);
           valueStart = pos + 12;
         } else {
@@ -157,7 +179,13 @@ export class DatasetReader {
         vr = implicitVr(tag);
         // PS3.6 "US or SS": signed when this dataset's Pixel Representation (read before it) is 1.
         const pixelRepresentation = elements.get('00280103')?.value;
-        if (vr === 'US' && US_OR_SS_TAGS.has(tag) && pixelRepresentation?.length === 2 && pixelRepresentation.readUInt16LE(0) === 1) vr = 'SS';
+        if (
+          vr === 'US' &&
+          US_OR_SS_TAGS.has(tag) &&
+          pixelRepresentation?.length === 2 &&
+          pixelRepresentation.readUInt16LE(0) === 1
+        )
+          vr = 'SS';
         length = this.u32(pos + 4, encoding.bigEndian);
         valueStart = pos + 8;
       }
@@ -171,8 +199,16 @@ export class DatasetReader {
     return { dataset: { elements, bigEndian: encoding.bigEndian }, next: pos };
   }
 
-  private readValue(tag: string, vr: string, headerPos: number, valueStart: number, length: number,
-    end: number, encoding: Encoding, depth: number): { element: DicomElement; next: number } {
+  private readValue(
+    tag: string,
+    vr: string,
+    headerPos: number,
+    valueStart: number,
+    length: number,
+    end: number,
+    encoding: Encoding,
+    depth: number,
+  ): { element: DicomElement; next: number } {
     if (length === UNDEFINED_LENGTH) {
       if (tag === PIXEL_DATA_TAG && vr !== 'SQ' && vr !== 'UN') {
         return this.readEncapsulated(tag, vr, valueStart, end, encoding);
@@ -187,7 +223,8 @@ export class DatasetReader {
     }
     if (length > end - valueStart) {
       throw new MalformedDicomError(
-        `truncated at offset ${headerPos} in ${labelOf(tag)}: value of ${length} bytes but ${Math.max(0, end - valueStart)} remain`);
+        `truncated at offset ${headerPos} in ${labelOf(tag)}: value of ${length} bytes but ${Math.max(0, end - valueStart)} remain`,
+      );
     }
     const valueEnd = valueStart + length;
     if (vr === 'SQ') {
@@ -201,7 +238,8 @@ export class DatasetReader {
     }
     if (length > this.limits.maxValueLength && !BULK_VRS.has(vr) && !BULK_TAGS.has(tag)) {
       throw new MalformedDicomError(
-        `value of ${labelOf(tag)} at offset ${headerPos} is ${length} bytes, over the ${this.limits.maxValueLength}-byte limit for VR ${vr}`);
+        `value of ${labelOf(tag)} at offset ${headerPos} is ${length} bytes, over the ${this.limits.maxValueLength}-byte limit for VR ${vr}`,
+      );
     }
     const bulk = BULK_VRS.has(vr) || BULK_TAGS.has(tag);
     if (!this.source.zeroCopy && bulk && length > SMALL_BULK_BYTES) {
@@ -214,7 +252,13 @@ export class DatasetReader {
     return this.u16(pos, false) === 0xfffe && this.u16(pos + 2, false) === 0xe000;
   }
 
-  private tryReadItems(tag: string, start: number, end: number, encoding: Encoding, depth: number): DicomDataset[] | undefined {
+  private tryReadItems(
+    tag: string,
+    start: number,
+    end: number,
+    encoding: Encoding,
+    depth: number,
+  ): DicomDataset[] | undefined {
     const savedCount = this.elementCount;
     try {
       return this.readItems(tag, start, end, false, encoding, depth).items;
@@ -226,10 +270,18 @@ export class DatasetReader {
   }
 
   /** Items of a sequence, up to end (defined length) or its Sequence Delimitation (undefined length). */
-  private readItems(tag: string, pos: number, end: number, undefinedLength: boolean, encoding: Encoding, depth: number):
-    { items: DicomDataset[]; next: number; contentEnd: number } {
+  private readItems(
+    tag: string,
+    pos: number,
+    end: number,
+    undefinedLength: boolean,
+    encoding: Encoding,
+    depth: number,
+  ): { items: DicomDataset[]; next: number; contentEnd: number } {
     if (depth > this.limits.maxDepth) {
-      throw new MalformedDicomError(`limit: sequences nested deeper than ${this.limits.maxDepth} levels at offset ${pos} in ${labelOf(tag)}`);
+      throw new MalformedDicomError(
+        `limit: sequences nested deeper than ${this.limits.maxDepth} levels at offset ${pos} in ${labelOf(tag)}`,
+      );
     }
     const items: DicomDataset[] = [];
     while (pos < end) {
@@ -240,7 +292,8 @@ export class DatasetReader {
       if (tagNumber === SEQUENCE_DELIMITATION_TAG && undefinedLength) {
         return { items, next: pos + 8, contentEnd: pos };
       }
-      if (tagNumber !== ITEM_TAG) throw new MalformedDicomError(`expected an item at offset ${pos} in sequence ${labelOf(tag)}`);
+      if (tagNumber !== ITEM_TAG)
+        throw new MalformedDicomError(`expected an item at offset ${pos} in sequence ${labelOf(tag)}`);
       this.count();
       const itemStart = pos + 8;
       if (itemLength === UNDEFINED_LENGTH) {
@@ -249,20 +302,28 @@ export class DatasetReader {
         pos = next;
       } else {
         if (itemLength > end - itemStart) {
-          throw new MalformedDicomError(`truncated at offset ${pos} in ${labelOf(tag)}: item of ${itemLength} bytes but ${end - itemStart} remain`);
+          throw new MalformedDicomError(
+            `truncated at offset ${pos} in ${labelOf(tag)}: item of ${itemLength} bytes but ${end - itemStart} remain`,
+          );
         }
         const { dataset } = this.readDataset(itemStart, itemStart + itemLength, encoding, depth, false);
         items.push(dataset);
         pos = itemStart + itemLength;
       }
     }
-    if (undefinedLength) throw new MalformedDicomError(`truncated at offset ${pos}: sequence ${labelOf(tag)} without its delimiter`);
+    if (undefinedLength)
+      throw new MalformedDicomError(`truncated at offset ${pos}: sequence ${labelOf(tag)} without its delimiter`);
     return { items, next: pos, contentEnd: pos };
   }
 
   /** PS3.5 §A.4: Basic Offset Table item, fragment items, Sequence Delimitation. */
-  private readEncapsulated(tag: string, vr: string, start: number, end: number, encoding: Encoding):
-    { element: DicomElement; next: number } {
+  private readEncapsulated(
+    tag: string,
+    vr: string,
+    start: number,
+    end: number,
+    encoding: Encoding,
+  ): { element: DicomElement; next: number } {
     let pos = start;
     let basicOffsetTable: ByteRange | undefined;
     const fragments: ByteRange[] = [];
@@ -275,10 +336,14 @@ export class DatasetReader {
         const element: DicomElement = { tag, vr, offset: start, length: pos - start, basicOffsetTable, fragments };
         return { element, next: pos + 8 };
       }
-      if (tagNumber !== ITEM_TAG) throw new MalformedDicomError(`expected a pixel data item at offset ${pos} in ${labelOf(tag)}`);
-      if (itemLength === UNDEFINED_LENGTH) throw new MalformedDicomError(`pixel data item of undefined length at offset ${pos}`);
+      if (tagNumber !== ITEM_TAG)
+        throw new MalformedDicomError(`expected a pixel data item at offset ${pos} in ${labelOf(tag)}`);
+      if (itemLength === UNDEFINED_LENGTH)
+        throw new MalformedDicomError(`pixel data item of undefined length at offset ${pos}`);
       if (itemLength > end - pos - 8) {
-        throw new MalformedDicomError(`truncated at offset ${pos} in ${labelOf(tag)}: fragment of ${itemLength} bytes but ${end - pos - 8} remain`);
+        throw new MalformedDicomError(
+          `truncated at offset ${pos} in ${labelOf(tag)}: fragment of ${itemLength} bytes but ${end - pos - 8} remain`,
+        );
       }
       this.count();
       const range = { offset: pos + 8, length: itemLength };
@@ -286,7 +351,9 @@ export class DatasetReader {
       else fragments.push(range);
       pos += 8 + itemLength;
     }
-    throw new MalformedDicomError(`truncated at offset ${pos}: encapsulated pixel data ${labelOf(tag)} without its delimiter`);
+    throw new MalformedDicomError(
+      `truncated at offset ${pos}: encapsulated pixel data ${labelOf(tag)} without its delimiter`,
+    );
   }
 
   private retain(pos: number, length: number): Buffer {
@@ -300,7 +367,8 @@ export class DatasetReader {
   }
 
   private spend(): void {
-    if (++this.work > this.limits.maxWork) throw new MalformedDicomError(`limit: more than ${this.limits.maxWork} header reads`);
+    if (++this.work > this.limits.maxWork)
+      throw new MalformedDicomError(`limit: more than ${this.limits.maxWork} header reads`);
   }
 
   private count(): void {

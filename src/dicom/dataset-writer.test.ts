@@ -24,7 +24,10 @@ const IDENTIFIER: WritableElement[] = [
 ];
 
 function read(bytes: Buffer, explicitVr: boolean) {
-  return new DatasetReader(new BufferSource(bytes), DEFAULT_PART10_LIMITS).readTopLevel(0, { explicitVr, bigEndian: false });
+  return new DatasetReader(new BufferSource(bytes), DEFAULT_PART10_LIMITS).readTopLevel(0, {
+    explicitVr,
+    bigEndian: false,
+  });
 }
 
 describe('dataset-writer', () => {
@@ -32,7 +35,18 @@ describe('dataset-writer', () => {
     const bytes = writeDataset(IDENTIFIER, { explicitVr, textEncoding: 'utf-8' });
     expect(bytes.length % 2).toBe(0);
     const dataset = read(bytes, explicitVr);
-    expect([...dataset.elements.keys()]).toEqual(['00080005', '00080020', '00080052', '00080061', '00081030', '00081110', '00100010', '0020000D', '00200013', '00280010']);
+    expect([...dataset.elements.keys()]).toEqual([
+      '00080005',
+      '00080020',
+      '00080052',
+      '00080061',
+      '00081030',
+      '00081110',
+      '00100010',
+      '0020000D',
+      '00200013',
+      '00280010',
+    ]);
     expect(getString(dataset, '00100010')).toBe('Müller^Jürgen');
     expect(getString(dataset, '0020000D')).toBe('1.2.3');
     expect(dataset.elements.get('0020000D')!.value).toEqual(Buffer.from('1.2.3\0'));
@@ -52,10 +66,21 @@ describe('dataset-writer', () => {
 
   test('latin1 text encoding and refusals', () => {
     expect(writeDataset([{ tag: '00100010', vr: 'PN', value: 'Dürr' }], { explicitVr: true })).toEqual(
-      Buffer.from([0x10, 0x00, 0x10, 0x00, 0x50, 0x4e, 0x04, 0x00, 0x44, 0xfc, 0x72, 0x72]));
+      Buffer.from([0x10, 0x00, 0x10, 0x00, 0x50, 0x4e, 0x04, 0x00, 0x44, 0xfc, 0x72, 0x72]),
+    );
     expect(() => writeDataset([{ tag: '0010001', vr: 'PN' }], { explicitVr: true })).toThrow(/invalid tag/);
-    expect(() => writeDataset([{ tag: '00100010', vr: 'PN' }, { tag: '00100010', vr: 'PN' }], { explicitVr: true })).toThrow(/duplicate/);
-    expect(() => writeDataset([{ tag: '00280010', vr: 'US', value: 'many' }], { explicitVr: true })).toThrow(/not a number/);
+    expect(() =>
+      writeDataset(
+        [
+          { tag: '00100010', vr: 'PN' },
+          { tag: '00100010', vr: 'PN' },
+        ],
+        { explicitVr: true },
+      ),
+    ).toThrow(/duplicate/);
+    expect(() => writeDataset([{ tag: '00280010', vr: 'US', value: 'many' }], { explicitVr: true })).toThrow(
+      /not a number/,
+    );
   });
 
   test('dcmdump reads what we write', async () => {
@@ -63,7 +88,12 @@ describe('dataset-writer', () => {
     try {
       const file = join(workDir, 'identifier.dcm');
       const dataSet = writeDataset(IDENTIFIER, { explicitVr: true, textEncoding: 'utf-8' });
-      const header = buildPart10Header({ mediaStorageSopClassUid: '1.2.840.10008.5.1.4.1.2.2.1', mediaStorageSopInstanceUid: '1.2.3.4', transferSyntaxUid: '1.2.840.10008.1.2.1', sourceApplicationEntityTitle: 'TEST' });
+      const header = buildPart10Header({
+        mediaStorageSopClassUid: '1.2.840.10008.5.1.4.1.2.2.1',
+        mediaStorageSopInstanceUid: '1.2.3.4',
+        transferSyntaxUid: '1.2.840.10008.1.2.1',
+        sourceApplicationEntityTitle: 'TEST',
+      });
       await writeFile(file, Buffer.concat([header, dataSet]));
       const dump = await runDcmtk('dcmdump', ['-q', file]);
       expect(dump.code).toBe(0);

@@ -75,14 +75,16 @@ function encodeValue(element: WritableElement, options: WriteOptions): Buffer {
   if (Buffer.isBuffer(value)) return value.length % 2 === 0 ? value : Buffer.concat([value, Buffer.alloc(1)]);
   if (typeof value !== 'string') {
     if (vr !== 'SQ') throw new RangeError(`items given for ${element.tag} of VR ${vr}`);
-    return Buffer.concat(value.map((item) => {
-      const body = writeDataset(item, options);
-      const header = Buffer.alloc(8);
-      header.writeUInt16LE(ITEM_TAG[0], 0);
-      header.writeUInt16LE(ITEM_TAG[1], 2);
-      header.writeUInt32LE(body.length, 4);
-      return Buffer.concat([header, body]);
-    }));
+    return Buffer.concat(
+      value.map((item) => {
+        const body = writeDataset(item, options);
+        const header = Buffer.alloc(8);
+        header.writeUInt16LE(ITEM_TAG[0], 0);
+        header.writeUInt16LE(ITEM_TAG[1], 2);
+        header.writeUInt32LE(body.length, 4);
+        return Buffer.concat([header, body]);
+      }),
+    );
   }
   const size = NUMBER_VR_SIZES[vr];
   if (size !== undefined && vr !== 'AT') return encodeNumbers(element.tag, vr, size, value);
@@ -99,14 +101,29 @@ function encodeNumbers(tag: string, vr: string, size: number, text: string): Buf
     const number = Number(raw.trim());
     if (raw.trim() === '' || Number.isNaN(number)) throw new RangeError(`value of ${tag} is not a number`);
     switch (vr) {
-      case 'US': bytes.writeUInt16LE(number, at); break;
-      case 'SS': bytes.writeInt16LE(number, at); break;
-      case 'UL': bytes.writeUInt32LE(number, at); break;
-      case 'SL': bytes.writeInt32LE(number, at); break;
-      case 'FL': bytes.writeFloatLE(number, at); break;
-      case 'FD': bytes.writeDoubleLE(number, at); break;
-      case 'SV': bytes.writeBigInt64LE(BigInt(raw.trim()), at); break;
-      default: bytes.writeBigUInt64LE(BigInt(raw.trim()), at);
+      case 'US':
+        bytes.writeUInt16LE(number, at);
+        break;
+      case 'SS':
+        bytes.writeInt16LE(number, at);
+        break;
+      case 'UL':
+        bytes.writeUInt32LE(number, at);
+        break;
+      case 'SL':
+        bytes.writeInt32LE(number, at);
+        break;
+      case 'FL':
+        bytes.writeFloatLE(number, at);
+        break;
+      case 'FD':
+        bytes.writeDoubleLE(number, at);
+        break;
+      case 'SV':
+        bytes.writeBigInt64LE(BigInt(raw.trim()), at);
+        break;
+      default:
+        bytes.writeBigUInt64LE(BigInt(raw.trim()), at);
     }
   });
   return bytes;

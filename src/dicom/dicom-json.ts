@@ -3,7 +3,8 @@ import { characterSetOf, elementNumbers, elementStrings } from './attributes.ts'
 import type { DicomDataset, DicomElement } from './part10.ts';
 import { BULK_TAGS, BULK_VRS, NUMBER_VR_SIZES } from './vr.ts';
 
-export type DicomJsonValue = string | number | null | { Alphabetic?: string; Ideographic?: string; Phonetic?: string } | DicomJsonDataset;
+export type DicomJsonValue =
+  string | number | null | { Alphabetic?: string; Ideographic?: string; Phonetic?: string } | DicomJsonDataset;
 
 export interface DicomJsonAttribute {
   vr: string;
@@ -31,8 +32,12 @@ export function toDicomJson(dataset: DicomDataset, options: DicomJsonOptions = {
   return datasetToJson(dataset, options, [], 'ascii');
 }
 
-function datasetToJson(dataset: DicomDataset, options: DicomJsonOptions, path: BulkDataPath, inheritedCharset: string):
-  DicomJsonDataset {
+function datasetToJson(
+  dataset: DicomDataset,
+  options: DicomJsonOptions,
+  path: BulkDataPath,
+  inheritedCharset: string,
+): DicomJsonDataset {
   const charset = characterSetOf(dataset, inheritedCharset);
   const result: DicomJsonDataset = {};
   const tags = [...dataset.elements.keys()].sort();
@@ -45,8 +50,13 @@ function datasetToJson(dataset: DicomDataset, options: DicomJsonOptions, path: B
   return result;
 }
 
-function elementToJson(element: DicomElement, bigEndian: boolean, options: DicomJsonOptions, path: BulkDataPath,
-  charset: string): DicomJsonAttribute {
+function elementToJson(
+  element: DicomElement,
+  bigEndian: boolean,
+  options: DicomJsonOptions,
+  path: BulkDataPath,
+  charset: string,
+): DicomJsonAttribute {
   const { tag, vr } = element;
   if (element.items) {
     const items = element.items.map((item, index) => datasetToJson(item, options, [...path, tag, index], charset));
@@ -77,7 +87,9 @@ function elementToJson(element: DicomElement, bigEndian: boolean, options: Dicom
 
 function jsonNumber(value: number | bigint): number | string | null {
   if (typeof value === 'bigint') {
-    return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : value.toString();
+    return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)
+      ? Number(value)
+      : value.toString();
   }
   return Number.isFinite(value) ? value : null;
 }

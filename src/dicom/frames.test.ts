@@ -19,14 +19,31 @@ function encapsulated(frames: number, fragments: Buffer[], options: { offsets?: 
   const table = Buffer.alloc(4 * (options.offsets?.length ?? 0));
   options.offsets?.forEach((offset, index) => table.writeUInt32LE(offset, index * 4));
   const extended = options.extended
-    ? [explicitElement(0x7fe00001, 'OV', Buffer.concat(options.extended.map((offset) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(offset)); return b; })))]
+    ? [
+        explicitElement(
+          0x7fe00001,
+          'OV',
+          Buffer.concat(
+            options.extended.map((offset) => {
+              const b = Buffer.alloc(8);
+              b.writeBigUInt64LE(BigInt(offset));
+              return b;
+            }),
+          ),
+        ),
+      ]
     : [];
   const dataset = Buffer.concat([
-    us(0x00280002, 1), textElement(0x00280004, 'CS', 'MONOCHROME2'), textElement(0x00280008, 'IS', String(frames)),
-    us(0x00280010, 2), us(0x00280011, 2), us(0x00280100, 8),
+    us(0x00280002, 1),
+    textElement(0x00280004, 'CS', 'MONOCHROME2'),
+    textElement(0x00280008, 'IS', String(frames)),
+    us(0x00280010, 2),
+    us(0x00280011, 2),
+    us(0x00280100, 8),
     ...extended,
     explicitElement(0x7fe00010, 'OB', Buffer.alloc(0), { length: 0xffffffff }),
-    itemHeader(0xfffee000, table.length), table,
+    itemHeader(0xfffee000, table.length),
+    table,
     ...fragments.flatMap((fragment) => [itemHeader(0xfffee000, fragment.length), fragment]),
     itemHeader(0xfffee0dd, 0),
   ]);
@@ -36,7 +53,9 @@ function encapsulated(frames: number, fragments: Buffer[], options: { offsets?: 
   const read: RangeReader = async (range) => file.subarray(range.offset, range.offset + range.length);
   const framesOf = async (numbers: number[]): Promise<string[]> => {
     const located = await locateFrames(parsed.dataset, describePixels(parsed.dataset), numbers, read);
-    return Promise.all(located.map(async (ranges: ByteRange[]) => Buffer.concat(await Promise.all(ranges.map(read))).toString('latin1')));
+    return Promise.all(
+      located.map(async (ranges: ByteRange[]) => Buffer.concat(await Promise.all(ranges.map(read))).toString('latin1')),
+    );
   };
   return { framesOf, pixels: describePixels(parsed.dataset) };
 }
@@ -66,7 +85,14 @@ describe('parseFrameList', () => {
 });
 
 describe('locateFrames on encapsulated pixel data', () => {
-  const two = [fragment(`${SOI}a1`), fragment('a2'), fragment(`${SOI}b1`), fragment('b2'), fragment(`${SOI}c1`), fragment('c2')];
+  const two = [
+    fragment(`${SOI}a1`),
+    fragment('a2'),
+    fragment(`${SOI}b1`),
+    fragment('b2'),
+    fragment(`${SOI}c1`),
+    fragment('c2'),
+  ];
   // Item headers are 8 bytes: a frame is 8 + 4 + 8 + 2 bytes.
   const frameStarts = [0, 22, 44];
 
@@ -80,7 +106,7 @@ describe('locateFrames on encapsulated pixel data', () => {
     expect(await framesOf([2])).toEqual([`${SOI}b1b2`]);
   });
 
-  test('without a table, by the frames\' start markers', async () => {
+  test("without a table, by the frames' start markers", async () => {
     const { framesOf } = encapsulated(3, two);
     expect(await framesOf([1, 2, 3])).toEqual([`${SOI}a1a2`, `${SOI}b1b2`, `${SOI}c1c2`]);
   });
@@ -91,7 +117,9 @@ describe('locateFrames on encapsulated pixel data', () => {
   });
 
   test('fragments that cannot be split into the declared frames are refused (422), not guessed', async () => {
-    await expect(encapsulated(2, [fragment('xx'), fragment('yy'), fragment('zz')]).framesOf([1])).rejects.toMatchObject({ status: 422 });
+    await expect(encapsulated(2, [fragment('xx'), fragment('yy'), fragment('zz')]).framesOf([1])).rejects.toMatchObject(
+      { status: 422 },
+    );
     await expect(encapsulated(2, two, { offsets: [0, 22, 44] }).framesOf([1])).rejects.toMatchObject({ status: 422 });
     await expect(encapsulated(3, two, { offsets: [0, 20, 44] }).framesOf([1])).rejects.toMatchObject({ status: 422 });
   });

@@ -6,7 +6,10 @@
 import { getString } from './attributes.ts';
 import type { ByteRange, DicomDataset } from './part10.ts';
 import {
-  DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
+  DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+  EXPLICIT_VR_BIG_ENDIAN,
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  IMPLICIT_VR_LITTLE_ENDIAN,
 } from './part10.ts';
 import { PIXEL_DATA_TAG } from './vr.ts';
 
@@ -22,7 +25,10 @@ export class PixelDataError extends Error {
 
 /** Native (uncompressed) syntaxes; their frames are raw samples. */
 export const NATIVE_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([
-  IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+  EXPLICIT_VR_BIG_ENDIAN,
 ]);
 
 export const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -73,7 +79,10 @@ function integer(dataset: DicomDataset, tag: string): number | undefined {
 function required(dataset: DicomDataset, tag: string, name: string): number {
   const value = integer(dataset, tag);
   if (value === undefined || !Number.isInteger(value) || value < 0) {
-    throw new PixelDataError(406, `the instance has no usable ${name} (${tag.slice(0, 4)},${tag.slice(4)}); its pixel data cannot be interpreted`);
+    throw new PixelDataError(
+      406,
+      `the instance has no usable ${name} (${tag.slice(0, 4)},${tag.slice(4)}); its pixel data cannot be interpreted`,
+    );
   }
   return value;
 }
@@ -89,9 +98,13 @@ export function describePixels(dataset: DicomDataset): PixelDescription {
   const samplesPerPixel = integer(dataset, '00280002') ?? 1;
   const frames = integer(dataset, '00280008') ?? 1;
   if (rows === 0 || columns === 0 || ![1, 8, 16, 32].includes(bitsAllocated) || ![1, 3].includes(samplesPerPixel)) {
-    throw new PixelDataError(406, 'the instance has an Image Pixel module this server does not handle (rows, columns, bits allocated or samples per pixel)');
+    throw new PixelDataError(
+      406,
+      'the instance has an Image Pixel module this server does not handle (rows, columns, bits allocated or samples per pixel)',
+    );
   }
-  if (!Number.isInteger(frames) || frames < 1) throw new PixelDataError(406, 'the instance has an invalid Number of Frames (0028,0008)');
+  if (!Number.isInteger(frames) || frames < 1)
+    throw new PixelDataError(406, 'the instance has an invalid Number of Frames (0028,0008)');
   const windowCenter = integer(dataset, '00281050');
   const windowWidth = integer(dataset, '00281051');
   return {
@@ -101,12 +114,16 @@ export function describePixels(dataset: DicomDataset): PixelDescription {
     bitsAllocated,
     bitsStored: integer(dataset, '00280101') ?? bitsAllocated,
     pixelRepresentation: integer(dataset, '00280103') ?? 0,
-    photometricInterpretation: (getString(dataset, '00280004') ?? (samplesPerPixel === 3 ? 'RGB' : 'MONOCHROME2')).trim().toUpperCase(),
+    photometricInterpretation: (getString(dataset, '00280004') ?? (samplesPerPixel === 3 ? 'RGB' : 'MONOCHROME2'))
+      .trim()
+      .toUpperCase(),
     planarConfiguration: integer(dataset, '00280006') ?? 0,
     numberOfFrames: frames,
     rescaleSlope: integer(dataset, '00281053') ?? 1,
     rescaleIntercept: integer(dataset, '00281052') ?? 0,
-    ...(windowCenter !== undefined && windowWidth !== undefined && windowWidth > 0 ? { windowCenter, windowWidth } : {}),
+    ...(windowCenter !== undefined && windowWidth !== undefined && windowWidth > 0
+      ? { windowCenter, windowWidth }
+      : {}),
     voiLutFunction: (getString(dataset, '00281056') ?? 'LINEAR').trim().toUpperCase(),
   };
 }
@@ -126,12 +143,16 @@ export const MAX_FRAME_LIST = 10_000;
  */
 export function parseFrameList(text: string): number[] {
   const items = text.split(',');
-  if (items.length > MAX_FRAME_LIST) throw new PixelDataError(400, `a frame list may name at most ${MAX_FRAME_LIST} frames`);
+  if (items.length > MAX_FRAME_LIST)
+    throw new PixelDataError(400, `a frame list may name at most ${MAX_FRAME_LIST} frames`);
   const frames: number[] = [];
   for (const item of items) {
     const trimmed = item.trim();
     if (!/^[0-9]{1,9}$/.test(trimmed) || Number(trimmed) === 0) {
-      throw new PixelDataError(400, 'the frame list must be comma-separated frame numbers starting at 1, e.g. frames/1,3');
+      throw new PixelDataError(
+        400,
+        'the frame list must be comma-separated frame numbers starting at 1, e.g. frames/1,3',
+      );
     }
     frames.push(Number(trimmed));
   }
@@ -143,7 +164,10 @@ export function parseFrameList(text: string): number[] {
 export function checkFramesExist(frames: readonly number[], pixels: PixelDescription): void {
   const missing = frames.find((frame) => frame > pixels.numberOfFrames);
   if (missing !== undefined) {
-    throw new PixelDataError(404, `frame ${missing} does not exist: the instance has ${pixels.numberOfFrames} frame${pixels.numberOfFrames === 1 ? '' : 's'}`);
+    throw new PixelDataError(
+      404,
+      `frame ${missing} does not exist: the instance has ${pixels.numberOfFrames} frame${pixels.numberOfFrames === 1 ? '' : 's'}`,
+    );
   }
 }
 
@@ -154,37 +178,62 @@ export type RangeReader = (range: ByteRange) => Promise<Buffer>;
  * Where each frame of the instance lies: one range for a native frame, the fragments of an
  * encapsulated one. Frame numbers are 1-based and must exist.
  */
-export async function locateFrames(dataset: DicomDataset, pixels: PixelDescription, frames: readonly number[], read: RangeReader):
-  Promise<ByteRange[][]> {
+export async function locateFrames(
+  dataset: DicomDataset,
+  pixels: PixelDescription,
+  frames: readonly number[],
+  read: RangeReader,
+): Promise<ByteRange[][]> {
   const pixelData = dataset.elements.get(PIXEL_DATA_TAG)!;
   if (!pixelData.fragments) {
     const frameLength = nativeFrameLength(pixels);
     if (pixels.numberOfFrames > 1 && pixels.bitsAllocated === 1 && (pixels.rows * pixels.columns) % 8 !== 0) {
-      throw new PixelDataError(406, 'the frames of this 1-bit multi-frame image do not start on byte boundaries; retrieve the instance instead');
+      throw new PixelDataError(
+        406,
+        'the frames of this 1-bit multi-frame image do not start on byte boundaries; retrieve the instance instead',
+      );
     }
     if (frameLength * pixels.numberOfFrames > pixelData.length) {
-      throw new PixelDataError(422, 'the stored Pixel Data is shorter than its Rows, Columns, Bits Allocated and Number of Frames declare');
+      throw new PixelDataError(
+        422,
+        'the stored Pixel Data is shorter than its Rows, Columns, Bits Allocated and Number of Frames declare',
+      );
     }
     return frames.map((frame) => [{ offset: pixelData.offset + (frame - 1) * frameLength, length: frameLength }]);
   }
-  const groups = await groupFragments(dataset, pixels.numberOfFrames, pixelData.basicOffsetTable, pixelData.fragments, read);
+  const groups = await groupFragments(
+    dataset,
+    pixels.numberOfFrames,
+    pixelData.basicOffsetTable,
+    pixelData.fragments,
+    read,
+  );
   return frames.map((frame) => groups[frame - 1]!);
 }
 
 /** PS3.5 §A.4: the fragments of each frame, from the offset tables, the counts, or the frame markers. */
-async function groupFragments(dataset: DicomDataset, frameCount: number, basicOffsetTable: ByteRange | undefined,
-  fragments: readonly ByteRange[], read: RangeReader): Promise<ByteRange[][]> {
+async function groupFragments(
+  dataset: DicomDataset,
+  frameCount: number,
+  basicOffsetTable: ByteRange | undefined,
+  fragments: readonly ByteRange[],
+  read: RangeReader,
+): Promise<ByteRange[][]> {
   if (fragments.length === 0) throw new PixelDataError(422, 'the encapsulated Pixel Data has no fragments');
   if (frameCount === 1) return [[...fragments]];
   const offsets = await frameOffsets(dataset, basicOffsetTable, read);
   if (offsets) {
     if (offsets.length !== frameCount) {
-      throw new PixelDataError(422, `the offset table lists ${offsets.length} frames but Number of Frames is ${frameCount}`);
+      throw new PixelDataError(
+        422,
+        `the offset table lists ${offsets.length} frames but Number of Frames is ${frameCount}`,
+      );
     }
     // Offsets count from the first byte of the first fragment's item tag, and each names a fragment's start.
     const first = fragments[0]!.offset - 8;
     const starts = new Set(fragments.map((fragment) => fragment.offset - 8 - first));
-    if (offsets.some((offset) => !starts.has(offset))) throw new PixelDataError(422, 'the offset table points between fragments');
+    if (offsets.some((offset) => !starts.has(offset)))
+      throw new PixelDataError(422, 'the offset table points between fragments');
     const groups: ByteRange[][] = offsets.map(() => []);
     let frame = -1;
     for (const fragment of fragments) {
@@ -193,7 +242,8 @@ async function groupFragments(dataset: DicomDataset, frameCount: number, basicOf
       if (frame < 0) throw new PixelDataError(422, 'the offset table does not start at the first fragment');
       groups[frame]!.push(fragment);
     }
-    if (groups.some((group) => group.length === 0)) throw new PixelDataError(422, 'the offset table is not in ascending order');
+    if (groups.some((group) => group.length === 0))
+      throw new PixelDataError(422, 'the offset table is not in ascending order');
     return groups;
   }
   if (fragments.length === frameCount) return fragments.map((fragment) => [fragment]);
@@ -207,18 +257,26 @@ async function groupFragments(dataset: DicomDataset, frameCount: number, basicOf
     else groups[groups.length - 1]!.push(fragment);
   }
   if (groups.length !== frameCount) {
-    throw new PixelDataError(422, `the encapsulated Pixel Data has ${fragments.length} fragments, no offset table, and cannot be split into ${frameCount} frames`);
+    throw new PixelDataError(
+      422,
+      `the encapsulated Pixel Data has ${fragments.length} fragments, no offset table, and cannot be split into ${frameCount} frames`,
+    );
   }
   return groups;
 }
 
 /** The Extended Offset Table (7FE0,0001) when present, else a non-empty Basic Offset Table, else undefined. */
-async function frameOffsets(dataset: DicomDataset, basicOffsetTable: ByteRange | undefined, read: RangeReader): Promise<number[] | undefined> {
+async function frameOffsets(
+  dataset: DicomDataset,
+  basicOffsetTable: ByteRange | undefined,
+  read: RangeReader,
+): Promise<number[] | undefined> {
   const extended = dataset.elements.get('7FE00001');
   if (extended && extended.length > 0 && extended.length % 8 === 0) {
-    const bytes = extended.value ?? await read({ offset: extended.offset, length: extended.length });
+    const bytes = extended.value ?? (await read({ offset: extended.offset, length: extended.length }));
     const offsets: number[] = [];
-    for (let at = 0; at < bytes.length; at += 8) offsets.push(Number(dataset.bigEndian ? bytes.readBigUInt64BE(at) : bytes.readBigUInt64LE(at)));
+    for (let at = 0; at < bytes.length; at += 8)
+      offsets.push(Number(dataset.bigEndian ? bytes.readBigUInt64BE(at) : bytes.readBigUInt64LE(at)));
     return offsets;
   }
   if (basicOffsetTable && basicOffsetTable.length >= 4 && basicOffsetTable.length % 4 === 0) {

@@ -109,7 +109,9 @@ export function deriveImagingStudy(
     bySeries.set(instance.series_instance_uid, list);
   }
   const started = fhirDate(study.study_date);
-  const identifier: ImagingStudy['identifier'] = [{ system: DICOM_UID_SYSTEM, value: `urn:oid:${study.study_instance_uid}` }];
+  const identifier: ImagingStudy['identifier'] = [
+    { system: DICOM_UID_SYSTEM, value: `urn:oid:${study.study_instance_uid}` },
+  ];
   if (study.accession_number && study.accession_number.trim() !== '') {
     identifier.push({
       type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN' }] },
@@ -130,14 +132,20 @@ export function deriveImagingStudy(
     endpoint: [{ reference: `Endpoint/${endpointId}` }],
     numberOfSeries: study.number_of_series,
     numberOfInstances: study.number_of_instances,
-    ...(study.study_description && study.study_description.trim() !== '' ? { description: study.study_description.trim() } : {}),
+    ...(study.study_description && study.study_description.trim() !== ''
+      ? { description: study.study_description.trim() }
+      : {}),
     series: series.map((row): ImagingStudySeries => ({
       uid: row.series_instance_uid,
       ...(row.series_number !== null ? { number: row.series_number } : {}),
       modality: modalityCoding(row.modality),
-      ...(row.series_description && row.series_description.trim() !== '' ? { description: row.series_description.trim() } : {}),
+      ...(row.series_description && row.series_description.trim() !== ''
+        ? { description: row.series_description.trim() }
+        : {}),
       numberOfInstances: row.number_of_instances,
-      ...(row.body_part_examined && row.body_part_examined.trim() !== '' ? { bodySite: bodySiteCoding(row.body_part_examined) } : {}),
+      ...(row.body_part_examined && row.body_part_examined.trim() !== ''
+        ? { bodySite: bodySiteCoding(row.body_part_examined) }
+        : {}),
       instance: (bySeries.get(row.series_instance_uid) ?? []).map((instance) => ({
         uid: instance.sop_instance_uid,
         sopClass: { system: SOP_CLASS_SYSTEM, code: `urn:oid:${instance.sop_class_uid}` },
@@ -155,7 +163,9 @@ export function dicomWebEndpoint(id: string, baseUrl: string): Endpoint {
     status: 'active',
     connectionType: { system: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type', code: 'dicom-wado-rs' },
     name: 'DICOMweb (WADO-RS, QIDO-RS, STOW-RS)',
-    payloadType: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/endpoint-payload-type', code: 'DICOM' }] }],
+    payloadType: [
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/endpoint-payload-type', code: 'DICOM' }] },
+    ],
     payloadMimeType: ['application/dicom'],
     address: `${baseUrl}/dicomweb`,
   };

@@ -80,7 +80,11 @@ export async function ensureDicomWebEndpoint(repository: RepositoryContext): Pro
  * outcome; rejects only when storage fails (blob store or database), which the caller reports as
  * out of resources.
  */
-export async function ingestInstance(ctx: IngestContext, staged: StagedBlob, options: IngestOptions = {}): Promise<IngestOutcome> {
+export async function ingestInstance(
+  ctx: IngestContext,
+  staged: StagedBlob,
+  options: IngestOptions = {},
+): Promise<IngestOutcome> {
   // The blob's sync runs in the thread pool while the parse runs here; a refused instance's synced
   // temp file goes with the caller's discard.
   staged.prepare();
@@ -97,9 +101,11 @@ export async function ingestInstance(ctx: IngestContext, staged: StagedBlob, opt
       sopInstanceUid: a.SOPInstanceUID,
     };
   }
-  const dicomJson = JSON.stringify(toDicomJson(parsed.dataset, {
-    bulkDataUri: (tag, path) => `bulkdata/${[...path, tag].join('/')}`,
-  }));
+  const dicomJson = JSON.stringify(
+    toDicomJson(parsed.dataset, {
+      bulkDataUri: (tag, path) => `bulkdata/${[...path, tag].join('/')}`,
+    }),
+  );
   const blob = await staged.commit();
   const instance: StoredInstance = {
     studyInstanceUid: a.StudyInstanceUID as string,
@@ -109,13 +115,32 @@ export async function ingestInstance(ctx: IngestContext, staged: StagedBlob, opt
     size: blob.size,
   };
   const params = [
-    instance.studyInstanceUid, instance.seriesInstanceUid, instance.sopInstanceUid, a.SOPClassUID, parsed.meta.transferSyntaxUid,
-    integer(a.InstanceNumber), integer(a.Rows), integer(a.Columns), integer(a.NumberOfFrames),
-    instance.blobKey, instance.size, dicomJson,
-    text(a.PatientID), text(a.PatientName), text(a.PatientBirthDate), text(a.PatientSex),
-    text(a.StudyDate), text(a.StudyTime), text(a.AccessionNumber), text(a.StudyDescription),
-    text(a.ReferringPhysicianName), text(a.StudyID),
-    text(a.Modality), integer(a.SeriesNumber), text(a.SeriesDescription), text(a.BodyPartExamined),
+    instance.studyInstanceUid,
+    instance.seriesInstanceUid,
+    instance.sopInstanceUid,
+    a.SOPClassUID,
+    parsed.meta.transferSyntaxUid,
+    integer(a.InstanceNumber),
+    integer(a.Rows),
+    integer(a.Columns),
+    integer(a.NumberOfFrames),
+    instance.blobKey,
+    instance.size,
+    dicomJson,
+    text(a.PatientID),
+    text(a.PatientName),
+    text(a.PatientBirthDate),
+    text(a.PatientSex),
+    text(a.StudyDate),
+    text(a.StudyTime),
+    text(a.AccessionNumber),
+    text(a.StudyDescription),
+    text(a.ReferringPhysicianName),
+    text(a.StudyID),
+    text(a.Modality),
+    integer(a.SeriesNumber),
+    text(a.SeriesDescription),
+    text(a.BodyPartExamined),
   ];
   const result = await storerOf(ctx.db).store(params);
   switch (result) {
@@ -125,18 +150,48 @@ export async function ingestInstance(ctx: IngestContext, staged: StagedBlob, opt
     case 'duplicate':
       return { status: 'duplicate', ...instance };
     case 'conflict':
-      return { status: 'conflict', sopInstanceUid: instance.sopInstanceUid, reason: 'another instance with this SOP Instance UID is already stored' };
+      return {
+        status: 'conflict',
+        sopInstanceUid: instance.sopInstanceUid,
+        reason: 'another instance with this SOP Instance UID is already stored',
+      };
     default:
       return { status: 'refused', reason: 'SeriesInstanceUID is already stored under another StudyInstanceUID' };
   }
 }
 
 const STORE_PARAMETERS = 26;
-const STORE_STATEMENT = prepared(`SELECT dicom_store_instance(${Array.from({ length: STORE_PARAMETERS }, (_unused, i) => `$${i + 1}`).join(', ')}) AS outcome`);
+const STORE_STATEMENT = prepared(
+  `SELECT dicom_store_instance(${Array.from({ length: STORE_PARAMETERS }, (_unused, i) => `$${i + 1}`).join(', ')}) AS outcome`,
+);
 /** The SQL types of dicom_store_instance's parameters, in order (migration 004). */
 const STORE_TYPES = [
-  'text', 'text', 'text', 'text', 'text', 'integer', 'integer', 'integer', 'integer', 'text', 'bigint', 'text',
-  'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'integer', 'text', 'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'integer',
+  'integer',
+  'integer',
+  'integer',
+  'text',
+  'bigint',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'integer',
+  'text',
+  'text',
 ];
 const columns = STORE_TYPES.map((_type, i) => `c${i + 1}`);
 /** Many instances in one statement: one row (and one function call) per instance, in array order. */
@@ -204,13 +259,15 @@ class InstanceStorer {
         // the instance at fault fails.
       }
     }
-    await Promise.all(batch.map(async (entry) => {
-      try {
-        entry.resolve(await storeOne(this.db, entry.params));
-      } catch (error) {
-        entry.reject(error);
-      }
-    }));
+    await Promise.all(
+      batch.map(async (entry) => {
+        try {
+          entry.resolve(await storeOne(this.db, entry.params));
+        } catch (error) {
+          entry.reject(error);
+        }
+      }),
+    );
   }
 }
 

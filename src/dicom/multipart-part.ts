@@ -72,7 +72,12 @@ export class ActivePart {
       return;
     }
     if (this.body.push(bytes)) return;
-    while (!this.skipping && !this.handlerSettled && !this.body.destroyed && this.body.readableLength >= BODY_HIGH_WATER_MARK) {
+    while (
+      !this.skipping &&
+      !this.handlerSettled &&
+      !this.body.destroyed &&
+      this.body.readableLength >= BODY_HIGH_WATER_MARK
+    ) {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
     if (this.body.destroyed || this.handlerSettled) this.skipping = true;
@@ -82,7 +87,12 @@ export class ActivePart {
   finish(): void {
     if (this.skipping) return;
     if (this.declaredLength !== undefined && this.declaredLength !== this.bytes) {
-      this.stop(new MultipartError('part-length-mismatch', `part ${this.index} has ${this.bytes} bytes, Content-Length says ${this.declaredLength}`));
+      this.stop(
+        new MultipartError(
+          'part-length-mismatch',
+          `part ${this.index} has ${this.bytes} bytes, Content-Length says ${this.declaredLength}`,
+        ),
+      );
       return;
     }
     this.body.push(null);
@@ -109,13 +119,15 @@ export function parsePartHeaders(text: string): Map<string, string> | MultipartE
   const lines: string[] = [];
   for (const line of text.split(/\r?\n/)) {
     if (line === '') continue;
-    if ((line.startsWith(' ') || line.startsWith('\t')) && lines.length > 0) lines[lines.length - 1] += ` ${line.trim()}`;
+    if ((line.startsWith(' ') || line.startsWith('\t')) && lines.length > 0)
+      lines[lines.length - 1] += ` ${line.trim()}`;
     else lines.push(line);
   }
   for (const line of lines) {
     const colon = line.indexOf(':');
     const name = colon === -1 ? '' : line.slice(0, colon).trim().toLowerCase();
-    if (!HEADER_NAME.test(name)) return new MultipartError('malformed-part-header', 'a part header line is not a header field');
+    if (!HEADER_NAME.test(name))
+      return new MultipartError('malformed-part-header', 'a part header line is not a header field');
     const value = line.slice(colon + 1).trim();
     const previous = headers.get(name);
     headers.set(name, previous === undefined ? value : `${previous}, ${value}`);
@@ -129,7 +141,8 @@ export function describePart(index: number, headers: Map<string, string>): Omit<
   if (contentType !== undefined) part.contentType = contentType;
   const contentLength = headers.get('content-length');
   if (contentLength !== undefined) {
-    if (!/^\d{1,15}$/.test(contentLength)) return new MultipartError('malformed-part-header', `part ${index} has an invalid Content-Length`);
+    if (!/^\d{1,15}$/.test(contentLength))
+      return new MultipartError('malformed-part-header', `part ${index} has an invalid Content-Length`);
     part.contentLength = Number(contentLength);
   }
   const contentLocation = headers.get('content-location');

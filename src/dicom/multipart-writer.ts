@@ -57,7 +57,8 @@ export function writeMultipartRelated(
         boundary = candidate;
         break;
       }
-      if (attempt + 1 >= BOUNDARY_ATTEMPTS) throw new MultipartError('boundary-in-part', 'no boundary absent from the parts');
+      if (attempt + 1 >= BOUNDARY_ATTEMPTS)
+        throw new MultipartError('boundary-in-part', 'no boundary absent from the parts');
     }
   }
   return {
@@ -71,7 +72,10 @@ function containsDelimiter(body: Buffer, boundary: string): boolean {
   return body.includes(`--${boundary}`, 0, 'latin1');
 }
 
-async function* emitParts(parts: Iterable<OutgoingPart> | AsyncIterable<OutgoingPart>, boundary: string): AsyncGenerator<Buffer> {
+async function* emitParts(
+  parts: Iterable<OutgoingPart> | AsyncIterable<OutgoingPart>,
+  boundary: string,
+): AsyncGenerator<Buffer> {
   let emitted = 0;
   try {
     for await (const part of parts) {
@@ -79,11 +83,14 @@ async function* emitParts(parts: Iterable<OutgoingPart> | AsyncIterable<Outgoing
       yield Buffer.from(`${emitted === 0 ? '' : '\r\n'}--${boundary}\r\n${formatPartHeaders(part)}\r\n`, 'latin1');
       emitted++;
       if (Buffer.isBuffer(part.body)) {
-        if (containsDelimiter(part.body, boundary)) throw new MultipartError('boundary-in-part', 'a part contains the boundary');
+        if (containsDelimiter(part.body, boundary))
+          throw new MultipartError('boundary-in-part', 'a part contains the boundary');
         if (part.body.length > 0) yield part.body;
       } else {
         for await (const chunk of part.body as AsyncIterable<Uint8Array | string>) {
-          yield typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          yield typeof chunk === 'string'
+            ? Buffer.from(chunk)
+            : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         }
       }
     }

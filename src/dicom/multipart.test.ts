@@ -4,8 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  MultipartError, formatMultipartRelatedContentType, parseMediaType, parseMultipartRelatedContentType, readMultipart,
-  writeMultipartRelated, type MultipartLimits, type MultipartReadResult, type OutgoingPart, type ReceivedPart,
+  MultipartError,
+  formatMultipartRelatedContentType,
+  parseMediaType,
+  parseMultipartRelatedContentType,
+  readMultipart,
+  writeMultipartRelated,
+  type MultipartLimits,
+  type MultipartReadResult,
+  type OutgoingPart,
+  type ReceivedPart,
 } from './multipart.ts';
 
 const BOUNDARY = 'BOUNDARY';
@@ -26,12 +34,13 @@ function seeded(seed: number): () => number {
 function randomBuffer(random: () => number, length: number): Buffer {
   const key = String(random());
   const blocks: Buffer[] = [];
-  for (let counter = 0; counter * 32 < length; counter++) blocks.push(createHash('sha256').update(`${key}:${counter}`).digest());
+  for (let counter = 0; counter * 32 < length; counter++)
+    blocks.push(createHash('sha256').update(`${key}:${counter}`).digest());
   return Buffer.concat(blocks).subarray(0, length);
 }
 
 async function* chunks(body: Buffer, sizes: () => number): AsyncGenerator<Buffer> {
-  for (let pos = 0; pos < body.length; ) {
+  for (let pos = 0; pos < body.length;) {
     const size = Math.max(1, sizes());
     yield body.subarray(pos, pos + size);
     pos += size;
@@ -86,12 +95,25 @@ async function rejection(promise: Promise<unknown>): Promise<MultipartError> {
 
 describe('parseMultipartRelatedContentType', () => {
   test('reads the DICOMweb form with quoted and unquoted values', () => {
-    expect(parseMultipartRelatedContentType('multipart/related; type="application/dicom"; boundary=MESSAGEBOUNDARY')).toMatchObject({
-      boundary: 'MESSAGEBOUNDARY', type: 'application/dicom',
+    expect(
+      parseMultipartRelatedContentType('multipart/related; type="application/dicom"; boundary=MESSAGEBOUNDARY'),
+    ).toMatchObject({
+      boundary: 'MESSAGEBOUNDARY',
+      type: 'application/dicom',
     });
-    const parsed = parseMultipartRelatedContentType('Multipart/Related ;TYPE=Application/DICOM;  Boundary="a b:c=d?"; start="<root@x>"; start-info="x"; transfer-syntax=1.2.840.10008.1.2.1;');
-    expect(parsed).toMatchObject({ boundary: 'a b:c=d?', type: 'application/dicom', start: '<root@x>', startInfo: 'x', transferSyntax: '1.2.840.10008.1.2.1' });
-    expect(parseMultipartRelatedContentType('multipart/related; boundary=b; start="<q\\"uo\\\\te>"').start).toBe('<q"uo\\te>');
+    const parsed = parseMultipartRelatedContentType(
+      'Multipart/Related ;TYPE=Application/DICOM;  Boundary="a b:c=d?"; start="<root@x>"; start-info="x"; transfer-syntax=1.2.840.10008.1.2.1;',
+    );
+    expect(parsed).toMatchObject({
+      boundary: 'a b:c=d?',
+      type: 'application/dicom',
+      start: '<root@x>',
+      startInfo: 'x',
+      transferSyntax: '1.2.840.10008.1.2.1',
+    });
+    expect(parseMultipartRelatedContentType('multipart/related; boundary=b; start="<q\\"uo\\\\te>"').start).toBe(
+      '<q"uo\\te>',
+    );
     expect(parseMultipartRelatedContentType(`multipart/related; boundary=${'b'.repeat(70)}`).boundary).toHaveLength(70);
   });
 
@@ -129,22 +151,31 @@ describe('parseMultipartRelatedContentType', () => {
 
 describe('writeMultipartRelated', () => {
   test('writes the PS3.18 form and a Content-Type for the response', async () => {
-    const written = writeMultipartRelated([{ body: Buffer.from('abc'), contentType: 'application/dicom', contentLocation: '/x' }], {
-      type: 'application/dicom', boundary: 'B',
-    });
+    const written = writeMultipartRelated(
+      [{ body: Buffer.from('abc'), contentType: 'application/dicom', contentLocation: '/x' }],
+      {
+        type: 'application/dicom',
+        boundary: 'B',
+      },
+    );
     expect(written.contentType).toBe('multipart/related; type="application/dicom"; boundary=B');
     expect((await bufferOf(written.body)).toString('latin1')).toBe(
       '--B\r\nContent-Type: application/dicom\r\nContent-Length: 3\r\nContent-Location: /x\r\n\r\nabc\r\n--B--\r\n',
     );
-    expect(parseMultipartRelatedContentType(writeMultipartRelated([], { type: 'application/dicom' }).contentType).boundary).toMatch(/^dicomweb-[0-9a-f]{48}$/);
-    expect(formatMultipartRelatedContentType('a b', 'application/dicom+json')).toBe('multipart/related; type="application/dicom+json"; boundary="a b"');
+    expect(
+      parseMultipartRelatedContentType(writeMultipartRelated([], { type: 'application/dicom' }).contentType).boundary,
+    ).toMatch(/^dicomweb-[0-9a-f]{48}$/);
+    expect(formatMultipartRelatedContentType('a b', 'application/dicom+json')).toBe(
+      'multipart/related; type="application/dicom+json"; boundary="a b"',
+    );
   });
 
   test('draws another boundary when a buffered part contains it', () => {
     const draws = [Buffer.alloc(24, 1), Buffer.alloc(24, 2)];
     const first = `dicomweb-${draws[0]!.toString('hex')}`;
     const written = writeMultipartRelated([{ body: Buffer.from(`x\r\n--${first}\r\n`) }], {
-      type: 'application/dicom', randomBytes: () => draws.shift()!,
+      type: 'application/dicom',
+      randomBytes: () => draws.shift()!,
     });
     expect(written.boundary).toBe(`dicomweb-${Buffer.alloc(24, 2).toString('hex')}`);
   });
@@ -153,8 +184,13 @@ describe('writeMultipartRelated', () => {
     const parts = (async function* (): AsyncGenerator<OutgoingPart> {
       yield { body: Buffer.from('x--B') };
     })();
-    await expect(bufferOf(writeMultipartRelated(parts, { type: 'application/dicom', boundary: 'B' }).body)).rejects.toMatchObject({ code: 'boundary-in-part' });
-    const injected = writeMultipartRelated([{ body: Buffer.from(''), contentLocation: '/x\r\nX-Evil: 1' }], { type: 'a/b', boundary: 'B' });
+    await expect(
+      bufferOf(writeMultipartRelated(parts, { type: 'application/dicom', boundary: 'B' }).body),
+    ).rejects.toMatchObject({ code: 'boundary-in-part' });
+    const injected = writeMultipartRelated([{ body: Buffer.from(''), contentLocation: '/x\r\nX-Evil: 1' }], {
+      type: 'a/b',
+      boundary: 'B',
+    });
     await expect(bufferOf(injected.body)).rejects.toThrow(TypeError);
     expect(() => writeMultipartRelated([], { type: 'a/b', boundary: 'bad@' })).toThrow(MultipartError);
   });
@@ -184,7 +220,9 @@ describe('readMultipart round trips', () => {
     const random = seeded(4);
     for (let round = 0; round < 40; round++) {
       const count = 1 + Math.floor(random() * 6);
-      const bodies = Array.from({ length: count }, () => randomBuffer(random, Math.floor(random() * (round < 30 ? 3000 : 200_000))));
+      const bodies = Array.from({ length: count }, () =>
+        randomBuffer(random, Math.floor(random() * (round < 30 ? 3000 : 200_000))),
+      );
       const parts: OutgoingPart[] = bodies.map((body, index) => ({
         body: index % 2 === 0 ? body : Readable.from(chunks(body, () => 1 + Math.floor(random() * 9000))),
         contentType: 'application/dicom',
@@ -195,11 +233,19 @@ describe('readMultipart round trips', () => {
       const wireBody = await bufferOf(written.body);
       // Byte-by-byte chunks only on the small rounds: a million one-byte reads prove nothing more.
       const maxChunk = round < 30 ? [1, 7, 100, 4096, 70_000][round % 5]! : [100, 4096, 70_000][round % 3]!;
-      const { parts: read, result } = await collect(chunks(wireBody, () => 1 + Math.floor(random() * maxChunk)), {}, written.boundary);
+      const { parts: read, result } = await collect(
+        chunks(wireBody, () => 1 + Math.floor(random() * maxChunk)),
+        {},
+        written.boundary,
+      );
       expect(result).toEqual({ partCount: count, failures: [] });
       expect(read.map((part) => part.body.equals(bodies[part.part.index]!))).toEqual(bodies.map(() => true));
       for (const [index, part] of read.entries()) {
-        expect(part.part).toMatchObject({ contentType: 'application/dicom', contentLocation: `/studies/1/instances/${index}`, contentId: `<part${index}@hub>` });
+        expect(part.part).toMatchObject({
+          contentType: 'application/dicom',
+          contentLocation: `/studies/1/instances/${index}`,
+          contentId: `<part${index}@hub>`,
+        });
         expect(part.part.contentLength).toBe(index % 2 === 0 ? bodies[index]!.length : undefined);
       }
     }
@@ -214,9 +260,13 @@ describe('readMultipart round trips', () => {
     Buffer.from(`\r\n\r\n--\r\n`),
   ];
   const tricky = Buffer.concat([
-    wire('preamble line\r\n--BOUNDARYish is not a delimiter when not at a line start? it is at one here: no\r\nmore preamble'),
+    wire(
+      'preamble line\r\n--BOUNDARYish is not a delimiter when not at a line start? it is at one here: no\r\nmore preamble',
+    ),
     ...trickyBodies.flatMap((body, index) => [
-      wire(`\r\n--${BOUNDARY}${index === 2 ? ' \t ' : ''}\r\nContent-Type: application/octet-stream\r\nContent-ID: <${index}>\r\n\r\n`),
+      wire(
+        `\r\n--${BOUNDARY}${index === 2 ? ' \t ' : ''}\r\nContent-Type: application/octet-stream\r\nContent-ID: <${index}>\r\n\r\n`,
+      ),
       body,
     ]),
     wire(`\r\n--${BOUNDARY}--  \r\nepilogue\r\n--${BOUNDARY}\r\nX: y\r\n\r\nignored\r\n--${BOUNDARY}--\r\n`),
@@ -227,11 +277,14 @@ describe('readMultipart round trips', () => {
     const body = Buffer.from(tricky.toString('latin1').replace('--BOUNDARYish', '--BOUNDAR-ish'), 'latin1');
     const expectParts = (read: Collected): void => {
       expect(read.result).toEqual({ partCount: trickyBodies.length, failures: [] });
-      expect(read.parts.map((part) => part.body.toString('latin1'))).toEqual(trickyBodies.map((part) => part.toString('latin1')));
+      expect(read.parts.map((part) => part.body.toString('latin1'))).toEqual(
+        trickyBodies.map((part) => part.toString('latin1')),
+      );
       expect(read.parts.map((part) => part.part.contentId)).toEqual(trickyBodies.map((_, index) => `<${index}>`));
     };
     for (let split = 0; split <= body.length; split++) expectParts(await collect(splitAt(body, [split])));
-    for (let split = 0; split + 7 <= body.length; split += 3) expectParts(await collect(splitAt(body, [split, split + 2, split + 7])));
+    for (let split = 0; split + 7 <= body.length; split += 3)
+      expectParts(await collect(splitAt(body, [split, split + 2, split + 7])));
     expectParts(await collect(chunks(body, () => 1)));
   });
 
@@ -240,13 +293,20 @@ describe('readMultipart round trips', () => {
   });
 
   test('tolerates bare LF line ends and a body without a preamble', async () => {
-    const body = wire(`--${BOUNDARY}\nContent-Type: text/plain\n\nline one\nline two\n--${BOUNDARY}\n\nsecond\n--${BOUNDARY}--`);
+    const body = wire(
+      `--${BOUNDARY}\nContent-Type: text/plain\n\nline one\nline two\n--${BOUNDARY}\n\nsecond\n--${BOUNDARY}--`,
+    );
     const { parts } = await collect(chunks(body, () => 3));
-    expect(parts.map((part) => [part.part.contentType, part.body.toString()])).toEqual([['text/plain', 'line one\nline two'], [undefined, 'second']]);
+    expect(parts.map((part) => [part.part.contentType, part.body.toString()])).toEqual([
+      ['text/plain', 'line one\nline two'],
+      [undefined, 'second'],
+    ]);
   });
 
   test('folded and repeated part headers', async () => {
-    const body = wire(`--${BOUNDARY}\r\nContent-Type: application/dicom;\r\n transfer-syntax=1.2.840.10008.1.2.1\r\nX-A: 1\r\nx-a: 2\r\n\r\nz\r\n--${BOUNDARY}--`);
+    const body = wire(
+      `--${BOUNDARY}\r\nContent-Type: application/dicom;\r\n transfer-syntax=1.2.840.10008.1.2.1\r\nX-A: 1\r\nx-a: 2\r\n\r\nz\r\n--${BOUNDARY}--`,
+    );
     const { parts } = await collect(splitAt(body, []));
     expect(parts[0]!.part.contentType).toBe('application/dicom; transfer-syntax=1.2.840.10008.1.2.1');
     expect(parts[0]!.headers.get('x-a')).toBe('1, 2');
@@ -256,7 +316,8 @@ describe('readMultipart round trips', () => {
 describe('readMultipart errors', () => {
   const three = (sizes: number[], options: { streamed?: boolean } = {}): Promise<Buffer> => {
     const parts: OutgoingPart[] = sizes.map((size, index) => ({
-      body: options.streamed === true ? Readable.from([Buffer.alloc(size, index + 65)]) : Buffer.alloc(size, index + 65),
+      body:
+        options.streamed === true ? Readable.from([Buffer.alloc(size, index + 65)]) : Buffer.alloc(size, index + 65),
       contentType: 'application/dicom',
     }));
     return bufferOf(writeMultipartRelated(parts, { type: 'application/dicom', boundary: BOUNDARY }).body);
@@ -265,84 +326,135 @@ describe('readMultipart errors', () => {
   test('a truncated upload is refused wherever it is cut', async () => {
     const body = await three([100, 100]);
     for (const cut of [0, 5, 20, 60, 150, body.length - 5, body.length - 3]) {
-      expect(await rejection(collect(splitAt(body.subarray(0, cut), [])))).toMatchObject({ code: 'truncated', status: 400 });
+      expect(await rejection(collect(splitAt(body.subarray(0, cut), [])))).toMatchObject({
+        code: 'truncated',
+        status: 400,
+      });
     }
-    expect(await rejection(collect(splitAt(wire('no delimiter at all'), []))).then((error) => error.message)).toMatch(/no delimiter/);
+    expect(await rejection(collect(splitAt(wire('no delimiter at all'), []))).then((error) => error.message)).toMatch(
+      /no delimiter/,
+    );
   });
 
   test('the consumer of a truncated part sees the error', async () => {
     const body = await three([100_000]);
     let consumerError: unknown;
-    await expect(readMultipart(splitAt(body.subarray(0, 50_000), []), { boundary: BOUNDARY }, async (part) => {
-      try {
-        await bufferOf(part.body);
-      } catch (error) {
-        consumerError = error;
-        throw error;
-      }
-    })).rejects.toMatchObject({ code: 'truncated' });
+    await expect(
+      readMultipart(splitAt(body.subarray(0, 50_000), []), { boundary: BOUNDARY }, async (part) => {
+        try {
+          await bufferOf(part.body);
+        } catch (error) {
+          consumerError = error;
+          throw error;
+        }
+      }),
+    ).rejects.toMatchObject({ code: 'truncated' });
     expect(consumerError).toMatchObject({ code: 'truncated' });
   });
 
   test('header block too big, too many parts', async () => {
     const big = wire(`--${BOUNDARY}\r\nX-Long: ${'v'.repeat(300)}\r\n\r\nbody\r\n--${BOUNDARY}--`);
-    expect(await rejection(collect(chunks(big, () => 10), { maxHeaderBytes: 200 }))).toMatchObject({ code: 'header-too-large' });
-    expect((await collect(chunks(big, () => 10), { maxHeaderBytes: 400 })).parts).toHaveLength(1);
+    expect(
+      await rejection(
+        collect(
+          chunks(big, () => 10),
+          { maxHeaderBytes: 200 },
+        ),
+      ),
+    ).toMatchObject({ code: 'header-too-large' });
+    expect(
+      (
+        await collect(
+          chunks(big, () => 10),
+          { maxHeaderBytes: 400 },
+        )
+      ).parts,
+    ).toHaveLength(1);
     const seen: number[] = [];
-    await expect(readMultipart(splitAt(await three([1, 2, 3]), []), { boundary: BOUNDARY, limits: { maxParts: 2 } }, async (part) => {
-      seen.push((await bufferOf(part.body)).length);
-    })).rejects.toMatchObject({ code: 'too-many-parts', status: 413 });
+    await expect(
+      readMultipart(
+        splitAt(await three([1, 2, 3]), []),
+        { boundary: BOUNDARY, limits: { maxParts: 2 } },
+        async (part) => {
+          seen.push((await bufferOf(part.body)).length);
+        },
+      ),
+    ).rejects.toMatchObject({ code: 'too-many-parts', status: 413 });
     expect(seen).toEqual([1, 2]);
   });
 
   test('a part too large fails alone, declared or streamed', async () => {
     for (const streamed of [false, true]) {
       const handled: number[] = [];
-      const { parts, result } = await collect(chunks(await three([500, 1500, 500], { streamed }), () => 100), { maxPartBytes: 1000 });
+      const { parts, result } = await collect(
+        chunks(await three([500, 1500, 500], { streamed }), () => 100),
+        { maxPartBytes: 1000 },
+      );
       handled.push(...parts.map((part) => part.body.length));
       expect(result.partCount).toBe(3);
-      expect(result.failures).toEqual([expect.objectContaining({ index: 1, error: expect.objectContaining({ code: 'part-too-large', status: 413 }) })]);
+      expect(result.failures).toEqual([
+        expect.objectContaining({ index: 1, error: expect.objectContaining({ code: 'part-too-large', status: 413 }) }),
+      ]);
       // With a Content-Length the handler never sees the part; streamed, it sees the error instead of the end.
       expect(handled).toEqual([500, 500]);
     }
   });
 
   test('a Content-Length that disagrees or does not parse fails that part alone', async () => {
-    const body = wire(`--${BOUNDARY}\r\nContent-Length: 5\r\n\r\nabcd\r\n--${BOUNDARY}\r\nContent-Length: x\r\n\r\nabcd\r\n--${BOUNDARY}\r\nno colon\r\n\r\nq\r\n--${BOUNDARY}\r\nContent-Length: 2\r\n\r\nok\r\n--${BOUNDARY}--`);
+    const body = wire(
+      `--${BOUNDARY}\r\nContent-Length: 5\r\n\r\nabcd\r\n--${BOUNDARY}\r\nContent-Length: x\r\n\r\nabcd\r\n--${BOUNDARY}\r\nno colon\r\n\r\nq\r\n--${BOUNDARY}\r\nContent-Length: 2\r\n\r\nok\r\n--${BOUNDARY}--`,
+    );
     const { parts, result } = await collect(splitAt(body, []));
     expect(parts.map((part) => part.body.toString())).toEqual(['ok']);
     expect(result.failures.map((failure) => [failure.index, (failure.error as MultipartError).code])).toEqual([
-      [0, 'part-length-mismatch'], [1, 'malformed-part-header'], [2, 'malformed-part-header'],
+      [0, 'part-length-mismatch'],
+      [1, 'malformed-part-header'],
+      [2, 'malformed-part-header'],
     ]);
   });
 
   test('a failing consumer does not hang the reader nor fail its neighbours', async () => {
     const body = await three([200_000, 300_000, 1000, 200_000]);
     const stored: number[] = [];
-    const result = await readMultipart(chunks(body, () => 16_384), { boundary: BOUNDARY }, async (part) => {
-      if (part.index === 0) throw new Error('refused before reading');
-      if (part.index === 1) {
-        for await (const chunk of part.body) {
-          if ((chunk as Buffer).length > 0) throw new Error('refused after reading');
+    const result = await readMultipart(
+      chunks(body, () => 16_384),
+      { boundary: BOUNDARY },
+      async (part) => {
+        if (part.index === 0) throw new Error('refused before reading');
+        if (part.index === 1) {
+          for await (const chunk of part.body) {
+            if ((chunk as Buffer).length > 0) throw new Error('refused after reading');
+          }
         }
-      }
-      if (part.index === 2) {
-        part.body.destroy();
-        return;
-      }
-      stored.push((await bufferOf(part.body)).length);
-    });
+        if (part.index === 2) {
+          part.body.destroy();
+          return;
+        }
+        stored.push((await bufferOf(part.body)).length);
+      },
+    );
     expect(stored).toEqual([200_000]);
     expect(result.failures.map((failure) => [failure.index, (failure.error as Error).message])).toEqual([
-      [0, 'refused before reading'], [1, 'refused after reading'],
+      [0, 'refused before reading'],
+      [1, 'refused after reading'],
     ]);
     // A handler that returns without reading is done with the part: the rest is skipped, no failure.
-    const skipped = await readMultipart(chunks(body, () => 16_384), { boundary: BOUNDARY }, () => undefined);
+    const skipped = await readMultipart(
+      chunks(body, () => 16_384),
+      { boundary: BOUNDARY },
+      () => undefined,
+    );
     expect(skipped).toEqual({ partCount: 4, failures: [] });
-    await expect(readMultipart(chunks(body, () => 16_384), { boundary: BOUNDARY, onPartFailure: 'abort' }, async (part) => {
-      if (part.index === 1) throw new Error('stop here');
-      await bufferOf(part.body);
-    })).rejects.toThrow('stop here');
+    await expect(
+      readMultipart(
+        chunks(body, () => 16_384),
+        { boundary: BOUNDARY, onPartFailure: 'abort' },
+        async (part) => {
+          if (part.index === 1) throw new Error('stop here');
+          await bufferOf(part.body);
+        },
+      ),
+    ).rejects.toThrow('stop here');
   });
 });
 
@@ -355,20 +467,27 @@ describe('readMultipart streaming', () => {
     let produced = 0;
     function lazyPart(index: number): Readable {
       const hash = createHash('sha256');
-      return Readable.from((async function* () {
-        for (let offset = 0; offset < partSize; offset += block.length) {
-          const chunk = Buffer.from(block);
-          chunk.writeUInt32BE(offset ^ index, 0);
-          hash.update(chunk);
-          produced += chunk.length;
-          yield chunk;
-        }
-        sourceHashes[index] = hash.digest('hex');
-      })(), { objectMode: false });
+      return Readable.from(
+        (async function* () {
+          for (let offset = 0; offset < partSize; offset += block.length) {
+            const chunk = Buffer.from(block);
+            chunk.writeUInt32BE(offset ^ index, 0);
+            hash.update(chunk);
+            produced += chunk.length;
+            yield chunk;
+          }
+          sourceHashes[index] = hash.digest('hex');
+        })(),
+        { objectMode: false },
+      );
     }
-    const written = writeMultipartRelated((function* () {
-      for (let index = 0; index < partCount; index++) yield { body: lazyPart(index), contentType: 'application/dicom' };
-    })(), { type: 'application/dicom' });
+    const written = writeMultipartRelated(
+      (function* () {
+        for (let index = 0; index < partCount; index++)
+          yield { body: lazyPart(index), contentType: 'application/dicom' };
+      })(),
+      { type: 'application/dicom' },
+    );
 
     // Sampled from the sink: the pipeline runs on microtasks, so a timer would never fire during it.
     const heapBefore = process.memoryUsage().heapUsed;
@@ -379,18 +498,21 @@ describe('readMultipart streaming', () => {
     const result = await readMultipart(written.body, { boundary: written.boundary }, async (part) => {
       const hash = createHash('sha256');
       let bytes = 0;
-      await pipeline(part.body, new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          consumed += chunk.length;
-          maxInFlight = Math.max(maxInFlight, produced - consumed);
-          if (consumed % (4 * 1024 * 1024) < chunk.length) {
-            peakHeapGrowth = Math.max(peakHeapGrowth, process.memoryUsage().heapUsed - heapBefore);
-          }
-          done();
-        },
-      }));
+      await pipeline(
+        part.body,
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            hash.update(chunk);
+            bytes += chunk.length;
+            consumed += chunk.length;
+            maxInFlight = Math.max(maxInFlight, produced - consumed);
+            if (consumed % (4 * 1024 * 1024) < chunk.length) {
+              peakHeapGrowth = Math.max(peakHeapGrowth, process.memoryUsage().heapUsed - heapBefore);
+            }
+            done();
+          },
+        }),
+      );
       expect(bytes).toBe(partSize);
       sinkHashes[part.index] = hash.digest('hex');
     });
@@ -405,7 +527,9 @@ describe('readMultipart streaming', () => {
 
   test('pulls from the source only as fast as a slow consumer reads', async () => {
     const total = 4 * 1024 * 1024;
-    const body = await bufferOf(writeMultipartRelated([{ body: Buffer.alloc(total, 1) }], { type: 'application/dicom', boundary: BOUNDARY }).body);
+    const body = await bufferOf(
+      writeMultipartRelated([{ body: Buffer.alloc(total, 1) }], { type: 'application/dicom', boundary: BOUNDARY }).body,
+    );
     let pulled = 0;
     let consumed = 0;
     let maxAhead = 0;
@@ -418,13 +542,16 @@ describe('readMultipart streaming', () => {
       }
     }
     await readMultipart(source(), { boundary: BOUNDARY }, async (part) => {
-      await pipeline(part.body, new Writable({
-        highWaterMark: 16_384,
-        write(chunk: Buffer, _encoding, done) {
-          consumed += chunk.length;
-          setTimeout(done, 0);
-        },
-      }));
+      await pipeline(
+        part.body,
+        new Writable({
+          highWaterMark: 16_384,
+          write(chunk: Buffer, _encoding, done) {
+            consumed += chunk.length;
+            setTimeout(done, 0);
+          },
+        }),
+      );
     });
     expect(consumed).toBe(total);
     // Body buffer (64 KiB) + sink buffer (16 KiB) + the chunk in hand + the delimiter window.
@@ -440,9 +567,13 @@ describe('readMultipart streaming', () => {
           const { boundary } = parseMultipartRelatedContentType(request.headers['content-type']);
           const hashes: string[] = [];
           const result = await readMultipart(request, { boundary, limits: { maxParts: 3 } }, async (part) => {
-            hashes[part.index] = createHash('sha256').update(await bufferOf(part.body)).digest('hex');
+            hashes[part.index] = createHash('sha256')
+              .update(await bufferOf(part.body))
+              .digest('hex');
           });
-          response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ partCount: result.partCount, hashes }));
+          response
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ partCount: result.partCount, hashes }));
         } catch (error) {
           response.writeHead(error instanceof MultipartError ? error.status : 500).end(String(error));
         }
@@ -451,7 +582,10 @@ describe('readMultipart streaming', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dicomweb/studies`;
-      const written = writeMultipartRelated(bodies.map((body) => ({ body: Readable.from([body]), contentType: 'application/dicom' })), { type: 'application/dicom' });
+      const written = writeMultipartRelated(
+        bodies.map((body) => ({ body: Readable.from([body]), contentType: 'application/dicom' })),
+        { type: 'application/dicom' },
+      );
       const response = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': written.contentType },
@@ -460,12 +594,16 @@ describe('readMultipart streaming', () => {
       } as RequestInit);
       expect(response.status).toBe(200);
       expect(await response.json()).toEqual({
-        partCount: 3, hashes: bodies.map((body) => createHash('sha256').update(body).digest('hex')),
+        partCount: 3,
+        hashes: bodies.map((body) => createHash('sha256').update(body).digest('hex')),
       });
       const refused = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: 'x' });
       expect(refused.status).toBe(415);
       // The reader stops mid-body; the route can still answer before the rest of the upload is read.
-      const tooMany = writeMultipartRelated([...bodies, ...bodies].map((body) => ({ body: Readable.from([body]) })), { type: 'application/dicom' });
+      const tooMany = writeMultipartRelated(
+        [...bodies, ...bodies].map((body) => ({ body: Readable.from([body]) })),
+        { type: 'application/dicom' },
+      );
       const refusedParts = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': tooMany.contentType },

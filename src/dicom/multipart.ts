@@ -24,8 +24,14 @@ import { MultipartError } from './multipart-content-type.ts';
 import { ActivePart, describePart, parsePartHeaders, type PartHandler, type ReceivedPart } from './multipart-part.ts';
 
 export {
-  MultipartError, formatMultipartRelatedContentType, isValidBoundary, parseMediaType, parseMultipartRelatedContentType,
-  type MediaType, type MultipartErrorCode, type MultipartRelatedContentType,
+  MultipartError,
+  formatMultipartRelatedContentType,
+  isValidBoundary,
+  parseMediaType,
+  parseMultipartRelatedContentType,
+  type MediaType,
+  type MultipartErrorCode,
+  type MultipartRelatedContentType,
 } from './multipart-content-type.ts';
 export { BODY_HIGH_WATER_MARK, type PartHandler, type ReceivedPart } from './multipart-part.ts';
 export { writeMultipartRelated, type MultipartRelatedBody, type OutgoingPart } from './multipart-writer.ts';
@@ -83,7 +89,11 @@ export async function readMultipart(
       const next = await iterator.next();
       if (next.done === true) break;
       const chunk = next.value;
-      await parser.write(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      await parser.write(
+        typeof chunk === 'string'
+          ? Buffer.from(chunk, 'latin1')
+          : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      );
     }
     return await parser.end();
   } catch (error) {
@@ -122,9 +132,12 @@ class MultipartParser {
 
   async end(): Promise<MultipartReadResult> {
     if (this.state !== 'epilogue') {
-      throw new MultipartError('truncated', this.partCount === 0
-        ? 'multipart body has no delimiter'
-        : 'multipart body ends without its close delimiter (truncated upload)');
+      throw new MultipartError(
+        'truncated',
+        this.partCount === 0
+          ? 'multipart body has no delimiter'
+          : 'multipart body ends without its close delimiter (truncated upload)',
+      );
     }
     return { partCount: this.partCount, failures: this.failures };
   }
@@ -181,7 +194,8 @@ class MultipartParser {
     }
     let end = pos;
     while (end < bytes.length && (bytes[end] === SPACE || bytes[end] === TAB)) end++;
-    if (end - pos > MAX_TRANSPORT_PADDING) throw new MultipartError('malformed-delimiter', 'too much transport padding');
+    if (end - pos > MAX_TRANSPORT_PADDING)
+      throw new MultipartError('malformed-delimiter', 'too much transport padding');
     if (end >= bytes.length) return undefined;
     if (bytes[end] === LF) return { close: false, end: end + 1 };
     if (bytes[end] === CR) {
@@ -210,7 +224,10 @@ class MultipartParser {
 
   private refuseEarly(received: Omit<ReceivedPart, 'body'>): MultipartError | undefined {
     if (received.contentLength !== undefined && received.contentLength > this.limits.maxPartBytes) {
-      return new MultipartError('part-too-large', `part ${received.index} declares more than ${this.limits.maxPartBytes} bytes`);
+      return new MultipartError(
+        'part-too-large',
+        `part ${received.index} declares more than ${this.limits.maxPartBytes} bytes`,
+      );
     }
     return undefined;
   }
@@ -229,7 +246,10 @@ class MultipartParser {
       const blank = crlf === -1 ? lf : lf === -1 ? crlf : Math.min(crlf, lf);
       if (blank === -1 || blank + 1 > this.limits.maxHeaderBytes) {
         if (bytes.length > this.limits.maxHeaderBytes) {
-          throw new MultipartError('header-too-large', `a part header block exceeds ${this.limits.maxHeaderBytes} bytes`);
+          throw new MultipartError(
+            'header-too-large',
+            `a part header block exceeds ${this.limits.maxHeaderBytes} bytes`,
+          );
         }
         return false;
       }
@@ -248,7 +268,10 @@ class MultipartParser {
     const refusal = received instanceof MultipartError ? received : this.refuseEarly(received);
     if (refusal !== undefined) {
       // A part refused from its headers fails alone, without reaching the handler; its body is skipped.
-      const part = new ActivePart({ index, headers: headers instanceof MultipartError ? new Map() : headers }, () => undefined);
+      const part = new ActivePart(
+        { index, headers: headers instanceof MultipartError ? new Map() : headers },
+        () => undefined,
+      );
       part.stop(refusal);
       this.part = part;
       return true;
@@ -257,4 +280,3 @@ class MultipartParser {
     return true;
   }
 }
-

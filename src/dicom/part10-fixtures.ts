@@ -32,11 +32,15 @@ export function classifiedFiles(): ClassifiedFile[] {
   if (!existsSync(PYDICOM_TEST_FILES)) {
     throw new Error(`pydicom's test files are missing at ${PYDICOM_TEST_FILES}: apt-get install python3-pydicom`);
   }
-  return readFileSync(CLASSIFICATION, 'utf8').trim().split('\n').map((line) => {
-    const name = line.split(/\s+/)[0] ?? '';
-    const valid = / p10=1 /.test(line) && / py=ok /.test(line) && / dump_rc=0 /.test(line) && !REFUSED_BY_DESIGN.has(name);
-    return { name, path: join(PYDICOM_TEST_FILES, name), valid };
-  });
+  return readFileSync(CLASSIFICATION, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const name = line.split(/\s+/)[0] ?? '';
+      const valid =
+        / p10=1 /.test(line) && / py=ok /.test(line) && / dump_rc=0 /.test(line) && !REFUSED_BY_DESIGN.has(name);
+      return { name, path: join(PYDICOM_TEST_FILES, name), valid };
+    });
 }
 
 export interface PydicomReading {
@@ -80,7 +84,10 @@ function runPython(script: string, args: string[]): string {
 /** pydicom's reading of the indexed attributes and meta UIDs of each file, in one python run. */
 export function readWithPydicom(paths: string[]): Map<string, PydicomReading> {
   const keywords = Object.keys(INDEXED_ATTRIBUTES);
-  const parsed = JSON.parse(runPython(READ_SCRIPT, [JSON.stringify(keywords), ...paths])) as Record<string, PydicomReading>;
+  const parsed = JSON.parse(runPython(READ_SCRIPT, [JSON.stringify(keywords), ...paths])) as Record<
+    string,
+    PydicomReading
+  >;
   return new Map(Object.entries(parsed));
 }
 
@@ -101,17 +108,28 @@ export function pydicomJson(paths: string[]): Record<string, unknown> {
 const LONG = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 /** An Explicit VR element; `length` overrides the declared length (for lies). */
-export function explicitElement(tag: number, vr: string, value: Buffer, options: { bigEndian?: boolean; length?: number } = {}): Buffer {
+export function explicitElement(
+  tag: number,
+  vr: string,
+  value: Buffer,
+  options: { bigEndian?: boolean; length?: number } = {},
+): Buffer {
   const big = options.bigEndian ?? false;
   const length = options.length ?? value.length;
   const header = Buffer.alloc(LONG.has(vr) ? 12 : 8);
-  if (big) { header.writeUInt16BE(tag >>> 16, 0); header.writeUInt16BE(tag & 0xffff, 2); } else {
-    header.writeUInt16LE(tag >>> 16, 0); header.writeUInt16LE(tag & 0xffff, 2);
+  if (big) {
+    header.writeUInt16BE(tag >>> 16, 0);
+    header.writeUInt16BE(tag & 0xffff, 2);
+  } else {
+    header.writeUInt16LE(tag >>> 16, 0);
+    header.writeUInt16LE(tag & 0xffff, 2);
   }
   header.write(vr, 4, 'latin1');
   if (LONG.has(vr)) {
-    if (big) header.writeUInt32BE(length >>> 0, 8); else header.writeUInt32LE(length >>> 0, 8);
-  } else if (big) header.writeUInt16BE(length, 6); else header.writeUInt16LE(length, 6);
+    if (big) header.writeUInt32BE(length >>> 0, 8);
+    else header.writeUInt32LE(length >>> 0, 8);
+  } else if (big) header.writeUInt16BE(length, 6);
+  else header.writeUInt16LE(length, 6);
   return Buffer.concat([header, value]);
 }
 
@@ -134,11 +152,19 @@ export function itemHeader(tag: number, length: number): Buffer {
 /** An undefined-length sequence of undefined-length items. */
 export function undefinedLengthSequence(tag: number, items: Buffer[]): Buffer {
   const parts = items.flatMap((item) => [itemHeader(0xfffee000, 0xffffffff), item, itemHeader(0xfffee00d, 0)]);
-  return Buffer.concat([explicitElement(tag, 'SQ', Buffer.alloc(0), { length: 0xffffffff }), ...parts, itemHeader(0xfffee0dd, 0)]);
+  return Buffer.concat([
+    explicitElement(tag, 'SQ', Buffer.alloc(0), { length: 0xffffffff }),
+    ...parts,
+    itemHeader(0xfffee0dd, 0),
+  ]);
 }
 
 /** A Part 10 file: preamble, DICM, meta group (with its group length), dataset. */
-export function part10File(transferSyntaxUid: string, dataset: Buffer, uids = { sopClass: '1.2.840.10008.5.1.4.1.1.7', sopInstance: '1.2.3.4.5' }): Buffer {
+export function part10File(
+  transferSyntaxUid: string,
+  dataset: Buffer,
+  uids = { sopClass: '1.2.840.10008.5.1.4.1.1.7', sopInstance: '1.2.3.4.5' },
+): Buffer {
   const metaBody = Buffer.concat([
     explicitElement(0x00020001, 'OB', Buffer.from([0, 1])),
     textElement(0x00020002, 'UI', uids.sopClass),
@@ -148,7 +174,13 @@ export function part10File(transferSyntaxUid: string, dataset: Buffer, uids = { 
   ]);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(metaBody.length);
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), explicitElement(0x00020000, 'UL', groupLength), metaBody, dataset]);
+  return Buffer.concat([
+    Buffer.alloc(128),
+    Buffer.from('DICM'),
+    explicitElement(0x00020000, 'UL', groupLength),
+    metaBody,
+    dataset,
+  ]);
 }
 
 /** Mulberry32: a small seeded PRNG so that fuzz cases are reproducible. */

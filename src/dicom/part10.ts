@@ -7,14 +7,27 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { BufferSource, FileSource, type ByteSource } from './byte-source.ts';
 import {
-  DEFAULT_PART10_LIMITS, DatasetReader, MalformedDicomError, type DicomDataset, type Part10Limits,
+  DEFAULT_PART10_LIMITS,
+  DatasetReader,
+  MalformedDicomError,
+  type DicomDataset,
+  type Part10Limits,
 } from './dataset-reader.ts';
 import { KNOWN_VRS, LONG_LENGTH_VRS, tagLabel } from './vr.ts';
 
 export {
-  DEFAULT_PART10_LIMITS, MAX_ELEMENTS, MAX_INFLATED_BYTES, MAX_RETAINED_BYTES, MAX_SEQUENCE_DEPTH, MAX_VALUE_LENGTH, MAX_WORK,
+  DEFAULT_PART10_LIMITS,
+  MAX_ELEMENTS,
+  MAX_INFLATED_BYTES,
+  MAX_RETAINED_BYTES,
+  MAX_SEQUENCE_DEPTH,
+  MAX_VALUE_LENGTH,
+  MAX_WORK,
   SMALL_BULK_BYTES,
-  type ByteRange, type DicomDataset, type DicomElement, type Part10Limits,
+  type ByteRange,
+  type DicomDataset,
+  type DicomElement,
+  type Part10Limits,
 } from './dataset-reader.ts';
 
 export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
@@ -63,12 +76,17 @@ export interface Part10Options {
 
 /** Parses a Part 10 file held in a buffer; never throws. Element values are views of `file`. */
 export function parsePart10(file: Buffer, options: Part10Options = {}): Part10Result {
-  return refuseOnError(() => parseOrThrow({
-    head: file,
-    totalLength: file.length,
-    source: () => new BufferSource(file),
-    rest: (from) => file.subarray(from),
-  }, { ...DEFAULT_PART10_LIMITS, ...options.limits }));
+  return refuseOnError(() =>
+    parseOrThrow(
+      {
+        head: file,
+        totalLength: file.length,
+        source: () => new BufferSource(file),
+        rest: (from) => file.subarray(from),
+      },
+      { ...DEFAULT_PART10_LIMITS, ...options.limits },
+    ),
+  );
 }
 
 /**
@@ -89,19 +107,22 @@ export function parsePart10File(path: string, options: Part10Options = {}): Part
       const totalLength = fstatSync(fd).size;
       const head = Buffer.alloc(Math.min(totalLength, HEAD_BYTES));
       readSync(fd, head, 0, head.length, 0);
-      return parseOrThrow({
-        head,
-        totalLength,
-        source: () => new FileSource(fd, totalLength),
-        rest: (from) => {
-          if (totalLength - from > limits.maxInflatedBytes) {
-            throw new MalformedDicomError(`limit: the deflated dataset is over ${limits.maxInflatedBytes} bytes`);
-          }
-          const rest = Buffer.alloc(totalLength - from);
-          readSync(fd, rest, 0, rest.length, from);
-          return rest;
+      return parseOrThrow(
+        {
+          head,
+          totalLength,
+          source: () => new FileSource(fd, totalLength),
+          rest: (from) => {
+            if (totalLength - from > limits.maxInflatedBytes) {
+              throw new MalformedDicomError(`limit: the deflated dataset is over ${limits.maxInflatedBytes} bytes`);
+            }
+            const rest = Buffer.alloc(totalLength - from);
+            readSync(fd, rest, 0, rest.length, from);
+            return rest;
+          },
         },
-      }, limits);
+        limits,
+      );
     });
   } finally {
     closeSync(fd);
@@ -124,8 +145,10 @@ function refuseOnError(parse: () => Part10Result): Part10Result {
   try {
     return parse();
   } catch (error) {
-    if (error instanceof MalformedDicomError) return { ok: false, reason: error.message.replace(/^limit: /, 'limit exceeded: ') };
-    if (errorCode(error) === 'ERR_OUT_OF_RANGE') return { ok: false, reason: 'truncated: a read ran past the end of the input' };
+    if (error instanceof MalformedDicomError)
+      return { ok: false, reason: error.message.replace(/^limit: /, 'limit exceeded: ') };
+    if (errorCode(error) === 'ERR_OUT_OF_RANGE')
+      return { ok: false, reason: 'truncated: a read ran past the end of the input' };
     return { ok: false, reason: 'unreadable: the parser failed on this input' };
   }
 }
@@ -133,7 +156,9 @@ function refuseOnError(parse: () => Part10Result): Part10Result {
 function parseOrThrow(input: Part10Input, limits: Part10Limits): Part10Result {
   const { head, totalLength } = input;
   if (head.length < PREAMBLE_LENGTH + 4 || head.toString('latin1', PREAMBLE_LENGTH, PREAMBLE_LENGTH + 4) !== 'DICM') {
-    throw new MalformedDicomError('not a DICOM Part 10 file: no "DICM" prefix after the 128-byte preamble (PS3.10 §7.1)');
+    throw new MalformedDicomError(
+      'not a DICOM Part 10 file: no "DICM" prefix after the 128-byte preamble (PS3.10 §7.1)',
+    );
   }
   const { values, next: datasetOffset } = readMetaGroup(head, PREAMBLE_LENGTH + 4, totalLength);
   if (datasetOffset >= totalLength) {
@@ -145,7 +170,8 @@ function parseOrThrow(input: Part10Input, limits: Part10Limits): Part10Result {
     transferSyntaxUid = inferTransferSyntax(head, datasetOffset);
     transferSyntaxInferred = true;
   }
-  if (!isValidUid(transferSyntaxUid)) throw new MalformedDicomError('Transfer Syntax UID (0002,0010) is not a valid UID');
+  if (!isValidUid(transferSyntaxUid))
+    throw new MalformedDicomError('Transfer Syntax UID (0002,0010) is not a valid UID');
   const implementationClassUid = values.get(0x0012);
   const meta: Part10Meta = {
     transferSyntaxUid,
@@ -162,11 +188,16 @@ function parseOrThrow(input: Part10Input, limits: Part10Limits): Part10Result {
     } catch (error) {
       if (error instanceof MalformedDicomError) throw error;
       if (errorCode(error) === 'ERR_BUFFER_TOO_LARGE') {
-        throw new MalformedDicomError(`limit: the deflated dataset inflates to more than ${limits.maxInflatedBytes} bytes`);
+        throw new MalformedDicomError(
+          `limit: the deflated dataset inflates to more than ${limits.maxInflatedBytes} bytes`,
+        );
       }
       throw new MalformedDicomError(`the deflated dataset at offset ${datasetOffset} cannot be inflated`);
     }
-    const dataset = new DatasetReader(new BufferSource(inflated), limits).readTopLevel(0, { explicitVr: true, bigEndian: false });
+    const dataset = new DatasetReader(new BufferSource(inflated), limits).readTopLevel(0, {
+      explicitVr: true,
+      bigEndian: false,
+    });
     return { ok: true, meta, dataset, datasetOffset, inflatedDataset: inflated };
   }
   const encoding = {
@@ -181,16 +212,22 @@ function parseOrThrow(input: Part10Input, limits: Part10Limits): Part10Result {
  * PS3.10 §7.1: group 0002 in Explicit VR Little Endian. Read while the next tag is in group 0002,
  * which also copes with writers that omit or miscount the group length.
  */
-function readMetaGroup(file: Buffer, start: number, totalLength: number): { values: Map<number, string>; next: number } {
+function readMetaGroup(
+  file: Buffer,
+  start: number,
+  totalLength: number,
+): { values: Map<number, string>; next: number } {
   const values = new Map<number, string>();
   let pos = start;
   let declaredEnd: number | undefined;
   while (file.length - pos >= 8 && file.readUInt16LE(pos) === 0x0002) {
-    if (pos - start > MAX_META_LENGTH) throw new MalformedDicomError(`File Meta Information longer than ${MAX_META_LENGTH} bytes`);
+    if (pos - start > MAX_META_LENGTH)
+      throw new MalformedDicomError(`File Meta Information longer than ${MAX_META_LENGTH} bytes`);
     const element = file.readUInt16LE(pos + 2);
     const label = tagLabel(2, element);
     const vr = file.toString('latin1', pos + 4, pos + 6);
-    if (!KNOWN_VRS.has(vr)) throw new MalformedDicomError(`invalid VR in File Meta Information at offset ${pos} in ${label}`);
+    if (!KNOWN_VRS.has(vr))
+      throw new MalformedDicomError(`invalid VR in File Meta Information at offset ${pos} in ${label}`);
     let length: number;
     let valueStart: number;
     if (LONG_LENGTH_VRS.has(vr)) {
@@ -202,17 +239,27 @@ function readMetaGroup(file: Buffer, start: number, totalLength: number): { valu
       valueStart = pos + 8;
     }
     if (length > MAX_META_LENGTH || length > file.length - valueStart) {
-      throw new MalformedDicomError(`truncated at offset ${pos} in ${label}: value of ${length} bytes but ${file.length - valueStart} remain`);
+      throw new MalformedDicomError(
+        `truncated at offset ${pos} in ${label}: value of ${length} bytes but ${file.length - valueStart} remain`,
+      );
     }
     if (element === 0x0000 && vr === 'UL' && length === 4) declaredEnd = valueStart + 4 + file.readUInt32LE(valueStart);
     if (vr === 'UI' || vr === 'SH' || vr === 'AE') {
-      values.set(element, file.toString('latin1', valueStart, valueStart + length).replace(/[\0 ]+$/, '').trim());
+      values.set(
+        element,
+        file
+          .toString('latin1', valueStart, valueStart + length)
+          .replace(/[\0 ]+$/, '')
+          .trim(),
+      );
     }
     pos = valueStart + length;
   }
   if (pos === start) throw new MalformedDicomError(`no File Meta Information group at offset ${start}`);
   if (declaredEnd !== undefined && declaredEnd > totalLength) {
-    throw new MalformedDicomError(`truncated at offset ${pos}: the File Meta Information group length runs past the end of the input`);
+    throw new MalformedDicomError(
+      `truncated at offset ${pos}: the File Meta Information group length runs past the end of the input`,
+    );
   }
   return { values, next: pos };
 }

@@ -14,7 +14,8 @@ export const MAX_DECODED_PIXELS = 25_000_000;
 /** Whether frames of this syntax can be turned into native little-endian samples. */
 export function canDecodeToNative(transferSyntaxUid: string, pixels: PixelDescription): string | undefined {
   if (NATIVE_TRANSFER_SYNTAXES.has(transferSyntaxUid)) return undefined;
-  if (transferSyntaxUid === RLE_LOSSLESS) return pixels.bitsAllocated % 8 === 0 ? undefined : 'RLE with sub-byte samples is not decoded';
+  if (transferSyntaxUid === RLE_LOSSLESS)
+    return pixels.bitsAllocated % 8 === 0 ? undefined : 'RLE with sub-byte samples is not decoded';
   if (transferSyntaxUid === JPEG_BASELINE) {
     if (pixels.bitsAllocated !== 8) return 'JPEG Baseline is decoded for 8-bit samples only';
     if (pixels.photometricInterpretation.startsWith('YBR') && pixels.photometricInterpretation !== 'YBR_FULL') {
@@ -30,7 +31,12 @@ export function canDecodeToNative(transferSyntaxUid: string, pixels: PixelDescri
  * frame as stored (native bytes, or the concatenated fragments of an encapsulated frame); for
  * big-endian data `wordSize` is the byte size of the Pixel Data VR's numbers.
  */
-export function decodeToNative(stored: Buffer, transferSyntaxUid: string, pixels: PixelDescription, wordSize = 2): Buffer {
+export function decodeToNative(
+  stored: Buffer,
+  transferSyntaxUid: string,
+  pixels: PixelDescription,
+  wordSize = 2,
+): Buffer {
   const refusal = canDecodeToNative(transferSyntaxUid, pixels);
   if (refusal) throw new PixelDataError(406, `the frame cannot be returned uncompressed: ${refusal}`);
   checkDecodedSize(pixels);
@@ -42,7 +48,10 @@ export function decodeToNative(stored: Buffer, transferSyntaxUid: string, pixels
 
 export function checkDecodedSize(pixels: PixelDescription): void {
   if (pixels.rows * pixels.columns > MAX_DECODED_PIXELS) {
-    throw new PixelDataError(413, `the frame has ${pixels.rows * pixels.columns} pixels, over this server's limit of ${MAX_DECODED_PIXELS} for decoding and rendering`);
+    throw new PixelDataError(
+      413,
+      `the frame has ${pixels.rows * pixels.columns} pixels, over this server's limit of ${MAX_DECODED_PIXELS} for decoding and rendering`,
+    );
   }
 }
 
@@ -51,7 +60,8 @@ export function swapToLittleEndian(stored: Buffer, pixels: PixelDescription, wor
   const size = pixels.bitsAllocated > 8 ? pixels.bitsAllocated / 8 : wordSize;
   if (size === 1) return stored;
   const swapped = Buffer.from(stored);
-  if (swapped.length % size !== 0) throw new PixelDataError(406, 'the big-endian frame does not hold whole words and cannot be byte-swapped');
+  if (swapped.length % size !== 0)
+    throw new PixelDataError(406, 'the big-endian frame does not hold whole words and cannot be byte-swapped');
   if (size === 2) swapped.swap16();
   else if (size === 4) swapped.swap32();
   else swapped.swap64();
@@ -64,21 +74,24 @@ export function decodeRle(stored: Buffer, pixels: PixelDescription): Buffer {
   const bytesPerSample = pixels.bitsAllocated / 8;
   const segmentCount = stored.readUInt32LE(0);
   const expected = bytesPerSample * pixels.samplesPerPixel;
-  if (segmentCount !== expected) throw new PixelDataError(422, `the RLE frame has ${segmentCount} segments where ${expected} were expected`);
+  if (segmentCount !== expected)
+    throw new PixelDataError(422, `the RLE frame has ${segmentCount} segments where ${expected} were expected`);
   const pixelCount = pixels.rows * pixels.columns;
   const output = Buffer.alloc(nativeFrameLength(pixels));
   for (let segment = 0; segment < segmentCount; segment++) {
     const start = stored.readUInt32LE(4 + segment * 4);
     const end = segment + 1 < segmentCount ? stored.readUInt32LE(8 + segment * 4) : stored.length;
-    if (start < 64 || end > stored.length || end < start) throw new PixelDataError(422, 'the RLE header has a segment offset outside the frame');
+    if (start < 64 || end > stored.length || end < start)
+      throw new PixelDataError(422, 'the RLE header has a segment offset outside the frame');
     const plane = unpackBits(stored.subarray(start, end), pixelCount);
     const sample = Math.floor(segment / bytesPerSample);
     // Segments run from the most significant byte; little-endian output puts it last.
     const byteInSample = bytesPerSample - 1 - (segment % bytesPerSample);
     for (let pixel = 0; pixel < pixelCount; pixel++) {
-      const index = pixels.planarConfiguration === 1 && pixels.samplesPerPixel > 1
-        ? (sample * pixelCount + pixel) * bytesPerSample + byteInSample
-        : (pixel * pixels.samplesPerPixel + sample) * bytesPerSample + byteInSample;
+      const index =
+        pixels.planarConfiguration === 1 && pixels.samplesPerPixel > 1
+          ? (sample * pixelCount + pixel) * bytesPerSample + byteInSample
+          : (pixel * pixels.samplesPerPixel + sample) * bytesPerSample + byteInSample;
       output[index] = plane[pixel]!;
     }
   }
@@ -126,7 +139,10 @@ export function decodeJpegBaseline(stored: Buffer, pixels: PixelDescription): Bu
   }
   const channels = decoded.data.length / (decoded.width * decoded.height);
   if (decoded.width !== pixels.columns || decoded.height !== pixels.rows || channels !== pixels.samplesPerPixel) {
-    throw new PixelDataError(422, 'the JPEG frame does not match the Rows, Columns and Samples per Pixel of the metadata');
+    throw new PixelDataError(
+      422,
+      'the JPEG frame does not match the Rows, Columns and Samples per Pixel of the metadata',
+    );
   }
   return Buffer.from(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength);
 }

@@ -31,36 +31,144 @@ export interface IndexAttribute {
 
 /** Every attribute the index can match or return. Patient attributes live on dicom_study. */
 export const INDEX_ATTRIBUTES: readonly IndexAttribute[] = [
-  { keyword: 'PatientName', tag: '00100010', vr: 'PN', level: 'patient', column: 's.patient_name', match: 'text-ci', matchColumn: 's.patient_name_search' },
+  {
+    keyword: 'PatientName',
+    tag: '00100010',
+    vr: 'PN',
+    level: 'patient',
+    column: 's.patient_name',
+    match: 'text-ci',
+    matchColumn: 's.patient_name_search',
+  },
   { keyword: 'PatientID', tag: '00100020', vr: 'LO', level: 'patient', column: 's.patient_id', match: 'text' },
-  { keyword: 'PatientBirthDate', tag: '00100030', vr: 'DA', level: 'patient', column: 's.patient_birth_date', match: 'date' },
+  {
+    keyword: 'PatientBirthDate',
+    tag: '00100030',
+    vr: 'DA',
+    level: 'patient',
+    column: 's.patient_birth_date',
+    match: 'date',
+  },
   { keyword: 'PatientSex', tag: '00100040', vr: 'CS', level: 'patient', column: 's.patient_sex', match: 'text' },
-  { keyword: 'StudyInstanceUID', tag: '0020000D', vr: 'UI', level: 'study', column: 's.study_instance_uid', match: 'uid' },
+  {
+    keyword: 'StudyInstanceUID',
+    tag: '0020000D',
+    vr: 'UI',
+    level: 'study',
+    column: 's.study_instance_uid',
+    match: 'uid',
+  },
   { keyword: 'StudyDate', tag: '00080020', vr: 'DA', level: 'study', column: 's.study_date', match: 'date' },
   { keyword: 'StudyTime', tag: '00080030', vr: 'TM', level: 'study', column: 's.study_time', match: 'time' },
-  { keyword: 'AccessionNumber', tag: '00080050', vr: 'SH', level: 'study', column: 's.accession_number', match: 'text' },
-  { keyword: 'ModalitiesInStudy', tag: '00080061', vr: 'CS', level: 'study', column: 's.modalities', match: 'modalities' },
-  { keyword: 'ReferringPhysicianName', tag: '00080090', vr: 'PN', level: 'study', column: 's.referring_physician_name', match: 'text' },
-  { keyword: 'StudyDescription', tag: '00081030', vr: 'LO', level: 'study', column: 's.study_description', match: 'text-ci' },
+  {
+    keyword: 'AccessionNumber',
+    tag: '00080050',
+    vr: 'SH',
+    level: 'study',
+    column: 's.accession_number',
+    match: 'text',
+  },
+  {
+    keyword: 'ModalitiesInStudy',
+    tag: '00080061',
+    vr: 'CS',
+    level: 'study',
+    column: 's.modalities',
+    match: 'modalities',
+  },
+  {
+    keyword: 'ReferringPhysicianName',
+    tag: '00080090',
+    vr: 'PN',
+    level: 'study',
+    column: 's.referring_physician_name',
+    match: 'text',
+  },
+  {
+    keyword: 'StudyDescription',
+    tag: '00081030',
+    vr: 'LO',
+    level: 'study',
+    column: 's.study_description',
+    match: 'text-ci',
+  },
   { keyword: 'StudyID', tag: '00200010', vr: 'SH', level: 'study', column: 's.study_id', match: 'text' },
   { keyword: 'NumberOfStudyRelatedSeries', tag: '00201206', vr: 'IS', level: 'study', column: 's.number_of_series' },
-  { keyword: 'NumberOfStudyRelatedInstances', tag: '00201208', vr: 'IS', level: 'study', column: 's.number_of_instances' },
-  { keyword: 'SeriesInstanceUID', tag: '0020000E', vr: 'UI', level: 'series', column: 'se.series_instance_uid', match: 'uid' },
+  {
+    keyword: 'NumberOfStudyRelatedInstances',
+    tag: '00201208',
+    vr: 'IS',
+    level: 'study',
+    column: 's.number_of_instances',
+  },
+  {
+    keyword: 'SeriesInstanceUID',
+    tag: '0020000E',
+    vr: 'UI',
+    level: 'series',
+    column: 'se.series_instance_uid',
+    match: 'uid',
+  },
   { keyword: 'Modality', tag: '00080060', vr: 'CS', level: 'series', column: 'se.modality', match: 'text' },
-  { keyword: 'SeriesDescription', tag: '0008103E', vr: 'LO', level: 'series', column: 'se.series_description', match: 'text-ci' },
-  { keyword: 'BodyPartExamined', tag: '00180015', vr: 'CS', level: 'series', column: 'se.body_part_examined', match: 'text' },
+  {
+    keyword: 'SeriesDescription',
+    tag: '0008103E',
+    vr: 'LO',
+    level: 'series',
+    column: 'se.series_description',
+    match: 'text-ci',
+  },
+  {
+    keyword: 'BodyPartExamined',
+    tag: '00180015',
+    vr: 'CS',
+    level: 'series',
+    column: 'se.body_part_examined',
+    match: 'text',
+  },
   { keyword: 'SeriesNumber', tag: '00200011', vr: 'IS', level: 'series', column: 'se.series_number', match: 'integer' },
-  { keyword: 'NumberOfSeriesRelatedInstances', tag: '00201209', vr: 'IS', level: 'series', column: 'se.number_of_instances' },
+  {
+    keyword: 'NumberOfSeriesRelatedInstances',
+    tag: '00201209',
+    vr: 'IS',
+    level: 'series',
+    column: 'se.number_of_instances',
+  },
   { keyword: 'SOPClassUID', tag: '00080016', vr: 'UI', level: 'instance', column: 'i.sop_class_uid', match: 'uid' },
-  { keyword: 'SOPInstanceUID', tag: '00080018', vr: 'UI', level: 'instance', column: 'i.sop_instance_uid', match: 'uid' },
-  { keyword: 'InstanceNumber', tag: '00200013', vr: 'IS', level: 'instance', column: 'i.instance_number', match: 'integer' },
-  { keyword: 'NumberOfFrames', tag: '00280008', vr: 'IS', level: 'instance', column: 'i.number_of_frames', match: 'integer' },
+  {
+    keyword: 'SOPInstanceUID',
+    tag: '00080018',
+    vr: 'UI',
+    level: 'instance',
+    column: 'i.sop_instance_uid',
+    match: 'uid',
+  },
+  {
+    keyword: 'InstanceNumber',
+    tag: '00200013',
+    vr: 'IS',
+    level: 'instance',
+    column: 'i.instance_number',
+    match: 'integer',
+  },
+  {
+    keyword: 'NumberOfFrames',
+    tag: '00280008',
+    vr: 'IS',
+    level: 'instance',
+    column: 'i.number_of_frames',
+    match: 'integer',
+  },
   { keyword: 'Rows', tag: '00280010', vr: 'US', level: 'instance', column: 'i.rows', match: 'integer' },
   { keyword: 'Columns', tag: '00280011', vr: 'US', level: 'instance', column: 'i.columns', match: 'integer' },
 ];
 
-export const INDEX_ATTRIBUTE_BY_TAG: ReadonlyMap<string, IndexAttribute> = new Map(INDEX_ATTRIBUTES.map((attribute) => [attribute.tag, attribute]));
-export const INDEX_ATTRIBUTE_BY_KEYWORD: ReadonlyMap<string, IndexAttribute> = new Map(INDEX_ATTRIBUTES.map((attribute) => [attribute.keyword, attribute]));
+export const INDEX_ATTRIBUTE_BY_TAG: ReadonlyMap<string, IndexAttribute> = new Map(
+  INDEX_ATTRIBUTES.map((attribute) => [attribute.tag, attribute]),
+);
+export const INDEX_ATTRIBUTE_BY_KEYWORD: ReadonlyMap<string, IndexAttribute> = new Map(
+  INDEX_ATTRIBUTES.map((attribute) => [attribute.keyword, attribute]),
+);
 
 /** A query key value the index cannot match (malformed date, range or number). */
 export class QueryError extends Error {}
@@ -77,7 +185,10 @@ export function addParam(query: SqlQuery, value: unknown): string {
 
 /** DICOM wildcards to a LIKE pattern, escaping LIKE's own metacharacters. */
 export function likePattern(value: string): string {
-  return value.replace(/[\\%_]/g, '\\$&').replace(/\*/g, '%').replace(/\?/g, '_');
+  return value
+    .replace(/[\\%_]/g, '\\$&')
+    .replace(/\*/g, '%')
+    .replace(/\?/g, '_');
 }
 
 export function textCondition(query: SqlQuery, column: string, value: string, caseInsensitive: boolean): string {
@@ -89,7 +200,8 @@ export function textCondition(query: SqlQuery, column: string, value: string, ca
 
 export function dateCondition(query: SqlQuery, column: string, value: string): string {
   const range = /^(\d{8})?(-)?(\d{8})?$/.exec(value);
-  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3])) throw new QueryError(`invalid date or date range "${value}"`);
+  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3]))
+    throw new QueryError(`invalid date or date range "${value}"`);
   const [, from, dash, to] = range;
   if (!dash) return `${column} = ${addParam(query, from)}`;
   if (from && to && from > to) throw new QueryError(`date range "${value}" ends before it starts`);
@@ -108,7 +220,8 @@ const TIME_RANGE = new RegExp(`^${TIME}?(-)?${TIME}?$`);
  */
 export function timeCondition(query: SqlQuery, column: string, value: string): string {
   const range = TIME_RANGE.exec(value.replace(/:/g, ''));
-  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3])) throw new QueryError(`invalid time or time range "${value}"`);
+  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3]))
+    throw new QueryError(`invalid time or time range "${value}"`);
   const [, from, dash, to] = range;
   const prefix = (bound: string): string => `left(${column}, ${bound.length})`;
   if (!dash) return `${prefix(from!)} = ${addParam(query, from)}`;
@@ -125,7 +238,12 @@ export function timeCondition(query: SqlQuery, column: string, value: string): s
  * The SQL condition matching an attribute against its values: a list for UIDs, integers and
  * modalities (any value matches), one value otherwise. `label` names the key in error messages.
  */
-export function matchCondition(query: SqlQuery, attribute: IndexAttribute, values: readonly string[], label = attribute.keyword): string {
+export function matchCondition(
+  query: SqlQuery,
+  attribute: IndexAttribute,
+  values: readonly string[],
+  label = attribute.keyword,
+): string {
   const column = attribute.matchColumn ?? attribute.column;
   switch (attribute.match) {
     case 'uid':

@@ -9,9 +9,19 @@ import { encodePng } from './image-encode.ts';
 import { fitWithin, parseRenderParameters, renderFrame, resize, storedValues } from './render.ts';
 
 const mono = (overrides: Partial<PixelDescription>): PixelDescription => ({
-  rows: 1, columns: 4, samplesPerPixel: 1, bitsAllocated: 16, bitsStored: 16, pixelRepresentation: 0,
-  photometricInterpretation: 'MONOCHROME2', planarConfiguration: 0, numberOfFrames: 1, rescaleSlope: 1, rescaleIntercept: 0,
-  voiLutFunction: 'LINEAR', ...overrides,
+  rows: 1,
+  columns: 4,
+  samplesPerPixel: 1,
+  bitsAllocated: 16,
+  bitsStored: 16,
+  pixelRepresentation: 0,
+  photometricInterpretation: 'MONOCHROME2',
+  planarConfiguration: 0,
+  numberOfFrames: 1,
+  rescaleSlope: 1,
+  rescaleIntercept: 0,
+  voiLutFunction: 'LINEAR',
+  ...overrides,
 });
 
 const words = (values: number[]): Buffer => {
@@ -37,7 +47,12 @@ describe('renderFrame', () => {
     const pixels = mono({ rescaleSlope: 2, rescaleIntercept: -100, windowCenter: 0, windowWidth: 101 });
     // Modality values -100, -50, 0, 100; the window 0/101 ramps over (-50.5, 49.5].
     const image = renderFrame(words([0, 25, 50, 100]), pixels);
-    expect([...image.data]).toEqual([0, Math.round(((-50 + 0.5) / 100 + 0.5) * 255), Math.round((0.5 / 100 + 0.5) * 255), 255]);
+    expect([...image.data]).toEqual([
+      0,
+      Math.round(((-50 + 0.5) / 100 + 0.5) * 255),
+      Math.round((0.5 / 100 + 0.5) * 255),
+      255,
+    ]);
   });
 
   test('linear-exact and sigmoid from the query; MONOCHROME1 inverts', () => {
@@ -53,21 +68,34 @@ describe('renderFrame', () => {
   });
 
   test('PALETTE COLOR is refused with a 406', () => {
-    expect(() => renderFrame(Buffer.alloc(8), mono({ photometricInterpretation: 'PALETTE COLOR' }))).toThrow(expect.objectContaining({ status: 406 }));
+    expect(() => renderFrame(Buffer.alloc(8), mono({ photometricInterpretation: 'PALETTE COLOR' }))).toThrow(
+      expect.objectContaining({ status: 406 }),
+    );
   });
 });
 
 describe('parseRenderParameters', () => {
   test('window, viewport and quality', () => {
-    expect(parseRenderParameters({ window: '40,400,sigmoid', viewport: '256,128', quality: '75', annotation: 'patient' })).toEqual({
-      window: { center: 40, width: 400, function: 'SIGMOID' }, viewport: { width: 256, height: 128 }, quality: 75,
+    expect(
+      parseRenderParameters({ window: '40,400,sigmoid', viewport: '256,128', quality: '75', annotation: 'patient' }),
+    ).toEqual({
+      window: { center: 40, width: 400, function: 'SIGMOID' },
+      viewport: { width: 256, height: 128 },
+      quality: 75,
     });
-    expect(parseRenderParameters({ window: '-600,1500' }).window).toEqual({ center: -600, width: 1500, function: 'LINEAR' });
+    expect(parseRenderParameters({ window: '-600,1500' }).window).toEqual({
+      center: -600,
+      width: 1500,
+      function: 'LINEAR',
+    });
   });
 
-  test.each([{ window: '1,0.5' }, { viewport: '10,99999' }, { quality: '7.5' }, { window: ['1,2', '3,4'] }])('%j is a 400', (query) => {
-    expect(() => parseRenderParameters(query)).toThrow(expect.objectContaining({ status: 400 }));
-  });
+  test.each([{ window: '1,0.5' }, { viewport: '10,99999' }, { quality: '7.5' }, { window: ['1,2', '3,4'] }])(
+    '%j is a 400',
+    (query) => {
+      expect(() => parseRenderParameters(query)).toThrow(expect.objectContaining({ status: 400 }));
+    },
+  );
 });
 
 describe('resampling', () => {
@@ -79,12 +107,19 @@ describe('resampling', () => {
   test('downscaling averages, upscaling repeats', () => {
     const image = { width: 4, height: 2, channels: 1 as const, data: Uint8Array.from([0, 10, 20, 30, 40, 50, 60, 70]) };
     expect([...resize(image, 2, 1).data]).toEqual([25, 45]);
-    expect([...resize({ width: 1, height: 1, channels: 1, data: Uint8Array.from([9]) }, 2, 2).data]).toEqual([9, 9, 9, 9]);
+    expect([...resize({ width: 1, height: 1, channels: 1, data: Uint8Array.from([9]) }, 2, 2).data]).toEqual([
+      9, 9, 9, 9,
+    ]);
   });
 });
 
 test('encodePng: IHDR and scanlines read back (Up filter)', () => {
-  const png = encodePng({ width: 2, height: 2, channels: 3, data: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) });
+  const png = encodePng({
+    width: 2,
+    height: 2,
+    channels: 3,
+    data: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+  });
   expect(png.readUInt32BE(16)).toBe(2);
   expect(png[25]).toBe(2);
   const idatAt = png.indexOf('IDAT');

@@ -32,7 +32,10 @@ export interface RenderParameters {
 }
 
 const VOI_FUNCTIONS: Readonly<Record<string, VoiFunction>> = {
-  'linear': 'LINEAR', 'linear-exact': 'LINEAR_EXACT', 'linear_exact': 'LINEAR_EXACT', 'sigmoid': 'SIGMOID',
+  linear: 'LINEAR',
+  'linear-exact': 'LINEAR_EXACT',
+  linear_exact: 'LINEAR_EXACT',
+  sigmoid: 'SIGMOID',
 };
 
 /** Largest viewport side accepted; the output is also bounded by MAX_DECODED_PIXELS. */
@@ -59,10 +62,21 @@ export function parseRenderParameters(query: Record<string, unknown>): RenderPar
     const voiFunction = VOI_FUNCTIONS[(fn ?? 'linear').toLowerCase()];
     const c = Number(center);
     const w = Number(width);
-    if (rest.length > 0 || center === '' || width === '' || !Number.isFinite(c) || !Number.isFinite(w) || !voiFunction) {
-      throw new PixelDataError(400, 'window must be center,width[,function] with function linear, linear-exact or sigmoid');
+    if (
+      rest.length > 0 ||
+      center === '' ||
+      width === '' ||
+      !Number.isFinite(c) ||
+      !Number.isFinite(w) ||
+      !voiFunction
+    ) {
+      throw new PixelDataError(
+        400,
+        'window must be center,width[,function] with function linear, linear-exact or sigmoid',
+      );
     }
-    if (w <= 0 || (voiFunction === 'LINEAR' && w < 1)) throw new PixelDataError(400, 'the window width must be positive (at least 1 for linear)');
+    if (w <= 0 || (voiFunction === 'LINEAR' && w < 1))
+      throw new PixelDataError(400, 'the window width must be positive (at least 1 for linear)');
     parameters.window = { center: c, width: w, function: voiFunction };
   }
   const viewport = single(query, 'viewport');
@@ -80,7 +94,8 @@ export function parseRenderParameters(query: Record<string, unknown>): RenderPar
   const quality = single(query, 'quality');
   if (quality !== undefined) {
     const value = Number(quality);
-    if (!/^\d{1,3}$/.test(quality.trim()) || value < 1 || value > 100) throw new PixelDataError(400, 'quality must be a whole number from 1 to 100');
+    if (!/^\d{1,3}$/.test(quality.trim()) || value < 1 || value > 100)
+      throw new PixelDataError(400, 'quality must be a whole number from 1 to 100');
     parameters.quality = value;
   }
   return parameters;
@@ -96,10 +111,17 @@ export function storedValues(frame: Buffer, pixels: PixelDescription): Float32Ar
   for (let i = 0; i < count; i++) {
     let raw: number;
     switch (pixels.bitsAllocated) {
-      case 1: raw = (frame[i >> 3]! >> (i & 7)) & 1; break;
-      case 8: raw = frame[i]!; break;
-      case 16: raw = frame.readUInt16LE(i * 2); break;
-      default: raw = frame.readUInt32LE(i * 4);
+      case 1:
+        raw = (frame[i >> 3]! >> (i & 7)) & 1;
+        break;
+      case 8:
+        raw = frame[i]!;
+        break;
+      case 16:
+        raw = frame.readUInt16LE(i * 2);
+        break;
+      default:
+        raw = frame.readUInt32LE(i * 4);
     }
     raw %= range;
     values[i] = signed && raw >= range / 2 ? raw - range : raw;
@@ -126,7 +148,8 @@ function chooseWindow(modality: Float32Array, pixels: PixelDescription, requeste
   if (requested) return requested;
   if (pixels.windowCenter !== undefined && pixels.windowWidth !== undefined) {
     const fn = VOI_FUNCTIONS[pixels.voiLutFunction.toLowerCase()] ?? 'LINEAR';
-    if (fn !== 'LINEAR' || pixels.windowWidth >= 1) return { center: pixels.windowCenter, width: pixels.windowWidth, function: fn };
+    if (fn !== 'LINEAR' || pixels.windowWidth >= 1)
+      return { center: pixels.windowCenter, width: pixels.windowWidth, function: fn };
   }
   let min = Infinity;
   let max = -Infinity;
@@ -146,9 +169,12 @@ export function renderRefusal(pixels: PixelDescription): string | undefined {
   if (GRAYSCALE.has(pixels.photometricInterpretation)) {
     return pixels.samplesPerPixel === 1 ? undefined : 'a grayscale image with more than one sample per pixel';
   }
-  if (!COLOR.has(pixels.photometricInterpretation)) return `Photometric Interpretation ${pixels.photometricInterpretation} is not rendered`;
-  if (pixels.samplesPerPixel !== 3 || (pixels.bitsAllocated !== 8 && pixels.bitsAllocated !== 16)) return 'colour images are rendered from 8- or 16-bit samples only';
-  if (pixels.photometricInterpretation === 'YBR_FULL_422' && pixels.bitsAllocated !== 8) return 'YBR_FULL_422 is rendered from 8-bit samples only';
+  if (!COLOR.has(pixels.photometricInterpretation))
+    return `Photometric Interpretation ${pixels.photometricInterpretation} is not rendered`;
+  if (pixels.samplesPerPixel !== 3 || (pixels.bitsAllocated !== 8 && pixels.bitsAllocated !== 16))
+    return 'colour images are rendered from 8- or 16-bit samples only';
+  if (pixels.photometricInterpretation === 'YBR_FULL_422' && pixels.bitsAllocated !== 8)
+    return 'YBR_FULL_422 is rendered from 8-bit samples only';
   return undefined;
 }
 
@@ -157,13 +183,17 @@ export function renderFrame(frame: Buffer, pixels: PixelDescription, requested?:
   const refusal = renderRefusal(pixels);
   if (refusal) throw new PixelDataError(406, `the frame cannot be rendered: ${refusal}`);
   if (pixels.rows * pixels.columns > MAX_DECODED_PIXELS) {
-    throw new PixelDataError(413, `the frame has ${pixels.rows * pixels.columns} pixels, over this server's limit of ${MAX_DECODED_PIXELS} for rendering`);
+    throw new PixelDataError(
+      413,
+      `the frame has ${pixels.rows * pixels.columns} pixels, over this server's limit of ${MAX_DECODED_PIXELS} for rendering`,
+    );
   }
   const width = pixels.columns;
   const height = pixels.rows;
   if (GRAYSCALE.has(pixels.photometricInterpretation)) {
     const modality = storedValues(frame, pixels);
-    for (let i = 0; i < modality.length; i++) modality[i] = modality[i]! * pixels.rescaleSlope + pixels.rescaleIntercept;
+    for (let i = 0; i < modality.length; i++)
+      modality[i] = modality[i]! * pixels.rescaleSlope + pixels.rescaleIntercept;
     const window = chooseWindow(modality, pixels, requested);
     const invert = pixels.photometricInterpretation === 'MONOCHROME1';
     const data = new Uint8Array(modality.length);
@@ -213,7 +243,11 @@ function clamp(value: number): number {
 }
 
 /** The size that fits width × height inside the viewport, keeping the aspect ratio. */
-export function fitWithin(width: number, height: number, viewport: { width: number; height: number }): { width: number; height: number } {
+export function fitWithin(
+  width: number,
+  height: number,
+  viewport: { width: number; height: number },
+): { width: number; height: number } {
   const scale = Math.min(viewport.width / width, viewport.height / height);
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }

@@ -155,7 +155,10 @@ export class StudyRefresher {
       await run;
     } catch (error) {
       // Another try comes with the next touch or sweep: the marks stay.
-      this.options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'ImagingStudy refresh failed');
+      this.options.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'ImagingStudy refresh failed',
+      );
       if (rethrow) throw error;
     } finally {
       for (const uid of uids) if (this.running.get(uid) === run) this.running.delete(uid);
@@ -193,11 +196,19 @@ export class StudyRefresher {
       // on each other); ingest never takes these locks.
       await tx.query(
         `SELECT pg_advisory_xact_lock(hashtextextended('dicom-refresh:' || uid, 0))
-           FROM (SELECT uid FROM unnest($1::text[]) AS uid ORDER BY uid) AS due`, [uids]);
+           FROM (SELECT uid FROM unnest($1::text[]) AS uid ORDER BY uid) AS due`,
+        [uids],
+      );
       const marks = await tx.query<{ study_instance_uid: string; generation: string }>(
-        'SELECT study_instance_uid, generation FROM dicom_study_refresh WHERE study_instance_uid = ANY($1::text[])', [uids]);
+        'SELECT study_instance_uid, generation FROM dicom_study_refresh WHERE study_instance_uid = ANY($1::text[])',
+        [uids],
+      );
       if (marks.rows.length === 0) return false;
-      await writeImagingStudies(tx, this.options, marks.rows.map((mark) => mark.study_instance_uid));
+      await writeImagingStudies(
+        tx,
+        this.options,
+        marks.rows.map((mark) => mark.study_instance_uid),
+      );
       // A mark an instance bumped meanwhile stays. The rows are locked in study-UID order, the order
       // in which ingest's shared store statements take them, so the two cannot deadlock.
       await tx.query(
@@ -206,7 +217,8 @@ export class StudyRefresher {
              JOIN unnest($1::text[], $2::bigint[]) AS m(uid, generation) ON d.study_instance_uid = m.uid AND d.generation = m.generation
             ORDER BY d.study_instance_uid FOR UPDATE OF d) AS done
           WHERE r.study_instance_uid = done.study_instance_uid`,
-        [marks.rows.map((mark) => mark.study_instance_uid), marks.rows.map((mark) => mark.generation)]);
+        [marks.rows.map((mark) => mark.study_instance_uid), marks.rows.map((mark) => mark.generation)],
+      );
       return true;
     });
     if (wrote) this.options.onRefreshed?.();
@@ -219,25 +231,42 @@ export class StudyRefresher {
         `SELECT study_instance_uid FROM dicom_study_refresh
          WHERE touched_at < now() - make_interval(secs => $1::double precision / 1000)
          ORDER BY touched_at LIMIT 100`,
-        [minAgeMs]);
+        [minAgeMs],
+      );
       if (this.stopped) return;
-      await this.refresh(stale.rows.map((row) => row.study_instance_uid).filter((uid) => !this.pending.has(uid) && !this.due.has(uid)));
+      await this.refresh(
+        stale.rows.map((row) => row.study_instance_uid).filter((uid) => !this.pending.has(uid) && !this.due.has(uid)),
+      );
     } catch (error) {
-      this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'ImagingStudy sweep failed');
+      this.options.logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'ImagingStudy sweep failed',
+      );
     }
   }
 }
 
 /** Rebuilds one study's ImagingStudy from its index rows, in the caller's transaction. */
-export async function writeImagingStudy(tx: Queryable, options: { repository: RepositoryContext; endpointId: string },
-  studyInstanceUid: string): Promise<void> {
+export async function writeImagingStudy(
+  tx: Queryable,
+  options: { repository: RepositoryContext; endpointId: string },
+  studyInstanceUid: string,
+): Promise<void> {
   await writeImagingStudies(tx, options, [studyInstanceUid]);
 }
 
 /** Rebuilds these studies' ImagingStudies from their index rows (one read for all), in the caller's transaction. */
-async function writeImagingStudies(tx: Queryable, options: { repository: RepositoryContext; endpointId: string },
-  studyInstanceUids: string[]): Promise<void> {
-  const rows = await tx.query<{ imaging_study_id: string; study: StudyRow; series: SeriesRow[]; instances: InstanceRow[] }>(
+async function writeImagingStudies(
+  tx: Queryable,
+  options: { repository: RepositoryContext; endpointId: string },
+  studyInstanceUids: string[],
+): Promise<void> {
+  const rows = await tx.query<{
+    imaging_study_id: string;
+    study: StudyRow;
+    series: SeriesRow[];
+    instances: InstanceRow[];
+  }>(
     `SELECT
        s.imaging_study_id,
        json_build_object('study_instance_uid', s.study_instance_uid, 'patient_id', s.patient_id, 'study_date', s.study_date,
@@ -261,6 +290,8 @@ async function writeImagingStudies(tx: Queryable, options: { repository: Reposit
   );
   const repository = new HubRepository(options.repository, tx);
   for (const row of rows.rows) {
-    await repository.updateDerivedResource(deriveImagingStudy(row.imaging_study_id, options.endpointId, row.study, row.series, row.instances));
+    await repository.updateDerivedResource(
+      deriveImagingStudy(row.imaging_study_id, options.endpointId, row.study, row.series, row.instances),
+    );
   }
 }

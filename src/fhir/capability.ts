@@ -70,7 +70,9 @@ function restSecurity(security: CapabilityOptions['security']): CapabilityStatem
       {
         url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
         extension: [
-          ...(security.authorizeEndpoint !== undefined ? [{ url: 'authorize', valueUri: security.authorizeEndpoint }] : []),
+          ...(security.authorizeEndpoint !== undefined
+            ? [{ url: 'authorize', valueUri: security.authorizeEndpoint }]
+            : []),
           { url: 'token', valueUri: security.tokenEndpoint },
           ...(security.revokeEndpoint !== undefined ? [{ url: 'revoke', valueUri: security.revokeEndpoint }] : []),
         ],
@@ -137,7 +139,9 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
     entry: { name: definition.code, definition: definition.url as string },
   }));
   const typeOperations = (type: string) =>
-    routedOperations.filter(({ definition }) => definition.type && definition.resource?.includes(type as never)).map(({ entry }) => entry);
+    routedOperations
+      .filter(({ definition }) => definition.type && definition.resource?.includes(type as never))
+      .map(({ entry }) => entry);
   const resources: CapabilityStatementRestResource[] = types.map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,

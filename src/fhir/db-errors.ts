@@ -31,13 +31,21 @@ export function toOutcomeError(err: unknown): unknown {
   }
   const code = (err as { code?: string }).code;
   if (code === '23505') {
-    return new DatabaseOutcomeError(conflict('A concurrent write created the same resource; retry the request'), code, err);
+    return new DatabaseOutcomeError(
+      conflict('A concurrent write created the same resource; retry the request'),
+      code,
+      err,
+    );
   }
   if (code?.startsWith('22')) {
     // Data exception: a value the search or write let through that PostgreSQL refuses.
     return new DatabaseOutcomeError(badRequest('A value in the request is out of range or malformed'), code, err);
   }
-  return new DatabaseOutcomeError(serverFailure(`Database error${code ? ` ${code}` : ''}: ${(err as Error).message}`), code, err);
+  return new DatabaseOutcomeError(
+    serverFailure(`Database error${code ? ` ${code}` : ''}: ${(err as Error).message}`),
+    code,
+    err,
+  );
 }
 
 /** Wraps a connection so its failures reach the router as OperationOutcomeErrors. */

@@ -140,7 +140,14 @@ function intern<T extends string | undefined>(text: T): T {
  * texts and binding extensions would stay referenced from the global schema for the life of the process.
  */
 function slimElement(element: ElementDefinition): ElementDefinition {
-  const { definition: _definition, comment: _comment, requirements: _requirements, mapping: _mapping, alias: _alias, ...kept } = element;
+  const {
+    definition: _definition,
+    comment: _comment,
+    requirements: _requirements,
+    mapping: _mapping,
+    alias: _alias,
+    ...kept
+  } = element;
   if (kept.binding) {
     kept.binding = { strength: kept.binding.strength, valueSet: intern(kept.binding.valueSet) };
   }
@@ -205,7 +212,12 @@ function loadTerminology(): void {
   for (const file of ['valuesets.json', 'v3-codesystems.json', 'v2-tables.json']) {
     forEachBundleResource(file, (resource) => {
       if (resource.resourceType === 'ValueSet' && resource.url) {
-        sets.set(resource.url, { resourceType: 'ValueSet', status: resource.status, url: resource.url, compose: slimCompose(resource.compose) });
+        sets.set(resource.url, {
+          resourceType: 'ValueSet',
+          status: resource.status,
+          url: resource.url,
+          compose: slimCompose(resource.compose),
+        });
       } else if (resource.resourceType === 'CodeSystem' && resource.url) {
         if (resource.content !== 'complete' || !resource.concept) {
           systems.delete(resource.url);
@@ -233,7 +245,9 @@ function slimCompose(compose: ValueSetCompose | undefined): ValueSetCompose | un
   if (!compose) {
     return undefined;
   }
-  const slimRule = (rule: NonNullable<ValueSetCompose['exclude']>[number]): NonNullable<ValueSetCompose['exclude']>[number] => ({
+  const slimRule = (
+    rule: NonNullable<ValueSetCompose['exclude']>[number],
+  ): NonNullable<ValueSetCompose['exclude']>[number] => ({
     ...rule,
     ...(rule.concept ? { concept: rule.concept.map((concept) => ({ code: concept.code })) } : {}),
   });

@@ -125,7 +125,13 @@ export function extractSearchIndex(resource: Resource, fhirBase?: string): Searc
       case 'quantity':
         for (const quantity of convertToSearchableQuantities(values)) {
           if (quantity.value !== undefined) {
-            rows.number.push([code, quantity.value, quantity.value, quantity.system ?? null, quantity.code ?? quantity.unit ?? null]);
+            rows.number.push([
+              code,
+              quantity.value,
+              quantity.value,
+              quantity.system ?? null,
+              quantity.code ?? quantity.unit ?? null,
+            ]);
           }
         }
         break;
@@ -156,15 +162,31 @@ export function withoutDuplicates(rows: SearchIndexRows): SearchIndexRows {
     });
   };
   return {
-    token: unique(rows.token), string: unique(rows.string), reference: unique(rows.reference), date: unique(rows.date),
-    number: unique(rows.number), uri: unique(rows.uri),
+    token: unique(rows.token),
+    string: unique(rows.string),
+    reference: unique(rows.reference),
+    date: unique(rows.date),
+    number: unique(rows.number),
+    uri: unique(rows.uri),
   };
 }
 
 type Typed = ReturnType<typeof toTypedValue>;
 
 // The string fields of a HumanName and an Address that a `name` or `address` search may match.
-const PART_FIELDS = ['text', 'family', 'given', 'prefix', 'suffix', 'line', 'city', 'district', 'state', 'postalCode', 'country'];
+const PART_FIELDS = [
+  'text',
+  'family',
+  'given',
+  'prefix',
+  'suffix',
+  'line',
+  'city',
+  'district',
+  'state',
+  'postalCode',
+  'country',
+];
 
 /**
  * The strings a string parameter matches. A HumanName or Address matches on any of its parts
@@ -222,5 +244,7 @@ export function localizeReferences<T extends Resource>(resource: T, fhirBase: st
   if (!JSON.stringify(resource).includes(prefix)) {
     return resource;
   }
-  return mapReferences(resource, (reference) => (reference.startsWith(prefix) ? reference.slice(prefix.length) : reference));
+  return mapReferences(resource, (reference) =>
+    reference.startsWith(prefix) ? reference.slice(prefix.length) : reference,
+  );
 }

@@ -18,10 +18,12 @@ function outcome(id: string, code: OperationOutcomeIssue['code'], text: string):
   return { resourceType: 'OperationOutcome', id, issue: [{ severity: 'error', code, details: { text } }] };
 }
 
-export const methodNotAllowed = (text: string): OperationOutcome => outcome('method-not-allowed', 'not-supported', text);
+export const methodNotAllowed = (text: string): OperationOutcome =>
+  outcome('method-not-allowed', 'not-supported', text);
 export const notAcceptable = (text: string): OperationOutcome => outcome('not-acceptable', 'not-supported', text);
 export const payloadTooLarge = (text: string): OperationOutcome => outcome('payload-too-large', 'too-long', text);
-export const unsupportedMediaType = (text: string): OperationOutcome => outcome('unsupported-media-type', 'not-supported', text);
+export const unsupportedMediaType = (text: string): OperationOutcome =>
+  outcome('unsupported-media-type', 'not-supported', text);
 
 /** The HTTP status an OperationOutcome stands for. */
 export function outcomeStatus(result: OperationOutcome): number {

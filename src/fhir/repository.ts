@@ -30,7 +30,15 @@ import type {
   TransactionOptions,
   UpdateResourceOptions,
 } from '@medplum/fhir-router';
-import type { Binary, Bundle, BundleEntry, OperationOutcome, Parameters, Reference, Resource } from '@medplum/fhirtypes';
+import type {
+  Binary,
+  Bundle,
+  BundleEntry,
+  OperationOutcome,
+  Parameters,
+  Reference,
+  Resource,
+} from '@medplum/fhirtypes';
 import { prepared } from '../db/database.ts';
 import type { Database, Queryable } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -112,7 +120,6 @@ function assertKnownType(resourceType: string | undefined): asserts resourceType
   }
 }
 
-
 export class HubRepository extends FhirRepository {
   private readonly ctx: RepositoryContext;
   private readonly conn: Queryable;
@@ -143,7 +150,10 @@ export class HubRepository extends FhirRepository {
     return randomUUID();
   }
 
-  async withTransaction<TResult>(callback: (txRepo: this) => Promise<TResult>, options?: TransactionOptions): Promise<TResult> {
+  async withTransaction<TResult>(
+    callback: (txRepo: this) => Promise<TResult>,
+    options?: TransactionOptions,
+  ): Promise<TResult> {
     if (this.conn.inTransaction) {
       return callback(this);
     }
@@ -180,7 +190,11 @@ export class HubRepository extends FhirRepository {
 
   /** Where a write's conditional references are looked up: within the writer's reach, strictly. */
   private referenceLookup(): HubRepository {
-    return new HubRepository({ ...this.ctx, access: this.ctx.callerAccess ?? this.ctx.access, strictSearch: true }, this.conn, this.pipeline);
+    return new HubRepository(
+      { ...this.ctx, access: this.ctx.callerAccess ?? this.ctx.access, strictSearch: true },
+      this.conn,
+      this.pipeline,
+    );
   }
 
   /** Records an outbox event in this repository's transaction (or on its own). */
@@ -240,7 +254,13 @@ export class HubRepository extends FhirRepository {
         await tx.assertVisible(resourceType, id, 'read').catch(() => {
           throw new OperationOutcomeError({
             ...forbidden,
-            issue: [{ severity: 'error', code: 'forbidden', details: { text: `${resourceType} must belong to one of your cases` } }],
+            issue: [
+              {
+                severity: 'error',
+                code: 'forbidden',
+                details: { text: `${resourceType} must belong to one of your cases` },
+              },
+            ],
           });
         });
       }
@@ -262,7 +282,10 @@ export class HubRepository extends FhirRepository {
    * The current row and whether the person may read it, in one prepared statement: the access
    * condition's text depends only on the role and the type, so each connection plans it once.
    */
-  private async currentRowFor(resourceType: string, id: string): Promise<(CurrentRow & { visible: boolean }) | undefined> {
+  private async currentRowFor(
+    resourceType: string,
+    id: string,
+  ): Promise<(CurrentRow & { visible: boolean }) | undefined> {
     const access = this.ctx.access;
     if (!access || access.require(resourceType, 'read') === 'all') {
       const row = await this.currentRow(resourceType, id, false);
@@ -273,7 +296,9 @@ export class HubRepository extends FhirRepository {
     const key = params.add(id);
     const condition = access.condition(params, 'r', 'read', [resourceType]);
     const result = await this.conn.query<CurrentRow & { visible: boolean }>(
-      prepared(`SELECT r.version, r.deleted, r.content, ${condition} AS visible FROM resource r WHERE r.resource_type = ${type} AND r.id = ${key}`),
+      prepared(
+        `SELECT r.version, r.deleted, r.content, ${condition} AS visible FROM resource r WHERE r.resource_type = ${type} AND r.id = ${key}`,
+      ),
       params.values,
     );
     return result.rows[0];
@@ -361,7 +386,11 @@ export class HubRepository extends FhirRepository {
     return this.withBinaryData(JSON.parse(row.content) as WithId<T>, Number(vid));
   }
 
-  async readHistory<T extends Resource>(resourceType: string, id: string, options?: ReadHistoryOptions): Promise<Bundle<WithId<T>>> {
+  async readHistory<T extends Resource>(
+    resourceType: string,
+    id: string,
+    options?: ReadHistoryOptions,
+  ): Promise<Bundle<WithId<T>>> {
     assertKnownType(resourceType);
     if (!ID_PATTERN.test(id)) {
       throw new OperationOutcomeError(notFound);
@@ -371,7 +400,10 @@ export class HubRepository extends FhirRepository {
     await this.assertVisible(resourceType, id, 'history');
     const params = new SqlParams();
     const where = `resource_type = ${params.add(resourceType)} AND id = ${params.add(id)} AND ${this.versionCondition(params, 'resource_version')}`;
-    const total = await this.conn.query<{ n: number }>(`SELECT count(*)::int AS n FROM resource_version WHERE ${where}`, params.values);
+    const total = await this.conn.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM resource_version WHERE ${where}`,
+      params.values,
+    );
     if (total.rows[0].n === 0) {
       throw new OperationOutcomeError(notFound);
     }
@@ -414,7 +446,9 @@ export class HubRepository extends FhirRepository {
       const condition = this.ctx.access.condition(params, 'r', 'history', resourceType ? [resourceType] : undefined);
       if (condition !== 'TRUE') {
         values.splice(0, values.length, ...params.values);
-        where.push(`EXISTS (SELECT 1 FROM resource r WHERE r.resource_type = resource_version.resource_type AND r.id = resource_version.id AND NOT r.deleted AND ${condition})`);
+        where.push(
+          `EXISTS (SELECT 1 FROM resource r WHERE r.resource_type = resource_version.resource_type AND r.id = resource_version.id AND NOT r.deleted AND ${condition})`,
+        );
         where.push(this.versionCondition(params, 'resource_version'));
         values.splice(0, values.length, ...params.values);
       }
@@ -426,7 +460,13 @@ export class HubRepository extends FhirRepository {
       values,
     );
     const url = `${this.fhirBase}${resourceType ? '/' + resourceType : ''}/_history`;
-    return historyBundle(rows.rows.slice(0, count), { fhirBase: this.fhirBase, url, count, offset, hasMore: rows.rows.length > count });
+    return historyBundle(rows.rows.slice(0, count), {
+      fhirBase: this.fhirBase,
+      url,
+      count,
+      offset,
+      hasMore: rows.rows.length > count,
+    });
   }
 
   // ---- search ------------------------------------------------------------------------------
@@ -439,11 +479,11 @@ export class HubRepository extends FhirRepository {
     const page = types.includes('AuditEvent')
       ? await this.searchAuditEvents(request as SearchRequest, types)
       : await runSearch(this.conn, request as SearchRequest, {
-        baseUrl: this.ctx.baseUrl,
-        strict: Boolean(this.ctx.strictSearch),
-        restrict: access && ((params, alias) => access.condition(params, alias, 'search', types)),
-        visible: access && ((params, alias) => access.condition(params, alias, 'search')),
-      });
+          baseUrl: this.ctx.baseUrl,
+          strict: Boolean(this.ctx.strictSearch),
+          restrict: access && ((params, alias) => access.condition(params, alias, 'search', types)),
+          visible: access && ((params, alias) => access.condition(params, alias, 'search')),
+        });
     const subset = { summary: request.summary, elements: request.fields };
     const entry: BundleEntry<WithId<T>>[] = page.resources.map((resource) => ({
       fullUrl: `${this.fhirBase}/${resource.resourceType}/${resource.id}`,
@@ -460,7 +500,11 @@ export class HubRepository extends FhirRepository {
       }
     }
     // FHIR JSON has no empty arrays: an empty page has no entry element at all.
-    const bundle: Bundle<WithId<T>> = { resourceType: 'Bundle', type: 'searchset', ...(entry.length > 0 ? { entry } : {}) };
+    const bundle: Bundle<WithId<T>> = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      ...(entry.length > 0 ? { entry } : {}),
+    };
     if (page.total !== undefined) {
       bundle.total = page.total;
     }
@@ -478,7 +522,10 @@ export class HubRepository extends FhirRepository {
         { relation: 'first', url: `${path}${searchLinkQuery({ ...used, offset: undefined })}` },
       ];
       if (page.nextCursor) {
-        bundle.link.push({ relation: 'next', url: `${path}${searchLinkQuery({ ...used, offset: undefined, cursor: page.nextCursor })}` });
+        bundle.link.push({
+          relation: 'next',
+          url: `${path}${searchLinkQuery({ ...used, offset: undefined, cursor: page.nextCursor })}`,
+        });
       }
     }
     return bundle;
@@ -505,7 +552,9 @@ export class HubRepository extends FhirRepository {
 
   private searchAuditEvents(request: SearchRequest, types: string[]): ReturnType<typeof searchAuditEvents> {
     if (types.length > 1) {
-      throw new OperationOutcomeError(badRequest('AuditEvents are searched on their own (GET /AuditEvent?…), not with other types', '_type'));
+      throw new OperationOutcomeError(
+        badRequest('AuditEvents are searched on their own (GET /AuditEvent?…), not with other types', '_type'),
+      );
     }
     this.assertAuditAccess('search');
     return searchAuditEvents(this.conn, request, { baseUrl: this.ctx.baseUrl, strict: Boolean(this.ctx.strictSearch) });
@@ -533,11 +582,19 @@ export class HubRepository extends FhirRepository {
     search: SearchRequest,
     options?: CreateResourceOptions & UpdateResourceOptions,
   ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
-    return this.ctx.strictSearch ? super.conditionalUpdate(resource, search, options) : this.strictRepository().conditionalUpdate(resource, search, options);
+    return this.ctx.strictSearch
+      ? super.conditionalUpdate(resource, search, options)
+      : this.strictRepository().conditionalUpdate(resource, search, options);
   }
 
-  override conditionalPatch(search: SearchRequest, patch: Operation[], options?: UpdateResourceOptions): Promise<WithId<Resource>> {
-    return this.ctx.strictSearch ? super.conditionalPatch(search, patch, options) : this.strictRepository().conditionalPatch(search, patch, options);
+  override conditionalPatch(
+    search: SearchRequest,
+    patch: Operation[],
+    options?: UpdateResourceOptions,
+  ): Promise<WithId<Resource>> {
+    return this.ctx.strictSearch
+      ? super.conditionalPatch(search, patch, options)
+      : this.strictRepository().conditionalPatch(search, patch, options);
   }
 
   override conditionalDelete(search: SearchRequest): Promise<void> {
@@ -573,7 +630,9 @@ export class HubRepository extends FhirRepository {
   async createResource<T extends Resource>(resource: T, options?: CreateResourceOptions): Promise<WithId<T>> {
     assertKnownType(resource.resourceType);
     const id = options?.assignedId && resource.id ? resource.id : this.generateId();
-    return this.guardedWrite(resource.resourceType, id, 'create', (repo) => repo.writeVersion<T>({ ...resource, id }, undefined, 'POST'));
+    return this.guardedWrite(resource.resourceType, id, 'create', (repo) =>
+      repo.writeVersion<T>({ ...resource, id }, undefined, 'POST'),
+    );
   }
 
   async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
@@ -590,21 +649,32 @@ export class HubRepository extends FhirRepository {
     return this.update(resource, undefined, false);
   }
 
-  private async update<T extends Resource>(resource: T, options: UpdateResourceOptions | undefined, validate: boolean): Promise<WithId<T>> {
+  private async update<T extends Resource>(
+    resource: T,
+    options: UpdateResourceOptions | undefined,
+    validate: boolean,
+  ): Promise<WithId<T>> {
     assertKnownType(resource.resourceType);
     const id = resource.id;
     if (!id || !ID_PATTERN.test(id)) {
       throw new OperationOutcomeError(badRequest('Resource id is missing or invalid', `${resource.resourceType}.id`));
     }
-    return this.guardedWrite(resource.resourceType, id, 'update', (guarded) => guarded.withTransaction(async (tx) => {
-      const current = await tx.currentRow(resource.resourceType, id, true);
-      if (!current || current.deleted) this.assertMayChooseId(resource.resourceType, id);
-      checkIfMatch(current, options?.ifMatch);
-      if (current && !current.deleted && current.content && unchanged(JSON.parse(current.content) as Resource, resource)) {
-        return tx.withBinaryData(JSON.parse(current.content) as WithId<T>);
-      }
-      return tx.writeVersion<T>(resource, current, 'PUT', validate);
-    }));
+    return this.guardedWrite(resource.resourceType, id, 'update', (guarded) =>
+      guarded.withTransaction(async (tx) => {
+        const current = await tx.currentRow(resource.resourceType, id, true);
+        if (!current || current.deleted) this.assertMayChooseId(resource.resourceType, id);
+        checkIfMatch(current, options?.ifMatch);
+        if (
+          current &&
+          !current.deleted &&
+          current.content &&
+          unchanged(JSON.parse(current.content) as Resource, resource)
+        ) {
+          return tx.withBinaryData(JSON.parse(current.content) as WithId<T>);
+        }
+        return tx.writeVersion<T>(resource, current, 'PUT', validate);
+      }),
+    );
   }
 
   async patchResource<T extends Resource>(
@@ -614,63 +684,73 @@ export class HubRepository extends FhirRepository {
     options?: UpdateResourceOptions,
   ): Promise<WithId<T>> {
     assertKnownType(resourceType);
-    return this.guardedWrite(resourceType, id, 'update', (guarded) => guarded.withTransaction(async (tx) => {
-      const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, true) : undefined;
-      if (!current) {
-        throw new OperationOutcomeError(notFound);
-      }
-      if (current.deleted || !current.content) {
-        throw new OperationOutcomeError(gone);
-      }
-      checkIfMatch(current, options?.ifMatch);
-      const patched = JSON.parse(current.content) as Resource;
-      applyResourcePatch(patched, patch);
-      if (patched.resourceType !== resourceType || patched.id !== id) {
-        throw new OperationOutcomeError(badRequest('A patch may not change resourceType or id'));
-      }
-      if (unchanged(JSON.parse(current.content) as Resource, patched)) {
-        return JSON.parse(current.content) as WithId<T>;
-      }
-      try {
-        validateFhirResource(patched);
-      } catch (err) {
-        // R4 http §3.1.0.5 (patch): a patch that yields an invalid resource is 422, not 400.
-        if (err instanceof OperationOutcomeError) {
-          throw new OperationOutcomeError({ ...err.outcome, id: 'unprocessable' });
+    return this.guardedWrite(resourceType, id, 'update', (guarded) =>
+      guarded.withTransaction(async (tx) => {
+        const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, true) : undefined;
+        if (!current) {
+          throw new OperationOutcomeError(notFound);
         }
-        throw err;
-      }
-      return tx.writeVersion<T>(patched as T, current, 'PATCH');
-    }));
+        if (current.deleted || !current.content) {
+          throw new OperationOutcomeError(gone);
+        }
+        checkIfMatch(current, options?.ifMatch);
+        const patched = JSON.parse(current.content) as Resource;
+        applyResourcePatch(patched, patch);
+        if (patched.resourceType !== resourceType || patched.id !== id) {
+          throw new OperationOutcomeError(badRequest('A patch may not change resourceType or id'));
+        }
+        if (unchanged(JSON.parse(current.content) as Resource, patched)) {
+          return JSON.parse(current.content) as WithId<T>;
+        }
+        try {
+          validateFhirResource(patched);
+        } catch (err) {
+          // R4 http §3.1.0.5 (patch): a patch that yields an invalid resource is 422, not 400.
+          if (err instanceof OperationOutcomeError) {
+            throw new OperationOutcomeError({ ...err.outcome, id: 'unprocessable' });
+          }
+          throw err;
+        }
+        return tx.writeVersion<T>(patched as T, current, 'PATCH');
+      }),
+    );
   }
 
   async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
     assertKnownType(resourceType);
     assertNotAudit(resourceType);
-    await this.guardedWrite(resourceType, id, 'delete', (guarded) => guarded.withTransaction(async (tx) => {
-      const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, true) : undefined;
-      if (!current) {
-        throw new OperationOutcomeError(notFound);
-      }
-      checkIfMatch(current, options?.ifMatch);
-      if (current.deleted) {
-        return;
-      }
-      const version = current.version + 1;
-      const statement = buildWriteStatement({
-        resourceType,
-        id,
-        version,
-        lastUpdated: new Date().toISOString(),
-        method: 'DELETE',
-        replacing: true,
-        // A deleted resource gives no case links, members or releases any more.
-        caseLinks: { resources: [], members: [], releases: resourceType === 'Task' ? [] : undefined },
-        event: resourceChangeEvent(resourceType, id, version, 'DELETE'),
-        audit: writeAudit(this.ctx.audit, { method: 'DELETE', resourceType, id, version, resource: current.content ? (JSON.parse(current.content) as Resource) : undefined }),
-      });
-      await tx.conn.query(statement.sql, statement.values);
-    }));
+    await this.guardedWrite(resourceType, id, 'delete', (guarded) =>
+      guarded.withTransaction(async (tx) => {
+        const current = ID_PATTERN.test(id) ? await tx.currentRow(resourceType, id, true) : undefined;
+        if (!current) {
+          throw new OperationOutcomeError(notFound);
+        }
+        checkIfMatch(current, options?.ifMatch);
+        if (current.deleted) {
+          return;
+        }
+        const version = current.version + 1;
+        const statement = buildWriteStatement({
+          resourceType,
+          id,
+          version,
+          lastUpdated: new Date().toISOString(),
+          method: 'DELETE',
+          replacing: true,
+          // A deleted resource gives no case links, members or releases any more.
+          caseLinks: { resources: [], members: [], releases: resourceType === 'Task' ? [] : undefined },
+          event: resourceChangeEvent(resourceType, id, version, 'DELETE'),
+          audit: writeAudit(this.ctx.audit, {
+            method: 'DELETE',
+            resourceType,
+            id,
+            version,
+            resource: current.content ? (JSON.parse(current.content) as Resource) : undefined,
+          }),
+        });
+        await tx.conn.query(statement.sql, statement.values);
+      }),
+    );
   }
 
   /** Validates, indexes and stores the next version of a resource. */
@@ -686,7 +766,10 @@ export class HubRepository extends FhirRepository {
     const lastUpdated = new Date().toISOString();
     const literal = await this.resolveConditionalReferences(resource);
     await this.checkReferenceClaims(literal, current);
-    const candidate = { ...literal, meta: stampActor({ ...literal.meta, versionId: String(version), lastUpdated }, this.ctx.actor) } as WithId<T>;
+    const candidate = {
+      ...literal,
+      meta: stampActor({ ...literal.meta, versionId: String(version), lastUpdated }, this.ctx.actor),
+    } as WithId<T>;
     if (validate) validateFhirResource(candidate);
     let binary: { key: string; size: number } | undefined;
     let stored: WithId<T> = candidate;
@@ -708,7 +791,13 @@ export class HubRepository extends FhirRepository {
       caseLinks: caseLinksOf(stored, index, this.ctx.actor, this.fhirBase),
       binary,
       event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
-      audit: writeAudit(this.ctx.audit, { method, resourceType: candidate.resourceType, id, version, resource: stored }),
+      audit: writeAudit(this.ctx.audit, {
+        method,
+        resourceType: candidate.resourceType,
+        id,
+        version,
+        resource: stored,
+      }),
     });
     if (this.pipeline) {
       this.pipeline.send(statement.sql, statement.values);
@@ -731,15 +820,22 @@ export class HubRepository extends FhirRepository {
    */
   private async checkReferenceClaims(resource: Resource, current: CurrentRow | undefined): Promise<void> {
     const access = this.ctx.callerAccess ?? this.ctx.access;
-    if (!access || access.scopeOf(resource.resourceType, current && !current.deleted ? 'update' : 'create') === 'all') return;
-    const previous = current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined;
+    if (!access || access.scopeOf(resource.resourceType, current && !current.deleted ? 'update' : 'create') === 'all')
+      return;
+    const previous =
+      current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined;
     const claims = newClaims(resource, previous, this.fhirBase);
-    const notYours = (key: string): string => `${key} is not a resource you may reference: a reference must name something you may read`;
+    const notYours = (key: string): string =>
+      `${key} is not a resource you may reference: a reference must name something you may read`;
     const refuse = (path: string, text: string): never => {
-      throw new OperationOutcomeError({ ...forbidden, issue: [{ severity: 'error', code: 'forbidden', details: { text }, expression: [path] }] });
+      throw new OperationOutcomeError({
+        ...forbidden,
+        issue: [{ severity: 'error', code: 'forbidden', details: { text }, expression: [path] }],
+      });
     };
     const [identifier] = claims.caseIdentifiers;
-    if (identifier) refuse(identifier.path, 'Identifiers of the system urn:hub:case-resource are written by the hub only');
+    if (identifier)
+      refuse(identifier.path, 'Identifiers of the system urn:hub:case-resource are written by the hub only');
     // Every target the policy does not open to the whole role, checked in one statement.
     const pending = new Map<string, ReferenceClaim>();
     for (const claim of claims.references) {
@@ -802,7 +898,11 @@ export class HubRepository extends FhirRepository {
       throw new OperationOutcomeError(methodNotAllowed(`ServiceRequest/${id} is an id the hub keeps for itself`));
     }
     if (this.ctx.access && !this.ctx.access.mayChooseId(resourceType)) {
-      throw new OperationOutcomeError(methodNotAllowed(`${resourceType}/${id} does not exist; people create resources with POST, and the hub chooses the id`));
+      throw new OperationOutcomeError(
+        methodNotAllowed(
+          `${resourceType}/${id} does not exist; people create resources with POST, and the hub chooses the id`,
+        ),
+      );
     }
   }
 
@@ -824,7 +924,12 @@ export class HubRepository extends FhirRepository {
   }
 
   /** Stores raw Binary content and creates or updates its Binary resource. */
-  async writeBinary(id: string | undefined, contentType: string, blob: { key: string; size: number }, extra?: Partial<Binary>): Promise<WithId<Binary>> {
+  async writeBinary(
+    id: string | undefined,
+    contentType: string,
+    blob: { key: string; size: number },
+    extra?: Partial<Binary>,
+  ): Promise<WithId<Binary>> {
     const resource: Binary = { ...extra, resourceType: 'Binary', contentType, ...(id ? { id } : {}) };
     const write = async (tx: HubRepository): Promise<WithId<Binary>> => {
       const current = id ? await tx.currentRow('Binary', id, true) : undefined;
@@ -832,7 +937,11 @@ export class HubRepository extends FhirRepository {
       const binaryId = id ?? tx.generateId();
       const version = (current?.version ?? 0) + 1;
       const lastUpdated = new Date().toISOString();
-      const stored = { ...resource, id: binaryId, meta: stampActor({ ...resource.meta, versionId: String(version), lastUpdated }, this.ctx.actor) } as WithId<Binary>;
+      const stored = {
+        ...resource,
+        id: binaryId,
+        meta: stampActor({ ...resource.meta, versionId: String(version), lastUpdated }, this.ctx.actor),
+      } as WithId<Binary>;
       validateFhirResource({ ...stored, data: '' } as Binary);
       const statement = buildWriteStatement({
         resourceType: 'Binary',
@@ -844,7 +953,12 @@ export class HubRepository extends FhirRepository {
         replacing: current !== undefined,
         index: extractSearchIndex(stored, this.fhirBase),
         binary: blob,
-        audit: writeAudit(this.ctx.audit, { method: current ? 'PUT' : 'POST', resourceType: 'Binary', id: binaryId, version }),
+        audit: writeAudit(this.ctx.audit, {
+          method: current ? 'PUT' : 'POST',
+          resourceType: 'Binary',
+          id: binaryId,
+          version,
+        }),
       });
       await tx.conn.query(statement.sql, statement.values);
       return stored;
@@ -894,7 +1008,9 @@ export class HubRepository extends FhirRepository {
 /** AuditEvents are written only by the hub itself (audit/), never through the API or a Bundle. */
 function assertNotAudit(resourceType: string): void {
   if (resourceType === 'AuditEvent') {
-    throw new OperationOutcomeError(methodNotAllowed('AuditEvents are recorded by the hub and cannot be created, changed or deleted'));
+    throw new OperationOutcomeError(
+      methodNotAllowed('AuditEvents are recorded by the hub and cannot be created, changed or deleted'),
+    );
   }
 }
 

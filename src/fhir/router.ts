@@ -111,7 +111,10 @@ export function searchPostParameters(
 
 /** A path segment naming an operation (`$name`, or percent-encoded `%24name`). */
 function hasOperationSegment(url: string): boolean {
-  return url.split('?')[0].split('/').some((segment) => /^(?:\$|%24)/i.test(segment));
+  return url
+    .split('?')[0]
+    .split('/')
+    .some((segment) => /^(?:\$|%24)/i.test(segment));
 }
 
 /**

@@ -56,7 +56,10 @@ export function subsetResource(resource: Resource, request: SubsetRequest): Reso
   const summary = request.summary;
   if (request.elements && request.elements.length > 0) {
     // Servers SHOULD return the mandatory elements whether they are asked for or not (R4 search, _elements).
-    const wanted = new Set([...request.elements.map((element) => element.split('.')[0]), ...getMandatoryElements(resource.resourceType)]);
+    const wanted = new Set([
+      ...request.elements.map((element) => element.split('.')[0]),
+      ...getMandatoryElements(resource.resourceType),
+    ]);
     return keepOnly(resource, (element) => wanted.has(element));
   }
   switch (summary) {
@@ -65,7 +68,10 @@ export function subsetResource(resource: Resource, request: SubsetRequest): Reso
       return keepOnly(resource, (element) => names.has(element));
     }
     case 'text':
-      return keepOnly(resource, (element) => element === 'text' || getMandatoryElements(resource.resourceType).has(element));
+      return keepOnly(
+        resource,
+        (element) => element === 'text' || getMandatoryElements(resource.resourceType).has(element),
+      );
     case 'data':
       return keepOnly(resource, (element) => element !== 'text');
     default:

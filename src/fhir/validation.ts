@@ -44,7 +44,13 @@ function expand(valueSet: ValueSet | undefined): Set<string> | undefined {
 }
 
 /** Walks `value` against the type schema `typeName`, collecting binding violations. */
-function checkBindings(typeName: string, value: unknown, path: string, issues: OperationOutcomeIssue[], depth = 0): void {
+function checkBindings(
+  typeName: string,
+  value: unknown,
+  path: string,
+  issues: OperationOutcomeIssue[],
+  depth = 0,
+): void {
   if (depth > 24 || typeof value !== 'object' || value === null) {
     return;
   }
@@ -58,7 +64,9 @@ function checkBindings(typeName: string, value: unknown, path: string, issues: O
   for (const [name, element] of Object.entries(schema.elements ?? {})) {
     const isChoice = name.endsWith('[x]');
     const candidates = isChoice
-      ? element.type.map((t) => [name.replace('[x]', t.code.charAt(0).toUpperCase() + t.code.slice(1)), t.code] as const)
+      ? element.type.map(
+          (t) => [name.replace('[x]', t.code.charAt(0).toUpperCase() + t.code.slice(1)), t.code] as const,
+        )
       : [[name, element.type[0]?.code] as const];
     for (const [key, type] of candidates) {
       const present = record[key];

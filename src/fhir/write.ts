@@ -138,9 +138,11 @@ export function buildWriteStatement(write: ResourceWrite): { sql: string; values
 /** Replaces the case-membership rows a resource contributed (migration 012) with `links`. */
 function caseLinkCtes(p: SqlParams, type: string, id: string, replacing: boolean, links: CaseLinkRows): string[] {
   const ctes: string[] = [];
-  if (replacing) ctes.push(`d_case_resource AS (DELETE FROM case_resource WHERE via_type = ${type} AND via_id = ${id})`);
+  if (replacing)
+    ctes.push(`d_case_resource AS (DELETE FROM case_resource WHERE via_type = ${type} AND via_id = ${id})`);
   if (links.resources.length > 0) {
-    const column = (index: number, sqlType: string): string => `${p.add(links.resources.map((row) => row[index]))}::${sqlType}[]`;
+    const column = (index: number, sqlType: string): string =>
+      `${p.add(links.resources.map((row) => row[index]))}::${sqlType}[]`;
     ctes.push(
       `i_case_resource AS (INSERT INTO case_resource (resource_type, resource_id, case_id, report, via_type, via_id) ` +
         `SELECT u.*, ${type}, ${id} FROM unnest(${column(0, 'text')}, ${column(1, 'text')}, ${column(2, 'text')}, ${column(3, 'boolean')}) AS u)`,
@@ -167,7 +169,9 @@ function caseLinkCtes(p: SqlParams, type: string, id: string, replacing: boolean
   if (links.releases) {
     if (replacing) ctes.push(`d_case_release AS (DELETE FROM case_release WHERE via_id = ${id})`);
     if (links.releases.length > 0) {
-      ctes.push(`i_case_release AS (INSERT INTO case_release (case_id, via_id) SELECT u, ${id} FROM unnest(${p.add(links.releases)}::text[]) AS u)`);
+      ctes.push(
+        `i_case_release AS (INSERT INTO case_release (case_id, via_id) SELECT u, ${id} FROM unnest(${p.add(links.releases)}::text[]) AS u)`,
+      );
     }
   }
   return ctes;

@@ -55,7 +55,9 @@ export function mailDomain(from: string): string {
 }
 
 export function createMailer(options: MailerOptions): Mailer {
-  return options.smtpUrl ? smtpMailer(options.smtpUrl, options.from) : fileMailer(path.join(options.dataDir, 'mail'), options.from);
+  return options.smtpUrl
+    ? smtpMailer(options.smtpUrl, options.from)
+    : fileMailer(path.join(options.dataDir, 'mail'), options.from);
 }
 
 const HEADERS = {

@@ -4,7 +4,12 @@
  * access-controlled. Reading the case behind the link requires signing in.
  */
 
-export const NOTIFICATION_KINDS = ['case-status-changed', 'information-requested', 'report-released', 'report-ready'] as const;
+export const NOTIFICATION_KINDS = [
+  'case-status-changed',
+  'information-requested',
+  'report-released',
+  'report-ready',
+] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
 export interface RenderedMail {
@@ -43,10 +48,14 @@ const TEMPLATES: Record<NotificationKind, Template> = {
   },
 };
 
-const FOOTER = 'For your privacy this e-mail holds no details of the case. It was sent automatically; replies are not read.';
+const FOOTER =
+  'For your privacy this e-mail holds no details of the case. It was sent automatically; replies are not read.';
 
 function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string,
+  );
 }
 
 /** The link to a case on the hub: its id only. */

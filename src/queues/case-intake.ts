@@ -18,7 +18,11 @@ import type { WorkerPool, WorkerRuntimeOptions } from './worker-runner.ts';
 export const CASE_INTAKE_QUEUE = 'case-intake';
 
 /** The job function: intake of one request, in one transaction (see intake.ts). */
-export async function processIntake(data: { serviceRequestId: string }, _job: JobInfo, deps: WorkerDeps): Promise<IntakeOutcome> {
+export async function processIntake(
+  data: { serviceRequestId: string },
+  _job: JobInfo,
+  deps: WorkerDeps,
+): Promise<IntakeOutcome> {
   try {
     return await runIntake(workflowContext(deps), data);
   } catch (err) {
@@ -54,7 +58,13 @@ export const serviceRequestIntakeRoute: ResourceEventRoute = async (event, conte
   if (event.interaction === 'delete') return [];
   const request = await context.read<ServiceRequest>('ServiceRequest', event.id);
   if (request?.status !== 'active') return [];
-  return [{ queue: caseIntakeQueue, data: { serviceRequestId: request.id }, jobId: caseIntakeJobId(request.id, request.meta?.versionId ?? event.versionId) }];
+  return [
+    {
+      queue: caseIntakeQueue,
+      data: { serviceRequestId: request.id },
+      jobId: caseIntakeJobId(request.id, request.meta?.versionId ?? event.versionId),
+    },
+  ];
 };
 
 /** Starts a worker for this queue alone (a dedicated process, or a test). */

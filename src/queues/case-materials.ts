@@ -35,7 +35,11 @@ export interface CaseMaterialJob {
 }
 
 /** Runs one step in one transaction; exported so tests can run a job on real data. */
-export async function runCaseMaterialStep(db: Database, context: WorkflowContext, data: CaseMaterialJob): Promise<string> {
+export async function runCaseMaterialStep(
+  db: Database,
+  context: WorkflowContext,
+  data: CaseMaterialJob,
+): Promise<string> {
   const { repository } = context;
   const recompute = caseQuoteRecomputer(context);
   const now = context.now();
@@ -68,7 +72,10 @@ export async function processCaseMaterial(data: CaseMaterialJob, job: JobInfo, d
     if (err instanceof FeeError) throw new UnrecoverableError(redactErrorMessage(err.message));
     throw err;
   }
-  deps.logger.info({ queue: job.queue, jobId: job.id, resourceType: data.resourceType, id: data.id, outcome }, 'case material handled');
+  deps.logger.info(
+    { queue: job.queue, jobId: job.id, resourceType: data.resourceType, id: data.id, outcome },
+    'case material handled',
+  );
   return outcome;
 }
 
@@ -86,27 +93,53 @@ export function caseMaterialJobId(resourceType: string, id: string, versionId: s
   return `materials-${resourceType}-${id}-v${versionId}`;
 }
 
-export function addCaseMaterialJob(producer: QueueProducer, resourceType: string, id: string, versionId: string): Promise<string> {
-  return producer.add(caseMaterialsQueue, { resourceType, id }, { jobId: caseMaterialJobId(resourceType, id, versionId) });
+export function addCaseMaterialJob(
+  producer: QueueProducer,
+  resourceType: string,
+  id: string,
+  versionId: string,
+): Promise<string> {
+  return producer.add(
+    caseMaterialsQueue,
+    { resourceType, id },
+    { jobId: caseMaterialJobId(resourceType, id, versionId) },
+  );
 }
 
 /** DocumentReference, ImagingStudy and Specimen events: each written version is looked at once. */
 export const caseMaterialRoute: ResourceEventRoute = async (event) => {
   if (event.interaction === 'delete') return [];
-  return [{ queue: caseMaterialsQueue, data: { resourceType: event.resourceType, id: event.id }, jobId: caseMaterialJobId(event.resourceType, event.id, event.versionId) }];
+  return [
+    {
+      queue: caseMaterialsQueue,
+      data: { resourceType: event.resourceType, id: event.id },
+      jobId: caseMaterialJobId(event.resourceType, event.id, event.versionId),
+    },
+  ];
 };
 
 /** Task events: a reconcile-imaging Task a coordinator completed (or any change to one) is looked at. */
 export const reconcileImagingRoute: ResourceEventRoute = async (event, context) => {
   if (event.interaction === 'delete') return [];
   const task = await context.read<Task>('Task', event.id);
-  const reconcile = task?.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING);
+  const reconcile = task?.code?.coding?.some(
+    (coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING,
+  );
   if (!task || !reconcile || task.status !== 'completed') return [];
-  return [{ queue: caseMaterialsQueue, data: { resourceType: 'Task', id: task.id }, jobId: caseMaterialJobId('Task', task.id, task.meta?.versionId ?? event.versionId) }];
+  return [
+    {
+      queue: caseMaterialsQueue,
+      data: { resourceType: 'Task', id: task.id },
+      jobId: caseMaterialJobId('Task', task.id, task.meta?.versionId ?? event.versionId),
+    },
+  ];
 };
 
 /** One re-quote per version of the resource that asked for it: a repeated event adds nothing. */
-export function requoteJobId(serviceRequestId: string, cause: { resourceType: string; id: string; versionId: string }): string {
+export function requoteJobId(
+  serviceRequestId: string,
+  cause: { resourceType: string; id: string; versionId: string },
+): string {
   return `materials-requote-${serviceRequestId}-${cause.resourceType}-${cause.id}-v${cause.versionId}`;
 }
 
@@ -145,8 +178,19 @@ export const requoteTaskRoute: ResourceEventRoute = async (event, context) => {
   const code = task?.code?.coding?.find((coding) => coding.system === TASK_CODE_SYSTEM)?.code;
   const serviceRequestId = task ? caseOfTask(task) : undefined;
   if (!task || !serviceRequestId) return [];
-  const requote = code === 'coordination' ? questionCountOverridePending(task) : code === 'expect-material' && task.status === 'cancelled';
-  return requote ? [requoteJob(serviceRequestId, { resourceType: 'Task', id: task.id, versionId: task.meta?.versionId ?? event.versionId })] : [];
+  const requote =
+    code === 'coordination'
+      ? questionCountOverridePending(task)
+      : code === 'expect-material' && task.status === 'cancelled';
+  return requote
+    ? [
+        requoteJob(serviceRequestId, {
+          resourceType: 'Task',
+          id: task.id,
+          versionId: task.meta?.versionId ?? event.versionId,
+        }),
+      ]
+    : [];
 };
 
 /**
@@ -177,14 +221,26 @@ export const questionnaireResponseRoute: ResourceEventRoute = async (event, cont
     });
     for (const request of requests) candidates.set(request.id, request);
   }
-  const cause = { resourceType: 'QuestionnaireResponse', id: response.id, versionId: response.meta?.versionId ?? event.versionId };
+  const cause = {
+    resourceType: 'QuestionnaireResponse',
+    id: response.id,
+    versionId: response.meta?.versionId ?? event.versionId,
+  };
   // A case still in intake (waiting for its questions, say) is intake's to re-run; a quoted one is re-quoted.
   return [...candidates.values()]
-    .filter((request) => request.status === 'active' && (request.supportingInfo ?? []).some((info) => referencedId(info, 'QuestionnaireResponse') === response.id))
+    .filter(
+      (request) =>
+        request.status === 'active' &&
+        (request.supportingInfo ?? []).some((info) => referencedId(info, 'QuestionnaireResponse') === response.id),
+    )
     .map((request) => request.id!)
     .sort()
     .flatMap((id) => [
       requoteJob(id, cause),
-      { queue: caseIntakeQueue, data: { serviceRequestId: id }, jobId: `intake-${id}-QuestionnaireResponse-${cause.id}-v${cause.versionId}` },
+      {
+        queue: caseIntakeQueue,
+        data: { serviceRequestId: id },
+        jobId: `intake-${id}-QuestionnaireResponse-${cause.id}-v${cause.versionId}`,
+      },
     ]);
 };

@@ -20,17 +20,41 @@ import type { ResourceEventRoute } from './resource-events.ts';
 export const CASE_PROGRESSION_QUEUE = 'case-progression';
 
 /** The Task codes whose changes can move a case forward. */
-const PROGRESSION_TASK_CODES: readonly TaskCode[] = ['coordination', 'expect-material', 'pre-review-radiology', 'pre-review-pathology', 'specialist-opinion'];
+const PROGRESSION_TASK_CODES: readonly TaskCode[] = [
+  'coordination',
+  'expect-material',
+  'pre-review-radiology',
+  'pre-review-pathology',
+  'specialist-opinion',
+];
 
 /** The job function: the case's step, then its open offer's reminders. */
-export async function processCaseProgression(data: { serviceRequestId: string }, job: JobInfo, deps: WorkerDeps): Promise<ProgressionResult> {
+export async function processCaseProgression(
+  data: { serviceRequestId: string },
+  job: JobInfo,
+  deps: WorkerDeps,
+): Promise<ProgressionResult> {
   const context = workflowContext(deps);
   const result = await advanceCase(context, data);
   if (result.openOffer) {
     // Delays are measured from the workflow's clock (runtime/clock.ts), so they fire when it reaches each step.
-    await scheduleReminders(workflowDeps(deps).queues, result.openOffer.taskId, new Date(result.openOffer.dueAt), context.now());
+    await scheduleReminders(
+      workflowDeps(deps).queues,
+      result.openOffer.taskId,
+      new Date(result.openOffer.dueAt),
+      context.now(),
+    );
   }
-  deps.logger.info({ queue: job.queue, jobId: job.id, serviceRequestId: data.serviceRequestId, outcome: result.outcome, state: result.state }, 'case progression handled');
+  deps.logger.info(
+    {
+      queue: job.queue,
+      jobId: job.id,
+      serviceRequestId: data.serviceRequestId,
+      outcome: result.outcome,
+      state: result.state,
+    },
+    'case progression handled',
+  );
   return result;
 }
 
@@ -48,7 +72,11 @@ export function caseProgressionJobId(taskId: string, versionId: string): string 
   return `progression-${taskId}-v${versionId}`;
 }
 
-export function addCaseProgressionJob(producer: QueueProducer, serviceRequestId: string, jobId: string): Promise<string> {
+export function addCaseProgressionJob(
+  producer: QueueProducer,
+  serviceRequestId: string,
+  jobId: string,
+): Promise<string> {
   return producer.add(caseProgressionQueue, { serviceRequestId }, { jobId });
 }
 
@@ -56,8 +84,17 @@ export function addCaseProgressionJob(producer: QueueProducer, serviceRequestId:
 export const caseProgressionRoute: ResourceEventRoute = async (event, context) => {
   if (event.interaction === 'delete') return [];
   const task = await context.read<Task>('Task', event.id);
-  const relevant = task?.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && (PROGRESSION_TASK_CODES as readonly string[]).includes(coding.code ?? ''));
+  const relevant = task?.code?.coding?.some(
+    (coding) =>
+      coding.system === TASK_CODE_SYSTEM && (PROGRESSION_TASK_CODES as readonly string[]).includes(coding.code ?? ''),
+  );
   const serviceRequestId = task && relevant ? caseOfTask(task) : undefined;
   if (!task || !serviceRequestId) return [];
-  return [{ queue: caseProgressionQueue, data: { serviceRequestId }, jobId: caseProgressionJobId(task.id, task.meta?.versionId ?? event.versionId) }];
+  return [
+    {
+      queue: caseProgressionQueue,
+      data: { serviceRequestId },
+      jobId: caseProgressionJobId(task.id, task.meta?.versionId ?? event.versionId),
+    },
+  ];
 };

@@ -36,7 +36,8 @@ export interface ReminderJob {
   step: string;
 }
 
-export type ReminderOutcome = 'reminded' | 'escalated' | 'already-recorded' | 'task-closed' | 'not-due' | 'no-task' | 'unknown-step';
+export type ReminderOutcome =
+  'reminded' | 'escalated' | 'already-recorded' | 'task-closed' | 'not-due' | 'no-task' | 'unknown-step';
 
 const dueOf = (restriction: TaskRestriction | undefined): Date | undefined => {
   const end = restriction?.period?.end;
@@ -54,7 +55,10 @@ function stepInstant(due: Date, step: string): Date | undefined {
 /** The steps of a Task's schedule, each with its instant. */
 export function reminderSteps(due: Date): { step: string; at: Date }[] {
   const schedule = reminderSchedule(due);
-  return [...schedule.reminders.map((at, index) => ({ step: `reminder-${index}`, at })), { step: 'escalation', at: schedule.escalation }];
+  return [
+    ...schedule.reminders.map((at, index) => ({ step: `reminder-${index}`, at })),
+    { step: 'escalation', at: schedule.escalation },
+  ];
 }
 
 export function reminderJobId(taskId: string, due: Date, step: string): string {
@@ -62,7 +66,11 @@ export function reminderJobId(taskId: string, due: Date, step: string): string {
 }
 
 /** The job function's core: runs one step at `ctx.now()`, in one transaction under the case lock. */
-export async function runReminder(ctx: WorkflowContext, data: ReminderJob, options: { messageIdDomain: string }): Promise<ReminderOutcome> {
+export async function runReminder(
+  ctx: WorkflowContext,
+  data: ReminderJob,
+  options: { messageIdDomain: string },
+): Promise<ReminderOutcome> {
   return ctx.repository.db.transaction(async (tx) => {
     const repo = new HubRepository(ctx.repository, tx);
     const found = await readOptional<Task>(repo, 'Task', data.taskId);
@@ -70,7 +78,10 @@ export async function runReminder(ctx: WorkflowContext, data: ReminderJob, optio
     if (!found || !serviceRequestId) return 'no-task';
     await lockCase(tx, serviceRequestId);
     const task = (await readOptional<Task>(repo, 'Task', data.taskId))!;
-    if (!task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'specialist-opinion')) return 'no-task';
+    if (
+      !task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'specialist-opinion')
+    )
+      return 'no-task';
     if (!OPEN_TASK_STATUSES.includes(task.status)) return 'task-closed';
     const due = dueOf(task.restriction);
     const at = due && stepInstant(due, data.step);
@@ -81,9 +92,16 @@ export async function runReminder(ctx: WorkflowContext, data: ReminderJob, optio
     if (data.step !== 'escalation') {
       const count = reminderSchedule(due).reminders.length;
       const text = `Reminder ${Number(data.step.slice('reminder-'.length)) + 1} of ${count}: this opinion is due ${due.toISOString()}.`;
-      if ((task.note ?? []).some((note) => note.authorString === REMINDER_NOTE_AUTHOR && note.text === text)) return 'already-recorded';
+      if ((task.note ?? []).some((note) => note.authorString === REMINDER_NOTE_AUTHOR && note.text === text))
+        return 'already-recorded';
       const { meta, ...rest } = task;
-      await repo.updateResource<Task>({ ...rest, note: [...(task.note ?? []), { authorString: REMINDER_NOTE_AUTHOR, time: now.toISOString(), text }] }, { ifMatch: meta?.versionId });
+      await repo.updateResource<Task>(
+        {
+          ...rest,
+          note: [...(task.note ?? []), { authorString: REMINDER_NOTE_AUTHOR, time: now.toISOString(), text }],
+        },
+        { ifMatch: meta?.versionId },
+      );
       const ownerId = referencedId(task.owner, 'Practitioner');
       if (ownerId) {
         await recordNotification(
@@ -103,7 +121,8 @@ export async function runReminder(ctx: WorkflowContext, data: ReminderJob, optio
     const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
     if (!coordination) return 'no-task';
     const text = `Overdue: the specialist opinion Task/${task.id} was due ${due.toISOString()} and is not done; escalated to the coordinators.`;
-    if ((coordination.note ?? []).some((note) => note.authorString === ESCALATION_NOTE_AUTHOR && note.text === text)) return 'already-recorded';
+    if ((coordination.note ?? []).some((note) => note.authorString === ESCALATION_NOTE_AUTHOR && note.text === text))
+      return 'already-recorded';
     const step = PRIORITY_STEPS.indexOf(coordination.priority ?? 'routine');
     const { meta, ...rest } = coordination;
     await repo.updateResource<Task>(
@@ -121,7 +140,10 @@ export async function runReminder(ctx: WorkflowContext, data: ReminderJob, optio
 
 export async function processReminder(data: ReminderJob, job: JobInfo, deps: WorkerDeps): Promise<ReminderOutcome> {
   const outcome = await runReminder(workflowContext(deps), data, { messageIdDomain: deps.mailer.domain });
-  deps.logger.info({ queue: job.queue, jobId: job.id, taskId: data.taskId, step: data.step, outcome }, 'case reminder handled');
+  deps.logger.info(
+    { queue: job.queue, jobId: job.id, taskId: data.taskId, step: data.step, outcome },
+    'case reminder handled',
+  );
   return outcome;
 }
 
@@ -138,7 +160,12 @@ export const caseRemindersQueue = defineQueue({
  * Schedules a Task's reminders and escalation as delayed jobs (a step already past runs at once).
  * Idempotent: BullMQ ignores a job id it holds. Returns the job ids.
  */
-export async function scheduleReminders(producer: QueueProducer, taskId: string, due: Date, now: Date): Promise<string[]> {
+export async function scheduleReminders(
+  producer: QueueProducer,
+  taskId: string,
+  due: Date,
+  now: Date,
+): Promise<string[]> {
   const queue = producer.queue(CASE_REMINDERS_QUEUE);
   const ids: string[] = [];
   for (const { step, at } of reminderSteps(due)) {

@@ -79,6 +79,10 @@ const EMAIL_ADDRESS = /[^\s<>()@,;:"]+@[^\s<>()@,;:"]+/g;
 export function redactErrorMessage(message: string, maxLength = 500): string {
   // Bounded before the pattern runs: it scans from every position, so its cost grows with the square
   // of a long address-free text. Only the first maxLength characters are kept anyway.
-  const masked = message.slice(0, maxLength * 4).replace(EMAIL_ADDRESS, '<address>').replace(/\s+/g, ' ').trim();
+  const masked = message
+    .slice(0, maxLength * 4)
+    .replace(EMAIL_ADDRESS, '<address>')
+    .replace(/\s+/g, ' ')
+    .trim();
   return masked.length > maxLength ? `${masked.slice(0, maxLength - 1)}…` : masked;
 }

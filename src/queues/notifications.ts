@@ -52,7 +52,11 @@ export interface RecordedNotification {
  * Records a notification and the outbox event that queues its e-mail, in `tx` (the caller's
  * transaction, so a rolled-back change sends nothing). `messageIdDomain` is `Mailer.domain`.
  */
-export async function recordNotification(tx: Queryable, input: NotificationInput, messageIdDomain: string): Promise<RecordedNotification> {
+export async function recordNotification(
+  tx: Queryable,
+  input: NotificationInput,
+  messageIdDomain: string,
+): Promise<RecordedNotification> {
   if (!tx.inTransaction) {
     throw new Error('recordNotification must run inside the transaction of the change it announces');
   }
@@ -76,9 +80,10 @@ export async function recordNotification(tx: Queryable, input: NotificationInput
     [id, input.kind, input.recipient, input.caseReference, input.dedupeKey, messageId],
   );
   if (inserted.rows.length === 0) {
-    const existing = await tx.query<{ id: string; message_id: string }>('SELECT id, message_id FROM notification WHERE dedupe_key = $1', [
-      input.dedupeKey,
-    ]);
+    const existing = await tx.query<{ id: string; message_id: string }>(
+      'SELECT id, message_id FROM notification WHERE dedupe_key = $1',
+      [input.dedupeKey],
+    );
     return { id: existing.rows[0].id, messageId: existing.rows[0].message_id, created: false };
   }
   await recordOutboxEvent(tx, { queue: NOTIFICATIONS_QUEUE, name: input.kind, payload: { notificationId: id } });
@@ -110,7 +115,11 @@ export function emailAddressOf(resource: Patient | Practitioner, now: Date): str
 export type SendOutcome = 'sent' | 'already-sent';
 
 /** The job function: sends the notification's e-mail unless it was sent already. */
-export async function sendNotification(data: { notificationId: string }, job: JobInfo, deps: WorkerDeps): Promise<SendOutcome> {
+export async function sendNotification(
+  data: { notificationId: string },
+  job: JobInfo,
+  deps: WorkerDeps,
+): Promise<SendOutcome> {
   try {
     return await deps.db.transaction(async (tx) => {
       // The row lock makes a second job for the same notification wait here, then see it sent.
@@ -127,7 +136,9 @@ export async function sendNotification(data: { notificationId: string }, job: Jo
       }
       let recipient: Patient | Practitioner;
       try {
-        recipient = await new HubRepository(deps.repository, tx).readReference<Patient | Practitioner>({ reference: row.recipient });
+        recipient = await new HubRepository(deps.repository, tx).readReference<Patient | Practitioner>({
+          reference: row.recipient,
+        });
       } catch (err) {
         if (err instanceof OperationOutcomeError) {
           throw new PermanentNotificationError(`recipient ${row.recipient} cannot be read`);
@@ -140,10 +151,14 @@ export async function sendNotification(data: { notificationId: string }, job: Jo
       }
       const mail = renderNotification(row.kind, caseLink(deps.baseUrl, row.case_reference));
       await deps.mailer.send({ to, messageId: row.message_id, ...mail });
-      await tx.query(`UPDATE notification SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1`, [
-        row.id,
-      ]);
-      deps.logger.info({ notificationId: row.id, kind: row.kind, recipient: row.recipient.split('/')[0] }, 'notification sent');
+      await tx.query(
+        `UPDATE notification SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1`,
+        [row.id],
+      );
+      deps.logger.info(
+        { notificationId: row.id, kind: row.kind, recipient: row.recipient.split('/')[0] },
+        'notification sent',
+      );
       return 'sent' as const;
     });
   } catch (err) {

@@ -19,7 +19,6 @@ const BATCH_SIZE = 200;
 const KEEP_DISPATCHED_MS = 7 * 24 * 3600 * 1000;
 const PRUNE_EVERY_MS = 3600 * 1000;
 
-
 /** Defaults for every job the relay creates: retries with backoff, finished jobs kept a week. */
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   attempts: 8,
@@ -71,7 +70,10 @@ export class OutboxRelay {
     await claimQueuePrefix(this.options.connection, this.options.prefix, database);
     const moved = await catchUpOutboxSequence(this.options.connection, this.options.db, this.options.prefix, database);
     if (moved !== undefined) {
-      this.options.logger.warn({ outboxSequence: moved }, 'the outbox sequence was behind what this database dispatched before (a restored backup?); moved past it');
+      this.options.logger.warn(
+        { outboxSequence: moved },
+        'the outbox sequence was behind what this database dispatched before (a restored backup?); moved past it',
+      );
     }
     this.claimed = database;
     return database;
@@ -104,11 +106,18 @@ export class OutboxRelay {
       }
       for (const [queueName, batch] of byQueue) {
         await this.queue(queueName).addBulk(
-          batch.map((event) => ({ name: event.name, data: event.payload, opts: { jobId: outboxJobId(database, event.id) } })),
+          batch.map((event) => ({
+            name: event.name,
+            data: event.payload,
+            opts: { jobId: outboxJobId(database, event.id) },
+          })),
         );
       }
       await this.options.afterEnqueue?.(events);
-      await markDispatched(tx, events.map((event) => event.id));
+      await markDispatched(
+        tx,
+        events.map((event) => event.id),
+      );
       highest = Math.max(...events.map((event) => Number(event.id)));
       return events.length;
     });
@@ -166,7 +175,10 @@ export class OutboxRelay {
     } catch (err) {
       this.failures++;
       next = Math.min(this.options.pollMs * 2 ** this.failures, 30_000);
-      this.options.logger.warn({ err: { message: (err as Error).message }, retryInMs: next }, 'outbox relay failed; will retry');
+      this.options.logger.warn(
+        { err: { message: (err as Error).message }, retryInMs: next },
+        'outbox relay failed; will retry',
+      );
     }
     this.schedule(next);
   }

@@ -68,7 +68,9 @@ export function defineQueue<F extends Record<string, JobDataFieldKind>>(declarat
   process: JobFunction<JobDataOf<F>>;
 }): QueueDefinition<JobDataOf<F>> {
   if (!QUEUE_NAME.test(declaration.name) || declaration.name === DEAD_LETTER_QUEUE) {
-    throw new Error(`queue name "${declaration.name}" must be lower-case letters, digits and dashes, and not "${DEAD_LETTER_QUEUE}"`);
+    throw new Error(
+      `queue name "${declaration.name}" must be lower-case letters, digits and dashes, and not "${DEAD_LETTER_QUEUE}"`,
+    );
   }
   const attempts = declaration.attempts ?? DEFAULT_ATTEMPTS;
   const concurrency = declaration.concurrency ?? 1;
@@ -133,7 +135,11 @@ export class QueueProducer {
     }
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: jobOptions(definition) });
+      queue = new Queue(name, {
+        connection: this.connection,
+        prefix: this.prefix,
+        defaultJobOptions: jobOptions(definition),
+      });
       queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }
@@ -144,7 +150,11 @@ export class QueueProducer {
    * Adds a job; `jobId` makes the add idempotent (BullMQ ignores an id it already holds).
    * Returns the job id. Throws a JobDataError when the data is not the queue's ids.
    */
-  async add<Data>(definition: QueueDefinition<Data>, data: Data, options: { jobId?: string; name?: string } = {}): Promise<string> {
+  async add<Data>(
+    definition: QueueDefinition<Data>,
+    data: Data,
+    options: { jobId?: string; name?: string } = {},
+  ): Promise<string> {
     const valid = parseJobData(definition.name, definition.schema, data);
     const job = await this.queue(definition.name).add(options.name ?? definition.name, valid, { jobId: options.jobId });
     return job.id as string;

@@ -74,7 +74,12 @@ export async function claimQueuePrefix(redis: Redis, prefix: string, database: s
  * take them for jobs it already has. An event that was in fact dispatched runs twice, which the
  * workers allow; none is lost. Returns the id the sequence was moved to, if it was.
  */
-export async function catchUpOutboxSequence(redis: Redis, db: Database, prefix: string, database: string): Promise<number | undefined> {
+export async function catchUpOutboxSequence(
+  redis: Redis,
+  db: Database,
+  prefix: string,
+  database: string,
+): Promise<number | undefined> {
   const high = Number((await redis.get(highKey(prefix, database))) ?? '0');
   if (!(high > 0)) return undefined;
   return db.transaction(async (tx) => {

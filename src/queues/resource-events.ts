@@ -14,7 +14,12 @@ import { RESOURCE_EVENTS_QUEUE } from '../fhir/events.ts';
 import { HubRepository } from '../fhir/repository.ts';
 import { workflowDeps } from '../workflow/context.ts';
 import { serviceRequestIntakeRoute } from './case-intake.ts';
-import { caseMaterialRoute, requoteTaskRoute, questionnaireResponseRoute, reconcileImagingRoute } from './case-materials.ts';
+import {
+  caseMaterialRoute,
+  requoteTaskRoute,
+  questionnaireResponseRoute,
+  reconcileImagingRoute,
+} from './case-materials.ts';
 import { caseProgressionRoute } from './case-progression.ts';
 import { defineQueue } from './queue-definitions.ts';
 import type { AnyQueueDefinition, JobInfo, QueueDefinition, WorkerDeps } from './queue-definitions.ts';
@@ -82,7 +87,11 @@ function routeContext(deps: WorkerDeps): RouteContext {
 }
 
 /** The job function: routes one event (a route's failure retries the whole event; adds are idempotent). */
-export async function routeResourceEvent(event: ResourceEvent, _job: JobInfo, deps: WorkerDeps): Promise<RoutingResult> {
+export async function routeResourceEvent(
+  event: ResourceEvent,
+  _job: JobInfo,
+  deps: WorkerDeps,
+): Promise<RoutingResult> {
   const routes = RESOURCE_EVENT_ROUTES[event.resourceType] ?? [];
   if (routes.length === 0) return { routed: [] };
   const context = routeContext(deps);
@@ -94,7 +103,10 @@ export async function routeResourceEvent(event: ResourceEvent, _job: JobInfo, de
   for (const job of jobs) {
     routed.push(`${job.queue.name}/${await queues.add(job.queue, job.data, { jobId: job.jobId })}`);
   }
-  deps.logger.debug({ resourceType: event.resourceType, id: event.id, versionId: event.versionId, routed }, 'resource event routed');
+  deps.logger.debug(
+    { resourceType: event.resourceType, id: event.id, versionId: event.versionId, routed },
+    'resource event routed',
+  );
   return { routed };
 }
 

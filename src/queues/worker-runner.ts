@@ -35,7 +35,13 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 export function jobInfo(queue: string, job: Job): JobInfo {
   const attempts = job.opts.attempts ?? 1;
-  return { id: job.id as string, queue, attemptsMade: job.attemptsMade, attempts, finalAttempt: job.attemptsMade + 1 >= attempts };
+  return {
+    id: job.id as string,
+    queue,
+    attemptsMade: job.attemptsMade,
+    attempts,
+    finalAttempt: job.attemptsMade + 1 >= attempts,
+  };
 }
 
 /** The processor BullMQ runs: validation first, then the queue's job function. */
@@ -71,7 +77,11 @@ export class WorkerPool {
     this.definitions = definitions;
     this.logger = options.logger.child({ role: 'worker' });
     this.producer = new QueueProducer({ connection: options.connection, prefix: options.prefix, definitions });
-    this.deadLetter = new DeadLetterQueue({ connection: options.connection, prefix: options.prefix, producer: this.producer });
+    this.deadLetter = new DeadLetterQueue({
+      connection: options.connection,
+      prefix: options.prefix,
+      producer: this.producer,
+    });
   }
 
   /** Starts one worker per definition, and the periodic dead-letter sweep. */
@@ -94,7 +104,9 @@ export class WorkerPool {
         ...(options.lockDurationMs ? { lockDuration: options.lockDurationMs } : {}),
         ...(options.stalledIntervalMs ? { stalledInterval: options.stalledIntervalMs } : {}),
       });
-      worker.on('error', (err) => this.logger.warn({ queue: definition.name, err: { message: redactErrorMessage(err.message) } }, 'worker error'));
+      worker.on('error', (err) =>
+        this.logger.warn({ queue: definition.name, err: { message: redactErrorMessage(err.message) } }, 'worker error'),
+      );
       worker.on('failed', (job, err) => {
         if (job) {
           const recorded = this.onFailed(definition.name, job, err);
@@ -108,7 +120,12 @@ export class WorkerPool {
     const sweep = (): void => {
       this.sweeping = this.deadLetter
         .sweep(this.definitions.map((definition) => definition.name))
-        .catch((err: unknown) => this.logger.warn({ err: { message: redactErrorMessage((err as Error).message) } }, 'dead-letter sweep failed'))
+        .catch((err: unknown) =>
+          this.logger.warn(
+            { err: { message: redactErrorMessage((err as Error).message) } },
+            'dead-letter sweep failed',
+          ),
+        )
         .finally(() => {
           this.sweeping = undefined;
           if (this.workers.length > 0) {
@@ -130,7 +147,10 @@ export class WorkerPool {
       }
     } catch (recordError) {
       // The sweep records it later.
-      this.logger.warn({ queue, jobId: job.id, err: { message: redactErrorMessage((recordError as Error).message) } }, 'dead-letter record failed');
+      this.logger.warn(
+        { queue, jobId: job.id, err: { message: redactErrorMessage((recordError as Error).message) } },
+        'dead-letter record failed',
+      );
     }
   }
 
@@ -159,7 +179,10 @@ export class WorkerPool {
         break;
       }
       if (graceMs !== undefined && waited >= graceMs) {
-        this.logger.warn({ graceMs, runningJobs: this.runningJobs }, 'jobs still running at the end of the shutdown grace; leaving them to be retried');
+        this.logger.warn(
+          { graceMs, runningJobs: this.runningJobs },
+          'jobs still running at the end of the shutdown grace; leaving them to be retried',
+        );
         for (const { worker } of running) {
           worker.cancelAllJobs('shutdown');
         }
@@ -185,7 +208,11 @@ export class WorkerPool {
 }
 
 /** Starts the workers of `definitions`; `close()` drains them. */
-export function startWorkers(definitions: readonly AnyQueueDefinition[], deps: WorkerDeps, options: WorkerRuntimeOptions): WorkerPool {
+export function startWorkers(
+  definitions: readonly AnyQueueDefinition[],
+  deps: WorkerDeps,
+  options: WorkerRuntimeOptions,
+): WorkerPool {
   const pool = new WorkerPool(definitions, options);
   pool.start(deps, options);
   return pool;

@@ -41,7 +41,9 @@ export function createAdminQueueRoutes(options: AdminQueuesOptions): Router {
       const deadLettered = await options.deadLetter.countsByQueue();
       const queues = await Promise.all(
         options.producer.queueNames.map(async (name) => {
-          const counts = await options.producer.queue(name).getJobCounts(...COUNTED_STATES, 'prioritized', 'waiting-children');
+          const counts = await options.producer
+            .queue(name)
+            .getJobCounts(...COUNTED_STATES, 'prioritized', 'waiting-children');
           return {
             name,
             waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts['waiting-children'] ?? 0),
@@ -79,7 +81,13 @@ export function createAdminQueueRoutes(options: AdminQueuesOptions): Router {
           res.status(409).json({ error: `queue "${result.entry.queue}" is not served by this hub` });
           return;
         case 'not-failed':
-          res.status(409).json({ error: `the job is ${result.state}, not failed: nothing to retry`, queue: result.entry.queue, jobId: result.entry.jobId });
+          res
+            .status(409)
+            .json({
+              error: `the job is ${result.state}, not failed: nothing to retry`,
+              queue: result.entry.queue,
+              jobId: result.entry.jobId,
+            });
           return;
       }
     }),

@@ -63,7 +63,8 @@ export function createApp(options: AppOptions): Express {
         status: res.statusCode,
         ms: Number(process.hrtime.bigint() - started) / 1e6,
       };
-      const failure = res.locals.errorOutcome as { issue?: { diagnostics?: string; details?: { text?: string } }[] } | undefined;
+      const failure = res.locals.errorOutcome as
+        { issue?: { diagnostics?: string; details?: { text?: string } }[] } | undefined;
       if (res.statusCode >= 500) {
         options.logger.error({ ...entry, error: failure?.issue?.[0]?.details?.text }, 'request failed');
       } else {
@@ -77,7 +78,10 @@ export function createApp(options: AppOptions): Express {
   app.use(createHealthRoutes(options.db, options.redis));
   const adminOnly: RequestHandler[] = options.auth
     ? options.auth.admin
-    : [(_req, res) => void res.status(403).json({ error: 'forbidden', error_description: 'authentication is not configured' })];
+    : [
+        (_req, res) =>
+          void res.status(403).json({ error: 'forbidden', error_description: 'authentication is not configured' }),
+      ];
   app.get('/metrics', ...(options.metricsPublic ? [] : adminOnly), async (_req, res) => {
     res.locals.route = 'metrics';
     res.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
@@ -99,9 +103,15 @@ export function createApp(options: AppOptions): Express {
   app.use('/fhir', fhirErrorHandler);
   app.use((_req, res) => {
     res.locals.route = 'unknown';
-    res.status(404).type('application/fhir+json').send(
-      JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'not-found', details: { text: 'Not found' } }] }),
-    );
+    res
+      .status(404)
+      .type('application/fhir+json')
+      .send(
+        JSON.stringify({
+          resourceType: 'OperationOutcome',
+          issue: [{ severity: 'error', code: 'not-found', details: { text: 'Not found' } }],
+        }),
+      );
   });
   app.use(fhirErrorHandler);
   return app;

@@ -30,7 +30,17 @@ const ALLOWED_HEADERS = [
   'X-Request-Id',
 ].join(', ');
 /** Response headers a script may read beyond the CORS-safelisted ones. */
-const EXPOSED_HEADERS = ['Content-Length', 'Content-Location', 'Location', 'ETag', 'Last-Modified', 'Retry-After', 'Warning', 'WWW-Authenticate', 'X-Request-Id'].join(', ');
+const EXPOSED_HEADERS = [
+  'Content-Length',
+  'Content-Location',
+  'Location',
+  'ETag',
+  'Last-Modified',
+  'Retry-After',
+  'Warning',
+  'WWW-Authenticate',
+  'X-Request-Id',
+].join(', ');
 const PREFLIGHT_MAX_AGE_SECONDS = '600';
 
 function varyOnOrigin(res: Response): void {
@@ -46,11 +56,16 @@ export function corsPolicy(policy: CorsPolicy): RequestHandler {
     varyOnOrigin(res);
     const origin = req.headers.origin;
     const permitted = typeof origin === 'string' && allowed.has(origin);
-    const preflight = req.method === 'OPTIONS' && typeof origin === 'string' && req.headers['access-control-request-method'] !== undefined;
+    const preflight =
+      req.method === 'OPTIONS' &&
+      typeof origin === 'string' &&
+      req.headers['access-control-request-method'] !== undefined;
     if (preflight) {
       res.locals.route = 'cors-preflight';
       if (!permitted) {
-        res.status(403).json({ error: 'origin_not_allowed', error_description: 'this origin is not in CORS_ALLOWED_ORIGINS' });
+        res
+          .status(403)
+          .json({ error: 'origin_not_allowed', error_description: 'this origin is not in CORS_ALLOWED_ORIGINS' });
         return;
       }
       res.setHeader('Access-Control-Allow-Origin', origin);

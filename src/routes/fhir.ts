@@ -4,13 +4,26 @@
  */
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
-import { OperationOutcomeError, badRequest, gone, normalizeOperationOutcome, notFound, isResourceType } from '@medplum/core';
+import {
+  OperationOutcomeError,
+  badRequest,
+  gone,
+  normalizeOperationOutcome,
+  notFound,
+  isResourceType,
+} from '@medplum/core';
 import type { FhirRequest, FhirRouter, HttpMethod } from '@medplum/fhir-router';
 import type { Binary, Bundle, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { HubRepository } from '../fhir/repository.ts';
 import { searchPostParameters } from '../fhir/router.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
-import { methodNotAllowed, notAcceptable, outcomeStatus, payloadTooLarge, unsupportedMediaType } from '../fhir/outcomes.ts';
+import {
+  methodNotAllowed,
+  notAcceptable,
+  outcomeStatus,
+  payloadTooLarge,
+  unsupportedMediaType,
+} from '../fhir/outcomes.ts';
 import { BlobTooLargeError } from '../storage/blob-store.ts';
 import { accessControlFor } from '../auth/access-policy.ts';
 import { authActor } from '../auth/actor.ts';
@@ -40,7 +53,9 @@ function sendOutcome(res: Response, outcome: OperationOutcome, status = outcomeS
     res.locals.errorOutcome = outcome;
     body = {
       resourceType: 'OperationOutcome',
-      issue: [{ severity: 'error', code: 'exception', details: { text: `Internal server error (request ${requestId})` } }],
+      issue: [
+        { severity: 'error', code: 'exception', details: { text: `Internal server error (request ${requestId})` } },
+      ],
     };
   }
   res.status(status).type(FHIR_JSON).send(JSON.stringify(body));
@@ -144,7 +159,10 @@ function sendJson(req: Request, res: Response, status: number, body: unknown): v
   const pretty = req.query._pretty === 'true';
   const accept = req.headers.accept ?? '';
   const type = /application\/json/.test(accept) && !/fhir\+json/.test(accept) ? 'application/json' : FHIR_JSON;
-  res.status(status).type(type).send(JSON.stringify(body, undefined, pretty ? 2 : undefined));
+  res
+    .status(status)
+    .type(type)
+    .send(JSON.stringify(body, undefined, pretty ? 2 : undefined));
 }
 
 export function createFhirRoutes(options: FhirRoutesOptions): Router {
@@ -195,17 +213,34 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       sendOutcome(res, methodNotAllowed(`${req.method} is not allowed on /metadata`));
       return;
     }
-    if (type === 'AuditEvent' && req.method !== 'GET' && !(req.method === 'POST' && req.path === '/AuditEvent/_search')) {
+    if (
+      type === 'AuditEvent' &&
+      req.method !== 'GET' &&
+      !(req.method === 'POST' && req.path === '/AuditEvent/_search')
+    ) {
       // The audit trail is append-only and written by the hub alone; the attempt itself is audited.
       res.setHeader('Allow', 'GET');
-      const interaction = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }[req.method] ?? 'operation';
-      void options.auditor?.rest(req, res, { interaction, status: 405, target: { resourceType: 'AuditEvent', id: req.path.split('/')[2] } }).catch(() => undefined);
-      sendOutcome(res, methodNotAllowed('AuditEvents are recorded by the hub and cannot be created, changed or deleted'));
+      const interaction =
+        { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }[req.method] ?? 'operation';
+      void options.auditor
+        ?.rest(req, res, {
+          interaction,
+          status: 405,
+          target: { resourceType: 'AuditEvent', id: req.path.split('/')[2] },
+        })
+        .catch(() => undefined);
+      sendOutcome(
+        res,
+        methodNotAllowed('AuditEvents are recorded by the hub and cannot be created, changed or deleted'),
+      );
       return;
     }
     if (type && !/^[$_]/.test(type) && type !== 'metadata' && !isResourceType(type)) {
       res.locals.route = 'fhir/unknown';
-      sendOutcome(res, { ...notFound, issue: [{ severity: 'error', code: 'not-found', details: { text: `Unknown resource type "${type}"` } }] });
+      sendOutcome(res, {
+        ...notFound,
+        issue: [{ severity: 'error', code: 'not-found', details: { text: `Unknown resource type "${type}"` } }],
+      });
       return;
     }
     next();
@@ -273,11 +308,15 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
     const repo = repoFor(req, res);
     try {
       const id = paramString(req.params.id);
-      const resource = (req.params.vid
-        ? await repo.readVersion<Binary>('Binary', id, paramString(req.params.vid))
-        : await repo.readResource<Binary>('Binary', id)) as Binary;
+      const resource = (
+        req.params.vid
+          ? await repo.readVersion<Binary>('Binary', id, paramString(req.params.vid))
+          : await repo.readResource<Binary>('Binary', id)
+      ) as Binary;
       const target = { resourceType: 'Binary', id, version: req.params.vid ? paramString(req.params.vid) : undefined };
-      if (!(await audited(req, res, { interaction: req.params.vid ? 'vread' : 'read', status: 200, target, resource }))) {
+      if (
+        !(await audited(req, res, { interaction: req.params.vid ? 'vread' : 'read', status: 200, target, resource }))
+      ) {
         return;
       }
       if (notModified(req, resource)) {
@@ -295,7 +334,11 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       options.repository.blobs.open(blob.key).pipe(res);
     } catch (err) {
       const outcome = normalizeOperationOutcome(err);
-      const access = { interaction: 'read', status: outcomeStatus(outcome), target: { resourceType: 'Binary', id: paramString(req.params.id) } };
+      const access = {
+        interaction: 'read',
+        status: outcomeStatus(outcome),
+        target: { resourceType: 'Binary', id: paramString(req.params.id) },
+      };
       if (res.headersSent || (await audited(req, res, access))) {
         sendOutcome(res, outcome);
       }
@@ -312,18 +355,35 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
   routes.use(async (req, res) => {
     const method = req.method as HttpMethod;
     const { returnPref } = preferences(req);
-    if (['POST', 'PUT', 'PATCH'].includes(method) && req.headers['content-type'] === undefined && Number(req.headers['content-length'] ?? 0) > 0) {
+    if (
+      ['POST', 'PUT', 'PATCH'].includes(method) &&
+      req.headers['content-type'] === undefined &&
+      Number(req.headers['content-length'] ?? 0) > 0
+    ) {
       sendOutcome(res, unsupportedMediaType('Content-Type is required (application/fhir+json)'));
       return;
     }
     const isSearchPost = method === 'POST' && req.path.endsWith('/_search');
-    const formBody = typeof req.headers['content-type'] === 'string' && req.headers['content-type'].startsWith('application/x-www-form-urlencoded');
-    if (['POST', 'PUT', 'PATCH'].includes(method) && !isSearchPost && req.headers['content-type'] && !JSON_TYPES.some((t) => (req.headers['content-type'] as string).startsWith(t))) {
-      sendOutcome(res, unsupportedMediaType(`Unsupported Content-Type "${req.headers['content-type']}"; use application/fhir+json`));
+    const formBody =
+      typeof req.headers['content-type'] === 'string' &&
+      req.headers['content-type'].startsWith('application/x-www-form-urlencoded');
+    if (
+      ['POST', 'PUT', 'PATCH'].includes(method) &&
+      !isSearchPost &&
+      req.headers['content-type'] &&
+      !JSON_TYPES.some((t) => (req.headers['content-type'] as string).startsWith(t))
+    ) {
+      sendOutcome(
+        res,
+        unsupportedMediaType(`Unsupported Content-Type "${req.headers['content-type']}"; use application/fhir+json`),
+      );
       return;
     }
     if (req.path.includes('$graphql')) {
-      sendOutcome(res, { ...notFound, issue: [{ severity: 'error', code: 'not-supported', details: { text: 'GraphQL is not offered' } }] });
+      sendOutcome(res, {
+        ...notFound,
+        issue: [{ severity: 'error', code: 'not-supported', details: { text: 'GraphQL is not offered' } }],
+      });
       return;
     }
     const url = req.originalUrl.slice(req.baseUrl.length).replace(/^\/+/, '');
@@ -339,9 +399,10 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       return;
     }
     res.locals.route = `fhir/${route.data?.interaction ?? 'operation'}`;
-    const body = isSearchPost && formBody
-      ? searchPostParameters(req.query as Record<string, unknown>, req.body as Record<string, unknown>)
-      : req.body;
+    const body =
+      isSearchPost && formBody
+        ? searchPostParameters(req.query as Record<string, unknown>, req.body as Record<string, unknown>)
+        : req.body;
     const fhirRequest: FhirRequest = {
       method,
       url,
@@ -367,11 +428,15 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
     if (method === 'PUT' && status === 200 && resource?.meta?.versionId === '1') {
       status = 201; // update as create (R4 http §3.1.0.4.1)
     }
-    const interaction = route.data?.interaction === 'batch' && (body as Bundle | undefined)?.type === 'transaction'
-      ? 'transaction'
-      : (route.data?.interaction ?? 'operation');
-    const target = route.params.resourceType ? { resourceType: route.params.resourceType, id: route.params.id, version: route.params.vid } : undefined;
-    const query = isSearchPost && formBody ? new URLSearchParams(body as Record<string, string>).toString() : url.split('?')[1];
+    const interaction =
+      route.data?.interaction === 'batch' && (body as Bundle | undefined)?.type === 'transaction'
+        ? 'transaction'
+        : (route.data?.interaction ?? 'operation');
+    const target = route.params.resourceType
+      ? { resourceType: route.params.resourceType, id: route.params.id, version: route.params.vid }
+      : undefined;
+    const query =
+      isSearchPost && formBody ? new URLSearchParams(body as Record<string, string>).toString() : url.split('?')[1];
     if (!(await audited(req, res, { interaction, status, target, resource, query }))) {
       return;
     }
@@ -410,7 +475,12 @@ function respondWithResource(
     return;
   }
   if (isWrite && returnPref?.toLowerCase() === 'operationoutcome') {
-    sendJson(req, res, status, outcome ?? { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational' }] });
+    sendJson(
+      req,
+      res,
+      status,
+      outcome ?? { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational' }] },
+    );
     return;
   }
   sendJson(req, res, status, resource);

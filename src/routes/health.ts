@@ -38,8 +38,12 @@ export function createHealthRoutes(db: Database, redis: Redis): Router {
     const results = Object.fromEntries(
       await Promise.all([check('database', () => db.query('SELECT 1')), check('redis', () => redis.ping())]),
     );
-    const down = Object.entries(results).filter(([, state]) => state !== 'up').map(([name]) => name);
-    res.status(down.length === 0 ? 200 : 503).json({ status: down.length === 0 ? 'ok' : 'unavailable', down, checks: results });
+    const down = Object.entries(results)
+      .filter(([, state]) => state !== 'up')
+      .map(([name]) => name);
+    res
+      .status(down.length === 0 ? 200 : 503)
+      .json({ status: down.length === 0 ? 'ok' : 'unavailable', down, checks: results });
   });
   return routes;
 }

@@ -28,7 +28,11 @@ export class HubMetrics {
     return (req: Request, res: Response, next: NextFunction): void => {
       const end = this.duration.startTimer();
       res.on('finish', () => {
-        end({ method: req.method, route: (res.locals.route as string | undefined) ?? 'other', status: String(res.statusCode) });
+        end({
+          method: req.method,
+          route: (res.locals.route as string | undefined) ?? 'other',
+          status: String(res.statusCode),
+        });
       });
       next();
     };

@@ -13,7 +13,11 @@ async function directoriesSynced(action: () => Promise<unknown>): Promise<string
   const opened = new Map<number, string>();
   const synced: string[] = [];
   const openSync = fs.openSync;
-  const open = jest.spyOn(fs, 'openSync').mockImplementation(((file: fs.PathLike, flags: fs.OpenMode, mode?: fs.Mode) => {
+  const open = jest.spyOn(fs, 'openSync').mockImplementation(((
+    file: fs.PathLike,
+    flags: fs.OpenMode,
+    mode?: fs.Mode,
+  ) => {
     const fd = openSync(file, flags, mode);
     opened.set(fd, String(file));
     return fd;
@@ -57,7 +61,7 @@ describe('FileBlobStore directories', () => {
     expect(await readFile(store.pathOf(key))).toEqual(bytes);
   });
 
-  test('a directory that exists gets only the blob\'s own sync, whether this process made it or not', async () => {
+  test("a directory that exists gets only the blob's own sync, whether this process made it or not", async () => {
     const bytes = Buffer.from('one');
     const dir = join(root, keyOf(bytes).slice(0, 2), keyOf(bytes).slice(2, 4));
     const store = new FileBlobStore(root);

@@ -97,7 +97,11 @@ export class FileBlobStore implements BlobStore {
   }
 
   createWriter(options: BlobWriterOptions = {}): BlobWriter {
-    return new FileBlobWriter(this, options.maxBytes ?? Number.MAX_SAFE_INTEGER, options.memoryBytes ?? DEFAULT_MEMORY_BYTES);
+    return new FileBlobWriter(
+      this,
+      options.maxBytes ?? Number.MAX_SAFE_INTEGER,
+      options.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+    );
   }
 
   async put(source: Readable | Buffer, maxBytes = Number.MAX_SAFE_INTEGER): Promise<StoredBlob> {
@@ -280,7 +284,10 @@ function stagedInMemory(store: FileBlobStore, key: string, size: number, bytes: 
   let synced: Promise<string> | undefined;
   let installed = false;
   return {
-    key, size, bytes, file: undefined,
+    key,
+    size,
+    bytes,
+    file: undefined,
     prepare() {
       synced ??= store.writeTemp(bytes);
       // Its failure is reported by commit; discard needs no report.
@@ -304,7 +311,10 @@ function stagedInMemory(store: FileBlobStore, key: string, size: number, bytes: 
 function stagedInFile(store: FileBlobStore, key: string, size: number, file: string): StagedBlob {
   let installed = false;
   return {
-    key, size, bytes: undefined, file,
+    key,
+    size,
+    bytes: undefined,
+    file,
     prepare() {},
     async commit() {
       await store.install(file, key);

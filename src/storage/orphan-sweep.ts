@@ -122,12 +122,16 @@ export async function sweepOrphanBlobs(
   clock: Clock = Date.now,
 ): Promise<OrphanSweepResult> {
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-  if (!(graceMs >= MIN_GRACE_MS)) throw new RangeError(`the grace period must be at least ${MIN_GRACE_MS / HOUR_MS} hour`);
+  if (!(graceMs >= MIN_GRACE_MS))
+    throw new RangeError(`the grace period must be at least ${MIN_GRACE_MS / HOUR_MS} hour`);
   const cutoff = clock() - graceMs;
   return db.withConnection(async (conn) => {
     const locking = options.dryRun !== true && db.kind === 'postgres';
     if (locking) {
-      const lock = await conn.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [LOCK_NAME]);
+      const lock = await conn.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
+        [LOCK_NAME],
+      );
       if (lock.rows[0]?.locked !== true) return emptyResult(false);
     }
     try {
@@ -248,7 +252,11 @@ class OrphanSweep {
    * Deletes each quarantined blob that is still the old, unreferenced file; puts back the others,
    * counting them under `kept`. A failure puts back the rest before it is reported.
    */
-  private async settle(quarantined: QuarantinedBlob[], referenced: Set<string>, kept: 'rescued' | 'recovered'): Promise<void> {
+  private async settle(
+    quarantined: QuarantinedBlob[],
+    referenced: Set<string>,
+    kept: 'rescued' | 'recovered',
+  ): Promise<void> {
     let failure: unknown;
     for (const blob of quarantined) {
       try {
@@ -257,7 +265,9 @@ class OrphanSweep {
           continue;
         }
         const stat = await fsp.lstat(blob.path);
-        const replaced = (blob.ino !== undefined && stat.ino !== blob.ino) || (blob.mtimeMs !== undefined && stat.mtimeMs !== blob.mtimeMs);
+        const replaced =
+          (blob.ino !== undefined && stat.ino !== blob.ino) ||
+          (blob.mtimeMs !== undefined && stat.mtimeMs !== blob.mtimeMs);
         if (replaced || stat.mtimeMs >= this.cutoff || referenced.has(blob.key)) {
           await this.restore(blob);
           this.result[kept]++;
@@ -298,7 +308,13 @@ class OrphanSweep {
     for (const name of await fileNames(this.quarantineDir)) {
       const key = QUARANTINED_PATTERN.exec(name)?.[1];
       if (key === undefined) continue;
-      leftovers.push({ key, path: path.join(this.quarantineDir, name), finalPath: this.store.pathOf(key), ino: undefined, mtimeMs: undefined });
+      leftovers.push({
+        key,
+        path: path.join(this.quarantineDir, name),
+        finalPath: this.store.pathOf(key),
+        ino: undefined,
+        mtimeMs: undefined,
+      });
     }
     for (let start = 0; start < leftovers.length; start += this.batchSize) {
       const batch = leftovers.slice(start, start + this.batchSize);
@@ -308,7 +324,9 @@ class OrphanSweep {
 
   /** The keys among `keys` that some row refers to: one query per batch. */
   private async referencedKeys(keys: string[]): Promise<Set<string>> {
-    const sql = BLOB_REFERENCES.map(({ table, column }) => `SELECT ${column} AS key FROM ${table} WHERE ${column} = ANY($1::text[])`).join(' UNION ');
+    const sql = BLOB_REFERENCES.map(
+      ({ table, column }) => `SELECT ${column} AS key FROM ${table} WHERE ${column} = ANY($1::text[])`,
+    ).join(' UNION ');
     const result = await this.conn.query<{ key: string }>(sql, [keys]);
     return new Set(result.rows.map((row) => row.key));
   }
@@ -338,7 +356,9 @@ async function entriesOf(dir: string): Promise<Dirent[]> {
 
 /** The blob-prefix directories in `dir` (`tmp` and the quarantine are not). */
 async function directoryNames(dir: string): Promise<string[]> {
-  return (await entriesOf(dir)).filter((entry) => entry.isDirectory() && PREFIX_PATTERN.test(entry.name)).map((entry) => entry.name);
+  return (await entriesOf(dir))
+    .filter((entry) => entry.isDirectory() && PREFIX_PATTERN.test(entry.name))
+    .map((entry) => entry.name);
 }
 
 async function fileNames(dir: string): Promise<string[]> {
@@ -371,7 +391,10 @@ export function startOrphanSweeper(db: Database, store: FileBlobStore, options: 
         if (result.ran) options.logger.info({ ...result }, 'blob orphan sweep done');
         else options.logger.debug('blob orphan sweep skipped: another process is sweeping');
       } catch (error) {
-        options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'blob orphan sweep failed');
+        options.logger.warn(
+          { err: error instanceof Error ? error.message : String(error) },
+          'blob orphan sweep failed',
+        );
       } finally {
         running = undefined;
       }

@@ -41,14 +41,20 @@ export interface TempSweeper {
 }
 
 /** Sweeps `dirs` now and then every `intervalMs`. */
-export function startTempSweeper(dirs: readonly string[], options: { maxAgeMs: number; intervalMs: number; logger: Logger }): TempSweeper {
+export function startTempSweeper(
+  dirs: readonly string[],
+  options: { maxAgeMs: number; intervalMs: number; logger: Logger },
+): TempSweeper {
   const sweep = async (): Promise<void> => {
     for (const dir of dirs) {
       try {
         const removed = await removeStaleFiles(dir, options.maxAgeMs);
         if (removed > 0) options.logger.info({ dir: path.basename(dir), removed }, 'removed stale temporary files');
       } catch (error) {
-        options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'temporary file sweep failed');
+        options.logger.warn(
+          { err: error instanceof Error ? error.message : String(error) },
+          'temporary file sweep failed',
+        );
       }
     }
   };

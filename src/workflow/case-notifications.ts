@@ -87,10 +87,14 @@ export async function notifyCaseState(ctx: WorkflowContext, change: CaseStateCha
   const plan = STATE_NOTIFICATIONS[change.state];
   if (!plan) return [];
   const candidates: { kind: NotificationKind; resource: WithId<Patient | Practitioner> | undefined }[] = [];
-  if (plan.physician) candidates.push({ kind: plan.physician, resource: await physicianOf(change.repo, change.serviceRequest) });
+  if (plan.physician)
+    candidates.push({ kind: plan.physician, resource: await physicianOf(change.repo, change.serviceRequest) });
   if (plan.patient) {
     const patientId = referencedId(change.patient, 'Patient') ?? referencedId(change.serviceRequest.subject, 'Patient');
-    candidates.push({ kind: plan.patient, resource: patientId ? await readOptional<Patient>(change.repo, 'Patient', patientId) : undefined });
+    candidates.push({
+      kind: plan.patient,
+      resource: patientId ? await readOptional<Patient>(change.repo, 'Patient', patientId) : undefined,
+    });
   }
   const recorded: string[] = [];
   for (const { kind, resource } of candidates) {
@@ -109,7 +113,14 @@ export async function notifyCaseState(ctx: WorkflowContext, change: CaseStateCha
     if (result.created) recorded.push(recipient);
   }
   if (recorded.length > 0) {
-    ctx.logger?.info({ serviceRequestId: change.serviceRequest.id, state: change.state, recipients: recorded.map((r) => r.split('/')[0]) }, 'case state notifications recorded');
+    ctx.logger?.info(
+      {
+        serviceRequestId: change.serviceRequest.id,
+        state: change.state,
+        recipients: recorded.map((r) => r.split('/')[0]),
+      },
+      'case state notifications recorded',
+    );
   }
   return recorded;
 }

@@ -55,9 +55,13 @@ export async function findCaseResources<T extends Resource>(
 ): Promise<Map<string, WithId<T>>> {
   const found = new Map<string, WithId<T>>();
   if (roles.length === 0) return found;
-  const search = parseSearchRequest<T>(`${resourceType}?identifier=${identifierQuery(serviceRequestId, roles)}&_count=${roles.length * 2}`);
+  const search = parseSearchRequest<T>(
+    `${resourceType}?identifier=${identifierQuery(serviceRequestId, roles)}&_count=${roles.length * 2}`,
+  );
   for (const resource of await repo.searchResources<T>(search)) {
-    const identifier = (resource as { identifier?: Identifier[] }).identifier?.find((id) => id.system === CASE_RESOURCE_SYSTEM);
+    const identifier = (resource as { identifier?: Identifier[] }).identifier?.find(
+      (id) => id.system === CASE_RESOURCE_SYSTEM,
+    );
     const role = identifier?.value?.slice(serviceRequestId.length + 1);
     if (role && identifier?.value?.startsWith(`${serviceRequestId}/`)) {
       if (found.has(role)) {
@@ -83,13 +87,25 @@ export async function findCaseResource<T extends Resource>(
  * Creates or updates a case resource found by its case identifier (a conditional update). The
  * repository writes nothing when the content is unchanged, so a repeated run leaves no new version.
  */
-export async function putCaseResource<T extends Resource>(repo: HubRepository, serviceRequestId: string, role: string, resource: T): Promise<WithId<T>> {
+export async function putCaseResource<T extends Resource>(
+  repo: HubRepository,
+  serviceRequestId: string,
+  role: string,
+  resource: T,
+): Promise<WithId<T>> {
   const identifier = caseResourceIdentifier(serviceRequestId, role);
   const withIdentifier = {
     ...resource,
-    identifier: [identifier, ...((resource as { identifier?: Identifier[] }).identifier ?? []).filter((id) => id.system !== CASE_RESOURCE_SYSTEM)],
+    identifier: [
+      identifier,
+      ...((resource as { identifier?: Identifier[] }).identifier ?? []).filter(
+        (id) => id.system !== CASE_RESOURCE_SYSTEM,
+      ),
+    ],
   } as T;
-  const search = parseSearchRequest<T>(`${resource.resourceType}?identifier=${identifierQuery(serviceRequestId, [role])}`);
+  const search = parseSearchRequest<T>(
+    `${resource.resourceType}?identifier=${identifierQuery(serviceRequestId, [role])}`,
+  );
   const { resource: written } = await repo.conditionalUpdate<T>(withIdentifier, search);
   return written;
 }

@@ -35,7 +35,9 @@ export interface WorkflowWorkerDeps extends WorkerDeps {
 export function workflowDeps(deps: WorkerDeps): WorkflowWorkerDeps {
   const candidate = deps as Partial<WorkflowWorkerDeps>;
   if (!candidate.queues || !candidate.jurisdictionPolicies) {
-    throw new Error('workflow queues need WorkflowWorkerDeps (queues, jurisdictionPolicies); see src/workflow/context.ts');
+    throw new Error(
+      'workflow queues need WorkflowWorkerDeps (queues, jurisdictionPolicies); see src/workflow/context.ts',
+    );
   }
   return deps as WorkflowWorkerDeps;
 }

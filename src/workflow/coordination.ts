@@ -60,7 +60,12 @@ const OWN_EXTENSIONS = [ELIGIBILITY_EXTENSION, QUOTE_EXTENSION];
 
 export function coordinationTask(input: CoordinationTaskInput): Task {
   const { serviceRequest, existing, state, now } = input;
-  const { meta: _meta, statusReason: _reason, extension: earlierExtensions, ...kept } = existing ?? { resourceType: 'Task' as const };
+  const {
+    meta: _meta,
+    statusReason: _reason,
+    extension: earlierExtensions,
+    ...kept
+  } = existing ?? { resourceType: 'Task' as const };
   const extension = [
     ...(earlierExtensions ?? []).filter((candidate) => !OWN_EXTENSIONS.includes(candidate.url)),
     ...(input.eligibility ? [input.eligibility] : []),
@@ -72,7 +77,9 @@ export function coordinationTask(input: CoordinationTaskInput): Task {
     ...withoutNote,
     resourceType: 'Task',
     ...(extension.length > 0 ? { extension } : {}),
-    ...(input.referenceNumber ? { groupIdentifier: { system: REFERENCE_NUMBER_SYSTEM, value: input.referenceNumber } } : {}),
+    ...(input.referenceNumber
+      ? { groupIdentifier: { system: REFERENCE_NUMBER_SYSTEM, value: input.referenceNumber } }
+      : {}),
     basedOn: [{ reference: `ServiceRequest/${serviceRequest.id}` }],
     ...(input.partOf ? { partOf: [input.partOf] } : {}),
     status: STATE_RESOURCES[state].taskStatus,
@@ -90,7 +97,8 @@ export function coordinationTask(input: CoordinationTaskInput): Task {
   };
   const { lastModified: _before, ...existingContent } = (existing ? stripMeta(existing) : {}) as Task;
   const { lastModified: _after, ...nextContent } = task;
-  task.lastModified = existing?.lastModified && deepEquals(existingContent, nextContent) ? existing.lastModified : now.toISOString();
+  task.lastModified =
+    existing?.lastModified && deepEquals(existingContent, nextContent) ? existing.lastModified : now.toISOString();
   return task;
 }
 

@@ -8,7 +8,15 @@ import { deepEquals } from '@medplum/core';
 import type { WithId } from '@medplum/core';
 import type { Reference, ServiceRequest, Task, TaskInput, TaskOutput } from '@medplum/fhirtypes';
 import type { HubRepository } from '../fhir/repository.ts';
-import { CASE_ROLES, MATERIAL_COUNT_SYSTEM, MATERIAL_KINDS, MATERIAL_SYSTEM, findCaseResources, putCaseResource, taskCode } from './case-resources.ts';
+import {
+  CASE_ROLES,
+  MATERIAL_COUNT_SYSTEM,
+  MATERIAL_KINDS,
+  MATERIAL_SYSTEM,
+  findCaseResources,
+  putCaseResource,
+  taskCode,
+} from './case-resources.ts';
 import type { MaterialKind } from './case-resources.ts';
 import type { PlannedMaterial } from './order-detail.ts';
 
@@ -18,7 +26,8 @@ const DESCRIPTIONS: Record<MaterialKind, string> = {
   pathology: 'Pathology material the referring physician plans to send',
 };
 
-type CountCode = 'imaging-sites' | 'biopsy-sites' | 'pathology-blocks' | 'unstained-slides' | 'special-stains' | 'record-pages';
+type CountCode =
+  'imaging-sites' | 'biopsy-sites' | 'pathology-blocks' | 'unstained-slides' | 'special-stains' | 'record-pages';
 const COUNT_CODES: readonly [CountCode, keyof PlannedMaterial][] = [
   ['imaging-sites', 'imagingSites'],
   ['biopsy-sites', 'biopsySites'],
@@ -34,14 +43,18 @@ const typeCode = (entry: TaskInput | TaskOutput): string | undefined =>
 
 /** The input of an expect-material Task: the material, then each stated count and site name. */
 export function materialInputs(planned: PlannedMaterial): TaskInput[] {
-  const inputs: TaskInput[] = [{ type: countType('material'), valueCoding: { system: MATERIAL_SYSTEM, code: planned.kind } }];
+  const inputs: TaskInput[] = [
+    { type: countType('material'), valueCoding: { system: MATERIAL_SYSTEM, code: planned.kind } },
+  ];
   for (const [code, field] of COUNT_CODES) {
     const value = planned[field];
     if (typeof value === 'number') inputs.push({ type: countType(code), valueInteger: value });
   }
-  for (const name of planned.imagingSiteNames ?? []) inputs.push({ type: countType('imaging-site'), valueString: name });
+  for (const name of planned.imagingSiteNames ?? [])
+    inputs.push({ type: countType('imaging-site'), valueString: name });
   for (const name of planned.biopsySiteNames ?? []) inputs.push({ type: countType('biopsy-site'), valueString: name });
-  if (planned.recordCollection !== undefined) inputs.push({ type: countType('record-collection'), valueBoolean: planned.recordCollection });
+  if (planned.recordCollection !== undefined)
+    inputs.push({ type: countType('record-collection'), valueBoolean: planned.recordCollection });
   return inputs;
 }
 
@@ -56,7 +69,8 @@ export function arrivedMaterial(kind: MaterialKind, task: Task): PlannedMaterial
     const code = typeCode(output);
     const count = COUNT_CODES.find(([candidate]) => candidate === code);
     if (count && typeof output.valueInteger === 'number') {
-      (arrived[count[1]] as number | undefined) = ((arrived[count[1]] as number | undefined) ?? 0) + output.valueInteger;
+      (arrived[count[1]] as number | undefined) =
+        ((arrived[count[1]] as number | undefined) ?? 0) + output.valueInteger;
       any = true;
     } else if ((code === 'imaging-site' || code === 'biopsy-site') && output.valueString) {
       const names = code === 'imaging-site' ? (arrived.imagingSiteNames ??= []) : (arrived.biopsySiteNames ??= []);
@@ -78,13 +92,18 @@ export interface CaseLinks {
 }
 
 /** The expect-material Tasks of a case, by kind. */
-export async function expectMaterialTasks(repo: HubRepository, serviceRequestId: string): Promise<Map<MaterialKind, WithId<Task>>> {
+export async function expectMaterialTasks(
+  repo: HubRepository,
+  serviceRequestId: string,
+): Promise<Map<MaterialKind, WithId<Task>>> {
   const roles = MATERIAL_KINDS.map((kind) => CASE_ROLES.expectMaterial(kind));
   const found = await findCaseResources<Task>(repo, 'Task', serviceRequestId, roles);
-  return new Map(MATERIAL_KINDS.flatMap((kind) => {
-    const task = found.get(CASE_ROLES.expectMaterial(kind));
-    return task ? [[kind, task] as const] : [];
-  }));
+  return new Map(
+    MATERIAL_KINDS.flatMap((kind) => {
+      const task = found.get(CASE_ROLES.expectMaterial(kind));
+      return task ? [[kind, task] as const] : [];
+    }),
+  );
 }
 
 // A Task someone works on or finished keeps its state; only untouched ones follow the plan.
@@ -113,11 +132,17 @@ export async function syncExpectMaterialTasks(
     const changed = !current || current.status !== status || !deepEquals(current.input ?? [], input ?? []);
     const task: Task = {
       resourceType: 'Task',
-      ...(links.referenceNumber ? { groupIdentifier: { system: 'urn:hub:reference-number', value: links.referenceNumber } } : {}),
+      ...(links.referenceNumber
+        ? { groupIdentifier: { system: 'urn:hub:reference-number', value: links.referenceNumber } }
+        : {}),
       basedOn: [{ reference: `ServiceRequest/${serviceRequestId}` }],
       partOf: [{ reference: `Task/${links.coordinationTask.id}` }],
       status,
-      ...(plan ? {} : { statusReason: { text: 'The referring physician no longer plans to send this material, or the case ended.' } }),
+      ...(plan
+        ? {}
+        : {
+            statusReason: { text: 'The referring physician no longer plans to send this material, or the case ended.' },
+          }),
       intent: 'order',
       code: taskCode('expect-material'),
       description: DESCRIPTIONS[kind],

@@ -62,7 +62,10 @@ const DICOM_PATIENT_ID = '00100020';
  * lock (so no refresh interleaves with the match), then the index row.
  */
 async function lockStudy(tx: Queryable, imagingStudyId: string): Promise<StudyMatchRow | undefined> {
-  const found = await tx.query<{ study_instance_uid: string }>('SELECT study_instance_uid FROM dicom_study WHERE imaging_study_id = $1', [imagingStudyId]);
+  const found = await tx.query<{ study_instance_uid: string }>(
+    'SELECT study_instance_uid FROM dicom_study WHERE imaging_study_id = $1',
+    [imagingStudyId],
+  );
   const uid = found.rows[0]?.study_instance_uid;
   if (!uid) return undefined;
   await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('dicom-refresh:' || $1, 0))`, [uid]);
@@ -80,7 +83,8 @@ function fhirDate(value: string | null): string | undefined {
   return match ? `${match[1]}-${match[2]}-${match[3]}` : undefined;
 }
 
-const text = (value: string | null | undefined): string | undefined => (value && value.trim() !== '' ? value.trim() : undefined);
+const text = (value: string | null | undefined): string | undefined =>
+  value && value.trim() !== '' ? value.trim() : undefined;
 
 /** OtherPatientIDs (0010,1000) and the Patient IDs of OtherPatientIDsSequence (0010,1002), from one instance. */
 export function otherPatientIdsOf(dicomJson: Record<string, { Value?: unknown[] }>): string[] {
@@ -101,7 +105,9 @@ async function studyEvidence(tx: Queryable, row: StudyMatchRow): Promise<StudyEv
     'SELECT dicom_json FROM dicom_instance WHERE study_instance_uid = $1 ORDER BY created_at, sop_instance_uid LIMIT 1',
     [row.study_instance_uid],
   );
-  const json = instance.rows[0] ? (JSON.parse(instance.rows[0].dicom_json) as Record<string, { Value?: unknown[] }>) : {};
+  const json = instance.rows[0]
+    ? (JSON.parse(instance.rows[0].dicom_json) as Record<string, { Value?: unknown[] }>)
+    : {};
   return {
     accessionNumber: text(row.accession_number),
     patientId: text(row.patient_id),
@@ -113,7 +119,11 @@ async function studyEvidence(tx: Queryable, row: StudyMatchRow): Promise<StudyEv
 /** R4 search §3.1.1.5 (escaping): a token value with `\`, `,`, `|` or `$` in it. */
 const escapeToken = (value: string): string => value.replace(/[\\,|$]/g, (c) => `\\${c}`);
 
-async function activeRequests(repo: HubRepository, code: 'identifier' | 'subject', values: readonly string[]): Promise<string[]> {
+async function activeRequests(
+  repo: HubRepository,
+  code: 'identifier' | 'subject',
+  values: readonly string[],
+): Promise<string[]> {
   if (values.length === 0) return [];
   const found = await repo.searchResources<ServiceRequest>({
     resourceType: 'ServiceRequest',
@@ -127,14 +137,22 @@ async function activeRequests(repo: HubRepository, code: 'identifier' | 'subject
 }
 
 /** The cases the study may belong to, by the first rule that finds any; undefined when none does. */
-export async function findCandidateCases(repo: HubRepository, evidence: StudyEvidence): Promise<{ method: MatchMethod; serviceRequestIds: string[] } | undefined> {
+export async function findCandidateCases(
+  repo: HubRepository,
+  evidence: StudyEvidence,
+): Promise<{ method: MatchMethod; serviceRequestIds: string[] } | undefined> {
   if (evidence.accessionNumber) {
     const ids = await activeRequests(repo, 'identifier', [escapeToken(evidence.accessionNumber)]);
     if (ids.length > 0) return { method: 'accession-number', serviceRequestIds: ids };
   }
-  const referenceNumbers = [evidence.patientId, evidence.accessionNumber, ...evidence.otherPatientIds]
-    .filter((value): value is string => value !== undefined && isValidReferenceNumber(value));
-  const byReference = await activeRequests(repo, 'identifier', [...new Set(referenceNumbers)].map((value) => `${REFERENCE_NUMBER_SYSTEM}|${value}`));
+  const referenceNumbers = [evidence.patientId, evidence.accessionNumber, ...evidence.otherPatientIds].filter(
+    (value): value is string => value !== undefined && isValidReferenceNumber(value),
+  );
+  const byReference = await activeRequests(
+    repo,
+    'identifier',
+    [...new Set(referenceNumbers)].map((value) => `${REFERENCE_NUMBER_SYSTEM}|${value}`),
+  );
   if (byReference.length > 0) return { method: 'reference-number', serviceRequestIds: byReference };
   if (evidence.patientId && evidence.birthDate) {
     const patients = await repo.searchResources<Patient>({
@@ -142,7 +160,9 @@ export async function findCandidateCases(repo: HubRepository, evidence: StudyEvi
       filters: [{ code: 'identifier', operator: Operator.EQUALS, value: escapeToken(evidence.patientId) }],
       count: 20,
     });
-    const same = patients.filter((patient) => patient.birthDate === evidence.birthDate).map((patient) => `Patient/${patient.id}`);
+    const same = patients
+      .filter((patient) => patient.birthDate === evidence.birthDate)
+      .map((patient) => `Patient/${patient.id}`);
     const ids = await activeRequests(repo, 'subject', same);
     if (ids.length > 0) return { method: 'patient-identifier', serviceRequestIds: ids };
   }
@@ -166,7 +186,8 @@ async function applyMatch(
   const repo = new HubRepository(ctx, tx);
   const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
   if (!request) throw new MatchRefused(`ServiceRequest/${serviceRequestId} does not exist`);
-  if (request.status !== 'active') throw new MatchRefused(`ServiceRequest/${serviceRequestId} is ${request.status}, not active`);
+  if (request.status !== 'active')
+    throw new MatchRefused(`ServiceRequest/${serviceRequestId} is ${request.status}, not active`);
   const patientId = referencedId(request.subject, 'Patient');
   if (!patientId) throw new MatchRefused(`ServiceRequest/${serviceRequestId} has no Patient subject`);
   await tx.query(
@@ -186,22 +207,42 @@ const reconcileStatus = (reason: 'unmatched' | 'ambiguous'): CodeableConcept => 
 });
 
 const candidateInputs = (serviceRequestIds: readonly string[]): TaskInput[] =>
-  serviceRequestIds.map((id) => ({ type: { coding: [{ system: TASK_INPUT_SYSTEM, code: 'candidate' }] }, valueReference: { reference: `ServiceRequest/${id}` } }));
+  serviceRequestIds.map((id) => ({
+    type: { coding: [{ system: TASK_INPUT_SYSTEM, code: 'candidate' }] },
+    valueReference: { reference: `ServiceRequest/${id}` },
+  }));
 
 async function findReconcileTask(repo: HubRepository, imagingStudyId: string): Promise<WithId<Task> | undefined> {
   const found = await repo.searchResources<Task>({
     resourceType: 'Task',
-    filters: [{ code: 'identifier', operator: Operator.EQUALS, value: `${CASE_RESOURCE_SYSTEM}|${reconcileIdentifier(imagingStudyId)}` }],
+    filters: [
+      {
+        code: 'identifier',
+        operator: Operator.EQUALS,
+        value: `${CASE_RESOURCE_SYSTEM}|${reconcileIdentifier(imagingStudyId)}`,
+      },
+    ],
     count: 2,
   });
   return found[0];
 }
 
 function isReconcileTask(task: Task): boolean {
-  return task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING) ?? false;
+  return (
+    task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING) ??
+    false
+  );
 }
 
-const OPEN: ReadonlySet<Task['status']> = new Set(['draft', 'requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold']);
+const OPEN: ReadonlySet<Task['status']> = new Set([
+  'draft',
+  'requested',
+  'received',
+  'accepted',
+  'ready',
+  'in-progress',
+  'on-hold',
+]);
 
 /** Creates the study's reconcile-imaging Task, or brings an open one up to date with the latest evaluation. */
 async function ensureReconcileTask(
@@ -212,7 +253,10 @@ async function ensureReconcileTask(
   existing: WithId<Task> | undefined,
   now: Date,
 ): Promise<void> {
-  const fields = { businessStatus: reconcileStatus(reason), ...(candidates.length > 0 ? { input: candidateInputs(candidates) } : {}) };
+  const fields = {
+    businessStatus: reconcileStatus(reason),
+    ...(candidates.length > 0 ? { input: candidateInputs(candidates) } : {}),
+  };
   if (existing) {
     const { input: _input, ...rest } = existing;
     await repo.updateResource<Task>({ ...rest, ...fields }, { ifMatch: existing.meta?.versionId });
@@ -232,7 +276,10 @@ async function ensureReconcileTask(
       authoredOn: now.toISOString(),
       ...fields,
     },
-    { resourceType: 'Task', filters: [{ code: 'identifier', operator: Operator.EQUALS, value: `${CASE_RESOURCE_SYSTEM}|${identifier}` }] },
+    {
+      resourceType: 'Task',
+      filters: [{ code: 'identifier', operator: Operator.EQUALS, value: `${CASE_RESOURCE_SYSTEM}|${identifier}` }],
+    },
   );
 }
 
@@ -277,7 +324,11 @@ export async function matchImagingStudy(
     }
     if (reconcile) {
       await repo.updateResource<Task>(
-        { ...reconcile, status: 'cancelled', statusReason: { text: `Matched automatically to ServiceRequest/${found.serviceRequestIds[0]}` } },
+        {
+          ...reconcile,
+          status: 'cancelled',
+          statusReason: { text: `Matched automatically to ServiceRequest/${found.serviceRequestIds[0]}` },
+        },
         { ifMatch: reconcile.meta?.versionId },
       );
     }
@@ -288,7 +339,8 @@ export async function matchImagingStudy(
   return { outcome: reason };
 }
 
-export type ResolutionOutcome = 'not-reconcile' | 'gone' | 'open' | 'rejected' | 'closed' | 'matched' | 'already-matched' | 'failed';
+export type ResolutionOutcome =
+  'not-reconcile' | 'gone' | 'open' | 'rejected' | 'closed' | 'matched' | 'already-matched' | 'failed';
 
 /**
  * A Task was written: when it is a reconcile-imaging Task a coordinator completed with an output
@@ -309,7 +361,10 @@ export async function resolveReconciliation(
   if (task.status === 'rejected') return 'rejected';
   if (task.status !== 'completed') return OPEN.has(task.status) ? 'open' : 'closed';
   const fail = async (reason: string): Promise<ResolutionOutcome> => {
-    await repo.updateResource<Task>({ ...task, status: 'failed', statusReason: { text: reason } }, { ifMatch: task.meta?.versionId });
+    await repo.updateResource<Task>(
+      { ...task, status: 'failed', statusReason: { text: reason } },
+      { ifMatch: task.meta?.versionId },
+    );
     return 'failed';
   };
   // Only a coordinator's completion is applied (or the hub's, or one from the trusted network when
@@ -318,9 +373,17 @@ export async function resolveReconciliation(
   if (completer && completer.role !== 'coordinator' && completer.role !== 'admin') {
     return fail(`Only a coordinator may reconcile a study; a completion by a ${completer.role} is not applied`);
   }
-  const requests = [...new Set((task.output ?? []).map((item) => referencedId(item.valueReference, 'ServiceRequest')).filter((id) => id !== undefined))];
+  const requests = [
+    ...new Set(
+      (task.output ?? [])
+        .map((item) => referencedId(item.valueReference, 'ServiceRequest'))
+        .filter((id) => id !== undefined),
+    ),
+  ];
   if (requests.length !== 1) {
-    return fail('A completed reconcile-imaging Task needs exactly one output referencing the ServiceRequest of the case');
+    return fail(
+      'A completed reconcile-imaging Task needs exactly one output referencing the ServiceRequest of the case',
+    );
   }
   const imagingStudyId = referencedId(task.focus, 'ImagingStudy');
   const row = imagingStudyId ? await lockStudy(tx, imagingStudyId) : undefined;
@@ -343,12 +406,20 @@ export async function resolveReconciliation(
 }
 
 /** The ImagingStudy's current case, from the index (for tests and the coordinator's view). */
-export async function matchOf(tx: Queryable, imagingStudyId: string): Promise<{ serviceRequestId: string; patientId: string; method: MatchMethod } | undefined> {
-  const result = await tx.query<{ matched_service_request_id: string | null; matched_patient_id: string; match_method: MatchMethod }>(
+export async function matchOf(
+  tx: Queryable,
+  imagingStudyId: string,
+): Promise<{ serviceRequestId: string; patientId: string; method: MatchMethod } | undefined> {
+  const result = await tx.query<{
+    matched_service_request_id: string | null;
+    matched_patient_id: string;
+    match_method: MatchMethod;
+  }>(
     'SELECT matched_service_request_id, matched_patient_id, match_method FROM dicom_study WHERE imaging_study_id = $1',
     [imagingStudyId],
   );
   const row = result.rows[0];
-  return row?.matched_service_request_id ? { serviceRequestId: row.matched_service_request_id, patientId: row.matched_patient_id, method: row.match_method } : undefined;
+  return row?.matched_service_request_id
+    ? { serviceRequestId: row.matched_service_request_id, patientId: row.matched_patient_id, method: row.match_method }
+    : undefined;
 }
-

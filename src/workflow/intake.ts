@@ -18,13 +18,32 @@ import { checkEligibility } from '../cases/jurisdictions.ts';
 import { REFERENCE_NUMBER_SYSTEM } from '../cases/reference-number.ts';
 import { policyInForce, residenceOf } from '../fhir/operations/eligibility.ts';
 import { HubRepository } from '../fhir/repository.ts';
-import { CASE_ROLES, findCaseResource, caseStateOf, lockCase, putCaseResource, referencedId } from './case-resources.ts';
+import {
+  CASE_ROLES,
+  findCaseResource,
+  caseStateOf,
+  lockCase,
+  putCaseResource,
+  referencedId,
+} from './case-resources.ts';
 import { notifyCaseState } from './case-notifications.ts';
 import type { WorkflowContext } from './context.ts';
-import { REQUEST_STATUS_REASON_EXTENSION, coordinationTask, eligibilityExtension, eligibilityReason } from './coordination.ts';
+import {
+  REQUEST_STATUS_REASON_EXTENSION,
+  coordinationTask,
+  eligibilityExtension,
+  eligibilityReason,
+} from './coordination.ts';
 import { expectMaterialTasks, syncExpectMaterialTasks } from './expect-material.ts';
 import { caseQuoteRecomputer, takeUpEarlyMaterials } from './materials.ts';
-import { caseQuoteInputs, computeQuote, followUpOf, questionCountOf, requestQuestionnaires, writeChargeItems } from './quote.ts';
+import {
+  caseQuoteInputs,
+  computeQuote,
+  followUpOf,
+  questionCountOf,
+  requestQuestionnaires,
+  writeChargeItems,
+} from './quote.ts';
 
 export type IntakeOutcome =
   | { outcome: 'not-found' }
@@ -45,15 +64,24 @@ const ENDED_STATES: readonly CaseState[] = ['declined', 'cancelled', 'failed'];
  * The first case of a follow-up question (a request `basedOn` an earlier one): its coordination
  * Task, or why the follow-up cannot be taken on.
  */
-async function firstCaseOf(repo: HubRepository, firstRequestId: string): Promise<{ coordination: WithId<Task> } | { reason: string }> {
+async function firstCaseOf(
+  repo: HubRepository,
+  firstRequestId: string,
+): Promise<{ coordination: WithId<Task> } | { reason: string }> {
   const coordination = await findCaseResource<Task>(repo, 'Task', firstRequestId, CASE_ROLES.coordination);
   const state = coordination && caseStateOf(coordination);
-  if (!coordination || !state) return { reason: `The request is based on ServiceRequest/${firstRequestId}, which is not a case of the hub.` };
-  if (ENDED_STATES.includes(state)) return { reason: `The request is a follow-up of ServiceRequest/${firstRequestId}, a case that was ${state}.` };
+  if (!coordination || !state)
+    return { reason: `The request is based on ServiceRequest/${firstRequestId}, which is not a case of the hub.` };
+  if (ENDED_STATES.includes(state))
+    return { reason: `The request is a follow-up of ServiceRequest/${firstRequestId}, a case that was ${state}.` };
   return { coordination };
 }
 
-async function readIfPresent<T extends ServiceRequest | Patient>(repo: HubRepository, resourceType: T['resourceType'], id: string): Promise<WithId<T> | undefined> {
+async function readIfPresent<T extends ServiceRequest | Patient>(
+  repo: HubRepository,
+  resourceType: T['resourceType'],
+  id: string,
+): Promise<WithId<T> | undefined> {
   try {
     return await repo.readResource<T>(resourceType, id);
   } catch (err) {
@@ -83,7 +111,9 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     const now = ctx.now();
     const patientId = referencedId(request.subject, 'Patient');
     const patient = patientId ? await readIfPresent<Patient>(repo, 'Patient', patientId) : undefined;
-    const patientReference: Reference<Patient> | undefined = patient ? { reference: `Patient/${patient.id}` } : undefined;
+    const patientReference: Reference<Patient> | undefined = patient
+      ? { reference: `Patient/${patient.id}` }
+      : undefined;
     // A follow-up question is coordinated as its own case, part of the first and under its reference number.
     const firstRequestId = followUpOf(request);
     const firstCase = firstRequestId ? await firstCaseOf(repo, firstRequestId) : undefined;
@@ -93,25 +123,41 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
       patient: patientReference,
       referenceNumber: firstCoordination?.groupIdentifier?.value ?? referenceNumberOf(request, patient),
     };
-    const writeCoordination = (input: Omit<Parameters<typeof coordinationTask>[0], 'serviceRequest' | 'patient' | 'referenceNumber' | 'existing' | 'now'>) =>
+    const writeCoordination = (
+      input: Omit<
+        Parameters<typeof coordinationTask>[0],
+        'serviceRequest' | 'patient' | 'referenceNumber' | 'existing' | 'now'
+      >,
+    ) =>
       putCaseResource(
         repo,
         serviceRequestId,
         CASE_ROLES.coordination,
-        coordinationTask({ ...links, ...(firstCoordination ? { partOf: { reference: `Task/${firstCoordination.id}` } } : {}), ...input, existing, now }),
+        coordinationTask({
+          ...links,
+          ...(firstCoordination ? { partOf: { reference: `Task/${firstCoordination.id}` } } : {}),
+          ...input,
+          existing,
+          now,
+        }),
       );
 
     // The physician's submission, recorded: the state machine's guards decide whether it stands.
     const questionCount = questionCountOf(await requestQuestionnaires(repo, request));
     const requesterId = request.requester?.reference?.split('/')[1];
-    const submitted = firstCase && 'reason' in firstCase
-      ? { ok: false as const, reason: firstCase.reason }
-      : patient
-      ? transition(
-          { state, referringPhysicianId: requesterId },
-          { to: 'submitted', actor: { role: 'ehr', id: requesterId ?? '' }, now, facts: { questionCount } },
-        )
-      : { ok: false as const, reason: 'The request’s subject is not a registered Patient of the hub; refer to the patient by reference number.' };
+    const submitted =
+      firstCase && 'reason' in firstCase
+        ? { ok: false as const, reason: firstCase.reason }
+        : patient
+          ? transition(
+              { state, referringPhysicianId: requesterId },
+              { to: 'submitted', actor: { role: 'ehr', id: requesterId ?? '' }, now, facts: { questionCount } },
+            )
+          : {
+              ok: false as const,
+              reason:
+                'The request’s subject is not a registered Patient of the hub; refer to the patient by reference number.',
+            };
     if (!submitted.ok) {
       const task = await writeCoordination({ state: 'intake', statusReason: { text: submitted.reason } });
       return { outcome: 'incomplete', coordinationTaskId: task.id, reason: submitted.reason };
@@ -122,7 +168,9 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     const policy = policyInForce(ctx.jurisdictionPolicies, now);
     const residence = residenceOf(patient!);
     const eligibility = checkEligibility(residence?.residence ?? { country: undefined }, policy);
-    const unscreened = eligibility.reasons.some((reason) => reason.code === 'residence-missing' || reason.code === 'residence-unrecognised');
+    const unscreened = eligibility.reasons.some(
+      (reason) => reason.code === 'residence-missing' || reason.code === 'residence-unrecognised',
+    );
 
     if (eligibility.outcome === 'ineligible' && !unscreened) {
       const declined = transition(
@@ -131,14 +179,21 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
       );
       if (!declined.ok) throw new Error(`case ${serviceRequestId}: ${declined.reason}`);
       const reason = eligibilityReason(eligibility);
-      const task = await writeCoordination({ state: 'declined', statusReason: reason, eligibility: eligibilityExtension(eligibility) });
+      const task = await writeCoordination({
+        state: 'declined',
+        statusReason: reason,
+        eligibility: eligibilityExtension(eligibility),
+      });
       await writeChargeItems(repo, { serviceRequestId, patient: patientReference!, received: new Set() }, undefined);
       await syncExpectMaterialTasks(repo, caseLinks(task), [], expectTasks, now);
       const { meta, extension, ...fields } = request;
       await repo.updateResource<ServiceRequest>(
         {
           ...fields,
-          extension: [...(extension ?? []).filter((candidate) => candidate.url !== REQUEST_STATUS_REASON_EXTENSION), { url: REQUEST_STATUS_REASON_EXTENSION, valueCodeableConcept: reason }],
+          extension: [
+            ...(extension ?? []).filter((candidate) => candidate.url !== REQUEST_STATUS_REASON_EXTENSION),
+            { url: REQUEST_STATUS_REASON_EXTENSION, valueCodeableConcept: reason },
+          ],
           status: declined.serviceRequestStatus,
         },
         { ifMatch: meta?.versionId },
@@ -153,7 +208,13 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     const quote = computeQuote(inputs, selectSchedule(ctx.feeSchedules, submittedAt));
     const task = await writeCoordination({
       state: 'submitted',
-      ...(unscreened ? { statusReason: { text: `The patient’s residence could not be screened; a coordinator must check it. ${eligibilityReason(eligibility).text}` } } : {}),
+      ...(unscreened
+        ? {
+            statusReason: {
+              text: `The patient’s residence could not be screened; a coordinator must check it. ${eligibilityReason(eligibility).text}`,
+            },
+          }
+        : {}),
       eligibility: eligibilityExtension(eligibility, unscreened ? 'unscreened' : eligibility.outcome),
       quote,
     });
@@ -163,7 +224,10 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     // retry; once submitted, each later material's own job keeps the case up to date.
     if (state === 'intake') await takeUpEarlyMaterials(tx, ctx.repository, request, caseQuoteRecomputer(ctx), now);
     await notifyCaseState(ctx, { tx, repo, serviceRequest: request, patient: patientReference, state: 'submitted' });
-    ctx.logger?.info({ serviceRequestId, coordinationTaskId: task.id, state: 'submitted', manualQuote: quote.needsManualQuote }, 'case intake');
+    ctx.logger?.info(
+      { serviceRequestId, coordinationTaskId: task.id, state: 'submitted', manualQuote: quote.needsManualQuote },
+      'case intake',
+    );
     return { outcome: 'submitted', coordinationTaskId: task.id, manualQuote: quote.needsManualQuote };
   });
 }

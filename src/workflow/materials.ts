@@ -11,7 +11,17 @@
  */
 import { Operator, OperationOutcomeError, isGone, isNotFound } from '@medplum/core';
 import type { WithId } from '@medplum/core';
-import type { Attachment, DocumentReference, Reference, Resource, ServiceRequest, Specimen, Task, TaskInput, TaskOutput } from '@medplum/fhirtypes';
+import type {
+  Attachment,
+  DocumentReference,
+  Reference,
+  Resource,
+  ServiceRequest,
+  Specimen,
+  Task,
+  TaskInput,
+  TaskOutput,
+} from '@medplum/fhirtypes';
 import { PDFDocument } from 'pdf-lib';
 import { selectSchedule } from '../cases/fees.ts';
 import type { Queryable } from '../db/database.ts';
@@ -32,7 +42,14 @@ import type { MaterialKind } from './case-resources.ts';
 import type { WorkflowContext } from './context.ts';
 import { expectMaterialTasks } from './expect-material.ts';
 import { plannedMaterials, sitesFor } from './order-detail.ts';
-import { QUOTE_EXTENSION, caseQuoteInputs, computeQuote, quoteExtension, withQuoteNote, writeChargeItems } from './quote.ts';
+import {
+  QUOTE_EXTENSION,
+  caseQuoteInputs,
+  computeQuote,
+  quoteExtension,
+  withQuoteNote,
+  writeChargeItems,
+} from './quote.ts';
 
 /** DocumentReference.extension: the pages of the document's PDF (R4 Attachment has no `pages`). */
 export const PAGE_COUNT_EXTENSION = 'urn:hub:extension:page-count';
@@ -74,14 +91,30 @@ export function caseQuoteRecomputer(context: Pick<WorkflowContext, 'feeSchedules
     const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
     const patientId = referencedId(request.subject, 'Patient');
     if (!coordination || CLOSED_CASE_STATUSES.has(coordination.status) || !patientId) return;
-    const inputs = await caseQuoteInputs(repo, request, coordination, await expectMaterialTasks(repo, serviceRequestId));
+    const inputs = await caseQuoteInputs(
+      repo,
+      request,
+      coordination,
+      await expectMaterialTasks(repo, serviceRequestId),
+    );
     const submittedAt = coordination.authoredOn ? new Date(coordination.authoredOn) : context.now();
     const quote = computeQuote(inputs, selectSchedule(context.feeSchedules, submittedAt));
-    await writeChargeItems(repo, { serviceRequestId, patient: { reference: `Patient/${patientId}` }, received: inputs.received }, quote);
+    await writeChargeItems(
+      repo,
+      { serviceRequestId, patient: { reference: `Patient/${patientId}` }, received: inputs.received },
+      quote,
+    );
     const { extension, note: _note, ...rest } = coordination;
     const note = withQuoteNote(coordination.note, quote);
     await repo.updateResource<Task>(
-      { ...rest, extension: [...(extension ?? []).filter((candidate) => candidate.url !== QUOTE_EXTENSION), quoteExtension(quote)], ...(note.length > 0 ? { note } : {}) },
+      {
+        ...rest,
+        extension: [
+          ...(extension ?? []).filter((candidate) => candidate.url !== QUOTE_EXTENSION),
+          quoteExtension(quote),
+        ],
+        ...(note.length > 0 ? { note } : {}),
+      },
       { ifMatch: coordination.meta?.versionId },
     );
   };
@@ -92,10 +125,19 @@ export class CaseNotReadyError extends Error {
   override name = 'CaseNotReadyError';
 }
 
-const CLOSED_CASE_STATUSES: ReadonlySet<Task['status']> = new Set(['rejected', 'cancelled', 'failed', 'entered-in-error']);
+const CLOSED_CASE_STATUSES: ReadonlySet<Task['status']> = new Set([
+  'rejected',
+  'cancelled',
+  'failed',
+  'entered-in-error',
+]);
 
 /** A resource, or undefined when it does not exist or was deleted. */
-export async function readOptional<T extends Resource>(repo: HubRepository, resourceType: T['resourceType'], id: string): Promise<WithId<T> | undefined> {
+export async function readOptional<T extends Resource>(
+  repo: HubRepository,
+  resourceType: T['resourceType'],
+  id: string,
+): Promise<WithId<T> | undefined> {
   try {
     return await repo.readResource<T>(resourceType, id);
   } catch (err) {
@@ -128,19 +170,29 @@ export async function countPdfPages(bytes: Uint8Array): Promise<PageCount> {
 const BINARY_URL = /^Binary\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/(\d{1,9}))?$/;
 
 /** The bytes of an attachment the hub holds (inline data or one of our Binaries), bounded. */
-async function attachmentBytes(tx: Queryable, repo: HubRepository, ctx: RepositoryContext, attachment: Attachment): Promise<Buffer | DocumentFlag> {
+async function attachmentBytes(
+  tx: Queryable,
+  repo: HubRepository,
+  ctx: RepositoryContext,
+  attachment: Attachment,
+): Promise<Buffer | DocumentFlag> {
   const maxBytes = Math.min(ctx.binaryMaxBytes, PDF_PAGE_COUNT_MAX_BYTES);
   if (attachment.data !== undefined) {
     // base64: 4 characters per 3 bytes.
     if (Math.floor((attachment.data.length * 3) / 4) > maxBytes) return 'too-large';
     return Buffer.from(attachment.data, 'base64');
   }
-  const url = attachment.url?.startsWith(`${repo.fhirBase}/`) ? attachment.url.slice(repo.fhirBase.length + 1) : attachment.url;
+  const url = attachment.url?.startsWith(`${repo.fhirBase}/`)
+    ? attachment.url.slice(repo.fhirBase.length + 1)
+    : attachment.url;
   const match = url ? BINARY_URL.exec(url) : null;
   if (!match) return 'no-content';
   let version = match[2] ? Number(match[2]) : undefined;
   if (version === undefined) {
-    const current = await tx.query<{ version: number }>(`SELECT version FROM resource WHERE resource_type = 'Binary' AND id = $1 AND NOT deleted`, [match[1]]);
+    const current = await tx.query<{ version: number }>(
+      `SELECT version FROM resource WHERE resource_type = 'Binary' AND id = $1 AND NOT deleted`,
+      [match[1]],
+    );
     version = current.rows[0]?.version;
   }
   const blob = version === undefined ? undefined : await repo.binaryContent(match[1], version);
@@ -150,9 +202,17 @@ async function attachmentBytes(tx: Queryable, repo: HubRepository, ctx: Reposito
 }
 
 /** Reads the page count of a document: its first PDF attachment, else its first attachment. */
-export async function readDocumentPages(tx: Queryable, repo: HubRepository, ctx: RepositoryContext, document: DocumentReference): Promise<PageCount> {
+export async function readDocumentPages(
+  tx: Queryable,
+  repo: HubRepository,
+  ctx: RepositoryContext,
+  document: DocumentReference,
+): Promise<PageCount> {
   const attachments = document.content.map((content) => content.attachment);
-  const ordered = [...attachments.filter((a) => a.contentType?.split(';')[0].trim() === 'application/pdf'), ...attachments];
+  const ordered = [
+    ...attachments.filter((a) => a.contentType?.split(';')[0].trim() === 'application/pdf'),
+    ...attachments,
+  ];
   const first = ordered[0];
   if (!first) return { flag: 'no-content' };
   const bytes = await attachmentBytes(tx, repo, ctx, first);
@@ -185,7 +245,8 @@ export function pageCountOf(document: DocumentReference): number | undefined {
 
 function isHubDocument(document: DocumentReference): boolean {
   return (document.type?.coding ?? []).some(
-    (coding) => coding.system === HUB_DOCUMENT_TYPE_SYSTEM || (coding.system === LOINC && coding.code === CONSULTATION_NOTE),
+    (coding) =>
+      coding.system === HUB_DOCUMENT_TYPE_SYSTEM || (coding.system === LOINC && coding.code === CONSULTATION_NOTE),
   );
 }
 
@@ -195,8 +256,13 @@ function isHubDocument(document: DocumentReference): boolean {
  * The cases a document belongs to: those its `context.related` names, or else the one active
  * request of its subject (none, or several, leaves it to a coordinator).
  */
-async function casesOfDocument(repo: HubRepository, document: DocumentReference): Promise<{ ids: string[]; bySubject: boolean }> {
-  const related = (document.context?.related ?? []).map((ref) => referencedId(ref, 'ServiceRequest')).filter((id) => id !== undefined);
+async function casesOfDocument(
+  repo: HubRepository,
+  document: DocumentReference,
+): Promise<{ ids: string[]; bySubject: boolean }> {
+  const related = (document.context?.related ?? [])
+    .map((ref) => referencedId(ref, 'ServiceRequest'))
+    .filter((id) => id !== undefined);
   if (related.length > 0) return { ids: [...new Set(related)].sort(), bySubject: false };
   const patientId = referencedId(document.subject, 'Patient');
   if (!patientId) return { ids: [], bySubject: false };
@@ -229,7 +295,12 @@ interface CaseArrivals {
 }
 
 /** Every material of the case the hub knows of (`also`: one a search by the case cannot find). */
-async function arrivedMaterials(tx: Queryable, repo: HubRepository, request: WithId<ServiceRequest>, also: ArrivedMaterial | undefined): Promise<CaseArrivals> {
+async function arrivedMaterials(
+  tx: Queryable,
+  repo: HubRepository,
+  request: WithId<ServiceRequest>,
+  also: ArrivedMaterial | undefined,
+): Promise<CaseArrivals> {
   const caseReference = `ServiceRequest/${request.id}`;
   const documents = (
     await repo.searchResources<DocumentReference>({
@@ -258,7 +329,9 @@ async function arrivedMaterials(tx: Queryable, repo: HubRepository, request: Wit
     if (extra) specimens.push(extra);
   }
   const caseSpecimens = specimens.filter(
-    (specimen) => specimen.status !== 'entered-in-error' && (specimen.request ?? []).some((ref) => referencedId(ref, 'ServiceRequest') === request.id),
+    (specimen) =>
+      specimen.status !== 'entered-in-error' &&
+      (specimen.request ?? []).some((ref) => referencedId(ref, 'ServiceRequest') === request.id),
   );
   return {
     references: [
@@ -281,19 +354,27 @@ function biopsiesOf(specimens: readonly WithId<Specimen>[]): (string | undefined
   for (const specimen of specimens) {
     let current = specimen;
     const seen = new Set<string>();
-    while (current.parent?.[0]?.reference && byReference.has(current.parent[0].reference) && !seen.has(current.parent[0].reference)) {
+    while (
+      current.parent?.[0]?.reference &&
+      byReference.has(current.parent[0].reference) &&
+      !seen.has(current.parent[0].reference)
+    ) {
       seen.add(current.parent[0].reference);
       current = byReference.get(current.parent[0].reference)!;
     }
     const missingParent = current.parent?.[0]?.reference;
     const site = current.collection?.bodySite;
-    roots.set(missingParent ?? `Specimen/${current.id}`, missingParent ? undefined : (site?.text ?? site?.coding?.[0]?.display ?? site?.coding?.[0]?.code));
+    roots.set(
+      missingParent ?? `Specimen/${current.id}`,
+      missingParent ? undefined : (site?.text ?? site?.coding?.[0]?.display ?? site?.coding?.[0]?.code),
+    );
   }
   return [...roots.values()];
 }
 
 const countType = (code: string): TaskOutput['type'] => ({ coding: [{ system: MATERIAL_COUNT_SYSTEM, code }] });
-const countCode = (entry: TaskInput | TaskOutput): string | undefined => entry.type.coding?.find((coding) => coding.system === MATERIAL_COUNT_SYSTEM)?.code;
+const countCode = (entry: TaskInput | TaskOutput): string | undefined =>
+  entry.type.coding?.find((coding) => coding.system === MATERIAL_COUNT_SYSTEM)?.code;
 
 /** The counts each kind's arrivals state; planned counts of other codes are carried over unchanged. */
 const DERIVED_COUNTS: Readonly<Record<MaterialKind, readonly string[]>> = {
@@ -332,7 +413,12 @@ function expectedArrivals(request: ServiceRequest, kind: MaterialKind): number {
   return Math.max(1, plan ? sitesFor('imaging', plan.imagingSites, plan.imagingSiteNames).length : 1);
 }
 
-function unplannedTask(request: WithId<ServiceRequest>, coordination: WithId<Task>, kind: MaterialKind, now: Date): Task {
+function unplannedTask(
+  request: WithId<ServiceRequest>,
+  coordination: WithId<Task>,
+  kind: MaterialKind,
+  now: Date,
+): Task {
   return {
     resourceType: 'Task',
     ...(coordination.groupIdentifier ? { groupIdentifier: coordination.groupIdentifier } : {}),
@@ -349,7 +435,15 @@ function unplannedTask(request: WithId<ServiceRequest>, coordination: WithId<Tas
   };
 }
 
-const ACTIVE_TASK_STATUSES: ReadonlySet<Task['status']> = new Set(['draft', 'requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold']);
+const ACTIVE_TASK_STATUSES: ReadonlySet<Task['status']> = new Set([
+  'draft',
+  'requested',
+  'received',
+  'accepted',
+  'ready',
+  'in-progress',
+  'on-hold',
+]);
 
 /**
  * The Task with the arrivals as its output: `in-progress` while fewer have arrived than expected
@@ -365,7 +459,9 @@ function tickedTask(task: WithId<Task>, output: TaskOutput[], arrivedCount: numb
     status,
     ...(output.length > 0 ? { output } : {}),
     ...(statusChanged ? { lastModified: now.toISOString() } : {}),
-    ...(statusChanged && status === 'completed' ? { executionPeriod: { ...task.executionPeriod, end: now.toISOString() } } : {}),
+    ...(statusChanged && status === 'completed'
+      ? { executionPeriod: { ...task.executionPeriod, end: now.toISOString() } }
+      : {}),
   };
 }
 
@@ -398,8 +494,19 @@ export async function syncCaseMaterials(
     const arrivedCount = arrivals.references.filter((item) => item.kind === kind).length;
     let task = tasks.get(kind);
     if (arrivedCount === 0 && !task?.output) continue;
-    task ??= await putCaseResource(repo, request.id, CASE_ROLES.expectMaterial(kind), unplannedTask(request, coordination, kind, now));
-    const ticked = tickedTask(task, materialOutputs(kind, task, arrivals), arrivedCount, expectedArrivals(request, kind), now);
+    task ??= await putCaseResource(
+      repo,
+      request.id,
+      CASE_ROLES.expectMaterial(kind),
+      unplannedTask(request, coordination, kind, now),
+    );
+    const ticked = tickedTask(
+      task,
+      materialOutputs(kind, task, arrivals),
+      arrivedCount,
+      expectedArrivals(request, kind),
+      now,
+    );
     await repo.updateResource(ticked, { ifMatch: task.meta?.versionId });
   }
   await recomputeQuote(repo, request.id);
@@ -414,7 +521,13 @@ export type DocumentOutcome = 'gone' | 'not-a-record' | 'no-case' | SyncOutcome;
  * A DocumentReference was written: read its pages (or flag it), tie it to its case (context.related,
  * added when the case was found by its subject), tick the case's records. One transaction.
  */
-export async function recordDocument(tx: Queryable, ctx: RepositoryContext, documentId: string, recomputeQuote: QuoteRecomputer, now: Date): Promise<DocumentOutcome> {
+export async function recordDocument(
+  tx: Queryable,
+  ctx: RepositoryContext,
+  documentId: string,
+  recomputeQuote: QuoteRecomputer,
+  now: Date,
+): Promise<DocumentOutcome> {
   const repo = new HubRepository(ctx, tx);
   const document = await readOptional<DocumentReference>(repo, 'DocumentReference', documentId);
   if (!document) return 'gone';
@@ -439,16 +552,29 @@ export async function recordDocument(tx: Queryable, ctx: RepositoryContext, docu
 export type SpecimenOutcome = 'gone' | 'no-case' | SyncOutcome;
 
 /** A Specimen was written: tick pathology on each case its `request` names. One transaction. */
-export async function recordSpecimen(tx: Queryable, ctx: RepositoryContext, specimenId: string, recomputeQuote: QuoteRecomputer, now: Date): Promise<SpecimenOutcome> {
+export async function recordSpecimen(
+  tx: Queryable,
+  ctx: RepositoryContext,
+  specimenId: string,
+  recomputeQuote: QuoteRecomputer,
+  now: Date,
+): Promise<SpecimenOutcome> {
   const repo = new HubRepository(ctx, tx);
   const specimen = await readOptional<Specimen>(repo, 'Specimen', specimenId);
   if (!specimen) return 'gone';
-  const cases = [...new Set((specimen.request ?? []).map((ref) => referencedId(ref, 'ServiceRequest')).filter((id) => id !== undefined))].sort();
+  const cases = [
+    ...new Set(
+      (specimen.request ?? []).map((ref) => referencedId(ref, 'ServiceRequest')).filter((id) => id !== undefined),
+    ),
+  ].sort();
   if (cases.length === 0 || specimen.status === 'entered-in-error') return 'no-case';
   for (const id of cases) await lockCase(tx, id);
   let outcome: SyncOutcome = 'no-case';
   for (const id of cases) {
-    outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, { also: { kind: 'pathology', reference: `Specimen/${specimen.id}` }, now });
+    outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, {
+      also: { kind: 'pathology', reference: `Specimen/${specimen.id}` },
+      now,
+    });
   }
   return outcome;
 }
@@ -485,7 +611,9 @@ export async function takeUpEarlyMaterials(
   for (const document of [...bySubject, ...byCase]) {
     if (document.status !== 'current' || isHubDocument(document)) continue;
     const related = document.context?.related ?? [];
-    const counted = pageCountOf(document) !== undefined || (document.meta?.tag ?? []).some((coding) => coding.system === MATERIAL_FLAG_SYSTEM);
+    const counted =
+      pageCountOf(document) !== undefined ||
+      (document.meta?.tag ?? []).some((coding) => coding.system === MATERIAL_FLAG_SYSTEM);
     const ours = related.some((reference) => referencedId(reference, 'ServiceRequest') === request.id);
     if (related.length === 0 || (ours && !counted)) waiting.set(document.id!, document);
   }
@@ -500,7 +628,12 @@ export type RequoteOutcome = 'no-case' | 'not-active' | 'not-submitted' | 'case-
  * questions (a new QuestionnaireResponse version) or a coordinator's question-count override. A
  * case still in intake has no quote yet (intake makes it). One transaction, under the case lock.
  */
-export async function requoteCase(tx: Queryable, ctx: RepositoryContext, serviceRequestId: string, recomputeQuote: QuoteRecomputer): Promise<RequoteOutcome> {
+export async function requoteCase(
+  tx: Queryable,
+  ctx: RepositoryContext,
+  serviceRequestId: string,
+  recomputeQuote: QuoteRecomputer,
+): Promise<RequoteOutcome> {
   await lockCase(tx, serviceRequestId);
   const repo = new HubRepository(ctx, tx);
   const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);

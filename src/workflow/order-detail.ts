@@ -43,8 +43,16 @@ export interface PlannedMaterials {
   problems: string[];
 }
 
-type CountField = 'imagingSites' | 'biopsySites' | 'pathologyBlocks' | 'unstainedSlides' | 'specialStains' | 'recordPages';
-const COUNT_FIELDS: readonly CountField[] = ['imagingSites', 'biopsySites', 'pathologyBlocks', 'unstainedSlides', 'specialStains', 'recordPages'];
+type CountField =
+  'imagingSites' | 'biopsySites' | 'pathologyBlocks' | 'unstainedSlides' | 'specialStains' | 'recordPages';
+const COUNT_FIELDS: readonly CountField[] = [
+  'imagingSites',
+  'biopsySites',
+  'pathologyBlocks',
+  'unstainedSlides',
+  'specialStains',
+  'recordPages',
+];
 
 function extensionName(url: string): string {
   return url.slice('urn:hub:extension:'.length);
@@ -72,7 +80,10 @@ function readMaterial(kind: MaterialKind, detail: CodeableConcept, problems: str
       const name = field === 'imagingSites' || field === 'biopsySites' ? siteName(extension) : undefined;
       if (count !== undefined) {
         if (Number.isSafeInteger(count) && count >= 0) add(field, count);
-        else problems.push(`The planned ${kind} give ${extensionName(extension.url)} as ${count}; a count is a whole number, 0 or more.`);
+        else
+          problems.push(
+            `The planned ${kind} give ${extensionName(extension.url)} as ${count}; a count is a whole number, 0 or more.`,
+          );
       } else if (name !== undefined && (field === 'imagingSites' || field === 'biopsySites')) {
         const names = field === 'imagingSites' ? (planned.imagingSiteNames ??= []) : (planned.biopsySiteNames ??= []);
         names.push(name);
@@ -80,7 +91,8 @@ function readMaterial(kind: MaterialKind, detail: CodeableConcept, problems: str
         problems.push(`The planned ${kind} give ${extensionName(extension.url)} without a count.`);
       }
     } else if (extension.url === MATERIAL_EXTENSIONS.recordCollection) {
-      if (typeof extension.valueBoolean === 'boolean') planned.recordCollection = (planned.recordCollection ?? false) || extension.valueBoolean;
+      if (typeof extension.valueBoolean === 'boolean')
+        planned.recordCollection = (planned.recordCollection ?? false) || extension.valueBoolean;
       else problems.push('The planned records give record-collection without a true/false value.');
     }
   }
@@ -93,7 +105,8 @@ function merge(into: PlannedMaterial, from: PlannedMaterial): void {
   }
   if (from.imagingSiteNames) into.imagingSiteNames = [...(into.imagingSiteNames ?? []), ...from.imagingSiteNames];
   if (from.biopsySiteNames) into.biopsySiteNames = [...(into.biopsySiteNames ?? []), ...from.biopsySiteNames];
-  if (from.recordCollection !== undefined) into.recordCollection = (into.recordCollection ?? false) || from.recordCollection;
+  if (from.recordCollection !== undefined)
+    into.recordCollection = (into.recordCollection ?? false) || from.recordCollection;
 }
 
 /**
@@ -154,7 +167,9 @@ export function plannedMaterials(request: ServiceRequest): PlannedMaterials {
     const code = detail.coding?.find((coding) => coding.system === MATERIAL_SYSTEM)?.code;
     if (code === undefined) continue;
     if (!(MATERIAL_KINDS as readonly string[]).includes(code)) {
-      problems.push(`The request plans a material "${code}" the hub does not know (expected one of ${MATERIAL_KINDS.join(', ')}).`);
+      problems.push(
+        `The request plans a material "${code}" the hub does not know (expected one of ${MATERIAL_KINDS.join(', ')}).`,
+      );
       continue;
     }
     const kind = code as MaterialKind;

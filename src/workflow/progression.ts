@@ -13,7 +13,15 @@
  */
 import { parseSearchRequest } from '@medplum/core';
 import type { WithId } from '@medplum/core';
-import type { CodeableConcept, ImagingStudy, Patient, Reference, ServiceRequest, Specimen, Task } from '@medplum/fhirtypes';
+import type {
+  CodeableConcept,
+  ImagingStudy,
+  Patient,
+  Reference,
+  ServiceRequest,
+  Specimen,
+  Task,
+} from '@medplum/fhirtypes';
 import { ACTOR_ROLES, STATE_RESOURCES, transition } from '../cases/case-state.ts';
 import type { Actor, ActorRole, CaseFacts, CaseState, PreReview, TransitionResult } from '../cases/case-state.ts';
 import { dueDate } from '../cases/business-calendar.ts';
@@ -43,14 +51,27 @@ import { expectMaterialTasks } from './expect-material.ts';
 import { TASK_INPUT_SYSTEM } from './imaging-match.ts';
 import { readOptional } from './materials.ts';
 import { questionTexts, requestQuestionnaires } from './quote.ts';
-import { OPEN_TASK_STATUSES, loadRoster, rankingNote, requestedSpecialistId, specialistTask, specialistTaskRole } from './specialists.ts';
+import {
+  OPEN_TASK_STATUSES,
+  loadRoster,
+  rankingNote,
+  requestedSpecialistId,
+  specialistTask,
+  specialistTaskRole,
+} from './specialists.ts';
 
 /** Coordination Task.statusReason codes the progression writes (coordinator-visible). */
 export const CASE_REASON_SYSTEM = 'urn:hub:case-reason';
 const PRE_REVIEW_KINDS = ['radiology', 'pathology'] as const;
 type PreReviewKind = (typeof PRE_REVIEW_KINDS)[number];
-const PRE_REVIEW_CODE: Record<PreReviewKind, TaskCode> = { radiology: 'pre-review-radiology', pathology: 'pre-review-pathology' };
-const PRE_REVIEW_MATERIAL: Record<PreReviewKind, 'ImagingStudy' | 'Specimen'> = { radiology: 'ImagingStudy', pathology: 'Specimen' };
+const PRE_REVIEW_CODE: Record<PreReviewKind, TaskCode> = {
+  radiology: 'pre-review-radiology',
+  pathology: 'pre-review-pathology',
+};
+const PRE_REVIEW_MATERIAL: Record<PreReviewKind, 'ImagingStudy' | 'Specimen'> = {
+  radiology: 'ImagingStudy',
+  pathology: 'Specimen',
+};
 const ACCEPTED_OFFER: readonly Task['status'][] = ['accepted', 'in-progress', 'on-hold', 'completed'];
 const WITHDRAWN_OFFER: readonly Task['status'][] = ['rejected', 'cancelled', 'failed', 'entered-in-error'];
 
@@ -83,13 +104,17 @@ const hasTaskCode = (task: Task, code: TaskCode): boolean =>
 
 function eligibilityOf(ctx: WorkflowContext, patient: Patient | undefined, now: Date): Eligibility | undefined {
   if (!patient) return undefined;
-  return checkEligibility(residenceOf(patient)?.residence ?? { country: undefined }, policyInForce(ctx.jurisdictionPolicies, now));
+  return checkEligibility(
+    residenceOf(patient)?.residence ?? { country: undefined },
+    policyInForce(ctx.jurisdictionPolicies, now),
+  );
 }
 
 // ---- what the case's Tasks say -------------------------------------------------------------------
 
 /** Every expect-material Task is completed, or cancelled (waived by a coordinator, or no longer planned). */
-const materialsComplete = (view: CaseView): boolean => view.expectTasks.every((task) => task.status === 'completed' || task.status === 'cancelled');
+const materialsComplete = (view: CaseView): boolean =>
+  view.expectTasks.every((task) => task.status === 'completed' || task.status === 'cancelled');
 
 /** When the last expected material arrived or was waived: the instant the 10 business days count from. */
 function materialsCompletedAt(view: CaseView): Date {
@@ -97,7 +122,9 @@ function materialsCompletedAt(view: CaseView): Date {
     .map((task) => task.executionPeriod?.end ?? task.lastModified ?? task.meta?.lastUpdated)
     .filter((value): value is string => value !== undefined)
     .map((value) => Date.parse(value));
-  const fallback = Date.parse(view.coordination.lastModified ?? view.coordination.meta?.lastUpdated ?? view.now.toISOString());
+  const fallback = Date.parse(
+    view.coordination.lastModified ?? view.coordination.meta?.lastUpdated ?? view.now.toISOString(),
+  );
   return new Date(instants.length > 0 ? Math.max(...instants) : fallback);
 }
 
@@ -107,7 +134,9 @@ function arrived(view: CaseView, type: 'ImagingStudy' | 'Specimen'): Reference[]
     .filter((task) => task.status === 'completed')
     .flatMap((task) => task.output ?? [])
     .map((output) => output.valueReference?.reference)
-    .filter((reference): reference is string => reference !== undefined && referencedId({ reference }, type) !== undefined);
+    .filter(
+      (reference): reference is string => reference !== undefined && referencedId({ reference }, type) !== undefined,
+    );
   return [...new Set(references)].sort().map((reference) => ({ reference }));
 }
 
@@ -122,11 +151,18 @@ function plannedPreReviews(view: CaseView): { kind: PreReviewKind; materials: Re
 
 const preReviewTasks = (view: CaseView): { kind: PreReviewKind; task: WithId<Task> }[] =>
   PRE_REVIEW_KINDS.flatMap((kind) =>
-    view.children.filter((task) => hasTaskCode(task, PRE_REVIEW_CODE[kind]) && task.status !== 'cancelled' && task.status !== 'entered-in-error').map((task) => ({ kind, task })),
+    view.children
+      .filter(
+        (task) =>
+          hasTaskCode(task, PRE_REVIEW_CODE[kind]) && task.status !== 'cancelled' && task.status !== 'entered-in-error',
+      )
+      .map((task) => ({ kind, task })),
   );
 
 const reportsOf = (task: Task): Reference[] =>
-  (task.output ?? []).flatMap((output) => (referencedId(output.valueReference, 'DiagnosticReport') ? [{ reference: output.valueReference!.reference }] : []));
+  (task.output ?? []).flatMap((output) =>
+    referencedId(output.valueReference, 'DiagnosticReport') ? [{ reference: output.valueReference!.reference }] : [],
+  );
 
 /** The case's pre-reviews for the guards: done when completed with a DiagnosticReport as output. */
 const preReviewFacts = (view: CaseView): PreReview[] =>
@@ -138,17 +174,24 @@ const preReviewFacts = (view: CaseView): PreReview[] =>
 
 /** The specialist-opinion offers, oldest first. */
 const offers = (view: CaseView): WithId<Task>[] =>
-  view.children.filter((task) => hasTaskCode(task, 'specialist-opinion')).sort((a, b) => (a.authoredOn ?? '').localeCompare(b.authoredOn ?? ''));
+  view.children
+    .filter((task) => hasTaskCode(task, 'specialist-opinion'))
+    .sort((a, b) => (a.authoredOn ?? '').localeCompare(b.authoredOn ?? ''));
 
 /** The offer the case stands on: the latest that was not declined or withdrawn. */
 const currentOffer = (view: CaseView): WithId<Task> | undefined =>
-  offers(view).filter((task) => !WITHDRAWN_OFFER.includes(task.status)).at(-1);
+  offers(view)
+    .filter((task) => !WITHDRAWN_OFFER.includes(task.status))
+    .at(-1);
 
 function facts(view: CaseView, extra: CaseFacts = {}): CaseFacts {
   const offer = currentOffer(view);
-  const assigned = offer && ACCEPTED_OFFER.includes(offer.status) ? referencedId(offer.owner, 'Practitioner') : undefined;
+  const assigned =
+    offer && ACCEPTED_OFFER.includes(offer.status) ? referencedId(offer.owner, 'Practitioner') : undefined;
   return {
-    ...(view.eligibility ? { eligibility: { outcome: view.eligibility.outcome, allowedReviews: view.eligibility.allowedReviews } } : {}),
+    ...(view.eligibility
+      ? { eligibility: { outcome: view.eligibility.outcome, allowedReviews: view.eligibility.allowedReviews } }
+      : {}),
     materialsComplete: materialsComplete(view),
     preReviews: preReviewFacts(view),
     ...(assigned ? { assignedSpecialistId: assigned } : {}),
@@ -172,11 +215,20 @@ async function recordState(view: CaseView, state: CaseState, reason: CodeableCon
   const requestStatus = STATE_RESOURCES[state].serviceRequestStatus;
   if (view.request.status !== requestStatus) {
     const { meta: requestMeta, ...request } = view.request;
-    view.request = await view.repo.updateResource<ServiceRequest>({ ...request, status: requestStatus }, { ifMatch: requestMeta?.versionId });
+    view.request = await view.repo.updateResource<ServiceRequest>(
+      { ...request, status: requestStatus },
+      { ifMatch: requestMeta?.versionId },
+    );
   }
   view.state = state;
   view.changed = true;
-  await notifyCaseState(view.ctx, { tx: view.tx, repo: view.repo, serviceRequest: view.request, patient: view.coordination.for, state });
+  await notifyCaseState(view.ctx, {
+    tx: view.tx,
+    repo: view.repo,
+    serviceRequest: view.request,
+    patient: view.coordination.for,
+    state,
+  });
 }
 
 /** Applies an allowed transition; records the refusal of one that is not (for the log). */
@@ -224,7 +276,10 @@ function preReviewTask(view: CaseView, kind: PreReviewKind, materials: Reference
     ...(view.coordination.for ? { for: view.coordination.for } : {}),
     authoredOn: now,
     lastModified: now,
-    input: materials.map((reference) => ({ type: { coding: [{ system: TASK_INPUT_SYSTEM, code: 'material' }] }, valueReference: reference })),
+    input: materials.map((reference) => ({
+      type: { coding: [{ system: TASK_INPUT_SYSTEM, code: 'material' }] },
+      valueReference: reference,
+    })),
   };
 }
 
@@ -250,7 +305,8 @@ async function lastConsistentState(view: CaseView): Promise<CaseState | undefine
  */
 function moverOf(task: Task): Actor {
   const actor = actorOf(task.meta?.source);
-  if (!actor || actor.role === 'coordinator' || actor.role === 'admin') return { role: 'coordinator', id: actor?.id || 'coordinator' };
+  if (!actor || actor.role === 'coordinator' || actor.role === 'admin')
+    return { role: 'coordinator', id: actor?.id || 'coordinator' };
   const role = (ACTOR_ROLES as readonly string[]).includes(actor.role) ? (actor.role as ActorRole) : 'patient';
   return { role, id: actor.id };
 }
@@ -263,14 +319,24 @@ async function applyPersonsMove(view: CaseView): Promise<void> {
   const to = view.state;
   const result = transition(
     { state: from, referringPhysicianId: referencedId(view.request.requester, 'Practitioner') },
-    { to, actor: moverOf(view.coordination), now: view.now, facts: facts(view, { reason: view.coordination.statusReason?.text }) },
+    {
+      to,
+      actor: moverOf(view.coordination),
+      now: view.now,
+      facts: facts(view, { reason: view.coordination.statusReason?.text }),
+    },
   );
   if (result.ok) {
     // The coordinator's own statusReason (why they cancelled, failed or accepted) stays; ours goes.
-    const theirs = view.coordination.statusReason?.coding?.some((coding) => coding.system === CASE_REASON_SYSTEM) ? undefined : view.coordination.statusReason;
+    const theirs = view.coordination.statusReason?.coding?.some((coding) => coding.system === CASE_REASON_SYSTEM)
+      ? undefined
+      : view.coordination.statusReason;
     await recordState(view, to, theirs);
   } else {
-    await recordState(view, from, { coding: [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }], text: `The move to "${to}" was refused: ${result.reason}` });
+    await recordState(view, from, {
+      coding: [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }],
+      text: `The move to "${to}" was refused: ${result.reason}`,
+    });
     view.refusal = result.reason;
   }
 }
@@ -280,19 +346,35 @@ async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
   const planned = plannedPreReviews(view);
   const system = { role: 'system' as const, id: 'case-progression' };
   if (planned.length === 0) {
-    await move(view, transition({ state: view.state, referringPhysicianId: undefined }, { to: 'matching', actor: system, now: view.now, facts: facts(view) }));
+    await move(
+      view,
+      transition(
+        { state: view.state, referringPhysicianId: undefined },
+        { to: 'matching', actor: system, now: view.now, facts: facts(view) },
+      ),
+    );
     return;
   }
   const preReviews: PreReview[] = planned.map(({ kind }) => ({ kind, done: false }));
-  const result = transition({ state: view.state, referringPhysicianId: undefined }, { to: 'pre-review', actor: system, now: view.now, facts: facts(view, { preReviews }) });
+  const result = transition(
+    { state: view.state, referringPhysicianId: undefined },
+    { to: 'pre-review', actor: system, now: view.now, facts: facts(view, { preReviews }) },
+  );
   if (!(await move(view, result))) return;
-  for (const { kind, materials } of planned) await createChild(view, PRE_REVIEW_CODE[kind], preReviewTask(view, kind, materials));
+  for (const { kind, materials } of planned)
+    await createChild(view, PRE_REVIEW_CODE[kind], preReviewTask(view, kind, materials));
 }
 
 async function finishPreReview(view: CaseView): Promise<void> {
   const pending = preReviewFacts(view).filter((review) => !review.done);
   if (pending.length > 0) return;
-  await move(view, transition({ state: view.state, referringPhysicianId: undefined }, { to: 'matching', actor: { role: 'system', id: 'case-progression' }, now: view.now, facts: facts(view) }));
+  await move(
+    view,
+    transition(
+      { state: view.state, referringPhysicianId: undefined },
+      { to: 'matching', actor: { role: 'system', id: 'case-progression' }, now: view.now, facts: facts(view) },
+    ),
+  );
 }
 
 /** The assigned specialist declined or withdrew after accepting: back to matching for the next one. */
@@ -304,21 +386,44 @@ async function specialistWithdrew(view: CaseView): Promise<void> {
     view,
     transition(
       { state: view.state, referringPhysicianId: undefined },
-      { to: 'matching', actor: { role: 'specialist', id: specialistId }, now: view.now, facts: facts(view, { assignedSpecialistId: specialistId }) },
+      {
+        to: 'matching',
+        actor: { role: 'specialist', id: specialistId },
+        now: view.now,
+        facts: facts(view, { assignedSpecialistId: specialistId }),
+      },
     ),
   );
 }
 
 async function caseMaterials(view: CaseView): Promise<CaseMaterials> {
-  const studies = await Promise.all(arrived(view, 'ImagingStudy').map((ref) => readOptional<ImagingStudy>(view.repo, 'ImagingStudy', referencedId(ref, 'ImagingStudy')!)));
-  const specimens = await Promise.all(arrived(view, 'Specimen').map((ref) => readOptional<Specimen>(view.repo, 'Specimen', referencedId(ref, 'Specimen')!)));
-  const conceptText = (concept: CodeableConcept | undefined) => concept?.text ?? concept?.coding?.[0]?.display ?? concept?.coding?.[0]?.code;
+  const studies = await Promise.all(
+    arrived(view, 'ImagingStudy').map((ref) =>
+      readOptional<ImagingStudy>(view.repo, 'ImagingStudy', referencedId(ref, 'ImagingStudy')!),
+    ),
+  );
+  const specimens = await Promise.all(
+    arrived(view, 'Specimen').map((ref) =>
+      readOptional<Specimen>(view.repo, 'Specimen', referencedId(ref, 'Specimen')!),
+    ),
+  );
+  const conceptText = (concept: CodeableConcept | undefined) =>
+    concept?.text ?? concept?.coding?.[0]?.display ?? concept?.coding?.[0]?.code;
   const codingText = (coding: { display?: string; code?: string } | undefined) => coding?.display ?? coding?.code;
   return {
     imaging: studies.flatMap((study) =>
-      study ? [{ modality: study.modality?.[0]?.code ?? study.series?.[0]?.modality?.code ?? '', bodySite: codingText(study.series?.find((series) => series.bodySite)?.bodySite) }] : [],
+      study
+        ? [
+            {
+              modality: study.modality?.[0]?.code ?? study.series?.[0]?.modality?.code ?? '',
+              bodySite: codingText(study.series?.find((series) => series.bodySite)?.bodySite),
+            },
+          ]
+        : [],
     ),
-    pathology: specimens.flatMap((specimen) => (specimen ? [{ bodySite: conceptText(specimen.collection?.bodySite) }] : [])),
+    pathology: specimens.flatMap((specimen) =>
+      specimen ? [{ bodySite: conceptText(specimen.collection?.bodySite) }] : [],
+    ),
   };
 }
 
@@ -337,7 +442,9 @@ async function match(view: CaseView): Promise<void> {
     return;
   }
   if (offer) return; // Offered, not answered yet.
-  const asked = offers(view).map((task) => referencedId(task.owner, 'Practitioner')).filter((id): id is string => id !== undefined);
+  const asked = offers(view)
+    .map((task) => referencedId(task.owner, 'Practitioner'))
+    .filter((id): id is string => id !== undefined);
   const dueAt = dueDate(materialsCompletedAt(view));
   const roster = await loadRoster(view.repo, view.now);
   const questions = questionTexts(await requestQuestionnaires(view.repo, view.request));
@@ -353,7 +460,9 @@ async function match(view: CaseView): Promise<void> {
   );
   const next = nextCandidate(result.ranking, asked);
   if (!next) {
-    const why = [...result.excluded, ...roster.unreadable].map((member) => `${member.name}: ${member.reasons.join('; ')}`);
+    const why = [...result.excluded, ...roster.unreadable].map(
+      (member) => `${member.name}: ${member.reasons.join('; ')}`,
+    );
     const text =
       `No eligible specialist is left to offer the case to${asked.length > 0 ? ` (${asked.length} declined)` : ''}; a coordinator must find one.` +
       (why.length > 0 ? ` Not eligible or not available: ${why.join(' | ')}.` : '');
@@ -377,20 +486,26 @@ async function match(view: CaseView): Promise<void> {
 // ---- the job step ----------------------------------------------------------------------------------
 
 /** Moves one case as far as its resources allow, in one transaction under the case lock. */
-export async function advanceCase(ctx: WorkflowContext, data: { serviceRequestId: string }): Promise<ProgressionResult> {
+export async function advanceCase(
+  ctx: WorkflowContext,
+  data: { serviceRequestId: string },
+): Promise<ProgressionResult> {
   const { serviceRequestId } = data;
   return ctx.repository.db.transaction(async (tx) => {
     await lockCase(tx, serviceRequestId);
     const repo = new HubRepository(ctx.repository, tx);
     const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
-    const coordination = request && (await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination));
+    const coordination =
+      request && (await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination));
     const state = coordination && caseStateOf(coordination);
     if (!request || !coordination || !state) return { outcome: 'no-case' };
     if (request.status !== 'active') return { outcome: 'not-active', state };
     const now = ctx.now();
     const patientId = referencedId(coordination.for, 'Patient') ?? referencedId(request.subject, 'Patient');
     const patient = patientId ? await readOptional<Patient>(repo, 'Patient', patientId) : undefined;
-    const children = await repo.searchResources<Task>(parseSearchRequest<Task>(`Task?part-of=Task/${coordination.id}&_count=1000`));
+    const children = await repo.searchResources<Task>(
+      parseSearchRequest<Task>(`Task?part-of=Task/${coordination.id}&_count=1000`),
+    );
     const view: CaseView = {
       ctx,
       tx,
@@ -416,7 +531,10 @@ export async function advanceCase(ctx: WorkflowContext, data: { serviceRequestId
       open && OPEN_TASK_STATUSES.includes(open.status) && open.restriction?.period?.end
         ? { taskId: open.id, dueAt: open.restriction.period.end }
         : undefined;
-    ctx.logger?.info({ serviceRequestId, state: view.state, changed: view.changed, refusal: view.refusal ? 'refused' : undefined }, 'case progression');
+    ctx.logger?.info(
+      { serviceRequestId, state: view.state, changed: view.changed, refusal: view.refusal ? 'refused' : undefined },
+      'case progression',
+    );
     return {
       outcome: view.changed ? 'advanced' : 'unchanged',
       state: view.state,
@@ -428,5 +546,7 @@ export async function advanceCase(ctx: WorkflowContext, data: { serviceRequestId
 
 /** The ServiceRequest a Task of a case is based on. */
 export function caseOfTask(task: Task): string | undefined {
-  return (task.basedOn ?? []).map((reference) => referencedId(reference, 'ServiceRequest')).find((id) => id !== undefined);
+  return (task.basedOn ?? [])
+    .map((reference) => referencedId(reference, 'ServiceRequest'))
+    .find((id) => id !== undefined);
 }

@@ -69,7 +69,10 @@ export function questionTexts(responses: readonly QuestionnaireResponse[]): stri
 }
 
 /** The QuestionnaireResponses the request points at in supportingInfo (unreadable ones are skipped). */
-export async function requestQuestionnaires(repo: HubRepository, request: ServiceRequest): Promise<WithId<QuestionnaireResponse>[]> {
+export async function requestQuestionnaires(
+  repo: HubRepository,
+  request: ServiceRequest,
+): Promise<WithId<QuestionnaireResponse>[]> {
   const responses: WithId<QuestionnaireResponse>[] = [];
   for (const info of request.supportingInfo ?? []) {
     const id = referencedId(info, 'QuestionnaireResponse');
@@ -111,7 +114,8 @@ export type CaseQuote = Quote & { questions?: QuestionSummary };
 
 /** The larger of two counts of the same kind of material, field by field (what is expected, at least what came). */
 function atLeast(planned: CaseMaterials, arrived: CaseMaterials): CaseMaterials {
-  const more = (a: readonly string[] | undefined, b: readonly string[] | undefined) => ((b?.length ?? 0) > (a?.length ?? 0) ? b : a) ?? [];
+  const more = (a: readonly string[] | undefined, b: readonly string[] | undefined) =>
+    ((b?.length ?? 0) > (a?.length ?? 0) ? b : a) ?? [];
   const max = (a: number | undefined, b: number | undefined) => Math.max(a ?? 0, b ?? 0);
   return {
     imagingSites: more(planned.imagingSites, arrived.imagingSites),
@@ -131,7 +135,11 @@ function atLeast(planned: CaseMaterials, arrived: CaseMaterials): CaseMaterials 
  * no longer planned) only for what arrived anyway, billable; material of a kind nobody planned is
  * priced from its Task (materials.ts creates one when it arrives).
  */
-export function quoteInputs(request: ServiceRequest, questionCount: number, expectTasks: ReadonlyMap<MaterialKind, Task>): QuoteInputs & { planned: PlannedMaterial[] } {
+export function quoteInputs(
+  request: ServiceRequest,
+  questionCount: number,
+  expectTasks: ReadonlyMap<MaterialKind, Task>,
+): QuoteInputs & { planned: PlannedMaterial[] } {
   const planned = plannedMaterials(request);
   const received = new Set<MaterialKind>();
   const perKind: CaseMaterials[] = [];
@@ -175,10 +183,14 @@ function followUpQuote(materials: CaseMaterials, schedule: FeeSchedule): Quote {
 
 /** quoteCase (or the follow-up's quote), with unreadable inputs turning the quote into a manual one. */
 export function computeQuote(inputs: QuoteInputs, schedule: FeeSchedule): CaseQuote {
-  const priced = inputs.followUp ? followUpQuote(inputs.materials, schedule) : quoteCase({ ...inputs.materials, questionCount: inputs.questionCount }, schedule);
+  const priced = inputs.followUp
+    ? followUpQuote(inputs.materials, schedule)
+    : quoteCase({ ...inputs.materials, questionCount: inputs.questionCount }, schedule);
   const quote: CaseQuote = inputs.questions ? { ...priced, questions: inputs.questions } : priced;
   if (inputs.problems.length === 0) return quote;
-  const reasons = [quote.manualQuoteReason, ...inputs.problems].filter((reason): reason is string => reason !== undefined);
+  const reasons = [quote.manualQuoteReason, ...inputs.problems].filter(
+    (reason): reason is string => reason !== undefined,
+  );
   return { ...quote, needsManualQuote: true, totalCents: null, manualQuoteReason: reasons.join(' ') };
 }
 
@@ -186,18 +198,28 @@ const money = (cents: number): Money => ({ value: cents / 100, currency: 'USD' }
 
 export function chargeItemFor(
   line: QuoteLine,
-  context: { serviceRequestId: string; patient: Reference<Patient>; received: ReadonlySet<MaterialKind>; scheduleVersion: string; manualQuoteReason?: string },
+  context: {
+    serviceRequestId: string;
+    patient: Reference<Patient>;
+    received: ReadonlySet<MaterialKind>;
+    scheduleVersion: string;
+    manualQuoteReason?: string;
+  },
 ): ChargeItem {
   const material = LINE_MATERIAL[line.code];
   const extension: Extension[] = [];
-  if (line.unitPriceCents !== null) extension.push({ url: UNIT_PRICE_EXTENSION, valueMoney: money(line.unitPriceCents) });
+  if (line.unitPriceCents !== null)
+    extension.push({ url: UNIT_PRICE_EXTENSION, valueMoney: money(line.unitPriceCents) });
   if (line.placeholderPrice) extension.push({ url: PLACEHOLDER_PRICE_EXTENSION, valueBoolean: true });
   return {
     resourceType: 'ChargeItem',
     ...(extension.length > 0 ? { extension } : {}),
     status: material && !context.received.has(material) ? 'planned' : 'billable',
     definitionUri: [`urn:hub:fee-schedule:${encodeURIComponent(context.scheduleVersion)}`],
-    code: { coding: [{ system: FEE_CODE_SYSTEM, code: line.code, display: FEE_DESCRIPTIONS[line.code] }], text: line.description },
+    code: {
+      coding: [{ system: FEE_CODE_SYSTEM, code: line.code, display: FEE_DESCRIPTIONS[line.code] }],
+      text: line.description,
+    },
     subject: context.patient,
     quantity: { value: line.quantity },
     ...(line.amountCents !== null ? { priceOverride: money(line.amountCents) } : {}),
@@ -218,12 +240,21 @@ export async function writeChargeItems(
   quote: Quote | undefined,
 ): Promise<void> {
   const { serviceRequestId } = context;
-  const existing = await findCaseResources<ChargeItem>(repo, 'ChargeItem', serviceRequestId, ALL_FEE_CODES.map(CASE_ROLES.charge));
+  const existing = await findCaseResources<ChargeItem>(
+    repo,
+    'ChargeItem',
+    serviceRequestId,
+    ALL_FEE_CODES.map(CASE_ROLES.charge),
+  );
   const quoted = new Set<string>();
   for (const line of quote?.lines ?? []) {
     const role = CASE_ROLES.charge(line.code);
     quoted.add(role);
-    const item = chargeItemFor(line, { ...context, scheduleVersion: quote!.scheduleVersion, manualQuoteReason: quote!.manualQuoteReason });
+    const item = chargeItemFor(line, {
+      ...context,
+      scheduleVersion: quote!.scheduleVersion,
+      manualQuoteReason: quote!.manualQuoteReason,
+    });
     await putCaseResource(repo, serviceRequestId, role, item);
   }
   for (const [role, item] of existing) {
@@ -250,7 +281,9 @@ export function quoteExtension(quote: CaseQuote): Extension {
             { url: 'questionCount', valueUnsignedInt: questions.count },
             { url: 'detectedQuestionCount', valueUnsignedInt: questions.detected },
             { url: 'questionCountOverridden', valueBoolean: questions.overridden },
-            ...(questions.overrideProblem ? [{ url: 'questionCountOverrideProblem', valueString: questions.overrideProblem }] : []),
+            ...(questions.overrideProblem
+              ? [{ url: 'questionCountOverrideProblem', valueString: questions.overrideProblem }]
+              : []),
           ]
         : []),
     ],
@@ -260,7 +293,9 @@ export function quoteExtension(quote: CaseQuote): Extension {
 /** The Task's notes with the quote's own note replaced: a manual quote says why; others say nothing. */
 export function withQuoteNote(notes: readonly Annotation[] | undefined, quote: Quote | undefined): Annotation[] {
   const others = (notes ?? []).filter((note) => note.authorString !== QUOTE_NOTE_AUTHOR);
-  return quote?.needsManualQuote ? [...others, { authorString: QUOTE_NOTE_AUTHOR, text: `Manual quote needed: ${quote.manualQuoteReason}` }] : others;
+  return quote?.needsManualQuote
+    ? [...others, { authorString: QUOTE_NOTE_AUTHOR, text: `Manual quote needed: ${quote.manualQuoteReason}` }]
+    : others;
 }
 
 /** The question count the physician's questions make (questions.ts), before any coordinator's override. */
@@ -276,7 +311,10 @@ export function questionCountOf(responses: readonly QuestionnaireResponse[]): nu
 export const QUESTION_COUNT_OVERRIDE_EXTENSION = 'urn:hub:extension:question-count-override';
 
 /** The override a coordination Task carries: none, one, or what is wrong with it (for the manual-quote note). */
-export function questionCountOverrideOf(task: Task | undefined): { override?: QuestionCountOverride; problem?: string } {
+export function questionCountOverrideOf(task: Task | undefined): {
+  override?: QuestionCountOverride;
+  problem?: string;
+} {
   const extension = task?.extension?.find((candidate) => candidate.url === QUESTION_COUNT_OVERRIDE_EXTENSION);
   if (!extension) return {};
   const part = (url: string) => extension.extension?.find((candidate) => candidate.url === url);
@@ -287,24 +325,35 @@ export function questionCountOverrideOf(task: Task | undefined): { override?: Qu
     return { problem: 'The coordinator’s question-count override needs a `count`: a whole number, 0 or more.' };
   }
   if (reason === '') return { problem: 'The coordinator’s question-count override needs a `reason`.' };
-  if (setBy.trim() === '') return { problem: 'The coordinator’s question-count override must say who set it (`setBy`).' };
+  if (setBy.trim() === '')
+    return { problem: 'The coordinator’s question-count override must say who set it (`setBy`).' };
   return { override: { count, reason, setBy: setBy.trim() } };
 }
 
 /** The question count to bill: the coordinator's override when valid; an invalid one makes the quote manual. */
-export function billedQuestions(responses: readonly QuestionnaireResponse[], coordination: Task | undefined): { questions: QuestionSummary; problems: string[] } {
+export function billedQuestions(
+  responses: readonly QuestionnaireResponse[],
+  coordination: Task | undefined,
+): { questions: QuestionSummary; problems: string[] } {
   const texts = questionTexts(responses);
   const { override, problem } = questionCountOverrideOf(coordination);
   const counted = countQuestions(texts, override);
   return {
-    questions: { count: counted.count, detected: counted.detectedCount, overridden: counted.override !== undefined, ...(problem ? { overrideProblem: problem } : {}) },
+    questions: {
+      count: counted.count,
+      detected: counted.detectedCount,
+      overridden: counted.override !== undefined,
+      ...(problem ? { overrideProblem: problem } : {}),
+    },
     problems: problem ? [problem] : [],
   };
 }
 
 /** The earlier request a follow-up question is `basedOn`, when this request is one. */
 export function followUpOf(request: ServiceRequest): string | undefined {
-  return (request.basedOn ?? []).map((reference) => referencedId(reference, 'ServiceRequest')).find((id) => id !== undefined && id !== request.id);
+  return (request.basedOn ?? [])
+    .map((reference) => referencedId(reference, 'ServiceRequest'))
+    .find((id) => id !== undefined && id !== request.id);
 }
 
 /**
@@ -320,5 +369,10 @@ export async function caseQuoteInputs(
 ): Promise<QuoteInputs & { planned: PlannedMaterial[] }> {
   const { questions, problems } = billedQuestions(await requestQuestionnaires(repo, request), coordination);
   const inputs = quoteInputs(request, questions.count, expectTasks);
-  return { ...inputs, problems: [...inputs.problems, ...problems], questions, followUp: followUpOf(request) !== undefined };
+  return {
+    ...inputs,
+    problems: [...inputs.problems, ...problems],
+    questions,
+    followUp: followUpOf(request) !== undefined,
+  };
 }

@@ -39,7 +39,15 @@ export const MATCHING_NOTE_AUTHOR = 'Second-opinion hub: matching';
 
 const TRAINING_LEVELS: readonly SpecialistProfile['trainingLevel'][] = ['attending', 'fellow', 'resident', 'intern'];
 /** Task statuses of an offer still open: it occupies one of the specialist's case slots. */
-export const OPEN_TASK_STATUSES: readonly Task['status'][] = ['draft', 'requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold'];
+export const OPEN_TASK_STATUSES: readonly Task['status'][] = [
+  'draft',
+  'requested',
+  'received',
+  'accepted',
+  'ready',
+  'in-progress',
+  'on-hold',
+];
 const FAR_PAST = '0001-01-01T00:00:00Z';
 const FAR_FUTURE = '9999-12-31T23:59:59Z';
 
@@ -55,15 +63,20 @@ function displayName(practitioner: Practitioner): string {
   return text || `Practitioner/${practitioner.id}`;
 }
 
-const hasCode = (concept: { coding?: { system?: string; code?: string }[] } | undefined, system: string, code: string): boolean =>
-  (concept?.coding ?? []).some((coding) => coding.system === system && coding.code === code);
+const hasCode = (
+  concept: { coding?: { system?: string; code?: string }[] } | undefined,
+  system: string,
+  code: string,
+): boolean => (concept?.coding ?? []).some((coding) => coding.system === system && coding.code === code);
 
 const inPeriod = (period: { start?: string; end?: string } | undefined, now: Date): boolean =>
   Date.parse(period?.start ?? FAR_PAST) <= now.getTime() && now.getTime() < Date.parse(period?.end ?? FAR_FUTURE);
 
 /** The latest end of the licences on file; a licence without an end date is reported as unreadable. */
 function licenceExpiry(practitioner: Practitioner): string | undefined {
-  const licences = (practitioner.qualification ?? []).filter((q) => hasCode(q.code, QUALIFICATION_SYSTEM, 'medical-licence'));
+  const licences = (practitioner.qualification ?? []).filter((q) =>
+    hasCode(q.code, QUALIFICATION_SYSTEM, 'medical-licence'),
+  );
   if (licences.length === 0) return undefined;
   const ends = licences.map((licence) => licence.period?.end);
   if (ends.some((end) => end === undefined)) return 'without an end date';
@@ -75,7 +88,9 @@ function specialtiesOf(roles: readonly PractitionerRole[]): Specialty[] {
   for (const role of roles) {
     for (const coding of (role.specialty ?? []).flatMap((concept) => concept.coding ?? [])) {
       if (coding.system !== NUCC_SYSTEM) continue;
-      const specialty = (Object.keys(SPECIALTIES) as Specialty[]).find((key) => SPECIALTIES[key].nuccCode === coding.code);
+      const specialty = (Object.keys(SPECIALTIES) as Specialty[]).find(
+        (key) => SPECIALTIES[key].nuccCode === coding.code,
+      );
       if (specialty) found.add(specialty);
     }
   }
@@ -95,10 +110,18 @@ export function specialistProfile(
   const name = displayName(practitioner);
   const level = extensionValues(practitioner.extension, TRAINING_LEVEL_EXTENSION)[0]?.valueCode;
   if (!level || !(TRAINING_LEVELS as readonly string[]).includes(level)) {
-    return { unreadable: { specialistId: practitioner.id, name, reasons: [`training level not on file (extension ${TRAINING_LEVEL_EXTENSION})`] } };
+    return {
+      unreadable: {
+        specialistId: practitioner.id,
+        name,
+        reasons: [`training level not on file (extension ${TRAINING_LEVEL_EXTENSION})`],
+      },
+    };
   }
   const activeRoles = roles.filter((role) => role.active !== false);
-  const capacities = activeRoles.flatMap((role) => extensionValues(role.extension, CASE_CAPACITY_EXTENSION).map((extension) => extension.valueInteger));
+  const capacities = activeRoles.flatMap((role) =>
+    extensionValues(role.extension, CASE_CAPACITY_EXTENSION).map((extension) => extension.valueInteger),
+  );
   const capacity = Math.max(0, ...capacities.filter((value): value is number => typeof value === 'number'));
   return {
     profile: {
@@ -112,12 +135,16 @@ export function specialistProfile(
       licenceExpiresAt: licenceExpiry(practitioner),
       specialties: specialtiesOf(activeRoles),
       subspecialtyKeywords: activeRoles.flatMap((role) =>
-        extensionValues(role.extension, SUBSPECIALTY_EXTENSION).flatMap((extension) => (extension.valueString ? [extension.valueString] : [])),
+        extensionValues(role.extension, SUBSPECIALTY_EXTENSION).flatMap((extension) =>
+          extension.valueString ? [extension.valueString] : [],
+        ),
       ),
       openCases,
       capacity: capacities.length > 0 ? capacity : DEFAULT_CASE_CAPACITY,
       leave: activeRoles.flatMap((role) =>
-        (role.notAvailable ?? []).flatMap((absence) => (absence.during ? [{ start: absence.during.start ?? FAR_PAST, end: absence.during.end ?? FAR_FUTURE }] : [])),
+        (role.notAvailable ?? []).flatMap((absence) =>
+          absence.during ? [{ start: absence.during.start ?? FAR_PAST, end: absence.during.end ?? FAR_FUTURE }] : [],
+        ),
       ),
     },
   };
@@ -126,7 +153,9 @@ export function specialistProfile(
 /** Open specialist-opinion Tasks per owner (Practitioner id): each specialist's current workload. */
 async function openCasesByOwner(repo: HubRepository): Promise<Map<string, number>> {
   const open = await repo.searchResources<Task>(
-    parseSearchRequest<Task>(`Task?code=${encodeURIComponent(`${TASK_CODE_SYSTEM}|specialist-opinion`)}&status=${OPEN_TASK_STATUSES.join(',')}&_count=1000`),
+    parseSearchRequest<Task>(
+      `Task?code=${encodeURIComponent(`${TASK_CODE_SYSTEM}|specialist-opinion`)}&status=${OPEN_TASK_STATUSES.join(',')}&_count=1000`,
+    ),
   );
   const counts = new Map<string, number>();
   for (const task of open) {
@@ -139,7 +168,9 @@ async function openCasesByOwner(repo: HubRepository): Promise<Map<string, number
 /** Every roster member as a profile (matching.ts decides who is eligible and available). */
 export async function loadRoster(repo: HubRepository, now: Date): Promise<Roster> {
   const roles = await repo.searchResources<PractitionerRole>(
-    parseSearchRequest<PractitionerRole>(`PractitionerRole?role=${encodeURIComponent(`${PRACTITIONER_ROLE_SYSTEM}|${SPECIALIST_ROLE}`)}&_count=1000`),
+    parseSearchRequest<PractitionerRole>(
+      `PractitionerRole?role=${encodeURIComponent(`${PRACTITIONER_ROLE_SYSTEM}|${SPECIALIST_ROLE}`)}&_count=1000`,
+    ),
   );
   const rolesByPractitioner = new Map<string, PractitionerRole[]>();
   for (const role of roles) {
@@ -147,11 +178,21 @@ export async function loadRoster(repo: HubRepository, now: Date): Promise<Roster
     if (id) rolesByPractitioner.set(id, [...(rolesByPractitioner.get(id) ?? []), role]);
   }
   const ids = [...rolesByPractitioner.keys()].sort();
-  const practitioners = ids.length === 0 ? [] : await repo.searchResources<Practitioner>(parseSearchRequest<Practitioner>(`Practitioner?_id=${ids.join(',')}&_count=${ids.length}`));
+  const practitioners =
+    ids.length === 0
+      ? []
+      : await repo.searchResources<Practitioner>(
+          parseSearchRequest<Practitioner>(`Practitioner?_id=${ids.join(',')}&_count=${ids.length}`),
+        );
   const workload = await openCasesByOwner(repo);
   const roster: Roster = { profiles: [], unreadable: [] };
   for (const practitioner of practitioners) {
-    const result = specialistProfile(practitioner, rolesByPractitioner.get(practitioner.id) ?? [], workload.get(practitioner.id) ?? 0, now);
+    const result = specialistProfile(
+      practitioner,
+      rolesByPractitioner.get(practitioner.id) ?? [],
+      workload.get(practitioner.id) ?? 0,
+      now,
+    );
     if ('profile' in result) roster.profiles.push(result.profile);
     else roster.unreadable.push(result.unreadable);
   }
@@ -172,16 +213,30 @@ export async function requestedSpecialistId(repo: HubRepository, request: Servic
 }
 
 /** The coordinator's reading of a ranking: who was chosen and why, the requested specialist, the exclusions. */
-export function rankingNote(result: MatchingResult, chosen: RankedCandidate, declinedIds: readonly string[], unreadable: readonly ExcludedCandidate[]): string {
+export function rankingNote(
+  result: MatchingResult,
+  chosen: RankedCandidate,
+  declinedIds: readonly string[],
+  unreadable: readonly ExcludedCandidate[],
+): string {
   const lines = [`Offered to ${chosen.name} (rank ${chosen.rank} of ${result.ranking.length}).`];
   if (result.specialtiesSought.length > 0) {
-    lines.push(`Specialties sought: ${result.specialtiesSought.map((specialty) => SPECIALTIES[specialty].display).join(', ')}.`);
+    lines.push(
+      `Specialties sought: ${result.specialtiesSought.map((specialty) => SPECIALTIES[specialty].display).join(', ')}.`,
+    );
   }
   if (result.requested) lines.push(result.requested.explanation);
-  if (declinedIds.length > 0) lines.push(`Declined earlier by: ${declinedIds.map((id) => result.ranking.find((c) => c.specialistId === id)?.name ?? `Practitioner/${id}`).join(', ')}.`);
+  if (declinedIds.length > 0)
+    lines.push(
+      `Declined earlier by: ${declinedIds.map((id) => result.ranking.find((c) => c.specialistId === id)?.name ?? `Practitioner/${id}`).join(', ')}.`,
+    );
   lines.push('Ranking:', ...result.ranking.map((candidate) => candidate.explanation));
   const excluded = [...result.excluded, ...unreadable];
-  if (excluded.length > 0) lines.push('Not eligible or not available:', ...excluded.map((member) => `${member.name}: ${member.reasons.join('; ')}.`));
+  if (excluded.length > 0)
+    lines.push(
+      'Not eligible or not available:',
+      ...excluded.map((member) => `${member.name}: ${member.reasons.join('; ')}.`),
+    );
   lines.push(...result.notes);
   return lines.join('\n');
 }
@@ -220,7 +275,12 @@ export function specialistTask(input: SpecialistTaskInput): Task {
     owner: { reference: `Practitioner/${input.specialistId}` },
     restriction: { period: { end: input.dueAt.toISOString() } },
     ...(input.reports.length > 0
-      ? { input: input.reports.map((report) => ({ type: { coding: [{ system: TASK_INPUT_SYSTEM, code: 'pre-review-report' }] }, valueReference: report })) }
+      ? {
+          input: input.reports.map((report) => ({
+            type: { coding: [{ system: TASK_INPUT_SYSTEM, code: 'pre-review-report' }] },
+            valueReference: report,
+          })),
+        }
       : {}),
     note: [{ authorString: MATCHING_NOTE_AUTHOR, time: now.toISOString(), text: input.note }],
   };

@@ -32,7 +32,9 @@ export interface Planned {
 
 export function orderDetail(planned: Planned): unknown[] {
   const detail = (kind: string, url: string, value: number | undefined) =>
-    value === undefined ? [] : [{ coding: [{ system: 'urn:hub:material', code: kind }], extension: [{ url, valueInteger: value }] }];
+    value === undefined
+      ? []
+      : [{ coding: [{ system: 'urn:hub:material', code: kind }], extension: [{ url, valueInteger: value }] }];
   return [
     ...detail('imaging', 'urn:hub:extension:imaging-sites', planned.imagingSites),
     ...detail('records', 'urn:hub:extension:record-pages', planned.recordPages),
@@ -41,10 +43,16 @@ export function orderDetail(planned: Planned): unknown[] {
 }
 
 /** Registers `patient` through `Patient/$register` and returns its id and reference number. */
-export async function registerPatient(fhirBase: string, patient: Omit<Patient, 'resourceType'>): Promise<{ id: string; referenceNumber: string }> {
+export async function registerPatient(
+  fhirBase: string,
+  patient: Omit<Patient, 'resourceType'>,
+): Promise<{ id: string; referenceNumber: string }> {
   const response = await fhirFetch(`${fhirBase}/Patient/$register`, {
     method: 'POST',
-    body: { resourceType: 'Parameters', parameter: [{ name: 'patient', resource: { resourceType: 'Patient', ...patient } }] },
+    body: {
+      resourceType: 'Parameters',
+      parameter: [{ name: 'patient', resource: { resourceType: 'Patient', ...patient } }],
+    },
   });
   expect({ status: response.status, issue: response.body.issue }).toEqual({ status: 201, issue: undefined });
   const parameter = (name: string) => response.body.parameter.find((p: { name: string }) => p.name === name);

@@ -15,7 +15,12 @@ import type { TestHub } from './test-hub.ts';
  * Registers `clientId` allowed `allowed` (system/ scopes and/or hub:admin) and returns a token for
  * `requested` (default: all of `allowed`).
  */
-export async function clientToken(testHub: TestHub, clientId: string, allowed: string, requested = allowed): Promise<string> {
+export async function clientToken(
+  testHub: TestHub,
+  clientId: string,
+  allowed: string,
+  requested = allowed,
+): Promise<string> {
   const { privateKey, publicKey } = await generateKeyPair('ES384', { extractable: true });
   const scopes = parseClientScopes(allowed);
   await new ClientRegistry(testHub.hub.db).add({
@@ -26,7 +31,14 @@ export async function clientToken(testHub: TestHub, clientId: string, allowed: s
   });
   const tokenUrl = `${testHub.baseUrl}/oauth2/token`;
   const now = Math.floor(Date.now() / 1000);
-  const assertion = await new SignJWT({ iss: clientId, sub: clientId, aud: tokenUrl, exp: now + 240, iat: now, jti: randomUUID() })
+  const assertion = await new SignJWT({
+    iss: clientId,
+    sub: clientId,
+    aud: tokenUrl,
+    exp: now + 240,
+    iat: now,
+    jti: randomUUID(),
+  })
     .setProtectedHeader({ alg: 'ES384', kid: 'k1', typ: 'JWT' })
     .sign(privateKey);
   const response = await fetch(`${testHub.hub.url}/oauth2/token`, {
@@ -40,13 +52,14 @@ export async function clientToken(testHub: TestHub, clientId: string, allowed: s
     }),
   });
   const body = (await response.json()) as { access_token?: string; error_description?: string };
-  if (response.status !== 200 || body.access_token === undefined) throw new Error(`token for ${clientId}: ${response.status} ${body.error_description}`);
+  if (response.status !== 200 || body.access_token === undefined)
+    throw new Error(`token for ${clientId}: ${response.status} ${body.error_description}`);
   return body.access_token;
 }
 
 /** Every AuditEvent recorded since `since` (ISO), read with `token` (which needs AuditEvent rs). */
 export async function auditEventsSince(testHub: TestHub, token: string, since: string): Promise<any[]> {
-    const events: any[] = [];
+  const events: any[] = [];
   let url: string | undefined = `${testHub.fhir}/AuditEvent?date=ge${encodeURIComponent(since)}&_count=200`;
   while (url) {
     const page = await fhirFetch(url, { headers: { authorization: `Bearer ${token}` } });

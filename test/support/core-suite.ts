@@ -115,7 +115,11 @@ export function describeFhirCore(db: 'postgres' | 'pglite'): void {
       const body = patient('Racer', { identifier: [{ system: 'urn:test:mrn', value: 'race-1' }] });
       const results = await Promise.all(
         Array.from({ length: 10 }, () =>
-          fhirFetch(`${t.fhir}/Patient`, { method: 'POST', body, headers: { 'if-none-exist': 'identifier=urn:test:mrn|race-1' } }),
+          fhirFetch(`${t.fhir}/Patient`, {
+            method: 'POST',
+            body,
+            headers: { 'if-none-exist': 'identifier=urn:test:mrn|race-1' },
+          }),
         ),
       );
       expect(results.filter((r) => r.status === 201)).toHaveLength(1);
@@ -132,11 +136,17 @@ export function describeFhirCore(db: 'postgres' | 'pglite'): void {
       expect((await fhirFetch(url, { headers: { 'if-none-match': 'W/"7"' } })).status).toBe(200);
       const later = new Date(Date.now() + 60_000).toUTCString();
       expect((await fhirFetch(url, { headers: { 'if-modified-since': later } })).status).toBe(304);
-      expect((await fhirFetch(url, { headers: { 'if-modified-since': 'Mon, 01 Jan 2001 00:00:00 GMT' } })).status).toBe(200);
+      expect((await fhirFetch(url, { headers: { 'if-modified-since': 'Mon, 01 Jan 2001 00:00:00 GMT' } })).status).toBe(
+        200,
+      );
     });
 
     test('Prefer: return=minimal and return=OperationOutcome', async () => {
-      const minimal = await fhirFetch(`${t.fhir}/Patient`, { method: 'POST', body: patient('Min'), headers: { prefer: 'return=minimal' } });
+      const minimal = await fhirFetch(`${t.fhir}/Patient`, {
+        method: 'POST',
+        body: patient('Min'),
+        headers: { prefer: 'return=minimal' },
+      });
       expect(minimal.status).toBe(201);
       expect(minimal.body).toBeUndefined();
       expect(minimal.headers.get('location')).toMatch(/\/Patient\/[^/]+\/_history\/1$/);
@@ -150,11 +160,17 @@ export function describeFhirCore(db: 'postgres' | 'pglite'): void {
     });
 
     test('invalid resources get 400 with an OperationOutcome pointing at the element', async () => {
-      const res = await fhirFetch(`${t.fhir}/Patient`, { method: 'POST', body: patient('Bad', { gender: 'robot', birthDate: 'yesterday' }) });
+      const res = await fhirFetch(`${t.fhir}/Patient`, {
+        method: 'POST',
+        body: patient('Bad', { gender: 'robot', birthDate: 'yesterday' }),
+      });
       expect(res.status).toBe(400);
       const expressions = res.body.issue.flatMap((issue: any) => issue.expression ?? []);
       expect(expressions).toEqual(expect.arrayContaining(['Patient.gender', 'Patient.birthDate']));
-      const unknown = await fhirFetch(`${t.fhir}/Patient`, { method: 'POST', body: { resourceType: 'Patient', colour: 'blue' } });
+      const unknown = await fhirFetch(`${t.fhir}/Patient`, {
+        method: 'POST',
+        body: { resourceType: 'Patient', colour: 'blue' },
+      });
       expect(unknown.status).toBe(400);
       expect(unknown.body.issue[0].expression).toEqual(['Patient.colour']);
     });
@@ -164,15 +180,35 @@ export function describeFhirCore(db: 'postgres' | 'pglite'): void {
         [`${t.fhir}/Patient/does-not-exist`, {}, 404],
         [`${t.fhir}/NoSuchType/1`, {}, 404],
         [`${t.fhir}/metadata`, { method: 'DELETE' }, 405],
-        [`${t.fhir}/Patient`, { method: 'POST', body: '{"resourceType": "Patient", ', headers: { 'content-type': 'application/fhir+json' } }, 400],
-        [`${t.fhir}/Patient`, { method: 'POST', body: '<Patient/>', headers: { 'content-type': 'application/fhir+xml' } }, 415],
+        [
+          `${t.fhir}/Patient`,
+          {
+            method: 'POST',
+            body: '{"resourceType": "Patient", ',
+            headers: { 'content-type': 'application/fhir+json' },
+          },
+          400,
+        ],
+        [
+          `${t.fhir}/Patient`,
+          { method: 'POST', body: '<Patient/>', headers: { 'content-type': 'application/fhir+xml' } },
+          415,
+        ],
         [`${t.fhir}/Patient`, { headers: { accept: 'application/fhir+xml' } }, 406],
-        [`${t.fhir}/Patient`, { method: 'POST', body: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } }, 400],
+        [
+          `${t.fhir}/Patient`,
+          { method: 'POST', body: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } },
+          400,
+        ],
         [`${t.fhir}/Patient?birthdate=notadate`, {}, 400],
       ];
       for (const [url, init, status] of cases) {
         const res = await fhirFetch(url, init);
-        expect({ url, method: init.method ?? 'GET', status: res.status }).toEqual({ url, method: init.method ?? 'GET', status });
+        expect({ url, method: init.method ?? 'GET', status: res.status }).toEqual({
+          url,
+          method: init.method ?? 'GET',
+          status,
+        });
         expect(res.body?.resourceType).toBe('OperationOutcome');
         expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
       }
@@ -182,7 +218,10 @@ export function describeFhirCore(db: 'postgres' | 'pglite'): void {
       for (let i = 0; i < 5; i++) {
         await fhirFetch(`${t.fhir}/Patient`, {
           method: 'POST',
-          body: patient(`Pager${i}`, { identifier: [{ system: 'urn:test:page', value: `p${i}` }], birthDate: `198${i}-05-05` }),
+          body: patient(`Pager${i}`, {
+            identifier: [{ system: 'urn:test:page', value: `p${i}` }],
+            birthDate: `198${i}-05-05`,
+          }),
         });
       }
       const first = await fhirFetch(`${t.fhir}/Patient?identifier=urn:test:page|&_count=2&_sort=birthdate`);
@@ -203,9 +242,18 @@ export function describeFhirCore(db: 'postgres' | 'pglite'): void {
           resourceType: 'Bundle',
           type: 'transaction',
           entry: [
-            { fullUrl: 'urn:uuid:6a0e3c39-0d1c-4f3e-9a35-7f5f6a0d2b11', resource: patient('Tx'), request: { method: 'POST', url: 'Patient' } },
             {
-              resource: { resourceType: 'Observation', status: 'final', code: { text: 'weight' }, subject: { reference: 'urn:uuid:6a0e3c39-0d1c-4f3e-9a35-7f5f6a0d2b11' } },
+              fullUrl: 'urn:uuid:6a0e3c39-0d1c-4f3e-9a35-7f5f6a0d2b11',
+              resource: patient('Tx'),
+              request: { method: 'POST', url: 'Patient' },
+            },
+            {
+              resource: {
+                resourceType: 'Observation',
+                status: 'final',
+                code: { text: 'weight' },
+                subject: { reference: 'urn:uuid:6a0e3c39-0d1c-4f3e-9a35-7f5f6a0d2b11' },
+              },
               request: { method: 'POST', url: 'Observation' },
             },
           ],
@@ -223,7 +271,10 @@ export function describeFhirCore(db: 'postgres' | 'pglite'): void {
           type: 'transaction',
           entry: [
             { resource: patient('TxRolledBack'), request: { method: 'POST', url: 'Patient' } },
-            { resource: { resourceType: 'Observation', status: 'not-a-status', code: { text: 'x' } }, request: { method: 'POST', url: 'Observation' } },
+            {
+              resource: { resourceType: 'Observation', status: 'not-a-status', code: { text: 'x' } },
+              request: { method: 'POST', url: 'Observation' },
+            },
           ],
         },
       });

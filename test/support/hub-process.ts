@@ -111,7 +111,10 @@ export async function startHubProcess(env: Record<string, string> = {}, timeoutM
       return Promise.resolve(seen);
     }
     return new Promise<LogLine>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no '${msg}' log line within ${waitMs} ms\n${transcript()}`)), waitMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no '${msg}' log line within ${waitMs} ms\n${transcript()}`)),
+        waitMs,
+      );
       const waiter = {
         msg,
         resolve: (line: LogLine) => {

@@ -19,7 +19,9 @@ export class Browser {
   }
 
   private cookieHeader(): Record<string, string> {
-    return this.cookies.size === 0 ? {} : { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ') };
+    return this.cookies.size === 0
+      ? {}
+      : { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ') };
   }
 
   async get(url: string): Promise<Response> {
@@ -45,12 +47,14 @@ export function pkcePair(): { verifier: string; challenge: string } {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
-const unescapeHtml = (text: string): string => text.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code))).replace(/&amp;/g, '&');
+const unescapeHtml = (text: string): string =>
+  text.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code))).replace(/&amp;/g, '&');
 
 /** The hidden fields of the login form (the authorization request and the CSRF token). */
 export function hiddenFields(html: string): Record<string, string> {
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) fields[unescapeHtml(match[1])] = unescapeHtml(match[2]);
+  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g))
+    fields[unescapeHtml(match[1])] = unescapeHtml(match[2]);
   return fields;
 }
 
@@ -106,9 +110,18 @@ export async function submitLogin(
   const page = await browser.get(authorizeUrl(baseUrl, request));
   const pageHtml = await page.text();
   if (page.status !== 200) throw new Error(`the login page answered ${page.status}: ${pageHtml.slice(0, 300)}`);
-  const response = await browser.post(`${baseUrl}/oauth2/authorize`, { ...hiddenFields(pageHtml), email: credentials.email, password: credentials.password, totp: credentials.totp ?? '' });
+  const response = await browser.post(`${baseUrl}/oauth2/authorize`, {
+    ...hiddenFields(pageHtml),
+    email: credentials.email,
+    password: credentials.password,
+    totp: credentials.totp ?? '',
+  });
   const location = response.headers.get('location');
-  return { status: response.status, location: location === null ? undefined : new URL(location), html: await response.text() };
+  return {
+    status: response.status,
+    location: location === null ? undefined : new URL(location),
+    html: await response.text(),
+  };
 }
 
 export async function exchangeCode(
@@ -140,8 +153,14 @@ export async function logIn(
   const state = request.state ?? randomBytes(8).toString('hex');
   const attempt = await submitLogin(browser, baseUrl, { ...request, challenge, state }, credentials);
   const code = attempt.location?.searchParams.get('code');
-  if (attempt.status !== 303 || !code) throw new Error(`login failed: ${attempt.status} ${pageError(attempt.html) ?? attempt.location?.toString() ?? ''}`);
-  const token = await exchangeCode(baseUrl, { code, verifier, clientId: request.clientId, redirectUri: request.redirectUri });
+  if (attempt.status !== 303 || !code)
+    throw new Error(`login failed: ${attempt.status} ${pageError(attempt.html) ?? attempt.location?.toString() ?? ''}`);
+  const token = await exchangeCode(baseUrl, {
+    code,
+    verifier,
+    clientId: request.clientId,
+    redirectUri: request.redirectUri,
+  });
   if (token.status !== 200) throw new Error(`code exchange failed: ${JSON.stringify(token.body)}`);
   return { token: token.body, state };
 }

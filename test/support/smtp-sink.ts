@@ -55,7 +55,10 @@ export async function startSmtpSink(): Promise<SmtpSink> {
           resolve();
           return;
         }
-        const timer = setTimeout(() => reject(new Error(`SMTP sink: ${count} message(s) not received within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`SMTP sink: ${count} message(s) not received within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         waiters.push({
           count,
           resolve: () => {

@@ -3,7 +3,10 @@ import { writeMultipartRelated } from '../../src/dicom/multipart.ts';
 
 /** The request body for these files, one application/dicom part each, and its Content-Type. */
 export async function stowBody(files: Buffer[]): Promise<{ contentType: string; bytes: Uint8Array }> {
-  const multipart = writeMultipartRelated(files.map((body) => ({ body, contentType: 'application/dicom' })), { type: 'application/dicom' });
+  const multipart = writeMultipartRelated(
+    files.map((body) => ({ body, contentType: 'application/dicom' })),
+    { type: 'application/dicom' },
+  );
   const chunks: Buffer[] = [];
   for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
   return { contentType: multipart.contentType, bytes: new Uint8Array(Buffer.concat(chunks)) };

@@ -20,15 +20,24 @@ const PASSWORD = 'a long enough test password';
 export async function userToken(testHub: TestHub, role: UserRole, scope = 'user/*.cruds'): Promise<string> {
   const clients = new ClientRegistry(testHub.hub.db);
   if (!(await clients.get(CLIENT_ID))) {
-    await clients.addPublic({ id: CLIENT_ID, redirectUris: [REDIRECT_URI], userScopes: parseUserScopes('openid fhirUser user/*.cruds') });
+    await clients.addPublic({
+      id: CLIENT_ID,
+      redirectUris: [REDIRECT_URI],
+      userScopes: parseUserScopes('openid fhirUser user/*.cruds'),
+    });
   }
   const email = `${role}-${randomBytes(6).toString('hex')}@example.org`;
   const { totpSecret } = await new UserStore(testHub.hub.db).add({ email, role, password: PASSWORD });
   // hub.url, not baseUrl: a test hub may have a public BASE_URL that does not reach it.
-  const { token } = await logIn(new Browser(), testHub.hub.url, { clientId: CLIENT_ID, redirectUri: REDIRECT_URI, scope, extra: { aud: `${testHub.baseUrl}/fhir` } }, {
-    email,
-    password: PASSWORD,
-    totp: totpSecret === undefined ? undefined : totpCode(totpSecret, Date.now()),
-  });
+  const { token } = await logIn(
+    new Browser(),
+    testHub.hub.url,
+    { clientId: CLIENT_ID, redirectUri: REDIRECT_URI, scope, extra: { aud: `${testHub.baseUrl}/fhir` } },
+    {
+      email,
+      password: PASSWORD,
+      totp: totpSecret === undefined ? undefined : totpCode(totpSecret, Date.now()),
+    },
+  );
   return token.access_token as string;
 }

@@ -31,7 +31,13 @@ import {
   parsePDataTf,
 } from './pdu.ts';
 import type { Pdu, PresentationContextAnswer, Rejection } from './pdu.ts';
-import { VERIFICATION_SOP_CLASS, isAcceptedAbstractSyntax, isAcceptedTransferSyntax, isQuerySopClass, isValidUid } from './sop-classes.ts';
+import {
+  VERIFICATION_SOP_CLASS,
+  isAcceptedAbstractSyntax,
+  isAcceptedTransferSyntax,
+  isQuerySopClass,
+  isValidUid,
+} from './sop-classes.ts';
 
 /** Who is on the other end of an association: its AE title and the addresses of the connection. */
 export interface AssociationPeer {
@@ -199,7 +205,12 @@ export class Association {
   }
 
   private peer(callingAeTitle: string, calledAeTitle: string): AssociationPeer {
-    return { callingAeTitle, calledAeTitle, callingAddress: this.socket.remoteAddress, calledAddress: this.socket.localAddress };
+    return {
+      callingAeTitle,
+      calledAeTitle,
+      callingAddress: this.socket.remoteAddress,
+      calledAddress: this.socket.localAddress,
+    };
   }
 
   /** Sends an A-ABORT (service provider) and drops the connection, e.g. at the end of a shutdown grace period. */
@@ -248,7 +259,8 @@ export class Association {
           this.log.error({ err: error }, 'association failed');
           this.sendAbortAndClose(AbortReason.notSpecified);
         }
-        if (this.queue.length <= RESUME_AT_QUEUED_PDUS && this.socket.isPaused() && !this.socketClosed) this.socket.resume();
+        if (this.queue.length <= RESUME_AT_QUEUED_PDUS && this.socket.isPaused() && !this.socketClosed)
+          this.socket.resume();
       }
       if (this.socketClosed) {
         await this.discardIncoming();
@@ -305,7 +317,10 @@ export class Association {
     const refusal = this.refusalOf(rq);
     if (refusal) {
       const { rejection, reason } = refusal;
-      this.log.info({ calledAeTitle: rq.calledAeTitle, callingAeTitle: rq.callingAeTitle, ...rejection }, 'association rejected');
+      this.log.info(
+        { calledAeTitle: rq.calledAeTitle, callingAeTitle: rq.callingAeTitle, ...rejection },
+        'association rejected',
+      );
       this.options.onRejected?.({
         ...this.peer(rq.callingAeTitle, rq.calledAeTitle),
         reason,
@@ -317,15 +332,32 @@ export class Association {
       return;
     }
     const answers: PresentationContextAnswer[] = rq.presentationContexts.map((proposed) => {
-      const transferSyntaxUid = proposed.transferSyntaxUids.find((uid) => isAcceptedTransferSyntax(proposed.abstractSyntaxUid, uid));
+      const transferSyntaxUid = proposed.transferSyntaxUids.find((uid) =>
+        isAcceptedTransferSyntax(proposed.abstractSyntaxUid, uid),
+      );
       // Query models are offered only when a C-FIND handler is configured.
-      if (!isAcceptedAbstractSyntax(proposed.abstractSyntaxUid) || (isQuerySopClass(proposed.abstractSyntaxUid) && !this.options.onFind)) {
-        return { id: proposed.id, result: PresentationContextResult.abstractSyntaxNotSupported, transferSyntaxUid: proposed.transferSyntaxUids[0] ?? '' };
+      if (
+        !isAcceptedAbstractSyntax(proposed.abstractSyntaxUid) ||
+        (isQuerySopClass(proposed.abstractSyntaxUid) && !this.options.onFind)
+      ) {
+        return {
+          id: proposed.id,
+          result: PresentationContextResult.abstractSyntaxNotSupported,
+          transferSyntaxUid: proposed.transferSyntaxUids[0] ?? '',
+        };
       }
       if (transferSyntaxUid === undefined) {
-        return { id: proposed.id, result: PresentationContextResult.transferSyntaxesNotSupported, transferSyntaxUid: proposed.transferSyntaxUids[0] ?? '' };
+        return {
+          id: proposed.id,
+          result: PresentationContextResult.transferSyntaxesNotSupported,
+          transferSyntaxUid: proposed.transferSyntaxUids[0] ?? '',
+        };
       }
-      this.contexts.set(proposed.id, { id: proposed.id, abstractSyntaxUid: proposed.abstractSyntaxUid, transferSyntaxUid });
+      this.contexts.set(proposed.id, {
+        id: proposed.id,
+        abstractSyntaxUid: proposed.abstractSyntaxUid,
+        transferSyntaxUid,
+      });
       return { id: proposed.id, result: PresentationContextResult.acceptance, transferSyntaxUid };
     });
     this.callingAeTitle = rq.callingAeTitle;
@@ -361,13 +393,18 @@ export class Association {
   private refusalOf(rq: ReturnType<typeof parseAssociateRq>): { rejection: Rejection; reason: string } | undefined {
     const allowed = this.options.allowedCallingAeTitles;
     // PS3.8 §9.3.2: bit 0 of the protocol version is version 1, the only one defined.
-    if ((rq.protocolVersion & 0x01) === 0) return { rejection: AssociateRejection.protocolVersionNotSupported, reason: 'protocol version not supported' };
-    if (rq.calledAeTitle !== this.options.aeTitle) return { rejection: AssociateRejection.calledAeTitleNotRecognized, reason: 'called AE title not recognized' };
+    if ((rq.protocolVersion & 0x01) === 0)
+      return { rejection: AssociateRejection.protocolVersionNotSupported, reason: 'protocol version not supported' };
+    if (rq.calledAeTitle !== this.options.aeTitle)
+      return { rejection: AssociateRejection.calledAeTitleNotRecognized, reason: 'called AE title not recognized' };
     if (allowed !== undefined && !allowed.includes(rq.callingAeTitle)) {
       return { rejection: AssociateRejection.callingAeTitleNotRecognized, reason: 'calling AE title not recognized' };
     }
     if (rq.applicationContextName !== APPLICATION_CONTEXT_NAME) {
-      return { rejection: AssociateRejection.applicationContextNotSupported, reason: 'application context name not supported' };
+      return {
+        rejection: AssociateRejection.applicationContextNotSupported,
+        reason: 'application context name not supported',
+      };
     }
     return undefined;
   }
@@ -384,7 +421,10 @@ export class Association {
     for (const pdv of pdvs) {
       const context = this.contexts.get(pdv.presentationContextId);
       if (!context) {
-        this.log.warn({ presentationContextId: pdv.presentationContextId }, 'PDV on a presentation context that was not accepted');
+        this.log.warn(
+          { presentationContextId: pdv.presentationContextId },
+          'PDV on a presentation context that was not accepted',
+        );
         this.sendAbortAndClose(AbortReason.unexpectedPduParameter);
         return;
       }
@@ -427,17 +467,30 @@ export class Association {
 
   private async onCommand(context: AcceptedContext, command: CommandSet): Promise<void> {
     const field = command.commandField;
-    const hasDataSet = command.commandDataSetType !== undefined ? command.commandDataSetType !== NO_DATA_SET : field === CommandField.cStoreRq;
+    const hasDataSet =
+      command.commandDataSetType !== undefined
+        ? command.commandDataSetType !== NO_DATA_SET
+        : field === CommandField.cStoreRq;
     if (field === CommandField.cCancelRq) {
       // PS3.7 §9.3.2.3: C-CANCEL has no response; the cancelled C-FIND answers 0xFE00.
-      if (this.runningFind && this.runningFind.messageId === command.messageIdBeingRespondedTo) this.runningFind.cancelled = true;
+      if (this.runningFind && this.runningFind.messageId === command.messageIdBeingRespondedTo)
+        this.runningFind.cancelled = true;
       return;
     }
     // Without asynchronous operations negotiated, one operation at a time (PS3.7 §D.3.3.3).
     if (this.runningFind) await this.runningFind.done;
-    if (field === CommandField.cFindRq && this.options.onFind && !command.malformed && command.messageId !== undefined) {
+    if (
+      field === CommandField.cFindRq &&
+      this.options.onFind &&
+      !command.malformed &&
+      command.messageId !== undefined
+    ) {
       if (hasDataSet) this.incoming = { context, command, byteLength: 0, identifier: [] };
-      else this.respondToUnsupported(context, command, { status: Status.cannotUnderstand, comment: 'C-FIND-RQ without an identifier' });
+      else
+        this.respondToUnsupported(context, command, {
+          status: Status.cannotUnderstand,
+          comment: 'C-FIND-RQ without an identifier',
+        });
       return;
     }
     if (field === CommandField.cEchoRq && !command.malformed) {
@@ -452,13 +505,19 @@ export class Association {
     }
     if (field === CommandField.cStoreRq) {
       if (!hasDataSet) {
-        this.respondToStore(context, command, { status: Status.cannotUnderstand, comment: 'C-STORE-RQ without a data set' });
+        this.respondToStore(context, command, {
+          status: Status.cannotUnderstand,
+          comment: 'C-STORE-RQ without a data set',
+        });
         return;
       }
       this.incoming = await this.startDataSet(context, command);
       return;
     }
-    const failure = { status: Status.unrecognizedOperation, comment: field === undefined ? 'unreadable command set' : `command 0x${field.toString(16)} not supported` };
+    const failure = {
+      status: Status.unrecognizedOperation,
+      comment: field === undefined ? 'unreadable command set' : `command 0x${field.toString(16)} not supported`,
+    };
     this.log.info({ commandField: field, malformed: command.malformed }, 'unsupported DIMSE request');
     if (hasDataSet) this.incoming = { context, command, byteLength: 0, failure };
     else this.respondToUnsupported(context, command, failure);
@@ -466,13 +525,24 @@ export class Association {
 
   private async startDataSet(context: AcceptedContext, command: CommandSet): Promise<IncomingDataSet> {
     const incoming: IncomingDataSet = { context, command, byteLength: 0 };
-    if (command.malformed || command.messageId === undefined || !command.affectedSopClassUid || !command.affectedSopInstanceUid) {
-      incoming.failure = { status: Status.cannotUnderstand, comment: command.malformed ?? 'C-STORE-RQ lacks a required attribute' };
+    if (
+      command.malformed ||
+      command.messageId === undefined ||
+      !command.affectedSopClassUid ||
+      !command.affectedSopInstanceUid
+    ) {
+      incoming.failure = {
+        status: Status.cannotUnderstand,
+        comment: command.malformed ?? 'C-STORE-RQ lacks a required attribute',
+      };
     } else if (!isValidUid(command.affectedSopInstanceUid)) {
       incoming.failure = { status: Status.cannotUnderstand, comment: 'invalid Affected SOP Instance UID' };
     } else if (command.affectedSopClassUid !== context.abstractSyntaxUid) {
       // PS3.4 §B.2.3: the SOP class must be the one negotiated for this presentation context.
-      incoming.failure = { status: Status.sopClassNotSupported, comment: 'SOP class differs from the presentation context' };
+      incoming.failure = {
+        status: Status.sopClassNotSupported,
+        comment: 'SOP class differs from the presentation context',
+      };
     } else {
       incoming.request = {
         ...this.peer(this.callingAeTitle, this.options.aeTitle),
@@ -484,7 +554,10 @@ export class Association {
       try {
         incoming.sink = await this.options.store.begin(incoming.request);
       } catch (error) {
-        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'cannot open a sink for a C-STORE data set');
+        this.log.error(
+          { err: error instanceof Error ? error.message : String(error) },
+          'cannot open a sink for a C-STORE data set',
+        );
         incoming.failure = { status: Status.outOfResources, comment: 'cannot store the data set' };
       }
     }
@@ -502,7 +575,10 @@ export class Association {
     try {
       await incoming.sink.write(data);
     } catch (error) {
-      this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'writing a C-STORE data set failed');
+      this.log.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'writing a C-STORE data set failed',
+      );
       incoming.failure = { status: Status.outOfResources, comment: 'cannot store the data set' };
       await this.abortSink(incoming);
     }
@@ -517,7 +593,11 @@ export class Association {
     }
     if (field !== CommandField.cStoreRq) {
       if (field === CommandField.cEchoRq) return;
-      this.respondToUnsupported(incoming.context, incoming.command, incoming.failure ?? { status: Status.unrecognizedOperation });
+      this.respondToUnsupported(
+        incoming.context,
+        incoming.command,
+        incoming.failure ?? { status: Status.unrecognizedOperation },
+      );
       return;
     }
     let result: StoreResult = incoming.failure ?? { status: Status.processingFailure };
@@ -527,14 +607,20 @@ export class Association {
       try {
         result = await this.options.store.complete(request, sink, incoming.byteLength);
       } catch (error) {
-        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'storing a received instance failed');
+        this.log.error(
+          { err: error instanceof Error ? error.message : String(error) },
+          'storing a received instance failed',
+        );
         result = { status: Status.processingFailure, comment: 'processing failure' };
       }
     }
     await this.abortSink(incoming);
     if (result.status !== Status.success) {
       // UIDs can identify a patient's study, so the log carries the message id, not the instance UID.
-      this.log.info({ messageId: incoming.command.messageId, status: result.status, comment: result.comment }, 'C-STORE not successful');
+      this.log.info(
+        { messageId: incoming.command.messageId, status: result.status, comment: result.comment },
+        'C-STORE not successful',
+      );
     }
     this.respondToStore(incoming.context, incoming.command, result);
   }
@@ -579,10 +665,19 @@ export class Association {
   }
 
   /** Runs next to the pump, so that a C-CANCEL-RQ is read while the responses go out. */
-  private async runFind(context: AcceptedContext, command: CommandSet, identifier: Buffer, running: RunningFind): Promise<void> {
+  private async runFind(
+    context: AcceptedContext,
+    command: CommandSet,
+    identifier: Buffer,
+    running: RunningFind,
+  ): Promise<void> {
     const answer = (response: FindResponse) => this.respondToFind(context, command, response);
     const onFind = this.options.onFind;
-    if (!onFind || !isQuerySopClass(context.abstractSyntaxUid) || command.affectedSopClassUid !== context.abstractSyntaxUid) {
+    if (
+      !onFind ||
+      !isQuerySopClass(context.abstractSyntaxUid) ||
+      command.affectedSopClassUid !== context.abstractSyntaxUid
+    ) {
       await answer({ status: Status.sopClassNotSupported, comment: 'SOP class not supported for C-FIND' });
       return;
     }
@@ -622,14 +717,19 @@ export class Association {
   /** Sends one C-FIND-RSP, with its identifier when pending; waits while the socket's buffer is full. */
   private async respondToFind(context: AcceptedContext, command: CommandSet, response: FindResponse): Promise<void> {
     if (this.socketClosed || this.state === 'closing') return;
-    const pdus = encodePData(context.id, true, encodeResponse({
-      commandField: CommandField.cFindRsp,
-      messageIdBeingRespondedTo: command.messageId ?? 0,
-      status: response.status,
-      affectedSopClassUid: command.affectedSopClassUid,
-      errorComment: response.comment,
-      hasDataSet: response.identifier !== undefined,
-    }), this.peerMaxPduLength);
+    const pdus = encodePData(
+      context.id,
+      true,
+      encodeResponse({
+        commandField: CommandField.cFindRsp,
+        messageIdBeingRespondedTo: command.messageId ?? 0,
+        status: response.status,
+        affectedSopClassUid: command.affectedSopClassUid,
+        errorComment: response.comment,
+        hasDataSet: response.identifier !== undefined,
+      }),
+      this.peerMaxPduLength,
+    );
     if (response.identifier) pdus.push(...encodePData(context.id, false, response.identifier, this.peerMaxPduLength));
     // A response the peer takes is progress: the idle timer aborts a peer that stops reading them.
     if (this.socket.write(Buffer.concat(pdus), () => this.touchIdleTimer())) return;
@@ -682,7 +782,10 @@ export class Association {
     if (!sink) return;
     incoming.sink = undefined;
     await sink.abort().catch((error: unknown) => {
-      this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'cannot drop an unfinished data set');
+      this.log.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'cannot drop an unfinished data set',
+      );
     });
   }
 
@@ -693,7 +796,10 @@ export class Association {
     try {
       await this.options.store.end?.(this.options.id, released);
     } catch (error) {
-      this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'finishing the association\'s instances failed');
+      this.log.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        "finishing the association's instances failed",
+      );
     }
   }
 

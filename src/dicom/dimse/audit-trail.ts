@@ -21,7 +21,11 @@ import { isQuerySopClass } from './sop-classes.ts';
 export async function readAuditedStudies(db: Queryable, studyInstanceUids: Iterable<string>): Promise<AuditedStudy[]> {
   const uids = [...new Set(studyInstanceUids)];
   if (uids.length === 0) return [];
-  const result = await db.query<{ study_instance_uid: string; imaging_study_id: string | null; matched_patient_id: string | null }>(
+  const result = await db.query<{
+    study_instance_uid: string;
+    imaging_study_id: string | null;
+    matched_patient_id: string | null;
+  }>(
     'SELECT study_instance_uid, imaging_study_id, matched_patient_id FROM dicom_study WHERE study_instance_uid = ANY ($1::text[])',
     [uids],
   );
@@ -34,7 +38,12 @@ export async function readAuditedStudies(db: Queryable, studyInstanceUids: Itera
 }
 
 function dimsePeer(peer: AssociationPeer): DimsePeer {
-  return { callingAeTitle: peer.callingAeTitle, calledAeTitle: peer.calledAeTitle, address: peer.callingAddress, localAddress: peer.calledAddress };
+  return {
+    callingAeTitle: peer.callingAeTitle,
+    calledAeTitle: peer.calledAeTitle,
+    address: peer.callingAddress,
+    localAddress: peer.calledAddress,
+  };
 }
 
 export interface CompletedFind {
@@ -66,18 +75,27 @@ export class DimseAuditTrail {
   }
 
   private base(peer: AssociationPeer, outcome: AuditOutcome, service: DicomService, outcomeDesc?: string) {
-    return { id: randomUUID(), recorded: new Date(), requester: { kind: 'dimse' as const, peer: dimsePeer(peer) }, outcome, outcomeDesc, service };
+    return {
+      id: randomUUID(),
+      recorded: new Date(),
+      requester: { kind: 'dimse' as const, peer: dimsePeer(peer) },
+      outcome,
+      outcomeDesc,
+      service,
+    };
   }
 
   /** A C-FIND answered (or refused, or cancelled); before its final response goes out. */
   async queried(find: CompletedFind): Promise<void> {
     if (!this.auditor.enabled) return;
-    await this.auditor.recordEvents([dicomQueryAuditEvent(this.auditor.site, {
-      ...this.base(find.peer, find.outcome, 'c-find', find.outcomeDesc),
-      query: find.query,
-      sopClassUid: find.sopClassUid,
-      patientIds: [...find.patientIds],
-    })]);
+    await this.auditor.recordEvents([
+      dicomQueryAuditEvent(this.auditor.site, {
+        ...this.base(find.peer, find.outcome, 'c-find', find.outcomeDesc),
+        query: find.query,
+        sopClassUid: find.sopClassUid,
+        patientIds: [...find.patientIds],
+      }),
+    ]);
   }
 
   /** An association that sent C-STOREs has ended: one event for all of them. */
@@ -85,10 +103,12 @@ export class DimseAuditTrail {
     if (!this.auditor.enabled) return;
     const studies = await readAuditedStudies(this.db, stores.studyInstanceUids);
     const failed = stores.failures > 0;
-    await this.auditor.recordEvents([dicomTransferredAuditEvent(this.auditor.site, {
-      ...this.base(stores.peer, failed ? '4' : '0', 'c-store', failed ? 'some instances were not stored' : undefined),
-      studies,
-    })]);
+    await this.auditor.recordEvents([
+      dicomTransferredAuditEvent(this.auditor.site, {
+        ...this.base(stores.peer, failed ? '4' : '0', 'c-store', failed ? 'some instances were not stored' : undefined),
+        studies,
+      }),
+    ]);
   }
 
   /**
@@ -97,13 +117,22 @@ export class DimseAuditTrail {
    */
   rejected(rejection: AssociationRejected): void {
     if (!this.auditor.enabled) return;
-    const queryOnly = rejection.abstractSyntaxUids.length > 0 && rejection.abstractSyntaxUids.every((uid) => isQuerySopClass(uid));
-    const base = this.base(rejection, '4', queryOnly ? 'c-find' : 'c-store', `association rejected: ${rejection.reason}`);
+    const queryOnly =
+      rejection.abstractSyntaxUids.length > 0 && rejection.abstractSyntaxUids.every((uid) => isQuerySopClass(uid));
+    const base = this.base(
+      rejection,
+      '4',
+      queryOnly ? 'c-find' : 'c-store',
+      `association rejected: ${rejection.reason}`,
+    );
     const event = queryOnly
       ? dicomQueryAuditEvent(this.auditor.site, { ...base, query: '', patientIds: [] })
       : dicomTransferredAuditEvent(this.auditor.site, { ...base, studies: [] });
     this.auditor.recordEvents([event]).catch((error: unknown) => {
-      this.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'the audit of a refused association failed');
+      this.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'the audit of a refused association failed',
+      );
     });
   }
 }

@@ -119,7 +119,8 @@ export function encodeResponse(fields: ResponseFields): Buffer {
   elements.push(usElement(Tag.status, fields.status));
   // PS3.7 §C.4: Error Comment is LO, at most 64 characters.
   if (fields.errorComment) elements.push(stringElement(Tag.errorComment, fields.errorComment.slice(0, 64), ' '));
-  if (fields.affectedSopInstanceUid) elements.push(uiElement(Tag.affectedSopInstanceUid, fields.affectedSopInstanceUid));
+  if (fields.affectedSopInstanceUid)
+    elements.push(uiElement(Tag.affectedSopInstanceUid, fields.affectedSopInstanceUid));
   return withGroupLength(elements);
 }
 
@@ -134,10 +135,15 @@ export interface RequestFields {
 
 /** Encodes a request command set; used by tests that act as an SCU over a raw socket. */
 export function encodeRequest(fields: RequestFields): Buffer {
-  const elements = [uiElement(Tag.affectedSopClassUid, fields.affectedSopClassUid), usElement(Tag.commandField, fields.commandField), usElement(Tag.messageId, fields.messageId)];
+  const elements = [
+    uiElement(Tag.affectedSopClassUid, fields.affectedSopClassUid),
+    usElement(Tag.commandField, fields.commandField),
+    usElement(Tag.messageId, fields.messageId),
+  ];
   if (fields.priority !== undefined) elements.push(usElement(Tag.priority, fields.priority));
   elements.push(usElement(Tag.commandDataSetType, fields.hasDataSet ? DATA_SET_PRESENT : NO_DATA_SET));
-  if (fields.affectedSopInstanceUid) elements.push(uiElement(Tag.affectedSopInstanceUid, fields.affectedSopInstanceUid));
+  if (fields.affectedSopInstanceUid)
+    elements.push(uiElement(Tag.affectedSopInstanceUid, fields.affectedSopInstanceUid));
   return withGroupLength(elements);
 }
 
@@ -175,7 +181,10 @@ function uiElement(tag: number, uid: string): Buffer {
 }
 
 function text(value: Buffer): string {
-  return value.toString('latin1').replace(/[\0 ]+$/, '').trim();
+  return value
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .trim();
 }
 
 function hex(value: number): string {

@@ -11,7 +11,15 @@ import { join } from 'node:path';
 import { createLogger } from '../../logger.ts';
 import { Status } from './command-set.ts';
 import { writePart10File } from './part10-writer.ts';
-import { fileStoreHandler, freePort, readPart10, runDcmtk, startDcmtk, storescuProfile, waitForListener } from './test-peer.ts';
+import {
+  fileStoreHandler,
+  freePort,
+  readPart10,
+  runDcmtk,
+  startDcmtk,
+  storescuProfile,
+  waitForListener,
+} from './test-peer.ts';
 import type { FileStoreRequest } from './test-peer.ts';
 import { startDimseServer } from './server.ts';
 import type { DimseServer, StoreRequest, StoreResult } from './server.ts';
@@ -128,7 +136,18 @@ describe('DIMSE SCP with dcmtk peers', () => {
     expect(files.length).toBeGreaterThan(100);
     const profile = join(workDir, 'all.cfg');
     await writeFile(profile, storescuProfile(originals, 'Hub'));
-    const storescuArgs = (aeTitle: string, port: number) => ['-xf', profile, 'Hub', '-aet', 'STORESCU', '-aec', aeTitle, '127.0.0.1', String(port), ...files];
+    const storescuArgs = (aeTitle: string, port: number) => [
+      '-xf',
+      profile,
+      'Hub',
+      '-aet',
+      'STORESCU',
+      '-aec',
+      aeTitle,
+      '127.0.0.1',
+      String(port),
+      ...files,
+    ];
 
     // storescu re-encodes what it sends (explicit sequence lengths, recalculated group lengths, no
     // trailing padding, OB for encapsulated pixel data, deflate redone), so the reference for "the
@@ -136,7 +155,16 @@ describe('DIMSE SCP with dcmtk peers', () => {
     const referenceDir = join(workDir, 'reference');
     await mkdir(referenceDir);
     const referencePort = await freePort();
-    const reference = startDcmtk('storescp', ['+B', '+xa', '+uf', '-od', referenceDir, '-aet', 'REF', String(referencePort)]);
+    const reference = startDcmtk('storescp', [
+      '+B',
+      '+xa',
+      '+uf',
+      '-od',
+      referenceDir,
+      '-aet',
+      'REF',
+      String(referencePort),
+    ]);
     try {
       await waitForListener(referencePort);
       const referenceRun = await runDcmtk('storescu', storescuArgs('REF', referencePort), 25_000);
@@ -144,7 +172,9 @@ describe('DIMSE SCP with dcmtk peers', () => {
     } finally {
       await reference.stop();
     }
-    const referenceFiles = (await readdir(referenceDir)).sort((a, b) => Number(a.split('.').pop()) - Number(b.split('.').pop()));
+    const referenceFiles = (await readdir(referenceDir)).sort(
+      (a, b) => Number(a.split('.').pop()) - Number(b.split('.').pop()),
+    );
     expect(referenceFiles).toHaveLength(files.length);
 
     const result = await runDcmtk('storescu', storescuArgs('HUB', server.port), 25_000);
@@ -155,13 +185,21 @@ describe('DIMSE SCP with dcmtk peers', () => {
     let identicalToFile = 0;
     for (const [index, original] of originals.entries()) {
       const request = stored[index]!;
-      expect({ file: files[index], sopInstanceUid: request.sopInstanceUid, transferSyntaxUid: request.transferSyntaxUid }).toEqual({
+      expect({
+        file: files[index],
+        sopInstanceUid: request.sopInstanceUid,
+        transferSyntaxUid: request.transferSyntaxUid,
+      }).toEqual({
         file: files[index],
         sopInstanceUid: original.sopInstanceUid,
         transferSyntaxUid: original.transferSyntaxUid,
       });
       const received = await readPart10(join(outDir, `${index}.dcm`));
-      expect({ file: files[index], ts: received.transferSyntaxUid, sopClass: received.sopClassUid }).toEqual({ file: files[index], ts: original.transferSyntaxUid, sopClass: original.sopClassUid });
+      expect({ file: files[index], ts: received.transferSyntaxUid, sopClass: received.sopClassUid }).toEqual({
+        file: files[index],
+        ts: original.transferSyntaxUid,
+        sopClass: original.sopClassUid,
+      });
       const sent = await readPart10(join(referenceDir, referenceFiles[index]!));
       if (!received.dataSet.equals(sent.dataSet)) differing.push(files[index]!);
       if (received.dataSet.equals(original.dataSet)) identicalToFile++;
@@ -184,7 +222,24 @@ describe('DIMSE SCP with dcmtk peers', () => {
       { status: Status.processingFailure, comment: 'index write failed' },
     ];
     refuse = (_request, index) => (index % 6 === 1 ? refusals[(index - 1) / 6] : undefined);
-    const result = await runDcmtk('storescu', ['-v', '-nh', '-xf', profile, 'Hub', '-aet', 'STORESCU', '-aec', 'HUB', '127.0.0.1', String(server.port), ...files], 25_000);
+    const result = await runDcmtk(
+      'storescu',
+      [
+        '-v',
+        '-nh',
+        '-xf',
+        profile,
+        'Hub',
+        '-aet',
+        'STORESCU',
+        '-aec',
+        'HUB',
+        '127.0.0.1',
+        String(server.port),
+        ...files,
+      ],
+      25_000,
+    );
     expect(stored).toHaveLength(files.length);
     const refusedIndexes = [1, 7, 13, 19];
     for (const [index] of originals.entries()) {
@@ -193,8 +248,14 @@ describe('DIMSE SCP with dcmtk peers', () => {
     // storescu -v logs each response in order; one association carried all of them.
     const responses = result.output.split('\n').filter((line) => line.includes('Received Store Response'));
     expect(responses.map((line) => line.replace(/^.*Received Store Response \((.*)\)$/, '$1'))).toEqual(
-      originals.map((_file, index) =>
-        ({ 1: 'Refused: OutOfResources', 7: 'Error: DataSetDoesNotMatchSOPClass', 13: 'Error: CannotUnderstand', 19: 'Unknown Status: 0x110' })[index] ?? 'Success',
+      originals.map(
+        (_file, index) =>
+          ({
+            1: 'Refused: OutOfResources',
+            7: 'Error: DataSetDoesNotMatchSOPClass',
+            13: 'Error: CannotUnderstand',
+            19: 'Unknown Status: 0x110',
+          })[index] ?? 'Success',
       ),
     );
     expect(result.output.match(/Requesting Association/g)).toHaveLength(1);

@@ -52,7 +52,12 @@ const RETRIEVE_AE_TITLE = '00080054';
 const INSTANCE_AVAILABILITY = '00080056';
 const DEFAULT_PAGE_SIZE = 200;
 
-const LEVEL_OF_KEYWORD: Readonly<Record<string, IndexLevel>> = { PATIENT: 'patient', STUDY: 'study', SERIES: 'series', IMAGE: 'instance' };
+const LEVEL_OF_KEYWORD: Readonly<Record<string, IndexLevel>> = {
+  PATIENT: 'patient',
+  STUDY: 'study',
+  SERIES: 'series',
+  IMAGE: 'instance',
+};
 const DEPTH: Readonly<Record<IndexLevel, number>> = { patient: 0, study: 1, series: 2, instance: 3 };
 
 interface InformationModel {
@@ -147,7 +152,10 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
     }
   };
 
-  async function* answer(request: FindRequest, audited: FindAudit): AsyncGenerator<FindResponse, FindResponse, undefined> {
+  async function* answer(
+    request: FindRequest,
+    audited: FindAudit,
+  ): AsyncGenerator<FindResponse, FindResponse, undefined> {
     let plan: FindPlan;
     try {
       plan = planFind(request, audited);
@@ -160,11 +168,15 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
       return { status: error.status, comment: error.message };
     }
     const explicitVr = request.transferSyntaxUid === EXPLICIT_VR_LITTLE_ENDIAN;
-    const unique = plan.level === 'patient' ? 'coalesce(s.patient_id, \'\')' : UNIQUE_KEY[plan.level].column;
-    const selected = plan.keys.map((key, index) => (key.expression ? `${key.expression} AS c${index}` : undefined)).filter(Boolean);
-    selected.push(plan.level === 'patient'
-      ? `array_remove(array_agg(DISTINCT s.matched_patient_id), NULL) AS ${AUDIT_PATIENTS}`
-      : `s.matched_patient_id AS ${AUDIT_PATIENTS}`);
+    const unique = plan.level === 'patient' ? "coalesce(s.patient_id, '')" : UNIQUE_KEY[plan.level].column;
+    const selected = plan.keys
+      .map((key, index) => (key.expression ? `${key.expression} AS c${index}` : undefined))
+      .filter(Boolean);
+    selected.push(
+      plan.level === 'patient'
+        ? `array_remove(array_agg(DISTINCT s.matched_patient_id), NULL) AS ${AUDIT_PATIENTS}`
+        : `s.matched_patient_id AS ${AUDIT_PATIENTS}`,
+    );
     let cursor: string | undefined;
     let matches = 0;
     for (;;) {
@@ -197,12 +209,18 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
 }
 
 function readIdentifier(request: FindRequest): DicomDataset {
-  if (request.transferSyntaxUid !== IMPLICIT_VR_LITTLE_ENDIAN && request.transferSyntaxUid !== EXPLICIT_VR_LITTLE_ENDIAN) {
+  if (
+    request.transferSyntaxUid !== IMPLICIT_VR_LITTLE_ENDIAN &&
+    request.transferSyntaxUid !== EXPLICIT_VR_LITTLE_ENDIAN
+  ) {
     throw new IdentifierError(FindStatus.unableToProcess, 'identifier transfer syntax not supported');
   }
   const explicitVr = request.transferSyntaxUid === EXPLICIT_VR_LITTLE_ENDIAN;
   try {
-    return new DatasetReader(new BufferSource(request.identifier), DEFAULT_PART10_LIMITS).readTopLevel(0, { explicitVr, bigEndian: false });
+    return new DatasetReader(new BufferSource(request.identifier), DEFAULT_PART10_LIMITS).readTopLevel(0, {
+      explicitVr,
+      bigEndian: false,
+    });
   } catch (error) {
     if (error instanceof MalformedDicomError || error instanceof RangeError) {
       throw new IdentifierError(FindStatus.unableToProcess, 'identifier unreadable');
@@ -220,17 +238,26 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
   const levelName = getString(identifier, QUERY_RETRIEVE_LEVEL)?.trim() ?? '';
   const level = LEVEL_OF_KEYWORD[levelName];
   if (!level || !model.levels.includes(level)) {
-    throw new IdentifierError(FindStatus.identifierDoesNotMatchSopClass, levelName === '' ? 'QueryRetrieveLevel missing' : 'QueryRetrieveLevel not valid for this SOP class');
+    throw new IdentifierError(
+      FindStatus.identifierDoesNotMatchSopClass,
+      levelName === '' ? 'QueryRetrieveLevel missing' : 'QueryRetrieveLevel not valid for this SOP class',
+    );
   }
-  const levelOf = (attribute: IndexAttribute): IndexLevel => (attribute.level === 'patient' ? model.patientAttributesAt : attribute.level);
+  const levelOf = (attribute: IndexAttribute): IndexLevel =>
+    attribute.level === 'patient' ? model.patientAttributesAt : attribute.level;
   const plan: FindPlan = { level, keys: [], query: { where: [], params: [] }, unsupported: false };
 
   // PS3.4 §C.4.1.2.1: a hierarchical query names one entity at each level above its own.
   for (const above of model.levels.slice(0, model.levels.indexOf(level))) {
     const key = UNIQUE_KEY[above];
     const value = getString(identifier, key.tag);
-    if (value === undefined || value === '') throw new IdentifierError(FindStatus.identifierDoesNotMatchSopClass, `${key.keyword} required at ${levelName} level`);
-    if (/[\\*?]/.test(value)) throw new IdentifierError(FindStatus.identifierDoesNotMatchSopClass, `${key.keyword} must be a single value`);
+    if (value === undefined || value === '')
+      throw new IdentifierError(
+        FindStatus.identifierDoesNotMatchSopClass,
+        `${key.keyword} required at ${levelName} level`,
+      );
+    if (/[\\*?]/.test(value))
+      throw new IdentifierError(FindStatus.identifierDoesNotMatchSopClass, `${key.keyword} must be a single value`);
   }
 
   let characterSetRequested = false;
@@ -241,7 +268,11 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
       continue;
     }
     if (tag === RETRIEVE_AE_TITLE || tag === INSTANCE_AVAILABILITY) {
-      plan.keys.push({ tag, vr: element.vr === 'UN' ? (tag === RETRIEVE_AE_TITLE ? 'AE' : 'CS') : element.vr, fixed: tag === RETRIEVE_AE_TITLE ? request.calledAeTitle : 'ONLINE' });
+      plan.keys.push({
+        tag,
+        vr: element.vr === 'UN' ? (tag === RETRIEVE_AE_TITLE ? 'AE' : 'CS') : element.vr,
+        fixed: tag === RETRIEVE_AE_TITLE ? request.calledAeTitle : 'ONLINE',
+      });
       continue;
     }
     const attribute = INDEX_ATTRIBUTE_BY_TAG.get(tag);
@@ -254,7 +285,11 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
       plan.keys.push({ tag, vr: element.vr === 'UN' && attribute ? attribute.vr : element.vr });
       continue;
     }
-    plan.keys.push({ tag, vr: attribute.vr, expression: level === 'patient' ? `min(${attribute.column})` : attribute.column });
+    plan.keys.push({
+      tag,
+      vr: attribute.vr,
+      expression: level === 'patient' ? `min(${attribute.column})` : attribute.column,
+    });
     const value = getString(identifier, tag) ?? '';
     // The Number of … Related … counts are return keys only here: a value for them is not matched.
     if (!attribute.match) {
@@ -265,7 +300,11 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
   }
   const unique = UNIQUE_KEY[level];
   if (!plan.keys.some((key) => key.tag === unique.tag)) {
-    plan.keys.push({ tag: unique.tag, vr: unique.vr, expression: level === 'patient' ? 'min(s.patient_id)' : unique.column });
+    plan.keys.push({
+      tag: unique.tag,
+      vr: unique.vr,
+      expression: level === 'patient' ? 'min(s.patient_id)' : unique.column,
+    });
   }
   if (characterSetRequested) plan.keys.push({ tag: SPECIFIC_CHARACTER_SET, vr: 'CS' });
   plan.keys.push({ tag: QUERY_RETRIEVE_LEVEL, vr: 'CS', fixed: levelName });
@@ -273,8 +312,10 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
 }
 
 const AUDIT_KEYWORDS: Readonly<Record<string, string>> = {
-  [QUERY_RETRIEVE_LEVEL]: 'QueryRetrieveLevel', [SPECIFIC_CHARACTER_SET]: 'SpecificCharacterSet',
-  [RETRIEVE_AE_TITLE]: 'RetrieveAETitle', [INSTANCE_AVAILABILITY]: 'InstanceAvailability',
+  [QUERY_RETRIEVE_LEVEL]: 'QueryRetrieveLevel',
+  [SPECIFIC_CHARACTER_SET]: 'SpecificCharacterSet',
+  [RETRIEVE_AE_TITLE]: 'RetrieveAETitle',
+  [INSTANCE_AVAILABILITY]: 'InstanceAvailability',
 };
 
 /** The identifier as the audit keeps it (auditQuery: keywords, and only UIDs, codes and numbers as values). */
@@ -284,7 +325,11 @@ function findAuditQuery(identifier: DicomDataset): string {
     if (tag.endsWith('0000')) continue;
     const attribute = INDEX_ATTRIBUTE_BY_TAG.get(tag);
     const vr = element.vr === 'UN' ? attribute?.vr : element.vr;
-    keys.push({ name: attribute?.keyword ?? AUDIT_KEYWORDS[tag] ?? tag, vr, value: element.items ? '' : (getString(identifier, tag) ?? '') });
+    keys.push({
+      name: attribute?.keyword ?? AUDIT_KEYWORDS[tag] ?? tag,
+      vr,
+      value: element.items ? '' : (getString(identifier, tag) ?? ''),
+    });
   }
   return auditQuery(keys);
 }
@@ -292,14 +337,24 @@ function findAuditQuery(identifier: DicomDataset): string {
 function addMatch(query: SqlQuery, attribute: IndexAttribute, value: string): void {
   // PS3.4 §C.2.2.2.4: only asterisks is the same as universal matching.
   if (value === '' || /^\*+$/.test(value)) return;
-  const multiple = attribute.match === 'uid' || attribute.match === 'integer' || attribute.match === 'modalities'
-    || attribute.match === 'date' || attribute.match === 'time';
-  const values = multiple ? value.split('\\').map((part) => part.trim()).filter((part) => part !== '') : [value];
+  const multiple =
+    attribute.match === 'uid' ||
+    attribute.match === 'integer' ||
+    attribute.match === 'modalities' ||
+    attribute.match === 'date' ||
+    attribute.match === 'time';
+  const values = multiple
+    ? value
+        .split('\\')
+        .map((part) => part.trim())
+        .filter((part) => part !== '')
+    : [value];
   if (values.length === 0) return;
   try {
     query.where.push(matchCondition(query, attribute, values));
   } catch (error) {
-    if (error instanceof QueryError) throw new IdentifierError(FindStatus.unableToProcess, `${attribute.keyword}: value cannot be matched`);
+    if (error instanceof QueryError)
+      throw new IdentifierError(FindStatus.unableToProcess, `${attribute.keyword}: value cannot be matched`);
     throw error;
   }
 }

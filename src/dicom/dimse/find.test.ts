@@ -28,10 +28,13 @@ const NO_STORE: StoreHandler = {
 };
 
 function match(request: FindRequest, index: number): Buffer {
-  return writeDataset([
-    { tag: '00080052', vr: 'CS', value: 'STUDY' },
-    { tag: '0020000D', vr: 'UI', value: `1.2.826.0.1.3680043.10.1.${index}` },
-  ], { explicitVr: request.transferSyntaxUid === EXPLICIT_VR_LITTLE_ENDIAN });
+  return writeDataset(
+    [
+      { tag: '00080052', vr: 'CS', value: 'STUDY' },
+      { tag: '0020000D', vr: 'UI', value: `1.2.826.0.1.3680043.10.1.${index}` },
+    ],
+    { explicitVr: request.transferSyntaxUid === EXPLICIT_VR_LITTLE_ENDIAN },
+  );
 }
 
 describe('C-FIND over an association', () => {
@@ -48,7 +51,13 @@ describe('C-FIND over an association', () => {
       for (let index = 1; ; index++) {
         if (behaviour === 'fail-after-two' && index > 2) throw new Error('the index went away');
         if (behaviour === 'fast-and-large') {
-          yield { status: 0xff00, identifier: Buffer.concat([match(request, index), writeDataset([{ tag: '00081030', vr: 'LO', value: 'x'.repeat(60_000) }], { explicitVr: true })]) };
+          yield {
+            status: 0xff00,
+            identifier: Buffer.concat([
+              match(request, index),
+              writeDataset([{ tag: '00081030', vr: 'LO', value: 'x'.repeat(60_000) }], { explicitVr: true }),
+            ]),
+          };
           continue;
         }
         // A slow source: the C-CANCEL-RQ arrives while matches are still coming.
@@ -62,8 +71,28 @@ describe('C-FIND over an association', () => {
 
   const findscu = async (port: number, extra: string[]) => {
     const outDir = await mkdtemp(join(workDir, 'find-'));
-    const result = await runDcmtk('findscu', ['-v', '-S', ...extra, '-X', '-od', outDir, '-aet', 'FINDSCU', '-aec', 'HUB', '127.0.0.1', String(port),
-      '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID'], 10_000);
+    const result = await runDcmtk(
+      'findscu',
+      [
+        '-v',
+        '-S',
+        ...extra,
+        '-X',
+        '-od',
+        outDir,
+        '-aet',
+        'FINDSCU',
+        '-aec',
+        'HUB',
+        '127.0.0.1',
+        String(port),
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        'StudyInstanceUID',
+      ],
+      10_000,
+    );
     return {
       code: result.code,
       finals: [...result.output.matchAll(/Received Final Find Response \(([^)]*)\)/g)].map((found) => found[1]),
@@ -74,7 +103,14 @@ describe('C-FIND over an association', () => {
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'dimse-find-'));
-    const common = { host: '127.0.0.1', port: 0, aeTitle: 'HUB', logger: createLogger(process.env.DIMSE_TEST_LOG ?? 'silent'), maxPduLength: 65536, store: NO_STORE };
+    const common = {
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'HUB',
+      logger: createLogger(process.env.DIMSE_TEST_LOG ?? 'silent'),
+      maxPduLength: 65536,
+      store: NO_STORE,
+    };
     server = await startDimseServer({ ...common, onFind, idleTimeoutMs: 3000 });
     bare = await startDimseServer(common);
   });
@@ -106,9 +142,13 @@ describe('C-FIND over an association', () => {
   test('the identifier arrives in the negotiated transfer syntax', async () => {
     await findscu(server.port, ['-xi', '--cancel', '1']);
     await findscu(server.port, ['-xe', '--cancel', '1']);
-    expect(requests.map((request) => request.transferSyntaxUid)).toEqual([IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN]);
+    expect(requests.map((request) => request.transferSyntaxUid)).toEqual([
+      IMPLICIT_VR_LITTLE_ENDIAN,
+      EXPLICIT_VR_LITTLE_ENDIAN,
+    ]);
     expect(requests.map((request) => [request.sopClassUid, request.callingAeTitle, request.calledAeTitle])).toEqual([
-      ['1.2.840.10008.5.1.4.1.2.2.1', 'FINDSCU', 'HUB'], ['1.2.840.10008.5.1.4.1.2.2.1', 'FINDSCU', 'HUB'],
+      ['1.2.840.10008.5.1.4.1.2.2.1', 'FINDSCU', 'HUB'],
+      ['1.2.840.10008.5.1.4.1.2.2.1', 'FINDSCU', 'HUB'],
     ]);
   });
 
@@ -134,27 +174,56 @@ describe('C-FIND over an association', () => {
       { id: 1, abstractSyntaxUid: STUDY_ROOT_FIND, transferSyntaxUids: [EXPLICIT_VR_LITTLE_ENDIAN] },
       { id: 3, abstractSyntaxUid: CT, transferSyntaxUids: [EXPLICIT_VR_LITTLE_ENDIAN] },
     ];
-    await peer.send(encodeAssociateRq({
-      calledAeTitle: 'HUB', callingAeTitle: 'RAW', applicationContextName: APPLICATION_CONTEXT_NAME, presentationContexts: contexts,
-      userInformation: { maxPduLength: PEER_MAX_PDU, implementationClassUid: '1.2.3.4', implementationVersionName: 'RAWPEER' },
-    }));
+    await peer.send(
+      encodeAssociateRq({
+        calledAeTitle: 'HUB',
+        callingAeTitle: 'RAW',
+        applicationContextName: APPLICATION_CONTEXT_NAME,
+        presentationContexts: contexts,
+        userInformation: {
+          maxPduLength: PEER_MAX_PDU,
+          implementationClassUid: '1.2.3.4',
+          implementationVersionName: 'RAWPEER',
+        },
+      }),
+    );
     expect((await peer.nextPdu())?.type).toBe(PduType.associateAc);
     return peer;
   };
-  const findRequest = (contextId: number, messageId: number, sopClassUid: string, identifier: Buffer): Buffer => Buffer.concat([
-    ...encodePData(contextId, true, encodeRequest({ commandField: CommandField.cFindRq, messageId, affectedSopClassUid: sopClassUid, priority: 0, hasDataSet: true }), PEER_MAX_PDU),
-    ...encodePData(contextId, false, identifier, PEER_MAX_PDU),
-  ]);
+  const findRequest = (contextId: number, messageId: number, sopClassUid: string, identifier: Buffer): Buffer =>
+    Buffer.concat([
+      ...encodePData(
+        contextId,
+        true,
+        encodeRequest({
+          commandField: CommandField.cFindRq,
+          messageId,
+          affectedSopClassUid: sopClassUid,
+          priority: 0,
+          hasDataSet: true,
+        }),
+        PEER_MAX_PDU,
+      ),
+      ...encodePData(contextId, false, identifier, PEER_MAX_PDU),
+    ]);
   const studyIdentifier = writeDataset([{ tag: '00080052', vr: 'CS', value: 'STUDY' }], { explicitVr: true });
 
   test('C-FIND on a storage context is refused with 0x0122, an oversized identifier with 0xA700; the association goes on', async () => {
     const peer = await rawAssociation();
     try {
       await peer.send(findRequest(3, 1, CT, studyIdentifier));
-      expect((await peer.nextCommand()).command).toMatchObject({ commandField: CommandField.cFindRsp, messageIdBeingRespondedTo: 1, status: Status.sopClassNotSupported });
+      expect((await peer.nextCommand()).command).toMatchObject({
+        commandField: CommandField.cFindRsp,
+        messageIdBeingRespondedTo: 1,
+        status: Status.sopClassNotSupported,
+      });
       const huge = writeDataset([{ tag: '00081030', vr: 'UT', value: 'x'.repeat(1_100_000) }], { explicitVr: true });
       await peer.send(findRequest(1, 2, STUDY_ROOT_FIND, huge));
-      expect((await peer.nextCommand()).command).toMatchObject({ commandField: CommandField.cFindRsp, messageIdBeingRespondedTo: 2, status: Status.outOfResources });
+      expect((await peer.nextCommand()).command).toMatchObject({
+        commandField: CommandField.cFindRsp,
+        messageIdBeingRespondedTo: 2,
+        status: Status.outOfResources,
+      });
       expect(requests).toHaveLength(0);
     } finally {
       peer.socket.destroy();

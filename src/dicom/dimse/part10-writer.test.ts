@@ -14,32 +14,53 @@ describe('part10-writer', () => {
   afterAll(async () => rm(workDir, { recursive: true, force: true }));
 
   test('group length counts every following group 0002 byte and every value has even length', () => {
-    const meta = buildFileMetaInformation({ mediaStorageSopClassUid: '1.2.840.10008.5.1.4.1.1.2', mediaStorageSopInstanceUid: '1.2.345', transferSyntaxUid: '1.2.840.10008.1.2', sourceApplicationEntityTitle: 'CT1' });
+    const meta = buildFileMetaInformation({
+      mediaStorageSopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      mediaStorageSopInstanceUid: '1.2.345',
+      transferSyntaxUid: '1.2.840.10008.1.2',
+      sourceApplicationEntityTitle: 'CT1',
+    });
     expect(meta.subarray(0, 8)).toEqual(Buffer.from([0x02, 0x00, 0x00, 0x00, 0x55, 0x4c, 0x04, 0x00]));
     expect(meta.readUInt32LE(8)).toBe(meta.length - 12);
     expect(meta.length % 2).toBe(0);
   });
 
-  test.each(['CT_small.dcm', 'MR_small_bigendian.dcm', 'SC_rgb_rle.dcm', 'image_dfl.dcm', 'JPEG2000.dcm'])('%s rewrapped keeps its data set and reads in dcmtk', async (name) => {
-    const original = await readPart10(join(TEST_FILES, name));
-    const dataSetFile = join(workDir, `${name}.dataset`);
-    const part10File = join(workDir, name);
-    await writeFile(dataSetFile, original.dataSet);
-    await writePart10File(dataSetFile, part10File, {
-      mediaStorageSopClassUid: original.sopClassUid,
-      mediaStorageSopInstanceUid: original.sopInstanceUid,
-      transferSyntaxUid: original.transferSyntaxUid,
-      sourceApplicationEntityTitle: 'MODALITY',
-    });
-    const written = await readPart10(part10File);
-    expect(written).toEqual(original);
-    expect((await readFile(part10File)).subarray(0, 128).equals(Buffer.alloc(128))).toBe(true);
-    const dump = await runDcmtk('dcmdump', ['-Un', '+P', '0002,0001', '+P', '0002,0012', '+P', '0002,0013', '+P', '0002,0016', '+P', '0002,0010', part10File]);
-    expect(dump.code).toBe(0);
-    expect(dump.output).toContain('(0002,0001) OB 00\\01');
-    expect(dump.output).toContain(`(0002,0012) UI [${IMPLEMENTATION_CLASS_UID}]`);
-    expect(dump.output).toContain(`(0002,0013) SH [${IMPLEMENTATION_VERSION_NAME}]`);
-    expect(dump.output).toContain('(0002,0016) AE [MODALITY]');
-    expect(dump.output).toContain(`(0002,0010) UI [${original.transferSyntaxUid}]`);
-  });
+  test.each(['CT_small.dcm', 'MR_small_bigendian.dcm', 'SC_rgb_rle.dcm', 'image_dfl.dcm', 'JPEG2000.dcm'])(
+    '%s rewrapped keeps its data set and reads in dcmtk',
+    async (name) => {
+      const original = await readPart10(join(TEST_FILES, name));
+      const dataSetFile = join(workDir, `${name}.dataset`);
+      const part10File = join(workDir, name);
+      await writeFile(dataSetFile, original.dataSet);
+      await writePart10File(dataSetFile, part10File, {
+        mediaStorageSopClassUid: original.sopClassUid,
+        mediaStorageSopInstanceUid: original.sopInstanceUid,
+        transferSyntaxUid: original.transferSyntaxUid,
+        sourceApplicationEntityTitle: 'MODALITY',
+      });
+      const written = await readPart10(part10File);
+      expect(written).toEqual(original);
+      expect((await readFile(part10File)).subarray(0, 128).equals(Buffer.alloc(128))).toBe(true);
+      const dump = await runDcmtk('dcmdump', [
+        '-Un',
+        '+P',
+        '0002,0001',
+        '+P',
+        '0002,0012',
+        '+P',
+        '0002,0013',
+        '+P',
+        '0002,0016',
+        '+P',
+        '0002,0010',
+        part10File,
+      ]);
+      expect(dump.code).toBe(0);
+      expect(dump.output).toContain('(0002,0001) OB 00\\01');
+      expect(dump.output).toContain(`(0002,0012) UI [${IMPLEMENTATION_CLASS_UID}]`);
+      expect(dump.output).toContain(`(0002,0013) SH [${IMPLEMENTATION_VERSION_NAME}]`);
+      expect(dump.output).toContain('(0002,0016) AE [MODALITY]');
+      expect(dump.output).toContain(`(0002,0010) UI [${original.transferSyntaxUid}]`);
+    },
+  );
 });

@@ -31,7 +31,8 @@ export function buildFileMetaInformation(meta: FileMetaInformation): Buffer {
     shortElement(0x0012, 'UI', uid(IMPLEMENTATION_CLASS_UID)),
     shortElement(0x0013, 'SH', text(IMPLEMENTATION_VERSION_NAME)),
   ];
-  if (meta.sourceApplicationEntityTitle) elements.push(shortElement(0x0016, 'AE', text(meta.sourceApplicationEntityTitle.slice(0, 16))));
+  if (meta.sourceApplicationEntityTitle)
+    elements.push(shortElement(0x0016, 'AE', text(meta.sourceApplicationEntityTitle.slice(0, 16))));
   const body = Buffer.concat(elements);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);
@@ -39,7 +40,11 @@ export function buildFileMetaInformation(meta: FileMetaInformation): Buffer {
 }
 
 /** Streams `datasetFile` behind a Part 10 header into `destination` (never holding the data set in memory). */
-export async function writePart10File(datasetFile: string, destination: string, meta: FileMetaInformation): Promise<void> {
+export async function writePart10File(
+  datasetFile: string,
+  destination: string,
+  meta: FileMetaInformation,
+): Promise<void> {
   const output = createWriteStream(destination, { flags: 'wx' });
   output.write(buildPart10Header(meta));
   await pipeline(createReadStream(datasetFile), output);

@@ -332,7 +332,12 @@ export function parsePDataTf(body: Buffer): Pdv[] {
  * Encodes a message (command or dataset) as P-DATA-TF PDUs of one PDV each, fragmented so that no
  * PDU exceeds the peer's maximum length (0 = unlimited).
  */
-export function encodePData(presentationContextId: number, isCommand: boolean, data: Buffer, peerMaxPduLength: number): Buffer[] {
+export function encodePData(
+  presentationContextId: number,
+  isCommand: boolean,
+  data: Buffer,
+  peerMaxPduLength: number,
+): Buffer[] {
   const maxFragment = peerMaxPduLength === 0 ? 0xfffffff0 : Math.max(1, peerMaxPduLength - 6);
   const pdus: Buffer[] = [];
   let position = 0;

@@ -12,7 +12,16 @@ import { join } from 'node:path';
 import { createLogger } from '../../logger.ts';
 import { CommandField, Status, encodeRequest } from './command-set.ts';
 import { writePart10File } from './part10-writer.ts';
-import { APPLICATION_CONTEXT_NAME, AbortReason, PduType, PresentationContextResult, encodeAbort, encodeAssociateRq, encodePData, encodeReleaseRq } from './pdu.ts';
+import {
+  APPLICATION_CONTEXT_NAME,
+  AbortReason,
+  PduType,
+  PresentationContextResult,
+  encodeAbort,
+  encodeAssociateRq,
+  encodePData,
+  encodeReleaseRq,
+} from './pdu.ts';
 import type { ProposedPresentationContext } from './pdu.ts';
 import { startDimseServer } from './server.ts';
 import type { DimseServer } from './server.ts';
@@ -43,24 +52,61 @@ function associateRq(contexts: ProposedPresentationContext[], options: RqOptions
     callingAeTitle: options.callingAeTitle ?? 'RAW',
     applicationContextName: options.applicationContextName ?? APPLICATION_CONTEXT_NAME,
     presentationContexts: contexts,
-    userInformation: { maxPduLength: options.maxPduLength ?? 0, implementationClassUid: '1.2.3.4', implementationVersionName: 'RAWPEER' },
+    userInformation: {
+      maxPduLength: options.maxPduLength ?? 0,
+      implementationClassUid: '1.2.3.4',
+      implementationVersionName: 'RAWPEER',
+    },
   });
 }
 
-async function associate(peer: RawPeer, contexts: ProposedPresentationContext[], options: RqOptions = {}, byteByByte = false) {
+async function associate(
+  peer: RawPeer,
+  contexts: ProposedPresentationContext[],
+  options: RqOptions = {},
+  byteByByte = false,
+) {
   await peer.send(associateRq(contexts, options), byteByByte);
   const pdu = await peer.nextPdu();
   expect(pdu?.type).toBe(PduType.associateAc);
   return parseAssociateAc(pdu!.body);
 }
 
-function storeMessage(contextId: number, messageId: number, sopClassUid: string, sopInstanceUid: string, dataSet: Buffer): Buffer {
-  const command = encodeRequest({ commandField: CommandField.cStoreRq, messageId, affectedSopClassUid: sopClassUid, affectedSopInstanceUid: sopInstanceUid, priority: 0, hasDataSet: true });
-  return Buffer.concat([...encodePData(contextId, true, command, SERVER_MAX_PDU), ...encodePData(contextId, false, dataSet, SERVER_MAX_PDU)]);
+function storeMessage(
+  contextId: number,
+  messageId: number,
+  sopClassUid: string,
+  sopInstanceUid: string,
+  dataSet: Buffer,
+): Buffer {
+  const command = encodeRequest({
+    commandField: CommandField.cStoreRq,
+    messageId,
+    affectedSopClassUid: sopClassUid,
+    affectedSopInstanceUid: sopInstanceUid,
+    priority: 0,
+    hasDataSet: true,
+  });
+  return Buffer.concat([
+    ...encodePData(contextId, true, command, SERVER_MAX_PDU),
+    ...encodePData(contextId, false, dataSet, SERVER_MAX_PDU),
+  ]);
 }
 
 function echoMessage(contextId: number, messageId: number): Buffer {
-  return Buffer.concat(encodePData(contextId, true, encodeRequest({ commandField: CommandField.cEchoRq, messageId, affectedSopClassUid: VERIFICATION, hasDataSet: false }), SERVER_MAX_PDU));
+  return Buffer.concat(
+    encodePData(
+      contextId,
+      true,
+      encodeRequest({
+        commandField: CommandField.cEchoRq,
+        messageId,
+        affectedSopClassUid: VERIFICATION,
+        hasDataSet: false,
+      }),
+      SERVER_MAX_PDU,
+    ),
+  );
 }
 
 async function eventually(check: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
@@ -98,7 +144,8 @@ describe('DIMSE SCP over a raw socket', () => {
       store: fileStoreHandler(tempDir, async (request) => {
         const index = stored.length;
         stored.push(request);
-        if (request.sopInstanceUid.endsWith('.666')) return { status: Status.dataSetDoesNotMatchSopClass, comment: 'not a CT data set' };
+        if (request.sopInstanceUid.endsWith('.666'))
+          return { status: Status.dataSetDoesNotMatchSopClass, comment: 'not a CT data set' };
         await writePart10File(request.datasetFile, join(outDir, `${index}.dcm`), {
           mediaStorageSopClassUid: request.sopClassUid,
           mediaStorageSopInstanceUid: request.sopInstanceUid,
@@ -145,7 +192,11 @@ describe('DIMSE SCP over a raw socket', () => {
     expect(accepted.implementationClassUid).toMatch(/^2\.25\.\d+$/);
 
     await peer.send(echoMessage(1, 1), true);
-    expect((await peer.nextCommand()).command).toMatchObject({ commandField: CommandField.cEchoRsp, messageIdBeingRespondedTo: 1, status: Status.success });
+    expect((await peer.nextCommand()).command).toMatchObject({
+      commandField: CommandField.cEchoRsp,
+      messageIdBeingRespondedTo: 1,
+      status: Status.success,
+    });
 
     await peer.send(storeMessage(3, 2, CT, ctSmall.sopInstanceUid, ctSmall.dataSet), true);
     expect((await peer.nextCommand()).command).toMatchObject({
@@ -159,30 +210,69 @@ describe('DIMSE SCP over a raw socket', () => {
 
     // Refused by onStore: fails alone.
     await peer.send(storeMessage(3, 3, CT, '1.2.3.666', ctSmall.dataSet));
-    expect((await peer.nextCommand()).command).toMatchObject({ messageIdBeingRespondedTo: 3, status: Status.dataSetDoesNotMatchSopClass, errorComment: 'not a CT data set' });
+    expect((await peer.nextCommand()).command).toMatchObject({
+      messageIdBeingRespondedTo: 3,
+      status: Status.dataSetDoesNotMatchSopClass,
+      errorComment: 'not a CT data set',
+    });
 
     // A command set whose last element overruns it, and that lacks the Affected SOP Instance UID.
     const broken = Buffer.concat([
-      encodeRequest({ commandField: CommandField.cStoreRq, messageId: 4, affectedSopClassUid: CT, priority: 0, hasDataSet: true }),
+      encodeRequest({
+        commandField: CommandField.cStoreRq,
+        messageId: 4,
+        affectedSopClassUid: CT,
+        priority: 0,
+        hasDataSet: true,
+      }),
       Buffer.from([0x00, 0x00, 0x00, 0x10, 0xff, 0x00, 0x00, 0x00, 0x31]),
     ]);
-    await peer.send(Buffer.concat([...encodePData(3, true, broken, SERVER_MAX_PDU), ...encodePData(3, false, ctSmall.dataSet, SERVER_MAX_PDU)]));
-    expect((await peer.nextCommand()).command).toMatchObject({ commandField: CommandField.cStoreRsp, messageIdBeingRespondedTo: 4, status: Status.cannotUnderstand });
+    await peer.send(
+      Buffer.concat([
+        ...encodePData(3, true, broken, SERVER_MAX_PDU),
+        ...encodePData(3, false, ctSmall.dataSet, SERVER_MAX_PDU),
+      ]),
+    );
+    expect((await peer.nextCommand()).command).toMatchObject({
+      commandField: CommandField.cStoreRsp,
+      messageIdBeingRespondedTo: 4,
+      status: Status.cannotUnderstand,
+    });
 
     // The SOP class of the request is not the one negotiated for its presentation context.
     await peer.send(storeMessage(3, 5, MR, '1.2.3.5', ctSmall.dataSet));
-    expect((await peer.nextCommand()).command).toMatchObject({ messageIdBeingRespondedTo: 5, status: Status.sopClassNotSupported });
+    expect((await peer.nextCommand()).command).toMatchObject({
+      messageIdBeingRespondedTo: 5,
+      status: Status.sopClassNotSupported,
+    });
 
     // C-FIND, C-MOVE and C-GET are not offered: a failure response, with the identifier swallowed.
-    const identifier = Buffer.from([0x08, 0x00, 0x52, 0x00, 0x06, 0x00, 0x00, 0x00, 0x53, 0x54, 0x55, 0x44, 0x59, 0x20]);
+    const identifier = Buffer.from([
+      0x08, 0x00, 0x52, 0x00, 0x06, 0x00, 0x00, 0x00, 0x53, 0x54, 0x55, 0x44, 0x59, 0x20,
+    ]);
     for (const [messageId, commandField] of [
       [6, CommandField.cFindRq],
       [7, CommandField.cMoveRq],
       [8, CommandField.cGetRq],
     ] as const) {
-      const command = encodeRequest({ commandField, messageId, affectedSopClassUid: CT, priority: 0, hasDataSet: true });
-      await peer.send(Buffer.concat([...encodePData(3, true, command, SERVER_MAX_PDU), ...encodePData(3, false, identifier, SERVER_MAX_PDU)]));
-      expect((await peer.nextCommand()).command).toMatchObject({ commandField: commandField | 0x8000, messageIdBeingRespondedTo: messageId, status: Status.unrecognizedOperation });
+      const command = encodeRequest({
+        commandField,
+        messageId,
+        affectedSopClassUid: CT,
+        priority: 0,
+        hasDataSet: true,
+      });
+      await peer.send(
+        Buffer.concat([
+          ...encodePData(3, true, command, SERVER_MAX_PDU),
+          ...encodePData(3, false, identifier, SERVER_MAX_PDU),
+        ]),
+      );
+      expect((await peer.nextCommand()).command).toMatchObject({
+        commandField: commandField | 0x8000,
+        messageIdBeingRespondedTo: messageId,
+        status: Status.unrecognizedOperation,
+      });
     }
 
     // The association still works: another store succeeds.
@@ -214,13 +304,16 @@ describe('DIMSE SCP over a raw socket', () => {
   });
 
   test('every valid pydicom test file is stored exactly as its data set is in the file, over one association', async () => {
-    const lines = (await readFile(CLASSIFICATION, 'utf8')).split('\n').filter((line) => / p10=1 /.test(line) && / dump_rc=0 /.test(line));
+    const lines = (await readFile(CLASSIFICATION, 'utf8'))
+      .split('\n')
+      .filter((line) => / p10=1 /.test(line) && / dump_rc=0 /.test(line));
     const files: Array<Part10File & { path: string }> = [];
     for (const line of lines) {
       const path = join(TEST_FILES, line.split(/\s+/)[0]!);
       if (!existsSync(path)) continue;
       const file = await readPart10(path);
-      if (isStorageSopClass(file.sopClassUid) && file.transferSyntaxUid && file.sopInstanceUid) files.push({ ...file, path });
+      if (isStorageSopClass(file.sopClassUid) && file.transferSyntaxUid && file.sopInstanceUid)
+        files.push({ ...file, path });
     }
     expect(files.length).toBeGreaterThan(100);
     const pairs = [...new Set(files.map((file) => `${file.sopClassUid} ${file.transferSyntaxUid}`))];
@@ -231,36 +324,45 @@ describe('DIMSE SCP over a raw socket', () => {
     });
     const peer = await RawPeer.connect(server.port);
     const accepted = await associate(peer, contexts, { maxPduLength: 16384 });
-    expect([...accepted.contexts.values()].every((context) => context.result === PresentationContextResult.acceptance)).toBe(true);
+    expect(
+      [...accepted.contexts.values()].every((context) => context.result === PresentationContextResult.acceptance),
+    ).toBe(true);
     for (const [index, file] of files.entries()) {
       const contextId = 2 * pairs.indexOf(`${file.sopClassUid} ${file.transferSyntaxUid}`) + 1;
       await peer.send(storeMessage(contextId, index + 1, file.sopClassUid, file.sopInstanceUid, file.dataSet));
-      expect((await peer.nextCommand()).command).toMatchObject({ messageIdBeingRespondedTo: index + 1, status: Status.success });
+      expect((await peer.nextCommand()).command).toMatchObject({
+        messageIdBeingRespondedTo: index + 1,
+        status: Status.success,
+      });
     }
     await peer.send(encodeReleaseRq());
     expect((await peer.nextPdu())?.type).toBe(PduType.releaseRp);
     const differing: string[] = [];
     for (const [index, file] of files.entries()) {
       const received = await readPart10(join(outDir, `${index}.dcm`));
-      if (received.transferSyntaxUid !== file.transferSyntaxUid || !received.dataSet.equals(file.dataSet)) differing.push(file.path);
+      if (received.transferSyntaxUid !== file.transferSyntaxUid || !received.dataSet.equals(file.dataSet))
+        differing.push(file.path);
     }
     expect(differing).toEqual([]);
   });
 
-  test.each(['disconnect', 'A-ABORT'])('a peer %s mid-data set leaves no partial file and the server keeps serving', async (how) => {
-    const peer = await RawPeer.connect(server.port);
-    await associate(peer, [{ id: 1, abstractSyntaxUid: CT, transferSyntaxUids: [EXPLICIT_LE] }]);
-    const whole = storeMessage(1, 1, CT, '1.2.3.42', ctSmall.dataSet);
-    await peer.send(whole.subarray(0, Math.floor(whole.length / 2)));
-    await eventually(async () => (await readdir(tempDir)).length === 1);
-    if (how === 'disconnect') peer.destroy();
-    else await peer.send(encodeAbort(0, 0));
-    await peer.waitClosed();
-    await eventually(async () => (await readdir(tempDir)).length === 0);
-    expect(stored).toEqual([]);
-    const echo = await runDcmtk('echoscu', ['-aet', 'ECHOSCU', '-aec', 'HUB', '127.0.0.1', String(server.port)]);
-    expect(echo.code).toBe(0);
-  });
+  test.each(['disconnect', 'A-ABORT'])(
+    'a peer %s mid-data set leaves no partial file and the server keeps serving',
+    async (how) => {
+      const peer = await RawPeer.connect(server.port);
+      await associate(peer, [{ id: 1, abstractSyntaxUid: CT, transferSyntaxUids: [EXPLICIT_LE] }]);
+      const whole = storeMessage(1, 1, CT, '1.2.3.42', ctSmall.dataSet);
+      await peer.send(whole.subarray(0, Math.floor(whole.length / 2)));
+      await eventually(async () => (await readdir(tempDir)).length === 1);
+      if (how === 'disconnect') peer.destroy();
+      else await peer.send(encodeAbort(0, 0));
+      await peer.waitClosed();
+      await eventually(async () => (await readdir(tempDir)).length === 0);
+      expect(stored).toEqual([]);
+      const echo = await runDcmtk('echoscu', ['-aet', 'ECHOSCU', '-aec', 'HUB', '127.0.0.1', String(server.port)]);
+      expect(echo.code).toBe(0);
+    },
+  );
 
   test('ARTIM: a connection that never sends an A-ASSOCIATE-RQ is closed', async () => {
     const started = Date.now();
@@ -294,20 +396,41 @@ describe('DIMSE SCP over a raw socket', () => {
 
   test("responses respect the peer's maximum PDU length", async () => {
     const peer = await RawPeer.connect(server.port);
-    await associate(peer, [{ id: 1, abstractSyntaxUid: VERIFICATION, transferSyntaxUids: [IMPLICIT_LE] }], { maxPduLength: 32 });
+    await associate(peer, [{ id: 1, abstractSyntaxUid: VERIFICATION, transferSyntaxUids: [IMPLICIT_LE] }], {
+      maxPduLength: 32,
+    });
     await peer.send(echoMessage(1, 77));
     const response = await peer.nextCommand();
-    expect(response.command).toMatchObject({ commandField: CommandField.cEchoRsp, messageIdBeingRespondedTo: 77, status: Status.success });
+    expect(response.command).toMatchObject({
+      commandField: CommandField.cEchoRsp,
+      messageIdBeingRespondedTo: 77,
+      status: Status.success,
+    });
     expect(response.pduLengths.length).toBeGreaterThan(1);
     expect(Math.max(...response.pduLengths)).toBeLessThanOrEqual(32);
     peer.destroy();
   });
 
   test.each([
-    ['a PDU longer than our maximum', true, Buffer.from([PduType.pDataTf, 0, 0, 0, 0x50, 0x00]), AbortReason.invalidPduParameterValue],
+    [
+      'a PDU longer than our maximum',
+      true,
+      Buffer.from([PduType.pDataTf, 0, 0, 0, 0x50, 0x00]),
+      AbortReason.invalidPduParameterValue,
+    ],
     ['an unknown PDU type', true, Buffer.from([0x09, 0, 0, 0, 0, 4, 0, 0, 0, 0]), AbortReason.unrecognizedPdu],
-    ['a PDV on a refused presentation context', true, Buffer.concat(encodePData(3, true, Buffer.alloc(8), 0)), AbortReason.unexpectedPduParameter],
-    ['a P-DATA-TF before the association', false, Buffer.concat(encodePData(1, true, Buffer.alloc(8), 0)), AbortReason.unexpectedPdu],
+    [
+      'a PDV on a refused presentation context',
+      true,
+      Buffer.concat(encodePData(3, true, Buffer.alloc(8), 0)),
+      AbortReason.unexpectedPduParameter,
+    ],
+    [
+      'a P-DATA-TF before the association',
+      false,
+      Buffer.concat(encodePData(1, true, Buffer.alloc(8), 0)),
+      AbortReason.unexpectedPdu,
+    ],
   ])('%s is answered with an A-ABORT', async (_name, associated, bytes, reason) => {
     const peer = await RawPeer.connect(server.port);
     if (associated) {
@@ -327,7 +450,14 @@ describe('DIMSE SCP over a raw socket', () => {
 describe('DIMSE server listener', () => {
   test('listens on the given address only', async () => {
     const tempDir = await mkdtemp(join(tmpdir(), 'dimse-bind-'));
-    const server = await startDimseServer({ host: '127.0.0.1', port: 0, aeTitle: 'HUB', logger: createLogger('silent'), maxPduLength: SERVER_MAX_PDU, store: fileStoreHandler(tempDir, () => ({ status: Status.success })) });
+    const server = await startDimseServer({
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'HUB',
+      logger: createLogger('silent'),
+      maxPduLength: SERVER_MAX_PDU,
+      store: fileStoreHandler(tempDir, () => ({ status: Status.success })),
+    });
     try {
       // Linux routes all of 127/8 to the loopback interface: a wildcard bind would answer on 127.0.0.2.
       await expect(RawPeer.connect(server.port, '127.0.0.2')).rejects.toThrow(/ECONNREFUSED/);
@@ -339,7 +469,13 @@ describe('DIMSE server listener', () => {
   });
 
   test('refuses an unbounded or tiny maximum PDU length', async () => {
-    const options = { host: '127.0.0.1', port: 0, aeTitle: 'HUB', logger: createLogger('silent'), store: fileStoreHandler(tmpdir(), () => ({ status: Status.success })) };
+    const options = {
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'HUB',
+      logger: createLogger('silent'),
+      store: fileStoreHandler(tmpdir(), () => ({ status: Status.success })),
+    };
     await expect(startDimseServer({ ...options, maxPduLength: 0 })).rejects.toThrow(RangeError);
     await expect(startDimseServer({ ...options, maxPduLength: 100 })).rejects.toThrow(RangeError);
   });

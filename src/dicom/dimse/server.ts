@@ -10,7 +10,15 @@ import { Association } from './association.ts';
 import type { AssociationRejected, OnFind, StoreHandler } from './association.ts';
 
 export type {
-  AssociationPeer, AssociationRejected, DataSetSink, FindRequest, FindResponse, OnFind, StoreHandler, StoreRequest, StoreResult,
+  AssociationPeer,
+  AssociationRejected,
+  DataSetSink,
+  FindRequest,
+  FindResponse,
+  OnFind,
+  StoreHandler,
+  StoreRequest,
+  StoreResult,
 } from './association.ts';
 
 export interface DimseServerOptions {
@@ -86,7 +94,9 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
     const running = () => Promise.all([...associations].map((association) => association.finished));
     let graceTimer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<'timeout'>((resolve) => (graceTimer = setTimeout(() => resolve('timeout'), options.closeGraceMs ?? 10_000)));
+    const graceOver = new Promise<'timeout'>(
+      (resolve) => (graceTimer = setTimeout(() => resolve('timeout'), options.closeGraceMs ?? 10_000)),
+    );
     const outcome = await Promise.race([running(), graceOver]);
     clearTimeout(graceTimer);
     if (outcome === 'timeout') {
@@ -94,7 +104,8 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
       for (const association of associations) association.abort();
       // A store handler that never settles must not hold the shutdown forever.
       const abortGrace = new Promise<'timeout'>((resolve) => (graceTimer = setTimeout(() => resolve('timeout'), 2000)));
-      if ((await Promise.race([running(), abortGrace])) === 'timeout') options.logger.error('associations still busy after abort');
+      if ((await Promise.race([running(), abortGrace])) === 'timeout')
+        options.logger.error('associations still busy after abort');
       clearTimeout(graceTimer);
     }
     await stopped;

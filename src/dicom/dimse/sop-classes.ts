@@ -42,7 +42,11 @@ const PRIVATE_STORAGE = new Set([
 ]);
 
 export function isStorageSopClass(uid: string): boolean {
-  return (uid.startsWith(STANDARD_STORAGE_ARC) && uid.length > STANDARD_STORAGE_ARC.length) || OTHER_STANDARD_STORAGE.has(uid) || PRIVATE_STORAGE.has(uid);
+  return (
+    (uid.startsWith(STANDARD_STORAGE_ARC) && uid.length > STANDARD_STORAGE_ARC.length) ||
+    OTHER_STANDARD_STORAGE.has(uid) ||
+    PRIVATE_STORAGE.has(uid)
+  );
 }
 
 export function isQuerySopClass(uid: string): boolean {
@@ -55,7 +59,9 @@ export function isAcceptedAbstractSyntax(uid: string): boolean {
 
 /** Whether a proposed transfer syntax can be accepted for an abstract syntax. */
 export function isAcceptedTransferSyntax(abstractSyntaxUid: string, transferSyntaxUid: string): boolean {
-  return isQuerySopClass(abstractSyntaxUid) ? QUERY_TRANSFER_SYNTAXES.has(transferSyntaxUid) : isValidUid(transferSyntaxUid);
+  return isQuerySopClass(abstractSyntaxUid)
+    ? QUERY_TRANSFER_SYNTAXES.has(transferSyntaxUid)
+    : isValidUid(transferSyntaxUid);
 }
 
 /** PS3.5 §9.1: a UID is at most 64 characters of digits and dots, no empty or zero-led component. */

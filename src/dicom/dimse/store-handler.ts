@@ -46,23 +46,30 @@ interface AssociationStores {
   stored: number;
 }
 
-export function createStoreHandler(ctx: IngestContext, logger: Logger, audit?: DimseAuditTrail): StoreHandler<BlobSink> {
+export function createStoreHandler(
+  ctx: IngestContext,
+  logger: Logger,
+  audit?: DimseAuditTrail,
+): StoreHandler<BlobSink> {
   const byAssociation = new Map<number, AssociationStores>();
   const storesOf = (request: { associationId: number } & AssociationPeer): AssociationStores => {
     let stores = byAssociation.get(request.associationId);
-    if (!stores) byAssociation.set(request.associationId, (stores = { peer: request, studies: new Set(), begun: 0, stored: 0 }));
+    if (!stores)
+      byAssociation.set(request.associationId, (stores = { peer: request, studies: new Set(), begun: 0, stored: 0 }));
     return stores;
   };
   return {
     async begin(request) {
       storesOf(request).begun++;
       const writer = ctx.blobs.createWriter();
-      await writer.write(buildPart10Header({
-        mediaStorageSopClassUid: request.sopClassUid,
-        mediaStorageSopInstanceUid: request.sopInstanceUid,
-        transferSyntaxUid: request.transferSyntaxUid,
-        sourceApplicationEntityTitle: request.callingAeTitle,
-      }));
+      await writer.write(
+        buildPart10Header({
+          mediaStorageSopClassUid: request.sopClassUid,
+          mediaStorageSopInstanceUid: request.sopInstanceUid,
+          transferSyntaxUid: request.transferSyntaxUid,
+          sourceApplicationEntityTitle: request.callingAeTitle,
+        }),
+      );
       return { writer, write: (chunk) => writer.write(chunk), abort: () => writer.abort() };
     },
 
@@ -79,9 +86,16 @@ export function createStoreHandler(ctx: IngestContext, logger: Logger, audit?: D
       // After an abort the refresher's own schedule brings them up to date.
       if (released && stores.studies.size > 0) await ctx.studies.flush(stores.studies);
       try {
-        await audit?.transferred({ peer: stores.peer, studyInstanceUids: stores.studies, failures: stores.begun - stores.stored });
+        await audit?.transferred({
+          peer: stores.peer,
+          studyInstanceUids: stores.studies,
+          failures: stores.begun - stores.stored,
+        });
       } catch (error) {
-        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'the audit of a C-STORE association failed');
+        logger.error(
+          { err: error instanceof Error ? error.message : String(error) },
+          'the audit of a C-STORE association failed',
+        );
       }
     },
   };
@@ -98,11 +112,15 @@ export function createStoreHandler(ctx: IngestContext, logger: Logger, audit?: D
       if (outcome.status === 'refused' || outcome.status === 'conflict') {
         logger.warn({ outcome: outcome.status, reason: outcome.reason }, 'C-STORE instance refused');
       }
-      if (outcome.status === 'stored' || outcome.status === 'duplicate') storesOf(request).studies.add(outcome.studyInstanceUid);
+      if (outcome.status === 'stored' || outcome.status === 'duplicate')
+        storesOf(request).studies.add(outcome.studyInstanceUid);
       return storeResultOf(outcome);
     } catch (error) {
       // The message of a storage error names files or SQL, never dataset values.
-      logger.error({ err: error instanceof Error ? error.message : String(error) }, 'C-STORE instance could not be stored');
+      logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'C-STORE instance could not be stored',
+      );
       return { status: Status.outOfResources, comment: 'the instance could not be stored' };
     }
   }

@@ -148,11 +148,15 @@ export class RawPeer {
    */
   async send(bytes: Buffer, byteByByte = false): Promise<void> {
     if (!byteByByte) {
-      await new Promise<void>((resolve, reject) => this.socket.write(bytes, (error) => (error ? reject(error) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        this.socket.write(bytes, (error) => (error ? reject(error) : resolve())),
+      );
       return;
     }
     for (let index = 0; index < bytes.length; index++) {
-      await new Promise<void>((resolve, reject) => this.socket.write(bytes.subarray(index, index + 1), (error) => (error ? reject(error) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        this.socket.write(bytes.subarray(index, index + 1), (error) => (error ? reject(error) : resolve())),
+      );
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
@@ -176,7 +180,9 @@ export class RawPeer {
   }
 
   /** Reads P-DATA-TF PDUs until a complete command set has arrived. */
-  async nextCommand(timeoutMs = 5000): Promise<{ command: CommandSet; presentationContextId: number; pduLengths: number[] }> {
+  async nextCommand(
+    timeoutMs = 5000,
+  ): Promise<{ command: CommandSet; presentationContextId: number; pduLengths: number[] }> {
     const fragments: Buffer[] = [];
     const pduLengths: number[] = [];
     for (;;) {
@@ -186,7 +192,12 @@ export class RawPeer {
       pduLengths.push(pdu.body.length);
       for (const pdv of parsePDataTf(pdu.body)) {
         fragments.push(pdv.data);
-        if (pdv.isLast) return { command: decodeCommandSet(Buffer.concat(fragments)), presentationContextId: pdv.presentationContextId, pduLengths };
+        if (pdv.isLast)
+          return {
+            command: decodeCommandSet(Buffer.concat(fragments)),
+            presentationContextId: pdv.presentationContextId,
+            pduLengths,
+          };
       }
     }
   }
@@ -227,7 +238,7 @@ export interface AcceptedAssociation {
 export function parseAssociateAc(body: Buffer): AcceptedAssociation {
   const accepted: AcceptedAssociation = { contexts: new Map(), maxPduLength: 0, implementationClassUid: '' };
   const walk = (buffer: Buffer, from: number, visit: (type: number, value: Buffer) => void) => {
-    for (let position = from; position + 4 <= buffer.length; ) {
+    for (let position = from; position + 4 <= buffer.length;) {
       const length = buffer.readUInt16BE(position + 2);
       visit(buffer[position]!, buffer.subarray(position + 4, position + 4 + length));
       position += 4 + length;
@@ -254,9 +265,14 @@ export function parseAssociateAc(body: Buffer): AcceptedAssociation {
  * A storescu configuration file (`-xf FILE PROFILE`) with one presentation context per SOP class
  * and transfer syntax of the files, so that each is sent as it is stored (no conversion).
  */
-export function storescuProfile(files: readonly { sopClassUid: string; transferSyntaxUid: string }[], profile: string): string {
+export function storescuProfile(
+  files: readonly { sopClassUid: string; transferSyntaxUid: string }[],
+  profile: string,
+): string {
   const syntaxes = [...new Set(files.map((file) => file.transferSyntaxUid))];
-  const contexts = [...new Set(files.map((file) => `${file.sopClassUid}\\TS${syntaxes.indexOf(file.transferSyntaxUid)}`))];
+  const contexts = [
+    ...new Set(files.map((file) => `${file.sopClassUid}\\TS${syntaxes.indexOf(file.transferSyntaxUid)}`)),
+  ];
   return [
     '[[TransferSyntaxes]]',
     ...syntaxes.flatMap((uid, index) => [`[TS${index}]`, `TransferSyntax1 = ${uid}`]),
@@ -280,7 +296,10 @@ export interface FileStoreRequest extends StoreRequest {
  * A store handler that streams each data set to a file in `tempDir` and hands it to `onStore` once
  * complete, deleting it afterwards (tests check that nothing is left behind).
  */
-export function fileStoreHandler(tempDir: string, onStore: (request: FileStoreRequest) => Promise<StoreResult> | StoreResult): StoreHandler<FileSink> {
+export function fileStoreHandler(
+  tempDir: string,
+  onStore: (request: FileStoreRequest) => Promise<StoreResult> | StoreResult,
+): StoreHandler<FileSink> {
   return {
     async begin() {
       const path = join(tempDir, `${randomUUID()}.dataset`);

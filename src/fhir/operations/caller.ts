@@ -31,7 +31,13 @@ export interface OperationRight {
 /** `authenticated`: any identity may call it (its answer reveals nothing stored). */
 export type OperationAccess = OperationRight | 'authenticated';
 
-const SCOPE_LETTER: Record<OperationRight['interaction'], string> = { create: 'c', read: 'r', update: 'u', delete: 'd', search: 's' };
+const SCOPE_LETTER: Record<OperationRight['interaction'], string> = {
+  create: 'c',
+  read: 'r',
+  update: 'u',
+  delete: 'd',
+  search: 's',
+};
 
 /** The identity the request's repository carries; undefined for an anonymous request. */
 export function operationCaller(repo: FhirRepository): Identity | undefined {
@@ -49,11 +55,17 @@ function refused(operation: string, text: string): OperationOutcomeError {
 export function requireRight(identity: Identity | undefined, right: OperationRight, operation: string): void {
   if (identity === undefined) return;
   const letter = SCOPE_LETTER[right.interaction];
-  if (identity.kind === 'user' && new AccessControl(identity.role, identity.fhirUser).scopeOf(right.resourceType, right.interaction) === undefined) {
+  if (
+    identity.kind === 'user' &&
+    new AccessControl(identity.role, identity.fhirUser).scopeOf(right.resourceType, right.interaction) === undefined
+  ) {
     throw refused(operation, `Your role may not ${right.interaction} ${right.resourceType} resources`);
   }
   if (!scopesAllow(identity.scopes, right.resourceType, letter)) {
-    throw refused(operation, `The access token's scopes do not allow ${right.interaction} on ${right.resourceType} (needs "${letter}")`);
+    throw refused(
+      operation,
+      `The access token's scopes do not allow ${right.interaction} on ${right.resourceType} (needs "${letter}")`,
+    );
   }
 }
 
@@ -67,5 +79,12 @@ export function requireAccess(identity: Identity | undefined, access: OperationA
  */
 export function callerWrites(store: Omit<RepositoryContext, 'strictSearch'>, repo: FhirRepository): RepositoryContext {
   const caller = repo instanceof HubRepository ? repo.context : undefined;
-  return { ...store, access: undefined, callerAccess: caller?.access, actor: caller?.actor, audit: caller?.audit, identity: caller?.identity };
+  return {
+    ...store,
+    access: undefined,
+    callerAccess: caller?.access,
+    actor: caller?.actor,
+    audit: caller?.audit,
+    identity: caller?.identity,
+  };
 }

@@ -39,11 +39,46 @@ export function checkEligibilityDefinition(fhirBase: string): OperationDefinitio
       'without radiology and/or pathology review. Give country (and state for the U.S.), or the referenceNumber of a ' +
       'registered patient. A residence that cannot be screened is a 400 naming the parameter.',
     parameter: [
-      { name: 'country', use: 'in', min: 0, max: '1', type: 'code', documentation: 'ISO 3166-1 alpha-2 country of residence (US, FR, ...)' },
-      { name: 'state', use: 'in', min: 0, max: '1', type: 'code', documentation: 'For the U.S.: the state or territory (NM or US-NM); ignored elsewhere' },
-      { name: 'referenceNumber', use: 'in', min: 0, max: '1', type: 'string', documentation: 'Instead of a residence: a registered patient\'s reference number, as typed' },
-      { name: 'plannedReview', use: 'in', min: 0, max: '*', type: 'code', documentation: 'radiology | pathology: reviews the case would need' },
-      { name: 'outcome', use: 'out', min: 1, max: '1', type: 'code', documentation: 'eligible | eligible-with-restrictions | ineligible' },
+      {
+        name: 'country',
+        use: 'in',
+        min: 0,
+        max: '1',
+        type: 'code',
+        documentation: 'ISO 3166-1 alpha-2 country of residence (US, FR, ...)',
+      },
+      {
+        name: 'state',
+        use: 'in',
+        min: 0,
+        max: '1',
+        type: 'code',
+        documentation: 'For the U.S.: the state or territory (NM or US-NM); ignored elsewhere',
+      },
+      {
+        name: 'referenceNumber',
+        use: 'in',
+        min: 0,
+        max: '1',
+        type: 'string',
+        documentation: "Instead of a residence: a registered patient's reference number, as typed",
+      },
+      {
+        name: 'plannedReview',
+        use: 'in',
+        min: 0,
+        max: '*',
+        type: 'code',
+        documentation: 'radiology | pathology: reviews the case would need',
+      },
+      {
+        name: 'outcome',
+        use: 'out',
+        min: 1,
+        max: '1',
+        type: 'code',
+        documentation: 'eligible | eligible-with-restrictions | ineligible',
+      },
       {
         name: 'allowedReviews',
         use: 'out',
@@ -54,7 +89,14 @@ export function checkEligibilityDefinition(fhirBase: string): OperationDefinitio
           { name: 'pathology', use: 'out', min: 1, max: '1', type: 'boolean' },
         ],
       },
-      { name: 'message', use: 'out', min: 1, max: '1', type: 'string', documentation: 'The answer in words for the applicant' },
+      {
+        name: 'message',
+        use: 'out',
+        min: 1,
+        max: '1',
+        type: 'string',
+        documentation: 'The answer in words for the applicant',
+      },
       {
         name: 'reason',
         use: 'out',
@@ -69,7 +111,14 @@ export function checkEligibilityDefinition(fhirBase: string): OperationDefinitio
           { name: 'source', use: 'out', min: 0, max: '1', type: 'string' },
         ],
       },
-      { name: 'plannedReviewsAllowed', use: 'out', min: 0, max: '1', type: 'boolean', documentation: 'Present when plannedReview was given' },
+      {
+        name: 'plannedReviewsAllowed',
+        use: 'out',
+        min: 0,
+        max: '1',
+        type: 'boolean',
+        documentation: 'Present when plannedReview was given',
+      },
       { name: 'policyVersion', use: 'out', min: 1, max: '1', type: 'string' },
     ],
   };
@@ -81,16 +130,24 @@ async function residenceFromReferenceNumber(repo: FhirRepository, typed: string)
   if (!patient) {
     throw new OperationOutcomeError({
       ...notFound,
-      issue: [{
-        severity: 'error',
-        code: 'not-found',
-        expression: ['referenceNumber'],
-        details: { text: 'No patient is registered under this reference number. Please check it against the patient\'s letter.' },
-      }],
+      issue: [
+        {
+          severity: 'error',
+          code: 'not-found',
+          expression: ['referenceNumber'],
+          details: {
+            text: "No patient is registered under this reference number. Please check it against the patient's letter.",
+          },
+        },
+      ],
     });
   }
   const found = residenceOf(patient);
-  if (!found) throw invalidParameter('referenceNumber', 'The patient registered under this reference number has no address with a country.');
+  if (!found)
+    throw invalidParameter(
+      'referenceNumber',
+      'The patient registered under this reference number has no address with a country.',
+    );
   return found.residence;
 }
 
@@ -107,21 +164,35 @@ export function checkEligibilityHandler(context: OperationContext, definition: O
       }
     }
     if (typedNumber !== undefined && (country !== undefined || state !== undefined)) {
-      throw invalidParameter('referenceNumber', 'Give either a residence (country, state) or a referenceNumber, not both');
+      throw invalidParameter(
+        'referenceNumber',
+        'Give either a residence (country, state) or a referenceNumber, not both',
+      );
     }
     if (typedNumber !== undefined) {
-      requireRight(operationCaller(repo), { resourceType: 'ServiceRequest', interaction: 'create' }, '$check-eligibility with a referenceNumber');
+      requireRight(
+        operationCaller(repo),
+        { resourceType: 'ServiceRequest', interaction: 'create' },
+        '$check-eligibility with a referenceNumber',
+      );
     }
-    const residence: Residence = typedNumber !== undefined
-      ? await residenceFromReferenceNumber(new HubRepository(callerWrites(context.repository, repo)), typedNumber)
-      : { country, subdivision: state };
+    const residence: Residence =
+      typedNumber !== undefined
+        ? await residenceFromReferenceNumber(new HubRepository(callerWrites(context.repository, repo)), typedNumber)
+        : { country, subdivision: state };
     const policy = policyInForce(context.jurisdictionPolicies, context.now());
-    const fields = typedNumber !== undefined ? { country: 'referenceNumber', state: 'referenceNumber' } : { country: 'country', state: 'state' };
+    const fields =
+      typedNumber !== undefined
+        ? { country: 'referenceNumber', state: 'referenceNumber' }
+        : { country: 'country', state: 'state' };
     const eligibility = screenResidence(residence, policy, fields);
     const output: Parameters = { resourceType: 'Parameters', parameter: eligibilityParameters(eligibility) };
     if (planned.length > 0) {
       const allowed = planned.every((review) => eligibility.allowedReviews[review as (typeof REVIEWS)[number]]);
-      output.parameter?.push({ name: 'plannedReviewsAllowed', valueBoolean: eligibility.outcome !== 'ineligible' && allowed });
+      output.parameter?.push({
+        name: 'plannedReviewsAllowed',
+        valueBoolean: eligibility.outcome !== 'ineligible' && allowed,
+      });
     }
     return [allOk, output];
   };

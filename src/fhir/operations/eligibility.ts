@@ -72,9 +72,15 @@ export interface ResidenceFields {
  * Screens a residence. A residence that cannot be screened (no country, an unknown code, a U.S.
  * residence without its state) is bad input: a 400 naming the field, with the applicant's wording.
  */
-export function screenResidence(residence: Residence, policy: JurisdictionPolicy, fields: ResidenceFields): Eligibility {
+export function screenResidence(
+  residence: Residence,
+  policy: JurisdictionPolicy,
+  fields: ResidenceFields,
+): Eligibility {
   const eligibility = checkEligibility(residence, policy);
-  const problem = eligibility.reasons.find((reason) => reason.code === 'residence-missing' || reason.code === 'residence-unrecognised');
+  const problem = eligibility.reasons.find(
+    (reason) => reason.code === 'residence-missing' || reason.code === 'residence-unrecognised',
+  );
   if (problem) {
     // checkEligibility does not say which half was wrong: a U.S. residence with a known state
     // still failing means the country is at fault, otherwise the state is.
@@ -108,11 +114,13 @@ function reasonParameter(reason: EligibilityReason): ParametersParameter {
   return { name: 'reason', part };
 }
 
-const ELIGIBLE_MESSAGE = 'We can provide a second opinion to residents of the place you live in, with every kind of review.';
+const ELIGIBLE_MESSAGE =
+  'We can provide a second opinion to residents of the place you live in, with every kind of review.';
 
 /** Eligibility as output parameters: outcome, allowedReviews, message, reason*, policyVersion. */
 export function eligibilityParameters(eligibility: Eligibility): ParametersParameter[] {
-  const message = eligibility.reasons.length > 0 ? eligibility.reasons.map((reason) => reason.message).join(' ') : ELIGIBLE_MESSAGE;
+  const message =
+    eligibility.reasons.length > 0 ? eligibility.reasons.map((reason) => reason.message).join(' ') : ELIGIBLE_MESSAGE;
   return [
     { name: 'outcome', valueCode: eligibility.outcome },
     {

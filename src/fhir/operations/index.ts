@@ -27,8 +27,18 @@ interface HubOperation {
 const OPERATIONS: HubOperation[] = [
   // R4 operations: GET is allowed when the operation changes nothing and its inputs are primitive.
   // Read-only, and its answer by residence is the published policy: any identity.
-  { definition: checkEligibilityDefinition, handler: checkEligibilityHandler, methods: ['GET', 'POST'], access: 'authenticated' },
-  { definition: registerPatientDefinition, handler: registerPatientHandler, methods: ['POST'], access: { resourceType: 'Patient', interaction: 'create' } },
+  {
+    definition: checkEligibilityDefinition,
+    handler: checkEligibilityHandler,
+    methods: ['GET', 'POST'],
+    access: 'authenticated',
+  },
+  {
+    definition: registerPatientDefinition,
+    handler: registerPatientHandler,
+    methods: ['POST'],
+    access: { resourceType: 'Patient', interaction: 'create' },
+  },
 ];
 
 const registered = new WeakMap<FhirRouter, OperationDefinition[]>();

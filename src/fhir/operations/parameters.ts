@@ -41,7 +41,10 @@ export function operationInput(req: FhirRequest, definition: OperationDefinition
       throw invalidParameter(param.name, `${operation} has no parameter "${param.name}" (its parameters: ${known})`);
     }
     if (req.method === 'GET' && declared.type === undefined) {
-      throw invalidParameter(param.name, `"${param.name}" is not a primitive value: send it in a POSTed Parameters resource`);
+      throw invalidParameter(
+        param.name,
+        `"${param.name}" is not a primitive value: send it in a POSTed Parameters resource`,
+      );
     }
   }
   for (const input of inputs) {

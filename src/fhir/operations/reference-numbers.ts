@@ -10,7 +10,11 @@ import type { WithId } from '@medplum/core';
 import type { FhirRepository } from '@medplum/fhir-router';
 import type { Identifier, Patient } from '@medplum/fhirtypes';
 import type { Queryable } from '../../db/database.ts';
-import { REFERENCE_NUMBER_SYSTEM, generateReferenceNumber, parseReferenceNumber } from '../../cases/reference-number.ts';
+import {
+  REFERENCE_NUMBER_SYSTEM,
+  generateReferenceNumber,
+  parseReferenceNumber,
+} from '../../cases/reference-number.ts';
 import { invalidParameter } from './parameters.ts';
 
 /** 9 × 10^8 numbers: even with a million issued, 20 draws all colliding is a 1-in-10^57 event. */
@@ -28,10 +32,15 @@ export function referenceNumberIdentifier(value: string): Identifier {
 }
 
 /** The Patient registered under a (valid) reference number, if any. */
-export async function findPatientByReferenceNumber(repo: FhirRepository, referenceNumber: string): Promise<WithId<Patient> | undefined> {
+export async function findPatientByReferenceNumber(
+  repo: FhirRepository,
+  referenceNumber: string,
+): Promise<WithId<Patient> | undefined> {
   const matches = await repo.searchResources<Patient>({
     resourceType: 'Patient',
-    filters: [{ code: 'identifier', operator: Operator.EQUALS, value: `${REFERENCE_NUMBER_SYSTEM}|${referenceNumber}` }],
+    filters: [
+      { code: 'identifier', operator: Operator.EQUALS, value: `${REFERENCE_NUMBER_SYSTEM}|${referenceNumber}` },
+    ],
     count: 1,
   });
   return matches[0];
@@ -75,5 +84,13 @@ export async function issuedForRequest(tx: Queryable, requestKey: string): Promi
     [requestKey],
   );
   const row = result.rows[0];
-  return row && { value: row.value, patientId: row.patient_id, letterId: row.letter_id, requestKey, requestHash: row.request_hash ?? undefined };
+  return (
+    row && {
+      value: row.value,
+      patientId: row.patient_id,
+      letterId: row.letter_id,
+      requestKey,
+      requestHash: row.request_hash ?? undefined,
+    }
+  );
 }

@@ -23,7 +23,13 @@ import { toOutcomeError, withFhirErrors } from '../db-errors.ts';
 import { HubRepository } from '../repository.ts';
 import { callerWrites } from './caller.ts';
 import type { OperationContext } from './context.ts';
-import { eligibilityParameters, ineligibleOutcome, policyInForce, residenceOf, screenResidence } from './eligibility.ts';
+import {
+  eligibilityParameters,
+  ineligibleOutcome,
+  policyInForce,
+  residenceOf,
+  screenResidence,
+} from './eligibility.ts';
 import { renderLetterPdf } from './letter-pdf.ts';
 import { invalidParameter, operationInput, resourceParameter, textParameter } from './parameters.ts';
 import { issueReferenceNumber, issuedForRequest, referenceNumberIdentifier } from './reference-numbers.ts';
@@ -62,33 +68,70 @@ export function registerPatientDefinition(fhirBase: string): OperationDefinition
         min: 1,
         max: '1',
         type: 'Patient',
-        documentation: 'name, birthDate, an address with country (ISO 3166-1 alpha-2) and, in the U.S., state, and an e-mail in telecom',
+        documentation:
+          'name, birthDate, an address with country (ISO 3166-1 alpha-2) and, in the U.S., state, and an e-mail in telecom',
       },
-      { name: 'requestId', use: 'in', min: 0, max: '1', type: 'string', documentation: 'Client-generated id that makes a retry safe (1-128 of A-Z a-z 0-9 . _ : -)' },
+      {
+        name: 'requestId',
+        use: 'in',
+        min: 0,
+        max: '1',
+        type: 'string',
+        documentation: 'Client-generated id that makes a retry safe (1-128 of A-Z a-z 0-9 . _ : -)',
+      },
       { name: 'referenceNumber', use: 'out', min: 1, max: '1', type: 'Identifier' },
-      { name: 'referenceNumberDisplay', use: 'out', min: 1, max: '1', type: 'string', documentation: 'As printed on the letter: 123 456 789 0' },
+      {
+        name: 'referenceNumberDisplay',
+        use: 'out',
+        min: 1,
+        max: '1',
+        type: 'string',
+        documentation: 'As printed on the letter: 123 456 789 0',
+      },
       { name: 'patient', use: 'out', min: 1, max: '1', type: 'Patient' },
       { name: 'letter', use: 'out', min: 1, max: '1', type: 'DocumentReference' },
-      { name: 'letterPdf', use: 'out', min: 1, max: '1', type: 'Reference', documentation: 'The Binary holding the PDF' },
-      { name: 'eligibility', use: 'out', min: 1, max: '1', documentation: 'The parts of $check-eligibility\'s answer' },
+      {
+        name: 'letterPdf',
+        use: 'out',
+        min: 1,
+        max: '1',
+        type: 'Reference',
+        documentation: 'The Binary holding the PDF',
+      },
+      { name: 'eligibility', use: 'out', min: 1, max: '1', documentation: "The parts of $check-eligibility's answer" },
     ],
   };
 }
 
 /** The checks a registration needs beyond R4 validity; each failure names the field. */
 function checkRegistrant(patient: Patient, now: Date): void {
-  if (!patient.name?.some((name) => name.family?.trim() || name.given?.some((given) => given.trim()) || name.text?.trim())) {
-    throw invalidParameter('patient.name', 'The patient\'s name is required');
+  if (
+    !patient.name?.some((name) => name.family?.trim() || name.given?.some((given) => given.trim()) || name.text?.trim())
+  ) {
+    throw invalidParameter('patient.name', "The patient's name is required");
   }
   const birthDate = patient.birthDate ?? '';
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(birthDate) || Number.isNaN(Date.parse(birthDate)) || Date.parse(birthDate) > now.getTime()) {
-    throw invalidParameter('patient.birthDate', 'The patient\'s full date of birth (YYYY-MM-DD, not in the future) is required');
+  if (
+    !/^\d{4}-\d{2}-\d{2}$/.test(birthDate) ||
+    Number.isNaN(Date.parse(birthDate)) ||
+    Date.parse(birthDate) > now.getTime()
+  ) {
+    throw invalidParameter(
+      'patient.birthDate',
+      "The patient's full date of birth (YYYY-MM-DD, not in the future) is required",
+    );
   }
   if (!patient.telecom?.some((point) => point.system === 'email' && isEmailAddress(point.value ?? ''))) {
-    throw invalidParameter('patient.telecom', 'An e-mail address (telecom with system "email") is required: status updates go there');
+    throw invalidParameter(
+      'patient.telecom',
+      'An e-mail address (telecom with system "email") is required: status updates go there',
+    );
   }
   if (patient.identifier?.some((identifier) => identifier.system === REFERENCE_NUMBER_SYSTEM)) {
-    throw invalidParameter('patient.identifier', 'Reference numbers are issued by the hub; leave them out of the registration');
+    throw invalidParameter(
+      'patient.identifier',
+      'Reference numbers are issued by the hub; leave them out of the registration',
+    );
   }
 }
 
@@ -118,7 +161,12 @@ async function register(
   const patientId = repo.generateId();
   const binaryId = repo.generateId();
   const letterId = repo.generateId();
-  const value = await issueReferenceNumber(conn, { patientId, letterId, requestKey: request.key, requestHash: request.hash });
+  const value = await issueReferenceNumber(conn, {
+    patientId,
+    letterId,
+    requestKey: request.key,
+    requestHash: request.hash,
+  });
   const { id: _id, meta: _meta, ...fields } = submitted;
   const patient = await repo.createResource<Patient>(
     { ...fields, id: patientId, identifier: [...(fields.identifier ?? []), referenceNumberIdentifier(value)] },
@@ -201,7 +249,9 @@ export function registerPatientHandler(context: OperationContext, definition: Op
   return async (req: FhirRequest, callerRepo, _router, options): Promise<FhirResponse> => {
     if (options?.batch) {
       // It commits its own transaction, which a transaction Bundle could not roll back.
-      throw new OperationOutcomeError(badRequest('Patient/$register must be called on its own, not inside a batch or transaction Bundle'));
+      throw new OperationOutcomeError(
+        badRequest('Patient/$register must be called on its own, not inside a batch or transaction Bundle'),
+      );
     }
     const input = operationInput(req, definition);
     const submitted = resourceParameter<Patient>(input, 'patient', 'Patient') as Patient;
@@ -214,15 +264,19 @@ export function registerPatientHandler(context: OperationContext, definition: Op
     if (!found) {
       throw invalidParameter(
         'patient.address',
-        'The patient\'s home address with its country (ISO 3166-1 alpha-2 code, e.g. US) is required, and in the U.S. its state',
+        "The patient's home address with its country (ISO 3166-1 alpha-2 code, e.g. US) is required, and in the U.S. its state",
       );
     }
     const where = `patient.address[${found.index}]`;
     const policy = policyInForce(context.jurisdictionPolicies, context.now());
-    const eligibility = screenResidence(found.residence, policy, { country: `${where}.country`, state: `${where}.state` });
+    const eligibility = screenResidence(found.residence, policy, {
+      country: `${where}.country`,
+      state: `${where}.state`,
+    });
     if (eligibility.outcome === 'ineligible') throw ineligibleOutcome(eligibility);
 
-    const requestHash = requestKey === undefined ? undefined : createHash('sha256').update(JSON.stringify(submitted)).digest('hex');
+    const requestHash =
+      requestKey === undefined ? undefined : createHash('sha256').update(JSON.stringify(submitted)).digest('hex');
     let replayed = false;
     let registration: Registration;
     try {
@@ -230,7 +284,9 @@ export function registerPatientHandler(context: OperationContext, definition: Op
         const conn = withFhirErrors(raw);
         if (requestKey !== undefined) {
           // Concurrent retries of one request take turns here, so only the first registers.
-          await conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`Patient/$register ${requestKey}`]);
+          await conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+            `Patient/$register ${requestKey}`,
+          ]);
           const earlier = await issuedForRequest(conn, requestKey);
           if (earlier) {
             if (earlier.requestHash !== requestHash) {

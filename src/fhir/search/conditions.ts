@@ -2,7 +2,14 @@
  * FHIR search filters → SQL conditions over the resource table and the sp_* index tables.
  * Every value reaches PostgreSQL as a bind parameter, never spliced into the SQL text.
  */
-import { Operator, OperationOutcomeError, badRequest, getSearchParameters, parseParameter, splitSearchOnComma } from '@medplum/core';
+import {
+  Operator,
+  OperationOutcomeError,
+  badRequest,
+  getSearchParameters,
+  parseParameter,
+  splitSearchOnComma,
+} from '@medplum/core';
 import type { Filter } from '@medplum/core';
 import type { SearchParameter } from '@medplum/fhirtypes';
 import { getSupportedSearchParameters } from '../definitions.ts';
@@ -55,7 +62,13 @@ function unsupported(message: string, code?: string): OperationOutcomeError {
 }
 
 /** SQL that is true when the owner's index table has a row for `param` matching `match`. */
-function exists(table: IndexTable, owner: Owner, param: string, params: SqlParams, match: (a: string) => string): string {
+function exists(
+  table: IndexTable,
+  owner: Owner,
+  param: string,
+  params: SqlParams,
+  match: (a: string) => string,
+): string {
   const a = params.alias('i');
   return (
     `EXISTS (SELECT 1 FROM sp_${table} ${a} WHERE ${a}.resource_type = ${owner.typeSql} AND ` +
@@ -66,7 +79,12 @@ function exists(table: IndexTable, owner: Owner, param: string, params: SqlParam
 const anyOf = (parts: string[]): string => (parts.length === 1 ? parts[0] : `(${parts.join(' OR ')})`);
 
 /** Builds the SQL condition for one filter on `owner`; returns undefined for an ignored filter. */
-export function buildCondition(filter: Filter, owner: Owner, params: SqlParams, options: ConditionOptions): string | undefined {
+export function buildCondition(
+  filter: Filter,
+  owner: Owner,
+  params: SqlParams,
+  options: ConditionOptions,
+): string | undefined {
   if (filter.code.startsWith('_has:')) {
     return reverseChain(filter, owner, params, options);
   }
@@ -137,7 +155,14 @@ function idCondition(filter: Filter, owner: Owner, params: SqlParams): string {
 function lastUpdatedCondition(filter: Filter, owner: Owner, params: SqlParams): string {
   const parts = splitSearchOnComma(filter.value).map((value) => {
     const range = parseSearchDate(value, '_lastUpdated');
-    return rangeComparison(filter.operator, 'lu.last_updated', 'lu.last_updated', { ...range, cast: '::timestamptz' }, params, '_lastUpdated');
+    return rangeComparison(
+      filter.operator,
+      'lu.last_updated',
+      'lu.last_updated',
+      { ...range, cast: '::timestamptz' },
+      params,
+      '_lastUpdated',
+    );
   });
   if (owner.rowAlias) {
     return anyOf(parts.map((p) => p.replaceAll('lu.', `${owner.rowAlias}.`)));
@@ -178,7 +203,8 @@ function rangeComparison(
   const sup = range.cast === '::timestamptz' ? "'infinity'::timestamptz" : "'Infinity'::numeric";
   const storedLow = `COALESCE(${lowSql}, ${inf})`;
   const storedHigh = `COALESCE(${highSql}, ${sup})`;
-  const contained = (): string => `(${storedLow} >= ${bound.lo} AND ${storedHigh} ${range.openHigh ? '<' : '<='} ${bound.hi})`;
+  const contained = (): string =>
+    `(${storedLow} >= ${bound.lo} AND ${storedHigh} ${range.openHigh ? '<' : '<='} ${bound.hi})`;
   switch (operator) {
     case Operator.EQUALS:
     case Operator.EXACT:
@@ -212,7 +238,11 @@ function dateCondition(filter: Filter, owner: Owner, params: SqlParams): string 
   const negate = filter.operator === Operator.NOT_EQUALS || filter.operator === Operator.NOT;
   const operator = negate ? Operator.EQUALS : filter.operator;
   const found = exists('date', owner, filter.code, params, (a) =>
-    anyOf(ranges.map((r) => rangeComparison(operator, `${a}.low`, `${a}.high`, { ...r, cast: '::timestamptz' }, params, filter.code))),
+    anyOf(
+      ranges.map((r) =>
+        rangeComparison(operator, `${a}.low`, `${a}.high`, { ...r, cast: '::timestamptz' }, params, filter.code),
+      ),
+    ),
   );
   return negate ? `NOT ${found}` : found;
 }
@@ -308,14 +338,19 @@ function stringCondition(filter: Filter, owner: Owner, params: SqlParams): strin
         anyOf(values.map((v) => `${a}.normalized LIKE ${params.add('%' + escapeLike(normalizeString(v)) + '%')}`)),
       );
     case Operator.EXACT:
-      return exists('string', owner, filter.code, params, (a) => anyOf(values.map((v) => `${a}.exact = ${params.add(v)}`)));
+      return exists('string', owner, filter.code, params, (a) =>
+        anyOf(values.map((v) => `${a}.exact = ${params.add(v)}`)),
+      );
     case Operator.NOT:
     case Operator.NOT_EQUALS:
       return `NOT ${exists('string', owner, filter.code, params, (a) =>
         anyOf(values.map((v) => `${a}.normalized LIKE ${params.add(escapeLike(normalizeString(v)) + '%')}`)),
       )}`;
     default:
-      throw unsupported(`Modifier :${filter.operator} is not supported on string parameter ${filter.code}`, filter.code);
+      throw unsupported(
+        `Modifier :${filter.operator} is not supported on string parameter ${filter.code}`,
+        filter.code,
+      );
   }
 }
 
@@ -360,7 +395,13 @@ function localReference(a: string, params: SqlParams, baseUrl: string): string {
 }
 
 /** Local form of a reference value: `Type/id`, a bare id, or anything else (URL, urn:uuid). */
-function referenceMatch(a: string, value: string, typeModifier: string | undefined, params: SqlParams, baseUrl: string): string {
+function referenceMatch(
+  a: string,
+  value: string,
+  typeModifier: string | undefined,
+  params: SqlParams,
+  baseUrl: string,
+): string {
   let local = value;
   const fhirBase = `${baseUrl}/fhir/`;
   if (local.startsWith(fhirBase)) {
@@ -397,7 +438,10 @@ function referenceCondition(
   let typeModifier: string | undefined;
   if (!negate && filter.operator !== Operator.EQUALS) {
     if (!param.target?.includes(filter.operator as never)) {
-      throw unsupported(`Modifier :${filter.operator} is not supported on reference parameter ${filter.code}`, filter.code);
+      throw unsupported(
+        `Modifier :${filter.operator} is not supported on reference parameter ${filter.code}`,
+        filter.code,
+      );
     }
     typeModifier = filter.operator;
   }
@@ -414,13 +458,18 @@ function chain(filter: Filter, owner: Owner, params: SqlParams, options: Conditi
   const [linkCode, explicitType] = link.split(':');
   const param = getSupportedSearchParameters(owner.resourceType).get(linkCode);
   if (param?.type !== 'reference') {
-    throw unsupported(`Chained search needs a reference parameter; "${linkCode}" is not one of ${owner.resourceType}`, linkCode);
+    throw unsupported(
+      `Chained search needs a reference parameter; "${linkCode}" is not one of ${owner.resourceType}`,
+      linkCode,
+    );
   }
   const targets = explicitType ? [explicitType] : (param.target ?? []);
   if (explicitType && !param.target?.includes(explicitType as never)) {
     throw unsupported(`${owner.resourceType}.${linkCode} cannot refer to ${explicitType}`, linkCode);
   }
-  const usable = targets.filter((type) => rest.startsWith('_') || rest.includes('.') || getSupportedSearchParameters(type).has(rest.split(':')[0]));
+  const usable = targets.filter(
+    (type) => rest.startsWith('_') || rest.includes('.') || getSupportedSearchParameters(type).has(rest.split(':')[0]),
+  );
   if (usable.length === 0) {
     throw unsupported(`No target of ${owner.resourceType}.${linkCode} has the search parameter "${rest}"`, filter.code);
   }
@@ -431,11 +480,16 @@ function chain(filter: Filter, owner: Owner, params: SqlParams, options: Conditi
     const targets = anyOf(
       usable.map((type) => {
         const target: Owner = { resourceType: type, typeSql: params.add(type), idSql: `${a}.target_id` };
-        const condition = buildCondition(innerFilter(type, rest, filter.value), target, params, { ...options, strict: true });
+        const condition = buildCondition(innerFilter(type, rest, filter.value), target, params, {
+          ...options,
+          strict: true,
+        });
         return `(${a}.target_type = ${target.typeSql} AND ${condition ?? 'true'})`;
       }),
     );
-    const visible = options.visible ? ` AND ${visibleRow(params, options.visible, `${a}.target_type`, `${a}.target_id`)}` : '';
+    const visible = options.visible
+      ? ` AND ${visibleRow(params, options.visible, `${a}.target_type`, `${a}.target_id`)}`
+      : '';
     return `${localReference(a, params, options.baseUrl)} AND ${targets}${visible}`;
   });
 }
@@ -477,7 +531,10 @@ function reverseChain(filter: Filter, owner: Owner, params: SqlParams, options: 
   }
   const a = params.alias('h');
   const source: Owner = { resourceType: sourceType, typeSql: `${a}.resource_type`, idSql: `${a}.resource_id` };
-  const condition = buildCondition(innerFilter(sourceType, rest, filter.value), source, params, { ...options, strict: true });
+  const condition = buildCondition(innerFilter(sourceType, rest, filter.value), source, params, {
+    ...options,
+    strict: true,
+  });
   return (
     `EXISTS (SELECT 1 FROM sp_reference ${a} WHERE ${a}.resource_type = ${params.add(sourceType)} AND ` +
     `${a}.param = ${params.add(linkCode)} AND ${a}.target_type = ${owner.typeSql} AND ${a}.target_id = ${owner.idSql} AND ` +

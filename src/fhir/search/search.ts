@@ -5,7 +5,13 @@
  * also page AuditEvent searches, which run on the audit store (audit/audit-search.ts).
  */
 import { createHash } from 'node:crypto';
-import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest, formatSearchQuery } from '@medplum/core';
+import {
+  DEFAULT_MAX_SEARCH_COUNT,
+  DEFAULT_SEARCH_COUNT,
+  OperationOutcomeError,
+  badRequest,
+  formatSearchQuery,
+} from '@medplum/core';
 import type { Filter, SearchRequest, SortRule, WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Queryable } from '../../db/database.ts';
@@ -59,7 +65,8 @@ export function encodeCursor(cursor: Cursor): string {
 
 const CURSOR_VALUE: Record<SortKind, (value: unknown) => boolean> = {
   text: (value) => typeof value === 'string',
-  timestamp: (value) => typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(value) && !Number.isNaN(Date.parse(value)),
+  timestamp: (value) =>
+    typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(value) && !Number.isNaN(Date.parse(value)),
   numeric: (value) => typeof value === 'string' && /^-?\d+(\.\d+)?(e[-+]?\d+)?$/i.test(value),
 };
 
@@ -84,7 +91,9 @@ export function decodeCursor(text: string, fingerprint: string, keys: SortKey[])
   if (cursor && typeof cursor === 'object' && isValidCursor(cursor, fingerprint, keys)) {
     return cursor;
   }
-  throw new OperationOutcomeError(badRequest('Invalid _cursor: it belongs to another search or was altered', '_cursor'));
+  throw new OperationOutcomeError(
+    badRequest('Invalid _cursor: it belongs to another search or was altered', '_cursor'),
+  );
 }
 
 /** Rows strictly after the cursor in (keys…, seq) order, with NULLs last in both directions. */
@@ -160,7 +169,10 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
   let total: number | undefined;
   if (wantTotal || count === 0) {
     const countParams = params.values.slice();
-    const result = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM resource r WHERE ${where.join(' AND ')}`, countParams);
+    const result = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM resource r WHERE ${where.join(' AND ')}`,
+      countParams,
+    );
     total = result.rows[0].n;
   }
   if (count === 0) {
@@ -205,7 +217,13 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
  */
 export function pageOf(
   fetched: readonly Record<string, unknown>[],
-  page: { request: SearchRequest; count: number; keys: readonly SortKey[]; fingerprint: string; total: number | undefined },
+  page: {
+    request: SearchRequest;
+    count: number;
+    keys: readonly SortKey[];
+    fingerprint: string;
+    total: number | undefined;
+  },
 ): { resources: WithId<Resource>[]; total: number | undefined; nextCursor: string | undefined } {
   const rows = fetched.slice(0, page.count);
   const resources = rows.map((row) => JSON.parse(row.content as string) as WithId<Resource>);
@@ -213,7 +231,11 @@ export function pageOf(
   let total = page.total;
   if (fetched.length > page.count) {
     const last = rows[rows.length - 1]!;
-    nextCursor = encodeCursor({ q: page.fingerprint, v: page.keys.map((_, i) => toCursorValue(last[`k${i}`])), s: Number(last.seq) });
+    nextCursor = encodeCursor({
+      q: page.fingerprint,
+      v: page.keys.map((_, i) => toCursorValue(last[`k${i}`])),
+      s: Number(last.seq),
+    });
   } else if (total === undefined && !page.request.cursor && !page.request.offset) {
     total = rows.length;
   }

@@ -70,14 +70,18 @@ const MAX_SCALE = 1000;
 export function parseSearchNumber(value: string, paramCode: string): SearchNumber {
   const m = NUMBER_PATTERN.exec(value);
   if (!m || (m[2] === '' && !m[3])) {
-    throw new OperationOutcomeError(badRequest(`Invalid number "${value}" for search parameter ${paramCode}`, paramCode));
+    throw new OperationOutcomeError(
+      badRequest(`Invalid number "${value}" for search parameter ${paramCode}`, paramCode),
+    );
   }
   const [, sign, whole, fraction = '', exponent = '0'] = m;
   const digits = BigInt(`${sign === '-' ? '-' : ''}${whole}${fraction}` || '0');
   // value = digits × 10^-scale
   const scale = fraction.length - Number(exponent);
   if (Math.abs(scale) > MAX_SCALE) {
-    throw new OperationOutcomeError(badRequest(`Number "${value}" is out of range for search parameter ${paramCode}`, paramCode));
+    throw new OperationOutcomeError(
+      badRequest(`Number "${value}" is out of range for search parameter ${paramCode}`, paramCode),
+    );
   }
   const tenfold = digits * 10n;
   const magnitude = digits < 0n ? -digits : digits;

@@ -22,7 +22,12 @@ import { outcomeForStatus } from '../../audit/audit-event.ts';
 import type { AuditOutcome } from '../../audit/audit-event.ts';
 import { requestActor } from '../../audit/auditor.ts';
 import type { Auditor } from '../../audit/auditor.ts';
-import { auditQuery, dicomAccessedAuditEvent, dicomQueryAuditEvent, dicomTransferredAuditEvent } from '../../audit/dicom-audit-event.ts';
+import {
+  auditQuery,
+  dicomAccessedAuditEvent,
+  dicomQueryAuditEvent,
+  dicomTransferredAuditEvent,
+} from '../../audit/dicom-audit-event.ts';
 import type { AuditQueryKey, AuditedStudy, DicomService } from '../../audit/dicom-audit-event.ts';
 import { isValidUid } from '../../dicom/part10.ts';
 import { INDEX_ATTRIBUTE_BY_KEYWORD, INDEX_ATTRIBUTE_BY_TAG } from '../../dicom/query.ts';
@@ -45,7 +50,11 @@ export interface AuditedStudyRow {
 }
 
 export function auditedStudyOf(row: AuditedStudyRow): AuditedStudy {
-  return { studyInstanceUid: row.study_instance_uid, imagingStudyId: row.audit_imaging_study_id ?? undefined, patientId: row.audit_patient_id ?? undefined };
+  return {
+    studyInstanceUid: row.study_instance_uid,
+    imagingStudyId: row.audit_imaging_study_id ?? undefined,
+    patientId: row.audit_patient_id ?? undefined,
+  };
 }
 
 const AUDITED = 'dicomwebAudited';
@@ -57,7 +66,8 @@ export function qidoAuditQuery(req: Request): string {
   for (const [name, raw] of Object.entries(req.query)) {
     const attribute = INDEX_ATTRIBUTE_BY_KEYWORD.get(name) ?? INDEX_ATTRIBUTE_BY_TAG.get(name.toUpperCase());
     for (const value of [raw].flat()) {
-      if (typeof value === 'string') keys.push({ name, value, vr: attribute?.vr, keep: RESERVED_QIDO_PARAMETERS.has(name) });
+      if (typeof value === 'string')
+        keys.push({ name, value, vr: attribute?.vr, keep: RESERVED_QIDO_PARAMETERS.has(name) });
     }
   }
   return auditQuery(keys);
@@ -88,11 +98,16 @@ async function record(auditor: Auditor, req: Request, res: Response, audit: Dico
     service: audit.service,
   };
   const studies = audit.studies ?? [];
-  const event = audit.service === 'qido-rs'
-    ? dicomQueryAuditEvent(auditor.site, { ...input, query: qidoAuditQuery(req), patientIds: (audit.patientIds ?? []).filter((id): id is string => typeof id === 'string') })
-    : audit.service === 'stow-rs'
-      ? dicomTransferredAuditEvent(auditor.site, { ...input, studies })
-      : dicomAccessedAuditEvent(auditor.site, { ...input, studies });
+  const event =
+    audit.service === 'qido-rs'
+      ? dicomQueryAuditEvent(auditor.site, {
+          ...input,
+          query: qidoAuditQuery(req),
+          patientIds: (audit.patientIds ?? []).filter((id): id is string => typeof id === 'string'),
+        })
+      : audit.service === 'stow-rs'
+        ? dicomTransferredAuditEvent(auditor.site, { ...input, studies })
+        : dicomAccessedAuditEvent(auditor.site, { ...input, studies });
   res.locals[AUDITED] = true;
   await auditor.recordEvents([event]);
 }
@@ -101,14 +116,26 @@ async function record(auditor: Auditor, req: Request, res: Response, audit: Dico
  * Records the request's AuditEvent before its answer goes out. False when it could not be recorded:
  * a 500 was sent instead, and the caller answers nothing more.
  */
-export async function audited(auditor: Auditor | undefined, req: Request, res: Response, audit: DicomwebAudit, logger: Logger): Promise<boolean> {
+export async function audited(
+  auditor: Auditor | undefined,
+  req: Request,
+  res: Response,
+  audit: DicomwebAudit,
+  logger: Logger,
+): Promise<boolean> {
   if (!auditor?.enabled) return true;
   try {
     await record(auditor, req, res, audit);
     return true;
   } catch (error) {
-    logger.error({ requestId: res.locals.requestId, err: error instanceof Error ? error.message : String(error) }, 'DICOMweb audit failed');
-    res.status(500).type('application/json').send(JSON.stringify({ error: 'the access could not be audited' }));
+    logger.error(
+      { requestId: res.locals.requestId, err: error instanceof Error ? error.message : String(error) },
+      'DICOMweb audit failed',
+    );
+    res
+      .status(500)
+      .type('application/json')
+      .send(JSON.stringify({ error: 'the access could not be audited' }));
     return false;
   }
 }
@@ -127,8 +154,15 @@ export function dicomwebAuditTrail(auditor: Auditor, logger: Logger): RequestHan
       if (res.locals[AUDITED] === true) return;
       const study = STUDY_IN_PATH.exec(path)?.[1];
       const studies = study !== undefined && isValidUid(study) ? [{ studyInstanceUid: study }] : [];
-      record(auditor, req, res, { service: serviceOf(req, path), outcome: outcomeForStatus(res.statusCode), studies }).catch((error: unknown) => {
-        logger.error({ requestId: res.locals.requestId, err: error instanceof Error ? error.message : String(error) }, 'DICOMweb audit failed');
+      record(auditor, req, res, {
+        service: serviceOf(req, path),
+        outcome: outcomeForStatus(res.statusCode),
+        studies,
+      }).catch((error: unknown) => {
+        logger.error(
+          { requestId: res.locals.requestId, err: error instanceof Error ? error.message : String(error) },
+          'DICOMweb audit failed',
+        );
       });
     });
     next();

@@ -17,7 +17,8 @@ export interface FrameEncoding {
   readonly toNative: boolean;
 }
 
-export type Negotiation<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
+export type Negotiation<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
 
 interface AcceptRange {
   essence: string;
@@ -44,14 +45,28 @@ function acceptRanges(accept: string | undefined): AcceptRange[] {
  * samples decoded from a compressed frame when the client asks for uncompressed and there is no
  * `decodeRefusal` (the reason the hub cannot decode this syntax).
  */
-export function negotiateFrameEncoding(accept: string | undefined, storedSyntax: string, decodeRefusal: string | undefined):
-  Negotiation<FrameEncoding> {
+export function negotiateFrameEncoding(
+  accept: string | undefined,
+  storedSyntax: string,
+  decodeRefusal: string | undefined,
+): Negotiation<FrameEncoding> {
   const native = NATIVE_TRANSFER_SYNTAXES.has(storedSyntax);
-  const storedMedia = native ? 'application/octet-stream' : COMPRESSED_FRAME_MEDIA_TYPES[storedSyntax] ?? 'application/octet-stream';
-  const stored: FrameEncoding = { mediaType: storedMedia, transferSyntaxUid: native ? EXPLICIT_VR_LITTLE_ENDIAN : storedSyntax, toNative: native };
+  const storedMedia = native
+    ? 'application/octet-stream'
+    : (COMPRESSED_FRAME_MEDIA_TYPES[storedSyntax] ?? 'application/octet-stream');
+  const stored: FrameEncoding = {
+    mediaType: storedMedia,
+    transferSyntaxUid: native ? EXPLICIT_VR_LITTLE_ENDIAN : storedSyntax,
+    toNative: native,
+  };
   let uncompressed: FrameEncoding | undefined;
   if (native) uncompressed = stored;
-  else if (decodeRefusal === undefined) uncompressed = { mediaType: 'application/octet-stream', transferSyntaxUid: EXPLICIT_VR_LITTLE_ENDIAN, toNative: true };
+  else if (decodeRefusal === undefined)
+    uncompressed = {
+      mediaType: 'application/octet-stream',
+      transferSyntaxUid: EXPLICIT_VR_LITTLE_ENDIAN,
+      toNative: true,
+    };
   let wantedUncompressed = false;
   for (const range of acceptRanges(accept)) {
     if (range.essence === '*/*' || range.essence === 'multipart/*') return { ok: true, value: stored };
@@ -59,12 +74,14 @@ export function negotiateFrameEncoding(accept: string | undefined, storedSyntax:
     const type = (range.parameters.get('type') ?? '*/*').toLowerCase();
     const syntax = range.parameters.get('transfer-syntax');
     if (type === '*/*') {
-      if (syntax === undefined || syntax === '*' || syntax === stored.transferSyntaxUid) return { ok: true, value: stored };
+      if (syntax === undefined || syntax === '*' || syntax === stored.transferSyntaxUid)
+        return { ok: true, value: stored };
       continue;
     }
     if (type === 'application/octet-stream') {
       // transfer-syntax=* (what OHIF sends) takes the stored bytes, labelled with their syntax.
-      if (syntax === '*' || (syntax === storedSyntax && !native)) return { ok: true, value: { ...stored, mediaType: type } };
+      if (syntax === '*' || (syntax === storedSyntax && !native))
+        return { ok: true, value: { ...stored, mediaType: type } };
       if (syntax === undefined || syntax === EXPLICIT_VR_LITTLE_ENDIAN) {
         if (uncompressed) return { ok: true, value: uncompressed };
         wantedUncompressed = true;
@@ -77,12 +94,18 @@ export function negotiateFrameEncoding(accept: string | undefined, storedSyntax:
     }
   }
   if (wantedUncompressed) {
-    return { ok: false, message: `the frames are stored compressed (${storedSyntax}) and cannot be returned uncompressed: ${decodeRefusal}` };
+    return {
+      ok: false,
+      message: `the frames are stored compressed (${storedSyntax}) and cannot be returned uncompressed: ${decodeRefusal}`,
+    };
   }
   return {
     ok: false,
-    message: `the frames are available as multipart/related; type="${stored.mediaType}"; transfer-syntax=${stored.transferSyntaxUid}` +
-      (uncompressed && uncompressed !== stored ? ` or type="application/octet-stream"; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}` : ''),
+    message:
+      `the frames are available as multipart/related; type="${stored.mediaType}"; transfer-syntax=${stored.transferSyntaxUid}` +
+      (uncompressed && uncompressed !== stored
+        ? ` or type="application/octet-stream"; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`
+        : ''),
   };
 }
 

@@ -41,7 +41,12 @@ export interface InstanceRow extends AuditedStudyRow {
  * undefined: every study), in series then instance order; with their DICOM JSON when `withJson`.
  * Every WADO-RS lookup goes through here, so a study hidden from a person is as absent as a missing one.
  */
-export async function findInstanceRows(db: Database, scope: InstanceScope, access: StudyAccess | undefined, withJson = false): Promise<InstanceRow[]> {
+export async function findInstanceRows(
+  db: Database,
+  scope: InstanceScope,
+  access: StudyAccess | undefined,
+  withJson = false,
+): Promise<InstanceRow[]> {
   const query: SqlQuery = { where: [], params: [] };
   query.where.push(`i.study_instance_uid = ${addParam(query, scope.study)}`);
   if (scope.series !== undefined) query.where.push(`i.series_instance_uid = ${addParam(query, scope.series)}`);
@@ -53,7 +58,9 @@ export async function findInstanceRows(db: Database, scope: InstanceScope, acces
      FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
        JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid
      WHERE ${query.where.join(' AND ')}
-     ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`, query.params);
+     ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`,
+    query.params,
+  );
   return result.rows;
 }
 
@@ -74,7 +81,11 @@ export interface StoredPixels {
  * The file of a blob: the store's own file when it keeps blobs on the local file system, else a
  * copy spooled to tempDir that release() removes.
  */
-async function blobFile(blobs: BlobStore, key: string, tempDir: string): Promise<{ path: string; release: () => Promise<void> }> {
+async function blobFile(
+  blobs: BlobStore,
+  key: string,
+  tempDir: string,
+): Promise<{ path: string; release: () => Promise<void> }> {
   const local = blobs.localPath?.(key);
   if (local !== undefined) return { path: local, release: async () => undefined };
   await mkdir(tempDir, { recursive: true });
@@ -98,7 +109,8 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
       if (inflated) return inflated.subarray(range.offset, range.offset + range.length);
       const buffer = Buffer.alloc(range.length);
       const { bytesRead } = await fileHandle.read(buffer, 0, range.length, range.offset);
-      if (bytesRead !== range.length) throw new PixelDataError(500, 'the stored instance is shorter than its pixel data');
+      if (bytesRead !== range.length)
+        throw new PixelDataError(500, 'the stored instance is shorter than its pixel data');
       return buffer;
     };
     const pixelVr = parsed.dataset.elements.get('7FE00010')!.vr;
@@ -111,7 +123,11 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
       read,
       async readFrame(ranges, maxBytes) {
         const total = ranges.reduce((sum, range) => sum + range.length, 0);
-        if (total > maxBytes) throw new PixelDataError(413, `the frame is ${total} bytes, over this server's limit of ${maxBytes} for this operation`);
+        if (total > maxBytes)
+          throw new PixelDataError(
+            413,
+            `the frame is ${total} bytes, over this server's limit of ${maxBytes} for this operation`,
+          );
         const parts = [];
         for (const range of ranges) parts.push(await read(range));
         return parts.length === 1 ? parts[0]! : Buffer.concat(parts);

@@ -19,7 +19,13 @@
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { DicomJsonAttribute, DicomJsonDataset } from '../../dicom/dicom-json.ts';
-import { INDEX_ATTRIBUTE_BY_KEYWORD, QueryError, addParam, matchCondition, restrictToVisibleStudies } from '../../dicom/query.ts';
+import {
+  INDEX_ATTRIBUTE_BY_KEYWORD,
+  QueryError,
+  addParam,
+  matchCondition,
+  restrictToVisibleStudies,
+} from '../../dicom/query.ts';
 import type { IndexAttribute, SqlQuery } from '../../dicom/query.ts';
 import { audited, studyAccessOf } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
@@ -31,14 +37,30 @@ interface QueryKey extends IndexAttribute {
   level: Level;
 }
 
-const QIDO_KEYWORDS = ['StudyInstanceUID', 'PatientName', 'PatientID', 'AccessionNumber', 'StudyDescription', 'ModalitiesInStudy',
-  'StudyDate', 'StudyID', 'SeriesInstanceUID', 'Modality', 'SeriesNumber', 'SeriesDescription', 'SOPInstanceUID', 'SOPClassUID',
-  'InstanceNumber'];
+const QIDO_KEYWORDS = [
+  'StudyInstanceUID',
+  'PatientName',
+  'PatientID',
+  'AccessionNumber',
+  'StudyDescription',
+  'ModalitiesInStudy',
+  'StudyDate',
+  'StudyID',
+  'SeriesInstanceUID',
+  'Modality',
+  'SeriesNumber',
+  'SeriesDescription',
+  'SOPInstanceUID',
+  'SOPClassUID',
+  'InstanceNumber',
+];
 
-const QUERY_KEYS: Readonly<Record<string, QueryKey>> = Object.fromEntries(QIDO_KEYWORDS.map((keyword) => {
-  const attribute = INDEX_ATTRIBUTE_BY_KEYWORD.get(keyword)!;
-  return [keyword, { ...attribute, level: attribute.level === 'patient' ? 'study' : attribute.level }];
-}));
+const QUERY_KEYS: Readonly<Record<string, QueryKey>> = Object.fromEntries(
+  QIDO_KEYWORDS.map((keyword) => {
+    const attribute = INDEX_ATTRIBUTE_BY_KEYWORD.get(keyword)!;
+    return [keyword, { ...attribute, level: attribute.level === 'patient' ? 'study' : attribute.level }];
+  }),
+);
 
 const KEY_BY_TAG = new Map(Object.values(QUERY_KEYS).map((key) => [key.tag, key]));
 const LEVEL_DEPTH: Readonly<Record<Level, number>> = { study: 0, series: 1, instance: 2 };
@@ -47,25 +69,76 @@ const MAX_LIMIT = 1000;
 
 /** Keywords `includefield` may name besides the query keys, and the attributes `all` adds per level. */
 const INCLUDABLE: Readonly<Record<string, string>> = {
-  SpecificCharacterSet: '00080005', StudyTime: '00080030', ReferringPhysicianName: '00080090',
-  PatientBirthDate: '00100030', PatientSex: '00100040', PatientAge: '00101010', PatientWeight: '00101030',
-  NumberOfStudyRelatedSeries: '00201206', NumberOfStudyRelatedInstances: '00201208', NumberOfSeriesRelatedInstances: '00201209',
-  SeriesDate: '00080021', SeriesTime: '00080031', BodyPartExamined: '00180015', Manufacturer: '00080070',
-  InstitutionName: '00080080', ProtocolName: '00181030', Laterality: '00200060', PerformedProcedureStepStartDate: '00400244',
-  PerformedProcedureStepStartTime: '00400245', Rows: '00280010', Columns: '00280011', NumberOfFrames: '00280008',
-  ContentDate: '00080023', ContentTime: '00080033', RetrieveURL: '00081190',
+  SpecificCharacterSet: '00080005',
+  StudyTime: '00080030',
+  ReferringPhysicianName: '00080090',
+  PatientBirthDate: '00100030',
+  PatientSex: '00100040',
+  PatientAge: '00101010',
+  PatientWeight: '00101030',
+  NumberOfStudyRelatedSeries: '00201206',
+  NumberOfStudyRelatedInstances: '00201208',
+  NumberOfSeriesRelatedInstances: '00201209',
+  SeriesDate: '00080021',
+  SeriesTime: '00080031',
+  BodyPartExamined: '00180015',
+  Manufacturer: '00080070',
+  InstitutionName: '00080080',
+  ProtocolName: '00181030',
+  Laterality: '00200060',
+  PerformedProcedureStepStartDate: '00400244',
+  PerformedProcedureStepStartTime: '00400245',
+  Rows: '00280010',
+  Columns: '00280011',
+  NumberOfFrames: '00280008',
+  ContentDate: '00080023',
+  ContentTime: '00080033',
+  RetrieveURL: '00081190',
 };
-const STUDY_MODULE_TAGS = new Set(['00080020', '00080030', '00080050', '00080090', '00081030', '00081032', '00081060',
-  '0020000D', '00200010', '00101010', '00101020', '00101030', '00102180', '001021B0']);
-const SERIES_MODULE_TAGS = new Set(['00080021', '00080031', '00080060', '00080070', '00080080', '00081010', '0008103E',
-  '00081090', '00180015', '00181030', '0020000E', '00200011', '00200060', '00400244', '00400245', '00400275']);
+const STUDY_MODULE_TAGS = new Set([
+  '00080020',
+  '00080030',
+  '00080050',
+  '00080090',
+  '00081030',
+  '00081032',
+  '00081060',
+  '0020000D',
+  '00200010',
+  '00101010',
+  '00101020',
+  '00101030',
+  '00102180',
+  '001021B0',
+]);
+const SERIES_MODULE_TAGS = new Set([
+  '00080021',
+  '00080031',
+  '00080060',
+  '00080070',
+  '00080080',
+  '00081010',
+  '0008103E',
+  '00081090',
+  '00180015',
+  '00181030',
+  '0020000E',
+  '00200011',
+  '00200060',
+  '00400244',
+  '00400245',
+  '00400275',
+]);
 
 function values(raw: unknown): string[] {
   return (Array.isArray(raw) ? raw : [raw]).filter((value): value is string => typeof value === 'string');
 }
 
 function addMatch(query: SqlQuery, name: string, key: QueryKey, raw: string[]): void {
-  const list = raw.flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== '');
+  const list = raw
+    .flatMap((value) => value.split(','))
+    .map((value) => value.trim())
+    .filter((value) => value !== '');
   if (list.length === 0) return;
   // Text keys are single-valued; a comma is part of the value.
   const text = key.match === 'text' || key.match === 'text-ci';
@@ -122,7 +195,12 @@ function personName(value: string | null): DicomJsonAttribute {
 }
 
 /** Adds the requested attributes present in one instance's stored DICOM JSON; bulk data never. */
-function addIncluded(result: DicomJsonDataset, representativeJson: string | null, include: Set<string> | 'all', level: Level): void {
+function addIncluded(
+  result: DicomJsonDataset,
+  representativeJson: string | null,
+  include: Set<string> | 'all',
+  level: Level,
+): void {
   if (!representativeJson || (include !== 'all' && include.size === 0)) return;
   const stored = JSON.parse(representativeJson) as DicomJsonDataset;
   const wanted = (tag: string): boolean => {
@@ -132,7 +210,8 @@ function addIncluded(result: DicomJsonDataset, representativeJson: string | null
     return true;
   };
   for (const [tag, attribute] of Object.entries(stored)) {
-    if (tag in result || !wanted(tag) || attribute.BulkDataURI !== undefined || attribute.InlineBinary !== undefined) continue;
+    if (tag in result || !wanted(tag) || attribute.BulkDataURI !== undefined || attribute.InlineBinary !== undefined)
+      continue;
     result[tag] = attribute;
   }
 }
@@ -147,24 +226,51 @@ interface Matches {
   patientIds: (string | null)[];
 }
 
-const withPatients = <Row extends { matched_patient_id: string | null }>(rows: Row[], map: (row: Row) => DicomJsonDataset): Matches =>
-  ({ datasets: rows.map(map), patientIds: rows.map((row) => row.matched_patient_id) });
+const withPatients = <Row extends { matched_patient_id: string | null }>(
+  rows: Row[],
+  map: (row: Row) => DicomJsonDataset,
+): Matches => ({ datasets: rows.map(map), patientIds: rows.map((row) => row.matched_patient_id) });
 
 interface StudyRow {
-  study_instance_uid: string; patient_id: string | null; patient_name: string | null; patient_birth_date: string | null;
-  patient_sex: string | null; study_date: string | null; study_time: string | null; accession_number: string | null;
-  study_description: string | null; referring_physician_name: string | null; study_id: string | null; modalities: string[];
-  number_of_series: number; number_of_instances: number; representative_json?: string | null; matched_patient_id: string | null;
+  study_instance_uid: string;
+  patient_id: string | null;
+  patient_name: string | null;
+  patient_birth_date: string | null;
+  patient_sex: string | null;
+  study_date: string | null;
+  study_time: string | null;
+  accession_number: string | null;
+  study_description: string | null;
+  referring_physician_name: string | null;
+  study_id: string | null;
+  modalities: string[];
+  number_of_series: number;
+  number_of_instances: number;
+  representative_json?: string | null;
+  matched_patient_id: string | null;
 }
 interface SeriesRow {
-  study_instance_uid: string; series_instance_uid: string; modality: string | null; series_number: number | null;
-  series_description: string | null; body_part_examined: string | null; number_of_instances: number;
-  representative_json?: string | null; matched_patient_id: string | null;
+  study_instance_uid: string;
+  series_instance_uid: string;
+  modality: string | null;
+  series_number: number | null;
+  series_description: string | null;
+  body_part_examined: string | null;
+  number_of_instances: number;
+  representative_json?: string | null;
+  matched_patient_id: string | null;
 }
 interface InstanceRow {
-  study_instance_uid: string; series_instance_uid: string; sop_instance_uid: string; sop_class_uid: string;
-  instance_number: number | null; rows: number | null; columns: number | null; number_of_frames: number | null;
-  dicom_json?: string; matched_patient_id: string | null;
+  study_instance_uid: string;
+  series_instance_uid: string;
+  sop_instance_uid: string;
+  sop_class_uid: string;
+  instance_number: number | null;
+  rows: number | null;
+  columns: number | null;
+  number_of_frames: number | null;
+  dicom_json?: string;
+  matched_patient_id: string | null;
 }
 
 const STUDY_COLUMNS = `s.study_instance_uid, s.patient_id, s.patient_name, s.patient_birth_date, s.patient_sex, s.study_date,
@@ -183,111 +289,139 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
       plan = planQuery(req, level);
     } catch (error) {
       if (!(error instanceof QueryError)) throw error;
-      res.status(400).type('application/json').send(JSON.stringify({ error: error.message }));
+      res
+        .status(400)
+        .type('application/json')
+        .send(JSON.stringify({ error: error.message }));
       return;
     }
     restrictToVisibleStudies(plan, studyAccessOf(res, 'search'));
     const matches = await run(plan);
-    if (!(await audited(options.auditor, req, res, { service: 'qido-rs', outcome: '0', patientIds: matches.patientIds }, options.logger))) return;
-    res.status(200).type('application/dicom+json').send(JSON.stringify(matches.datasets.map(sortedByTag)));
+    if (
+      !(await audited(
+        options.auditor,
+        req,
+        res,
+        { service: 'qido-rs', outcome: '0', patientIds: matches.patientIds },
+        options.logger,
+      ))
+    )
+      return;
+    res
+      .status(200)
+      .type('application/dicom+json')
+      .send(JSON.stringify(matches.datasets.map(sortedByTag)));
   };
 
   const wantsRepresentative = (plan: QueryPlan): boolean => plan.include === 'all' || plan.include.size > 0;
 
-  routes.get('/studies', (req, res) => respond(req, res, 'study', async (plan) => {
-    const representative = wantsRepresentative(plan)
-      ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.study_instance_uid = s.study_instance_uid LIMIT 1) AS representative_json'
-      : '';
-    const rows = await db.query<StudyRow>(
-      `SELECT ${STUDY_COLUMNS}${representative} FROM dicom_study s
+  routes.get('/studies', (req, res) =>
+    respond(req, res, 'study', async (plan) => {
+      const representative = wantsRepresentative(plan)
+        ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.study_instance_uid = s.study_instance_uid LIMIT 1) AS representative_json'
+        : '';
+      const rows = await db.query<StudyRow>(
+        `SELECT ${STUDY_COLUMNS}${representative} FROM dicom_study s
        ${plan.where.length ? `WHERE ${plan.where.join(' AND ')}` : ''}
        ORDER BY s.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, s.study_instance_uid
-       LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
-    return withPatients(rows.rows, (row) => {
-      const result: DicomJsonDataset = {
-        // The index holds decoded text, which goes out as UTF-8.
-        '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
-        '00080020': text('DA', row.study_date),
-        '00080030': text('TM', row.study_time),
-        '00080050': text('SH', row.accession_number),
-        '00080061': row.modalities.length ? { vr: 'CS', Value: row.modalities } : empty('CS'),
-        '00080090': personName(row.referring_physician_name),
-        '00081030': text('LO', row.study_description),
-        '00081190': { vr: 'UR', Value: [studyUrl(row.study_instance_uid)] },
-        '00100010': personName(row.patient_name),
-        '00100020': text('LO', row.patient_id),
-        '00100030': text('DA', row.patient_birth_date),
-        '00100040': text('CS', row.patient_sex),
-        '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
-        '00200010': text('SH', row.study_id),
-        '00201206': integer('IS', row.number_of_series),
-        '00201208': integer('IS', row.number_of_instances),
-      };
-      addIncluded(result, row.representative_json ?? null, plan.include, 'study');
-      return result;
-    });
-  }));
+       LIMIT ${plan.limit} OFFSET ${plan.offset}`,
+        plan.params,
+      );
+      return withPatients(rows.rows, (row) => {
+        const result: DicomJsonDataset = {
+          // The index holds decoded text, which goes out as UTF-8.
+          '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
+          '00080020': text('DA', row.study_date),
+          '00080030': text('TM', row.study_time),
+          '00080050': text('SH', row.accession_number),
+          '00080061': row.modalities.length ? { vr: 'CS', Value: row.modalities } : empty('CS'),
+          '00080090': personName(row.referring_physician_name),
+          '00081030': text('LO', row.study_description),
+          '00081190': { vr: 'UR', Value: [studyUrl(row.study_instance_uid)] },
+          '00100010': personName(row.patient_name),
+          '00100020': text('LO', row.patient_id),
+          '00100030': text('DA', row.patient_birth_date),
+          '00100040': text('CS', row.patient_sex),
+          '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
+          '00200010': text('SH', row.study_id),
+          '00201206': integer('IS', row.number_of_series),
+          '00201208': integer('IS', row.number_of_instances),
+        };
+        addIncluded(result, row.representative_json ?? null, plan.include, 'study');
+        return result;
+      });
+    }),
+  );
 
-  routes.get('/studies/:study/series', (req, res) => respond(req, res, 'series', async (plan) => {
-    const study = addParam(plan, req.params.study);
-    const representative = wantsRepresentative(plan)
-      ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.series_instance_uid = se.series_instance_uid LIMIT 1) AS representative_json'
-      : '';
-    const rows = await db.query<SeriesRow>(
-      `SELECT se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number, se.series_description,
+  routes.get('/studies/:study/series', (req, res) =>
+    respond(req, res, 'series', async (plan) => {
+      const study = addParam(plan, req.params.study);
+      const representative = wantsRepresentative(plan)
+        ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.series_instance_uid = se.series_instance_uid LIMIT 1) AS representative_json'
+        : '';
+      const rows = await db.query<SeriesRow>(
+        `SELECT se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number, se.series_description,
          se.body_part_examined, se.number_of_instances, s.matched_patient_id${representative}
        FROM dicom_series se JOIN dicom_study s ON s.study_instance_uid = se.study_instance_uid
        WHERE ${[`se.study_instance_uid = ${study}`, ...plan.where].join(' AND ')}
        ORDER BY se.series_number NULLS LAST, se.created_at, se.series_instance_uid
-       LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
-    return withPatients(rows.rows, (row) => {
-      const result: DicomJsonDataset = {
-        '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
-        '00080060': text('CS', row.modality),
-        '0008103E': text('LO', row.series_description),
-        '00081190': { vr: 'UR', Value: [`${studyUrl(row.study_instance_uid)}/series/${row.series_instance_uid}`] },
-        '00180015': text('CS', row.body_part_examined),
-        '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
-        '0020000E': { vr: 'UI', Value: [row.series_instance_uid] },
-        '00200011': integer('IS', row.series_number),
-        '00201209': integer('IS', row.number_of_instances),
-      };
-      addIncluded(result, row.representative_json ?? null, plan.include, 'series');
-      return result;
-    });
-  }));
+       LIMIT ${plan.limit} OFFSET ${plan.offset}`,
+        plan.params,
+      );
+      return withPatients(rows.rows, (row) => {
+        const result: DicomJsonDataset = {
+          '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
+          '00080060': text('CS', row.modality),
+          '0008103E': text('LO', row.series_description),
+          '00081190': { vr: 'UR', Value: [`${studyUrl(row.study_instance_uid)}/series/${row.series_instance_uid}`] },
+          '00180015': text('CS', row.body_part_examined),
+          '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
+          '0020000E': { vr: 'UI', Value: [row.series_instance_uid] },
+          '00200011': integer('IS', row.series_number),
+          '00201209': integer('IS', row.number_of_instances),
+        };
+        addIncluded(result, row.representative_json ?? null, plan.include, 'series');
+        return result;
+      });
+    }),
+  );
 
-  const instances = (req: Request, res: Response, series: string | undefined) => respond(req, res, 'instance', async (plan) => {
-    const scope = [`i.study_instance_uid = ${addParam(plan, req.params.study)}`];
-    if (series !== undefined) scope.push(`i.series_instance_uid = ${addParam(plan, series)}`);
-    const rows = await db.query<InstanceRow>(
-      `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
+  const instances = (req: Request, res: Response, series: string | undefined) =>
+    respond(req, res, 'instance', async (plan) => {
+      const scope = [`i.study_instance_uid = ${addParam(plan, req.params.study)}`];
+      if (series !== undefined) scope.push(`i.series_instance_uid = ${addParam(plan, series)}`);
+      const rows = await db.query<InstanceRow>(
+        `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
          i.columns, i.number_of_frames, s.matched_patient_id${wantsRepresentative(plan) ? ', i.dicom_json' : ''}
        FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
          JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid
        WHERE ${[...scope, ...plan.where].join(' AND ')}
        ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid
-       LIMIT ${plan.limit} OFFSET ${plan.offset}`, plan.params);
-    return withPatients(rows.rows, (row) => {
-      const result: DicomJsonDataset = {
-        '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
-        '00080016': { vr: 'UI', Value: [row.sop_class_uid] },
-        '00080018': { vr: 'UI', Value: [row.sop_instance_uid] },
-        '00081190': {
-          vr: 'UR',
-          Value: [`${studyUrl(row.study_instance_uid)}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`],
-        },
-        '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
-        '0020000E': { vr: 'UI', Value: [row.series_instance_uid] },
-        '00200013': integer('IS', row.instance_number),
-        '00280008': integer('IS', row.number_of_frames),
-        '00280010': integer('US', row.rows),
-        '00280011': integer('US', row.columns),
-      };
-      addIncluded(result, row.dicom_json ?? null, plan.include, 'instance');
-      return result;
+       LIMIT ${plan.limit} OFFSET ${plan.offset}`,
+        plan.params,
+      );
+      return withPatients(rows.rows, (row) => {
+        const result: DicomJsonDataset = {
+          '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
+          '00080016': { vr: 'UI', Value: [row.sop_class_uid] },
+          '00080018': { vr: 'UI', Value: [row.sop_instance_uid] },
+          '00081190': {
+            vr: 'UR',
+            Value: [
+              `${studyUrl(row.study_instance_uid)}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`,
+            ],
+          },
+          '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
+          '0020000E': { vr: 'UI', Value: [row.series_instance_uid] },
+          '00200013': integer('IS', row.instance_number),
+          '00280008': integer('IS', row.number_of_frames),
+          '00280010': integer('US', row.rows),
+          '00280011': integer('US', row.columns),
+        };
+        addIncluded(result, row.dicom_json ?? null, plan.include, 'instance');
+        return result;
+      });
     });
-  });
 
   routes.get('/studies/:study/instances', (req, res) => instances(req, res, undefined));
   routes.get('/studies/:study/series/:series/instances', (req, res) => instances(req, res, req.params.series));

@@ -18,7 +18,13 @@ import { pipeline } from 'node:stream';
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import {
-  JPEG_BASELINE, NATIVE_TRANSFER_SYNTAXES, PixelDataError, RLE_LOSSLESS, checkFramesExist, locateFrames, parseFrameList,
+  JPEG_BASELINE,
+  NATIVE_TRANSFER_SYNTAXES,
+  PixelDataError,
+  RLE_LOSSLESS,
+  checkFramesExist,
+  locateFrames,
+  parseFrameList,
 } from '../../dicom/frames.ts';
 import type { PixelDescription } from '../../dicom/frames.ts';
 import { encodeJpeg, encodePng } from '../../dicom/image-encode.ts';
@@ -27,7 +33,13 @@ import type { OutgoingPart } from '../../dicom/multipart.ts';
 import type { ByteRange } from '../../dicom/part10.ts';
 import { EXPLICIT_VR_BIG_ENDIAN } from '../../dicom/part10.ts';
 import {
-  MAX_DECODED_PIXELS, canDecodeToNative, checkDecodedSize, decodeJpegBaseline, decodeRle, decodeToNative, swapToLittleEndian,
+  MAX_DECODED_PIXELS,
+  canDecodeToNative,
+  checkDecodedSize,
+  decodeJpegBaseline,
+  decodeRle,
+  decodeToNative,
+  swapToLittleEndian,
 } from '../../dicom/pixel-decode.ts';
 import { fitWithin, parseRenderParameters, renderFrame, renderRefusal, resize } from '../../dicom/render.ts';
 import type { DisplayImage, VoiWindow } from '../../dicom/render.ts';
@@ -53,7 +65,10 @@ function scopeOf(req: Request): InstanceScope {
 }
 
 function sendError(res: Response, status: number, message: string): void {
-  res.status(status).type('application/json').send(JSON.stringify({ error: message }));
+  res
+    .status(status)
+    .type('application/json')
+    .send(JSON.stringify({ error: message }));
 }
 
 /** Runs a handler, answering PixelDataErrors with their status; other errors go to the central handler. */
@@ -69,22 +84,35 @@ function handled(handler: (req: Request, res: Response) => Promise<void>) {
 }
 
 /** Stored ranges read in bounded chunks, big-endian words swapped when asked (chunks stay word-aligned). */
-async function* streamRanges(stored: StoredPixels, ranges: readonly ByteRange[], swap: boolean): AsyncGenerator<Buffer> {
+async function* streamRanges(
+  stored: StoredPixels,
+  ranges: readonly ByteRange[],
+  swap: boolean,
+): AsyncGenerator<Buffer> {
   for (const range of ranges) {
     for (let at = 0; at < range.length; at += STREAM_CHUNK_BYTES) {
-      const chunk = await stored.read({ offset: range.offset + at, length: Math.min(STREAM_CHUNK_BYTES, range.length - at) });
+      const chunk = await stored.read({
+        offset: range.offset + at,
+        length: Math.min(STREAM_CHUNK_BYTES, range.length - at),
+      });
       yield swap ? swapToLittleEndian(chunk, stored.pixels, stored.wordSize) : chunk;
     }
   }
 }
 
 /** The frame as native little-endian samples for rendering, with the layout those samples have. */
-async function nativeFrameForRendering(stored: StoredPixels, ranges: ByteRange[]): Promise<{ frame: Buffer; pixels: PixelDescription }> {
+async function nativeFrameForRendering(
+  stored: StoredPixels,
+  ranges: ByteRange[],
+): Promise<{ frame: Buffer; pixels: PixelDescription }> {
   const { transferSyntaxUid: syntax, pixels } = stored;
   checkDecodedSize(pixels);
   if (NATIVE_TRANSFER_SYNTAXES.has(syntax)) {
     const frame = await stored.readFrame(ranges, MAX_FRAME_READ_BYTES);
-    return { frame: syntax === EXPLICIT_VR_BIG_ENDIAN ? swapToLittleEndian(frame, pixels, stored.wordSize) : frame, pixels };
+    return {
+      frame: syntax === EXPLICIT_VR_BIG_ENDIAN ? swapToLittleEndian(frame, pixels, stored.wordSize) : frame,
+      pixels,
+    };
   }
   if (syntax === RLE_LOSSLESS && pixels.bitsAllocated % 8 === 0) {
     return { frame: decodeRle(await stored.readFrame(ranges, MAX_FRAME_READ_BYTES), pixels), pixels };
@@ -92,10 +120,14 @@ async function nativeFrameForRendering(stored: StoredPixels, ranges: ByteRange[]
   if (syntax === JPEG_BASELINE && pixels.bitsAllocated === 8) {
     const frame = decodeJpegBaseline(await stored.readFrame(ranges, MAX_FRAME_READ_BYTES), pixels);
     // jpeg-js upsamples chroma, so YBR_FULL_422 comes out as full-resolution YBR_FULL, colour-by-pixel.
-    const photometric = pixels.photometricInterpretation === 'YBR_FULL_422' ? 'YBR_FULL' : pixels.photometricInterpretation;
+    const photometric =
+      pixels.photometricInterpretation === 'YBR_FULL_422' ? 'YBR_FULL' : pixels.photometricInterpretation;
     return { frame, pixels: { ...pixels, photometricInterpretation: photometric, planarConfiguration: 0 } };
   }
-  throw new PixelDataError(406, `the frame cannot be rendered: the server has no decoder for transfer syntax ${syntax}`);
+  throw new PixelDataError(
+    406,
+    `the frame cannot be rendered: the server has no decoder for transfer syntax ${syntax}`,
+  );
 }
 
 export function createRenderedRoutes(options: DicomwebOptions): Router {
@@ -136,7 +168,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
           for (const [index, ranges] of locations.entries()) {
             const contentLocation = `${instanceUrl(row!)}/frames/${frameNumbers[index]}`;
             if (decode) {
-              const native = firstDecoded ?? await decodeFrame(ranges);
+              const native = firstDecoded ?? (await decodeFrame(ranges));
               firstDecoded = undefined;
               yield { body: native, contentType, contentLocation };
             } else {
@@ -149,7 +181,16 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
           await stored.close();
         }
       }
-      if (!(await audited(options.auditor, req, res, { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(row)] }, options.logger))) return;
+      if (
+        !(await audited(
+          options.auditor,
+          req,
+          res,
+          { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(row)] },
+          options.logger,
+        ))
+      )
+        return;
       const multipart = writeMultipartRelated(parts(), { type: encoding.mediaType });
       res.status(200).setHeader('Content-Type', multipart.contentType);
       streaming = true;
@@ -158,7 +199,10 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       // pipeline, unlike pipe, destroys the body when the client goes away, which closes the file.
       pipeline(multipart.body, res, (error) => {
         if (error && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-          options.logger.error({ requestId: res.locals.requestId, error: error.message }, 'WADO-RS frames failed mid-stream');
+          options.logger.error(
+            { requestId: res.locals.requestId, error: error.message },
+            'WADO-RS frames failed mid-stream',
+          );
         }
       });
     } finally {
@@ -167,7 +211,11 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
   });
 
   /** Renders one frame of one instance to display pixels. */
-  const renderInstance = async (row: InstanceRow, frameNumber: number, window: VoiWindow | undefined): Promise<DisplayImage> => {
+  const renderInstance = async (
+    row: InstanceRow,
+    frameNumber: number,
+    window: VoiWindow | undefined,
+  ): Promise<DisplayImage> => {
     const stored = await openStoredPixels(blobs, row, options.tempDir);
     try {
       checkFramesExist([frameNumber], stored.pixels);
@@ -182,49 +230,69 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
     }
   };
 
-  const render = (kind: 'rendered' | 'thumbnail') => handled(async (req, res) => {
-    res.locals.route = `wado-${kind}`;
-    const parameters = parseRenderParameters(req.query as Record<string, unknown>);
-    const negotiation = negotiateRenderedType(req.headers.accept);
-    if (!negotiation.ok) {
-      sendError(res, 406, negotiation.message);
-      return;
-    }
-    let frameNumber = 1;
-    if (req.params.frames !== undefined) {
-      const list = parseFrameList(String(req.params.frames));
-      if (list.length !== 1) throw new PixelDataError(400, `${kind} frames are retrieved one frame at a time`);
-      frameNumber = list[0]!;
-    }
-    const scope = scopeOf(req);
-    const rows = await findInstanceRows(db, scope, studyAccessOf(res, 'read'));
-    if (rows.length === 0) {
-      sendError(res, 404, `no such ${scope.instance !== undefined ? 'instance' : scope.series !== undefined ? 'series' : 'study'}`);
-      return;
-    }
-    let image: DisplayImage | undefined;
-    let refusal: PixelDataError | undefined;
-    for (const row of representativeOrder(rows).slice(0, THUMBNAIL_CANDIDATES)) {
-      try {
-        image = await renderInstance(row, frameNumber, parameters.window);
-        break;
-      } catch (error) {
-        // A study or series thumbnail moves on past instances that cannot be rendered (an SR, say).
-        if (!(error instanceof PixelDataError) || error.status !== 406 || scope.instance !== undefined) throw error;
-        refusal = error;
+  const render = (kind: 'rendered' | 'thumbnail') =>
+    handled(async (req, res) => {
+      res.locals.route = `wado-${kind}`;
+      const parameters = parseRenderParameters(req.query as Record<string, unknown>);
+      const negotiation = negotiateRenderedType(req.headers.accept);
+      if (!negotiation.ok) {
+        sendError(res, 406, negotiation.message);
+        return;
       }
-    }
-    if (!image) throw refusal ?? new PixelDataError(406, 'no instance here can be rendered');
-    const viewport = parameters.viewport ?? (kind === 'thumbnail' ? { width: DEFAULT_THUMBNAIL_SIZE, height: DEFAULT_THUMBNAIL_SIZE } : undefined);
-    if (viewport) {
-      const size = fitWithin(image.width, image.height, viewport);
-      if (size.width * size.height > MAX_DECODED_PIXELS) throw new PixelDataError(413, 'the requested viewport is larger than this server renders');
-      image = resize(image, size.width, size.height);
-    }
-    const body = negotiation.value === 'image/png' ? encodePng(image) : encodeJpeg(image, parameters.quality ?? JPEG_DEFAULT_QUALITY);
-    if (!(await audited(options.auditor, req, res, { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(rows[0]!)] }, options.logger))) return;
-    res.status(200).type(negotiation.value).send(body);
-  });
+      let frameNumber = 1;
+      if (req.params.frames !== undefined) {
+        const list = parseFrameList(String(req.params.frames));
+        if (list.length !== 1) throw new PixelDataError(400, `${kind} frames are retrieved one frame at a time`);
+        frameNumber = list[0]!;
+      }
+      const scope = scopeOf(req);
+      const rows = await findInstanceRows(db, scope, studyAccessOf(res, 'read'));
+      if (rows.length === 0) {
+        sendError(
+          res,
+          404,
+          `no such ${scope.instance !== undefined ? 'instance' : scope.series !== undefined ? 'series' : 'study'}`,
+        );
+        return;
+      }
+      let image: DisplayImage | undefined;
+      let refusal: PixelDataError | undefined;
+      for (const row of representativeOrder(rows).slice(0, THUMBNAIL_CANDIDATES)) {
+        try {
+          image = await renderInstance(row, frameNumber, parameters.window);
+          break;
+        } catch (error) {
+          // A study or series thumbnail moves on past instances that cannot be rendered (an SR, say).
+          if (!(error instanceof PixelDataError) || error.status !== 406 || scope.instance !== undefined) throw error;
+          refusal = error;
+        }
+      }
+      if (!image) throw refusal ?? new PixelDataError(406, 'no instance here can be rendered');
+      const viewport =
+        parameters.viewport ??
+        (kind === 'thumbnail' ? { width: DEFAULT_THUMBNAIL_SIZE, height: DEFAULT_THUMBNAIL_SIZE } : undefined);
+      if (viewport) {
+        const size = fitWithin(image.width, image.height, viewport);
+        if (size.width * size.height > MAX_DECODED_PIXELS)
+          throw new PixelDataError(413, 'the requested viewport is larger than this server renders');
+        image = resize(image, size.width, size.height);
+      }
+      const body =
+        negotiation.value === 'image/png'
+          ? encodePng(image)
+          : encodeJpeg(image, parameters.quality ?? JPEG_DEFAULT_QUALITY);
+      if (
+        !(await audited(
+          options.auditor,
+          req,
+          res,
+          { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(rows[0]!)] },
+          options.logger,
+        ))
+      )
+        return;
+      res.status(200).type(negotiation.value).send(body);
+    });
 
   const instance = '/studies/:study/series/:series/instances/:instance';
   routes.get(`${instance}/frames/:frames`, frames);

@@ -33,7 +33,12 @@ import { open } from 'node:fs/promises';
 import type { Request, Response, Router } from 'express';
 import { ingestInstance } from '../../dicom/ingest.ts';
 import type { IngestOutcome } from '../../dicom/ingest.ts';
-import { MultipartError, parseMediaType, parseMultipartRelatedContentType, readMultipart } from '../../dicom/multipart.ts';
+import {
+  MultipartError,
+  parseMediaType,
+  parseMultipartRelatedContentType,
+  readMultipart,
+} from '../../dicom/multipart.ts';
 import type { ReceivedPart } from '../../dicom/multipart.ts';
 import { isValidUid } from '../../dicom/part10.ts';
 import type { StagedBlob } from '../../storage/blob-store.ts';
@@ -64,7 +69,14 @@ interface SopReference {
 }
 
 type PartResult =
-  | { index: number; stored: true; sopClassUid: string | undefined; sopInstanceUid: string; studyInstanceUid: string; seriesInstanceUid: string }
+  | {
+      index: number;
+      stored: true;
+      sopClassUid: string | undefined;
+      sopInstanceUid: string;
+      studyInstanceUid: string;
+      seriesInstanceUid: string;
+    }
   | ({ index: number; stored: false; failureReason: number; why: string } & SopReference);
 
 /** Registers the STOW-RS routes on the DICOMweb router. */
@@ -87,7 +99,10 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     const contentType = parseMultipartRelatedContentType(req.headers['content-type']);
     // PS3.18 §10.5.1.2: the `type` parameter names the parts' media type; without it each part's own Content-Type decides.
     if (contentType.type !== undefined && parseMediaType(contentType.type).essence !== DICOM) {
-      throw new MultipartError('unsupported-media-type', `type=${contentType.type} is not supported; only application/dicom`);
+      throw new MultipartError(
+        'unsupported-media-type',
+        `type=${contentType.type} is not supported; only application/dicom`,
+      );
     }
     boundary = contentType.boundary;
   } catch (error) {
@@ -102,8 +117,16 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     try {
       results.push(await ingestStaged(options, index, staged, study));
     } catch (error) {
-      options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS spooled part could not be read');
-      results.push({ index, stored: false, failureReason: FailureReason.outOfResources, why: 'the spooled part could not be read' });
+      options.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'STOW-RS spooled part could not be read',
+      );
+      results.push({
+        index,
+        stored: false,
+        failureReason: FailureReason.outOfResources,
+        why: 'the spooled part could not be read',
+      });
     } finally {
       await staged.discard();
     }
@@ -112,7 +135,12 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
   const onPart = async (part: ReceivedPart): Promise<void> => {
     if (part.contentType !== undefined && !isDicomPart(part.contentType)) {
       part.body.resume();
-      results.push({ index: part.index, stored: false, failureReason: FailureReason.cannotUnderstand, why: 'part is not application/dicom' });
+      results.push({
+        index: part.index,
+        stored: false,
+        failureReason: FailureReason.cannotUnderstand,
+        why: 'part is not application/dicom',
+      });
       return;
     }
     // Wait before reading the part, so that at most INGEST_CONCURRENCY parts are held at once.
@@ -180,9 +208,18 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
 }
 
 /** The request's one DICOM Instances Transferred event, naming the studies stored; before the answer. */
-async function auditedStore(req: Request, res: Response, options: DicomwebOptions, status: number, results: readonly PartResult[]): Promise<boolean> {
+async function auditedStore(
+  req: Request,
+  res: Response,
+  options: DicomwebOptions,
+  status: number,
+  results: readonly PartResult[],
+): Promise<boolean> {
   if (!options.auditor?.enabled) return true;
-  const studies = await readAuditedStudies(options.ingest.db, results.flatMap((result) => (result.stored ? [result.studyInstanceUid] : [])));
+  const studies = await readAuditedStudies(
+    options.ingest.db,
+    results.flatMap((result) => (result.stored ? [result.studyInstanceUid] : [])),
+  );
   const outcome = status === 202 ? '4' : outcomeForStatus(status);
   const outcomeDesc = outcome === '0' ? undefined : 'some or all instances were not stored';
   return audited(options.auditor, req, res, { service: 'stow-rs', outcome, outcomeDesc, studies }, options.logger);
@@ -200,27 +237,46 @@ function partFailure(index: number, error: unknown): PartResult {
   if (error instanceof MultipartError && error.code === 'part-too-large') {
     return { index, stored: false, failureReason: FailureReason.outOfResources, why: error.message };
   }
-  if (error instanceof MultipartError) return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: error.message };
+  if (error instanceof MultipartError)
+    return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: error.message };
   return { index, stored: false, failureReason: FailureReason.outOfResources, why: 'the part could not be spooled' };
 }
 
 /** Ingests one staged part; storage errors become out-of-resources failures of this part alone. */
-async function ingestStaged(options: DicomwebOptions, index: number, staged: StagedBlob, study: string | undefined): Promise<PartResult> {
+async function ingestStaged(
+  options: DicomwebOptions,
+  index: number,
+  staged: StagedBlob,
+  study: string | undefined,
+): Promise<PartResult> {
   const meta = await readMetaUids(staged);
   let outcome: IngestOutcome;
   try {
     outcome = await ingestInstance(options.ingest, staged, { studyInstanceUid: study });
   } catch (error) {
-    options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS instance could not be stored');
-    return { index, stored: false, failureReason: FailureReason.outOfResources, why: 'the instance could not be stored', ...meta };
+    options.logger.error(
+      { err: error instanceof Error ? error.message : String(error) },
+      'STOW-RS instance could not be stored',
+    );
+    return {
+      index,
+      stored: false,
+      failureReason: FailureReason.outOfResources,
+      why: 'the instance could not be stored',
+      ...meta,
+    };
   }
   switch (outcome.status) {
     case 'stored':
     case 'duplicate':
       // Ingest refuses an instance whose meta SOP Class UID differs from its dataset's, so the meta one is the instance's.
       return {
-        index, stored: true, sopClassUid: meta.sopClassUid, sopInstanceUid: outcome.sopInstanceUid,
-        studyInstanceUid: outcome.studyInstanceUid, seriesInstanceUid: outcome.seriesInstanceUid,
+        index,
+        stored: true,
+        sopClassUid: meta.sopClassUid,
+        sopInstanceUid: outcome.sopInstanceUid,
+        studyInstanceUid: outcome.studyInstanceUid,
+        seriesInstanceUid: outcome.seriesInstanceUid,
       };
     case 'conflict':
       return { index, stored: false, failureReason: FailureReason.duplicateSopInstance, why: outcome.reason, ...meta };
@@ -228,8 +284,12 @@ async function ingestStaged(options: DicomwebOptions, index: number, staged: Sta
       return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: outcome.reason, ...meta };
     case 'wrong-study':
       return {
-        index, stored: false, failureReason: FailureReason.studyMismatch, why: outcome.reason,
-        sopClassUid: outcome.sopClassUid ?? meta.sopClassUid, sopInstanceUid: outcome.sopInstanceUid ?? meta.sopInstanceUid,
+        index,
+        stored: false,
+        failureReason: FailureReason.studyMismatch,
+        why: outcome.reason,
+        sopClassUid: outcome.sopClassUid ?? meta.sopClassUid,
+        sopInstanceUid: outcome.sopInstanceUid ?? meta.sopInstanceUid,
       };
   }
 }
@@ -280,7 +340,11 @@ async function readMetaUids(staged: StagedBlob): Promise<SopReference> {
 function logFailures(options: DicomwebOptions, results: readonly PartResult[]): void {
   for (const result of results) {
     // The reasons name tags and offsets, never values.
-    if (!result.stored) options.logger.warn({ part: result.index, failureReason: result.failureReason, reason: result.why }, 'STOW-RS instance refused');
+    if (!result.stored)
+      options.logger.warn(
+        { part: result.index, failureReason: result.failureReason, reason: result.why },
+        'STOW-RS instance refused',
+      );
   }
 }
 
@@ -304,7 +368,9 @@ function storeResponse(baseUrl: string, study: string | undefined, results: read
         '00081155': uidElement(result.sopInstanceUid),
         '00081190': {
           vr: 'UR',
-          Value: [`${studiesUrl}/${result.studyInstanceUid}/series/${result.seriesInstanceUid}/instances/${result.sopInstanceUid}`],
+          Value: [
+            `${studiesUrl}/${result.studyInstanceUid}/series/${result.seriesInstanceUid}/instances/${result.sopInstanceUid}`,
+          ],
         },
       });
     } else {
@@ -325,10 +391,19 @@ function storeResponse(baseUrl: string, study: string | undefined, results: read
   return response;
 }
 
-function sendStoreResponse(req: Request, res: Response, status: number, baseUrl: string, study: string | undefined,
-  results: readonly PartResult[]): void {
+function sendStoreResponse(
+  req: Request,
+  res: Response,
+  status: number,
+  baseUrl: string,
+  study: string | undefined,
+  results: readonly PartResult[],
+): void {
   closeIfUnread(req, res);
-  res.status(status).type('application/dicom+json').send(JSON.stringify(storeResponse(baseUrl, study, results)));
+  res
+    .status(status)
+    .type('application/dicom+json')
+    .send(JSON.stringify(storeResponse(baseUrl, study, results)));
 }
 
 /** Answers a request refused as a whole, before or while its body was read. */

@@ -38,7 +38,10 @@ interface Scope {
 const SWAP_SIZES: Readonly<Record<string, number>> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
 
 /** The element a relative bulk data path names: `<tag>` or `<seq>/<item>/…/<tag>`. */
-function elementAt(dataset: DicomDataset, path: readonly string[]): { element: DicomElement; bigEndian: boolean } | undefined {
+function elementAt(
+  dataset: DicomDataset,
+  path: readonly string[],
+): { element: DicomElement; bigEndian: boolean } | undefined {
   let current = dataset;
   for (let index = 0; index < path.length; index += 2) {
     const element = current.elements.get(path[index]!.toUpperCase());
@@ -82,7 +85,13 @@ export function acceptedTransferSyntaxes(accept: string | undefined): '*' | Set<
     if (type === '*/*' || type === 'multipart/*') return '*';
     if (type !== 'multipart/related') continue;
     const partType = media.parameters.get('type')?.toLowerCase();
-    if (partType !== undefined && partType !== 'application/dicom' && partType !== '*/*' && partType !== 'application/*') continue;
+    if (
+      partType !== undefined &&
+      partType !== 'application/dicom' &&
+      partType !== '*/*' &&
+      partType !== 'application/*'
+    )
+      continue;
     const syntax = media.parameters.get('transfer-syntax');
     if (syntax === undefined || syntax === '*') return '*';
     syntaxes.add(syntax);
@@ -117,12 +126,18 @@ function acceptsDicomJson(accept: string | undefined): boolean {
 }
 
 function notAcceptable(res: Response, message: string): void {
-  res.status(406).type('application/json').send(JSON.stringify({ error: message }));
+  res
+    .status(406)
+    .type('application/json')
+    .send(JSON.stringify({ error: message }));
 }
 
 function notFound(res: Response, scope: Scope): void {
   const level = scope.instance !== undefined ? 'instance' : scope.series !== undefined ? 'series' : 'study';
-  res.status(404).type('application/json').send(JSON.stringify({ error: `no such ${level}` }));
+  res
+    .status(404)
+    .type('application/json')
+    .send(JSON.stringify({ error: `no such ${level}` }));
 }
 
 function scopeOf(req: Request): Scope {
@@ -140,7 +155,13 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
   const findInstances = (res: Response, scope: Scope, withJson: boolean): Promise<StoredInstanceRow[]> =>
     findInstanceRows(db, scope, studyAccessOf(res, 'read'), withJson);
   const auditedRetrieval = (req: Request, res: Response, row: StoredInstanceRow): Promise<boolean> =>
-    audited(options.auditor, req, res, { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(row)] }, options.logger);
+    audited(
+      options.auditor,
+      req,
+      res,
+      { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(row)] },
+      options.logger,
+    );
 
   const retrieve = async (req: Request, res: Response) => {
     res.locals.route = 'wado-retrieve';
@@ -156,7 +177,10 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       return;
     }
     if (accepted !== '*' && rows.some((row) => !accepted.has(row.transfer_syntax_uid))) {
-      notAcceptable(res, 'an instance is stored in a transfer syntax the Accept header does not allow, and the hub does not transcode');
+      notAcceptable(
+        res,
+        'an instance is stored in a transfer syntax the Accept header does not allow, and the hub does not transcode',
+      );
       return;
     }
     if (!(await auditedRetrieval(req, res, rows[0]!))) return;
@@ -174,7 +198,10 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
     const multipart = writeMultipartRelated(parts(), { type: 'application/dicom' });
     res.status(200).setHeader('Content-Type', multipart.contentType);
     multipart.body.on('error', (error) => {
-      options.logger.error({ requestId: res.locals.requestId, error: error.message }, 'WADO-RS retrieval failed mid-stream');
+      options.logger.error(
+        { requestId: res.locals.requestId, error: error.message },
+        'WADO-RS retrieval failed mid-stream',
+      );
       res.destroy(error);
     });
     multipart.body.pipe(res);
@@ -194,18 +221,30 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
     }
     if (!(await auditedRetrieval(req, res, rows[0]!))) return;
     const datasets = rows.map((row) =>
-      row.dicom_json!.replaceAll('"BulkDataURI":"bulkdata/', `"BulkDataURI":${JSON.stringify(`${instanceUrl(row)}/bulkdata/`).slice(0, -1)}`));
-    res.status(200).type('application/dicom+json').send(`[${datasets.join(',')}]`);
+      row.dicom_json!.replaceAll(
+        '"BulkDataURI":"bulkdata/',
+        `"BulkDataURI":${JSON.stringify(`${instanceUrl(row)}/bulkdata/`).slice(0, -1)}`,
+      ),
+    );
+    res
+      .status(200)
+      .type('application/dicom+json')
+      .send(`[${datasets.join(',')}]`);
   };
 
   const bulkdata = async (req: Request, res: Response) => {
     res.locals.route = 'wado-bulkdata';
     const scope = scopeOf(req);
-    const acceptsOctets = req.headers.accept === undefined || splitAcceptHeader(req.headers.accept).some((range) => {
-      const lower = range.toLowerCase();
-      if (lower.startsWith('*/*')) return true;
-      return lower.startsWith('multipart/') && (!lower.includes('type=') || /type="?(application\/octet-stream|\*\/\*)/.test(lower));
-    });
+    const acceptsOctets =
+      req.headers.accept === undefined ||
+      splitAcceptHeader(req.headers.accept).some((range) => {
+        const lower = range.toLowerCase();
+        if (lower.startsWith('*/*')) return true;
+        return (
+          lower.startsWith('multipart/') &&
+          (!lower.includes('type=') || /type="?(application\/octet-stream|\*\/\*)/.test(lower))
+        );
+      });
     if (!acceptsOctets) {
       notAcceptable(res, 'bulk data is offered as multipart/related; type="application/octet-stream"');
       return;
@@ -221,7 +260,10 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
     const found = parsed.ok ? elementAt(parsed.dataset, path) : undefined;
     // Only the elements the metadata gives a BulkDataURI; other values are in the metadata itself.
     if (!found || found.element.items || !(BULK_VRS.has(found.element.vr) || BULK_TAGS.has(found.element.tag))) {
-      res.status(404).type('application/json').send(JSON.stringify({ error: 'no such bulk data element' }));
+      res
+        .status(404)
+        .type('application/json')
+        .send(JSON.stringify({ error: 'no such bulk data element' }));
       return;
     }
     if (found.element.fragments || !found.element.value) {
@@ -229,11 +271,16 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       return;
     }
     if (!(await auditedRetrieval(req, res, row))) return;
-    const multipart = writeMultipartRelated([{
-      body: littleEndian(found.element.value, found.element.vr, found.bigEndian),
-      contentType: 'application/octet-stream',
-      contentLocation: `${instanceUrl(row)}/bulkdata/${path.join('/')}`,
-    }], { type: 'application/octet-stream' });
+    const multipart = writeMultipartRelated(
+      [
+        {
+          body: littleEndian(found.element.value, found.element.vr, found.bigEndian),
+          contentType: 'application/octet-stream',
+          contentLocation: `${instanceUrl(row)}/bulkdata/${path.join('/')}`,
+        },
+      ],
+      { type: 'application/octet-stream' },
+    );
     res.status(200).setHeader('Content-Type', multipart.contentType);
     multipart.body.pipe(res);
   };
