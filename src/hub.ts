@@ -29,7 +29,7 @@ import { loadJurisdictionPolicies } from './fhir/operations/eligibility.ts';
 import type { Logger } from './logger.ts';
 import { producerConnection } from './queues/connection.ts';
 import { OutboxRelay } from './queues/outbox-relay.ts';
-import { HUB_QUEUES, declaredJobOptions } from './queues/all-queues.ts';
+import { HUB_QUEUES, declaredJobOptions } from './workflow/jobs/all-queues.ts';
 import { DeadLetterQueue } from './queues/dead-letter.ts';
 import { QueueProducer } from './queues/queue-definitions.ts';
 import { startWorkers } from './queues/worker-runner.ts';

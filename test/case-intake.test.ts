@@ -10,7 +10,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { dammCheckDigit } from '../src/cases/reference-number.ts';
 import { producerConnection } from '../src/queues/connection.ts';
-import { routeResourceEvent } from '../src/queues/resource-events.ts';
+import { routeResourceEvent } from '../src/workflow/jobs/resource-events.ts';
 import { runIntake } from '../src/workflow/intake.ts';
 import type { WorkflowContext, WorkflowWorkerDeps } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { PDFDocument } from 'pdf-lib';
 import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
 import { HubRepository } from '../src/fhir/repository.ts';
-import { runCaseMaterialStep } from '../src/queues/case-materials.ts';
+import { runCaseMaterialStep } from '../src/workflow/jobs/case-materials.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';

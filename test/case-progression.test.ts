@@ -18,9 +18,9 @@ import {
   reminderSteps,
   runReminder,
   scheduleReminders,
-} from '../src/queues/case-reminders.ts';
+} from '../src/workflow/jobs/case-reminders.ts';
 import { QueueProducer } from '../src/queues/queue-definitions.ts';
-import { HUB_QUEUES } from '../src/queues/all-queues.ts';
+import { HUB_QUEUES } from '../src/workflow/jobs/all-queues.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';

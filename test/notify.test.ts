@@ -27,8 +27,8 @@ import {
   addNotificationJob,
   recordNotification,
   sendNotification,
-} from '../src/queues/notifications.ts';
-import type { NotificationInput } from '../src/queues/notifications.ts';
+} from '../src/workflow/jobs/notifications.ts';
+import type { NotificationInput } from '../src/workflow/jobs/notifications.ts';
 import { OutboxRelay } from '../src/queues/outbox-relay.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { NODE_BIN, REPO_ROOT, startHubProcess } from './support/hub-process.ts';

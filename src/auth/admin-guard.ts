@@ -26,11 +26,9 @@ export function adminGuard(): RequestHandler {
       return;
     }
     res.setHeader('Cache-Control', 'no-store');
-    res
-      .status(403)
-      .json({
-        error: 'forbidden',
-        error_description: `only a user with the role ${ADMIN_ROLES.join(' or ')}, or a client granted ${HUB_ADMIN_SCOPE}, may use this`,
-      });
+    res.status(403).json({
+      error: 'forbidden',
+      error_description: `only a user with the role ${ADMIN_ROLES.join(' or ')}, or a client granted ${HUB_ADMIN_SCOPE}, may use this`,
+    });
   };
 }

@@ -91,12 +91,10 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
       }
       if (identity?.kind === 'client') {
         await audit(req, { clientId: identity.clientId, clientIsRequestor: true }, CLIENT_REVOKE_REFUSED_AUDIT_TEXT);
-        res
-          .status(400)
-          .json({
-            error: 'unsupported_token_type',
-            error_description: "a client's access tokens cannot be revoked; they expire within five minutes",
-          });
+        res.status(400).json({
+          error: 'unsupported_token_type',
+          error_description: "a client's access tokens cannot be revoked; they expire within five minutes",
+        });
         return;
       }
       let actor: Omit<AuditActor, 'address'> = { clientIsRequestor: true };

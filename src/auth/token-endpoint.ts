@@ -84,12 +84,10 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
     if (wait > 0) {
       res.setHeader('Retry-After', String(wait));
       options.logger.warn({ requestId: res.locals.requestId }, 'token request rate-limited');
-      res
-        .status(429)
-        .json({
-          error: 'invalid_request',
-          error_description: `too many token requests from this address; retry after ${wait} s`,
-        });
+      res.status(429).json({
+        error: 'invalid_request',
+        error_description: `too many token requests from this address; retry after ${wait} s`,
+      });
       return;
     }
     try {
@@ -159,14 +157,12 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
         { requestId: res.locals.requestId, clientId: client.id, scope: issued.scope },
         'access token issued',
       );
-      res
-        .status(200)
-        .json({
-          access_token: issued.accessToken,
-          token_type: 'bearer',
-          expires_in: issued.expiresIn,
-          scope: issued.scope,
-        });
+      res.status(200).json({
+        access_token: issued.accessToken,
+        token_type: 'bearer',
+        expires_in: issued.expiresIn,
+        scope: issued.scope,
+      });
     } catch (err) {
       if (err instanceof OAuthError) {
         options.logger.info(
@@ -193,12 +189,10 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
         { requestId: res.locals.requestId, clientId, err: (err as Error).message },
         'token request failed',
       );
-      res
-        .status(500)
-        .json({
-          error: 'server_error',
-          error_description: `internal error (request ${String(res.locals.requestId ?? '')})`,
-        });
+      res.status(500).json({
+        error: 'server_error',
+        error_description: `internal error (request ${String(res.locals.requestId ?? '')})`,
+      });
     }
   });
 

@@ -81,13 +81,11 @@ export function createAdminQueueRoutes(options: AdminQueuesOptions): Router {
           res.status(409).json({ error: `queue "${result.entry.queue}" is not served by this hub` });
           return;
         case 'not-failed':
-          res
-            .status(409)
-            .json({
-              error: `the job is ${result.state}, not failed: nothing to retry`,
-              queue: result.entry.queue,
-              jobId: result.entry.jobId,
-            });
+          res.status(409).json({
+            error: `the job is ${result.state}, not failed: nothing to retry`,
+            queue: result.entry.queue,
+            jobId: result.entry.jobId,
+          });
           return;
       }
     }),

@@ -29,7 +29,7 @@ import type { CaseState } from '../cases/case-state.ts';
 import type { Queryable } from '../db/database.ts';
 import type { HubRepository } from '../fhir/repository.ts';
 import type { NotificationKind } from '../notify/templates.ts';
-import { emailAddressOf, recordNotification } from '../queues/notifications.ts';
+import { emailAddressOf, recordNotification } from './jobs/notifications.ts';
 import { referencedId } from './case-resources.ts';
 import type { WorkflowContext } from './context.ts';
 import { readOptional } from './materials.ts';

@@ -10,7 +10,7 @@ import { openDatabase } from '../../src/db/database.ts';
 import { loadFhirDefinitions } from '../../src/fhir/definitions.ts';
 import { createMailer } from '../../src/notify/mailer.ts';
 import { producerConnection } from '../../src/queues/connection.ts';
-import { startNotificationsWorker } from '../../src/queues/notifications.ts';
+import { startNotificationsWorker } from '../../src/workflow/jobs/notifications.ts';
 import { FileBlobStore } from '../../src/storage/blob-store.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 

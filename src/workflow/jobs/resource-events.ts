@@ -10,9 +10,9 @@
 import type { WithId } from '@medplum/core';
 import { OperationOutcomeError, getStatus } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { RESOURCE_EVENTS_QUEUE } from '../fhir/events.ts';
-import { HubRepository } from '../fhir/repository.ts';
-import { workflowDeps } from '../workflow/context.ts';
+import { RESOURCE_EVENTS_QUEUE } from '../../fhir/events.ts';
+import { HubRepository } from '../../fhir/repository.ts';
+import { workflowDeps } from '../context.ts';
 import { serviceRequestIntakeRoute } from './case-intake.ts';
 import {
   caseMaterialRoute,
@@ -21,8 +21,8 @@ import {
   reconcileImagingRoute,
 } from './case-materials.ts';
 import { caseProgressionRoute } from './case-progression.ts';
-import { defineQueue } from './queue-definitions.ts';
-import type { AnyQueueDefinition, JobInfo, QueueDefinition, WorkerDeps } from './queue-definitions.ts';
+import { defineQueue } from '../../queues/queue-definitions.ts';
+import type { AnyQueueDefinition, JobInfo, QueueDefinition, WorkerDeps } from '../../queues/queue-definitions.ts';
 
 /** The payload of a resource event (src/fhir/events.ts resourceChangeEvent). */
 export interface ResourceEvent {

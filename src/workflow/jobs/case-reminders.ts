@@ -12,18 +12,18 @@
  * overdue, for the coordinators' work list.
  */
 import type { Task, TaskRestriction } from '@medplum/fhirtypes';
-import { reminderSchedule } from '../cases/business-calendar.ts';
-import { HubRepository } from '../fhir/repository.ts';
-import { CASE_ROLES, TASK_CODE_SYSTEM, findCaseResource, lockCase, referencedId } from '../workflow/case-resources.ts';
-import type { WorkflowContext } from '../workflow/context.ts';
-import { workflowContext } from '../workflow/context.ts';
-import { readOptional } from '../workflow/materials.ts';
-import { caseOfTask } from '../workflow/progression.ts';
-import { OPEN_TASK_STATUSES } from '../workflow/specialists.ts';
-import { parseJobData } from './job-data.ts';
+import { reminderSchedule } from '../../cases/business-calendar.ts';
+import { HubRepository } from '../../fhir/repository.ts';
+import { CASE_ROLES, TASK_CODE_SYSTEM, findCaseResource, lockCase, referencedId } from '../case-resources.ts';
+import type { WorkflowContext } from '../context.ts';
+import { workflowContext } from '../context.ts';
+import { readOptional } from '../materials.ts';
+import { caseOfTask } from '../progression.ts';
+import { OPEN_TASK_STATUSES } from '../specialists.ts';
+import { parseJobData } from '../../queues/job-data.ts';
 import { recordNotification } from './notifications.ts';
-import { defineQueue } from './queue-definitions.ts';
-import type { JobInfo, QueueProducer, WorkerDeps } from './queue-definitions.ts';
+import { defineQueue } from '../../queues/queue-definitions.ts';
+import type { JobInfo, QueueProducer, WorkerDeps } from '../../queues/queue-definitions.ts';
 
 export const CASE_REMINDERS_QUEUE = 'case-reminders';
 export const REMINDER_NOTE_AUTHOR = 'Second-opinion hub: reminder';

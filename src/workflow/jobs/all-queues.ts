@@ -4,8 +4,8 @@ import { caseMaterialsQueue } from './case-materials.ts';
 import { caseProgressionQueue } from './case-progression.ts';
 import { caseRemindersQueue } from './case-reminders.ts';
 import { notificationsQueue } from './notifications.ts';
-import { jobOptions } from './queue-definitions.ts';
-import type { AnyQueueDefinition } from './queue-definitions.ts';
+import { jobOptions } from '../../queues/queue-definitions.ts';
+import type { AnyQueueDefinition } from '../../queues/queue-definitions.ts';
 import { resourceEventsQueue } from './resource-events.ts';
 import type { JobsOptions } from 'bullmq';
 

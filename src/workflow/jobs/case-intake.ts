@@ -3,17 +3,17 @@
  * running src/workflow/intake.ts. Job data: `{ serviceRequestId }`.
  */
 import { UnrecoverableError } from 'bullmq';
-import { FeeError } from '../cases/fees.ts';
+import { FeeError } from '../../cases/fees.ts';
 import type { ServiceRequest } from '@medplum/fhirtypes';
-import { runIntake } from '../workflow/intake.ts';
-import type { IntakeOutcome } from '../workflow/intake.ts';
-import { workflowContext } from '../workflow/context.ts';
-import { redactErrorMessage } from './job-data.ts';
-import { defineQueue } from './queue-definitions.ts';
-import type { JobInfo, QueueProducer, WorkerDeps } from './queue-definitions.ts';
+import { runIntake } from '../intake.ts';
+import type { IntakeOutcome } from '../intake.ts';
+import { workflowContext } from '../context.ts';
+import { redactErrorMessage } from '../../queues/job-data.ts';
+import { defineQueue } from '../../queues/queue-definitions.ts';
+import type { JobInfo, QueueProducer, WorkerDeps } from '../../queues/queue-definitions.ts';
 import type { ResourceEventRoute } from './resource-events.ts';
-import { startWorkers } from './worker-runner.ts';
-import type { WorkerPool, WorkerRuntimeOptions } from './worker-runner.ts';
+import { startWorkers } from '../../queues/worker-runner.ts';
+import type { WorkerPool, WorkerRuntimeOptions } from '../../queues/worker-runner.ts';
 
 export const CASE_INTAKE_QUEUE = 'case-intake';
 

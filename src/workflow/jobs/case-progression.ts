@@ -7,14 +7,14 @@
  * repaired by the next run, which the offer's own Task event queues).
  */
 import type { Task } from '@medplum/fhirtypes';
-import { TASK_CODE_SYSTEM } from '../workflow/case-resources.ts';
-import type { TaskCode } from '../workflow/case-resources.ts';
-import { workflowContext, workflowDeps } from '../workflow/context.ts';
-import { advanceCase, caseOfTask } from '../workflow/progression.ts';
-import type { ProgressionResult } from '../workflow/progression.ts';
+import { TASK_CODE_SYSTEM } from '../case-resources.ts';
+import type { TaskCode } from '../case-resources.ts';
+import { workflowContext, workflowDeps } from '../context.ts';
+import { advanceCase, caseOfTask } from '../progression.ts';
+import type { ProgressionResult } from '../progression.ts';
 import { scheduleReminders } from './case-reminders.ts';
-import { defineQueue } from './queue-definitions.ts';
-import type { JobInfo, QueueProducer, WorkerDeps } from './queue-definitions.ts';
+import { defineQueue } from '../../queues/queue-definitions.ts';
+import type { JobInfo, QueueProducer, WorkerDeps } from '../../queues/queue-definitions.ts';
 import type { ResourceEventRoute } from './resource-events.ts';
 
 export const CASE_PROGRESSION_QUEUE = 'case-progression';
