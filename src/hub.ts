@@ -21,6 +21,7 @@ import { ensureDicomWebEndpoint } from './dicom/ingest.ts';
 import { StudyRefresher } from './dicom/study-refresher.ts';
 import { buildCapabilityStatement } from './fhir/capability.ts';
 import { startAuth } from './auth/index.ts';
+import { requestActor } from './auth/request-actor.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { Auditor } from './audit/auditor.ts';
 import { loadFhirDefinitions, loadTerminologyDefinitions } from './fhir/definitions.ts';
@@ -124,7 +125,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       })
     : undefined;
   await auditLog?.start();
-  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog);
+  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog, requestActor);
   const redis = producerConnection(config.redisUrl);
   const auth = await startAuth({
     db,

@@ -9,7 +9,7 @@
  * generic indexer's rows for the same parameters.
  */
 import type { AuditEvent, Coding } from '@medplum/fhirtypes';
-import { parseReference } from '../fhir/indexer.ts';
+import { parseReference } from '../db/index-rows.ts';
 import { DICOM } from './audit-event.ts';
 
 export interface AuditColumns {

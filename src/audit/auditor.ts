@@ -5,7 +5,6 @@
  */
 import type { Request, Response } from 'express';
 import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
-import { requestIdentity } from '../auth/authenticate.ts';
 import { auditEventId, authenticationAuditEvent, patientOf, restAuditEvent } from './audit-event.ts';
 import type { AuditActor, AuditOutcome, AuditSite, AuthenticationEvent } from './audit-event.ts';
 import type { AuditLog } from './audit-log.ts';
@@ -22,25 +21,8 @@ export function requestAddress(req: Request): string | undefined {
   return req.ip ?? req.socket.remoteAddress ?? undefined;
 }
 
-/** The actor of a request that went through bearer authentication. */
-export function requestActor(req: Request, res: Response): AuditActor {
-  const identity = requestIdentity(res);
-  const address = requestAddress(req);
-  if (identity?.kind === 'user') {
-    return {
-      userId: identity.userId,
-      fhirUser: identity.fhirUser,
-      clientId: identity.clientId,
-      clientIsRequestor: false,
-      address,
-    };
-  }
-  if (identity?.kind === 'client') {
-    return { clientId: identity.clientId, clientIsRequestor: true, address };
-  }
-  // Anonymous (AUTH_REQUIRED=false): the network address is all there is.
-  return { clientIsRequestor: true, address };
-}
+/** Who made a request: the composition root passes auth/request-actor.ts's, which reads the bearer identity. */
+export type RequestActorOf = (req: Request, res: Response) => AuditActor;
 
 type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -129,26 +111,31 @@ class RequestWriteContext implements WriteAuditContext {
   readonly site: AuditSite;
   private readonly req: Request;
   private readonly res: Response;
+  private readonly actorOf: RequestActorOf;
   private requestActor: AuditActor | undefined;
 
-  constructor(site: AuditSite, req: Request, res: Response) {
+  constructor(site: AuditSite, req: Request, res: Response, actorOf: RequestActorOf) {
     this.site = site;
     this.req = req;
     this.res = res;
+    this.actorOf = actorOf;
   }
 
   get actor(): AuditActor {
-    return (this.requestActor ??= requestActor(this.req, this.res));
+    return (this.requestActor ??= this.actorOf(this.req, this.res));
   }
 }
 
 export class Auditor {
   readonly site: AuditSite;
   private readonly log: AuditLog | undefined;
+  /** Who made a request (auth/request-actor.ts); the audit layer does not read identities itself. */
+  readonly actorOf: RequestActorOf;
 
-  constructor(site: AuditSite, log: AuditLog | undefined) {
+  constructor(site: AuditSite, log: AuditLog | undefined, actorOf: RequestActorOf) {
     this.site = site;
     this.log = log;
+    this.actorOf = actorOf;
   }
 
   get enabled(): boolean {
@@ -165,7 +152,7 @@ export class Auditor {
   }
 
   writeContext(req: Request, res: Response): WriteAuditContext | undefined {
-    return this.log ? new RequestWriteContext(this.site, req, res) : undefined;
+    return this.log ? new RequestWriteContext(this.site, req, res, this.actorOf) : undefined;
   }
 
   private record(event: AuditEvent): Promise<void> {
@@ -194,7 +181,7 @@ export class Auditor {
       restAuditEvent(this.site, {
         id: auditEventId(),
         recorded: new Date(),
-        actor: requestActor(req, res),
+        actor: this.actorOf(req, res),
         outcome,
         interaction: access.interaction,
         resources: references,

@@ -14,7 +14,7 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { prepared } from '../db/database.ts';
 import type { Queryable } from '../db/database.ts';
-import { SqlParams } from '../fhir/search/conditions.ts';
+import { SqlParams } from '../db/sql-params.ts';
 import { auditColumns } from './audit-columns.ts';
 import { auditEventJson } from './audit-event.ts';
 

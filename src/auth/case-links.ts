@@ -24,7 +24,7 @@
  * - A Task in `report-accessed` releases the consultation report of the cases it is based on.
  */
 import type { Resource } from '@medplum/fhirtypes';
-import type { SearchIndexRows } from '../fhir/indexer.ts';
+import type { SearchIndexRows } from '../db/index-rows.ts';
 import { actorOf } from './actor.ts';
 
 export const CASE_RESOURCE_SYSTEM = 'urn:hub:case-resource';

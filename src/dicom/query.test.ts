@@ -3,6 +3,7 @@ import pg from 'pg';
 import { ADMIN_DATABASE_URL } from '../../test/support/test-hub.ts';
 import { INDEX_ATTRIBUTE_BY_KEYWORD, QueryError, matchCondition } from './query.ts';
 import type { SqlQuery } from './query.ts';
+import { SqlParams } from '../db/sql-params.ts';
 
 const ROWS = [
   {
@@ -61,11 +62,11 @@ describe('query matching', () => {
 
   /** Ids of the rows matching a keyword against values; the table alias `s` and `se` both name the test table. */
   const matching = async (keyword: string, values: string[]): Promise<string[]> => {
-    const query: SqlQuery = { where: [], params: [] };
+    const query: SqlQuery = { where: [], params: new SqlParams() };
     const condition = matchCondition(query, INDEX_ATTRIBUTE_BY_KEYWORD.get(keyword)!, values);
     const result = await client.query<{ id: string }>(
       `SELECT s.id FROM query_rows s WHERE ${condition.replace(/\bse\./g, 's.')} ORDER BY s.id`,
-      query.params,
+      query.params.values,
     );
     return result.rows.map((row) => row.id);
   };
@@ -87,10 +88,14 @@ describe('query matching', () => {
     expect(await matching('StudyDate', ['20200401-'])).toEqual(['b']);
     expect(await matching('StudyDate', ['-20201231'])).toEqual(['a', 'b']);
     expect(() =>
-      matchCondition({ where: [], params: [] }, INDEX_ATTRIBUTE_BY_KEYWORD.get('StudyDate')!, ['2020-03-15']),
+      matchCondition({ where: [], params: new SqlParams() }, INDEX_ATTRIBUTE_BY_KEYWORD.get('StudyDate')!, [
+        '2020-03-15',
+      ]),
     ).toThrow(QueryError);
     expect(() =>
-      matchCondition({ where: [], params: [] }, INDEX_ATTRIBUTE_BY_KEYWORD.get('StudyDate')!, ['20201231-20200101']),
+      matchCondition({ where: [], params: new SqlParams() }, INDEX_ATTRIBUTE_BY_KEYWORD.get('StudyDate')!, [
+        '20201231-20200101',
+      ]),
     ).toThrow(QueryError);
   });
 
@@ -101,7 +106,7 @@ describe('query matching', () => {
     expect(await matching('StudyTime', ['10-11'])).toEqual(['a']);
     expect(await matching('StudyTime', ['12:01'])).toEqual(['c']);
     expect(() =>
-      matchCondition({ where: [], params: [] }, INDEX_ATTRIBUTE_BY_KEYWORD.get('StudyTime')!, ['25x']),
+      matchCondition({ where: [], params: new SqlParams() }, INDEX_ATTRIBUTE_BY_KEYWORD.get('StudyTime')!, ['25x']),
     ).toThrow(QueryError);
   });
 
@@ -110,7 +115,7 @@ describe('query matching', () => {
     expect(await matching('ModalitiesInStudy', ['PT', 'US'])).toEqual(['b']);
     expect(await matching('SeriesNumber', ['2', '+1'])).toEqual(['a', 'b']);
     expect(() =>
-      matchCondition({ where: [], params: [] }, INDEX_ATTRIBUTE_BY_KEYWORD.get('SeriesNumber')!, ['two']),
+      matchCondition({ where: [], params: new SqlParams() }, INDEX_ATTRIBUTE_BY_KEYWORD.get('SeriesNumber')!, ['two']),
     ).toThrow(/SeriesNumber must be an integer/);
   });
 });

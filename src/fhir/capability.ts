@@ -13,7 +13,7 @@ import type {
 import { getAllResourceTypes, getSupportedSearchParameters } from './definitions.ts';
 import { indexTableFor } from './indexer.ts';
 import { registeredOperations } from './operations/index.ts';
-import { AUDIT_SEARCH_PARAMETERS } from '../audit/audit-search.ts';
+import { AUDIT_SEARCH_PARAMETERS } from './search/audit-search.ts';
 
 /** Modifiers and prefixes per parameter type, as implemented in search/conditions.ts. */
 export const SUPPORTED_MODIFIERS: Record<string, string> = {

@@ -17,15 +17,8 @@ import {
 import type { Resource, SearchParameter } from '@medplum/fhirtypes';
 import { getSupportedSearchParameters } from './definitions.ts';
 import { mapReferences } from './references.ts';
-
-export interface SearchIndexRows {
-  token: [param: string, system: string | null, value: string | null, display: string | null][];
-  string: [param: string, normalized: string, exact: string][];
-  reference: [param: string, targetType: string | null, targetId: string | null, reference: string][];
-  date: [param: string, low: string | null, high: string | null][];
-  number: [param: string, low: number | null, high: number | null, system: string | null, code: string | null][];
-  uri: [param: string, value: string][];
-}
+import { parseReference } from '../db/index-rows.ts';
+import type { SearchIndexRows } from '../db/index-rows.ts';
 
 export const INDEX_TABLES = ['token', 'string', 'reference', 'date', 'number', 'uri'] as const;
 export type IndexTable = (typeof INDEX_TABLES)[number];
@@ -62,13 +55,6 @@ export function normalizeString(value: string): string {
     .normalize('NFD')
     .replace(/[\u0300-\u036f]/g, '')
     .toLowerCase();
-}
-
-/** Splits `Type/id`, `Type/id/_history/v` or `base/Type/id` into type and id. */
-export function parseReference(reference: string): { targetType: string | null; targetId: string | null } {
-  const withoutHistory = reference.replace(/\/_history\/[^/]+$/, '');
-  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(withoutHistory);
-  return match ? { targetType: match[1], targetId: match[2] } : { targetType: null, targetId: null };
 }
 
 function details(resourceType: string, param: SearchParameter): ReturnType<typeof getSearchParameterDetails> {

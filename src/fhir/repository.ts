@@ -63,11 +63,11 @@ import { toOutcomeError, withFhirErrors } from './db-errors.ts';
 import { WritePipeline } from './write-pipeline.ts';
 import type { AccessControl, AccessInteraction } from '../auth/access-policy.ts';
 import type { Identity } from '../auth/access-tokens.ts';
-import { SqlParams } from './search/conditions.ts';
+import { SqlParams } from '../db/sql-params.ts';
 import type { OutboxEvent } from './write.ts';
 import { writeAudit } from '../audit/auditor.ts';
 import type { WriteAuditContext } from '../audit/auditor.ts';
-import { readAuditEvent, searchAuditEvents } from '../audit/audit-search.ts';
+import { readAuditEvent, searchAuditEvents } from './search/audit-search.ts';
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -429,35 +429,29 @@ export class HubRepository extends FhirRepository {
     const count = Math.min(Math.max(options.count ?? 100, 1), 1000);
     const offset = Math.max(options.offset ?? 0, 0);
     const where: string[] = [];
-    const values: unknown[] = [];
+    const params = new SqlParams();
     if (resourceType) {
-      values.push(resourceType);
-      where.push(`resource_type = $${values.length}`);
+      where.push(`resource_type = ${params.add(resourceType)}`);
     }
     if (options.since) {
-      values.push(options.since);
-      where.push(`last_updated >= $${values.length}::timestamptz`);
+      where.push(`last_updated >= ${params.add(options.since)}::timestamptz`);
     }
     if (this.ctx.access) {
       // A person sees the history of the resources they may see now (deleted ones are no one's case).
       if (resourceType) this.ctx.access.require(resourceType, 'history');
-      const params = new SqlParams();
-      values.forEach((value) => params.add(value));
       const condition = this.ctx.access.condition(params, 'r', 'history', resourceType ? [resourceType] : undefined);
       if (condition !== 'TRUE') {
-        values.splice(0, values.length, ...params.values);
         where.push(
           `EXISTS (SELECT 1 FROM resource r WHERE r.resource_type = resource_version.resource_type AND r.id = resource_version.id AND NOT r.deleted AND ${condition})`,
         );
         where.push(this.versionCondition(params, 'resource_version'));
-        values.splice(0, values.length, ...params.values);
       }
     }
     const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     const rows = await this.conn.query<HistoryRow>(
       `SELECT resource_type, id, version, last_updated, method, deleted, content FROM resource_version ${clause}
        ORDER BY last_updated DESC, resource_type, id, version DESC LIMIT ${count + 1} OFFSET ${offset}`,
-      values,
+      params.values,
     );
     const url = `${this.fhirBase}${resourceType ? '/' + resourceType : ''}/_history`;
     return historyBundle(rows.rows.slice(0, count), {

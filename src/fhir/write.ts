@@ -4,9 +4,9 @@
  * create costs a single round trip and is atomic even outside an explicit transaction.
  */
 import { prepared } from '../db/database.ts';
-import type { SearchIndexRows } from './indexer.ts';
+import type { SearchIndexRows } from '../db/index-rows.ts';
 import type { CaseLinkRows } from '../auth/case-links.ts';
-import { SqlParams } from './search/conditions.ts';
+import { SqlParams } from '../db/sql-params.ts';
 import { auditInsertCtes } from '../audit/statement.ts';
 import type { StoredAuditEvent } from '../audit/statement.ts';
 

@@ -36,6 +36,7 @@ import type { FindRequest, FindResponse, OnFind } from './association.ts';
 import type { DimseAuditTrail } from './audit-trail.ts';
 import { Status } from './command-set.ts';
 import { PATIENT_ROOT_FIND, STUDY_ROOT_FIND } from './sop-classes.ts';
+import { SqlParams } from '../../db/sql-params.ts';
 
 /** PS3.4 §C.4.1.1.4 C-FIND statuses beyond the general ones. */
 export const FindStatus = {
@@ -180,18 +181,17 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
     let cursor: string | undefined;
     let matches = 0;
     for (;;) {
-      const params = [...plan.query.params];
+      const params = plan.query.params.copy();
       const where = [...plan.query.where];
       if (cursor !== undefined) {
-        params.push(cursor);
-        where.push(`${unique} > $${params.length}`);
+        where.push(`${unique} > ${params.add(cursor)}`);
       }
       const sql = `SELECT ${unique} AS unique_key${selected.length ? `, ${selected.join(', ')}` : ''}
         FROM ${FROM[plan.level]}
         ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ${plan.level === 'patient' ? 'GROUP BY 1' : ''}
         ORDER BY 1 LIMIT ${pageSize}`;
-      const page = await db.query<Record<string, unknown>>(sql, params);
+      const page = await db.query<Record<string, unknown>>(sql, params.values);
       for (const row of page.rows) {
         matches++;
         for (const id of [row[AUDIT_PATIENTS]].flat()) if (typeof id === 'string') audited.patientIds.add(id);
@@ -245,7 +245,7 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
   }
   const levelOf = (attribute: IndexAttribute): IndexLevel =>
     attribute.level === 'patient' ? model.patientAttributesAt : attribute.level;
-  const plan: FindPlan = { level, keys: [], query: { where: [], params: [] }, unsupported: false };
+  const plan: FindPlan = { level, keys: [], query: { where: [], params: new SqlParams() }, unsupported: false };
 
   // PS3.4 §C.4.1.2.1: a hierarchical query names one entity at each level above its own.
   for (const above of model.levels.slice(0, model.levels.indexOf(level))) {

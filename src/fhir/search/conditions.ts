@@ -15,25 +15,11 @@ import type { SearchParameter } from '@medplum/fhirtypes';
 import { getSupportedSearchParameters } from '../definitions.ts';
 import { indexTableFor, normalizeString } from '../indexer.ts';
 import type { IndexTable } from '../indexer.ts';
+import { SqlParams } from '../../db/sql-params.ts';
 import { escapeLike, parseSearchDate, parseSearchNumber } from './values.ts';
 import type { SearchNumber } from './values.ts';
 
 /** Collects bind parameters and hands out their placeholders. */
-export class SqlParams {
-  readonly values: unknown[] = [];
-  private aliasCount = 0;
-
-  add(value: unknown): string {
-    this.values.push(value);
-    return `$${this.values.length}`;
-  }
-
-  alias(prefix: string): string {
-    this.aliasCount++;
-    return `${prefix}${this.aliasCount}`;
-  }
-}
-
 /** The resource a condition is about: its type (known when planning) and SQL for its type and id. */
 export interface Owner {
   resourceType: string;

@@ -15,7 +15,8 @@ import {
 import type { Filter, SearchRequest, SortRule, WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Queryable } from '../../db/database.ts';
-import { SqlParams, buildCondition, sortExpression } from './conditions.ts';
+import { buildCondition, sortExpression } from './conditions.ts';
+import { SqlParams } from '../../db/sql-params.ts';
 import type { ConditionOptions, Owner, SortKind } from './conditions.ts';
 import { preparedSearch } from '../../db/database.ts';
 

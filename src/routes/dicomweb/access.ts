@@ -20,7 +20,7 @@ import { requestIdentity } from '../../auth/authenticate.ts';
 import { dicomwebPermission } from '../../auth/dicomweb-scope-guard.ts';
 import { outcomeForStatus } from '../../audit/audit-event.ts';
 import type { AuditOutcome } from '../../audit/audit-event.ts';
-import { requestActor } from '../../audit/auditor.ts';
+import { requestActor } from '../../auth/request-actor.ts';
 import type { Auditor } from '../../audit/auditor.ts';
 import {
   auditQuery,

@@ -12,12 +12,13 @@ import type { Database } from '../../db/database.ts';
 import { PixelDataError, describePixels } from '../../dicom/frames.ts';
 import type { PixelDescription, RangeReader } from '../../dicom/frames.ts';
 import { parsePart10File } from '../../dicom/part10.ts';
-import { addParam, restrictToVisibleStudies } from '../../dicom/query.ts';
+import { restrictToVisibleStudies } from '../../dicom/query.ts';
 import type { SqlQuery, StudyAccess } from '../../dicom/query.ts';
 import type { ByteRange, DicomDataset } from '../../dicom/part10.ts';
 import type { BlobStore } from '../../storage/blob-store.ts';
 import { AUDITED_STUDY_COLUMNS } from './access.ts';
 import type { AuditedStudyRow } from './access.ts';
+import { SqlParams } from '../../db/sql-params.ts';
 
 export interface InstanceScope {
   study: string;
@@ -47,10 +48,10 @@ export async function findInstanceRows(
   access: StudyAccess | undefined,
   withJson = false,
 ): Promise<InstanceRow[]> {
-  const query: SqlQuery = { where: [], params: [] };
-  query.where.push(`i.study_instance_uid = ${addParam(query, scope.study)}`);
-  if (scope.series !== undefined) query.where.push(`i.series_instance_uid = ${addParam(query, scope.series)}`);
-  if (scope.instance !== undefined) query.where.push(`i.sop_instance_uid = ${addParam(query, scope.instance)}`);
+  const query: SqlQuery = { where: [], params: new SqlParams() };
+  query.where.push(`i.study_instance_uid = ${query.params.add(scope.study)}`);
+  if (scope.series !== undefined) query.where.push(`i.series_instance_uid = ${query.params.add(scope.series)}`);
+  if (scope.instance !== undefined) query.where.push(`i.sop_instance_uid = ${query.params.add(scope.instance)}`);
   restrictToVisibleStudies(query, access);
   const result = await db.query<InstanceRow>(
     `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key, i.size,
@@ -59,7 +60,7 @@ export async function findInstanceRows(
        JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid
      WHERE ${query.where.join(' AND ')}
      ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`,
-    query.params,
+    query.params.values,
   );
   return result.rows;
 }

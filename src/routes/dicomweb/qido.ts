@@ -19,16 +19,11 @@
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { DicomJsonAttribute, DicomJsonDataset } from '../../dicom/dicom-json.ts';
-import {
-  INDEX_ATTRIBUTE_BY_KEYWORD,
-  QueryError,
-  addParam,
-  matchCondition,
-  restrictToVisibleStudies,
-} from '../../dicom/query.ts';
+import { INDEX_ATTRIBUTE_BY_KEYWORD, QueryError, matchCondition, restrictToVisibleStudies } from '../../dicom/query.ts';
 import type { IndexAttribute, SqlQuery } from '../../dicom/query.ts';
 import { audited, studyAccessOf } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
+import { SqlParams } from '../../db/sql-params.ts';
 
 type Level = 'study' | 'series' | 'instance';
 
@@ -160,7 +155,7 @@ interface QueryPlan extends SqlQuery {
 }
 
 function planQuery(req: Request, level: Level): QueryPlan {
-  const plan: QueryPlan = { where: [], params: [], limit: MAX_LIMIT, offset: 0, include: new Set() };
+  const plan: QueryPlan = { where: [], params: new SqlParams(), limit: MAX_LIMIT, offset: 0, include: new Set() };
   plan.limit = pagination(req.query.limit, 'limit', MAX_LIMIT, MAX_LIMIT);
   plan.offset = pagination(req.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
   for (const field of values(req.query.includefield).flatMap((value) => value.split(','))) {
@@ -325,7 +320,7 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
        ${plan.where.length ? `WHERE ${plan.where.join(' AND ')}` : ''}
        ORDER BY s.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, s.study_instance_uid
        LIMIT ${plan.limit} OFFSET ${plan.offset}`,
-        plan.params,
+        plan.params.values,
       );
       return withPatients(rows.rows, (row) => {
         const result: DicomJsonDataset = {
@@ -355,7 +350,7 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
 
   routes.get('/studies/:study/series', (req, res) =>
     respond(req, res, 'series', async (plan) => {
-      const study = addParam(plan, req.params.study);
+      const study = plan.params.add(req.params.study);
       const representative = wantsRepresentative(plan)
         ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.series_instance_uid = se.series_instance_uid LIMIT 1) AS representative_json'
         : '';
@@ -366,7 +361,7 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
        WHERE ${[`se.study_instance_uid = ${study}`, ...plan.where].join(' AND ')}
        ORDER BY se.series_number NULLS LAST, se.created_at, se.series_instance_uid
        LIMIT ${plan.limit} OFFSET ${plan.offset}`,
-        plan.params,
+        plan.params.values,
       );
       return withPatients(rows.rows, (row) => {
         const result: DicomJsonDataset = {
@@ -388,8 +383,8 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
 
   const instances = (req: Request, res: Response, series: string | undefined) =>
     respond(req, res, 'instance', async (plan) => {
-      const scope = [`i.study_instance_uid = ${addParam(plan, req.params.study)}`];
-      if (series !== undefined) scope.push(`i.series_instance_uid = ${addParam(plan, series)}`);
+      const scope = [`i.study_instance_uid = ${plan.params.add(req.params.study)}`];
+      if (series !== undefined) scope.push(`i.series_instance_uid = ${plan.params.add(series)}`);
       const rows = await db.query<InstanceRow>(
         `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
          i.columns, i.number_of_frames, s.matched_patient_id${wantsRepresentative(plan) ? ', i.dicom_json' : ''}
@@ -398,7 +393,7 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
        WHERE ${[...scope, ...plan.where].join(' AND ')}
        ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid
        LIMIT ${plan.limit} OFFSET ${plan.offset}`,
-        plan.params,
+        plan.params.values,
       );
       return withPatients(rows.rows, (row) => {
         const result: DicomJsonDataset = {

@@ -11,12 +11,12 @@
 import { Operator, OperationOutcomeError, badRequest, getSearchParameters, splitSearchOnComma } from '@medplum/core';
 import type { Filter, SearchRequest, SortRule, WithId } from '@medplum/core';
 import type { AuditEvent } from '@medplum/fhirtypes';
-import type { Queryable } from '../db/database.ts';
-import { SqlParams } from '../fhir/search/conditions.ts';
-import { parseSearchDate } from '../fhir/search/values.ts';
-import { decodeCursor, keysetCondition, pageOf, pageSize, searchFingerprint } from '../fhir/search/search.ts';
-import type { SearchPage, SortKey } from '../fhir/search/search.ts';
-import { localReference } from './audit-columns.ts';
+import type { Queryable } from '../../db/database.ts';
+import { SqlParams } from '../../db/sql-params.ts';
+import { parseSearchDate } from './values.ts';
+import { decodeCursor, keysetCondition, pageOf, pageSize, searchFingerprint } from './search.ts';
+import type { SearchPage, SortKey } from './search.ts';
+import { localReference } from '../../audit/audit-columns.ts';
 
 export interface AuditSearchOptions {
   /** The hub's base URL: references to `${baseUrl}/fhir/Type/id` are local ones. */

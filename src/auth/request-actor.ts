@@ -1,0 +1,28 @@
+/**
+ * Who made an HTTP request, as the audit trail names them: the user or client of the bearer token
+ * `authenticate` verified, and the network address. The composition root hands it to the Auditor.
+ */
+import type { Request, Response } from 'express';
+import type { AuditActor } from '../audit/audit-event.ts';
+import { requestAddress } from '../audit/auditor.ts';
+import { requestIdentity } from './authenticate.ts';
+
+/** The actor of a request that went through bearer authentication. */
+export function requestActor(req: Request, res: Response): AuditActor {
+  const identity = requestIdentity(res);
+  const address = requestAddress(req);
+  if (identity?.kind === 'user') {
+    return {
+      userId: identity.userId,
+      fhirUser: identity.fhirUser,
+      clientId: identity.clientId,
+      clientIsRequestor: false,
+      address,
+    };
+  }
+  if (identity?.kind === 'client') {
+    return { clientId: identity.clientId, clientIsRequestor: true, address };
+  }
+  // Anonymous (AUTH_REQUIRED=false): the network address is all there is.
+  return { clientIsRequestor: true, address };
+}
