@@ -336,7 +336,7 @@ async function main(): Promise<void> {
   const patients = opts.quick ? 2 : 16;
   const corpus = buildCorpus({
     dir: path.join(workDir, opts.quick ? 'corpus-quick' : 'corpus'),
-    classificationFile: path.join(repoRoot, 'src', 'dicom', 'testdata', 'pydicom-testfiles-classified.txt'),
+    classificationFile: path.join(repoRoot, 'test', 'support', 'dicom', 'testdata', 'pydicom-testfiles-classified.txt'),
     patients,
     studiesPerPatient: 8,
     log,

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDcmtk } from '../src/dicom/dimse/test-peer.ts';
+import { runDcmtk } from '../test/support/dicom/test-peer.ts';
 import { writeMultipartRelated } from '../src/dicom/multipart.ts';
 import { startHubProcess } from '../test/support/hub-process.ts';
 import { createTestDatabase, freePort } from '../test/support/test-hub.ts';

@@ -274,7 +274,7 @@ async function qidoQueries(dicomweb: string): Promise<void> {
 fs.mkdirSync(workDir, { recursive: true });
 const corpus = buildCorpus({
   dir: path.join(repoRoot, 'bench', '.work', 'dicom', opts.quick ? 'corpus-quick' : 'corpus'),
-  classificationFile: path.join(repoRoot, 'src', 'dicom', 'testdata', 'pydicom-testfiles-classified.txt'),
+  classificationFile: path.join(repoRoot, 'test', 'support', 'dicom', 'testdata', 'pydicom-testfiles-classified.txt'),
   patients: opts.quick ? 2 : 16,
   studiesPerPatient: 8,
   log: (line) => console.log(line),

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PDFDocument } from 'pdf-lib';
-import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
+import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
 import { HubRepository } from '../src/fhir/repository.ts';
 import { runCaseMaterialStep } from '../src/workflow/jobs/case-materials.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';

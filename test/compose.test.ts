@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
 import { REPO_ROOT } from './support/hub-process.ts';
-import { HUB_NODE_FLAGS } from '../src/runtime/node-flags.ts';
+import { HUB_NODE_FLAGS } from './support/node-flags.ts';
 
 interface ComposeService {
   image?: string;

@@ -21,7 +21,7 @@ import { parseUserScopes } from '../src/auth/user-scopes.ts';
 import { UserStore } from '../src/auth/users.ts';
 import type { UserRole } from '../src/auth/users.ts';
 import { stow as stowFiles } from './support/stow.ts';
-import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
+import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { matchImagingStudy } from '../src/workflow/imaging-match.ts';
 import { Browser, logIn } from './support/login-flow.ts';

@@ -29,8 +29,8 @@ import {
   startDcmtk,
   storescuProfile,
   waitForListener,
-} from '../src/dicom/dimse/test-peer.ts';
-import type { Part10File } from '../src/dicom/dimse/test-peer.ts';
+} from './support/dicom/test-peer.ts';
+import type { Part10File } from './support/dicom/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { startHubProcess } from './support/hub-process.ts';
 import { createTestDatabase, fhirFetch, startTestHub } from './support/test-hub.ts';

@@ -7,8 +7,8 @@
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
-import type { Part10File } from '../src/dicom/dimse/test-peer.ts';
+import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
+import type { Part10File } from './support/dicom/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';

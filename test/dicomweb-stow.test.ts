@@ -10,7 +10,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { writeMultipartRelated } from '../src/dicom/multipart.ts';
 import type { OutgoingPart } from '../src/dicom/multipart.ts';
-import { readPart10, runDcmtk } from '../src/dicom/dimse/test-peer.ts';
+import { readPart10, runDcmtk } from './support/dicom/test-peer.ts';
 import { FailureReason } from '../src/routes/dicomweb/stow.ts';
 import { DEFAULT_MEMORY_BYTES, FileBlobStore } from '../src/storage/blob-store.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';

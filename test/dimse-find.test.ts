@@ -15,7 +15,7 @@ import type { WritableElement } from '../src/dicom/dataset-writer.ts';
 import { createFindHandler } from '../src/dicom/dimse/find-handler.ts';
 import { createLogger } from '../src/logger.ts';
 import { parsePart10File } from '../src/dicom/part10.ts';
-import { readPart10, runDcmtk, storescuProfile } from '../src/dicom/dimse/test-peer.ts';
+import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
 import { startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 

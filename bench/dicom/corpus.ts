@@ -1,6 +1,6 @@
 /**
  * The ingest corpus: pydicom's valid test files (picked from the classification in
- * src/dicom/testdata/pydicom-testfiles-classified.txt), copied once per patient and given fresh
+ * test/support/dicom/testdata/pydicom-testfiles-classified.txt), copied once per patient and given fresh
  * SOP Instance / Series Instance UIDs and a per-study StudyInstanceUID, PatientID, PatientName and
  * AccessionNumber with DCMTK's `dcmodify`. Transfer syntaxes are kept as they are.
  */

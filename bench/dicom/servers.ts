@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort } from '../fhir/hub-process.ts';
-import { HUB_NODE_FLAGS } from '../../src/runtime/node-flags.ts';
+import { HUB_NODE_FLAGS } from '../../test/support/node-flags.ts';
 
 export const NETNS = 'hubbench-dicom';
 

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { HUB_NODE_FLAGS } from '../../src/runtime/node-flags.ts';
+import { HUB_NODE_FLAGS } from '../../test/support/node-flags.ts';
 
 export interface HubProcessOptions {
   repoRoot: string;

@@ -8,7 +8,7 @@ import { DEFAULT_PART10_LIMITS, DatasetReader } from './dataset-reader.ts';
 import { writeDataset } from './dataset-writer.ts';
 import type { WritableElement } from './dataset-writer.ts';
 import { buildPart10Header } from './dimse/part10-writer.ts';
-import { runDcmtk } from './dimse/test-peer.ts';
+import { runDcmtk } from '../../test/support/dicom/test-peer.ts';
 
 const IDENTIFIER: WritableElement[] = [
   { tag: '00100010', vr: 'PN', value: 'Müller^Jürgen' },

@@ -4,7 +4,7 @@
  */
 import { PixelDataError, checkFramesExist, describePixels, locateFrames, parseFrameList } from './frames.ts';
 import type { RangeReader } from './frames.ts';
-import { explicitElement, itemHeader, part10File, textElement } from './part10-fixtures.ts';
+import { explicitElement, itemHeader, part10File, textElement } from '../../test/support/dicom/part10-fixtures.ts';
 import { parsePart10 } from './part10.ts';
 import type { ByteRange } from './part10.ts';
 

@@ -15,7 +15,7 @@ import {
   seededRandom,
   textElement,
   undefinedLengthSequence,
-} from './part10-fixtures.ts';
+} from '../../test/support/dicom/part10-fixtures.ts';
 import {
   DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
   EXPLICIT_VR_BIG_ENDIAN,

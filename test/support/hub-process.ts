@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_VARIABLES } from '../../src/config.ts';
 import { TEST_REDIS_URL, freePort } from './test-hub.ts';
-import { HUB_NODE_FLAGS } from '../../src/runtime/node-flags.ts';
+import { HUB_NODE_FLAGS } from './node-flags.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The Node 24 binary of the `node` npm package (the machine's own node is older). */

@@ -19,13 +19,15 @@ import {
   startDcmtk,
   storescuProfile,
   waitForListener,
-} from './test-peer.ts';
-import type { FileStoreRequest } from './test-peer.ts';
+} from '../../../test/support/dicom/test-peer.ts';
+import type { FileStoreRequest } from '../../../test/support/dicom/test-peer.ts';
 import { startDimseServer } from './server.ts';
 import type { DimseServer, StoreRequest, StoreResult } from './server.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
-const CLASSIFICATION = fileURLToPath(new URL('../testdata/pydicom-testfiles-classified.txt', import.meta.url));
+const CLASSIFICATION = fileURLToPath(
+  new URL('../../../test/support/dicom/testdata/pydicom-testfiles-classified.txt', import.meta.url),
+);
 
 /**
  * Valid = Part 10 (p10=1) and read without error by dcmdump (dump_rc=0). storescu can send only those

@@ -15,7 +15,7 @@ import { APPLICATION_CONTEXT_NAME, PduType, encodeAssociateRq, encodePData } fro
 import type { ProposedPresentationContext } from './pdu.ts';
 import { startDimseServer } from './server.ts';
 import type { DimseServer, FindRequest, FindResponse, OnFind, StoreHandler } from './server.ts';
-import { RawPeer, runDcmtk } from './test-peer.ts';
+import { RawPeer, runDcmtk } from '../../../test/support/dicom/test-peer.ts';
 
 const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
 const CT = '1.2.840.10008.5.1.4.1.1.2';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './implementation.ts';
 import { buildFileMetaInformation, writePart10File } from './part10-writer.ts';
-import { readPart10, runDcmtk } from './test-peer.ts';
+import { readPart10, runDcmtk } from '../../../test/support/dicom/test-peer.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 

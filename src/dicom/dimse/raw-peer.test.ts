@@ -26,11 +26,19 @@ import type { ProposedPresentationContext } from './pdu.ts';
 import { startDimseServer } from './server.ts';
 import type { DimseServer } from './server.ts';
 import { isStorageSopClass } from './sop-classes.ts';
-import { RawPeer, fileStoreHandler, parseAssociateAc, readPart10, runDcmtk } from './test-peer.ts';
-import type { FileStoreRequest, Part10File } from './test-peer.ts';
+import {
+  RawPeer,
+  fileStoreHandler,
+  parseAssociateAc,
+  readPart10,
+  runDcmtk,
+} from '../../../test/support/dicom/test-peer.ts';
+import type { FileStoreRequest, Part10File } from '../../../test/support/dicom/test-peer.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
-const CLASSIFICATION = fileURLToPath(new URL('../testdata/pydicom-testfiles-classified.txt', import.meta.url));
+const CLASSIFICATION = fileURLToPath(
+  new URL('../../../test/support/dicom/testdata/pydicom-testfiles-classified.txt', import.meta.url),
+);
 const VERIFICATION = '1.2.840.10008.1.1';
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const MR = '1.2.840.10008.5.1.4.1.1.4';

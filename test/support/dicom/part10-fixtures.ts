@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { INDEXED_ATTRIBUTES } from './attributes.ts';
+import { INDEXED_ATTRIBUTES } from '../../../src/dicom/attributes.ts';
 
 export const PYDICOM_TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const PYTHON = '/usr/bin/python3';

@@ -9,11 +9,11 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, createServer } from 'node:net';
 import type { Socket } from 'node:net';
-import { decodeCommandSet } from './command-set.ts';
-import type { CommandSet } from './command-set.ts';
-import { PduReader, PduType, parsePDataTf } from './pdu.ts';
-import type { Pdu } from './pdu.ts';
-import type { DataSetSink, StoreHandler, StoreRequest, StoreResult } from './server.ts';
+import { decodeCommandSet } from '../../../src/dicom/dimse/command-set.ts';
+import type { CommandSet } from '../../../src/dicom/dimse/command-set.ts';
+import { PduReader, PduType, parsePDataTf } from '../../../src/dicom/dimse/pdu.ts';
+import type { Pdu } from '../../../src/dicom/dimse/pdu.ts';
+import type { DataSetSink, StoreHandler, StoreRequest, StoreResult } from '../../../src/dicom/dimse/server.ts';
 
 export interface ToolResult {
   code: number | null;
