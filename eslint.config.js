@@ -6,6 +6,10 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // Type-aware rules: the project service gives each file its tsconfig.json program.
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', '*.mjs', 'bin/*.js', 'test/support/*.js'] } },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': [
         'error',
@@ -15,10 +19,16 @@ export default tseslint.config(
         'error',
         { object: 'process', property: 'env', message: 'Read configuration through src/config.ts.' },
       ],
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
+      '@typescript-eslint/no-unnecessary-type-assertion': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'separate-type-imports' }],
+      curly: ['error', 'all'],
     },
   },
   {
-    files: ['src/config.ts', 'bench/**', 'test/**', '**/*.test.ts', '.ci/**'],
+    files: ['src/config.ts', 'bench/**', 'test/**', '**/*.test.ts', '.ci/**', '*.js', '*.mjs', 'bin/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
   // Tests inspect arbitrary JSON responses; the rule protects the code's own signatures.

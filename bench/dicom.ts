@@ -87,7 +87,9 @@ function run(
     });
     child.once('error', reject);
     child.once('close', (code) => {
-      if (logFile) fs.writeFileSync(logFile, stdout + stderr);
+      if (logFile) {
+        fs.writeFileSync(logFile, stdout + stderr);
+      }
       resolve({ code, stdout, stderr });
     });
   });
@@ -96,8 +98,9 @@ function run(
 async function client<T>(server: Server, args: string[]): Promise<T> {
   const [cmd, argv] = server.wrap(process.execPath, [clientScript, ...args]);
   const r = await run(cmd, argv, process.env);
-  if (r.code !== 0)
+  if (r.code !== 0) {
     throw new Error(`client ${args[0]} against ${server.name} failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  }
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as T;
 }
 
@@ -125,7 +128,9 @@ interface RunResult {
 }
 
 async function startFresh(name: 'hub' | 'orthanc'): Promise<Server> {
-  if (name === 'orthanc') return startOrthanc(workDir);
+  if (name === 'orthanc') {
+    return startOrthanc(workDir);
+  }
   await resetDatabase(adminUrl, dbName);
   return startHub({ repoRoot, workDir, databaseUrl });
 }
@@ -159,8 +164,11 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
   const result: RunResult = { ingest: [], latency: {}, hubPeakRssKb: 0, orthancPeakRssKb: 0 };
   const peak = (server: Server): void => {
     const kb = vmHwmKb(server.pid);
-    if (server.name === 'hub') result.hubPeakRssKb = Math.max(result.hubPeakRssKb, kb);
-    else result.orthancPeakRssKb = Math.max(result.orthancPeakRssKb, kb);
+    if (server.name === 'hub') {
+      result.hubPeakRssKb = Math.max(result.hubPeakRssKb, kb);
+    } else {
+      result.orthancPeakRssKb = Math.max(result.orthancPeakRssKb, kb);
+    }
   };
   for (const name of ['orthanc', 'hub'] as const) {
     // C-STORE, then queries on the loaded store
@@ -233,7 +241,9 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
       }
     }
   }
-  if (!opts['skip-floor']) result.ingest.push(...(await limitRuns(corpus, index, profile, listFile)));
+  if (!opts['skip-floor']) {
+    result.ingest.push(...(await limitRuns(corpus, index, profile, listFile)));
+  }
   log(
     `run ${index} peak RSS: hub ${(result.hubPeakRssKb / 1024).toFixed(1)} MB, Orthanc ${(result.orthancPeakRssKb / 1024).toFixed(1)} MB`,
   );
@@ -342,7 +352,9 @@ async function main(): Promise<void> {
     log,
   });
   const syntaxes = new Map<string, number>();
-  for (const f of corpus.files) syntaxes.set(f.transferSyntaxUid, (syntaxes.get(f.transferSyntaxUid) ?? 0) + 1);
+  for (const f of corpus.files) {
+    syntaxes.set(f.transferSyntaxUid, (syntaxes.get(f.transferSyntaxUid) ?? 0) + 1);
+  }
   log(
     `corpus: ${corpus.files.length} instances, ${(corpus.bytes / 1e6).toFixed(2)} MB, ${patients} patients x 8 studies, ${corpus.sources.length} source files, transfer syntaxes: ${[...syntaxes].map(([ts, n]) => `${ts}=${n}`).join(' ')}`,
   );
@@ -354,7 +366,9 @@ async function main(): Promise<void> {
   ensureNetns();
   const results: RunResult[] = [];
   try {
-    for (let i = 1; i <= runs; i += 1) results.push(await oneRun(corpus, i, profile, listFile));
+    for (let i = 1; i <= runs; i += 1) {
+      results.push(await oneRun(corpus, i, profile, listFile));
+    }
   } finally {
     removeNetns();
     removeSetAside(workDir);

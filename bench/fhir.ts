@@ -529,7 +529,8 @@ async function main(): Promise<void> {
   const onSignal = (): void => {
     interrupted = true;
     log('Interrupted: stopping the hub');
-    Promise.all([hub, ...comparedHubs].map((h) => h.stop())).finally(() => process.exit(130));
+    // Stopping may fail (a hub already gone); the process exits either way.
+    void Promise.allSettled([hub, ...comparedHubs].map((h) => h.stop())).then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

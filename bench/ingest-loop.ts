@@ -30,13 +30,17 @@ function uid(): string {
 async function copies(dir: string, n: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const paths = Array.from({ length: n }, (_unused, index) => join(dir, `ct-${String(index).padStart(4, '0')}.dcm`));
-  for (const path of paths) await copyFile(CT_SMALL, path);
+  for (const path of paths) {
+    await copyFile(CT_SMALL, path);
+  }
   const result = await runDcmtk(
     'dcmodify',
     ['-nb', '-gin', '-m', `(0020,000D)=${uid()}`, '-m', `(0020,000E)=${uid()}`, ...paths],
     120_000,
   );
-  if (result.code !== 0) throw new Error(`dcmodify failed: ${result.output}`);
+  if (result.code !== 0) {
+    throw new Error(`dcmodify failed: ${result.output}`);
+  }
   return paths;
 }
 
@@ -60,7 +64,9 @@ try {
       600_000,
     );
     const seconds = (performance.now() - started) / 1000;
-    if (result.code !== 0) throw new Error(`storescu failed: ${result.output}`);
+    if (result.code !== 0) {
+      throw new Error(`storescu failed: ${result.output}`);
+    }
     const cpuPerInstance = ((await hubCpuMs(hub.child.pid!)) - cpu) / count;
     console.log(
       `C-STORE round ${round}: ${count} instances in ${seconds.toFixed(2)} s = ${(count / seconds).toFixed(0)}/s, hub CPU ${cpuPerInstance.toFixed(2)} ms/instance`,
@@ -77,14 +83,18 @@ try {
         { type: 'application/dicom' },
       );
       const chunks: Buffer[] = [];
-      for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
+      for await (const chunk of multipart.body) {
+        chunks.push(chunk as Buffer);
+      }
       const response = await fetch(`${hub.url}/dicomweb/studies`, {
         method: 'POST',
         headers: { 'content-type': multipart.contentType, accept: 'application/dicom+json' },
         body: Buffer.concat(chunks),
       });
       await response.arrayBuffer();
-      if (response.status !== 200) throw new Error(`STOW status ${response.status}`);
+      if (response.status !== 200) {
+        throw new Error(`STOW status ${response.status}`);
+      }
     }
     const seconds = (performance.now() - started) / 1000;
     const cpuPerInstance = ((await hubCpuMs(hub.child.pid!)) - cpu) / count;

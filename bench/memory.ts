@@ -77,7 +77,9 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /** Asks the hub for a heap snapshot and prints the twelve largest constructors by self size. */
 async function snapshot(hub: ChildProcess, label: string): Promise<void> {
-  if (!opts.snapshots) return;
+  if (!opts.snapshots) {
+    return;
+  }
   const before = new Set(fs.readdirSync(workDir));
   hub.kill('SIGUSR2');
   let file: string | undefined;
@@ -85,7 +87,9 @@ async function snapshot(hub: ChildProcess, label: string): Promise<void> {
     await sleep(100);
     file = fs.readdirSync(workDir).find((name) => name.endsWith('.heapsnapshot') && !before.has(name));
   }
-  if (!file) throw new Error('no heap snapshot written');
+  if (!file) {
+    throw new Error('no heap snapshot written');
+  }
   // The file is complete once it ends the top-level object and its size stops changing.
   const written = path.join(workDir, file);
   const complete = (): boolean => {
@@ -188,7 +192,9 @@ async function startFreshHub(): Promise<{
     }
     await database.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });
-    if (output !== '') console.log(`hub warnings and errors (last 2000 characters):\n${output.slice(-2000)}`);
+    if (output !== '') {
+      console.log(`hub warnings and errors (last 2000 characters):\n${output.slice(-2000)}`);
+    }
   };
   const url = `http://127.0.0.1:${port}`;
   for (const deadline = Date.now() + 120_000; ;) {
@@ -197,7 +203,9 @@ async function startFreshHub(): Promise<{
       throw new Error(`the hub did not start:\n${output.slice(-4000)}`);
     }
     try {
-      if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })).ok) break;
+      if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })).ok) {
+        break;
+      }
     } catch {
       // not listening yet
     }
@@ -218,7 +226,9 @@ async function fhirRequests(base: string): Promise<void> {
       name: [{ family: 'Memory' }],
     }),
   });
-  if (created.status !== 201) throw new Error(`POST Patient: ${created.status} ${await created.text()}`);
+  if (created.status !== 201) {
+    throw new Error(`POST Patient: ${created.status} ${await created.text()}`);
+  }
   await created.arrayBuffer();
   for (const url of [
     `${base}/fhir/Patient?family=Memory`,
@@ -226,7 +236,9 @@ async function fhirRequests(base: string): Promise<void> {
     `${base}/fhir/ImagingStudy?_count=5`,
   ]) {
     const response = await fetch(url, { headers });
-    if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+    if (!response.ok) {
+      throw new Error(`GET ${url}: ${response.status}`);
+    }
     await response.arrayBuffer();
   }
 }
@@ -253,7 +265,9 @@ async function stowBatches(dicomweb: string, corpus: Corpus, batchSize: number):
     });
     await response.arrayBuffer();
     // 409 when every instance of a batch is refused (bench:dicom counts, rather than fails on, refusals).
-    if (![200, 202, 409].includes(response.status)) throw new Error(`STOW-RS: ${response.status}`);
+    if (![200, 202, 409].includes(response.status)) {
+      throw new Error(`STOW-RS: ${response.status}`);
+    }
   }
 }
 
@@ -265,7 +279,9 @@ async function qidoQueries(dicomweb: string): Promise<void> {
   ]) {
     for (let i = 0; i < 5; i += 1) {
       const response = await fetch(url, { headers: { accept: 'application/dicom+json' } });
-      if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+      if (!response.ok) {
+        throw new Error(`GET ${url}: ${response.status}`);
+      }
       await response.arrayBuffer();
     }
   }
@@ -313,7 +329,9 @@ console.log(`corpus: ${corpus.files.length} instances, ${(corpus.bytes / 1e6).to
     );
     // storescu exits non-zero when the hub refuses some instances (as it does a few of the corpus).
     report(`after C-STORE (storescu exit ${cstore.result.code})`, pid, cstore);
-    if (cstore.result.code !== 0) console.log(cstore.result.output.slice(-1500));
+    if (cstore.result.code !== 0) {
+      console.log(cstore.result.output.slice(-1500));
+    }
     const qido = await sampled(pid, () => qidoQueries(`${url}/dicomweb`));
     report('after QIDO', pid, qido);
     await snapshot(hub, 'after-cstore');

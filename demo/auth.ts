@@ -48,10 +48,14 @@ const reachable = (endpoints: HubEndpoints, advertised: string): string =>
 /** SMART discovery: the hub's /.well-known/smart-configuration. */
 export async function discover(reachBase: string): Promise<HubEndpoints> {
   const response = await reach(`${reachBase}/.well-known/smart-configuration`);
-  if (response.status !== 200) throw new Error(`GET /.well-known/smart-configuration: HTTP ${response.status}`);
+  if (response.status !== 200) {
+    throw new Error(`GET /.well-known/smart-configuration: HTTP ${response.status}`);
+  }
   const document = (await response.json()) as Record<string, string>;
   for (const name of ['issuer', 'token_endpoint', 'authorization_endpoint', 'revocation_endpoint']) {
-    if (typeof document[name] !== 'string') throw new Error(`the hub's SMART configuration has no ${name}`);
+    if (typeof document[name] !== 'string') {
+      throw new Error(`the hub's SMART configuration has no ${name}`);
+    }
   }
   return {
     reachBase,
@@ -158,7 +162,9 @@ class CookieJar {
     for (const line of response.headers.getSetCookie()) {
       const pair = line.split(';')[0];
       const equals = pair.indexOf('=');
-      if (equals > 0) this.cookies.set(pair.slice(0, equals).trim(), pair.slice(equals + 1).trim());
+      if (equals > 0) {
+        this.cookies.set(pair.slice(0, equals).trim(), pair.slice(equals + 1).trim());
+      }
     }
   }
 
@@ -178,8 +184,9 @@ const decodeHtml = (text: string): string =>
 /** The login form's hidden fields: the authorization request carried through it, and the CSRF token. */
 function hiddenFields(html: string): Record<string, string> {
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g))
+  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
     fields[decodeHtml(match[1])] = decodeHtml(match[2]);
+  }
   return fields;
 }
 
@@ -207,13 +214,17 @@ export class PersonLogin implements TokenSource {
   /** Ends the session of the current token (RFC 7009 revocation, which the hub treats as logout). */
   async signOut(): Promise<void> {
     const token = this.cache.current;
-    if (token === undefined) return;
+    if (token === undefined) {
+      return;
+    }
     const response = await reach(reachable(this.endpoints, this.endpoints.revocationUrl), {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token, client_id: this.app.clientId }),
     });
-    if (response.status !== 200) throw new Error(`signing the ${this.person.role} out: HTTP ${response.status}`);
+    if (response.status !== 200) {
+      throw new Error(`signing the ${this.person.role} out: HTTP ${response.status}`);
+    }
   }
 
   private async signIn(): Promise<TokenResponse> {
@@ -231,7 +242,9 @@ export class PersonLogin implements TokenSource {
       code_challenge_method: 'S256',
       aud: this.endpoints.fhirBaseUrl,
     };
-    for (const [name, value] of Object.entries(parameters)) authorize.searchParams.set(name, value);
+    for (const [name, value] of Object.entries(parameters)) {
+      authorize.searchParams.set(name, value);
+    }
 
     let redirect = await this.submitLogin(authorize, jar, Date.now());
     if (redirect === 'refused') {
@@ -239,18 +252,21 @@ export class PersonLogin implements TokenSource {
       await new Promise((resolve) => setTimeout(resolve, TOTP_STEP_MS - (Date.now() % TOTP_STEP_MS) + 1000));
       redirect = await this.submitLogin(authorize, jar, Date.now());
     }
-    if (redirect === 'refused')
+    if (redirect === 'refused') {
       throw new Error(
         `the hub refused the ${this.person.role}'s sign-in; are the credentials from this hub's database?`,
       );
+    }
     const location = new URL(redirect);
-    if (location.searchParams.get('state') !== state)
+    if (location.searchParams.get('state') !== state) {
       throw new Error("the authorization response does not carry the request's state");
+    }
     const code = location.searchParams.get('code');
-    if (!code)
+    if (!code) {
       throw new Error(
         `the ${this.person.role}'s sign-in ended without a code: ${location.searchParams.get('error') ?? ''} ${location.searchParams.get('error_description') ?? ''}`,
       );
+    }
     return requestToken(
       this.endpoints,
       {
@@ -269,7 +285,9 @@ export class PersonLogin implements TokenSource {
     const page = await reach(authorize.toString(), { headers: jar.header() });
     jar.keep(page);
     const html = await page.text();
-    if (page.status !== 200) throw new Error(`the sign-in page answered HTTP ${page.status}`);
+    if (page.status !== 200) {
+      throw new Error(`the sign-in page answered HTTP ${page.status}`);
+    }
     const response = await reach(authorize.origin + authorize.pathname, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...jar.header() },
@@ -282,9 +300,13 @@ export class PersonLogin implements TokenSource {
     });
     jar.keep(response);
     await response.arrayBuffer();
-    if (response.status === 401) return 'refused';
+    if (response.status === 401) {
+      return 'refused';
+    }
     const location = response.headers.get('location');
-    if (response.status !== 303 || !location) throw new Error(`the sign-in form answered HTTP ${response.status}`);
+    if (response.status !== 303 || !location) {
+      throw new Error(`the sign-in form answered HTTP ${response.status}`);
+    }
     return location;
   }
 }

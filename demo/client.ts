@@ -85,13 +85,17 @@ export class DemoClient {
       const response = await this.request('PUT', reference, edit(structuredClone(current)), {
         'if-match': `W/"${current.meta.versionId}"`,
       });
-      if (response.status < 300) return response.body ?? {};
+      if (response.status < 300) {
+        return response.body ?? {};
+      }
       if (response.status !== 412 && response.status !== 409) {
         throw new Error(
           `PUT /fhir/${reference}: HTTP ${response.status} ${JSON.stringify(response.body?.issue ?? response.body)}`,
         );
       }
-      if (attempt >= 10) throw new Error(`PUT /fhir/${reference}: still conflicting after ${attempt + 1} tries`);
+      if (attempt >= 10) {
+        throw new Error(`PUT /fhir/${reference}: still conflicting after ${attempt + 1} tries`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
@@ -101,11 +105,14 @@ export class DemoClient {
     const deadline = Date.now() + this.timeoutMs;
     for (;;) {
       const value = await probe();
-      if (value) return value;
-      if (Date.now() > deadline)
+      if (value) {
+        return value;
+      }
+      if (Date.now() > deadline) {
         throw new Error(
           `timed out after ${this.timeoutMs / 1000} s waiting for ${what} (are the hub's workers and Redis running?)`,
         );
+      }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }

@@ -107,9 +107,13 @@ class Cast {
   /** The person of the credentials file's `key`, signed in. */
   async person(key: string, title: string): Promise<DemoClient> {
     const known = this.people.get(key);
-    if (known) return known.client;
+    if (known) {
+      return known.client;
+    }
     const person = this.credentials.people[key];
-    if (!person) throw new Error(`the credentials file has no ${key}; run npm run demo:setup on a fresh database`);
+    if (!person) {
+      throw new Error(`the credentials file has no ${key}; run npm run demo:setup on a fresh database`);
+    }
     const login = new PersonLogin(this.endpoints, this.credentials.app, person);
     await login.accessToken();
     show(`${title} signed in (authorization code + PKCE, TOTP) through ${this.credentials.app.clientId}`);
@@ -123,13 +127,16 @@ class Cast {
     const found = Object.entries(this.credentials.people).find(
       ([, person]) => person.role === 'specialist' && `Practitioner/${person.practitionerId}` === reference,
     );
-    if (!found)
+    if (!found) {
       throw new Error(`the case was offered to ${reference ?? 'nobody'}, who has no account in the credentials file`);
+    }
     return found[0];
   }
 
   async signOut(): Promise<void> {
-    for (const { login } of this.people.values()) await login.signOut();
+    for (const { login } of this.people.values()) {
+      await login.signOut();
+    }
   }
 }
 
@@ -137,8 +144,9 @@ async function demo(): Promise<void> {
   const base = args.url.replace(/\/+$/, '');
   const timeoutMs = Number(args['timeout-seconds']) * 1000;
   const dimsePort = Number(args['dimse-port']);
-  if (!Number.isInteger(dimsePort) || dimsePort < 1 || dimsePort > 65535)
+  if (!Number.isInteger(dimsePort) || dimsePort < 1 || dimsePort > 65535) {
     throw new Error(`--dimse-port must be a TCP port, not "${args['dimse-port']}"`);
+  }
   const credentials = await readCredentials(args.credentials);
   const runTag = randomBytes(3).toString('hex').toUpperCase();
   console.log(
@@ -165,7 +173,9 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
 
   step('The specialists’ roster and the radiologist, kept on the hub by the coordinator');
   const roster = await ensureRoster(coordinator);
-  for (const member of roster) show(`${member.name}: ${member.summary} → Practitioner/${member.id}`);
+  for (const member of roster) {
+    show(`${member.name}: ${member.summary} → Practitioner/${member.id}`);
+  }
   const radiologistId = await ensureRadiologist(coordinator);
   show(`the radiologist → Practitioner/${radiologistId}`);
 
@@ -212,7 +222,9 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   const locations: string[] = result.entry.map(
     (entry: { response: { location: string } }) => entry.response.location.split('/_history')[0],
   );
-  for (const location of locations) show(`created ${location}`);
+  for (const location of locations) {
+    show(`created ${location}`);
+  }
   const serviceRequestId = locations[2].split('/')[1];
   const physicianId = locations[0].split('/')[1];
   show(`ServiceRequest written by ${writer(await cast.ehr.fhir('GET', `ServiceRequest/${serviceRequestId}`))}`);
@@ -225,8 +237,9 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   show(`coordination Task/${submitted.id}: ${stateOf(submitted)} (${submitted.status})`);
   await printQuote(coordinator, serviceRequestId, submitted);
   const expected = await coordinator.search(`Task?part-of=Task/${submitted.id}`);
-  for (const task of withTaskCode(expected, 'expect-material'))
+  for (const task of withTaskCode(expected, 'expect-material')) {
     show(`expecting ${task.input?.[0]?.valueCoding?.code}: Task/${task.id} (${task.status})`);
+  }
 
   step('The coordinator accepts the case (businessStatus awaiting-materials)');
   const move = await coordinator.change(`Task/${submitted.id}`, (task) => ({
@@ -347,8 +360,9 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   for (const line of (offer.note ?? [])
     .map((note: { text: string }) => note.text)
     .join('\n')
-    .split('\n'))
+    .split('\n')) {
     show(`  ${line}`);
+  }
 
   step('The specialist accepts');
   const specialist = await cast.person(
@@ -370,8 +384,9 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   show(
     `$check-eligibility: ${parameter(newMexico, 'outcome')?.valueCode}: ${parameter(newMexico, 'message')?.valueString}`,
   );
-  if (parameter(newMexico, 'outcome')?.valueCode !== 'ineligible')
+  if (parameter(newMexico, 'outcome')?.valueCode !== 'ineligible') {
     throw new Error('New Mexico should be ineligible under the default policy');
+  }
   const refused = await cast.website.request('POST', 'Patient/$register', {
     resourceType: 'Parameters',
     parameter: [

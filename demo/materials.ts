@@ -88,7 +88,9 @@ export async function studyFile(
     ...values.flatMap(([tag, value]) => ['-i', `(${tag})=${value}`]),
     target,
   ]);
-  if (result.code !== 0) throw new Error(`dcmodify failed on ${source}:\n${result.output}`);
+  if (result.code !== 0) {
+    throw new Error(`dcmodify failed on ${source}:\n${result.output}`);
+  }
   return { path: target, studyInstanceUid };
 }
 
@@ -102,5 +104,7 @@ export async function sendStudies(
     ['-aet', target.callingAe, '-aec', target.calledAe, target.host, String(target.port), ...files],
     120_000,
   );
-  if (result.code !== 0) throw new Error(`storescu to ${target.host}:${target.port} failed:\n${result.output}`);
+  if (result.code !== 0) {
+    throw new Error(`storescu to ${target.host}:${target.port} failed:\n${result.output}`);
+  }
 }

@@ -100,10 +100,11 @@ export async function readCredentials(file: string): Promise<DemoCredentials> {
     throw new Error(`${file} is not JSON; run \`npm run demo:setup\` again on a fresh database`);
   }
   for (const person of PEOPLE) {
-    if (!credentials.people?.[person.key])
+    if (!credentials.people?.[person.key]) {
       throw new Error(
         `${file} has no credentials for the ${person.key}; run \`npm run demo:setup\` again on a fresh database`,
       );
+    }
   }
   return credentials;
 }

@@ -123,8 +123,9 @@ async function retireStrays(client: DemoClient, key: string, id: string): Promis
   const strays = (
     await client.search(`Practitioner?identifier=${encodeURIComponent(`${DEMO_ROSTER_SYSTEM}|${key}`)}`)
   ).filter((practitioner) => practitioner.id !== id && practitioner.active !== false);
-  for (const stray of strays)
+  for (const stray of strays) {
     await client.change(`Practitioner/${stray.id}`, (practitioner) => ({ ...practitioner, active: false }));
+  }
 }
 
 /** The radiologist's Practitioner, at the id their account is linked to. */

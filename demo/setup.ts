@@ -80,7 +80,9 @@ async function register(tx: Queryable): Promise<DemoCredentials> {
       password,
       ...(fhirUser ? { fhirUser } : {}),
     });
-    if (totpSecret === undefined) throw new Error(`the hub gave the ${person.key}'s account no TOTP secret`);
+    if (totpSecret === undefined) {
+      throw new Error(`the hub gave the ${person.key}'s account no TOTP secret`);
+    }
     people[person.key] = {
       email: person.email,
       password,
@@ -115,12 +117,18 @@ async function matchesDatabase(
   file: string,
   registered: Map<string, RegisteredClient>,
 ): Promise<boolean> {
-  if (!existsSync(file)) return false;
+  if (!existsSync(file)) {
+    return false;
+  }
   const credentials = await readCredentials(file).catch(() => undefined);
-  if (!credentials) return false;
+  if (!credentials) {
+    return false;
+  }
   for (const client of [credentials.ehr, credentials.registration]) {
     const keys = registered.get(client.clientId)?.jwks?.keys ?? [];
-    if (!keys.some((key) => key.x === client.privateJwk.x && key.y === client.privateJwk.y)) return false;
+    if (!keys.some((key) => key.x === client.privateJwk.x && key.y === client.privateJwk.y)) {
+      return false;
+    }
   }
   // list(): the accounts without their secrets, which the hub may have encrypted with a key this process lacks.
   const accounts = new Map((await new UserStore(db).list()).map((user) => [user.email.toLowerCase(), user]));
@@ -132,8 +140,9 @@ async function matchesDatabase(
       user.role !== person.role ||
       user.fhirUser !== fhirUser ||
       credentials.people[person.key]?.email !== person.email
-    )
+    ) {
       return false;
+    }
   }
   return true;
 }
@@ -154,7 +163,9 @@ async function setup(): Promise<void> {
     const registered = new Map<string, RegisteredClient>();
     for (const id of CLIENT_IDS) {
       const client = await registry.get(id);
-      if (client) registered.set(id, client);
+      if (client) {
+        registered.set(id, client);
+      }
     }
     const emails = new Set((await new UserStore(db).list()).map((user) => user.email.toLowerCase()));
     const accounts = PEOPLE.filter((person) => emails.has(person.email.toLowerCase()));
@@ -187,10 +198,11 @@ async function setup(): Promise<void> {
   console.log(
     `  public client ${APP_CLIENT_ID} (people's sign-in, PKCE), redirect URI ${APP_REDIRECT_URI}, scope "${APP_SCOPE}"`,
   );
-  for (const person of PEOPLE)
+  for (const person of PEOPLE) {
     console.log(
       `  ${person.role} account (TOTP)${person.practitionerId ? ` linked to Practitioner/${person.practitionerId}` : ''}`,
     );
+  }
   console.log(`Keys, passwords and TOTP secrets: ${file} (mode 0600). Next: npm start, then npm run demo.`);
 }
 

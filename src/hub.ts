@@ -105,7 +105,9 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
   const jurisdictionPolicies = await loadJurisdictionPolicies(config.jurisdictionPolicyFile);
   loadFhirDefinitions();
   // The processes that write FHIR resources validate them: their first write should not pay for this.
-  if (config.roles.includes('api') || config.roles.includes('worker')) loadTerminologyDefinitions();
+  if (config.roles.includes('api') || config.roles.includes('worker')) {
+    loadTerminologyDefinitions();
+  }
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -222,7 +224,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
   // Without the api role the process serves only health and metrics, and no DICOM listener.
   let dimse: DimseServer | undefined;
   try {
-    if (serveApi)
+    if (serveApi) {
       dimse = await startDimseServer({
         host: config.dimseHost,
         port: config.dimsePort,
@@ -235,6 +237,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
         onFind: createFindHandler(db, dimseLogger, { audit: dimseAudit }),
         store: createStoreHandler(ingest, dimseLogger, dimseAudit),
       });
+    }
   } catch (err) {
     redis.disconnect();
     await db.close();
@@ -269,7 +272,9 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     await dimse?.close();
     throw err;
   }
-  if (config.roles.includes('relay')) relay.start();
+  if (config.roles.includes('relay')) {
+    relay.start();
+  }
   studies.start();
   const tempSweeper = startTempSweeper([blobs.tmpDir, path.join(config.dataDir, 'tmp')], {
     maxAgeMs: TEMP_FILE_MAX_AGE_MS,

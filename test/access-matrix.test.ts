@@ -836,10 +836,14 @@ describe('access matrix: each role × resource type × interaction', () => {
       });
       expect(answer.status).toBe(status);
       expect(answer.body.resourceType).toBe('OperationOutcome');
-      if (element) expect(answer.body.issue[0].expression).toEqual([element]);
+      if (element) {
+        expect(answer.body.issue[0].expression).toEqual([element]);
+      }
       expect(await count()).toBe(before);
       expect(await events()).toBe(queuedBefore);
-      if (method === 'PUT' && status === 405) expect((await as('coordinator', path)).status).toBe(404);
+      if (method === 'PUT' && status === 405) {
+        expect((await as('coordinator', path)).status).toBe(404);
+      }
     },
   );
 
@@ -1172,7 +1176,9 @@ describe('access matrix: each role × resource type × interaction', () => {
     for (;;) {
       seen.push(...keysOf(page.body));
       const next = (page.body.link ?? []).find((link: any) => link.relation === 'next');
-      if (!next) break;
+      if (!next) {
+        break;
+      }
       page = await fhirFetch(next.url, { headers: { authorization: `Bearer ${tokens.physicianA}` } });
     }
     expect(seen.sort()).toEqual(all);

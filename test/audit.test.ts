@@ -181,8 +181,9 @@ describe('audit trail of a scripted session', () => {
 
     const find = (predicate: (event: Json) => boolean, what: string): Json => {
       const matches = events.filter(predicate);
-      if (matches.length !== 1)
+      if (matches.length !== 1) {
         throw new Error(`${matches.length} AuditEvents for ${what}: ${JSON.stringify(events, null, 1)}`);
+      }
       return matches[0];
     };
     const rest =
@@ -334,7 +335,9 @@ describe('audit trail of a scripted session', () => {
     while (url) {
       const page = await fhirFetch(url, as);
       expect(page.status).toBe(200);
-      if (pages === 0) expect(page.body.total).toBe(all.length);
+      if (pages === 0) {
+        expect(page.body.total).toBe(all.length);
+      }
       seen.push(...page.body.entry.map((entry: Json) => entry.resource));
       url = page.body.link?.find((link: Json) => link.relation === 'next')?.url;
       pages++;

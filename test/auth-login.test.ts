@@ -602,8 +602,11 @@ describe('login with the authorization code flow and PKCE', () => {
         email: `someone-${i}@example.org`,
         password: 'wrong password!',
       });
-      if (response.status === 429) limited = response;
-      else expect(response.status).toBe(401);
+      if (response.status === 429) {
+        limited = response;
+      } else {
+        expect(response.status).toBe(401);
+      }
     }
     expect(limited).toBeDefined();
     expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThan(0);

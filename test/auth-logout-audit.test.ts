@@ -102,8 +102,9 @@ describe('logout audit', () => {
     const clientOf = (event: { agent: Agent[] }) => event.agent.find((agent) => agent.type.coding[0].code === '110153');
     const ended = logouts.filter((event) => event.outcome === '0');
     expect(ended).toHaveLength(3);
-    for (const event of ended)
+    for (const event of ended) {
       expect(userOf(event)).toMatchObject({ altId: userId, who: { reference: 'Practitioner/prac-leaving' } });
+    }
     const refused = logouts.filter((event) => event.outcome === '4');
     expect(refused.map((event) => event.outcomeDesc).sort()).toEqual(
       [CLIENT_REVOKE_REFUSED_AUDIT_TEXT, LOGOUT_REFUSED_AUDIT_TEXT, LOGOUT_REFUSED_AUDIT_TEXT].sort(),
@@ -112,6 +113,8 @@ describe('logout audit', () => {
     expect(clientOf(byClient)).toMatchObject({ altId: 'ehr-leaving' });
     expect(userOf(byClient)).toBeUndefined();
     // A refused request names no person: a cookie without its CSRF token proves nothing about who sent it.
-    for (const event of refused) expect(userOf(event)).toBeUndefined();
+    for (const event of refused) {
+      expect(userOf(event)).toBeUndefined();
+    }
   });
 });

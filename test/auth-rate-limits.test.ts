@@ -70,7 +70,9 @@ describe('rate limits shared through Redis', () => {
   });
   afterAll(async () => {
     const keys = await redis?.keys(`${prefix}:rate-limit:*`);
-    if (keys?.length) await redis.del(...keys);
+    if (keys?.length) {
+      await redis.del(...keys);
+    }
     redis?.disconnect();
     await second?.stop();
     await first?.stop();
@@ -83,8 +85,11 @@ describe('rate limits shared through Redis', () => {
     while (limitedAt === undefined && sent < 2 * TOKEN_PER_IP.capacity) {
       const status = await tokenRequest(hubs[sent % 2]);
       sent++;
-      if (status === 429) limitedAt = sent;
-      else expect(status).toBe(401);
+      if (status === 429) {
+        limitedAt = sent;
+      } else {
+        expect(status).toBe(401);
+      }
     }
     // Per process, each hub would allow its own 60 (120 in all); shared, the 61st or so is refused
     // (the bucket regains one token a second while the requests are sent).
@@ -97,8 +102,9 @@ describe('rate limits shared through Redis', () => {
   test('login attempts for one account: ten in all across both hubs, then 429 from either', async () => {
     const email = 'Target.Person@example.org';
     const statuses: number[] = [];
-    for (let attempt = 0; attempt < LOGIN_PER_ACCOUNT.capacity; attempt++)
+    for (let attempt = 0; attempt < LOGIN_PER_ACCOUNT.capacity; attempt++) {
       statuses.push(await loginAttempt(attempt % 2 === 0 ? first : second, email));
+    }
     expect(statuses).toEqual(Array(LOGIN_PER_ACCOUNT.capacity).fill(401));
     // The account's budget is spent whatever the hub and however the e-mail is cased.
     expect(await loginAttempt(second, email.toLowerCase())).toBe(429);

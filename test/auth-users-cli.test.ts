@@ -234,7 +234,9 @@ describe('hub user … and hub client add --public, on PostgreSQL while the hub 
       status = (
         await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${token.access_token}` } })
       ).status;
-      if (status !== 401) await new Promise((resolve) => setTimeout(resolve, 250));
+      if (status !== 401) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
     }
     expect(status).toBe(401);
     const refused = await submitLogin(

@@ -167,7 +167,9 @@ describe('orphan blob sweep', () => {
     const result = await sweep({
       hooks: {
         beforeQuarantine: async (candidate) => {
-          if (candidate === key) await store.put(bytes);
+          if (candidate === key) {
+            await store.put(bytes);
+          }
         },
       },
     });

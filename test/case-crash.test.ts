@@ -127,7 +127,9 @@ describe('a worker killed in the middle of a case job', () => {
     await blocker?.end();
     await sql?.end();
     for (const hubProcess of processes) {
-      if (hubProcess.child.exitCode === null && hubProcess.child.signalCode === null) hubProcess.child.kill('SIGKILL');
+      if (hubProcess.child.exitCode === null && hubProcess.child.signalCode === null) {
+        hubProcess.child.kill('SIGKILL');
+      }
       await hubProcess.exited;
     }
     await sink?.close();
@@ -152,8 +154,9 @@ describe('a worker killed in the middle of a case job', () => {
       body,
       headers,
     });
-    if (response.status >= 300)
+    if (response.status >= 300) {
       throw new Error(`${method} ${reference}: ${response.status} ${JSON.stringify(response.body)}`);
+    }
     return response.body;
   };
   const search = async (query: string): Promise<any[]> =>

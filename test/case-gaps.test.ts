@@ -107,8 +107,12 @@ async function until<T>(probe: () => Promise<T | undefined | false>, what: strin
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (value) {
+      return value;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -244,10 +248,14 @@ describe('closing the gaps of the case workflow', () => {
         const pending = Number(
           (await sql.query('SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL')).rows[0].n,
         );
-        if (pending > 0) return false;
+        if (pending > 0) {
+          return false;
+        }
         for (const queue of queues) {
           const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-          if (Object.values(counts).some((n) => n > 0)) return false;
+          if (Object.values(counts).some((n) => n > 0)) {
+            return false;
+          }
         }
         return true;
       }, 'the outbox and the queues to drain');
@@ -438,7 +446,9 @@ describe('closing the gaps of the case workflow', () => {
 
   const pdfBytes = async (pages: number): Promise<Buffer> => {
     const pdf = await PDFDocument.create();
-    for (let page = 0; page < pages; page++) pdf.addPage([612, 792]).drawText(`Clinic letter, page ${page + 1}`);
+    for (let page = 0; page < pages; page++) {
+      pdf.addPage([612, 792]).drawText(`Clinic letter, page ${page + 1}`);
+    }
     return Buffer.from(await pdf.save());
   };
   const uploadBinary = async (bytes: Buffer, contentType: string): Promise<string> => {

@@ -199,10 +199,14 @@ describe('case intake', () => {
         const pending = Number(
           (await sql.query('SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL')).rows[0].n,
         );
-        if (pending > 0) return false;
+        if (pending > 0) {
+          return false;
+        }
         for (const queue of queues) {
           const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-          if (Object.values(counts).some((n) => n > 0)) return false;
+          if (Object.values(counts).some((n) => n > 0)) {
+            return false;
+          }
         }
         return true;
       }, 'the outbox and the queues to drain');

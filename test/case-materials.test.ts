@@ -445,7 +445,9 @@ describe('materials arriving for a case', () => {
     expect(quoted).toMatchObject({ status: 'planned', priceOverride: { value: 75, currency: 'USD' } });
 
     const pdf = await PDFDocument.create();
-    for (let page = 0; page < 3; page++) pdf.addPage([612, 792]).drawText(`Discharge summary, page ${page + 1}`);
+    for (let page = 0; page < 3; page++) {
+      pdf.addPage([612, 792]).drawText(`Discharge summary, page ${page + 1}`);
+    }
     const binary = await fhirFetch(`${th.fhir}/Binary`, {
       method: 'POST',
       body: {
@@ -608,7 +610,9 @@ describe('materials arriving for a case', () => {
       return quiet;
     }, 'the workers to go quiet');
     for (let run = 0; run < 2; run++) {
-      for (const job of jobs) await runCaseMaterialStep(th.hub.db, ctx, job);
+      for (const job of jobs) {
+        await runCaseMaterialStep(th.hub.db, ctx, job);
+      }
     }
     expect(await snapshot()).toEqual(before);
   }, 180_000);

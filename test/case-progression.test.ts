@@ -120,8 +120,9 @@ describe('case progression after intake', () => {
 
   const fhir = async (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<any> => {
     const response = await fhirFetch(path ? `${th.fhir}/${path}` : th.fhir, { method, body, headers });
-    if (response.status >= 300)
+    if (response.status >= 300) {
       throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(response.body?.issue ?? response.body)}`);
+    }
     return response.body;
   };
   const search = async (query: string): Promise<any[]> =>

@@ -49,7 +49,9 @@ function runScript(
 /** The first id after `prefix` in the demo's output. */
 function idAfter(stdout: string, prefix: RegExp): string {
   const match = new RegExp(`${prefix.source}([A-Za-z0-9.-]+)`).exec(stdout);
-  if (!match) throw new Error(`the demo printed no ${prefix.source}`);
+  if (!match) {
+    throw new Error(`the demo printed no ${prefix.source}`);
+  }
   return match[1];
 }
 

@@ -307,7 +307,9 @@ describe('DICOM access by role, and its audit', () => {
 
   afterAll(async () => {
     await th?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    if (workDir) {
+      await rm(workDir, { recursive: true, force: true });
+    }
   });
 
   describe('QIDO-RS', () => {
@@ -353,7 +355,9 @@ describe('DICOM access by role, and its audit', () => {
     ];
     const statuses = async (who: Who, name: StudyName): Promise<number[]> => {
       const answers: number[] = [];
-      for (const [path, accept] of resources(name)) answers.push((await as(who, path, accept)).status);
+      for (const [path, accept] of resources(name)) {
+        answers.push((await as(who, path, accept)).status);
+      }
       return answers;
     };
     const OK = [200, 200, 200, 200, 200, 200, 200, 200];

@@ -58,7 +58,9 @@ async function freshCopies(source: string, count: number, dir: string, prefix = 
   const paths = Array.from({ length: count }, (_unused, index) =>
     join(dir, `${prefix}-${String(index).padStart(4, '0')}.dcm`),
   );
-  for (const path of paths) await copyFile(join(TEST_FILES, source), path);
+  for (const path of paths) {
+    await copyFile(join(TEST_FILES, source), path);
+  }
   const result = await runDcmtk('dcmodify', ['-nb', '-gst', '-gse', '-gin', ...paths], 60_000);
   expect(result.code).toBe(0);
   return paths;
@@ -222,7 +224,9 @@ describe('DICOM ingest over C-STORE', () => {
       // The header as DICOM JSON, pixel data by reference.
       const json = JSON.parse(row!.dicom_json);
       expect(json['00080018']).toEqual({ vr: 'UI', Value: [original.sopInstanceUid] });
-      if (json['7FE00010']) expect(json['7FE00010'].BulkDataURI).toBe('bulkdata/7FE00010');
+      if (json['7FE00010']) {
+        expect(json['7FE00010'].BulkDataURI).toBe('bulkdata/7FE00010');
+      }
     }
 
     const ct = (await instanceRow(originals[0]!.sopInstanceUid))!;
@@ -504,7 +508,9 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
           const url = `${restarted.url}/fhir/ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.study_instance_uid}`)}`;
           let count: number | undefined;
           for (let attempt = 0; attempt < 100 && count !== study.number_of_instances; attempt++) {
-            if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+            if (attempt > 0) {
+              await new Promise((resolve) => setTimeout(resolve, 100));
+            }
             const resources = await fhirFetch(url);
             count = (resources.body.entry as { resource: { numberOfInstances: number } }[] | undefined)?.[0]?.resource
               .numberOfInstances;
@@ -515,7 +521,9 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
         // Nothing half-written: every indexed instance has its blob.
         const all = await client.query<{ blob_key: string }>('SELECT blob_key FROM dicom_instance');
         expect(all.rows.length).toBeGreaterThanOrEqual(acknowledged.length);
-        for (const row of all.rows) expect((await store.size(row.blob_key)) > 0).toBe(true);
+        for (const row of all.rows) {
+          expect((await store.size(row.blob_key)) > 0).toBe(true);
+        }
         // And the restarted hub takes new instances.
         const after = await runDcmtk('storescu', [
           '-xf',

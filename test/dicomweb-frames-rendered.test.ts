@@ -120,7 +120,9 @@ function decodePng(png: Buffer): { width: number; height: number; channels: numb
       channels = ({ 0: 1, 2: 3 } as Record<number, number>)[data[9]!]!;
       expect(data[12]).toBe(0);
     }
-    if (type === 'IDAT') idat.push(data);
+    if (type === 'IDAT') {
+      idat.push(data);
+    }
     at += 12 + length;
   }
   const raw = inflateSync(Buffer.concat(idat));
@@ -147,22 +149,30 @@ function decodePng(png: Buffer): { width: number; height: number; channels: numb
 
 /** PS3.3 §C.11.2.1.2.1, written out here independently of the hub's code. */
 function linearWindow(value: number, center: number, width: number): number {
-  if (value <= center - 0.5 - (width - 1) / 2) return 0;
-  if (value > center - 0.5 + (width - 1) / 2) return 255;
+  if (value <= center - 0.5 - (width - 1) / 2) {
+    return 0;
+  }
+  if (value > center - 0.5 + (width - 1) / 2) {
+    return 255;
+  }
   return Math.round(((value - (center - 0.5)) / (width - 1) + 0.5) * 255);
 }
 
 function maxDifference(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   expect(actual.length).toBe(expected.length);
   let max = 0;
-  for (let i = 0; i < actual.length; i++) max = Math.max(max, Math.abs(actual[i]! - expected[i]!));
+  for (let i = 0; i < actual.length; i++) {
+    max = Math.max(max, Math.abs(actual[i]! - expected[i]!));
+  }
   return max;
 }
 
 function meanDifference(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   expect(actual.length).toBe(expected.length);
   let sum = 0;
-  for (let i = 0; i < actual.length; i++) sum += Math.abs(actual[i]! - expected[i]!);
+  for (let i = 0; i < actual.length; i++) {
+    sum += Math.abs(actual[i]! - expected[i]!);
+  }
   return sum / actual.length;
 }
 
@@ -226,7 +236,9 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
 
   afterAll(async () => {
     await th?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    if (workDir) {
+      await rm(workDir, { recursive: true, force: true });
+    }
   });
 
   describe('frames', () => {
@@ -545,8 +557,11 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
       for (let y = 0; y < 128; y++) {
         for (let x = 0; x < 128; x++) {
           let sum = 0;
-          for (let dy = 0; dy < 4; dy++)
-            for (let dx = 0; dx < 4; dx++) sum += full.data[(y * 4 + dy) * 512 + x * 4 + dx]!;
+          for (let dy = 0; dy < 4; dy++) {
+            for (let dx = 0; dx < 4; dx++) {
+              sum += full.data[(y * 4 + dy) * 512 + x * 4 + dx]!;
+            }
+          }
           expected.push(Math.round(sum / 16));
         }
       }

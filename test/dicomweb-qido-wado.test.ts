@@ -494,7 +494,9 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
       // A real series under another study is not found there either.
       `/studies/${fixture('mr').study}/series/${ct.series}`,
     ];
-    for (const path of paths) expect({ path, status: (await get(path)).status }).toEqual({ path, status: 404 });
+    for (const path of paths) {
+      expect({ path, status: (await get(path)).status }).toEqual({ path, status: 404 });
+    }
   });
 
   test('CORS: preflight answered, the configured origin echoed, Cross-Origin-Resource-Policy on every response', async () => {

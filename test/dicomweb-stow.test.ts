@@ -39,7 +39,9 @@ interface StowAnswer {
 async function body(parts: OutgoingPart[]): Promise<{ contentType: string; bytes: Buffer }> {
   const multipart = writeMultipartRelated(parts, { type: 'application/dicom' });
   const chunks: Buffer[] = [];
-  for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
+  for await (const chunk of multipart.body) {
+    chunks.push(chunk as Buffer);
+  }
   return { contentType: multipart.contentType, bytes: Buffer.concat(chunks) };
 }
 
@@ -127,7 +129,9 @@ describe('STOW-RS', () => {
       const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${row!.study_instance_uid}`);
       let instanceUids: string[] = [];
       for (let attempt = 0; attempt < 100 && !instanceUids.includes(sopInstanceUid); attempt++) {
-        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+        if (attempt > 0) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
         const studies = await fhirFetch(`${th.fhir}/ImagingStudy?identifier=${identifier}`);
         expect(studies.status).toBe(200);
         const entries = (studies.body.entry ?? []) as { resource: { series: { instance: { uid: string }[] }[] } }[];
@@ -163,7 +167,9 @@ describe('STOW-RS', () => {
     expect(failed[1]['00081155']).toEqual({ vr: 'UI' });
     const stored = uidsOf(response['00081199'], '00081155');
     expect(stored).toHaveLength(2);
-    for (const uid of stored) expect(await instanceRow(uid)).toBeDefined();
+    for (const uid of stored) {
+      expect(await instanceRow(uid)).toBeDefined();
+    }
     // MR_truncated.dcm shares its SOP Instance UID with MR_small.dcm, stored above, which stays as it was.
     expect((await instanceRow(failed[0]['00081155'].Value[0]))?.sha256).not.toBe(sha256(truncated));
     expect(await spooled()).toEqual([]);
@@ -233,7 +239,9 @@ describe('STOW-RS', () => {
     const dir = await mkdtemp(join(tmpdir(), 'stow-many-'));
     try {
       const paths = Array.from({ length: 13 }, (_unused, i) => join(dir, `copy-${i}.dcm`));
-      for (const path of paths) await copyFile(join(TEST_FILES, 'CT_small.dcm'), path);
+      for (const path of paths) {
+        await copyFile(join(TEST_FILES, 'CT_small.dcm'), path);
+      }
       expect((await runDcmtk('dcmodify', ['-nb', '-gst', '-gse', '-gin', ...paths], 60_000)).code).toBe(0);
       // The last copy claims the first copy's series under a study of its own: refused.
       const sharedSeries = `1.2.826.0.1.3680043.8.498.7777.${Date.now()}`;
@@ -350,16 +358,18 @@ describe('STOW-RS', () => {
       upload.on('error', () => resolve());
       upload.write(bytes.subarray(0, bytes.length / 2), () => {
         void (async () => {
-          for (let attempt = 0; attempt < 100 && (await spooled()).length === 0; attempt++)
+          for (let attempt = 0; attempt < 100 && (await spooled()).length === 0; attempt++) {
             await new Promise((r) => setTimeout(r, 20));
+          }
           expect((await spooled()).length).toBe(1);
           upload.destroy();
           resolve();
         })();
       });
     });
-    for (let attempt = 0; attempt < 50 && (await spooled()).length > 0; attempt++)
+    for (let attempt = 0; attempt < 50 && (await spooled()).length > 0; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     expect(await spooled()).toEqual([]);
     const again = await stowParts('/studies', [dicomPart(await testFile('MR_small.dcm'))]);
     expect(again.status).toBe(200);

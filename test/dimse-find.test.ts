@@ -70,7 +70,9 @@ describe('C-FIND SCP with findscu', () => {
     const files = (await readdir(outDir)).filter((name) => name.startsWith('rsp')).sort();
     const responses = files.map((name) => {
       const parsed = parsePart10File(join(outDir, name));
-      if (!parsed.ok) throw new Error(`findscu wrote an unreadable response: ${parsed.reason}`);
+      if (!parsed.ok) {
+        throw new Error(`findscu wrote an unreadable response: ${parsed.reason}`);
+      }
       return new Map([...parsed.dataset.elements.keys()].map((tag) => [tag, getString(parsed.dataset, tag) ?? '']));
     });
     const final = /Received Final Find Response \(([^)]*)\)/.exec(result.output)?.[1] ?? '';
@@ -186,7 +188,9 @@ describe('C-FIND SCP with findscu', () => {
 
   afterAll(async () => {
     await th?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    if (workDir) {
+      await rm(workDir, { recursive: true, force: true });
+    }
   });
 
   test('study level: every study, with exactly the requested keys, the unique key and QueryRetrieveLevel', async () => {

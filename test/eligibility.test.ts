@@ -171,7 +171,9 @@ describe('$check-eligibility with the default policy', () => {
       expect({ body, status: response.status }).toEqual({ body, status: 400 });
       expect(response.body.resourceType).toBe('OperationOutcome');
       expect(response.body.issue[0].details.text).toMatch(text);
-      if (expression) expect(response.body.issue[0].expression).toEqual([expression]);
+      if (expression) {
+        expect(response.body.issue[0].expression).toEqual([expression]);
+      }
     }
     const get = await fhirFetch(`${hub.fhir}/$check-eligibility?country=US&state=New%20Mexico`);
     expect(get.status).toBe(400);

@@ -392,7 +392,9 @@ describe('a worker killed in the middle of a notification job', () => {
     );
     await new Promise<void>((resolve, reject) => {
       child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-        if (chunk.includes('ready')) resolve();
+        if (chunk.includes('ready')) {
+          resolve();
+        }
       });
       void exited.then((status) => reject(new Error(`worker child exited (${status}) before it was ready`)));
     });

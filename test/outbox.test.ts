@@ -194,10 +194,14 @@ describe('one Redis and one queue prefix, two databases', () => {
       let ids: string[] = [];
       for (let i = 0; i < 100 && ids.length === 0; i++) {
         ids = (await queue.getJobs(['waiting', 'completed', 'active', 'delayed'])).map((job) => job.id as string);
-        if (ids.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+        if (ids.length === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
       }
       expect(ids.length).toBeGreaterThan(0);
-      for (const id of ids) expect(id).toMatch(new RegExp(`^outbox-${database}-\\d+$`));
+      for (const id of ids) {
+        expect(id).toMatch(new RegExp(`^outbox-${database}-\\d+$`));
+      }
       await queue.obliterate({ force: true });
       await queue.close();
     } finally {
@@ -229,20 +233,23 @@ describe('one Redis and one queue prefix, two databases', () => {
         baseUrl: 'http://127.0.0.1:1',
         binaryMaxBytes: 1e6,
       });
-      for (let i = 0; i < count; i++)
+      for (let i = 0; i < count; i++) {
         await repo.createResource({
           resourceType: 'ServiceRequest',
           status: 'draft',
           intent: 'order',
           subject: { reference: 'Patient/x' },
         });
+      }
       const relay = new OutboxRelay({ db, connection: redis, prefix, pollMs: 1000, logger });
-      while ((await relay.relayOnce()) > 0);
+      while ((await relay.relayOnce()) > 0) {}
       await relay.stop();
       await db.close();
     };
     const waitFor = async (count: number): Promise<void> => {
-      for (let i = 0; i < 200 && received.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let i = 0; i < 200 && received.length < count; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     };
     try {
       await writeAndRelay(live.url, 2);

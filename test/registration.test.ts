@@ -480,12 +480,13 @@ describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
         )
       ).rows;
       expect(sources.map((row) => row.resource_type)).toEqual(['Binary', 'DocumentReference', 'Patient']);
-      for (const row of sources)
+      for (const row of sources) {
         expect({ caller, type: row.resource_type, source: row.source }).toEqual({
           caller,
           type: row.resource_type,
           source: typeof source === 'string' ? source : expect.stringMatching(source),
         });
+      }
       expect(created.meta.source).toEqual(sources.find((row) => row.resource_type === 'Patient')?.source);
       registered.push({
         caller,
@@ -513,14 +514,15 @@ describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
         const source = event.agent.find(
           (a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === '110153',
         );
-        if (agent === undefined)
+        if (agent === undefined) {
           expect({ caller, id, user: user?.altId }).toEqual({
             caller,
             id,
             user: expect.stringMatching(/^[0-9a-f-]{36}$/),
           });
-        else
+        } else {
           expect({ caller, id, user, client: source?.altId }).toEqual({ caller, id, user: undefined, client: agent });
+        }
       }
     }
   });

@@ -67,7 +67,9 @@ async function stow(base: string, batchSize: number, listFile: string): Promise<
 
 async function getJson(url: string): Promise<Json[]> {
   const response = await fetch(url, { headers: ACCEPT });
-  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+  if (!response.ok) {
+    throw new Error(`GET ${url}: ${response.status}`);
+  }
   const text = await response.text();
   return text === '' ? [] : (JSON.parse(text) as Json[]);
 }
@@ -75,7 +77,9 @@ async function getJson(url: string): Promise<Json[]> {
 async function count(base: string): Promise<object> {
   const studies = await getJson(`${base}/studies?includefield=00201208`);
   let instances = 0;
-  for (const s of studies) instances += Number(s['00201208']?.Value?.[0] ?? 0);
+  for (const s of studies) {
+    instances += Number(s['00201208']?.Value?.[0] ?? 0);
+  }
   return { studies: studies.length, instances };
 }
 
@@ -83,8 +87,9 @@ async function qido(base: string, reps: number, patientId: string, accession: st
   // The same sample study on both servers (an AccessionNumber is unique per study in the corpus).
   const sample = await getJson(`${base}/studies?AccessionNumber=${encodeURIComponent(accession)}`);
   const study = String(sample[0]?.['0020000D']?.Value?.[0] ?? '');
-  if (study === '' || sample.length !== 1)
+  if (study === '' || sample.length !== 1) {
     throw new Error(`expected one study with AccessionNumber ${accession}, got ${sample.length}`);
+  }
   const queries: [string, string][] = [
     ['qido all studies', `${base}/studies`],
     ['qido OHIF limit=25', `${base}/studies?limit=25&offset=0&fuzzymatching=false&includefield=00081030%2C00080060`],
@@ -101,7 +106,9 @@ async function qido(base: string, reps: number, patientId: string, accession: st
       const response = await fetch(url, { headers: ACCEPT });
       const text = await response.text();
       times.push(performance.now() - t0);
-      if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${text.slice(0, 200)}`);
+      if (!response.ok) {
+        throw new Error(`GET ${url}: ${response.status} ${text.slice(0, 200)}`);
+      }
       items = text === '' ? 0 : (JSON.parse(text) as unknown[]).length;
     }
     results[name] = { medianMs: median(times), maxMs: Math.max(...times), n: reps, items };
@@ -111,8 +118,13 @@ async function qido(base: string, reps: number, patientId: string, accession: st
 
 const [command, base, a, b, c] = process.argv.slice(2);
 let result: object;
-if (command === 'stow') result = await stow(base, Number(a), b);
-else if (command === 'qido') result = await qido(base, Number(a), b, c);
-else if (command === 'count') result = await count(base);
-else throw new Error(`unknown command ${command}`);
+if (command === 'stow') {
+  result = await stow(base, Number(a), b);
+} else if (command === 'qido') {
+  result = await qido(base, Number(a), b, c);
+} else if (command === 'count') {
+  result = await count(base);
+} else {
+  throw new Error(`unknown command ${command}`);
+}
 process.stdout.write(`${JSON.stringify(result)}\n`);

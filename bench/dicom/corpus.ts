@@ -81,8 +81,12 @@ export function readMeta(file: string): { sopClassUid: string; transferSyntaxUid
       header = 8;
     }
     const value = buf.toString('latin1', off + header, off + header + len).replace(/[\0 ]+$/, '');
-    if (element === 0x0002) sopClassUid = value;
-    if (element === 0x0010) transferSyntaxUid = value;
+    if (element === 0x0002) {
+      sopClassUid = value;
+    }
+    if (element === 0x0010) {
+      transferSyntaxUid = value;
+    }
     off += header + len;
   }
   return { sopClassUid, transferSyntaxUid };
@@ -168,11 +172,19 @@ export function writeStorescuProfile(corpus: Corpus, file: string): number {
   }
   const uncompressed = ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2', '1.2.840.10008.1.2.2'];
   const syntaxes = new Set<string>();
-  for (const set of byClass.values()) for (const ts of set) if (!uncompressed.includes(ts)) syntaxes.add(ts);
+  for (const set of byClass.values()) {
+    for (const ts of set) {
+      if (!uncompressed.includes(ts)) {
+        syntaxes.add(ts);
+      }
+    }
+  }
   const tsName = (ts: string): string => `TS_${ts.replace(/\./g, '_')}`;
   const out: string[] = ['[[TransferSyntaxes]]', '[Uncompressed]'];
   uncompressed.forEach((ts, i) => out.push(`TransferSyntax${i + 1} = ${ts}`));
-  for (const ts of syntaxes) out.push(`[${tsName(ts)}]`, `TransferSyntax1 = ${ts}`);
+  for (const ts of syntaxes) {
+    out.push(`[${tsName(ts)}]`, `TransferSyntax1 = ${ts}`);
+  }
   out.push('[[PresentationContexts]]', '[BenchContexts]');
   let n = 0;
   for (const [sop, set] of [...byClass].sort()) {
@@ -185,7 +197,9 @@ export function writeStorescuProfile(corpus: Corpus, file: string): number {
       }
     }
   }
-  if (n > 128) throw new Error(`storescu profile needs ${n} presentation contexts (max 128)`);
+  if (n > 128) {
+    throw new Error(`storescu profile needs ${n} presentation contexts (max 128)`);
+  }
   out.push('[[Profiles]]', '[Bench]', 'PresentationContexts = BenchContexts', '');
   fs.writeFileSync(file, out.join('\n'));
   return n;

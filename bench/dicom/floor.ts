@@ -22,8 +22,9 @@ import { FileBlobStore } from '../../src/storage/blob-store.ts';
 import type { BlobWriter, StoredBlob } from '../../src/storage/blob-store.ts';
 
 const [databaseUrl, dataDir, dimsePort, httpPort] = process.argv.slice(2);
-if (!databaseUrl || !dataDir || !dimsePort || !httpPort)
+if (!databaseUrl || !dataDir || !dimsePort || !httpPort) {
   throw new Error('usage: floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort>');
+}
 
 const db = new pg.Pool({ connectionString: databaseUrl, max: 4 });
 await db.query('CREATE TABLE IF NOT EXISTS floor_instance (blob_key text NOT NULL, size bigint NOT NULL)');
@@ -69,9 +70,13 @@ async function stow(req: http.IncomingMessage): Promise<void> {
   const stored: StoredBlob[] = [];
   const running = new Set<Promise<void>>();
   await readMultipart(req, { boundary }, async (part: ReceivedPart) => {
-    while (running.size >= PART_CONCURRENCY) await Promise.race(running);
+    while (running.size >= PART_CONCURRENCY) {
+      await Promise.race(running);
+    }
     const writer = blobs.createWriter();
-    for await (const chunk of part.body) await writer.write(chunk as Buffer);
+    for await (const chunk of part.body) {
+      await writer.write(chunk as Buffer);
+    }
     const staged = await writer.stage();
     const commit = staged
       .commit()
@@ -80,7 +85,9 @@ async function stow(req: http.IncomingMessage): Promise<void> {
     running.add(commit);
   });
   await Promise.all(running);
-  if (stored.length > 0) await commitRows(stored);
+  if (stored.length > 0) {
+    await commitRows(stored);
+  }
 }
 
 const server = http.createServer((req, res) => {

@@ -36,7 +36,11 @@ export function missingTools(): string[] {
     ['/usr/lib/python3/dist-packages/pydicom/data/test_files', 'python3-pydicom'],
     ['/usr/sbin/ip', 'iproute2'],
   ];
-  for (const [file, pkg] of need) if (!fs.existsSync(file)) missing.push(`${pkg} (${file})`);
+  for (const [file, pkg] of need) {
+    if (!fs.existsSync(file)) {
+      missing.push(`${pkg} (${file})`);
+    }
+  }
   return missing;
 }
 
@@ -47,7 +51,9 @@ export function missingTools(): string[] {
  * set-aside stores go with `removeSetAside` once the benchmark is over.
  */
 function setAside(dir: string, workDir: string): void {
-  if (!fs.existsSync(dir)) return;
+  if (!fs.existsSync(dir)) {
+    return;
+  }
   const trash = path.join(workDir, 'set-aside');
   fs.mkdirSync(trash, { recursive: true });
   fs.renameSync(dir, path.join(trash, `${path.basename(dir)}-${Date.now()}-${process.hrtime.bigint()}`));
@@ -67,7 +73,9 @@ export function vmHwmKb(pid: number): number {
 }
 
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve(true);
+  }
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), ms);
     child.once('exit', () => {
@@ -78,7 +86,9 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
   child.kill('SIGTERM');
   if (!(await waitExit(child, 20_000))) {
     child.kill('SIGKILL');
@@ -105,8 +115,9 @@ export function ensureNetns(): void {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => l.split(':')[1].trim());
-  if (names.some((n) => n !== 'lo'))
+  if (names.some((n) => n !== 'lo')) {
     throw new Error(`namespace ${NETNS} has interfaces other than lo: ${names.join(', ')}`);
+  }
 }
 
 export function removeNetns(): void {
@@ -156,7 +167,9 @@ export async function startOrthanc(workDir: string): Promise<Server> {
   const base = `http://127.0.0.1:${httpPort}`;
   for (let i = 0; ; i += 1) {
     const probe = spawnSync(...inNs('curl', ['-sf', '-o', '/dev/null', `${base}/system`]));
-    if (probe.status === 0) break;
+    if (probe.status === 0) {
+      break;
+    }
     if (child.exitCode !== null || i > 300) {
       await stopChild(child);
       throw new Error(`Orthanc did not start; log ${logFile}:\n${tail(logFile)}`);
@@ -216,9 +229,13 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the hub exited during start-up; log ${logFile}:\n${tail(logFile)}`);
+    if (child.exitCode !== null) {
+      throw new Error(`the hub exited during start-up; log ${logFile}:\n${tail(logFile)}`);
+    }
     try {
-      if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })).ok) break;
+      if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })).ok) {
+        break;
+      }
     } catch {
       // not listening yet
     }
@@ -266,7 +283,9 @@ export async function startFloor(options: {
   await new Promise<void>((resolve, reject) => {
     const onData = (d: Buffer): void => {
       output += d.toString();
-      if (output.includes('ready')) resolve();
+      if (output.includes('ready')) {
+        resolve();
+      }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
@@ -301,7 +320,9 @@ export async function startStorescpIgnore(workDir: string): Promise<Server> {
   fs.closeSync(out);
   for (let i = 0; ; i += 1) {
     const probe = spawnSync('echoscu', ['-aec', 'ANY', '127.0.0.1', String(dimsePort)]);
-    if (probe.status === 0) break;
+    if (probe.status === 0) {
+      break;
+    }
     if (child.exitCode !== null || i > 100) {
       await stopChild(child);
       throw new Error('storescp --ignore did not start');

@@ -85,14 +85,18 @@ async function measureRun(context: AuditCompareContext, run: number, hubs: Recor
   };
   let position = run;
   for (const name of context.workloads) {
-    if (context.interrupted()) break;
+    if (context.interrupted()) {
+      break;
+    }
     const order: Mode[] = position++ % 2 === 1 ? ['off', 'on'] : ['on', 'off'];
     const targets = order.map((mode) => ({
       hub: hubs[mode].hub,
       workload: workloads[mode].find((w) => w.name === name) as HttpWorkload,
       authorization: hubs[mode].authorization,
     }));
-    if (targets.some((target) => target.workload === undefined)) continue;
+    if (targets.some((target) => target.workload === undefined)) {
+      continue;
+    }
     const measured = await measureInterleaved(targets, context.measure);
     order.forEach((mode, i) => {
       halves[mode].workloads[name] = measured[i].result;
@@ -127,7 +131,9 @@ function compare(halves: HalfRun[], workloads: string[]): CompareRow[] {
       .filter(
         (pair): pair is readonly [WorkloadResult, WorkloadResult] => pair[0] !== undefined && pair[1] !== undefined,
       );
-    if (pairs.length === 0) return [];
+    if (pairs.length === 0) {
+      return [];
+    }
     const rpsRatio = median(pairs.map(([off, on]) => on.rps / off.rps));
     const cpuMs = (mode: Mode, pick: (cpu: CpuShares) => number): number =>
       median(runs.flatMap((run) => msPerRequest(of(run, mode), workload, pick) ?? []));

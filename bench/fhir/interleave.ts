@@ -69,8 +69,11 @@ export async function measureInterleaved(
       const shares = endCpu();
       samples[i].push(sample);
       const sum = cpu[i];
-      if (shares && sum) addCpu(sum, shares, sample.seconds);
-      else cpu[i] = undefined;
+      if (shares && sum) {
+        addCpu(sum, shares, sample.seconds);
+      } else {
+        cpu[i] = undefined;
+      }
     }
   }
   return targets.map((target, i) => {

@@ -133,14 +133,18 @@ async function measureRun(context: PersonCompareContext, run: number): Promise<H
   };
   let position = run;
   for (const name of context.workloads) {
-    if (context.interrupted()) break;
+    if (context.interrupted()) {
+      break;
+    }
     const order: Identity[] = position++ % 2 === 1 ? ['system', 'person'] : ['person', 'system'];
     const targets = order.map((identity) => ({
       hub: context.hub,
       workload: workloads[identity].find((w) => w.name === name) as HttpWorkload,
       authorization: context.authorization[identity],
     }));
-    if (targets.some((target) => target.workload === undefined)) continue;
+    if (targets.some((target) => target.workload === undefined)) {
+      continue;
+    }
     const measured = await measureInterleaved(targets, context.measure);
     order.forEach((identity, i) => {
       halves[identity].workloads[name] = measured[i].result;
@@ -179,7 +183,9 @@ function compare(halves: HalfRun[], workloads: string[]): CompareRow[] {
       .filter(
         (pair): pair is readonly [WorkloadResult, WorkloadResult] => pair[0] !== undefined && pair[1] !== undefined,
       );
-    if (pairs.length === 0) return [];
+    if (pairs.length === 0) {
+      return [];
+    }
     const rpsRatios = pairs.map(([system, person]) => person.rps / system.rps);
     const rpsRatio = median(rpsRatios);
     const cpuMs = (identity: Identity, pick: (cpu: CpuShares) => number): number =>

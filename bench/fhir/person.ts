@@ -64,7 +64,9 @@ class SignInCookies {
     for (const line of response.headers.getSetCookie()) {
       const pair = line.split(';', 1)[0];
       const equals = pair.indexOf('=');
-      if (equals > 0) this.values.set(pair.slice(0, equals).trim(), pair.slice(equals + 1).trim());
+      if (equals > 0) {
+        this.values.set(pair.slice(0, equals).trim(), pair.slice(equals + 1).trim());
+      }
     }
   }
 
@@ -82,8 +84,9 @@ function hiddenInputs(html: string): Record<string, string> {
       .replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)))
       .replace(/&(amp|quot|lt|gt);/g, (_, name: string) => ({ amp: '&', quot: '"', lt: '<', gt: '>' })[name] ?? '');
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g))
+  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
     fields[unescape(match[1])] = unescape(match[2]);
+  }
   return fields;
 }
 
@@ -149,7 +152,9 @@ export class PersonTokenSource {
     const page = await fetch(authorize, { redirect: 'manual', signal: AbortSignal.timeout(30_000) });
     cookies.keep(page);
     const html = await page.text();
-    if (page.status !== 200) throw new Error(`the login page answered HTTP ${page.status}: ${html.slice(0, 300)}`);
+    if (page.status !== 200) {
+      throw new Error(`the login page answered HTTP ${page.status}: ${html.slice(0, 300)}`);
+    }
     const form = await fetch(`${authorize.origin}${authorize.pathname}`, {
       method: 'POST',
       redirect: 'manual',
@@ -160,11 +165,13 @@ export class PersonTokenSource {
     });
     await form.arrayBuffer();
     const location = form.headers.get('location');
-    if (form.status !== 303 || location === null)
+    if (form.status !== 303 || location === null) {
       throw new Error(`the hub refused the referring physician's login: HTTP ${form.status}`);
+    }
     const redirect = new URL(location);
-    if (redirect.searchParams.get('state') !== state)
+    if (redirect.searchParams.get('state') !== state) {
       throw new Error("the authorization response does not carry the request's state");
+    }
     const code = redirect.searchParams.get('code');
     if (code === null) {
       throw new Error(

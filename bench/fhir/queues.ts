@@ -37,9 +37,13 @@ export async function pendingJobs(redisUrl: string, prefix: string): Promise<num
   return withRedis(redisUrl, async (redis) => {
     let pending = 0;
     for (const suffix of ['wait', 'paused', 'active']) {
-      for (const key of await keysMatching(redis, `${prefix}:*:${suffix}`)) pending += await redis.llen(key);
+      for (const key of await keysMatching(redis, `${prefix}:*:${suffix}`)) {
+        pending += await redis.llen(key);
+      }
     }
-    for (const key of await keysMatching(redis, `${prefix}:*:prioritized`)) pending += await redis.zcard(key);
+    for (const key of await keysMatching(redis, `${prefix}:*:prioritized`)) {
+      pending += await redis.zcard(key);
+    }
     return pending;
   });
 }

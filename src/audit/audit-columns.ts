@@ -32,7 +32,9 @@ export interface AuditColumns {
  * anything absolute (a URL, a urn) as written.
  */
 export function localReference(reference: string): string {
-  if (reference.includes(':')) return reference;
+  if (reference.includes(':')) {
+    return reference;
+  }
   const { targetType, targetId } = parseReference(reference);
   return targetType !== null ? `${targetType}/${targetId}` : reference;
 }
@@ -53,22 +55,34 @@ export function auditColumns(event: AuditEvent): AuditColumns {
   const entity: string[] = [];
   const patient: string[] = [];
   const noteReference = (list: string[], reference: string | undefined): void => {
-    if (!reference) return;
+    if (!reference) {
+      return;
+    }
     const local = localReference(reference);
     list.push(local);
-    if (local.startsWith('Patient/')) patient.push(local);
+    if (local.startsWith('Patient/')) {
+      patient.push(local);
+    }
   };
   for (const participant of event.agent ?? []) {
-    if (isHubAgent(participant)) continue;
+    if (isHubAgent(participant)) {
+      continue;
+    }
     noteReference(agent, participant.who?.reference);
     const identifier = participant.who?.identifier;
-    if (identifier?.value !== undefined) agentIdentifier.push(`${identifier.system ?? ''}|${identifier.value}`);
+    if (identifier?.value !== undefined) {
+      agentIdentifier.push(`${identifier.system ?? ''}|${identifier.value}`);
+    }
   }
-  for (const item of event.entity ?? []) noteReference(entity, item.what?.reference);
+  for (const item of event.entity ?? []) {
+    noteReference(entity, item.what?.reference);
+  }
   const subtype: string[] = [];
   for (const coding of event.subtype ?? []) {
     const token = tokenOf(coding);
-    if (token !== undefined) subtype.push(token);
+    if (token !== undefined) {
+      subtype.push(token);
+    }
   }
   return {
     recorded: event.recorded,

@@ -76,7 +76,9 @@ export function auditEventId(now = Date.now()): string {
 }
 
 export function outcomeForStatus(status: number): AuditOutcome {
-  if (status < 400) return '0';
+  if (status < 400) {
+    return '0';
+  }
   return status >= 500 ? '8' : '4';
 }
 
@@ -121,7 +123,9 @@ export function requestAgents(
   ].join('\u001f');
   let list = recentAgents.get(key);
   if (list === undefined) {
-    if (recentAgents.size >= RECENT_AGENTS) recentAgents.clear();
+    if (recentAgents.size >= RECENT_AGENTS) {
+      recentAgents.clear();
+    }
     list = Object.freeze(buildAgents(site, actor, `${site.baseUrl}${endpoint}`));
     recentAgents.set(key, list);
     agentsJson.set(list, JSON.stringify(list));
@@ -132,7 +136,9 @@ export function requestAgents(
 /** An event's JSON text, with its agents' text reused when they came from requestAgents(). */
 export function auditEventJson(event: AuditEvent): string {
   const cached = event.agent === undefined ? undefined : agentsJson.get(event.agent);
-  if (cached === undefined) return JSON.stringify(event);
+  if (cached === undefined) {
+    return JSON.stringify(event);
+  }
   const { agent: _agent, ...rest } = event;
   return `${JSON.stringify(rest).slice(0, -1)},"agent":${cached}}`;
 }
@@ -251,7 +257,9 @@ export function restAuditEvent(site: AuditSite, input: RestAuditInput): AuditEve
   const entity: AuditEventEntity[] = [];
   const patients = new Set(input.patients);
   for (const reference of new Set(input.resources)) {
-    if (!patients.has(reference)) entity.push(resourceEntity(reference));
+    if (!patients.has(reference)) {
+      entity.push(resourceEntity(reference));
+    }
   }
   if (input.query !== undefined) {
     entity.push({
@@ -260,8 +268,12 @@ export function restAuditEvent(site: AuditSite, input: RestAuditInput): AuditEve
       query: Buffer.from(input.query, 'utf8').toString('base64'),
     });
   }
-  for (const reference of patients) entity.push(patientEntity(reference));
-  if (entity.length > 0) event.entity = entity;
+  for (const reference of patients) {
+    entity.push(patientEntity(reference));
+  }
+  if (entity.length > 0) {
+    event.entity = entity;
+  }
   return event;
 }
 
@@ -279,8 +291,9 @@ export function authenticationAuditEvent(site: AuditSite, input: AuthenticationA
     input.event === 'logout'
       ? [{ system: DICOM, code: '110123', display: 'Logout' }]
       : [{ system: DICOM, code: '110122', display: 'Login' }];
-  if (input.event === 'token')
+  if (input.event === 'token') {
     subtype.push({ system: HUB_AUDIT_SUBTYPE, code: 'token-issued', display: 'Access token issued' });
+  }
   const event = base(site, input, { system: DICOM, code: '110114', display: 'User Authentication' }, subtype, 'E');
   if (input.scope !== undefined) {
     event.entity = [
@@ -300,12 +313,16 @@ const PATIENT_REFERENCE = /(?:^|\/)(Patient\/[A-Za-z0-9\-.]{1,64})$/;
 
 /** The patient a resource is about (itself for a Patient, else its subject/patient/for/beneficiary). */
 export function patientOf(resource: Resource): string | undefined {
-  if (resource.resourceType === 'Patient') return resource.id === undefined ? undefined : `Patient/${resource.id}`;
+  if (resource.resourceType === 'Patient') {
+    return resource.id === undefined ? undefined : `Patient/${resource.id}`;
+  }
   const fields = resource as unknown as Record<string, Reference | undefined>;
   for (const field of PATIENT_FIELDS) {
     const reference = fields[field]?.reference;
     const match = typeof reference === 'string' ? PATIENT_REFERENCE.exec(reference) : null;
-    if (match) return match[1];
+    if (match) {
+      return match[1];
+    }
   }
   return undefined;
 }

@@ -64,7 +64,9 @@ interface Waiter {
 }
 
 function processAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // our pid, but a previous process (a container restart)
+  if (pid === process.pid) {
+    return false;
+  } // our pid, but a previous process (a container restart)
   try {
     process.kill(pid, 0);
     return true;
@@ -99,8 +101,9 @@ export class AuditLog {
   async start(): Promise<void> {
     await fs.mkdir(this.options.dir, { recursive: true });
     const replayed = await this.replayOrphans();
-    if (replayed > 0)
+    if (replayed > 0) {
       this.options.logger.warn({ events: replayed }, 'audit events recovered from the journal of a stopped hub');
+    }
     this.current = await this.openSegment();
     this.timer = setInterval(() => void this.flush().catch(() => undefined), this.options.flushMs);
     this.timer.unref();
@@ -108,7 +111,9 @@ export class AuditLog {
 
   /** Resolves once the events are durable in the journal; the caller may then acknowledge. */
   record(events: AuditEvent[]): Promise<void> {
-    if (this.stopped || this.current === undefined) return Promise.reject(new Error('the audit log is not running'));
+    if (this.stopped || this.current === undefined) {
+      return Promise.reject(new Error('the audit log is not running'));
+    }
     for (const event of events) {
       const entry = toStored(event);
       this.pendingEvents.push(entry);
@@ -138,17 +143,25 @@ export class AuditLog {
     const { lines, events, waiters } = this.takePending();
     const segment = this.current;
     try {
-      if (segment === undefined) throw new Error('the audit log is not running');
+      if (segment === undefined) {
+        throw new Error('the audit log is not running');
+      }
       const bytes = Buffer.from(lines.length === 1 ? lines[0] : lines.join(''), 'utf8');
-      for (let written = 0; written < bytes.length;) written += writeSync(segment.file.fd, bytes, written);
-      for (const entry of events) segment.events.push(entry);
+      for (let written = 0; written < bytes.length;) {
+        written += writeSync(segment.file.fd, bytes, written);
+      }
+      for (const entry of events) {
+        segment.events.push(entry);
+      }
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message }, 'audit journal write failed');
       waiters.forEach((w) => w.reject(err));
       return;
     }
     waiters.forEach((w) => w.resolve());
-    if (segment.events.length >= this.options.batchSize) void this.flush().catch(() => undefined);
+    if (segment.events.length >= this.options.batchSize) {
+      void this.flush().catch(() => undefined);
+    }
   }
 
   /** One group commit with fsync: everything recorded since the last one, one write and one fdatasync. */
@@ -159,14 +172,18 @@ export class AuditLog {
     try {
       // One write (off the event loop) for all the requests of this moment; with fsync, one fdatasync.
       await segment.file.write(lines.join(''));
-      if (this.options.fsync) await segment.file.datasync();
+      if (this.options.fsync) {
+        await segment.file.datasync();
+      }
       segment.events.push(...events);
       waiters.forEach((w) => w.resolve());
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message }, 'audit journal write failed');
       waiters.forEach((w) => w.reject(err));
     }
-    if (segment.events.length >= this.options.batchSize) void this.flush().catch(() => undefined);
+    if (segment.events.length >= this.options.batchSize) {
+      void this.flush().catch(() => undefined);
+    }
   }
 
   /** What was recorded since the last append, handed over whole; the next records start afresh. */
@@ -244,11 +261,15 @@ export class AuditLog {
     let count = 0;
     for (const name of (await fs.readdir(this.options.dir)).sort()) {
       const match = SEGMENT.exec(name);
-      if (!match || processAlive(Number(match[1]))) continue;
+      if (!match || processAlive(Number(match[1]))) {
+        continue;
+      }
       const file = path.join(this.options.dir, name);
       const events: StoredAuditEvent[] = [];
       for (const line of (await fs.readFile(file, 'utf8')).split('\n')) {
-        if (line === '') continue;
+        if (line === '') {
+          continue;
+        }
         try {
           events.push(toStored(JSON.parse(line) as AuditEvent, line));
         } catch {
@@ -263,7 +284,9 @@ export class AuditLog {
 
   /** Stores what is left and closes the journal (SIGTERM). */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) {
+      clearInterval(this.timer);
+    }
     await this.io;
     try {
       await this.flush();
@@ -276,8 +299,9 @@ export class AuditLog {
     await new Promise((resolve) => setImmediate(resolve));
     if (this.current) {
       await this.current.file.close();
-      if (this.current.events.length === 0 && this.pendingEvents.length === 0)
+      if (this.current.events.length === 0 && this.pendingEvents.length === 0) {
         await fs.rm(this.current.path, { force: true });
+      }
       this.current = undefined;
     }
   }

@@ -31,7 +31,9 @@ export function writeAudit(
   context: WriteAuditContext | undefined,
   write: { method: WriteMethod; resourceType: string; id: string; version: number; resource?: Resource },
 ): StoredAuditEvent[] | undefined {
-  if (context === undefined) return undefined;
+  if (context === undefined) {
+    return undefined;
+  }
   const interaction =
     write.method === 'DELETE'
       ? 'delete'
@@ -55,16 +57,24 @@ export function writeAudit(
 
 /** The resources a response returned: one resource, or the entries of a Bundle. */
 function returned(resource: Resource | undefined): Resource[] {
-  if (resource === undefined) return [];
-  if (resource.resourceType !== 'Bundle') return [resource];
+  if (resource === undefined) {
+    return [];
+  }
+  if (resource.resourceType !== 'Bundle') {
+    return [resource];
+  }
   return ((resource as Bundle).entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource] : []));
 }
 
 /** The resources a batch or transaction answered with, entry by entry (a search entry's matches included); failed entries touched nothing. */
 function batchResources(resource: Resource | undefined): Resource[] {
-  if (resource?.resourceType !== 'Bundle') return [];
+  if (resource?.resourceType !== 'Bundle') {
+    return [];
+  }
   return ((resource as Bundle).entry ?? []).flatMap((entry) => {
-    if (!entry.resource || !/^2\d\d/.test(entry.response?.status ?? '')) return [];
+    if (!entry.resource || !/^2\d\d/.test(entry.response?.status ?? '')) {
+      return [];
+    }
     return entry.resource.resourceType === 'Bundle' ? returned(entry.resource) : [entry.resource];
   });
 }
@@ -74,21 +84,27 @@ function batchResources(resource: Resource | undefined): Resource[] {
  * resource it returned, or the location it answered with (a write with return=minimal).
  */
 function batchReferences(resource: Resource | undefined, fhirBase: string): string[] {
-  if (resource?.resourceType !== 'Bundle') return [];
+  if (resource?.resourceType !== 'Bundle') {
+    return [];
+  }
   const references: string[] = [];
   for (const entry of (resource as Bundle).entry ?? []) {
-    if (!/^2\d\d/.test(entry.response?.status ?? '')) continue;
+    if (!/^2\d\d/.test(entry.response?.status ?? '')) {
+      continue;
+    }
     const touched =
       entry.resource?.resourceType === 'Bundle' ? returned(entry.resource) : entry.resource ? [entry.resource] : [];
     for (const item of touched) {
-      if (item.id)
+      if (item.id) {
         references.push(
           `${item.resourceType}/${item.id}${item.meta?.versionId ? `/_history/${item.meta.versionId}` : ''}`,
         );
+      }
     }
     const location = entry.response?.location;
-    if (touched.length === 0 && location)
+    if (touched.length === 0 && location) {
       references.push(location.startsWith(`${fhirBase}/`) ? location.slice(fhirBase.length + 1) : location);
+    }
   }
   return references;
 }
@@ -161,7 +177,9 @@ export class Auditor {
 
   /** A read, search, history, batch or operation, or any refused request, after it ran. */
   async rest(req: Request, res: Response, access: RestAccess): Promise<void> {
-    if (!this.log) return;
+    if (!this.log) {
+      return;
+    }
     const outcome: AuditOutcome = access.status >= 500 ? '8' : access.status >= 400 ? '4' : '0';
     const isSearch = access.interaction.startsWith('search');
     const isBundle = access.interaction === 'batch' || access.interaction === 'transaction';
@@ -202,7 +220,9 @@ export class Auditor {
       scope?: string;
     },
   ): Promise<void> {
-    if (!this.log) return;
+    if (!this.log) {
+      return;
+    }
     await this.record(
       authenticationAuditEvent(this.site, {
         id: auditEventId(),
@@ -218,6 +238,8 @@ export class Auditor {
 
   /** Records events built elsewhere (the DICOM audit messages of audit/dicom-audit-event.ts). */
   async recordEvents(events: AuditEvent[]): Promise<void> {
-    if (this.log && events.length > 0) await this.log.record(events);
+    if (this.log && events.length > 0) {
+      await this.log.record(events);
+    }
   }
 }

@@ -156,7 +156,9 @@ function patientEntities(patientIds: Iterable<string | undefined>): AuditEventEn
 }
 
 function withEntities(event: AuditEvent, entities: AuditEventEntity[]): AuditEvent {
-  if (entities.length > 0) event.entity = entities;
+  if (entities.length > 0) {
+    event.entity = entities;
+  }
   return event;
 }
 

@@ -106,7 +106,9 @@ function batchInsert(p: SqlParams, events: readonly StoredAuditEvent[]): string 
 
 /** Stores a batch of AuditEvents in one statement; returns how many were new. */
 export async function insertAuditEvents(conn: Queryable, events: readonly StoredAuditEvent[]): Promise<number> {
-  if (events.length === 0) return 0;
+  if (events.length === 0) {
+    return 0;
+  }
   const p = new SqlParams();
   const result = await conn.query<{ n: number }>(prepared(batchInsert(p, events)), p.values);
   return result.rows[0]?.n ?? 0;

@@ -187,8 +187,12 @@ export class AccessControl {
    */
   require(resourceType: string, interaction: AccessInteraction): AccessScope {
     const scope = this.scopeOf(resourceType, interaction);
-    if (scope) return scope;
-    if (interaction === 'read') throw new OperationOutcomeError(notFound);
+    if (scope) {
+      return scope;
+    }
+    if (interaction === 'read') {
+      throw new OperationOutcomeError(notFound);
+    }
     throw notAllowed(interaction, resourceType);
   }
 
@@ -198,7 +202,9 @@ export class AccessControl {
    * condition applies.
    */
   condition(binder: SqlBinder, alias: string, interaction: AccessInteraction, types?: readonly string[]): string {
-    if (this.policy.cases === 'all' && this.policy.resources['*']?.[interaction] === 'all') return 'TRUE';
+    if (this.policy.cases === 'all' && this.policy.resources['*']?.[interaction] === 'all') {
+      return 'TRUE';
+    }
     const everyType = Object.keys(this.policy.resources).filter(
       (type) => type !== '*' && this.scopeOf(type, interaction) === 'all',
     );
@@ -208,7 +214,9 @@ export class AccessControl {
     const relevant = (list: string[]): string[] => (types ? list.filter((type) => types.includes(type)) : list);
     const parts: string[] = [];
     const open = relevant(everyType);
-    if (open.length > 0) parts.push(`${alias}.resource_type = ANY(${binder.add(open)}::text[])`);
+    if (open.length > 0) {
+      parts.push(`${alias}.resource_type = ANY(${binder.add(open)}::text[])`);
+    }
     const inCase = relevant(caseTypes);
     if (inCase.length > 0) {
       const typeTest =
@@ -226,8 +234,12 @@ export class AccessControl {
    */
   studyCondition(binder: SqlBinder, alias: string, interaction: 'read' | 'search'): string {
     const scope = this.scopeOf('ImagingStudy', interaction);
-    if (scope === 'all') return 'TRUE';
-    if (scope !== 'case') return 'FALSE';
+    if (scope === 'all') {
+      return 'TRUE';
+    }
+    if (scope !== 'case') {
+      return 'FALSE';
+    }
     return `${alias}.matched_service_request_id IN (${this.cases(binder)})`;
   }
 
@@ -249,7 +261,9 @@ export class AccessControl {
    * decides; a deletion carries no content.
    */
   versionCondition(binder: SqlBinder, alias: string): string {
-    if (this.policy.cases === 'all') return 'TRUE';
+    if (this.policy.cases === 'all') {
+      return 'TRUE';
+    }
     const versionCases =
       `SELECT ${alias}.id AS case_id WHERE ${alias}.resource_type = 'ServiceRequest' ` +
       `UNION ALL SELECT substring(u #>> '{}' from '(?:^|/)ServiceRequest/([A-Za-z0-9.-]{1,64})$') ` +
@@ -288,8 +302,9 @@ export class AccessControl {
 
   /** The person's case ServiceRequest ids, as a subquery over the hub's membership record. */
   private cases(binder: SqlBinder): string {
-    if (this.policy.cases === 'all')
+    if (this.policy.cases === 'all') {
       return `SELECT id FROM resource WHERE resource_type = 'ServiceRequest' AND NOT deleted`;
+    }
     return `SELECT m.case_id FROM case_member m WHERE ${this.isMine(binder, 'm')}`;
   }
 

@@ -106,7 +106,9 @@ export class AccessTokens {
   }
 
   async issue(clientId: string, scopes: readonly SystemScope[], hubAdmin = false): Promise<IssuedToken> {
-    if (this.keys.length === 0) await this.start();
+    if (this.keys.length === 0) {
+      await this.start();
+    }
     const key = this.keys[0];
     const scope = formatClientScopes({ resources: [...scopes], hubAdmin });
     const now = Math.floor(this.clock.now().getTime() / 1000);
@@ -124,7 +126,9 @@ export class AccessTokens {
 
   /** A person's access token (and id_token when asked for), in the same format as the clients'. */
   async issueForUser(request: UserTokenRequest): Promise<IssuedToken & { idToken?: string }> {
-    if (this.keys.length === 0) await this.start();
+    if (this.keys.length === 0) {
+      await this.start();
+    }
     const key = this.keys[0];
     const now = Math.floor(this.clock.now().getTime() / 1000);
     const expiresAt = Math.min(now + USER_ACCESS_TOKEN_LIFETIME_SECONDS, Math.floor(request.notAfter.getTime() / 1000));
@@ -171,8 +175,9 @@ export class AccessTokens {
 
   /** The public keys that verify the hub's tokens, for /.well-known/jwks.json. */
   async publicJwks(): Promise<{ keys: JWK[] }> {
-    if (this.keys.length === 0 || this.clock.now().getTime() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS)
+    if (this.keys.length === 0 || this.clock.now().getTime() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS) {
       await this.reloadKeys();
+    }
     return {
       keys: await Promise.all(
         this.keys.map(async (key) => ({
@@ -190,7 +195,9 @@ export class AccessTokens {
     const nowSeconds = this.clock.now().getTime() / 1000;
     const known = this.verified.get(token);
     if (known) {
-      if (known.expiresAt + CLOCK_TOLERANCE_SECONDS > nowSeconds) return known;
+      if (known.expiresAt + CLOCK_TOLERANCE_SECONDS > nowSeconds) {
+        return known;
+      }
       this.verified.delete(token);
       throw new InvalidTokenError('the access token has expired');
     }
@@ -206,8 +213,12 @@ export class AccessTokens {
         currentDate: this.clock.now(),
       }));
     } catch (err) {
-      if (err instanceof errors.JWTExpired) throw new InvalidTokenError('the access token has expired');
-      if (err instanceof InvalidTokenError) throw err;
+      if (err instanceof errors.JWTExpired) {
+        throw new InvalidTokenError('the access token has expired');
+      }
+      if (err instanceof InvalidTokenError) {
+        throw err;
+      }
       throw new InvalidTokenError('the access token is not valid');
     }
     if (typeof payload.sub !== 'string' || typeof payload.scope !== 'string' || typeof payload.exp !== 'number') {
@@ -225,7 +236,9 @@ export class AccessTokens {
       await this.reloadKeys();
       key = this.keys.find((candidate) => candidate.kid === kid);
     }
-    if (!key) throw new InvalidTokenError('the access token was not signed by this hub');
+    if (!key) {
+      throw new InvalidTokenError('the access token was not signed by this hub');
+    }
     return key.publicKey;
   }
 
@@ -233,10 +246,14 @@ export class AccessTokens {
     if (this.verified.size >= VERIFIED_CACHE_SIZE) {
       const nowSeconds = this.clock.now().getTime() / 1000;
       for (const [cached, entry] of this.verified) {
-        if (entry.expiresAt < nowSeconds) this.verified.delete(cached);
+        if (entry.expiresAt < nowSeconds) {
+          this.verified.delete(cached);
+        }
       }
       // Still full of live tokens: forget the oldest (Map keeps insertion order).
-      if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
+      if (this.verified.size >= VERIFIED_CACHE_SIZE) {
+        this.verified.delete(this.verified.keys().next().value as string);
+      }
     }
     this.verified.set(token, identity);
   }

@@ -9,15 +9,21 @@ import type { Identity } from './access-tokens.ts';
 export const HUB_ACTOR_PREFIX = 'urn:hub:actor:';
 
 export function authActor(identity: Identity | undefined): string | undefined {
-  if (!identity) return undefined;
-  if (identity.kind === 'client') return `${HUB_ACTOR_PREFIX}ehr:${identity.clientId}`;
+  if (!identity) {
+    return undefined;
+  }
+  if (identity.kind === 'client') {
+    return `${HUB_ACTOR_PREFIX}ehr:${identity.clientId}`;
+  }
   const resourceId = identity.fhirUser?.split('/')[1];
   return `${HUB_ACTOR_PREFIX}${identity.role}:${resourceId || identity.userId}`;
 }
 
 /** The role and id a version's writer had, or undefined when the hub recorded none. */
 export function actorOf(source: string | undefined): { role: string; id: string } | undefined {
-  if (!source?.startsWith(HUB_ACTOR_PREFIX)) return undefined;
+  if (!source?.startsWith(HUB_ACTOR_PREFIX)) {
+    return undefined;
+  }
   const [role, ...id] = source.slice(HUB_ACTOR_PREFIX.length).split(':');
   return role ? { role, id: id.join(':') } : undefined;
 }

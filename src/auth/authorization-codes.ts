@@ -33,7 +33,9 @@ const sha256 = (text: string): Buffer => createHash('sha256').update(text).diges
 
 /** RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, compared in constant time. */
 export function pkceMatches(verifier: string, challenge: string): boolean {
-  if (!CODE_VERIFIER_PATTERN.test(verifier) || !CODE_CHALLENGE_PATTERN.test(challenge)) return false;
+  if (!CODE_VERIFIER_PATTERN.test(verifier) || !CODE_CHALLENGE_PATTERN.test(challenge)) {
+    return false;
+  }
   return timingSafeEqual(Buffer.from(sha256(verifier).toString('base64url')), Buffer.from(challenge));
 }
 
@@ -96,7 +98,9 @@ export class AuthorizationCodes {
       );
       return used.rows[0] ? { status: 'reused', sessionId: used.rows[0].session_id } : { status: 'unknown' };
     }
-    if (row.expired) return { status: 'expired' };
+    if (row.expired) {
+      return { status: 'expired' };
+    }
     return {
       status: 'ok',
       grant: {

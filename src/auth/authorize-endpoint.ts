@@ -84,9 +84,12 @@ class RedirectError extends Error {
 
 function single(source: Record<string, unknown>, name: string): string | undefined {
   const value = source[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string')
+  if (value === undefined) {
+    return undefined;
+  }
+  if (typeof value !== 'string') {
     throw new RedirectError('invalid_request', `the parameter "${name}" is given more than once`);
+  }
   return value;
 }
 
@@ -108,7 +111,9 @@ async function readRequest(
   const parameters: Record<string, string> = {};
   for (const name of REQUEST_PARAMETERS) {
     const value = single(source, name);
-    if (value !== undefined) parameters[name] = value;
+    if (value !== undefined) {
+      parameters[name] = value;
+    }
   }
   return { ...checkParameters(parameters, client, options), client, redirectUri, parameters };
 }
@@ -121,8 +126,9 @@ function checkParameters(
   if (parameters.response_type !== 'code') {
     throw new RedirectError('unsupported_response_type', 'only response_type=code is supported');
   }
-  if (parameters.code_challenge === undefined)
+  if (parameters.code_challenge === undefined) {
     throw new RedirectError('invalid_request', 'PKCE is required: send code_challenge and code_challenge_method=S256');
+  }
   if (parameters.code_challenge_method !== 'S256') {
     throw new RedirectError('invalid_request', 'code_challenge_method must be S256 (plain is not accepted)');
   }
@@ -142,7 +148,9 @@ function checkParameters(
   try {
     scopes = grantUserScopes(parseUserScopes(parameters.scope ?? ''), client.userScopes as UserScopes);
   } catch (err) {
-    if (err instanceof ScopeSyntaxError) throw new RedirectError('invalid_scope', err.message);
+    if (err instanceof ScopeSyntaxError) {
+      throw new RedirectError('invalid_scope', err.message);
+    }
     throw err;
   }
   if (formatUserScopes(scopes) === '') {
@@ -171,7 +179,11 @@ function scopesForUser(scopes: UserScopes, user: User): string {
 
 function redirectTo(redirectUri: string, values: Record<string, string | undefined>): string {
   const url = new URL(redirectUri);
-  for (const [name, value] of Object.entries(values)) if (value !== undefined) url.searchParams.set(name, value);
+  for (const [name, value] of Object.entries(values)) {
+    if (value !== undefined) {
+      url.searchParams.set(name, value);
+    }
+  }
   return url.toString();
 }
 
@@ -181,7 +193,9 @@ function redirectOrigin(redirectUri: string): string {
 }
 
 function sameSecret(a: string | undefined, b: string | undefined): boolean {
-  if (a === undefined || b === undefined) return false;
+  if (a === undefined || b === undefined) {
+    return false;
+  }
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
@@ -283,8 +297,9 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
           return;
         }
       }
-      if (request.prompt === 'none')
+      if (request.prompt === 'none') {
         throw new RedirectError('login_required', 'the person is not logged in (prompt=none)');
+      }
       const csrfToken = randomBytes(24).toString('base64url');
       setCookie(res, CSRF_COOKIE, csrfToken, { secure: options.secureCookies, sameSite: 'Strict' });
       showLogin(res, 200, request, csrfToken);

@@ -83,9 +83,12 @@ function taskMembers(
     [...cases].map((caseId) => [caseId, member, role]);
   const isAccessTask =
     task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'case-access') === true;
-  if (!isAccessTask)
+  if (!isAccessTask) {
     return references('owner', 'Practitioner').flatMap((id) => grant(`Practitioner/${id}`, 'reviewer'));
-  if (CLOSED_TASK_STATUSES.has(task.status ?? '')) return [];
+  }
+  if (CLOSED_TASK_STATUSES.has(task.status ?? '')) {
+    return [];
+  }
   const roles = (task.input ?? [])
     .filter((input) => input.type?.coding?.some((coding) => coding.system === CASE_ACCESS_ROLE_SYSTEM))
     .map((input) => input.valueCode)
@@ -112,11 +115,15 @@ function attachmentBinaries(resource: Resource, fhirBase: string): string[] {
       value.forEach(visit);
       return;
     }
-    if (value === null || typeof value !== 'object') return;
+    if (value === null || typeof value !== 'object') {
+      return;
+    }
     for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
       if (key === 'url' && typeof child === 'string') {
         const id = binaryOfUrl(child, fhirBase);
-        if (id) found.add(id);
+        if (id) {
+          found.add(id);
+        }
       } else {
         visit(child);
       }
@@ -144,11 +151,15 @@ export function caseLinksOf(
       return target?.resourceType === targetType ? [target.id] : [];
     });
   const cases = new Set<string>(references(undefined, 'ServiceRequest'));
-  if (type === 'ServiceRequest') cases.add(resource.id);
+  if (type === 'ServiceRequest') {
+    cases.add(resource.id);
+  }
   for (const [param, system, value] of index.token) {
     if (param === 'identifier' && system === CASE_RESOURCE_SYSTEM && value) {
       const caseId = value.split('/')[0];
-      if (caseId && !RESERVED_CASE_IDS.includes(caseId)) cases.add(caseId);
+      if (caseId && !RESERVED_CASE_IDS.includes(caseId)) {
+        cases.add(caseId);
+      }
     }
   }
   const report =
@@ -161,7 +172,9 @@ export function caseLinksOf(
   const rows: CaseLinkRows = { resources: [...cases].map((caseId) => [type, resource.id, caseId, report]) };
   if (type === 'DocumentReference' || type === 'DiagnosticReport') {
     for (const binaryId of attachmentBinaries(resource, fhirBase)) {
-      for (const caseId of cases) rows.resources.push(['Binary', binaryId, caseId, report]);
+      for (const caseId of cases) {
+        rows.resources.push(['Binary', binaryId, caseId, report]);
+      }
     }
   }
   if (type === 'ServiceRequest') {
@@ -171,15 +184,17 @@ export function caseLinksOf(
       members.push([resource.id, `Patient/${patientId}`, 'patient']);
     }
     for (const targetType of ['Practitioner', 'PractitionerRole', 'Organization']) {
-      for (const id of references('requester', targetType))
+      for (const id of references('requester', targetType)) {
         members.push([resource.id, `${targetType}/${id}`, 'referring-physician']);
+      }
     }
     rows.members = members;
   }
   if (type === 'Task') {
     const writer = actorOf(actor);
-    if (!writer || ASSIGNING_ROLES.has(writer.role))
+    if (!writer || ASSIGNING_ROLES.has(writer.role)) {
       rows.members = taskMembers(resource as TaskFields, references, cases);
+    }
     const released = index.token.some(
       ([param, system, value]) =>
         param === 'business-status' && system === CASE_STATE_SYSTEM && value === 'report-accessed',

@@ -51,7 +51,9 @@ export function checkAssertionClaims(
   }
   for (const claim of ['nbf', 'iat'] as const) {
     const value = payload[claim];
-    if (value === undefined) continue;
+    if (value === undefined) {
+      continue;
+    }
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       throw refuse(`"${claim}" must be a NumericDate`);
     }
@@ -68,8 +70,9 @@ export function checkAssertionClaims(
 function readHeader(assertion: string): ProtectedHeaderParameters & { alg: AssertionAlgorithm } {
   let header: ProtectedHeaderParameters;
   try {
-    if (assertion.length > MAX_ASSERTION_LENGTH || assertion.split('.').length !== 3)
+    if (assertion.length > MAX_ASSERTION_LENGTH || assertion.split('.').length !== 3) {
       throw new Error('not a compact JWS');
+    }
     header = decodeProtectedHeader(assertion);
   } catch {
     throw refuse('client_assertion is not a signed JWT');
@@ -152,7 +155,9 @@ export class ClientAssertionVerifier {
     if (candidates.length === 0 && client.jwksUrl !== undefined) {
       // A key the cached set lacks: the client may have rotated (rate-limited, see JwksUrlCache).
       const refreshed = await this.options.jwksUrls.refresh(client.jwksUrl).catch(() => undefined);
-      if (refreshed) candidates = candidateKeys(refreshed, header.alg, header.kid);
+      if (refreshed) {
+        candidates = candidateKeys(refreshed, header.alg, header.kid);
+      }
     }
     if (candidates.length === 0) {
       throw refuse(
@@ -164,11 +169,14 @@ export class ClientAssertionVerifier {
         const key = await importJWK(jwk, header.alg);
         const { payload } = await compactVerify(assertion, key, { algorithms: [header.alg] });
         const claims: unknown = JSON.parse(new TextDecoder().decode(payload));
-        if (typeof claims !== 'object' || claims === null || Array.isArray(claims))
+        if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
           throw refuse("the client assertion's payload is not a JSON object");
+        }
         return claims as JWTPayload;
       } catch (err) {
-        if (err instanceof OAuthError) throw err;
+        if (err instanceof OAuthError) {
+          throw err;
+        }
         // Try the next candidate key.
       }
     }
@@ -176,7 +184,9 @@ export class ClientAssertionVerifier {
   }
 
   private async clientKeys(client: RegisteredClient): Promise<PublicJwks> {
-    if (client.jwks) return client.jwks;
+    if (client.jwks) {
+      return client.jwks;
+    }
     try {
       return await this.options.jwksUrls.get(client.jwksUrl as string);
     } catch {

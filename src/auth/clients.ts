@@ -99,8 +99,9 @@ export function checkRedirectUri(uri: string): void {
   } catch {
     throw new ClientRegistryError(`redirect URI "${uri}" is not an absolute URI`);
   }
-  if (url.hash !== '' || uri.includes('#'))
+  if (url.hash !== '' || uri.includes('#')) {
     throw new ClientRegistryError(`redirect URI "${uri}" must not have a fragment`);
+  }
   const scheme = url.protocol.slice(0, -1);
   const acceptable =
     scheme === 'https' ||
@@ -152,11 +153,16 @@ export class ClientRegistry {
     if (!CLIENT_ID_PATTERN.test(client.id)) {
       throw new ClientRegistryError('a client id is 1-128 of A-Z a-z 0-9 . _ ~ : - and starts with a letter or digit');
     }
-    if (client.redirectUris.length === 0)
+    if (client.redirectUris.length === 0) {
       throw new ClientRegistryError('a public client needs at least one redirect URI');
-    for (const uri of client.redirectUris) checkRedirectUri(uri);
+    }
+    for (const uri of client.redirectUris) {
+      checkRedirectUri(uri);
+    }
     const scope = formatUserScopes(client.userScopes);
-    if (scope === '') throw new ClientRegistryError('a client needs at least one scope');
+    if (scope === '') {
+      throw new ClientRegistryError('a client needs at least one scope');
+    }
     const result = await this.db.query<ClientRow>(
       `INSERT INTO auth_client (id, scopes, public, redirect_uris) VALUES ($1, $2, true, $3)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,

@@ -51,10 +51,14 @@ export async function allowClientOrigin(
   clientId: string | undefined,
   clients: ClientRegistry,
 ): Promise<void> {
-  if (origin === undefined || clientId === undefined || clientId === '') return;
+  if (origin === undefined || clientId === undefined || clientId === '') {
+    return;
+  }
   res.append('Vary', 'Origin');
   const client = await clients.get(clientId);
-  if (!client?.public || client.status !== 'active') return;
+  if (!client?.public || client.status !== 'active') {
+    return;
+  }
   const origins = client.redirectUris.map((uri) => {
     try {
       return new URL(uri).origin;
@@ -62,13 +66,16 @@ export async function allowClientOrigin(
       return undefined;
     }
   });
-  if (origins.includes(origin)) res.setHeader('Access-Control-Allow-Origin', origin);
+  if (origins.includes(origin)) {
+    res.setHeader('Access-Control-Allow-Origin', origin);
+  }
 }
 
 function required(parameters: Record<string, string>, name: string): string {
   const value = parameters[name];
-  if (value === undefined || value === '')
+  if (value === undefined || value === '') {
     throw new OAuthError('invalid_request', `the "${name}" parameter is required`);
+  }
   return value;
 }
 
@@ -87,33 +94,44 @@ export async function exchangeCode(
     );
   }
   const client = await options.clients.get(clientId);
-  if (!client || !client.public || client.status !== 'active')
+  if (!client || !client.public || client.status !== 'active') {
     throw new OAuthError('invalid_client', 'unknown or disabled public client');
+  }
 
   const redemption = await options.codes.redeem(code);
   if (redemption.status === 'reused') {
     // RFC 6749 §4.1.2: someone replays a code; whatever was issued from it is revoked.
     const end = await options.sessions.revoke(redemption.sessionId);
-    if (end) options.revokedSessions.add(redemption.sessionId, end);
+    if (end) {
+      options.revokedSessions.add(redemption.sessionId, end);
+    }
     throw new OAuthError(
       'invalid_grant',
       'the authorization code was used before; the login session it came from is revoked',
     );
   }
-  if (redemption.status === 'unknown') throw new OAuthError('invalid_grant', 'unknown authorization code');
-  if (redemption.status === 'expired') throw new OAuthError('invalid_grant', 'the authorization code has expired');
+  if (redemption.status === 'unknown') {
+    throw new OAuthError('invalid_grant', 'unknown authorization code');
+  }
+  if (redemption.status === 'expired') {
+    throw new OAuthError('invalid_grant', 'the authorization code has expired');
+  }
   const { grant } = redemption;
-  if (grant.clientId !== client.id)
+  if (grant.clientId !== client.id) {
     throw new OAuthError('invalid_grant', 'the authorization code was issued to another client');
-  if (grant.redirectUri !== redirectUri)
+  }
+  if (grant.redirectUri !== redirectUri) {
     throw new OAuthError('invalid_grant', 'redirect_uri differs from the one in the authorization request');
-  if (!pkceMatches(verifier, grant.codeChallenge))
+  }
+  if (!pkceMatches(verifier, grant.codeChallenge)) {
     throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+  }
 
   const session = await options.sessions.use(grant.sessionId);
   const user = session && (await options.users.get(session.userId));
-  if (!session || !user || user.status !== 'active')
+  if (!session || !user || user.status !== 'active') {
     throw new OAuthError('invalid_grant', 'the login session has ended');
+  }
   const scopes = parseUserScopes(grant.scope);
   const issued = await options.tokens.issueForUser({
     userId: user.id,

@@ -8,7 +8,9 @@ const COOKIE_PATH = '/oauth2';
 
 export function readCookie(req: Request, name: string): string | undefined {
   const header = req.headers.cookie;
-  if (header === undefined) return undefined;
+  if (header === undefined) {
+    return undefined;
+  }
   for (const part of header.split(';')) {
     const index = part.indexOf('=');
     if (index > 0 && part.slice(0, index).trim() === name) {

@@ -22,13 +22,17 @@ const QIDO_LAST_SEGMENTS = new Set(['studies', 'series', 'instances']);
 
 /** The permission a DICOMweb request needs on ImagingStudy, and what to call it in a refusal. */
 export function dicomwebPermission(method: string, path: string): { permission: 'c' | 'r' | 's'; service: string } {
-  if (method === 'POST') return { permission: 'c', service: 'STOW-RS (store)' };
+  if (method === 'POST') {
+    return { permission: 'c', service: 'STOW-RS (store)' };
+  }
   const last =
     path
       .split('/')
       .filter((segment) => segment !== '')
       .at(-1) ?? '';
-  if (QIDO_LAST_SEGMENTS.has(last)) return { permission: 's', service: 'QIDO-RS (search)' };
+  if (QIDO_LAST_SEGMENTS.has(last)) {
+    return { permission: 's', service: 'QIDO-RS (search)' };
+  }
   return { permission: 'r', service: 'WADO-RS (retrieve)' };
 }
 

@@ -111,7 +111,9 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
   );
   // A key that cannot read the stored secrets stops start-up here, naming both key ids.
   const encrypted = await users.encryptStoredSecrets();
-  if (encrypted > 0) logger.info({ count: encrypted }, 'TOTP secrets stored in plaintext were encrypted');
+  if (encrypted > 0) {
+    logger.info({ count: encrypted }, 'TOTP secrets stored in plaintext were encrypted');
+  }
   const shared = options.rateLimits && new SharedRateLimits({ ...options.rateLimits, logger });
   const rateLimit = (name: string, bucket: BucketOptions): RateLimit =>
     shared?.limiter(name, bucket) ?? localRateLimit(bucket);

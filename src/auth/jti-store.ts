@@ -31,7 +31,9 @@ export class JtiStore {
   }
 
   private async purgeNowAndThen(now: Date): Promise<void> {
-    if (now.getTime() - this.lastPurge < PURGE_INTERVAL_MS) return;
+    if (now.getTime() - this.lastPurge < PURGE_INTERVAL_MS) {
+      return;
+    }
     this.lastPurge = now.getTime();
     await this.db.query('DELETE FROM auth_assertion_jti WHERE expires_at < $1', [now]);
   }

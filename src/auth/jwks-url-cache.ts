@@ -49,8 +49,12 @@ export function checkJwksUrl(text: string): URL {
 
 /** The max-age of a Cache-Control header in ms, 0 for no-store/no-cache, undefined when absent. */
 export function cacheMaxAgeMs(cacheControl: string | null): number | undefined {
-  if (!cacheControl) return undefined;
-  if (/(^|,)\s*(no-store|no-cache)\s*(,|$)/i.test(cacheControl)) return 0;
+  if (!cacheControl) {
+    return undefined;
+  }
+  if (/(^|,)\s*(no-store|no-cache)\s*(,|$)/i.test(cacheControl)) {
+    return 0;
+  }
   const match = /(?:^|,)\s*max-age\s*=\s*"?(\d+)"?/i.exec(cacheControl);
   return match ? Number(match[1]) * 1000 : undefined;
 }
@@ -93,7 +97,9 @@ export async function fetchJwks(
       chunks.push(chunk);
     }
   } catch (err) {
-    if (err instanceof JwksFetchError) throw err;
+    if (err instanceof JwksFetchError) {
+      throw err;
+    }
     throw new JwksFetchError(`reading the JWKS failed: ${(err as Error).message}`, { cause: err });
   }
   let document: unknown;
@@ -157,7 +163,9 @@ export class JwksUrlCache {
 
   private load(url: string, forced: boolean): Promise<PublicJwks> {
     const running = this.inFlight.get(url);
-    if (running) return running;
+    if (running) {
+      return running;
+    }
     const failure = this.failures.get(url);
     if (failure && this.now() - failure.at < this.refetchIntervalMs) {
       return Promise.reject(failure.error);

@@ -27,7 +27,9 @@ export function isAssertionAlgorithm(alg: unknown): alg is AssertionAlgorithm {
 function rsaModulusBits(n: string): number {
   const bytes = Buffer.from(n, 'base64url');
   let leading = 0;
-  while (leading < bytes.length && bytes[leading] === 0) leading++;
+  while (leading < bytes.length && bytes[leading] === 0) {
+    leading++;
+  }
   return (bytes.length - leading) * 8;
 }
 
@@ -56,24 +58,31 @@ export async function validateJwks(document: unknown): Promise<PublicJwks> {
       throw new JwksError(`${name} holds private key material ("${secret}"); register the public keys only`);
     }
     if (key.kid !== undefined) {
-      if (typeof key.kid !== 'string' || key.kid === '')
+      if (typeof key.kid !== 'string' || key.kid === '') {
         throw new JwksError(`${name}: "kid" must be a non-empty string`);
-      if (kids.has(key.kid)) throw new JwksError(`${name}: "kid" ${JSON.stringify(key.kid)} is used twice`);
+      }
+      if (kids.has(key.kid)) {
+        throw new JwksError(`${name}: "kid" ${JSON.stringify(key.kid)} is used twice`);
+      }
       kids.add(key.kid);
     }
     if (key.use !== undefined && key.use !== 'sig') {
       throw new JwksError(`${name}: "use" is ${JSON.stringify(key.use)}; client assertion keys are for "sig"`);
     }
     if (key.kty === 'RSA') {
-      if (typeof key.n !== 'string' || typeof key.e !== 'string')
+      if (typeof key.n !== 'string' || typeof key.e !== 'string') {
         throw new JwksError(`${name}: an RSA key needs "n" and "e"`);
-      if (rsaModulusBits(key.n) < MIN_RSA_BITS)
+      }
+      if (rsaModulusBits(key.n) < MIN_RSA_BITS) {
         throw new JwksError(`${name}: RSA keys must have at least ${MIN_RSA_BITS} bits`);
+      }
     } else if (key.kty === 'EC') {
-      if (!Object.values(EC_CURVES).includes(key.crv as string))
+      if (!Object.values(EC_CURVES).includes(key.crv as string)) {
         throw new JwksError(`${name}: EC keys must be on P-256 or P-384`);
-      if (typeof key.x !== 'string' || typeof key.y !== 'string')
+      }
+      if (typeof key.x !== 'string' || typeof key.y !== 'string') {
         throw new JwksError(`${name}: an EC key needs "x" and "y"`);
+      }
     } else {
       throw new JwksError(`${name}: "kty" must be RSA or EC (got ${JSON.stringify(key.kty)})`);
     }
@@ -97,10 +106,18 @@ export async function validateJwks(document: unknown): Promise<PublicJwks> {
  */
 export function candidateKeys(jwks: PublicJwks, alg: AssertionAlgorithm, kid: string | undefined): JWK[] {
   return jwks.keys.filter((key) => {
-    if (kid !== undefined && key.kid !== kid) return false;
-    if (key.alg !== undefined && key.alg !== alg) return false;
-    if (key.use !== undefined && key.use !== 'sig') return false;
-    if (key.key_ops !== undefined && !key.key_ops.includes('verify')) return false;
+    if (kid !== undefined && key.kid !== kid) {
+      return false;
+    }
+    if (key.alg !== undefined && key.alg !== alg) {
+      return false;
+    }
+    if (key.use !== undefined && key.use !== 'sig') {
+      return false;
+    }
+    if (key.key_ops !== undefined && !key.key_ops.includes('verify')) {
+      return false;
+    }
     return alg.startsWith('RS') ? key.kty === 'RSA' : key.kty === 'EC' && key.crv === EC_CURVES[alg];
   });
 }

@@ -40,19 +40,25 @@ export async function checkCredentials(
     return { ok: false, reason: 'unknown-user' };
   }
   const passwordMatches = await verifyPassword(credentials.password, user.passwordHash);
-  if (user.status !== 'active') return { ok: false, reason: 'disabled', userId: user.id };
-  if (user.lockedUntil !== undefined && user.lockedUntil.getTime() > now.getTime())
+  if (user.status !== 'active') {
+    return { ok: false, reason: 'disabled', userId: user.id };
+  }
+  if (user.lockedUntil !== undefined && user.lockedUntil.getTime() > now.getTime()) {
     return { ok: false, reason: 'locked', userId: user.id };
+  }
 
   let refusal: LoginRefusal | undefined;
   let totpStep: number | undefined;
   if (!passwordMatches) {
     refusal = 'wrong-password';
   } else if (requiresTotp(user.role)) {
-    if (user.totpSecret === undefined || credentials.totp.trim() === '') refusal = 'totp-missing';
-    else {
+    if (user.totpSecret === undefined || credentials.totp.trim() === '') {
+      refusal = 'totp-missing';
+    } else {
       totpStep = verifyTotp(user.totpSecret, credentials.totp, now.getTime(), user.totpLastStep);
-      if (totpStep === undefined) refusal = 'wrong-totp';
+      if (totpStep === undefined) {
+        refusal = 'wrong-totp';
+      }
     }
   }
   if (refusal !== undefined) {

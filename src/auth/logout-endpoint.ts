@@ -44,7 +44,9 @@ function bearer(req: Request): string | undefined {
 }
 
 function sameSecret(a: string | undefined, b: unknown): boolean {
-  if (a === undefined || typeof b !== 'string') return false;
+  if (a === undefined || typeof b !== 'string') {
+    return false;
+  }
   // Byte lengths: equal string lengths can differ in UTF-8, and timingSafeEqual throws on unequal sizes.
   const left = Buffer.from(a);
   const right = Buffer.from(b);
@@ -57,7 +59,9 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
 
   async function revoke(sessionId: string, res: Response): Promise<void> {
     const end = await options.sessions.revoke(sessionId);
-    if (end) options.revokedSessions.add(sessionId, end);
+    if (end) {
+      options.revokedSessions.add(sessionId, end);
+    }
     options.logger.info({ requestId: res.locals.requestId, sessionId }, 'logout');
   }
 
@@ -85,7 +89,9 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
         try {
           identity = await options.tokens.verify(token);
         } catch (err) {
-          if (!(err instanceof InvalidTokenError)) throw err;
+          if (!(err instanceof InvalidTokenError)) {
+            throw err;
+          }
           // RFC 7009 §2.2: an invalid or expired token is no error; there is nothing to revoke.
         }
       }
@@ -117,8 +123,9 @@ export function createLogoutRoutes(options: LogoutOptions): Router {
         if (session !== undefined && session.id !== identity?.sessionId) {
           await revoke(session.id, res);
           ended++;
-          if (identity === undefined)
+          if (identity === undefined) {
             actor = { userId: session.userId, fhirUser: session.fhirUser, clientIsRequestor: false };
+          }
         }
         clearCookie(res, SESSION_COOKIE, options.secureCookies);
       }

@@ -34,10 +34,12 @@ function derive(password: string, salt: Buffer, parameters: ScryptParameters, le
 
 /** Refuses passwords too short or too long to be sensible (NIST SP 800-63B §5.1.1: length, not composition). */
 export function checkPasswordPolicy(password: string): void {
-  if ([...password].length < MIN_PASSWORD_LENGTH)
+  if ([...password].length < MIN_PASSWORD_LENGTH) {
     throw new PasswordPolicyError(`a password has at least ${MIN_PASSWORD_LENGTH} characters`);
-  if (password.length > MAX_PASSWORD_LENGTH)
+  }
+  if (password.length > MAX_PASSWORD_LENGTH) {
     throw new PasswordPolicyError(`a password has at most ${MAX_PASSWORD_LENGTH} characters`);
+  }
 }
 
 export async function hashPassword(
@@ -51,16 +53,22 @@ export async function hashPassword(
 
 function parseHash(stored: string): { parameters: ScryptParameters; salt: Buffer; hash: Buffer } | undefined {
   const match = FORMAT.exec(stored);
-  if (!match) return undefined;
+  if (!match) {
+    return undefined;
+  }
   const parameters = { ln: Number(match[1]), r: Number(match[2]), p: Number(match[3]) };
-  if (parameters.ln < 10 || parameters.ln > 22 || parameters.r < 1 || parameters.p < 1) return undefined;
+  if (parameters.ln < 10 || parameters.ln > 22 || parameters.r < 1 || parameters.p < 1) {
+    return undefined;
+  }
   return { parameters, salt: Buffer.from(match[4], 'base64url'), hash: Buffer.from(match[5], 'base64url') };
 }
 
 /** True when `password` matches `stored`; the comparison takes the same time wherever they differ. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parsed = parseHash(stored);
-  if (!parsed || password.length > MAX_PASSWORD_LENGTH) return false;
+  if (!parsed || password.length > MAX_PASSWORD_LENGTH) {
+    return false;
+  }
   const candidate = await derive(password, parsed.salt, parsed.parameters, parsed.hash.length);
   return timingSafeEqual(candidate, parsed.hash);
 }
@@ -68,7 +76,9 @@ export async function verifyPassword(password: string, stored: string): Promise<
 /** True when `stored` was made with weaker parameters than the current ones. */
 export function needsRehash(stored: string, current: ScryptParameters = CURRENT_PARAMETERS): boolean {
   const parsed = parseHash(stored);
-  if (!parsed) return true;
+  if (!parsed) {
+    return true;
+  }
   const { ln, r, p } = parsed.parameters;
   return ln < current.ln || r < current.r || p < current.p || parsed.hash.length < HASH_BYTES;
 }

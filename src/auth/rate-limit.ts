@@ -44,7 +44,9 @@ export class RateLimiter {
     bucket.updatedMs = nowMs;
     this.buckets.delete(key);
     this.buckets.set(key, bucket);
-    if (this.buckets.size > this.options.maxKeys) this.evict(nowMs);
+    if (this.buckets.size > this.options.maxKeys) {
+      this.evict(nowMs);
+    }
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return 0;
@@ -55,10 +57,14 @@ export class RateLimiter {
   private evict(nowMs: number): void {
     const fullAfterMs = (this.options.capacity / this.options.refillPerSecond) * 1000;
     for (const [key, bucket] of this.buckets) {
-      if (nowMs - bucket.updatedMs >= fullAfterMs) this.buckets.delete(key);
+      if (nowMs - bucket.updatedMs >= fullAfterMs) {
+        this.buckets.delete(key);
+      }
     }
     // Map order is least recently used first.
-    while (this.buckets.size > this.options.maxKeys) this.buckets.delete(this.buckets.keys().next().value as string);
+    while (this.buckets.size > this.options.maxKeys) {
+      this.buckets.delete(this.buckets.keys().next().value as string);
+    }
   }
 }
 
@@ -164,7 +170,9 @@ export class SharedRateLimits {
   }
 
   private failed(err: Error): void {
-    if (this.degraded) return;
+    if (this.degraded) {
+      return;
+    }
     this.degraded = true;
     this.options.logger.warn(
       { err: err.message },
@@ -173,7 +181,9 @@ export class SharedRateLimits {
   }
 
   private recovered(): void {
-    if (!this.degraded) return;
+    if (!this.degraded) {
+      return;
+    }
     this.degraded = false;
     this.options.logger.info('rate limits: Redis answers again; limits are shared across processes');
   }

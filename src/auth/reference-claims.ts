@@ -34,20 +34,29 @@ export function claimsOf(resource: Resource, fhirBase: string): WriteClaims {
       value.forEach((item, index) => visit(item, `${path}[${index}]`, key));
       return;
     }
-    if (value === null || typeof value !== 'object') return;
+    if (value === null || typeof value !== 'object') {
+      return;
+    }
     const node = value as Record<string, unknown>;
     if (typeof node.reference === 'string') {
       const target = localTarget(node.reference, fhirBase);
-      if (target) claims.references.push({ ...target, path });
+      if (target) {
+        claims.references.push({ ...target, path });
+      }
     }
     if (typeof node.url === 'string') {
       const binaryId = binaryOfUrl(node.url, fhirBase);
-      if (binaryId) claims.references.push({ resourceType: 'Binary', id: binaryId, path: `${path}.url` });
+      if (binaryId) {
+        claims.references.push({ resourceType: 'Binary', id: binaryId, path: `${path}.url` });
+      }
     }
-    if (key === 'identifier' && node.system === CASE_RESOURCE_SYSTEM)
+    if (key === 'identifier' && node.system === CASE_RESOURCE_SYSTEM) {
       claims.caseIdentifiers.push({ value: String(node.value ?? ''), path });
+    }
     for (const [child, childValue] of Object.entries(node)) {
-      if (child === 'reference' || child === 'url' || child === 'meta') continue;
+      if (child === 'reference' || child === 'url' || child === 'meta') {
+        continue;
+      }
       visit(childValue, `${path}.${child}`, child);
     }
   };
@@ -58,7 +67,9 @@ export function claimsOf(resource: Resource, fhirBase: string): WriteClaims {
 /** The claims `next` makes that `previous` (the version it replaces, if any) did not. */
 export function newClaims(next: Resource, previous: Resource | undefined, fhirBase: string): WriteClaims {
   const made = claimsOf(next, fhirBase);
-  if (!previous) return made;
+  if (!previous) {
+    return made;
+  }
   const before = claimsOf(previous, fhirBase);
   const known = new Set(before.references.map((claim) => `${claim.resourceType}/${claim.id}`));
   const knownIdentifiers = new Set(before.caseIdentifiers.map((identifier) => identifier.value));

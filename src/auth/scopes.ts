@@ -104,7 +104,9 @@ export function normalizeScopes(scopes: readonly SystemScope[]): SystemScope[] {
   const byType = new Map<string, Set<string>>();
   for (const scope of scopes) {
     const letters = byType.get(scope.resourceType) ?? new Set<string>();
-    for (const p of scope.permissions) letters.add(p);
+    for (const p of scope.permissions) {
+      letters.add(p);
+    }
     byType.set(scope.resourceType, letters);
   }
   const wildcard = byType.get('*') ?? new Set<string>();
@@ -114,7 +116,9 @@ export function normalizeScopes(scopes: readonly SystemScope[]): SystemScope[] {
     if (resourceType !== '*' && [...permissions].every((p) => wildcard.has(p))) {
       continue;
     }
-    if (permissions !== '') result.push({ resourceType, permissions });
+    if (permissions !== '') {
+      result.push({ resourceType, permissions });
+    }
   }
   return result.sort((a, b) =>
     a.resourceType === '*' ? -1 : b.resourceType === '*' ? 1 : a.resourceType.localeCompare(b.resourceType),

@@ -24,8 +24,9 @@ export class SecretBox {
   private readonly key: Buffer;
 
   constructor(key: Buffer) {
-    if (key.length !== KEY_BYTES)
+    if (key.length !== KEY_BYTES) {
       throw new SecretKeyError(`the secrets key must be ${KEY_BYTES} bytes, not ${key.length}`);
+    }
     this.key = key;
     this.keyId = keyIdOf(key);
   }
@@ -42,11 +43,17 @@ export class SecretBox {
   /** The plaintext of a sealed value; throws SecretKeyError when it was sealed with another key or altered. */
   open(sealed: string): string {
     const match = SEALED.exec(sealed);
-    if (!match) throw new SecretKeyError('the stored secret is not in the encrypted format (v1:<key id>:<data>)');
+    if (!match) {
+      throw new SecretKeyError('the stored secret is not in the encrypted format (v1:<key id>:<data>)');
+    }
     const [, keyId, data] = match;
-    if (keyId !== this.keyId) throw wrongKey(keyId, this.keyId);
+    if (keyId !== this.keyId) {
+      throw wrongKey(keyId, this.keyId);
+    }
     const bytes = Buffer.from(data, 'base64url');
-    if (bytes.length < NONCE_BYTES + TAG_BYTES) throw new SecretKeyError('the stored secret is truncated');
+    if (bytes.length < NONCE_BYTES + TAG_BYTES) {
+      throw new SecretKeyError('the stored secret is truncated');
+    }
     const decipher = createDecipheriv('aes-256-gcm', this.key, bytes.subarray(0, NONCE_BYTES));
     decipher.setAAD(Buffer.from(`${FORMAT}:${keyId}`));
     decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
@@ -87,7 +94,9 @@ export function wrongKey(stored: string, configured: string): SecretKeyError {
 /** Decodes AUTH_SECRETS_KEY: base64 (or base64url) of exactly 32 bytes; undefined when it is not one. */
 export function decodeSecretsKey(text: string): Buffer | undefined {
   const trimmed = text.trim();
-  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) return undefined;
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) {
+    return undefined;
+  }
   const key = Buffer.from(trimmed.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   return key.length === KEY_BYTES ? key : undefined;
 }
@@ -99,8 +108,9 @@ export function decodeSecretsKey(text: string): Buffer | undefined {
 export async function loadSecretBox(options: { key: string | undefined; dataDir: string }): Promise<SecretBox> {
   if (options.key !== undefined) {
     const key = decodeSecretsKey(options.key);
-    if (!key)
+    if (!key) {
       throw new SecretKeyError('AUTH_SECRETS_KEY must be the base64 of 32 random bytes (e.g. openssl rand -base64 32)');
+    }
     return new SecretBox(key);
   }
   const file = path.join(options.dataDir, SECRET_KEY_FILE);
@@ -108,13 +118,16 @@ export async function loadSecretBox(options: { key: string | undefined; dataDir:
   try {
     await fs.writeFile(file, `${randomBytes(KEY_BYTES).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw err;
+    }
   }
   const key = decodeSecretsKey(await readKeyFile(file));
-  if (!key)
+  if (!key) {
     throw new SecretKeyError(
       `${file} must hold the base64 of 32 bytes; restore it from a backup, or remove it only if no TOTP secret was encrypted with it`,
     );
+  }
   return new SecretBox(key);
 }
 
@@ -122,7 +135,9 @@ export async function loadSecretBox(options: { key: string | undefined; dataDir:
 async function readKeyFile(file: string): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const text = await fs.readFile(file, 'utf8');
-    if (text.trim() !== '' || attempt >= 20) return text;
+    if (text.trim() !== '' || attempt >= 20) {
+      return text;
+    }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }

@@ -161,8 +161,14 @@ export class RevokedSessions {
        WHERE revoked_at IS NOT NULL AND expires_at > $2 AND ($1::timestamptz IS NULL OR revoked_at >= $1::timestamptz - interval '1 minute')`,
       [this.since ?? null, now],
     );
-    for (const row of result.rows) this.revoked.set(row.id, new Date(row.expires_at).getTime());
-    for (const [id, end] of this.revoked) if (end < now.getTime()) this.revoked.delete(id);
+    for (const row of result.rows) {
+      this.revoked.set(row.id, new Date(row.expires_at).getTime());
+    }
+    for (const [id, end] of this.revoked) {
+      if (end < now.getTime()) {
+        this.revoked.delete(id);
+      }
+    }
     this.since = now;
     this.lastRefresh = now.getTime();
   }

@@ -41,7 +41,9 @@ export class SigningKeyStore {
     await this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [KEY_GENERATION_LOCK]);
       const existing = await tx.query('SELECT 1 FROM auth_signing_key WHERE retired_at IS NULL LIMIT 1');
-      if (existing.rows.length > 0) return;
+      if (existing.rows.length > 0) {
+        return;
+      }
       const { privateKey, publicKey } = await generateKeyPair(ACCESS_TOKEN_ALGORITHM, { extractable: true });
       const publicJwk = { ...(await exportJWK(publicKey)), alg: ACCESS_TOKEN_ALGORITHM, use: 'sig' };
       const kid = await calculateJwkThumbprint(publicJwk);

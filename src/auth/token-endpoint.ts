@@ -67,7 +67,9 @@ function requestedScopes(text: string | undefined): ClientScopes {
   try {
     return parseClientScopes(text);
   } catch (err) {
-    if (err instanceof ScopeSyntaxError) throw new OAuthError('invalid_scope', err.message);
+    if (err instanceof ScopeSyntaxError) {
+      throw new OAuthError('invalid_scope', err.message);
+    }
     throw err;
   }
 }

@@ -31,7 +31,9 @@ describe('TOTP', () => {
       [2000000000, '69279037'],
       [20000000000, '65353130'],
     ];
-    for (const [seconds, code] of vectors) expect(hotp(RFC_SECRET, totpStep(seconds * 1000), 8)).toBe(code);
+    for (const [seconds, code] of vectors) {
+      expect(hotp(RFC_SECRET, totpStep(seconds * 1000), 8)).toBe(code);
+    }
   });
 
   test('base32 round-trips and reads RFC 4648 test vectors', () => {

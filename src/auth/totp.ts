@@ -23,7 +23,9 @@ export function base32Encode(bytes: Uint8Array): string {
       bits -= 5;
     }
   }
-  if (bits > 0) output += BASE32_ALPHABET[(value << (5 - bits)) & 31];
+  if (bits > 0) {
+    output += BASE32_ALPHABET[(value << (5 - bits)) & 31];
+  }
   return output;
 }
 
@@ -35,7 +37,9 @@ export function base32Decode(text: string): Buffer {
   let value = 0;
   for (const char of clean) {
     const index = BASE32_ALPHABET.indexOf(char);
-    if (index < 0) throw new Error('not base32');
+    if (index < 0) {
+      throw new Error('not base32');
+    }
     value = ((value << 5) | index) & 0xffff;
     bits += 5;
     if (bits >= 8) {
@@ -85,14 +89,18 @@ export function verifyTotp(
   lastUsedStep: number | undefined,
 ): number | undefined {
   const given = Buffer.from(code.replace(/\s/g, ''));
-  if (!/^\d+$/.test(given.toString()) || given.length !== TOTP_DIGITS) return undefined;
+  if (!/^\d+$/.test(given.toString()) || given.length !== TOTP_DIGITS) {
+    return undefined;
+  }
   const key = base32Decode(secret);
   const current = totpStep(nowMs);
   let matched: number | undefined;
   // Every candidate is computed and compared, so the time taken does not depend on which one matched.
   for (let step = current - ACCEPTED_DRIFT_STEPS; step <= current + ACCEPTED_DRIFT_STEPS; step++) {
     const expected = Buffer.from(hotp(key, step));
-    if (timingSafeEqual(expected, given) && (lastUsedStep === undefined || step > lastUsedStep)) matched ??= step;
+    if (timingSafeEqual(expected, given) && (lastUsedStep === undefined || step > lastUsedStep)) {
+      matched ??= step;
+    }
   }
   return matched;
 }

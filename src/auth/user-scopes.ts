@@ -38,11 +38,17 @@ function parseResourceScope(item: string): SystemScope {
 export function parseUserScopes(text: string): ParsedUserScopes {
   const result: ParsedUserScopes = { ...EMPTY, resources: [], unsupported: [] };
   for (const item of text.split(' ').filter((part) => part !== '')) {
-    if (item === 'openid') result.openid = true;
-    else if (item === 'fhirUser') result.fhirUser = true;
-    else if (item === 'launch/patient') result.launchPatient = true;
-    else if (item.startsWith('user/')) result.resources.push(parseResourceScope(item));
-    else result.unsupported.push(item);
+    if (item === 'openid') {
+      result.openid = true;
+    } else if (item === 'fhirUser') {
+      result.fhirUser = true;
+    } else if (item === 'launch/patient') {
+      result.launchPatient = true;
+    } else if (item.startsWith('user/')) {
+      result.resources.push(parseResourceScope(item));
+    } else {
+      result.unsupported.push(item);
+    }
   }
   result.resources = normalizeScopes(result.resources);
   return result;
@@ -71,8 +77,11 @@ export function grantUserScopes(requested: UserScopes, allowed: UserScopes): Use
 export function resourceScopesOf(scope: string): SystemScope[] {
   const resources: SystemScope[] = [];
   for (const item of scope.split(' ')) {
-    if (item.startsWith('system/')) resources.push(parseScope(item));
-    else if (item.startsWith('user/')) resources.push(parseResourceScope(item));
+    if (item.startsWith('system/')) {
+      resources.push(parseScope(item));
+    } else if (item.startsWith('user/')) {
+      resources.push(parseResourceScope(item));
+    }
   }
   return normalizeScopes(resources);
 }

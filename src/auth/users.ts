@@ -137,13 +137,18 @@ export class UserStore {
   /** The credentials with the TOTP secret in plaintext; a plaintext one is encrypted now. */
   private async reveal(user: UserCredentials): Promise<UserCredentials> {
     const stored = user.totpSecret;
-    if (stored === undefined) return user;
-    if (!isSealed(stored)) {
-      if (this.secrets) await this.resealStored(user.id, stored, stored);
+    if (stored === undefined) {
       return user;
     }
-    if (!this.secrets)
+    if (!isSealed(stored)) {
+      if (this.secrets) {
+        await this.resealStored(user.id, stored, stored);
+      }
+      return user;
+    }
+    if (!this.secrets) {
       throw new SecretKeyError('this TOTP secret is encrypted, and no secrets key was given to read it');
+    }
     return { ...user, totpSecret: this.secrets.open(stored) };
   }
 
@@ -161,15 +166,21 @@ export class UserStore {
    * naming both key ids when not) and encrypts those stored in plaintext. Returns how many it encrypted.
    */
   async encryptStoredSecrets(): Promise<number> {
-    if (!this.secrets) throw new SecretKeyError('no secrets key to encrypt TOTP secrets with');
+    if (!this.secrets) {
+      throw new SecretKeyError('no secrets key to encrypt TOTP secrets with');
+    }
     const keyId = this.secrets.keyId;
     const rows = await this.db.query<{ id: string; totp_secret: string }>(
       'SELECT id, totp_secret FROM auth_user WHERE totp_secret IS NOT NULL',
     );
     const foreign = rows.rows.map((row) => sealedKeyId(row.totp_secret)).find((id) => id !== undefined && id !== keyId);
-    if (foreign !== undefined) throw wrongKey(foreign, keyId);
+    if (foreign !== undefined) {
+      throw wrongKey(foreign, keyId);
+    }
     const plaintext = rows.rows.filter((row) => !isSealed(row.totp_secret));
-    for (const row of plaintext) await this.resealStored(row.id, row.totp_secret, row.totp_secret);
+    for (const row of plaintext) {
+      await this.resealStored(row.id, row.totp_secret, row.totp_secret);
+    }
     return plaintext.length;
   }
 
@@ -179,9 +190,12 @@ export class UserStore {
    */
   async add(user: NewUser): Promise<{ user: User; totpSecret: string | undefined }> {
     const email = normalizeEmail(user.email);
-    if (!EMAIL_PATTERN.test(email) || email.length > 254)
+    if (!EMAIL_PATTERN.test(email) || email.length > 254) {
       throw new UserStoreError(`"${email}" is not an e-mail address`);
-    if (!isUserRole(user.role)) throw new UserStoreError(`the role must be one of ${USER_ROLES.join(', ')}`);
+    }
+    if (!isUserRole(user.role)) {
+      throw new UserStoreError(`the role must be one of ${USER_ROLES.join(', ')}`);
+    }
     if (user.fhirUser !== undefined && !FHIR_USER_PATTERN.test(user.fhirUser)) {
       throw new UserStoreError('the FHIR user is Practitioner/<id> or Patient/<id>');
     }
@@ -205,7 +219,9 @@ export class UserStore {
         totpSecret === undefined ? null : this.seal(totpSecret),
       ],
     );
-    if (result.rows.length === 0) throw new UserStoreError(`an account with the e-mail "${email}" exists already`);
+    if (result.rows.length === 0) {
+      throw new UserStoreError(`an account with the e-mail "${email}" exists already`);
+    }
     return { user: publicUser(fromRow(result.rows[0])), totpSecret };
   }
 
@@ -233,7 +249,9 @@ export class UserStore {
       [normalizeEmail(email), status],
     );
     const user = result.rows[0] && fromRow(result.rows[0]);
-    if (user && status === 'disabled') await this.revokeSessions(user.id);
+    if (user && status === 'disabled') {
+      await this.revokeSessions(user.id);
+    }
     return user && publicUser(user);
   }
 
@@ -244,8 +262,12 @@ export class UserStore {
       normalizeEmail(email),
     ]);
     const found = rows.rows[0] && fromRow(rows.rows[0]);
-    if (!found) return undefined;
-    if (!requiresTotp(found.role)) throw new UserStoreError(`a ${found.role} has no TOTP (only staff log in with one)`);
+    if (!found) {
+      return undefined;
+    }
+    if (!requiresTotp(found.role)) {
+      throw new UserStoreError(`a ${found.role} has no TOTP (only staff log in with one)`);
+    }
     const totpSecret = generateTotpSecret();
     const result = await this.db.query<UserRow>(
       `UPDATE auth_user SET totp_secret = $2, totp_last_step = NULL, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,

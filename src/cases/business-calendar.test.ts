@@ -74,7 +74,9 @@ describe('federalHolidays', () => {
           (/King|Washington|Memorial|Labor|Columbus/.test(name) && weekdayOf(date) !== 1) ||
           (name === 'Memorial Day' && dayOfMonth(date) < 25) ||
           (name === 'Thanksgiving Day' && (weekdayOf(date) !== 4 || dayOfMonth(date) < 22 || dayOfMonth(date) > 28));
-        if (wrong) broken.push(`${year} ${name} ${date} ${observed}`);
+        if (wrong) {
+          broken.push(`${year} ${name} ${date} ${observed}`);
+        }
       }
     }
     expect(broken).toEqual([]);
@@ -182,10 +184,15 @@ describe('addBusinessDays, businessDaysBetween', () => {
         const end = addBusinessDays(start, n);
         const before = addBusinessDays(start, -n);
         const backAgain = addBusinessDays(before, n);
-        if (!isBusinessDay(end) || !isBusinessDay(before)) mismatches.push(`${start} ± ${n} lands on a day off`);
-        if (businessDaysBetween(start, end) !== n) mismatches.push(`${start} → ${end} is not ${n}`);
-        if (backAgain !== (isBusinessDay(start) ? start : nextBusinessDay(start)))
+        if (!isBusinessDay(end) || !isBusinessDay(before)) {
+          mismatches.push(`${start} ± ${n} lands on a day off`);
+        }
+        if (businessDaysBetween(start, end) !== n) {
+          mismatches.push(`${start} → ${end} is not ${n}`);
+        }
+        if (backAgain !== (isBusinessDay(start) ? start : nextBusinessDay(start))) {
           mismatches.push(`${start} −${n} +${n} → ${backAgain}`);
+        }
       }
     }
     expect(mismatches).toEqual([]);

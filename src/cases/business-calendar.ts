@@ -28,7 +28,9 @@ function dayNumber(date: CalendarDate): number {
   if (match) {
     const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
     const ms = Date.UTC(year, month - 1, day);
-    if (year >= FIRST_SUPPORTED_YEAR && formatDay(ms / DAY_MS) === date) return ms / DAY_MS;
+    if (year >= FIRST_SUPPORTED_YEAR && formatDay(ms / DAY_MS) === date) {
+      return ms / DAY_MS;
+    }
   }
   throw new RangeError(`Not a calendar date YYYY-MM-DD from ${FIRST_SUPPORTED_YEAR}: ${JSON.stringify(date)}`);
 }
@@ -105,7 +107,9 @@ function observedHolidaysIn(year: number): Map<number, string> {
     const candidates =
       year < LAST_SUPPORTED_YEAR ? [...federalHolidays(year), ...federalHolidays(year + 1)] : federalHolidays(year);
     for (const holiday of candidates) {
-      if (holiday.observed.startsWith(`${year}-`)) observed.set(dayNumber(holiday.observed), holiday.name);
+      if (holiday.observed.startsWith(`${year}-`)) {
+        observed.set(dayNumber(holiday.observed), holiday.name);
+      }
     }
     observedHolidaysByYear.set(year, observed);
   }
@@ -137,12 +141,16 @@ export function isBusinessDay(date: CalendarDate): boolean {
  * `start` unchanged.
  */
 export function addBusinessDays(start: CalendarDate, n: number): CalendarDate {
-  if (!Number.isInteger(n)) throw new RangeError(`A whole number of business days is needed, not ${n}`);
+  if (!Number.isInteger(n)) {
+    throw new RangeError(`A whole number of business days is needed, not ${n}`);
+  }
   let day = dayNumber(start);
   let remaining = Math.abs(n);
   while (remaining > 0) {
     day += Math.sign(n);
-    if (isBusinessDayNumber(day)) remaining--;
+    if (isBusinessDayNumber(day)) {
+      remaining--;
+    }
   }
   return formatDay(day);
 }
@@ -154,9 +162,15 @@ export function addBusinessDays(start: CalendarDate, n: number): CalendarDate {
  */
 export function businessDaysBetween(start: CalendarDate, end: CalendarDate): number {
   const [from, to] = [dayNumber(start), dayNumber(end)];
-  if (to < from) return -businessDaysBetween(end, start);
+  if (to < from) {
+    return -businessDaysBetween(end, start);
+  }
   let count = 0;
-  for (let day = from + 1; day <= to; day++) if (isBusinessDayNumber(day)) count++;
+  for (let day = from + 1; day <= to; day++) {
+    if (isBusinessDayNumber(day)) {
+      count++;
+    }
+  }
   return count;
 }
 
@@ -188,9 +202,13 @@ interface WallClock {
 
 function easternWallClock(instant: Date): WallClock {
   const ms = instant.getTime();
-  if (Number.isNaN(ms)) throw new RangeError('Invalid Date');
+  if (Number.isNaN(ms)) {
+    throw new RangeError('Invalid Date');
+  }
   const part: Record<string, number> = {};
-  for (const { type, value } of easternParts.formatToParts(instant)) part[type] = Number(value);
+  for (const { type, value } of easternParts.formatToParts(instant)) {
+    part[type] = Number(value);
+  }
   const wallMs = Date.UTC(part.year!, part.month! - 1, part.day!, part.hour!, part.minute!, part.second!);
   const date = formatDay(Math.floor(wallMs / DAY_MS));
   return {
@@ -218,7 +236,9 @@ export function easternInstant(date: CalendarDate, hour: number, minute = 0): Da
   // The offset at the guessed instant is right unless a DST change lies between guess and answer,
   // which the second pass corrects.
   let instantMs = wallMs + 5 * 3_600_000;
-  for (let pass = 0; pass < 2; pass++) instantMs = wallMs - easternWallClock(new Date(instantMs)).offsetMs;
+  for (let pass = 0; pass < 2; pass++) {
+    instantMs = wallMs - easternWallClock(new Date(instantMs)).offsetMs;
+  }
   const instant = new Date(instantMs);
   const check = easternWallClock(instant);
   if (check.date !== date || check.minutes !== hour * 60 + minute) {
@@ -284,11 +304,13 @@ export interface ReminderSchedule {
 export function reminderSchedule(due: Date, policy: ReminderPolicy = DEFAULT_REMINDER_POLICY): ReminderSchedule {
   const dueDay = easternDate(due);
   for (const days of [...policy.remindBusinessDaysBefore, policy.escalateBusinessDaysAfter]) {
-    if (!Number.isInteger(days) || days < 0)
+    if (!Number.isInteger(days) || days < 0) {
       throw new RangeError(`Business-day offsets must be whole and not negative, not ${days}`);
+    }
   }
-  if (policy.escalateBusinessDaysAfter < 1)
+  if (policy.escalateBusinessDaysAfter < 1) {
     throw new RangeError('Escalation comes at least 1 business day after the due day');
+  }
   const atOpening = (date: CalendarDate): Date => easternInstant(date, 8, 30);
   const reminderMs = new Set(
     policy.remindBusinessDaysBefore

@@ -92,7 +92,9 @@ const EXPECTED: Partial<Record<CaseState, Partial<Record<CaseState, ActorRole[]>
   },
   'report-released': { 'report-accessed': ['referring-physician'] },
 };
-for (const from of beforeRelease) EXPECTED[from] = { ...EXPECTED[from], failed: ['system', 'coordinator'] };
+for (const from of beforeRelease) {
+  EXPECTED[from] = { ...EXPECTED[from], failed: ['system', 'coordinator'] };
+}
 
 const pairs = CASE_STATES.flatMap((from) => CASE_STATES.filter((to) => to !== from).map((to) => [from, to] as const));
 

@@ -146,7 +146,9 @@ interface TransitionRule {
 // --- Guards --------------------------------------------------------------------------------------------
 
 const ownCase: Guard = ({ snapshot, actor }) => {
-  if (actor.role !== 'referring-physician' && actor.role !== 'ehr') return undefined;
+  if (actor.role !== 'referring-physician' && actor.role !== 'ehr') {
+    return undefined;
+  }
   return actor.id === snapshot.referringPhysicianId
     ? undefined
     : 'Only the case’s own referring physician (or their EHR) can do this; the request comes from another physician.';
@@ -163,14 +165,18 @@ const hasQuestions: Guard = ({ facts }) =>
     : 'The request has no questions; at least one is needed to choose the right specialist.';
 
 const eligible: Guard = ({ facts }) => {
-  if (!facts.eligibility) return 'The patient’s eligibility (jurisdiction rules) has not been checked yet.';
+  if (!facts.eligibility) {
+    return 'The patient’s eligibility (jurisdiction rules) has not been checked yet.';
+  }
   return facts.eligibility.outcome === 'ineligible'
     ? 'The jurisdiction rules do not allow the service for this patient’s residence; decline the case instead.'
     : undefined;
 };
 
 const ineligible: Guard = ({ facts }) => {
-  if (!facts.eligibility) return 'The patient’s eligibility (jurisdiction rules) has not been checked yet.';
+  if (!facts.eligibility) {
+    return 'The patient’s eligibility (jurisdiction rules) has not been checked yet.';
+  }
   return facts.eligibility.outcome === 'ineligible'
     ? undefined
     : 'The patient’s residence allows the service; a case is declined only when the jurisdiction rules do not allow it.';
@@ -185,7 +191,9 @@ const preReviewsKnown = (facts: CaseFacts): facts is CaseFacts & { preReviews: r
   facts.preReviews !== undefined;
 
 const somePreReviewPlanned: Guard = ({ facts }) => {
-  if (!preReviewsKnown(facts)) return 'The case’s pre-reviews are not known.';
+  if (!preReviewsKnown(facts)) {
+    return 'The case’s pre-reviews are not known.';
+  }
   return facts.preReviews.length > 0
     ? undefined
     : 'The case has no imaging or pathology to pre-review; move it to matching instead.';
@@ -193,9 +201,15 @@ const somePreReviewPlanned: Guard = ({ facts }) => {
 
 // Checked on every step forward, not only into pre-review: a pre-review may be added to a case already in it.
 const preReviewsAllowedByJurisdiction: Guard = ({ facts }) => {
-  if (!preReviewsKnown(facts)) return 'The case’s pre-reviews are not known.';
-  if (facts.preReviews.length === 0) return undefined;
-  if (!facts.eligibility) return 'The patient’s eligibility (jurisdiction rules) has not been checked yet.';
+  if (!preReviewsKnown(facts)) {
+    return 'The case’s pre-reviews are not known.';
+  }
+  if (facts.preReviews.length === 0) {
+    return undefined;
+  }
+  if (!facts.eligibility) {
+    return 'The patient’s eligibility (jurisdiction rules) has not been checked yet.';
+  }
   const allowed = facts.eligibility.allowedReviews;
   const prohibited = facts.preReviews.find((review) => !allowed[review.kind]);
   return prohibited
@@ -205,7 +219,9 @@ const preReviewsAllowedByJurisdiction: Guard = ({ facts }) => {
 };
 
 const reviewerAssigned: Guard = ({ actor, facts }) => {
-  if (actor.role !== 'radiologist' && actor.role !== 'pathologist') return undefined;
+  if (actor.role !== 'radiologist' && actor.role !== 'pathologist') {
+    return undefined;
+  }
   const kind = actor.role === 'radiologist' ? 'radiology' : 'pathology';
   const mine = facts.preReviews?.some((review) => review.kind === kind && review.reviewerId === actor.id);
   return mine ? undefined : `This ${actor.role} is not assigned to the case’s ${kind} pre-review.`;
@@ -214,7 +230,9 @@ const reviewerAssigned: Guard = ({ actor, facts }) => {
 const preReviewsDone =
   (what: string): Guard =>
   ({ facts }) => {
-    if (!preReviewsKnown(facts)) return 'The case’s pre-reviews are not known.';
+    if (!preReviewsKnown(facts)) {
+      return 'The case’s pre-reviews are not known.';
+    }
     const pending = facts.preReviews.filter((review) => !review.done).map((review) => `${review.kind} pre-review`);
     return pending.length === 0
       ? undefined
@@ -222,8 +240,12 @@ const preReviewsDone =
   };
 
 const specialistAssigned: Guard = ({ actor, facts }) => {
-  if (!facts.assignedSpecialistId) return 'No specialist is assigned to the case yet.';
-  if (actor.role !== 'specialist') return undefined;
+  if (!facts.assignedSpecialistId) {
+    return 'No specialist is assigned to the case yet.';
+  }
+  if (actor.role !== 'specialist') {
+    return undefined;
+  }
   return actor.id === facts.assignedSpecialistId ? undefined : 'This specialist is not the one assigned to the case.';
 };
 
@@ -233,7 +255,9 @@ const draftReportByActor: Guard = ({ actor, facts }) =>
     : 'There is no draft report by the assigned specialist to submit for review.';
 
 const approverIsNotAuthor: Guard = ({ actor, facts }) => {
-  if (!facts.reportAuthorId) return 'The report’s author is not known, so its approval cannot be checked.';
+  if (!facts.reportAuthorId) {
+    return 'The report’s author is not known, so its approval cannot be checked.';
+  }
   return facts.reportAuthorId === actor.id
     ? 'The report’s author cannot approve it; another coordinator must.'
     : undefined;
@@ -393,7 +417,9 @@ export function transition(snapshot: CaseSnapshot, request: TransitionRequest): 
   const context = { snapshot, actor, facts: request.facts ?? {} };
   for (const guard of rule.guards) {
     const refusal = guard(context);
-    if (refusal) return { ok: false, reason: refusal };
+    if (refusal) {
+      return { ok: false, reason: refusal };
+    }
   }
   return succeed(to, true, now, `The case moved from "${from}" to "${to}".`);
 }

@@ -109,13 +109,15 @@ describe('quoteCase: every line', () => {
     [9, 5],
   ])('%i questions → %i extra', (questionCount, extra) => {
     const quote = quoteCase({ questionCount }, schedule);
-    if (extra === 0) expect(line(quote.lines, 'extra-question')).toBeUndefined();
-    else
+    if (extra === 0) {
+      expect(line(quote.lines, 'extra-question')).toBeUndefined();
+    } else {
       expect(line(quote.lines, 'extra-question')).toMatchObject({
         quantity: extra,
         unitPriceCents: 10_000,
         amountCents: extra * 10_000,
       });
+    }
   });
 
   test('record collection and follow-up questions', () => {
@@ -187,9 +189,11 @@ describe('quoteCase: record page tiers', () => {
   ])('%i pages → %p', (recordPages, price) => {
     const quote = quoteCase({ recordPages }, schedule);
     const pages = line(quote.lines, 'record-pages');
-    if (price === null) expect(pages).toBeUndefined();
-    else
+    if (price === null) {
+      expect(pages).toBeUndefined();
+    } else {
       expect(pages).toMatchObject({ quantity: 1, unitPriceCents: price, amountCents: price, placeholderPrice: false });
+    }
     expect(quote).toMatchObject({ needsManualQuote: false, totalCents: BASE + (price ?? 0) });
   });
 

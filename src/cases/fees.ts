@@ -115,31 +115,37 @@ const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-
 
 function instantMs(value: string, field: string, version: string): number {
   const ms = INSTANT.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms))
+  if (Number.isNaN(ms)) {
     throw new FeeError(
       `Fee schedule ${version}: ${field} must be an ISO 8601 instant with an offset, not ${JSON.stringify(value)}`,
     );
+  }
   return ms;
 }
 
 function requireCount(value: number, what: string): void {
-  if (!Number.isSafeInteger(value) || value < 0)
+  if (!Number.isSafeInteger(value) || value < 0) {
     throw new FeeError(`${what} must be a whole number, 0 or more, not ${value}`);
+  }
 }
 
 /** Throws a {@link FeeError} naming the first thing wrong with a schedule. */
 export function validateFeeSchedule(schedule: FeeSchedule): void {
   const { version } = schedule;
-  if (typeof version !== 'string' || version.trim() === '') throw new FeeError('A fee schedule needs a version');
+  if (typeof version !== 'string' || version.trim() === '') {
+    throw new FeeError('A fee schedule needs a version');
+  }
   const from = instantMs(schedule.effectiveFrom, 'effectiveFrom', version);
   if (schedule.effectiveTo !== undefined && instantMs(schedule.effectiveTo, 'effectiveTo', version) <= from) {
     throw new FeeError(`Fee schedule ${version}: effectiveTo must be after effectiveFrom`);
   }
-  if (schedule.currency !== 'USD')
+  if (schedule.currency !== 'USD') {
     throw new FeeError(`Fee schedule ${version}: prices are in USD, not ${schedule.currency}`);
+  }
   for (const code of Object.keys(FEE_DESCRIPTIONS) as FeeCode[]) {
-    if (code !== 'record-pages')
+    if (code !== 'record-pages') {
       requireCount(schedule.unitPriceCents[code], `Fee schedule ${version}: the price of ${code} in cents`);
+    }
   }
   requireCount(schedule.includedQuestions, `Fee schedule ${version}: includedQuestions`);
   requireCount(schedule.includedRecordPages, `Fee schedule ${version}: includedRecordPages`);
@@ -164,7 +170,9 @@ export function validateFeeSchedule(schedule: FeeSchedule): void {
  */
 export function selectSchedule(schedules: readonly FeeSchedule[], at: Date): FeeSchedule {
   const atMs = at.getTime();
-  if (Number.isNaN(atMs)) throw new FeeError('A fee schedule is selected for a valid moment, not an Invalid Date');
+  if (Number.isNaN(atMs)) {
+    throw new FeeError('A fee schedule is selected for a valid moment, not an Invalid Date');
+  }
   const inEffect = schedules
     .map((schedule) => {
       validateFeeSchedule(schedule);
@@ -173,7 +181,9 @@ export function selectSchedule(schedules: readonly FeeSchedule[], at: Date): Fee
     })
     .filter(({ from, to }) => from <= atMs && atMs < to)
     .sort((a, b) => b.from - a.from);
-  if (inEffect.length === 0) throw new FeeError(`No fee schedule is in effect at ${at.toISOString()}`);
+  if (inEffect.length === 0) {
+    throw new FeeError(`No fee schedule is in effect at ${at.toISOString()}`);
+  }
   if (inEffect.length > 1 && inEffect[0]!.from === inEffect[1]!.from) {
     throw new FeeError(
       `Fee schedules ${inEffect[0]!.schedule.version} and ${inEffect[1]!.schedule.version} take effect at the same moment`,
@@ -225,7 +235,9 @@ export interface Quote {
 
 function distinctSites(sites: readonly string[], kind: string): number {
   const normalized = sites.map((site) => site.trim().replace(/\s+/g, ' ').toLowerCase());
-  if (normalized.some((site) => site === '')) throw new FeeError(`Every ${kind} needs its body part named`);
+  if (normalized.some((site) => site === '')) {
+    throw new FeeError(`Every ${kind} needs its body part named`);
+  }
   return new Set(normalized).size;
 }
 
@@ -240,7 +252,9 @@ export function quoteCase(materials: CaseMaterials, schedule: FeeSchedule): Quot
     recordPages: materials.recordPages ?? 0,
     followUpQuestions: materials.followUpQuestions ?? 0,
   };
-  for (const [field, value] of Object.entries(counts)) requireCount(value, field);
+  for (const [field, value] of Object.entries(counts)) {
+    requireCount(value, field);
+  }
   const imagingSites = distinctSites(materials.imagingSites ?? [], 'imaging site');
   const biopsySites = distinctSites(materials.biopsySites ?? [], 'biopsy site');
   if (biopsySites === 0 && counts.blocks + counts.unstainedSlides + counts.specialStains > 0) {
@@ -251,7 +265,9 @@ export function quoteCase(materials: CaseMaterials, schedule: FeeSchedule): Quot
 
   const lines: QuoteLine[] = [];
   const unitLine = (code: UnitFeeCode, quantity: number): void => {
-    if (quantity === 0) return;
+    if (quantity === 0) {
+      return;
+    }
     const unitPriceCents = schedule.unitPriceCents[code];
     const placeholderPrice = schedule.placeholderCodes.includes(code);
     lines.push({

@@ -12,7 +12,9 @@ const none = { pathology: false, radiology: false };
 
 function editedPolicy(changes: Partial<JurisdictionPolicy>): JurisdictionPolicy {
   const parsed = parseJurisdictionPolicy({ ...structuredClone(policy), ...changes });
-  if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
+  if (!parsed.ok) {
+    throw new Error(parsed.errors.join('\n'));
+  }
   return parsed.policy;
 }
 
@@ -47,7 +49,9 @@ describe('the shipped default policy', () => {
 
   test('says that names were lost from the lists', () => {
     expect(policy.notes.join(' ')).toMatch(/lost names/);
-    for (const entry of policy.entries) expect(entry.source).toMatch(/incomplete/);
+    for (const entry of policy.entries) {
+      expect(entry.source).toMatch(/incomplete/);
+    }
   });
 
   test.each([
@@ -314,7 +318,9 @@ describe('parseJurisdictionPolicy', () => {
   test('accepts a minimal document; notes default to none; extra copies are not shared', () => {
     const parsed = parseJurisdictionPolicy(base);
     expect(parsed).toEqual({ ok: true, policy: { ...base, notes: [] } });
-    if (parsed.ok) expect(parsed.policy.entries[0]).not.toBe(entry);
+    if (parsed.ok) {
+      expect(parsed.policy.entries[0]).not.toBe(entry);
+    }
   });
 
   test.each([[null], [[]], ['policy'], [42]])('refuses %j as a whole', (document) => {

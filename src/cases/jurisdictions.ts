@@ -114,27 +114,40 @@ function codeProblem(code: string): string | undefined {
   if (code.startsWith('US-')) {
     return isUsSubdivision(code) ? undefined : `"${code}" is not a U.S. state, district or territory code`;
   }
-  if (US_TERRITORIES.has(code)) return `"${code}" is a U.S. territory: write it as "US-${code}"`;
-  if (/^[A-Z]{2}-/.test(code)) return `"${code}": only U.S. subdivisions may be listed, other countries as a whole`;
-  if (!COUNTRY_CODES.has(code)) return `"${code}" is not an ISO 3166-1 alpha-2 country code (upper case, e.g. "SY")`;
+  if (US_TERRITORIES.has(code)) {
+    return `"${code}" is a U.S. territory: write it as "US-${code}"`;
+  }
+  if (/^[A-Z]{2}-/.test(code)) {
+    return `"${code}": only U.S. subdivisions may be listed, other countries as a whole`;
+  }
+  if (!COUNTRY_CODES.has(code)) {
+    return `"${code}" is not an ISO 3166-1 alpha-2 country code (upper case, e.g. "SY")`;
+  }
   return undefined;
 }
 
 function entryErrors(entry: unknown, where: string): string[] {
-  if (!isRecord(entry)) return [`${where}: must be an object`];
+  if (!isRecord(entry)) {
+    return [`${where}: must be an object`];
+  }
   const errors = Object.keys(entry)
     .filter((field) => !ENTRY_FIELDS.includes(field))
     .map((field) => `${where}: unknown field "${field}" (allowed: ${ENTRY_FIELDS.join(', ')})`);
-  if (typeof entry.code !== 'string') errors.push(`${where}: "code" is required`);
-  else {
+  if (typeof entry.code !== 'string') {
+    errors.push(`${where}: "code" is required`);
+  } else {
     const problem = codeProblem(entry.code);
-    if (problem) errors.push(`${where}: ${problem}`);
+    if (problem) {
+      errors.push(`${where}: ${problem}`);
+    }
   }
   if (typeof entry.rule !== 'string' || !(JURISDICTION_RULES as readonly string[]).includes(entry.rule)) {
     errors.push(`${where}: unknown rule ${JSON.stringify(entry.rule)} (allowed: ${JURISDICTION_RULES.join(', ')})`);
   }
   for (const field of ['name', 'reason', 'source']) {
-    if (!isText(entry[field])) errors.push(`${where}: "${field}" must be a non-empty text`);
+    if (!isText(entry[field])) {
+      errors.push(`${where}: "${field}" must be a non-empty text`);
+    }
   }
   return errors;
 }
@@ -145,11 +158,15 @@ export type PolicyParseResult =
 
 /** Checks an operator's policy document; every problem is reported, each naming the entry it is in. */
 export function parseJurisdictionPolicy(document: unknown): PolicyParseResult {
-  if (!isRecord(document)) return { ok: false, errors: ['the policy must be a JSON object'] };
+  if (!isRecord(document)) {
+    return { ok: false, errors: ['the policy must be a JSON object'] };
+  }
   const errors = Object.keys(document)
     .filter((field) => !POLICY_FIELDS.includes(field))
     .map((field) => `unknown field "${field}" (allowed: ${POLICY_FIELDS.join(', ')})`);
-  if (!isText(document.version)) errors.push('"version" must be a non-empty text');
+  if (!isText(document.version)) {
+    errors.push('"version" must be a non-empty text');
+  }
   const from = document.effectiveFrom;
   if (typeof from !== 'string' || !OFFSET_DATE_TIME.test(from) || Number.isNaN(Date.parse(from))) {
     errors.push('"effectiveFrom" must be a date and time with an offset, e.g. "2025-07-01T00:00:00-04:00"');
@@ -174,14 +191,20 @@ export function parseJurisdictionPolicy(document: unknown): PolicyParseResult {
     document.entries.forEach((entry: unknown, index) => {
       const code = isRecord(entry) && typeof entry.code === 'string' ? entry.code : undefined;
       errors.push(...entryErrors(entry, `entries[${index}]${code ? ` (${code})` : ''}`));
-      if (code === undefined) return;
+      if (code === undefined) {
+        return;
+      }
       const first = firstIndexByCode.get(code);
-      if (first === undefined) firstIndexByCode.set(code, index);
-      else
+      if (first === undefined) {
+        firstIndexByCode.set(code, index);
+      } else {
         errors.push(`entries[${index}] (${code}): duplicate entry, "${code}" is already listed at entries[${first}]`);
+      }
     });
   }
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0) {
+    return { ok: false, errors };
+  }
   const valid = document as unknown as JurisdictionPolicy;
   return {
     ok: true,
@@ -197,7 +220,9 @@ export function parseJurisdictionPolicy(document: unknown): PolicyParseResult {
 
 function loadDefaultPolicy(): JurisdictionPolicy {
   const parsed = parseJurisdictionPolicy(createRequire(import.meta.url)('./jurisdiction-policy.default.json'));
-  if (!parsed.ok) throw new Error(`jurisdiction-policy.default.json is invalid: ${parsed.errors.join('; ')}`);
+  if (!parsed.ok) {
+    throw new Error(`jurisdiction-policy.default.json is invalid: ${parsed.errors.join('; ')}`);
+  }
   return parsed.policy;
 }
 
@@ -208,7 +233,9 @@ export function effectivePolicy(policies: readonly JurisdictionPolicy[], now: Da
   let current: JurisdictionPolicy | undefined;
   for (const policy of policies) {
     const from = Date.parse(policy.effectiveFrom);
-    if (from <= now.getTime() && (current === undefined || from >= Date.parse(current.effectiveFrom))) current = policy;
+    if (from <= now.getTime() && (current === undefined || from >= Date.parse(current.effectiveFrom))) {
+      current = policy;
+    }
   }
   return current;
 }
@@ -237,8 +264,12 @@ function resolveResidence(residence: Residence): ResolvedResidence {
       },
     };
   }
-  if (US_TERRITORIES.has(country)) return { codes: ['US', `US-${country}`] };
-  if (country !== 'US') return { codes: [country] };
+  if (US_TERRITORIES.has(country)) {
+    return { codes: ['US', `US-${country}`] };
+  }
+  if (country !== 'US') {
+    return { codes: [country] };
+  }
 
   const given = residence.subdivision?.trim().toUpperCase() ?? '';
   if (given === '') {
@@ -253,7 +284,9 @@ function resolveResidence(residence: Residence): ResolvedResidence {
   }
   const subdivision = given.startsWith('US-') ? given : `US-${given}`;
   const postalCode = subdivision.slice(3);
-  if (FREELY_ASSOCIATED_STATES.has(postalCode)) return { codes: [postalCode] };
+  if (FREELY_ASSOCIATED_STATES.has(postalCode)) {
+    return { codes: [postalCode] };
+  }
   if (!isUsSubdivision(subdivision)) {
     return {
       problem: {
@@ -266,8 +299,12 @@ function resolveResidence(residence: Residence): ResolvedResidence {
 }
 
 function whoseRules(code: string): string {
-  if (code === 'US') return 'federal rules';
-  if (!code.startsWith('US-')) return 'local rules';
+  if (code === 'US') {
+    return 'federal rules';
+  }
+  if (!code.startsWith('US-')) {
+    return 'local rules';
+  }
   return US_TERRITORIES.has(code.slice(3)) ? 'territory rules' : 'state rules';
 }
 
@@ -298,7 +335,9 @@ function applicantMessage(entry: JurisdictionEntry, policy: JurisdictionPolicy):
  * ignored for the service jurisdiction itself, the only place an opinion would not cross it.
  */
 function isBarring(entry: JurisdictionEntry, policy: JurisdictionPolicy): boolean {
-  if (entry.rule === 'no-service') return true;
+  if (entry.rule === 'no-service') {
+    return true;
+  }
   return entry.rule === 'no-cross-state-opinion' && entry.code !== policy.serviceJurisdiction.code;
 }
 

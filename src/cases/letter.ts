@@ -53,9 +53,15 @@ export function letterDate(date: Date): string {
 }
 
 function refusedReviews(allowed: AllowedReviews): string | undefined {
-  if (!allowed.radiology && !allowed.pathology) return 'imaging studies or pathology slides and blocks';
-  if (!allowed.radiology) return 'imaging studies';
-  if (!allowed.pathology) return 'pathology slides and blocks';
+  if (!allowed.radiology && !allowed.pathology) {
+    return 'imaging studies or pathology slides and blocks';
+  }
+  if (!allowed.radiology) {
+    return 'imaging studies';
+  }
+  if (!allowed.pathology) {
+    return 'pathology slides and blocks';
+  }
   return undefined;
 }
 

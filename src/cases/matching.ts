@@ -82,16 +82,24 @@ const day = (instant: string | Date) => new Date(instant).toISOString().slice(0,
 /** Why a specialist may never give an opinion (domain.md: tenured, licensed, board-certified; no trainees). */
 function ineligibility(specialist: SpecialistProfile, now: Date): string[] {
   const reasons: string[] = [];
-  if (!specialist.active) reasons.push('not active on the roster');
+  if (!specialist.active) {
+    reasons.push('not active on the roster');
+  }
   if (specialist.trainingLevel !== 'attending') {
     const trainee = specialist.trainingLevel === 'intern' ? 'an intern' : `a ${specialist.trainingLevel}`;
     reasons.push(`${trainee}: interns, residents and fellows cannot give opinions`);
   }
-  if (!specialist.boardCertified) reasons.push('not board-certified');
+  if (!specialist.boardCertified) {
+    reasons.push('not board-certified');
+  }
   const expires = specialist.licenceExpiresAt === undefined ? Number.NaN : Date.parse(specialist.licenceExpiresAt);
-  if (specialist.licenceExpiresAt === undefined) reasons.push('no medical licence on file');
-  else if (Number.isNaN(expires)) reasons.push(`licence expiry "${specialist.licenceExpiresAt}" cannot be read`);
-  else if (expires <= now.getTime()) reasons.push(`licence expired on ${day(specialist.licenceExpiresAt)}`);
+  if (specialist.licenceExpiresAt === undefined) {
+    reasons.push('no medical licence on file');
+  } else if (Number.isNaN(expires)) {
+    reasons.push(`licence expiry "${specialist.licenceExpiresAt}" cannot be read`);
+  } else if (expires <= now.getTime()) {
+    reasons.push(`licence expired on ${day(specialist.licenceExpiresAt)}`);
+  }
   return reasons;
 }
 
@@ -103,7 +111,9 @@ function unavailability(specialist: SpecialistProfile, now: Date): string[] {
   }
   const at = now.getTime();
   const onLeave = specialist.leave.find((leave) => Date.parse(leave.start) <= at && at < Date.parse(leave.end));
-  if (onLeave) reasons.push(`on leave until ${day(onLeave.end)}`);
+  if (onLeave) {
+    reasons.push(`on leave until ${day(onLeave.end)}`);
+  }
   if (specialist.openCases >= specialist.capacity) {
     reasons.push(`at capacity (${specialist.openCases} of ${specialist.capacity} open cases)`);
   }
@@ -137,14 +147,17 @@ function explain(
   notes: readonly string[],
 ): string {
   const parts: string[] = [];
-  if (candidate.requested) parts.push('requested by the referring physician');
+  if (candidate.requested) {
+    parts.push('requested by the referring physician');
+  }
   parts.push(
     candidate.matchedSpecialties.length > 0
       ? `practises ${candidate.matchedSpecialties.map((specialty) => SPECIALTIES[specialty].display).join(' and ')}`
       : 'no specialty match',
   );
-  if (candidate.subspecialtyMatches.length > 0)
+  if (candidate.subspecialtyMatches.length > 0) {
     parts.push(`special interest in ${candidate.subspecialtyMatches.join(', ')}`);
+  }
   parts.push(`fit ${candidate.fitScore}`);
   parts.push(`workload ${candidate.openCases} of ${candidate.capacity} open cases`);
   parts.push(
@@ -152,7 +165,9 @@ function explain(
       ? `leave from ${day(candidate.leaveStartsAt)}, before the opinion is due`
       : 'available until the opinion is due',
   );
-  if (tiedWith) parts.push(`tied with ${tiedWith} on fit, availability and workload; listed by name`);
+  if (tiedWith) {
+    parts.push(`tied with ${tiedWith} on fit, availability and workload; listed by name`);
+  }
   return `${candidate.rank}. ${candidate.name}: ${[...parts, ...notes].join('; ')}.`;
 }
 
@@ -177,7 +192,9 @@ function assess(specialist: SpecialistProfile, context: CaseContext): Assessment
   if (!requested && context.sought.length > 0 && matchedSpecialties.length === 0) {
     reasons.push(`does not practise ${displays(context.sought).join(' or ')}`);
   }
-  if (reasons.length > 0) return { excluded: { specialistId: specialist.id, name: specialist.name, reasons } };
+  if (reasons.length > 0) {
+    return { excluded: { specialistId: specialist.id, name: specialist.name, reasons } };
+  }
   const subspecialtyMatches = [
     ...new Set(specialist.subspecialtyKeywords.flatMap((keyword) => findKeyword(keyword, context.caseWords) ?? [])),
   ];
@@ -202,7 +219,9 @@ function requestOutcome(
   roster: readonly SpecialistProfile[],
   excluded: readonly ExcludedCandidate[],
 ): MatchingResult['requested'] {
-  if (specialistId === undefined) return undefined;
+  if (specialistId === undefined) {
+    return undefined;
+  }
   const specialist = roster.find((member) => member.id === specialistId);
   if (!specialist) {
     return {

@@ -111,9 +111,13 @@ function enumeratedParts(text: string): string[] {
     for (const ordinal of LABEL_SCHEMES) {
       const run: string[] = [];
       for (const { label, marker } of markers.filter((candidate) => candidate.style === style)) {
-        if (ordinal(label) === run.length + 1) run.push(marker);
+        if (ordinal(label) === run.length + 1) {
+          run.push(marker);
+        }
       }
-      if (run.length > longest.length) longest = run;
+      if (run.length > longest.length) {
+        longest = run;
+      }
     }
   }
   return longest.length >= 2 ? longest : [];
@@ -139,7 +143,9 @@ function askedQuestions(text: string): { questionMarks: number; joined: string[]
   for (const sentence of sentences) {
     for (const joint of sentence.matchAll(FURTHER_QUESTION)) {
       // A sentence that merely starts with "And how …?" or "If so, which …?" is already counted by its "?".
-      if (/[\p{L}\p{N}]/u.test(sentence.slice(0, joint.index))) joined.push(joint[0].replace(/\s+/g, ' ').trim());
+      if (/[\p{L}\p{N}]/u.test(sentence.slice(0, joint.index))) {
+        joined.push(joint[0].replace(/\s+/g, ' ').trim());
+      }
     }
   }
   return { questionMarks, joined };
@@ -150,15 +156,23 @@ export function countQuestionParts(given: string, index = 0): QuestionPartCount 
   // Runs of whitespace become one space (one line break if they hold one) before any pattern runs:
   // FURTHER_QUESTION's `\s*,?\s+` would otherwise backtrack quadratically on a long run.
   const text = given.replace(/\s+/g, (run) => (run.includes('\n') ? '\n' : ' '));
-  if (text.trim() === '') return { index, parts: 0, reasons: ['empty: not counted'] };
+  if (text.trim() === '') {
+    return { index, parts: 0, reasons: ['empty: not counted'] };
+  }
   const enumeration = enumeratedParts(text);
   const { questionMarks, joined } = askedQuestions(text);
   const asked = Math.max(1, questionMarks) + joined.length;
 
   const reasons: string[] = [];
-  if (enumeration.length > 0) reasons.push(`${enumeration.length} enumerated parts (${enumeration.join(' ')})`);
-  if (questionMarks > 1) reasons.push(`${questionMarks} question marks`);
-  for (const joint of joined) reasons.push(`a further question joined by “${joint} …”`);
+  if (enumeration.length > 0) {
+    reasons.push(`${enumeration.length} enumerated parts (${enumeration.join(' ')})`);
+  }
+  if (questionMarks > 1) {
+    reasons.push(`${questionMarks} question marks`);
+  }
+  for (const joint of joined) {
+    reasons.push(`a further question joined by “${joint} …”`);
+  }
   if (enumeration.length > 0 && asked > 1 && asked !== enumeration.length) {
     reasons.push(
       asked > enumeration.length
@@ -166,7 +180,9 @@ export function countQuestionParts(given: string, index = 0): QuestionPartCount 
         : `counted by the enumerated parts, more than the ${asked} questions asked`,
     );
   }
-  if (reasons.length === 0) reasons.push('a single question');
+  if (reasons.length === 0) {
+    reasons.push('a single question');
+  }
   return { index, parts: Math.max(enumeration.length, asked), reasons };
 }
 
@@ -177,12 +193,17 @@ export function countQuestionParts(given: string, index = 0): QuestionPartCount 
 export function countQuestions(items: readonly string[], override?: QuestionCountOverride): QuestionCount {
   const questions = items.map((text, index) => countQuestionParts(text, index));
   const detectedCount = questions.reduce((sum, question) => sum + question.parts, 0);
-  if (!override) return { questions, detectedCount, count: detectedCount };
+  if (!override) {
+    return { questions, detectedCount, count: detectedCount };
+  }
   if (!Number.isInteger(override.count) || override.count < 0) {
     throw new RangeError(`A question count is a whole number, 0 or more, not ${override.count}`);
   }
-  if (override.reason.trim() === '')
+  if (override.reason.trim() === '') {
     throw new RangeError('A coordinator overriding the question count must give a reason');
-  if (override.setBy.trim() === '') throw new RangeError('A question count override must say who set it');
+  }
+  if (override.setBy.trim() === '') {
+    throw new RangeError('A question count override must say who set it');
+  }
   return { questions, detectedCount, count: override.count, override };
 }

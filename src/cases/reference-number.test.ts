@@ -25,7 +25,9 @@ function digitsFrom(sequence: number[]): () => number {
 }
 
 const sample: string[] = [];
-for (let seed = 1; sample.length < 200; seed++) sample.push(generateReferenceNumber(seededDigits(seed)));
+for (let seed = 1; sample.length < 200; seed++) {
+  sample.push(generateReferenceNumber(seededDigits(seed)));
+}
 // Numbers with repeated digits, where adjacent transpositions of equal digits are no change at all.
 sample.push(generateReferenceNumber(digitsFrom([1])), generateReferenceNumber(digitsFrom([9, 9, 0, 0])));
 
@@ -42,7 +44,9 @@ describe('the Damm table', () => {
     for (const c of DIGITS) {
       for (const x of DIGITS) {
         for (const y of DIGITS) {
-          if (x === y) continue;
+          if (x === y) {
+            continue;
+          }
           expect(DAMM_TABLE[DAMM_TABLE[c]![x]!]![y]).not.toBe(DAMM_TABLE[DAMM_TABLE[c]![y]!]![x]);
         }
       }
@@ -95,7 +99,9 @@ describe('every single-digit substitution and every adjacent transposition is re
     let transpositions = 0;
     for (let position = 0; position < number.length; position++) {
       for (const digit of DIGITS) {
-        if (String(digit) === number[position]) continue;
+        if (String(digit) === number[position]) {
+          continue;
+        }
         const typo = number.slice(0, position) + digit + number.slice(position + 1);
         expect(isValidReferenceNumber(typo)).toBe(false);
         expect(parseReferenceNumber(typo).ok).toBe(false);
@@ -103,7 +109,9 @@ describe('every single-digit substitution and every adjacent transposition is re
       }
     }
     for (let position = 0; position < number.length - 1; position++) {
-      if (number[position] === number[position + 1]) continue;
+      if (number[position] === number[position + 1]) {
+        continue;
+      }
       const swapped = number.slice(0, position) + number[position + 1] + number[position] + number.slice(position + 2);
       expect(isValidReferenceNumber(swapped)).toBe(false);
       expect(parseReferenceNumber(swapped).ok).toBe(false);

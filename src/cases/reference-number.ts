@@ -36,7 +36,9 @@ export function dammCheckDigit(digits: string): number {
   let interim = 0;
   for (const character of digits) {
     const digit = character.charCodeAt(0) - 48;
-    if (digit < 0 || digit > 9) throw new RangeError(`Not a decimal digit: ${JSON.stringify(character)}`);
+    if (digit < 0 || digit > 9) {
+      throw new RangeError(`Not a decimal digit: ${JSON.stringify(character)}`);
+    }
     interim = DAMM_TABLE[interim]![digit]!;
   }
   return interim;
@@ -57,11 +59,15 @@ export function generateReferenceNumber(randomDigit: () => number): string {
   let first = draw();
   // A fair generator returns a non-zero digit within a few draws; a stuck one must not hang us.
   for (let attempt = 1; first === 0; attempt++) {
-    if (attempt >= 100) throw new RangeError('randomDigit returned 0 a hundred times in a row');
+    if (attempt >= 100) {
+      throw new RangeError('randomDigit returned 0 a hundred times in a row');
+    }
     first = draw();
   }
   let payload = String(first);
-  while (payload.length < REFERENCE_NUMBER_LENGTH - 1) payload += String(draw());
+  while (payload.length < REFERENCE_NUMBER_LENGTH - 1) {
+    payload += String(draw());
+  }
   return payload + String(dammCheckDigit(payload));
 }
 
@@ -124,6 +130,8 @@ export function parseReferenceNumber(input: string): ParsedReferenceNumber {
 
 /** The number as printed on the patient's letter: "123 456 789 0" (the last group is the check digit). */
 export function formatReferenceNumber(referenceNumber: string): string {
-  if (!isValidReferenceNumber(referenceNumber)) throw new RangeError('Not a valid reference number');
+  if (!isValidReferenceNumber(referenceNumber)) {
+    throw new RangeError('Not a valid reference number');
+  }
   return `${referenceNumber.slice(0, 3)} ${referenceNumber.slice(3, 6)} ${referenceNumber.slice(6, 9)} ${referenceNumber.slice(9)}`;
 }

@@ -290,9 +290,15 @@ export function words(text: string): string[] {
 
 function partMatches(part: string, word: string): boolean {
   const core = part.replace(/^\*|\*$/g, '');
-  if (part.startsWith('*') && part.endsWith('*') && part.length > 1) return word.includes(core);
-  if (part.endsWith('*')) return word.startsWith(core);
-  if (part.startsWith('*')) return word.endsWith(core) || word.endsWith(`${core}s`);
+  if (part.startsWith('*') && part.endsWith('*') && part.length > 1) {
+    return word.includes(core);
+  }
+  if (part.endsWith('*')) {
+    return word.startsWith(core);
+  }
+  if (part.startsWith('*')) {
+    return word.endsWith(core) || word.endsWith(`${core}s`);
+  }
   return word === core || word === `${core}s` || word === `${core}es`;
 }
 
@@ -342,7 +348,9 @@ export function inferSpecialtyNeeds(questions: readonly string[], materials: Cas
   const found = new Map<Specialty, { score: number; evidence: string[]; counted: Set<string> }>();
   const add = (specialty: Specialty, weight: number, key: string, evidence: string) => {
     const entry = found.get(specialty) ?? { score: 0, evidence: [], counted: new Set<string>() };
-    if (entry.counted.has(key)) return;
+    if (entry.counted.has(key)) {
+      return;
+    }
     entry.counted.add(key);
     found.set(specialty, { ...entry, score: entry.score + weight, evidence: [...entry.evidence, evidence] });
   };
@@ -350,13 +358,17 @@ export function inferSpecialtyNeeds(questions: readonly string[], materials: Cas
     for (const source of sources) {
       for (const keyword of SPECIALTIES[specialty].keywords) {
         const match = findKeyword(keyword, source.text);
-        if (match) add(specialty, source.weight, `${source.label}:${keyword}`, `"${match}" (${source.label})`);
+        if (match) {
+          add(specialty, source.weight, `${source.label}:${keyword}`, `"${match}" (${source.label})`);
+        }
       }
     }
   }
   for (const study of materials.imaging) {
     const hint = MODALITY_HINTS[study.modality.trim().toUpperCase()];
-    if (hint) add(hint.specialty, MATERIAL_WEIGHT, `modality:${hint.label}`, `"${hint.label}" (imaging modality)`);
+    if (hint) {
+      add(hint.specialty, MATERIAL_WEIGHT, `modality:${hint.label}`, `"${hint.label}" (imaging modality)`);
+    }
   }
   const needs: SpecialtyNeed[] = [];
   for (const specialty of SPECIALTY_ORDER) {

@@ -24,7 +24,9 @@ function usageError(message: string): CliError {
 }
 
 function graceFrom(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_GRACE_MS;
+  if (value === undefined) {
+    return DEFAULT_GRACE_MS;
+  }
   const hours = Number(value);
   if (value.trim() === '' || !Number.isFinite(hours) || hours * HOUR_MS < MIN_GRACE_MS) {
     throw usageError(`--grace-hours: give a number of hours, at least ${MIN_GRACE_MS / HOUR_MS}`);
@@ -56,8 +58,9 @@ export async function blobCommand(
   withDatabase: (work: (db: Database) => Promise<CommandOutput>) => Promise<CommandOutput>,
 ): Promise<CommandOutput> {
   const [action, ...rest] = args;
-  if (action !== 'sweep')
+  if (action !== 'sweep') {
     throw usageError(`${action === undefined ? 'missing blobs command' : `unknown blobs command "${action}"`}`);
+  }
   let values: { 'grace-hours'?: string; 'dry-run'?: boolean };
   try {
     ({ values } = parseArgs({
@@ -74,7 +77,9 @@ export async function blobCommand(
   const store = new FileBlobStore(path.join(config.dataDir, 'blobs'));
   return withDatabase(async (db) => {
     const result = await sweepOrphanBlobs(db, store, { graceMs, dryRun });
-    if (!result.ran) throw new CliError('another hub process is sweeping the blob store now; try again later');
+    if (!result.ran) {
+      throw new CliError('another hub process is sweeping the blob store now; try again later');
+    }
     return { out: describeSweep(result, dryRun, graceMs), warnings: [] };
   });
 }

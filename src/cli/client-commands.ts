@@ -41,8 +41,9 @@ function checkScopes(text: string): ClientScopes {
   try {
     scopes = parseClientScopes(text);
   } catch (err) {
-    if (err instanceof ScopeSyntaxError)
+    if (err instanceof ScopeSyntaxError) {
       throw new CliError(`--scope: ${err.message} (or ${HUB_ADMIN_SCOPE} for the operator views)`, 2);
+    }
     throw err;
   }
   if (scopes.resources.length === 0 && !scopes.hubAdmin) {
@@ -52,7 +53,9 @@ function checkScopes(text: string): ClientScopes {
     );
   }
   const unknown = scopes.resources.find((scope) => scope.resourceType !== '*' && !isResourceType(scope.resourceType));
-  if (unknown) throw new CliError(`--scope: "${unknown.resourceType}" is not a FHIR R4 resource type`, 2);
+  if (unknown) {
+    throw new CliError(`--scope: "${unknown.resourceType}" is not a FHIR R4 resource type`, 2);
+  }
   return scopes;
 }
 
@@ -72,7 +75,9 @@ async function readJwksFile(file: string): Promise<PublicJwks> {
   try {
     return await validateJwks(document);
   } catch (err) {
-    if (err instanceof JwksError) throw new CliError(`--jwks: ${file}: ${err.message}`);
+    if (err instanceof JwksError) {
+      throw new CliError(`--jwks: ${file}: ${err.message}`);
+    }
     throw err;
   }
 }
@@ -102,7 +107,9 @@ function checkUserScopes(text: string): UserScopes {
   try {
     scopes = parseUserScopes(text);
   } catch (err) {
-    if (err instanceof ScopeSyntaxError) throw new CliError(`--scope: ${err.message}`, 2);
+    if (err instanceof ScopeSyntaxError) {
+      throw new CliError(`--scope: ${err.message}`, 2);
+    }
     throw err;
   }
   if (scopes.unsupported.length > 0) {
@@ -113,9 +120,12 @@ function checkUserScopes(text: string): UserScopes {
     );
   }
   const unknown = scopes.resources.find((scope) => scope.resourceType !== '*' && !isResourceType(scope.resourceType));
-  if (unknown) throw new CliError(`--scope: "${unknown.resourceType}" is not a FHIR R4 resource type`, 2);
-  if (formatUserScopes(scopes) === '')
+  if (unknown) {
+    throw new CliError(`--scope: "${unknown.resourceType}" is not a FHIR R4 resource type`, 2);
+  }
+  if (formatUserScopes(scopes) === '') {
     throw new CliError('--scope: give at least one scope, e.g. "openid fhirUser user/*.rs"', 2);
+  }
   return scopes;
 }
 
@@ -125,14 +135,17 @@ export async function addPublicClient(
   authorizeUrl: string,
   tokenUrl: string,
 ): Promise<CommandOutput> {
-  if (args.redirectUris.length === 0)
+  if (args.redirectUris.length === 0) {
     throw new CliError('a public client needs --redirect-uri URI (repeat it for several)', 2);
+  }
   const userScopes = checkUserScopes(args.scope);
   let client: RegisteredClient;
   try {
     client = await new ClientRegistry(db).addPublic({ id: args.id, redirectUris: args.redirectUris, userScopes });
   } catch (err) {
-    if (err instanceof ClientRegistryError) throw new CliError(err.message);
+    if (err instanceof ClientRegistryError) {
+      throw new CliError(err.message);
+    }
     throw err;
   }
   return {
@@ -154,8 +167,12 @@ function scopeText(client: RegisteredClient): string {
 }
 
 function keysDescription(client: RegisteredClient): string {
-  if (client.public) return `public, redirect ${client.redirectUris.join(' ')}`;
-  if (client.jwksUrl !== undefined) return `JWKS URL ${client.jwksUrl}`;
+  if (client.public) {
+    return `public, redirect ${client.redirectUris.join(' ')}`;
+  }
+  if (client.jwksUrl !== undefined) {
+    return `JWKS URL ${client.jwksUrl}`;
+  }
   const keys = client.jwks?.keys ?? [];
   const kids = keys.map((key) => key.kid).filter((kid) => kid !== undefined);
   return `inline JWKS, ${keys.length} key${keys.length === 1 ? '' : 's'}${kids.length > 0 ? ` (kid ${kids.join(', ')})` : ''}`;
@@ -179,7 +196,9 @@ export async function addClient(db: Database, args: AddClientArguments, tokenUrl
       hubAdmin: scopes.hubAdmin,
     });
   } catch (err) {
-    if (err instanceof ClientRegistryError) throw new CliError(err.message);
+    if (err instanceof ClientRegistryError) {
+      throw new CliError(err.message);
+    }
     throw err;
   }
   return {
@@ -210,7 +229,9 @@ export async function listClients(db: Database, json: boolean): Promise<CommandO
     }));
     return { out: [JSON.stringify(rows, undefined, 2)], warnings: [] };
   }
-  if (clients.length === 0) return { out: ['No clients registered.'], warnings: [] };
+  if (clients.length === 0) {
+    return { out: ['No clients registered.'], warnings: [] };
+  }
   const table = [
     ['ID', 'STATUS', 'SCOPES', 'KEYS', 'CREATED'],
     ...clients.map((client) => [

@@ -67,7 +67,9 @@ function parse(args: string[], options: Record<string, { type: 'string' | 'boole
 
 function required(options: Options, name: string): string {
   const value = options[name];
-  if (typeof value !== 'string' || value.trim() === '') throw new CliError(`--${name} is required\n\n${USAGE}`, 2);
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new CliError(`--${name} is required\n\n${USAGE}`, 2);
+  }
   return value.trim();
 }
 
@@ -83,7 +85,9 @@ function checkEmbeddedDatabaseFree(config: HubConfig): void {
 }
 
 async function withDatabase(config: HubConfig, work: (db: Database) => Promise<CommandOutput>): Promise<CommandOutput> {
-  if (!config.databaseUrl) checkEmbeddedDatabaseFree(config);
+  if (!config.databaseUrl) {
+    checkEmbeddedDatabaseFree(config);
+  }
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   try {
     await migrate(db);
@@ -109,8 +113,9 @@ async function clientCommand(config: HubConfig, args: string[]): Promise<Command
       const scope = required(options, 'scope');
       const redirectUris = (options['redirect-uri'] as string[] | undefined) ?? [];
       if (options.public === true) {
-        if (options.jwks !== undefined || options['jwks-url'] !== undefined)
+        if (options.jwks !== undefined || options['jwks-url'] !== undefined) {
           throw new CliError('a --public client has no keys: leave out --jwks and --jwks-url', 2);
+        }
         loadFhirDefinitions();
         return withDatabase(config, (db) =>
           addPublicClient(
@@ -121,11 +126,14 @@ async function clientCommand(config: HubConfig, args: string[]): Promise<Command
           ),
         );
       }
-      if (redirectUris.length > 0) throw new CliError("--redirect-uri is for --public clients (people's logins)", 2);
+      if (redirectUris.length > 0) {
+        throw new CliError("--redirect-uri is for --public clients (people's logins)", 2);
+      }
       // The issue's form `--jwks FILE|URL` is accepted too: a value that is an http(s) URL is one.
       const jwksIsUrl = typeof options.jwks === 'string' && /^https?:\/\//i.test(options.jwks);
-      if (jwksIsUrl && options['jwks-url'] !== undefined)
+      if (jwksIsUrl && options['jwks-url'] !== undefined) {
         throw new CliError('give exactly one of --jwks FILE and --jwks-url URL', 2);
+      }
       const jwksFile = typeof options.jwks === 'string' && !jwksIsUrl ? path.resolve(options.jwks) : undefined;
       const jwksUrl =
         typeof options['jwks-url'] === 'string'
@@ -188,8 +196,12 @@ async function userCommand(config: HubConfig, args: string[]): Promise<CommandOu
     case 'unlock': {
       const email = required(parse(rest, { email: { type: 'string' } }), 'email');
       return withDatabase(config, async (db) => {
-        if (action === 'reset-totp') return resetUserTotp(db, await secretBox(config), email);
-        if (action === 'unlock') return unlockUser(db, email);
+        if (action === 'reset-totp') {
+          return resetUserTotp(db, await secretBox(config), email);
+        }
+        if (action === 'unlock') {
+          return unlockUser(db, email);
+        }
         return setUserStatus(db, email, action === 'enable' ? 'active' : 'disabled');
       });
     }
@@ -212,8 +224,9 @@ export async function runCli(
       output.out(USAGE);
       return command === undefined ? 2 : 0;
     }
-    if (command !== 'client' && command !== 'user' && command !== 'blobs')
+    if (command !== 'client' && command !== 'user' && command !== 'blobs') {
       throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
+    }
     const config = loadConfig();
     const result =
       command === 'blobs'
@@ -221,8 +234,12 @@ export async function runCli(
         : command === 'client'
           ? await clientCommand(config, rest)
           : await userCommand(config, rest);
-    for (const warning of result.warnings) output.err(warning);
-    for (const line of result.out) output.out(line);
+    for (const warning of result.warnings) {
+      output.err(warning);
+    }
+    for (const line of result.out) {
+      output.out(line);
+    }
     return 0;
   } catch (err) {
     if (err instanceof CliError) {

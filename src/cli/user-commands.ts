@@ -43,7 +43,9 @@ async function readPasswordFile(file: string): Promise<string> {
   try {
     checkPasswordPolicy(password);
   } catch (err) {
-    if (err instanceof PasswordPolicyError) throw new CliError(`--password-file: ${err.message}`);
+    if (err instanceof PasswordPolicyError) {
+      throw new CliError(`--password-file: ${err.message}`);
+    }
     throw err;
   }
   return password;
@@ -55,8 +57,9 @@ async function keyedStore(db: Database, secrets: SecretBox): Promise<UserStore> 
   try {
     await users.encryptStoredSecrets();
   } catch (err) {
-    if (err instanceof SecretKeyError)
+    if (err instanceof SecretKeyError) {
       throw new CliError(`${err.message} (the CLI needs the hub's AUTH_SECRETS_KEY, or its DATA_DIR)`);
+    }
     throw err;
   }
   return users;
@@ -75,16 +78,22 @@ function lockedNow(user: User): boolean {
 }
 
 export async function addUser(db: Database, secrets: SecretBox, args: AddUserArguments): Promise<CommandOutput> {
-  if (!isUserRole(args.role)) throw new CliError(`--role must be one of ${USER_ROLES.join(', ')}`, 2);
-  if (args.practitioner !== undefined && args.patient !== undefined)
+  if (!isUserRole(args.role)) {
+    throw new CliError(`--role must be one of ${USER_ROLES.join(', ')}`, 2);
+  }
+  if (args.practitioner !== undefined && args.patient !== undefined) {
     throw new CliError('give at most one of --practitioner ID and --patient ID', 2);
+  }
   const linkId = args.practitioner ?? args.patient;
-  if (linkId !== undefined && !RESOURCE_ID.test(linkId))
+  if (linkId !== undefined && !RESOURCE_ID.test(linkId)) {
     throw new CliError('--practitioner/--patient: a FHIR id is 1-64 of A-Z a-z 0-9 - .', 2);
-  if (args.role === 'patient' && args.practitioner !== undefined)
+  }
+  if (args.role === 'patient' && args.practitioner !== undefined) {
     throw new CliError('a patient links to --patient ID, not --practitioner', 2);
-  if (args.role !== 'patient' && args.patient !== undefined)
+  }
+  if (args.role !== 'patient' && args.patient !== undefined) {
     throw new CliError(`a ${args.role} links to --practitioner ID, not --patient`, 2);
+  }
   const fhirUser =
     args.practitioner !== undefined
       ? `Practitioner/${args.practitioner}`
@@ -97,7 +106,9 @@ export async function addUser(db: Database, secrets: SecretBox, args: AddUserArg
   try {
     added = await (await keyedStore(db, secrets)).add({ email: args.email, role: args.role, fhirUser, password });
   } catch (err) {
-    if (err instanceof UserStoreError) throw new CliError(err.message);
+    if (err instanceof UserStoreError) {
+      throw new CliError(err.message);
+    }
     throw err;
   }
   const { user, totpSecret } = added;
@@ -129,7 +140,9 @@ export async function listUsers(db: Database, json: boolean): Promise<CommandOut
     }));
     return { out: [JSON.stringify(rows, undefined, 2)], warnings: [] };
   }
-  if (users.length === 0) return { out: ['No users.'], warnings: [] };
+  if (users.length === 0) {
+    return { out: ['No users.'], warnings: [] };
+  }
   const table = [
     ['EMAIL', 'ROLE', 'STATUS', 'FHIR USER', 'TOTP', 'CREATED'],
     ...users.map((user) => [
@@ -158,7 +171,9 @@ export async function setUserStatus(
   status: 'active' | 'disabled',
 ): Promise<CommandOutput> {
   const user = await new UserStore(db).setStatus(email, status);
-  if (!user) throw noSuchUser(email);
+  if (!user) {
+    throw noSuchUser(email);
+  }
   return {
     out: [
       status === 'active'
@@ -174,10 +189,14 @@ export async function resetUserTotp(db: Database, secrets: SecretBox, email: str
   try {
     reset = await new UserStore(db, secrets).resetTotp(email);
   } catch (err) {
-    if (err instanceof UserStoreError) throw new CliError(err.message);
+    if (err instanceof UserStoreError) {
+      throw new CliError(err.message);
+    }
     throw err;
   }
-  if (!reset) throw noSuchUser(email);
+  if (!reset) {
+    throw noSuchUser(email);
+  }
   return {
     out: [
       `New TOTP secret for ${reset.user.email}; the old one no longer works.`,
@@ -189,6 +208,8 @@ export async function resetUserTotp(db: Database, secrets: SecretBox, email: str
 
 export async function unlockUser(db: Database, email: string): Promise<CommandOutput> {
   const user = await new UserStore(db).unlock(email);
-  if (!user) throw noSuchUser(email);
+  if (!user) {
+    throw noSuchUser(email);
+  }
   return { out: [`Unlocked user ${user.email}`], warnings: [] };
 }

@@ -130,7 +130,9 @@ class PostgresDatabase implements Database {
       }
       name = `hub_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
       this.preparedNames.set(sql, name);
-      if (search) this.preparedSearchTexts++;
+      if (search) {
+        this.preparedSearchTexts++;
+      }
     }
     return { name, text: sql };
   }

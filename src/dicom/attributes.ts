@@ -78,7 +78,9 @@ const CHARSET_ENCODINGS: Readonly<Record<string, string>> = {
 /** The encoding label for a dataset's (0008,0005), or the parent's when the dataset has none. */
 export function characterSetOf(dataset: DicomDataset, inherited = 'ascii'): string {
   const element = dataset.elements.get(INDEXED_ATTRIBUTES.SpecificCharacterSet);
-  if (!element?.value) return inherited;
+  if (!element?.value) {
+    return inherited;
+  }
   const terms = element.value
     .toString('latin1')
     .split('\\')
@@ -88,8 +90,12 @@ export function characterSetOf(dataset: DicomDataset, inherited = 'ascii'): stri
 }
 
 function decodeText(bytes: Buffer, encoding: string): string {
-  if (encoding === 'ascii' || encoding === 'latin1') return bytes.toString('latin1');
-  if (encoding === 'utf-8') return bytes.toString('utf8');
+  if (encoding === 'ascii' || encoding === 'latin1') {
+    return bytes.toString('latin1');
+  }
+  if (encoding === 'utf-8') {
+    return bytes.toString('utf8');
+  }
   try {
     return new TextDecoder(encoding).decode(bytes);
   } catch {
@@ -99,15 +105,21 @@ function decodeText(bytes: Buffer, encoding: string): string {
 
 /** The string values of a text element, split on backslashes, padding removed (PS3.5 §6.2). */
 export function elementStrings(element: DicomElement, encoding = 'ascii'): string[] {
-  if (!element.value || element.value.length === 0) return [];
+  if (!element.value || element.value.length === 0) {
+    return [];
+  }
   const text = CHARSET_VRS.has(element.vr) ? decodeText(element.value, encoding) : element.value.toString('latin1');
   const values = SINGLE_VALUE_STRING_VRS.has(element.vr) ? [text] : text.split('\\');
   return values.map((value) => trimValue(value, element.vr));
 }
 
 function trimValue(value: string, vr: string): string {
-  if (vr === 'UI') return value.replace(/[\0 ]+$/, '');
-  if (vr === 'LT' || vr === 'ST' || vr === 'UT') return value.replace(/[\0 ]+$/, '');
+  if (vr === 'UI') {
+    return value.replace(/[\0 ]+$/, '');
+  }
+  if (vr === 'LT' || vr === 'ST' || vr === 'UT') {
+    return value.replace(/[\0 ]+$/, '');
+  }
   return value.replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
 
@@ -115,10 +127,14 @@ function trimValue(value: string, vr: string): string {
 export function elementNumbers(element: DicomElement, bigEndian: boolean): (number | bigint)[] {
   const size = NUMBER_VR_SIZES[element.vr];
   const bytes = element.value;
-  if (!size || !bytes) return [];
+  if (!size || !bytes) {
+    return [];
+  }
   const count = Math.min(Math.floor(bytes.length / size), 65536);
   const values: (number | bigint)[] = [];
-  for (let i = 0; i < count; i++) values.push(readNumber(bytes, i * size, element.vr, bigEndian));
+  for (let i = 0; i < count; i++) {
+    values.push(readNumber(bytes, i * size, element.vr, bigEndian));
+  }
   return values;
 }
 
@@ -155,8 +171,12 @@ function readNumber(bytes: Buffer, at: number, vr: string, bigEndian: boolean): 
  */
 export function getString(dataset: DicomDataset, tag: string): string | undefined {
   const stored = dataset.elements.get(tag);
-  if (!stored) return undefined;
-  if (stored.items || stored.fragments) return undefined;
+  if (!stored) {
+    return undefined;
+  }
+  if (stored.items || stored.fragments) {
+    return undefined;
+  }
   // An attribute that arrived as UN (Implicit VR, or relayed by a node without its dictionary) is read with its own VR.
   const element = stored.vr === 'UN' ? { ...stored, vr: implicitVr(tag) } : stored;
   if (element.vr === 'AT') {
@@ -164,9 +184,12 @@ export function getString(dataset: DicomDataset, tag: string): string | undefine
       .map((value) => value.toString(16).padStart(8, '0').toUpperCase())
       .join('\\');
   }
-  if (NUMBER_VR_SIZES[element.vr] !== undefined)
+  if (NUMBER_VR_SIZES[element.vr] !== undefined) {
     return elementNumbers(element, dataset.bigEndian).map(String).join('\\');
-  if (element.vr === 'UN' && element.value && element.value.length > 1024) return undefined;
+  }
+  if (element.vr === 'UN' && element.value && element.value.length > 1024) {
+    return undefined;
+  }
   return elementStrings(element, characterSetOf(dataset)).join('\\');
 }
 
@@ -175,7 +198,9 @@ export function readIndexedAttributes(dataset: DicomDataset): Partial<Record<Ind
   const result: Partial<Record<IndexedAttribute, string>> = {};
   for (const [keyword, tag] of Object.entries(INDEXED_ATTRIBUTES) as [IndexedAttribute, string][]) {
     const value = getString(dataset, tag);
-    if (value !== undefined) result[keyword] = value;
+    if (value !== undefined) {
+      result[keyword] = value;
+    }
   }
   return result;
 }
@@ -191,8 +216,12 @@ export function checkInstanceConsistency(meta: Part10Meta, dataset: DicomDataset
   const required: IndexedAttribute[] = ['SOPClassUID', 'SOPInstanceUID', 'StudyInstanceUID', 'SeriesInstanceUID'];
   for (const keyword of required) {
     const value = getString(dataset, INDEXED_ATTRIBUTES[keyword]);
-    if (value === undefined || value === '') return { ok: false, reason: `${keyword} is missing or empty` };
-    if (!isValidUid(value)) return { ok: false, reason: `${keyword} is not a valid UID` };
+    if (value === undefined || value === '') {
+      return { ok: false, reason: `${keyword} is missing or empty` };
+    }
+    if (!isValidUid(value)) {
+      return { ok: false, reason: `${keyword} is not a valid UID` };
+    }
   }
   if (meta.mediaStorageSopInstanceUid !== getString(dataset, INDEXED_ATTRIBUTES.SOPInstanceUID)) {
     return { ok: false, reason: 'Media Storage SOP Instance UID (0002,0003) differs from SOPInstanceUID (0008,0018)' };

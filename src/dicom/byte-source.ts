@@ -82,19 +82,23 @@ export class FileSource implements ByteSource {
       return Buffer.from(this.window.subarray(at, at + length));
     }
     const copy = Buffer.alloc(length);
-    if (readSync(this.fd, copy, 0, length, pos) !== length)
+    if (readSync(this.fd, copy, 0, length, pos) !== length) {
       throw new MalformedDicomError(`truncated at offset ${pos}: the file is shorter than it was`);
+    }
     return copy;
   }
 
   /** Makes [pos, pos + n) available in the window and returns its index there. */
   private ensure(pos: number, n: number): number {
-    if (pos >= this.windowStart && pos + n <= this.windowEnd) return pos - this.windowStart;
+    if (pos >= this.windowStart && pos + n <= this.windowEnd) {
+      return pos - this.windowStart;
+    }
     const read = readSync(this.fd, this.window, 0, FILE_WINDOW_BYTES, pos);
     this.windowStart = pos;
     this.windowEnd = pos + read;
-    if (pos + n > this.windowEnd)
+    if (pos + n > this.windowEnd) {
       throw new MalformedDicomError(`truncated at offset ${pos}: the file is shorter than it was`);
+    }
     return 0;
   }
 }

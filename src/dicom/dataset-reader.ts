@@ -122,7 +122,9 @@ export class DatasetReader {
 
   readTopLevel(start: number, encoding: Encoding): DicomDataset {
     const { dataset, next } = this.readDataset(start, this.source.length, encoding, 0, false);
-    if (next !== this.source.length) throw new MalformedDicomError(`unexpected delimiter at offset ${next}`);
+    if (next !== this.source.length) {
+      throw new MalformedDicomError(`unexpected delimiter at offset ${next}`);
+    }
     return dataset;
   }
 
@@ -140,19 +142,23 @@ export class DatasetReader {
     const elements = new Map<string, DicomElement>();
     while (pos < end) {
       this.spend();
-      if (end - pos < 8)
+      if (end - pos < 8) {
         throw new MalformedDicomError(`truncated at offset ${pos}: ${end - pos} bytes cannot hold an element header`);
+      }
       const group = this.u16(pos, encoding.bigEndian);
       const elementNumber = this.u16(pos + 2, encoding.bigEndian);
       const tagNumber = ((group << 16) | elementNumber) >>> 0;
       if (tagNumber === ITEM_DELIMITATION_TAG) {
-        if (!untilItemDelimiter) throw new MalformedDicomError(`unexpected item delimiter at offset ${pos}`);
+        if (!untilItemDelimiter) {
+          throw new MalformedDicomError(`unexpected item delimiter at offset ${pos}`);
+        }
         return { dataset: { elements, bigEndian: encoding.bigEndian }, next: pos + 8 };
       }
-      if (group === 0xfffe)
+      if (group === 0xfffe) {
         throw new MalformedDicomError(
           `unexpected ${tagLabel(group, elementNumber)} at offset ${pos} outside a sequence`,
         );
+      }
       const tag = tagKeyOf(group, elementNumber);
       let vr: string;
       let length: number;
@@ -167,8 +173,9 @@ export class DatasetReader {
           );
         }
         if (LONG_LENGTH_VRS.has(vr)) {
-          if (end - pos < 12)
+          if (end - pos < 12) {
             throw new MalformedDicomError(`truncated at offset ${pos} in ${labelOf(tag)}: header incomplete`);
+          }
           length = this.u32(pos + 8, encoding.bigEndian);
           valueStart = pos + 12;
         } else {
@@ -184,18 +191,23 @@ export class DatasetReader {
           US_OR_SS_TAGS.has(tag) &&
           pixelRepresentation?.length === 2 &&
           pixelRepresentation.readUInt16LE(0) === 1
-        )
+        ) {
           vr = 'SS';
+        }
         length = this.u32(pos + 4, encoding.bigEndian);
         valueStart = pos + 8;
       }
-      if (elements.has(tag)) throw new MalformedDicomError(`duplicate element ${labelOf(tag)} at offset ${pos}`);
+      if (elements.has(tag)) {
+        throw new MalformedDicomError(`duplicate element ${labelOf(tag)} at offset ${pos}`);
+      }
       this.count();
       const { element, next } = this.readValue(tag, vr, pos, valueStart, length, end, encoding, depth);
       elements.set(tag, element);
       pos = next;
     }
-    if (untilItemDelimiter) throw new MalformedDicomError(`truncated at offset ${pos}: item without its delimiter`);
+    if (untilItemDelimiter) {
+      throw new MalformedDicomError(`truncated at offset ${pos}: item without its delimiter`);
+    }
     return { dataset: { elements, bigEndian: encoding.bigEndian }, next: pos };
   }
 
@@ -234,7 +246,9 @@ export class DatasetReader {
     if (!encoding.explicitVr && vr === 'UN' && length >= 8 && !BULK_TAGS.has(tag) && this.startsWithItem(valueStart)) {
       // Implicit VR private sequences of defined length look like UN to a dictionary that lacks them.
       const attempt = this.tryReadItems(tag, valueStart, valueEnd, encoding, depth + 1);
-      if (attempt) return { element: { tag, vr: 'SQ', offset: valueStart, length, items: attempt }, next: valueEnd };
+      if (attempt) {
+        return { element: { tag, vr: 'SQ', offset: valueStart, length, items: attempt }, next: valueEnd };
+      }
     }
     if (length > this.limits.maxValueLength && !BULK_VRS.has(vr) && !BULK_TAGS.has(tag)) {
       throw new MalformedDicomError(
@@ -263,7 +277,9 @@ export class DatasetReader {
     try {
       return this.readItems(tag, start, end, false, encoding, depth).items;
     } catch (error) {
-      if (!(error instanceof MalformedDicomError) || error.message.startsWith('limit')) throw error;
+      if (!(error instanceof MalformedDicomError) || error.message.startsWith('limit')) {
+        throw error;
+      }
       this.elementCount = savedCount;
       return undefined;
     }
@@ -286,14 +302,17 @@ export class DatasetReader {
     const items: DicomDataset[] = [];
     while (pos < end) {
       this.spend();
-      if (end - pos < 8) throw new MalformedDicomError(`truncated at offset ${pos} in sequence ${labelOf(tag)}`);
+      if (end - pos < 8) {
+        throw new MalformedDicomError(`truncated at offset ${pos} in sequence ${labelOf(tag)}`);
+      }
       const tagNumber = ((this.u16(pos, encoding.bigEndian) << 16) | this.u16(pos + 2, encoding.bigEndian)) >>> 0;
       const itemLength = this.u32(pos + 4, encoding.bigEndian);
       if (tagNumber === SEQUENCE_DELIMITATION_TAG && undefinedLength) {
         return { items, next: pos + 8, contentEnd: pos };
       }
-      if (tagNumber !== ITEM_TAG)
+      if (tagNumber !== ITEM_TAG) {
         throw new MalformedDicomError(`expected an item at offset ${pos} in sequence ${labelOf(tag)}`);
+      }
       this.count();
       const itemStart = pos + 8;
       if (itemLength === UNDEFINED_LENGTH) {
@@ -311,8 +330,9 @@ export class DatasetReader {
         pos = itemStart + itemLength;
       }
     }
-    if (undefinedLength)
+    if (undefinedLength) {
       throw new MalformedDicomError(`truncated at offset ${pos}: sequence ${labelOf(tag)} without its delimiter`);
+    }
     return { items, next: pos, contentEnd: pos };
   }
 
@@ -329,17 +349,21 @@ export class DatasetReader {
     const fragments: ByteRange[] = [];
     while (pos < end) {
       this.spend();
-      if (end - pos < 8) break;
+      if (end - pos < 8) {
+        break;
+      }
       const tagNumber = ((this.u16(pos, encoding.bigEndian) << 16) | this.u16(pos + 2, encoding.bigEndian)) >>> 0;
       const itemLength = this.u32(pos + 4, encoding.bigEndian);
       if (tagNumber === SEQUENCE_DELIMITATION_TAG) {
         const element: DicomElement = { tag, vr, offset: start, length: pos - start, basicOffsetTable, fragments };
         return { element, next: pos + 8 };
       }
-      if (tagNumber !== ITEM_TAG)
+      if (tagNumber !== ITEM_TAG) {
         throw new MalformedDicomError(`expected a pixel data item at offset ${pos} in ${labelOf(tag)}`);
-      if (itemLength === UNDEFINED_LENGTH)
+      }
+      if (itemLength === UNDEFINED_LENGTH) {
         throw new MalformedDicomError(`pixel data item of undefined length at offset ${pos}`);
+      }
       if (itemLength > end - pos - 8) {
         throw new MalformedDicomError(
           `truncated at offset ${pos} in ${labelOf(tag)}: fragment of ${itemLength} bytes but ${end - pos - 8} remain`,
@@ -347,8 +371,11 @@ export class DatasetReader {
       }
       this.count();
       const range = { offset: pos + 8, length: itemLength };
-      if (basicOffsetTable === undefined) basicOffsetTable = range;
-      else fragments.push(range);
+      if (basicOffsetTable === undefined) {
+        basicOffsetTable = range;
+      } else {
+        fragments.push(range);
+      }
       pos += 8 + itemLength;
     }
     throw new MalformedDicomError(
@@ -367,8 +394,9 @@ export class DatasetReader {
   }
 
   private spend(): void {
-    if (++this.work > this.limits.maxWork)
+    if (++this.work > this.limits.maxWork) {
       throw new MalformedDicomError(`limit: more than ${this.limits.maxWork} header reads`);
+    }
   }
 
   private count(): void {

@@ -32,8 +32,12 @@ export function writeDataset(elements: readonly WritableElement[], options: Writ
   const parts: Buffer[] = [];
   let previous = '';
   for (const element of sorted) {
-    if (!/^[0-9A-F]{8}$/.test(element.tag)) throw new RangeError(`invalid tag key "${element.tag}"`);
-    if (element.tag === previous) throw new RangeError(`duplicate element ${element.tag}`);
+    if (!/^[0-9A-F]{8}$/.test(element.tag)) {
+      throw new RangeError(`invalid tag key "${element.tag}"`);
+    }
+    if (element.tag === previous) {
+      throw new RangeError(`duplicate element ${element.tag}`);
+    }
     previous = element.tag;
     parts.push(writeElement(element, options));
   }
@@ -51,7 +55,9 @@ function writeElement(element: WritableElement, options: WriteOptions): Buffer {
     header.writeUInt32LE(value.length, 4);
     return Buffer.concat([header, value]);
   }
-  if (element.vr.length !== 2) throw new RangeError(`invalid VR "${element.vr}" for ${element.tag}`);
+  if (element.vr.length !== 2) {
+    throw new RangeError(`invalid VR "${element.vr}" for ${element.tag}`);
+  }
   if (LONG_LENGTH_VRS.has(element.vr)) {
     const header = Buffer.alloc(12);
     header.writeUInt16LE(group, 0);
@@ -60,7 +66,9 @@ function writeElement(element: WritableElement, options: WriteOptions): Buffer {
     header.writeUInt32LE(value.length, 8);
     return Buffer.concat([header, value]);
   }
-  if (value.length > 0xffff) throw new RangeError(`value of ${element.tag} is too long for VR ${element.vr}`);
+  if (value.length > 0xffff) {
+    throw new RangeError(`value of ${element.tag} is too long for VR ${element.vr}`);
+  }
   const header = Buffer.alloc(8);
   header.writeUInt16LE(group, 0);
   header.writeUInt16LE(number, 2);
@@ -71,10 +79,16 @@ function writeElement(element: WritableElement, options: WriteOptions): Buffer {
 
 function encodeValue(element: WritableElement, options: WriteOptions): Buffer {
   const { value, vr } = element;
-  if (value === undefined || value === '') return Buffer.alloc(0);
-  if (Buffer.isBuffer(value)) return value.length % 2 === 0 ? value : Buffer.concat([value, Buffer.alloc(1)]);
+  if (value === undefined || value === '') {
+    return Buffer.alloc(0);
+  }
+  if (Buffer.isBuffer(value)) {
+    return value.length % 2 === 0 ? value : Buffer.concat([value, Buffer.alloc(1)]);
+  }
   if (typeof value !== 'string') {
-    if (vr !== 'SQ') throw new RangeError(`items given for ${element.tag} of VR ${vr}`);
+    if (vr !== 'SQ') {
+      throw new RangeError(`items given for ${element.tag} of VR ${vr}`);
+    }
     return Buffer.concat(
       value.map((item) => {
         const body = writeDataset(item, options);
@@ -87,9 +101,13 @@ function encodeValue(element: WritableElement, options: WriteOptions): Buffer {
     );
   }
   const size = NUMBER_VR_SIZES[vr];
-  if (size !== undefined && vr !== 'AT') return encodeNumbers(element.tag, vr, size, value);
+  if (size !== undefined && vr !== 'AT') {
+    return encodeNumbers(element.tag, vr, size, value);
+  }
   const bytes = Buffer.from(value, CHARSET_TEXT_VRS.has(vr) && options.textEncoding === 'utf-8' ? 'utf8' : 'latin1');
-  if (bytes.length % 2 === 0) return bytes;
+  if (bytes.length % 2 === 0) {
+    return bytes;
+  }
   return Buffer.concat([bytes, Buffer.from(vr === 'UI' ? [0] : [0x20])]);
 }
 
@@ -99,7 +117,9 @@ function encodeNumbers(tag: string, vr: string, size: number, text: string): Buf
   values.forEach((raw, index) => {
     const at = index * size;
     const number = Number(raw.trim());
-    if (raw.trim() === '' || Number.isNaN(number)) throw new RangeError(`value of ${tag} is not a number`);
+    if (raw.trim() === '' || Number.isNaN(number)) {
+      throw new RangeError(`value of ${tag} is not a number`);
+    }
     switch (vr) {
       case 'US':
         bytes.writeUInt16LE(number, at);

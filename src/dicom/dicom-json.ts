@@ -44,7 +44,9 @@ function datasetToJson(
   for (const tag of tags) {
     const element = dataset.elements.get(tag);
     // PS3.18 §F.2: group lengths are not part of the model.
-    if (!element || tag.endsWith('0000')) continue;
+    if (!element || tag.endsWith('0000')) {
+      continue;
+    }
     result[tag] = elementToJson(element, dataset.bigEndian, options, path, charset);
   }
   return result;
@@ -67,7 +69,9 @@ function elementToJson(
     if (element.value && element.value.length <= threshold) {
       return element.value.length > 0 ? { vr, InlineBinary: element.value.toString('base64') } : { vr };
     }
-    if (element.length === 0) return { vr };
+    if (element.length === 0) {
+      return { vr };
+    }
     return options.bulkDataUri ? { vr, BulkDataURI: options.bulkDataUri(tag, path) } : { vr };
   }
   if (vr === 'AT') {
@@ -79,9 +83,15 @@ function elementToJson(
     return numbers.length > 0 ? { vr, Value: numbers } : { vr };
   }
   const strings = elementStrings(element, charset);
-  if (strings.length === 0 || strings.every((value) => value === '')) return { vr };
-  if (vr === 'PN') return { vr, Value: strings.map(personName) };
-  if (NUMERIC_STRING_VRS.has(vr)) return { vr, Value: strings.map(numericString) };
+  if (strings.length === 0 || strings.every((value) => value === '')) {
+    return { vr };
+  }
+  if (vr === 'PN') {
+    return { vr, Value: strings.map(personName) };
+  }
+  if (NUMERIC_STRING_VRS.has(vr)) {
+    return { vr, Value: strings.map(numericString) };
+  }
   return { vr, Value: strings.map((value) => (value === '' ? null : value)) };
 }
 
@@ -97,20 +107,32 @@ function jsonNumber(value: number | bigint): number | string | null {
 /** IS/DS as JSON numbers (§F.2.3); a value that is not a number stays a string rather than being lost. */
 function numericString(value: string): number | string | null {
   const trimmed = value.trim();
-  if (trimmed === '') return null;
+  if (trimmed === '') {
+    return null;
+  }
   // PS3.5 §6.2 DS/IS grammar; Number() alone would also take "0x10" or "Infinity".
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) return trimmed;
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) {
+    return trimmed;
+  }
   const number = Number(trimmed);
   return Number.isFinite(number) ? number : trimmed;
 }
 
 /** §F.2.2: component groups separated by "=" become Alphabetic, Ideographic, Phonetic. */
 function personName(value: string): DicomJsonValue {
-  if (value === '') return null;
+  if (value === '') {
+    return null;
+  }
   const [alphabetic, ideographic, phonetic] = value.split('=');
   const name: { Alphabetic?: string; Ideographic?: string; Phonetic?: string } = {};
-  if (alphabetic) name.Alphabetic = alphabetic;
-  if (ideographic) name.Ideographic = ideographic;
-  if (phonetic) name.Phonetic = phonetic;
+  if (alphabetic) {
+    name.Alphabetic = alphabetic;
+  }
+  if (ideographic) {
+    name.Ideographic = ideographic;
+  }
+  if (phonetic) {
+    name.Phonetic = phonetic;
+  }
   return name;
 }

@@ -49,7 +49,9 @@ function encapsulated(frames: number, fragments: Buffer[], options: { offsets?: 
   ]);
   const file = part10File('1.2.840.10008.1.2.4.50', dataset);
   const parsed = parsePart10(file);
-  if (!parsed.ok) throw new Error(parsed.reason);
+  if (!parsed.ok) {
+    throw new Error(parsed.reason);
+  }
   const read: RangeReader = async (range) => file.subarray(range.offset, range.offset + range.length);
   const framesOf = async (numbers: number[]): Promise<string[]> => {
     const located = await locateFrames(parsed.dataset, describePixels(parsed.dataset), numbers, read);

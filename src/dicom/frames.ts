@@ -71,7 +71,9 @@ export interface PixelDescription {
 
 function integer(dataset: DicomDataset, tag: string): number | undefined {
   const text = getString(dataset, tag)?.split('\\')[0]?.trim();
-  if (text === undefined || text === '') return undefined;
+  if (text === undefined || text === '') {
+    return undefined;
+  }
   const value = Number(text);
   return Number.isFinite(value) ? value : undefined;
 }
@@ -103,8 +105,9 @@ export function describePixels(dataset: DicomDataset): PixelDescription {
       'the instance has an Image Pixel module this server does not handle (rows, columns, bits allocated or samples per pixel)',
     );
   }
-  if (!Number.isInteger(frames) || frames < 1)
+  if (!Number.isInteger(frames) || frames < 1) {
     throw new PixelDataError(406, 'the instance has an invalid Number of Frames (0028,0008)');
+  }
   const windowCenter = integer(dataset, '00281050');
   const windowWidth = integer(dataset, '00281051');
   return {
@@ -143,8 +146,9 @@ export const MAX_FRAME_LIST = 10_000;
  */
 export function parseFrameList(text: string): number[] {
   const items = text.split(',');
-  if (items.length > MAX_FRAME_LIST)
+  if (items.length > MAX_FRAME_LIST) {
     throw new PixelDataError(400, `a frame list may name at most ${MAX_FRAME_LIST} frames`);
+  }
   const frames: number[] = [];
   for (const item of items) {
     const trimmed = item.trim();
@@ -156,7 +160,9 @@ export function parseFrameList(text: string): number[] {
     }
     frames.push(Number(trimmed));
   }
-  if (new Set(frames).size !== frames.length) throw new PixelDataError(400, 'the frame list names a frame twice');
+  if (new Set(frames).size !== frames.length) {
+    throw new PixelDataError(400, 'the frame list names a frame twice');
+  }
   return frames;
 }
 
@@ -219,8 +225,12 @@ async function groupFragments(
   fragments: readonly ByteRange[],
   read: RangeReader,
 ): Promise<ByteRange[][]> {
-  if (fragments.length === 0) throw new PixelDataError(422, 'the encapsulated Pixel Data has no fragments');
-  if (frameCount === 1) return [[...fragments]];
+  if (fragments.length === 0) {
+    throw new PixelDataError(422, 'the encapsulated Pixel Data has no fragments');
+  }
+  if (frameCount === 1) {
+    return [[...fragments]];
+  }
   const offsets = await frameOffsets(dataset, basicOffsetTable, read);
   if (offsets) {
     if (offsets.length !== frameCount) {
@@ -232,29 +242,40 @@ async function groupFragments(
     // Offsets count from the first byte of the first fragment's item tag, and each names a fragment's start.
     const first = fragments[0]!.offset - 8;
     const starts = new Set(fragments.map((fragment) => fragment.offset - 8 - first));
-    if (offsets.some((offset) => !starts.has(offset)))
+    if (offsets.some((offset) => !starts.has(offset))) {
       throw new PixelDataError(422, 'the offset table points between fragments');
+    }
     const groups: ByteRange[][] = offsets.map(() => []);
     let frame = -1;
     for (const fragment of fragments) {
       const position = fragment.offset - 8 - first;
-      while (frame + 1 < offsets.length && offsets[frame + 1]! <= position) frame++;
-      if (frame < 0) throw new PixelDataError(422, 'the offset table does not start at the first fragment');
+      while (frame + 1 < offsets.length && offsets[frame + 1]! <= position) {
+        frame++;
+      }
+      if (frame < 0) {
+        throw new PixelDataError(422, 'the offset table does not start at the first fragment');
+      }
       groups[frame]!.push(fragment);
     }
-    if (groups.some((group) => group.length === 0))
+    if (groups.some((group) => group.length === 0)) {
       throw new PixelDataError(422, 'the offset table is not in ascending order');
+    }
     return groups;
   }
-  if (fragments.length === frameCount) return fragments.map((fragment) => [fragment]);
+  if (fragments.length === frameCount) {
+    return fragments.map((fragment) => [fragment]);
+  }
   // No table and more fragments than frames: a fragment that opens with a codestream's start marker opens a frame.
   const groups: ByteRange[][] = [];
   for (const fragment of fragments) {
     const head = await read({ offset: fragment.offset, length: Math.min(4, fragment.length) });
     const jpegStart = head[0] === 0xff && head[1] === 0xd8;
     const j2kStart = head[0] === 0xff && head[1] === 0x4f && head[2] === 0xff && head[3] === 0x51;
-    if (jpegStart || j2kStart || groups.length === 0) groups.push([fragment]);
-    else groups[groups.length - 1]!.push(fragment);
+    if (jpegStart || j2kStart || groups.length === 0) {
+      groups.push([fragment]);
+    } else {
+      groups[groups.length - 1]!.push(fragment);
+    }
   }
   if (groups.length !== frameCount) {
     throw new PixelDataError(
@@ -275,14 +296,17 @@ async function frameOffsets(
   if (extended && extended.length > 0 && extended.length % 8 === 0) {
     const bytes = extended.value ?? (await read({ offset: extended.offset, length: extended.length }));
     const offsets: number[] = [];
-    for (let at = 0; at < bytes.length; at += 8)
+    for (let at = 0; at < bytes.length; at += 8) {
       offsets.push(Number(dataset.bigEndian ? bytes.readBigUInt64BE(at) : bytes.readBigUInt64LE(at)));
+    }
     return offsets;
   }
   if (basicOffsetTable && basicOffsetTable.length >= 4 && basicOffsetTable.length % 4 === 0) {
     const bytes = await read(basicOffsetTable);
     const offsets: number[] = [];
-    for (let at = 0; at < bytes.length; at += 4) offsets.push(bytes.readUInt32LE(at));
+    for (let at = 0; at < bytes.length; at += 4) {
+      offsets.push(bytes.readUInt32LE(at));
+    }
     return offsets;
   }
   return undefined;

@@ -89,7 +89,9 @@ function subjectReference(patientId: string | null, matchedPatientId: string | n
 /** DICOM DA (YYYYMMDD) to a FHIR date; anything else is left out rather than guessed. */
 function fhirDate(value: string | null): string | undefined {
   const match = value ? /^(\d{4})(\d{2})(\d{2})$/.exec(value.trim()) : null;
-  if (!match) return undefined;
+  if (!match) {
+    return undefined;
+  }
   const [, year, month, day] = match;
   const date = new Date(`${year}-${month}-${day}T00:00:00Z`);
   return Number.isNaN(date.getTime()) || date.getUTCDate() !== Number(day) ? undefined : `${year}-${month}-${day}`;

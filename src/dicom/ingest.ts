@@ -89,9 +89,13 @@ export async function ingestInstance(
   // temp file goes with the caller's discard.
   staged.prepare();
   const parsed = staged.bytes !== undefined ? parsePart10(staged.bytes) : parsePart10File(staged.file!);
-  if (!parsed.ok) return { status: 'refused', reason: parsed.reason };
+  if (!parsed.ok) {
+    return { status: 'refused', reason: parsed.reason };
+  }
   const consistency = checkInstanceConsistency(parsed.meta, parsed.dataset);
-  if (!consistency.ok) return { status: 'refused', reason: consistency.reason };
+  if (!consistency.ok) {
+    return { status: 'refused', reason: consistency.reason };
+  }
   const a = readIndexedAttributes(parsed.dataset);
   if (options.studyInstanceUid !== undefined && a.StudyInstanceUID !== options.studyInstanceUid) {
     return {
@@ -275,7 +279,9 @@ const storers = new WeakMap<Database, InstanceStorer>();
 
 function storerOf(db: Database): InstanceStorer {
   let storer = storers.get(db);
-  if (!storer) storers.set(db, (storer = new InstanceStorer(db)));
+  if (!storer) {
+    storers.set(db, (storer = new InstanceStorer(db)));
+  }
   return storer;
 }
 
@@ -289,7 +295,9 @@ async function storeOne(db: Database, params: unknown[]): Promise<string> {
       const result = await db.query<{ outcome: string }>(STORE_STATEMENT, params);
       return result.rows[0]!.outcome;
     } catch (error) {
-      if (attempt >= STORE_ATTEMPTS || !isRetryableDbError(error)) throw error;
+      if (attempt >= STORE_ATTEMPTS || !isRetryableDbError(error)) {
+        throw error;
+      }
     }
   }
 }
@@ -303,7 +311,9 @@ function text(value: string | undefined): string | null {
 /** IS/US values as an integer column; the first of several values; anything unusable is null. */
 function integer(value: string | undefined): number | null {
   const first = value?.split('\\')[0]?.trim();
-  if (!first || !/^[+-]?\d{1,10}$/.test(first)) return null;
+  if (!first || !/^[+-]?\d{1,10}$/.test(first)) {
+    return null;
+  }
   const number = Number(first);
   return number >= -2147483648 && number <= 2147483647 ? number : null;
 }

@@ -81,23 +81,37 @@ export function parseMediaType(header: string): MediaType {
   const slash = header.indexOf('/');
   const firstSemicolon = header.indexOf(';');
   const essenceEnd = firstSemicolon === -1 ? header.length : firstSemicolon;
-  if (slash === -1 || slash > essenceEnd) throw invalid('has no type/subtype');
+  if (slash === -1 || slash > essenceEnd) {
+    throw invalid('has no type/subtype');
+  }
   const type = header.slice(0, slash).trim();
   const subtype = header.slice(slash + 1, essenceEnd).trim();
-  if (!TOKEN.test(type) || !TOKEN.test(subtype)) throw invalid('has an invalid type/subtype');
+  if (!TOKEN.test(type) || !TOKEN.test(subtype)) {
+    throw invalid('has an invalid type/subtype');
+  }
 
   const parameters = new Map<string, string>();
   let pos = essenceEnd;
   while (pos < header.length) {
     pos = skipWhitespace(header, pos);
-    if (pos >= header.length) break;
-    if (header[pos] !== ';') throw invalid(`has an unexpected character at ${pos}`);
+    if (pos >= header.length) {
+      break;
+    }
+    if (header[pos] !== ';') {
+      throw invalid(`has an unexpected character at ${pos}`);
+    }
     pos = skipWhitespace(header, pos + 1);
-    if (pos >= header.length) break; // a trailing ';' is common and harmless
+    if (pos >= header.length) {
+      break;
+    } // a trailing ';' is common and harmless
     const equals = header.indexOf('=', pos);
-    if (equals === -1) throw invalid('has a parameter without a value');
+    if (equals === -1) {
+      throw invalid('has a parameter without a value');
+    }
     const name = header.slice(pos, equals).trim().toLowerCase();
-    if (!TOKEN.test(name)) throw invalid('has an invalid parameter name');
+    if (!TOKEN.test(name)) {
+      throw invalid('has an invalid parameter name');
+    }
     pos = skipWhitespace(header, equals + 1);
     let value: string;
     if (header[pos] === '"') {
@@ -105,19 +119,32 @@ export function parseMediaType(header: string): MediaType {
       value = '';
       pos++;
       for (;;) {
-        if (pos >= header.length) throw invalid('has an unterminated quoted string');
+        if (pos >= header.length) {
+          throw invalid('has an unterminated quoted string');
+        }
         const char = header[pos++];
-        if (char === '"') break;
-        if (char === '\\' && pos < header.length) value += header[pos++];
-        else value += char;
+        if (char === '"') {
+          break;
+        }
+        if (char === '\\' && pos < header.length) {
+          value += header[pos++];
+        } else {
+          value += char;
+        }
       }
     } else {
       const start = pos;
-      while (pos < header.length && header[pos] !== ';' && !/\s/.test(header[pos] ?? '')) pos++;
+      while (pos < header.length && header[pos] !== ';' && !/\s/.test(header[pos] ?? '')) {
+        pos++;
+      }
       value = header.slice(start, pos);
-      if (value === '' || [...value].some(isForbiddenInToken)) throw invalid(`has an invalid value for ${name}`);
+      if (value === '' || [...value].some(isForbiddenInToken)) {
+        throw invalid(`has an invalid value for ${name}`);
+      }
     }
-    if (parameters.has(name)) throw invalid(`repeats the parameter ${name}`);
+    if (parameters.has(name)) {
+      throw invalid(`repeats the parameter ${name}`);
+    }
     parameters.set(name, value);
   }
   return { essence: `${type}/${subtype}`.toLowerCase(), parameters };
@@ -129,7 +156,9 @@ function isForbiddenInToken(char: string): boolean {
 }
 
 function skipWhitespace(text: string, pos: number): number {
-  while (pos < text.length && (text[pos] === ' ' || text[pos] === '\t')) pos++;
+  while (pos < text.length && (text[pos] === ' ' || text[pos] === '\t')) {
+    pos++;
+  }
   return pos;
 }
 
@@ -143,26 +172,38 @@ export function parseMultipartRelatedContentType(header: string | undefined): Mu
     media = parseMediaType(header);
   } catch (error) {
     // Without a readable media type we cannot tell it is multipart/related at all.
-    if (/^\s*multipart\/related\s*(;|$)/i.test(header)) throw error;
+    if (/^\s*multipart\/related\s*(;|$)/i.test(header)) {
+      throw error;
+    }
     throw new MultipartError('unsupported-media-type', 'Content-Type is not multipart/related');
   }
   if (media.essence !== 'multipart/related') {
     throw new MultipartError('unsupported-media-type', `Content-Type ${media.essence} is not multipart/related`);
   }
   const boundary = media.parameters.get('boundary');
-  if (boundary === undefined) throw new MultipartError('invalid-boundary', 'multipart/related without a boundary');
+  if (boundary === undefined) {
+    throw new MultipartError('invalid-boundary', 'multipart/related without a boundary');
+  }
   if (!isValidBoundary(boundary)) {
     throw new MultipartError('invalid-boundary', 'boundary must be 1 to 70 characters of the RFC 2046 set');
   }
   const result: MultipartRelatedContentType = { boundary, parameters: media.parameters };
   const type = media.parameters.get('type');
-  if (type !== undefined) result.type = type.toLowerCase();
+  if (type !== undefined) {
+    result.type = type.toLowerCase();
+  }
   const start = media.parameters.get('start');
-  if (start !== undefined) result.start = start;
+  if (start !== undefined) {
+    result.start = start;
+  }
   const startInfo = media.parameters.get('start-info');
-  if (startInfo !== undefined) result.startInfo = startInfo;
+  if (startInfo !== undefined) {
+    result.startInfo = startInfo;
+  }
   const transferSyntax = media.parameters.get('transfer-syntax');
-  if (transferSyntax !== undefined) result.transferSyntax = transferSyntax;
+  if (transferSyntax !== undefined) {
+    result.transferSyntax = transferSyntax;
+  }
   return result;
 }
 

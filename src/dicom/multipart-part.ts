@@ -58,20 +58,26 @@ export class ActivePart {
         },
       )
       .then(() => {
-        if (!this.body.readableEnded) this.stop(undefined);
+        if (!this.body.readableEnded) {
+          this.stop(undefined);
+        }
         this.signal();
       });
   }
 
   /** Hands bytes to the consumer, waiting while its buffer is full. */
   async deliver(bytes: Buffer, maxPartBytes: number): Promise<void> {
-    if (this.skipping) return;
+    if (this.skipping) {
+      return;
+    }
     this.bytes += bytes.length;
     if (this.bytes > maxPartBytes) {
       this.stop(new MultipartError('part-too-large', `part ${this.index} is larger than ${maxPartBytes} bytes`));
       return;
     }
-    if (this.body.push(bytes)) return;
+    if (this.body.push(bytes)) {
+      return;
+    }
     while (
       !this.skipping &&
       !this.handlerSettled &&
@@ -80,12 +86,16 @@ export class ActivePart {
     ) {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
-    if (this.body.destroyed || this.handlerSettled) this.skipping = true;
+    if (this.body.destroyed || this.handlerSettled) {
+      this.skipping = true;
+    }
   }
 
   /** Ends the body at the delimiter, or fails it when it disagrees with its Content-Length. */
   finish(): void {
-    if (this.skipping) return;
+    if (this.skipping) {
+      return;
+    }
     if (this.declaredLength !== undefined && this.declaredLength !== this.bytes) {
       this.stop(
         new MultipartError(
@@ -101,8 +111,12 @@ export class ActivePart {
   /** Gives up on the body: the consumer sees `error` (if any) and the rest of the bytes are skipped. */
   stop(error: unknown): void {
     this.skipping = true;
-    if (error !== undefined) this.error = error;
-    if (!this.body.destroyed) this.body.destroy(error instanceof Error ? error : undefined);
+    if (error !== undefined) {
+      this.error = error;
+    }
+    if (!this.body.destroyed) {
+      this.body.destroy(error instanceof Error ? error : undefined);
+    }
     this.signal();
   }
 
@@ -118,16 +132,21 @@ export function parsePartHeaders(text: string): Map<string, string> | MultipartE
   const headers = new Map<string, string>();
   const lines: string[] = [];
   for (const line of text.split(/\r?\n/)) {
-    if (line === '') continue;
-    if ((line.startsWith(' ') || line.startsWith('\t')) && lines.length > 0)
+    if (line === '') {
+      continue;
+    }
+    if ((line.startsWith(' ') || line.startsWith('\t')) && lines.length > 0) {
       lines[lines.length - 1] += ` ${line.trim()}`;
-    else lines.push(line);
+    } else {
+      lines.push(line);
+    }
   }
   for (const line of lines) {
     const colon = line.indexOf(':');
     const name = colon === -1 ? '' : line.slice(0, colon).trim().toLowerCase();
-    if (!HEADER_NAME.test(name))
+    if (!HEADER_NAME.test(name)) {
       return new MultipartError('malformed-part-header', 'a part header line is not a header field');
+    }
     const value = line.slice(colon + 1).trim();
     const previous = headers.get(name);
     headers.set(name, previous === undefined ? value : `${previous}, ${value}`);
@@ -138,16 +157,23 @@ export function parsePartHeaders(text: string): Map<string, string> | MultipartE
 export function describePart(index: number, headers: Map<string, string>): Omit<ReceivedPart, 'body'> | MultipartError {
   const part: Omit<ReceivedPart, 'body'> = { index, headers };
   const contentType = headers.get('content-type');
-  if (contentType !== undefined) part.contentType = contentType;
+  if (contentType !== undefined) {
+    part.contentType = contentType;
+  }
   const contentLength = headers.get('content-length');
   if (contentLength !== undefined) {
-    if (!/^\d{1,15}$/.test(contentLength))
+    if (!/^\d{1,15}$/.test(contentLength)) {
       return new MultipartError('malformed-part-header', `part ${index} has an invalid Content-Length`);
+    }
     part.contentLength = Number(contentLength);
   }
   const contentLocation = headers.get('content-location');
-  if (contentLocation !== undefined) part.contentLocation = contentLocation;
+  if (contentLocation !== undefined) {
+    part.contentLocation = contentLocation;
+  }
   const contentId = headers.get('content-id');
-  if (contentId !== undefined) part.contentId = contentId;
+  if (contentId !== undefined) {
+    part.contentId = contentId;
+  }
   return part;
 }

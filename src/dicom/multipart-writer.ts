@@ -57,8 +57,9 @@ export function writeMultipartRelated(
         boundary = candidate;
         break;
       }
-      if (attempt + 1 >= BOUNDARY_ATTEMPTS)
+      if (attempt + 1 >= BOUNDARY_ATTEMPTS) {
         throw new MultipartError('boundary-in-part', 'no boundary absent from the parts');
+      }
     }
   }
   return {
@@ -83,9 +84,12 @@ async function* emitParts(
       yield Buffer.from(`${emitted === 0 ? '' : '\r\n'}--${boundary}\r\n${formatPartHeaders(part)}\r\n`, 'latin1');
       emitted++;
       if (Buffer.isBuffer(part.body)) {
-        if (containsDelimiter(part.body, boundary))
+        if (containsDelimiter(part.body, boundary)) {
           throw new MultipartError('boundary-in-part', 'a part contains the boundary');
-        if (part.body.length > 0) yield part.body;
+        }
+        if (part.body.length > 0) {
+          yield part.body;
+        }
       } else {
         for await (const chunk of part.body as AsyncIterable<Uint8Array | string>) {
           yield typeof chunk === 'string'
@@ -99,7 +103,9 @@ async function* emitParts(
     // A response cut short (client gone) must not leave the files of the parts not yet sent open.
     if (Array.isArray(parts)) {
       for (const part of (parts as OutgoingPart[]).slice(emitted)) {
-        if (part.body instanceof Readable) part.body.destroy();
+        if (part.body instanceof Readable) {
+          part.body.destroy();
+        }
       }
     }
   }
@@ -115,7 +121,9 @@ function formatPartHeaders(part: OutgoingPart): string {
   ];
   let text = '';
   for (const [name, value] of fields) {
-    if (value === undefined) continue;
+    if (value === undefined) {
+      continue;
+    }
     const line = `${name}: ${value}`;
     if (/[\r\n]/.test(line) || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
       throw new TypeError(`part header ${JSON.stringify(name)} is not a valid header field`);

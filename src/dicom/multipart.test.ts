@@ -34,8 +34,9 @@ function seeded(seed: number): () => number {
 function randomBuffer(random: () => number, length: number): Buffer {
   const key = String(random());
   const blocks: Buffer[] = [];
-  for (let counter = 0; counter * 32 < length; counter++)
+  for (let counter = 0; counter * 32 < length; counter++) {
     blocks.push(createHash('sha256').update(`${key}:${counter}`).digest());
+  }
   return Buffer.concat(blocks).subarray(0, length);
 }
 
@@ -57,7 +58,9 @@ async function* splitAt(body: Buffer, points: number[]): AsyncGenerator<Buffer> 
 
 async function bufferOf(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const chunk of stream) parts.push(Buffer.from(chunk));
+  for await (const chunk of stream) {
+    parts.push(Buffer.from(chunk));
+  }
   return Buffer.concat(parts);
 }
 
@@ -282,9 +285,12 @@ describe('readMultipart round trips', () => {
       );
       expect(read.parts.map((part) => part.part.contentId)).toEqual(trickyBodies.map((_, index) => `<${index}>`));
     };
-    for (let split = 0; split <= body.length; split++) expectParts(await collect(splitAt(body, [split])));
-    for (let split = 0; split + 7 <= body.length; split += 3)
+    for (let split = 0; split <= body.length; split++) {
+      expectParts(await collect(splitAt(body, [split])));
+    }
+    for (let split = 0; split + 7 <= body.length; split += 3) {
       expectParts(await collect(splitAt(body, [split, split + 2, split + 7])));
+    }
     expectParts(await collect(chunks(body, () => 1)));
   });
 
@@ -420,10 +426,14 @@ describe('readMultipart errors', () => {
       chunks(body, () => 16_384),
       { boundary: BOUNDARY },
       async (part) => {
-        if (part.index === 0) throw new Error('refused before reading');
+        if (part.index === 0) {
+          throw new Error('refused before reading');
+        }
         if (part.index === 1) {
           for await (const chunk of part.body) {
-            if ((chunk as Buffer).length > 0) throw new Error('refused after reading');
+            if ((chunk as Buffer).length > 0) {
+              throw new Error('refused after reading');
+            }
           }
         }
         if (part.index === 2) {
@@ -450,7 +460,9 @@ describe('readMultipart errors', () => {
         chunks(body, () => 16_384),
         { boundary: BOUNDARY, onPartFailure: 'abort' },
         async (part) => {
-          if (part.index === 1) throw new Error('stop here');
+          if (part.index === 1) {
+            throw new Error('stop here');
+          }
           await bufferOf(part.body);
         },
       ),
@@ -483,8 +495,9 @@ describe('readMultipart streaming', () => {
     }
     const written = writeMultipartRelated(
       (function* () {
-        for (let index = 0; index < partCount; index++)
+        for (let index = 0; index < partCount; index++) {
           yield { body: lazyPart(index), contentType: 'application/dicom' };
+        }
       })(),
       { type: 'application/dicom' },
     );

@@ -87,7 +87,9 @@ export async function readMultipart(
   try {
     for (;;) {
       const next = await iterator.next();
-      if (next.done === true) break;
+      if (next.done === true) {
+        break;
+      }
       const chunk = next.value;
       await parser.write(
         typeof chunk === 'string'
@@ -124,8 +126,12 @@ class MultipartParser {
   }
 
   async write(chunk: Buffer): Promise<void> {
-    if (chunk.length === 0) return;
-    if (this.state === 'epilogue') return;
+    if (chunk.length === 0) {
+      return;
+    }
+    if (this.state === 'epilogue') {
+      return;
+    }
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     await this.consume();
   }
@@ -144,7 +150,9 @@ class MultipartParser {
 
   async abort(error: unknown): Promise<void> {
     const part = this.part;
-    if (part === undefined) return;
+    if (part === undefined) {
+      return;
+    }
     this.part = undefined;
     part.stop(error);
     await part.outcome;
@@ -157,7 +165,9 @@ class MultipartParser {
         return;
       }
       if (this.state === 'headers') {
-        if (!this.readHeaders()) return;
+        if (!this.readHeaders()) {
+          return;
+        }
         continue;
       }
       const at = this.pending.indexOf(this.delimiter);
@@ -186,39 +196,62 @@ class MultipartParser {
   /** Where the line after a delimiter ends, or undefined when more bytes are needed. */
   private delimiterLine(pos: number): { close: boolean; end: number } | undefined {
     const bytes = this.pending;
-    if (pos >= bytes.length) return undefined;
+    if (pos >= bytes.length) {
+      return undefined;
+    }
     if (bytes[pos] === DASH) {
-      if (pos + 1 >= bytes.length) return undefined;
-      if (bytes[pos + 1] === DASH) return { close: true, end: pos + 2 };
+      if (pos + 1 >= bytes.length) {
+        return undefined;
+      }
+      if (bytes[pos + 1] === DASH) {
+        return { close: true, end: pos + 2 };
+      }
       throw new MultipartError('malformed-delimiter', 'a delimiter is followed by other characters');
     }
     let end = pos;
-    while (end < bytes.length && (bytes[end] === SPACE || bytes[end] === TAB)) end++;
-    if (end - pos > MAX_TRANSPORT_PADDING)
+    while (end < bytes.length && (bytes[end] === SPACE || bytes[end] === TAB)) {
+      end++;
+    }
+    if (end - pos > MAX_TRANSPORT_PADDING) {
       throw new MultipartError('malformed-delimiter', 'too much transport padding');
-    if (end >= bytes.length) return undefined;
-    if (bytes[end] === LF) return { close: false, end: end + 1 };
+    }
+    if (end >= bytes.length) {
+      return undefined;
+    }
+    if (bytes[end] === LF) {
+      return { close: false, end: end + 1 };
+    }
     if (bytes[end] === CR) {
-      if (end + 1 >= bytes.length) return undefined;
-      if (bytes[end + 1] === LF) return { close: false, end: end + 2 };
+      if (end + 1 >= bytes.length) {
+        return undefined;
+      }
+      if (bytes[end + 1] === LF) {
+        return { close: false, end: end + 2 };
+      }
     }
     throw new MultipartError('malformed-delimiter', 'a delimiter is followed by other characters');
   }
 
   private async emit(bytes: Buffer): Promise<void> {
-    if (bytes.length === 0 || this.part === undefined) return; // the preamble is discarded
+    if (bytes.length === 0 || this.part === undefined) {
+      return;
+    } // the preamble is discarded
     await this.part.deliver(bytes, this.limits.maxPartBytes);
   }
 
   private async finishPart(): Promise<void> {
     const part = this.part;
-    if (part === undefined) return;
+    if (part === undefined) {
+      return;
+    }
     part.finish();
     await part.outcome;
     this.part = undefined;
     if (part.error !== undefined) {
       this.failures.push({ index: part.index, headers: part.headers, error: part.error });
-      if (this.abortOnPartFailure) throw part.error;
+      if (this.abortOnPartFailure) {
+        throw part.error;
+      }
     }
   }
 
@@ -238,9 +271,11 @@ class MultipartParser {
     const window = bytes.subarray(0, this.limits.maxHeaderBytes + 3);
     let headerEnd: number;
     let bodyStart: number;
-    if (window[0] === LF) [headerEnd, bodyStart] = [0, 1];
-    else if (window[0] === CR && window[1] === LF) [headerEnd, bodyStart] = [0, 2];
-    else {
+    if (window[0] === LF) {
+      [headerEnd, bodyStart] = [0, 1];
+    } else if (window[0] === CR && window[1] === LF) {
+      [headerEnd, bodyStart] = [0, 2];
+    } else {
       const crlf = window.indexOf('\n\r\n', 0, 'latin1');
       const lf = window.indexOf('\n\n', 0, 'latin1');
       const blank = crlf === -1 ? lf : lf === -1 ? crlf : Math.min(crlf, lf);

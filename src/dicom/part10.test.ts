@@ -46,15 +46,21 @@ function boundedParse(bytes: Buffer): Part10Result {
 }
 
 function expectRefused(result: Part10Result, reason?: RegExp): string {
-  if (result.ok) throw new Error('expected the input to be refused');
+  if (result.ok) {
+    throw new Error('expected the input to be refused');
+  }
   expect(result.reason.length).toBeGreaterThan(10);
-  if (reason) expect(result.reason).toMatch(reason);
+  if (reason) {
+    expect(result.reason).toMatch(reason);
+  }
   return result.reason;
 }
 
 function parsed(bytes: Buffer) {
   const result = parsePart10(bytes);
-  if (!result.ok) throw new Error(`expected a parse, got: ${result.reason}`);
+  if (!result.ok) {
+    throw new Error(`expected a parse, got: ${result.reason}`);
+  }
   return result;
 }
 
@@ -72,9 +78,13 @@ describe('pydicom test files', () => {
     "valid %s parses and its indexed attributes equal pydicom's",
     (_name, path) => {
       const result = boundedParse(readFileSync(path));
-      if (!result.ok) throw new Error(result.reason);
+      if (!result.ok) {
+        throw new Error(result.reason);
+      }
       const expected = oracle.get(path);
-      if (!expected) throw new Error(`pydicom gave nothing for ${path}`);
+      if (!expected) {
+        throw new Error(`pydicom gave nothing for ${path}`);
+      }
       expect(result.meta.transferSyntaxUid).toBe(expected.transferSyntaxUid || result.meta.transferSyntaxUid);
       expect(result.meta.mediaStorageSopInstanceUid).toBe(expected.mediaStorageSopInstanceUid);
       expect(result.meta.mediaStorageSopClassUid).toBe(expected.mediaStorageSopClassUid);
@@ -163,7 +173,9 @@ describe('reading from a file', () => {
       const heapBefore = process.memoryUsage().heapUsed;
       const result = parsePart10File(path);
       expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(HEAP_GROWTH_LIMIT);
-      if (!result.ok) throw new Error(result.reason);
+      if (!result.ok) {
+        throw new Error(result.reason);
+      }
       expect(result.dataset.elements.get('7FE00010')).toEqual({
         tag: '7FE00010',
         vr: 'OW',
@@ -188,12 +200,13 @@ describe('hostile inputs', () => {
   function topLevelBoundaries(file: Buffer): Set<number> {
     const result = parsed(file);
     const ends = new Set<number>();
-    for (const element of result.dataset.elements.values())
+    for (const element of result.dataset.elements.values()) {
       ends.add(
         element.offset +
           element.length +
           (element.fragments || (element.items && file.readUInt32LE(element.offset - 4) === 0xffffffff) ? 8 : 0),
       );
+    }
     return ends;
   }
 
@@ -208,7 +221,9 @@ describe('hostile inputs', () => {
     for (let i = 0; i < 200; i++) {
       const cut = Math.floor(random() * file.length);
       const result = boundedParse(file.subarray(0, cut));
-      if (boundaries.has(cut)) continue;
+      if (boundaries.has(cut)) {
+        continue;
+      }
       const reason = expectRefused(result);
       expect(reason).not.toContain(patientName);
       refused++;
@@ -233,10 +248,15 @@ describe('hostile inputs', () => {
       const mutant = Buffer.from(source);
       const flips = 1 + Math.floor(random() * 8);
       // Mostly past the preamble, sometimes in it (where flips must not matter) or in "DICM".
-      for (let f = 0; f < flips; f++) mutant[Math.floor(random() * mutant.length)] = Math.floor(random() * 256);
+      for (let f = 0; f < flips; f++) {
+        mutant[Math.floor(random() * mutant.length)] = Math.floor(random() * 256);
+      }
       const result = boundedParse(mutant);
-      if (result.ok) accepted++;
-      else expect(result.reason).toMatch(/\S/);
+      if (result.ok) {
+        accepted++;
+      } else {
+        expect(result.reason).toMatch(/\S/);
+      }
     }
     expect(accepted).toBeGreaterThan(0);
     expect(accepted).toBeLessThan(3000);
@@ -332,7 +352,9 @@ describe('hostile inputs', () => {
   });
 
   it('refuses non-DICOM input and never throws on tiny inputs', () => {
-    for (let length = 0; length < 200; length += 7) expectRefused(boundedParse(Buffer.alloc(length)));
+    for (let length = 0; length < 200; length += 7) {
+      expectRefused(boundedParse(Buffer.alloc(length)));
+    }
     expectRefused(parsePart10(Buffer.concat([Buffer.alloc(128), Buffer.from('DICM')])), /no File Meta Information/);
   });
 });
@@ -499,7 +521,9 @@ describe('DICOM JSON', () => {
    * empty Value arrays of empty sequences (we omit Value when there is none, PS3.18 §F.2.5).
    */
   function withoutBinary(value: unknown): unknown {
-    if (Array.isArray(value)) return value.map(withoutBinary);
+    if (Array.isArray(value)) {
+      return value.map(withoutBinary);
+    }
     if (value && typeof value === 'object') {
       return Object.fromEntries(
         Object.entries(value)
@@ -524,16 +548,22 @@ describe('DICOM JSON', () => {
       const pairs = ours.map((item, i) => knownOnly(item, theirs[i]));
       return [pairs.map(([a]) => a), pairs.map(([, b]) => b)];
     }
-    if (!ours || typeof ours !== 'object' || !theirs || typeof theirs !== 'object') return [ours, theirs];
+    if (!ours || typeof ours !== 'object' || !theirs || typeof theirs !== 'object') {
+      return [ours, theirs];
+    }
     const left: Record<string, unknown> = {};
     const right: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(ours)) {
-      if ((value as { vr?: string } | null)?.vr === 'UN') continue;
+      if ((value as { vr?: string } | null)?.vr === 'UN') {
+        continue;
+      }
       [left[key], right[key]] = knownOnly(value, (theirs as Record<string, unknown>)[key]);
     }
-    for (const key of Object.keys(theirs))
-      if (!(key in left) && (ours as Record<string, { vr?: string }>)[key]?.vr !== 'UN')
+    for (const key of Object.keys(theirs)) {
+      if (!(key in left) && (ours as Record<string, { vr?: string }>)[key]?.vr !== 'UN') {
         right[key] = (theirs as Record<string, unknown>)[key];
+      }
+    }
     return [left, right];
   }
 

@@ -145,10 +145,12 @@ function refuseOnError(parse: () => Part10Result): Part10Result {
   try {
     return parse();
   } catch (error) {
-    if (error instanceof MalformedDicomError)
+    if (error instanceof MalformedDicomError) {
       return { ok: false, reason: error.message.replace(/^limit: /, 'limit exceeded: ') };
-    if (errorCode(error) === 'ERR_OUT_OF_RANGE')
+    }
+    if (errorCode(error) === 'ERR_OUT_OF_RANGE') {
       return { ok: false, reason: 'truncated: a read ran past the end of the input' };
+    }
     return { ok: false, reason: 'unreadable: the parser failed on this input' };
   }
 }
@@ -170,8 +172,9 @@ function parseOrThrow(input: Part10Input, limits: Part10Limits): Part10Result {
     transferSyntaxUid = inferTransferSyntax(head, datasetOffset);
     transferSyntaxInferred = true;
   }
-  if (!isValidUid(transferSyntaxUid))
+  if (!isValidUid(transferSyntaxUid)) {
     throw new MalformedDicomError('Transfer Syntax UID (0002,0010) is not a valid UID');
+  }
   const implementationClassUid = values.get(0x0012);
   const meta: Part10Meta = {
     transferSyntaxUid,
@@ -186,7 +189,9 @@ function parseOrThrow(input: Part10Input, limits: Part10Limits): Part10Result {
     try {
       inflated = inflateRawSync(input.rest(datasetOffset), { maxOutputLength: limits.maxInflatedBytes });
     } catch (error) {
-      if (error instanceof MalformedDicomError) throw error;
+      if (error instanceof MalformedDicomError) {
+        throw error;
+      }
       if (errorCode(error) === 'ERR_BUFFER_TOO_LARGE') {
         throw new MalformedDicomError(
           `limit: the deflated dataset inflates to more than ${limits.maxInflatedBytes} bytes`,
@@ -221,17 +226,21 @@ function readMetaGroup(
   let pos = start;
   let declaredEnd: number | undefined;
   while (file.length - pos >= 8 && file.readUInt16LE(pos) === 0x0002) {
-    if (pos - start > MAX_META_LENGTH)
+    if (pos - start > MAX_META_LENGTH) {
       throw new MalformedDicomError(`File Meta Information longer than ${MAX_META_LENGTH} bytes`);
+    }
     const element = file.readUInt16LE(pos + 2);
     const label = tagLabel(2, element);
     const vr = file.toString('latin1', pos + 4, pos + 6);
-    if (!KNOWN_VRS.has(vr))
+    if (!KNOWN_VRS.has(vr)) {
       throw new MalformedDicomError(`invalid VR in File Meta Information at offset ${pos} in ${label}`);
+    }
     let length: number;
     let valueStart: number;
     if (LONG_LENGTH_VRS.has(vr)) {
-      if (file.length - pos < 12) throw new MalformedDicomError(`truncated at offset ${pos} in ${label}`);
+      if (file.length - pos < 12) {
+        throw new MalformedDicomError(`truncated at offset ${pos} in ${label}`);
+      }
       length = file.readUInt32LE(pos + 8);
       valueStart = pos + 12;
     } else {
@@ -243,7 +252,9 @@ function readMetaGroup(
         `truncated at offset ${pos} in ${label}: value of ${length} bytes but ${file.length - valueStart} remain`,
       );
     }
-    if (element === 0x0000 && vr === 'UL' && length === 4) declaredEnd = valueStart + 4 + file.readUInt32LE(valueStart);
+    if (element === 0x0000 && vr === 'UL' && length === 4) {
+      declaredEnd = valueStart + 4 + file.readUInt32LE(valueStart);
+    }
     if (vr === 'UI' || vr === 'SH' || vr === 'AE') {
       values.set(
         element,
@@ -255,7 +266,9 @@ function readMetaGroup(
     }
     pos = valueStart + length;
   }
-  if (pos === start) throw new MalformedDicomError(`no File Meta Information group at offset ${start}`);
+  if (pos === start) {
+    throw new MalformedDicomError(`no File Meta Information group at offset ${start}`);
+  }
   if (declaredEnd !== undefined && declaredEnd > totalLength) {
     throw new MalformedDicomError(
       `truncated at offset ${pos}: the File Meta Information group length runs past the end of the input`,
@@ -266,7 +279,9 @@ function readMetaGroup(
 
 /** pydicom and DCMTK both accept a missing (0002,0010); decide from the first element's VR bytes. */
 function inferTransferSyntax(file: Buffer, datasetOffset: number): string {
-  if (file.length - datasetOffset < 8) return EXPLICIT_VR_LITTLE_ENDIAN;
+  if (file.length - datasetOffset < 8) {
+    return EXPLICIT_VR_LITTLE_ENDIAN;
+  }
   const vr = file.toString('latin1', datasetOffset + 4, datasetOffset + 6);
   return KNOWN_VRS.has(vr) ? EXPLICIT_VR_LITTLE_ENDIAN : IMPLICIT_VR_LITTLE_ENDIAN;
 }

@@ -13,11 +13,16 @@ export const MAX_DECODED_PIXELS = 25_000_000;
 
 /** Whether frames of this syntax can be turned into native little-endian samples. */
 export function canDecodeToNative(transferSyntaxUid: string, pixels: PixelDescription): string | undefined {
-  if (NATIVE_TRANSFER_SYNTAXES.has(transferSyntaxUid)) return undefined;
-  if (transferSyntaxUid === RLE_LOSSLESS)
+  if (NATIVE_TRANSFER_SYNTAXES.has(transferSyntaxUid)) {
+    return undefined;
+  }
+  if (transferSyntaxUid === RLE_LOSSLESS) {
     return pixels.bitsAllocated % 8 === 0 ? undefined : 'RLE with sub-byte samples is not decoded';
+  }
   if (transferSyntaxUid === JPEG_BASELINE) {
-    if (pixels.bitsAllocated !== 8) return 'JPEG Baseline is decoded for 8-bit samples only';
+    if (pixels.bitsAllocated !== 8) {
+      return 'JPEG Baseline is decoded for 8-bit samples only';
+    }
     if (pixels.photometricInterpretation.startsWith('YBR') && pixels.photometricInterpretation !== 'YBR_FULL') {
       return `decoding ${pixels.photometricInterpretation} JPEG would change the Photometric Interpretation the metadata declares`;
     }
@@ -38,11 +43,19 @@ export function decodeToNative(
   wordSize = 2,
 ): Buffer {
   const refusal = canDecodeToNative(transferSyntaxUid, pixels);
-  if (refusal) throw new PixelDataError(406, `the frame cannot be returned uncompressed: ${refusal}`);
+  if (refusal) {
+    throw new PixelDataError(406, `the frame cannot be returned uncompressed: ${refusal}`);
+  }
   checkDecodedSize(pixels);
-  if (transferSyntaxUid === EXPLICIT_VR_BIG_ENDIAN) return swapToLittleEndian(stored, pixels, wordSize);
-  if (NATIVE_TRANSFER_SYNTAXES.has(transferSyntaxUid)) return stored;
-  if (transferSyntaxUid === RLE_LOSSLESS) return decodeRle(stored, pixels);
+  if (transferSyntaxUid === EXPLICIT_VR_BIG_ENDIAN) {
+    return swapToLittleEndian(stored, pixels, wordSize);
+  }
+  if (NATIVE_TRANSFER_SYNTAXES.has(transferSyntaxUid)) {
+    return stored;
+  }
+  if (transferSyntaxUid === RLE_LOSSLESS) {
+    return decodeRle(stored, pixels);
+  }
   return decodeJpegBaseline(stored, pixels);
 }
 
@@ -58,31 +71,42 @@ export function checkDecodedSize(pixels: PixelDescription): void {
 /** PS3.5 §7.3: big-endian numbers of the Pixel Data value; 8-bit samples stored as OW come as swapped byte pairs. */
 export function swapToLittleEndian(stored: Buffer, pixels: PixelDescription, wordSize: number): Buffer {
   const size = pixels.bitsAllocated > 8 ? pixels.bitsAllocated / 8 : wordSize;
-  if (size === 1) return stored;
+  if (size === 1) {
+    return stored;
+  }
   const swapped = Buffer.from(stored);
-  if (swapped.length % size !== 0)
+  if (swapped.length % size !== 0) {
     throw new PixelDataError(406, 'the big-endian frame does not hold whole words and cannot be byte-swapped');
-  if (size === 2) swapped.swap16();
-  else if (size === 4) swapped.swap32();
-  else swapped.swap64();
+  }
+  if (size === 2) {
+    swapped.swap16();
+  } else if (size === 4) {
+    swapped.swap32();
+  } else {
+    swapped.swap64();
+  }
   return swapped;
 }
 
 /** PS3.5 Annex G: a header of 16 little-endian offsets, then one PackBits segment per byte plane. */
 export function decodeRle(stored: Buffer, pixels: PixelDescription): Buffer {
-  if (stored.length < 64) throw new PixelDataError(422, 'the RLE frame is shorter than its header');
+  if (stored.length < 64) {
+    throw new PixelDataError(422, 'the RLE frame is shorter than its header');
+  }
   const bytesPerSample = pixels.bitsAllocated / 8;
   const segmentCount = stored.readUInt32LE(0);
   const expected = bytesPerSample * pixels.samplesPerPixel;
-  if (segmentCount !== expected)
+  if (segmentCount !== expected) {
     throw new PixelDataError(422, `the RLE frame has ${segmentCount} segments where ${expected} were expected`);
+  }
   const pixelCount = pixels.rows * pixels.columns;
   const output = Buffer.alloc(nativeFrameLength(pixels));
   for (let segment = 0; segment < segmentCount; segment++) {
     const start = stored.readUInt32LE(4 + segment * 4);
     const end = segment + 1 < segmentCount ? stored.readUInt32LE(8 + segment * 4) : stored.length;
-    if (start < 64 || end > stored.length || end < start)
+    if (start < 64 || end > stored.length || end < start) {
       throw new PixelDataError(422, 'the RLE header has a segment offset outside the frame');
+    }
     const plane = unpackBits(stored.subarray(start, end), pixelCount);
     const sample = Math.floor(segment / bytesPerSample);
     // Segments run from the most significant byte; little-endian output puts it last.
@@ -116,7 +140,9 @@ function unpackBits(segment: Buffer, length: number): Uint8Array {
       written += count;
     }
   }
-  if (written < length) throw new PixelDataError(422, 'an RLE segment ends before its plane is complete');
+  if (written < length) {
+    throw new PixelDataError(422, 'an RLE segment ends before its plane is complete');
+  }
   return out;
 }
 

@@ -11,7 +11,7 @@
  *   (`-1200` includes 12:00:59.9). Date and time are matched independently, never combined.
  * The index stores DICOM dates and times as their text, which sorts and compares correctly.
  */
-import { SqlParams } from '../db/sql-params.ts';
+import type { SqlParams } from '../db/sql-params.ts';
 
 export type IndexLevel = 'patient' | 'study' | 'series' | 'instance';
 export type MatchKind = 'uid' | 'text' | 'text-ci' | 'date' | 'time' | 'modalities' | 'integer';
@@ -190,20 +190,31 @@ export function likePattern(value: string): string {
 export function textCondition(query: SqlQuery, column: string, value: string, caseInsensitive: boolean): string {
   const operand = caseInsensitive ? value.toUpperCase() : value;
   const target = caseInsensitive && !column.endsWith('_search') ? `upper(${column})` : column;
-  if (/[*?]/.test(operand)) return `${target} LIKE ${query.params.add(likePattern(operand))}`;
+  if (/[*?]/.test(operand)) {
+    return `${target} LIKE ${query.params.add(likePattern(operand))}`;
+  }
   return `${target} = ${query.params.add(operand)}`;
 }
 
 export function dateCondition(query: SqlQuery, column: string, value: string): string {
   const range = /^(\d{8})?(-)?(\d{8})?$/.exec(value);
-  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3]))
+  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3])) {
     throw new QueryError(`invalid date or date range "${value}"`);
+  }
   const [, from, dash, to] = range;
-  if (!dash) return `${column} = ${query.params.add(from)}`;
-  if (from && to && from > to) throw new QueryError(`date range "${value}" ends before it starts`);
+  if (!dash) {
+    return `${column} = ${query.params.add(from)}`;
+  }
+  if (from && to && from > to) {
+    throw new QueryError(`date range "${value}" ends before it starts`);
+  }
   const bounds: string[] = [];
-  if (from) bounds.push(`${column} >= ${query.params.add(from)}`);
-  if (to) bounds.push(`${column} <= ${query.params.add(to)}`);
+  if (from) {
+    bounds.push(`${column} >= ${query.params.add(from)}`);
+  }
+  if (to) {
+    bounds.push(`${column} <= ${query.params.add(to)}`);
+  }
   return bounds.join(' AND ');
 }
 
@@ -216,17 +227,24 @@ const TIME_RANGE = new RegExp(`^${TIME}?(-)?${TIME}?$`);
  */
 export function timeCondition(query: SqlQuery, column: string, value: string): string {
   const range = TIME_RANGE.exec(value.replace(/:/g, ''));
-  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3]))
+  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3])) {
     throw new QueryError(`invalid time or time range "${value}"`);
+  }
   const [, from, dash, to] = range;
   const prefix = (bound: string): string => `left(${column}, ${bound.length})`;
-  if (!dash) return `${prefix(from!)} = ${query.params.add(from)}`;
+  if (!dash) {
+    return `${prefix(from!)} = ${query.params.add(from)}`;
+  }
   if (from && to && from.slice(0, Math.min(from.length, to.length)) > to.slice(0, Math.min(from.length, to.length))) {
     throw new QueryError(`time range "${value}" ends before it starts`);
   }
   const bounds: string[] = [];
-  if (from) bounds.push(`${column} >= ${query.params.add(from)}`);
-  if (to) bounds.push(`${prefix(to)} <= ${query.params.add(to)}`);
+  if (from) {
+    bounds.push(`${column} >= ${query.params.add(from)}`);
+  }
+  if (to) {
+    bounds.push(`${prefix(to)} <= ${query.params.add(to)}`);
+  }
   return bounds.join(' AND ');
 }
 
@@ -247,7 +265,9 @@ export function matchCondition(
     case 'modalities':
       return `${column} && ${query.params.add(values)}::text[]`;
     case 'integer':
-      if (!values.every((value) => /^[+-]?\d{1,9}$/.test(value))) throw new QueryError(`${label} must be an integer`);
+      if (!values.every((value) => /^[+-]?\d{1,9}$/.test(value))) {
+        throw new QueryError(`${label} must be an integer`);
+      }
       return `${column} = ANY (${query.params.add(values.map(Number))}::integer[])`;
     case 'date':
       return `(${values.map((value) => dateCondition(query, column, value)).join(') OR (')})`;
@@ -271,7 +291,11 @@ export interface StudyAccess {
 
 /** Adds the access condition on the `dicom_study` alias to the query's WHERE (in SQL, so paging stays right). */
 export function restrictToVisibleStudies(query: SqlQuery, access: StudyAccess | undefined, alias = 's'): void {
-  if (!access) return;
+  if (!access) {
+    return;
+  }
   const condition = access.condition(query.params, alias);
-  if (condition !== 'TRUE') query.where.push(condition);
+  if (condition !== 'TRUE') {
+    query.where.push(condition);
+  }
 }

@@ -42,14 +42,20 @@ const VOI_FUNCTIONS: Readonly<Record<string, VoiFunction>> = {
 export const MAX_VIEWPORT_SIDE = 8192;
 
 function numbers(text: string, name: string): string[] {
-  if (text.length > 200) throw new PixelDataError(400, `the ${name} parameter is too long`);
+  if (text.length > 200) {
+    throw new PixelDataError(400, `the ${name} parameter is too long`);
+  }
   return text.split(',').map((part) => part.trim());
 }
 
 function single(query: Record<string, unknown>, name: string): string | undefined {
   const value = query[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new PixelDataError(400, `the ${name} parameter must be given once`);
+  if (value === undefined) {
+    return undefined;
+  }
+  if (typeof value !== 'string') {
+    throw new PixelDataError(400, `the ${name} parameter must be given once`);
+  }
   return value;
 }
 
@@ -75,8 +81,9 @@ export function parseRenderParameters(query: Record<string, unknown>): RenderPar
         'window must be center,width[,function] with function linear, linear-exact or sigmoid',
       );
     }
-    if (w <= 0 || (voiFunction === 'LINEAR' && w < 1))
+    if (w <= 0 || (voiFunction === 'LINEAR' && w < 1)) {
       throw new PixelDataError(400, 'the window width must be positive (at least 1 for linear)');
+    }
     parameters.window = { center: c, width: w, function: voiFunction };
   }
   const viewport = single(query, 'viewport');
@@ -94,8 +101,9 @@ export function parseRenderParameters(query: Record<string, unknown>): RenderPar
   const quality = single(query, 'quality');
   if (quality !== undefined) {
     const value = Number(quality);
-    if (!/^\d{1,3}$/.test(quality.trim()) || value < 1 || value > 100)
+    if (!/^\d{1,3}$/.test(quality.trim()) || value < 1 || value > 100) {
       throw new PixelDataError(400, 'quality must be a whole number from 1 to 100');
+    }
     parameters.quality = value;
   }
   return parameters;
@@ -132,32 +140,51 @@ export function storedValues(frame: Buffer, pixels: PixelDescription): Float32Ar
 /** PS3.3 §C.11.2.1.2: the VOI output in [0, 1] of one modality value. */
 function voi(value: number, window: VoiWindow): number {
   const { center: c, width: w } = window;
-  if (window.function === 'SIGMOID') return 1 / (1 + Math.exp((-4 * (value - c)) / w));
+  if (window.function === 'SIGMOID') {
+    return 1 / (1 + Math.exp((-4 * (value - c)) / w));
+  }
   if (window.function === 'LINEAR_EXACT') {
-    if (value <= c - w / 2) return 0;
-    if (value > c + w / 2) return 1;
+    if (value <= c - w / 2) {
+      return 0;
+    }
+    if (value > c + w / 2) {
+      return 1;
+    }
     return (value - c) / w + 0.5;
   }
-  if (value <= c - 0.5 - (w - 1) / 2) return 0;
-  if (value > c - 0.5 + (w - 1) / 2) return 1;
+  if (value <= c - 0.5 - (w - 1) / 2) {
+    return 0;
+  }
+  if (value > c - 0.5 + (w - 1) / 2) {
+    return 1;
+  }
   return (value - (c - 0.5)) / (w - 1) + 0.5;
 }
 
 /** The window to use: the request's, else the instance's first, else the frame's min/max. */
 function chooseWindow(modality: Float32Array, pixels: PixelDescription, requested: VoiWindow | undefined): VoiWindow {
-  if (requested) return requested;
+  if (requested) {
+    return requested;
+  }
   if (pixels.windowCenter !== undefined && pixels.windowWidth !== undefined) {
     const fn = VOI_FUNCTIONS[pixels.voiLutFunction.toLowerCase()] ?? 'LINEAR';
-    if (fn !== 'LINEAR' || pixels.windowWidth >= 1)
+    if (fn !== 'LINEAR' || pixels.windowWidth >= 1) {
       return { center: pixels.windowCenter, width: pixels.windowWidth, function: fn };
+    }
   }
   let min = Infinity;
   let max = -Infinity;
   for (const value of modality) {
-    if (value < min) min = value;
-    if (value > max) max = value;
+    if (value < min) {
+      min = value;
+    }
+    if (value > max) {
+      max = value;
+    }
   }
-  if (max <= min) return { center: min, width: 1, function: 'LINEAR_EXACT' };
+  if (max <= min) {
+    return { center: min, width: 1, function: 'LINEAR_EXACT' };
+  }
   return { center: (min + max) / 2, width: max - min, function: 'LINEAR_EXACT' };
 }
 
@@ -169,19 +196,24 @@ export function renderRefusal(pixels: PixelDescription): string | undefined {
   if (GRAYSCALE.has(pixels.photometricInterpretation)) {
     return pixels.samplesPerPixel === 1 ? undefined : 'a grayscale image with more than one sample per pixel';
   }
-  if (!COLOR.has(pixels.photometricInterpretation))
+  if (!COLOR.has(pixels.photometricInterpretation)) {
     return `Photometric Interpretation ${pixels.photometricInterpretation} is not rendered`;
-  if (pixels.samplesPerPixel !== 3 || (pixels.bitsAllocated !== 8 && pixels.bitsAllocated !== 16))
+  }
+  if (pixels.samplesPerPixel !== 3 || (pixels.bitsAllocated !== 8 && pixels.bitsAllocated !== 16)) {
     return 'colour images are rendered from 8- or 16-bit samples only';
-  if (pixels.photometricInterpretation === 'YBR_FULL_422' && pixels.bitsAllocated !== 8)
+  }
+  if (pixels.photometricInterpretation === 'YBR_FULL_422' && pixels.bitsAllocated !== 8) {
     return 'YBR_FULL_422 is rendered from 8-bit samples only';
+  }
   return undefined;
 }
 
 /** A native little-endian frame as display pixels. */
 export function renderFrame(frame: Buffer, pixels: PixelDescription, requested?: VoiWindow): DisplayImage {
   const refusal = renderRefusal(pixels);
-  if (refusal) throw new PixelDataError(406, `the frame cannot be rendered: ${refusal}`);
+  if (refusal) {
+    throw new PixelDataError(406, `the frame cannot be rendered: ${refusal}`);
+  }
   if (pixels.rows * pixels.columns > MAX_DECODED_PIXELS) {
     throw new PixelDataError(
       413,
@@ -192,8 +224,9 @@ export function renderFrame(frame: Buffer, pixels: PixelDescription, requested?:
   const height = pixels.rows;
   if (GRAYSCALE.has(pixels.photometricInterpretation)) {
     const modality = storedValues(frame, pixels);
-    for (let i = 0; i < modality.length; i++)
+    for (let i = 0; i < modality.length; i++) {
       modality[i] = modality[i]! * pixels.rescaleSlope + pixels.rescaleIntercept;
+    }
     const window = chooseWindow(modality, pixels, requested);
     const invert = pixels.photometricInterpretation === 'MONOCHROME1';
     const data = new Uint8Array(modality.length);
@@ -254,7 +287,9 @@ export function fitWithin(
 
 /** Box resampling: each output pixel averages the source pixels it covers (nearest when enlarging). */
 export function resize(image: DisplayImage, width: number, height: number): DisplayImage {
-  if (width === image.width && height === image.height) return image;
+  if (width === image.width && height === image.height) {
+    return image;
+  }
   const { channels } = image;
   const data = new Uint8Array(width * height * channels);
   for (let y = 0; y < height; y++) {
@@ -266,7 +301,9 @@ export function resize(image: DisplayImage, width: number, height: number): Disp
       for (let channel = 0; channel < channels; channel++) {
         let sum = 0;
         for (let sy = y0; sy < y1; sy++) {
-          for (let sx = x0; sx < x1; sx++) sum += image.data[(sy * image.width + sx) * channels + channel]!;
+          for (let sx = x0; sx < x1; sx++) {
+            sum += image.data[(sy * image.width + sx) * channels + channel]!;
+          }
         }
         data[(y * width + x) * channels + channel] = Math.round(sum / ((y1 - y0) * (x1 - x0)));
       }

@@ -85,10 +85,14 @@ export class StudyRefresher {
 
   /** A study got an instance: schedule its refresh. */
   touch(studyInstanceUid: string): void {
-    if (this.stopped) return;
+    if (this.stopped) {
+      return;
+    }
     const now = Date.now();
     const existing = this.pending.get(studyInstanceUid);
-    if (existing) clearTimeout(existing.timer);
+    if (existing) {
+      clearTimeout(existing.timer);
+    }
     const firstTouch = existing?.firstTouch ?? now;
     const delay = Math.max(0, Math.min(this.quietMs, firstTouch + this.maxDelayMs - now));
     const timer = setTimeout(() => {
@@ -116,11 +120,17 @@ export class StudyRefresher {
   /** Stops scheduling, then refreshes what is pending (what is left stays marked for the next start). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
-    if (this.dueTimer) clearTimeout(this.dueTimer);
+    if (this.sweepTimer) {
+      clearTimeout(this.sweepTimer);
+    }
+    if (this.dueTimer) {
+      clearTimeout(this.dueTimer);
+    }
     await this.sweeping;
     const uids = [...this.pending.keys(), ...this.due];
-    for (const { timer } of this.pending.values()) clearTimeout(timer);
+    for (const { timer } of this.pending.values()) {
+      clearTimeout(timer);
+    }
     this.pending.clear();
     this.due.clear();
     await Promise.allSettled([this.refresh(uids), ...this.running.values()]);
@@ -129,7 +139,9 @@ export class StudyRefresher {
   /** A study fell due: it waits briefly for others to share its transaction. */
   private gather(uid: string): void {
     this.due.add(uid);
-    if (this.dueTimer) return;
+    if (this.dueTimer) {
+      return;
+    }
     this.dueTimer = setTimeout(() => {
       this.dueTimer = undefined;
       const uids = [...this.due];
@@ -144,13 +156,17 @@ export class StudyRefresher {
    * this process); `rethrow` for callers that must know.
    */
   private async refresh(uids: string[], rethrow = false): Promise<void> {
-    if (uids.length === 0) return;
+    if (uids.length === 0) {
+      return;
+    }
     const previous = uids.flatMap((uid) => this.running.get(uid) ?? []);
     const run = (async () => {
       await Promise.all(previous.map((earlier) => earlier.catch(() => undefined)));
       await this.refreshNow(uids);
     })();
-    for (const uid of uids) this.running.set(uid, run);
+    for (const uid of uids) {
+      this.running.set(uid, run);
+    }
     try {
       await run;
     } catch (error) {
@@ -159,9 +175,15 @@ export class StudyRefresher {
         { err: error instanceof Error ? error.message : String(error) },
         'ImagingStudy refresh failed',
       );
-      if (rethrow) throw error;
+      if (rethrow) {
+        throw error;
+      }
     } finally {
-      for (const uid of uids) if (this.running.get(uid) === run) this.running.delete(uid);
+      for (const uid of uids) {
+        if (this.running.get(uid) === run) {
+          this.running.delete(uid);
+        }
+      }
     }
   }
 
@@ -187,7 +209,9 @@ export class StudyRefresher {
         }
       }
     }
-    if (failure) throw failure.error;
+    if (failure) {
+      throw failure.error;
+    }
   }
 
   private async refreshBatch(uids: string[]): Promise<void> {
@@ -203,7 +227,9 @@ export class StudyRefresher {
         'SELECT study_instance_uid, generation FROM dicom_study_refresh WHERE study_instance_uid = ANY($1::text[])',
         [uids],
       );
-      if (marks.rows.length === 0) return false;
+      if (marks.rows.length === 0) {
+        return false;
+      }
       await writeImagingStudies(
         tx,
         this.options,
@@ -221,7 +247,9 @@ export class StudyRefresher {
       );
       return true;
     });
-    if (wrote) this.options.onRefreshed?.();
+    if (wrote) {
+      this.options.onRefreshed?.();
+    }
   }
 
   /** Refreshes marks that have waited longer than this process would let its own wait. */
@@ -233,7 +261,9 @@ export class StudyRefresher {
          ORDER BY touched_at LIMIT 100`,
         [minAgeMs],
       );
-      if (this.stopped) return;
+      if (this.stopped) {
+        return;
+      }
       await this.refresh(
         stale.rows.map((row) => row.study_instance_uid).filter((uid) => !this.pending.has(uid) && !this.due.has(uid)),
       );

@@ -341,7 +341,9 @@ export const US_OR_SS_TAGS: ReadonlySet<string> = new Set(['00280106', '00280107
 
 /** The VR of a tag in an Implicit VR dataset (PS3.5 §7.1.3): the dictionary's, or UN. */
 export function implicitVr(tagKey: string): string {
-  if (tagKey.endsWith('0000')) return 'UL'; // group length, PS3.5 §7.2
+  if (tagKey.endsWith('0000')) {
+    return 'UL';
+  } // group length, PS3.5 §7.2
   return IMPLICIT_VR_DICTIONARY[tagKey] ?? 'UN';
 }
 

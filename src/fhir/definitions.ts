@@ -262,7 +262,9 @@ function slimCompose(compose: ValueSetCompose | undefined): ValueSetCompose | un
  * otherwise pay for it (a few hundred milliseconds) inside a request. Later calls do nothing.
  */
 export function loadTerminologyDefinitions(): void {
-  if (!valueSets) loadTerminology();
+  if (!valueSets) {
+    loadTerminology();
+  }
 }
 
 /**

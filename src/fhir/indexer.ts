@@ -142,7 +142,9 @@ export function withoutDuplicates(rows: SearchIndexRows): SearchIndexRows {
     const seen = new Set<string>();
     return list.filter((row) => {
       const key = JSON.stringify(row);
-      if (seen.has(key)) return false;
+      if (seen.has(key)) {
+        return false;
+      }
       seen.add(key);
       return true;
     });

@@ -366,7 +366,9 @@ export class HubRepository extends FhirRepository {
     if (resourceType === 'AuditEvent') {
       // An AuditEvent has one version, never changed.
       const event = await this.readAuditEvent(id);
-      if (vid !== '1') throw new OperationOutcomeError(notFound);
+      if (vid !== '1') {
+        throw new OperationOutcomeError(notFound);
+      }
       return event as WithId<T>;
     }
     await this.assertVisible(resourceType, id, 'read');
@@ -438,7 +440,9 @@ export class HubRepository extends FhirRepository {
     }
     if (this.ctx.access) {
       // A person sees the history of the resources they may see now (deleted ones are no one's case).
-      if (resourceType) this.ctx.access.require(resourceType, 'history');
+      if (resourceType) {
+        this.ctx.access.require(resourceType, 'history');
+      }
       const condition = this.ctx.access.condition(params, 'r', 'history', resourceType ? [resourceType] : undefined);
       if (condition !== 'TRUE') {
         where.push(
@@ -656,7 +660,9 @@ export class HubRepository extends FhirRepository {
     return this.guardedWrite(resource.resourceType, id, 'update', (guarded) =>
       guarded.withTransaction(async (tx) => {
         const current = await tx.currentRow(resource.resourceType, id, true);
-        if (!current || current.deleted) this.assertMayChooseId(resource.resourceType, id);
+        if (!current || current.deleted) {
+          this.assertMayChooseId(resource.resourceType, id);
+        }
         checkIfMatch(current, options?.ifMatch);
         if (
           current &&
@@ -764,7 +770,9 @@ export class HubRepository extends FhirRepository {
       ...literal,
       meta: stampActor({ ...literal.meta, versionId: String(version), lastUpdated }, this.ctx.actor),
     } as WithId<T>;
-    if (validate) validateFhirResource(candidate);
+    if (validate) {
+      validateFhirResource(candidate);
+    }
     let binary: { key: string; size: number } | undefined;
     let stored: WithId<T> = candidate;
     if (candidate.resourceType === 'Binary' && (candidate as Binary).data !== undefined) {
@@ -814,8 +822,9 @@ export class HubRepository extends FhirRepository {
    */
   private async checkReferenceClaims(resource: Resource, current: CurrentRow | undefined): Promise<void> {
     const access = this.ctx.callerAccess ?? this.ctx.access;
-    if (!access || access.scopeOf(resource.resourceType, current && !current.deleted ? 'update' : 'create') === 'all')
+    if (!access || access.scopeOf(resource.resourceType, current && !current.deleted ? 'update' : 'create') === 'all') {
       return;
+    }
     const previous =
       current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined;
     const claims = newClaims(resource, previous, this.fhirBase);
@@ -828,18 +837,25 @@ export class HubRepository extends FhirRepository {
       });
     };
     const [identifier] = claims.caseIdentifiers;
-    if (identifier)
+    if (identifier) {
       refuse(identifier.path, 'Identifiers of the system urn:hub:case-resource are written by the hub only');
+    }
     // Every target the policy does not open to the whole role, checked in one statement.
     const pending = new Map<string, ReferenceClaim>();
     for (const claim of claims.references) {
       const key = `${claim.resourceType}/${claim.id}`;
       const scope = access.scopeOf(claim.resourceType, 'read');
-      if (scope === 'all' || pending.has(key)) continue;
-      if (!scope || !isResourceType(claim.resourceType)) refuse(claim.path, notYours(key));
+      if (scope === 'all' || pending.has(key)) {
+        continue;
+      }
+      if (!scope || !isResourceType(claim.resourceType)) {
+        refuse(claim.path, notYours(key));
+      }
       pending.set(key, claim);
     }
-    if (pending.size === 0) return;
+    if (pending.size === 0) {
+      return;
+    }
     const targets = [...pending.values()];
     const params = new SqlParams();
     const createdByWriter = this.ctx.actor
@@ -855,7 +871,9 @@ export class HubRepository extends FhirRepository {
     );
     const reachable = new Set(found.rows.map((row) => `${row.resource_type}/${row.id}`));
     const refused = targets.find((claim) => !reachable.has(`${claim.resourceType}/${claim.id}`));
-    if (refused) refuse(refused.path, notYours(`${refused.resourceType}/${refused.id}`));
+    if (refused) {
+      refuse(refused.path, notYours(`${refused.resourceType}/${refused.id}`));
+    }
   }
 
   private async resolveConditionalReferences<T extends Resource>(resource: T): Promise<T> {
@@ -906,15 +924,20 @@ export class HubRepository extends FhirRepository {
    */
   async checkBinaryWrite(id: string | undefined): Promise<void> {
     const access = this.ctx.access;
-    if (!access) return;
+    if (!access) {
+      return;
+    }
     if (id === undefined) {
       access.require('Binary', 'create');
       return;
     }
     const scope = access.require('Binary', 'update');
     const current = ID_PATTERN.test(id) ? await this.currentRow('Binary', id, false) : undefined;
-    if (!current || current.deleted) this.assertMayChooseId('Binary', id);
-    else if (scope !== 'all') await this.assertVisible('Binary', id, 'read');
+    if (!current || current.deleted) {
+      this.assertMayChooseId('Binary', id);
+    } else if (scope !== 'all') {
+      await this.assertVisible('Binary', id, 'read');
+    }
   }
 
   /** Stores raw Binary content and creates or updates its Binary resource. */
@@ -927,7 +950,9 @@ export class HubRepository extends FhirRepository {
     const resource: Binary = { ...extra, resourceType: 'Binary', contentType, ...(id ? { id } : {}) };
     const write = async (tx: HubRepository): Promise<WithId<Binary>> => {
       const current = id ? await tx.currentRow('Binary', id, true) : undefined;
-      if (id && (!current || current.deleted)) tx.assertMayChooseId('Binary', id);
+      if (id && (!current || current.deleted)) {
+        tx.assertMayChooseId('Binary', id);
+      }
       const binaryId = id ?? tx.generateId();
       const version = (current?.version ?? 0) + 1;
       const lastUpdated = new Date().toISOString();
@@ -1041,8 +1066,12 @@ function unchanged(before: Resource, after: Resource): boolean {
 
 /** `meta.source` names the writer when one is known; a client can never claim to be a hub actor. */
 function stampActor(meta: NonNullable<Resource['meta']>, actor: string | undefined): NonNullable<Resource['meta']> {
-  if (actor !== undefined) return { ...meta, source: actor };
-  if (!meta.source?.startsWith(HUB_ACTOR_PREFIX)) return meta;
+  if (actor !== undefined) {
+    return { ...meta, source: actor };
+  }
+  if (!meta.source?.startsWith(HUB_ACTOR_PREFIX)) {
+    return meta;
+  }
   const { source: _claimed, ...rest } = meta;
   return rest;
 }

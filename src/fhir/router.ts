@@ -125,7 +125,9 @@ function hasOperationSegment(url: string): boolean {
 class HubFhirRouter extends FhirRouter {
   override find(method: HttpMethod, url: string): ReturnType<FhirRouter['find']> {
     const route = super.find(method, expandTypeModifiers(url));
-    if (route && route.data?.interaction !== 'operation' && hasOperationSegment(url)) return undefined;
+    if (route && route.data?.interaction !== 'operation' && hasOperationSegment(url)) {
+      return undefined;
+    }
     return route?.data?.interaction === 'batch' ? { ...route, handler: batch } : route;
   }
 }
@@ -135,6 +137,8 @@ export function createFhirRouter(operations?: OperationContext): FhirRouter {
   const router = new HubFhirRouter();
   router.add('GET', ':resourceType/_history', typeHistory, 'history-type');
   router.add('GET', '_history', systemHistory, 'history-system');
-  if (operations) registerOperations(router, operations);
+  if (operations) {
+    registerOperations(router, operations);
+  }
   return router;
 }

@@ -131,15 +131,18 @@ export function buildWriteStatement(write: ResourceWrite): { sql: string; values
   if (write.audit && write.audit.length > 0) {
     ctes.push(...auditInsertCtes(p, write.audit));
   }
-  if (write.caseLinks) ctes.push(...caseLinkCtes(p, type, id, write.replacing, write.caseLinks));
+  if (write.caseLinks) {
+    ctes.push(...caseLinkCtes(p, type, id, write.replacing, write.caseLinks));
+  }
   return { sql: prepared(`WITH ${ctes.join(', ')} SELECT 1`), values: p.values };
 }
 
 /** Replaces the case-membership rows a resource contributed (migration 012) with `links`. */
 function caseLinkCtes(p: SqlParams, type: string, id: string, replacing: boolean, links: CaseLinkRows): string[] {
   const ctes: string[] = [];
-  if (replacing)
+  if (replacing) {
     ctes.push(`d_case_resource AS (DELETE FROM case_resource WHERE via_type = ${type} AND via_id = ${id})`);
+  }
   if (links.resources.length > 0) {
     const column = (index: number, sqlType: string): string =>
       `${p.add(links.resources.map((row) => row[index]))}::${sqlType}[]`;
@@ -149,7 +152,9 @@ function caseLinkCtes(p: SqlParams, type: string, id: string, replacing: boolean
     );
   }
   if (links.members) {
-    if (replacing) ctes.push(`d_case_member AS (DELETE FROM case_member WHERE via_type = ${type} AND via_id = ${id})`);
+    if (replacing) {
+      ctes.push(`d_case_member AS (DELETE FROM case_member WHERE via_type = ${type} AND via_id = ${id})`);
+    }
     const members = links.members;
     if (members.length > 0) {
       const column = (index: number): string => `${p.add(members.map((row) => row[index]))}::text[]`;
@@ -167,7 +172,9 @@ function caseLinkCtes(p: SqlParams, type: string, id: string, replacing: boolean
     }
   }
   if (links.releases) {
-    if (replacing) ctes.push(`d_case_release AS (DELETE FROM case_release WHERE via_id = ${id})`);
+    if (replacing) {
+      ctes.push(`d_case_release AS (DELETE FROM case_release WHERE via_id = ${id})`);
+    }
     if (links.releases.length > 0) {
       ctes.push(
         `i_case_release AS (INSERT INTO case_release (case_id, via_id) SELECT u, ${id} FROM unnest(${p.add(links.releases)}::text[]) AS u)`,

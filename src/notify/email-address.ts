@@ -10,8 +10,12 @@ const LOCAL_PART = /^[^\s<>()@,;:"]+$/;
 const DOMAIN = /^[^\s<>()@,;:".]+(?:\.[^\s<>()@,;:".]+)+$/;
 
 export function isEmailAddress(value: string): boolean {
-  if (value.length > MAX_EMAIL_ADDRESS_LENGTH) return false;
+  if (value.length > MAX_EMAIL_ADDRESS_LENGTH) {
+    return false;
+  }
   const at = value.indexOf('@');
-  if (at <= 0 || at !== value.lastIndexOf('@')) return false;
+  if (at <= 0 || at !== value.lastIndexOf('@')) {
+    return false;
+  }
   return LOCAL_PART.test(value.slice(0, at)) && DOMAIN.test(value.slice(at + 1));
 }

@@ -65,7 +65,9 @@ export class OutboxRelay {
    * dispatched before (a restored backup); throws QueuePrefixInUseError when another database owns it.
    */
   async claim(): Promise<string> {
-    if (this.claimed) return this.claimed;
+    if (this.claimed) {
+      return this.claimed;
+    }
     const database = await databaseId(this.options.db);
     await claimQueuePrefix(this.options.connection, this.options.prefix, database);
     const moved = await catchUpOutboxSequence(this.options.connection, this.options.db, this.options.prefix, database);

@@ -34,7 +34,9 @@ return 1`;
 export async function databaseId(db: Queryable): Promise<string> {
   const result = await db.query<{ id: string }>('SELECT id::text AS id FROM hub_database');
   const id = result.rows[0]?.id;
-  if (!id) throw new Error('the database has no identity (table hub_database, migration 013)');
+  if (!id) {
+    throw new Error('the database has no identity (table hub_database, migration 013)');
+  }
   return id;
 }
 
@@ -43,7 +45,9 @@ export const outboxJobId = (database: string, eventId: number): string => `outbo
 
 /** Resolves when the connection is ready (its commands are not queued while it connects). */
 function ready(redis: Redis, timeoutMs = 5000): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
+  if (redis.status === 'ready') {
+    return Promise.resolve();
+  }
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       redis.off('ready', onReady);
@@ -61,10 +65,16 @@ function ready(redis: Redis, timeoutMs = 5000): Promise<void> {
 export async function claimQueuePrefix(redis: Redis, prefix: string, database: string): Promise<void> {
   await ready(redis);
   const key = ownerKey(prefix);
-  if ((await redis.set(key, database, 'NX')) === 'OK') return;
+  if ((await redis.set(key, database, 'NX')) === 'OK') {
+    return;
+  }
   const owner = await redis.get(key);
-  if (owner !== null && owner !== database) throw new QueuePrefixInUseError(prefix, owner, database);
-  if (owner === null) await claimQueuePrefix(redis, prefix, database);
+  if (owner !== null && owner !== database) {
+    throw new QueuePrefixInUseError(prefix, owner, database);
+  }
+  if (owner === null) {
+    await claimQueuePrefix(redis, prefix, database);
+  }
 }
 
 /**
@@ -81,7 +91,9 @@ export async function catchUpOutboxSequence(
   database: string,
 ): Promise<number | undefined> {
   const high = Number((await redis.get(highKey(prefix, database))) ?? '0');
-  if (!(high > 0)) return undefined;
+  if (!(high > 0)) {
+    return undefined;
+  }
   return db.transaction(async (tx) => {
     const moved = await tx.query<{ moved: string }>(
       `SELECT setval(q.s, $1) AS moved FROM (SELECT pg_get_serial_sequence('outbox', 'id')::regclass AS s) q

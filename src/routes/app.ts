@@ -95,10 +95,14 @@ export function createApp(options: AppOptions): Express {
     }
     app.use('/fhir', createFhirRoutes(options.fhir));
     if (options.dicomweb) {
-      if (options.auth) app.use('/dicomweb', ...options.auth.dicomweb);
+      if (options.auth) {
+        app.use('/dicomweb', ...options.auth.dicomweb);
+      }
       app.use('/dicomweb', createDicomwebRoutes(options.dicomweb));
     }
-    if (options.adminQueues) app.use('/admin/queues', ...adminOnly, createAdminQueueRoutes(options.adminQueues));
+    if (options.adminQueues) {
+      app.use('/admin/queues', ...adminOnly, createAdminQueueRoutes(options.adminQueues));
+    }
   }
   app.use('/fhir', fhirErrorHandler);
   app.use((_req, res) => {

@@ -46,7 +46,9 @@ const PREFLIGHT_MAX_AGE_SECONDS = '600';
 function varyOnOrigin(res: Response): void {
   const vary = res.getHeader('Vary');
   const current = typeof vary === 'string' ? vary : Array.isArray(vary) ? vary.join(', ') : '';
-  if (!current.split(',').some((name) => name.trim().toLowerCase() === 'origin')) res.append('Vary', 'Origin');
+  if (!current.split(',').some((name) => name.trim().toLowerCase() === 'origin')) {
+    res.append('Vary', 'Origin');
+  }
 }
 
 export function corsPolicy(policy: CorsPolicy): RequestHandler {

@@ -32,7 +32,9 @@ export function securityHeaders(options: SecurityHeadersOptions): RequestHandler
     const dicomweb = req.path === '/dicomweb' || req.path.startsWith('/dicomweb/');
     res.setHeader('Cross-Origin-Resource-Policy', dicomweb ? 'cross-origin' : 'same-origin');
     res.setHeader('X-Permitted-Cross-Domain-Policies', 'none');
-    if (options.hsts) res.setHeader('Strict-Transport-Security', HSTS);
+    if (options.hsts) {
+      res.setHeader('Strict-Transport-Security', HSTS);
+    }
     next();
   };
 }

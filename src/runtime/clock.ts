@@ -17,6 +17,8 @@ export const systemClock: Clock = { now: () => new Date() };
 /** A clock that reads `start` now and then advances in real time (tests of date rules). */
 export function clockStartingAt(start: Date | string, base: Clock = systemClock): Clock {
   const offsetMs = new Date(start).getTime() - base.now().getTime();
-  if (Number.isNaN(offsetMs)) throw new Error(`not an instant: ${String(start)}`);
+  if (Number.isNaN(offsetMs)) {
+    throw new Error(`not an instant: ${String(start)}`);
+  }
   return { now: () => new Date(base.now().getTime() + offsetMs) };
 }

@@ -25,7 +25,9 @@ async function directoriesSynced(action: () => Promise<unknown>): Promise<string
   const fsync = fs.fsync;
   const sync = jest.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: fs.NoParamCallback) => {
     const file = opened.get(fd);
-    if (file !== undefined && fs.statSync(file).isDirectory()) synced.push(file);
+    if (file !== undefined && fs.statSync(file).isDirectory()) {
+      synced.push(file);
+    }
     fsync(fd, callback);
   }) as typeof fs.fsync);
   try {
@@ -77,10 +79,14 @@ describe('FileBlobStore directories', () => {
     const wanted = keyOf(Buffer.from('seed-0')).slice(0, 4);
     for (let i = 0; blobs.length < 3; i++) {
       const bytes = Buffer.from(`seed-${i}`);
-      if (keyOf(bytes).startsWith(wanted)) blobs.push(bytes);
+      if (keyOf(bytes).startsWith(wanted)) {
+        blobs.push(bytes);
+      }
     }
     const stored = await Promise.all(blobs.map((bytes) => store.put(bytes)));
-    for (const [i, blob] of stored.entries()) expect(await readFile(store.pathOf(blob.key))).toEqual(blobs[i]);
+    for (const [i, blob] of stored.entries()) {
+      expect(await readFile(store.pathOf(blob.key))).toEqual(blobs[i]);
+    }
   });
 
   test('a directory that could not be made fails its blob, and the next blob there succeeds once it can be made', async () => {

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 export interface StoredBlob {
   key: string;
@@ -107,8 +107,13 @@ export class FileBlobStore implements BlobStore {
   async put(source: Readable | Buffer, maxBytes = Number.MAX_SAFE_INTEGER): Promise<StoredBlob> {
     const writer = this.createWriter({ maxBytes });
     try {
-      if (Buffer.isBuffer(source)) await writer.write(source);
-      else for await (const chunk of source) await writer.write(chunk as Buffer);
+      if (Buffer.isBuffer(source)) {
+        await writer.write(source);
+      } else {
+        for await (const chunk of source) {
+          await writer.write(chunk as Buffer);
+        }
+      }
     } catch (error) {
       await writer.abort();
       throw error;
@@ -148,7 +153,9 @@ export class FileBlobStore implements BlobStore {
     const finalPath = this.pathOf(key);
     const dir = path.dirname(finalPath);
     const ready = this.blobDirs.get(dir);
-    if (ready === undefined) return this.installCreatingDir(tmp, finalPath);
+    if (ready === undefined) {
+      return this.installCreatingDir(tmp, finalPath);
+    }
     // Another install may still be making this directory durable: this blob is not durable before.
     await ready;
     // rename(2) and open(2) of a directory take microseconds: run here rather than through the
@@ -188,7 +195,9 @@ export class FileBlobStore implements BlobStore {
     const fd = fs.openSync(tmp, 'wx');
     try {
       let written = 0;
-      while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
+      while (written < bytes.length) {
+        written += fs.writeSync(fd, bytes, written, bytes.length - written);
+      }
       await fdatasync(fd);
     } catch (error) {
       fs.closeSync(fd);
@@ -200,7 +209,9 @@ export class FileBlobStore implements BlobStore {
   }
 
   private async ensureDir(dir: string): Promise<void> {
-    if (this.knownDirs.has(dir)) return;
+    if (this.knownDirs.has(dir)) {
+      return;
+    }
     // The store's root is made here, with the temp directory, before any blob.
     await syncParentsOfMade(dir, await fsp.mkdir(dir, { recursive: true }));
     this.knownDirs.add(dir);
@@ -229,17 +240,25 @@ class FileBlobWriter implements BlobWriter {
   }
 
   async write(chunk: Buffer): Promise<void> {
-    if (this.done) throw new Error('blob writer already finished');
-    if (this.written + chunk.length > this.maxBytes) throw new BlobTooLargeError(this.maxBytes);
+    if (this.done) {
+      throw new Error('blob writer already finished');
+    }
+    if (this.written + chunk.length > this.maxBytes) {
+      throw new BlobTooLargeError(this.maxBytes);
+    }
     this.written += chunk.length;
     this.hash.update(chunk);
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    if (this.spill !== undefined || this.buffered > this.memoryBytes) await this.flushToSpill();
+    if (this.spill !== undefined || this.buffered > this.memoryBytes) {
+      await this.flushToSpill();
+    }
   }
 
   async stage(): Promise<StagedBlob> {
-    if (this.done) throw new Error('blob writer already finished');
+    if (this.done) {
+      throw new Error('blob writer already finished');
+    }
     this.done = true;
     const key = this.hash.digest('hex');
     const size = this.written;
@@ -276,7 +295,9 @@ class FileBlobWriter implements BlobWriter {
     const chunks = this.chunks;
     this.chunks = [];
     this.buffered = 0;
-    if (chunks.length > 0) await writeAll(this.spill.handle, chunks);
+    if (chunks.length > 0) {
+      await writeAll(this.spill.handle, chunks);
+    }
   }
 }
 
@@ -301,9 +322,13 @@ function stagedInMemory(store: FileBlobStore, key: string, size: number, bytes: 
     },
     async discard() {
       // After a commit the temp file is the blob: nothing is left to remove (callers discard in a finally).
-      if (synced === undefined || installed) return;
+      if (synced === undefined || installed) {
+        return;
+      }
       const tmp = await synced.catch(() => undefined);
-      if (tmp !== undefined) await fsp.rm(tmp, { force: true });
+      if (tmp !== undefined) {
+        await fsp.rm(tmp, { force: true });
+      }
     },
   };
 }
@@ -322,7 +347,9 @@ function stagedInFile(store: FileBlobStore, key: string, size: number, file: str
       return { key, size };
     },
     async discard() {
-      if (!installed) await fsp.rm(file, { force: true });
+      if (!installed) {
+        await fsp.rm(file, { force: true });
+      }
     },
   };
 }
@@ -334,8 +361,9 @@ async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
     let skip = bytesWritten;
     const rest: Buffer[] = [];
     for (const chunk of pending) {
-      if (skip >= chunk.length) skip -= chunk.length;
-      else {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+      } else {
         rest.push(skip > 0 ? chunk.subarray(skip) : chunk);
         skip = 0;
       }
@@ -350,10 +378,14 @@ function fdatasync(fd: number): Promise<void> {
 
 /** Syncs the parent of each directory `mkdir -p` made, from `dir` up to `first` (none if it made none). */
 async function syncParentsOfMade(dir: string, first: string | undefined): Promise<void> {
-  if (first === undefined) return;
+  if (first === undefined) {
+    return;
+  }
   for (let made = dir; ; made = path.dirname(made)) {
     await syncDirectory(path.dirname(made));
-    if (made === first || made === path.dirname(made)) return;
+    if (made === first || made === path.dirname(made)) {
+      return;
+    }
   }
 }
 

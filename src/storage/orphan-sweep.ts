@@ -122,8 +122,9 @@ export async function sweepOrphanBlobs(
   clock: Clock = Date.now,
 ): Promise<OrphanSweepResult> {
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-  if (!(graceMs >= MIN_GRACE_MS))
+  if (!(graceMs >= MIN_GRACE_MS)) {
     throw new RangeError(`the grace period must be at least ${MIN_GRACE_MS / HOUR_MS} hour`);
+  }
   const cutoff = clock() - graceMs;
   return db.withConnection(async (conn) => {
     const locking = options.dryRun !== true && db.kind === 'postgres';
@@ -132,12 +133,16 @@ export async function sweepOrphanBlobs(
         'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
         [LOCK_NAME],
       );
-      if (lock.rows[0]?.locked !== true) return emptyResult(false);
+      if (lock.rows[0]?.locked !== true) {
+        return emptyResult(false);
+      }
     }
     try {
       return await new OrphanSweep(conn, store, options, cutoff).run();
     } finally {
-      if (locking) await conn.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [LOCK_NAME]);
+      if (locking) {
+        await conn.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [LOCK_NAME]);
+      }
     }
   });
 }
@@ -174,9 +179,13 @@ class OrphanSweep {
     let batch: BlobFile[] = [];
     for await (const blob of this.blobFiles()) {
       // Nothing of a batch still being gathered is in quarantine yet: it can be dropped.
-      if (this.stopped) return this.result;
+      if (this.stopped) {
+        return this.result;
+      }
       this.result.scanned++;
-      if (blob.mtimeMs >= this.cutoff) continue;
+      if (blob.mtimeMs >= this.cutoff) {
+        continue;
+      }
       this.result.old++;
       batch.push(blob);
       if (batch.length >= this.batchSize) {
@@ -184,7 +193,9 @@ class OrphanSweep {
         batch = [];
       }
     }
-    if (batch.length > 0) await this.sweepBatch(batch);
+    if (batch.length > 0) {
+      await this.sweepBatch(batch);
+    }
     return this.result;
   }
 
@@ -194,10 +205,14 @@ class OrphanSweep {
       for (const second of await directoryNames(path.join(this.store.root, first))) {
         const dir = path.join(this.store.root, first, second);
         for (const key of await fileNames(dir)) {
-          if (!KEY_PATTERN.test(key) || key.slice(0, 2) !== first || key.slice(2, 4) !== second) continue;
+          if (!KEY_PATTERN.test(key) || key.slice(0, 2) !== first || key.slice(2, 4) !== second) {
+            continue;
+          }
           const file = path.join(dir, key);
           const stat = await lstatIfExists(file);
-          if (stat?.isFile()) yield { key, path: file, ino: stat.ino, mtimeMs: stat.mtimeMs, size: stat.size };
+          if (stat?.isFile()) {
+            yield { key, path: file, ino: stat.ino, mtimeMs: stat.mtimeMs, size: stat.size };
+          }
         }
       }
     }
@@ -217,9 +232,13 @@ class OrphanSweep {
     try {
       for (const orphan of orphans) {
         const moved = await this.quarantine(orphan);
-        if (moved) quarantined.push(moved);
+        if (moved) {
+          quarantined.push(moved);
+        }
       }
-      if (quarantined.length === 0) return;
+      if (quarantined.length === 0) {
+        return;
+      }
       await this.options.hooks?.afterQuarantine?.(quarantined.map((blob) => blob.key));
       stillReferenced = await this.referencedKeys(quarantined.map((blob) => blob.key));
     } catch (error) {
@@ -232,7 +251,9 @@ class OrphanSweep {
   /** Moves a candidate into quarantine unless a writer has replaced it since it was found old. */
   private async quarantine(blob: BlobFile): Promise<QuarantinedBlob | undefined> {
     const current = await lstatIfExists(blob.path);
-    if (!current) return undefined;
+    if (!current) {
+      return undefined;
+    }
     if (current.ino !== blob.ino || current.mtimeMs !== blob.mtimeMs) {
       this.result.rescued++;
       return undefined;
@@ -242,7 +263,9 @@ class OrphanSweep {
     try {
       await fsp.rename(blob.path, target);
     } catch (error) {
-      if (isCode(error, 'ENOENT')) return undefined;
+      if (isCode(error, 'ENOENT')) {
+        return undefined;
+      }
       throw error;
     }
     return { key: blob.key, path: target, finalPath: blob.path, ino: blob.ino, mtimeMs: blob.mtimeMs };
@@ -277,11 +300,15 @@ class OrphanSweep {
           this.result.removedBytes += stat.size;
         }
       } catch (error) {
-        if (isCode(error, 'ENOENT')) continue;
+        if (isCode(error, 'ENOENT')) {
+          continue;
+        }
         failure ??= error;
       }
     }
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) {
+      throw failure;
+    }
   }
 
   /** Links a quarantined blob back into place (a copy already there has the same bytes), durably, then drops its quarantine name. */
@@ -291,7 +318,9 @@ class OrphanSweep {
     try {
       await fsp.link(blob.path, blob.finalPath);
     } catch (error) {
-      if (!isCode(error, 'EEXIST')) throw error;
+      if (!isCode(error, 'EEXIST')) {
+        throw error;
+      }
     }
     await syncDirectory(dir);
     await fsp.unlink(blob.path);
@@ -299,7 +328,9 @@ class OrphanSweep {
 
   /** Best effort, after a failure: whatever is not put back now is recovered by the next sweep. */
   private async restoreAll(quarantined: QuarantinedBlob[]): Promise<void> {
-    for (const blob of quarantined) await this.restore(blob).catch(() => undefined);
+    for (const blob of quarantined) {
+      await this.restore(blob).catch(() => undefined);
+    }
   }
 
   /** Settles the files an interrupted sweep left in quarantine, by the same rules as a new candidate. */
@@ -307,7 +338,9 @@ class OrphanSweep {
     const leftovers: QuarantinedBlob[] = [];
     for (const name of await fileNames(this.quarantineDir)) {
       const key = QUARANTINED_PATTERN.exec(name)?.[1];
-      if (key === undefined) continue;
+      if (key === undefined) {
+        continue;
+      }
       leftovers.push({
         key,
         path: path.join(this.quarantineDir, name),
@@ -340,7 +373,9 @@ async function lstatIfExists(file: string): Promise<Stats | undefined> {
   try {
     return await fsp.lstat(file);
   } catch (error) {
-    if (isCode(error, 'ENOENT')) return undefined;
+    if (isCode(error, 'ENOENT')) {
+      return undefined;
+    }
     throw error;
   }
 }
@@ -349,7 +384,9 @@ async function entriesOf(dir: string): Promise<Dirent[]> {
   try {
     return await fsp.readdir(dir, { withFileTypes: true });
   } catch (error) {
-    if (isCode(error, 'ENOENT')) return [];
+    if (isCode(error, 'ENOENT')) {
+      return [];
+    }
     throw error;
   }
 }
@@ -384,12 +421,17 @@ export function startOrphanSweeper(db: Database, store: FileBlobStore, options: 
   let running: Promise<void> | undefined;
   let interval: NodeJS.Timeout | undefined;
   const sweep = (): void => {
-    if (running !== undefined || controller.signal.aborted) return;
+    if (running !== undefined || controller.signal.aborted) {
+      return;
+    }
     running = (async () => {
       try {
         const result = await sweepOrphanBlobs(db, store, { graceMs: options.graceMs, signal: controller.signal });
-        if (result.ran) options.logger.info({ ...result }, 'blob orphan sweep done');
-        else options.logger.debug('blob orphan sweep skipped: another process is sweeping');
+        if (result.ran) {
+          options.logger.info({ ...result }, 'blob orphan sweep done');
+        } else {
+          options.logger.debug('blob orphan sweep skipped: another process is sweeping');
+        }
       } catch (error) {
         options.logger.warn(
           { err: error instanceof Error ? error.message : String(error) },

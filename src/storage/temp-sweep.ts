@@ -13,7 +13,9 @@ export async function removeStaleFiles(dir: string, maxAgeMs: number, now = Date
   try {
     entries = await fsp.readdir(dir, { withFileTypes: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return 0;
+    }
     throw error;
   }
   let removed = 0;
@@ -30,7 +32,9 @@ export async function removeStaleFiles(dir: string, maxAgeMs: number, now = Date
         removed++;
       }
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw error;
+      }
     }
   }
   return removed;
@@ -49,7 +53,9 @@ export function startTempSweeper(
     for (const dir of dirs) {
       try {
         const removed = await removeStaleFiles(dir, options.maxAgeMs);
-        if (removed > 0) options.logger.info({ dir: path.basename(dir), removed }, 'removed stale temporary files');
+        if (removed > 0) {
+          options.logger.info({ dir: path.basename(dir), removed }, 'removed stale temporary files');
+        }
       } catch (error) {
         options.logger.warn(
           { err: error instanceof Error ? error.message : String(error) },

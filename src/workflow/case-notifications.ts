@@ -62,7 +62,9 @@ export function caseStateDedupeKey(serviceRequestId: string, state: CaseState, r
 /** The referring Practitioner: the requester itself, or the Practitioner of a requester PractitionerRole. */
 async function physicianOf(repo: HubRepository, request: ServiceRequest): Promise<WithId<Practitioner> | undefined> {
   const practitionerId = referencedId(request.requester, 'Practitioner');
-  if (practitionerId) return readOptional<Practitioner>(repo, 'Practitioner', practitionerId);
+  if (practitionerId) {
+    return readOptional<Practitioner>(repo, 'Practitioner', practitionerId);
+  }
   const roleId = referencedId(request.requester, 'PractitionerRole');
   const role = roleId ? await readOptional<PractitionerRole>(repo, 'PractitionerRole', roleId) : undefined;
   const viaRole = referencedId(role?.practitioner, 'Practitioner');
@@ -85,10 +87,13 @@ export interface CaseStateChange {
  */
 export async function notifyCaseState(ctx: WorkflowContext, change: CaseStateChange): Promise<string[]> {
   const plan = STATE_NOTIFICATIONS[change.state];
-  if (!plan) return [];
+  if (!plan) {
+    return [];
+  }
   const candidates: { kind: NotificationKind; resource: WithId<Patient | Practitioner> | undefined }[] = [];
-  if (plan.physician)
+  if (plan.physician) {
     candidates.push({ kind: plan.physician, resource: await physicianOf(change.repo, change.serviceRequest) });
+  }
   if (plan.patient) {
     const patientId = referencedId(change.patient, 'Patient') ?? referencedId(change.serviceRequest.subject, 'Patient');
     candidates.push({
@@ -98,7 +103,9 @@ export async function notifyCaseState(ctx: WorkflowContext, change: CaseStateCha
   }
   const recorded: string[] = [];
   for (const { kind, resource } of candidates) {
-    if (!resource || !emailAddressOf(resource, ctx.now())) continue;
+    if (!resource || !emailAddressOf(resource, ctx.now())) {
+      continue;
+    }
     const recipient = `${resource.resourceType}/${resource.id}`;
     const result = await recordNotification(
       change.tx,
@@ -110,7 +117,9 @@ export async function notifyCaseState(ctx: WorkflowContext, change: CaseStateCha
       },
       ctx.messageIdDomain ?? FALLBACK_MESSAGE_ID_DOMAIN,
     );
-    if (result.created) recorded.push(recipient);
+    if (result.created) {
+      recorded.push(recipient);
+    }
   }
   if (recorded.length > 0) {
     ctx.logger?.info(

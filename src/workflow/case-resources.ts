@@ -54,7 +54,9 @@ export async function findCaseResources<T extends Resource>(
   roles: readonly string[],
 ): Promise<Map<string, WithId<T>>> {
   const found = new Map<string, WithId<T>>();
-  if (roles.length === 0) return found;
+  if (roles.length === 0) {
+    return found;
+  }
   const search = parseSearchRequest<T>(
     `${resourceType}?identifier=${identifierQuery(serviceRequestId, roles)}&_count=${roles.length * 2}`,
   );
@@ -115,7 +117,9 @@ export async function putCaseResource<T extends Resource>(
  * this lock first, in its transaction, so two steps never interleave their reads and writes.
  */
 export async function lockCase(tx: Queryable, serviceRequestId: string): Promise<void> {
-  if (!tx.inTransaction) throw new Error('lockCase must run inside the transaction of the job step');
+  if (!tx.inTransaction) {
+    throw new Error('lockCase must run inside the transaction of the job step');
+  }
   await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`case:${serviceRequestId}`]);
 }
 

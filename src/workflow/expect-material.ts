@@ -48,13 +48,19 @@ export function materialInputs(planned: PlannedMaterial): TaskInput[] {
   ];
   for (const [code, field] of COUNT_CODES) {
     const value = planned[field];
-    if (typeof value === 'number') inputs.push({ type: countType(code), valueInteger: value });
+    if (typeof value === 'number') {
+      inputs.push({ type: countType(code), valueInteger: value });
+    }
   }
-  for (const name of planned.imagingSiteNames ?? [])
+  for (const name of planned.imagingSiteNames ?? []) {
     inputs.push({ type: countType('imaging-site'), valueString: name });
-  for (const name of planned.biopsySiteNames ?? []) inputs.push({ type: countType('biopsy-site'), valueString: name });
-  if (planned.recordCollection !== undefined)
+  }
+  for (const name of planned.biopsySiteNames ?? []) {
+    inputs.push({ type: countType('biopsy-site'), valueString: name });
+  }
+  if (planned.recordCollection !== undefined) {
     inputs.push({ type: countType('record-collection'), valueBoolean: planned.recordCollection });
+  }
   return inputs;
 }
 
@@ -125,8 +131,12 @@ export async function syncExpectMaterialTasks(
   for (const kind of MATERIAL_KINDS) {
     const plan = planned.find((candidate) => candidate.kind === kind);
     const current = existing.get(kind);
-    if (current && !FOLLOWS_PLAN.includes(current.status)) continue;
-    if (!plan && (!current || current.status === 'cancelled')) continue;
+    if (current && !FOLLOWS_PLAN.includes(current.status)) {
+      continue;
+    }
+    if (!plan && (!current || current.status === 'cancelled')) {
+      continue;
+    }
     const status: Task['status'] = plan ? 'requested' : 'cancelled';
     const input = plan ? materialInputs(plan) : current?.input;
     const changed = !current || current.status !== status || !deepEquals(current.input ?? [], input ?? []);

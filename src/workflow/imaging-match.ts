@@ -67,7 +67,9 @@ async function lockStudy(tx: Queryable, imagingStudyId: string): Promise<StudyMa
     [imagingStudyId],
   );
   const uid = found.rows[0]?.study_instance_uid;
-  if (!uid) return undefined;
+  if (!uid) {
+    return undefined;
+  }
   await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('dicom-refresh:' || $1, 0))`, [uid]);
   const locked = await tx.query<StudyMatchRow>(
     `SELECT study_instance_uid, imaging_study_id, patient_id, patient_birth_date, accession_number, matched_service_request_id
@@ -90,11 +92,15 @@ const text = (value: string | null | undefined): string | undefined =>
 export function otherPatientIdsOf(dicomJson: Record<string, { Value?: unknown[] }>): string[] {
   const ids: string[] = [];
   for (const value of dicomJson[DICOM_OTHER_PATIENT_IDS]?.Value ?? []) {
-    if (typeof value === 'string') ids.push(value);
+    if (typeof value === 'string') {
+      ids.push(value);
+    }
   }
   for (const item of dicomJson[DICOM_OTHER_PATIENT_IDS_SEQUENCE]?.Value ?? []) {
     const id = (item as Record<string, { Value?: unknown[] }>)[DICOM_PATIENT_ID]?.Value?.[0];
-    if (typeof id === 'string') ids.push(id);
+    if (typeof id === 'string') {
+      ids.push(id);
+    }
   }
   return [...new Set(ids.map((id) => id.trim()).filter((id) => id !== ''))];
 }
@@ -124,7 +130,9 @@ async function activeRequests(
   code: 'identifier' | 'subject',
   values: readonly string[],
 ): Promise<string[]> {
-  if (values.length === 0) return [];
+  if (values.length === 0) {
+    return [];
+  }
   const found = await repo.searchResources<ServiceRequest>({
     resourceType: 'ServiceRequest',
     filters: [
@@ -143,7 +151,9 @@ export async function findCandidateCases(
 ): Promise<{ method: MatchMethod; serviceRequestIds: string[] } | undefined> {
   if (evidence.accessionNumber) {
     const ids = await activeRequests(repo, 'identifier', [escapeToken(evidence.accessionNumber)]);
-    if (ids.length > 0) return { method: 'accession-number', serviceRequestIds: ids };
+    if (ids.length > 0) {
+      return { method: 'accession-number', serviceRequestIds: ids };
+    }
   }
   const referenceNumbers = [evidence.patientId, evidence.accessionNumber, ...evidence.otherPatientIds].filter(
     (value): value is string => value !== undefined && isValidReferenceNumber(value),
@@ -153,7 +163,9 @@ export async function findCandidateCases(
     'identifier',
     [...new Set(referenceNumbers)].map((value) => `${REFERENCE_NUMBER_SYSTEM}|${value}`),
   );
-  if (byReference.length > 0) return { method: 'reference-number', serviceRequestIds: byReference };
+  if (byReference.length > 0) {
+    return { method: 'reference-number', serviceRequestIds: byReference };
+  }
   if (evidence.patientId && evidence.birthDate) {
     const patients = await repo.searchResources<Patient>({
       resourceType: 'Patient',
@@ -164,7 +176,9 @@ export async function findCandidateCases(
       .filter((patient) => patient.birthDate === evidence.birthDate)
       .map((patient) => `Patient/${patient.id}`);
     const ids = await activeRequests(repo, 'subject', same);
-    if (ids.length > 0) return { method: 'patient-identifier', serviceRequestIds: ids };
+    if (ids.length > 0) {
+      return { method: 'patient-identifier', serviceRequestIds: ids };
+    }
   }
   return undefined;
 }
@@ -185,11 +199,16 @@ async function applyMatch(
 ): Promise<void> {
   const repo = new HubRepository(ctx, tx);
   const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
-  if (!request) throw new MatchRefused(`ServiceRequest/${serviceRequestId} does not exist`);
-  if (request.status !== 'active')
+  if (!request) {
+    throw new MatchRefused(`ServiceRequest/${serviceRequestId} does not exist`);
+  }
+  if (request.status !== 'active') {
     throw new MatchRefused(`ServiceRequest/${serviceRequestId} is ${request.status}, not active`);
+  }
   const patientId = referencedId(request.subject, 'Patient');
-  if (!patientId) throw new MatchRefused(`ServiceRequest/${serviceRequestId} has no Patient subject`);
+  if (!patientId) {
+    throw new MatchRefused(`ServiceRequest/${serviceRequestId} has no Patient subject`);
+  }
   await tx.query(
     `UPDATE dicom_study SET matched_service_request_id = $2, matched_patient_id = $3, match_method = $4, matched_at = now()
      WHERE study_instance_uid = $1`,
@@ -304,20 +323,26 @@ export async function matchImagingStudy(
   now: Date,
 ): Promise<{ outcome: ImagingOutcome; method?: MatchMethod }> {
   const row = await lockStudy(tx, imagingStudyId);
-  if (!row) return { outcome: 'not-dicom' };
+  if (!row) {
+    return { outcome: 'not-dicom' };
+  }
   if (row.matched_service_request_id) {
     await syncCaseMaterials(tx, ctx, row.matched_service_request_id, recomputeQuote, { now });
     return { outcome: 'already-matched' };
   }
   const repo = new HubRepository(ctx, tx);
   const reconcile = await findReconcileTask(repo, imagingStudyId);
-  if (reconcile && !OPEN.has(reconcile.status)) return { outcome: 'with-coordinator' };
+  if (reconcile && !OPEN.has(reconcile.status)) {
+    return { outcome: 'with-coordinator' };
+  }
   const found = await findCandidateCases(repo, await studyEvidence(tx, row));
   if (found?.serviceRequestIds.length === 1) {
     try {
       await applyMatch(tx, ctx, row, found.serviceRequestIds[0], found.method, recomputeQuote, now);
     } catch (err) {
-      if (!(err instanceof MatchRefused)) throw err;
+      if (!(err instanceof MatchRefused)) {
+        throw err;
+      }
       // The one candidate cannot take the study (no Patient subject): a coordinator decides.
       await ensureReconcileTask(repo, imagingStudyId, 'unmatched', found.serviceRequestIds, reconcile, now);
       return { outcome: 'unmatched' };
@@ -356,10 +381,18 @@ export async function resolveReconciliation(
 ): Promise<ResolutionOutcome> {
   const repo = new HubRepository(ctx, tx);
   const task = await readOptional<Task>(repo, 'Task', taskId);
-  if (!task) return 'gone';
-  if (!isReconcileTask(task)) return 'not-reconcile';
-  if (task.status === 'rejected') return 'rejected';
-  if (task.status !== 'completed') return OPEN.has(task.status) ? 'open' : 'closed';
+  if (!task) {
+    return 'gone';
+  }
+  if (!isReconcileTask(task)) {
+    return 'not-reconcile';
+  }
+  if (task.status === 'rejected') {
+    return 'rejected';
+  }
+  if (task.status !== 'completed') {
+    return OPEN.has(task.status) ? 'open' : 'closed';
+  }
   const fail = async (reason: string): Promise<ResolutionOutcome> => {
     await repo.updateResource<Task>(
       { ...task, status: 'failed', statusReason: { text: reason } },
@@ -387,7 +420,9 @@ export async function resolveReconciliation(
   }
   const imagingStudyId = referencedId(task.focus, 'ImagingStudy');
   const row = imagingStudyId ? await lockStudy(tx, imagingStudyId) : undefined;
-  if (!imagingStudyId || !row) return fail('The Task focus is not an ImagingStudy of a study stored by this hub');
+  if (!imagingStudyId || !row) {
+    return fail('The Task focus is not an ImagingStudy of a study stored by this hub');
+  }
   const [serviceRequestId] = requests;
   if (row.matched_service_request_id === serviceRequestId) {
     await syncCaseMaterials(tx, ctx, serviceRequestId, recomputeQuote, { now });
@@ -399,7 +434,9 @@ export async function resolveReconciliation(
   try {
     await applyMatch(tx, ctx, row, serviceRequestId, 'coordinator', recomputeQuote, now);
   } catch (err) {
-    if (err instanceof MatchRefused) return fail(err.message);
+    if (err instanceof MatchRefused) {
+      return fail(err.message);
+    }
     throw err;
   }
   return 'matched';

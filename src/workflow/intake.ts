@@ -70,10 +70,12 @@ async function firstCaseOf(
 ): Promise<{ coordination: WithId<Task> } | { reason: string }> {
   const coordination = await findCaseResource<Task>(repo, 'Task', firstRequestId, CASE_ROLES.coordination);
   const state = coordination && caseStateOf(coordination);
-  if (!coordination || !state)
+  if (!coordination || !state) {
     return { reason: `The request is based on ServiceRequest/${firstRequestId}, which is not a case of the hub.` };
-  if (ENDED_STATES.includes(state))
+  }
+  if (ENDED_STATES.includes(state)) {
     return { reason: `The request is a follow-up of ServiceRequest/${firstRequestId}, a case that was ${state}.` };
+  }
   return { coordination };
 }
 
@@ -85,7 +87,9 @@ async function readIfPresent<T extends ServiceRequest | Patient>(
   try {
     return await repo.readResource<T>(resourceType, id);
   } catch (err) {
-    if (err instanceof OperationOutcomeError && [404, 410].includes(getStatus(err.outcome))) return undefined;
+    if (err instanceof OperationOutcomeError && [404, 410].includes(getStatus(err.outcome))) {
+      return undefined;
+    }
     throw err;
   }
 }
@@ -102,11 +106,17 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     await lockCase(tx, serviceRequestId);
     const repo = new HubRepository(ctx.repository, tx);
     const request = await readIfPresent<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
-    if (!request) return { outcome: 'not-found' };
-    if (request.status !== 'active') return { outcome: 'not-active', status: request.status };
+    if (!request) {
+      return { outcome: 'not-found' };
+    }
+    if (request.status !== 'active') {
+      return { outcome: 'not-active', status: request.status };
+    }
     const existing = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
     const state = existing ? caseStateOf(existing) : 'intake';
-    if (!state || !INTAKE_STATES.includes(state)) return { outcome: 'past-submission', state: state ?? 'unknown' };
+    if (!state || !INTAKE_STATES.includes(state)) {
+      return { outcome: 'past-submission', state: state ?? 'unknown' };
+    }
 
     const now = ctx.now();
     const patientId = referencedId(request.subject, 'Patient');
@@ -177,7 +187,9 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
         { state: 'submitted', referringPhysicianId: requesterId },
         { to: 'declined', actor: { role: 'system', id: 'case-intake' }, now, facts: { eligibility } },
       );
-      if (!declined.ok) throw new Error(`case ${serviceRequestId}: ${declined.reason}`);
+      if (!declined.ok) {
+        throw new Error(`case ${serviceRequestId}: ${declined.reason}`);
+      }
       const reason = eligibilityReason(eligibility);
       const task = await writeCoordination({
         state: 'declined',
@@ -222,7 +234,9 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     await syncExpectMaterialTasks(repo, caseLinks(task), inputs.planned, expectTasks, now);
     // At submission, materials that came before it (or before this job) count now, not after a
     // retry; once submitted, each later material's own job keeps the case up to date.
-    if (state === 'intake') await takeUpEarlyMaterials(tx, ctx.repository, request, caseQuoteRecomputer(ctx), now);
+    if (state === 'intake') {
+      await takeUpEarlyMaterials(tx, ctx.repository, request, caseQuoteRecomputer(ctx), now);
+    }
     await notifyCaseState(ctx, { tx, repo, serviceRequest: request, patient: patientReference, state: 'submitted' });
     ctx.logger?.info(
       { serviceRequestId, coordinationTaskId: task.id, state: 'submitted', manualQuote: quote.needsManualQuote },

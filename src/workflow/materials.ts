@@ -90,7 +90,9 @@ export function caseQuoteRecomputer(context: Pick<WorkflowContext, 'feeSchedules
     const request = await repo.readResource<ServiceRequest>('ServiceRequest', serviceRequestId);
     const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
     const patientId = referencedId(request.subject, 'Patient');
-    if (!coordination || CLOSED_CASE_STATUSES.has(coordination.status) || !patientId) return;
+    if (!coordination || CLOSED_CASE_STATUSES.has(coordination.status) || !patientId) {
+      return;
+    }
     const inputs = await caseQuoteInputs(
       repo,
       request,
@@ -179,14 +181,18 @@ async function attachmentBytes(
   const maxBytes = Math.min(ctx.binaryMaxBytes, PDF_PAGE_COUNT_MAX_BYTES);
   if (attachment.data !== undefined) {
     // base64: 4 characters per 3 bytes.
-    if (Math.floor((attachment.data.length * 3) / 4) > maxBytes) return 'too-large';
+    if (Math.floor((attachment.data.length * 3) / 4) > maxBytes) {
+      return 'too-large';
+    }
     return Buffer.from(attachment.data, 'base64');
   }
   const url = attachment.url?.startsWith(`${repo.fhirBase}/`)
     ? attachment.url.slice(repo.fhirBase.length + 1)
     : attachment.url;
   const match = url ? BINARY_URL.exec(url) : null;
-  if (!match) return 'no-content';
+  if (!match) {
+    return 'no-content';
+  }
   let version = match[2] ? Number(match[2]) : undefined;
   if (version === undefined) {
     const current = await tx.query<{ version: number }>(
@@ -196,8 +202,12 @@ async function attachmentBytes(
     version = current.rows[0]?.version;
   }
   const blob = version === undefined ? undefined : await repo.binaryContent(match[1], version);
-  if (!blob) return 'no-content';
-  if (blob.size > maxBytes) return 'too-large';
+  if (!blob) {
+    return 'no-content';
+  }
+  if (blob.size > maxBytes) {
+    return 'too-large';
+  }
   return ctx.blobs.read(blob.key);
 }
 
@@ -214,7 +224,9 @@ export async function readDocumentPages(
     ...attachments,
   ];
   const first = ordered[0];
-  if (!first) return { flag: 'no-content' };
+  if (!first) {
+    return { flag: 'no-content' };
+  }
   const bytes = await attachmentBytes(tx, repo, ctx, first);
   return typeof bytes === 'string' ? { flag: bytes } : countPdfPages(bytes);
 }
@@ -263,9 +275,13 @@ async function casesOfDocument(
   const related = (document.context?.related ?? [])
     .map((ref) => referencedId(ref, 'ServiceRequest'))
     .filter((id) => id !== undefined);
-  if (related.length > 0) return { ids: [...new Set(related)].sort(), bySubject: false };
+  if (related.length > 0) {
+    return { ids: [...new Set(related)].sort(), bySubject: false };
+  }
   const patientId = referencedId(document.subject, 'Patient');
-  if (!patientId) return { ids: [], bySubject: false };
+  if (!patientId) {
+    return { ids: [], bySubject: false };
+  }
   const active = await repo.searchResources<ServiceRequest>({
     resourceType: 'ServiceRequest',
     filters: [
@@ -326,7 +342,9 @@ async function arrivedMaterials(
   ).filter((specimen) => specimen.id !== referencedId({ reference: also?.reference }, 'Specimen'));
   if (also?.kind === 'pathology') {
     const extra = await readOptional<Specimen>(repo, 'Specimen', also.reference.slice('Specimen/'.length));
-    if (extra) specimens.push(extra);
+    if (extra) {
+      specimens.push(extra);
+    }
   }
   const caseSpecimens = specimens.filter(
     (specimen) =>
@@ -392,23 +410,33 @@ function materialOutputs(kind: MaterialKind, task: Task, arrivals: CaseArrivals)
   const output: TaskOutput[] = arrivals.references
     .filter((item) => item.kind === kind)
     .map((item) => ({ type: countType('material'), valueReference: { reference: item.reference } }));
-  if (kind === 'records') output.push({ type: countType('record-pages'), valueInteger: arrivals.recordPages });
-  if (kind === 'imaging') output.push({ type: countType('imaging-sites'), valueInteger: output.length });
+  if (kind === 'records') {
+    output.push({ type: countType('record-pages'), valueInteger: arrivals.recordPages });
+  }
+  if (kind === 'imaging') {
+    output.push({ type: countType('imaging-sites'), valueInteger: output.length });
+  }
   if (kind === 'pathology') {
     const named = arrivals.biopsies.filter((site) => site !== undefined);
     output.push({ type: countType('biopsy-sites'), valueInteger: arrivals.biopsies.length });
-    for (const site of named) output.push({ type: countType('biopsy-site'), valueString: site });
+    for (const site of named) {
+      output.push({ type: countType('biopsy-site'), valueString: site });
+    }
   }
   for (const input of task.input ?? []) {
     const code = countCode(input);
-    if (code && code !== 'material' && !DERIVED_COUNTS[kind].includes(code)) output.push({ ...input });
+    if (code && code !== 'material' && !DERIVED_COUNTS[kind].includes(code)) {
+      output.push({ ...input });
+    }
   }
   return output;
 }
 
 /** How many of a kind must arrive before its Task is complete: imaging counts planned sites, the rest one. */
 function expectedArrivals(request: ServiceRequest, kind: MaterialKind): number {
-  if (kind !== 'imaging') return 1;
+  if (kind !== 'imaging') {
+    return 1;
+  }
   const plan = plannedMaterials(request).kinds.find((planned) => planned.kind === 'imaging');
   return Math.max(1, plan ? sitesFor('imaging', plan.imagingSites, plan.imagingSiteNames).length : 1);
 }
@@ -452,7 +480,9 @@ const ACTIVE_TASK_STATUSES: ReadonlySet<Task['status']> = new Set([
 function tickedTask(task: WithId<Task>, output: TaskOutput[], arrivedCount: number, expected: number, now: Date): Task {
   const { output: _output, ...rest } = task;
   let status = task.status;
-  if (ACTIVE_TASK_STATUSES.has(task.status)) status = arrivedCount >= expected ? 'completed' : 'in-progress';
+  if (ACTIVE_TASK_STATUSES.has(task.status)) {
+    status = arrivedCount >= expected ? 'completed' : 'in-progress';
+  }
   const statusChanged = status !== task.status;
   return {
     ...rest,
@@ -480,20 +510,28 @@ export async function syncCaseMaterials(
   const repo = new HubRepository(ctx, tx);
   await lockCase(tx, serviceRequestId);
   const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
-  if (!request) return 'no-case';
-  if (request.status !== 'active') return 'not-active';
+  if (!request) {
+    return 'no-case';
+  }
+  if (request.status !== 'active') {
+    return 'not-active';
+  }
   const coordination = await findCaseResource<Task>(repo, 'Task', request.id, CASE_ROLES.coordination);
   if (!coordination) {
     throw new CaseNotReadyError(`ServiceRequest/${request.id} has no coordination Task yet`);
   }
-  if (CLOSED_CASE_STATUSES.has(coordination.status)) return 'case-closed';
+  if (CLOSED_CASE_STATUSES.has(coordination.status)) {
+    return 'case-closed';
+  }
   const arrivals = await arrivedMaterials(tx, repo, request, options.also);
   const { now } = options;
   const tasks = await expectMaterialTasks(repo, request.id);
   for (const kind of MATERIAL_KINDS) {
     const arrivedCount = arrivals.references.filter((item) => item.kind === kind).length;
     let task = tasks.get(kind);
-    if (arrivedCount === 0 && !task?.output) continue;
+    if (arrivedCount === 0 && !task?.output) {
+      continue;
+    }
     task ??= await putCaseResource(
       repo,
       request.id,
@@ -530,11 +568,19 @@ export async function recordDocument(
 ): Promise<DocumentOutcome> {
   const repo = new HubRepository(ctx, tx);
   const document = await readOptional<DocumentReference>(repo, 'DocumentReference', documentId);
-  if (!document) return 'gone';
-  if (isHubDocument(document)) return 'not-a-record';
+  if (!document) {
+    return 'gone';
+  }
+  if (isHubDocument(document)) {
+    return 'not-a-record';
+  }
   const cases = await casesOfDocument(repo, document);
-  if (cases.ids.length === 0) return 'no-case';
-  for (const id of cases.ids) await lockCase(tx, id);
+  if (cases.ids.length === 0) {
+    return 'no-case';
+  }
+  for (const id of cases.ids) {
+    await lockCase(tx, id);
+  }
   let next: DocumentReference = document;
   if (document.status === 'current') {
     next = withPageCount(next, await readDocumentPages(tx, repo, ctx, document));
@@ -545,7 +591,9 @@ export async function recordDocument(
   }
   await repo.updateResource(next, { ifMatch: document.meta?.versionId });
   let outcome: SyncOutcome = 'no-case';
-  for (const id of cases.ids) outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, { now });
+  for (const id of cases.ids) {
+    outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, { now });
+  }
   return outcome;
 }
 
@@ -561,14 +609,20 @@ export async function recordSpecimen(
 ): Promise<SpecimenOutcome> {
   const repo = new HubRepository(ctx, tx);
   const specimen = await readOptional<Specimen>(repo, 'Specimen', specimenId);
-  if (!specimen) return 'gone';
+  if (!specimen) {
+    return 'gone';
+  }
   const cases = [
     ...new Set(
       (specimen.request ?? []).map((ref) => referencedId(ref, 'ServiceRequest')).filter((id) => id !== undefined),
     ),
   ].sort();
-  if (cases.length === 0 || specimen.status === 'entered-in-error') return 'no-case';
-  for (const id of cases) await lockCase(tx, id);
+  if (cases.length === 0 || specimen.status === 'entered-in-error') {
+    return 'no-case';
+  }
+  for (const id of cases) {
+    await lockCase(tx, id);
+  }
   let outcome: SyncOutcome = 'no-case';
   for (const id of cases) {
     outcome = await syncCaseMaterials(tx, ctx, id, recomputeQuote, {
@@ -609,15 +663,21 @@ export async function takeUpEarlyMaterials(
   });
   const waiting = new Map<string, DocumentReference>();
   for (const document of [...bySubject, ...byCase]) {
-    if (document.status !== 'current' || isHubDocument(document)) continue;
+    if (document.status !== 'current' || isHubDocument(document)) {
+      continue;
+    }
     const related = document.context?.related ?? [];
     const counted =
       pageCountOf(document) !== undefined ||
       (document.meta?.tag ?? []).some((coding) => coding.system === MATERIAL_FLAG_SYSTEM);
     const ours = related.some((reference) => referencedId(reference, 'ServiceRequest') === request.id);
-    if (related.length === 0 || (ours && !counted)) waiting.set(document.id!, document);
+    if (related.length === 0 || (ours && !counted)) {
+      waiting.set(document.id!, document);
+    }
   }
-  for (const id of [...waiting.keys()].sort()) await recordDocument(tx, ctx, id, recomputeQuote, now);
+  for (const id of [...waiting.keys()].sort()) {
+    await recordDocument(tx, ctx, id, recomputeQuote, now);
+  }
   return syncCaseMaterials(tx, ctx, request.id, recomputeQuote, { now });
 }
 
@@ -637,12 +697,22 @@ export async function requoteCase(
   await lockCase(tx, serviceRequestId);
   const repo = new HubRepository(ctx, tx);
   const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
-  if (!request) return 'no-case';
-  if (request.status !== 'active') return 'not-active';
+  if (!request) {
+    return 'no-case';
+  }
+  if (request.status !== 'active') {
+    return 'not-active';
+  }
   const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
-  if (!coordination) return 'no-case';
-  if (CLOSED_CASE_STATUSES.has(coordination.status)) return 'case-closed';
-  if (coordination.status === 'draft') return 'not-submitted';
+  if (!coordination) {
+    return 'no-case';
+  }
+  if (CLOSED_CASE_STATUSES.has(coordination.status)) {
+    return 'case-closed';
+  }
+  if (coordination.status === 'draft') {
+    return 'not-submitted';
+  }
   await recomputeQuote(repo, serviceRequestId);
   return 're-quoted';
 }

@@ -79,11 +79,13 @@ function readMaterial(kind: MaterialKind, detail: CodeableConcept, problems: str
       const count = integerValue(extension);
       const name = field === 'imagingSites' || field === 'biopsySites' ? siteName(extension) : undefined;
       if (count !== undefined) {
-        if (Number.isSafeInteger(count) && count >= 0) add(field, count);
-        else
+        if (Number.isSafeInteger(count) && count >= 0) {
+          add(field, count);
+        } else {
           problems.push(
             `The planned ${kind} give ${extensionName(extension.url)} as ${count}; a count is a whole number, 0 or more.`,
           );
+        }
       } else if (name !== undefined && (field === 'imagingSites' || field === 'biopsySites')) {
         const names = field === 'imagingSites' ? (planned.imagingSiteNames ??= []) : (planned.biopsySiteNames ??= []);
         names.push(name);
@@ -91,9 +93,11 @@ function readMaterial(kind: MaterialKind, detail: CodeableConcept, problems: str
         problems.push(`The planned ${kind} give ${extensionName(extension.url)} without a count.`);
       }
     } else if (extension.url === MATERIAL_EXTENSIONS.recordCollection) {
-      if (typeof extension.valueBoolean === 'boolean')
+      if (typeof extension.valueBoolean === 'boolean') {
         planned.recordCollection = (planned.recordCollection ?? false) || extension.valueBoolean;
-      else problems.push('The planned records give record-collection without a true/false value.');
+      } else {
+        problems.push('The planned records give record-collection without a true/false value.');
+      }
     }
   }
   return planned;
@@ -101,12 +105,19 @@ function readMaterial(kind: MaterialKind, detail: CodeableConcept, problems: str
 
 function merge(into: PlannedMaterial, from: PlannedMaterial): void {
   for (const field of COUNT_FIELDS) {
-    if (from[field] !== undefined) into[field] = (into[field] ?? 0) + from[field];
+    if (from[field] !== undefined) {
+      into[field] = (into[field] ?? 0) + from[field];
+    }
   }
-  if (from.imagingSiteNames) into.imagingSiteNames = [...(into.imagingSiteNames ?? []), ...from.imagingSiteNames];
-  if (from.biopsySiteNames) into.biopsySiteNames = [...(into.biopsySiteNames ?? []), ...from.biopsySiteNames];
-  if (from.recordCollection !== undefined)
+  if (from.imagingSiteNames) {
+    into.imagingSiteNames = [...(into.imagingSiteNames ?? []), ...from.imagingSiteNames];
+  }
+  if (from.biopsySiteNames) {
+    into.biopsySiteNames = [...(into.biopsySiteNames ?? []), ...from.biopsySiteNames];
+  }
+  if (from.recordCollection !== undefined) {
     into.recordCollection = (into.recordCollection ?? false) || from.recordCollection;
+  }
 }
 
 /**
@@ -154,8 +165,12 @@ const UNSOURCED_PATHOLOGY =
  */
 export function priceableMaterials(materials: CaseMaterials, problems: string[]): CaseMaterials {
   const pathologyCounts = (materials.blocks ?? 0) + (materials.unstainedSlides ?? 0) + (materials.specialStains ?? 0);
-  if ((materials.biopsySites?.length ?? 0) > 0 || pathologyCounts === 0) return materials;
-  if (!problems.includes(UNSOURCED_PATHOLOGY)) problems.push(UNSOURCED_PATHOLOGY);
+  if ((materials.biopsySites?.length ?? 0) > 0 || pathologyCounts === 0) {
+    return materials;
+  }
+  if (!problems.includes(UNSOURCED_PATHOLOGY)) {
+    problems.push(UNSOURCED_PATHOLOGY);
+  }
   return { ...materials, blocks: 0, unstainedSlides: 0, specialStains: 0 };
 }
 
@@ -165,7 +180,9 @@ export function plannedMaterials(request: ServiceRequest): PlannedMaterials {
   const byKind = new Map<MaterialKind, PlannedMaterial>();
   for (const detail of request.orderDetail ?? []) {
     const code = detail.coding?.find((coding) => coding.system === MATERIAL_SYSTEM)?.code;
-    if (code === undefined) continue;
+    if (code === undefined) {
+      continue;
+    }
     if (!(MATERIAL_KINDS as readonly string[]).includes(code)) {
       problems.push(
         `The request plans a material "${code}" the hub does not know (expected one of ${MATERIAL_KINDS.join(', ')}).`,
@@ -175,8 +192,11 @@ export function plannedMaterials(request: ServiceRequest): PlannedMaterials {
     const kind = code as MaterialKind;
     const planned = readMaterial(kind, detail, problems);
     const earlier = byKind.get(kind);
-    if (earlier) merge(earlier, planned);
-    else byKind.set(kind, planned);
+    if (earlier) {
+      merge(earlier, planned);
+    } else {
+      byKind.set(kind, planned);
+    }
   }
   const kinds = MATERIAL_KINDS.flatMap((kind) => byKind.get(kind) ?? []);
   const materials = priceableMaterials(combineMaterials(kinds.map(caseMaterialsOf)), problems);

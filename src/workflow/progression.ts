@@ -103,7 +103,9 @@ const hasTaskCode = (task: Task, code: TaskCode): boolean =>
   (task.code?.coding ?? []).some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === code);
 
 function eligibilityOf(ctx: WorkflowContext, patient: Patient | undefined, now: Date): Eligibility | undefined {
-  if (!patient) return undefined;
+  if (!patient) {
+    return undefined;
+  }
   return checkEligibility(
     residenceOf(patient)?.residence ?? { country: undefined },
     policyInForce(ctx.jurisdictionPolicies, now),
@@ -237,7 +239,9 @@ async function move(view: CaseView, result: TransitionResult): Promise<boolean> 
     view.refusal = result.reason;
     return false;
   }
-  if (result.changed) await recordState(view, result.state, undefined);
+  if (result.changed) {
+    await recordState(view, result.state, undefined);
+  }
   return true;
 }
 
@@ -245,7 +249,9 @@ async function move(view: CaseView, result: TransitionResult): Promise<boolean> 
 async function setReason(view: CaseView, code: string, reason: CodeableConcept | undefined): Promise<void> {
   const current = view.coordination.statusReason;
   const ours = current?.coding?.some((coding) => coding.system === CASE_REASON_SYSTEM && coding.code === code);
-  if (reason ? current?.text === reason.text && ours : !ours) return;
+  if (reason ? current?.text === reason.text && ours : !ours) {
+    return;
+  }
   const { meta, statusReason: _old, ...rest } = view.coordination;
   view.coordination = await view.repo.updateResource<Task>(
     { ...rest, ...(reason ? { statusReason: reason } : {}), lastModified: view.now.toISOString() },
@@ -255,7 +261,9 @@ async function setReason(view: CaseView, code: string, reason: CodeableConcept |
 }
 
 async function createChild(view: CaseView, role: string, task: Task): Promise<void> {
-  if (await findCaseResource<Task>(view.repo, 'Task', view.request.id, role)) return;
+  if (await findCaseResource<Task>(view.repo, 'Task', view.request.id, role)) {
+    return;
+  }
   view.children.push(await view.repo.createResource<Task>(task));
   view.changed = true;
 }
@@ -290,9 +298,13 @@ async function lastConsistentState(view: CaseView): Promise<CaseState | undefine
   const history = await view.repo.readHistory<Task>('Task', view.coordination.id, { limit: 50 });
   for (const entry of history.entry ?? []) {
     const version = entry.resource;
-    if (!version || version.meta?.versionId === view.coordination.meta?.versionId) continue;
+    if (!version || version.meta?.versionId === view.coordination.meta?.versionId) {
+      continue;
+    }
     const state = caseStateOf(version);
-    if (state && STATE_RESOURCES[state].taskStatus === version.status) return state;
+    if (state && STATE_RESOURCES[state].taskStatus === version.status) {
+      return state;
+    }
   }
   return undefined;
 }
@@ -305,17 +317,22 @@ async function lastConsistentState(view: CaseView): Promise<CaseState | undefine
  */
 function moverOf(task: Task): Actor {
   const actor = actorOf(task.meta?.source);
-  if (!actor || actor.role === 'coordinator' || actor.role === 'admin')
+  if (!actor || actor.role === 'coordinator' || actor.role === 'admin') {
     return { role: 'coordinator', id: actor?.id || 'coordinator' };
+  }
   const role = (ACTOR_ROLES as readonly string[]).includes(actor.role) ? (actor.role as ActorRole) : 'patient';
   return { role, id: actor.id };
 }
 
 /** A person's move written as businessStatus alone: applied if their role may make it, otherwise undone. */
 async function applyPersonsMove(view: CaseView): Promise<void> {
-  if (view.coordination.status === STATE_RESOURCES[view.state].taskStatus) return;
+  if (view.coordination.status === STATE_RESOURCES[view.state].taskStatus) {
+    return;
+  }
   const from = await lastConsistentState(view);
-  if (!from) return;
+  if (!from) {
+    return;
+  }
   const to = view.state;
   const result = transition(
     { state: from, referringPhysicianId: referencedId(view.request.requester, 'Practitioner') },
@@ -342,7 +359,9 @@ async function applyPersonsMove(view: CaseView): Promise<void> {
 }
 
 async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
-  if (!materialsComplete(view)) return;
+  if (!materialsComplete(view)) {
+    return;
+  }
   const planned = plannedPreReviews(view);
   const system = { role: 'system' as const, id: 'case-progression' };
   if (planned.length === 0) {
@@ -360,14 +379,19 @@ async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
     { state: view.state, referringPhysicianId: undefined },
     { to: 'pre-review', actor: system, now: view.now, facts: facts(view, { preReviews }) },
   );
-  if (!(await move(view, result))) return;
-  for (const { kind, materials } of planned)
+  if (!(await move(view, result))) {
+    return;
+  }
+  for (const { kind, materials } of planned) {
     await createChild(view, PRE_REVIEW_CODE[kind], preReviewTask(view, kind, materials));
+  }
 }
 
 async function finishPreReview(view: CaseView): Promise<void> {
   const pending = preReviewFacts(view).filter((review) => !review.done);
-  if (pending.length > 0) return;
+  if (pending.length > 0) {
+    return;
+  }
   await move(
     view,
     transition(
@@ -380,7 +404,9 @@ async function finishPreReview(view: CaseView): Promise<void> {
 /** The assigned specialist declined or withdrew after accepting: back to matching for the next one. */
 async function specialistWithdrew(view: CaseView): Promise<void> {
   const latest = offers(view).at(-1);
-  if (!latest || !WITHDRAWN_OFFER.includes(latest.status)) return;
+  if (!latest || !WITHDRAWN_OFFER.includes(latest.status)) {
+    return;
+  }
   const specialistId = referencedId(latest.owner, 'Practitioner') ?? '';
   await move(
     view,
@@ -441,7 +467,9 @@ async function match(view: CaseView): Promise<void> {
     );
     return;
   }
-  if (offer) return; // Offered, not answered yet.
+  if (offer) {
+    return;
+  } // Offered, not answered yet.
   const asked = offers(view)
     .map((task) => referencedId(task.owner, 'Practitioner'))
     .filter((id): id is string => id !== undefined);
@@ -498,8 +526,12 @@ export async function advanceCase(
     const coordination =
       request && (await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination));
     const state = coordination && caseStateOf(coordination);
-    if (!request || !coordination || !state) return { outcome: 'no-case' };
-    if (request.status !== 'active') return { outcome: 'not-active', state };
+    if (!request || !coordination || !state) {
+      return { outcome: 'no-case' };
+    }
+    if (request.status !== 'active') {
+      return { outcome: 'not-active', state };
+    }
     const now = ctx.now();
     const patientId = referencedId(coordination.for, 'Patient') ?? referencedId(request.subject, 'Patient');
     const patient = patientId ? await readOptional<Patient>(repo, 'Patient', patientId) : undefined;
@@ -521,10 +553,18 @@ export async function advanceCase(
     };
 
     await applyPersonsMove(view);
-    if (view.state === 'awaiting-materials') await leaveAwaitingMaterials(view);
-    if (view.state === 'pre-review') await finishPreReview(view);
-    if (view.state === 'specialist-review') await specialistWithdrew(view);
-    if (view.state === 'matching') await match(view);
+    if (view.state === 'awaiting-materials') {
+      await leaveAwaitingMaterials(view);
+    }
+    if (view.state === 'pre-review') {
+      await finishPreReview(view);
+    }
+    if (view.state === 'specialist-review') {
+      await specialistWithdrew(view);
+    }
+    if (view.state === 'matching') {
+      await match(view);
+    }
 
     const open = currentOffer(view);
     const openOffer =

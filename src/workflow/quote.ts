@@ -53,18 +53,24 @@ function collectQuestions(items: readonly QuestionnaireResponseItem[] | undefine
   for (const item of items ?? []) {
     if (item.linkId === QUESTION_LINK_ID) {
       for (const answer of item.answer ?? []) {
-        if (typeof answer.valueString === 'string') into.push(answer.valueString);
+        if (typeof answer.valueString === 'string') {
+          into.push(answer.valueString);
+        }
       }
     }
     collectQuestions(item.item, into);
-    for (const answer of item.answer ?? []) collectQuestions(answer.item, into);
+    for (const answer of item.answer ?? []) {
+      collectQuestions(answer.item, into);
+    }
   }
 }
 
 /** The physician's questions, one text per question (item `question`, each answer valueString). */
 export function questionTexts(responses: readonly QuestionnaireResponse[]): string[] {
   const texts: string[] = [];
-  for (const response of responses) collectQuestions(response.item, texts);
+  for (const response of responses) {
+    collectQuestions(response.item, texts);
+  }
   return texts;
 }
 
@@ -76,12 +82,16 @@ export async function requestQuestionnaires(
   const responses: WithId<QuestionnaireResponse>[] = [];
   for (const info of request.supportingInfo ?? []) {
     const id = referencedId(info, 'QuestionnaireResponse');
-    if (!id) continue;
+    if (!id) {
+      continue;
+    }
     try {
       responses.push(await repo.readResource<QuestionnaireResponse>('QuestionnaireResponse', id));
     } catch (err) {
       // A dangling reference asks no questions (intake then says the request has none).
-      if (!(err instanceof OperationOutcomeError && [404, 410].includes(getStatus(err.outcome)))) throw err;
+      if (!(err instanceof OperationOutcomeError && [404, 410].includes(getStatus(err.outcome)))) {
+        throw err;
+      }
     }
   }
   return responses;
@@ -147,12 +157,18 @@ export function quoteInputs(
     const plan = planned.kinds.find((candidate) => candidate.kind === kind);
     const task = expectTasks.get(kind);
     const arrived = task && arrivedMaterial(kind, task);
-    if (task?.status === 'completed' || (task?.status === 'cancelled' && arrived)) received.add(kind);
+    if (task?.status === 'completed' || (task?.status === 'cancelled' && arrived)) {
+      received.add(kind);
+    }
     if (task?.status === 'completed') {
       const counted = arrived ?? plan;
-      if (counted) perKind.push(caseMaterialsOf(counted));
+      if (counted) {
+        perKind.push(caseMaterialsOf(counted));
+      }
     } else if (task?.status === 'cancelled' || task?.status === 'entered-in-error') {
-      if (arrived) perKind.push(caseMaterialsOf(arrived));
+      if (arrived) {
+        perKind.push(caseMaterialsOf(arrived));
+      }
     } else if (plan && arrived) {
       perKind.push(atLeast(caseMaterialsOf(plan), caseMaterialsOf(arrived)));
     } else if (plan ?? arrived) {
@@ -187,7 +203,9 @@ export function computeQuote(inputs: QuoteInputs, schedule: FeeSchedule): CaseQu
     ? followUpQuote(inputs.materials, schedule)
     : quoteCase({ ...inputs.materials, questionCount: inputs.questionCount }, schedule);
   const quote: CaseQuote = inputs.questions ? { ...priced, questions: inputs.questions } : priced;
-  if (inputs.problems.length === 0) return quote;
+  if (inputs.problems.length === 0) {
+    return quote;
+  }
   const reasons = [quote.manualQuoteReason, ...inputs.problems].filter(
     (reason): reason is string => reason !== undefined,
   );
@@ -208,9 +226,12 @@ export function chargeItemFor(
 ): ChargeItem {
   const material = LINE_MATERIAL[line.code];
   const extension: Extension[] = [];
-  if (line.unitPriceCents !== null)
+  if (line.unitPriceCents !== null) {
     extension.push({ url: UNIT_PRICE_EXTENSION, valueMoney: money(line.unitPriceCents) });
-  if (line.placeholderPrice) extension.push({ url: PLACEHOLDER_PRICE_EXTENSION, valueBoolean: true });
+  }
+  if (line.placeholderPrice) {
+    extension.push({ url: PLACEHOLDER_PRICE_EXTENSION, valueBoolean: true });
+  }
   return {
     resourceType: 'ChargeItem',
     ...(extension.length > 0 ? { extension } : {}),
@@ -316,7 +337,9 @@ export function questionCountOverrideOf(task: Task | undefined): {
   problem?: string;
 } {
   const extension = task?.extension?.find((candidate) => candidate.url === QUESTION_COUNT_OVERRIDE_EXTENSION);
-  if (!extension) return {};
+  if (!extension) {
+    return {};
+  }
   const part = (url: string) => extension.extension?.find((candidate) => candidate.url === url);
   const count = part('count')?.valueUnsignedInt ?? part('count')?.valueInteger;
   const reason = part('reason')?.valueString?.trim() ?? '';
@@ -324,9 +347,12 @@ export function questionCountOverrideOf(task: Task | undefined): {
   if (count === undefined || !Number.isSafeInteger(count) || count < 0) {
     return { problem: 'The coordinator’s question-count override needs a `count`: a whole number, 0 or more.' };
   }
-  if (reason === '') return { problem: 'The coordinator’s question-count override needs a `reason`.' };
-  if (setBy.trim() === '')
+  if (reason === '') {
+    return { problem: 'The coordinator’s question-count override needs a `reason`.' };
+  }
+  if (setBy.trim() === '') {
     return { problem: 'The coordinator’s question-count override must say who set it (`setBy`).' };
+  }
   return { override: { count, reason, setBy: setBy.trim() } };
 }
 

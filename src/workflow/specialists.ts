@@ -77,9 +77,13 @@ function licenceExpiry(practitioner: Practitioner): string | undefined {
   const licences = (practitioner.qualification ?? []).filter((q) =>
     hasCode(q.code, QUALIFICATION_SYSTEM, 'medical-licence'),
   );
-  if (licences.length === 0) return undefined;
+  if (licences.length === 0) {
+    return undefined;
+  }
   const ends = licences.map((licence) => licence.period?.end);
-  if (ends.some((end) => end === undefined)) return 'without an end date';
+  if (ends.some((end) => end === undefined)) {
+    return 'without an end date';
+  }
   return ends.sort((a, b) => Date.parse(b!) - Date.parse(a!))[0];
 }
 
@@ -87,11 +91,15 @@ function specialtiesOf(roles: readonly PractitionerRole[]): Specialty[] {
   const found = new Set<Specialty>();
   for (const role of roles) {
     for (const coding of (role.specialty ?? []).flatMap((concept) => concept.coding ?? [])) {
-      if (coding.system !== NUCC_SYSTEM) continue;
+      if (coding.system !== NUCC_SYSTEM) {
+        continue;
+      }
       const specialty = (Object.keys(SPECIALTIES) as Specialty[]).find(
         (key) => SPECIALTIES[key].nuccCode === coding.code,
       );
-      if (specialty) found.add(specialty);
+      if (specialty) {
+        found.add(specialty);
+      }
     }
   }
   return [...found];
@@ -160,7 +168,9 @@ async function openCasesByOwner(repo: HubRepository): Promise<Map<string, number
   const counts = new Map<string, number>();
   for (const task of open) {
     const owner = referencedId(task.owner, 'Practitioner');
-    if (owner) counts.set(owner, (counts.get(owner) ?? 0) + 1);
+    if (owner) {
+      counts.set(owner, (counts.get(owner) ?? 0) + 1);
+    }
   }
   return counts;
 }
@@ -175,7 +185,9 @@ export async function loadRoster(repo: HubRepository, now: Date): Promise<Roster
   const rolesByPractitioner = new Map<string, PractitionerRole[]>();
   for (const role of roles) {
     const id = referencedId(role.practitioner, 'Practitioner');
-    if (id) rolesByPractitioner.set(id, [...(rolesByPractitioner.get(id) ?? []), role]);
+    if (id) {
+      rolesByPractitioner.set(id, [...(rolesByPractitioner.get(id) ?? []), role]);
+    }
   }
   const ids = [...rolesByPractitioner.keys()].sort();
   const practitioners =
@@ -193,8 +205,11 @@ export async function loadRoster(repo: HubRepository, now: Date): Promise<Roster
       workload.get(practitioner.id) ?? 0,
       now,
     );
-    if ('profile' in result) roster.profiles.push(result.profile);
-    else roster.unreadable.push(result.unreadable);
+    if ('profile' in result) {
+      roster.profiles.push(result.profile);
+    } else {
+      roster.unreadable.push(result.unreadable);
+    }
   }
   return roster;
 }
@@ -203,11 +218,15 @@ export async function loadRoster(repo: HubRepository, now: Date): Promise<Roster
 export async function requestedSpecialistId(repo: HubRepository, request: ServiceRequest): Promise<string | undefined> {
   for (const performer of request.performer ?? []) {
     const practitionerId = referencedId(performer, 'Practitioner');
-    if (practitionerId) return practitionerId;
+    if (practitionerId) {
+      return practitionerId;
+    }
     const roleId = referencedId(performer, 'PractitionerRole');
     const role = roleId ? await readOptional<PractitionerRole>(repo, 'PractitionerRole', roleId) : undefined;
     const viaRole = referencedId(role?.practitioner, 'Practitioner');
-    if (viaRole) return viaRole;
+    if (viaRole) {
+      return viaRole;
+    }
   }
   return undefined;
 }
@@ -225,18 +244,22 @@ export function rankingNote(
       `Specialties sought: ${result.specialtiesSought.map((specialty) => SPECIALTIES[specialty].display).join(', ')}.`,
     );
   }
-  if (result.requested) lines.push(result.requested.explanation);
-  if (declinedIds.length > 0)
+  if (result.requested) {
+    lines.push(result.requested.explanation);
+  }
+  if (declinedIds.length > 0) {
     lines.push(
       `Declined earlier by: ${declinedIds.map((id) => result.ranking.find((c) => c.specialistId === id)?.name ?? `Practitioner/${id}`).join(', ')}.`,
     );
+  }
   lines.push('Ranking:', ...result.ranking.map((candidate) => candidate.explanation));
   const excluded = [...result.excluded, ...unreadable];
-  if (excluded.length > 0)
+  if (excluded.length > 0) {
     lines.push(
       'Not eligible or not available:',
       ...excluded.map((member) => `${member.name}: ${member.reasons.join('; ')}.`),
     );
+  }
   lines.push(...result.notes);
   return lines.join('\n');
 }

@@ -52,8 +52,9 @@ export async function clientToken(
     }),
   });
   const body = (await response.json()) as { access_token?: string; error_description?: string };
-  if (response.status !== 200 || body.access_token === undefined)
+  if (response.status !== 200 || body.access_token === undefined) {
     throw new Error(`token for ${clientId}: ${response.status} ${body.error_description}`);
+  }
   return body.access_token;
 }
 
@@ -63,7 +64,9 @@ export async function auditEventsSince(testHub: TestHub, token: string, since: s
   let url: string | undefined = `${testHub.fhir}/AuditEvent?date=ge${encodeURIComponent(since)}&_count=200`;
   while (url) {
     const page = await fhirFetch(url, { headers: { authorization: `Bearer ${token}` } });
-    if (page.status !== 200) throw new Error(`AuditEvent search: ${page.status} ${JSON.stringify(page.body)}`);
+    if (page.status !== 200) {
+      throw new Error(`AuditEvent search: ${page.status} ${JSON.stringify(page.body)}`);
+    }
     events.push(...(page.body.entry ?? []).map((entry: { resource: unknown }) => entry.resource));
     url = page.body.link?.find((link: { relation: string; url: string }) => link.relation === 'next')?.url;
   }

@@ -13,8 +13,11 @@ export class Browser {
     for (const line of response.headers.getSetCookie()) {
       const [pair, ...attributes] = line.split(';').map((part) => part.trim());
       const [name, value] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
-      if (attributes.some((attribute) => /^max-age=0$/i.test(attribute)) || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
+      if (attributes.some((attribute) => /^max-age=0$/i.test(attribute)) || value === '') {
+        this.cookies.delete(name);
+      } else {
+        this.cookies.set(name, value);
+      }
     }
   }
 
@@ -53,8 +56,9 @@ const unescapeHtml = (text: string): string =>
 /** The hidden fields of the login form (the authorization request and the CSRF token). */
 export function hiddenFields(html: string): Record<string, string> {
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g))
+  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
     fields[unescapeHtml(match[1])] = unescapeHtml(match[2]);
+  }
   return fields;
 }
 
@@ -89,7 +93,11 @@ export function authorizeUrl(baseUrl: string, request: AuthorizationRequest): st
     aud: `${baseUrl}/fhir`,
     ...request.extra,
   };
-  for (const [name, value] of Object.entries(parameters)) if (value !== undefined) url.searchParams.set(name, value);
+  for (const [name, value] of Object.entries(parameters)) {
+    if (value !== undefined) {
+      url.searchParams.set(name, value);
+    }
+  }
   return url.toString();
 }
 
@@ -109,7 +117,9 @@ export async function submitLogin(
 ): Promise<LoginAttempt> {
   const page = await browser.get(authorizeUrl(baseUrl, request));
   const pageHtml = await page.text();
-  if (page.status !== 200) throw new Error(`the login page answered ${page.status}: ${pageHtml.slice(0, 300)}`);
+  if (page.status !== 200) {
+    throw new Error(`the login page answered ${page.status}: ${pageHtml.slice(0, 300)}`);
+  }
   const response = await browser.post(`${baseUrl}/oauth2/authorize`, {
     ...hiddenFields(pageHtml),
     email: credentials.email,
@@ -153,14 +163,17 @@ export async function logIn(
   const state = request.state ?? randomBytes(8).toString('hex');
   const attempt = await submitLogin(browser, baseUrl, { ...request, challenge, state }, credentials);
   const code = attempt.location?.searchParams.get('code');
-  if (attempt.status !== 303 || !code)
+  if (attempt.status !== 303 || !code) {
     throw new Error(`login failed: ${attempt.status} ${pageError(attempt.html) ?? attempt.location?.toString() ?? ''}`);
+  }
   const token = await exchangeCode(baseUrl, {
     code,
     verifier,
     clientId: request.clientId,
     redirectUri: request.redirectUri,
   });
-  if (token.status !== 200) throw new Error(`code exchange failed: ${JSON.stringify(token.body)}`);
+  if (token.status !== 200) {
+    throw new Error(`code exchange failed: ${JSON.stringify(token.body)}`);
+  }
   return { token: token.body, state };
 }

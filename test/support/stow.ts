@@ -8,7 +8,9 @@ export async function stowBody(files: Buffer[]): Promise<{ contentType: string; 
     { type: 'application/dicom' },
   );
   const chunks: Buffer[] = [];
-  for await (const chunk of multipart.body) chunks.push(chunk as Buffer);
+  for await (const chunk of multipart.body) {
+    chunks.push(chunk as Buffer);
+  }
   return { contentType: multipart.contentType, bytes: new Uint8Array(Buffer.concat(chunks)) };
 }
 

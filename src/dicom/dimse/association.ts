@@ -215,7 +215,9 @@ export class Association {
 
   /** Sends an A-ABORT (service provider) and drops the connection, e.g. at the end of a shutdown grace period. */
   abort(): void {
-    if (this.socketClosed) return;
+    if (this.socketClosed) {
+      return;
+    }
     this.state = 'closing';
     this.queue.length = 0;
     this.clearTimers();
@@ -224,7 +226,9 @@ export class Association {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'closing') return;
+    if (this.state === 'closing') {
+      return;
+    }
     let pdus: Pdu[];
     try {
       pdus = this.reader.push(chunk);
@@ -234,7 +238,9 @@ export class Association {
       return;
     }
     this.queue.push(...pdus);
-    if (this.queue.length >= PAUSE_AT_QUEUED_PDUS) this.socket.pause();
+    if (this.queue.length >= PAUSE_AT_QUEUED_PDUS) {
+      this.socket.pause();
+    }
     void this.pump();
   }
 
@@ -247,7 +253,9 @@ export class Association {
   }
 
   private async pump(): Promise<void> {
-    if (this.pumping) return;
+    if (this.pumping) {
+      return;
+    }
     this.pumping = true;
     this.stopIdleTimer();
     try {
@@ -259,8 +267,9 @@ export class Association {
           this.log.error({ err: error }, 'association failed');
           this.sendAbortAndClose(AbortReason.notSpecified);
         }
-        if (this.queue.length <= RESUME_AT_QUEUED_PDUS && this.socket.isPaused() && !this.socketClosed)
+        if (this.queue.length <= RESUME_AT_QUEUED_PDUS && this.socket.isPaused() && !this.socketClosed) {
           this.socket.resume();
+        }
       }
       if (this.socketClosed) {
         await this.discardIncoming();
@@ -270,14 +279,19 @@ export class Association {
       }
     } finally {
       this.pumping = false;
-      if (!this.socketClosed && this.state === 'established') this.startIdleTimer();
+      if (!this.socketClosed && this.state === 'established') {
+        this.startIdleTimer();
+      }
     }
   }
 
   private async handle(pdu: Pdu): Promise<void> {
     if (this.state === 'awaiting-associate') {
-      if (pdu.type === PduType.associateRq) this.negotiate(pdu.body);
-      else this.sendAbortAndClose(pdu.type <= PduType.abort ? AbortReason.unexpectedPdu : AbortReason.unrecognizedPdu);
+      if (pdu.type === PduType.associateRq) {
+        this.negotiate(pdu.body);
+      } else {
+        this.sendAbortAndClose(pdu.type <= PduType.abort ? AbortReason.unexpectedPdu : AbortReason.unrecognizedPdu);
+      }
       return;
     }
     switch (pdu.type) {
@@ -288,7 +302,9 @@ export class Association {
         await this.cancelFind();
         await this.discardIncoming();
         await this.endStore(true);
-        if (this.socketClosed) return;
+        if (this.socketClosed) {
+          return;
+        }
         this.log.debug('association released');
         this.state = 'closing';
         this.socket.end(encodeReleaseRp());
@@ -393,10 +409,12 @@ export class Association {
   private refusalOf(rq: ReturnType<typeof parseAssociateRq>): { rejection: Rejection; reason: string } | undefined {
     const allowed = this.options.allowedCallingAeTitles;
     // PS3.8 §9.3.2: bit 0 of the protocol version is version 1, the only one defined.
-    if ((rq.protocolVersion & 0x01) === 0)
+    if ((rq.protocolVersion & 0x01) === 0) {
       return { rejection: AssociateRejection.protocolVersionNotSupported, reason: 'protocol version not supported' };
-    if (rq.calledAeTitle !== this.options.aeTitle)
+    }
+    if (rq.calledAeTitle !== this.options.aeTitle) {
       return { rejection: AssociateRejection.calledAeTitleNotRecognized, reason: 'called AE title not recognized' };
+    }
     if (allowed !== undefined && !allowed.includes(rq.callingAeTitle)) {
       return { rejection: AssociateRejection.callingAeTitleNotRecognized, reason: 'calling AE title not recognized' };
     }
@@ -459,9 +477,13 @@ export class Association {
         return;
       } else {
         await this.writeFragment(this.incoming, pdv.data);
-        if (pdv.isLast) await this.completeDataSet(this.incoming);
+        if (pdv.isLast) {
+          await this.completeDataSet(this.incoming);
+        }
       }
-      if (this.state === 'closing') return;
+      if (this.state === 'closing') {
+        return;
+      }
     }
   }
 
@@ -473,24 +495,29 @@ export class Association {
         : field === CommandField.cStoreRq;
     if (field === CommandField.cCancelRq) {
       // PS3.7 §9.3.2.3: C-CANCEL has no response; the cancelled C-FIND answers 0xFE00.
-      if (this.runningFind && this.runningFind.messageId === command.messageIdBeingRespondedTo)
+      if (this.runningFind && this.runningFind.messageId === command.messageIdBeingRespondedTo) {
         this.runningFind.cancelled = true;
+      }
       return;
     }
     // Without asynchronous operations negotiated, one operation at a time (PS3.7 §D.3.3.3).
-    if (this.runningFind) await this.runningFind.done;
+    if (this.runningFind) {
+      await this.runningFind.done;
+    }
     if (
       field === CommandField.cFindRq &&
       this.options.onFind &&
       !command.malformed &&
       command.messageId !== undefined
     ) {
-      if (hasDataSet) this.incoming = { context, command, byteLength: 0, identifier: [] };
-      else
+      if (hasDataSet) {
+        this.incoming = { context, command, byteLength: 0, identifier: [] };
+      } else {
         this.respondToUnsupported(context, command, {
           status: Status.cannotUnderstand,
           comment: 'C-FIND-RQ without an identifier',
         });
+      }
       return;
     }
     if (field === CommandField.cEchoRq && !command.malformed) {
@@ -500,7 +527,9 @@ export class Association {
         status: Status.success,
         affectedSopClassUid: command.affectedSopClassUid ?? VERIFICATION_SOP_CLASS,
       });
-      if (hasDataSet) this.incoming = { context, command, byteLength: 0, failure: { status: Status.success } };
+      if (hasDataSet) {
+        this.incoming = { context, command, byteLength: 0, failure: { status: Status.success } };
+      }
       return;
     }
     if (field === CommandField.cStoreRq) {
@@ -519,8 +548,11 @@ export class Association {
       comment: field === undefined ? 'unreadable command set' : `command 0x${field.toString(16)} not supported`,
     };
     this.log.info({ commandField: field, malformed: command.malformed }, 'unsupported DIMSE request');
-    if (hasDataSet) this.incoming = { context, command, byteLength: 0, failure };
-    else this.respondToUnsupported(context, command, failure);
+    if (hasDataSet) {
+      this.incoming = { context, command, byteLength: 0, failure };
+    } else {
+      this.respondToUnsupported(context, command, failure);
+    }
   }
 
   private async startDataSet(context: AcceptedContext, command: CommandSet): Promise<IncomingDataSet> {
@@ -567,11 +599,16 @@ export class Association {
   private async writeFragment(incoming: IncomingDataSet, data: Buffer): Promise<void> {
     incoming.byteLength += data.length;
     if (incoming.identifier) {
-      if (incoming.byteLength <= MAX_IDENTIFIER_LENGTH) incoming.identifier.push(data);
-      else incoming.failure ??= { status: Status.outOfResources, comment: 'identifier too large' };
+      if (incoming.byteLength <= MAX_IDENTIFIER_LENGTH) {
+        incoming.identifier.push(data);
+      } else {
+        incoming.failure ??= { status: Status.outOfResources, comment: 'identifier too large' };
+      }
       return;
     }
-    if (!incoming.sink || incoming.failure) return;
+    if (!incoming.sink || incoming.failure) {
+      return;
+    }
     try {
       await incoming.sink.write(data);
     } catch (error) {
@@ -592,7 +629,9 @@ export class Association {
       return;
     }
     if (field !== CommandField.cStoreRq) {
-      if (field === CommandField.cEchoRq) return;
+      if (field === CommandField.cEchoRq) {
+        return;
+      }
       this.respondToUnsupported(
         incoming.context,
         incoming.command,
@@ -660,7 +699,9 @@ export class Association {
     const running: RunningFind = { messageId: command.messageId!, cancelled: false, done: Promise.resolve() };
     this.runningFind = running;
     running.done = this.runFind(context, command, Buffer.concat(incoming.identifier ?? []), running).finally(() => {
-      if (this.runningFind === running) this.runningFind = undefined;
+      if (this.runningFind === running) {
+        this.runningFind = undefined;
+      }
     });
   }
 
@@ -704,7 +745,9 @@ export class Association {
           await answer(next.value);
           return;
         }
-        if (!running.cancelled) await answer(next.value);
+        if (!running.cancelled) {
+          await answer(next.value);
+        }
       }
     } catch (error) {
       this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'C-FIND failed');
@@ -716,7 +759,9 @@ export class Association {
 
   /** Sends one C-FIND-RSP, with its identifier when pending; waits while the socket's buffer is full. */
   private async respondToFind(context: AcceptedContext, command: CommandSet, response: FindResponse): Promise<void> {
-    if (this.socketClosed || this.state === 'closing') return;
+    if (this.socketClosed || this.state === 'closing') {
+      return;
+    }
     const pdus = encodePData(
       context.id,
       true,
@@ -730,9 +775,13 @@ export class Association {
       }),
       this.peerMaxPduLength,
     );
-    if (response.identifier) pdus.push(...encodePData(context.id, false, response.identifier, this.peerMaxPduLength));
+    if (response.identifier) {
+      pdus.push(...encodePData(context.id, false, response.identifier, this.peerMaxPduLength));
+    }
     // A response the peer takes is progress: the idle timer aborts a peer that stops reading them.
-    if (this.socket.write(Buffer.concat(pdus), () => this.touchIdleTimer())) return;
+    if (this.socket.write(Buffer.concat(pdus), () => this.touchIdleTimer())) {
+      return;
+    }
     const drained = await new Promise<boolean>((resolve) => {
       const finish = (outcome: boolean) => {
         clearTimeout(timer);
@@ -753,18 +802,24 @@ export class Association {
   }
 
   private touchIdleTimer(): void {
-    if (this.idleTimer && !this.pumping) this.startIdleTimer();
+    if (this.idleTimer && !this.pumping) {
+      this.startIdleTimer();
+    }
   }
 
   private async cancelFind(): Promise<void> {
     const running = this.runningFind;
-    if (!running) return;
+    if (!running) {
+      return;
+    }
     running.cancelled = true;
     await running.done;
   }
 
   private respond(context: AcceptedContext, fields: Parameters<typeof encodeResponse>[0]): void {
-    if (this.socketClosed || this.state === 'closing') return;
+    if (this.socketClosed || this.state === 'closing') {
+      return;
+    }
     const pdus = encodePData(context.id, true, encodeResponse(fields), this.peerMaxPduLength);
     this.socket.write(pdus.length === 1 ? pdus[0]! : Buffer.concat(pdus));
   }
@@ -774,12 +829,16 @@ export class Association {
     this.commandLength = 0;
     const incoming = this.incoming;
     this.incoming = undefined;
-    if (incoming) await this.abortSink(incoming);
+    if (incoming) {
+      await this.abortSink(incoming);
+    }
   }
 
   private async abortSink(incoming: IncomingDataSet): Promise<void> {
     const sink = incoming.sink;
-    if (!sink) return;
+    if (!sink) {
+      return;
+    }
     incoming.sink = undefined;
     await sink.abort().catch((error: unknown) => {
       this.log.warn(
@@ -791,7 +850,9 @@ export class Association {
 
   /** Tells the store handler, once, that the association is over. */
   private async endStore(released: boolean): Promise<void> {
-    if (this.storeEnded) return;
+    if (this.storeEnded) {
+      return;
+    }
     this.storeEnded = true;
     try {
       await this.options.store.end?.(this.options.id, released);
@@ -804,7 +865,9 @@ export class Association {
   }
 
   private sendAbortAndClose(reason: number): void {
-    if (this.socketClosed) return;
+    if (this.socketClosed) {
+      return;
+    }
     if (this.state !== 'closing') {
       this.state = 'closing';
       this.socket.end(encodeAbort(AbortSource.serviceProvider, reason));
@@ -815,10 +878,16 @@ export class Association {
   }
 
   private startArtim(): void {
-    if (this.artimTimer) clearTimeout(this.artimTimer);
-    if (this.socketClosed) return;
+    if (this.artimTimer) {
+      clearTimeout(this.artimTimer);
+    }
+    if (this.socketClosed) {
+      return;
+    }
     this.artimTimer = setTimeout(() => {
-      if (this.state === 'awaiting-associate') this.log.info('no A-ASSOCIATE-RQ in time; closing');
+      if (this.state === 'awaiting-associate') {
+        this.log.info('no A-ASSOCIATE-RQ in time; closing');
+      }
       this.socket.destroy();
     }, this.options.artimTimeoutMs);
     this.artimTimer.unref();
@@ -834,13 +903,17 @@ export class Association {
   }
 
   private stopIdleTimer(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+    }
     this.idleTimer = undefined;
   }
 
   private clearTimers(): void {
     this.stopIdleTimer();
-    if (this.artimTimer) clearTimeout(this.artimTimer);
+    if (this.artimTimer) {
+      clearTimeout(this.artimTimer);
+    }
     this.artimTimer = undefined;
   }
 }

@@ -20,7 +20,9 @@ import { isQuerySopClass } from './sop-classes.ts';
 /** The studies as the audit names them: their ImagingStudy and their case's Patient, from the index. One query. */
 export async function readAuditedStudies(db: Queryable, studyInstanceUids: Iterable<string>): Promise<AuditedStudy[]> {
   const uids = [...new Set(studyInstanceUids)];
-  if (uids.length === 0) return [];
+  if (uids.length === 0) {
+    return [];
+  }
   const result = await db.query<{
     study_instance_uid: string;
     imaging_study_id: string | null;
@@ -87,7 +89,9 @@ export class DimseAuditTrail {
 
   /** A C-FIND answered (or refused, or cancelled); before its final response goes out. */
   async queried(find: CompletedFind): Promise<void> {
-    if (!this.auditor.enabled) return;
+    if (!this.auditor.enabled) {
+      return;
+    }
     await this.auditor.recordEvents([
       dicomQueryAuditEvent(this.auditor.site, {
         ...this.base(find.peer, find.outcome, 'c-find', find.outcomeDesc),
@@ -100,7 +104,9 @@ export class DimseAuditTrail {
 
   /** An association that sent C-STOREs has ended: one event for all of them. */
   async transferred(stores: CompletedStores): Promise<void> {
-    if (!this.auditor.enabled) return;
+    if (!this.auditor.enabled) {
+      return;
+    }
     const studies = await readAuditedStudies(this.db, stores.studyInstanceUids);
     const failed = stores.failures > 0;
     await this.auditor.recordEvents([
@@ -116,7 +122,9 @@ export class DimseAuditTrail {
    * models, else Instances Transferred). Recorded in the background; a failure is logged.
    */
   rejected(rejection: AssociationRejected): void {
-    if (!this.auditor.enabled) return;
+    if (!this.auditor.enabled) {
+      return;
+    }
     const queryOnly =
       rejection.abstractSyntaxUids.length > 0 && rejection.abstractSyntaxUids.every((uid) => isQuerySopClass(uid));
     const base = this.base(

@@ -84,15 +84,25 @@ export function decodeCommandSet(bytes: Buffer): CommandSet {
     const value = bytes.subarray(valueStart, valueStart + length);
     const tag = element;
     const us = length === 2 ? value.readUInt16LE(0) : undefined;
-    if (tag === Tag.affectedSopClassUid) command.affectedSopClassUid = text(value);
-    else if (tag === Tag.affectedSopInstanceUid) command.affectedSopInstanceUid = text(value);
-    else if (tag === Tag.commandField) command.commandField = us;
-    else if (tag === Tag.messageId) command.messageId = us;
-    else if (tag === Tag.messageIdBeingRespondedTo) command.messageIdBeingRespondedTo = us;
-    else if (tag === Tag.priority) command.priority = us;
-    else if (tag === Tag.commandDataSetType) command.commandDataSetType = us;
-    else if (tag === Tag.status) command.status = us;
-    else if (tag === Tag.errorComment) command.errorComment = text(value);
+    if (tag === Tag.affectedSopClassUid) {
+      command.affectedSopClassUid = text(value);
+    } else if (tag === Tag.affectedSopInstanceUid) {
+      command.affectedSopInstanceUid = text(value);
+    } else if (tag === Tag.commandField) {
+      command.commandField = us;
+    } else if (tag === Tag.messageId) {
+      command.messageId = us;
+    } else if (tag === Tag.messageIdBeingRespondedTo) {
+      command.messageIdBeingRespondedTo = us;
+    } else if (tag === Tag.priority) {
+      command.priority = us;
+    } else if (tag === Tag.commandDataSetType) {
+      command.commandDataSetType = us;
+    } else if (tag === Tag.status) {
+      command.status = us;
+    } else if (tag === Tag.errorComment) {
+      command.errorComment = text(value);
+    }
     position = valueStart + length;
   }
   return command;
@@ -112,15 +122,20 @@ export interface ResponseFields {
 /** Encodes a response command set. */
 export function encodeResponse(fields: ResponseFields): Buffer {
   const elements: Buffer[] = [];
-  if (fields.affectedSopClassUid) elements.push(uiElement(Tag.affectedSopClassUid, fields.affectedSopClassUid));
+  if (fields.affectedSopClassUid) {
+    elements.push(uiElement(Tag.affectedSopClassUid, fields.affectedSopClassUid));
+  }
   elements.push(usElement(Tag.commandField, fields.commandField));
   elements.push(usElement(Tag.messageIdBeingRespondedTo, fields.messageIdBeingRespondedTo));
   elements.push(usElement(Tag.commandDataSetType, fields.hasDataSet ? DATA_SET_PRESENT : NO_DATA_SET));
   elements.push(usElement(Tag.status, fields.status));
   // PS3.7 §C.4: Error Comment is LO, at most 64 characters.
-  if (fields.errorComment) elements.push(stringElement(Tag.errorComment, fields.errorComment.slice(0, 64), ' '));
-  if (fields.affectedSopInstanceUid)
+  if (fields.errorComment) {
+    elements.push(stringElement(Tag.errorComment, fields.errorComment.slice(0, 64), ' '));
+  }
+  if (fields.affectedSopInstanceUid) {
     elements.push(uiElement(Tag.affectedSopInstanceUid, fields.affectedSopInstanceUid));
+  }
   return withGroupLength(elements);
 }
 
@@ -140,10 +155,13 @@ export function encodeRequest(fields: RequestFields): Buffer {
     usElement(Tag.commandField, fields.commandField),
     usElement(Tag.messageId, fields.messageId),
   ];
-  if (fields.priority !== undefined) elements.push(usElement(Tag.priority, fields.priority));
+  if (fields.priority !== undefined) {
+    elements.push(usElement(Tag.priority, fields.priority));
+  }
   elements.push(usElement(Tag.commandDataSetType, fields.hasDataSet ? DATA_SET_PRESENT : NO_DATA_SET));
-  if (fields.affectedSopInstanceUid)
+  if (fields.affectedSopInstanceUid) {
     elements.push(uiElement(Tag.affectedSopInstanceUid, fields.affectedSopInstanceUid));
+  }
   return withGroupLength(elements);
 }
 

@@ -46,12 +46,16 @@ async function validTestFiles(): Promise<TestFile[]> {
     const name = /^ \(\d+\/\d+\): (.*)$/m.exec(section)?.[1];
     const sopClassUid = /\(0008,0016\) UI \[([^\]]+)\]/.exec(section)?.[1];
     const sopInstanceUid = /\(0008,0018\) UI \[([^\]]+)\]/.exec(section)?.[1];
-    if (name && sopClassUid && sopInstanceUid) sendable.set(name, { sopClassUid, sopInstanceUid });
+    if (name && sopClassUid && sopInstanceUid) {
+      sendable.set(name, { sopClassUid, sopInstanceUid });
+    }
   }
   const files: TestFile[] = [];
   for (const path of valid) {
     const uids = sendable.get(path);
-    if (uids) files.push({ ...(await readPart10(path)), path, ...uids });
+    if (uids) {
+      files.push({ ...(await readPart10(path)), path, ...uids });
+    }
   }
   return files;
 }
@@ -90,7 +94,9 @@ describe('DIMSE SCP with dcmtk peers', () => {
         const index = stored.length;
         stored.push(request);
         const refusal = refuse(request, index);
-        if (refusal) return refusal;
+        if (refusal) {
+          return refusal;
+        }
         await writePart10File(request.datasetFile, join(outDir, `${index}.dcm`), {
           mediaStorageSopClassUid: request.sopClassUid,
           mediaStorageSopInstanceUid: request.sopInstanceUid,
@@ -203,8 +209,12 @@ describe('DIMSE SCP with dcmtk peers', () => {
         sopClass: original.sopClassUid,
       });
       const sent = await readPart10(join(referenceDir, referenceFiles[index]!));
-      if (!received.dataSet.equals(sent.dataSet)) differing.push(files[index]!);
-      if (received.dataSet.equals(original.dataSet)) identicalToFile++;
+      if (!received.dataSet.equals(sent.dataSet)) {
+        differing.push(files[index]!);
+      }
+      if (received.dataSet.equals(original.dataSet)) {
+        identicalToFile++;
+      }
     }
     expect(differing).toEqual([]);
     // Most files go through storescu unchanged: then the stored data set is the file's own.

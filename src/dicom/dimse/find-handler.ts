@@ -138,7 +138,9 @@ const AUDIT_PATIENTS = 'audit_patients';
 
 export function createFindHandler(db: Queryable, logger: Logger, options: FindHandlerOptions = {}): OnFind {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(pageSize) || pageSize < 1) throw new RangeError('pageSize must be a positive integer');
+  if (!Number.isInteger(pageSize) || pageSize < 1) {
+    throw new RangeError('pageSize must be a positive integer');
+  }
   const audit = options.audit;
   return async function* find(request: FindRequest): AsyncGenerator<FindResponse, FindResponse, undefined> {
     const audited: FindAudit = { outcome: '0', query: '', patientIds: new Set() };
@@ -161,7 +163,9 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
     try {
       plan = planFind(request, audited);
     } catch (error) {
-      if (!(error instanceof IdentifierError)) throw error;
+      if (!(error instanceof IdentifierError)) {
+        throw error;
+      }
       // The message names attributes and levels, never values.
       logger.info({ status: error.status, reason: error.message }, 'C-FIND refused');
       audited.outcome = '4';
@@ -194,13 +198,19 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
       const page = await db.query<Record<string, unknown>>(sql, params.values);
       for (const row of page.rows) {
         matches++;
-        for (const id of [row[AUDIT_PATIENTS]].flat()) if (typeof id === 'string') audited.patientIds.add(id);
+        for (const id of [row[AUDIT_PATIENTS]].flat()) {
+          if (typeof id === 'string') {
+            audited.patientIds.add(id);
+          }
+        }
         yield {
           status: plan.unsupported ? FindStatus.pendingWithUnsupportedKeys : FindStatus.pending,
           identifier: encodeMatch(plan, row, explicitVr),
         };
       }
-      if (page.rows.length < pageSize) break;
+      if (page.rows.length < pageSize) {
+        break;
+      }
       cursor = String(page.rows[page.rows.length - 1]!.unique_key);
     }
     logger.info({ level: plan.level, matches, keys: plan.keys.map((key) => key.tag) }, 'C-FIND answered');
@@ -232,7 +242,9 @@ function readIdentifier(request: FindRequest): DicomDataset {
 /** Validates the identifier against the information model and turns it into SQL and return keys. */
 function planFind(request: FindRequest, audited: FindAudit): FindPlan {
   const model = MODELS[request.sopClassUid];
-  if (!model) throw new IdentifierError(Status.sopClassNotSupported, 'SOP class not supported');
+  if (!model) {
+    throw new IdentifierError(Status.sopClassNotSupported, 'SOP class not supported');
+  }
   const identifier = readIdentifier(request);
   audited.query = findAuditQuery(identifier);
   const levelName = getString(identifier, QUERY_RETRIEVE_LEVEL)?.trim() ?? '';
@@ -251,18 +263,22 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
   for (const above of model.levels.slice(0, model.levels.indexOf(level))) {
     const key = UNIQUE_KEY[above];
     const value = getString(identifier, key.tag);
-    if (value === undefined || value === '')
+    if (value === undefined || value === '') {
       throw new IdentifierError(
         FindStatus.identifierDoesNotMatchSopClass,
         `${key.keyword} required at ${levelName} level`,
       );
-    if (/[\\*?]/.test(value))
+    }
+    if (/[\\*?]/.test(value)) {
       throw new IdentifierError(FindStatus.identifierDoesNotMatchSopClass, `${key.keyword} must be a single value`);
+    }
   }
 
   let characterSetRequested = false;
   for (const [tag, element] of identifier.elements) {
-    if (tag.endsWith('0000') || tag === QUERY_RETRIEVE_LEVEL) continue;
+    if (tag.endsWith('0000') || tag === QUERY_RETRIEVE_LEVEL) {
+      continue;
+    }
     if (tag === SPECIFIC_CHARACTER_SET) {
       characterSetRequested = true;
       continue;
@@ -293,7 +309,9 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
     const value = getString(identifier, tag) ?? '';
     // The Number of … Related … counts are return keys only here: a value for them is not matched.
     if (!attribute.match) {
-      if (value !== '') plan.unsupported = true;
+      if (value !== '') {
+        plan.unsupported = true;
+      }
       continue;
     }
     addMatch(plan.query, attribute, value);
@@ -306,7 +324,9 @@ function planFind(request: FindRequest, audited: FindAudit): FindPlan {
       expression: level === 'patient' ? 'min(s.patient_id)' : unique.column,
     });
   }
-  if (characterSetRequested) plan.keys.push({ tag: SPECIFIC_CHARACTER_SET, vr: 'CS' });
+  if (characterSetRequested) {
+    plan.keys.push({ tag: SPECIFIC_CHARACTER_SET, vr: 'CS' });
+  }
   plan.keys.push({ tag: QUERY_RETRIEVE_LEVEL, vr: 'CS', fixed: levelName });
   return plan;
 }
@@ -322,7 +342,9 @@ const AUDIT_KEYWORDS: Readonly<Record<string, string>> = {
 function findAuditQuery(identifier: DicomDataset): string {
   const keys: AuditQueryKey[] = [];
   for (const [tag, element] of identifier.elements) {
-    if (tag.endsWith('0000')) continue;
+    if (tag.endsWith('0000')) {
+      continue;
+    }
     const attribute = INDEX_ATTRIBUTE_BY_TAG.get(tag);
     const vr = element.vr === 'UN' ? attribute?.vr : element.vr;
     keys.push({
@@ -336,7 +358,9 @@ function findAuditQuery(identifier: DicomDataset): string {
 
 function addMatch(query: SqlQuery, attribute: IndexAttribute, value: string): void {
   // PS3.4 §C.2.2.2.4: only asterisks is the same as universal matching.
-  if (value === '' || /^\*+$/.test(value)) return;
+  if (value === '' || /^\*+$/.test(value)) {
+    return;
+  }
   const multiple =
     attribute.match === 'uid' ||
     attribute.match === 'integer' ||
@@ -349,19 +373,26 @@ function addMatch(query: SqlQuery, attribute: IndexAttribute, value: string): vo
         .map((part) => part.trim())
         .filter((part) => part !== '')
     : [value];
-  if (values.length === 0) return;
+  if (values.length === 0) {
+    return;
+  }
   try {
     query.where.push(matchCondition(query, attribute, values));
   } catch (error) {
-    if (error instanceof QueryError)
+    if (error instanceof QueryError) {
       throw new IdentifierError(FindStatus.unableToProcess, `${attribute.keyword}: value cannot be matched`);
+    }
     throw error;
   }
 }
 
 function valueText(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  if (Array.isArray(value)) return value.map(valueText).join('\\');
+  if (value === null || value === undefined) {
+    return '';
+  }
+  if (Array.isArray(value)) {
+    return value.map(valueText).join('\\');
+  }
   return String(value);
 }
 
@@ -371,7 +402,9 @@ function encodeMatch(plan: FindPlan, row: Record<string, unknown>, explicitVr: b
   plan.keys.forEach((key, index) => {
     const value = key.fixed ?? (key.expression ? valueText(row[`c${index}`]) : '');
     // eslint-disable-next-line no-control-regex
-    if (/[^\x00-\x7f]/.test(value)) nonAscii = true;
+    if (/[^\x00-\x7f]/.test(value)) {
+      nonAscii = true;
+    }
     elements.push({ tag: key.tag, vr: key.vr, value });
   });
   if (nonAscii) {

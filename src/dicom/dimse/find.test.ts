@@ -49,7 +49,9 @@ describe('C-FIND over an association', () => {
     requests.push(request);
     try {
       for (let index = 1; ; index++) {
-        if (behaviour === 'fail-after-two' && index > 2) throw new Error('the index went away');
+        if (behaviour === 'fail-after-two' && index > 2) {
+          throw new Error('the index went away');
+        }
         if (behaviour === 'fast-and-large') {
           yield {
             status: 0xff00,
@@ -236,7 +238,9 @@ describe('C-FIND over an association', () => {
     peer.socket.pause();
     await peer.send(findRequest(1, 1, STUDY_ROOT_FIND, studyIdentifier));
     const deadline = Date.now() + 20_000;
-    while (closedStreams === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (closedStreams === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     expect(closedStreams).toBe(1);
     peer.socket.resume();
     await peer.waitClosed(10_000);

@@ -31,8 +31,9 @@ export function buildFileMetaInformation(meta: FileMetaInformation): Buffer {
     shortElement(0x0012, 'UI', uid(IMPLEMENTATION_CLASS_UID)),
     shortElement(0x0013, 'SH', text(IMPLEMENTATION_VERSION_NAME)),
   ];
-  if (meta.sourceApplicationEntityTitle)
+  if (meta.sourceApplicationEntityTitle) {
     elements.push(shortElement(0x0016, 'AE', text(meta.sourceApplicationEntityTitle.slice(0, 16))));
+  }
   const body = Buffer.concat(elements);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);

@@ -35,8 +35,9 @@ describe('PduReader', () => {
     (size) => {
       const reader = new PduReader(1 << 20);
       const pdus = [];
-      for (let offset = 0; offset < stream.length; offset += size)
+      for (let offset = 0; offset < stream.length; offset += size) {
         pdus.push(...reader.push(stream.subarray(offset, offset + size)));
+      }
       expect(pdus.map((pdu) => [pdu.type, pdu.body.length])).toEqual([
         [PduType.associateRq, rq.length - 6],
         [PduType.pDataTf, 16384],

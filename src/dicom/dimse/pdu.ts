@@ -43,13 +43,17 @@ export class PduReader {
     this.buffered += chunk.length;
     const pdus: Pdu[] = [];
     for (;;) {
-      if (this.buffered < 6) break;
+      if (this.buffered < 6) {
+        break;
+      }
       const header = this.peek(6);
       const length = header.readUInt32BE(2);
       if (length > this.limit) {
         throw new PduError(`PDU type ${header[0]} of ${length} bytes exceeds the limit of ${this.limit}`);
       }
-      if (this.buffered < 6 + length) break;
+      if (this.buffered < 6 + length) {
+        break;
+      }
       const whole = this.take(6 + length);
       pdus.push({ type: whole[0]!, body: whole.subarray(6) });
     }
@@ -62,7 +66,9 @@ export class PduReader {
   }
 
   private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
+    if (this.chunks[0]!.length >= n) {
+      return this.chunks[0]!.subarray(0, n);
+    }
     this.chunks = [Buffer.concat(this.chunks)];
     return this.chunks[0]!.subarray(0, n);
   }
@@ -74,8 +80,11 @@ export class PduReader {
       first = this.chunks[0]!;
     }
     const taken = first.subarray(0, n);
-    if (first.length === n) this.chunks.shift();
-    else this.chunks[0] = first.subarray(n);
+    if (first.length === n) {
+      this.chunks.shift();
+    } else {
+      this.chunks[0] = first.subarray(n);
+    }
     this.buffered -= n;
     return taken;
   }
@@ -105,7 +114,9 @@ export interface AssociateRq {
 
 /** PS3.8 §9.3.2 / Annex D: parses an A-ASSOCIATE-RQ body; unknown items and sub-items are skipped. */
 export function parseAssociateRq(body: Buffer): AssociateRq {
-  if (body.length < 68) throw new PduError('A-ASSOCIATE-RQ shorter than its fixed fields');
+  if (body.length < 68) {
+    throw new PduError('A-ASSOCIATE-RQ shorter than its fixed fields');
+  }
   const rq: AssociateRq = {
     protocolVersion: body.readUInt16BE(0),
     calledAeTitle: aeTitleFrom(body.subarray(4, 20)),
@@ -115,19 +126,28 @@ export function parseAssociateRq(body: Buffer): AssociateRq {
     userInformation: { maxPduLength: 0 },
   };
   for (const item of items(body, 68)) {
-    if (item.type === 0x10) rq.applicationContextName = uidFrom(item.value);
-    else if (item.type === 0x20) rq.presentationContexts.push(parseProposedContext(item.value));
-    else if (item.type === 0x50) rq.userInformation = parseUserInformation(item.value);
+    if (item.type === 0x10) {
+      rq.applicationContextName = uidFrom(item.value);
+    } else if (item.type === 0x20) {
+      rq.presentationContexts.push(parseProposedContext(item.value));
+    } else if (item.type === 0x50) {
+      rq.userInformation = parseUserInformation(item.value);
+    }
   }
   return rq;
 }
 
 function parseProposedContext(value: Buffer): ProposedPresentationContext {
-  if (value.length < 4) throw new PduError('presentation context item too short');
+  if (value.length < 4) {
+    throw new PduError('presentation context item too short');
+  }
   const context: ProposedPresentationContext = { id: value[0]!, abstractSyntaxUid: '', transferSyntaxUids: [] };
   for (const sub of items(value, 4)) {
-    if (sub.type === 0x30) context.abstractSyntaxUid = uidFrom(sub.value);
-    else if (sub.type === 0x40) context.transferSyntaxUids.push(uidFrom(sub.value));
+    if (sub.type === 0x30) {
+      context.abstractSyntaxUid = uidFrom(sub.value);
+    } else if (sub.type === 0x40) {
+      context.transferSyntaxUids.push(uidFrom(sub.value));
+    }
   }
   return context;
 }
@@ -135,9 +155,13 @@ function parseProposedContext(value: Buffer): ProposedPresentationContext {
 function parseUserInformation(value: Buffer): UserInformation {
   const info: UserInformation = { maxPduLength: 0 };
   for (const sub of items(value, 0)) {
-    if (sub.type === 0x51 && sub.value.length >= 4) info.maxPduLength = sub.value.readUInt32BE(0);
-    else if (sub.type === 0x52) info.implementationClassUid = uidFrom(sub.value);
-    else if (sub.type === 0x55) info.implementationVersionName = sub.value.toString('latin1').trim();
+    if (sub.type === 0x51 && sub.value.length >= 4) {
+      info.maxPduLength = sub.value.readUInt32BE(0);
+    } else if (sub.type === 0x52) {
+      info.implementationClassUid = uidFrom(sub.value);
+    } else if (sub.type === 0x55) {
+      info.implementationVersionName = sub.value.toString('latin1').trim();
+    }
   }
   return info;
 }
@@ -146,11 +170,15 @@ function parseUserInformation(value: Buffer): UserInformation {
 function* items(buffer: Buffer, offset: number): Generator<{ type: number; value: Buffer }> {
   let position = offset;
   while (position < buffer.length) {
-    if (position + 4 > buffer.length) throw new PduError('truncated item header');
+    if (position + 4 > buffer.length) {
+      throw new PduError('truncated item header');
+    }
     const type = buffer[position]!;
     const length = buffer.readUInt16BE(position + 2);
     const end = position + 4 + length;
-    if (end > buffer.length) throw new PduError(`item 0x${type.toString(16)} overruns its PDU`);
+    if (end > buffer.length) {
+      throw new PduError(`item 0x${type.toString(16)} overruns its PDU`);
+    }
     yield { type, value: buffer.subarray(position + 4, end) };
     position = end;
   }
@@ -186,8 +214,12 @@ function userInformationItem(info: UserInformation): Buffer {
   const maxLength = Buffer.alloc(4);
   maxLength.writeUInt32BE(info.maxPduLength, 0);
   const subItems = [item(0x51, maxLength)];
-  if (info.implementationClassUid) subItems.push(item(0x52, Buffer.from(info.implementationClassUid, 'latin1')));
-  if (info.implementationVersionName) subItems.push(item(0x55, Buffer.from(info.implementationVersionName, 'latin1')));
+  if (info.implementationClassUid) {
+    subItems.push(item(0x52, Buffer.from(info.implementationClassUid, 'latin1')));
+  }
+  if (info.implementationVersionName) {
+    subItems.push(item(0x55, Buffer.from(info.implementationVersionName, 'latin1')));
+  }
   return item(0x50, Buffer.concat(subItems));
 }
 
@@ -313,9 +345,13 @@ export function parsePDataTf(body: Buffer): Pdv[] {
   const pdvs: Pdv[] = [];
   let position = 0;
   while (position < body.length) {
-    if (position + 6 > body.length) throw new PduError('truncated PDV item');
+    if (position + 6 > body.length) {
+      throw new PduError('truncated PDV item');
+    }
     const length = body.readUInt32BE(position);
-    if (length < 2 || position + 4 + length > body.length) throw new PduError('PDV item length out of range');
+    if (length < 2 || position + 4 + length > body.length) {
+      throw new PduError('PDV item length out of range');
+    }
     const control = body[position + 5]!;
     pdvs.push({
       presentationContextId: body[position + 4]!,

@@ -120,7 +120,9 @@ function echoMessage(contextId: number, messageId: number): Buffer {
 async function eventually(check: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
+    if (Date.now() > deadline) {
+      throw new Error('condition not met in time');
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -152,8 +154,9 @@ describe('DIMSE SCP over a raw socket', () => {
       store: fileStoreHandler(tempDir, async (request) => {
         const index = stored.length;
         stored.push(request);
-        if (request.sopInstanceUid.endsWith('.666'))
+        if (request.sopInstanceUid.endsWith('.666')) {
           return { status: Status.dataSetDoesNotMatchSopClass, comment: 'not a CT data set' };
+        }
         await writePart10File(request.datasetFile, join(outDir, `${index}.dcm`), {
           mediaStorageSopClassUid: request.sopClassUid,
           mediaStorageSopInstanceUid: request.sopInstanceUid,
@@ -318,10 +321,13 @@ describe('DIMSE SCP over a raw socket', () => {
     const files: Array<Part10File & { path: string }> = [];
     for (const line of lines) {
       const path = join(TEST_FILES, line.split(/\s+/)[0]!);
-      if (!existsSync(path)) continue;
+      if (!existsSync(path)) {
+        continue;
+      }
       const file = await readPart10(path);
-      if (isStorageSopClass(file.sopClassUid) && file.transferSyntaxUid && file.sopInstanceUid)
+      if (isStorageSopClass(file.sopClassUid) && file.transferSyntaxUid && file.sopInstanceUid) {
         files.push({ ...file, path });
+      }
     }
     expect(files.length).toBeGreaterThan(100);
     const pairs = [...new Set(files.map((file) => `${file.sopClassUid} ${file.transferSyntaxUid}`))];
@@ -348,8 +354,9 @@ describe('DIMSE SCP over a raw socket', () => {
     const differing: string[] = [];
     for (const [index, file] of files.entries()) {
       const received = await readPart10(join(outDir, `${index}.dcm`));
-      if (received.transferSyntaxUid !== file.transferSyntaxUid || !received.dataSet.equals(file.dataSet))
+      if (received.transferSyntaxUid !== file.transferSyntaxUid || !received.dataSet.equals(file.dataSet)) {
         differing.push(file.path);
+      }
     }
     expect(differing).toEqual([]);
   });
@@ -362,8 +369,11 @@ describe('DIMSE SCP over a raw socket', () => {
       const whole = storeMessage(1, 1, CT, '1.2.3.42', ctSmall.dataSet);
       await peer.send(whole.subarray(0, Math.floor(whole.length / 2)));
       await eventually(async () => (await readdir(tempDir)).length === 1);
-      if (how === 'disconnect') peer.destroy();
-      else await peer.send(encodeAbort(0, 0));
+      if (how === 'disconnect') {
+        peer.destroy();
+      } else {
+        await peer.send(encodeAbort(0, 0));
+      }
       await peer.waitClosed();
       await eventually(async () => (await readdir(tempDir)).length === 0);
       expect(stored).toEqual([]);

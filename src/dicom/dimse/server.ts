@@ -101,11 +101,14 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     clearTimeout(graceTimer);
     if (outcome === 'timeout') {
       options.logger.warn({ associations: associations.size }, 'aborting associations still running at shutdown');
-      for (const association of associations) association.abort();
+      for (const association of associations) {
+        association.abort();
+      }
       // A store handler that never settles must not hold the shutdown forever.
       const abortGrace = new Promise<'timeout'>((resolve) => (graceTimer = setTimeout(() => resolve('timeout'), 2000)));
-      if ((await Promise.race([running(), abortGrace])) === 'timeout')
+      if ((await Promise.race([running(), abortGrace])) === 'timeout') {
         options.logger.error('associations still busy after abort');
+      }
       clearTimeout(graceTimer);
     }
     await stopped;

@@ -54,8 +54,9 @@ export function createStoreHandler(
   const byAssociation = new Map<number, AssociationStores>();
   const storesOf = (request: { associationId: number } & AssociationPeer): AssociationStores => {
     let stores = byAssociation.get(request.associationId);
-    if (!stores)
+    if (!stores) {
       byAssociation.set(request.associationId, (stores = { peer: request, studies: new Set(), begun: 0, stored: 0 }));
+    }
     return stores;
   };
   return {
@@ -75,16 +76,22 @@ export function createStoreHandler(
 
     async complete(request, sink) {
       const result = await storeOne(request, sink);
-      if (result.status === Status.success) storesOf(request).stored++;
+      if (result.status === Status.success) {
+        storesOf(request).stored++;
+      }
       return result;
     },
 
     async end(associationId, released) {
       const stores = byAssociation.get(associationId);
       byAssociation.delete(associationId);
-      if (!stores) return;
+      if (!stores) {
+        return;
+      }
       // After an abort the refresher's own schedule brings them up to date.
-      if (released && stores.studies.size > 0) await ctx.studies.flush(stores.studies);
+      if (released && stores.studies.size > 0) {
+        await ctx.studies.flush(stores.studies);
+      }
       try {
         await audit?.transferred({
           peer: stores.peer,
@@ -112,8 +119,9 @@ export function createStoreHandler(
       if (outcome.status === 'refused' || outcome.status === 'conflict') {
         logger.warn({ outcome: outcome.status, reason: outcome.reason }, 'C-STORE instance refused');
       }
-      if (outcome.status === 'stored' || outcome.status === 'duplicate')
+      if (outcome.status === 'stored' || outcome.status === 'duplicate') {
         storesOf(request).studies.add(outcome.studyInstanceUid);
+      }
       return storeResultOf(outcome);
     } catch (error) {
       // The message of a storage error names files or SQL, never dataset values.

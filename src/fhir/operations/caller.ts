@@ -53,7 +53,9 @@ function refused(operation: string, text: string): OperationOutcomeError {
 
 /** Throws a 403 OperationOutcome unless `identity` has `right`; nothing for anonymous requests. */
 export function requireRight(identity: Identity | undefined, right: OperationRight, operation: string): void {
-  if (identity === undefined) return;
+  if (identity === undefined) {
+    return;
+  }
   const letter = SCOPE_LETTER[right.interaction];
   if (
     identity.kind === 'user' &&
@@ -70,7 +72,9 @@ export function requireRight(identity: Identity | undefined, right: OperationRig
 }
 
 export function requireAccess(identity: Identity | undefined, access: OperationAccess, operation: string): void {
-  if (access !== 'authenticated') requireRight(identity, access, operation);
+  if (access !== 'authenticated') {
+    requireRight(identity, access, operation);
+  }
 }
 
 /**

@@ -143,11 +143,12 @@ async function residenceFromReferenceNumber(repo: FhirRepository, typed: string)
     });
   }
   const found = residenceOf(patient);
-  if (!found)
+  if (!found) {
     throw invalidParameter(
       'referenceNumber',
       'The patient registered under this reference number has no address with a country.',
     );
+  }
   return found.residence;
 }
 

@@ -27,7 +27,9 @@ export class JurisdictionPolicyFileError extends Error {}
  * file's first version takes effect, the shipped default does.
  */
 export async function loadJurisdictionPolicies(file: string | undefined): Promise<JurisdictionPolicy[]> {
-  if (file === undefined) return [DEFAULT_JURISDICTION_POLICY];
+  if (file === undefined) {
+    return [DEFAULT_JURISDICTION_POLICY];
+  }
   const problem = (text: string) => new JurisdictionPolicyFileError(`JURISDICTION_POLICY_FILE ${file}: ${text}`);
   let text: string;
   try {
@@ -42,19 +44,28 @@ export async function loadJurisdictionPolicies(file: string | undefined): Promis
     throw problem(`is not valid JSON (${(err as Error).message})`);
   }
   const documents = Array.isArray(document) ? document : [document];
-  if (documents.length === 0) throw problem('lists no policy');
+  if (documents.length === 0) {
+    throw problem('lists no policy');
+  }
   const policies: JurisdictionPolicy[] = [];
   const errors: string[] = [];
   documents.forEach((item, index) => {
     const parsed = parseJurisdictionPolicy(item);
     const where = Array.isArray(document) ? `policy [${index}]: ` : '';
-    if (parsed.ok) policies.push(parsed.policy);
-    else errors.push(...parsed.errors.map((error) => where + error));
+    if (parsed.ok) {
+      policies.push(parsed.policy);
+    } else {
+      errors.push(...parsed.errors.map((error) => where + error));
+    }
   });
-  if (errors.length > 0) throw problem(`is not a valid jurisdiction policy: ${errors.join('; ')}`);
+  if (errors.length > 0) {
+    throw problem(`is not a valid jurisdiction policy: ${errors.join('; ')}`);
+  }
   const versions = policies.map((policy) => policy.version);
   const repeated = versions.find((version, index) => versions.indexOf(version) !== index);
-  if (repeated !== undefined) throw problem(`lists version "${repeated}" twice`);
+  if (repeated !== undefined) {
+    throw problem(`lists version "${repeated}" twice`);
+  }
   return policies;
 }
 
@@ -96,9 +107,15 @@ export function residenceOf(patient: Patient): { residence: Residence; index: nu
   const addresses: Address[] = patient.address ?? [];
   const current = (address: Address) => !address.period?.end && address.use !== 'old';
   let index = addresses.findIndex((address) => address.use === 'home' && current(address) && address.country);
-  if (index < 0) index = addresses.findIndex((address) => current(address) && address.country);
-  if (index < 0) index = addresses.findIndex((address) => address.country);
-  if (index < 0) return undefined;
+  if (index < 0) {
+    index = addresses.findIndex((address) => current(address) && address.country);
+  }
+  if (index < 0) {
+    index = addresses.findIndex((address) => address.country);
+  }
+  if (index < 0) {
+    return undefined;
+  }
   const address = addresses[index];
   return { residence: { country: address.country, subdivision: address.state }, index };
 }
@@ -108,9 +125,15 @@ function reasonParameter(reason: EligibilityReason): ParametersParameter {
     { name: 'code', valueCoding: { system: ELIGIBILITY_REASON_SYSTEM, code: reason.code } },
     { name: 'message', valueString: reason.message },
   ];
-  if (reason.jurisdiction) part.push({ name: 'jurisdiction', valueCode: reason.jurisdiction });
-  if (reason.detail) part.push({ name: 'detail', valueString: reason.detail });
-  if (reason.source) part.push({ name: 'source', valueString: reason.source });
+  if (reason.jurisdiction) {
+    part.push({ name: 'jurisdiction', valueCode: reason.jurisdiction });
+  }
+  if (reason.detail) {
+    part.push({ name: 'detail', valueString: reason.detail });
+  }
+  if (reason.source) {
+    part.push({ name: 'source', valueString: reason.source });
+  }
   return { name: 'reason', part };
 }
 

@@ -63,7 +63,9 @@ export function registerOperations(router: FhirRouter, context: OperationContext
         requireAccess(operationCaller(repo), operation.access, path);
         return run(req, repo, fhirRouter, options);
       };
-      for (const method of operation.methods) router.add(method, path, handler, 'operation');
+      for (const method of operation.methods) {
+        router.add(method, path, handler, 'operation');
+      }
     }
     router.add('GET', `OperationDefinition/${definition.id}`, async () => [allOk, definition], 'operation');
     definitions.push(definition);

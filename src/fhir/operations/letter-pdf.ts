@@ -38,17 +38,23 @@ function wrap(text: string, font: PDFFont, size: number, width: number): string[
       line = candidate;
       continue;
     }
-    if (line !== '') lines.push(line);
+    if (line !== '') {
+      lines.push(line);
+    }
     let rest = word;
     while (font.widthOfTextAtSize(rest, size) > width) {
       let cut = rest.length - 1;
-      while (cut > 1 && font.widthOfTextAtSize(rest.slice(0, cut), size) > width) cut--;
+      while (cut > 1 && font.widthOfTextAtSize(rest.slice(0, cut), size) > width) {
+        cut--;
+      }
       lines.push(rest.slice(0, cut));
       rest = rest.slice(cut);
     }
     line = rest;
   }
-  if (line !== '') lines.push(line);
+  if (line !== '') {
+    lines.push(line);
+  }
   return lines;
 }
 

@@ -49,8 +49,12 @@ export function operationInput(req: FhirRequest, definition: OperationDefinition
   }
   for (const input of inputs) {
     const count = given.filter((param) => param.name === input.name).length;
-    if (input.max === '1' && count > 1) throw invalidParameter(input.name, `"${input.name}" may be given only once`);
-    if (input.min > 0 && count === 0) throw invalidParameter(input.name, `"${input.name}" is required`);
+    if (input.max === '1' && count > 1) {
+      throw invalidParameter(input.name, `"${input.name}" may be given only once`);
+    }
+    if (input.min > 0 && count === 0) {
+      throw invalidParameter(input.name, `"${input.name}" is required`);
+    }
   }
   return given;
 }
@@ -70,7 +74,9 @@ export function textParameters(params: readonly ParametersParameter[], name: str
 function textOf(param: ParametersParameter): string {
   for (const key of TEXT_VALUES) {
     const value = param[key];
-    if (typeof value === 'string') return value;
+    if (typeof value === 'string') {
+      return value;
+    }
   }
   throw invalidParameter(param.name, `"${param.name}" must be a text value (valueString or valueCode)`);
 }
@@ -82,7 +88,9 @@ export function resourceParameter<T extends Resource>(
   type: T['resourceType'],
 ): T | undefined {
   const param = params.find((candidate) => candidate.name === name);
-  if (param === undefined) return undefined;
+  if (param === undefined) {
+    return undefined;
+  }
   const resource = param.resource;
   if (resource?.resourceType !== type) {
     throw invalidParameter(name, `"${name}" must carry a ${type} resource in "resource"`);

@@ -23,7 +23,9 @@ const MAX_DRAWS = 20;
 /** A number as a person typed it ("123 456 789 0"), or a 400 naming `parameter` that says what is wrong. */
 export function parseTypedReferenceNumber(input: string, parameter: string): string {
   const parsed = parseReferenceNumber(input);
-  if (!parsed.ok) throw invalidParameter(parameter, parsed.message);
+  if (!parsed.ok) {
+    throw invalidParameter(parameter, parsed.message);
+  }
   return parsed.referenceNumber;
 }
 
@@ -72,7 +74,9 @@ export async function issueReferenceNumber(
        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (value) DO NOTHING RETURNING value`,
       [value, owner.patientId, owner.letterId, owner.requestKey ?? null, owner.requestHash ?? null],
     );
-    if (inserted.rows.length === 1) return value;
+    if (inserted.rows.length === 1) {
+      return value;
+    }
   }
   throw new Error(`No free reference number after ${MAX_DRAWS} draws`);
 }

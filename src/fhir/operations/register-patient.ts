@@ -273,7 +273,9 @@ export function registerPatientHandler(context: OperationContext, definition: Op
       country: `${where}.country`,
       state: `${where}.state`,
     });
-    if (eligibility.outcome === 'ineligible') throw ineligibleOutcome(eligibility);
+    if (eligibility.outcome === 'ineligible') {
+      throw ineligibleOutcome(eligibility);
+    }
 
     const requestHash =
       requestKey === undefined ? undefined : createHash('sha256').update(JSON.stringify(submitted)).digest('hex');

@@ -58,13 +58,19 @@ export const AUDIT_SEARCH_PARAMETERS: ReadonlySet<string> = new Set([
 /** SQL true when the `system|code` text `v` matches one search token (R4 search §3.1.1.4.5). */
 function tokenMatch(v: string, value: string, p: SqlParams): string {
   const bar = value.indexOf('|');
-  if (bar < 0) return `split_part(${v}, '|', 2) = ${p.add(value)}`;
-  if (bar === value.length - 1) return `split_part(${v}, '|', 1) = ${p.add(value.slice(0, bar))}`;
+  if (bar < 0) {
+    return `split_part(${v}, '|', 2) = ${p.add(value)}`;
+  }
+  if (bar === value.length - 1) {
+    return `split_part(${v}, '|', 1) = ${p.add(value.slice(0, bar))}`;
+  }
   return `${v} = ${p.add(value)}`;
 }
 
 function negatable(filter: Filter, condition: string): string {
-  if (filter.operator === Operator.NOT || filter.operator === Operator.NOT_EQUALS) return `NOT (${condition})`;
+  if (filter.operator === Operator.NOT || filter.operator === Operator.NOT_EQUALS) {
+    return `NOT (${condition})`;
+  }
   if (filter.operator !== Operator.EQUALS && filter.operator !== Operator.EXACT) {
     throw fail(`Modifier :${filter.operator} is not supported on AuditEvent ${filter.code}`, filter.code);
   }
@@ -108,14 +114,18 @@ function referenceValues(filter: Filter, value: string, baseUrl: string): string
     return targets.map((type) => `${type}/${local}`);
   }
   const reference = localReference(local);
-  if (typeModifier && !reference.startsWith(`${typeModifier}/`)) return [];
+  if (typeModifier && !reference.startsWith(`${typeModifier}/`)) {
+    return [];
+  }
   return [reference];
 }
 
 function referenceCondition(filter: Filter, column: string, p: SqlParams, baseUrl: string): string {
   const values = splitSearchOnComma(filter.value);
   if (filter.operator === Operator.IDENTIFIER) {
-    if (filter.code !== 'agent') throw fail(`Modifier :identifier is supported on AuditEvent agent only`, filter.code);
+    if (filter.code !== 'agent') {
+      throw fail(`Modifier :identifier is supported on AuditEvent agent only`, filter.code);
+    }
     return tokenCondition({ ...filter, operator: Operator.EQUALS }, { sql: 'r.agent_identifier', array: true }, p);
   }
   const typed =
@@ -161,12 +171,20 @@ function dateCondition(filter: Filter, p: SqlParams): string {
 
 /** The SQL condition of one filter, or undefined for one this store does not know. */
 function condition(filter: Filter, p: SqlParams, options: AuditSearchOptions): string | undefined {
-  if (filter.code === '_id') return negatable(filter, `r.id = ANY(${p.add(splitSearchOnComma(filter.value))}::text[])`);
-  if (filter.code === 'date' || filter.code === '_lastUpdated') return dateCondition(filter, p);
+  if (filter.code === '_id') {
+    return negatable(filter, `r.id = ANY(${p.add(splitSearchOnComma(filter.value))}::text[])`);
+  }
+  if (filter.code === 'date' || filter.code === '_lastUpdated') {
+    return dateCondition(filter, p);
+  }
   const token = TOKEN_COLUMNS[filter.code];
-  if (token) return tokenCondition(filter, token, p);
+  if (token) {
+    return tokenCondition(filter, token, p);
+  }
   const reference = REFERENCE_COLUMNS[filter.code];
-  if (reference) return referenceCondition(filter, reference, p, options.baseUrl);
+  if (reference) {
+    return referenceCondition(filter, reference, p, options.baseUrl);
+  }
   return undefined;
 }
 
@@ -205,14 +223,18 @@ export async function searchAuditEvents(
     );
     total = result.rows[0].n;
   }
-  if (count === 0) return { resources: [], total, ignored, sortRules: [] };
+  if (count === 0) {
+    return { resources: [], total, ignored, sortRules: [] };
+  }
 
   const keys: SortKey[] = [];
   const sortRules: SortRule[] = [];
   for (const rule of request.sortRules ?? []) {
     const key = SORT_KEYS[rule.code];
     if (!key) {
-      if (options.strict) throw fail(`Unknown sort parameter "${rule.code}" for AuditEvent`, '_sort');
+      if (options.strict) {
+        throw fail(`Unknown sort parameter "${rule.code}" for AuditEvent`, '_sort');
+      }
       continue;
     }
     keys.push({ ...key, descending: Boolean(rule.descending) });
@@ -220,7 +242,9 @@ export async function searchAuditEvents(
   }
   const used = (request.filters ?? []).filter((filter) => !ignored.includes(filter));
   const fingerprint = searchFingerprint(['AuditEvent'], used, sortRules);
-  if (request.cursor) where.push(keysetCondition(keys, decodeCursor(request.cursor, fingerprint, keys), p));
+  if (request.cursor) {
+    where.push(keysetCondition(keys, decodeCursor(request.cursor, fingerprint, keys), p));
+  }
   const select = ['r.content', 'r.seq', ...keys.map((key, i) => `${key.sql} AS k${i}`)];
   const order = [...keys.map((key) => `${key.sql} ${key.descending ? 'DESC' : 'ASC'}`), 'r.seq ASC'];
   const offset = request.offset && request.offset > 0 && !request.cursor ? ` OFFSET ${p.add(request.offset)}` : '';

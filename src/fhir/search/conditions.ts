@@ -15,7 +15,7 @@ import type { SearchParameter } from '@medplum/fhirtypes';
 import { getSupportedSearchParameters } from '../definitions.ts';
 import { indexTableFor, normalizeString } from '../indexer.ts';
 import type { IndexTable } from '../indexer.ts';
-import { SqlParams } from '../../db/sql-params.ts';
+import type { SqlParams } from '../../db/sql-params.ts';
 import { escapeLike, parseSearchDate, parseSearchNumber } from './values.ts';
 import type { SearchNumber } from './values.ts';
 

@@ -66,8 +66,9 @@ export function qidoAuditQuery(req: Request): string {
   for (const [name, raw] of Object.entries(req.query)) {
     const attribute = INDEX_ATTRIBUTE_BY_KEYWORD.get(name) ?? INDEX_ATTRIBUTE_BY_TAG.get(name.toUpperCase());
     for (const value of [raw].flat()) {
-      if (typeof value === 'string')
+      if (typeof value === 'string') {
         keys.push({ name, value, vr: attribute?.vr, keep: RESERVED_QIDO_PARAMETERS.has(name) });
+      }
     }
   }
   return auditQuery(keys);
@@ -123,7 +124,9 @@ export async function audited(
   audit: DicomwebAudit,
   logger: Logger,
 ): Promise<boolean> {
-  if (!auditor?.enabled) return true;
+  if (!auditor?.enabled) {
+    return true;
+  }
   try {
     await record(auditor, req, res, audit);
     return true;
@@ -151,7 +154,9 @@ export function dicomwebAuditTrail(auditor: Auditor, logger: Logger): RequestHan
     }
     const path = req.path;
     res.once('finish', () => {
-      if (res.locals[AUDITED] === true) return;
+      if (res.locals[AUDITED] === true) {
+        return;
+      }
       const study = STUDY_IN_PATH.exec(path)?.[1];
       const studies = study !== undefined && isValidUid(study) ? [{ studyInstanceUid: study }] : [];
       record(auditor, req, res, {

@@ -26,12 +26,16 @@ interface AcceptRange {
 }
 
 function acceptRanges(accept: string | undefined): AcceptRange[] {
-  if (accept === undefined || accept.trim() === '') return [{ essence: '*/*', parameters: new Map() }];
+  if (accept === undefined || accept.trim() === '') {
+    return [{ essence: '*/*', parameters: new Map() }];
+  }
   const ranges: AcceptRange[] = [];
   for (const text of splitAcceptHeader(accept)) {
     try {
       const media = parseMediaType(text);
-      if (Number(media.parameters.get('q') ?? '1') === 0) continue;
+      if (Number(media.parameters.get('q') ?? '1') === 0) {
+        continue;
+      }
       ranges.push(media);
     } catch {
       // An unparseable range is skipped like an unsupported one.
@@ -60,30 +64,40 @@ export function negotiateFrameEncoding(
     toNative: native,
   };
   let uncompressed: FrameEncoding | undefined;
-  if (native) uncompressed = stored;
-  else if (decodeRefusal === undefined)
+  if (native) {
+    uncompressed = stored;
+  } else if (decodeRefusal === undefined) {
     uncompressed = {
       mediaType: 'application/octet-stream',
       transferSyntaxUid: EXPLICIT_VR_LITTLE_ENDIAN,
       toNative: true,
     };
+  }
   let wantedUncompressed = false;
   for (const range of acceptRanges(accept)) {
-    if (range.essence === '*/*' || range.essence === 'multipart/*') return { ok: true, value: stored };
-    if (range.essence !== 'multipart/related') continue;
+    if (range.essence === '*/*' || range.essence === 'multipart/*') {
+      return { ok: true, value: stored };
+    }
+    if (range.essence !== 'multipart/related') {
+      continue;
+    }
     const type = (range.parameters.get('type') ?? '*/*').toLowerCase();
     const syntax = range.parameters.get('transfer-syntax');
     if (type === '*/*') {
-      if (syntax === undefined || syntax === '*' || syntax === stored.transferSyntaxUid)
+      if (syntax === undefined || syntax === '*' || syntax === stored.transferSyntaxUid) {
         return { ok: true, value: stored };
+      }
       continue;
     }
     if (type === 'application/octet-stream') {
       // transfer-syntax=* (what OHIF sends) takes the stored bytes, labelled with their syntax.
-      if (syntax === '*' || (syntax === storedSyntax && !native))
+      if (syntax === '*' || (syntax === storedSyntax && !native)) {
         return { ok: true, value: { ...stored, mediaType: type } };
+      }
       if (syntax === undefined || syntax === EXPLICIT_VR_LITTLE_ENDIAN) {
-        if (uncompressed) return { ok: true, value: uncompressed };
+        if (uncompressed) {
+          return { ok: true, value: uncompressed };
+        }
         wantedUncompressed = true;
       }
       continue;
@@ -114,8 +128,12 @@ export type RenderedMediaType = 'image/jpeg' | 'image/png';
 /** PS3.18 §8.7.4: rendered images as image/jpeg (the default) or image/png, single part. */
 export function negotiateRenderedType(accept: string | undefined): Negotiation<RenderedMediaType> {
   for (const range of acceptRanges(accept)) {
-    if (range.essence === 'image/jpeg' || range.essence === 'image/png') return { ok: true, value: range.essence };
-    if (range.essence === '*/*' || range.essence === 'image/*') return { ok: true, value: 'image/jpeg' };
+    if (range.essence === 'image/jpeg' || range.essence === 'image/png') {
+      return { ok: true, value: range.essence };
+    }
+    if (range.essence === '*/*' || range.essence === 'image/*') {
+      return { ok: true, value: 'image/jpeg' };
+    }
   }
   return { ok: false, message: 'rendered images are offered as image/jpeg or image/png' };
 }

@@ -50,8 +50,12 @@ export async function findInstanceRows(
 ): Promise<InstanceRow[]> {
   const query: SqlQuery = { where: [], params: new SqlParams() };
   query.where.push(`i.study_instance_uid = ${query.params.add(scope.study)}`);
-  if (scope.series !== undefined) query.where.push(`i.series_instance_uid = ${query.params.add(scope.series)}`);
-  if (scope.instance !== undefined) query.where.push(`i.sop_instance_uid = ${query.params.add(scope.instance)}`);
+  if (scope.series !== undefined) {
+    query.where.push(`i.series_instance_uid = ${query.params.add(scope.series)}`);
+  }
+  if (scope.instance !== undefined) {
+    query.where.push(`i.sop_instance_uid = ${query.params.add(scope.instance)}`);
+  }
   restrictToVisibleStudies(query, access);
   const result = await db.query<InstanceRow>(
     `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_key, i.size,
@@ -88,7 +92,9 @@ async function blobFile(
   tempDir: string,
 ): Promise<{ path: string; release: () => Promise<void> }> {
   const local = blobs.localPath?.(key);
-  if (local !== undefined) return { path: local, release: async () => undefined };
+  if (local !== undefined) {
+    return { path: local, release: async () => undefined };
+  }
   await mkdir(tempDir, { recursive: true });
   const path = join(tempDir, `pixels-${randomUUID()}.dcm`);
   await pipeline(blobs.open(key), createWriteStream(path));
@@ -101,17 +107,22 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
   let handle: FileHandle | undefined;
   try {
     const parsed = parsePart10File(file.path);
-    if (!parsed.ok) throw new PixelDataError(500, `the stored instance cannot be parsed: ${parsed.reason}`);
+    if (!parsed.ok) {
+      throw new PixelDataError(500, `the stored instance cannot be parsed: ${parsed.reason}`);
+    }
     const pixels = describePixels(parsed.dataset);
     const inflated = parsed.inflatedDataset;
     handle = await open(file.path, 'r');
     const fileHandle = handle;
     const read: RangeReader = async (range) => {
-      if (inflated) return inflated.subarray(range.offset, range.offset + range.length);
+      if (inflated) {
+        return inflated.subarray(range.offset, range.offset + range.length);
+      }
       const buffer = Buffer.alloc(range.length);
       const { bytesRead } = await fileHandle.read(buffer, 0, range.length, range.offset);
-      if (bytesRead !== range.length)
+      if (bytesRead !== range.length) {
         throw new PixelDataError(500, 'the stored instance is shorter than its pixel data');
+      }
       return buffer;
     };
     const pixelVr = parsed.dataset.elements.get('7FE00010')!.vr;
@@ -124,13 +135,16 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
       read,
       async readFrame(ranges, maxBytes) {
         const total = ranges.reduce((sum, range) => sum + range.length, 0);
-        if (total > maxBytes)
+        if (total > maxBytes) {
           throw new PixelDataError(
             413,
             `the frame is ${total} bytes, over this server's limit of ${maxBytes} for this operation`,
           );
+        }
         const parts = [];
-        for (const range of ranges) parts.push(await read(range));
+        for (const range of ranges) {
+          parts.push(await read(range));
+        }
         return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       },
       close() {

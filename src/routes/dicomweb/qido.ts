@@ -134,7 +134,9 @@ function addMatch(query: SqlQuery, name: string, key: QueryKey, raw: string[]): 
     .flatMap((value) => value.split(','))
     .map((value) => value.trim())
     .filter((value) => value !== '');
-  if (list.length === 0) return;
+  if (list.length === 0) {
+    return;
+  }
   // Text keys are single-valued; a comma is part of the value.
   const text = key.match === 'text' || key.match === 'text-ci';
   query.where.push(matchCondition(query, key, text ? [raw.join(',').trim()] : list, name));
@@ -142,8 +144,12 @@ function addMatch(query: SqlQuery, name: string, key: QueryKey, raw: string[]): 
 
 function pagination(raw: unknown, name: string, fallback: number, max: number): number {
   const [value] = values(raw);
-  if (value === undefined || value === '') return fallback;
-  if (!/^\d{1,9}$/.test(value)) throw new QueryError(`${name} must be a non-negative integer`);
+  if (value === undefined || value === '') {
+    return fallback;
+  }
+  if (!/^\d{1,9}$/.test(value)) {
+    throw new QueryError(`${name} must be a non-negative integer`);
+  }
   return Math.min(Number(value), max);
 }
 
@@ -160,19 +166,29 @@ function planQuery(req: Request, level: Level): QueryPlan {
   plan.offset = pagination(req.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
   for (const field of values(req.query.includefield).flatMap((value) => value.split(','))) {
     const name = field.trim();
-    if (name === '') continue;
+    if (name === '') {
+      continue;
+    }
     if (name === 'all') {
       plan.include = 'all';
       continue;
     }
     const tag = /^[0-9A-Fa-f]{8}$/.test(name) ? name.toUpperCase() : (QUERY_KEYS[name]?.tag ?? INCLUDABLE[name]);
-    if (!tag) throw new QueryError(`unknown attribute "${name}" in includefield`);
-    if (plan.include !== 'all') plan.include.add(tag);
+    if (!tag) {
+      throw new QueryError(`unknown attribute "${name}" in includefield`);
+    }
+    if (plan.include !== 'all') {
+      plan.include.add(tag);
+    }
   }
   for (const [name, raw] of Object.entries(req.query)) {
-    if (RESERVED_PARAMETERS.has(name)) continue;
+    if (RESERVED_PARAMETERS.has(name)) {
+      continue;
+    }
     const key = QUERY_KEYS[name] ?? KEY_BY_TAG.get(name.toUpperCase());
-    if (!key || LEVEL_DEPTH[key.level] > LEVEL_DEPTH[level]) throw new QueryError(`unsupported query key "${name}"`);
+    if (!key || LEVEL_DEPTH[key.level] > LEVEL_DEPTH[level]) {
+      throw new QueryError(`unsupported query key "${name}"`);
+    }
     addMatch(plan, name, key, values(raw));
   }
   return plan;
@@ -196,17 +212,26 @@ function addIncluded(
   include: Set<string> | 'all',
   level: Level,
 ): void {
-  if (!representativeJson || (include !== 'all' && include.size === 0)) return;
+  if (!representativeJson || (include !== 'all' && include.size === 0)) {
+    return;
+  }
   const stored = JSON.parse(representativeJson) as DicomJsonDataset;
   const wanted = (tag: string): boolean => {
-    if (include !== 'all') return include.has(tag);
-    if (level === 'study') return STUDY_MODULE_TAGS.has(tag) || tag.startsWith('0010');
-    if (level === 'series') return SERIES_MODULE_TAGS.has(tag);
+    if (include !== 'all') {
+      return include.has(tag);
+    }
+    if (level === 'study') {
+      return STUDY_MODULE_TAGS.has(tag) || tag.startsWith('0010');
+    }
+    if (level === 'series') {
+      return SERIES_MODULE_TAGS.has(tag);
+    }
     return true;
   };
   for (const [tag, attribute] of Object.entries(stored)) {
-    if (tag in result || !wanted(tag) || attribute.BulkDataURI !== undefined || attribute.InlineBinary !== undefined)
+    if (tag in result || !wanted(tag) || attribute.BulkDataURI !== undefined || attribute.InlineBinary !== undefined) {
       continue;
+    }
     result[tag] = attribute;
   }
 }
@@ -283,7 +308,9 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
     try {
       plan = planQuery(req, level);
     } catch (error) {
-      if (!(error instanceof QueryError)) throw error;
+      if (!(error instanceof QueryError)) {
+        throw error;
+      }
       res
         .status(400)
         .type('application/json')
@@ -300,8 +327,9 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
         { service: 'qido-rs', outcome: '0', patientIds: matches.patientIds },
         options.logger,
       ))
-    )
+    ) {
       return;
+    }
     res
       .status(200)
       .type('application/dicom+json')
@@ -384,7 +412,9 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
   const instances = (req: Request, res: Response, series: string | undefined) =>
     respond(req, res, 'instance', async (plan) => {
       const scope = [`i.study_instance_uid = ${plan.params.add(req.params.study)}`];
-      if (series !== undefined) scope.push(`i.series_instance_uid = ${plan.params.add(series)}`);
+      if (series !== undefined) {
+        scope.push(`i.series_instance_uid = ${plan.params.add(series)}`);
+      }
       const rows = await db.query<InstanceRow>(
         `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
          i.columns, i.number_of_frames, s.matched_patient_id${wantsRepresentative(plan) ? ', i.dicom_json' : ''}

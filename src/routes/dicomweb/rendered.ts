@@ -77,7 +77,9 @@ function handled(handler: (req: Request, res: Response) => Promise<void>) {
     try {
       await handler(req, res);
     } catch (error) {
-      if (!(error instanceof PixelDataError) || res.headersSent) throw error;
+      if (!(error instanceof PixelDataError) || res.headersSent) {
+        throw error;
+      }
       sendError(res, error.status, error.message);
     }
   };
@@ -156,7 +158,9 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       }
       const encoding = negotiation.value;
       const decode = encoding.toNative && !NATIVE_TRANSFER_SYNTAXES.has(syntax);
-      if (decode) checkDecodedSize(pixels);
+      if (decode) {
+        checkDecodedSize(pixels);
+      }
       const locations = await locateFrames(stored.dataset, pixels, frameNumbers, stored.read);
       const contentType = `${encoding.mediaType}; transfer-syntax=${encoding.transferSyntaxUid}`;
       const decodeFrame = async (ranges: ByteRange[]) =>
@@ -189,8 +193,9 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
           { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(row)] },
           options.logger,
         ))
-      )
+      ) {
         return;
+      }
       const multipart = writeMultipartRelated(parts(), { type: encoding.mediaType });
       res.status(200).setHeader('Content-Type', multipart.contentType);
       streaming = true;
@@ -206,7 +211,9 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
         }
       });
     } finally {
-      if (!streaming) await stored.close();
+      if (!streaming) {
+        await stored.close();
+      }
     }
   });
 
@@ -220,7 +227,9 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
     try {
       checkFramesExist([frameNumber], stored.pixels);
       const refusal = renderRefusal(stored.pixels);
-      if (refusal) throw new PixelDataError(406, `the frame cannot be rendered: ${refusal}`);
+      if (refusal) {
+        throw new PixelDataError(406, `the frame cannot be rendered: ${refusal}`);
+      }
       checkDecodedSize(stored.pixels);
       const [ranges] = await locateFrames(stored.dataset, stored.pixels, [frameNumber], stored.read);
       const { frame, pixels } = await nativeFrameForRendering(stored, ranges!);
@@ -242,7 +251,9 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       let frameNumber = 1;
       if (req.params.frames !== undefined) {
         const list = parseFrameList(String(req.params.frames));
-        if (list.length !== 1) throw new PixelDataError(400, `${kind} frames are retrieved one frame at a time`);
+        if (list.length !== 1) {
+          throw new PixelDataError(400, `${kind} frames are retrieved one frame at a time`);
+        }
         frameNumber = list[0]!;
       }
       const scope = scopeOf(req);
@@ -263,18 +274,23 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
           break;
         } catch (error) {
           // A study or series thumbnail moves on past instances that cannot be rendered (an SR, say).
-          if (!(error instanceof PixelDataError) || error.status !== 406 || scope.instance !== undefined) throw error;
+          if (!(error instanceof PixelDataError) || error.status !== 406 || scope.instance !== undefined) {
+            throw error;
+          }
           refusal = error;
         }
       }
-      if (!image) throw refusal ?? new PixelDataError(406, 'no instance here can be rendered');
+      if (!image) {
+        throw refusal ?? new PixelDataError(406, 'no instance here can be rendered');
+      }
       const viewport =
         parameters.viewport ??
         (kind === 'thumbnail' ? { width: DEFAULT_THUMBNAIL_SIZE, height: DEFAULT_THUMBNAIL_SIZE } : undefined);
       if (viewport) {
         const size = fitWithin(image.width, image.height, viewport);
-        if (size.width * size.height > MAX_DECODED_PIXELS)
+        if (size.width * size.height > MAX_DECODED_PIXELS) {
           throw new PixelDataError(413, 'the requested viewport is larger than this server renders');
+        }
         image = resize(image, size.width, size.height);
       }
       const body =
@@ -289,8 +305,9 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
           { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(rows[0]!)] },
           options.logger,
         ))
-      )
+      ) {
         return;
+      }
       res.status(200).type(negotiation.value).send(body);
     });
 
@@ -307,7 +324,9 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
 
 /** The middle instance of the first series first, then the rest in order. */
 function representativeOrder(rows: readonly InstanceRow[]): InstanceRow[] {
-  if (rows.length === 1) return [...rows];
+  if (rows.length === 1) {
+    return [...rows];
+  }
   const firstSeries = rows.filter((row) => row.series_instance_uid === rows[0]!.series_instance_uid);
   const middle = firstSeries[Math.floor((firstSeries.length - 1) / 2)]!;
   return [middle, ...rows.filter((row) => row !== middle)];

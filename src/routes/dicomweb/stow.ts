@@ -106,7 +106,9 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     }
     boundary = contentType.boundary;
   } catch (error) {
-    if (!(error instanceof MultipartError)) throw error;
+    if (!(error instanceof MultipartError)) {
+      throw error;
+    }
     refuseRequest(req, res, error.status, error.message);
     return;
   }
@@ -144,11 +146,15 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
       return;
     }
     // Wait before reading the part, so that at most INGEST_CONCURRENCY parts are held at once.
-    while (ingests.size >= INGEST_CONCURRENCY) await Promise.race(ingests);
+    while (ingests.size >= INGEST_CONCURRENCY) {
+      await Promise.race(ingests);
+    }
     const writer = options.ingest.blobs.createWriter();
     let staged: StagedBlob;
     try {
-      for await (const chunk of part.body) await writer.write(chunk as Buffer);
+      for await (const chunk of part.body) {
+        await writer.write(chunk as Buffer);
+      }
       staged = await writer.stage();
     } catch (error) {
       await writer.abort();
@@ -166,11 +172,14 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     partCount = read.partCount;
     const answered = new Set(results.map((result) => result.index));
     for (const failure of read.failures) {
-      if (!answered.has(failure.index)) results.push(partFailure(failure.index, failure.error));
+      if (!answered.has(failure.index)) {
+        results.push(partFailure(failure.index, failure.error));
+      }
     }
   } catch (error) {
-    if (error instanceof MultipartError) framingError = error;
-    else if (!req.complete) {
+    if (error instanceof MultipartError) {
+      framingError = error;
+    } else if (!req.complete) {
       // The client went away mid-upload: finish what was received, answer nobody.
       await Promise.all(ingests);
       options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS upload aborted');
@@ -193,17 +202,24 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     }
     // Instances before the framing error are committed; say so, with the request's error status.
     res.setHeader('Warning', `299 - "${message.replace(/["\\]/g, '')}"`);
-    if (!(await auditedStore(req, res, options, framingError?.status ?? 400, results))) return;
+    if (!(await auditedStore(req, res, options, framingError?.status ?? 400, results))) {
+      return;
+    }
     sendStoreResponse(req, res, framingError?.status ?? 400, options.baseUrl, study, results);
     return;
   }
   const failures = results.filter((result) => !result.stored);
   let status = 200;
   if (failures.length > 0) {
-    if (stored > 0) status = 202;
-    else status = failures.every((failure) => failure.failureReason === FailureReason.outOfResources) ? 503 : 409;
+    if (stored > 0) {
+      status = 202;
+    } else {
+      status = failures.every((failure) => failure.failureReason === FailureReason.outOfResources) ? 503 : 409;
+    }
   }
-  if (!(await auditedStore(req, res, options, status, results))) return;
+  if (!(await auditedStore(req, res, options, status, results))) {
+    return;
+  }
   sendStoreResponse(req, res, status, options.baseUrl, study, results);
 }
 
@@ -215,7 +231,9 @@ async function auditedStore(
   status: number,
   results: readonly PartResult[],
 ): Promise<boolean> {
-  if (!options.auditor?.enabled) return true;
+  if (!options.auditor?.enabled) {
+    return true;
+  }
   const studies = await readAuditedStudies(
     options.ingest.db,
     results.flatMap((result) => (result.stored ? [result.studyInstanceUid] : [])),
@@ -237,8 +255,9 @@ function partFailure(index: number, error: unknown): PartResult {
   if (error instanceof MultipartError && error.code === 'part-too-large') {
     return { index, stored: false, failureReason: FailureReason.outOfResources, why: error.message };
   }
-  if (error instanceof MultipartError)
+  if (error instanceof MultipartError) {
     return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: error.message };
+  }
   return { index, stored: false, failureReason: FailureReason.outOfResources, why: 'the part could not be spooled' };
 }
 
@@ -303,8 +322,9 @@ const META_WINDOW = 132 + 64 * 1024;
  */
 async function readMetaUids(staged: StagedBlob): Promise<SopReference> {
   let head: Buffer;
-  if (staged.bytes !== undefined) head = staged.bytes.subarray(0, META_WINDOW);
-  else {
+  if (staged.bytes !== undefined) {
+    head = staged.bytes.subarray(0, META_WINDOW);
+  } else {
     const handle = await open(staged.file!, 'r');
     try {
       const buffer = Buffer.alloc(META_WINDOW);
@@ -315,21 +335,30 @@ async function readMetaUids(staged: StagedBlob): Promise<SopReference> {
     }
   }
   const uids: SopReference = {};
-  if (head.length < 132 || head.toString('latin1', 128, 132) !== 'DICM') return uids;
+  if (head.length < 132 || head.toString('latin1', 128, 132) !== 'DICM') {
+    return uids;
+  }
   let pos = 132;
   while (pos + 8 <= head.length && head.readUInt16LE(pos) === 0x0002) {
     const element = head.readUInt16LE(pos + 2);
     const vr = head.toString('latin1', pos + 4, pos + 6);
     const long = LONG_LENGTH_VRS.has(vr);
-    if (long && pos + 12 > head.length) break;
+    if (long && pos + 12 > head.length) {
+      break;
+    }
     const length = long ? head.readUInt32LE(pos + 8) : head.readUInt16LE(pos + 6);
     const start = pos + (long ? 12 : 8);
-    if (start + length > head.length) break;
+    if (start + length > head.length) {
+      break;
+    }
     if (vr === 'UI' && (element === 0x0002 || element === 0x0003)) {
       const uid = head.toString('latin1', start, start + length).replace(/[\0 ]+$/, '');
       if (isValidUid(uid)) {
-        if (element === 0x0002) uids.sopClassUid = uid;
-        else uids.sopInstanceUid = uid;
+        if (element === 0x0002) {
+          uids.sopClassUid = uid;
+        } else {
+          uids.sopInstanceUid = uid;
+        }
       }
     }
     pos = start + length;
@@ -340,11 +369,12 @@ async function readMetaUids(staged: StagedBlob): Promise<SopReference> {
 function logFailures(options: DicomwebOptions, results: readonly PartResult[]): void {
   for (const result of results) {
     // The reasons name tags and offsets, never values.
-    if (!result.stored)
+    if (!result.stored) {
       options.logger.warn(
         { part: result.index, failureReason: result.failureReason, reason: result.why },
         'STOW-RS instance refused',
       );
+    }
   }
 }
 
@@ -386,8 +416,12 @@ function storeResponse(baseUrl: string, study: string | undefined, results: read
   const response: DicomJson = {
     '00081190': studyUid === undefined ? { vr: 'UR' } : { vr: 'UR', Value: [`${studiesUrl}/${studyUid}`] },
   };
-  if (failed.length > 0) response['00081198'] = { vr: 'SQ', Value: failed };
-  if (referenced.length > 0) response['00081199'] = { vr: 'SQ', Value: referenced };
+  if (failed.length > 0) {
+    response['00081198'] = { vr: 'SQ', Value: failed };
+  }
+  if (referenced.length > 0) {
+    response['00081199'] = { vr: 'SQ', Value: referenced };
+  }
   return response;
 }
 
@@ -418,7 +452,9 @@ function refuseRequest(req: Request, res: Response, status: number, message: str
  * What is already on its way is discarded so the client can read the answer before the close.
  */
 function closeIfUnread(req: Request, res: Response): void {
-  if (req.complete) return;
+  if (req.complete) {
+    return;
+  }
   res.setHeader('Connection', 'close');
   req.resume();
 }

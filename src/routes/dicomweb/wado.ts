@@ -45,10 +45,16 @@ function elementAt(
   let current = dataset;
   for (let index = 0; index < path.length; index += 2) {
     const element = current.elements.get(path[index]!.toUpperCase());
-    if (!element) return undefined;
-    if (index === path.length - 1) return { element, bigEndian: current.bigEndian };
+    if (!element) {
+      return undefined;
+    }
+    if (index === path.length - 1) {
+      return { element, bigEndian: current.bigEndian };
+    }
     const item = /^\d{1,6}$/.test(path[index + 1]!) ? element.items?.[Number(path[index + 1])] : undefined;
-    if (!item) return undefined;
+    if (!item) {
+      return undefined;
+    }
     current = item;
   }
   return undefined;
@@ -56,11 +62,17 @@ function elementAt(
 
 function littleEndian(value: Buffer, vr: string, bigEndian: boolean): Buffer {
   const size = SWAP_SIZES[vr];
-  if (!bigEndian || size === undefined) return value;
+  if (!bigEndian || size === undefined) {
+    return value;
+  }
   const swapped = Buffer.from(value);
-  if (size === 2) swapped.swap16();
-  else if (size === 4) swapped.swap32();
-  else swapped.swap64();
+  if (size === 2) {
+    swapped.swap16();
+  } else if (size === 4) {
+    swapped.swap32();
+  } else {
+    swapped.swap64();
+  }
   return swapped;
 }
 
@@ -72,7 +84,9 @@ type StoredInstanceRow = InstanceRow;
  * accepts no application/dicom parts at all.
  */
 export function acceptedTransferSyntaxes(accept: string | undefined): '*' | Set<string> | null {
-  if (accept === undefined || accept.trim() === '') return '*';
+  if (accept === undefined || accept.trim() === '') {
+    return '*';
+  }
   const syntaxes = new Set<string>();
   for (const range of splitAcceptHeader(accept)) {
     let media;
@@ -82,18 +96,25 @@ export function acceptedTransferSyntaxes(accept: string | undefined): '*' | Set<
       continue;
     }
     const type = media.essence;
-    if (type === '*/*' || type === 'multipart/*') return '*';
-    if (type !== 'multipart/related') continue;
+    if (type === '*/*' || type === 'multipart/*') {
+      return '*';
+    }
+    if (type !== 'multipart/related') {
+      continue;
+    }
     const partType = media.parameters.get('type')?.toLowerCase();
     if (
       partType !== undefined &&
       partType !== 'application/dicom' &&
       partType !== '*/*' &&
       partType !== 'application/*'
-    )
+    ) {
       continue;
+    }
     const syntax = media.parameters.get('transfer-syntax');
-    if (syntax === undefined || syntax === '*') return '*';
+    if (syntax === undefined || syntax === '*') {
+      return '*';
+    }
     syntaxes.add(syntax);
   }
   return syntaxes.size > 0 ? syntaxes : null;
@@ -105,7 +126,9 @@ export function splitAcceptHeader(accept: string): string[] {
   let current = '';
   let quoted = false;
   for (const char of accept) {
-    if (char === '"') quoted = !quoted;
+    if (char === '"') {
+      quoted = !quoted;
+    }
     if (char === ',' && !quoted) {
       ranges.push(current);
       current = '';
@@ -118,7 +141,9 @@ export function splitAcceptHeader(accept: string): string[] {
 }
 
 function acceptsDicomJson(accept: string | undefined): boolean {
-  if (accept === undefined || accept.trim() === '') return true;
+  if (accept === undefined || accept.trim() === '') {
+    return true;
+  }
   return splitAcceptHeader(accept).some((range) => {
     const type = range.split(';')[0]!.trim().toLowerCase();
     return ['application/dicom+json', 'application/json', 'application/*', '*/*'].includes(type);
@@ -183,7 +208,9 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       );
       return;
     }
-    if (!(await auditedRetrieval(req, res, rows[0]!))) return;
+    if (!(await auditedRetrieval(req, res, rows[0]!))) {
+      return;
+    }
     // Files are opened one at a time as the multipart writer reaches them, not all up front.
     async function* parts(): AsyncGenerator<OutgoingPart> {
       for (const row of rows) {
@@ -219,7 +246,9 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notFound(res, scope);
       return;
     }
-    if (!(await auditedRetrieval(req, res, rows[0]!))) return;
+    if (!(await auditedRetrieval(req, res, rows[0]!))) {
+      return;
+    }
     const datasets = rows.map((row) =>
       row.dicom_json!.replaceAll(
         '"BulkDataURI":"bulkdata/',
@@ -239,7 +268,9 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       req.headers.accept === undefined ||
       splitAcceptHeader(req.headers.accept).some((range) => {
         const lower = range.toLowerCase();
-        if (lower.startsWith('*/*')) return true;
+        if (lower.startsWith('*/*')) {
+          return true;
+        }
         return (
           lower.startsWith('multipart/') &&
           (!lower.includes('type=') || /type="?(application\/octet-stream|\*\/\*)/.test(lower))
@@ -270,7 +301,9 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'encapsulated pixel data is retrieved by frame');
       return;
     }
-    if (!(await auditedRetrieval(req, res, row))) return;
+    if (!(await auditedRetrieval(req, res, row))) {
+      return;
+    }
     const multipart = writeMultipartRelated(
       [
         {

@@ -27,7 +27,9 @@ export async function processIntake(
     return await runIntake(workflowContext(deps), data);
   } catch (err) {
     // A schedule that cannot price the case does not heal by retrying; the dead-letter view shows it.
-    if (err instanceof FeeError) throw new UnrecoverableError(redactErrorMessage(err.message));
+    if (err instanceof FeeError) {
+      throw new UnrecoverableError(redactErrorMessage(err.message));
+    }
     throw err;
   }
 }
@@ -55,9 +57,13 @@ export function addIntakeJob(producer: QueueProducer, serviceRequestId: string, 
 
 /** ServiceRequest events: an active request goes to intake (which decides whether there is work). */
 export const serviceRequestIntakeRoute: ResourceEventRoute = async (event, context) => {
-  if (event.interaction === 'delete') return [];
+  if (event.interaction === 'delete') {
+    return [];
+  }
   const request = await context.read<ServiceRequest>('ServiceRequest', event.id);
-  if (request?.status !== 'active') return [];
+  if (request?.status !== 'active') {
+    return [];
+  }
   return [
     {
       queue: caseIntakeQueue,

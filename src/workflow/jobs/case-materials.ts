@@ -69,7 +69,9 @@ export async function processCaseMaterial(data: CaseMaterialJob, job: JobInfo, d
     outcome = await runCaseMaterialStep(deps.db, workflowContext(deps), data);
   } catch (err) {
     // A schedule that cannot price the case does not heal by retrying (as in case-intake.ts).
-    if (err instanceof FeeError) throw new UnrecoverableError(redactErrorMessage(err.message));
+    if (err instanceof FeeError) {
+      throw new UnrecoverableError(redactErrorMessage(err.message));
+    }
     throw err;
   }
   deps.logger.info(
@@ -108,7 +110,9 @@ export function addCaseMaterialJob(
 
 /** DocumentReference, ImagingStudy and Specimen events: each written version is looked at once. */
 export const caseMaterialRoute: ResourceEventRoute = async (event) => {
-  if (event.interaction === 'delete') return [];
+  if (event.interaction === 'delete') {
+    return [];
+  }
   return [
     {
       queue: caseMaterialsQueue,
@@ -120,12 +124,16 @@ export const caseMaterialRoute: ResourceEventRoute = async (event) => {
 
 /** Task events: a reconcile-imaging Task a coordinator completed (or any change to one) is looked at. */
 export const reconcileImagingRoute: ResourceEventRoute = async (event, context) => {
-  if (event.interaction === 'delete') return [];
+  if (event.interaction === 'delete') {
+    return [];
+  }
   const task = await context.read<Task>('Task', event.id);
   const reconcile = task?.code?.coding?.some(
     (coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING,
   );
-  if (!task || !reconcile || task.status !== 'completed') return [];
+  if (!task || !reconcile || task.status !== 'completed') {
+    return [];
+  }
   return [
     {
       queue: caseMaterialsQueue,
@@ -161,9 +169,13 @@ export function questionCountOverridePending(task: Task): boolean {
   const overridden = part('questionCountOverridden')?.valueBoolean === true;
   const recordedProblem = part('questionCountOverrideProblem')?.valueString;
   const present = task.extension?.some((extension) => extension.url === QUESTION_COUNT_OVERRIDE_EXTENSION) ?? false;
-  if (!present) return overridden || recordedProblem !== undefined;
+  if (!present) {
+    return overridden || recordedProblem !== undefined;
+  }
   const { override, problem } = questionCountOverrideOf(task);
-  if (problem) return recordedProblem !== problem;
+  if (problem) {
+    return recordedProblem !== problem;
+  }
   return !overridden || recordedProblem !== undefined || part('questionCount')?.valueUnsignedInt !== override?.count;
 }
 
@@ -173,11 +185,15 @@ export function questionCountOverridePending(task: Task): boolean {
  * no longer priced, unless some arrived anyway).
  */
 export const requoteTaskRoute: ResourceEventRoute = async (event, context) => {
-  if (event.interaction === 'delete') return [];
+  if (event.interaction === 'delete') {
+    return [];
+  }
   const task = await context.read<Task>('Task', event.id);
   const code = task?.code?.coding?.find((coding) => coding.system === TASK_CODE_SYSTEM)?.code;
   const serviceRequestId = task ? caseOfTask(task) : undefined;
-  if (!task || !serviceRequestId) return [];
+  if (!task || !serviceRequestId) {
+    return [];
+  }
   const requote =
     code === 'coordination'
       ? questionCountOverridePending(task)
@@ -200,14 +216,20 @@ export const requoteTaskRoute: ResourceEventRoute = async (event, context) => {
  */
 export const questionnaireResponseRoute: ResourceEventRoute = async (event, context) => {
   // A new response is no request's yet, except in the request's own transaction, whose intake reads it.
-  if (event.interaction !== 'update') return [];
+  if (event.interaction !== 'update') {
+    return [];
+  }
   const response = await context.read<QuestionnaireResponse>('QuestionnaireResponse', event.id);
-  if (!response) return [];
+  if (!response) {
+    return [];
+  }
   const candidates = new Map<string, ServiceRequest>();
   for (const reference of response.basedOn ?? []) {
     const id = referencedId(reference, 'ServiceRequest');
     const request = id ? await context.read<ServiceRequest>('ServiceRequest', id) : undefined;
-    if (request) candidates.set(request.id!, request);
+    if (request) {
+      candidates.set(request.id!, request);
+    }
   }
   const patientId = referencedId(response.subject, 'Patient');
   if (patientId) {
@@ -219,7 +241,9 @@ export const questionnaireResponseRoute: ResourceEventRoute = async (event, cont
       ],
       count: 1000,
     });
-    for (const request of requests) candidates.set(request.id, request);
+    for (const request of requests) {
+      candidates.set(request.id, request);
+    }
   }
   const cause = {
     resourceType: 'QuestionnaireResponse',

@@ -82,14 +82,18 @@ export function addCaseProgressionJob(
 
 /** Task events: a workflow Task of a case changed, so the case may move on. */
 export const caseProgressionRoute: ResourceEventRoute = async (event, context) => {
-  if (event.interaction === 'delete') return [];
+  if (event.interaction === 'delete') {
+    return [];
+  }
   const task = await context.read<Task>('Task', event.id);
   const relevant = task?.code?.coding?.some(
     (coding) =>
       coding.system === TASK_CODE_SYSTEM && (PROGRESSION_TASK_CODES as readonly string[]).includes(coding.code ?? ''),
   );
   const serviceRequestId = task && relevant ? caseOfTask(task) : undefined;
-  if (!task || !serviceRequestId) return [];
+  if (!task || !serviceRequestId) {
+    return [];
+  }
   return [
     {
       queue: caseProgressionQueue,

@@ -47,7 +47,9 @@ const dueOf = (restriction: TaskRestriction | undefined): Date | undefined => {
 /** When a step is due for a Task due at `due`, or undefined for a step the schedule does not have. */
 function stepInstant(due: Date, step: string): Date | undefined {
   const schedule = reminderSchedule(due);
-  if (step === 'escalation') return schedule.escalation;
+  if (step === 'escalation') {
+    return schedule.escalation;
+  }
   const match = /^reminder-(\d+)$/.exec(step);
   return match ? schedule.reminders[Number(match[1])] : undefined;
 }
@@ -75,25 +77,35 @@ export async function runReminder(
     const repo = new HubRepository(ctx.repository, tx);
     const found = await readOptional<Task>(repo, 'Task', data.taskId);
     const serviceRequestId = found && caseOfTask(found);
-    if (!found || !serviceRequestId) return 'no-task';
+    if (!found || !serviceRequestId) {
+      return 'no-task';
+    }
     await lockCase(tx, serviceRequestId);
     const task = (await readOptional<Task>(repo, 'Task', data.taskId))!;
     if (
       !task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'specialist-opinion')
-    )
+    ) {
       return 'no-task';
-    if (!OPEN_TASK_STATUSES.includes(task.status)) return 'task-closed';
+    }
+    if (!OPEN_TASK_STATUSES.includes(task.status)) {
+      return 'task-closed';
+    }
     const due = dueOf(task.restriction);
     const at = due && stepInstant(due, data.step);
-    if (!due || !at) return 'unknown-step';
+    if (!due || !at) {
+      return 'unknown-step';
+    }
     const now = ctx.now();
-    if (now.getTime() < at.getTime()) return 'not-due';
+    if (now.getTime() < at.getTime()) {
+      return 'not-due';
+    }
 
     if (data.step !== 'escalation') {
       const count = reminderSchedule(due).reminders.length;
       const text = `Reminder ${Number(data.step.slice('reminder-'.length)) + 1} of ${count}: this opinion is due ${due.toISOString()}.`;
-      if ((task.note ?? []).some((note) => note.authorString === REMINDER_NOTE_AUTHOR && note.text === text))
+      if ((task.note ?? []).some((note) => note.authorString === REMINDER_NOTE_AUTHOR && note.text === text)) {
         return 'already-recorded';
+      }
       const { meta, ...rest } = task;
       await repo.updateResource<Task>(
         {
@@ -119,10 +131,13 @@ export async function runReminder(
     }
 
     const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
-    if (!coordination) return 'no-task';
+    if (!coordination) {
+      return 'no-task';
+    }
     const text = `Overdue: the specialist opinion Task/${task.id} was due ${due.toISOString()} and is not done; escalated to the coordinators.`;
-    if ((coordination.note ?? []).some((note) => note.authorString === ESCALATION_NOTE_AUTHOR && note.text === text))
+    if ((coordination.note ?? []).some((note) => note.authorString === ESCALATION_NOTE_AUTHOR && note.text === text)) {
       return 'already-recorded';
+    }
     const step = PRIORITY_STEPS.indexOf(coordination.priority ?? 'routine');
     const { meta, ...rest } = coordination;
     await repo.updateResource<Task>(

@@ -79,7 +79,9 @@ function routeContext(deps: WorkerDeps): RouteContext {
       try {
         return await repository.readResource<T>(resourceType, id);
       } catch (err) {
-        if (err instanceof OperationOutcomeError && [404, 410].includes(getStatus(err.outcome))) return undefined;
+        if (err instanceof OperationOutcomeError && [404, 410].includes(getStatus(err.outcome))) {
+          return undefined;
+        }
         throw err;
       }
     },
@@ -93,11 +95,17 @@ export async function routeResourceEvent(
   deps: WorkerDeps,
 ): Promise<RoutingResult> {
   const routes = RESOURCE_EVENT_ROUTES[event.resourceType] ?? [];
-  if (routes.length === 0) return { routed: [] };
+  if (routes.length === 0) {
+    return { routed: [] };
+  }
   const context = routeContext(deps);
   const jobs: RoutedJob[] = [];
-  for (const route of routes) jobs.push(...(await route(event, context)));
-  if (jobs.length === 0) return { routed: [] };
+  for (const route of routes) {
+    jobs.push(...(await route(event, context)));
+  }
+  if (jobs.length === 0) {
+    return { routed: [] };
+  }
   const { queues } = workflowDeps(deps);
   const routed: string[] = [];
   for (const job of jobs) {

@@ -75,9 +75,13 @@ print(json.dumps(out))
 `;
 
 function runPython(script: string, args: string[]): string {
-  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: apt-get install python3-pydicom`);
+  if (!existsSync(PYTHON)) {
+    throw new Error(`${PYTHON} is missing: apt-get install python3-pydicom`);
+  }
   const run = spawnSync(PYTHON, ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (run.status !== 0) throw new Error(`pydicom failed (is python3-pydicom installed?): ${run.stderr}`);
+  if (run.status !== 0) {
+    throw new Error(`pydicom failed (is python3-pydicom installed?): ${run.stderr}`);
+  }
   return run.stdout;
 }
 
@@ -126,17 +130,25 @@ export function explicitElement(
   }
   header.write(vr, 4, 'latin1');
   if (LONG.has(vr)) {
-    if (big) header.writeUInt32BE(length >>> 0, 8);
-    else header.writeUInt32LE(length >>> 0, 8);
-  } else if (big) header.writeUInt16BE(length, 6);
-  else header.writeUInt16LE(length, 6);
+    if (big) {
+      header.writeUInt32BE(length >>> 0, 8);
+    } else {
+      header.writeUInt32LE(length >>> 0, 8);
+    }
+  } else if (big) {
+    header.writeUInt16BE(length, 6);
+  } else {
+    header.writeUInt16LE(length, 6);
+  }
   return Buffer.concat([header, value]);
 }
 
 /** A text element padded to even length (PS3.5 §7.1.1). */
 export function textElement(tag: number, vr: string, text: string, encoding: BufferEncoding = 'latin1'): Buffer {
   let value = Buffer.from(text, encoding);
-  if (value.length % 2 === 1) value = Buffer.concat([value, Buffer.from(vr === 'UI' ? [0] : [0x20])]);
+  if (value.length % 2 === 1) {
+    value = Buffer.concat([value, Buffer.from(vr === 'UI' ? [0] : [0x20])]);
+  }
   return explicitElement(tag, vr, value);
 }
 

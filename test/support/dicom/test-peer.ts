@@ -47,7 +47,9 @@ export function startDcmtk(command: string, args: string[]): { stop: () => Promi
   return {
     output: () => output,
     stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+      }
       await exited;
     },
   };
@@ -64,8 +66,12 @@ export async function waitForListener(port: number, timeoutMs = 5000): Promise<v
       });
       socket.on('error', () => resolve(false));
     });
-    if (accepted) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port}`);
+    if (accepted) {
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`nothing listens on port ${port}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -93,7 +99,9 @@ export interface Part10File {
 /** Reads a Part 10 file's group 0002 (always Explicit VR Little Endian) and splits off the data set. */
 export async function readPart10(path: string): Promise<Part10File> {
   const bytes = await readFile(path);
-  if (bytes.toString('latin1', 128, 132) !== 'DICM') throw new Error(`${path} is not a Part 10 file`);
+  if (bytes.toString('latin1', 128, 132) !== 'DICM') {
+    throw new Error(`${path} is not a Part 10 file`);
+  }
   const values = new Map<number, string>();
   let position = 132;
   while (position + 8 <= bytes.length && bytes.readUInt16LE(position) === 0x0002) {
@@ -165,9 +173,13 @@ export class RawPeer {
   async nextPdu(timeoutMs = 5000): Promise<Pdu | undefined> {
     const deadline = Date.now() + timeoutMs;
     while (this.received.length === 0) {
-      if (this.closed) return undefined;
+      if (this.closed) {
+        return undefined;
+      }
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error('timed out waiting for a PDU');
+      if (remaining <= 0) {
+        throw new Error('timed out waiting for a PDU');
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, remaining);
         this.waiters.push(() => {
@@ -187,17 +199,22 @@ export class RawPeer {
     const pduLengths: number[] = [];
     for (;;) {
       const pdu = await this.nextPdu(timeoutMs);
-      if (!pdu) throw new Error('connection closed while waiting for a command');
-      if (pdu.type !== PduType.pDataTf) throw new Error(`expected P-DATA-TF, got PDU type ${pdu.type}`);
+      if (!pdu) {
+        throw new Error('connection closed while waiting for a command');
+      }
+      if (pdu.type !== PduType.pDataTf) {
+        throw new Error(`expected P-DATA-TF, got PDU type ${pdu.type}`);
+      }
       pduLengths.push(pdu.body.length);
       for (const pdv of parsePDataTf(pdu.body)) {
         fragments.push(pdv.data);
-        if (pdv.isLast)
+        if (pdv.isLast) {
           return {
             command: decodeCommandSet(Buffer.concat(fragments)),
             presentationContextId: pdv.presentationContextId,
             pduLengths,
           };
+        }
       }
     }
   }
@@ -206,7 +223,9 @@ export class RawPeer {
   async waitClosed(timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) {
-      if (Date.now() > deadline) throw new Error('connection still open');
+      if (Date.now() > deadline) {
+        throw new Error('connection still open');
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 50);
         this.waiters.push(() => {
@@ -224,7 +243,9 @@ export class RawPeer {
   private wake(): void {
     const waiters = this.waiters;
     this.waiters = [];
-    for (const wake of waiters) wake();
+    for (const wake of waiters) {
+      wake();
+    }
   }
 }
 
@@ -248,13 +269,19 @@ export function parseAssociateAc(body: Buffer): AcceptedAssociation {
     if (type === 0x21) {
       let transferSyntaxUid = '';
       walk(value, 4, (subType, subValue) => {
-        if (subType === 0x40) transferSyntaxUid = subValue.toString('latin1');
+        if (subType === 0x40) {
+          transferSyntaxUid = subValue.toString('latin1');
+        }
       });
       accepted.contexts.set(value[0]!, { result: value[2]!, transferSyntaxUid });
     } else if (type === 0x50) {
       walk(value, 0, (subType, subValue) => {
-        if (subType === 0x51) accepted.maxPduLength = subValue.readUInt32BE(0);
-        if (subType === 0x52) accepted.implementationClassUid = subValue.toString('latin1');
+        if (subType === 0x51) {
+          accepted.maxPduLength = subValue.readUInt32BE(0);
+        }
+        if (subType === 0x52) {
+          accepted.implementationClassUid = subValue.toString('latin1');
+        }
       });
     }
   });
@@ -306,7 +333,9 @@ export function fileStoreHandler(
       const handle = await open(path, 'wx');
       let closed = false;
       const close = async () => {
-        if (!closed) await handle.close();
+        if (!closed) {
+          await handle.close();
+        }
         closed = true;
       };
       return {
