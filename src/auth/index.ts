@@ -23,7 +23,7 @@ import { JwksUrlCache } from './jwks-url-cache.ts';
 import { createLogoutRoutes } from './logout-endpoint.ts';
 import { decoyPasswordHash } from './passwords.ts';
 import { LOGIN_PER_ACCOUNT, LOGIN_PER_IP, SharedRateLimits, TOKEN_PER_IP, localRateLimit } from './rate-limit.ts';
-import type { BucketOptions, RateLimit } from './rate-limit.ts';
+import type { RateLimit, RateLimitOptions } from './rate-limit.ts';
 import { loadSecretBox } from './secret-box.ts';
 import { RevokedSessions, SessionStore } from './sessions.ts';
 import type { SessionLimits } from './sessions.ts';
@@ -115,8 +115,8 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
     logger.info({ count: encrypted }, 'TOTP secrets stored in plaintext were encrypted');
   }
   const shared = options.rateLimits && new SharedRateLimits({ ...options.rateLimits, logger });
-  const rateLimit = (name: string, bucket: BucketOptions): RateLimit =>
-    shared?.limiter(name, bucket) ?? localRateLimit(bucket);
+  const rateLimit = (name: string, limits: RateLimitOptions): RateLimit =>
+    shared?.limiter(name, limits) ?? localRateLimit(limits);
   const sessions = new SessionStore(options.db, options.sessions ?? DEFAULT_SESSION_LIMITS, clock);
   const revokedSessions = new RevokedSessions(options.db, clock);
   const codes = new AuthorizationCodes(options.db, clock);

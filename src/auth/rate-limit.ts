@@ -1,110 +1,55 @@
 /**
- * Token buckets per key (an IP address, an account) for the login and token endpoints. RateLimiter
- * keeps them in this process's memory; SharedRateLimits keeps them in Redis (REDIS_URL, under
- * QUEUE_PREFIX), so that every hub process on one Redis draws on one budget: one Lua script does
- * the same arithmetic atomically, on Redis's clock. Keys hold the SHA-256 of the address or e-mail,
- * never the value. When Redis does not answer, each limiter falls back to its in-process buckets
- * (logged once per outage) rather than refusing logins. The account lock-out (login.ts) is in the
- * database and holds across processes anyway.
+ * Request budgets per key (an IP address, an account) for the login and token endpoints, kept by
+ * rate-limiter-flexible: in Redis (REDIS_URL, under QUEUE_PREFIX) so that every hub process on one
+ * Redis draws on one budget, with an in-process limiter as insurance while Redis does not answer
+ * (logged once per outage) rather than refusing logins. Keys hold the SHA-256 of the address or
+ * e-mail, never the value. The account lock-out (login.ts) is in the database and holds across
+ * processes anyway.
+ *
+ * A budget is a window: `capacity` requests, counted from the first one, for `windowSeconds`.
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { RLWrapperTimeouts, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 
-export interface BucketOptions {
-  /** Requests allowed at once. */
+export interface RateLimitOptions {
+  /** Requests allowed in one window. */
   capacity: number;
-  /** Requests regained per second. */
-  refillPerSecond: number;
-  /** Keys remembered at most; idle full buckets are dropped first. */
-  maxKeys?: number;
+  /** The window's length, from the key's first request. */
+  windowSeconds: number;
 }
 
-interface Bucket {
-  tokens: number;
-  updatedMs: number;
-}
-
-export class RateLimiter {
-  private readonly options: Required<BucketOptions>;
-  private readonly buckets = new Map<string, Bucket>();
-
-  constructor(options: BucketOptions) {
-    this.options = { maxKeys: 50_000, ...options };
-  }
-
-  /** Takes one token for `key`: 0 when allowed, otherwise the seconds until one is available. */
-  take(key: string, nowMs: number = Date.now()): number {
-    const { capacity, refillPerSecond } = this.options;
-    const bucket = this.buckets.get(key) ?? { tokens: capacity, updatedMs: nowMs };
-    bucket.tokens = Math.min(
-      capacity,
-      bucket.tokens + (Math.max(0, nowMs - bucket.updatedMs) / 1000) * refillPerSecond,
-    );
-    bucket.updatedMs = nowMs;
-    this.buckets.delete(key);
-    this.buckets.set(key, bucket);
-    if (this.buckets.size > this.options.maxKeys) {
-      this.evict(nowMs);
-    }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil((1 - bucket.tokens) / refillPerSecond);
-  }
-
-  private evict(nowMs: number): void {
-    const fullAfterMs = (this.options.capacity / this.options.refillPerSecond) * 1000;
-    for (const [key, bucket] of this.buckets) {
-      if (nowMs - bucket.updatedMs >= fullAfterMs) {
-        this.buckets.delete(key);
-      }
-    }
-    // Map order is least recently used first.
-    while (this.buckets.size > this.options.maxKeys) {
-      this.buckets.delete(this.buckets.keys().next().value as string);
-    }
-  }
-}
-
-/** Takes one token for a key: 0 when allowed, otherwise the seconds until one is available. */
+/** Takes one request from a key's budget: 0 when allowed, otherwise the seconds until the window ends. */
 export interface RateLimit {
   take(key: string): Promise<number>;
 }
 
-/** A limiter of this process alone. */
-export function localRateLimit(options: BucketOptions): RateLimit {
-  const limiter = new RateLimiter(options);
-  return { take: async (key) => limiter.take(key) };
-}
-
-/**
- * KEYS[1] the bucket (a hash of tokens `t` and last update `u`, in ms); ARGV capacity, refill per ms,
- * and the time after which an untouched bucket is full again (its expiry). Returns {allowed, tokens}:
- * tokens as a string, because Redis turns Lua numbers into integers.
- */
-const TAKE_SCRIPT = `
-local capacity = tonumber(ARGV[1])
-local refill = tonumber(ARGV[2])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 't', 'u')
-local tokens = tonumber(state[1]) or capacity
-local updated = tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - updated) * refill)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {allowed, tostring(tokens)}
-`;
-
 /** A Redis answer slower than this counts as no answer: a login must not wait on it. */
 const REDIS_TIMEOUT_MS = 500;
+
+function hashed(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+async function take(limiter: Pick<RateLimiterAbstract, 'consume'>, key: string): Promise<number> {
+  try {
+    await limiter.consume(hashed(key));
+    return 0;
+  } catch (refusal) {
+    if (refusal instanceof RateLimiterRes) {
+      return Math.max(1, Math.ceil(refusal.msBeforeNext / 1000));
+    }
+    throw refusal;
+  }
+}
+
+/** A limiter of this process alone. */
+export function localRateLimit(options: RateLimitOptions): RateLimit {
+  const limiter = new RateLimiterMemory({ points: options.capacity, duration: options.windowSeconds });
+  return { take: (key) => take(limiter, key) };
+}
 
 export interface SharedRateLimitOptions {
   redis: Redis;
@@ -124,72 +69,46 @@ export class SharedRateLimits {
   }
 
   /** A limiter named `name` (its keys are `<prefix>:rate-limit:<name>:<sha256 of the key>`). */
-  limiter(name: string, bucket: BucketOptions): RateLimit {
-    const fallback = new RateLimiter(bucket);
-    const ttlMs = Math.ceil((bucket.capacity / bucket.refillPerSecond) * 1000);
+  limiter(name: string, options: RateLimitOptions): RateLimit {
+    const window = { points: options.capacity, duration: options.windowSeconds };
+    const limiter = new RLWrapperTimeouts({
+      limiter: new RateLimiterRedis({
+        ...window,
+        storeClient: this.options.redis,
+        keyPrefix: `${this.options.prefix}:rate-limit:${name}`,
+        // A disconnected client answers at once with the insurance instead of queueing the command.
+        rejectIfRedisNotReady: true,
+      }),
+      timeoutMs: this.options.timeoutMs ?? REDIS_TIMEOUT_MS,
+      insuranceLimiter: new RateLimiterMemory(window),
+    });
     return {
       take: async (key) => {
-        const redisKey = `${this.options.prefix}:rate-limit:${name}:${createHash('sha256').update(key).digest('hex')}`;
-        try {
-          const tokens = await this.run(redisKey, bucket, ttlMs);
-          this.recovered();
-          return tokens === undefined ? 0 : Math.ceil((1 - tokens) / bucket.refillPerSecond);
-        } catch (err) {
-          this.failed(err as Error);
-          return fallback.take(key);
-        }
+        this.noteRedisState();
+        return take(limiter, key);
       },
     };
   }
 
-  /** Undefined when allowed, else the tokens left (less than one). */
-  private async run(redisKey: string, bucket: BucketOptions, ttlMs: number): Promise<number | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no answer within ${this.options.timeoutMs ?? REDIS_TIMEOUT_MS} ms`)),
-        this.options.timeoutMs ?? REDIS_TIMEOUT_MS,
-      );
-    });
-    try {
-      const evaluation = this.options.redis.eval(
-        TAKE_SCRIPT,
-        1,
-        redisKey,
-        bucket.capacity,
-        bucket.refillPerSecond / 1000,
-        ttlMs,
-      );
-      // A late answer (or failure) after the timeout is dropped.
-      evaluation.catch(() => undefined);
-      const [allowed, tokens] = (await Promise.race([evaluation, timeout])) as [number, string];
-      return allowed === 1 ? undefined : Number(tokens);
-    } finally {
-      clearTimeout(timer);
+  /** Logs the moment limits stop (or start again) being shared; the limiter itself falls back silently. */
+  private noteRedisState(): void {
+    const ready = this.options.redis.status === 'ready';
+    if (ready === !this.degraded) {
+      return;
     }
-  }
-
-  private failed(err: Error): void {
+    this.degraded = !ready;
     if (this.degraded) {
-      return;
+      this.options.logger.warn(
+        { redis: this.options.redis.status },
+        'rate limits: Redis does not answer; limiting per process until it does',
+      );
+    } else {
+      this.options.logger.info('rate limits: Redis answers again; limits are shared across processes');
     }
-    this.degraded = true;
-    this.options.logger.warn(
-      { err: err.message },
-      'rate limits: Redis does not answer; limiting per process until it does',
-    );
-  }
-
-  private recovered(): void {
-    if (!this.degraded) {
-      return;
-    }
-    this.degraded = false;
-    this.options.logger.info('rate limits: Redis answers again; limits are shared across processes');
   }
 }
 
-/** The limits the hub uses. */
-export const LOGIN_PER_IP: BucketOptions = { capacity: 30, refillPerSecond: 10 / 60 };
-export const LOGIN_PER_ACCOUNT: BucketOptions = { capacity: 10, refillPerSecond: 1 / 60 };
-export const TOKEN_PER_IP: BucketOptions = { capacity: 60, refillPerSecond: 1 };
+/** The limits the hub uses: on average ten login attempts a minute per address, one per account. */
+export const LOGIN_PER_IP: RateLimitOptions = { capacity: 30, windowSeconds: 180 };
+export const LOGIN_PER_ACCOUNT: RateLimitOptions = { capacity: 10, windowSeconds: 600 };
+export const TOKEN_PER_IP: RateLimitOptions = { capacity: 60, windowSeconds: 60 };
