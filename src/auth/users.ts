@@ -219,10 +219,11 @@ export class UserStore {
         totpSecret === undefined ? null : this.seal(totpSecret),
       ],
     );
-    if (result.rows.length === 0) {
+    const row = result.rows[0];
+    if (row === undefined) {
       throw new UserStoreError(`an account with the e-mail "${email}" exists already`);
     }
-    return { user: publicUser(fromRow(result.rows[0])), totpSecret };
+    return { user: publicUser(fromRow(row)), totpSecret };
   }
 
   async findByEmail(email: string): Promise<UserCredentials | undefined> {
@@ -273,7 +274,9 @@ export class UserStore {
       `UPDATE auth_user SET totp_secret = $2, totp_last_step = NULL, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
       [found.id, this.seal(totpSecret)],
     );
-    return { user: publicUser(fromRow(result.rows[0])), totpSecret };
+    // The account can be deleted between the lookup and the update: then there is none to reset.
+    const updated = result.rows[0];
+    return updated && { user: publicUser(fromRow(updated)), totpSecret };
   }
 
   /** Clears the lock-out and the failure count. */

@@ -1,5 +1,5 @@
 /**
- * Materials arriving for a case (case-model.md, "Materials arriving"): medical records as
+ * Materials arriving for a case (docs/case-workflow.md): medical records as
  * DocumentReferences, whose PDF page count is read and stored on them, and pathology material as
  * Specimens; imaging-match.ts brings the imaging studies.
  *
@@ -56,7 +56,7 @@ export const PAGE_COUNT_EXTENSION = 'urn:hub:extension:page-count';
 /** DocumentReference.meta.tag: why the hub could not count a document's pages (search `_tag`). */
 export const MATERIAL_FLAG_SYSTEM = 'urn:hub:material-flag';
 const LOINC = 'http://loinc.org';
-/** The consultation letter's DocumentReference (fhir-model.md) is the hub's output, not a record. */
+/** The consultation letter's DocumentReference (shared/fhir-model.md) is the hub's output, not a record. */
 const CONSULTATION_NOTE = '11488-4';
 /** Documents the hub issues itself (the registration letter, register-patient.ts). */
 const HUB_DOCUMENT_TYPE_SYSTEM = 'urn:hub:document-type';
@@ -76,8 +76,15 @@ export type DocumentFlag = keyof typeof DOCUMENT_FLAGS;
  */
 export const PDF_PAGE_COUNT_MAX_BYTES = 64 * 1024 * 1024;
 
-/** Recomputes a case's quote in the caller's transaction (src/workflow/quote.ts). */
-export type QuoteRecomputer = (repo: HubRepository, serviceRequestId: string) => Promise<unknown>;
+/**
+ * Recomputes a case's quote in the caller's transaction (src/workflow/quote.ts): `no-case` when the
+ * request or its coordination Task is gone (deleted since the caller read it), `not-quoted` for a
+ * closed case or one without a Patient subject.
+ */
+export type QuoteRecomputer = (
+  repo: HubRepository,
+  serviceRequestId: string,
+) => Promise<'quoted' | 'not-quoted' | 'no-case'>;
 
 /**
  * The quote recomputation after materials arrived, as intake.ts computes it at submission: the
@@ -87,11 +94,16 @@ export type QuoteRecomputer = (repo: HubRepository, serviceRequestId: string) =>
  */
 export function caseQuoteRecomputer(context: Pick<WorkflowContext, 'feeSchedules' | 'now'>): QuoteRecomputer {
   return async (repo, serviceRequestId) => {
-    const request = await repo.readResource<ServiceRequest>('ServiceRequest', serviceRequestId);
-    const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
+    // The caller read the case under its lock, but a FHIR DELETE does not take that lock.
+    const request = await readOptional<ServiceRequest>(repo, 'ServiceRequest', serviceRequestId);
+    const coordination =
+      request && (await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination));
+    if (!request || !coordination) {
+      return 'no-case';
+    }
     const patientId = referencedId(request.subject, 'Patient');
-    if (!coordination || CLOSED_CASE_STATUSES.has(coordination.status) || !patientId) {
-      return;
+    if (CLOSED_CASE_STATUSES.has(coordination.status) || !patientId) {
+      return 'not-quoted';
     }
     const inputs = await caseQuoteInputs(
       repo,
@@ -119,6 +131,7 @@ export function caseQuoteRecomputer(context: Pick<WorkflowContext, 'feeSchedules
       },
       { ifMatch: coordination.meta?.versionId },
     );
+    return 'quoted';
   };
 }
 
@@ -189,19 +202,19 @@ async function attachmentBytes(
   const url = attachment.url?.startsWith(`${repo.fhirBase}/`)
     ? attachment.url.slice(repo.fhirBase.length + 1)
     : attachment.url;
-  const match = url ? BINARY_URL.exec(url) : null;
-  if (!match) {
+  const [, binaryId, versionText] = (url ? BINARY_URL.exec(url) : null) ?? [];
+  if (binaryId === undefined) {
     return 'no-content';
   }
-  let version = match[2] ? Number(match[2]) : undefined;
+  let version = versionText ? Number(versionText) : undefined;
   if (version === undefined) {
     const current = await tx.query<{ version: number }>(
       `SELECT version FROM resource WHERE resource_type = 'Binary' AND id = $1 AND NOT deleted`,
-      [match[1]],
+      [binaryId],
     );
     version = current.rows[0]?.version;
   }
-  const blob = version === undefined ? undefined : await repo.binaryContent(match[1], version);
+  const blob = version === undefined ? undefined : await repo.binaryContent(binaryId, version);
   if (!blob) {
     return 'no-content';
   }
@@ -220,7 +233,7 @@ export async function readDocumentPages(
 ): Promise<PageCount> {
   const attachments = document.content.map((content) => content.attachment);
   const ordered = [
-    ...attachments.filter((a) => a.contentType?.split(';')[0].trim() === 'application/pdf'),
+    ...attachments.filter((a) => a.contentType?.split(';')[0]?.trim() === 'application/pdf'),
     ...attachments,
   ];
   const first = ordered[0];
@@ -290,7 +303,8 @@ async function casesOfDocument(
     ],
     count: 2,
   });
-  return { ids: active.length === 1 ? [active[0].id] : [], bySubject: true };
+  const [only] = active;
+  return { ids: active.length === 1 && only !== undefined ? [only.id] : [], bySubject: true };
 }
 
 // ---- the case's expect-material Tasks ----------------------------------------------------------
@@ -372,13 +386,15 @@ function biopsiesOf(specimens: readonly WithId<Specimen>[]): (string | undefined
   for (const specimen of specimens) {
     let current = specimen;
     const seen = new Set<string>();
-    while (
-      current.parent?.[0]?.reference &&
-      byReference.has(current.parent[0].reference) &&
-      !seen.has(current.parent[0].reference)
-    ) {
-      seen.add(current.parent[0].reference);
-      current = byReference.get(current.parent[0].reference)!;
+    // Up the chain while the parent is held here and not seen before (a cycle stops the walk).
+    for (;;) {
+      const reference = current.parent?.[0]?.reference;
+      const parent = reference && !seen.has(reference) ? byReference.get(reference) : undefined;
+      if (!reference || !parent) {
+        break;
+      }
+      seen.add(reference);
+      current = parent;
     }
     const missingParent = current.parent?.[0]?.reference;
     const site = current.collection?.bodySite;
@@ -547,7 +563,9 @@ export async function syncCaseMaterials(
     );
     await repo.updateResource(ticked, { ifMatch: task.meta?.versionId });
   }
-  await recomputeQuote(repo, request.id);
+  if ((await recomputeQuote(repo, request.id)) === 'no-case') {
+    return 'no-case';
+  }
   return 'synced';
 }
 
@@ -672,7 +690,7 @@ export async function takeUpEarlyMaterials(
       (document.meta?.tag ?? []).some((coding) => coding.system === MATERIAL_FLAG_SYSTEM);
     const ours = related.some((reference) => referencedId(reference, 'ServiceRequest') === request.id);
     if (related.length === 0 || (ours && !counted)) {
-      waiting.set(document.id!, document);
+      waiting.set(document.id, document);
     }
   }
   for (const id of [...waiting.keys()].sort()) {
@@ -713,6 +731,8 @@ export async function requoteCase(
   if (coordination.status === 'draft') {
     return 'not-submitted';
   }
-  await recomputeQuote(repo, serviceRequestId);
+  if ((await recomputeQuote(repo, serviceRequestId)) === 'no-case') {
+    return 'no-case';
+  }
   return 're-quoted';
 }

@@ -1,6 +1,6 @@
 /**
  * The `case-materials` queue: one job per written DocumentReference, ImagingStudy, Specimen or
- * reconcile-imaging Task (routed from `fhir-resource-events`, src/queues/resource-events.ts), with
+ * reconcile-imaging Task (routed from `fhir-resource-events`, workflow/jobs/resource-events.ts), with
  * the resource's type and id only. Each job is one transaction (src/workflow/materials.ts,
  * imaging-match.ts) and idempotent: it derives the case's state from every material the case has,
  * so running it again, or after a later event of the same resource, writes nothing new.
@@ -11,6 +11,7 @@
  */
 import type { QuestionnaireResponse, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { Operator } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import { UnrecoverableError } from 'bullmq';
 import { FeeError } from '../../cases/fees.ts';
 import type { Database } from '../../db/database.ts';
@@ -223,12 +224,12 @@ export const questionnaireResponseRoute: ResourceEventRoute = async (event, cont
   if (!response) {
     return [];
   }
-  const candidates = new Map<string, ServiceRequest>();
+  const candidates = new Map<string, WithId<ServiceRequest>>();
   for (const reference of response.basedOn ?? []) {
     const id = referencedId(reference, 'ServiceRequest');
     const request = id ? await context.read<ServiceRequest>('ServiceRequest', id) : undefined;
     if (request) {
-      candidates.set(request.id!, request);
+      candidates.set(request.id, request);
     }
   }
   const patientId = referencedId(response.subject, 'Patient');
@@ -257,7 +258,7 @@ export const questionnaireResponseRoute: ResourceEventRoute = async (event, cont
         request.status === 'active' &&
         (request.supportingInfo ?? []).some((info) => referencedId(info, 'QuestionnaireResponse') === response.id),
     )
-    .map((request) => request.id!)
+    .map((request) => request.id)
     .sort()
     .flatMap((id) => [
       requoteJob(id, cause),

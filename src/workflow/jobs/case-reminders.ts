@@ -36,6 +36,10 @@ export interface ReminderJob {
   step: string;
 }
 
+/**
+ * `no-task`: the Task is gone (deleted, also while the job waited for the case lock), it is not a case's
+ * specialist-opinion Task, or (for the escalation) the case has no coordination Task.
+ */
 export type ReminderOutcome =
   'reminded' | 'escalated' | 'already-recorded' | 'task-closed' | 'not-due' | 'no-task' | 'unknown-step';
 
@@ -81,9 +85,10 @@ export async function runReminder(
       return 'no-task';
     }
     await lockCase(tx, serviceRequestId);
-    const task = (await readOptional<Task>(repo, 'Task', data.taskId))!;
+    // Read again under the lock; a FHIR DELETE does not take the case lock, so the Task may be gone by now.
+    const task = await readOptional<Task>(repo, 'Task', data.taskId);
     if (
-      !task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'specialist-opinion')
+      !task?.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'specialist-opinion')
     ) {
       return 'no-task';
     }

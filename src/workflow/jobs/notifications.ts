@@ -80,11 +80,17 @@ export async function recordNotification(
     [id, input.kind, input.recipient, input.caseReference, input.dedupeKey, messageId],
   );
   if (inserted.rows.length === 0) {
-    const existing = await tx.query<{ id: string; message_id: string }>(
-      'SELECT id, message_id FROM notification WHERE dedupe_key = $1',
-      [input.dedupeKey],
-    );
-    return { id: existing.rows[0].id, messageId: existing.rows[0].message_id, created: false };
+    const [existing] = (
+      await tx.query<{ id: string; message_id: string }>(
+        'SELECT id, message_id FROM notification WHERE dedupe_key = $1',
+        [input.dedupeKey],
+      )
+    ).rows;
+    // The insert stood back for a committed row of this key, which the SELECT's newer snapshot sees.
+    if (existing === undefined) {
+      throw new Error('a notification dedupe key conflicted but its row cannot be read');
+    }
+    return { id: existing.id, messageId: existing.message_id, created: false };
   }
   await recordOutboxEvent(tx, { queue: NOTIFICATIONS_QUEUE, name: input.kind, payload: { notificationId: id } });
   return { id, messageId, created: true };
