@@ -67,7 +67,7 @@ export type HubRole = (typeof HUB_ROLES)[number];
 /** An address, bare or with a display name: `no-reply@example.org`, `Hub <no-reply@example.org>`. */
 const mailAddress = /^(?:[^<>@\r\n]*<[^\s<>()@,;:"]+@[^\s<>()@,;:"]+>|[^\s<>()@,;:"]+@[^\s<>()@,;:"]+)$/;
 
-/** The environment variables, their defaults and their rules. Documented in README.md. */
+/** The environment variables, their defaults and their rules. Documented in docs/operations.md ("Configuration"). */
 const schema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: port.default(8080),

@@ -53,7 +53,6 @@ export interface AuditEventInput {
 
 const randomPool = Buffer.alloc(4096);
 let randomOffset = randomPool.length;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /**
  * A new AuditEvent id: a UUID version 7 (RFC 9562 §5.7), its first 48 bits the time in ms, the other
@@ -65,13 +64,16 @@ export function auditEventId(now = Date.now()): string {
     randomFillSync(randomPool);
     randomOffset = 0;
   }
-  const r = randomPool;
   const o = randomOffset;
   randomOffset += 10;
   const time = now.toString(16).padStart(12, '0');
+  // 20 hex digits, two per random byte; digit 0 gives way to the version (7) and digit 4 to the variant.
+  const random = randomPool.toString('hex', o, o + 10);
+  // The variant digit: bits 10, then two random bits of byte 2 (so 8, 9, a or b).
+  const variant = (0x8 | ((randomPool.readUInt8(o + 2) >> 4) & 0x3)).toString(16);
   return (
-    `${time.slice(0, 8)}-${time.slice(8, 12)}-7${HEX[r[o] & 0x0f][1]}${HEX[r[o + 1]]}-${HEX[0x80 | (r[o + 2] & 0x3f)]}${HEX[r[o + 3]]}-` +
-    `${HEX[r[o + 4]]}${HEX[r[o + 5]]}${HEX[r[o + 6]]}${HEX[r[o + 7]]}${HEX[r[o + 8]]}${HEX[r[o + 9]]}`
+    `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(1, 4)}-${variant}${random.slice(5, 8)}-` +
+    random.slice(8, 20)
   );
 }
 

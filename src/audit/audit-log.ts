@@ -146,7 +146,7 @@ export class AuditLog {
       if (segment === undefined) {
         throw new Error('the audit log is not running');
       }
-      const bytes = Buffer.from(lines.length === 1 ? lines[0] : lines.join(''), 'utf8');
+      const bytes = Buffer.from(lines.join(''), 'utf8');
       for (let written = 0; written < bytes.length;) {
         written += writeSync(segment.file.fd, bytes, written);
       }
@@ -229,8 +229,8 @@ export class AuditLog {
         this.closed.push(segment);
       }
     }));
-    while (this.closed.length > 0) {
-      const segment = this.closed[0];
+    // The oldest closed segment first; it leaves the queue only once its events are stored.
+    for (let segment = this.closed[0]; segment !== undefined; segment = this.closed[0]) {
       try {
         // Off the request path: one statement per segment.
         await this.insert(segment.events);

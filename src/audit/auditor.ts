@@ -4,7 +4,7 @@
  * their own statement. Without an AuditLog (AUDIT_ENABLED=false) every method does nothing.
  */
 import type { Request, Response } from 'express';
-import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Resource } from '@medplum/fhirtypes';
 import { auditEventId, authenticationAuditEvent, patientOf, restAuditEvent } from './audit-event.ts';
 import type { AuditActor, AuditOutcome, AuditSite, AuthenticationEvent } from './audit-event.ts';
 import type { AuditLog } from './audit-log.ts';
@@ -63,7 +63,7 @@ function returned(resource: Resource | undefined): Resource[] {
   if (resource.resourceType !== 'Bundle') {
     return [resource];
   }
-  return ((resource as Bundle).entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource] : []));
+  return (resource.entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource] : []));
 }
 
 /** The resources a batch or transaction answered with, entry by entry (a search entry's matches included); failed entries touched nothing. */
@@ -71,7 +71,7 @@ function batchResources(resource: Resource | undefined): Resource[] {
   if (resource?.resourceType !== 'Bundle') {
     return [];
   }
-  return ((resource as Bundle).entry ?? []).flatMap((entry) => {
+  return (resource.entry ?? []).flatMap((entry) => {
     if (!entry.resource || !/^2\d\d/.test(entry.response?.status ?? '')) {
       return [];
     }
@@ -88,7 +88,7 @@ function batchReferences(resource: Resource | undefined, fhirBase: string): stri
     return [];
   }
   const references: string[] = [];
-  for (const entry of (resource as Bundle).entry ?? []) {
+  for (const entry of resource.entry ?? []) {
     if (!/^2\d\d/.test(entry.response?.status ?? '')) {
       continue;
     }

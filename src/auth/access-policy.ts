@@ -83,7 +83,7 @@ const REVIEWER: RolePolicy = {
   },
 };
 
-/** The policy of each role. README: "Access policies". */
+/** The policy of each role (docs/access.md has the table of roles and resources). */
 export const ACCESS_POLICY: Readonly<Record<UserRole, RolePolicy>> = {
   admin: { cases: 'all', resources: { '*': EVERYTHING }, chooseIds: REFERENCE_TYPES },
   coordinator: { cases: 'all', resources: { '*': EVERYTHING }, chooseIds: REFERENCE_TYPES },

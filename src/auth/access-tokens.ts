@@ -105,11 +105,21 @@ export class AccessTokens {
     this.keys = await this.store.load();
   }
 
-  async issue(clientId: string, scopes: readonly SystemScope[], hubAdmin = false): Promise<IssuedToken> {
+  /** The newest unretired key, the one that signs; the first key is generated when there is none. */
+  private async signingKey(): Promise<SigningKey> {
     if (this.keys.length === 0) {
       await this.start();
     }
     const key = this.keys[0];
+    if (key === undefined) {
+      // start() generates a key when none is left, so only a retirement racing it gets here.
+      throw new Error('there is no unretired signing key');
+    }
+    return key;
+  }
+
+  async issue(clientId: string, scopes: readonly SystemScope[], hubAdmin = false): Promise<IssuedToken> {
+    const key = await this.signingKey();
     const scope = formatClientScopes({ resources: [...scopes], hubAdmin });
     const now = Math.floor(this.clock.now().getTime() / 1000);
     const accessToken = await new SignJWT({ client_id: clientId, scope })
@@ -126,10 +136,7 @@ export class AccessTokens {
 
   /** A person's access token (and id_token when asked for), in the same format as the clients'. */
   async issueForUser(request: UserTokenRequest): Promise<IssuedToken & { idToken?: string }> {
-    if (this.keys.length === 0) {
-      await this.start();
-    }
-    const key = this.keys[0];
+    const key = await this.signingKey();
     const now = Math.floor(this.clock.now().getTime() / 1000);
     const expiresAt = Math.min(now + USER_ACCESS_TOKEN_LIFETIME_SECONDS, Math.floor(request.notAfter.getTime() / 1000));
     const claims = {

@@ -65,8 +65,8 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
       next();
       return;
     }
-    const match = BEARER.exec(header);
-    if (!match) {
+    const token = BEARER.exec(header)?.[1];
+    if (token === undefined) {
       unauthorized(
         res,
         'Bearer realm="hub", error="invalid_token", error_description="expected a Bearer token"',
@@ -75,7 +75,7 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
       return;
     }
     try {
-      const identity = await options.tokens.verify(match[1]);
+      const identity = await options.tokens.verify(token);
       if (identity.kind === 'user' && (await options.revokedSessions?.isRevoked(identity.sessionId))) {
         throw new InvalidTokenError('the session of this access token has ended (logged out)');
       }

@@ -46,8 +46,8 @@ const BINARY_URL = /^Binary\/([A-Za-z0-9\-.]{1,64})$/;
  */
 export function localTarget(reference: string, fhirBase: string): { resourceType: string; id: string } | undefined {
   const relative = reference.startsWith(`${fhirBase}/`) ? reference.slice(fhirBase.length + 1) : reference;
-  const match = LOCAL_REFERENCE.exec(relative);
-  return match ? { resourceType: match[1]!, id: match[2]! } : undefined;
+  const [, resourceType, id] = LOCAL_REFERENCE.exec(relative) ?? [];
+  return resourceType !== undefined && id !== undefined ? { resourceType, id } : undefined;
 }
 
 /** The id of the Binary of this hub an attachment URL names, if it names one. */
@@ -193,7 +193,7 @@ export function caseLinksOf(
   if (type === 'Task') {
     const writer = actorOf(actor);
     if (!writer || ASSIGNING_ROLES.has(writer.role)) {
-      rows.members = taskMembers(resource as TaskFields, references, cases);
+      rows.members = taskMembers(resource, references, cases);
     }
     const released = index.token.some(
       ([param, system, value]) =>

@@ -142,10 +142,11 @@ export class ClientRegistry {
         formatClientScopes({ resources: [...client.scopes], hubAdmin: client.hubAdmin === true }),
       ],
     );
-    if (result.rows.length === 0) {
+    const row = result.rows[0];
+    if (row === undefined) {
       throw new ClientRegistryError(`a client with id "${client.id}" is already registered`);
     }
-    return fromRow(result.rows[0]);
+    return fromRow(row);
   }
 
   /** Registers a public client; throws ClientRegistryError when the id is taken or a redirect URI is not acceptable. */
@@ -168,10 +169,11 @@ export class ClientRegistry {
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
       [client.id, scope, JSON.stringify(client.redirectUris)],
     );
-    if (result.rows.length === 0) {
+    const row = result.rows[0];
+    if (row === undefined) {
       throw new ClientRegistryError(`a client with id "${client.id}" is already registered`);
     }
-    return fromRow(result.rows[0]);
+    return fromRow(row);
   }
 
   async get(id: string): Promise<RegisteredClient | undefined> {

@@ -75,7 +75,7 @@ export function fhirAccessFor(method: string, path: string, isResourceType: (nam
   if (first === '_history' || first === '_search') {
     return scoped('*', 's', first === '_history' ? 'history-system' : 'search-system');
   }
-  const last = segments[segments.length - 1];
+  const last = segments.at(-1) ?? first;
   const isOperation = last.startsWith('$') && segments.length <= 3 && (method === 'GET' || method === 'POST');
   if (first.startsWith('$')) {
     return isOperation && segments.length === 1 ? { kind: 'operation' } : scoped('*', ALL, 'operation');

@@ -52,15 +52,16 @@ export async function hashPassword(
 }
 
 function parseHash(stored: string): { parameters: ScryptParameters; salt: Buffer; hash: Buffer } | undefined {
-  const match = FORMAT.exec(stored);
-  if (!match) {
+  const [, ln, r, p, salt, hash] = FORMAT.exec(stored) ?? [];
+  // Every group of FORMAT is required: a match has all five, anything else none.
+  if (salt === undefined || hash === undefined) {
     return undefined;
   }
-  const parameters = { ln: Number(match[1]), r: Number(match[2]), p: Number(match[3]) };
+  const parameters = { ln: Number(ln), r: Number(r), p: Number(p) };
   if (parameters.ln < 10 || parameters.ln > 22 || parameters.r < 1 || parameters.p < 1) {
     return undefined;
   }
-  return { parameters, salt: Buffer.from(match[4], 'base64url'), hash: Buffer.from(match[5], 'base64url') };
+  return { parameters, salt: Buffer.from(salt, 'base64url'), hash: Buffer.from(hash, 'base64url') };
 }
 
 /** True when `password` matches `stored`; the comparison takes the same time wherever they differ. */

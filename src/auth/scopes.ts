@@ -28,11 +28,11 @@ const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 
 /** Parses one scope string; throws ScopeSyntaxError with a reason a client can act on. */
 export function parseScope(text: string): SystemScope {
-  const match = /^(patient|user|system)\/([^.?]+)\.([^?]+)(\?.*)?$/.exec(text);
-  if (!match) {
+  // The query group is optional; the other three are there whenever the pattern matches.
+  const [, context, resourceType, action, query] = /^(patient|user|system)\/([^.?]+)\.([^?]+)(\?.*)?$/.exec(text) ?? [];
+  if (context === undefined || resourceType === undefined || action === undefined) {
     throw new ScopeSyntaxError(`"${text}" is not a SMART scope (system/<Type>.<cruds>)`);
   }
-  const [, context, resourceType, action, query] = match;
   if (context !== 'system') {
     throw new ScopeSyntaxError(`"${text}": only system/ scopes are available to backend services`);
   }

@@ -42,11 +42,10 @@ export class SecretBox {
 
   /** The plaintext of a sealed value; throws SecretKeyError when it was sealed with another key or altered. */
   open(sealed: string): string {
-    const match = SEALED.exec(sealed);
-    if (!match) {
+    const [, keyId, data] = SEALED.exec(sealed) ?? [];
+    if (keyId === undefined || data === undefined) {
       throw new SecretKeyError('the stored secret is not in the encrypted format (v1:<key id>:<data>)');
     }
-    const [, keyId, data] = match;
     if (keyId !== this.keyId) {
       throw wrongKey(keyId, this.keyId);
     }

@@ -11,6 +11,7 @@
  * the authorization endpoint without the person typing anything, and one revocation ends it all.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { requiredRow } from '../db/database.ts';
 import type { Queryable } from '../db/database.ts';
 import { systemClock } from '../runtime/clock.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -75,7 +76,7 @@ export class SessionStore {
     await this.db.query("DELETE FROM auth_session WHERE expires_at < $1::timestamptz - interval '1 day'", [
       this.clock.now(),
     ]);
-    return { session: fromRow(result.rows[0]), cookie };
+    return { session: fromRow(requiredRow(result, 'the session insert')), cookie };
   }
 
   /** The usable session a cookie belongs to, marked as used now. */

@@ -209,11 +209,22 @@ function easternWallClock(instant: Date): WallClock {
   for (const { type, value } of easternParts.formatToParts(instant)) {
     part[type] = Number(value);
   }
-  const wallMs = Date.UTC(part.year!, part.month! - 1, part.day!, part.hour!, part.minute!, part.second!);
+  const { year, month, day, hour, minute, second } = part;
+  if (
+    year === undefined ||
+    month === undefined ||
+    day === undefined ||
+    hour === undefined ||
+    minute === undefined ||
+    second === undefined
+  ) {
+    throw new Error('the Eastern time format gave no full date and time');
+  }
+  const wallMs = Date.UTC(year, month - 1, day, hour, minute, second);
   const date = formatDay(Math.floor(wallMs / DAY_MS));
   return {
     date,
-    minutes: part.hour! * 60 + part.minute! + part.second! / 60,
+    minutes: hour * 60 + minute + second / 60,
     offsetMs: wallMs - (ms - (((ms % 1000) + 1000) % 1000)),
   };
 }

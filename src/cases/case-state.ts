@@ -1,5 +1,5 @@
 /**
- * The case state machine of fhir-model.md ("Case states"): which actor may move a case where, what must
+ * The case state machine of shared/fhir-model.md ("Case states"): which actor may move a case where, what must
  * be true first, and what the coordination Task and the ServiceRequest then say. FHIR servers do not
  * enforce workflow; the hub does, here.
  */
@@ -32,7 +32,7 @@ export interface StateResources {
 
 const IN_PROGRESS = { taskStatus: 'in-progress', serviceRequestStatus: 'active' } as const;
 
-/** fhir-model.md, the table of case states. In awaiting-information the specialist's child Task is on-hold. */
+/** shared/fhir-model.md, the table of case states. In awaiting-information the specialist's child Task is on-hold. */
 export const STATE_RESOURCES: Readonly<Record<CaseState, StateResources>> = {
   intake: { taskStatus: 'draft', serviceRequestStatus: 'draft', reportStatus: undefined },
   submitted: { taskStatus: 'requested', serviceRequestStatus: 'active', reportStatus: undefined },
@@ -367,7 +367,11 @@ export const TRANSITIONS: readonly {
 
 function listRoles(roles: readonly ActorRole[]): string {
   const names = roles.map((role) => ROLE_NAMES[role]);
-  return names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
+  const last = names.pop();
+  if (last === undefined) {
+    return 'no one';
+  }
+  return names.length === 0 ? last : `${names.join(', ')} or ${last}`;
 }
 
 function succeed(state: CaseState, changed: boolean, now: Date, message: string): TransitionResult {

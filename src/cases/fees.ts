@@ -181,15 +181,17 @@ export function selectSchedule(schedules: readonly FeeSchedule[], at: Date): Fee
     })
     .filter(({ from, to }) => from <= atMs && atMs < to)
     .sort((a, b) => b.from - a.from);
-  if (inEffect.length === 0) {
+  // Latest first: the one that took effect last applies, unless another took effect at the same moment.
+  const [latest, previous] = inEffect;
+  if (latest === undefined) {
     throw new FeeError(`No fee schedule is in effect at ${at.toISOString()}`);
   }
-  if (inEffect.length > 1 && inEffect[0]!.from === inEffect[1]!.from) {
+  if (previous !== undefined && latest.from === previous.from) {
     throw new FeeError(
-      `Fee schedules ${inEffect[0]!.schedule.version} and ${inEffect[1]!.schedule.version} take effect at the same moment`,
+      `Fee schedules ${latest.schedule.version} and ${previous.schedule.version} take effect at the same moment`,
     );
   }
-  return inEffect[0]!.schedule;
+  return latest.schedule;
 }
 
 /** What a case asks to be reviewed; absent fields count as none. */

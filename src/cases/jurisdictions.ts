@@ -1,5 +1,5 @@
 /**
- * Where the service may serve a patient, and without which reviews (domain.md, "Jurisdictions").
+ * Where the service may serve a patient, and without which reviews (shared/domain.md, "Jurisdictions").
  * The rules are a versioned policy document that operators edit; `jurisdiction-policy.default.json`
  * is the shipped default. Every document, the default included, goes through parseJurisdictionPolicy.
  */
@@ -92,8 +92,8 @@ const US_TERRITORIES = new Set(['AS', 'GU', 'MP', 'PR', 'UM', 'VI']);
 const FREELY_ASSOCIATED_STATES = new Set(['FM', 'MH', 'PW']);
 
 function isUsSubdivision(code: string): boolean {
-  const match = /^US-([A-Z]{2})$/.exec(code);
-  return match !== null && (US_STATES.has(match[1]) || US_TERRITORIES.has(match[1]));
+  const state = /^US-([A-Z]{2})$/.exec(code)?.[1];
+  return state !== undefined && (US_STATES.has(state) || US_TERRITORIES.has(state));
 }
 
 // --- Validation --------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
  * The registration letter: what a newly registered patient hands to their treating physician so that
- * the physician can open the request (domain.md, step 1 and 2). It carries the reference number and
+ * the physician can open the request (shared/domain.md, step 1 and 2). It carries the reference number and
  * plain instructions, and deliberately nothing else about the patient: no name, no date of birth, no
  * clinical detail. The number alone links the physician's request to the registration, and a letter
  * that is lost, forwarded or printed at a shared printer then reveals no more than that a number exists.

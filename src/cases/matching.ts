@@ -1,5 +1,5 @@
 /**
- * Specialist matching (domain.md step 4): among the eligible specialists, those practising the specialty
+ * Specialist matching (shared/domain.md step 4): among the eligible specialists, those practising the specialty
  * the case calls for (specialties.ts), ranked by fit, availability and workload, each place and each
  * exclusion explained in words a coordinator reads.
  */
@@ -79,7 +79,7 @@ export interface MatchingResult {
 
 const day = (instant: string | Date) => new Date(instant).toISOString().slice(0, 10);
 
-/** Why a specialist may never give an opinion (domain.md: tenured, licensed, board-certified; no trainees). */
+/** Why a specialist may never give an opinion (shared/domain.md: tenured, licensed, board-certified; no trainees). */
 function ineligibility(specialist: SpecialistProfile, now: Date): string[] {
   const reasons: string[] = [];
   if (!specialist.active) {

@@ -103,8 +103,15 @@ const LABEL_SCHEMES: ((label: string) => number | undefined)[] = [
 /** The longest run of markers of one style labelled 1, 2, 3 … (or a, b, c …; i, ii, iii …) in text order. */
 function enumeratedParts(text: string): string[] {
   const markers = [...text.matchAll(ENUMERATION_MARKER)].map((match) => {
-    const group = [1, 2, 3, 4].find((n) => match[n] !== undefined)!;
-    return { label: match[group]!.toLowerCase(), style: MARKER_STYLES[group - 1], marker: match[0] };
+    // Each alternative of the pattern captures its label in a group of its own, one per style.
+    const [marker, ...labels] = match;
+    const group = labels.findIndex((label) => label !== undefined);
+    const label = labels[group];
+    const style = MARKER_STYLES[group];
+    if (label === undefined || style === undefined) {
+      throw new Error('an enumeration marker matched without a label');
+    }
+    return { label: label.toLowerCase(), style, marker };
   });
   let longest: string[] = [];
   for (const style of new Set(MARKER_STYLES)) {

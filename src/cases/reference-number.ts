@@ -35,11 +35,13 @@ export const DAMM_TABLE: readonly (readonly number[])[] = [
 export function dammCheckDigit(digits: string): number {
   let interim = 0;
   for (const character of digits) {
-    const digit = character.charCodeAt(0) - 48;
-    if (digit < 0 || digit > 9) {
+    // The table has a row and a column per decimal digit, so any other character finds no entry
+    // (and the interim digit, a table entry itself, always names a row).
+    const next = DAMM_TABLE[interim]?.[character.charCodeAt(0) - 48];
+    if (next === undefined) {
       throw new RangeError(`Not a decimal digit: ${JSON.stringify(character)}`);
     }
-    interim = DAMM_TABLE[interim]![digit]!;
+    interim = next;
   }
   return interim;
 }

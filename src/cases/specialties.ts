@@ -288,7 +288,11 @@ export function words(text: string): string[] {
   return (plain(text).match(/[a-z0-9]+(?:['-][a-z0-9]+)*/g) ?? []).map((word) => word.replace(/'s$/, ''));
 }
 
-function partMatches(part: string, word: string): boolean {
+/** Whether one part of a keyword matches `word`; no word (past the end of the text) matches nothing. */
+function partMatches(part: string, word: string | undefined): boolean {
+  if (word === undefined) {
+    return false;
+  }
   const core = part.replace(/^\*|\*$/g, '');
   if (part.startsWith('*') && part.endsWith('*') && part.length > 1) {
     return word.includes(core);

@@ -15,6 +15,7 @@ import { formatUserScopes, parseUserScopes } from '../auth/user-scopes.ts';
 import type { UserScopes } from '../auth/user-scopes.ts';
 import type { Database } from '../db/database.ts';
 import { CliError } from './cli-error.ts';
+import { formatTable } from './table.ts';
 
 export interface CommandOutput {
   /** Lines for stdout. */
@@ -242,13 +243,7 @@ export async function listClients(db: Database, json: boolean): Promise<CommandO
       client.createdAt.toISOString(),
     ]),
   ];
-  const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
-  return {
-    out: table.map((row) =>
-      row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  '),
-    ),
-    warnings: [],
-  };
+  return { out: formatTable(table), warnings: [] };
 }
 
 export async function setClientStatus(db: Database, id: string, status: 'active' | 'disabled'): Promise<CommandOutput> {

@@ -14,6 +14,7 @@ import { USER_ROLES, UserStore, UserStoreError, isUserRole, requiresTotp } from 
 import type { User } from '../auth/users.ts';
 import type { Database } from '../db/database.ts';
 import { CliError } from './cli-error.ts';
+import { formatTable } from './table.ts';
 import type { CommandOutput } from './client-commands.ts';
 
 /** The issuer authenticator apps show next to the code. */
@@ -154,13 +155,7 @@ export async function listUsers(db: Database, json: boolean): Promise<CommandOut
       user.createdAt.toISOString(),
     ]),
   ];
-  const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
-  return {
-    out: table.map((row) =>
-      row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  '),
-    ),
-    warnings: [],
-  };
+  return { out: formatTable(table), warnings: [] };
 }
 
 const noSuchUser = (email: string): CliError => new CliError(`no user with the e-mail "${email}"`);

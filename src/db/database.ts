@@ -16,6 +16,18 @@ export interface QueryResult<R> {
   rowCount: number;
 }
 
+/**
+ * The row a statement always returns (`INSERT … RETURNING` without a conflict clause, `SELECT count(*)`).
+ * No row means the statement itself is wrong; `statement` says which one (what it does, never its values).
+ */
+export function requiredRow<R>(result: QueryResult<R>, statement: string): R {
+  const row = result.rows[0];
+  if (row === undefined) {
+    throw new Error(`${statement} returned no row`);
+  }
+  return row;
+}
+
 /** Something SQL can be sent to: the database itself or an open transaction. */
 export interface Queryable {
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;

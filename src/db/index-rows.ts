@@ -17,6 +17,9 @@ export interface SearchIndexRows {
 /** Splits `Type/id`, `Type/id/_history/v` or `base/Type/id` into type and id. */
 export function parseReference(reference: string): { targetType: string | null; targetId: string | null } {
   const withoutHistory = reference.replace(/\/_history\/[^/]+$/, '');
-  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(withoutHistory);
-  return match ? { targetType: match[1], targetId: match[2] } : { targetType: null, targetId: null };
+  const [, targetType, targetId] = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(withoutHistory) ?? [];
+  // Both groups are required, so a match has both and anything else has neither.
+  return targetType !== undefined && targetId !== undefined
+    ? { targetType, targetId }
+    : { targetType: null, targetId: null };
 }

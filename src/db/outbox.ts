@@ -2,6 +2,7 @@
  * The transactional outbox: an event row written in the same transaction as the data it is about.
  * The relay (src/queues/outbox-relay.ts) moves pending rows to BullMQ.
  */
+import { requiredRow } from './database.ts';
 import type { Queryable } from './database.ts';
 
 export interface OutboxEventInput {
@@ -20,7 +21,7 @@ export async function recordOutboxEvent(conn: Queryable, event: OutboxEventInput
     'INSERT INTO outbox (queue, name, payload) VALUES ($1, $2, $3::jsonb) RETURNING id',
     [event.queue, event.name, JSON.stringify(event.payload)],
   );
-  return result.rows[0].id;
+  return requiredRow(result, 'the outbox insert').id;
 }
 
 /** Locks up to `limit` undispatched events, oldest first, skipping those another relay holds. */

@@ -89,10 +89,13 @@ function required(dataset: DicomDataset, tag: string, name: string): number {
   return value;
 }
 
+const noPixelData = (): PixelDataError =>
+  new PixelDataError(406, 'the instance has no Pixel Data (7FE0,0010); it has no frames to retrieve or render');
+
 /** Reads the Image Pixel attributes; a 406 when the instance has no pixel data or they are missing. */
 export function describePixels(dataset: DicomDataset): PixelDescription {
   if (!dataset.elements.has(PIXEL_DATA_TAG)) {
-    throw new PixelDataError(406, 'the instance has no Pixel Data (7FE0,0010); it has no frames to retrieve or render');
+    throw noPixelData();
   }
   const rows = required(dataset, '00280010', 'Rows');
   const columns = required(dataset, '00280011', 'Columns');
@@ -190,7 +193,10 @@ export async function locateFrames(
   frames: readonly number[],
   read: RangeReader,
 ): Promise<ByteRange[][]> {
-  const pixelData = dataset.elements.get(PIXEL_DATA_TAG)!;
+  const pixelData = dataset.elements.get(PIXEL_DATA_TAG);
+  if (!pixelData) {
+    throw noPixelData();
+  }
   if (!pixelData.fragments) {
     const frameLength = nativeFrameLength(pixels);
     if (pixels.numberOfFrames > 1 && pixels.bitsAllocated === 1 && (pixels.rows * pixels.columns) % 8 !== 0) {
@@ -214,7 +220,13 @@ export async function locateFrames(
     pixelData.fragments,
     read,
   );
-  return frames.map((frame) => groups[frame - 1]!);
+  return frames.map((frame) => {
+    const group = groups[frame - 1];
+    if (!group) {
+      throw new PixelDataError(404, `frame ${frame} does not exist: the instance has ${groups.length} frames`);
+    }
+    return group;
+  });
 }
 
 /** PS3.5 §A.4: the fragments of each frame, from the offset tables, the counts, or the frame markers. */
@@ -225,7 +237,8 @@ async function groupFragments(
   fragments: readonly ByteRange[],
   read: RangeReader,
 ): Promise<ByteRange[][]> {
-  if (fragments.length === 0) {
+  const [firstFragment] = fragments;
+  if (firstFragment === undefined) {
     throw new PixelDataError(422, 'the encapsulated Pixel Data has no fragments');
   }
   if (frameCount === 1) {
@@ -240,7 +253,7 @@ async function groupFragments(
       );
     }
     // Offsets count from the first byte of the first fragment's item tag, and each names a fragment's start.
-    const first = fragments[0]!.offset - 8;
+    const first = firstFragment.offset - 8;
     const starts = new Set(fragments.map((fragment) => fragment.offset - 8 - first));
     if (offsets.some((offset) => !starts.has(offset))) {
       throw new PixelDataError(422, 'the offset table points between fragments');
@@ -249,13 +262,15 @@ async function groupFragments(
     let frame = -1;
     for (const fragment of fragments) {
       const position = fragment.offset - 8 - first;
-      while (frame + 1 < offsets.length && offsets[frame + 1]! <= position) {
+      for (let next = offsets[frame + 1]; next !== undefined && next <= position; next = offsets[frame + 1]) {
         frame++;
       }
-      if (frame < 0) {
+      // Before the first offset (frame -1) there is no group.
+      const group = groups[frame];
+      if (group === undefined) {
         throw new PixelDataError(422, 'the offset table does not start at the first fragment');
       }
-      groups[frame]!.push(fragment);
+      group.push(fragment);
     }
     if (groups.some((group) => group.length === 0)) {
       throw new PixelDataError(422, 'the offset table is not in ascending order');
@@ -271,10 +286,11 @@ async function groupFragments(
     const head = await read({ offset: fragment.offset, length: Math.min(4, fragment.length) });
     const jpegStart = head[0] === 0xff && head[1] === 0xd8;
     const j2kStart = head[0] === 0xff && head[1] === 0x4f && head[2] === 0xff && head[3] === 0x51;
-    if (jpegStart || j2kStart || groups.length === 0) {
+    const current = groups.at(-1);
+    if (jpegStart || j2kStart || current === undefined) {
       groups.push([fragment]);
     } else {
-      groups[groups.length - 1]!.push(fragment);
+      current.push(fragment);
     }
   }
   if (groups.length !== frameCount) {

@@ -17,6 +17,10 @@ function chunk(type: string, body: Buffer): Buffer {
   return Buffer.concat([header, body, crc]);
 }
 
+/** The image's bytes as a DataView: its reads are numbers, so the per-pixel loops need no check. */
+const bytesOf = (image: DisplayImage): DataView =>
+  new DataView(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+
 export function encodePng(image: DisplayImage): Buffer {
   const header = Buffer.alloc(13);
   header.writeUInt32BE(image.width, 0);
@@ -25,13 +29,14 @@ export function encodePng(image: DisplayImage): Buffer {
   header[9] = image.channels === 1 ? 0 : 2;
   // Bytes 10–12: deflate compression, adaptive filtering, no interlace.
   const stride = image.width * image.channels;
+  const source = bytesOf(image);
   const filtered = Buffer.alloc((stride + 1) * image.height);
   for (let y = 0; y < image.height; y++) {
     const row = y * (stride + 1);
     filtered[row] = 2;
     for (let x = 0; x < stride; x++) {
-      const above = y === 0 ? 0 : image.data[(y - 1) * stride + x]!;
-      filtered[row + 1 + x] = (image.data[y * stride + x]! - above) & 0xff;
+      const above = y === 0 ? 0 : source.getUint8((y - 1) * stride + x);
+      filtered[row + 1 + x] = (source.getUint8(y * stride + x) - above) & 0xff;
     }
   }
   return Buffer.concat([
@@ -44,10 +49,11 @@ export function encodePng(image: DisplayImage): Buffer {
 
 /** Baseline JPEG at `quality` (1–100). */
 export function encodeJpeg(image: DisplayImage, quality: number): Buffer {
+  const source = bytesOf(image);
   const rgba = Buffer.alloc(image.width * image.height * 4);
   for (let pixel = 0; pixel < image.width * image.height; pixel++) {
     for (let channel = 0; channel < 3; channel++) {
-      rgba[pixel * 4 + channel] = image.data[pixel * image.channels + (image.channels === 1 ? 0 : channel)]!;
+      rgba[pixel * 4 + channel] = source.getUint8(pixel * image.channels + (image.channels === 1 ? 0 : channel));
     }
     rgba[pixel * 4 + 3] = 255;
   }

@@ -1,5 +1,5 @@
 /**
- * The FHIR ImagingStudy of a stored study, derived from the DICOM index rows (fhir-model.md,
+ * The FHIR ImagingStudy of a stored study, derived from the DICOM index rows (shared/fhir-model.md,
  * "imaging"). Pure: the ingest path reads the rows and writes the result in its transaction.
  */
 import type { Coding, Endpoint, ImagingStudy, ImagingStudySeries, Patient, Reference } from '@medplum/fhirtypes';

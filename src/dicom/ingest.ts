@@ -23,6 +23,7 @@ import { checkInstanceConsistency, readIndexedAttributes } from './attributes.ts
 import { toDicomJson } from './dicom-json.ts';
 import { dicomWebEndpoint } from './imaging-study.ts';
 import { parsePart10, parsePart10File } from './part10.ts';
+import type { Part10Result } from './part10.ts';
 import type { StudyRefresher } from './study-refresher.ts';
 
 export interface IngestContext {
@@ -74,6 +75,17 @@ export async function ensureDicomWebEndpoint(repository: RepositoryContext): Pro
   return DICOMWEB_ENDPOINT_ID;
 }
 
+/** Parses a staged blob from memory, or from its spill file when it was too large to hold. */
+function parseStaged(staged: StagedBlob): Part10Result {
+  if (staged.bytes !== undefined) {
+    return parsePart10(staged.bytes);
+  }
+  if (staged.file === undefined) {
+    throw new Error('a staged blob holds neither bytes nor a file');
+  }
+  return parsePart10File(staged.file);
+}
+
 /**
  * Stores one staged Part 10 file (its bytes are hashed and held in memory or in a spill file; this
  * commits them to the blob store or leaves them for the caller to discard, which it must). Resolves with the
@@ -88,7 +100,7 @@ export async function ingestInstance(
   // The blob's sync runs in the thread pool while the parse runs here; a refused instance's synced
   // temp file goes with the caller's discard.
   staged.prepare();
-  const parsed = staged.bytes !== undefined ? parsePart10(staged.bytes) : parsePart10File(staged.file!);
+  const parsed = parseStaged(staged);
   if (!parsed.ok) {
     return { status: 'refused', reason: parsed.reason };
   }
@@ -256,7 +268,14 @@ class InstanceStorer {
       try {
         const arrays = STORE_TYPES.map((_type, c) => batch.map((entry) => entry.params[c]));
         const result = await this.db.query<{ n: string; outcome: string }>(STORE_MANY_STATEMENT, arrays);
-        result.rows.forEach((row, i) => batch[i]!.resolve(row.outcome));
+        // One row per instance, in the batch's order (WITH ORDINALITY … ORDER BY u.n).
+        for (const [i, entry] of batch.entries()) {
+          const row = result.rows[i];
+          if (row === undefined) {
+            throw new Error(`the batched store answered ${result.rows.length} rows for ${batch.length} instances`);
+          }
+          entry.resolve(row.outcome);
+        }
         return;
       } catch {
         // One instance raced another, or one cannot be stored: store them one by one, so that only
@@ -292,8 +311,11 @@ function compareText(a: string, b: string): number {
 async function storeOne(db: Database, params: unknown[]): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await db.query<{ outcome: string }>(STORE_STATEMENT, params);
-      return result.rows[0]!.outcome;
+      const [row] = (await db.query<{ outcome: string }>(STORE_STATEMENT, params)).rows;
+      if (row === undefined) {
+        throw new Error('dicom_store_instance answered no row');
+      }
+      return row.outcome;
     } catch (error) {
       if (attempt >= STORE_ATTEMPTS || !isRetryableDbError(error)) {
         throw error;

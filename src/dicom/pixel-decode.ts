@@ -108,15 +108,17 @@ export function decodeRle(stored: Buffer, pixels: PixelDescription): Buffer {
       throw new PixelDataError(422, 'the RLE header has a segment offset outside the frame');
     }
     const plane = unpackBits(stored.subarray(start, end), pixelCount);
+    const planeBytes = new DataView(plane.buffer, plane.byteOffset, plane.byteLength);
     const sample = Math.floor(segment / bytesPerSample);
     // Segments run from the most significant byte; little-endian output puts it last.
     const byteInSample = bytesPerSample - 1 - (segment % bytesPerSample);
+    // Colour-by-plane output keeps each sample's plane together; colour-by-pixel interleaves the samples.
+    const planar = pixels.planarConfiguration === 1 && pixels.samplesPerPixel > 1;
+    const stride = planar ? bytesPerSample : pixels.samplesPerPixel * bytesPerSample;
+    let index = (planar ? sample * pixelCount : sample) * bytesPerSample + byteInSample;
     for (let pixel = 0; pixel < pixelCount; pixel++) {
-      const index =
-        pixels.planarConfiguration === 1 && pixels.samplesPerPixel > 1
-          ? (sample * pixelCount + pixel) * bytesPerSample + byteInSample
-          : (pixel * pixels.samplesPerPixel + sample) * bytesPerSample + byteInSample;
-      output[index] = plane[pixel]!;
+      output[index] = planeBytes.getUint8(pixel);
+      index += stride;
     }
   }
   return output;
@@ -128,7 +130,7 @@ function unpackBits(segment: Buffer, length: number): Uint8Array {
   let written = 0;
   let at = 0;
   while (written < length && at < segment.length) {
-    const header = segment[at++]!;
+    const header = segment.readUInt8(at++);
     if (header < 128) {
       const count = Math.min(header + 1, length - written, segment.length - at);
       out.set(segment.subarray(at, at + count), written);

@@ -227,13 +227,21 @@ const TIME_RANGE = new RegExp(`^${TIME}?(-)?${TIME}?$`);
  */
 export function timeCondition(query: SqlQuery, column: string, value: string): string {
   const range = TIME_RANGE.exec(value.replace(/:/g, ''));
-  if (!range || (!range[1] && !range[3]) || (!range[2] && range[3])) {
-    throw new QueryError(`invalid time or time range "${value}"`);
+  const invalid = () => new QueryError(`invalid time or time range "${value}"`);
+  if (!range) {
+    throw invalid();
   }
   const [, from, dash, to] = range;
   const prefix = (bound: string): string => `left(${column}, ${bound.length})`;
   if (!dash) {
-    return `${prefix(from!)} = ${query.params.add(from)}`;
+    // A single time: one bound and no second one.
+    if (!from || to) {
+      throw invalid();
+    }
+    return `${prefix(from)} = ${query.params.add(from)}`;
+  }
+  if (!from && !to) {
+    throw invalid();
   }
   if (from && to && from.slice(0, Math.min(from.length, to.length)) > to.slice(0, Math.min(from.length, to.length))) {
     throw new QueryError(`time range "${value}" ends before it starts`);

@@ -93,10 +93,12 @@ export function parseRenderParameters(query: Record<string, unknown>): RenderPar
       throw new PixelDataError(400, 'viewport must be vw,vh (source regions sx,sy,sw,sh are not supported)');
     }
     const [width, height] = parts.map((part) => (part === '' ? NaN : Number(part)));
-    if (![width, height].every((side) => Number.isInteger(side) && side! >= 1 && side! <= MAX_VIEWPORT_SIDE)) {
+    const isSide = (side: number | undefined): side is number =>
+      side !== undefined && Number.isInteger(side) && side >= 1 && side <= MAX_VIEWPORT_SIDE;
+    if (!isSide(width) || !isSide(height)) {
       throw new PixelDataError(400, `viewport sides must be whole numbers from 1 to ${MAX_VIEWPORT_SIDE}`);
     }
-    parameters.viewport = { width: width!, height: height! };
+    parameters.viewport = { width, height };
   }
   const quality = single(query, 'quality');
   if (quality !== undefined) {
@@ -116,20 +118,22 @@ export function storedValues(frame: Buffer, pixels: PixelDescription): Float32Ar
   const bits = Math.min(pixels.bitsStored, pixels.bitsAllocated);
   const signed = pixels.pixelRepresentation === 1;
   const range = 2 ** bits;
+  // DataView reads are numbers (a read past the frame's end throws), so the loop needs no per-pixel check.
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   for (let i = 0; i < count; i++) {
     let raw: number;
     switch (pixels.bitsAllocated) {
       case 1:
-        raw = (frame[i >> 3]! >> (i & 7)) & 1;
+        raw = (view.getUint8(i >> 3) >> (i & 7)) & 1;
         break;
       case 8:
-        raw = frame[i]!;
+        raw = view.getUint8(i);
         break;
       case 16:
-        raw = frame.readUInt16LE(i * 2);
+        raw = view.getUint16(i * 2, true);
         break;
       default:
-        raw = frame.readUInt32LE(i * 4);
+        raw = view.getUint32(i * 4, true);
     }
     raw %= range;
     values[i] = signed && raw >= range / 2 ? raw - range : raw;
@@ -224,13 +228,17 @@ export function renderFrame(frame: Buffer, pixels: PixelDescription, requested?:
   const height = pixels.rows;
   if (GRAYSCALE.has(pixels.photometricInterpretation)) {
     const modality = storedValues(frame, pixels);
+    // The two per-pixel loops below index within modality.length. They stay indexed loops: for-of over a
+    // typed array measured about 15 times slower here.
     for (let i = 0; i < modality.length; i++) {
+      // eslint-disable-next-line @typescript-eslint/no-non-null-assertion -- i < modality.length
       modality[i] = modality[i]! * pixels.rescaleSlope + pixels.rescaleIntercept;
     }
     const window = chooseWindow(modality, pixels, requested);
     const invert = pixels.photometricInterpretation === 'MONOCHROME1';
     const data = new Uint8Array(modality.length);
     for (let i = 0; i < modality.length; i++) {
+      // eslint-disable-next-line @typescript-eslint/no-non-null-assertion -- i < modality.length
       const level = Math.round(voi(modality[i]!, window) * 255);
       data[i] = invert ? 255 - level : level;
     }
@@ -244,14 +252,15 @@ function colorToRgb(frame: Buffer, pixels: PixelDescription): Uint8Array {
   const rgb = new Uint8Array(count * 3);
   const wide = pixels.bitsAllocated === 16;
   const scale = wide ? 255 / (2 ** Math.min(pixels.bitsStored, 16) - 1) : 1;
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const sample = (pixel: number, component: number): number => {
     if (pixels.photometricInterpretation === 'YBR_FULL_422') {
       // PS3.3 §C.7.6.3.1.2: Y1 Y2 Cb Cr per horizontal pair of pixels.
       const pair = pixel >> 1;
-      return component === 0 ? frame[pair * 4 + (pixel & 1)]! : frame[pair * 4 + 1 + component]!;
+      return view.getUint8(component === 0 ? pair * 4 + (pixel & 1) : pair * 4 + 1 + component);
     }
     const index = pixels.planarConfiguration === 1 ? component * count + pixel : pixel * 3 + component;
-    return wide ? Math.round(frame.readUInt16LE(index * 2) * scale) : frame[index]!;
+    return wide ? Math.round(view.getUint16(index * 2, true) * scale) : view.getUint8(index);
   };
   const ybr = pixels.photometricInterpretation !== 'RGB';
   for (let pixel = 0; pixel < count; pixel++) {
@@ -291,6 +300,7 @@ export function resize(image: DisplayImage, width: number, height: number): Disp
     return image;
   }
   const { channels } = image;
+  const source = new DataView(image.data.buffer, image.data.byteOffset, image.data.byteLength);
   const data = new Uint8Array(width * height * channels);
   for (let y = 0; y < height; y++) {
     const y0 = Math.floor((y * image.height) / height);
@@ -302,7 +312,7 @@ export function resize(image: DisplayImage, width: number, height: number): Disp
         let sum = 0;
         for (let sy = y0; sy < y1; sy++) {
           for (let sx = x0; sx < x1; sx++) {
-            sum += image.data[(sy * image.width + sx) * channels + channel]!;
+            sum += source.getUint8((sy * image.width + sx) * channels + channel);
           }
         }
         data[(y * width + x) * channels + channel] = Math.round(sum / ((y1 - y0) * (x1 - x0)));

@@ -1,5 +1,5 @@
 /**
- * Database errors, mapped once for the whole FHIR layer (style.md): a unique violation is a 409,
+ * Database errors, mapped once for the whole FHIR layer (shared/style.md): a unique violation is a 409,
  * bad input that reached SQL is a 400, anything else is a 500 whose details stay in the log.
  * Without this, the router would turn every unexpected error into a 400 carrying its raw text.
  */

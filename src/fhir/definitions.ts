@@ -275,7 +275,9 @@ export function getValueSet(url: string): ValueSet | undefined {
   if (!valueSets) {
     loadTerminology();
   }
-  return valueSets?.get(url.split('|')[0]);
+  // A canonical URL may carry a version (`url|4.0.1`); the value sets are kept by the URL alone.
+  const [canonical = url] = url.split('|');
+  return valueSets?.get(canonical);
 }
 
 /** The codes of a code system whose content is complete, by canonical URL. */
@@ -297,11 +299,12 @@ function indexSummaryElements(definition: StructureDefinition): void {
   const summary = new Set<string>(['id', 'meta', 'resourceType']);
   const mandatory = new Set<string>(['id', 'meta', 'resourceType']);
   for (const element of definition.snapshot?.element ?? []) {
-    const parts = element.path?.split('.') ?? [];
-    if (parts.length !== 2) {
+    // Only the resource's own elements (`Patient.gender`), not the root or those nested deeper.
+    const [, child, ...deeper] = element.path?.split('.') ?? [];
+    if (child === undefined || deeper.length > 0) {
       continue;
     }
-    const name = parts[1].replace('[x]', '');
+    const name = child.replace('[x]', '');
     if (element.isSummary || (element.min ?? 0) > 0) {
       summary.add(name);
     }

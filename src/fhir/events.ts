@@ -6,7 +6,7 @@ import type { OutboxEvent } from './write.ts';
 
 export const RESOURCE_EVENTS_QUEUE = 'fhir-resource-events';
 
-/** The case workflow's resource types (fhir-model.md): their changes drive the case. */
+/** The case workflow's resource types (shared/fhir-model.md): their changes drive the case. */
 const WORKFLOW_TYPES = new Set([
   'ServiceRequest',
   'Task',

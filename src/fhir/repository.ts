@@ -39,7 +39,7 @@ import type {
   Reference,
   Resource,
 } from '@medplum/fhirtypes';
-import { prepared } from '../db/database.ts';
+import { prepared, requiredRow } from '../db/database.ts';
 import type { Database, Queryable } from '../db/database.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { BlobTooLargeError } from '../storage/blob-store.ts';
@@ -402,11 +402,14 @@ export class HubRepository extends FhirRepository {
     await this.assertVisible(resourceType, id, 'history');
     const params = new SqlParams();
     const where = `resource_type = ${params.add(resourceType)} AND id = ${params.add(id)} AND ${this.versionCondition(params, 'resource_version')}`;
-    const total = await this.conn.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM resource_version WHERE ${where}`,
-      params.values,
+    const { n: total } = requiredRow(
+      await this.conn.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM resource_version WHERE ${where}`,
+        params.values,
+      ),
+      'the history count',
     );
-    if (total.rows[0].n === 0) {
+    if (total === 0) {
       throw new OperationOutcomeError(notFound);
     }
     const rows = await this.conn.query<HistoryRow>(
@@ -419,7 +422,7 @@ export class HubRepository extends FhirRepository {
       url: `${this.fhirBase}/${resourceType}/${id}/_history`,
       count,
       offset,
-      total: total.rows[0].n,
+      total,
     });
   }
 
@@ -475,8 +478,8 @@ export class HubRepository extends FhirRepository {
     const access = this.ctx.access;
     types.forEach((type) => access?.require(type, 'search'));
     const page = types.includes('AuditEvent')
-      ? await this.searchAuditEvents(request as SearchRequest, types)
-      : await runSearch(this.conn, request as SearchRequest, {
+      ? await this.searchAuditEvents(request, types)
+      : await runSearch(this.conn, request, {
           baseUrl: this.ctx.baseUrl,
           strict: Boolean(this.ctx.strictSearch),
           restrict: access && ((params, alias) => access.condition(params, alias, 'search', types)),
@@ -514,7 +517,7 @@ export class HubRepository extends FhirRepository {
         filters: request.filters?.filter((f) => !ignored.has(f)),
         sortRules: page.sortRules,
         cursor: undefined,
-      } as SearchRequest;
+      };
       bundle.link = [
         { relation: 'self', url: `${path}${searchLinkQuery({ ...used, cursor: request.cursor })}` },
         { relation: 'first', url: `${path}${searchLinkQuery({ ...used, offset: undefined })}` },
@@ -568,7 +571,7 @@ export class HubRepository extends FhirRepository {
       result[reference] = await this.searchResources<T>({
         ...request,
         filters: [...(request.filters ?? []), { code: referenceField, operator: 'eq', value: reference }],
-      } as SearchRequest<T>);
+      });
     }
     return result;
   }
@@ -613,11 +616,12 @@ export class HubRepository extends FhirRepository {
       const lockKey = `${resource.resourceType}?${formatSearchQuery(criteria)}`;
       await tx.conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [lockKey]);
       const matches = await tx.strictRepository().searchResources<T>(criteria);
-      if (matches.length > 1) {
+      const [match, ...others] = matches;
+      if (others.length > 0) {
         throw new OperationOutcomeError(multipleMatches);
       }
-      if (matches.length === 1) {
-        return { resource: matches[0], outcome: allOk };
+      if (match !== undefined) {
+        return { resource: match, outcome: allOk };
       }
       return { resource: await tx.createResource(resource, options), outcome: created };
     });
@@ -890,12 +894,16 @@ export class HubRepository extends FhirRepository {
         throw new OperationOutcomeError(badRequest(`Conditional reference ${query} has no search criteria`));
       }
       const matches = await strict.searchResources({ ...search, count: 2, offset: 0, sortRules: undefined });
-      if (matches.length !== 1) {
-        const outcome = matches.length === 0 ? notFound : multipleMatches;
-        const text = `Conditional reference ${query} matched ${matches.length === 0 ? 'no resource' : 'more than one resource'}`;
-        throw new OperationOutcomeError({ ...outcome, issue: [{ ...outcome.issue[0], details: { text } }] });
+      const [match, ...others] = matches;
+      if (match === undefined || others.length > 0) {
+        const outcome = match === undefined ? notFound : multipleMatches;
+        const text = `Conditional reference ${query} matched ${match === undefined ? 'no resource' : 'more than one resource'}`;
+        throw new OperationOutcomeError({
+          ...outcome,
+          issue: outcome.issue.map((issue) => ({ ...issue, details: { text } })),
+        });
       }
-      literals.set(query, `${matches[0].resourceType}/${matches[0].id}`);
+      literals.set(query, `${match.resourceType}/${match.id}`);
     }
     return mapReferences(resource, (reference) => literals.get(reference) ?? reference);
   }
@@ -961,7 +969,7 @@ export class HubRepository extends FhirRepository {
         id: binaryId,
         meta: stampActor({ ...resource.meta, versionId: String(version), lastUpdated }, this.ctx.actor),
       } as WithId<Binary>;
-      validateFhirResource({ ...stored, data: '' } as Binary);
+      validateFhirResource({ ...stored, data: '' });
       const statement = buildWriteStatement({
         resourceType: 'Binary',
         id: binaryId,
@@ -1059,7 +1067,7 @@ function unchanged(before: Resource, after: Resource): boolean {
   const strip = (r: Resource): Resource => {
     const { meta, ...rest } = r;
     const { versionId: _v, lastUpdated: _l, ...otherMeta } = meta ?? {};
-    return (Object.keys(otherMeta).length > 0 ? { ...rest, meta: otherMeta } : rest) as Resource;
+    return Object.keys(otherMeta).length > 0 ? { ...rest, meta: otherMeta } : rest;
   };
   return deepEquals(strip(before), strip(after));
 }

@@ -5,7 +5,7 @@
 import { allOk, badRequest } from '@medplum/core';
 import { BatchProcessor, FhirRouter } from '@medplum/fhir-router';
 import type { BundlePreprocessInfo, FhirRequest, FhirRepository, FhirResponse, HttpMethod } from '@medplum/fhir-router';
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Resource } from '@medplum/fhirtypes';
 import type { HubRepository } from './repository.ts';
 import { registerOperations } from './operations/index.ts';
 import type { OperationContext } from './operations/index.ts';
@@ -44,12 +44,11 @@ export function expandTypeModifiers(url: string): string {
   const params = new URLSearchParams(url.slice(queryStart + 1));
   const rewritten = new URLSearchParams();
   for (const [key, value] of params) {
-    const match = TYPE_MODIFIER.exec(key);
-    if (!match) {
+    const [, code, type] = TYPE_MODIFIER.exec(key) ?? [];
+    if (code === undefined || type === undefined) {
       rewritten.append(key, value);
       continue;
     }
-    const [, code, type] = match;
     const typed = value
       .split(',')
       // A value naming another type (`subject:Group=Patient/1`) can match nothing: keep it unresolvable.
@@ -81,7 +80,7 @@ async function batch(req: FhirRequest, repo: FhirRepository, router: FhirRouter)
   if (bundle?.resourceType !== 'Bundle') {
     return [badRequest('A batch or transaction must be a Bundle')];
   }
-  return [allOk, await new HubBatchProcessor(router, repo, bundle as Bundle, req).run()];
+  return [allOk, await new HubBatchProcessor(router, repo, bundle, req).run()];
 }
 
 /**
@@ -103,18 +102,18 @@ export function searchPostParameters(
   const expanded = new URLSearchParams(expandTypeModifiers(`?${combined.toString()}`).slice(1));
   const result: Record<string, string | string[]> = {};
   for (const name of new Set(expanded.keys())) {
+    // One value stays a string; a name given more than once is a list of values.
     const values = expanded.getAll(name);
-    result[name] = values.length === 1 ? values[0] : values;
+    const [only, ...more] = values;
+    result[name] = only !== undefined && more.length === 0 ? only : values;
   }
   return result;
 }
 
 /** A path segment naming an operation (`$name`, or percent-encoded `%24name`). */
 function hasOperationSegment(url: string): boolean {
-  return url
-    .split('?')[0]
-    .split('/')
-    .some((segment) => /^(?:\$|%24)/i.test(segment));
+  const [path = url] = url.split('?');
+  return path.split('/').some((segment) => /^(?:\$|%24)/i.test(segment));
 }
 
 /**

@@ -11,7 +11,7 @@ const expansionCache = new Map<string, Set<string> | null>();
 
 /** The codes of a value set when they can be enumerated from the R4 definitions, else undefined. */
 function allowedCodes(valueSetUrl: string): Set<string> | undefined {
-  const url = valueSetUrl.split('|')[0];
+  const [url = valueSetUrl] = valueSetUrl.split('|');
   if (!expansionCache.has(url)) {
     expansionCache.set(url, expand(getValueSet(url)) ?? null);
   }
@@ -29,7 +29,7 @@ function expand(valueSet: ValueSet | undefined): Set<string> | undefined {
       return undefined;
     }
     if (include.concept) {
-      include.concept.forEach((concept) => codes.add(concept.code as string));
+      include.concept.forEach((concept) => codes.add(concept.code));
     } else if (include.system) {
       const systemCodes = getCodeSystemConcepts(include.system);
       if (!systemCodes) {

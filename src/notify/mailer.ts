@@ -50,8 +50,7 @@ const SMTP_TIMEOUT_MS = 30_000;
 
 /** The domain part of an address such as `Hub <no-reply@example.org>`. */
 export function mailDomain(from: string): string {
-  const match = /@([^\s<>@]+?)>?\s*$/.exec(from);
-  return match ? match[1].toLowerCase() : 'localhost';
+  return /@([^\s<>@]+?)>?\s*$/.exec(from)?.[1]?.toLowerCase() ?? 'localhost';
 }
 
 export function createMailer(options: MailerOptions): Mailer {

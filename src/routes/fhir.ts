@@ -278,9 +278,10 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
     try {
       const blob = await options.repository.blobs.put(req, options.repository.binaryMaxBytes);
       const securityContext = req.headers['x-security-context'];
+      const [mediaType = ''] = (req.headers['content-type'] ?? '').split(';');
       const binary = await repo.writeBinary(
         id,
-        (req.headers['content-type'] as string).split(';')[0].trim() || 'application/octet-stream',
+        mediaType.trim() || 'application/octet-stream',
         blob,
         typeof securityContext === 'string' ? { securityContext: { reference: securityContext } } : undefined,
       );
@@ -400,9 +401,7 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
     }
     res.locals.route = `fhir/${route.data?.interaction ?? 'operation'}`;
     const body =
-      isSearchPost && formBody
-        ? searchPostParameters(req.query as Record<string, unknown>, req.body as Record<string, unknown>)
-        : req.body;
+      isSearchPost && formBody ? searchPostParameters(req.query, req.body as Record<string, unknown>) : req.body;
     const fhirRequest: FhirRequest = {
       method,
       url,

@@ -263,7 +263,9 @@ class FileBlobWriter implements BlobWriter {
     const key = this.hash.digest('hex');
     const size = this.written;
     if (this.spill === undefined) {
-      const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+      // A single chunk is the blob as it is; several are joined (and none make an empty blob).
+      const [only, ...more] = this.chunks;
+      const bytes = only !== undefined && more.length === 0 ? only : Buffer.concat(this.chunks, this.buffered);
       this.chunks = [];
       return stagedInMemory(this.store, key, size, bytes);
     }

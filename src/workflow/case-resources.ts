@@ -1,6 +1,6 @@
 /**
  * The hub's own code systems and the identity of every resource the case workflow creates
- * (case-model.md): each carries the identifier `urn:hub:case-resource|<ServiceRequest id>/<role>`,
+ * (docs/case-workflow.md): each carries the identifier `urn:hub:case-resource|<ServiceRequest id>/<role>`,
  * so a job finds what an earlier run of it wrote and never writes it twice.
  */
 import { parseSearchRequest } from '@medplum/core';

@@ -1,5 +1,5 @@
 /**
- * The coordination Task: one per case, its businessStatus the case state (case-model.md). Built on
+ * The coordination Task: one per case, its businessStatus the case state (docs/case-workflow.md). Built on
  * top of the stored Task so that what others set (owner, their notes, inputs) survives the workflow's
  * rewrites; `lastModified` moves only when something changed.
  */
@@ -104,5 +104,5 @@ export function coordinationTask(input: CoordinationTaskInput): Task {
 
 function stripMeta(task: Task): Task {
   const { meta: _meta, ...rest } = task;
-  return rest as Task;
+  return rest;
 }

@@ -1,5 +1,5 @@
 /**
- * Matching a stored DICOM study to its case (case-model.md, "Materials arriving"), by, in order:
+ * Matching a stored DICOM study to its case (docs/case-workflow.md), by, in order:
  * 1. its AccessionNumber equal to an identifier of an active ServiceRequest;
  * 2. a patient reference number (valid check digit) as its PatientID, AccessionNumber or one of
  *    its OtherPatientIDs, naming an active ServiceRequest;
@@ -336,9 +336,10 @@ export async function matchImagingStudy(
     return { outcome: 'with-coordinator' };
   }
   const found = await findCandidateCases(repo, await studyEvidence(tx, row));
-  if (found?.serviceRequestIds.length === 1) {
+  const [onlyCase] = found?.serviceRequestIds.length === 1 ? found.serviceRequestIds : [];
+  if (found && onlyCase !== undefined) {
     try {
-      await applyMatch(tx, ctx, row, found.serviceRequestIds[0], found.method, recomputeQuote, now);
+      await applyMatch(tx, ctx, row, onlyCase, found.method, recomputeQuote, now);
     } catch (err) {
       if (!(err instanceof MatchRefused)) {
         throw err;
@@ -352,7 +353,7 @@ export async function matchImagingStudy(
         {
           ...reconcile,
           status: 'cancelled',
-          statusReason: { text: `Matched automatically to ServiceRequest/${found.serviceRequestIds[0]}` },
+          statusReason: { text: `Matched automatically to ServiceRequest/${onlyCase}` },
         },
         { ifMatch: reconcile.meta?.versionId },
       );
@@ -413,7 +414,8 @@ export async function resolveReconciliation(
         .filter((id) => id !== undefined),
     ),
   ];
-  if (requests.length !== 1) {
+  const [serviceRequestId] = requests;
+  if (requests.length !== 1 || serviceRequestId === undefined) {
     return fail(
       'A completed reconcile-imaging Task needs exactly one output referencing the ServiceRequest of the case',
     );
@@ -423,7 +425,6 @@ export async function resolveReconciliation(
   if (!imagingStudyId || !row) {
     return fail('The Task focus is not an ImagingStudy of a study stored by this hub');
   }
-  const [serviceRequestId] = requests;
   if (row.matched_service_request_id === serviceRequestId) {
     await syncCaseMaterials(tx, ctx, serviceRequestId, recomputeQuote, { now });
     return 'already-matched';

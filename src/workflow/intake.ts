@@ -1,5 +1,5 @@
 /**
- * The intake job (case-model.md, "Submission"): a ServiceRequest became active, or changed while its
+ * The intake job (docs/case-workflow.md): a ServiceRequest became active, or changed while its
  * case is still `submitted`. In one transaction, under the case's lock: eligibility of the patient's
  * residence (ineligible: the case is declined and the request revoked), the quote as ChargeItems,
  * the coordination Task and one expect-material Task per planned kind; at submission, the materials
@@ -172,11 +172,16 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
       const task = await writeCoordination({ state: 'intake', statusReason: { text: submitted.reason } });
       return { outcome: 'incomplete', coordinationTaskId: task.id, reason: submitted.reason };
     }
+    if (!patient) {
+      // transition() above runs only with a Patient; without one the submission is refused.
+      throw new Error(`case ${serviceRequestId}: submitted without a Patient`);
+    }
+    const subject: Reference<Patient> = { reference: `Patient/${patient.id}` };
 
     const expectTasks = await expectMaterialTasks(repo, serviceRequestId);
     const caseLinks = (coordination: WithId<Task>) => ({ ...links, coordinationTask: coordination });
     const policy = policyInForce(ctx.jurisdictionPolicies, now);
-    const residence = residenceOf(patient!);
+    const residence = residenceOf(patient);
     const eligibility = checkEligibility(residence?.residence ?? { country: undefined }, policy);
     const unscreened = eligibility.reasons.some(
       (reason) => reason.code === 'residence-missing' || reason.code === 'residence-unrecognised',
@@ -196,7 +201,7 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
         statusReason: reason,
         eligibility: eligibilityExtension(eligibility),
       });
-      await writeChargeItems(repo, { serviceRequestId, patient: patientReference!, received: new Set() }, undefined);
+      await writeChargeItems(repo, { serviceRequestId, patient: subject, received: new Set() }, undefined);
       await syncExpectMaterialTasks(repo, caseLinks(task), [], expectTasks, now);
       const { meta, extension, ...fields } = request;
       await repo.updateResource<ServiceRequest>(
@@ -230,7 +235,7 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
       eligibility: eligibilityExtension(eligibility, unscreened ? 'unscreened' : eligibility.outcome),
       quote,
     });
-    await writeChargeItems(repo, { serviceRequestId, patient: patientReference!, received: inputs.received }, quote);
+    await writeChargeItems(repo, { serviceRequestId, patient: subject, received: inputs.received }, quote);
     await syncExpectMaterialTasks(repo, caseLinks(task), inputs.planned, expectTasks, now);
     // At submission, materials that came before it (or before this job) count now, not after a
     // retry; once submitted, each later material's own job keeps the case up to date.

@@ -1,6 +1,6 @@
 /**
- * The materials a referring physician plans to send, as the request states them (case-model.md, "The
- * request"): one `ServiceRequest.orderDetail` per kind, coded in `urn:hub:material`, with counts as
+ * The materials a referring physician plans to send, as the request states them (docs/case-workflow.md,
+ * "Resources the jobs write"): one `ServiceRequest.orderDetail` per kind, coded in `urn:hub:material`, with counts as
  * extensions. Mapped field by field onto fees.ts CaseMaterials. What cannot be read is reported as a
  * problem for a coordinator (the quote then needs a person), never guessed.
  */

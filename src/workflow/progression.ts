@@ -1,5 +1,5 @@
 /**
- * The case after intake (case-model.md): materials complete → pre-review Tasks → matching → the
+ * The case after intake (docs/case-workflow.md): materials complete → pre-review Tasks → matching → the
  * specialist's Task → specialist-review. One job step reads the whole case under its lock and moves it
  * as far as the facts allow, every state change through case-state.ts `transition`, all in one
  * transaction. Each step derives what to do from the stored resources, and a Task is created only
@@ -142,6 +142,10 @@ function arrived(view: CaseView, type: 'ImagingStudy' | 'Specimen'): Reference[]
   return [...new Set(references)].sort().map((reference) => ({ reference }));
 }
 
+/** The ids of the arrived materials of a type (arrived() keeps only references with one). */
+const arrivedIds = (view: CaseView, type: 'ImagingStudy' | 'Specimen'): string[] =>
+  arrived(view, type).flatMap((reference) => referencedId(reference, type) ?? []);
+
 /** The pre-reviews the arrived materials call for and the patient's jurisdiction allows. */
 function plannedPreReviews(view: CaseView): { kind: PreReviewKind; materials: Reference[] }[] {
   const allowed = view.eligibility?.allowedReviews ?? { radiology: false, pathology: false };
@@ -162,8 +166,8 @@ const preReviewTasks = (view: CaseView): { kind: PreReviewKind; task: WithId<Tas
   );
 
 const reportsOf = (task: Task): Reference[] =>
-  (task.output ?? []).flatMap((output) =>
-    referencedId(output.valueReference, 'DiagnosticReport') ? [{ reference: output.valueReference!.reference }] : [],
+  (task.output ?? []).flatMap(({ valueReference }) =>
+    valueReference && referencedId(valueReference, 'DiagnosticReport') ? [{ reference: valueReference.reference }] : [],
   );
 
 /** The case's pre-reviews for the guards: done when completed with a DiagnosticReport as output. */
@@ -424,14 +428,10 @@ async function specialistWithdrew(view: CaseView): Promise<void> {
 
 async function caseMaterials(view: CaseView): Promise<CaseMaterials> {
   const studies = await Promise.all(
-    arrived(view, 'ImagingStudy').map((ref) =>
-      readOptional<ImagingStudy>(view.repo, 'ImagingStudy', referencedId(ref, 'ImagingStudy')!),
-    ),
+    arrivedIds(view, 'ImagingStudy').map((id) => readOptional<ImagingStudy>(view.repo, 'ImagingStudy', id)),
   );
   const specimens = await Promise.all(
-    arrived(view, 'Specimen').map((ref) =>
-      readOptional<Specimen>(view.repo, 'Specimen', referencedId(ref, 'Specimen')!),
-    ),
+    arrivedIds(view, 'Specimen').map((id) => readOptional<Specimen>(view.repo, 'Specimen', id)),
   );
   const conceptText = (concept: CodeableConcept | undefined) =>
     concept?.text ?? concept?.coding?.[0]?.display ?? concept?.coding?.[0]?.code;

@@ -1,5 +1,5 @@
 /**
- * The quote of a case as FHIR (case-model.md, "Submission" step 2): the materials (planned, or what
+ * The quote of a case as FHIR (docs/case-workflow.md): the materials (planned, or what
  * arrived where an expect-material Task records it) and the question count go through fees.ts
  * quoteCase; each line becomes a ChargeItem identified `urn:hub:case-resource|<sr>/charge/<code>`.
  * Recomputing updates the lines in place and marks lines no longer quoted `entered-in-error`.
@@ -171,8 +171,11 @@ export function quoteInputs(
       }
     } else if (plan && arrived) {
       perKind.push(atLeast(caseMaterialsOf(plan), caseMaterialsOf(arrived)));
-    } else if (plan ?? arrived) {
-      perKind.push(caseMaterialsOf((plan ?? arrived)!));
+    } else {
+      const known = plan ?? arrived;
+      if (known) {
+        perKind.push(caseMaterialsOf(known));
+      }
     }
   }
   const problems = [...planned.problems];
@@ -268,15 +271,17 @@ export async function writeChargeItems(
     ALL_FEE_CODES.map(CASE_ROLES.charge),
   );
   const quoted = new Set<string>();
-  for (const line of quote?.lines ?? []) {
-    const role = CASE_ROLES.charge(line.code);
-    quoted.add(role);
-    const item = chargeItemFor(line, {
-      ...context,
-      scheduleVersion: quote!.scheduleVersion,
-      manualQuoteReason: quote!.manualQuoteReason,
-    });
-    await putCaseResource(repo, serviceRequestId, role, item);
+  if (quote) {
+    for (const line of quote.lines) {
+      const role = CASE_ROLES.charge(line.code);
+      quoted.add(role);
+      const item = chargeItemFor(line, {
+        ...context,
+        scheduleVersion: quote.scheduleVersion,
+        manualQuoteReason: quote.manualQuoteReason,
+      });
+      await putCaseResource(repo, serviceRequestId, role, item);
+    }
   }
   for (const [role, item] of existing) {
     if (!quoted.has(role) && item.status !== 'entered-in-error') {

@@ -1,6 +1,6 @@
 /**
  * The specialists' roster as the FHIR store holds it, read into matching.ts SpecialistProfiles, and the
- * `specialist-opinion` Task offered to the chosen one (fhir-model.md: owner the specialist,
+ * `specialist-opinion` Task offered to the chosen one (shared/fhir-model.md: owner the specialist,
  * `restriction.period.end` the due date; a declined Task is `rejected` and the next candidate gets a
  * new Task).
  *
@@ -80,11 +80,11 @@ function licenceExpiry(practitioner: Practitioner): string | undefined {
   if (licences.length === 0) {
     return undefined;
   }
-  const ends = licences.map((licence) => licence.period?.end);
-  if (ends.some((end) => end === undefined)) {
+  const ends = licences.flatMap((licence) => licence.period?.end ?? []);
+  if (ends.length < licences.length) {
     return 'without an end date';
   }
-  return ends.sort((a, b) => Date.parse(b!) - Date.parse(a!))[0];
+  return ends.sort((a, b) => Date.parse(b) - Date.parse(a))[0];
 }
 
 function specialtiesOf(roles: readonly PractitionerRole[]): Specialty[] {

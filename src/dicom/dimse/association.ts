@@ -259,8 +259,11 @@ export class Association {
     this.pumping = true;
     this.stopIdleTimer();
     try {
-      while (this.queue.length > 0 && this.state !== 'closing') {
-        const pdu = this.queue.shift()!;
+      while (this.state !== 'closing') {
+        const pdu = this.queue.shift();
+        if (pdu === undefined) {
+          break;
+        }
         try {
           await this.handle(pdu);
         } catch (error) {
@@ -692,11 +695,13 @@ export class Association {
 
   private startFind(incoming: IncomingDataSet): void {
     const { context, command } = incoming;
-    if (incoming.failure) {
-      this.respondToUnsupported(context, command, incoming.failure);
+    // onCommand keeps a C-FIND only when it has a message id; without one there is nothing to answer
+    // to, and respondToUnsupported logs the command set and drops it.
+    if (incoming.failure || command.messageId === undefined) {
+      this.respondToUnsupported(context, command, incoming.failure ?? { status: Status.cannotUnderstand });
       return;
     }
-    const running: RunningFind = { messageId: command.messageId!, cancelled: false, done: Promise.resolve() };
+    const running: RunningFind = { messageId: command.messageId, cancelled: false, done: Promise.resolve() };
     this.runningFind = running;
     running.done = this.runFind(context, command, Buffer.concat(incoming.identifier ?? []), running).finally(() => {
       if (this.runningFind === running) {
@@ -821,7 +826,9 @@ export class Association {
       return;
     }
     const pdus = encodePData(context.id, true, encodeResponse(fields), this.peerMaxPduLength);
-    this.socket.write(pdus.length === 1 ? pdus[0]! : Buffer.concat(pdus));
+    const [only] = pdus;
+    // One PDU goes out as it is; several are joined so the socket gets a single write.
+    this.socket.write(pdus.length === 1 && only !== undefined ? only : Buffer.concat(pdus));
   }
 
   private async discardIncoming(): Promise<void> {

@@ -74,11 +74,20 @@ const MODELS: Readonly<Record<string, InformationModel>> = {
 
 /** The unique key of each level (PS3.4 §C.6.1.1, §C.6.2.1). */
 const UNIQUE_KEY: Readonly<Record<IndexLevel, IndexAttribute>> = {
-  patient: INDEX_ATTRIBUTE_BY_TAG.get('00100020')!,
-  study: INDEX_ATTRIBUTE_BY_TAG.get('0020000D')!,
-  series: INDEX_ATTRIBUTE_BY_TAG.get('0020000E')!,
-  instance: INDEX_ATTRIBUTE_BY_TAG.get('00080018')!,
+  patient: indexedAttribute('00100020'),
+  study: indexedAttribute('0020000D'),
+  series: indexedAttribute('0020000E'),
+  instance: indexedAttribute('00080018'),
 };
+
+/** An attribute the index must have; a missing one is a mistake in query.ts, caught at load. */
+function indexedAttribute(tag: string): IndexAttribute {
+  const attribute = INDEX_ATTRIBUTE_BY_TAG.get(tag);
+  if (!attribute) {
+    throw new Error(`the DICOM index has no attribute ${tag}`);
+  }
+  return attribute;
+}
 
 /** Patient-level counts, known only when studies are grouped by patient. */
 const PATIENT_COUNTS: Readonly<Record<string, string>> = {
@@ -208,10 +217,11 @@ export function createFindHandler(db: Queryable, logger: Logger, options: FindHa
           identifier: encodeMatch(plan, row, explicitVr),
         };
       }
-      if (page.rows.length < pageSize) {
+      const last = page.rows.at(-1);
+      if (last === undefined || page.rows.length < pageSize) {
         break;
       }
-      cursor = String(page.rows[page.rows.length - 1]!.unique_key);
+      cursor = String(last.unique_key);
     }
     logger.info({ level: plan.level, matches, keys: plan.keys.map((key) => key.tag) }, 'C-FIND answered');
     return { status: Status.success };

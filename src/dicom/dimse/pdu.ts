@@ -55,7 +55,7 @@ export class PduReader {
         break;
       }
       const whole = this.take(6 + length);
-      pdus.push({ type: whole[0]!, body: whole.subarray(6) });
+      pdus.push({ type: whole.readUInt8(0), body: whole.subarray(6) });
     }
     return pdus;
   }
@@ -66,18 +66,17 @@ export class PduReader {
   }
 
   private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) {
-      return this.chunks[0]!.subarray(0, n);
+    const first = this.chunks[0];
+    if (first !== undefined && first.length >= n) {
+      return first.subarray(0, n);
     }
-    this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0]!.subarray(0, n);
+    return this.coalesce().subarray(0, n);
   }
 
   private take(n: number): Buffer {
-    let first = this.chunks[0]!;
-    if (first.length < n) {
-      this.chunks = [Buffer.concat(this.chunks)];
-      first = this.chunks[0]!;
+    let first = this.chunks[0];
+    if (first === undefined || first.length < n) {
+      first = this.coalesce();
     }
     const taken = first.subarray(0, n);
     if (first.length === n) {
@@ -87,6 +86,13 @@ export class PduReader {
     }
     this.buffered -= n;
     return taken;
+  }
+
+  /** Joins the held chunks into one, so a PDU split over several can be read in one piece. */
+  private coalesce(): Buffer {
+    const whole = Buffer.concat(this.chunks);
+    this.chunks = [whole];
+    return whole;
   }
 }
 
@@ -141,7 +147,11 @@ function parseProposedContext(value: Buffer): ProposedPresentationContext {
   if (value.length < 4) {
     throw new PduError('presentation context item too short');
   }
-  const context: ProposedPresentationContext = { id: value[0]!, abstractSyntaxUid: '', transferSyntaxUids: [] };
+  const context: ProposedPresentationContext = {
+    id: value.readUInt8(0),
+    abstractSyntaxUid: '',
+    transferSyntaxUids: [],
+  };
   for (const sub of items(value, 4)) {
     if (sub.type === 0x30) {
       context.abstractSyntaxUid = uidFrom(sub.value);
@@ -173,7 +183,7 @@ function* items(buffer: Buffer, offset: number): Generator<{ type: number; value
     if (position + 4 > buffer.length) {
       throw new PduError('truncated item header');
     }
-    const type = buffer[position]!;
+    const type = buffer.readUInt8(position);
     const length = buffer.readUInt16BE(position + 2);
     const end = position + 4 + length;
     if (end > buffer.length) {
@@ -352,9 +362,9 @@ export function parsePDataTf(body: Buffer): Pdv[] {
     if (length < 2 || position + 4 + length > body.length) {
       throw new PduError('PDV item length out of range');
     }
-    const control = body[position + 5]!;
+    const control = body.readUInt8(position + 5);
     pdvs.push({
-      presentationContextId: body[position + 4]!,
+      presentationContextId: body.readUInt8(position + 4),
       isCommand: (control & 0x01) !== 0,
       isLast: (control & 0x02) !== 0,
       data: body.subarray(position + 6, position + 4 + length),

@@ -113,10 +113,11 @@ export function residenceOf(patient: Patient): { residence: Residence; index: nu
   if (index < 0) {
     index = addresses.findIndex((address) => address.country);
   }
-  if (index < 0) {
+  // No address with a country (index -1): no residence.
+  const address = addresses[index];
+  if (address === undefined) {
     return undefined;
   }
-  const address = addresses[index];
   return { residence: { country: address.country, subdivision: address.state }, index };
 }
 

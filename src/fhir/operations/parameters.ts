@@ -4,7 +4,7 @@
  */
 import { OperationOutcomeError, badRequest } from '@medplum/core';
 import type { FhirRequest } from '@medplum/fhir-router';
-import type { OperationDefinition, Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
+import type { OperationDefinition, ParametersParameter, Resource } from '@medplum/fhirtypes';
 
 /** A 400 whose issue names the offending parameter in `expression`. */
 export function invalidParameter(name: string, text: string): OperationOutcomeError {
@@ -25,7 +25,7 @@ export function operationInput(req: FhirRequest, definition: OperationDefinition
     if (body?.resourceType !== 'Parameters') {
       throw new OperationOutcomeError(badRequest(`The body of ${operation} must be a Parameters resource`));
     }
-    const parameters = (body as Parameters).parameter ?? [];
+    const parameters = body.parameter ?? [];
     if (!Array.isArray(parameters)) {
       throw new OperationOutcomeError(badRequest('Parameters.parameter must be a list'));
     }

@@ -1,5 +1,5 @@
 /**
- * `Patient/$register` (POST): a patient registers for a second opinion (domain.md, step 1). The
+ * `Patient/$register` (POST): a patient registers for a second opinion (shared/domain.md, step 1). The
  * residence is screened first; an ineligible applicant gets a 422 naming the reasons and nothing is
  * stored. Otherwise one transaction issues a reference number, creates the Patient carrying it, and
  * stores the letter for the physician as a PDF Binary with its DocumentReference.

@@ -11,6 +11,7 @@
 import { Operator, OperationOutcomeError, badRequest, getSearchParameters, splitSearchOnComma } from '@medplum/core';
 import type { Filter, SearchRequest, SortRule, WithId } from '@medplum/core';
 import type { AuditEvent } from '@medplum/fhirtypes';
+import { requiredRow } from '../../db/database.ts';
 import type { Queryable } from '../../db/database.ts';
 import { SqlParams } from '../../db/sql-params.ts';
 import { parseSearchDate } from './values.ts';
@@ -87,9 +88,10 @@ function tokenCondition(filter: Filter, column: TokenColumn, p: SqlParams): stri
     const list = `${p.add(values)}::text[]`;
     return negatable(filter, column.array ? `${column.sql} && ${list}` : `${column.sql} = ANY(${list})`);
   }
+  const [only, ...more] = values;
   const any = (v: string): string =>
-    values.length === 1
-      ? tokenMatch(v, values[0], p)
+    only !== undefined && more.length === 0
+      ? tokenMatch(v, only, p)
       : `(${values.map((value) => tokenMatch(v, value, p)).join(' OR ')})`;
   return negatable(
     filter,
@@ -165,7 +167,8 @@ function dateCondition(filter: Filter, p: SqlParams): string {
         throw fail(`Prefix or modifier "${filter.operator}" is not supported for ${filter.code}`, filter.code);
     }
   });
-  const any = parts.length === 1 ? parts[0] : `(${parts.join(' OR ')})`;
+  const [only, ...more] = parts;
+  const any = only !== undefined && more.length === 0 ? only : `(${parts.join(' OR ')})`;
   return filter.operator === Operator.NOT_EQUALS || filter.operator === Operator.NOT ? `NOT ${any}` : any;
 }
 
@@ -221,7 +224,7 @@ export async function searchAuditEvents(
       `SELECT count(*)::int AS n FROM audit_event r ${whereSql}`,
       p.values.slice(),
     );
-    total = result.rows[0].n;
+    total = requiredRow(result, 'the audit search count').n;
   }
   if (count === 0) {
     return { resources: [], total, ignored, sortRules: [] };

@@ -62,7 +62,11 @@ function exists(
   );
 }
 
-const anyOf = (parts: string[]): string => (parts.length === 1 ? parts[0] : `(${parts.join(' OR ')})`);
+/** The conditions OR-ed (one needs no parentheses). */
+function anyOf(parts: readonly string[]): string {
+  const [only, ...more] = parts;
+  return only !== undefined && more.length === 0 ? only : `(${parts.join(' OR ')})`;
+}
 
 /** Builds the SQL condition for one filter on `owner`; returns undefined for an ignored filter. */
 export function buildCondition(
@@ -252,7 +256,7 @@ function numberCondition(filter: Filter, param: SearchParameter, owner: Owner, p
   const found = exists('number', owner, filter.code, params, (a) =>
     anyOf(
       splitSearchOnComma(filter.value).map((raw) => {
-        const [numberText, system, code] = param.type === 'quantity' ? raw.split('|') : [raw];
+        const [numberText = raw, system, code] = param.type === 'quantity' ? raw.split('|') : [raw];
         const range = numberRange(operator, parseSearchNumber(numberText, filter.code));
         const parts = [rangeComparison(operator, `${a}.low`, `${a}.high`, range, params, filter.code)];
         if (system) {
@@ -393,14 +397,15 @@ function referenceMatch(
   if (local.startsWith(fhirBase)) {
     local = local.slice(fhirBase.length);
   }
-  const parts = local.split('/');
-  if (parts.length === 2 && /^[A-Z][A-Za-z]+$/.test(parts[0])) {
-    if (typeModifier && typeModifier !== parts[0]) {
+  // `Type/id`, or a bare id (no `/`, so no `id` below).
+  const [type, id, ...deeper] = local.split('/');
+  if (type !== undefined && id !== undefined && deeper.length === 0 && /^[A-Z][A-Za-z]+$/.test(type)) {
+    if (typeModifier && typeModifier !== type) {
       return 'false';
     }
-    return `(${a}.target_type = ${params.add(parts[0])} AND ${a}.target_id = ${params.add(parts[1])} AND ${localReference(a, params, baseUrl)})`;
+    return `(${a}.target_type = ${params.add(type)} AND ${a}.target_id = ${params.add(id)} AND ${localReference(a, params, baseUrl)})`;
   }
-  if (parts.length === 1 && !local.includes(':')) {
+  if (id === undefined && !local.includes(':')) {
     const typed = typeModifier ? ` AND ${a}.target_type = ${params.add(typeModifier)}` : '';
     return `(${a}.target_id = ${params.add(local)}${typed} AND ${localReference(a, params, baseUrl)})`;
   }
@@ -441,7 +446,7 @@ function referenceCondition(
 function chain(filter: Filter, owner: Owner, params: SqlParams, options: ConditionOptions, dot: number): string {
   const link = filter.code.slice(0, dot);
   const rest = filter.code.slice(dot + 1);
-  const [linkCode, explicitType] = link.split(':');
+  const [linkCode = link, explicitType] = link.split(':');
   const param = getSupportedSearchParameters(owner.resourceType).get(linkCode);
   if (param?.type !== 'reference') {
     throw unsupported(
@@ -453,8 +458,9 @@ function chain(filter: Filter, owner: Owner, params: SqlParams, options: Conditi
   if (explicitType && !param.target?.includes(explicitType as never)) {
     throw unsupported(`${owner.resourceType}.${linkCode} cannot refer to ${explicitType}`, linkCode);
   }
+  const [restCode = rest] = rest.split(':');
   const usable = targets.filter(
-    (type) => rest.startsWith('_') || rest.includes('.') || getSupportedSearchParameters(type).has(rest.split(':')[0]),
+    (type) => rest.startsWith('_') || rest.includes('.') || getSupportedSearchParameters(type).has(restCode),
   );
   if (usable.length === 0) {
     throw unsupported(`No target of ${owner.resourceType}.${linkCode} has the search parameter "${rest}"`, filter.code);

@@ -2,7 +2,7 @@
  * Runs a parsed FHIR search against the store. Pages are cut with a keyset cursor over the sort
  * keys and the immutable creation sequence, so a `next` link neither repeats nor skips a resource
  * that existed when the search began, whatever is created or deleted in between. The cursor helpers
- * also page AuditEvent searches, which run on the audit store (audit/audit-search.ts).
+ * also page AuditEvent searches, which run on the audit store (fhir/search/audit-search.ts).
  */
 import { createHash } from 'node:crypto';
 import {
@@ -18,7 +18,7 @@ import type { Queryable } from '../../db/database.ts';
 import { buildCondition, sortExpression } from './conditions.ts';
 import { SqlParams } from '../../db/sql-params.ts';
 import type { ConditionOptions, Owner, SortKind } from './conditions.ts';
-import { preparedSearch } from '../../db/database.ts';
+import { preparedSearch, requiredRow } from '../../db/database.ts';
 
 export interface SearchPage {
   resources: WithId<Resource>[];
@@ -76,7 +76,10 @@ function isValidCursor(cursor: Cursor, fingerprint: string, keys: SortKey[]): bo
     cursor.q === fingerprint &&
     Array.isArray(cursor.v) &&
     cursor.v.length === keys.length &&
-    cursor.v.every((value, i) => value === null || CURSOR_VALUE[keys[i].kind](value)) &&
+    cursor.v.every((value, i) => {
+      const key = keys[i];
+      return key !== undefined && (value === null || CURSOR_VALUE[key.kind](value));
+    }) &&
     Number.isSafeInteger(cursor.s) &&
     cursor.s > 0
   );
@@ -148,8 +151,9 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
   const types = request.types && request.types.length > 0 ? request.types : [request.resourceType];
   // With one type, the type is a constant in every index subquery, so PostgreSQL can use the
   // (resource_type, param, value…) indexes; `= ANY(array)` would hide it and force a scan.
-  const typeSql = types.length === 1 ? params.add(types[0]) : 'r.resource_type';
-  const owner: Owner = { resourceType: types[0], typeSql, idSql: 'r.id', rowAlias: 'r' };
+  const [firstType = request.resourceType] = types;
+  const typeSql = types.length === 1 ? params.add(firstType) : 'r.resource_type';
+  const owner: Owner = { resourceType: firstType, typeSql, idSql: 'r.id', rowAlias: 'r' };
 
   const where: string[] = [
     types.length === 1 ? `r.resource_type = ${typeSql}` : `r.resource_type = ANY(${params.add(types)}::text[])`,
@@ -174,7 +178,7 @@ export async function runSearch(db: Queryable, request: SearchRequest, options: 
       `SELECT count(*)::int AS n FROM resource r WHERE ${where.join(' AND ')}`,
       countParams,
     );
-    total = result.rows[0].n;
+    total = requiredRow(result, 'the search count').n;
   }
   if (count === 0) {
     return { resources: [], total, ignored, sortRules: [] };
@@ -231,7 +235,10 @@ export function pageOf(
   let nextCursor: string | undefined;
   let total = page.total;
   if (fetched.length > page.count) {
-    const last = rows[rows.length - 1]!;
+    const last = rows.at(-1);
+    if (last === undefined) {
+      throw new Error('a page is at least one resource long');
+    }
     nextCursor = encodeCursor({
       q: page.fingerprint,
       v: page.keys.map((_, i) => toCursorValue(last[`k${i}`])),

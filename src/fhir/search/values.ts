@@ -44,7 +44,9 @@ function zoneOffsetMs(zone: string | undefined): number {
     return 0;
   }
   const sign = zone.startsWith('-') ? -1 : 1;
-  const [hours, minutes] = zone.slice(1).split(':').map(Number);
+  // DATE_PATTERN lets only ±hh:mm through.
+  const hours = Number(zone.slice(1, 3));
+  const minutes = Number(zone.slice(4, 6));
   return sign * (hours * 60 + minutes) * 60_000;
 }
 

@@ -37,11 +37,28 @@ export interface InstanceRow extends AuditedStudyRow {
   dicom_json?: string;
 }
 
+/** A row read with `withJson`: dicom_json is a NOT NULL column, so it is always there. */
+export interface InstanceRowWithJson extends InstanceRow {
+  dicom_json: string;
+}
+
 /**
  * The instances of a study, series or instance that the request may see (`access`, access.ts;
  * undefined: every study), in series then instance order; with their DICOM JSON when `withJson`.
  * Every WADO-RS lookup goes through here, so a study hidden from a person is as absent as a missing one.
  */
+export async function findInstanceRows(
+  db: Database,
+  scope: InstanceScope,
+  access: StudyAccess | undefined,
+  withJson: true,
+): Promise<InstanceRowWithJson[]>;
+export async function findInstanceRows(
+  db: Database,
+  scope: InstanceScope,
+  access: StudyAccess | undefined,
+  withJson?: false,
+): Promise<InstanceRow[]>;
 export async function findInstanceRows(
   db: Database,
   scope: InstanceScope,
@@ -125,7 +142,8 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
       }
       return buffer;
     };
-    const pixelVr = parsed.dataset.elements.get('7FE00010')!.vr;
+    // describePixels above refused an instance without Pixel Data (7FE0,0010).
+    const pixelVr = parsed.dataset.elements.get('7FE00010')?.vr;
     let closing: Promise<void> | undefined;
     return {
       transferSyntaxUid: parsed.meta.transferSyntaxUid,
@@ -145,7 +163,8 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
         for (const range of ranges) {
           parts.push(await read(range));
         }
-        return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+        const [only] = parts;
+        return parts.length === 1 && only !== undefined ? only : Buffer.concat(parts);
       },
       close() {
         closing ??= fileHandle.close().then(file.release);

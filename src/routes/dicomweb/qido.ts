@@ -52,7 +52,11 @@ const QIDO_KEYWORDS = [
 
 const QUERY_KEYS: Readonly<Record<string, QueryKey>> = Object.fromEntries(
   QIDO_KEYWORDS.map((keyword) => {
-    const attribute = INDEX_ATTRIBUTE_BY_KEYWORD.get(keyword)!;
+    const attribute = INDEX_ATTRIBUTE_BY_KEYWORD.get(keyword);
+    if (!attribute) {
+      // A QIDO keyword the index lacks is a mistake in this list or in query.ts, caught at load.
+      throw new Error(`the DICOM index has no attribute ${keyword}`);
+    }
     return [keyword, { ...attribute, level: attribute.level === 'patient' ? 'study' : attribute.level }];
   }),
 );

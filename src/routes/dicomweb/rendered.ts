@@ -60,8 +60,12 @@ const THUMBNAIL_CANDIDATES = 8;
 const JPEG_DEFAULT_QUALITY = 90;
 
 function scopeOf(req: Request): InstanceScope {
-  const params = req.params as Record<string, string | undefined>;
-  return { study: params.study!, series: params.series, instance: params.instance };
+  const { study, series, instance } = req.params as Record<string, string | undefined>;
+  if (study === undefined) {
+    // Every route of this router has a :study segment.
+    throw new Error('a WADO-RS pixel route without a study');
+  }
+  return { study, series, instance };
 }
 
 function sendError(res: Response, status: number, message: string): void {
@@ -166,11 +170,13 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       const decodeFrame = async (ranges: ByteRange[]) =>
         decodeToNative(await stored.readFrame(ranges, MAX_FRAME_READ_BYTES), syntax, pixels, stored.wordSize);
       // The first frame is decoded before the status line, so that a frame that cannot be decoded is a 4xx, not a cut stream.
-      let firstDecoded = decode ? await decodeFrame(locations[0]!) : undefined;
+      const [firstRanges] = locations;
+      let firstDecoded = decode && firstRanges !== undefined ? await decodeFrame(firstRanges) : undefined;
+      const url = instanceUrl(row);
       async function* parts(): AsyncGenerator<OutgoingPart> {
         try {
           for (const [index, ranges] of locations.entries()) {
-            const contentLocation = `${instanceUrl(row!)}/frames/${frameNumbers[index]}`;
+            const contentLocation = `${url}/frames/${frameNumbers[index]}`;
             if (decode) {
               const native = firstDecoded ?? (await decodeFrame(ranges));
               firstDecoded = undefined;
@@ -203,7 +209,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       res.once('close', () => void stored.close());
       // pipeline, unlike pipe, destroys the body when the client goes away, which closes the file.
       pipeline(multipart.body, res, (error) => {
-        if (error && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+        if (error && error.code !== 'ERR_STREAM_PREMATURE_CLOSE') {
           options.logger.error(
             { requestId: res.locals.requestId, error: error.message },
             'WADO-RS frames failed mid-stream',
@@ -232,7 +238,10 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       }
       checkDecodedSize(stored.pixels);
       const [ranges] = await locateFrames(stored.dataset, stored.pixels, [frameNumber], stored.read);
-      const { frame, pixels } = await nativeFrameForRendering(stored, ranges!);
+      if (ranges === undefined) {
+        throw new Error('locateFrames answered no ranges for the one frame asked for');
+      }
+      const { frame, pixels } = await nativeFrameForRendering(stored, ranges);
       return renderFrame(frame, pixels, window);
     } finally {
       await stored.close();
@@ -242,7 +251,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
   const render = (kind: 'rendered' | 'thumbnail') =>
     handled(async (req, res) => {
       res.locals.route = `wado-${kind}`;
-      const parameters = parseRenderParameters(req.query as Record<string, unknown>);
+      const parameters = parseRenderParameters(req.query);
       const negotiation = negotiateRenderedType(req.headers.accept);
       if (!negotiation.ok) {
         sendError(res, 406, negotiation.message);
@@ -251,14 +260,16 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       let frameNumber = 1;
       if (req.params.frames !== undefined) {
         const list = parseFrameList(String(req.params.frames));
-        if (list.length !== 1) {
+        const [only] = list;
+        if (list.length !== 1 || only === undefined) {
           throw new PixelDataError(400, `${kind} frames are retrieved one frame at a time`);
         }
-        frameNumber = list[0]!;
+        frameNumber = only;
       }
       const scope = scopeOf(req);
       const rows = await findInstanceRows(db, scope, studyAccessOf(res, 'read'));
-      if (rows.length === 0) {
+      const [first] = rows;
+      if (first === undefined) {
         sendError(
           res,
           404,
@@ -302,7 +313,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
           options.auditor,
           req,
           res,
-          { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(rows[0]!)] },
+          { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(first)] },
           options.logger,
         ))
       ) {
@@ -324,10 +335,12 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
 
 /** The middle instance of the first series first, then the rest in order. */
 function representativeOrder(rows: readonly InstanceRow[]): InstanceRow[] {
-  if (rows.length === 1) {
+  const [first] = rows;
+  if (first === undefined || rows.length === 1) {
     return [...rows];
   }
-  const firstSeries = rows.filter((row) => row.series_instance_uid === rows[0]!.series_instance_uid);
-  const middle = firstSeries[Math.floor((firstSeries.length - 1) / 2)]!;
+  const firstSeries = rows.filter((row) => row.series_instance_uid === first.series_instance_uid);
+  // firstSeries holds at least `first`.
+  const middle = firstSeries[Math.floor((firstSeries.length - 1) / 2)] ?? first;
   return [middle, ...rows.filter((row) => row !== middle)];
 }

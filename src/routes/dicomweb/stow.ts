@@ -324,8 +324,11 @@ async function readMetaUids(staged: StagedBlob): Promise<SopReference> {
   let head: Buffer;
   if (staged.bytes !== undefined) {
     head = staged.bytes.subarray(0, META_WINDOW);
+  } else if (staged.file === undefined) {
+    // A staged blob is in memory or in a spill file; with neither there is nothing to read.
+    return {};
   } else {
-    const handle = await open(staged.file!, 'r');
+    const handle = await open(staged.file, 'r');
     try {
       const buffer = Buffer.alloc(META_WINDOW);
       const { bytesRead } = await handle.read(buffer, 0, META_WINDOW, 0);

@@ -43,21 +43,23 @@ function elementAt(
   path: readonly string[],
 ): { element: DicomElement; bigEndian: boolean } | undefined {
   let current = dataset;
-  for (let index = 0; index < path.length; index += 2) {
-    const element = current.elements.get(path[index]!.toUpperCase());
+  // The path alternates tag and item number, and ends on a tag.
+  for (let index = 0; ; index += 2) {
+    const tag = path[index];
+    const element = tag === undefined ? undefined : current.elements.get(tag.toUpperCase());
     if (!element) {
       return undefined;
     }
-    if (index === path.length - 1) {
+    const itemNumber = path[index + 1];
+    if (itemNumber === undefined) {
       return { element, bigEndian: current.bigEndian };
     }
-    const item = /^\d{1,6}$/.test(path[index + 1]!) ? element.items?.[Number(path[index + 1])] : undefined;
+    const item = /^\d{1,6}$/.test(itemNumber) ? element.items?.[Number(itemNumber)] : undefined;
     if (!item) {
       return undefined;
     }
     current = item;
   }
-  return undefined;
 }
 
 function littleEndian(value: Buffer, vr: string, bigEndian: boolean): Buffer {
@@ -145,7 +147,8 @@ function acceptsDicomJson(accept: string | undefined): boolean {
     return true;
   }
   return splitAcceptHeader(accept).some((range) => {
-    const type = range.split(';')[0]!.trim().toLowerCase();
+    const [mediaType = ''] = range.split(';');
+    const type = mediaType.trim().toLowerCase();
     return ['application/dicom+json', 'application/json', 'application/*', '*/*'].includes(type);
   });
 }
@@ -166,8 +169,12 @@ function notFound(res: Response, scope: Scope): void {
 }
 
 function scopeOf(req: Request): Scope {
-  const params = req.params as Record<string, string | undefined>;
-  return { study: params.study!, series: params.series, instance: params.instance };
+  const { study, series, instance } = req.params as Record<string, string | undefined>;
+  if (study === undefined) {
+    // Every route of this router has a :study segment.
+    throw new Error('a WADO-RS route without a study');
+  }
+  return { study, series, instance };
 }
 
 export function createWadoRoutes(options: DicomwebOptions): Router {
@@ -177,8 +184,8 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
   const instanceUrl = (row: StoredInstanceRow): string =>
     `${options.baseUrl}/dicomweb/studies/${row.study_instance_uid}/series/${row.series_instance_uid}/instances/${row.sop_instance_uid}`;
 
-  const findInstances = (res: Response, scope: Scope, withJson: boolean): Promise<StoredInstanceRow[]> =>
-    findInstanceRows(db, scope, studyAccessOf(res, 'read'), withJson);
+  const findInstances = (res: Response, scope: Scope): Promise<StoredInstanceRow[]> =>
+    findInstanceRows(db, scope, studyAccessOf(res, 'read'));
   const auditedRetrieval = (req: Request, res: Response, row: StoredInstanceRow): Promise<boolean> =>
     audited(
       options.auditor,
@@ -196,8 +203,9 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'retrieval is offered as multipart/related; type="application/dicom"');
       return;
     }
-    const rows = await findInstances(res, scope, false);
-    if (rows.length === 0) {
+    const rows = await findInstances(res, scope);
+    const [first] = rows;
+    if (first === undefined) {
       notFound(res, scope);
       return;
     }
@@ -208,7 +216,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       );
       return;
     }
-    if (!(await auditedRetrieval(req, res, rows[0]!))) {
+    if (!(await auditedRetrieval(req, res, first))) {
       return;
     }
     // Files are opened one at a time as the multipart writer reaches them, not all up front.
@@ -241,16 +249,17 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'metadata is offered as application/dicom+json');
       return;
     }
-    const rows = await findInstances(res, scope, true);
-    if (rows.length === 0) {
+    const rows = await findInstanceRows(db, scope, studyAccessOf(res, 'read'), true);
+    const [first] = rows;
+    if (first === undefined) {
       notFound(res, scope);
       return;
     }
-    if (!(await auditedRetrieval(req, res, rows[0]!))) {
+    if (!(await auditedRetrieval(req, res, first))) {
       return;
     }
     const datasets = rows.map((row) =>
-      row.dicom_json!.replaceAll(
+      row.dicom_json.replaceAll(
         '"BulkDataURI":"bulkdata/',
         `"BulkDataURI":${JSON.stringify(`${instanceUrl(row)}/bulkdata/`).slice(0, -1)}`,
       ),
@@ -280,7 +289,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       notAcceptable(res, 'bulk data is offered as multipart/related; type="application/octet-stream"');
       return;
     }
-    const [row] = await findInstances(res, scope, false);
+    const [row] = await findInstances(res, scope);
     if (!row) {
       notFound(res, scope);
       return;

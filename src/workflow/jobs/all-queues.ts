@@ -10,12 +10,12 @@ import { resourceEventsQueue } from './resource-events.ts';
 import type { JobsOptions } from 'bullmq';
 
 export const HUB_QUEUES: readonly AnyQueueDefinition[] = [
-  notificationsQueue as AnyQueueDefinition,
-  resourceEventsQueue as AnyQueueDefinition,
-  caseIntakeQueue as AnyQueueDefinition,
-  caseMaterialsQueue as AnyQueueDefinition,
-  caseProgressionQueue as AnyQueueDefinition,
-  caseRemindersQueue as AnyQueueDefinition,
+  notificationsQueue,
+  resourceEventsQueue,
+  caseIntakeQueue,
+  caseMaterialsQueue,
+  caseProgressionQueue,
+  caseRemindersQueue,
 ];
 
 /** The job options of a declared queue, for the outbox relay; undefined for a queue not declared here. */

@@ -42,7 +42,7 @@ export interface RoutedJob {
 }
 
 export function routedJob<Data>(queue: QueueDefinition<Data>, data: Data, jobId: string): RoutedJob {
-  return { queue: queue as AnyQueueDefinition, data, jobId };
+  return { queue: queue, data, jobId };
 }
 
 export interface RouteContext {
