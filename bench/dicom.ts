@@ -27,6 +27,7 @@ import {
   vmHwmKb,
 } from './dicom/servers.ts';
 import type { Server } from './dicom/servers.ts';
+import { median } from './fhir/stats.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const workDir = path.join(repoRoot, 'bench', '.work', 'dicom');
@@ -323,12 +324,6 @@ async function limitRuns(corpus: Corpus, index: number, profile: string, listFil
   return out;
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error('bench:dicom must run as root: Orthanc is confined to a loopback-only network namespace (ip netns).');
@@ -438,7 +433,7 @@ async function main(): Promise<void> {
   for (const q of queries) {
     const hv = median(results.map((r) => r.latency.hub?.[q]?.medianMs ?? NaN));
     const ov = median(results.map((r) => r.latency.orthanc?.[q]?.medianMs ?? NaN));
-    const items = `${results[0].latency.hub?.[q]?.items}/${results[0].latency.orthanc?.[q]?.items}`;
+    const items = `${results[0]?.latency.hub?.[q]?.items}/${results[0]?.latency.orthanc?.[q]?.items}`;
     summary[q] = { hubMedianMs: hv, orthancMedianMs: ov, ratio: hv / ov, itemsHubOrthanc: items };
     rows.push(
       `${pad(q, 26)}${pad(hv.toFixed(1), 12)}${pad(ov.toFixed(1), 12)}${(hv / ov).toFixed(2)}x   (items ${items})`,

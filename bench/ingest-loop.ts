@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { runDcmtk } from '../test/support/dicom/test-peer.ts';
 import { writeMultipartRelated } from '../src/dicom/multipart.ts';
 import { startHubProcess } from '../test/support/hub-process.ts';
-import { createTestDatabase, freePort } from '../test/support/test-hub.ts';
+import { createTestDatabase } from '../test/support/test-hub.ts';
+import { freePort } from '../test/support/free-port.ts';
 
 const CT_SMALL = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
 const count = Number(process.argv[2] ?? 300);

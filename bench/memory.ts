@@ -20,7 +20,9 @@ import { buildCorpus, writeStorescuProfile } from './dicom/corpus.ts';
 import type { Corpus } from './dicom/corpus.ts';
 import type { ChildProcess } from 'node:child_process';
 import { spawnMain } from '../test/support/hub-process.ts';
-import { TEST_REDIS_URL, createTestDatabase, freePort } from '../test/support/test-hub.ts';
+import { TEST_REDIS_URL, createTestDatabase } from '../test/support/test-hub.ts';
+import { freePort } from '../test/support/free-port.ts';
+import { defined } from '../test/support/defined.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const workDir = path.join(repoRoot, 'bench', '.work', 'memory');
@@ -118,16 +120,28 @@ function summarizeSnapshot(file: string): string {
   const fields = heap.snapshot.meta.node_fields;
   const typeNames = heap.snapshot.meta.node_types[0];
   const width = fields.length;
-  const [typeAt, nameAt, sizeAt] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f));
+  const column = (field: string): number => {
+    const index = fields.indexOf(field);
+    if (index < 0) {
+      throw new Error(`${file}: the heap snapshot's nodes have no ${field} field`);
+    }
+    return index;
+  };
+  const [typeAt, nameAt, sizeAt] = [column('type'), column('name'), column('self_size')];
+  const node = (index: number): number => defined(heap.nodes[index], `${file}: node field ${index}`);
   const totals = new Map<string, { bytes: number; count: number }>();
   let all = 0;
   for (let i = 0; i < heap.nodes.length; i += width) {
-    const type = typeNames[heap.nodes[i + typeAt]];
-    const name = type === 'object' || type === 'native' ? heap.strings[heap.nodes[i + nameAt]] : `(${type})`;
+    const type = defined(typeNames[node(i + typeAt)], `${file}: the type of node ${i / width}`);
+    const name =
+      type === 'object' || type === 'native'
+        ? defined(heap.strings[node(i + nameAt)], `${file}: the name of node ${i / width}`)
+        : `(${type})`;
+    const size = node(i + sizeAt);
     const entry = totals.get(name) ?? { bytes: 0, count: 0 };
-    entry.bytes += heap.nodes[i + sizeAt];
+    entry.bytes += size;
     entry.count += 1;
-    all += heap.nodes[i + sizeAt];
+    all += size;
     totals.set(name, entry);
   }
   const top = [...totals].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 12);

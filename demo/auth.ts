@@ -51,18 +51,20 @@ export async function discover(reachBase: string): Promise<HubEndpoints> {
   if (response.status !== 200) {
     throw new Error(`GET /.well-known/smart-configuration: HTTP ${response.status}`);
   }
-  const document = (await response.json()) as Record<string, string>;
-  for (const name of ['issuer', 'token_endpoint', 'authorization_endpoint', 'revocation_endpoint']) {
-    if (typeof document[name] !== 'string') {
+  const document = (await response.json()) as Record<string, unknown>;
+  const field = (name: string): string => {
+    const value = document[name];
+    if (typeof value !== 'string') {
       throw new Error(`the hub's SMART configuration has no ${name}`);
     }
-  }
+    return value;
+  };
   return {
     reachBase,
-    tokenUrl: document.token_endpoint,
-    authorizeUrl: document.authorization_endpoint,
-    revocationUrl: document.revocation_endpoint,
-    fhirBaseUrl: `${document.issuer.replace(/\/+$/, '')}/fhir`,
+    tokenUrl: field('token_endpoint'),
+    authorizeUrl: field('authorization_endpoint'),
+    revocationUrl: field('revocation_endpoint'),
+    fhirBaseUrl: `${field('issuer').replace(/\/+$/, '')}/fhir`,
   };
 }
 
@@ -160,7 +162,7 @@ class CookieJar {
 
   keep(response: Response): void {
     for (const line of response.headers.getSetCookie()) {
-      const pair = line.split(';')[0];
+      const [pair = ''] = line.split(';');
       const equals = pair.indexOf('=');
       if (equals > 0) {
         this.cookies.set(pair.slice(0, equals).trim(), pair.slice(equals + 1).trim());
@@ -184,8 +186,9 @@ const decodeHtml = (text: string): string =>
 /** The login form's hidden fields: the authorization request carried through it, and the CSRF token. */
 function hiddenFields(html: string): Record<string, string> {
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
-    fields[decodeHtml(match[1])] = decodeHtml(match[2]);
+  for (const [, name, value] of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
+    // Both groups are required by the pattern, so a match has them.
+    fields[decodeHtml(name!)] = decodeHtml(value!);
   }
   return fields;
 }

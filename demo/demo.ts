@@ -225,8 +225,15 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   for (const location of locations) {
     show(`created ${location}`);
   }
-  const serviceRequestId = locations[2].split('/')[1];
-  const physicianId = locations[0].split('/')[1];
+  const idAt = (index: number, what: string): string => {
+    const id = locations[index]?.split('/')[1];
+    if (!id) {
+      throw new Error(`the transaction response has no location for the ${what} (entry ${index})`);
+    }
+    return id;
+  };
+  const serviceRequestId = idAt(2, 'ServiceRequest');
+  const physicianId = idAt(0, 'referring Practitioner');
   show(`ServiceRequest written by ${writer(await cast.ehr.fhir('GET', `ServiceRequest/${serviceRequestId}`))}`);
 
   step('Intake: eligibility, the quote and the expected materials (the coordinator’s worklist)');

@@ -57,12 +57,13 @@ async function newKeyPair(clientId: string): Promise<{ credentials: SystemClient
 /** Registers every party in `tx` and returns their secrets. */
 async function register(tx: Queryable): Promise<DemoCredentials> {
   const clients = new ClientRegistry(tx);
-  const systemClients: SystemClientCredentials[] = [];
-  for (const clientId of [EHR_CLIENT_ID, REGISTRATION_CLIENT_ID]) {
+  const systemClient = async (clientId: string): Promise<SystemClientCredentials> => {
     const { credentials, publicJwks } = await newKeyPair(clientId);
     await clients.add({ id: clientId, jwks: publicJwks, scopes: parseScopes(SYSTEM_SCOPE) });
-    systemClients.push(credentials);
-  }
+    return credentials;
+  };
+  const ehr = await systemClient(EHR_CLIENT_ID);
+  const registration = await systemClient(REGISTRATION_CLIENT_ID);
   await clients.addPublic({
     id: APP_CLIENT_ID,
     redirectUris: [APP_REDIRECT_URI],
@@ -92,8 +93,8 @@ async function register(tx: Queryable): Promise<DemoCredentials> {
     };
   }
   return {
-    ehr: systemClients[0],
-    registration: systemClients[1],
+    ehr,
+    registration,
     app: { clientId: APP_CLIENT_ID, redirectUri: APP_REDIRECT_URI, scope: APP_SCOPE },
     people,
   };

@@ -792,7 +792,7 @@ describe('access matrix: each role × resource type × interaction', () => {
       expect(found.status).toBe(200);
       const ids = keysOf(found.body)
         .map((key) => key.split('/')[1])
-        .filter((id) => fixtureIds(type).includes(id));
+        .filter((id): id is string => id !== undefined && fixtureIds(type).includes(id));
       expect(ids).toEqual([...SEES[who][type]].sort());
       expect(found.body.total).toBe((found.body.entry ?? []).length);
     });

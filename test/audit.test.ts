@@ -23,6 +23,7 @@ import { Browser, logIn, pkcePair, submitLogin } from './support/login-flow.ts';
 import { startHubProcess } from './support/hub-process.ts';
 import { createTestDatabase, fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { defined } from './support/defined.ts';
 import { until } from './support/until.ts';
 
 const APP = 'audit-dashboard';
@@ -360,7 +361,7 @@ describe('audit trail of a scripted session', () => {
     expect(await total('date=lt2000-01-01')).toBe(0);
 
     const deleted = all.find((e) => coding(e, 'subtype').includes('http://hl7.org/fhir/restful-interaction|delete'));
-    const patient = entityRefs(deleted, '1')[0];
+    const patient = defined(entityRefs(deleted, '1')[0], 'the Patient the delete is about');
     expect(await ids(`_id=${deleted.id}`)).toEqual([deleted.id]);
     expect(await ids('action=D')).toEqual([deleted.id]);
     expect(await ids('subtype=delete')).toEqual([deleted.id]);
@@ -491,7 +492,7 @@ describe('audit trail of a scripted session', () => {
           `${testHub.fhir}/AuditEvent?entity=Binary/${binary.body.id}&subtype=http://hl7.org/fhir/restful-interaction|batch`,
           as,
         );
-        return page.body.entry?.[0]?.resource as Json | undefined;
+        return page.body.entry?.[0]?.resource;
       },
       "the batch's AuditEvent",
       30_000,
@@ -548,7 +549,7 @@ describe('audit trail of a scripted session', () => {
       `SELECT count(*)::int AS n FROM audit_event WHERE content LIKE $1`,
       [`%Patient/${committedId}/_history/1%`],
     );
-    expect(afterCommit.rows[0].n).toBe(1);
+    expect(afterCommit.rows[0]?.n).toBe(1);
     // The refused transaction request itself is audited (outcome 4), but no entity of it exists.
     await until(
       async () => {
@@ -566,7 +567,7 @@ describe('audit trail of a scripted session', () => {
       `SELECT count(*)::int AS n FROM audit_event WHERE content LIKE $1`,
       [`%${id}%`],
     );
-    expect(stored.rows[0].n).toBe(0);
+    expect(stored.rows[0]?.n).toBe(0);
     expect((await fhirFetch(`${testHub.fhir}/Patient/${id}`, as)).status).toBe(404);
   });
 
@@ -578,7 +579,7 @@ describe('audit trail of a scripted session', () => {
     const study = await until(
       async () =>
         (await fhirFetch(`${testHub.fhir}/ImagingStudy?identifier=urn:dicom:uid|urn:oid:${studyUid}`, as)).body
-          .entry?.[0]?.resource as Json | undefined,
+          .entry?.[0]?.resource,
       'the ImagingStudy',
       30_000,
       100,
@@ -590,7 +591,7 @@ describe('audit trail of a scripted session', () => {
             `${testHub.fhir}/AuditEvent?entity=ImagingStudy/${study.id}&subtype=${encodeURIComponent('http://hl7.org/fhir/restful-interaction|create')}`,
             as,
           )
-        ).body.entry?.[0]?.resource as Json | undefined,
+        ).body.entry?.[0]?.resource,
       "the ImagingStudy write's AuditEvent",
       30_000,
       100,

@@ -98,8 +98,9 @@ describe('logout audit', () => {
       expect(event.action).toBe('E');
     }
     const userOf = (event: { agent: Agent[] }) =>
-      event.agent.find((agent) => agent.type.coding[0].code === 'UserOauthAgent');
-    const clientOf = (event: { agent: Agent[] }) => event.agent.find((agent) => agent.type.coding[0].code === '110153');
+      event.agent.find((agent) => agent.type.coding[0]?.code === 'UserOauthAgent');
+    const clientOf = (event: { agent: Agent[] }) =>
+      event.agent.find((agent) => agent.type.coding[0]?.code === '110153');
     const ended = logouts.filter((event) => event.outcome === '0');
     expect(ended).toHaveLength(3);
     for (const event of ended) {

@@ -11,6 +11,7 @@ import { ClientRegistry } from '../src/auth/clients.ts';
 import { parseScopes } from '../src/auth/scopes.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { defined } from './support/defined.ts';
 
 interface KeyPair {
   privateKey: CryptoKey;
@@ -251,7 +252,9 @@ describe('SMART Backend Services', () => {
       .sign(new TextEncoder().encode(publicPem));
     await expectRefused(await requestToken(hmac), 'invalid_client', /HMAC/);
 
-    const [header, payload, signature] = (await assertion('ehr-ec', ec)).split('.');
+    const parts = (await assertion('ehr-ec', ec)).split('.');
+    expect(parts).toHaveLength(3);
+    const [header, payload, signature] = parts as [string, string, string];
     const flipped = signature.slice(0, 10) + (signature[10] === 'A' ? 'B' : 'A') + signature.slice(11);
     await expectRefused(
       await requestToken([header, payload, flipped].join('.')),
@@ -319,9 +322,11 @@ describe('SMART Backend Services', () => {
 
   test('bearer tokens on /fhir: expired or foreign → 401 invalid_token; scopes enforced with 403', async () => {
     // An access token signed with the hub's own key, but expired.
-    const row = (
-      await testHub.hub.db.query<{ kid: string; private_jwk: JWK }>('SELECT kid, private_jwk FROM auth_signing_key')
-    ).rows[0];
+    const row = defined(
+      (await testHub.hub.db.query<{ kid: string; private_jwk: JWK }>('SELECT kid, private_jwk FROM auth_signing_key'))
+        .rows[0],
+      "the hub's signing key",
+    );
     const hubKey = await importJWK(
       typeof row.private_jwk === 'string' ? JSON.parse(row.private_jwk) : row.private_jwk,
       'ES256',

@@ -19,6 +19,7 @@ import { Browser, logIn } from './support/login-flow.ts';
 import { TEST_REDIS_URL, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { runHubCli as cli } from './support/hub-cli.ts';
+import { defined } from './support/defined.ts';
 
 const APP = 'totp-app';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
@@ -37,8 +38,10 @@ describe('TOTP secrets at rest', () => {
     return totpCode(secret, step * 30_000);
   };
   const stored = async (email: string): Promise<string> =>
-    (await sql.query<{ totp_secret: string }>('SELECT totp_secret FROM auth_user WHERE email = $1', [email])).rows[0]
-      .totp_secret;
+    defined(
+      (await sql.query<{ totp_secret: string }>('SELECT totp_secret FROM auth_user WHERE email = $1', [email])).rows[0],
+      `the auth_user row of ${email}`,
+    ).totp_secret;
   const logsIn = async (hub: TestHub, email: string, secret: string): Promise<boolean> => {
     const { token } = await logIn(
       new Browser(),
@@ -77,7 +80,9 @@ describe('TOTP secrets at rest', () => {
     const column = await stored('radiologist@example.org');
     expect(column).toMatch(new RegExp(`^v1:${new SecretBox(key).keyId}:`));
     expect(column).not.toContain(secret);
-    expect(Buffer.from(column.split(':')[2], 'base64url').toString('latin1')).not.toContain(secret);
+    expect(
+      Buffer.from(defined(column.split(':')[2], 'the sealed payload'), 'base64url').toString('latin1'),
+    ).not.toContain(secret);
     expect(await logsIn(testHub, 'radiologist@example.org', secret)).toBe(true);
   });
 

@@ -11,6 +11,7 @@ import { Browser, logIn, pageError, pkcePair, submitLogin } from './support/logi
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { runHubCli as hub } from './support/hub-cli.ts';
+import { until } from './support/until.ts';
 
 const REDIRECT = 'http://127.0.0.1:8080/callback';
 
@@ -228,17 +229,14 @@ describe('hub user … and hub client add --public, on PostgreSQL while the hub 
     expect(disabled).toMatchObject({ code: 0 });
     expect(disabled.stdout).toContain('Disabled user coord@example.org');
     // The hub learns of the revocation from the database within a few seconds.
-    const until = Date.now() + 20_000;
-    let status = 200;
-    while (status !== 401 && Date.now() < until) {
-      status = (
-        await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${token.access_token}` } })
-      ).status;
-      if (status !== 401) {
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    }
-    expect(status).toBe(401);
+    await until(
+      async () =>
+        (await fhirFetch(`${testHub.fhir}/Patient`, { headers: { authorization: `Bearer ${token.access_token}` } }))
+          .status === 401,
+      "the disabled user's token to be refused",
+      20_000,
+      250,
+    );
     const refused = await submitLogin(
       new Browser(),
       testHub.baseUrl,

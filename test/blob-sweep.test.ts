@@ -137,7 +137,7 @@ describe('orphan blob sweep', () => {
 
   test('the blob of a duplicate refused as conflicting is an orphan the sweep removes', async () => {
     const altered = Buffer.from(ct);
-    altered[altered.length - 1] ^= 0xff;
+    altered[altered.length - 1]! ^= 0xff;
     expect(await stow(altered)).toBe(409);
     expect(await exists(sha256(altered))).toBe(true);
     await age(sha256(altered));

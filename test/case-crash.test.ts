@@ -17,8 +17,9 @@ import { startHubProcess } from './support/hub-process.ts';
 import type { HubProcess } from './support/hub-process.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
-import { createTestDatabase, fhirFetch } from './support/test-hub.ts';
-import { until as waitUntil } from './support/until.ts';
+import { createTestDatabase, fhirFetch, TEST_REDIS_URL } from './support/test-hub.ts';
+import { until } from './support/until.ts';
+import { workflowSettled } from './support/case-fixtures.ts';
 
 const CASE_RESOURCE = 'urn:hub:case-resource';
 const CASE_STATE = 'urn:hub:case-state';
@@ -27,8 +28,8 @@ const NPI = 'http://hl7.org/fhir/sid/us-npi';
 const PATIENT_EMAIL = 'crash.patient@example.org';
 const PHYSICIAN_EMAIL = 'crash.physician@example.org';
 
-const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 150_000): Promise<T> =>
-  waitUntil(probe, what, timeoutMs, 250);
+/** How long to wait for the workflow: restarted workers take a killed one's job over only after its lock expires. */
+const WAIT_MS = 150_000;
 
 function referralBundle(referenceNumber: string) {
   const patient = `Patient?identifier=${REFERENCE}|${referenceNumber}`;
@@ -176,20 +177,28 @@ describe('a worker killed in the middle of a case job', () => {
   const release = () => blocker.query('ROLLBACK');
   /** A worker's transaction is waiting for the notification table: the job is mid-transaction. */
   const jobHeld = () =>
-    until(async () => {
-      const waiting = await sql.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'notification'::regclass AND NOT granted AND pid <> pg_backend_pid()`,
-      );
-      return waiting.rows[0].n > 0;
-    }, 'a job to wait on the notification table');
+    until(
+      async () => {
+        const waiting = await sql.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'notification'::regclass AND NOT granted AND pid <> pg_backend_pid()`,
+        );
+        return (waiting.rows[0]?.n ?? 0) > 0;
+      },
+      'a job to wait on the notification table',
+      WAIT_MS,
+    );
   /** No transaction of the killed worker is left (its backend noticed the closed connection and rolled back). */
   const noneWaiting = () =>
-    until(async () => {
-      const waiting = await sql.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)') AND backend_type = 'client backend' AND query ILIKE '%notification%'`,
-      );
-      return waiting.rows[0].n === 0;
-    }, 'the killed worker’s transaction to end');
+    until(
+      async () => {
+        const waiting = await sql.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)') AND backend_type = 'client backend' AND query ILIKE '%notification%'`,
+        );
+        return waiting.rows[0]?.n === 0;
+      },
+      'the killed worker’s transaction to end',
+      WAIT_MS,
+    );
   const kill = async (worker: HubProcess): Promise<void> => {
     worker.child.kill('SIGKILL');
     expect(await worker.exited).toEqual({ code: null, signal: 'SIGKILL' });
@@ -232,14 +241,22 @@ describe('a worker killed in the middle of a case job', () => {
 
     // A new worker takes the stalled job over (after the dead one's job lock expires).
     const second = await startWorker();
-    const submitted = await until(async () => {
-      const [task] = await search(coordinationQuery);
-      return stateOf(task) === 'submitted' ? task : undefined;
-    }, 'the restarted intake');
-    await until(async () => {
-      const rows = await sql.query<{ status: string }>('SELECT status FROM notification');
-      return rows.rows.length === 2 && rows.rows.every((row) => row.status === 'sent');
-    }, 'the submission e-mails');
+    const submitted = await until(
+      async () => {
+        const [task] = await search(coordinationQuery);
+        return stateOf(task) === 'submitted' ? task : undefined;
+      },
+      'the restarted intake',
+      WAIT_MS,
+    );
+    await until(
+      async () => {
+        const rows = await sql.query<{ status: string }>('SELECT status FROM notification');
+        return rows.rows.length === 2 && rows.rows.every((row) => row.status === 'sent');
+      },
+      'the submission e-mails',
+      WAIT_MS,
+    );
 
     // 2. The progression job applying the coordinator's acceptance, held and killed.
     await hold();
@@ -263,18 +280,26 @@ describe('a worker killed in the middle of a case job', () => {
     });
 
     const third = await startWorker();
-    await until(async () => {
-      const [task] = await search(coordinationQuery);
-      return stateOf(task) === 'awaiting-materials' && task.status === 'accepted';
-    }, 'the restarted progression to apply the acceptance');
-    const rows = await until(async () => {
-      const found = await sql.query<{ dedupe_key: string; status: string; message_id: string; recipient: string }>(
-        'SELECT dedupe_key, status, message_id, recipient FROM notification ORDER BY dedupe_key',
-      );
-      return found.rows.length === 3 && found.rows.every((row) => row.status === 'sent') ? found.rows : undefined;
-    }, 'the acceptance e-mail');
-    // Time for a duplicate, if any, to arrive.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await until(
+      async () => {
+        const [task] = await search(coordinationQuery);
+        return stateOf(task) === 'awaiting-materials' && task.status === 'accepted';
+      },
+      'the restarted progression to apply the acceptance',
+      WAIT_MS,
+    );
+    const rows = await until(
+      async () => {
+        const found = await sql.query<{ dedupe_key: string; status: string; message_id: string; recipient: string }>(
+          'SELECT dedupe_key, status, message_id, recipient FROM notification ORDER BY dedupe_key',
+        );
+        return found.rows.length === 3 && found.rows.every((row) => row.status === 'sent') ? found.rows : undefined;
+      },
+      'the acceptance e-mail',
+      WAIT_MS,
+    );
+    // Once nothing is left to run (the killed workers' jobs taken over and finished too), no duplicate can still come.
+    await workflowSettled({ db: sql, redisUrl: TEST_REDIS_URL, queuePrefix: env.QUEUE_PREFIX! }, WAIT_MS);
 
     // Exactly where it should be, with nothing twice.
     const coordination = await search(`Task?focus=ServiceRequest/${serviceRequestId}`);

@@ -18,6 +18,7 @@ import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { orderDetail, registerPatient as registerPatientAt, workflowContextOf } from './support/case-fixtures.ts';
 import type { Planned } from './support/case-fixtures.ts';
+import { until } from './support/until.ts';
 
 const REFERENCE = 'urn:hub:reference-number';
 const CASE_RESOURCE = 'urn:hub:case-resource';
@@ -103,19 +104,8 @@ function referralBundle(
   };
 }
 
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) {
-      return value;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+/** How long to wait for the workflow (it runs in the background, slowly on a loaded machine). */
+const WAIT_MS = 90_000;
 
 interface Case {
   patientId: string;
@@ -232,10 +222,14 @@ describe('closing the gaps of the case workflow', () => {
   }
 
   const inState = (c: Case, state: string) =>
-    until(async () => {
-      const task = await coordination(c);
-      return stateOf(task) === state && task.status !== undefined ? task : undefined;
-    }, `ServiceRequest/${c.serviceRequestId} in state ${state}`);
+    until(
+      async () => {
+        const task = await coordination(c);
+        return stateOf(task) === state && task.status !== undefined ? task : undefined;
+      },
+      `ServiceRequest/${c.serviceRequestId} in state ${state}`,
+      WAIT_MS,
+    );
 
   /** Waits until the outbox is relayed and the workflow queues are idle. */
   async function settled(): Promise<void> {
@@ -244,21 +238,25 @@ describe('closing the gaps of the case workflow', () => {
       (name) => new Queue(name, { connection, prefix: th.config.queuePrefix }),
     );
     try {
-      await until(async () => {
-        const pending = Number(
-          (await sql.query('SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL')).rows[0].n,
-        );
-        if (pending > 0) {
-          return false;
-        }
-        for (const queue of queues) {
-          const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-          if (Object.values(counts).some((n) => n > 0)) {
+      await until(
+        async () => {
+          const pending = Number(
+            (await sql.query('SELECT count(*) AS n FROM outbox WHERE dispatched_at IS NULL')).rows[0].n,
+          );
+          if (pending > 0) {
             return false;
           }
-        }
-        return true;
-      }, 'the outbox and the queues to drain');
+          for (const queue of queues) {
+            const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+            if (Object.values(counts).some((n) => n > 0)) {
+              return false;
+            }
+          }
+          return true;
+        },
+        'the outbox and the queues to drain',
+        WAIT_MS,
+      );
     } finally {
       await Promise.all(queues.map((queue) => queue.close()));
       connection.disconnect();
@@ -327,10 +325,14 @@ describe('closing the gaps of the case workflow', () => {
         },
       ],
     }));
-    const requoted = await until(async () => {
-      const task = await coordination(c);
-      return quotePart(task, 'questionCount')?.valueUnsignedInt === 7 ? task : undefined;
-    }, 'the re-quote with the override');
+    const requoted = await until(
+      async () => {
+        const task = await coordination(c);
+        return quotePart(task, 'questionCount')?.valueUnsignedInt === 7 ? task : undefined;
+      },
+      'the re-quote with the override',
+      WAIT_MS,
+    );
     expect(stateOf(requoted)).toBe('awaiting-materials');
     expect(quotePart(requoted, 'detectedQuestionCount')).toEqual({ url: 'detectedQuestionCount', valueUnsignedInt: 6 });
     expect(quotePart(requoted, 'questionCountOverridden')).toEqual({
@@ -377,10 +379,14 @@ describe('closing the gaps of the case workflow', () => {
           : extension,
       ),
     }));
-    const refused = await until(async () => {
-      const task = await coordination(c);
-      return quotePart(task, 'manualQuote') ? task : undefined;
-    }, 'the manual quote');
+    const refused = await until(
+      async () => {
+        const task = await coordination(c);
+        return quotePart(task, 'manualQuote') ? task : undefined;
+      },
+      'the manual quote',
+      WAIT_MS,
+    );
     expect(quotePart(refused, 'manualQuote').valueString).toMatch(/override needs a `reason`/);
     expect(quotePart(refused, 'total')).toBeUndefined();
     expect(quotePart(refused, 'questionCount').valueUnsignedInt).toBe(6);
@@ -391,12 +397,16 @@ describe('closing the gaps of the case workflow', () => {
       ...task,
       extension: task.extension.filter((extension: { url: string }) => extension.url !== OVERRIDE),
     }));
-    const restored = await until(async () => {
-      const task = await coordination(c);
-      return quotePart(task, 'questionCountOverridden')?.valueBoolean === false && !quotePart(task, 'manualQuote')
-        ? task
-        : undefined;
-    }, 'the override removed');
+    const restored = await until(
+      async () => {
+        const task = await coordination(c);
+        return quotePart(task, 'questionCountOverridden')?.valueBoolean === false && !quotePart(task, 'manualQuote')
+          ? task
+          : undefined;
+      },
+      'the override removed',
+      WAIT_MS,
+    );
     expect(quotePart(restored, 'total').valueMoney.value).toBe(750 + 375 + 200);
     expect((await chargeLines(c))['extra-question']).toEqual({ status: 'billable', quantity: 2, price: 200 });
   }, 240_000);
@@ -417,7 +427,11 @@ describe('closing the gaps of the case workflow', () => {
       ...questionnaire(patient, SIX_QUESTIONS),
       id: response.id,
     }));
-    await until(async () => (await chargeLines(c))['extra-question']?.quantity === 2, 'the re-quote for six questions');
+    await until(
+      async () => (await chargeLines(c))['extra-question']?.quantity === 2,
+      'the re-quote for six questions',
+      WAIT_MS,
+    );
     const task = await coordination(c);
     expect(quotePart(task, 'questionCount').valueUnsignedInt).toBe(6);
     expect(quotePart(task, 'total').valueMoney.value).toBe(750 + 375 + 200);
@@ -529,7 +543,11 @@ describe('closing the gaps of the case workflow', () => {
 
     // After intake, a second unplanned biopsy site adds to the line.
     await specimen(c, 'right axillary node');
-    await until(async () => (await chargeLines(c))['biopsy-review']?.quantity === 2, 'the second biopsy site priced');
+    await until(
+      async () => (await chargeLines(c))['biopsy-review']?.quantity === 2,
+      'the second biopsy site priced',
+      WAIT_MS,
+    );
     expect((await chargeLines(c))['biopsy-review']).toEqual({ status: 'billable', quantity: 2, price: 850 });
   }, 180_000);
 
@@ -552,10 +570,14 @@ describe('closing the gaps of the case workflow', () => {
       ...request,
       orderDetail: orderDetail({ recordPages: 120 }),
     }));
-    await until(async () => (await expectTask(c, 'pathology'))?.status === 'cancelled', 'the pathology Task cancelled');
-    await until(async () => !(await chargeLines(c))['biopsy-review'], 'the biopsy line withdrawn');
+    await until(
+      async () => (await expectTask(c, 'pathology'))?.status === 'cancelled',
+      'the pathology Task cancelled',
+      WAIT_MS,
+    );
+    await until(async () => !(await chargeLines(c))['biopsy-review'], 'the biopsy line withdrawn', WAIT_MS);
     const biopsy = await specimen(c, 'left breast');
-    await until(async () => (await chargeLines(c))['biopsy-review'], 'the biopsy priced');
+    await until(async () => (await chargeLines(c))['biopsy-review'], 'the biopsy priced', WAIT_MS);
     expect((await chargeLines(c))['biopsy-review']).toEqual({ status: 'billable', quantity: 1, price: 425 });
     const pathology = await expectTask(c, 'pathology');
     expect(pathology.output.map((output: any) => output.valueReference?.reference).filter(Boolean)).toEqual([
@@ -575,7 +597,7 @@ describe('closing the gaps of the case workflow', () => {
       status: 'cancelled',
       statusReason: { text: 'The patient has no further records.' },
     }));
-    await until(async () => !(await chargeLines(c))['record-pages'], 'the record-pages line withdrawn');
+    await until(async () => !(await chargeLines(c))['record-pages'], 'the record-pages line withdrawn', WAIT_MS);
     expect(await chargeLines(c)).toEqual({
       'biopsy-review': { status: 'billable', quantity: 1, price: 425 },
       'specialist-opinion': { status: 'billable', quantity: 1, price: 750 },
@@ -656,10 +678,14 @@ describe('closing the gaps of the case workflow', () => {
       context: { related: [{ reference: `ServiceRequest/${c.serviceRequestId}` }] },
       content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${binaryId}` } }],
     });
-    const flagged = await until(async () => {
-      const current = await read(`DocumentReference/${document.id}`);
-      return current.meta.tag ? current : undefined;
-    }, 'the too-large flag');
+    const flagged = await until(
+      async () => {
+        const current = await read(`DocumentReference/${document.id}`);
+        return current.meta.tag ? current : undefined;
+      },
+      'the too-large flag',
+      WAIT_MS,
+    );
     expect(flagged.meta.tag).toEqual([
       {
         system: 'urn:hub:material-flag',
@@ -668,10 +694,14 @@ describe('closing the gaps of the case workflow', () => {
       },
     ]);
     expect(flagged.extension).toBeUndefined();
-    const records = await until(async () => {
-      const task = await expectTask(c, 'records');
-      return task.status === 'completed' ? task : undefined;
-    }, 'the records Task to complete');
+    const records = await until(
+      async () => {
+        const task = await expectTask(c, 'records');
+        return task.status === 'completed' ? task : undefined;
+      },
+      'the records Task to complete',
+      WAIT_MS,
+    );
     expect(records.output.map((output: any) => output.valueReference?.reference).filter(Boolean)).toEqual([
       `DocumentReference/${document.id}`,
     ]);
@@ -686,6 +716,7 @@ describe('closing the gaps of the case workflow', () => {
     await until(
       async () => (await read(`DocumentReference/${small.id}`)).extension?.[0]?.valueInteger === 2,
       'the small PDF counted',
+      WAIT_MS,
     );
 
     await settled();

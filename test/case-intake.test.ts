@@ -15,7 +15,7 @@ import { runIntake } from '../src/workflow/intake.ts';
 import type { WorkflowContext, WorkflowWorkerDeps } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
-import { until as waitUntil } from './support/until.ts';
+import { until } from './support/until.ts';
 import { orderDetail, registerPatient as registerPatientAt, workflowContextOf } from './support/case-fixtures.ts';
 import type { Planned } from './support/case-fixtures.ts';
 
@@ -102,9 +102,6 @@ function referralBundle(referenceNumber: string, status: 'draft' | 'active', pla
     ],
   };
 }
-
-const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> =>
-  waitUntil(probe, what, timeoutMs, 100);
 
 const dollars = (value: number) => ({ value, currency: 'USD' });
 

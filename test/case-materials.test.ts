@@ -20,8 +20,13 @@ import { runCaseMaterialStep } from '../src/workflow/jobs/case-materials.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
-import { until as waitUntil } from './support/until.ts';
-import { orderDetail, registerPatient as registerPatientAt, workflowContextOf } from './support/case-fixtures.ts';
+import { until } from './support/until.ts';
+import {
+  orderDetail,
+  registerPatient as registerPatientAt,
+  workflowContextOf,
+  workflowSettled,
+} from './support/case-fixtures.ts';
 import type { Planned } from './support/case-fixtures.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
@@ -83,8 +88,8 @@ function referralBundle(referenceNumber: string, planned: Planned, accessionNumb
   };
 }
 
-const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 90_000): Promise<T> =>
-  waitUntil(probe, what, timeoutMs, 100);
+/** How long to wait for the workflow (it runs in the background, slowly on a loaded machine). */
+const WAIT_MS = 90_000;
 
 const dicomUid = (): string => `2.25.${BigInt(`0x${randomBytes(15).toString('hex')}`)}`;
 const token = (): string => randomBytes(5).toString('hex').toUpperCase();
@@ -171,6 +176,7 @@ describe('materials arriving for a case', () => {
         (await byIdentifier('Task', `${serviceRequestId}/coordination`))?.businessStatus?.coding?.[0]?.code ===
         'submitted',
       'the case to be submitted',
+      WAIT_MS,
     );
     return { patientId: patient.id, referenceNumber: patient.referenceNumber, serviceRequestId };
   }
@@ -223,15 +229,20 @@ describe('materials arriving for a case', () => {
   }
 
   const matchedTo = (imagingStudyId: string, c: Case) =>
-    until(async () => {
-      const study = await read(`ImagingStudy/${imagingStudyId}`);
-      return study.basedOn?.[0]?.reference === `ServiceRequest/${c.serviceRequestId}` ? study : undefined;
-    }, `ImagingStudy/${imagingStudyId} to be matched`);
+    until(
+      async () => {
+        const study = await read(`ImagingStudy/${imagingStudyId}`);
+        return study.basedOn?.[0]?.reference === `ServiceRequest/${c.serviceRequestId}` ? study : undefined;
+      },
+      `ImagingStudy/${imagingStudyId} to be matched`,
+      WAIT_MS,
+    );
 
   const reconcileTask = (imagingStudyId: string) =>
     until(
       () => byIdentifier('Task', `reconcile-imaging/${imagingStudyId}`),
       `the reconcile-imaging Task of ImagingStudy/${imagingStudyId}`,
+      WAIT_MS,
     );
 
   const outputReferences = (task: any): string[] =>
@@ -265,15 +276,20 @@ describe('materials arriving for a case', () => {
     expect(study.subject).toEqual({ reference: `Patient/${caseA.patientId}` });
     expect(study.basedOn).toEqual([{ reference: `ServiceRequest/${caseA.serviceRequestId}` }]);
 
-    const imaging = await until(async () => {
-      const task = await expectTask(caseA, 'imaging');
-      return task?.status === 'completed' ? task : undefined;
-    }, 'the imaging expect-material Task to complete');
+    const imaging = await until(
+      async () => {
+        const task = await expectTask(caseA, 'imaging');
+        return task?.status === 'completed' ? task : undefined;
+      },
+      'the imaging expect-material Task to complete',
+      WAIT_MS,
+    );
     expect(outputReferences(imaging)).toEqual([`ImagingStudy/${sent.imagingStudyId}`]);
     expect(outputCount(imaging, 'imaging-sites')).toBe(1);
     await until(
       async () => (await charge(caseA, 'imaging-review'))?.status === 'billable',
       'the imaging line to become billable',
+      WAIT_MS,
     );
 
     // A second instance of the same study: the refresher rewrites the ImagingStudy from the index.
@@ -281,10 +297,14 @@ describe('materials arriving for a case', () => {
     await copyFile(sent.path, copy);
     expect(await runDcmtk('dcmodify', ['-nb', '-gin', copy], 60_000)).toMatchObject({ code: 0 });
     await storescu([copy]);
-    const grown = await until(async () => {
-      const current = await read(`ImagingStudy/${sent.imagingStudyId}`);
-      return current.numberOfInstances === 2 ? current : undefined;
-    }, 'the ImagingStudy to show the second instance');
+    const grown = await until(
+      async () => {
+        const current = await read(`ImagingStudy/${sent.imagingStudyId}`);
+        return current.numberOfInstances === 2 ? current : undefined;
+      },
+      'the ImagingStudy to show the second instance',
+      WAIT_MS,
+    );
     expect(grown.subject).toEqual({ reference: `Patient/${caseA.patientId}` });
     expect(grown.basedOn).toEqual([{ reference: `ServiceRequest/${caseA.serviceRequestId}` }]);
   }, 180_000);
@@ -294,10 +314,14 @@ describe('materials arriving for a case', () => {
     const first = await sendStudy({ accessionNumber: `X${token()}`, patientId: caseB.referenceNumber });
     jobs.push({ resourceType: 'ImagingStudy', id: first.imagingStudyId });
     await matchedTo(first.imagingStudyId, caseB);
-    const partial = await until(async () => {
-      const task = await expectTask(caseB, 'imaging');
-      return task?.status === 'in-progress' ? task : undefined;
-    }, 'the imaging Task to be in progress');
+    const partial = await until(
+      async () => {
+        const task = await expectTask(caseB, 'imaging');
+        return task?.status === 'in-progress' ? task : undefined;
+      },
+      'the imaging Task to be in progress',
+      WAIT_MS,
+    );
     expect(outputReferences(partial)).toEqual([`ImagingStudy/${first.imagingStudyId}`]);
 
     const second = await sendStudy({
@@ -307,10 +331,14 @@ describe('materials arriving for a case', () => {
     });
     jobs.push({ resourceType: 'ImagingStudy', id: second.imagingStudyId });
     await matchedTo(second.imagingStudyId, caseB);
-    const complete = await until(async () => {
-      const task = await expectTask(caseB, 'imaging');
-      return task?.status === 'completed' ? task : undefined;
-    }, 'the imaging Task to complete');
+    const complete = await until(
+      async () => {
+        const task = await expectTask(caseB, 'imaging');
+        return task?.status === 'completed' ? task : undefined;
+      },
+      'the imaging Task to complete',
+      WAIT_MS,
+    );
     expect(outputReferences(complete)).toEqual(
       [`ImagingStudy/${first.imagingStudyId}`, `ImagingStudy/${second.imagingStudyId}`].sort(),
     );
@@ -368,10 +396,14 @@ describe('materials arriving for a case', () => {
       (await sql.query('SELECT match_method FROM dicom_study WHERE imaging_study_id = $1', [stranger.imagingStudyId]))
         .rows[0].match_method,
     ).toBe('coordinator');
-    const imaging = await until(async () => {
-      const current = await expectTask(caseD, 'imaging');
-      return current?.status === 'completed' ? current : undefined;
-    }, 'case D’s imaging Task to complete');
+    const imaging = await until(
+      async () => {
+        const current = await expectTask(caseD, 'imaging');
+        return current?.status === 'completed' ? current : undefined;
+      },
+      'case D’s imaging Task to complete',
+      WAIT_MS,
+    );
     expect(outputReferences(imaging)).toEqual(
       [`ImagingStudy/${known.imagingStudyId}`, `ImagingStudy/${stranger.imagingStudyId}`].sort(),
     );
@@ -411,10 +443,14 @@ describe('materials arriving for a case', () => {
       status: 'completed',
       output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${first.serviceRequestId}` } }],
     });
-    const refused = await until(async () => {
-      const current = await read(`Task/${task.id}`);
-      return current.status === 'failed' ? current : undefined;
-    }, 'the physician’s completion to be refused');
+    const refused = await until(
+      async () => {
+        const current = await read(`Task/${task.id}`);
+        return current.status === 'failed' ? current : undefined;
+      },
+      'the physician’s completion to be refused',
+      WAIT_MS,
+    );
     expect(refused.statusReason.text).toBe(
       'Only a coordinator may reconcile a study; a completion by a referring-physician is not applied',
     );
@@ -428,10 +464,14 @@ describe('materials arriving for a case', () => {
     ).toBeNull();
 
     await complete('no-such-request');
-    const failed = await until(async () => {
-      const current = await read(`Task/${task.id}`);
-      return current.status === 'failed' ? current : undefined;
-    }, 'the Task to fail');
+    const failed = await until(
+      async () => {
+        const current = await read(`Task/${task.id}`);
+        return current.status === 'failed' ? current : undefined;
+      },
+      'the Task to fail',
+      WAIT_MS,
+    );
     expect(failed.statusReason.text).toBe('ServiceRequest/no-such-request does not exist');
     expect((await read(`ImagingStudy/${sent.imagingStudyId}`)).basedOn).toBeUndefined();
 
@@ -469,23 +509,32 @@ describe('materials arriving for a case', () => {
     });
     expect(document.status).toBe(201);
     jobs.push({ resourceType: 'DocumentReference', id: document.body.id });
-    const counted = await until(async () => {
-      const current = await read(`DocumentReference/${document.body.id}`);
-      return current.extension ? current : undefined;
-    }, 'the page count');
+    const counted = await until(
+      async () => {
+        const current = await read(`DocumentReference/${document.body.id}`);
+        return current.extension ? current : undefined;
+      },
+      'the page count',
+      WAIT_MS,
+    );
     expect(counted.extension).toEqual([{ url: 'urn:hub:extension:page-count', valueInteger: 3 }]);
     expect(counted.meta.tag).toBeUndefined();
 
-    const records = await until(async () => {
-      const task = await expectTask(caseA, 'records');
-      return task?.status === 'completed' ? task : undefined;
-    }, 'the records Task to complete');
+    const records = await until(
+      async () => {
+        const task = await expectTask(caseA, 'records');
+        return task?.status === 'completed' ? task : undefined;
+      },
+      'the records Task to complete',
+      WAIT_MS,
+    );
     expect(outputReferences(records)).toEqual([`DocumentReference/${document.body.id}`]);
     expect(outputCount(records, 'record-pages')).toBe(3);
     // 3 pages are within the 50 the opinion includes: the $75 line for the estimated 120 is withdrawn.
     await until(
       async () => (await charge(caseA, 'record-pages'))?.status === 'entered-in-error',
       'the record-pages line to be withdrawn',
+      WAIT_MS,
     );
     const coordination = await byIdentifier('Task', `${caseA.serviceRequestId}/coordination`);
     const quote = coordination.extension.find(
@@ -513,19 +562,27 @@ describe('materials arriving for a case', () => {
     });
     expect(notPdf.status).toBe(201);
     jobs.push({ resourceType: 'DocumentReference', id: notPdf.body.id });
-    const flagged = await until(async () => {
-      const current = await read(`DocumentReference/${notPdf.body.id}`);
-      return current.meta.tag ? current : undefined;
-    }, 'the flag');
+    const flagged = await until(
+      async () => {
+        const current = await read(`DocumentReference/${notPdf.body.id}`);
+        return current.meta.tag ? current : undefined;
+      },
+      'the flag',
+      WAIT_MS,
+    );
     expect(flagged.meta.tag).toEqual([
       { system: 'urn:hub:material-flag', code: 'not-pdf', display: expect.any(String) },
     ]);
     expect(flagged.extension).toBeUndefined();
     expect(flagged.context.related).toEqual([{ reference: `ServiceRequest/${caseA.serviceRequestId}` }]);
-    const listed = await until(async () => {
-      const task = await expectTask(caseA, 'records');
-      return outputReferences(task).length === 2 ? task : undefined;
-    }, 'the second document among the records');
+    const listed = await until(
+      async () => {
+        const task = await expectTask(caseA, 'records');
+        return outputReferences(task).length === 2 ? task : undefined;
+      },
+      'the second document among the records',
+      WAIT_MS,
+    );
     expect(outputCount(listed, 'record-pages')).toBe(3);
     expect(
       (await search(`DocumentReference?_tag=${encodeURIComponent('urn:hub:material-flag|not-pdf')}`)).map((d) => d.id),
@@ -550,16 +607,21 @@ describe('materials arriving for a case', () => {
     });
     expect(broken.status).toBe(201);
     jobs.push({ resourceType: 'DocumentReference', id: broken.body.id });
-    const unreadable = await until(async () => {
-      const current = await read(`DocumentReference/${broken.body.id}`);
-      return current.meta.tag ? current : undefined;
-    }, 'the broken PDF to be flagged');
+    const unreadable = await until(
+      async () => {
+        const current = await read(`DocumentReference/${broken.body.id}`);
+        return current.meta.tag ? current : undefined;
+      },
+      'the broken PDF to be flagged',
+      WAIT_MS,
+    );
     expect(unreadable.meta.tag).toEqual([
       { system: 'urn:hub:material-flag', code: 'unreadable-pdf', display: expect.any(String) },
     ]);
     await until(
       async () => outputReferences(await expectTask(caseA, 'records')).length === 3,
       'the third document among the records',
+      WAIT_MS,
     );
   }, 180_000);
 
@@ -577,15 +639,20 @@ describe('materials arriving for a case', () => {
     });
     expect(specimen.status).toBe(201);
     jobs.push({ resourceType: 'Specimen', id: specimen.body.id });
-    const pathology = await until(async () => {
-      const task = await expectTask(caseA, 'pathology');
-      return task?.status === 'completed' ? task : undefined;
-    }, 'the pathology Task to complete');
+    const pathology = await until(
+      async () => {
+        const task = await expectTask(caseA, 'pathology');
+        return task?.status === 'completed' ? task : undefined;
+      },
+      'the pathology Task to complete',
+      WAIT_MS,
+    );
     expect(outputReferences(pathology)).toEqual([`Specimen/${specimen.body.id}`]);
     expect(outputCount(pathology, 'biopsy-sites')).toBe(1);
     await until(
       async () => (await charge(caseA, 'biopsy-review'))?.status === 'billable',
       'the biopsy line to become billable',
+      WAIT_MS,
     );
   }, 180_000);
 
@@ -601,14 +668,8 @@ describe('materials arriving for a case', () => {
       outbox: (await sql.query('SELECT count(*)::int AS n FROM outbox')).rows[0].n,
     });
     // Let the workers finish what the tests set off.
-    let before = await snapshot();
-    await until(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      const now = await snapshot();
-      const quiet = JSON.stringify(now) === JSON.stringify(before);
-      before = now;
-      return quiet;
-    }, 'the workers to go quiet');
+    await workflowSettled(th, WAIT_MS);
+    const before = await snapshot();
     for (let run = 0; run < 2; run++) {
       for (const job of jobs) {
         await runCaseMaterialStep(th.hub.db, ctx, job);

@@ -1,6 +1,6 @@
 /**
  * The case after intake, against a real hub (PostgreSQL, Redis, workers): cases are written through the
- * FHIR API in the shapes of case-model.md (coordination Task, expect-material Tasks), and the
+ * FHIR API in the shapes of docs/case-workflow.md (coordination Task, expect-material Tasks), and the
  * progression runs from their Task events through the outbox, the `fhir-resource-events` router and the
  * `case-progression` worker. The test plays the other parties through the API too: the materials job
  * completing an expect-material Task, the radiologist completing a pre-review with a DiagnosticReport,
@@ -23,10 +23,10 @@ import { QueueProducer } from '../src/queues/queue-definitions.ts';
 import { HUB_QUEUES } from '../src/workflow/jobs/all-queues.ts';
 import type { WorkflowContext } from '../src/workflow/context.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
-import { workflowContextOf } from './support/case-fixtures.ts';
+import { workflowContextOf, workflowSettled } from './support/case-fixtures.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
-import { until as waitUntil } from './support/until.ts';
+import { until } from './support/until.ts';
 import { HubRepository } from '../src/fhir/repository.ts';
 import { clockStartingAt } from '../src/runtime/clock.ts';
 
@@ -45,8 +45,8 @@ const DUE_AFTER_THANKSGIVING = '2026-12-07T22:00:00.000Z';
 /** Where the hub's clock starts: the day the imaging arrives, whatever day the suite runs. */
 const HUB_CLOCK_START = '2026-11-20T16:00:00.000Z';
 
-const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 90_000): Promise<T> =>
-  waitUntil(probe, what, timeoutMs, 150);
+/** How long to wait for the workflow (it runs in the background, slowly on a loaded machine). */
+const WAIT_MS = 90_000;
 
 interface Specialist {
   family: string;
@@ -373,6 +373,7 @@ describe('case progression after intake', () => {
           (task) => task.owner?.reference === `Practitioner/${specialists[specialistKey]}`,
         ),
       `an offer to ${specialistKey}`,
+      WAIT_MS,
     );
 
   const LUNG_QUESTIONS = [
@@ -401,6 +402,7 @@ describe('case progression after intake', () => {
     const preReview = await until(
       async () => withCode(await children(lungCase), 'pre-review-radiology')[0],
       'the radiology pre-review',
+      WAIT_MS,
     );
     expect(preReview).toMatchObject({
       status: 'requested',
@@ -471,14 +473,18 @@ describe('case progression after intake', () => {
       '2026-12-08T13:30:00.000Z',
     ]);
     for (const { step } of steps) {
-      const job = await until(() => reminders.getJob(reminderJobId(offer.id, due, step)), `the ${step} job`);
+      const job = await until(() => reminders.getJob(reminderJobId(offer.id, due, step)), `the ${step} job`, WAIT_MS);
       expect(job.data).toEqual({ taskId: offer.id, step });
       expect(await job.getState()).toBe('delayed');
     }
 
     // The specialist accepts: the case is in specialist review.
     await change(`Task/${offer.id}`, (task) => ({ ...task, status: 'accepted' }));
-    await until(async () => stateOf(await coordination(lungCase)) === 'specialist-review', 'specialist review');
+    await until(
+      async () => stateOf(await coordination(lungCase)) === 'specialist-review',
+      'specialist review',
+      WAIT_MS,
+    );
   }, 180_000);
 
   test('a radiology-prohibited jurisdiction (New Hampshire) gets no radiology pre-review and goes straight to matching', async () => {
@@ -541,10 +547,14 @@ describe('case progression after intake', () => {
     const second = await offerTo(breast, 'second');
     expect(second.note[0].text).toMatch(/Declined earlier by: Dr\. Test Abernathy/);
     await change(`Task/${second.id}`, (task) => ({ ...task, status: 'rejected' }));
-    const waiting = await until(async () => {
-      const task = await coordination(breast);
-      return task.statusReason?.coding?.[0]?.code === 'no-specialist' && task;
-    }, 'the no-specialist reason');
+    const waiting = await until(
+      async () => {
+        const task = await coordination(breast);
+        return task.statusReason?.coding?.[0]?.code === 'no-specialist' && task;
+      },
+      'the no-specialist reason',
+      WAIT_MS,
+    );
     expect(stateOf(waiting)).toBe('matching');
     expect(waiting.statusReason.text).toMatch(/No eligible specialist is left .*\(2 declined\)/);
     expect(
@@ -574,6 +584,7 @@ describe('case progression after intake', () => {
     await until(
       async () => (await coordination(submitted)).extension?.some((e: any) => e.url === 'urn:hub:extension:quote'),
       'the intake',
+      WAIT_MS,
     );
     expect((await advanceCase(ctx, { serviceRequestId: submitted.serviceRequestId })).state).toBe('submitted');
     expect(withCode(await children(submitted), 'pre-review-radiology')).toEqual([]);
@@ -583,10 +594,14 @@ describe('case progression after intake', () => {
       ...task,
       businessStatus: { coding: [{ system: CASE_STATE, code: 'specialist-review' }] },
     }));
-    const undone = await until(async () => {
-      const task = await coordination(submitted);
-      return stateOf(task) === 'submitted' && task.statusReason?.coding?.[0]?.code === 'move-refused' && task;
-    }, 'the refused move undone');
+    const undone = await until(
+      async () => {
+        const task = await coordination(submitted);
+        return stateOf(task) === 'submitted' && task.statusReason?.coding?.[0]?.code === 'move-refused' && task;
+      },
+      'the refused move undone',
+      WAIT_MS,
+    );
     expect(undone.status).toBe('requested');
     expect(undone.statusReason.text).toMatch(/cannot go from "submitted" to "specialist-review"/);
 
@@ -598,10 +613,14 @@ describe('case progression after intake', () => {
       ...current,
       businessStatus: { coding: [{ system: CASE_STATE, code: 'awaiting-materials' }] },
     });
-    const refused = await until(async () => {
-      const task = await coordination(submitted);
-      return stateOf(task) === 'submitted' && task.statusReason?.text?.includes('awaiting-materials') && task;
-    }, "the physician's move undone");
+    const refused = await until(
+      async () => {
+        const task = await coordination(submitted);
+        return stateOf(task) === 'submitted' && task.statusReason?.text?.includes('awaiting-materials') && task;
+      },
+      "the physician's move undone",
+      WAIT_MS,
+    );
     expect(refused.statusReason.coding?.[0]?.code).toBe('move-refused');
     expect(refused.meta.source).toBeUndefined();
 
@@ -619,6 +638,7 @@ describe('case progression after intake', () => {
     await until(
       async () => withCode(await children(submitted), 'pre-review-radiology')[0],
       'the pre-review after acceptance',
+      WAIT_MS,
     );
     const tasks = await children(submitted);
     expect(withCode(tasks, 'pre-review-radiology').map((task) => task.focus)).toEqual([
@@ -698,11 +718,7 @@ describe('case progression after intake', () => {
     expect(await countJobs()).toBe(jobsBefore);
 
     // The progression job, run twice directly on every case state it reached, changes nothing.
-    await until(async () => {
-      const before = await snapshot(lungCase);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      return (await snapshot(lungCase)).join() === before.join();
-    }, 'the workers to settle');
+    await workflowSettled(th, WAIT_MS);
     const before = await snapshot(lungCase);
     for (let run = 0; run < 2; run++) {
       const result = await advanceCase(ctx, { serviceRequestId: lungCase.serviceRequestId });
@@ -731,5 +747,42 @@ describe('case progression after intake', () => {
       expect({ name, failed: await queue.getFailedCount() }).toEqual({ name, failed: 0 });
       await queue.close();
     }
+  }, 180_000);
+
+  test('a reminder whose Task is deleted while the job waits for the case does nothing, and says so', async () => {
+    const gone = await createCase({
+      state: 'awaiting-materials',
+      residence: 'MA',
+      questions: LUNG_QUESTIONS,
+      expect: [{ kind: 'records', status: 'completed', completedAt: COMPLETED_BEFORE_THANKSGIVING }],
+    });
+    const offer = await until(async () => withCode(await children(gone), 'specialist-opinion')[0], 'an offer', WAIT_MS);
+    await workflowSettled(th, WAIT_MS);
+    // Another step of the case holds its lock, as a running job would: the reminder job reads the
+    // Task, then waits for the case, and meanwhile a coordinator deletes the Task through the API.
+    const caseLock = `case:${gone.serviceRequestId}`;
+    await sql.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [caseLock]);
+    let outcome: Promise<unknown>;
+    try {
+      outcome = runReminder(
+        { ...ctx, now: () => new Date('2026-12-09T14:00:00Z') },
+        { taskId: offer.id, step: 'escalation' },
+        { messageIdDomain: 'hub.example.org' },
+      ).catch((error: unknown) => error);
+      await until(
+        async () =>
+          (
+            await sql.query<{ n: number }>(
+              'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))',
+            )
+          ).rows[0]!.n > 0,
+        'the reminder job to wait for the case',
+        WAIT_MS,
+      );
+      await fhir('DELETE', `Task/${offer.id}`);
+    } finally {
+      await sql.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [caseLock]);
+    }
+    expect(await outcome).toBe('no-task');
   }, 180_000);
 });

@@ -13,7 +13,7 @@ describe('prepared statements', () => {
       const sum = prepared('SELECT $1::int + $2::int AS n');
       expect((await db.query<{ n: number }>(sum, [1, 2])).rows).toEqual([{ n: 3 }]);
       expect((await db.query<{ n: number }>(sum, [40, 2])).rows).toEqual([{ n: 42 }]);
-      const inTransaction = await db.transaction(async (tx) => (await tx.query<{ n: number }>(sum, [5, 5])).rows[0].n);
+      const inTransaction = await db.transaction(async (tx) => (await tx.query<{ n: number }>(sum, [5, 5])).rows[0]?.n);
       expect(inTransaction).toBe(10);
       // One connection in the pool: the statement it prepared is still there, once.
       const statements = await db.query<{ statement: string }>(

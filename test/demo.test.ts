@@ -18,8 +18,10 @@ import { NODE_BIN, REPO_ROOT, cleanEnvironment, startHubProcess } from './suppor
 import type { HubProcess } from './support/hub-process.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
-import { createTestDatabase, freePort } from './support/test-hub.ts';
-import { until as waitUntil } from './support/until.ts';
+import { createTestDatabase } from './support/test-hub.ts';
+import { freePort } from './support/free-port.ts';
+import { until } from './support/until.ts';
+import { defined } from './support/defined.ts';
 
 const PUBLIC_BASE = 'https://hub.example.org';
 const PHYSICIAN = 'a.okonkwo@referrer.example.org';
@@ -48,15 +50,12 @@ function runScript(
 
 /** The first id after `prefix` in the demo's output. */
 function idAfter(stdout: string, prefix: RegExp): string {
-  const match = new RegExp(`${prefix.source}([A-Za-z0-9.-]+)`).exec(stdout);
-  if (!match) {
+  const id = new RegExp(`${prefix.source}([A-Za-z0-9.-]+)`).exec(stdout)?.[1];
+  if (!id) {
     throw new Error(`the demo printed no ${prefix.source}`);
   }
-  return match[1];
+  return id;
 }
-
-const until = <T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> =>
-  waitUntil(probe, what, timeoutMs, 250);
 
 interface Version {
   version: number;
@@ -169,7 +168,7 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
 
     // Who the hub recorded as the writer of each party's writes.
     const coordinatorUser = await sql.query<{ id: string }>("SELECT id FROM auth_user WHERE role = 'coordinator'");
-    const coordinatorActor = `urn:hub:actor:coordinator:${coordinatorUser.rows[0].id}`;
+    const coordinatorActor = `urn:hub:actor:coordinator:${defined(coordinatorUser.rows[0], 'the coordinator user').id}`;
     const sourceOf = (version: Version | undefined): string | undefined => version?.resource.meta?.source;
     expect(sourceOf((await versions('ServiceRequest', serviceRequestId!))[0])).toBe('urn:hub:actor:ehr:demo-ehr');
     const coordination = await versions('Task', idAfter(run.stdout, /coordination Task\//));
@@ -239,6 +238,6 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     const sessions = await sql.query<{ open: number }>(
       'SELECT count(*)::int AS open FROM auth_session WHERE revoked_at IS NULL',
     );
-    expect(sessions.rows[0].open).toBe(0);
+    expect(sessions.rows[0]?.open).toBe(0);
   }, 240_000);
 });

@@ -23,7 +23,6 @@ import {
 import { DUPLICATE_SOP_INSTANCE } from '../src/dicom/dimse/store-handler.ts';
 import {
   RawPeer,
-  freePort,
   readPart10,
   runDcmtk,
   startDcmtk,
@@ -35,6 +34,8 @@ import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { startHubProcess } from './support/hub-process.ts';
 import { createTestDatabase, fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { freePort } from './support/free-port.ts';
+import { until } from './support/until.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -506,16 +507,16 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
         );
         for (const study of studies.rows) {
           const url = `${restarted.url}/fhir/ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.study_instance_uid}`)}`;
-          let count: number | undefined;
-          for (let attempt = 0; attempt < 100 && count !== study.number_of_instances; attempt++) {
-            if (attempt > 0) {
-              await new Promise((resolve) => setTimeout(resolve, 100));
-            }
-            const resources = await fhirFetch(url);
-            count = (resources.body.entry as { resource: { numberOfInstances: number } }[] | undefined)?.[0]?.resource
-              .numberOfInstances;
-          }
-          expect(count).toBe(study.number_of_instances);
+          await until(
+            async () => {
+              const resources = await fhirFetch(url);
+              const entries = resources.body.entry as { resource: { numberOfInstances: number } }[] | undefined;
+              return entries?.[0]?.resource.numberOfInstances === study.number_of_instances;
+            },
+            `the ImagingStudy of ${study.study_instance_uid} to count ${study.number_of_instances} instances`,
+            10_000,
+            100,
+          );
         }
         expect((await client.query('SELECT 1 FROM dicom_study_refresh')).rows).toEqual([]);
         // Nothing half-written: every indexed instance has its blob.

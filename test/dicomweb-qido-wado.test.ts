@@ -210,7 +210,7 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
   });
 
   test('QIDO study matching: names with wildcards, ids, dates and ranges, modalities, UID lists, combinations', async () => {
-    const [ct, mr, nm, jane, john] = ['ct', 'mr', 'nm', 'jane', 'john'].map((name) => fixture(name).study) as string[];
+    const [ct, mr, nm, jane, john] = ['ct', 'mr', 'nm', 'jane', 'john'].map((name) => fixture(name).study);
     const expectMatch = async (query: string, expected: string[]) =>
       expect({ query, studies: await studiesMatching(query) }).toEqual({ query, studies: [...expected].sort() });
     await expectMatch('PatientName=doe*', [jane!, john!]);

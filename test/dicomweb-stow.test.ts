@@ -15,6 +15,7 @@ import { FailureReason } from '../src/routes/dicomweb/stow.ts';
 import { DEFAULT_MEMORY_BYTES, FileBlobStore } from '../src/storage/blob-store.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { until } from './support/until.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const BATCH = [
@@ -127,20 +128,20 @@ describe('STOW-RS', () => {
 
       // The ImagingStudy follows once the study has been quiet for a moment (the refresher), not with the answer.
       const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${row!.study_instance_uid}`);
-      let instanceUids: string[] = [];
-      for (let attempt = 0; attempt < 100 && !instanceUids.includes(sopInstanceUid); attempt++) {
-        if (attempt > 0) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        const studies = await fhirFetch(`${th.fhir}/ImagingStudy?identifier=${identifier}`);
-        expect(studies.status).toBe(200);
-        const entries = (studies.body.entry ?? []) as { resource: { series: { instance: { uid: string }[] }[] } }[];
-        expect(entries.length).toBeLessThanOrEqual(1);
-        instanceUids = entries.flatMap((entry) =>
-          entry.resource.series.flatMap((series) => series.instance.map((i) => i.uid)),
-        );
-      }
-      expect(instanceUids).toContain(sopInstanceUid);
+      await until(
+        async () => {
+          const studies = await fhirFetch(`${th.fhir}/ImagingStudy?identifier=${identifier}`);
+          expect(studies.status).toBe(200);
+          const entries = (studies.body.entry ?? []) as { resource: { series: { instance: { uid: string }[] }[] } }[];
+          expect(entries.length).toBeLessThanOrEqual(1);
+          return entries.some((entry) =>
+            entry.resource.series.some((series) => series.instance.some((i) => i.uid === sopInstanceUid)),
+          );
+        },
+        `the ImagingStudy to list ${sopInstanceUid}`,
+        5_000,
+        50,
+      );
     }
     expect(await spooled()).toEqual([]);
   }, 20_000);
@@ -350,27 +351,23 @@ describe('STOW-RS', () => {
     // Past the blob writer's in-memory limit, so the part spills to a temp file while it arrives.
     const large = Buffer.concat([await testFile('MR_small.dcm'), Buffer.alloc(4 * DEFAULT_MEMORY_BYTES)]);
     const { contentType, bytes } = await body([dicomPart(large)]);
-    await new Promise<void>((resolve) => {
+    await new Promise<void>((resolve, reject) => {
       const upload = request(`${th.baseUrl}/dicomweb/studies`, {
         method: 'POST',
         headers: { 'content-type': contentType },
       });
       upload.on('error', () => resolve());
       upload.write(bytes.subarray(0, bytes.length / 2), () => {
-        void (async () => {
-          for (let attempt = 0; attempt < 100 && (await spooled()).length === 0; attempt++) {
-            await new Promise((r) => setTimeout(r, 20));
-          }
-          expect((await spooled()).length).toBe(1);
-          upload.destroy();
-          resolve();
-        })();
+        until(async () => (await spooled()).length > 0, 'the part to spill to a temp file', 2_000, 20)
+          .then(async () => {
+            expect((await spooled()).length).toBe(1);
+            upload.destroy();
+            resolve();
+          })
+          .catch(reject);
       });
     });
-    for (let attempt = 0; attempt < 50 && (await spooled()).length > 0; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    expect(await spooled()).toEqual([]);
+    await until(async () => (await spooled()).length === 0, 'the spooled file to be removed', 1_000, 20);
     const again = await stowParts('/studies', [dicomPart(await testFile('MR_small.dcm'))]);
     expect(again.status).toBe(200);
   });

@@ -87,7 +87,7 @@ describe('$check-eligibility with the default policy', () => {
         jurisdiction: 'US-NM',
       }),
     ]);
-    expect(result.reasons[0].message).toMatch(/New Mexico/);
+    expect(result.reasons[0]?.message).toMatch(/New Mexico/);
     expect(result.message).toMatch(/cannot provide a second opinion to residents of New Mexico/);
     expect(result.policyVersion).toBe('default-1');
   });
@@ -183,7 +183,7 @@ describe('$check-eligibility with the default policy', () => {
   test('a typed reference number: a typo is a 400 that says so, an unknown number a 404', async () => {
     const valid = generateReferenceNumber(digits('3141592653'));
     // Swapping two adjacent different digits is always caught by the Damm check digit.
-    const swapped = valid[0] + valid[2] + valid[1] + valid.slice(3);
+    const swapped = valid.charAt(0) + valid.charAt(2) + valid.charAt(1) + valid.slice(3);
     expect(swapped).not.toBe(valid);
     const typo = await check({
       resourceType: 'Parameters',

@@ -31,7 +31,7 @@ async function rawFetch(
     headers: init.headers,
     body: init.body,
     ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}),
-  } as RequestInit);
+  });
   return { status: response.status, headers: response.headers, bytes: Buffer.from(await response.arrayBuffer()) };
 }
 

@@ -221,10 +221,12 @@ test('a transaction, and a batch with one failing entry', async () => {
     },
   });
   expect(response.type).toBe('transaction-response');
-  const [patientEntry, conditionEntry] = response.entry as {
+  const entries = response.entry as {
     resource: FhirResource;
     response: { status: string; etag: string };
   }[];
+  expect(entries).toHaveLength(2);
+  const [patientEntry, conditionEntry] = entries as [(typeof entries)[number], (typeof entries)[number]];
   expect(patientEntry.response.status).toMatch(/^201/);
   expect(patientEntry.response.etag).toBe('W/"1"');
   expect(conditionEntry.resource.subject).toEqual({ reference: `Patient/${patientEntry.resource.id}` });

@@ -1,5 +1,5 @@
 /**
- * Every resource type the second-opinion workflow (fhir-model.md) and a referral bundle use can be
+ * Every resource type the second-opinion workflow (shared/fhir-model.md) and a referral bundle use can be
  * created, read back unchanged, found by its patient, and listed in the CapabilityStatement; any
  * other R4 type is at least stored and read back.
  */

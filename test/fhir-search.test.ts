@@ -6,6 +6,8 @@
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { defined } from './support/defined.ts';
+import { until } from './support/until.ts';
 
 const MRN = 'urn:test:mrn';
 const LOINC = 'http://loinc.org';
@@ -552,7 +554,9 @@ describe('date parameters', () => {
       resourceType: 'Patient',
       identifier: [{ system: 'urn:test:lastupdated', value: '1' }],
     });
-    await new Promise((resolve) => setTimeout(resolve, 15));
+    // Time, not an event: the second create must get a later lastUpdated (millisecond precision).
+    const firstUpdated = Date.parse(first.meta?.lastUpdated as string);
+    await until(async () => Date.now() > firstUpdated, 'the clock to pass the first lastUpdated', 1_000, 1);
     const second = await create({
       resourceType: 'Patient',
       identifier: [{ system: 'urn:test:lastupdated', value: '2' }],
@@ -712,7 +716,7 @@ describe('sorting and result parameters', () => {
 
   test('_summary=true keeps summary elements, marks SUBSETTED and survives paging', async () => {
     const page = await search(`${PATIENTS}&_sort=-birthdate&_summary=true&_count=1`);
-    const eve = matches(page)[0].resource as Resource & Record<string, unknown>;
+    const eve = defined(matches(page)[0], 'a first match').resource as Resource & Record<string, unknown>;
     expect(eve.id).toBe('pat-eve');
     expect(eve.name).toEqual([{ family: 'Smith', given: ['Eve'] }]);
     expect(eve.birthDate).toBe('1990-12-31');
@@ -723,19 +727,20 @@ describe('sorting and result parameters', () => {
     const nextUrl = link(page, 'next') as string;
     expect(link(page, 'self')).toContain('_summary=true');
     expect(nextUrl).toContain('_summary=true');
-    const next = matches(await search(nextUrl))[0].resource as Resource & Record<string, unknown>;
+    const next = defined(matches(await search(nextUrl))[0], 'a match on the next page').resource as Resource &
+      Record<string, unknown>;
     expect(next.id).toBe('pat-dan');
     expect(next.meta?.tag?.map((tag) => tag.code)).toContain(SUBSETTED);
   });
 
   test('_elements keeps the asked-for and mandatory elements, including choice types, and survives paging', async () => {
     const patients = await search(`Patient?_id=pat-eve&_elements=name,multipleBirth`);
-    const eve = matches(patients)[0].resource as Resource & Record<string, unknown>;
+    const eve = defined(matches(patients)[0], 'pat-eve').resource as Resource & Record<string, unknown>;
     expect(Object.keys(eve).sort()).toEqual(['id', 'meta', 'multipleBirthInteger', 'name', 'resourceType']);
     expect(eve.meta?.tag?.map((tag) => tag.code)).toContain(SUBSETTED);
 
     const observations = await search('Observation?_id=obs-ann-weight&_elements=subject');
-    const weight = matches(observations)[0].resource as Resource & Record<string, unknown>;
+    const weight = defined(matches(observations)[0], 'obs-ann-weight').resource as Resource & Record<string, unknown>;
     expect(Object.keys(weight).sort()).toEqual(['code', 'id', 'meta', 'resourceType', 'status', 'subject']);
 
     const page = await search(`${PATIENTS}&_elements=name&_count=2`);
@@ -830,14 +835,13 @@ describe('search by POST', () => {
 });
 
 describe('paging while the data changes', () => {
-  const pagerPatient = (n: number, birthDate: string): Resource =>
-    ({
-      resourceType: 'Patient',
-      id: `pager-${String(n).padStart(2, '0')}`,
-      identifier: [{ system: 'urn:test:paging', value: String(n) }],
-      name: [{ family: `Pager${String(n).padStart(2, '0')}` }],
-      birthDate,
-    }) as Resource;
+  const pagerPatient = (n: number, birthDate: string): Resource => ({
+    resourceType: 'Patient',
+    id: `pager-${String(n).padStart(2, '0')}`,
+    identifier: [{ system: 'urn:test:paging', value: String(n) }],
+    name: [{ family: `Pager${String(n).padStart(2, '0')}` }],
+    birthDate,
+  });
 
   async function checkPaging(
     system: string,
@@ -888,7 +892,10 @@ describe('paging while the data changes', () => {
   test('with _sort: nothing repeated or skipped while resources are created and deleted', async () => {
     await checkPaging('paging-sort', 'Patient?_sort=-birthdate,family', (all) =>
       ([...all] as (Resource & { birthDate: string; name: { family: string }[] })[])
-        .sort((x, y) => y.birthDate.localeCompare(x.birthDate) || x.name[0].family.localeCompare(y.name[0].family))
+        .sort(
+          (x, y) =>
+            y.birthDate.localeCompare(x.birthDate) || (x.name[0]?.family ?? '').localeCompare(y.name[0]?.family ?? ''),
+        )
         .map((p) => p.id as string),
     );
   });

@@ -6,6 +6,7 @@
 import type { Bundle, BundleEntry, HealthcareService, OperationOutcome, Patient, Resource } from '@medplum/fhirtypes';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { defined } from './support/defined.ts';
 
 const MRN = 'urn:oid:1.2.36.146.595.217.0.1';
 
@@ -51,7 +52,7 @@ function observation(text: string, subject: string, extra: Record<string, unknow
     code: { text },
     subject: { reference: subject },
     ...extra,
-  } as Resource;
+  };
 }
 
 async function send(
@@ -60,6 +61,8 @@ async function send(
   const res = await fhirFetch(t.fhir, { method: 'POST', body });
   return { status: res.status, bundle: res.body, outcome: res.body, headers: res.headers };
 }
+
+type Sent = Awaited<ReturnType<typeof send>>;
 
 async function count(query: string): Promise<number> {
   const res = await fhirFetch(`${t.fhir}/${query}${query.includes('?') ? '&' : '?'}_total=accurate`);
@@ -74,7 +77,17 @@ async function create<T extends Resource>(resource: T): Promise<T & { id: string
 }
 
 function idOf(location: string | undefined): string {
-  return (location ?? '').split('/')[1];
+  return (location ?? '').split('/')[1] ?? '';
+}
+
+type Entries<N extends number, R extends BundleEntry[] = []> = R['length'] extends N
+  ? R
+  : Entries<N, [...R, BundleEntry]>;
+
+/** The Bundle's entries, which must number exactly `n`. */
+function entriesOf<const N extends number>(response: Bundle, n: N): Entries<N> {
+  expect(response.entry).toHaveLength(n);
+  return (response.entry ?? []) as Entries<N>;
 }
 
 describe('transaction Bundles', () => {
@@ -95,7 +108,7 @@ describe('transaction Bundles', () => {
     expect(headers.get('content-type')).toMatch(/^application\/fhir\+json/);
     expect(response.resourceType).toBe('Bundle');
     expect(response.type).toBe('transaction-response');
-    const [createdEntry, updatedEntry, readEntry] = response.entry ?? [];
+    const [createdEntry, updatedEntry, readEntry] = entriesOf(response, 3);
     const newId = createdEntry.resource?.id;
     expect(createdEntry.response).toMatchObject({
       status: expect.stringMatching(/^201/),
@@ -263,7 +276,7 @@ describe('transaction Bundles', () => {
         ]),
       );
       expect(status).toBe(200);
-      const stored = (await fhirFetch(`${t.fhir}/Observation/${response.entry?.[0].resource?.id}`)).body;
+      const stored = (await fhirFetch(`${t.fhir}/Observation/${response.entry?.[0]?.resource?.id}`)).body;
       expect(stored.subject.reference).toBe(`Patient/${target.id}`);
       expect(stored.performer[0].reference).toBe(`Practitioner/${practitioner.id}`);
       expect(await count(`Observation?subject=Patient/${target.id}`)).toBe(1);
@@ -306,7 +319,7 @@ describe('transaction Bundles', () => {
       ]);
     const first = await send(referral('ine-first'));
     expect(first.status).toBe(200);
-    const [matched, createdNew, obsExisting, obsNew] = first.bundle.entry ?? [];
+    const [matched, createdNew, obsExisting, obsNew] = entriesOf(first.bundle, 4);
     expect(matched.response?.status).toMatch(/^200/);
     expect(matched.resource?.id).toBe(existing.id);
     expect(createdNew.response?.status).toMatch(/^201/);
@@ -321,7 +334,7 @@ describe('transaction Bundles', () => {
       '201',
       '201',
     ]);
-    expect(again.bundle.entry?.[1].resource?.id).toBe(createdNew.resource?.id);
+    expect(again.bundle.entry?.[1]?.resource?.id).toBe(createdNew.resource?.id);
     expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|ine-1`))).toBe(1);
     expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|ine-2`))).toBe(1);
     expect(await count(`Observation?subject=Patient/${existing.id}`)).toBe(2);
@@ -359,7 +372,7 @@ describe('transaction Bundles', () => {
             {
               resourceType: 'Practitioner',
               identifier: [{ system: 'urn:test:big-npi', value: `99000000${i}` }],
-            } as Resource,
+            },
             urn(41 + i),
             `identifier=urn:test:big-npi|99000000${i}`,
           ),
@@ -388,10 +401,10 @@ describe('transaction Bundles', () => {
     const results = response.entry ?? [];
     expect(results).toHaveLength(50);
     expect(results.every((entry) => entry.response?.status?.startsWith('201'))).toBe(true);
-    const patientId = idOf(results[0].response?.location);
+    const patientId = idOf(results[0]?.response?.location);
     const byType = new Map<string, number>();
     for (const [i, result] of results.entries()) {
-      const sent = entries[i].resource as Resource;
+      const sent = entries[i]?.resource as Resource;
       expect(result.resource?.resourceType).toBe(sent.resourceType);
       byType.set(sent.resourceType, (byType.get(sent.resourceType) ?? 0) + 1);
       const read = await fhirFetch(`${t.fhir}/${sent.resourceType}/${result.resource?.id}`);
@@ -420,7 +433,7 @@ describe('transaction Bundles', () => {
     const letter = results.find((r) => r.resource?.resourceType === 'DocumentReference')?.resource as Resource & {
       content: { attachment: { url: string } }[];
     };
-    expect(letter.content[0].attachment.url).toBe(`Binary/${binaryId}`);
+    expect(letter.content[0]?.attachment.url).toBe(`Binary/${binaryId}`);
     const raw = await fetch(`${t.fhir}/Binary/${binaryId}`, { headers: { accept: 'text/plain' } });
     expect(await raw.text()).toBe('Referral letter: please review the enclosed findings.');
   });
@@ -439,7 +452,7 @@ describe('batch Bundles', () => {
     );
     expect(status).toBe(200);
     expect(response.type).toBe('batch-response');
-    const [read, search, vread, missing] = response.entry ?? [];
+    const [read, search, vread, missing] = entriesOf(response, 4);
     expect(read.response?.status).toMatch(/^200/);
     expect(read.response?.etag).toBe('W/"1"');
     expect(read.resource).toMatchObject({ id: one.id, resourceType: 'Patient' });
@@ -469,11 +482,11 @@ describe('batch Bundles', () => {
     expect(response.type).toBe('batch-response');
     const statuses = response.entry?.map((entry) => entry.response?.status?.slice(0, 3));
     expect(statuses).toEqual(['201', '400', '412', '404', '201']);
-    const bad = response.entry?.[1].response?.outcome as OperationOutcome;
+    const bad = response.entry?.[1]?.response?.outcome as OperationOutcome;
     expect(bad.resourceType).toBe('OperationOutcome');
     expect(bad.issue.flatMap((issue) => issue.expression ?? [])).toContain('Patient.gender');
-    expect(response.entry?.[2].response?.outcome).toMatchObject({ resourceType: 'OperationOutcome' });
-    expect(response.entry?.[1].resource).toBeUndefined();
+    expect(response.entry?.[2]?.response?.outcome).toMatchObject({ resourceType: 'OperationOutcome' });
+    expect(defined(response.entry?.[1], 'the invalid entry').resource).toBeUndefined();
     expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|batch-good`))).toBe(1);
     expect(await count('Patient?identifier=' + encodeURIComponent(`${MRN}|batch-bad`))).toBe(0);
     expect(await count(`Observation?subject=Patient/${target.id}`)).toBe(1);
@@ -506,7 +519,7 @@ describe('concurrent transactions', () => {
       const current = (await fhirFetch(`${t.fhir}/Patient/${target.id}`)).body;
       const base = (n: number): Bundle => {
         const b = contender(n + round * 2);
-        (b.entry as BundleEntry[])[2].request = {
+        defined(b.entry?.[2], 'the PUT entry').request = {
           method: 'PUT',
           url: `Patient/${target.id}`,
           ifMatch: `W/"${current.meta.versionId}"`,
@@ -518,10 +531,12 @@ describe('concurrent transactions', () => {
       const losers = results.filter((r) => r.status !== 200);
       expect(winners).toHaveLength(1);
       expect(losers).toHaveLength(1);
-      expect([409, 412]).toContain(losers[0].status);
-      expect(losers[0].outcome.resourceType).toBe('OperationOutcome');
-      const winner = results.indexOf(winners[0]) + 1 + round * 2;
-      const loser = results.indexOf(losers[0]) + 1 + round * 2;
+      const [won] = winners as [Sent];
+      const [lost] = losers as [Sent];
+      expect([409, 412]).toContain(lost.status);
+      expect(lost.outcome.resourceType).toBe('OperationOutcome');
+      const winner = results.indexOf(won) + 1 + round * 2;
+      const loser = results.indexOf(lost) + 1 + round * 2;
       const after = (await fhirFetch(`${t.fhir}/Patient/${target.id}`)).body;
       expect(after.meta.versionId).toBe(String(Number(current.meta.versionId) + 1));
       expect(after.name[0].family).toBe(`Race${winner}`);

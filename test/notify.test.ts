@@ -38,6 +38,9 @@ import type { SmtpSink } from './support/smtp-sink.ts';
 import { createTestDatabase, fhirFetch, startTestHub, TEST_REDIS_URL, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { userToken } from './support/user-token.ts';
+import { defined } from './support/defined.ts';
+import { until } from './support/until.ts';
+import { queueDrained } from './support/queue-drained.ts';
 
 const PUBLIC_BASE = 'https://hub.example.org';
 const MAIL_FROM = 'Second Opinion Hub <no-reply@hub.example.org>';
@@ -51,20 +54,6 @@ const patientResource = (email?: string) => ({
   telecom: [{ system: 'phone', value: '+1 555 0100' }, ...(email ? [{ system: 'email', value: email }] : [])],
 });
 
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) {
-      return value;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
 interface NotificationRow {
   status: string;
   attempts: number;
@@ -74,12 +63,15 @@ interface NotificationRow {
 }
 
 const notificationRow = async (db: Database, id: string): Promise<NotificationRow> =>
-  (
-    await db.query<NotificationRow>(
-      'SELECT status, attempts, sent_at, message_id, last_error FROM notification WHERE id = $1',
-      [id],
-    )
-  ).rows[0];
+  defined(
+    (
+      await db.query<NotificationRow>(
+        'SELECT status, attempts, sent_at, message_id, last_error FROM notification WHERE id = $1',
+        [id],
+      )
+    ).rows[0],
+    `notification ${id}`,
+  );
 
 function expectNoPatientDetails(text: string): void {
   for (const detail of [PATIENT_FAMILY, PATIENT_GIVEN, '1961', '555 0100']) {
@@ -140,7 +132,7 @@ describe('notifications through the hub', () => {
     expect(recorded.messageId).toBe(`<notification.${recorded.id}@hub.example.org>`);
     testHub.hub.relay.kick();
     await sink.waitForMessages(before + 1);
-    const received = sink.accepted[before];
+    const received = defined(sink.accepted[before], 'the new e-mail');
 
     expect(received.recipients).toEqual(['zq.patient@example.org']);
     expect(received.messageId).toBe(recorded.messageId);
@@ -185,7 +177,8 @@ describe('notifications through the hub', () => {
     const info = { id: 'direct', queue: NOTIFICATIONS_QUEUE, attemptsMade: 0, attempts: 8, finalAttempt: false };
     expect(await sendNotification({ notificationId: recorded.id }, info, deps)).toBe('already-sent');
     deps.mailer.close();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Both jobs have finished and the direct run sent nothing; once the queue is empty no job is left to send.
+    await queueDrained(workers.producer.queue(NOTIFICATIONS_QUEUE));
     expect(sink.accepted.filter((mail) => mail.messageId === recorded.messageId)).toHaveLength(1);
   });
 
@@ -203,7 +196,7 @@ describe('notifications through the hub', () => {
       `SELECT count(*)::int AS n FROM outbox WHERE queue = 'notifications' AND payload->>'notificationId' = $1`,
       [first.id],
     );
-    expect(events.rows[0].n).toBe(1);
+    expect(events.rows[0]?.n).toBe(1);
     testHub.hub.relay.kick();
     await until(async () => sink.accepted.some((mail) => mail.messageId === first.messageId), 'the e-mail');
   });
@@ -322,10 +315,10 @@ describe('the development default: .eml files under DATA_DIR/mail', () => {
         return names.length > 0 ? names : undefined;
       }, 'an .eml file');
       expect(files).toEqual([`notification.${recorded.id}@localhost.eml`]);
-      const raw = await fs.readFile(path.join(mailDir, files[0]), 'utf8');
+      const raw = await fs.readFile(path.join(mailDir, files[0]!), 'utf8');
       const mail = await simpleParser(raw);
       expect(mail.messageId).toBe(recorded.messageId);
-      expect((mail.to as AddressObject).value[0].address).toBe('dev.patient@example.org');
+      expect((mail.to as AddressObject).value[0]?.address).toBe('dev.patient@example.org');
       expect(mail.from?.value).toEqual([{ address: 'no-reply@localhost', name: 'Second Opinion Hub' }]);
       expect(mail.text).toContain(`${PUBLIC_BASE}/dashboard/cases/case-1`);
       expectNoPatientDetails(raw);
@@ -444,10 +437,12 @@ describe('a worker killed in the middle of a notification job', () => {
       async () => (await notificationRow(db, recorded.id)).status === 'sent',
       'the notification to be marked sent',
     );
-    // Time for a duplicate, if any, to arrive.
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // The killed worker's job ran again in the new worker; once the queue is empty nothing is left to send a duplicate.
+    const queue = new Queue(NOTIFICATIONS_QUEUE, { connection: redis, prefix });
+    await queueDrained(queue);
+    await queue.close();
     expect(sink.accepted.map((mail) => mail.messageId)).toEqual([recorded.messageId]);
-    expect(sink.accepted[0].recipients).toEqual(['kill.patient@example.org']);
+    expect(sink.accepted[0]?.recipients).toEqual(['kill.patient@example.org']);
     expect(await notificationRow(db, recorded.id)).toMatchObject({ status: 'sent', attempts: 1 });
 
     // SIGTERM drains and exits cleanly.
@@ -473,7 +468,7 @@ describe('a worker killed in the middle of a notification job', () => {
         const waiting = await blocker.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'notification'::regclass AND NOT granted AND pid <> pg_backend_pid()`,
         );
-        return waiting.rows[0].n === 1;
+        return waiting.rows[0]?.n === 1;
       }, "the worker's commit to wait on the lock");
       first.child.kill('SIGKILL');
       expect(await first.exited).toBe('SIGKILL');
@@ -548,8 +543,10 @@ describe('HUB_ROLES: an api+relay process and a worker process', () => {
       await sink.waitForMessages(1);
       workerProcess.child.kill('SIGTERM');
       await workerProcess.waitForLog('stopped accepting connections; draining');
-      // The send is held by the SMTP server: the process must still be waiting for it.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // The send is held by the SMTP server: the process must still be waiting for it. Time, not an
+      // event: the process logs nothing while it waits for its workers, and one that ignored the running
+      // send would exit after their idle wait (IDLE_CLOSE_WAIT_MS, 1 s, in src/queues/worker-runner.ts).
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
       expect(workerProcess.child.exitCode).toBeNull();
       sink.release();
       expect(await workerProcess.exited).toEqual({ code: 0, signal: null });

@@ -13,6 +13,8 @@ import { listMigrations, migrate } from '../src/db/migrate.ts';
 import { startHubProcess } from './support/hub-process.ts';
 import { TEST_DB_KIND, createTestDatabase, fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import { defined } from './support/defined.ts';
+import { until } from './support/until.ts';
 
 interface HealthBody {
   status: string;
@@ -52,11 +54,15 @@ async function countRows(databaseUrl: string, sql: string, params: unknown[] = [
   }
 }
 
-/** A POST whose body arrives in two parts, so the request is in flight for as long as the test likes. */
+/**
+ * A POST whose body arrives in two parts, so the request is in flight for as long as the test likes.
+ * `sent` resolves once the first part is handed to the kernel; `finish` sends the rest.
+ */
 function slowPost(url: string, body: string, agent: http.Agent) {
   const bytes = Buffer.from(body);
   const half = Math.floor(bytes.length / 2);
   let finish!: () => void;
+  let sent!: Promise<void>;
   const response = new Promise<{ status: number; body: BundleBody; headers: http.IncomingHttpHeaders }>(
     (resolve, reject) => {
       const req = http.request(url, {
@@ -78,11 +84,31 @@ function slowPost(url: string, body: string, agent: http.Agent) {
         );
         res.once('error', reject);
       });
-      req.write(bytes.subarray(0, half));
+      sent = new Promise((resolveSent) => req.write(bytes.subarray(0, half), () => resolveSent()));
       finish = () => req.end(bytes.subarray(half));
     },
   );
-  return { response, finish: () => finish() };
+  return { response, sent, finish: () => finish() };
+}
+
+/** A POST sent whole on a connection of its own; `sent` resolves once its bytes are handed to the kernel. */
+function postNow(url: string, body: unknown): { sent: Promise<void>; response: Promise<number> } {
+  let sent!: Promise<void>;
+  const response = new Promise<number>((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json' },
+    });
+    req.once('error', reject);
+    req.once('response', (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode ?? 0));
+      res.once('error', reject);
+    });
+    sent = new Promise((resolveSent) => req.end(JSON.stringify(body), () => resolveSent()));
+  });
+  return { sent, response };
 }
 
 /** A GET on a connection of its own (Connection: close); resolves with the status. */
@@ -221,13 +247,11 @@ describe('clean shutdown on SIGTERM', () => {
       const slow = slowPost(fhir, JSON.stringify(transactionOf(20, 'Slow')), agent);
       const large = slowPost(fhir, JSON.stringify(transactionOf(300, 'Large')), agent);
       large.finish();
-      const concurrent = Array.from({ length: 5 }, (_, i) =>
-        fhirFetch(`${fhir}/Patient`, { method: 'POST', body: patient(`Concurrent${i}`) }),
-      );
-      // Once a later request is answered, the server has accepted and read the ones before it, so
+      const concurrent = Array.from({ length: 5 }, (_, i) => postNow(`${fhir}/Patient`, patient(`Concurrent${i}`)));
+      // Once a later request is answered, the server has accepted and read the ones sent before it, so
       // they are in flight rather than waiting in the kernel's accept queue or socket buffer (those
       // are reset when the listener closes, as with any server).
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await Promise.all([slow.sent, large.sent, ...concurrent.map((request) => request.sent)]);
       expect(await roundTrip(`${hub.url}/livez`)).toBe(200);
 
       const signalled = Date.now();
@@ -235,12 +259,13 @@ describe('clean shutdown on SIGTERM', () => {
       await hub.waitForLog('stopped accepting connections; draining', 15_000);
       expect(await connectionRefused(hub.port)).toBe('ECONNREFUSED');
 
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The drain has begun (whatever it closes at once is closed before its log line) and the server
+      // goes on answering what is in flight: the slow body is finished only after the large answer.
+      const largeResult = await large.response;
       slow.finish();
-      const [slowResult, largeResult, ...concurrentResults] = await Promise.all([
+      const [slowResult, ...concurrentStatuses] = await Promise.all([
         slow.response,
-        large.response,
-        ...concurrent,
+        ...concurrent.map((request) => request.response),
       ]);
       expect(slowResult.status).toBe(200);
       expect(slowResult.body.type).toBe('transaction-response');
@@ -249,7 +274,7 @@ describe('clean shutdown on SIGTERM', () => {
       );
       expect(largeResult.status).toBe(200);
       expect(largeResult.body.entry).toHaveLength(300);
-      expect(concurrentResults.map((r) => r.status)).toEqual(Array(5).fill(201));
+      expect(concurrentStatuses).toEqual(Array(5).fill(201));
 
       const status = await Promise.race([
         hub.exited,
@@ -352,11 +377,19 @@ describe('a lost database connection', () => {
     const db = await openDatabase({ databaseUrl: database.url, poolSize: 2 });
     try {
       const attempt = db.transaction(async (tx) => {
-        const pid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+        const pid = defined(
+          (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0],
+          'a backend pid',
+        ).pid;
         // Killed between two statements, while the client is checked out and idle: node-postgres
         // then emits 'error' on the client, which would crash the process if nobody listened.
         await countRows(database.url, 'SELECT count(*) AS n FROM (SELECT pg_terminate_backend($1)) t', [pid]);
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        // Gone from pg_stat_activity: the backend has sent its FATAL and closed the connection.
+        await until(
+          async () =>
+            (await countRows(database.url, 'SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1', [pid])) === 0,
+          'the terminated backend to exit',
+        );
         await tx.query('SELECT 1');
       });
       await expect(attempt).rejects.toThrow();

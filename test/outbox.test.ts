@@ -22,6 +22,8 @@ import { databaseId, outboxJobId } from '../src/queues/queue-prefix.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import pg from 'pg';
 import { ADMIN_DATABASE_URL, TEST_REDIS_URL, createTestDatabase, startTestHub } from './support/test-hub.ts';
+import { until } from './support/until.ts';
+import { queueDrained } from './support/queue-drained.ts';
 
 const NODE = path.resolve('node_modules/.bin/node');
 
@@ -89,14 +91,6 @@ describe('transactional outbox and relay', () => {
       (r) => r.id,
     );
 
-  const waitForJobs = async (expected: number): Promise<void> => {
-    for (let i = 0; i < 100 && received.length < expected; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    // Give a duplicate, if any, the time to arrive too.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  };
-
   const serviceRequest = {
     resourceType: 'ServiceRequest' as const,
     status: 'draft' as const,
@@ -127,6 +121,7 @@ describe('transactional outbox and relay', () => {
     const relay = new OutboxRelay({ db, connection: redis, prefix, pollMs: 1000, logger: pino({ level: 'silent' }) });
     await relay.relayOnce();
     await relay.stop();
+    await queueDrained(queue);
     received.length = 0;
   });
 
@@ -160,8 +155,9 @@ describe('transactional outbox and relay', () => {
       await relay.stop();
       expect(await pendingIds()).toEqual([]);
 
-      await waitForJobs(1);
-      expect(received).toEqual([outboxJobId(await databaseId(db), eventId)]);
+      // Everything either relay queued has been processed once the queue is empty: a duplicate too.
+      await queueDrained(queue);
+      expect(received).toEqual([outboxJobId(await databaseId(db), eventId!)]);
     },
   );
 });
@@ -191,14 +187,10 @@ describe('one Redis and one queue prefix, two databases', () => {
       expect(created.status).toBe(201);
       const queue = new Queue(RESOURCE_EVENTS_QUEUE, { connection: redis, prefix });
       const database = await databaseId(first.hub.db);
-      let ids: string[] = [];
-      for (let i = 0; i < 100 && ids.length === 0; i++) {
-        ids = (await queue.getJobs(['waiting', 'completed', 'active', 'delayed'])).map((job) => job.id as string);
-        if (ids.length === 0) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-      }
-      expect(ids.length).toBeGreaterThan(0);
+      const ids = await until(async () => {
+        const jobs = await queue.getJobs(['waiting', 'completed', 'active', 'delayed']);
+        return jobs.length > 0 && jobs.map((job) => job.id as string);
+      }, "the write's event on the queue");
       for (const id of ids) {
         expect(id).toMatch(new RegExp(`^outbox-${database}-\\d+$`));
       }
@@ -222,6 +214,7 @@ describe('one Redis and one queue prefix, two databases', () => {
       connection: workerRedis,
       prefix,
     });
+    const queue = new Queue(RESOURCE_EVENTS_QUEUE, { connection: redis, prefix });
     const logger = pino({ level: 'silent' });
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-restore-'));
     const writeAndRelay = async (url: string, count: number): Promise<void> => {
@@ -242,35 +235,34 @@ describe('one Redis and one queue prefix, two databases', () => {
         });
       }
       const relay = new OutboxRelay({ db, connection: redis, prefix, pollMs: 1000, logger });
-      while ((await relay.relayOnce()) > 0) {}
+      while ((await relay.relayOnce()) > 0) {
+        // relay until nothing is left
+      }
       await relay.stop();
       await db.close();
     };
-    const waitFor = async (count: number): Promise<void> => {
-      for (let i = 0; i < 200 && received.length < count; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    };
     try {
+      // Each writeAndRelay has queued all its events when it returns: once the queue is empty, they have arrived.
       await writeAndRelay(live.url, 2);
-      await waitFor(2);
+      await queueDrained(queue);
       // The backup: a copy of the database as it is now.
       await admin.query(`CREATE DATABASE ${restoredName} TEMPLATE ${new URL(live.url).pathname.slice(1)}`);
       await writeAndRelay(live.url, 3);
-      await waitFor(5);
+      await queueDrained(queue);
       expect(received).toHaveLength(5);
       // The live database is lost; the backup is restored in its place, and the hub writes on (here
       // before its relay has seen Redis: the events get ids the lost database had dispatched).
       const restoredUrl = new URL(live.url);
       restoredUrl.pathname = `/${restoredName}`;
       await writeAndRelay(restoredUrl.toString(), 2);
-      await waitFor(7);
+      await queueDrained(queue);
       expect(received).toHaveLength(7);
       expect(new Set(received).size).toBe(7);
     } finally {
       await worker.close();
       workerRedis.disconnect();
-      await new Queue(RESOURCE_EVENTS_QUEUE, { connection: redis, prefix }).obliterate({ force: true });
+      await queue.obliterate({ force: true });
+      await queue.close();
       await admin.query(`DROP DATABASE IF EXISTS ${restoredName} WITH (FORCE)`);
       await admin.end();
       await live.drop();

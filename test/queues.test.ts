@@ -16,20 +16,10 @@ import { startWorkers } from '../src/queues/worker-runner.ts';
 import type { WorkerPool } from '../src/queues/worker-runner.ts';
 import { createAdminQueueRoutes } from '../src/routes/admin-queues.ts';
 import { TEST_REDIS_URL } from './support/test-hub.ts';
+import { until } from './support/until.ts';
 
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) {
-      return value;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** How long to wait for a job: less than Jest's timeout, so that a failure names what it waited for. */
+const WAIT_MS = 30_000;
 
 describe('queue framework', () => {
   const prefix = `test-queues-${randomBytes(4).toString('hex')}`;
@@ -124,29 +114,38 @@ describe('queue framework', () => {
   test('a job that fails twice is retried with growing delays and then succeeds', async () => {
     const jobId = await pool.producer.add(flaky, { taskId: 'task-1' }, { jobId: 'flaky-1' });
     const queue = pool.producer.queue('flaky');
-    const job = await until(async () => {
-      const current = await queue.getJob(jobId);
-      return current && (await current.isCompleted()) ? queue.getJob(jobId) : undefined;
-    }, 'the flaky job to complete');
+    const job = await until(
+      async () => {
+        const current = await queue.getJob(jobId);
+        return current && (await current.isCompleted()) ? queue.getJob(jobId) : undefined;
+      },
+      'the flaky job to complete',
+      WAIT_MS,
+    );
     expect(job.returnvalue).toBe('done');
     expect(job.attemptsMade).toBe(3);
     const starts = flakyStarts.get('task-1') ?? [];
     expect(starts).toHaveLength(3);
+    const [first, second, third] = starts as [number, number, number];
     // Exponential backoff: at least 200 ms before the second try, at least 400 ms before the third.
-    expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(190);
-    expect(starts[2] - starts[1]).toBeGreaterThanOrEqual(390);
+    expect(second - first).toBeGreaterThanOrEqual(190);
+    expect(third - second).toBeGreaterThanOrEqual(390);
     const deadLetter = await getJson(`${adminUrl}/dead-letter`);
     expect(deadLetter.body.entries.filter((entry: { queue: string }) => entry.queue === 'flaky')).toEqual([]);
   });
 
   test('a job that always fails lands in the dead-letter view and can be retried from it under the same id', async () => {
     const jobId = await pool.producer.add(alwaysFails, { taskId: 'task-2', versionId: '7' }, { jobId: 'always-2' });
-    const entry = await until(async () => {
-      const { body } = await getJson(`${adminUrl}/dead-letter`);
-      return (body.entries as { queue: string; jobId: string }[]).find(
-        (e) => e.queue === 'always-fails' && e.jobId === jobId,
-      );
-    }, 'the dead-letter entry');
+    const entry = await until(
+      async () => {
+        const { body } = await getJson(`${adminUrl}/dead-letter`);
+        return (body.entries as { queue: string; jobId: string }[]).find(
+          (e) => e.queue === 'always-fails' && e.jobId === jobId,
+        );
+      },
+      'the dead-letter entry',
+      WAIT_MS,
+    );
     expect(entry).toMatchObject({
       id: `always-fails.${jobId}`,
       queue: 'always-fails',
@@ -182,10 +181,14 @@ describe('queue framework', () => {
       method: 'POST',
     });
     expect(retry).toEqual({ status: 202, body: { retried: true, queue: 'always-fails', jobId } });
-    const job = await until(async () => {
-      const current = await pool.producer.queue('always-fails').getJob(jobId);
-      return current && (await current.isCompleted()) ? pool.producer.queue('always-fails').getJob(jobId) : undefined;
-    }, 'the retried job to complete');
+    const job = await until(
+      async () => {
+        const current = await pool.producer.queue('always-fails').getJob(jobId);
+        return current && (await current.isCompleted()) ? pool.producer.queue('always-fails').getJob(jobId) : undefined;
+      },
+      'the retried job to complete',
+      WAIT_MS,
+    );
     expect(job.returnvalue).toBe('healed');
     const after = await getJson(adminUrl);
     expect(after.body.queues.find((q: { name: string }) => q.name === 'always-fails')).toMatchObject({
@@ -205,12 +208,17 @@ describe('queue framework', () => {
     healed = false;
     const jobId = await pool.producer.add(alwaysFails, { taskId: 'task-3', versionId: '1' }, { jobId: 'always-3' });
     const entryId = `always-fails.${jobId}`;
-    await until(async () => (await pool.deadLetter.list()).find((e) => e.id === entryId), 'the dead-letter entry');
+    await until(
+      async () => (await pool.deadLetter.list()).find((e) => e.id === entryId),
+      'the dead-letter entry',
+      WAIT_MS,
+    );
     await new Queue('dead-letter', { connection: redis, prefix }).remove(entryId);
     expect((await pool.deadLetter.list()).map((e) => e.id)).not.toContain(entryId);
     await until(
       async () => (await pool.deadLetter.list()).find((e) => e.id === entryId),
       'the sweep to restore the entry',
+      WAIT_MS,
     );
   });
 
@@ -239,6 +247,7 @@ describe('queue framework', () => {
     const entry = await until(
       async () => (await pool.deadLetter.list()).find((e) => e.id === 'flaky.raw-5'),
       'the refused job to be dead-lettered',
+      WAIT_MS,
     );
     expect(entry).toMatchObject({ queue: 'flaky', jobId: 'raw-5', data: null, attempts: 1 });
     expect(entry.error).toMatch(/unexpected key\(s\) "note"/);
@@ -250,13 +259,15 @@ describe('queue framework', () => {
 
   test('close() waits for the running job to finish', async () => {
     const jobId = await pool.producer.add(slow, { taskId: 'task-6' }, { jobId: 'slow-6' });
-    await until(async () => slowJobStarted, 'the slow job to start');
+    await until(async () => slowJobStarted, 'the slow job to start', WAIT_MS);
     const closing = pool.close();
     let closed = false;
     void closing.then(() => {
       closed = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Time, not an event: close() reports nothing while it waits, and one that ignored the running job
+    // would return after its idle wait (IDLE_CLOSE_WAIT_MS, 1 s, in src/queues/worker-runner.ts).
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(closed).toBe(false);
     releaseSlowJob();
     await closing;

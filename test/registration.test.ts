@@ -509,10 +509,10 @@ describe('Patient/$register checks its caller (AUTH_REQUIRED=true)', () => {
       for (const id of ids) {
         const event = events.find((candidate) => JSON.stringify(candidate.entity ?? []).includes(`"${id}/_history/1"`));
         const user = event.agent.find(
-          (a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === 'UserOauthAgent',
+          (a: { type: { coding: { code: string }[] } }) => a.type.coding[0]?.code === 'UserOauthAgent',
         );
         const source = event.agent.find(
-          (a: { type: { coding: { code: string }[] } }) => a.type.coding[0].code === '110153',
+          (a: { type: { coding: { code: string }[] } }) => a.type.coding[0]?.code === '110153',
         );
         if (agent === undefined) {
           expect({ caller, id, user: user?.altId }).toEqual({

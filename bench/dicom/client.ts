@@ -8,16 +8,11 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { median } from '../fhir/stats.ts';
 
 type Json = Record<string, { Value?: unknown[] } | undefined>;
 
 const ACCEPT = { Accept: 'application/dicom+json' };
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 async function stow(base: string, batchSize: number, listFile: string): Promise<object> {
   const files = fs
@@ -117,10 +112,21 @@ async function qido(base: string, reps: number, patientId: string, accession: st
 }
 
 const [command, base, a, b, c] = process.argv.slice(2);
+const usage =
+  'usage: client.ts stow BASE_URL BATCH_SIZE LIST_FILE | qido BASE_URL REPS PATIENT_ID ACCESSION | count BASE_URL';
+if (!base) {
+  throw new Error(usage);
+}
 let result: object;
 if (command === 'stow') {
+  if (!b) {
+    throw new Error(usage);
+  }
   result = await stow(base, Number(a), b);
 } else if (command === 'qido') {
+  if (!b || !c) {
+    throw new Error(usage);
+  }
   result = await qido(base, Number(a), b, c);
 } else if (command === 'count') {
   result = await count(base);

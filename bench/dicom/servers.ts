@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { freePort } from '../fhir/hub-process.ts';
+import { freePort } from '../../test/support/free-port.ts';
 import { HUB_NODE_FLAGS } from '../../test/support/node-flags.ts';
 
 export const NETNS = 'hubbench-dicom';
@@ -114,7 +114,7 @@ export function ensureNetns(): void {
   const names = links
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => l.split(':')[1].trim());
+    .map((l) => (l.split(':')[1] ?? l).trim());
   if (names.some((n) => n !== 'lo')) {
     throw new Error(`namespace ${NETNS} has interfaces other than lo: ${names.join(', ')}`);
   }
@@ -287,12 +287,12 @@ export async function startFloor(options: {
         resolve();
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.once('exit', () => reject(new Error(`the durable floor exited during start-up:\n${output.slice(-2000)}`)));
   });
-  child.stdout!.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
-  child.stderr!.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
+  child.stdout.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
+  child.stderr.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
   const base = `http://127.0.0.1:${httpPort}`;
   return {
     name: 'floor',

@@ -19,6 +19,7 @@ import { buildWorkloads } from './workloads.ts';
 import type { HttpWorkload, WorkloadResult, WorkloadTargets } from './workloads.ts';
 import { msPerRequest } from './cpu.ts';
 import type { CpuShares } from './cpu.ts';
+import { defined } from '../../test/support/defined.ts';
 
 /** Issue 3: audited requests may cost at most 15% of the throughput. */
 const MAX_SLOWDOWN = 0.15;
@@ -99,9 +100,10 @@ async function measureRun(context: AuditCompareContext, run: number, hubs: Recor
     }
     const measured = await measureInterleaved(targets, context.measure);
     order.forEach((mode, i) => {
-      halves[mode].workloads[name] = measured[i].result;
-      halves[mode].cpu[name] = measured[i].cpu;
-      context.log(formatLine(`${name} ${mode}`, measured[i].result, measured[i].cpu));
+      const { result, cpu } = defined(measured[i], `the ${mode} measurement of ${name}`);
+      halves[mode].workloads[name] = result;
+      halves[mode].cpu[name] = cpu;
+      context.log(formatLine(`${name} ${mode}`, result, cpu));
     });
   }
   return [halves.off, halves.on];
@@ -179,10 +181,12 @@ function printComparison(log: (line: string) => void, rows: CompareRow[], runs: 
     `${fixed(row.postgresMs[0], 3)} → ${fixed(row.postgresMs[1], 3)}`,
     row.met ? 'met' : 'MISSED',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i].length)));
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? '').length)));
   const format = (cells: string[]): string =>
     cells
-      .map((cell, i) => (i === 0 || i === header.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .map((cell, i) =>
+        i === 0 || i === header.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0),
+      )
       .join('  ')
       .trimEnd();
   log(
@@ -207,7 +211,7 @@ export async function runAuditCompare(context: AuditCompareContext): Promise<voi
   }
   const rows = compare(halves, context.workloads);
   printComparison(context.log, rows, context.runs);
-  const loads = halves.map((h) => h.loadAverage[0]);
+  const loads = halves.map((h) => h.loadAverage[0] ?? Number.NaN);
   context.log(
     `Load average (1 min) at the start of each run: ${loads
       .filter((_, i) => i % 2 === 0)

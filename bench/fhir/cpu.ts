@@ -75,8 +75,18 @@ function ticksBetween(start: Map<string, number>, end: Map<string, number>): num
 }
 
 function machineBusyTicks(): number {
-  const [cpu] = fs.readFileSync('/proc/stat', 'utf8').split('\n');
+  const [cpu = ''] = fs.readFileSync('/proc/stat', 'utf8').split('\n');
   const [, user, nice, system, , , irq, softirq, steal] = cpu.trim().split(/\s+/).map(Number);
+  if (
+    user === undefined ||
+    nice === undefined ||
+    system === undefined ||
+    irq === undefined ||
+    softirq === undefined ||
+    steal === undefined
+  ) {
+    throw new Error(`unexpected first line of /proc/stat: ${cpu}`);
+  }
   return user + nice + system + irq + softirq + steal;
 }
 

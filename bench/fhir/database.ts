@@ -6,6 +6,7 @@
  * complete load, so a half-loaded database is never reused.
  */
 import pg from 'pg';
+import { defined } from '../../test/support/defined.ts';
 
 export interface DatasetMarker {
   dataset: 'fhir-bench';
@@ -65,7 +66,7 @@ export async function readDatabaseState(adminUrl: string, name: string): Promise
     }
     let marker: Partial<DatasetMarker> & { loading?: boolean };
     try {
-      marker = JSON.parse(result.rows[0].comment ?? '') as typeof marker;
+      marker = JSON.parse(result.rows[0]?.comment ?? '') as typeof marker;
     } catch {
       return { state: 'foreign' };
     }
@@ -96,7 +97,7 @@ export async function writeMarker(adminUrl: string, name: string, marker: Datase
 export async function currentMaxSeq(url: string): Promise<number> {
   return withClient(url, async (client) => {
     const result = await client.query<{ max: string | null }>('SELECT max(seq)::text AS max FROM resource');
-    return Number(result.rows[0].max ?? 0);
+    return Number(result.rows[0]?.max ?? 0);
   });
 }
 
@@ -197,14 +198,15 @@ export async function busiestReferringPhysician(url: string, maxSeq: number): Pr
        FROM referral r JOIN busiest b USING (requester) WHERE r.subject LIKE 'Patient/%' ORDER BY r.seq`,
       [maxSeq],
     );
-    if (result.rows.length === 0) {
+    const [first] = result.rows;
+    if (first === undefined) {
       return undefined;
     }
     const idOf = (reference: string): string => reference.slice(reference.indexOf('/') + 1);
     return {
-      practitionerId: idOf(result.rows[0].requester),
+      practitionerId: idOf(first.requester),
       cases: result.rows.map((row) => ({ serviceRequestId: row.id, patientId: idOf(row.subject) })),
-      serviceRequests: result.rows[0].total,
+      serviceRequests: first.total,
     };
   });
 }
@@ -212,7 +214,8 @@ export async function busiestReferringPhysician(url: string, maxSeq: number): Pr
 export async function serverVersion(url: string): Promise<string> {
   return withClient(
     url,
-    async (client) => (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0].v,
+    async (client) =>
+      defined((await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0], 'a row').v,
   );
 }
 
@@ -222,7 +225,7 @@ export async function pendingOutboxEvents(url: string): Promise<number> {
     const result = await client.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM outbox WHERE dispatched_at IS NULL',
     );
-    return result.rows[0].n;
+    return defined(result.rows[0], 'a count row').n;
   });
 }
 

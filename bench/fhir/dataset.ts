@@ -136,6 +136,15 @@ const GIVEN_NAMES = [
   'Mei',
 ];
 
+/** The `n`-th item of `items`, counting round and round. */
+function cyclic<T>(items: readonly T[], n: number): T {
+  const item = items[n % items.length];
+  if (item === undefined) {
+    throw new RangeError('cyclic() over an empty list');
+  }
+  return item;
+}
+
 /** A small seeded generator (mulberry32): the same seed gives the same data set. */
 export class Random {
   private state: number;
@@ -157,7 +166,11 @@ export class Random {
   }
 
   pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)];
+    const item = items[Math.floor(this.next() * items.length)];
+    if (item === undefined) {
+      throw new RangeError('pick() from an empty list');
+    }
+    return item;
   }
 }
 
@@ -199,7 +212,7 @@ export function datasetShape(total: number): DatasetShape {
 
 /** Task `identifier` value and `status` of the n-th task: derivable, so searches need no lookup. */
 export function taskIdentity(n: number): { value: string; status: (typeof TASK_STATUSES)[number] } {
-  return { value: `TSK-${String(n).padStart(7, '0')}`, status: TASK_STATUSES[n % TASK_STATUSES.length] };
+  return { value: `TSK-${String(n).padStart(7, '0')}`, status: cyclic(TASK_STATUSES, n) };
 }
 
 const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
@@ -355,8 +368,8 @@ export function patientGroupBundle(
     }
     for (let r = 0; r < shape.referralsPerPatient; r++) {
       const n = p * shape.referralsPerPatient + r;
-      const requester = practitionerReferences[p % practitionerReferences.length];
-      const owner = practitionerReferences[(n * 7 + 3) % practitionerReferences.length];
+      const requester = cyclic(practitionerReferences, p);
+      const owner = cyclic(practitionerReferences, n * 7 + 3);
       const serviceRequest = entry(makeServiceRequest(n, patient.fullUrl, requester, random));
       entries.push(
         serviceRequest,

@@ -5,9 +5,9 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { HUB_NODE_FLAGS } from '../../test/support/node-flags.ts';
+import { freePort } from '../../test/support/free-port.ts';
 
 export interface HubProcessOptions {
   repoRoot: string;
@@ -28,18 +28,6 @@ export interface HubProcess {
   readonly pid: number;
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. Resolves with its exit code. */
   stop(graceMs?: number): Promise<number | null>;
-}
-
-/** A TCP port that was free on the loopback interface a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function tail(file: string, lines = 20): string {

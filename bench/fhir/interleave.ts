@@ -50,14 +50,16 @@ export async function measureInterleaved(
       authorization: await target.authorization(),
     });
   }
-  const samples: LoadSample[][] = targets.map(() => []);
-  const cpu: (CpuSum | undefined)[] = targets.map(() => ({ hub: 0, postgres: 0, loadGenerator: 0, other: 0 }));
+  // Per target: its slices, and its CPU sums (undefined once a slice could not be accounted).
+  const measured: { target: InterleavedTarget; samples: LoadSample[]; cpu: CpuSum | undefined }[] = targets.map(
+    (target) => ({ target, samples: [], cpu: { hub: 0, postgres: 0, loadGenerator: 0, other: 0 } }),
+  );
   const rounds = Math.max(1, Math.round(options.seconds / options.slice));
   for (let round = 0; round < rounds; round++) {
     // A B, then B A: neither hub always goes first.
-    const order = round % 2 === 0 ? targets.map((_, i) => i) : targets.map((_, i) => targets.length - 1 - i);
-    for (const i of order) {
-      const target = targets[i];
+    const order = round % 2 === 0 ? measured : [...measured].reverse();
+    for (const slot of order) {
+      const { target } = slot;
       const authorization = await target.authorization();
       const endCpu = startCpuAccounting(target.hub.pid, options.database, os.cpus().length);
       const sample = await runLoad(target.hub.url, target.workload, {
@@ -67,18 +69,16 @@ export async function measureInterleaved(
         authorization,
       });
       const shares = endCpu();
-      samples[i].push(sample);
-      const sum = cpu[i];
-      if (shares && sum) {
-        addCpu(sum, shares, sample.seconds);
+      slot.samples.push(sample);
+      if (shares && slot.cpu) {
+        addCpu(slot.cpu, shares, sample.seconds);
       } else {
-        cpu[i] = undefined;
+        slot.cpu = undefined;
       }
     }
   }
-  return targets.map((target, i) => {
-    const result = workloadResult(target.workload, samples[i]);
-    const sum = cpu[i];
+  return measured.map(({ target, samples, cpu: sum }) => {
+    const result = workloadResult(target.workload, samples);
     const round = (n: number): number => Math.round((n / result.seconds) * 100) / 100;
     return {
       result,

@@ -44,7 +44,7 @@ export async function postTransaction(fhirBase: string, bundle: Bundle, authoriz
     if (!entry.response?.status?.startsWith('201')) {
       throw new Error(`Transaction entry answered ${entry.response?.status ?? '(no status)'}`);
     }
-    return location.replace(/^.*\/fhir\//, '').split('/_history/')[0];
+    return location.replace(/^.*\/fhir\//, '').split('/_history/')[0] ?? location;
   });
 }
 
@@ -66,8 +66,12 @@ export async function loadDataset(options: LoadOptions): Promise<LoadReport> {
   }
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < groups.length) {
-      const [first, count] = groups[next++];
+    for (;;) {
+      const group = groups[next++];
+      if (group === undefined) {
+        return;
+      }
+      const [first, count] = group;
       // One generator per group: the data does not depend on the order bundles finish in.
       const bundle = patientGroupBundle(shape, first, count, practitioners, new Random(options.seed + 1 + first));
       const ids = await postTransaction(options.fhirBase, bundle, await options.authorization());

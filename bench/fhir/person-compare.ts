@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Resource } from '@medplum/fhirtypes';
 import { msPerRequest } from './cpu.ts';
 import type { CpuShares } from './cpu.ts';
 import type { HubProcess } from './hub-process.ts';
@@ -19,6 +19,7 @@ import type { InterleaveOptions } from './interleave.ts';
 import { median } from './stats.ts';
 import { buildCaseWorkloads } from './workloads.ts';
 import type { CaseTarget, HttpWorkload, WorkloadResult } from './workloads.ts';
+import { defined } from '../../test/support/defined.ts';
 
 /** The issue's budget: a person's reads and searches reach at least 0.85 of a system client's. */
 const MIN_RATIO = 0.85;
@@ -79,7 +80,7 @@ function answerOf(status: number, text: string): string {
   if (resource.resourceType !== 'Bundle') {
     return `${resource.resourceType}/${resource.id ?? ''} version ${resource.meta?.versionId ?? ''}`;
   }
-  const bundle = resource as Bundle;
+  const bundle = resource;
   const entries = (bundle.entry ?? [])
     .map((entry) => `${entry.resource?.resourceType ?? ''}/${entry.resource?.id ?? ''}`)
     .sort();
@@ -147,9 +148,10 @@ async function measureRun(context: PersonCompareContext, run: number): Promise<H
     }
     const measured = await measureInterleaved(targets, context.measure);
     order.forEach((identity, i) => {
-      halves[identity].workloads[name] = measured[i].result;
-      halves[identity].cpu[name] = measured[i].cpu;
-      context.log(formatLine(`${name} ${identity}`, measured[i].result, measured[i].cpu));
+      const { result, cpu } = defined(measured[i], `the ${identity} measurement of ${name}`);
+      halves[identity].workloads[name] = result;
+      halves[identity].cpu[name] = cpu;
+      context.log(formatLine(`${name} ${identity}`, result, cpu));
     });
   }
   return [halves.system, halves.person];
@@ -193,7 +195,7 @@ function compare(halves: HalfRun[], workloads: string[]): CompareRow[] {
     return [
       {
         workload,
-        description: pairs[0][0].description,
+        description: defined(pairs[0], 'a measured pair')[0].description,
         rpsSystem: median(pairs.map(([system]) => system.rps)),
         rpsPerson: median(pairs.map(([, person]) => person.rps)),
         rpsRatio,
@@ -233,10 +235,12 @@ function printComparison(log: (line: string) => void, rows: CompareRow[], runs: 
     `${fixed(row.postgresMs[0], 3)} → ${fixed(row.postgresMs[1], 3)}`,
     row.met ? 'met' : 'MISSED',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i].length)));
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? '').length)));
   const format = (cells: string[]): string =>
     cells
-      .map((cell, i) => (i === 0 || i === header.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .map((cell, i) =>
+        i === 0 || i === header.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0),
+      )
       .join('  ')
       .trimEnd();
   log(
@@ -261,7 +265,7 @@ export async function runPersonCompare(context: PersonCompareContext): Promise<v
   }
   const rows = compare(halves, context.workloads);
   printComparison(context.log, rows, context.runs);
-  const loads = halves.filter((h) => h.identity === 'system').map((h) => h.loadAverage[0]);
+  const loads = halves.filter((h) => h.identity === 'system').map((h) => h.loadAverage[0] ?? Number.NaN);
   context.log(
     `Load average (1 min) at the start of each run: ${loads.map((n) => n.toFixed(2)).join(', ')}; median ${fixed(median(loads), 2)}`,
   );

@@ -62,7 +62,7 @@ class SignInCookies {
 
   keep(response: Response): void {
     for (const line of response.headers.getSetCookie()) {
-      const pair = line.split(';', 1)[0];
+      const [pair = ''] = line.split(';', 1);
       const equals = pair.indexOf('=');
       if (equals > 0) {
         this.values.set(pair.slice(0, equals).trim(), pair.slice(equals + 1).trim());
@@ -84,8 +84,9 @@ function hiddenInputs(html: string): Record<string, string> {
       .replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)))
       .replace(/&(amp|quot|lt|gt);/g, (_, name: string) => ({ amp: '&', quot: '"', lt: '<', gt: '>' })[name] ?? '');
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
-    fields[unescape(match[1])] = unescape(match[2]);
+  for (const [, name, value] of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
+    // Both groups are required by the pattern, so a match has them.
+    fields[unescape(name!)] = unescape(value!);
   }
   return fields;
 }

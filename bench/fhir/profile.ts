@@ -37,15 +37,14 @@ function originOf(url: string, functionName: string): string {
   if (!url) {
     return functionName.startsWith('(') ? functionName : '(native)';
   }
-  const modules = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-  if (modules) {
-    return modules[1];
+  const module = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
+  if (module) {
+    return module;
   }
   if (url.startsWith('node:')) {
     return 'node internals';
   }
-  const own = /\/((?:src|bench)\/.+)$/.exec(url);
-  return own ? own[1] : url;
+  return /\/((?:src|bench)\/.+)$/.exec(url)?.[1] ?? url;
 }
 
 function top(map: Map<string, number>, busyMs: number, count: number): ProfileEntry[] {

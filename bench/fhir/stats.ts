@@ -1,5 +1,14 @@
 /** Percentiles and medians of the benchmark's samples. */
 
+/** `values[index]`, which the caller has already checked is in range. */
+function at(values: ArrayLike<number>, index: number): number {
+  const value = values[index];
+  if (value === undefined) {
+    throw new RangeError(`index ${index} is outside 0..${values.length - 1}`);
+  }
+  return value;
+}
+
 /** Nearest-rank percentile (p in 0..100) of unsorted samples; NaN when there are none. */
 export function percentile(samples: readonly number[], p: number): number {
   if (samples.length === 0) {
@@ -7,7 +16,7 @@ export function percentile(samples: readonly number[], p: number): number {
   }
   const sorted = Float64Array.from(samples).sort();
   const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(Math.max(rank, 1), sorted.length) - 1];
+  return at(sorted, Math.min(Math.max(rank, 1), sorted.length) - 1);
 }
 
 /** The middle value (the mean of the two middle values for an even count); NaN when empty. */
@@ -17,7 +26,7 @@ export function median(values: readonly number[]): number {
   }
   const sorted = Float64Array.from(values).sort();
   const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  return sorted.length % 2 === 1 ? at(sorted, middle) : (at(sorted, middle - 1) + at(sorted, middle)) / 2;
 }
 
 // Loops rather than Math.min(...values): a workload can have more samples than the call stack has room for arguments.

@@ -103,6 +103,6 @@ describe('auditColumns', () => {
     expect(localReference('Observation/o1/_history/3')).toBe('Observation/o1');
     expect(localReference('Patient/p1')).toBe('Patient/p1');
     expect(localReference('https://other.example/fhir/Patient/p1')).toBe('https://other.example/fhir/Patient/p1');
-    expect(auditColumns(events[1]).entity).toEqual(['Observation/o1', 'Patient/p1']);
+    expect(auditColumns(events[1]!).entity).toEqual(['Observation/o1', 'Patient/p1']);
   });
 });

@@ -25,8 +25,10 @@ describe('SecretBox', () => {
     expect(() => other.open(sealed)).toThrow(
       new RegExp(`encrypted with key ${box.keyId}, but the configured key is ${other.keyId}`),
     );
-    const data = Buffer.from(sealed.split(':')[2], 'base64url');
-    data[data.length - 20] ^= 1;
+    const [, , payload] = sealed.split(':');
+    expect(payload).toBeDefined();
+    const data = Buffer.from(payload!, 'base64url');
+    data[data.length - 20]! ^= 1;
     expect(() => box.open(`v1:${box.keyId}:${data.toString('base64url')}`)).toThrow(SecretKeyError);
     expect(() => box.open(sealed.replace(box.keyId, other.keyId))).toThrow(SecretKeyError);
   });
@@ -53,7 +55,7 @@ describe('SecretBox', () => {
       const stat = await fs.stat(path.join(dataDir, SECRET_KEY_FILE));
       expect(stat.mode & 0o777).toBe(0o600);
       const later = await loadSecretBox({ key: undefined, dataDir });
-      expect(later.open(boxes[0].seal('secret'))).toBe('secret');
+      expect(later.open(boxes[0]!.seal('secret'))).toBe('secret');
       await fs.writeFile(path.join(dataDir, SECRET_KEY_FILE), 'garbage\n');
       await expect(loadSecretBox({ key: undefined, dataDir })).rejects.toThrow(/must hold the base64 of 32 bytes/);
     } finally {

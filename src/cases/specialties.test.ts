@@ -156,7 +156,7 @@ describe('keyword matching', () => {
     expect(match('multiple sclerosis', 'Is it Multiple  Sclerosis?')).toBe('multiple sclerosis');
     expect(match('multiple sclerosis', 'multiple lesions; no sclerosis')).toBeUndefined();
     expect(
-      inferSpecialtyNeeds(['Is the pain from her heart', 'failure of the stent?'], noMaterials)[0].evidence,
+      inferSpecialtyNeeds(['Is the pain from her heart', 'failure of the stent?'], noMaterials)[0]?.evidence,
     ).toEqual(['"heart" (questions)', '"stent" (questions)']);
   });
 

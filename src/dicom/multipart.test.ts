@@ -561,6 +561,7 @@ describe('readMultipart streaming', () => {
           highWaterMark: 16_384,
           write(chunk: Buffer, _encoding, done) {
             consumed += chunk.length;
+            // Time, not an event: the consumer is slow on purpose, one macrotask per chunk.
             setTimeout(done, 0);
           },
         }),
@@ -604,7 +605,7 @@ describe('readMultipart streaming', () => {
         headers: { 'content-type': written.contentType },
         body: Readable.toWeb(written.body) as ReadableStream<Uint8Array>,
         duplex: 'half',
-      } as RequestInit);
+      });
       expect(response.status).toBe(200);
       expect(await response.json()).toEqual({
         partCount: 3,
@@ -622,7 +623,7 @@ describe('readMultipart streaming', () => {
         headers: { 'content-type': tooMany.contentType },
         body: Readable.toWeb(tooMany.body) as ReadableStream<Uint8Array>,
         duplex: 'half',
-      } as RequestInit);
+      });
       expect(refusedParts.status).toBe(413);
       expect(await refusedParts.text()).toMatch(/more than 3 parts/);
     } finally {

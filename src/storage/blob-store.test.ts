@@ -23,13 +23,13 @@ async function directoriesSynced(action: () => Promise<unknown>): Promise<string
     return fd;
   }) as typeof fs.openSync);
   const fsync = fs.fsync;
-  const sync = jest.spyOn(fs, 'fsync').mockImplementation(((fd: number, callback: fs.NoParamCallback) => {
+  const sync = jest.spyOn(fs, 'fsync').mockImplementation((fd: number, callback: fs.NoParamCallback) => {
     const file = opened.get(fd);
     if (file !== undefined && fs.statSync(file).isDirectory()) {
       synced.push(file);
     }
     fsync(fd, callback);
-  }) as typeof fs.fsync);
+  });
   try {
     await action();
   } finally {

@@ -7,7 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_VARIABLES } from '../../src/config.ts';
-import { TEST_REDIS_URL, freePort } from './test-hub.ts';
+import { TEST_REDIS_URL } from './test-hub.ts';
+import { freePort } from './free-port.ts';
 import { HUB_NODE_FLAGS } from './node-flags.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

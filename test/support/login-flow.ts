@@ -11,7 +11,8 @@ export class Browser {
 
   private remember(response: Response): void {
     for (const line of response.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';').map((part) => part.trim());
+      // split() always yields at least one part.
+      const [pair = '', ...attributes] = line.split(';').map((part) => part.trim());
       const [name, value] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
       if (attributes.some((attribute) => /^max-age=0$/i.test(attribute)) || value === '') {
         this.cookies.delete(name);
@@ -56,16 +57,17 @@ const unescapeHtml = (text: string): string =>
 /** The hidden fields of the login form (the authorization request and the CSRF token). */
 export function hiddenFields(html: string): Record<string, string> {
   const fields: Record<string, string> = {};
-  for (const match of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
-    fields[unescapeHtml(match[1])] = unescapeHtml(match[2]);
+  for (const [, name, value] of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
+    // Both groups are required by the pattern, so a match has them.
+    fields[unescapeHtml(name!)] = unescapeHtml(value!);
   }
   return fields;
 }
 
 /** The text of the login page's error box, if any. */
 export function pageError(html: string): string | undefined {
-  const match = /<p class="error" role="alert">([^<]*)<\/p>/.exec(html);
-  return match ? unescapeHtml(match[1]) : undefined;
+  const text = /<p class="error" role="alert">([^<]*)<\/p>/.exec(html)?.[1];
+  return text === undefined ? undefined : unescapeHtml(text);
 }
 
 export interface AuthorizationRequest {

@@ -10,6 +10,9 @@ import { producerConnection } from '../../src/queues/connection.ts';
 import { OutboxRelay } from '../../src/queues/outbox-relay.ts';
 
 const [databaseUrl, redisUrl, prefix, crashPoint] = process.argv.slice(2);
+if (!databaseUrl || !redisUrl || !prefix) {
+  throw new Error('usage: relay-child.ts DATABASE_URL REDIS_URL PREFIX [CRASH_POINT]');
+}
 const die = (): void => {
   process.kill(process.pid, 'SIGKILL');
 };

@@ -29,9 +29,9 @@ export interface SmtpSink {
 }
 
 function headerValue(raw: string, name: string): string | undefined {
-  const headers = raw.split(/\r?\n\r?\n/, 1)[0].replace(/\r?\n[ \t]+/g, ' ');
-  const match = new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(headers);
-  return match?.[1].trim();
+  const [head = ''] = raw.split(/\r?\n\r?\n/, 1);
+  const headers = head.replace(/\r?\n[ \t]+/g, ' ');
+  return new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(headers)?.[1]?.trim();
 }
 
 export async function startSmtpSink(): Promise<SmtpSink> {

@@ -3,7 +3,6 @@
  * HUB_TEST_DB=pglite), a private BullMQ prefix on the real Redis, a temporary DATA_DIR and a free port.
  */
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +14,7 @@ import type { Hub } from '../../src/hub.ts';
 import { createLogger } from '../../src/logger.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 import type { Clock } from '../../src/runtime/clock.ts';
+import { freePort } from './free-port.ts';
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -30,32 +30,6 @@ export interface TestHub {
   /** The clock the hub's date rules read (the system clock unless the test chose one). */
   clock: Clock;
   stop(): Promise<void>;
-}
-
-/** Ports this process handed out: the OS may give a just-closed port again to the next caller. */
-const handedOut = new Set<number>();
-
-/** A free port on 127.0.0.1, never one this process handed out before (two hubs started at once got the same one). */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await anyFreePort();
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error('no free port that this process has not handed out already');
-}
-
-function anyFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Creates an empty PostgreSQL database and returns its URL and a function that drops it. */

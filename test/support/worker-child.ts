@@ -15,6 +15,9 @@ import { FileBlobStore } from '../../src/storage/blob-store.ts';
 import { systemClock } from '../../src/runtime/clock.ts';
 
 const [databaseUrl, redisUrl, prefix, smtpUrl, dataDir, baseUrl] = process.argv.slice(2);
+if (!databaseUrl || !redisUrl || !prefix || !smtpUrl || !dataDir || !baseUrl) {
+  throw new Error('usage: worker-child.ts DATABASE_URL REDIS_URL PREFIX SMTP_URL DATA_DIR BASE_URL');
+}
 loadFhirDefinitions();
 const logger = pino({ level: 'silent' });
 const db = await openDatabase({ databaseUrl });

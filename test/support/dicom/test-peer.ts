@@ -7,13 +7,14 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { decodeCommandSet } from '../../../src/dicom/dimse/command-set.ts';
 import type { CommandSet } from '../../../src/dicom/dimse/command-set.ts';
 import { PduReader, PduType, parsePDataTf } from '../../../src/dicom/dimse/pdu.ts';
 import type { Pdu } from '../../../src/dicom/dimse/pdu.ts';
 import type { DataSetSink, StoreHandler, StoreRequest, StoreResult } from '../../../src/dicom/dimse/server.ts';
+import { until } from '../until.ts';
 
 export interface ToolResult {
   code: number | null;
@@ -57,35 +58,19 @@ export function startDcmtk(command: string, args: string[]): { stop: () => Promi
 
 /** Resolves once something accepts TCP connections on the port. */
 export async function waitForListener(port: number, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const accepted = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (accepted) {
-      return;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`nothing listens on port ${port}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** A TCP port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
+  await until(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port }, () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.on('error', () => resolve(false));
+      }),
+    `a listener on port ${port}`,
+    timeoutMs,
+    50,
+  );
 }
 
 export interface Part10File {
