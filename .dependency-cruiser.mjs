@@ -109,6 +109,23 @@ export default {
       to: { path: ['^(test|bench|demo)/', '\\.test\\.ts$'] },
     },
     {
+      name: 'unit-tests-need-no-service',
+      comment:
+        'src/**/*.test.ts is the unit tier (npm run test:unit): no database, Redis, queue, hub, child process or DICOM peer; such a suite belongs under test/',
+      severity: 'error',
+      from: { path: '^src/.+\\.test\\.ts$' },
+      to: {
+        dependencyTypesNot: ['type-only'],
+        path: [
+          '^node_modules/(pg|ioredis|bullmq|@electric-sql/pglite)/',
+          '^child_process$',
+          '^src/(hub|main)\\.ts$',
+          '^src/db/(database|migrate)\\.ts$',
+          '^test/support/(test-hub|hub-process|smtp-sink|dicom/test-peer)\\.ts$',
+        ],
+      },
+    },
+    {
       name: 'src-reachable-from-an-entry-point',
       comment:
         'every module under src/ serves the hub (src/main.ts) or the operator command (src/cli/main.ts); a module only tests use belongs under test/',

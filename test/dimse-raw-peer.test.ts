@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../../logger.ts';
-import { CommandField, Status, encodeRequest } from './command-set.ts';
-import { writePart10File } from './part10-writer.ts';
+import { createLogger } from '../src/logger.ts';
+import { CommandField, Status, encodeRequest } from '../src/dicom/dimse/command-set.ts';
+import { writePart10File } from '../src/dicom/dimse/part10-writer.ts';
 import {
   APPLICATION_CONTEXT_NAME,
   AbortReason,
@@ -21,23 +21,18 @@ import {
   encodeAssociateRq,
   encodePData,
   encodeReleaseRq,
-} from './pdu.ts';
-import type { ProposedPresentationContext } from './pdu.ts';
-import { startDimseServer } from './server.ts';
-import type { DimseServer } from './server.ts';
-import { isStorageSopClass } from './sop-classes.ts';
-import {
-  RawPeer,
-  fileStoreHandler,
-  parseAssociateAc,
-  readPart10,
-  runDcmtk,
-} from '../../../test/support/dicom/test-peer.ts';
-import type { FileStoreRequest, Part10File } from '../../../test/support/dicom/test-peer.ts';
+} from '../src/dicom/dimse/pdu.ts';
+import type { ProposedPresentationContext } from '../src/dicom/dimse/pdu.ts';
+import { startDimseServer } from '../src/dicom/dimse/server.ts';
+import type { DimseServer } from '../src/dicom/dimse/server.ts';
+import { isStorageSopClass } from '../src/dicom/dimse/sop-classes.ts';
+import { RawPeer, fileStoreHandler, parseAssociateAc, readPart10, runDcmtk } from './support/dicom/test-peer.ts';
+import type { FileStoreRequest, Part10File } from './support/dicom/test-peer.ts';
+import { until } from './support/until.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const CLASSIFICATION = fileURLToPath(
-  new URL('../../../test/support/dicom/testdata/pydicom-testfiles-classified.txt', import.meta.url),
+  new URL('./support/dicom/testdata/pydicom-testfiles-classified.txt', import.meta.url),
 );
 const VERIFICATION = '1.2.840.10008.1.1';
 const CT = '1.2.840.10008.5.1.4.1.1.2';
@@ -115,16 +110,6 @@ function echoMessage(contextId: number, messageId: number): Buffer {
       SERVER_MAX_PDU,
     ),
   );
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) {
-      throw new Error('condition not met in time');
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('DIMSE SCP over a raw socket', () => {
@@ -368,14 +353,14 @@ describe('DIMSE SCP over a raw socket', () => {
       await associate(peer, [{ id: 1, abstractSyntaxUid: CT, transferSyntaxUids: [EXPLICIT_LE] }]);
       const whole = storeMessage(1, 1, CT, '1.2.3.42', ctSmall.dataSet);
       await peer.send(whole.subarray(0, Math.floor(whole.length / 2)));
-      await eventually(async () => (await readdir(tempDir)).length === 1);
+      await until(async () => (await readdir(tempDir)).length === 1, 'the part in a temp file', 3000, 20);
       if (how === 'disconnect') {
         peer.destroy();
       } else {
         await peer.send(encodeAbort(0, 0));
       }
       await peer.waitClosed();
-      await eventually(async () => (await readdir(tempDir)).length === 0);
+      await until(async () => (await readdir(tempDir)).length === 0, 'the temp file to be removed', 3000, 20);
       expect(stored).toEqual([]);
       const echo = await runDcmtk('echoscu', ['-aet', 'ECHOSCU', '-aec', 'HUB', '127.0.0.1', String(server.port)]);
       expect(echo.code).toBe(0);
@@ -396,6 +381,7 @@ describe('DIMSE SCP over a raw socket', () => {
     const rq = associateRq([{ id: 1, abstractSyntaxUid: VERIFICATION, transferSyntaxUids: [IMPLICIT_LE] }]);
     for (let index = 0; !peer.closed && index < rq.length; index++) {
       await peer.send(rq.subarray(index, index + 1)).catch(() => undefined);
+      // Time, not an event: the peer trickles on purpose, slower than the ARTIM timeout allows in all.
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await peer.waitClosed(3000);

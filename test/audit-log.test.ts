@@ -10,13 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { pino } from 'pino';
-import { openDatabase } from '../db/database.ts';
-import type { Database } from '../db/database.ts';
-import { migrate } from '../db/migrate.ts';
-import { createTestDatabase } from '../../test/support/test-hub.ts';
-import { authenticationAuditEvent, restAuditEvent } from './audit-event.ts';
-import { AuditLog } from './audit-log.ts';
-import { withMeta } from './statement.ts';
+import { openDatabase } from '../src/db/database.ts';
+import type { Database } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { defined } from './support/defined.ts';
+import { createTestDatabase } from './support/test-hub.ts';
+import { authenticationAuditEvent, restAuditEvent } from '../src/audit/audit-event.ts';
+import { AuditLog } from '../src/audit/audit-log.ts';
+import { withMeta } from '../src/audit/statement.ts';
 
 const site = { baseUrl: 'https://hub.example.org' };
 
@@ -35,7 +36,7 @@ function readEvent(id: string, patient: string): AuditEvent {
 /** A pid no process has now: that of a child that has exited. */
 function deadPid(): number {
   const child = spawnSync(process.execPath, ['-e', '0']);
-  return child.pid as number;
+  return child.pid;
 }
 
 async function journalText(dir: string): Promise<string> {
@@ -50,9 +51,12 @@ describe('AuditLog', () => {
   let dir: string;
   const logger = pino({ enabled: false });
   const open = (): AuditLog => new AuditLog({ db, dir, logger, flushMs: 600_000, batchSize: 100_000, fsync: false });
-  const stored = async (prefix: string): Promise<number> =>
-    (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_event WHERE id LIKE $1', [`${prefix}%`]))
-      .rows[0].n;
+  const stored = async (prefix: string): Promise<number> => {
+    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_event WHERE id LIKE $1', [
+      `${prefix}%`,
+    ]);
+    return defined(rows[0], 'the count row').n;
+  };
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -95,7 +99,7 @@ describe('AuditLog', () => {
       entity: ['Patient/p7'],
       subtype: ['http://hl7.org/fhir/restful-interaction|read'],
     });
-    expect(JSON.parse(row.rows[0].content)).toEqual(withMeta(events[7]));
+    expect(JSON.parse(defined(row.rows[0], 'the rec-7 row').content)).toEqual(withMeta(events[7]!));
     await log.stop();
   });
 
@@ -166,7 +170,9 @@ describe('AuditLog', () => {
       },
     ]);
     // The JSON keeps the value as it was.
-    expect((JSON.parse(rows.rows[1].content as string) as AuditEvent).agent?.[0].altId).toBe('odd\nuser\u001fid');
+    expect(
+      (JSON.parse(defined(rows.rows[1], 'the second row').content as string) as AuditEvent).agent?.[0]?.altId,
+    ).toBe('odd\nuser\u001fid');
   });
 
   test('a journal left by a process that is gone is stored at start, each event once however often it is replayed', async () => {
@@ -193,7 +199,7 @@ describe('AuditLog', () => {
     await log.start();
     await log.record([readEvent('late-1', 'Patient/p2')]);
     // A hub killed now (no flush) leaves its segment; a later process finds it as an orphan.
-    const [segment] = await fs.readdir(dir);
+    const segment = defined((await fs.readdir(dir))[0], 'a journal segment');
     const moved = segment.replace(/^journal-\d+-/, `journal-${deadPid()}-`);
     await fs.copyFile(path.join(dir, segment), path.join(dir, moved));
     await log.stop();

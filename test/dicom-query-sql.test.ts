@@ -1,9 +1,9 @@
 /** Matching (PS3.4 §C.2.2.2) as SQL, run on a real PostgreSQL against a few rows. */
 import pg from 'pg';
-import { ADMIN_DATABASE_URL } from '../../test/support/test-hub.ts';
-import { INDEX_ATTRIBUTE_BY_KEYWORD, QueryError, matchCondition } from './query.ts';
-import type { SqlQuery } from './query.ts';
-import { SqlParams } from '../db/sql-params.ts';
+import { ADMIN_DATABASE_URL } from './support/test-hub.ts';
+import { INDEX_ATTRIBUTE_BY_KEYWORD, QueryError, matchCondition } from '../src/dicom/query.ts';
+import type { SqlQuery } from '../src/dicom/query.ts';
+import { SqlParams } from '../src/db/sql-params.ts';
 
 const ROWS = [
   {

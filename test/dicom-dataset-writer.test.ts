@@ -2,13 +2,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getString } from './attributes.ts';
-import { BufferSource } from './byte-source.ts';
-import { DEFAULT_PART10_LIMITS, DatasetReader } from './dataset-reader.ts';
-import { writeDataset } from './dataset-writer.ts';
-import type { WritableElement } from './dataset-writer.ts';
-import { buildPart10Header } from './dimse/part10-writer.ts';
-import { runDcmtk } from '../../test/support/dicom/test-peer.ts';
+import { getString } from '../src/dicom/attributes.ts';
+import { BufferSource } from '../src/dicom/byte-source.ts';
+import { DEFAULT_PART10_LIMITS, DatasetReader } from '../src/dicom/dataset-reader.ts';
+import { writeDataset } from '../src/dicom/dataset-writer.ts';
+import type { WritableElement } from '../src/dicom/dataset-writer.ts';
+import { buildPart10Header } from '../src/dicom/dimse/part10-writer.ts';
+import { runDcmtk } from './support/dicom/test-peer.ts';
 
 const IDENTIFIER: WritableElement[] = [
   { tag: '00100010', vr: 'PN', value: 'Müller^Jürgen' },

@@ -2,9 +2,9 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './implementation.ts';
-import { buildFileMetaInformation, writePart10File } from './part10-writer.ts';
-import { readPart10, runDcmtk } from '../../../test/support/dicom/test-peer.ts';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../src/dicom/dimse/implementation.ts';
+import { buildFileMetaInformation, writePart10File } from '../src/dicom/dimse/part10-writer.ts';
+import { readPart10, runDcmtk } from './support/dicom/test-peer.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 

@@ -4,12 +4,13 @@
  * hub computes for new events (audit-columns.ts), their old rows go, and nothing else is touched.
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
-import { openDatabase } from '../db/database.ts';
-import type { Database } from '../db/database.ts';
-import { listMigrations, migrate } from '../db/migrate.ts';
-import { createTestDatabase } from '../../test/support/test-hub.ts';
-import { authenticationAuditEvent, restAuditEvent } from './audit-event.ts';
-import { auditColumns } from './audit-columns.ts';
+import { openDatabase } from '../src/db/database.ts';
+import type { Database } from '../src/db/database.ts';
+import { listMigrations, migrate } from '../src/db/migrate.ts';
+import { defined } from './support/defined.ts';
+import { createTestDatabase } from './support/test-hub.ts';
+import { authenticationAuditEvent, restAuditEvent } from '../src/audit/audit-event.ts';
+import { auditColumns } from '../src/audit/audit-columns.ts';
 
 const site = { baseUrl: 'https://hub.example.org' };
 const recorded = new Date('2026-03-04T05:06:07.089Z');
@@ -102,7 +103,8 @@ describe('migration 010: AuditEvents into the audit store', () => {
     );
     expect(rows.rows.map((row) => row.id)).toEqual(events.map((event) => event.id));
     for (const [i, row] of rows.rows.entries()) {
-      const columns = auditColumns(events[i]);
+      const event = defined(events[i], `event ${i}`);
+      const columns = auditColumns(event);
       const sorted = (values: unknown): string[] => [...(values as string[])].sort();
       expect({
         recorded: (row.recorded as Date).toISOString(),
@@ -122,7 +124,7 @@ describe('migration 010: AuditEvents into the audit store', () => {
         agentIdentifier: sorted(columns.agentIdentifier),
         entity: sorted(columns.entity),
       });
-      expect(JSON.parse(row.content as string)).toMatchObject({ id: events[i].id, meta: { versionId: '1' } });
+      expect(JSON.parse(row.content as string)).toMatchObject({ id: event.id, meta: { versionId: '1' } });
     }
     expect(rows.rows[0]).toMatchObject({
       patient: ['Patient/p1'],
@@ -139,14 +141,14 @@ describe('migration 010: AuditEvents into the audit store', () => {
       `SELECT (SELECT count(*) FROM resource WHERE resource_type = 'AuditEvent') + (SELECT count(*) FROM sp_token WHERE resource_type = 'AuditEvent')
         + (SELECT count(*) FROM sp_date WHERE resource_type = 'AuditEvent') AS n`,
     );
-    expect(Number(left.rows[0].n)).toBe(0);
+    expect(Number(left.rows[0]?.n)).toBe(0);
     const patient = await db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM sp_token WHERE resource_type = 'Patient' AND resource_id = 'p1'`,
     );
-    expect(patient.rows[0].n).toBe(1);
+    expect(patient.rows[0]?.n).toBe(1);
     const functions = await db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_proc WHERE proname LIKE 'audit_migration_%'`,
     );
-    expect(functions.rows[0].n).toBe(0);
+    expect(functions.rows[0]?.n).toBe(0);
   });
 });

@@ -8,25 +8,25 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../../logger.ts';
-import { Status } from './command-set.ts';
-import { writePart10File } from './part10-writer.ts';
+import { createLogger } from '../src/logger.ts';
+import { Status } from '../src/dicom/dimse/command-set.ts';
+import { writePart10File } from '../src/dicom/dimse/part10-writer.ts';
 import {
   fileStoreHandler,
-  freePort,
   readPart10,
   runDcmtk,
   startDcmtk,
   storescuProfile,
   waitForListener,
-} from '../../../test/support/dicom/test-peer.ts';
-import type { FileStoreRequest } from '../../../test/support/dicom/test-peer.ts';
-import { startDimseServer } from './server.ts';
-import type { DimseServer, StoreRequest, StoreResult } from './server.ts';
+} from './support/dicom/test-peer.ts';
+import type { FileStoreRequest } from './support/dicom/test-peer.ts';
+import { startDimseServer } from '../src/dicom/dimse/server.ts';
+import type { DimseServer, StoreRequest, StoreResult } from '../src/dicom/dimse/server.ts';
+import { freePort } from './support/free-port.ts';
 
 const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const CLASSIFICATION = fileURLToPath(
-  new URL('../../../test/support/dicom/testdata/pydicom-testfiles-classified.txt', import.meta.url),
+  new URL('./support/dicom/testdata/pydicom-testfiles-classified.txt', import.meta.url),
 );
 
 /**

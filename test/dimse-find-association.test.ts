@@ -7,15 +7,16 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../../logger.ts';
-import { writeDataset } from '../dataset-writer.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../part10.ts';
-import { CommandField, Status, encodeRequest } from './command-set.ts';
-import { APPLICATION_CONTEXT_NAME, PduType, encodeAssociateRq, encodePData } from './pdu.ts';
-import type { ProposedPresentationContext } from './pdu.ts';
-import { startDimseServer } from './server.ts';
-import type { DimseServer, FindRequest, FindResponse, OnFind, StoreHandler } from './server.ts';
-import { RawPeer, runDcmtk } from '../../../test/support/dicom/test-peer.ts';
+import { createLogger } from '../src/logger.ts';
+import { writeDataset } from '../src/dicom/dataset-writer.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../src/dicom/part10.ts';
+import { CommandField, Status, encodeRequest } from '../src/dicom/dimse/command-set.ts';
+import { APPLICATION_CONTEXT_NAME, PduType, encodeAssociateRq, encodePData } from '../src/dicom/dimse/pdu.ts';
+import type { ProposedPresentationContext } from '../src/dicom/dimse/pdu.ts';
+import { startDimseServer } from '../src/dicom/dimse/server.ts';
+import type { DimseServer, FindRequest, FindResponse, OnFind, StoreHandler } from '../src/dicom/dimse/server.ts';
+import { RawPeer, runDcmtk } from './support/dicom/test-peer.ts';
+import { until } from './support/until.ts';
 
 const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
 const CT = '1.2.840.10008.5.1.4.1.1.2';
@@ -62,7 +63,7 @@ describe('C-FIND over an association', () => {
           };
           continue;
         }
-        // A slow source: the C-CANCEL-RQ arrives while matches are still coming.
+        // A slow source: the C-CANCEL-RQ arrives while matches are still coming (time, on purpose).
         await new Promise((resolve) => setTimeout(resolve, 10));
         yield { status: 0xff00, identifier: match(request, index) };
       }
@@ -237,10 +238,7 @@ describe('C-FIND over an association', () => {
     const peer = await rawAssociation();
     peer.socket.pause();
     await peer.send(findRequest(1, 1, STUDY_ROOT_FIND, studyIdentifier));
-    const deadline = Date.now() + 20_000;
-    while (closedStreams === 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until(async () => closedStreams > 0, 'the handler to be closed', 20_000, 50);
     expect(closedStreams).toBe(1);
     peer.socket.resume();
     await peer.waitClosed(10_000);
