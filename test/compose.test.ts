@@ -2,12 +2,14 @@
  * docker-compose.yml and the Dockerfile against the code: Docker cannot run here, so the contract
  * between them (variable names, health check, data volume) is checked by reading the files.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
 import { REPO_ROOT } from './support/hub-process.ts';
 import { HUB_NODE_FLAGS } from './support/node-flags.ts';
+import { defined } from './support/defined.ts';
 
 interface ComposeService {
   image?: string;
@@ -26,7 +28,7 @@ interface ComposeFile {
 
 const compose = parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as ComposeFile;
 const dockerfile = fs.readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8');
-const hub = compose.services.hub;
+const hub = defined(compose.services.hub, 'a hub service in docker-compose.yml');
 
 /** Compose's own interpolation, enough for this file: ${NAME}, ${NAME:-default}, $$. */
 function interpolate(value: string, env: Record<string, string> = {}): string {
@@ -84,8 +86,8 @@ describe('docker-compose.yml', () => {
 
   test('the hub points at the postgres and redis services, and waits for them to be healthy', () => {
     const env = hubEnvironment();
-    expect(new URL(env.DATABASE_URL).hostname).toBe('postgres');
-    expect(new URL(env.REDIS_URL).hostname).toBe('redis');
+    expect(new URL(defined(env.DATABASE_URL, "the hub's DATABASE_URL")).hostname).toBe('postgres');
+    expect(new URL(defined(env.REDIS_URL, "the hub's REDIS_URL")).hostname).toBe('redis');
     expect(hub.depends_on).toMatchObject({
       postgres: { condition: 'service_healthy' },
       redis: { condition: 'service_healthy' },
@@ -98,8 +100,8 @@ describe('docker-compose.yml', () => {
   });
 
   test('PostgreSQL and Redis have health checks', () => {
-    expect([compose.services.postgres.healthcheck?.test].flat().join(' ')).toContain('pg_isready');
-    expect([compose.services.redis.healthcheck?.test].flat().join(' ')).toContain('ping');
+    expect([compose.services.postgres?.healthcheck?.test].flat().join(' ')).toContain('pg_isready');
+    expect([compose.services.redis?.healthcheck?.test].flat().join(' ')).toContain('ping');
   });
 
   test('DATA_DIR and the PostgreSQL data live on named volumes', () => {
@@ -113,8 +115,10 @@ describe('docker-compose.yml', () => {
       }
       return undefined;
     };
-    expect(named).toContain(mountedAt(hub, hubEnvironment().DATA_DIR));
-    expect(named).toContain(mountedAt(compose.services.postgres, '/var/lib/postgresql/data'));
+    expect(named).toContain(mountedAt(hub, defined(hubEnvironment().DATA_DIR, "the hub's DATA_DIR")));
+    expect(named).toContain(
+      mountedAt(defined(compose.services.postgres, 'a postgres service'), '/var/lib/postgresql/data'),
+    );
   });
 
   test('Docker waits longer than SHUTDOWN_GRACE_MS before killing the hub', () => {
@@ -129,7 +133,8 @@ describe('Dockerfile', () => {
         devDependencies: Record<string, string>;
       }
     ).devDependencies.node;
-    expect(dockerfile).toMatch(new RegExp(`^ARG NODE_VERSION=${pinned.replaceAll('.', '\\.')}$`, 'm'));
+    expect(pinned).toBeDefined();
+    expect(dockerfile).toMatch(new RegExp(`^ARG NODE_VERSION=${pinned!.replaceAll('.', '\\.')}$`, 'm'));
     expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}/m);
   });
 
@@ -154,5 +159,28 @@ describe('Dockerfile', () => {
       .split('\n')
       .map((line) => line.trim());
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'data', '.git']));
+  });
+
+  test('the image ships no test files: what the COPY lines take, less .dockerignore, holds no test', () => {
+    const patterns = fs
+      .readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#'));
+    // Docker matches a pattern against the path and, for a folder, everything below it.
+    const ignored = (file: string): boolean =>
+      patterns.some((pattern) => path.matchesGlob(file, pattern) || path.matchesGlob(file, `${pattern}/**`));
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((match) =>
+      (match[1] ?? '').split(/\s+/),
+    );
+    expect(copied).toEqual(expect.arrayContaining(['src', 'package.json']));
+    const context = execFileSync('git', ['ls-files'], { cwd: REPO_ROOT, encoding: 'utf8' })
+      .split('\n')
+      .filter((file) => file !== '' && !ignored(file));
+    const shipped = context.filter((file) => copied.some((source) => file === source || file.startsWith(`${source}/`)));
+    expect(shipped.length).toBeGreaterThan(50);
+    expect(shipped.filter((file) => /\.test\.ts$|^test\/|^bench\/|^demo\//.test(file))).toEqual([]);
+    // The check can fail: the source tree does hold unit tests beside the code.
+    expect(execFileSync('git', ['ls-files', 'src/**/*.test.ts'], { cwd: REPO_ROOT, encoding: 'utf8' })).not.toBe('');
   });
 });
