@@ -175,6 +175,29 @@ const FIXTURES: Record<string, unknown>[] = [
     ...reviewTask('path-b', 'sr-b/pre-review-pathology', 'pre-review-pathology', 'Practitioner/prac-p'),
     basedOn: [{ reference: 'ServiceRequest/sr-b' }],
   },
+  // Specialist A's opinion on case A, still a draft: the report, its letter and the letter's content.
+  { resourceType: 'Binary', id: 'bindraft-a', contentType: 'application/pdf', data: pdf('draft a') },
+  {
+    resourceType: 'DiagnosticReport',
+    id: 'draft-a',
+    status: 'preliminary',
+    code: { coding: [{ system: LOINC, code: '11488-4' }] },
+    subject: { reference: 'Patient/pat-a' },
+    basedOn: [{ reference: 'ServiceRequest/sr-a' }],
+    resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
+    presentedForm: [{ contentType: 'application/pdf', url: 'Binary/bindraft-a' }],
+  },
+  {
+    resourceType: 'Composition',
+    id: 'letter-a',
+    status: 'preliminary',
+    type: { coding: [{ system: LOINC, code: '11488-4' }] },
+    subject: { reference: 'Patient/pat-a' },
+    date: '2026-11-20',
+    author: [{ reference: 'Practitioner/prac-s' }],
+    title: 'Consultation',
+    section: [{ title: 'What was reviewed', entry: [{ reference: 'ServiceRequest/sr-a' }] }],
+  },
   // Case A's, pointing at case B's ServiceRequest (so it is case B's too: it refers to it).
   {
     resourceType: 'Task',
@@ -197,6 +220,7 @@ const TYPES = [
   'ImagingStudy',
   'ChargeItem',
   'DiagnosticReport',
+  'Composition',
 ] as const;
 type FixtureType = (typeof TYPES)[number];
 
@@ -204,6 +228,8 @@ type FixtureType = (typeof TYPES)[number];
  * What a search `GET /<type>` returns (ids), and so which reads answer 200 (the rest of the fixture
  * ids of the type answer 404). Case A: pat-a, sr-a, coord-a, spec-a, trap-a, doc-a, docrep-a, bin-a,
  * binrep-a, img-a, charge-a, rep-a; case B likewise. The patients' reports are not released yet.
+ * Case A also has specialist A's opinion in draft (draft-a, letter-a, bindraft-a): theirs and the
+ * staff's only.
  */
 const SEES: Record<Who, Record<FixtureType, string[]>> = {
   admin: {} as Record<FixtureType, string[]>,
@@ -219,6 +245,7 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     ImagingStudy: ['img-a'],
     ChargeItem: ['charge-a'],
     DiagnosticReport: ['rep-a'],
+    Composition: [],
   },
   physicianB: {
     Patient: ['pat-b'],
@@ -229,6 +256,7 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     ImagingStudy: ['img-b'],
     ChargeItem: ['charge-b'],
     DiagnosticReport: ['rep-b'],
+    Composition: [],
   },
   patientA: {
     Patient: ['pat-a'],
@@ -239,6 +267,7 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     ImagingStudy: ['img-a'],
     ChargeItem: ['charge-a'],
     DiagnosticReport: [],
+    Composition: [],
   },
   patientB: {
     Patient: ['pat-b'],
@@ -249,16 +278,19 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     ImagingStudy: ['img-b'],
     ChargeItem: ['charge-b'],
     DiagnosticReport: [],
+    Composition: [],
   },
   specialistA: {
     Patient: ['pat-a'],
     ServiceRequest: ['sr-a'],
     Task: ['coord-a', 'rad-a', 'spec-a', 'trap-a'],
     DocumentReference: ['doc-a', 'docrep-a'],
-    Binary: ['bin-a', 'binrep-a'],
+    // Their own draft, with its content.
+    Binary: ['bin-a', 'binrep-a', 'bindraft-a'],
     ImagingStudy: ['img-a'],
     ChargeItem: ['charge-a'],
-    DiagnosticReport: ['rep-a'],
+    DiagnosticReport: ['rep-a', 'draft-a'],
+    Composition: ['letter-a'],
   },
   specialistB: {
     Patient: [],
@@ -269,22 +301,24 @@ const SEES: Record<Who, Record<FixtureType, string[]>> = {
     ImagingStudy: [],
     ChargeItem: [],
     DiagnosticReport: [],
+    Composition: [],
   },
   coordinator: {
     Patient: ['pat-a', 'pat-b'],
     ServiceRequest: ['sr-a', 'sr-b'],
     Task: ['coord-a', 'coord-b', 'path-b', 'rad-a', 'spec-a', 'trap-a'],
     DocumentReference: ['doc-a', 'doc-b', 'docrep-a', 'docrep-b'],
-    Binary: ['bin-a', 'bin-b', 'binrep-a', 'binrep-b'],
+    Binary: ['bin-a', 'bin-b', 'binrep-a', 'binrep-b', 'bindraft-a'],
     ImagingStudy: ['img-a', 'img-b'],
     ChargeItem: ['charge-a', 'charge-b'],
-    DiagnosticReport: ['rep-a', 'rep-b'],
+    DiagnosticReport: ['rep-a', 'rep-b', 'draft-a'],
+    Composition: ['letter-a'],
   },
 };
 SEES.admin = SEES.coordinator;
 SEES.system = SEES.coordinator;
-// A reviewer assigned to a case sees what its other members see.
-SEES.radiologistA = SEES.specialistA;
+// A reviewer assigned to a case sees what its other members see, but another reviewer's draft.
+SEES.radiologistA = SEES.physicianA;
 SEES.pathologistB = SEES.physicianB;
 
 const fixtureIds = (type: string): string[] =>
@@ -302,6 +336,24 @@ const newRequest = (requester: string, subject: string): Record<string, unknown>
   intent: 'order',
   subject: { reference: subject },
   requester: { reference: requester },
+});
+
+const opinion = (status: string): Record<string, unknown> => ({
+  resourceType: 'DiagnosticReport',
+  status,
+  code: { coding: [{ system: LOINC, code: '11488-4' }] },
+  subject: { reference: 'Patient/pat-a' },
+  basedOn: [{ reference: 'ServiceRequest/sr-a' }],
+});
+const letter = (status: string): Record<string, unknown> => ({
+  resourceType: 'Composition',
+  status,
+  type: { coding: [{ system: LOINC, code: '11488-4' }] },
+  subject: { reference: 'Patient/pat-a' },
+  date: '2026-11-20',
+  author: [{ reference: 'Practitioner/prac-s' }],
+  title: 'Consultation',
+  section: [{ title: 'What was reviewed', entry: [{ reference: 'ServiceRequest/sr-a' }] }],
 });
 
 /** Writes: who, what, the request, the expected status, the body. */
@@ -459,6 +511,48 @@ const WRITES: [Who, string, string, string, number, () => unknown][] = [
     'ServiceRequest/sr-b',
     200,
     () => ({ ...FIXTURES.find((r) => r.id === 'sr-b'), note: [{ text: 'checked' }] }),
+  ],
+  [
+    'specialistA',
+    'writes their opinion on their case as a draft',
+    'POST',
+    'DiagnosticReport',
+    201,
+    () => opinion('preliminary'),
+  ],
+  [
+    'specialistA',
+    'writes their opinion as final, skipping its approval',
+    'POST',
+    'DiagnosticReport',
+    403,
+    () => opinion('final'),
+  ],
+  [
+    'specialistA',
+    'files a consultation letter (LOINC 11488-4) as a DocumentReference',
+    'POST',
+    'DocumentReference',
+    403,
+    () => ({ ...newDocument('sr-a'), type: { coding: [{ system: LOINC, code: '11488-4' }] } }),
+  ],
+  [
+    'specialistA',
+    'writes the letter of their opinion as a draft',
+    'POST',
+    'Composition',
+    201,
+    () => letter('preliminary'),
+  ],
+  ['specialistA', 'writes the letter as final', 'POST', 'Composition', 403, () => letter('final')],
+  ['physicianA', 'writes a consultation letter on their case', 'POST', 'Composition', 403, () => letter('preliminary')],
+  [
+    'radiologistA',
+    'rewrites the specialist’s draft on their case',
+    'PUT',
+    'DiagnosticReport/draft-a',
+    404,
+    () => ({ ...FIXTURES.find((r) => r.id === 'draft-a'), conclusion: 'not mine to write' }),
   ],
 ];
 
@@ -1338,6 +1432,60 @@ describe('access matrix: each role × resource type × interaction', () => {
     expect((await as('patientA', 'PractitionerRole/role-b')).status).toBe(404);
   });
 
+  test('a draft opinion stays its author’s through every read path: includes, _has, chains, history, raw Binary', async () => {
+    for (const who of ['physicianA', 'radiologistA', 'patientA'] as const) {
+      const included = await as(who, 'ServiceRequest?_id=sr-a&_revinclude=DiagnosticReport:based-on');
+      expect([who, keysOf(included.body).filter((key) => key.startsWith('DiagnosticReport/'))]).toEqual([
+        who,
+        who === 'patientA' ? [] : ['DiagnosticReport/rep-a'],
+      ]);
+      const has = await as(who, 'ServiceRequest?_has:DiagnosticReport:based-on:status=preliminary');
+      expect([who, keysOf(has.body)]).toEqual([who, []]);
+      const chained = await as(who, 'DiagnosticReport?based-on:ServiceRequest._id=sr-a&status=preliminary');
+      expect([who, keysOf(chained.body)]).toEqual([who, []]);
+      const letters = await as(who, 'Composition?entry=ServiceRequest/sr-a');
+      expect([who, letters.status, keysOf(letters.body)]).toEqual([who, 200, []]);
+      for (const path of [
+        'DiagnosticReport/draft-a/_history',
+        'DiagnosticReport/draft-a/_history/1',
+        'Composition/letter-a',
+      ]) {
+        expect([who, path, (await as(who, path)).status]).toEqual([who, path, 404]);
+      }
+      const history = await as(who, 'DiagnosticReport/_history');
+      expect([who, keysOf(history.body).filter((key) => key === 'DiagnosticReport/draft-a')]).toEqual([who, []]);
+      const raw = await fhirFetch(`${testHub.fhir}/Binary/bindraft-a`, {
+        headers: { authorization: `Bearer ${tokens[who]}`, accept: 'application/pdf' },
+      });
+      expect([who, raw.status]).toEqual([who, 404]);
+    }
+    const own = await as('specialistA', 'ServiceRequest?_id=sr-a&_revinclude=DiagnosticReport:based-on');
+    expect(keysOf(own.body)).toEqual(expect.arrayContaining(['DiagnosticReport/draft-a']));
+    expect((await as('specialistA', 'DiagnosticReport/draft-a/_history/1')).status).toBe(200);
+    expect((await as('specialistA', 'Binary/bindraft-a')).status).toBe(200);
+  });
+
+  test('an approved opinion is the physician’s to read, without the drafts in its history', async () => {
+    const draft = await as('specialistA', 'DiagnosticReport', {
+      method: 'POST',
+      body: { ...opinion('preliminary'), conclusion: 'first thoughts' },
+    });
+    expect(draft.status).toBe(201);
+    const path = `DiagnosticReport/${draft.body.id}`;
+    expect((await as('physicianA', path)).status).toBe(404);
+    const approved = await as('coordinator', path, {
+      method: 'PUT',
+      body: { ...draft.body, meta: undefined, status: 'final', conclusion: 'the opinion' },
+    });
+    expect(approved.status).toBe(200);
+    expect((await as('physicianA', path)).status).toBe(200);
+    const history = await as('physicianA', `${path}/_history`);
+    expect(history.body.entry.map((entry: any) => entry.resource.status)).toEqual(['final']);
+    expect((await as('physicianA', `${path}/_history/1`)).status).toBe(404);
+    // Still not the patient's: the case is not released to them until the physician has read it.
+    expect((await as('patientA', path)).status).toBe(404);
+  });
+
   test('the patient sees the consultation report only once the physician has opened it (report-accessed)', async () => {
     for (const path of ['DiagnosticReport/rep-a', 'DocumentReference/docrep-a', 'Binary/binrep-a']) {
       expect([path, (await as('patientA', path)).status]).toEqual([path, 404]);
@@ -1356,7 +1504,11 @@ describe('access matrix: each role × resource type × interaction', () => {
       expect([path, (await as('patientA', path)).status]).toEqual([path, 200]);
     }
     const reports = await as('patientA', 'DiagnosticReport');
-    expect(keysOf(reports.body)).toEqual(['DiagnosticReport/rep-a']);
+    // The final reports of case A (the fixture's, and the one approved above); never a draft.
+    expect(keysOf(reports.body)).toContain('DiagnosticReport/rep-a');
+    expect(reports.body.entry.map((entry: any) => entry.resource.status)).toEqual(
+      reports.body.entry.map(() => 'final'),
+    );
     // Case B's report is still closed to its patient, and case A's to patient B.
     expect((await as('patientB', 'DiagnosticReport/rep-b')).status).toBe(404);
     expect((await as('patientB', 'DiagnosticReport/rep-a')).status).toBe(404);

@@ -23,7 +23,7 @@
 import { OperationOutcomeError, forbidden, notFound } from '@medplum/core';
 import type { Identity } from './access-tokens.ts';
 import type { UserRole } from './users.ts';
-import { CASE_RESOURCE_SYSTEM } from './case-links.ts';
+import { CASE_RESOURCE_SYSTEM, CONSULTATION_NOTE, LOINC } from './case-links.ts';
 import type { MemberRole } from './case-links.ts';
 
 export type AccessInteraction = 'read' | 'search' | 'history' | 'create' | 'update' | 'delete';
@@ -77,6 +77,7 @@ const REVIEWER: RolePolicy = {
     ImagingStudy: SEE_CASE,
     Specimen: SEE_CASE,
     DiagnosticReport: WRITE_CASE,
+    Composition: WRITE_CASE,
     Observation: WRITE_CASE,
     QuestionnaireResponse: SEE_CASE,
     Communication: WRITE_CASE,
@@ -103,6 +104,7 @@ export const ACCESS_POLICY: Readonly<Record<UserRole, RolePolicy>> = {
       ImagingStudy: SEE_CASE,
       Specimen: WRITE_CASE,
       DiagnosticReport: SEE_CASE,
+      Composition: SEE_CASE,
       QuestionnaireResponse: WRITE_CASE,
       Communication: WRITE_CASE,
       Consent: WRITE_CASE,
@@ -122,6 +124,7 @@ export const ACCESS_POLICY: Readonly<Record<UserRole, RolePolicy>> = {
       Binary: SEE_CASE,
       ImagingStudy: SEE_CASE,
       DiagnosticReport: SEE_CASE,
+      Composition: SEE_CASE,
       QuestionnaireResponse: WRITE_CASE,
       Communication: WRITE_CASE,
       Consent: SEE_CASE,
@@ -168,6 +171,20 @@ export class AccessControl {
     const [type, id] = (fhirUser ?? '').split('/');
     const expected = this.policy.cases === 'own' ? 'Patient' : 'Practitioner';
     this.personId = type === expected && id && ID_PATTERN.test(id) ? id : null;
+  }
+
+  /**
+   * True when the person may write a consultation report that is not a draft (a final or amended
+   * DiagnosticReport or Composition, the letter's DocumentReference): the staff. A reviewer's opinion
+   * becomes final only through its approval.
+   */
+  mayPublishReports(): boolean {
+    return this.policy.cases === 'all';
+  }
+
+  /** `Practitioner/<id>` of a person whose cases are reached through their Practitioner; null otherwise. */
+  private practitioner(): string | null {
+    return this.policy.cases !== 'own' && this.personId !== null ? `Practitioner/${this.personId}` : null;
   }
 
   /** True when the role may create a resource of the type at an id it chooses (PUT to a new id). */
@@ -270,9 +287,20 @@ export class AccessControl {
       `FROM jsonb_path_query(${alias}.content::jsonb, 'lax $.**.reference') u ` +
       `UNION ALL SELECT split_part(i ->> 'value', '/', 1) ` +
       `FROM jsonb_path_query(${alias}.content::jsonb, 'lax $.identifier[*] ? (@.system == "${CASE_RESOURCE_SYSTEM}")') i`;
+    // A version that was a draft of the opinion is shown to the draft's author while it is one
+    // (the current version still a draft of theirs), never to the case's other members.
+    const draftVersion =
+      `((${alias}.resource_type = 'DiagnosticReport' AND ${alias}.content::jsonb ->> 'status' IN ('registered', 'partial', 'preliminary') ` +
+      `AND jsonb_path_exists(${alias}.content::jsonb, 'lax $.code.coding[*] ? (@.system == "${LOINC}" && @.code == "${CONSULTATION_NOTE}")')) ` +
+      `OR (${alias}.resource_type = 'Composition' AND ${alias}.content::jsonb ->> 'status' = 'preliminary' ` +
+      `AND jsonb_path_exists(${alias}.content::jsonb, 'lax $.type.coding[*] ? (@.system == "${LOINC}" && @.code == "${CONSULTATION_NOTE}")')))`;
+    const ownDraft =
+      `EXISTS (SELECT 1 FROM case_resource cd WHERE cd.resource_type = ${alias}.resource_type AND cd.resource_id = ${alias}.id ` +
+      `AND cd.draft_author = ${binder.add(this.practitioner())})`;
     return (
       `(${alias}.resource_type IN ('Patient', 'Binary') OR ${alias}.content IS NULL OR ` +
-      `EXISTS (SELECT 1 FROM (${versionCases}) vc WHERE vc.case_id IN (${this.cases(binder)})))`
+      `EXISTS (SELECT 1 FROM (${versionCases}) vc WHERE vc.case_id IN (${this.cases(binder)}))) ` +
+      `AND (${alias}.content IS NULL OR NOT ${draftVersion} OR ${ownDraft})`
     );
   }
 
@@ -318,13 +346,15 @@ export class AccessControl {
       this.policy.cases === 'own'
         ? ' AND (NOT cr.report OR EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id))'
         : '';
+    // A draft of the opinion is its author's (and the staff's) until it is approved.
+    const notAnothersDraft = ` AND (cr.draft_author IS NULL OR cr.draft_author = ${binder.add(this.practitioner())})`;
     const own =
       this.policy.cases === 'own'
         ? ` OR (${alias}.resource_type = 'Patient' AND ${alias}.id = ${binder.add(this.personId)})`
         : '';
     return (
       `(EXISTS (SELECT 1 FROM case_resource cr JOIN case_member m ON m.case_id = cr.case_id ` +
-      `WHERE cr.resource_type = ${alias}.resource_type AND cr.resource_id = ${alias}.id AND ${this.isMine(binder, 'm')}${released})${own})`
+      `WHERE cr.resource_type = ${alias}.resource_type AND cr.resource_id = ${alias}.id AND ${this.isMine(binder, 'm')}${released}${notAnothersDraft})${own})`
     );
   }
 }

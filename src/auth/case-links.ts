@@ -34,8 +34,9 @@ export const CASE_RESOURCE_SYSTEM = 'urn:hub:case-resource';
  */
 export const RESERVED_CASE_IDS: readonly string[] = ['reconcile-imaging'];
 const CASE_STATE_SYSTEM = 'urn:hub:case-state';
-const LOINC = 'http://loinc.org';
-const CONSULTATION_NOTE = '11488-4';
+export const LOINC = 'http://loinc.org';
+/** LOINC 11488-4 Consultation note: the code of the opinion's report, letter and document. */
+export const CONSULTATION_NOTE = '11488-4';
 const LOCAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
 const BINARY_URL = /^Binary\/([A-Za-z0-9\-.]{1,64})$/;
 
@@ -100,8 +101,8 @@ function taskMembers(
 }
 
 export interface CaseLinkRows {
-  /** [resource type, resource id, case id, report] */
-  resources: [string, string, string, boolean][];
+  /** [resource type, resource id, case id, report, draft author (null: not a draft)] */
+  resources: [string, string, string, boolean, string | null][];
   /** [case id, member reference, role]; undefined: leave the memberships the resource gave as they are. */
   members?: [string, string, MemberRole][];
   /** Cases whose report the resource releases; undefined for a type that never releases one. */
@@ -133,6 +134,63 @@ function attachmentBinaries(resource: Resource, fhirBase: string): string[] {
   return [...found];
 }
 
+/** The consultation report's resources: the DiagnosticReport, the letter's Composition, its DocumentReference. */
+const REPORT_CODE_PARAM: Readonly<Record<string, string>> = {
+  DiagnosticReport: 'code',
+  Composition: 'type',
+  DocumentReference: 'type',
+};
+
+/** Statuses of a report that is still being written (DiagnosticReport and Composition status). */
+const DRAFT_STATUSES: Readonly<Record<string, readonly string[]>> = {
+  DiagnosticReport: ['registered', 'partial', 'preliminary'],
+  Composition: ['preliminary'],
+};
+
+/** The roles that write opinions; a draft is theirs alone (with the staff) until it is approved. */
+const AUTHOR_ROLES = new Set(['specialist', 'radiologist', 'pathologist']);
+
+/** Who sees a draft besides the staff when no author can be named. */
+export const STAFF_ONLY_DRAFT = 'staff';
+
+/** True for a DiagnosticReport, Composition or DocumentReference coded LOINC 11488-4 (Consultation note). */
+export function isConsultationReport(type: string, index: SearchIndexRows): boolean {
+  const param = REPORT_CODE_PARAM[type];
+  return (
+    param !== undefined &&
+    index.token.some(([p, system, value]) => p === param && system === LOINC && value === CONSULTATION_NOTE)
+  );
+}
+
+/** True while a consultation report's DiagnosticReport or Composition is a draft (by its status). */
+export function isDraft(type: string, index: SearchIndexRows): boolean {
+  const statuses = DRAFT_STATUSES[type];
+  return (
+    statuses !== undefined &&
+    index.token.some(([param, , value]) => param === 'status' && value !== null && statuses.includes(value))
+  );
+}
+
+/**
+ * The author a draft is shown to: the reviewer who wrote this version (what they wrote in the
+ * resource does not matter), or, for a version the staff, a system client or the hub wrote, the
+ * Practitioner the resource names as its interpreter or author; `staff` when it names none.
+ */
+function draftAuthorOf(resource: Resource, actor: string | undefined, fhirBase: string): string {
+  const writer = actorOf(actor);
+  if (writer && AUTHOR_ROLES.has(writer.role)) {
+    return `Practitioner/${writer.id}`;
+  }
+  const named =
+    resource.resourceType === 'DiagnosticReport'
+      ? resource.resultsInterpreter?.[0]?.reference
+      : resource.resourceType === 'Composition'
+        ? resource.author[0]?.reference
+        : undefined;
+  const target = named === undefined ? undefined : localTarget(named, fhirBase);
+  return target?.resourceType === 'Practitioner' ? `Practitioner/${target.id}` : STAFF_ONLY_DRAFT;
+}
+
 /**
  * The rows a version of `resource` contributes; `actor` is the writer the hub stamped (meta.source),
  * `fhirBase` the hub's FHIR base URL (references under it are its own).
@@ -162,25 +220,23 @@ export function caseLinksOf(
       }
     }
   }
-  const report =
-    (type === 'DiagnosticReport' || type === 'DocumentReference') &&
-    index.token.some(
-      ([param, system, value]) =>
-        param === (type === 'DiagnosticReport' ? 'code' : 'type') && system === LOINC && value === CONSULTATION_NOTE,
-    );
+  const report = isConsultationReport(type, index);
+  const draftAuthor = report && isDraft(type, index) ? draftAuthorOf(resource, actor, fhirBase) : null;
 
-  const rows: CaseLinkRows = { resources: [...cases].map((caseId) => [type, resource.id, caseId, report]) };
-  if (type === 'DocumentReference' || type === 'DiagnosticReport') {
+  const rows: CaseLinkRows = {
+    resources: [...cases].map((caseId) => [type, resource.id, caseId, report, draftAuthor]),
+  };
+  if (type === 'DocumentReference' || type === 'DiagnosticReport' || type === 'Composition') {
     for (const binaryId of attachmentBinaries(resource, fhirBase)) {
       for (const caseId of cases) {
-        rows.resources.push(['Binary', binaryId, caseId, report]);
+        rows.resources.push(['Binary', binaryId, caseId, report, draftAuthor]);
       }
     }
   }
   if (type === 'ServiceRequest') {
     const members: [string, string, MemberRole][] = [];
     for (const patientId of references('subject', 'Patient')) {
-      rows.resources.push(['Patient', patientId, resource.id, false]);
+      rows.resources.push(['Patient', patientId, resource.id, false, null]);
       members.push([resource.id, `Patient/${patientId}`, 'patient']);
     }
     for (const targetType of ['Practitioner', 'PractitionerRole', 'Organization']) {

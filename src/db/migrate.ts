@@ -27,9 +27,14 @@ export async function listMigrations(): Promise<Migration[]> {
   );
 }
 
-/** Applies the migrations not applied yet; returns the names of those it applied. */
-export async function migrate(db: Database): Promise<string[]> {
-  const migrations = await listMigrations();
+/**
+ * Applies the migrations not applied yet; returns the names of those it applied. `through` stops
+ * after that version (an upgrade test builds the schema a store had before a migration with it).
+ */
+export async function migrate(db: Database, options: { through?: number } = {}): Promise<string[]> {
+  const migrations = (await listMigrations()).filter(
+    (migration) => options.through === undefined || migration.version <= options.through,
+  );
   return db.withConnection(async (conn) => {
     await conn.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     try {

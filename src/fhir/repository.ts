@@ -48,7 +48,8 @@ import { resourceChangeEvent } from './events.ts';
 import { HUB_ACTOR_PREFIX } from '../auth/actor.ts';
 import { newClaims } from '../auth/reference-claims.ts';
 import type { ReferenceClaim } from '../auth/reference-claims.ts';
-import { RESERVED_CASE_IDS, caseLinksOf } from '../auth/case-links.ts';
+import { RESERVED_CASE_IDS, caseLinksOf, isConsultationReport, isDraft } from '../auth/case-links.ts';
+import type { SearchIndexRows } from '../db/index-rows.ts';
 import { extractSearchIndex } from './indexer.ts';
 import { historyBundle } from './history.ts';
 import type { HistoryRow } from './history.ts';
@@ -785,6 +786,7 @@ export class HubRepository extends FhirRepository {
       stored = rest as unknown as WithId<T>;
     }
     const index = extractSearchIndex(stored, this.fhirBase);
+    this.assertMayPublish(candidate.resourceType, index);
     const statement = buildWriteStatement({
       resourceType: candidate.resourceType,
       id,
@@ -913,6 +915,36 @@ export class HubRepository extends FhirRepository {
    * (R4 http §3.1.0.4) for the ids the hub keeps for itself, and for people outside their policy's
    * `chooseIds`; system clients choose any other id.
    */
+  /**
+   * A reviewer writes the opinion as a draft; only its approval (the staff, or the hub) makes a
+   * consultation report final, and only the approval files the letter's DocumentReference.
+   */
+  private assertMayPublish(resourceType: string, index: SearchIndexRows): void {
+    if (
+      this.ctx.access &&
+      !this.ctx.access.mayPublishReports() &&
+      isConsultationReport(resourceType, index) &&
+      !isDraft(resourceType, index)
+    ) {
+      throw new OperationOutcomeError({
+        ...forbidden,
+        issue: [
+          {
+            severity: 'error',
+            code: 'forbidden',
+            details: {
+              text:
+                resourceType === 'DocumentReference'
+                  ? 'the consultation letter is filed by its approval; write the opinion as a DiagnosticReport and Composition'
+                  : `a consultation report is final only once approved; write the ${resourceType} as preliminary`,
+            },
+            expression: [`${resourceType}.status`],
+          },
+        ],
+      });
+    }
+  }
+
   private assertMayChooseId(resourceType: string, id: string): void {
     if (resourceType === 'ServiceRequest' && RESERVED_CASE_IDS.includes(id)) {
       throw new OperationOutcomeError(methodNotAllowed(`ServiceRequest/${id} is an id the hub keeps for itself`));
