@@ -297,20 +297,27 @@ function preReviewTask(view: CaseView, kind: PreReviewKind, materials: Reference
 
 // ---- the steps -------------------------------------------------------------------------------------
 
-/** The state of the newest earlier version whose Task.status matched its businessStatus. */
-async function lastConsistentState(view: CaseView): Promise<CaseState | undefined> {
+/**
+ * The state the case was in before the latest version: that of the newest earlier version the hub
+ * wrote itself (or an anonymous request, on a trusted network) with its Task.status matching its
+ * businessStatus, else of the first version (a coordination Task is created only by the hub, the staff
+ * or a system client). A person's versions are never the base of a later move: two moves written
+ * before the job runs are checked as one, from the state the hub last settled.
+ */
+async function settledState(view: CaseView): Promise<CaseState | undefined> {
   const history = await view.repo.readHistory<Task>('Task', view.coordination.id, { limit: 50 });
-  for (const entry of history.entry ?? []) {
-    const version = entry.resource;
-    if (!version || version.meta?.versionId === view.coordination.meta?.versionId) {
-      continue;
-    }
+  const earlier = (history.entry ?? [])
+    .map((entry) => entry.resource)
+    .filter((version) => version !== undefined)
+    .filter((version) => version.meta?.versionId !== view.coordination.meta?.versionId);
+  for (const version of earlier) {
     const state = caseStateOf(version);
-    if (state && STATE_RESOURCES[state].taskStatus === version.status) {
+    if (state && STATE_RESOURCES[state].taskStatus === version.status && !actorOf(version.meta?.source)) {
       return state;
     }
   }
-  return undefined;
+  const first = earlier.at(-1);
+  return first ? caseStateOf(first) : undefined;
 }
 
 /**
@@ -328,13 +335,19 @@ function moverOf(task: Task): Actor {
   return { role, id: actor.id };
 }
 
-/** A person's move written as businessStatus alone: applied if their role may make it, otherwise undone. */
+/**
+ * A move someone wrote on the coordination Task (its businessStatus, with or without the matching
+ * status): applied if their role may make it and its guards hold, otherwise undone with the reason.
+ * Every version a person or a system client wrote is checked, even one whose status and
+ * businessStatus agree: writing a consistent pair is no way around the state machine.
+ */
 async function applyPersonsMove(view: CaseView): Promise<void> {
-  if (view.coordination.status === STATE_RESOURCES[view.state].taskStatus) {
+  const consistent = view.coordination.status === STATE_RESOURCES[view.state].taskStatus;
+  if (consistent && !actorOf(view.coordination.meta?.source)) {
     return;
   }
-  const from = await lastConsistentState(view);
-  if (!from) {
+  const from = await settledState(view);
+  if (!from || (consistent && from === view.state)) {
     return;
   }
   const to = view.state;
