@@ -41,6 +41,7 @@ function satisfyingFacts(to: CaseState): CaseFacts {
     ],
     assignedSpecialistId: SPECIALIST,
     reportAuthorId: SPECIALIST,
+    letterProblems: [],
     reason: 'The imaging archive rejected the study three times.',
   };
 }
@@ -402,6 +403,21 @@ describe('guards', () => {
     ).toMatch(/^Only the case’s own/);
   });
 
+  test('the specialist submits only a complete letter', () => {
+    expect(
+      refusal('specialist-review', 'report-review', 'specialist', {
+        ...ok('report-review'),
+        letterProblems: undefined,
+      }),
+    ).toBe('The draft report has no letter (a Composition, LOINC 11488-4) to submit.');
+    expect(
+      refusal('specialist-review', 'report-review', 'specialist', {
+        ...ok('report-review'),
+        letterProblems: ['Question 2 of 2 has no answer.'],
+      }),
+    ).toBe('The letter is not complete: Question 2 of 2 has no answer.');
+  });
+
   test('the specialist submits only a report of their own', () => {
     expect(
       refusal('specialist-review', 'report-review', 'specialist', {
@@ -516,9 +532,17 @@ test('a whole case, from draft to the physician reading the report', () => {
     ['specialist-review', 'specialist', satisfyingFacts('specialist-review')],
     ['awaiting-information', 'specialist', { assignedSpecialistId: SPECIALIST }],
     ['specialist-review', 'referring-physician', { assignedSpecialistId: SPECIALIST }],
-    ['report-review', 'specialist', { assignedSpecialistId: SPECIALIST, reportAuthorId: SPECIALIST }],
+    [
+      'report-review',
+      'specialist',
+      { assignedSpecialistId: SPECIALIST, reportAuthorId: SPECIALIST, letterProblems: [] },
+    ],
     ['specialist-review', 'coordinator', {}],
-    ['report-review', 'specialist', { assignedSpecialistId: SPECIALIST, reportAuthorId: SPECIALIST }],
+    [
+      'report-review',
+      'specialist',
+      { assignedSpecialistId: SPECIALIST, reportAuthorId: SPECIALIST, letterProblems: [] },
+    ],
     ['report-released', 'coordinator', { reportAuthorId: SPECIALIST }],
     ['report-accessed', 'referring-physician', {}],
   ];

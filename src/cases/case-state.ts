@@ -91,8 +91,10 @@ export interface CaseFacts {
   /** The pre-reviews the materials call for (empty when there is nothing to pre-review). */
   readonly preReviews?: readonly PreReview[];
   readonly assignedSpecialistId?: string;
-  /** Author (resultsInterpreter) of the preliminary consultation letter. */
+  /** Author of the draft consultation report: the specialist who wrote it (Practitioner id). */
   readonly reportAuthorId?: string;
+  /** What keeps the draft's letter from being submitted (opinion-letter.ts letterProblems); empty when complete. */
+  readonly letterProblems?: readonly string[];
   /** Why, for the dashboard; required to fail a case. */
   readonly reason?: string;
 }
@@ -254,6 +256,15 @@ const draftReportByActor: Guard = ({ actor, facts }) =>
     ? undefined
     : 'There is no draft report by the assigned specialist to submit for review.';
 
+const letterComplete: Guard = ({ facts }) => {
+  if (facts.letterProblems === undefined) {
+    return 'The draft report has no letter (a Composition, LOINC 11488-4) to submit.';
+  }
+  return facts.letterProblems.length === 0
+    ? undefined
+    : `The letter is not complete: ${facts.letterProblems.join(' ')}`;
+};
+
 const approverIsNotAuthor: Guard = ({ actor, facts }) => {
   if (!facts.reportAuthorId) {
     return 'The report’s author is not known, so its approval cannot be checked.';
@@ -327,7 +338,7 @@ const RULES: readonly TransitionRule[] = [
     from: 'specialist-review',
     to: 'report-review',
     actors: ['specialist'],
-    guards: [specialistAssigned, draftReportByActor],
+    guards: [specialistAssigned, draftReportByActor, letterComplete],
   },
   { from: 'report-review', to: 'specialist-review', actors: ['coordinator'], guards: [] },
   { from: 'report-review', to: 'report-released', actors: ['coordinator'], guards: [approverIsNotAuthor] },

@@ -15,6 +15,7 @@ import { parseSearchRequest } from '@medplum/core';
 import type { WithId } from '@medplum/core';
 import type {
   CodeableConcept,
+  DiagnosticReport,
   ImagingStudy,
   Patient,
   Reference,
@@ -46,6 +47,7 @@ import {
 } from './case-resources.ts';
 import type { TaskCode } from './case-resources.ts';
 import { notifyCaseState } from './case-notifications.ts';
+import { APPROVE_ROLE, approveTask, opinionFacts } from './opinion.ts';
 import type { WorkflowContext } from './context.ts';
 import { expectMaterialTasks } from './expect-material.ts';
 import { TASK_INPUT_SYSTEM } from './imaging-match.ts';
@@ -351,15 +353,25 @@ async function applyPersonsMove(view: CaseView): Promise<void> {
     return;
   }
   const to = view.state;
+  const mover = moverOf(view.coordination);
+  // A submission is checked against the mover's draft and its letter.
+  const opinion = to === 'report-review' ? await opinionFacts(view.repo, view.request, mover) : undefined;
   const result = transition(
     { state: from, referringPhysicianId: referencedId(view.request.requester, 'Practitioner') },
     {
       to,
-      actor: moverOf(view.coordination),
+      actor: mover,
       now: view.now,
-      facts: facts(view, { reason: view.coordination.statusReason?.text }),
+      facts: facts(view, {
+        reason: view.coordination.statusReason?.text,
+        ...(opinion?.reportAuthorId ? { reportAuthorId: opinion.reportAuthorId } : {}),
+        ...(opinion?.letterProblems ? { letterProblems: opinion.letterProblems } : {}),
+      }),
     },
   );
+  if (result.ok && opinion?.report) {
+    await openApproval(view, opinion.report, opinion.reportAuthorId);
+  }
   if (result.ok) {
     // The coordinator's own statusReason (why they cancelled, failed or accepted) stays; ours goes.
     const theirs = view.coordination.statusReason?.coding?.some((coding) => coding.system === CASE_REASON_SYSTEM)
@@ -373,6 +385,58 @@ async function applyPersonsMove(view: CaseView): Promise<void> {
     });
     view.refusal = result.reason;
   }
+}
+
+/** A submission opens the case's approval Task for the coordinators, or opens it again after a return. */
+async function openApproval(
+  view: CaseView,
+  report: WithId<DiagnosticReport>,
+  authorId: string | undefined,
+): Promise<void> {
+  const task = approveTask({ request: view.request, coordination: view.coordination, report, authorId, now: view.now });
+  const existing = await findCaseResource<Task>(view.repo, 'Task', view.request.id, APPROVE_ROLE);
+  const written = existing
+    ? await view.repo.updateResource<Task>({ ...task, id: existing.id }, { ifMatch: existing.meta?.versionId })
+    : await view.repo.createResource<Task>(task);
+  // The rest of this step reads the children: it must see the approval as now open, not as returned.
+  view.children = [...view.children.filter((child) => child.id !== written.id), written];
+  view.changed = true;
+}
+
+/**
+ * A coordinator returned the report (the approval Task `rejected`, with the reason in its
+ * statusReason): back to the specialist, the reason on the coordination Task. A return without a
+ * reason, or by anyone but the staff, moves nothing and says why.
+ */
+async function reviewReturned(view: CaseView): Promise<void> {
+  const approval = view.children.find((task) => hasTaskCode(task, 'approve'));
+  if (!approval || approval.status !== 'rejected') {
+    return;
+  }
+  const returner = moverOf(approval);
+  const reason = approval.statusReason?.text?.trim();
+  if (returner.role !== 'coordinator' || !reason) {
+    await setReason(view, 'move-refused', {
+      coding: [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }],
+      text:
+        returner.role !== 'coordinator'
+          ? 'Only a coordinator returns a report to its specialist.'
+          : 'Say why the report is returned (the approval Task’s statusReason); the specialist reads it.',
+    });
+    return;
+  }
+  const result = transition(
+    { state: view.state, referringPhysicianId: undefined },
+    { to: 'specialist-review', actor: returner, now: view.now, facts: facts(view) },
+  );
+  if (!result.ok) {
+    view.refusal = result.reason;
+    return;
+  }
+  await recordState(view, 'specialist-review', {
+    coding: [{ system: CASE_REASON_SYSTEM, code: 'report-returned' }],
+    text: `The report was returned to the specialist: ${reason}`,
+  });
 }
 
 async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
@@ -571,6 +635,9 @@ export async function advanceCase(
     }
     if (view.state === 'pre-review') {
       await finishPreReview(view);
+    }
+    if (view.state === 'report-review') {
+      await reviewReturned(view);
     }
     if (view.state === 'specialist-review') {
       await specialistWithdrew(view);

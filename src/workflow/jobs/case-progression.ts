@@ -26,6 +26,7 @@ const PROGRESSION_TASK_CODES: readonly TaskCode[] = [
   'pre-review-radiology',
   'pre-review-pathology',
   'specialist-opinion',
+  'approve',
 ];
 
 /** The job function: the case's step, then its open offer's reminders. */

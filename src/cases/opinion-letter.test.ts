@@ -1,0 +1,73 @@
+import { letterProblems } from './opinion-letter.ts';
+import type { LetterSection } from './opinion-letter.ts';
+
+const section = (kind: string | undefined, questionNumber?: number, hasText = true): LetterSection => ({
+  kind,
+  questionNumber,
+  hasText,
+});
+
+const COMPLETE: LetterSection[] = [
+  section('reviewed'),
+  section('answer', 1),
+  section('answer', 2),
+  section('discussion'),
+  section('recommendation'),
+];
+
+describe('letterProblems', () => {
+  test('a letter with its three sections and an answer to each question is complete; references are optional', () => {
+    expect(letterProblems(COMPLETE, 2)).toEqual([]);
+    expect(letterProblems([...COMPLETE, section('references')], 2)).toEqual([]);
+  });
+
+  test('every question needs an answer that says something', () => {
+    expect(letterProblems(COMPLETE, 3)).toEqual(['Question 3 of 3 has no answer.']);
+    expect(letterProblems([...COMPLETE.filter((s) => s.kind !== 'answer'), section('answer', 2, false)], 3)).toEqual([
+      'Questions 1, 2 and 3 of 3 have no answer.',
+    ]);
+  });
+
+  test('an answer names a question of the request, once', () => {
+    expect(letterProblems([...COMPLETE, section('answer', 3)], 2)).toEqual([
+      '1 answer section names no question of the request (urn:hub:extension:question-number, from 1 to 2).',
+    ]);
+    expect(letterProblems([...COMPLETE, section('answer', undefined)], 2)).toHaveLength(1);
+    expect(letterProblems([...COMPLETE, section('answer', 2)], 2)).toEqual([
+      'Question 2 has 2 answer sections; write one.',
+    ]);
+  });
+
+  test('the summary, discussion and recommendation are each there once, and not empty', () => {
+    expect(
+      letterProblems(
+        COMPLETE.filter((s) => s.kind !== 'discussion'),
+        2,
+      ),
+    ).toEqual(['The letter has no section for the discussion.']);
+    expect(letterProblems([...COMPLETE, section('reviewed')], 2)).toEqual([
+      'The letter has 2 sections for the summary of what was reviewed; write one.',
+    ]);
+    expect(
+      letterProblems(
+        [...COMPLETE.filter((s) => s.kind !== 'recommendation'), section('recommendation', undefined, false)],
+        2,
+      ),
+    ).toEqual(['The section for the recommendation is empty.']);
+  });
+
+  test('sections without a letter-section code are reported', () => {
+    expect(letterProblems([...COMPLETE, section(undefined), section('appendix')], 2)).toEqual([
+      '2 sections have no code of urn:hub:letter-section (reviewed, answer, discussion, recommendation, references).',
+    ]);
+  });
+
+  test('a request without questions needs no answers', () => {
+    expect(
+      letterProblems(
+        COMPLETE.filter((s) => s.kind !== 'answer'),
+        0,
+      ),
+    ).toEqual([]);
+  });
+});

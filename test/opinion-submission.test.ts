@@ -1,0 +1,312 @@
+/**
+ * The opinion from the specialist's draft to the coordinators' review (issue 14, steps 1 and 3):
+ * the specialist writes the report and its letter over the FHIR API with their own token, submits by
+ * moving the case to `report-review`, and the progression job (called as the worker calls it) checks
+ * that every question of the physician has an answer before it opens the coordinators' approval Task;
+ * a coordinator returns the report with a reason.
+ */
+import { ClientRegistry } from '../src/auth/clients.ts';
+import { totpCode } from '../src/auth/totp.ts';
+import { parseUserScopes } from '../src/auth/user-scopes.ts';
+import { UserStore } from '../src/auth/users.ts';
+import type { UserRole } from '../src/auth/users.ts';
+import { advanceCase } from '../src/workflow/progression.ts';
+import { workflowContextOf } from './support/case-fixtures.ts';
+import { clientToken } from './support/client-token.ts';
+import { Browser, logIn } from './support/login-flow.ts';
+import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import type { TestHub } from './support/test-hub.ts';
+
+const APP = 'opinion-app';
+const REDIRECT = 'http://127.0.0.1:5173/callback';
+const PASSWORD = 'a long enough password';
+const LOINC = 'http://loinc.org';
+const CASE = 'urn:hub:case-resource';
+const TASK_CODE = 'urn:hub:task-code';
+const CASE_STATE = 'urn:hub:case-state';
+const SECTION = 'urn:hub:letter-section';
+const QUESTION_NUMBER = 'urn:hub:extension:question-number';
+const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
+
+type Person = 'specialist' | 'otherSpecialist' | 'coordinator' | 'physician';
+const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
+  specialist: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
+  otherSpecialist: { role: 'specialist', fhirUser: 'Practitioner/prac-s2' },
+  coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
+  physician: { role: 'referring-physician', fhirUser: 'Practitioner/prac-phys' },
+};
+
+/** A case in specialist review: two questions asked, the specialist's offer accepted. */
+function caseFixtures(sr: string): Record<string, unknown>[] {
+  return [
+    { resourceType: 'Patient', id: `pat-${sr}`, name: [{ family: 'Opinion' }] },
+    {
+      resourceType: 'QuestionnaireResponse',
+      id: `qr-${sr}`,
+      status: 'completed',
+      subject: { reference: `Patient/pat-${sr}` },
+      item: [
+        {
+          linkId: 'question',
+          answer: [{ valueString: 'Is the nodule malignant?' }, { valueString: 'Which treatment do you advise?' }],
+        },
+      ],
+    },
+    {
+      resourceType: 'ServiceRequest',
+      id: sr,
+      status: 'active',
+      intent: 'order',
+      subject: { reference: `Patient/pat-${sr}` },
+      requester: { reference: 'Practitioner/prac-phys' },
+      supportingInfo: [{ reference: `QuestionnaireResponse/qr-${sr}` }],
+    },
+    {
+      resourceType: 'Task',
+      id: `coord-${sr}`,
+      identifier: [{ system: CASE, value: `${sr}/coordination` }],
+      status: 'in-progress',
+      intent: 'order',
+      code: { coding: [{ system: TASK_CODE, code: 'coordination' }] },
+      businessStatus: { coding: [{ system: CASE_STATE, code: 'specialist-review' }] },
+      basedOn: [{ reference: `ServiceRequest/${sr}` }],
+      focus: { reference: `ServiceRequest/${sr}` },
+      for: { reference: `Patient/pat-${sr}` },
+    },
+    {
+      resourceType: 'Task',
+      id: `offer-${sr}`,
+      identifier: [{ system: CASE, value: `${sr}/specialist-opinion/prac-s` }],
+      status: 'accepted',
+      intent: 'order',
+      code: { coding: [{ system: TASK_CODE, code: 'specialist-opinion' }] },
+      basedOn: [{ reference: `ServiceRequest/${sr}` }],
+      partOf: [{ reference: `Task/coord-${sr}` }],
+      owner: { reference: 'Practitioner/prac-s' },
+    },
+  ];
+}
+
+const section = (code: string, text: string, questionNumber?: number): Record<string, unknown> => ({
+  title: code,
+  code: { coding: [{ system: SECTION, code }] },
+  ...(questionNumber ? { extension: [{ url: QUESTION_NUMBER, valueUnsignedInt: questionNumber }] } : {}),
+  text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml"><p>${text}</p></div>` },
+});
+
+describe('the opinion: draft, submission, return', () => {
+  let testHub: TestHub;
+  const tokens = {} as Record<Person | 'system', string>;
+  const as = (who: Person | 'system', path: string, init: { method?: string; body?: unknown } = {}) =>
+    fhirFetch(`${testHub.fhir}/${path}`, { ...init, headers: { authorization: `Bearer ${tokens[who]}` } });
+  const advance = (sr: string) => advanceCase(workflowContextOf(testHub), { serviceRequestId: sr });
+  const coordination = async (sr: string) => (await as('coordinator', `Task/coord-${sr}`)).body;
+  const stateOf = (task: any): string => task.businessStatus.coding[0].code;
+  /** `who` writes the coordination Task's businessStatus (and, with `status`, a matching Task.status). */
+  const moveCase = async (who: Person, sr: string, state: string, status?: string) => {
+    const task = await coordination(sr);
+    const written = await as(who, `Task/coord-${sr}`, {
+      method: 'PUT',
+      body: {
+        ...task,
+        meta: undefined,
+        ...(status ? { status } : {}),
+        businessStatus: { coding: [{ system: CASE_STATE, code: state }] },
+      },
+    });
+    expect([who, written.status]).toEqual([who, 200]);
+  };
+
+  beforeAll(async () => {
+    testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
+    await new ClientRegistry(testHub.hub.db).addPublic({
+      id: APP,
+      redirectUris: [REDIRECT],
+      userScopes: parseUserScopes('openid fhirUser user/*.cruds'),
+    });
+    const users = new UserStore(testHub.hub.db);
+    for (const [who, person] of Object.entries(PEOPLE) as [Person, (typeof PEOPLE)[Person]][]) {
+      const email = `${who.toLowerCase()}@example.org`;
+      const { totpSecret } = await users.add({
+        email,
+        role: person.role,
+        fhirUser: person.fhirUser,
+        password: PASSWORD,
+      });
+      const { token } = await logIn(
+        new Browser(),
+        testHub.baseUrl,
+        { clientId: APP, redirectUri: REDIRECT, scope: 'openid fhirUser user/*.cruds' },
+        { email, password: PASSWORD, totp: totpSecret ? totpCode(totpSecret, Date.now()) : undefined },
+      );
+      tokens[who] = token.access_token as string;
+    }
+    tokens.system = await clientToken(testHub, 'opinion-loader', 'system/*.cruds');
+    const fixtures = [
+      ...['prac-s', 'prac-s2', 'prac-c', 'prac-phys'].map((id) => ({ resourceType: 'Practitioner', id })),
+      ...caseFixtures('sr-1'),
+      ...caseFixtures('sr-2'),
+    ];
+    const loaded = await as('system', '', {
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: fixtures.map((resource) => ({
+          resource,
+          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
+        })),
+      },
+    });
+    expect(loaded.status).toBe(200);
+  });
+  afterAll(async () => {
+    await testHub?.stop();
+  });
+
+  test('a letter that leaves a question unanswered cannot be submitted; once complete, the coordinators get an approval Task', async () => {
+    const letter = await as('specialist', 'Composition', {
+      method: 'POST',
+      body: {
+        resourceType: 'Composition',
+        status: 'preliminary',
+        type: { coding: [{ system: LOINC, code: '11488-4' }] },
+        subject: { reference: 'Patient/pat-sr-1' },
+        date: '2026-12-01',
+        author: [{ reference: 'Practitioner/prac-s' }],
+        title: 'Consultation',
+        section: [
+          {
+            ...section('reviewed', 'The CT of 12 November and the biopsy report.'),
+            entry: [{ reference: 'ServiceRequest/sr-1' }],
+          },
+          section('answer', 'The nodule is most likely benign.', 1),
+          section('discussion', 'The features are those of a hamartoma.'),
+          section('recommendation', 'A CT in twelve months.'),
+        ],
+      },
+    });
+    expect(letter.status).toBe(201);
+    const report = await as('specialist', 'DiagnosticReport', {
+      method: 'POST',
+      body: {
+        resourceType: 'DiagnosticReport',
+        status: 'preliminary',
+        code: { coding: [{ system: LOINC, code: '11488-4' }] },
+        subject: { reference: 'Patient/pat-sr-1' },
+        basedOn: [{ reference: 'ServiceRequest/sr-1' }],
+        resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
+        extension: [{ url: LETTER_LINK, valueReference: { reference: `Composition/${letter.body.id}` } }],
+        conclusion: 'Benign nodule; follow-up CT in twelve months.',
+      },
+    });
+    expect(report.status).toBe(201);
+
+    // Submitted with question 2 unanswered: undone, and the coordination Task says why.
+    await moveCase('specialist', 'sr-1', 'report-review');
+    expect((await advance('sr-1')).refusal).toBe('The letter is not complete: Question 2 of 2 has no answer.');
+    let task = await coordination('sr-1');
+    expect(stateOf(task)).toBe('specialist-review');
+    expect(task.statusReason.text).toMatch(/Question 2 of 2 has no answer/);
+    expect(
+      (await as('coordinator', 'Task?code=urn:hub:task-code|approve&based-on=ServiceRequest/sr-1')).body.total ?? 0,
+    ).toBe(0);
+
+    // The answer added (a draft is saved as often as the specialist likes), then submitted again.
+    const saved = (await as('specialist', `Composition/${letter.body.id}`)).body;
+    const answered = await as('specialist', `Composition/${letter.body.id}`, {
+      method: 'PUT',
+      body: { ...saved, meta: undefined, section: [...saved.section, section('answer', 'Follow-up imaging only.', 2)] },
+    });
+    expect(answered.status).toBe(200);
+    await moveCase('specialist', 'sr-1', 'report-review');
+    const submitted = await advance('sr-1');
+    expect(submitted.refusal).toBeUndefined();
+    task = await coordination('sr-1');
+    expect([stateOf(task), task.status]).toEqual(['report-review', 'in-progress']);
+    const approvals = (await as('coordinator', 'Task?code=urn:hub:task-code|approve&based-on=ServiceRequest/sr-1'))
+      .body;
+    expect(approvals.entry).toHaveLength(1);
+    const approval = approvals.entry[0].resource;
+    expect(approval).toMatchObject({
+      status: 'requested',
+      focus: { reference: `DiagnosticReport/${report.body.id}` },
+      partOf: [{ reference: 'Task/coord-sr-1' }],
+      requester: { reference: 'Practitioner/prac-s' },
+    });
+    // Still a draft: the physician sees neither the report nor the approval's focus.
+    expect((await as('physician', `DiagnosticReport/${report.body.id}`)).status).toBe(404);
+
+    // Returned without a reason: nothing moves, and the coordination Task says what is missing.
+    const noReason = await as('coordinator', `Task/${approval.id}`, {
+      method: 'PUT',
+      body: { ...approval, meta: undefined, status: 'rejected' },
+    });
+    expect(noReason.status).toBe(200);
+    await advance('sr-1');
+    task = await coordination('sr-1');
+    expect(stateOf(task)).toBe('report-review');
+    expect(task.statusReason.text).toMatch(/Say why the report is returned/);
+
+    // Returned with a reason: back to the specialist, who reads why.
+    const current = (await as('coordinator', `Task/${approval.id}`)).body;
+    const returned = await as('coordinator', `Task/${approval.id}`, {
+      method: 'PUT',
+      body: {
+        ...current,
+        meta: undefined,
+        status: 'rejected',
+        statusReason: { text: 'Cite the biopsy in the summary.' },
+      },
+    });
+    expect(returned.status).toBe(200);
+    await advance('sr-1');
+    task = await coordination('sr-1');
+    expect(stateOf(task)).toBe('specialist-review');
+    expect(task.statusReason.text).toBe('The report was returned to the specialist: Cite the biopsy in the summary.');
+    expect(await advance('sr-1')).toMatchObject({ outcome: 'unchanged', state: 'specialist-review' });
+
+    // Submitted again: the same approval Task is open again.
+    await moveCase('specialist', 'sr-1', 'report-review');
+    await advance('sr-1');
+    expect(stateOf(await coordination('sr-1'))).toBe('report-review');
+    const reopened = (await as('coordinator', `Task/${approval.id}`)).body;
+    expect(reopened.status).toBe('requested');
+
+    // The specialist cannot bounce their own report back by returning it themselves.
+    const selfReturned = await as('specialist', `Task/${approval.id}`, {
+      method: 'PUT',
+      body: { ...reopened, meta: undefined, status: 'rejected', statusReason: { text: 'Let me rewrite it.' } },
+    });
+    expect(selfReturned.status).toBe(200);
+    await advance('sr-1');
+    task = await coordination('sr-1');
+    expect(stateOf(task)).toBe('report-review');
+    expect(task.statusReason.text).toBe('Only a coordinator returns a report to its specialist.');
+  });
+
+  test('only the assigned specialist submits, and only a report of their own', async () => {
+    // Another specialist, made a member by a coordinator's case-access Task, has no draft and no offer.
+    const access = await as('coordinator', 'Task', {
+      method: 'POST',
+      body: {
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'order',
+        code: { coding: [{ system: TASK_CODE, code: 'case-access' }] },
+        basedOn: [{ reference: 'ServiceRequest/sr-2' }],
+        owner: { reference: 'Practitioner/prac-s2' },
+        input: [{ type: { coding: [{ system: 'urn:hub:case-access-role', code: 'role' }] }, valueCode: 'reviewer' }],
+      },
+    });
+    expect(access.status).toBe(201);
+    await moveCase('otherSpecialist', 'sr-2', 'report-review');
+    expect((await advance('sr-2')).refusal).toBe('This specialist is not the one assigned to the case.');
+    // The assigned specialist with no draft at all.
+    await moveCase('specialist', 'sr-2', 'report-review');
+    expect((await advance('sr-2')).refusal).toBe(
+      'There is no draft report by the assigned specialist to submit for review.',
+    );
+    expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
+  });
+});
