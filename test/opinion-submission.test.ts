@@ -10,6 +10,11 @@ import { totpCode } from '../src/auth/totp.ts';
 import { parseUserScopes } from '../src/auth/user-scopes.ts';
 import { UserStore } from '../src/auth/users.ts';
 import type { UserRole } from '../src/auth/users.ts';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatReferenceNumber, generateReferenceNumber } from '../src/cases/reference-number.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';
 import { clientToken } from './support/client-token.ts';
@@ -27,19 +32,30 @@ const CASE_STATE = 'urn:hub:case-state';
 const SECTION = 'urn:hub:letter-section';
 const QUESTION_NUMBER = 'urn:hub:extension:question-number';
 const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
+const REFERENCE_NUMBER = generateReferenceNumber(() => 4);
+/** Long enough to fill the letter to three pages. */
+const LONG_DISCUSSION = Array.from(
+  { length: 9 },
+  (_, i) =>
+    `Paragraph ${i + 1} of the discussion. ` +
+    'The features on the imaging and the histology agree with a benign hamartoma, and nothing in the course so far suggests otherwise. '.repeat(
+      6,
+    ),
+).join('\n\n');
 
-type Person = 'specialist' | 'otherSpecialist' | 'coordinator' | 'physician';
+type Person = 'specialist' | 'otherSpecialist' | 'coordinator' | 'physician' | 'patient';
 const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
   specialist: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
   otherSpecialist: { role: 'specialist', fhirUser: 'Practitioner/prac-s2' },
   coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
   physician: { role: 'referring-physician', fhirUser: 'Practitioner/prac-phys' },
+  patient: { role: 'patient', fhirUser: 'Patient/pat-sr-1' },
 };
 
 /** A case in specialist review: two questions asked, the specialist's offer accepted. */
 function caseFixtures(sr: string): Record<string, unknown>[] {
   return [
-    { resourceType: 'Patient', id: `pat-${sr}`, name: [{ family: 'Opinion' }] },
+    { resourceType: 'Patient', id: `pat-${sr}`, name: [{ given: ['Olivia'], family: 'Quintero' }] },
     {
       resourceType: 'QuestionnaireResponse',
       id: `qr-${sr}`,
@@ -69,6 +85,7 @@ function caseFixtures(sr: string): Record<string, unknown>[] {
       intent: 'order',
       code: { coding: [{ system: TASK_CODE, code: 'coordination' }] },
       businessStatus: { coding: [{ system: CASE_STATE, code: 'specialist-review' }] },
+      groupIdentifier: { system: 'urn:hub:reference-number', value: REFERENCE_NUMBER },
       basedOn: [{ reference: `ServiceRequest/${sr}` }],
       focus: { reference: `ServiceRequest/${sr}` },
       for: { reference: `Patient/pat-${sr}` },
@@ -143,7 +160,24 @@ describe('the opinion: draft, submission, return', () => {
     }
     tokens.system = await clientToken(testHub, 'opinion-loader', 'system/*.cruds');
     const fixtures = [
-      ...['prac-s', 'prac-s2', 'prac-c', 'prac-phys'].map((id) => ({ resourceType: 'Practitioner', id })),
+      {
+        resourceType: 'Practitioner',
+        id: 'prac-s',
+        name: [{ prefix: ['Dr.'], given: ['Amelia'], family: 'Abernathy' }],
+      },
+      { resourceType: 'Practitioner', id: 'prac-s2', name: [{ given: ['Ben'], family: 'Brightwater' }] },
+      { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
+      {
+        resourceType: 'Practitioner',
+        id: 'prac-phys',
+        name: [{ prefix: ['Dr.'], given: ['Paul'], family: 'Physick' }],
+      },
+      {
+        resourceType: 'PractitionerRole',
+        id: 'role-s',
+        practitioner: { reference: 'Practitioner/prac-s' },
+        specialty: [{ text: 'Medical Oncology' }],
+      },
       ...caseFixtures('sr-1'),
       ...caseFixtures('sr-2'),
     ];
@@ -181,7 +215,7 @@ describe('the opinion: draft, submission, return', () => {
             entry: [{ reference: 'ServiceRequest/sr-1' }],
           },
           section('answer', 'The nodule is most likely benign.', 1),
-          section('discussion', 'The features are those of a hamartoma.'),
+          section('discussion', LONG_DISCUSSION.split('\n\n').join('</p><p>')),
           section('recommendation', 'A CT in twelve months.'),
         ],
       },
@@ -283,6 +317,92 @@ describe('the opinion: draft, submission, return', () => {
     task = await coordination('sr-1');
     expect(stateOf(task)).toBe('report-review');
     expect(task.statusReason.text).toBe('Only a coordinator returns a report to its specialist.');
+  });
+
+  test('the approval: by a coordinator, not the author; the letter as a PDF, the report final, the physician’s to read', async () => {
+    const approval = (await as('coordinator', 'Task?code=urn:hub:task-code|approve&based-on=ServiceRequest/sr-1')).body
+      .entry[0].resource;
+    // Put back to requested after the specialist's attempt above, then the specialist approves their own: refused.
+    const byAuthor = await as('specialist', `Task/${approval.id}`, {
+      method: 'PUT',
+      body: { ...approval, meta: undefined, status: 'completed', statusReason: undefined },
+    });
+    expect(byAuthor.status).toBe(200);
+    expect((await advance('sr-1')).refusal).toBe(
+      'The specialist cannot move a case from "report-review" to "report-released"; that is done by a coordinator.',
+    );
+    expect(stateOf(await coordination('sr-1'))).toBe('report-review');
+
+    const current = (await as('coordinator', `Task/${approval.id}`)).body;
+    const approved = await as('coordinator', `Task/${approval.id}`, {
+      method: 'PUT',
+      body: { ...current, meta: undefined, status: 'completed', statusReason: undefined },
+    });
+    expect(approved.status).toBe(200);
+    expect((await advance('sr-1')).refusal).toBeUndefined();
+    const task = await coordination('sr-1');
+    expect([stateOf(task), task.status]).toEqual(['report-released', 'completed']);
+    const [reportOutput, letterOutput] = task.output.map((output: any) => output.valueReference.reference);
+    expect(reportOutput).toMatch(/^DiagnosticReport\//);
+    expect(letterOutput).toMatch(/^DocumentReference\//);
+
+    // The physician reads the final report, its letter's DocumentReference and the PDF; the patient not yet.
+    const report = await as('physician', reportOutput);
+    expect(report.status).toBe(200);
+    expect(report.body.status).toBe('final');
+    const pdfUrl = report.body.presentedForm[0].url;
+    const document = await as('physician', letterOutput);
+    expect(document.body).toMatchObject({
+      status: 'current',
+      docStatus: 'final',
+      type: { coding: [{ system: LOINC, code: '11488-4' }] },
+      category: [{ coding: [{ code: 'clinical-note' }] }],
+      content: [{ attachment: { url: pdfUrl, contentType: 'application/pdf' } }],
+    });
+    for (const path of [reportOutput, letterOutput, pdfUrl]) {
+      expect([path, (await as('patient', path)).status]).toEqual([path, 404]);
+    }
+    const provenance = (await as('coordinator', `Provenance?target=${letterOutput}`)).body.entry[0].resource;
+    expect(provenance.agent.map((agent: any) => [agent.type.coding[0].code, agent.who.reference])).toEqual([
+      ['author', 'Practitioner/prac-s'],
+      ['verifier', 'Practitioner/prac-c'],
+    ]);
+
+    const pdf = await fetch(`${testHub.fhir}/${pdfUrl}`, {
+      headers: { authorization: `Bearer ${tokens.physician}`, accept: 'application/pdf' },
+    });
+    expect(pdf.status).toBe(200);
+    const bytes = Buffer.from(await pdf.arrayBuffer());
+    expect(bytes.subarray(0, 5).toString()).toBe('%PDF-');
+    expect(bytes.length).toBeLessThan(200 * 1024);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opinion-pdf-'));
+    const file = path.join(dir, 'letter.pdf');
+    fs.writeFileSync(file, bytes);
+    const text = execFileSync('pdftotext', ['-layout', file, '-'], { encoding: 'utf8' }).replace(/\s+/g, ' ');
+    for (const expected of [
+      'Second Opinion Service',
+      'To: Dr. Paul Physick',
+      `Patient: Olivia Quintero, reference number ${formatReferenceNumber(REFERENCE_NUMBER)}`,
+      'What was reviewed',
+      'The CT of 12 November and the biopsy report.',
+      'Question 1 Is the nodule malignant? The nodule is most likely benign.',
+      'Question 2 Which treatment do you advise? Follow-up imaging only.',
+      'Discussion',
+      'Paragraph 9 of the discussion.',
+      'Recommendation A CT in twelve months.',
+      'Dr. Amelia Abernathy Medical Oncology',
+      'Page 1 of 3',
+      'Page 3 of 3',
+    ]) {
+      expect([expected, text.includes(expected)]).toEqual([expected, true]);
+    }
+    // Every font is embedded, and the pages render.
+    const fonts = execFileSync('pdffonts', [file], { encoding: 'utf8' }).split('\n').slice(2).filter(Boolean);
+    expect(fonts.length).toBeGreaterThan(0);
+    expect(fonts.every((line) => /\s(yes)\s+(yes|no)\s+(yes|no)\s+\d+\s+\d+$/.test(line))).toBe(true);
+    execFileSync('pdftoppm', ['-png', '-r', '40', file, path.join(dir, 'page')]);
+    expect(fs.readdirSync(dir).filter((name) => name.endsWith('.png'))).toHaveLength(3);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   test('only the assigned specialist submits, and only a report of their own', async () => {

@@ -1,4 +1,4 @@
-import { letterProblems } from './opinion-letter.ts';
+import { letterProblems, opinionLetterBlocks } from './opinion-letter.ts';
 import type { LetterSection } from './opinion-letter.ts';
 
 const section = (kind: string | undefined, questionNumber?: number, hasText = true): LetterSection => ({
@@ -69,5 +69,64 @@ describe('letterProblems', () => {
         0,
       ),
     ).toEqual([]);
+  });
+});
+
+describe('opinionLetterBlocks', () => {
+  const input = {
+    serviceName: 'Second Opinion Service',
+    serviceUrl: 'https://hub.example.org',
+    date: new Date('2026-12-06T23:30:00Z'),
+    physicianName: 'Dr. Paul Physick',
+    patientName: 'Olivia Quintero',
+    referenceNumber: '442-442-4421',
+    questions: ['Is it malignant?', 'What next?'],
+    sections: [
+      { kind: 'recommendation', questionNumber: undefined, text: 'A CT in a year.' },
+      { kind: 'answer', questionNumber: 2, text: 'Watch and wait.' },
+      { kind: 'reviewed', questionNumber: undefined, text: 'The CT.\n\nThe biopsy.' },
+      { kind: 'answer', questionNumber: 1, text: 'No.' },
+      { kind: 'discussion', questionNumber: undefined, text: 'A  hamartoma,\nclearly.' },
+    ],
+    specialistName: 'Dr. Amelia Abernathy',
+    specialty: 'Medical Oncology',
+  };
+
+  test('the letter in reading order: letterhead, date (UTC), parties, summary, each question with its answer, discussion, recommendation, signature', () => {
+    expect(opinionLetterBlocks(input).map((block) => `${block.style}: ${block.text}`)).toEqual([
+      'letterhead: Second Opinion Service',
+      'meta: https://hub.example.org',
+      'meta: December 6, 2026',
+      'meta: To: Dr. Paul Physick',
+      'meta: Patient: Olivia Quintero, reference number 442-442-4421',
+      'title: Second-opinion consultation',
+      'heading: What was reviewed',
+      'paragraph: The CT.',
+      'paragraph: The biopsy.',
+      'heading: Question 1',
+      'question: Is it malignant?',
+      'paragraph: No.',
+      'heading: Question 2',
+      'question: What next?',
+      'paragraph: Watch and wait.',
+      'heading: Discussion',
+      'paragraph: A hamartoma, clearly.',
+      'heading: Recommendation',
+      'paragraph: A CT in a year.',
+      'signature: Dr. Amelia Abernathy',
+      'meta: Medical Oncology',
+    ]);
+  });
+
+  test('what is not known is left out rather than printed empty', () => {
+    const blocks = opinionLetterBlocks({
+      ...input,
+      physicianName: undefined,
+      patientName: undefined,
+      referenceNumber: undefined,
+      specialty: undefined,
+    });
+    expect(blocks.filter((block) => /^(To|Patient):/.test(block.text))).toEqual([]);
+    expect(blocks.at(-1)).toEqual({ style: 'signature', text: 'Dr. Amelia Abernathy' });
   });
 });

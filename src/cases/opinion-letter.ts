@@ -94,3 +94,100 @@ function listNumbers(numbers: readonly number[]): string {
   const last = words.pop();
   return words.length === 0 ? (last ?? '') : `${words.join(', ')} and ${last ?? ''}`;
 }
+
+// ---- the letter as the physician reads it ----------------------------------------------------------
+
+export type OpinionBlockStyle = 'letterhead' | 'meta' | 'title' | 'heading' | 'question' | 'paragraph' | 'signature';
+
+export interface OpinionBlock {
+  readonly style: OpinionBlockStyle;
+  readonly text: string;
+}
+
+/** A section of the approved letter: its code, the question it answers, and its plain text. */
+export interface OpinionSectionText {
+  readonly kind: string | undefined;
+  readonly questionNumber: number | undefined;
+  /** Paragraphs, separated by blank lines. */
+  readonly text: string;
+}
+
+export interface OpinionLetterInput {
+  /** The service's name and address, for the letterhead. */
+  readonly serviceName: string;
+  readonly serviceUrl: string;
+  /** The day of the approval. */
+  readonly date: Date;
+  readonly physicianName: string | undefined;
+  readonly patientName: string | undefined;
+  /** Formatted for reading (reference-number.ts formatReferenceNumber). */
+  readonly referenceNumber: string | undefined;
+  /** The physician's questions, in order. */
+  readonly questions: readonly string[];
+  readonly sections: readonly OpinionSectionText[];
+  readonly specialistName: string | undefined;
+  readonly specialty: string | undefined;
+}
+
+const HEADINGS: Readonly<Record<Exclude<LetterSectionKind, 'answer'>, string>> = {
+  reviewed: 'What was reviewed',
+  discussion: 'Discussion',
+  recommendation: 'Recommendation',
+  references: 'References',
+};
+
+function paragraphs(text: string): OpinionBlock[] {
+  return text
+    .split(/\n\s*\n/)
+    .map((paragraph) => paragraph.replace(/\s+/g, ' ').trim())
+    .filter((paragraph) => paragraph !== '')
+    .map((paragraph) => ({ style: 'paragraph', text: paragraph }));
+}
+
+/**
+ * The approved letter in reading order, as the sample consultation has it: the letterhead, the date,
+ * whom it is for and about, what was reviewed, each of the physician's questions with its answer,
+ * the discussion, the recommendation, the references, and the specialist who signs it.
+ */
+export function opinionLetterBlocks(input: OpinionLetterInput): OpinionBlock[] {
+  const blocks: OpinionBlock[] = [
+    { style: 'letterhead', text: input.serviceName },
+    { style: 'meta', text: input.serviceUrl },
+    {
+      style: 'meta',
+      text: input.date.toLocaleDateString('en-US', { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' }),
+    },
+  ];
+  if (input.physicianName) {
+    blocks.push({ style: 'meta', text: `To: ${input.physicianName}` });
+  }
+  const about = [input.patientName, input.referenceNumber ? `reference number ${input.referenceNumber}` : undefined]
+    .filter((part): part is string => part !== undefined)
+    .join(', ');
+  if (about) {
+    blocks.push({ style: 'meta', text: `Patient: ${about}` });
+  }
+  blocks.push({ style: 'title', text: 'Second-opinion consultation' });
+  const of = (kind: LetterSectionKind) => input.sections.filter((section) => section.kind === kind);
+  for (const section of of('reviewed')) {
+    blocks.push({ style: 'heading', text: HEADINGS.reviewed }, ...paragraphs(section.text));
+  }
+  input.questions.forEach((question, index) => {
+    blocks.push({ style: 'heading', text: `Question ${index + 1}` }, { style: 'question', text: question });
+    for (const answer of of('answer').filter((section) => section.questionNumber === index + 1)) {
+      blocks.push(...paragraphs(answer.text));
+    }
+  });
+  for (const kind of ['discussion', 'recommendation', 'references'] as const) {
+    for (const section of of(kind)) {
+      blocks.push({ style: 'heading', text: HEADINGS[kind] }, ...paragraphs(section.text));
+    }
+  }
+  if (input.specialistName) {
+    blocks.push({ style: 'signature', text: input.specialistName });
+  }
+  if (input.specialty) {
+    blocks.push({ style: 'meta', text: input.specialty });
+  }
+  return blocks;
+}

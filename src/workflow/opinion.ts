@@ -5,17 +5,36 @@
  * what keeps the letter from being submitted, and the `approve` Task a submission opens for the
  * coordinators.
  */
-import { parseSearchRequest } from '@medplum/core';
+import { formatHumanName, parseSearchRequest } from '@medplum/core';
 import type { WithId } from '@medplum/core';
-import type { Composition, CompositionSection, DiagnosticReport, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type {
+  Binary,
+  Composition,
+  CompositionSection,
+  DiagnosticReport,
+  DocumentReference,
+  Patient,
+  Practitioner,
+  PractitionerRole,
+  Provenance,
+  ServiceRequest,
+  Task,
+} from '@medplum/fhirtypes';
 import { actorOf } from '../auth/actor.ts';
 import { CONSULTATION_NOTE, LOINC } from '../auth/case-links.ts';
 import type { Actor, CaseFacts } from '../cases/case-state.ts';
-import { LETTER_SECTION_SYSTEM, QUESTION_NUMBER_EXTENSION, letterProblems } from '../cases/opinion-letter.ts';
+import {
+  LETTER_SECTION_SYSTEM,
+  QUESTION_NUMBER_EXTENSION,
+  letterProblems,
+  opinionLetterBlocks,
+} from '../cases/opinion-letter.ts';
+import { formatReferenceNumber, isValidReferenceNumber } from '../cases/reference-number.ts';
 import type { LetterSection } from '../cases/opinion-letter.ts';
 import type { HubRepository } from '../fhir/repository.ts';
 import { caseResourceIdentifier, referencedId, taskCode } from './case-resources.ts';
 import { readOptional } from './materials.ts';
+import { renderOpinionPdf } from './opinion-pdf.ts';
 import { questionTexts, requestQuestionnaires } from './quote.ts';
 
 /** R4 has no DiagnosticReport.composition; R5 does, and this extension carries it into R4. */
@@ -31,7 +50,7 @@ const DRAFT_STATUSES = ['registered', 'partial', 'preliminary'];
  * The Practitioner who wrote a draft: the reviewer the hub recorded as the version's writer, or for
  * a version the staff or a system client wrote, the one it names as interpreter.
  */
-function authorOf(report: DiagnosticReport): string | undefined {
+export function authorOf(report: DiagnosticReport): string | undefined {
   const writer = actorOf(report.meta?.source);
   if (writer && ['specialist', 'radiologist', 'pathologist'].includes(writer.role)) {
     return writer.id;
@@ -120,4 +139,162 @@ export function approveTask(options: {
     authoredOn: now.toISOString(),
     lastModified: now.toISOString(),
   };
+}
+
+// ---- approval -----------------------------------------------------------------------------------------
+
+/** The letterhead's name (the service the physician engaged). */
+const SERVICE_NAME = 'Second Opinion Service';
+const PROVENANCE_PARTICIPANT = 'http://terminology.hl7.org/CodeSystem/provenance-participant-type';
+const DOCUMENT_CATEGORY = 'http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category';
+/** The `<role>` of the letter's DocumentReference in its `urn:hub:case-resource` identifier. */
+export const OPINION_DOCUMENT_ROLE = 'opinion-letter';
+
+/** A section's narrative as plain paragraphs (blank lines between them). */
+export function sectionText(section: CompositionSection): string {
+  return (section.text?.div ?? '')
+    .replace(/<br\s*\/?>/gi, '\n')
+    .replace(/<\/(p|div|li|h\d)>/gi, '\n\n')
+    .replace(/<[^>]*>/g, '')
+    .replace(/&nbsp;/g, ' ')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;|&apos;/g, "'")
+    .replace(/&amp;/g, '&')
+    .trim();
+}
+
+async function practitionerName(repo: HubRepository, id: string | undefined): Promise<string | undefined> {
+  const practitioner = id ? await readOptional<Practitioner>(repo, 'Practitioner', id) : undefined;
+  const name = practitioner?.name?.[0];
+  return name ? formatHumanName(name) || undefined : undefined;
+}
+
+async function specialtyOf(repo: HubRepository, practitionerId: string | undefined): Promise<string | undefined> {
+  if (!practitionerId) {
+    return undefined;
+  }
+  const roles = await repo.searchResources<PractitionerRole>(
+    parseSearchRequest<PractitionerRole>(`PractitionerRole?practitioner=Practitioner/${practitionerId}&_count=10`),
+  );
+  const specialty = roles.flatMap((role) => role.specialty ?? [])[0];
+  return specialty?.text ?? specialty?.coding?.[0]?.display;
+}
+
+export interface ApprovedOpinion {
+  report: WithId<DiagnosticReport>;
+  document: WithId<DocumentReference>;
+}
+
+/**
+ * Approval (issue 14, step 3): the letter rendered as a PDF and stored as a Binary; the report final
+ * with the PDF as its presentedForm; the letter final, attested by the approver; a DocumentReference
+ * (11488-4, clinical-note, current) for the same Binary; a Provenance naming the specialist as
+ * author and the approver as verifier. All in the caller's transaction.
+ */
+export async function approveOpinion(options: {
+  repo: HubRepository;
+  request: ServiceRequest & { id: string };
+  coordination: Task;
+  report: WithId<DiagnosticReport>;
+  approverId: string | undefined;
+  serviceUrl: string;
+  now: Date;
+}): Promise<ApprovedOpinion> {
+  const { repo, request, coordination, report, approverId, serviceUrl, now } = options;
+  const authorId = authorOf(report);
+  const letterId = referencedId(
+    report.extension?.find((extension) => extension.url === OPINION_LETTER_EXTENSION)?.valueReference,
+    'Composition',
+  );
+  const letter = letterId ? await readOptional<Composition>(repo, 'Composition', letterId) : undefined;
+  const patientId = referencedId(coordination.for, 'Patient') ?? referencedId(request.subject, 'Patient');
+  const patient = patientId ? await readOptional<Patient>(repo, 'Patient', patientId) : undefined;
+  const referenceNumber = coordination.groupIdentifier?.value;
+  const readableNumber =
+    referenceNumber && isValidReferenceNumber(referenceNumber) ? formatReferenceNumber(referenceNumber) : undefined;
+  const questions = questionTexts(await requestQuestionnaires(repo, request));
+  const blocks = opinionLetterBlocks({
+    serviceName: SERVICE_NAME,
+    serviceUrl,
+    date: now,
+    physicianName: await practitionerName(repo, referencedId(request.requester, 'Practitioner')),
+    patientName: patient?.name?.[0] ? formatHumanName(patient.name[0]) || undefined : undefined,
+    referenceNumber: readableNumber,
+    questions,
+    sections: (letter?.section ?? []).map((section) => ({ ...letterSection(section), text: sectionText(section) })),
+    specialistName: await practitionerName(repo, authorId),
+    specialty: await specialtyOf(repo, authorId),
+  });
+  const title = 'Second-opinion consultation';
+  const pdf = await renderOpinionPdf(blocks, {
+    title,
+    issuedAt: now,
+    footer: `${SERVICE_NAME}${readableNumber ? ` · reference number ${readableNumber}` : ''}`,
+  });
+  const binary = await repo.createResource<Binary>({
+    resourceType: 'Binary',
+    contentType: 'application/pdf',
+    data: Buffer.from(pdf).toString('base64'),
+  });
+  const attachment = {
+    contentType: 'application/pdf',
+    url: `Binary/${binary.id}`,
+    title,
+    size: pdf.byteLength,
+    creation: now.toISOString(),
+  };
+  const specialist = authorId ? { reference: `Practitioner/${authorId}` } : undefined;
+  const approver = approverId ? { reference: `Practitioner/${approverId}` } : { display: 'Coordinator' };
+  const { meta: reportMeta, ...reportRest } = report;
+  const finalReport = await repo.updateResource<DiagnosticReport>(
+    { ...reportRest, status: 'final', issued: now.toISOString(), presentedForm: [attachment] },
+    { ifMatch: reportMeta?.versionId },
+  );
+  if (letter) {
+    const { meta: letterMeta, ...letterRest } = letter;
+    await repo.updateResource<Composition>(
+      {
+        ...letterRest,
+        status: 'final',
+        attester: [...(letterRest.attester ?? []), { mode: 'professional', time: now.toISOString(), party: approver }],
+      },
+      { ifMatch: letterMeta?.versionId },
+    );
+  }
+  const document = await repo.createResource<DocumentReference>({
+    resourceType: 'DocumentReference',
+    identifier: [caseResourceIdentifier(request.id, OPINION_DOCUMENT_ROLE)],
+    status: 'current',
+    docStatus: 'final',
+    type: { coding: [{ system: LOINC, code: CONSULTATION_NOTE, display: 'Consultation note' }] },
+    category: [{ coding: [{ system: DOCUMENT_CATEGORY, code: 'clinical-note', display: 'Clinical Note' }] }],
+    ...(patientId ? { subject: { reference: `Patient/${patientId}` } } : {}),
+    date: now.toISOString(),
+    ...(specialist ? { author: [specialist] } : {}),
+    authenticator: approver,
+    description: title,
+    content: [{ attachment }],
+    context: {
+      related: [{ reference: `ServiceRequest/${request.id}` }, { reference: `DiagnosticReport/${report.id}` }],
+    },
+  });
+  await repo.createResource<Provenance>({
+    resourceType: 'Provenance',
+    target: [
+      { reference: `DiagnosticReport/${report.id}/_history/${finalReport.meta?.versionId ?? ''}` },
+      { reference: `DocumentReference/${document.id}` },
+      ...(letter ? [{ reference: `Composition/${letter.id}` }] : []),
+    ],
+    recorded: now.toISOString(),
+    activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'UPDATE' }] },
+    agent: [
+      ...(specialist
+        ? [{ type: { coding: [{ system: PROVENANCE_PARTICIPANT, code: 'author' }] }, who: specialist }]
+        : []),
+      { type: { coding: [{ system: PROVENANCE_PARTICIPANT, code: 'verifier' }] }, who: approver },
+    ],
+  });
+  return { report: finalReport, document };
 }

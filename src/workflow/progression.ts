@@ -47,7 +47,7 @@ import {
 } from './case-resources.ts';
 import type { TaskCode } from './case-resources.ts';
 import { notifyCaseState } from './case-notifications.ts';
-import { APPROVE_ROLE, approveTask, opinionFacts } from './opinion.ts';
+import { APPROVE_ROLE, approveOpinion, approveTask, authorOf, opinionFacts } from './opinion.ts';
 import type { WorkflowContext } from './context.ts';
 import { expectMaterialTasks } from './expect-material.ts';
 import { TASK_INPUT_SYSTEM } from './imaging-match.ts';
@@ -64,6 +64,8 @@ import {
 
 /** Coordination Task.statusReason codes the progression writes (coordinator-visible). */
 export const CASE_REASON_SYSTEM = 'urn:hub:case-reason';
+/** Task.output types of the coordination Task: what the case produced (the opinion's report and letter). */
+export const TASK_OUTPUT_SYSTEM = 'urn:hub:task-output';
 const PRE_REVIEW_KINDS = ['radiology', 'pathology'] as const;
 type PreReviewKind = (typeof PRE_REVIEW_KINDS)[number];
 const PRE_REVIEW_CODE: Record<PreReviewKind, TaskCode> = {
@@ -439,6 +441,67 @@ async function reviewReturned(view: CaseView): Promise<void> {
   });
 }
 
+/**
+ * A coordinator approved the report (the approval Task `completed`): the letter is rendered and filed
+ * (opinion.ts approveOpinion), the coordination Task's output names the report and the letter's
+ * DocumentReference, so that an EHR finds the opinion from the Task it follows, and the case is
+ * released to the physician. The author cannot approve their own report, nor can anyone but staff.
+ */
+async function reviewApproved(view: CaseView): Promise<void> {
+  const approval = view.children.find((task) => hasTaskCode(task, 'approve'));
+  if (!approval || approval.status !== 'completed') {
+    return;
+  }
+  const reportId = referencedId(approval.focus, 'DiagnosticReport');
+  const report = reportId ? await readOptional<DiagnosticReport>(view.repo, 'DiagnosticReport', reportId) : undefined;
+  const approver = moverOf(approval);
+  const authorId = report ? authorOf(report) : undefined;
+  const result = transition(
+    { state: view.state, referringPhysicianId: undefined },
+    {
+      to: 'report-released',
+      actor: approver,
+      now: view.now,
+      facts: facts(view, authorId ? { reportAuthorId: authorId } : {}),
+    },
+  );
+  if (!result.ok || !report) {
+    const reason = result.ok ? 'The approval Task names no report of the case.' : result.reason;
+    view.refusal = reason;
+    await setReason(view, 'move-refused', {
+      coding: [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }],
+      text: `The approval was refused: ${reason}`,
+    });
+    return;
+  }
+  const approved = await approveOpinion({
+    repo: view.repo,
+    request: view.request,
+    coordination: view.coordination,
+    report,
+    approverId: actorOf(approval.meta?.source)?.id,
+    serviceUrl: view.ctx.repository.baseUrl,
+    now: view.now,
+  });
+  view.coordination = {
+    ...view.coordination,
+    output: [
+      ...(view.coordination.output ?? []).filter(
+        (output) => !output.type.coding?.some((coding) => coding.system === TASK_OUTPUT_SYSTEM),
+      ),
+      {
+        type: { coding: [{ system: TASK_OUTPUT_SYSTEM, code: 'opinion-report' }] },
+        valueReference: { reference: `DiagnosticReport/${approved.report.id}` },
+      },
+      {
+        type: { coding: [{ system: TASK_OUTPUT_SYSTEM, code: 'opinion-letter' }] },
+        valueReference: { reference: `DocumentReference/${approved.document.id}` },
+      },
+    ],
+  };
+  await recordState(view, 'report-released', undefined);
+}
+
 async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
   if (!materialsComplete(view)) {
     return;
@@ -638,6 +701,9 @@ export async function advanceCase(
     }
     if (view.state === 'report-review') {
       await reviewReturned(view);
+    }
+    if (view.state === 'report-review') {
+      await reviewApproved(view);
     }
     if (view.state === 'specialist-review') {
       await specialistWithdrew(view);

@@ -29,7 +29,7 @@ const LAYOUT: Record<LetterBlockStyle, BlockLayout> = {
 };
 
 /** Greedy word wrap on the font's advance widths; a word longer than the line (a URL) is cut. */
-function wrap(text: string, font: PDFFont, size: number, width: number): string[] {
+export function wrapText(text: string, font: PDFFont, size: number, width: number): string[] {
   const lines: string[] = [];
   let line = '';
   for (const word of text.split(/\s+/).filter(Boolean)) {
@@ -77,7 +77,7 @@ export async function renderLetterPdf(letter: RegistrationLetter, issuedAt: Date
     const font = layout.bold ? bold : regular;
     const leading = layout.size * 1.35;
     y -= layout.before;
-    for (const line of wrap(block.text, font, layout.size, PAGE_WIDTH - 2 * MARGIN - layout.indent)) {
+    for (const line of wrapText(block.text, font, layout.size, PAGE_WIDTH - 2 * MARGIN - layout.indent)) {
       if (y - leading < MARGIN) {
         page = pdf.addPage([PAGE_WIDTH, PAGE_HEIGHT]);
         y = PAGE_HEIGHT - MARGIN;
