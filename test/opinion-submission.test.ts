@@ -55,7 +55,12 @@ const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
 /** A case in specialist review: two questions asked, the specialist's offer accepted. */
 function caseFixtures(sr: string): Record<string, unknown>[] {
   return [
-    { resourceType: 'Patient', id: `pat-${sr}`, name: [{ given: ['Olivia'], family: 'Quintero' }] },
+    {
+      resourceType: 'Patient',
+      id: `pat-${sr}`,
+      name: [{ given: ['Olivia'], family: 'Quintero' }],
+      telecom: [{ system: 'email', value: `patient-${sr}@example.org` }],
+    },
     {
       resourceType: 'QuestionnaireResponse',
       id: `qr-${sr}`,
@@ -119,6 +124,12 @@ describe('the opinion: draft, submission, return', () => {
   const advance = (sr: string) => advanceCase(workflowContextOf(testHub), { serviceRequestId: sr });
   const coordination = async (sr: string) => (await as('coordinator', `Task/coord-${sr}`)).body;
   const stateOf = (task: any): string => task.businessStatus.coding[0].code;
+  /** Readings of a released report recorded so far (the events they queued). */
+  const readEvents = async (): Promise<number> =>
+    Number(
+      (await testHub.hub.db.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE name = 'report-read'")).rows[0]
+        ?.n,
+    );
   /** `who` writes the coordination Task's businessStatus (and, with `status`, a matching Task.status). */
   const moveCase = async (who: Person, sr: string, state: string, status?: string) => {
     const task = await coordination(sr);
@@ -346,6 +357,16 @@ describe('the opinion: draft, submission, return', () => {
     expect(reportOutput).toMatch(/^DiagnosticReport\//);
     expect(letterOutput).toMatch(/^DocumentReference\//);
 
+    // The EHR's prefetch, the coordinator's and the specialist's reading release nothing to the patient.
+    const pdfOf = (await as('coordinator', reportOutput)).body.presentedForm[0].url;
+    for (const who of ['system', 'coordinator', 'specialist'] as const) {
+      for (const path of [reportOutput, letterOutput, pdfOf]) {
+        expect([who, path, (await as(who, path)).status]).toEqual([who, path, 200]);
+      }
+    }
+    expect(await readEvents()).toBe(0);
+    expect(await advance('sr-1')).toMatchObject({ outcome: 'unchanged', state: 'report-released' });
+
     // The physician reads the final report, its letter's DocumentReference and the PDF; the patient not yet.
     const report = await as('physician', reportOutput);
     expect(report.status).toBe(200);
@@ -403,6 +424,31 @@ describe('the opinion: draft, submission, return', () => {
     execFileSync('pdftoppm', ['-png', '-r', '40', file, path.join(dir, 'page')]);
     expect(fs.readdirSync(dir).filter((name) => name.endsWith('.png'))).toHaveLength(3);
     fs.rmSync(dir, { recursive: true, force: true });
+
+    // The specialist's Task is done, with the report as its output (its reminders stop).
+    const offer = (await as('coordinator', 'Task/offer-sr-1')).body;
+    expect([offer.status, offer.output[0].valueReference.reference]).toEqual(['completed', reportOutput]);
+  });
+
+  test('the physician first: their reading releases the report to the patient, who is e-mailed once', async () => {
+    const task = await coordination('sr-1');
+    const [reportOutput, letterOutput] = task.output.map((output: any) => output.valueReference.reference);
+    const pdfUrl = (await as('coordinator', reportOutput)).body.presentedForm[0].url;
+    // The physician opened the report above (and the letter, and the PDF): one reading recorded.
+    expect(await readEvents()).toBe(1);
+    expect(await advance('sr-1')).toMatchObject({ outcome: 'advanced', state: 'report-accessed' });
+    expect(stateOf(await coordination('sr-1'))).toBe('report-accessed');
+    for (const path of [reportOutput, letterOutput, pdfUrl]) {
+      expect([path, (await as('patient', path)).status]).toEqual([path, 200]);
+    }
+    // Run again, and read again: nothing new, and one e-mail to the patient.
+    expect(await advance('sr-1')).toMatchObject({ outcome: 'not-active', state: 'report-accessed' });
+    expect((await as('physician', reportOutput)).status).toBe(200);
+    expect(await readEvents()).toBe(1);
+    const mails = await testHub.hub.db.query<{ kind: string; recipient: string }>(
+      "SELECT kind, recipient FROM notification WHERE recipient = 'Patient/pat-sr-1'",
+    );
+    expect(mails.rows).toEqual([{ kind: 'report-ready', recipient: 'Patient/pat-sr-1' }]);
   });
 
   test('only the assigned specialist submits, and only a report of their own', async () => {

@@ -182,6 +182,11 @@ export class AccessControl {
     return this.policy.cases === 'all';
   }
 
+  /** `Practitioner/<id>` of a referring physician, whose first reading of a released report releases it to the patient. */
+  referringPhysician(): string | null {
+    return this.policy.cases === 'referred' ? this.practitioner() : null;
+  }
+
   /** `Practitioner/<id>` of a person whose cases are reached through their Practitioner; null otherwise. */
   private practitioner(): string | null {
     return this.policy.cases !== 'own' && this.personId !== null ? `Practitioner/${this.personId}` : null;

@@ -91,7 +91,7 @@ const EXPECTED: Partial<Record<CaseState, Partial<Record<CaseState, ActorRole[]>
     'report-released': ['coordinator'],
     cancelled: ['coordinator'],
   },
-  'report-released': { 'report-accessed': ['referring-physician'] },
+  'report-released': { 'report-accessed': ['referring-physician', 'coordinator'] },
 };
 for (const from of beforeRelease) {
   EXPECTED[from] = { ...EXPECTED[from], failed: ['system', 'coordinator'] };
@@ -453,7 +453,9 @@ describe('guards', () => {
 
   test('report-accessed only by the referring physician’s own read, never a system client’s prefetch', () => {
     const prefetch =
-      'Only the referring physician’s own reading of the report marks it accessed; a system client’s retrieval or anyone else’s reading does not.';
+      'Only the referring physician’s own reading of the report marks it accessed (or a coordinator recording, ' +
+      'with a reason, that the physician had it another way); a system client’s retrieval or anyone else’s ' +
+      'reading does not.';
     expect(refusal('report-released', 'report-accessed', 'ehr', {})).toBe(prefetch);
     expect(refusal('report-released', 'report-accessed', 'system', {})).toBe(prefetch);
     expect(refusal('report-released', 'report-accessed', 'patient', {})).toBe(prefetch);
@@ -461,6 +463,13 @@ describe('guards', () => {
       /^Only the case’s own/,
     );
     expect(refusal('report-released', 'report-accessed', 'referring-physician', {})).toBe('allowed');
+    // A coordinator records that the physician had it by another route, saying how.
+    expect(refusal('report-released', 'report-accessed', 'coordinator', { reason: ' ' })).toBe(
+      'Say how the physician had the report (a phone call, a printed copy); the reason is kept on the case.',
+    );
+    expect(
+      refusal('report-released', 'report-accessed', 'coordinator', { reason: 'Read to Dr. Physick by phone.' }),
+    ).toBe('allowed');
   });
 
   test('failing a case needs a reason', () => {

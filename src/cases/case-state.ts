@@ -274,6 +274,11 @@ const approverIsNotAuthor: Guard = ({ actor, facts }) => {
     : undefined;
 };
 
+const coordinatorSaysWhy: Guard = ({ actor, facts }) =>
+  actor.role !== 'coordinator' || facts.reason?.trim()
+    ? undefined
+    : 'Say how the physician had the report (a phone call, a printed copy); the reason is kept on the case.';
+
 const hasReason: Guard = ({ facts }) =>
   facts.reason?.trim() ? undefined : 'Say why the case failed; the reason is shown to coordinators.';
 
@@ -345,11 +350,12 @@ const RULES: readonly TransitionRule[] = [
   {
     from: 'report-released',
     to: 'report-accessed',
-    actors: ['referring-physician'],
-    guards: [ownCase],
+    actors: ['referring-physician', 'coordinator'],
+    guards: [ownCase, coordinatorSaysWhy],
     refusedRoleReason:
-      'Only the referring physician’s own reading of the report marks it accessed; a system client’s retrieval ' +
-      'or anyone else’s reading does not.',
+      'Only the referring physician’s own reading of the report marks it accessed (or a coordinator recording, ' +
+      'with a reason, that the physician had it another way); a system client’s retrieval or anyone else’s ' +
+      'reading does not.',
   },
   // Withdrawal: the physician until the review work starts, a coordinator until the report is released.
   ...(['intake', 'submitted', 'awaiting-materials'] as const).map((from): TransitionRule => ({

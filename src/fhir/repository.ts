@@ -70,6 +70,8 @@ import { writeAudit } from '../audit/auditor.ts';
 import type { WriteAuditContext } from '../audit/auditor.ts';
 import { readAuditEvent, searchAuditEvents } from './search/audit-search.ts';
 
+/** The resources of a consultation report a physician's reading counts for (docs/access.md, "Release"). */
+const REPORT_TYPES = new Set(['DiagnosticReport', 'DocumentReference', 'Composition', 'Binary']);
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
 export interface RepositoryContext {
@@ -321,7 +323,36 @@ export class HubRepository extends FhirRepository {
     if (row.deleted || !row.content) {
       throw new OperationOutcomeError(gone);
     }
+    await this.noteReportRead(resourceType, id);
     return this.withBinaryData(JSON.parse(row.content) as WithId<T>);
+  }
+
+  /**
+   * The referring physician's first reading of a released consultation report (the report, its
+   * letter, its DocumentReference or its PDF) is recorded once per case, with an event that lets the
+   * case move to report-accessed and the patient be told. Only a physician who referred the case
+   * counts: a system client's prefetch, a coordinator or a reviewer reading it does not.
+   */
+  private async noteReportRead(resourceType: string, id: string): Promise<void> {
+    const reader = this.ctx.access?.referringPhysician();
+    if (!reader || !REPORT_TYPES.has(resourceType)) {
+      return;
+    }
+    await this.conn.query(
+      prepared(
+        `WITH read AS (
+           INSERT INTO report_read (case_id, reader, read_at)
+           SELECT DISTINCT cr.case_id, $3, $4::timestamptz FROM case_resource cr
+           JOIN case_member m ON m.case_id = cr.case_id AND m.member = $3 AND m.role = 'referring-physician'
+           WHERE cr.resource_type = $1 AND cr.resource_id = $2 AND cr.report AND cr.draft_author IS NULL
+             AND NOT EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id)
+           ON CONFLICT (case_id) DO NOTHING
+           RETURNING case_id)
+         INSERT INTO outbox (queue, name, payload)
+         SELECT 'case-progression', 'report-read', jsonb_build_object('serviceRequestId', case_id) FROM read`,
+      ),
+      [resourceType, id, reader, new Date().toISOString()],
+    );
   }
 
   async readReference<T extends Resource>(reference: Reference<T>): Promise<WithId<T>> {

@@ -499,7 +499,55 @@ async function reviewApproved(view: CaseView): Promise<void> {
       },
     ],
   };
+  // The specialist's Task is done: its output is the report, and its reminders stop.
+  const offer = currentOffer(view);
+  if (offer && offer.status !== 'completed') {
+    const { meta: offerMeta, ...rest } = offer;
+    const done = await view.repo.updateResource<Task>(
+      {
+        ...rest,
+        status: 'completed',
+        output: [
+          {
+            type: { coding: [{ system: TASK_OUTPUT_SYSTEM, code: 'opinion-report' }] },
+            valueReference: { reference: `DiagnosticReport/${approved.report.id}` },
+          },
+        ],
+        lastModified: view.now.toISOString(),
+      },
+      { ifMatch: offerMeta?.versionId },
+    );
+    view.children = view.children.map((child) => (child.id === done.id ? done : child));
+  }
   await recordState(view, 'report-released', undefined);
+}
+
+/**
+ * The referring physician read the released report (recorded by the read itself, in report_read,
+ * only for a physician who referred the case): the case is report-accessed, which releases the report
+ * to the patient and e-mails them. A system client's retrieval records nothing.
+ */
+async function physicianRead(view: CaseView): Promise<void> {
+  const read = await view.tx.query<{ reader: string }>('SELECT reader FROM report_read WHERE case_id = $1', [
+    view.request.id,
+  ]);
+  const readerId = read.rows[0]?.reader.replace(/^Practitioner\//, '');
+  if (!readerId) {
+    return;
+  }
+  await move(
+    view,
+    transition(
+      // The hub recorded the reader as a referring physician of this case (its membership record).
+      { state: view.state, referringPhysicianId: readerId },
+      {
+        to: 'report-accessed',
+        actor: { role: 'referring-physician', id: readerId },
+        now: view.now,
+        facts: facts(view),
+      },
+    ),
+  );
 }
 
 async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
@@ -669,7 +717,8 @@ export async function advanceCase(
     if (!request || !coordination || !state) {
       return { outcome: 'no-case' };
     }
-    if (request.status !== 'active') {
+    // A released case waits only for its physician's reading; any other closed case is done.
+    if (request.status !== 'active' && state !== 'report-released') {
       return { outcome: 'not-active', state };
     }
     const now = ctx.now();
@@ -704,6 +753,9 @@ export async function advanceCase(
     }
     if (view.state === 'report-review') {
       await reviewApproved(view);
+    }
+    if (view.state === 'report-released') {
+      await physicianRead(view);
     }
     if (view.state === 'specialist-review') {
       await specialistWithdrew(view);
