@@ -143,7 +143,7 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual(credentials);
   });
 
-  test('plays the case through to the specialist with every party signed in as itself, declines New Mexico before registration, and the status e-mails arrive once each', async () => {
+  test('plays the case through to the approved opinion with every party signed in as itself, declines New Mexico before registration, and the status e-mails arrive once each', async () => {
     const anonymous = await fetch(`${hub.url}/fhir/Patient`);
     expect(anonymous.status).toBe(401);
 
@@ -163,7 +163,21 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     expect(run.stdout).toMatch(/offered to Dr\. Demo Abernathy, due \d{4}-\d\d-\d\dT/);
     expect(run.stdout).toMatch(/Castellano: a fellow/);
     expect(run.stdout).toMatch(/Patient\/\$register: HTTP 422, not registered: .*New Mexico/);
-    const serviceRequestId = /Demo finished: ServiceRequest\/(\S+) is in specialist review/.exec(run.stdout)?.[1];
+    expect(run.stdout).toMatch(
+      /case specialist-review: The move to "report-review" was refused: The letter is not complete: The letter has no section for the recommendation\./,
+    );
+    expect(run.stdout).toMatch(/case report-review; Task\/\S+ \(approve\) focus DiagnosticReport\//);
+    expect(run.stdout).toMatch(
+      /case specialist-review: The report was returned to the specialist: Name the pre-review report in the summary\./,
+    );
+    expect(run.stdout).toMatch(
+      /case report-released; the coordination Task's output: DiagnosticReport\/\S+, DocumentReference\//,
+    );
+    expect(run.stdout).toMatch(/DiagnosticReport final; Binary\/\S+: \d+ bytes of PDF \(HTTP 200\)/);
+    expect(run.stdout).toMatch(/the case stays report-released/);
+    const serviceRequestId = /Demo finished: ServiceRequest\/(\S+)'s opinion is released to its physician/.exec(
+      run.stdout,
+    )?.[1];
     expect(serviceRequestId).toBeDefined();
 
     // Who the hub recorded as the writer of each party's writes.
@@ -202,28 +216,30 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     );
     expect(sourceOf((await versions('Practitioner', 'demo-thoracic-oncologist')).at(-1))).toBe(coordinatorActor);
 
-    // submitted (physician, patient), awaiting-materials (physician), specialist-review (physician).
+    // submitted (physician, patient), awaiting-materials (physician), specialist-review (physician),
+    // report-released (physician): the patient hears nothing until the physician has read the report.
     const rows = await until(async () => {
       const found = await sql.query<{ dedupe_key: string; status: string; message_id: string }>(
         'SELECT dedupe_key, status, message_id FROM notification ORDER BY dedupe_key',
       );
-      return found.rows.length === 4 && found.rows.every((row) => row.status === 'sent') ? found.rows : undefined;
-    }, 'four notifications sent');
+      return found.rows.length === 5 && found.rows.every((row) => row.status === 'sent') ? found.rows : undefined;
+    }, 'five notifications sent');
     const states = rows.map((row) =>
       /^case-state:ServiceRequest\/[^:]+:([a-z-]+):(Patient|Practitioner)\//.exec(row.dedupe_key)?.slice(1).join(' '),
     );
     expect(states.sort()).toEqual([
       'awaiting-materials Practitioner',
+      'report-released Practitioner',
       'specialist-review Practitioner',
       'submitted Patient',
       'submitted Practitioner',
     ]);
     expect(rows.every((row) => row.dedupe_key.includes(`ServiceRequest/${serviceRequestId}:`))).toBe(true);
 
-    await sink.waitForMessages(4);
+    await sink.waitForMessages(5);
     expect(sink.accepted.map((mail) => mail.messageId).sort()).toEqual(rows.map((row) => row.message_id).sort());
     expect(sink.accepted.flatMap((mail) => mail.recipients).sort()).toEqual(
-      [PHYSICIAN, PHYSICIAN, PHYSICIAN, PATIENT].sort(),
+      [PHYSICIAN, PHYSICIAN, PHYSICIAN, PHYSICIAN, PATIENT].sort(),
     );
     for (const received of sink.accepted) {
       const mail = await simpleParser(received.raw);
@@ -231,7 +247,9 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
       for (const detail of ['Harriet', 'Demoperson', '1961', 'Boston', 'lung', 'Okonkwo']) {
         expect(received.raw).not.toContain(detail);
       }
-      expect(mail.subject).toBe('A second-opinion case has been updated');
+      expect(['A second-opinion case has been updated', 'A second-opinion report is ready for you']).toContain(
+        mail.subject,
+      );
     }
 
     // The people were signed out at the end: their sessions are revoked.
