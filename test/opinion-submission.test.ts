@@ -33,6 +33,8 @@ const SECTION = 'urn:hub:letter-section';
 const QUESTION_NUMBER = 'urn:hub:extension:question-number';
 const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
 const REFERENCE_NUMBER = generateReferenceNumber(() => 4);
+/** The specialist's due date in the fixtures (a Friday, 17:00 New York). */
+const OPINION_DUE = '2026-12-18T22:00:00.000Z';
 /** Long enough to fill the letter to three pages. */
 const LONG_DISCUSSION = Array.from(
   { length: 9 },
@@ -105,6 +107,7 @@ function caseFixtures(sr: string): Record<string, unknown>[] {
       basedOn: [{ reference: `ServiceRequest/${sr}` }],
       partOf: [{ reference: `Task/coord-${sr}` }],
       owner: { reference: 'Practitioner/prac-s' },
+      restriction: { period: { end: OPINION_DUE } },
     },
   ];
 }
@@ -182,6 +185,7 @@ describe('the opinion: draft, submission, return', () => {
         resourceType: 'Practitioner',
         id: 'prac-phys',
         name: [{ prefix: ['Dr.'], given: ['Paul'], family: 'Physick' }],
+        telecom: [{ system: 'email', value: 'paul.physick@clinic.example.org' }],
       },
       {
         resourceType: 'PractitionerRole',
@@ -474,5 +478,56 @@ describe('the opinion: draft, submission, return', () => {
       'There is no draft report by the assigned specialist to submit for review.',
     );
     expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
+  });
+  test('questions back: the specialist asks, the case waits and the physician is e-mailed; the answer resumes it', async () => {
+    const question = await as('specialist', 'Communication', {
+      method: 'POST',
+      body: {
+        resourceType: 'Communication',
+        status: 'completed',
+        basedOn: [{ reference: 'ServiceRequest/sr-2' }],
+        partOf: [{ reference: 'Task/coord-sr-2' }],
+        recipient: [{ reference: 'Practitioner/prac-phys' }],
+        sender: { reference: 'Practitioner/prac-s' },
+        payload: [{ contentString: 'Was a PET-CT done before the biopsy?' }],
+      },
+    });
+    expect(question.status).toBe(201);
+    await advance('sr-2');
+    expect(stateOf(await coordination('sr-2'))).toBe('awaiting-information');
+    const paused = (await as('coordinator', 'Task/offer-sr-2')).body;
+    expect(paused.status).toBe('on-hold');
+    expect(paused.extension.find((extension: any) => extension.url === 'urn:hub:extension:paused-at')).toBeDefined();
+    const mails = await testHub.hub.db.query<{ kind: string }>(
+      "SELECT kind FROM notification WHERE recipient = 'Practitioner/prac-phys' AND kind = 'information-requested'",
+    );
+    expect(mails.rows).toHaveLength(1);
+
+    // A reply by someone who is not the physician (here another reviewer of the case) resumes nothing.
+    const reply = (who: Person, text: string) =>
+      as(who, 'Communication', {
+        method: 'POST',
+        body: {
+          resourceType: 'Communication',
+          status: 'completed',
+          basedOn: [{ reference: 'ServiceRequest/sr-2' }],
+          inResponseTo: [{ reference: `Communication/${question.body.id}` }],
+          payload: [{ contentString: text }],
+        },
+      });
+    expect((await reply('otherSpecialist', 'Not me.')).status).toBe(201);
+    await advance('sr-2');
+    expect(stateOf(await coordination('sr-2'))).toBe('awaiting-information');
+
+    expect((await reply('physician', 'Yes, on 2 November; the report is attached.')).status).toBe(201);
+    await advance('sr-2');
+    expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
+    const resumed = (await as('coordinator', 'Task/offer-sr-2')).body;
+    expect(resumed.status).toBe('in-progress');
+    expect(resumed.extension ?? []).toEqual([]);
+    // Asked and answered on the same day: the due date stands (dueAfterPause's unit tests move it).
+    expect(resumed.restriction.period.end).toBe(OPINION_DUE);
+    // Run again: nothing more.
+    expect(await advance('sr-2')).toMatchObject({ outcome: 'unchanged', state: 'specialist-review' });
   });
 });

@@ -1,4 +1,5 @@
 import {
+  dueAfterPause,
   addBusinessDays,
   businessDaysBetween,
   completionBusinessDay,
@@ -312,5 +313,37 @@ describe('reminderSchedule', () => {
     expect(() => reminderSchedule(due, { remindBusinessDaysBefore: [2], escalateBusinessDaysAfter: 0 })).toThrow(
       RangeError,
     );
+  });
+});
+
+describe('dueAfterPause', () => {
+  // Due Friday 18 December 2026, 17:00 New York (22:00 UTC).
+  const due = new Date('2026-12-18T22:00:00.000Z');
+
+  test('a question asked and answered on the same day moves nothing', () => {
+    expect(dueAfterPause(due, new Date('2026-12-07T14:00:00Z'), new Date('2026-12-07T21:00:00Z'))).toEqual(due);
+  });
+
+  test('asked on Friday, answered on Monday: one business day, the same time of day', () => {
+    expect(dueAfterPause(due, new Date('2026-12-04T15:00:00Z'), new Date('2026-12-07T15:00:00Z'))).toEqual(
+      new Date('2026-12-21T22:00:00.000Z'),
+    );
+  });
+
+  test('a pause across Christmas counts business days only, and the new date skips the holidays too', () => {
+    // Asked Wednesday 23 December, answered Monday 28 December: the 24th (Thursday) and the 28th count,
+    // Christmas (Friday 25th) and the weekend do not. Due Wednesday 30th moves two business days: to
+    // Thursday 31st, then past New Year's Day and the weekend to Monday 4 January.
+    expect(
+      dueAfterPause(
+        new Date('2026-12-30T22:00:00.000Z'),
+        new Date('2026-12-23T16:00:00Z'),
+        new Date('2026-12-28T16:00:00Z'),
+      ),
+    ).toEqual(new Date('2027-01-04T22:00:00.000Z'));
+  });
+
+  test('an answer dated before the question moves nothing', () => {
+    expect(dueAfterPause(due, new Date('2026-12-09T15:00:00Z'), new Date('2026-12-08T15:00:00Z'))).toEqual(due);
   });
 });

@@ -333,3 +333,17 @@ export function reminderSchedule(due: Date, policy: ReminderPolicy = DEFAULT_REM
     escalation: atOpening(addBusinessDays(dueDay, policy.escalateBusinessDaysAfter)),
   };
 }
+
+/**
+ * The new due date after a pause: moved by the business days (New York) from the day the question
+ * was asked to the day it was answered, at the same time of day. Asked and answered on the same
+ * business day moves nothing; asked on Friday and answered on Monday moves it one day.
+ */
+export function dueAfterPause(due: Date, pausedAt: Date, resumedAt: Date): Date {
+  const paused = Math.max(0, businessDaysBetween(easternDate(pausedAt), easternDate(resumedAt)));
+  if (paused === 0) {
+    return due;
+  }
+  const shifted = easternInstant(addBusinessDays(easternDate(due), paused), 0);
+  return new Date(shifted.getTime() + (due.getTime() - easternInstant(easternDate(due), 0).getTime()));
+}

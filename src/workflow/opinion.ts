@@ -9,6 +9,7 @@ import { formatHumanName, parseSearchRequest } from '@medplum/core';
 import type { WithId } from '@medplum/core';
 import type {
   Binary,
+  Communication,
   Composition,
   CompositionSection,
   DiagnosticReport,
@@ -297,4 +298,65 @@ export async function approveOpinion(options: {
     ],
   });
   return { report: finalReport, document };
+}
+
+// ---- questions back to the physician ----------------------------------------------------------------
+
+/** The extension on the specialist's Task that holds when their clock stopped (a question is open). */
+export const PAUSED_AT_EXTENSION = 'urn:hub:extension:paused-at';
+
+export interface InformationRequests {
+  /** The specialist's questions that no answer refers to yet, oldest first. */
+  open: WithId<Communication>[];
+  /** The answers (Communications `inResponseTo` a question), newest first. */
+  answers: WithId<Communication>[];
+}
+
+/**
+ * The case's questions back to the physician (issue 14, step 2): a Communication based on the
+ * ServiceRequest and part of its coordination Task, written by `specialistId` (the writer the hub
+ * recorded, whatever the sender says) and not itself an answer; answers are Communications in
+ * response to one, written by a physician of the case, their EHR or the staff.
+ */
+export async function informationRequests(
+  repo: HubRepository,
+  serviceRequestId: string,
+  coordinationId: string,
+  specialistId: string | undefined,
+): Promise<InformationRequests> {
+  const all = await repo.searchResources<Communication>(
+    parseSearchRequest<Communication>(
+      `Communication?based-on=ServiceRequest/${serviceRequestId}&_sort=_lastUpdated&_count=500`,
+    ),
+  );
+  // An answer counts when the physician, their EHR or the staff wrote it (or the hub); a patient's or
+  // another reviewer's reply to the specialist's question does not resume the case.
+  const answers = all.filter((communication) => {
+    const writer = actorOf(communication.meta?.source);
+    return (
+      (communication.inResponseTo ?? []).length > 0 &&
+      (!writer || ['referring-physician', 'ehr', 'coordinator', 'admin'].includes(writer.role))
+    );
+  });
+  const answered = new Set(
+    answers.flatMap((answer) =>
+      (answer.inResponseTo ?? []).flatMap((reference) => {
+        const id = referencedId(reference, 'Communication');
+        return id ? [id] : [];
+      }),
+    ),
+  );
+  const questions = all.filter((communication) => {
+    const writer = actorOf(communication.meta?.source);
+    return (
+      (communication.inResponseTo ?? []).length === 0 &&
+      writer?.role === 'specialist' &&
+      writer.id === specialistId &&
+      (communication.partOf ?? []).some((reference) => referencedId(reference, 'Task') === coordinationId)
+    );
+  });
+  return {
+    open: questions.filter((question) => !answered.has(question.id)),
+    answers: [...answers].reverse(),
+  };
 }

@@ -25,7 +25,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { ACTOR_ROLES, STATE_RESOURCES, transition } from '../cases/case-state.ts';
 import type { Actor, ActorRole, CaseFacts, CaseState, PreReview, TransitionResult } from '../cases/case-state.ts';
-import { dueDate } from '../cases/business-calendar.ts';
+import { dueAfterPause, dueDate } from '../cases/business-calendar.ts';
 import { checkEligibility } from '../cases/jurisdictions.ts';
 import type { Eligibility } from '../cases/jurisdictions.ts';
 import { matchSpecialists, nextCandidate } from '../cases/matching.ts';
@@ -47,7 +47,15 @@ import {
 } from './case-resources.ts';
 import type { TaskCode } from './case-resources.ts';
 import { notifyCaseState } from './case-notifications.ts';
-import { APPROVE_ROLE, approveOpinion, approveTask, authorOf, opinionFacts } from './opinion.ts';
+import {
+  APPROVE_ROLE,
+  PAUSED_AT_EXTENSION,
+  approveOpinion,
+  approveTask,
+  authorOf,
+  informationRequests,
+  opinionFacts,
+} from './opinion.ts';
 import type { WorkflowContext } from './context.ts';
 import { expectMaterialTasks } from './expect-material.ts';
 import { TASK_INPUT_SYSTEM } from './imaging-match.ts';
@@ -330,7 +338,7 @@ async function settledState(view: CaseView): Promise<CaseState | undefined> {
  * the state machine refuses what their role may not do. A version without a recorded writer came from
  * an anonymous request, served only while AUTH_REQUIRED=false on a trusted network: a coordinator's.
  */
-function moverOf(task: Task): Actor {
+function moverOf(task: { meta?: { source?: string } }): Actor {
   const actor = actorOf(task.meta?.source);
   if (!actor || actor.role === 'coordinator' || actor.role === 'admin') {
     return { role: 'coordinator', id: actor?.id || 'coordinator' };
@@ -550,6 +558,98 @@ async function physicianRead(view: CaseView): Promise<void> {
   );
 }
 
+/** The offer Task written with `edit`, kept current in the view (the rest of the step reads it). */
+async function updateOffer(view: CaseView, offer: WithId<Task>, edit: (task: Task) => Task): Promise<void> {
+  const { meta, ...rest } = offer;
+  const written = await view.repo.updateResource<Task>(
+    { ...edit(rest), lastModified: view.now.toISOString() },
+    { ifMatch: meta?.versionId },
+  );
+  view.children = view.children.map((child) => (child.id === written.id ? written : child));
+}
+
+/**
+ * The specialist asked the physician a question (a Communication, docs/case-workflow.md, "The
+ * opinion"): the case waits in awaiting-information, the specialist's Task is on hold with the time
+ * its clock stopped, and the physician is e-mailed (the state's notification).
+ */
+async function askPhysician(view: CaseView): Promise<void> {
+  const offer = currentOffer(view);
+  const specialistId =
+    offer && ACCEPTED_OFFER.includes(offer.status) ? referencedId(offer.owner, 'Practitioner') : undefined;
+  if (!offer || !specialistId) {
+    return;
+  }
+  const requests = await informationRequests(view.repo, view.request.id, view.coordination.id, specialistId);
+  const question = requests.open[0];
+  if (!question) {
+    return;
+  }
+  const result = transition(
+    { state: view.state, referringPhysicianId: undefined },
+    { to: 'awaiting-information', actor: { role: 'specialist', id: specialistId }, now: view.now, facts: facts(view) },
+  );
+  if (!(await move(view, result))) {
+    return;
+  }
+  await updateOffer(view, offer, (task) => ({
+    ...task,
+    status: 'on-hold',
+    extension: [
+      ...(task.extension ?? []).filter((extension) => extension.url !== PAUSED_AT_EXTENSION),
+      { url: PAUSED_AT_EXTENSION, valueDateTime: view.now.toISOString() },
+    ],
+  }));
+}
+
+/**
+ * Every question has its answer: back to specialist review, the specialist's Task in progress again
+ * and its due date moved by the business days the case waited (opinion.ts dueAfterPause), so the
+ * reminders are scheduled again from it.
+ */
+async function physicianAnswered(view: CaseView): Promise<void> {
+  const offer = currentOffer(view);
+  const specialistId = offer ? referencedId(offer.owner, 'Practitioner') : undefined;
+  if (!offer || !specialistId) {
+    return;
+  }
+  const requests = await informationRequests(view.repo, view.request.id, view.coordination.id, specialistId);
+  const answer = requests.answers[0];
+  if (requests.open.length > 0 || !answer) {
+    return;
+  }
+  const physicianId = referencedId(view.request.requester, 'Practitioner');
+  // Whoever wrote the answer resumes the case as themselves (the state machine decides whether they
+  // may); an EHR (a system client) answers for the physician it serves.
+  const writer = moverOf(answer);
+  const actor: Actor = writer.role === 'ehr' ? { role: 'ehr', id: physicianId ?? writer.id } : writer;
+  const result = transition(
+    { state: view.state, referringPhysicianId: physicianId },
+    { to: 'specialist-review', actor, now: view.now, facts: facts(view) },
+  );
+  if (!(await move(view, result))) {
+    return;
+  }
+  const pausedAt = offer.extension?.find((extension) => extension.url === PAUSED_AT_EXTENSION)?.valueDateTime;
+  const due = offer.restriction?.period?.end;
+  await updateOffer(view, offer, (task) => ({
+    ...task,
+    status: 'in-progress',
+    extension: (task.extension ?? []).filter((extension) => extension.url !== PAUSED_AT_EXTENSION),
+    ...(due && pausedAt
+      ? {
+          restriction: {
+            ...task.restriction,
+            period: {
+              ...task.restriction?.period,
+              end: dueAfterPause(new Date(due), new Date(pausedAt), view.now).toISOString(),
+            },
+          },
+        }
+      : {}),
+  }));
+}
+
 async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
   if (!materialsComplete(view)) {
     return;
@@ -759,6 +859,12 @@ export async function advanceCase(
     }
     if (view.state === 'specialist-review') {
       await specialistWithdrew(view);
+    }
+    if (view.state === 'specialist-review') {
+      await askPhysician(view);
+    }
+    if (view.state === 'awaiting-information') {
+      await physicianAnswered(view);
     }
     if (view.state === 'matching') {
       await match(view);

@@ -6,8 +6,8 @@
  * so scheduling again adds nothing; done after the commit on every run, so a crash between the two is
  * repaired by the next run, which the offer's own Task event queues).
  */
-import type { Task } from '@medplum/fhirtypes';
-import { TASK_CODE_SYSTEM } from '../case-resources.ts';
+import type { Task, Communication } from '@medplum/fhirtypes';
+import { TASK_CODE_SYSTEM, referencedId } from '../case-resources.ts';
 import type { TaskCode } from '../case-resources.ts';
 import { workflowContext, workflowDeps } from '../context.ts';
 import { advanceCase, caseOfTask } from '../progression.ts';
@@ -100,6 +100,30 @@ export const caseProgressionRoute: ResourceEventRoute = async (event, context) =
       queue: caseProgressionQueue,
       data: { serviceRequestId },
       jobId: caseProgressionJobId(task.id, task.meta?.versionId ?? event.versionId),
+    },
+  ];
+};
+
+/**
+ * Communication events: a specialist's question to the physician, or the physician's answer, about a
+ * case (a Communication based on its ServiceRequest) may pause or resume it.
+ */
+export const communicationProgressionRoute: ResourceEventRoute = async (event, context) => {
+  if (event.interaction === 'delete') {
+    return [];
+  }
+  const communication = await context.read<Communication>('Communication', event.id);
+  const serviceRequestId = (communication?.basedOn ?? [])
+    .map((reference) => referencedId(reference, 'ServiceRequest'))
+    .find((id) => id !== undefined);
+  if (!communication || !serviceRequestId) {
+    return [];
+  }
+  return [
+    {
+      queue: caseProgressionQueue,
+      data: { serviceRequestId },
+      jobId: `progression-communication-${communication.id}-v${communication.meta?.versionId ?? event.versionId}`,
     },
   ];
 };

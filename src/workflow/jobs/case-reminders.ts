@@ -41,7 +41,7 @@ export interface ReminderJob {
  * specialist-opinion Task, or (for the escalation) the case has no coordination Task.
  */
 export type ReminderOutcome =
-  'reminded' | 'escalated' | 'already-recorded' | 'task-closed' | 'not-due' | 'no-task' | 'unknown-step';
+  'reminded' | 'escalated' | 'already-recorded' | 'task-closed' | 'paused' | 'not-due' | 'no-task' | 'unknown-step';
 
 const dueOf = (restriction: TaskRestriction | undefined): Date | undefined => {
   const end = restriction?.period?.end;
@@ -94,6 +94,11 @@ export async function runReminder(
     }
     if (!OPEN_TASK_STATUSES.includes(task.status)) {
       return 'task-closed';
+    }
+    // The specialist asked the physician a question: the clock stands still until the answer, when
+    // the case's progression moves the due date and schedules the reminders again.
+    if (task.status === 'on-hold') {
+      return 'paused';
     }
     const due = dueOf(task.restriction);
     const at = due && stepInstant(due, data.step);

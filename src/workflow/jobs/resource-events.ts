@@ -20,7 +20,7 @@ import {
   questionnaireResponseRoute,
   reconcileImagingRoute,
 } from './case-materials.ts';
-import { caseProgressionRoute } from './case-progression.ts';
+import { caseProgressionRoute, communicationProgressionRoute } from './case-progression.ts';
 import { defineQueue } from '../../queues/queue-definitions.ts';
 import type { AnyQueueDefinition, JobInfo, QueueDefinition, WorkerDeps } from '../../queues/queue-definitions.ts';
 
@@ -64,6 +64,7 @@ export const RESOURCE_EVENT_ROUTES: Readonly<Record<string, readonly ResourceEve
   Specimen: [caseMaterialRoute],
   Task: [reconcileImagingRoute, caseProgressionRoute, requoteTaskRoute],
   QuestionnaireResponse: [questionnaireResponseRoute],
+  Communication: [communicationProgressionRoute],
 };
 
 export interface RoutingResult {
