@@ -15,6 +15,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatReferenceNumber, generateReferenceNumber } from '../src/cases/reference-number.ts';
+import { dueDate } from '../src/cases/business-calendar.ts';
+import { APPROVAL_REMINDER_POLICY, reminderSteps, runReminder } from '../src/workflow/jobs/case-reminders.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';
 import { clientToken } from './support/client-token.ts';
@@ -269,6 +271,7 @@ describe('the opinion: draft, submission, return', () => {
     });
     expect(answered.status).toBe(200);
     await moveCase('specialist', 'sr-1', 'report-review');
+    const submittedAt = testHub.clock.now();
     const submitted = await advance('sr-1');
     expect(submitted.refusal).toBeUndefined();
     task = await coordination('sr-1');
@@ -283,6 +286,20 @@ describe('the opinion: draft, submission, return', () => {
       partOf: [{ reference: 'Task/coord-sr-1' }],
       requester: { reference: 'Practitioner/prac-s' },
     });
+    // The report-review SLA: due by 17:00 New York the next business day; late, it escalates to the
+    // coordinators the business morning after (the reminder job, run as the worker runs it, at that time).
+    expect(approval.restriction.period.end).toBe(dueDate(submittedAt, 1).toISOString());
+    expect(submitted.openApproval).toEqual({ taskId: approval.id, dueAt: approval.restriction.period.end });
+    const [escalation] = reminderSteps(new Date(approval.restriction.period.end), APPROVAL_REMINDER_POLICY);
+    expect(escalation?.step).toBe('escalation');
+    const late = { ...workflowContextOf(testHub), now: () => new Date((escalation?.at.getTime() ?? 0) + 60_000) };
+    expect(await runReminder(late, { taskId: approval.id, step: 'escalation' }, { messageIdDomain: 'test' })).toBe(
+      'escalated',
+    );
+    const escalated = await coordination('sr-1');
+    expect(escalated.priority).toBe('urgent');
+    expect(escalated.note.at(-1).text).toMatch(/^Overdue: the approval of the consultation report, Task\//);
+
     // Still a draft: the physician sees neither the report nor the approval's focus.
     expect((await as('physician', `DiagnosticReport/${report.body.id}`)).status).toBe(404);
 

@@ -122,8 +122,10 @@ export function approveTask(options: {
   report: WithId<DiagnosticReport>;
   authorId: string | undefined;
   now: Date;
+  /** When the coordinators should have reviewed it (the report-review SLA). */
+  dueAt: Date;
 }): Task {
-  const { request, coordination, report, authorId, now } = options;
+  const { request, coordination, report, authorId, now, dueAt } = options;
   return {
     resourceType: 'Task',
     identifier: [caseResourceIdentifier(request.id, APPROVE_ROLE)],
@@ -137,6 +139,7 @@ export function approveTask(options: {
     focus: { reference: `DiagnosticReport/${report.id}` },
     ...(coordination.for ? { for: coordination.for } : {}),
     ...(authorId ? { requester: { reference: `Practitioner/${authorId}` } } : {}),
+    restriction: { period: { end: dueAt.toISOString() } },
     authoredOn: now.toISOString(),
     lastModified: now.toISOString(),
   };

@@ -87,11 +87,19 @@ const PRE_REVIEW_MATERIAL: Record<PreReviewKind, 'ImagingStudy' | 'Specimen'> = 
 const ACCEPTED_OFFER: readonly Task['status'][] = ['accepted', 'in-progress', 'on-hold', 'completed'];
 const WITHDRAWN_OFFER: readonly Task['status'][] = ['rejected', 'cancelled', 'failed', 'entered-in-error'];
 
+/** The coordinators review a submitted report by 17:00 New York on the next business day. */
+const APPROVAL_BUSINESS_DAYS = 1;
+
 export interface ProgressionResult {
   outcome: 'no-case' | 'not-active' | 'unchanged' | 'advanced';
   state?: CaseState;
   /** The open offer to a specialist, whose reminders the job (re)schedules on every run. */
-  openOffer?: { taskId: string; dueAt: string };
+  openOffer?: {
+    taskId: string;
+    dueAt: string;
+  };
+  /** The coordinators' open approval of a submitted report, whose escalation the job schedules. */
+  openApproval?: { taskId: string; dueAt: string };
   /** Why the case could not go further, for the log (no PHI: codes and state names only). */
   refusal?: string;
 }
@@ -403,7 +411,14 @@ async function openApproval(
   report: WithId<DiagnosticReport>,
   authorId: string | undefined,
 ): Promise<void> {
-  const task = approveTask({ request: view.request, coordination: view.coordination, report, authorId, now: view.now });
+  const task = approveTask({
+    request: view.request,
+    coordination: view.coordination,
+    report,
+    authorId,
+    now: view.now,
+    dueAt: dueDate(view.now, APPROVAL_BUSINESS_DAYS),
+  });
   const existing = await findCaseResource<Task>(view.repo, 'Task', view.request.id, APPROVE_ROLE);
   const written = existing
     ? await view.repo.updateResource<Task>({ ...task, id: existing.id }, { ifMatch: existing.meta?.versionId })
@@ -879,10 +894,16 @@ export async function advanceCase(
       { serviceRequestId, state: view.state, changed: view.changed, refusal: view.refusal ? 'refused' : undefined },
       'case progression',
     );
+    const approval = view.children.find((task) => hasTaskCode(task, 'approve'));
+    const openApproval =
+      view.state === 'report-review' && approval?.status === 'requested' && approval.restriction?.period?.end
+        ? { taskId: approval.id, dueAt: approval.restriction.period.end }
+        : undefined;
     return {
       outcome: view.changed ? 'advanced' : 'unchanged',
       state: view.state,
       ...(openOffer ? { openOffer } : {}),
+      ...(openApproval ? { openApproval } : {}),
       ...(view.refusal ? { refusal: view.refusal } : {}),
     };
   });

@@ -12,7 +12,7 @@ import type { TaskCode } from '../case-resources.ts';
 import { workflowContext, workflowDeps } from '../context.ts';
 import { advanceCase, caseOfTask } from '../progression.ts';
 import type { ProgressionResult } from '../progression.ts';
-import { scheduleReminders } from './case-reminders.ts';
+import { APPROVAL_REMINDER_POLICY, scheduleReminders } from './case-reminders.ts';
 import { defineQueue } from '../../queues/queue-definitions.ts';
 import type { JobInfo, QueueProducer, WorkerDeps } from '../../queues/queue-definitions.ts';
 import type { ResourceEventRoute } from './resource-events.ts';
@@ -44,6 +44,15 @@ export async function processCaseProgression(
       result.openOffer.taskId,
       new Date(result.openOffer.dueAt),
       context.now(),
+    );
+  }
+  if (result.openApproval) {
+    await scheduleReminders(
+      workflowDeps(deps).queues,
+      result.openApproval.taskId,
+      new Date(result.openApproval.dueAt),
+      context.now(),
+      APPROVAL_REMINDER_POLICY,
     );
   }
   deps.logger.info(

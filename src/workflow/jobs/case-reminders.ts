@@ -1,7 +1,8 @@
 /**
  * The `case-reminders` queue: BullMQ delayed jobs on the business-day calendar for a specialist's
  * opinion Task (business-calendar.ts reminderSchedule from its `restriction.period.end`): reminders
- * to the specialist before the due day, then escalation to the coordinators. Job data: the Task id
+ * to the specialist before the due day, then escalation to the coordinators; and for the
+ * coordinators' approval Task of a submitted report, an escalation only. Job data: the Task id
  * and the step (`reminder-<n>` or `escalation`); the job id carries the due instant too, so the same
  * schedule is never added twice and a changed due date schedules afresh.
  *
@@ -12,7 +13,8 @@
  * overdue, for the coordinators' work list.
  */
 import type { Task, TaskRestriction } from '@medplum/fhirtypes';
-import { reminderSchedule } from '../../cases/business-calendar.ts';
+import { DEFAULT_REMINDER_POLICY, reminderSchedule } from '../../cases/business-calendar.ts';
+import type { ReminderPolicy } from '../../cases/business-calendar.ts';
 import { HubRepository } from '../../fhir/repository.ts';
 import { CASE_ROLES, TASK_CODE_SYSTEM, findCaseResource, lockCase, referencedId } from '../case-resources.ts';
 import type { WorkflowContext } from '../context.ts';
@@ -48,9 +50,21 @@ const dueOf = (restriction: TaskRestriction | undefined): Date | undefined => {
   return end && !Number.isNaN(Date.parse(end)) ? new Date(end) : undefined;
 };
 
+/**
+ * The coordinators review a submitted report within a business day (issue 14, "SLA"): no reminders,
+ * and an escalation the next business morning when it is late.
+ */
+export const APPROVAL_REMINDER_POLICY: ReminderPolicy = { remindBusinessDaysBefore: [], escalateBusinessDaysAfter: 1 };
+
+/** The Task codes that have a due date the hub watches, and the schedule of each. */
+const WATCHED: Readonly<Record<string, ReminderPolicy>> = {
+  'specialist-opinion': DEFAULT_REMINDER_POLICY,
+  approve: APPROVAL_REMINDER_POLICY,
+};
+
 /** When a step is due for a Task due at `due`, or undefined for a step the schedule does not have. */
-function stepInstant(due: Date, step: string): Date | undefined {
-  const schedule = reminderSchedule(due);
+function stepInstant(due: Date, step: string, policy: ReminderPolicy): Date | undefined {
+  const schedule = reminderSchedule(due, policy);
   if (step === 'escalation') {
     return schedule.escalation;
   }
@@ -59,8 +73,11 @@ function stepInstant(due: Date, step: string): Date | undefined {
 }
 
 /** The steps of a Task's schedule, each with its instant. */
-export function reminderSteps(due: Date): { step: string; at: Date }[] {
-  const schedule = reminderSchedule(due);
+export function reminderSteps(
+  due: Date,
+  policy: ReminderPolicy = DEFAULT_REMINDER_POLICY,
+): { step: string; at: Date }[] {
+  const schedule = reminderSchedule(due, policy);
   return [
     ...schedule.reminders.map((at, index) => ({ step: `reminder-${index}`, at })),
     { step: 'escalation', at: schedule.escalation },
@@ -87,9 +104,9 @@ export async function runReminder(
     await lockCase(tx, serviceRequestId);
     // Read again under the lock; a FHIR DELETE does not take the case lock, so the Task may be gone by now.
     const task = await readOptional<Task>(repo, 'Task', data.taskId);
-    if (
-      !task?.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === 'specialist-opinion')
-    ) {
+    const code = task?.code?.coding?.find((coding) => coding.system === TASK_CODE_SYSTEM)?.code;
+    const policy = code === undefined ? undefined : WATCHED[code];
+    if (!task || !policy) {
       return 'no-task';
     }
     if (!OPEN_TASK_STATUSES.includes(task.status)) {
@@ -101,7 +118,7 @@ export async function runReminder(
       return 'paused';
     }
     const due = dueOf(task.restriction);
-    const at = due && stepInstant(due, data.step);
+    const at = due && stepInstant(due, data.step, policy);
     if (!due || !at) {
       return 'unknown-step';
     }
@@ -111,7 +128,7 @@ export async function runReminder(
     }
 
     if (data.step !== 'escalation') {
-      const count = reminderSchedule(due).reminders.length;
+      const count = reminderSchedule(due, policy).reminders.length;
       const text = `Reminder ${Number(data.step.slice('reminder-'.length)) + 1} of ${count}: this opinion is due ${due.toISOString()}.`;
       if ((task.note ?? []).some((note) => note.authorString === REMINDER_NOTE_AUTHOR && note.text === text)) {
         return 'already-recorded';
@@ -144,7 +161,8 @@ export async function runReminder(
     if (!coordination) {
       return 'no-task';
     }
-    const text = `Overdue: the specialist opinion Task/${task.id} was due ${due.toISOString()} and is not done; escalated to the coordinators.`;
+    const what = code === 'approve' ? 'the approval of the consultation report,' : 'the specialist opinion';
+    const text = `Overdue: ${what} Task/${task.id} was due ${due.toISOString()} and is not done; escalated to the coordinators.`;
     if ((coordination.note ?? []).some((note) => note.authorString === ESCALATION_NOTE_AUTHOR && note.text === text)) {
       return 'already-recorded';
     }
@@ -190,10 +208,11 @@ export async function scheduleReminders(
   taskId: string,
   due: Date,
   now: Date,
+  policy: ReminderPolicy = DEFAULT_REMINDER_POLICY,
 ): Promise<string[]> {
   const queue = producer.queue(CASE_REMINDERS_QUEUE);
   const ids: string[] = [];
-  for (const { step, at } of reminderSteps(due)) {
+  for (const { step, at } of reminderSteps(due, policy)) {
     const data = parseJobData(CASE_REMINDERS_QUEUE, caseRemindersQueue.schema, { taskId, step });
     const jobId = reminderJobId(taskId, due, step);
     await queue.add(CASE_REMINDERS_QUEUE, data, { jobId, delay: Math.max(0, at.getTime() - now.getTime()) });
