@@ -180,6 +180,7 @@ describe('the opinion: draft, submission, return', () => {
         resourceType: 'Practitioner',
         id: 'prac-s',
         name: [{ prefix: ['Dr.'], given: ['Amelia'], family: 'Abernathy' }],
+        telecom: [{ system: 'email', value: 'amelia.abernathy@specialists.example.org' }],
       },
       { resourceType: 'Practitioner', id: 'prac-s2', name: [{ given: ['Ben'], family: 'Brightwater' }] },
       { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
@@ -463,13 +464,58 @@ describe('the opinion: draft, submission, return', () => {
       expect([path, (await as('patient', path)).status]).toEqual([path, 200]);
     }
     // Run again, and read again: nothing new, and one e-mail to the patient.
-    expect(await advance('sr-1')).toMatchObject({ outcome: 'not-active', state: 'report-accessed' });
+    expect(await advance('sr-1')).toMatchObject({ outcome: 'unchanged', state: 'report-accessed' });
     expect((await as('physician', reportOutput)).status).toBe(200);
     expect(await readEvents()).toBe(1);
     const mails = await testHub.hub.db.query<{ kind: string; recipient: string }>(
       "SELECT kind, recipient FROM notification WHERE recipient = 'Patient/pat-sr-1'",
     );
     expect(mails.rows).toEqual([{ kind: 'report-ready', recipient: 'Patient/pat-sr-1' }]);
+  });
+
+  test('after release: the physician’s clarification question reaches the specialist, the answer the physician, one e-mail each', async () => {
+    const task = await coordination('sr-1');
+    const reportOutput = task.output[0].valueReference.reference;
+    const mailsOf = async (kind: string) =>
+      (
+        await testHub.hub.db.query<{ recipient: string }>('SELECT recipient FROM notification WHERE kind = $1', [kind])
+      ).rows.map((row) => row.recipient);
+    const message = (who: Person, body: Record<string, unknown>) =>
+      as(who, 'Communication', {
+        method: 'POST',
+        body: {
+          resourceType: 'Communication',
+          status: 'completed',
+          basedOn: [{ reference: 'ServiceRequest/sr-1' }],
+          ...body,
+        },
+      });
+    // The patient's message about the report is not a clarification for the specialist.
+    expect(
+      (await message('patient', { about: [{ reference: reportOutput }], payload: [{ contentString: 'Thanks!' }] }))
+        .status,
+    ).toBe(201);
+    await advance('sr-1');
+    expect(await mailsOf('clarification-requested')).toEqual([]);
+
+    const question = await message('physician', {
+      about: [{ reference: reportOutput }],
+      payload: [{ contentString: 'Would you repeat the CT with contrast?' }],
+    });
+    expect(question.status).toBe(201);
+    await advance('sr-1');
+    await advance('sr-1');
+    expect(await mailsOf('clarification-requested')).toEqual(['Practitioner/prac-s']);
+
+    const answer = await message('specialist', {
+      inResponseTo: [{ reference: `Communication/${question.body.id}` }],
+      payload: [{ contentString: 'No contrast is needed.' }],
+    });
+    expect(answer.status).toBe(201);
+    await advance('sr-1');
+    expect(await mailsOf('clarification-answered')).toEqual(['Practitioner/prac-phys']);
+    // The exchange stays with the case: the physician reads the answer.
+    expect((await as('physician', `Communication/${answer.body.id}`)).status).toBe(200);
   });
 
   test('only the assigned specialist submits, and only a report of their own', async () => {

@@ -9,6 +9,8 @@ export const NOTIFICATION_KINDS = [
   'information-requested',
   'report-released',
   'report-ready',
+  'clarification-requested',
+  'clarification-answered',
 ] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
@@ -45,6 +47,16 @@ const TEMPLATES: Record<NotificationKind, Template> = {
     subject: 'Your second opinion is ready',
     body: 'The second opinion you asked for is ready, and your physician has received it.',
     action: 'Sign in to read it',
+  },
+  'clarification-requested': {
+    subject: 'A question about a second opinion you wrote',
+    body: 'The referring physician has asked a question about a consultation report you wrote.',
+    action: 'Sign in to answer',
+  },
+  'clarification-answered': {
+    subject: 'The specialist has answered your question',
+    body: 'The specialist has answered your question about a second-opinion report.',
+    action: 'Sign in to read the answer',
   },
 };
 

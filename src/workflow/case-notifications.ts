@@ -133,3 +133,34 @@ export async function notifyCaseState(ctx: WorkflowContext, change: CaseStateCha
   }
   return recorded;
 }
+
+/**
+ * One e-mail about a case to one person (a Patient or Practitioner with an address on file), once
+ * per `dedupeKey`, in the caller's transaction. Returns whether it was newly recorded.
+ */
+export async function notifyPerson(
+  ctx: WorkflowContext,
+  tx: Queryable,
+  notice: {
+    kind: NotificationKind;
+    person: WithId<Patient | Practitioner> | undefined;
+    serviceRequestId: string;
+    dedupeKey: string;
+  },
+): Promise<boolean> {
+  const { person } = notice;
+  if (!person || !emailAddressOf(person, ctx.now())) {
+    return false;
+  }
+  const result = await recordNotification(
+    tx,
+    {
+      kind: notice.kind,
+      recipient: `${person.resourceType}/${person.id}`,
+      caseReference: `ServiceRequest/${notice.serviceRequestId}`,
+      dedupeKey: notice.dedupeKey,
+    },
+    ctx.messageIdDomain ?? FALLBACK_MESSAGE_ID_DOMAIN,
+  );
+  return result.created;
+}

@@ -363,3 +363,51 @@ export async function informationRequests(
     answers: [...answers].reverse(),
   };
 }
+
+// ---- after release: clarifications ------------------------------------------------------------------
+
+export interface Clarifications {
+  /** The physician's questions about the released report (Communications `about` it, no `inResponseTo`). */
+  questions: WithId<Communication>[];
+  /** The specialist's answers (Communications `inResponseTo` one of those questions). */
+  answers: WithId<Communication>[];
+}
+
+/**
+ * Clarification questions about the released report (issue 14, step 5): free, they reach the
+ * specialist, and the answers stay with the case. A question is a Communication based on the
+ * ServiceRequest and `about` the report, written by a referring physician of the case or their EHR
+ * (the writer the hub recorded); an answer is the report's author's Communication in response to one.
+ */
+export async function clarifications(
+  repo: HubRepository,
+  serviceRequestId: string,
+  reportId: string,
+  authorId: string | undefined,
+): Promise<Clarifications> {
+  const all = await repo.searchResources<Communication>(
+    parseSearchRequest<Communication>(
+      `Communication?based-on=ServiceRequest/${serviceRequestId}&_sort=_lastUpdated&_count=500`,
+    ),
+  );
+  const aboutReport = (communication: Communication): boolean =>
+    (communication.about ?? []).some((reference) => referencedId(reference, 'DiagnosticReport') === reportId);
+  const questions = all.filter((communication) => {
+    const writer = actorOf(communication.meta?.source);
+    return (
+      aboutReport(communication) &&
+      (communication.inResponseTo ?? []).length === 0 &&
+      (writer?.role === 'referring-physician' || writer?.role === 'ehr')
+    );
+  });
+  const asked = new Set(questions.map((question) => question.id));
+  const answers = all.filter((communication) => {
+    const writer = actorOf(communication.meta?.source);
+    return (
+      writer?.role === 'specialist' &&
+      writer.id === authorId &&
+      (communication.inResponseTo ?? []).some((reference) => asked.has(referencedId(reference, 'Communication') ?? ''))
+    );
+  });
+  return { questions, answers };
+}

@@ -18,6 +18,7 @@ import type {
   DiagnosticReport,
   ImagingStudy,
   Patient,
+  Practitioner,
   Reference,
   ServiceRequest,
   Specimen,
@@ -46,13 +47,14 @@ import {
   taskCode,
 } from './case-resources.ts';
 import type { TaskCode } from './case-resources.ts';
-import { notifyCaseState } from './case-notifications.ts';
+import { notifyCaseState, notifyPerson } from './case-notifications.ts';
 import {
   APPROVE_ROLE,
   PAUSED_AT_EXTENSION,
   approveOpinion,
   approveTask,
   authorOf,
+  clarifications,
   informationRequests,
   opinionFacts,
 } from './opinion.ts';
@@ -665,6 +667,48 @@ async function physicianAnswered(view: CaseView): Promise<void> {
   }));
 }
 
+/**
+ * Clarification questions about the released report reach its specialist, and their answers the
+ * physician: one e-mail each (link only), free of charge (no ChargeItem); the Communications stay
+ * with the case.
+ */
+async function clarificationMail(view: CaseView): Promise<void> {
+  const reportId = (view.coordination.output ?? [])
+    .filter((output) =>
+      output.type.coding?.some((coding) => coding.system === TASK_OUTPUT_SYSTEM && coding.code === 'opinion-report'),
+    )
+    .map((output) => referencedId(output.valueReference, 'DiagnosticReport'))
+    .find((id) => id !== undefined);
+  const report = reportId ? await readOptional<DiagnosticReport>(view.repo, 'DiagnosticReport', reportId) : undefined;
+  if (!report) {
+    return;
+  }
+  const authorId = authorOf(report);
+  const exchange = await clarifications(view.repo, view.request.id, report.id, authorId);
+  if (exchange.questions.length === 0) {
+    return;
+  }
+  const specialist = authorId ? await readOptional<Practitioner>(view.repo, 'Practitioner', authorId) : undefined;
+  for (const question of exchange.questions) {
+    await notifyPerson(view.ctx, view.tx, {
+      kind: 'clarification-requested',
+      person: specialist,
+      serviceRequestId: view.request.id,
+      dedupeKey: `clarification:Communication/${question.id}:Practitioner/${authorId ?? ''}`,
+    });
+  }
+  const physicianId = referencedId(view.request.requester, 'Practitioner');
+  const physician = physicianId ? await readOptional<Practitioner>(view.repo, 'Practitioner', physicianId) : undefined;
+  for (const answer of exchange.answers) {
+    await notifyPerson(view.ctx, view.tx, {
+      kind: 'clarification-answered',
+      person: physician,
+      serviceRequestId: view.request.id,
+      dedupeKey: `clarification:Communication/${answer.id}:Practitioner/${physicianId ?? ''}`,
+    });
+  }
+}
+
 async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
   if (!materialsComplete(view)) {
     return;
@@ -832,8 +876,9 @@ export async function advanceCase(
     if (!request || !coordination || !state) {
       return { outcome: 'no-case' };
     }
-    // A released case waits only for its physician's reading; any other closed case is done.
-    if (request.status !== 'active' && state !== 'report-released') {
+    // A released case still waits for its physician's reading and may have clarifications; any other
+    // closed case is done.
+    if (request.status !== 'active' && state !== 'report-released' && state !== 'report-accessed') {
       return { outcome: 'not-active', state };
     }
     const now = ctx.now();
@@ -871,6 +916,9 @@ export async function advanceCase(
     }
     if (view.state === 'report-released') {
       await physicianRead(view);
+    }
+    if (view.state === 'report-released' || view.state === 'report-accessed') {
+      await clarificationMail(view);
     }
     if (view.state === 'specialist-review') {
       await specialistWithdrew(view);
