@@ -9,15 +9,11 @@
  * coordinator who wrote all of it. A `trap` Task of case A points at case B's ServiceRequest, so
  * that an _include from case A would reach into case B if the include were not filtered.
  */
-import { ClientRegistry } from '../src/auth/clients.ts';
-import { totpCode } from '../src/auth/totp.ts';
-import { parseUserScopes } from '../src/auth/user-scopes.ts';
-import { UserStore } from '../src/auth/users.ts';
 import type { UserRole } from '../src/auth/users.ts';
 import { openDatabase } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
 import { clientToken } from './support/client-token.ts';
-import { Browser, logIn } from './support/login-flow.ts';
+import { signInPeople } from './support/login-flow.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
@@ -27,7 +23,6 @@ jest.setTimeout(120_000);
 
 const APP = 'matrix-app';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
-const PASSWORD = 'a long enough password';
 const CASE = 'urn:hub:case-resource';
 const LOINC = 'http://loinc.org';
 
@@ -835,28 +830,14 @@ describe('access matrix: each role × resource type × interaction', () => {
   beforeAll(async () => {
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
     db = await openDatabase({ databaseUrl: testHub.databaseUrl, poolSize: 2 });
-    await new ClientRegistry(db).addPublic({
-      id: APP,
-      redirectUris: [REDIRECT],
-      userScopes: parseUserScopes('openid fhirUser user/*.cruds'),
-    });
-    const users = new UserStore(db);
-    for (const [who, person] of Object.entries(PEOPLE) as [Person, (typeof PEOPLE)[Person]][]) {
-      const email = `${who.toLowerCase()}@example.org`;
-      const { totpSecret } = await users.add({
-        email,
-        role: person.role,
-        fhirUser: person.fhirUser,
-        password: PASSWORD,
-      });
-      const { token } = await logIn(
-        new Browser(),
-        testHub.baseUrl,
-        { clientId: APP, redirectUri: REDIRECT, scope: 'openid fhirUser user/*.cruds' },
-        { email, password: PASSWORD, totp: totpSecret ? totpCode(totpSecret, Date.now()) : undefined },
-      );
-      tokens[who] = token.access_token as string;
-    }
+    Object.assign(
+      tokens,
+      await signInPeople(testHub, PEOPLE, {
+        clientId: APP,
+        redirectUri: REDIRECT,
+        scope: 'openid fhirUser user/*.cruds',
+      }),
+    );
     tokens.system = await clientToken(testHub, 'fixture-loader', 'system/*.cruds');
     // Fixed ids: loaded by a system client (people cannot choose ids, so update-as-create is the EHR's).
     const loaded = await fhirFetch(testHub.fhir, {

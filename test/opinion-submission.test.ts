@@ -3,12 +3,9 @@
  * the specialist writes the report and its letter over the FHIR API with their own token, submits by
  * moving the case to `report-review`, and the progression job (called as the worker calls it) checks
  * that every question of the physician has an answer before it opens the coordinators' approval Task;
- * a coordinator returns the report with a reason.
+ * a coordinator returns the report with a reason. And the state machine cannot be walked around by
+ * writing a Task whose status and businessStatus agree.
  */
-import { ClientRegistry } from '../src/auth/clients.ts';
-import { totpCode } from '../src/auth/totp.ts';
-import { parseUserScopes } from '../src/auth/user-scopes.ts';
-import { UserStore } from '../src/auth/users.ts';
 import type { UserRole } from '../src/auth/users.ts';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,13 +17,12 @@ import { APPROVAL_REMINDER_POLICY, reminderSteps, runReminder } from '../src/wor
 import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';
 import { clientToken } from './support/client-token.ts';
-import { Browser, logIn } from './support/login-flow.ts';
+import { signInPeople } from './support/login-flow.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 const APP = 'opinion-app';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
-const PASSWORD = 'a long enough password';
 const LOINC = 'http://loinc.org';
 const CASE = 'urn:hub:case-resource';
 const TASK_CODE = 'urn:hub:task-code';
@@ -152,28 +148,14 @@ describe('the opinion: draft, submission, return', () => {
 
   beforeAll(async () => {
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
-    await new ClientRegistry(testHub.hub.db).addPublic({
-      id: APP,
-      redirectUris: [REDIRECT],
-      userScopes: parseUserScopes('openid fhirUser user/*.cruds'),
-    });
-    const users = new UserStore(testHub.hub.db);
-    for (const [who, person] of Object.entries(PEOPLE) as [Person, (typeof PEOPLE)[Person]][]) {
-      const email = `${who.toLowerCase()}@example.org`;
-      const { totpSecret } = await users.add({
-        email,
-        role: person.role,
-        fhirUser: person.fhirUser,
-        password: PASSWORD,
-      });
-      const { token } = await logIn(
-        new Browser(),
-        testHub.baseUrl,
-        { clientId: APP, redirectUri: REDIRECT, scope: 'openid fhirUser user/*.cruds' },
-        { email, password: PASSWORD, totp: totpSecret ? totpCode(totpSecret, Date.now()) : undefined },
-      );
-      tokens[who] = token.access_token as string;
-    }
+    Object.assign(
+      tokens,
+      await signInPeople(testHub, PEOPLE, {
+        clientId: APP,
+        redirectUri: REDIRECT,
+        scope: 'openid fhirUser user/*.cruds',
+      }),
+    );
     tokens.system = await clientToken(testHub, 'opinion-loader', 'system/*.cruds');
     const fixtures = [
       {
@@ -542,6 +524,21 @@ describe('the opinion: draft, submission, return', () => {
     );
     expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
   });
+  test('writing a status and businessStatus that agree is no way around the state machine', async () => {
+    // The physician marks their own case released (completed/report-released): undone.
+    await moveCase('physician', 'sr-2', 'report-released', 'completed');
+    const refused = await advance('sr-2');
+    expect(refused.refusal).toMatch(/cannot go from "specialist-review" to "report-released"/);
+    const task = await coordination('sr-2');
+    expect([stateOf(task), task.status]).toEqual(['specialist-review', 'in-progress']);
+    // The specialist skips review the same way (both states are in-progress): undone.
+    await moveCase('specialist', 'sr-2', 'report-review', 'in-progress');
+    expect((await advance('sr-2')).refusal).toBe(
+      'There is no draft report by the assigned specialist to submit for review.',
+    );
+    expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
+  });
+
   test('questions back: the specialist asks, the case waits and the physician is e-mailed; the answer resumes it', async () => {
     const question = await as('specialist', 'Communication', {
       method: 'POST',

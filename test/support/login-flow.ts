@@ -4,6 +4,12 @@
  * and CSRF token, the redirect with the code, and the code exchanged at the token endpoint.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { ClientRegistry } from '../../src/auth/clients.ts';
+import { totpCode } from '../../src/auth/totp.ts';
+import { parseUserScopes } from '../../src/auth/user-scopes.ts';
+import { UserStore } from '../../src/auth/users.ts';
+import type { UserRole } from '../../src/auth/users.ts';
+import type { Database } from '../../src/db/database.ts';
 
 /** The cookies a browser keeps for the hub (all of them live under /oauth2). */
 export class Browser {
@@ -178,4 +184,35 @@ export async function logIn(
     throw new Error(`code exchange failed: ${JSON.stringify(token.body)}`);
   }
   return { token: token.body, state };
+}
+
+/**
+ * Registers a public app and an account per person on a test hub, then signs each in through the
+ * real authorization-code flow (login page, PKCE, TOTP for staff). Returns each person's access token.
+ */
+export async function signInPeople<Who extends string>(
+  testHub: { baseUrl: string; hub: { db: Database } },
+  people: Record<Who, { role: UserRole; fhirUser: string }>,
+  app: { clientId: string; redirectUri: string; scope: string },
+): Promise<Record<Who, string>> {
+  const password = 'a long enough password';
+  await new ClientRegistry(testHub.hub.db).addPublic({
+    id: app.clientId,
+    redirectUris: [app.redirectUri],
+    userScopes: parseUserScopes(app.scope),
+  });
+  const users = new UserStore(testHub.hub.db);
+  const tokens = {} as Record<Who, string>;
+  for (const [who, person] of Object.entries(people) as [Who, { role: UserRole; fhirUser: string }][]) {
+    const email = `${who.toLowerCase()}@example.org`;
+    const { totpSecret } = await users.add({ email, role: person.role, fhirUser: person.fhirUser, password });
+    const { token } = await logIn(
+      new Browser(),
+      testHub.baseUrl,
+      { clientId: app.clientId, redirectUri: app.redirectUri, scope: app.scope },
+      { email, password, totp: totpSecret ? totpCode(totpSecret, Date.now()) : undefined },
+    );
+    tokens[who] = token.access_token as string;
+  }
+  return tokens;
 }
