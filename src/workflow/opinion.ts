@@ -154,13 +154,21 @@ const DOCUMENT_CATEGORY = 'http://hl7.org/fhir/us/core/CodeSystem/us-core-docume
 /** The `<role>` of the letter's DocumentReference in its `urn:hub:case-resource` identifier. */
 export const OPINION_DOCUMENT_ROLE = 'opinion-letter';
 
+/** The character of a numeric character reference; a replacement character for an invalid one. */
+function codePoint(code: number): string {
+  return code > 0 && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff) ? String.fromCodePoint(code) : '\ufffd';
+}
+
 /** A section's narrative as plain paragraphs (blank lines between them). */
 export function sectionText(section: CompositionSection): string {
   return (section.text?.div ?? '')
     .replace(/<br\s*\/?>/gi, '\n')
-    .replace(/<\/(p|div|li|h\d)>/gi, '\n\n')
+    .replace(/<\/(p|div|li|h\d|tr)>/gi, '\n\n')
+    .replace(/<\/t[dh]>/gi, ' ')
     .replace(/<[^>]*>/g, '')
     .replace(/&nbsp;/g, ' ')
+    .replace(/&#(\d{1,7});/g, (_entity, code: string) => codePoint(Number(code)))
+    .replace(/&#x([0-9a-f]{1,6});/gi, (_entity, code: string) => codePoint(Number.parseInt(code, 16)))
     .replace(/&lt;/g, '<')
     .replace(/&gt;/g, '>')
     .replace(/&quot;/g, '"')

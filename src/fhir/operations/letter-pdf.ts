@@ -41,16 +41,21 @@ export function wrapText(text: string, font: PDFFont, size: number, width: numbe
     if (line !== '') {
       lines.push(line);
     }
-    let rest = word;
-    while (font.widthOfTextAtSize(rest, size) > width) {
-      let cut = rest.length - 1;
-      while (cut > 1 && font.widthOfTextAtSize(rest.slice(0, cut), size) > width) {
-        cut--;
+    // A word longer than the line (a URL, or a run of characters someone typed) is cut into pieces,
+    // measuring each character once: re-measuring the rest at every cut took minutes for a long word.
+    let piece = '';
+    let pieceWidth = 0;
+    for (const char of word) {
+      const charWidth = font.widthOfTextAtSize(char, size);
+      if (piece !== '' && pieceWidth + charWidth > width) {
+        lines.push(piece);
+        piece = '';
+        pieceWidth = 0;
       }
-      lines.push(rest.slice(0, cut));
-      rest = rest.slice(cut);
+      piece += char;
+      pieceWidth += charWidth;
     }
-    line = rest;
+    line = piece;
   }
   if (line !== '') {
     lines.push(line);
