@@ -1471,14 +1471,21 @@ describe('access matrix: each role × resource type × interaction', () => {
     for (const path of ['DiagnosticReport/rep-a', 'DocumentReference/docrep-a', 'Binary/binrep-a']) {
       expect([path, (await as('patientA', path)).status]).toEqual([path, 404]);
     }
+    // The physician writing the state themselves releases nothing (the progression job checks such a
+    // move first; the hub moves the case when the physician has read the report).
     const coordination = (await as('coordinator', 'Task/coord-a')).body;
-    const moved = await as('physicianA', 'Task/coord-a', {
+    const accessed = {
+      ...coordination,
+      meta: undefined,
+      businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-accessed' }] },
+    };
+    expect((await as('physicianA', 'Task/coord-a', { method: 'PUT', body: accessed })).status).toBe(200);
+    expect((await as('patientA', 'DiagnosticReport/rep-a')).status).toBe(404);
+    // A coordinator records that the physician had it (by phone): released.
+    const current = (await as('coordinator', 'Task/coord-a')).body;
+    const moved = await as('coordinator', 'Task/coord-a', {
       method: 'PUT',
-      body: {
-        ...coordination,
-        meta: undefined,
-        businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-accessed' }] },
-      },
+      body: { ...current, ...accessed, statusReason: { text: 'Read to the physician by phone.' } },
     });
     expect(moved.status).toBe(200);
     for (const path of ['DiagnosticReport/rep-a', 'DocumentReference/docrep-a', 'Binary/binrep-a']) {

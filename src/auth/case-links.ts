@@ -255,7 +255,10 @@ export function caseLinksOf(
       ([param, system, value]) =>
         param === 'business-status' && system === CASE_STATE_SYSTEM && value === 'report-accessed',
     );
-    rows.releases = released ? references('based-on', 'ServiceRequest') : [];
+    // Only the hub (moving the case when the physician has read the report) or the staff release a
+    // report to the patient; a person's own write of the state releases nothing before the job checks it.
+    const mayRelease = !writer || writer.role === 'coordinator' || writer.role === 'admin';
+    rows.releases = released && mayRelease ? references('based-on', 'ServiceRequest') : [];
   }
   return rows;
 }

@@ -346,6 +346,12 @@ export class HubRepository extends FhirRepository {
            JOIN case_member m ON m.case_id = cr.case_id AND m.member = $3 AND m.role = 'referring-physician'
            WHERE cr.resource_type = $1 AND cr.resource_id = $2 AND cr.report AND cr.draft_author IS NULL
              AND NOT EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id)
+             -- Only once the opinion is approved and released (a consultation note read as material
+             -- during intake is not the opinion).
+             AND EXISTS (SELECT 1 FROM sp_token b JOIN sp_token i ON i.resource_type = 'Task' AND i.resource_id = b.resource_id
+               AND i.param = 'identifier' AND i.system = 'urn:hub:case-resource' AND i.value = cr.case_id || '/coordination'
+               WHERE b.resource_type = 'Task' AND b.param = 'business-status' AND b.system = 'urn:hub:case-state'
+                 AND b.value = 'report-released')
            ON CONFLICT (case_id) DO NOTHING
            RETURNING case_id)
          INSERT INTO outbox (queue, name, payload)
