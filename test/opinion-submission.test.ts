@@ -236,6 +236,24 @@ describe('the opinion: draft, submission, return', () => {
     });
     expect(report.status).toBe(201);
 
+    // A consultation note from elsewhere, sent by the EHR as material and read by the physician now,
+    // is not the opinion: it releases nothing later (checked in the approval test).
+    const priorNote = await as('system', 'DocumentReference', {
+      method: 'POST',
+      body: {
+        resourceType: 'DocumentReference',
+        status: 'current',
+        type: { coding: [{ system: LOINC, code: '11488-4' }] },
+        subject: { reference: 'Patient/pat-sr-1' },
+        context: { related: [{ reference: 'ServiceRequest/sr-1' }] },
+        content: [
+          { attachment: { contentType: 'text/plain', data: Buffer.from('An earlier opinion.').toString('base64') } },
+        ],
+      },
+    });
+    expect(priorNote.status).toBe(201);
+    expect((await as('physician', `DocumentReference/${priorNote.body.id}`)).status).toBe(200);
+
     // Submitted with question 2 unanswered: undone, and the coordination Task says why.
     await moveCase('specialist', 'sr-1', 'report-review');
     expect((await advance('sr-1')).refusal).toBe('The letter is not complete: Question 2 of 2 has no answer.');
@@ -347,6 +365,38 @@ describe('the opinion: draft, submission, return', () => {
       'The specialist cannot move a case from "report-review" to "report-released"; that is done by a coordinator.',
     );
     expect(stateOf(await coordination('sr-1'))).toBe('report-review');
+
+    // The letter edited after submission so that question 2 has no answer: the approval is refused.
+    const letterId = (await as('specialist', `DiagnosticReport/${approval.focus.reference.split('/')[1]}`)).body
+      .extension[0].valueReference.reference;
+    const letter = (await as('specialist', letterId)).body;
+    const withoutAnswer = letter.section.filter(
+      (section: any) => !section.extension?.some((extension: any) => extension.valueUnsignedInt === 2),
+    );
+    expect(
+      (
+        await as('specialist', letterId, {
+          method: 'PUT',
+          body: { ...letter, meta: undefined, section: withoutAnswer },
+        })
+      ).status,
+    ).toBe(200);
+    const early = (await as('coordinator', `Task/${approval.id}`)).body;
+    await as('coordinator', `Task/${approval.id}`, {
+      method: 'PUT',
+      body: { ...early, meta: undefined, status: 'completed', statusReason: undefined },
+    });
+    expect((await advance('sr-1')).refusal).toBe('The letter is not complete: Question 2 of 2 has no answer.');
+    expect(stateOf(await coordination('sr-1'))).toBe('report-review');
+    const restored = (await as('specialist', letterId)).body;
+    expect(
+      (
+        await as('specialist', letterId, {
+          method: 'PUT',
+          body: { ...restored, meta: undefined, section: letter.section },
+        })
+      ).status,
+    ).toBe(200);
 
     const current = (await as('coordinator', `Task/${approval.id}`)).body;
     const approved = await as('coordinator', `Task/${approval.id}`, {
@@ -531,6 +581,12 @@ describe('the opinion: draft, submission, return', () => {
     expect(refused.refusal).toMatch(/cannot go from "specialist-review" to "report-released"/);
     const task = await coordination('sr-2');
     expect([stateOf(task), task.status]).toEqual(['specialist-review', 'in-progress']);
+    // Nor does burying the hub's versions under many of one's own (the hub keeps its own record).
+    for (let i = 0; i < 55; i++) {
+      await moveCase('physician', 'sr-2', 'report-released', 'completed');
+    }
+    expect((await advance('sr-2')).refusal).toMatch(/cannot go from "specialist-review" to "report-released"/);
+    expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
     // The specialist skips review the same way (both states are in-progress): undone.
     await moveCase('specialist', 'sr-2', 'report-review', 'in-progress');
     expect((await advance('sr-2')).refusal).toBe(

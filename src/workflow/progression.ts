@@ -24,7 +24,7 @@ import type {
   Specimen,
   Task,
 } from '@medplum/fhirtypes';
-import { ACTOR_ROLES, STATE_RESOURCES, transition } from '../cases/case-state.ts';
+import { ACTOR_ROLES, CASE_STATES, STATE_RESOURCES, transition } from '../cases/case-state.ts';
 import type { Actor, ActorRole, CaseFacts, CaseState, PreReview, TransitionResult } from '../cases/case-state.ts';
 import { dueAfterPause, dueDate } from '../cases/business-calendar.ts';
 import { checkEligibility } from '../cases/jurisdictions.ts';
@@ -248,6 +248,12 @@ async function recordState(view: CaseView, state: CaseState, reason: CodeableCon
       { ifMatch: requestMeta?.versionId },
     );
   }
+  await view.tx.query(
+    `INSERT INTO case_state (case_id, state, since) VALUES ($1, $2, $3)
+     ON CONFLICT (case_id) DO UPDATE SET state = EXCLUDED.state, since = EXCLUDED.since
+     WHERE case_state.state IS DISTINCT FROM EXCLUDED.state`,
+    [view.request.id, state, view.now.toISOString()],
+  );
   view.state = state;
   view.changed = true;
   await notifyCaseState(view.ctx, {
@@ -319,14 +325,30 @@ function preReviewTask(view: CaseView, kind: PreReviewKind, materials: Reference
 
 // ---- the steps -------------------------------------------------------------------------------------
 
+/** The hub's own record of the case's settled state and since when (migration 016). */
+async function settledRecord(view: CaseView): Promise<{ state: CaseState; since: Date } | undefined> {
+  const found = await view.tx.query<{ state: string; since: Date | string }>(
+    'SELECT state, since FROM case_state WHERE case_id = $1',
+    [view.request.id],
+  );
+  const row = found.rows[0];
+  const state = row && (CASE_STATES as readonly string[]).includes(row.state) ? (row.state as CaseState) : undefined;
+  return row && state ? { state, since: new Date(row.since) } : undefined;
+}
+
 /**
- * The state the case was in before the latest version: that of the newest earlier version the hub
+ * The state the case was in before the latest version: the hub's own record (case_state) once it has
+ * one; before that (a store from before migration 016), that of the newest earlier version the hub
  * wrote itself (or an anonymous request, on a trusted network) with its Task.status matching its
  * businessStatus, else of the first version (a coordination Task is created only by the hub, the staff
  * or a system client). A person's versions are never the base of a later move: two moves written
  * before the job runs are checked as one, from the state the hub last settled.
  */
 async function settledState(view: CaseView): Promise<CaseState | undefined> {
+  const record = await settledRecord(view);
+  if (record) {
+    return record.state;
+  }
   const history = await view.repo.readHistory<Task>('Task', view.coordination.id, { limit: 50 });
   const earlier = (history.entry ?? [])
     .map((entry) => entry.resource)
@@ -478,9 +500,27 @@ async function reviewApproved(view: CaseView): Promise<void> {
     return;
   }
   const reportId = referencedId(approval.focus, 'DiagnosticReport');
-  const report = reportId ? await readOptional<DiagnosticReport>(view.repo, 'DiagnosticReport', reportId) : undefined;
+  const named = reportId ? await readOptional<DiagnosticReport>(view.repo, 'DiagnosticReport', reportId) : undefined;
   const approver = moverOf(approval);
-  const authorId = report ? authorOf(report) : undefined;
+  const authorId = named ? authorOf(named) : undefined;
+  // What is approved is what is current now, checked again: the assigned specialist's draft of this
+  // case with a complete letter (the approval Task's focus is writable, and drafts stay editable).
+  const opinion = authorId ? await opinionFacts(view.repo, view.request, { role: 'specialist', id: authorId }) : {};
+  const report = opinion.report?.id === named?.id && opinion.report?.id !== undefined ? opinion.report : undefined;
+  const problems = report ? (opinion.letterProblems ?? ['The report names no letter.']) : [];
+  if (!report || problems.length > 0 || authorId !== facts(view).assignedSpecialistId) {
+    const reason = !report
+      ? 'The approval Task names no draft report of this case.'
+      : problems.length > 0
+        ? `The letter is not complete: ${problems.join(' ')}`
+        : 'The report is not the assigned specialist’s.';
+    view.refusal = reason;
+    await setReason(view, 'move-refused', {
+      coding: [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }],
+      text: `The approval was refused: ${reason}`,
+    });
+    return;
+  }
   const result = transition(
     { state: view.state, referringPhysicianId: undefined },
     {
@@ -490,8 +530,8 @@ async function reviewApproved(view: CaseView): Promise<void> {
       facts: facts(view, authorId ? { reportAuthorId: authorId } : {}),
     },
   );
-  if (!result.ok || !report) {
-    const reason = result.ok ? 'The approval Task names no report of the case.' : result.reason;
+  if (!result.ok) {
+    const reason = result.reason;
     view.refusal = reason;
     await setReason(view, 'move-refused', {
       coding: [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }],
@@ -647,7 +687,12 @@ async function physicianAnswered(view: CaseView): Promise<void> {
   if (!(await move(view, result))) {
     return;
   }
-  const pausedAt = offer.extension?.find((extension) => extension.url === PAUSED_AT_EXTENSION)?.valueDateTime;
+  // When the pause began, by the hub's own record (a client could write the Task's extension).
+  const pause = await settledRecord(view);
+  const pausedAt =
+    pause?.state === 'awaiting-information'
+      ? pause.since.toISOString()
+      : offer.extension?.find((extension) => extension.url === PAUSED_AT_EXTENSION)?.valueDateTime;
   const due = offer.restriction?.period?.end;
   await updateOffer(view, offer, (task) => ({
     ...task,
@@ -941,6 +986,12 @@ export async function advanceCase(
     ctx.logger?.info(
       { serviceRequestId, state: view.state, changed: view.changed, refusal: view.refusal ? 'refused' : undefined },
       'case progression',
+    );
+    // The first run after intake records the state the hub settled, so that every later move someone
+    // writes is checked against the hub's record rather than the Task's history.
+    await tx.query(
+      'INSERT INTO case_state (case_id, state, since) VALUES ($1, $2, $3) ON CONFLICT (case_id) DO NOTHING',
+      [serviceRequestId, view.state, now.toISOString()],
     );
     const approval = view.children.find((task) => hasTaskCode(task, 'approve'));
     const openApproval =

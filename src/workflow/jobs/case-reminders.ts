@@ -115,7 +115,13 @@ export async function runReminder(
     // The specialist asked the physician a question: the clock stands still until the answer, when
     // the case's progression moves the due date and schedules the reminders again.
     if (task.status === 'on-hold') {
-      return 'paused';
+      // Only the hub's own pause counts (the case waiting for the physician's answer): a Task its
+      // owner put on hold is still due.
+      const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
+      const waiting = coordination?.businessStatus?.coding?.some((coding) => coding.code === 'awaiting-information');
+      if (waiting) {
+        return 'paused';
+      }
     }
     const due = dueOf(task.restriction);
     const at = due && stepInstant(due, data.step, policy);
