@@ -23,7 +23,7 @@
 import { OperationOutcomeError, forbidden, notFound } from '@medplum/core';
 import type { Identity } from './access-tokens.ts';
 import type { UserRole } from './users.ts';
-import { CASE_RESOURCE_SYSTEM, CONSULTATION_NOTE, LOINC } from './case-links.ts';
+import { CASE_RESOURCE_SYSTEM, CONSULTATION_NOTE, DRAFT_STATUSES, LOINC } from './case-links.ts';
 import type { MemberRole } from './case-links.ts';
 
 export type AccessInteraction = 'read' | 'search' | 'history' | 'create' | 'update' | 'delete';
@@ -295,9 +295,9 @@ export class AccessControl {
     // A version that was a draft of the opinion is shown to the draft's author while it is one
     // (the current version still a draft of theirs), never to the case's other members.
     const draftVersion =
-      `((${alias}.resource_type = 'DiagnosticReport' AND ${alias}.content::jsonb ->> 'status' IN ('registered', 'partial', 'preliminary') ` +
+      `((${alias}.resource_type = 'DiagnosticReport' AND ${alias}.content::jsonb ->> 'status' IN (${sqlList(DRAFT_STATUSES.DiagnosticReport)}) ` +
       `AND jsonb_path_exists(${alias}.content::jsonb, 'lax $.code.coding[*] ? (@.system == "${LOINC}" && @.code == "${CONSULTATION_NOTE}")')) ` +
-      `OR (${alias}.resource_type = 'Composition' AND ${alias}.content::jsonb ->> 'status' = 'preliminary' ` +
+      `OR (${alias}.resource_type = 'Composition' AND ${alias}.content::jsonb ->> 'status' IN (${sqlList(DRAFT_STATUSES.Composition)}) ` +
       `AND jsonb_path_exists(${alias}.content::jsonb, 'lax $.type.coding[*] ? (@.system == "${LOINC}" && @.code == "${CONSULTATION_NOTE}")')))`;
     const ownDraft =
       `EXISTS (SELECT 1 FROM case_resource cd WHERE cd.resource_type = ${alias}.resource_type AND cd.resource_id = ${alias}.id ` +
@@ -362,6 +362,11 @@ export class AccessControl {
       `WHERE cr.resource_type = ${alias}.resource_type AND cr.resource_id = ${alias}.id AND ${this.isMine(binder, 'm')}${released}${notAnothersDraft})${own})`
     );
   }
+}
+
+/** Fixed codes (never client input) as an SQL list of literals. */
+function sqlList(values: readonly string[] | undefined): string {
+  return (values ?? []).map((value) => `'${value.replace(/'/g, "''")}'`).join(', ');
 }
 
 /** The access control of a request's identity; undefined (no filtering) for clients and anonymous requests. */

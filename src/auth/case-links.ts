@@ -142,13 +142,13 @@ const REPORT_CODE_PARAM: Readonly<Record<string, string>> = {
 };
 
 /** Statuses of a report that is still being written (DiagnosticReport and Composition status). */
-const DRAFT_STATUSES: Readonly<Record<string, readonly string[]>> = {
+export const DRAFT_STATUSES: Readonly<Record<string, readonly string[]>> = {
   DiagnosticReport: ['registered', 'partial', 'preliminary'],
   Composition: ['preliminary'],
 };
 
 /** The roles that write opinions; a draft is theirs alone (with the staff) until it is approved. */
-const AUTHOR_ROLES = new Set(['specialist', 'radiologist', 'pathologist']);
+export const AUTHOR_ROLES: ReadonlySet<string> = new Set(['specialist', 'radiologist', 'pathologist']);
 
 /** Who sees a draft besides the staff when no author can be named. */
 export const STAFF_ONLY_DRAFT = 'staff';

@@ -22,7 +22,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { actorOf } from '../auth/actor.ts';
-import { CONSULTATION_NOTE, LOINC } from '../auth/case-links.ts';
+import { AUTHOR_ROLES, CONSULTATION_NOTE, DRAFT_STATUSES, LOINC } from '../auth/case-links.ts';
 import type { Actor, CaseFacts } from '../cases/case-state.ts';
 import {
   LETTER_SECTION_SYSTEM,
@@ -45,15 +45,13 @@ export const OPINION_LETTER_EXTENSION =
 /** The `<role>` of the case's approval Task in its `urn:hub:case-resource` identifier. */
 export const APPROVE_ROLE = 'approve';
 
-const DRAFT_STATUSES = ['registered', 'partial', 'preliminary'];
-
 /**
  * The Practitioner who wrote a draft: the reviewer the hub recorded as the version's writer, or for
  * a version the staff or a system client wrote, the one it names as interpreter.
  */
 export function authorOf(report: DiagnosticReport): string | undefined {
   const writer = actorOf(report.meta?.source);
-  if (writer && ['specialist', 'radiologist', 'pathologist'].includes(writer.role)) {
+  if (writer && AUTHOR_ROLES.has(writer.role)) {
     return writer.id;
   }
   return referencedId(report.resultsInterpreter?.[0], 'Practitioner');
@@ -64,7 +62,7 @@ async function draftReports(repo: HubRepository, serviceRequestId: string): Prom
   const reports = await repo.searchResources<DiagnosticReport>(
     parseSearchRequest<DiagnosticReport>(
       `DiagnosticReport?based-on=ServiceRequest/${serviceRequestId}&code=${encodeURIComponent(`${LOINC}|${CONSULTATION_NOTE}`)}` +
-        `&status=${DRAFT_STATUSES.join(',')}&_sort=-_lastUpdated&_count=50`,
+        `&status=${(DRAFT_STATUSES.DiagnosticReport ?? []).join(',')}&_sort=-_lastUpdated&_count=50`,
     ),
   );
   return reports;

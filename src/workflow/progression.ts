@@ -121,6 +121,10 @@ interface CaseView {
   refusal?: string;
 }
 
+/** The case's approval Task, once a submission opened it. */
+const approvalOf = (view: CaseView): WithId<Task> | undefined =>
+  view.children.find((task) => hasTaskCode(task, 'approve'));
+
 const hasTaskCode = (task: Task, code: TaskCode): boolean =>
   (task.code?.coding ?? []).some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === code);
 
@@ -458,7 +462,7 @@ async function openApproval(
  * reason, or by anyone but the staff, moves nothing and says why.
  */
 async function reviewReturned(view: CaseView): Promise<void> {
-  const approval = view.children.find((task) => hasTaskCode(task, 'approve'));
+  const approval = approvalOf(view);
   if (!approval || approval.status !== 'rejected') {
     return;
   }
@@ -495,7 +499,7 @@ async function reviewReturned(view: CaseView): Promise<void> {
  * released to the physician. The author cannot approve their own report, nor can anyone but staff.
  */
 async function reviewApproved(view: CaseView): Promise<void> {
-  const approval = view.children.find((task) => hasTaskCode(task, 'approve'));
+  const approval = approvalOf(view);
   if (!approval || approval.status !== 'completed') {
     return;
   }
@@ -993,7 +997,7 @@ export async function advanceCase(
       'INSERT INTO case_state (case_id, state, since) VALUES ($1, $2, $3) ON CONFLICT (case_id) DO NOTHING',
       [serviceRequestId, view.state, now.toISOString()],
     );
-    const approval = view.children.find((task) => hasTaskCode(task, 'approve'));
+    const approval = approvalOf(view);
     const openApproval =
       view.state === 'report-review' && approval?.status === 'requested' && approval.restriction?.period?.end
         ? { taskId: approval.id, dueAt: approval.restriction.period.end }
