@@ -8,13 +8,16 @@
  *
  * A job that finds the Task finished (completed, declined, cancelled) does nothing; one that runs
  * early (a due date moved later) does nothing; a reminder or an escalation already recorded is not
- * recorded again. Reminder: a note on the Task and an e-mail to the specialist (notifications.ts).
+ * recorded again. An approval is escalated only while the report still waits for it: the case in
+ * `report-review` by the hub's own record (case_state) and the approve Task `requested`; a case
+ * cancelled or sent back to the specialist leaves its approve Task open, and nobody is late. Reminder: a note on the Task and an e-mail to the specialist (notifications.ts).
  * Escalation: the coordination Task's priority raised one step and a note saying which Task is
  * overdue, for the coordinators' work list.
  */
 import type { Task, TaskRestriction } from '@medplum/fhirtypes';
 import { DEFAULT_REMINDER_POLICY, reminderSchedule } from '../../cases/business-calendar.ts';
 import type { ReminderPolicy } from '../../cases/business-calendar.ts';
+import type { Queryable } from '../../db/database.ts';
 import { HubRepository } from '../../fhir/repository.ts';
 import { CASE_ROLES, TASK_CODE_SYSTEM, findCaseResource, lockCase, referencedId } from '../case-resources.ts';
 import type { WorkflowContext } from '../context.ts';
@@ -43,7 +46,15 @@ export interface ReminderJob {
  * specialist-opinion Task, or (for the escalation) the case has no coordination Task.
  */
 export type ReminderOutcome =
-  'reminded' | 'escalated' | 'already-recorded' | 'task-closed' | 'paused' | 'not-due' | 'no-task' | 'unknown-step';
+  | 'reminded'
+  | 'escalated'
+  | 'already-recorded'
+  | 'task-closed'
+  | 'paused'
+  | 'not-due'
+  | 'no-task'
+  | 'unknown-step'
+  | 'not-awaiting-approval';
 
 const dueOf = (restriction: TaskRestriction | undefined): Date | undefined => {
   const end = restriction?.period?.end;
@@ -111,6 +122,9 @@ export async function runReminder(
     }
     if (!OPEN_TASK_STATUSES.includes(task.status)) {
       return 'task-closed';
+    }
+    if (code === 'approve' && (task.status !== 'requested' || !(await awaitingApproval(tx, serviceRequestId)))) {
+      return 'not-awaiting-approval';
     }
     // The specialist asked the physician a question: the clock stands still until the answer, when
     // the case's progression moves the due date and schedules the reminders again.
@@ -185,6 +199,14 @@ export async function runReminder(
     );
     return 'escalated';
   });
+}
+
+/** True while the hub's own record of the case (case_state, migration 016) has it in `report-review`. */
+async function awaitingApproval(tx: Queryable, serviceRequestId: string): Promise<boolean> {
+  const found = await tx.query<{ state: string }>('SELECT state FROM case_state WHERE case_id = $1', [
+    serviceRequestId,
+  ]);
+  return found.rows[0]?.state === 'report-review';
 }
 
 export async function processReminder(data: ReminderJob, job: JobInfo, deps: WorkerDeps): Promise<ReminderOutcome> {

@@ -1,0 +1,213 @@
+/**
+ * The coordinators' approval is escalated only while the report waits for it (docs/case-workflow.md,
+ * "The opinion", step 3): a case cancelled during review, or sent back to the specialist, leaves its
+ * `approve` Task open, and its escalation then raises nothing. The reminder job runs as the worker
+ * runs it, at the instant its step falls due (the hub's clock moved there, not the calendar).
+ */
+import type { UserRole } from '../src/auth/users.ts';
+import { APPROVAL_REMINDER_POLICY, reminderSteps, runReminder } from '../src/workflow/jobs/case-reminders.ts';
+import { advanceCase } from '../src/workflow/progression.ts';
+import { workflowContextOf } from './support/case-fixtures.ts';
+import { clientToken } from './support/client-token.ts';
+import { signInPeople } from './support/login-flow.ts';
+import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import type { TestHub } from './support/test-hub.ts';
+
+import { jest } from '@jest/globals';
+
+jest.setTimeout(120_000);
+
+const APP = 'escalation-app';
+const REDIRECT = 'http://127.0.0.1:5173/callback';
+const LOINC = 'http://loinc.org';
+const CASE = 'urn:hub:case-resource';
+const TASK_CODE = 'urn:hub:task-code';
+const CASE_STATE = 'urn:hub:case-state';
+const SECTION = 'urn:hub:letter-section';
+const QUESTION_NUMBER = 'urn:hub:extension:question-number';
+const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
+
+type Person = 'specialist' | 'coordinator';
+const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
+  specialist: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
+  coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
+};
+
+/** A case in specialist review, with one question and the specialist's offer accepted. */
+function caseFixtures(sr: string): Record<string, unknown>[] {
+  return [
+    { resourceType: 'Patient', id: `pat-${sr}`, name: [{ family: 'Patient' }] },
+    {
+      resourceType: 'QuestionnaireResponse',
+      id: `qr-${sr}`,
+      status: 'completed',
+      subject: { reference: `Patient/pat-${sr}` },
+      item: [{ linkId: 'question', answer: [{ valueString: 'Is the nodule malignant?' }] }],
+    },
+    {
+      resourceType: 'ServiceRequest',
+      id: sr,
+      status: 'active',
+      intent: 'order',
+      subject: { reference: `Patient/pat-${sr}` },
+      requester: { reference: 'Practitioner/prac-phys' },
+      supportingInfo: [{ reference: `QuestionnaireResponse/qr-${sr}` }],
+    },
+    {
+      resourceType: 'Task',
+      id: `coord-${sr}`,
+      identifier: [{ system: CASE, value: `${sr}/coordination` }],
+      status: 'in-progress',
+      intent: 'order',
+      code: { coding: [{ system: TASK_CODE, code: 'coordination' }] },
+      businessStatus: { coding: [{ system: CASE_STATE, code: 'specialist-review' }] },
+      basedOn: [{ reference: `ServiceRequest/${sr}` }],
+      focus: { reference: `ServiceRequest/${sr}` },
+      for: { reference: `Patient/pat-${sr}` },
+    },
+    {
+      resourceType: 'Task',
+      id: `offer-${sr}`,
+      identifier: [{ system: CASE, value: `${sr}/specialist-opinion/prac-s` }],
+      status: 'accepted',
+      intent: 'order',
+      code: { coding: [{ system: TASK_CODE, code: 'specialist-opinion' }] },
+      basedOn: [{ reference: `ServiceRequest/${sr}` }],
+      partOf: [{ reference: `Task/coord-${sr}` }],
+      owner: { reference: 'Practitioner/prac-s' },
+      restriction: { period: { end: '2026-12-18T22:00:00.000Z' } },
+    },
+  ];
+}
+
+const section = (code: string, text: string, questionNumber?: number): Record<string, unknown> => ({
+  title: code,
+  code: { coding: [{ system: SECTION, code }] },
+  ...(questionNumber ? { extension: [{ url: QUESTION_NUMBER, valueUnsignedInt: questionNumber }] } : {}),
+  text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml"><p>${text}</p></div>` },
+});
+
+describe('the approval’s escalation', () => {
+  let testHub: TestHub;
+  const tokens = {} as Record<Person | 'system', string>;
+  const as = (who: Person | 'system', path: string, init: { method?: string; body?: unknown } = {}) =>
+    fhirFetch(`${testHub.fhir}/${path}`, { ...init, headers: { authorization: `Bearer ${tokens[who]}` } });
+  const advance = (sr: string) => advanceCase(workflowContextOf(testHub), { serviceRequestId: sr });
+  const coordination = async (sr: string) => (await as('coordinator', `Task/coord-${sr}`)).body;
+  const moveCase = async (who: Person, sr: string, state: string) => {
+    const task = await coordination(sr);
+    const written = await as(who, `Task/coord-${sr}`, {
+      method: 'PUT',
+      body: { ...task, meta: undefined, businessStatus: { coding: [{ system: CASE_STATE, code: state }] } },
+    });
+    expect([who, written.status]).toEqual([who, 200]);
+  };
+
+  /** The specialist writes a complete opinion and submits it: the case's approval Task, as opened. */
+  async function submitted(sr: string): Promise<{ taskId: string; dueAt: string }> {
+    const letter = await as('specialist', 'Composition', {
+      method: 'POST',
+      body: {
+        resourceType: 'Composition',
+        status: 'preliminary',
+        type: { coding: [{ system: LOINC, code: '11488-4' }] },
+        subject: { reference: `Patient/pat-${sr}` },
+        date: '2026-12-01',
+        author: [{ reference: 'Practitioner/prac-s' }],
+        title: 'Consultation',
+        section: [
+          { ...section('reviewed', 'The CT and the biopsy report.'), entry: [{ reference: `ServiceRequest/${sr}` }] },
+          section('answer', 'Most likely benign.', 1),
+          section('discussion', 'The features agree with a hamartoma.'),
+          section('recommendation', 'A CT in twelve months.'),
+        ],
+      },
+    });
+    expect(letter.status).toBe(201);
+    const report = await as('specialist', 'DiagnosticReport', {
+      method: 'POST',
+      body: {
+        resourceType: 'DiagnosticReport',
+        status: 'preliminary',
+        code: { coding: [{ system: LOINC, code: '11488-4' }] },
+        subject: { reference: `Patient/pat-${sr}` },
+        basedOn: [{ reference: `ServiceRequest/${sr}` }],
+        resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
+        extension: [{ url: LETTER_LINK, valueReference: { reference: `Composition/${letter.body.id}` } }],
+        conclusion: 'Benign nodule.',
+      },
+    });
+    expect(report.status).toBe(201);
+    await moveCase('specialist', sr, 'report-review');
+    const result = await advance(sr);
+    expect([result.refusal, result.state]).toEqual([undefined, 'report-review']);
+    expect(result.openApproval).toBeDefined();
+    return result.openApproval as { taskId: string; dueAt: string };
+  }
+
+  /** The escalation step run at its instant (and a minute after), as the worker would run it. */
+  const escalate = (approval: { taskId: string; dueAt: string }) => {
+    const [step] = reminderSteps(new Date(approval.dueAt), APPROVAL_REMINDER_POLICY);
+    expect(step?.step).toBe('escalation');
+    const late = { ...workflowContextOf(testHub), now: () => new Date((step?.at.getTime() ?? 0) + 60_000) };
+    return runReminder(late, { taskId: approval.taskId, step: 'escalation' }, { messageIdDomain: 'test' });
+  };
+
+  beforeAll(async () => {
+    testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
+    Object.assign(
+      tokens,
+      await signInPeople(testHub, PEOPLE, {
+        clientId: APP,
+        redirectUri: REDIRECT,
+        scope: 'openid fhirUser user/*.cruds',
+      }),
+    );
+    tokens.system = await clientToken(testHub, 'escalation-loader', 'system/*.cruds');
+    const fixtures = [
+      ...['prac-s', 'prac-c', 'prac-phys'].map((id) => ({ resourceType: 'Practitioner', id })),
+      ...caseFixtures('sr-cancelled'),
+      ...caseFixtures('sr-returned'),
+      ...caseFixtures('sr-waiting'),
+    ];
+    const loaded = await as('system', '', {
+      method: 'POST',
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: fixtures.map((resource) => ({
+          resource,
+          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
+        })),
+      },
+    });
+    expect(loaded.status).toBe(200);
+  });
+  afterAll(async () => {
+    await testHub?.stop();
+  });
+
+  test('a report still waiting for its approval is escalated the business morning after it was due', async () => {
+    const approval = await submitted('sr-waiting');
+    expect(await escalate(approval)).toBe('escalated');
+    expect((await coordination('sr-waiting')).priority).toBe('urgent');
+  });
+
+  test.each([
+    ['cancelled', 'sr-cancelled'],
+    ['specialist-review', 'sr-returned'],
+  ])('a case moved to %s during review leaves its approve Task open, and nobody is escalated', async (state, sr) => {
+    const approval = await submitted(sr);
+    await moveCase('coordinator', sr, state);
+    expect((await advance(sr)).state).toBe(state);
+    // The approve Task is still `requested`: only the hub's record says the report no longer waits.
+    expect((await as('coordinator', `Task/${approval.taskId}`)).body.status).toBe('requested');
+    const before = await coordination(sr);
+
+    expect(await escalate(approval)).toBe('not-awaiting-approval');
+    const after = await coordination(sr);
+    expect(after.meta.versionId).toBe(before.meta.versionId);
+    expect(after.priority ?? 'routine').toBe('routine');
+    expect((after.note ?? []).filter((note: any) => String(note.text).startsWith('Overdue:'))).toEqual([]);
+  });
+});
