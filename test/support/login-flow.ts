@@ -6,6 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ClientRegistry } from '../../src/auth/clients.ts';
 import { totpCode } from '../../src/auth/totp.ts';
+import { systemClock } from '../../src/runtime/clock.ts';
+import type { Clock } from '../../src/runtime/clock.ts';
 import { parseUserScopes } from '../../src/auth/user-scopes.ts';
 import { UserStore } from '../../src/auth/users.ts';
 import type { UserRole } from '../../src/auth/users.ts';
@@ -191,7 +193,7 @@ export async function logIn(
  * real authorization-code flow (login page, PKCE, TOTP for staff). Returns each person's access token.
  */
 export async function signInPeople<Who extends string>(
-  testHub: { baseUrl: string; hub: { db: Database } },
+  testHub: { baseUrl: string; hub: { db: Database }; clock?: Clock },
   people: Record<Who, { role: UserRole; fhirUser: string }>,
   app: { clientId: string; redirectUri: string; scope: string },
 ): Promise<Record<Who, string>> {
@@ -210,7 +212,12 @@ export async function signInPeople<Who extends string>(
       new Browser(),
       testHub.baseUrl,
       { clientId: app.clientId, redirectUri: app.redirectUri, scope: app.scope },
-      { email, password, totp: totpSecret ? totpCode(totpSecret, Date.now()) : undefined },
+      // The hub checks the code on its own clock, which a test may have moved.
+      {
+        email,
+        password,
+        totp: totpSecret ? totpCode(totpSecret, (testHub.clock ?? systemClock).now().getTime()) : undefined,
+      },
     );
     tokens[who] = token.access_token as string;
   }
