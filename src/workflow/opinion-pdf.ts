@@ -66,11 +66,18 @@ export async function renderOpinionPdf(
   const bottom = MARGIN + FOOTER_SIZE * 3;
   let page: PDFPage = pdf.addPage([PAGE_WIDTH, PAGE_HEIGHT]);
   let y = PAGE_HEIGHT - MARGIN;
-  for (const block of blocks) {
+  for (const [index, block] of blocks.entries()) {
     const layout = LAYOUT[block.style];
     const font: PDFFont = layout.bold ? bold : regular;
     const leading = layout.size * 1.4;
     y -= layout.before;
+    // A heading stays on the page of the first line that follows it.
+    const next = block.style === 'heading' ? blocks[index + 1] : undefined;
+    const keep = next ? LAYOUT[next.style].before + LAYOUT[next.style].size * 1.4 : 0;
+    if (keep > 0 && y - leading - keep < bottom) {
+      page = pdf.addPage([PAGE_WIDTH, PAGE_HEIGHT]);
+      y = PAGE_HEIGHT - MARGIN;
+    }
     for (const line of wrapText(block.text, font, layout.size, PAGE_WIDTH - 2 * MARGIN - layout.indent)) {
       if (y - leading < bottom) {
         page = pdf.addPage([PAGE_WIDTH, PAGE_HEIGHT]);
