@@ -34,6 +34,17 @@ function splitList(value: string): string[] {
     .filter((item) => item !== '');
 }
 
+/** `address/prefix` (or a bare address) of IPv4 or IPv6. */
+function isCidr(value: string): boolean {
+  const [address = '', prefix, extra] = value.split('/');
+  const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(address) && address.split('.').every((part) => Number(part) <= 255);
+  const v6 = !v4 && /^[0-9a-fA-F:]+$/.test(address) && address.includes(':');
+  const max = v4 ? 32 : 128;
+  return (
+    (v4 || v6) && extra === undefined && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= max))
+  );
+}
+
 /** An origin as browsers send it in the Origin header: `scheme://host[:port]`, nothing more. */
 function isExactOrigin(value: string): boolean {
   try {
@@ -122,6 +133,13 @@ const schema = z.object({
       (value) => splitList(value).every(isExactOrigin),
       'must be a comma-separated list of origins like https://viewer.example.org (scheme, host and port only, no path)',
     ),
+  SUBSCRIPTION_ALLOWED_NETWORKS: z
+    .string()
+    .default('')
+    .refine(
+      (value) => splitList(value).every(isCidr),
+      'must be a comma-separated list of CIDR blocks like 10.20.0.0/16 or fd00::/8',
+    ),
   METRICS_PUBLIC: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
   AUDIT_ENABLED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   AUDIT_FLUSH_MS: positiveInt.default(100),
@@ -173,6 +191,11 @@ export interface HubConfig {
   readonly authSecretsKey: string | undefined;
   /** Origins whose browser scripts may call /fhir, /dicomweb, /oauth2 and /.well-known (CORS); empty: none. */
   readonly corsAllowedOrigins: readonly string[];
+  /**
+   * Networks (CIDR) that subscription notifications may be posted to although they are not public
+   * (a hospital's own network; loopback for a local receiver); empty: public addresses over https only.
+   */
+  readonly subscriptionAllowedNetworks: readonly string[];
   /** Serve /metrics without a token (for a scraper on a private network); false: an admin token is needed. */
   readonly metricsPublic: boolean;
   /** Write AuditEvents (false only to measure their cost). */
@@ -246,6 +269,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authSessionMaxSeconds: c.AUTH_SESSION_MAX_SECONDS,
     authSecretsKey: c.AUTH_SECRETS_KEY,
     corsAllowedOrigins: splitList(c.CORS_ALLOWED_ORIGINS),
+    subscriptionAllowedNetworks: splitList(c.SUBSCRIPTION_ALLOWED_NETWORKS),
     metricsPublic: c.METRICS_PUBLIC === 'true',
     auditEnabled: c.AUDIT_ENABLED === 'true',
     auditFlushMs: c.AUDIT_FLUSH_MS,

@@ -47,6 +47,9 @@ import { HUB_VERSION } from './version.ts';
 import { systemClock } from './runtime/clock.ts';
 import type { Clock } from './runtime/clock.ts';
 import type { WorkflowWorkerDeps } from './workflow/context.ts';
+import { startSubscriptionSweeper } from './workflow/jobs/subscription-sweeper.ts';
+import { EndpointPolicy } from './workflow/subscriptions/endpoint-policy.ts';
+import { SUBSCRIPTION_TOPICS } from './workflow/subscriptions/topics.ts';
 
 /** A temporary file untouched for this long belongs to no running upload or render. */
 const TEMP_FILE_MAX_AGE_MS = 60 * 60 * 1000;
@@ -181,6 +184,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
   const ingest = { db, blobs, studies };
   const dicomwebTempDir = path.join(config.dataDir, 'tmp', 'dicomweb');
   await fs.mkdir(dicomwebTempDir, { recursive: true });
+  const subscriptionEndpoints = new EndpointPolicy({ allowedNetworks: config.subscriptionAllowedNetworks });
   const router = createFhirRouter({ repository: repositoryContext, jurisdictionPolicies, now: () => clock.now() });
   const queueProducer = new QueueProducer({ connection: redis, prefix: config.queuePrefix, definitions: HUB_QUEUES });
   const deadLetter = new DeadLetterQueue({ connection: redis, prefix: config.queuePrefix, producer: queueProducer });
@@ -205,10 +209,12 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
         version: HUB_VERSION,
         date: clock.now(),
         security: auth.security,
+        subscriptionTopics: SUBSCRIPTION_TOPICS,
       }),
       maxBodyBytes: config.fhirMaxBodyBytes,
       onWrite: () => relay.kick(),
       auditor,
+      subscriptions: { db, clock, endpoints: subscriptionEndpoints },
     },
     dicomweb: {
       ingest,
@@ -301,6 +307,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     queues: queueProducer,
     jurisdictionPolicies,
     clock,
+    subscriptionEndpoints,
   });
   const workers = mailer
     ? startWorkers(HUB_QUEUES, workerDeps(mailer), {
@@ -309,6 +316,9 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
         connection: redis,
         logger,
       })
+    : undefined;
+  const subscriptionSweeper = workers
+    ? startSubscriptionSweeper({ db, queues: queueProducer, clock, logger: logger.child({ role: 'subscriptions' }) })
     : undefined;
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -337,6 +347,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       await dimseClosed;
       tempSweeper.stop();
       await orphanSweeper?.stop();
+      await subscriptionSweeper?.stop();
       await studies.stop();
       await auditLog?.stop();
       await relay.stop();

@@ -45,6 +45,8 @@ export interface CapabilityOptions {
   date: Date;
   /** Operations served beside the router's routes, e.g. none yet. */
   operations?: { name: string; definition: string }[];
+  /** The subscription topics (workflow/subscriptions/topics.ts), when /Subscription is served by the hub's own routes. */
+  subscriptionTopics?: readonly { canonical: string; title: string; description: string }[];
   /** SMART on FHIR (src/auth): the authorization server's endpoints and whether tokens are required (AUTH_REQUIRED). */
   security?: { tokenEndpoint: string; authorizeEndpoint?: string; revokeEndpoint?: string; authRequired: boolean };
 }
@@ -101,6 +103,36 @@ function searchParams(resourceType: string): CapabilityStatementRestResourceSear
     });
   }
   return params;
+}
+
+const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/';
+
+/** Subscription as routes/subscriptions.ts serves it: topic-based (R4 Subscriptions Backport IG). */
+function subscriptionResource(
+  topics: NonNullable<CapabilityOptions['subscriptionTopics']>,
+): CapabilityStatementRestResource {
+  return {
+    type: 'Subscription',
+    profile: `${BACKPORT}StructureDefinition/backport-subscription`,
+    extension: topics.map((topic) => ({
+      url: `${BACKPORT}StructureDefinition/capabilitystatement-subscriptiontopic-canonical`,
+      valueCanonical: topic.canonical,
+    })),
+    documentation:
+      'Topic-based subscriptions (Subscriptions R5 Backport IG): rest-hook channels, id-only or empty payloads, ' +
+      'handshake and heartbeats, events numbered per subscription. Topics: ' +
+      topics.map((topic) => `${topic.canonical} (${topic.description})`).join(' ') +
+      ' Filters: the case, as ServiceRequest?_id|patient|requester=…',
+    interaction: ['create', 'read', 'update', 'delete', 'search-type'].map((code) => ({ code: code as 'read' })),
+    versioning: 'versioned',
+    readHistory: false,
+    updateCreate: false,
+    searchParam: [{ name: 'status', type: 'token' }],
+    operation: [
+      { name: 'status', definition: `${BACKPORT}OperationDefinition/backport-subscription-status` },
+      { name: 'events', definition: `${BACKPORT}OperationDefinition/backport-subscription-events` },
+    ],
+  };
 }
 
 /** Builds the statement; call once at start-up and serve the result. */
@@ -164,6 +196,10 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
     searchParam: searchParams(type),
     ...(typeOperations(type).length > 0 ? { operation: typeOperations(type) } : {}),
   }));
+  const topics = options.subscriptionTopics;
+  const served = topics
+    ? resources.map((resource) => (resource.type === 'Subscription' ? subscriptionResource(topics) : resource))
+    : resources;
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',
@@ -172,6 +208,7 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
     software: { name: 'second-opinion-hub', version: options.version },
     implementation: { description: 'Second-opinion FHIR/DICOM hub', url: `${options.baseUrl}/fhir` },
     fhirVersion: '4.0.1',
+    ...(topics ? { instantiates: [`${BACKPORT}CapabilityStatement/backport-subscription-server-r4`] } : {}),
     format: ['application/fhir+json', 'json'],
     patchFormat: ['application/json-patch+json', 'application/fhir+json'],
     rest: [
@@ -181,7 +218,7 @@ export function buildCapabilityStatement(router: FhirRouter, options: Capability
           'Searches page with a keyset cursor (_cursor) that stays correct while data changes; _offset is also accepted. ' +
           'Unknown search parameters are ignored (and left out of the self link) unless the request says Prefer: handling=strict.',
         security: restSecurity(options.security),
-        resource: resources,
+        resource: served,
         interaction: [...systemInteractions].map((code) => ({ code: code as 'transaction' })),
         searchParam: [
           { name: '_id', type: 'token' },

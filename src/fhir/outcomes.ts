@@ -24,6 +24,8 @@ export const notAcceptable = (text: string): OperationOutcome => outcome('not-ac
 export const payloadTooLarge = (text: string): OperationOutcome => outcome('payload-too-large', 'too-long', text);
 export const unsupportedMediaType = (text: string): OperationOutcome =>
   outcome('unsupported-media-type', 'not-supported', text);
+/** 422: well-formed, but against the server's business rules (R4 http, "Create"). */
+export const unprocessable = (text: string): OperationOutcome => outcome('unprocessable', 'business-rule', text);
 
 /** The HTTP status an OperationOutcome stands for. */
 export function outcomeStatus(result: OperationOutcome): number {

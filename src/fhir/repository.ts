@@ -1108,6 +1108,12 @@ function assertNotAudit(resourceType: string): void {
       methodNotAllowed('AuditEvents are recorded by the hub and cannot be created, changed or deleted'),
     );
   }
+  if (resourceType === 'Subscription') {
+    // The hub keeps subscriptions itself (routes/subscriptions.ts): a batch or transaction cannot write one.
+    throw new OperationOutcomeError(
+      methodNotAllowed('Subscriptions are written with a request of their own to /Subscription'),
+    );
+  }
 }
 
 // `Type?criteria`: a search in place of a literal reference (R4 http, conditional references).

@@ -29,6 +29,8 @@ import { accessControlFor } from '../auth/access-policy.ts';
 import { authActor } from '../auth/actor.ts';
 import { requestIdentity } from '../auth/authenticate.ts';
 import type { Auditor, RestAccess } from '../audit/auditor.ts';
+import { createSubscriptionRoutes } from './subscriptions.ts';
+import type { SubscriptionRoutesOptions } from './subscriptions.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
 const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
@@ -43,6 +45,8 @@ export interface FhirRoutesOptions {
   onWrite?: () => void;
   /** Audits every access (audit/auditor.ts); writes are audited in their own statement. */
   auditor?: Auditor;
+  /** `/Subscription` (routes/subscriptions.ts); without it, Subscription is an ordinary type of the store. */
+  subscriptions?: Pick<SubscriptionRoutesOptions, 'db' | 'clock' | 'endpoints'>;
 }
 
 function sendOutcome(res: Response, outcome: OperationOutcome, status = outcomeStatus(outcome)): void {
@@ -352,6 +356,20 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
     express.json({ type: JSON_TYPES, limit: options.maxBodyBytes, strict: true }),
     express.urlencoded({ type: 'application/x-www-form-urlencoded', extended: false, limit: options.maxBodyBytes }),
   );
+
+  if (options.subscriptions) {
+    routes.use(
+      '/Subscription',
+      createSubscriptionRoutes({
+        ...options.subscriptions,
+        fhirBase,
+        onWrite: options.onWrite,
+        sendOutcome,
+        sendJson,
+        audited,
+      }),
+    );
+  }
 
   routes.use(async (req, res) => {
     const method = req.method as HttpMethod;

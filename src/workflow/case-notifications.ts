@@ -1,5 +1,6 @@
 /**
- * Status e-mails of a case: when the coordination Task's businessStatus (the case state) changes, the
+ * Status e-mails of a case, and the EHR subscriptions' case-state topics (jobs/subscriptions.ts): when
+ * the coordination Task's businessStatus (the case state) changes, the
  * referring physician and the patient are told that something happened, with a link and nothing
  * else (src/notify/templates.ts). Recorded with recordNotification in the transaction that writes
  * the state, so a rolled-back change sends nothing and a committed one sends once.
@@ -24,12 +25,13 @@
  * is skipped here (the notification would only fail for good in the queue).
  */
 import type { WithId } from '@medplum/core';
-import type { Patient, Practitioner, PractitionerRole, Reference, ServiceRequest } from '@medplum/fhirtypes';
+import type { Patient, Practitioner, PractitionerRole, Reference, ServiceRequest, Task } from '@medplum/fhirtypes';
 import type { CaseState } from '../cases/case-state.ts';
 import type { Queryable } from '../db/database.ts';
 import type { HubRepository } from '../fhir/repository.ts';
 import type { NotificationKind } from '../notify/templates.ts';
 import { emailAddressOf, recordNotification } from './jobs/notifications.ts';
+import { recordCaseStateEvents } from './jobs/subscriptions.ts';
 import { referencedId } from './case-resources.ts';
 import type { WorkflowContext } from './context.ts';
 import { readOptional } from './materials.ts';
@@ -78,6 +80,11 @@ export interface CaseStateChange {
   /** The case's Patient (coordination Task.for, else the request's subject). */
   patient: Reference | undefined;
   state: CaseState;
+  /**
+   * The coordination Task as written with the new state, when the state is new (not written again):
+   * the subscribers of the case's topics are told (jobs/subscriptions.ts).
+   */
+  task?: WithId<Task>;
 }
 
 /**
@@ -86,6 +93,13 @@ export interface CaseStateChange {
  * (`Type/id`) newly recorded, for the log.
  */
 export async function notifyCaseState(ctx: WorkflowContext, change: CaseStateChange): Promise<string[]> {
+  if (change.task) {
+    await recordCaseStateEvents(change.tx, {
+      serviceRequestId: change.serviceRequest.id,
+      task: change.task,
+      state: change.state,
+    });
+  }
   const plan = STATE_NOTIFICATIONS[change.state];
   if (!plan) {
     return [];

@@ -9,6 +9,7 @@ import type { FeeSchedule } from '../cases/fees.ts';
 import type { JurisdictionPolicy } from '../cases/jurisdictions.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import type { QueueProducer, WorkerDeps } from '../queues/queue-definitions.ts';
+import type { EndpointPolicy } from './subscriptions/endpoint-policy.ts';
 
 /** What a workflow job function runs with; tests build one to call job functions directly. */
 export interface WorkflowContext {
@@ -29,6 +30,8 @@ export interface WorkflowWorkerDeps extends WorkerDeps {
   jurisdictionPolicies: readonly JurisdictionPolicy[];
   /** Defaults to the shipped schedule. */
   feeSchedules?: readonly FeeSchedule[];
+  /** Where subscription notifications may go (SUBSCRIPTION_ALLOWED_NETWORKS); public addresses only when unset. */
+  subscriptionEndpoints?: EndpointPolicy;
 }
 
 /** The workflow's dependencies, or a clear error when the process started workers without them. */

@@ -215,7 +215,14 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
         },
         { ifMatch: meta?.versionId },
       );
-      await notifyCaseState(ctx, { tx, repo, serviceRequest: request, patient: patientReference, state: 'declined' });
+      await notifyCaseState(ctx, {
+        tx,
+        repo,
+        serviceRequest: request,
+        patient: patientReference,
+        state: 'declined',
+        ...(state !== 'declined' ? { task } : {}),
+      });
       return { outcome: 'declined', coordinationTaskId: task.id };
     }
 
@@ -242,7 +249,14 @@ export async function runIntake(ctx: WorkflowContext, data: { serviceRequestId: 
     if (state === 'intake') {
       await takeUpEarlyMaterials(tx, ctx.repository, request, caseQuoteRecomputer(ctx), now);
     }
-    await notifyCaseState(ctx, { tx, repo, serviceRequest: request, patient: patientReference, state: 'submitted' });
+    await notifyCaseState(ctx, {
+      tx,
+      repo,
+      serviceRequest: request,
+      patient: patientReference,
+      state: 'submitted',
+      ...(state !== 'submitted' ? { task } : {}),
+    });
     ctx.logger?.info(
       { serviceRequestId, coordinationTaskId: task.id, state: 'submitted', manualQuote: quote.needsManualQuote },
       'case intake',

@@ -266,6 +266,7 @@ async function recordState(view: CaseView, state: CaseState, reason: CodeableCon
     serviceRequest: view.request,
     patient: view.coordination.for,
     state,
+    task: view.coordination,
   });
 }
 

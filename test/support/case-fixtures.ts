@@ -12,6 +12,7 @@ import { CASE_INTAKE_QUEUE } from '../../src/workflow/jobs/case-intake.ts';
 import { CASE_MATERIALS_QUEUE } from '../../src/workflow/jobs/case-materials.ts';
 import { CASE_PROGRESSION_QUEUE } from '../../src/workflow/jobs/case-progression.ts';
 import { NOTIFICATIONS_QUEUE } from '../../src/workflow/jobs/notifications.ts';
+import { SUBSCRIPTION_DELIVERY_QUEUE, SUBSCRIPTION_EVENTS_QUEUE } from '../../src/workflow/jobs/subscriptions.ts';
 import { defined } from './defined.ts';
 import { fhirFetch } from './test-hub.ts';
 import type { TestHub } from './test-hub.ts';
@@ -51,13 +52,15 @@ export function orderDetail(planned: Planned): unknown[] {
   ];
 }
 
-/** Registers `patient` through `Patient/$register` and returns its id and reference number. */
+/** Registers `patient` through `Patient/$register` (with `headers`, e.g. a token) and returns its id and reference number. */
 export async function registerPatient(
   fhirBase: string,
   patient: Omit<Patient, 'resourceType'>,
+  headers: Record<string, string> = {},
 ): Promise<{ id: string; referenceNumber: string }> {
   const response = await fhirFetch(`${fhirBase}/Patient/$register`, {
     method: 'POST',
+    headers,
     body: {
       resourceType: 'Parameters',
       parameter: [{ name: 'patient', resource: { resourceType: 'Patient', ...patient } }],
@@ -75,6 +78,8 @@ const WORKFLOW_QUEUES = [
   CASE_MATERIALS_QUEUE,
   CASE_PROGRESSION_QUEUE,
   NOTIFICATIONS_QUEUE,
+  SUBSCRIPTION_EVENTS_QUEUE,
+  SUBSCRIPTION_DELIVERY_QUEUE,
 ];
 
 /** Where a hub's background work can be seen: its database, and its queues on Redis. */

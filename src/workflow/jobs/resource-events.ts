@@ -21,6 +21,7 @@ import {
   reconcileImagingRoute,
 } from './case-materials.ts';
 import { caseProgressionRoute, communicationProgressionRoute } from './case-progression.ts';
+import { opinionReleasedRoute } from './subscriptions.ts';
 import { defineQueue } from '../../queues/queue-definitions.ts';
 import type { AnyQueueDefinition, JobInfo, QueueDefinition, WorkerDeps } from '../../queues/queue-definitions.ts';
 
@@ -65,6 +66,7 @@ export const RESOURCE_EVENT_ROUTES: Readonly<Record<string, readonly ResourceEve
   Task: [reconcileImagingRoute, caseProgressionRoute, requoteTaskRoute],
   QuestionnaireResponse: [questionnaireResponseRoute],
   Communication: [communicationProgressionRoute],
+  DiagnosticReport: [opinionReleasedRoute],
 };
 
 export interface RoutingResult {
