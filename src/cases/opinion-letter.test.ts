@@ -1,4 +1,4 @@
-import { letterProblems, opinionLetterBlocks } from './opinion-letter.ts';
+import { amendmentProblems, letterProblems, opinionLetterBlocks } from './opinion-letter.ts';
 import type { LetterSection } from './opinion-letter.ts';
 
 const section = (kind: string | undefined, questionNumber?: number, hasText = true): LetterSection => ({
@@ -72,6 +72,36 @@ describe('letterProblems', () => {
   });
 });
 
+describe('amendmentProblems', () => {
+  test('a correction is a whole letter that says what was changed and why, once', () => {
+    expect(amendmentProblems('correction', [...COMPLETE, section('amendment')], 2)).toEqual([]);
+    expect(amendmentProblems('correction', COMPLETE, 2)).toEqual([
+      'The correction does not say what was changed and why (a section coded amendment).',
+    ]);
+    expect(amendmentProblems('correction', [...COMPLETE, section('amendment', undefined, false)], 2)).toEqual([
+      'The section saying what was changed and why (amendment) is empty.',
+    ]);
+    expect(amendmentProblems('correction', [...COMPLETE, section('amendment'), section('amendment')], 2)).toEqual([
+      'The correction has 2 sections coded amendment; write one.',
+    ]);
+    expect(
+      amendmentProblems('correction', [...COMPLETE.filter((s) => s.kind !== 'answer'), section('amendment')], 2),
+    ).toEqual(['Questions 1 and 2 of 2 have no answer.']);
+  });
+
+  test('an addendum adds sections coded addendum, and only those', () => {
+    expect(amendmentProblems('addendum', [section('addendum')], 2)).toEqual([]);
+    expect(amendmentProblems('addendum', [], 2)).toEqual(['The addendum has no section coded addendum.']);
+    expect(amendmentProblems('addendum', [section('addendum', undefined, false)], 2)).toEqual([
+      'The addendum is empty.',
+    ]);
+    expect(amendmentProblems('addendum', [section('addendum'), section('discussion')], 2)).toEqual([
+      'An addendum holds only sections coded addendum; it has 1 other section. To change what the letter says, ' +
+        'write a correction (relatesTo replaces).',
+    ]);
+  });
+});
+
 describe('opinionLetterBlocks', () => {
   const input = {
     serviceName: 'Second Opinion Service',
@@ -128,5 +158,47 @@ describe('opinionLetterBlocks', () => {
     });
     expect(blocks.filter((block) => /^(To|Patient):/.test(block.text))).toEqual([]);
     expect(blocks.at(-1)).toEqual({ style: 'signature', text: 'Dr. Amelia Abernathy' });
+  });
+
+  test('a correction says on its first page when it was amended, what it replaces, and why', () => {
+    const blocks = opinionLetterBlocks({
+      ...input,
+      date: new Date('2026-12-09T15:00:00Z'),
+      correction: { replacesDate: new Date('2026-12-06T23:30:00Z'), note: 'Question 2 answered again.' },
+    }).map((block) => `${block.style}: ${block.text}`);
+    expect(blocks.slice(2, 9)).toEqual([
+      'meta: December 9, 2026',
+      'meta: To: Dr. Paul Physick',
+      'meta: Patient: Olivia Quintero, reference number 442-442-4421',
+      'title: Second-opinion consultation',
+      'heading: Amended report',
+      'paragraph: This report was amended on December 9, 2026. It replaces the report of December 6, 2026.',
+      'paragraph: Question 2 answered again.',
+    ]);
+  });
+
+  test('addenda are announced under the title and follow the signed letter, each signed', () => {
+    const blocks = opinionLetterBlocks({
+      ...input,
+      addenda: [
+        { date: new Date('2026-12-08T15:00:00Z'), text: 'The PET-CT is negative.' },
+        { date: new Date('2026-12-10T15:00:00Z'), text: 'The markers are normal.' },
+      ],
+    }).map((block) => `${block.style}: ${block.text}`);
+    expect(blocks.slice(5, 8)).toEqual([
+      'title: Second-opinion consultation',
+      'meta: Addendum of December 8, 2026 at the end of this report.',
+      'meta: Addendum of December 10, 2026 at the end of this report.',
+    ]);
+    expect(blocks.slice(-8)).toEqual([
+      'signature: Dr. Amelia Abernathy',
+      'meta: Medical Oncology',
+      'heading: Addendum of December 8, 2026',
+      'paragraph: The PET-CT is negative.',
+      'signature: Dr. Amelia Abernathy',
+      'heading: Addendum of December 10, 2026',
+      'paragraph: The markers are normal.',
+      'signature: Dr. Amelia Abernathy',
+    ]);
   });
 });

@@ -89,6 +89,57 @@ export function letterProblems(sections: readonly LetterSection[], questionCount
   return problems;
 }
 
+// ---- amendments after release -----------------------------------------------------------------------
+
+/**
+ * An amendment of a released letter: a correction replaces the whole letter (Composition.relatesTo
+ * `replaces`) and says what was changed and why in one section coded `amendment`; an addendum adds
+ * sections coded `addendum` to the letter, which stays as it was (`appends`).
+ */
+export type AmendmentKind = 'correction' | 'addendum';
+/** The section of a correction that says what was changed and why. */
+export const AMENDMENT_NOTE_SECTION = 'amendment';
+/** The sections of an addendum. */
+export const ADDENDUM_SECTION = 'addendum';
+
+/** What keeps an amendment from being submitted or approved, in words for the specialist; empty when complete. */
+export function amendmentProblems(
+  kind: AmendmentKind,
+  sections: readonly LetterSection[],
+  questionCount: number,
+): string[] {
+  if (kind === 'addendum') {
+    const added = sections.filter((section) => section.kind === ADDENDUM_SECTION);
+    const others = sections.length - added.length;
+    const problems: string[] = [];
+    if (others > 0) {
+      problems.push(
+        `An addendum holds only sections coded ${ADDENDUM_SECTION}; it has ${others} other ` +
+          `section${others > 1 ? 's' : ''}. To change what the letter says, write a correction (relatesTo replaces).`,
+      );
+    }
+    if (added.length === 0) {
+      problems.push(`The addendum has no section coded ${ADDENDUM_SECTION}.`);
+    } else if (!added.some((section) => section.hasText)) {
+      problems.push('The addendum is empty.');
+    }
+    return problems;
+  }
+  const notes = sections.filter((section) => section.kind === AMENDMENT_NOTE_SECTION);
+  const problems = letterProblems(
+    sections.filter((section) => section.kind !== AMENDMENT_NOTE_SECTION),
+    questionCount,
+  );
+  if (notes.length === 0) {
+    problems.push(`The correction does not say what was changed and why (a section coded ${AMENDMENT_NOTE_SECTION}).`);
+  } else if (notes.length > 1) {
+    problems.push(`The correction has ${notes.length} sections coded ${AMENDMENT_NOTE_SECTION}; write one.`);
+  } else if (!notes.some((section) => section.hasText)) {
+    problems.push(`The section saying what was changed and why (${AMENDMENT_NOTE_SECTION}) is empty.`);
+  }
+  return problems;
+}
+
 function listNumbers(numbers: readonly number[]): string {
   const words = numbers.map(String);
   const last = words.pop();
@@ -127,6 +178,18 @@ export interface OpinionLetterInput {
   readonly sections: readonly OpinionSectionText[];
   readonly specialistName: string | undefined;
   readonly specialty: string | undefined;
+  /**
+   * The letter corrects an earlier one: the date of the report it replaces, and what was changed and
+   * why (`date` is then the day of the correction).
+   */
+  readonly correction?: { readonly replacesDate: Date; readonly note: string };
+  /** Addenda to the letter, oldest first: the day each was approved and its text. */
+  readonly addenda?: readonly { readonly date: Date; readonly text: string }[];
+}
+
+/** A day as the letter prints it ("December 3, 2026"). */
+export function letterDate(date: Date): string {
+  return date.toLocaleDateString('en-US', { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' });
 }
 
 const HEADINGS: Readonly<Record<Exclude<LetterSectionKind, 'answer'>, string>> = {
@@ -153,10 +216,7 @@ export function opinionLetterBlocks(input: OpinionLetterInput): OpinionBlock[] {
   const blocks: OpinionBlock[] = [
     { style: 'letterhead', text: input.serviceName },
     { style: 'meta', text: input.serviceUrl },
-    {
-      style: 'meta',
-      text: input.date.toLocaleDateString('en-US', { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' }),
-    },
+    { style: 'meta', text: letterDate(input.date) },
   ];
   if (input.physicianName) {
     blocks.push({ style: 'meta', text: `To: ${input.physicianName}` });
@@ -168,6 +228,22 @@ export function opinionLetterBlocks(input: OpinionLetterInput): OpinionBlock[] {
     blocks.push({ style: 'meta', text: `Patient: ${about}` });
   }
   blocks.push({ style: 'title', text: 'Second-opinion consultation' });
+  // A reader must tell at once that this is not the letter as first issued.
+  if (input.correction) {
+    blocks.push(
+      { style: 'heading', text: 'Amended report' },
+      {
+        style: 'paragraph',
+        text:
+          `This report was amended on ${letterDate(input.date)}. It replaces the report of ` +
+          `${letterDate(input.correction.replacesDate)}.`,
+      },
+      ...paragraphs(input.correction.note),
+    );
+  }
+  for (const addendum of input.addenda ?? []) {
+    blocks.push({ style: 'meta', text: `Addendum of ${letterDate(addendum.date)} at the end of this report.` });
+  }
   const of = (kind: LetterSectionKind) => input.sections.filter((section) => section.kind === kind);
   for (const section of of('reviewed')) {
     blocks.push({ style: 'heading', text: HEADINGS.reviewed }, ...paragraphs(section.text));
@@ -188,6 +264,12 @@ export function opinionLetterBlocks(input: OpinionLetterInput): OpinionBlock[] {
   }
   if (input.specialty) {
     blocks.push({ style: 'meta', text: input.specialty });
+  }
+  for (const addendum of input.addenda ?? []) {
+    blocks.push({ style: 'heading', text: `Addendum of ${letterDate(addendum.date)}` }, ...paragraphs(addendum.text));
+    if (input.specialistName) {
+      blocks.push({ style: 'signature', text: input.specialistName });
+    }
   }
   return blocks;
 }

@@ -11,6 +11,8 @@ export const NOTIFICATION_KINDS = [
   'report-ready',
   'clarification-requested',
   'clarification-answered',
+  'report-amended',
+  'report-updated',
 ] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
@@ -57,6 +59,16 @@ const TEMPLATES: Record<NotificationKind, Template> = {
     subject: 'The specialist has answered your question',
     body: 'The specialist has answered your question about a second-opinion report.',
     action: 'Sign in to read the answer',
+  },
+  'report-amended': {
+    subject: 'A second-opinion report has been amended',
+    body: 'The consultation report for a second-opinion case you referred has been amended; the earlier version stays on file.',
+    action: 'Sign in to read it',
+  },
+  'report-updated': {
+    subject: 'Your second opinion has been updated',
+    body: 'The specialist has amended the second opinion you asked for, and your physician has been told.',
+    action: 'Sign in to read it',
   },
 };
 

@@ -19,6 +19,7 @@ import type {
   ImagingStudy,
   Patient,
   Practitioner,
+  PractitionerRole,
   Reference,
   ServiceRequest,
   Specimen,
@@ -33,6 +34,7 @@ import { matchSpecialists, nextCandidate } from '../cases/matching.ts';
 import type { CaseMaterials } from '../cases/specialties.ts';
 import type { Queryable } from '../db/database.ts';
 import { actorOf } from '../auth/actor.ts';
+import { DRAFT_STATUSES } from '../auth/case-links.ts';
 import { policyInForce, residenceOf } from '../fhir/operations/eligibility.ts';
 import { HubRepository } from '../fhir/repository.ts';
 import {
@@ -51,6 +53,9 @@ import { notifyCaseState, notifyPerson } from './case-notifications.ts';
 import {
   APPROVE_ROLE,
   PAUSED_AT_EXTENSION,
+  amendOpinion,
+  amendmentApprovalTask,
+  amendmentFacts,
   approveOpinion,
   approveTask,
   authorOf,
@@ -58,6 +63,7 @@ import {
   informationRequests,
   opinionFacts,
 } from './opinion.ts';
+import type { AmendmentFacts } from './opinion.ts';
 import type { WorkflowContext } from './context.ts';
 import { expectMaterialTasks } from './expect-material.ts';
 import { TASK_INPUT_SYSTEM } from './imaging-match.ts';
@@ -723,12 +729,7 @@ async function physicianAnswered(view: CaseView): Promise<void> {
  * with the case.
  */
 async function clarificationMail(view: CaseView): Promise<void> {
-  const reportId = (view.coordination.output ?? [])
-    .filter((output) =>
-      output.type.coding?.some((coding) => coding.system === TASK_OUTPUT_SYSTEM && coding.code === 'opinion-report'),
-    )
-    .map((output) => referencedId(output.valueReference, 'DiagnosticReport'))
-    .find((id) => id !== undefined);
+  const reportId = outputOf(view, 'opinion-report', 'DiagnosticReport');
   const report = reportId ? await readOptional<DiagnosticReport>(view.repo, 'DiagnosticReport', reportId) : undefined;
   if (!report) {
     return;
@@ -757,6 +758,248 @@ async function clarificationMail(view: CaseView): Promise<void> {
       dedupeKey: `clarification:Communication/${answer.id}:Practitioner/${physicianId ?? ''}`,
     });
   }
+}
+
+/** The id of what the coordination Task's output lists as `code` (the released report, its letter's document). */
+function outputOf(view: CaseView, code: 'opinion-report' | 'opinion-letter', type: string): string | undefined {
+  return (view.coordination.output ?? [])
+    .filter((output) =>
+      output.type.coding?.some((coding) => coding.system === TASK_OUTPUT_SYSTEM && coding.code === code),
+    )
+    .map((output) => referencedId(output.valueReference, type))
+    .find((id) => id !== undefined);
+}
+
+const AMENDMENT_REFUSED: CodeableConcept['coding'] = [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }];
+
+/** A refusal about an amendment, on the coordination Task (nothing else moves). */
+async function refuseAmendment(view: CaseView, what: string, reason: string): Promise<void> {
+  view.refusal = reason;
+  await setReason(view, 'move-refused', { coding: AMENDMENT_REFUSED, text: `${what} was refused: ${reason}` });
+}
+
+/** The approval Task written by the hub, kept current in the view. */
+async function writeApproval(view: CaseView, approval: WithId<Task>, task: Task): Promise<void> {
+  const written = await view.repo.updateResource<Task>(
+    { ...task, id: approval.id },
+    { ifMatch: approval.meta?.versionId },
+  );
+  view.children = view.children.map((child) => (child.id === written.id ? written : child));
+  view.changed = true;
+}
+
+/**
+ * Amendments after release (docs/case-workflow.md, "Amendments"). The report's author drafts a
+ * Composition that replaces (a correction) or appends to (an addendum) the released letter and
+ * submits it by setting the case's approval Task to `requested` with the draft as its focus; the
+ * hub checks the submission and opens the Task for the coordinators (or says why not). A coordinator
+ * who did not write the amendment completes the Task (approved: amendApproved) or rejects it with a
+ * reason (returned to the specialist). The case's state does not change: a released report stays
+ * released while it is amended.
+ */
+async function amendments(view: CaseView): Promise<void> {
+  const approval = approvalOf(view);
+  const compositionId = approval ? referencedId(approval.focus, 'Composition') : undefined;
+  if (!approval || !compositionId) {
+    return;
+  }
+  const writer = actorOf(approval.meta?.source);
+  // The hub's own version: the amendment is open for review.
+  if (approval.status === 'requested' && !writer) {
+    return;
+  }
+  if (!['requested', 'completed', 'rejected'].includes(approval.status)) {
+    return;
+  }
+  const reportId = outputOf(view, 'opinion-report', 'DiagnosticReport');
+  const report = reportId ? await readOptional<DiagnosticReport>(view.repo, 'DiagnosticReport', reportId) : undefined;
+  if (!report) {
+    return;
+  }
+  if ((DRAFT_STATUSES.DiagnosticReport ?? []).includes(report.status)) {
+    await refuseAmendment(view, 'The amendment', `DiagnosticReport/${report.id} is not released (it is a draft).`);
+    return;
+  }
+  const cases = await view.tx.query<{ case_id: string }>(
+    "SELECT DISTINCT case_id FROM case_resource WHERE resource_type = 'Composition' AND resource_id = $1",
+    [compositionId],
+  );
+  const amendment = await amendmentFacts({
+    repo: view.repo,
+    request: view.request,
+    report,
+    compositionId,
+    casesOfAmendment: cases.rows.map((row) => row.case_id),
+  });
+  const stillDraft = amendment.amendment?.status === 'preliminary';
+  const mover = moverOf(approval);
+  if (approval.status === 'requested') {
+    const mayRequest = mover.role === 'coordinator' || (mover.role === 'specialist' && mover.id === authorOf(report));
+    const problems = mayRequest
+      ? amendment.problems
+      : ['Only the specialist who wrote the released report (or a coordinator) submits an amendment of it.'];
+    const { amendment: draft, kind } = amendment;
+    if (problems.length > 0 || !draft || !kind) {
+      await refuseAmendment(view, 'The amendment', problems.join(' '));
+      return;
+    }
+    await writeApproval(
+      view,
+      approval,
+      amendmentApprovalTask({
+        approval,
+        amendment: draft,
+        kind,
+        authorId: amendment.authorId,
+        now: view.now,
+        dueAt: dueDate(view.now, APPROVAL_BUSINESS_DAYS),
+      }),
+    );
+    await setReason(view, 'move-refused', undefined);
+    await setReason(view, 'report-returned', undefined);
+    return;
+  }
+  // Approved or returned already (the amendment is final now), or never a draft: nothing to do.
+  if (!stillDraft) {
+    return;
+  }
+  if (approval.status === 'rejected') {
+    const reason = approval.statusReason?.text?.trim();
+    if (mover.role !== 'coordinator' || !reason) {
+      await refuseAmendment(
+        view,
+        'The return of the amendment',
+        mover.role !== 'coordinator'
+          ? 'Only a coordinator returns an amendment to its specialist.'
+          : 'Say why the amendment is returned (the approval Task’s statusReason); the specialist reads it.',
+      );
+      return;
+    }
+    await setReason(view, 'move-refused', undefined);
+    await setReason(view, 'report-returned', {
+      coding: [{ system: CASE_REASON_SYSTEM, code: 'report-returned' }],
+      text: `The amendment was returned to the specialist: ${reason}`,
+    });
+    return;
+  }
+  await amendApproved(view, approval, report, amendment);
+}
+
+/** Whoever the hub recorded as writing any version of a Composition (its draft's writers). */
+async function writersOf(view: CaseView, compositionId: string): Promise<Set<string>> {
+  const found = await view.tx.query<{ source: string | null }>(
+    `SELECT DISTINCT content::jsonb #>> '{meta,source}' AS source FROM resource_version
+     WHERE resource_type = 'Composition' AND id = $1 AND content IS NOT NULL`,
+    [compositionId],
+  );
+  return new Set(found.rows.flatMap((row) => actorOf(row.source ?? undefined)?.id ?? []));
+}
+
+/**
+ * A coordinator completed the approval of an amendment: checked again (what is current now), by
+ * someone who wrote no version of it, then applied in this transaction (opinion.ts amendOpinion); the
+ * coordination Task's output names the new DocumentReference, and the physician is e-mailed, and the
+ * patient too once the report is theirs to read (report-accessed).
+ */
+async function amendApproved(
+  view: CaseView,
+  approval: WithId<Task>,
+  report: WithId<DiagnosticReport>,
+  facts: AmendmentFacts,
+): Promise<void> {
+  const approver = moverOf(approval);
+  const { amendment, kind, letter } = facts;
+  const wroteIt =
+    approver.id === facts.authorId || (amendment ? (await writersOf(view, amendment.id)).has(approver.id) : false);
+  const reason = wroteIt
+    ? 'The amendment’s author cannot approve it; another coordinator must.'
+    : approver.role !== 'coordinator'
+      ? 'Only a coordinator approves an amendment.'
+      : facts.problems.join(' ');
+  if (reason || !amendment || !kind || !letter) {
+    await refuseAmendment(view, 'The approval of the amendment', reason || 'The amendment cannot be read.');
+    return;
+  }
+  const amended = await amendOpinion({
+    repo: view.repo,
+    request: view.request,
+    coordination: view.coordination,
+    report,
+    letter,
+    amendment,
+    kind,
+    previousDocumentId: outputOf(view, 'opinion-letter', 'DocumentReference'),
+    approverId: actorOf(approval.meta?.source)?.id,
+    serviceUrl: view.ctx.repository.baseUrl,
+    now: view.now,
+  });
+  const { meta, statusReason, ...rest } = view.coordination;
+  const ours = statusReason?.coding?.some((coding) => coding.system === CASE_REASON_SYSTEM);
+  view.coordination = await view.repo.updateResource<Task>(
+    {
+      ...rest,
+      ...(statusReason && !ours ? { statusReason } : {}),
+      output: [
+        ...(rest.output ?? []).filter(
+          (output) =>
+            !output.type.coding?.some(
+              (coding) => coding.system === TASK_OUTPUT_SYSTEM && coding.code === 'opinion-letter',
+            ),
+        ),
+        {
+          type: { coding: [{ system: TASK_OUTPUT_SYSTEM, code: 'opinion-letter' }] },
+          valueReference: { reference: `DocumentReference/${amended.document.id}` },
+        },
+      ],
+      lastModified: view.now.toISOString(),
+    },
+    { ifMatch: meta?.versionId },
+  );
+  view.changed = true;
+  // Once per amendment and recipient: a job run again sends nothing, a second amendment mails again.
+  const physician = await referringPhysician(view);
+  await notifyPerson(view.ctx, view.tx, {
+    kind: 'report-amended',
+    person: physician,
+    serviceRequestId: view.request.id,
+    dedupeKey: `report-amended:Composition/${amendment.id}:Practitioner/${physician?.id ?? ''}`,
+  });
+  // The patient reads the report only after the physician has (report-accessed): told then, not before.
+  if (view.state === 'report-accessed') {
+    const patientId = referencedId(view.coordination.for, 'Patient') ?? referencedId(view.request.subject, 'Patient');
+    const patient = patientId ? await readOptional<Patient>(view.repo, 'Patient', patientId) : undefined;
+    await notifyPerson(view.ctx, view.tx, {
+      kind: 'report-updated',
+      person: patient,
+      serviceRequestId: view.request.id,
+      dedupeKey: `report-amended:Composition/${amendment.id}:Patient/${patient?.id ?? ''}`,
+    });
+  }
+}
+
+/** The referring physician's Practitioner: the requester, or the Practitioner of a requesting PractitionerRole. */
+async function referringPhysician(view: CaseView): Promise<WithId<Practitioner> | undefined> {
+  const roleId = referencedId(view.request.requester, 'PractitionerRole');
+  const role = roleId ? await readOptional<PractitionerRole>(view.repo, 'PractitionerRole', roleId) : undefined;
+  const practitionerId =
+    referencedId(view.request.requester, 'Practitioner') ?? referencedId(role?.practitioner, 'Practitioner');
+  return practitionerId ? readOptional<Practitioner>(view.repo, 'Practitioner', practitionerId) : undefined;
+}
+
+/**
+ * An amendment is for a released report: before release, a person who points the approval Task at a
+ * Composition is told to edit the draft instead (the Task moves nothing).
+ */
+async function amendmentBeforeRelease(view: CaseView): Promise<void> {
+  const approval = approvalOf(view);
+  if (!approval || !referencedId(approval.focus, 'Composition') || !actorOf(approval.meta?.source)) {
+    return;
+  }
+  await refuseAmendment(
+    view,
+    'The amendment',
+    `The case’s report is not released yet (the case is "${view.state}"); until it is, the specialist edits the draft.`,
+  );
 }
 
 async function leaveAwaitingMaterials(view: CaseView): Promise<void> {
@@ -967,8 +1210,12 @@ export async function advanceCase(
     if (view.state === 'report-released') {
       await physicianRead(view);
     }
-    if (view.state === 'report-released' || view.state === 'report-accessed') {
+    const released = view.state === 'report-released' || view.state === 'report-accessed';
+    if (released) {
+      await amendments(view);
       await clarificationMail(view);
+    } else {
+      await amendmentBeforeRelease(view);
     }
     if (view.state === 'specialist-review') {
       await specialistWithdrew(view);
@@ -999,8 +1246,14 @@ export async function advanceCase(
       [serviceRequestId, view.state, now.toISOString()],
     );
     const approval = approvalOf(view);
+    // Open for the coordinators: a submitted report, or an amendment of a released one the hub accepted.
+    const reviewing =
+      view.state === 'report-review' ||
+      ((view.state === 'report-released' || view.state === 'report-accessed') &&
+        referencedId(approval?.focus, 'Composition') !== undefined &&
+        !actorOf(approval?.meta?.source));
     const openApproval =
-      view.state === 'report-review' && approval?.status === 'requested' && approval.restriction?.period?.end
+      reviewing && approval?.status === 'requested' && approval.restriction?.period?.end
         ? { taskId: approval.id, dueAt: approval.restriction.period.end }
         : undefined;
     return {
