@@ -646,4 +646,48 @@ describe('the opinion: draft, submission, return', () => {
     // Run again: nothing more.
     expect(await advance('sr-2')).toMatchObject({ outcome: 'unchanged', state: 'specialist-review' });
   });
+
+  /** `who` writes a Communication about case 2; the specialist's are questions back (part of its coordination). */
+  const message = async (who: Person, body: Record<string, unknown>): Promise<string> => {
+    const written = await as(who, 'Communication', {
+      method: 'POST',
+      body: {
+        resourceType: 'Communication',
+        status: 'completed',
+        basedOn: [{ reference: 'ServiceRequest/sr-2' }],
+        ...(who === 'specialist' ? { partOf: [{ reference: 'Task/coord-sr-2' }] } : {}),
+        ...body,
+      },
+    });
+    expect([who, written.status]).toEqual([who, 201]);
+    return written.body.id;
+  };
+  const questionMails = async (): Promise<number> =>
+    (
+      await testHub.hub.db.query(
+        "SELECT 1 FROM notification WHERE recipient = 'Practitioner/prac-phys' AND kind = 'information-requested'",
+      )
+    ).rows.length;
+
+  test('every question back e-mails the physician once: a second round, and a question asked while the case waits', async () => {
+    const before = await questionMails();
+    const second = await message('specialist', { payload: [{ contentString: 'Which stain was used?' }] });
+    await advance('sr-2');
+    expect(stateOf(await coordination('sr-2'))).toBe('awaiting-information');
+    expect(await questionMails()).toBe(before + 1);
+    // Asked while the case already waits for the first answer.
+    const third = await message('specialist', { payload: [{ contentString: 'Is the block still available?' }] });
+    await advance('sr-2');
+    await advance('sr-2');
+    expect(await questionMails()).toBe(before + 2);
+    for (const question of [second, third]) {
+      await message('physician', {
+        inResponseTo: [{ reference: `Communication/${question}` }],
+        payload: [{ contentString: 'Answered.' }],
+      });
+    }
+    await advance('sr-2');
+    expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
+    expect(await questionMails()).toBe(before + 2);
+  });
 });

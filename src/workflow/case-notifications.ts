@@ -13,11 +13,13 @@
  * | declined             | case-status-changed     | case-status-changed   |
  * | awaiting-materials   | case-status-changed     |                       |
  * | specialist-review    | case-status-changed     |                       |
- * | awaiting-information | information-requested   |                       |
  * | report-released      | report-released         |                       |
  * | report-accessed      |                         | report-ready          |
  * | cancelled            | case-status-changed     | case-status-changed   |
  * | failed               | case-status-changed     |                       |
+ *
+ * A question back to the physician (awaiting-information) is e-mailed per question, not per state
+ * (workflow/progression.ts): a case may wait for its physician more than once.
  *
  * One e-mail per (case, state, recipient): the dedupe key is `case-state:ServiceRequest/<id>:<state>:
  * <recipient>`, so a job that runs again, or a case that comes back to a state (matching → specialist
@@ -47,7 +49,6 @@ export const STATE_NOTIFICATIONS: Readonly<Partial<Record<CaseState, StateRecipi
   declined: { physician: 'case-status-changed', patient: 'case-status-changed' },
   'awaiting-materials': { physician: 'case-status-changed' },
   'specialist-review': { physician: 'case-status-changed' },
-  'awaiting-information': { physician: 'information-requested' },
   'report-released': { physician: 'report-released' },
   'report-accessed': { patient: 'report-ready' },
   cancelled: { physician: 'case-status-changed', patient: 'case-status-changed' },

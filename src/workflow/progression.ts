@@ -638,8 +638,8 @@ async function updateOffer(view: CaseView, offer: WithId<Task>, edit: (task: Tas
 
 /**
  * The specialist asked the physician a question (a Communication, docs/case-workflow.md, "The
- * opinion"): the case waits in awaiting-information, the specialist's Task is on hold with the time
- * its clock stopped, and the physician is e-mailed (the state's notification).
+ * opinion"): the case waits in awaiting-information and the specialist's Task is on hold with the time
+ * its clock stopped; the physician is e-mailed once per question (questionMail).
  */
 async function askPhysician(view: CaseView): Promise<void> {
   const offer = currentOffer(view);
@@ -668,6 +668,31 @@ async function askPhysician(view: CaseView): Promise<void> {
       { url: PAUSED_AT_EXTENSION, valueDateTime: view.now.toISOString() },
     ],
   }));
+}
+
+/**
+ * Each question back reaches the physician by e-mail once (link only), whether it paused the case or
+ * came while the case was already waiting: the dedupe key holds the question's id.
+ */
+async function questionMail(view: CaseView): Promise<void> {
+  const offer = currentOffer(view);
+  const specialistId = offer ? referencedId(offer.owner, 'Practitioner') : undefined;
+  if (!specialistId) {
+    return;
+  }
+  const requests = await informationRequests(view.repo, view.request.id, view.coordination.id, specialistId);
+  if (requests.open.length === 0) {
+    return;
+  }
+  const physician = await referringPhysician(view);
+  for (const question of requests.open) {
+    await notifyPerson(view.ctx, view.tx, {
+      kind: 'information-requested',
+      person: physician,
+      serviceRequestId: view.request.id,
+      dedupeKey: `information-requested:Communication/${question.id}:Practitioner/${physician?.id ?? ''}`,
+    });
+  }
 }
 
 /**
@@ -1224,6 +1249,7 @@ export async function advanceCase(
       await askPhysician(view);
     }
     if (view.state === 'awaiting-information') {
+      await questionMail(view);
       await physicianAnswered(view);
     }
     if (view.state === 'matching') {
