@@ -690,4 +690,31 @@ describe('the opinion: draft, submission, return', () => {
     expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
     expect(await questionMails()).toBe(before + 2);
   });
+
+  test('questions and answers count however many messages the case has (here more than 500)', async () => {
+    // The EHR files the patient's messages with the case: 520 of them, all before the question.
+    const notes = Array.from({ length: 520 }, (_, i) => ({
+      resource: {
+        resourceType: 'Communication',
+        status: 'completed',
+        basedOn: [{ reference: 'ServiceRequest/sr-2' }],
+        payload: [{ contentString: `Note ${i + 1}.` }],
+      },
+      request: { method: 'POST', url: 'Communication' },
+    }));
+    const filed = await as('system', '', {
+      method: 'POST',
+      body: { resourceType: 'Bundle', type: 'transaction', entry: notes },
+    });
+    expect(filed.status).toBe(200);
+    const question = await message('specialist', { payload: [{ contentString: 'Any new imaging since?' }] });
+    await advance('sr-2');
+    expect(stateOf(await coordination('sr-2'))).toBe('awaiting-information');
+    await message('physician', {
+      inResponseTo: [{ reference: `Communication/${question}` }],
+      payload: [{ contentString: 'None.' }],
+    });
+    await advance('sr-2');
+    expect(stateOf(await coordination('sr-2'))).toBe('specialist-review');
+  });
 });

@@ -4,8 +4,8 @@
  * so a job finds what an earlier run of it wrote and never writes it twice.
  */
 import { parseSearchRequest } from '@medplum/core';
-import type { WithId } from '@medplum/core';
-import type { Identifier, Reference, Resource, Task } from '@medplum/fhirtypes';
+import type { SearchRequest, WithId } from '@medplum/core';
+import type { Bundle, Identifier, Reference, Resource, Task } from '@medplum/fhirtypes';
 import { CASE_STATES } from '../cases/case-state.ts';
 import type { CaseState } from '../cases/case-state.ts';
 import type { Queryable } from '../db/database.ts';
@@ -110,6 +110,30 @@ export async function putCaseResource<T extends Resource>(
   );
   const { resource: written } = await repo.conditionalUpdate<T>(withIdentifier, search);
   return written;
+}
+
+/**
+ * Every resource a search matches, however many: the pages are read one after another with the
+ * store's keyset cursor (the `next` link's `_cursor`), each as large as the search's `_count`.
+ */
+export async function searchAll<T extends Resource>(
+  repo: HubRepository,
+  search: SearchRequest<T>,
+): Promise<WithId<T>[]> {
+  const found: WithId<T>[] = [];
+  let request: SearchRequest<T> | undefined = search;
+  while (request) {
+    const page: Bundle<WithId<T>> = await repo.search<T>(request);
+    for (const entry of page.entry ?? []) {
+      if (entry.resource && entry.search?.mode !== 'include') {
+        found.push(entry.resource);
+      }
+    }
+    const next = page.link?.find((link) => link.relation === 'next')?.url;
+    const cursor = next ? new URL(next).searchParams.get('_cursor') : null;
+    request = cursor ? { ...search, cursor } : undefined;
+  }
+  return found;
 }
 
 /**

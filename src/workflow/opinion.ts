@@ -38,7 +38,7 @@ import {
 import { formatReferenceNumber, isValidReferenceNumber } from '../cases/reference-number.ts';
 import type { AmendmentKind, LetterSection } from '../cases/opinion-letter.ts';
 import type { HubRepository } from '../fhir/repository.ts';
-import { caseResourceIdentifier, referencedId, taskCode } from './case-resources.ts';
+import { caseResourceIdentifier, referencedId, searchAll, taskCode } from './case-resources.ts';
 import { readOptional } from './materials.ts';
 import { renderOpinionPdf } from './opinion-pdf.ts';
 import { questionTexts, requestQuestionnaires } from './quote.ts';
@@ -712,6 +712,9 @@ export async function amendOpinion(options: {
 
 // ---- questions back to the physician ----------------------------------------------------------------
 
+/** Communications of a case are read in pages of this many, every page (a case may have any number). */
+const COMMUNICATION_PAGE = 500;
+
 /** The extension on the specialist's Task that holds when their clock stopped (a question is open). */
 export const PAUSED_AT_EXTENSION = 'urn:hub:extension:paused-at';
 
@@ -734,9 +737,10 @@ export async function informationRequests(
   coordinationId: string,
   specialistId: string | undefined,
 ): Promise<InformationRequests> {
-  const all = await repo.searchResources<Communication>(
+  const all = await searchAll<Communication>(
+    repo,
     parseSearchRequest<Communication>(
-      `Communication?based-on=ServiceRequest/${serviceRequestId}&_sort=_lastUpdated&_count=500`,
+      `Communication?based-on=ServiceRequest/${serviceRequestId}&_sort=_lastUpdated&_count=${COMMUNICATION_PAGE}`,
     ),
   );
   // An answer counts when the physician, their EHR or the staff wrote it (or the hub); a patient's or
@@ -792,9 +796,10 @@ export async function clarifications(
   reportId: string,
   authorId: string | undefined,
 ): Promise<Clarifications> {
-  const all = await repo.searchResources<Communication>(
+  const all = await searchAll<Communication>(
+    repo,
     parseSearchRequest<Communication>(
-      `Communication?based-on=ServiceRequest/${serviceRequestId}&_sort=_lastUpdated&_count=500`,
+      `Communication?based-on=ServiceRequest/${serviceRequestId}&_sort=_lastUpdated&_count=${COMMUNICATION_PAGE}`,
     ),
   );
   const aboutReport = (communication: Communication): boolean =>
