@@ -17,6 +17,7 @@ import { simpleParser } from 'mailparser';
 import type { UserRole } from '../src/auth/users.ts';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
 import { clockStartingAt } from '../src/runtime/clock.ts';
+import { APPROVAL_REMINDER_POLICY, reminderSteps, runReminder } from '../src/workflow/jobs/case-reminders.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf, workflowSettled } from './support/case-fixtures.ts';
 import { clientToken } from './support/client-token.ts';
@@ -325,6 +326,15 @@ describe('amendments after release', () => {
     expect(open.restriction.period.end).toBe('2026-12-02T22:00:00.000Z');
     expect(await reasonOf('sr-1')).toBeUndefined();
     expect((await as('physician', `Composition/${ids.correction}`)).status).toBe(404);
+    // Late, its review is escalated to the coordinators as a report's is (the reminder job, run as the
+    // worker runs it, at the time of its step).
+    const [escalation] = reminderSteps(new Date(open.restriction.period.end), APPROVAL_REMINDER_POLICY);
+    const late = { ...workflowContextOf(testHub), now: () => new Date((escalation?.at.getTime() ?? 0) + 60_000) };
+    expect(await runReminder(late, { taskId: open.id, step: 'escalation' }, { messageIdDomain: 'test' })).toBe(
+      'escalated',
+    );
+    expect((await coordination('sr-1')).note.at(-1).text).toMatch(/^Overdue: the approval of the consultation report/);
+    await settle();
   });
 
   test('only a coordinator who did not write it approves it, or returns it with a reason; nobody publishes a report directly', async () => {

@@ -17,6 +17,7 @@
 import type { Task, TaskRestriction } from '@medplum/fhirtypes';
 import { DEFAULT_REMINDER_POLICY, reminderSchedule } from '../../cases/business-calendar.ts';
 import type { ReminderPolicy } from '../../cases/business-calendar.ts';
+import { actorOf } from '../../auth/actor.ts';
 import type { Queryable } from '../../db/database.ts';
 import { HubRepository } from '../../fhir/repository.ts';
 import { CASE_ROLES, TASK_CODE_SYSTEM, findCaseResource, lockCase, referencedId } from '../case-resources.ts';
@@ -123,7 +124,7 @@ export async function runReminder(
     if (!OPEN_TASK_STATUSES.includes(task.status)) {
       return 'task-closed';
     }
-    if (code === 'approve' && (task.status !== 'requested' || !(await awaitingApproval(tx, serviceRequestId)))) {
+    if (code === 'approve' && (task.status !== 'requested' || !(await awaitingApproval(tx, serviceRequestId, task)))) {
       return 'not-awaiting-approval';
     }
     // The specialist asked the physician a question: the clock stands still until the answer, when
@@ -201,12 +202,18 @@ export async function runReminder(
   });
 }
 
-/** True while the hub's own record of the case (case_state, migration 016) has it in `report-review`. */
-async function awaitingApproval(tx: Queryable, serviceRequestId: string): Promise<boolean> {
+/**
+ * True while the hub's own record of the case (case_state, migration 016) has it in `report-review`,
+ * or, for an amendment of the released report, while the approval is the hub's own opening of it
+ * (focus the amendment's Composition; docs/case-workflow.md, "Amendments").
+ */
+async function awaitingApproval(tx: Queryable, serviceRequestId: string, task: Task): Promise<boolean> {
   const found = await tx.query<{ state: string }>('SELECT state FROM case_state WHERE case_id = $1', [
     serviceRequestId,
   ]);
-  return found.rows[0]?.state === 'report-review';
+  const state = found.rows[0]?.state;
+  const amendment = referencedId(task.focus, 'Composition') !== undefined && !actorOf(task.meta?.source);
+  return state === 'report-review' || (amendment && (state === 'report-released' || state === 'report-accessed'));
 }
 
 export async function processReminder(data: ReminderJob, job: JobInfo, deps: WorkerDeps): Promise<ReminderOutcome> {
