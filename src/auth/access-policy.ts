@@ -13,8 +13,9 @@
  *  - `referred`: the case's referring physician (ServiceRequest.requester: their Practitioner, or a
  *    PractitionerRole of it);
  *  - `own`: the case's patient (ServiceRequest.subject), who also sees their own Patient without a
- *    case, and the consultation report (LOINC 11488-4) and its Binary only once a Task of the case
- *    is in `report-accessed`;
+ *    case, and the case's reports (every DiagnosticReport and Composition, a reviewer's
+ *    DocumentReference, the consultation report's, and their Binaries: case_resource.held) only
+ *    once a Task of the case is in `report-accessed`;
  *  - `assigned`: a reviewer, the owner of a Task of the case that the hub, a coordinator, an admin or
  *    a system client assigned;
  *  - `all`: every case (and every resource: no condition at all).
@@ -23,7 +24,7 @@
 import { OperationOutcomeError, forbidden, notFound } from '@medplum/core';
 import type { Identity } from './access-tokens.ts';
 import type { UserRole } from './users.ts';
-import { CASE_RESOURCE_SYSTEM, CONSULTATION_NOTE, DRAFT_STATUSES, LOINC } from './case-links.ts';
+import { AUTHOR_ROLES, CASE_RESOURCE_SYSTEM, CONSULTATION_NOTE, DRAFT_STATUSES, LOINC } from './case-links.ts';
 import type { MemberRole } from './case-links.ts';
 
 export type AccessInteraction = 'read' | 'search' | 'history' | 'create' | 'update' | 'delete';
@@ -139,6 +140,11 @@ const MEMBER_ROLE: Readonly<Record<Exclude<CaseRule, 'all'>, MemberRole>> = {
   assigned: 'reviewer',
 };
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+/** The pre-review Task (urn:hub:task-code) each reviewing role does before the specialist (docs/case-workflow.md). */
+const PRE_REVIEW_TASK_CODE: Partial<Record<UserRole, string>> = {
+  radiologist: 'pre-review-radiology',
+  pathologist: 'pre-review-pathology',
+};
 
 /** Adds a bind value and returns its placeholder (SqlParams of the search builder has this shape). */
 export interface SqlBinder {
@@ -185,6 +191,16 @@ export class AccessControl {
   /** `Practitioner/<id>` of a referring physician, whose first reading of a released report releases it to the patient. */
   referringPhysician(): string | null {
     return this.policy.cases === 'referred' ? this.practitioner() : null;
+  }
+
+  /**
+   * A radiologist's or pathologist's Practitioner and the code of the pre-review Tasks (urn:hub:task-code)
+   * they do: the report of such a Task is the one report a reviewer writes as final. Null for other roles.
+   */
+  preReviewer(): { practitioner: string; taskCode: string } | null {
+    const taskCode = PRE_REVIEW_TASK_CODE[this.role];
+    const practitioner = this.practitioner();
+    return taskCode !== undefined && practitioner !== null ? { practitioner, taskCode } : null;
   }
 
   /** `Practitioner/<id>` of a person whose cases are reached through their Practitioner; null otherwise. */
@@ -292,13 +308,15 @@ export class AccessControl {
       `FROM jsonb_path_query(${alias}.content::jsonb, 'lax $.**.reference') u ` +
       `UNION ALL SELECT split_part(i ->> 'value', '/', 1) ` +
       `FROM jsonb_path_query(${alias}.content::jsonb, 'lax $.identifier[*] ? (@.system == "${CASE_RESOURCE_SYSTEM}")') i`;
-    // A version that was a draft of the opinion is shown to the draft's author while it is one
-    // (the current version still a draft of theirs), never to the case's other members.
+    // A version that was a draft of the opinion (or any draft report a reviewer wrote) is shown to
+    // the draft's author while it is one (the current version still a draft of theirs), never to the
+    // case's other members.
+    const byReviewer = `split_part(${alias}.content::jsonb #>> '{meta,source}', ':', 4) IN (${sqlList([...AUTHOR_ROLES])})`;
     const draftVersion =
       `((${alias}.resource_type = 'DiagnosticReport' AND ${alias}.content::jsonb ->> 'status' IN (${sqlList(DRAFT_STATUSES.DiagnosticReport)}) ` +
-      `AND jsonb_path_exists(${alias}.content::jsonb, 'lax $.code.coding[*] ? (@.system == "${LOINC}" && @.code == "${CONSULTATION_NOTE}")')) ` +
+      `AND (${byReviewer} OR jsonb_path_exists(${alias}.content::jsonb, 'lax $.code.coding[*] ? (@.system == "${LOINC}" && @.code == "${CONSULTATION_NOTE}")'))) ` +
       `OR (${alias}.resource_type = 'Composition' AND ${alias}.content::jsonb ->> 'status' IN (${sqlList(DRAFT_STATUSES.Composition)}) ` +
-      `AND jsonb_path_exists(${alias}.content::jsonb, 'lax $.type.coding[*] ? (@.system == "${LOINC}" && @.code == "${CONSULTATION_NOTE}")')))`;
+      `AND (${byReviewer} OR jsonb_path_exists(${alias}.content::jsonb, 'lax $.type.coding[*] ? (@.system == "${LOINC}" && @.code == "${CONSULTATION_NOTE}")'))))`;
     const ownDraft =
       `EXISTS (SELECT 1 FROM case_resource cd WHERE cd.resource_type = ${alias}.resource_type AND cd.resource_id = ${alias}.id ` +
       `AND cd.draft_author = ${binder.add(this.practitioner())})`;
@@ -343,13 +361,14 @@ export class AccessControl {
 
   /**
    * `alias` belongs to one of the person's cases by the hub's record (case_resource); for the patient
-   * role a consultation report (and its Binary) only once its case is released, and their own Patient
-   * even before they have a case.
+   * role a report held until release (case_resource.held: every DiagnosticReport and Composition, the
+   * consultation report's DocumentReference, a reviewer's, and their Binaries) only once its case is
+   * released, and their own Patient even before they have a case.
    */
   private visibleInCase(binder: SqlBinder, alias: string): string {
     const released =
       this.policy.cases === 'own'
-        ? ' AND (NOT cr.report OR EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id))'
+        ? ' AND (NOT cr.held OR EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id))'
         : '';
     // A draft of the opinion is its author's (and the staff's) until it is approved.
     const notAnothersDraft = ` AND (cr.draft_author IS NULL OR cr.draft_author = ${binder.add(this.practitioner())})`;

@@ -13,6 +13,9 @@
  *   `urn:hub:case-resource` identifier (`<ServiceRequest id>/…`, written by the hub only).
  * - The Binary an attachment of a DocumentReference or DiagnosticReport names belongs to that
  *   resource's cases; a consultation report (LOINC 11488-4) and its Binary are marked `report`.
+ * - What the patient sees only once the case is released is marked `held`: every DiagnosticReport
+ *   and Composition (whatever its code: a report coded otherwise is no less a report), a
+ *   DocumentReference a reviewer wrote or coded 11488-4, and the Binaries they name.
  * - The owner of a Task becomes a reviewer of the Task's cases only when the hub, a coordinator, an
  *   admin or a system client wrote that owner: a reviewer cannot make themselves a member. A Task
  *   another person writes leaves the memberships it gave unchanged.
@@ -101,8 +104,8 @@ function taskMembers(
 }
 
 export interface CaseLinkRows {
-  /** [resource type, resource id, case id, report, draft author (null: not a draft)] */
-  resources: [string, string, string, boolean, string | null][];
+  /** [resource type, resource id, case id, report, draft author (null: not a draft), held until release] */
+  resources: [string, string, string, boolean, string | null, boolean][];
   /** [case id, member reference, role]; undefined: leave the memberships the resource gave as they are. */
   members?: [string, string, MemberRole][];
   /** Cases whose report the resource releases; undefined for a type that never releases one. */
@@ -162,7 +165,7 @@ export function isConsultationReport(type: string, index: SearchIndexRows): bool
   );
 }
 
-/** True while a consultation report's DiagnosticReport or Composition is a draft (by its status). */
+/** True while a DiagnosticReport or Composition is a draft (by its status). */
 export function isDraft(type: string, index: SearchIndexRows): boolean {
   const statuses = DRAFT_STATUSES[type];
   return (
@@ -221,22 +224,28 @@ export function caseLinksOf(
     }
   }
   const report = isConsultationReport(type, index);
-  const draftAuthor = report && isDraft(type, index) ? draftAuthorOf(resource, actor, fhirBase) : null;
+  const writer = actorOf(actor);
+  const byReviewer = writer !== undefined && AUTHOR_ROLES.has(writer.role);
+  // A reviewer's draft is theirs whatever its code; a draft another writer sends (an EHR's
+  // preliminary result) is material, unless it is the consultation report.
+  const draftAuthor = (report || byReviewer) && isDraft(type, index) ? draftAuthorOf(resource, actor, fhirBase) : null;
+  const held =
+    report || type === 'DiagnosticReport' || type === 'Composition' || (type === 'DocumentReference' && byReviewer);
 
   const rows: CaseLinkRows = {
-    resources: [...cases].map((caseId) => [type, resource.id, caseId, report, draftAuthor]),
+    resources: [...cases].map((caseId) => [type, resource.id, caseId, report, draftAuthor, held]),
   };
   if (type === 'DocumentReference' || type === 'DiagnosticReport' || type === 'Composition') {
     for (const binaryId of attachmentBinaries(resource, fhirBase)) {
       for (const caseId of cases) {
-        rows.resources.push(['Binary', binaryId, caseId, report, draftAuthor]);
+        rows.resources.push(['Binary', binaryId, caseId, report, draftAuthor, held]);
       }
     }
   }
   if (type === 'ServiceRequest') {
     const members: [string, string, MemberRole][] = [];
     for (const patientId of references('subject', 'Patient')) {
-      rows.resources.push(['Patient', patientId, resource.id, false, null]);
+      rows.resources.push(['Patient', patientId, resource.id, false, null, false]);
       members.push([resource.id, `Patient/${patientId}`, 'patient']);
     }
     for (const targetType of ['Practitioner', 'PractitionerRole', 'Organization']) {
@@ -247,7 +256,6 @@ export function caseLinksOf(
     rows.members = members;
   }
   if (type === 'Task') {
-    const writer = actorOf(actor);
     if (!writer || ASSIGNING_ROLES.has(writer.role)) {
       rows.members = taskMembers(resource, references, cases);
     }

@@ -48,7 +48,15 @@ import { resourceChangeEvent } from './events.ts';
 import { HUB_ACTOR_PREFIX } from '../auth/actor.ts';
 import { newClaims } from '../auth/reference-claims.ts';
 import type { ReferenceClaim } from '../auth/reference-claims.ts';
-import { RESERVED_CASE_IDS, caseLinksOf, isConsultationReport, isDraft } from '../auth/case-links.ts';
+import {
+  CASE_RESOURCE_SYSTEM,
+  DRAFT_STATUSES,
+  RESERVED_CASE_IDS,
+  caseLinksOf,
+  isConsultationReport,
+  isDraft,
+} from '../auth/case-links.ts';
+import type { CaseLinkRows } from '../auth/case-links.ts';
 import type { SearchIndexRows } from '../db/index-rows.ts';
 import { extractSearchIndex } from './indexer.ts';
 import { historyBundle } from './history.ts';
@@ -824,6 +832,8 @@ export class HubRepository extends FhirRepository {
     }
     const index = extractSearchIndex(stored, this.fhirBase);
     this.assertMayPublish(candidate.resourceType, index);
+    const caseLinks = caseLinksOf(stored, index, this.ctx.actor, this.fhirBase);
+    await this.assertReviewerReport(candidate.resourceType, index, caseLinks);
     const statement = buildWriteStatement({
       resourceType: candidate.resourceType,
       id,
@@ -833,7 +843,7 @@ export class HubRepository extends FhirRepository {
       content: JSON.stringify(stored),
       replacing: current !== undefined,
       index,
-      caseLinks: caseLinksOf(stored, index, this.ctx.actor, this.fhirBase),
+      caseLinks,
       binary,
       event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
       audit: writeAudit(this.ctx.audit, {
@@ -980,6 +990,57 @@ export class HubRepository extends FhirRepository {
         ],
       });
     }
+  }
+
+  /**
+   * A reviewer's DiagnosticReport or Composition that is not a draft would reach the case's physician
+   * at once, whatever its code: the one such report the workflow expects from a reviewer is a
+   * radiologist's or pathologist's pre-review report, a DiagnosticReport of cases whose pre-review
+   * Task of their kind they own. Anything else a reviewer writes as a draft, which its approval
+   * makes final (403 otherwise). The consultation report itself is assertMayPublish's.
+   */
+  private async assertReviewerReport(resourceType: string, index: SearchIndexRows, links: CaseLinkRows): Promise<void> {
+    const access = this.ctx.access;
+    if (
+      !access ||
+      access.mayPublishReports() ||
+      !DRAFT_STATUSES[resourceType] ||
+      isDraft(resourceType, index) ||
+      isConsultationReport(resourceType, index)
+    ) {
+      return;
+    }
+    const preReviewer = resourceType === 'DiagnosticReport' ? access.preReviewer() : null;
+    const cases = [...new Set(links.resources.filter(([type]) => type === resourceType).map(([, , caseId]) => caseId))];
+    if (preReviewer && cases.length > 0) {
+      const [, practitionerId] = preReviewer.practitioner.split('/');
+      const others = await this.conn.query(
+        prepared(
+          `SELECT 1 FROM unnest($1::text[]) AS c (case_id) WHERE NOT EXISTS (
+             SELECT 1 FROM sp_token i JOIN sp_reference o ON o.resource_type = 'Task' AND o.resource_id = i.resource_id
+               AND o.param = 'owner' AND o.target_type = 'Practitioner' AND o.target_id = $2
+             WHERE i.resource_type = 'Task' AND i.param = 'identifier' AND i.system = '${CASE_RESOURCE_SYSTEM}'
+               AND i.value = c.case_id || '/' || $3)`,
+        ),
+        [cases, practitionerId, preReviewer.taskCode],
+      );
+      if (others.rows.length === 0) {
+        return;
+      }
+    }
+    throw new OperationOutcomeError({
+      ...forbidden,
+      issue: [
+        {
+          severity: 'error',
+          code: 'forbidden',
+          details: {
+            text: `a reviewer's ${resourceType} is final only once approved (a pre-review report excepted); write it as ${DRAFT_STATUSES[resourceType]?.at(-1)}`,
+          },
+          expression: [`${resourceType}.status`],
+        },
+      ],
+    });
   }
 
   private assertMayChooseId(resourceType: string, id: string): void {

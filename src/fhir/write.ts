@@ -147,8 +147,8 @@ function caseLinkCtes(p: SqlParams, type: string, id: string, replacing: boolean
     const column = (index: number, sqlType: string): string =>
       `${p.add(links.resources.map((row) => row[index]))}::${sqlType}[]`;
     ctes.push(
-      `i_case_resource AS (INSERT INTO case_resource (resource_type, resource_id, case_id, report, draft_author, via_type, via_id) ` +
-        `SELECT u.*, ${type}, ${id} FROM unnest(${column(0, 'text')}, ${column(1, 'text')}, ${column(2, 'text')}, ${column(3, 'boolean')}, ${column(4, 'text')}) AS u)`,
+      `i_case_resource AS (INSERT INTO case_resource (resource_type, resource_id, case_id, report, draft_author, held, via_type, via_id) ` +
+        `SELECT u.*, ${type}, ${id} FROM unnest(${column(0, 'text')}, ${column(1, 'text')}, ${column(2, 'text')}, ${column(3, 'boolean')}, ${column(4, 'text')}, ${column(5, 'boolean')}) AS u)`,
     );
   }
   if (links.members) {

@@ -1,0 +1,362 @@
+/**
+ * The opinion's release, from an attacker's side (docs/access.md, "Release"): the patient sees a
+ * case's reports only once the case is released, whatever a report is coded, and a reviewer cannot
+ * put a report before the physician without its approval.
+ *
+ * Each case is loaded by a system client as the workflow leaves it once the opinion is approved
+ * (`report-released`: the final report, its letter, the letter's DocumentReference and its PDF). No
+ * worker runs: a case is released to its patient only by a coordinator's move to `report-accessed`,
+ * which the tests make last.
+ */
+import type { UserRole } from '../src/auth/users.ts';
+import { clientToken } from './support/client-token.ts';
+import { signInPeople } from './support/login-flow.ts';
+import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import type { TestHub } from './support/test-hub.ts';
+
+import { jest } from '@jest/globals';
+
+jest.setTimeout(120_000);
+
+const APP = 'release-app';
+const REDIRECT = 'http://127.0.0.1:5173/callback';
+const CASE = 'urn:hub:case-resource';
+const LOINC = 'http://loinc.org';
+const TASK_CODE = 'urn:hub:task-code';
+const CASE_STATE = 'urn:hub:case-state';
+const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
+const PATIENT = 'Patient/pat-1';
+
+type Person = 'physician' | 'colleague' | 'patient' | 'specialist' | 'radiologist' | 'pathologist' | 'coordinator';
+type Who = Person | 'system';
+const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
+  physician: { role: 'referring-physician', fhirUser: 'Practitioner/prac-phys' },
+  // Works for the clinic that refers some cases (a PractitionerRole the staff wrote).
+  colleague: { role: 'referring-physician', fhirUser: 'Practitioner/prac-col' },
+  patient: { role: 'patient', fhirUser: PATIENT },
+  specialist: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
+  // Owns the radiology pre-review of case `coded`.
+  radiologist: { role: 'radiologist', fhirUser: 'Practitioner/prac-r' },
+  // A reviewer of case `coded` by a coordinator's case-access Task, with no pre-review of theirs.
+  pathologist: { role: 'pathologist', fhirUser: 'Practitioner/prac-p' },
+  coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
+};
+
+const reference = (to: string) => ({ reference: to });
+const pdf = (text: string): string => Buffer.from(`%PDF-1.4 ${text}`).toString('base64');
+const consultation = { coding: [{ system: LOINC, code: '11488-4' }] };
+const taskCode = (code: string) => ({ coding: [{ system: TASK_CODE, code }] });
+/** What the opinion of case `c` says, so that any answer carrying it can be found. */
+const secret = (c: string): string => `opinion-text-of-${c}`;
+
+/** A case whose opinion was approved: released to the physician, not yet to the patient. */
+function releasedCase(c: string, requester: string): Record<string, unknown>[] {
+  const sr = `ServiceRequest/sr-${c}`;
+  return [
+    {
+      resourceType: 'ServiceRequest',
+      id: `sr-${c}`,
+      status: 'completed',
+      intent: 'order',
+      subject: reference(PATIENT),
+      requester: reference(requester),
+    },
+    {
+      resourceType: 'Task',
+      id: `coord-${c}`,
+      identifier: [{ system: CASE, value: `sr-${c}/coordination` }],
+      status: 'completed',
+      intent: 'order',
+      code: taskCode('coordination'),
+      businessStatus: { coding: [{ system: CASE_STATE, code: 'report-released' }] },
+      basedOn: [reference(sr)],
+      focus: reference(sr),
+      for: reference(PATIENT),
+    },
+    {
+      resourceType: 'Task',
+      id: `spec-${c}`,
+      identifier: [{ system: CASE, value: `sr-${c}/specialist-opinion/prac-s` }],
+      status: 'completed',
+      intent: 'order',
+      code: taskCode('specialist-opinion'),
+      basedOn: [reference(sr)],
+      owner: reference('Practitioner/prac-s'),
+    },
+    // The coordinators' approval, which names the report as its focus.
+    {
+      resourceType: 'Task',
+      id: `approve-${c}`,
+      identifier: [{ system: CASE, value: `sr-${c}/approve` }],
+      status: 'completed',
+      intent: 'order',
+      code: taskCode('approve'),
+      basedOn: [reference(sr)],
+      focus: reference(`DiagnosticReport/rep-${c}`),
+    },
+    { resourceType: 'Binary', id: `pdf-${c}`, contentType: 'application/pdf', data: pdf(secret(c)) },
+    {
+      resourceType: 'Composition',
+      id: `letter-${c}`,
+      status: 'final',
+      type: consultation,
+      subject: reference(PATIENT),
+      date: '2026-11-20',
+      author: [reference('Practitioner/prac-s')],
+      title: 'Consultation',
+      section: [
+        {
+          title: 'Discussion',
+          text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${secret(c)}</div>` },
+          entry: [reference(sr)],
+        },
+      ],
+    },
+    {
+      resourceType: 'DiagnosticReport',
+      id: `rep-${c}`,
+      status: 'final',
+      code: consultation,
+      subject: reference(PATIENT),
+      basedOn: [reference(sr)],
+      resultsInterpreter: [reference('Practitioner/prac-s')],
+      extension: [{ url: LETTER_LINK, valueReference: reference(`Composition/letter-${c}`) }],
+      conclusion: secret(c),
+      presentedForm: [{ contentType: 'application/pdf', url: `Binary/pdf-${c}` }],
+    },
+    {
+      resourceType: 'DocumentReference',
+      id: `doc-${c}`,
+      status: 'current',
+      docStatus: 'final',
+      type: consultation,
+      subject: reference(PATIENT),
+      context: { related: [reference(sr)] },
+      content: [{ attachment: { contentType: 'application/pdf', url: `Binary/pdf-${c}` } }],
+    },
+  ];
+}
+
+const FIXTURES: Record<string, unknown>[] = [
+  ...['prac-phys', 'prac-col', 'prac-s', 'prac-r', 'prac-p', 'prac-c'].map((id) => ({
+    resourceType: 'Practitioner',
+    id,
+  })),
+  { resourceType: 'Organization', id: 'org-clinic', name: 'The referring clinic' },
+  {
+    resourceType: 'PractitionerRole',
+    id: 'role-col',
+    practitioner: reference('Practitioner/prac-col'),
+    organization: reference('Organization/org-clinic'),
+  },
+  { resourceType: 'Patient', id: 'pat-1', name: [{ family: 'Patient' }] },
+  ...releasedCase('coded', 'Practitioner/prac-phys'),
+  {
+    resourceType: 'Task',
+    id: 'rad-coded',
+    identifier: [{ system: CASE, value: 'sr-coded/pre-review-radiology' }],
+    status: 'in-progress',
+    intent: 'order',
+    code: taskCode('pre-review-radiology'),
+    basedOn: [reference('ServiceRequest/sr-coded')],
+    owner: reference('Practitioner/prac-r'),
+  },
+  {
+    resourceType: 'Task',
+    id: 'access-coded',
+    status: 'requested',
+    intent: 'order',
+    code: taskCode('case-access'),
+    basedOn: [reference('ServiceRequest/sr-coded')],
+    owner: reference('Practitioner/prac-p'),
+    input: [{ type: { coding: [{ system: 'urn:hub:case-access-role', code: 'role' }] }, valueCode: 'reviewer' }],
+  },
+];
+
+describe('the opinion’s release: reports of any code, every read path', () => {
+  let testHub: TestHub;
+  const tokens = {} as Record<Who, string>;
+  const as = (
+    who: Who,
+    path: string,
+    init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ) =>
+    fhirFetch(`${testHub.fhir}/${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${tokens[who]}`, ...init.headers },
+    });
+  const raw = (who: Who, path: string) =>
+    fetch(`${testHub.fhir}/${path}`, {
+      headers: { authorization: `Bearer ${tokens[who]}`, accept: 'application/pdf' },
+    });
+  const keysOf = (bundle: any): string[] =>
+    (bundle?.entry ?? [])
+      .filter((e: any) => e.resource)
+      .map((e: any) => `${e.resource.resourceType}/${e.resource.id}`)
+      .sort();
+  const statuses = async (who: Who, paths: string[]): Promise<[string, number][]> =>
+    Promise.all(paths.map(async (path) => [path, (await as(who, path)).status] as [string, number]));
+  /** A coordinator records that the physician had the report (the staff's release). */
+  const release = async (c: string): Promise<void> => {
+    const current = (await as('coordinator', `Task/coord-${c}`)).body;
+    const moved = await as('coordinator', `Task/coord-${c}`, {
+      method: 'PUT',
+      body: {
+        ...current,
+        meta: undefined,
+        businessStatus: { coding: [{ system: CASE_STATE, code: 'report-accessed' }] },
+        statusReason: { text: 'Read to the physician by phone.' },
+      },
+    });
+    expect(moved.status).toBe(200);
+  };
+
+  beforeAll(async () => {
+    testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
+    Object.assign(
+      tokens,
+      await signInPeople(testHub, PEOPLE, {
+        clientId: APP,
+        redirectUri: REDIRECT,
+        scope: 'openid fhirUser user/*.cruds',
+      }),
+    );
+    tokens.system = await clientToken(testHub, 'release-loader', 'system/*.cruds');
+    // In transactions of at most 50 updates (the router's limit).
+    for (let start = 0; start < FIXTURES.length; start += 50) {
+      const loaded = await as('system', '', {
+        method: 'POST',
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: FIXTURES.slice(start, start + 50).map((resource) => ({
+            resource,
+            request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
+          })),
+        },
+      });
+      expect(loaded.status).toBe(200);
+    }
+  });
+  afterAll(async () => {
+    await testHub?.stop();
+  });
+
+  describe('a report coded otherwise is still a report', () => {
+    const report = (status: string, code: Record<string, unknown>): Record<string, unknown> => ({
+      resourceType: 'DiagnosticReport',
+      status,
+      code,
+      subject: reference(PATIENT),
+      basedOn: [reference('ServiceRequest/sr-coded')],
+      conclusion: secret('coded'),
+    });
+    const letter = (status: string): Record<string, unknown> => ({
+      resourceType: 'Composition',
+      status,
+      type: { coding: [{ system: LOINC, code: '34117-2' }] },
+      subject: reference(PATIENT),
+      date: '2026-11-20',
+      author: [reference('Practitioner/prac-s')],
+      title: 'Notes',
+      section: [{ title: 'Notes', entry: [reference('ServiceRequest/sr-coded')] }],
+    });
+    const created = {} as Record<'DiagnosticReport' | 'Composition' | 'preReview' | 'outside' | 'filed', string>;
+
+    test('a reviewer cannot write a final report under another code (or none): 403, a draft is theirs alone', async () => {
+      for (const [who, body] of [
+        ['specialist', report('final', { text: 'Second opinion' })],
+        ['specialist', report('final', { coding: [{ system: LOINC, code: '60591-5' }] })],
+        ['specialist', report('amended', { text: 'Second opinion' })],
+        ['specialist', letter('final')],
+        // A "pre-review" by someone who does not own the case's pre-review of their kind.
+        ['specialist', report('final', { text: 'Radiology pre-review' })],
+        ['pathologist', report('final', { text: 'Pathology pre-review' })],
+      ] as const) {
+        const written = await as(who, body.resourceType as string, { method: 'POST', body });
+        expect([who, body.status, written.status]).toEqual([who, body.status, 403]);
+        expect(written.body.issue[0].expression).toEqual([`${String(body.resourceType)}.status`]);
+      }
+      // Written as a draft it is accepted, and seen by its author and the staff only.
+      for (const body of [report('preliminary', { text: 'Second opinion' }), letter('preliminary')]) {
+        const draft = await as('specialist', body.resourceType as string, { method: 'POST', body });
+        expect(draft.status).toBe(201);
+        const path = `${String(body.resourceType)}/${String(draft.body.id)}`;
+        created[body.resourceType as 'DiagnosticReport' | 'Composition'] = path;
+        for (const [who, status] of [
+          ['specialist', 200],
+          ['coordinator', 200],
+          ['physician', 404],
+          ['patient', 404],
+          ['radiologist', 404],
+        ] as const) {
+          expect([who, path, (await as(who, path)).status]).toEqual([who, path, status]);
+          expect([who, (await as(who, `${path}/_history/1`)).status]).toEqual([who, status]);
+        }
+        const listed = await as(
+          'physician',
+          `${String(body.resourceType)}?${body.resourceType === 'Composition' ? 'entry' : 'based-on'}=ServiceRequest/sr-coded`,
+        );
+        expect(keysOf(listed.body)).not.toContain(path);
+      }
+    });
+
+    test('the pre-review report is final from its radiologist: the case’s reviewers and physician read it, the patient not before release', async () => {
+      const preReview = await as('radiologist', 'DiagnosticReport', {
+        method: 'POST',
+        body: { ...report('final', { text: 'Radiology pre-review' }), conclusion: 'Adequate for review.' },
+      });
+      expect(preReview.status).toBe(201);
+      const path = `DiagnosticReport/${String(preReview.body.id)}`;
+      created.preReview = path;
+      expect(await statuses('specialist', [path])).toEqual([[path, 200]]);
+      expect(await statuses('physician', [path])).toEqual([[path, 200]]);
+      expect(await statuses('patient', [path])).toEqual([[path, 404]]);
+      // But not a Composition, even from the radiologist.
+      expect((await as('radiologist', 'Composition', { method: 'POST', body: letter('final') })).status).toBe(403);
+    });
+
+    test('the patient sees no report of any code before release: an EHR’s, a reviewer’s document and what it attaches', async () => {
+      // An outside report the EHR sends as material: the physician's at once, the patient's with the opinion.
+      const outside = await as('system', 'DiagnosticReport', {
+        method: 'POST',
+        body: { ...report('final', { text: 'Outside pathology report' }), conclusion: 'Hamartoma.' },
+      });
+      expect(outside.status).toBe(201);
+      created.outside = `DiagnosticReport/${String(outside.body.id)}`;
+      // The specialist files the approved PDF under a document of their own, coded otherwise.
+      const filed = await as('specialist', 'DocumentReference', {
+        method: 'POST',
+        body: {
+          resourceType: 'DocumentReference',
+          status: 'current',
+          type: { text: 'Summary for the patient' },
+          subject: reference(PATIENT),
+          context: { related: [reference('ServiceRequest/sr-coded')] },
+          content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/pdf-coded' } }],
+        },
+      });
+      expect(filed.status).toBe(201);
+      created.filed = `DocumentReference/${String(filed.body.id)}`;
+      const held = [
+        created.outside,
+        created.filed,
+        created.preReview,
+        'Binary/pdf-coded',
+        'DiagnosticReport/rep-coded',
+      ];
+      expect(await statuses('physician', [created.outside])).toEqual([[created.outside, 200]]);
+      expect(await statuses('patient', held)).toEqual(held.map((path) => [path, 404]));
+      expect((await raw('patient', 'Binary/pdf-coded')).status).toBe(404);
+      const reports = await as('patient', 'DiagnosticReport?based-on=ServiceRequest/sr-coded&_total=accurate');
+      expect([keysOf(reports.body), reports.body.total]).toEqual([[], 0]);
+
+      // Released: the patient has them all, but the drafts.
+      await release('coded');
+      expect(await statuses('patient', held)).toEqual(held.map((path) => [path, 200]));
+      expect((await raw('patient', 'Binary/pdf-coded')).status).toBe(200);
+      const drafts = [created.DiagnosticReport, created.Composition];
+      expect(await statuses('patient', drafts)).toEqual(drafts.map((path) => [path, 404]));
+    });
+  });
+});
