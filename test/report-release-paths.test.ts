@@ -151,6 +151,13 @@ const FIXTURES: Record<string, unknown>[] = [
   },
   { resourceType: 'Patient', id: 'pat-1', name: [{ family: 'Patient' }] },
   ...releasedCase('coded', 'Practitioner/prac-phys'),
+  // Referred by the clinic: its physicians are the case's.
+  ...releasedCase('clinic', 'Organization/org-clinic'),
+  ...releasedCase('search', 'Practitioner/prac-phys'),
+  ...releasedCase('include', 'Practitioner/prac-phys'),
+  ...releasedCase('others', 'Practitioner/prac-phys'),
+  ...releasedCase('version', 'Practitioner/prac-phys'),
+  ...releasedCase('history', 'Practitioner/prac-phys'),
   {
     resourceType: 'Task',
     id: 'rad-coded',
@@ -196,6 +203,16 @@ describe('the opinion’s release: reports of any code, every read path', () => 
       .sort();
   const statuses = async (who: Who, paths: string[]): Promise<[string, number][]> =>
     Promise.all(paths.map(async (path) => [path, (await as(who, path)).status] as [string, number]));
+  /** The physicians' first readings recorded (report_read), with the events they queued for the case. */
+  const readings = async (c: string): Promise<{ reader: string; events: number }[]> =>
+    (
+      await testHub.hub.db.query<{ reader: string; events: number }>(
+        `SELECT r.reader, (SELECT count(*)::int FROM outbox o WHERE o.name = 'report-read'
+           AND o.payload ->> 'serviceRequestId' = r.case_id) AS events
+         FROM report_read r WHERE r.case_id = $1`,
+        [`sr-${c}`],
+      )
+    ).rows;
   /** A coordinator records that the physician had the report (the staff's release). */
   const release = async (c: string): Promise<void> => {
     const current = (await as('coordinator', `Task/coord-${c}`)).body;
@@ -357,6 +374,69 @@ describe('the opinion’s release: reports of any code, every read path', () => 
       expect((await raw('patient', 'Binary/pdf-coded')).status).toBe(200);
       const drafts = [created.DiagnosticReport, created.Composition];
       expect(await statuses('patient', drafts)).toEqual(drafts.map((path) => [path, 404]));
+    });
+  });
+
+  describe('the physician’s first reading, on every route', () => {
+    test('a physician of the clinic that referred the case: their reading is the physician’s', async () => {
+      expect((await as('physician', 'DiagnosticReport/rep-clinic')).status).toBe(404);
+      expect(await readings('clinic')).toEqual([]);
+      expect((await as('colleague', 'DiagnosticReport/rep-clinic')).status).toBe(200);
+      expect(await readings('clinic')).toEqual([{ reader: 'Practitioner/prac-col', events: 1 }]);
+      // Once: a second reading records nothing more.
+      expect((await as('colleague', 'Binary/pdf-clinic')).status).toBe(200);
+      expect(await readings('clinic')).toEqual([{ reader: 'Practitioner/prac-col', events: 1 }]);
+    });
+
+    test('a search that returns the released report, or includes it, is a reading', async () => {
+      expect(await readings('search')).toEqual([]);
+      const found = await as('physician', 'DiagnosticReport?based-on=ServiceRequest/sr-search');
+      expect(keysOf(found.body)).toEqual(['DiagnosticReport/rep-search']);
+      expect(await readings('search')).toEqual([{ reader: 'Practitioner/prac-phys', events: 1 }]);
+
+      expect(await readings('include')).toEqual([]);
+      const included = await as('physician', 'ServiceRequest?_id=sr-include&_revinclude=DiagnosticReport:based-on');
+      expect(keysOf(included.body)).toEqual(['DiagnosticReport/rep-include', 'ServiceRequest/sr-include']);
+      expect(await readings('include')).toEqual([{ reader: 'Practitioner/prac-phys', events: 1 }]);
+    });
+
+    test('a version of the released report, or its history, is a reading too', async () => {
+      expect(await readings('version')).toEqual([]);
+      expect((await as('physician', 'DiagnosticReport/rep-version/_history/1')).status).toBe(200);
+      expect(await readings('version')).toEqual([{ reader: 'Practitioner/prac-phys', events: 1 }]);
+      expect(await readings('history')).toEqual([]);
+      expect((await as('physician', 'Composition/letter-history/_history')).status).toBe(200);
+      expect(await readings('history')).toEqual([{ reader: 'Practitioner/prac-phys', events: 1 }]);
+    });
+
+    test('no reading: a system client’s, a coordinator’s or a reviewer’s, nor a page without the report’s content', async () => {
+      for (const who of ['system', 'coordinator', 'specialist'] as const) {
+        for (const path of [
+          'DiagnosticReport/rep-others',
+          'Binary/pdf-others',
+          'DocumentReference/doc-others',
+          'DiagnosticReport/rep-others/_history/1',
+          'DiagnosticReport?based-on=ServiceRequest/sr-others',
+          'ServiceRequest?_id=sr-others&_revinclude=DocumentReference:related',
+        ]) {
+          expect([who, path, (await as(who, path)).status]).toEqual([who, path, 200]);
+        }
+      }
+      for (const path of [
+        'DiagnosticReport?based-on=ServiceRequest/sr-others&_summary=count',
+        'DiagnosticReport?based-on=ServiceRequest/sr-others&_summary=true',
+        'DiagnosticReport?based-on=ServiceRequest/sr-others&_elements=status',
+        'Task?_id=approve-others&_include=Task:focus&_elements=status',
+        'Binary?_id=pdf-others',
+      ]) {
+        expect([path, (await as('physician', path)).status]).toEqual([path, 200]);
+      }
+      expect(await readings('others')).toEqual([]);
+      // The physician's own search of the letter's document, with its content: the reading.
+      expect(keysOf((await as('physician', 'DocumentReference?related=ServiceRequest/sr-others')).body)).toEqual([
+        'DocumentReference/doc-others',
+      ]);
+      expect(await readings('others')).toEqual([{ reader: 'Practitioner/prac-phys', events: 1 }]);
     });
   });
 });

@@ -351,6 +351,14 @@ export class AccessControl {
     return `(${me}${organisations}) AND ${alias}.role = ${binder.add(this.memberRole())}`;
   }
 
+  /**
+   * The ids of the cases the person reaches (through their Practitioner, Patient or, for a referring
+   * physician, an organisation they work for), as a subquery for a condition on a case id.
+   */
+  memberCases(binder: SqlBinder): string {
+    return this.cases(binder);
+  }
+
   /** The person's case ServiceRequest ids, as a subquery over the hub's membership record. */
   private cases(binder: SqlBinder): string {
     if (this.policy.cases === 'all') {

@@ -331,28 +331,40 @@ export class HubRepository extends FhirRepository {
     if (row.deleted || !row.content) {
       throw new OperationOutcomeError(gone);
     }
-    await this.noteReportRead(resourceType, id);
+    await this.noteReportRead([{ resourceType, id }]);
     return this.withBinaryData(JSON.parse(row.content) as WithId<T>);
   }
 
   /**
    * The referring physician's first reading of a released consultation report (the report, its
    * letter, its DocumentReference or its PDF) is recorded once per case, with an event that lets the
-   * case move to report-accessed and the patient be told. Only a physician who referred the case
-   * counts: a system client's prefetch, a coordinator or a reviewer reading it does not.
+   * case move to report-accessed and the patient be told. Only a physician of the case counts (by
+   * their Practitioner, or an organisation they work for that referred it), on any path that gave
+   * them the content (a read, a vread, a search or its includes, a history): a system client's
+   * prefetch, a coordinator or a reviewer reading it does not. One statement, and none for other
+   * readers or when nothing read is a report's.
    */
-  private async noteReportRead(resourceType: string, id: string): Promise<void> {
-    const reader = this.ctx.access?.referringPhysician();
-    if (!reader || !REPORT_TYPES.has(resourceType)) {
+  private async noteReportRead(read: readonly { resourceType: string; id: string }[]): Promise<void> {
+    const access = this.ctx.access;
+    const reader = access?.referringPhysician();
+    const reports = read.filter((target) => REPORT_TYPES.has(target.resourceType));
+    if (!access || !reader || reports.length === 0) {
       return;
     }
+    const params = new SqlParams();
+    const types = params.add(reports.map((target) => target.resourceType));
+    const ids = params.add(reports.map((target) => target.id));
+    const who = params.add(reader);
+    const at = params.add(new Date().toISOString());
+    const theirs = access.memberCases(params);
     await this.conn.query(
       prepared(
         `WITH read AS (
            INSERT INTO report_read (case_id, reader, read_at)
-           SELECT DISTINCT cr.case_id, $3, $4::timestamptz FROM case_resource cr
-           JOIN case_member m ON m.case_id = cr.case_id AND m.member = $3 AND m.role = 'referring-physician'
-           WHERE cr.resource_type = $1 AND cr.resource_id = $2 AND cr.report AND cr.draft_author IS NULL
+           SELECT DISTINCT cr.case_id, ${who}, ${at}::timestamptz FROM case_resource cr
+           JOIN unnest(${types}::text[], ${ids}::text[]) AS t (resource_type, resource_id)
+             ON cr.resource_type = t.resource_type AND cr.resource_id = t.resource_id
+           WHERE cr.report AND cr.draft_author IS NULL AND cr.case_id IN (${theirs})
              AND NOT EXISTS (SELECT 1 FROM case_release rel WHERE rel.case_id = cr.case_id)
              -- Only once the opinion is approved and released (a consultation note read as material
              -- during intake is not the opinion).
@@ -365,7 +377,7 @@ export class HubRepository extends FhirRepository {
          INSERT INTO outbox (queue, name, payload)
          SELECT 'case-progression', 'report-read', jsonb_build_object('serviceRequestId', case_id) FROM read`,
       ),
-      [resourceType, id, reader, new Date().toISOString()],
+      params.values,
     );
   }
 
@@ -431,6 +443,7 @@ export class HubRepository extends FhirRepository {
     if (row.deleted || !row.content) {
       throw new OperationOutcomeError(gone);
     }
+    await this.noteReportRead([{ resourceType, id }]);
     return this.withBinaryData(JSON.parse(row.content) as WithId<T>, Number(vid));
   }
 
@@ -463,13 +476,15 @@ export class HubRepository extends FhirRepository {
        WHERE ${where} ORDER BY version DESC LIMIT ${params.add(count)} OFFSET ${params.add(offset)}`,
       params.values,
     );
-    return historyBundle<T>(rows.rows, {
+    const bundle = historyBundle<T>(rows.rows, {
       fhirBase: this.fhirBase,
       url: `${this.fhirBase}/${resourceType}/${id}/_history`,
       count,
       offset,
       total,
     });
+    await this.noteReportRead(contentOf(bundle.entry));
+    return bundle;
   }
 
   /** Type-level (`Patient/_history`) or system-level (`/_history`) history, newest first. */
@@ -507,13 +522,15 @@ export class HubRepository extends FhirRepository {
       params.values,
     );
     const url = `${this.fhirBase}${resourceType ? '/' + resourceType : ''}/_history`;
-    return historyBundle(rows.rows.slice(0, count), {
+    const bundle = historyBundle(rows.rows.slice(0, count), {
       fhirBase: this.fhirBase,
       url,
       count,
       offset,
       hasMore: rows.rows.length > count,
     });
+    await this.noteReportRead(contentOf(bundle.entry));
+    return bundle;
   }
 
   // ---- search ------------------------------------------------------------------------------
@@ -545,6 +562,15 @@ export class HubRepository extends FhirRepository {
       for (const item of extra) {
         entry.push({ ...item, resource: item.resource && (subsetResource(item.resource, subset) as WithId<T>) });
       }
+    }
+    // A page that gives the report whole (not a summary, nor chosen elements) is a reading of it,
+    // with its includes, once (the searches a write or an include makes inside return resources only).
+    if (
+      !options?.resourceOnly &&
+      !request.fields?.length &&
+      (request.summary === undefined || request.summary === 'data')
+    ) {
+      await this.noteReportRead(contentOf(entry));
     }
     // FHIR JSON has no empty arrays: an empty page has no entry element at all.
     const bundle: Bundle<WithId<T>> = {
@@ -1160,6 +1186,15 @@ export class HubRepository extends FhirRepository {
     const data = (await this.ctx.blobs.read(blob.key)).toString('base64');
     return { ...resource, data } as WithId<T>;
   }
+}
+
+/** The resources (not Binaries, listed without their content) a search or history page gives whole. */
+function contentOf(entries: readonly BundleEntry[] | undefined): { resourceType: string; id: string }[] {
+  return (entries ?? []).flatMap(({ resource }) =>
+    resource?.id !== undefined && resource.resourceType !== 'Binary'
+      ? [{ resourceType: resource.resourceType, id: resource.id }]
+      : [],
+  );
 }
 
 /** AuditEvents are written only by the hub itself (audit/), never through the API or a Bundle. */
