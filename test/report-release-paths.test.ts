@@ -156,6 +156,38 @@ const FIXTURES: Record<string, unknown>[] = [
   ...releasedCase('search', 'Practitioner/prac-phys'),
   ...releasedCase('include', 'Practitioner/prac-phys'),
   ...releasedCase('others', 'Practitioner/prac-phys'),
+  ...releasedCase('paths', 'Practitioner/prac-phys'),
+  // Case `paths` has more reports than its opinion (a pre-review, an outside one), and the patient's
+  // own material, which is theirs all along.
+  { resourceType: 'Binary', id: 'extpdf-paths', contentType: 'application/pdf', data: pdf(secret('paths')) },
+  {
+    resourceType: 'DiagnosticReport',
+    id: 'ext-paths',
+    status: 'final',
+    code: { text: 'Outside pathology report' },
+    subject: reference(PATIENT),
+    basedOn: [reference('ServiceRequest/sr-paths')],
+    conclusion: secret('paths'),
+    presentedForm: [{ contentType: 'application/pdf', url: 'Binary/extpdf-paths' }],
+  },
+  {
+    resourceType: 'DiagnosticReport',
+    id: 'pre-paths',
+    status: 'final',
+    code: { text: 'Radiology pre-review' },
+    subject: reference(PATIENT),
+    basedOn: [reference('ServiceRequest/sr-paths')],
+    conclusion: secret('paths'),
+  },
+  { resourceType: 'Binary', id: 'matpdf-paths', contentType: 'application/pdf', data: pdf('records') },
+  {
+    resourceType: 'DocumentReference',
+    id: 'mat-paths',
+    status: 'current',
+    subject: reference(PATIENT),
+    context: { related: [reference('ServiceRequest/sr-paths')] },
+    content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/matpdf-paths' } }],
+  },
   ...releasedCase('version', 'Practitioner/prac-phys'),
   ...releasedCase('history', 'Practitioner/prac-phys'),
   {
@@ -437,6 +469,185 @@ describe('the opinion’s release: reports of any code, every read path', () => 
         'DocumentReference/doc-others',
       ]);
       expect(await readings('others')).toEqual([{ reader: 'Practitioner/prac-phys', events: 1 }]);
+    });
+  });
+
+  describe('the patient, before the physician’s access, on every read path', () => {
+    const HIDDEN = [
+      'DiagnosticReport/rep-paths',
+      'Composition/letter-paths',
+      'DocumentReference/doc-paths',
+      'Binary/pdf-paths',
+      'DiagnosticReport/pre-paths',
+      'DiagnosticReport/ext-paths',
+      'Binary/extpdf-paths',
+    ];
+    /** Every answer the patient got, searched at the end for what the reports say. */
+    const answers: string[] = [];
+    const patient = async (
+      path: string,
+      init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+    ) => {
+      const answer = await as('patient', path, init);
+      answers.push(JSON.stringify(answer.body ?? null));
+      return answer;
+    };
+    const hiddenIn = (bundle: any): string[] => keysOf(bundle).filter((key) => HIDDEN.includes(key));
+
+    test('read, vread and instance history: 404, as for what does not exist', async () => {
+      for (const path of HIDDEN) {
+        for (const suffix of ['', '/_history/1', '/_history']) {
+          expect([`${path}${suffix}`, (await patient(`${path}${suffix}`)).status]).toEqual([`${path}${suffix}`, 404]);
+        }
+      }
+    });
+
+    test('the PDFs raw, current and by version: 404', async () => {
+      for (const path of ['Binary/pdf-paths', 'Binary/pdf-paths/_history/1', 'Binary/extpdf-paths']) {
+        const answer = await raw('patient', path);
+        const text = await answer.text();
+        answers.push(text);
+        expect([path, answer.status]).toEqual([path, 404]);
+      }
+    });
+
+    test('searches (by type, parameter, _type, POST _search; _total, _summary=count): none of them', async () => {
+      for (const query of [
+        'DiagnosticReport?_count=100',
+        'Composition?_count=100',
+        'DocumentReference?_count=100',
+        'Binary?_count=100',
+        'DiagnosticReport?based-on=ServiceRequest/sr-paths',
+        'DiagnosticReport?subject=Patient/pat-1&status=final',
+        'DiagnosticReport?code=http://loinc.org|11488-4',
+        'DiagnosticReport?_id=rep-paths,pre-paths,ext-paths',
+        'Composition?entry=ServiceRequest/sr-paths',
+        'Composition?subject=Patient/pat-1&type=http://loinc.org|11488-4',
+        'DocumentReference?related=ServiceRequest/sr-paths&type=http://loinc.org|11488-4',
+        'Binary?_id=pdf-paths,extpdf-paths',
+        '?_type=DiagnosticReport,Composition,DocumentReference,Binary&_count=100',
+        'DiagnosticReport?subject:Patient._id=pat-1',
+      ]) {
+        const found = await patient(`${query}${query.includes('?') ? '&' : '?'}_total=accurate`);
+        expect([query, found.status, hiddenIn(found.body)]).toEqual([query, 200, []]);
+        expect([query, found.body.total]).toEqual([query, (found.body.entry ?? []).length]);
+      }
+      const counted = await patient('DiagnosticReport?based-on=ServiceRequest/sr-paths&_summary=count');
+      expect(counted.body.total).toBe(0);
+      const posted = await patient('DiagnosticReport/_search', {
+        method: 'POST',
+        body: 'based-on=ServiceRequest/sr-paths',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect([posted.status, hiddenIn(posted.body)]).toEqual([200, []]);
+    });
+
+    test('_include, _revinclude (and :iterate), _has and chains: nothing of the reports', async () => {
+      for (const query of [
+        'Task?_id=approve-paths&_include=Task:focus',
+        'Task?based-on=ServiceRequest/sr-paths&_include=Task:focus&_include:iterate=DiagnosticReport:result',
+        'ServiceRequest?_id=sr-paths&_revinclude=DiagnosticReport:based-on&_revinclude=DocumentReference:related&_revinclude=Composition:entry',
+        'Patient?_id=pat-1&_revinclude=DiagnosticReport:subject&_revinclude=Composition:subject&_revinclude=DocumentReference:subject',
+        'ServiceRequest?_id=sr-paths&_revinclude=Task:based-on&_include:iterate=Task:focus',
+      ]) {
+        const found = await patient(query);
+        expect([query, found.status, hiddenIn(found.body)]).toEqual([query, 200, []]);
+      }
+      for (const query of [
+        'Patient?_has:DiagnosticReport:subject:_id=rep-paths',
+        'ServiceRequest?_id=sr-paths&_has:DiagnosticReport:based-on:code=http://loinc.org|11488-4',
+        'ServiceRequest?_id=sr-paths&_has:DiagnosticReport:based-on:status=final',
+        'ServiceRequest?_has:DiagnosticReport:based-on:_id=pre-paths,ext-paths',
+        'Patient?_has:Composition:subject:_id=letter-paths',
+        'Patient?_has:DocumentReference:subject:_id=doc-paths',
+        'ServiceRequest?_id=sr-paths&_has:DocumentReference:related:type=http://loinc.org|11488-4',
+        'Task?_id=approve-paths&focus:DiagnosticReport.status=final',
+        'Task?_id=approve-paths&focus:DiagnosticReport.code=http://loinc.org|11488-4',
+      ]) {
+        const found = await patient(`${query}&_total=accurate`);
+        expect([query, found.status, keysOf(found.body), found.body.total]).toEqual([query, 200, [], 0]);
+      }
+    });
+
+    test('type and system history: none of them', async () => {
+      for (const path of [
+        'DiagnosticReport/_history?_count=1000',
+        'Composition/_history?_count=1000',
+        'DocumentReference/_history?_count=1000',
+        'Binary/_history?_count=1000',
+        '_history?_count=1000',
+      ]) {
+        const history = await patient(path);
+        expect([path, history.status, hiddenIn(history.body)]).toEqual([path, 200, []]);
+      }
+    });
+
+    test('batch entries and operations: none serves them', async () => {
+      const batch = await patient('', {
+        method: 'POST',
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [
+            ...HIDDEN.map((url) => ({ request: { method: 'GET', url } })),
+            { request: { method: 'GET', url: 'DiagnosticReport?based-on=ServiceRequest/sr-paths' } },
+            { request: { method: 'GET', url: 'DiagnosticReport/rep-paths/_history/1' } },
+          ],
+        },
+      });
+      expect(batch.status).toBe(200);
+      expect(batch.body.entry.map((entry: any) => entry.response.status)).toEqual([
+        ...HIDDEN.map(() => '404'),
+        '200',
+        '404',
+      ]);
+      expect(batch.body.entry.at(-2).resource.entry).toBeUndefined();
+      for (const path of [
+        'Patient/pat-1/$everything',
+        'ServiceRequest/sr-paths/$everything',
+        'Composition/letter-paths/$document',
+        'DiagnosticReport/rep-paths/$everything',
+        '$graphql?query=%7BDiagnosticReportList%7Bid%20conclusion%7D%7D',
+      ]) {
+        expect([path, (await patient(path)).status]).toEqual([path, 404]);
+      }
+      // GraphQL, which the hub does not offer, is not reachable through a batch either.
+      const graphql = await patient('', {
+        method: 'POST',
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [
+            {
+              request: { method: 'POST', url: '$graphql' },
+              resource: { query: '{ DiagnosticReportList(subject: "Patient/pat-1") { id conclusion } }' },
+            },
+          ],
+        },
+      });
+      expect([graphql.status, graphql.body.entry?.[0]?.response?.status]).toEqual([200, '404']);
+    });
+
+    test('nothing the patient was given says what the reports say', () => {
+      expect(answers.length).toBeGreaterThan(50);
+      expect(answers.filter((answer) => answer.includes(secret('paths')))).toEqual([]);
+    });
+
+    test('their own material is theirs all along; released, the reports are theirs on the same paths', async () => {
+      const material = ['DocumentReference/mat-paths', 'Binary/matpdf-paths'];
+      expect(await statuses('patient', material)).toEqual(material.map((path) => [path, 200]));
+      await release('paths');
+      expect(await statuses('patient', HIDDEN)).toEqual(HIDDEN.map((path) => [path, 200]));
+      expect((await raw('patient', 'Binary/pdf-paths')).status).toBe(200);
+      const included = await as('patient', 'ServiceRequest?_id=sr-paths&_revinclude=DiagnosticReport:based-on');
+      expect(keysOf(included.body)).toEqual([
+        'DiagnosticReport/ext-paths',
+        'DiagnosticReport/pre-paths',
+        'DiagnosticReport/rep-paths',
+        'ServiceRequest/sr-paths',
+      ]);
+      const has = await as('patient', 'ServiceRequest?_has:DiagnosticReport:based-on:_id=rep-paths');
+      expect(keysOf(has.body)).toEqual(['ServiceRequest/sr-paths']);
     });
   });
 });

@@ -120,11 +120,16 @@ function hasOperationSegment(url: string): boolean {
  * The router, with the query rewrites above applied to every request, batch entries included. A
  * path with an operation segment reaches operations only (never a read or search of a type or id
  * named `$…`): the scope guard lets such paths through to the operation's own check (operations/caller.ts).
+ * The library's `$graphql` is not offered (routes/fhir.ts refuses it over HTTP): not as a batch
+ * entry either, where it would be a read path of its own beside those docs/access.md lists.
  */
 class HubFhirRouter extends FhirRouter {
   override find(method: HttpMethod, url: string): ReturnType<FhirRouter['find']> {
     const route = super.find(method, expandTypeModifiers(url));
     if (route && route.data?.interaction !== 'operation' && hasOperationSegment(url)) {
+      return undefined;
+    }
+    if (route?.path === '$graphql') {
       return undefined;
     }
     return route?.data?.interaction === 'batch' ? { ...route, handler: batch } : route;
