@@ -8,8 +8,9 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { registerPatient } from './support/case-fixtures.ts';
-import { clientToken } from './support/client-token.ts';
+import { ClientRegistry } from '../src/auth/clients.ts';
+import { registerPatient, workflowSettled } from './support/case-fixtures.ts';
+import { auditEventsSince, clientToken } from './support/client-token.ts';
 import { userToken } from './support/user-token.ts';
 import { fhirFetch, startTestHub, WITH_WORKERS } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
@@ -256,6 +257,9 @@ describe('subscriptions (R4 Subscriptions Backport)', () => {
       ['cloud metadata', subscription('http://169.254.169.254/latest', 'case-state-changed'), 422, /not an address/],
       ['IPv6 loopback', subscription('http://[::1]:9/hook', 'case-state-changed'), 422, /not an address/],
       ['IPv4-mapped', subscription('http://[::ffff:10.0.0.1]/hook', 'case-state-changed'), 422, /not an address/],
+      ['IPv4-compatible', subscription('http://[::7f00:1]/hook', 'case-state-changed'), 422, /not an address/],
+      ['6to4', subscription('https://[2002:7f00:1::1]/hook', 'case-state-changed'), 422, /not an address/],
+      ['NAT64', subscription('https://[64:ff9b::a00:1]/hook', 'case-state-changed'), 422, /not an address/],
       ['public over http', subscription('http://93.184.216.34/hook', 'case-state-changed'), 422, /https/],
       ['credentials in URL', subscription('https://u:p@93.184.216.34/hook', 'case-state-changed'), 422, /credentials/],
       [
@@ -275,6 +279,15 @@ describe('subscriptions (R4 Subscriptions Backport)', () => {
       ],
       ['heartbeat too often', withHeartbeat(subscription(endpoint, 'case-state-changed'), 1), 422, /heartbeat/],
       ['not a Subscription', { resourceType: 'Basic' }, 400, /Subscription/],
+      [
+        'too large',
+        {
+          ...subscription(endpoint, 'case-state-changed'),
+          contact: Array.from({ length: 400 }, (_, i) => ({ system: 'email', value: `someone-${i}@example.org` })),
+        },
+        422,
+        /at most 16 KB/,
+      ],
     ];
     for (const [what, body, status, message] of cases) {
       const response = await api('Subscription', ehr, { method: 'POST', body });
@@ -390,6 +403,109 @@ describe('subscriptions (R4 Subscriptions Backport)', () => {
     expect((await statusOfSubscription(filtered.id))['events-since-subscription-start']).toBe('0');
     expect((await statusOfSubscription(unseen.id, blind))['events-since-subscription-start']).toBe('0');
   });
+
+  it('keeps the receiver’s secrets: masked when read, kept when written back, and audits every write', async () => {
+    const since = new Date(Date.now() - 1000).toISOString();
+    const created = await create(subscription(endpoint, 'opinion-released'));
+    expect(created.channel.header).toEqual(['Authorization: ****']);
+    await until(async () => (await api(`Subscription/${created.id}`, ehr)).body.status === 'active', 'active');
+    const read = (await api(`Subscription/${created.id}`, ehr)).body;
+    expect(JSON.stringify(read)).not.toContain('receiver-secret');
+    const handshakes = () =>
+      receiver.of('handshake').filter((item) => statusOf(item.body).subscription.endsWith(created.id));
+    const { meta: _meta, ...content } = read;
+    const written = await api(`Subscription/${created.id}`, ehr, {
+      method: 'PUT',
+      body: { ...content, status: 'requested', reason: 'Follow our referrals, again' },
+    });
+    expect(written.status).toBe(200);
+    await until(() => Promise.resolve(handshakes().length === 2), 'a second handshake');
+    expect(handshakes().map((item) => item.headers.authorization)).toEqual([
+      'Bearer receiver-secret',
+      'Bearer receiver-secret',
+    ]);
+    expect((await api(`Subscription/${created.id}`, ehr, { method: 'DELETE' })).status).toBe(204);
+    const auditor = await clientToken(hub, `auditor-${Date.now()}`, 'system/AuditEvent.rs');
+    const audits = await until(async () => {
+      const found = (await auditEventsSince(hub, auditor, since)).filter((event) =>
+        (event.entity ?? []).some((entity: any) => entity.what?.reference?.endsWith(`Subscription/${created.id}`)),
+      );
+      const actions = new Set(found.map((event) => event.action));
+      return ['C', 'U', 'D'].every((action) => actions.has(action)) ? found : undefined;
+    }, 'the subscription’s create, update and delete audited');
+    expect(audits.filter((event) => event.action === 'C')).toHaveLength(1);
+  });
+
+  it('tells a person only what their app may read, and nothing of a refused move; a disabled owner’s is turned off', async () => {
+    const { serviceRequestId } = await refer();
+    await workflowSettled(hub);
+    const coordinator = await userToken(hub, 'coordinator');
+    const narrow = await userToken(hub, 'coordinator', 'user/Subscription.cruds');
+    const byCase = withFilter(subscription(endpoint, 'case-state-changed'), `ServiceRequest?_id=${serviceRequestId}`);
+    const staff = await create(byCase, coordinator);
+    const limited = await create(byCase, narrow);
+    const watcherId = `watcher-${Date.now()}`;
+    const watcher = await clientToken(hub, watcherId, 'system/Subscription.cruds system/Task.rs');
+    const disabled = await create(withHeartbeat(byCase, 5), watcher);
+    for (const id of [staff.id, limited.id, disabled.id]) {
+      await until(async () => {
+        const body = (
+          await api(`Subscription/${id}`, id === staff.id ? coordinator : id === limited.id ? narrow : watcher)
+        ).body;
+        return body.status === 'active';
+      }, 'active');
+    }
+    // The operator disables the watcher's client: its subscription is turned off at its next heartbeat.
+    expect(await new ClientRegistry(hub.hub.db).setStatus(watcherId, 'disabled')).toBe(true);
+    await until(
+      async () =>
+        (await hub.hub.db.query<{ status: string }>('SELECT status FROM subscription WHERE id = $1', [disabled.id]))
+          .rows[0]?.status === 'off',
+      'the disabled client’s subscription off',
+      20_000,
+    );
+
+    // A move the state machine refuses, written back by the hub: no event.
+    const task = (
+      await api(
+        `Task?identifier=${encodeURIComponent(`urn:hub:case-resource|${serviceRequestId}/coordination`)}`,
+        coordinator,
+      )
+    ).body.entry[0].resource;
+    const moved = await api(`Task/${task.id}`, coordinator, {
+      method: 'PUT',
+      body: {
+        ...task,
+        meta: undefined,
+        businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-released' }] },
+      },
+    });
+    expect(moved.status).toBe(200);
+    await workflowSettled(hub);
+    const restored = (await api(`Task/${task.id}`, coordinator)).body;
+    expect(restored.businessStatus.coding[0].code).toBe('submitted');
+    expect((await statusOfSubscription(staff.id, coordinator))['events-since-subscription-start']).toBe('0');
+    // Then a move it accepts: events from the first on.
+    const accepted = await api(`Task/${task.id}`, coordinator, {
+      method: 'PUT',
+      body: {
+        ...restored,
+        meta: undefined,
+        businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'awaiting-materials' }] },
+      },
+    });
+    expect(accepted.status).toBe(200);
+    await workflowSettled(hub);
+    const events = (id: string) =>
+      receiver
+        .of('event-notification')
+        .filter((item) => statusOf(item.body).subscription.endsWith(id))
+        .map((item) => statusOf(item.body).events[0]['event-number']);
+    await until(() => Promise.resolve(events(staff.id).includes('1')), 'the accepted move’s event');
+    // The app granted Subscription access alone hears nothing of Tasks.
+    expect((await statusOfSubscription(limited.id, narrow))['events-since-subscription-start']).toBe('0');
+    expect(events(limited.id)).toEqual([]);
+  }, 120_000);
 
   const activeSoon = (id: string, timeoutMs?: number) =>
     until(

@@ -238,6 +238,12 @@ export class UserStore {
     return result.rows[0] && this.reveal(fromRow(result.rows[0]));
   }
 
+  /** The account without its secrets (nothing to decrypt): who it is, its role and status. */
+  async find(id: string): Promise<User | undefined> {
+    const result = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user WHERE id = $1`, [id]);
+    return result.rows[0] && publicUser(fromRow(result.rows[0]));
+  }
+
   async list(): Promise<User[]> {
     const result = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM auth_user ORDER BY lower(email)`);
     return result.rows.map((row) => publicUser(fromRow(row)));

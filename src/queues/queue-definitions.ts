@@ -47,6 +47,11 @@ export interface QueueDefinition<Data = Record<string, unknown>> {
   /** First retry delay; each later retry waits twice as long as the one before. */
   readonly backoffMs: number;
   readonly concurrency: number;
+  /**
+   * Completed jobs are removed at once instead of kept a week: for jobs never re-added under the same
+   * id (not relayed from the outbox), whose job ids should be reusable as soon as one is done.
+   */
+  readonly removeOnComplete?: boolean;
   // Method syntax on purpose: it lets a QueueDefinition<X> stand in a list of AnyQueueDefinition.
   process(data: Data, job: JobInfo, deps: WorkerDeps): Promise<unknown>;
 }
@@ -65,6 +70,7 @@ export function defineQueue<F extends Record<string, JobDataFieldKind>>(declarat
   attempts?: number;
   backoffMs?: number;
   concurrency?: number;
+  removeOnComplete?: boolean;
   process: JobFunction<JobDataOf<F>>;
 }): QueueDefinition<JobDataOf<F>> {
   if (!QUEUE_NAME.test(declaration.name) || declaration.name === DEAD_LETTER_QUEUE) {
@@ -83,6 +89,7 @@ export function defineQueue<F extends Record<string, JobDataFieldKind>>(declarat
     attempts,
     backoffMs: declaration.backoffMs ?? DEFAULT_BACKOFF_MS,
     concurrency,
+    ...(declaration.removeOnComplete ? { removeOnComplete: true } : {}),
     process: declaration.process,
   };
 }
@@ -98,7 +105,7 @@ export function jobOptions(definition: AnyQueueDefinition): JobsOptions {
     attempts: definition.attempts,
     backoff: { type: 'exponential', delay: definition.backoffMs },
     // Kept long enough that a re-added job id (a relay retry) still finds its job and is ignored.
-    removeOnComplete: { age: KEEP_FINISHED_SECONDS },
+    removeOnComplete: definition.removeOnComplete === true ? true : { age: KEEP_FINISHED_SECONDS },
     // Failed jobs stay until retried from the dead-letter view.
     removeOnFail: false,
   };

@@ -187,12 +187,14 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
   /**
    * Audits a read, search, history, batch or operation, or a refused request, before the response
    * goes out: a response is only sent once its AuditEvent is durable (audit/audit-log.ts). Successful
-   * writes were audited by their own statement; reads of AuditEvents themselves are not audited.
+   * writes were audited by their own statement (unless `writesToo`: a write that bypasses the
+   * repository); reads of AuditEvents themselves are not audited.
    * False when the audit failed and a 500 was sent instead.
    */
-  const audited = async (req: Request, res: Response, access: RestAccess): Promise<boolean> => {
+  const audited = async (req: Request, res: Response, access: RestAccess, writesToo = false): Promise<boolean> => {
     const auditor = options.auditor;
-    const writeDone = access.status < 400 && ['create', 'update', 'patch', 'delete'].includes(access.interaction);
+    const writeDone =
+      !writesToo && access.status < 400 && ['create', 'update', 'patch', 'delete'].includes(access.interaction);
     if (!auditor?.enabled || writeDone || access.target?.resourceType === 'AuditEvent') {
       return true;
     }
@@ -366,7 +368,8 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
         onWrite: options.onWrite,
         sendOutcome,
         sendJson,
-        audited,
+        // Subscriptions are not written through the repository, whose statements audit writes.
+        audited: (req, res, access) => audited(req, res, access, true),
       }),
     );
   }

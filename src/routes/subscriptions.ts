@@ -32,8 +32,14 @@ import { EndpointRefusedError } from '../workflow/subscriptions/endpoint-policy.
 import type { EndpointPolicy } from '../workflow/subscriptions/endpoint-policy.ts';
 import { notificationBundle, statusParameters } from '../workflow/subscriptions/notification.ts';
 import type { StatusFacts } from '../workflow/subscriptions/notification.ts';
-import { isStaffRole, ownerMayRead, ownerOf, seesAllSubscriptions } from '../workflow/subscriptions/owners.ts';
-import { SubscriptionStore, presented } from '../workflow/subscriptions/store.ts';
+import {
+  isStaffRole,
+  ownerMayRead,
+  ownerOf,
+  ownerScopesOf,
+  seesAllSubscriptions,
+} from '../workflow/subscriptions/owners.ts';
+import { MASKED_HEADER_VALUE, SubscriptionStore, presented } from '../workflow/subscriptions/store.ts';
 import type { StoredSubscription } from '../workflow/subscriptions/store.ts';
 import { readSubscription } from '../workflow/subscriptions/subscription-resource.ts';
 import type { PayloadContent } from '../workflow/subscriptions/subscription-resource.ts';
@@ -132,7 +138,8 @@ export function createSubscriptionRoutes(options: SubscriptionRoutesOptions): Ro
       }
       return;
     }
-    if (!(await options.audited(req, res, { ...access, status: result.status, resource: result.body }))) {
+    const target = access.target && { ...access.target, id: result.body?.id ?? access.target.id };
+    if (!(await options.audited(req, res, { ...access, target, status: result.status, resource: result.body }))) {
       return;
     }
     for (const [name, value] of Object.entries(result.headers ?? {})) {
@@ -167,7 +174,8 @@ export function createSubscriptionRoutes(options: SubscriptionRoutesOptions): Ro
   routes.post('/', (req, res) =>
     answer(req, res, { interaction: 'create', target: { resourceType: 'Subscription' } }, async () => {
       assertMayUse(res, 'c');
-      const owner = ownerOf(requestIdentity(res));
+      const identity = requestIdentity(res);
+      const owner = ownerOf(identity);
       const settings = await readWrite(req.body);
       if ((await store.count(owner)) >= MAX_SUBSCRIPTIONS_PER_OWNER) {
         throw refusal(`at most ${MAX_SUBSCRIPTIONS_PER_OWNER} subscriptions per client; delete unused ones`, 422);
@@ -176,7 +184,7 @@ export function createSubscriptionRoutes(options: SubscriptionRoutesOptions): Ro
       const created = await options.db.transaction(async (tx) => {
         const row = await new SubscriptionStore(tx).insert(
           id,
-          owner,
+          { key: owner, scopes: ownerScopesOf(identity) },
           req.body as Subscription,
           settings,
           options.clock.now(),
@@ -204,6 +212,7 @@ export function createSubscriptionRoutes(options: SubscriptionRoutesOptions): Ro
       const identity = requestIdentity(res);
       const count = Math.min(Math.max(Number(req.query._count ?? 50) || 50, 1), 200);
       const offset = Math.max(Number(req.query._offset ?? 0) || 0, 0);
+      const status = typeof req.query.status === 'string' ? req.query.status : undefined;
       const unknown = Object.keys(req.query).filter((name) => !['_count', '_offset', 'status'].includes(name));
       if (unknown.length > 0) {
         throw new OperationOutcomeError(
@@ -213,17 +222,16 @@ export function createSubscriptionRoutes(options: SubscriptionRoutesOptions): Ro
         );
       }
       const owner = seesAllSubscriptions(identity) ? undefined : ownerOf(identity);
-      const status = typeof req.query.status === 'string' ? req.query.status : undefined;
-      const all = await store.list(owner, count + 1, offset);
-      const page = all.slice(0, count).filter((subscription) => !status || subscription.status === status);
+      const all = await store.list(owner, status, count + 1, offset);
+      const page = all.slice(0, count);
+      const query = (at: number) =>
+        `${options.fhirBase}/Subscription?${status ? `status=${encodeURIComponent(status)}&` : ''}_count=${count}&_offset=${at}`;
       const bundle: Bundle = {
         resourceType: 'Bundle',
         type: 'searchset',
         link: [
-          { relation: 'self', url: `${options.fhirBase}/Subscription?_count=${count}&_offset=${offset}` },
-          ...(all.length > count
-            ? [{ relation: 'next', url: `${options.fhirBase}/Subscription?_count=${count}&_offset=${offset + count}` }]
-            : []),
+          { relation: 'self', url: query(offset) },
+          ...(all.length > count ? [{ relation: 'next', url: query(offset + count) }] : []),
         ],
         entry: page.map((subscription) => ({
           fullUrl: `${options.fhirBase}/Subscription/${subscription.id}`,
@@ -281,15 +289,17 @@ export function createSubscriptionRoutes(options: SubscriptionRoutesOptions): Ro
         if (body.id !== undefined && body.id !== current.id) {
           throw new OperationOutcomeError(badRequest('The resource id does not match the URL'));
         }
-        const settings = await readWrite(body);
+        const written = withKeptHeaders(body, current);
+        const settings = await readWrite(written);
         const ifMatch = /^W\/"(\d+)"$/.exec(String(req.headers['if-match'] ?? ''))?.[1];
         const updated = await options.db.transaction(async (tx) => {
           const row = await new SubscriptionStore(tx).update(
             current.id,
-            body,
+            written,
             settings,
             options.clock.now(),
             ifMatch === undefined ? undefined : Number(ifMatch),
+            ownerScopesOf(requestIdentity(res)),
           );
           if (row && !settings.off) {
             await recordOutboxEvent(tx, deliveryEvent(row.id, 'handshake'));
@@ -356,7 +366,9 @@ export function createSubscriptionRoutes(options: SubscriptionRoutesOptions): Ro
           throw refusal(`content "${wanted.slice(0, 64)}" is not offered; use empty or id-only`, 422);
         }
         const topic = topicByCanonical(subscription.topic);
-        const allowed = topic !== undefined && (await ownerMayRead(options.db, subscription.owner, topic.focusType));
+        const allowed =
+          topic !== undefined &&
+          (await ownerMayRead(options.db, subscription.owner, topic.focusType, subscription.ownerScopes));
         // Events are numbered from 1; both bounds are inclusive (the IG's $events).
         const found = allowed
           ? await store.events(subscription.id, Math.max(since - 1, 0), until, MAX_EVENTS_PER_QUERY)
@@ -377,6 +389,28 @@ export function createSubscriptionRoutes(options: SubscriptionRoutesOptions): Ro
   });
 
   return routes;
+}
+
+/**
+ * A PUT of what a GET returned carries masked header values (store.ts presented): each header whose
+ * value is the mask keeps the value stored under its name.
+ */
+function withKeptHeaders(body: Subscription, current: StoredSubscription): Subscription {
+  const headers = body.channel?.header;
+  if (!headers) {
+    return body;
+  }
+  const stored = new Map(
+    (current.content.channel.header ?? []).map((header) => {
+      const colon = header.indexOf(':');
+      return [header.slice(0, colon).toLowerCase(), header] as const;
+    }),
+  );
+  const kept = headers.map((header) => {
+    const [name = '', value = ''] = header.split(/:[ \t]*/, 2);
+    return value.trim() === MASKED_HEADER_VALUE ? (stored.get(name.toLowerCase()) ?? header) : header;
+  });
+  return { ...body, channel: { ...body.channel, header: kept } };
 }
 
 function parametersOf(body: unknown): Record<string, unknown> {

@@ -258,7 +258,7 @@ async function recordState(view: CaseView, state: CaseState, reason: CodeableCon
       { ifMatch: requestMeta?.versionId },
     );
   }
-  await view.tx.query(
+  const settled = await view.tx.query(
     `INSERT INTO case_state (case_id, state, since) VALUES ($1, $2, $3)
      ON CONFLICT (case_id) DO UPDATE SET state = EXCLUDED.state, since = EXCLUDED.since
      WHERE case_state.state IS DISTINCT FROM EXCLUDED.state`,
@@ -272,7 +272,8 @@ async function recordState(view: CaseView, state: CaseState, reason: CodeableCon
     serviceRequest: view.request,
     patient: view.coordination.for,
     state,
-    task: view.coordination,
+    // Subscribers hear of a state the hub's record did not have; a refused move written back is none.
+    ...(settled.rowCount > 0 ? { task: view.coordination } : {}),
   });
 }
 

@@ -12,7 +12,11 @@ import { CASE_INTAKE_QUEUE } from '../../src/workflow/jobs/case-intake.ts';
 import { CASE_MATERIALS_QUEUE } from '../../src/workflow/jobs/case-materials.ts';
 import { CASE_PROGRESSION_QUEUE } from '../../src/workflow/jobs/case-progression.ts';
 import { NOTIFICATIONS_QUEUE } from '../../src/workflow/jobs/notifications.ts';
-import { SUBSCRIPTION_DELIVERY_QUEUE, SUBSCRIPTION_EVENTS_QUEUE } from '../../src/workflow/jobs/subscriptions.ts';
+import {
+  SUBSCRIPTION_DELIVERY_QUEUE,
+  SUBSCRIPTION_EVENTS_QUEUE,
+  SUBSCRIPTION_UPKEEP_QUEUE,
+} from '../../src/workflow/jobs/subscriptions.ts';
 import { defined } from './defined.ts';
 import { fhirFetch } from './test-hub.ts';
 import type { TestHub } from './test-hub.ts';
@@ -80,6 +84,7 @@ const WORKFLOW_QUEUES = [
   NOTIFICATIONS_QUEUE,
   SUBSCRIPTION_EVENTS_QUEUE,
   SUBSCRIPTION_DELIVERY_QUEUE,
+  SUBSCRIPTION_UPKEEP_QUEUE,
 ];
 
 /** Where a hub's background work can be seen: its database, and its queues on Redis. */

@@ -7,7 +7,7 @@ import { notificationsQueue } from './notifications.ts';
 import { jobOptions } from '../../queues/queue-definitions.ts';
 import type { AnyQueueDefinition } from '../../queues/queue-definitions.ts';
 import { resourceEventsQueue } from './resource-events.ts';
-import { subscriptionDeliveryQueue, subscriptionEventsQueue } from './subscriptions.ts';
+import { subscriptionDeliveryQueue, subscriptionEventsQueue, subscriptionUpkeepQueue } from './subscriptions.ts';
 import type { JobsOptions } from 'bullmq';
 
 export const HUB_QUEUES: readonly AnyQueueDefinition[] = [
@@ -19,6 +19,7 @@ export const HUB_QUEUES: readonly AnyQueueDefinition[] = [
   caseRemindersQueue,
   subscriptionEventsQueue,
   subscriptionDeliveryQueue,
+  subscriptionUpkeepQueue,
 ];
 
 /** The job options of a declared queue, for the outbox relay; undefined for a queue not declared here. */

@@ -10,7 +10,7 @@ import type { Database } from '../../db/database.ts';
 import type { QueueProducer } from '../../queues/queue-definitions.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import { SubscriptionStore } from '../subscriptions/store.ts';
-import { subscriptionDeliveryQueue } from './subscriptions.ts';
+import { subscriptionUpkeepQueue } from './subscriptions.ts';
 
 const SWEEP_INTERVAL_MS = 1000;
 /** How long a subscription in error waits between probes. */
@@ -31,7 +31,7 @@ export async function sweepSubscriptions(
   for (const { id, periodSeconds } of due) {
     const slot = Math.floor(now.getTime() / (periodSeconds * 1000));
     await queues.add(
-      subscriptionDeliveryQueue,
+      subscriptionUpkeepQueue,
       { subscriptionId: id, kind: 'heartbeat', eventNumber: '0' },
       { jobId: `heartbeat-${id}-${slot}` },
     );

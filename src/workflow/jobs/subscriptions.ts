@@ -7,11 +7,13 @@
  *   and whose owner may read the focus, and numbers the event for each of them with its delivery job
  *   queued through the outbox, in one transaction per subscription (a job that runs again numbers
  *   nothing twice).
- * - `subscription-delivery`: one POST per job (a handshake, a heartbeat, or one event), with the
- *   queue's bounded retries. A handshake or an event that fails its last try puts the subscription in
- *   `error` (and the job in the dead-letter view); events that arrive meanwhile are kept, numbered,
- *   and readable with `$events`. A heartbeat that gets through again makes it `active` and sends what
- *   was kept, oldest first.
+ * - `subscription-delivery`: one POST per job (a handshake, or one event), with the queue's bounded
+ *   retries. A handshake or an event that fails its last try puts the subscription in `error` (and
+ *   the job in the dead-letter view); events that arrive meanwhile are kept, numbered, and readable
+ *   with `$events`.
+ * - `subscription-upkeep`: heartbeats and probes (jobs/subscription-sweeper.ts), and the drain of kept
+ *   events: a heartbeat or handshake that gets through makes the subscription `active` again and one
+ *   drain job sends what was kept, oldest first.
  */
 import type { WithId } from '@medplum/core';
 import type { DiagnosticReport, ServiceRequest, Task } from '@medplum/fhirtypes';
@@ -30,9 +32,9 @@ import { postNotification } from '../subscriptions/delivery.ts';
 import { EndpointPolicy } from '../subscriptions/endpoint-policy.ts';
 import { notificationBundle } from '../subscriptions/notification.ts';
 import type { NotificationType } from '../subscriptions/notification.ts';
-import { ownerMayRead } from '../subscriptions/owners.ts';
+import { ownerActive, ownerMayRead } from '../subscriptions/owners.ts';
 import { SubscriptionStore } from '../subscriptions/store.ts';
-import type { StoredSubscription } from '../subscriptions/store.ts';
+import type { StoredEvent, StoredSubscription } from '../subscriptions/store.ts';
 import { readSubscription } from '../subscriptions/subscription-resource.ts';
 import { filterMatches, stateTopics, topicByCanonical, topicByName } from '../subscriptions/topics.ts';
 import type { CaseFacts, TopicName } from '../subscriptions/topics.ts';
@@ -41,8 +43,6 @@ import type { ResourceEventRoute } from './resource-events.ts';
 export const SUBSCRIPTION_EVENTS_QUEUE = 'subscription-events';
 export const SUBSCRIPTION_DELIVERY_QUEUE = 'subscription-delivery';
 
-/** Kept events sent again when a subscription recovers; beyond it, `$events` has them. */
-const REDELIVERY_LIMIT = 1000;
 const RELEASED_STATUSES = ['final', 'amended', 'corrected', 'appended'];
 
 // ---- what sets a topic off ------------------------------------------------------------------------
@@ -201,12 +201,13 @@ export async function fanOutTopicEvent(
   const source = `${data.focus}/_history/${data.focusVersion}`;
   let told = 0;
   for (const subscription of subscriptions) {
-    if (!wants(subscription, facts) || !(await ownerMayRead(deps.db, subscription.owner, topic.focusType))) {
+    const mayRead = (type: string) => ownerMayRead(deps.db, subscription.owner, type, subscription.ownerScopes);
+    if (!wants(subscription, facts) || !(await mayRead(topic.focusType))) {
       continue;
     }
     const readable: string[] = [];
     for (const item of context) {
-      if (await ownerMayRead(deps.db, subscription.owner, item.type)) {
+      if (await mayRead(item.type)) {
         readable.push(item.reference);
       }
     }
@@ -241,10 +242,8 @@ export const subscriptionEventsQueue = defineQueue({
 
 // ---- delivery -------------------------------------------------------------------------------------
 
-type DeliveryKind = 'handshake' | 'heartbeat' | 'event';
-
 /** The outbox event of one delivery (a handshake when a subscription is written, or an event). */
-export function deliveryEvent(subscriptionId: string, kind: DeliveryKind, eventNumber = 0): OutboxEvent {
+export function deliveryEvent(subscriptionId: string, kind: 'handshake' | 'event', eventNumber = 0): OutboxEvent {
   return {
     queue: SUBSCRIPTION_DELIVERY_QUEUE,
     name: kind,
@@ -258,62 +257,27 @@ interface DeliveryData {
   eventNumber: string;
 }
 
-export type DeliveryResult = { delivered: DeliveryKind; status: number } | { skipped: string } | { failed: string };
+export type DeliveryResult =
+  { delivered: string; status: number } | { drained: number } | { skipped: string } | { failed: string };
 
 function endpointPolicy(deps: WorkerDeps): EndpointPolicy {
   return workflowDeps(deps).subscriptionEndpoints ?? new EndpointPolicy({ allowedNetworks: [] });
 }
 
-/** Queues the kept events of a subscription that has just become active again. */
-async function sendKept(deps: WorkerDeps, store: SubscriptionStore, subscriptionId: string): Promise<number> {
-  const numbers = await store.undelivered(subscriptionId, REDELIVERY_LIMIT);
-  const { queues } = workflowDeps(deps);
-  const round = deps.clock.now().getTime();
-  for (const eventNumber of numbers) {
-    await queues.add(
-      subscriptionDeliveryQueue,
-      { subscriptionId, kind: 'event', eventNumber: String(eventNumber) },
-      { jobId: `redeliver-${subscriptionId}-${eventNumber}-${round}` },
-    );
-  }
-  return numbers.length;
-}
-
-export async function deliverNotification(data: DeliveryData, job: JobInfo, deps: WorkerDeps): Promise<DeliveryResult> {
-  const kind = data.kind as DeliveryKind;
-  const store = new SubscriptionStore(deps.db);
-  const subscription = await store.get(data.subscriptionId);
-  if (!subscription || subscription.status === 'off') {
-    return { skipped: 'subscription off or deleted' };
-  }
-  if (kind === 'handshake' && subscription.status !== 'requested') {
-    return { skipped: `handshake for a subscription already ${subscription.status}` };
-  }
-  if (kind === 'event' && subscription.status !== 'active') {
-    // Kept: sent when the handshake or a heartbeat gets through (sendKept), readable with $events now.
-    return { skipped: `held while the subscription is ${subscription.status}` };
-  }
-  if (kind === 'heartbeat' && subscription.status !== 'active' && subscription.status !== 'error') {
-    return { skipped: `no heartbeat while ${subscription.status}` };
-  }
+/** Posts one notification of `type` with `events`; throws a DeliveryError (or the policy's refusal). */
+async function post(
+  deps: WorkerDeps,
+  subscription: StoredSubscription,
+  type: NotificationType,
+  events: StoredEvent[],
+): Promise<number> {
   const settings = readSubscription(subscription.content);
-  const eventNumber = Number(data.eventNumber);
-  const events = kind === 'event' ? await store.events(subscription.id, eventNumber - 1, eventNumber, 1) : [];
-  if (kind === 'event' && events.length === 0) {
-    return { skipped: 'event not found' };
-  }
-  const topic = topicByCanonical(subscription.topic);
-  if (kind === 'event' && topic && !(await ownerMayRead(deps.db, subscription.owner, topic.focusType))) {
-    await store.markDelivered(subscription.id, eventNumber, deps.clock.now());
-    return { skipped: 'the owner may no longer read it' };
-  }
-  const type: NotificationType = kind === 'event' ? 'event-notification' : kind;
   const fhirBase = `${deps.baseUrl}/fhir`;
   const bundle = notificationBundle(
     {
       subscriptionUrl: `${fhirBase}/Subscription/${subscription.id}`,
       topic: subscription.topic,
-      status: kind === 'handshake' ? 'requested' : subscription.status,
+      status: type === 'handshake' ? 'requested' : subscription.status,
       type,
       eventsSinceStart: subscription.eventsSinceStart,
       events,
@@ -323,40 +287,104 @@ export async function deliverNotification(data: DeliveryData, job: JobInfo, deps
     settings.content,
     deps.clock.now(),
   );
-  try {
-    const status = await postNotification(
-      endpointPolicy(deps),
-      settings.endpoint,
-      bundle,
-      settings.headers,
-      settings.timeoutSeconds,
+  return postNotification(endpointPolicy(deps), settings.endpoint, bundle, settings.headers, settings.timeoutSeconds);
+}
+
+/** The subscription, unless it is off, gone, or its owner is (then it is turned off here). */
+async function liveSubscription(
+  deps: WorkerDeps,
+  store: SubscriptionStore,
+  id: string,
+): Promise<StoredSubscription | undefined> {
+  const subscription = await store.get(id);
+  if (!subscription || subscription.status === 'off') {
+    return undefined;
+  }
+  if (!(await ownerActive(deps.db, subscription.owner))) {
+    await store.setStatus(id, 'off', 'the owner is disabled', deps.clock.now(), ['requested', 'active', 'error']);
+    deps.logger.info({ subscriptionId: id }, 'subscription of a disabled owner turned off');
+    return undefined;
+  }
+  return subscription;
+}
+
+/** After a handshake or heartbeat got through to a subscription that was not active: active, and what was kept goes out. */
+async function activate(deps: WorkerDeps, store: SubscriptionStore, subscription: StoredSubscription): Promise<void> {
+  const from = subscription.status === 'requested' ? (['requested'] as const) : (['error'] as const);
+  if (!(await store.setStatus(subscription.id, 'active', undefined, deps.clock.now(), from))) {
+    return;
+  }
+  const [first] = await store.undelivered(subscription.id, 1);
+  if (first !== undefined) {
+    await workflowDeps(deps).queues.add(
+      subscriptionUpkeepQueue,
+      { subscriptionId: subscription.id, kind: 'drain', eventNumber: String(first) },
+      { jobId: `drain-${subscription.id}-${first}` },
     );
+  }
+  deps.logger.info({ subscriptionId: subscription.id, kept: first !== undefined }, 'subscription active');
+}
+
+async function markError(
+  deps: WorkerDeps,
+  store: SubscriptionStore,
+  subscription: StoredSubscription,
+  reason: string,
+  kind: string,
+): Promise<void> {
+  await store.setStatus(subscription.id, 'error', reason, deps.clock.now(), ['requested', 'active', 'error']);
+  deps.logger.warn({ subscriptionId: subscription.id, kind }, 'subscription delivery failed; subscription in error');
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message.slice(0, 300) : 'delivery failed';
+}
+
+/**
+ * `subscription-delivery`: a handshake, or one event, with the queue's retries. An event waits while
+ * the subscription is not active (it is kept: sent by the drain when it becomes active, readable with
+ * $events meanwhile).
+ */
+export async function deliverNotification(data: DeliveryData, job: JobInfo, deps: WorkerDeps): Promise<DeliveryResult> {
+  const store = new SubscriptionStore(deps.db);
+  const subscription = await liveSubscription(deps, store, data.subscriptionId);
+  if (!subscription) {
+    return { skipped: 'subscription off or deleted' };
+  }
+  if (data.kind === 'handshake' && subscription.status !== 'requested') {
+    return { skipped: `handshake for a subscription already ${subscription.status}` };
+  }
+  if (data.kind === 'event' && subscription.status !== 'active') {
+    return { skipped: `held while the subscription is ${subscription.status}` };
+  }
+  const eventNumber = Number(data.eventNumber);
+  const events = data.kind === 'event' ? await store.events(subscription.id, eventNumber - 1, eventNumber, 1) : [];
+  if (data.kind === 'event' && events.length === 0) {
+    return { skipped: 'event not found' };
+  }
+  const topic = topicByCanonical(subscription.topic);
+  if (
+    data.kind === 'event' &&
+    topic &&
+    !(await ownerMayRead(deps.db, subscription.owner, topic.focusType, subscription.ownerScopes))
+  ) {
+    await store.markDelivered(subscription.id, eventNumber, deps.clock.now());
+    return { skipped: 'the owner may no longer read it' };
+  }
+  try {
+    const status = await post(deps, subscription, data.kind === 'event' ? 'event-notification' : 'handshake', events);
     const now = deps.clock.now();
     await store.noteAttempt(subscription.id, true, now);
-    if (kind === 'event') {
+    if (data.kind === 'event') {
       await store.markDelivered(subscription.id, eventNumber, now);
+    } else {
+      await activate(deps, store, subscription);
     }
-    const from = kind === 'handshake' ? (['requested'] as const) : (['error'] as const);
-    if (kind !== 'event' && (await store.setStatus(subscription.id, 'active', undefined, now, from))) {
-      const kept = await sendKept(deps, store, subscription.id);
-      deps.logger.info({ subscriptionId: subscription.id, kind, kept }, 'subscription active');
-    }
-    return { delivered: kind, status };
+    return { delivered: data.kind, status };
   } catch (err) {
-    const reason = err instanceof Error ? err.message.slice(0, 300) : 'delivery failed';
-    const now = deps.clock.now();
-    await store.noteAttempt(subscription.id, false, now);
-    // A heartbeat is not retried (the next one is its retry); a handshake or an event is, up to the
-    // queue's attempts, and then the subscription says what went wrong.
-    if (kind === 'heartbeat' || job.finalAttempt) {
-      await store.setStatus(subscription.id, 'error', reason, now, ['requested', 'active', 'error']);
-      deps.logger.warn(
-        { subscriptionId: subscription.id, kind, attempts: job.attemptsMade + 1 },
-        'subscription delivery failed; subscription in error',
-      );
-    }
-    if (kind === 'heartbeat') {
-      return { failed: reason };
+    await store.noteAttempt(subscription.id, false, deps.clock.now());
+    if (job.finalAttempt) {
+      await markError(deps, store, subscription, reasonOf(err), data.kind);
     }
     throw err;
   }
@@ -368,6 +396,83 @@ export const subscriptionDeliveryQueue = defineQueue({
   // 1, 2, 4, 8 s between the five tries; then `error`, the dead-letter view, and heartbeats as probes.
   attempts: 5,
   backoffMs: 1000,
-  concurrency: 8,
+  concurrency: 16,
   process: deliverNotification,
+});
+
+/** Kept events one drain job sends, oldest first; it queues the next drain for the rest. */
+const DRAIN_BATCH = 100;
+
+/**
+ * `subscription-upkeep`: a heartbeat (or the probe of a subscription in error), or the drain of the
+ * events kept while a subscription was not active. Tried once each (the next heartbeat is the retry;
+ * a drain stops at the first failure and leaves the rest for the next recovery), on a queue of their
+ * own, so that many slow heartbeats never hold up an event's delivery. Done jobs are not kept.
+ */
+export async function upkeep(data: DeliveryData, _job: JobInfo, deps: WorkerDeps): Promise<DeliveryResult> {
+  const store = new SubscriptionStore(deps.db);
+  const subscription = await liveSubscription(deps, store, data.subscriptionId);
+  if (!subscription) {
+    return { skipped: 'subscription off or deleted' };
+  }
+  if (data.kind === 'heartbeat') {
+    if (subscription.status !== 'active' && subscription.status !== 'error') {
+      return { skipped: `no heartbeat while ${subscription.status}` };
+    }
+    try {
+      const status = await post(deps, subscription, 'heartbeat', []);
+      await store.noteAttempt(subscription.id, true, deps.clock.now());
+      if (subscription.status === 'error') {
+        await activate(deps, store, subscription);
+      }
+      return { delivered: 'heartbeat', status };
+    } catch (err) {
+      await store.noteAttempt(subscription.id, false, deps.clock.now());
+      await markError(deps, store, subscription, reasonOf(err), 'heartbeat');
+      return { failed: reasonOf(err) };
+    }
+  }
+  if (subscription.status !== 'active') {
+    return { skipped: `no drain while ${subscription.status}` };
+  }
+  const topic = topicByCanonical(subscription.topic);
+  const mayRead =
+    topic !== undefined && (await ownerMayRead(deps.db, subscription.owner, topic.focusType, subscription.ownerScopes));
+  const numbers = await store.undelivered(subscription.id, DRAIN_BATCH + 1);
+  let drained = 0;
+  for (const eventNumber of numbers.slice(0, DRAIN_BATCH)) {
+    const events = await store.events(subscription.id, eventNumber - 1, eventNumber, 1);
+    try {
+      if (mayRead) {
+        await post(deps, subscription, 'event-notification', events);
+      }
+      await store.markDelivered(subscription.id, eventNumber, deps.clock.now());
+      drained += 1;
+    } catch (err) {
+      await store.noteAttempt(subscription.id, false, deps.clock.now());
+      await markError(deps, store, subscription, reasonOf(err), 'drain');
+      return { drained };
+    }
+  }
+  await store.noteAttempt(subscription.id, true, deps.clock.now());
+  const next = numbers[DRAIN_BATCH];
+  if (next !== undefined) {
+    await workflowDeps(deps).queues.add(
+      subscriptionUpkeepQueue,
+      { subscriptionId: subscription.id, kind: 'drain', eventNumber: String(next) },
+      { jobId: `drain-${subscription.id}-${next}` },
+    );
+  }
+  return { drained };
+}
+
+export const SUBSCRIPTION_UPKEEP_QUEUE = 'subscription-upkeep';
+
+export const subscriptionUpkeepQueue = defineQueue({
+  name: SUBSCRIPTION_UPKEEP_QUEUE,
+  data: { subscriptionId: 'fhirId', kind: 'keyword', eventNumber: 'versionId' },
+  attempts: 1,
+  concurrency: 4,
+  removeOnComplete: true,
+  process: upkeep,
 });

@@ -11,6 +11,7 @@ import type { EndpointPolicy } from './endpoint-policy.ts';
 export class DeliveryError extends Error {}
 
 const MAX_ANSWER_BYTES = 64 * 1024;
+const UNREACHABLE = 'the endpoint could not be reached, or did not answer in time';
 
 export async function postNotification(
   policy: EndpointPolicy,
@@ -61,14 +62,15 @@ export async function postNotification(
         response.resume();
       },
     );
-    request.on('timeout', () => request.destroy(new DeliveryError(`no answer within ${timeoutSeconds} s`)));
+    request.on('timeout', () => request.destroy(new DeliveryError(UNREACHABLE)));
     request.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof DeliveryError) {
         reject(err);
       } else if (err.name === 'AbortError' || err.name === 'TimeoutError') {
-        reject(new DeliveryError(`no answer within ${timeoutSeconds} s`));
+        reject(new DeliveryError(UNREACHABLE));
       } else {
-        reject(new DeliveryError(`the endpoint could not be reached (${err.code ?? err.name})`));
+        // One text for refused, unreachable and silent: the subscriber learns no more about a network.
+        reject(new DeliveryError(UNREACHABLE));
       }
     });
     request.end(body);

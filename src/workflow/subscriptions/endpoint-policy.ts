@@ -4,9 +4,10 @@
  * link-local, shared, multicast and reserved ranges are refused unless SUBSCRIPTION_ALLOWED_NETWORKS
  * names them (a hospital's own network), and an endpoint inside an allowed network may use http.
  *
- * A host name is checked by every address it resolves to, when the Subscription is written and again
- * at each delivery, and the delivery connects to the addresses that were checked (`checkedLookup`),
- * so a name that later resolves elsewhere (DNS rebinding) reaches nothing it should not.
+ * A host name is checked by every address it resolves to in DNS (A and AAAA; not /etc/hosts), when
+ * the Subscription is written and again at each delivery, and the delivery connects to the addresses
+ * that were checked (`checkedLookup`), so a name that later resolves elsewhere (DNS rebinding) reaches
+ * nothing it should not.
  */
 import dns from 'node:dns';
 import net from 'node:net';
@@ -30,16 +31,21 @@ const REFUSED_V4: readonly [string, number][] = [
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ];
+/**
+ * IPv6 outside global unicast (2000::/3) is refused whole (the unspecified and loopback addresses,
+ * IPv4-compatible ::/96, NAT64, unique local, link-local, site-local, multicast); inside it, the
+ * ranges that tunnel to IPv4 addresses (Teredo, 6to4) or are not routed (documentation, ORCHID).
+ */
+const GLOBAL_V6: readonly [string, number] = ['2000::', 3];
 const REFUSED_V6: readonly [string, number][] = [
-  ['::', 128],
-  ['::1', 128],
-  ['64:ff9b::', 96],
-  ['100::', 64],
+  ['2001::', 32],
+  ['2001:10::', 28],
+  ['2001:20::', 28],
   ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
+  ['2002::', 16],
 ];
+/** How long a name may take to resolve; resolution uses c-ares, not the libuv thread pool. */
+const RESOLVE_TIMEOUT_MS = 2000;
 
 export class EndpointRefusedError extends Error {}
 
@@ -60,7 +66,9 @@ function family(address: string): 'ipv4' | 'ipv6' {
 
 export class EndpointPolicy {
   private readonly refused = new net.BlockList();
+  private readonly globalV6 = new net.BlockList();
   private readonly allowed = new net.BlockList();
+  private readonly resolver = new dns.promises.Resolver({ timeout: RESOLVE_TIMEOUT_MS, tries: 2 });
 
   constructor(options: EndpointPolicyOptions) {
     for (const [address, prefix] of REFUSED_V4) {
@@ -69,6 +77,7 @@ export class EndpointPolicy {
     for (const [address, prefix] of REFUSED_V6) {
       this.refused.addSubnet(address, prefix, 'ipv6');
     }
+    this.globalV6.addSubnet(GLOBAL_V6[0], GLOBAL_V6[1], 'ipv6');
     for (const cidr of options.allowedNetworks) {
       const [address = '', prefixText] = cidr.split('/');
       const type = family(address);
@@ -86,10 +95,14 @@ export class EndpointPolicy {
     if (!net.isIP(address)) {
       return 'refused';
     }
-    if (this.allowed.check(address, family(address))) {
+    const type = family(address);
+    if (this.allowed.check(address, type)) {
       return 'allowed-network';
     }
-    return this.refused.check(address, family(address)) ? 'refused' : 'public';
+    if (type === 'ipv6' && !this.globalV6.check(address, type)) {
+      return 'refused';
+    }
+    return this.refused.check(address, type) ? 'refused' : 'public';
   }
 
   /**
@@ -131,12 +144,12 @@ export class EndpointPolicy {
     if (net.isIP(bare)) {
       return [bare];
     }
-    try {
-      const results = await dns.promises.lookup(bare, { all: true, verbatim: true });
-      return results.map((result) => result.address);
-    } catch {
-      throw new EndpointRefusedError(`channel.endpoint host "${hostname}" does not resolve`);
+    const [v4, v6] = await Promise.allSettled([this.resolver.resolve4(bare), this.resolver.resolve6(bare)]);
+    const addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+    if (addresses.length === 0) {
+      throw new EndpointRefusedError(`channel.endpoint host "${hostname}" does not resolve (in DNS)`);
     }
+    return addresses;
   }
 
   /**

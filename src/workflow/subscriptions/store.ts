@@ -14,6 +14,8 @@ export type SubscriptionStatus = 'requested' | 'active' | 'error' | 'off';
 export interface StoredSubscription {
   id: string;
   owner: string;
+  /** The scopes of a person's app (owners.ts ownerScopesOf); undefined for clients. */
+  ownerScopes: string | undefined;
   version: number;
   content: Subscription;
   topic: string;
@@ -29,6 +31,7 @@ export interface StoredSubscription {
 interface Row {
   id: string;
   owner: string;
+  owner_scopes: string | null;
   version: number;
   content: Subscription | string;
   topic: string;
@@ -49,12 +52,13 @@ export interface StoredEvent {
 }
 
 const COLUMNS =
-  'id, owner, version, content, topic, status, error, endpoint, heartbeat_seconds, events_since_start, last_delivered_at, updated_at';
+  'id, owner, owner_scopes, version, content, topic, status, error, endpoint, heartbeat_seconds, events_since_start, last_delivered_at, updated_at';
 
 function fromRow(row: Row): StoredSubscription {
   return {
     id: row.id,
     owner: row.owner,
+    ownerScopes: row.owner_scopes ?? undefined,
     version: row.version,
     content: typeof row.content === 'string' ? (JSON.parse(row.content) as Subscription) : row.content,
     topic: row.topic,
@@ -68,11 +72,19 @@ function fromRow(row: Row): StoredSubscription {
   };
 }
 
-/** The Subscription as the API shows it: what the client wrote, with the hub's status, error and version. */
+/** What a header's value reads as: the receiver's secrets are written, never read back. */
+export const MASKED_HEADER_VALUE = '****';
+
+/**
+ * The Subscription as the API shows it: what the client wrote, with the hub's status, error and
+ * version, and its channel headers' values masked.
+ */
 export function presented(subscription: StoredSubscription): Subscription {
   const { meta: _meta, status: _status, error: _error, ...content } = subscription.content;
+  const headers = content.channel.header?.map((header) => `${header.split(':')[0] ?? ''}: ${MASKED_HEADER_VALUE}`);
   return {
     ...content,
+    channel: { ...content.channel, ...(headers ? { header: headers } : {}) },
     resourceType: 'Subscription',
     id: subscription.id,
     meta: {
@@ -100,23 +112,24 @@ export class SubscriptionStore {
 
   async insert(
     id: string,
-    owner: string,
+    owner: { key: string; scopes: string | undefined },
     resource: Subscription,
     settings: SubscriptionSettings,
     now: Date,
   ): Promise<StoredSubscription> {
     const result = await this.db.query<Row>(
-      `INSERT INTO subscription (id, owner, version, content, topic, status, endpoint, heartbeat_seconds, created_at, updated_at)
-       VALUES ($1, $2, 1, $3::jsonb, $4, $5, $6, $7, $8, $8) RETURNING ${COLUMNS}`,
+      `INSERT INTO subscription (id, owner, owner_scopes, version, content, topic, status, endpoint, heartbeat_seconds, created_at, updated_at)
+       VALUES ($1, $2, $9, 1, $3::jsonb, $4, $5, $6, $7, $8, $8) RETURNING ${COLUMNS}`,
       [
         id,
-        owner,
+        owner.key,
         JSON.stringify(kept(resource, id)),
         settings.topic.canonical,
         settings.off ? 'off' : 'requested',
         settings.endpoint,
         settings.heartbeatSeconds ?? null,
         now.toISOString(),
+        owner.scopes ?? null,
       ],
     );
     return fromRow(requiredRow(result, 'the subscription insert'));
@@ -132,10 +145,11 @@ export class SubscriptionStore {
     settings: SubscriptionSettings,
     now: Date,
     ifVersion: number | undefined,
+    ownerScopes: string | undefined,
   ): Promise<StoredSubscription | undefined> {
     const result = await this.db.query<Row>(
       `UPDATE subscription SET version = version + 1, content = $2::jsonb, topic = $3, status = $4, error = NULL,
-         endpoint = $5, heartbeat_seconds = $6, updated_at = $7
+         endpoint = $5, heartbeat_seconds = $6, updated_at = $7, owner_scopes = $9
        WHERE id = $1 AND ($8::integer IS NULL OR version = $8) RETURNING ${COLUMNS}`,
       [
         id,
@@ -146,6 +160,7 @@ export class SubscriptionStore {
         settings.heartbeatSeconds ?? null,
         now.toISOString(),
         ifVersion ?? null,
+        ownerScopes ?? null,
       ],
     );
     const row = result.rows[0];
@@ -158,11 +173,17 @@ export class SubscriptionStore {
     return row && fromRow(row);
   }
 
-  /** An owner's subscriptions (undefined: everyone's), oldest first. */
-  async list(owner: string | undefined, limit: number, offset: number): Promise<StoredSubscription[]> {
+  /** An owner's subscriptions (undefined: everyone's), in a status if given, oldest first. */
+  async list(
+    owner: string | undefined,
+    status: string | undefined,
+    limit: number,
+    offset: number,
+  ): Promise<StoredSubscription[]> {
     const result = await this.db.query<Row>(
-      `SELECT ${COLUMNS} FROM subscription WHERE ($1::text IS NULL OR owner = $1) ORDER BY created_at, id LIMIT $2 OFFSET $3`,
-      [owner ?? null, limit, offset],
+      `SELECT ${COLUMNS} FROM subscription WHERE ($1::text IS NULL OR owner = $1) AND ($4::text IS NULL OR status = $4)
+       ORDER BY created_at, id LIMIT $2 OFFSET $3`,
+      [owner ?? null, limit, offset, status ?? null],
     );
     return result.rows.map(fromRow);
   }
@@ -299,7 +320,7 @@ export class SubscriptionStore {
               AND COALESCE(GREATEST(last_delivered_at, last_attempt_at), updated_at) <= $1::timestamptz - make_interval(secs => heartbeat_seconds))
           OR (status = 'error'
               AND COALESCE(last_attempt_at, updated_at) <= $1::timestamptz - make_interval(secs => COALESCE(heartbeat_seconds, $2)))
-       LIMIT 500`,
+       ORDER BY COALESCE(last_attempt_at, updated_at) LIMIT 500`,
       [now.toISOString(), probeAfterSeconds],
     );
     return result.rows.map((row) => ({ id: row.id, periodSeconds: Number(row.period) }));

@@ -35,6 +35,9 @@ export const HEARTBEAT_BOUNDS = { min: 5, max: 86_400 } as const;
 /** How long one delivery may take, unless the subscriber asks for less. */
 export const DEFAULT_TIMEOUT_SECONDS = 10;
 const MAX_HEADERS = 10;
+const MAX_FILTERS = 5;
+/** A Subscription's size as JSON: it is read again at every delivery, so it stays small. */
+export const MAX_SUBSCRIPTION_BYTES = 16 * 1024;
 const FORBIDDEN_HEADERS = new Set([
   'host',
   'content-type',
@@ -91,6 +94,9 @@ export function readSubscription(resource: unknown): SubscriptionSettings {
   if (typeof resource !== 'object' || resource === null || (resource as Subscription).resourceType !== 'Subscription') {
     throw invalid('The body must be a Subscription resource');
   }
+  if (JSON.stringify(resource).length > MAX_SUBSCRIPTION_BYTES) {
+    throw refused(`a Subscription is at most ${MAX_SUBSCRIPTION_BYTES / 1024} KB as JSON`);
+  }
   const subscription = resource as BackportSubscription;
   validateFhirResource(subscription);
   const topic = topicByCanonical(subscription.criteria);
@@ -100,10 +106,11 @@ export function readSubscription(resource: unknown): SubscriptionSettings {
     );
   }
   const filters: SubscriptionFilter[] = [];
-  for (const extension of subscription._criteria?.extension ?? []) {
-    if (extension.url !== BACKPORT_EXTENSIONS.filterCriteria) {
-      continue;
-    }
+  const filterExtensions = extensionsOf(subscription._criteria?.extension, BACKPORT_EXTENSIONS.filterCriteria);
+  if (filterExtensions.length > MAX_FILTERS) {
+    throw refused(`at most ${MAX_FILTERS} filter criteria`);
+  }
+  for (const extension of filterExtensions) {
     try {
       filters.push(parseFilter(extension.valueString ?? ''));
     } catch (err) {
