@@ -347,6 +347,16 @@ describe('amendments after release', () => {
       });
       expect([status, written.status]).toEqual([status, 403]);
     }
+    // Nor back into a draft, which would hide the released report from the physician and patient.
+    const letterId = String(report.extension[0].valueReference.reference);
+    const letter = (await as('specialist', letterId)).body;
+    for (const [path, body] of [
+      [`DiagnosticReport/${ids.report}`, { ...report, meta: undefined, status: 'preliminary' }],
+      [letterId, { ...letter, meta: undefined, status: 'preliminary' }],
+    ] as const) {
+      expect([path, (await as('specialist', path, { method: 'PUT', body })).status]).toEqual([path, 403]);
+    }
+    expect((await as('coordinator', `DiagnosticReport/${ids.report}`)).body.status).toBe('final');
     const own = (await as('specialist', `Composition/${ids.correction}`)).body;
     expect(
       (

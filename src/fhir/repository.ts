@@ -857,7 +857,7 @@ export class HubRepository extends FhirRepository {
       stored = rest as unknown as WithId<T>;
     }
     const index = extractSearchIndex(stored, this.fhirBase);
-    this.assertMayPublish(candidate.resourceType, index);
+    this.assertMayPublish(candidate.resourceType, index, current);
     const caseLinks = caseLinksOf(stored, index, this.ctx.actor, this.fhirBase);
     await this.assertReviewerReport(candidate.resourceType, index, caseLinks);
     const statement = buildWriteStatement({
@@ -992,13 +992,28 @@ export class HubRepository extends FhirRepository {
    * A reviewer writes the opinion as a draft; only its approval (the staff, or the hub) makes a
    * consultation report final, and only the approval files the letter's DocumentReference.
    */
-  private assertMayPublish(resourceType: string, index: SearchIndexRows): void {
-    if (
-      this.ctx.access &&
-      !this.ctx.access.mayPublishReports() &&
-      isConsultationReport(resourceType, index) &&
-      !isDraft(resourceType, index)
-    ) {
+  private assertMayPublish(resourceType: string, index: SearchIndexRows, current: CurrentRow | undefined): void {
+    if (!this.ctx.access || this.ctx.access.mayPublishReports()) {
+      return;
+    }
+    const released = (rows: SearchIndexRows) =>
+      isConsultationReport(resourceType, rows) && !isDraft(resourceType, rows);
+    // A released report changes only by an amendment: made a draft again, it would vanish from its readers.
+    const before = current && !current.deleted && current.content ? JSON.parse(current.content) : undefined;
+    if (before && released(extractSearchIndex(before as Resource, this.fhirBase))) {
+      throw new OperationOutcomeError({
+        ...forbidden,
+        issue: [
+          {
+            severity: 'error',
+            code: 'forbidden',
+            details: { text: `a released consultation report changes only by an amendment (docs/case-workflow.md)` },
+            expression: [`${resourceType}.status`],
+          },
+        ],
+      });
+    }
+    if (released(index)) {
       throw new OperationOutcomeError({
         ...forbidden,
         issue: [
