@@ -169,6 +169,9 @@ describe('the approval’s escalation', () => {
       ...caseFixtures('sr-cancelled'),
       ...caseFixtures('sr-returned'),
       ...caseFixtures('sr-waiting'),
+      ...caseFixtures('sr-writing'),
+      ...caseFixtures('sr-under-review'),
+      ...caseFixtures('sr-ended'),
     ];
     const loaded = await as('system', '', {
       method: 'POST',
@@ -209,5 +212,31 @@ describe('the approval’s escalation', () => {
     expect(after.meta.versionId).toBe(before.meta.versionId);
     expect(after.priority ?? 'routine').toBe('routine');
     expect((after.note ?? []).filter((note: any) => String(note.text).startsWith('Overdue:'))).toEqual([]);
+  });
+
+  /** Each of the specialist's reminder steps run at its instant, as the worker would run it. */
+  const remindSpecialist = async (sr: string): Promise<string[]> => {
+    const outcomes: string[] = [];
+    for (const { step, at } of reminderSteps(new Date('2026-12-18T22:00:00.000Z'))) {
+      const then = { ...workflowContextOf(testHub), now: () => new Date(at.getTime() + 60_000) };
+      outcomes.push(await runReminder(then, { taskId: `offer-${sr}`, step }, { messageIdDomain: 'test' }));
+    }
+    return outcomes;
+  };
+
+  test('the specialist is reminded and escalated while writing, not once the report is submitted or the case ended', async () => {
+    await advance('sr-writing');
+    expect(new Set(await remindSpecialist('sr-writing'))).toEqual(new Set(['reminded', 'escalated']));
+
+    await submitted('sr-under-review');
+    await moveCase('coordinator', 'sr-ended', 'cancelled');
+    expect((await advance('sr-ended')).state).toBe('cancelled');
+    for (const sr of ['sr-under-review', 'sr-ended']) {
+      const before = await coordination(sr);
+      const offer = (await as('coordinator', `Task/offer-${sr}`)).body;
+      expect(new Set(await remindSpecialist(sr))).toEqual(new Set(['not-awaiting-opinion']));
+      expect((await coordination(sr)).meta.versionId).toBe(before.meta.versionId);
+      expect((await as('coordinator', `Task/offer-${sr}`)).body.meta.versionId).toBe(offer.meta.versionId);
+    }
   });
 });

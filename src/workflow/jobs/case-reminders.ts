@@ -10,7 +10,10 @@
  * early (a due date moved later) does nothing; a reminder or an escalation already recorded is not
  * recorded again. An approval is escalated only while the report still waits for it: the case in
  * `report-review` by the hub's own record (case_state) and the approve Task `requested`; a case
- * cancelled or sent back to the specialist leaves its approve Task open, and nobody is late. Reminder: a note on the Task and an e-mail to the specialist (notifications.ts).
+ * cancelled or sent back to the specialist leaves its approve Task open, and nobody is late. Likewise
+ * the specialist is reminded and escalated only while the case waits for their opinion (matching,
+ * specialist review, a question back), not once the report is submitted or the case has ended.
+ * Reminder: a note on the Task and an e-mail to the specialist (notifications.ts).
  * Escalation: the coordination Task's priority raised one step and a note saying which Task is
  * overdue, for the coordinators' work list.
  */
@@ -20,7 +23,14 @@ import type { ReminderPolicy } from '../../cases/business-calendar.ts';
 import { actorOf } from '../../auth/actor.ts';
 import type { Queryable } from '../../db/database.ts';
 import { HubRepository } from '../../fhir/repository.ts';
-import { CASE_ROLES, TASK_CODE_SYSTEM, findCaseResource, lockCase, referencedId } from '../case-resources.ts';
+import {
+  CASE_ROLES,
+  TASK_CODE_SYSTEM,
+  caseStateOf,
+  findCaseResource,
+  lockCase,
+  referencedId,
+} from '../case-resources.ts';
 import type { WorkflowContext } from '../context.ts';
 import { workflowContext } from '../context.ts';
 import { readOptional } from '../materials.ts';
@@ -55,7 +65,8 @@ export type ReminderOutcome =
   | 'not-due'
   | 'no-task'
   | 'unknown-step'
-  | 'not-awaiting-approval';
+  | 'not-awaiting-approval'
+  | 'not-awaiting-opinion';
 
 const dueOf = (restriction: TaskRestriction | undefined): Date | undefined => {
   const end = restriction?.period?.end;
@@ -126,6 +137,9 @@ export async function runReminder(
     }
     if (code === 'approve' && (task.status !== 'requested' || !(await awaitingApproval(tx, serviceRequestId, task)))) {
       return 'not-awaiting-approval';
+    }
+    if (code === 'specialist-opinion' && !(await awaitingOpinion(tx, repo, serviceRequestId))) {
+      return 'not-awaiting-opinion';
     }
     // The specialist asked the physician a question: the clock stands still until the answer, when
     // the case's progression moves the due date and schedules the reminders again.
@@ -214,6 +228,27 @@ async function awaitingApproval(tx: Queryable, serviceRequestId: string, task: T
   const state = found.rows[0]?.state;
   const amendment = referencedId(task.focus, 'Composition') !== undefined && !actorOf(task.meta?.source);
   return state === 'report-review' || (amendment && (state === 'report-released' || state === 'report-accessed'));
+}
+
+/** The states in which a case waits for its specialist: offered, writing, or asking the physician. */
+const OPINION_STATES: readonly string[] = ['matching', 'specialist-review', 'awaiting-information'];
+
+/**
+ * True while the case waits for the specialist's opinion by the hub's own record (case_state), or by
+ * its coordination Task for a case the progression has not recorded yet: once the report is
+ * submitted, or the case cancelled, declined or failed, the specialist is not late.
+ */
+async function awaitingOpinion(tx: Queryable, repo: HubRepository, serviceRequestId: string): Promise<boolean> {
+  const found = await tx.query<{ state: string }>('SELECT state FROM case_state WHERE case_id = $1', [
+    serviceRequestId,
+  ]);
+  const recorded = found.rows[0]?.state;
+  if (recorded !== undefined) {
+    return OPINION_STATES.includes(recorded);
+  }
+  const coordination = await findCaseResource<Task>(repo, 'Task', serviceRequestId, CASE_ROLES.coordination);
+  const state = coordination && caseStateOf(coordination);
+  return state !== undefined && OPINION_STATES.includes(state);
 }
 
 export async function processReminder(data: ReminderJob, job: JobInfo, deps: WorkerDeps): Promise<ReminderOutcome> {
