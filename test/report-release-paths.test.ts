@@ -310,7 +310,10 @@ describe('the opinion’s release: reports of any code, every read path', () => 
       title: 'Notes',
       section: [{ title: 'Notes', entry: [reference('ServiceRequest/sr-coded')] }],
     });
-    const created = {} as Record<'DiagnosticReport' | 'Composition' | 'preReview' | 'outside' | 'filed', string>;
+    const created = {} as Record<
+      'DiagnosticReport' | 'Composition' | 'preReview' | 'outside' | 'filed' | 'message',
+      string
+    >;
 
     test('a reviewer cannot write a final report under another code (or none): 403, a draft is theirs alone', async () => {
       for (const [who, body] of [
@@ -387,14 +390,30 @@ describe('the opinion’s release: reports of any code, every read path', () => 
       });
       expect(filed.status).toBe(201);
       created.filed = `DocumentReference/${String(filed.body.id)}`;
+      // And writes the opinion to the case in a message.
+      const message = await as('specialist', 'Communication', {
+        method: 'POST',
+        body: {
+          resourceType: 'Communication',
+          status: 'completed',
+          basedOn: [reference('ServiceRequest/sr-coded')],
+          payload: [{ contentString: 'Between us: it is a benign hamartoma.' }],
+        },
+      });
+      expect(message.status).toBe(201);
+      created.message = `Communication/${String(message.body.id)}`;
       const held = [
         created.outside,
         created.filed,
+        created.message,
         created.preReview,
         'Binary/pdf-coded',
         'DiagnosticReport/rep-coded',
       ];
-      expect(await statuses('physician', [created.outside])).toEqual([[created.outside, 200]]);
+      expect(await statuses('physician', [created.outside, created.message])).toEqual([
+        [created.outside, 200],
+        [created.message, 200],
+      ]);
       expect(await statuses('patient', held)).toEqual(held.map((path) => [path, 404]));
       expect((await raw('patient', 'Binary/pdf-coded')).status).toBe(404);
       const reports = await as('patient', 'DiagnosticReport?based-on=ServiceRequest/sr-coded&_total=accurate');

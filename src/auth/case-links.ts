@@ -15,7 +15,8 @@
  *   resource's cases; a consultation report (LOINC 11488-4) and its Binary are marked `report`.
  * - What the patient sees only once the case is released is marked `held`: every DiagnosticReport
  *   and Composition (whatever its code: a report coded otherwise is no less a report), a
- *   DocumentReference a reviewer wrote or coded 11488-4, and the Binaries they name.
+ *   DocumentReference a reviewer wrote or coded 11488-4, the Binaries they name, and a reviewer's
+ *   Communication.
  * - The owner of a Task becomes a reviewer of the Task's cases only when the hub, a coordinator, an
  *   admin or a system client wrote that owner: a reviewer cannot make themselves a member. A Task
  *   another person writes leaves the memberships it gave unchanged.
@@ -229,8 +230,13 @@ export function caseLinksOf(
   // A reviewer's draft is theirs whatever its code; a draft another writer sends (an EHR's
   // preliminary result) is material, unless it is the consultation report.
   const draftAuthor = (report || byReviewer) && isDraft(type, index) ? draftAuthorOf(resource, actor, fhirBase) : null;
+  // A reviewer's message could carry the opinion before its approval: it too reaches the patient
+  // only with the opinion (the physician reads it at once).
   const held =
-    report || type === 'DiagnosticReport' || type === 'Composition' || (type === 'DocumentReference' && byReviewer);
+    report ||
+    type === 'DiagnosticReport' ||
+    type === 'Composition' ||
+    ((type === 'DocumentReference' || type === 'Communication') && byReviewer);
 
   const rows: CaseLinkRows = {
     resources: [...cases].map((caseId) => [type, resource.id, caseId, report, draftAuthor, held]),
