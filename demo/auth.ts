@@ -1,7 +1,7 @@
 /**
  * How the demo's parties get access tokens from the hub: SMART discovery, a Backend Services client
  * authenticating with a signed JWT (private_key_jwt, RFC 7523), and a person signing in through the
- * authorization endpoint (authorization code + PKCE S256 + the TOTP code an authenticator app shows),
+ * authorization endpoint (authorization code + PKCE S256, and for staff the TOTP code an authenticator app shows),
  * driven over HTTP as a browser would. Requests go to the URL the demo was given; the URLs the hub
  * advertises (its BASE_URL, perhaps a public address that does not reach it from here) are only used
  * as the names the protocol asks for (`aud` of the assertion and of the authorization request).
@@ -250,7 +250,7 @@ export class PersonLogin implements TokenSource {
     }
 
     let redirect = await this.submitLogin(authorize, jar, Date.now());
-    if (redirect === 'refused') {
+    if (redirect === 'refused' && this.person.totpSecret !== undefined) {
       // A code is good once: a sign-in of this account moments ago (an earlier run) used this one. Wait for the next.
       await new Promise((resolve) => setTimeout(resolve, TOTP_STEP_MS - (Date.now() % TOTP_STEP_MS) + 1000));
       redirect = await this.submitLogin(authorize, jar, Date.now());
@@ -298,7 +298,8 @@ export class PersonLogin implements TokenSource {
         ...hiddenFields(html),
         email: this.person.email,
         password: this.person.password,
-        totp: totpCode(this.person.totpSecret, nowMs),
+        // Staff give the code their authenticator shows; a physician or patient has none.
+        totp: this.person.totpSecret === undefined ? '' : totpCode(this.person.totpSecret, nowMs),
       }),
     });
     jar.keep(response);

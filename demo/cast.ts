@@ -52,7 +52,9 @@ export class Cast {
     }
     const login = new PersonLogin(this.endpoints, this.credentials.app, person);
     await login.accessToken();
-    show(`${title} signed in (authorization code + PKCE, TOTP) through ${this.credentials.app.clientId}`);
+    show(
+      `${title} signed in (authorization code + PKCE${person.totpSecret === undefined ? ', password only: not staff' : ', TOTP'}) through ${this.credentials.app.clientId}`,
+    );
     const client = new DemoClient(this.base, this.timeoutMs, login);
     this.people.set(key, { client, login });
     return client;

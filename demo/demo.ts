@@ -31,7 +31,13 @@ import type { DemoClient, Resource } from './client.ts';
 import { QUESTIONS, playOpinion } from './opinion.ts';
 import { credentialsFile, readCredentials } from './parties.ts';
 import { show, step, writer } from './print.ts';
-import { ensureRadiologist, ensureRoster } from './roster.ts';
+import {
+  NPI_SYSTEM,
+  REFERRING_PHYSICIAN,
+  ensureRadiologist,
+  ensureReferringPhysician,
+  ensureRoster,
+} from './roster.ts';
 
 // eslint-disable-next-line no-restricted-properties -- a client of the hub, not the hub: its own settings
 const env = process.env;
@@ -48,7 +54,6 @@ const { values: args } = parseArgs({
 });
 
 const REFERENCE_SYSTEM = 'urn:hub:reference-number';
-const NPI = 'http://hl7.org/fhir/sid/us-npi';
 const ACSN = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN' }] };
 /** The physician's estimate of the records (a priced tier); the PDF that arrives has fewer pages. */
 const ESTIMATED_RECORD_PAGES = 60;
@@ -85,13 +90,17 @@ async function demo(): Promise<void> {
 async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; runTag: string }): Promise<void> {
   const coordinator = await cast.person('coordinator', 'the coordinator');
 
-  step('The specialists’ roster and the radiologist, kept on the hub by the coordinator');
+  step('The specialists’ roster, the radiologist and the referring physician, kept on the hub by the coordinator');
   const roster = await ensureRoster(coordinator);
   for (const member of roster) {
     show(`${member.name}: ${member.summary} → Practitioner/${member.id}`);
   }
   const radiologistId = await ensureRadiologist(coordinator);
   show(`the radiologist → Practitioner/${radiologistId}`);
+  const referrerId = await ensureReferringPhysician(coordinator);
+  show(
+    `the referring physician (NPI ${REFERRING_PHYSICIAN.npi}), who signs in to read the opinion → Practitioner/${referrerId}`,
+  );
 
   step('$check-eligibility for a patient living in Massachusetts (the registration website)');
   const massachusetts = await cast.website.fhir(
@@ -148,6 +157,14 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   };
   const serviceRequestId = idAt(2, 'ServiceRequest');
   const physicianId = idAt(0, 'referring Practitioner');
+  if (physicianId !== referrerId) {
+    throw new Error(
+      `the referral's conditional create of the Practitioner (NPI ${REFERRING_PHYSICIAN.npi}) gave Practitioner/${physicianId}, not the physician's Practitioner/${referrerId}`,
+    );
+  }
+  show(
+    `the referral's Practitioner (created only if none has the NPI) is the physician's: Practitioner/${physicianId}`,
+  );
   show(`ServiceRequest written by ${writer(await cast.ehr.fhir('GET', `ServiceRequest/${serviceRequestId}`))}`);
 
   step('Intake: eligibility, the quote and the expected materials (the coordinator’s worklist)');
@@ -369,11 +386,15 @@ function referralBundle(referenceNumber: string, accessionNumber: string): Resou
         fullUrl: physician,
         resource: {
           resourceType: 'Practitioner',
-          identifier: [{ system: NPI, value: '1245319599' }],
+          identifier: [{ system: NPI_SYSTEM, value: REFERRING_PHYSICIAN.npi }],
           name: [{ prefix: ['Dr.'], family: 'Okonkwo', given: ['Adaeze'] }],
-          telecom: [{ system: 'email', value: 'a.okonkwo@referrer.example.org' }],
+          telecom: [{ system: 'email', value: REFERRING_PHYSICIAN.email }],
         },
-        request: { method: 'POST', url: 'Practitioner', ifNoneExist: `identifier=${NPI}|1245319599` },
+        request: {
+          method: 'POST',
+          url: 'Practitioner',
+          ifNoneExist: `identifier=${NPI_SYSTEM}|${REFERRING_PHYSICIAN.npi}`,
+        },
       },
       {
         fullUrl: questions,

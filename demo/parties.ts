@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JWK } from 'jose';
-import { RADIOLOGIST_PRACTITIONER_ID, ROSTER, practitionerIdOf } from './roster.ts';
+import { RADIOLOGIST_PRACTITIONER_ID, REFERRING_PHYSICIAN, ROSTER, practitionerIdOf } from './roster.ts';
 
 /** The physician's EHR: SMART Backend Services, private_key_jwt. */
 export const EHR_CLIENT_ID = 'demo-ehr';
@@ -26,7 +26,7 @@ export const APP_REDIRECT_URI = 'org.example.hub-demo:/callback';
 /** What each person's login asks for; the access policy of their role narrows it on the hub. */
 export const APP_SCOPE = 'openid fhirUser user/*.cruds';
 
-export type PersonRole = 'coordinator' | 'radiologist' | 'specialist';
+export type PersonRole = 'coordinator' | 'radiologist' | 'specialist' | 'referring-physician';
 
 export interface DemoPerson {
   /** The key in the credentials file. */
@@ -37,7 +37,7 @@ export interface DemoPerson {
   practitionerId?: string;
 }
 
-/** The coordinator, the radiologist and every specialist of the roster. */
+/** The coordinator, the radiologist, every specialist of the roster, and the physician who referred the case. */
 export const PEOPLE: readonly DemoPerson[] = [
   { key: 'coordinator', role: 'coordinator', email: 'coordinator@staff.hub-demo.example.org' },
   {
@@ -52,6 +52,13 @@ export const PEOPLE: readonly DemoPerson[] = [
     email: `${entry.key}@specialists.hub-demo.example.org`,
     practitionerId: practitionerIdOf(entry),
   })),
+  // Not staff: signs in without a TOTP code, and sees only the cases they referred.
+  {
+    key: 'referring-physician',
+    role: 'referring-physician',
+    email: REFERRING_PHYSICIAN.email,
+    practitionerId: REFERRING_PHYSICIAN.id,
+  },
 ];
 
 export interface SystemClientCredentials {
@@ -64,8 +71,11 @@ export interface SystemClientCredentials {
 export interface PersonCredentials {
   email: string;
   password: string;
-  /** RFC 4648 base32, as an authenticator app would read it from the otpauth:// URI. */
-  totpSecret: string;
+  /**
+   * RFC 4648 base32, as an authenticator app would read it from the otpauth:// URI; staff only (the
+   * referring physician signs in with the password alone).
+   */
+  totpSecret?: string;
   role: PersonRole;
   practitionerId?: string;
 }
@@ -81,7 +91,8 @@ export function credentialsFile(dataDir: string): string {
   return path.join(dataDir, 'demo', 'credentials.json');
 }
 
-export async function readCredentials(file: string): Promise<DemoCredentials> {
+/** The credentials in `file`, which must hold those of `people` (by default everyone's). */
+export async function readCredentials(file: string, people: readonly DemoPerson[] = PEOPLE): Promise<DemoCredentials> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -99,10 +110,10 @@ export async function readCredentials(file: string): Promise<DemoCredentials> {
   } catch {
     throw new Error(`${file} is not JSON; run \`npm run demo:setup\` again on a fresh database`);
   }
-  for (const person of PEOPLE) {
+  for (const person of people) {
     if (!credentials.people?.[person.key]) {
       throw new Error(
-        `${file} has no credentials for the ${person.key}; run \`npm run demo:setup\` again on a fresh database`,
+        `${file} has no credentials for the ${person.key}; run \`npm run demo:setup\` again (with the hub's DATA_DIR and DATABASE_URL)`,
       );
     }
   }

@@ -2,9 +2,9 @@
  * The demo's specialists, as src/workflow/specialists.ts reads a roster: a Practitioner with the
  * licence and board certification as qualifications and the training level as an extension, and a
  * PractitionerRole coded `specialist` with the NUCC specialty, capacity and subspecialty keywords;
- * and the radiologist's Practitioner. Written by the coordinator with fixed ids (update as create),
- * because the specialists' and the radiologist's accounts are linked to those ids (parties.ts), and
- * repeated runs write the same resources again.
+ * the radiologist's Practitioner; and the referring physician's, with the NPI the EHR's referral
+ * names. Written by the coordinator with fixed ids (update as create), because the people's accounts
+ * are linked to those ids (parties.ts), and repeated runs write the same resources again.
  */
 import type { DemoClient } from './client.ts';
 
@@ -59,6 +59,20 @@ export const ROSTER: readonly RosterEntry[] = [
 
 /** The radiologist who does the pre-review (not on the specialists' roster). */
 export const RADIOLOGIST_PRACTITIONER_ID = 'demo-radiologist';
+
+export const NPI_SYSTEM = 'http://hl7.org/fhir/sid/us-npi';
+
+/**
+ * The physician who refers the case and signs in to read the opinion. The EHR's referral creates
+ * its Practitioner only if none carries this NPI (conditional create), so it finds this one, and the
+ * case's requester is the Practitioner the physician's account is linked to.
+ */
+export const REFERRING_PHYSICIAN = {
+  id: 'demo-referring-physician',
+  npi: '1245319599',
+  email: 'a.okonkwo@referrer.example.org',
+  name: { prefix: ['Dr.'], family: 'Okonkwo', given: ['Adaeze'] },
+} as const;
 
 export const practitionerIdOf = (entry: RosterEntry): string => `demo-${entry.key}`;
 
@@ -138,4 +152,38 @@ export async function ensureRadiologist(client: DemoClient): Promise<string> {
     name: [{ prefix: ['Dr.'], family: 'Fairweather', given: ['Demo'] }],
   });
   return RADIOLOGIST_PRACTITIONER_ID;
+}
+
+/**
+ * The referring physician's Practitioner, at the id their account is linked to. Another Practitioner
+ * with the NPI (an earlier demo's referral created one at a server-assigned id) would make the EHR's
+ * conditional create ambiguous, which the hub refuses: it loses the NPI and is set inactive.
+ */
+export async function ensureReferringPhysician(client: DemoClient): Promise<string> {
+  const { id, npi, email, name } = REFERRING_PHYSICIAN;
+  await client.fhir('PUT', `Practitioner/${id}`, {
+    resourceType: 'Practitioner',
+    id,
+    identifier: [
+      { system: NPI_SYSTEM, value: npi },
+      { system: DEMO_ROSTER_SYSTEM, value: 'referring-physician' },
+    ],
+    active: true,
+    name: [{ ...name, prefix: [...name.prefix], given: [...name.given] }],
+    telecom: [{ system: 'email', value: email }],
+  });
+  const strays = (await client.search(`Practitioner?identifier=${encodeURIComponent(`${NPI_SYSTEM}|${npi}`)}`)).filter(
+    (practitioner) => practitioner.id !== id,
+  );
+  for (const stray of strays) {
+    await client.change(`Practitioner/${stray.id}`, (practitioner) => ({
+      ...practitioner,
+      active: false,
+      identifier: (practitioner.identifier ?? []).filter(
+        (identifier: { system?: string; value?: string }) =>
+          !(identifier.system === NPI_SYSTEM && identifier.value === npi),
+      ),
+    }));
+  }
+  return id;
 }

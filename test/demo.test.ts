@@ -131,16 +131,56 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     expect(users.rows).toEqual([
       { role: 'coordinator', fhir_user: null, totp: true },
       { role: 'radiologist', fhir_user: 'Practitioner/demo-radiologist', totp: true },
+      // Not staff: the physician signs in with a password alone.
+      { role: 'referring-physician', fhir_user: 'Practitioner/demo-referring-physician', totp: false },
       { role: 'specialist', fhir_user: 'Practitioner/demo-oncologist', totp: true },
       { role: 'specialist', fhir_user: 'Practitioner/demo-oncology-fellow', totp: true },
       { role: 'specialist', fhir_user: 'Practitioner/demo-pulmonologist', totp: true },
       { role: 'specialist', fhir_user: 'Practitioner/demo-thoracic-oncologist', totp: true },
     ]);
 
+    expect(credentials.people['referring-physician']).toEqual({
+      email: PHYSICIAN,
+      password: expect.any(String),
+      role: 'referring-physician',
+      practitionerId: 'demo-referring-physician',
+    });
+
     const again = await runScript('demo/setup.ts', [], { DATABASE_URL: database.url, DATA_DIR: dataDir });
     expect({ code: again.code, stderr: again.stderr }).toEqual({ code: 0, stderr: '' });
     expect(again.stdout).toMatch(/registered already/);
     expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual(credentials);
+    expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  test('a setup by an earlier demo without the physician gets the physician added, and everything else kept', async () => {
+    const file = path.join(dataDir, 'demo', 'credentials.json');
+    const credentials = JSON.parse(await fs.readFile(file, 'utf8'));
+    const { 'referring-physician': _physician, ...earlier } = credentials.people;
+    await fs.writeFile(file, JSON.stringify({ ...credentials, people: earlier }), { mode: 0o600 });
+    await sql.query("DELETE FROM auth_user WHERE role = 'referring-physician'");
+
+    const upgrade = await runScript('demo/setup.ts', [], { DATABASE_URL: database.url, DATA_DIR: dataDir });
+    expect({ code: upgrade.code, stderr: upgrade.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(upgrade.stdout).toMatch(
+      /referring-physician account \(password only\) linked to Practitioner\/demo-referring-physician/,
+    );
+    expect(upgrade.stdout).not.toMatch(/system clients/);
+    const upgraded = JSON.parse(await fs.readFile(file, 'utf8'));
+    expect(upgraded).toEqual({
+      ...credentials,
+      people: {
+        ...earlier,
+        'referring-physician': { ...credentials.people['referring-physician'], password: expect.any(String) },
+      },
+    });
+    expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
+    const physicians = await sql.query("SELECT fhir_user FROM auth_user WHERE role = 'referring-physician'");
+    expect(physicians.rows).toEqual([{ fhir_user: 'Practitioner/demo-referring-physician' }]);
+
+    const again = await runScript('demo/setup.ts', [], { DATABASE_URL: database.url, DATA_DIR: dataDir });
+    expect(again.stdout).toMatch(/registered already/);
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual(upgraded);
   });
 
   test('plays the case through to the approved opinion with every party signed in as itself, declines New Mexico before registration, and the status e-mails arrive once each', async () => {
@@ -184,7 +224,10 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     const coordinatorUser = await sql.query<{ id: string }>("SELECT id FROM auth_user WHERE role = 'coordinator'");
     const coordinatorActor = `urn:hub:actor:coordinator:${defined(coordinatorUser.rows[0], 'the coordinator user').id}`;
     const sourceOf = (version: Version | undefined): string | undefined => version?.resource.meta?.source;
-    expect(sourceOf((await versions('ServiceRequest', serviceRequestId!))[0])).toBe('urn:hub:actor:ehr:demo-ehr');
+    const [referral] = await versions('ServiceRequest', serviceRequestId!);
+    expect(sourceOf(referral)).toBe('urn:hub:actor:ehr:demo-ehr');
+    // The EHR's conditional create found the Practitioner the physician's account is linked to.
+    expect(referral?.resource.requester).toEqual({ reference: 'Practitioner/demo-referring-physician' });
     const coordination = await versions('Task', idAfter(run.stdout, /coordination Task\//));
     const acceptance = coordination.find(
       (version) =>
