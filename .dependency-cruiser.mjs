@@ -134,6 +134,21 @@ export default {
       to: { path: '^src/', pathNot: ['\\.test\\.ts$', ENTRY_POINTS], reachable: false },
     },
     {
+      name: 'web-shares-types-only',
+      comment:
+        'the web app (web/) runs in the browser and talks to the hub over its public APIs: it may import types from src/, never code (issue 15)',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^(src|test|bench|demo)/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'nothing-imports-web',
+      comment: 'the hub serves web/dist as files; no server, test or tool code imports the web app',
+      severity: 'error',
+      from: { path: '^(src|test|bench|demo)/' },
+      to: { path: '^web/' },
+    },
+    {
       name: 'no-runtime-cycles',
       comment: 'modules that import each other at run time cannot be loaded or understood one at a time',
       severity: 'error',
@@ -149,7 +164,7 @@ export default {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(data|coverage)/' },
+    exclude: { path: '^(data|coverage|web/dist)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: {

@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# The hub's image: Node 24 runs the TypeScript sources directly (type stripping), so there is no
-# build step, only the production dependencies.
+# The hub's image: Node 24 runs the TypeScript sources directly (type stripping); the one build
+# step is the web app's (web/, built into web/dist by `npm ci`'s `prepare`), then only the production
+# dependencies are kept.
 
 # Keep in step with the `node` package pinned in package.json.
 ARG NODE_VERSION=24.21.0
@@ -8,9 +9,11 @@ ARG NODE_VERSION=24.21.0
 FROM node:${NODE_VERSION}-bookworm-slim AS dependencies
 WORKDIR /app
 COPY package.json package-lock.json ./
-# The `node` npm package (which lets `npm ci && npm start` run on machines that ship an older Node)
-# is a dev dependency, so a production install leaves the image's own Node 24 in charge.
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY web ./web
+# A full install first: its `prepare` builds the web app with Vite (a dev dependency). Then the dev
+# dependencies go; among them the `node` npm package (which lets `npm ci && npm start` run on
+# machines that ship an older Node), so the image's own Node 24 is in charge.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:${NODE_VERSION}-bookworm-slim
 ENV NODE_ENV=production \
@@ -21,6 +24,7 @@ WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY src ./src
+COPY --from=dependencies /app/web/dist ./web/dist
 # DATA_DIR holds the blob store (and the embedded database when DATABASE_URL is unset). It is
 # created and owned before VOLUME so that a new named volume starts out owned by the `node` user.
 RUN mkdir -p /var/lib/hub && chown node:node /var/lib/hub
