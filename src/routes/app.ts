@@ -17,6 +17,7 @@ import type { Auth } from '../auth/index.ts';
 import { corsPolicy } from './cors.ts';
 import type { CorsPolicy } from './cors.ts';
 import { securityHeaders } from './security-headers.ts';
+import { createDashboardRoutes } from './dashboard.ts';
 
 export interface AppOptions {
   db: Database;
@@ -37,6 +38,8 @@ export interface AppOptions {
   metricsPublic?: boolean;
   /** Strict-Transport-Security (BASE_URL is https). */
   hsts?: boolean;
+  /** The built web app served at /dashboard (routes/dashboard.ts); web/dist by default. */
+  dashboardDir?: string;
 }
 
 export function createApp(options: AppOptions): Express {
@@ -103,6 +106,8 @@ export function createApp(options: AppOptions): Express {
     if (options.adminQueues) {
       app.use('/admin/queues', ...adminOnly, createAdminQueueRoutes(options.adminQueues));
     }
+    // Files only, no token: the app signs the person in and calls the API with their token.
+    app.use(createDashboardRoutes(options.dashboardDir));
   }
   app.use('/fhir', fhirErrorHandler);
   app.use((_req, res) => {
