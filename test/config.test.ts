@@ -35,6 +35,7 @@ describe('loadConfig', () => {
       authSessionIdleSeconds: 1800,
       authSessionMaxSeconds: 43200,
       corsAllowedOrigins: [],
+      subscriptionAllowedNetworks: [],
       metricsPublic: false,
       auditEnabled: true,
       auditFlushMs: 100,
