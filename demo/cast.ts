@@ -60,6 +60,15 @@ export class Cast {
     return client;
   }
 
+  /** The referring physician, signed in as themselves (not through their EHR). */
+  physician(): Promise<DemoClient> {
+    const person = this.credentials.people['referring-physician'];
+    return this.person(
+      'referring-physician',
+      `the referring physician (Practitioner/${person?.practitionerId ?? '?'})`,
+    );
+  }
+
   /** The key of the specialist whose account is linked to `Practitioner/<id>`. */
   specialistKey(reference: string | undefined): string {
     const found = Object.entries(this.credentials.people).find(

@@ -59,6 +59,24 @@ export class DemoClient {
     return { status: response.status, body: parsed };
   }
 
+  /** GET `/fhir/<path>` as `accept` (a Binary's content): its status, type and bytes. */
+  async download(path: string, accept: string): Promise<{ status: number; contentType: string; bytes: Buffer }> {
+    const authorization = `Bearer ${await this.tokens.accessToken()}`;
+    let response: globalThis.Response;
+    try {
+      response = await fetch(`${this.base}/fhir/${path}`, { headers: { accept, authorization } });
+    } catch (err) {
+      throw new Error(`the hub at ${this.base} does not answer (${(err as Error).message}); start it with npm start`, {
+        cause: err,
+      });
+    }
+    return {
+      status: response.status,
+      contentType: response.headers.get('content-type') ?? '',
+      bytes: Buffer.from(await response.arrayBuffer()),
+    };
+  }
+
   /** A request that must succeed; its body. */
   async fhir(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Resource> {
     const response = await this.request(method, path, body, headers);

@@ -5,18 +5,25 @@
  * SMART Backend Services clients, private_key_jwt), a CT and an MR study arrive by C-STORE, the
  * coordinator (a person signing in: authorization code + PKCE + TOTP) accepts the case and assigns the
  * pre-review, the radiologist completes it, the hub matches a specialist (from a small roster the
- * coordinator keeps on the hub) and that specialist signs in and accepts. Then a patient from New
- * Mexico is turned away before registration. Every result is polled from the API and printed.
+ * coordinator keeps on the hub) and that specialist signs in and accepts. Then the opinion to the end
+ * (opinion.ts, after-release.ts): the EHR subscribes to the case with a receiver of its own on
+ * 127.0.0.1, the specialist drafts and asks the physician a question, the physician (a person signing
+ * in, not their EHR) answers, the submission is refused once, returned once and approved, the EHR is
+ * told and fetches the PDF, the physician reads the report (which releases it to the patient), asks
+ * about it and is answered, and the specialist's addendum is approved. Then a patient from New Mexico
+ * is turned away before registration. Every result is polled from the API and printed.
  *
- * First register the parties in the hub's database (setup.ts), with the hub's DATA_DIR/DATABASE_URL:
+ * First register the parties in the hub's database (setup.ts), with the hub's DATA_DIR/DATABASE_URL;
+ * the hub must allow notifications to this machine:
  *   npm run demo:setup        (embedded database: while the hub is stopped; PostgreSQL: any time)
- *   npm start
+ *   SUBSCRIPTION_ALLOWED_NETWORKS=127.0.0.1/32 npm start
  *   npm run demo -- [--url http://127.0.0.1:8080] [--dimse-host 127.0.0.1] [--dimse-port 11112]
  *                   [--called-ae HUB] [--calling-ae DEMO] [--timeout-seconds 180]
  *                   [--credentials DATA_DIR/demo/credentials.json]
  * or the same through HUB_URL, DIMSE_HOST, DIMSE_PORT, DIMSE_CALLED_AE, DIMSE_CALLING_AE, and DATA_DIR
  * (default ./data) for the credentials file. Works with AUTH_REQUIRED=true (the default) or false.
- * Needs dcmtk (storescu, dcmodify) and pydicom's test files (python3-pydicom). Exits 1 on any failure.
+ * Needs dcmtk (storescu, dcmodify) and pydicom's test files (python3-pydicom). Exits 1 on any failure,
+ * naming the step.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -28,9 +35,11 @@ import { Cast } from './cast.ts';
 import { recordsPdf, sendStudies, studyFile } from './materials.ts';
 import { byCaseIdentifier, parameter, stateOf, withTaskCode } from './client.ts';
 import type { DemoClient, Resource } from './client.ts';
+import { playAfterRelease } from './after-release.ts';
 import { QUESTIONS, playOpinion } from './opinion.ts';
 import { credentialsFile, readCredentials } from './parties.ts';
-import { show, step, writer } from './print.ts';
+import { currentStep, show, step, writer } from './print.ts';
+import { EhrReceiver } from './receiver.ts';
 import {
   NPI_SYSTEM,
   REFERRING_PHYSICIAN,
@@ -76,18 +85,25 @@ async function demo(): Promise<void> {
   const endpoints = await discover(base);
   show(`SMART configuration: token endpoint ${endpoints.tokenUrl}, authorization endpoint ${endpoints.authorizeUrl}`);
   const cast = new Cast(base, timeoutMs, endpoints, credentials);
+  const receiver = new EhrReceiver(cast.ehr);
   try {
     await cast.connectSystems();
-    await playCase(cast, { dimsePort, runTag });
+    await playCase(cast, receiver, { dimsePort, runTag });
   } catch (err) {
     // The failure is what the demo reports; a sign-out failing after it would only hide it.
     await cast.signOut().catch(() => undefined);
     throw err;
+  } finally {
+    await receiver.stop();
   }
   await cast.signOut();
 }
 
-async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; runTag: string }): Promise<void> {
+async function playCase(
+  cast: Cast,
+  receiver: EhrReceiver,
+  { dimsePort, runTag }: { dimsePort: number; runTag: string },
+): Promise<void> {
   const coordinator = await cast.person('coordinator', 'the coordinator');
 
   step('The specialists’ roster, the radiologist and the referring physician, kept on the hub by the coordinator');
@@ -317,14 +333,18 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
     `case ${stateOf(inReview)} (${inReview.status}); status e-mails went to Practitioner/${physicianId} and Patient/${patientId} (links only)`,
   );
 
-  await playOpinion(cast, {
+  const scene = {
+    cast,
     coordinator,
     specialist,
+    receiver,
     coordinationId: String(submitted.id),
     serviceRequestId,
     patientId,
     specialistId: String(offer.owner?.reference).replace('Practitioner/', ''),
-  });
+    physicianId,
+  };
+  await playAfterRelease(scene, await playOpinion(scene));
 
   step('A second patient, living in New Mexico (the registration website)');
   const newMexico = await cast.website.fhir('GET', '$check-eligibility?country=US&state=NM');
@@ -365,7 +385,7 @@ async function playCase(cast: Cast, { dimsePort, runTag }: { dimsePort: number; 
   );
 
   console.log(
-    `\nDemo finished: ServiceRequest/${serviceRequestId}'s opinion is released to its physician; the New Mexico applicant was declined before registration.`,
+    `\nDemo finished: ServiceRequest/${serviceRequestId}'s opinion was released, read by its physician and so released to the patient, clarified and amended; the New Mexico applicant was declined before registration.`,
   );
 }
 
@@ -480,7 +500,7 @@ async function expectMaterial(client: DemoClient, serviceRequestId: string, kind
 demo().then(
   () => process.exit(0),
   (err: unknown) => {
-    console.error(`\nDemo failed: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`\nDemo failed at ${currentStep()}: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   },
 );

@@ -1,8 +1,14 @@
-/** The opinion, played by the specialist, the coordinator and the EHR, each with its own token. */
+/**
+ * The opinion up to its release, each party with its own token: the EHR subscribes to the case, the
+ * specialist drafts the report and its letter and asks the physician a question, the physician signs
+ * in and answers, the specialist submits (refused once for a missing section), a coordinator returns
+ * it once with a reason and then approves it. What follows the release: after-release.ts.
+ */
 import type { Cast } from './cast.ts';
 import type { DemoClient, Resource } from './client.ts';
 import { stateOf, withTaskCode } from './client.ts';
-import { show, step } from './print.ts';
+import { show, step, writer } from './print.ts';
+import type { EhrReceiver } from './receiver.ts';
 
 /** The physician's questions (the referral's QuestionnaireResponse), which the letter answers one by one. */
 export const QUESTIONS = [
@@ -13,12 +19,14 @@ export const QUESTIONS = [
   'Is resection indicated, and if so, which approach would you choose?',
 ];
 
-const LETTER_SECTION = 'urn:hub:letter-section';
+export const LETTER_SECTION = 'urn:hub:letter-section';
 const QUESTION_NUMBER = 'urn:hub:extension:question-number';
-const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
-const LOINC_CONSULTATION = { coding: [{ system: 'http://loinc.org', code: '11488-4', display: 'Consultation note' }] };
+export const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
+export const LOINC_CONSULTATION = {
+  coding: [{ system: 'http://loinc.org', code: '11488-4', display: 'Consultation note' }],
+};
 
-function letterSection(code: string, text: string, questionNumber?: number): Resource {
+export function letterSection(code: string, text: string, questionNumber?: number): Resource {
   return {
     code: { coding: [{ system: LETTER_SECTION, code }] },
     ...(questionNumber ? { extension: [{ url: QUESTION_NUMBER, valueUnsignedInt: questionNumber }] } : {}),
@@ -26,24 +34,52 @@ function letterSection(code: string, text: string, questionNumber?: number): Res
   };
 }
 
-/** The opinion: the specialist's draft, a submission returned once, the approval, the PDF. */
-export async function playOpinion(
-  cast: Cast,
-  ids: {
-    coordinator: DemoClient;
-    specialist: DemoClient;
-    coordinationId: string;
-    serviceRequestId: string;
-    patientId: string;
-    specialistId: string;
-  },
-): Promise<void> {
-  const { coordinator, specialist, coordinationId, serviceRequestId, patientId, specialistId } = ids;
-  const caseState = (wanted: string) =>
-    coordinator.until(async () => {
-      const task = await coordinator.fhir('GET', `Task/${coordinationId}`);
-      return stateOf(task) === wanted ? task : undefined;
-    }, `the case in ${wanted}`);
+/** Who plays the opinion, and the case they play it on. */
+export interface OpinionScene {
+  cast: Cast;
+  coordinator: DemoClient;
+  specialist: DemoClient;
+  receiver: EhrReceiver;
+  coordinationId: string;
+  serviceRequestId: string;
+  patientId: string;
+  specialistId: string;
+  physicianId: string;
+}
+
+/** The case's released opinion. */
+export interface ReleasedOpinion {
+  reportId: string;
+  letterId: string;
+  approvalId: string;
+}
+
+/** The coordination Task once the case is in `wanted` (read by the coordinator). */
+export const caseIn = (scene: OpinionScene, wanted: string): Promise<Resource> =>
+  scene.coordinator.until(async () => {
+    const task = await scene.coordinator.fhir('GET', `Task/${scene.coordinationId}`);
+    return stateOf(task) === wanted ? task : undefined;
+  }, `the case in ${wanted}`);
+
+/** The specialist moves the case to report-review (the coordination Task's businessStatus). */
+const submit = (scene: OpinionScene): Promise<Resource> =>
+  scene.specialist.change(`Task/${scene.coordinationId}`, (task) => ({
+    ...task,
+    businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-review' }] },
+  }));
+
+/** The opinion from the EHR's subscriptions to the approval. */
+export async function playOpinion(scene: OpinionScene): Promise<ReleasedOpinion> {
+  const { cast, coordinator, specialist, receiver, coordinationId, serviceRequestId } = scene;
+  const { patientId, specialistId, physicianId } = scene;
+
+  step('The EHR subscribes to the case: its states, questions for the physician, the opinion’s release');
+  const endpoint = await receiver.start();
+  show(`the EHR's receiver listens at ${endpoint}`);
+  const subscriptions = await receiver.follow(serviceRequestId);
+  for (const [topic, id] of subscriptions) {
+    show(`Subscription/${id}: ${topic}, ServiceRequest?_id=${serviceRequestId}, rest-hook, id-only: active`);
+  }
 
   step('The specialist drafts the opinion: the report and its letter (only they and the staff see drafts)');
   const answers = [
@@ -84,13 +120,60 @@ export async function playOpinion(
   });
   show(`DiagnosticReport/${report.id} and Composition/${letter.id}, preliminary`);
   const ehrSees = await cast.ehr.request('GET', `DiagnosticReport/${report.id}`);
-  show(`the EHR (a system client) may read it: HTTP ${ehrSees.status}; the physician and patient may not`);
+  const physician = await cast.physician();
+  const physicianSees = await physician.request('GET', `DiagnosticReport/${report.id}`);
+  show(
+    `the EHR (a system client) may read it: HTTP ${ehrSees.status}; the physician may not: HTTP ${physicianSees.status}`,
+  );
+  if (physicianSees.status !== 404) {
+    throw new Error(`the physician read the draft report: HTTP ${physicianSees.status}`);
+  }
+
+  step('The specialist asks the physician a question: the case waits for the answer');
+  const question = await specialist.fhir('POST', 'Communication', {
+    resourceType: 'Communication',
+    status: 'completed',
+    basedOn: [{ reference: `ServiceRequest/${serviceRequestId}` }],
+    partOf: [{ reference: `Task/${coordinationId}` }],
+    recipient: [{ reference: `Practitioner/${physicianId}` }],
+    sent: new Date().toISOString(),
+    payload: [{ contentString: 'Was the patient ever a smoker, and for how many pack-years?' }],
+  });
+  show(`Communication/${question.id} to Practitioner/${physicianId}, written by ${writer(question)}`);
+  const waiting = await caseIn(scene, 'awaiting-information');
+  const paused = await coordinator.until(async () => {
+    const [offer] = withTaskCode(await coordinator.search(`Task?part-of=Task/${coordinationId}`), 'specialist-opinion');
+    return offer?.status === 'on-hold' ? offer : undefined;
+  }, 'the specialist’s Task on hold');
+  show(
+    `case ${stateOf(waiting)}; the specialist's Task/${paused.id} ${paused.status} (its clock stopped); the physician is e-mailed (link only)`,
+  );
+  await receiver.told('information-requested', 'the question');
+  await receiver.told('case-state-changed', 'the case waits for information');
+
+  step('The physician reads the question and answers it');
+  const asked = await physician.fhir('GET', `Communication/${question.id}`);
+  show(`the question: "${asked.payload?.[0]?.contentString}"`);
+  const answer = await physician.fhir('POST', 'Communication', {
+    resourceType: 'Communication',
+    status: 'completed',
+    basedOn: [{ reference: `ServiceRequest/${serviceRequestId}` }],
+    inResponseTo: [{ reference: `Communication/${question.id}` }],
+    recipient: [{ reference: `Practitioner/${specialistId}` }],
+    sent: new Date().toISOString(),
+    payload: [{ contentString: 'A former smoker: 30 pack-years, stopped 12 years ago.' }],
+  });
+  show(`Communication/${answer.id} in response, written by ${writer(answer)}`);
+  const resumed = await caseIn(scene, 'specialist-review');
+  const running = await coordinator.until(async () => {
+    const [offer] = withTaskCode(await coordinator.search(`Task?part-of=Task/${coordinationId}`), 'specialist-opinion');
+    return offer?.status === 'in-progress' ? offer : undefined;
+  }, 'the specialist’s Task running again');
+  show(`case ${stateOf(resumed)}; Task/${running.id} ${running.status}, due ${running.restriction?.period?.end}`);
+  await receiver.told('case-state-changed', 'the case back with the specialist');
 
   step('The specialist submits before writing the recommendation: refused, with the reason');
-  await specialist.change(`Task/${coordinationId}`, (task) => ({
-    ...task,
-    businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-review' }] },
-  }));
+  await submit(scene);
   const refused = await coordinator.until(async () => {
     const task = await coordinator.fhir('GET', `Task/${coordinationId}`);
     return stateOf(task) === 'specialist-review' && /not complete/.test(task.statusReason?.text ?? '')
@@ -107,11 +190,8 @@ export async function playOpinion(
       letterSection('recommendation', 'Discuss resection at the thoracic tumour board.'),
     ],
   }));
-  await specialist.change(`Task/${coordinationId}`, (task) => ({
-    ...task,
-    businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-review' }] },
-  }));
-  await caseState('report-review');
+  await submit(scene);
+  await caseIn(scene, 'report-review');
   const approval = await coordinator.until(
     async () =>
       withTaskCode(await coordinator.search(`Task?part-of=Task/${coordinationId}`), 'approve').find(
@@ -120,6 +200,7 @@ export async function playOpinion(
     'the approval Task',
   );
   show(`case report-review; Task/${approval.id} (approve) focus ${approval.focus?.reference}`);
+  await receiver.told('case-state-changed', 'the report in review');
 
   step('The coordinator returns it once, with a reason');
   await coordinator.change(`Task/${approval.id}`, (task) => ({
@@ -127,8 +208,9 @@ export async function playOpinion(
     status: 'rejected',
     statusReason: { text: 'Name the pre-review report in the summary.' },
   }));
-  const returned = await caseState('specialist-review');
+  const returned = await caseIn(scene, 'specialist-review');
   show(`case ${stateOf(returned)}: ${returned.statusReason?.text}`);
+  await receiver.told('case-state-changed', 'the report returned');
 
   step('Corrected and submitted again; the coordinator approves');
   await specialist.change(`Composition/${letter.id}`, (composition) => ({
@@ -145,11 +227,9 @@ export async function playOpinion(
         : section,
     ),
   }));
-  await specialist.change(`Task/${coordinationId}`, (task) => ({
-    ...task,
-    businessStatus: { coding: [{ system: 'urn:hub:case-state', code: 'report-review' }] },
-  }));
-  await caseState('report-review');
+  await submit(scene);
+  await caseIn(scene, 'report-review');
+  await receiver.told('case-state-changed', 'the report in review again');
   await coordinator.until(
     async () => (await coordinator.fhir('GET', `Task/${approval.id}`)).status === 'requested',
     'the approval Task open again',
@@ -159,20 +239,11 @@ export async function playOpinion(
     status: 'completed',
     statusReason: undefined,
   }));
-  const released = await caseState('report-released');
+  const released = await caseIn(scene, 'report-released');
   const outputs = (released.output ?? []).map((output: Resource) => output.valueReference?.reference);
-  show(`case report-released; the coordination Task's output: ${outputs.join(', ')}`);
-
-  step('The EHR finds the opinion from the Task it follows and fetches the PDF');
-  const final = await cast.ehr.fhir('GET', String(outputs[0]));
-  const pdf = await cast.ehr.request('GET', String(final.presentedForm?.[0]?.url), undefined, {
-    accept: 'application/pdf',
-  });
   show(
-    `DiagnosticReport ${final.status}; ${final.presentedForm?.[0]?.url}: ${final.presentedForm?.[0]?.size} bytes of PDF (HTTP ${pdf.status})`,
+    `case report-released; the coordination Task's output: ${outputs.join(', ')}; the physician is e-mailed (link only)`,
   );
-  const still = await coordinator.fhir('GET', `Task/${coordinationId}`);
-  show(
-    `the EHR's retrieval is not the physician's reading: the case stays ${stateOf(still)}; the patient is told once their physician has read it`,
-  );
+  await receiver.told('case-state-changed', 'the release');
+  return { reportId: String(report.id), letterId: String(letter.id), approvalId: String(approval.id) };
 }

@@ -87,6 +87,8 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
         BASE_URL: PUBLIC_BASE,
         MAIL_FROM: 'Second Opinion Hub <no-reply@hub.example.org>',
         OUTBOX_POLL_MS: '100',
+        // The demo's EHR receives its notifications on this machine, as the README starts the hub.
+        SUBSCRIPTION_ALLOWED_NETWORKS: '127.0.0.1/32',
       },
       60_000,
     );
@@ -118,7 +120,8 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     expect(setup.stdout).not.toContain(credentials.people.coordinator.password);
     expect(setup.stdout).not.toContain(credentials.people.coordinator.totpSecret);
     const clients = await sql.query<{ id: string; public: boolean; scopes: string }>(
-      'SELECT id, public, scopes FROM auth_client ORDER BY id',
+      // The demo's clients (the hub registers clients of its own, such as its web app's).
+      "SELECT id, public, scopes FROM auth_client WHERE id LIKE 'demo-%' ORDER BY id",
     );
     expect(clients.rows).toEqual([
       { id: 'demo-app', public: true, scopes: 'openid fhirUser user/*.cruds' },
@@ -183,7 +186,7 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual(upgraded);
   });
 
-  test('plays the case through to the approved opinion with every party signed in as itself, declines New Mexico before registration, and the status e-mails arrive once each', async () => {
+  test('plays the case to the end with every party signed in as itself, the EHR told on its receiver, declines New Mexico before registration, and every e-mail arrives once, link only', async () => {
     const anonymous = await fetch(`${hub.url}/fhir/Patient`);
     expect(anonymous.status).toBe(401);
 
@@ -213,12 +216,51 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     expect(run.stdout).toMatch(
       /case report-released; the coordination Task's output: DiagnosticReport\/\S+, DocumentReference\//,
     );
-    expect(run.stdout).toMatch(/DiagnosticReport final; Binary\/\S+: \d+ bytes of PDF \(HTTP 200\)/);
+    expect(run.stdout).toMatch(/the EHR \(a system client\) may read it: HTTP 200; the physician may not: HTTP 404/);
+    expect(run.stdout).toMatch(
+      /the referring physician \(Practitioner\/demo-referring-physician\) signed in \(authorization code \+ PKCE, password only: not staff\)/,
+    );
+    expect(run.stdout).toMatch(/case awaiting-information; the specialist's Task\/\S+ on-hold/);
+    expect(run.stdout).toMatch(/the question: "Was the patient ever a smoker/);
+    expect(run.stdout).toMatch(
+      /Communication\/\S+ in response, written by urn:hub:actor:referring-physician:demo-referring-physician/,
+    );
+    expect(run.stdout).toMatch(/case specialist-review; Task\/\S+ in-progress, due \d{4}-/);
+    expect(run.stdout).toMatch(/DiagnosticReport\/\S+: final; Binary\/\S+: \d+ bytes of PDF\n/);
     expect(run.stdout).toMatch(/the case stays report-released/);
-    const serviceRequestId = /Demo finished: ServiceRequest\/(\S+)'s opinion is released to its physician/.exec(
+    expect(run.stdout).toMatch(/case report-accessed: the report is released to Patient\//);
+    expect(run.stdout).toMatch(/the specialist reads it: "Should the PET-CT come before or after the tumour board\?"/);
+    expect(run.stdout).toMatch(
+      /written by urn:hub:actor:specialist:demo-thoracic-oncologist; the physician is e-mailed and reads it/,
+    );
+    expect(run.stdout).toMatch(/a draft: the physician gets HTTP 404/);
+    expect(run.stdout).toMatch(/\(approve\) requested, focus Composition\/\S+: "Review the addendum/);
+    expect(run.stdout).toMatch(/DiagnosticReport\/\S+ appended, issued .*; case report-accessed/);
+    expect(run.stdout).toMatch(/DiagnosticReport\/\S+: appended; Binary\/\S+: \d+ bytes of PDF, fetched by the EHR/);
+    expect(run.stdout).toMatch(/the EHR deleted its subscriptions/);
+    const serviceRequestId = /Demo finished: ServiceRequest\/(\S+)'s opinion was released, read by its physician/.exec(
       run.stdout,
     )?.[1];
     expect(serviceRequestId).toBeDefined();
+
+    // What the EHR's receiver was told (as the demo printed it): every state from the question on, the
+    // question, the release and the addendum, numbered per subscription without a gap, ids only.
+    const coordinationId = idAfter(run.stdout, /coordination Task\//);
+    const reportId = idAfter(run.stdout, /Task\/\S+ \(approve\) focus DiagnosticReport\//);
+    const told = [
+      ...run.stdout.matchAll(
+        /the EHR's receiver got: event-notification of ([a-z-]+) \(Subscription\/\S+\) event (\d+), focus (\S+)/g,
+      ),
+    ].map(([, topic, number, focus]) => `${topic} ${number} ${focus}`);
+    expect(told.sort()).toEqual(
+      [
+        ...[1, 2, 3, 4, 5, 6, 7].map((number) => `case-state-changed ${number} Task/${coordinationId}`),
+        `information-requested 1 Task/${coordinationId}`,
+        `opinion-released 1 DiagnosticReport/${reportId}`,
+        `opinion-released 2 DiagnosticReport/${reportId}`,
+      ].sort(),
+    );
+    expect(run.stdout.match(/the EHR's receiver got: handshake of /g)).toHaveLength(3);
 
     // Who the hub recorded as the writer of each party's writes.
     const coordinatorUser = await sql.query<{ id: string }>("SELECT id FROM auth_user WHERE role = 'coordinator'");
@@ -259,40 +301,116 @@ describe('npm run demo:setup, then npm run demo against a running hub that requi
     );
     expect(sourceOf((await versions('Practitioner', 'demo-thoracic-oncologist')).at(-1))).toBe(coordinatorActor);
 
-    // submitted (physician, patient), awaiting-materials (physician), specialist-review (physician),
-    // report-released (physician): the patient hears nothing until the physician has read the report.
+    // Every e-mail the case sent: one per (case, event, recipient), where the event is what the dedupe
+    // key names before its recipient (a state, a question, an answer, an amendment). The physician
+    // hears of the case's states, the question back, the release, the clarification's answer and the
+    // amendment; the specialist of the clarification question; the patient of the submission, and of
+    // the report once the physician has read it (ready) and again when it was amended (updated).
+    const patientId = idAfter(run.stdout, /reference number [\d ]+ → Patient\//);
+    const physician = 'Practitioner/demo-referring-physician';
+    const specialist = 'Practitioner/demo-thoracic-oncologist';
+    const patient = `Patient/${patientId}`;
+    const expected = [
+      ['case-status-changed', physician],
+      ['case-status-changed', physician],
+      ['case-status-changed', physician],
+      ['information-requested', physician],
+      ['report-released', physician],
+      ['clarification-answered', physician],
+      ['report-amended', physician],
+      ['clarification-requested', specialist],
+      ['case-status-changed', patient],
+      ['report-ready', patient],
+      ['report-updated', patient],
+    ].map(([kind, recipient]) => `${kind} ${recipient}`);
     const rows = await until(async () => {
-      const found = await sql.query<{ dedupe_key: string; status: string; message_id: string }>(
-        'SELECT dedupe_key, status, message_id FROM notification ORDER BY dedupe_key',
-      );
-      return found.rows.length === 5 && found.rows.every((row) => row.status === 'sent') ? found.rows : undefined;
-    }, 'five notifications sent');
-    const states = rows.map((row) =>
-      /^case-state:ServiceRequest\/[^:]+:([a-z-]+):(Patient|Practitioner)\//.exec(row.dedupe_key)?.slice(1).join(' '),
-    );
-    expect(states.sort()).toEqual([
-      'awaiting-materials Practitioner',
-      'report-released Practitioner',
-      'specialist-review Practitioner',
-      'submitted Patient',
-      'submitted Practitioner',
-    ]);
-    expect(rows.every((row) => row.dedupe_key.includes(`ServiceRequest/${serviceRequestId}:`))).toBe(true);
+      const found = await sql.query<{
+        kind: string;
+        recipient: string;
+        case_reference: string;
+        dedupe_key: string;
+        status: string;
+        message_id: string;
+      }>('SELECT kind, recipient, case_reference, dedupe_key, status, message_id FROM notification');
+      return found.rows.length >= expected.length && found.rows.every((row) => row.status === 'sent')
+        ? found.rows
+        : undefined;
+    }, `${expected.length} e-mails sent`);
+    expect(rows.map((row) => `${row.kind} ${row.recipient}`).sort()).toEqual(expected.sort());
+    expect(new Set(rows.map((row) => row.case_reference))).toEqual(new Set([`ServiceRequest/${serviceRequestId}`]));
+    const events = rows.map((row) => {
+      expect(row.dedupe_key.endsWith(`:${row.recipient}`)).toBe(true);
+      return `${row.case_reference} ${row.dedupe_key.slice(0, -row.recipient.length - 1)} ${row.recipient}`;
+    });
+    expect(new Set(events).size).toBe(rows.length);
+    expect(
+      rows
+        .filter((row) => row.kind === 'case-status-changed')
+        .map((row) => /:(submitted|awaiting-materials|specialist-review):/.exec(row.dedupe_key)?.[1] ?? row.dedupe_key)
+        .sort(),
+    ).toEqual(['awaiting-materials', 'specialist-review', 'submitted', 'submitted']);
 
-    await sink.waitForMessages(5);
+    // The SMTP server got each recorded e-mail once, at the recipient's address, saying nothing but
+    // that something happened, with the link to the case and nothing of the patient.
+    await sink.waitForMessages(rows.length);
     expect(sink.accepted.map((mail) => mail.messageId).sort()).toEqual(rows.map((row) => row.message_id).sort());
-    expect(sink.accepted.flatMap((mail) => mail.recipients).sort()).toEqual(
-      [PHYSICIAN, PHYSICIAN, PHYSICIAN, PHYSICIAN, PATIENT].sort(),
-    );
+    const addresses: Record<string, string> = {
+      [physician]: PHYSICIAN,
+      [specialist]: 'abernathy@specialists.example.org',
+      [patient]: PATIENT,
+    };
+    const subjects: Record<string, string> = {
+      'case-status-changed': 'A second-opinion case has been updated',
+      'information-requested': 'A specialist has a question about a second-opinion case',
+      'report-released': 'A second-opinion report is ready for you',
+      'report-ready': 'Your second opinion is ready',
+      'clarification-requested': 'A question about a second opinion you wrote',
+      'clarification-answered': 'The specialist has answered your question',
+      'report-amended': 'A second-opinion report has been amended',
+      'report-updated': 'Your second opinion has been updated',
+    };
+    const caseLink = `${PUBLIC_BASE}/dashboard/cases/${serviceRequestId}`;
+    const referenceNumber = defined(/reference number ([\d ]+) → /.exec(run.stdout)?.[1], 'the reference number');
+    const personal = [
+      'Harriet',
+      'Demoperson',
+      '1961',
+      'Boston',
+      '02115',
+      'Elm Street',
+      referenceNumber.trim(),
+      referenceNumber.replace(/\D/g, ''),
+      'Okonkwo',
+      'Abernathy',
+      'lung',
+      'smoker',
+      'PET-CT',
+    ];
     for (const received of sink.accepted) {
-      const mail = await simpleParser(received.raw);
-      expect(mail.text).toContain(`${PUBLIC_BASE}/dashboard/cases/${serviceRequestId}`);
-      for (const detail of ['Harriet', 'Demoperson', '1961', 'Boston', 'lung', 'Okonkwo']) {
-        expect(received.raw).not.toContain(detail);
-      }
-      expect(['A second-opinion case has been updated', 'A second-opinion report is ready for you']).toContain(
-        mail.subject,
+      const row = defined(
+        rows.find((candidate) => candidate.message_id === received.messageId),
+        `the row of ${received.messageId}`,
       );
+      const mail = await simpleParser(received.raw);
+      const html = typeof mail.html === 'string' ? mail.html : '';
+      expect([row.kind, received.recipients]).toEqual([row.kind, [addresses[row.recipient]]]);
+      expect([row.kind, mail.subject]).toEqual([row.kind, subjects[row.kind]]);
+      expect([row.kind, [...new Set(mail.text?.match(/https?:\/\/\S+/g))]]).toEqual([row.kind, [caseLink]]);
+      expect([row.kind, [...new Set(html.match(/https?:\/\/[^"<\s]+/g))]]).toEqual([row.kind, [caseLink]]);
+      // The decoded message, the link taken out (a random id may hold any digits), holds none of it;
+      // nor does the raw message, its random Message-ID and MIME boundaries taken out, hold a name.
+      for (const text of [mail.text ?? '', html, mail.subject ?? '']) {
+        for (const detail of personal) {
+          expect([row.kind, detail, text.replaceAll(caseLink, '').includes(detail)]).toEqual([row.kind, detail, false]);
+        }
+      }
+      let raw = received.raw.replaceAll(received.messageId ?? '', '');
+      for (const [, boundary = ''] of received.raw.matchAll(/boundary="?([^";\r\n]+)/g)) {
+        raw = raw.replaceAll(boundary, '');
+      }
+      for (const detail of personal.filter((word) => /^[A-Za-z -]+$/.test(word))) {
+        expect([row.kind, detail, raw.includes(detail)]).toEqual([row.kind, detail, false]);
+      }
     }
 
     // The people were signed out at the end: their sessions are revoked.
