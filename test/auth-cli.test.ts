@@ -137,7 +137,13 @@ describe('hub client … on PostgreSQL, while the hub runs', () => {
     );
     expect(list.stdout).toMatch(/^ehr-url\s+active\s+system\/\*\.rs\s+JWKS URL/m);
     const json = JSON.parse((await hub(['client', 'list', '--json'], env)).stdout);
-    expect(json.map((client: { id: string }) => client.id)).toEqual(['ehr-file', 'ehr-url', 'ehr-url-2']);
+    // hub-dashboard: the web app's client, which the hub registers for itself.
+    expect(json.map((client: { id: string }) => client.id)).toEqual([
+      'ehr-file',
+      'ehr-url',
+      'ehr-url-2',
+      'hub-dashboard',
+    ]);
 
     const disabled = await hub(['client', 'disable', '--id', 'ehr-file'], env);
     expect(disabled).toMatchObject({ code: 0 });

@@ -68,6 +68,12 @@ describe('hub user … and hub client add --public, on PostgreSQL while the hub 
         redirectUris: [REDIRECT, 'https://hub.example.org/app/callback'],
         scope: 'openid fhirUser launch/patient user/*.rs',
       }),
+      // The web app's own client, registered by the hub at start-up.
+      expect.objectContaining({
+        id: 'hub-dashboard',
+        public: true,
+        redirectUris: [`${testHub.baseUrl}/dashboard/callback`],
+      }),
     ]);
 
     const cases: [string[], number, RegExp][] = [

@@ -114,6 +114,24 @@ export function checkRedirectUri(uri: string): void {
   }
 }
 
+/** Checks a public client's registration; returns its scopes as stored. */
+function checkPublicClient(client: NewPublicClient): string {
+  if (!CLIENT_ID_PATTERN.test(client.id)) {
+    throw new ClientRegistryError('a client id is 1-128 of A-Z a-z 0-9 . _ ~ : - and starts with a letter or digit');
+  }
+  if (client.redirectUris.length === 0) {
+    throw new ClientRegistryError('a public client needs at least one redirect URI');
+  }
+  for (const uri of client.redirectUris) {
+    checkRedirectUri(uri);
+  }
+  const scope = formatUserScopes(client.userScopes);
+  if (scope === '') {
+    throw new ClientRegistryError('a client needs at least one scope');
+  }
+  return scope;
+}
+
 export class ClientRegistry {
   private readonly db: Queryable;
 
@@ -151,19 +169,7 @@ export class ClientRegistry {
 
   /** Registers a public client; throws ClientRegistryError when the id is taken or a redirect URI is not acceptable. */
   async addPublic(client: NewPublicClient): Promise<RegisteredClient> {
-    if (!CLIENT_ID_PATTERN.test(client.id)) {
-      throw new ClientRegistryError('a client id is 1-128 of A-Z a-z 0-9 . _ ~ : - and starts with a letter or digit');
-    }
-    if (client.redirectUris.length === 0) {
-      throw new ClientRegistryError('a public client needs at least one redirect URI');
-    }
-    for (const uri of client.redirectUris) {
-      checkRedirectUri(uri);
-    }
-    const scope = formatUserScopes(client.userScopes);
-    if (scope === '') {
-      throw new ClientRegistryError('a client needs at least one scope');
-    }
+    const scope = checkPublicClient(client);
     const result = await this.db.query<ClientRow>(
       `INSERT INTO auth_client (id, scopes, public, redirect_uris) VALUES ($1, $2, true, $3)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
@@ -174,6 +180,29 @@ export class ClientRegistry {
       throw new ClientRegistryError(`a client with id "${client.id}" is already registered`);
     }
     return fromRow(row);
+  }
+
+  /**
+   * Registers a public client the hub itself owns (the web app, auth/dashboard-client.ts), or brings
+   * its redirect URIs and scopes up to date: idempotent, and safe when several processes start at
+   * once. Its status is left alone, so an operator may disable it. Throws ClientRegistryError when
+   * the registration is not acceptable or the id belongs to a confidential client.
+   */
+  async ensurePublic(client: NewPublicClient): Promise<RegisteredClient> {
+    const scope = checkPublicClient(client);
+    const result = await this.db.query<ClientRow>(
+      `INSERT INTO auth_client (id, scopes, public, redirect_uris) VALUES ($1, $2, true, $3)
+       ON CONFLICT (id) DO UPDATE SET scopes = EXCLUDED.scopes, redirect_uris = EXCLUDED.redirect_uris, updated_at = now()
+         WHERE auth_client.public
+           AND (auth_client.scopes <> EXCLUDED.scopes OR auth_client.redirect_uris <> EXCLUDED.redirect_uris)
+       RETURNING ${COLUMNS}`,
+      [client.id, scope, JSON.stringify(client.redirectUris)],
+    );
+    const registered = result.rows[0] ? fromRow(result.rows[0]) : await this.get(client.id);
+    if (!registered?.public) {
+      throw new ClientRegistryError(`the client id "${client.id}" belongs to a confidential client`);
+    }
+    return registered;
   }
 
   async get(id: string): Promise<RegisteredClient | undefined> {

@@ -16,6 +16,7 @@ import { AuthorizationCodes } from './authorization-codes.ts';
 import { AUTHORIZE_PATH, createAuthorizeRoutes } from './authorize-endpoint.ts';
 import { ClientAssertionVerifier } from './client-assertion.ts';
 import { ClientRegistry } from './clients.ts';
+import { registerDashboardClient } from './dashboard-client.ts';
 import { dicomwebScopeGuard } from './dicomweb-scope-guard.ts';
 import { fhirScopeGuard } from './fhir-scope-guard.ts';
 import { JtiStore } from './jti-store.ts';
@@ -104,6 +105,7 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
   // Computed now, so that the first login with an unknown e-mail is not slower than the others.
   await decoyPasswordHash();
   const clients = new ClientRegistry(options.db);
+  await registerDashboardClient(clients, options.baseUrl, logger);
   const users = new UserStore(
     options.db,
     await loadSecretBox({ key: options.secretsKey, dataDir: options.dataDir }),

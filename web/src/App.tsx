@@ -1,10 +1,84 @@
-/** The app's routes, under /dashboard. */
-import { Container, Title } from '@mantine/core';
+/**
+ * The app's routes under /dashboard. Every route but the login callback needs a signed-in person:
+ * without a token the browser goes to the hub's login page and comes back to the same path.
+ */
+import { Box, Button, Center, Container, Group, Loader, Text, Title } from '@mantine/core';
+import { useQueryClient } from '@tanstack/react-query';
+import { useEffect, useState } from 'react';
+import type { ReactNode } from 'react';
+import { BrowserRouter, Link, Route, Routes, useLocation } from 'react-router';
+import { currentSession, signOut, startLogin } from './auth.ts';
+import type { Session } from './auth.ts';
+import { Callback } from './Callback.tsx';
+import { Home } from './Home.tsx';
+
+function SignedOut() {
+  return (
+    <Center mt="xl">
+      <Button onClick={() => void startLogin('/')}>Sign in</Button>
+    </Center>
+  );
+}
+
+function SignedIn({ children }: { children: (session: Session) => ReactNode }) {
+  const location = useLocation();
+  const queryClient = useQueryClient();
+  const [session, setSession] = useState(currentSession);
+  const [signedOut, setSignedOut] = useState(false);
+  useEffect(() => {
+    if (session === undefined && !signedOut) {
+      void startLogin(`${location.pathname}${location.search}`);
+    }
+  }, [session, signedOut, location.pathname, location.search]);
+  if (signedOut) {
+    return <SignedOut />;
+  }
+  if (session === undefined) {
+    return (
+      <Center mt="xl">
+        <Loader aria-label="Signing in" />
+      </Center>
+    );
+  }
+  const leave = async (): Promise<void> => {
+    await signOut(session);
+    queryClient.clear();
+    setSignedOut(true);
+    setSession(undefined);
+  };
+  return (
+    <>
+      <Box component="header" className="app-header">
+        <Group justify="space-between">
+          <Title order={1} size="h3">
+            <Link to="/" className="home-link">
+              Second Opinion Hub
+            </Link>
+          </Title>
+          <Group gap="sm">
+            <Text size="sm" c="dimmed" data-testid="signed-in-role">
+              {session.role ?? 'signed in'}
+            </Text>
+            <Button variant="subtle" size="compact-sm" onClick={() => void leave()}>
+              Sign out
+            </Button>
+          </Group>
+        </Group>
+      </Box>
+      <Container size="xl" component="main" py="md">
+        {children(session)}
+      </Container>
+    </>
+  );
+}
 
 export function App() {
   return (
-    <Container size="lg" py="md">
-      <Title order={1}>Second Opinion Hub</Title>
-    </Container>
+    <BrowserRouter basename="/dashboard">
+      <Routes>
+        <Route path="/callback" element={<Callback />} />
+        <Route path="*" element={<SignedIn>{(session) => <Home session={session} />}</SignedIn>} />
+      </Routes>
+    </BrowserRouter>
   );
 }

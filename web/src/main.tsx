@@ -5,6 +5,7 @@
  * variables are already in @mantine/core/styles.css.
  */
 import '@mantine/core/styles.css';
+import './app.css';
 import { MantineProvider } from '@mantine/core';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
