@@ -10,7 +10,8 @@ import { BrowserRouter, Link, Route, Routes, useLocation } from 'react-router';
 import { currentSession, signOut, startLogin } from './auth.ts';
 import type { Session } from './auth.ts';
 import { Callback } from './Callback.tsx';
-import { Home } from './Home.tsx';
+import { CasePage } from './CasePage.tsx';
+import { Worklist } from './Worklist.tsx';
 
 function SignedOut() {
   return (
@@ -72,12 +73,22 @@ function SignedIn({ children }: { children: (session: Session) => ReactNode }) {
   );
 }
 
+function PageNotFound() {
+  return (
+    <Text role="alert">
+      This page does not exist. <Link to="/">Back to the cases</Link>
+    </Text>
+  );
+}
+
 export function App() {
   return (
     <BrowserRouter basename="/dashboard">
       <Routes>
         <Route path="/callback" element={<Callback />} />
-        <Route path="*" element={<SignedIn>{(session) => <Home session={session} />}</SignedIn>} />
+        <Route path="/" element={<SignedIn>{() => <Worklist />}</SignedIn>} />
+        <Route path="/cases/:id" element={<SignedIn>{() => <CasePage />}</SignedIn>} />
+        <Route path="*" element={<SignedIn>{() => <PageNotFound />}</SignedIn>} />
       </Routes>
     </BrowserRouter>
   );
