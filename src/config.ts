@@ -92,6 +92,7 @@ const schema = z.object({
   FHIR_MAX_BODY_BYTES: positiveInt.default(16 * 1024 * 1024),
   BINARY_MAX_BYTES: positiveInt.default(512 * 1024 * 1024),
   OUTBOX_POLL_MS: positiveInt.default(250),
+  OUTBOX_REDISPATCH_AFTER_MS: positiveInt.default(30_000),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
   DIMSE_HOST: z.string().min(1).default('127.0.0.1'),
   DIMSE_PORT: port.default(11112),
@@ -165,6 +166,8 @@ export interface HubConfig {
   readonly fhirMaxBodyBytes: number;
   readonly binaryMaxBytes: number;
   readonly outboxPollMs: number;
+  /** After this long, a dispatched event whose job is not finished must still be in Redis, or is added again. */
+  readonly outboxRedispatchAfterMs: number;
   readonly shutdownGraceMs: number;
   readonly dimseHost: string;
   /** 0 picks a free port; the chosen one is `Hub.dimsePort`. */
@@ -251,6 +254,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     fhirMaxBodyBytes: c.FHIR_MAX_BODY_BYTES,
     binaryMaxBytes: c.BINARY_MAX_BYTES,
     outboxPollMs: c.OUTBOX_POLL_MS,
+    outboxRedispatchAfterMs: c.OUTBOX_REDISPATCH_AFTER_MS,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
     dimseHost: c.DIMSE_HOST,
     dimsePort: c.DIMSE_PORT,

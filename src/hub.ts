@@ -157,6 +157,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     connection: redis,
     prefix: config.queuePrefix,
     pollMs: config.outboxPollMs,
+    redispatchAfterMs: config.outboxRedispatchAfterMs,
     logger,
     onDispatched: (count) => metrics.outboxDispatched.inc(count),
     jobOptions: declaredJobOptions,

@@ -4,13 +4,25 @@
  * the same job id, which BullMQ ignores: the job arrives exactly once. Several relays may run; SKIP
  * LOCKED splits the work. Before its first dispatch the relay makes sure the queue prefix is its
  * database's and its outbox sequence is past every id it dispatched before (queue-prefix.ts).
+ *
+ * Redis acknowledges writes before they are on disk (`appendfsync everysec`), so a dispatched event
+ * is not done until its job is recorded finished (outbox-jobs.ts). A sweep looks at dispatched,
+ * unfinished events a batch at a time and adds again, under the same job id, the jobs Redis no longer
+ * holds; jobs it finds finished in Redis (completed, or failed for good) it records finished.
  */
 import { Queue } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.ts';
-import { lockPendingEvents, markDispatched, pruneDispatched } from '../db/outbox.ts';
+import {
+  lockPendingEvents,
+  markDispatched,
+  markFinished,
+  pruneDispatched,
+  unfinishedAmong,
+  unfinishedEvents,
+} from '../db/outbox.ts';
 import type { PendingOutboxEvent } from '../db/outbox.ts';
 import { catchUpOutboxSequence, claimQueuePrefix, databaseId, outboxJobId, recordDispatched } from './queue-prefix.ts';
 
@@ -18,6 +30,10 @@ const BATCH_SIZE = 200;
 // Dispatched rows are kept a week (as long as BullMQ keeps finished jobs) for tracing, then pruned.
 const KEEP_DISPATCHED_MS = 7 * 24 * 3600 * 1000;
 const PRUNE_EVERY_MS = 3600 * 1000;
+/** Batches one sweep looks at (more while it finds lost jobs): a backlog of waiting jobs delays it little. */
+const SWEEP_PASSES = 10;
+/** How long after its dispatch an unfinished event's job must still be in Redis, by default. */
+export const DEFAULT_REDISPATCH_AFTER_MS = 30_000;
 
 /** Defaults for every job the relay creates: retries with backoff, finished jobs kept a week. */
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
@@ -40,6 +56,11 @@ export interface OutboxRelayOptions {
   afterEnqueue?: (events: PendingOutboxEvent[]) => Promise<void> | void;
   /** Counts dispatched events (metrics). */
   onDispatched?: (count: number) => void;
+  /**
+   * How long after dispatch the sweep looks for an unfinished event's job in Redis, and adds it
+   * again when it is gone; the sweep runs every half of it.
+   */
+  redispatchAfterMs?: number;
   /** A declared queue's own job options (tries, backoff; see queue-definitions.ts); else the defaults. */
   jobOptions?: (queue: string) => JobsOptions | undefined;
 }
@@ -53,6 +74,9 @@ export class OutboxRelay {
   private again = false;
   private failures = 0;
   private lastPrune = 0;
+  private lastSweep = 0;
+  /** The sweep's place: the outbox id after which its next batch starts. */
+  private sweptTo = 0;
   /** This database's id, once the prefix is known to be its own. */
   private claimed: string | undefined;
 
@@ -102,19 +126,7 @@ export class OutboxRelay {
         return 0;
       }
       await this.options.beforeEnqueue?.(events);
-      const byQueue = new Map<string, PendingOutboxEvent[]>();
-      for (const event of events) {
-        byQueue.set(event.queue, [...(byQueue.get(event.queue) ?? []), event]);
-      }
-      for (const [queueName, batch] of byQueue) {
-        await this.queue(queueName).addBulk(
-          batch.map((event) => ({
-            name: event.name,
-            data: event.payload,
-            opts: { jobId: outboxJobId(database, event.id) },
-          })),
-        );
-      }
+      await this.addJobs(database, events);
       await this.options.afterEnqueue?.(events);
       await markDispatched(
         tx,
@@ -130,6 +142,71 @@ export class OutboxRelay {
       await recordDispatched(this.options.connection, this.options.prefix, database, highest);
     }
     return dispatched;
+  }
+
+  /** Adds the events' jobs, each under its outbox job id (BullMQ ignores an id it holds). */
+  private async addJobs(database: string, events: PendingOutboxEvent[]): Promise<void> {
+    const byQueue = new Map<string, PendingOutboxEvent[]>();
+    for (const event of events) {
+      byQueue.set(event.queue, [...(byQueue.get(event.queue) ?? []), event]);
+    }
+    for (const [queueName, batch] of byQueue) {
+      await this.queue(queueName).addBulk(
+        batch.map((event) => ({
+          name: event.name,
+          data: event.payload,
+          opts: { jobId: outboxJobId(database, event.id) },
+        })),
+      );
+    }
+  }
+
+  /**
+   * One pass of the sweep over dispatched events whose jobs are not recorded finished: the next
+   * batch of them, dispatched at least `redispatchAfterMs` ago. A job Redis no longer holds is added
+   * again under its id; one Redis holds as completed or failed is recorded finished (its worker's
+   * record was lost, or came from a worker of an older hub). Returns how many jobs it added again.
+   */
+  async sweepOnce(): Promise<number> {
+    const database = await this.claim();
+    const events = await unfinishedEvents(this.options.db, {
+      afterId: this.sweptTo,
+      olderThanMs: this.options.redispatchAfterMs ?? DEFAULT_REDISPATCH_AFTER_MS,
+      limit: BATCH_SIZE,
+    });
+    const last = events.at(-1);
+    this.sweptTo = events.length === BATCH_SIZE && last ? Number(last.id) : 0;
+    const jobs = await Promise.all(
+      events.map(async (event) => {
+        const job = await this.queue(event.queue).getJob(outboxJobId(database, event.id));
+        // finishedOn is set when a job completes or fails for good (a retry from the dead-letter view clears it).
+        const finished = job?.finishedOn ? ['completed', 'failed'].includes(await job.getState()) : false;
+        return { event, held: job !== undefined, finished };
+      }),
+    );
+    const missing = jobs.filter((job) => !job.held).map((job) => job.event);
+    // A worker records a job finished before BullMQ completes it (and may remove it): one that
+    // finished since the query above is not lost.
+    const unfinished =
+      missing.length > 0
+        ? await unfinishedAmong(
+            this.options.db,
+            missing.map((e) => e.id),
+          )
+        : new Set();
+    const lost = missing.filter((event) => unfinished.has(Number(event.id)));
+    const finished = jobs.filter((job) => job.finished).map((job) => Number(job.event.id));
+    if (lost.length > 0) {
+      await this.addJobs(database, lost);
+      this.options.logger.warn(
+        { events: lost.length, firstId: lost[0]?.id },
+        'Redis no longer held the jobs of dispatched outbox events (lost in a crash?); added them again',
+      );
+    }
+    if (finished.length > 0) {
+      await markFinished(this.options.db, finished);
+    }
+    return lost.length;
   }
 
   start(): void {
@@ -170,6 +247,17 @@ export class OutboxRelay {
         dispatched = await this.relayOnce();
       } while ((dispatched === BATCH_SIZE || this.again) && !this.stopped);
       this.failures = 0;
+      const redispatchAfterMs = this.options.redispatchAfterMs ?? DEFAULT_REDISPATCH_AFTER_MS;
+      if (Date.now() - this.lastSweep >= redispatchAfterMs / 2) {
+        this.lastSweep = Date.now();
+        // Up to SWEEP_PASSES batches, and on while batches turn up lost jobs, until the sweep comes round.
+        for (let passes = 1; ; passes++) {
+          const added = await this.sweepOnce();
+          if (this.sweptTo === 0 || this.stopped || (added === 0 && passes >= SWEEP_PASSES)) {
+            break;
+          }
+        }
+      }
       if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
         this.lastPrune = Date.now();
         await pruneDispatched(this.options.db, KEEP_DISPATCHED_MS);

@@ -43,6 +43,13 @@ export async function databaseId(db: Queryable): Promise<string> {
 /** The BullMQ job id of an outbox event (BullMQ refuses all-digit custom ids). */
 export const outboxJobId = (database: string, eventId: number): string => `outbox-${database}-${eventId}`;
 
+/** The outbox id in a job id that `outboxJobId` made for `database`; undefined for any other job id. */
+export function outboxEventId(database: string, jobId: string): number | undefined {
+  const prefix = outboxJobId(database, 0).slice(0, -1);
+  const rest = jobId.startsWith(prefix) ? jobId.slice(prefix.length) : '';
+  return /^[1-9][0-9]{0,15}$/.test(rest) ? Number(rest) : undefined;
+}
+
 /** Resolves when the connection is ready (its commands are not queued while it connects). */
 function ready(redis: Redis, timeoutMs = 5000): Promise<void> {
   if (redis.status === 'ready') {

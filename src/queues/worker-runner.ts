@@ -1,7 +1,8 @@
 /**
  * Runs the workers of declared queues: each job's data is checked against its queue's ids-only
  * schema before the job function sees it (refused data fails at once, without retries), a job that
- * fails for good is recorded in the dead-letter queue, and `close()` lets running jobs finish.
+ * fails for good is recorded in the dead-letter queue, an outbox event's job is recorded finished in
+ * the database (outbox-jobs.ts), and `close()` lets running jobs finish.
  */
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
@@ -10,6 +11,7 @@ import type { Logger } from 'pino';
 import { workerConnection } from './connection.ts';
 import { DeadLetterQueue } from './dead-letter.ts';
 import { JobDataError, parseJobData, redactErrorMessage } from './job-data.ts';
+import { OutboxJobs, RedisRestartWatch } from './outbox-jobs.ts';
 import { QueueProducer } from './queue-definitions.ts';
 import type { AnyQueueDefinition, JobInfo, WorkerDeps } from './queue-definitions.ts';
 
@@ -72,6 +74,7 @@ export class WorkerPool {
   private sweeping: Promise<unknown> | undefined;
   private readonly recording = new Set<Promise<void>>();
   private runningJobs = 0;
+  private outbox: OutboxJobs | undefined;
 
   constructor(definitions: readonly AnyQueueDefinition[], options: WorkerRuntimeOptions) {
     this.definitions = definitions;
@@ -86,13 +89,16 @@ export class WorkerPool {
 
   /** Starts one worker per definition, and the periodic dead-letter sweep. */
   start(deps: WorkerDeps, options: WorkerRuntimeOptions): void {
+    const outbox = new OutboxJobs(deps.db, this.logger);
+    this.outbox = outbox;
     for (const definition of this.definitions) {
       const connection = workerConnection(options.redisUrl);
+      const restarts = new RedisRestartWatch(connection);
       const runJob = processorFor(definition, deps);
       const countedJob = async (job: Job): Promise<unknown> => {
         this.runningJobs++;
         try {
-          return await runJob(job);
+          return await outbox.run(job, restarts, () => runJob(job));
         } finally {
           this.runningJobs--;
         }
@@ -144,6 +150,7 @@ export class WorkerPool {
       this.logger.warn({ queue, jobId: job.id, attemptsMade: job.attemptsMade, final, error }, 'job failed');
       if (final) {
         await this.deadLetter.record(queue, job, error);
+        await this.outbox?.failedForGood(job);
       }
     } catch (recordError) {
       // The sweep records it later.
