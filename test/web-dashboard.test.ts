@@ -153,7 +153,7 @@ describe('the web app at /dashboard in Chromium', () => {
     await page.click('button[type=submit]');
   }
 
-  test('the coordinator signs in through the hub’s login page with a TOTP code', async () => {
+  test('the coordinator signs in with a TOTP code, filters and pages the worklist, and opens a case', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     // The app must run under its CSP: a blocked script or style element would be reported here.
@@ -191,6 +191,21 @@ describe('the web app at /dashboard in Chromium', () => {
     await page.getByLabel('State').selectOption('cancelled');
     await page.getByTestId('worklist-empty').waitFor({ timeout: UI_TIMEOUT_MS });
     await page.getByLabel('State').selectOption('');
+    await mine.waitFor({ timeout: UI_TIMEOUT_MS });
+
+    // Paged by the hub: one case a page, Next follows the Bundle's next link, Previous goes back.
+    await page.goto(`${api.url}/dashboard?count=1`);
+    const rows = worklist.locator('tbody tr');
+    await rows.first().waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await rows.count()).toBe(1);
+    const firstCase = await rows.first().getAttribute('data-case');
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await worklist.locator(`tr[data-case]:not([data-case="${firstCase}"])`).waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await rows.count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Next page' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await worklist.locator(`tr[data-case="${firstCase}"]`).waitFor({ timeout: UI_TIMEOUT_MS });
+    await page.goto(`${api.url}/dashboard`);
     await mine.waitFor({ timeout: UI_TIMEOUT_MS });
 
     // The case page: state, patient, physician, questions, timeline.

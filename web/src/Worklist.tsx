@@ -19,10 +19,16 @@ const TASK_CODE = 'urn:hub:task-code';
 /** A specialist's Task that still runs: offered, accepted, working, or paused for a question. */
 const OPEN_OFFER = new Set(['requested', 'received', 'accepted', 'in-progress', 'on-hold', 'ready']);
 
-function firstPage(state: string): string {
+/** `?count=` in the app's URL sets the page size (1 to 100), e.g. to page through a few cases. */
+function pageSizeOf(value: string | null): number {
+  const size = Number(value);
+  return Number.isInteger(size) && size >= 1 && size <= 100 ? size : PAGE_SIZE;
+}
+
+function firstPage(state: string, pageSize: number): string {
   const query = new URLSearchParams({
     code: `${TASK_CODE}|coordination`,
-    _count: String(PAGE_SIZE),
+    _count: String(pageSize),
     _sort: '-_lastUpdated',
     _revinclude: 'Task:part-of',
   });
@@ -71,10 +77,11 @@ function Due({ task }: { task: Task | undefined }) {
 export function Worklist() {
   const [searchParams, setSearchParams] = useSearchParams();
   const state = searchParams.get('state') ?? '';
-  // The pages seen so far, for "Previous"; the last is the one shown.
-  const [pages, setPages] = useState<{ state: string; urls: string[] }>({ state, urls: [firstPage(state)] });
-  const urls = pages.state === state ? pages.urls : [firstPage(state)];
-  const current = urls[urls.length - 1] ?? firstPage(state);
+  const first = firstPage(state, pageSizeOf(searchParams.get('count')));
+  // The pages seen so far, for "Previous"; the last is the one shown. A new search starts again.
+  const [pages, setPages] = useState<{ first: string; urls: string[] }>({ first, urls: [first] });
+  const urls = pages.first === first ? pages.urls : [first];
+  const current = urls[urls.length - 1] ?? first;
   const query = useQuery({
     queryKey: ['worklist', current],
     queryFn: () => fhirGet<Bundle>(current),
@@ -98,8 +105,13 @@ export function Worklist() {
           label="State"
           value={state}
           onChange={(event) => {
-            const value = event.currentTarget.value;
-            setSearchParams(value === '' ? {} : { state: value });
+            const next = new URLSearchParams(searchParams);
+            if (event.currentTarget.value === '') {
+              next.delete('state');
+            } else {
+              next.set('state', event.currentTarget.value);
+            }
+            setSearchParams(next);
           }}
           data={[
             { value: '', label: 'All states' },
@@ -158,14 +170,14 @@ export function Worklist() {
         <Button
           variant="default"
           disabled={urls.length < 2}
-          onClick={() => setPages({ state, urls: urls.slice(0, -1) })}
+          onClick={() => setPages({ first, urls: urls.slice(0, -1) })}
         >
           Previous page
         </Button>
         <Button
           variant="default"
           disabled={next === undefined}
-          onClick={() => next !== undefined && setPages({ state, urls: [...urls, next] })}
+          onClick={() => next !== undefined && setPages({ first, urls: [...urls, next] })}
         >
           Next page
         </Button>
