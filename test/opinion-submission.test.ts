@@ -16,6 +16,15 @@ import { dueDate } from '../src/cases/business-calendar.ts';
 import { APPROVAL_REMINDER_POLICY, reminderSteps, runReminder } from '../src/workflow/jobs/case-reminders.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';
+import {
+  CASE_STATE,
+  LETTER_LINK,
+  LOINC,
+  OPINION_DUE,
+  TASK_CODE,
+  letterSection,
+  opinionCaseFixtures,
+} from './support/opinion-case.ts';
 import { clientToken } from './support/client-token.ts';
 import { signInPeople } from './support/login-flow.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
@@ -23,16 +32,7 @@ import type { TestHub } from './support/test-hub.ts';
 
 const APP = 'opinion-app';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
-const LOINC = 'http://loinc.org';
-const CASE = 'urn:hub:case-resource';
-const TASK_CODE = 'urn:hub:task-code';
-const CASE_STATE = 'urn:hub:case-state';
-const SECTION = 'urn:hub:letter-section';
-const QUESTION_NUMBER = 'urn:hub:extension:question-number';
-const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
 const REFERENCE_NUMBER = generateReferenceNumber(() => 4);
-/** The specialist's due date in the fixtures (a Friday, 17:00 New York). */
-const OPINION_DUE = '2026-12-18T22:00:00.000Z';
 /** Long enough to fill the letter to three pages. */
 const LONG_DISCUSSION = Array.from(
   { length: 9 },
@@ -52,70 +52,8 @@ const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
   patient: { role: 'patient', fhirUser: 'Patient/pat-sr-1' },
 };
 
-/** A case in specialist review: two questions asked, the specialist's offer accepted. */
-function caseFixtures(sr: string): Record<string, unknown>[] {
-  return [
-    {
-      resourceType: 'Patient',
-      id: `pat-${sr}`,
-      name: [{ given: ['Olivia'], family: 'Quintero' }],
-      telecom: [{ system: 'email', value: `patient-${sr}@example.org` }],
-    },
-    {
-      resourceType: 'QuestionnaireResponse',
-      id: `qr-${sr}`,
-      status: 'completed',
-      subject: { reference: `Patient/pat-${sr}` },
-      item: [
-        {
-          linkId: 'question',
-          answer: [{ valueString: 'Is the nodule malignant?' }, { valueString: 'Which treatment do you advise?' }],
-        },
-      ],
-    },
-    {
-      resourceType: 'ServiceRequest',
-      id: sr,
-      status: 'active',
-      intent: 'order',
-      subject: { reference: `Patient/pat-${sr}` },
-      requester: { reference: 'Practitioner/prac-phys' },
-      supportingInfo: [{ reference: `QuestionnaireResponse/qr-${sr}` }],
-    },
-    {
-      resourceType: 'Task',
-      id: `coord-${sr}`,
-      identifier: [{ system: CASE, value: `${sr}/coordination` }],
-      status: 'in-progress',
-      intent: 'order',
-      code: { coding: [{ system: TASK_CODE, code: 'coordination' }] },
-      businessStatus: { coding: [{ system: CASE_STATE, code: 'specialist-review' }] },
-      groupIdentifier: { system: 'urn:hub:reference-number', value: REFERENCE_NUMBER },
-      basedOn: [{ reference: `ServiceRequest/${sr}` }],
-      focus: { reference: `ServiceRequest/${sr}` },
-      for: { reference: `Patient/pat-${sr}` },
-    },
-    {
-      resourceType: 'Task',
-      id: `offer-${sr}`,
-      identifier: [{ system: CASE, value: `${sr}/specialist-opinion/prac-s` }],
-      status: 'accepted',
-      intent: 'order',
-      code: { coding: [{ system: TASK_CODE, code: 'specialist-opinion' }] },
-      basedOn: [{ reference: `ServiceRequest/${sr}` }],
-      partOf: [{ reference: `Task/coord-${sr}` }],
-      owner: { reference: 'Practitioner/prac-s' },
-      restriction: { period: { end: OPINION_DUE } },
-    },
-  ];
-}
-
-const section = (code: string, text: string, questionNumber?: number): Record<string, unknown> => ({
-  title: code,
-  code: { coding: [{ system: SECTION, code }] },
-  ...(questionNumber ? { extension: [{ url: QUESTION_NUMBER, valueUnsignedInt: questionNumber }] } : {}),
-  text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml"><p>${text}</p></div>` },
-});
+const caseFixtures = (sr: string): Record<string, unknown>[] => opinionCaseFixtures(sr, REFERENCE_NUMBER);
+const section = letterSection;
 
 describe('the opinion: draft, submission, return', () => {
   let testHub: TestHub;
