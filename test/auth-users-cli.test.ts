@@ -55,6 +55,8 @@ describe('hub user … and hub client add --public, on PostgreSQL while the hub 
         'openid fhirUser launch/patient user/*.rs',
       ],
       env,
+      // As an operator types it, once: the other calls run the same bin/hub.js without npx.
+      { viaNpx: true },
     );
     expect(added).toMatchObject({ code: 0, stderr: '' });
     expect(added.stdout).toContain('Registered public client dashboard (active)');
