@@ -105,6 +105,7 @@ const schema = z.object({
       (value) => splitList(value).every((title) => aeTitle.safeParse(title).success),
       'must be a comma-separated list of AE titles (1-16 characters each, no backslash or control characters)',
     ),
+  DIMSE_MAX_ASSOCIATIONS: positiveInt.default(64),
   HUB_ROLES: z
     .string()
     .default(HUB_ROLES.join(','))
@@ -177,6 +178,8 @@ export interface HubConfig {
   readonly jurisdictionPolicyFile: string | undefined;
   /** Calling AE titles allowed to associate; undefined allows any. */
   readonly dimseAllowedCallingAeTitles: readonly string[] | undefined;
+  /** Associations the DIMSE listener holds at once; one more is rejected (local limit exceeded). */
+  readonly dimseMaxAssociations: number;
   /** The roles this process runs (HUB_ROLES). */
   readonly roles: readonly HubRole[];
   /** Unset: e-mails are written as .eml files under `${dataDir}/mail`. */
@@ -265,6 +268,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES).length > 0
         ? splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES)
         : undefined,
+    dimseMaxAssociations: c.DIMSE_MAX_ASSOCIATIONS,
     roles: HUB_ROLES.filter((role) => splitList(c.HUB_ROLES).includes(role)),
     smtpUrl: c.SMTP_URL,
     mailFrom: c.MAIL_FROM,

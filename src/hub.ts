@@ -237,6 +237,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
         port: config.dimsePort,
         aeTitle: config.dimseAeTitle,
         allowedCallingAeTitles: config.dimseAllowedCallingAeTitles,
+        maxAssociations: config.dimseMaxAssociations,
         onRejected: (rejection) => dimseAudit.rejected(rejection),
         logger: dimseLogger,
         maxPduLength: 1 << 20,

@@ -28,6 +28,7 @@ describe('loadConfig', () => {
       dimsePort: 11112,
       dimseAeTitle: 'HUB',
       dimseAllowedCallingAeTitles: undefined,
+      dimseMaxAssociations: 64,
       roles: ['api', 'worker', 'relay'],
       smtpUrl: undefined,
       mailFrom: 'Second Opinion Hub <no-reply@localhost>',

@@ -472,6 +472,52 @@ describe('DIMSE server listener', () => {
     }
   });
 
+  test('beyond its limit of associations it rejects with local-limit-exceeded (transient), and takes the next once one ends', async () => {
+    const tempDir = await mkdtemp(join(tmpdir(), 'dimse-limit-'));
+    const server = await startDimseServer({
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'HUB',
+      logger: createLogger('silent'),
+      maxPduLength: SERVER_MAX_PDU,
+      maxAssociations: 2,
+      store: fileStoreHandler(tempDir, () => ({ status: Status.success })),
+    });
+    const contexts = [{ id: 1, abstractSyntaxUid: VERIFICATION, transferSyntaxUids: [IMPLICIT_LE] }];
+    try {
+      const first = await RawPeer.connect(server.port);
+      await associate(first, contexts);
+      const second = await RawPeer.connect(server.port);
+      await associate(second, contexts);
+      const third = await RawPeer.connect(server.port);
+      await third.send(associateRq(contexts));
+      const refused = await third.nextPdu();
+      expect(refused?.type).toBe(PduType.associateRj);
+      // PS3.8 Table 9-21: rejected-transient, by the service provider (presentation), local limit exceeded.
+      expect([...(refused?.body ?? [])]).toEqual([0, 2, 3, 2]);
+      await third.waitClosed();
+      // The first one released: a place is free again (once the server has seen its connection end).
+      await first.send(encodeReleaseRq());
+      expect((await first.nextPdu())?.type).toBe(PduType.releaseRp);
+      await first.waitClosed();
+      const fourth = await until(async () => {
+        const peer = await RawPeer.connect(server.port);
+        await peer.send(associateRq(contexts));
+        const answer = await peer.nextPdu();
+        if (answer?.type === PduType.associateAc) {
+          return peer;
+        }
+        await peer.waitClosed();
+        return undefined;
+      }, 'a place for a new association');
+      second.destroy();
+      fourth.destroy();
+    } finally {
+      await server.close();
+      await rm(tempDir, { recursive: true, force: true });
+    }
+  });
+
   test('refuses an unbounded or tiny maximum PDU length', async () => {
     const options = {
       host: '127.0.0.1',

@@ -128,6 +128,8 @@ export interface AssociationOptions {
   artimTimeoutMs: number;
   /** How long an established association may stay silent (or stall mid-PDU) before it is aborted. */
   idleTimeoutMs: number;
+  /** The server has as many associations as it takes: the A-ASSOCIATE-RQ is rejected, transient. */
+  overLimit?: boolean;
 }
 
 interface AcceptedContext {
@@ -411,6 +413,9 @@ export class Association {
   /** Why an A-ASSOCIATE-RQ is refused, if it is: the A-ASSOCIATE-RJ and a fixed text for the audit. */
   private refusalOf(rq: ReturnType<typeof parseAssociateRq>): { rejection: Rejection; reason: string } | undefined {
     const allowed = this.options.allowedCallingAeTitles;
+    if (this.options.overLimit) {
+      return { rejection: AssociateRejection.localLimitExceeded, reason: 'local limit exceeded' };
+    }
     // PS3.8 §9.3.2: bit 0 of the protocol version is version 1, the only one defined.
     if ((rq.protocolVersion & 0x01) === 0) {
       return { rejection: AssociateRejection.protocolVersionNotSupported, reason: 'protocol version not supported' };

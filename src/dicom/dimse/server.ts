@@ -44,7 +44,14 @@ export interface DimseServerOptions {
   idleTimeoutMs?: number | undefined;
   /** How long `close()` lets running associations finish before aborting them. */
   closeGraceMs?: number | undefined;
+  /**
+   * Associations open at once (waiting for their A-ASSOCIATE-RQ included); one more is rejected with
+   * local-limit-exceeded (transient), and connections beyond twice this are closed unanswered.
+   */
+  maxAssociations?: number | undefined;
 }
+
+export const DEFAULT_MAX_ASSOCIATIONS = 64;
 
 export interface DimseServer {
   port: number;
@@ -57,6 +64,10 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     throw new RangeError(`maxPduLength must be between 4096 and ${1 << 26}`);
   }
   const associations = new Set<Association>();
+  const maxAssociations = options.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS;
+  if (!Number.isInteger(maxAssociations) || maxAssociations < 1) {
+    throw new RangeError('maxAssociations must be a positive integer');
+  }
   let nextAssociationId = 1;
   const associationOptions = {
     aeTitle: options.aeTitle,
@@ -73,10 +84,14 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     socket.setNoDelay(true);
     const id = nextAssociationId++;
     const logger = options.logger.child({ association: id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
-    const association = new Association(socket, { ...associationOptions, id }, logger);
+    // Counted before this one joins: an association over the limit is answered (A-ASSOCIATE-RJ) and closed.
+    const overLimit = associations.size >= maxAssociations;
+    const association = new Association(socket, { ...associationOptions, id, overLimit }, logger);
     associations.add(association);
     void association.finished.then(() => associations.delete(association));
   });
+  // Each connection over the limit still costs a socket until its rejection: bounded as well.
+  server.maxConnections = maxAssociations * 2;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: options.host, port: options.port }, () => {
