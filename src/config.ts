@@ -34,6 +34,9 @@ function splitList(value: string): string[] {
     .filter((item) => item !== '');
 }
 
+/** express's names for address ranges, accepted in TRUST_PROXY. */
+const PROXY_KEYWORDS = ['loopback', 'linklocal', 'uniquelocal'];
+
 /** `address/prefix` (or a bare address) of IPv4 or IPv6. */
 function isCidr(value: string): boolean {
   const [address = '', prefix, extra] = value.split('/');
@@ -142,6 +145,15 @@ const schema = z.object({
       (value) => splitList(value).every(isCidr),
       'must be a comma-separated list of CIDR blocks like 10.20.0.0/16 or fd00::/8',
     ),
+  TRUST_PROXY: z
+    .string()
+    .default('')
+    .refine(
+      (value) =>
+        /^\d{1,2}$/.test(value.trim()) ||
+        splitList(value).every((item) => PROXY_KEYWORDS.includes(item) || isCidr(item)),
+      'must be empty (no proxy), the number of proxies in front of the hub, or a comma-separated list of their addresses (CIDR, or loopback, linklocal, uniquelocal)',
+    ),
   METRICS_PUBLIC: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
   AUDIT_ENABLED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   AUDIT_FLUSH_MS: positiveInt.default(100),
@@ -202,6 +214,11 @@ export interface HubConfig {
    * (a hospital's own network; loopback for a local receiver); empty: public addresses over https only.
    */
   readonly subscriptionAllowedNetworks: readonly string[];
+  /**
+   * Which proxies' X-Forwarded-For the hub believes (express's `trust proxy`): false for none, a hop
+   * count, or their addresses; rate limits and audit records then name the client behind them.
+   */
+  readonly trustProxy: false | number | string[];
   /** Serve /metrics without a token (for a scraper on a private network); false: an admin token is needed. */
   readonly metricsPublic: boolean;
   /** Write AuditEvents (false only to measure their cost). */
@@ -278,6 +295,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authSecretsKey: c.AUTH_SECRETS_KEY,
     corsAllowedOrigins: splitList(c.CORS_ALLOWED_ORIGINS),
     subscriptionAllowedNetworks: splitList(c.SUBSCRIPTION_ALLOWED_NETWORKS),
+    trustProxy: /^\d{1,2}$/.test(c.TRUST_PROXY.trim())
+      ? Number(c.TRUST_PROXY.trim())
+      : splitList(c.TRUST_PROXY).length > 0
+        ? splitList(c.TRUST_PROXY)
+        : false,
     metricsPublic: c.METRICS_PUBLIC === 'true',
     auditEnabled: c.AUDIT_ENABLED === 'true',
     auditFlushMs: c.AUDIT_FLUSH_MS,

@@ -201,6 +201,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     auth: { ...auth, dicomweb: [dicomwebAuditTrail(auditor, logger.child({ role: 'dicomweb' })), ...auth.dicomweb] },
     cors: { allowedOrigins: config.corsAllowedOrigins },
     metricsPublic: config.metricsPublic,
+    trustProxy: config.trustProxy,
     hsts: config.baseUrl.startsWith('https:'),
     fhir: {
       router,

@@ -38,12 +38,25 @@ describe('loadConfig', () => {
       authSessionMaxSeconds: 43200,
       corsAllowedOrigins: [],
       subscriptionAllowedNetworks: [],
+      trustProxy: false,
       metricsPublic: false,
       auditEnabled: true,
       auditFlushMs: 100,
       auditBatchSize: 500,
       auditJournalFsync: false,
     });
+  });
+
+  test('TRUST_PROXY: none, a count of proxies, or their addresses; anything else is refused', () => {
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8 ,fd00::/8' }).trustProxy).toEqual([
+      'loopback',
+      '10.0.0.0/8',
+      'fd00::/8',
+    ]);
+    for (const bad of ['true', 'everyone', '10.0.0.0/33', 'proxy.example.org']) {
+      expect(() => loadConfig({ TRUST_PROXY: bad })).toThrow(/TRUST_PROXY/);
+    }
   });
 
   test('CORS_ALLOWED_ORIGINS: exact origins, comma-separated; a path, a trailing slash or another scheme is refused', () => {

@@ -40,6 +40,8 @@ export interface AppOptions {
   hsts?: boolean;
   /** The built web app served at /dashboard (routes/dashboard.ts); web/dist by default. */
   dashboardDir?: string;
+  /** TRUST_PROXY: whose X-Forwarded-For names the client (req.ip); default none. */
+  trustProxy?: false | number | string[];
 }
 
 export function createApp(options: AppOptions): Express {
@@ -47,6 +49,8 @@ export function createApp(options: AppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // req.ip (rate limits, audit) is the socket's peer unless a trusted proxy forwarded the request.
+  app.set('trust proxy', options.trustProxy ?? false);
 
   app.use((req, res, next) => {
     const incoming = req.headers['x-request-id'];
