@@ -60,9 +60,27 @@ export function spawnMain(env: Record<string, string>): ChildProcess {
   });
 }
 
-/** Starts the hub and resolves once it logs 'hub listening'. */
+/** Tries at taking a free port: another process may take the port freePort() found between its look and the hub's listen. */
+const PORT_ATTEMPTS = 3;
+
+/**
+ * Starts the hub and resolves once it logs 'hub listening'. Without a PORT in `env` it picks a free
+ * one, and picks again if another process took it first (the hub then fails with EADDRINUSE).
+ */
 export async function startHubProcess(env: Record<string, string> = {}, timeoutMs = 30_000): Promise<HubProcess> {
-  const port = env.PORT ? Number(env.PORT) : await freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startHubProcessOn(env.PORT ? Number(env.PORT) : await freePort(), env, timeoutMs);
+    } catch (err) {
+      const taken = err instanceof Error && err.message.includes('EADDRINUSE');
+      if (env.PORT || !taken || attempt >= PORT_ATTEMPTS) {
+        throw err;
+      }
+    }
+  }
+}
+
+async function startHubProcessOn(port: number, env: Record<string, string>, timeoutMs: number): Promise<HubProcess> {
   const child = spawnMain({
     HOST: '127.0.0.1',
     REDIS_URL: TEST_REDIS_URL,
