@@ -272,7 +272,13 @@ describe('the opinion end to end: hub processes, a killed worker, SMTP and a sub
         practitioner: { reference: 'Practitioner/prac-s' },
         specialty: [{ text: 'Medical Oncology' }],
       },
-      ...opinionCaseFixtures(SR, referenceNumber),
+      // The workers schedule the specialist's reminders from the offer's due date as real delayed jobs:
+      // due a month from now, whatever the date the suite runs on, none of them fires during it.
+      ...opinionCaseFixtures(SR, referenceNumber).map((resource) =>
+        resource.id === `offer-${SR}`
+          ? { ...resource, restriction: { period: { end: new Date(Date.now() + 30 * 86_400_000).toISOString() } } }
+          : resource,
+      ),
     ];
     const states = await subscribe('case-state-changed');
     const questions = await subscribe('information-requested');
