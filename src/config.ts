@@ -154,6 +154,7 @@ const schema = z.object({
         splitList(value).every((item) => PROXY_KEYWORDS.includes(item) || isCidr(item)),
       'must be empty (no proxy), the number of proxies in front of the hub, or a comma-separated list of their addresses (CIDR, or loopback, linklocal, uniquelocal)',
     ),
+  DASHBOARD_DIR: z.string().default(''),
   METRICS_PUBLIC: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
   AUDIT_ENABLED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   AUDIT_FLUSH_MS: positiveInt.default(100),
@@ -219,6 +220,8 @@ export interface HubConfig {
    * count, or their addresses; rate limits and audit records then name the client behind them.
    */
   readonly trustProxy: false | number | string[];
+  /** Where the built web app is (DASHBOARD_DIR); undefined: web/dist, where `npm ci` builds it. */
+  readonly dashboardDir: string | undefined;
   /** Serve /metrics without a token (for a scraper on a private network); false: an admin token is needed. */
   readonly metricsPublic: boolean;
   /** Write AuditEvents (false only to measure their cost). */
@@ -300,6 +303,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : splitList(c.TRUST_PROXY).length > 0
         ? splitList(c.TRUST_PROXY)
         : false,
+    dashboardDir: c.DASHBOARD_DIR.trim() === '' ? undefined : c.DASHBOARD_DIR.trim(),
     metricsPublic: c.METRICS_PUBLIC === 'true',
     auditEnabled: c.AUDIT_ENABLED === 'true',
     auditFlushMs: c.AUDIT_FLUSH_MS,

@@ -202,6 +202,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     cors: { allowedOrigins: config.corsAllowedOrigins },
     metricsPublic: config.metricsPublic,
     trustProxy: config.trustProxy,
+    dashboardDir: config.dashboardDir,
     hsts: config.baseUrl.startsWith('https:'),
     fhir: {
       router,

@@ -7,11 +7,9 @@
  *
  * The app is the one `npm ci` built (web/dist); `npm run build:web` rebuilds it after a change.
  */
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { totpCode } from '../src/auth/totp.ts';
 import { UserStore } from '../src/auth/users.ts';
@@ -22,14 +20,20 @@ import { generateReferenceNumber } from '../src/cases/reference-number.ts';
 import { systemClock } from '../src/runtime/clock.ts';
 import { workflowSettled } from './support/case-fixtures.ts';
 import { clientToken } from './support/client-token.ts';
-import { REPO_ROOT, startHubProcess } from './support/hub-process.ts';
+import { startHubProcess } from './support/hub-process.ts';
 import type { HubProcess } from './support/hub-process.ts';
 import { CASE_STATE, opinionCaseFixtures } from './support/opinion-case.ts';
 import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
+import {
+  UI_TIMEOUT_MS,
+  appToken,
+  dashboardEnvironment,
+  launchChromium,
+  signIn as fillLogin,
+  watchPage,
+} from './support/web-app.ts';
 
-/** Debian's chromium package (.ci/run installs it). */
-const CHROMIUM = '/usr/bin/chromium';
 const PASSWORD = 'a long enough password';
 const MINE = 'sr-web-mine';
 const OTHER = 'sr-web-other';
@@ -37,8 +41,6 @@ const label = (state: string | undefined): string => {
   const words = String(state).replace(/-/g, ' ');
   return words.charAt(0).toUpperCase() + words.slice(1);
 };
-/** Waits on the page: the hub and the browser share two cores with other suites. */
-const UI_TIMEOUT_MS = 15_000;
 
 describe('the web app at /dashboard in Chromium', () => {
   let database: { url: string; drop: () => Promise<void> };
@@ -53,9 +55,6 @@ describe('the web app at /dashboard in Chromium', () => {
   const states: Record<string, string> = {};
 
   beforeAll(async () => {
-    if (!fs.existsSync(path.join(REPO_ROOT, 'web/dist/index.html'))) {
-      throw new Error('web/dist is not built: run `npm run build:web` (npm ci does it)');
-    }
     database = await createTestDatabase();
     dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-'));
     api = await startHubProcess(
@@ -65,6 +64,7 @@ describe('the web app at /dashboard in Chromium', () => {
         AUTH_REQUIRED: 'true',
         OUTBOX_POLL_MS: '100',
         QUEUE_PREFIX: queuePrefix,
+        ...dashboardEnvironment(),
       },
       60_000,
     );
@@ -128,11 +128,7 @@ describe('the web app at /dashboard in Chromium', () => {
       const task = await fhirFetch(`${api.url}/fhir/Task/coord-${sr}`, { headers: { authorization: `Bearer ${ehr}` } });
       states[sr] = task.body.businessStatus.coding[0].code;
     }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      // As root in CI: no sandbox; and no calls home, which this network refuses.
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-    });
+    browser = await launchChromium();
   }, 90_000);
 
   afterAll(async () => {
@@ -144,26 +140,14 @@ describe('the web app at /dashboard in Chromium', () => {
   });
 
   async function signIn(page: Page, email: string, totp?: string): Promise<void> {
-    await page.locator('#email').waitFor({ timeout: UI_TIMEOUT_MS });
-    await page.fill('#email', email);
-    await page.fill('#password', PASSWORD);
-    if (totp !== undefined) {
-      await page.fill('#totp', totp);
-    }
-    await page.click('button[type=submit]');
+    await fillLogin(page, email, PASSWORD, totp);
   }
 
   test('the coordinator signs in with a TOTP code, filters and pages the worklist, and opens a case', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     // The app must run under its CSP: a blocked script or style element would be reported here.
-    const violations: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) {
-        violations.push(message.text());
-      }
-    });
-    page.on('pageerror', (error) => violations.push(error.message));
+    const violations = watchPage(page);
     await page.goto(`${api.url}/dashboard`);
     await signIn(page, 'cora@hub.example.org', totpCode(coordinatorTotp, Date.now()));
     await page.getByTestId('signed-in-role').getByText('coordinator').waitFor({ timeout: UI_TIMEOUT_MS });
@@ -246,9 +230,7 @@ describe('the web app at /dashboard in Chromium', () => {
     expect(html).not.toContain('Lindqvist');
     expect(html).not.toContain(referenceNumbers.other);
     // The same refusal at the API, with the token the app holds.
-    const token = await page.evaluate(
-      () => JSON.parse(sessionStorage.getItem('hub-dashboard.session') ?? '{}').accessToken,
-    );
+    const token = await appToken(page);
     const direct = await fhirFetch(`${api.url}/fhir/ServiceRequest/${OTHER}`, {
       headers: { authorization: `Bearer ${token}` },
     });

@@ -1,0 +1,72 @@
+/**
+ * What the browser tests of the web app share: where the built app is, Debian's Chromium driven by
+ * playwright-core, the hub's login page filled in as a person would, and a watch on the page for
+ * CSP violations and uncaught errors.
+ *
+ * The app is the one `npm ci` built (web/dist). `TEST_DASHBOARD_DIR` points the tests at another
+ * build (`npx vite build web --outDir DIR`), which the hub then serves through DASHBOARD_DIR: two
+ * people can build and test different versions at once without overwriting each other's files.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { REPO_ROOT } from './hub-process.ts';
+
+/** Debian's chromium package (.ci/run installs it). */
+export const CHROMIUM = '/usr/bin/chromium';
+/** Waits on the page: the hub and the browser share two cores with other suites. */
+export const UI_TIMEOUT_MS = 15_000;
+
+/** The built app's folder; throws with the command to run when it is not built. */
+export function dashboardDir(): string {
+  const dir = process.env.TEST_DASHBOARD_DIR ?? path.join(REPO_ROOT, 'web/dist');
+  if (!fs.existsSync(path.join(dir, 'index.html'))) {
+    throw new Error(`${dir} holds no built web app: run \`npm run build:web\` (npm ci does it)`);
+  }
+  return dir;
+}
+
+/** The hub's environment for serving the app under test. */
+export function dashboardEnvironment(): Record<string, string> {
+  return { DASHBOARD_DIR: dashboardDir() };
+}
+
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    // As root in CI: no sandbox; and no calls home, which this network refuses.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
+}
+
+/** Fills in the hub's login page (the authenticator code for staff) and submits it. */
+export async function signIn(page: Page, email: string, password: string, totp?: string): Promise<void> {
+  await page.locator('#email').waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  if (totp !== undefined) {
+    await page.fill('#totp', totp);
+  }
+  await page.click('button[type=submit]');
+}
+
+/**
+ * Collects what must never happen on a page of the app: a script or style the CSP blocked, and an
+ * uncaught error. A test ends with `expect(problems).toEqual([])`.
+ */
+export function watchPage(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) {
+      problems.push(message.text());
+    }
+  });
+  page.on('pageerror', (error) => problems.push(error.message));
+  return problems;
+}
+
+/** The access token the app holds for the signed-in person (to show the API gives no more). */
+export async function appToken(page: Page): Promise<string> {
+  return page.evaluate(() => JSON.parse(sessionStorage.getItem('hub-dashboard.session') ?? '{}').accessToken);
+}
