@@ -6,7 +6,9 @@
  *
  * The CSP replaces the API's `default-src 'none'` (security-headers.ts) on these paths only: the
  * app's scripts and styles come from the hub and nowhere else, no inline script or style element
- * runs, and the app may talk to the hub alone (its FHIR API and the OAuth endpoints).
+ * runs, and the app may talk to the hub alone (its FHIR API and the OAuth endpoints). Images and
+ * frames may also show blob: URLs: bytes the app itself fetched from the hub with the person's token
+ * (a rendered DICOM frame, a records PDF), since an <img> or <iframe> cannot send that token.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,7 +24,9 @@ export const DASHBOARD_CSP = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",
-  "img-src 'self' data:",
+  // blob: for the images and PDFs the app fetches with the person's token and shows in place.
+  "img-src 'self' data: blob:",
+  "frame-src 'self' blob:",
   "font-src 'self'",
   "connect-src 'self'",
   "object-src 'none'",
