@@ -235,6 +235,10 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     await expectMatch(`StudyInstanceUID=${ct},${john}`, [ct!, john!]);
     await expectMatch(`StudyInstanceUID=${ct}&StudyInstanceUID=${nm}`, [ct!, nm!]);
     await expectMatch(`0020000D=${mr}`, [mr!]);
+    // PS3.18 §8.3.4.1: a UID list may be separated by backslashes (%5C) as well as by commas.
+    await expectMatch(`StudyInstanceUID=${ct}%5C${john}`, [ct!, john!]);
+    await expectMatch(`0020000D=${ct}%5C${mr},${nm}`, [ct!, mr!, nm!]);
+    await expectMatch(`StudyInstanceUID=${jane}%5C1.2.3.4`, [jane!]);
     await expectMatch('PatientName=doe*&StudyDate=20200101-20200630', [jane!]);
     await expectMatch('ModalitiesInStudy=CT&StudyDate=20200101-', [jane!]);
     await expectMatch('PatientName=&PatientID=', [ct!, mr!, nm!, jane!, john!]);
@@ -319,6 +323,12 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     });
     expect(uids(await qido(`/studies/${ct.study}/series?Modality=PT`), '0020000E')).toEqual([ctPt.series]);
     expect(uids(await qido(`/studies/${ct.study}/series?0020000E=${ct.series}`), '0020000E')).toEqual([ct.series]);
+    expect(
+      uids(await qido(`/studies/${ct.study}/series?SeriesInstanceUID=${ct.series}%5C${ctPt.series}`), '0020000E'),
+    ).toEqual([ct.series, ctPt.series].sort());
+    expect(uids(await qido(`/studies/${ct.study}/series?0020000E=1.2.3%5C${ctPt.series}`), '0020000E')).toEqual([
+      ctPt.series,
+    ]);
     expect(await qido(`/studies/${ct.study}/series?Modality=MR`)).toEqual([]);
     expect(await qido('/studies/1.2.3.4/series')).toEqual([]);
 
@@ -339,6 +349,19 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     });
     const bySop = await qido(`/studies/${ct.study}/instances?SOPInstanceUID=${ctPt.part10.sopInstanceUid}`);
     expect(uids(bySop, '00080018')).toEqual([ctPt.part10.sopInstanceUid]);
+    const bothSops = `${ct.part10.sopInstanceUid}%5C${ctPt.part10.sopInstanceUid}`;
+    for (const path of [`/studies/${ct.study}/instances`, `/studies/${ct.study}/series/${ct.series}/instances`]) {
+      expect(uids(await qido(`${path}?SOPInstanceUID=${bothSops}`), '00080018')).toEqual(
+        path.includes('/series/')
+          ? [ct.part10.sopInstanceUid]
+          : [ct.part10.sopInstanceUid, ctPt.part10.sopInstanceUid].sort(),
+      );
+    }
+    expect(
+      await qido(
+        `/studies/${ct.study}/instances?SOPClassUID=1.2.3%5C${ct.part10.sopClassUid}&SeriesInstanceUID=${ct.series}%5C1.2.3`,
+      ),
+    ).toHaveLength(1);
     expect(await qido(`/studies/${ct.study}/instances?Modality=PT&InstanceNumber=1`)).toHaveLength(1);
     const nm = fixture('nm');
     const [jpeg] = await qido(`/studies/${nm.study}/series/${nm.series}/instances`);

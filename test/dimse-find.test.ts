@@ -466,4 +466,40 @@ describe('C-FIND SCP with findscu', () => {
     expect(column(find, '0020000D')).toEqual(qido);
     expect(qido).toHaveLength(3);
   });
+
+  test('C-FIND and QIDO-RS match backslash-separated UID lists alike at the series and image levels', async () => {
+    const ct = fixture('ct');
+    const qidoUids = async (path: string, tag: string): Promise<string[]> => {
+      const answer = await fetch(`${th.baseUrl}/dicomweb${path}`, { headers: { accept: 'application/dicom+json' } });
+      expect(answer.status).toBe(200);
+      return ((await answer.json()) as Record<string, { Value?: string[] }>[])
+        .map((dataset) => dataset[tag]!.Value![0]!)
+        .sort();
+    };
+    const seriesList = [ct.series, fixture('ct-pt').series, '1.2.3.999'];
+    const series = await findscu('-S', [
+      'QueryRetrieveLevel=SERIES',
+      `StudyInstanceUID=${ct.study}`,
+      `SeriesInstanceUID=${seriesList.join('\\')}`,
+    ]);
+    expect(column(series, '0020000E')).toEqual([ct.series, fixture('ct-pt').series].sort());
+    expect(
+      await qidoUids(`/studies/${ct.study}/series?SeriesInstanceUID=${seriesList.join('%5C')}`, '0020000E'),
+    ).toEqual(column(series, '0020000E'));
+
+    const sopList = [fixture('ct-pt-2').sop, '1.2.3.999', fixture('ct-pt').sop];
+    const images = await findscu('-S', [
+      'QueryRetrieveLevel=IMAGE',
+      `StudyInstanceUID=${ct.study}`,
+      `SeriesInstanceUID=${fixture('ct-pt').series}`,
+      `SOPInstanceUID=${sopList.join('\\')}`,
+    ]);
+    expect(column(images, '00080018')).toEqual([fixture('ct-pt').sop, fixture('ct-pt-2').sop].sort());
+    expect(
+      await qidoUids(
+        `/studies/${ct.study}/series/${fixture('ct-pt').series}/instances?SOPInstanceUID=${sopList.join('%5C')}`,
+        '00080018',
+      ),
+    ).toEqual(column(images, '00080018'));
+  });
 });

@@ -6,7 +6,8 @@
  *   is what every client parses without a special case (OHIF's dicomweb-client reads both).
  * - Matching (PS3.4 §C.2.2.2): an empty value is a universal match; `*` and `?` are wildcards in
  *   PatientName, PatientID, AccessionNumber, StudyDescription and SeriesDescription; PatientName and
- *   the descriptions match case-insensitively; UID keys take lists (comma-separated or repeated);
+ *   the descriptions match case-insensitively; UID keys take lists (separated by commas or
+ *   backslashes, or repeated);
  *   StudyDate takes `YYYYMMDD`, `A-B`, `-B` and `A-`.
  * - `fuzzymatching` is accepted and ignored: matching is never fuzzy, which PS3.18 permits.
  * - An unknown query key, a malformed date, range or number answers 400.
@@ -134,8 +135,10 @@ function values(raw: unknown): string[] {
 }
 
 function addMatch(query: SqlQuery, name: string, key: QueryKey, raw: string[]): void {
+  // PS3.18 §8.3.4.1: a UID list is separated by commas or backslashes (%5C); the other list keys
+  // (numbers, modalities, dates) take both too, as a C-FIND identifier's backslashes do.
   const list = raw
-    .flatMap((value) => value.split(','))
+    .flatMap((value) => value.split(/[,\\]/))
     .map((value) => value.trim())
     .filter((value) => value !== '');
   if (list.length === 0) {
