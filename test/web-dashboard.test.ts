@@ -28,6 +28,7 @@ import type { TestHub } from './support/test-hub.ts';
 import {
   UI_TIMEOUT_MS,
   appToken,
+  axeFindings,
   dashboardEnvironment,
   launchChromium,
   signIn as fillLogin,
@@ -163,6 +164,7 @@ describe('the web app at /dashboard in Chromium', () => {
     expect(await mine.getByTestId('case-state').textContent()).toBe(label(states[MINE]));
     expect(await other.getByTestId('case-state').textContent()).toBe(label(states[OTHER]));
     expect(await mine.textContent()).toMatch(/overdue by \d+ business days?|\d+ business days? left/);
+    expect(await axeFindings(page)).toEqual([]);
 
     // The filter offers exactly the hub's states, and filters on the server.
     const options = await page.getByLabel('State').locator('option').all();
@@ -203,6 +205,7 @@ describe('the web app at /dashboard in Chromium', () => {
     const timeline = page.getByTestId('case-timeline');
     await timeline.locator('tbody tr').first().waitFor({ timeout: UI_TIMEOUT_MS });
     expect(await timeline.textContent()).toContain('EHR client web-ehr');
+    expect(await axeFindings(page)).toEqual([]);
     expect(violations).toEqual([]);
     await context.close();
   });

@@ -70,3 +70,31 @@ export function watchPage(page: Page): string[] {
 export async function appToken(page: Page): Promise<string> {
   return page.evaluate(() => JSON.parse(sessionStorage.getItem('hub-dashboard.session') ?? '{}').accessToken);
 }
+
+export interface AxeFinding {
+  id: string;
+  impact: string;
+  help: string;
+  nodes: string[];
+}
+
+/**
+ * axe-core's serious and critical findings on the page as it is now (the issue's bar: none on any
+ * screen). axe runs through the DevTools protocol, which the page's CSP does not govern, so the
+ * page keeps its real CSP while it is checked.
+ */
+export async function axeFindings(page: Page): Promise<AxeFinding[]> {
+  const source = await fs.promises.readFile(path.join(REPO_ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(source);
+  // A string, evaluated in the page: this file is compiled without the DOM's types.
+  const findings = await page.evaluate<
+    AxeFinding[]
+  >(`axe.run(document, { resultTypes: ['violations'] }).then((result) =>
+    result.violations.map((violation) => ({
+      id: violation.id,
+      impact: violation.impact || 'unknown',
+      help: violation.help,
+      nodes: violation.nodes.map((node) => node.target.map(String).join(' ')),
+    })))`);
+  return findings.filter((finding) => finding.impact === 'serious' || finding.impact === 'critical');
+}
