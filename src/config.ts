@@ -92,7 +92,7 @@ const schema = z.object({
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   QUEUE_PREFIX: z.string().min(1).default('hub'),
   LOG_LEVEL: logLevel.default('info'),
-  FHIR_MAX_BODY_BYTES: positiveInt.default(16 * 1024 * 1024),
+  FHIR_MAX_BODY_BYTES: positiveInt.default(40 * 1024 * 1024),
   BINARY_MAX_BYTES: positiveInt.default(512 * 1024 * 1024),
   OUTBOX_POLL_MS: positiveInt.default(250),
   OUTBOX_REDISPATCH_AFTER_MS: positiveInt.default(30_000),

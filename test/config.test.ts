@@ -19,7 +19,7 @@ describe('loadConfig', () => {
       redisUrl: 'redis://127.0.0.1:6379',
       queuePrefix: 'hub',
       logLevel: 'info',
-      fhirMaxBodyBytes: 16 * 1024 * 1024,
+      fhirMaxBodyBytes: 40 * 1024 * 1024,
       binaryMaxBytes: 512 * 1024 * 1024,
       outboxPollMs: 250,
       outboxRedispatchAfterMs: 30_000,

@@ -11,8 +11,9 @@
  *   subject the case's patient.
  * - Any other resource belongs to the cases it references by ServiceRequest, or names in a hub
  *   `urn:hub:case-resource` identifier (`<ServiceRequest id>/…`, written by the hub only).
- * - The Binary an attachment of a DocumentReference or DiagnosticReport names belongs to that
- *   resource's cases; a consultation report (LOINC 11488-4) and its Binary are marked `report`.
+ * - The Binary an attachment names (a DocumentReference's, a DiagnosticReport's presentedForm, a
+ *   Communication's payload, any other) belongs to that resource's cases, and is held or released
+ *   with it; a consultation report (LOINC 11488-4) and its Binary are marked `report`.
  * - What the patient sees only once the case is released is marked `held`: every DiagnosticReport
  *   and Composition (whatever its code: a report coded otherwise is no less a report), a
  *   DocumentReference a reviewer wrote or coded 11488-4, the Binaries they name, and a reviewer's
@@ -241,7 +242,7 @@ export function caseLinksOf(
   const rows: CaseLinkRows = {
     resources: [...cases].map((caseId) => [type, resource.id, caseId, report, draftAuthor, held]),
   };
-  if (type === 'DocumentReference' || type === 'DiagnosticReport' || type === 'Composition') {
+  if (type !== 'Binary') {
     for (const binaryId of attachmentBinaries(resource, fhirBase)) {
       for (const caseId of cases) {
         rows.resources.push(['Binary', binaryId, caseId, report, draftAuthor, held]);

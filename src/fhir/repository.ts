@@ -67,6 +67,8 @@ import { methodNotAllowed, payloadTooLarge } from './outcomes.ts';
 import { runSearch, searchLinkQuery } from './search/search.ts';
 import { subsetResource } from './subset.ts';
 import { validateFhirResource } from './validation.ts';
+import { decodeBase64, takeInlineAttachments } from './inline-attachments.ts';
+import type { MovedAttachment } from './inline-attachments.ts';
 import { buildWriteStatement } from './write.ts';
 import { toOutcomeError, withFhirErrors } from './db-errors.ts';
 import { WritePipeline } from './write-pipeline.ts';
@@ -842,19 +844,32 @@ export class HubRepository extends FhirRepository {
     const lastUpdated = new Date().toISOString();
     const literal = await this.resolveConditionalReferences(resource);
     await this.checkReferenceClaims(literal, current);
-    const candidate = {
-      ...literal,
-      meta: stampActor({ ...literal.meta, versionId: String(version), lastUpdated }, this.ctx.actor),
-    } as WithId<T>;
-    if (validate) {
-      validateFhirResource(candidate);
+    // Large inline attachments become Binaries of their own (inline-attachments.ts); the ids are
+    // the hub's, so the URLs it writes are not the writer's claims.
+    const { resource: slim, moved } = takeInlineAttachments(literal);
+    for (const piece of moved) {
+      piece.attachment.url = `Binary/${this.generateId()}`;
     }
+    const candidate = {
+      ...slim,
+      meta: stampActor({ ...slim.meta, versionId: String(version), lastUpdated }, this.ctx.actor),
+    } as WithId<T>;
     let binary: { key: string; size: number } | undefined;
     let stored: WithId<T> = candidate;
     if (candidate.resourceType === 'Binary' && (candidate as Binary).data !== undefined) {
+      // The bytes go to the blob store, whatever their size up to BINARY_MAX_BYTES: the validator's
+      // 1 MiB cap on a base64Binary value is for data kept inside resources.
       const { data, ...rest } = candidate as unknown as Binary;
-      binary = await this.storeBlob(Buffer.from(data as string, 'base64'));
       stored = rest as unknown as WithId<T>;
+      if (validate) {
+        validateFhirResource(stored);
+      }
+      binary = await this.storeBlob(decodeBase64(data as string, 'Binary.data'));
+    } else if (validate) {
+      validateFhirResource(candidate);
+    }
+    for (const piece of moved) {
+      await this.writeAttachmentBinary(piece, `${candidate.resourceType}/${id}`);
     }
     const index = extractSearchIndex(stored, this.fhirBase);
     this.assertMayPublish(candidate.resourceType, index, current);
@@ -880,12 +895,49 @@ export class HubRepository extends FhirRepository {
         resource: stored,
       }),
     });
+    await this.sendWrite(statement);
+    return candidate;
+  }
+
+  private async sendWrite(statement: { sql: string; values: unknown[] }): Promise<void> {
     if (this.pipeline) {
       this.pipeline.send(statement.sql, statement.values);
     } else {
       await this.conn.query(statement.sql, statement.values);
     }
-    return candidate;
+  }
+
+  /**
+   * The Binary of an attachment moved out of the resource that carries it (`owner`), written in the
+   * same transaction. The owner's write is what the person was allowed: the Binary is part of it,
+   * names it as its securityContext, and belongs to the owner's cases through the attachment's URL
+   * (auth/case-links.ts), so it is seen by exactly those who see the owner.
+   */
+  private async writeAttachmentBinary(piece: MovedAttachment, owner: string): Promise<void> {
+    const binaryId = (piece.attachment.url ?? '').slice('Binary/'.length);
+    const blob = await this.storeBlob(piece.bytes);
+    const lastUpdated = new Date().toISOString();
+    const stored = {
+      resourceType: 'Binary',
+      id: binaryId,
+      contentType: piece.contentType ?? 'application/octet-stream',
+      securityContext: { reference: owner },
+      meta: stampActor({ versionId: '1', lastUpdated }, this.ctx.actor),
+    } as WithId<Binary>;
+    await this.sendWrite(
+      buildWriteStatement({
+        resourceType: 'Binary',
+        id: binaryId,
+        version: 1,
+        lastUpdated,
+        method: 'POST',
+        content: JSON.stringify(stored),
+        replacing: false,
+        index: extractSearchIndex(stored, this.fhirBase),
+        binary: blob,
+        audit: writeAudit(this.ctx.audit, { method: 'POST', resourceType: 'Binary', id: binaryId, version: 1 }),
+      }),
+    );
   }
 
   /**
