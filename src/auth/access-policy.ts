@@ -45,6 +45,12 @@ export interface RolePolicy {
    * ids; system clients (EHRs) are not persons and may.
    */
   chooseIds?: readonly string[];
+  /**
+   * `into-case`: the role may store DICOM instances (STOW-RS) without ImagingStudy create, into one of
+   * its cases that the request names (routes/dicomweb/stow-case.ts): a referring physician sending
+   * the studies of a patient's CD. The study is that case's from its first instance.
+   */
+  storeStudies?: 'into-case';
 }
 
 const EVERYTHING = { read: 'all', search: 'all', history: 'all', create: 'all', update: 'all', delete: 'all' } as const;
@@ -110,6 +116,7 @@ export const ACCESS_POLICY: Readonly<Record<UserRole, RolePolicy>> = {
       Communication: WRITE_CASE,
       Consent: WRITE_CASE,
     },
+    storeStudies: 'into-case',
   },
   patient: {
     cases: 'own',
@@ -288,6 +295,14 @@ export class AccessControl {
   mayStoreStudies(): boolean {
     const scope = this.scopeOf('ImagingStudy', 'create');
     return scope === 'all' || scope === 'any-new';
+  }
+
+  /**
+   * STOW-RS naming one of the person's cases (`?case=`): true for the roles that may store studies at
+   * all, and for those whose policy stores `into-case`; which cases are theirs is memberCases.
+   */
+  mayStoreStudiesIntoCase(): boolean {
+    return this.mayStoreStudies() || this.policy.storeStudies === 'into-case';
   }
 
   /**

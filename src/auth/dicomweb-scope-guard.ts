@@ -6,10 +6,12 @@
  *   WADO-RS (every other GET: instances, metadata, frames, rendered, thumbnails, bulk data)  `r`
  * so `system/ImagingStudy.rs` (or `user/ImagingStudy.rs`) is a viewer's scope and
  * `system/ImagingStudy.crs` a modality's or PACS's. A person's STOW-RS also needs ImagingStudy
- * `create` in their role's access policy (AccessControl.mayStoreStudies: today admin and coordinator);
- * which studies a person sees is filtered below the routes (AccessControl.studyCondition). Refused:
- * 403 with an OperationOutcome. Anonymous requests (allowed while AUTH_REQUIRED is false) and CORS
- * preflights pass untouched.
+ * `create` in their role's access policy (AccessControl.mayStoreStudies: today admin and coordinator),
+ * or a policy that stores into a case (a referring physician) and a request naming the case
+ * (`?case=<ServiceRequest id>`), which the route checks is theirs before it reads the body
+ * (routes/dicomweb/stow-case.ts); which studies a person sees is filtered below the routes
+ * (AccessControl.studyCondition). Refused: 403 with an OperationOutcome. Anonymous requests (allowed
+ * while AUTH_REQUIRED is false) and CORS preflights pass untouched.
  */
 import type { RequestHandler, Response } from 'express';
 import { accessControlFor } from './access-policy.ts';
@@ -52,10 +54,13 @@ export function dicomwebScopeGuard(): RequestHandler {
       return;
     }
     const access = accessControlFor(identity);
-    if (permission === 'c' && access && !access.mayStoreStudies()) {
+    const namesCase = req.query.case !== undefined;
+    if (permission === 'c' && access && !access.mayStoreStudies() && !(namesCase && access.mayStoreStudiesIntoCase())) {
       forbidden(
         res,
-        `Your role may not store DICOM instances (${service} needs create on ${DICOMWEB_RESOURCE_TYPE} in the role's access policy)`,
+        access.mayStoreStudiesIntoCase()
+          ? `Name the case to store DICOM instances into: ${service} with ?case=<ServiceRequest id> of one of your cases`
+          : `Your role may not store DICOM instances (${service} needs create on ${DICOMWEB_RESOURCE_TYPE} in the role's access policy)`,
       );
       return;
     }

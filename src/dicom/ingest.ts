@@ -50,11 +50,18 @@ export type IngestOutcome =
   /** Cannot be parsed, or inconsistent: refused. The reason names tags, never values. */
   | { status: 'refused'; reason: string }
   /** Belongs to another study than the one the caller requires (STOW-RS to /studies/{uid}). */
-  | { status: 'wrong-study'; reason: string; sopClassUid: string | undefined; sopInstanceUid: string | undefined };
+  | { status: 'wrong-study'; reason: string; sopClassUid: string | undefined; sopInstanceUid: string | undefined }
+  /** Its study may not take it (IngestOptions.admitStudy said why): refused, nothing stored. */
+  | { status: 'not-admitted'; reason: string; sopClassUid: string | undefined; sopInstanceUid: string | undefined };
 
 export interface IngestOptions {
   /** Refuse the instance unless its StudyInstanceUID is this one. */
   studyInstanceUid?: string | undefined;
+  /**
+   * Asked once the instance has been read and before anything is stored: undefined admits it into
+   * its study, a reason refuses it (a study stored into a named case, dicom/case-claim.ts).
+   */
+  admitStudy?: ((studyInstanceUid: string) => Promise<string | undefined>) | undefined;
 }
 
 /** The fixed id of the one DICOMweb Endpoint. */
@@ -116,6 +123,10 @@ export async function ingestInstance(
       sopClassUid: a.SOPClassUID,
       sopInstanceUid: a.SOPInstanceUID,
     };
+  }
+  const refusal = await options.admitStudy?.(a.StudyInstanceUID as string);
+  if (refusal !== undefined) {
+    return { status: 'not-admitted', reason: refusal, sopClassUid: a.SOPClassUID, sopInstanceUid: a.SOPInstanceUID };
   }
   const dicomJson = JSON.stringify(
     toDicomJson(parsed.dataset, {

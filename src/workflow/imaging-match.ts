@@ -33,7 +33,9 @@ export const RECONCILE_STATUS_SYSTEM = 'urn:hub:reconcile-status';
 export const TASK_INPUT_SYSTEM = 'urn:hub:task-input';
 export const RECONCILE_IMAGING = 'reconcile-imaging';
 
-export type MatchMethod = 'accession-number' | 'reference-number' | 'patient-identifier' | 'coordinator';
+/** How a study was matched; `stored-into-case`: sent into a named case by STOW-RS (dicom/case-claim.ts). */
+export type MatchMethod =
+  'accession-number' | 'reference-number' | 'patient-identifier' | 'coordinator' | 'stored-into-case';
 
 /** What the study says about whose it is, read from the DICOM index. */
 export interface StudyEvidence {

@@ -340,7 +340,8 @@ async function arrivedMaterials(
     })
   ).filter((document) => document.status === 'current' && !isHubDocument(document));
   const studies = await tx.query<{ imaging_study_id: string }>(
-    'SELECT imaging_study_id FROM dicom_study WHERE matched_service_request_id = $1 AND imaging_study_id IS NOT NULL ORDER BY imaging_study_id',
+    // A study stored into the case is matched before its first instance is in (dicom/case-claim.ts): not yet a material.
+    'SELECT imaging_study_id FROM dicom_study WHERE matched_service_request_id = $1 AND imaging_study_id IS NOT NULL AND number_of_instances > 0 ORDER BY imaging_study_id',
     [request.id],
   );
   // R4 has no Specimen search parameter on `request`: the patient's specimens, filtered.

@@ -26,8 +26,10 @@ export function storeResultOf(outcome: IngestOutcome): StoreResult {
       return { status: Status.success };
     case 'conflict':
       return { status: DUPLICATE_SOP_INSTANCE, comment: 'SOP Instance UID already stored with other content' };
+    // not-admitted: DIMSE names no case, so no study refuses an instance (ingest.ts admitStudy).
     case 'refused':
     case 'wrong-study':
+    case 'not-admitted':
       // C000 "cannot understand"; the comment (LO, 64 characters) names the first problem found.
       return { status: Status.cannotUnderstand, comment: outcome.reason };
   }

@@ -22,17 +22,20 @@
  * - 0xC000 cannot understand: not DICOM Part 10, truncated, inconsistent UIDs, a part of another
  *   media type, a malformed part;
  * - 0x0111 (PS3.7 "duplicate SOP Instance", allowed as an additional code): the SOP Instance UID is
- *   already stored with other bytes; the stored instance stays (ingest.ts duplicate policy).
+ *   already stored with other bytes; the stored instance stays (ingest.ts duplicate policy);
+ * - 0x0124 (PS3.7 Annex C "Refused: Not authorized"): stored into a named case (`?case=`,
+ *   stow-case.ts), the instance's study is already at the hub and is not that case's.
  * An instance is listed in ReferencedSOPSequence only once ingest has synced its blob and committed its rows.
  *
  * Each request that reached its parts is audited (one DICOM Instances Transferred event naming the
  * studies stored, access.ts) before the answer; a person needs ImagingStudy create in their access
- * policy to get here at all (auth/dicomweb-scope-guard.ts).
+ * policy to get here at all, or, naming one of their cases, a policy that stores into a case
+ * (auth/dicomweb-scope-guard.ts, stow-case.ts).
  */
 import { open } from 'node:fs/promises';
 import type { Request, Response, Router } from 'express';
 import { ingestInstance } from '../../dicom/ingest.ts';
-import type { IngestOutcome } from '../../dicom/ingest.ts';
+import type { IngestOptions, IngestOutcome } from '../../dicom/ingest.ts';
 import {
   MultipartError,
   parseMediaType,
@@ -47,12 +50,14 @@ import { outcomeForStatus } from '../../audit/audit-event.ts';
 import { readAuditedStudies } from '../../dicom/dimse/audit-trail.ts';
 import { audited } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
+import { CaseClaims, resolveStowCase } from './stow-case.ts';
 
 export const FailureReason = {
   outOfResources: 0xa700,
   studyMismatch: 0xa900,
   cannotUnderstand: 0xc000,
   duplicateSopInstance: 0x0111,
+  notAuthorized: 0x0124,
 } as const;
 
 const DICOM = 'application/dicom';
@@ -94,6 +99,12 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     refuseRequest(req, res, 400, 'the StudyInstanceUID in the path is not a valid UID');
     return;
   }
+  const named = await resolveStowCase(options.ingest.db, req, res);
+  if (named.kind === 'refused') {
+    refuseWithOutcome(req, res, named.status, named.code, named.text);
+    return;
+  }
+  const claims = named.kind === 'case' ? new CaseClaims(options.ingest.db, named.target) : undefined;
   let boundary: string;
   try {
     const contentType = parseMultipartRelatedContentType(req.headers['content-type']);
@@ -117,7 +128,7 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
   const ingests = new Set<Promise<void>>();
   const ingestPart = async (index: number, staged: StagedBlob): Promise<void> => {
     try {
-      results.push(await ingestStaged(options, index, staged, study));
+      results.push(await ingestStaged(options, index, staged, { studyInstanceUid: study, admitStudy: claims?.admit }));
     } catch (error) {
       options.logger.error(
         { err: error instanceof Error ? error.message : String(error) },
@@ -182,14 +193,17 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     } else if (!req.complete) {
       // The client went away mid-upload: finish what was received, answer nobody.
       await Promise.all(ingests);
+      await claims?.release();
       options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'STOW-RS upload aborted');
       return;
     } else {
       await Promise.all(ingests);
+      await claims?.release();
       throw error;
     }
   }
   await Promise.all(ingests);
+  await claims?.release();
   results.sort((a, b) => a.index - b.index);
   logFailures(options, results);
 
@@ -266,12 +280,12 @@ async function ingestStaged(
   options: DicomwebOptions,
   index: number,
   staged: StagedBlob,
-  study: string | undefined,
+  ingestOptions: IngestOptions,
 ): Promise<PartResult> {
   const meta = await readMetaUids(staged);
   let outcome: IngestOutcome;
   try {
-    outcome = await ingestInstance(options.ingest, staged, { studyInstanceUid: study });
+    outcome = await ingestInstance(options.ingest, staged, ingestOptions);
   } catch (error) {
     options.logger.error(
       { err: error instanceof Error ? error.message : String(error) },
@@ -301,6 +315,15 @@ async function ingestStaged(
       return { index, stored: false, failureReason: FailureReason.duplicateSopInstance, why: outcome.reason, ...meta };
     case 'refused':
       return { index, stored: false, failureReason: FailureReason.cannotUnderstand, why: outcome.reason, ...meta };
+    case 'not-admitted':
+      return {
+        index,
+        stored: false,
+        failureReason: FailureReason.notAuthorized,
+        why: outcome.reason,
+        sopClassUid: outcome.sopClassUid ?? meta.sopClassUid,
+        sopInstanceUid: outcome.sopInstanceUid ?? meta.sopInstanceUid,
+      };
     case 'wrong-study':
       return {
         index,
@@ -441,6 +464,17 @@ function sendStoreResponse(
     .status(status)
     .type('application/dicom+json')
     .send(JSON.stringify(storeResponse(baseUrl, study, results)));
+}
+
+/** Answers a request refused before its body was read with an OperationOutcome (the case it names). */
+function refuseWithOutcome(req: Request, res: Response, status: number, code: string, text: string): void {
+  closeIfUnread(req, res);
+  res
+    .status(status)
+    .type('application/fhir+json')
+    .send(
+      JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, details: { text } }] }),
+    );
 }
 
 /** Answers a request refused as a whole, before or while its body was read. */
