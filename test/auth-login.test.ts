@@ -84,7 +84,8 @@ describe('login with the authorization code flow and PKCE', () => {
   const request = { clientId: APP, redirectUri: REDIRECT, scope: 'openid fhirUser user/*.rs' };
 
   beforeAll(async () => {
-    testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
+    // TRUST_PROXY: the lock-out tests sign in "from" other addresses (X-Forwarded-For).
+    testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true', TRUST_PROXY: 'loopback' } });
     db = await openDatabase({ databaseUrl: testHub.databaseUrl, poolSize: 2 });
     await registerApps(db);
     coordinator = await addAccount(db, 'Coordinator@Example.org', 'coordinator', 'Practitioner/prac-1');
@@ -433,37 +434,84 @@ describe('login with the authorization code flow and PKCE', () => {
     await new UserStore(db).unlock(specialist.email);
   });
 
-  test('five failures lock the account: the right credentials are refused until `hub user unlock`', async () => {
-    const account = await addAccount(db, 'locked@example.org', 'radiologist', 'Practitioner/prac-4');
-    for (let i = 0; i < 5; i++) {
-      const answer = await submitLogin(
-        new Browser(),
+  test('five failures from one address lock that address out of the account; another address signs in', async () => {
+    const account = await addAccount(db, 'guessed@example.org', 'radiologist', 'Practitioner/prac-4');
+    const attempt = (from: string, credentials: { password: string; totp: string }) =>
+      submitLogin(
+        new Browser(from),
         testHub.baseUrl,
         { ...request, challenge: pkcePair().challenge },
-        { email: account.email, password: `wrong password ${i}`, totp: '000000' },
+        { email: account.email, ...credentials },
       );
-      expect(pageError(answer.html)).toBe(LOGIN_REFUSED);
+    for (let i = 0; i < 5; i++) {
+      const answer = await attempt('203.0.113.5', { password: `wrong password ${i}`, totp: '000000' });
+      expect([answer.status, pageError(answer.html)]).toEqual([401, LOGIN_REFUSED]);
     }
-    const whileLocked = await submitLogin(
-      new Browser(),
-      testHub.baseUrl,
-      { ...request, challenge: pkcePair().challenge },
-      { ...account, totp: freshTotp(account) },
-    );
-    expect(whileLocked.status).toBe(401);
-    expect(pageError(whileLocked.html)).toBe(LOGIN_REFUSED);
+    // The address that guessed is held back, even with the right password and code…
+    const fromGuesser = await attempt('203.0.113.5', { password: account.password, totp: freshTotp(account) });
+    expect(fromGuesser.status).toBe(429);
+    expect(pageError(fromGuesser.html)).toMatch(/Too many failed sign-ins for this account from here/);
+    // …the account is not: its owner signs in from their own address.
+    const fromOwner = await attempt('198.51.100.20', { password: account.password, totp: freshTotp(account) });
+    expect(fromOwner.status).toBe(303);
+  });
+
+  test('failures from many addresses lock the account to unknown places until `hub user unlock`; the owner’s browser still signs in', async () => {
+    const account = await addAccount(db, 'locked@example.org', 'radiologist', 'Practitioner/prac-4');
+    // The owner signed in on this browser before: it keeps a device cookie.
+    const desk = new Browser('203.0.113.10');
+    await logIn(desk, testHub.baseUrl, request, { ...account, totp: freshTotp(account) });
+    expect(desk.cookies.get('hub_device')).toMatch(/^[0-9a-f]{32}$/);
+    // Their session ended since (signed out, or past its end); the browser keeps the device cookie.
+    desk.cookies.delete('hub_session');
+
+    // Twenty wrong guesses spread over four addresses, one of them the desk's own.
+    for (const from of ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13']) {
+      for (let i = 0; i < 5; i++) {
+        const answer = await submitLogin(
+          new Browser(from),
+          testHub.baseUrl,
+          { ...request, challenge: pkcePair().challenge },
+          { email: account.email, password: `wrong password ${i}`, totp: '000000' },
+        );
+        expect(answer.status).toBe(401);
+      }
+    }
     const listed = JSON.parse(
       (await hub(['user', 'list', '--json'], { DATABASE_URL: testHub.databaseUrl as string })).stdout,
     );
     expect(listed.find((user: { email: string }) => user.email === account.email)).toMatchObject({ locked: true });
+    // From a place the account has not signed in from, the right credentials are refused…
+    const code = freshTotp(account);
+    const elsewhere = await submitLogin(
+      new Browser('198.51.100.30'),
+      testHub.baseUrl,
+      { ...request, challenge: pkcePair().challenge },
+      { ...account, totp: code },
+    );
+    expect([elsewhere.status, pageError(elsewhere.html)]).toEqual([401, LOGIN_REFUSED]);
+    // …but the owner's browser, at an address that guessed, signs in: the lock-out is not theirs.
+    const { token } = await logIn(desk, testHub.baseUrl, request, { ...account, totp: code });
+    expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status).toBe(200);
+    // The cookie alone opens nothing: a wrong password from the known browser is refused.
+    desk.cookies.delete('hub_session');
+    const wrong = await submitLogin(
+      desk,
+      testHub.baseUrl,
+      { ...request, challenge: pkcePair().challenge },
+      { email: account.email, password: 'not it at all', totp: '000000' },
+    );
+    expect(wrong.status).toBe(401);
 
     const unlocked = await hub(['user', 'unlock', '--email', account.email], {
       DATABASE_URL: testHub.databaseUrl as string,
     });
     expect(unlocked).toMatchObject({ code: 0 });
     expect(unlocked.stdout).toContain(`Unlocked user ${account.email}`);
-    const { token } = await logIn(new Browser(), testHub.baseUrl, request, { ...account, totp: freshTotp(account) });
-    expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status).toBe(200);
+    const after = JSON.parse(
+      (await hub(['user', 'list', '--json'], { DATABASE_URL: testHub.databaseUrl as string })).stdout,
+    );
+    expect(after.find((user: { email: string }) => user.email === account.email)).toMatchObject({ locked: false });
   });
 
   test('a disabled user is refused and signed out everywhere', async () => {

@@ -1,13 +1,14 @@
 /**
  * The token and login rate limits shared by hub processes through Redis: two hubs on one database,
- * one Redis and one QUEUE_PREFIX draw on one budget per address and per account; Redis keys name
+ * one Redis and one QUEUE_PREFIX draw on one budget per address, and count an account's failures
+ * from one address together; Redis keys name
  * no address or e-mail; a hub whose Redis does not answer still serves logins, limiting per process.
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ClientRegistry } from '../src/auth/clients.ts';
 import { parseUserScopes } from '../src/auth/user-scopes.ts';
-import { LOGIN_PER_ACCOUNT, TOKEN_PER_IP } from '../src/auth/rate-limit.ts';
+import { LOGIN_FAILURES_PER_PLACE, TOKEN_PER_IP } from '../src/auth/rate-limit.ts';
 import { Browser, authorizeUrl, hiddenFields, pkcePair } from './support/login-flow.ts';
 import { TEST_REDIS_URL, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
@@ -98,17 +99,17 @@ describe('rate limits shared through Redis', () => {
     expect(await tokenRequest(second)).toBe(429);
   });
 
-  test('login attempts for one account: ten in all across both hubs, then 429 from either', async () => {
+  test('failed logins for one account from one address: five in all across both hubs lock it there, then 429 from either', async () => {
     const email = 'Target.Person@example.org';
     const statuses: number[] = [];
-    for (let attempt = 0; attempt < LOGIN_PER_ACCOUNT.capacity; attempt++) {
+    for (let attempt = 0; attempt < LOGIN_FAILURES_PER_PLACE.failures; attempt++) {
       statuses.push(await loginAttempt(attempt % 2 === 0 ? first : second, email));
     }
-    expect(statuses).toEqual(Array(LOGIN_PER_ACCOUNT.capacity).fill(401));
-    // The account's budget is spent whatever the hub and however the e-mail is cased.
+    expect(statuses).toEqual(Array(LOGIN_FAILURES_PER_PLACE.failures).fill(401));
+    // The count is one across the hubs, however the e-mail is cased.
     expect(await loginAttempt(second, email.toLowerCase())).toBe(429);
     expect(await loginAttempt(first, email)).toBe(429);
-    // Another account from the same address is not limited yet.
+    // Another account from the same address is not held back.
     expect(await loginAttempt(first, 'someone.else@example.org')).toBe(401);
   });
 
@@ -116,12 +117,12 @@ describe('rate limits shared through Redis', () => {
     const keys = await redis.keys(`${prefix}:rate-limit:*`);
     expect(keys.length).toBeGreaterThanOrEqual(3);
     for (const key of keys) {
-      expect(key).toMatch(new RegExp(`^${prefix}:rate-limit:(token-ip|login-ip|login-account):[0-9a-f]{64}$`));
+      expect(key).toMatch(new RegExp(`^${prefix}:rate-limit:(token-ip|login-place|login-failures):[0-9a-f]{64}$`));
       expect(key.toLowerCase()).not.toMatch(/example\.org|127\.0\.0\.1|::1|target/);
       expect(await redis.pttl(key)).toBeGreaterThan(0);
     }
     expect(new Set(keys.map((key) => key.split(':')[key.split(':').length - 2]))).toEqual(
-      new Set(['token-ip', 'login-ip', 'login-account']),
+      new Set(['token-ip', 'login-place', 'login-failures']),
     );
   });
 });

@@ -15,7 +15,8 @@ import type { ClientRegistry, RegisteredClient } from './clients.ts';
 import { CSRF_COOKIE, SESSION_COOKIE, readCookie, setCookie } from './cookies.ts';
 import { LOGIN_REFUSED, checkCredentials } from './login.ts';
 import { sendErrorPage, sendLoginPage } from './login-page.ts';
-import type { RateLimit } from './rate-limit.ts';
+import { DEVICE_COOKIE, DEVICE_DAYS } from './devices.ts';
+import type { LoginGuard } from './login-guard.ts';
 import type { Auditor } from '../audit/auditor.ts';
 import { ScopeSyntaxError } from './scopes.ts';
 import type { SessionStore } from './sessions.ts';
@@ -52,8 +53,8 @@ export interface AuthorizeEndpointOptions {
   /** The FHIR base URL: SMART's `aud` parameter must name it. */
   fhirBaseUrl: string;
   secureCookies: boolean;
-  loginPerIp: RateLimit;
-  loginPerAccount: RateLimit;
+  /** The sign-in limits and lock-outs (login-guard.ts). */
+  loginGuard: LoginGuard;
   logger: Logger;
   /** Every login and refused login is audited before the answer (audit/auditor.ts). */
   auditor?: Auditor;
@@ -340,21 +341,29 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
       const email = typeof body.email === 'string' ? body.email.trim() : '';
       const password = typeof body.password === 'string' ? body.password : '';
       const totp = typeof body.totp === 'string' ? body.totp : '';
-      const ipWait = await options.loginPerIp.take(`ip:${req.ip ?? req.socket.remoteAddress ?? ''}`);
-      const accountWait = ipWait > 0 ? 0 : await options.loginPerAccount.take(`account:${email.toLowerCase()}`);
-      if (ipWait > 0 || accountWait > 0) {
-        res.setHeader('Retry-After', String(Math.max(ipWait, accountWait)));
+      const place = await options.loginGuard.placeOf(req, email);
+      const wait = await options.loginGuard.waitFor(place, email);
+      if (wait.seconds > 0) {
+        res.setHeader('Retry-After', String(wait.seconds));
         log.warn(
-          { requestId: res.locals.requestId, clientId: request.client.id, limit: ipWait > 0 ? 'ip' : 'account' },
+          {
+            requestId: res.locals.requestId,
+            clientId: request.client.id,
+            limit: wait.why,
+            place: place.knownDevice ? 'known-device' : 'address',
+          },
           'login rate-limited',
         );
         showLogin(res, 429, request, csrfToken as string, {
           email,
-          error: 'Too many sign-in attempts. Wait a minute and try again.',
+          error:
+            wait.why === 'attempts'
+              ? 'Too many sign-in attempts. Wait a minute and try again.'
+              : `Too many failed sign-ins for this account from here. Try again in ${Math.ceil(wait.seconds / 60)} minutes.`,
         });
         return;
       }
-      const result = await checkCredentials(options.users, { email, password, totp }, options.clock);
+      const result = await checkCredentials(options.users, { email, password, totp }, options.clock, place.knownDevice);
       if (!result.ok) {
         log.info(
           {
@@ -366,6 +375,7 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
           },
           'login refused',
         );
+        await options.loginGuard.failed(place, email);
         // The trail names the account when there is one, never the e-mail, and only the shown text.
         await options.auditor?.authentication(req, {
           event: 'login',
@@ -385,6 +395,12 @@ export function createAuthorizeRoutes(options: AuthorizeEndpointOptions): Router
           clientIsRequestor: false,
         },
         success: true,
+      });
+      const device = await options.loginGuard.succeeded(place, email, result.user.id);
+      setCookie(res, DEVICE_COOKIE, device, {
+        secure: options.secureCookies,
+        sameSite: 'Strict',
+        maxAgeSeconds: DEVICE_DAYS * 86_400,
       });
       const { session, cookie } = await options.sessions.create(result.user.id);
       setCookie(res, SESSION_COOKIE, cookie, { secure: options.secureCookies, sameSite: 'Lax' });

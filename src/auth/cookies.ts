@@ -29,11 +29,12 @@ export function setCookie(
   res: Response,
   name: string,
   value: string,
-  options: { secure: boolean; sameSite: 'Lax' | 'Strict' },
+  options: { secure: boolean; sameSite: 'Lax' | 'Strict'; maxAgeSeconds?: number },
 ): void {
   res.append(
     'Set-Cookie',
-    `${name}=${value}; Path=${COOKIE_PATH}; HttpOnly; SameSite=${options.sameSite}${options.secure ? '; Secure' : ''}`,
+    `${name}=${value}; Path=${COOKIE_PATH}; HttpOnly; SameSite=${options.sameSite}` +
+      `${options.maxAgeSeconds === undefined ? '' : `; Max-Age=${options.maxAgeSeconds}`}${options.secure ? '; Secure' : ''}`,
   );
 }
 

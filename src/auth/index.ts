@@ -23,7 +23,16 @@ import { JtiStore } from './jti-store.ts';
 import { JwksUrlCache } from './jwks-url-cache.ts';
 import { createLogoutRoutes } from './logout-endpoint.ts';
 import { decoyPasswordHash } from './passwords.ts';
-import { LOGIN_PER_ACCOUNT, LOGIN_PER_IP, SharedRateLimits, TOKEN_PER_IP, localRateLimit } from './rate-limit.ts';
+import {
+  LOGIN_FAILURES_PER_PLACE,
+  LOGIN_PER_PLACE,
+  SharedRateLimits,
+  TOKEN_PER_IP,
+  localFailureLock,
+  localRateLimit,
+} from './rate-limit.ts';
+import { DeviceStore } from './devices.ts';
+import { LoginGuard } from './login-guard.ts';
 import type { RateLimit, RateLimitOptions } from './rate-limit.ts';
 import { loadSecretBox } from './secret-box.ts';
 import { RevokedSessions, SessionStore } from './sessions.ts';
@@ -150,8 +159,14 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
       issuer: options.baseUrl,
       fhirBaseUrl,
       secureCookies,
-      loginPerIp: rateLimit('login-ip', LOGIN_PER_IP),
-      loginPerAccount: rateLimit('login-account', LOGIN_PER_ACCOUNT),
+      loginGuard: new LoginGuard({
+        attempts: rateLimit('login-place', LOGIN_PER_PLACE),
+        failures:
+          shared?.failureLock('login-failures', LOGIN_FAILURES_PER_PLACE) ?? localFailureLock(LOGIN_FAILURES_PER_PLACE),
+        devices: new DeviceStore(options.db),
+        users,
+        clock,
+      }),
       logger,
       auditor: options.auditor,
       clock,

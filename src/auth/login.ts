@@ -13,8 +13,11 @@ import type { User, UserStore } from './users.ts';
 
 export const LOGIN_REFUSED =
   'The e-mail address, password or authenticator code is not correct, or the account is locked or disabled.';
-/** Five failures in a row lock the account for fifteen minutes. */
-export const MAX_FAILED_LOGINS = 5;
+/**
+ * Twenty failures in a row from places the account has not signed in from lock it to such places for
+ * fifteen minutes (login-guard.ts: fewer failures from one place lock that place out first).
+ */
+export const ACCOUNT_LOCK_FAILURES = 20;
 export const LOCKOUT_SECONDS = 15 * 60;
 
 export type LoginRefusal = 'unknown-user' | 'disabled' | 'locked' | 'wrong-password' | 'totp-missing' | 'wrong-totp';
@@ -28,10 +31,15 @@ export interface Credentials {
   totp: string;
 }
 
+/**
+ * `knownDevice`: the browser is one the person signed in from before (devices.ts); the account-wide
+ * lock-out, which failures from elsewhere set, then neither applies nor counts.
+ */
 export async function checkCredentials(
   users: UserStore,
   credentials: Credentials,
   clock: Clock = systemClock,
+  knownDevice = false,
 ): Promise<LoginResult> {
   const now = clock.now();
   const user = await users.findByEmail(credentials.email);
@@ -43,7 +51,7 @@ export async function checkCredentials(
   if (user.status !== 'active') {
     return { ok: false, reason: 'disabled', userId: user.id };
   }
-  if (user.lockedUntil !== undefined && user.lockedUntil.getTime() > now.getTime()) {
+  if (!knownDevice && user.lockedUntil !== undefined && user.lockedUntil.getTime() > now.getTime()) {
     return { ok: false, reason: 'locked', userId: user.id };
   }
 
@@ -62,7 +70,9 @@ export async function checkCredentials(
     }
   }
   if (refusal !== undefined) {
-    const lockedNow = await users.recordFailure(user.id, MAX_FAILED_LOGINS, LOCKOUT_SECONDS, now);
+    const lockedNow = knownDevice
+      ? false
+      : await users.recordFailure(user.id, ACCOUNT_LOCK_FAILURES, LOCKOUT_SECONDS, now);
     return { ok: false, reason: refusal, userId: user.id, lockedNow };
   }
   const rehashed = needsRehash(user.passwordHash) ? await hashPassword(credentials.password) : undefined;

@@ -258,6 +258,7 @@ export class UserStore {
     const user = result.rows[0] && fromRow(result.rows[0]);
     if (user && status === 'disabled') {
       await this.revokeSessions(user.id);
+      await this.forgetDevices(user.id);
     }
     return user && publicUser(user);
   }
@@ -280,6 +281,8 @@ export class UserStore {
       `UPDATE auth_user SET totp_secret = $2, totp_last_step = NULL, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
       [found.id, this.seal(totpSecret)],
     );
+    // A browser known before the reset may be the one the lost key was on.
+    await this.forgetDevices(found.id);
     // The account can be deleted between the lookup and the update: then there is none to reset.
     const updated = result.rows[0];
     return updated && { user: publicUser(fromRow(updated)), totpSecret };
@@ -322,6 +325,11 @@ export class UserStore {
       [id, totpStep ?? null, newPasswordHash ?? null],
     );
     return result.rowCount === 1;
+  }
+
+  /** The person's known browsers (auth/devices.ts) no longer count as theirs. */
+  private async forgetDevices(userId: string): Promise<void> {
+    await this.db.query('DELETE FROM auth_device WHERE user_id = $1', [userId]);
   }
 
   private async revokeSessions(userId: string): Promise<void> {

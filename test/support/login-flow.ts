@@ -13,9 +13,17 @@ import { UserStore } from '../../src/auth/users.ts';
 import type { UserRole } from '../../src/auth/users.ts';
 import type { Database } from '../../src/db/database.ts';
 
-/** The cookies a browser keeps for the hub (all of them live under /oauth2). */
+/**
+ * The cookies a browser keeps for the hub (all of them live under /oauth2). `from` sends every request
+ * as if from that address (X-Forwarded-For, believed by a hub with TRUST_PROXY=loopback).
+ */
 export class Browser {
   readonly cookies = new Map<string, string>();
+  private readonly from: string | undefined;
+
+  constructor(from?: string) {
+    this.from = from;
+  }
 
   private remember(response: Response): void {
     for (const line of response.headers.getSetCookie()) {
@@ -31,9 +39,12 @@ export class Browser {
   }
 
   private cookieHeader(): Record<string, string> {
-    return this.cookies.size === 0
-      ? {}
-      : { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ') };
+    return {
+      ...(this.from === undefined ? {} : { 'x-forwarded-for': this.from }),
+      ...(this.cookies.size === 0
+        ? {}
+        : { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ') }),
+    };
   }
 
   async get(url: string): Promise<Response> {
