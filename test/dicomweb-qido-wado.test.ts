@@ -498,11 +498,21 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     expect((await get(`${instancePath}/bulkdata/7FE10010`)).status).toBe(404);
     expect((await get(`${instancePath}/bulkdata/00081140/0/7FE00010`)).status).toBe(404);
     expect((await get(`/studies/${ct.study}/series/${ct.series}/instances/1.2.3/bulkdata/7FE00010`)).status).toBe(404);
+    // Encapsulated pixel data: its frames as stored, or 406 naming why when asked for uncompressed.
     const nm = fixture('nm');
-    const encapsulated = await get(
-      `/studies/${nm.study}/series/${nm.series}/instances/${nm.part10.sopInstanceUid}/bulkdata/7FE00010`,
+    const nmPixels = `/studies/${nm.study}/series/${nm.series}/instances/${nm.part10.sopInstanceUid}/bulkdata/7FE00010`;
+    const encapsulated = await get(nmPixels, {
+      accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+    });
+    expect(encapsulated.status).toBe(200);
+    const [frame] = splitMultipart(
+      Buffer.from(await encapsulated.arrayBuffer()),
+      encapsulated.headers.get('content-type')!,
     );
-    expect(encapsulated.status).toBe(406);
+    expect(frame!.headers.get('content-type')).toBe(`application/octet-stream; transfer-syntax=${JPEG2000}`);
+    const uncompressed = await get(nmPixels, { accept: 'multipart/related; type="application/octet-stream"' });
+    expect(uncompressed.status).toBe(406);
+    expect(((await uncompressed.json()) as { error: string }).error).toContain(JPEG2000);
   });
 
   test('unknown studies, series and instances are 404 for retrieval and metadata', async () => {

@@ -1,7 +1,7 @@
 /**
- * DICOMweb (PS3.18) under /dicomweb: STOW-RS (stow.ts), QIDO-RS (qido.ts) and WADO-RS (wado.ts),
- * on the same index and storage area as the DIMSE listener. What a person sees is filtered, and every
- * request audited, as access.ts describes.
+ * DICOMweb (PS3.18) under /dicomweb: STOW-RS (stow.ts), QIDO-RS (qido.ts) and WADO-RS (wado.ts,
+ * bulkdata.ts, rendered.ts), on the same index and storage area as the DIMSE listener. What a
+ * person sees is filtered, and every request audited, as access.ts describes.
  */
 import express from 'express';
 import type { Router } from 'express';
@@ -11,6 +11,7 @@ import type { IngestContext } from '../../dicom/ingest.ts';
 import { registerStowRoutes } from './stow.ts';
 import { createQidoRoutes } from './qido.ts';
 import { createWadoRoutes } from './wado.ts';
+import { createBulkdataRoutes } from './bulkdata.ts';
 import { createRenderedRoutes } from './rendered.ts';
 
 export interface DicomwebOptions {
@@ -29,6 +30,7 @@ export function createDicomwebRoutes(options: DicomwebOptions): Router {
   registerStowRoutes(routes, options);
   routes.use(createQidoRoutes(options));
   routes.use(createWadoRoutes(options));
+  routes.use(createBulkdataRoutes(options));
   routes.use(createRenderedRoutes(options));
   return routes;
 }

@@ -1,6 +1,7 @@
 /**
- * A stored instance opened for its pixel data: the Part 10 header parsed through the bounded file
- * reader (pixel data is located, never loaded), and frame bytes read on demand by offset.
+ * A stored instance opened for its pixel data or other bulk values: the Part 10 header parsed
+ * through the bounded file reader (bulk values are located, never loaded), and their bytes read on
+ * demand by offset.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
@@ -86,17 +87,23 @@ export async function findInstanceRows(
   return result.rows;
 }
 
-export interface StoredPixels {
+/** A stored instance's parsed header, its values read on demand by offset. */
+export interface StoredDataset {
   readonly transferSyntaxUid: string;
   readonly dataset: DicomDataset;
-  readonly pixels: PixelDescription;
-  /** Byte size of the numbers of the Pixel Data VR (2 for OW, 1 for OB), for byte swapping. */
-  readonly wordSize: number;
   readonly read: RangeReader;
   /** Reads ranges that together make one frame, refusing more than maxBytes. */
   readFrame(ranges: readonly ByteRange[], maxBytes: number): Promise<Buffer>;
   /** Closes the file; safe to call more than once. */
   close(): Promise<void>;
+}
+
+export interface StoredPixels extends StoredDataset {
+  /** The dataset holding the Pixel Data: the instance's, or a sequence item's (an icon). */
+  readonly dataset: DicomDataset;
+  readonly pixels: PixelDescription;
+  /** Byte size of the numbers of the Pixel Data VR (2 for OW, 1 for OB), for byte swapping. */
+  readonly wordSize: number;
 }
 
 /**
@@ -118,8 +125,8 @@ async function blobFile(
   return { path, release: () => rm(path, { force: true }) };
 }
 
-/** Opens a stored instance for frame access; a 406 when it has no pixel data. */
-export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempDir: string): Promise<StoredPixels> {
+/** Opens a stored instance for reading its values by offset; the caller closes it. */
+export async function openStoredDataset(blobs: BlobStore, row: InstanceRow, tempDir: string): Promise<StoredDataset> {
   const file = await blobFile(blobs, row.blob_key, tempDir);
   let handle: FileHandle | undefined;
   try {
@@ -127,7 +134,6 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
     if (!parsed.ok) {
       throw new PixelDataError(500, `the stored instance cannot be parsed: ${parsed.reason}`);
     }
-    const pixels = describePixels(parsed.dataset);
     const inflated = parsed.inflatedDataset;
     handle = await open(file.path, 'r');
     const fileHandle = handle;
@@ -138,18 +144,14 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
       const buffer = Buffer.alloc(range.length);
       const { bytesRead } = await fileHandle.read(buffer, 0, range.length, range.offset);
       if (bytesRead !== range.length) {
-        throw new PixelDataError(500, 'the stored instance is shorter than its pixel data');
+        throw new PixelDataError(500, 'the stored instance is shorter than its values');
       }
       return buffer;
     };
-    // describePixels above refused an instance without Pixel Data (7FE0,0010).
-    const pixelVr = parsed.dataset.elements.get('7FE00010')?.vr;
     let closing: Promise<void> | undefined;
     return {
       transferSyntaxUid: parsed.meta.transferSyntaxUid,
       dataset: parsed.dataset,
-      pixels,
-      wordSize: pixelVr === 'OB' ? 1 : 2,
       read,
       async readFrame(ranges, maxBytes) {
         const total = ranges.reduce((sum, range) => sum + range.length, 0);
@@ -174,6 +176,28 @@ export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempD
   } catch (error) {
     await handle?.close();
     await file.release();
+    throw error;
+  }
+}
+
+/**
+ * The pixels of `dataset` (the instance's by default, or a sequence item's) in an opened instance;
+ * a 406 when it has no pixel data or its Image Pixel attributes are missing.
+ */
+export function storedPixelsOf(stored: StoredDataset, dataset: DicomDataset = stored.dataset): StoredPixels {
+  const pixels = describePixels(dataset);
+  // describePixels above refused a dataset without Pixel Data (7FE0,0010).
+  const pixelVr = dataset.elements.get('7FE00010')?.vr;
+  return { ...stored, dataset, pixels, wordSize: pixelVr === 'OB' ? 1 : 2 };
+}
+
+/** Opens a stored instance for frame access; a 406 when it has no pixel data. */
+export async function openStoredPixels(blobs: BlobStore, row: InstanceRow, tempDir: string): Promise<StoredPixels> {
+  const stored = await openStoredDataset(blobs, row, tempDir);
+  try {
+    return storedPixelsOf(stored);
+  } catch (error) {
+    await stored.close();
     throw error;
   }
 }

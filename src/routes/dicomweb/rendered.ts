@@ -14,7 +14,6 @@
  * - Frames over MAX_DECODED_PIXELS are not decoded or rendered (413), so memory stays bounded;
  *   retrieving stored frames streams them from the file without that limit.
  */
-import { pipeline } from 'node:stream';
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import {
@@ -28,33 +27,26 @@ import {
 } from '../../dicom/frames.ts';
 import type { PixelDescription } from '../../dicom/frames.ts';
 import { encodeJpeg, encodePng } from '../../dicom/image-encode.ts';
-import { writeMultipartRelated } from '../../dicom/multipart.ts';
-import type { OutgoingPart } from '../../dicom/multipart.ts';
 import type { ByteRange } from '../../dicom/part10.ts';
 import { EXPLICIT_VR_BIG_ENDIAN } from '../../dicom/part10.ts';
 import {
   MAX_DECODED_PIXELS,
-  canDecodeToNative,
   checkDecodedSize,
   decodeJpegBaseline,
   decodeRle,
-  decodeToNative,
   swapToLittleEndian,
 } from '../../dicom/pixel-decode.ts';
 import { fitWithin, parseRenderParameters, renderFrame, renderRefusal, resize } from '../../dicom/render.ts';
 import type { DisplayImage, VoiWindow } from '../../dicom/render.ts';
 import { audited, auditedStudyOf, studyAccessOf } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
-import { negotiateFrameEncoding, negotiateRenderedType } from './pixel-accept.ts';
+import { MAX_FRAME_READ_BYTES, prepareFrameParts, streamParts } from './frame-parts.ts';
+import { negotiateRenderedType } from './pixel-accept.ts';
 import { findInstanceRows, openStoredPixels } from './pixel-source.ts';
 import type { InstanceRow, InstanceScope, StoredPixels } from './pixel-source.ts';
 
 /** Thumbnails fit in this square unless a viewport is given. */
 export const DEFAULT_THUMBNAIL_SIZE = 128;
-/** Largest stored frame read whole into memory (to decode or render). */
-const MAX_FRAME_READ_BYTES = 256 * 1024 * 1024;
-/** Chunk size when streaming stored frames. */
-const STREAM_CHUNK_BYTES = 1024 * 1024;
 /** Instances tried for a study or series thumbnail before giving up. */
 const THUMBNAIL_CANDIDATES = 8;
 const JPEG_DEFAULT_QUALITY = 90;
@@ -87,23 +79,6 @@ function handled(handler: (req: Request, res: Response) => Promise<void>) {
       sendError(res, error.status, error.message);
     }
   };
-}
-
-/** Stored ranges read in bounded chunks, big-endian words swapped when asked (chunks stay word-aligned). */
-async function* streamRanges(
-  stored: StoredPixels,
-  ranges: readonly ByteRange[],
-  swap: boolean,
-): AsyncGenerator<Buffer> {
-  for (const range of ranges) {
-    for (let at = 0; at < range.length; at += STREAM_CHUNK_BYTES) {
-      const chunk = await stored.read({
-        offset: range.offset + at,
-        length: Math.min(STREAM_CHUNK_BYTES, range.length - at),
-      });
-      yield swap ? swapToLittleEndian(chunk, stored.pixels, stored.wordSize) : chunk;
-    }
-  }
 }
 
 /** The frame as native little-endian samples for rendering, with the layout those samples have. */
@@ -153,69 +128,14 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
     const stored = await openStoredPixels(blobs, row, options.tempDir);
     let streaming = false;
     try {
-      const { pixels, transferSyntaxUid: syntax } = stored;
-      checkFramesExist(frameNumbers, pixels);
-      const negotiation = negotiateFrameEncoding(req.headers.accept, syntax, canDecodeToNative(syntax, pixels));
-      if (!negotiation.ok) {
-        sendError(res, 406, negotiation.message);
-        return;
-      }
-      const encoding = negotiation.value;
-      const decode = encoding.toNative && !NATIVE_TRANSFER_SYNTAXES.has(syntax);
-      if (decode) {
-        checkDecodedSize(pixels);
-      }
-      const locations = await locateFrames(stored.dataset, pixels, frameNumbers, stored.read);
-      const contentType = `${encoding.mediaType}; transfer-syntax=${encoding.transferSyntaxUid}`;
-      const decodeFrame = async (ranges: ByteRange[]) =>
-        decodeToNative(await stored.readFrame(ranges, MAX_FRAME_READ_BYTES), syntax, pixels, stored.wordSize);
-      // The first frame is decoded before the status line, so that a frame that cannot be decoded is a 4xx, not a cut stream.
-      const [firstRanges] = locations;
-      let firstDecoded = decode && firstRanges !== undefined ? await decodeFrame(firstRanges) : undefined;
       const url = instanceUrl(row);
-      async function* parts(): AsyncGenerator<OutgoingPart> {
-        try {
-          for (const [index, ranges] of locations.entries()) {
-            const contentLocation = `${url}/frames/${frameNumbers[index]}`;
-            if (decode) {
-              const native = firstDecoded ?? (await decodeFrame(ranges));
-              firstDecoded = undefined;
-              yield { body: native, contentType, contentLocation };
-            } else {
-              const swap = encoding.toNative && syntax === EXPLICIT_VR_BIG_ENDIAN;
-              const contentLength = ranges.reduce((sum, range) => sum + range.length, 0);
-              yield { body: streamRanges(stored, ranges, swap), contentType, contentLength, contentLocation };
-            }
-          }
-        } finally {
-          await stored.close();
-        }
-      }
-      if (
-        !(await audited(
-          options.auditor,
-          req,
-          res,
-          { service: 'wado-rs', outcome: '0', studies: [auditedStudyOf(row)] },
-          options.logger,
-        ))
-      ) {
-        return;
-      }
-      const multipart = writeMultipartRelated(parts(), { type: encoding.mediaType });
-      res.status(200).setHeader('Content-Type', multipart.contentType);
-      streaming = true;
-      // The parts' generator closes the file when it ends; a client gone before it started is caught here.
-      res.once('close', () => void stored.close());
-      // pipeline, unlike pipe, destroys the body when the client goes away, which closes the file.
-      pipeline(multipart.body, res, (error) => {
-        if (error && error.code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-          options.logger.error(
-            { requestId: res.locals.requestId, error: error.message },
-            'WADO-RS frames failed mid-stream',
-          );
-        }
-      });
+      const prepared = await prepareFrameParts(
+        stored,
+        frameNumbers,
+        req.headers.accept,
+        (frame) => `${url}/frames/${frame}`,
+      );
+      streaming = await streamParts(options, req, res, row, stored, prepared);
     } finally {
       if (!streaming) {
         await stored.close();

@@ -11,18 +11,13 @@
  *   (`bulkdata/<tag>`) made absolute under the instance's URL. The JSON text is rewritten, not
  *   re-parsed: a serialised JSON string value cannot contain the unescaped `"BulkDataURI":"`.
  * - Unknown study, series or instance: 404; so is a study the person's access policy hides (access.ts).
- * - Bulk data (PS3.18 §10.4.1.1.5) of native values comes back as one application/octet-stream
- *   part, little-endian as §8.7.3.4 requires (values of the retired big-endian syntax are
- *   swapped). Encapsulated pixel data is refused with 406: its frames are what /frames is for.
+ * - Bulk data (PS3.18 §10.4.1.1.5) is bulkdata.ts.
  */
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import { writeMultipartRelated } from '../../dicom/multipart.ts';
 import type { OutgoingPart } from '../../dicom/multipart.ts';
 import { parseMediaType } from '../../dicom/multipart.ts';
-import { parsePart10 } from '../../dicom/part10.ts';
-import type { DicomDataset, DicomElement } from '../../dicom/part10.ts';
-import { BULK_TAGS, BULK_VRS } from '../../dicom/vr.ts';
 import type { DicomwebOptions } from './index.ts';
 import { audited, auditedStudyOf, studyAccessOf } from './access.ts';
 import { findInstanceRows } from './pixel-source.ts';
@@ -32,50 +27,6 @@ interface Scope {
   study: string;
   series?: string;
   instance?: string;
-}
-
-/** Bytes per number of the binary VRs whose values are byte-swapped between endiannesses. */
-const SWAP_SIZES: Readonly<Record<string, number>> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
-
-/** The element a relative bulk data path names: `<tag>` or `<seq>/<item>/…/<tag>`. */
-function elementAt(
-  dataset: DicomDataset,
-  path: readonly string[],
-): { element: DicomElement; bigEndian: boolean } | undefined {
-  let current = dataset;
-  // The path alternates tag and item number, and ends on a tag.
-  for (let index = 0; ; index += 2) {
-    const tag = path[index];
-    const element = tag === undefined ? undefined : current.elements.get(tag.toUpperCase());
-    if (!element) {
-      return undefined;
-    }
-    const itemNumber = path[index + 1];
-    if (itemNumber === undefined) {
-      return { element, bigEndian: current.bigEndian };
-    }
-    const item = /^\d{1,6}$/.test(itemNumber) ? element.items?.[Number(itemNumber)] : undefined;
-    if (!item) {
-      return undefined;
-    }
-    current = item;
-  }
-}
-
-function littleEndian(value: Buffer, vr: string, bigEndian: boolean): Buffer {
-  const size = SWAP_SIZES[vr];
-  if (!bigEndian || size === undefined) {
-    return value;
-  }
-  const swapped = Buffer.from(value);
-  if (size === 2) {
-    swapped.swap16();
-  } else if (size === 4) {
-    swapped.swap32();
-  } else {
-    swapped.swap64();
-  }
-  return swapped;
 }
 
 type StoredInstanceRow = InstanceRow;
@@ -270,69 +221,11 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
       .send(`[${datasets.join(',')}]`);
   };
 
-  const bulkdata = async (req: Request, res: Response) => {
-    res.locals.route = 'wado-bulkdata';
-    const scope = scopeOf(req);
-    const acceptsOctets =
-      req.headers.accept === undefined ||
-      splitAcceptHeader(req.headers.accept).some((range) => {
-        const lower = range.toLowerCase();
-        if (lower.startsWith('*/*')) {
-          return true;
-        }
-        return (
-          lower.startsWith('multipart/') &&
-          (!lower.includes('type=') || /type="?(application\/octet-stream|\*\/\*)/.test(lower))
-        );
-      });
-    if (!acceptsOctets) {
-      notAcceptable(res, 'bulk data is offered as multipart/related; type="application/octet-stream"');
-      return;
-    }
-    const [row] = await findInstances(res, scope);
-    if (!row) {
-      notFound(res, scope);
-      return;
-    }
-    // The bounded reader parses the stored file; bulk values are views of this buffer, not copies.
-    const parsed = parsePart10(await blobs.read(row.blob_key));
-    const path = (req.params as Record<string, string[] | undefined>).path ?? [];
-    const found = parsed.ok ? elementAt(parsed.dataset, path) : undefined;
-    // Only the elements the metadata gives a BulkDataURI; other values are in the metadata itself.
-    if (!found || found.element.items || !(BULK_VRS.has(found.element.vr) || BULK_TAGS.has(found.element.tag))) {
-      res
-        .status(404)
-        .type('application/json')
-        .send(JSON.stringify({ error: 'no such bulk data element' }));
-      return;
-    }
-    if (found.element.fragments || !found.element.value) {
-      notAcceptable(res, 'encapsulated pixel data is retrieved by frame');
-      return;
-    }
-    if (!(await auditedRetrieval(req, res, row))) {
-      return;
-    }
-    const multipart = writeMultipartRelated(
-      [
-        {
-          body: littleEndian(found.element.value, found.element.vr, found.bigEndian),
-          contentType: 'application/octet-stream',
-          contentLocation: `${instanceUrl(row)}/bulkdata/${path.join('/')}`,
-        },
-      ],
-      { type: 'application/octet-stream' },
-    );
-    res.status(200).setHeader('Content-Type', multipart.contentType);
-    multipart.body.pipe(res);
-  };
-
   routes.get('/studies/:study', retrieve);
   routes.get('/studies/:study/series/:series', retrieve);
   routes.get('/studies/:study/series/:series/instances/:instance', retrieve);
   routes.get('/studies/:study/metadata', metadata);
   routes.get('/studies/:study/series/:series/metadata', metadata);
   routes.get('/studies/:study/series/:series/instances/:instance/metadata', metadata);
-  routes.get('/studies/:study/series/:series/instances/:instance/bulkdata/*path', bulkdata);
   return routes;
 }
