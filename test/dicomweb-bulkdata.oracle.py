@@ -3,7 +3,7 @@
 # pixel data inside a sequence item), or with attributes set (`set`), and prints, for each, its UIDs
 # and every binary value by its bulk data path (`tag` or `seq/item/.../tag`): native values as
 # little-endian bytes, encapsulated pixel data as its frames by pydicom's own fragment splitting and
-# as all its fragments joined. JSON on stdout.
+# as all its fragments joined; with `native`, the single frame decoded by pydicom. JSON on stdout.
 import base64
 import json
 import sys
@@ -85,5 +85,8 @@ for entry in plan:
         'path': path, 'sop': ds.SOPInstanceUID, 'study': ds.StudyInstanceUID, 'series': ds.SeriesInstanceUID,
         'transferSyntax': str(ds.file_meta.TransferSyntaxUID), 'bulk': bulk,
     }
+    if entry.get('native'):
+        # The first frame decoded by pydicom's own handlers (Pillow's libjpeg for JPEG Baseline).
+        result[name]['native'] = base64.b64encode(ds.pixel_array.astype('<u2' if ds.BitsAllocated > 8 else 'u1').tobytes()).decode()
 
 json.dump(result, sys.stdout)

@@ -26,6 +26,7 @@ interface OracleFixture {
   series: string;
   transferSyntax: string;
   bulk: Record<string, { value?: string; frames?: string[]; fragments?: string }>;
+  native?: string;
 }
 
 /** pydicom's files, by name, and the ones made here from them (`make`). */
@@ -66,6 +67,8 @@ interface Made {
   copyOf?: string;
   icon?: boolean;
   set?: Record<string, unknown>;
+  /** The oracle decodes its one frame too. */
+  native?: boolean;
 }
 
 const MADE: Made[] = [
@@ -94,6 +97,7 @@ const MADE: Made[] = [
       ['dcmj2pnm', '+oj', '+Wm', '$T/CT_small.dcm', '$W/ct.jpg'],
       ['img2dcm', '$W/ct.jpg', '$W/ct-img2dcm.dcm'],
     ],
+    native: true,
   },
   // A JPEG with its first frame again as an icon: encapsulated pixel data inside a sequence.
   { name: 'jpeg-with-icon', steps: [], copyOf: '$T/SC_rgb_jpeg_dcmtk.dcm', icon: true },
@@ -182,6 +186,7 @@ describe('WADO-RS bulk data over a varied corpus', () => {
         source: made.copyOf === undefined ? join(workDir, `${made.name}.dcm`) : expand(made.copyOf),
         icon: made.icon,
         set: made.set,
+        native: made.native,
       })),
     ];
     const oracle = await promisify(execFile)(
@@ -329,6 +334,16 @@ describe('WADO-RS bulk data over a varied corpus', () => {
         expect(part.body.equals(b64(fixtures[name]!.bulk['7FE00010']!.frames![index]!))).toBe(false);
       }
     }
+
+    // A greyscale JPEG Baseline (img2dcm's) decodes to one sample per pixel, as pydicom decodes it
+    // (two JPEG decoders: within 2 levels of grey).
+    const [grey] = await partsOf(pixelData('ct-img2dcm'), octets(EXPLICIT_LE));
+    const pydicomGrey = b64(fixtures['ct-img2dcm']!.native!);
+    expect({ length: grey!.body.length }).toEqual({ length: pydicomGrey.length });
+    expect(
+      grey!.body.reduce((max, sample, at) => Math.max(max, Math.abs(sample - pydicomGrey[at]!)), 0),
+    ).toBeLessThanOrEqual(2);
+    expect((await get(`${instanceUrl('ct-img2dcm')}/rendered`, 'image/png')).status).toBe(200);
 
     // A multi-frame image: a part per frame, each at its frame's URL.
     const multi = await partsOf(pixelData('rgb-2frame-fragments'), ANY_SYNTAX);

@@ -166,11 +166,36 @@ export function decodeJpegBaseline(stored: Buffer, pixels: PixelDescription): Bu
     throw new PixelDataError(422, 'the JPEG Baseline frame cannot be decoded');
   }
   const channels = decoded.data.length / (decoded.width * decoded.height);
-  if (decoded.width !== pixels.columns || decoded.height !== pixels.rows || channels !== pixels.samplesPerPixel) {
-    throw new PixelDataError(
-      422,
-      'the JPEG frame does not match the Rows, Columns and Samples per Pixel of the metadata',
-    );
+  const mismatch = new PixelDataError(
+    422,
+    'the JPEG frame does not match the Rows, Columns and Samples per Pixel of the metadata',
+  );
+  if (decoded.width !== pixels.columns || decoded.height !== pixels.rows) {
+    throw mismatch;
+  }
+  if (pixels.samplesPerPixel === 1 && channels === 3) {
+    // jpeg-js hands a one-component (greyscale) JPEG back as RGB with each sample repeated.
+    const grey = greyFromRepeatedRgb(decoded.data);
+    if (!grey) {
+      throw mismatch;
+    }
+    return grey;
+  }
+  if (channels !== pixels.samplesPerPixel) {
+    throw mismatch;
   }
   return Buffer.from(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength);
+}
+
+/** The one sample of each pixel whose three are equal; undefined when one is not (a colour image). */
+function greyFromRepeatedRgb(rgb: Uint8Array): Buffer | undefined {
+  const grey = Buffer.alloc(rgb.length / 3);
+  for (let pixel = 0, at = 0; pixel < grey.length; pixel++, at += 3) {
+    const sample = rgb[at] ?? 0;
+    if (rgb[at + 1] !== sample || rgb[at + 2] !== sample) {
+      return undefined;
+    }
+    grey[pixel] = sample;
+  }
+  return grey;
 }
