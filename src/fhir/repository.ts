@@ -67,6 +67,7 @@ import { methodNotAllowed, payloadTooLarge } from './outcomes.ts';
 import { runSearch, searchLinkQuery } from './search/search.ts';
 import { subsetResource } from './subset.ts';
 import { validateFhirResource } from './validation.ts';
+import { checkCoordinatorMoves } from './coordinator-moves.ts';
 import { decodeBase64, takeInlineAttachments } from './inline-attachments.ts';
 import type { MovedAttachment } from './inline-attachments.ts';
 import { buildWriteStatement } from './write.ts';
@@ -842,7 +843,12 @@ export class HubRepository extends FhirRepository {
     const id = resource.id as string;
     const version = (current?.version ?? 0) + 1;
     const lastUpdated = new Date().toISOString();
-    const literal = await this.resolveConditionalReferences(resource);
+    // A coordinator's moves on the quote are theirs alone (coordinator-moves.ts).
+    const literal = checkCoordinatorMoves(
+      await this.resolveConditionalReferences(resource),
+      current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined,
+      this.ctx,
+    );
     await this.checkReferenceClaims(literal, current);
     // Large inline attachments become Binaries of their own (inline-attachments.ts); the ids are
     // the hub's, so the URLs it writes are not the writer's claims.
