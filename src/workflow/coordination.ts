@@ -8,7 +8,7 @@ import type { WithId } from '@medplum/core';
 import type { CodeableConcept, Extension, Reference, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { STATE_RESOURCES } from '../cases/case-state.ts';
 import type { CaseState } from '../cases/case-state.ts';
-import type { Eligibility } from '../cases/jurisdictions.ts';
+import type { Eligibility, EligibilityReason } from '../cases/jurisdictions.ts';
 import { REFERENCE_NUMBER_SYSTEM } from '../cases/reference-number.ts';
 import { ELIGIBILITY_REASON_SYSTEM } from '../fhir/operations/eligibility.ts';
 import { caseStateConcept, taskCode } from './case-resources.ts';
@@ -19,7 +19,29 @@ export const ELIGIBILITY_EXTENSION = 'urn:hub:extension:eligibility';
 /** R4 has no ServiceRequest.statusReason; the core extension carries it. */
 export const REQUEST_STATUS_REASON_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/request-statusReason';
 
-/** The screening's outcome for the coordination Task; `unscreened` when the residence could not be read. */
+/**
+ * One reason of a screening, kept with it: a restriction's reason is written nowhere else (only a
+ * declined or unscreened case has a statusReason, which later moves replace).
+ */
+function reasonExtension(reason: EligibilityReason): Extension {
+  const text = (url: string, value: string | undefined): Extension[] =>
+    value === undefined ? [] : [{ url, valueString: value }];
+  return {
+    url: 'reason',
+    extension: [
+      { url: 'code', valueCoding: { system: ELIGIBILITY_REASON_SYSTEM, code: reason.code } },
+      { url: 'message', valueString: reason.message },
+      ...text('detail', reason.detail),
+      ...text('jurisdiction', reason.jurisdiction),
+      ...text('source', reason.source),
+    ],
+  };
+}
+
+/**
+ * The screening for the coordination Task: its outcome (`unscreened` when the residence could not be
+ * read), the reviews allowed, the policy version, and each reason.
+ */
 export function eligibilityExtension(eligibility: Eligibility, outcome: string = eligibility.outcome): Extension {
   return {
     url: ELIGIBILITY_EXTENSION,
@@ -28,6 +50,7 @@ export function eligibilityExtension(eligibility: Eligibility, outcome: string =
       { url: 'radiology', valueBoolean: eligibility.allowedReviews.radiology },
       { url: 'pathology', valueBoolean: eligibility.allowedReviews.pathology },
       { url: 'policyVersion', valueString: eligibility.policyVersion },
+      ...eligibility.reasons.map(reasonExtension),
     ],
   };
 }
