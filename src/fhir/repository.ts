@@ -82,6 +82,8 @@ import type { WriteAuditContext } from '../audit/auditor.ts';
 import { readAuditEvent, searchAuditEvents } from './search/audit-search.ts';
 
 /** The resources of a consultation report a physician's reading counts for (docs/access.md, "Release"). */
+/** The largest Binary content a read puts inline in `data` other than by streaming (withBinaryData). */
+export const BINARY_JSON_INLINE_MAX_BYTES = 32 * 1024 * 1024;
 const REPORT_TYPES = new Set(['DiagnosticReport', 'DocumentReference', 'Composition', 'Binary']);
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -139,12 +141,20 @@ export class HubRepository extends FhirRepository {
   private readonly conn: Queryable;
   /** Set inside a transaction: writes go through it (see write-pipeline.ts). */
   private readonly pipeline: WritePipeline | undefined;
+  /** Whether reads put a Binary's content in `data` (withBinaryData); false: readBinaryResource. */
+  private inlineBinaryContent = true;
 
   constructor(ctx: RepositoryContext, conn?: Queryable, pipeline?: WritePipeline) {
     super();
     this.ctx = ctx;
     this.pipeline = pipeline;
     this.conn = pipeline ? pipeline.ordered() : withFhirErrors(conn ?? ctx.db);
+  }
+
+  private withBinaryContent(inline: boolean): HubRepository {
+    const copy = new HubRepository(this.ctx, this.conn, this.pipeline);
+    copy.inlineBinaryContent = inline;
+    return copy;
   }
 
   /** The context it works in: who the request acts for, and how its writes are stamped and audited. */
@@ -336,6 +346,18 @@ export class HubRepository extends FhirRepository {
     }
     await this.noteReportRead([{ resourceType, id }]);
     return this.withBinaryData(JSON.parse(row.content) as WithId<T>);
+  }
+
+  /**
+   * A Binary as it is stored, without its content (read or vread, with every check of a read): the
+   * raw read streams the blob, the FHIR JSON read streams its base64 (routes/fhir.ts), so neither
+   * holds the content in memory.
+   */
+  async readBinaryResource(id: string, vid?: string): Promise<WithId<Binary>> {
+    const withoutData = this.withBinaryContent(false);
+    return vid === undefined
+      ? withoutData.readResource<Binary>('Binary', id)
+      : withoutData.readVersion<Binary>('Binary', id, vid);
   }
 
   /**
@@ -1247,14 +1269,26 @@ export class HubRepository extends FhirRepository {
     }
   }
 
-  /** Puts a Binary's content back as base64 `data` when it is read as a FHIR resource. */
+  /**
+   * Puts a Binary's content back as base64 `data` when it is read as a FHIR resource, up to
+   * BINARY_JSON_INLINE_MAX_BYTES: beyond, the read is refused (413) rather than held in memory. The
+   * plain FHIR JSON read of a Binary never comes here (readBinaryResource, streamed whatever its size);
+   * this serves the rest (a read with _elements or _summary, an unchanged update's answer).
+   */
   private async withBinaryData<T extends Resource>(resource: WithId<T>, version?: number): Promise<WithId<T>> {
-    if (resource.resourceType !== 'Binary') {
+    if (resource.resourceType !== 'Binary' || !this.inlineBinaryContent) {
       return resource;
     }
     const blob = await this.binaryContent(resource.id, version ?? Number(resource.meta?.versionId));
     if (!blob) {
       return resource;
+    }
+    if (blob.size > BINARY_JSON_INLINE_MAX_BYTES) {
+      throw new OperationOutcomeError(
+        payloadTooLarge(
+          `Binary/${resource.id} holds ${blob.size} bytes: read it raw (any Accept but FHIR JSON), or as FHIR JSON without _elements or _summary`,
+        ),
+      );
     }
     const data = (await this.ctx.blobs.read(blob.key)).toString('base64');
     return { ...resource, data } as WithId<T>;

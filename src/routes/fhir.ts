@@ -13,7 +13,7 @@ import {
   isResourceType,
 } from '@medplum/core';
 import type { FhirRequest, FhirRouter, HttpMethod } from '@medplum/fhir-router';
-import type { Binary, Bundle, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Bundle, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { HubRepository } from '../fhir/repository.ts';
 import { searchPostParameters } from '../fhir/router.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
@@ -30,6 +30,7 @@ import { authActor } from '../auth/actor.ts';
 import { requestIdentity } from '../auth/authenticate.ts';
 import type { Auditor, RestAccess } from '../audit/auditor.ts';
 import { createSubscriptionRoutes } from './subscriptions.ts';
+import { Base64Encoder } from '../storage/base64-stream.ts';
 import type { SubscriptionRoutesOptions } from './subscriptions.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
@@ -306,24 +307,28 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
   routes.post('/Binary', rawBinaryWrite);
   routes.put('/Binary/:id', rawBinaryWrite);
 
-  const rawBinaryRead = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (wantsBinaryResource(req)) {
+  /**
+   * A Binary's read, raw or as FHIR JSON, streamed from the blob store: four parallel reads of a
+   * 500 MB Binary hold a few chunks each, not the content (issue 11). A JSON read with _elements or
+   * _summary goes to the router, which puts the content inline only up to
+   * BINARY_JSON_INLINE_MAX_BYTES (repository.ts).
+   */
+  const binaryRead = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const asResource = wantsBinaryResource(req);
+    // `/Binary/_history` is the type's history, for the router.
+    const typeLevel = paramString(req.params.id).startsWith('_');
+    if (typeLevel || (asResource && (req.query._elements !== undefined || req.query._summary !== undefined))) {
       next();
       return;
     }
-    res.locals.route = 'fhir/Binary/raw';
+    res.locals.route = asResource ? 'fhir/Binary/json' : 'fhir/Binary/raw';
     const repo = repoFor(req, res);
     try {
       const id = paramString(req.params.id);
-      const resource = (
-        req.params.vid
-          ? await repo.readVersion<Binary>('Binary', id, paramString(req.params.vid))
-          : await repo.readResource<Binary>('Binary', id)
-      ) as Binary;
-      const target = { resourceType: 'Binary', id, version: req.params.vid ? paramString(req.params.vid) : undefined };
-      if (
-        !(await audited(req, res, { interaction: req.params.vid ? 'vread' : 'read', status: 200, target, resource }))
-      ) {
+      const vid = req.params.vid ? paramString(req.params.vid) : undefined;
+      const resource = await repo.readBinaryResource(id, vid);
+      const target = { resourceType: 'Binary', id, version: vid };
+      if (!(await audited(req, res, { interaction: vid ? 'vread' : 'read', status: 200, target, resource }))) {
         return;
       }
       if (notModified(req, resource)) {
@@ -336,9 +341,28 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
         return;
       }
       setResourceHeaders(res, resource, fhirBase, 200);
-      res.status(200).type(resource.contentType);
-      res.setHeader('Content-Length', String(blob.size));
-      options.repository.blobs.open(blob.key).pipe(res);
+      if (!asResource) {
+        res.status(200).type(resource.contentType);
+        res.setHeader('Content-Length', String(blob.size));
+        options.repository.blobs.open(blob.key).pipe(res);
+        return;
+      }
+      // The resource's JSON with `data` last, its base64 written as the blob is read.
+      const accept = req.headers.accept ?? '';
+      res
+        .status(200)
+        .type(/application\/json/.test(accept) && !/fhir\+json/.test(accept) ? 'application/json' : FHIR_JSON);
+      const head = `${JSON.stringify(resource).slice(0, -1)},"data":"`;
+      const tail = '"}';
+      res.setHeader('Content-Length', String(Buffer.byteLength(head) + Math.ceil(blob.size / 3) * 4 + tail.length));
+      res.write(head);
+      const source = options.repository.blobs.open(blob.key);
+      // A reader that goes away stops the reading of the file.
+      res.on('close', () => source.destroy());
+      const encoded = source.pipe(new Base64Encoder());
+      encoded.on('error', (err) => res.destroy(err));
+      encoded.on('end', () => res.end(tail));
+      encoded.pipe(res, { end: false });
     } catch (err) {
       const outcome = normalizeOperationOutcome(err);
       const access = {
@@ -351,8 +375,8 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       }
     }
   };
-  routes.get('/Binary/:id', rawBinaryRead);
-  routes.get('/Binary/:id/_history/:vid', rawBinaryRead);
+  routes.get('/Binary/:id', binaryRead);
+  routes.get('/Binary/:id/_history/:vid', binaryRead);
 
   routes.use(
     express.json({ type: JSON_TYPES, limit: options.maxBodyBytes, strict: true }),
