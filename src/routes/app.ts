@@ -12,6 +12,7 @@ import { createDicomwebRoutes } from './dicomweb/index.ts';
 import type { DicomwebOptions } from './dicomweb/index.ts';
 import type { HubMetrics } from './metrics.ts';
 import { createAdminQueueRoutes } from './admin-queues.ts';
+import { BULL_BOARD_PATH, createBullBoardRoutes } from './bull-board.ts';
 import type { AdminQueuesOptions } from './admin-queues.ts';
 import type { Auth } from '../auth/index.ts';
 import { corsPolicy } from './cors.ts';
@@ -106,6 +107,17 @@ export function createApp(options: AppOptions): Express {
         app.use('/dicomweb', ...options.auth.dicomweb);
       }
       app.use('/dicomweb', createDicomwebRoutes(options.dicomweb));
+    }
+    if (options.adminQueues && options.auth) {
+      // Before /admin/queues: a browser's visit brings the admin's cookie, not a bearer token.
+      app.use(
+        BULL_BOARD_PATH,
+        createBullBoardRoutes({
+          producer: options.adminQueues.producer,
+          authenticate: options.auth.admin,
+          secureCookies: options.hsts ?? false,
+        }),
+      );
     }
     if (options.adminQueues) {
       app.use('/admin/queues', ...adminOnly, createAdminQueueRoutes(options.adminQueues));
