@@ -5,7 +5,8 @@
  * (src/fhir/write.ts) replaces the rows the resource contributed before with these, after the
  * write passed its checks (auth/reference-claims.ts: a person can only link what they may read).
  *
- * - A ServiceRequest is its own case; its subject Patient belongs to it; its requester
+ * - A ServiceRequest is its own case; its subject Patient, and the QuestionnaireResponses (the
+ *   physician's questions) its supportingInfo names, belong to it; its requester
  *   (Practitioner, PractitionerRole or Organization) is the case's referring physician, with the
  *   practitioner and organisation a requesting PractitionerRole names (src/fhir/write.ts), and its
  *   subject the case's patient.
@@ -254,6 +255,16 @@ export function caseLinksOf(
     for (const patientId of references('subject', 'Patient')) {
       rows.resources.push(['Patient', patientId, resource.id, false, null, false]);
       members.push([resource.id, `Patient/${patientId}`, 'patient']);
+    }
+    // The physician's questions (shared/fhir-model.md) name no case themselves: the request's
+    // supportingInfo makes them its case's, for the specialist who answers them. No search
+    // parameter indexes supportingInfo, so it is read from the resource.
+    const supportingInfo = resource.resourceType === 'ServiceRequest' ? resource.supportingInfo : undefined;
+    for (const info of supportingInfo ?? []) {
+      const target = info.reference === undefined ? undefined : localTarget(info.reference, fhirBase);
+      if (target?.resourceType === 'QuestionnaireResponse') {
+        rows.resources.push(['QuestionnaireResponse', target.id, resource.id, false, null, false]);
+      }
     }
     for (const targetType of ['Practitioner', 'PractitionerRole', 'Organization']) {
       for (const id of references('requester', targetType)) {
