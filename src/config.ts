@@ -155,6 +155,7 @@ const schema = z.object({
       'must be empty (no proxy), the number of proxies in front of the hub, or a comma-separated list of their addresses (CIDR, or loopback, linklocal, uniquelocal)',
     ),
   DASHBOARD_DIR: z.string().default(''),
+  OHIF_VIEWER_URL: url(['http:', 'https:']).optional(),
   METRICS_PUBLIC: z.enum(['true', 'false'], { message: 'must be true or false' }).default('false'),
   AUDIT_ENABLED: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   AUDIT_FLUSH_MS: positiveInt.default(100),
@@ -222,6 +223,8 @@ export interface HubConfig {
   readonly trustProxy: false | number | string[];
   /** Where the built web app is (DASHBOARD_DIR); undefined: web/dist, where `npm ci` builds it. */
   readonly dashboardDir: string | undefined;
+  /** A site's OHIF viewer (OHIF_VIEWER_URL); the web app links studies to it. Undefined: no such link. */
+  readonly ohifViewerUrl: string | undefined;
   /** Serve /metrics without a token (for a scraper on a private network); false: an admin token is needed. */
   readonly metricsPublic: boolean;
   /** Write AuditEvents (false only to measure their cost). */
@@ -304,6 +307,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ? splitList(c.TRUST_PROXY)
         : false,
     dashboardDir: c.DASHBOARD_DIR.trim() === '' ? undefined : c.DASHBOARD_DIR.trim(),
+    ohifViewerUrl: c.OHIF_VIEWER_URL,
     metricsPublic: c.METRICS_PUBLIC === 'true',
     auditEnabled: c.AUDIT_ENABLED === 'true',
     auditFlushMs: c.AUDIT_FLUSH_MS,

@@ -130,7 +130,8 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       })
     : undefined;
   await auditLog?.start();
-  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog, requestActor);
+  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog, requestActor, { clock });
+  auditor.startSummaries();
   const redis = producerConnection(config.redisUrl);
   const auth = await startAuth({
     db,
@@ -203,6 +204,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     metricsPublic: config.metricsPublic,
     trustProxy: config.trustProxy,
     dashboardDir: config.dashboardDir,
+    ohifViewerUrl: config.ohifViewerUrl,
     hsts: config.baseUrl.startsWith('https:'),
     fhir: {
       router,
@@ -353,6 +355,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       await orphanSweeper?.stop();
       await subscriptionSweeper?.stop();
       await studies.stop();
+      await auditor.stopSummaries();
       await auditLog?.stop();
       await relay.stop();
       await workersClosed;

@@ -180,6 +180,7 @@ describe('loadConfig', () => {
     ['DIMSE_AE_TITLE', 'SEVENTEEN_CHARS_X'],
     ['DIMSE_AE_TITLE', 'BACK\\SLASH'],
     ['DIMSE_ALLOWED_CALLING_AE_TITLES', 'CT1,WAY_TOO_LONG_AE_TITLE'],
+    ['OHIF_VIEWER_URL', 'viewer.example.org/viewer'],
   ])('%s=%s is refused with a message naming %s', (name, value) => {
     let error: unknown;
     try {

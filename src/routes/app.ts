@@ -41,6 +41,8 @@ export interface AppOptions {
   hsts?: boolean;
   /** The built web app served at /dashboard (routes/dashboard.ts); web/dist by default. */
   dashboardDir?: string;
+  /** OHIF_VIEWER_URL, which the web app links studies to (routes/dashboard.ts, settings.json). */
+  ohifViewerUrl?: string;
   /** TRUST_PROXY: whose X-Forwarded-For names the client (req.ip); default none. */
   trustProxy?: false | number | string[];
 }
@@ -123,7 +125,7 @@ export function createApp(options: AppOptions): Express {
       app.use('/admin/queues', ...adminOnly, createAdminQueueRoutes(options.adminQueues));
     }
     // Files only, no token: the app signs the person in and calls the API with their token.
-    app.use(createDashboardRoutes(options.dashboardDir));
+    app.use(createDashboardRoutes(options.dashboardDir, { ohifViewerUrl: options.ohifViewerUrl }));
   }
   app.use('/fhir', fhirErrorHandler);
   app.use((_req, res) => {

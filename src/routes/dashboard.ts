@@ -37,13 +37,24 @@ export const DASHBOARD_CSP = [
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
-export function createDashboardRoutes(dir: string = DEFAULT_DASHBOARD_DIR): Router {
+/** The hub's settings the app reads from /dashboard/settings.json (no secrets: it is served without a token). */
+export interface DashboardSettings {
+  /** OHIF_VIEWER_URL: the app links a study to this viewer, adding `StudyInstanceUIDs=<uid>`. */
+  ohifViewerUrl?: string;
+}
+
+export function createDashboardRoutes(dir: string = DEFAULT_DASHBOARD_DIR, settings: DashboardSettings = {}): Router {
   const routes = express.Router();
   const indexFile = path.join(dir, 'index.html');
   routes.use(DASHBOARD_PATH, (_req, res, next) => {
     res.locals.route = 'dashboard';
     res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
     next();
+  });
+  // A file the app fetches, since the CSP lets no inline script hand it the settings.
+  routes.get(`${DASHBOARD_PATH}/settings.json`, (_req, res) => {
+    res.setHeader('Cache-Control', 'no-cache');
+    res.json({ ohifViewerUrl: settings.ohifViewerUrl ?? null });
   });
   // Vite names every file under assets/ by the hash of its content: a new build has new names.
   routes.use(
