@@ -130,8 +130,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       })
     : undefined;
   await auditLog?.start();
-  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog, requestActor, { clock });
-  auditor.startSummaries();
+  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog, requestActor);
   const redis = producerConnection(config.redisUrl);
   const auth = await startAuth({
     db,
@@ -355,7 +354,6 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       await orphanSweeper?.stop();
       await subscriptionSweeper?.stop();
       await studies.stop();
-      await auditor.stopSummaries();
       await auditLog?.stop();
       await relay.stop();
       await workersClosed;
