@@ -11,6 +11,9 @@ import { currentSession, signOut, startLogin } from './auth.ts';
 import type { Session } from './auth.ts';
 import { Callback } from './Callback.tsx';
 import { CasePage } from './CasePage.tsx';
+import { Queues } from './Queues.tsx';
+import { StaffLinks } from './queues/StaffOnly.tsx';
+import { Reconciliation } from './Reconciliation.tsx';
 import { Worklist } from './Worklist.tsx';
 
 function SignedOut() {
@@ -57,6 +60,7 @@ function SignedIn({ children }: { children: (session: Session) => ReactNode }) {
             </Link>
           </Title>
           <Group gap="sm">
+            <StaffLinks session={session} />
             <Text size="sm" c="dimmed" data-testid="signed-in-role">
               {session.role ?? 'signed in'}
             </Text>
@@ -88,6 +92,11 @@ export function App() {
         <Route path="/callback" element={<Callback />} />
         <Route path="/" element={<SignedIn>{() => <Worklist />}</SignedIn>} />
         <Route path="/cases/:id" element={<SignedIn>{() => <CasePage />}</SignedIn>} />
+        <Route
+          path="/reconciliation"
+          element={<SignedIn>{(session) => <Reconciliation session={session} />}</SignedIn>}
+        />
+        <Route path="/queues" element={<SignedIn>{(session) => <Queues session={session} />}</SignedIn>} />
         <Route path="*" element={<SignedIn>{() => <PageNotFound />}</SignedIn>} />
       </Routes>
     </BrowserRouter>

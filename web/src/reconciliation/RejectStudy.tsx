@@ -1,0 +1,45 @@
+/** Turning a study away (not a patient of ours, a duplicate, sent in error): with the reason, for the record. */
+import { Button, Group, Stack, TextInput } from '@mantine/core';
+import { useState } from 'react';
+
+export function RejectStudy({ busy, onReject }: { busy: boolean; onReject: (reason: string) => void }) {
+  const [open, setOpen] = useState(false);
+  const [reason, setReason] = useState('');
+  if (!open) {
+    return (
+      <Group>
+        <Button variant="outline" color="red.9" onClick={() => setOpen(true)} disabled={busy}>
+          Reject the study
+        </Button>
+      </Group>
+    );
+  }
+  return (
+    <form
+      onSubmit={(event) => {
+        event.preventDefault();
+        if (reason.trim() !== '') {
+          onReject(reason.trim());
+        }
+      }}
+    >
+      <Stack gap="xs">
+        <TextInput
+          label="Why is this study rejected?"
+          description="Kept on the reconciliation Task: say why, without the patient's name."
+          required
+          value={reason}
+          onChange={(event) => setReason(event.currentTarget.value)}
+        />
+        <Group gap="xs">
+          <Button type="submit" color="red.9" loading={busy} disabled={reason.trim() === ''}>
+            Confirm rejecting
+          </Button>
+          <Button variant="default" onClick={() => setOpen(false)} disabled={busy}>
+            Cancel
+          </Button>
+        </Group>
+      </Stack>
+    </form>
+  );
+}
