@@ -9,6 +9,9 @@ import type { ReactNode } from 'react';
 import { BrowserRouter, Link, Route, Routes, useLocation } from 'react-router';
 import { currentSession, signOut, startLogin } from './auth.ts';
 import type { Session } from './auth.ts';
+import { MyTasks } from './reviewer/MyTasks.tsx';
+import { ReviewerCase } from './reviewer/ReviewerCase.tsx';
+import { isReviewerRole } from './reviewer/roles.ts';
 import { Callback } from './Callback.tsx';
 import { CasePage } from './CasePage.tsx';
 import { Queues } from './Queues.tsx';
@@ -85,13 +88,29 @@ function PageNotFound() {
   );
 }
 
+/**
+ * The home page by role: specialists, radiologists and pathologists their own tasks; coordinators,
+ * admins and physicians the cases. (A patient's own view is chosen here too, by its role.)
+ */
+function Home({ session }: { session: Session }) {
+  if (isReviewerRole(session.role)) {
+    return <MyTasks session={session} />;
+  }
+  return <Worklist />;
+}
+
+/** A case by role: reviewers work on it in their workspace; everyone else reads the case page. */
+function CaseFor({ session }: { session: Session }) {
+  return isReviewerRole(session.role) ? <ReviewerCase session={session} /> : <CasePage />;
+}
+
 export function App() {
   return (
     <BrowserRouter basename="/dashboard">
       <Routes>
         <Route path="/callback" element={<Callback />} />
-        <Route path="/" element={<SignedIn>{() => <Worklist />}</SignedIn>} />
-        <Route path="/cases/:id" element={<SignedIn>{() => <CasePage />}</SignedIn>} />
+        <Route path="/" element={<SignedIn>{(session) => <Home session={session} />}</SignedIn>} />
+        <Route path="/cases/:id" element={<SignedIn>{(session) => <CaseFor session={session} />}</SignedIn>} />
         <Route
           path="/reconciliation"
           element={<SignedIn>{(session) => <Reconciliation session={session} />}</SignedIn>}
