@@ -19,6 +19,9 @@ import type {
 import { useQuery } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
 import { Link, useParams } from 'react-router';
+import { Eligibility } from './case/Eligibility.tsx';
+import { Materials } from './case/Materials.tsx';
+import { Quote } from './case/Quote.tsx';
 import { stateColor, stateLabel } from './case-states.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
 import { ApiError, fhirGet, searchEntries } from './fhir.ts';
@@ -228,6 +231,9 @@ export function CasePage() {
       <Section title="Questions">
         <Questions serviceRequest={request} />
       </Section>
+      <Eligibility serviceRequestId={request.id ?? id} />
+      <Quote serviceRequest={request} />
+      <Materials serviceRequest={request} />
       <Section title="Timeline">
         {task ? <Timeline task={task} /> : <Text c="dimmed">No coordination Task yet.</Text>}
       </Section>
