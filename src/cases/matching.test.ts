@@ -1,4 +1,10 @@
-import { matchSpecialists, type MatchingRequest, nextCandidate, type SpecialistProfile } from './matching.ts';
+import {
+  matchSpecialists,
+  type MatchingRequest,
+  nextCandidate,
+  reasonsAgainst,
+  type SpecialistProfile,
+} from './matching.ts';
 
 const now = new Date('2026-03-02T15:00:00Z');
 const dueBy = new Date('2026-03-16T21:00:00Z');
@@ -299,5 +305,26 @@ describe('nextCandidate', () => {
   test('after a requested specialist declines, the ranking goes on by merit', () => {
     const requested = matchSpecialists({ ...sarcomaCase, requestedSpecialistId: 'weber' }, ROSTER).ranking;
     expect(nextCandidate(requested, ['weber'])?.specialistId).toBe('ruiz');
+  });
+});
+
+describe('reasonsAgainst: a coordinator’s own choice of specialist', () => {
+  test('whatever the case asks for, only eligibility and availability count', () => {
+    // A cardiologist for a sarcoma: the ranking would pass them over; a coordinator may choose them.
+    expect(reasonsAgainst(specialist('mensah', 'Dr. Kofi Mensah', { specialties: ['cardiology'] }), now)).toEqual([]);
+    expect(reasonsAgainst(specialist('li', 'Dr. Chen Li', { trainingLevel: 'fellow' }), now)).toEqual([
+      'a fellow: interns, residents and fellows cannot give opinions',
+    ]);
+    expect(reasonsAgainst(specialist('moreau', 'Dr. Julia Moreau', { openCases: 5, capacity: 5 }), now)).toEqual([
+      'at capacity (5 of 5 open cases)',
+    ]);
+    expect(
+      reasonsAgainst(
+        specialist('petrov', 'Dr. Ivan Petrov', {
+          leave: [{ start: '2026-02-23T00:00:00Z', end: '2026-03-09T00:00:00Z' }],
+        }),
+        now,
+      ),
+    ).toEqual(['on leave until 2026-03-09']);
   });
 });

@@ -120,6 +120,15 @@ function unavailability(specialist: SpecialistProfile, now: Date): string[] {
   return reasons;
 }
 
+/**
+ * Why a specialist cannot be given a case now (ineligible, on leave, at capacity), whatever the case
+ * is about; empty when they can. A coordinator's own choice of specialist is checked with this alone:
+ * the ranking's fit is theirs to overrule, these are not.
+ */
+export function reasonsAgainst(specialist: SpecialistProfile, now: Date): string[] {
+  return [...ineligibility(specialist, now), ...unavailability(specialist, now)];
+}
+
 function upcomingLeave(specialist: SpecialistProfile, now: Date, dueBy: Date): string | undefined {
   return specialist.leave
     .filter((leave) => Date.parse(leave.start) > now.getTime() && Date.parse(leave.start) < dueBy.getTime())
@@ -187,7 +196,7 @@ type Assessment = { readonly excluded: ExcludedCandidate } | { readonly candidat
 function assess(specialist: SpecialistProfile, context: CaseContext): Assessment {
   const requested = specialist.id === context.requestedSpecialistId;
   const matchedSpecialties = specialist.specialties.filter((specialty) => context.sought.includes(specialty));
-  const reasons = [...ineligibility(specialist, context.now), ...unavailability(specialist, context.now)];
+  const reasons = reasonsAgainst(specialist, context.now);
   // A physician's request is honoured even outside the inferred specialty; the explanation flags it.
   if (!requested && context.sought.length > 0 && matchedSpecialties.length === 0) {
     reasons.push(`does not practise ${displays(context.sought).join(' or ')}`);

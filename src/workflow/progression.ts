@@ -69,6 +69,7 @@ import { expectMaterialTasks } from './expect-material.ts';
 import { TASK_INPUT_SYSTEM } from './imaging-match.ts';
 import { readOptional } from './materials.ts';
 import { questionTexts, requestQuestionnaires } from './quote.ts';
+import { offeredIds, settleReassignment } from './reassignment.ts';
 import {
   OPEN_TASK_STATUSES,
   loadRoster,
@@ -1119,6 +1120,75 @@ async function caseMaterials(view: CaseView): Promise<CaseMaterials> {
   };
 }
 
+/** The roster and the case's ranking as matching sees them now, and when the opinion is due. */
+async function ranking(view: CaseView) {
+  const dueAt = dueDate(materialsCompletedAt(view));
+  const roster = await loadRoster(view.repo, view.now);
+  const questions = questionTexts(await requestQuestionnaires(view.repo, view.request));
+  const result = matchSpecialists(
+    {
+      questions,
+      materials: await caseMaterials(view),
+      requestedSpecialistId: await requestedSpecialistId(view.repo, view.request),
+      now: view.now,
+      reviewDueBy: dueAt,
+    },
+    roster.profiles,
+  );
+  return { roster, result, dueAt };
+}
+
+/**
+ * A coordinator's reassignment of the specialist (reassignment.ts): applied, the case back in matching
+ * until the new specialist accepts, or undone with the reason.
+ */
+async function reassign(view: CaseView): Promise<void> {
+  const outcome = await settleReassignment({
+    repo: view.repo,
+    now: view.now,
+    request: view.request,
+    coordination: view.coordination,
+    state: view.state,
+    offers: offers(view),
+    rank: () => ranking(view),
+  });
+  if (outcome.kind === 'none') {
+    return;
+  }
+  const written = new Map(outcome.written.map((task) => [task.id, task]));
+  view.children = [
+    ...view.children.map((child) => written.get(child.id) ?? child),
+    ...outcome.written.filter((task) => !view.children.some((child) => child.id === task.id)),
+  ];
+  view.changed = true;
+  if (outcome.kind === 'refused') {
+    view.refusal = outcome.reason;
+    await setReason(view, 'move-refused', {
+      coding: [{ system: CASE_REASON_SYSTEM, code: 'move-refused' }],
+      text: outcome.reason,
+    });
+    return;
+  }
+  if (view.coordination.statusReason?.text?.startsWith('The reassignment')) {
+    await setReason(view, 'move-refused', undefined);
+  }
+  await setReason(view, 'no-specialist', undefined);
+  if (view.state === 'specialist-review') {
+    await move(
+      view,
+      transition(
+        { state: view.state, referringPhysicianId: undefined },
+        {
+          to: 'matching',
+          actor: { role: 'coordinator', id: outcome.coordinatorId },
+          now: view.now,
+          facts: facts(view, { assignedSpecialistId: outcome.fromId }),
+        },
+      ),
+    );
+  }
+}
+
 /** Matching: offer the case to the best candidate not yet asked, or take the accepted offer. */
 async function match(view: CaseView): Promise<void> {
   const offer = currentOffer(view);
@@ -1139,20 +1209,9 @@ async function match(view: CaseView): Promise<void> {
   const asked = offers(view)
     .map((task) => referencedId(task.owner, 'Practitioner'))
     .filter((id): id is string => id !== undefined);
-  const dueAt = dueDate(materialsCompletedAt(view));
-  const roster = await loadRoster(view.repo, view.now);
-  const questions = questionTexts(await requestQuestionnaires(view.repo, view.request));
-  const result = matchSpecialists(
-    {
-      questions,
-      materials: await caseMaterials(view),
-      requestedSpecialistId: await requestedSpecialistId(view.repo, view.request),
-      now: view.now,
-      reviewDueBy: dueAt,
-    },
-    roster.profiles,
-  );
-  const next = nextCandidate(result.ranking, asked);
+  const { roster, result, dueAt } = await ranking(view);
+  // Nor again to a specialist a coordinator took the case from.
+  const next = nextCandidate(result.ranking, offeredIds(offers(view), view.request.id));
   if (!next) {
     const why = [...result.excluded, ...roster.unreadable].map(
       (member) => `${member.name}: ${member.reasons.join('; ')}`,
@@ -1221,6 +1280,7 @@ export async function advanceCase(
     };
 
     await applyPersonsMove(view);
+    await reassign(view);
     if (view.state === 'awaiting-materials') {
       await leaveAwaitingMaterials(view);
     }

@@ -238,7 +238,19 @@ export function rankingNote(
   declinedIds: readonly string[],
   unreadable: readonly ExcludedCandidate[],
 ): string {
-  const lines = [`Offered to ${chosen.name} (rank ${chosen.rank} of ${result.ranking.length}).`];
+  return [
+    `Offered to ${chosen.name} (rank ${chosen.rank} of ${result.ranking.length}).`,
+    ...rankingLines(result, declinedIds, unreadable),
+  ].join('\n');
+}
+
+/** A ranking in words, without whom it chose: the specialties sought, the request, the places, the exclusions. */
+export function rankingLines(
+  result: MatchingResult,
+  declinedIds: readonly string[],
+  unreadable: readonly ExcludedCandidate[],
+): string[] {
+  const lines: string[] = [];
   if (result.specialtiesSought.length > 0) {
     lines.push(
       `Specialties sought: ${result.specialtiesSought.map((specialty) => SPECIALTIES[specialty].display).join(', ')}.`,
@@ -261,7 +273,7 @@ export function rankingNote(
     );
   }
   lines.push(...result.notes);
-  return lines.join('\n');
+  return lines;
 }
 
 export interface SpecialistTaskInput {
