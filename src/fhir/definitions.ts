@@ -25,6 +25,7 @@ import type {
   ValueSet,
   ValueSetCompose,
 } from '@medplum/fhirtypes';
+import { HUB_SEARCH_PARAMETERS } from './hub-search-parameters.ts';
 
 let loaded = false;
 
@@ -198,6 +199,7 @@ export function loadFhirDefinitions(): void {
       indexSearchParameter(kept);
     }
   });
+  HUB_SEARCH_PARAMETERS.forEach((parameter) => indexSearchParameter(parameter));
   loaded = true;
 }
 
