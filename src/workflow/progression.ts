@@ -31,7 +31,7 @@ import { dueAfterPause, dueDate } from '../cases/business-calendar.ts';
 import { checkEligibility } from '../cases/jurisdictions.ts';
 import type { Eligibility } from '../cases/jurisdictions.ts';
 import { matchSpecialists, nextCandidate } from '../cases/matching.ts';
-import type { CaseMaterials, Specialty } from '../cases/specialties.ts';
+import type { CaseMaterials } from '../cases/specialties.ts';
 import type { Queryable } from '../db/database.ts';
 import { actorOf } from '../auth/actor.ts';
 import { DRAFT_STATUSES } from '../auth/case-links.ts';
@@ -49,7 +49,6 @@ import {
   taskCode,
 } from './case-resources.ts';
 import type { TaskCode } from './case-resources.ts';
-import { caseDeadline, withCaseClock } from './case-clock.ts';
 import { notifyCaseState, notifyPerson } from './case-notifications.ts';
 import {
   APPROVE_ROLE,
@@ -97,6 +96,8 @@ const PRE_REVIEW_MATERIAL: Record<PreReviewKind, 'ImagingStudy' | 'Specimen'> = 
 const ACCEPTED_OFFER: readonly Task['status'][] = ['accepted', 'in-progress', 'on-hold', 'completed'];
 const WITHDRAWN_OFFER: readonly Task['status'][] = ['rejected', 'cancelled', 'failed', 'entered-in-error'];
 
+/** Annotation.authorString of the coordinators' returns written on the specialist's Task. */
+export const REVIEW_NOTE_AUTHOR = 'Second-opinion hub: report review';
 /** The coordinators review a submitted report by 17:00 New York on the next business day. */
 const APPROVAL_BUSINESS_DAYS = 1;
 
@@ -127,8 +128,6 @@ interface CaseView {
   children: WithId<Task>[];
   changed: boolean;
   refusal?: string;
-  /** The specialties the matching sought in this run, for the coordination Task (case-clock.ts). */
-  specialtiesSought?: readonly Specialty[];
 }
 
 /** The case's approval Task, once a submission opened it. */
@@ -502,6 +501,17 @@ async function reviewReturned(view: CaseView): Promise<void> {
     coding: [{ system: CASE_REASON_SYSTEM, code: 'report-returned' }],
     text: `The report was returned to the specialist: ${reason}`,
   });
+  // The reason on the specialist's own Task too, where they work from, kept round after round.
+  const offer = currentOffer(view);
+  if (offer) {
+    await updateOffer(view, offer, (task) => ({
+      ...task,
+      note: [
+        ...(task.note ?? []),
+        { authorString: REVIEW_NOTE_AUTHOR, time: view.now.toISOString(), text: `The report was returned: ${reason}` },
+      ],
+    }));
+  }
 }
 
 /**
@@ -1213,7 +1223,6 @@ async function match(view: CaseView): Promise<void> {
     .map((task) => referencedId(task.owner, 'Practitioner'))
     .filter((id): id is string => id !== undefined);
   const { roster, result, dueAt } = await ranking(view);
-  view.specialtiesSought = result.specialtiesSought;
   // Nor again to a specialist a coordinator took the case from.
   const next = nextCandidate(result.ranking, offeredIds(offers(view), view.request.id));
   if (!next) {
@@ -1347,15 +1356,6 @@ export async function advanceCase(
       reviewing && approval?.status === 'requested' && approval.restriction?.period?.end
         ? { taskId: approval.id, dueAt: approval.restriction.period.end }
         : undefined;
-    // The worklist's clock and specialties, on the coordination Task; bookkeeping, not an advance.
-    const clocked = withCaseClock(
-      view.coordination,
-      { due: caseDeadline(view.state, openOffer, openApproval), specialties: view.specialtiesSought },
-      now,
-    );
-    if (clocked) {
-      view.coordination = await repo.updateResource<Task>(clocked, { ifMatch: view.coordination.meta?.versionId });
-    }
     return {
       outcome: view.changed ? 'advanced' : 'unchanged',
       state: view.state,
