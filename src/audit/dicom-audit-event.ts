@@ -8,7 +8,9 @@
  *    the system's custody on media or to another organisation: a viewer reading a study through the
  *    hub's API is the DICOM counterpart of a FHIR read;
  *  - DICOM Instances Transferred (110104, action C, the hub receiving): a STOW-RS request or a C-STORE
- *    association, one event for all its instances.
+ *    association, one event for all its instances;
+ *  - Import (110107, action C): an operator's `hub dicom import` of a patient's media, one event for
+ *    all its files, as PS3.15 keeps Import for data brought in from media.
  * A study is an entity naming its ImagingStudy (when the hub has written it) and its Study Instance
  * UID (urn:oid); its matched case's Patient is a patient entity. Agents: over HTTP the person and the
  * client as the FHIR audits have them (audit-event.ts), the DICOMweb base as Destination; over DIMSE
@@ -30,16 +32,18 @@ export const DICOM_AUDIT_EVENT = {
   query: { system: DICOM, code: '110112', display: 'Query' },
   accessed: { system: DICOM, code: '110103', display: 'DICOM Instances Accessed' },
   transferred: { system: DICOM, code: '110104', display: 'DICOM Instances Transferred' },
+  imported: { system: DICOM, code: '110107', display: 'Import' },
 } as const satisfies Record<string, Coding>;
 
 /** The service that was used, as the event's subtype (the hub's codes: neither DICOM nor BALP has them). */
-export type DicomService = 'qido-rs' | 'wado-rs' | 'stow-rs' | 'c-find' | 'c-store';
+export type DicomService = 'qido-rs' | 'wado-rs' | 'stow-rs' | 'c-find' | 'c-store' | 'media-import';
 const SERVICE_DISPLAY: Readonly<Record<DicomService, string>> = {
   'qido-rs': 'QIDO-RS',
   'wado-rs': 'WADO-RS',
   'stow-rs': 'STOW-RS',
   'c-find': 'DIMSE C-FIND',
   'c-store': 'DIMSE C-STORE',
+  'media-import': 'DICOM media import (hub dicom import)',
 };
 
 /** A DIMSE peer: the calling AE title it associated with, and where it connected from. */
@@ -223,4 +227,96 @@ export function auditQuery(keys: readonly AuditQueryKey[]): string {
     params.append(key.name, key.value === '' || kept ? key.value : REDACTED);
   }
   return params.toString();
+}
+
+/**
+ * Who ran `hub dicom import`: the operating-system account on its host (the command has no login:
+ * whoever can run it can reach the database), and the hub user the operator named, when they did.
+ */
+export interface MediaImporter {
+  osAccount: string;
+  host: string;
+  user?: { userId: string; fhirUser?: string | undefined } | undefined;
+}
+
+export interface DicomImportAuditInput {
+  id: string;
+  recorded: Date;
+  outcome: AuditOutcome;
+  /** Only a fixed, non-revealing text. */
+  outcomeDesc?: string | undefined;
+  importer: MediaImporter;
+  /** What the media was (folder, DICOMDIR, zip archive, file): never its path, which may name the patient. */
+  mediaKind: string;
+  studies: readonly AuditedStudy[];
+}
+
+const HUMAN_USER: Coding = {
+  system: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type',
+  code: 'humanuser',
+  display: 'human user',
+};
+
+/** PS3.15 A.5.3.7: the importing person, the hub that received the data, and the source media. */
+function importAgents(site: AuditSite, importer: MediaImporter, mediaKind: string): AuditEventAgent[] {
+  const account = `${importer.osAccount}@${importer.host}`;
+  const person: AuditEventAgent = importer.user
+    ? {
+        type: { coding: [HUMAN_USER] },
+        who: {
+          ...(importer.user.fhirUser !== undefined ? { reference: importer.user.fhirUser } : {}),
+          identifier: { system: `${site.baseUrl}/users`, value: importer.user.userId },
+        },
+        altId: importer.user.userId,
+        name: account,
+        requestor: true,
+        network: { address: importer.host, type: '1' },
+      }
+    : {
+        type: { coding: [HUMAN_USER] },
+        who: { display: account },
+        altId: account,
+        name: account,
+        requestor: true,
+        network: { address: importer.host, type: '1' },
+      };
+  return [
+    person,
+    {
+      type: { coding: [{ system: DICOM, code: '110152', display: 'Destination Role ID' }] },
+      who: { identifier: { system: 'urn:ietf:rfc:3986', value: site.baseUrl }, display: 'hub dicom import' },
+      altId: 'hub dicom import',
+      requestor: false,
+    },
+    {
+      type: { coding: [{ system: DICOM, code: '110155', display: 'Source Media' }] },
+      who: { display: mediaKind },
+      requestor: false,
+    },
+  ];
+}
+
+/** An operator's import of a patient's media (110107 Import, action C). */
+export function dicomImportAuditEvent(site: AuditSite, input: DicomImportAuditInput): AuditEvent {
+  const byUid = new Map(input.studies.map((study) => [study.studyInstanceUid, study]));
+  const studies = [...byUid.values()].sort((a, b) => (a.studyInstanceUid < b.studyInstanceUid ? -1 : 1));
+  const service: DicomService = 'media-import';
+  return withEntities(
+    {
+      resourceType: 'AuditEvent',
+      id: input.id,
+      type: DICOM_AUDIT_EVENT.imported,
+      subtype: [{ system: HUB_AUDIT_SUBTYPE, code: service, display: SERVICE_DISPLAY[service] }],
+      action: 'C',
+      recorded: input.recorded.toISOString(),
+      outcome: input.outcome,
+      ...(input.outcomeDesc !== undefined ? { outcomeDesc: input.outcomeDesc } : {}),
+      agent: importAgents(site, input.importer, input.mediaKind),
+      source: {
+        observer: { identifier: { system: 'urn:ietf:rfc:3986', value: site.baseUrl } },
+        type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }],
+      },
+    },
+    [...studies.map(studyEntity), ...patientEntities(studies.map((study) => study.patientId))],
+  );
 }

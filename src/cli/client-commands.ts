@@ -22,6 +22,8 @@ export interface CommandOutput {
   out: string[];
   /** Warnings for stderr (the command still succeeded). */
   warnings: string[];
+  /** The exit status when it is not 0 although the command ran (`hub dicom import` refused some files). */
+  exitCode?: number;
 }
 
 export interface AddClientArguments {

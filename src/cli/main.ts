@@ -18,7 +18,9 @@ import { BLOB_USAGE, blobCommand } from './blob-commands.ts';
 import { addClient, addPublicClient, listClients, setClientStatus } from './client-commands.ts';
 import type { CommandOutput } from './client-commands.ts';
 import { CliError } from './cli-error.ts';
+import { DICOM_USAGE, dicomCommand } from './dicom-commands.ts';
 import { addUser, listUsers, resetUserTotp, setUserStatus, unlockUser } from './user-commands.ts';
+import type { ProgressStream } from './progress.ts';
 
 const USAGE = `Usage: hub <command>
 
@@ -50,6 +52,8 @@ const USAGE = `Usage: hub <command>
 
 ${BLOB_USAGE}
 
+${DICOM_USAGE}
+
 The database is the hub's: DATABASE_URL, or the embedded one under DATA_DIR (stop the hub first).
 TOTP secrets are encrypted with the hub's key: give the CLI the hub's AUTH_SECRETS_KEY, or its
 DATA_DIR (which holds the key file when AUTH_SECRETS_KEY is unset).
@@ -73,20 +77,27 @@ function required(options: Options, name: string): string {
   return value.trim();
 }
 
-/** The embedded database refuses a second process only by convention: PGlite writes postmaster.pid while open. */
-function checkEmbeddedDatabaseFree(config: HubConfig): void {
+/**
+ * The embedded database refuses a second process only by convention: PGlite writes postmaster.pid while open.
+ * `alternative` says what else the operator can do than stop the hub.
+ */
+function checkEmbeddedDatabaseFree(config: HubConfig, alternative?: string): void {
   const pidFile = path.join(config.dataDir, 'pgdata', 'postmaster.pid');
   if (fs.existsSync(pidFile)) {
     throw new CliError(
       `the embedded database in ${config.dataDir} is open in a running hub (${pidFile} exists). ` +
-        'Stop the hub and try again (or run the hub on PostgreSQL with DATABASE_URL). If no hub is running, it stopped uncleanly: remove that file.',
+        `${alternative ?? 'Stop the hub and try again'} (or run the hub on PostgreSQL with DATABASE_URL). If no hub is running, it stopped uncleanly: remove that file.`,
     );
   }
 }
 
-async function withDatabase(config: HubConfig, work: (db: Database) => Promise<CommandOutput>): Promise<CommandOutput> {
+async function withDatabase(
+  config: HubConfig,
+  work: (db: Database) => Promise<CommandOutput>,
+  alternative?: string,
+): Promise<CommandOutput> {
   if (!config.databaseUrl) {
-    checkEmbeddedDatabaseFree(config);
+    checkEmbeddedDatabaseFree(config, alternative);
   }
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   try {
@@ -213,34 +224,47 @@ async function userCommand(config: HubConfig, args: string[]): Promise<CommandOu
   }
 }
 
+/** Where a command line's output goes; a long command also reports progress and hears interrupts. */
+export interface CliOutput {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  /** The terminal (or pipe) progress is drawn on; without it, progress goes to `err` as lines. */
+  progress?: ProgressStream;
+  /** Subscribes to interrupt requests (SIGINT); returns how to unsubscribe. */
+  onInterrupt?: (listener: () => void) => () => void;
+}
+
 /** Runs one command line; returns the exit status. */
-export async function runCli(
-  argv: string[],
-  output: { out: (line: string) => void; err: (line: string) => void },
-): Promise<number> {
+export async function runCli(argv: string[], output: CliOutput): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
       output.out(USAGE);
       return command === undefined ? 2 : 0;
     }
-    if (command !== 'client' && command !== 'user' && command !== 'blobs') {
+    if (command !== 'client' && command !== 'user' && command !== 'blobs' && command !== 'dicom') {
       throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
     }
     const config = loadConfig();
     const result =
       command === 'blobs'
         ? await blobCommand(config, rest, (work) => withDatabase(config, work))
-        : command === 'client'
-          ? await clientCommand(config, rest)
-          : await userCommand(config, rest);
+        : command === 'dicom'
+          ? await dicomCommand(config, rest, {
+              progress: output.progress ?? { write: (text: string) => output.err(text.replace(/\n$/, '')) },
+              withDatabase: (work, alternative) => withDatabase(config, work, alternative),
+              onInterrupt: output.onInterrupt ?? (() => () => undefined),
+            })
+          : command === 'client'
+            ? await clientCommand(config, rest)
+            : await userCommand(config, rest);
     for (const warning of result.warnings) {
       output.err(warning);
     }
     for (const line of result.out) {
       output.out(line);
     }
-    return 0;
+    return result.exitCode ?? 0;
   } catch (err) {
     if (err instanceof CliError) {
       output.err(`hub: ${err.message}`);
@@ -255,12 +279,32 @@ export async function runCli(
   }
 }
 
+/** A second interrupt stops at once; one within a second of the first is the same keypress (bin/hub.js forwards it too). */
+const SAME_INTERRUPT_MS = 1000;
+
+function interruptListener(listener: () => void): () => void {
+  let first: number | undefined;
+  const onSigint = (): void => {
+    const now = Date.now();
+    if (first === undefined) {
+      first = now;
+      listener();
+    } else if (now - first > SAME_INTERRUPT_MS) {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  return () => process.off('SIGINT', onSigint);
+}
+
 const isEntryPoint =
   process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(import.meta.filename);
 if (isEntryPoint) {
   const status = await runCli(process.argv.slice(2), {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
+    progress: process.stderr,
+    onInterrupt: interruptListener,
   });
   process.exitCode = status;
 }
