@@ -31,7 +31,7 @@ import { dueAfterPause, dueDate } from '../cases/business-calendar.ts';
 import { checkEligibility } from '../cases/jurisdictions.ts';
 import type { Eligibility } from '../cases/jurisdictions.ts';
 import { matchSpecialists, nextCandidate } from '../cases/matching.ts';
-import type { CaseMaterials } from '../cases/specialties.ts';
+import type { CaseMaterials, Specialty } from '../cases/specialties.ts';
 import type { Queryable } from '../db/database.ts';
 import { actorOf } from '../auth/actor.ts';
 import { DRAFT_STATUSES } from '../auth/case-links.ts';
@@ -49,6 +49,7 @@ import {
   taskCode,
 } from './case-resources.ts';
 import type { TaskCode } from './case-resources.ts';
+import { caseDeadline, withCaseClock } from './case-clock.ts';
 import { notifyCaseState, notifyPerson } from './case-notifications.ts';
 import {
   APPROVE_ROLE,
@@ -128,6 +129,8 @@ interface CaseView {
   children: WithId<Task>[];
   changed: boolean;
   refusal?: string;
+  /** The specialties the matching sought in this run, for the coordination Task (case-clock.ts). */
+  specialtiesSought?: readonly Specialty[];
 }
 
 /** The case's approval Task, once a submission opened it. */
@@ -1223,6 +1226,7 @@ async function match(view: CaseView): Promise<void> {
     .map((task) => referencedId(task.owner, 'Practitioner'))
     .filter((id): id is string => id !== undefined);
   const { roster, result, dueAt } = await ranking(view);
+  view.specialtiesSought = result.specialtiesSought;
   // Nor again to a specialist a coordinator took the case from.
   const next = nextCandidate(result.ranking, offeredIds(offers(view), view.request.id));
   if (!next) {
@@ -1356,6 +1360,15 @@ export async function advanceCase(
       reviewing && approval?.status === 'requested' && approval.restriction?.period?.end
         ? { taskId: approval.id, dueAt: approval.restriction.period.end }
         : undefined;
+    // The worklist's clock and specialties, on the coordination Task; bookkeeping, not an advance.
+    const clocked = withCaseClock(
+      view.coordination,
+      { due: caseDeadline(view.state, openOffer, openApproval), specialties: view.specialtiesSought },
+      now,
+    );
+    if (clocked) {
+      view.coordination = await repo.updateResource<Task>(clocked, { ifMatch: view.coordination.meta?.versionId });
+    }
     return {
       outcome: view.changed ? 'advanced' : 'unchanged',
       state: view.state,
