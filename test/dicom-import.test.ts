@@ -4,9 +4,8 @@
  * the alternatives named, while it runs). The media: a DICOMDIR made by dcmmkdir, nested folders, a
  * file the DICOMDIR does not list (a JPEG it would not take), a non-DICOM file, a truncated DICOM
  * file, a file listed but missing, the same image twice; a zip archive; and an interrupted run
- * taken up again. What is stored is read
- * back through WADO-RS byte for byte, its ImagingStudy through FHIR, and the Import AuditEvent from
- * the audit store.
+ * taken up again. What is stored is read back through WADO-RS byte for byte, its ImagingStudy
+ * through FHIR, and the Import AuditEvent from the audit store.
  */
 import { execFile, spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
