@@ -1,183 +1,162 @@
 /**
- * The worklist: the cases (coordination Tasks) the person may see, newest change first, with their
- * state, reference number and the specialist's due date. Paged by the hub (`_count` and the Bundle's
- * next link, a keyset cursor); the state filter is a FHIR search on businessStatus, kept in the URL.
- * The specialist's Task comes with each page (`_revinclude=Task:part-of`).
+ * The worklist: the cases (coordination Tasks) the person may see, with their state, SLA clock,
+ * specialty sought, next action and who holds it, and last change. Filters and order are FHIR search
+ * parameters and `_sort` (worklist/search.ts), kept in the app's URL; paged by the hub (`_count` and
+ * the Bundle's next link, a keyset cursor).
+ *
+ * Live: the page shown is fetched again every few seconds (TanStack Query's refetchInterval, only
+ * while the tab is visible), so a change made elsewhere shows without a reload. A page is one search
+ * of at most `count` cases with their Tasks and people, cut to the elements the rows show (`_elements`).
  */
-import { Anchor, Badge, Button, Group, Loader, NativeSelect, Stack, Table, Text, Title } from '@mantine/core';
-import type { Bundle, Task } from '@medplum/fhirtypes';
+import { Anchor, Badge, Button, Group, Loader, Stack, Table, Text, Title } from '@mantine/core';
+import type { Bundle } from '@medplum/fhirtypes';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
-import { CASE_STATES, CASE_STATE_SYSTEM, stateColor, stateLabel } from './case-states.ts';
+import { currentSession } from './auth.ts';
+import { stateColor, stateLabel } from './case-states.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
-import { fhirGet, nextLink, searchEntries } from './fhir.ts';
-import { caseStateOf, dueClock, formatDate, formatDateTime, idOf } from './format.ts';
+import { fhirGet, nextLink } from './fhir.ts';
+import { caseStateOf, formatDateTime, idOf } from './format.ts';
+import { nextAction } from './worklist/next-action.ts';
+import type { NameOf } from './worklist/next-action.ts';
+import { worklistRows } from './worklist/rows.ts';
+import type { WorklistRow } from './worklist/rows.ts';
+import { filtersOf, mineParameter, withFilters, worklistSearch } from './worklist/search.ts';
+import type { Person, WorklistFilters as Filters } from './worklist/search.ts';
+import { SlaClock } from './worklist/SlaClock.tsx';
+import { SortHeader } from './worklist/SortHeader.tsx';
+import { specialtyNames } from './worklist/specialties.ts';
+import { useNow } from './worklist/use-now.ts';
+import { WorklistFilters } from './worklist/WorklistFilters.tsx';
 
-const PAGE_SIZE = 20;
-const TASK_CODE = 'urn:hub:task-code';
-/** A specialist's Task that still runs: offered, accepted, working, or paused for a question. */
-const OPEN_OFFER = new Set(['requested', 'received', 'accepted', 'in-progress', 'on-hold', 'ready']);
+/** How often the page shown is fetched again: a change made elsewhere shows within this and a request. */
+const REFRESH_MS = 3_000;
 
-/** `?count=` in the app's URL sets the page size (1 to 100), e.g. to page through a few cases. */
-function pageSizeOf(value: string | null): number {
-  const size = Number(value);
-  return Number.isInteger(size) && size >= 1 && size <= 100 ? size : PAGE_SIZE;
-}
+const MINE_LABELS: Record<string, string> = {
+  owner: 'Mine (cases I hold)',
+  'focus:ServiceRequest.requester': 'Mine (cases I referred)',
+  '_has:Task:part-of:owner': 'Mine (cases assigned to me)',
+};
 
-function firstPage(state: string, pageSize: number): string {
-  const query = new URLSearchParams({
-    code: `${TASK_CODE}|coordination`,
-    _count: String(pageSize),
-    _sort: '-_lastUpdated',
-    _revinclude: 'Task:part-of',
-  });
-  if (state !== '') {
-    query.set('business-status', `${CASE_STATE_SYSTEM}|${state}`);
-  }
-  return `Task?${query.toString()}`;
-}
-
-/** The running specialist-opinion Task of each coordination Task on the page. */
-function specialistTasks(bundle: Bundle): Map<string, Task> {
-  const byCase = new Map<string, Task>();
-  for (const task of searchEntries<Task>(bundle, 'Task')) {
-    const isOffer = task.code?.coding?.some(
-      (coding) => coding.system === TASK_CODE && coding.code === 'specialist-opinion',
-    );
-    if (!isOffer || !OPEN_OFFER.has(task.status)) {
-      continue;
-    }
-    for (const parent of task.partOf ?? []) {
-      const id = idOf(parent.reference, 'Task');
-      if (id !== undefined) {
-        byCase.set(id, task);
-      }
-    }
-  }
-  return byCase;
-}
-
-function Due({ task }: { task: Task | undefined }) {
-  const due = task?.restriction?.period?.end;
-  if (due === undefined) {
-    return <Text c="dimmed">—</Text>;
-  }
-  const clock = dueClock(due);
+function CaseRow({ row, nameOf, me, now }: { row: WorklistRow; nameOf: NameOf; me: string | undefined; now: Date }) {
+  const { task } = row;
+  const serviceRequest =
+    idOf(task.focus?.reference, 'ServiceRequest') ?? idOf(task.basedOn?.[0]?.reference, 'ServiceRequest');
+  const caseState = caseStateOf(task);
+  const label = task.groupIdentifier?.value ?? serviceRequest ?? task.id;
+  const next = nextAction({ coordination: task, children: row.children }, nameOf, me);
+  const specialties = specialtyNames(task.performerType);
   return (
-    <Text c={clock.overdue ? 'red' : undefined} fw={clock.overdue ? 700 : undefined} data-overdue={clock.overdue}>
-      {formatDate(due)} ·{' '}
-      {clock.overdue
-        ? `overdue by ${clock.businessDays} business day${clock.businessDays === 1 ? '' : 's'}`
-        : `${clock.businessDays} business day${clock.businessDays === 1 ? '' : 's'} left`}
-    </Text>
+    <Table.Tr data-case={serviceRequest}>
+      <Table.Td>
+        {serviceRequest === undefined ? (
+          label
+        ) : (
+          <Anchor component={Link} to={`/cases/${encodeURIComponent(serviceRequest)}`}>
+            {label}
+          </Anchor>
+        )}
+      </Table.Td>
+      <Table.Td>
+        <Badge color={stateColor(caseState)} variant="light" data-testid="case-state">
+          {caseState === undefined ? 'unknown' : stateLabel(caseState)}
+        </Badge>
+      </Table.Td>
+      <Table.Td>
+        <SlaClock task={task} now={now} />
+      </Table.Td>
+      <Table.Td data-testid="specialty">
+        {specialties.length === 0 ? <Text c="dimmed">—</Text> : specialties.join(', ')}
+      </Table.Td>
+      <Table.Td data-testid="next-action">
+        {next === undefined ? (
+          <Text c="dimmed">—</Text>
+        ) : (
+          <>
+            {next.action} — <strong>{next.holder}</strong>
+          </>
+        )}
+      </Table.Td>
+      <Table.Td>{formatDateTime(task.meta?.lastUpdated)}</Table.Td>
+    </Table.Tr>
   );
 }
 
 export function Worklist() {
   const [searchParams, setSearchParams] = useSearchParams();
-  const state = searchParams.get('state') ?? '';
-  const first = firstPage(state, pageSizeOf(searchParams.get('count')));
-  // The pages seen so far, for "Previous"; the last is the one shown. A new search starts again.
-  const [pages, setPages] = useState<{ first: string; urls: string[] }>({ first, urls: [first] });
-  const urls = pages.first === first ? pages.urls : [first];
-  const current = urls[urls.length - 1] ?? first;
+  const filters = filtersOf(searchParams);
+  const session = currentSession();
+  const person: Person = { role: session?.role, fhirUser: session?.fhirUser };
+  const mine = mineParameter(person);
+  const now = useNow();
+  const change = (next: Filters) => setSearchParams(withFilters(searchParams, next));
+
+  // The next links followed so far, for "Previous"; a new search (other filters) starts again. The
+  // first page is built anew each minute (the deadline filters place now), the others are the hub's.
+  const searchKey = JSON.stringify(filters);
+  const [paging, setPaging] = useState<{ key: string; links: string[] }>({ key: searchKey, links: [] });
+  const links = paging.key === searchKey ? paging.links : [];
+  const current = links.at(-1) ?? worklistSearch(filters, person, now);
   const query = useQuery({
     queryKey: ['worklist', current],
     queryFn: () => fhirGet<Bundle>(current),
     placeholderData: keepPreviousData,
+    refetchInterval: REFRESH_MS,
   });
   const bundle = query.data;
-  const cases = bundle
-    ? (bundle.entry ?? [])
-        .filter((entry) => entry.search?.mode !== 'include')
-        .map((entry) => entry.resource)
-        .filter((resource): resource is Task => resource?.resourceType === 'Task')
-    : [];
-  const offers = bundle ? specialistTasks(bundle) : new Map<string, Task>();
+  const { rows, nameOf } = bundle ? worklistRows(bundle) : { rows: [], nameOf: () => undefined };
   const next = bundle ? nextLink(bundle) : undefined;
+  const filtered = filters.state !== '' || filters.deadline !== '' || filters.specialty !== '' || filters.mine;
 
   return (
     <Stack>
-      <Group justify="space-between" align="end">
+      <Group justify="space-between" align="end" wrap="wrap">
         <Title order={2}>Cases</Title>
-        <NativeSelect
-          label="State"
-          value={state}
-          onChange={(event) => {
-            const next = new URLSearchParams(searchParams);
-            if (event.currentTarget.value === '') {
-              next.delete('state');
-            } else {
-              next.set('state', event.currentTarget.value);
-            }
-            setSearchParams(next);
-          }}
-          data={[
-            { value: '', label: 'All states' },
-            ...CASE_STATES.map((code) => ({ value: code, label: stateLabel(code) })),
-          ]}
+        <WorklistFilters
+          filters={filters}
+          mineLabel={mine === undefined ? undefined : MINE_LABELS[mine[0]]}
+          onChange={change}
         />
       </Group>
       {query.error ? <ErrorAlert error={query.error} /> : null}
       {query.isPending ? <Loader aria-label="Loading the cases" /> : null}
-      {bundle && !query.isPlaceholderData && cases.length === 0 ? (
-        <Text data-testid="worklist-empty">No cases{state === '' ? '' : ` in the state “${stateLabel(state)}”`}.</Text>
+      {bundle && !query.isPlaceholderData && rows.length === 0 ? (
+        <Text data-testid="worklist-empty">{filtered ? 'No cases match these filters.' : 'No cases.'}</Text>
       ) : null}
-      {cases.length > 0 ? (
-        <Table striped highlightOnHover aria-busy={query.isFetching} data-testid="worklist">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Reference number</Table.Th>
-              <Table.Th>State</Table.Th>
-              <Table.Th>Specialist due</Table.Th>
-              <Table.Th>Last change</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {cases.map((task) => {
-              const serviceRequest =
-                idOf(task.focus?.reference, 'ServiceRequest') ?? idOf(task.basedOn?.[0]?.reference, 'ServiceRequest');
-              const caseState = caseStateOf(task);
-              const label = task.groupIdentifier?.value ?? serviceRequest ?? task.id;
-              return (
-                <Table.Tr key={task.id} data-case={serviceRequest}>
-                  <Table.Td>
-                    {serviceRequest === undefined ? (
-                      label
-                    ) : (
-                      <Anchor component={Link} to={`/cases/${encodeURIComponent(serviceRequest)}`}>
-                        {label}
-                      </Anchor>
-                    )}
-                  </Table.Td>
-                  <Table.Td>
-                    <Badge color={stateColor(caseState)} variant="light" data-testid="case-state">
-                      {caseState === undefined ? 'unknown' : stateLabel(caseState)}
-                    </Badge>
-                  </Table.Td>
-                  <Table.Td>
-                    <Due task={task.id === undefined ? undefined : offers.get(task.id)} />
-                  </Table.Td>
-                  <Table.Td>{formatDateTime(task.meta?.lastUpdated)}</Table.Td>
-                </Table.Tr>
-              );
-            })}
-          </Table.Tbody>
-        </Table>
+      {rows.length > 0 ? (
+        <Table.ScrollContainer minWidth={960}>
+          <Table striped highlightOnHover aria-busy={query.isFetching} data-testid="worklist">
+            <Table.Thead>
+              <Table.Tr>
+                <SortHeader label="Reference number" sortKey="reference" filters={filters} onChange={change} />
+                <Table.Th>State</Table.Th>
+                <SortHeader label="Due" sortKey="due" filters={filters} onChange={change} />
+                <Table.Th>Specialty sought</Table.Th>
+                <Table.Th>Next action</Table.Th>
+                <SortHeader label="Last change" sortKey="changed" filters={filters} onChange={change} />
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {rows.map((row: WorklistRow) => (
+                <CaseRow key={row.task.id} row={row} nameOf={nameOf} me={person.fhirUser} now={now} />
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
       ) : null}
       <Group>
         <Button
           variant="default"
-          disabled={urls.length < 2}
-          onClick={() => setPages({ first, urls: urls.slice(0, -1) })}
+          disabled={links.length === 0}
+          onClick={() => setPaging({ key: searchKey, links: links.slice(0, -1) })}
         >
           Previous page
         </Button>
         <Button
           variant="default"
           disabled={next === undefined}
-          onClick={() => next !== undefined && setPages({ first, urls: [...urls, next] })}
+          onClick={() => next !== undefined && setPaging({ key: searchKey, links: [...links, next] })}
         >
           Next page
         </Button>
