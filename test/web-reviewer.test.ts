@@ -2,7 +2,8 @@
  * The reviewers' workspace of the web app (issue 15) in Chromium, against a hub process with
  * AUTH_REQUIRED=true: a specialist answers their offers in "My tasks" (accepts one, declines another
  * with a reason), opens the case, reads the records PDF, scrolls a CT series and changes its window,
- * writes the opinion a section per question, finds the autosaved draft after a reload and submits it;
+ * writes the opinion a section per question, finds the autosaved draft after a reload, asks the
+ * physician a question (the case waits for the answer, then resumes) and submits the opinion;
  * a report the coordinators return shows their reason and is submitted again. A radiologist fills in
  * the pre-review report. And what they must not see or do: another specialist's case (not found, in
  * the app and at the API), approving their own report, any coordinator's control.
@@ -45,6 +46,7 @@ describe('the reviewers’ workspace in Chromium', () => {
   let browser: Browser;
   let ehr: string;
   let coordinator: string;
+  let physician: string;
   const totp: Record<string, string> = {};
   const queuePrefix = `test-web-rev-${process.pid}-${Date.now()}`;
   const referenceNumbers = {
@@ -125,9 +127,12 @@ describe('the reviewers’ workspace in Chromium', () => {
     ] as const) {
       totp[email] = (await users.add({ email, role, fhirUser, password: PASSWORD })).totpSecret as string;
     }
-    ({ coordinator } = await signInPeople(
+    ({ coordinator, physician } = await signInPeople(
       place,
-      { coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' } },
+      {
+        coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
+        physician: { role: 'referring-physician', fhirUser: 'Practitioner/prac-phys' },
+      },
       { clientId: 'web-rev-api', redirectUri: 'http://127.0.0.1:5173/callback', scope: 'openid fhirUser user/*.cruds' },
     ));
     browser = await launchChromium();
@@ -282,7 +287,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     recommendation: 'A CT in twelve months.',
   };
 
-  test('the opinion: a section per question, saved as it is typed, found again after a reload, submitted', async () => {
+  test('the opinion: a section per question, saved as typed, found after a reload, a question back, submitted', async () => {
     const { page } = specialist;
     await page.getByRole('tab', { name: 'Opinion' }).click();
     const questions = page.getByTestId('question-section');
@@ -338,6 +343,40 @@ describe('the reviewers’ workspace in Chromium', () => {
     expect(await page.getByLabel('Answer to question 2').inputValue()).toBe(answers.second);
     expect(await page.getByLabel('Discussion').inputValue()).toBe(answers.discussion);
     expect(await page.getByLabel('Recommendation').inputValue()).toBe(answers.recommendation);
+
+    // A question to the physician: the case waits for the answer, and submitting waits with it.
+    await page.getByLabel('Ask the referring physician').fill('Was a PET-CT done before the biopsy?');
+    await page.getByRole('button', { name: 'Send the question' }).click();
+    await page.getByTestId('question-back').getByText('Waiting for the answer').waitFor({ timeout: UI_TIMEOUT_MS });
+    await caseIn(OFFER, 'awaiting-information');
+    await page.getByText('The case waits for the physician’s answer').waitFor({ timeout: WAIT_MS });
+    expect(await submit.isDisabled()).toBe(true);
+    const asked = (await asEhr(`Communication?based-on=ServiceRequest/${OFFER}`)).body.entry[0].resource;
+    expect(asked).toMatchObject({
+      partOf: [{ reference: `Task/coord-${OFFER}` }],
+      recipient: [{ reference: 'Practitioner/prac-phys' }],
+      payload: [{ contentString: 'Was a PET-CT done before the biopsy?' }],
+    });
+    const answered = await fhirFetch(`${api.url}/fhir/Communication`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${physician}` },
+      body: {
+        resourceType: 'Communication',
+        status: 'completed',
+        basedOn: [{ reference: `ServiceRequest/${OFFER}` }],
+        inResponseTo: [{ reference: `Communication/${asked.id}` }],
+        payload: [{ contentString: 'No PET-CT was done.' }],
+      },
+    });
+    expect(answered.status).toBe(201);
+    await caseIn(OFFER, 'specialist-review');
+    await page
+      .getByTestId('answer-back')
+      .getByText(/No PET-CT was done\./)
+      .waitFor({ timeout: WAIT_MS });
+    await page.getByRole('button', { name: 'Submit the opinion for review', disabled: false }).waitFor({
+      timeout: WAIT_MS,
+    });
 
     // Submitted: the hub checks the letter and opens the coordinators' approval.
     await page.getByRole('button', { name: 'Submit the opinion for review' }).click();

@@ -18,6 +18,7 @@ import { draftProblems, readLetter } from './letter.ts';
 import type { LetterContext, LetterDraft } from './letter.ts';
 import { createDraft, loadDraft, loadIssued, updateDraft } from './opinion-store.ts';
 import type { StoredDraft } from './opinion-store.ts';
+import { QuestionsBack } from './QuestionsBack.tsx';
 import { SubmitOpinion } from './SubmitOpinion.tsx';
 import { useAutosave } from './use-autosave.ts';
 
@@ -198,6 +199,13 @@ function OpinionEditor({ caseId, request, coordination, me, questions, stored, m
         minRows={1}
         value={draft.conclusion}
         onChange={(event) => update({ conclusion: event.currentTarget.value })}
+      />
+      <QuestionsBack
+        caseId={caseId}
+        request={request}
+        coordination={coordination ?? undefined}
+        me={me}
+        canAsk={state === 'specialist-review' || state === 'awaiting-information'}
       />
       <SubmitOpinion
         caseId={caseId}
