@@ -1,10 +1,11 @@
 /**
  * A case, at /dashboard/cases/<ServiceRequest id> (the e-mails' links): its state, the patient, the
- * referring physician, the physician's questions (the QuestionnaireResponse), and the timeline of its
- * states from the coordination Task's history, each with who wrote it (meta.source). A case the
- * person may not see answers 404 at the hub, exactly like a missing one, and shows "not found".
+ * referring physician, the physician's questions (the QuestionnaireResponse), its pre-review and
+ * specialist Tasks, the opinion under review, and the timeline of everything that happened to it
+ * (case/Tasks.tsx, case/Review.tsx, case/Timeline.tsx). A case the person may not see answers 404
+ * at the hub, exactly like a missing one, and shows "not found".
  */
-import { Alert, Badge, Box, Card, Group, List, Loader, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Badge, Box, Card, Group, List, Loader, Stack, Text, Title } from '@mantine/core';
 import type {
   Bundle,
   Patient,
@@ -25,7 +26,10 @@ import { Quote } from './case/Quote.tsx';
 import { stateColor, stateLabel } from './case-states.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
 import { ApiError, fhirGet, searchEntries } from './fhir.ts';
-import { caseStateOf, formatDateTime, formatName, writerOf } from './format.ts';
+import { caseStateOf, formatName } from './format.ts';
+import { OpinionReviewSection } from './case/Review.tsx';
+import { CaseTasksSection } from './case/Tasks.tsx';
+import { CaseTimeline } from './case/Timeline.tsx';
 
 function NotFound() {
   return (
@@ -133,54 +137,6 @@ function Questions({ serviceRequest }: { serviceRequest: ServiceRequest }) {
   );
 }
 
-/** The coordination Task's versions, oldest first, one row per change of state. */
-function Timeline({ task }: { task: Task }) {
-  const history = useQuery({
-    queryKey: ['history', task.id, task.meta?.versionId],
-    queryFn: () => fhirGet<Bundle>(`Task/${task.id ?? ''}/_history?_count=100`),
-  });
-  if (history.error) {
-    return <ErrorAlert error={history.error} title="The timeline could not be read" />;
-  }
-  if (history.isLoading || history.data === undefined) {
-    return <Loader size="sm" />;
-  }
-  const versions = searchEntries<Task>(history.data, 'Task').sort(
-    (a, b) => Number(a.meta?.versionId ?? 0) - Number(b.meta?.versionId ?? 0),
-  );
-  const changes = versions.filter((version, index) => {
-    const previous = versions[index - 1];
-    return previous === undefined || caseStateOf(previous) !== caseStateOf(version);
-  });
-  return (
-    <Table data-testid="case-timeline">
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>When</Table.Th>
-          <Table.Th>State</Table.Th>
-          <Table.Th>Written by</Table.Th>
-          <Table.Th>Reason</Table.Th>
-        </Table.Tr>
-      </Table.Thead>
-      <Table.Tbody>
-        {changes.map((version) => {
-          const state = caseStateOf(version);
-          return (
-            <Table.Tr key={version.meta?.versionId}>
-              <Table.Td>{formatDateTime(version.meta?.lastUpdated)}</Table.Td>
-              <Table.Td>{state === undefined ? '—' : stateLabel(state)}</Table.Td>
-              <Table.Td>{writerOf(version.meta?.source)}</Table.Td>
-              <Table.Td>
-                {version.statusReason?.text ?? version.statusReason?.coding?.map((c) => c.display ?? c.code).join(', ')}
-              </Table.Td>
-            </Table.Tr>
-          );
-        })}
-      </Table.Tbody>
-    </Table>
-  );
-}
-
 export function CasePage() {
   const { id = '' } = useParams();
   const serviceRequest = useQuery({
@@ -234,8 +190,10 @@ export function CasePage() {
       <Eligibility serviceRequestId={request.id ?? id} />
       <Quote serviceRequest={request} />
       <Materials serviceRequest={request} />
+      <CaseTasksSection serviceRequestId={request.id ?? id} coordination={task} />
+      <OpinionReviewSection serviceRequest={request} coordination={task} />
       <Section title="Timeline">
-        {task ? <Timeline task={task} /> : <Text c="dimmed">No coordination Task yet.</Text>}
+        <CaseTimeline serviceRequest={request} coordination={task} />
       </Section>
     </Stack>
   );
