@@ -39,6 +39,7 @@ import { createMailer } from './notify/mailer.ts';
 import type { Mailer } from './notify/mailer.ts';
 import { createApp } from './routes/app.ts';
 import { dicomwebAuditTrail } from './routes/dicomweb/access.ts';
+import { fhirAuditTrail } from './routes/fhir-audit-trail.ts';
 import { HubMetrics } from './routes/metrics.ts';
 import { FileBlobStore } from './storage/blob-store.ts';
 import { startOrphanSweeper } from './storage/orphan-sweep.ts';
@@ -130,7 +131,8 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       })
     : undefined;
   await auditLog?.start();
-  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog, requestActor);
+  const auditor = new Auditor({ baseUrl: config.baseUrl }, auditLog, requestActor, { clock });
+  auditor.startSummaries();
   const redis = producerConnection(config.redisUrl);
   const auth = await startAuth({
     db,
@@ -198,7 +200,11 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     serveApi,
     adminQueues: { producer: queueProducer, deadLetter },
     // The DICOMweb audit trail goes first, so that it also sees the refusals of authentication.
-    auth: { ...auth, dicomweb: [dicomwebAuditTrail(auditor, logger.child({ role: 'dicomweb' })), ...auth.dicomweb] },
+    auth: {
+      ...auth,
+      fhir: [fhirAuditTrail(auditor, logger.child({ role: 'fhir' })), ...auth.fhir],
+      dicomweb: [dicomwebAuditTrail(auditor, logger.child({ role: 'dicomweb' })), ...auth.dicomweb],
+    },
     cors: { allowedOrigins: config.corsAllowedOrigins },
     metricsPublic: config.metricsPublic,
     trustProxy: config.trustProxy,
@@ -354,6 +360,7 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       await orphanSweeper?.stop();
       await subscriptionSweeper?.stop();
       await studies.stop();
+      await auditor.stopSummaries();
       await auditLog?.stop();
       await relay.stop();
       await workersClosed;

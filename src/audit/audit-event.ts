@@ -184,7 +184,8 @@ function buildAgents(site: AuditSite, actor: AuditActor, service: string): Audit
   return result;
 }
 
-function source(site: AuditSite): AuditEvent['source'] {
+/** The hub as the events' source (Application Server). */
+export function auditSource(site: AuditSite): AuditEvent['source'] {
   return {
     observer: { identifier: { system: 'urn:ietf:rfc:3986', value: site.baseUrl } },
     type: [{ system: SOURCE_TYPE, code: '4', display: 'Application Server' }],
@@ -227,7 +228,7 @@ function base(
     outcome: input.outcome,
     ...(input.outcomeDesc !== undefined ? { outcomeDesc: input.outcomeDesc } : {}),
     agent: requestAgents(site, input.actor),
-    source: source(site),
+    source: auditSource(site),
   };
 }
 

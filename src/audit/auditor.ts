@@ -9,7 +9,14 @@ import { auditEventId, authenticationAuditEvent, patientOf, restAuditEvent } fro
 import type { AuditActor, AuditOutcome, AuditSite, AuthenticationEvent } from './audit-event.ts';
 import type { AuditLog } from './audit-log.ts';
 import { toStored } from './statement.ts';
+import { DEFAULT_REFUSAL_LIMITS, RefusalThrottle, refusalSummaryEvent } from './refusal-throttle.ts';
+import type { RefusalLimits } from './refusal-throttle.ts';
+import { systemClock } from '../runtime/clock.ts';
+import type { Clock } from '../runtime/clock.ts';
 import type { StoredAuditEvent } from './statement.ts';
+
+/** Set on a response once its REST AuditEvent is recorded (routes/fhir-audit-trail.ts looks). */
+export const REST_AUDITED = 'restAudited';
 
 /** Carried by a repository (RepositoryContext.audit): each of its writes stores its AuditEvent with it. */
 export interface WriteAuditContext {
@@ -142,16 +149,71 @@ class RequestWriteContext implements WriteAuditContext {
   }
 }
 
+export interface AuditorOptions {
+  /** Where the refusal summaries' minutes are read from (the hub's clock). */
+  clock?: Clock;
+  refusalLimits?: RefusalLimits;
+}
+
+/** No person, client or part of the hub: a caller the hub could not identify. */
+function anonymous(actor: Omit<AuditActor, 'address'>): boolean {
+  return actor.userId === undefined && actor.clientId === undefined && actor.application === undefined;
+}
+
 export class Auditor {
   readonly site: AuditSite;
   private readonly log: AuditLog | undefined;
   /** Who made a request (auth/request-actor.ts); the audit layer does not read identities itself. */
   readonly actorOf: RequestActorOf;
+  private readonly clock: Clock;
+  /** Refusals of unidentified callers: some recorded whole, the rest summarized (refusal-throttle.ts). */
+  private readonly refusals: RefusalThrottle;
+  private summaryTimer: NodeJS.Timeout | undefined;
 
-  constructor(site: AuditSite, log: AuditLog | undefined, actorOf: RequestActorOf) {
+  constructor(site: AuditSite, log: AuditLog | undefined, actorOf: RequestActorOf, options: AuditorOptions = {}) {
     this.site = site;
     this.log = log;
     this.actorOf = actorOf;
+    this.clock = options.clock ?? systemClock;
+    this.refusals = new RefusalThrottle(options.refusalLimits ?? DEFAULT_REFUSAL_LIMITS, this.clock.now().getTime());
+  }
+
+  /** Writes each minute's refusal summary when the minute ends, even if no refusal follows it. */
+  startSummaries(): void {
+    this.summaryTimer = setInterval(() => {
+      void this.recordSummary(false);
+    }, 15_000);
+    this.summaryTimer.unref();
+  }
+
+  /** Stops the summaries, writing the current minute's (at shutdown, before the AuditLog stops). */
+  async stopSummaries(): Promise<void> {
+    clearInterval(this.summaryTimer);
+    await this.recordSummary(true);
+  }
+
+  private async recordSummary(force: boolean): Promise<void> {
+    const now = this.clock.now();
+    const summary = this.refusals.roll(now.getTime(), force);
+    if (summary !== undefined && this.log) {
+      await this.log.record([refusalSummaryEvent(this.site, summary, now)]).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Records the events of a refused request; when the caller was not identified, through the
+   * throttle: `source` is their address.
+   */
+  private async recordRefusal(events: AuditEvent[], source: string): Promise<void> {
+    if (!this.log) {
+      return;
+    }
+    const now = this.clock.now();
+    const { record, summary } = this.refusals.admit(source, now.getTime());
+    const due = [...(summary ? [refusalSummaryEvent(this.site, summary, now)] : []), ...(record ? events : [])];
+    if (due.length > 0) {
+      await this.log.record(due);
+    }
   }
 
   get enabled(): boolean {
@@ -180,6 +242,7 @@ export class Auditor {
     if (!this.log) {
       return;
     }
+    res.locals[REST_AUDITED] = true;
     const outcome: AuditOutcome = access.status >= 500 ? '8' : access.status >= 400 ? '4' : '0';
     const isSearch = access.interaction.startsWith('search');
     const isBundle = access.interaction === 'batch' || access.interaction === 'transaction';
@@ -195,18 +258,22 @@ export class Auditor {
               `${access.target.resourceType}/${access.target.id}${access.target.version ? `/_history/${access.target.version}` : ''}`,
             ]
           : [];
-    await this.record(
-      restAuditEvent(this.site, {
-        id: auditEventId(),
-        recorded: new Date(),
-        actor: this.actorOf(req, res),
-        outcome,
-        interaction: access.interaction,
-        resources: references,
-        patients: uniquePatients(resources),
-        query: isSearch ? (access.query ?? '') : undefined,
-      }),
-    );
+    const actor = this.actorOf(req, res);
+    const event = restAuditEvent(this.site, {
+      id: auditEventId(),
+      recorded: new Date(),
+      actor,
+      outcome,
+      interaction: access.interaction,
+      resources: references,
+      patients: uniquePatients(resources),
+      query: isSearch ? (access.query ?? '') : undefined,
+    });
+    if (outcome !== '0' && anonymous(actor)) {
+      await this.recordRefusal([event], actor.address ?? 'unknown');
+      return;
+    }
+    await this.record(event);
   }
 
   /** A login (success or refusal), a logout, or an access token issued (or refused). */
@@ -223,21 +290,33 @@ export class Auditor {
     if (!this.log) {
       return;
     }
-    await this.record(
-      authenticationAuditEvent(this.site, {
-        id: auditEventId(),
-        recorded: new Date(),
-        actor: { ...input.actor, address: requestAddress(req) },
-        outcome: input.success ? '0' : '4',
-        outcomeDesc: input.success ? undefined : input.failureText,
-        event: input.event,
-        scope: input.scope,
-      }),
-    );
+    const event = authenticationAuditEvent(this.site, {
+      id: auditEventId(),
+      recorded: new Date(),
+      actor: { ...input.actor, address: requestAddress(req) },
+      outcome: input.success ? '0' : '4',
+      outcomeDesc: input.success ? undefined : input.failureText,
+      event: input.event,
+      scope: input.scope,
+    });
+    // A refusal that names no account (an unknown e-mail, a client that did not authenticate):
+    // the client id it claimed is not an identity.
+    if (!input.success && input.actor.userId === undefined) {
+      await this.recordRefusal([event], requestAddress(req) ?? 'unknown');
+      return;
+    }
+    await this.record(event);
   }
 
-  /** Records events built elsewhere (the DICOM audit messages of audit/dicom-audit-event.ts). */
-  async recordEvents(events: AuditEvent[]): Promise<void> {
+  /**
+   * Records events built elsewhere (the DICOM audit messages of audit/dicom-audit-event.ts).
+   * `anonymousRefusalFrom`: the events are of a refusal of a caller not identified, from that address.
+   */
+  async recordEvents(events: AuditEvent[], anonymousRefusalFrom?: string): Promise<void> {
+    if (anonymousRefusalFrom !== undefined) {
+      await this.recordRefusal(events, anonymousRefusalFrom);
+      return;
+    }
     if (this.log && events.length > 0) {
       await this.log.record(events);
     }

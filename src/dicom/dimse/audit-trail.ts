@@ -136,7 +136,9 @@ export class DimseAuditTrail {
     const event = queryOnly
       ? dicomQueryAuditEvent(this.auditor.site, { ...base, query: '', patientIds: [] })
       : dicomTransferredAuditEvent(this.auditor.site, { ...base, studies: [] });
-    this.auditor.recordEvents([event]).catch((error: unknown) => {
+    // Nobody was identified: the peer's address is all there is, and the throttle keeps a flood of
+    // refused associations from growing the audit store without bound (audit/refusal-throttle.ts).
+    this.auditor.recordEvents([event], rejection.callingAddress ?? 'unknown').catch((error: unknown) => {
       this.logger.error(
         { err: error instanceof Error ? error.message : String(error) },
         'the audit of a refused association failed',

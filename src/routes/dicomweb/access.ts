@@ -90,10 +90,11 @@ export interface DicomwebAudit {
 }
 
 async function record(auditor: Auditor, req: Request, res: Response, audit: DicomwebAudit): Promise<void> {
+  const actor = requestActor(req, res);
   const input = {
     id: randomUUID(),
     recorded: new Date(),
-    requester: { kind: 'http' as const, actor: requestActor(req, res) },
+    requester: { kind: 'http' as const, actor },
     outcome: audit.outcome,
     outcomeDesc: audit.outcomeDesc,
     service: audit.service,
@@ -110,7 +111,8 @@ async function record(auditor: Auditor, req: Request, res: Response, audit: Dico
         ? dicomTransferredAuditEvent(auditor.site, { ...input, studies })
         : dicomAccessedAuditEvent(auditor.site, { ...input, studies });
   res.locals[AUDITED] = true;
-  await auditor.recordEvents([event]);
+  const unidentified = actor.userId === undefined && actor.clientId === undefined;
+  await auditor.recordEvents([event], audit.outcome !== '0' && unidentified ? (actor.address ?? 'unknown') : undefined);
 }
 
 /**
