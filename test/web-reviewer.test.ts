@@ -30,7 +30,15 @@ import { REVIEWER_CASES, reviewerFixtures, sendReviewerStudies, studyUids } from
 import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
-import { UI_TIMEOUT_MS, appToken, dashboardEnvironment, launchChromium, signIn, watchPage } from './support/web-app.ts';
+import {
+  UI_TIMEOUT_MS,
+  appToken,
+  axeFindings,
+  dashboardEnvironment,
+  launchChromium,
+  signIn,
+  watchPage,
+} from './support/web-app.ts';
 
 const PASSWORD = 'a long enough password';
 const OHIF = 'https://ohif.example.org/viewer';
@@ -162,6 +170,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     expect(await page.getByTestId('worklist').count()).toBe(0);
     expect(await page.getByLabel('State').count()).toBe(0);
     expect(await page.content()).not.toContain(referenceNumbers.other);
+    expect(await axeFindings(page)).toEqual([]);
 
     // Declining needs a reason; with one, the offer goes back to the hub's matching.
     await declined.getByRole('button', { name: `Decline case ${referenceNumbers.decline}` }).click();
@@ -169,6 +178,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     await dialog.getByRole('button', { name: 'Decline the case' }).click();
     await dialog.getByText('Say why you decline the case.').waitFor({ timeout: UI_TIMEOUT_MS });
     await dialog.getByLabel('Reason for declining').fill('On leave until the end of the month');
+    expect(await axeFindings(page)).toEqual([]);
     await dialog.getByRole('button', { name: 'Decline the case' }).click();
     await declined.waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
     const declinedTask = (await asEhr(`Task/offer-${DECLINE}`)).body;
@@ -242,6 +252,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     };
     await position.getByText(/^Image 1 of 5/).waitFor({ timeout: UI_TIMEOUT_MS });
     await shows(1);
+    expect(await axeFindings(page)).toEqual([]);
 
     // Arrow keys, then the mouse wheel, then End.
     await page.getByTestId('frame-stage').focus();
@@ -297,6 +308,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     expect(await questions.nth(1).textContent()).toContain('Which treatment do you advise?');
     const submit = page.getByRole('button', { name: 'Submit the opinion for review' });
     expect(await submit.isDisabled()).toBe(true);
+    expect(await axeFindings(page)).toEqual([]);
 
     await page.getByLabel('What was reviewed').fill(answers.reviewed);
     await page.getByLabel('Answer to question 1').fill(answers.first);
@@ -413,6 +425,7 @@ describe('the reviewers’ workspace in Chromium', () => {
       .waitFor({
         timeout: UI_TIMEOUT_MS,
       });
+    expect(await axeFindings(page)).toEqual([]);
     await page.getByLabel('What was reviewed').fill(`${answers.reviewed} The biopsy report of 2 November.`);
     await page
       .locator('[data-testid="save-status"][data-status="saved"]')
@@ -493,6 +506,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     const submit = page.getByRole('button', { name: 'Submit the radiology pre-review report' });
     await submit.click();
     await page.getByText('Write the findings.').waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await axeFindings(page)).toEqual([]);
     await page.getByLabel('Adequate with limitations').check();
     await page.getByLabel('Findings').fill('A 9 mm nodule in the right upper lobe; slice thickness 5 mm.');
     await page.getByLabel('Impression').fill('Adequate for review; thin slices would help.');

@@ -12,6 +12,7 @@ import { useState } from 'react';
 import { ErrorAlert } from '../ErrorAlert.tsx';
 import { fhirGet, fhirRequest } from '../fhir.ts';
 import { ifMatch } from './codes.ts';
+import './reviewer.css';
 
 async function answerOffer(taskId: string, answer: { status: 'accepted' } | { status: 'rejected'; reason: string }) {
   const current = await fhirGet<Task>(`Task/${encodeURIComponent(taskId)}`);
@@ -60,8 +61,10 @@ export function OfferActions({ task, caseLabel }: { task: Task; caseLabel: strin
         title={`Decline case ${caseLabel}`}
         // Locking the page's scroll writes a <style> element, which the CSP refuses.
         lockScroll={false}
+        closeButtonProps={{ 'aria-label': 'Close' }}
       >
         <form
+          className="reviewer-form"
           onSubmit={(event) => {
             event.preventDefault();
             if (reason.trim() === '') {
@@ -90,7 +93,7 @@ export function OfferActions({ task, caseLabel }: { task: Task; caseLabel: strin
               <Button variant="default" onClick={() => setDeclining(false)}>
                 Cancel
               </Button>
-              <Button type="submit" color="red" loading={answer.isPending}>
+              <Button type="submit" color="red.9" loading={answer.isPending}>
                 Decline the case
               </Button>
             </Group>

@@ -121,6 +121,7 @@ export function PreReviewForm({ caseId, request, task, kind, me }: PreReviewForm
   }
   return (
     <form
+      className="reviewer-form"
       onSubmit={(event) => {
         event.preventDefault();
         setTried(true);
