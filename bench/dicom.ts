@@ -5,16 +5,20 @@
  * Each run, for each server, from an empty store: C-STORE of the whole corpus with dcmtk `storescu`
  * over one association (TCP_NODELAY=1 on both sides), then QIDO-RS / WADO-RS metadata latencies;
  * then, from an empty store again, STOW-RS in batches of 50; then STOW-RS one instance per request.
- * Results (medians over runs) go to bench/.work/dicom-results.json.
+ * The hub runs as in production: a system client's token on every DICOMweb request, auditing on,
+ * one allowed calling AE title. Results (medians over runs) go to bench/.work/dicom-results.json,
+ * each measurement with the machine's load average beside it.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildCorpus, writeStorescuProfile } from './dicom/corpus.ts';
 import type { Corpus } from './dicom/corpus.ts';
 import {
+  BENCH_CALLING_AE_TITLE,
   ensureNetns,
   missingTools,
   removeNetns,
@@ -54,8 +58,9 @@ if (opts.help) {
                   (default postgres://postgres@127.0.0.1:5432/hub_dicom_bench); the durable
                   floor uses the same name with _floor appended, dropped the same way
   --skip-floor    leave out the machine's limits: dcmtk storescp --ignore (C-STORE that stores
-                  nothing) and the durable floor (bench/dicom/floor.ts: the hub's synced blob and
-                  one committed row per instance, nothing else)
+                  nothing) and the durable floors (bench/dicom/floor.ts, nothing but the durable
+                  acknowledgement: "WAL", each instance's bytes in its one committed row; "files",
+                  a synced, installed blob file and one committed row per instance)
 Needs root (network namespace for Orthanc), Debian packages orthanc, orthanc-dicomweb, dcmtk,
 python3-pydicom, a PostgreSQL and a Redis the hub can use. Installs nothing.`);
   process.exit(0);
@@ -67,6 +72,9 @@ const dbName = new URL(databaseUrl).pathname.replace(/^\//, '');
 const adminUrl = Object.assign(new URL(databaseUrl), { pathname: '/postgres' }).toString();
 const floorDbName = `${dbName}_floor`;
 const floorDatabaseUrl = Object.assign(new URL(databaseUrl), { pathname: `/${floorDbName}` }).toString();
+
+/** Issue 16's bar: the hub's rate over Orthanc's, per ingest method. */
+const BARS: Record<string, number> = { 'c-store': 2, 'stow-batch50': 2, 'stow-batch1': 1.5 };
 
 const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
@@ -98,7 +106,8 @@ function run(
 
 async function client<T>(server: Server, args: string[]): Promise<T> {
   const [cmd, argv] = server.wrap(process.execPath, [clientScript, ...args]);
-  const r = await run(cmd, argv, process.env);
+  const authorization = await server.authorization?.();
+  const r = await run(cmd, argv, { ...process.env, ...(authorization ? { BENCH_AUTHORIZATION: authorization } : {}) });
   if (r.code !== 0) {
     throw new Error(`client ${args[0]} against ${server.name} failed (${r.code}): ${r.stderr.slice(-2000)}`);
   }
@@ -108,6 +117,8 @@ async function client<T>(server: Server, args: string[]): Promise<T> {
 interface Ingest {
   method: string;
   server: string;
+  /** The 1-minute load average when the measurement ended (`uptime`). */
+  load: number;
   seconds: number;
   instancesPerSecond: number;
   mbPerSecond: number;
@@ -152,6 +163,7 @@ function ingestResult(
   return {
     method,
     server: server.name,
+    load: os.loadavg()[0] ?? NaN,
     seconds,
     instancesPerSecond: n / seconds,
     mbPerSecond: corpus.bytes / 1e6 / seconds,
@@ -180,7 +192,7 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
         profile,
         'Bench',
         '-aet',
-        'BENCHSCU',
+        BENCH_CALLING_AE_TITLE,
         '-aec',
         server.aeTitle,
         '+sd',
@@ -201,7 +213,7 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
       const ing = ingestResult(corpus, 'c-store', server, seconds, stored, { storescuExit: r.code });
       result.ingest.push(ing);
       log(
-        `run ${index} ${name} C-STORE: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exit ${r.code})`,
+        `run ${index} ${name} C-STORE: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exit ${r.code}), load ${ing.load.toFixed(2)}`,
       );
       const samplePatient = Math.min(5, corpus.patients);
       const q = await client<{ study: string; results: Record<string, Latency> }>(server, [
@@ -234,7 +246,7 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
         const ing = ingestResult(corpus, `stow-batch${batch}`, server, s.seconds, stored, s);
         result.ingest.push(ing);
         log(
-          `run ${index} ${name} STOW batch ${batch}: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length}, HTTP ${JSON.stringify(s.statuses)}${s.failedInstances ? `, failed ${JSON.stringify(s.failureReasons)}` : ''}`,
+          `run ${index} ${name} STOW batch ${batch}: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length}, HTTP ${JSON.stringify(s.statuses)}${s.failedInstances ? `, failed ${JSON.stringify(s.failureReasons)}` : ''}, load ${ing.load.toFixed(2)}`,
         );
         peak(server);
       } finally {
@@ -264,7 +276,7 @@ async function storescu(
     profile,
     'Bench',
     '-aet',
-    'BENCHSCU',
+    BENCH_CALLING_AE_TITLE,
     '-aec',
     server.aeTitle,
     '+sd',
@@ -291,15 +303,15 @@ async function limitRuns(corpus: Corpus, index: number, profile: string, listFil
     const r = await storescu(limit, profile, corpus, `storescu-limit-run${index}.log`);
     out.push(ingestResult(corpus, 'c-store', limit, r.seconds, r.successes, { storescuExit: r.code }));
     log(
-      `run ${index} limit (storescp --ignore) C-STORE: ${out.at(-1)!.instancesPerSecond.toFixed(1)} inst/s, answered ${r.successes}/${corpus.files.length}`,
+      `run ${index} limit (storescp --ignore) C-STORE: ${out.at(-1)!.instancesPerSecond.toFixed(1)} inst/s, answered ${r.successes}/${corpus.files.length}, load ${out.at(-1)!.load.toFixed(2)}`,
     );
   } finally {
     await limit.stop();
   }
   const legs: ('c-store' | 50 | 1)[] = opts['skip-batch1'] ? ['c-store', 50] : ['c-store', 50, 1];
-  for (const leg of legs) {
+  for (const [layout, leg] of (['wal', 'files'] as const).flatMap((l) => legs.map((g) => [l, g] as const))) {
     await resetDatabase(adminUrl, floorDbName);
-    const floor = await startFloor({ repoRoot, workDir, databaseUrl: floorDatabaseUrl });
+    const floor = await startFloor({ repoRoot, workDir, databaseUrl: floorDatabaseUrl, layout });
     try {
       if (leg === 'c-store') {
         const r = await storescu(floor, profile, corpus, `storescu-floor-run${index}.log`);
@@ -315,13 +327,20 @@ async function limitRuns(corpus: Corpus, index: number, profile: string, listFil
       }
       const ing = out.at(-1)!;
       log(
-        `run ${index} durable floor ${ing.method}: ${ing.instancesPerSecond.toFixed(1)} inst/s, stored ${ing.stored}/${corpus.files.length}`,
+        `run ${index} durable floor (${layout}) ${ing.method}: ${ing.instancesPerSecond.toFixed(1)} inst/s, stored ${ing.stored}/${corpus.files.length}, load ${ing.load.toFixed(2)}`,
       );
     } finally {
       await floor.stop();
     }
   }
   return out;
+}
+
+/** The commit measured, `+` when the working tree had changes. */
+function gitCommit(): string {
+  const git = (...args: string[]): string =>
+    spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).stdout?.trim() ?? '';
+  return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--', 'src', 'bench') === '' ? '' : '+'}`;
 }
 
 async function main(): Promise<void> {
@@ -374,10 +393,11 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const summary: Record<string, unknown> = {};
   const pad = (s: string, n: number): string => s.padEnd(n);
+  const rate = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed(1));
+  const times = (value: number): string => (Number.isNaN(value) ? '-' : `${value.toFixed(2)}x`);
   rows.push(
-    `${pad('ingest (median of ' + runs + ')', 26)}${pad('hub inst/s', 12)}${pad('hub MB/s', 10)}${pad('Orthanc inst/s', 16)}${pad('Orthanc MB/s', 14)}${pad('hub/Orthanc', 12)}refused hub/Orthanc`,
+    `${pad(`ingest, inst/s (median of ${runs})`, 28)}${pad('hub', 9)}${pad('Orthanc', 9)}${pad('hub/Orthanc', 13)}${pad('bar', 15)}${pad('WAL floor (/Orthanc)', 23)}${pad('file floor (/Orthanc)', 24)}${pad('no-store', 10)}${pad('load', 11)}refused hub/Orthanc`,
   );
-  const limitRows: string[] = [];
   for (const m of methods) {
     const get = (server: string): Ingest[] =>
       results.flatMap((r) => r.ingest.filter((x) => x.method === m && x.server === server));
@@ -389,43 +409,41 @@ async function main(): Promise<void> {
     const om = median(o.map((x) => x.mbPerSecond));
     const hr = Math.max(...h.map((x) => x.refused));
     const or = Math.max(...o.map((x) => x.refused));
+    const wal = median(get('floor-wal').map((x) => x.instancesPerSecond));
+    const files = median(get('floor').map((x) => x.instancesPerSecond));
+    const noStore = median(get('limit').map((x) => x.instancesPerSecond));
+    const loads = [...h, ...o].map((x) => x.load);
+    const bar = BARS[m];
+    const ratio = hi / oi;
     summary[m] = {
       hubInstancesPerSecond: hi,
       hubMbPerSecond: hm,
       orthancInstancesPerSecond: oi,
       orthancMbPerSecond: om,
-      ratio: hi / oi,
+      ratio,
+      bar,
+      barMet: bar === undefined ? undefined : ratio >= bar,
+      walFloorInstancesPerSecond: Number.isNaN(wal) ? undefined : wal,
+      walFloorOverOrthanc: Number.isNaN(wal) ? undefined : wal / oi,
+      fileFloorInstancesPerSecond: Number.isNaN(files) ? undefined : files,
+      fileFloorOverOrthanc: Number.isNaN(files) ? undefined : files / oi,
+      limitInstancesPerSecond: Number.isNaN(noStore) ? undefined : noStore,
+      loadAverage: { min: Math.min(...loads), max: Math.max(...loads) },
       hubRefusedMax: hr,
       orthancRefusedMax: or,
     };
+    const barText = bar === undefined ? '' : `>=${bar}x ${ratio >= bar ? 'met' : 'missed'}`;
     rows.push(
-      `${pad(m, 26)}${pad(hi.toFixed(1), 12)}${pad(hm.toFixed(2), 10)}${pad(oi.toFixed(1), 16)}${pad(om.toFixed(2), 14)}${pad((hi / oi).toFixed(2) + 'x', 12)}${hr}/${or}`,
+      `${pad(m, 28)}${pad(rate(hi), 9)}${pad(rate(oi), 9)}${pad(times(ratio), 13)}${pad(barText, 15)}${pad(`${rate(wal)} (${times(wal / oi)})`, 23)}${pad(`${rate(files)} (${times(files / oi)})`, 24)}${pad(rate(noStore), 10)}${pad(`${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`, 11)}${hr}/${or}`,
     );
-    const floor = get('floor');
-    if (floor.length > 0) {
-      const fi = median(floor.map((x) => x.instancesPerSecond));
-      const li = median(get('limit').map((x) => x.instancesPerSecond));
-      Object.assign(summary[m] as object, {
-        floorInstancesPerSecond: fi,
-        limitInstancesPerSecond: Number.isNaN(li) ? undefined : li,
-        floorOverOrthanc: fi / oi,
-        hubOverFloor: hi / fi,
-      });
-      limitRows.push(
-        `${pad(m, 26)}${pad(Number.isNaN(li) ? '-' : li.toFixed(1), 18)}${pad(fi.toFixed(1), 18)}${pad((fi / oi).toFixed(2) + 'x', 16)}${pad((hi / fi).toFixed(2) + 'x', 12)}${Math.max(...floor.map((x) => x.refused))}`,
-      );
-    }
   }
-  if (limitRows.length > 0) {
+  if (!opts['skip-floor']) {
     rows.push(
-      '',
-      `${pad('machine limits (median)', 26)}${pad('no-store inst/s', 18)}${pad('durable floor', 18)}${pad('floor/Orthanc', 16)}${pad('hub/floor', 12)}floor refused`,
-      ...limitRows,
+      "WAL floor: each instance's bytes in its one committed row (one WAL flush per acknowledgement), nothing else.",
+      'file floor: a synced temp file renamed to its SHA-256, its directory synced, one committed row: 3 flushes.',
+      'no-store: dcmtk storescp --ignore. A ratio above its floor cannot be met by a server with that layout.',
+      'load: the 1-minute load average (uptime) when each hub and Orthanc measurement ended, lowest-highest.',
     );
-    rows.push(
-      'no-store: dcmtk storescp --ignore. durable floor: synced blob + one committed row per instance, nothing else;',
-    );
-    rows.push('a target above the floor cannot be met by any server that acknowledges only durable instances.');
   }
   rows.push('');
   rows.push(`${pad('latency (median ms)', 26)}${pad('hub', 12)}${pad('Orthanc', 12)}hub/Orthanc`);
@@ -436,7 +454,7 @@ async function main(): Promise<void> {
     const items = `${results[0]?.latency.hub?.[q]?.items}/${results[0]?.latency.orthanc?.[q]?.items}`;
     summary[q] = { hubMedianMs: hv, orthancMedianMs: ov, ratio: hv / ov, itemsHubOrthanc: items };
     rows.push(
-      `${pad(q, 26)}${pad(hv.toFixed(1), 12)}${pad(ov.toFixed(1), 12)}${(hv / ov).toFixed(2)}x   (items ${items})`,
+      `${pad(q, 26)}${pad(hv.toFixed(1), 12)}${pad(ov.toFixed(1), 12)}${pad(`${(hv / ov).toFixed(2)}x`, 8)}${hv < ov ? 'faster' : 'SLOWER'}   (items ${items})`,
     );
   }
   const hubPeak = Math.max(...results.map((r) => r.hubPeakRssKb)) / 1024;
@@ -449,6 +467,7 @@ async function main(): Promise<void> {
     JSON.stringify(
       {
         date: new Date().toISOString(),
+        commit: gitCommit(),
         runs,
         reps,
         corpus: {

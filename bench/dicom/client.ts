@@ -4,7 +4,8 @@
  *   node bench/dicom/client.ts stow <dicomwebBase> <batchSize> <fileList>
  *   node bench/dicom/client.ts qido <dicomwebBase> <reps> <patientId> <accessionNumber of the sample study>
  *   node bench/dicom/client.ts count <dicomwebBase>
- * Prints one JSON object on stdout.
+ * Prints one JSON object on stdout. With BENCH_AUTHORIZATION set (the hub runs with AUTH_REQUIRED, as
+ * in production), every request carries it as its `Authorization` header.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -12,7 +13,11 @@ import { median } from '../fhir/stats.ts';
 
 type Json = Record<string, { Value?: unknown[] } | undefined>;
 
-const ACCEPT = { Accept: 'application/dicom+json' };
+const AUTHORIZATION = process.env.BENCH_AUTHORIZATION;
+const ACCEPT: Record<string, string> = {
+  Accept: 'application/dicom+json',
+  ...(AUTHORIZATION ? { Authorization: AUTHORIZATION } : {}),
+};
 
 async function stow(base: string, batchSize: number, listFile: string): Promise<object> {
   const files = fs

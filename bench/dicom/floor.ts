@@ -1,11 +1,14 @@
 /**
  * The durable floor: a server that does only what the hub's acknowledgement promises, and nothing
  * else, so that `bench:dicom` can show how fast any server keeping that promise can ingest on this
- * machine. Each received instance becomes a blob through the hub's own FileBlobStore (a temp file
- * written and synced, renamed to its SHA-256 and its directory synced) and one committed row in
- * PostgreSQL (synchronous commit, as the hub runs); only then is it acknowledged. No parsing, no
- * index, no DICOM JSON, no ImagingStudy, no audit.
- *   node bench/dicom/floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort>
+ * machine, in one of two layouts:
+ * - `files` (the hub's layout before issue 16): each received instance becomes a blob through the
+ *   hub's own FileBlobStore (a temp file written and synced, renamed to its SHA-256 and its
+ *   directory synced) and one committed row in PostgreSQL (synchronous commit, as the hub runs);
+ * - `wal`: each instance's bytes travel in its row, so one commit (one WAL flush) makes both
+ *   durable; what would install them as files afterwards is left out, being behind the answer.
+ * Only then is the instance acknowledged. No parsing, no index, no DICOM JSON, no ImagingStudy, no audit.
+ *   node bench/dicom/floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort> [files|wal]
  * C-STORE on <dimsePort> (our DIMSE layer, any calling and called AE title), STOW-RS on
  * http://127.0.0.1:<httpPort>/dicomweb/studies (a 200 with an empty JSON object per request, after
  * every part is stored), and GET /count, the rows stored. Prints "ready" when both listen.
@@ -21,20 +24,35 @@ import type { ReceivedPart } from '../../src/dicom/multipart.ts';
 import { FileBlobStore } from '../../src/storage/blob-store.ts';
 import type { BlobWriter, StoredBlob } from '../../src/storage/blob-store.ts';
 
-const [databaseUrl, dataDir, dimsePort, httpPort] = process.argv.slice(2);
-if (!databaseUrl || !dataDir || !dimsePort || !httpPort) {
-  throw new Error('usage: floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort>');
+const [databaseUrl, dataDir, dimsePort, httpPort, layout = 'files'] = process.argv.slice(2);
+if (!databaseUrl || !dataDir || !dimsePort || !httpPort || (layout !== 'files' && layout !== 'wal')) {
+  throw new Error('usage: floor.ts <databaseUrl> <dataDir> <dimsePort> <httpPort> [files|wal]');
 }
 
 const db = new pg.Pool({ connectionString: databaseUrl, max: 4 });
-await db.query('CREATE TABLE IF NOT EXISTS floor_instance (blob_key text NOT NULL, size bigint NOT NULL)');
+await db.query('CREATE TABLE IF NOT EXISTS floor_instance (blob_key text NOT NULL, size bigint NOT NULL, bytes bytea)');
+// As the hub's staging table: no compression (pixel data barely compresses, and it costs CPU).
+await db.query('ALTER TABLE floor_instance ALTER COLUMN bytes SET STORAGE EXTERNAL');
 const blobs = new FileBlobStore(path.join(dataDir, 'blobs'));
 
-async function commitRows(stored: StoredBlob[]): Promise<void> {
-  await db.query('INSERT INTO floor_instance (blob_key, size) SELECT * FROM unnest($1::text[], $2::bigint[])', [
-    stored.map((blob) => blob.key),
-    stored.map((blob) => blob.size),
-  ]);
+interface Received extends StoredBlob {
+  bytes?: Buffer | undefined;
+}
+
+async function commitRows(stored: Received[]): Promise<void> {
+  await db.query(
+    'INSERT INTO floor_instance (blob_key, size, bytes) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])',
+    [stored.map((blob) => blob.key), stored.map((blob) => blob.size), stored.map((blob) => blob.bytes ?? null)],
+  );
+}
+
+/** `files`: the synced, installed blob; `wal`: the bytes themselves, for the row (a spilled one installed as a file). */
+async function receive(writer: BlobWriter): Promise<Received> {
+  const staged = await writer.stage();
+  if (layout === 'wal' && staged.bytes !== undefined) {
+    return { key: staged.key, size: staged.size, bytes: staged.bytes };
+  }
+  return staged.commit();
 }
 
 interface FloorSink extends DataSetSink {
@@ -53,8 +71,7 @@ await startDimseServer({
       return { writer, write: (chunk: Buffer) => writer.write(chunk), abort: () => writer.abort() } satisfies FloorSink;
     },
     async complete(_request, sink: FloorSink) {
-      const blob = await (await sink.writer.stage()).commit();
-      await commitRows([blob]);
+      await commitRows([await receive(sink.writer)]);
       return { status: 0 };
     },
     async end() {},
@@ -67,7 +84,7 @@ const PART_CONCURRENCY = 4;
 
 async function stow(req: http.IncomingMessage): Promise<void> {
   const { boundary } = parseMultipartRelatedContentType(req.headers['content-type']);
-  const stored: StoredBlob[] = [];
+  const stored: Received[] = [];
   const running = new Set<Promise<void>>();
   await readMultipart(req, { boundary }, async (part: ReceivedPart) => {
     while (running.size >= PART_CONCURRENCY) {
@@ -77,9 +94,7 @@ async function stow(req: http.IncomingMessage): Promise<void> {
     for await (const chunk of part.body) {
       await writer.write(chunk as Buffer);
     }
-    const staged = await writer.stage();
-    const commit = staged
-      .commit()
+    const commit = receive(writer)
       .then((blob) => void stored.push(blob))
       .finally(() => running.delete(commit));
     running.add(commit);

@@ -10,11 +10,16 @@ import path from 'node:path';
 import pg from 'pg';
 import { freePort } from '../../test/support/free-port.ts';
 import { HUB_NODE_FLAGS } from '../../test/support/node-flags.ts';
+import { TokenSource, registerBenchClient } from '../fhir/auth.ts';
+import { clearQueuePrefix } from '../fhir/queues.ts';
 
 export const NETNS = 'hubbench-dicom';
 
+/** The calling AE title the bench's storescu uses: the only one the hub allows, as a production hub lists its peers. */
+export const BENCH_CALLING_AE_TITLE = 'BENCHSCU';
+
 export interface Server {
-  name: 'hub' | 'orthanc' | 'floor' | 'limit';
+  name: 'hub' | 'orthanc' | 'floor' | 'floor-wal' | 'limit';
   /** DICOMweb base URL, as seen from where `wrap` runs commands. */
   dicomweb: string;
   dimsePort: number;
@@ -22,6 +27,8 @@ export interface Server {
   pid: number;
   /** Prefix for commands that must reach this server (the namespace for Orthanc). */
   wrap(cmd: string, args: string[]): [string, string[]];
+  /** The `Authorization` header value its DICOMweb requests need (the hub's, which requires a token). */
+  authorization?: () => Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -198,7 +205,11 @@ export async function resetDatabase(adminUrl: string, database: string): Promise
   }
 }
 
+const HUB_QUEUE_PREFIX = 'hubbench-dicom';
+
 export async function startHub(options: { repoRoot: string; workDir: string; databaseUrl: string }): Promise<Server> {
+  // Each start has a fresh database, which the hub would refuse on a prefix an earlier one claimed.
+  await clearQueuePrefix(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', HUB_QUEUE_PREFIX);
   const dataDir = path.join(options.workDir, 'hub-data');
   setAside(dataDir, options.workDir);
   fs.mkdirSync(dataDir, { recursive: true });
@@ -215,13 +226,16 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
       BASE_URL: '',
       DATA_DIR: dataDir,
       DATABASE_URL: options.databaseUrl,
-      QUEUE_PREFIX: 'hubbench-dicom',
+      QUEUE_PREFIX: HUB_QUEUE_PREFIX,
       LOG_LEVEL: 'warn',
       DIMSE_HOST: '127.0.0.1',
       DIMSE_PORT: String(dimsePort),
       DIMSE_AE_TITLE: 'HUB',
-      // Orthanc is measured without authentication on loopback; so is the hub (its audit still runs).
-      AUTH_REQUIRED: 'false',
+      // As a production hub runs (issue 16): tokens required, every DICOMweb request and C-STORE
+      // association audited, and only a listed calling AE title let in. Orthanc keeps its defaults.
+      AUTH_REQUIRED: 'true',
+      AUDIT_ENABLED: 'true',
+      DIMSE_ALLOWED_CALLING_AE_TITLES: BENCH_CALLING_AE_TITLE,
     },
     stdio: ['ignore', out, out],
   });
@@ -245,6 +259,9 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  // A SMART Backend Services client (system/*.cruds: ImagingStudy c, r and s), registered once the
+  // hub has migrated its fresh database.
+  const tokens = new TokenSource(await registerBenchClient(options.databaseUrl), url);
   return {
     name: 'hub',
     dicomweb: `${url}/dicomweb`,
@@ -252,18 +269,21 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
     aeTitle: 'HUB',
     pid: child.pid ?? -1,
     wrap: (cmd, args) => [cmd, args],
+    authorization: () => tokens.authorization(),
     stop: () => stopChild(child),
   };
 }
 
 /**
- * The durable floor (floor.ts): the hub's blob store and one committed row per instance, nothing
- * else. Its `dicomweb` base answers only STOW-RS; `count` is its GET /count.
+ * A durable floor (floor.ts): `files`, the hub's blob store and one committed row per instance;
+ * `wal`, each instance's bytes in its committed row. Nothing else. Its `dicomweb` base answers only
+ * STOW-RS; `count` is its GET /count.
  */
 export async function startFloor(options: {
   repoRoot: string;
   workDir: string;
   databaseUrl: string;
+  layout: 'files' | 'wal';
 }): Promise<Server & { count(): Promise<number> }> {
   const dataDir = path.join(options.workDir, 'floor-data');
   setAside(dataDir, options.workDir);
@@ -273,7 +293,15 @@ export async function startFloor(options: {
   const logFile = path.join(options.workDir, 'floor.log');
   const child = spawn(
     process.execPath,
-    [...HUB_NODE_FLAGS, 'bench/dicom/floor.ts', options.databaseUrl, dataDir, String(dimsePort), String(httpPort)],
+    [
+      ...HUB_NODE_FLAGS,
+      'bench/dicom/floor.ts',
+      options.databaseUrl,
+      dataDir,
+      String(dimsePort),
+      String(httpPort),
+      options.layout,
+    ],
     {
       cwd: options.repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -295,7 +323,7 @@ export async function startFloor(options: {
   child.stderr.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
   const base = `http://127.0.0.1:${httpPort}`;
   return {
-    name: 'floor',
+    name: options.layout === 'wal' ? 'floor-wal' : 'floor',
     dicomweb: `${base}/dicomweb`,
     dimsePort,
     aeTitle: 'FLOOR',
