@@ -366,6 +366,9 @@ describe('case progression after intake', () => {
       ],
     }));
 
+  /** The matching's explanation of an offer: a Provenance (coordinators' reading), not the offer's note. */
+  const explanationOf = async (task: any): Promise<string> =>
+    (await fhir('GET', `Provenance?target=Task/${task.id}&_sort=-recorded&_count=1`)).entry[0].resource.reason[0].text;
   const offerTo = async (c: Case, specialistKey: string): Promise<any> =>
     until(
       async () =>
@@ -454,7 +457,11 @@ describe('case progression after intake', () => {
       restriction: { period: { end: DUE_AFTER_THANKSGIVING } },
       input: [{ valueReference: { reference: `DiagnosticReport/${report.id}` } }],
     });
-    const note: string = offer.note.map((n: any) => n.text).join('\n');
+    // The case's members read whom it was offered to; who else was ranked, and why, is the coordinators'.
+    expect(offer.note.map((n: any) => n.text)).toEqual([
+      expect.stringMatching(/^Offered to Dr\. Test Abernathy \(rank 1 of \d\)\.$/),
+    ]);
+    const note = await explanationOf(offer);
     expect(note).toMatch(/Offered to Dr\. Test Abernathy \(rank 1 of/);
     expect(note).toMatch(/Castellano: .*fellow: interns, residents and fellows cannot give opinions/);
     expect(note).toMatch(/Delacroix: .*licence expired on 2025-06-30/);
@@ -512,7 +519,7 @@ describe('case progression after intake', () => {
       expect: [{ kind: 'records', status: 'completed', completedAt: '2026-11-24T15:00:00Z' }],
     });
     const offer = await offerTo(requested, 'pulmonologist');
-    expect(offer.note[0].text).toMatch(/was requested, is eligible and available/);
+    expect(await explanationOf(offer)).toMatch(/was requested, is eligible and available/);
     // Tuesday 24 November + 10 business days (Thanksgiving skipped) = Wednesday 9 December, 17:00 EST.
     expect(offer.restriction.period.end).toBe('2026-12-09T22:00:00.000Z');
 
@@ -524,7 +531,7 @@ describe('case progression after intake', () => {
       expect: [{ kind: 'records', status: 'completed' }],
     });
     const fallback = await offerTo(trainee, 'best');
-    expect(fallback.note[0].text).toMatch(/Castellano was requested but cannot take the case: a fellow/);
+    expect(await explanationOf(fallback)).toMatch(/Castellano was requested but cannot take the case: a fellow/);
     expect(withCode(await children(trainee), 'specialist-opinion')).toHaveLength(1);
   }, 180_000);
 
@@ -537,15 +544,15 @@ describe('case progression after intake', () => {
     });
     const first = await offerTo(breast, 'best');
     // Open offers count as workload (the lung case's accepted one, and the New Hampshire and trainee cases' pending ones).
-    expect(first.note[0].text).toMatch(/Abernathy: .*workload 3 of 6 open cases/);
-    expect(first.note[0].text).not.toMatch(/Galloway/);
+    expect(await explanationOf(first)).toMatch(/Abernathy: .*workload 3 of 6 open cases/);
+    expect(await explanationOf(first)).not.toMatch(/Galloway/);
     await change(`Task/${first.id}`, (task) => ({
       ...task,
       status: 'rejected',
       statusReason: { text: 'On call this fortnight' },
     }));
     const second = await offerTo(breast, 'second');
-    expect(second.note[0].text).toMatch(/Declined earlier by: Dr\. Test Abernathy/);
+    expect(await explanationOf(second)).toMatch(/Declined earlier by: Dr\. Test Abernathy/);
     await change(`Task/${second.id}`, (task) => ({ ...task, status: 'rejected' }));
     const waiting = await until(
       async () => {
@@ -732,6 +739,8 @@ describe('case progression after intake', () => {
 
     // The specialist finishes: later reminders and the escalation do nothing.
     await change(`Task/${offer.id}`, (task) => ({ ...task, status: 'completed' }));
+    // The case's clock follows the closed offer (case-clock.ts) before the reminders are tried.
+    await workflowSettled(th, WAIT_MS);
     const done = await snapshot(lungCase);
     expect(await runReminder(at('2026-12-07T14:00:00Z'), { taskId: offer.id, step: 'reminder-1' }, options)).toBe(
       'task-closed',

@@ -47,6 +47,12 @@ describe('a coordinator reassigns the specialist', () => {
     expect([who, written.status]).toEqual([who, 200]);
   };
   const sees = async (who: Person) => (await as(who, `ServiceRequest/${SR}`)).status;
+  /** The matching's explanation of what it did to `target` (a Provenance only coordinators read). */
+  const explanationOf = async (target: string): Promise<string> => {
+    const found = await as('coordinator', `Provenance?target=${target}&_sort=-recorded&_count=1`);
+    expect(found.status).toBe(200);
+    return found.body.entry[0].resource.reason[0].text;
+  };
 
   beforeAll(async () => {
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
@@ -90,8 +96,19 @@ describe('a coordinator reassigns the specialist', () => {
     const [first, ...none] = await offers();
     expect(none).toEqual([]);
     expect(first.owner.reference).toBe('Practitioner/prac-s');
-    expect(first.note[0].text).toMatch(/^Offered to Dr\. Amelia Abernathy \(rank 1 of 2\)\./);
-    expect(first.note[0].text).toMatch(/Dr\. Fiona Fellowes: a fellow/);
+    expect(first.note.map((note: { text: string }) => note.text)).toEqual([
+      'Offered to Dr. Amelia Abernathy (rank 1 of 2).',
+    ]);
+    // Who else was ranked or excluded, and why, is the coordinators' reading alone.
+    expect(await explanationOf(`Task/${first.id}`)).toMatch(/Dr\. Fiona Fellowes: a fellow/);
+    for (const who of ['physician', 'specialist'] as const) {
+      const offer = await as(who, `Task/${first.id}`);
+      expect([who, offer.status]).toEqual([who, 200]);
+      expect(JSON.stringify(offer.body)).not.toMatch(/Fellowes|Brightwater/);
+      expect([who, (await as(who, `Provenance?target=Task/${first.id}`)).status]).toEqual([who, 403]);
+      const history = await as(who, `Task/${first.id}/_history`);
+      expect(JSON.stringify(history.body)).not.toMatch(/Fellowes|Brightwater/);
+    }
 
     // The physician, then the specialist offered the case, hand it to Brightwater: undone each time.
     for (const who of ['physician', 'specialist'] as const) {
@@ -129,7 +146,10 @@ describe('a coordinator reassigns the specialist', () => {
     expect(offered.status).toBe('requested');
     expect(offered.identifier[0].value).toBe(`${SR}/specialist-opinion/prac-s2`);
     expect(offered.restriction.period.end).toBe(first.restriction.period.end);
-    const why = offered.note.at(-1).text;
+    expect(offered.note.at(-1).text).toBe(
+      'Reassigned to Dr. Ben Brightwater by Cora Coordinator (coordinator), in place of Dr. Amelia Abernathy.',
+    );
+    const why = await explanationOf(`Task/${offered.id}`);
     expect(why).toMatch(
       /^Reassigned to Dr\. Ben Brightwater by Cora Coordinator \(coordinator\), in place of Dr\. Amelia Abernathy\./,
     );
@@ -177,6 +197,11 @@ describe('a coordinator reassigns the specialist', () => {
     await advance();
     const coordinationTask = await coordination();
     expect(coordinationTask.statusReason.coding[0].code).toBe('no-specialist');
+    // The physician reads the case's reason, not who was excluded and why.
+    const asPhysician = await as('physician', `Task/coord-${SR}`);
+    expect(asPhysician.body.statusReason.text).toMatch(/^No eligible specialist is left to offer the case to/);
+    expect(JSON.stringify(asPhysician.body)).not.toMatch(/Fellowes/);
+    expect(await explanationOf(`Task/coord-${SR}`)).toMatch(/Not eligible or not available: .*Dr\. Fiona Fellowes/);
     const declined = (await offers()).find((task) => task.status === 'rejected');
     await writeOwner('coordinator', declined.id, 'Practitioner/prac-s2', { status: 'requested' });
     expect((await advance()).refusal).toBeUndefined();

@@ -74,7 +74,9 @@ import { offeredIds, settleReassignment } from './reassignment.ts';
 import {
   OPEN_TASK_STATUSES,
   loadRoster,
-  rankingNote,
+  offerNote,
+  rankingExplanation,
+  rankingProvenance,
   requestedSpecialistId,
   specialistTask,
   specialistTaskRole,
@@ -296,11 +298,12 @@ async function move(view: CaseView, result: TransitionResult): Promise<boolean> 
 }
 
 /** The coordination Task's statusReason set (or, with none, cleared) without a state change. */
-async function setReason(view: CaseView, code: string, reason: CodeableConcept | undefined): Promise<void> {
+/** Sets (or clears) the coordination Task's reason of `code`; whether it wrote. */
+async function setReason(view: CaseView, code: string, reason: CodeableConcept | undefined): Promise<boolean> {
   const current = view.coordination.statusReason;
   const ours = current?.coding?.some((coding) => coding.system === CASE_REASON_SYSTEM && coding.code === code);
   if (reason ? current?.text === reason.text && ours : !ours) {
-    return;
+    return false;
   }
   const { meta, statusReason: _old, ...rest } = view.coordination;
   view.coordination = await view.repo.updateResource<Task>(
@@ -308,14 +311,18 @@ async function setReason(view: CaseView, code: string, reason: CodeableConcept |
     { ifMatch: meta?.versionId },
   );
   view.changed = true;
+  return true;
 }
 
-async function createChild(view: CaseView, role: string, task: Task): Promise<void> {
+/** Creates the case's Task of `role` unless it has one; the Task created, if it did. */
+async function createChild(view: CaseView, role: string, task: Task): Promise<WithId<Task> | undefined> {
   if (await findCaseResource<Task>(view.repo, 'Task', view.request.id, role)) {
-    return;
+    return undefined;
   }
-  view.children.push(await view.repo.createResource<Task>(task));
+  const created = await view.repo.createResource<Task>(task);
+  view.children.push(created);
   view.changed = true;
+  return created;
 }
 
 function preReviewTask(view: CaseView, kind: PreReviewKind, materials: Reference[]): Task {
@@ -1233,10 +1240,21 @@ async function match(view: CaseView): Promise<void> {
     const why = [...result.excluded, ...roster.unreadable].map(
       (member) => `${member.name}: ${member.reasons.join('; ')}`,
     );
-    const text =
-      `No eligible specialist is left to offer the case to${asked.length > 0 ? ` (${asked.length} declined)` : ''}; a coordinator must find one.` +
-      (why.length > 0 ? ` Not eligible or not available: ${why.join(' | ')}.` : '');
-    await setReason(view, 'no-specialist', { coding: [{ system: CASE_REASON_SYSTEM, code: 'no-specialist' }], text });
+    // The case's members read the reason; who was excluded and why is the coordinators' (Provenance).
+    const text = `No eligible specialist is left to offer the case to${asked.length > 0 ? ` (${asked.length} declined)` : ''}; a coordinator must find one.`;
+    const written = await setReason(view, 'no-specialist', {
+      coding: [{ system: CASE_REASON_SYSTEM, code: 'no-specialist' }],
+      text,
+    });
+    if (written && why.length > 0) {
+      await view.repo.createResource(
+        rankingProvenance(
+          `Task/${view.coordination.id}`,
+          `${text}\nNot eligible or not available: ${why.join(' | ')}.`,
+          view.now,
+        ),
+      );
+    }
     return;
   }
   await setReason(view, 'no-specialist', undefined);
@@ -1246,11 +1264,16 @@ async function match(view: CaseView): Promise<void> {
     coordination: view.coordination,
     specialistId: next.specialistId,
     dueAt,
-    note: rankingNote(result, next, asked, roster.unreadable),
+    note: offerNote(result, next),
     reports,
     now: view.now,
   });
-  await createChild(view, specialistTaskRole(next.specialistId), task);
+  const offered = await createChild(view, specialistTaskRole(next.specialistId), task);
+  if (offered) {
+    await view.repo.createResource(
+      rankingProvenance(`Task/${offered.id}`, rankingExplanation(result, next, asked, roster.unreadable), view.now),
+    );
+  }
 }
 
 // ---- the job step ----------------------------------------------------------------------------------

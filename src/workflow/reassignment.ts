@@ -25,7 +25,13 @@ import type { HubRepository } from '../fhir/repository.ts';
 import { CASE_RESOURCE_SYSTEM, findCaseResource, referencedId } from './case-resources.ts';
 import { readOptional } from './materials.ts';
 import { PAUSED_AT_EXTENSION } from './opinion.ts';
-import { OPEN_TASK_STATUSES, rankingLines, specialistTask, specialistTaskRole } from './specialists.ts';
+import {
+  OPEN_TASK_STATUSES,
+  rankingLines,
+  rankingProvenance,
+  specialistTask,
+  specialistTaskRole,
+} from './specialists.ts';
 import type { Roster } from './specialists.ts';
 
 /** Annotation.authorString of the hub's notes on a refused reassignment. */
@@ -206,8 +212,11 @@ export async function settleReassignment(context: ReassignmentContext): Promise<
   const coordinatorName = writer ? await nameOf(context.repo, writer.id, roster) : 'a coordinator';
   const place = result.ranking.find((candidate) => candidate.specialistId === toId);
   const excluded = result.excluded.find((member) => member.specialistId === toId);
-  const note = [
-    `Reassigned to ${name} by ${coordinatorName} (coordinator), in place of ${fromName}.`,
+  // The note every member of the case reads: who made the move. Where the specialist stands in the
+  // ranking, and who else was ranked or excluded and why, is the coordinators' (a Provenance).
+  const note = `Reassigned to ${name} by ${coordinatorName} (coordinator), in place of ${fromName}.`;
+  const explanation = [
+    note,
     place
       ? `${name} is rank ${place.rank} of ${result.ranking.length}: ${place.explanation}`
       : `${name} is outside the ranking (${excluded?.reasons.join('; ') ?? 'not ranked'}): the coordinator’s choice.`,
@@ -259,5 +268,6 @@ export async function settleReassignment(context: ReassignmentContext): Promise<
         { ifMatch: earlier.meta?.versionId },
       )
     : await context.repo.createResource<Task>(offer);
+  await context.repo.createResource(rankingProvenance(`Task/${written.id}`, explanation, context.now));
   return { kind: 'reassigned', fromId: change.fromId, coordinatorId, written: [cancelled, written] };
 }

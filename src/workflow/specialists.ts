@@ -12,7 +12,15 @@
  */
 import { parseSearchRequest } from '@medplum/core';
 import type { WithId } from '@medplum/core';
-import type { Extension, Practitioner, PractitionerRole, Reference, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type {
+  Extension,
+  Practitioner,
+  PractitionerRole,
+  Provenance,
+  Reference,
+  ServiceRequest,
+  Task,
+} from '@medplum/fhirtypes';
 import type { ExcludedCandidate, MatchingResult, RankedCandidate, SpecialistProfile } from '../cases/matching.ts';
 import { SPECIALTIES } from '../cases/specialties.ts';
 import type { Specialty } from '../cases/specialties.ts';
@@ -231,17 +239,43 @@ export async function requestedSpecialistId(repo: HubRepository, request: Servic
   return undefined;
 }
 
+/**
+ * The offer's note, which every member of the case reads (the physician, the patient, the specialist
+ * offered): whom it went to and their place. Who else was ranked, passed over or excluded, and why,
+ * is the coordinators' alone (rankingExplanation, in a Provenance).
+ */
+export function offerNote(result: MatchingResult, chosen: RankedCandidate): string {
+  return `Offered to ${chosen.name} (rank ${chosen.rank} of ${result.ranking.length}).`;
+}
+
 /** The coordinator's reading of a ranking: who was chosen and why, the requested specialist, the exclusions. */
-export function rankingNote(
+export function rankingExplanation(
   result: MatchingResult,
   chosen: RankedCandidate,
   declinedIds: readonly string[],
   unreadable: readonly ExcludedCandidate[],
 ): string {
-  return [
-    `Offered to ${chosen.name} (rank ${chosen.rank} of ${result.ranking.length}).`,
-    ...rankingLines(result, declinedIds, unreadable),
-  ].join('\n');
+  return [offerNote(result, chosen), ...rankingLines(result, declinedIds, unreadable)].join('\n');
+}
+
+/** Provenance.activity of the matching's explanations. */
+export const MATCHING_ACTIVITY = { system: 'urn:hub:provenance-activity', code: 'specialist-matching' } as const;
+
+/**
+ * Why the matching (or a coordinator's reassignment) did what it did to `target` (an offer, or the
+ * coordination Task when nobody was left), in words that name other specialists and their
+ * exclusions: a Provenance, which only coordinators and admins may read (auth/access-policy.ts has
+ * no Provenance for anyone else), never a note or a reason a case member reads.
+ */
+export function rankingProvenance(target: string, explanation: string, now: Date): Provenance {
+  return {
+    resourceType: 'Provenance',
+    target: [{ reference: target }],
+    recorded: now.toISOString(),
+    activity: { coding: [{ ...MATCHING_ACTIVITY, display: 'Specialist matching' }] },
+    agent: [{ who: { display: MATCHING_NOTE_AUTHOR } }],
+    reason: [{ text: explanation }],
+  };
 }
 
 /** A ranking in words, without whom it chose: the specialties sought, the request, the places, the exclusions. */

@@ -15,8 +15,6 @@ import { formatName, idOf } from '../format.ts';
 export const TASK_CODE_SYSTEM = 'urn:hub:task-code';
 export const CASE_REASON_SYSTEM = 'urn:hub:case-reason';
 export const PRACTITIONER_ROLE_SYSTEM = 'urn:hub:practitioner-role';
-/** Annotation.authorString of the ranking the matching (or a coordinator's reassignment) wrote. */
-export const MATCHING_NOTE_AUTHOR = 'Second-opinion hub: matching';
 
 export type ReviewTaskCode = 'pre-review-radiology' | 'pre-review-pathology' | 'specialist-opinion';
 export const REVIEW_TASK_CODES: readonly ReviewTaskCode[] = [
@@ -183,11 +181,6 @@ export function useFollowHub(serviceRequestId: string): () => void {
     refresh();
     following.set(serviceRequestId, setInterval(refresh, FOLLOW_EVERY_MS));
   }, [queryClient, serviceRequestId]);
-}
-
-/** The text of the newest note by `author`, if any. */
-export function latestNote(task: Task, author: string): string | undefined {
-  return (task.note ?? []).filter((note) => note.authorString === author).at(-1)?.text;
 }
 
 /** A Task's statusReason in words. */

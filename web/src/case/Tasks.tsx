@@ -11,12 +11,11 @@ import { useState } from 'react';
 import { ErrorAlert } from '../ErrorAlert.tsx';
 import { caseStateOf, dueClock, formatDate } from '../format.ts';
 import { AssignForm } from './Tasks-assign.tsx';
+import { RankingExplanation } from './Tasks-ranking.tsx';
 import {
   CASE_REASON_SYSTEM,
-  MATCHING_NOTE_AUTHOR,
   OPEN_STATUSES,
   isReviewTask,
-  latestNote,
   mayCoordinate,
   offersOf,
   reasonText,
@@ -122,7 +121,6 @@ export function CaseTasks({ serviceRequestId, coordination }: CaseTasksProps) {
     }
     return task.status === 'rejected' ? { verb: 'Offer to another specialist', reopen: true } : undefined;
   };
-  const ranking = currentOffer && latestNote(currentOffer, MATCHING_NOTE_AUTHOR);
   const editingTask = rows.find((task) => task.id === editing);
   const editingAction = editingTask && action(editingTask);
   return (
@@ -198,21 +196,15 @@ export function CaseTasks({ serviceRequestId, coordination }: CaseTasksProps) {
         </Card>
       ) : null}
       {/* The ranking names other specialists and why they were passed over: the coordinators' reading. */}
-      {coordinates && currentOffer && ranking ? (
-        <details key={currentOffer.id} data-testid="ranking-explanation">
-          <summary>
-            <Text span fw={600}>
-              Why {currentOffer.owner ? nameOf(currentOffer.owner) : 'this specialist'} was proposed
-            </Text>
-          </summary>
-          <Stack gap={2} mt="xs">
-            {ranking.split('\n').map((line, index) => (
-              <Text key={index} size="sm">
-                {line}
-              </Text>
-            ))}
-          </Stack>
-        </details>
+      {coordinates && currentOffer?.id ? (
+        <RankingExplanation
+          key={currentOffer.id}
+          target={`Task/${currentOffer.id}`}
+          title={`Why ${currentOffer.owner ? nameOf(currentOffer.owner) : 'this specialist'} was proposed`}
+        />
+      ) : null}
+      {coordinates && coordination?.id && !currentOffer ? (
+        <RankingExplanation target={`Task/${coordination.id}`} title="Why no specialist was found" />
       ) : null}
     </Stack>
   );
