@@ -14,6 +14,9 @@ import { ReviewerCase } from './reviewer/ReviewerCase.tsx';
 import { isReviewerRole } from './reviewer/roles.ts';
 import { Callback } from './Callback.tsx';
 import { CasePage } from './CasePage.tsx';
+import { PatientCasePage } from './patient/PatientCasePage.tsx';
+import { PatientHome } from './patient/PatientHome.tsx';
+import { PhysicianCasePage } from './physician/PhysicianCasePage.tsx';
 import { Queues } from './Queues.tsx';
 import { StaffLinks } from './queues/StaffOnly.tsx';
 import { Reconciliation } from './Reconciliation.tsx';
@@ -89,18 +92,30 @@ function PageNotFound() {
 }
 
 /**
- * The home page by role: specialists, radiologists and pathologists their own tasks; coordinators,
- * admins and physicians the cases. (A patient's own view is chosen here too, by its role.)
+ * The home page by role: specialists, radiologists and pathologists their own tasks; a patient their
+ * own requests (web/src/patient); coordinators, admins and physicians the cases.
  */
 function Home({ session }: { session: Session }) {
   if (isReviewerRole(session.role)) {
     return <MyTasks session={session} />;
   }
+  if (session.role === 'patient') {
+    return <PatientHome />;
+  }
   return <Worklist />;
 }
 
-/** A case by role: reviewers work on it in their workspace; everyone else reads the case page. */
+/**
+ * A case by role: reviewers work on it in their workspace; a referring physician and a patient have
+ * their own views (web/src/physician, web/src/patient); everyone else reads the case page.
+ */
 function CaseFor({ session }: { session: Session }) {
+  if (session.role === 'patient') {
+    return <PatientCasePage />;
+  }
+  if (session.role === 'referring-physician') {
+    return <PhysicianCasePage />;
+  }
   return isReviewerRole(session.role) ? <ReviewerCase session={session} /> : <CasePage />;
 }
 
