@@ -95,6 +95,14 @@ describe('the reviewers’ workspace in Chromium', () => {
     return { context, page, problems };
   }
 
+  /** At 800 px wide the page still fits: nothing wider than the window but what scrolls inside. */
+  async function fitsNarrow(page: Page): Promise<void> {
+    await page.setViewportSize({ width: 800, height: 800 });
+    const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    await page.setViewportSize({ width: 1280, height: 800 });
+    expect(overflow).toBe(0);
+  }
+
   beforeAll(async () => {
     database = await createTestDatabase();
     dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-rev-'));
@@ -171,6 +179,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     expect(await page.getByLabel('State').count()).toBe(0);
     expect(await page.content()).not.toContain(referenceNumbers.other);
     expect(await axeFindings(page)).toEqual([]);
+    await fitsNarrow(page);
 
     // Declining needs a reason; with one, the offer goes back to the hub's matching.
     await declined.getByRole('button', { name: `Decline case ${referenceNumbers.decline}` }).click();
@@ -253,6 +262,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     await position.getByText(/^Image 1 of 5/).waitFor({ timeout: UI_TIMEOUT_MS });
     await shows(1);
     expect(await axeFindings(page)).toEqual([]);
+    await fitsNarrow(page);
 
     // Arrow keys, then the mouse wheel, then End.
     await page.getByTestId('frame-stage').focus();
@@ -309,6 +319,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     const submit = page.getByRole('button', { name: 'Submit the opinion for review' });
     expect(await submit.isDisabled()).toBe(true);
     expect(await axeFindings(page)).toEqual([]);
+    await fitsNarrow(page);
 
     await page.getByLabel('What was reviewed').fill(answers.reviewed);
     await page.getByLabel('Answer to question 1').fill(answers.first);

@@ -17,6 +17,7 @@ import { OPEN_TASK_STATUSES, REVIEW_TASK_CODES, TASK_CODE_SYSTEM, caseIdOf, task
 import { DueDate } from './DueDate.tsx';
 import { OfferActions } from './OfferActions.tsx';
 import { practitionerOf } from './roles.ts';
+import './reviewer.css';
 
 const CLOSED_STATUSES = ['completed', 'rejected', 'cancelled', 'failed'];
 
@@ -71,72 +72,74 @@ export function statusLabel(task: Task): string {
 
 function TaskRows({ tasks, coordination, open }: { tasks: Task[]; coordination: Map<string, Task>; open: boolean }) {
   return (
-    <Table striped data-testid={open ? 'my-open-tasks' : 'my-closed-tasks'}>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Case</Table.Th>
-          <Table.Th>Task</Table.Th>
-          <Table.Th>Case state</Table.Th>
-          <Table.Th>{open ? 'Due' : 'Last change'}</Table.Th>
-          {open ? <Table.Th>Your answer</Table.Th> : null}
-        </Table.Tr>
-      </Table.Thead>
-      <Table.Tbody>
-        {tasks.map((task) => {
-          const caseId = caseIdOf(task);
-          const parent = task.partOf
-            ?.map((reference) => coordination.get(idOf(reference.reference, 'Task') ?? ''))
-            .find((found) => found !== undefined);
-          const label = parent?.groupIdentifier?.value ?? task.groupIdentifier?.value ?? caseId ?? task.id ?? '';
-          const state = caseStateOf(parent);
-          const isOffer = taskCodeOf(task) === 'specialist-opinion' && task.status === 'requested';
-          return (
-            <Table.Tr key={task.id} data-case={caseId} data-task={task.id}>
-              <Table.Td>
-                {caseId === undefined ? (
-                  label
-                ) : (
-                  <Anchor component={Link} to={`/cases/${encodeURIComponent(caseId)}`}>
-                    {label}
-                  </Anchor>
-                )}
-              </Table.Td>
-              <Table.Td>
-                <Text size="sm" fw={600}>
-                  {taskLabel(taskCodeOf(task))}
-                </Text>
-                <Text size="sm" data-testid="task-status">
-                  {statusLabel(task)}
-                </Text>
-              </Table.Td>
-              <Table.Td>
-                {state === undefined ? (
-                  <Text c="dimmed">—</Text>
-                ) : (
-                  <Badge color={stateColor(state)} variant="light">
-                    {stateLabel(state)}
-                  </Badge>
-                )}
-              </Table.Td>
-              <Table.Td>
-                {open ? <DueDate due={task.restriction?.period?.end} /> : formatDateTime(task.meta?.lastUpdated)}
-              </Table.Td>
-              {open ? (
+    <div className="table-scroll">
+      <Table striped data-testid={open ? 'my-open-tasks' : 'my-closed-tasks'}>
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Case</Table.Th>
+            <Table.Th>Task</Table.Th>
+            <Table.Th>Case state</Table.Th>
+            <Table.Th>{open ? 'Due' : 'Last change'}</Table.Th>
+            {open ? <Table.Th>Your answer</Table.Th> : null}
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {tasks.map((task) => {
+            const caseId = caseIdOf(task);
+            const parent = task.partOf
+              ?.map((reference) => coordination.get(idOf(reference.reference, 'Task') ?? ''))
+              .find((found) => found !== undefined);
+            const label = parent?.groupIdentifier?.value ?? task.groupIdentifier?.value ?? caseId ?? task.id ?? '';
+            const state = caseStateOf(parent);
+            const isOffer = taskCodeOf(task) === 'specialist-opinion' && task.status === 'requested';
+            return (
+              <Table.Tr key={task.id} data-case={caseId} data-task={task.id}>
                 <Table.Td>
-                  {isOffer ? (
-                    <OfferActions task={task} caseLabel={label} />
-                  ) : caseId === undefined ? null : (
+                  {caseId === undefined ? (
+                    label
+                  ) : (
                     <Anchor component={Link} to={`/cases/${encodeURIComponent(caseId)}`}>
-                      Open the case
+                      {label}
                     </Anchor>
                   )}
                 </Table.Td>
-              ) : null}
-            </Table.Tr>
-          );
-        })}
-      </Table.Tbody>
-    </Table>
+                <Table.Td>
+                  <Text size="sm" fw={600}>
+                    {taskLabel(taskCodeOf(task))}
+                  </Text>
+                  <Text size="sm" data-testid="task-status">
+                    {statusLabel(task)}
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  {state === undefined ? (
+                    <Text c="dimmed">—</Text>
+                  ) : (
+                    <Badge color={stateColor(state)} variant="light">
+                      {stateLabel(state)}
+                    </Badge>
+                  )}
+                </Table.Td>
+                <Table.Td>
+                  {open ? <DueDate due={task.restriction?.period?.end} /> : formatDateTime(task.meta?.lastUpdated)}
+                </Table.Td>
+                {open ? (
+                  <Table.Td>
+                    {isOffer ? (
+                      <OfferActions task={task} caseLabel={label} />
+                    ) : caseId === undefined ? null : (
+                      <Anchor component={Link} to={`/cases/${encodeURIComponent(caseId)}`}>
+                        Open the case
+                      </Anchor>
+                    )}
+                  </Table.Td>
+                ) : null}
+              </Table.Tr>
+            );
+          })}
+        </Table.Tbody>
+      </Table>
+    </div>
   );
 }
 
