@@ -6,11 +6,16 @@
  */
 import '@mantine/core/styles.css';
 import './app.css';
-import { MantineProvider } from '@mantine/core';
+import { Loader, MantineProvider, createTheme } from '@mantine/core';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './App.tsx';
+
+// Every spinner is a status: its aria-label is then announced, and axe-core allows a label on it.
+const theme = createTheme({
+  components: { Loader: Loader.extend({ defaultProps: { role: 'status' } }) },
+});
 
 const queryClient = new QueryClient({
   defaultOptions: {
@@ -24,7 +29,7 @@ if (root === null) {
 }
 createRoot(root).render(
   <StrictMode>
-    <MantineProvider withCssVariables={false} withGlobalClasses={false}>
+    <MantineProvider theme={theme} withCssVariables={false} withGlobalClasses={false}>
       <QueryClientProvider client={queryClient}>
         <App />
       </QueryClientProvider>
