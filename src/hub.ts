@@ -118,7 +118,14 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     poolSize: config.databasePoolSize,
   });
   const applied = await migrate(db);
-  logger.info({ database: db.kind, migrationsApplied: applied }, 'database ready');
+  const durability = await db.durability();
+  logger.info({ database: db.kind, migrationsApplied: applied, durability: durability.detail }, 'database ready');
+  if (!durability.durable) {
+    logger.warn(
+      { database: db.kind, durability: durability.detail },
+      'acknowledged writes can be lost on a power loss or an OS crash',
+    );
+  }
   // Before anything is served: the journal a killed hub left is stored first (audit/audit-log.ts).
   const auditLog = config.auditEnabled
     ? new AuditLog({

@@ -3,10 +3,13 @@
  * PGlite (PostgreSQL compiled to WebAssembly) under DATA_DIR, so `npm start` needs no server.
  */
 import { createHash } from 'node:crypto';
+import { statfsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
+import { openDurablePGlite } from './pglite-durability.ts';
+import type { WalFlusher } from './pglite-durability.ts';
 
 // int8 (bigint) and numeric come back as strings by default; our counters fit in a double.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
@@ -48,7 +51,15 @@ export interface Database extends Queryable {
   withConnection<T>(work: (conn: Queryable) => Promise<T>): Promise<T>;
   /** Runs a script of several statements (migrations). */
   exec(sql: string): Promise<void>;
+  /** Whether a commit this database acknowledges survives a power loss or an OS crash, and why. */
+  durability(): Promise<Durability>;
   close(): Promise<void>;
+}
+
+export interface Durability {
+  durable: boolean;
+  /** In words, for the start-up log. */
+  detail: string;
 }
 
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']); // serialization failure, deadlock
@@ -220,6 +231,20 @@ class PostgresDatabase implements Database {
     await this.pool.query(sql);
   }
 
+  async durability(): Promise<Durability> {
+    const settings = await this.pool.query<{ fsync: string; synchronous_commit: string }>(
+      "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit",
+    );
+    const { fsync = 'on', synchronous_commit: synchronousCommit = 'on' } = settings.rows[0] ?? {};
+    if (fsync === 'off') {
+      return { durable: false, detail: 'the PostgreSQL server runs with fsync=off' };
+    }
+    if (synchronousCommit === 'off') {
+      return { durable: false, detail: 'the PostgreSQL server runs with synchronous_commit=off' };
+    }
+    return { durable: true, detail: `PostgreSQL with fsync=on, synchronous_commit=${synchronousCommit}` };
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }
@@ -229,27 +254,47 @@ class EmbeddedDatabase implements Database {
   readonly kind = 'pglite';
   readonly inTransaction = false;
   private readonly db: PGlite;
+  /** Absent in memory, where nothing outlives the process anyway. */
+  private readonly wal: WalFlusher | undefined;
 
-  constructor(db: PGlite) {
+  private readonly dataDir: string | undefined;
+
+  constructor(db: PGlite, durable?: { wal: WalFlusher; dataDir: string }) {
     this.db = db;
+    this.wal = durable?.wal;
+    this.dataDir = durable?.dataDir;
+  }
+
+  /**
+   * Every call returns only once the WAL it leaves is on disk: a commit is acknowledged durable, and
+   * no read shows what a power loss could still take back. Concurrent calls share one flush.
+   */
+  private async durable<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } finally {
+      await this.wal?.durable();
+    }
   }
 
   async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    const result = await this.db.query<R>(sql, params as unknown[] | undefined);
+    const result = await this.durable(this.db.query<R>(sql, params as unknown[] | undefined));
     return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
   }
 
   // PGlite has a single connection and queues every other query behind an open transaction,
   // so transactions are serial and serializable by construction.
   async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (inner) =>
-      work({
-        inTransaction: true,
-        async query<R>(sql: string, params?: readonly unknown[]) {
-          const result = await inner.query<R>(sql, params as unknown[] | undefined);
-          return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
-        },
-      }),
+    return this.durable(
+      this.db.transaction(async (inner) =>
+        work({
+          inTransaction: true,
+          async query<R>(sql: string, params?: readonly unknown[]) {
+            const result = await inner.query<R>(sql, params as unknown[] | undefined);
+            return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+          },
+        }),
+      ),
     );
   }
 
@@ -258,11 +303,36 @@ class EmbeddedDatabase implements Database {
   }
 
   async exec(sql: string): Promise<void> {
-    await this.db.exec(sql);
+    await this.durable(this.db.exec(sql));
+  }
+
+  async durability(): Promise<Durability> {
+    if (!this.wal || !this.dataDir) {
+      return { durable: false, detail: 'the embedded database is in memory' };
+    }
+    if (onMemoryFileSystem(this.dataDir)) {
+      return { durable: false, detail: `the embedded database is on a memory file system (${this.dataDir})` };
+    }
+    return {
+      durable: true,
+      detail: "the embedded database flushes each commit's write-ahead log (fdatasync) before acknowledging it",
+    };
   }
 
   async close(): Promise<void> {
     await this.db.close();
+    this.wal?.close();
+  }
+}
+
+// statfs(2) magic numbers of file systems whose fsync keeps nothing across a reboot.
+const MEMORY_FILE_SYSTEMS = new Set([0x01021994 /* tmpfs */, 0x858458f6 /* ramfs */]);
+
+function onMemoryFileSystem(dir: string): boolean {
+  try {
+    return MEMORY_FILE_SYSTEMS.has(statfsSync(dir).type);
+  } catch {
+    return false;
   }
 }
 
@@ -280,5 +350,6 @@ export async function openDatabase(options: {
   }
   const pgdata = path.join(options.dataDir, 'pgdata');
   await fs.mkdir(pgdata, { recursive: true });
-  return new EmbeddedDatabase(await PGlite.create(pgdata));
+  const { pg: embedded, wal } = await openDurablePGlite(pgdata);
+  return new EmbeddedDatabase(embedded, { wal, dataDir: pgdata });
 }
