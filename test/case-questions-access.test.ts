@@ -40,9 +40,15 @@ describe('the physician’s questions belong to their case', () => {
     tokens.system = await clientToken(testHub, 'questions-ehr', 'system/*.cruds');
     const fixtures = [
       ...['prac-s', 'prac-s2', 'prac-phys', 'prac-phys2'].map((id) => ({ resourceType: 'Practitioner', id })),
-      ...opinionCaseFixtures('sr-q', generateReferenceNumber(() => 1)),
+      ...opinionCaseFixtures(
+        'sr-q',
+        generateReferenceNumber(() => 1),
+      ),
       // Another case: another physician's, offered to another specialist.
-      ...opinionCaseFixtures('sr-q2', generateReferenceNumber(() => 2)).map((resource) =>
+      ...opinionCaseFixtures(
+        'sr-q2',
+        generateReferenceNumber(() => 2),
+      ).map((resource) =>
         resource.resourceType === 'ServiceRequest'
           ? { ...resource, requester: { reference: 'Practitioner/prac-phys2' } }
           : resource.resourceType === 'Task' && resource.id === 'offer-sr-q2'
