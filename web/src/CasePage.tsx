@@ -20,6 +20,7 @@ import type {
 import { useQuery } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
 import { Link, useParams } from 'react-router';
+import { AcceptCase } from './case/Accept.tsx';
 import { Eligibility } from './case/Eligibility.tsx';
 import { Materials } from './case/Materials.tsx';
 import { Quote } from './case/Quote.tsx';
@@ -176,6 +177,7 @@ export function CasePage() {
         )}
       </Group>
       {coordination.error ? <ErrorAlert error={coordination.error} title="The case's state could not be read" /> : null}
+      <AcceptCase serviceRequestId={request.id ?? id} coordination={task} />
       <Box className="two-columns">
         <Section title="Patient">
           <PatientCard reference={request.subject} />
