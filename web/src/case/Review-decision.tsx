@@ -57,7 +57,7 @@ export function ReviewDecision({ serviceRequestId, approval }: { serviceRequestI
         </Stack>
       ) : (
         <Group>
-          <Button color="green.9" onClick={() => setConfirming(true)}>
+          <Button color="teal.9" onClick={() => setConfirming(true)}>
             Approve the report
           </Button>
         </Group>
