@@ -115,29 +115,45 @@ export interface CaseLinkRows {
   releases?: string[];
 }
 
-function attachmentBinaries(resource: Resource, fhirBase: string): string[] {
-  const found = new Set<string>();
-  const visit = (value: unknown): void => {
+/**
+ * Every URL in the resource that names a Binary of this hub, with where it is: the `url` of an
+ * Attachment (a DocumentReference's content, a DiagnosticReport's presentedForm, a Communication's
+ * payload…), never an Extension's `url` (an element of `extension` or `modifierExtension`, or an
+ * object with a `value[x]`) and nothing under `meta`, which the hub keeps. The one walk both the
+ * write's claims (reference-claims.ts: the writer must be able to read each) and the case links
+ * below use, so that no link is recorded that the claims did not check.
+ */
+export function binaryUrlsOf(resource: Resource, fhirBase: string): { id: string; path: string }[] {
+  const found: { id: string; path: string }[] = [];
+  const visit = (value: unknown, path: string, inExtensions: boolean): void => {
     if (Array.isArray(value)) {
-      value.forEach(visit);
+      value.forEach((item, index) => visit(item, `${path}[${index}]`, inExtensions));
       return;
     }
     if (value === null || typeof value !== 'object') {
       return;
     }
-    for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
-      if (key === 'url' && typeof child === 'string') {
-        const id = binaryOfUrl(child, fhirBase);
-        if (id) {
-          found.add(id);
-        }
-      } else {
-        visit(child);
+    const node = value as Record<string, unknown>;
+    const isExtension = inExtensions || Object.keys(node).some((key) => /^value[A-Z]/.test(key));
+    if (!isExtension && typeof node.url === 'string') {
+      const id = binaryOfUrl(node.url, fhirBase);
+      if (id) {
+        found.push({ id, path: `${path}.url` });
       }
     }
+    for (const [key, child] of Object.entries(node)) {
+      if (key === 'meta' || key === 'url') {
+        continue;
+      }
+      visit(child, `${path}.${key}`, key === 'extension' || key === 'modifierExtension');
+    }
   };
-  visit(resource);
-  return [...found];
+  visit(resource, resource.resourceType, false);
+  return found;
+}
+
+function attachmentBinaries(resource: Resource, fhirBase: string): string[] {
+  return [...new Set(binaryUrlsOf(resource, fhirBase).map((url) => url.id))];
 }
 
 /** The consultation report's resources: the DiagnosticReport, the letter's Composition, its DocumentReference. */

@@ -11,7 +11,7 @@
  * resource to a case, and only the hub adds them.
  */
 import type { Resource } from '@medplum/fhirtypes';
-import { CASE_RESOURCE_SYSTEM, binaryOfUrl, localTarget } from './case-links.ts';
+import { CASE_RESOURCE_SYSTEM, binaryUrlsOf, localTarget } from './case-links.ts';
 
 export interface ReferenceClaim {
   resourceType: string;
@@ -44,23 +44,23 @@ export function claimsOf(resource: Resource, fhirBase: string): WriteClaims {
         claims.references.push({ ...target, path });
       }
     }
-    if (typeof node.url === 'string') {
-      const binaryId = binaryOfUrl(node.url, fhirBase);
-      if (binaryId) {
-        claims.references.push({ resourceType: 'Binary', id: binaryId, path: `${path}.url` });
-      }
-    }
     if (key === 'identifier' && node.system === CASE_RESOURCE_SYSTEM) {
       claims.caseIdentifiers.push({ value: String(node.value ?? ''), path });
     }
     for (const [child, childValue] of Object.entries(node)) {
-      if (child === 'reference' || child === 'url' || child === 'meta') {
+      // A string `reference` is the claim read above; an object one is a Reference in an element
+      // named `reference` (Consent.provision.data.reference), whose own `reference` is a claim too.
+      if ((child === 'reference' && typeof childValue === 'string') || child === 'meta') {
         continue;
       }
       visit(childValue, `${path}.${child}`, child);
     }
   };
   visit(resource, resource.resourceType, undefined);
+  // Binary URLs by the same walk the case links use (case-links.ts): every link they record is claimed.
+  for (const url of binaryUrlsOf(resource, fhirBase)) {
+    claims.references.push({ resourceType: 'Binary', id: url.id, path: url.path });
+  }
   return claims;
 }
 
