@@ -310,11 +310,13 @@ async function playCase(
   show(
     `Task/${offer.id} offered to ${specialistMember?.name ?? offer.owner?.reference}, due ${offer.restriction?.period?.end} (10 business days, US Eastern)`,
   );
-  console.log('   ranking explanation:');
-  for (const line of (offer.note ?? [])
-    .map((note: { text: string }) => note.text)
-    .join('\n')
-    .split('\n')) {
+  show(
+    `the offer's note, which every member of the case reads: ${(offer.note ?? []).map((note: { text: string }) => note.text).join(' ')}`,
+  );
+  // Why, naming the other specialists: a Provenance of the offer, the coordinators' reading only.
+  const ranking = await coordinator.search(`Provenance?target=Task/${offer.id}&_sort=-recorded`);
+  console.log('   ranking explanation (a Provenance only coordinators read):');
+  for (const line of String(ranking[0]?.reason?.[0]?.text ?? '').split('\n')) {
     show(`  ${line}`);
   }
 
