@@ -109,6 +109,11 @@ const schema = z.object({
       'must be a comma-separated list of AE titles (1-16 characters each, no backslash or control characters)',
     ),
   DIMSE_MAX_ASSOCIATIONS: positiveInt.default(64),
+  DICOM_STAGE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(1024 * 1024),
   HUB_ROLES: z
     .string()
     .default(HUB_ROLES.join(','))
@@ -194,6 +199,12 @@ export interface HubConfig {
   readonly dimseAllowedCallingAeTitles: readonly string[] | undefined;
   /** Associations the DIMSE listener holds at once; one more is rejected (local limit exceeded). */
   readonly dimseMaxAssociations: number;
+  /**
+   * DICOM instances up to this size are staged: their bytes committed with their index rows, one
+   * WAL flush for both, and installed as files behind the answer (migration 025). 0: none are.
+   * Instances over 1 MiB are never held in memory, so never staged.
+   */
+  readonly dicomStageMaxBytes: number;
   /** The roles this process runs (HUB_ROLES). */
   readonly roles: readonly HubRole[];
   /** Unset: e-mails are written as .eml files under `${dataDir}/mail`. */
@@ -292,6 +303,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ? splitList(c.DIMSE_ALLOWED_CALLING_AE_TITLES)
         : undefined,
     dimseMaxAssociations: c.DIMSE_MAX_ASSOCIATIONS,
+    dicomStageMaxBytes: c.DICOM_STAGE_MAX_BYTES,
     roles: HUB_ROLES.filter((role) => splitList(c.HUB_ROLES).includes(role)),
     smtpUrl: c.SMTP_URL,
     mailFrom: c.MAIL_FROM,

@@ -41,7 +41,9 @@ import { createApp } from './routes/app.ts';
 import { dicomwebAuditTrail } from './routes/dicomweb/access.ts';
 import { fhirAuditTrail } from './routes/fhir-audit-trail.ts';
 import { HubMetrics } from './routes/metrics.ts';
+import { BlobInstaller } from './storage/blob-installer.ts';
 import { FileBlobStore } from './storage/blob-store.ts';
+import { StagingBlobStore } from './storage/staging-blob-store.ts';
 import { startOrphanSweeper } from './storage/orphan-sweep.ts';
 import { startTempSweeper } from './storage/temp-sweep.ts';
 import { HUB_VERSION } from './version.ts';
@@ -181,7 +183,13 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       throw err;
     });
   }
-  const blobs = new FileBlobStore(path.join(config.dataDir, 'blobs'));
+  const blobFiles = new FileBlobStore(path.join(config.dataDir, 'blobs'));
+  // Staged DICOM instances (migration 025) become files behind their acknowledgement; until then
+  // every reader finds them through `blobs`. The processes that ingest (the api role) install what
+  // they staged, and from start-up on the rows a previous run left.
+  const installer = new BlobInstaller(db, blobFiles, { logger: logger.child({ role: 'blob-installer' }) });
+  const installerStarted = config.roles.includes('api') ? installer.start() : undefined;
+  const blobs = new StagingBlobStore(blobFiles, installer);
   const repositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
   const studies = new StudyRefresher({
     db,
@@ -191,7 +199,12 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     logger: logger.child({ role: 'imaging-study' }),
     onRefreshed: () => relay.kick(),
   });
-  const ingest = { db, blobs, studies };
+  const ingest = {
+    db,
+    blobs,
+    studies,
+    staging: config.dicomStageMaxBytes > 0 ? { installer, maxBytes: config.dicomStageMaxBytes } : undefined,
+  };
   const dicomwebTempDir = path.join(config.dataDir, 'tmp', 'dicomweb');
   await fs.mkdir(dicomwebTempDir, { recursive: true });
   const subscriptionEndpoints = new EndpointPolicy({ allowedNetworks: config.subscriptionAllowedNetworks });
@@ -300,13 +313,13 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     relay.start();
   }
   studies.start();
-  const tempSweeper = startTempSweeper([blobs.tmpDir, path.join(config.dataDir, 'tmp')], {
+  const tempSweeper = startTempSweeper([blobFiles.tmpDir, path.join(config.dataDir, 'tmp')], {
     maxAgeMs: TEMP_FILE_MAX_AGE_MS,
     intervalMs: TEMP_FILE_MAX_AGE_MS / 4,
     logger,
   });
   const orphanSweeper = config.roles.includes('worker')
-    ? startOrphanSweeper(db, blobs, {
+    ? startOrphanSweeper(db, blobFiles, {
         logger: logger.child({ role: 'blob-sweep' }),
         delayMs: ORPHAN_SWEEP_DELAY_MS,
         intervalMs: ORPHAN_SWEEP_INTERVAL_MS,
@@ -367,6 +380,8 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       await orphanSweeper?.stop();
       await subscriptionSweeper?.stop();
       await studies.stop();
+      await installer.stop();
+      await installerStarted;
       await auditor.stopSummaries();
       await auditLog?.stop();
       await relay.stop();

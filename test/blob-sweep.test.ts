@@ -16,6 +16,7 @@ import type { OrphanSweepOptions, OrphanSweepResult } from '../src/storage/orpha
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { runHubCli as cli } from './support/hub-cli.ts';
+import { blobsInstalled } from './support/staged-blobs.ts';
 import { until } from './support/until.ts';
 
 const CT_SMALL = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
@@ -98,6 +99,8 @@ describe('orphan blob sweep', () => {
     ).rows;
     expect(row).toHaveLength(1);
     expect(row[0]!.blob_key).toBe(sha256(ct));
+    // Its file is installed behind the answer; the tests below age it.
+    await blobsInstalled(th.hub.db);
     ctInstancePath = `/studies/${row[0]!.study_instance_uid}/series/${row[0]!.series_instance_uid}/instances/${row[0]!.sop_instance_uid}`;
   });
 
@@ -135,14 +138,15 @@ describe('orphan blob sweep', () => {
     expect(await quarantined()).toEqual([]);
   });
 
-  test('the blob of a duplicate refused as conflicting is an orphan the sweep removes', async () => {
+  test('a duplicate refused as conflicting leaves no blob: a staged instance’s bytes are kept only when it is stored', async () => {
     const altered = Buffer.from(ct);
     altered[altered.length - 1]! ^= 0xff;
     expect(await stow(altered)).toBe(409);
-    expect(await exists(sha256(altered))).toBe(true);
-    await age(sha256(altered));
-    expect(await sweep()).toMatchObject({ removed: 1, removedBytes: altered.length, rescued: 0 });
     expect(await exists(sha256(altered))).toBe(false);
+    expect((await th.hub.db.query('SELECT 1 FROM blob_staging WHERE blob_key = $1', [sha256(altered)])).rows).toEqual(
+      [],
+    );
+    expect(await sweep()).toMatchObject({ removed: 0, rescued: 0 });
     expect((await retrieveInstance()).equals(ct)).toBe(true);
   });
 

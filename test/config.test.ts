@@ -29,6 +29,7 @@ describe('loadConfig', () => {
       dimseAeTitle: 'HUB',
       dimseAllowedCallingAeTitles: undefined,
       dimseMaxAssociations: 64,
+      dicomStageMaxBytes: 1024 * 1024,
       roles: ['api', 'worker', 'relay'],
       smtpUrl: undefined,
       mailFrom: 'Second Opinion Hub <no-reply@localhost>',

@@ -32,6 +32,7 @@ import {
 import type { Part10File } from './support/dicom/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { startHubProcess } from './support/hub-process.ts';
+import { blobsInstalled, installedBlob } from './support/staged-blobs.ts';
 import { createTestDatabase, fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { freePort } from './support/free-port.ts';
@@ -208,7 +209,7 @@ describe('DICOM ingest over C-STORE', () => {
         uid: original.sopInstanceUid,
         ts: original.transferSyntaxUid,
       });
-      const stored = await blobs.read(row!.blob_key);
+      const stored = await installedBlob(th.hub.db, blobs, row!.blob_key);
       expect(createHash('sha256').update(stored).digest('hex')).toBe(row!.sha256);
       expect(Number(row!.size)).toBe(stored.length);
       const wire = sent.get(original.sopInstanceUid)!;
@@ -489,6 +490,8 @@ describe('DICOM ingest survives SIGKILL during a C-STORE stream', () => {
       const restarted = await startHubProcess(env);
       try {
         await client.connect();
+        // The restarted hub installs what the killed one had staged and not installed yet.
+        await blobsInstalled(client);
         const store = new FileBlobStore(join(dataDir, 'blobs'));
         for (const part of acknowledged) {
           const row = (

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
 import type { Part10File } from './support/dicom/test-peer.ts';
 import { FileBlobStore } from '../src/storage/blob-store.ts';
+import { installedBlob } from './support/staged-blobs.ts';
 import { startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
@@ -78,7 +79,7 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
       'SELECT blob_key FROM dicom_instance WHERE sop_instance_uid = $1',
       [sop],
     );
-    return blobs.read(row.rows[0]!.blob_key);
+    return installedBlob(th.hub.db, blobs, row.rows[0]!.blob_key);
   };
 
   beforeAll(async () => {

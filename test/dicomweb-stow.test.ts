@@ -13,6 +13,7 @@ import type { OutgoingPart } from '../src/dicom/multipart.ts';
 import { readPart10, runDcmtk } from './support/dicom/test-peer.ts';
 import { FailureReason } from '../src/routes/dicomweb/stow.ts';
 import { DEFAULT_MEMORY_BYTES, FileBlobStore } from '../src/storage/blob-store.ts';
+import { installedBlob } from './support/staged-blobs.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
@@ -119,7 +120,7 @@ describe('STOW-RS', () => {
           `^${th.baseUrl}/dicomweb/studies/${row!.study_instance_uid}/series/[0-9.]+/instances/${sopInstanceUid}$`,
         ),
       );
-      const stored = await blobs.read(row!.blob_key);
+      const stored = await installedBlob(th.hub.db, blobs, row!.blob_key);
       expect({ file: BATCH[index], sha256: sha256(stored) }).toEqual({
         file: BATCH[index],
         sha256: sha256(files[index]!),

@@ -38,7 +38,9 @@ import { loadFhirDefinitions } from '../fhir/definitions.ts';
 import { HubRepository } from '../fhir/repository.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import { createLogger } from '../logger.ts';
+import { BlobInstaller } from '../storage/blob-installer.ts';
 import { FileBlobStore } from '../storage/blob-store.ts';
+import { StagingBlobStore } from '../storage/staging-blob-store.ts';
 import type { CommandOutput } from './client-commands.ts';
 import { CliError } from './cli-error.ts';
 import { ProgressReporter, formatMegabytes } from './progress.ts';
@@ -81,7 +83,10 @@ function usageError(message: string): CliError {
  * a few instances (none stored yet: nothing to check).
  */
 async function checkBlobStore(db: Database, blobs: FileBlobStore, dataDir: string): Promise<void> {
-  const latest = await db.query<{ blob_key: string }>('SELECT blob_key FROM dicom_instance LIMIT 5');
+  // A staged instance has no file until it is installed (storage/blob-installer.ts).
+  const latest = await db.query<{ blob_key: string }>(
+    'SELECT blob_key FROM dicom_instance i WHERE NOT EXISTS (SELECT 1 FROM blob_staging s WHERE s.blob_key = i.blob_key) LIMIT 5',
+  );
   if (latest.rows.length === 0) {
     return;
   }
@@ -227,8 +232,12 @@ async function runImport(
   options: { operator: string | undefined; json: boolean },
   io: DicomCommandIo,
 ): Promise<CommandOutput> {
-  const blobs = new FileBlobStore(path.join(config.dataDir, 'blobs'));
-  await checkBlobStore(db, blobs, config.dataDir);
+  const blobFiles = new FileBlobStore(path.join(config.dataDir, 'blobs'));
+  await checkBlobStore(db, blobFiles, config.dataDir);
+  // The same staging as the hub's ingest; whatever it staged is installed before the command ends.
+  const installer = new BlobInstaller(db, blobFiles, { logger: createLogger('silent') });
+  const blobs = new StagingBlobStore(blobFiles, installer);
+  const staging = config.dicomStageMaxBytes > 0 ? { installer, maxBytes: config.dicomStageMaxBytes } : undefined;
   const importer = await importerOf(db, options.operator);
   loadFhirDefinitions();
   const repository: RepositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
@@ -259,7 +268,7 @@ async function runImport(
   };
   let summary: ImportSummary;
   try {
-    summary = await importMedia({ db, blobs, studies }, media, {
+    summary = await importMedia({ db, blobs, studies, staging }, media, {
       signal: abort.signal,
       onProgress: (state) => {
         last = state;
@@ -278,6 +287,9 @@ async function runImport(
   } finally {
     await studies.stop();
   }
+  // Left staged (the installer failed), they are installed by the hub when it runs.
+  await installer.drain();
+  await installer.stop();
   await recordAudit(db, config, importer, media, summary);
   return {
     out: options.json ? [summaryJson(input, media, summary)] : summaryLines(input, media, summary, refreshWarning),

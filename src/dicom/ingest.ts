@@ -1,8 +1,11 @@
 /**
  * The ingest path of one DICOM instance (C-STORE and STOW-RS): bounded parse, consistency check,
- * the Part 10 bytes into the blob store (synced), then one database statement with the index rows,
- * their counts and a mark that the study's FHIR ImagingStudy needs a refresh (study-refresher.ts
- * rewrites it once per burst of instances; its write records the outbox event).
+ * then one database statement with the index rows, their counts and a mark that the study's FHIR
+ * ImagingStudy needs a refresh (study-refresher.ts rewrites it once per burst of instances; its
+ * write records the outbox event). The Part 10 bytes become durable in that same commit when they
+ * are staged (up to IngestContext.staging's size: they travel in the statement, and the installer
+ * makes them a file afterwards, storage/blob-installer.ts), or before it, as a synced blob file,
+ * when they are larger (their cost is bandwidth, not the flushes' latency).
  * A caller acknowledges the instance only when this resolves with `stored` or `duplicate`.
  *
  * Policies (docs/architecture.md, "DICOM ingest"):
@@ -18,6 +21,7 @@ import type { Database } from '../db/database.ts';
 import { isRetryableDbError, prepared } from '../db/database.ts';
 import { HubRepository } from '../fhir/repository.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
+import type { BlobInstaller } from '../storage/blob-installer.ts';
 import type { BlobStore, StagedBlob } from '../storage/blob-store.ts';
 import { checkInstanceConsistency, readIndexedAttributes } from './attributes.ts';
 import { toDicomJson } from './dicom-json.ts';
@@ -31,6 +35,12 @@ export interface IngestContext {
   blobs: BlobStore;
   /** Brings the ImagingStudy of each study that got an instance up to date. */
   studies: StudyRefresher;
+  /**
+   * Instances held in memory and up to `maxBytes` are staged: their bytes committed with their index
+   * rows (one WAL flush for both), then installed as files by `installer`. Without it, or above it,
+   * the blob file is synced and installed before the statement.
+   */
+  staging?: { installer: BlobInstaller; maxBytes: number } | undefined;
 }
 
 export interface StoredInstance {
@@ -104,9 +114,13 @@ export async function ingestInstance(
   staged: StagedBlob,
   options: IngestOptions = {},
 ): Promise<IngestOutcome> {
-  // The blob's sync runs in the thread pool while the parse runs here; a refused instance's synced
-  // temp file goes with the caller's discard.
-  staged.prepare();
+  const staging = ctx.staging;
+  const stagedBytes = staging !== undefined && staged.size <= staging.maxBytes ? staged.bytes : undefined;
+  if (stagedBytes === undefined) {
+    // The blob's sync runs in the thread pool while the parse runs here; a refused instance's synced
+    // temp file goes with the caller's discard.
+    staged.prepare();
+  }
   const parsed = parseStaged(staged);
   if (!parsed.ok) {
     return { status: 'refused', reason: parsed.reason };
@@ -133,7 +147,7 @@ export async function ingestInstance(
       bulkDataUri: (tag, path) => `bulkdata/${[...path, tag].join('/')}`,
     }),
   );
-  const blob = await staged.commit();
+  const blob = stagedBytes === undefined ? await staged.commit() : { key: staged.key, size: staged.size };
   const instance: StoredInstance = {
     studyInstanceUid: a.StudyInstanceUID as string,
     seriesInstanceUid: a.SeriesInstanceUID as string,
@@ -169,9 +183,12 @@ export async function ingestInstance(
     text(a.SeriesDescription),
     text(a.BodyPartExamined),
   ];
-  const result = await storerOf(ctx.db).store(params);
+  const result = await storerOf(ctx.db).store(params, stagedBytes ?? null);
   switch (result) {
     case 'stored':
+      if (stagedBytes !== undefined) {
+        staging?.installer.committed(instance.blobKey, stagedBytes);
+      }
       ctx.studies.touch(instance.studyInstanceUid);
       return { status: 'stored', ...instance };
     case 'duplicate':
@@ -187,11 +204,12 @@ export async function ingestInstance(
   }
 }
 
-const STORE_PARAMETERS = 26;
+const STORE_PARAMETERS = 27;
+/** One instance: the 26 values and its staged bytes (a binary parameter), or null. */
 const STORE_STATEMENT = prepared(
   `SELECT dicom_store_instance(${Array.from({ length: STORE_PARAMETERS }, (_unused, i) => `$${i + 1}`).join(', ')}) AS outcome`,
 );
-/** The SQL types of dicom_store_instance's parameters, in order (migration 004). */
+/** The SQL types of dicom_store_instance's first 26 parameters, in order (migrations 004 and 025). */
 const STORE_TYPES = [
   'text',
   'text',
@@ -221,10 +239,18 @@ const STORE_TYPES = [
   'text',
 ];
 const columns = STORE_TYPES.map((_type, i) => `c${i + 1}`);
-/** Many instances in one statement: one row (and one function call) per instance, in array order. */
+const BYTES_PARAMETER = STORE_TYPES.length + 3;
+/**
+ * Many instances in one statement: one row (and one function call) per instance, in array order.
+ * Their staged bytes go as one binary parameter, each instance's a slice of it by offset and length
+ * (node-postgres would send an array of byte strings as hex text: twice the bytes, and encoding).
+ */
 const STORE_MANY_STATEMENT = prepared(
-  `SELECT u.n, dicom_store_instance(${columns.map((c) => `u.${c}`).join(', ')}) AS outcome ` +
-    `FROM unnest(${STORE_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')}) WITH ORDINALITY AS u(${columns.join(', ')}, n) ORDER BY u.n`,
+  `SELECT u.n, dicom_store_instance(${columns.map((c) => `u.${c}`).join(', ')}, ` +
+    `CASE WHEN u.len IS NULL THEN NULL ELSE substring($${BYTES_PARAMETER}::bytea FROM u.off FOR u.len) END) AS outcome ` +
+    `FROM unnest(${STORE_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')}, ` +
+    `$${STORE_TYPES.length + 1}::integer[], $${STORE_TYPES.length + 2}::integer[]) ` +
+    `WITH ORDINALITY AS u(${columns.join(', ')}, off, len, n) ORDER BY u.n`,
 );
 /** Store statements running at once per database: while they run, the next instances gather into one. */
 const STORES_IN_FLIGHT = 2;
@@ -233,6 +259,7 @@ const STORE_BATCH = 32;
 
 interface PendingStore {
   params: unknown[];
+  bytes: Buffer | null;
   resolve: (outcome: string) => void;
   reject: (error: unknown) => void;
 }
@@ -255,9 +282,9 @@ class InstanceStorer {
     this.db = db;
   }
 
-  store(params: unknown[]): Promise<string> {
+  store(params: unknown[], bytes: Buffer | null): Promise<string> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ params, resolve, reject });
+      this.pending.push({ params, bytes, resolve, reject });
       this.pump();
     });
   }
@@ -278,7 +305,24 @@ class InstanceStorer {
       batch.sort((a, b) => compareText(a.params[0] as string, b.params[0] as string));
       try {
         const arrays = STORE_TYPES.map((_type, c) => batch.map((entry) => entry.params[c]));
-        const result = await this.db.query<{ n: string; outcome: string }>(STORE_MANY_STATEMENT, arrays);
+        const offsets: (number | null)[] = [];
+        const lengths: (number | null)[] = [];
+        const staged: Buffer[] = [];
+        let offset = 1;
+        for (const entry of batch) {
+          offsets.push(entry.bytes === null ? null : offset);
+          lengths.push(entry.bytes?.length ?? null);
+          if (entry.bytes !== null) {
+            staged.push(entry.bytes);
+            offset += entry.bytes.length;
+          }
+        }
+        const result = await this.db.query<{ n: string; outcome: string }>(STORE_MANY_STATEMENT, [
+          ...arrays,
+          offsets,
+          lengths,
+          staged.length === 0 ? null : Buffer.concat(staged, offset - 1),
+        ]);
         // One row per instance, in the batch's order (WITH ORDINALITY … ORDER BY u.n).
         for (const [i, entry] of batch.entries()) {
           const row = result.rows[i];
@@ -296,7 +340,7 @@ class InstanceStorer {
     await Promise.all(
       batch.map(async (entry) => {
         try {
-          entry.resolve(await storeOne(this.db, entry.params));
+          entry.resolve(await storeOne(this.db, [...entry.params, entry.bytes]));
         } catch (error) {
           entry.reject(error);
         }
