@@ -19,9 +19,12 @@ import { buildCorpus, writeStorescuProfile } from './dicom/corpus.ts';
 import type { Corpus } from './dicom/corpus.ts';
 import {
   BENCH_CALLING_AE_TITLE,
+  cpuSecondsOf,
+  databasePids,
   ensureNetns,
   missingTools,
   removeNetns,
+  profiled,
   removeSetAside,
   resetDatabase,
   startFloor,
@@ -31,6 +34,7 @@ import {
   vmHwmKb,
 } from './dicom/servers.ts';
 import type { Server } from './dicom/servers.ts';
+import { summarizeProfile } from './fhir/profile.ts';
 import { median } from './fhir/stats.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,6 +50,8 @@ const { values: opts } = parseArgs({
     'database-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/hub_dicom_bench' },
     'skip-batch1': { type: 'boolean', default: false },
     'skip-floor': { type: 'boolean', default: false },
+    servers: { type: 'string', default: 'orthanc,hub' },
+    'cpu-prof': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -57,6 +63,8 @@ if (opts.help) {
   --database-url  the hub's database; it is DROPPED and re-created before each ingest
                   (default postgres://postgres@127.0.0.1:5432/hub_dicom_bench); the durable
                   floor uses the same name with _floor appended, dropped the same way
+  --servers LIST  the servers measured (default orthanc,hub; hub alone for a quick look)
+  --cpu-prof      a CPU profile of the hub during each ingest, summarised, in bench/.work/dicom/profiles
   --skip-floor    leave out the machine's limits: dcmtk storescp --ignore (C-STORE that stores
                   nothing) and the durable floors (bench/dicom/floor.ts, nothing but the durable
                   acknowledgement: "WAL", each instance's bytes in its one committed row; "files",
@@ -124,7 +132,35 @@ interface Ingest {
   mbPerSecond: number;
   stored: number;
   refused: number;
+  /** CPU milliseconds per instance of the server's process, and of its PostgreSQL backends (the hub's). */
+  cpu?: { serverMs: number; databaseMs: number | undefined };
   detail?: unknown;
+}
+
+interface CpuSnapshot {
+  server: number;
+  database: Map<number, number> | undefined;
+}
+
+/** The server's CPU so far, and its database backends' (the hub uses PostgreSQL; Orthanc its own SQLite). */
+async function cpuSnapshot(server: Server): Promise<CpuSnapshot> {
+  const pids = server.name === 'hub' ? await databasePids(adminUrl, dbName) : undefined;
+  return { server: cpuSecondsOf(server.pid), database: pids && new Map(pids.map((pid) => [pid, cpuSecondsOf(pid)])) };
+}
+
+async function cpuSince(server: Server, before: CpuSnapshot, instances: number): Promise<Ingest['cpu']> {
+  const after = await cpuSnapshot(server);
+  let database: number | undefined;
+  if (after.database !== undefined) {
+    database = 0;
+    for (const [pid, seconds] of after.database) {
+      database += seconds - (before.database?.get(pid) ?? 0);
+    }
+  }
+  return {
+    serverMs: ((after.server - before.server) * 1000) / instances,
+    databaseMs: database === undefined ? undefined : (database * 1000) / instances,
+  };
 }
 interface Latency {
   medianMs: number;
@@ -144,7 +180,7 @@ async function startFresh(name: 'hub' | 'orthanc'): Promise<Server> {
     return startOrthanc(workDir);
   }
   await resetDatabase(adminUrl, dbName);
-  return startHub({ repoRoot, workDir, databaseUrl });
+  return startHub({ repoRoot, workDir, databaseUrl, inspect: opts['cpu-prof'] });
 }
 
 async function countStored(server: Server): Promise<number> {
@@ -183,7 +219,7 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
       result.orthancPeakRssKb = Math.max(result.orthancPeakRssKb, kb);
     }
   };
-  for (const name of ['orthanc', 'hub'] as const) {
+  for (const name of (['orthanc', 'hub'] as const).filter((server) => opts.servers.split(',').includes(server))) {
     // C-STORE, then queries on the loaded store
     let server = await startFresh(name);
     try {
@@ -201,19 +237,18 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
         String(server.dimsePort),
         corpus.dir,
       ]);
+      const cpuBefore = await cpuSnapshot(server);
       const t0 = performance.now();
-      const r = await run(
-        cmd,
-        args,
-        { ...process.env, TCP_NODELAY: '1' },
-        path.join(workDir, `storescu-${name}-run${index}.log`),
+      const r = await profiled(server, profileFile(`c-store-run${index}`), () =>
+        run(cmd, args, { ...process.env, TCP_NODELAY: '1' }, path.join(workDir, `storescu-${name}-run${index}.log`)),
       );
       const seconds = (performance.now() - t0) / 1000;
+      const cpu = await cpuSince(server, cpuBefore, corpus.files.length);
       const stored = await countStored(server);
-      const ing = ingestResult(corpus, 'c-store', server, seconds, stored, { storescuExit: r.code });
+      const ing = { ...ingestResult(corpus, 'c-store', server, seconds, stored, { storescuExit: r.code }), cpu };
       result.ingest.push(ing);
       log(
-        `run ${index} ${name} C-STORE: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exit ${r.code}), load ${ing.load.toFixed(2)}`,
+        `run ${index} ${name} C-STORE: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exit ${r.code}), load ${ing.load.toFixed(2)}, ${cpuText(cpu)}`,
       );
       const samplePatient = Math.min(5, corpus.patients);
       const q = await client<{ study: string; results: Record<string, Latency> }>(server, [
@@ -236,17 +271,21 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
     for (const batch of opts['skip-batch1'] ? [50] : [50, 1]) {
       server = await startFresh(name);
       try {
-        const s = await client<{
-          seconds: number;
-          statuses: Record<string, number>;
-          failedInstances: number;
-          failureReasons: Record<string, number>;
-        }>(server, ['stow', server.dicomweb, String(batch), listFile]);
+        const cpuBefore = await cpuSnapshot(server);
+        const s = await profiled(server, profileFile(`stow-batch${batch}-run${index}`), () =>
+          client<{
+            seconds: number;
+            statuses: Record<string, number>;
+            failedInstances: number;
+            failureReasons: Record<string, number>;
+          }>(server, ['stow', server.dicomweb, String(batch), listFile]),
+        );
+        const cpu = await cpuSince(server, cpuBefore, corpus.files.length);
         const stored = await countStored(server);
-        const ing = ingestResult(corpus, `stow-batch${batch}`, server, s.seconds, stored, s);
+        const ing = { ...ingestResult(corpus, `stow-batch${batch}`, server, s.seconds, stored, s), cpu };
         result.ingest.push(ing);
         log(
-          `run ${index} ${name} STOW batch ${batch}: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length}, HTTP ${JSON.stringify(s.statuses)}${s.failedInstances ? `, failed ${JSON.stringify(s.failureReasons)}` : ''}, load ${ing.load.toFixed(2)}`,
+          `run ${index} ${name} STOW batch ${batch}: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length}, HTTP ${JSON.stringify(s.statuses)}${s.failedInstances ? `, failed ${JSON.stringify(s.failureReasons)}` : ''}, load ${ing.load.toFixed(2)}, ${cpuText(cpu)}`,
         );
         peak(server);
       } finally {
@@ -336,6 +375,41 @@ async function limitRuns(corpus: Corpus, index: number, profile: string, listFil
   return out;
 }
 
+const profileDir = path.join(workDir, 'profiles');
+
+function profileFile(name: string): string {
+  return path.join(profileDir, `${name}.cpuprofile`);
+}
+
+/** Prints where the hub's main thread spent each profiled measurement. */
+function printProfiles(): void {
+  if (!opts['cpu-prof'] || !fs.existsSync(profileDir)) {
+    return;
+  }
+  for (const name of fs
+    .readdirSync(profileDir)
+    .filter((file) => file.endsWith('.cpuprofile'))
+    .sort()) {
+    const summary = summarizeProfile(path.join(profileDir, name), 25);
+    console.log(`\n${name}: busy ${summary.busyMs} ms, idle ${summary.idleMs} ms`);
+    for (const entry of summary.byOrigin) {
+      console.log(`  ${String(entry.ms).padStart(6)} ms ${String(entry.share).padStart(5)}%  ${entry.name}`);
+    }
+    console.log('  by function:');
+    for (const entry of summary.byFunction) {
+      console.log(`  ${String(entry.ms).padStart(6)} ms ${String(entry.share).padStart(5)}%  ${entry.name}`);
+    }
+  }
+}
+
+function cpuText(cpu: Ingest['cpu']): string {
+  if (cpu === undefined) {
+    return '';
+  }
+  const database = cpu.databaseMs === undefined ? '' : ` + PostgreSQL ${cpu.databaseMs.toFixed(2)}`;
+  return `CPU ms/instance ${cpu.serverMs.toFixed(2)}${database}`;
+}
+
 /** The commit measured, `+` when the working tree had changes. */
 function gitCommit(): string {
   const git = (...args: string[]): string =>
@@ -356,6 +430,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   fs.mkdirSync(workDir, { recursive: true });
+  fs.rmSync(profileDir, { recursive: true, force: true });
   removeSetAside(workDir);
   const patients = opts.quick ? 2 : 16;
   const corpus = buildCorpus({
@@ -445,6 +520,17 @@ async function main(): Promise<void> {
       'load: the 1-minute load average (uptime) when each hub and Orthanc measurement ended, lowest-highest.',
     );
   }
+  rows.push('', `${pad('CPU ms per instance (median)', 28)}${pad('hub', 9)}${pad('hub PostgreSQL', 16)}Orthanc`);
+  for (const m of methods) {
+    const get = (server: string): Ingest[] =>
+      results.flatMap((r) => r.ingest.filter((x) => x.method === m && x.server === server && x.cpu !== undefined));
+    const hub = get('hub');
+    const hubCpu = median(hub.map((x) => x.cpu!.serverMs));
+    const hubDb = median(hub.map((x) => x.cpu!.databaseMs ?? NaN));
+    const orthancCpu = median(get('orthanc').map((x) => x.cpu!.serverMs));
+    Object.assign(summary[m] as object, { cpuMsPerInstance: { hub: hubCpu, hubPostgres: hubDb, orthanc: orthancCpu } });
+    rows.push(`${pad(m, 28)}${pad(hubCpu.toFixed(2), 9)}${pad(hubDb.toFixed(2), 16)}${orthancCpu.toFixed(2)}`);
+  }
   rows.push('');
   rows.push(`${pad('latency (median ms)', 26)}${pad('hub', 12)}${pad('Orthanc', 12)}hub/Orthanc`);
   const queries = Object.keys(results[0]?.latency.hub ?? {});
@@ -461,6 +547,7 @@ async function main(): Promise<void> {
   const orthancPeak = Math.max(...results.map((r) => r.orthancPeakRssKb)) / 1024;
   summary.peakRssMb = { hub: hubPeak, orthanc: orthancPeak };
   rows.push('', `peak RSS (VmHWM, max over runs): hub ${hubPeak.toFixed(1)} MB, Orthanc ${orthancPeak.toFixed(1)} MB`);
+  printProfiles();
   console.log(`\n${rows.join('\n')}`);
   fs.writeFileSync(
     resultsFile,

@@ -27,6 +27,8 @@ export interface Server {
   pid: number;
   /** Prefix for commands that must reach this server (the namespace for Orthanc). */
   wrap(cmd: string, args: string[]): [string, string[]];
+  /** The hub's inspector WebSocket, when started with `inspect`. */
+  inspector?: string | undefined;
   /** The `Authorization` header value its DICOMweb requests need (the hub's, which requires a token). */
   authorization?: () => Promise<string>;
   stop(): Promise<void>;
@@ -68,6 +70,33 @@ function setAside(dir: string, workDir: string): void {
 
 export function removeSetAside(workDir: string): void {
   fs.rmSync(path.join(workDir, 'set-aside'), { recursive: true, force: true });
+}
+
+/** CPU seconds (user and system) the processes have used so far; a process gone counts 0. */
+export function cpuSecondsOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces); utime and stime are the 14th and 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The PostgreSQL backends connected to `database` (the hub's pool). */
+export async function databasePids(adminUrl: string, database: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const result = await client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [database],
+    );
+    return result.rows.map((row) => row.pid);
+  } finally {
+    await client.end();
+  }
 }
 
 export function vmHwmKb(pid: number): number {
@@ -207,7 +236,13 @@ export async function resetDatabase(adminUrl: string, database: string): Promise
 
 const HUB_QUEUE_PREFIX = 'hubbench-dicom';
 
-export async function startHub(options: { repoRoot: string; workDir: string; databaseUrl: string }): Promise<Server> {
+export async function startHub(options: {
+  repoRoot: string;
+  workDir: string;
+  databaseUrl: string;
+  /** Opens the hub's inspector on a loopback port, for CPU profiles of single measurements (`profile`). */
+  inspect?: boolean;
+}): Promise<Server> {
   // Each start has a fresh database, which the hub would refuse on a prefix an earlier one claimed.
   await clearQueuePrefix(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', HUB_QUEUE_PREFIX);
   const dataDir = path.join(options.workDir, 'hub-data');
@@ -216,8 +251,10 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
   const port = await freePort();
   const dimsePort = await freePort();
   const logFile = path.join(options.workDir, 'hub.log');
+  const logStart = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
   const out = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, 'src/main.ts'], {
+  const inspect = options.inspect ? ['--inspect=127.0.0.1:0'] : [];
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, ...inspect, 'src/main.ts'], {
     cwd: options.repoRoot,
     env: {
       ...process.env,
@@ -262,8 +299,12 @@ export async function startHub(options: { repoRoot: string; workDir: string; dat
   // A SMART Backend Services client (system/*.cruds: ImagingStudy c, r and s), registered once the
   // hub has migrated its fresh database.
   const tokens = new TokenSource(await registerBenchClient(options.databaseUrl), url);
+  const inspector = options.inspect
+    ? /Debugger listening on (ws:\/\/\S+)/.exec(fs.readFileSync(logFile, 'utf8').slice(logStart))?.[1]
+    : undefined;
   return {
     name: 'hub',
+    inspector,
     dicomweb: `${url}/dicomweb`,
     dimsePort,
     aeTitle: 'HUB',
@@ -366,4 +407,44 @@ export async function startStorescpIgnore(workDir: string): Promise<Server> {
     wrap: (cmd, args) => [cmd, args],
     stop: () => stopChild(child),
   };
+}
+
+/**
+ * Runs `work` under V8's sampling profiler in the hub (through its inspector) and writes the
+ * profile to `file`: the CPU of one measurement, without the hub's start-up.
+ */
+export async function profiled<T>(server: Server, file: string, work: () => Promise<T>): Promise<T> {
+  if (server.inspector === undefined) {
+    return work();
+  }
+  const socket = new WebSocket(server.inspector);
+  await new Promise((resolve, reject) => {
+    socket.addEventListener('open', resolve, { once: true });
+    socket.addEventListener('error', reject, { once: true });
+  });
+  let next = 0;
+  const pending = new Map<number, (result: unknown) => void>();
+  socket.addEventListener('message', (event) => {
+    const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+    if (message.id !== undefined) {
+      pending.get(message.id)?.(message.result);
+    }
+  });
+  const send = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve) => {
+      const id = ++next;
+      pending.set(id, resolve);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+  await send('Profiler.enable');
+  await send('Profiler.setSamplingInterval', { interval: 200 });
+  await send('Profiler.start');
+  try {
+    return await work();
+  } finally {
+    const { profile } = (await send('Profiler.stop')) as { profile: unknown };
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify(profile));
+    socket.close();
+  }
 }
