@@ -148,8 +148,6 @@ export class WalFlusher {
   private running = false;
   private failure: Error | undefined;
   private readonly segments = new SegmentFiles();
-  /** fdatasync rounds done, for the start-up statement and tests. */
-  flushes = 0;
 
   noteWalWrite(file: string): void {
     this.written++;
@@ -200,7 +198,6 @@ export class WalFlusher {
       this.fail(err);
       throw err;
     }
-    this.flushes++;
     this.settle(upTo);
   }
 
@@ -221,7 +218,6 @@ export class WalFlusher {
         } finally {
           this.inFlight = [];
         }
-        this.flushes++;
         this.settle(upTo);
       }
     } finally {
