@@ -51,6 +51,8 @@ function uncoveredBefore(answer: TracedCall, calls: TracedCall[]): TracedCall[] 
 
 let dataDir: string;
 let hub: HubProcess;
+/** Every Patient the hub answered 201 for. */
+const acknowledged: string[] = [];
 
 beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-durability-'));
@@ -77,6 +79,7 @@ test('five creates: each 201 goes out after a flush of the WAL that holds it', a
     for (let n = 1; n <= 5; n++) {
       const created = await fhirFetch(`${hub.url}/fhir/Patient`, { method: 'POST', body: patient(`Durable${n}`) });
       expect(created.status).toBe(201);
+      acknowledged.push(created.body.id as string);
     }
   } finally {
     calls = await tracer.stop();
@@ -107,6 +110,7 @@ test('on a slow disk, concurrent creates share flushes (group commit), none answ
       ),
     );
     expect(results.map((r) => r.status)).toEqual(Array.from({ length: creates }, () => 201));
+    acknowledged.push(...results.map((r) => r.body.id as string));
   } finally {
     calls = await tracer.stop();
   }
@@ -124,3 +128,14 @@ test('on a slow disk, concurrent creates share flushes (group commit), none answ
   // By the last answer every create has committed, and each waited for a flush covering its commit.
   expect(uncoveredBefore(answers[answers.length - 1] as TracedCall, calls).map((w) => w.text)).toEqual([]);
 }, 60_000);
+
+test('killed outright, the hub recovers with flushing on and still has every create it acknowledged', async () => {
+  expect(acknowledged.length).toBeGreaterThan(0);
+  hub.child.kill('SIGKILL');
+  await hub.exited;
+  // Recovery replays the WAL and then flushes the whole data directory through the real fsync.
+  hub = await startHubProcess({ DATA_DIR: dataDir, HUB_ROLES: 'api', AUDIT_ENABLED: 'false' }, 90_000);
+  for (const id of acknowledged) {
+    expect((await fhirFetch(`${hub.url}/fhir/Patient/${id}`)).status).toBe(200);
+  }
+}, 120_000);
