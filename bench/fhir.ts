@@ -39,6 +39,16 @@ import { runPersonCompare } from './fhir/person-compare.ts';
 import type { CpuShares } from './fhir/cpu.ts';
 import { startHubProcess } from './fhir/hub-process.ts';
 import type { HubProcess, HubProcessOptions } from './fhir/hub-process.ts';
+import {
+  EMBEDDED_DEFAULT_RESOURCES,
+  createEmbeddedDataset,
+  datasetDir,
+  finishEmbeddedDataset,
+  pendingOutbox,
+  prepareEmbeddedRun,
+  readEmbeddedMarker,
+  waitForQueuesIdle,
+} from './fhir/embedded.ts';
 import { loadDataset } from './fhir/load.ts';
 import { newestProfile, summarizeProfile } from './fhir/profile.ts';
 import type { ProfileSummary } from './fhir/profile.ts';
@@ -71,6 +81,9 @@ const HELP = `Usage: npm run bench:fhir -- [options]
                         client's, the measured time cut into slices that alternate between the two
                         on one hub; prints both, the person/system ratios and whether they reach 0.85
   --slice S             seconds per slice of --audit-compare and --person-compare (default 2)
+  --embedded            the hub on its embedded database (PGlite, no DATABASE_URL) instead of
+                        PostgreSQL: the data set (default 10000 resources) is loaded once into
+                        bench/.work/embedded/<resources>/ and each run starts a hub on a fresh copy
   --help
 
 Every request carries a SMART Backend Services token of the system client bench-fhir (registered
@@ -150,12 +163,18 @@ function parseOptions() {
       'audit-compare': { type: 'boolean', default: false },
       'person-compare': { type: 'boolean', default: false },
       slice: { type: 'string' },
+      embedded: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values['audit-compare'] && values['person-compare']) {
     throw new UsageError('--audit-compare and --person-compare are separate runs: pass one of them');
+  }
+  if (values.embedded && (values['audit-compare'] || values['person-compare'] || values.database)) {
+    throw new UsageError(
+      '--embedded runs the plain workloads on PGlite: without --audit-compare, --person-compare or --database',
+    );
   }
   const known: readonly string[] = values['person-compare'] ? CASE_WORKLOAD_NAMES : WORKLOAD_NAMES;
   const defaults = values['person-compare']
@@ -178,7 +197,7 @@ function parseOptions() {
     help: values.help,
     runs: positiveInt(values.runs, 3, 'runs'),
     rebuild: values.rebuild,
-    resources: positiveInt(values.resources, 100_000, 'resources'),
+    resources: positiveInt(values.resources, values.embedded ? EMBEDDED_DEFAULT_RESOURCES : 100_000, 'resources'),
     connections: positiveInt(values.connections, 16, 'connections'),
     duration: positiveInt(values.duration, 10, 'duration'),
     warmup: positiveInt(values.warmup, 3, 'warmup'),
@@ -191,6 +210,7 @@ function parseOptions() {
     auditCompare: values['audit-compare'],
     personCompare: values['person-compare'],
     slice: positiveInt(values.slice, 2, 'slice'),
+    embedded: values.embedded,
   };
 }
 type BenchOptions = ReturnType<typeof parseOptions>;
@@ -495,14 +515,90 @@ function printSummary(rows: SummaryRow[], runs: number): void {
   );
 }
 
+/** One round of the workloads against a running hub. */
+async function measureRun(
+  hub: HubProcess,
+  run: number,
+  options: BenchOptions,
+  context: {
+    targets: ReturnType<typeof runTargets>;
+    /** The PostgreSQL database whose backends count as the database's CPU (none match on PGlite). */
+    database: string;
+    authorization: () => Promise<string>;
+    interrupted: () => boolean;
+  },
+): Promise<RunResult> {
+  const { targets, authorization, interrupted } = context;
+  const result: RunResult = { run, loadAverage: os.loadavg(), workloads: {}, cpu: {} };
+  log(`\nRun ${run}/${options.runs} (load average ${result.loadAverage.map((n) => n.toFixed(2)).join(' ')})`);
+  const workloads = buildWorkloads(targets, SEED + run);
+  for (const workload of workloads) {
+    if (!options.only.has(workload.name) || interrupted()) {
+      continue;
+    }
+    const { result: measured, cpu } = await measureWorkload(hub, workload, {
+      connections: options.connections,
+      warmup: options.warmup,
+      seconds: options.duration,
+      database: context.database,
+      authorization,
+    });
+    result.workloads[workload.name as WorkloadName] = measured;
+    if (cpu) {
+      result.cpu[workload.name as WorkloadName] = cpu;
+    }
+    const problems = measured.non2xx + measured.errors + measured.timeouts;
+    log(
+      `  ${workload.name.padEnd(19)} ${formatNumber(measured.rps, 'req/s').padStart(7)} req/s  ` +
+        `p50 ${formatNumber(measured.p50, 'ms')}  p95 ${formatNumber(measured.p95, 'ms')}  p99 ${formatNumber(measured.p99, 'ms')} ms` +
+        (cpu ? `  [cores: hub ${cpu.hub} pg ${cpu.postgres} gen ${cpu.loadGenerator} other ${cpu.other}]` : '') +
+        (problems > 0
+          ? `  (!) ${measured.non2xx} non-2xx, ${measured.errors} errors, ${measured.timeouts} timeouts`
+          : ''),
+    );
+  }
+  if (options.only.has('transaction') && !interrupted()) {
+    result.transaction = await measureTransactions(`${hub.url}/fhir`, {
+      entries: TRANSACTION_ENTRIES,
+      bundles: options.transactions,
+      warmup: TRANSACTION_WARMUP,
+      practitionerReference: targets.practitionerReference,
+      seed: SEED + 1000 + run,
+      authorization,
+    });
+    log(
+      `  transaction(${TRANSACTION_ENTRIES})     ${options.transactions} sequential bundles  ` +
+        `p50 ${formatNumber(result.transaction.p50, 'ms')}  p95 ${formatNumber(result.transaction.p95, 'ms')} ms`,
+    );
+  }
+  return result;
+}
+
+/** The ids the workloads pick from. */
+function runTargets(
+  options: BenchOptions,
+  ids: { patientIds: string[]; serviceRequestIds: string[]; practitionerIds: string[] },
+) {
+  return {
+    patientIds: ids.patientIds,
+    serviceRequestIds: ids.serviceRequestIds,
+    taskCount: datasetShape(options.resources).tasks,
+    practitionerReference: `Practitioner/${ids.practitionerIds[0]}`,
+  };
+}
+
 async function main(): Promise<void> {
   const options = parseOptions();
   if (options.help) {
     log(HELP);
     return;
   }
-  const adminUrl = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  if (options.embedded) {
+    await mainEmbedded(options, redisUrl);
+    return;
+  }
+  const adminUrl = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const url = databaseUrl(adminUrl, options.database);
   fs.mkdirSync(workDir, { recursive: true });
   const cpuProfileDir = options.cpuProfile ? path.join(workDir, 'profiles') : undefined;
@@ -551,18 +647,12 @@ async function main(): Promise<void> {
     const patientIds = await loadedIds(url, 'Patient', marker.maxSeq);
     const serviceRequestIds = await loadedIds(url, 'ServiceRequest', marker.maxSeq);
     const practitionerIds = await loadedIds(url, 'Practitioner', marker.maxSeq);
-    const shape = datasetShape(options.resources);
     log(
       `Data set: ${Object.entries(counts)
         .map(([type, n]) => `${n} ${type}`)
         .join(', ')}`,
     );
-    const targets = {
-      patientIds,
-      serviceRequestIds,
-      taskCount: shape.tasks,
-      practitionerReference: `Practitioner/${practitionerIds[0]}`,
-    };
+    const targets = runTargets(options, { patientIds, serviceRequestIds, practitionerIds });
 
     if (options.personCompare) {
       const physician = await busiestReferringPhysician(url, marker.maxSeq);
@@ -664,49 +754,14 @@ async function main(): Promise<void> {
         log(`Reset the data set (removed ${removed} resources created by run ${run - 1})`);
       }
       await waitForOutboxDrained(url);
-      const result: RunResult = { run, loadAverage: os.loadavg(), workloads: {}, cpu: {} };
-      log(`\nRun ${run}/${options.runs} (load average ${result.loadAverage.map((n) => n.toFixed(2)).join(' ')})`);
-      const workloads = buildWorkloads(targets, SEED + run);
-      for (const workload of workloads) {
-        if (!options.only.has(workload.name) || interrupted) {
-          continue;
-        }
-        const { result: measured, cpu } = await measureWorkload(hub, workload, {
-          connections: options.connections,
-          warmup: options.warmup,
-          seconds: options.duration,
+      runs.push(
+        await measureRun(hub, run, options, {
+          targets,
           database: options.database,
           authorization: () => tokens.authorization(),
-        });
-        result.workloads[workload.name as WorkloadName] = measured;
-        if (cpu) {
-          result.cpu[workload.name as WorkloadName] = cpu;
-        }
-        const problems = measured.non2xx + measured.errors + measured.timeouts;
-        log(
-          `  ${workload.name.padEnd(19)} ${formatNumber(measured.rps, 'req/s').padStart(7)} req/s  ` +
-            `p50 ${formatNumber(measured.p50, 'ms')}  p95 ${formatNumber(measured.p95, 'ms')}  p99 ${formatNumber(measured.p99, 'ms')} ms` +
-            (cpu ? `  [cores: hub ${cpu.hub} pg ${cpu.postgres} gen ${cpu.loadGenerator} other ${cpu.other}]` : '') +
-            (problems > 0
-              ? `  (!) ${measured.non2xx} non-2xx, ${measured.errors} errors, ${measured.timeouts} timeouts`
-              : ''),
-        );
-      }
-      if (options.only.has('transaction') && !interrupted) {
-        result.transaction = await measureTransactions(`${hub.url}/fhir`, {
-          entries: TRANSACTION_ENTRIES,
-          bundles: options.transactions,
-          warmup: TRANSACTION_WARMUP,
-          practitionerReference: `Practitioner/${practitionerIds[0]}`,
-          seed: SEED + 1000 + run,
-          authorization: () => tokens.authorization(),
-        });
-        log(
-          `  transaction(${TRANSACTION_ENTRIES})     ${options.transactions} sequential bundles  ` +
-            `p50 ${formatNumber(result.transaction.p50, 'ms')}  p95 ${formatNumber(result.transaction.p95, 'ms')} ms`,
-        );
-      }
-      runs.push(result);
+          interrupted: () => interrupted,
+        }),
+      );
     }
   } finally {
     process.removeListener('SIGINT', onSignal);
@@ -718,6 +773,157 @@ async function main(): Promise<void> {
     await clearQueuePrefix(redisUrl, QUEUE_PREFIX);
   }
 
+  await report(runs, options, {
+    marker,
+    reused: preparation.reused,
+    counts,
+    database: { postgres: await serverVersion(url) },
+  });
+}
+
+/** Loads the data set into a new embedded data directory through a hub on it. */
+async function loadEmbedded(options: BenchOptions, dir: string, redisUrl: string): Promise<DatasetMarker> {
+  log(`Creating the embedded data set in ${path.relative(process.cwd(), dir)}`);
+  const credentials = await createEmbeddedDataset(dir);
+  let hub = await startHubProcess({
+    ...embeddedHubOptions(dir, redisUrl),
+    logFile: path.join(workDir, 'hub-load.log'),
+  });
+  const shape = datasetShape(options.resources);
+  let report: Awaited<ReturnType<typeof loadDataset>>;
+  try {
+    const tokens = new TokenSource(credentials, hub.url);
+    log(
+      `Loading ${shape.total} resources through POST /fhir transaction bundles (${options.loadConcurrency} in flight)`,
+    );
+    report = await loadDataset({
+      fhirBase: `${hub.url}/fhir`,
+      resources: options.resources,
+      seed: SEED,
+      patientsPerBundle: 20,
+      concurrency: options.loadConcurrency,
+      authorization: () => tokens.authorization(),
+    });
+    log(`Loaded in ${report.seconds.toFixed(1)} s (${Math.round(report.resourcesPerSecond)} resources/s)`);
+    // The case workflow the load started belongs to the data set (as with PostgreSQL): the outbox can
+    // be read only with the hub stopped, so stop, look, and go on until it is empty.
+    for (let attempt = 1; ; attempt++) {
+      const idle = await waitForQueuesIdle(redisUrl, QUEUE_PREFIX, WORKFLOW_TIMEOUT_MS);
+      await hub.stop();
+      const pending = await pendingOutbox(dir);
+      if (pending === 0 && idle) {
+        break;
+      }
+      if (attempt >= 5) {
+        throw new Error(`The embedded data set still has ${pending} outbox event(s) after ${attempt} rounds`);
+      }
+      log(`  ${pending} outbox event(s) not yet relayed: restarting the hub to finish them`);
+      hub = await startHubProcess({
+        ...embeddedHubOptions(dir, redisUrl),
+        logFile: path.join(workDir, 'hub-load.log'),
+      });
+    }
+  } finally {
+    await hub.stop();
+    await clearQueuePrefix(redisUrl, QUEUE_PREFIX);
+  }
+  return finishEmbeddedDataset(dir, {
+    dataset: 'fhir-bench',
+    version: DATASET_VERSION,
+    resources: options.resources,
+    seed: SEED,
+    loadedAt: new Date().toISOString(),
+    loadSeconds: Math.round(report.seconds * 10) / 10,
+  });
+}
+
+function embeddedHubOptions(dataDir: string, redisUrl: string): HubProcessOptions {
+  return {
+    repoRoot,
+    redisUrl,
+    queuePrefix: QUEUE_PREFIX,
+    dataDir,
+    logFile: path.join(workDir, 'hub.log'),
+    // PGlite initialises or recovers in WebAssembly: slower than a PostgreSQL connection.
+    startTimeoutMs: 300_000,
+  };
+}
+
+/** bench:fhir --embedded: each run on a fresh copy of the loaded data set, with a hub of its own. */
+async function mainEmbedded(options: BenchOptions, redisUrl: string): Promise<void> {
+  const dataset = datasetDir(workDir, options.resources);
+  const expected = { version: DATASET_VERSION, resources: options.resources, seed: SEED };
+  const existing = options.rebuild ? undefined : readEmbeddedMarker(dataset, expected);
+  await clearQueuePrefix(redisUrl, QUEUE_PREFIX);
+  const marker = existing ?? (await loadEmbedded(options, dataset, redisUrl));
+  if (existing) {
+    log(
+      `Reusing the embedded data set ${path.relative(process.cwd(), dataset)}: ${marker.resources} resources loaded ${marker.loadedAt}`,
+    );
+  }
+  const runDir = path.join(workDir, 'embedded', 'run');
+  const runs: RunResult[] = [];
+  let counts: Record<string, number> = {};
+  let engine = 'PGlite';
+  let current: HubProcess | undefined;
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+    log('Interrupted: stopping the hub');
+    void (current?.stop() ?? Promise.resolve()).then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (let run = 1; run <= options.runs && !interrupted; run++) {
+      const data = await prepareEmbeddedRun(dataset, runDir, marker.maxSeq);
+      counts = data.counts;
+      engine = data.pgliteVersion;
+      await clearQueuePrefix(redisUrl, QUEUE_PREFIX);
+      current = await startHubProcess({
+        ...embeddedHubOptions(runDir, redisUrl),
+        cpuProfileDir: options.cpuProfile ? path.join(workDir, 'profiles') : undefined,
+      });
+      const tokens = new TokenSource(data.credentials, current.url);
+      try {
+        runs.push(
+          await measureRun(current, run, options, {
+            targets: runTargets(options, data),
+            database: '(embedded)',
+            authorization: () => tokens.authorization(),
+            interrupted: () => interrupted,
+          }),
+        );
+      } finally {
+        const code = await current.stop();
+        if (code !== 0) {
+          log(`The hub exited with code ${code}; see bench/.work/hub.log`);
+        }
+      }
+    }
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await clearQueuePrefix(redisUrl, QUEUE_PREFIX);
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+  await report(runs, options, { marker, reused: existing !== undefined, counts, database: { embedded: engine } });
+}
+
+/** Prints the medians and writes bench/.work/fhir-results.json. */
+async function report(
+  runs: RunResult[],
+  options: BenchOptions,
+  about: {
+    marker: DatasetMarker;
+    reused: boolean;
+    counts: Record<string, number>;
+    /** `postgres`: the server's version; `embedded`: PGlite's. */
+    database: { postgres: string } | { embedded: string };
+  },
+): Promise<void> {
+  const { marker, counts } = about;
+  const cpuProfileDir = options.cpuProfile ? path.join(workDir, 'profiles') : undefined;
   const summary = summarize(runs);
   printSummary(summary, runs.length);
   const noise = median(runs.flatMap((run) => Object.values(run.cpu).map((cpu) => cpu.other)));
@@ -768,11 +974,11 @@ async function main(): Promise<void> {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model,
       memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-      postgres: await serverVersion(url),
+      ...about.database,
       databasePoolSize: process.env.DATABASE_POOL_SIZE ?? '(hub default)',
     },
     options: { ...options, only: [...options.only] },
-    dataset: { ...marker, reused: preparation.reused, counts },
+    dataset: { ...marker, reused: about.reused, counts },
     method: {
       loadGenerator: 'autocannon 9 in the bench process; the hub runs in its own child process',
       model: 'closed loop: each connection sends its next request when the previous answer arrives',

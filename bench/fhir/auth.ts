@@ -39,15 +39,18 @@ export async function withBenchDatabase<T>(databaseUrl: string, work: (db: Query
 
 /** Registers (or re-registers, with a new key) the bench's system client in the bench database. */
 export async function registerBenchClient(databaseUrl: string): Promise<BenchCredentials> {
+  return withBenchDatabase(databaseUrl, registerBenchClientIn);
+}
+
+/** The same in an open database (the embedded one, while no hub has it). */
+export async function registerBenchClientIn(db: Queryable): Promise<BenchCredentials> {
   const { privateKey, publicKey } = await generateKeyPair('ES384', { extractable: true });
-  await withBenchDatabase(databaseUrl, async (db) => {
-    // The key of an earlier bench process is gone with it: replace the registration.
-    await db.query('DELETE FROM auth_client WHERE id = $1', [BENCH_CLIENT_ID]);
-    await new ClientRegistry(db).add({
-      id: BENCH_CLIENT_ID,
-      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: KEY_ID, alg: 'ES384' }] },
-      scopes: parseScopes(SCOPE),
-    });
+  // The key of an earlier bench process is gone with it: replace the registration.
+  await db.query('DELETE FROM auth_client WHERE id = $1', [BENCH_CLIENT_ID]);
+  await new ClientRegistry(db).add({
+    id: BENCH_CLIENT_ID,
+    jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: KEY_ID, alg: 'ES384' }] },
+    scopes: parseScopes(SCOPE),
   });
   return { clientId: BENCH_CLIENT_ID, alg: 'ES384', privateJwk: { ...(await exportJWK(privateKey)), kid: KEY_ID } };
 }

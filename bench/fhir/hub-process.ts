@@ -11,7 +11,8 @@ import { freePort } from '../../test/support/free-port.ts';
 
 export interface HubProcessOptions {
   repoRoot: string;
-  databaseUrl: string;
+  /** Absent: the embedded database under dataDir, as `npm start` runs it. */
+  databaseUrl?: string;
   redisUrl: string;
   queuePrefix: string;
   dataDir: string;
