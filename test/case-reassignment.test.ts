@@ -16,14 +16,17 @@ import { TASK_CODE } from './support/opinion-case.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
-type Person = 'coordinator' | 'physician' | 'specialist' | 'specialist2';
+type Person = 'coordinator' | 'physician' | 'patient' | 'specialist' | 'specialist2';
+const SR = 'sr-reassign';
 const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
   coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
   physician: { role: 'referring-physician', fhirUser: 'Practitioner/prac-phys' },
+  patient: { role: 'patient', fhirUser: `Patient/pat-${SR}` },
   specialist: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
   specialist2: { role: 'specialist', fhirUser: 'Practitioner/prac-s2' },
 };
-const SR = 'sr-reassign';
+/** What the roster says of a specialist a coordinator named: the coordinators' to read, nobody else's. */
+const PERSONAL_REASONS = /a fellow|interns|residents|licen[cs]e|on leave|capacity|not on the specialists/;
 
 describe('a coordinator reassigns the specialist', () => {
   let testHub: TestHub;
@@ -48,10 +51,18 @@ describe('a coordinator reassigns the specialist', () => {
   };
   const sees = async (who: Person) => (await as(who, `ServiceRequest/${SR}`)).status;
   /** The matching's explanation of what it did to `target` (a Provenance only coordinators read). */
-  const explanationOf = async (target: string): Promise<string> => {
-    const found = await as('coordinator', `Provenance?target=${target}&_sort=-recorded&_count=1`);
+  const explanationOf = async (target: string): Promise<string> => (await provenanceOf(target, false)).reason[0].text;
+  /** Why the hub refused the latest reassignment of `target` (a Provenance only coordinators read). */
+  const refusalOf = async (target: string): Promise<string> => (await provenanceOf(target, true)).reason[0].text;
+  /** The newest of the matching's Provenances of `target`: a refused reassignment's, or not. */
+  const provenanceOf = async (target: string, refusal: boolean): Promise<any> => {
+    const found = await as('coordinator', `Provenance?target=${target}&_sort=-recorded&_count=20`);
     expect(found.status).toBe(200);
-    return found.body.entry[0].resource.reason[0].text;
+    const matching = (found.body.entry ?? [])
+      .map((entry: { resource: any }) => entry.resource)
+      .filter((provenance: any) => (provenance.reason[0].coding?.[0]?.code === 'move-refused') === refusal);
+    expect(matching[0].activity.coding[0].code).toBe('specialist-matching');
+    return matching[0];
   };
 
   beforeAll(async () => {
@@ -124,12 +135,39 @@ describe('a coordinator reassigns the specialist', () => {
       expect((await coordination()).statusReason.text).toMatch(/only a coordinator reassigns/);
     }
 
-    // A coordinator's choice of a fellow: refused for what the ranking says of them.
+    // A coordinator's choice of a fellow, then of a radiologist: refused for what the roster says of
+    // them. The case's members read that it was refused; only the coordinators read why.
     await writeOwner('coordinator', first.id, 'Practitioner/prac-fellow');
-    expect((await advance()).refusal).toMatch(
+    expect((await advance()).refusal).toBe('The reassignment to Dr. Fiona Fellowes was refused.');
+    expect((await offers()).map((task) => task.owner.reference)).toEqual(['Practitioner/prac-s']);
+    expect((await coordination()).statusReason.text).toBe('The reassignment to Dr. Fiona Fellowes was refused.');
+    expect(await refusalOf(`Task/${first.id}`)).toMatch(
       /^The reassignment to Dr\. Fiona Fellowes was refused: a fellow: interns, residents and fellows cannot give opinions/,
     );
-    expect((await offers()).map((task) => task.owner.reference)).toEqual(['Practitioner/prac-s']);
+    await writeOwner('coordinator', first.id, 'Practitioner/prac-r');
+    expect((await advance()).refusal).toBe('The reassignment to Dr. Rita Radley was refused.');
+    expect((await offers()).at(-1).note.at(-1).text).toBe('The reassignment to Dr. Rita Radley was refused.');
+    expect(await refusalOf(`Task/${first.id}`)).toBe(
+      'The reassignment to Dr. Rita Radley was refused: they are not on the specialists’ roster.',
+    );
+    // The ranking that proposed the offer's specialist is still the coordinators' to read, as it was.
+    expect(await explanationOf(`Task/${first.id}`)).toMatch(/^Offered to Dr\. Amelia Abernathy/);
+    for (const who of ['physician', 'patient', 'specialist'] as const) {
+      for (const path of [
+        `Task/${first.id}`,
+        `Task/${first.id}/_history`,
+        `Task/coord-${SR}`,
+        `Task/coord-${SR}/_history`,
+      ]) {
+        const read = await as(who, path);
+        expect([who, path, read.status]).toEqual([who, path, 200]);
+        expect(JSON.stringify(read.body)).toMatch(
+          /The reassignment to Dr\. (Fiona Fellowes|Rita Radley) was refused\./,
+        );
+        expect([who, path, JSON.stringify(read.body).match(PERSONAL_REASONS)?.[0]]).toEqual([who, path, undefined]);
+      }
+      expect([who, (await as(who, `Provenance?target=Task/${first.id}`)).status]).toEqual([who, 403]);
+    }
   });
 
   test('a coordinator’s reassignment takes the case from the first specialist and offers it to the second, with why', async () => {

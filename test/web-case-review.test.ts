@@ -235,6 +235,26 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
     expect(await cancelled.getByTestId('timeline-who').textContent()).toBe('the hub');
     expect(await axeFindings(page)).toEqual([]);
 
+    // Reassigned to the fellow: the hub undoes it. The case's members read only that it was refused;
+    // the coordinator reads why, from the Provenance of the offer.
+    await page.getByRole('button', { name: 'Reassign: Specialist’s opinion' }).click();
+    await page
+      .getByLabel('Specialist for the specialist’s opinion')
+      .selectOption({ label: 'Dr. Fiona Fellowes (Medical Oncology)' });
+    await page.getByRole('button', { name: 'Reassign', exact: true }).click();
+    const refusal = page.getByTestId('matching-reason');
+    await refusal
+      .getByText(
+        'The reassignment to Dr. Fiona Fellowes was refused: a fellow: interns, residents and fellows cannot give opinions.',
+      )
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+    expect((await coordination(MATCHING)).statusReason.text).toBe(
+      'The reassignment to Dr. Fiona Fellowes was refused.',
+    );
+    expect(await offers.nth(1).getByTestId('task-owner').textContent()).toBe('Dr. Ben Brightwater');
+    // The ranking that proposed Brightwater is still the one shown under "why proposed".
+    expect(await ranking.textContent()).toContain('Dr. Ben Brightwater is rank 2 of 2');
+
     // A pre-review nobody has: assigned from the radiologists' roster.
     await page.goto(`${api.url}/dashboard/cases/${PRE_REVIEW}`);
     const preReview = page.getByTestId('case-tasks').locator('tr[data-code="pre-review-radiology"]');

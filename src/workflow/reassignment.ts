@@ -13,10 +13,14 @@
  *   reassigned it and where the ranking placed them). A case in specialist review goes back to
  *   matching until the new specialist accepts.
  * - otherwise the owner is written back and the coordination Task's statusReason (`move-refused`)
- *   and a note on the Task say why.
+ *   and a note on the Task say that it was refused. Why, when the reason is about the specialist
+ *   named (not on the roster, licence, leave, workload, training level), is the coordinators' alone:
+ *   every member of the case reads the note and the statusReason, so the reasons go to a Provenance
+ *   of the offer (refusalProvenance), as the matching's ranking does. A reason about the move itself
+ *   (who made it, the case's state) names nobody and stays in the note.
  */
 import type { WithId } from '@medplum/core';
-import type { Practitioner, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type { Practitioner, Provenance, ServiceRequest, Task } from '@medplum/fhirtypes';
 import type { CaseState } from '../cases/case-state.ts';
 import { reasonsAgainst } from '../cases/matching.ts';
 import type { ExcludedCandidate, MatchingResult } from '../cases/matching.ts';
@@ -38,6 +42,8 @@ import type { Roster } from './specialists.ts';
 export const REASSIGNMENT_NOTE_AUTHOR = 'Second-opinion hub: reassignment';
 const REASSIGNABLE_STATES: readonly CaseState[] = ['matching', 'specialist-review'];
 const STAFF_ROLES = new Set(['coordinator', 'admin']);
+/** progression.ts's `move-refused` (urn:hub:case-reason), which imports this module. */
+const REFUSED_REASON = { system: 'urn:hub:case-reason', code: 'move-refused' } as const;
 
 /** The Practitioner an offer was made to, from the hub's identifier `<ServiceRequest id>/specialist-opinion/<id>`. */
 export function offeredTo(task: Task, serviceRequestId: string): string | undefined {
@@ -69,7 +75,12 @@ export interface ReassignmentContext {
 
 export type ReassignmentOutcome =
   | { kind: 'none' }
-  | { kind: 'refused'; reason: string; written: WithId<Task>[] }
+  | {
+      kind: 'refused';
+      /** What every member of the case reads: that it was refused, and why only when that names nobody. */
+      reason: string;
+      written: WithId<Task>[];
+    }
   | {
       kind: 'reassigned';
       /** The specialist the case was taken from, and the coordinator who reassigned it (`urn:hub:actor` id). */
@@ -152,7 +163,25 @@ function restored(change: OwnerChange): Task {
   };
 }
 
-async function refuse(context: ReassignmentContext, change: OwnerChange, reason: string): Promise<ReassignmentOutcome> {
+/**
+ * The coordinators' reading of a refused reassignment: why the specialist named may not take the
+ * case. The matching's Provenance shape and activity; its reason coded `move-refused`, so that the
+ * case page tells it from the ranking that proposed the offer's specialist.
+ */
+export function refusalProvenance(target: string, explanation: string, now: Date): Provenance {
+  return { ...rankingProvenance(target, explanation, now), reason: [{ coding: [REFUSED_REASON], text: explanation }] };
+}
+
+/**
+ * Writes the owner back with `reason` in a note. `personal`, the reasons about the specialist named,
+ * goes to a Provenance of the offer only the coordinators read, never into the note or the reason.
+ */
+async function refuse(
+  context: ReassignmentContext,
+  change: OwnerChange,
+  reason: string,
+  personal?: string,
+): Promise<ReassignmentOutcome> {
   const written = await context.repo.updateResource<Task>(
     {
       ...restored(change),
@@ -164,6 +193,9 @@ async function refuse(context: ReassignmentContext, change: OwnerChange, reason:
     },
     { ifMatch: change.offer.meta?.versionId },
   );
+  if (personal !== undefined) {
+    await context.repo.createResource(refusalProvenance(`Task/${written.id}`, personal, context.now));
+  }
   return { kind: 'refused', reason, written: [written] };
 }
 
@@ -190,11 +222,14 @@ export async function settleReassignment(context: ReassignmentContext): Promise<
   const { roster, result, dueAt } = await context.rank();
   const profile = roster.profiles.find((candidate) => candidate.id === toId);
   const name = await nameOf(context.repo, toId, roster);
+  // Whether a specialist is on the roster, licensed, on leave or at capacity is nobody else's business.
+  const refused = `The reassignment to ${name} was refused.`;
   if (!profile) {
     const unreadable = roster.unreadable.find((member: ExcludedCandidate) => member.specialistId === toId);
     return refuse(
       context,
       change,
+      refused,
       unreadable
         ? `The reassignment to ${name} was refused: ${unreadable.reasons.join('; ')}.`
         : `The reassignment to ${name} was refused: they are not on the specialists’ roster.`,
@@ -203,7 +238,7 @@ export async function settleReassignment(context: ReassignmentContext): Promise<
   // The offer being reassigned already counts in the new owner's workload.
   const against = reasonsAgainst({ ...profile, openCases: Math.max(profile.openCases - 1, 0) }, context.now);
   if (against.length > 0) {
-    return refuse(context, change, `The reassignment to ${name} was refused: ${against.join('; ')}.`);
+    return refuse(context, change, refused, `The reassignment to ${name} was refused: ${against.join('; ')}.`);
   }
 
   const now = context.now.toISOString();

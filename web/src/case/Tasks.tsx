@@ -11,7 +11,7 @@ import { useState } from 'react';
 import { ErrorAlert } from '../ErrorAlert.tsx';
 import { caseStateOf, dueClock, formatDate } from '../format.ts';
 import { AssignForm } from './Tasks-assign.tsx';
-import { RankingExplanation } from './Tasks-ranking.tsx';
+import { RankingExplanation, useRefusalExplanation } from './Tasks-ranking.tsx';
 import {
   CASE_REASON_SYSTEM,
   OPEN_STATUSES,
@@ -57,10 +57,17 @@ function Due({ task }: { task: Task }) {
   );
 }
 
-/** The reason the hub wrote on the coordination Task about the specialist: nobody left, or a refused reassignment. */
-function MatchingReason({ coordination }: { coordination: Task | undefined }) {
+/**
+ * The reason the hub wrote on the coordination Task about the specialist: nobody left, or a refused
+ * reassignment. The reason says only that a reassignment was refused when why is about the specialist
+ * named; a coordinator (`offerId` given) reads why in the Provenance of the offer.
+ */
+function MatchingReason({ coordination, offerId }: { coordination: Task | undefined; offerId: string | undefined }) {
   const codes = coordination?.statusReason?.coding?.filter((coding) => coding.system === CASE_REASON_SYSTEM) ?? [];
   const text = coordination?.statusReason?.text;
+  const refused =
+    text?.startsWith('The reassignment') === true && codes.some((coding) => coding.code === 'move-refused');
+  const why = useRefusalExplanation(refused ? offerId : undefined, coordination?.meta?.versionId);
   if (text === undefined) {
     return null;
   }
@@ -71,10 +78,13 @@ function MatchingReason({ coordination }: { coordination: Task | undefined }) {
       </Alert>
     );
   }
-  if (codes.some((coding) => coding.code === 'move-refused') && text.startsWith('The reassignment')) {
+  if (refused) {
+    // The Provenance's text begins as the reason does: it is the same refusal, with why.
+    const detail = why.data?.startsWith(text.replace(/\.$/, '')) ? why.data : undefined;
     return (
       <Alert color="red" title="The hub undid a reassignment" data-testid="matching-reason">
-        {text}
+        {detail ?? text}
+        {why.error ? <ErrorAlert error={why.error} title="Why it was refused could not be read" /> : null}
       </Alert>
     );
   }
@@ -125,7 +135,7 @@ export function CaseTasks({ serviceRequestId, coordination }: CaseTasksProps) {
   const editingAction = editingTask && action(editingTask);
   return (
     <Stack gap="sm" data-testid="case-tasks">
-      <MatchingReason coordination={coordination} />
+      <MatchingReason coordination={coordination} offerId={coordinates ? currentOffer?.id : undefined} />
       {rows.length === 0 ? (
         <Text c="dimmed">No pre-review or specialist Task yet.</Text>
       ) : (
