@@ -264,8 +264,9 @@ export const MATCHING_ACTIVITY = { system: 'urn:hub:provenance-activity', code: 
 /**
  * Why the matching (or a coordinator's reassignment) did what it did to `target` (an offer, or the
  * coordination Task when nobody was left), in words that name other specialists and their
- * exclusions: a Provenance, which only coordinators and admins may read (auth/access-policy.ts has
- * no Provenance for anyone else), never a note or a reason a case member reads.
+ * exclusions: a Provenance, which of the people only coordinators and admins may read
+ * (auth/access-policy.ts has no Provenance for anyone else) and system clients as their scopes
+ * allow, never a note or a reason a case member reads.
  */
 export function rankingProvenance(target: string, explanation: string, now: Date): Provenance {
   return {
