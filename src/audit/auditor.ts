@@ -8,6 +8,7 @@ import type { AuditEvent, Resource } from '@medplum/fhirtypes';
 import { auditEventId, authenticationAuditEvent, patientOf, restAuditEvent } from './audit-event.ts';
 import type { AuditActor, AuditOutcome, AuditSite, AuthenticationEvent } from './audit-event.ts';
 import type { AuditLog } from './audit-log.ts';
+import { clientAddress } from './client-address.ts';
 import { toStored } from './statement.ts';
 import { DEFAULT_REFUSAL_LIMITS, RefusalThrottle, refusalSummaryEvent } from './refusal-throttle.ts';
 import type { RefusalLimits } from './refusal-throttle.ts';
@@ -22,10 +23,6 @@ export const REST_AUDITED = 'restAudited';
 export interface WriteAuditContext {
   site: AuditSite;
   actor: AuditActor;
-}
-
-export function requestAddress(req: Request): string | undefined {
-  return req.ip ?? req.socket.remoteAddress ?? undefined;
 }
 
 /** Who made a request: the composition root passes auth/request-actor.ts's, which reads the bearer identity. */
@@ -293,7 +290,7 @@ export class Auditor {
     const event = authenticationAuditEvent(this.site, {
       id: auditEventId(),
       recorded: new Date(),
-      actor: { ...input.actor, address: requestAddress(req) },
+      actor: { ...input.actor, address: clientAddress(req) },
       outcome: input.success ? '0' : '4',
       outcomeDesc: input.success ? undefined : input.failureText,
       event: input.event,
@@ -302,7 +299,7 @@ export class Auditor {
     // A refusal that names no account (an unknown e-mail, a client that did not authenticate):
     // the client id it claimed is not an identity.
     if (!input.success && input.actor.userId === undefined) {
-      await this.recordRefusal([event], requestAddress(req) ?? 'unknown');
+      await this.recordRefusal([event], clientAddress(req) ?? 'unknown');
       return;
     }
     await this.record(event);

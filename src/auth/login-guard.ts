@@ -3,7 +3,7 @@
  * (issue 11): failures count per place, and the owner's own browser is a place of its own.
  *
  * - A place is the browser, when it is a known device of the account (devices.ts), otherwise the
- *   client's address (`req.ip`: behind a proxy named in TRUST_PROXY, the client's own).
+ *   client's address (audit/client-address.ts: behind a proxy named in TRUST_PROXY, the client's own).
  * - Attempts per place, for any account: LOGIN_PER_PLACE (a 429 beyond it).
  * - Failures per place and account: LOGIN_FAILURES_PER_PLACE. Five wrong tries from one address
  *   lock that address out of that account for fifteen minutes; the coordinator at their own desk,
@@ -17,6 +17,7 @@
  * asked for as always.
  */
 import type { Request } from 'express';
+import { clientAddress } from '../audit/client-address.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { readCookie } from './cookies.ts';
 import { DEVICE_COOKIE, deviceTokens } from './devices.ts';
@@ -53,7 +54,7 @@ export class LoginGuard {
     const known =
       user === undefined ? undefined : await this.options.devices.knownToken(user.id, tokens, this.options.clock.now());
     return known === undefined
-      ? { key: `ip:${req.ip ?? req.socket.remoteAddress ?? ''}`, knownDevice: false, tokens }
+      ? { key: `ip:${clientAddress(req) ?? ''}`, knownDevice: false, tokens }
       : { key: `device:${known}`, knownDevice: true, tokens };
   }
 

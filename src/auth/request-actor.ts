@@ -4,13 +4,13 @@
  */
 import type { Request, Response } from 'express';
 import type { AuditActor } from '../audit/audit-event.ts';
-import { requestAddress } from '../audit/auditor.ts';
+import { clientAddress } from '../audit/client-address.ts';
 import { requestIdentity } from './authenticate.ts';
 
 /** The actor of a request that went through bearer authentication. */
 export function requestActor(req: Request, res: Response): AuditActor {
   const identity = requestIdentity(res);
-  const address = requestAddress(req);
+  const address = clientAddress(req);
   if (identity?.kind === 'user') {
     return {
       userId: identity.userId,

@@ -15,6 +15,7 @@ import { allowClientOrigin, exchangeCode } from './code-grant.ts';
 import type { CodeGrantOptions } from './code-grant.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { Auditor } from '../audit/auditor.ts';
+import { clientAddress } from '../audit/client-address.ts';
 import { OAuthError } from './oauth-error.ts';
 import { ScopeSyntaxError, formatClientScopes, grantScopes, parseClientScopes } from './scopes.ts';
 import type { ClientScopes } from './scopes.ts';
@@ -82,7 +83,7 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
     res.locals.route = 'oauth2/token';
     noStore(res);
     let clientId: string | undefined;
-    const wait = (await options.limiter?.take(`ip:${req.ip ?? req.socket.remoteAddress ?? ''}`)) ?? 0;
+    const wait = (await options.limiter?.take(`ip:${clientAddress(req) ?? ''}`)) ?? 0;
     if (wait > 0) {
       res.setHeader('Retry-After', String(wait));
       options.logger.warn({ requestId: res.locals.requestId }, 'token request rate-limited');

@@ -43,7 +43,7 @@ export interface AppOptions {
   dashboardDir?: string;
   /** OHIF_VIEWER_URL, which the web app links studies to (routes/dashboard.ts, settings.json). */
   ohifViewerUrl?: string;
-  /** TRUST_PROXY: whose X-Forwarded-For names the client (req.ip); default none. */
+  /** TRUST_PROXY: whose X-Forwarded-For names the client (req.ip, audit/client-address.ts); default none. */
   trustProxy?: false | number | string[];
 }
 
@@ -52,7 +52,8 @@ export function createApp(options: AppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  // req.ip (rate limits, audit) is the socket's peer unless a trusted proxy forwarded the request.
+  // req.ip is the socket's peer unless a trusted proxy forwarded the request; the rate limits and the
+  // audit take it only when it is an IP address (audit/client-address.ts).
   app.set('trust proxy', options.trustProxy ?? false);
 
   app.use((req, res, next) => {
@@ -103,7 +104,7 @@ export function createApp(options: AppOptions): Express {
       app.use(options.auth.routes);
       app.use('/fhir', ...options.auth.fhir);
     }
-    app.use('/fhir', createFhirRoutes(options.fhir));
+    app.use('/fhir', createFhirRoutes({ logger: options.logger.child({ role: 'fhir' }), ...options.fhir }));
     if (options.dicomweb) {
       if (options.auth) {
         app.use('/dicomweb', ...options.auth.dicomweb);
