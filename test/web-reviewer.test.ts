@@ -230,7 +230,21 @@ describe('the reviewers’ workspace in Chromium', () => {
     await page.getByRole('button', { name: 'Show Discharge summary' }).click();
     const frame = page.getByTestId('pdf-frame');
     await frame.waitFor({ timeout: UI_TIMEOUT_MS });
-    expect(await frame.getAttribute('src')).toMatch(/^blob:/);
+    const src = await frame.getAttribute('src');
+    expect(src).toMatch(/^blob:/);
+    // Chromium's PDF viewer renders it: the bytes were framed as application/pdf.
+    await until(
+      async () => page.frames().some((child) => child.url().startsWith('chrome-extension:')),
+      'the PDF viewer in the frame',
+    );
+    // A record that calls itself a PDF but is HTML is not framed: a download of opaque bytes instead.
+    await page.getByRole('button', { name: 'Show Outside letter' }).click();
+    const notPdf = page.getByTestId('not-a-pdf');
+    await notPdf.getByText('This document is not a PDF').waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await notPdf.getByRole('link', { name: 'Download Outside letter' }).getAttribute('href')).toMatch(/^blob:/);
+    expect(await page.getByTestId('pdf-frame').count()).toBe(1);
+    expect(page.frames().some((child) => child.url().startsWith('blob:') && child.url() !== (src ?? ''))).toBe(false);
+    expect(await page.title()).not.toBe('injected');
 
     // The imaging: two series with thumbnails; the first one's five images.
     await page.getByRole('tab', { name: 'Imaging' }).click();

@@ -18,6 +18,10 @@ import { stow } from './stow.ts';
 
 const CT_SMALL = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** HTML stored as a "PDF": framed as the app's own page, its script would run with the app's token. */
+const NOT_A_PDF = Buffer.from(
+  '<!doctype html><h1 id="injected">Injected</h1><script>parent.document.title = "injected"</script>',
+).toString('base64');
 
 export const REVIEWER_CASES = {
   offer: 'sr-rev-offer',
@@ -105,6 +109,17 @@ export async function reviewerFixtures(referenceNumbers: Record<keyof typeof REV
       content: [
         { attachment: { contentType: 'application/pdf', url: `Binary/bin-${offer}`, title: 'Discharge summary' } },
       ],
+    },
+    // A record that calls itself a PDF and is HTML (anyone who may add a record could store one).
+    { resourceType: 'Binary', id: `bin-html-${offer}`, contentType: 'text/html', data: NOT_A_PDF },
+    {
+      resourceType: 'DocumentReference',
+      id: `doc-html-${offer}`,
+      status: 'current',
+      description: 'Outside letter',
+      subject: { reference: `Patient/pat-${offer}` },
+      context: { related: [{ reference: `ServiceRequest/${offer}` }] },
+      content: [{ attachment: { contentType: 'application/pdf', url: `Binary/bin-html-${offer}` } }],
     },
     ...reviewerCase(decline, referenceNumbers.decline, {
       state: 'matching',
