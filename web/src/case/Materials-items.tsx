@@ -147,7 +147,9 @@ export function Studies({ serviceRequestId, ids }: { serviceRequestId: string; i
                     modalities,
                     study.started ? formatDate(study.started) : undefined,
                     study.numberOfSeries !== undefined ? `${study.numberOfSeries} series` : undefined,
-                    study.numberOfInstances !== undefined ? `${study.numberOfInstances} images` : undefined,
+                    study.numberOfInstances !== undefined
+                      ? `${study.numberOfInstances} image${study.numberOfInstances === 1 ? '' : 's'}`
+                      : undefined,
                   ]
                     .filter((part) => part)
                     .join(' · ')}

@@ -37,7 +37,7 @@ function useMaterials(caseId: string, kind: PreReviewKind) {
       error: studies.error,
       materials: (studies.data ?? []).map((study, index): Material => ({
         reference: `ImagingStudy/${study.id ?? ''}`,
-        label: `${study.description ?? `Study ${index + 1}`} (${(study.modality ?? []).map((m) => m.code).join(', ')}, ${study.numberOfInstances ?? 0} images)`,
+        label: `${study.description ?? `Study ${index + 1}`} (${(study.modality ?? []).map((m) => m.code).join(', ')}, ${study.numberOfInstances ?? 0} image${study.numberOfInstances === 1 ? '' : 's'})`,
       })),
     };
   }
