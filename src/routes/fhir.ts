@@ -14,6 +14,9 @@ import {
 } from '@medplum/core';
 import type { FhirRequest, FhirRouter, HttpMethod } from '@medplum/fhir-router';
 import type { Bundle, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Logger } from 'pino';
+import { Transform } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
 import { HubRepository } from '../fhir/repository.ts';
 import { searchPostParameters } from '../fhir/router.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
@@ -48,6 +51,8 @@ export interface FhirRoutesOptions {
   auditor?: Auditor;
   /** `/Subscription` (routes/subscriptions.ts); without it, Subscription is an ordinary type of the store. */
   subscriptions?: Pick<SubscriptionRoutesOptions, 'db' | 'clock' | 'endpoints'>;
+  /** Where failures that no response can report are logged (a Binary's content that cannot be read). */
+  logger?: Pick<Logger, 'error'>;
 }
 
 function sendOutcome(res: Response, outcome: OperationOutcome, status = outcomeStatus(outcome)): void {
@@ -341,10 +346,15 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
         return;
       }
       setResourceHeaders(res, resource, fhirBase, 200);
+      const source = options.repository.blobs.open(blob.key);
+      const failed = blobReadFailure(res, { logger: options.logger, binary: id, version: resource.meta?.versionId });
+      // A reader that goes away stops the reading of the file.
+      res.on('close', () => source.destroy());
+      source.on('error', failed);
       if (!asResource) {
         res.status(200).type(resource.contentType);
         res.setHeader('Content-Length', String(blob.size));
-        options.repository.blobs.open(blob.key).pipe(res);
+        source.pipe(res);
         return;
       }
       // The resource's JSON with `data` last, its base64 written as the blob is read.
@@ -355,14 +365,10 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       const head = `${JSON.stringify(resource).slice(0, -1)},"data":"`;
       const tail = '"}';
       res.setHeader('Content-Length', String(Buffer.byteLength(head) + Math.ceil(blob.size / 3) * 4 + tail.length));
-      res.write(head);
-      const source = options.repository.blobs.open(blob.key);
-      // A reader that goes away stops the reading of the file.
-      res.on('close', () => source.destroy());
-      const encoded = source.pipe(new Base64Encoder());
-      encoded.on('error', (err) => res.destroy(err));
-      encoded.on('end', () => res.end(tail));
-      encoded.pipe(res, { end: false });
+      const encoder = new Base64Encoder();
+      encoder.on('error', failed);
+      // The head goes out with the first bytes read, so a blob that cannot be opened still gets a 500.
+      source.pipe(encoder).pipe(new Framed(head, tail)).pipe(res);
     } catch (err) {
       const outcome = normalizeOperationOutcome(err);
       const access = {
@@ -503,6 +509,87 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
   });
 
   return routes;
+}
+
+/**
+ * Text before and after a stream's bytes, the first part only once bytes (or the end) arrive: until
+ * then nothing is sent, and a failure can still be answered with a status of its own.
+ */
+class Framed extends Transform {
+  private readonly head: string;
+  private readonly tail: string;
+  private started = false;
+
+  constructor(head: string, tail: string) {
+    super();
+    this.head = head;
+    this.tail = tail;
+  }
+
+  private start(): void {
+    if (!this.started) {
+      this.started = true;
+      this.push(this.head);
+    }
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.start();
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.start();
+    callback(null, this.tail);
+  }
+}
+
+/**
+ * What happens when a Binary's stored content cannot be read (its file missing or unreadable): the
+ * failure is logged with the request id (ids only), and the reader gets a 500 OperationOutcome when
+ * nothing was sent yet, else a connection closed before the announced length. Never an unhandled
+ * stream error, which would end the process.
+ */
+function blobReadFailure(
+  res: Response,
+  context: { logger: Pick<Logger, 'error'> | undefined; binary: string; version: string | undefined },
+): (err: Error) => void {
+  let reported = false;
+  return (err) => {
+    if (reported) {
+      return;
+    }
+    reported = true;
+    const requestId = String(res.locals.requestId ?? '');
+    context.logger?.error(
+      // The error's code (ENOENT, EIO) rather than its message, which names the file.
+      { requestId, binary: context.binary, version: context.version, err: errorCode(err), sent: res.headersSent },
+      'Binary content could not be read',
+    );
+    if (res.headersSent) {
+      // Fewer bytes than Content-Length announced, then the close: the reader knows it is cut short.
+      res.destroy();
+      return;
+    }
+    for (const header of ['Content-Length', 'ETag', 'Last-Modified']) {
+      res.removeHeader(header);
+    }
+    sendOutcome(
+      res,
+      {
+        resourceType: 'OperationOutcome',
+        issue: [
+          { severity: 'error', code: 'exception', details: { text: `Binary/${context.binary} could not be read` } },
+        ],
+      },
+      500,
+    );
+  };
+}
+
+function errorCode(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return typeof code === 'string' ? code : err.name;
 }
 
 function respondWithResource(
