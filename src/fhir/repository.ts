@@ -68,6 +68,8 @@ import { runSearch, searchLinkQuery } from './search/search.ts';
 import { subsetResource } from './subset.ts';
 import { validateFhirResource } from './validation.ts';
 import { checkCoordinatorMoves } from './coordinator-moves.ts';
+import { BINARY_JSON_INLINE_MAX_BYTES, binaryTooLargeToInline } from './binary-budget.ts';
+import type { InlineBinaryBudget } from './binary-budget.ts';
 import { decodeBase64, takeInlineAttachments } from './inline-attachments.ts';
 import type { MovedAttachment } from './inline-attachments.ts';
 import { buildWriteStatement } from './write.ts';
@@ -82,8 +84,6 @@ import type { WriteAuditContext } from '../audit/auditor.ts';
 import { readAuditEvent, searchAuditEvents } from './search/audit-search.ts';
 
 /** The resources of a consultation report a physician's reading counts for (docs/access.md, "Release"). */
-/** The largest Binary content a read puts inline in `data` other than by streaming (withBinaryData). */
-export const BINARY_JSON_INLINE_MAX_BYTES = 32 * 1024 * 1024;
 const REPORT_TYPES = new Set(['DiagnosticReport', 'DocumentReference', 'Composition', 'Binary']);
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -113,6 +113,11 @@ export interface RepositoryContext {
   audit?: WriteAuditContext;
   /** Who the request acts for (none: anonymous, or the hub itself); operations decide from it (fhir/operations/caller.ts). */
   identity?: Identity;
+  /**
+   * The Binary content the request may still put inline (binary-budget.ts), shared by every read it
+   * makes; one per HTTP request (routes/fhir.ts). Without it (the hub's own jobs) only the cap per read applies.
+   */
+  inlineBinaryBudget?: InlineBinaryBudget;
 }
 
 interface CurrentRow {
@@ -1271,7 +1276,8 @@ export class HubRepository extends FhirRepository {
 
   /**
    * Puts a Binary's content back as base64 `data` when it is read as a FHIR resource, up to
-   * BINARY_JSON_INLINE_MAX_BYTES: beyond, the read is refused (413) rather than held in memory. The
+   * BINARY_JSON_INLINE_MAX_BYTES, for one read and for all of the request's reads together
+   * (binary-budget.ts): beyond, the read is refused (413) rather than held in memory. The
    * plain FHIR JSON read of a Binary never comes here (readBinaryResource, streamed whatever its size);
    * this serves the rest (a read with _elements or _summary, an unchanged update's answer).
    */
@@ -1284,12 +1290,10 @@ export class HubRepository extends FhirRepository {
       return resource;
     }
     if (blob.size > BINARY_JSON_INLINE_MAX_BYTES) {
-      throw new OperationOutcomeError(
-        payloadTooLarge(
-          `Binary/${resource.id} holds ${blob.size} bytes: read it raw (any Accept but FHIR JSON), or as FHIR JSON without _elements or _summary`,
-        ),
-      );
+      throw binaryTooLargeToInline(resource.id, blob.size);
     }
+    // One request's reads share a budget (binary-budget.ts): a batch of reads is not a way round the cap.
+    this.ctx.inlineBinaryBudget?.take(resource.id, blob.size);
     const data = (await this.ctx.blobs.read(blob.key)).toString('base64');
     return { ...resource, data } as WithId<T>;
   }

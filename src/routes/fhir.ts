@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { HubRepository } from '../fhir/repository.ts';
+import { InlineBinaryBudget } from '../fhir/binary-budget.ts';
 import { searchPostParameters } from '../fhir/router.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import {
@@ -132,10 +133,14 @@ function setResourceHeaders(res: Response, resource: Resource, fhirBase: string,
 
 /**
  * R4 http, "Batch/Transaction" response: each entry carries the versioned location, ETag and
- * Last-Modified of the resource it wrote or read, as the headers of a single request would.
+ * Last-Modified of the resource it wrote or read, and the status its outcome stands for (405, 413,
+ * 415, 422 travel in the outcome's id, outcomes.ts), as the headers of a single request would.
  */
 function completeEntryResponses(bundle: Bundle): void {
   for (const entry of bundle.entry ?? []) {
+    if (entry.response?.outcome?.resourceType === 'OperationOutcome') {
+      entry.response.status = String(outcomeStatus(entry.response.outcome));
+    }
     const resource = entry.resource;
     const versionId = resource?.meta?.versionId;
     if (!entry.response || !resource?.id || !versionId) {
@@ -187,6 +192,8 @@ export function createFhirRoutes(options: FhirRoutesOptions): Router {
       actor: authActor(identity),
       audit: options.auditor?.writeContext(req, res),
       identity,
+      // One budget per request, shared by a batch's entries (binary-budget.ts).
+      inlineBinaryBudget: new InlineBinaryBudget(),
     });
   };
 
