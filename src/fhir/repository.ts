@@ -68,6 +68,7 @@ import { runSearch, searchLinkQuery } from './search/search.ts';
 import { subsetResource } from './subset.ts';
 import { validateFhirResource } from './validation.ts';
 import { checkCoordinatorMoves } from './coordinator-moves.ts';
+import { checkCaseQuestionsWrite } from './case-questions.ts';
 import { BINARY_JSON_INLINE_MAX_BYTES, binaryTooLargeToInline } from './binary-budget.ts';
 import type { InlineBinaryBudget } from './binary-budget.ts';
 import { decodeBase64, takeInlineAttachments } from './inline-attachments.ts';
@@ -835,6 +836,7 @@ export class HubRepository extends FhirRepository {
         if (current.deleted) {
           return;
         }
+        await checkCaseQuestionsWrite(tx.conn, resourceType, id, this.ctx.access ?? this.ctx.callerAccess);
         const version = current.version + 1;
         const statement = buildWriteStatement({
           resourceType,
@@ -876,6 +878,8 @@ export class HubRepository extends FhirRepository {
       current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined,
       this.ctx,
     );
+    // The physician's questions are theirs and the staff's alone (case-questions.ts).
+    await checkCaseQuestionsWrite(this.conn, literal.resourceType, id, this.ctx.access ?? this.ctx.callerAccess);
     await this.checkReferenceClaims(literal, current);
     // Large inline attachments become Binaries of their own (inline-attachments.ts); the ids are
     // the hub's, so the URLs it writes are not the writer's claims.
