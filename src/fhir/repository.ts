@@ -3,7 +3,7 @@
  * batch/transaction handling runs on. One instance per request; `withTransaction` hands out an
  * instance bound to the open transaction.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   OperationOutcomeError,
   allOk,
@@ -41,7 +41,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { prepared, requiredRow } from '../db/database.ts';
 import type { Database, Queryable } from '../db/database.ts';
-import type { BlobStore } from '../storage/blob-store.ts';
+import type { BlobStore, StoredBlob } from '../storage/blob-store.ts';
 import { BlobTooLargeError } from '../storage/blob-store.ts';
 import { recordOutboxEvent } from '../db/outbox.ts';
 import { resourceChangeEvent } from './events.ts';
@@ -71,13 +71,14 @@ import { checkCoordinatorMoves } from './coordinator-moves.ts';
 import { checkCaseQuestionsWrite } from './case-questions.ts';
 import { BINARY_JSON_INLINE_MAX_BYTES, binaryTooLargeToInline } from './binary-budget.ts';
 import type { InlineBinaryBudget } from './binary-budget.ts';
-import { decodeBase64, takeInlineAttachments } from './inline-attachments.ts';
+import { INLINE_ATTACHMENT_MAX_BYTES, decodeBase64, takeInlineAttachments } from './inline-attachments.ts';
 import type { MovedAttachment } from './inline-attachments.ts';
 import { buildWriteStatement } from './write.ts';
 import { toOutcomeError, withFhirErrors } from './db-errors.ts';
 import { WritePipeline } from './write-pipeline.ts';
 import type { AccessControl, AccessInteraction } from '../auth/access-policy.ts';
 import type { Identity } from '../auth/access-tokens.ts';
+import { scopesAllow } from '../auth/scopes.ts';
 import { SqlParams } from '../db/sql-params.ts';
 import type { OutboxEvent } from './write.ts';
 import { writeAudit } from '../audit/auditor.ts';
@@ -119,6 +120,13 @@ export interface RepositoryContext {
    * makes; one per HTTP request (routes/fhir.ts). Without it (the hub's own jobs) only the cap per read applies.
    */
   inlineBinaryBudget?: InlineBinaryBudget;
+}
+
+/** Bytes a write moves into the blob store: where they are once stored, or where a row named them before. */
+interface PendingBlob {
+  bytes: Buffer;
+  stored?: StoredBlob;
+  promised?: StoredBlob;
 }
 
 interface CurrentRow {
@@ -281,20 +289,29 @@ export class HubRepository extends FhirRepository {
       }
       const result = await write(tx);
       if (scope === 'case' && interaction !== 'delete') {
-        await tx.assertVisible(resourceType, id, 'read').catch(() => {
-          throw new OperationOutcomeError({
-            ...forbidden,
-            issue: [
-              {
-                severity: 'error',
-                code: 'forbidden',
-                details: { text: `${resourceType} must belong to one of your cases` },
-              },
-            ],
-          });
-        });
+        await tx.assertInCase(resourceType, id);
       }
       return result;
+    });
+  }
+
+  /** 403 unless what was just written is one of the person's cases' resources (a `case` right's condition). */
+  private async assertInCase(resourceType: string, id: string): Promise<void> {
+    await this.assertVisible(resourceType, id, 'read').catch((err: unknown) => {
+      // A write that failed before this check is the real cause (write-pipeline.ts), not the case.
+      if (!(err instanceof OperationOutcomeError) || err.outcome.id !== notFound.id) {
+        throw err;
+      }
+      throw new OperationOutcomeError({
+        ...forbidden,
+        issue: [
+          {
+            severity: 'error',
+            code: 'forbidden',
+            details: { text: `${resourceType} must belong to one of your cases` },
+          },
+        ],
+      });
     });
   }
 
@@ -861,7 +878,13 @@ export class HubRepository extends FhirRepository {
     );
   }
 
-  /** Validates, indexes and stores the next version of a resource. */
+  /**
+   * Validates, indexes and stores the next version of a resource. Every check that can refuse it runs
+   * before any byte of its content (a Binary's `data`, moved inline attachments) reaches the blob
+   * store; with a `case` right, the case guard too (the write is sent first, in the transaction, and
+   * checked), so a refused write leaves no file behind. What a later failure of the transaction
+   * leaves is the orphan sweep's (storage/orphan-sweep.ts).
+   */
   private async writeVersion<T extends Resource>(
     resource: T,
     current: CurrentRow | undefined,
@@ -884,6 +907,10 @@ export class HubRepository extends FhirRepository {
     // Large inline attachments become Binaries of their own (inline-attachments.ts); the ids are
     // the hub's, so the URLs it writes are not the writer's claims.
     const { resource: slim, moved } = takeInlineAttachments(literal);
+    const [firstMoved] = moved;
+    if (firstMoved) {
+      this.assertMayCreateBinary(firstMoved);
+    }
     for (const piece of moved) {
       piece.attachment.url = `Binary/${this.generateId()}`;
     }
@@ -891,7 +918,7 @@ export class HubRepository extends FhirRepository {
       ...slim,
       meta: stampActor({ ...slim.meta, versionId: String(version), lastUpdated }, this.ctx.actor),
     } as WithId<T>;
-    let binary: { key: string; size: number } | undefined;
+    let content: PendingBlob | undefined;
     let stored: WithId<T> = candidate;
     if (candidate.resourceType === 'Binary' && (candidate as Binary).data !== undefined) {
       // The bytes go to the blob store, whatever their size up to BINARY_MAX_BYTES: the validator's
@@ -901,17 +928,30 @@ export class HubRepository extends FhirRepository {
       if (validate) {
         validateFhirResource(stored);
       }
-      binary = await this.storeBlob(decodeBase64(data as string, 'Binary.data'));
+      content = this.pendingBlob(decodeBase64(data as string, 'Binary.data'));
     } else if (validate) {
       validateFhirResource(candidate);
     }
-    for (const piece of moved) {
-      await this.writeAttachmentBinary(piece, `${candidate.resourceType}/${id}`);
-    }
+    const attachments = moved.map((piece) => ({ piece, blob: this.pendingBlob(piece.bytes) }));
     const index = extractSearchIndex(stored, this.fhirBase);
     this.assertMayPublish(candidate.resourceType, index, current);
     const caseLinks = caseLinksOf(stored, index, this.ctx.actor, this.fhirBase);
     await this.assertReviewerReport(candidate.resourceType, index, caseLinks);
+    const blobs = [...(content ? [content] : []), ...attachments.map(({ blob }) => blob)];
+    // With a `case` right the write must leave the resource in one of the person's cases (guardedWrite
+    // checks it after the write): checked here too, before the bytes are stored, when there are any.
+    // guardedWrite runs such a write in a transaction, so its rows are not seen before the bytes are.
+    const interaction = method === 'POST' ? 'create' : 'update';
+    const guardFirst =
+      blobs.length > 0 &&
+      this.conn.inTransaction &&
+      this.ctx.access?.scopeOf(candidate.resourceType, interaction) === 'case';
+    if (!guardFirst) {
+      await this.storeBlobs(blobs);
+    }
+    for (const { piece, blob } of attachments) {
+      await this.writeAttachmentBinary(piece, `${candidate.resourceType}/${id}`, blob);
+    }
     const statement = buildWriteStatement({
       resourceType: candidate.resourceType,
       id,
@@ -922,7 +962,7 @@ export class HubRepository extends FhirRepository {
       replacing: current !== undefined,
       index,
       caseLinks,
-      binary,
+      binary: content && this.blobOf(content),
       event: resourceChangeEvent(candidate.resourceType, id, version, current ? method : 'POST'),
       audit: writeAudit(this.ctx.audit, {
         method,
@@ -933,7 +973,70 @@ export class HubRepository extends FhirRepository {
       }),
     });
     await this.sendWrite(statement);
+    if (guardFirst) {
+      await this.assertInCase(candidate.resourceType, id);
+      await this.storeBlobs(blobs);
+    }
     return candidate;
+  }
+
+  /**
+   * Moving an attachment's bytes into a Binary creates one: the writer needs that right, by their
+   * role's policy and their token's scopes, as for a Binary they would post (403 otherwise, before
+   * any byte is stored). System clients' scopes are checked the same way; the hub's own writes pass.
+   */
+  private assertMayCreateBinary(piece: MovedAttachment): void {
+    const access = this.ctx.access ?? this.ctx.callerAccess;
+    const identity = this.ctx.identity;
+    const allowed =
+      (access === undefined || access.scopeOf('Binary', 'create') !== undefined) &&
+      (identity === undefined || scopesAllow(identity.scopes, 'Binary', 'c'));
+    if (!allowed) {
+      throw new OperationOutcomeError({
+        ...forbidden,
+        issue: [
+          {
+            severity: 'error',
+            code: 'forbidden',
+            details: {
+              text: `${piece.path}.data holds ${piece.bytes.length} bytes: an attachment over ${INLINE_ATTACHMENT_MAX_BYTES} bytes is stored as a Binary, which you may not create`,
+            },
+            expression: [`${piece.path}.data`],
+          },
+        ],
+      });
+    }
+  }
+
+  /** Bytes to store, refused (413) at once over BINARY_MAX_BYTES: before anything is written. */
+  private pendingBlob(bytes: Buffer): PendingBlob {
+    if (bytes.length > this.ctx.binaryMaxBytes) {
+      throw new OperationOutcomeError(payloadTooLarge(new BlobTooLargeError(this.ctx.binaryMaxBytes).message));
+    }
+    return { bytes };
+  }
+
+  /**
+   * Where pending bytes are, or will be once stored: the store addresses blobs by the SHA-256 of their
+   * bytes (storage/blob-store.ts), so a row can name them before they are stored.
+   */
+  private blobOf(blob: PendingBlob): StoredBlob {
+    if (blob.stored) {
+      return blob.stored;
+    }
+    blob.promised ??= { key: createHash('sha256').update(blob.bytes).digest('hex'), size: blob.bytes.length };
+    return blob.promised;
+  }
+
+  private async storeBlobs(blobs: readonly PendingBlob[]): Promise<void> {
+    for (const blob of blobs) {
+      const stored = await this.storeBlob(blob.bytes);
+      if (blob.promised && blob.promised.key !== stored.key) {
+        // The transaction rolls back: no row may name bytes the store keeps under another key.
+        throw new Error(`the blob store keyed ${blob.promised.size} bytes otherwise than their SHA-256`);
+      }
+      blob.stored = stored;
+    }
   }
 
   private async sendWrite(statement: { sql: string; values: unknown[] }): Promise<void> {
@@ -950,9 +1053,9 @@ export class HubRepository extends FhirRepository {
    * names it as its securityContext, and belongs to the owner's cases through the attachment's URL
    * (auth/case-links.ts), so it is seen by exactly those who see the owner.
    */
-  private async writeAttachmentBinary(piece: MovedAttachment, owner: string): Promise<void> {
+  private async writeAttachmentBinary(piece: MovedAttachment, owner: string, content: PendingBlob): Promise<void> {
     const binaryId = (piece.attachment.url ?? '').slice('Binary/'.length);
-    const blob = await this.storeBlob(piece.bytes);
+    const blob = this.blobOf(content);
     const lastUpdated = new Date().toISOString();
     const stored = {
       resourceType: 'Binary',
