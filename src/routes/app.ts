@@ -41,7 +41,7 @@ export interface AppOptions {
   hsts?: boolean;
   /** The built web app served at /dashboard (routes/dashboard.ts); web/dist by default. */
   dashboardDir?: string;
-  /** OHIF_VIEWER_URL, which the web app links studies to (routes/dashboard.ts, settings.json). */
+  /** OHIF_VIEWER_URL, which the web app links studies to (routes/dashboard.ts serves it at /dashboard/settings.json). */
   ohifViewerUrl?: string;
   /** TRUST_PROXY: whose X-Forwarded-For names the client (req.ip, audit/client-address.ts); default none. */
   trustProxy?: false | number | string[];
