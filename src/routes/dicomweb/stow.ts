@@ -62,11 +62,14 @@ export const FailureReason = {
 
 const DICOM = 'application/dicom';
 /**
- * Instances ingested at once per request: overlaps parts' fsyncs and commits with each other and
- * with the upload of the next parts. Bounds the memory a request holds to this many parts of up to
- * the blob writer's in-memory size.
+ * Instances in ingest at once per request, and the bytes they may hold: overlaps parts' commits
+ * with each other and with the upload of the next parts, and lets the parts that wait for a commit
+ * go together in the next one (ingest.ts), so a request of small instances costs few WAL flushes.
+ * A part is read only while fewer than this many parts and bytes are held (a part over the blob
+ * writer's in-memory size spills to a file), which bounds a request's memory near the byte limit.
  */
-const INGEST_CONCURRENCY = 8;
+const INGEST_CONCURRENCY = 32;
+const INGEST_BYTES = 16 * 1024 * 1024;
 
 interface SopReference {
   sopClassUid?: string;
@@ -126,6 +129,7 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
 
   const results: PartResult[] = [];
   const ingests = new Set<Promise<void>>();
+  let heldBytes = 0;
   const ingestPart = async (index: number, staged: StagedBlob): Promise<void> => {
     try {
       results.push(await ingestStaged(options, index, staged, { studyInstanceUid: study, admitStudy: claims?.admit }));
@@ -156,8 +160,8 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
       });
       return;
     }
-    // Wait before reading the part, so that at most INGEST_CONCURRENCY parts are held at once.
-    while (ingests.size >= INGEST_CONCURRENCY) {
+    // Wait before reading the part, so that at most INGEST_CONCURRENCY parts and about INGEST_BYTES are held at once.
+    while (ingests.size >= INGEST_CONCURRENCY || heldBytes >= INGEST_BYTES) {
       await Promise.race(ingests);
     }
     const writer = options.ingest.blobs.createWriter();
@@ -172,7 +176,12 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
       results.push(partFailure(part.index, error));
       return;
     }
-    const ingest = ingestPart(part.index, staged).finally(() => ingests.delete(ingest));
+    const held = staged.bytes?.length ?? 0;
+    heldBytes += held;
+    const ingest = ingestPart(part.index, staged).finally(() => {
+      heldBytes -= held;
+      ingests.delete(ingest);
+    });
     ingests.add(ingest);
   };
 
