@@ -69,6 +69,14 @@ interface Association {
   profile: string;
 }
 
+/**
+ * Every third cycle is a burst that ends before the kill, so that the kill can fall in the
+ * installation that follows a burst (blob-installer.ts waits for ingest to pause).
+ */
+function burst(kill: number): boolean {
+  return kill % 3 === 0;
+}
+
 /** Registers the suite: `plan.kills` kills, then a last restart that checks everything. */
 export function describeKills(title: string, plan: KillPlan): void {
   describe(title, () => {
@@ -91,9 +99,9 @@ export function describeKills(title: string, plan: KillPlan): void {
       await rm(work, { recursive: true, force: true });
     });
 
-    /** Posts requests of 1 to 20 new instances one after the other until the hub is gone. */
-    async function stowLoop(hub: HubProcess, random: () => number, cycle: Cycle): Promise<void> {
-      for (;;) {
+    /** Posts requests of new instances one after the other until the hub is gone, or `requests` are answered. */
+    async function stowLoop(hub: HubProcess, random: () => number, cycle: Cycle, requests = Infinity): Promise<void> {
+      for (let sent = 0; sent < requests; sent++) {
         const batch = freshInstances(1 + Math.floor(random() * plan.stowBatchMax), 7);
         let status: number;
         try {
@@ -180,13 +188,15 @@ export function describeKills(title: string, plan: KillPlan): void {
       let unanswered: CrashInstance[] = [];
       let previous: CrashInstance[] = [];
       let unacknowledged = 0;
+      /** Burst cycles whose kill came while the burst's files were being installed. */
+      let installsCut = 0;
       for (let kill = 1; kill <= plan.kills + 1; kill++) {
         const associations =
           kill > plan.kills
             ? []
             : await Promise.all(
                 Array.from({ length: plan.associations }, (_unused, association) =>
-                  prepareAssociation(join(work, `cstore-${kill}-${association}`), 400),
+                  prepareAssociation(join(work, `cstore-${kill}-${association}`), burst(kill) ? 60 : 400),
                 ),
               );
         const hub = await startHubProcess(env, 60_000);
@@ -205,15 +215,26 @@ export function describeKills(title: string, plan: KillPlan): void {
         const acknowledging = new Promise<void>((resolve) => (firstAcknowledgement = resolve));
         const cycle: Cycle = { acknowledged: [], unacknowledged: [], onAcknowledged: () => firstAcknowledgement() };
         const load = Promise.all([
-          ...Array.from({ length: plan.stowClients }, () => stowLoop(hub, random, cycle)),
+          ...Array.from({ length: plan.stowClients }, () => stowLoop(hub, random, cycle, burst(kill) ? 6 : Infinity)),
           ...associations.map((association) => storeLoop(hub, association, cycle)),
         ]);
-        // A random moment once ingest is flowing: before, during or after commits and installations.
-        await acknowledging;
-        await new Promise((resolve) => setTimeout(resolve, random() * 1000));
+        if (burst(kill)) {
+          // The burst ends; its files are installed from half a second later: the kill comes
+          // before, during or after that installation.
+          await load;
+          await new Promise((resolve) => setTimeout(resolve, 200 + random() * 1500));
+        } else {
+          // A random moment once ingest is flowing: commits going on, alone and in groups.
+          await acknowledging;
+          await new Promise((resolve) => setTimeout(resolve, random() * 1000));
+        }
         hub.child.kill('SIGKILL');
         expect(await hub.exited).toMatchObject({ signal: 'SIGKILL' });
         await load;
+        if (burst(kill)) {
+          const staged = (await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM blob_staging')).rows[0]!.n;
+          installsCut += staged > 0 && staged < cycle.acknowledged.length ? 1 : 0;
+        }
         acknowledged.push(...cycle.acknowledged);
         previous = cycle.acknowledged;
         unanswered = cycle.unacknowledged;
@@ -223,7 +244,7 @@ export function describeKills(title: string, plan: KillPlan): void {
         }
       }
       console.log(
-        `${plan.kills} kills in ${Math.round((Date.now() - started) / 1000)} s: ${acknowledged.length} instances acknowledged, all whole; ${unacknowledged} sent unanswered`,
+        `${plan.kills} kills in ${Math.round((Date.now() - started) / 1000)} s: ${acknowledged.length} instances acknowledged, all whole; ${unacknowledged} sent unanswered; ${installsCut} kills while installing`,
       );
       expect(acknowledged.length).toBeGreaterThan(plan.kills * 20);
     }, 600_000);
