@@ -248,7 +248,7 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
       const ing = { ...ingestResult(corpus, 'c-store', server, seconds, stored, { storescuExit: r.code }), cpu };
       result.ingest.push(ing);
       log(
-        `run ${index} ${name} C-STORE: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exit ${r.code}), load ${ing.load.toFixed(2)}, ${cpuText(cpu)}`,
+        `run ${index} ${name} C-STORE: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exit ${r.code}), load ${ing.load.toFixed(2)}, ${cpuText(cpu)}, VmHWM ${(vmHwmKb(server.pid) / 1024).toFixed(1)} MB`,
       );
       const samplePatient = Math.min(5, corpus.patients);
       const q = await client<{ study: string; results: Record<string, Latency> }>(server, [
@@ -285,7 +285,7 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
         const ing = { ...ingestResult(corpus, `stow-batch${batch}`, server, s.seconds, stored, s), cpu };
         result.ingest.push(ing);
         log(
-          `run ${index} ${name} STOW batch ${batch}: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length}, HTTP ${JSON.stringify(s.statuses)}${s.failedInstances ? `, failed ${JSON.stringify(s.failureReasons)}` : ''}, load ${ing.load.toFixed(2)}, ${cpuText(cpu)}`,
+          `run ${index} ${name} STOW batch ${batch}: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length}, HTTP ${JSON.stringify(s.statuses)}${s.failedInstances ? `, failed ${JSON.stringify(s.failureReasons)}` : ''}, load ${ing.load.toFixed(2)}, ${cpuText(cpu)}, VmHWM ${(vmHwmKb(server.pid) / 1024).toFixed(1)} MB`,
         );
         peak(server);
       } finally {

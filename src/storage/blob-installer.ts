@@ -49,7 +49,7 @@ export interface BlobInstallerOptions {
   sweepAgeMs?: number | undefined;
 }
 
-const DEFAULT_MEMORY_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MEMORY_BYTES = 8 * 1024 * 1024;
 const DEFAULT_IDLE_MS = 500;
 const DEFAULT_BACKLOG_BYTES = 256 * 1024 * 1024;
 const DEFAULT_BACKLOG_BLOBS = 20_000;
@@ -126,7 +126,10 @@ export class BlobInstaller {
     if (hold) {
       this.heldBytes += bytes.length;
     }
-    this.enqueue(key, hold ? bytes : undefined, bytes.length);
+    // A received blob is often a slice of a larger chunk (a multipart read, a P-DATA fragment):
+    // held as it is, it would keep the whole chunk alive.
+    const held = hold && bytes.byteLength < bytes.buffer.byteLength ? Buffer.from(bytes) : bytes;
+    this.enqueue(key, hold ? held : undefined, bytes.length);
     this.lastCommitted = Date.now();
     this.schedule();
   }
