@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { parseArgs } from 'node:util';
 import { buildCorpus, writeStorescuProfile } from './dicom/corpus.ts';
 import type { Corpus } from './dicom/corpus.ts';
@@ -134,6 +135,8 @@ interface Ingest {
   refused: number;
   /** CPU milliseconds per instance of the server's process, and of its PostgreSQL backends (the hub's). */
   cpu?: { serverMs: number; databaseMs: number | undefined };
+  /** The hub's installation of the staged files after the answers (installation()). */
+  installation?: { seconds: number; serverMs: number; databaseMs: number } | undefined;
   detail?: unknown;
 }
 
@@ -181,6 +184,34 @@ async function startFresh(name: 'hub' | 'orthanc'): Promise<Server> {
   }
   await resetDatabase(adminUrl, dbName);
   return startHub({ repoRoot, workDir, databaseUrl, inspect: opts['cpu-prof'] });
+}
+
+/**
+ * The hub installs staged instances' files once ingest pauses (storage/blob-installer.ts): the
+ * seconds from the last answer until none is left staged, and the CPU (hub and PostgreSQL, per
+ * instance) that took, which the ingest's own figures leave out.
+ */
+async function installation(server: Server, before: CpuSnapshot, instances: number): Promise<Ingest['installation']> {
+  if (server.name !== 'hub') {
+    return undefined;
+  }
+  const t0 = performance.now();
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    for (;;) {
+      const staged = Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM blob_staging')).rows[0]?.n);
+      if (staged === 0 || performance.now() - t0 > 300_000) {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await client.end();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = await cpuSince(server, before, instances);
+  return { seconds, serverMs: cpu?.serverMs ?? NaN, databaseMs: cpu?.databaseMs ?? NaN };
 }
 
 async function countStored(server: Server): Promise<number> {
@@ -244,11 +275,16 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
       );
       const seconds = (performance.now() - t0) / 1000;
       const cpu = await cpuSince(server, cpuBefore, corpus.files.length);
+      const installed = await installation(server, await cpuSnapshot(server), corpus.files.length);
       const stored = await countStored(server);
-      const ing = { ...ingestResult(corpus, 'c-store', server, seconds, stored, { storescuExit: r.code }), cpu };
+      const ing = {
+        ...ingestResult(corpus, 'c-store', server, seconds, stored, { storescuExit: r.code }),
+        cpu,
+        installation: installed,
+      };
       result.ingest.push(ing);
       log(
-        `run ${index} ${name} C-STORE: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exit ${r.code}), load ${ing.load.toFixed(2)}, ${cpuText(cpu)}, VmHWM ${(vmHwmKb(server.pid) / 1024).toFixed(1)} MB`,
+        `run ${index} ${name} C-STORE: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exit ${r.code}), load ${ing.load.toFixed(2)}, ${cpuText(cpu)}, VmHWM ${(vmHwmKb(server.pid) / 1024).toFixed(1)} MB${installationText(installed)}`,
       );
       const samplePatient = Math.min(5, corpus.patients);
       const q = await client<{ study: string; results: Record<string, Latency> }>(server, [
@@ -281,11 +317,16 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
           }>(server, ['stow', server.dicomweb, String(batch), listFile]),
         );
         const cpu = await cpuSince(server, cpuBefore, corpus.files.length);
+        const installed = await installation(server, await cpuSnapshot(server), corpus.files.length);
         const stored = await countStored(server);
-        const ing = { ...ingestResult(corpus, `stow-batch${batch}`, server, s.seconds, stored, s), cpu };
+        const ing = {
+          ...ingestResult(corpus, `stow-batch${batch}`, server, s.seconds, stored, s),
+          cpu,
+          installation: installed,
+        };
         result.ingest.push(ing);
         log(
-          `run ${index} ${name} STOW batch ${batch}: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length}, HTTP ${JSON.stringify(s.statuses)}${s.failedInstances ? `, failed ${JSON.stringify(s.failureReasons)}` : ''}, load ${ing.load.toFixed(2)}, ${cpuText(cpu)}, VmHWM ${(vmHwmKb(server.pid) / 1024).toFixed(1)} MB`,
+          `run ${index} ${name} STOW batch ${batch}: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length}, HTTP ${JSON.stringify(s.statuses)}${s.failedInstances ? `, failed ${JSON.stringify(s.failureReasons)}` : ''}, load ${ing.load.toFixed(2)}, ${cpuText(cpu)}, VmHWM ${(vmHwmKb(server.pid) / 1024).toFixed(1)} MB${installationText(installed)}`,
         );
         peak(server);
       } finally {
@@ -400,6 +441,12 @@ function printProfiles(): void {
       console.log(`  ${String(entry.ms).padStart(6)} ms ${String(entry.share).padStart(5)}%  ${entry.name}`);
     }
   }
+}
+
+function installationText(installed: Ingest['installation']): string {
+  return installed === undefined
+    ? ''
+    : `; files installed ${installed.seconds.toFixed(1)} s later, CPU ms/instance ${installed.serverMs.toFixed(2)} + PostgreSQL ${installed.databaseMs.toFixed(2)}`;
 }
 
 function cpuText(cpu: Ingest['cpu']): string {
@@ -520,7 +567,10 @@ async function main(): Promise<void> {
       'load: the 1-minute load average (uptime) when each hub and Orthanc measurement ended, lowest-highest.',
     );
   }
-  rows.push('', `${pad('CPU ms per instance (median)', 28)}${pad('hub', 9)}${pad('hub PostgreSQL', 16)}Orthanc`);
+  rows.push(
+    '',
+    `${pad('CPU ms per instance (median)', 28)}${pad('hub', 9)}${pad('hub PostgreSQL', 16)}${pad('Orthanc', 9)}then installing the files: s, hub, PostgreSQL`,
+  );
   for (const m of methods) {
     const get = (server: string): Ingest[] =>
       results.flatMap((r) => r.ingest.filter((x) => x.method === m && x.server === server && x.cpu !== undefined));
@@ -528,8 +578,17 @@ async function main(): Promise<void> {
     const hubCpu = median(hub.map((x) => x.cpu!.serverMs));
     const hubDb = median(hub.map((x) => x.cpu!.databaseMs ?? NaN));
     const orthancCpu = median(get('orthanc').map((x) => x.cpu!.serverMs));
-    Object.assign(summary[m] as object, { cpuMsPerInstance: { hub: hubCpu, hubPostgres: hubDb, orthanc: orthancCpu } });
-    rows.push(`${pad(m, 28)}${pad(hubCpu.toFixed(2), 9)}${pad(hubDb.toFixed(2), 16)}${orthancCpu.toFixed(2)}`);
+    const installs = hub.flatMap((x) => (x.installation ? [x.installation] : []));
+    const installSeconds = median(installs.map((x) => x.seconds));
+    const installHub = median(installs.map((x) => x.serverMs));
+    const installDb = median(installs.map((x) => x.databaseMs));
+    Object.assign(summary[m] as object, {
+      cpuMsPerInstance: { hub: hubCpu, hubPostgres: hubDb, orthanc: orthancCpu },
+      installation: { seconds: installSeconds, hubCpuMsPerInstance: installHub, postgresCpuMsPerInstance: installDb },
+    });
+    rows.push(
+      `${pad(m, 28)}${pad(hubCpu.toFixed(2), 9)}${pad(hubDb.toFixed(2), 16)}${pad(orthancCpu.toFixed(2), 9)}${installSeconds.toFixed(1)} s, ${installHub.toFixed(2)}, ${installDb.toFixed(2)}`,
+    );
   }
   rows.push('');
   rows.push(`${pad('latency (median ms)', 26)}${pad('hub', 12)}${pad('Orthanc', 12)}hub/Orthanc`);

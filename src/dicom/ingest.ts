@@ -187,7 +187,7 @@ export async function ingestInstance(
   switch (result) {
     case 'stored':
       if (stagedBytes !== undefined) {
-        staging?.installer.committed(instance.blobKey, stagedBytes);
+        staging?.installer.committed(instance.blobKey, stagedBytes.length);
       }
       ctx.studies.touch(instance.studyInstanceUid);
       return { status: 'stored', ...instance };
