@@ -353,6 +353,28 @@ describe('the worklist at /dashboard', () => {
     await page.close();
   });
 
+  test('changes made faster than the page redraws all count: none works from the filters it drew', async () => {
+    const { page, problems } = await asCoordinator();
+    await page.goto(`${api.url}/dashboard?mine=1`);
+    await rowsBecome(page, [REVIEW]);
+    // Untick "mine", choose a state and sort by due date in one go, before React draws again.
+    await page.evaluate(() => {
+      const doc = (globalThis as any).document;
+      const labelled = (text: string) =>
+        [...doc.querySelectorAll('label')].find((label: any) => label.textContent.startsWith(text)).control;
+      labelled('Mine').click();
+      const state = labelled('State');
+      state.value = 'specialist-review';
+      state.dispatchEvent(new (globalThis as any).Event('change', { bubbles: true }));
+      [...doc.querySelectorAll('th button')].find((button: any) => button.textContent.startsWith('Due')).click();
+    });
+    await page.waitForURL((url) => url.search.includes('sort=due') && !url.search.includes('mine'));
+    expect(new URL(page.url()).searchParams.get('state')).toBe('specialist-review');
+    await rowsBecome(page, [OVERDUE, SHARED]);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   /** The rows shown now, once they are `cases` in some order (for the order the hub chose). */
   async function currentOrder(page: Page, cases: string[] = ALL): Promise<string[]> {
     return until(

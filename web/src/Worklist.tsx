@@ -23,7 +23,7 @@ import type { NameOf } from './worklist/next-action.ts';
 import { worklistRows } from './worklist/rows.ts';
 import type { WorklistRow } from './worklist/rows.ts';
 import { filtersOf, mineParameter, withFilters, worklistSearch } from './worklist/search.ts';
-import type { Person, WorklistFilters as Filters } from './worklist/search.ts';
+import type { FilterChange, Person } from './worklist/search.ts';
 import { SlaClock } from './worklist/SlaClock.tsx';
 import { SortHeader } from './worklist/SortHeader.tsx';
 import { specialtyNames } from './worklist/specialties.ts';
@@ -90,7 +90,13 @@ export function Worklist() {
   const person: Person = { role: session?.role, fhirUser: session?.fhirUser };
   const mine = mineParameter(person);
   const now = useNow();
-  const change = (next: Filters) => setSearchParams(withFilters(searchParams, next));
+  // A change applies to the filters in the address bar now, not to those this render drew: the router
+  // redraws in a transition, so a second click can come before the first one's redraw.
+  const change = (update: FilterChange) => {
+    const latest = new URLSearchParams(window.location.search);
+    const current = filtersOf(latest);
+    setSearchParams(withFilters(latest, { ...current, ...(typeof update === 'function' ? update(current) : update) }));
+  };
 
   // The next links followed so far, for "Previous"; a new search (other filters) starts again. The
   // first page is built anew each minute (the deadline filters place now), the others are the hub's.

@@ -1,6 +1,6 @@
 /** A column header that sorts the worklist on the server: a button, its state in aria-sort. */
 import { Table, UnstyledButton } from '@mantine/core';
-import type { SortKey, WorklistFilters } from './search.ts';
+import type { FilterChange, SortKey, WorklistFilters } from './search.ts';
 import { FIRST_DESCENDING } from './search.ts';
 
 export function SortHeader({
@@ -12,7 +12,7 @@ export function SortHeader({
   label: string;
   sortKey: SortKey;
   filters: WorklistFilters;
-  onChange: (filters: WorklistFilters) => void;
+  onChange: (change: FilterChange) => void;
 }) {
   const active = filters.sort === sortKey;
   const descending = active ? filters.descending : FIRST_DESCENDING[sortKey];
@@ -22,11 +22,10 @@ export function SortHeader({
         fw={700}
         fz="sm"
         onClick={() =>
-          onChange({
-            ...filters,
+          onChange((latest) => ({
             sort: sortKey,
-            descending: active ? !filters.descending : FIRST_DESCENDING[sortKey],
-          })
+            descending: latest.sort === sortKey ? !latest.descending : FIRST_DESCENDING[sortKey],
+          }))
         }
       >
         {label}

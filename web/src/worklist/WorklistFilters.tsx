@@ -1,7 +1,7 @@
 /** The worklist's filters: state, deadline, specialty sought and "mine"; each change is a new search. */
 import { Checkbox, Group, NativeSelect } from '@mantine/core';
 import { CASE_STATES, stateLabel } from '../case-states.ts';
-import type { DeadlineFilter, WorklistFilters as Filters } from './search.ts';
+import type { DeadlineFilter, FilterChange, WorklistFilters as Filters } from './search.ts';
 import { DEADLINE_FILTERS } from './search.ts';
 import { SPECIALTIES } from './specialties.ts';
 
@@ -15,14 +15,14 @@ export function WorklistFilters({
   filters: Filters;
   /** What "mine" means for this person; no checkbox where it means nothing more than every case. */
   mineLabel: string | undefined;
-  onChange: (filters: Filters) => void;
+  onChange: (change: FilterChange) => void;
 }) {
   return (
     <Group align="end" gap="sm" wrap="wrap">
       <NativeSelect
         label="State"
         value={filters.state}
-        onChange={(event) => onChange({ ...filters, state: event.currentTarget.value })}
+        onChange={(event) => onChange({ state: event.currentTarget.value })}
         data={[
           { value: '', label: 'All states' },
           ...CASE_STATES.map((code) => ({ value: code, label: stateLabel(code) })),
@@ -33,7 +33,6 @@ export function WorklistFilters({
         value={filters.deadline}
         onChange={(event) =>
           onChange({
-            ...filters,
             deadline: DEADLINE_FILTERS.find((value) => value === event.currentTarget.value) ?? '',
           })
         }
@@ -45,7 +44,7 @@ export function WorklistFilters({
       <NativeSelect
         label="Specialty sought"
         value={filters.specialty}
-        onChange={(event) => onChange({ ...filters, specialty: event.currentTarget.value })}
+        onChange={(event) => onChange({ specialty: event.currentTarget.value })}
         data={[
           { value: '', label: 'Any specialty' },
           ...SPECIALTIES.map((specialty) => ({ value: specialty.code, label: specialty.label })),
@@ -55,7 +54,7 @@ export function WorklistFilters({
         <Checkbox
           label={mineLabel}
           checked={filters.mine}
-          onChange={(event) => onChange({ ...filters, mine: event.currentTarget.checked })}
+          onChange={(event) => onChange({ mine: event.currentTarget.checked })}
           mb={8}
         />
       )}

@@ -28,6 +28,9 @@ export interface WorklistFilters {
   pageSize: number;
 }
 
+/** A change of some filters, or one computed from the filters as they stand when it is applied. */
+export type FilterChange = Partial<WorklistFilters> | ((latest: WorklistFilters) => Partial<WorklistFilters>);
+
 const DEFAULT_PAGE_SIZE = 20;
 /** Each key's first direction when chosen: the newest change, the nearest deadline, the lowest number. */
 export const FIRST_DESCENDING: Record<SortKey, boolean> = { changed: true, due: false, reference: false };
