@@ -3,6 +3,8 @@
  * questions, the request, the coordination Task and the specialist's accepted offer), the letter's
  * sections as a specialist writes them, and the hub's code systems they use.
  */
+import { dueDate } from '../../src/cases/business-calendar.ts';
+
 export const LOINC = 'http://loinc.org';
 export const CASE = 'urn:hub:case-resource';
 export const TASK_CODE = 'urn:hub:task-code';
@@ -10,8 +12,12 @@ export const CASE_STATE = 'urn:hub:case-state';
 export const SECTION = 'urn:hub:letter-section';
 export const QUESTION_NUMBER = 'urn:hub:extension:question-number';
 export const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
-/** The specialist's due date in the fixtures (a Friday, 17:00 New York). */
-export const OPINION_DUE = '2026-12-18T22:00:00.000Z';
+/**
+ * The specialist's due date in the fixtures: 17:00 New York ten business days after the suite loads,
+ * as the hub sets it for an offer accepted now. Never a fixed date: the hub's reminder and escalation
+ * jobs run against the real clock, and a due date gone by fires them in the middle of a suite.
+ */
+export const OPINION_DUE = dueDate(new Date()).toISOString();
 
 /**
  * A case in specialist review: two questions asked, the offer to `Practitioner/prac-s` accepted, the

@@ -32,12 +32,36 @@ export function dashboardEnvironment(): Record<string, string> {
   return { DASHBOARD_DIR: dashboardDir() };
 }
 
+/**
+ * Debian's Chromium. Under test/shifted-clock.sh (libfaketime preloaded) the browser itself runs
+ * unfaked, as Chromium stalls with libfaketime loaded, and each of its contexts gets Playwright's clock
+ * set to the test's moved one, so the app, the hub and the test agree on the date.
+ */
 export async function launchChromium(): Promise<Browser> {
-  return chromium.launch({
+  const shifted = process.env.FAKETIME !== undefined;
+  const browser = await chromium.launch({
     executablePath: CHROMIUM,
     // As root in CI: no sandbox; and no calls home, which this network refuses.
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+    ...(shifted ? { env: unfakedEnvironment() } : {}),
   });
+  if (shifted) {
+    const newContext = browser.newContext.bind(browser);
+    browser.newContext = async (options) => {
+      const context = await newContext(options);
+      await context.clock.install({ time: Date.now() });
+      return context;
+    };
+  }
+  return browser;
+}
+
+function unfakedEnvironment(): Record<string, string> {
+  const kept = Object.entries(process.env).filter(
+    (entry): entry is [string, string] =>
+      entry[1] !== undefined && entry[0] !== 'LD_PRELOAD' && !entry[0].startsWith('FAKETIME'),
+  );
+  return Object.fromEntries(kept);
 }
 
 /** Fills in the hub's login page (the authenticator code for staff) and submits it. */
