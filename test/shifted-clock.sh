@@ -39,11 +39,18 @@ nth_weekday() { # month weekday n
   offset=$(((7 + $2 - $(date -u -d "$first" +%u)) % 7 + 7 * ($3 - 1)))
   date -u -d "$first +$offset days" +%F
 }
+# An offset from now that starts the clock at the given UTC instant. Not faketime's "@instant": with
+# it each process's clock starts at that instant when the process starts, so a hub started by a test
+# a few seconds later would be seconds behind the test (its tokens "issued in the future").
+starting_at() { # YYYY-MM-DD HH:MM:SS
+  echo "+$(($(date -u -d "$1" +%s) - $(date -u +%s)))"
+}
 INSTANTS=(
   "+365d"
-  "@$(nth_weekday 03 7 2) 06:50:00"
-  "@$(nth_weekday 11 4 4) 14:00:00"
+  "$(starting_at "$(nth_weekday 03 7 2) 06:50:00")"
+  "$(starting_at "$(nth_weekday 11 4 4) 14:00:00")"
 )
+LABELS=("a year ahead" "$(nth_weekday 03 7 2) 06:50 UTC" "$(nth_weekday 11 4 4) 14:00 UTC")
 # Timers and timeouts keep the real monotonic clock; only the calendar moves.
 export FAKETIME_DONT_FAKE_MONOTONIC=1 TZ=UTC
 # The three instants run at once, one Jest worker each: the suites mostly wait (on the hub, the
@@ -60,7 +67,7 @@ done
 status=0
 for index in "${!INSTANTS[@]}"; do
   wait "${pids[$index]}" || status=1
-  echo "== the clock at ${INSTANTS[$index]}"
+  echo "== the clock at ${LABELS[$index]} (faketime ${INSTANTS[$index]})"
   cat "$logs/$index.log"
 done
 exit "$status"
