@@ -12,39 +12,22 @@
  * waives the pathology. The referring physician opens the same case (whichever page the app gives
  * their role) without those controls, and the hub refuses the same writes made with their token.
  */
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PDFDocument } from 'pdf-lib';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { totpCode } from '../src/auth/totp.ts';
-import { UserStore } from '../src/auth/users.ts';
+import type { Page } from 'playwright-core';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
-import { openDatabase } from '../src/db/database.ts';
-import type { Database } from '../src/db/database.ts';
-import { systemClock } from '../src/runtime/clock.ts';
-import { orderDetail, workflowSettled } from './support/case-fixtures.ts';
-import { clientToken } from './support/client-token.ts';
+import { orderDetail } from './support/case-fixtures.ts';
 import { runDcmtk } from './support/dicom/test-peer.ts';
-import { startHubProcess } from './support/hub-process.ts';
-import type { HubProcess } from './support/hub-process.ts';
 import { stow } from './support/stow.ts';
-import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
-import type { TestHub } from './support/test-hub.ts';
+import { fhirFetch } from './support/test-hub.ts';
 import { until } from './support/until.ts';
-import {
-  UI_TIMEOUT_MS,
-  appToken,
-  axeFindings,
-  dashboardEnvironment,
-  launchChromium,
-  signIn,
-  watchPage,
-} from './support/web-app.ts';
+import { UI_TIMEOUT_MS, appToken, axeFindings } from './support/web-app.ts';
+import { ACCOUNTS, practitioners, startWebHub } from './support/web-hub.ts';
+import type { SignedIn, WebHub } from './support/web-hub.ts';
 
 type Json = any;
 
-const PASSWORD = 'a long enough password';
 const SR = 'sr-coordination';
 const ACCESSION = 'ACC-COORD-1';
 const CT_SMALL = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
@@ -60,24 +43,16 @@ const CORRECTION = 'Question 3 asks about two separate prior studies.';
 const WAIVER = 'The biopsy slides are held abroad and cannot be sent.';
 
 describe('the case page’s eligibility, quote and materials in Chromium', () => {
-  let database: { url: string; drop: () => Promise<void> };
-  let dataDir: string;
-  let api: HubProcess;
-  let db: Database;
-  let browser: Browser;
-  let ehr: string;
-  let coordinatorTotp: string;
+  let hub: WebHub;
   /** The coordinator's browser, signed in once for the whole journey (a TOTP code is used once). */
-  let coordinator: { context: BrowserContext; page: Page; problems: string[] };
+  let coordinator: SignedIn;
   const referenceNumber = generateReferenceNumber(() => 7);
-  const place = () => ({ db, redisUrl: TEST_REDIS_URL, queuePrefix });
-  const queuePrefix = `test-web-coord-${process.pid}-${Date.now()}`;
 
   const fhir = (token: string, method: string, path: string, body?: unknown) =>
-    fhirFetch(`${api.url}/fhir/${path}`, { method, body, headers: { authorization: `Bearer ${token}` } });
+    fhirFetch(`${hub.url}/fhir/${path}`, { method, body, headers: { authorization: `Bearer ${token}` } });
   const taskOf = async (identifier: string): Promise<Json> => {
     const found = await fhir(
-      ehr,
+      hub.ehr,
       'GET',
       `Task?identifier=${encodeURIComponent(`urn:hub:case-resource|${identifier}`)}`,
     );
@@ -86,46 +61,16 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
   const stateOf = (task: Json): string | undefined => task?.businessStatus?.coding?.[0]?.code;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dataDir = await mkdtemp(join(tmpdir(), 'hub-web-coord-'));
-    api = await startHubProcess(
-      {
-        DATABASE_URL: database.url,
-        DATA_DIR: dataDir,
-        AUTH_REQUIRED: 'true',
-        OUTBOX_POLL_MS: '100',
-        QUEUE_PREFIX: queuePrefix,
-        ...dashboardEnvironment(),
-      },
-      60_000,
-    );
-    db = await openDatabase({ databaseUrl: database.url });
-    const users = new UserStore(db);
-    const cora = await users.add({
-      email: 'cora@hub.example.org',
-      role: 'coordinator',
-      fhirUser: 'Practitioner/prac-c',
-      password: PASSWORD,
+    hub = await startWebHub({
+      name: 'coord',
+      ehrClientId: 'coord-ehr',
+      accounts: [ACCOUNTS.cora, ACCOUNTS.paul],
     });
-    coordinatorTotp = cora.totpSecret as string;
-    await users.add({
-      email: 'paul@clinic.example.org',
-      role: 'referring-physician',
-      fhirUser: 'Practitioner/prac-phys',
-      password: PASSWORD,
-    });
-    const hub = { baseUrl: api.url, hub: { db, url: api.url }, clock: systemClock } as unknown as TestHub;
-    ehr = await clientToken(hub, 'coord-ehr', 'system/*.cruds');
 
     // The referral, as an EHR sends it: the physician, the patient (resident of New Hampshire), the
     // questions and the active request planning one imaging site, 60 pages of records and a biopsy.
     const fixtures = [
-      { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-phys',
-        name: [{ prefix: ['Dr.'], given: ['Paul'], family: 'Physick' }],
-      },
+      ...practitioners('prac-c', 'prac-phys'),
       {
         resourceType: 'Patient',
         id: `pat-${SR}`,
@@ -155,16 +100,9 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
         orderDetail: orderDetail({ imagingSites: 1, recordPages: 60, biopsySites: 1 }),
       },
     ];
-    const loaded = await fhir(ehr, 'POST', '', {
-      resourceType: 'Bundle',
-      type: 'transaction',
-      entry: fixtures.map((resource) => ({
-        resource,
-        request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-      })),
-    });
+    const loaded = await hub.load(hub.ehr, fixtures);
     expect({ status: loaded.status, issue: loaded.body.issue }).toEqual({ status: 200, issue: undefined });
-    await workflowSettled(place(), 60_000);
+    await hub.settled();
     expect(stateOf(await taskOf(`${SR}/coordination`))).toBe('submitted');
 
     // The material: a three-page PDF of records, and a CT study with the request's accession number.
@@ -172,13 +110,13 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
     for (let page = 0; page < 3; page += 1) {
       pdf.addPage([612, 792]).drawText(`Discharge summary, page ${page + 1}`, { x: 72, y: 700 });
     }
-    const binary = await fhir(ehr, 'POST', 'Binary', {
+    const binary = await fhir(hub.ehr, 'POST', 'Binary', {
       resourceType: 'Binary',
       contentType: 'application/pdf',
       data: Buffer.from(await pdf.save()).toString('base64'),
     });
     expect(binary.status).toBe(201);
-    const document = await fhir(ehr, 'POST', 'DocumentReference', {
+    const document = await fhir(hub.ehr, 'POST', 'DocumentReference', {
       resourceType: 'DocumentReference',
       status: 'current',
       type: { text: 'Discharge summary' },
@@ -190,7 +128,7 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
       context: { related: [{ reference: `ServiceRequest/${SR}` }] },
     });
     expect(document.status).toBe(201);
-    const study = join(dataDir, 'ct.dcm');
+    const study = join(hub.dataDir, 'ct.dcm');
     await copyFile(CT_SMALL, study);
     const modified = await runDcmtk('dcmodify', [
       '-nb',
@@ -202,24 +140,19 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
       study,
     ]);
     expect({ code: modified.code, output: modified.output }).toEqual({ code: 0, output: '' });
-    const stored = await stow(api.url, [await readFile(study)], { authorization: `Bearer ${ehr}` });
+    const stored = await stow(hub.url, [await readFile(study)], { authorization: `Bearer ${hub.ehr}` });
     expect(stored.status).toBe(200);
-    await workflowSettled(place(), 60_000);
+    await hub.settled();
     await until(
       async () => (await taskOf(`${SR}/expect-material/imaging`))?.status === 'completed',
       'the study to be matched to the case',
       30_000,
     );
-    browser = await launchChromium();
   }, 150_000);
 
   afterAll(async () => {
     await coordinator?.context.close();
-    await browser?.close();
-    await db?.close();
-    await api?.stop();
-    await database?.drop();
-    await rm(dataDir, { recursive: true, force: true });
+    await hub?.stop();
   });
 
   const text = async (page: Page, testId: string): Promise<string> =>
@@ -251,11 +184,8 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
   };
 
   test('the coordinator sees the screening’s reasons, the quote and its total, the materials with a thumbnail, and corrects the question count', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    coordinator = { context, page, problems: watchPage(page) };
-    await page.goto(`${api.url}/dashboard/cases/${SR}`);
-    await signIn(page, 'cora@hub.example.org', PASSWORD, totpCode(coordinatorTotp, Date.now()));
+    coordinator = await hub.signIn('cora@hub.example.org', `/cases/${SR}`, { viewport: { width: 1280, height: 800 } });
+    const { page } = coordinator;
     await page.waitForURL(`**/dashboard/cases/${SR}`);
 
     // Eligibility: New Hampshire's rule, with its wording and the reviews it leaves.
@@ -303,7 +233,7 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
     });
     expect(accept.status).toBe(200);
     await until(async () => stateOf(await taskOf(`${SR}/coordination`)) === 'awaiting-materials', 'the case accepted');
-    await workflowSettled(place(), 60_000);
+    await hub.settled();
     await page.reload();
     await page.getByRole('button', { name: 'Waive the pathology…' }).waitFor({ timeout: UI_TIMEOUT_MS });
 
@@ -337,7 +267,7 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
       { url: 'setBy', valueReference: { reference: 'Practitioner/prac-c' } },
     ]);
     // The version that set it is the coordinator's (the hub's re-quote wrote the Task again since).
-    const history = await fhir(ehr, 'GET', `Task/${corrected.id}/_history?_count=100`);
+    const history = await fhir(hub.ehr, 'GET', `Task/${corrected.id}/_history?_count=100`);
     const setting = history.body.entry
       .map((entry: Json) => entry.resource)
       .filter((version: Json) =>
@@ -352,11 +282,9 @@ describe('the case page’s eligibility, quote and materials in Chromium', () =>
   }, 120_000);
 
   test('the referring physician opens the same case without the coordinators’ controls, and the hub refuses their writes', async () => {
-    const context = await browser.newContext({ viewport: { width: 800, height: 900 } });
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard/cases/${SR}`);
-    await signIn(page, 'paul@clinic.example.org', PASSWORD);
+    const { context, page, problems } = await hub.signIn('paul@clinic.example.org', `/cases/${SR}`, {
+      viewport: { width: 800, height: 900 },
+    });
     await page.waitForURL(`**/dashboard/cases/${SR}`);
     // Their view of the case, whichever page the app gives their role, once its materials are in.
     const main = page.locator('main');

@@ -12,28 +12,16 @@
  * - REVIEW, Olga's, in report review, held by the coordinator Cora; its approval is due this week;
  * - SHARED, Olga's, in specialist review, due in forty days, shared with Paul by a case-access Task.
  */
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { totpCode } from '../src/auth/totp.ts';
-import { UserStore } from '../src/auth/users.ts';
-import { openDatabase } from '../src/db/database.ts';
-import type { Database } from '../src/db/database.ts';
+import type { BrowserContext, Page } from 'playwright-core';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
 import { SPECIALTIES } from '../src/cases/specialties.ts';
-import { systemClock } from '../src/runtime/clock.ts';
-import { workflowSettled } from './support/case-fixtures.ts';
-import { clientToken } from './support/client-token.ts';
-import { startHubProcess } from './support/hub-process.ts';
-import type { HubProcess } from './support/hub-process.ts';
 import { CASE, CASE_STATE, TASK_CODE, opinionCaseFixtures } from './support/opinion-case.ts';
-import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
-import type { TestHub } from './support/test-hub.ts';
+import { fhirFetch } from './support/test-hub.ts';
 import { until } from './support/until.ts';
-import { UI_TIMEOUT_MS, appToken, dashboardEnvironment, launchChromium, signIn, watchPage } from './support/web-app.ts';
+import { UI_TIMEOUT_MS, appToken, watchPage } from './support/web-app.ts';
+import { ACCOUNTS, practitioners, startWebHub } from './support/web-hub.ts';
+import type { WebHub } from './support/web-hub.ts';
 
-const PASSWORD = 'a long enough password';
 const NUCC = 'http://nucc.org/provider-taxonomy';
 const ONCOLOGY = '207RX0202X';
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -77,14 +65,7 @@ const rosterFixtures = (): Record<string, unknown>[] => [
 ];
 
 describe('the worklist at /dashboard', () => {
-  let database: { url: string; drop: () => Promise<void> };
-  let dataDir: string;
-  let api: HubProcess;
-  let db: Database;
-  let browser: Browser;
-  let ehr: string;
-  let coordinatorTotp: string;
-  const queuePrefix = `test-web-worklist-${process.pid}-${Date.now()}`;
+  let hub: WebHub;
   const referenceNumbers: Record<string, string> = {};
   ALL.forEach((sr, i) => (referenceNumbers[sr] = generateReferenceNumber(() => i + 1)));
   const loadedAt = new Date();
@@ -106,44 +87,13 @@ describe('the worklist at /dashboard', () => {
       : resource;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-worklist-'));
-    api = await startHubProcess(
-      {
-        DATABASE_URL: database.url,
-        DATA_DIR: dataDir,
-        AUTH_REQUIRED: 'true',
-        OUTBOX_POLL_MS: '100',
-        QUEUE_PREFIX: queuePrefix,
-        ...dashboardEnvironment(),
-      },
-      60_000,
-    );
-    db = await openDatabase({ databaseUrl: database.url });
-    const users = new UserStore(db);
-    const coordinator = await users.add({
-      email: 'cora@hub.example.org',
-      role: 'coordinator',
-      fhirUser: 'Practitioner/prac-c',
-      password: PASSWORD,
+    hub = await startWebHub({
+      name: 'worklist',
+      ehrClientId: 'worklist-ehr',
+      accounts: [ACCOUNTS.cora, ACCOUNTS.paul],
     });
-    coordinatorTotp = coordinator.totpSecret as string;
-    await users.add({
-      email: 'paul@clinic.example.org',
-      role: 'referring-physician',
-      fhirUser: 'Practitioner/prac-phys',
-      password: PASSWORD,
-    });
-    const place = { baseUrl: api.url, hub: { db, url: api.url }, clock: systemClock } as unknown as TestHub;
-    ehr = await clientToken(place, 'worklist-ehr', 'system/*.cruds');
     const fixtures = [
-      { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-phys',
-        name: [{ prefix: ['Dr.'], given: ['Paul'], family: 'Physick' }],
-      },
-      { resourceType: 'Practitioner', id: 'prac-other', name: [{ prefix: ['Dr.'], given: ['Olga'], family: 'Other' }] },
+      ...practitioners('prac-c', 'prac-phys', 'prac-other'),
       ...rosterFixtures(),
       ...caseFixtures(OVERDUE, (r) => (isOffer(OVERDUE, r) ? { ...r, ...due(overdueAt) } : r)),
       ...caseFixtures(MATCHING, (r) => (isCoordination(MATCHING, r) ? { ...r, ...state('matching') } : r)).filter(
@@ -186,30 +136,14 @@ describe('the worklist at /dashboard', () => {
         ],
       },
     ];
-    const loaded = await fhirFetch(`${api.url}/fhir`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ehr}` },
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
-    });
+    const loaded = await hub.load(hub.ehr, fixtures);
     expect(loaded.status).toBe(200);
-    await workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, 60_000);
-    browser = await launchChromium();
+    await hub.settled();
   }, 90_000);
 
   afterAll(async () => {
     await coordinatorContext?.close();
-    await browser?.close();
-    await db?.close();
-    await api?.stop();
-    await database?.drop();
-    await fsp.rm(dataDir, { recursive: true, force: true });
+    await hub?.stop();
   });
 
   let coordinatorContext: BrowserContext | undefined;
@@ -218,13 +152,14 @@ describe('the worklist at /dashboard', () => {
    * the same browser, whose sign-in the hub's login session answers without a form.
    */
   async function asCoordinator(): Promise<{ page: Page; problems: string[] }> {
-    const first = coordinatorContext === undefined;
-    coordinatorContext ??= await browser.newContext();
-    const page = await coordinatorContext.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard`);
-    if (first) {
-      await signIn(page, 'cora@hub.example.org', PASSWORD, totpCode(coordinatorTotp, Date.now()));
+    let page: Page;
+    let problems: string[];
+    if (coordinatorContext === undefined) {
+      ({ context: coordinatorContext, page, problems } = await hub.signIn('cora@hub.example.org'));
+    } else {
+      page = await coordinatorContext.newPage();
+      problems = watchPage(page);
+      await page.goto(`${hub.url}/dashboard`);
     }
     await page.getByTestId('signed-in-role').getByText('coordinator').waitFor({ timeout: UI_TIMEOUT_MS });
     return { page, problems };
@@ -256,10 +191,10 @@ describe('the worklist at /dashboard', () => {
 
   test('the hub keeps each case’s deadline and specialty sought on its coordination Task', async () => {
     const read = async (sr: string) =>
-      (await fhirFetch(`${api.url}/fhir/Task/coord-${sr}`, { headers: { authorization: `Bearer ${ehr}` } })).body;
+      (await fhirFetch(`${hub.url}/fhir/Task/coord-${sr}`, { headers: { authorization: `Bearer ${hub.ehr}` } })).body;
     const offers = await fhirFetch(
-      `${api.url}/fhir/Task?part-of=Task/coord-${MATCHING}&code=${TASK_CODE}|specialist-opinion`,
-      { headers: { authorization: `Bearer ${ehr}` } },
+      `${hub.url}/fhir/Task?part-of=Task/coord-${MATCHING}&code=${TASK_CODE}|specialist-opinion`,
+      { headers: { authorization: `Bearer ${hub.ehr}` } },
     );
     const offer = offers.body.entry[0].resource;
     expect({ owner: offer.owner, status: offer.status }).toEqual({
@@ -345,7 +280,7 @@ describe('the worklist at /dashboard', () => {
     await currentOrder(page, [OVERDUE, SHARED]);
 
     // The URL alone restores them: a link or a reload shows the same search.
-    await page.goto(`${api.url}/dashboard?state=specialist-review&due=overdue`);
+    await page.goto(`${hub.url}/dashboard?state=specialist-review&due=overdue`);
     await rowsBecome(page, [OVERDUE]);
     expect(await page.getByLabel('State').inputValue()).toBe('specialist-review');
     expect(await page.getByLabel('Deadline').inputValue()).toBe('overdue');
@@ -355,7 +290,7 @@ describe('the worklist at /dashboard', () => {
 
   test('changes made faster than the page redraws all count: none works from the filters it drew', async () => {
     const { page, problems } = await asCoordinator();
-    await page.goto(`${api.url}/dashboard?mine=1`);
+    await page.goto(`${hub.url}/dashboard?mine=1`);
     await rowsBecome(page, [REVIEW]);
     // Untick "mine", choose a state and sort by due date in one go, before React draws again.
     await page.evaluate(() => {
@@ -398,8 +333,8 @@ describe('the worklist at /dashboard', () => {
     // The order the hub's deadlines give now (MATCHING's is the offer's, which the hub set itself).
     const dues = await Promise.all(
       ALL.map(async (sr) => {
-        const task = await fhirFetch(`${api.url}/fhir/Task/coord-${sr}`, {
-          headers: { authorization: `Bearer ${ehr}` },
+        const task = await fhirFetch(`${hub.url}/fhir/Task/coord-${sr}`, {
+          headers: { authorization: `Bearer ${hub.ehr}` },
         });
         return [sr, Date.parse(task.body.restriction.period.end)] as const;
       }),
@@ -427,7 +362,7 @@ describe('the worklist at /dashboard', () => {
     await rowsBecome(page, [...byChange].reverse());
 
     // Paging keeps the order: two a page, the next page continues it.
-    await page.goto(`${api.url}/dashboard?sort=due&count=2`);
+    await page.goto(`${hub.url}/dashboard?sort=due&count=2`);
     await rowsBecome(page, byDue.slice(0, 2));
     await page.getByRole('button', { name: 'Next page' }).click();
     await rowsBecome(page, byDue.slice(2));
@@ -436,11 +371,7 @@ describe('the worklist at /dashboard', () => {
   });
 
   test('a referring physician’s worklist shows their cases alone, whatever the filter, sort or search', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard?sort=due`);
-    await signIn(page, 'paul@clinic.example.org', PASSWORD);
+    const { context, page, problems } = await hub.signIn('paul@clinic.example.org', '?sort=due');
     await page.getByTestId('signed-in-role').getByText('referring-physician').waitFor({ timeout: UI_TIMEOUT_MS });
     await rowsBecome(page, [OVERDUE, MATCHING, SHARED]);
     expect(await row(page, MATCHING).getByTestId('next-action').textContent()).toBe(
@@ -455,12 +386,12 @@ describe('the worklist at /dashboard', () => {
     await page.waitForURL((url) => !url.search.includes('mine'));
     // REVIEW is due this week and in report review, but not his: nothing.
     for (const url of ['due=week', 'state=report-review', 'mine=1&due=week', 'sort=reference&order=desc&due=week']) {
-      await page.goto(`${api.url}/dashboard?${url}`);
+      await page.goto(`${hub.url}/dashboard?${url}`);
       await rowsBecome(page, []);
     }
-    await page.goto(`${api.url}/dashboard?specialty=${ONCOLOGY}`);
+    await page.goto(`${hub.url}/dashboard?specialty=${ONCOLOGY}`);
     await rowsBecome(page, [MATCHING]);
-    await page.goto(`${api.url}/dashboard?sort=reference&order=desc`);
+    await page.goto(`${hub.url}/dashboard?sort=reference&order=desc`);
     await rowsBecome(page, sorted(PAULS).reverse());
     const html = await page.content();
     expect(html).not.toContain(referenceNumbers[REVIEW]);
@@ -469,7 +400,7 @@ describe('the worklist at /dashboard', () => {
     // The same at the API with the token the app holds: the worklist's own searches and an attacker's.
     const token = await appToken(page);
     const search = async (query: string) => {
-      const answer = await fhirFetch(`${api.url}/fhir/${query}`, { headers: { authorization: `Bearer ${token}` } });
+      const answer = await fhirFetch(`${hub.url}/fhir/${query}`, { headers: { authorization: `Bearer ${token}` } });
       expect(answer.status).toBe(200);
       return (answer.body.entry ?? []).map((entry: any) => `${entry.resource.resourceType}/${entry.resource.id}`);
     };
@@ -489,17 +420,17 @@ describe('the worklist at /dashboard', () => {
     expect(await search(`Practitioner?_has:Task:owner:due=lt${weekEnd}`)).toEqual(['Practitioner/prac-s']);
     expect(await search(`Practitioner?_id=prac-c&_has:Task:owner:due=le${later}`)).toEqual([]);
     // The probe itself works: a system client, who sees every case, finds Cora by it.
-    const probed = await fhirFetch(`${api.url}/fhir/Practitioner?_id=prac-c&_has:Task:owner:due=le${later}`, {
-      headers: { authorization: `Bearer ${ehr}` },
+    const probed = await fhirFetch(`${hub.url}/fhir/Practitioner?_id=prac-c&_has:Task:owner:due=le${later}`, {
+      headers: { authorization: `Bearer ${hub.ehr}` },
     });
     expect(probed.body.entry.map((entry: any) => entry.resource.id)).toEqual(['prac-c']);
     expect(await search(`Practitioner?_id=prac-c&_has:Task:owner:business-status=report-review`)).toEqual([]);
     expect(await search(`Task?part-of:Task.due=le${later}&_id=approve-${REVIEW}`)).toEqual([]);
-    const summary = await fhirFetch(`${api.url}/fhir/Task?due=le${later}&_summary=count`, {
+    const summary = await fhirFetch(`${hub.url}/fhir/Task?due=le${later}&_summary=count`, {
       headers: { authorization: `Bearer ${token}` },
     });
-    const ehrSummary = await fhirFetch(`${api.url}/fhir/Task?due=le${later}&_summary=count`, {
-      headers: { authorization: `Bearer ${ehr}` },
+    const ehrSummary = await fhirFetch(`${hub.url}/fhir/Task?due=le${later}&_summary=count`, {
+      headers: { authorization: `Bearer ${hub.ehr}` },
     });
     expect(summary.body.total).toBeLessThan(ehrSummary.body.total);
     expect(summary.body.total).toBe(anyTask.filter((reference: string) => reference.startsWith('Task/')).length);
@@ -515,9 +446,9 @@ describe('the worklist at /dashboard', () => {
     // Another coordinator cancels SHARED through the API (its coordination Task's businessStatus).
     const other = await appToken(page);
     const task = (
-      await fhirFetch(`${api.url}/fhir/Task/coord-${SHARED}`, { headers: { authorization: `Bearer ${ehr}` } })
+      await fhirFetch(`${hub.url}/fhir/Task/coord-${SHARED}`, { headers: { authorization: `Bearer ${hub.ehr}` } })
     ).body;
-    const moved = await fhirFetch(`${api.url}/fhir/Task/coord-${SHARED}`, {
+    const moved = await fhirFetch(`${hub.url}/fhir/Task/coord-${SHARED}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${other}` },
       body: { ...task, ...state('cancelled') },
