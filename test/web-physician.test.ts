@@ -11,36 +11,20 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
-import type { Browser, Page } from 'playwright-core';
-import { UserStore } from '../src/auth/users.ts';
-import { openDatabase } from '../src/db/database.ts';
-import type { Database } from '../src/db/database.ts';
+import type { Page } from 'playwright-core';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
-import { systemClock } from '../src/runtime/clock.ts';
-import { workflowSettled } from './support/case-fixtures.ts';
-import { clientToken } from './support/client-token.ts';
 import { writePatientCd } from './support/dicom/patient-cd.ts';
 import type { PatientCd } from './support/dicom/patient-cd.ts';
-import { startHubProcess } from './support/hub-process.ts';
-import type { HubProcess } from './support/hub-process.ts';
 import { signInPeople } from './support/login-flow.ts';
 import { opinionCaseFixtures } from './support/opinion-case.ts';
-import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
-import type { TestHub } from './support/test-hub.ts';
-import {
-  UI_TIMEOUT_MS,
-  appToken,
-  axeFindings,
-  dashboardEnvironment,
-  launchChromium,
-  signIn,
-  watchPage,
-} from './support/web-app.ts';
+import { fhirFetch } from './support/test-hub.ts';
+import { UI_TIMEOUT_MS, appToken, axeFindings } from './support/web-app.ts';
+import { ACCOUNTS, practitioners, startWebHub } from './support/web-hub.ts';
+import type { WebHub } from './support/web-hub.ts';
 import { OPINION, askPhysician, caseState, inState, releaseOpinion } from './support/web-opinion.ts';
 import type { Parties } from './support/web-opinion.ts';
 
-const PASSWORD = 'a long enough password';
-const PHYSICIAN = 'paul@clinic.example.org';
+const PHYSICIAN = ACCOUNTS.paul.email;
 const MINE = 'sr-phys-mine';
 const OTHER = 'sr-phys-other';
 const CT = 30;
@@ -56,44 +40,21 @@ async function recordsPdf(pages: number): Promise<Buffer> {
 }
 
 describe('the referring physician’s pages in Chromium', () => {
-  let database: { url: string; drop: () => Promise<void> };
-  let dataDir: string;
+  let hub: WebHub;
   let workDir: string;
-  let api: HubProcess;
-  let db: Database;
-  let browser: Browser;
-  let ehr: string;
   let parties: Parties;
   let cd: PatientCd;
-  const queuePrefix = `test-web-phys-${process.pid}-${Date.now()}`;
   const referenceNumbers = { mine: generateReferenceNumber(() => 4), other: generateReferenceNumber(() => 6) };
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-phys-'));
     workDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-phys-files-'));
-    api = await startHubProcess(
-      {
-        DATABASE_URL: database.url,
-        DATA_DIR: dataDir,
-        AUTH_REQUIRED: 'true',
-        OUTBOX_POLL_MS: '100',
-        QUEUE_PREFIX: queuePrefix,
-        ...dashboardEnvironment(),
-      },
-      60_000,
-    );
-    db = await openDatabase({ databaseUrl: database.url });
-    await new UserStore(db).add({
-      email: PHYSICIAN,
-      role: 'referring-physician',
-      fhirUser: 'Practitioner/prac-phys',
-      password: PASSWORD,
+    hub = await startWebHub({
+      name: 'phys',
+      ehrClientId: 'web-phys-ehr',
+      accounts: [ACCOUNTS.paul],
     });
-    const place = { baseUrl: api.url, hub: { db, url: api.url }, clock: systemClock } as unknown as TestHub;
-    ehr = await clientToken(place, 'web-phys-ehr', 'system/*.cruds');
     const people = await signInPeople(
-      place,
+      hub.place,
       {
         specialist: { role: 'specialist', fhirUser: 'Practitioner/prac-s' },
         coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
@@ -104,22 +65,11 @@ describe('the referring physician’s pages in Chromium', () => {
         scope: 'openid fhirUser user/*.cruds',
       },
     );
-    parties = { url: api.url, ...people };
+    parties = { url: hub.url, ...people };
     // Due a month from now, whatever the date: no reminder or escalation fires during the suite.
     const due = new Date(Date.now() + 30 * 86_400_000).toISOString();
     const fixtures = [
-      { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-phys',
-        name: [{ prefix: ['Dr.'], given: ['Paul'], family: 'Physick' }],
-      },
-      { resourceType: 'Practitioner', id: 'prac-other', name: [{ prefix: ['Dr.'], given: ['Olga'], family: 'Other' }] },
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-s',
-        name: [{ prefix: ['Dr.'], given: ['Amelia'], family: 'Abernathy' }],
-      },
+      ...practitioners('prac-c', 'prac-phys', 'prac-other', 'prac-s'),
       ...[
         ...opinionCaseFixtures(MINE, referenceNumbers.mine),
         ...opinionCaseFixtures(OTHER, referenceNumbers.other),
@@ -133,20 +83,9 @@ describe('the referring physician’s pages in Chromium', () => {
               : resource,
       ),
     ];
-    const loaded = await fhirFetch(`${api.url}/fhir`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ehr}` },
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
-    });
+    const loaded = await hub.load(hub.ehr, fixtures);
     expect(loaded.status).toBe(200);
-    await workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, 60_000);
+    await hub.settled();
     expect(await caseState(parties, MINE)).toBe('specialist-review');
     cd = await writePatientCd(path.join(workDir, 'PATIENT_CD'), {
       ctCount: CT,
@@ -155,30 +94,21 @@ describe('the referring physician’s pages in Chromium', () => {
       patientName: 'Quintero^Olivia',
       birthDate: '19640212',
     });
-    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await db?.close();
-    await api?.stop();
-    await database?.drop();
-    await fsp.rm(dataDir, { recursive: true, force: true });
+    await hub?.stop();
     await fsp.rm(workDir, { recursive: true, force: true });
   });
 
   /** A new browser context, signed in as the physician on their case's page. */
   async function openCase(sr = MINE): Promise<{ page: Page; problems: string[]; close: () => Promise<void> }> {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard/cases/${sr}`);
-    await signIn(page, PHYSICIAN, PASSWORD);
+    const { context, page, problems } = await hub.signIn(PHYSICIAN, `/cases/${sr}`);
     await page.waitForURL(`**/dashboard/cases/${sr}`);
     return { page, problems, close: () => context.close() };
   }
   const asPhysician = async (page: Page, reference: string, init: { method?: string; body?: unknown } = {}) =>
-    fhirFetch(`${api.url}/fhir/${reference}`, {
+    fhirFetch(`${hub.url}/fhir/${reference}`, {
       ...init,
       headers: { authorization: `Bearer ${await appToken(page)}` },
     });
@@ -234,7 +164,7 @@ describe('the referring physician’s pages in Chromium', () => {
     expect(imaging.body.entry.every((entry: any) => entry.resource.subject.reference === `Patient/pat-${MINE}`)).toBe(
       true,
     );
-    const index = await db.query<{ matched_service_request_id: string; n: number }>(
+    const index = await hub.db.query<{ matched_service_request_id: string; n: number }>(
       'SELECT matched_service_request_id, number_of_instances AS n FROM dicom_study WHERE study_instance_uid = ANY ($1::text[]) ORDER BY n',
       [cd.studyUids],
     );
@@ -298,7 +228,7 @@ describe('the referring physician’s pages in Chromium', () => {
     await page.getByTestId('materials').getByTestId('studies').waitFor({ timeout: UI_TIMEOUT_MS });
     await page.waitForLoadState('networkidle');
     expect(await page.content()).not.toContain(OPINION.conclusion);
-    expect((await db.query('SELECT 1 FROM report_read WHERE case_id = $1', [MINE])).rows).toEqual([]);
+    expect((await hub.db.query('SELECT 1 FROM report_read WHERE case_id = $1', [MINE])).rows).toEqual([]);
     expect(await caseState(parties, MINE)).toBe('report-released');
 
     await read.click();
@@ -350,7 +280,7 @@ describe('the referring physician’s pages in Chromium', () => {
       },
     });
     expect(message.status).toBe(403);
-    const stow = await fetch(`${api.url}/dicomweb/studies?case=${OTHER}`, {
+    const stow = await fetch(`${hub.url}/dicomweb/studies?case=${OTHER}`, {
       method: 'POST',
       headers: {
         authorization: `Bearer ${await appToken(page)}`,
