@@ -7,21 +7,9 @@
  * The referring physician and the specialist get none of the coordinator's buttons, and the hub
  * refuses (undoes, says why) the same writes made with their tokens; the physician never sees the draft.
  */
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { totpCode } from '../src/auth/totp.ts';
-import { UserStore } from '../src/auth/users.ts';
-import { openDatabase } from '../src/db/database.ts';
-import type { Database } from '../src/db/database.ts';
+import type { BrowserContext, Page } from 'playwright-core';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
-import { systemClock } from '../src/runtime/clock.ts';
-import { workflowSettled } from './support/case-fixtures.ts';
 import { matchingCaseFixtures, rosterFixtures } from './support/case-review-fixtures.ts';
-import { clientToken } from './support/client-token.ts';
-import { startHubProcess } from './support/hub-process.ts';
-import type { HubProcess } from './support/hub-process.ts';
 import {
   CASE,
   CASE_STATE,
@@ -31,19 +19,11 @@ import {
   letterSection,
   opinionCaseFixtures,
 } from './support/opinion-case.ts';
-import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
-import type { TestHub } from './support/test-hub.ts';
-import {
-  UI_TIMEOUT_MS,
-  appToken,
-  axeFindings,
-  dashboardEnvironment,
-  launchChromium,
-  signIn,
-  watchPage,
-} from './support/web-app.ts';
+import { fhirFetch } from './support/test-hub.ts';
+import { UI_TIMEOUT_MS, appToken, axeFindings } from './support/web-app.ts';
+import { ACCOUNTS, practitioners, startWebHub } from './support/web-hub.ts';
+import type { WebHub } from './support/web-hub.ts';
 
-const PASSWORD = 'a long enough password';
 const MATCHING = 'sr-cr-match';
 const REVIEW = 'sr-cr-review';
 const PRE_REVIEW = 'sr-cr-pre';
@@ -73,27 +53,19 @@ function preReviewFixtures(sr: string, referenceNumber: string): Record<string, 
 }
 
 describe('the coordinator’s case page: Tasks, the opinion under review, the timeline', () => {
-  let database: { url: string; drop: () => Promise<void> };
-  let dataDir: string;
-  let api: HubProcess;
-  let db: Database;
-  let browser: Browser;
-  let ehr: string;
-  const queuePrefix = `test-web-review-${process.pid}-${Date.now()}`;
-  const totps: Record<string, string> = {};
+  let hub: WebHub;
   /** Each person's signed-in page, kept for the whole suite (a TOTP code is good for one login). */
   const pages: Record<string, { context: BrowserContext; page: Page; problems: string[]; token: string }> = {};
 
   const fhir = (token: string, path: string, init: { method?: string; body?: unknown } = {}) =>
-    fhirFetch(`${api.url}/fhir/${path}`, { ...init, headers: { authorization: `Bearer ${token}` } });
-  const settled = () => workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, 60_000);
-  const coordination = async (sr: string) => (await fhir(ehr, `Task/coord-${sr}`)).body;
+    fhirFetch(`${hub.url}/fhir/${path}`, { ...init, headers: { authorization: `Bearer ${token}` } });
+  const coordination = async (sr: string) => (await fhir(hub.ehr, `Task/coord-${sr}`)).body;
   const stateOf = (task: any): string => task.businessStatus.coding[0].code;
   const approvalOf = async (sr: string) =>
-    (await fhir(ehr, `Task?code=${TASK_CODE}|approve&based-on=ServiceRequest/${sr}`)).body.entry[0].resource;
+    (await fhir(hub.ehr, `Task?code=${TASK_CODE}|approve&based-on=ServiceRequest/${sr}`)).body.entry[0].resource;
   /** `token`'s person writes a Task again with `changes`, as a client of theirs would. */
   const rewrite = async (token: string, id: string, changes: Record<string, unknown>) => {
-    const task = (await fhir(ehr, `Task/${id}`)).body;
+    const task = (await fhir(hub.ehr, `Task/${id}`)).body;
     return (await fhir(token, `Task/${id}`, { method: 'PUT', body: { ...task, meta: undefined, ...changes } })).status;
   };
   /** The specialist moves the case to report review (the submission). */
@@ -108,11 +80,7 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
   };
 
   async function signInAs(who: string, email: string, path: string): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard${path}`);
-    await signIn(page, email, PASSWORD, totps[email] ? totpCode(totps[email], Date.now()) : undefined);
+    const { context, page, problems } = await hub.signIn(email, path, { viewport: { width: 1280, height: 800 } });
     await page.waitForURL(`**/dashboard${path}`);
     await page.getByTestId('signed-in-role').waitFor({ timeout: UI_TIMEOUT_MS });
     pages[who] = { context, page, problems, token: await appToken(page) };
@@ -120,40 +88,13 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
   }
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-review-'));
-    api = await startHubProcess(
-      {
-        DATABASE_URL: database.url,
-        DATA_DIR: dataDir,
-        AUTH_REQUIRED: 'true',
-        OUTBOX_POLL_MS: '100',
-        QUEUE_PREFIX: queuePrefix,
-        ...dashboardEnvironment(),
-      },
-      60_000,
-    );
-    db = await openDatabase({ databaseUrl: database.url });
-    const users = new UserStore(db);
-    for (const [email, role, fhirUser] of [
-      ['cora@hub.example.org', 'coordinator', 'Practitioner/prac-c'],
-      ['paul@clinic.example.org', 'referring-physician', 'Practitioner/prac-phys'],
-      ['amelia@specialists.example.org', 'specialist', 'Practitioner/prac-s'],
-    ] as const) {
-      const { totpSecret } = await users.add({ email, role, fhirUser, password: PASSWORD });
-      if (totpSecret) {
-        totps[email] = totpSecret;
-      }
-    }
-    const place = { baseUrl: api.url, hub: { db, url: api.url }, clock: systemClock } as unknown as TestHub;
-    ehr = await clientToken(place, 'review-ehr', 'system/*.cruds');
+    hub = await startWebHub({
+      name: 'review',
+      ehrClientId: 'review-ehr',
+      accounts: [ACCOUNTS.cora, ACCOUNTS.paul, ACCOUNTS.amelia],
+    });
     const fixtures = [
-      { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-phys',
-        name: [{ prefix: ['Dr.'], given: ['Paul'], family: 'Physick' }],
-      },
+      ...practitioners('prac-c', 'prac-phys'),
       ...rosterFixtures(),
       ...matchingCaseFixtures(
         MATCHING,
@@ -168,29 +109,14 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
         generateReferenceNumber(() => 7),
       ),
     ];
-    const loaded = await fhir(ehr, '', {
-      method: 'POST',
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
-    });
+    const loaded = await hub.load(hub.ehr, fixtures);
     expect(loaded.status).toBe(200);
-    await settled();
-    browser = await launchChromium();
+    await hub.settled();
     await signInAs('coordinator', 'cora@hub.example.org', `/cases/${MATCHING}`);
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await db?.close();
-    await api?.stop();
-    await database?.drop();
-    await fsp.rm(dataDir, { recursive: true, force: true });
+    await hub?.stop();
   });
 
   test('a coordinator assigns a pre-review, reassigns the specialist’s Task and reads why the specialist was proposed', async () => {
@@ -256,14 +182,14 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
     expect(await ranking.textContent()).toContain('Dr. Ben Brightwater is rank 2 of 2');
 
     // A pre-review nobody has: assigned from the radiologists' roster.
-    await page.goto(`${api.url}/dashboard/cases/${PRE_REVIEW}`);
+    await page.goto(`${hub.url}/dashboard/cases/${PRE_REVIEW}`);
     const preReview = page.getByTestId('case-tasks').locator('tr[data-code="pre-review-radiology"]');
     await preReview.getByText('Unassigned').waitFor({ timeout: UI_TIMEOUT_MS });
     await page.getByRole('button', { name: 'Assign: Radiology pre-review' }).click();
     await page.getByLabel('Radiologist for the radiology pre-review').selectOption({ label: 'Dr. Rita Radley' });
     await page.getByRole('button', { name: 'Assign', exact: true }).click();
     await preReview.getByText('Dr. Rita Radley').waitFor({ timeout: UI_TIMEOUT_MS });
-    expect((await fhir(ehr, `Task/pre-${PRE_REVIEW}`)).body.owner).toEqual({ reference: 'Practitioner/prac-r' });
+    expect((await fhir(hub.ehr, `Task/pre-${PRE_REVIEW}`)).body.owner).toEqual({ reference: 'Practitioner/prac-r' });
     expect(pages.coordinator!.problems).toEqual([]);
   });
 
@@ -306,7 +232,7 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
     });
     expect(report.status).toBe(201);
     await submit(specialist, REVIEW);
-    await settled();
+    await hub.settled();
     expect(stateOf(await coordination(REVIEW))).toBe('report-review');
 
     // Whichever page the app gives them, the specialist and the physician get none of the coordinator's buttons.
@@ -333,8 +259,8 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
     // The same moves with their tokens: the hub writes the offer back and refuses the approvals, saying why.
     for (const token of [physician, specialist]) {
       expect(await rewrite(token, `offer-${REVIEW}`, { owner: { reference: 'Practitioner/prac-s2' } })).toBe(200);
-      await settled();
-      expect((await fhir(ehr, `Task/offer-${REVIEW}`)).body.owner).toEqual({ reference: 'Practitioner/prac-s' });
+      await hub.settled();
+      expect((await fhir(hub.ehr, `Task/offer-${REVIEW}`)).body.owner).toEqual({ reference: 'Practitioner/prac-s' });
       expect((await coordination(REVIEW)).statusReason.text).toBe(
         'The reassignment was refused: only a coordinator reassigns the specialist’s Task.',
       );
@@ -344,7 +270,7 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
       [specialist, 'The specialist'],
     ] as const) {
       expect(await rewrite(token, (await approvalOf(REVIEW)).id, { status: 'completed' })).toBe(200);
-      await settled();
+      await hub.settled();
       const task = await coordination(REVIEW);
       expect(stateOf(task)).toBe('report-review');
       expect(task.statusReason.text).toBe(
@@ -357,7 +283,7 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
 
   test('the coordinator reads the draft, returns it with a reason that reaches the specialist’s Task, then approves it resubmitted', async () => {
     const { page } = pages.coordinator!;
-    await page.goto(`${api.url}/dashboard/cases/${REVIEW}`);
+    await page.goto(`${hub.url}/dashboard/cases/${REVIEW}`);
     const opinion = page.getByTestId('opinion');
     await opinion.getByTestId('opinion-conclusion').getByText(CONCLUSION).waitFor({ timeout: UI_TIMEOUT_MS });
     const letter = opinion.getByTestId('opinion-letter');
@@ -376,7 +302,7 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
 
     // Submitted again through the API; the coordinator approves it.
     await submit(pages.specialist!.token, REVIEW);
-    await settled();
+    await hub.settled();
     await page.reload();
     await page.getByRole('button', { name: 'Approve the report' }).click();
     await page.getByRole('button', { name: 'Yes, approve and release' }).click();

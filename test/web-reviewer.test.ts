@@ -10,53 +10,26 @@
  *
  * Fixtures: test/support/reviewer-fixtures.ts (loaded by an EHR, studies by STOW-RS).
  */
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { totpCode } from '../src/auth/totp.ts';
-import { UserStore } from '../src/auth/users.ts';
+import type { Page } from 'playwright-core';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
-import { openDatabase } from '../src/db/database.ts';
-import type { Database } from '../src/db/database.ts';
-import { systemClock } from '../src/runtime/clock.ts';
-import { workflowSettled } from './support/case-fixtures.ts';
-import { clientToken } from './support/client-token.ts';
-import { startHubProcess } from './support/hub-process.ts';
-import type { HubProcess } from './support/hub-process.ts';
 import { signInPeople } from './support/login-flow.ts';
 import { LETTER_LINK, SECTION } from './support/opinion-case.ts';
 import { REVIEWER_CASES, reviewerFixtures, sendReviewerStudies, studyUids } from './support/reviewer-fixtures.ts';
-import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
-import type { TestHub } from './support/test-hub.ts';
+import { fhirFetch } from './support/test-hub.ts';
 import { until } from './support/until.ts';
-import {
-  UI_TIMEOUT_MS,
-  appToken,
-  axeFindings,
-  dashboardEnvironment,
-  launchChromium,
-  signIn,
-  watchPage,
-} from './support/web-app.ts';
+import { UI_TIMEOUT_MS, appToken, axeFindings } from './support/web-app.ts';
+import { ACCOUNTS, startWebHub } from './support/web-hub.ts';
+import type { SignedIn, WebHub } from './support/web-hub.ts';
 
-const PASSWORD = 'a long enough password';
 const OHIF = 'https://ohif.example.org/viewer';
 const WAIT_MS = 30_000;
 const UID_ROOT = `2.25.${process.pid}${Date.now()}`;
 const { offer: OFFER, decline: DECLINE, other: OTHER, radiology: RADIOLOGY } = REVIEWER_CASES;
 
 describe('the reviewers’ workspace in Chromium', () => {
-  let database: { url: string; drop: () => Promise<void> };
-  let dataDir: string;
-  let api: HubProcess;
-  let db: Database;
-  let browser: Browser;
-  let ehr: string;
+  let hub: WebHub;
   let coordinator: string;
   let physician: string;
-  const totp: Record<string, string> = {};
-  const queuePrefix = `test-web-rev-${process.pid}-${Date.now()}`;
   const referenceNumbers = {
     offer: generateReferenceNumber(() => 1),
     decline: generateReferenceNumber(() => 2),
@@ -64,12 +37,12 @@ describe('the reviewers’ workspace in Chromium', () => {
     radiology: generateReferenceNumber(() => 7),
   };
   /** The specialist's browser, kept from one test to the next as a person's session would be. */
-  let specialist: { context: BrowserContext; page: Page; problems: string[] };
+  let specialist: SignedIn;
 
   const asEhr = (resource: string, init: { method?: string; body?: unknown } = {}) =>
-    fhirFetch(`${api.url}/fhir/${resource}`, { ...init, headers: { authorization: `Bearer ${ehr}` } });
+    fhirFetch(`${hub.url}/fhir/${resource}`, { ...init, headers: { authorization: `Bearer ${hub.ehr}` } });
   const asCoordinator = (resource: string, init: { method?: string; body?: unknown } = {}) =>
-    fhirFetch(`${api.url}/fhir/${resource}`, { ...init, headers: { authorization: `Bearer ${coordinator}` } });
+    fhirFetch(`${hub.url}/fhir/${resource}`, { ...init, headers: { authorization: `Bearer ${coordinator}` } });
   const stateOf = async (sr: string): Promise<any> => (await asEhr(`Task/coord-${sr}`)).body;
   const caseIn = (sr: string, state: string) =>
     until(
@@ -82,17 +55,10 @@ describe('the reviewers’ workspace in Chromium', () => {
     );
 
   /** `email` signed in at `path` in a new browser context, with their authenticator code (staff). */
-  async function signedIn(
-    email: string,
-    path: string,
-  ): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard${path}`);
-    await signIn(page, email, PASSWORD, totpCode(totp[email] as string, Date.now()));
-    await page.getByTestId('signed-in-role').waitFor({ timeout: UI_TIMEOUT_MS });
-    return { context, page, problems };
+  async function signedIn(email: string, path: string): Promise<SignedIn> {
+    const browsing = await hub.signIn(email, path, { viewport: { width: 1280, height: 800 } });
+    await browsing.page.getByTestId('signed-in-role').waitFor({ timeout: UI_TIMEOUT_MS });
+    return browsing;
   }
 
   /** At 800 px wide the page still fits: nothing wider than the window but what scrolls inside. */
@@ -104,62 +70,29 @@ describe('the reviewers’ workspace in Chromium', () => {
   }
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-rev-'));
-    api = await startHubProcess(
-      {
-        DATABASE_URL: database.url,
-        DATA_DIR: dataDir,
-        AUTH_REQUIRED: 'true',
-        OUTBOX_POLL_MS: '100',
-        QUEUE_PREFIX: queuePrefix,
-        OHIF_VIEWER_URL: OHIF,
-        ...dashboardEnvironment(),
-      },
-      60_000,
-    );
-    db = await openDatabase({ databaseUrl: database.url });
-    const place = { baseUrl: api.url, hub: { db, url: api.url }, clock: systemClock } as unknown as TestHub;
-    ehr = await clientToken(place, 'web-rev-ehr', 'system/*.cruds');
-    const fixtures = await reviewerFixtures(referenceNumbers, new Date());
-    const loaded = await asEhr('', {
-      method: 'POST',
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
+    hub = await startWebHub({
+      name: 'rev',
+      ehrClientId: 'web-rev-ehr',
+      accounts: [ACCOUNTS.amelia, ACCOUNTS.rita],
+      env: { OHIF_VIEWER_URL: OHIF },
     });
+    const fixtures = await reviewerFixtures(referenceNumbers, new Date());
+    const loaded = await hub.load(hub.ehr, fixtures);
     expect(loaded.status).toBe(200);
-    await sendReviewerStudies(api.url, ehr, dataDir, UID_ROOT);
-    await workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, 60_000);
-    const users = new UserStore(db);
-    for (const [email, role, fhirUser] of [
-      ['amelia@specialists.example.org', 'specialist', 'Practitioner/prac-s'],
-      ['rita@radiology.example.org', 'radiologist', 'Practitioner/prac-r'],
-    ] as const) {
-      totp[email] = (await users.add({ email, role, fhirUser, password: PASSWORD })).totpSecret as string;
-    }
+    await sendReviewerStudies(hub.url, hub.ehr, hub.dataDir, UID_ROOT);
+    await hub.settled();
     ({ coordinator, physician } = await signInPeople(
-      place,
+      hub.place,
       {
         coordinator: { role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
         physician: { role: 'referring-physician', fhirUser: 'Practitioner/prac-phys' },
       },
       { clientId: 'web-rev-api', redirectUri: 'http://127.0.0.1:5173/callback', scope: 'openid fhirUser user/*.cruds' },
     ));
-    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await db?.close();
-    await api?.stop();
-    await database?.drop();
-    await fsp.rm(dataDir, { recursive: true, force: true });
+    await hub?.stop();
   });
 
   test('My tasks: the specialist declines one offer with a reason and accepts another; no coordinator controls', async () => {
@@ -394,7 +327,7 @@ describe('the reviewers’ workspace in Chromium', () => {
       recipient: [{ reference: 'Practitioner/prac-phys' }],
       payload: [{ contentString: 'Was a PET-CT done before the biopsy?' }],
     });
-    const answered = await fhirFetch(`${api.url}/fhir/Communication`, {
+    const answered = await fhirFetch(`${hub.url}/fhir/Communication`, {
       method: 'POST',
       headers: { authorization: `Bearer ${physician}` },
       body: {
@@ -469,7 +402,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     // No approval control in the app; with the app's token at the API, the hub refuses it.
     expect(await page.getByRole('button', { name: /approve/i }).count()).toBe(0);
     const token = await appToken(page);
-    const selfApproved = await fhirFetch(`${api.url}/fhir/Task/${reopened.id}`, {
+    const selfApproved = await fhirFetch(`${hub.url}/fhir/Task/${reopened.id}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}` },
       body: { ...reopened, meta: undefined, status: 'completed' },
@@ -491,14 +424,14 @@ describe('the reviewers’ workspace in Chromium', () => {
 
   test('a specialist sees nothing of a case not offered to them, in the app or at the API', async () => {
     const { page } = specialist;
-    await page.goto(`${api.url}/dashboard/cases/${OTHER}`);
+    await page.goto(`${hub.url}/dashboard/cases/${OTHER}`);
     await page.getByTestId('case-not-found').waitFor({ timeout: UI_TIMEOUT_MS });
     const html = await page.content();
     expect(html).not.toContain('Lindqvist');
     expect(html).not.toContain(referenceNumbers.other);
     const token = await appToken(page);
     const as = (resource: string) =>
-      fhirFetch(`${api.url}/fhir/${resource}`, { headers: { authorization: `Bearer ${token}` } });
+      fhirFetch(`${hub.url}/fhir/${resource}`, { headers: { authorization: `Bearer ${token}` } });
     for (const resource of [
       `ServiceRequest/${OTHER}`,
       `Task/coord-${OTHER}`,
@@ -559,7 +492,7 @@ describe('the reviewers’ workspace in Chromium', () => {
     await caseIn(RADIOLOGY, 'matching');
     // Nor may the radiologist read the specialist's case.
     const token = await appToken(page);
-    const other = await fhirFetch(`${api.url}/fhir/QuestionnaireResponse/qr-${OFFER}`, {
+    const other = await fhirFetch(`${hub.url}/fhir/QuestionnaireResponse/qr-${OFFER}`, {
       headers: { authorization: `Bearer ${token}` },
     });
     expect(other.status).toBe(404);
@@ -568,7 +501,7 @@ describe('the reviewers’ workspace in Chromium', () => {
   });
 
   test('the hub tells the app where OHIF is, with no token and nothing else', async () => {
-    const settings = await fetch(`${api.url}/dashboard/settings.json`);
+    const settings = await fetch(`${hub.url}/dashboard/settings.json`);
     expect(settings.status).toBe(200);
     expect(await settings.json()).toEqual({ ohifViewerUrl: OHIF });
   });
