@@ -9,6 +9,13 @@
  *
  * A claim whose instance was then not stored leaves a row with no instance: the request releases it
  * when it is done (releaseEmptyClaims), unless an instance of another request has reached it since.
+ *
+ * A person's claim is provisional (dicom_study.claim_provisional, migration 031): it rests on their
+ * word alone that the study is their case's, and anyone who knows a StudyInstanceUID could make it
+ * before the imaging system sends the real study. An instance arriving without the case (C-STORE, a
+ * system's STOW-RS, `hub dicom import`) joins such a study only when its patient agrees with the
+ * study's (dicom_store_instance); a client's write must never decide what it may read. A system
+ * client's claim is firm: it may store any study anyway, and the hub trusts it as an imaging source.
  */
 import type { Queryable } from '../db/database.ts';
 
@@ -18,6 +25,8 @@ export const STORED_INTO_CASE = 'stored-into-case';
 export interface CaseTarget {
   serviceRequestId: string;
   patientId: string;
+  /** The claim is a person's (not a system client's): see above. */
+  provisional: boolean;
 }
 
 export type StudyClaim =
@@ -36,10 +45,10 @@ export async function claimStudyForCase(
 ): Promise<StudyClaim> {
   const inserted = await db.query(
     `INSERT INTO dicom_study (study_instance_uid, imaging_study_id, matched_service_request_id, matched_patient_id,
-       match_method, matched_at)
-     VALUES ($1, gen_random_uuid()::text, $2, $3, $4, now())
+       match_method, matched_at, claim_provisional)
+     VALUES ($1, gen_random_uuid()::text, $2, $3, $4, now(), $5)
      ON CONFLICT (study_instance_uid) DO NOTHING`,
-    [studyInstanceUid, target.serviceRequestId, target.patientId, STORED_INTO_CASE],
+    [studyInstanceUid, target.serviceRequestId, target.patientId, STORED_INTO_CASE, target.provisional],
   );
   if (inserted.rowCount > 0) {
     return 'claimed';

@@ -16,6 +16,13 @@
  *   stored instance stays, the new one is refused. Replacing an acknowledged instance silently
  *   (Orthanc's default) could change a study a specialist has already read.
  * - A Series Instance UID already stored under another study: refused.
+ * - An instance of a study a person claimed for a case (dicom/case-claim.ts), arriving without that
+ *   case, joins it only when its patient agrees with the study's (dicom_store_instance, migration
+ *   031): `not-admitted` otherwise. A claim is a person's word, and a client's write must never
+ *   decide what it may read.
+ * - Stored into a named case (IngestOptions.intoCase), an instance refused because its series or its
+ *   SOP Instance UID is held by a study not that case's is `not-admitted` too, like one whose study
+ *   is: the person learns only that it was not stored into their case (docs/access.md).
  */
 import type { Database } from '../db/database.ts';
 import { isRetryableDbError, prepared } from '../db/database.ts';
@@ -61,8 +68,18 @@ export type IngestOutcome =
   | { status: 'refused'; reason: string }
   /** Belongs to another study than the one the caller requires (STOW-RS to /studies/{uid}). */
   | { status: 'wrong-study'; reason: string; sopClassUid: string | undefined; sopInstanceUid: string | undefined }
-  /** Its study may not take it (IngestOptions.admitStudy said why): refused, nothing stored. */
-  | { status: 'not-admitted'; reason: string; sopClassUid: string | undefined; sopInstanceUid: string | undefined };
+  /**
+   * Its study may not take it (IngestOptions.admitStudy said why, or its patient does not agree with
+   * a study a person claimed), or, stored into a case, it is held elsewhere: refused, nothing
+   * stored. The reason names the cause for the log, with ids only.
+   */
+  | {
+      status: 'not-admitted';
+      reason: string;
+      studyInstanceUid: string | undefined;
+      sopClassUid: string | undefined;
+      sopInstanceUid: string | undefined;
+    };
 
 export interface IngestOptions {
   /** Refuse the instance unless its StudyInstanceUID is this one. */
@@ -72,7 +89,17 @@ export interface IngestOptions {
    * its study, a reason refuses it (a study stored into a named case, dicom/case-claim.ts).
    */
   admitStudy?: ((studyInstanceUid: string) => Promise<string | undefined>) | undefined;
+  /** The ServiceRequest id of the case the request stores into (STOW-RS `?case=`), whose claims admitStudy made. */
+  intoCase?: string | undefined;
 }
+
+/** Why an instance was not stored into the case, by cause (the log's words: a person sees one answer). */
+export const NOT_INTO_CASE = {
+  series: "the series is held under a study not this case's",
+  instance: "the SOP Instance UID is held in a study not this case's",
+} as const;
+/** C-STORE Error Comment (LO, 64 characters) and log text of an instance refused by a person's claim. */
+export const PATIENT_MISMATCH = 'the study is held for a case of another patient';
 
 /** The fixed id of the one DICOMweb Endpoint. */
 export const DICOMWEB_ENDPOINT_ID = 'dicomweb';
@@ -139,8 +166,15 @@ export async function ingestInstance(
     };
   }
   const refusal = await options.admitStudy?.(a.StudyInstanceUID as string);
+  const notAdmitted = (reason: string): IngestOutcome => ({
+    status: 'not-admitted',
+    reason,
+    studyInstanceUid: a.StudyInstanceUID,
+    sopClassUid: a.SOPClassUID,
+    sopInstanceUid: a.SOPInstanceUID,
+  });
   if (refusal !== undefined) {
-    return { status: 'not-admitted', reason: refusal, sopClassUid: a.SOPClassUID, sopInstanceUid: a.SOPInstanceUID };
+    return notAdmitted(refusal);
   }
   const dicomJson = JSON.stringify(
     toDicomJson(parsed.dataset, {
@@ -182,6 +216,7 @@ export async function ingestInstance(
     integer(a.SeriesNumber),
     text(a.SeriesDescription),
     text(a.BodyPartExamined),
+    options.intoCase ?? null,
   ];
   const result = await storerOf(ctx.db).store(params, stagedBytes ?? null);
   switch (result) {
@@ -194,22 +229,51 @@ export async function ingestInstance(
     case 'duplicate':
       return { status: 'duplicate', ...instance };
     case 'conflict':
+      if (options.intoCase !== undefined && !(await heldByCase(ctx.db, 'instance', instance, options.intoCase))) {
+        return notAdmitted(NOT_INTO_CASE.instance);
+      }
       return {
         status: 'conflict',
         sopInstanceUid: instance.sopInstanceUid,
         reason: 'another instance with this SOP Instance UID is already stored',
       };
+    case 'patient-mismatch':
+      return notAdmitted(PATIENT_MISMATCH);
     default:
+      if (options.intoCase !== undefined && !(await heldByCase(ctx.db, 'series', instance, options.intoCase))) {
+        return notAdmitted(NOT_INTO_CASE.series);
+      }
       return { status: 'refused', reason: 'SeriesInstanceUID is already stored under another StudyInstanceUID' };
   }
 }
 
-const STORE_PARAMETERS = 27;
-/** One instance: the 26 values and its staged bytes (a binary parameter), or null. */
+/**
+ * Whether the stored instance (or series) that refused this one is in a study of the case: then the
+ * person may know of it, and hears the particular reason; otherwise only that it was not stored.
+ */
+async function heldByCase(
+  db: Database,
+  held: 'instance' | 'series',
+  instance: StoredInstance,
+  serviceRequestId: string,
+): Promise<boolean> {
+  const found = await db.query<{ matched_service_request_id: string | null }>(
+    held === 'instance'
+      ? `SELECT s.matched_service_request_id FROM dicom_instance i JOIN dicom_study s USING (study_instance_uid)
+         WHERE i.sop_instance_uid = $1`
+      : `SELECT s.matched_service_request_id FROM dicom_series se JOIN dicom_study s USING (study_instance_uid)
+         WHERE se.series_instance_uid = $1`,
+    [held === 'instance' ? instance.sopInstanceUid : instance.seriesInstanceUid],
+  );
+  return found.rows[0]?.matched_service_request_id === serviceRequestId;
+}
+
+const STORE_PARAMETERS = 28;
+/** One instance: the 27 values and its staged bytes (a binary parameter), or null. */
 const STORE_STATEMENT = prepared(
   `SELECT dicom_store_instance(${Array.from({ length: STORE_PARAMETERS }, (_unused, i) => `$${i + 1}`).join(', ')}) AS outcome`,
 );
-/** The SQL types of dicom_store_instance's first 26 parameters, in order (migrations 004 and 025). */
+/** The SQL types of dicom_store_instance's first 27 parameters, in order (migrations 004, 025 and 031). */
 const STORE_TYPES = [
   'text',
   'text',
@@ -235,6 +299,7 @@ const STORE_TYPES = [
   'text',
   'text',
   'integer',
+  'text',
   'text',
   'text',
 ];

@@ -18,6 +18,8 @@ import type { AssociationPeer, DataSetSink, StoreHandler, StoreRequest, StoreRes
 
 /** PS3.7 §C.4.x general status: a different instance already holds this SOP Instance UID. */
 export const DUPLICATE_SOP_INSTANCE = 0x0111;
+/** PS3.7 Annex C general status "Refused: Not authorized". */
+export const NOT_AUTHORIZED = 0x0124;
 
 export function storeResultOf(outcome: IngestOutcome): StoreResult {
   switch (outcome.status) {
@@ -26,10 +28,11 @@ export function storeResultOf(outcome: IngestOutcome): StoreResult {
       return { status: Status.success };
     case 'conflict':
       return { status: DUPLICATE_SOP_INSTANCE, comment: 'SOP Instance UID already stored with other content' };
-    // not-admitted: DIMSE names no case, so no study refuses an instance (ingest.ts admitStudy).
+    // A person stored the instance's study into a case, and its patient differs (dicom/case-claim.ts).
+    case 'not-admitted':
+      return { status: NOT_AUTHORIZED, comment: outcome.reason };
     case 'refused':
     case 'wrong-study':
-    case 'not-admitted':
       // C000 "cannot understand"; the comment (LO, 64 characters) names the first problem found.
       return { status: Status.cannotUnderstand, comment: outcome.reason };
   }
@@ -120,6 +123,17 @@ export function createStoreHandler(
       }
       if (outcome.status === 'refused' || outcome.status === 'conflict') {
         logger.warn({ outcome: outcome.status, reason: outcome.reason }, 'C-STORE instance refused');
+      } else if (outcome.status === 'not-admitted') {
+        logger.warn(
+          {
+            outcome: outcome.status,
+            reason: outcome.reason,
+            studyInstanceUid: outcome.studyInstanceUid,
+            sopInstanceUid: outcome.sopInstanceUid,
+            callingAeTitle: request.callingAeTitle,
+          },
+          'C-STORE instance refused',
+        );
       }
       if (outcome.status === 'stored' || outcome.status === 'duplicate') {
         storesOf(request).studies.add(outcome.studyInstanceUid);

@@ -8,7 +8,11 @@
  * they may not see answers 404 exactly like a missing one, one that is not active 409 (matching, too,
  * ties studies to active requests only). Each instance's study is then claimed for the case before
  * the instance is stored (dicom/case-claim.ts), so the study is the case's from its first instance,
- * and an instance of a study the hub holds for anything else is refused.
+ * and an instance of a study the hub holds for anything else is refused. A person's claim is
+ * provisional, a system client's firm (case-claim.ts). Whatever holds the instance elsewhere (its
+ * study, its series or its SOP Instance UID, for another case or for a coordinator), the caller gets
+ * one answer, "not authorized" (stow.ts), and the log the cause: so a person cannot probe which UIDs
+ * the hub holds beyond their cases.
  */
 import type { Request, Response } from 'express';
 import type { ServiceRequest } from '@medplum/fhirtypes';
@@ -20,6 +24,8 @@ import { claimStudyForCase, releaseEmptyClaims } from '../../dicom/case-claim.ts
 import type { CaseTarget, StudyClaim } from '../../dicom/case-claim.ts';
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+/** The log's words for an instance whose study the hub holds for another case or for a coordinator. */
+const STUDY_ELSEWHERE = 'the study is held at the hub, not for this case';
 
 export type StowCase =
   | { kind: 'none' }
@@ -60,7 +66,8 @@ export async function resolveStowCase(db: Queryable, req: Request, res: Response
   if (patientId === undefined) {
     return { kind: 'refused', status: 409, code: 'business-rule', text: 'The case has no Patient subject' };
   }
-  return { kind: 'case', target: { serviceRequestId: named, patientId } };
+  // Without an AccessControl the caller is a system client (or the trusted network, tokens not required).
+  return { kind: 'case', target: { serviceRequestId: named, patientId, provisional: access !== undefined } };
 }
 
 /** Claims each study once per request for the case, and releases the claims no instance reached. */
@@ -83,7 +90,7 @@ export class CaseClaims {
       // A failed claim is tried again by the study's next instance.
       claim.catch(() => this.claims.delete(studyInstanceUid));
     }
-    return (await claim) === 'elsewhere' ? "the study is already stored at the hub and is not this case's" : undefined;
+    return (await claim) === 'elsewhere' ? STUDY_ELSEWHERE : undefined;
   };
 
   async release(): Promise<void> {

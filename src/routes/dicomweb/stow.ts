@@ -24,7 +24,10 @@
  * - 0x0111 (PS3.7 "duplicate SOP Instance", allowed as an additional code): the SOP Instance UID is
  *   already stored with other bytes; the stored instance stays (ingest.ts duplicate policy);
  * - 0x0124 (PS3.7 Annex C "Refused: Not authorized"): stored into a named case (`?case=`,
- *   stow-case.ts), the instance's study is already at the hub and is not that case's.
+ *   stow-case.ts), the instance is held at the hub outside that case: its study, its series or its SOP
+ *   Instance UID, for another case or for a coordinator. One code for every such cause, so a person
+ *   learns only that it was not stored into their case; the log says which. Without a case: the
+ *   instance's study was stored into a case by a person and its patient differs (dicom/case-claim.ts).
  * An instance is listed in ReferencedSOPSequence only once ingest has synced its blob and committed its rows.
  *
  * Each request that reached its parts is audited (one DICOM Instances Transferred event naming the
@@ -85,7 +88,14 @@ type PartResult =
       studyInstanceUid: string;
       seriesInstanceUid: string;
     }
-  | ({ index: number; stored: false; failureReason: number; why: string } & SopReference);
+  | ({
+      index: number;
+      stored: false;
+      failureReason: number;
+      why: string;
+      /** For a refusal by the study's case: the study the instance named (ids go to the log). */
+      studyInstanceUid?: string | undefined;
+    } & SopReference);
 
 /** Registers the STOW-RS routes on the DICOMweb router. */
 export function registerStowRoutes(routes: Router, options: DicomwebOptions): void {
@@ -108,6 +118,7 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     return;
   }
   const claims = named.kind === 'case' ? new CaseClaims(options.ingest.db, named.target) : undefined;
+  const intoCase = named.kind === 'case' ? named.target.serviceRequestId : undefined;
   let boundary: string;
   try {
     const contentType = parseMultipartRelatedContentType(req.headers['content-type']);
@@ -132,7 +143,13 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
   let heldBytes = 0;
   const ingestPart = async (index: number, staged: StagedBlob): Promise<void> => {
     try {
-      results.push(await ingestStaged(options, index, staged, { studyInstanceUid: study, admitStudy: claims?.admit }));
+      results.push(
+        await ingestStaged(options, index, staged, {
+          studyInstanceUid: study,
+          admitStudy: claims?.admit,
+          intoCase,
+        }),
+      );
     } catch (error) {
       options.logger.error(
         { err: error instanceof Error ? error.message : String(error) },
@@ -330,6 +347,7 @@ async function ingestStaged(
         stored: false,
         failureReason: FailureReason.notAuthorized,
         why: outcome.reason,
+        studyInstanceUid: outcome.studyInstanceUid,
         sopClassUid: outcome.sopClassUid ?? meta.sopClassUid,
         sopInstanceUid: outcome.sopInstanceUid ?? meta.sopInstanceUid,
       };
@@ -403,10 +421,14 @@ async function readMetaUids(staged: StagedBlob): Promise<SopReference> {
 
 function logFailures(options: DicomwebOptions, results: readonly PartResult[]): void {
   for (const result of results) {
-    // The reasons name tags and offsets, never values.
+    // The reasons name tags and offsets, never values; a refusal by a case names the UIDs.
     if (!result.stored) {
+      const uids =
+        result.studyInstanceUid === undefined
+          ? {}
+          : { studyInstanceUid: result.studyInstanceUid, sopInstanceUid: result.sopInstanceUid };
       options.logger.warn(
-        { part: result.index, failureReason: result.failureReason, reason: result.why },
+        { part: result.index, failureReason: result.failureReason, reason: result.why, ...uids },
         'STOW-RS instance refused',
       );
     }

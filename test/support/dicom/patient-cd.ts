@@ -25,6 +25,8 @@ export interface InstanceSpec {
   sopUid: string;
   modality: 'CT' | 'MR';
   patientId: string;
+  /** Issuer of Patient ID (0010,0021), when the instance carries one. */
+  issuerOfPatientId?: string;
   patientName: string;
   birthDate: string;
   accessionNumber?: string;
@@ -56,6 +58,7 @@ export function dicomInstance(spec: InstanceSpec): Buffer {
     textElement(0x00081030, 'LO', spec.studyDescription ?? `${spec.modality} study`),
     textElement(0x00100010, 'PN', spec.patientName),
     textElement(0x00100020, 'LO', spec.patientId),
+    ...(spec.issuerOfPatientId === undefined ? [] : [textElement(0x00100021, 'LO', spec.issuerOfPatientId)]),
     textElement(0x00100030, 'DA', spec.birthDate),
     textElement(0x0020000d, 'UI', spec.studyUid),
     textElement(0x0020000e, 'UI', spec.seriesUid),
