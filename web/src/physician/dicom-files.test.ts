@@ -96,7 +96,7 @@ describe('a CD in the browser', () => {
     const { stored, failed } = readStoreResponse(answer);
     expect([...stored]).toEqual(['1.2.5']);
     expect(failed.get('1.2.3')).toContain('could not read it as DICOM');
-    expect(failed.get('1.2.4')).toContain('not this case');
+    expect(failed.get('1.2.4')).toContain('Not stored into this case');
     expect(failureReasonText(0xa700)).toContain('out of resources');
     expect(failureReasonText(0xb000)).toBe('Refused by the hub (failure reason B000)');
     expect(readStoreResponse('nonsense')).toEqual({ stored: new Set(), failed: new Map() });

@@ -145,7 +145,8 @@ export function multipartBody(batch: readonly DicomFile[]): { body: Blob; conten
 /** PS3.18 Table I.2-2 and PS3.7 Annex C failure reasons, in words. */
 export function failureReasonText(code: number): string {
   if (code === 0x0124) {
-    return 'Its study is already at the hub and is not this case’s: the coordinators can sort it out';
+    // One text for every cause (its study, series or instance held outside the case): the hub says no more.
+    return 'Not stored into this case: the coordinators can sort it out';
   }
   if (code === 0x0111) {
     return 'An instance with the same identifier and other content is already stored';
