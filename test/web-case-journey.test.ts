@@ -20,31 +20,22 @@
  * px; with SCREENSHOTS_DIR set (`npm run screenshots`) the journey saves its screens' PNGs there.
  */
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { totpCode } from '../src/auth/totp.ts';
-import { UserStore } from '../src/auth/users.ts';
+import type { Page } from 'playwright-core';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
-import { openDatabase } from '../src/db/database.ts';
-import type { Database } from '../src/db/database.ts';
-import { systemClock } from '../src/runtime/clock.ts';
-import { workflowSettled } from './support/case-fixtures.ts';
 import { clientToken } from './support/client-token.ts';
-import { startHubProcess } from './support/hub-process.ts';
-import type { HubProcess } from './support/hub-process.ts';
 import { CASE } from './support/opinion-case.ts';
 import { recordsPdf } from './support/reviewer-fixtures.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
 import { stow } from './support/stow.ts';
-import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
-import type { TestHub } from './support/test-hub.ts';
+import { fhirFetch } from './support/test-hub.ts';
 import { until } from './support/until.ts';
-import { UI_TIMEOUT_MS, appToken, dashboardEnvironment, launchChromium, signIn, watchPage } from './support/web-app.ts';
+import { UI_TIMEOUT_MS, appToken } from './support/web-app.ts';
+import { startWebHub } from './support/web-hub.ts';
+import type { SignedIn, WebHub } from './support/web-hub.ts';
 import {
   OTHER,
-  PASSWORD,
   PATIENT,
   PEOPLE,
   QUESTIONS,
@@ -71,40 +62,20 @@ const OPINION = {
   conclusion: 'Benign-appearing nodule; a CT in twelve months.',
 } as const;
 
-interface Browsing {
-  context: BrowserContext;
-  page: Page;
-  problems: string[];
-}
-
-const transaction = (resources: Record<string, unknown>[]) => ({
-  resourceType: 'Bundle',
-  type: 'transaction',
-  entry: resources.map((resource) => ({
-    resource,
-    request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-  })),
-});
-
 describe('one case through the whole service, in the web app', () => {
-  let database: { url: string; drop: () => Promise<void> };
-  let dataDir: string;
   let sink: SmtpSink;
-  let api: HubProcess;
-  let db: Database;
-  let browser: Browser;
-  let ehr: string;
+  let hub: WebHub;
   let pacs: string;
-  const queuePrefix = `test-web-journey-${process.pid}-${Date.now()}`;
   const references = { mine: generateReferenceNumber(() => 3), other: generateReferenceNumber(() => 8) };
-  const totps: Partial<Record<Person, string>> = {};
-  const people: Partial<Record<Person, Browsing>> = {};
-  const person = (who: Person): Browsing => people[who] as Browsing;
+  const people: Partial<Record<Person, SignedIn>> = {};
+  const person = (who: Person): SignedIn => people[who] as SignedIn;
 
   const fhir = (token: string, resource: string, init: { method?: string; body?: unknown } = {}) =>
-    fhirFetch(`${api.url}/fhir/${resource}`, { ...init, headers: { authorization: `Bearer ${token}` } });
-  const coordinationTask = async (): Promise<Json> =>
-    (await fhir(ehr, `Task?identifier=${encodeURIComponent(`${CASE}|${SR}/coordination`)}`)).body.entry?.[0]?.resource;
+    fhirFetch(`${hub.url}/fhir/${resource}`, { ...init, headers: { authorization: `Bearer ${token}` } });
+  const coordinationTask = async (): Promise<Json> => {
+    const found = await fhir(hub.ehr, `Task?identifier=${encodeURIComponent(`${CASE}|${SR}/coordination`)}`);
+    return found.body.entry?.[0]?.resource;
+  };
   const stateOf = (task: Json): string | undefined => task?.businessStatus?.coding?.[0]?.code;
   const caseIn = (state: string) =>
     until(async () => stateOf(await coordinationTask()) === state, `the case in ${state}`, WAIT_MS);
@@ -127,13 +98,8 @@ describe('one case through the whole service, in the web app', () => {
   };
 
   /** `who` in a browser of their own, signed in through the hub's login page at `at`. */
-  async function signInAs(who: Person, at: string): Promise<Browsing> {
-    const context = await browser.newContext({ viewport: WIDE });
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard${at}`);
-    const secret = totps[who];
-    await signIn(page, PEOPLE[who].email, PASSWORD, secret === undefined ? undefined : totpCode(secret, Date.now()));
+  async function signInAs(who: Person, at: string): Promise<SignedIn> {
+    const { context, page, problems } = await hub.signIn(PEOPLE[who].email, at, { viewport: WIDE });
     await page.getByTestId('signed-in-role').getByText(PEOPLE[who].role).waitFor({ timeout: UI_TIMEOUT_MS });
     people[who] = { context, page, problems };
     return { context, page, problems };
@@ -142,7 +108,7 @@ describe('one case through the whole service, in the web app', () => {
   /** What `who` must never see of the other physician's case: not on their home page, not by URL, not at the API. */
   async function otherCaseHidden(who: Person): Promise<void> {
     const { page } = person(who);
-    await page.goto(`${api.url}/dashboard/cases/${OTHER}`);
+    await page.goto(`${hub.url}/dashboard/cases/${OTHER}`);
     await page.getByTestId('case-not-found').waitFor({ timeout: UI_TIMEOUT_MS });
     const html = await page.content();
     expect({ who, lindqvist: html.includes('Lindqvist'), reference: html.includes(references.other) }).toEqual({
@@ -173,53 +139,27 @@ describe('one case through the whole service, in the web app', () => {
   }
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-journey-'));
     sink = await startSmtpSink();
-    api = await startHubProcess(
-      {
-        DATABASE_URL: database.url,
-        DATA_DIR: dataDir,
-        AUTH_REQUIRED: 'true',
-        OUTBOX_POLL_MS: '100',
-        QUEUE_PREFIX: queuePrefix,
-        SMTP_URL: sink.url,
-        ...dashboardEnvironment(),
-      },
-      60_000,
-    );
-    db = await openDatabase({ databaseUrl: database.url });
-    const users = new UserStore(db);
-    for (const who of Object.keys(PEOPLE) as Person[]) {
-      const added = await users.add({ ...PEOPLE[who], password: PASSWORD });
-      if (added.totpSecret) {
-        totps[who] = added.totpSecret;
-      }
-    }
-    const place = { baseUrl: api.url, hub: { db, url: api.url }, clock: systemClock } as unknown as TestHub;
-    ehr = await clientToken(place, 'journey-ehr', 'system/*.cruds');
-    pacs = await clientToken(place, 'journey-pacs', 'system/ImagingStudy.crs');
+    hub = await startWebHub({
+      name: 'journey',
+      ehrClientId: 'journey-ehr',
+      accounts: Object.values(PEOPLE),
+      env: { SMTP_URL: sink.url },
+    });
+    pacs = await clientToken(hub.place, 'journey-pacs', 'system/ImagingStudy.crs');
     // Due a month from now, whatever the date: no reminder or escalation fires during the journey.
     const dueAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
-    const loaded = await fhir(ehr, '', {
-      method: 'POST',
-      body: transaction(journeyBackground(references.other, dueAt)),
-    });
+    const loaded = await hub.load(hub.ehr, journeyBackground(references.other, dueAt));
     expect({ status: loaded.status, issue: loaded.body.issue }).toEqual({ status: 200, issue: undefined });
-    await workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, 60_000);
-    browser = await launchChromium();
+    await hub.settled();
   }, 120_000);
 
   afterAll(async () => {
     for (const who of Object.values(people)) {
       await who?.context.close();
     }
-    await browser?.close();
-    await db?.close();
-    await api?.stop();
+    await hub?.stop();
     await sink?.close();
-    await database?.drop();
-    await fsp.rm(dataDir, { recursive: true, force: true });
   });
 
   afterEach(() => {
@@ -229,7 +169,7 @@ describe('one case through the whole service, in the web app', () => {
   });
 
   test('the EHR refers the case; the coordinator finds it submitted, reads the screening and the quote, and accepts it', async () => {
-    const referred = await fhir(ehr, '', { method: 'POST', body: transaction(referral(references.mine)) });
+    const referred = await hub.load(hub.ehr, referral(references.mine));
     expect({ status: referred.status, issue: referred.body.issue }).toEqual({ status: 200, issue: undefined });
     await caseIn('submitted');
 
@@ -259,7 +199,7 @@ describe('one case through the whole service, in the web app', () => {
     await page.getByTestId('case-state').getByText('Awaiting materials').waitFor({ timeout: WAIT_MS });
     await page.getByTestId('accept-case').waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
     // The move is the coordinator's own, as the hub recorded it.
-    const history = await fhir(ehr, `Task/${(await coordinationTask()).id}/_history?_count=50`);
+    const history = await fhir(hub.ehr, `Task/${(await coordinationTask()).id}/_history?_count=50`);
     const move = history.body.entry
       .map((entry: Json) => entry.resource)
       .find((version: Json) => stateOf(version) === 'awaiting-materials' && version.meta.source);
@@ -276,15 +216,15 @@ describe('one case through the whole service, in the web app', () => {
     expect(await worklist.locator('tbody tr').count()).toBe(1);
     await otherCaseHidden('physician');
 
-    await page.goto(`${api.url}/dashboard/cases/${SR}`);
-    const pdf = path.join(dataDir, 'discharge-summary.pdf');
+    await page.goto(`${hub.url}/dashboard/cases/${SR}`);
+    const pdf = path.join(hub.dataDir, 'discharge-summary.pdf');
     await fsp.writeFile(pdf, await recordsPdf(3));
     await page.getByLabel('PDF records').setInputFiles(pdf);
     await page.getByLabel('What they are (optional)').fill('Discharge summary');
     await page.getByRole('button', { name: 'Upload the PDF' }).click();
     await waitForText(page, 'records-upload-outcomes', 'discharge-summary.pdf: Stored with the case');
 
-    const images = await cdSeries(path.join(dataDir, 'CD', 'DICOM'), CD_IMAGES);
+    const images = await cdSeries(path.join(hub.dataDir, 'CD', 'DICOM'), CD_IMAGES);
     await page.getByLabel('Or some files').setInputFiles(images);
     await page.getByRole('button', { name: `Send ${CD_IMAGES} files` }).click();
     await waitForText(page, 'upload-done', `${CD_IMAGES} of ${CD_IMAGES} DICOM files stored with the case`);
@@ -298,11 +238,11 @@ describe('one case through the whole service, in the web app', () => {
   }, 90_000);
 
   test('an imaging system’s prior study matches no case; the coordinator attaches it, and the hub starts the pre-review', async () => {
-    const prior = await priorStudy(dataDir, 'EIC-ACC-0042');
-    const sent = await stow(api.url, [prior.bytes], { authorization: `Bearer ${pacs}` });
+    const prior = await priorStudy(hub.dataDir, 'EIC-ACC-0042');
+    const sent = await stow(hub.url, [prior.bytes], { authorization: `Bearer ${pacs}` });
     expect(sent.status).toBe(200);
     const reconcile = await until(async () => {
-      const found = await fhir(ehr, `Task?code=${encodeURIComponent('urn:hub:task-code|reconcile-imaging')}`);
+      const found = await fhir(hub.ehr, `Task?code=${encodeURIComponent('urn:hub:task-code|reconcile-imaging')}`);
       return found.body.entry?.[0]?.resource;
     }, 'the study’s reconciliation Task');
 
@@ -367,7 +307,10 @@ describe('one case through the whole service, in the web app', () => {
 
     // The hub matches: the first-ranked oncologist is offered the case.
     await until(async () => {
-      const offers = await fhir(ehr, `Task?code=urn:hub:task-code|specialist-opinion&based-on=ServiceRequest/${SR}`);
+      const offers = await fhir(
+        hub.ehr,
+        `Task?code=urn:hub:task-code|specialist-opinion&based-on=ServiceRequest/${SR}`,
+      );
       return offers.body.entry?.length > 0;
     }, 'the offer to the specialist');
     const { page: coordinator } = person('coordinator');
@@ -498,9 +441,9 @@ describe('one case through the whole service, in the web app', () => {
       return mails.length > 0 ? mails : undefined;
     }, 'the patient’s e-mail');
     // Quoted-printable: its soft line breaks undone.
-    expect(mail?.raw.replace(/=\r?\n/g, '')).toContain(`${api.url}/dashboard/cases/${SR}`);
+    expect(mail?.raw.replace(/=\r?\n/g, '')).toContain(`${hub.url}/dashboard/cases/${SR}`);
     const { page: patient } = person('patient');
-    await patient.goto(`${api.url}/dashboard/cases/${SR}`);
+    await patient.goto(`${hub.url}/dashboard/cases/${SR}`);
     await waitForText(patient, 'patient-state', 'Your opinion is ready');
     const theirs = patient.getByTestId('opinion-letter');
     await theirs.getByText(OPINION.answers[0]).waitFor({ timeout: UI_TIMEOUT_MS });

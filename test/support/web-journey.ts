@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Locator, Page } from 'playwright-core';
-import type { UserRole } from '../../src/auth/users.ts';
 import { rosterFixtures } from './case-review-fixtures.ts';
 import { runDcmtk } from './dicom/test-peer.ts';
 import { orderDetail } from './case-fixtures.ts';
@@ -20,8 +19,9 @@ import { CASE, opinionCaseFixtures } from './opinion-case.ts';
 import { until } from './until.ts';
 import { UI_TIMEOUT_MS, axeFindings } from './web-app.ts';
 import type { AxeFinding } from './web-app.ts';
+import { ACCOUNTS } from './web-hub.ts';
+import type { WebAccount } from './web-hub.ts';
 
-export const PASSWORD = 'a long enough password';
 export const SR = 'sr-journey';
 export const OTHER = 'sr-journey-other';
 export const PATIENT = {
@@ -33,11 +33,11 @@ export const PATIENT = {
 export const QUESTIONS = ['Is the nodule in the right upper lobe malignant?', 'Which treatment do you advise?'];
 
 export type Person = 'coordinator' | 'radiologist' | 'specialist' | 'physician' | 'patient';
-export const PEOPLE: Record<Person, { email: string; role: UserRole; fhirUser: string }> = {
-  coordinator: { email: 'cora@hub.example.org', role: 'coordinator', fhirUser: 'Practitioner/prac-c' },
-  radiologist: { email: 'rita@radiology.example.org', role: 'radiologist', fhirUser: 'Practitioner/prac-r' },
-  specialist: { email: 'amelia@specialists.example.org', role: 'specialist', fhirUser: 'Practitioner/prac-s' },
-  physician: { email: 'paul@clinic.example.org', role: 'referring-physician', fhirUser: 'Practitioner/prac-phys' },
+export const PEOPLE: Record<Person, WebAccount> = {
+  coordinator: ACCOUNTS.cora,
+  radiologist: ACCOUNTS.rita,
+  specialist: ACCOUNTS.amelia,
+  physician: ACCOUNTS.paul,
   patient: { email: 'olivia@patient.example.org', role: 'patient', fhirUser: `Patient/${PATIENT.id}` },
 };
 
