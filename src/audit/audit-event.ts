@@ -34,7 +34,19 @@ export interface AuditActor {
   application?: string;
   /** The requesting network address. */
   address?: string;
+  /**
+   * The ids above were named, not proved (on refusals only): a token this hub signed that is no
+   * longer valid (expired, or its login session ended), or a client assertion naming a registered
+   * client that did not verify. The refusal throttle budgets such refusals per identity named.
+   */
+  claimed?: boolean;
+  /** The login session of the person's token, named when the token was refused for it (`agent.policy`). */
+  sessionId?: string;
 }
+
+/** The outcome text of a request refused for a token of this hub that is no longer valid. */
+export const CLAIMED_TOKEN_REFUSED =
+  'The access token was signed by this hub but is no longer valid: it has expired, or its login session has ended.';
 
 /** What the hub knows about itself for every event. */
 export interface AuditSite {
@@ -122,6 +134,7 @@ export function requestAgents(
     actor.clientIsRequestor,
     actor.address,
     actor.application,
+    actor.sessionId,
   ].join('\u001f');
   let list = recentAgents.get(key);
   if (list === undefined) {
@@ -156,6 +169,8 @@ function buildAgents(site: AuditSite, actor: AuditActor, service: string): Audit
           : { identifier: { system: `${site.baseUrl}/users`, value: actor.userId } },
       altId: actor.userId,
       requestor: true,
+      // R4: the policy "would also indicate the security token used"; BALP puts the token's id there.
+      ...(actor.sessionId !== undefined ? { policy: [`${site.baseUrl}/sessions/${actor.sessionId}`] } : {}),
     });
   }
   result.push({

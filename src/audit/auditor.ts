@@ -5,13 +5,19 @@
  */
 import type { Request, Response } from 'express';
 import type { AuditEvent, Resource } from '@medplum/fhirtypes';
-import { auditEventId, authenticationAuditEvent, patientOf, restAuditEvent } from './audit-event.ts';
+import {
+  CLAIMED_TOKEN_REFUSED,
+  auditEventId,
+  authenticationAuditEvent,
+  patientOf,
+  restAuditEvent,
+} from './audit-event.ts';
 import type { AuditActor, AuditOutcome, AuditSite, AuthenticationEvent } from './audit-event.ts';
 import type { AuditLog } from './audit-log.ts';
 import { clientAddress } from './client-address.ts';
 import { toStored } from './statement.ts';
 import { DEFAULT_REFUSAL_LIMITS, RefusalThrottle, refusalSummaryEvent } from './refusal-throttle.ts';
-import type { RefusalLimits } from './refusal-throttle.ts';
+import type { RefusalFrom, RefusalLimits } from './refusal-throttle.ts';
 import { systemClock } from '../runtime/clock.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { StoredAuditEvent } from './statement.ts';
@@ -157,13 +163,26 @@ function anonymous(actor: Omit<AuditActor, 'address'>): boolean {
   return actor.userId === undefined && actor.clientId === undefined && actor.application === undefined;
 }
 
+/** Whom a refusal counts against in the throttle (refusal-throttle.ts); undefined: an identified caller. */
+function refusalFrom(actor: AuditActor): RefusalFrom | undefined {
+  if (actor.claimed === true) {
+    if (actor.userId !== undefined) {
+      return { claimed: { kind: 'user', id: actor.userId } };
+    }
+    if (actor.clientId !== undefined) {
+      return { claimed: { kind: 'client', id: actor.clientId } };
+    }
+  }
+  return actor.claimed === true || anonymous(actor) ? { address: actor.address ?? 'unknown' } : undefined;
+}
+
 export class Auditor {
   readonly site: AuditSite;
   private readonly log: AuditLog | undefined;
   /** Who made a request (auth/request-actor.ts); the audit layer does not read identities itself. */
   readonly actorOf: RequestActorOf;
   private readonly clock: Clock;
-  /** Refusals of unidentified callers: some recorded whole, the rest summarized (refusal-throttle.ts). */
+  /** Refusals of callers not identified, or only claimed: some recorded whole, the rest summarized (refusal-throttle.ts). */
   private readonly refusals: RefusalThrottle;
   private summaryTimer: NodeJS.Timeout | undefined;
 
@@ -198,15 +217,15 @@ export class Auditor {
   }
 
   /**
-   * Records the events of a refused request; when the caller was not identified, through the
-   * throttle: `source` is their address.
+   * Records the events of a refused request of a caller not identified (or who only claimed an
+   * identity), through the throttle: `from` is what it counts against.
    */
-  private async recordRefusal(events: AuditEvent[], source: string): Promise<void> {
+  private async recordRefusal(events: AuditEvent[], from: RefusalFrom): Promise<void> {
     if (!this.log) {
       return;
     }
     const now = this.clock.now();
-    const { record, summary } = this.refusals.admit(source, now.getTime());
+    const { record, summary } = this.refusals.admit(from, now.getTime());
     const due = [...(summary ? [refusalSummaryEvent(this.site, summary, now)] : []), ...(record ? events : [])];
     if (due.length > 0) {
       await this.log.record(due);
@@ -261,13 +280,15 @@ export class Auditor {
       recorded: new Date(),
       actor,
       outcome,
+      ...(outcome !== '0' && actor.claimed === true ? { outcomeDesc: CLAIMED_TOKEN_REFUSED } : {}),
       interaction: access.interaction,
       resources: references,
       patients: uniquePatients(resources),
       query: isSearch ? (access.query ?? '') : undefined,
     });
-    if (outcome !== '0' && anonymous(actor)) {
-      await this.recordRefusal([event], actor.address ?? 'unknown');
+    const from = outcome !== '0' ? refusalFrom(actor) : undefined;
+    if (from !== undefined) {
+      await this.recordRefusal([event], from);
       return;
     }
     await this.record(event);
@@ -287,19 +308,27 @@ export class Auditor {
     if (!this.log) {
       return;
     }
+    const actor = { ...input.actor, address: clientAddress(req) };
     const event = authenticationAuditEvent(this.site, {
       id: auditEventId(),
       recorded: new Date(),
-      actor: { ...input.actor, address: clientAddress(req) },
+      actor,
       outcome: input.success ? '0' : '4',
       outcomeDesc: input.success ? undefined : input.failureText,
       event: input.event,
       scope: input.scope,
     });
-    // A refusal that names no account (an unknown e-mail, a client that did not authenticate):
-    // the client id it claimed is not an identity.
-    if (!input.success && input.actor.userId === undefined) {
-      await this.recordRefusal([event], clientAddress(req) ?? 'unknown');
+    // A refusal that names no account (an unknown e-mail, a client that did not authenticate): the
+    // client id it gave is not an identity, unless it is a registered client's (`claimed`).
+    const from = input.success
+      ? undefined
+      : actor.claimed === true
+        ? refusalFrom(actor)
+        : actor.userId === undefined
+          ? { address: actor.address ?? 'unknown' }
+          : undefined;
+    if (from !== undefined) {
+      await this.recordRefusal([event], from);
       return;
     }
     await this.record(event);
@@ -307,11 +336,13 @@ export class Auditor {
 
   /**
    * Records events built elsewhere (the DICOM audit messages of audit/dicom-audit-event.ts).
-   * `anonymousRefusalFrom`: the events are of a refusal of a caller not identified, from that address.
+   * `refused`: the events are of a refusal, of this actor (throttled unless it was identified), or
+   * of a caller not identified at all, from this address.
    */
-  async recordEvents(events: AuditEvent[], anonymousRefusalFrom?: string): Promise<void> {
-    if (anonymousRefusalFrom !== undefined) {
-      await this.recordRefusal(events, anonymousRefusalFrom);
+  async recordEvents(events: AuditEvent[], refused?: AuditActor | string): Promise<void> {
+    const from = typeof refused === 'string' ? { address: refused } : refused && refusalFrom(refused);
+    if (from !== undefined) {
+      await this.recordRefusal(events, from);
       return;
     }
     if (this.log && events.length > 0) {

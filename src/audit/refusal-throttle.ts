@@ -1,35 +1,102 @@
 /**
  * Requests refused before anyone was identified (no token or a bad one, an unknown AE title, an
  * unknown e-mail at the login) cost an attacker nothing and would grow the audit store without
- * bound, one AuditEvent each. Within each minute this throttle lets each source address have
- * PER_SOURCE of them recorded one by one, and all sources together TOTAL; the rest are counted, and
- * one summary event per minute says how many were refused, from how many addresses, and from which
- * (the busiest few, with their counts). Refusals of identified callers are always recorded whole.
+ * bound, one AuditEvent each. So would refusals of callers who name someone without proving it (a
+ * signed token of this hub that is no longer valid, a client assertion naming a registered client
+ * that does not verify). Within each minute this throttle decides which are recorded one by one;
+ * the rest are counted, and one summary event per minute says how many there were, and from whom.
+ *
+ * By address, for callers nobody identified:
+ * - each address has `perSource` recorded, and all addresses together `total` (the shared budget);
+ * - once the shared budget is spent, each address still has its first `floor` recorded, for
+ *   `floorSources` addresses a minute: decoys that spend the shared budget cannot hide another
+ *   address's first refusals;
+ * - `trackedSources` addresses are told apart a minute (the memory this takes is bounded, whatever
+ *   a flood from many IPv6 addresses does); refusals from further addresses are only counted;
+ * - the summary names every address with refusals not recorded, with how many (and how many were).
+ *
+ * By the identity named, for callers who named one without proving it: `perClaimed` recorded per
+ * client or person named, for `trackedClaims` of them a minute; the summary names them likewise.
+ * Naming someone takes a registered client's id or a token this hub signed, so an attacker cannot
+ * make up names to spend the budgets; the caller's address does not matter here.
+ *
+ * At most `total + floor × floorSources + perClaimed × trackedClaims` refusals are recorded one by
+ * one a minute, plus one summary. Refusals of identified callers are always recorded whole.
  *
  * Per process, in memory: a process that crashes loses at most the counts of its current minute.
  */
-import type { AuditEvent } from '@medplum/fhirtypes';
+import type { AuditEvent, AuditEventEntity } from '@medplum/fhirtypes';
 import { DICOM, HUB_AUDIT_SUBTYPE, auditEventId, auditSource, requestAgents } from './audit-event.ts';
 import type { AuditSite } from './audit-event.ts';
 
 export interface RefusalLimits {
-  /** Refusals recorded one by one per source address and minute. */
+  /** Refusals of unidentified callers recorded one by one per source address and minute… */
   perSource: number;
   /** …and from all sources together. */
   total: number;
+  /** Beyond `total`: each address's first refusals still recorded one by one… */
+  floor: number;
+  /** …for at most this many addresses a minute. */
+  floorSources: number;
+  /** Addresses told apart a minute; refusals from more addresses are counted together. */
+  trackedSources: number;
+  /** Refusals of a caller that named a client or person without proving it, per name and minute… */
+  perClaimed: number;
+  /** …for at most this many names a minute; refusals naming more are counted together. */
+  trackedClaims: number;
 }
 
-export const DEFAULT_REFUSAL_LIMITS: RefusalLimits = { perSource: 20, total: 200 };
+export const DEFAULT_REFUSAL_LIMITS: RefusalLimits = {
+  perSource: 20,
+  total: 200,
+  floor: 3,
+  floorSources: 100,
+  trackedSources: 1000,
+  perClaimed: 10,
+  trackedClaims: 100,
+};
 const WINDOW_MS = 60_000;
-/** Addresses named in a summary, the busiest first. */
-const SUMMARY_SOURCES = 10;
+
+/** A client or person a refused caller named without proving it. */
+export interface ClaimedIdentity {
+  kind: 'client' | 'user';
+  id: string;
+}
+
+/** Whom a refusal is counted against: the caller's address, or the identity it claimed. */
+export type RefusalFrom = { address: string } | { claimed: ClaimedIdentity };
+
+/** One address's or name's refusals in a minute. */
+export interface RefusalTally {
+  recorded: number;
+  /** Counted, not recorded. */
+  skipped: number;
+}
+
+interface SourceTally extends RefusalTally {
+  /** Given the floor beyond the shared budget. */
+  floored: boolean;
+}
 
 interface Window {
   start: number;
-  recorded: Map<string, number>;
+  sources: Map<string, SourceTally>;
+  /** Recorded within the shared budget. */
   recordedTotal: number;
-  /** Refusals counted but not recorded, per source. */
-  skipped: Map<string, number>;
+  /** Addresses given the floor. */
+  floored: number;
+  /** Refusals from addresses beyond `trackedSources`. */
+  untrackedSources: number;
+  /** `kind:id` → its tally. */
+  claims: Map<string, RefusalTally>;
+  untrackedClaims: number;
+}
+
+const claimKey = (claimed: ClaimedIdentity): string => `${claimed.kind}:${claimed.id}`;
+
+function claimOf(key: string): ClaimedIdentity {
+  const colon = key.indexOf(':');
+  return { kind: key.slice(0, colon) === 'user' ? 'user' : 'client', id: key.slice(colon + 1) };
 }
 
 export class RefusalThrottle {
@@ -42,20 +109,62 @@ export class RefusalThrottle {
   }
 
   /**
-   * Whether this refusal from `source` is recorded on its own, and the summary of a minute that
-   * ended before it, if one is due.
+   * Whether this refusal is recorded on its own, and the summary of a minute that ended before it,
+   * if one is due.
    */
-  admit(source: string, now: number): { record: boolean; summary: RefusalSummary | undefined } {
+  admit(from: RefusalFrom, now: number): { record: boolean; summary: RefusalSummary | undefined } {
     const summary = this.roll(now);
+    const record = 'address' in from ? this.admitAddress(from.address) : this.admitClaimed(from.claimed);
+    return { record, summary };
+  }
+
+  private admitAddress(source: string): boolean {
     const window = this.window;
-    const fromSource = window.recorded.get(source) ?? 0;
-    if (fromSource < this.limits.perSource && window.recordedTotal < this.limits.total) {
-      window.recorded.set(source, fromSource + 1);
-      window.recordedTotal += 1;
-      return { record: true, summary };
+    const limits = this.limits;
+    let tally = window.sources.get(source);
+    if (tally === undefined) {
+      if (window.sources.size >= limits.trackedSources) {
+        window.untrackedSources += 1;
+        return false;
+      }
+      tally = { recorded: 0, skipped: 0, floored: false };
+      window.sources.set(source, tally);
     }
-    window.skipped.set(source, (window.skipped.get(source) ?? 0) + 1);
-    return { record: false, summary };
+    if (tally.recorded < limits.perSource && window.recordedTotal < limits.total) {
+      tally.recorded += 1;
+      window.recordedTotal += 1;
+      return true;
+    }
+    if (tally.recorded < limits.floor && (tally.floored || window.floored < limits.floorSources)) {
+      if (!tally.floored) {
+        tally.floored = true;
+        window.floored += 1;
+      }
+      tally.recorded += 1;
+      return true;
+    }
+    tally.skipped += 1;
+    return false;
+  }
+
+  private admitClaimed(claimed: ClaimedIdentity): boolean {
+    const window = this.window;
+    const key = claimKey(claimed);
+    let tally = window.claims.get(key);
+    if (tally === undefined) {
+      if (window.claims.size >= this.limits.trackedClaims) {
+        window.untrackedClaims += 1;
+        return false;
+      }
+      tally = { recorded: 0, skipped: 0 };
+      window.claims.set(key, tally);
+    }
+    if (tally.recorded < this.limits.perClaimed) {
+      tally.recorded += 1;
+      return true;
+    }
+    tally.skipped += 1;
+    return false;
   }
 
   /** The summary of the current minute when it has ended (or now, when `force`: at shutdown). */
@@ -65,34 +174,104 @@ export class RefusalThrottle {
       return undefined;
     }
     this.window = emptyWindow(now);
-    if (window.skipped.size === 0) {
+    const skipped = <T extends RefusalTally>(tallies: Map<string, T>): [string, RefusalTally][] =>
+      [...tallies]
+        .filter(([, tally]) => tally.skipped > 0)
+        .sort((a, b) => b[1].skipped - a[1].skipped)
+        .map(([key, { recorded, skipped: count }]) => [key, { recorded, skipped: count }]);
+    const sources = skipped(window.sources);
+    const claims = skipped(window.claims);
+    if (sources.length === 0 && claims.length === 0 && window.untrackedSources === 0 && window.untrackedClaims === 0) {
       return undefined;
     }
-    const sources = [...window.skipped].sort((a, b) => b[1] - a[1]);
+    const sum = (tallies: [string, RefusalTally][]): number => tallies.reduce((total, [, t]) => total + t.skipped, 0);
     return {
       from: new Date(window.start),
       to: new Date(force ? now : window.start + WINDOW_MS),
-      count: sources.reduce((sum, [, count]) => sum + count, 0),
-      sourceCount: sources.length,
-      busiest: sources.slice(0, SUMMARY_SOURCES),
+      count: sum(sources) + window.untrackedSources,
+      sources,
+      untrackedSources: window.untrackedSources,
+      claimedCount: sum(claims) + window.untrackedClaims,
+      claims: claims.map(([key, tally]) => [claimOf(key), tally]),
+      untrackedClaims: window.untrackedClaims,
     };
   }
 }
 
 function emptyWindow(start: number): Window {
-  return { start, recorded: new Map(), recordedTotal: 0, skipped: new Map() };
+  return {
+    start,
+    sources: new Map(),
+    recordedTotal: 0,
+    floored: 0,
+    untrackedSources: 0,
+    claims: new Map(),
+    untrackedClaims: 0,
+  };
 }
 
 export interface RefusalSummary {
   from: Date;
   to: Date;
+  /** Refusals of unidentified callers not recorded one by one. */
   count: number;
-  sourceCount: number;
-  busiest: [string, number][];
+  /** Every address told apart with refusals not recorded, the busiest first. */
+  sources: [string, RefusalTally][];
+  /** Of `count`, those from addresses beyond the ones told apart. */
+  untrackedSources: number;
+  /** Refusals of callers who named someone without proving it, not recorded one by one. */
+  claimedCount: number;
+  claims: [ClaimedIdentity, RefusalTally][];
+  untrackedClaims: number;
 }
+
+const plural = (count: number, one: string, many: string): string => `${count} ${count === 1 ? one : many}`;
+
+function summaryText(summary: RefusalSummary): string {
+  const parts: string[] = [];
+  if (summary.count > 0) {
+    const told = summary.sources.length;
+    parts.push(
+      `${summary.count} more requests refused before the caller was identified, from ` +
+        (summary.untrackedSources === 0
+          ? plural(told, 'address', 'addresses')
+          : `${plural(told, 'address', 'addresses')} and ${summary.untrackedSources} from further addresses not told apart`),
+    );
+  }
+  if (summary.claimedCount > 0) {
+    const told = summary.claims.length;
+    parts.push(
+      `${summary.claimedCount} more refused requests that named a client or person without proving it, naming ` +
+        (summary.untrackedClaims === 0
+          ? plural(told, 'identity', 'identities')
+          : `${plural(told, 'identity', 'identities')} and ${summary.untrackedClaims} naming further ones not told apart`),
+    );
+  }
+  return `${parts.join(', and ')}, were not recorded one by one`;
+}
+
+const tallyDetail = (tally: RefusalTally): NonNullable<AuditEventEntity['detail']> => [
+  { type: 'refusals', valueString: String(tally.skipped) },
+  { type: 'recorded', valueString: String(tally.recorded) },
+];
 
 /** The summary as an AuditEvent: a Security Alert (DICOM 110113) the hub itself records. */
 export function refusalSummaryEvent(site: AuditSite, summary: RefusalSummary, recorded: Date): AuditEvent {
+  const entity: AuditEventEntity[] = [
+    ...summary.sources.map(([address, tally]): AuditEventEntity => ({
+      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+      what: { display: address },
+      detail: tallyDetail(tally),
+    })),
+    ...summary.claims.map(([claimed, tally]): AuditEventEntity => ({
+      type:
+        claimed.kind === 'user'
+          ? { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '1', display: 'Person' }
+          : { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+      what: { identifier: { system: `${site.baseUrl}/${claimed.kind}s`, value: claimed.id } },
+      detail: tallyDetail(tally),
+    })),
+  ];
   return {
     resourceType: 'AuditEvent',
     id: auditEventId(recorded.getTime()),
@@ -103,15 +282,9 @@ export function refusalSummaryEvent(site: AuditSite, summary: RefusalSummary, re
     period: { start: summary.from.toISOString(), end: summary.to.toISOString() },
     recorded: recorded.toISOString(),
     outcome: '4',
-    outcomeDesc:
-      `${summary.count} more requests refused before the caller was identified, from ` +
-      `${summary.sourceCount} address${summary.sourceCount === 1 ? '' : 'es'}, were not recorded one by one`,
+    outcomeDesc: summaryText(summary),
     agent: requestAgents(site, { application: 'audit', clientIsRequestor: true }),
     source: auditSource(site),
-    entity: summary.busiest.map(([address, count]) => ({
-      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
-      what: { display: address },
-      detail: [{ type: 'refusals', valueString: String(count) }],
-    })),
+    ...(entity.length > 0 ? { entity } : {}),
   };
 }

@@ -70,7 +70,18 @@ export interface UserTokenRequest {
   idToken?: { nonce: string | undefined; fhirUserUrl: string | undefined };
 }
 
-export class InvalidTokenError extends Error {}
+export class InvalidTokenError extends Error {
+  /**
+   * Who a token this hub did sign names, when it is no longer valid (expired, or its session ended):
+   * for the audit trail to name them (audit/auditor.ts), never to act for them.
+   */
+  readonly claimed: Identity | undefined;
+
+  constructor(message: string, claimed?: Identity) {
+    super(message);
+    this.claimed = claimed;
+  }
+}
 
 export interface IssuedToken {
   accessToken: string;
@@ -206,7 +217,7 @@ export class AccessTokens {
         return known;
       }
       this.verified.delete(token);
-      throw new InvalidTokenError('the access token has expired');
+      throw new InvalidTokenError('the access token has expired', known);
     }
     let payload: JWTPayload;
     try {
@@ -221,7 +232,8 @@ export class AccessTokens {
       }));
     } catch (err) {
       if (err instanceof errors.JWTExpired) {
-        throw new InvalidTokenError('the access token has expired');
+        // jose checks `exp` after the signature, `typ`, `iss` and `aud`: the token is ours, only expired.
+        throw new InvalidTokenError('the access token has expired', expiredIdentity(err.payload));
       }
       if (err instanceof InvalidTokenError) {
         throw err;
@@ -263,6 +275,18 @@ export class AccessTokens {
       }
     }
     this.verified.set(token, identity);
+  }
+}
+
+/** Who an expired token of ours names, when its claims are whole. */
+function expiredIdentity(payload: JWTPayload): Identity | undefined {
+  if (typeof payload.sub !== 'string' || typeof payload.scope !== 'string' || typeof payload.exp !== 'number') {
+    return undefined;
+  }
+  try {
+    return identityOf({ ...payload, sub: payload.sub, scope: payload.scope, exp: payload.exp });
+  } catch {
+    return undefined;
   }
 }
 

@@ -4,6 +4,9 @@
  * is let through anonymously only while AUTH_REQUIRED is false. A person's token whose session was
  * revoked (logout) is refused like an expired one. The identity says who (a client, or a user with
  * role and FHIR resource) and what scopes; what each role may see is decided elsewhere.
+ *
+ * A refused token that this hub signed (expired, or of an ended session) leaves who it names in
+ * `res.locals.claimedIdentity`, for the audit trail only: the refusal is recorded naming them.
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { InvalidTokenError } from './access-tokens.ts';
@@ -25,6 +28,11 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 /** The identity `authenticate` attached, when the request carried a valid token. */
 export function requestIdentity(res: Response): Identity | undefined {
   return res.locals.identity as Identity | undefined;
+}
+
+/** Who a refused token of this hub named (expired, or its session ended): for the audit trail, never for access. */
+export function claimedIdentity(res: Response): Identity | undefined {
+  return res.locals.claimedIdentity as Identity | undefined;
 }
 
 function quoted(text: string): string {
@@ -77,13 +85,16 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     try {
       const identity = await options.tokens.verify(token);
       if (identity.kind === 'user' && (await options.revokedSessions?.isRevoked(identity.sessionId))) {
-        throw new InvalidTokenError('the session of this access token has ended (logged out)');
+        throw new InvalidTokenError('the session of this access token has ended (logged out)', identity);
       }
       res.locals.identity = identity;
     } catch (err) {
       if (!(err instanceof InvalidTokenError)) {
         next(err);
         return;
+      }
+      if (err.claimed !== undefined) {
+        res.locals.claimedIdentity = err.claimed;
       }
       unauthorized(
         res,

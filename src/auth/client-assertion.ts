@@ -25,6 +25,19 @@ const MAX_JTI_LENGTH = 256;
 const refuse = (description: string): OAuthError => new OAuthError('invalid_client', description);
 
 /**
+ * The refusal of an assertion that named a registered, active client and did not prove to be it (a
+ * bad signature, an expired or replayed assertion, …): the audit trail names the client it claimed.
+ */
+export class UnprovedClientAssertion extends OAuthError {
+  readonly clientId: string;
+
+  constructor(clientId: string, refusal: OAuthError) {
+    super(refusal.code, refusal.message);
+    this.clientId = clientId;
+  }
+}
+
+/**
  * The time and audience checks of a verified assertion's claims (pure); returns the `jti` and the
  * time until which it must stay recorded.
  */
@@ -131,18 +144,22 @@ export class ClientAssertionVerifier {
     if (!client || client.status !== 'active' || client.public) {
       throw refuse('unknown or disabled client');
     }
-    const payload = await this.verifySignature(assertion, header, client);
-    const nowMs = this.options.now?.() ?? Date.now();
-    const nowSeconds = Math.floor(nowMs / 1000);
-    const { jti, rememberUntil } = checkAssertionClaims(payload, {
-      clientId: client.id,
-      tokenUrl: this.options.tokenUrl,
-      nowSeconds,
-    });
-    if (!(await this.options.jtis.claim(client.id, jti, new Date(rememberUntil * 1000), new Date(nowMs)))) {
-      throw refuse('this client assertion was used before ("jti" replayed)');
+    try {
+      const payload = await this.verifySignature(assertion, header, client);
+      const nowMs = this.options.now?.() ?? Date.now();
+      const nowSeconds = Math.floor(nowMs / 1000);
+      const { jti, rememberUntil } = checkAssertionClaims(payload, {
+        clientId: client.id,
+        tokenUrl: this.options.tokenUrl,
+        nowSeconds,
+      });
+      if (!(await this.options.jtis.claim(client.id, jti, new Date(rememberUntil * 1000), new Date(nowMs)))) {
+        throw refuse('this client assertion was used before ("jti" replayed)');
+      }
+      return client;
+    } catch (err) {
+      throw err instanceof OAuthError ? new UnprovedClientAssertion(client.id, err) : err;
     }
-    return client;
   }
 
   private async verifySignature(

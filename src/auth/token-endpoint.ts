@@ -8,7 +8,7 @@ import express from 'express';
 import type { Request, Response, Router } from 'express';
 import type { Logger } from 'pino';
 import type { AccessTokens } from './access-tokens.ts';
-import { JWT_BEARER_ASSERTION_TYPE, claimedClientId } from './client-assertion.ts';
+import { JWT_BEARER_ASSERTION_TYPE, UnprovedClientAssertion, claimedClientId } from './client-assertion.ts';
 import type { ClientAssertionVerifier } from './client-assertion.ts';
 import { CLIENT_ID_PATTERN } from './clients.ts';
 import { allowClientOrigin, exchangeCode } from './code-grant.ts';
@@ -173,9 +173,13 @@ export function createTokenRoutes(options: TokenEndpointOptions): Router {
           'token request refused',
         );
         try {
+          // An assertion naming a registered client is recorded naming it, within a budget per client.
           await options.auditor?.authentication(req, {
             event: 'token',
-            actor: { clientId, clientIsRequestor: true },
+            actor:
+              err instanceof UnprovedClientAssertion
+                ? { clientId: err.clientId, clientIsRequestor: true, claimed: true }
+                : { clientId, clientIsRequestor: true },
             success: false,
             failureText: TOKEN_REFUSED_AUDIT_TEXT,
           });

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { accessControlFor } from '../../auth/access-policy.ts';
 import { requestIdentity } from '../../auth/authenticate.ts';
 import { dicomwebPermission } from '../../auth/dicomweb-scope-guard.ts';
-import { outcomeForStatus } from '../../audit/audit-event.ts';
+import { CLAIMED_TOKEN_REFUSED, outcomeForStatus } from '../../audit/audit-event.ts';
 import type { AuditOutcome } from '../../audit/audit-event.ts';
 import { requestActor } from '../../auth/request-actor.ts';
 import type { Auditor } from '../../audit/auditor.ts';
@@ -96,7 +96,8 @@ async function record(auditor: Auditor, req: Request, res: Response, audit: Dico
     recorded: new Date(),
     requester: { kind: 'http' as const, actor },
     outcome: audit.outcome,
-    outcomeDesc: audit.outcomeDesc,
+    outcomeDesc:
+      audit.outcomeDesc ?? (audit.outcome !== '0' && actor.claimed === true ? CLAIMED_TOKEN_REFUSED : undefined),
     service: audit.service,
   };
   const studies = audit.studies ?? [];
@@ -111,8 +112,8 @@ async function record(auditor: Auditor, req: Request, res: Response, audit: Dico
         ? dicomTransferredAuditEvent(auditor.site, { ...input, studies })
         : dicomAccessedAuditEvent(auditor.site, { ...input, studies });
   res.locals[AUDITED] = true;
-  const unidentified = actor.userId === undefined && actor.clientId === undefined;
-  await auditor.recordEvents([event], audit.outcome !== '0' && unidentified ? (actor.address ?? 'unknown') : undefined);
+  // A refusal goes through the refusal throttle unless the caller was identified.
+  await auditor.recordEvents([event], audit.outcome !== '0' ? actor : undefined);
 }
 
 /**
