@@ -191,6 +191,49 @@ export class AccessTokens {
     };
   }
 
+  /**
+   * A credential of another kind signed with the hub's key (board-pass.ts). Its own `typ` and
+   * audience are what keep verify() from taking it for an access token: give it neither `at+jwt` nor
+   * the issuer as audience.
+   */
+  async signCredential(
+    claims: JWTPayload,
+    kind: { typ: string; audience: string; subject: string; expiresAt: number },
+  ): Promise<string> {
+    if (kind.typ === 'at+jwt' || kind.audience === this.issuer) {
+      throw new Error('a credential of another kind must have a type and audience of its own');
+    }
+    const key = await this.signingKey();
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: kind.typ })
+      .setIssuer(this.issuer)
+      .setAudience(kind.audience)
+      .setSubject(kind.subject)
+      .setIssuedAt(Math.floor(this.clock.now().getTime() / 1000))
+      .setExpirationTime(kind.expiresAt)
+      .sign(key.privateKey);
+  }
+
+  /** The claims of a credential signCredential() made of this kind; throws InvalidTokenError otherwise, or expired. */
+  async verifyCredential(token: string, kind: { typ: string; audience: string }): Promise<JWTPayload> {
+    try {
+      const { payload } = await jwtVerify(token, async (header) => this.publicKeyFor(header.kid), {
+        algorithms: [ACCESS_TOKEN_ALGORITHM],
+        issuer: this.issuer,
+        audience: kind.audience,
+        typ: kind.typ,
+        requiredClaims: ['exp', 'sub'],
+        currentDate: this.clock.now(),
+      });
+      return payload;
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) {
+        throw new InvalidTokenError('the credential has expired');
+      }
+      throw err instanceof InvalidTokenError ? err : new InvalidTokenError('the credential is not valid');
+    }
+  }
+
   /** The public keys that verify the hub's tokens, for /.well-known/jwks.json. */
   async publicJwks(): Promise<{ keys: JWK[] }> {
     if (this.keys.length === 0 || this.clock.now().getTime() - this.lastKeyLoad >= KEY_RELOAD_INTERVAL_MS) {

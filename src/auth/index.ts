@@ -12,6 +12,7 @@ import type { Auditor } from '../audit/auditor.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { adminGuard } from './admin-guard.ts';
 import { authenticate } from './authenticate.ts';
+import { BoardPasses } from './board-pass.ts';
 import { AuthorizationCodes } from './authorization-codes.ts';
 import { AUTHORIZE_PATH, createAuthorizeRoutes } from './authorize-endpoint.ts';
 import { ClientAssertionVerifier } from './client-assertion.ts';
@@ -89,6 +90,8 @@ export interface Auth {
   readonly dicomweb: RequestHandler[];
   /** For /admin/queues and /metrics: a token is always required, of an admin or coordinator, or a client with hub:admin (admin-guard.ts). */
   readonly admin: RequestHandler[];
+  /** Bull Board's own credential, which nothing else accepts (board-pass.ts). */
+  readonly boardPasses: BoardPasses;
 }
 
 export function tokenUrlFor(baseUrl: string): string {
@@ -192,5 +195,6 @@ export async function startAuth(options: AuthOptions): Promise<Auth> {
     ],
     dicomweb: [authenticate({ tokens, required: options.required, revokedSessions }), dicomwebScopeGuard()],
     admin: [authenticate({ tokens, required: true, revokedSessions }), adminGuard()],
+    boardPasses: new BoardPasses(tokens, revokedSessions, `${options.baseUrl}/admin/queues/board`, clock),
   };
 }

@@ -118,6 +118,7 @@ export function createApp(options: AppOptions): Express {
         createBullBoardRoutes({
           producer: options.adminQueues.producer,
           authenticate: options.auth.admin,
+          passes: options.auth.boardPasses,
           secureCookies: options.hsts ?? false,
         }),
       );

@@ -4,12 +4,13 @@
  * the place to retry a dead letter.
  *
  * Who reaches it. A browser navigation cannot send the bearer token the web app holds, so the app
- * hands it over: an admin's POST /admin/queues/board/session with their token sets it as a cookie
- * (`hub_board`) that only this path sees (HttpOnly, SameSite=Strict, Secure on https), for the
- * token's remaining life. Every request is then checked like a bearer request (signature, expiry,
- * the login session not ended), and only a person whose role is `admin` is let in: not a
- * coordinator, nor a system client with `hub:admin`. The board never writes: every queue is
- * read-only, and anything but GET or HEAD is refused, so the cookie cannot be used to change a job.
+ * trades it: an admin's POST /admin/queues/board/session with their token sets a board pass
+ * (auth/board-pass.ts) as a cookie (`hub_board`) that only this path sees (HttpOnly,
+ * SameSite=Strict, Secure on https), for the token's remaining life. The pass is not the token: it
+ * opens this board and nothing else (not /fhir, /dicomweb or the admin API). Every request is then
+ * checked (signature, expiry, the login session not ended), and only a person whose role is `admin`
+ * is let in: not a coordinator, nor a system client with `hub:admin`. The board never writes: every
+ * queue is read-only, and anything but GET or HEAD is refused, so the cookie cannot change a job.
  *
  * What it shows. Job data is ids only (queues/job-data.ts); a failure's reason and stack trace are
  * redacted like the dead-letter view's errors (an address a mail server quoted back becomes
@@ -25,11 +26,11 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { AppViewRoute, ControllerHandlerReturnType } from '@bull-board/api/typings/app';
+import { InvalidTokenError } from '../auth/access-tokens.ts';
 import { requestIdentity } from '../auth/authenticate.ts';
+import type { BoardPasses } from '../auth/board-pass.ts';
 import { redactErrorMessage } from '../queues/job-data.ts';
 import type { QueueProducer } from '../queues/queue-definitions.ts';
-import { systemClock } from '../runtime/clock.ts';
-import type { Clock } from '../runtime/clock.ts';
 
 export const BULL_BOARD_PATH = '/admin/queues/board';
 const BOARD_COOKIE = 'hub_board';
@@ -58,10 +59,10 @@ export interface BullBoardOptions {
   producer: QueueProducer;
   /** Bearer authentication of a required token, as for /admin/queues (auth/index.ts `admin`). */
   authenticate: readonly RequestHandler[];
+  /** The board's own credential, which the session hand-over issues and the cookie carries. */
+  passes: BoardPasses;
   /** Secure cookies: BASE_URL is https. */
   secureCookies: boolean;
-  /** The hub's clock, which the tokens' expiry is read against; the system clock by default. */
-  clock?: Clock;
 }
 
 /** The scripts and style sheet Bull Board's own page names (their names carry their content's hash). */
@@ -149,24 +150,12 @@ export function redactFailures(value: unknown): unknown {
   return copy;
 }
 
-/** The token's `exp`, read without checking it (authentication checks it next): to tell an ended board visit apart. */
-function expiresAt(token: string): number | undefined {
-  try {
-    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
-      exp?: unknown;
-    };
-    return typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function readBoardCookie(req: Request): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const index = part.indexOf('=');
     if (index > 0 && part.slice(0, index).trim() === BOARD_COOKIE) {
       const value = part.slice(index + 1).trim();
-      // A JWT: three base64url parts.
+      // A board pass is a JWT: three base64url parts.
       return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(value) && value.length <= 4000 ? value : undefined;
     }
   }
@@ -242,7 +231,9 @@ export function createBullBoardRoutes(options: BullBoardOptions): Router {
     },
   });
   const authenticate = runAll(options.authenticate);
-  const now = (): number => (options.clock ?? systemClock).now().getTime();
+  const clearPass = (res: Response): void => {
+    res.append('Set-Cookie', `${BOARD_COOKIE}=; ${cookieAttributes(options.secureCookies)}; Max-Age=0`);
+  };
   const routes = express.Router();
   routes.use((_req, res, next) => {
     res.locals.route = 'admin-queues-board';
@@ -250,19 +241,27 @@ export function createBullBoardRoutes(options: BullBoardOptions): Router {
     next();
   });
 
-  // The web app's hand-over: the admin's bearer token becomes the board's cookie.
-  routes.post('/session', authenticate, adminOnly, (req, res) => {
-    const token = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
-    const seconds = Math.max(0, Math.floor(((expiresAt(token) ?? now()) - now()) / 1000));
-    res.setHeader('Cache-Control', 'no-store');
-    res.append(
-      'Set-Cookie',
-      `${BOARD_COOKIE}=${token}; ${cookieAttributes(options.secureCookies)}; Max-Age=${seconds}`,
-    );
-    res.status(204).end();
+  // The web app's hand-over: the admin's bearer token is traded for a board pass in the cookie.
+  routes.post('/session', authenticate, adminOnly, async (_req, res, next) => {
+    const identity = requestIdentity(res);
+    if (identity?.kind !== 'user') {
+      next(new Error('the board session was reached without a person'));
+      return;
+    }
+    try {
+      const { pass, expiresIn } = await options.passes.issue(identity);
+      res.setHeader('Cache-Control', 'no-store');
+      res.append(
+        'Set-Cookie',
+        `${BOARD_COOKIE}=${pass}; ${cookieAttributes(options.secureCookies)}; Max-Age=${expiresIn}`,
+      );
+      res.status(204).end();
+    } catch (err) {
+      next(err);
+    }
   });
   routes.delete('/session', (_req, res) => {
-    res.append('Set-Cookie', `${BOARD_COOKIE}=; ${cookieAttributes(options.secureCookies)}; Max-Age=0`);
+    clearPass(res);
     res.status(204).end();
   });
 
@@ -272,22 +271,35 @@ export function createBullBoardRoutes(options: BullBoardOptions): Router {
       refusal(res, 405, 'The board is read-only: retry dead letters from the Queues screen of the web app.');
       return;
     }
-    if (req.headers.authorization === undefined) {
-      const token = readBoardCookie(req);
-      if (token === undefined || (expiresAt(token) ?? 0) <= now()) {
-        if (token !== undefined) {
-          res.append('Set-Cookie', `${BOARD_COOKIE}=; ${cookieAttributes(options.secureCookies)}; Max-Age=0`);
-        }
-        refusal(res, 401, OPEN_FROM_APP);
-        return;
-      }
-      req.headers.authorization = `Bearer ${token}`;
+    // A bearer token (a script, a tool) is checked as on /admin/queues; a browser brings the pass.
+    if (req.headers.authorization !== undefined) {
+      authenticate(req, res, next);
+      return;
     }
-    next();
+    const pass = readBoardCookie(req);
+    if (pass === undefined) {
+      refusal(res, 401, OPEN_FROM_APP);
+      return;
+    }
+    options.passes.verify(pass).then(
+      (identity) => {
+        res.locals.identity = identity;
+        next();
+      },
+      (err: unknown) => {
+        if (!(err instanceof InvalidTokenError)) {
+          next(err);
+          return;
+        }
+        // Expired, or its session ended: the visit is over.
+        clearPass(res);
+        refusal(res, 401, OPEN_FROM_APP);
+      },
+    );
   });
   const board = adapter.getRouter() as express.Express;
   board.disable('x-powered-by');
-  routes.use(authenticate, adminOnly, board);
+  routes.use(adminOnly, board);
   routes.use((_req, res) => {
     res.status(404).type('text/plain').send('Not found\n');
   });

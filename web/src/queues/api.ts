@@ -67,7 +67,7 @@ export function retryDeadLetter(id: string): Promise<{ retried: boolean; queue: 
   return queueJson(`${QUEUES_PATH}/dead-letter/${encodeURIComponent(id)}/retry`, { method: 'POST' });
 }
 
-/** Gives the board the admin's token as its own cookie (a browser tab cannot send a bearer token). */
+/** Trades the admin's token for the board's own pass, kept in its cookie (a browser tab cannot send a bearer token). */
 export async function openBoardSession(): Promise<void> {
   const response = await hubFetch(`${BULL_BOARD_PATH}/session`, { method: 'POST' });
   if (!response.ok) {
