@@ -14,7 +14,7 @@ import { openDatabase } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
 import { clientToken } from './support/client-token.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 import { jest } from '@jest/globals';
@@ -840,18 +840,7 @@ describe('access matrix: each role × resource type × interaction', () => {
     );
     tokens.system = await clientToken(testHub, 'fixture-loader', 'system/*.cruds');
     // Fixed ids: loaded by a system client (people cannot choose ids, so update-as-create is the EHR's).
-    const loaded = await fhirFetch(testHub.fhir, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${tokens.system}` },
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: FIXTURES.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(testHub.fhir, tokens.system, FIXTURES);
     expect(loaded.status).toBe(200);
   });
   afterAll(async () => {

@@ -17,7 +17,7 @@ import { clientToken } from './support/client-token.ts';
 import { startHubProcess } from './support/hub-process.ts';
 import type { HubProcess } from './support/hub-process.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { createTestDatabase, fhirFetch } from './support/test-hub.ts';
+import { createTestDatabase, fhirFetch, putTransaction } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 type Json = any;
@@ -85,17 +85,7 @@ describe('the Binary content one request puts inline', () => {
         content: [{ attachment: { contentType: 'application/octet-stream', url: 'Binary/bin-budget' } }],
       },
     ];
-    const loaded = await as(ehr, '', {
-      method: 'POST',
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(`${hub.url}/fhir`, ehr, fixtures);
     expect(loaded.status).toBe(200);
   }, 90_000);
   afterAll(async () => {

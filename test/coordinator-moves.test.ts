@@ -8,7 +8,7 @@
  */
 import { signInPeople } from './support/login-flow.ts';
 import { clientToken } from './support/client-token.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { userToken } from './support/user-token.ts';
 
@@ -98,18 +98,7 @@ describe('the coordinators’ moves on the quote', () => {
   beforeAll(async () => {
     th = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
     const loader = await clientToken(th, 'moves-ehr', 'system/*.cruds');
-    const loaded = await fhirFetch(th.fhir, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${loader}` },
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: FIXTURES.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(th.fhir, loader, FIXTURES);
     expect(loaded.status).toBe(200);
     tokens = await signInPeople(
       th,

@@ -25,7 +25,7 @@ import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer
 import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { matchImagingStudy } from '../src/workflow/imaging-match.ts';
 import { Browser, logIn } from './support/login-flow.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
 
@@ -242,18 +242,11 @@ describe('DICOM access by role, and its audit', () => {
     systemToken = ((await issued.json()) as Json).access_token;
 
     // Fixed ids: loaded by a system client (people cannot choose ids, so update-as-create is the EHR's).
-    const loaded = await fhirFetch(th.fhir, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await clientToken(th, 'fixture-loader', 'system/*.cruds')}` },
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: FHIR_FIXTURES.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(
+      th.fhir,
+      await clientToken(th, 'fixture-loader', 'system/*.cruds'),
+      FHIR_FIXTURES,
+    );
     expect(loaded.status).toBe(200);
 
     // Each study a copy of CT_small with fresh UIDs, its own patient, accession number and date.

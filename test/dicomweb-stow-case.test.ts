@@ -13,7 +13,7 @@ import { clientToken } from './support/client-token.ts';
 import { dicomInstance, newUid } from './support/dicom/patient-cd.ts';
 import type { InstanceSpec } from './support/dicom/patient-cd.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { WITH_WORKERS, fhirFetch, startTestHub } from './support/test-hub.ts';
+import { WITH_WORKERS, fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
 
@@ -91,18 +91,7 @@ describe('STOW-RS into a named case', () => {
   beforeAll(async () => {
     th = await startTestHub({ env: { AUTH_REQUIRED: 'true', ...WITH_WORKERS } });
     pacs = await clientToken(th, 'stow-case-pacs', 'system/*.cruds');
-    const loaded = await fhirFetch(th.fhir, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${pacs}` },
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: FIXTURES.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(th.fhir, pacs, FIXTURES);
     expect(loaded.status).toBe(200);
     Object.assign(
       tokens,

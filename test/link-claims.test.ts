@@ -8,7 +8,7 @@
  */
 import { clientToken } from './support/client-token.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 const PEOPLE = {
@@ -49,17 +49,10 @@ describe('links recorded only where the claim was checked', () => {
         requester: { reference: requester },
       },
     ];
-    const loaded = await as(ehr, '', {
-      method: 'POST',
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: [
-          ...caseOf('sr-a', 'pat-a', 'Practitioner/prac-a'),
-          ...caseOf('sr-b', 'pat-b', 'Practitioner/prac-b'),
-        ].map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })),
-      },
-    });
+    const loaded = await putTransaction(testHub.fhir, ehr, [
+      ...caseOf('sr-a', 'pat-a', 'Practitioner/prac-a'),
+      ...caseOf('sr-b', 'pat-b', 'Practitioner/prac-b'),
+    ]);
     expect(loaded.status).toBe(200);
     // Case B's document, with its PDF.
     const binary = await fetch(`${testHub.fhir}/Binary`, {

@@ -17,7 +17,7 @@ import type { InstanceSpec } from './support/dicom/patient-cd.ts';
 import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
 import { signInPeople } from './support/login-flow.ts';
 import { stowBody } from './support/stow.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
 
@@ -94,18 +94,7 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
       env: { AUTH_REQUIRED: 'true', DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: PACS_AE },
     });
     system = await clientToken(th, 'takeover-imaging-system', 'system/*.cruds');
-    const loaded = await fhirFetch(th.fhir, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${system}` },
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: FIXTURES.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(th.fhir, system, FIXTURES);
     expect(loaded.status).toBe(200);
     Object.assign(
       tokens,

@@ -98,6 +98,29 @@ export async function startTestHub(
 export const WITH_WORKERS = { HUB_ROLES: 'api,worker,relay' } as const;
 
 /** fetch() against the FHIR API with JSON in and out. */
+/**
+ * PUTs each resource at its id in one transaction Bundle: fixtures with fixed ids, loaded by a system
+ * client (people cannot choose ids, so update-as-create is an EHR's).
+ */
+export function putTransaction(
+  fhirBase: string,
+  token: string,
+  resources: readonly object[],
+): ReturnType<typeof fhirFetch> {
+  return fhirFetch(fhirBase, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: resources.map((resource) => {
+        const { resourceType, id } = resource as { resourceType: string; id?: string };
+        return { resource, request: { method: 'PUT', url: `${resourceType}/${id}` } };
+      }),
+    },
+  });
+}
+
 export async function fhirFetch(
   url: string,
   init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
