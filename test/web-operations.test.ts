@@ -13,40 +13,24 @@
  *   ambiguous study's candidates can neither see nor resolve its reconciliation.
  */
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { totpCode } from '../src/auth/totp.ts';
-import { UserStore } from '../src/auth/users.ts';
-import type { UserRole } from '../src/auth/users.ts';
 import { generateReferenceNumber } from '../src/cases/reference-number.ts';
-import { openDatabase } from '../src/db/database.ts';
-import type { Database } from '../src/db/database.ts';
-import { systemClock } from '../src/runtime/clock.ts';
 import { recordNotification } from '../src/workflow/jobs/notifications.ts';
-import { workflowSettled } from './support/case-fixtures.ts';
 import { clientToken } from './support/client-token.ts';
 import { runDcmtk } from './support/dicom/test-peer.ts';
-import { startHubProcess } from './support/hub-process.ts';
-import type { HubProcess } from './support/hub-process.ts';
-import { Browser as HttpBrowser, logIn } from './support/login-flow.ts';
 import { opinionCaseFixtures } from './support/opinion-case.ts';
 import { stow } from './support/stow.ts';
-import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './support/test-hub.ts';
-import type { TestHub } from './support/test-hub.ts';
+import { fhirFetch } from './support/test-hub.ts';
 import { until } from './support/until.ts';
-import {
-  UI_TIMEOUT_MS,
-  appToken,
-  axeFindings,
-  dashboardEnvironment,
-  launchChromium,
-  signIn as fillLogin,
-  watchPage,
-} from './support/web-app.ts';
+import { UI_TIMEOUT_MS, appToken, axeFindings, watchPage } from './support/web-app.ts';
+import { ACCOUNTS, practitioners, startWebHub } from './support/web-hub.ts';
+import type { WebAccount, WebHub } from './support/web-hub.ts';
 
-const PASSWORD = 'a long enough password';
+/** A second coordinator: an authenticator code is taken once, and two sign-ins may fall in one step. */
+const COLIN = { email: 'colin@hub.example.org', role: 'coordinator' } as const satisfies WebAccount;
+/** The admin, who alone opens Bull Board. */
+const ADA = { email: 'ada@hub.example.org', role: 'admin' } as const satisfies WebAccount;
 const CT_SMALL = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
 const REFERENCE = 'urn:hub:reference-number';
 const RECONCILE_SEARCH = `Task?code=${encodeURIComponent('urn:hub:task-code|reconcile-imaging')}`;
@@ -62,28 +46,21 @@ interface StoredStudy {
 }
 
 describe('the reconciliation and queue screens in Chromium', () => {
-  let database: { url: string; drop: () => Promise<void> };
-  let dataDir: string;
-  let api: HubProcess;
-  let db: Database;
-  let browser: Browser;
-  let ehr: string;
-  const totps: Partial<Record<string, string>> = {};
-  const queuePrefix = `test-ops-${process.pid}-${Date.now()}`;
+  let hub: WebHub;
   const accession = { shared: `ACC-${token()}`, attached: `ACC-${token()}`, rejected: `ACC-${token()}` };
   const references = { mine: generateReferenceNumber(() => 4), other: generateReferenceNumber(() => 6) };
   const studies: Record<'attached' | 'rejected' | 'ambiguous', StoredStudy> = {} as never;
 
-  const asEhr = () => ({ authorization: `Bearer ${ehr}` });
+  const asEhr = () => ({ authorization: `Bearer ${hub.ehr}` });
   const read = async (reference: string): Promise<any> => {
-    const response = await fhirFetch(`${api.url}/fhir/${reference}`, { headers: asEhr() });
+    const response = await fhirFetch(`${hub.url}/fhir/${reference}`, { headers: asEhr() });
     expect(response.status).toBe(200);
     return response.body;
   };
 
   /** A one-instance CT study of a patient of our choosing, as a modality would send it. */
   async function dicomStudy(attributes: Record<string, string>): Promise<{ uid: string; bytes: Buffer }> {
-    const file = path.join(dataDir, `${token()}.dcm`);
+    const file = path.join(hub.dataDir, `${token()}.dcm`);
     await fsp.copyFile(CT_SMALL, file);
     const uid = dicomUid();
     const set = { '0020,000D': uid, ...attributes };
@@ -101,70 +78,26 @@ describe('the reconciliation and queue screens in Chromium', () => {
   async function storedStudy(uid: string): Promise<StoredStudy> {
     const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${uid}`);
     const study = await until(async () => {
-      const found = await fhirFetch(`${api.url}/fhir/ImagingStudy?identifier=${identifier}`, { headers: asEhr() });
+      const found = await fhirFetch(`${hub.url}/fhir/ImagingStudy?identifier=${identifier}`, { headers: asEhr() });
       return found.body.entry?.[0]?.resource as { id: string } | undefined;
     }, `the ImagingStudy of ${uid}`);
     const task = await until(async () => {
       const value = encodeURIComponent(`urn:hub:case-resource|reconcile-imaging/${study.id}`);
-      const found = await fhirFetch(`${api.url}/fhir/Task?identifier=${value}`, { headers: asEhr() });
+      const found = await fhirFetch(`${hub.url}/fhir/Task?identifier=${value}`, { headers: asEhr() });
       return found.body.entry?.[0]?.resource as { id: string } | undefined;
     }, `the reconciliation Task of ${uid}`);
     return { uid, imagingStudyId: study.id, taskId: task.id };
   }
 
-  async function addUser(role: UserRole, email: string, fhirUser?: string): Promise<void> {
-    const added = await new UserStore(db).add({ email, role, fhirUser, password: PASSWORD });
-    totps[email] = added.totpSecret;
-  }
-
-  /** A person's token from the hub's login, as the web app gets one (for the refusals at the API). */
-  async function personToken(email: string): Promise<string> {
-    const secret = totps[email];
-    const { token: issued } = await logIn(
-      new HttpBrowser(),
-      api.url,
-      {
-        clientId: 'hub-dashboard',
-        redirectUri: `${api.url}/dashboard/callback`,
-        scope: 'openid fhirUser user/*.cruds',
-        extra: { aud: `${api.url}/fhir` },
-      },
-      { email, password: PASSWORD, totp: secret === undefined ? undefined : totpCode(secret, Date.now()) },
-    );
-    return issued.access_token as string;
-  }
-
-  async function signIn(page: Page, email: string): Promise<void> {
-    const secret = totps[email];
-    await fillLogin(page, email, PASSWORD, secret === undefined ? undefined : totpCode(secret, Date.now()));
-  }
-
   beforeAll(async () => {
-    database = await createTestDatabase();
-    dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hub-web-ops-'));
-    api = await startHubProcess(
-      {
-        DATABASE_URL: database.url,
-        DATA_DIR: dataDir,
-        AUTH_REQUIRED: 'true',
-        OUTBOX_POLL_MS: '100',
-        QUEUE_PREFIX: queuePrefix,
-        ...dashboardEnvironment(),
-      },
-      60_000,
-    );
-    db = await openDatabase({ databaseUrl: database.url });
-    await addUser('coordinator', 'cora@hub.example.org', 'Practitioner/prac-c');
-    // A second coordinator: an authenticator code is taken once, and two sign-ins may fall in one step.
-    await addUser('coordinator', 'colin@hub.example.org');
-    await addUser('admin', 'ada@hub.example.org');
-    await addUser('referring-physician', 'paul@clinic.example.org', 'Practitioner/prac-phys');
-    await addUser('specialist', 'amelia@hub.example.org', 'Practitioner/prac-s');
+    hub = await startWebHub({
+      name: 'ops',
+      ehrClientId: 'ops-ehr',
+      accounts: [ACCOUNTS.cora, COLIN, ADA, ACCOUNTS.paul, ACCOUNTS.amelia],
+    });
 
     // Two cases in specialist review, Paul's and another physician's, whose requests share an
     // accession number (a RIS that reused one): a study with it matches both.
-    const place = { baseUrl: api.url, hub: { db, url: api.url }, clock: systemClock } as unknown as TestHub;
-    ehr = await clientToken(place, 'ops-ehr', 'system/*.cruds');
     const caseOf = (sr: string, reference: string, patient: Record<string, unknown>, requester: string) =>
       opinionCaseFixtures(sr, reference).map((resource) =>
         resource.resourceType === 'ServiceRequest'
@@ -181,10 +114,7 @@ describe('the reconciliation and queue screens in Chromium', () => {
             : resource,
       );
     const fixtures = [
-      { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
-      { resourceType: 'Practitioner', id: 'prac-phys', name: [{ given: ['Paul'], family: 'Physick' }] },
-      { resourceType: 'Practitioner', id: 'prac-other', name: [{ given: ['Olga'], family: 'Other' }] },
-      { resourceType: 'Practitioner', id: 'prac-s', name: [{ given: ['Amelia'], family: 'Abernathy' }] },
+      ...practitioners('prac-c', 'prac-phys', 'prac-other', 'prac-s'),
       ...caseOf(MINE, references.mine, { birthDate: '1961-04-23' }, 'Practitioner/prac-phys'),
       ...caseOf(
         OTHER,
@@ -193,23 +123,12 @@ describe('the reconciliation and queue screens in Chromium', () => {
         'Practitioner/prac-other',
       ),
     ];
-    const loaded = await fhirFetch(`${api.url}/fhir`, {
-      method: 'POST',
-      headers: asEhr(),
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
-    });
+    const loaded = await hub.load(hub.ehr, fixtures);
     expect(loaded.status).toBe(200);
-    await workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, 60_000);
+    await hub.settled();
 
     // A PACS sends three studies: two whose identity names no case, one with the shared accession.
-    const pacs = await clientToken(place, 'ops-pacs', 'system/ImagingStudy.crs');
+    const pacs = await clientToken(hub.place, 'ops-pacs', 'system/ImagingStudy.crs');
     const attached = await dicomStudy({
       '0008,0050': accession.attached,
       '0010,0010': 'Vandermeer^Ingrid',
@@ -228,32 +147,23 @@ describe('the reconciliation and queue screens in Chromium', () => {
       '0010,0020': `MRN-${token()}`,
       '0010,0030': '19610423',
     });
-    const sent = await stow(api.url, [attached.bytes, rejected.bytes, ambiguous.bytes], {
+    const sent = await stow(hub.url, [attached.bytes, rejected.bytes, ambiguous.bytes], {
       authorization: `Bearer ${pacs}`,
     });
     expect(sent.status).toBe(200);
     studies.attached = await storedStudy(attached.uid);
     studies.rejected = await storedStudy(rejected.uid);
     studies.ambiguous = await storedStudy(ambiguous.uid);
-    await workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, 60_000);
+    await hub.settled();
     expect((await read(`Task/${studies.ambiguous.taskId}`)).businessStatus.coding[0].code).toBe('ambiguous');
-    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await db?.close();
-    await api?.stop();
-    await database?.drop();
-    await fsp.rm(dataDir, { recursive: true, force: true });
+    await hub?.stop();
   });
 
   test('a referring physician sees neither screen, and the hub refuses both to a physician and a specialist', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard/reconciliation`);
-    await signIn(page, 'paul@clinic.example.org');
+    const { context, page, problems } = await hub.signIn(ACCOUNTS.paul.email, '/reconciliation');
     await page.waitForURL('**/dashboard/reconciliation');
     const refusal = page.getByTestId('staff-only');
     await refusal.waitFor({ timeout: UI_TIMEOUT_MS });
@@ -261,14 +171,14 @@ describe('the reconciliation and queue screens in Chromium', () => {
     await page.getByTestId('signed-in-role').getByText('referring-physician').waitFor({ timeout: UI_TIMEOUT_MS });
     expect(await page.getByRole('link', { name: 'Reconciliation' }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Queues' }).count()).toBe(0);
-    await page.goto(`${api.url}/dashboard/queues`);
+    await page.goto(`${hub.url}/dashboard/queues`);
     await refusal.waitFor({ timeout: UI_TIMEOUT_MS });
     expect(await refusal.textContent()).toContain('Queues is for coordinators and admins');
     expect(await page.content()).not.toContain('Okafor');
     expect(problems).toEqual([]);
 
     const physician = await appToken(page);
-    const specialist = await personToken('amelia@hub.example.org');
+    const specialist = await hub.token(ACCOUNTS.amelia.email);
     for (const [who, bearer] of [
       ['physician', physician],
       ['specialist', specialist],
@@ -282,21 +192,21 @@ describe('the reconciliation and queue screens in Chromium', () => {
         ['POST', '/admin/queues/board/session'],
         ['GET', '/admin/queues/board'],
       ] as const) {
-        expect({ who, url, status: (await fetch(`${api.url}${url}`, { method, headers: as })).status }).toEqual({
+        expect({ who, url, status: (await fetch(`${hub.url}${url}`, { method, headers: as })).status }).toEqual({
           who,
           url,
           status: 403,
         });
       }
       // The ambiguous study's Task names both their cases: they neither see it nor can resolve it.
-      const search = await fhirFetch(`${api.url}/fhir/${RECONCILE_SEARCH}`, { headers: as });
+      const search = await fhirFetch(`${hub.url}/fhir/${RECONCILE_SEARCH}`, { headers: as });
       expect({ who, status: search.status, entries: search.body.entry ?? [] }).toEqual({
         who,
         status: 200,
         entries: [],
       });
       const task = await read(`Task/${studies.ambiguous.taskId}`);
-      expect((await fhirFetch(`${api.url}/fhir/Task/${task.id}`, { headers: as })).status).toBe(404);
+      expect((await fhirFetch(`${hub.url}/fhir/Task/${task.id}`, { headers: as })).status).toBe(404);
       const { meta: _meta, ...fields } = task;
       for (const change of [
         { status: 'rejected', statusReason: { text: 'not ours' } },
@@ -305,7 +215,7 @@ describe('the reconciliation and queue screens in Chromium', () => {
           output: [{ type: { text: 'case' }, valueReference: { reference: `ServiceRequest/${MINE}` } }],
         },
       ]) {
-        const write = await fhirFetch(`${api.url}/fhir/Task/${task.id}`, {
+        const write = await fhirFetch(`${hub.url}/fhir/Task/${task.id}`, {
           method: 'PUT',
           headers: as,
           body: { ...fields, ...change },
@@ -313,32 +223,30 @@ describe('the reconciliation and queue screens in Chromium', () => {
         expect({ who, refused: [403, 404].includes(write.status) }).toEqual({ who, refused: true });
       }
       // The unmatched studies are not theirs either, over DICOMweb.
-      const qido = await fetch(`${api.url}/dicomweb/studies?StudyInstanceUID=${studies.rejected.uid}`, {
+      const qido = await fetch(`${hub.url}/dicomweb/studies?StudyInstanceUID=${studies.rejected.uid}`, {
         headers: { ...as, accept: 'application/dicom+json' },
       });
       expect(await qido.json()).toEqual([]);
-      const thumbnail = await fetch(`${api.url}/dicomweb/studies/${studies.rejected.uid}/thumbnail`, { headers: as });
+      const thumbnail = await fetch(`${hub.url}/dicomweb/studies/${studies.rejected.uid}/thumbnail`, { headers: as });
       expect(thumbnail.status).toBe(404);
     }
     expect((await read(`Task/${studies.ambiguous.taskId}`)).status).toBe('requested');
 
     // Nobody signed in: refused everywhere, the board's page saying where to open it.
     for (const url of ['/admin/queues', '/admin/queues/dead-letter', `/fhir/${RECONCILE_SEARCH}`]) {
-      expect({ url, status: (await fetch(`${api.url}${url}`)).status }).toEqual({ url, status: 401 });
+      expect({ url, status: (await fetch(`${hub.url}${url}`)).status }).toEqual({ url, status: 401 });
     }
-    const board = await fetch(`${api.url}/admin/queues/board`);
+    const board = await fetch(`${hub.url}/admin/queues/board`);
     expect(board.status).toBe(401);
     expect(await board.text()).toContain('Open Bull Board from the Queues screen');
-    expect((await fetch(`${api.url}/admin/queues/board/session`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${hub.url}/admin/queues/board/session`, { method: 'POST' })).status).toBe(401);
     await context.close();
   });
 
   test('a coordinator sees each study beside its candidate cases, attaches one, rejects another', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard`);
-    await signIn(page, 'cora@hub.example.org');
+    const { context, page, problems } = await hub.signIn(ACCOUNTS.cora.email, '', {
+      viewport: { width: 1280, height: 800 },
+    });
     await page.getByTestId('signed-in-role').getByText('coordinator').waitFor({ timeout: UI_TIMEOUT_MS });
     await page.getByRole('navigation', { name: 'Operations' }).getByRole('link', { name: 'Reconciliation' }).click();
     await page.waitForURL('**/dashboard/reconciliation');
@@ -400,7 +308,7 @@ describe('the reconciliation and queue screens in Chromium', () => {
       60_000,
     );
     expect(matched.subject).toEqual({ reference: `Patient/pat-${OTHER}` });
-    const ofCase = await fhirFetch(`${api.url}/fhir/ImagingStudy?based-on=ServiceRequest/${OTHER}`, {
+    const ofCase = await fhirFetch(`${hub.url}/fhir/ImagingStudy?based-on=ServiceRequest/${OTHER}`, {
       headers: asEhr(),
     });
     expect(ofCase.body.entry.map((entry: any) => entry.resource.id)).toContain(studies.attached.imagingStudyId);
@@ -419,7 +327,7 @@ describe('the reconciliation and queue screens in Chromium', () => {
       status: 'rejected',
       statusReason: { text: 'Sent by a clinic we do not work with' },
     });
-    await workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, 60_000);
+    await hub.settled();
     expect((await read(`ImagingStudy/${studies.rejected.imagingStudyId}`)).basedOn).toBeUndefined();
 
     // The ambiguous one goes to the candidate it belongs to; the inbox is then empty.
@@ -440,14 +348,14 @@ describe('the reconciliation and queue screens in Chromium', () => {
 
   test('a dead-lettered job is retried from the Queues screen and leaves the dead-letter list', async () => {
     // A notification to a physician the hub has no e-mail address for fails for good.
-    const practitioner = await fhirFetch(`${api.url}/fhir/Practitioner`, {
+    const practitioner = await fhirFetch(`${hub.url}/fhir/Practitioner`, {
       method: 'POST',
       headers: asEhr(),
       body: { resourceType: 'Practitioner', name: [{ family: 'Noaddress' }] },
     });
     expect(practitioner.status).toBe(201);
     const recipient = `Practitioner/${practitioner.body.id}`;
-    const notification = await db.transaction((tx) =>
+    const notification = await hub.db.transaction((tx) =>
       recordNotification(
         tx,
         { kind: 'report-released', recipient, caseReference: `ServiceRequest/${MINE}`, dedupeKey: `ops-${token()}` },
@@ -455,15 +363,11 @@ describe('the reconciliation and queue screens in Chromium', () => {
       ),
     );
     const notificationStatus = async (): Promise<string | undefined> =>
-      (await db.query<{ status: string }>('SELECT status FROM notification WHERE id = $1', [notification.id])).rows[0]
-        ?.status;
+      (await hub.db.query<{ status: string }>('SELECT status FROM notification WHERE id = $1', [notification.id]))
+        .rows[0]?.status;
     await until(async () => (await notificationStatus()) === 'failed', 'the notification to fail', 60_000);
 
-    const context = await browser.newContext({ viewport: { width: 800, height: 900 } });
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard`);
-    await signIn(page, 'colin@hub.example.org');
+    const { context, page, problems } = await hub.signIn(COLIN.email, '', { viewport: { width: 800, height: 900 } });
     await page.getByRole('navigation', { name: 'Operations' }).getByRole('link', { name: 'Queues' }).click();
     await page.waitForURL('**/dashboard/queues');
     const counts = page.getByTestId('queue-counts').locator('tr[data-queue="notifications"]');
@@ -477,13 +381,13 @@ describe('the reconciliation and queue screens in Chromium', () => {
     expect(await page.getByRole('button', { name: 'Open Bull Board' }).count()).toBe(0);
     const coordinator = { authorization: `Bearer ${await appToken(page)}` };
     expect(
-      (await fetch(`${api.url}/admin/queues/board/session`, { method: 'POST', headers: coordinator })).status,
+      (await fetch(`${hub.url}/admin/queues/board/session`, { method: 'POST', headers: coordinator })).status,
     ).toBe(403);
-    expect((await fetch(`${api.url}/admin/queues/board`, { headers: coordinator })).status).toBe(403);
+    expect((await fetch(`${hub.url}/admin/queues/board`, { headers: coordinator })).status).toBe(403);
     expect(await axeFindings(page)).toEqual([]);
 
     // Put right what failed, then retry from the screen: the same job runs again and sends the e-mail.
-    const updated = await fhirFetch(`${api.url}/fhir/Practitioner/${practitioner.body.id}`, {
+    const updated = await fhirFetch(`${hub.url}/fhir/Practitioner/${practitioner.body.id}`, {
       method: 'PUT',
       headers: asEhr(),
       body: { ...practitioner.body, telecom: [{ system: 'email', value: 'noaddress@clinic.example.org' }] },
@@ -494,18 +398,14 @@ describe('the reconciliation and queue screens in Chromium', () => {
     await page.getByTestId('dead-letters-empty').waitFor({ timeout: UI_TIMEOUT_MS });
     await until(async () => (await notificationStatus()) === 'sent', 'the retried notification to be sent', 60_000);
     await counts.locator('[data-count="deadLettered"]').getByText('0').waitFor({ timeout: UI_TIMEOUT_MS });
-    const listed = await fetch(`${api.url}/admin/queues/dead-letter`, { headers: coordinator });
+    const listed = await fetch(`${hub.url}/admin/queues/dead-letter`, { headers: coordinator });
     expect(((await listed.json()) as { entries: unknown[] }).entries).toEqual([]);
     expect(problems).toEqual([]);
     await context.close();
   });
 
   test('an admin opens Bull Board from the Queues screen: read-only, under its own CSP, ended by signing out', async () => {
-    const context: BrowserContext = await browser.newContext();
-    const page = await context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${api.url}/dashboard/queues`);
-    await signIn(page, 'ada@hub.example.org');
+    const { context, page, problems } = await hub.signIn(ADA.email, '/queues');
     await page.waitForURL('**/dashboard/queues');
     const [tab] = await Promise.all([
       context.waitForEvent('page'),
@@ -516,7 +416,7 @@ describe('the reconciliation and queue screens in Chromium', () => {
 
     const board = await context.newPage();
     const boardProblems = watchPage(board);
-    const response = await board.goto(`${api.url}/admin/queues/board`);
+    const response = await board.goto(`${hub.url}/admin/queues/board`);
     expect(response?.status()).toBe(200);
     const csp = (await response?.headerValue('content-security-policy')) ?? '';
     expect(csp).toContain("script-src 'self'");
@@ -535,7 +435,7 @@ describe('the reconciliation and queue screens in Chromium', () => {
     // Signing out of the web app ends the board's visit too (the session its token belongs to).
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: UI_TIMEOUT_MS });
-    const after = await board.goto(`${api.url}/admin/queues/board`);
+    const after = await board.goto(`${hub.url}/admin/queues/board`);
     expect(after?.status()).toBe(401);
     expect(problems).toEqual([]);
     await context.close();

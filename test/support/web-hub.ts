@@ -17,6 +17,7 @@ import { systemClock } from '../../src/runtime/clock.ts';
 import { workflowSettled } from './case-fixtures.ts';
 import { clientToken } from './client-token.ts';
 import { startHubProcess } from './hub-process.ts';
+import { Browser as HttpBrowser, logIn } from './login-flow.ts';
 import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './test-hub.ts';
 import type { TestHub } from './test-hub.ts';
 import { dashboardEnvironment, launchChromium, signIn, watchPage } from './web-app.ts';
@@ -27,7 +28,8 @@ const PASSWORD = 'a long enough password';
 export interface WebAccount {
   email: string;
   role: UserRole;
-  fhirUser: string;
+  /** None for an account that acts as no resource (a second coordinator, an admin). */
+  fhirUser?: string;
 }
 
 /** The suites' people's accounts (practitioners() gives their Practitioner resources). */
@@ -80,6 +82,8 @@ export interface WebHub {
    * code when the account has one. What the page shows next is the caller's to wait for.
    */
   signIn(email: string, path?: string, options?: { viewport?: ViewportSize }): Promise<SignedIn>;
+  /** `email`'s token from the hub's login, as the web app gets one (to try the API directly). */
+  token(email: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -155,6 +159,21 @@ export async function startWebHub(options: WebHubOptions): Promise<WebHub> {
         const secret = totps.get(email);
         await signIn(page, email, PASSWORD, secret === undefined ? undefined : totpCode(secret, Date.now()));
         return { context, page, problems };
+      },
+      token: async (email) => {
+        const secret = totps.get(email);
+        const { token } = await logIn(
+          new HttpBrowser(),
+          api.url,
+          {
+            clientId: 'hub-dashboard',
+            redirectUri: `${api.url}/dashboard/callback`,
+            scope: 'openid fhirUser user/*.cruds',
+            extra: { aud: `${api.url}/fhir` },
+          },
+          { email, password: PASSWORD, totp: secret === undefined ? undefined : totpCode(secret, Date.now()) },
+        );
+        return token.access_token as string;
       },
       stop,
     };
