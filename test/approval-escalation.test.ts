@@ -10,7 +10,7 @@ import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';
 import { clientToken } from './support/client-token.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 import { jest } from '@jest/globals';
@@ -173,17 +173,7 @@ describe('the approval’s escalation', () => {
       ...caseFixtures('sr-under-review'),
       ...caseFixtures('sr-ended'),
     ];
-    const loaded = await as('system', '', {
-      method: 'POST',
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(testHub.fhir, tokens.system, fixtures);
     expect(loaded.status).toBe(200);
   });
   afterAll(async () => {

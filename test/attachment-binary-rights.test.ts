@@ -15,7 +15,7 @@ import { FileBlobStore } from '../src/storage/blob-store.ts';
 import { sweepOrphanBlobs } from '../src/storage/orphan-sweep.ts';
 import { clientToken } from './support/client-token.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 type Json = any;
@@ -84,14 +84,7 @@ describe('an inline attachment is a Binary the writer must be allowed to create'
         requester: { reference: 'Practitioner/prac-att' },
       },
     ];
-    const loaded = await as('system', 'POST', '', {
-      resourceType: 'Bundle',
-      type: 'transaction',
-      entry: fixtures.map((resource) => ({
-        resource,
-        request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-      })),
-    });
+    const loaded = await putTransaction(th.fhir, tokens.system, fixtures);
     expect(loaded.status).toBe(200);
     Object.assign(
       tokens,

@@ -9,7 +9,7 @@ import { generateReferenceNumber } from '../src/cases/reference-number.ts';
 import { clientToken } from './support/client-token.ts';
 import { signInPeople } from './support/login-flow.ts';
 import { opinionCaseFixtures } from './support/opinion-case.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 type Person = 'specialist' | 'otherSpecialist' | 'physician' | 'otherPhysician' | 'patient';
@@ -56,17 +56,7 @@ describe('the physician’s questions belong to their case', () => {
             : resource,
       ),
     ];
-    const loaded = await as('system', '', {
-      method: 'POST',
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(testHub.fhir, tokens.system, fixtures);
     expect(loaded.status).toBe(200);
   });
   afterAll(async () => {

@@ -13,7 +13,7 @@ import { matchingCaseFixtures, rosterFixtures } from './support/case-review-fixt
 import { clientToken } from './support/client-token.ts';
 import { signInPeople } from './support/login-flow.ts';
 import { TASK_CODE } from './support/opinion-case.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 type Person = 'coordinator' | 'physician' | 'patient' | 'specialist' | 'specialist2';
@@ -85,17 +85,7 @@ describe('a coordinator reassigns the specialist', () => {
         generateReferenceNumber(() => 6),
       ),
     ];
-    const loaded = await as('system', '', {
-      method: 'POST',
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(testHub.fhir, tokens.system, fixtures);
     expect(loaded.status).toBe(200);
   });
   afterAll(async () => {

@@ -32,7 +32,7 @@ import {
 } from './support/opinion-case.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
-import { WITH_WORKERS, fhirFetch, startTestHub } from './support/test-hub.ts';
+import { WITH_WORKERS, fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
 
@@ -200,17 +200,7 @@ describe('amendments after release', () => {
       ...opinionCaseFixtures('sr-1', REFERENCE_NUMBER),
       ...opinionCaseFixtures('sr-2', REFERENCE_NUMBER),
     ];
-    const loaded = await as('system', '', {
-      method: 'POST',
-      body: {
-        resourceType: 'Bundle',
-        type: 'transaction',
-        entry: fixtures.map((resource) => ({
-          resource,
-          request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-        })),
-      },
-    });
+    const loaded = await putTransaction(testHub.fhir, tokens.system, fixtures);
     expect(loaded.status).toBe(200);
     // A second specialist of case 1, made a reviewer by a coordinator: a member, not the report's author.
     const access = await as('coordinator', 'Task', {

@@ -11,7 +11,7 @@
 import type { UserRole } from '../src/auth/users.ts';
 import { clientToken } from './support/client-token.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 import { jest } from '@jest/globals';
@@ -273,17 +273,7 @@ describe('the opinion’s release: reports of any code, every read path', () => 
     tokens.system = await clientToken(testHub, 'release-loader', 'system/*.cruds');
     // In transactions of at most 50 updates (the router's limit).
     for (let start = 0; start < FIXTURES.length; start += 50) {
-      const loaded = await as('system', '', {
-        method: 'POST',
-        body: {
-          resourceType: 'Bundle',
-          type: 'transaction',
-          entry: FIXTURES.slice(start, start + 50).map((resource) => ({
-            resource,
-            request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-          })),
-        },
-      });
+      const loaded = await putTransaction(testHub.fhir, tokens.system, FIXTURES.slice(start, start + 50));
       expect(loaded.status).toBe(200);
     }
   });

@@ -18,8 +18,8 @@ import { workflowSettled } from './case-fixtures.ts';
 import { clientToken } from './client-token.ts';
 import { startHubProcess } from './hub-process.ts';
 import { Browser as HttpBrowser, logIn } from './login-flow.ts';
-import { TEST_REDIS_URL, createTestDatabase, fhirFetch } from './test-hub.ts';
-import type { TestHub } from './test-hub.ts';
+import { TEST_REDIS_URL, createTestDatabase, putTransaction } from './test-hub.ts';
+import type { TestHub, fhirFetch } from './test-hub.ts';
 import { dashboardEnvironment, launchChromium, signIn, watchPage } from './web-app.ts';
 
 /** Every account's password in the browser suites. */
@@ -137,19 +137,7 @@ export async function startWebHub(options: WebHubOptions): Promise<WebHub> {
       place,
       ehr,
       browser,
-      load: (token, resources) =>
-        fhirFetch(`${api.url}/fhir`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}` },
-          body: {
-            resourceType: 'Bundle',
-            type: 'transaction',
-            entry: resources.map((resource) => ({
-              resource,
-              request: { method: 'PUT', url: `${String(resource.resourceType)}/${String(resource.id)}` },
-            })),
-          },
-        }),
+      load: (token, resources) => putTransaction(`${api.url}/fhir`, token, resources),
       settled: (timeoutMs = 60_000) => workflowSettled({ db, redisUrl: TEST_REDIS_URL, queuePrefix }, timeoutMs),
       signIn: async (email, at = '', { viewport } = {}) => {
         const context = await browser.newContext(viewport === undefined ? undefined : { viewport });
