@@ -114,6 +114,11 @@ const schema = z.object({
     .int()
     .min(0)
     .default(1024 * 1024),
+  DICOM_PERSON_DAILY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(10 * 1024 * 1024 * 1024),
   HUB_ROLES: z
     .string()
     .default(HUB_ROLES.join(','))
@@ -205,6 +210,11 @@ export interface HubConfig {
    * Instances over 1 MiB are never held in memory, so never staged.
    */
   readonly dicomStageMaxBytes: number;
+  /**
+   * The bytes of DICOM instances one person (a user's token) may store through STOW-RS in any 24
+   * hours (routes/dicomweb/stow-quota.ts); 0: no limit. System clients and C-STORE are not limited.
+   */
+  readonly dicomPersonDailyBytes: number;
   /** The roles this process runs (HUB_ROLES). */
   readonly roles: readonly HubRole[];
   /** Unset: e-mails are written as .eml files under `${dataDir}/mail`. */
@@ -304,6 +314,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : undefined,
     dimseMaxAssociations: c.DIMSE_MAX_ASSOCIATIONS,
     dicomStageMaxBytes: c.DICOM_STAGE_MAX_BYTES,
+    dicomPersonDailyBytes: c.DICOM_PERSON_DAILY_BYTES,
     roles: HUB_ROLES.filter((role) => splitList(c.HUB_ROLES).includes(role)),
     smtpUrl: c.SMTP_URL,
     mailFrom: c.MAIL_FROM,

@@ -38,6 +38,7 @@ import type { WorkerPool } from './queues/worker-runner.ts';
 import { createMailer } from './notify/mailer.ts';
 import type { Mailer } from './notify/mailer.ts';
 import { createApp } from './routes/app.ts';
+import { PersonStowQuota } from './routes/dicomweb/stow-quota.ts';
 import { dicomwebAuditTrail } from './routes/dicomweb/access.ts';
 import { fhirAuditTrail } from './routes/fhir-audit-trail.ts';
 import { HubMetrics } from './routes/metrics.ts';
@@ -252,6 +253,8 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
       tempDir: dicomwebTempDir,
       logger: logger.child({ role: 'dicomweb' }),
       auditor,
+      personQuota:
+        config.dicomPersonDailyBytes > 0 ? new PersonStowQuota(db, clock, config.dicomPersonDailyBytes) : undefined,
     },
   });
 

@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       dimseAllowedCallingAeTitles: undefined,
       dimseMaxAssociations: 64,
       dicomStageMaxBytes: 1024 * 1024,
+      dicomPersonDailyBytes: 10 * 1024 * 1024 * 1024,
       roles: ['api', 'worker', 'relay'],
       smtpUrl: undefined,
       mailFrom: 'Second Opinion Hub <no-reply@localhost>',

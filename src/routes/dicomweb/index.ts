@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Auditor } from '../../audit/auditor.ts';
 import type { IngestContext } from '../../dicom/ingest.ts';
 import { registerStowRoutes } from './stow.ts';
+import type { PersonStowQuota } from './stow-quota.ts';
 import { createQidoRoutes } from './qido.ts';
 import { createWadoRoutes } from './wado.ts';
 import { createBulkdataRoutes } from './bulkdata.ts';
@@ -23,6 +24,8 @@ export interface DicomwebOptions {
   logger: Logger;
   /** Audits every request (access.ts); the refusals before the routes through dicomwebAuditTrail. */
   auditor?: Auditor | undefined;
+  /** A person's daily STOW-RS bytes (DICOM_PERSON_DAILY_BYTES); undefined: no limit. */
+  personQuota?: PersonStowQuota | undefined;
 }
 
 export function createDicomwebRoutes(options: DicomwebOptions): Router {

@@ -13,10 +13,15 @@
  * - 409 none stored (a study UID mismatch, a conflicting duplicate, unreadable data, or a mixture);
  *   503 instead when every failure was the hub running out of resources, which a client should retry;
  * - 400 malformed request (bad multipart framing, no parts, invalid study UID in the path),
- *   413 more parts than the limit; 415 not multipart/related, or a `type` other than application/dicom.
+ *   413 more parts than the limit; 415 not multipart/related, or a `type` other than application/dicom;
+ * - 429 a person at their daily quota (DICOM_PERSON_DAILY_BYTES, stow-quota.ts): before the body is
+ *   read, with an OperationOutcome; or after it, when every part was refused for the quota. With
+ *   Retry-After: when enough of their bytes leave the 24 hours. A part that would take the person over
+ *   the quota fails alone (0xA700); a later, smaller part that still fits is stored.
  *
  * FailureReason (0008,1197), from PS3.18 Table I.2-2 where it has a code:
- * - 0xA700 out of resources: the spool or blob write, or the database, failed; or a part over the size limit;
+ * - 0xA700 out of resources: the spool or blob write, or the database, failed; or a part over the size
+ *   limit, or over what is left of the person's daily quota;
  * - 0xA900 the instance does not belong to the study named in the path (Table I.2-2 has no code for
  *   this; A9xx "data set does not match" is the closest, and the request's target is what it fails);
  * - 0xC000 cannot understand: not DICOM Part 10, truncated, inconsistent UIDs, a part of another
@@ -53,7 +58,9 @@ import { outcomeForStatus } from '../../audit/audit-event.ts';
 import { readAuditedStudies } from '../../dicom/dimse/audit-trail.ts';
 import { audited } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
+import type { QuotaReservation } from './stow-quota.ts';
 import { CaseClaims, resolveStowCase } from './stow-case.ts';
+import { requestIdentity } from '../../auth/authenticate.ts';
 
 export const FailureReason = {
   outOfResources: 0xa700,
@@ -87,6 +94,8 @@ type PartResult =
       sopInstanceUid: string;
       studyInstanceUid: string;
       seriesInstanceUid: string;
+      /** New bytes stored, not an identical instance stored before: counted in the person's quota. */
+      added: boolean;
     }
   | ({
       index: number;
@@ -95,6 +104,8 @@ type PartResult =
       why: string;
       /** For a refusal by the study's case: the study the instance named (ids go to the log). */
       studyInstanceUid?: string | undefined;
+      /** For a refusal by the person's daily quota: the person (stow-quota.ts). */
+      overQuotaOf?: string | undefined;
     } & SopReference);
 
 /** Registers the STOW-RS routes on the DICOMweb router. */
@@ -118,6 +129,10 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     return;
   }
   const claims = named.kind === 'case' ? new CaseClaims(options.ingest.db, named.target) : undefined;
+  // A person's token is held to the daily quota; a system client's, or none (the trusted network), is not.
+  const identity = requestIdentity(res);
+  const person = identity?.kind === 'user' ? identity.userId : undefined;
+  const quota = person === undefined ? undefined : options.personQuota;
   const intoCase = named.kind === 'case' ? named.target.serviceRequestId : undefined;
   let boundary: string;
   try {
@@ -137,19 +152,58 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
     refuseRequest(req, res, error.status, error.message);
     return;
   }
+  if (quota !== undefined && person !== undefined) {
+    // 429, not 413: no body of any size would be taken now, and the same request will be later.
+    const { reached, retryAfterSeconds } = await quota.reached(person);
+    if (reached) {
+      options.logger.warn({ userId: person }, 'STOW-RS refused: the daily limit of the person is reached');
+      if (retryAfterSeconds !== undefined) {
+        res.setHeader('Retry-After', String(retryAfterSeconds));
+      }
+      refuseWithOutcome(req, res, 429, 'throttled', quotaText(quota.dailyBytes));
+      return;
+    }
+  }
 
   const results: PartResult[] = [];
   const ingests = new Set<Promise<void>>();
   let heldBytes = 0;
   const ingestPart = async (index: number, staged: StagedBlob): Promise<void> => {
     try {
-      results.push(
-        await ingestStaged(options, index, staged, {
+      let reservation: QuotaReservation | undefined;
+      if (quota !== undefined && person !== undefined) {
+        reservation = await quota.reserve(person, staged.size);
+        if (reservation === undefined) {
+          results.push({
+            index,
+            stored: false,
+            failureReason: FailureReason.outOfResources,
+            why: 'the daily limit of the person would be exceeded',
+            overQuotaOf: person,
+            ...(await readMetaUids(staged)),
+          });
+          return;
+        }
+      }
+      let result: PartResult | undefined;
+      try {
+        result = await ingestStaged(options, index, staged, {
           studyInstanceUid: study,
           admitStudy: claims?.admit,
           intoCase,
-        }),
-      );
+        });
+      } finally {
+        if (reservation !== undefined && !(result?.stored === true && result.added)) {
+          await quota?.release(reservation).catch((error: unknown) => {
+            // The reservation stays counted: the person loses that room for a day, never gains any.
+            options.logger.error(
+              { err: error instanceof Error ? error.message : String(error) },
+              'STOW-RS quota reservation could not be released',
+            );
+          });
+        }
+      }
+      results.push(result);
     } catch (error) {
       options.logger.error(
         { err: error instanceof Error ? error.message : String(error) },
@@ -253,6 +307,13 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
   if (failures.length > 0) {
     if (stored > 0) {
       status = 202;
+    } else if (quota !== undefined && person !== undefined && failures.every((failure) => failure.overQuotaOf)) {
+      // Nothing stored for the person's quota alone: not the hub's trouble (503), theirs until bytes leave the day.
+      status = 429;
+      const { retryAfterSeconds } = await quota.reached(person);
+      if (retryAfterSeconds !== undefined) {
+        res.setHeader('Retry-After', String(retryAfterSeconds));
+      }
     } else {
       status = failures.every((failure) => failure.failureReason === FailureReason.outOfResources) ? 503 : 409;
     }
@@ -336,6 +397,7 @@ async function ingestStaged(
         sopInstanceUid: outcome.sopInstanceUid,
         studyInstanceUid: outcome.studyInstanceUid,
         seriesInstanceUid: outcome.seriesInstanceUid,
+        added: outcome.status === 'stored',
       };
     case 'conflict':
       return { index, stored: false, failureReason: FailureReason.duplicateSopInstance, why: outcome.reason, ...meta };
@@ -427,8 +489,10 @@ function logFailures(options: DicomwebOptions, results: readonly PartResult[]): 
         result.studyInstanceUid === undefined
           ? {}
           : { studyInstanceUid: result.studyInstanceUid, sopInstanceUid: result.sopInstanceUid };
+      const person =
+        result.overQuotaOf === undefined ? {} : { userId: result.overQuotaOf, sopInstanceUid: result.sopInstanceUid };
       options.logger.warn(
-        { part: result.index, failureReason: result.failureReason, reason: result.why, ...uids },
+        { part: result.index, failureReason: result.failureReason, reason: result.why, ...uids, ...person },
         'STOW-RS instance refused',
       );
     }
@@ -497,7 +561,12 @@ function sendStoreResponse(
     .send(JSON.stringify(storeResponse(baseUrl, study, results)));
 }
 
-/** Answers a request refused before its body was read with an OperationOutcome (the case it names). */
+/** The OperationOutcome's words for a person at their daily quota: the limit, nothing about what they stored. */
+function quotaText(dailyBytes: number): string {
+  return `The daily limit of DICOM a person may store through STOW-RS (${dailyBytes} bytes in any 24 hours) is reached`;
+}
+
+/** Answers a request refused before its body was read with an OperationOutcome (the case it names, the quota). */
 function refuseWithOutcome(req: Request, res: Response, status: number, code: string, text: string): void {
   closeIfUnread(req, res);
   res
