@@ -1031,7 +1031,8 @@ describe('access matrix: each role × resource type × interaction', () => {
         ),
       );
     const ownedBy = (practitioner: string) => ({ owner: reference(practitioner) });
-    // The physician hands their case's Task to the second specialist.
+    // The physician hands their case's Task to the second specialist: refused, the case record is the
+    // hub's and the coordinators' (coordinator-moves.ts).
     const handed = await as('physicianA', 'Task/coord-a');
     expect(
       (
@@ -1040,7 +1041,7 @@ describe('access matrix: each role × resource type × interaction', () => {
           body: { ...handed.body, ...ownedBy('Practitioner/prac-s2') },
         })
       ).status,
-    ).toBe(200);
+    ).toBe(403);
     // The specialist of case A passes their own Task on.
     const own = await as('specialistA', 'Task/spec-a');
     expect(
@@ -1101,7 +1102,8 @@ describe('access matrix: each role × resource type × interaction', () => {
         ),
       );
     expect(await seesCaseA()).toEqual([404, 404, 404]);
-    // Physician A turns their own case's Task into such a grant for physician B: not the hub's act.
+    // Physician A turns their own case's Task into such a grant for physician B: refused (the case
+    // record is the coordinators'), and not the hub's act either way.
     const coord = (await as('physicianA', 'Task/coord-a')).body;
     const grant = accessTask('Practitioner/prac-b', 'referring-physician');
     expect(
@@ -1111,7 +1113,7 @@ describe('access matrix: each role × resource type × interaction', () => {
           body: { ...coord, code: grant.code, owner: grant.owner, input: grant.input },
         })
       ).status,
-    ).toBe(200);
+    ).toBe(403);
     expect(await seesCaseA()).toEqual([404, 404, 404]);
     const restored = (await as('coordinator', 'Task/coord-a')).body;
     expect(

@@ -230,4 +230,36 @@ describe('the coordinators’ moves on the quote', () => {
     await attempts('physician');
     await attempts('specialist');
   });
+
+  test('the physician and the specialist move the case or add a note, and change nothing else of its record', async () => {
+    const record = await read(COORDINATION);
+    const tries: [string, Json][] = [
+      ['owner', { ...record, owner: { reference: 'Practitioner/prac-phys' } }],
+      ['deadline', { ...record, restriction: { period: { end: '2099-01-01T00:00:00Z' } } }],
+      ['specialty sought', { ...record, performerType: [{ coding: [{ system: 'urn:x', code: 'x' }] }] }],
+      ['code', { ...record, code: { coding: [{ system: 'urn:hub:task-code', code: 'case-access' }] } }],
+      ['notes already there', { ...record, note: [] }],
+    ];
+    for (const who of ['physician', 'specialist'] as const) {
+      for (const [what, body] of tries) {
+        const written = await as(tokens[who], 'PUT', COORDINATION, body);
+        expect([who, what, written.status]).toEqual([who, what, 403]);
+        expect(written.body.issue[0].details.text).toMatch(/Only a coordinator changes the case record/);
+      }
+    }
+    expect((await read(COORDINATION)).meta.versionId).toBe(record.meta.versionId);
+    // A note added after the others is theirs to write, as a move is (the progression job checks moves).
+    const added = await as(tokens.physician, 'PUT', COORDINATION, {
+      ...record,
+      note: [...(record.note ?? []), { text: 'Mornings are best.' }],
+    });
+    expect(added.status).toBe(200);
+    // A coordinator takes the case.
+    const taken = await as(tokens.coordinator, 'PUT', COORDINATION, {
+      ...added.body,
+      owner: { reference: 'Practitioner/prac-c' },
+    });
+    expect(taken.status).toBe(200);
+    expect(taken.body.owner).toEqual({ reference: 'Practitioner/prac-c' });
+  });
 });

@@ -9,7 +9,12 @@
  * - a person who is not a coordinator or an admin may not set, change or remove the override, nor
  *   write an expect-material Task at all (403, and nothing is stored);
  * - when a coordinator or admin sets or changes the override, its `setBy` names them, whatever the
- *   client sent (the hub records who corrected the count, as it stamps `meta.source`).
+ *   client sent (the hub records who corrected the count, as it stamps `meta.source`);
+ * - on the coordination Task, the hub's record of the case, such a person may change the
+ *   `businessStatus` (their move, which the progression job then checks) and add notes, nothing
+ *   else: who holds the case (`owner`), its deadline, the specialty sought, the quote, the
+ *   eligibility reasons, the notes already there and the rest are the hub's and the coordinators'
+ *   (403 otherwise).
  *
  * System clients are not persons: their scopes are all that limits them (docs/access.md), and the
  * hub's own jobs write without an identity.
@@ -21,6 +26,7 @@ import type { Identity } from '../auth/access-tokens.ts';
 export const QUESTION_COUNT_OVERRIDE_URL = 'urn:hub:extension:question-count-override';
 const TASK_CODE_SYSTEM = 'urn:hub:task-code';
 const EXPECT_MATERIAL = 'expect-material';
+const COORDINATION = 'coordination';
 const COORDINATING_ROLES: readonly string[] = ['coordinator', 'admin'];
 
 /** Who is writing, as the repository knows them. */
@@ -36,12 +42,37 @@ function overrideOf(task: Resource | undefined): Extension | undefined {
     : undefined;
 }
 
-function isExpectMaterial(resource: Resource | undefined): boolean {
+function isTaskCoded(resource: Resource | undefined, code: string): boolean {
   return (
     resource?.resourceType === 'Task' &&
-    (resource.code?.coding ?? []).some(
-      (coding) => coding.system === TASK_CODE_SYSTEM && coding.code === EXPECT_MATERIAL,
-    )
+    (resource.code?.coding ?? []).some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === code)
+  );
+}
+
+const isExpectMaterial = (resource: Resource | undefined): boolean => isTaskCoded(resource, EXPECT_MATERIAL);
+
+/**
+ * The coordination Task but for what a move changes (its state, and the status and reason that go
+ * with it: the progression job judges the move), its notes, and `meta` (the hub's).
+ */
+function beyondTheMove(task: Resource): Record<string, unknown> {
+  const {
+    meta: _meta,
+    businessStatus: _move,
+    status: _status,
+    statusReason: _reason,
+    note: _notes,
+    ...rest
+  } = task as Resource & { businessStatus?: unknown; status?: unknown; statusReason?: unknown; note?: unknown };
+  return rest;
+}
+
+/** Whether `after` keeps the coordination Task as it was but for a move and notes added after the others. */
+function onlyMovesOrAddsNotes(before: Resource, after: Resource): boolean {
+  const notesOf = (task: Resource): unknown[] => (task.resourceType === 'Task' ? (task.note ?? []) : []);
+  const kept = notesOf(before);
+  return (
+    deepEquals(beyondTheMove(before), beyondTheMove(after)) && deepEquals(kept, notesOf(after).slice(0, kept.length))
   );
 }
 
@@ -86,16 +117,14 @@ export function checkCoordinatorMoves<T extends Resource>(
   }
   const before = overrideOf(previous);
   const after = overrideOf(resource);
-  if (deepEquals(before ?? null, after ?? null)) {
-    return resource;
-  }
-  if (!coordinates) {
+  const corrects = !deepEquals(before ?? null, after ?? null);
+  if (!coordinates && corrects) {
     refuse(
       'Only a coordinator corrects the question count of a case (urn:hub:extension:question-count-override)',
       'Task.extension',
     );
   }
-  if (after === undefined) {
+  if (!corrects || after === undefined) {
     return resource;
   }
   const stamped = stampedOverride(after, { ...writer, identity });
@@ -103,4 +132,24 @@ export function checkCoordinatorMoves<T extends Resource>(
     ...resource,
     extension: (resource.extension ?? []).map((extension) => (extension === after ? stamped : extension)),
   };
+}
+
+/**
+ * A 403 when a person who does not coordinate changes the coordination Task (the hub's record of the
+ * case) beyond a move and added notes. Runs after the reference claims, whose refusals say more.
+ */
+export function checkCaseRecordWrite(resource: Resource, previous: Resource | undefined, writer: Writer): void {
+  const { identity } = writer;
+  if (
+    identity?.kind === 'user' &&
+    !COORDINATING_ROLES.includes(identity.role) &&
+    previous !== undefined &&
+    isTaskCoded(previous, COORDINATION) &&
+    !onlyMovesOrAddsNotes(previous, resource)
+  ) {
+    refuse(
+      'Only a coordinator changes the case record: on the coordination Task, others move the case (businessStatus) or add a note',
+      'Task',
+    );
+  }
 }

@@ -67,7 +67,7 @@ import { methodNotAllowed, payloadTooLarge } from './outcomes.ts';
 import { runSearch, searchLinkQuery } from './search/search.ts';
 import { subsetResource } from './subset.ts';
 import { validateFhirResource } from './validation.ts';
-import { checkCoordinatorMoves } from './coordinator-moves.ts';
+import { checkCaseRecordWrite, checkCoordinatorMoves } from './coordinator-moves.ts';
 import { checkCaseQuestionsWrite } from './case-questions.ts';
 import { BINARY_JSON_INLINE_MAX_BYTES, binaryTooLargeToInline } from './binary-budget.ts';
 import type { InlineBinaryBudget } from './binary-budget.ts';
@@ -896,14 +896,13 @@ export class HubRepository extends FhirRepository {
     const version = (current?.version ?? 0) + 1;
     const lastUpdated = new Date().toISOString();
     // A coordinator's moves on the quote are theirs alone (coordinator-moves.ts).
-    const literal = checkCoordinatorMoves(
-      await this.resolveConditionalReferences(resource),
-      current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined,
-      this.ctx,
-    );
+    const previousContent =
+      current && !current.deleted && current.content ? (JSON.parse(current.content) as Resource) : undefined;
+    const literal = checkCoordinatorMoves(await this.resolveConditionalReferences(resource), previousContent, this.ctx);
     // The physician's questions are theirs and the staff's alone (case-questions.ts).
     await checkCaseQuestionsWrite(this.conn, literal.resourceType, id, this.ctx.access ?? this.ctx.callerAccess);
     await this.checkReferenceClaims(literal, current);
+    checkCaseRecordWrite(literal, previousContent, this.ctx);
     // Large inline attachments become Binaries of their own (inline-attachments.ts); the ids are
     // the hub's, so the URLs it writes are not the writer's claims.
     const { resource: slim, moved } = takeInlineAttachments(literal);
