@@ -468,4 +468,43 @@ describe('the worklist at /dashboard', () => {
     expect(problems).toEqual([]);
     await page.close();
   });
+
+  test('a coordinator takes a case from its page: it is theirs under "Mine"; a physician can do neither', async () => {
+    const { page, problems } = await asCoordinator();
+    await page.goto(`${hub.url}/dashboard/cases/${MATCHING}`);
+    const holder = page.getByTestId('case-holder');
+    await holder.getByText('No coordinator holds this case.').waitFor({ timeout: UI_TIMEOUT_MS });
+    await holder.getByRole('button', { name: 'Take the case' }).click();
+    await holder.getByText('You hold this case.').waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await holder.getByRole('button').count()).toBe(0);
+    const taken = await fhirFetch(`${hub.url}/fhir/Task/coord-${MATCHING}`, {
+      headers: { authorization: `Bearer ${hub.ehr}` },
+    });
+    expect(taken.body.owner).toEqual({ reference: 'Practitioner/prac-c' });
+    await page.goto(`${hub.url}/dashboard?mine=1`);
+    await currentOrder(page, [MATCHING, REVIEW]);
+    expect(problems).toEqual([]);
+    await page.close();
+
+    // Paul referred MATCHING: its page shows him no holder and no control, and the hub refuses his write.
+    const paul = await hub.signIn('paul@clinic.example.org', `/cases/${MATCHING}`);
+    await paul.page
+      .getByText(referenceNumbers[MATCHING] as string)
+      .first()
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await paul.page.getByTestId('case-holder').count()).toBe(0);
+    const paulsToken = await appToken(paul.page);
+    const grab = await fhirFetch(`${hub.url}/fhir/Task/coord-${MATCHING}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${paulsToken}` },
+      body: { ...taken.body, meta: undefined, owner: { reference: 'Practitioner/prac-phys' } },
+    });
+    expect(grab.status).toBe(403);
+    const after = await fhirFetch(`${hub.url}/fhir/Task/coord-${MATCHING}`, {
+      headers: { authorization: `Bearer ${hub.ehr}` },
+    });
+    expect(after.body.owner).toEqual({ reference: 'Practitioner/prac-c' });
+    expect(paul.problems).toEqual([]);
+    await paul.context.close();
+  });
 });

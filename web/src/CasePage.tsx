@@ -21,6 +21,7 @@ import { useQuery } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
 import { Link, useParams } from 'react-router';
 import { AcceptCase } from './case/Accept.tsx';
+import { TakeCase } from './case/Take.tsx';
 import { Eligibility } from './case/Eligibility.tsx';
 import { Materials } from './case/Materials.tsx';
 import { Quote } from './case/Quote.tsx';
@@ -177,6 +178,7 @@ export function CasePage() {
         )}
       </Group>
       {coordination.error ? <ErrorAlert error={coordination.error} title="The case's state could not be read" /> : null}
+      <TakeCase serviceRequestId={request.id ?? id} coordination={task} />
       <AcceptCase serviceRequestId={request.id ?? id} coordination={task} />
       <Box className="two-columns">
         <Section title="Patient">
