@@ -96,6 +96,7 @@ const schema = z.object({
   BINARY_MAX_BYTES: positiveInt.default(512 * 1024 * 1024),
   OUTBOX_POLL_MS: positiveInt.default(250),
   OUTBOX_REDISPATCH_AFTER_MS: positiveInt.default(30_000),
+  QUEUE_STALLED_JOB_MS: positiveInt.default(30_000),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
   DIMSE_HOST: z.string().min(1).default('127.0.0.1'),
   DIMSE_PORT: port.default(11112),
@@ -193,6 +194,8 @@ export interface HubConfig {
   readonly outboxPollMs: number;
   /** After this long, a dispatched event whose job is not finished must still be in Redis, or is added again. */
   readonly outboxRedispatchAfterMs: number;
+  /** How long a running job's lock lasts unrenewed: a dead worker's job runs again within this and half again. */
+  readonly queueStalledJobMs: number;
   readonly shutdownGraceMs: number;
   readonly dimseHost: string;
   /** 0 picks a free port; the chosen one is `Hub.dimsePort`. */
@@ -302,6 +305,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     binaryMaxBytes: c.BINARY_MAX_BYTES,
     outboxPollMs: c.OUTBOX_POLL_MS,
     outboxRedispatchAfterMs: c.OUTBOX_REDISPATCH_AFTER_MS,
+    queueStalledJobMs: c.QUEUE_STALLED_JOB_MS,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
     dimseHost: c.DIMSE_HOST,
     dimsePort: c.DIMSE_PORT,

@@ -349,6 +349,8 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
         prefix: config.queuePrefix,
         connection: redis,
         logger,
+        lockDurationMs: config.queueStalledJobMs,
+        stalledIntervalMs: Math.max(1_000, Math.round(config.queueStalledJobMs / 2)),
       })
     : undefined;
   const subscriptionSweeper = workers

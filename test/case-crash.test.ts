@@ -113,6 +113,8 @@ describe('a worker killed in the middle of a case job', () => {
       SMTP_URL: sink.url,
       BASE_URL: 'https://hub.example.org',
       OUTBOX_POLL_MS: '100',
+      // A killed worker's job is taken over once its lock expires: 5 s here, not the default 30 s.
+      QUEUE_STALLED_JOB_MS: '5000',
       QUEUE_PREFIX: `test-case-crash-${process.pid}-${Date.now()}`,
     };
     api = await startHubProcess({ ...env, HUB_ROLES: 'api,relay' }, 60_000);

@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       binaryMaxBytes: 512 * 1024 * 1024,
       outboxPollMs: 250,
       outboxRedispatchAfterMs: 30_000,
+      queueStalledJobMs: 30_000,
       shutdownGraceMs: 10_000,
       dimseHost: '127.0.0.1',
       dimsePort: 11112,
