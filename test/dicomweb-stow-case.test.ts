@@ -8,7 +8,7 @@
  * coordinator, and naming no case at all.
  */
 import { jest } from '@jest/globals';
-import { stowBody } from './support/stow.ts';
+import { stow as stowFiles } from './support/stow.ts';
 import { clientToken } from './support/client-token.ts';
 import { dicomInstance, newUid } from './support/dicom/patient-cd.ts';
 import type { InstanceSpec } from './support/dicom/patient-cd.ts';
@@ -108,12 +108,12 @@ describe('STOW-RS into a named case', () => {
   });
 
   async function stow(token: string, query: string, specs: InstanceSpec[]): Promise<{ status: number; body: any }> {
-    const { contentType, bytes } = await stowBody(specs.map((spec) => dicomInstance(spec)));
-    const response = await fetch(`${th.baseUrl}/dicomweb/studies${query}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': contentType, accept: 'application/dicom+json' },
-      body: bytes,
-    });
+    const response = await stowFiles(
+      th.baseUrl,
+      specs.map((spec) => dicomInstance(spec)),
+      { authorization: `Bearer ${token}` },
+      query,
+    );
     const text = await response.text();
     return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
   }

@@ -16,7 +16,7 @@ import { dicomInstance, newUid } from './support/dicom/patient-cd.ts';
 import type { InstanceSpec } from './support/dicom/patient-cd.ts';
 import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { stowBody } from './support/stow.ts';
+import { stow as stowFiles } from './support/stow.ts';
 import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
@@ -114,12 +114,12 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
   });
 
   async function stow(token: string, query: string, specs: InstanceSpec[]) {
-    const { contentType, bytes } = await stowBody(specs.map((spec) => dicomInstance(spec)));
-    const response = await fetch(`${th.baseUrl}/dicomweb/studies${query}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': contentType, accept: 'application/dicom+json' },
-      body: bytes,
-    });
+    const response = await stowFiles(
+      th.baseUrl,
+      specs.map((spec) => dicomInstance(spec)),
+      { authorization: `Bearer ${token}` },
+      query,
+    );
     const text = await response.text();
     return {
       status: response.status,

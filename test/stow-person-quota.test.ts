@@ -13,7 +13,7 @@ import { UserStore } from '../src/auth/users.ts';
 import type { Clock } from '../src/runtime/clock.ts';
 import { clientToken } from './support/client-token.ts';
 import { Browser, logIn } from './support/login-flow.ts';
-import { stowBody } from './support/stow.ts';
+import { stow as stowFiles } from './support/stow.ts';
 import { dicomInstance, newUid } from './support/dicom/patient-cd.ts';
 import { fhirFetch, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
@@ -84,12 +84,7 @@ describe('a person’s daily STOW-RS quota', () => {
   };
 
   async function stow(hub: TestHub, token: string, query: string, parts: Buffer[]) {
-    const { contentType, bytes } = await stowBody(parts);
-    const response = await fetch(`${hub.baseUrl}/dicomweb/studies${query}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': contentType, accept: 'application/dicom+json' },
-      body: bytes,
-    });
+    const response = await stowFiles(hub.baseUrl, parts, { authorization: `Bearer ${token}` }, query);
     const text = await response.text();
     return {
       status: response.status,

@@ -14,10 +14,18 @@ export async function stowBody(files: Buffer[]): Promise<{ contentType: string; 
   return { contentType: multipart.contentType, bytes: new Uint8Array(Buffer.concat(chunks)) };
 }
 
-/** POSTs the files to `<baseUrl>/dicomweb/studies` (with `headers`, a token say); the answer is unread. */
-export async function stow(baseUrl: string, files: Buffer[], headers: Record<string, string> = {}): Promise<Response> {
+/**
+ * POSTs the files to `<baseUrl>/dicomweb/studies<query>` (with `headers`, a token say; `query` such as
+ * `?case=<id>`); the answer is unread.
+ */
+export async function stow(
+  baseUrl: string,
+  files: Buffer[],
+  headers: Record<string, string> = {},
+  query = '',
+): Promise<Response> {
   const { contentType, bytes } = await stowBody(files);
-  return fetch(`${baseUrl}/dicomweb/studies`, {
+  return fetch(`${baseUrl}/dicomweb/studies${query}`, {
     method: 'POST',
     headers: { ...headers, 'content-type': contentType, accept: 'application/dicom+json' },
     body: bytes,
