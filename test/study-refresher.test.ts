@@ -1,6 +1,7 @@
 /**
- * The ImagingStudy refresher (src/dicom/study-refresher.ts) refreshes studies that fall due together
- * in one transaction; a study whose refresh fails must not keep the others in its batch stale.
+ * The ImagingStudy refresher (src/dicom/study-refresher.ts) waits while instances keep arriving,
+ * refreshes studies that fall due together in one transaction, and a study whose refresh fails must
+ * not keep the others in its batch stale.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -46,6 +47,70 @@ describe('ImagingStudy refresher', () => {
         'SELECT study_instance_uid FROM dicom_study_refresh ORDER BY 1',
       )
     ).rows.map((row) => row.study_instance_uid);
+
+  test('refreshes wait while ingest goes on, until it pauses or a study has waited the longest delay', async () => {
+    const stored = await stowFiles(
+      th.baseUrl,
+      await Promise.all(['CT_small.dcm', 'MR_small.dcm'].map((name) => readFile(join(TEST_FILES, name)))),
+    );
+    expect(stored.status).toBe(200);
+    const ct = await studyUidOf('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322');
+    const mr = await studyUidOf('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457');
+    await until(
+      async () => (await imagingStudy(ct)) !== undefined && (await imagingStudy(mr)) !== undefined,
+      'both ImagingStudies',
+      5_000,
+      50,
+    );
+    // Both studies change, and are marked as ingest marks them.
+    const change = async (uids: string[], description: string): Promise<void> => {
+      await th.hub.db.query(
+        'UPDATE dicom_study SET study_description = $2 WHERE study_instance_uid = ANY($1::text[])',
+        [uids, description],
+      );
+      await th.hub.db.query(
+        'INSERT INTO dicom_study_refresh (study_instance_uid) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING',
+        [uids],
+      );
+    };
+    await change([ct, mr], 'during the stream');
+    const refresher = new StudyRefresher({
+      db: th.hub.db,
+      repository: workflowContextOf(th).repository,
+      endpointId: DICOMWEB_ENDPOINT_ID,
+      logger: pino({ level: 'silent' }),
+      quietMs: 400,
+      maxDelayMs: 5_000,
+    });
+    const described = async (uid: string): Promise<string | undefined> => (await imagingStudy(uid))?.description;
+    try {
+      const t0 = Date.now();
+      refresher.touch(ct);
+      // The MR keeps getting instances: this process's ingest never pauses.
+      const stream = setInterval(() => refresher.touch(mr), 40);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        // The CT has had no instance for over a second, but ingest is busy: it waits.
+        expect(await described(ct)).not.toBe('during the stream');
+        // Once it has waited the longest delay, it is refreshed though the stream goes on.
+        await until(async () => (await described(ct)) === 'during the stream', 'the CT refreshed', 10_000, 50);
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(5_000);
+      } finally {
+        clearInterval(stream);
+      }
+      await until(async () => (await described(mr)) === 'during the stream', 'the MR refreshed', 10_000, 50);
+      expect(await marked()).toEqual([]);
+
+      // Once ingest pauses, a study touched alone is refreshed after the quiet time, not the delay.
+      await change([ct], 'after the stream');
+      const t1 = Date.now();
+      refresher.touch(ct);
+      await until(async () => (await described(ct)) === 'after the stream', 'the CT refreshed again', 10_000, 50);
+      expect(Date.now() - t1).toBeLessThan(5_000);
+    } finally {
+      await refresher.stop();
+    }
+  });
 
   test('a study whose refresh fails keeps its mark; the other studies of its batch are refreshed', async () => {
     // Two instances of two studies, stored by STOW-RS; the hub's own refresher writes their ImagingStudies.
