@@ -69,7 +69,8 @@ if (opts.help) {
   --skip-floor    leave out the machine's limits: dcmtk storescp --ignore (C-STORE that stores
                   nothing) and the durable floors (bench/dicom/floor.ts, nothing but the durable
                   acknowledgement: "WAL", each instance's bytes in its one committed row; "files",
-                  a synced, installed blob file and one committed row per instance)
+                  a synced, installed blob file and one committed row per instance; "journal",
+                  an O_DSYNC append to a journal file beside an asynchronously committed row)
 Needs root (network namespace for Orthanc), Debian packages orthanc, orthanc-dicomweb, dcmtk,
 python3-pydicom, a PostgreSQL and a Redis the hub can use. Installs nothing.`);
   process.exit(0);
@@ -187,9 +188,11 @@ async function startFresh(name: 'hub' | 'orthanc'): Promise<Server> {
 }
 
 /**
- * The hub installs staged instances' files once ingest pauses (storage/blob-installer.ts): the
- * seconds from the last answer until none is left staged, and the CPU (hub and PostgreSQL, per
- * instance) that took, which the ingest's own figures leave out.
+ * What the hub does once ingest pauses: it installs staged instances' files
+ * (storage/blob-installer.ts) and writes the ImagingStudies of the studies that got instances
+ * (dicom/study-refresher.ts), whose outbox events are then relayed. The seconds from the last answer
+ * until no file is left staged, no study waits for its ImagingStudy and no event for its relay, and
+ * the CPU (hub and PostgreSQL, per instance) that took, which the ingest's own figures leave out.
  */
 async function installation(server: Server, before: CpuSnapshot, instances: number): Promise<Ingest['installation']> {
   if (server.name !== 'hub') {
@@ -200,8 +203,15 @@ async function installation(server: Server, before: CpuSnapshot, instances: numb
   await client.connect();
   try {
     for (;;) {
-      const staged = Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM blob_staging')).rows[0]?.n);
-      if (staged === 0 || performance.now() - t0 > 300_000) {
+      const waiting = Number(
+        (
+          await client.query<{ n: string }>(
+            `SELECT (SELECT count(*) FROM blob_staging) + (SELECT count(*) FROM dicom_study_refresh)
+                  + (SELECT count(*) FROM outbox WHERE dispatched_at IS NULL) AS n`,
+          )
+        ).rows[0]?.n,
+      );
+      if (waiting === 0 || performance.now() - t0 > 300_000) {
         break;
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -389,7 +399,7 @@ async function limitRuns(corpus: Corpus, index: number, profile: string, listFil
     await limit.stop();
   }
   const legs: ('c-store' | 50 | 1)[] = opts['skip-batch1'] ? ['c-store', 50] : ['c-store', 50, 1];
-  for (const [layout, leg] of (['wal', 'files'] as const).flatMap((l) => legs.map((g) => [l, g] as const))) {
+  for (const [layout, leg] of (['wal', 'files', 'journal'] as const).flatMap((l) => legs.map((g) => [l, g] as const))) {
     await resetDatabase(adminUrl, floorDbName);
     const floor = await startFloor({ repoRoot, workDir, databaseUrl: floorDatabaseUrl, layout });
     try {
@@ -446,7 +456,7 @@ function printProfiles(): void {
 function installationText(installed: Ingest['installation']): string {
   return installed === undefined
     ? ''
-    : `; files installed ${installed.seconds.toFixed(1)} s later, CPU ms/instance ${installed.serverMs.toFixed(2)} + PostgreSQL ${installed.databaseMs.toFixed(2)}`;
+    : `; files and ImagingStudies done ${installed.seconds.toFixed(1)} s later, CPU ms/instance ${installed.serverMs.toFixed(2)} + PostgreSQL ${installed.databaseMs.toFixed(2)}`;
 }
 
 function cpuText(cpu: Ingest['cpu']): string {
@@ -518,7 +528,7 @@ async function main(): Promise<void> {
   const rate = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed(1));
   const times = (value: number): string => (Number.isNaN(value) ? '-' : `${value.toFixed(2)}x`);
   rows.push(
-    `${pad(`ingest, inst/s (median of ${runs})`, 28)}${pad('hub', 9)}${pad('Orthanc', 9)}${pad('hub/Orthanc', 13)}${pad('bar', 15)}${pad('WAL floor (/Orthanc)', 23)}${pad('file floor (/Orthanc)', 24)}${pad('no-store', 10)}${pad('load', 11)}refused hub/Orthanc`,
+    `${pad(`ingest, inst/s (median of ${runs})`, 28)}${pad('hub', 9)}${pad('Orthanc', 9)}${pad('hub/Orthanc', 13)}${pad('bar', 15)}${pad('WAL floor (/Orthanc)', 23)}${pad('file floor (/Orthanc)', 24)}${pad('journal floor (/Orthanc)', 27)}${pad('no-store', 10)}${pad('load', 11)}refused hub/Orthanc`,
   );
   for (const m of methods) {
     const get = (server: string): Ingest[] =>
@@ -533,6 +543,7 @@ async function main(): Promise<void> {
     const or = Math.max(...o.map((x) => x.refused));
     const wal = median(get('floor-wal').map((x) => x.instancesPerSecond));
     const files = median(get('floor').map((x) => x.instancesPerSecond));
+    const journal = median(get('floor-journal').map((x) => x.instancesPerSecond));
     const noStore = median(get('limit').map((x) => x.instancesPerSecond));
     const loads = [...h, ...o].map((x) => x.load);
     const bar = BARS[m];
@@ -549,6 +560,8 @@ async function main(): Promise<void> {
       walFloorOverOrthanc: Number.isNaN(wal) ? undefined : wal / oi,
       fileFloorInstancesPerSecond: Number.isNaN(files) ? undefined : files,
       fileFloorOverOrthanc: Number.isNaN(files) ? undefined : files / oi,
+      journalFloorInstancesPerSecond: Number.isNaN(journal) ? undefined : journal,
+      journalFloorOverOrthanc: Number.isNaN(journal) ? undefined : journal / oi,
       limitInstancesPerSecond: Number.isNaN(noStore) ? undefined : noStore,
       loadAverage: { min: Math.min(...loads), max: Math.max(...loads) },
       hubRefusedMax: hr,
@@ -556,20 +569,21 @@ async function main(): Promise<void> {
     };
     const barText = bar === undefined ? '' : `>=${bar}x ${ratio >= bar ? 'met' : 'missed'}`;
     rows.push(
-      `${pad(m, 28)}${pad(rate(hi), 9)}${pad(rate(oi), 9)}${pad(times(ratio), 13)}${pad(barText, 15)}${pad(`${rate(wal)} (${times(wal / oi)})`, 23)}${pad(`${rate(files)} (${times(files / oi)})`, 24)}${pad(rate(noStore), 10)}${pad(`${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`, 11)}${hr}/${or}`,
+      `${pad(m, 28)}${pad(rate(hi), 9)}${pad(rate(oi), 9)}${pad(times(ratio), 13)}${pad(barText, 15)}${pad(`${rate(wal)} (${times(wal / oi)})`, 23)}${pad(`${rate(files)} (${times(files / oi)})`, 24)}${pad(`${rate(journal)} (${times(journal / oi)})`, 27)}${pad(rate(noStore), 10)}${pad(`${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`, 11)}${hr}/${or}`,
     );
   }
   if (!opts['skip-floor']) {
     rows.push(
       "WAL floor: each instance's bytes in its one committed row (one WAL flush per acknowledgement), nothing else.",
       'file floor: a synced temp file renamed to its SHA-256, its directory synced, one committed row: 3 flushes.',
+      "journal floor: the bytes and row values in an O_DSYNC append to a journal file of our own, beside the row's asynchronous commit (not the hub's layout).",
       'no-store: dcmtk storescp --ignore. A ratio above its floor cannot be met by a server with that layout.',
       'load: the 1-minute load average (uptime) when each hub and Orthanc measurement ended, lowest-highest.',
     );
   }
   rows.push(
     '',
-    `${pad('CPU ms per instance (median)', 28)}${pad('hub', 9)}${pad('hub PostgreSQL', 16)}${pad('Orthanc', 9)}then installing the files: s, hub, PostgreSQL`,
+    `${pad('CPU ms per instance (median)', 28)}${pad('hub', 9)}${pad('hub PostgreSQL', 16)}${pad('Orthanc', 9)}then files and ImagingStudies: s, hub, PostgreSQL`,
   );
   for (const m of methods) {
     const get = (server: string): Ingest[] =>

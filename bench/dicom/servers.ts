@@ -19,7 +19,7 @@ export const NETNS = 'hubbench-dicom';
 export const BENCH_CALLING_AE_TITLE = 'BENCHSCU';
 
 export interface Server {
-  name: 'hub' | 'orthanc' | 'floor' | 'floor-wal' | 'limit';
+  name: 'hub' | 'orthanc' | 'floor' | 'floor-wal' | 'floor-journal' | 'limit';
   /** DICOMweb base URL, as seen from where `wrap` runs commands. */
   dicomweb: string;
   dimsePort: number;
@@ -324,7 +324,7 @@ export async function startFloor(options: {
   repoRoot: string;
   workDir: string;
   databaseUrl: string;
-  layout: 'files' | 'wal';
+  layout: 'files' | 'wal' | 'journal';
 }): Promise<Server & { count(): Promise<number> }> {
   const dataDir = path.join(options.workDir, 'floor-data');
   setAside(dataDir, options.workDir);
@@ -364,7 +364,7 @@ export async function startFloor(options: {
   child.stderr.on('data', (d: Buffer) => fs.appendFileSync(logFile, d));
   const base = `http://127.0.0.1:${httpPort}`;
   return {
-    name: options.layout === 'wal' ? 'floor-wal' : 'floor',
+    name: options.layout === 'files' ? 'floor' : `floor-${options.layout}`,
     dicomweb: `${base}/dicomweb`,
     dimsePort,
     aeTitle: 'FLOOR',
