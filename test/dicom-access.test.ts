@@ -550,5 +550,29 @@ describe('DICOM access by role, and its audit', () => {
         ]);
       }
     });
+
+    test("a STOW-RS into a study matched to a case names the study's ImagingStudy and Patient", async () => {
+      started = since();
+      // A second instance of case A's study: a1 with a new SOP Instance UID.
+      const second = join(workDir, 'a1-second.dcm');
+      await copyFile(fixture('a1').path, second);
+      expect((await runDcmtk('dcmodify', ['-nb', '-gin', second])).code).toBe(0);
+      const answer = await stowFiles(th.baseUrl, [await readFile(second)], {
+        authorization: `Bearer ${tokens.auditCoordinator}`,
+      });
+      expect(answer.status).toBe(200);
+      const stored = await until(
+        async () =>
+          byUser((await auditEvents()).filter(isDicom), 'auditCoordinator').find(
+            (event) =>
+              summary(event) === '110104/stow-rs/0' && studyUids(event).includes(`urn:oid:${fixture('a1').study}`),
+          ),
+        'the STOW-RS AuditEvent',
+        30_000,
+        100,
+      );
+      expect(references(stored)).toEqual([`ImagingStudy/${imagingStudyIds.get('a1')}`, 'Patient/pat-a']);
+      expect(studyUids(stored)).toEqual([`urn:oid:${fixture('a1').study}`]);
+    });
   });
 });

@@ -58,10 +58,16 @@ export interface StoredInstance {
   size: number;
 }
 
+/** What an audit of the instance names of its study, as the store statement found it. */
+export interface StudyAuditIds {
+  imagingStudyId: string | undefined;
+  patientId: string | undefined;
+}
+
 export type IngestOutcome =
-  | ({ status: 'stored' } & StoredInstance)
+  | ({ status: 'stored' } & StoredInstance & StudyAuditIds)
   /** Already stored with the same bytes: nothing changed. */
-  | ({ status: 'duplicate' } & StoredInstance)
+  | ({ status: 'duplicate' } & StoredInstance & StudyAuditIds)
   /** Already stored with other bytes: the stored instance stays, this one is refused. */
   | { status: 'conflict'; sopInstanceUid: string; reason: string }
   /** Cannot be parsed, or inconsistent: refused. The reason names tags, never values. */
@@ -219,15 +225,19 @@ export async function ingestInstance(
     options.intoCase ?? null,
   ];
   const result = await storerOf(ctx.db).store(params, stagedBytes ?? null);
-  switch (result) {
+  const auditIds: StudyAuditIds = {
+    imagingStudyId: result.audit_imaging_study_id ?? undefined,
+    patientId: result.audit_patient_id ?? undefined,
+  };
+  switch (result.outcome) {
     case 'stored':
       if (stagedBytes !== undefined) {
         staging?.installer.committed(instance.blobKey, stagedBytes.length);
       }
       ctx.studies.touch(instance.studyInstanceUid);
-      return { status: 'stored', ...instance };
+      return { status: 'stored', ...instance, ...auditIds };
     case 'duplicate':
-      return { status: 'duplicate', ...instance };
+      return { status: 'duplicate', ...instance, ...auditIds };
     case 'conflict':
       if (options.intoCase !== undefined && !(await heldByCase(ctx.db, 'instance', instance, options.intoCase))) {
         return notAdmitted(NOT_INTO_CASE.instance);
@@ -268,10 +278,16 @@ async function heldByCase(
   return found.rows[0]?.matched_service_request_id === serviceRequestId;
 }
 
+/** The store statement's answer per instance (dicom_store_instance_audited, migration 033). */
+interface StoreRow {
+  outcome: string;
+  audit_imaging_study_id: string | null;
+  audit_patient_id: string | null;
+}
 const STORE_PARAMETERS = 28;
 /** One instance: the 27 values and its staged bytes (a binary parameter), or null. */
 const STORE_STATEMENT = prepared(
-  `SELECT dicom_store_instance(${Array.from({ length: STORE_PARAMETERS }, (_unused, i) => `$${i + 1}`).join(', ')}) AS outcome`,
+  `SELECT outcome, audit_imaging_study_id, audit_patient_id FROM dicom_store_instance_audited(${Array.from({ length: STORE_PARAMETERS }, (_unused, i) => `$${i + 1}`).join(', ')})`,
 );
 /** The SQL types of dicom_store_instance's first 27 parameters, in order (migrations 004, 025 and 031). */
 const STORE_TYPES = [
@@ -311,11 +327,13 @@ const BYTES_PARAMETER = STORE_TYPES.length + 3;
  * (node-postgres would send an array of byte strings as hex text: twice the bytes, and encoding).
  */
 const STORE_MANY_STATEMENT = prepared(
-  `SELECT u.n, dicom_store_instance(${columns.map((c) => `u.${c}`).join(', ')}, ` +
-    `CASE WHEN u.len IS NULL THEN NULL ELSE substring($${BYTES_PARAMETER}::bytea FROM u.off FOR u.len) END) AS outcome ` +
+  `SELECT u.n, r.outcome, r.audit_imaging_study_id, r.audit_patient_id ` +
     `FROM unnest(${STORE_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')}, ` +
     `$${STORE_TYPES.length + 1}::integer[], $${STORE_TYPES.length + 2}::integer[]) ` +
-    `WITH ORDINALITY AS u(${columns.join(', ')}, off, len, n) ORDER BY u.n`,
+    `WITH ORDINALITY AS u(${columns.join(', ')}, off, len, n) ` +
+    `CROSS JOIN LATERAL dicom_store_instance_audited(${columns.map((c) => `u.${c}`).join(', ')}, ` +
+    `CASE WHEN u.len IS NULL THEN NULL ELSE substring($${BYTES_PARAMETER}::bytea FROM u.off FOR u.len) END) AS r ` +
+    `ORDER BY u.n`,
 );
 /** Store statements running at once per database: while they run, the next instances gather into one. */
 const STORES_IN_FLIGHT = 2;
@@ -325,7 +343,7 @@ const STORE_BATCH = 32;
 interface PendingStore {
   params: unknown[];
   bytes: Buffer | null;
-  resolve: (outcome: string) => void;
+  resolve: (row: StoreRow) => void;
   reject: (error: unknown) => void;
 }
 
@@ -347,7 +365,7 @@ class InstanceStorer {
     this.db = db;
   }
 
-  store(params: unknown[], bytes: Buffer | null): Promise<string> {
+  store(params: unknown[], bytes: Buffer | null): Promise<StoreRow> {
     return new Promise((resolve, reject) => {
       this.pending.push({ params, bytes, resolve, reject });
       this.pump();
@@ -382,7 +400,7 @@ class InstanceStorer {
             offset += entry.bytes.length;
           }
         }
-        const result = await this.db.query<{ n: string; outcome: string }>(STORE_MANY_STATEMENT, [
+        const result = await this.db.query<StoreRow & { n: string }>(STORE_MANY_STATEMENT, [
           ...arrays,
           offsets,
           lengths,
@@ -394,7 +412,7 @@ class InstanceStorer {
           if (row === undefined) {
             throw new Error(`the batched store answered ${result.rows.length} rows for ${batch.length} instances`);
           }
-          entry.resolve(row.outcome);
+          entry.resolve(row);
         }
         return;
       } catch {
@@ -428,14 +446,14 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-async function storeOne(db: Database, params: unknown[]): Promise<string> {
+async function storeOne(db: Database, params: unknown[]): Promise<StoreRow> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const [row] = (await db.query<{ outcome: string }>(STORE_STATEMENT, params)).rows;
+      const [row] = (await db.query<StoreRow>(STORE_STATEMENT, params)).rows;
       if (row === undefined) {
         throw new Error('dicom_store_instance answered no row');
       }
-      return row.outcome;
+      return row;
     } catch (error) {
       if (attempt >= STORE_ATTEMPTS || !isRetryableDbError(error)) {
         throw error;

@@ -55,7 +55,7 @@ import { isValidUid } from '../../dicom/part10.ts';
 import type { StagedBlob } from '../../storage/blob-store.ts';
 import { LONG_LENGTH_VRS } from '../../dicom/vr.ts';
 import { outcomeForStatus } from '../../audit/audit-event.ts';
-import { readAuditedStudies } from '../../dicom/dimse/audit-trail.ts';
+import type { AuditedStudy } from '../../audit/dicom-audit-event.ts';
 import { audited } from './access.ts';
 import type { DicomwebOptions } from './index.ts';
 import type { QuotaReservation } from './stow-quota.ts';
@@ -96,6 +96,9 @@ type PartResult =
       seriesInstanceUid: string;
       /** New bytes stored, not an identical instance stored before: counted in the person's quota. */
       added: boolean;
+      /** The study's ids as its store found them, for the audit. */
+      imagingStudyId: string | undefined;
+      patientId: string | undefined;
     }
   | ({
       index: number;
@@ -324,7 +327,10 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
   sendStoreResponse(req, res, status, options.baseUrl, study, results);
 }
 
-/** The request's one DICOM Instances Transferred event, naming the studies stored; before the answer. */
+/**
+ * The request's one DICOM Instances Transferred event, naming the studies stored with the ids their
+ * stores found (the last part of each study's); before the answer.
+ */
 async function auditedStore(
   req: Request,
   res: Response,
@@ -335,10 +341,17 @@ async function auditedStore(
   if (!options.auditor?.enabled) {
     return true;
   }
-  const studies = await readAuditedStudies(
-    options.ingest.db,
-    results.flatMap((result) => (result.stored ? [result.studyInstanceUid] : [])),
-  );
+  const byStudy = new Map<string, AuditedStudy>();
+  for (const result of results) {
+    if (result.stored) {
+      byStudy.set(result.studyInstanceUid, {
+        studyInstanceUid: result.studyInstanceUid,
+        imagingStudyId: result.imagingStudyId,
+        patientId: result.patientId,
+      });
+    }
+  }
+  const studies = [...byStudy.values()];
   const outcome = status === 202 ? '4' : outcomeForStatus(status);
   const outcomeDesc = outcome === '0' ? undefined : 'some or all instances were not stored';
   return audited(options.auditor, req, res, { service: 'stow-rs', outcome, outcomeDesc, studies }, options.logger);
@@ -398,6 +411,8 @@ async function ingestStaged(
         studyInstanceUid: outcome.studyInstanceUid,
         seriesInstanceUid: outcome.seriesInstanceUid,
         added: outcome.status === 'stored',
+        imagingStudyId: outcome.imagingStudyId,
+        patientId: outcome.patientId,
       };
     case 'conflict':
       return { index, stored: false, failureReason: FailureReason.duplicateSopInstance, why: outcome.reason, ...meta };
