@@ -182,6 +182,36 @@ describe('a person’s daily STOW-RS quota', () => {
     expect(tooLarge.status).toBe(429);
     expect(failureReasons(tooLarge.body)).toEqual([OUT_OF_RESOURCES]);
   });
+
+  test('an instance stored already takes no room, even when it is larger than the room left', async () => {
+    // Another day: the window is empty again.
+    now += 2 * 24 * 3600 * 1000;
+    const physician = await physicianToken(th);
+    // A larger instance (a longer description), and one of the usual size: the room left is smaller than the first.
+    const larger = dicomInstance({
+      studyUid: study,
+      seriesUid: series,
+      sopUid: newUid(),
+      modality: 'CT',
+      patientId: 'HOSPITAL-MRN-9',
+      patientName: 'Quota^Patient',
+      birthDate: '19700101',
+      studyDescription: 'A description long enough to make this instance the largest',
+      seriesNumber: 1,
+      instanceNumber: 100,
+    });
+    expect(larger.length).toBeGreaterThan(size(2));
+    const stored = await stow(th, physician, '?case=sr-q', [larger, dicomInstanceOf(study, series)]);
+    expect([stored.status, referenced(stored.body)]).toEqual([200, 2]);
+
+    // Sent again (a retried upload), it is stored already: no room needed.
+    const again = await stow(th, physician, '?case=sr-q', [larger]);
+    expect([again.status, referenced(again.body)]).toEqual([200, 1]);
+    // A new instance of that size is still refused.
+    const fresh = await stow(th, physician, '?case=sr-q', [dicomInstanceOf(study, series), larger]);
+    expect(fresh.status).toBe(202);
+    expect(failureReasons(fresh.body)).toEqual([OUT_OF_RESOURCES]);
+  });
 });
 
 function dicomInstanceOf(studyUid: string, seriesUid: string): Buffer {

@@ -6,7 +6,9 @@
  * The bytes are counted per person and hour in the database (migration 032), so the quota holds
  * across restarts and across hub processes. A part's bytes are reserved before it is stored, under
  * an advisory lock per person so that concurrent parts and processes cannot both take the last room,
- * and given back when the part was not stored or its identical bytes were already stored. A process
+ * and given back when the part was not stored or its identical bytes were already stored; a part
+ * refused a reservation that the hub holds already, byte for byte, goes on without one (stow.ts),
+ * since it adds nothing. A process
  * that dies in between leaves its reservation counted: the person loses that room for a day, never
  * gains any. The window is the current hour and the 23 before it, so bytes count for 23 to 24 hours.
  */

@@ -176,7 +176,9 @@ async function storeInstances(req: Request, res: Response, options: DicomwebOpti
       let reservation: QuotaReservation | undefined;
       if (quota !== undefined && person !== undefined) {
         reservation = await quota.reserve(person, staged.size);
-        if (reservation === undefined) {
+        // An instance the hub holds already, byte for byte, takes no room: it is stored (as a
+        // duplicate) even when its size is more than the room left.
+        if (reservation === undefined && !(await storedAlready(options, staged))) {
           results.push({
             index,
             stored: false,
@@ -438,6 +440,19 @@ async function ingestStaged(
         sopInstanceUid: outcome.sopInstanceUid ?? meta.sopInstanceUid,
       };
   }
+}
+
+/** Whether an instance with this part's SOP Instance UID (from its File Meta Information) and bytes is stored. */
+async function storedAlready(options: DicomwebOptions, staged: StagedBlob): Promise<boolean> {
+  const { sopInstanceUid } = await readMetaUids(staged);
+  if (sopInstanceUid === undefined) {
+    return false;
+  }
+  const found = await options.ingest.db.query(
+    'SELECT 1 FROM dicom_instance WHERE sop_instance_uid = $1 AND sha256 = $2',
+    [sopInstanceUid, staged.key],
+  );
+  return found.rows.length > 0;
 }
 
 /** Bytes read for the File Meta Information: the preamble, "DICM" and a generous group 0002. */
