@@ -65,6 +65,8 @@ if (opts.help) {
                   (default postgres://postgres@127.0.0.1:5432/hub_dicom_bench); the durable
                   floor uses the same name with _floor appended, dropped the same way
   --servers LIST  the servers measured (default orthanc,hub; hub alone for a quick look)
+                  (each run: C-STORE over one association, then over 4 at once, the corpus's
+                  patients split between them; STOW-RS in batches of 50, then of 1)
   --cpu-prof      a CPU profile of the hub during each ingest, summarised, in bench/.work/dicom/profiles
   --skip-floor    leave out the machine's limits: dcmtk storescp --ignore (C-STORE that stores
                   nothing) and the durable floors (bench/dicom/floor.ts, nothing but the durable
@@ -85,6 +87,8 @@ const floorDatabaseUrl = Object.assign(new URL(databaseUrl), { pathname: `/${flo
 
 /** Issue 16's bar: the hub's rate over Orthanc's, per ingest method. */
 const BARS: Record<string, number> = { 'c-store': 2, 'stow-batch50': 2, 'stow-batch1': 1.5 };
+/** Concurrent associations of the C-STORE leg that stands for several modalities sending at once. */
+const ASSOCIATIONS = 4;
 
 const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
@@ -264,24 +268,10 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
     // C-STORE, then queries on the loaded store
     let server = await startFresh(name);
     try {
-      const [cmd, args] = server.wrap('storescu', [
-        '-xf',
-        profile,
-        'Bench',
-        '-aet',
-        BENCH_CALLING_AE_TITLE,
-        '-aec',
-        server.aeTitle,
-        '+sd',
-        '+r',
-        '127.0.0.1',
-        String(server.dimsePort),
-        corpus.dir,
-      ]);
       const cpuBefore = await cpuSnapshot(server);
       const t0 = performance.now();
       const r = await profiled(server, profileFile(`c-store-run${index}`), () =>
-        run(cmd, args, { ...process.env, TCP_NODELAY: '1' }, path.join(workDir, `storescu-${name}-run${index}.log`)),
+        storescuInto(server, profile, [corpus.dir], `storescu-${name}-run${index}.log`),
       );
       const seconds = (performance.now() - t0) / 1000;
       const cpu = await cpuSince(server, cpuBefore, corpus.files.length);
@@ -309,6 +299,29 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
         `run ${index} ${name} QIDO: ${Object.entries(q.results)
           .map(([k, v]) => `${k} ${v.medianMs.toFixed(1)} ms`)
           .join('; ')}`,
+      );
+      peak(server);
+    } finally {
+      await server.stop();
+    }
+    // Several modalities at once: the corpus's patients split over ASSOCIATIONS concurrent associations.
+    server = await startFresh(name);
+    try {
+      const cpuBefore = await cpuSnapshot(server);
+      const { seconds, exits } = await profiled(server, profileFile(`c-store-x${ASSOCIATIONS}-run${index}`), () =>
+        storescuConcurrent(server, profile, corpus, `storescu-${name}-x${ASSOCIATIONS}-run${index}`),
+      );
+      const cpu = await cpuSince(server, cpuBefore, corpus.files.length);
+      const installed = await installation(server, await cpuSnapshot(server), corpus.files.length);
+      const stored = await countStored(server);
+      const ing = {
+        ...ingestResult(corpus, `c-store-x${ASSOCIATIONS}`, server, seconds, stored, { storescuExits: exits }),
+        cpu,
+        installation: installed,
+      };
+      result.ingest.push(ing);
+      log(
+        `run ${index} ${name} C-STORE over ${ASSOCIATIONS} associations: ${ing.instancesPerSecond.toFixed(1)} inst/s, ${ing.mbPerSecond.toFixed(2)} MB/s, stored ${stored}/${corpus.files.length} (storescu exits ${exits.join(',')}), load ${ing.load.toFixed(2)}, ${cpuText(cpu)}, VmHWM ${(vmHwmKb(server.pid) / 1024).toFixed(1)} MB${installationText(installed)}`,
       );
       peak(server);
     } finally {
@@ -353,15 +366,19 @@ async function oneRun(corpus: Corpus, index: number, profile: string, listFile: 
   return result;
 }
 
-/** storescu over one association against a C-STORE SCP; the number of successful responses. */
-async function storescu(
+/**
+ * storescu over one association: every DICOM file under `dirs`, into the server's C-STORE SCP;
+ * `verbose` logs each response (to count them).
+ */
+function storescuInto(
   server: Server,
   profile: string,
-  corpus: Corpus,
+  dirs: string[],
   logName: string,
-): Promise<{ seconds: number; code: number | null; successes: number }> {
+  verbose = false,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [cmd, args] = server.wrap('storescu', [
-    '-v',
+    ...(verbose ? ['-v'] : []),
     '-xf',
     profile,
     'Bench',
@@ -373,10 +390,36 @@ async function storescu(
     '+r',
     '127.0.0.1',
     String(server.dimsePort),
-    corpus.dir,
+    ...dirs,
   ]);
+  return run(cmd, args, { ...process.env, TCP_NODELAY: '1' }, path.join(workDir, logName));
+}
+
+/** The corpus's patients split over ASSOCIATIONS storescu processes running at once. */
+async function storescuConcurrent(
+  server: Server,
+  profile: string,
+  corpus: Corpus,
+  logPrefix: string,
+): Promise<{ seconds: number; exits: (number | null)[] }> {
+  const patients = fs.readdirSync(corpus.dir).sort();
+  const groups = Array.from({ length: ASSOCIATIONS }, (_, g) =>
+    patients.filter((_patient, i) => i % ASSOCIATIONS === g).map((patient) => path.join(corpus.dir, patient)),
+  ).filter((dirs) => dirs.length > 0);
   const t0 = performance.now();
-  const r = await run(cmd, args, { ...process.env, TCP_NODELAY: '1' }, path.join(workDir, logName));
+  const runs = await Promise.all(groups.map((dirs, g) => storescuInto(server, profile, dirs, `${logPrefix}-${g}.log`)));
+  return { seconds: (performance.now() - t0) / 1000, exits: runs.map((one) => one.code) };
+}
+
+/** storescu over one association against a C-STORE SCP; the number of successful responses. */
+async function storescu(
+  server: Server,
+  profile: string,
+  corpus: Corpus,
+  logName: string,
+): Promise<{ seconds: number; code: number | null; successes: number }> {
+  const t0 = performance.now();
+  const r = await storescuInto(server, profile, [corpus.dir], logName, true);
   const seconds = (performance.now() - t0) / 1000;
   const successes = (r.stdout + r.stderr).split('Received Store Response (Success)').length - 1;
   return { seconds, code: r.code, successes };
@@ -398,7 +441,9 @@ async function limitRuns(corpus: Corpus, index: number, profile: string, listFil
   } finally {
     await limit.stop();
   }
-  const legs: ('c-store' | 50 | 1)[] = opts['skip-batch1'] ? ['c-store', 50] : ['c-store', 50, 1];
+  const legs: ('c-store' | 'c-store-x' | 50 | 1)[] = opts['skip-batch1']
+    ? ['c-store', 'c-store-x', 50]
+    : ['c-store', 'c-store-x', 50, 1];
   for (const [layout, leg] of (['wal', 'files', 'journal'] as const).flatMap((l) => legs.map((g) => [l, g] as const))) {
     await resetDatabase(adminUrl, floorDbName);
     const floor = await startFloor({ repoRoot, workDir, databaseUrl: floorDatabaseUrl, layout });
@@ -406,6 +451,13 @@ async function limitRuns(corpus: Corpus, index: number, profile: string, listFil
       if (leg === 'c-store') {
         const r = await storescu(floor, profile, corpus, `storescu-floor-run${index}.log`);
         out.push(ingestResult(corpus, 'c-store', floor, r.seconds, await floor.count(), { storescuExit: r.code }));
+      } else if (leg === 'c-store-x') {
+        const r = await storescuConcurrent(floor, profile, corpus, `storescu-floor-x${ASSOCIATIONS}-run${index}`);
+        out.push(
+          ingestResult(corpus, `c-store-x${ASSOCIATIONS}`, floor, r.seconds, await floor.count(), {
+            storescuExits: r.exits,
+          }),
+        );
       } else {
         const s = await client<{ seconds: number; statuses: Record<string, number> }>(floor, [
           'stow',
