@@ -188,18 +188,7 @@ describe('a person’s daily STOW-RS quota', () => {
     now += 2 * 24 * 3600 * 1000;
     const physician = await physicianToken(th);
     // A larger instance (a longer description), and one of the usual size: the room left is smaller than the first.
-    const larger = dicomInstance({
-      studyUid: study,
-      seriesUid: series,
-      sopUid: newUid(),
-      modality: 'CT',
-      patientId: 'HOSPITAL-MRN-9',
-      patientName: 'Quota^Patient',
-      birthDate: '19700101',
-      studyDescription: 'A description long enough to make this instance the largest',
-      seriesNumber: 1,
-      instanceNumber: 100,
-    });
+    const larger = dicomInstanceOf(study, series, 'A description long enough to make this instance the largest');
     expect(larger.length).toBeGreaterThan(size(2));
     const stored = await stow(th, physician, '?case=sr-q', [larger, dicomInstanceOf(study, series)]);
     expect([stored.status, referenced(stored.body)]).toEqual([200, 2]);
@@ -214,8 +203,9 @@ describe('a person’s daily STOW-RS quota', () => {
   });
 });
 
-function dicomInstanceOf(studyUid: string, seriesUid: string): Buffer {
+function dicomInstanceOf(studyUid: string, seriesUid: string, studyDescription?: string): Buffer {
   return dicomInstance({
+    ...(studyDescription === undefined ? {} : { studyDescription }),
     studyUid,
     seriesUid,
     sopUid: newUid(),

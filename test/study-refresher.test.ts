@@ -48,7 +48,11 @@ describe('ImagingStudy refresher', () => {
       )
     ).rows.map((row) => row.study_instance_uid);
 
-  test('refreshes wait while ingest goes on, until it pauses or a study has waited the longest delay', async () => {
+  /**
+   * Two instances of two studies, stored by STOW-RS; once the hub's own refresher has written their
+   * ImagingStudies and left no study marked, their study UIDs.
+   */
+  const storeTwoStudies = async (): Promise<{ ct: string; mr: string }> => {
     const stored = await stowFiles(
       th.baseUrl,
       await Promise.all(['CT_small.dcm', 'MR_small.dcm'].map((name) => readFile(join(TEST_FILES, name)))),
@@ -57,11 +61,19 @@ describe('ImagingStudy refresher', () => {
     const ct = await studyUidOf('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322');
     const mr = await studyUidOf('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457');
     await until(
-      async () => (await imagingStudy(ct)) !== undefined && (await imagingStudy(mr)) !== undefined,
-      'both ImagingStudies',
+      async () =>
+        (await imagingStudy(ct)) !== undefined &&
+        (await imagingStudy(mr)) !== undefined &&
+        (await marked()).length === 0,
+      'both ImagingStudies, and no study left marked',
       5_000,
       50,
     );
+    return { ct, mr };
+  };
+
+  test('refreshes wait while ingest goes on, until it pauses or a study has waited the longest delay', async () => {
+    const { ct, mr } = await storeTwoStudies();
     // Both studies change, and are marked as ingest marks them.
     const change = async (uids: string[], description: string): Promise<void> => {
       await th.hub.db.query(
@@ -113,23 +125,7 @@ describe('ImagingStudy refresher', () => {
   });
 
   test('a study whose refresh fails keeps its mark; the other studies of its batch are refreshed', async () => {
-    // Two instances of two studies, stored by STOW-RS; the hub's own refresher writes their ImagingStudies.
-    const stored = await stowFiles(
-      th.baseUrl,
-      await Promise.all(['CT_small.dcm', 'MR_small.dcm'].map((name) => readFile(join(TEST_FILES, name)))),
-    );
-    expect(stored.status).toBe(200);
-    const ct = await studyUidOf('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322');
-    const mr = await studyUidOf('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457');
-    await until(
-      async () =>
-        (await imagingStudy(ct)) !== undefined &&
-        (await imagingStudy(mr)) !== undefined &&
-        (await marked()).length === 0,
-      'both ImagingStudies, and no study left marked',
-      5_000,
-      50,
-    );
+    const { ct, mr } = await storeTwoStudies();
     const mrBefore = (await imagingStudy(mr))!;
 
     // Both studies change and are marked; the CT's ImagingStudy id is made unusable, so its write fails.
