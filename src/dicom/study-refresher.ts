@@ -58,7 +58,10 @@ export class StudyRefresher {
   private readonly maxDelayMs: number;
   /** Studies touched and not yet due. */
   private readonly pending = new Map<string, Pending>();
-  /** The last touch of any study: ingest's last instance in this process. */
+  /**
+   * The last touch of any study: ingest's last instance in this process. Times here are
+   * performance.now()'s, which a change of the wall clock does not move.
+   */
   private lastTouch = 0;
   /** Set while studies are pending: when it fires, it sends those due and sets itself again. */
   private pendingTimer: NodeJS.Timeout | undefined;
@@ -100,7 +103,7 @@ export class StudyRefresher {
     if (this.stopped) {
       return;
     }
-    const now = Date.now();
+    const now = performance.now();
     this.lastTouch = now;
     const existing = this.pending.get(studyInstanceUid);
     if (existing) {
@@ -128,7 +131,7 @@ export class StudyRefresher {
     this.pendingTimer = setTimeout(
       () => {
         this.pendingTimer = undefined;
-        this.sendDue(Date.now(), false);
+        this.sendDue(performance.now(), false);
       },
       Math.max(0, at - now),
     );
