@@ -12,9 +12,8 @@
 import type { UserRole } from '../src/auth/users.ts';
 import { openDatabase } from '../src/db/database.ts';
 import type { Database } from '../src/db/database.ts';
-import { clientToken } from './support/client-token.ts';
-import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
+import { signInWithSystem } from './support/login-flow.ts';
+import { fhirAs, fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 import { jest } from '@jest/globals';
@@ -812,15 +811,7 @@ describe('access matrix: each role × resource type × interaction', () => {
   let testHub: TestHub;
   let db: Database;
   const tokens = {} as Record<Who, string>;
-  const as = (
-    who: Who,
-    path: string,
-    init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
-  ) =>
-    fhirFetch(`${testHub.fhir}/${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${tokens[who]}`, ...init.headers },
-    });
+  const as = fhirAs(() => testHub, tokens);
   const keysOf = (bundle: any): string[] =>
     (bundle.entry ?? [])
       .filter((e: any) => e.resource)
@@ -832,13 +823,8 @@ describe('access matrix: each role × resource type × interaction', () => {
     db = await openDatabase({ databaseUrl: testHub.databaseUrl, poolSize: 2 });
     Object.assign(
       tokens,
-      await signInPeople(testHub, PEOPLE, {
-        clientId: APP,
-        redirectUri: REDIRECT,
-        scope: 'openid fhirUser user/*.cruds',
-      }),
+      await signInWithSystem(testHub, PEOPLE, { clientId: APP, redirectUri: REDIRECT }, 'fixture-loader'),
     );
-    tokens.system = await clientToken(testHub, 'fixture-loader', 'system/*.cruds');
     // Fixed ids: loaded by a system client (people cannot choose ids, so update-as-create is the EHR's).
     const loaded = await putTransaction(testHub.fhir, tokens.system, FIXTURES);
     expect(loaded.status).toBe(200);

@@ -8,9 +8,9 @@ import type { UserRole } from '../src/auth/users.ts';
 import { APPROVAL_REMINDER_POLICY, reminderSteps, runReminder } from '../src/workflow/jobs/case-reminders.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';
-import { clientToken } from './support/client-token.ts';
-import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
+import { signInWithSystem } from './support/login-flow.ts';
+import { CASE_STATE, caseInReviewFixtures, draftLetter, draftReport, letterSection } from './support/opinion-case.ts';
+import { fhirAs, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 import { jest } from '@jest/globals';
@@ -19,13 +19,6 @@ jest.setTimeout(120_000);
 
 const APP = 'escalation-app';
 const REDIRECT = 'http://127.0.0.1:5173/callback';
-const LOINC = 'http://loinc.org';
-const CASE = 'urn:hub:case-resource';
-const TASK_CODE = 'urn:hub:task-code';
-const CASE_STATE = 'urn:hub:case-state';
-const SECTION = 'urn:hub:letter-section';
-const QUESTION_NUMBER = 'urn:hub:extension:question-number';
-const LETTER_LINK = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.composition';
 
 type Person = 'specialist' | 'coordinator';
 const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
@@ -34,64 +27,18 @@ const PEOPLE: Record<Person, { role: UserRole; fhirUser: string }> = {
 };
 
 /** A case in specialist review, with one question and the specialist's offer accepted. */
-function caseFixtures(sr: string): Record<string, unknown>[] {
-  return [
-    { resourceType: 'Patient', id: `pat-${sr}`, name: [{ family: 'Patient' }] },
-    {
-      resourceType: 'QuestionnaireResponse',
-      id: `qr-${sr}`,
-      status: 'completed',
-      subject: { reference: `Patient/pat-${sr}` },
-      item: [{ linkId: 'question', answer: [{ valueString: 'Is the nodule malignant?' }] }],
-    },
-    {
-      resourceType: 'ServiceRequest',
-      id: sr,
-      status: 'active',
-      intent: 'order',
-      subject: { reference: `Patient/pat-${sr}` },
-      requester: { reference: 'Practitioner/prac-phys' },
-      supportingInfo: [{ reference: `QuestionnaireResponse/qr-${sr}` }],
-    },
-    {
-      resourceType: 'Task',
-      id: `coord-${sr}`,
-      identifier: [{ system: CASE, value: `${sr}/coordination` }],
-      status: 'in-progress',
-      intent: 'order',
-      code: { coding: [{ system: TASK_CODE, code: 'coordination' }] },
-      businessStatus: { coding: [{ system: CASE_STATE, code: 'specialist-review' }] },
-      basedOn: [{ reference: `ServiceRequest/${sr}` }],
-      focus: { reference: `ServiceRequest/${sr}` },
-      for: { reference: `Patient/pat-${sr}` },
-    },
-    {
-      resourceType: 'Task',
-      id: `offer-${sr}`,
-      identifier: [{ system: CASE, value: `${sr}/specialist-opinion/prac-s` }],
-      status: 'accepted',
-      intent: 'order',
-      code: { coding: [{ system: TASK_CODE, code: 'specialist-opinion' }] },
-      basedOn: [{ reference: `ServiceRequest/${sr}` }],
-      partOf: [{ reference: `Task/coord-${sr}` }],
-      owner: { reference: 'Practitioner/prac-s' },
-      restriction: { period: { end: '2026-12-18T22:00:00.000Z' } },
-    },
-  ];
-}
-
-const section = (code: string, text: string, questionNumber?: number): Record<string, unknown> => ({
-  title: code,
-  code: { coding: [{ system: SECTION, code }] },
-  ...(questionNumber ? { extension: [{ url: QUESTION_NUMBER, valueUnsignedInt: questionNumber }] } : {}),
-  text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml"><p>${text}</p></div>` },
-});
+const caseFixtures = (sr: string): Record<string, unknown>[] =>
+  caseInReviewFixtures(sr, {
+    patient: { name: [{ family: 'Patient' }] },
+    questions: ['Is the nodule malignant?'],
+    due: '2026-12-18T22:00:00.000Z',
+  });
+const section = letterSection;
 
 describe('the approval’s escalation', () => {
   let testHub: TestHub;
   const tokens = {} as Record<Person | 'system', string>;
-  const as = (who: Person | 'system', path: string, init: { method?: string; body?: unknown } = {}) =>
-    fhirFetch(`${testHub.fhir}/${path}`, { ...init, headers: { authorization: `Bearer ${tokens[who]}` } });
+  const as = fhirAs(() => testHub, tokens);
   const advance = (sr: string) => advanceCase(workflowContextOf(testHub), { serviceRequestId: sr });
   const coordination = async (sr: string) => (await as('coordinator', `Task/coord-${sr}`)).body;
   const moveCase = async (who: Person, sr: string, state: string) => {
@@ -107,35 +54,17 @@ describe('the approval’s escalation', () => {
   async function submitted(sr: string): Promise<{ taskId: string; dueAt: string }> {
     const letter = await as('specialist', 'Composition', {
       method: 'POST',
-      body: {
-        resourceType: 'Composition',
-        status: 'preliminary',
-        type: { coding: [{ system: LOINC, code: '11488-4' }] },
-        subject: { reference: `Patient/pat-${sr}` },
-        date: '2026-12-01',
-        author: [{ reference: 'Practitioner/prac-s' }],
-        title: 'Consultation',
-        section: [
-          { ...section('reviewed', 'The CT and the biopsy report.'), entry: [{ reference: `ServiceRequest/${sr}` }] },
-          section('answer', 'Most likely benign.', 1),
-          section('discussion', 'The features agree with a hamartoma.'),
-          section('recommendation', 'A CT in twelve months.'),
-        ],
-      },
+      body: draftLetter(sr, [
+        { ...section('reviewed', 'The CT and the biopsy report.'), entry: [{ reference: `ServiceRequest/${sr}` }] },
+        section('answer', 'Most likely benign.', 1),
+        section('discussion', 'The features agree with a hamartoma.'),
+        section('recommendation', 'A CT in twelve months.'),
+      ]),
     });
     expect(letter.status).toBe(201);
     const report = await as('specialist', 'DiagnosticReport', {
       method: 'POST',
-      body: {
-        resourceType: 'DiagnosticReport',
-        status: 'preliminary',
-        code: { coding: [{ system: LOINC, code: '11488-4' }] },
-        subject: { reference: `Patient/pat-${sr}` },
-        basedOn: [{ reference: `ServiceRequest/${sr}` }],
-        resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
-        extension: [{ url: LETTER_LINK, valueReference: { reference: `Composition/${letter.body.id}` } }],
-        conclusion: 'Benign nodule.',
-      },
+      body: draftReport(sr, letter.body.id, 'Benign nodule.'),
     });
     expect(report.status).toBe(201);
     await moveCase('specialist', sr, 'report-review');
@@ -157,13 +86,8 @@ describe('the approval’s escalation', () => {
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
     Object.assign(
       tokens,
-      await signInPeople(testHub, PEOPLE, {
-        clientId: APP,
-        redirectUri: REDIRECT,
-        scope: 'openid fhirUser user/*.cruds',
-      }),
+      await signInWithSystem(testHub, PEOPLE, { clientId: APP, redirectUri: REDIRECT }, 'escalation-loader'),
     );
-    tokens.system = await clientToken(testHub, 'escalation-loader', 'system/*.cruds');
     const fixtures = [
       ...['prac-s', 'prac-c', 'prac-phys'].map((id) => ({ resourceType: 'Practitioner', id })),
       ...caseFixtures('sr-cancelled'),

@@ -20,19 +20,21 @@ import { clockStartingAt } from '../src/runtime/clock.ts';
 import { APPROVAL_REMINDER_POLICY, reminderSteps, runReminder } from '../src/workflow/jobs/case-reminders.ts';
 import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf, workflowSettled } from './support/case-fixtures.ts';
-import { clientToken } from './support/client-token.ts';
-import { signInPeople } from './support/login-flow.ts';
+import { signInWithSystem } from './support/login-flow.ts';
 import {
   CASE_STATE,
   LETTER_LINK,
-  LOINC,
+  OPINION_STAFF,
   TASK_CODE,
+  draftLetter,
+  draftReport,
   letterSection,
   opinionCaseFixtures,
+  otherSpecialistAccess,
 } from './support/opinion-case.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
-import { WITH_WORKERS, fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
+import { WITH_WORKERS, fhirAs, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
 
@@ -89,8 +91,7 @@ describe('amendments after release', () => {
   let testHub: TestHub;
   const tokens = {} as Record<Who, string>;
   const ids = {} as { letter: string; report: string; firstPdf: string; firstDocument: string; correction: string };
-  const as = (who: Who, path: string, init: { method?: string; body?: unknown } = {}) =>
-    fhirFetch(`${testHub.fhir}/${path}`, { ...init, headers: { authorization: `Bearer ${tokens[who]}` } });
+  const as = fhirAs(() => testHub, tokens);
   const settle = () => workflowSettled(testHub);
   const coordination = async (sr: string) => (await as('coordinator', `Task/coord-${sr}`)).body;
   const stateOf = (task: any): string => task.businessStatus.coding[0].code;
@@ -107,20 +108,9 @@ describe('amendments after release', () => {
     await settle();
   };
   const reasonOf = async (sr: string): Promise<string | undefined> => (await coordination(sr)).statusReason?.text;
+  /** `who` posts a draft letter of case 1 by the specialist, with `body`'s fields written over it. */
   const draft = (who: Who, body: Record<string, unknown>) =>
-    as(who, 'Composition', {
-      method: 'POST',
-      body: {
-        resourceType: 'Composition',
-        status: 'preliminary',
-        type: { coding: [{ system: LOINC, code: '11488-4' }] },
-        subject: { reference: 'Patient/pat-sr-1' },
-        date: '2026-12-01',
-        author: [{ reference: 'Practitioner/prac-s' }],
-        title: 'Consultation',
-        ...body,
-      },
-    });
+    as(who, 'Composition', { method: 'POST', body: { ...draftLetter('sr-1', []), ...body } });
   const notifications = async (kind: string) =>
     (
       await testHub.hub.db.query<{ recipient: string }>(
@@ -168,53 +158,18 @@ describe('amendments after release', () => {
     });
     Object.assign(
       tokens,
-      await signInPeople(testHub, PEOPLE, {
-        clientId: APP,
-        redirectUri: REDIRECT,
-        scope: 'openid fhirUser user/*.cruds',
-      }),
+      await signInWithSystem(testHub, PEOPLE, { clientId: APP, redirectUri: REDIRECT }, 'amendment-ehr'),
     );
-    tokens.system = await clientToken(testHub, 'amendment-ehr', 'system/*.cruds');
     const fixtures = [
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-s',
-        name: [{ prefix: ['Dr.'], given: ['Amelia'], family: 'Abernathy' }],
-        telecom: [{ system: 'email', value: 'amelia.abernathy@specialists.example.org' }],
-      },
-      { resourceType: 'Practitioner', id: 'prac-s2', name: [{ given: ['Ben'], family: 'Brightwater' }] },
-      { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
+      ...OPINION_STAFF,
       { resourceType: 'Practitioner', id: 'prac-c2', name: [{ given: ['Colin'], family: 'Coordinator' }] },
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-phys',
-        name: [{ prefix: ['Dr.'], given: ['Paul'], family: 'Physick' }],
-        telecom: [{ system: 'email', value: 'paul.physick@clinic.example.org' }],
-      },
-      {
-        resourceType: 'PractitionerRole',
-        id: 'role-s',
-        practitioner: { reference: 'Practitioner/prac-s' },
-        specialty: [{ text: 'Medical Oncology' }],
-      },
       ...opinionCaseFixtures('sr-1', REFERENCE_NUMBER),
       ...opinionCaseFixtures('sr-2', REFERENCE_NUMBER),
     ];
     const loaded = await putTransaction(testHub.fhir, tokens.system, fixtures);
     expect(loaded.status).toBe(200);
     // A second specialist of case 1, made a reviewer by a coordinator: a member, not the report's author.
-    const access = await as('coordinator', 'Task', {
-      method: 'POST',
-      body: {
-        resourceType: 'Task',
-        status: 'requested',
-        intent: 'order',
-        code: { coding: [{ system: TASK_CODE, code: 'case-access' }] },
-        basedOn: [{ reference: 'ServiceRequest/sr-1' }],
-        owner: { reference: 'Practitioner/prac-s2' },
-        input: [{ type: { coding: [{ system: 'urn:hub:case-access-role', code: 'role' }] }, valueCode: 'reviewer' }],
-      },
-    });
+    const access = await as('coordinator', 'Task', { method: 'POST', body: otherSpecialistAccess('sr-1') });
     expect(access.status).toBe(201);
     await settle();
 
@@ -227,16 +182,7 @@ describe('amendments after release', () => {
       expect(letter.status).toBe(201);
       const report = await as('specialist', 'DiagnosticReport', {
         method: 'POST',
-        body: {
-          resourceType: 'DiagnosticReport',
-          status: 'preliminary',
-          code: { coding: [{ system: LOINC, code: '11488-4' }] },
-          subject: { reference: `Patient/pat-${sr}` },
-          basedOn: [{ reference: `ServiceRequest/${sr}` }],
-          resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
-          extension: [{ url: LETTER_LINK, valueReference: { reference: `Composition/${letter.body.id}` } }],
-          conclusion: 'Benign hamartoma; follow-up CT in twelve months.',
-        },
+        body: draftReport(sr, letter.body.id, 'Benign hamartoma; follow-up CT in twelve months.'),
       });
       expect(report.status).toBe(201);
       if (sr === 'sr-1') {

@@ -28,7 +28,7 @@ import { clientToken } from './support/client-token.ts';
 import { startHubProcess } from './support/hub-process.ts';
 import type { HubProcess } from './support/hub-process.ts';
 import { signInPeople } from './support/login-flow.ts';
-import { CASE_STATE, LETTER_LINK, LOINC, letterSection, opinionCaseFixtures } from './support/opinion-case.ts';
+import { CASE_STATE, draftLetter, draftReport, letterSection, opinionCaseFixtures } from './support/opinion-case.ts';
 import { startSmtpSink } from './support/smtp-sink.ts';
 import type { SmtpSink } from './support/smtp-sink.ts';
 import { createTestDatabase, fhirFetch } from './support/test-hub.ts';
@@ -317,15 +317,10 @@ describe('the opinion end to end: hub processes, a killed worker, SMTP and a sub
     await inState('specialist-review');
 
     // 3. The draft, its submission, a return with a reason, and the submission again.
-    const letter = await write('specialist', 'Composition', {
-      resourceType: 'Composition',
-      status: 'preliminary',
-      type: { coding: [{ system: LOINC, code: '11488-4' }] },
-      subject: { reference: `Patient/pat-${SR}` },
-      date: '2026-12-01',
-      author: [{ reference: 'Practitioner/prac-s' }],
-      title: 'Consultation',
-      section: [
+    const letter = await write(
+      'specialist',
+      'Composition',
+      draftLetter(SR, [
         {
           ...letterSection('reviewed', 'The CT and the biopsy report.'),
           entry: [{ reference: `ServiceRequest/${SR}` }],
@@ -334,18 +329,13 @@ describe('the opinion end to end: hub processes, a killed worker, SMTP and a sub
         letterSection('answer', 'Follow-up imaging only.', 2),
         letterSection('discussion', 'Nothing suggests malignancy.'),
         letterSection('recommendation', 'A CT in twelve months.'),
-      ],
-    });
-    const report = await write('specialist', 'DiagnosticReport', {
-      resourceType: 'DiagnosticReport',
-      status: 'preliminary',
-      code: { coding: [{ system: LOINC, code: '11488-4' }] },
-      subject: { reference: `Patient/pat-${SR}` },
-      basedOn: [{ reference: `ServiceRequest/${SR}` }],
-      resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
-      extension: [{ url: LETTER_LINK, valueReference: { reference: `Composition/${String(letter.id)}` } }],
-      conclusion: 'Benign nodule; follow-up CT in twelve months.',
-    });
+      ]),
+    );
+    const report = await write(
+      'specialist',
+      'DiagnosticReport',
+      draftReport(SR, String(letter.id), 'Benign nodule; follow-up CT in twelve months.'),
+    );
     await moveCase('specialist', 'report-review');
     const approval = await approvalTask('requested');
     await write(

@@ -18,16 +18,17 @@ import { advanceCase } from '../src/workflow/progression.ts';
 import { workflowContextOf } from './support/case-fixtures.ts';
 import {
   CASE_STATE,
-  LETTER_LINK,
   LOINC,
   OPINION_DUE,
-  TASK_CODE,
+  OPINION_STAFF,
+  draftLetter,
+  draftReport,
   letterSection,
   opinionCaseFixtures,
+  otherSpecialistAccess,
 } from './support/opinion-case.ts';
-import { clientToken } from './support/client-token.ts';
-import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, startTestHub } from './support/test-hub.ts';
+import { signInWithSystem } from './support/login-flow.ts';
+import { fhirAs, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 const APP = 'opinion-app';
@@ -58,8 +59,7 @@ const section = letterSection;
 describe('the opinion: draft, submission, return', () => {
   let testHub: TestHub;
   const tokens = {} as Record<Person | 'system', string>;
-  const as = (who: Person | 'system', path: string, init: { method?: string; body?: unknown } = {}) =>
-    fhirFetch(`${testHub.fhir}/${path}`, { ...init, headers: { authorization: `Bearer ${tokens[who]}` } });
+  const as = fhirAs(() => testHub, tokens);
   const advance = (sr: string) => advanceCase(workflowContextOf(testHub), { serviceRequestId: sr });
   const coordination = async (sr: string) => (await as('coordinator', `Task/coord-${sr}`)).body;
   const stateOf = (task: any): string => task.businessStatus.coding[0].code;
@@ -88,37 +88,9 @@ describe('the opinion: draft, submission, return', () => {
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
     Object.assign(
       tokens,
-      await signInPeople(testHub, PEOPLE, {
-        clientId: APP,
-        redirectUri: REDIRECT,
-        scope: 'openid fhirUser user/*.cruds',
-      }),
+      await signInWithSystem(testHub, PEOPLE, { clientId: APP, redirectUri: REDIRECT }, 'opinion-loader'),
     );
-    tokens.system = await clientToken(testHub, 'opinion-loader', 'system/*.cruds');
-    const fixtures = [
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-s',
-        name: [{ prefix: ['Dr.'], given: ['Amelia'], family: 'Abernathy' }],
-        telecom: [{ system: 'email', value: 'amelia.abernathy@specialists.example.org' }],
-      },
-      { resourceType: 'Practitioner', id: 'prac-s2', name: [{ given: ['Ben'], family: 'Brightwater' }] },
-      { resourceType: 'Practitioner', id: 'prac-c', name: [{ given: ['Cora'], family: 'Coordinator' }] },
-      {
-        resourceType: 'Practitioner',
-        id: 'prac-phys',
-        name: [{ prefix: ['Dr.'], given: ['Paul'], family: 'Physick' }],
-        telecom: [{ system: 'email', value: 'paul.physick@clinic.example.org' }],
-      },
-      {
-        resourceType: 'PractitionerRole',
-        id: 'role-s',
-        practitioner: { reference: 'Practitioner/prac-s' },
-        specialty: [{ text: 'Medical Oncology' }],
-      },
-      ...caseFixtures('sr-1'),
-      ...caseFixtures('sr-2'),
-    ];
+    const fixtures = [...OPINION_STAFF, ...caseFixtures('sr-1'), ...caseFixtures('sr-2')];
     const loaded = await as('system', '', {
       method: 'POST',
       body: {
@@ -139,38 +111,20 @@ describe('the opinion: draft, submission, return', () => {
   test('a letter that leaves a question unanswered cannot be submitted; once complete, the coordinators get an approval Task', async () => {
     const letter = await as('specialist', 'Composition', {
       method: 'POST',
-      body: {
-        resourceType: 'Composition',
-        status: 'preliminary',
-        type: { coding: [{ system: LOINC, code: '11488-4' }] },
-        subject: { reference: 'Patient/pat-sr-1' },
-        date: '2026-12-01',
-        author: [{ reference: 'Practitioner/prac-s' }],
-        title: 'Consultation',
-        section: [
-          {
-            ...section('reviewed', 'The CT of 12 November and the biopsy report.'),
-            entry: [{ reference: 'ServiceRequest/sr-1' }],
-          },
-          section('answer', 'The nodule is most likely benign.', 1),
-          section('discussion', LONG_DISCUSSION.split('\n\n').join('</p><p>')),
-          section('recommendation', 'A CT in twelve months.'),
-        ],
-      },
+      body: draftLetter('sr-1', [
+        {
+          ...section('reviewed', 'The CT of 12 November and the biopsy report.'),
+          entry: [{ reference: 'ServiceRequest/sr-1' }],
+        },
+        section('answer', 'The nodule is most likely benign.', 1),
+        section('discussion', LONG_DISCUSSION.split('\n\n').join('</p><p>')),
+        section('recommendation', 'A CT in twelve months.'),
+      ]),
     });
     expect(letter.status).toBe(201);
     const report = await as('specialist', 'DiagnosticReport', {
       method: 'POST',
-      body: {
-        resourceType: 'DiagnosticReport',
-        status: 'preliminary',
-        code: { coding: [{ system: LOINC, code: '11488-4' }] },
-        subject: { reference: 'Patient/pat-sr-1' },
-        basedOn: [{ reference: 'ServiceRequest/sr-1' }],
-        resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
-        extension: [{ url: LETTER_LINK, valueReference: { reference: `Composition/${letter.body.id}` } }],
-        conclusion: 'Benign nodule; follow-up CT in twelve months.',
-      },
+      body: draftReport('sr-1', letter.body.id, 'Benign nodule; follow-up CT in twelve months.'),
     });
     expect(report.status).toBe(201);
 
@@ -490,18 +444,7 @@ describe('the opinion: draft, submission, return', () => {
 
   test('only the assigned specialist submits, and only a report of their own', async () => {
     // Another specialist, made a member by a coordinator's case-access Task, has no draft and no offer.
-    const access = await as('coordinator', 'Task', {
-      method: 'POST',
-      body: {
-        resourceType: 'Task',
-        status: 'requested',
-        intent: 'order',
-        code: { coding: [{ system: TASK_CODE, code: 'case-access' }] },
-        basedOn: [{ reference: 'ServiceRequest/sr-2' }],
-        owner: { reference: 'Practitioner/prac-s2' },
-        input: [{ type: { coding: [{ system: 'urn:hub:case-access-role', code: 'role' }] }, valueCode: 'reviewer' }],
-      },
-    });
+    const access = await as('coordinator', 'Task', { method: 'POST', body: otherSpecialistAccess('sr-2') });
     expect(access.status).toBe(201);
     await moveCase('otherSpecialist', 'sr-2', 'report-review');
     expect((await advance('sr-2')).refusal).toBe('This specialist is not the one assigned to the case.');

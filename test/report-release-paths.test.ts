@@ -9,9 +9,8 @@
  * which the tests make last.
  */
 import type { UserRole } from '../src/auth/users.ts';
-import { clientToken } from './support/client-token.ts';
-import { signInPeople } from './support/login-flow.ts';
-import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
+import { signInWithSystem } from './support/login-flow.ts';
+import { fhirAs, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 
 import { jest } from '@jest/globals';
@@ -215,15 +214,7 @@ const FIXTURES: Record<string, unknown>[] = [
 describe('the opinion’s release: reports of any code, every read path', () => {
   let testHub: TestHub;
   const tokens = {} as Record<Who, string>;
-  const as = (
-    who: Who,
-    path: string,
-    init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
-  ) =>
-    fhirFetch(`${testHub.fhir}/${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${tokens[who]}`, ...init.headers },
-    });
+  const as = fhirAs(() => testHub, tokens);
   const raw = (who: Who, path: string) =>
     fetch(`${testHub.fhir}/${path}`, {
       headers: { authorization: `Bearer ${tokens[who]}`, accept: 'application/pdf' },
@@ -264,13 +255,8 @@ describe('the opinion’s release: reports of any code, every read path', () => 
     testHub = await startTestHub({ db: 'postgres', env: { AUTH_REQUIRED: 'true' } });
     Object.assign(
       tokens,
-      await signInPeople(testHub, PEOPLE, {
-        clientId: APP,
-        redirectUri: REDIRECT,
-        scope: 'openid fhirUser user/*.cruds',
-      }),
+      await signInWithSystem(testHub, PEOPLE, { clientId: APP, redirectUri: REDIRECT }, 'release-loader'),
     );
-    tokens.system = await clientToken(testHub, 'release-loader', 'system/*.cruds');
     // In transactions of at most 50 updates (the router's limit).
     for (let start = 0; start < FIXTURES.length; start += 50) {
       const loaded = await putTransaction(testHub.fhir, tokens.system, FIXTURES.slice(start, start + 50));

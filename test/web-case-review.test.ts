@@ -13,9 +13,9 @@ import { matchingCaseFixtures, rosterFixtures } from './support/case-review-fixt
 import {
   CASE,
   CASE_STATE,
-  LETTER_LINK,
   LOINC,
   TASK_CODE,
+  draftReport,
   letterSection,
   opinionCaseFixtures,
 } from './support/opinion-case.ts';
@@ -219,16 +219,7 @@ describe('the coordinator’s case page: Tasks, the opinion under review, the ti
     expect(letter.status).toBe(201);
     const report = await fhir(specialist, 'DiagnosticReport', {
       method: 'POST',
-      body: {
-        resourceType: 'DiagnosticReport',
-        status: 'preliminary',
-        code: { coding: [{ system: LOINC, code: '11488-4' }] },
-        subject: { reference: `Patient/pat-${REVIEW}` },
-        basedOn: [{ reference: `ServiceRequest/${REVIEW}` }],
-        resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
-        extension: [{ url: LETTER_LINK, valueReference: { reference: `Composition/${letter.body.id}` } }],
-        conclusion: CONCLUSION,
-      },
+      body: draftReport(REVIEW, letter.body.id, CONCLUSION),
     });
     expect(report.status).toBe(201);
     await submit(specialist, REVIEW);

@@ -12,6 +12,8 @@ import { parseUserScopes } from '../../src/auth/user-scopes.ts';
 import { UserStore } from '../../src/auth/users.ts';
 import type { UserRole } from '../../src/auth/users.ts';
 import type { Database } from '../../src/db/database.ts';
+import { clientToken } from './client-token.ts';
+import type { TestHub } from './test-hub.ts';
 
 /**
  * The cookies a browser keeps for the hub (all of them live under /oauth2). `from` sends every request
@@ -233,4 +235,18 @@ export async function signInPeople<Who extends string>(
     tokens[who] = token.access_token as string;
   }
   return tokens;
+}
+
+/**
+ * Signs in each of `people` through the app (asking for `user/*.cruds`), then a system client named
+ * `systemClient` (with `system/*.cruds`): everyone's access token, the system client's as `system`.
+ */
+export async function signInWithSystem<Who extends string>(
+  testHub: TestHub,
+  people: Record<Who, { role: UserRole; fhirUser: string }>,
+  app: { clientId: string; redirectUri: string },
+  systemClient: string,
+): Promise<Record<Who | 'system', string>> {
+  const tokens = await signInPeople(testHub, people, { ...app, scope: 'openid fhirUser user/*.cruds' });
+  return { ...tokens, system: await clientToken(testHub, systemClient, 'system/*.cruds') };
 }

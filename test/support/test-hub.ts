@@ -121,6 +121,18 @@ export function putTransaction(
   });
 }
 
+/**
+ * `as(who, path, init)`: a FHIR request to `path` on the hub sent with `who`'s access token from
+ * `tokens` (the hub and tokens are read at each call, so they may be filled in later).
+ */
+export function fhirAs<Who extends string>(hub: () => { fhir: string }, tokens: Record<Who, string>) {
+  return (who: Who, path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) =>
+    fhirFetch(`${hub().fhir}/${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${tokens[who]}`, ...init.headers },
+    });
+}
+
 export async function fhirFetch(
   url: string,
   init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},

@@ -3,7 +3,7 @@
  * specialist asks a question and writes the opinion, the coordinator approves it (as in
  * test/opinion-e2e.test.ts), each with their own person's token, against a hub process.
  */
-import { CASE_STATE, LETTER_LINK, LOINC, letterSection } from './opinion-case.ts';
+import { CASE_STATE, LOINC, draftReport, letterSection } from './opinion-case.ts';
 import { fhirFetch } from './test-hub.ts';
 import { until } from './until.ts';
 
@@ -77,16 +77,13 @@ export async function releaseOpinion(parties: Parties, sr: string): Promise<{ re
       letterSection('recommendation', OPINION.recommendation),
     ],
   });
-  const report = await as(parties, 'specialist', 'DiagnosticReport', 'POST', {
-    resourceType: 'DiagnosticReport',
-    status: 'preliminary',
-    code: { coding: [{ system: LOINC, code: '11488-4' }] },
-    subject: { reference: `Patient/pat-${sr}` },
-    basedOn: [{ reference: `ServiceRequest/${sr}` }],
-    resultsInterpreter: [{ reference: 'Practitioner/prac-s' }],
-    extension: [{ url: LETTER_LINK, valueReference: { reference: `Composition/${String(letter.id)}` } }],
-    conclusion: OPINION.conclusion,
-  });
+  const report = await as(
+    parties,
+    'specialist',
+    'DiagnosticReport',
+    'POST',
+    draftReport(sr, String(letter.id), OPINION.conclusion),
+  );
   const task = await as(parties, 'specialist', `Task/coord-${sr}`);
   await as(parties, 'specialist', `Task/coord-${sr}`, 'PUT', {
     ...task,
