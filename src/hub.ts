@@ -19,6 +19,7 @@ import { createFindHandler } from './dicom/dimse/find-handler.ts';
 import { DimseAuditTrail } from './dicom/dimse/audit-trail.ts';
 import { ensureDicomWebEndpoint } from './dicom/ingest.ts';
 import { StudyRefresher } from './dicom/study-refresher.ts';
+import { ClaimRefusals } from './workflow/imaging-claims.ts';
 import { buildCapabilityStatement } from './fhir/capability.ts';
 import { startAuth } from './auth/index.ts';
 import { requestActor } from './auth/request-actor.ts';
@@ -200,11 +201,18 @@ export async function startHub(config: HubConfig, logger: Logger, options: HubOp
     logger: logger.child({ role: 'imaging-study' }),
     onRefreshed: () => relay.kick(),
   });
+  const claimRefusals = new ClaimRefusals({
+    db,
+    repository: { ...repositoryContext, audit: auditor.hubWriteContext('imaging-claims') },
+    logger: logger.child({ role: 'imaging-claims' }),
+    now: () => clock.now(),
+  });
   const ingest = {
     db,
     blobs,
     studies,
     staging: config.dicomStageMaxBytes > 0 ? { installer, maxBytes: config.dicomStageMaxBytes } : undefined,
+    onClaimRefused: (studyInstanceUid: string) => claimRefusals.refused(studyInstanceUid),
   };
   const dicomwebTempDir = path.join(config.dataDir, 'tmp', 'dicomweb');
   await fs.mkdir(dicomwebTempDir, { recursive: true });

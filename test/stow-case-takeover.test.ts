@@ -17,7 +17,7 @@ import type { InstanceSpec } from './support/dicom/patient-cd.ts';
 import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
 import { signInPeople } from './support/login-flow.ts';
 import { stow as stowFiles } from './support/stow.ts';
-import { fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
+import { WITH_WORKERS, fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
 import type { TestHub } from './support/test-hub.ts';
 import { until } from './support/until.ts';
 
@@ -91,7 +91,8 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'stow-takeover-'));
     th = await startTestHub({
-      env: { AUTH_REQUIRED: 'true', DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: PACS_AE },
+      // With the workers: a coordinator's decision on a refused claim is applied by the case-materials job.
+      env: { ...WITH_WORKERS, AUTH_REQUIRED: 'true', DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: PACS_AE },
     });
     system = await clientToken(th, 'takeover-imaging-system', 'system/*.cruds');
     const loaded = await putTransaction(th.fhir, system, FIXTURES);
@@ -278,6 +279,86 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
     expect(await cstore([coordinatorReal, systemReal])).toEqual(['Failure', 'Success']);
     expect(await instancesSeen('physicianB', byCoordinator)).not.toContain(coordinatorReal.sopUid);
     expect(await instancesSeen('physicianB', bySystem)).toContain(systemReal.sopUid);
+  });
+
+  test('a refusal by a person’s claim reaches the coordinators, who alone confirm it; the refused instances then join', async () => {
+    // Physician B stores the patient's CD into their case: the CD's identifiers, not the hospital's.
+    const studyUid = newUid();
+    const cd: Identity = { patientId: 'CD-4242', birthDate: '19600303' };
+    const hospital: Identity = { patientId: 'RAD-4242', issuerOfPatientId: 'GENERAL-HOSPITAL', birthDate: '19600303' };
+    expect((await stow(tokens.physicianB, '?case=sr-b', [instance(cd, studyUid)])).status).toBe(200);
+    const study = await imagingStudy('physicianB', 'sr-b', studyUid, 1);
+    // The hospital's PACS sends the same study under its own identifiers: refused, over both services.
+    const fromPacs = [instance(hospital, studyUid), instance(hospital, studyUid)];
+    expect(await cstore([fromPacs[0]!])).toEqual(['Failure']);
+    expect(failureReasons((await stow(system, '', [fromPacs[1]!])).body)).toEqual([NOT_AUTHORIZED]);
+
+    // The coordinators get one Task for the study, which names no case.
+    const as = (who: Who) => ({ authorization: `Bearer ${tokens[who]}` });
+    const search = `${th.fhir}/Task?code=urn:hub:task-code|confirm-imaging-claim&focus=ImagingStudy/${study.id}`;
+    const task = await until(async () => {
+      const found = await fhirFetch(search, { headers: as('coordinator') });
+      return found.body.entry?.length === 1 ? found.body.entry[0].resource : undefined;
+    }, 'the coordinators’ Task');
+    expect([task.status, task.basedOn, task.for]).toEqual(['requested', undefined, undefined]);
+
+    // The physician whose claim it is can neither find the Task nor complete it.
+    expect((await fhirFetch(search, { headers: as('physicianB') })).body.entry ?? []).toEqual([]);
+    expect((await fhirFetch(`${th.fhir}/Task/${task.id}`, { headers: as('physicianB') })).status).toBe(404);
+    const byPhysician = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
+      method: 'PUT',
+      headers: as('physicianB'),
+      body: { ...task, status: 'completed' },
+    });
+    expect([403, 404]).toContain(byPhysician.status);
+    expect(failureReasons((await stow(system, '', [fromPacs[1]!])).body)).toEqual([NOT_AUTHORIZED]);
+
+    // A coordinator confirms the claim: the PACS's instances, sent again, join the case's study.
+    const confirmed = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
+      method: 'PUT',
+      headers: { ...as('coordinator'), 'if-match': `W/"${task.meta.versionId}"` },
+      body: { ...task, status: 'completed' },
+    });
+    expect(confirmed.status).toBe(200);
+    await until(
+      async () =>
+        (
+          await th.hub.db.query<{ claim_provisional: boolean }>(
+            'SELECT claim_provisional FROM dicom_study WHERE study_instance_uid = $1',
+            [studyUid],
+          )
+        ).rows[0]?.claim_provisional === false,
+      'the claim confirmed',
+    );
+    expect((await stow(system, '', [fromPacs[1]!])).status).toBe(200);
+    expect(await cstore([fromPacs[0]!])).toEqual(['Success']);
+    await imagingStudy('physicianB', 'sr-b', studyUid, 3);
+    // The refusals after the first wrote no second Task.
+    expect((await fhirFetch(search, { headers: as('coordinator') })).body.entry).toHaveLength(1);
+  });
+
+  test('a coordinator who rejects the Task keeps the instances refused; later refusals do not reopen it', async () => {
+    const studyUid = newUid();
+    expect((await stow(tokens.physicianB, '?case=sr-b', [instance(FAKE, studyUid)])).status).toBe(200);
+    const study = await imagingStudy('physicianB', 'sr-b', studyUid, 1);
+    const fromPacs = instance(VICTIM, studyUid);
+    expect(failureReasons((await stow(system, '', [fromPacs])).body)).toEqual([NOT_AUTHORIZED]);
+    const coordinator = { authorization: `Bearer ${tokens.coordinator}` };
+    const search = `${th.fhir}/Task?code=urn:hub:task-code|confirm-imaging-claim&focus=ImagingStudy/${study.id}`;
+    const task = await until(
+      async () => (await fhirFetch(search, { headers: coordinator })).body.entry?.[0]?.resource,
+      'the coordinators’ Task',
+    );
+    const rejected = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
+      method: 'PUT',
+      headers: { ...coordinator, 'if-match': `W/"${task.meta.versionId}"` },
+      body: { ...task, status: 'rejected', statusReason: { text: 'Not this patient' } },
+    });
+    expect(rejected.status).toBe(200);
+    expect(failureReasons((await stow(system, '', [fromPacs])).body)).toEqual([NOT_AUTHORIZED]);
+    expect(await cstore([fromPacs])).toEqual(['Failure']);
+    const after = (await fhirFetch(search, { headers: coordinator })).body.entry ?? [];
+    expect(after.map((entry: any) => entry.resource.status)).toEqual(['rejected']);
   });
 
   test('storing into a case tells a person only “not stored”, whatever holds the instance elsewhere', async () => {

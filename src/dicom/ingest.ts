@@ -48,6 +48,11 @@ export interface IngestContext {
    * the blob file is synced and installed before the statement.
    */
   staging?: { installer: BlobInstaller; maxBytes: number } | undefined;
+  /**
+   * Told when a person's provisional claim of the study refused an instance (its patient differs),
+   * so that coordinators hear of it (workflow/imaging-claims.ts); it must not throw or wait.
+   */
+  onClaimRefused?: ((studyInstanceUid: string) => void) | undefined;
 }
 
 export interface StoredInstance {
@@ -248,6 +253,7 @@ export async function ingestInstance(
         reason: 'another instance with this SOP Instance UID is already stored',
       };
     case 'patient-mismatch':
+      ctx.onClaimRefused?.(instance.studyInstanceUid);
       return notAdmitted(PATIENT_MISMATCH);
     default:
       if (options.intoCase !== undefined && !(await heldByCase(ctx.db, 'series', instance, options.intoCase))) {

@@ -1,6 +1,6 @@
 /**
- * The `case-materials` queue: one job per written DocumentReference, ImagingStudy, Specimen or
- * reconcile-imaging Task (routed from `fhir-resource-events`, workflow/jobs/resource-events.ts), with
+ * The `case-materials` queue: one job per written DocumentReference, ImagingStudy, Specimen,
+ * reconcile-imaging or confirm-imaging-claim Task (routed from `fhir-resource-events`, workflow/jobs/resource-events.ts), with
  * the resource's type and id only. Each job is one transaction (src/workflow/materials.ts,
  * imaging-match.ts) and idempotent: it derives the case's state from every material the case has,
  * so running it again, or after a later event of the same resource, writes nothing new.
@@ -18,6 +18,7 @@ import type { Database } from '../../db/database.ts';
 import { TASK_CODE_SYSTEM, referencedId } from '../case-resources.ts';
 import { workflowContext } from '../context.ts';
 import type { WorkflowContext } from '../context.ts';
+import { CONFIRM_IMAGING_CLAIM, resolveClaimConfirmation } from '../imaging-claims.ts';
 import { RECONCILE_IMAGING, matchImagingStudy, resolveReconciliation } from '../imaging-match.ts';
 import { caseQuoteRecomputer, recordDocument, recordSpecimen, requoteCase } from '../materials.ts';
 import { caseOfTask } from '../progression.ts';
@@ -52,8 +53,10 @@ export async function runCaseMaterialStep(
         return recordSpecimen(tx, repository, data.id, recompute, now);
       case 'ImagingStudy':
         return (await matchImagingStudy(tx, repository, data.id, recompute, now)).outcome;
-      case 'Task':
-        return resolveReconciliation(tx, repository, data.id, recompute, now);
+      case 'Task': {
+        const outcome = await resolveReconciliation(tx, repository, data.id, recompute, now);
+        return outcome === 'not-reconcile' ? resolveClaimConfirmation(tx, repository, data.id) : outcome;
+      }
       // A re-quote of the case (its questions or their count changed): see requoteRoute below.
       case 'ServiceRequest':
         return requoteCase(tx, repository, data.id, recompute);
@@ -123,14 +126,19 @@ export const caseMaterialRoute: ResourceEventRoute = async (event) => {
   ];
 };
 
-/** Task events: a reconcile-imaging Task a coordinator completed (or any change to one) is looked at. */
+/**
+ * Task events: a reconcile-imaging Task a coordinator completed, or a confirm-imaging-claim Task
+ * (workflow/imaging-claims.ts), is looked at.
+ */
 export const reconcileImagingRoute: ResourceEventRoute = async (event, context) => {
   if (event.interaction === 'delete') {
     return [];
   }
   const task = await context.read<Task>('Task', event.id);
   const reconcile = task?.code?.coding?.some(
-    (coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING,
+    (coding) =>
+      coding.system === TASK_CODE_SYSTEM &&
+      (coding.code === RECONCILE_IMAGING || coding.code === CONFIRM_IMAGING_CLAIM),
   );
   if (!task || !reconcile || task.status !== 'completed') {
     return [];
