@@ -29,6 +29,8 @@ import type { WebAccount, WebHub } from './support/web-hub.ts';
 
 /** A second coordinator: an authenticator code is taken once, and two sign-ins may fall in one step. */
 const COLIN = { email: 'colin@hub.example.org', role: 'coordinator' } as const satisfies WebAccount;
+/** A third coordinator, for the claim's test: each sign-in takes an authenticator code of its own. */
+const CLAIRE = { email: 'claire@hub.example.org', role: 'coordinator' } as const satisfies WebAccount;
 /** The admin, who alone opens Bull Board. */
 const ADA = { email: 'ada@hub.example.org', role: 'admin' } as const satisfies WebAccount;
 const CT_SMALL = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
@@ -93,7 +95,7 @@ describe('the reconciliation and queue screens in Chromium', () => {
     hub = await startWebHub({
       name: 'ops',
       ehrClientId: 'ops-ehr',
-      accounts: [ACCOUNTS.cora, COLIN, ADA, ACCOUNTS.paul, ACCOUNTS.amelia],
+      accounts: [ACCOUNTS.cora, COLIN, CLAIRE, ADA, ACCOUNTS.paul, ACCOUNTS.amelia],
     });
 
     // Two cases in specialist review, Paul's and another physician's, whose requests share an
@@ -437,6 +439,50 @@ describe('the reconciliation and queue screens in Chromium', () => {
     await page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: UI_TIMEOUT_MS });
     const after = await board.goto(`${hub.url}/admin/queues/board`);
     expect(after?.status()).toBe(401);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  test('a case’s claim that refused a PACS’s instances: a coordinator confirms it, and they then join the study', async () => {
+    // Paul stores his patient's CD into his case: the study is the case's, on his word.
+    const cd = await dicomStudy({ '0010,0010': 'Quintero^Olivia', '0010,0020': 'CD-7788', '0010,0030': '19610423' });
+    const paul = { authorization: `Bearer ${await hub.token(ACCOUNTS.paul.email)}` };
+    expect((await stow(hub.url, [cd.bytes], paul, `?case=${MINE}`)).status).toBe(200);
+    // The hospital's PACS sends the same study under its own identifiers: refused.
+    const hospital = await dicomStudy({
+      '0020,000D': cd.uid,
+      '0010,0010': 'QUINTERO^OLIVIA',
+      '0010,0020': 'RAD-7788',
+      '0010,0021': 'GENERAL-HOSPITAL',
+      '0010,0030': '19610423',
+    });
+    const pacs = {
+      authorization: `Bearer ${await clientToken(hub.place, 'ops-pacs-claim', 'system/ImagingStudy.crs')}`,
+    };
+    const refused = await stow(hub.url, [hospital.bytes], pacs);
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as any)['00081198'].Value[0]['00081197'].Value[0]).toBe(0x0124);
+
+    // A coordinator finds it in the reconciliation inbox, and confirms the case's claim.
+    const { context, page, problems } = await hub.signIn(CLAIRE.email, '/reconciliation');
+    await page.waitForURL('**/dashboard/reconciliation');
+    const claim = page.getByRole('article', { name: 'Refused instances of the study of Quintero, Olivia' });
+    await claim.waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await claim.getByTestId('reason').textContent()).toBe('Instances refused by a case’s claim');
+    expect(await claim.getByRole('link', { name: 'the case' }).getAttribute('href')).toBe(`/dashboard/cases/${MINE}`);
+    expect(await axeFindings(page)).toEqual([]);
+    await claim.getByRole('button', { name: 'Confirm the claim' }).click();
+    await claim.waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
+    await page.getByTestId('reconcile-notice').waitFor({ timeout: UI_TIMEOUT_MS });
+
+    // Sent again, the PACS's instance joins the case's study.
+    await until(async () => (await stow(hub.url, [hospital.bytes], pacs)).status === 200, 'the PACS instance stored');
+    const identifier = encodeURIComponent(`urn:dicom:uid|urn:oid:${cd.uid}`);
+    await until(async () => {
+      const found = await fhirFetch(`${hub.url}/fhir/ImagingStudy?identifier=${identifier}`, { headers: asEhr() });
+      const study = found.body.entry?.[0]?.resource;
+      return study?.numberOfInstances === 2 && study.basedOn?.[0]?.reference === `ServiceRequest/${MINE}`;
+    }, 'the case’s study with both instances');
     expect(problems).toEqual([]);
     await context.close();
   });

@@ -3,7 +3,8 @@
  * study that matched no case, or several, oldest first, with what its DICOM says (patient name, ID,
  * birth date, accession number, date, modality, a thumbnail) beside the cases it could belong to.
  * The coordinator attaches it to a case or rejects it; the hub applies the match in the background
- * (reconciliation/api.ts), and a resolution it cannot apply comes back here with its reason.
+ * (reconciliation/api.ts), and a resolution it cannot apply comes back here with its reason. Studies
+ * whose case's claim refused an imaging system's instances wait here too (reconciliation/ClaimCard.tsx).
  */
 import { Alert, Anchor, Badge, Button, Card, Group, Loader, Stack, Text, Title } from '@mantine/core';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
@@ -16,6 +17,7 @@ import { StaffOnly } from './queues/StaffOnly.tsx';
 import { attachStudy, firstInboxPage, inboxPage, rejectStudy, studyIdentities } from './reconciliation/api.ts';
 import type { CaseSummary, InboxItem } from './reconciliation/api.ts';
 import { CaseChoices } from './reconciliation/CaseChoices.tsx';
+import { ClaimCard } from './reconciliation/ClaimCard.tsx';
 import type { StudyIdentity as Identity } from './reconciliation/dicom.ts';
 import { RejectStudy } from './reconciliation/RejectStudy.tsx';
 import { StudyIdentity } from './reconciliation/StudyIdentity.tsx';
@@ -68,6 +70,9 @@ function InboxCard({
     onSuccess: () => settle({ key: `${item.task.id}-rejected`, text: `The study of ${label} was rejected.` }),
   });
   const busy = attach.isPending || reject.isPending;
+  if (item.kind === 'claim') {
+    return <ClaimCard item={item} identity={identity} label={label} onSettled={settle} />;
+  }
   return (
     <Card
       withBorder
@@ -145,7 +150,8 @@ function Inbox() {
       <Title order={2}>Reconciliation</Title>
       <Text size="sm">
         Studies the hub could not match to one case by their accession number, reference number or patient ID and birth
-        date. Attach each to its case, or reject it.
+        date: attach each to its case, or reject it. And studies stored into a case whose later instances, from an
+        imaging system, name another patient: confirm the case’s claim, or keep refusing them.
       </Text>
       {notices.map((notice) => (
         <Alert

@@ -6,6 +6,11 @@
  * worker applies the match, and fails the Task with the reason when it cannot. The study's DICOM
  * identity comes from QIDO-RS; the cases from FHIR searches. Only coordinators and admins may see or
  * write these Tasks and unmatched studies: the hub refuses anyone else.
+ *
+ * The same inbox holds `confirm-imaging-claim` Tasks (workflow/imaging-claims.ts): a study a person
+ * stored into a case refused an imaging system's instances, whose patient differs. The coordinator
+ * confirms the case's claim by completing the Task (the sender's instances, sent again, join the
+ * study), or keeps refusing them by rejecting it.
  */
 import type { Bundle, ImagingStudy, Patient, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { ApiError, apiErrorOf, fhirGet, fhirRequest, hubFetch, searchEntries } from '../fhir.ts';
@@ -23,6 +28,10 @@ const OPEN_STATUSES = 'requested,received,accepted,ready,in-progress,on-hold,fai
 
 export interface InboxItem {
   task: Task;
+  /** `match`: a study to attach to a case; `claim`: a case's claim that refused a sender's instances. */
+  kind: 'match' | 'claim';
+  /** For a claim: the ServiceRequest id of the case that claimed the study. */
+  claimedFor: string | undefined;
   reason: 'unmatched' | 'ambiguous' | undefined;
   /** The ServiceRequest ids the hub found the study might belong to. */
   candidates: string[];
@@ -45,7 +54,7 @@ export interface CaseSummary {
 
 export function firstInboxPage(count: number): string {
   return `Task?${new URLSearchParams({
-    code: `${TASK_CODE}|reconcile-imaging`,
+    code: `${TASK_CODE}|reconcile-imaging,${TASK_CODE}|confirm-imaging-claim`,
     status: OPEN_STATUSES,
     _include: 'Task:focus',
     _sort: 'authored-on',
@@ -67,8 +76,13 @@ export async function inboxPage(url: string): Promise<InboxPage> {
     .map((task): InboxItem => {
       const study = studies.get(idOf(task.focus?.reference, 'ImagingStudy'));
       const reason = task.businessStatus?.coding?.find((coding) => coding.system === RECONCILE_STATUS)?.code;
+      const claim = task.code?.coding?.some(
+        (coding) => coding.system === TASK_CODE && coding.code === 'confirm-imaging-claim',
+      );
       return {
         task,
+        kind: claim === true ? 'claim' : 'match',
+        claimedFor: claim === true ? idOf(study?.basedOn?.[0]?.reference, 'ServiceRequest') : undefined,
         reason: reason === 'unmatched' || reason === 'ambiguous' ? reason : undefined,
         candidates: (task.input ?? [])
           .filter((input) => input.type?.coding?.some((c) => c.system === TASK_INPUT && c.code === 'candidate'))
@@ -189,7 +203,17 @@ export function attachStudy(task: Task, serviceRequestId: string): Promise<Task>
   );
 }
 
-/** Turns the study away: the Task rejected, with the coordinator's reason. */
+/** Confirms the case's claim of the study: the claim Task completed; the hub makes the claim firm. */
+export function confirmClaim(task: Task): Promise<Task> {
+  return fhirRequest<Task>(
+    'PUT',
+    `Task/${encodeURIComponent(task.id ?? '')}`,
+    resolvedTask(task, { status: 'completed' }),
+    ifMatch(task),
+  );
+}
+
+/** Turns the study away (or, for a claim, keeps refusing the sender's instances): the Task rejected, with the coordinator's reason. */
 export function rejectStudy(task: Task, reason: string): Promise<Task> {
   return fhirRequest<Task>(
     'PUT',
