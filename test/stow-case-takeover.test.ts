@@ -311,6 +311,29 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
       body: { ...task, status: 'completed' },
     });
     expect([403, 404]).toContain(byPhysician.status);
+    // Nor write one of their own: a completed Task of that code, focused on their study.
+    const forgedTask = {
+      resourceType: 'Task',
+      status: 'completed',
+      intent: 'order',
+      code: task.code,
+      focus: task.focus,
+      basedOn: [{ reference: 'ServiceRequest/sr-b' }],
+    };
+    const forged = await fhirFetch(`${th.fhir}/Task`, { method: 'POST', headers: as('physicianB'), body: forgedTask });
+    expect(forged.status).toBe(403);
+    // A system client may write Tasks; its completion is not a coordinator's, and is not applied.
+    const bySystem = await fhirFetch(`${th.fhir}/Task`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${system}` },
+      body: forgedTask,
+    });
+    expect(bySystem.status).toBe(201);
+    const failed = await until(async () => {
+      const read = await fhirFetch(`${th.fhir}/Task/${bySystem.body.id}`, { headers: as('coordinator') });
+      return read.body.status === 'failed' ? read.body : undefined;
+    }, 'the system client’s completion refused');
+    expect(failed.statusReason.text).toMatch(/Only a coordinator may confirm a claim/);
     expect(failureReasons((await stow(system, '', [fromPacs[1]!])).body)).toEqual([NOT_AUTHORIZED]);
 
     // A coordinator confirms the claim: the PACS's instances, sent again, join the case's study.
@@ -333,8 +356,11 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
     expect((await stow(system, '', [fromPacs[1]!])).status).toBe(200);
     expect(await cstore([fromPacs[0]!])).toEqual(['Success']);
     await imagingStudy('physicianB', 'sr-b', studyUid, 3);
-    // The refusals after the first wrote no second Task.
-    expect((await fhirFetch(search, { headers: as('coordinator') })).body.entry).toHaveLength(1);
+    // The refusals after the first wrote no second Task of the hub's.
+    const hubTasks = ((await fhirFetch(search, { headers: as('coordinator') })).body.entry ?? []).filter(
+      (entry: any) => entry.resource.identifier !== undefined,
+    );
+    expect(hubTasks).toHaveLength(1);
   });
 
   test('a coordinator who rejects the Task keeps the instances refused; later refusals do not reopen it', async () => {

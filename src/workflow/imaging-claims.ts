@@ -150,7 +150,7 @@ export async function resolveClaimConfirmation(
   // Only a coordinator's completion is applied (or the hub's, or the trusted network's without tokens).
   const completer = actorOf(task.meta?.source);
   if (completer && completer.role !== 'coordinator' && completer.role !== 'admin') {
-    return fail(`Only a coordinator may confirm a claim; a completion by a ${completer.role} is not applied`);
+    return fail(`Only a coordinator may confirm a claim; a completion with the role ${completer.role} is not applied`);
   }
   const imagingStudyId = referencedId(task.focus, 'ImagingStudy');
   const confirmed = imagingStudyId
