@@ -322,18 +322,24 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
     };
     const forged = await fhirFetch(`${th.fhir}/Task`, { method: 'POST', headers: as('physicianB'), body: forgedTask });
     expect(forged.status).toBe(403);
-    // A system client may write Tasks; its completion is not a coordinator's, and is not applied.
-    const bySystem = await fhirFetch(`${th.fhir}/Task`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${system}` },
-      body: forgedTask,
-    });
-    expect(bySystem.status).toBe(201);
+    // A system client may write Tasks. One that has the code alone is not the hub's Task, and the job
+    // leaves it alone; one with the hub's identifier too is decided by a system client, not a
+    // coordinator: the job fails it. Neither confirms the claim.
+    const post = (body: object) =>
+      fhirFetch(`${th.fhir}/Task`, { method: 'POST', headers: { authorization: `Bearer ${system}` }, body });
+    const codeOnly = await post(forgedTask);
+    expect(codeOnly.status).toBe(201);
+    const { basedOn: _basedOn, ...unlinked } = forgedTask;
+    const withIdentifier = await post({ ...unlinked, identifier: task.identifier });
+    expect(withIdentifier.status).toBe(201);
     const failed = await until(async () => {
-      const read = await fhirFetch(`${th.fhir}/Task/${bySystem.body.id}`, { headers: as('coordinator') });
+      const read = await fhirFetch(`${th.fhir}/Task/${withIdentifier.body.id}`, { headers: as('coordinator') });
       return read.body.status === 'failed' ? read.body : undefined;
-    }, 'the system client’s completion refused');
-    expect(failed.statusReason.text).toMatch(/Only a coordinator may confirm a claim/);
+    }, 'the system client’s decision refused');
+    expect(failed.statusReason.text).toMatch(/Only a coordinator may decide on a claim/);
+    expect((await fhirFetch(`${th.fhir}/Task/${codeOnly.body.id}`, { headers: as('coordinator') })).body.status).toBe(
+      'completed',
+    );
     expect(failureReasons((await stow(system, '', [fromPacs[1]!])).body)).toEqual([NOT_AUTHORIZED]);
 
     // A coordinator confirms the claim: the PACS's instances, sent again, join the case's study.
@@ -356,11 +362,31 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
     expect((await stow(system, '', [fromPacs[1]!])).status).toBe(200);
     expect(await cstore([fromPacs[0]!])).toEqual(['Success']);
     await imagingStudy('physicianB', 'sr-b', studyUid, 3);
-    // The refusals after the first wrote no second Task of the hub's.
-    const hubTasks = ((await fhirFetch(search, { headers: as('coordinator') })).body.entry ?? []).filter(
-      (entry: any) => entry.resource.identifier !== undefined,
+    // Rejected after all (a coordinator who thinks again): the sender's new instances are refused again.
+    const current = (await fhirFetch(`${th.fhir}/Task/${task.id}`, { headers: as('coordinator') })).body;
+    const withdrawn = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
+      method: 'PUT',
+      headers: { ...as('coordinator'), 'if-match': `W/"${current.meta.versionId}"` },
+      body: { ...current, status: 'rejected', statusReason: { text: 'Another patient after all' } },
+    });
+    expect(withdrawn.status).toBe(200);
+    await until(
+      async () =>
+        (
+          await th.hub.db.query<{ claim_provisional: boolean }>(
+            'SELECT claim_provisional FROM dicom_study WHERE study_instance_uid = $1',
+            [studyUid],
+          )
+        ).rows[0]?.claim_provisional === true,
+      'the confirmation withdrawn',
     );
-    expect(hubTasks).toHaveLength(1);
+    expect(failureReasons((await stow(system, '', [instance(hospital, studyUid)])).body)).toEqual([NOT_AUTHORIZED]);
+
+    // The refusals after the first wrote no second Task: the only others are the system client's.
+    const ids = ((await fhirFetch(search, { headers: as('coordinator') })).body.entry ?? []).map(
+      (entry: any) => entry.resource.id,
+    );
+    expect(ids.sort()).toEqual([task.id, codeOnly.body.id, withIdentifier.body.id].sort());
   });
 
   test('a coordinator who rejects the Task keeps the instances refused; later refusals do not reopen it', async () => {

@@ -11,9 +11,10 @@
  * study, focused on its ImagingStudy and filed under `reconcile-imaging/<ImagingStudy id>/claim`: it
  * names no ServiceRequest, so it belongs to no case and only coordinators and admins read it
  * (auth/case-links.ts). A coordinator who completes it confirms the claim: the study's claim becomes
- * firm, and the sender's instances, sent again, join it. Rejecting it keeps refusing them, and later
- * refusals do not reopen it. A completion by anyone else is not applied (the Task fails with the
- * reason), as for reconcile-imaging Tasks.
+ * firm, and the sender's instances, sent again, join it. Rejecting it keeps refusing them (and,
+ * after a confirmation, refuses them again), and later refusals do not reopen it. A decision by
+ * anyone else is not applied (the Task fails with the reason). Only the hub's own Task counts: its
+ * code alone, which a person may give a Task of their case, is not enough (claimTaskStudy).
  */
 import { Operator } from '@medplum/core';
 import type { WithId } from '@medplum/core';
@@ -23,6 +24,7 @@ import type { Database, Queryable } from '../db/database.ts';
 import { HubRepository } from '../fhir/repository.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import type { Logger } from '../logger.ts';
+import { STORED_INTO_CASE } from '../dicom/case-claim.ts';
 import { CASE_RESOURCE_SYSTEM, TASK_CODE_SYSTEM, referencedId } from './case-resources.ts';
 import { readOptional } from './materials.ts';
 
@@ -118,11 +120,31 @@ export class ClaimRefusals {
   }
 }
 
-export type ClaimResolution = 'not-claim' | 'gone' | 'open' | 'closed' | 'confirmed' | 'failed';
+export type ClaimResolution = 'not-claim' | 'gone' | 'open' | 'confirmed' | 'refused' | 'failed';
 
 /**
- * A confirm-imaging-claim Task was written: a coordinator's completion makes the study's claim firm.
- * In the caller's transaction.
+ * The ImagingStudy id of the hub's confirm-imaging-claim Task: the code, no case (`basedOn`), and
+ * the identifier only the hub writes for it, `reconcile-imaging/<id of the focus>/claim` (a person
+ * cannot write `urn:hub:case-resource` identifiers). Undefined for any other Task, a Task of the
+ * case that someone gave the code among its codings included: the job never acts on those.
+ */
+export function claimTaskStudy(task: Task): string | undefined {
+  const imagingStudyId = referencedId(task.focus, 'ImagingStudy');
+  if (!isClaimTask(task) || (task.basedOn?.length ?? 0) > 0 || imagingStudyId === undefined) {
+    return undefined;
+  }
+  const identifier = claimTaskIdentifier(imagingStudyId);
+  const ours = task.identifier?.some((id) => id.system === CASE_RESOURCE_SYSTEM && id.value === identifier);
+  return ours === true ? imagingStudyId : undefined;
+}
+
+/** The statuses of a claim Task the job applies: completed confirms the claim, the others withdraw a confirmation. */
+export const DECIDED_CLAIM_STATUSES: ReadonlySet<Task['status']> = new Set(['completed', 'rejected', 'cancelled']);
+
+/**
+ * The hub's confirm-imaging-claim Task was written: a coordinator's completion makes the study's
+ * claim firm; rejecting or cancelling it (after a confirmation too) makes the claim provisional
+ * again, so the sender's instances are refused again. In the caller's transaction.
  */
 export async function resolveClaimConfirmation(
   tx: Queryable,
@@ -134,30 +156,33 @@ export async function resolveClaimConfirmation(
   if (!task) {
     return 'gone';
   }
-  if (!isClaimTask(task)) {
+  const imagingStudyId = claimTaskStudy(task);
+  if (imagingStudyId === undefined) {
     return 'not-claim';
   }
-  if (task.status !== 'completed') {
-    return task.status === 'rejected' || task.status === 'failed' || task.status === 'cancelled' ? 'closed' : 'open';
+  if (!DECIDED_CLAIM_STATUSES.has(task.status)) {
+    return 'open';
   }
-  const fail = async (reason: string): Promise<ClaimResolution> => {
+  // Only a coordinator's decision is applied (or the trusted network's, without tokens).
+  const decider = actorOf(task.meta?.source);
+  if (decider && decider.role !== 'coordinator' && decider.role !== 'admin') {
     await repo.updateResource<Task>(
-      { ...task, status: 'failed', statusReason: { text: reason } },
+      {
+        ...task,
+        status: 'failed',
+        statusReason: {
+          text: `Only a coordinator may decide on a claim; a decision with the role ${decider.role} is not applied`,
+        },
+      },
       { ifMatch: task.meta?.versionId },
     );
     return 'failed';
-  };
-  // Only a coordinator's completion is applied (or the hub's, or the trusted network's without tokens).
-  const completer = actorOf(task.meta?.source);
-  if (completer && completer.role !== 'coordinator' && completer.role !== 'admin') {
-    return fail(`Only a coordinator may confirm a claim; a completion with the role ${completer.role} is not applied`);
   }
-  const imagingStudyId = referencedId(task.focus, 'ImagingStudy');
-  const confirmed = imagingStudyId
-    ? await tx.query('UPDATE dicom_study SET claim_provisional = false WHERE imaging_study_id = $1', [imagingStudyId])
-    : undefined;
-  if (!confirmed?.rowCount) {
-    return fail('The Task focus is not an ImagingStudy of a study stored by this hub');
-  }
-  return 'confirmed';
+  const confirm = task.status === 'completed';
+  await tx.query(`UPDATE dicom_study SET claim_provisional = $2 WHERE imaging_study_id = $1 AND match_method = $3`, [
+    imagingStudyId,
+    !confirm,
+    STORED_INTO_CASE,
+  ]);
+  return confirm ? 'confirmed' : 'refused';
 }

@@ -248,11 +248,18 @@ async function findReconcileTask(repo: HubRepository, imagingStudyId: string): P
   return found[0];
 }
 
+/**
+ * The hub's reconcile-imaging Task: the code, and the identifier only the hub writes for it,
+ * `reconcile-imaging/<id of the focus>` (a person cannot write `urn:hub:case-resource` identifiers).
+ * A Task of a case that someone gave the code among its codings is not one: the job leaves it alone.
+ */
 function isReconcileTask(task: Task): boolean {
-  return (
+  const coded =
     task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING) ??
-    false
-  );
+    false;
+  const imagingStudyId = referencedId(task.focus, 'ImagingStudy');
+  const identifier = imagingStudyId === undefined ? undefined : reconcileIdentifier(imagingStudyId);
+  return coded && task.identifier?.some((id) => id.system === CASE_RESOURCE_SYSTEM && id.value === identifier) === true;
 }
 
 const OPEN: ReadonlySet<Task['status']> = new Set([

@@ -18,7 +18,7 @@ import type { Database } from '../../db/database.ts';
 import { TASK_CODE_SYSTEM, referencedId } from '../case-resources.ts';
 import { workflowContext } from '../context.ts';
 import type { WorkflowContext } from '../context.ts';
-import { CONFIRM_IMAGING_CLAIM, resolveClaimConfirmation } from '../imaging-claims.ts';
+import { DECIDED_CLAIM_STATUSES, claimTaskStudy, resolveClaimConfirmation } from '../imaging-claims.ts';
 import { RECONCILE_IMAGING, matchImagingStudy, resolveReconciliation } from '../imaging-match.ts';
 import { caseQuoteRecomputer, recordDocument, recordSpecimen, requoteCase } from '../materials.ts';
 import { caseOfTask } from '../progression.ts';
@@ -127,8 +127,8 @@ export const caseMaterialRoute: ResourceEventRoute = async (event) => {
 };
 
 /**
- * Task events: a reconcile-imaging Task a coordinator completed, or a confirm-imaging-claim Task
- * (workflow/imaging-claims.ts), is looked at.
+ * Task events: a reconcile-imaging Task a coordinator completed, or the hub's confirm-imaging-claim
+ * Task of a study decided (workflow/imaging-claims.ts), is looked at.
  */
 export const reconcileImagingRoute: ResourceEventRoute = async (event, context) => {
   if (event.interaction === 'delete') {
@@ -136,11 +136,10 @@ export const reconcileImagingRoute: ResourceEventRoute = async (event, context) 
   }
   const task = await context.read<Task>('Task', event.id);
   const reconcile = task?.code?.coding?.some(
-    (coding) =>
-      coding.system === TASK_CODE_SYSTEM &&
-      (coding.code === RECONCILE_IMAGING || coding.code === CONFIRM_IMAGING_CLAIM),
+    (coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING,
   );
-  if (!task || !reconcile || task.status !== 'completed') {
+  const claim = task !== undefined && claimTaskStudy(task) !== undefined;
+  if (!task || !((reconcile && task.status === 'completed') || (claim && DECIDED_CLAIM_STATUSES.has(task.status)))) {
     return [];
   }
   return [

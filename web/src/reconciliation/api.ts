@@ -23,6 +23,7 @@ const RECONCILE_STATUS = 'urn:hub:reconcile-status';
 const TASK_INPUT = 'urn:hub:task-input';
 const REFERENCE_NUMBER = 'urn:hub:reference-number';
 const DICOM_UID = 'urn:dicom:uid';
+const CASE_RESOURCE = 'urn:hub:case-resource';
 /** Waiting for a coordinator: new, or a resolution the hub could not apply. */
 const OPEN_STATUSES = 'requested,received,accepted,ready,in-progress,on-hold,failed';
 
@@ -67,12 +68,29 @@ function uidOf(study: ImagingStudy | undefined): string | undefined {
   return value?.replace(/^urn:oid:/, '');
 }
 
+/**
+ * Whether the Task is one the hub wrote for this inbox: its identifier, which only the hub writes,
+ * names the study it focuses on (`reconcile-imaging/<id>`, or `…/claim` for a claim). A Task of a
+ * case that someone gave one of these codes is left out: acting on it would change that case's Task.
+ */
+function isHubTask(task: Task): boolean {
+  const study = idOf(task.focus?.reference, 'ImagingStudy');
+  if (study === undefined) {
+    return false;
+  }
+  const expected = [`reconcile-imaging/${study}`, `reconcile-imaging/${study}/claim`];
+  return (task.identifier ?? []).some(
+    (identifier) => identifier.system === CASE_RESOURCE && expected.includes(identifier.value ?? ''),
+  );
+}
+
 export async function inboxPage(url: string): Promise<InboxPage> {
   const bundle = await fhirGet<Bundle>(url);
   const studies = new Map(searchEntries<ImagingStudy>(bundle, 'ImagingStudy').map((study) => [study.id, study]));
   const items = (bundle.entry ?? [])
     .filter((entry) => entry.search?.mode !== 'include' && entry.resource?.resourceType === 'Task')
     .map((entry) => entry.resource as Task)
+    .filter(isHubTask)
     .map((task): InboxItem => {
       const study = studies.get(idOf(task.focus?.reference, 'ImagingStudy'));
       const reason = task.businessStatus?.coding?.find((coding) => coding.system === RECONCILE_STATUS)?.code;
