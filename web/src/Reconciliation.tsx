@@ -6,18 +6,18 @@
  * (reconciliation/api.ts), and a resolution it cannot apply comes back here with its reason. Studies
  * whose case's claim refused an imaging system's instances wait here too (reconciliation/ClaimCard.tsx).
  */
-import { Alert, Anchor, Badge, Button, Card, Group, Loader, Stack, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Badge, Button, Group, Loader, Stack, Text, Title } from '@mantine/core';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link } from 'react-router';
 import type { Session } from './auth.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
-import { formatDateTime } from './format.ts';
 import { StaffOnly } from './queues/StaffOnly.tsx';
 import { attachStudy, firstInboxPage, inboxPage, rejectStudy, studyIdentities } from './reconciliation/api.ts';
 import type { CaseSummary, InboxItem } from './reconciliation/api.ts';
 import { CaseChoices } from './reconciliation/CaseChoices.tsx';
 import { ClaimCard } from './reconciliation/ClaimCard.tsx';
+import { InboxCardFrame } from './reconciliation/InboxCardFrame.tsx';
 import type { StudyIdentity as Identity } from './reconciliation/dicom.ts';
 import { RejectStudy } from './reconciliation/RejectStudy.tsx';
 import { StudyIdentity } from './reconciliation/StudyIdentity.tsx';
@@ -74,54 +74,37 @@ function InboxCard({
     return <ClaimCard item={item} identity={identity} label={label} onSettled={settle} />;
   }
   return (
-    <Card
-      withBorder
-      padding="md"
-      component="article"
-      aria-label={`Study of ${label}`}
-      data-task={item.task.id}
-      data-study={item.studyInstanceUid}
+    <InboxCardFrame
+      item={item}
+      label={label}
+      ariaLabel={`Study of ${label}`}
+      since="Arrived"
+      badge={
+        item.reason === undefined ? null : (
+          <Badge
+            color={item.reason === 'ambiguous' ? 'dark' : 'gray'}
+            variant={item.reason === 'ambiguous' ? 'outline' : 'light'}
+            data-testid="reason"
+          >
+            {REASONS[item.reason]}
+          </Badge>
+        )
+      }
     >
-      <Stack gap="sm">
-        <Group justify="space-between" align="start" wrap="wrap">
-          <Title order={3} size="h4">
-            Study of {label}
-          </Title>
-          <Group gap="xs">
-            {item.reason === undefined ? null : (
-              <Badge
-                color={item.reason === 'ambiguous' ? 'dark' : 'gray'}
-                variant={item.reason === 'ambiguous' ? 'outline' : 'light'}
-                data-testid="reason"
-              >
-                {REASONS[item.reason]}
-              </Badge>
-            )}
-            <Text size="sm" c="dimmed">
-              Arrived {formatDateTime(item.task.authoredOn)}
-            </Text>
-          </Group>
-        </Group>
-        {item.task.status === 'failed' ? (
-          <Alert color="red" title="The last resolution could not be applied" data-testid="resolution-failed">
-            {item.task.statusReason?.text ?? 'The hub gave no reason.'}
-          </Alert>
-        ) : null}
-        <div className="two-columns">
-          <StudyIdentity identity={identity} study={item.study} studyInstanceUid={item.studyInstanceUid} />
-          <CaseChoices
-            candidates={item.candidates}
-            birthDate={identity?.birthDate}
-            studyLabel={label}
-            busy={busy}
-            onAttach={(choice) => attach.mutate(choice)}
-          />
-        </div>
-        {attach.error ? <ErrorAlert error={attach.error} title="Not attached" /> : null}
-        {reject.error ? <ErrorAlert error={reject.error} title="Not rejected" /> : null}
-        <RejectStudy busy={busy} onReject={(reason) => reject.mutate(reason)} />
-      </Stack>
-    </Card>
+      <div className="two-columns">
+        <StudyIdentity identity={identity} study={item.study} studyInstanceUid={item.studyInstanceUid} />
+        <CaseChoices
+          candidates={item.candidates}
+          birthDate={identity?.birthDate}
+          studyLabel={label}
+          busy={busy}
+          onAttach={(choice) => attach.mutate(choice)}
+        />
+      </div>
+      {attach.error ? <ErrorAlert error={attach.error} title="Not attached" /> : null}
+      {reject.error ? <ErrorAlert error={reject.error} title="Not rejected" /> : null}
+      <RejectStudy busy={busy} onReject={(reason) => reject.mutate(reason)} />
+    </InboxCardFrame>
   );
 }
 

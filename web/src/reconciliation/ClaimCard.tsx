@@ -4,14 +4,14 @@
  * another patient. The coordinator sees the study as it was stored and the case that claims it, and
  * confirms the claim (the instances, sent again, join the study) or keeps refusing them.
  */
-import { Alert, Anchor, Badge, Button, Card, Group, Stack, Text, Title } from '@mantine/core';
+import { Anchor, Badge, Button, Group, Text } from '@mantine/core';
 import { useMutation } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { ErrorAlert } from '../ErrorAlert.tsx';
-import { formatDateTime } from '../format.ts';
 import { confirmClaim, rejectStudy } from './api.ts';
 import type { InboxItem } from './api.ts';
 import type { StudyIdentity as Identity } from './dicom.ts';
+import { InboxCardFrame } from './InboxCardFrame.tsx';
 import { RejectStudy } from './RejectStudy.tsx';
 import { StudyIdentity } from './StudyIdentity.tsx';
 
@@ -45,63 +45,46 @@ export function ClaimCard({
   });
   const busy = confirm.isPending || keep.isPending;
   return (
-    <Card
-      withBorder
-      padding="md"
-      component="article"
-      aria-label={`Refused instances of the study of ${label}`}
-      data-task={item.task.id}
-      data-study={item.studyInstanceUid}
+    <InboxCardFrame
+      item={item}
+      label={label}
+      ariaLabel={`Refused instances of the study of ${label}`}
+      since="First refused"
+      badge={
+        <Badge color="dark" variant="outline" data-testid="reason">
+          Instances refused by a case’s claim
+        </Badge>
+      }
     >
-      <Stack gap="sm">
-        <Group justify="space-between" align="start" wrap="wrap">
-          <Title order={3} size="h4">
-            Study of {label}
-          </Title>
-          <Group gap="xs">
-            <Badge color="dark" variant="outline" data-testid="reason">
-              Instances refused by a case’s claim
-            </Badge>
-            <Text size="sm" c="dimmed">
-              First refused {formatDateTime(item.task.authoredOn)}
-            </Text>
-          </Group>
-        </Group>
-        {item.task.status === 'failed' ? (
-          <Alert color="red" title="The last resolution could not be applied" data-testid="resolution-failed">
-            {item.task.statusReason?.text ?? 'The hub gave no reason.'}
-          </Alert>
-        ) : null}
+      <Text size="sm">
+        This study was stored into a case by a person. An imaging system then sent instances of it that name another
+        patient, and the hub refused them. Confirm the case’s claim if they are the same patient (the sender may then
+        send them again), or keep refusing them.
+      </Text>
+      <StudyIdentity identity={identity} study={item.study} studyInstanceUid={item.studyInstanceUid} />
+      {item.claimedFor === undefined ? null : (
         <Text size="sm">
-          This study was stored into a case by a person. An imaging system then sent instances of it that name another
-          patient, and the hub refused them. Confirm the case’s claim if they are the same patient (the sender may then
-          send them again), or keep refusing them.
+          Claimed for{' '}
+          <Anchor component={Link} to={`/cases/${encodeURIComponent(item.claimedFor)}`}>
+            the case
+          </Anchor>
+          .
         </Text>
-        <StudyIdentity identity={identity} study={item.study} studyInstanceUid={item.studyInstanceUid} />
-        {item.claimedFor === undefined ? null : (
-          <Text size="sm">
-            Claimed for{' '}
-            <Anchor component={Link} to={`/cases/${encodeURIComponent(item.claimedFor)}`}>
-              the case
-            </Anchor>
-            .
-          </Text>
-        )}
-        {confirm.error ? <ErrorAlert error={confirm.error} title="Not confirmed" /> : null}
-        {keep.error ? <ErrorAlert error={keep.error} title="Not recorded" /> : null}
-        <Group align="start">
-          <Button onClick={() => confirm.mutate()} loading={confirm.isPending} disabled={busy}>
-            Confirm the claim
-          </Button>
-          <RejectStudy
-            busy={busy}
-            onReject={(reason) => keep.mutate(reason)}
-            action="Keep refusing"
-            question="Why are the instances refused?"
-            confirm="Confirm refusing"
-          />
-        </Group>
-      </Stack>
-    </Card>
+      )}
+      {confirm.error ? <ErrorAlert error={confirm.error} title="Not confirmed" /> : null}
+      {keep.error ? <ErrorAlert error={keep.error} title="Not recorded" /> : null}
+      <Group align="start">
+        <Button onClick={() => confirm.mutate()} loading={confirm.isPending} disabled={busy}>
+          Confirm the claim
+        </Button>
+        <RejectStudy
+          busy={busy}
+          onReject={(reason) => keep.mutate(reason)}
+          action="Keep refusing"
+          question="Why are the instances refused?"
+          confirm="Confirm refusing"
+        />
+      </Group>
+    </InboxCardFrame>
   );
 }
