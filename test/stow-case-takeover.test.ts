@@ -128,6 +128,14 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
       body: text === '' ? undefined : JSON.parse(text),
     };
   }
+  /** Whether the study's claim is provisional, as the hub's index says (the job applies a decision in the background). */
+  const claimProvisional = async (studyUid: string): Promise<boolean | undefined> =>
+    (
+      await th.hub.db.query<{ claim_provisional: boolean }>(
+        'SELECT claim_provisional FROM dicom_study WHERE study_instance_uid = $1',
+        [studyUid],
+      )
+    ).rows[0]?.claim_provisional;
   const failureReasons = (body: any): number[] =>
     (body?.[FAILED]?.Value ?? []).map((item: any) => item['00081197'].Value[0] as number);
 
@@ -349,16 +357,7 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
       body: { ...task, status: 'completed' },
     });
     expect(confirmed.status).toBe(200);
-    await until(
-      async () =>
-        (
-          await th.hub.db.query<{ claim_provisional: boolean }>(
-            'SELECT claim_provisional FROM dicom_study WHERE study_instance_uid = $1',
-            [studyUid],
-          )
-        ).rows[0]?.claim_provisional === false,
-      'the claim confirmed',
-    );
+    await until(async () => (await claimProvisional(studyUid)) === false, 'the claim confirmed');
     expect((await stow(system, '', [fromPacs[1]!])).status).toBe(200);
     expect(await cstore([fromPacs[0]!])).toEqual(['Success']);
     await imagingStudy('physicianB', 'sr-b', studyUid, 3);
@@ -370,16 +369,7 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
       body: { ...current, status: 'rejected', statusReason: { text: 'Another patient after all' } },
     });
     expect(withdrawn.status).toBe(200);
-    await until(
-      async () =>
-        (
-          await th.hub.db.query<{ claim_provisional: boolean }>(
-            'SELECT claim_provisional FROM dicom_study WHERE study_instance_uid = $1',
-            [studyUid],
-          )
-        ).rows[0]?.claim_provisional === true,
-      'the confirmation withdrawn',
-    );
+    await until(async () => (await claimProvisional(studyUid)) === true, 'the confirmation withdrawn');
     expect(failureReasons((await stow(system, '', [instance(hospital, studyUid)])).body)).toEqual([NOT_AUTHORIZED]);
 
     // The refusals after the first wrote no second Task: the only others are the system client's.

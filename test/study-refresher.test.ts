@@ -91,8 +91,8 @@ describe('ImagingStudy refresher', () => {
       repository: workflowContextOf(th).repository,
       endpointId: DICOMWEB_ENDPOINT_ID,
       logger: pino({ level: 'silent' }),
-      quietMs: 400,
-      maxDelayMs: 5_000,
+      quietMs: 300,
+      maxDelayMs: 3_000,
     });
     const described = async (uid: string): Promise<string | undefined> => (await imagingStudy(uid))?.description;
     try {
@@ -101,12 +101,12 @@ describe('ImagingStudy refresher', () => {
       // The MR keeps getting instances: this process's ingest never pauses.
       const stream = setInterval(() => refresher.touch(mr), 40);
       try {
-        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
         // The CT has had no instance for over a second, but ingest is busy: it waits.
         expect(await described(ct)).not.toBe('during the stream');
         // Once it has waited the longest delay, it is refreshed though the stream goes on.
         await until(async () => (await described(ct)) === 'during the stream', 'the CT refreshed', 10_000, 50);
-        expect(Date.now() - t0).toBeGreaterThanOrEqual(5_000);
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(3_000);
       } finally {
         clearInterval(stream);
       }
@@ -118,7 +118,7 @@ describe('ImagingStudy refresher', () => {
       const t1 = Date.now();
       refresher.touch(ct);
       await until(async () => (await described(ct)) === 'after the stream', 'the CT refreshed again', 10_000, 50);
-      expect(Date.now() - t1).toBeLessThan(5_000);
+      expect(Date.now() - t1).toBeLessThan(3_000);
     } finally {
       await refresher.stop();
     }
