@@ -47,19 +47,7 @@ const FIXTURES = [
 /** Instances of one study, made before the hub starts so that the quota can be set from their sizes. */
 const study = newUid();
 const series = newUid();
-const files = Array.from({ length: 8 }, (_, n) =>
-  dicomInstance({
-    studyUid: study,
-    seriesUid: series,
-    sopUid: newUid(),
-    modality: 'CT',
-    patientId: 'HOSPITAL-MRN-9',
-    patientName: 'Quota^Patient',
-    birthDate: '19700101',
-    seriesNumber: 1,
-    instanceNumber: n + 1,
-  }),
-);
+const files = Array.from({ length: 8 }, (_, n) => dicomInstanceOf(study, series, { instanceNumber: n + 1 }));
 const size = (n: number): number => files[n]!.length;
 /** Room for files 0, 1 and 2 exactly. */
 const QUOTA = size(0) + size(1) + size(2);
@@ -188,7 +176,9 @@ describe('a person’s daily STOW-RS quota', () => {
     now += 2 * 24 * 3600 * 1000;
     const physician = await physicianToken(th);
     // A larger instance (a longer description), and one of the usual size: the room left is smaller than the first.
-    const larger = dicomInstanceOf(study, series, 'A description long enough to make this instance the largest');
+    const larger = dicomInstanceOf(study, series, {
+      studyDescription: 'A description long enough to make this instance the largest',
+    });
     expect(larger.length).toBeGreaterThan(size(2));
     const stored = await stow(th, physician, '?case=sr-q', [larger, dicomInstanceOf(study, series)]);
     expect([stored.status, referenced(stored.body)]).toEqual([200, 2]);
@@ -203,7 +193,12 @@ describe('a person’s daily STOW-RS quota', () => {
   });
 });
 
-function dicomInstanceOf(studyUid: string, seriesUid: string, studyDescription?: string): Buffer {
+/** A new instance of the physician's patient in this study and series (instance number 99 unless given). */
+function dicomInstanceOf(
+  studyUid: string,
+  seriesUid: string,
+  { instanceNumber = 99, studyDescription }: { instanceNumber?: number; studyDescription?: string } = {},
+): Buffer {
   return dicomInstance({
     ...(studyDescription === undefined ? {} : { studyDescription }),
     studyUid,
@@ -214,6 +209,6 @@ function dicomInstanceOf(studyUid: string, seriesUid: string, studyDescription?:
     patientName: 'Quota^Patient',
     birthDate: '19700101',
     seriesNumber: 1,
-    instanceNumber: 99,
+    instanceNumber,
   });
 }

@@ -16,7 +16,6 @@
  * anyone else is not applied (the Task fails with the reason). Only the hub's own Task counts: its
  * code alone, which a person may give a Task of their case, is not enough (claimTaskStudy).
  */
-import { Operator } from '@medplum/core';
 import type { WithId } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
 import { actorOf } from '../auth/actor.ts';
@@ -25,7 +24,7 @@ import { HubRepository } from '../fhir/repository.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import type { Logger } from '../logger.ts';
 import { STORED_INTO_CASE } from '../dicom/case-claim.ts';
-import { CASE_RESOURCE_SYSTEM, TASK_CODE_SYSTEM, referencedId } from './case-resources.ts';
+import { createHubStudyTask, hubStudyTaskFocus } from './imaging-match.ts';
 import { readOptional } from './materials.ts';
 
 export const CONFIRM_IMAGING_CLAIM = 'confirm-imaging-claim';
@@ -36,13 +35,6 @@ const RECORDED_MAX = 1_000;
 
 export function claimTaskIdentifier(imagingStudyId: string): string {
   return `reconcile-imaging/${imagingStudyId}/claim`;
-}
-
-export function isClaimTask(task: Task): boolean {
-  return (
-    task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === CONFIRM_IMAGING_CLAIM) ??
-    false
-  );
 }
 
 export interface ClaimRefusalsOptions {
@@ -93,29 +85,16 @@ export class ClaimRefusals {
       if (!study?.claim_provisional) {
         return;
       }
-      const repo = new HubRepository(this.options.repository, tx);
-      const identifier = claimTaskIdentifier(study.imaging_study_id);
-      const search = {
-        resourceType: 'Task' as const,
-        filters: [{ code: 'identifier', operator: Operator.EQUALS, value: `${CASE_RESOURCE_SYSTEM}|${identifier}` }],
-      };
-      await repo.conditionalCreate<Task>(
-        {
-          resourceType: 'Task',
-          identifier: [{ system: CASE_RESOURCE_SYSTEM, value: identifier }],
-          status: 'requested',
-          intent: 'order',
-          priority: 'routine',
-          code: { coding: [{ system: TASK_CODE_SYSTEM, code: CONFIRM_IMAGING_CLAIM }] },
-          description:
-            'An imaging system sent instances of this study, which a person stored into a case, and their ' +
-            'patient differs from the study’s; they were refused. Complete this Task to confirm the case’s ' +
-            'claim (the sender may then send them again), or reject it to keep refusing them.',
-          focus: { reference: `ImagingStudy/${study.imaging_study_id}` },
-          authoredOn: this.options.now().toISOString(),
-        },
-        search,
-      );
+      await createHubStudyTask(new HubRepository(this.options.repository, tx), {
+        identifier: claimTaskIdentifier(study.imaging_study_id),
+        code: CONFIRM_IMAGING_CLAIM,
+        description:
+          'An imaging system sent instances of this study, which a person stored into a case, and their ' +
+          'patient differs from the study’s; they were refused. Complete this Task to confirm the case’s ' +
+          'claim (the sender may then send them again), or reject it to keep refusing them.',
+        imagingStudyId: study.imaging_study_id,
+        now: this.options.now(),
+      });
     });
   }
 }
@@ -129,13 +108,9 @@ export type ClaimResolution = 'not-claim' | 'gone' | 'open' | 'confirmed' | 'ref
  * case that someone gave the code among its codings included: the job never acts on those.
  */
 export function claimTaskStudy(task: Task): string | undefined {
-  const imagingStudyId = referencedId(task.focus, 'ImagingStudy');
-  if (!isClaimTask(task) || (task.basedOn?.length ?? 0) > 0 || imagingStudyId === undefined) {
-    return undefined;
-  }
-  const identifier = claimTaskIdentifier(imagingStudyId);
-  const ours = task.identifier?.some((id) => id.system === CASE_RESOURCE_SYSTEM && id.value === identifier);
-  return ours === true ? imagingStudyId : undefined;
+  return (task.basedOn?.length ?? 0) > 0
+    ? undefined
+    : hubStudyTaskFocus(task, CONFIRM_IMAGING_CLAIM, claimTaskIdentifier);
 }
 
 /** The statuses of a claim Task the job applies: completed confirms the claim, the others withdraw a confirmation. */

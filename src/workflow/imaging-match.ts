@@ -249,17 +249,58 @@ async function findReconcileTask(repo: HubRepository, imagingStudyId: string): P
 }
 
 /**
- * The hub's reconcile-imaging Task: the code, and the identifier only the hub writes for it,
- * `reconcile-imaging/<id of the focus>` (a person cannot write `urn:hub:case-resource` identifiers).
- * A Task of a case that someone gave the code among its codings is not one: the job leaves it alone.
+ * The ImagingStudy id of a coordinators' Task the hub wrote about a stored study: coded `code`, and
+ * carrying the identifier only the hub writes for it, `identifierOf(<id of its focus>)` (a person
+ * cannot write `urn:hub:case-resource` identifiers). Undefined for any other Task, a Task of a case
+ * that someone gave the code among its codings included: the jobs leave those alone.
  */
-function isReconcileTask(task: Task): boolean {
-  const coded =
-    task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === RECONCILE_IMAGING) ??
-    false;
+export function hubStudyTaskFocus(
+  task: Task,
+  code: string,
+  identifierOf: (imagingStudyId: string) => string,
+): string | undefined {
+  const coded = task.code?.coding?.some((coding) => coding.system === TASK_CODE_SYSTEM && coding.code === code);
   const imagingStudyId = referencedId(task.focus, 'ImagingStudy');
-  const identifier = imagingStudyId === undefined ? undefined : reconcileIdentifier(imagingStudyId);
-  return coded && task.identifier?.some((id) => id.system === CASE_RESOURCE_SYSTEM && id.value === identifier) === true;
+  if (coded !== true || imagingStudyId === undefined) {
+    return undefined;
+  }
+  const identifier = identifierOf(imagingStudyId);
+  const ours = task.identifier?.some((id) => id.system === CASE_RESOURCE_SYSTEM && id.value === identifier);
+  return ours === true ? imagingStudyId : undefined;
+}
+
+/**
+ * Writes the hub's coordinators' Task about a stored study (focused on its ImagingStudy, filed under
+ * `identifier`), unless one with that identifier exists already.
+ */
+export async function createHubStudyTask(
+  repo: HubRepository,
+  task: { identifier: string; code: string; description: string; imagingStudyId: string; now: Date },
+  fields: Partial<Task> = {},
+): Promise<void> {
+  await repo.conditionalCreate<Task>(
+    {
+      resourceType: 'Task',
+      identifier: [{ system: CASE_RESOURCE_SYSTEM, value: task.identifier }],
+      status: 'requested',
+      intent: 'order',
+      priority: 'routine',
+      code: { coding: [{ system: TASK_CODE_SYSTEM, code: task.code }] },
+      description: task.description,
+      focus: { reference: `ImagingStudy/${task.imagingStudyId}` },
+      authoredOn: task.now.toISOString(),
+      ...fields,
+    },
+    {
+      resourceType: 'Task',
+      filters: [{ code: 'identifier', operator: Operator.EQUALS, value: `${CASE_RESOURCE_SYSTEM}|${task.identifier}` }],
+    },
+  );
+}
+
+/** The hub's reconcile-imaging Task (hubStudyTaskFocus). */
+function isReconcileTask(task: Task): boolean {
+  return hubStudyTaskFocus(task, RECONCILE_IMAGING, reconcileIdentifier) !== undefined;
 }
 
 const OPEN: ReadonlySet<Task['status']> = new Set([
@@ -290,24 +331,16 @@ async function ensureReconcileTask(
     await repo.updateResource<Task>({ ...rest, ...fields }, { ifMatch: existing.meta?.versionId });
     return;
   }
-  const identifier = reconcileIdentifier(imagingStudyId);
-  await repo.conditionalCreate<Task>(
+  await createHubStudyTask(
+    repo,
     {
-      resourceType: 'Task',
-      identifier: [{ system: CASE_RESOURCE_SYSTEM, value: identifier }],
-      status: 'requested',
-      intent: 'order',
-      priority: 'routine',
-      code: { coding: [{ system: TASK_CODE_SYSTEM, code: RECONCILE_IMAGING }] },
+      identifier: reconcileIdentifier(imagingStudyId),
+      code: RECONCILE_IMAGING,
       description: 'Match this imaging study to its case, or reject it',
-      focus: { reference: `ImagingStudy/${imagingStudyId}` },
-      authoredOn: now.toISOString(),
-      ...fields,
+      imagingStudyId,
+      now,
     },
-    {
-      resourceType: 'Task',
-      filters: [{ code: 'identifier', operator: Operator.EQUALS, value: `${CASE_RESOURCE_SYSTEM}|${identifier}` }],
-    },
+    fields,
   );
 }
 
