@@ -8,13 +8,14 @@
  * holds elsewhere: every such refusal is the same answer.
  */
 import { jest } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { auditEventsSince, clientToken } from './support/client-token.ts';
 import { dicomInstance, newUid } from './support/dicom/patient-cd.ts';
 import type { InstanceSpec } from './support/dicom/patient-cd.ts';
 import { readPart10, runDcmtk, storescuProfile } from './support/dicom/test-peer.ts';
+import { runHubCli } from './support/hub-cli.ts';
 import { signInPeople } from './support/login-flow.ts';
 import { stow as stowFiles } from './support/stow.ts';
 import { WITH_WORKERS, fhirFetch, putTransaction, startTestHub } from './support/test-hub.ts';
@@ -91,6 +92,8 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'stow-takeover-'));
     th = await startTestHub({
+      // On PostgreSQL whatever HUB_TEST_DB says: an operator's `hub dicom import` runs beside this hub.
+      db: 'postgres',
       // With the workers: a coordinator's decision on a refused claim is applied by the case-materials job.
       env: { ...WITH_WORKERS, AUTH_REQUIRED: 'true', DIMSE_AE_TITLE: 'HUB', DIMSE_ALLOWED_CALLING_AE_TITLES: PACS_AE },
     });
@@ -401,6 +404,56 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
     expect(await cstore([fromPacs])).toEqual(['Failure']);
     const after = (await fhirFetch(search, { headers: coordinator })).body.entry ?? [];
     expect(after.map((entry: any) => entry.resource.status)).toEqual(['rejected']);
+  });
+
+  test('an operator’s CD import refused by a person’s claim gives the coordinators the same Task', async () => {
+    // Physician B's upload of the patient's CD claims the study; the hospital's own CD of it, imported
+    // by an operator with `hub dicom import`, says another patient.
+    const studyUid = newUid();
+    const cd: Identity = { patientId: 'CD-5150', birthDate: '19550505' };
+    const hospital: Identity = { patientId: 'RAD-5150', issuerOfPatientId: 'GENERAL-HOSPITAL', birthDate: '19550505' };
+    expect((await stow(tokens.physicianB, '?case=sr-b', [instance(cd, studyUid)])).status).toBe(200);
+    const study = await imagingStudy('physicianB', 'sr-b', studyUid, 1);
+    const media = join(workDir, 'hospital-cd');
+    await mkdir(media);
+    const series = newUid();
+    const imported = [1, 2].map((n) => instance(hospital, studyUid, series, newUid(), n));
+    await Promise.all(imported.map((spec, i) => writeFile(join(media, `IM${i}`), dicomInstance(spec))));
+    const env = { DATABASE_URL: th.databaseUrl as string, DATA_DIR: th.config.dataDir, BASE_URL: th.baseUrl };
+
+    const first = await runHubCli(['dicom', 'import', media], env);
+    expect(first.code).toBe(3);
+    expect(first.stdout).toMatch(/refused: +2/);
+    expect(first.stdout).toMatch(/1 study held for a case of another patient refused files: a coordinator can confirm/);
+    // The Task is written before the command ends: there is one, for the coordinators only.
+    const search = `${th.fhir}/Task?code=urn:hub:task-code|confirm-imaging-claim&focus=ImagingStudy/${study.id}`;
+    const coordinator = { authorization: `Bearer ${tokens.coordinator}` };
+    const tasks = (await fhirFetch(search, { headers: coordinator })).body.entry ?? [];
+    expect(tasks.map((entry: any) => [entry.resource.status, entry.resource.basedOn])).toEqual([
+      ['requested', undefined],
+    ]);
+    expect(
+      (await fhirFetch(search, { headers: { authorization: `Bearer ${tokens.physicianB}` } })).body.entry ?? [],
+    ).toEqual([]);
+    // Imported again before a decision: still refused, and no second Task.
+    const again = await runHubCli(['dicom', 'import', media, '--json'], env);
+    expect(again.code).toBe(3);
+    expect(JSON.parse(again.stdout).refusedByClaim).toEqual([studyUid]);
+    expect(((await fhirFetch(search, { headers: coordinator })).body.entry ?? []).length).toBe(1);
+
+    // The coordinator confirms the claim; the import, run again, stores the hospital's instances into the study.
+    const task = tasks[0].resource;
+    const confirmed = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
+      method: 'PUT',
+      headers: { ...coordinator, 'if-match': `W/"${task.meta.versionId}"` },
+      body: { ...task, status: 'completed' },
+    });
+    expect(confirmed.status).toBe(200);
+    await until(async () => (await claimProvisional(studyUid)) === false, 'the claim confirmed');
+    const last = await runHubCli(['dicom', 'import', media], env);
+    expect([last.code, last.stdout]).toEqual([0, expect.stringMatching(/stored: +2 instances/)]);
+    expect(last.stdout).not.toMatch(/held for a case of another patient/);
+    await imagingStudy('physicianB', 'sr-b', studyUid, 3);
   });
 
   test('storing into a case tells a person only “not stored”, whatever holds the instance elsewhere', async () => {

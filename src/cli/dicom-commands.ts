@@ -13,6 +13,8 @@
  * - The ImagingStudies are current when it ends, as after a C-STORE association's release.
  * - One Import AuditEvent (PS3.15) per run, like one per C-STORE association: the operating-system
  *   account and host, and the hub user named with --operator; never the path, which may name the patient.
+ * - Files refused by a person's provisional claim of their study (another patient's identifiers) give the
+ *   study the coordinators' Task to confirm the claim (workflow/imaging-claims.ts), as the hub does.
  * - Interrupted (Ctrl-C), it finishes the files in hand, brings their studies up to date, audits and
  *   reports, and exits 130; run it again to go on.
  */
@@ -38,9 +40,11 @@ import { loadFhirDefinitions } from '../fhir/definitions.ts';
 import { HubRepository } from '../fhir/repository.ts';
 import type { RepositoryContext } from '../fhir/repository.ts';
 import { createLogger } from '../logger.ts';
+import { systemClock } from '../runtime/clock.ts';
 import { BlobInstaller } from '../storage/blob-installer.ts';
 import { FileBlobStore } from '../storage/blob-store.ts';
 import { StagingBlobStore } from '../storage/staging-blob-store.ts';
+import { ClaimRefusals } from '../workflow/imaging-claims.ts';
 import type { CommandOutput } from './client-commands.ts';
 import { CliError } from './cli-error.ts';
 import { ProgressReporter, formatMegabytes } from './progress.ts';
@@ -165,9 +169,33 @@ async function recordAudit(
   await insertAuditEvents(db, [toStored(event)]);
 }
 
+/**
+ * Gives each study whose provisional claim refused files its coordinators' Task; a warning when one
+ * could not be written (the next refusal of the study, by the hub or an import, tries again).
+ */
+async function recordClaimRefusals(claims: ClaimRefusals, studies: ReadonlySet<string>): Promise<string | undefined> {
+  let failed = 0;
+  for (const studyInstanceUid of studies) {
+    try {
+      await claims.record(studyInstanceUid);
+    } catch {
+      failed++;
+    }
+  }
+  return failed === 0
+    ? undefined
+    : `The coordinators' Task could not be written for ${plural(failed, 'study', 'studies')} whose claim refused files; the next refusal writes it.`;
+}
+
 const plural = (count: number, one: string, many: string): string => `${count} ${count === 1 ? one : many}`;
 
-function summaryLines(input: string, media: Media, summary: ImportSummary, refreshWarning?: string): string[] {
+function summaryLines(
+  input: string,
+  media: Media,
+  summary: ImportSummary,
+  refusedByClaim: ReadonlySet<string>,
+  warnings: (string | undefined)[],
+): string[] {
   const dicomdirs = media.dicomdirs.filter((dicomdir) => dicomdir.problem === undefined);
   const listed = dicomdirs.reduce((sum, dicomdir) => sum + (dicomdir.references ?? 0), 0);
   const lines = [
@@ -191,13 +219,17 @@ function summaryLines(input: string, media: Media, summary: ImportSummary, refre
   if (summary.interrupted) {
     lines.push('Run the same import again to go on: what is stored is skipped.');
   }
-  if (refreshWarning !== undefined) {
-    lines.push(refreshWarning);
+  if (refusedByClaim.size > 0) {
+    lines.push(
+      `${plural(refusedByClaim.size, 'study', 'studies')} held for a case of another patient refused files: ` +
+        "a coordinator can confirm the case's claim in the reconciliation inbox, and the import can then be run again.",
+    );
   }
+  lines.push(...warnings.filter((warning) => warning !== undefined));
   return lines;
 }
 
-function summaryJson(input: string, media: Media, summary: ImportSummary): string {
+function summaryJson(input: string, media: Media, summary: ImportSummary, refusedByClaim: ReadonlySet<string>): string {
   return JSON.stringify({
     path: input,
     media: media.kind,
@@ -209,6 +241,7 @@ function summaryJson(input: string, media: Media, summary: ImportSummary): strin
     dicomdirs: media.dicomdirs.length + summary.directories,
     refused: summary.refused,
     studies: [...summary.studies].sort(),
+    refusedByClaim: [...refusedByClaim].sort(),
     interrupted: summary.interrupted,
     ...(summary.failure !== undefined ? { failure: summary.failure } : {}),
   });
@@ -253,6 +286,21 @@ async function runImport(
     endpointId: await endpointId(repository),
     logger: createLogger('silent'),
   });
+  // A study a person stored into a case refused instances of another patient: the coordinators get
+  // the hub's Task to confirm or keep refusing the claim (workflow/imaging-claims.ts), written here
+  // before the command ends rather than in the background as the hub does.
+  const claimRefusals = new ClaimRefusals({
+    db,
+    repository: {
+      ...repository,
+      audit: config.auditEnabled
+        ? { site: { baseUrl: config.baseUrl }, actor: { application: 'imaging-claims', clientIsRequestor: true } }
+        : undefined,
+    },
+    logger: createLogger('silent'),
+    now: () => systemClock.now(),
+  });
+  const refusedByClaim = new Set<string>();
   const progress = new ProgressReporter(io.progress);
   const abort = new AbortController();
   const stopListening = io.onInterrupt(() => {
@@ -268,7 +316,8 @@ async function runImport(
   };
   let summary: ImportSummary;
   try {
-    summary = await importMedia({ db, blobs, studies, staging }, media, {
+    const onClaimRefused = (studyInstanceUid: string): void => void refusedByClaim.add(studyInstanceUid);
+    summary = await importMedia({ db, blobs, studies, staging, onClaimRefused }, media, {
       signal: abort.signal,
       onProgress: (state) => {
         last = state;
@@ -287,12 +336,15 @@ async function runImport(
   } finally {
     await studies.stop();
   }
+  const claimWarning = await recordClaimRefusals(claimRefusals, refusedByClaim);
   // Left staged (the installer failed), they are installed by the hub when it runs.
   await installer.drain();
   await installer.stop();
   await recordAudit(db, config, importer, media, summary);
   return {
-    out: options.json ? [summaryJson(input, media, summary)] : summaryLines(input, media, summary, refreshWarning),
+    out: options.json
+      ? [summaryJson(input, media, summary, refusedByClaim)]
+      : summaryLines(input, media, summary, refusedByClaim, [refreshWarning, claimWarning]),
     warnings: [],
     exitCode: exitCodeOf(summary),
   };
