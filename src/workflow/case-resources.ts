@@ -28,8 +28,7 @@ export type TaskCode =
   | 'pre-review-radiology'
   | 'pre-review-pathology'
   | 'specialist-opinion'
-  | 'approve'
-  | 'notify-patient';
+  | 'approve';
 
 /** The `<role>` part of a case resource identifier. */
 export const CASE_ROLES = {
