@@ -1,8 +1,17 @@
 /** Composition root: `npm start` runs every role of the hub in one process. */
-import { ConfigError, loadConfig } from './config.ts';
+import module from 'node:module';
 import type { HubConfig } from './config.ts';
-import { startHub } from './hub.ts';
-import { createLogger } from './logger.ts';
+
+// Node's compile cache (keyed by each file's content and Node's version, so an edit or an upgrade
+// never runs stale code) keeps the TypeScript it stripped and the code V8 compiled: a start loads the
+// hub's modules in about half the time. It is on before the hub's modules load, hence the imports
+// below; NODE_COMPILE_CACHE names its directory (default: the OS temp directory's
+// node-compile-cache), NODE_DISABLE_COMPILE_CACHE=1 turns it off, and a directory that cannot be
+// written only leaves it off.
+module.enableCompileCache();
+const { ConfigError, loadConfig } = await import('./config.ts');
+const { startHub } = await import('./hub.ts');
+const { createLogger } = await import('./logger.ts');
 
 let config: HubConfig;
 try {
