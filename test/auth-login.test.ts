@@ -514,6 +514,50 @@ describe('login with the authorization code flow and PKCE', () => {
     expect(after.find((user: { email: string }) => user.email === account.email)).toMatchObject({ locked: false });
   });
 
+  test('each sign-in replaces the browser’s device token: a copy of the old cookie is an unknown place', async () => {
+    // A referring physician (no authenticator code), so that one account can sign in again and again.
+    const account = await addAccount(db, 'copied@example.org', 'referring-physician', 'Practitioner/prac-5');
+    const desk = new Browser('203.0.113.20');
+    await logIn(desk, testHub.baseUrl, request, account);
+    const first = desk.cookies.get('hub_device') as string;
+    expect(first).toMatch(/^[0-9a-f]{32}$/);
+    // Someone copies the browser's cookies (a synced profile, a backup) and keeps them.
+    const copy = new Browser('198.51.100.40');
+    copy.cookies.set('hub_device', first);
+
+    // The owner signs in again on their browser: a new token, the old one forgotten.
+    desk.cookies.delete('hub_session');
+    await logIn(desk, testHub.baseUrl, request, account);
+    const second = desk.cookies.get('hub_device') as string;
+    expect(second).toMatch(/^[0-9a-f]{32}$/);
+    expect(second).not.toBe(first);
+
+    // Guessing from many addresses locks the account to unknown places.
+    for (const from of ['203.0.113.21', '203.0.113.22', '203.0.113.23', '203.0.113.24']) {
+      for (let i = 0; i < 5; i++) {
+        const answer = await submitLogin(
+          new Browser(from),
+          testHub.baseUrl,
+          { ...request, challenge: pkcePair().challenge },
+          { email: account.email, password: `wrong password ${i}` },
+        );
+        expect(answer.status).toBe(401);
+      }
+    }
+    // The copy's token is no longer a known device: it is refused like any unknown place…
+    const fromCopy = await submitLogin(
+      copy,
+      testHub.baseUrl,
+      { ...request, challenge: pkcePair().challenge },
+      { email: account.email, password: account.password },
+    );
+    expect([fromCopy.status, pageError(fromCopy.html)]).toEqual([401, LOGIN_REFUSED]);
+    // …while the owner's browser, holding the new token, signs in.
+    desk.cookies.delete('hub_session');
+    const { token } = await logIn(desk, testHub.baseUrl, request, account);
+    expect((await fhirFetch(`${testHub.fhir}/Patient`, bearer(token.access_token))).status).toBe(200);
+  });
+
   test('a disabled user is refused and signed out everywhere', async () => {
     const account = await addAccount(db, 'disabled@example.org', 'pathologist');
     const { token } = await logIn(new Browser(), testHub.baseUrl, request, { ...account, totp: freshTotp(account) });

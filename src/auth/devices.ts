@@ -1,7 +1,8 @@
 /**
  * Known browsers (table auth_device, migration 023): after a person signs in completely (password,
  * and the authenticator code for staff), their browser gets a random token in the `hub_device`
- * cookie, kept for DEVICE_DAYS; the database keeps its SHA-256 only. One cookie holds the tokens of
+ * cookie, kept for DEVICE_DAYS and replaced at their next sign-in there; the database keeps its
+ * SHA-256 only. One cookie holds the tokens of
  * the last few people who signed in on that browser (a shared workstation on a ward).
  *
  * What a known browser changes is only which lock-out applies (login-guard.ts): failures counted
@@ -48,21 +49,26 @@ export class DeviceStore {
   }
 
   /**
-   * Records a sign-in on this browser: a new token for `userId` (or the one it had, renewed), and
-   * the cookie value to send back, with this person's token first.
+   * Records a sign-in on this browser: a new token for `userId`, and the cookie value to send back,
+   * with this person's token first. The token the browser held for them, if any, is forgotten: each
+   * sign-in replaces it, so a copy of the cookie taken earlier (a synced profile, a backup) stops
+   * counting as this browser once its owner signs in again.
    */
   async remember(userId: string, tokens: readonly string[], now: Date): Promise<string> {
     const expiresAt = new Date(now.getTime() + DEVICE_DAYS * 86_400_000);
-    const existing = await this.knownToken(userId, tokens, now);
-    const token = existing ?? randomBytes(16).toString('hex');
+    const previous = await this.knownToken(userId, tokens, now);
+    const token = randomBytes(16).toString('hex');
     await this.db.query(
-      `INSERT INTO auth_device (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (token_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+      'INSERT INTO auth_device (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)',
       [sha256(token), userId, now, expiresAt],
     );
-    // Expired devices of this person go when they sign in again.
-    await this.db.query('DELETE FROM auth_device WHERE user_id = $1 AND expires_at <= $2', [userId, now]);
-    return [token, ...tokens.filter((other) => other !== token)].slice(0, TOKENS_PER_BROWSER).join('-');
+    // The token replaced, and expired devices of this person, go when they sign in again.
+    await this.db.query('DELETE FROM auth_device WHERE user_id = $1 AND (expires_at <= $2 OR token_hash = $3)', [
+      userId,
+      now,
+      previous === undefined ? null : sha256(previous),
+    ]);
+    return [token, ...tokens.filter((other) => other !== previous)].slice(0, TOKENS_PER_BROWSER).join('-');
   }
 
   /** Forgets every browser of a person (their password was reset, or the account disabled). */
