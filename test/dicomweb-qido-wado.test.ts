@@ -106,6 +106,8 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
           '(0008,0050)=ACC-1',
           '(0008,0020)=20200315',
           '(0008,1030)=Chest CT',
+          '(0008,0090)=Welby^Marcus',
+          '(0010,0030)=19700101',
         ],
       },
       {
@@ -244,23 +246,59 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     await expectMatch('ModalitiesInStudy=CT&StudyDate=20200101-', [jane!]);
     await expectMatch('PatientName=&PatientID=', [ct!, mr!, nm!, jane!, john!]);
     await expectMatch('PatientID=nobody', []);
+    // PS3.18 Table 10.6.1-5's other study keys, and the patient's the index keeps.
+    await expectMatch('StudyTime=180000-190000', [mr!, nm!, john!]);
+    await expectMatch('00080030=-0800', [ct!, jane!]);
+    await expectMatch('StudyDate=20040826&StudyTime=185059', [mr!, nm!]);
+    await expectMatch('ReferringPhysicianName=Welby*', [jane!]);
+    await expectMatch('00080090=Welby%5EMarcus', [jane!]);
+    await expectMatch('PatientBirthDate=19600101-19801231', [jane!]);
+    await expectMatch('PatientSex=F', [mr!, john!]);
   });
 
-  test('QIDO refuses unknown keys, bad dates and ranges, unknown includefields and keys of a lower level (400)', async () => {
+  test('QIDO ignores the query keys it does not match on, and says so; fuzzymatching gets literal matching and a Warning', async () => {
+    const everyStudy = await studiesMatching('');
+    expect(everyStudy).toHaveLength(5);
+    // PS3.18 §8.3: unsupported query parameters are ignored, here named in a Warning header.
+    for (const query of ['Foo=1', 'SOPInstanceUID=1.2.3', '00991001=x&PatientID=DOE-1']) {
+      const response = await get(`/studies?${query}`, { accept: 'application/dicom+json' });
+      expect({ query, status: response.status }).toEqual({ query, status: 200 });
+      const warning = response.headers.get('warning') ?? '';
+      expect(warning).toMatch(
+        /^299 http:\/\/\S+\/dicomweb: The following query parameters are not supported and were ignored: /,
+      );
+      expect(warning).toContain(query.split('=')[0]);
+    }
+    expect(await studiesMatching('Foo=1')).toEqual(everyStudy);
+    expect(await studiesMatching('00991001=x&PatientID=DOE-1')).toEqual([fixture('jane').study]);
+    const series = await get(`/studies/${fixture('ct').study}/series?SOPInstanceUID=1.2`);
+    expect([series.status, series.headers.get('warning')]).toEqual([200, expect.stringContaining('SOPInstanceUID')]);
+    // Keys it matches on get no Warning.
+    expect((await get('/studies?PatientID=DOE-1')).headers.get('warning')).toBeNull();
+
+    const fuzzy = await get('/studies?PatientName=doe%5Ejane&fuzzymatching=true');
+    expect(fuzzy.status).toBe(200);
+    expect(fuzzy.headers.get('warning')).toMatch(
+      /^299 \S+: The fuzzymatching parameter is not supported\. Only literal matching has been performed\.$/,
+    );
+    expect(uids((await fuzzy.json()) as Dataset[], '0020000D')).toEqual([fixture('jane').study]);
+    expect((await get('/studies?fuzzymatching=false')).headers.get('warning')).toBeNull();
+    expect((await get('/studies?fuzzymatching=maybe')).status).toBe(400);
+  });
+
+  test('QIDO refuses bad dates and ranges, bad numbers and unknown includefields (400)', async () => {
     for (const query of [
-      'Foo=1',
       'StudyDate=20201231-20200101',
       'StudyDate=2020-01-01',
       'StudyDate=-',
       'includefield=NoSuchKeyword',
-      'SOPInstanceUID=1.2.3',
+      'StudyTime=12ab',
       'limit=-1',
       'offset=x',
     ]) {
       const response = await get(`/studies?${query}`);
       expect({ query, status: response.status }).toEqual({ query, status: 400 });
     }
-    expect((await get(`/studies/${fixture('ct').study}/series?SOPInstanceUID=1.2`)).status).toBe(400);
     expect((await get(`/studies/${fixture('ct').study}/series?SeriesNumber=two`)).status).toBe(400);
   });
 

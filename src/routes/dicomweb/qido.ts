@@ -9,8 +9,11 @@
  *   the descriptions match case-insensitively; UID keys take lists (separated by commas or
  *   backslashes, or repeated);
  *   StudyDate takes `YYYYMMDD`, `A-B`, `-B` and `A-`.
- * - `fuzzymatching` is accepted and ignored: matching is never fuzzy, which PS3.18 permits.
- * - An unknown query key, a malformed date, range or number answers 400.
+ * - `fuzzymatching=true` is answered with literal matching and PS3.18 §8.3.4.2's Warning saying so;
+ *   a value other than `true` or `false` answers 400.
+ * - A query key the hub does not match on (unknown, or of a level below the query's) is ignored, as
+ *   PS3.18 §8.3 requires, and named in a `Warning: 299` header; a malformed date, range or number
+ *   of a key it does match on answers 400.
  * - `includefield` adds attributes from the DICOM JSON of one instance of the study or series
  *   (the index keeps it), so study and series results stay index-only; `all` adds every
  *   attribute of the level's modules we know.
@@ -41,6 +44,10 @@ const QIDO_KEYWORDS = [
   'StudyDescription',
   'ModalitiesInStudy',
   'StudyDate',
+  'StudyTime',
+  'ReferringPhysicianName',
+  'PatientBirthDate',
+  'PatientSex',
   'StudyID',
   'SeriesInstanceUID',
   'Modality',
@@ -163,12 +170,30 @@ function pagination(raw: unknown, name: string, fallback: number, max: number): 
 interface QueryPlan extends SqlQuery {
   limit: number;
   offset: number;
+  /** Query keys left out of the matching (unsupported at this level), for the Warning header. */
+  ignored: string[];
+  /** `fuzzymatching=true` was asked for (and literal matching done). */
+  fuzzy: boolean;
   /** Tags to add from the representative DICOM JSON; `all` for the level's whole set. */
   include: Set<string> | 'all';
 }
 
 function planQuery(req: Request, level: Level): QueryPlan {
-  const plan: QueryPlan = { where: [], params: new SqlParams(), limit: MAX_LIMIT, offset: 0, include: new Set() };
+  const plan: QueryPlan = {
+    where: [],
+    params: new SqlParams(),
+    limit: MAX_LIMIT,
+    offset: 0,
+    include: new Set(),
+    ignored: [],
+    fuzzy: false,
+  };
+  for (const fuzzy of values(req.query.fuzzymatching)) {
+    if (fuzzy !== 'true' && fuzzy !== 'false') {
+      throw new QueryError('fuzzymatching must be true or false');
+    }
+    plan.fuzzy ||= fuzzy === 'true';
+  }
   plan.limit = pagination(req.query.limit, 'limit', MAX_LIMIT, MAX_LIMIT);
   plan.offset = pagination(req.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
   for (const field of values(req.query.includefield).flatMap((value) => value.split(','))) {
@@ -194,11 +219,30 @@ function planQuery(req: Request, level: Level): QueryPlan {
     }
     const key = QUERY_KEYS[name] ?? KEY_BY_TAG.get(name.toUpperCase());
     if (!key || LEVEL_DEPTH[key.level] > LEVEL_DEPTH[level]) {
-      throw new QueryError(`unsupported query key "${name}"`);
+      plan.ignored.push(name);
+      continue;
     }
     addMatch(plan, name, key, values(raw));
   }
   return plan;
+}
+
+/** PS3.18 §8.3: what the answer leaves out of the query, as `Warning: 299 <service>: <text>` values. */
+function queryWarnings(service: string, plan: QueryPlan): string[] {
+  const warnings: string[] = [];
+  if (plan.fuzzy) {
+    warnings.push(
+      `299 ${service}: The fuzzymatching parameter is not supported. Only literal matching has been performed.`,
+    );
+  }
+  if (plan.ignored.length > 0) {
+    // The names as the client sent them, cut to what a header may hold (no control characters).
+    const names = [...new Set(plan.ignored)].map((name) => name.replace(/[^\x20-\x7e]/g, '?').slice(0, 64));
+    warnings.push(
+      `299 ${service}: The following query parameters are not supported and were ignored: ${names.slice(0, 20).join(', ')}`,
+    );
+  }
+  return warnings;
 }
 
 const empty = (vr: string): DicomJsonAttribute => ({ vr });
@@ -325,6 +369,10 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
       return;
     }
     restrictToVisibleStudies(plan, studyAccessOf(res, 'search'));
+    const warnings = queryWarnings(`${options.baseUrl}/dicomweb`, plan);
+    if (warnings.length > 0) {
+      res.setHeader('Warning', warnings);
+    }
     const matches = await run(plan);
     if (
       !(await audited(
