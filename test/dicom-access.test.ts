@@ -335,6 +335,36 @@ describe('DICOM access by role, and its audit', () => {
     });
   });
 
+  test('All Series and All Instances list only the series and instances of studies the person may see', async () => {
+    const studiesIn = async (who: Who | 'system', level: 'series' | 'instances', query = ''): Promise<string[]> => {
+      const response = await get(
+        who === 'system' ? systemToken : tokens[who],
+        `/${level}${query}`,
+        'application/dicom+json',
+      );
+      expect(response.status).toBe(200);
+      const found = ((await response.json()) as Json[]).map((item) => nameOf(item['0020000D'].Value[0]));
+      return [...new Set(found)].sort();
+    };
+    for (const level of ['series', 'instances'] as const) {
+      expect([level, await studiesIn('physicianA', level)]).toEqual([level, ['a1', 'a2']]);
+      expect([level, await studiesIn('physicianB', level)]).toEqual([level, ['b1']]);
+      expect([level, await studiesIn('patientA', level)]).toEqual([level, ['a1', 'a2']]);
+      expect([level, await studiesIn('coordinator', level)]).toEqual([level, ['a1', 'a2', 'b1', 'x']]);
+      expect([level, await studiesIn('system', level)]).toEqual([level, ['a1', 'a2', 'b1', 'x']]);
+      // Naming another case's study, its series or its instance finds nothing, as if it were not there.
+      const b1 = fixture('b1');
+      for (const query of [
+        `?StudyInstanceUID=${b1.study}`,
+        `?SeriesInstanceUID=${b1.series}`,
+        '?AccessionNumber=ACC-B*',
+      ]) {
+        expect([level, query, await studiesIn('physicianA', level, query)]).toEqual([level, query, []]);
+      }
+      expect(await studiesIn('physicianA', level, '?limit=1&offset=1')).toHaveLength(1);
+    }
+  });
+
   describe('WADO-RS', () => {
     const resources = (name: StudyName): [string, string | undefined][] => [
       [instancePath(name), 'multipart/related; type="application/dicom"'],

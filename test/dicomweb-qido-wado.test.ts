@@ -347,6 +347,44 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     expect(instance!['7FE00010']).toBeUndefined();
   });
 
+  test('QIDO All Series and All Instances, with their study’s attributes; a study’s instances carry their series’', async () => {
+    const [ct, ctPt, jane] = [fixture('ct'), fixture('ct-pt'), fixture('jane')];
+    // PS3.18 Table 10.6.1-1: /series and /instances, across studies, matched on any level above.
+    const pt = await qido('/series?Modality=PT');
+    expect(uids(pt, '0020000E')).toEqual([ctPt.series]);
+    expect(pt[0]).toMatchObject({
+      '00080020': { vr: 'DA', Value: ['20040119'] },
+      '00080060': { vr: 'CS', Value: ['PT'] },
+      '0020000D': { vr: 'UI', Value: [ct.study] },
+      '00200011': { vr: 'IS', Value: [2] },
+    });
+    expect(value(pt[0]!, '00100020')).toBeDefined();
+    expect(uids(await qido('/series'), '0020000E')).toHaveLength(6);
+    expect(uids(await qido('/series?PatientID=DOE-1'), '0020000E')).toEqual([jane.series]);
+
+    const janes = await qido('/instances?PatientID=DOE-1');
+    expect(uids(janes, '00080018')).toEqual([jane.part10.sopInstanceUid]);
+    expect(janes[0]).toMatchObject({
+      '00080050': { vr: 'SH', Value: ['ACC-1'] },
+      '00080060': { vr: 'CS', Value: ['CT'] },
+      '00100010': { vr: 'PN', Value: [{ Alphabetic: 'Doe^Jane' }] },
+      '0020000D': { vr: 'UI', Value: [jane.study] },
+      '0020000E': { vr: 'UI', Value: [jane.series] },
+    });
+    expect(uids(await qido('/instances?Modality=PT'), '00080018')).toEqual([ctPt.part10.sopInstanceUid]);
+    expect(uids(await qido(`/instances?SOPInstanceUID=${ct.part10.sopInstanceUid}`), '00080018')).toEqual([
+      ct.part10.sopInstanceUid,
+    ]);
+    expect(await qido('/instances?limit=2&offset=5')).toHaveLength(1);
+    expect((await get('/series?StudyDate=2020-01-01')).status).toBe(400);
+
+    // PS3.18 §10.6.3.3.3: a study's instances carry the series-level attributes, but not the study's.
+    const ofStudy = await qido(`/studies/${ct.study}/instances?Modality=PT`);
+    expect(uids(ofStudy, '00080018')).toEqual([ctPt.part10.sopInstanceUid]);
+    expect(ofStudy[0]).toMatchObject({ '00080060': { vr: 'CS', Value: ['PT'] }, '00200011': { vr: 'IS', Value: [2] } });
+    expect(ofStudy[0]!['00100020']).toBeUndefined();
+  });
+
   test('QIDO series and instances of a study, with Modality, SeriesInstanceUID, SOPInstanceUID matching', async () => {
     const ct = fixture('ct');
     const ctPt = fixture('ct-pt');

@@ -1,5 +1,6 @@
 /**
- * QIDO-RS (PS3.18 §10.6) answered from the index tables, never from the blobs.
+ * QIDO-RS (PS3.18 §10.6) answered from the index tables, never from the blobs: studies, series and
+ * instances, of a study or of every study the request may see (All Series, All Instances).
  *
  * Decisions:
  * - No match answers 200 with `[]`. PS3.18 has allowed 204 for an empty result, but an empty array
@@ -331,10 +332,38 @@ interface SeriesRow {
   representative_json?: string | null;
   matched_patient_id: string | null;
 }
+/** A study's attributes as All Series and All Instances return them. */
+interface StudyOfRow {
+  patient_name: string | null;
+  patient_id: string | null;
+  patient_birth_date: string | null;
+  patient_sex: string | null;
+  study_date: string | null;
+  study_time: string | null;
+  accession_number: string | null;
+  study_description: string | null;
+  referring_physician_name: string | null;
+  study_id: string | null;
+}
+/** The series-level attributes every series and instance result carries. */
+function seriesAttributes(row: {
+  modality: string | null;
+  series_number: number | null;
+  series_description: string | null;
+}): DicomJsonDataset {
+  return {
+    '00080060': text('CS', row.modality),
+    '0008103E': text('LO', row.series_description),
+    '00200011': integer('IS', row.series_number),
+  };
+}
 interface InstanceRow {
   study_instance_uid: string;
   series_instance_uid: string;
   sop_instance_uid: string;
+  modality: string | null;
+  series_number: number | null;
+  series_description: string | null;
   sop_class_uid: string;
   instance_number: number | null;
   rows: number | null;
@@ -431,58 +460,86 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
     }),
   );
 
-  routes.get('/studies/:study/series', (req, res) =>
+  /** All Series and All Instances (PS3.18 Table 10.6.1-1) carry their study's attributes. */
+  const STUDY_OF_ROW_COLUMNS = `s.patient_name, s.patient_id, s.patient_birth_date, s.patient_sex, s.study_date,
+    s.study_time, s.accession_number, s.study_description, s.referring_physician_name, s.study_id`;
+  const studyAttributes = (row: StudyOfRow): DicomJsonDataset => ({
+    '00080020': text('DA', row.study_date),
+    '00080030': text('TM', row.study_time),
+    '00080050': text('SH', row.accession_number),
+    '00080090': personName(row.referring_physician_name),
+    '00081030': text('LO', row.study_description),
+    '00100010': personName(row.patient_name),
+    '00100020': text('LO', row.patient_id),
+    '00100030': text('DA', row.patient_birth_date),
+    '00100040': text('CS', row.patient_sex),
+    '00200010': text('SH', row.study_id),
+  });
+
+  /** Study's Series (`study` given) or All Series. */
+  const series = (req: Request, res: Response, studyUid: string | undefined) =>
     respond(req, res, 'series', async (plan) => {
-      const study = plan.params.add(req.params.study);
+      const scope = studyUid === undefined ? [] : [`se.study_instance_uid = ${plan.params.add(studyUid)}`];
       const representative = wantsRepresentative(plan)
         ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.series_instance_uid = se.series_instance_uid LIMIT 1) AS representative_json'
         : '';
-      const rows = await db.query<SeriesRow>(
+      const rows = await db.query<SeriesRow & Partial<StudyOfRow>>(
         `SELECT se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number, se.series_description,
-         se.body_part_examined, se.number_of_instances, s.matched_patient_id${representative}
+         se.body_part_examined, se.number_of_instances, s.matched_patient_id${
+           studyUid === undefined ? `, ${STUDY_OF_ROW_COLUMNS}` : ''
+         }${representative}
        FROM dicom_series se JOIN dicom_study s ON s.study_instance_uid = se.study_instance_uid
-       WHERE ${[`se.study_instance_uid = ${study}`, ...plan.where].join(' AND ')}
-       ORDER BY se.series_number NULLS LAST, se.created_at, se.series_instance_uid
+       ${[...scope, ...plan.where].length ? `WHERE ${[...scope, ...plan.where].join(' AND ')}` : ''}
+       ORDER BY ${studyUid === undefined ? 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, se.study_instance_uid, ' : ''}se.series_number NULLS LAST, se.created_at, se.series_instance_uid
        LIMIT ${plan.limit} OFFSET ${plan.offset}`,
         plan.params.values,
       );
       return withPatients(rows.rows, (row) => {
         const result: DicomJsonDataset = {
+          ...(studyUid === undefined ? studyAttributes(row as StudyOfRow) : {}),
           '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
-          '00080060': text('CS', row.modality),
-          '0008103E': text('LO', row.series_description),
+          ...seriesAttributes(row),
           '00081190': { vr: 'UR', Value: [`${studyUrl(row.study_instance_uid)}/series/${row.series_instance_uid}`] },
           '00180015': text('CS', row.body_part_examined),
           '0020000D': { vr: 'UI', Value: [row.study_instance_uid] },
           '0020000E': { vr: 'UI', Value: [row.series_instance_uid] },
-          '00200011': integer('IS', row.series_number),
           '00201209': integer('IS', row.number_of_instances),
         };
         addIncluded(result, row.representative_json ?? null, plan.include, 'series');
         return result;
       });
-    }),
-  );
+    });
 
-  const instances = (req: Request, res: Response, series: string | undefined) =>
+  /**
+   * Series' Instances, Study's Instances or All Instances. Each carries its series' attributes
+   * (PS3.18 §10.6.3.3.3), and for All Instances its study's too.
+   */
+  const instances = (req: Request, res: Response, studyUid: string | undefined, seriesUid: string | undefined) =>
     respond(req, res, 'instance', async (plan) => {
-      const scope = [`i.study_instance_uid = ${plan.params.add(req.params.study)}`];
-      if (series !== undefined) {
-        scope.push(`i.series_instance_uid = ${plan.params.add(series)}`);
+      const scope: string[] = [];
+      if (studyUid !== undefined) {
+        scope.push(`i.study_instance_uid = ${plan.params.add(studyUid)}`);
       }
-      const rows = await db.query<InstanceRow>(
+      if (seriesUid !== undefined) {
+        scope.push(`i.series_instance_uid = ${plan.params.add(seriesUid)}`);
+      }
+      const rows = await db.query<InstanceRow & Partial<StudyOfRow>>(
         `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
-         i.columns, i.number_of_frames, s.matched_patient_id${wantsRepresentative(plan) ? ', i.dicom_json' : ''}
+         i.columns, i.number_of_frames, s.matched_patient_id, se.modality, se.series_number, se.series_description${
+           studyUid === undefined ? `, ${STUDY_OF_ROW_COLUMNS}` : ''
+         }${wantsRepresentative(plan) ? ', i.dicom_json' : ''}
        FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
          JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid
-       WHERE ${[...scope, ...plan.where].join(' AND ')}
-       ORDER BY se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid
+       ${[...scope, ...plan.where].length ? `WHERE ${[...scope, ...plan.where].join(' AND ')}` : ''}
+       ORDER BY ${studyUid === undefined ? 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, i.study_instance_uid, ' : ''}se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid
        LIMIT ${plan.limit} OFFSET ${plan.offset}`,
         plan.params.values,
       );
       return withPatients(rows.rows, (row) => {
         const result: DicomJsonDataset = {
+          ...(studyUid === undefined ? studyAttributes(row as StudyOfRow) : {}),
           '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
+          ...seriesAttributes(row),
           '00080016': { vr: 'UI', Value: [row.sop_class_uid] },
           '00080018': { vr: 'UI', Value: [row.sop_instance_uid] },
           '00081190': {
@@ -503,7 +560,12 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
       });
     });
 
-  routes.get('/studies/:study/instances', (req, res) => instances(req, res, undefined));
-  routes.get('/studies/:study/series/:series/instances', (req, res) => instances(req, res, req.params.series));
+  routes.get('/series', (req, res) => series(req, res, undefined));
+  routes.get('/studies/:study/series', (req, res) => series(req, res, req.params.study));
+  routes.get('/instances', (req, res) => instances(req, res, undefined, undefined));
+  routes.get('/studies/:study/instances', (req, res) => instances(req, res, req.params.study, undefined));
+  routes.get('/studies/:study/series/:series/instances', (req, res) =>
+    instances(req, res, req.params.study, req.params.series),
+  );
   return routes;
 }
