@@ -312,6 +312,21 @@ describe('DICOMweb QIDO-RS and WADO-RS', () => {
     expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
     expect(pages.flat().map((study) => value(study, '0020000D'))).toEqual(all);
     expect(await qido('/studies?offset=10')).toEqual([]);
+    // PS3.18 §8.3.4.4.1: a page that leaves matches out says how many, in a Warning.
+    const remaining = async (query: string): Promise<string | null> =>
+      (await get(`/studies?${query}`, { accept: 'application/dicom+json' })).headers.get('warning');
+    expect(await remaining('limit=2')).toMatch(
+      /^299 \S+\/dicomweb: There are 3 additional results that can be requested$/,
+    );
+    expect(await remaining('limit=2&offset=2')).toMatch(/There are 1 additional results/);
+    expect(await remaining('limit=2&offset=3')).toBeNull();
+    expect(await remaining('limit=1&PatientName=doe*')).toMatch(/There are 1 additional results/);
+    expect(await remaining('')).toBeNull();
+    const seriesPage = await get('/series?limit=4&offset=1');
+    expect([((await seriesPage.json()) as Dataset[]).length, seriesPage.headers.get('warning')]).toEqual([
+      4,
+      expect.stringMatching(/There are 1 additional results/),
+    ]);
 
     const ohif = await qido('/studies?limit=25&offset=0&fuzzymatching=false&includefield=00081030%2C00080060');
     expect(ohif).toHaveLength(5);

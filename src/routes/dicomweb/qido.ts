@@ -15,6 +15,8 @@
  * - A query key the hub does not match on (unknown, or of a level below the query's) is ignored, as
  *   PS3.18 §8.3 requires, and named in a `Warning: 299` header; a malformed date, range or number
  *   of a key it does match on answers 400.
+ * - A page that leaves matches out (limit, or MAX_LIMIT) says how many in a `Warning: 299` header
+ *   (§8.3.4.4.1); they are counted only when there are some.
  * - `includefield` adds attributes from the DICOM JSON of one instance of the study or series
  *   (the index keeps it), so study and series results stay index-only; `all` adds every
  *   attribute of the level's modules we know.
@@ -229,8 +231,12 @@ function planQuery(req: Request, level: Level): QueryPlan {
 }
 
 /** PS3.18 §8.3: what the answer leaves out of the query, as `Warning: 299 <service>: <text>` values. */
-function queryWarnings(service: string, plan: QueryPlan): string[] {
+function queryWarnings(service: string, plan: QueryPlan, remaining: number): string[] {
   const warnings: string[] = [];
+  if (remaining > 0) {
+    // §8.3.4.4.1: a page that leaves matches out says how many (so does the hub's own cap, MAX_LIMIT).
+    warnings.push(`299 ${service}: There are ${remaining} additional results that can be requested`);
+  }
   if (plan.fuzzy) {
     warnings.push(
       `299 ${service}: The fuzzymatching parameter is not supported. Only literal matching has been performed.`,
@@ -292,16 +298,27 @@ function sortedByTag(dataset: DicomJsonDataset): DicomJsonDataset {
   return Object.fromEntries(Object.entries(dataset).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-/** A level's results, and the FHIR Patients of their studies' cases (for the audit). */
+/** A level's results, the FHIR Patients of their studies' cases (for the audit), and how many more match. */
 interface Matches {
   datasets: DicomJsonDataset[];
   patientIds: (string | null)[];
+  remaining: number;
+}
+
+/** One page of rows, and how many match beyond it. */
+interface Page<Row> {
+  rows: Row[];
+  remaining: number;
 }
 
 const withPatients = <Row extends { matched_patient_id: string | null }>(
-  rows: Row[],
+  page: Page<Row>,
   map: (row: Row) => DicomJsonDataset,
-): Matches => ({ datasets: rows.map(map), patientIds: rows.map((row) => row.matched_patient_id) });
+): Matches => ({
+  datasets: page.rows.map(map),
+  patientIds: page.rows.map((row) => row.matched_patient_id),
+  remaining: page.remaining,
+});
 
 interface StudyRow {
   study_instance_uid: string;
@@ -398,11 +415,11 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
       return;
     }
     restrictToVisibleStudies(plan, studyAccessOf(res, 'search'));
-    const warnings = queryWarnings(`${options.baseUrl}/dicomweb`, plan);
+    const matches = await run(plan);
+    const warnings = queryWarnings(`${options.baseUrl}/dicomweb`, plan, matches.remaining);
     if (warnings.length > 0) {
       res.setHeader('Warning', warnings);
     }
-    const matches = await run(plan);
     if (
       !(await audited(
         options.auditor,
@@ -422,19 +439,45 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
 
   const wantsRepresentative = (plan: QueryPlan): boolean => plan.include === 'all' || plan.include.size > 0;
 
+  /**
+   * One page of a level's rows: one row more than the page is read, and only when it is there are
+   * the matches counted, for the Warning that says how many the page left out.
+   */
+  const page = async <Row>(
+    plan: QueryPlan,
+    query: { select: string; from: string; where: string[]; order: string },
+  ): Promise<Page<Row>> => {
+    const where = query.where.length > 0 ? `WHERE ${query.where.join(' AND ')}` : '';
+    const result = await db.query<Row>(
+      `SELECT ${query.select} FROM ${query.from} ${where} ORDER BY ${query.order}
+       LIMIT ${plan.limit + 1} OFFSET ${plan.offset}`,
+      plan.params.values,
+    );
+    if (result.rows.length <= plan.limit) {
+      return { rows: result.rows, remaining: 0 };
+    }
+    const counted = await db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${query.from} ${where}`,
+      plan.params.values,
+    );
+    return {
+      rows: result.rows.slice(0, plan.limit),
+      remaining: Math.max(0, Number(counted.rows[0]?.n ?? 0) - plan.offset - plan.limit),
+    };
+  };
+
   routes.get('/studies', (req, res) =>
     respond(req, res, 'study', async (plan) => {
       const representative = wantsRepresentative(plan)
         ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.study_instance_uid = s.study_instance_uid LIMIT 1) AS representative_json'
         : '';
-      const rows = await db.query<StudyRow>(
-        `SELECT ${STUDY_COLUMNS}${representative} FROM dicom_study s
-       ${plan.where.length ? `WHERE ${plan.where.join(' AND ')}` : ''}
-       ORDER BY s.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, s.study_instance_uid
-       LIMIT ${plan.limit} OFFSET ${plan.offset}`,
-        plan.params.values,
-      );
-      return withPatients(rows.rows, (row) => {
+      const rows = await page<StudyRow>(plan, {
+        select: `${STUDY_COLUMNS}${representative}`,
+        from: 'dicom_study s',
+        where: plan.where,
+        order: 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, s.study_instance_uid',
+      });
+      return withPatients(rows, (row) => {
         const result: DicomJsonDataset = {
           // The index holds decoded text, which goes out as UTF-8.
           '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
@@ -483,18 +526,16 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
       const representative = wantsRepresentative(plan)
         ? ', (SELECT r.dicom_json FROM dicom_instance r WHERE r.series_instance_uid = se.series_instance_uid LIMIT 1) AS representative_json'
         : '';
-      const rows = await db.query<SeriesRow & Partial<StudyOfRow>>(
-        `SELECT se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number, se.series_description,
+      const rows = await page<SeriesRow & Partial<StudyOfRow>>(plan, {
+        select: `se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number, se.series_description,
          se.body_part_examined, se.number_of_instances, s.matched_patient_id${
            studyUid === undefined ? `, ${STUDY_OF_ROW_COLUMNS}` : ''
-         }${representative}
-       FROM dicom_series se JOIN dicom_study s ON s.study_instance_uid = se.study_instance_uid
-       ${[...scope, ...plan.where].length ? `WHERE ${[...scope, ...plan.where].join(' AND ')}` : ''}
-       ORDER BY ${studyUid === undefined ? 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, se.study_instance_uid, ' : ''}se.series_number NULLS LAST, se.created_at, se.series_instance_uid
-       LIMIT ${plan.limit} OFFSET ${plan.offset}`,
-        plan.params.values,
-      );
-      return withPatients(rows.rows, (row) => {
+         }${representative}`,
+        from: 'dicom_series se JOIN dicom_study s ON s.study_instance_uid = se.study_instance_uid',
+        where: [...scope, ...plan.where],
+        order: `${studyUid === undefined ? 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, se.study_instance_uid, ' : ''}se.series_number NULLS LAST, se.created_at, se.series_instance_uid`,
+      });
+      return withPatients(rows, (row) => {
         const result: DicomJsonDataset = {
           ...(studyUid === undefined ? studyAttributes(row as StudyOfRow) : {}),
           '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
@@ -523,19 +564,17 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
       if (seriesUid !== undefined) {
         scope.push(`i.series_instance_uid = ${plan.params.add(seriesUid)}`);
       }
-      const rows = await db.query<InstanceRow & Partial<StudyOfRow>>(
-        `SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
+      const rows = await page<InstanceRow & Partial<StudyOfRow>>(plan, {
+        select: `i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows,
          i.columns, i.number_of_frames, s.matched_patient_id, se.modality, se.series_number, se.series_description${
            studyUid === undefined ? `, ${STUDY_OF_ROW_COLUMNS}` : ''
-         }${wantsRepresentative(plan) ? ', i.dicom_json' : ''}
-       FROM dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
-         JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid
-       ${[...scope, ...plan.where].length ? `WHERE ${[...scope, ...plan.where].join(' AND ')}` : ''}
-       ORDER BY ${studyUid === undefined ? 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, i.study_instance_uid, ' : ''}se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid
-       LIMIT ${plan.limit} OFFSET ${plan.offset}`,
-        plan.params.values,
-      );
-      return withPatients(rows.rows, (row) => {
+         }${wantsRepresentative(plan) ? ', i.dicom_json' : ''}`,
+        from: `dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
+         JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid`,
+        where: [...scope, ...plan.where],
+        order: `${studyUid === undefined ? 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, i.study_instance_uid, ' : ''}se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`,
+      });
+      return withPatients(rows, (row) => {
         const result: DicomJsonDataset = {
           ...(studyUid === undefined ? studyAttributes(row as StudyOfRow) : {}),
           '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
