@@ -495,6 +495,26 @@ describe('WADO-RS frames, rendered and thumbnail', () => {
       expect([decoded.width, decoded.height]).toEqual([160, 120]);
     });
 
+    test('the accept query parameter takes priority over the Accept header (PS3.18)', async () => {
+      for (const [target, header, type] of [
+        [url('mr', '/rendered?accept=image/png'), 'image/jpeg', 'image/png'],
+        [url('mr', '/thumbnail?accept=image%2Fpng&viewport=32,32'), '*/*', 'image/png'],
+        [url('mr', '/frames/1/rendered?accept=image/jpeg'), 'image/png', 'image/jpeg'],
+        [url('mr', '/rendered?accept=image/png&accept=image/jpeg'), undefined, 'image/png'],
+        [url('mr', '/metadata?accept=application/dicom%2Bjson'), 'text/html', 'application/dicom+json; charset=utf-8'],
+      ] as const) {
+        const response = await get(target, header);
+        expect({ target, status: response.status, type: response.type }).toEqual({ target, status: 200, type });
+      }
+      const frame = await get(
+        url('ct', `/frames/1?accept=${encodeURIComponent('multipart/related; type="application/octet-stream"')}`),
+        'image/jpeg',
+      );
+      expect([frame.status, frame.type]).toEqual([200, expect.stringMatching(/^multipart\/related/)]);
+      // A parameter that names nothing on offer is a 406, whatever the header would have allowed.
+      expect((await get(url('mr', '/rendered?accept=image/gif'), 'image/jpeg')).status).toBe(406);
+    });
+
     test('encodings and images the hub cannot render are a 406, not a 500', async () => {
       for (const name of ['mr-j2k', 'mr-jls', 'j2k']) {
         const answer = await refusal(url(name, '/rendered'));

@@ -27,7 +27,7 @@ import type { DicomwebOptions } from './index.ts';
 import { negotiateFrameEncoding } from './pixel-accept.ts';
 import { findInstanceRows, openStoredDataset, storedPixelsOf } from './pixel-source.ts';
 import type { InstanceRow, StoredDataset, StoredPixels } from './pixel-source.ts';
-import { splitAcceptHeader } from './wado.ts';
+import { requestAccept, splitAcceptHeader } from './wado.ts';
 
 /** Bytes per number of the binary VRs whose values are byte-swapped between endiannesses. */
 const SWAP_SIZES: Readonly<Record<string, number>> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
@@ -195,8 +195,8 @@ export function createBulkdataRoutes(options: DicomwebOptions): Router {
         // The instance's own Pixel Data: each part is also a frame resource.
         const frameLocation =
           path.length === 1 ? (frame: number) => `${instanceUrl(row)}/frames/${frame}` : () => location;
-        prepared = await encapsulatedParts(stored, found, req.headers.accept, location, frameLocation);
-      } else if (acceptsOctets(req.headers.accept)) {
+        prepared = await encapsulatedParts(stored, found, requestAccept(req), location, frameLocation);
+      } else if (acceptsOctets(requestAccept(req))) {
         prepared = nativeParts(stored, found, location);
       } else {
         sendError(res, 406, 'bulk data is offered as multipart/related; type="application/octet-stream"');

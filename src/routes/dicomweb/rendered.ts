@@ -43,6 +43,7 @@ import type { DicomwebOptions } from './index.ts';
 import { MAX_FRAME_READ_BYTES, prepareFrameParts, streamParts } from './frame-parts.ts';
 import { negotiateRenderedType } from './pixel-accept.ts';
 import { findInstanceRows, openStoredPixels } from './pixel-source.ts';
+import { requestAccept } from './wado.ts';
 import type { InstanceRow, InstanceScope, StoredPixels } from './pixel-source.ts';
 
 /** Thumbnails fit in this square unless a viewport is given. */
@@ -132,7 +133,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
       const prepared = await prepareFrameParts(
         stored,
         frameNumbers,
-        req.headers.accept,
+        requestAccept(req),
         (frame) => `${url}/frames/${frame}`,
       );
       streaming = await streamParts(options, req, res, row, stored, prepared);
@@ -172,7 +173,7 @@ export function createRenderedRoutes(options: DicomwebOptions): Router {
     handled(async (req, res) => {
       res.locals.route = `wado-${kind}`;
       const parameters = parseRenderParameters(req.query);
-      const negotiation = negotiateRenderedType(req.headers.accept);
+      const negotiation = negotiateRenderedType(requestAccept(req));
       if (!negotiation.ok) {
         sendError(res, 406, negotiation.message);
         return;

@@ -73,6 +73,19 @@ export function acceptedTransferSyntaxes(accept: string | undefined): '*' | Set<
   return syntaxes.size > 0 ? syntaxes : null;
 }
 
+/**
+ * The media types a WADO-RS request accepts: PS3.18's `accept` query parameter when it is given (it
+ * takes priority over the Accept header, for a client that cannot set headers, such as a link),
+ * otherwise the Accept header.
+ */
+export function requestAccept(req: Pick<Request, 'query' | 'headers'>): string | undefined {
+  const parameter = req.query.accept;
+  const values = (Array.isArray(parameter) ? parameter : [parameter]).filter(
+    (value): value is string => typeof value === 'string' && value.trim() !== '',
+  );
+  return values.length > 0 ? values.join(', ') : req.headers.accept;
+}
+
 /** Splits an Accept header on the commas that separate media ranges (not those inside quotes). */
 export function splitAcceptHeader(accept: string): string[] {
   const ranges: string[] = [];
@@ -149,7 +162,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
   const retrieve = async (req: Request, res: Response) => {
     res.locals.route = 'wado-retrieve';
     const scope = scopeOf(req);
-    const accepted = acceptedTransferSyntaxes(req.headers.accept);
+    const accepted = acceptedTransferSyntaxes(requestAccept(req));
     if (accepted === null) {
       notAcceptable(res, 'retrieval is offered as multipart/related; type="application/dicom"');
       return;
@@ -196,7 +209,7 @@ export function createWadoRoutes(options: DicomwebOptions): Router {
   const metadata = async (req: Request, res: Response) => {
     res.locals.route = 'wado-metadata';
     const scope = scopeOf(req);
-    if (!acceptsDicomJson(req.headers.accept)) {
+    if (!acceptsDicomJson(requestAccept(req))) {
       notAcceptable(res, 'metadata is offered as application/dicom+json');
       return;
     }
