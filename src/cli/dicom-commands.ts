@@ -274,15 +274,16 @@ async function runImport(
   const importer = await importerOf(db, options.operator);
   loadFhirDefinitions();
   const repository: RepositoryContext = { db, blobs, baseUrl: config.baseUrl, binaryMaxBytes: config.binaryMaxBytes };
+  // As in the hub: the ImagingStudy and Task writes are the hub's own, audited with the hub as the agent.
+  const hubWrites = (application: string): RepositoryContext => ({
+    ...repository,
+    audit: config.auditEnabled
+      ? { site: { baseUrl: config.baseUrl }, actor: { application, clientIsRequestor: true } }
+      : undefined,
+  });
   const studies = new StudyRefresher({
     db,
-    // As in the hub: the ImagingStudy writes are the hub's own, audited with the hub as the agent.
-    repository: {
-      ...repository,
-      audit: config.auditEnabled
-        ? { site: { baseUrl: config.baseUrl }, actor: { application: 'imaging-study', clientIsRequestor: true } }
-        : undefined,
-    },
+    repository: hubWrites('imaging-study'),
     endpointId: await endpointId(repository),
     logger: createLogger('silent'),
   });
@@ -291,12 +292,7 @@ async function runImport(
   // before the command ends rather than in the background as the hub does.
   const claimRefusals = new ClaimRefusals({
     db,
-    repository: {
-      ...repository,
-      audit: config.auditEnabled
-        ? { site: { baseUrl: config.baseUrl }, actor: { application: 'imaging-claims', clientIsRequestor: true } }
-        : undefined,
-    },
+    repository: hubWrites('imaging-claims'),
     logger: createLogger('silent'),
     now: () => systemClock.now(),
   });

@@ -320,10 +320,10 @@ const withPatients = <Row extends { matched_patient_id: string | null }>(
   remaining: page.remaining,
 });
 
-interface StudyRow {
-  study_instance_uid: string;
-  patient_id: string | null;
+/** A study's attributes as the index keeps them (All Series and All Instances return them too). */
+interface StudyOfRow {
   patient_name: string | null;
+  patient_id: string | null;
   patient_birth_date: string | null;
   patient_sex: string | null;
   study_date: string | null;
@@ -332,6 +332,9 @@ interface StudyRow {
   study_description: string | null;
   referring_physician_name: string | null;
   study_id: string | null;
+}
+interface StudyRow extends StudyOfRow {
+  study_instance_uid: string;
   modalities: string[];
   number_of_series: number;
   number_of_instances: number;
@@ -348,19 +351,6 @@ interface SeriesRow {
   number_of_instances: number;
   representative_json?: string | null;
   matched_patient_id: string | null;
-}
-/** A study's attributes as All Series and All Instances return them. */
-interface StudyOfRow {
-  patient_name: string | null;
-  patient_id: string | null;
-  patient_birth_date: string | null;
-  patient_sex: string | null;
-  study_date: string | null;
-  study_time: string | null;
-  accession_number: string | null;
-  study_description: string | null;
-  referring_physician_name: string | null;
-  study_id: string | null;
 }
 /** The series-level attributes every series and instance result carries. */
 function seriesAttributes(row: {
