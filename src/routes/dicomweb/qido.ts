@@ -76,6 +76,8 @@ const KEY_BY_TAG = new Map(Object.values(QUERY_KEYS).map((key) => [key.tag, key]
 const LEVEL_DEPTH: Readonly<Record<Level, number>> = { study: 0, series: 1, instance: 2 };
 const RESERVED_PARAMETERS = new Set(['limit', 'offset', 'includefield', 'fuzzymatching']);
 const MAX_LIMIT = 1000;
+/** The results left out of a page are counted up to this many; beyond it the Warning says "more than". */
+const REMAINING_COUNT_CAP = 10_000;
 
 /** Keywords `includefield` may name besides the query keys, and the attributes `all` adds per level. */
 const INCLUDABLE: Readonly<Record<string, string>> = {
@@ -235,7 +237,11 @@ function queryWarnings(service: string, plan: QueryPlan, remaining: number): str
   const warnings: string[] = [];
   if (remaining > 0) {
     // §8.3.4.4.1: a page that leaves matches out says how many (so does the hub's own cap, MAX_LIMIT).
-    warnings.push(`299 ${service}: There are ${remaining} additional results that can be requested`);
+    warnings.push(
+      remaining > REMAINING_COUNT_CAP
+        ? `299 ${service}: There are more than ${REMAINING_COUNT_CAP} additional results that can be requested`
+        : `299 ${service}: There are ${remaining} additional results that can be requested`,
+    );
   }
   if (plan.fuzzy) {
     warnings.push(
@@ -446,14 +452,13 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
     if (result.rows.length <= plan.limit) {
       return { rows: result.rows, remaining: 0 };
     }
+    // Counted up to a cap, so that a page of a large archive never costs a count of all of it.
     const counted = await db.query<{ n: string }>(
-      `SELECT count(*) AS n FROM ${query.from} ${where}`,
+      `SELECT count(*) AS n FROM (SELECT 1 FROM ${query.from} ${where}
+       OFFSET ${plan.offset + plan.limit} LIMIT ${REMAINING_COUNT_CAP + 1}) AS left_out`,
       plan.params.values,
     );
-    return {
-      rows: result.rows.slice(0, plan.limit),
-      remaining: Math.max(0, Number(counted.rows[0]?.n ?? 0) - plan.offset - plan.limit),
-    };
+    return { rows: result.rows.slice(0, plan.limit), remaining: Number(counted.rows[0]?.n ?? 0) };
   };
 
   routes.get('/studies', (req, res) =>
@@ -523,7 +528,11 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
          }${representative}`,
         from: 'dicom_series se JOIN dicom_study s ON s.study_instance_uid = se.study_instance_uid',
         where: [...scope, ...plan.where],
-        order: `${studyUid === undefined ? 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, se.study_instance_uid, ' : ''}se.series_number NULLS LAST, se.created_at, se.series_instance_uid`,
+        // All Series: in the order of their key, which an index gives without sorting the whole archive.
+        order:
+          studyUid === undefined
+            ? 'se.series_instance_uid'
+            : 'se.series_number NULLS LAST, se.created_at, se.series_instance_uid',
       });
       return withPatients(rows, (row) => {
         const result: DicomJsonDataset = {
@@ -562,7 +571,11 @@ export function createQidoRoutes(options: DicomwebOptions): Router {
         from: `dicom_instance i JOIN dicom_series se ON se.series_instance_uid = i.series_instance_uid
          JOIN dicom_study s ON s.study_instance_uid = i.study_instance_uid`,
         where: [...scope, ...plan.where],
-        order: `${studyUid === undefined ? 's.study_date DESC NULLS LAST, s.study_time DESC NULLS LAST, i.study_instance_uid, ' : ''}se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid`,
+        // All Instances: in the order of their key, likewise.
+        order:
+          studyUid === undefined
+            ? 'i.sop_instance_uid'
+            : 'se.series_number NULLS LAST, i.series_instance_uid, i.instance_number NULLS LAST, i.sop_instance_uid',
       });
       return withPatients(rows, (row) => {
         const result: DicomJsonDataset = {
