@@ -203,6 +203,23 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
       return study?.numberOfInstances === instances ? study : undefined;
     }, `the ImagingStudy with ${instances} instances`);
 
+  /** Physician B stores a patient's CD of a new study into their case: the case's claim is provisional. */
+  async function claimedByPhysicianB(cd: Identity) {
+    const studyUid = newUid();
+    expect((await stow(tokens.physicianB, '?case=sr-b', [instance(cd, studyUid)])).status).toBe(200);
+    return { studyUid, study: await imagingStudy('physicianB', 'sr-b', studyUid, 1) };
+  }
+  /** The search for the coordinators' claim Task of a study. */
+  const claimTaskSearch = (imagingStudyId: string): string =>
+    `${th.fhir}/Task?code=urn:hub:task-code|confirm-imaging-claim&focus=ImagingStudy/${imagingStudyId}`;
+  /** A coordinator decides on the claim Task as last read: completed confirms, rejected keeps refusing. */
+  const decideClaim = (task: any, status: 'completed' | 'rejected', reason?: string) =>
+    fhirFetch(`${th.fhir}/Task/${task.id}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${tokens.coordinator}`, 'if-match': `W/"${task.meta.versionId}"` },
+      body: { ...task, status, ...(reason === undefined ? {} : { statusReason: { text: reason } }) },
+    });
+
   test('a physician’s claim of another patient’s study: the imaging system’s real study is refused and never theirs to read', async () => {
     const victimStudy = newUid();
     const fake = instance(FAKE, victimStudy);
@@ -294,11 +311,9 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
 
   test('a refusal by a person’s claim reaches the coordinators, who alone confirm it; the refused instances then join', async () => {
     // Physician B stores the patient's CD into their case: the CD's identifiers, not the hospital's.
-    const studyUid = newUid();
     const cd: Identity = { patientId: 'CD-4242', birthDate: '19600303' };
     const hospital: Identity = { patientId: 'RAD-4242', issuerOfPatientId: 'GENERAL-HOSPITAL', birthDate: '19600303' };
-    expect((await stow(tokens.physicianB, '?case=sr-b', [instance(cd, studyUid)])).status).toBe(200);
-    const study = await imagingStudy('physicianB', 'sr-b', studyUid, 1);
+    const { studyUid, study } = await claimedByPhysicianB(cd);
     // The hospital's PACS sends the same study under its own identifiers: refused, over both services.
     const fromPacs = [instance(hospital, studyUid), instance(hospital, studyUid)];
     expect(await cstore([fromPacs[0]!])).toEqual(['Failure']);
@@ -306,7 +321,7 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
 
     // The coordinators get one Task for the study, which names no case.
     const as = (who: Who) => ({ authorization: `Bearer ${tokens[who]}` });
-    const search = `${th.fhir}/Task?code=urn:hub:task-code|confirm-imaging-claim&focus=ImagingStudy/${study.id}`;
+    const search = claimTaskSearch(study.id);
     const task = await until(async () => {
       const found = await fhirFetch(search, { headers: as('coordinator') });
       return found.body.entry?.length === 1 ? found.body.entry[0].resource : undefined;
@@ -354,11 +369,7 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
     expect(failureReasons((await stow(system, '', [fromPacs[1]!])).body)).toEqual([NOT_AUTHORIZED]);
 
     // A coordinator confirms the claim: the PACS's instances, sent again, join the case's study.
-    const confirmed = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
-      method: 'PUT',
-      headers: { ...as('coordinator'), 'if-match': `W/"${task.meta.versionId}"` },
-      body: { ...task, status: 'completed' },
-    });
+    const confirmed = await decideClaim(task, 'completed');
     expect(confirmed.status).toBe(200);
     await until(async () => (await claimProvisional(studyUid)) === false, 'the claim confirmed');
     expect((await stow(system, '', [fromPacs[1]!])).status).toBe(200);
@@ -366,11 +377,7 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
     await imagingStudy('physicianB', 'sr-b', studyUid, 3);
     // Rejected after all (a coordinator who thinks again): the sender's new instances are refused again.
     const current = (await fhirFetch(`${th.fhir}/Task/${task.id}`, { headers: as('coordinator') })).body;
-    const withdrawn = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
-      method: 'PUT',
-      headers: { ...as('coordinator'), 'if-match': `W/"${current.meta.versionId}"` },
-      body: { ...current, status: 'rejected', statusReason: { text: 'Another patient after all' } },
-    });
+    const withdrawn = await decideClaim(current, 'rejected', 'Another patient after all');
     expect(withdrawn.status).toBe(200);
     await until(async () => (await claimProvisional(studyUid)) === true, 'the confirmation withdrawn');
     expect(failureReasons((await stow(system, '', [instance(hospital, studyUid)])).body)).toEqual([NOT_AUTHORIZED]);
@@ -383,22 +390,16 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
   });
 
   test('a coordinator who rejects the Task keeps the instances refused; later refusals do not reopen it', async () => {
-    const studyUid = newUid();
-    expect((await stow(tokens.physicianB, '?case=sr-b', [instance(FAKE, studyUid)])).status).toBe(200);
-    const study = await imagingStudy('physicianB', 'sr-b', studyUid, 1);
+    const { studyUid, study } = await claimedByPhysicianB(FAKE);
     const fromPacs = instance(VICTIM, studyUid);
     expect(failureReasons((await stow(system, '', [fromPacs])).body)).toEqual([NOT_AUTHORIZED]);
     const coordinator = { authorization: `Bearer ${tokens.coordinator}` };
-    const search = `${th.fhir}/Task?code=urn:hub:task-code|confirm-imaging-claim&focus=ImagingStudy/${study.id}`;
+    const search = claimTaskSearch(study.id);
     const task = await until(
       async () => (await fhirFetch(search, { headers: coordinator })).body.entry?.[0]?.resource,
       'the coordinators’ Task',
     );
-    const rejected = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
-      method: 'PUT',
-      headers: { ...coordinator, 'if-match': `W/"${task.meta.versionId}"` },
-      body: { ...task, status: 'rejected', statusReason: { text: 'Not this patient' } },
-    });
+    const rejected = await decideClaim(task, 'rejected', 'Not this patient');
     expect(rejected.status).toBe(200);
     expect(failureReasons((await stow(system, '', [fromPacs])).body)).toEqual([NOT_AUTHORIZED]);
     expect(await cstore([fromPacs])).toEqual(['Failure']);
@@ -409,11 +410,9 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
   test('an operator’s CD import refused by a person’s claim gives the coordinators the same Task', async () => {
     // Physician B's upload of the patient's CD claims the study; the hospital's own CD of it, imported
     // by an operator with `hub dicom import`, says another patient.
-    const studyUid = newUid();
     const cd: Identity = { patientId: 'CD-5150', birthDate: '19550505' };
     const hospital: Identity = { patientId: 'RAD-5150', issuerOfPatientId: 'GENERAL-HOSPITAL', birthDate: '19550505' };
-    expect((await stow(tokens.physicianB, '?case=sr-b', [instance(cd, studyUid)])).status).toBe(200);
-    const study = await imagingStudy('physicianB', 'sr-b', studyUid, 1);
+    const { studyUid, study } = await claimedByPhysicianB(cd);
     const media = join(workDir, 'hospital-cd');
     await mkdir(media);
     const series = newUid();
@@ -426,7 +425,7 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
     expect(first.stdout).toMatch(/refused: +2/);
     expect(first.stdout).toMatch(/1 study held for a case of another patient refused files: a coordinator can confirm/);
     // The Task is written before the command ends: there is one, for the coordinators only.
-    const search = `${th.fhir}/Task?code=urn:hub:task-code|confirm-imaging-claim&focus=ImagingStudy/${study.id}`;
+    const search = claimTaskSearch(study.id);
     const coordinator = { authorization: `Bearer ${tokens.coordinator}` };
     const tasks = (await fhirFetch(search, { headers: coordinator })).body.entry ?? [];
     expect(tasks.map((entry: any) => [entry.resource.status, entry.resource.basedOn])).toEqual([
@@ -443,11 +442,7 @@ describe('STOW-RS into a case: no takeover of another patient’s study, no orac
 
     // The coordinator confirms the claim; the import, run again, stores the hospital's instances into the study.
     const task = tasks[0].resource;
-    const confirmed = await fhirFetch(`${th.fhir}/Task/${task.id}`, {
-      method: 'PUT',
-      headers: { ...coordinator, 'if-match': `W/"${task.meta.versionId}"` },
-      body: { ...task, status: 'completed' },
-    });
+    const confirmed = await decideClaim(task, 'completed');
     expect(confirmed.status).toBe(200);
     await until(async () => (await claimProvisional(studyUid)) === false, 'the claim confirmed');
     const last = await runHubCli(['dicom', 'import', media], env);
